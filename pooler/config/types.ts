@@ -1,0 +1,106 @@
+// The pooler's validated configuration. Names follow PgBouncer's pgbouncer.ini keys (camelCased);
+// durations are stored in milliseconds, whatever unit PgBouncer's file uses (seconds).
+
+export type PoolMode = "session" | "transaction" | "statement";
+export type AuthType = "trust" | "any" | "plain" | "md5" | "scram-sha-256";
+
+/** One entry of [databases]: where a client-visible database name really lives. */
+export interface DatabaseDef {
+  /** Name clients connect to; "*" is the fallback entry. */
+  name: string;
+  host: string;
+  port: number;
+  /** Real database name on the server (`dbname=`), defaults to `name`. */
+  dbname?: string;
+  /** Forced server user and its password (`user=`, `password=`). */
+  user?: string;
+  password?: string;
+  authUser?: string;
+  poolSize?: number;
+  minPoolSize?: number;
+  reservePool?: number;
+  maxDbConnections?: number;
+  poolMode?: PoolMode;
+  /** Extra startup parameters sent to the server: `client_encoding=`, `datestyle=`, `timezone=`, `application_name=`. */
+  connectParams: Record<string, string>;
+}
+
+/** One entry of [users]. */
+export interface UserDef {
+  name: string;
+  poolMode?: PoolMode;
+  poolSize?: number;
+  maxUserConnections?: number;
+}
+
+/** A userlist.txt line: the secret is either plain text, an md5 hash or a SCRAM secret. */
+export interface UserSecret {
+  name: string;
+  /** "plain" | "md5" (md5 + 32 hex of md5(password+user)) | "scram" (SCRAM-SHA-256$iter:salt$stored:server) */
+  kind: "plain" | "md5" | "scram";
+  secret: string;
+}
+
+export interface PoolerConfig {
+  databases: Map<string, DatabaseDef>;
+  users: Map<string, UserDef>;
+  /** From auth_file and, with no auth file, the user:password of DATABASE_URL (as the edoburu image does). */
+  authUsers: Map<string, UserSecret>;
+
+  listenAddr: string;
+  listenPort: number;
+  authType: AuthType;
+  authFile?: string;
+  authUser?: string;
+  authQuery: string;
+  authDbname?: string;
+  adminUsers: string[];
+  statsUsers: string[];
+
+  poolMode: PoolMode;
+  maxClientConn: number;
+  defaultPoolSize: number;
+  minPoolSize: number;
+  reservePoolSize: number;
+  reservePoolTimeout: number;
+  maxDbConnections: number;
+  maxUserConnections: number;
+  serverRoundRobin: boolean;
+  maxPreparedStatements: number;
+
+  serverResetQuery: string;
+  serverResetQueryAlways: boolean;
+  serverCheckQuery: string;
+  serverCheckDelay: number;
+  serverLifetime: number;
+  serverIdleTimeout: number;
+  serverConnectTimeout: number;
+  serverLoginRetry: number;
+  clientLoginTimeout: number;
+  clientIdleTimeout: number;
+  queryTimeout: number;
+  queryWaitTimeout: number;
+  idleTransactionTimeout: number;
+  suspendTimeout: number;
+
+  ignoreStartupParameters: string[];
+  trackExtraParameters: string[];
+  applicationNameAddHost: boolean;
+
+  maxPacketSize: number;
+  pktBuf: number;
+  listenBacklog: number;
+  tcpKeepalive: boolean;
+
+  logConnections: boolean;
+  logDisconnections: boolean;
+  logPoolerErrors: boolean;
+  logStats: boolean;
+  statsPeriod: number;
+  verbose: number;
+
+  /** Not a PgBouncer setting: port of the Prometheus /metrics endpoint, 0 = off. */
+  metricsPort: number;
+  /** Where the configuration came from, for SHOW CONFIG and RELOAD. */
+  source: { iniPath?: string; env: boolean };
+}

