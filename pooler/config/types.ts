@@ -16,6 +16,8 @@ export interface DatabaseDef {
   user?: string;
   password?: string;
   authUser?: string;
+  /** Database whose pool runs auth_query for this entry (`auth_dbname=`), overrides the global one. */
+  authDbname?: string;
   poolSize?: number;
   minPoolSize?: number;
   reservePool?: number;
@@ -70,6 +72,7 @@ export interface PoolerConfig {
 
   serverResetQuery: string;
   serverResetQueryAlways: boolean;
+  /** "" disables the check; "<empty>" (PgBouncer 1.25's default) means: send an empty query. */
   serverCheckQuery: string;
   serverCheckDelay: number;
   serverLifetime: number;

@@ -1,0 +1,186 @@
+// Authenticating a client against the pooler's user list (auth_type trust, any, plain, md5,
+// scram-sha-256), and deriving how the pooler will in turn log in to the server for that user.
+import crypto from "node:crypto";
+import type { AuthType, UserSecret } from "./config/types.ts";
+import { Auth, BodyReader, authRequest, authenticationSASL } from "./protocol/messages.ts";
+import { md5Secret, md5Verify } from "./protocol/auth/md5.ts";
+import {
+  SASL_MECHANISM,
+  ScramServerSession,
+  parseScramSecret,
+  scramSecretFromPassword,
+  type ScramSecret,
+} from "./protocol/auth/scram.ts";
+import { SqlState } from "./protocol/sqlstate.ts";
+import type { ServerCredentials } from "./server.ts";
+
+export type AuthStep =
+  /** Send this challenge and wait for the client's next password message. */
+  | { kind: "challenge"; message: Buffer }
+  /** Authenticated; `final` (SCRAM's server signature) goes out before AuthenticationOk. */
+  | { kind: "ok"; credentials: ServerCredentials; final?: Buffer }
+  | { kind: "fail"; code: string; message: string };
+
+type Method = "trust" | "plain" | "md5" | "scram";
+
+/** PostgreSQL's own words for a failed login, so clients and tools recognise it. */
+function failed(user: string): AuthStep {
+  return {
+    kind: "fail",
+    code: SqlState.InvalidPassword,
+    message: `password authentication failed for user "${user}"`,
+  };
+}
+
+export class ClientAuth {
+  private readonly method: Method;
+  private salt: Buffer | null = null;
+  private scram: ScramServerSession | null = null;
+
+  /**
+   * `secret` is the user's entry from the auth file or auth_query; undefined when unknown. An
+   * unknown user still gets a challenge (and then fails) so that probing does not reveal names.
+   */
+  constructor(
+    authType: AuthType,
+    private readonly user: string,
+    private readonly secret: UserSecret | undefined,
+  ) {
+    this.method = ClientAuth.methodFor(authType, secret);
+  }
+
+  private static methodFor(authType: AuthType, secret: UserSecret | undefined): Method {
+    switch (authType) {
+      case "trust":
+      case "any":
+        return "trust";
+      case "plain":
+        return "plain";
+      case "md5":
+        // As PgBouncer: an md5 pooler with a SCRAM secret for the user switches to SCRAM.
+        return secret?.kind === "scram" ? "scram" : "md5";
+      case "scram-sha-256":
+        return "scram";
+    }
+  }
+
+  start(): AuthStep {
+    switch (this.method) {
+      case "trust":
+        return { kind: "ok", credentials: this.credentials() };
+      case "plain":
+        return { kind: "challenge", message: authRequest(Auth.CleartextPassword) };
+      case "md5":
+        this.salt = crypto.randomBytes(4);
+        return { kind: "challenge", message: authRequest(Auth.MD5Password, this.salt) };
+      case "scram":
+        return { kind: "challenge", message: authenticationSASL([SASL_MECHANISM]) };
+    }
+  }
+
+  /** A PasswordMessage / SASLInitialResponse / SASLResponse ('p') from the client. */
+  onPassword(msg: Buffer): AuthStep {
+    const r = new BodyReader(msg);
+    switch (this.method) {
+      case "trust":
+        return { kind: "fail", code: SqlState.ProtocolViolation, message: "unexpected password message" };
+      case "plain":
+        return this.checkPlain(r.cstring());
+      case "md5":
+        return this.checkMd5(r.cstring());
+      case "scram":
+        return this.scramStep(r);
+    }
+  }
+
+  private checkPlain(given: string): AuthStep {
+    const s = this.secret;
+    if (s === undefined) return failed(this.user);
+    const ok =
+      s.kind === "plain"
+        ? safeEqual(given, s.secret)
+        : s.kind === "md5"
+          ? safeEqual(md5Secret(this.user, given), s.secret)
+          : scramMatches(s.secret, given);
+    return ok ? { kind: "ok", credentials: this.credentials(given) } : failed(this.user);
+  }
+
+  private checkMd5(response: string): AuthStep {
+    const s = this.secret;
+    if (s === undefined || s.kind === "scram" || !md5Verify(this.user, { kind: s.kind, secret: s.secret }, this.salt!, response)) {
+      return failed(this.user);
+    }
+    return { kind: "ok", credentials: this.credentials() };
+  }
+
+  private scramStep(r: BodyReader): AuthStep {
+    try {
+      if (this.scram === null) {
+        const mechanism = r.cstring();
+        if (mechanism !== SASL_MECHANISM) {
+          return {
+            kind: "fail",
+            code: SqlState.ProtocolViolation,
+            message: `client selected an invalid SASL authentication mechanism`,
+          };
+        }
+        const len = r.int32(); // -1: no initial data
+        const data = len < 0 ? "" : r.bytes(len).toString("utf8");
+        // An unknown user or an md5 secret: run the exchange against a random secret, then fail.
+        this.scram = new ScramServerSession(this.scramSecret());
+        const serverFirst = this.scram.handleClientFirst(data);
+        return { kind: "challenge", message: authRequest(Auth.SASLContinue, Buffer.from(serverFirst)) };
+      }
+      const result = this.scram.handleClientFinal(r.rest().toString("utf8"));
+      if (!result.ok || this.secret === undefined || this.secret.kind === "md5") return failed(this.user);
+      return {
+        kind: "ok",
+        final: authRequest(Auth.SASLFinal, Buffer.from(result.serverFinal)),
+        credentials: this.credentials(undefined, {
+          clientKey: result.clientKey,
+          serverKey: this.scramSecret().serverKey,
+        }),
+      };
+    } catch (err) {
+      return { kind: "fail", code: SqlState.ProtocolViolation, message: (err as Error).message };
+    }
+  }
+
+  private scramSecretCache: ScramSecret | null = null;
+
+  private scramSecret(): ScramSecret {
+    if (this.scramSecretCache) return this.scramSecretCache;
+    const s = this.secret;
+    const parsed =
+      s?.kind === "scram"
+        ? parseScramSecret(s.secret)
+        : s?.kind === "plain"
+          ? scramSecretFromPassword(s.secret)
+          : scramSecretFromPassword(crypto.randomBytes(16).toString("hex"));
+    if (parsed === null) throw new Error(`invalid SCRAM secret for user "${this.user}"`);
+    this.scramSecretCache = parsed;
+    return parsed;
+  }
+
+  /** How the pooler logs in to the server for this user, from what the auth step learnt. */
+  credentials(plainPassword?: string, scramKeys?: ServerCredentials["scramKeys"]): ServerCredentials {
+    const s = this.secret;
+    if (scramKeys) return { user: this.user, scramKeys };
+    if (s?.kind === "plain" || s?.kind === "md5") return { user: this.user, password: s.secret };
+    if (plainPassword !== undefined) return { user: this.user, password: plainPassword };
+    return { user: this.user };
+  }
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && crypto.timingSafeEqual(x, y);
+}
+
+function scramMatches(secret: string, password: string): boolean {
+  const parsed = parseScramSecret(secret);
+  if (parsed === null) return false;
+  const derived = scramSecretFromPassword(password, parsed.iterations, parsed.salt);
+  return crypto.timingSafeEqual(derived.storedKey, parsed.storedKey);
+}

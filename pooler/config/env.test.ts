@@ -1,0 +1,185 @@
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parseDatabaseUrl, readEnvDatabase } from "./env.ts";
+import { ConfigError } from "./errors.ts";
+import { loadConfig } from "./index.ts";
+import { SETTINGS, showConfigRows, type SettingDef } from "./settings.ts";
+
+const DB = { DATABASE_URL: "postgres://app:pw@db:5432/app" };
+const USERLIST = path.join(import.meta.dirname, "fixtures/userlist.txt");
+
+/** A valid value differing from the default, and how SHOW CONFIG then prints it. */
+function sample(s: SettingDef): [string, string] {
+  const special: Record<string, [string, string]> = {
+    auth_file: [USERLIST, USERLIST],
+    auth_type: ["scram-sha-256", "scram-sha-256"],
+    pool_mode: ["transaction", "transaction"],
+    listen_addr: ["0.0.0.0", "0.0.0.0"],
+  };
+  const byKind: Record<SettingDef["kind"], [string, string]> = {
+    int: ["7", "7"],
+    seconds: ["0.5", "0.5"],
+    bool: s.default === "1" ? ["off", "0"] : ["on", "1"],
+    string: ["some value", "some value"],
+    enum: ["?", "?"],
+    list: ["a, b", "a,b"],
+  };
+  return special[s.key] ?? byKind[s.kind];
+}
+
+describe("setting variables", () => {
+  it.each(SETTINGS.map((s) => [s.key.toUpperCase(), s] as const))("%s sets its key", (name, setting) => {
+    const [value, shown] = sample(setting);
+    const { config } = loadConfig({ env: { ...DB, [name]: value } });
+    const row = showConfigRows(config).find((r) => r.key === setting.key);
+    expect(row?.value).toBe(shown);
+    expect(row?.value).not.toBe(setting.default);
+  });
+
+  it("win over the ini file", () => {
+    const iniPath = path.join(import.meta.dirname, "fixtures/pgbouncer.ini");
+    const { config } = loadConfig({ env: { POOL_MODE: "session", LISTEN_PORT: "5432" }, iniPath });
+    expect(config).toMatchObject({ poolMode: "session", listenPort: 5432, maxClientConn: 10000 });
+  });
+
+  it("count as unset when empty, as in the image", () => {
+    const { config } = loadConfig({ env: { ...DB, POOL_MODE: "", SERVER_LIFETIME: "" } });
+    expect(config).toMatchObject({ poolMode: "session", serverLifetime: 3_600_000 });
+  });
+
+  it("name the variable in errors", () => {
+    expect(() => loadConfig({ env: { ...DB, POOL_MODE: "transactoin" } })).toThrow(
+      new ConfigError('POOL_MODE: expected one of session, transaction, statement, got "transactoin"'),
+    );
+    expect(() => loadConfig({ env: { ...DB, QUERY_TIMEOUT: "soon" } })).toThrow(
+      /^QUERY_TIMEOUT: expected a number/,
+    );
+  });
+
+  it("accept and report PgBouncer settings we ignore, but not $USER", () => {
+    const { warnings } = loadConfig({
+      env: { ...DB, UNIX_SOCKET_DIR: "/tmp", LOGFILE: "/x.log", USER: "me" },
+    });
+    expect(warnings).toEqual(["environment: settings not implemented, ignored: LOGFILE, UNIX_SOCKET_DIR"]);
+  });
+
+  it("override the image's defaults, which apply without an ini file", () => {
+    const defaults = loadConfig({ env: DB }).config;
+    expect(defaults).toMatchObject({
+      adminUsers: ["app"],
+      ignoreStartupParameters: ["extra_float_digits"],
+      listenAddr: "127.0.0.1",
+      listenPort: 6432,
+      authType: "md5",
+    });
+    const set = loadConfig({
+      env: { ...DB, ADMIN_USERS: "root", IGNORE_STARTUP_PARAMETERS: "options" },
+    }).config;
+    expect(set).toMatchObject({ adminUsers: ["root"], ignoreStartupParameters: ["options"] });
+    expect(loadConfig({ env: { DB_HOST: "db", AUTH_TYPE: "trust" } }).config.adminUsers).toEqual([
+      "postgres",
+    ]);
+  });
+});
+
+describe("DATABASE_URL", () => {
+  it("gives the database entry and the accepted login, percent-decoded", () => {
+    const { config } = loadConfig({
+      env: { DATABASE_URL: "postgresql://my%40user:p%40ss%3Aw%2Frd%20x@db.example:6543/my%20db" },
+    });
+    expect([...config.databases.values()]).toEqual([
+      { name: "my db", host: "db.example", port: 6543, connectParams: {} },
+    ]);
+    expect([...config.authUsers.values()]).toEqual([
+      { name: "my@user", kind: "plain", secret: "p@ss:w/rd x" },
+    ]);
+    expect(config.source).toEqual({ iniPath: undefined, env: true });
+  });
+
+  it("without a database name serves any database (*), on port 5432 by default", () => {
+    expect(parseDatabaseUrl("postgres://u:p@host")).toEqual({
+      user: "u",
+      password: "p",
+      host: "host",
+      port: undefined,
+      dbname: undefined,
+    });
+    const db = readEnvDatabase({ DATABASE_URL: "postgres://u:p@host/" }).database;
+    expect(db).toEqual({ name: "*", host: "host", port: 5432, connectParams: {} });
+  });
+
+  it("accepts IPv6 hosts and warns about query parameters", () => {
+    const warnings: string[] = [];
+    expect(parseDatabaseUrl("postgres://[::1]:5433/db?sslmode=require", warnings)).toMatchObject({
+      host: "::1",
+      port: 5433,
+      dbname: "db",
+    });
+    expect(warnings).toEqual(["DATABASE_URL: query parameters ignored: sslmode"]);
+  });
+
+  it.each([
+    ["not a url", "got something that is not a URL"],
+    ["mysql://u:secretpw@h/db", "got a mysql:// URL"],
+    ["postgres:///db", "got no host"],
+    ["postgres://u:secret%zzpw@h/db", "got a stray %"],
+  ])("refuses %j without echoing the password", (url, reason) => {
+    const run = () => parseDatabaseUrl(url);
+    expect(run).toThrow(ConfigError);
+    expect(run).toThrow(/^DATABASE_URL: expected /);
+    expect(run).toThrow(reason);
+    expect(run).not.toThrow(/secretpw/);
+  });
+
+  it("wins over DB_* and falls back to them for missing parts", () => {
+    const { database, login } = readEnvDatabase({
+      DATABASE_URL: "postgres://urluser@urlhost",
+      DB_HOST: "envhost",
+      DB_PORT: "7777",
+      DB_USER: "envuser",
+      DB_PASSWORD: "envpw",
+    });
+    expect(database).toMatchObject({ host: "urlhost", port: 7777 });
+    expect(login).toEqual({ name: "urluser", kind: "plain", secret: "envpw" });
+  });
+});
+
+describe("DB_* variables", () => {
+  it("give the database entry and login", () => {
+    const { config } = loadConfig({
+      env: { DB_HOST: "pg", DB_PORT: "5433", DB_USER: "django", DB_PASSWORD: "pw", DB_NAME: "app" },
+    });
+    expect([...config.databases.values()]).toEqual([
+      { name: "app", host: "pg", port: 5433, connectParams: {} },
+    ]);
+    expect(config.authUsers.get("django")).toEqual({ name: "django", kind: "plain", secret: "pw" });
+  });
+
+  it("default to any database on port 5432", () => {
+    expect(readEnvDatabase({ DB_HOST: "pg" }).database).toEqual({
+      name: "*",
+      host: "pg",
+      port: 5432,
+      connectParams: {},
+    });
+  });
+
+  it("need DB_HOST", () => {
+    expect(() => readEnvDatabase({ DB_USER: "u", DB_NAME: "d" })).toThrow(
+      "DB_HOST: required with DB_USER, DB_NAME (or set DATABASE_URL)",
+    );
+    expect(() => readEnvDatabase({ DB_HOST: "h", DB_PORT: "x" })).toThrow(
+      'DB_PORT: expected an integer from 1 to 65535, got "x"',
+    );
+  });
+
+  it("make no login without a password", () => {
+    expect(readEnvDatabase({ DB_HOST: "pg", DB_USER: "u" }).login).toBeUndefined();
+  });
+
+  it("refuse DATABASE_URLS, which we do not support", () => {
+    expect(() => readEnvDatabase({ DATABASE_URLS: "postgres://a/b,postgres://c/d" })).toThrow(
+      /^DATABASE_URLS: not supported/,
+    );
+  });
+});

@@ -1,0 +1,112 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./index.ts";
+
+const FIXTURE = path.join(import.meta.dirname, "fixtures/pgbouncer.ini");
+
+const tempDirs: string[] = [];
+afterAll(() => tempDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+function writeIni(text: string, userlist?: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-config-"));
+  tempDirs.push(dir);
+  if (userlist !== undefined) fs.writeFileSync(path.join(dir, "userlist.txt"), userlist);
+  fs.writeFileSync(path.join(dir, "pgbouncer.ini"), text);
+  return path.join(dir, "pgbouncer.ini");
+}
+
+describe("loadConfig", () => {
+  it("loads a real-world pgbouncer.ini with its auth file", () => {
+    const { config, warnings } = loadConfig({ env: {}, iniPath: FIXTURE });
+    expect(config).toMatchObject({
+      listenAddr: "127.0.0.1",
+      listenPort: 6432,
+      authType: "scram-sha-256",
+      authFile: "userlist.txt",
+      adminUsers: ["postgres"],
+      statsUsers: ["stats", "monitor"],
+      poolMode: "transaction",
+      defaultPoolSize: 20,
+      maxClientConn: 10000,
+      logConnections: false,
+      logDisconnections: false,
+      ignoreStartupParameters: ["extra_float_digits"],
+      serverIdleTimeout: 500,
+      source: { iniPath: FIXTURE, env: false },
+    });
+    expect([...config.databases.keys()]).toEqual(["bench", "*"]);
+    expect(config.users.get("report")).toEqual({
+      name: "report",
+      poolMode: "session",
+      maxUserConnections: 5,
+    });
+    expect([...config.authUsers.values()].map((u) => `${u.name}:${u.kind}`)).toEqual([
+      "postgres:scram",
+      "stats:md5",
+      "monitor:plain",
+    ]);
+    expect(config.authUsers.get("monitor")?.secret).toBe('plain "quoted" password');
+    expect(warnings).toEqual([
+      "[pgbouncer] settings not implemented, ignored: unix_socket_dir, logfile, pidfile, server_tls_sslmode",
+    ]);
+  });
+
+  it("keeps PgBouncer's defaults with an ini file, not the image's", () => {
+    const { config } = loadConfig({
+      env: {},
+      iniPath: writeIni("[databases]\n* = host=h\n[pgbouncer]\nauth_type = trust\n"),
+    });
+    expect(config).toMatchObject({ adminUsers: [], ignoreStartupParameters: [], source: { env: false } });
+  });
+
+  it("adds the env login to the auth file unless the file has that user", () => {
+    const iniPath = writeIni("[pgbouncer]\nauth_file = userlist.txt\n", '"app" "from-file"\n');
+    const same = loadConfig({ env: { DATABASE_URL: "postgres://app:from-env@db/app" }, iniPath }).config;
+    expect(same.authUsers.get("app")?.secret).toBe("from-file");
+    const other = loadConfig({ env: { DATABASE_URL: "postgres://web:from-env@db/app" }, iniPath }).config;
+    expect([...other.authUsers.keys()]).toEqual(["app", "web"]);
+    expect(other.databases.get("app")).toEqual({ name: "app", host: "db", port: 5432, connectParams: {} });
+  });
+
+  it("reads AUTH_FILE given by the environment", () => {
+    const list = path.join(import.meta.dirname, "fixtures/userlist.txt");
+    const { config } = loadConfig({ env: { DB_HOST: "db", AUTH_FILE: list } });
+    expect(config.authUsers.size).toBe(3);
+  });
+
+  it.each([
+    [{}, "no database defined: expected DATABASE_URL or DB_HOST, or a [databases] section in the ini file"],
+    [
+      { DB_HOST: "db" },
+      "auth_type: md5 needs users: expected auth_file (AUTH_FILE), auth_user (AUTH_USER) or a user and password in DATABASE_URL (DB_USER/DB_PASSWORD)",
+    ],
+    [
+      { DB_HOST: "db", AUTH_TYPE: "trust", MIN_POOL_SIZE: "30" },
+      'min_pool_size: expected at most default_pool_size (20), got "30"',
+    ],
+    [
+      { DB_HOST: "db", AUTH_FILE: "/nonexistent/users.txt" },
+      "auth_file: cannot read /nonexistent/users.txt: ENOENT",
+    ],
+  ])("validates the whole: %j", (env, message) => {
+    expect(() => loadConfig({ env })).toThrow(new ConfigError(message));
+  });
+
+  it("accepts trust and any without users, and min_pool_size with an unlimited pool", () => {
+    expect(() => loadConfig({ env: { DB_HOST: "db", AUTH_TYPE: "any" } })).not.toThrow();
+    expect(() =>
+      loadConfig({ env: { DB_HOST: "db", AUTH_TYPE: "trust", DEFAULT_POOL_SIZE: "0", MIN_POOL_SIZE: "5" } }),
+    ).not.toThrow();
+  });
+
+  it("names the ini file and line of a bad value", () => {
+    const iniPath = writeIni("[databases]\n* = host=h\n[pgbouncer]\npool_mode = transactoin\n");
+    expect(() => loadConfig({ env: {}, iniPath })).toThrow(
+      new ConfigError(
+        `${iniPath}:4: pool_mode: expected one of session, transaction, statement, got "transactoin"`,
+      ),
+    );
+  });
+});

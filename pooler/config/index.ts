@@ -1,0 +1,88 @@
+// Loads the pooler's configuration: PgBouncer's defaults, then a pgbouncer.ini if given (else the defaults
+// the edoburu image writes), then environment variables, which win as a user of the image expects.
+// Called again on SIGHUP; a ConfigError then leaves the running configuration in place.
+
+import path from "node:path";
+import { ConfigError } from "./errors.ts";
+import { applyEnvSettings, applyImageDefaults, readEnvDatabase, type Env } from "./env.ts";
+import { applyIni, readIniFile } from "./ini.ts";
+import { defaultConfig } from "./settings.ts";
+import type { PoolerConfig, UserSecret } from "./types.ts";
+import { readUserlist } from "./userlist.ts";
+
+export { ConfigError } from "./errors.ts";
+export { applySetting, findSetting, showConfigRows, SETTINGS } from "./settings.ts";
+export type { ApplyOptions, ApplyResult, SettingDef, ShowConfigRow } from "./settings.ts";
+export { classifySecret, formatUserlistLine, parseUserlist } from "./userlist.ts";
+export type { Env } from "./env.ts";
+export type * from "./types.ts";
+
+export interface LoadConfigOptions {
+  env: Env;
+  iniPath?: string;
+}
+
+export interface LoadedConfig {
+  config: PoolerConfig;
+  /** Accepted but ignored input (settings we do not implement, [peers], ...), one message each, to log. */
+  warnings: string[];
+}
+
+export function loadConfig({ env, iniPath }: LoadConfigOptions): LoadedConfig {
+  const config = defaultConfig();
+  const envDb = readEnvDatabase(env);
+  const warnings = [...envDb.warnings];
+
+  if (iniPath === undefined) applyImageDefaults(config, envDb.user);
+  else warnings.push(...applyIni(config, readIniFile(iniPath)));
+  const usedEnv = applyEnvSettings(config, env, warnings);
+  if (envDb.database !== undefined) config.databases.set(envDb.database.name, envDb.database);
+
+  config.authUsers = loadAuthUsers(config, iniPath, envDb.login);
+  config.source = { iniPath, env: usedEnv.length > 0 || envDb.database !== undefined };
+  validate(config);
+  return { config, warnings };
+}
+
+/**
+ * auth_file's users, plus the env login unless the file has that user (the image appends it to
+ * userlist.txt the same way). A relative auth_file is taken from the ini file's folder.
+ */
+function loadAuthUsers(
+  config: PoolerConfig,
+  iniPath: string | undefined,
+  envLogin: UserSecret | undefined,
+): Map<string, UserSecret> {
+  const users =
+    config.authFile === undefined
+      ? new Map<string, UserSecret>()
+      : readUserlist(path.resolve(iniPath === undefined ? "." : path.dirname(iniPath), config.authFile));
+  if (envLogin !== undefined && !users.has(envLogin.name)) users.set(envLogin.name, envLogin);
+  return users;
+}
+
+function validate(config: PoolerConfig): void {
+  if (config.databases.size === 0) {
+    throw new ConfigError(
+      "no database defined: expected DATABASE_URL or DB_HOST, or a [databases] section in the ini file",
+    );
+  }
+  const needsUsers = config.authType !== "trust" && config.authType !== "any";
+  if (
+    needsUsers &&
+    config.authFile === undefined &&
+    config.authUser === undefined &&
+    config.authUsers.size === 0
+  ) {
+    throw new ConfigError(
+      `auth_type: ${config.authType} needs users: expected auth_file (AUTH_FILE), auth_user (AUTH_USER) ` +
+        "or a user and password in DATABASE_URL (DB_USER/DB_PASSWORD)",
+    );
+  }
+  // default_pool_size = 0 means unlimited (PgBouncer 1.24)
+  if (config.defaultPoolSize > 0 && config.minPoolSize > config.defaultPoolSize) {
+    throw new ConfigError(
+      `min_pool_size: expected at most default_pool_size (${config.defaultPoolSize}), got "${config.minPoolSize}"`,
+    );
+  }
+}

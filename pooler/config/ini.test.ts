@@ -1,0 +1,227 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError } from "./errors.ts";
+import { applyIni, parseConnString, readIniFile } from "./ini.ts";
+import { defaultConfig } from "./settings.ts";
+
+const tempDirs: string[] = [];
+afterAll(() => tempDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** Writes the files into a fresh temp folder; returns the path of the first. */
+function writeFiles(files: Record<string, string>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-ini-"));
+  tempDirs.push(dir);
+  for (const [name, text] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), text);
+  }
+  return path.join(dir, Object.keys(files)[0] ?? "");
+}
+
+function load(text: string) {
+  const file = writeFiles({ "pgbouncer.ini": text });
+  const config = defaultConfig();
+  const warnings = applyIni(config, readIniFile(file));
+  return { file, config, warnings };
+}
+
+describe("readIniFile + applyIni", () => {
+  it("reads all three sections, comments and spacing", () => {
+    const { config, warnings } = load(
+      [
+        "; comment",
+        "# another comment",
+        "[databases]",
+        "app = host=db port=5433 dbname=app_prod user=app password='it''s secret' pool_size=10",
+        "  reports=host=replica  auth_user=pgb auth_dbname=app min_pool_size=2 reserve_pool=3 max_db_connections=40 pool_mode=session",
+        "enc = host=db client_encoding=UTF8 datestyle='ISO, MDY' timezone=UTC application_name=web reserve_pool_size=1",
+        "* = host=fallback",
+        "",
+        "[users]",
+        "alice = pool_mode=transaction pool_size=7 max_user_connections=9",
+        "",
+        "[pgbouncer]",
+        "pool_mode=transaction",
+        "  default_pool_size   =   30  ",
+        "server_reset_query = DISCARD ALL ; not a comment here",
+      ].join("\n"),
+    );
+    expect(warnings).toEqual([]);
+    expect([...config.databases.values()]).toEqual([
+      {
+        name: "app",
+        host: "db",
+        port: 5433,
+        dbname: "app_prod",
+        user: "app",
+        password: "it's secret",
+        poolSize: 10,
+        connectParams: {},
+      },
+      {
+        name: "reports",
+        host: "replica",
+        port: 5432,
+        authUser: "pgb",
+        authDbname: "app",
+        minPoolSize: 2,
+        reservePool: 3,
+        maxDbConnections: 40,
+        poolMode: "session",
+        connectParams: {},
+      },
+      {
+        name: "enc",
+        host: "db",
+        port: 5432,
+        reservePool: 1,
+        connectParams: {
+          client_encoding: "UTF8",
+          datestyle: "ISO, MDY",
+          timezone: "UTC",
+          application_name: "web",
+        },
+      },
+      { name: "*", host: "fallback", port: 5432, connectParams: {} },
+    ]);
+    expect(config.users.get("alice")).toEqual({
+      name: "alice",
+      poolMode: "transaction",
+      poolSize: 7,
+      maxUserConnections: 9,
+    });
+    expect(config.poolMode).toBe("transaction");
+    expect(config.defaultPoolSize).toBe(30);
+    // PgBouncer: ; and # only start comments at the beginning of a line
+    expect(config.serverResetQuery).toBe("DISCARD ALL ; not a comment here");
+  });
+
+  it("accepts quoted database names", () => {
+    const { config } = load(
+      `[databases]\n"my db" = host=a\n'other-db' = host=b\n"q""uote" = host=c\n[pgbouncer]\n`,
+    );
+    expect([...config.databases.keys()]).toEqual(["my db", "other-db", 'q"uote']);
+  });
+
+  it("follows %include relative to the including file, keeping the current section", () => {
+    const main = writeFiles({
+      "main.ini": "[pgbouncer]\nlisten_port = 7000\n%include conf.d/dbs.ini\nmax_client_conn = 500\n",
+      "conf.d/dbs.ini": "pool_mode = statement\n[databases]\nx = host=h\n%include more.ini\n",
+      "conf.d/more.ini": "y = host=h2\n[pgbouncer]\n",
+    });
+    const config = defaultConfig();
+    applyIni(config, readIniFile(main));
+    expect(config).toMatchObject({ listenPort: 7000, poolMode: "statement", maxClientConn: 500 });
+    expect([...config.databases.keys()]).toEqual(["x", "y"]);
+  });
+
+  it("stops endless %include", () => {
+    const file = writeFiles({ "loop.ini": "[pgbouncer]\n%include loop.ini\n" });
+    expect(() => readIniFile(file)).toThrow(/loop\.ini:2: %include nested more than 10 deep/);
+  });
+
+  it("warns about ignored settings, parameters, [peers] and a missing host", () => {
+    const { warnings } = load(
+      [
+        "[databases]",
+        "a = host=h connect_query='SELECT 1' server_lifetime=10",
+        "sock =",
+        "[users]",
+        "u = query_timeout=5",
+        "[peers]",
+        "1 = host=/tmp/pgbouncer1",
+        "[pgbouncer]",
+        "logfile = /var/log/pgbouncer.log",
+        "pidfile = /run/pgbouncer.pid",
+        "unix_socket_dir =",
+      ].join("\n"),
+    );
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /pgbouncer\.ini:2: \[databases\] a: connection parameter connect_query not implemented/,
+      ),
+      expect.stringMatching(
+        /pgbouncer\.ini:2: \[databases\] a: connection parameter server_lifetime not implemented/,
+      ),
+      expect.stringMatching(
+        /pgbouncer\.ini:3: \[databases\] sock: no host=, PgBouncer would use a Unix socket/,
+      ),
+      expect.stringMatching(/pgbouncer\.ini:5: \[users\] u: user parameter query_timeout not implemented/),
+      expect.stringMatching(/pgbouncer\.ini:7: \[peers\] entry 1 ignored/),
+      "[pgbouncer] settings not implemented, ignored: logfile, pidfile, unix_socket_dir",
+    ]);
+  });
+
+  it.each([
+    ["[pgbouncer]\nxyz = 1", ":2: unknown parameter: pgbouncer/xyz"],
+    [
+      "[pgbouncer]\npool_mode = transactoin",
+      ':2: pool_mode: expected one of session, transaction, statement, got "transactoin"',
+    ],
+    ["[pgbouncer]\n\nlisten_port = http", ':3: listen_port: expected an integer from 1 to 65535, got "http"'],
+    [
+      "[databases]\na = host=h port=x\n[pgbouncer]",
+      ':2: [databases] a: port: expected an integer from 1 to 65535, got "x"',
+    ],
+    [
+      "[databases]\na = host=h pool_mode=fast\n[pgbouncer]",
+      ":2: [databases] a: pool_mode: expected one of session",
+    ],
+    [
+      "[databases]\na = host=h sslmode=require\n[pgbouncer]",
+      ":2: [databases] a: unrecognized connection parameter: sslmode",
+    ],
+    [
+      "[databases]\npgbouncer = host=h\n[pgbouncer]",
+      ':2: [databases] pgbouncer: the name "pgbouncer" is reserved',
+    ],
+    [
+      "[users]\nu = pool_size=-2\n[pgbouncer]",
+      ':2: [users] u: pool_size: expected an integer >= 0, got "-2"',
+    ],
+    [
+      "[users]\nu = role=admin\n[pgbouncer]",
+      ":2: [users] u: unrecognized user parameter: role, expected one of pool_mode",
+    ],
+    [
+      "[pgbouncer]\n[mysection]",
+      ':2: invalid section "mysection", expected one of [databases], [users], [pgbouncer], [peers]',
+    ],
+    ["listen_port = 1", ':1: "listen_port = 1" comes before any [section]'],
+    ["[pgbouncer]\nthis is not an assignment", ':2: syntax error, expected "key = value"'],
+    ["[databases]\na = x", "main section [pgbouncer] missing"],
+  ])("names file, line, key and expected form: %j", (text, message) => {
+    const run = () => load(text);
+    expect(run).toThrow(ConfigError);
+    expect(run).toThrow(message);
+  });
+
+  it("reports a missing file", () => {
+    expect(() => readIniFile("/nonexistent/pgbouncer.ini")).toThrow(
+      "cannot read /nonexistent/pgbouncer.ini: ENOENT",
+    );
+  });
+});
+
+describe("parseConnString", () => {
+  it("splits key=value pairs, unquoting '...' with ''", () => {
+    expect(parseConnString(" host=a  port = 5 password='x y''z' user=it's ", "L")).toEqual([
+      ["host", "a"],
+      ["port", "5"],
+      ["password", "x y'z"],
+      ["user", "it's"],
+    ]);
+    expect(parseConnString("", "L")).toEqual([]);
+  });
+
+  it.each(["host", "host=", "password='unterminated", "password=''", "a='b'c"])(
+    "refuses %j without echoing it",
+    (s) => {
+      expect(() => parseConnString(s, "L")).toThrow(
+        /^L: syntax error in connection string at character \d+, expected/,
+      );
+    },
+  );
+});

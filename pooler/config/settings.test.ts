@@ -1,0 +1,275 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "./errors.ts";
+import {
+  applySetting,
+  defaultConfig,
+  findSetting,
+  formatSeconds,
+  IGNORED_SETTINGS,
+  SETTINGS,
+  showConfigRows,
+} from "./settings.ts";
+
+// PgBouncer 1.25's bouncer_params defaults (src/main.c), copied by hand: the table must not drift.
+const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
+  admin_users: "",
+  application_name_add_host: "0",
+  auth_dbname: null,
+  auth_file: null,
+  auth_query:
+    "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin",
+  auth_type: "md5",
+  auth_user: null,
+  client_idle_timeout: "0",
+  client_login_timeout: "60",
+  default_pool_size: "20",
+  idle_transaction_timeout: "0",
+  ignore_startup_parameters: "",
+  listen_addr: "",
+  listen_backlog: "128",
+  listen_port: "6432",
+  log_connections: "1",
+  log_disconnections: "1",
+  log_pooler_errors: "1",
+  log_stats: "1",
+  max_client_conn: "100",
+  max_db_connections: "0",
+  max_packet_size: "2147483647",
+  max_prepared_statements: "200",
+  max_user_connections: "0",
+  min_pool_size: "0",
+  pkt_buf: "4096",
+  pool_mode: "session",
+  query_timeout: "0",
+  query_wait_timeout: "120",
+  reserve_pool_size: "0",
+  reserve_pool_timeout: "5",
+  server_check_delay: "30",
+  server_check_query: "<empty>",
+  server_connect_timeout: "15",
+  server_idle_timeout: "600",
+  server_lifetime: "3600",
+  server_login_retry: "15",
+  server_reset_query: "DISCARD ALL",
+  server_reset_query_always: "0",
+  server_round_robin: "0",
+  stats_period: "60",
+  stats_users: "",
+  suspend_timeout: "10",
+  tcp_keepalive: "1",
+  track_extra_parameters: "IntervalStyle",
+  verbose: null,
+};
+
+/** Where we differ on purpose: no Unix socket, verbose starts at 0 anyway, metrics_port is ours. */
+const OUR_DEFAULTS: Record<string, string> = { listen_addr: "127.0.0.1", verbose: "0", metrics_port: "0" };
+
+const NOT_CHANGEABLE = [
+  "listen_addr",
+  "listen_backlog",
+  "listen_port",
+  "metrics_port",
+  "pkt_buf",
+  "track_extra_parameters",
+];
+
+describe("the settings table", () => {
+  it("has PgBouncer 1.25's defaults, except the documented differences", () => {
+    const ours = Object.fromEntries(SETTINGS.map((s) => [s.key, s.default]));
+    expect(ours).toEqual({ ...PGBOUNCER_DEFAULTS, ...OUR_DEFAULTS });
+  });
+
+  it("marks as not changeable what PgBouncer only reads at start", () => {
+    expect(SETTINGS.filter((s) => !s.changeable).map((s) => s.key)).toEqual(NOT_CHANGEABLE);
+  });
+
+  it("is in SHOW CONFIG's alphabetical order and has no key twice", () => {
+    const keys = SETTINGS.map((s) => s.key);
+    expect(keys).toEqual([...keys].sort());
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it("sets every field of PoolerConfig, each from one key", () => {
+    const fields = SETTINGS.map((s) => s.field);
+    expect(new Set(fields).size).toBe(fields.length);
+    const structural = ["databases", "users", "authUsers", "source"];
+    const optional = ["authFile", "authUser", "authDbname"];
+    expect(Object.keys(defaultConfig()).sort()).toEqual(
+      [...structural, ...fields.filter((f) => !optional.includes(f))].sort(),
+    );
+  });
+
+  it("does not list a supported key as ignored", () => {
+    expect(SETTINGS.filter((s) => IGNORED_SETTINGS.has(s.key))).toEqual([]);
+  });
+});
+
+describe("defaultConfig", () => {
+  it("holds the defaults in milliseconds and native types", () => {
+    const c = defaultConfig();
+    expect(c).toMatchObject({
+      listenAddr: "127.0.0.1",
+      listenPort: 6432,
+      authType: "md5",
+      poolMode: "session",
+      maxClientConn: 100,
+      defaultPoolSize: 20,
+      reservePoolTimeout: 5000,
+      serverLifetime: 3_600_000,
+      serverIdleTimeout: 600_000,
+      queryWaitTimeout: 120_000,
+      statsPeriod: 60_000,
+      serverRoundRobin: false,
+      tcpKeepalive: true,
+      maxPreparedStatements: 200,
+      adminUsers: [],
+      ignoreStartupParameters: [],
+      trackExtraParameters: ["IntervalStyle"],
+      metricsPort: 0,
+    });
+    expect(c.authFile).toBeUndefined();
+  });
+});
+
+describe("applySetting", () => {
+  it("parses each kind", () => {
+    const c = defaultConfig();
+    applySetting(c, "default_pool_size", "50");
+    applySetting(c, "query_timeout", "0.25");
+    applySetting(c, "server_round_robin", "yes");
+    applySetting(c, "log_stats", "off");
+    applySetting(c, "pool_mode", "Transaction");
+    applySetting(c, "admin_users", "alice, bob,,carol ");
+    applySetting(c, "auth_user", "pgbouncer");
+    expect(c).toMatchObject({
+      defaultPoolSize: 50,
+      queryTimeout: 250,
+      serverRoundRobin: true,
+      logStats: false,
+      poolMode: "transaction",
+      adminUsers: ["alice", "bob", "carol"],
+      authUser: "pgbouncer",
+    });
+    applySetting(c, "auth_user", "");
+    expect(c.authUser).toBeUndefined();
+  });
+
+  it("keeps sub-millisecond precision without float noise", () => {
+    const c = defaultConfig();
+    applySetting(c, "server_lifetime", "1.1");
+    applySetting(c, "client_idle_timeout", "0.0005");
+    expect([c.serverLifetime, c.clientIdleTimeout]).toEqual([1100, 0.5]);
+  });
+
+  it.each([
+    [
+      "pool_mode",
+      "transactoin",
+      'pool_mode: expected one of session, transaction, statement, got "transactoin"',
+    ],
+    ["auth_type", "hba", 'auth_type: expected one of any, trust, plain, md5, scram-sha-256, got "hba"'],
+    ["listen_port", "70000", 'listen_port: expected an integer from 1 to 65535, got "70000"'],
+    ["listen_port", "0", 'listen_port: expected an integer from 1 to 65535, got "0"'],
+    ["default_pool_size", "-1", 'default_pool_size: expected an integer >= 0, got "-1"'],
+    ["default_pool_size", "2.5", 'default_pool_size: expected an integer >= 0, got "2.5"'],
+    [
+      "server_lifetime",
+      "1h",
+      'server_lifetime: expected a number of seconds >= 0, such as 5 or 0.5, got "1h"',
+    ],
+    [
+      "server_lifetime",
+      "-1",
+      'server_lifetime: expected a number of seconds >= 0, such as 5 or 0.5, got "-1"',
+    ],
+    ["log_stats", "maybe", 'log_stats: expected 0 or 1 (or on/off, yes/no, true/false), got "maybe"'],
+    ["listen_addr", " ", 'listen_addr: expected a non-empty value, got " "'],
+  ])("refuses %s = %s", (key, value, message) => {
+    expect(() => applySetting(defaultConfig(), key, value)).toThrow(new ConfigError(message));
+  });
+
+  it("labels errors with where the value came from", () => {
+    const c = defaultConfig();
+    expect(() => applySetting(c, "pool_mode", "x", { label: "POOL_MODE" })).toThrow(
+      /^POOL_MODE: expected one of/,
+    );
+    expect(() => applySetting(c, "pool_mode", "x", { where: "a.ini:3" })).toThrow(
+      /^a\.ini:3: pool_mode: expected/,
+    );
+  });
+
+  it("refuses an unknown key as PgBouncer does", () => {
+    expect(() => applySetting(defaultConfig(), "xyz", "1", { where: "a.ini:3" })).toThrow(
+      new ConfigError("a.ini:3: unknown parameter: pgbouncer/xyz"),
+    );
+  });
+
+  it("accepts and ignores PgBouncer keys we do not implement", () => {
+    const c = defaultConfig();
+    const before = JSON.stringify(showConfigRows(c));
+    expect(applySetting(c, "unix_socket_dir", "/tmp")).toBe("ignored");
+    expect(applySetting(c, "server_tls_sslmode", "prefer")).toBe("ignored");
+    expect(JSON.stringify(showConfigRows(c))).toBe(before);
+  });
+
+  it("refuses a TLS requirement it cannot honour", () => {
+    expect(() => applySetting(defaultConfig(), "client_tls_sslmode", "require")).toThrow(
+      /^client_tls_sslmode: TLS is not implemented by this pooler; expected disable, allow or prefer/,
+    );
+  });
+
+  it("refuses online changes of start-only settings, like SHOW CONFIG says", () => {
+    const c = defaultConfig();
+    expect(() => applySetting(c, "listen_port", "7000", { online: true })).toThrow(
+      "listen_port: cannot be changed online, restart the pooler",
+    );
+    expect(applySetting(c, "default_pool_size", "5", { online: true })).toBe("set");
+    expect(findSetting("listen_port")?.changeable).toBe(false);
+  });
+});
+
+describe("showConfigRows", () => {
+  it("prints values as PgBouncer does", () => {
+    const c = defaultConfig();
+    applySetting(c, "query_wait_timeout", "0.5");
+    applySetting(c, "stats_users", "a, b");
+    const rows = new Map(showConfigRows(c).map((r) => [r.key, r]));
+    expect(rows.get("server_lifetime")).toEqual({
+      key: "server_lifetime",
+      value: "3600",
+      default: "3600",
+      changeable: "yes",
+    });
+    expect(rows.get("query_wait_timeout")?.value).toBe("0.5");
+    expect(rows.get("server_round_robin")?.value).toBe("0");
+    expect(rows.get("tcp_keepalive")?.value).toBe("1");
+    expect(rows.get("auth_file")).toEqual({
+      key: "auth_file",
+      value: null,
+      default: null,
+      changeable: "yes",
+    });
+    expect(rows.get("stats_users")?.value).toBe("a,b");
+    expect(rows.get("listen_port")).toEqual({
+      key: "listen_port",
+      value: "6432",
+      default: "6432",
+      changeable: "no",
+    });
+    expect(showConfigRows(c).map((r) => r.key)).toEqual(SETTINGS.map((s) => s.key));
+  });
+
+  it.each([
+    [0, "0"],
+    [3_600_000, "3600"],
+    [500, "0.5"],
+    [1100, "1.1"],
+    [100, "0.1"],
+    [0.1, "0.0001"],
+    [0.01, "1e-05"],
+    [1_000_000_000, "1e+06"],
+    [123_456_789, "123457"],
+  ])("formats %f ms as %s (printf %%g of seconds)", (ms, text) => {
+    expect(formatSeconds(ms)).toBe(text);
+  });
+});

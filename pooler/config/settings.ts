@@ -1,0 +1,409 @@
+// The [pgbouncer] settings we support: one table that drives the ini parser, the environment variables
+// (key upper-cased), the admin console's SHOW CONFIG and SET, and the defaults of a fresh PoolerConfig.
+// Defaults and the `changeable` column follow PgBouncer 1.25 (src/main.c, bouncer_params).
+
+import { ConfigError, InvalidValue, parseAt } from "./errors.ts";
+import type { AuthType, PoolerConfig, PoolMode } from "./types.ts";
+
+export const POOL_MODES: readonly PoolMode[] = ["session", "transaction", "statement"];
+export const AUTH_TYPES: readonly AuthType[] = ["any", "trust", "plain", "md5", "scram-sha-256"];
+
+// ---------------------------------------------------------------------------------------------
+// Value parsers, shared with the [databases] and [users] parsers. They throw InvalidValue.
+
+const INT_MAX = 2147483647;
+
+export function parseInteger(raw: string, min = 0, max = INT_MAX): number {
+  const expected = max === INT_MAX ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+  if (!/^[+-]?\d+$/.test(raw.trim())) throw new InvalidValue(expected);
+  const n = Number(raw);
+  if (n < min || n > max) throw new InvalidValue(expected);
+  return n;
+}
+
+/** PgBouncer's durations are (possibly fractional) seconds; ours are milliseconds. */
+export function parseSeconds(raw: string): number {
+  if (!/^(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw.trim())) {
+    throw new InvalidValue("a number of seconds >= 0, such as 5 or 0.5");
+  }
+  // PgBouncer keeps microseconds; rounding there also absorbs float noise (1.1 * 1000 = 1100.0000000000002).
+  return Math.round(Number(raw) * 1e6) / 1e3;
+}
+
+export function parseBool(raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (["1", "on", "yes", "true"].includes(v)) return true;
+  if (["0", "off", "no", "false"].includes(v)) return false;
+  throw new InvalidValue("0 or 1 (or on/off, yes/no, true/false)");
+}
+
+/** Case-insensitive, as PgBouncer's lookups; returns the canonical spelling. */
+export function parseEnum<T extends string>(raw: string, values: readonly T[]): T {
+  const found = values.find((v) => v === raw.trim().toLowerCase());
+  if (found === undefined) throw new InvalidValue(`one of ${values.join(", ")}`);
+  return found;
+}
+
+export function parseList(raw: string): string[] {
+  return raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+}
+
+/** C's printf("%g"), which PgBouncer uses to print durations in SHOW CONFIG: 6 significant digits. */
+export function formatSeconds(ms: number): string {
+  const seconds = ms / 1000;
+  if (seconds === 0) return "0";
+  const [mantissa = "", exponent = ""] = seconds.toExponential(5).split("e");
+  const exp = Number(exponent);
+  if (exp < -4 || exp >= 6) {
+    return `${trimZeros(mantissa)}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
+  }
+  return trimZeros(seconds.toFixed(5 - exp));
+}
+
+function trimZeros(s: string): string {
+  return s.includes(".") ? s.replace(/\.?0+$/, "") : s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table.
+
+export type SettingKind = "int" | "seconds" | "bool" | "string" | "enum" | "list";
+
+export interface SettingDef {
+  key: string;
+  kind: SettingKind;
+  field: keyof PoolerConfig;
+  /** As SHOW CONFIG prints it; null = not set. */
+  default: string | null;
+  /** SHOW CONFIG's `changeable`: false for what PgBouncer only reads at start (CF_NO_RELOAD). */
+  changeable: boolean;
+  /** Parses and stores the value; throws InvalidValue. */
+  set(config: PoolerConfig, raw: string): void;
+  /** The value as SHOW CONFIG prints it. */
+  show(config: PoolerConfig): string | null;
+}
+
+/** The PoolerConfig fields whose type is exactly T. */
+type FieldOf<T> = {
+  [K in keyof PoolerConfig]-?: [PoolerConfig[K]] extends [T]
+    ? [T] extends [PoolerConfig[K]]
+      ? K
+      : never
+    : never;
+}[keyof PoolerConfig];
+
+interface Options {
+  changeable?: boolean;
+  min?: number;
+  max?: number;
+  nonEmpty?: boolean;
+}
+
+function int(key: string, field: FieldOf<number>, def: string, opts: Options = {}): SettingDef {
+  return {
+    key,
+    kind: "int",
+    field,
+    default: def,
+    changeable: opts.changeable ?? true,
+    set: (c, raw) => {
+      c[field] = parseInteger(raw, opts.min, opts.max);
+    },
+    show: (c) => String(c[field]),
+  };
+}
+
+function seconds(key: string, field: FieldOf<number>, def: string): SettingDef {
+  return {
+    key,
+    kind: "seconds",
+    field,
+    default: def,
+    changeable: true,
+    set: (c, raw) => {
+      c[field] = parseSeconds(raw);
+    },
+    show: (c) => formatSeconds(c[field]),
+  };
+}
+
+function bool(key: string, field: FieldOf<boolean>, def: string): SettingDef {
+  return {
+    key,
+    kind: "bool",
+    field,
+    default: def,
+    changeable: true,
+    set: (c, raw) => {
+      c[field] = parseBool(raw);
+    },
+    show: (c) => (c[field] ? "1" : "0"),
+  };
+}
+
+function string(key: string, field: FieldOf<string>, def: string, opts: Options = {}): SettingDef {
+  return {
+    key,
+    kind: "string",
+    field,
+    default: def,
+    changeable: opts.changeable ?? true,
+    set: (c, raw) => {
+      if (opts.nonEmpty === true && raw.trim() === "") throw new InvalidValue("a non-empty value");
+      c[field] = raw;
+    },
+    show: (c) => c[field],
+  };
+}
+
+/** Optional strings: PgBouncer's "not set" (SHOW CONFIG prints NULL); an empty value unsets them too. */
+function optionalString(key: string, field: FieldOf<string | undefined>): SettingDef {
+  return {
+    key,
+    kind: "string",
+    field,
+    default: null,
+    changeable: true,
+    set: (c, raw) => {
+      c[field] = raw === "" ? undefined : raw;
+    },
+    show: (c) => c[field] ?? null,
+  };
+}
+
+function list(key: string, field: FieldOf<string[]>, def: string, opts: Options = {}): SettingDef {
+  return {
+    key,
+    kind: "list",
+    field,
+    default: def,
+    changeable: opts.changeable ?? true,
+    set: (c, raw) => {
+      c[field] = parseList(raw);
+    },
+    show: (c) => c[field].join(","),
+  };
+}
+
+function choice<F extends "poolMode" | "authType">(
+  key: string,
+  field: F,
+  values: readonly PoolerConfig[F][],
+  def: PoolerConfig[F],
+): SettingDef {
+  return {
+    key,
+    kind: "enum",
+    field,
+    default: def,
+    changeable: true,
+    set: (c, raw) => {
+      c[field] = parseEnum(raw, values);
+    },
+    show: (c) => c[field],
+  };
+}
+
+const PORT = { min: 1, max: 65535 };
+
+/** Alphabetical, the order of PgBouncer's SHOW CONFIG. */
+export const SETTINGS: readonly SettingDef[] = [
+  list("admin_users", "adminUsers", ""),
+  bool("application_name_add_host", "applicationNameAddHost", "0"),
+  optionalString("auth_dbname", "authDbname"),
+  optionalString("auth_file", "authFile"),
+  string(
+    "auth_query",
+    "authQuery",
+    "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin",
+  ),
+  choice("auth_type", "authType", AUTH_TYPES, "md5"),
+  optionalString("auth_user", "authUser"),
+  seconds("client_idle_timeout", "clientIdleTimeout", "0"),
+  seconds("client_login_timeout", "clientLoginTimeout", "60"),
+  int("default_pool_size", "defaultPoolSize", "20"),
+  seconds("idle_transaction_timeout", "idleTransactionTimeout", "0"),
+  list("ignore_startup_parameters", "ignoreStartupParameters", ""),
+  // PgBouncer's default is unset (Unix socket only). We have no Unix socket, so loopback by default,
+  // and an empty value, which would leave nothing to listen on, is refused.
+  string("listen_addr", "listenAddr", "127.0.0.1", { changeable: false, nonEmpty: true }),
+  int("listen_backlog", "listenBacklog", "128", { changeable: false, min: 1 }),
+  int("listen_port", "listenPort", "6432", { changeable: false, ...PORT }),
+  bool("log_connections", "logConnections", "1"),
+  bool("log_disconnections", "logDisconnections", "1"),
+  bool("log_pooler_errors", "logPoolerErrors", "1"),
+  bool("log_stats", "logStats", "1"),
+  int("max_client_conn", "maxClientConn", "100", { min: 1 }),
+  int("max_db_connections", "maxDbConnections", "0"),
+  int("max_packet_size", "maxPacketSize", "2147483647", { min: 1, max: 4294967295 }),
+  int("max_prepared_statements", "maxPreparedStatements", "200"),
+  int("max_user_connections", "maxUserConnections", "0"),
+  // Not PgBouncer's: the Prometheus /metrics port, 0 = off.
+  int("metrics_port", "metricsPort", "0", { changeable: false, max: 65535 }),
+  int("min_pool_size", "minPoolSize", "0"),
+  int("pkt_buf", "pktBuf", "4096", { changeable: false, min: 1 }),
+  choice("pool_mode", "poolMode", POOL_MODES, "session"),
+  seconds("query_timeout", "queryTimeout", "0"),
+  seconds("query_wait_timeout", "queryWaitTimeout", "120"),
+  int("reserve_pool_size", "reservePoolSize", "0"),
+  seconds("reserve_pool_timeout", "reservePoolTimeout", "5"),
+  seconds("server_check_delay", "serverCheckDelay", "30"),
+  string("server_check_query", "serverCheckQuery", "<empty>"),
+  seconds("server_connect_timeout", "serverConnectTimeout", "15"),
+  seconds("server_idle_timeout", "serverIdleTimeout", "600"),
+  seconds("server_lifetime", "serverLifetime", "3600"),
+  seconds("server_login_retry", "serverLoginRetry", "15"),
+  string("server_reset_query", "serverResetQuery", "DISCARD ALL"),
+  bool("server_reset_query_always", "serverResetQueryAlways", "0"),
+  bool("server_round_robin", "serverRoundRobin", "0"),
+  // An int in PgBouncer; read as seconds here because the field is a duration in ms like the others.
+  seconds("stats_period", "statsPeriod", "60"),
+  list("stats_users", "statsUsers", ""),
+  seconds("suspend_timeout", "suspendTimeout", "10"),
+  bool("tcp_keepalive", "tcpKeepalive", "1"),
+  list("track_extra_parameters", "trackExtraParameters", "IntervalStyle", { changeable: false }),
+  // PgBouncer prints NULL as verbose's default but starts at 0.
+  int("verbose", "verbose", "0"),
+];
+
+const BY_KEY = new Map(SETTINGS.map((s) => [s.key, s]));
+
+export function findSetting(key: string): SettingDef | undefined {
+  return BY_KEY.get(key);
+}
+
+/**
+ * PgBouncer settings we do not implement. They are accepted (people paste real pgbouncer.ini files)
+ * and reported as warnings; a key in neither list is an error, as in PgBouncer.
+ */
+export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
+  "auth_hba_file",
+  "auth_ident_file",
+  "auth_ldap_options",
+  "autodb_idle_timeout",
+  "cancel_wait_timeout",
+  "client_tls13_ciphers",
+  "client_tls_ca_file",
+  "client_tls_cert_file",
+  "client_tls_ciphers",
+  "client_tls_dheparams",
+  "client_tls_ecdhcurve",
+  "client_tls_key_file",
+  "client_tls_protocols",
+  "client_tls_sslmode",
+  "conffile",
+  "disable_pqexec",
+  "dns_max_ttl",
+  "dns_nxdomain_ttl",
+  "dns_zone_check_period",
+  "job_name",
+  "logfile",
+  "login_notify_message",
+  "max_db_client_connections",
+  "max_user_client_connections",
+  "peer_id",
+  "pidfile",
+  "pool_idle_timeout",
+  "query_wait_notify",
+  "resolv_conf",
+  "sbuf_loopcnt",
+  "scram_iterations",
+  "server_fast_close",
+  "server_tls13_ciphers",
+  "server_tls_ca_file",
+  "server_tls_cert_file",
+  "server_tls_ciphers",
+  "server_tls_key_file",
+  "server_tls_protocols",
+  "server_tls_sslmode",
+  "service_name",
+  "so_reuseport",
+  "syslog",
+  "syslog_facility",
+  "syslog_ident",
+  "tcp_defer_accept",
+  "tcp_keepcnt",
+  "tcp_keepidle",
+  "tcp_keepintvl",
+  "tcp_socket_buffer",
+  "tcp_user_timeout",
+  "transaction_timeout",
+  "unix_socket_dir",
+  "unix_socket_group",
+  "unix_socket_mode",
+  "user",
+]);
+
+/** Ignoring these values would silently drop a security requirement, so they stay errors. */
+const TLS_REQUIRED = ["require", "verify-ca", "verify-full"];
+
+export type ApplyResult = "set" | "ignored";
+
+export interface ApplyOptions {
+  /** Where the value comes from, e.g. "/etc/pgbouncer/pgbouncer.ini:12"; prefixes error messages. */
+  where?: string;
+  /** Name to report instead of the key, e.g. the env var "POOL_MODE". */
+  label?: string;
+  /** Admin console SET: refuse what PgBouncer only reads at start. */
+  online?: boolean;
+}
+
+/** Validates and stores one [pgbouncer] setting; throws ConfigError. */
+export function applySetting(
+  config: PoolerConfig,
+  key: string,
+  rawValue: string,
+  opts: ApplyOptions = {},
+): ApplyResult {
+  const prefix = opts.where === undefined ? "" : `${opts.where}: `;
+  const label = `${prefix}${opts.label ?? key}`;
+  const setting = findSetting(key);
+  if (setting === undefined) {
+    if (!IGNORED_SETTINGS.has(key)) throw new ConfigError(`${prefix}unknown parameter: pgbouncer/${key}`);
+    if (key.endsWith("_tls_sslmode") && TLS_REQUIRED.includes(rawValue.trim().toLowerCase())) {
+      throw new ConfigError(
+        `${label}: TLS is not implemented by this pooler; expected disable, allow or prefer, got ${JSON.stringify(rawValue)}`,
+      );
+    }
+    return "ignored";
+  }
+  if (opts.online === true && !setting.changeable) {
+    throw new ConfigError(`${label}: cannot be changed online, restart the pooler`);
+  }
+  parseAt(label, rawValue, (raw) => setting.set(config, raw));
+  return "set";
+}
+
+export interface ShowConfigRow {
+  key: string;
+  value: string | null;
+  default: string | null;
+  changeable: "yes" | "no";
+}
+
+export function showConfigRows(config: PoolerConfig): ShowConfigRow[] {
+  return SETTINGS.map((s) => ({
+    key: s.key,
+    value: s.show(config),
+    default: s.default,
+    changeable: s.changeable ? "yes" : "no",
+  }));
+}
+
+/** A config holding the table's defaults and no databases or users. */
+export function defaultConfig(): PoolerConfig {
+  // The loop below fills every setting field (a test checks that none is missed).
+  const config = {
+    databases: new Map(),
+    users: new Map(),
+    authUsers: new Map(),
+    source: { env: false },
+  } as unknown as PoolerConfig;
+  for (const s of SETTINGS) {
+    if (s.default !== null) s.set(config, s.default);
+  }
+  return config;
+}

@@ -1,0 +1,51 @@
+// What client and server connections share: a socket whose reading can be stopped for several
+// independent reasons (waiting for a server, the other side's buffer being full, a pause), and
+// writes that respect the destination's backpressure.
+import type net from "node:net";
+
+/** Reasons a connection's reading is paused; it resumes only when none is left. */
+export const Block = {
+  /** The client waits for a server (or for its server to finish a reset / parameter sync). */
+  Waiting: 1,
+  /** The peer it forwards to cannot take more bytes until it drains. */
+  Backpressure: 2,
+  /** Admin PAUSE or shutdown. */
+  Paused: 4,
+} as const;
+
+let nextId = 1;
+
+export abstract class Connection {
+  readonly id = nextId++;
+  readonly connectTime = Date.now();
+  /** Last time bytes moved on this connection (for idle timeouts). */
+  lastActivity = Date.now();
+  private blocked = 0;
+
+  constructor(readonly socket: net.Socket) {}
+
+  get isClosed(): boolean {
+    return this.socket.destroyed;
+  }
+
+  block(reason: number): void {
+    if (this.blocked === 0) this.socket.pause();
+    this.blocked |= reason;
+  }
+
+  unblock(reason: number): void {
+    if ((this.blocked & reason) === 0) return;
+    this.blocked &= ~reason;
+    if (this.blocked === 0 && !this.socket.destroyed) this.socket.resume();
+  }
+
+  /**
+   * Writes to this connection. When the kernel buffer and Node's queue are full, `source` stops
+   * reading until this socket drains, so memory stays bounded however fast the source produces.
+   */
+  write(buf: Buffer, source?: Connection): void {
+    if (this.socket.write(buf) || source === undefined || source.blocked & Block.Backpressure) return;
+    source.block(Block.Backpressure);
+    this.socket.once("drain", () => source.unblock(Block.Backpressure));
+  }
+}

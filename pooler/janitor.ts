@@ -1,0 +1,80 @@
+// Periodic maintenance, as PgBouncer's janitor: every timeout, server lifetime and idle limits,
+// min_pool_size, and retrying queued clients (reserve pool, server_login_retry) run from one timer.
+import type { ClientConnection } from "./client.ts";
+import type { Pool } from "./pool.ts";
+import type { Pooler } from "./pooler.ts";
+import { SqlState } from "./protocol/sqlstate.ts";
+
+/** PgBouncer runs "full maintenance 3x per second". */
+const TICK_MS = 333;
+
+export class Janitor {
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly pooler: Pooler) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), TICK_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  tick(): void {
+    const now = Date.now();
+    for (const client of [...this.pooler.clients]) this.checkClient(client, now);
+    for (const pool of this.pooler.pools.values()) this.checkPool(pool, now);
+  }
+
+  private checkClient(client: ClientConnection, now: number): void {
+    const c = this.pooler.config;
+    const over = (since: number, limit: number): boolean => limit > 0 && since > 0 && now - since > limit;
+    const server = client.server;
+    switch (client.state) {
+      case "login":
+        if (over(client.connectTime, c.clientLoginTimeout)) client.refuse(SqlState.ProtocolViolation, "client_login_timeout");
+        return;
+      case "waiting":
+        if (over(client.waitStart, c.queryWaitTimeout)) client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
+        return;
+      case "active":
+        if (server === null) return;
+        if (server.pendingReplies > 0) {
+          if (over(client.queryStartedAt, c.queryTimeout)) client.refuse(SqlState.QueryCanceled, "query timeout");
+        } else if (server.txStatus !== "I") {
+          if (over(client.lastActivity, c.idleTransactionTimeout)) {
+            client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
+          }
+        } else if (over(client.lastActivity, c.clientIdleTimeout)) {
+          client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
+        }
+        return;
+      case "idle":
+      case "admin":
+        if (over(client.lastActivity, c.clientIdleTimeout)) client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
+        return;
+      case "closed":
+        return;
+    }
+  }
+
+  private checkPool(pool: Pool, now: number): void {
+    const c = this.pooler.config;
+    // Lifetime closes are spread out, one per pool per tick, so a pool never reconnects all at once.
+    let lifetimeClosed = false;
+    for (const server of [...pool.idle]) {
+      if (c.serverIdleTimeout > 0 && now - server.lastActivity > c.serverIdleTimeout) {
+        server.close("server idle timeout");
+      } else if (!lifetimeClosed && pool.settings.lifetime > 0 && now - server.connectTime > pool.settings.lifetime) {
+        server.close("server lifetime over");
+        lifetimeClosed = true;
+      }
+    }
+    const missing = pool.settings.minSize - pool.serverCount;
+    for (let i = 0; i < missing && pool.canLaunch(false); i++) pool.launch(false);
+    if (pool.waiting.length > 0) pool.dispatch();
+  }
+}

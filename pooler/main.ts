@@ -1,0 +1,55 @@
+// The pooler as a program: `node dist/pooler/main.js [pgbouncer.ini]`, configured like the
+// edoburu/pgbouncer image by environment variables. SIGHUP reloads; SIGINT/SIGTERM shut down
+// gracefully (stop accepting, let transactions finish, then close).
+import { pathToFileURL } from "node:url";
+import { ConfigError, loadConfig, type LoadedConfig } from "./config/index.ts";
+import { createLogger } from "./log.ts";
+import { Pooler } from "./pooler.ts";
+
+/** How long a graceful shutdown waits for transactions (Docker's default stop grace is 10 s). */
+const SHUTDOWN_WAIT_MS = Number(process.env.SHUTDOWN_WAIT_MS ?? 8000);
+
+function load(iniPath: string | undefined): LoadedConfig {
+  return loadConfig({ env: process.env, ...(iniPath ? { iniPath } : {}) });
+}
+
+export async function main(argv: string[]): Promise<Pooler> {
+  const iniPath = argv[0];
+  let loaded: LoadedConfig;
+  try {
+    loaded = load(iniPath);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`pooler: configuration error: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const log = createLogger(loaded.config.verbose);
+  for (const w of loaded.warnings) log.warn(w);
+  const pooler = await Pooler.start(loaded.config, log);
+
+  process.on("SIGHUP", () => {
+    try {
+      const next = load(iniPath);
+      for (const w of next.warnings) log.warn(w);
+      pooler.reload(next.config);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "reload failed; keeping the running configuration");
+    }
+  });
+  const stop = (signal: string): void => {
+    log.info({ signal }, "received signal");
+    void pooler.shutdown(SHUTDOWN_WAIT_MS).then(() => process.exit(0));
+  };
+  process.once("SIGINT", () => stop("SIGINT"));
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  return pooler;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).catch((err: Error) => {
+    console.error(`pooler: ${err.message}`);
+    process.exit(1);
+  });
+}

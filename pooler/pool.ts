@@ -1,0 +1,274 @@
+// A pool of server connections for one (database, user) pair: idle / active / used / login
+// servers, the FIFO queue of clients waiting for one, and the limits. This is the only place where
+// servers change state and move between lists.
+import type { DatabaseDef, PoolMode } from "./config/types.ts";
+import type { Logger } from "./log.ts";
+import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
+import { PoolStats } from "./stats.ts";
+
+/** What a pool needs from its client: linked, refused, and queue bookkeeping. */
+export interface PoolClient {
+  readonly id: number;
+  /** When the client started waiting (ms), 0 when not waiting. */
+  waitStart: number;
+  assign(server: ServerConnection): void;
+  refuse(code: string, message: string): void;
+}
+
+/** The pooler-wide view a pool needs to respect limits that span pools. */
+export interface PoolRegistry {
+  /** Server connections open (any state) to this database / for this user, across pools. */
+  serverCount(db: string, user: string): { db: number; user: number };
+  /** Another pool may be able to launch now that a shared limit has room. */
+  serverSlotFreed(db: string, user: string): void;
+}
+
+export interface PoolSettings {
+  mode: PoolMode;
+  size: number;
+  minSize: number;
+  reserveSize: number;
+  reserveTimeout: number;
+  maxDbConnections: number;
+  maxUserConnections: number;
+  roundRobin: boolean;
+  resetQuery: string;
+  resetQueryAlways: boolean;
+  lifetime: number;
+  loginRetry: number;
+  connectTimeout: number;
+  maxPacketSize: number;
+}
+
+type Waiter = { resolve: (params: Map<string, string>) => void; reject: (err: Error) => void };
+
+export class Pool {
+  /** Idle servers; the most recently used at the end (PgBouncer's LIFO unless server_round_robin). */
+  readonly idle: ServerConnection[] = [];
+  readonly active = new Set<ServerConnection>();
+  /** Servers being reset or checked before they may be idle again. */
+  readonly used = new Set<ServerConnection>();
+  readonly login = new Set<ServerConnection>();
+  /** Clients waiting for a server, oldest first. */
+  readonly waiting: PoolClient[] = [];
+  /** Logged-in clients of this pool (any state). */
+  readonly clients = new Set<PoolClient>();
+  readonly stats = new PoolStats();
+  paused = false;
+  /** The parameters a client sees at login, learnt from the first server (server_version, …). */
+  private welcome: Map<string, string> | null = null;
+  private welcomeWaiters: Waiter[] = [];
+  /** After a failed server login, no new attempt before this time (server_login_retry). */
+  private retryAfter = 0;
+  lastLoginError: Error | null = null;
+
+  constructor(
+    readonly db: DatabaseDef,
+    readonly user: string,
+    private credentials: ServerCredentials,
+    public settings: PoolSettings,
+    private readonly registry: PoolRegistry,
+    private readonly log: Logger,
+  ) {}
+
+  get name(): string {
+    return `${this.db.name}/${this.user}`;
+  }
+
+  get serverCount(): number {
+    return this.idle.length + this.active.size + this.used.size + this.login.size;
+  }
+
+  /** SCRAM pass-through keys become known only when a client logs in with SCRAM. */
+  updateCredentials(creds: ServerCredentials): void {
+    if (creds.scramKeys || (creds.password && !this.credentials.password)) this.credentials = creds;
+  }
+
+  /** Parameters for a client's login; connects a first server if none has told us yet. */
+  welcomeParams(): Promise<Map<string, string>> {
+    if (this.welcome) return Promise.resolve(this.welcome);
+    return new Promise((resolve, reject) => {
+      this.welcomeWaiters.push({ resolve, reject });
+      if (this.login.size === 0) this.launch(true);
+    });
+  }
+
+  /** A client wants a server: queue it and hand out what is available. */
+  enqueue(client: PoolClient): void {
+    client.waitStart = Date.now();
+    this.waiting.push(client);
+    this.dispatch();
+  }
+
+  /** The client gave up waiting (it left, or timed out). */
+  dequeue(client: PoolClient): void {
+    const i = this.waiting.indexOf(client);
+    if (i >= 0) this.waiting.splice(i, 1);
+    client.waitStart = 0;
+  }
+
+  /** Links waiting clients to idle servers, and opens servers while the limits allow. */
+  dispatch(): void {
+    if (this.paused) return;
+    while (this.waiting.length > 0) {
+      const server = this.settings.roundRobin ? this.idle.shift() : this.idle.pop();
+      if (server === undefined) break;
+      const client = this.waiting.shift()!;
+      this.stats.waitTime += Date.now() - client.waitStart;
+      client.waitStart = 0;
+      server.state = "active";
+      server.linkTime = Date.now();
+      this.active.add(server);
+      this.stats.serverAssignments++;
+      client.assign(server);
+    }
+    while (this.waiting.length > this.login.size && this.canLaunch(this.reserveAllowed())) {
+      this.launch(false);
+    }
+    this.failWaitersIfHopeless();
+  }
+
+  /**
+   * Takes a server back from its client. Session pooling (or server_reset_query_always) resets it
+   * first; a server that must not be reused is closed.
+   */
+  release(server: ServerConnection, reset: boolean): void {
+    this.active.delete(server);
+    server.client = null;
+    if (server.state === "closed") return;
+    if (server.closeNeeded || Date.now() - server.connectTime > this.settings.lifetime) {
+      server.close(server.closeNeeded ? "close needed" : "server_lifetime");
+      return;
+    }
+    const query = this.settings.resetQuery;
+    if (!(reset || this.settings.resetQueryAlways) || query === "") {
+      this.makeIdle(server);
+      return;
+    }
+    server.state = "used";
+    this.used.add(server);
+    server.runInternal(query).then(
+      () => {
+        this.used.delete(server);
+        if (server.state !== "closed") this.makeIdle(server);
+      },
+      (err: Error) => server.close(`server_reset_query failed: ${err.message}`),
+    );
+  }
+
+  /** A server that cannot be returned as is (client left mid-transaction): roll back, then release. */
+  rollbackAndRelease(server: ServerConnection): void {
+    this.active.delete(server);
+    server.client = null;
+    server.state = "used";
+    this.used.add(server);
+    server.runInternal("ROLLBACK").then(
+      () => {
+        this.used.delete(server);
+        server.state = "active";
+        this.active.add(server);
+        this.release(server, true);
+      },
+      (err: Error) => server.close(`rollback after client left failed: ${err.message}`),
+    );
+  }
+
+  private makeIdle(server: ServerConnection): void {
+    server.state = "idle";
+    server.lastActivity = Date.now();
+    this.idle.push(server);
+    this.dispatch();
+  }
+
+  /** The reserve pool opens once the oldest waiting client has waited reserve_pool_timeout. */
+  private reserveAllowed(): boolean {
+    const first = this.waiting[0];
+    return (
+      this.settings.reserveSize > 0 &&
+      first !== undefined &&
+      Date.now() - first.waitStart >= this.settings.reserveTimeout
+    );
+  }
+
+  canLaunch(withReserve: boolean): boolean {
+    if (Date.now() < this.retryAfter) return false;
+    const limit = this.settings.size + (withReserve ? this.settings.reserveSize : 0);
+    if (this.settings.size > 0 && this.serverCount >= limit) return false;
+    const { db, user } = this.registry.serverCount(this.db.name, this.user);
+    if (this.settings.maxDbConnections > 0 && db >= this.settings.maxDbConnections) return false;
+    if (this.settings.maxUserConnections > 0 && user >= this.settings.maxUserConnections) return false;
+    return true;
+  }
+
+  /** Opens one server connection. `force` bypasses the pool size (only for the welcome server). */
+  launch(force: boolean): void {
+    if (!force && !this.canLaunch(true)) return;
+    const target: ServerTarget = {
+      host: this.db.host,
+      port: this.db.port,
+      database: this.db.dbname ?? this.db.name,
+      credentials: this.credentials,
+      startupParams: this.db.connectParams,
+      connectTimeout: this.settings.connectTimeout,
+      maxPacketSize: this.settings.maxPacketSize,
+    };
+    const { server, ready } = ServerConnection.connect(target, (s) => this.onServerClosed(s));
+    this.login.add(server);
+    this.log.debug({ pool: this.name, server: server.id }, "new server connection");
+    ready.then(
+      () => {
+        this.login.delete(server);
+        this.lastLoginError = null;
+        if (this.welcome === null) {
+          this.welcome = new Map(server.params);
+          for (const w of this.welcomeWaiters.splice(0)) w.resolve(this.welcome);
+        }
+        this.makeIdle(server);
+      },
+      (err: Error) => {
+        this.login.delete(server);
+        this.lastLoginError = err;
+        this.retryAfter = Date.now() + this.settings.loginRetry;
+        this.log.warn({ pool: this.name, err: err.message }, "server login failed");
+        if (this.login.size === 0) for (const w of this.welcomeWaiters.splice(0)) w.reject(err);
+        this.failWaitersIfHopeless();
+      },
+    );
+  }
+
+  /**
+   * Clients waiting while no server exists or is on its way, after a failed login, would wait for
+   * query_wait_timeout for nothing: tell them why now.
+   */
+  private failWaitersIfHopeless(): void {
+    const err = this.lastLoginError;
+    if (err === null || this.waiting.length === 0 || this.serverCount > 0) return;
+    for (const client of this.waiting.splice(0)) {
+      client.waitStart = 0;
+      const code = "code" in err && typeof err.code === "string" ? err.code : "08006";
+      client.refuse(code, `server login has been failing, cannot connect: ${err.message}`);
+    }
+  }
+
+  private onServerClosed(server: ServerConnection): void {
+    const i = this.idle.indexOf(server);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.active.delete(server);
+    this.used.delete(server);
+    this.login.delete(server);
+    this.log.debug({ pool: this.name, server: server.id, reason: server.closeReason }, "server closed");
+    this.registry.serverSlotFreed(this.db.name, this.user);
+    this.dispatch();
+  }
+
+  /** Closes every idle server now and marks the busy ones to close when released (RECONNECT). */
+  reconnect(): void {
+    for (const s of [...this.idle]) s.close("RECONNECT");
+    for (const s of [...this.active, ...this.used]) s.closeNeeded = true;
+  }
+
+  /** All servers, for the janitor and the admin console. */
+  allServers(): ServerConnection[] {
+    return [...this.active, ...this.idle, ...this.used, ...this.login];
+  }
+}

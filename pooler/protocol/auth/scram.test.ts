@@ -1,0 +1,357 @@
+import crypto from "node:crypto";
+import pg from "pg";
+import { describe, expect, inject, it } from "vitest";
+import { saslprep } from "./saslprep.ts";
+import {
+  SASL_MECHANISM,
+  ScramClientSession,
+  ScramError,
+  ScramServerSession,
+  formatScramSecret,
+  parseScramSecret,
+  scramSecretFromPassword,
+  type ScramClientCredentials,
+  type ScramSecret,
+} from "./scram.ts";
+
+// RFC 7677 section 3.
+const rfc = {
+  password: "pencil",
+  clientNonce: "rOprNGfwEbeRWgbNEkqO",
+  serverNonce: "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0",
+  salt: Buffer.from("W22ZaJ0SNY7soEsUEjb6gQ==", "base64"),
+  clientFirst: "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+  serverFirst: "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+  clientFinal:
+    "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+  serverFinal: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+};
+
+/** Runs a whole exchange between our client and our server; returns the server's verdict. */
+function exchange(secret: ScramSecret, credentials: ScramClientCredentials) {
+  const client = new ScramClientSession(credentials);
+  const server = new ScramServerSession(secret);
+  const serverFirst = server.handleClientFirst(client.clientFirst());
+  const result = server.handleClientFinal(client.handleServerFirst(serverFirst));
+  if (result.ok) client.verifyServerFinal(result.serverFinal);
+  return result;
+}
+
+/** A server session that has already answered a standard client-first-message. */
+function challenged(clientFirst = "n,,n=,r=abc") {
+  const server = new ScramServerSession(scramSecretFromPassword("pw", 4096));
+  const serverFirst = server.handleClientFirst(clientFirst);
+  return { server, nonce: /^r=([^,]+)/.exec(serverFirst)![1]! };
+}
+
+describe("RFC 7677 test vector", () => {
+  const secret = scramSecretFromPassword(rfc.password, 4096, rfc.salt);
+
+  it("server side: accepts the RFC client proof and produces the RFC server signature", () => {
+    const server = new ScramServerSession(secret, { nonce: rfc.serverNonce });
+    expect(server.handleClientFirst(rfc.clientFirst)).toBe(rfc.serverFirst);
+    const result = server.handleClientFinal(rfc.clientFinal);
+    expect(result).toMatchObject({ ok: true, serverFinal: rfc.serverFinal });
+  });
+
+  it("client side: produces the RFC client proof and accepts the RFC server signature", () => {
+    const client = new ScramClientSession(rfc.password, { nonce: rfc.clientNonce, user: "user" });
+    expect(client.clientFirst()).toBe(rfc.clientFirst);
+    expect(client.handleServerFirst(rfc.serverFirst)).toBe(rfc.clientFinal);
+    expect(() => client.verifyServerFinal(rfc.serverFinal)).not.toThrow();
+  });
+});
+
+describe("SCRAM secrets", () => {
+  it("round-trips through format and parse", () => {
+    const secret = scramSecretFromPassword("pw");
+    expect(secret.iterations).toBe(4096);
+    expect(secret.salt).toHaveLength(16);
+    const text = formatScramSecret(secret);
+    expect(text).toMatch(/^SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]{44}:[A-Za-z0-9+/=]{44}$/);
+    expect(parseScramSecret(text)).toEqual(secret);
+  });
+
+  it("uses a fresh random salt each time", () => {
+    expect(scramSecretFromPassword("pw").salt.equals(scramSecretFromPassword("pw").salt)).toBe(false);
+  });
+
+  it("rejects anything that is not a well-formed secret", () => {
+    const good = formatScramSecret(scramSecretFromPassword("pw", 4096));
+    const [, iterSalt, keys] = good.split("$") as [string, string, string];
+    const [storedKey] = keys.split(":") as [string, string];
+    for (const bad of [
+      "",
+      "md53175bce1d3201d16594cebf9d7eb3f9d",
+      good.replace("SCRAM-SHA-256", "SCRAM-SHA-1"),
+      good.replace("$4096:", "$0:"),
+      good.replace("$4096:", "$x:"),
+      `SCRAM-SHA-256$${iterSalt}$${storedKey}`,
+      `SCRAM-SHA-256$${iterSalt}$${storedKey}:AAAA`,
+      `SCRAM-SHA-256$${iterSalt}$${storedKey}:${storedKey}!`,
+      `${good}$extra`,
+    ]) {
+      expect(parseScramSecret(bad), bad).toBeNull();
+    }
+  });
+});
+
+describe("SCRAM exchange between our client and our server", () => {
+  const secret = scramSecretFromPassword("correct horse");
+
+  it("succeeds with the password and returns the client key", () => {
+    const result = exchange(secret, "correct horse");
+    expect(result.ok).toBe(true);
+    if (result.ok) expect(result.clientKey).toHaveLength(32);
+  });
+
+  it("succeeds with a secret parsed from its text form", () => {
+    expect(exchange(parseScramSecret(formatScramSecret(secret))!, "correct horse").ok).toBe(true);
+  });
+
+  it("fails with a wrong password", () => {
+    const result = exchange(secret, "wrong horse");
+    expect(result).toEqual({ ok: false, reason: expect.stringContaining("wrong password") });
+  });
+
+  it("passes through: the recovered client key logs in to a server holding the same secret", () => {
+    const first = exchange(secret, "correct horse");
+    if (!first.ok) throw new Error(first.reason);
+    const viaKeys = exchange(secret, { clientKey: first.clientKey, serverKey: secret.serverKey });
+    expect(viaKeys.ok).toBe(true);
+    // Without the server key the server's signature cannot be checked, but the login still works.
+    expect(exchange(secret, { clientKey: first.clientKey }).ok).toBe(true);
+  });
+
+  it("pass-through keys do not fit another secret of the same password (different salt)", () => {
+    const first = exchange(secret, "correct horse");
+    if (!first.ok) throw new Error(first.reason);
+    const other = scramSecretFromPassword("correct horse");
+    expect(exchange(other, { clientKey: first.clientKey }).ok).toBe(false);
+  });
+
+  it('accepts the "y,," gs2 header and any user name ("n=*")', () => {
+    // Our client always sends "n,,", so build this client's messages by hand (RFC 5802 section 3).
+    const secret = scramSecretFromPassword("pw", 4096);
+    const server = new ScramServerSession(secret);
+    const clientFirstBare = "n=*,r=clientnonce";
+    const serverFirst = server.handleClientFirst(`y,,${clientFirstBare}`);
+    const nonce = /^r=([^,]+)/.exec(serverFirst)![1]!;
+    const withoutProof = `c=${Buffer.from("y,,").toString("base64")},r=${nonce}`;
+    const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`;
+    const salted = crypto.pbkdf2Sync("pw", secret.salt, 4096, 32, "sha256");
+    const clientKey = crypto.createHmac("sha256", salted).update("Client Key").digest();
+    const signature = crypto.createHmac("sha256", secret.storedKey).update(authMessage).digest();
+    const proof = Buffer.from(clientKey.map((b, i) => b ^ signature[i]!));
+    const result = server.handleClientFinal(`${withoutProof},p=${proof.toString("base64")}`);
+    expect(result).toMatchObject({ ok: true, clientKey });
+  });
+});
+
+describe("ScramServerSession refuses bad client messages", () => {
+  const secret = scramSecretFromPassword("pw", 4096);
+
+  it("refuses channel binding (p=) with a clear error", () => {
+    const server = new ScramServerSession(secret);
+    expect(() => server.handleClientFirst("p=tls-server-end-point,,n=,r=abc")).toThrow(
+      /channel binding is not supported.*SCRAM-SHA-256 \(without -PLUS\)/,
+    );
+  });
+
+  it("refuses authorization identities, mandatory extensions and malformed first messages", () => {
+    const cases: [string, RegExp][] = [
+      ["n,a=admin,n=,r=abc", /authorization identities/],
+      ["n,,m=ext,n=,r=abc", /mandatory extensions/],
+      ["x,,n=,r=abc", /invalid channel binding flag/],
+      ["n,,r=abc", /expected attribute "n="/],
+      ["n,,n=", /expected attribute "r="/],
+      ["n,,n=,r=", /invalid client nonce/],
+      ["n,,n=,r=abc,bogus", /invalid attribute/],
+      ["n=,r=abc", /missing gs2 header/],
+    ];
+    for (const [msg, error] of cases) {
+      expect(() => new ScramServerSession(secret).handleClientFirst(msg), msg).toThrow(error);
+    }
+  });
+
+  it("ignores optional extensions in client-first-message", () => {
+    expect(new ScramServerSession(secret).handleClientFirst("n,,n=,r=abc,x=1")).toMatch(/^r=abc/);
+  });
+
+  it("rejects a tampered nonce", () => {
+    const { server, nonce } = challenged();
+    expect(() =>
+      server.handleClientFinal(`c=biws,r=${nonce}x,p=${Buffer.alloc(32).toString("base64")}`),
+    ).toThrow(/nonce does not match/);
+  });
+
+  it("rejects a client-final whose nonce was tampered with on the wire", () => {
+    const server = new ScramServerSession(secret);
+    const client = new ScramClientSession("pw");
+    const serverFirst = server.handleClientFirst(client.clientFirst());
+    const final = client.handleServerFirst(serverFirst).replace(/,r=([^,]+)/, ",r=$1Z");
+    expect(() => server.handleClientFinal(final)).toThrow(ScramError);
+  });
+
+  it("rejects a channel-binding attribute that does not match the gs2 header", () => {
+    const { server, nonce } = challenged();
+    expect(() =>
+      server.handleClientFinal(`c=eSws,r=${nonce},p=${Buffer.alloc(32).toString("base64")}`),
+    ).toThrow(/channel binding check failed/);
+  });
+
+  it("rejects malformed proofs and misplaced attributes", () => {
+    const proof = Buffer.alloc(32).toString("base64");
+    const cases: [(nonce: string) => string, RegExp][] = [
+      [(n) => `c=biws,r=${n}`, /proof \(p=\) must be the last attribute/],
+      [(n) => `c=biws,r=${n},p=${proof},x=1`, /proof \(p=\) must be the last attribute/],
+      [(n) => `c=biws,r=${n},p=AAAA`, /invalid proof/],
+      [(n) => `c=biws,r=${n},p=${proof.slice(0, -1)}!`, /invalid proof/],
+      [(n) => `c=biws,r=${n},bogus,p=${proof}`, /invalid attribute "bogus"/],
+      [(n) => `r=${n},c=biws,p=${proof}`, /expected attribute "c="/],
+    ];
+    for (const [make, error] of cases) {
+      const { server, nonce } = challenged();
+      expect(() => server.handleClientFinal(make(nonce)), make(nonce)).toThrow(error);
+    }
+  });
+
+  it("is single use and enforces message order", () => {
+    const server = new ScramServerSession(secret);
+    expect(() => server.handleClientFinal("c=biws,r=x,p=x")).toThrow(/unexpected/);
+    const { server: s2 } = challenged();
+    expect(() => s2.handleClientFirst("n,,n=,r=abc")).toThrow(/unexpected/);
+  });
+});
+
+describe("ScramClientSession checks the server", () => {
+  const secret = scramSecretFromPassword("pw", 4096);
+
+  function started() {
+    const client = new ScramClientSession("pw", { nonce: "cn" });
+    client.clientFirst();
+    return client;
+  }
+
+  it("sends an empty user name and a random nonce, like libpq", () => {
+    const first = new ScramClientSession("pw").clientFirst();
+    expect(first).toMatch(/^n,,n=,r=[A-Za-z0-9+/]{24}$/);
+  });
+
+  it("escapes the optional user name", () => {
+    expect(new ScramClientSession("pw", { nonce: "x", user: "a=b,c" }).clientFirst()).toBe(
+      "n,,n=a=3Db=2Cc,r=x",
+    );
+  });
+
+  it("rejects a server nonce that does not extend the client nonce", () => {
+    const s = secret.salt.toString("base64");
+    expect(() => started().handleServerFirst(`r=cn,s=${s},i=4096`)).toThrow(/does not extend/);
+    expect(() => started().handleServerFirst(`r=xx123,s=${s},i=4096`)).toThrow(/does not extend/);
+  });
+
+  it("rejects malformed server-first messages", () => {
+    for (const msg of [
+      "",
+      "r=cn1",
+      "r=cn1,s=!!!!,i=4096",
+      "r=cn1,s=,i=4096",
+      "r=cn1,s=AAAA,i=0",
+      "m=x,r=cn1",
+    ]) {
+      expect(() => started().handleServerFirst(msg), msg).toThrow(ScramError);
+    }
+  });
+
+  it("reports a server error and a wrong server signature", () => {
+    const server = new ScramServerSession(secret);
+    const client = new ScramClientSession("pw");
+    const serverFirst = server.handleClientFirst(client.clientFirst());
+    const result = server.handleClientFinal(client.handleServerFirst(serverFirst));
+    if (!result.ok) throw new Error(result.reason);
+    const forged = `v=${Buffer.alloc(32).toString("base64")}`;
+    expect(() => client.verifyServerFinal(forged)).toThrow(/server signature is invalid/);
+
+    const c2 = started();
+    c2.handleServerFirst(`r=cn1,s=${secret.salt.toString("base64")},i=4096`);
+    expect(() => c2.verifyServerFinal("e=invalid-proof")).toThrow(
+      /server rejected SCRAM authentication: invalid-proof/,
+    );
+  });
+
+  it("validates pass-through key lengths", () => {
+    expect(() => new ScramClientSession({ clientKey: Buffer.alloc(31) })).toThrow(RangeError);
+    expect(() => new ScramClientSession({ clientKey: Buffer.alloc(32), serverKey: Buffer.alloc(5) })).toThrow(
+      RangeError,
+    );
+  });
+
+  it("advertises the mechanism name PostgreSQL uses", () => {
+    expect(SASL_MECHANISM).toBe("SCRAM-SHA-256");
+  });
+});
+
+describe("saslprep", () => {
+  it("leaves ASCII alone, control characters included", () => {
+    expect(saslprep("pencil")).toBe("pencil");
+    expect(saslprep("a\u0007b")).toBe("a\u0007b");
+  });
+
+  it("maps non-ASCII spaces to a space, removes invisible characters and applies NFKC", () => {
+    expect(saslprep("I\u00ADX")).toBe("IX");
+    expect(saslprep("\u2168")).toBe("IX");
+    expect(saslprep("pass\u00A0word")).toBe("pass word");
+    expect(saslprep("\uFF50\uFF57")).toBe("pw");
+    expect(saslprep("e\u0301")).toBe("\u00E9");
+  });
+
+  it("falls back to the raw password when SASLprep fails, as PostgreSQL does", () => {
+    expect(saslprep("\uFB01\u0007")).toBe("\uFB01\u0007"); // prohibited control character
+    expect(saslprep("\uE000\uFB01")).toBe("\uE000\uFB01"); // private use
+    expect(saslprep("\uFB01\u0378")).toBe("\uFB01\u0378"); // unassigned
+    expect(saslprep("\u00AD")).toBe("\u00AD"); // empty after mapping
+  });
+});
+
+describe("SCRAM secrets stored by PostgreSQL 13", () => {
+  // Non-ASCII passwords check SASLprep: PostgreSQL prepares the password when hashing it, so our
+  // client (which prepares the raw password) must derive the same keys. Each either changes under
+  // SASLprep or makes it fail, where PostgreSQL falls back to the raw password.
+  const passwords = [
+    "secret-pw",
+    "I\u00ADX",
+    "\u2168",
+    "pass\u00A0word",
+    "\uFF50\uFF57",
+    "\uFB01\u0007",
+    "\uE000\uFB01",
+    "\uFB01\u0378",
+  ];
+
+  it("are parsed, and our client logs in against them with the password", async () => {
+    const client = new pg.Client({ connectionString: inject("pgAdminUrl") });
+    await client.connect();
+    try {
+      await client.query("SET password_encryption = 'scram-sha-256'");
+      for (const [i, password] of passwords.entries()) {
+        const role = `auth_scram_u${i}`;
+        await client.query(`DROP ROLE IF EXISTS ${role}`);
+        await client.query(`CREATE ROLE ${role} LOGIN PASSWORD ${client.escapeLiteral(password)}`);
+        const r = await client.query<{ rolpassword: string }>(
+          "SELECT rolpassword FROM pg_authid WHERE rolname = $1",
+          [role],
+        );
+        await client.query(`DROP ROLE ${role}`);
+        const stored = r.rows[0]!.rolpassword;
+        const secret = parseScramSecret(stored);
+        expect(secret, `${JSON.stringify(password)}: ${stored}`).not.toBeNull();
+        expect(formatScramSecret(secret!)).toBe(stored);
+        expect(scramSecretFromPassword(password, secret!.iterations, secret!.salt)).toEqual(secret);
+        expect(exchange(secret!, password).ok, JSON.stringify(password)).toBe(true);
+        expect(exchange(secret!, `${password}x`).ok).toBe(false);
+      }
+    } finally {
+      await client.end();
+    }
+  });
+});

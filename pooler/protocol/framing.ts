@@ -1,0 +1,176 @@
+// Splitting byte streams into PostgreSQL v3 messages without copying them.
+//
+// The hot path never assembles a message it does not need to read: a chunk from a socket is
+// scanned header by header, each message is offered to a visitor as a slice of that chunk, and the
+// runs of messages the visitor lets through are written on as single slices (usually the whole
+// chunk). Only a message that straddles two chunks is copied, and only when it is small or the
+// visitor must read it; a big one (a huge DataRow, COPY data) streams through in pieces.
+
+export interface FrameVisitor {
+  /** A complete message that passes on unchanged: `msg` holds type byte, length and body. */
+  message(type: number, msg: Buffer): void;
+  /**
+   * Whether messages of this type may be swallowed or replaced. Such messages are always seen
+   * whole and go to `rewrite` instead of `message`.
+   */
+  mayRewrite(type: number): boolean;
+  /** Emits whatever should stand in the stream for `msg` (msg itself, something else, nothing). */
+  rewrite(type: number, msg: Buffer, emit: (slice: Buffer) => void): void;
+  /** Whether a message of this type must be read whole; other big messages may stream through. */
+  mustInspect(type: number): boolean;
+}
+
+export class ProtocolViolation extends Error {}
+
+/** Largest straddling message we assemble before forwarding, for types no one inspects. */
+const STREAM_THRESHOLD = 64 * 1024;
+
+export class FrameScanner {
+  /** Bytes of a header (type + int32) split across chunks. */
+  private readonly head = Buffer.allocUnsafe(5);
+  private headLen = 0;
+  /** A straddling message being assembled (already includes its header). */
+  private partial: Buffer | null = null;
+  private partialLen = 0;
+  /** Body bytes of a streamed message still to pass through as they arrive. */
+  private streaming = 0;
+
+  constructor(private readonly maxPacketSize: number) {}
+
+  /** True when no message is half-read: the stream is at a message boundary. */
+  get atBoundary(): boolean {
+    return this.headLen === 0 && this.partial === null && this.streaming === 0;
+  }
+
+  /**
+   * Scans `chunk`, calling `visitor.message` for each complete message and `emit` with the slices
+   * to forward, in order. Throws ProtocolViolation on a nonsensical length.
+   */
+  feed(chunk: Buffer, visitor: FrameVisitor, emit: (slice: Buffer) => void): void {
+    let pos = 0;
+    const end = chunk.length;
+
+    if (this.streaming > 0) {
+      const n = Math.min(this.streaming, end);
+      emit(n === end ? chunk : chunk.subarray(0, n));
+      this.streaming -= n;
+      pos = n;
+    }
+    if (this.partial !== null) {
+      const n = Math.min(this.partial.length - this.partialLen, end - pos);
+      chunk.copy(this.partial, this.partialLen, pos, pos + n);
+      this.partialLen += n;
+      pos += n;
+      if (this.partialLen < this.partial.length) return;
+      const msg = this.partial;
+      this.partial = null;
+      this.deliver(msg, visitor, emit);
+    }
+    if (this.headLen > 0) {
+      const n = Math.min(5 - this.headLen, end - pos);
+      chunk.copy(this.head, this.headLen, pos, pos + n);
+      this.headLen += n;
+      pos += n;
+      if (this.headLen < 5) return;
+      this.headLen = 0;
+      pos = this.startStraddling(this.head, chunk, pos, visitor, emit);
+    }
+
+    // Complete messages inside this chunk: forwarded as one slice per run.
+    let runStart = pos;
+    while (end - pos >= 5) {
+      const type = chunk[pos]!;
+      const len = chunk.readUInt32BE(pos + 1);
+      this.checkLength(type, len);
+      const msgEnd = pos + 1 + len;
+      if (msgEnd > end) break;
+      if (visitor.mayRewrite(type)) {
+        if (pos > runStart) emit(chunk.subarray(runStart, pos));
+        visitor.rewrite(type, chunk.subarray(pos, msgEnd), emit);
+        runStart = msgEnd;
+      } else {
+        visitor.message(type, chunk.subarray(pos, msgEnd));
+      }
+      pos = msgEnd;
+    }
+    if (pos > runStart) emit(runStart === 0 && pos === end ? chunk : chunk.subarray(runStart, pos));
+    if (pos === end) return;
+
+    if (end - pos < 5) {
+      chunk.copy(this.head, 0, pos, end);
+      this.headLen = end - pos;
+      return;
+    }
+    this.startStraddling(chunk.subarray(pos, pos + 5), chunk, pos + 5, visitor, emit);
+  }
+
+  /**
+   * A message whose header is known but whose body runs past the chunk: either assemble it or,
+   * when it is big and nobody needs to read it, stream it. Returns the position after what was used.
+   */
+  private startStraddling(
+    header: Buffer,
+    chunk: Buffer,
+    bodyPos: number,
+    visitor: FrameVisitor,
+    emit: (slice: Buffer) => void,
+  ): number {
+    const type = header[0]!;
+    const len = header.readUInt32BE(1);
+    this.checkLength(type, len);
+    const available = Math.min(chunk.length - bodyPos, len - 4);
+    if (len + 1 > STREAM_THRESHOLD && !visitor.mustInspect(type) && !visitor.mayRewrite(type)) {
+      emit(Buffer.from(header)); // header may be our reusable `head`: copy it
+      if (available > 0) emit(chunk.subarray(bodyPos, bodyPos + available));
+      this.streaming = len - 4 - available;
+      return bodyPos + available;
+    }
+    const msg = Buffer.allocUnsafe(len + 1);
+    header.copy(msg, 0, 0, 5);
+    chunk.copy(msg, 5, bodyPos, bodyPos + available);
+    if (5 + available === msg.length) {
+      this.deliver(msg, visitor, emit);
+    } else {
+      this.partial = msg;
+      this.partialLen = 5 + available;
+    }
+    return bodyPos + available;
+  }
+
+  private deliver(msg: Buffer, visitor: FrameVisitor, emit: (slice: Buffer) => void): void {
+    const type = msg[0]!;
+    if (visitor.mayRewrite(type)) {
+      visitor.rewrite(type, msg, emit);
+    } else {
+      visitor.message(type, msg);
+      emit(msg);
+    }
+  }
+
+  private checkLength(type: number, len: number): void {
+    // "don't believe nonsense" (PgBouncer proto.c): a length covers at least itself
+    if (len < 4 || len > this.maxPacketSize) {
+      throw new ProtocolViolation(
+        `invalid message length ${len} for message type "${String.fromCharCode(type)}"`,
+      );
+    }
+  }
+}
+
+/**
+ * Startup-phase packets have no type byte: int32 length (including itself) + payload. Returns the
+ * packet and the rest, or null when more bytes are needed.
+ */
+export function takeStartupPacket(
+  buf: Buffer,
+  maxLen: number,
+): { packet: Buffer; rest: Buffer } | null {
+  if (buf.length < 4) return null;
+  const len = buf.readUInt32BE(0);
+  // 8 = the shortest legal packet (SSLRequest); 10000 is PostgreSQL's own MAX_STARTUP_PACKET_LENGTH.
+  if (len < 8 || len > Math.min(maxLen, 10000)) {
+    throw new ProtocolViolation(`invalid startup packet length ${len}`);
+  }
+  if (buf.length < len) return null;
+  return { packet: buf.subarray(0, len), rest: buf.subarray(len) };
+}

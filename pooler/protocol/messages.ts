@@ -1,0 +1,317 @@
+// Typed builders and parsers for the PostgreSQL v3 messages the pooler itself writes or reads.
+// Everything the pooler merely relays never passes through here.
+
+/** Message type bytes, named as in PostgreSQL's protocol.h. */
+export const Msg = {
+  // backend → frontend
+  Authentication: 0x52, // R
+  BackendKeyData: 0x4b, // K
+  BindComplete: 0x32, // 2
+  CloseComplete: 0x33, // 3
+  CommandComplete: 0x43, // C
+  CopyInResponse: 0x47, // G
+  CopyOutResponse: 0x48, // H
+  CopyBothResponse: 0x57, // W
+  DataRow: 0x44, // D
+  EmptyQueryResponse: 0x49, // I
+  ErrorResponse: 0x45, // E
+  NoData: 0x6e, // n
+  NoticeResponse: 0x4e, // N
+  NotificationResponse: 0x41, // A
+  ParameterDescription: 0x74, // t
+  ParameterStatus: 0x53, // S
+  ParseComplete: 0x31, // 1
+  PortalSuspended: 0x73, // s
+  ReadyForQuery: 0x5a, // Z
+  RowDescription: 0x54, // T
+  // frontend → backend
+  Bind: 0x42, // B
+  Close: 0x43, // C
+  CopyData: 0x64, // d
+  CopyDone: 0x63, // c
+  CopyFail: 0x66, // f
+  Describe: 0x44, // D
+  Execute: 0x45, // E
+  Flush: 0x48, // H
+  FunctionCall: 0x46, // F
+  Parse: 0x50, // P
+  Password: 0x70, // p (also SASLInitialResponse, SASLResponse)
+  Query: 0x51, // Q
+  Sync: 0x53, // S
+  Terminate: 0x58, // X
+} as const;
+
+/** Authentication request codes (the int32 after 'R'). */
+export const Auth = {
+  Ok: 0,
+  CleartextPassword: 3,
+  MD5Password: 5,
+  SASL: 10,
+  SASLContinue: 11,
+  SASLFinal: 12,
+} as const;
+
+export const PROTOCOL_3_0 = 196608;
+export const SSL_REQUEST_CODE = 80877103;
+export const GSSENC_REQUEST_CODE = 80877104;
+export const CANCEL_REQUEST_CODE = 80877102;
+
+export type TransactionStatus = "I" | "T" | "E";
+
+/** Writes type + length + body assembled by `fill` into one exactly sized buffer. */
+function build(type: number, bodyLen: number, fill: (buf: Buffer, at: number) => void): Buffer {
+  const buf = Buffer.allocUnsafe(5 + bodyLen);
+  buf[0] = type;
+  buf.writeUInt32BE(4 + bodyLen, 1);
+  fill(buf, 5);
+  return buf;
+}
+
+function cstrings(...parts: string[]): Buffer {
+  return Buffer.concat(parts.flatMap((p) => [Buffer.from(p, "utf8"), Buffer.alloc(1)]));
+}
+
+function withBody(type: number, body: Buffer): Buffer {
+  return build(type, body.length, (buf, at) => body.copy(buf, at));
+}
+
+export function authenticationOk(): Buffer {
+  return authRequest(Auth.Ok);
+}
+
+export function authRequest(code: number, extra: Buffer = Buffer.alloc(0)): Buffer {
+  return build(Msg.Authentication, 4 + extra.length, (buf, at) => {
+    buf.writeInt32BE(code, at);
+    extra.copy(buf, at + 4);
+  });
+}
+
+export function authenticationSASL(mechanisms: string[]): Buffer {
+  return authRequest(Auth.SASL, Buffer.concat([cstrings(...mechanisms), Buffer.alloc(1)]));
+}
+
+export function parameterStatus(name: string, value: string): Buffer {
+  return withBody(Msg.ParameterStatus, cstrings(name, value));
+}
+
+export function backendKeyData(pid: number, secret: number): Buffer {
+  return build(Msg.BackendKeyData, 8, (buf, at) => {
+    buf.writeInt32BE(pid, at);
+    buf.writeInt32BE(secret, at + 4);
+  });
+}
+
+const READY: Record<TransactionStatus, Buffer> = {
+  I: build(Msg.ReadyForQuery, 1, (b, at) => (b[at] = 0x49)),
+  T: build(Msg.ReadyForQuery, 1, (b, at) => (b[at] = 0x54)),
+  E: build(Msg.ReadyForQuery, 1, (b, at) => (b[at] = 0x45)),
+};
+
+export function readyForQuery(status: TransactionStatus): Buffer {
+  return READY[status];
+}
+
+export interface ErrorFields {
+  severity: "ERROR" | "FATAL" | "PANIC" | "WARNING" | "NOTICE" | "LOG" | "INFO" | "DEBUG";
+  code: string;
+  message: string;
+  detail?: string;
+  hint?: string;
+}
+
+function noticeFields(f: ErrorFields): Buffer {
+  const parts: Buffer[] = [];
+  const field = (tag: string, value: string | undefined): void => {
+    if (value !== undefined) parts.push(Buffer.from(tag, "latin1"), cstrings(value));
+  };
+  field("S", f.severity);
+  field("V", f.severity);
+  field("C", f.code);
+  field("M", f.message);
+  field("D", f.detail);
+  field("H", f.hint);
+  parts.push(Buffer.alloc(1));
+  return Buffer.concat(parts);
+}
+
+export function errorResponse(f: ErrorFields): Buffer {
+  return withBody(Msg.ErrorResponse, noticeFields(f));
+}
+
+export function noticeResponse(f: ErrorFields): Buffer {
+  return withBody(Msg.NoticeResponse, noticeFields(f));
+}
+
+export function commandComplete(tag: string): Buffer {
+  return withBody(Msg.CommandComplete, cstrings(tag));
+}
+
+export function emptyQueryResponse(): Buffer {
+  return build(Msg.EmptyQueryResponse, 0, () => undefined);
+}
+
+/** RowDescription for text columns of the given type OIDs (admin console result sets). */
+export function rowDescription(columns: { name: string; typeOid: number; typeLen: number }[]): Buffer {
+  const parts: Buffer[] = [Buffer.alloc(2)];
+  parts[0]!.writeInt16BE(columns.length, 0);
+  for (const c of columns) {
+    const meta = Buffer.alloc(18);
+    meta.writeInt32BE(0, 0); // table oid
+    meta.writeInt16BE(0, 4); // column number
+    meta.writeInt32BE(c.typeOid, 6);
+    meta.writeInt16BE(c.typeLen, 10);
+    meta.writeInt32BE(-1, 12); // typmod
+    meta.writeInt16BE(0, 16); // text format
+    parts.push(cstrings(c.name), meta);
+  }
+  return withBody(Msg.RowDescription, Buffer.concat(parts));
+}
+
+export function dataRow(values: (string | null)[]): Buffer {
+  const parts: Buffer[] = [Buffer.alloc(2)];
+  parts[0]!.writeInt16BE(values.length, 0);
+  for (const v of values) {
+    const len = Buffer.alloc(4);
+    if (v === null) {
+      len.writeInt32BE(-1, 0);
+      parts.push(len);
+    } else {
+      const data = Buffer.from(v, "utf8");
+      len.writeInt32BE(data.length, 0);
+      parts.push(len, data);
+    }
+  }
+  return withBody(Msg.DataRow, Buffer.concat(parts));
+}
+
+export function query(sql: string): Buffer {
+  return withBody(Msg.Query, cstrings(sql));
+}
+
+export function terminate(): Buffer {
+  return build(Msg.Terminate, 0, () => undefined);
+}
+
+export function passwordMessage(password: string): Buffer {
+  return withBody(Msg.Password, cstrings(password));
+}
+
+export function saslInitialResponse(mechanism: string, data: string): Buffer {
+  const payload = Buffer.from(data, "utf8");
+  const len = Buffer.alloc(4);
+  len.writeInt32BE(payload.length, 0);
+  return withBody(Msg.Password, Buffer.concat([cstrings(mechanism), len, payload]));
+}
+
+export function saslResponse(data: string): Buffer {
+  return withBody(Msg.Password, Buffer.from(data, "utf8"));
+}
+
+/** The untyped packet that opens a server connection. */
+export function startupMessage(params: Record<string, string>): Buffer {
+  const body = Buffer.concat([
+    ...Object.entries(params).map(([k, v]) => cstrings(k, v)),
+    Buffer.alloc(1),
+  ]);
+  const buf = Buffer.allocUnsafe(8 + body.length);
+  buf.writeInt32BE(8 + body.length, 0);
+  buf.writeInt32BE(PROTOCOL_3_0, 4);
+  body.copy(buf, 8);
+  return buf;
+}
+
+export function cancelRequest(pid: number, secret: number): Buffer {
+  const buf = Buffer.allocUnsafe(16);
+  buf.writeInt32BE(16, 0);
+  buf.writeInt32BE(CANCEL_REQUEST_CODE, 4);
+  buf.writeInt32BE(pid, 8);
+  buf.writeInt32BE(secret, 12);
+  return buf;
+}
+
+// ---- parsers ----
+
+export type StartupPacket =
+  | { kind: "startup"; params: Map<string, string> }
+  | { kind: "ssl" }
+  | { kind: "gssenc" }
+  | { kind: "cancel"; pid: number; secret: number }
+  | { kind: "unsupported"; version: number };
+
+export function parseStartupPacket(packet: Buffer): StartupPacket {
+  const code = packet.readUInt32BE(4);
+  if (code === SSL_REQUEST_CODE) return { kind: "ssl" };
+  if (code === GSSENC_REQUEST_CODE) return { kind: "gssenc" };
+  if (code === CANCEL_REQUEST_CODE) {
+    if (packet.length !== 16) throw new RangeError("malformed CancelRequest");
+    return { kind: "cancel", pid: packet.readInt32BE(8), secret: packet.readInt32BE(12) };
+  }
+  if (code >> 16 !== 3) return { kind: "unsupported", version: code };
+  const params = new Map<string, string>();
+  let pos = 8;
+  for (;;) {
+    const keyEnd = packet.indexOf(0, pos);
+    if (keyEnd < 0) throw new RangeError("unterminated startup parameter name");
+    if (keyEnd === pos) break; // the final empty name
+    const valEnd = packet.indexOf(0, keyEnd + 1);
+    if (valEnd < 0) throw new RangeError("unterminated startup parameter value");
+    params.set(packet.toString("utf8", pos, keyEnd), packet.toString("utf8", keyEnd + 1, valEnd));
+    pos = valEnd + 1;
+  }
+  return { kind: "startup", params };
+}
+
+/** Reads NUL-terminated strings from a message body. */
+export class BodyReader {
+  private pos: number;
+  constructor(
+    private readonly buf: Buffer,
+    start = 5,
+  ) {
+    this.pos = start;
+  }
+  cstring(): string {
+    const end = this.buf.indexOf(0, this.pos);
+    if (end < 0) throw new RangeError("unterminated string in message");
+    const s = this.buf.toString("utf8", this.pos, end);
+    this.pos = end + 1;
+    return s;
+  }
+  int32(): number {
+    const v = this.buf.readInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  int16(): number {
+    const v = this.buf.readInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  bytes(n: number): Buffer {
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+  rest(): Buffer {
+    return this.buf.subarray(this.pos);
+  }
+}
+
+export function parseParameterStatus(msg: Buffer): [string, string] {
+  const r = new BodyReader(msg);
+  return [r.cstring(), r.cstring()];
+}
+
+/** Fields of an ErrorResponse/NoticeResponse keyed by their one-letter tag. */
+export function parseErrorFields(msg: Buffer): Map<string, string> {
+  const fields = new Map<string, string>();
+  let pos = 5;
+  while (pos < msg.length && msg[pos] !== 0) {
+    const tag = String.fromCharCode(msg[pos]!);
+    const end = msg.indexOf(0, pos + 1);
+    if (end < 0) break;
+    fields.set(tag, msg.toString("utf8", pos + 1, end));
+    pos = end + 1;
+  }
+  return fields;
+}

@@ -1,0 +1,341 @@
+// One connection to PostgreSQL: login (whatever authentication the server asks for), then relaying
+// its replies to the linked client, and the pooler's own queries (parameter sync, reset, rollback)
+// whose replies nobody else sees.
+import net from "node:net";
+import { Block, Connection } from "./connection.ts";
+import { FrameScanner, type FrameVisitor } from "./protocol/framing.ts";
+import {
+  Auth,
+  BodyReader,
+  Msg,
+  parseErrorFields,
+  parseParameterStatus,
+  passwordMessage,
+  query,
+  saslInitialResponse,
+  saslResponse,
+  startupMessage,
+  terminate,
+  type TransactionStatus,
+} from "./protocol/messages.ts";
+import { isMd5Secret, md5Response } from "./protocol/auth/md5.ts";
+import { SASL_MECHANISM, ScramClientSession } from "./protocol/auth/scram.ts";
+
+export type ServerState = "login" | "idle" | "active" | "used" | "closed";
+
+/** How the pooler logs in to PostgreSQL for one pool. */
+export interface ServerCredentials {
+  user: string;
+  /** Plain password or an md5 secret ("md5" + 32 hex). */
+  password?: string;
+  /** Keys recovered from a client's SCRAM exchange: SCRAM pass-through, as PgBouncer does. */
+  scramKeys?: { clientKey: Buffer; serverKey: Buffer };
+}
+
+export interface ServerTarget {
+  host: string;
+  port: number;
+  database: string;
+  credentials: ServerCredentials;
+  /** Startup parameters sent at connect (client_encoding, application_name, …). */
+  startupParams: Record<string, string>;
+  connectTimeout: number;
+  maxPacketSize: number;
+}
+
+/** An error the server sent (kept whole so the client sees PostgreSQL's own words). */
+export class ServerError extends Error {
+  constructor(
+    readonly fields: Map<string, string>,
+    readonly raw: Buffer,
+  ) {
+    super(fields.get("M") ?? "server error");
+  }
+  get code(): string {
+    return this.fields.get("C") ?? "XX000";
+  }
+}
+
+/** The pooler's side of the link: a client that receives this server's replies. */
+export interface ServerPeer extends Connection {
+  onServerChunkDone(server: ServerConnection): void;
+  /** The client changed a reported parameter (its own SET): it is now the client's wanted value. */
+  onParameterStatus(name: string, value: string): void;
+  onServerLost(server: ServerConnection, reason: string): void;
+}
+
+interface Internal {
+  resolve: () => void;
+  reject: (err: Error) => void;
+  error: ServerError | null;
+}
+
+export class ServerConnection extends Connection implements FrameVisitor {
+  state: ServerState = "login";
+  client: ServerPeer | null = null;
+  /** The server's current values of the GUC_REPORT parameters, from its ParameterStatus messages. */
+  readonly params = new Map<string, string>();
+  backendPid = 0;
+  backendSecret = 0;
+  txStatus: TransactionStatus = "I";
+  /** ReadyForQuery messages the server still owes (Query, Sync and FunctionCall each earn one). */
+  pendingReplies = 0;
+  /** Set when the server saw a ReadyForQuery in the chunk being processed. */
+  private sawReady = false;
+  /** Set when the server must not be reused (lifetime over, RECONNECT, a config change). */
+  closeNeeded = false;
+  /** When the current link started (for SHOW SERVERS / stats). */
+  linkTime = 0;
+  closeReason = "";
+
+  private readonly scanner: FrameScanner;
+  private internal: Internal | null = null;
+  private scram: ScramClientSession | null = null;
+  private login: { resolve: () => void; reject: (err: Error) => void } | null = null;
+  private readonly toClient = (slice: Buffer): void => this.client!.write(slice, this);
+  private readonly onClosed: (server: ServerConnection) => void;
+
+  private constructor(
+    socket: net.Socket,
+    readonly target: ServerTarget,
+    onClosed: (server: ServerConnection) => void,
+  ) {
+    super(socket);
+    this.scanner = new FrameScanner(target.maxPacketSize);
+    this.onClosed = onClosed;
+  }
+
+  /** Connects and logs in; resolves once the server said ReadyForQuery. */
+  static connect(
+    target: ServerTarget,
+    onClosed: (server: ServerConnection) => void,
+  ): { server: ServerConnection; ready: Promise<void> } {
+    const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const server = new ServerConnection(socket, target, onClosed);
+    const ready = new Promise<void>((resolve, reject) => {
+      server.login = { resolve, reject };
+    });
+    // Callers attach handlers after connect() returns; a synchronous failure must not go unhandled.
+    ready.catch(() => undefined);
+    const timer = setTimeout(
+      () => server.close(`server_connect_timeout (${target.connectTimeout / 1000} s)`),
+      target.connectTimeout,
+    );
+    ready.finally(() => clearTimeout(timer)).catch(() => undefined);
+    socket.setKeepAlive(true);
+    socket.on("connect", () => {
+      socket.write(
+        startupMessage({
+          user: target.credentials.user,
+          database: target.database,
+          ...target.startupParams,
+        }),
+      );
+    });
+    socket.on("data", (chunk: Buffer) => server.onData(chunk));
+    socket.on("error", (err) => server.close(`server socket error: ${err.message}`));
+    socket.on("close", () => server.close("server closed the connection"));
+    return { server, ready };
+  }
+
+  private onData(chunk: Buffer): void {
+    this.lastActivity = Date.now();
+    this.sawReady = false;
+    try {
+      this.scanner.feed(chunk, this, this.toClient);
+    } catch (err) {
+      this.close(`bad server protocol: ${(err as Error).message}`);
+      return;
+    }
+    if (this.sawReady && this.client && this.internal === null) this.client.onServerChunkDone(this);
+  }
+
+  // ---- FrameVisitor: what the hot path reads of the server's replies ----
+
+  mustInspect(type: number): boolean {
+    return type === Msg.ReadyForQuery || type === Msg.ParameterStatus;
+  }
+
+  /** Replies to the pooler's own queries, login traffic and anything said while unlinked stay here. */
+  mayRewrite(): boolean {
+    return this.client === null || this.internal !== null;
+  }
+
+  message(type: number, msg: Buffer): void {
+    if (type === Msg.ReadyForQuery) {
+      this.noteReady(msg);
+      this.sawReady = true;
+    } else if (type === Msg.ParameterStatus) {
+      const [name, value] = parseParameterStatus(msg);
+      this.params.set(name, value);
+      if (this.internal === null) this.client?.onParameterStatus(name, value);
+    }
+  }
+
+  private noteReady(msg: Buffer): void {
+    this.txStatus = String.fromCharCode(msg[5]!) as TransactionStatus;
+    this.pendingReplies--;
+  }
+
+  rewrite(type: number, msg: Buffer): void {
+    if (this.state === "login") return this.loginMessage(type, msg);
+    switch (type) {
+      case Msg.ParameterStatus: {
+        const [name, value] = parseParameterStatus(msg);
+        this.params.set(name, value);
+        // The server's spelling of a value the pooler just SET (e.g. "iso" → "ISO, MDY") becomes
+        // the client's, so the next link does not SET it again.
+        this.client?.onParameterStatus(name, value);
+        return;
+      }
+      case Msg.ErrorResponse: {
+        const err = new ServerError(parseErrorFields(msg), Buffer.from(msg));
+        if (this.internal) this.internal.error ??= err;
+        else if (err.fields.get("S") === "FATAL") this.close(`server said: ${err.message}`);
+        return;
+      }
+      case Msg.ReadyForQuery: {
+        this.noteReady(msg);
+        const done = this.internal;
+        if (done === null) return;
+        this.internal = null;
+        if (done.error) done.reject(done.error);
+        else done.resolve();
+        return;
+      }
+      default:
+        // NoticeResponse, NotificationResponse etc. while idle: nobody to tell
+        return;
+    }
+  }
+
+  // ---- login ----
+
+  private loginMessage(type: number, msg: Buffer): void {
+    try {
+      switch (type) {
+        case Msg.Authentication:
+          return this.authenticate(msg);
+        case Msg.ParameterStatus: {
+          const [name, value] = parseParameterStatus(msg);
+          this.params.set(name, value);
+          return;
+        }
+        case Msg.BackendKeyData:
+          this.backendPid = msg.readInt32BE(5);
+          this.backendSecret = msg.readInt32BE(9);
+          return;
+        case Msg.ErrorResponse:
+          return this.failLogin(new ServerError(parseErrorFields(msg), Buffer.from(msg)));
+        case Msg.ReadyForQuery:
+          this.txStatus = "I";
+          this.state = "idle";
+          this.login?.resolve();
+          this.login = null;
+          return;
+        default:
+          return; // NoticeResponse, NegotiateProtocolVersion: nothing to do
+      }
+    } catch (err) {
+      this.failLogin(err as Error);
+    }
+  }
+
+  private authenticate(msg: Buffer): void {
+    const r = new BodyReader(msg);
+    const code = r.int32();
+    const creds = this.target.credentials;
+    const password = creds.password;
+    switch (code) {
+      case Auth.Ok:
+        return;
+      case Auth.CleartextPassword:
+        if (password === undefined || isMd5Secret(password)) {
+          throw new Error("server asked for a cleartext password, but the pooler has none for this user");
+        }
+        this.socket.write(passwordMessage(password));
+        return;
+      case Auth.MD5Password:
+        if (password === undefined) {
+          throw new Error("server asked for md5 authentication, but the pooler has no password for this user");
+        }
+        this.socket.write(passwordMessage(md5Response(creds.user, password, r.bytes(4))));
+        return;
+      case Auth.SASL: {
+        const mechanisms: string[] = [];
+        for (let m = r.cstring(); m !== ""; m = r.cstring()) mechanisms.push(m);
+        if (!mechanisms.includes(SASL_MECHANISM)) {
+          throw new Error(`server offers no supported SASL mechanism (${mechanisms.join(", ")})`);
+        }
+        const secret = creds.scramKeys ?? (password !== undefined && !isMd5Secret(password) ? password : undefined);
+        if (secret === undefined) {
+          throw new Error(
+            "server asked for SCRAM-SHA-256, but the pooler has neither the plain password nor the client's SCRAM keys",
+          );
+        }
+        this.scram = new ScramClientSession(secret);
+        this.socket.write(saslInitialResponse(SASL_MECHANISM, this.scram.clientFirst()));
+        return;
+      }
+      case Auth.SASLContinue:
+        this.socket.write(saslResponse(this.scram!.handleServerFirst(r.rest().toString("utf8"))));
+        return;
+      case Auth.SASLFinal:
+        this.scram!.verifyServerFinal(r.rest().toString("utf8"));
+        this.scram = null;
+        return;
+      default:
+        throw new Error(`server asked for an unsupported authentication method (code ${code})`);
+    }
+  }
+
+  private failLogin(err: Error): void {
+    this.login?.reject(err);
+    this.login = null;
+    this.close(`login failed: ${err.message}`);
+  }
+
+  // ---- the pooler's own queries ----
+
+  /**
+   * Runs SQL whose replies the pooler consumes (parameter sync, reset query, ROLLBACK). Rejects with
+   * the server's error, if any; the server is usable afterwards either way unless it closed.
+   */
+  runInternal(sql: string): Promise<void> {
+    if (this.internal) return Promise.reject(new Error("internal query already running"));
+    return new Promise<void>((resolve, reject) => {
+      this.internal = { resolve, reject, error: null };
+      this.pendingReplies++;
+      this.socket.write(query(sql));
+    });
+  }
+
+  /** Bytes from the linked client. */
+  forward(buf: Buffer, from: Connection): void {
+    this.write(buf, from);
+  }
+
+  close(reason: string): void {
+    if (this.state === "closed") return;
+    const wasLogin = this.state === "login";
+    this.state = "closed";
+    this.closeReason = reason;
+    if (!this.socket.destroyed) {
+      if (!wasLogin && this.socket.writable) this.socket.end(terminate());
+      this.socket.destroySoon();
+    }
+    this.unblock(Block.Backpressure | Block.Waiting | Block.Paused);
+    if (this.login) {
+      this.login.reject(new Error(reason));
+      this.login = null;
+    }
+    if (this.internal) {
+      this.internal.reject(new Error(reason));
+      this.internal = null;
+    }
+    const client = this.client;
+    this.client = null;
+    client?.onServerLost(this, reason);
+    this.onClosed(this);
+  }
+}

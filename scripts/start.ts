@@ -1,0 +1,155 @@
+// npm start: the tutorial's stack (browser → app → pooler → PostgreSQL 13) on one machine, no Docker.
+//
+// Without DATABASE_URL it runs everything itself: an embedded PostgreSQL 13 (data kept in .data/postgres,
+// or $DATA_DIR/postgres), the migrations, our pooler in transaction mode, then the app. With DATABASE_URL
+// (your own pooler and database) it only applies the migrations, if POSTGRES_DATABASE_URL is set, and
+// runs the app. Ctrl-C stops the app, then the pooler, then PostgreSQL.
+import fs from "node:fs";
+import path from "node:path";
+import { deployMigrations } from "./lib/deploy.ts";
+import { startEmbeddedPostgres } from "./lib/embedded-postgres.ts";
+import { createDatabase } from "./lib/migrations.ts";
+import { startNodeChild, Supervisor, type Child } from "./lib/processes.ts";
+import { errorMessage, projectRoot } from "./lib/project.ts";
+import { answersHttp, answersSelect1, isPortFree, waitUntil } from "./lib/wait.ts";
+
+const log = (line: string) => console.log(`[start] ${line}`);
+const logMigration = (line: string) => console.log(`[migrate] ${line}`);
+const supervisor = new Supervisor(log);
+
+function envPort(variable: string, fallback: number): number {
+  const raw = process.env[variable];
+  if (raw === undefined || raw === "") return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${variable}=${raw} is not a TCP port`);
+  return port;
+}
+
+async function assertPortFree(port: number, host: string, variable: string, what: string): Promise<void> {
+  if (!(await isPortFree(port, host))) {
+    throw new Error(
+      `port ${port} (${what}) is already in use on ${host}: stop what uses it or choose another with ${variable}=...`,
+    );
+  }
+}
+
+/** A postmaster left by a hard-killed earlier run holds our port; startEmbeddedPostgres stops it. */
+function leftoverPostmaster(dataDir: string): boolean {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Run from dist/ (plain node) we start the compiled entry points, else the TypeScript ones via tsx. */
+const compiled = import.meta.url.endsWith(".js");
+
+function startService(name: string, entry: "pooler/main" | "app/server", env: NodeJS.ProcessEnv): Child {
+  const file = compiled ? path.join(projectRoot, "dist", `${entry}.js`) : path.join(projectRoot, `${entry}.ts`);
+  const child = startNodeChild(name, file, { cwd: projectRoot, env });
+  supervisor.watch(child);
+  return child;
+}
+
+async function startApp(port: number, env: NodeJS.ProcessEnv): Promise<void> {
+  const app = startService("app", "app/server", { ...process.env, ...env, PORT: String(port) });
+  await waitUntil(`the app answers on port ${port}`, () => answersHttp(`http://127.0.0.1:${port}/`), {
+    child: app,
+  });
+}
+
+function printBox(lines: string[]): void {
+  const width = Math.max(...lines.map((line) => line.length));
+  const bar = "─".repeat(width + 2);
+  console.log([`┌${bar}┐`, ...lines.map((line) => `│ ${line.padEnd(width)} │`), `└${bar}┘`].join("\n"));
+}
+
+async function runEverything(): Promise<void> {
+  const ports = { postgres: envPort("PGPORT", 5433), pooler: envPort("POOLER_PORT", 6432), app: envPort("PORT", 8000) };
+  const dataDir = path.join(path.resolve(process.env.DATA_DIR ?? path.join(projectRoot, ".data")), "postgres");
+  // Check all three before starting anything: a second `npm start` must not touch the first one's PostgreSQL.
+  await assertPortFree(ports.app, process.env.HOST ?? "0.0.0.0", "PORT", "the app");
+  await assertPortFree(ports.pooler, "127.0.0.1", "POOLER_PORT", "the pooler");
+  if (!leftoverPostmaster(dataDir)) {
+    await assertPortFree(ports.postgres, "127.0.0.1", "PGPORT", "PostgreSQL");
+  }
+
+  log(`starting PostgreSQL 13 on 127.0.0.1:${ports.postgres} (data in ${dataDir})`);
+  fs.mkdirSync(path.dirname(dataDir), { recursive: true });
+  const postgres = await startEmbeddedPostgres({
+    dataDir,
+    port: ports.postgres,
+    onLog: (chunk) => {
+      for (const line of chunk.split("\n")) if (line) console.error(`[postgres] ${line}`);
+    },
+  });
+  supervisor.add("postgres", () => postgres.stop());
+  if (await createDatabase(postgres.url(), "app")) logMigration('created database "app"');
+  await deployMigrations(postgres.url("app"), logMigration);
+
+  const pooler = startService("pooler", "pooler/main", {
+    LISTEN_ADDR: "127.0.0.1",
+    POOL_MODE: "transaction",
+    DEFAULT_POOL_SIZE: "20",
+    MAX_DB_CONNECTIONS: "50",
+    ADMIN_USERS: "postgres",
+    ...process.env, // your own pooler settings win, e.g. POOL_MODE=session npm start
+    DATABASE_URL: postgres.url("app"),
+    LISTEN_PORT: String(ports.pooler),
+  });
+  const login = `${postgres.user}:${encodeURIComponent(postgres.password)}`;
+  const poolerUrl = `postgresql://${login}@127.0.0.1:${ports.pooler}/app`;
+  await waitUntil(`the pooler answers SELECT 1 on port ${ports.pooler}`, () => answersSelect1(poolerUrl), {
+    child: pooler,
+  });
+
+  await startApp(ports.app, { DATABASE_URL: poolerUrl });
+  printBox([
+    `try-ts-pooler: browser → app :${ports.app} → pooler :${ports.pooler} → PostgreSQL 13 :${ports.postgres}`,
+    "",
+    `Posts   http://localhost:${ports.app}`,
+    `Admin   http://localhost:${ports.app}/admin/`,
+    "",
+    "Create the first superuser (in another terminal):",
+    `  DATABASE_URL=${poolerUrl} npm run createsuperuser`,
+    "",
+    `SQL through the pooler (password ${postgres.password}):`,
+    `  psql -h 127.0.0.1 -p ${ports.pooler} -U ${postgres.user} app`,
+    "The pooler's admin console (SHOW POOLS; SHOW STATS; SHOW HELP;):",
+    `  psql -h 127.0.0.1 -p ${ports.pooler} -U ${postgres.user} pgbouncer`,
+    "PostgreSQL itself:",
+    `  psql -h 127.0.0.1 -p ${ports.postgres} -U ${postgres.user} app`,
+    "",
+    "Press Ctrl-C to stop the app, then the pooler, then PostgreSQL.",
+  ]);
+}
+
+async function runAppOnly(): Promise<void> {
+  const port = envPort("PORT", 8000);
+  await assertPortFree(port, process.env.HOST ?? "0.0.0.0", "PORT", "the app");
+  const directUrl = process.env.DIRECT_DATABASE_URL ?? process.env.POSTGRES_DATABASE_URL;
+  if (directUrl) await deployMigrations(directUrl, logMigration);
+  else log("POSTGRES_DATABASE_URL is not set: not applying migrations (npm run migrate does, given a direct URL)");
+  await startApp(port, {});
+  printBox([
+    "try-ts-pooler: the app, with your own pooler and PostgreSQL (DATABASE_URL)",
+    "",
+    `Posts   http://localhost:${port}`,
+    `Admin   http://localhost:${port}/admin/`,
+    "",
+    "Create the first superuser (in another terminal, same DATABASE_URL):",
+    "  npm run createsuperuser",
+    "",
+    "Press Ctrl-C to stop the app.",
+  ]);
+}
+
+try {
+  if (process.env.DATABASE_URL) await runAppOnly();
+  else await runEverything();
+} catch (err) {
+  await supervisor.shutdown(1, `error: ${errorMessage(err)}`); // a no-op if already shutting down
+}
