@@ -208,6 +208,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     switch (step.kind) {
       case "challenge":
         this.socket.write(step.message);
+        if (this.startupBuf.length) this.onAuthData();
         return;
       case "fail":
         if (this.host.config.logPoolerErrors) {
@@ -289,6 +290,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   assign(server: ServerConnection): void {
     this.server = server;
     server.client = this;
+    server.refuseTransactionBlocks = this.pool!.settings.mode === "statement";
     const sync = paramSyncSql(this.params, server.params);
     if (sync === "") return this.startForwarding();
     server.runInternal(sync).then(
@@ -409,10 +411,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (trackedParameter(name, this.host.config.trackExtraParameters)) this.params.set(name, value);
   }
 
-  onServerLost(_server: ServerConnection, reason: string): void {
+  onServerLost(server: ServerConnection, reason: string): void {
     this.server = null;
     if (this.state === "closed") return;
-    this.refuse(SqlState.ConnectionFailure, `server conn crashed? (${reason})`);
+    if (server.toldClientFatal) this.close(`server closed after a FATAL: ${reason}`);
+    else this.refuse(SqlState.ConnectionFailure, `server conn crashed? (${reason})`);
   }
 
   // ---- admin console ----

@@ -82,6 +82,10 @@ export class ServerConnection extends Connection implements FrameVisitor {
   pendingReplies = 0;
   /** Set when the server saw a ReadyForQuery in the chunk being processed. */
   private sawReady = false;
+  /** A FATAL from the server went through to the client: the server is going away. */
+  toldClientFatal = false;
+  /** Statement pooling: a transaction block is an error (set by the linked client). */
+  refuseTransactionBlocks = false;
   /** Set when the server must not be reused (lifetime over, RECONNECT, a config change). */
   closeNeeded = false;
   /** When the current link started (for SHOW SERVERS / stats). */
@@ -153,12 +157,20 @@ export class ServerConnection extends Connection implements FrameVisitor {
   // ---- FrameVisitor: what the hot path reads of the server's replies ----
 
   mustInspect(type: number): boolean {
-    return type === Msg.ReadyForQuery || type === Msg.ParameterStatus;
+    return type === Msg.ReadyForQuery || type === Msg.ParameterStatus || type === Msg.ErrorResponse;
   }
 
-  /** Replies to the pooler's own queries, login traffic and anything said while unlinked stay here. */
-  mayRewrite(): boolean {
-    return this.client === null || this.internal !== null;
+  /**
+   * Replies to the pooler's own queries, login traffic and anything said while unlinked stay here.
+   * In statement pooling a ReadyForQuery that opens a transaction block is held back: the client
+   * gets PgBouncer's error instead of a transaction it may not have.
+   */
+  mayRewrite(type: number): boolean {
+    return (
+      this.client === null ||
+      this.internal !== null ||
+      (type === Msg.ReadyForQuery && this.refuseTransactionBlocks)
+    );
   }
 
   message(type: number, msg: Buffer): void {
@@ -169,6 +181,9 @@ export class ServerConnection extends Connection implements FrameVisitor {
       const [name, value] = parseParameterStatus(msg);
       this.params.set(name, value);
       if (this.internal === null) this.client?.onParameterStatus(name, value);
+    } else if (type === Msg.ErrorResponse && isFatal(msg)) {
+      // The client has its FATAL (e.g. pg_terminate_backend): it must not get a second one from us.
+      this.toldClientFatal = true;
     }
   }
 
@@ -177,8 +192,14 @@ export class ServerConnection extends Connection implements FrameVisitor {
     this.pendingReplies--;
   }
 
-  rewrite(type: number, msg: Buffer): void {
+  rewrite(type: number, msg: Buffer, emit: (slice: Buffer) => void): void {
     if (this.state === "login") return this.loginMessage(type, msg);
+    if (this.client !== null && this.internal === null) {
+      // statement pooling's ReadyForQuery (see mayRewrite)
+      this.message(type, msg);
+      if (this.txStatus === "I") emit(msg);
+      return;
+    }
     switch (type) {
       case Msg.ParameterStatus: {
         const [name, value] = parseParameterStatus(msg);
@@ -338,4 +359,11 @@ export class ServerConnection extends Connection implements FrameVisitor {
     client?.onServerLost(this, reason);
     this.onClosed(this);
   }
+}
+
+/** 'V' is the severity PostgreSQL never translates; 'S' may be localized. */
+function isFatal(msg: Buffer): boolean {
+  const fields = parseErrorFields(msg);
+  const severity = fields.get("V") ?? fields.get("S");
+  return severity === "FATAL" || severity === "PANIC";
 }

@@ -207,8 +207,6 @@ function choice<F extends "poolMode" | "authType">(
   };
 }
 
-const PORT = { min: 1, max: 65535 };
-
 /** Alphabetical, the order of PgBouncer's SHOW CONFIG. */
 export const SETTINGS: readonly SettingDef[] = [
   list("admin_users", "adminUsers", ""),
@@ -231,7 +229,8 @@ export const SETTINGS: readonly SettingDef[] = [
   // and an empty value, which would leave nothing to listen on, is refused.
   string("listen_addr", "listenAddr", "127.0.0.1", { changeable: false, nonEmpty: true }),
   int("listen_backlog", "listenBacklog", "128", { changeable: false, min: 1 }),
-  int("listen_port", "listenPort", "6432", { changeable: false, ...PORT }),
+  // 0 asks the OS for a free port (tests, or several poolers side by side); the log says which.
+  int("listen_port", "listenPort", "6432", { changeable: false, min: 0, max: 65535 }),
   bool("log_connections", "logConnections", "1"),
   bool("log_disconnections", "logDisconnections", "1"),
   bool("log_pooler_errors", "logPoolerErrors", "1"),

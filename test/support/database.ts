@@ -1,6 +1,7 @@
 // The database URL the app's tests must use. The data path under test is app → pooler → PostgreSQL,
-// so this starts our pooler in front of the test PostgreSQL (see test/support/pooler.ts).
+// so this starts our pooler (transaction pooling, as in the tutorial) in front of the test server.
 import { inject } from "vitest";
+import { startTestPooler } from "./pooler.ts";
 
 export interface AppDatabase {
   /** app → pooler URL (DATABASE_URL for the app) */
@@ -11,7 +12,6 @@ export interface AppDatabase {
 }
 
 export async function appDatabase(): Promise<AppDatabase> {
-  // Until the pooler lands this is the direct URL; the lead switches it to the pooler.
-  const directUrl = inject("pgAppUrl");
-  return { url: directUrl, directUrl, close: async () => {} };
+  const pooler = await startTestPooler({ DEFAULT_POOL_SIZE: "5" });
+  return { url: pooler.url("app"), directUrl: inject("pgAppUrl"), close: pooler.stop };
 }

@@ -1,0 +1,149 @@
+import { describe, expect, it } from "vitest";
+import { parseForm, parseId, REQUIRED } from "../../app/forms/fields.ts";
+import { postForm } from "../../app/forms/post.ts";
+import { loginForm, passwordChangeForm } from "../../app/forms/auth.ts";
+import { actionForm, formatOrdering, parseOrdering } from "../../app/forms/changelist.ts";
+import { emailSchema, usernameSchema } from "../../app/forms/superuser.ts";
+import { safeNext, loginUrl } from "../../app/auth/guard.ts";
+import { ConfigError, loadConfig } from "../../app/config.ts";
+
+describe("post form", () => {
+  it("accepts a title and content, stripped as Django strips CharFields", () => {
+    const result = parseForm(postForm, { title: "  Hello  ", content: " Body \n" });
+    expect(result).toMatchObject({ ok: true, data: { title: "Hello", content: "Body" } });
+  });
+
+  it("says 'This field is required.' for a blank or missing field, and keeps the input", () => {
+    const result = parseForm(postForm, { title: "   " });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors).toEqual({ title: [REQUIRED], content: [REQUIRED] });
+    expect(result.values).toEqual({ title: "   ", content: "" });
+  });
+
+  it("counts characters, not UTF-16 units, against max_length=255", () => {
+    expect(parseForm(postForm, { title: "😀".repeat(255), content: "x" }).ok).toBe(true);
+    const result = parseForm(postForm, { title: "a".repeat(256), content: "x" });
+    expect(result.ok ? [] : result.errors.title).toEqual([
+      "Ensure this value has at most 255 characters (it has 256).",
+    ]);
+  });
+
+  it("refuses NUL characters, which PostgreSQL cannot store", () => {
+    const result = parseForm(postForm, { title: "a\0b", content: "x" });
+    expect(result.ok ? [] : result.errors.title).toEqual(["Null characters are not allowed."]);
+  });
+
+  it("takes the last value of a repeated field and refuses non-text values", () => {
+    expect(parseForm(postForm, { title: ["one", "two"], content: "x" })).toMatchObject({ data: { title: "two" } });
+    expect(parseForm(postForm, { title: { a: 1 }, content: "x" }).ok).toBe(false);
+    expect(parseForm(postForm, undefined).ok).toBe(false);
+  });
+});
+
+describe("login and password change forms", () => {
+  it("does not strip passwords", () => {
+    expect(parseForm(loginForm, { username: " admin ", password: " pw " })).toMatchObject({
+      data: { username: "admin", password: " pw " },
+    });
+  });
+
+  it("checks that the new passwords match and pass the validators", () => {
+    const form = passwordChangeForm({ username: "alice", email: "" });
+    const mismatch = parseForm(form, { old_password: "x", new_password1: "violet-tugboat-91", new_password2: "other" });
+    expect(mismatch.ok ? {} : mismatch.errors).toEqual({ new_password2: ["The two password fields didn’t match."] });
+    const weak = parseForm(form, { old_password: "x", new_password1: "12345678", new_password2: "12345678" });
+    expect(weak.ok ? {} : weak.errors.new_password2).toEqual([
+      "This password is too common.",
+      "This password is entirely numeric.",
+    ]);
+  });
+});
+
+describe("ids, ordering and actions", () => {
+  it("accepts only positive int4 ids", () => {
+    expect(parseId("42")).toBe(42);
+    for (const bad of ["0", "-1", "1.5", "1e3", " 1", "abc", "2147483648", "99999999999", "", undefined]) {
+      expect(parseId(bad)).toBeUndefined();
+    }
+  });
+
+  it("parses Django's o= and ignores what it does not know", () => {
+    expect(parseOrdering("-2.1")).toEqual([
+      { column: 2, descending: true },
+      { column: 1, descending: false },
+    ]);
+    expect(parseOrdering("9.x.1.1")).toEqual([{ column: 1, descending: false }]);
+    expect(parseOrdering(["1"])).toEqual([]);
+    expect(formatOrdering(parseOrdering("-2.1"))).toBe("-2.1");
+  });
+
+  it("reads the action form's selection", () => {
+    expect(actionForm.parse({ action: "delete_selected", _selected_action: ["3", "1", "3"], post: "yes" })).toEqual({
+      action: "delete_selected",
+      _selected_action: [3, 1],
+      post: true,
+    });
+    expect(actionForm.parse({})).toEqual({ action: "", _selected_action: [], post: false });
+    expect(actionForm.safeParse({ _selected_action: ["1", "x"] }).success).toBe(false);
+  });
+});
+
+describe("createsuperuser fields", () => {
+  it("validates usernames and emails with Django's messages", () => {
+    expect(usernameSchema.safeParse("jane.doe+x@site").success).toBe(true);
+    expect(usernameSchema.safeParse("").error?.issues[0]?.message).toBe("This field cannot be blank.");
+    expect(usernameSchema.safeParse("no spaces").error?.issues[0]?.message).toMatch(/^Enter a valid username\./);
+    expect(emailSchema.safeParse("").success).toBe(true);
+    expect(emailSchema.safeParse("nope").error?.issues[0]?.message).toBe("Enter a valid email address.");
+  });
+});
+
+describe("login redirects", () => {
+  it("keeps local paths and refuses everything that could leave the site", () => {
+    expect(safeNext("/admin/core/post/?q=x")).toBe("/admin/core/post/?q=x");
+    for (const bad of [
+      "https://evil.example/",
+      "//evil.example/",
+      "/\\evil.example",
+      "/\t/evil.example",
+      "javascript:alert(1)",
+      "admin/",
+      undefined,
+      ["/admin/"],
+    ]) {
+      expect(safeNext(bad)).toBe("/admin/");
+    }
+  });
+
+  it("builds Django's login URL", () => {
+    expect(loginUrl("/admin/core/post/?q=a b")).toBe("/admin/login/?next=/admin/core/post/%3Fq%3Da%20b");
+  });
+});
+
+describe("configuration", () => {
+  const base = { DATABASE_URL: "postgresql://u:p@localhost:6432/app" };
+
+  it("has the documented defaults", () => {
+    const config = loadConfig(base, () => {});
+    expect(config).toMatchObject({ port: 8000, host: "0.0.0.0", dbPoolMax: 10, scryptN: 2 ** 17, behindTls: false });
+  });
+
+  it("requires DATABASE_URL, and SESSION_SECRET in production", () => {
+    expect(() => loadConfig({}, () => {})).toThrow(/DATABASE_URL/);
+    expect(() => loadConfig({ ...base, NODE_ENV: "production" })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...base, NODE_ENV: "production", SESSION_SECRET: "x".repeat(40) })).not.toThrow();
+  });
+
+  it("warns when it falls back to the development secret", () => {
+    const warnings: string[] = [];
+    loadConfig(base, (w) => warnings.push(w));
+    expect(warnings.join()).toMatch(/SESSION_SECRET/);
+  });
+
+  it("explains bad values", () => {
+    expect(() => loadConfig({ ...base, PORT: "eighty" }, () => {})).toThrow(/PORT: must be a whole number/);
+    expect(() => loadConfig({ ...base, PASSWORD_SCRYPT_N: "1000" }, () => {})).toThrow(/power of two/);
+    expect(() => loadConfig({ ...base, BEHIND_TLS: "maybe" }, () => {})).toThrow(/BEHIND_TLS/);
+  });
+});

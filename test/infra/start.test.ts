@@ -1,0 +1,117 @@
+// `npm start` end to end: embedded PostgreSQL 13 → migrations → pooler → app, then an orderly stop.
+// Uses a temporary DATA_DIR and free ports, so it neither touches .data nor clashes with a running stack.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { freePort } from "../support/ports.ts";
+
+const root = path.resolve(import.meta.dirname, "../..");
+const STARTED = "Press Ctrl-C";
+
+interface Stack {
+  proc: ChildProcess;
+  output(): string;
+  exitCode: Promise<number | null>;
+}
+
+function startStack(env: NodeJS.ProcessEnv): Stack {
+  const proc = spawn(path.join(root, "node_modules/.bin/tsx"), ["scripts/start.ts"], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  proc.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  proc.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exitCode = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
+  return { proc, output: () => output, exitCode };
+}
+
+async function waitForOutput(stack: Stack, text: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!stack.output().includes(text)) {
+    if (stack.proc.exitCode !== null) throw new Error(`npm start exited early:\n${stack.output()}`);
+    if (Date.now() > deadline) throw new Error(`no "${text}" after ${timeoutMs} ms:\n${stack.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function processes(): { pid: number; ppid: number; args: string }[] {
+  return execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" })
+    .split("\n")
+    .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }));
+}
+
+const postgresRunningIn = (dataDir: string) =>
+  processes().some((p) => p.args.includes("postgres") && p.args.includes(`-D ${dataDir}`));
+
+/** The pooler started by this stack (tsx → node scripts/start.ts → node pooler/main.ts). */
+function poolerPid(stack: Stack): number {
+  const all = processes();
+  const start = all.find((p) => p.ppid === stack.proc.pid && p.args.includes("scripts/start.ts"));
+  const pooler = all.find((p) => p.ppid === start?.pid && p.args.endsWith("pooler/main.ts"));
+  if (!pooler) throw new Error("pooler process not found");
+  return pooler.pid;
+}
+
+describe("npm start", () => {
+  let dataDir: string;
+  let env: NodeJS.ProcessEnv;
+  let stack: Stack | undefined;
+
+  beforeEach(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "try-ts-pooler-start-"));
+    fs.chmodSync(dataDir, 0o755); // PostgreSQL runs as the `postgres` user and must reach DATA_DIR/postgres
+    env = { ...process.env, NODE_ENV: "development", DATA_DIR: dataDir, HOST: "127.0.0.1" };
+    for (const name of ["DATABASE_URL", "POSTGRES_DATABASE_URL", "DIRECT_DATABASE_URL"]) delete env[name];
+    env.PGPORT = String(await freePort());
+    env.POOLER_PORT = String(await freePort());
+    env.PORT = String(await freePort());
+  });
+
+  afterEach(async () => {
+    if (stack && stack.proc.exitCode === null) {
+      stack.proc.kill("SIGINT");
+      await stack.exitCode;
+    }
+    stack = undefined;
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("serves the app through the pooler, then stops app, pooler and PostgreSQL on SIGINT", async () => {
+    stack = startStack(env);
+    await waitForOutput(stack, STARTED);
+    expect(stack.output()).toContain(`http://localhost:${env.PORT}/admin/`);
+
+    const res = await fetch(`http://127.0.0.1:${env.PORT}/`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("Post List");
+
+    stack.proc.kill("SIGINT");
+    expect(await stack.exitCode).toBe(0);
+    const out = stack.output();
+    const steps = ["stopping app", "stopping pooler", "stopping postgres", "[start] stopped"];
+    const found = steps.filter((step) => out.includes(step)).sort((a, b) => out.indexOf(a) - out.indexOf(b));
+    expect(found).toEqual(steps);
+    expect(postgresRunningIn(path.join(dataDir, "postgres"))).toBe(false);
+  }, 90_000);
+
+  it("keeps the database across restarts, and stops everything when the pooler dies", async () => {
+    stack = startStack(env);
+    await waitForOutput(stack, STARTED);
+    stack.proc.kill("SIGINT");
+    expect(await stack.exitCode).toBe(0);
+
+    stack = startStack(env);
+    await waitForOutput(stack, STARTED);
+    expect(stack.output()).toContain("No pending migrations to apply.");
+    process.kill(poolerPid(stack), "SIGKILL");
+    expect(await stack.exitCode).toBe(1);
+    expect(stack.output()).toContain("pooler exited unexpectedly (killed by SIGKILL)");
+    expect(postgresRunningIn(path.join(dataDir, "postgres"))).toBe(false);
+  }, 120_000);
+});

@@ -1,0 +1,168 @@
+// The pooler with real clients: psql, node-postgres (Client and Pool, simple and extended protocol),
+// the three pool modes, parameters, cancel.
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { cancelRequest } from "../../pooler/protocol/messages.ts";
+import { backendCount, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+
+describe("transaction pooling", () => {
+  let p: TestPooler;
+  beforeAll(async () => {
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "2", APPLICATION_NAME_ADD_HOST: "0" });
+  });
+  afterAll(() => p.stop());
+
+  it("answers psql", async () => {
+    const { stdout } = await psql(p.url(), "SELECT 40 + 2");
+    expect(stdout.trim()).toBe("42");
+  });
+
+  it("runs simple and extended protocol queries from pg.Client", async () => {
+    const c = await connect(p.url());
+    try {
+      expect((await c.query("SELECT 1 AS a")).rows).toEqual([{ a: 1 }]);
+      expect((await c.query("SELECT $1::int + $2::int AS s", [2, 3])).rows).toEqual([{ s: 5 }]);
+      const err = await errorOf(c.query("SELECT * FROM no_such_table"));
+      expect(err.code).toBe("42P01");
+      // the connection is still usable after an error
+      expect((await c.query("SELECT 'ok' AS v")).rows[0].v).toBe("ok");
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("keeps a transaction on one server and shares servers between transactions", async () => {
+    const a = await connect(p.url());
+    const b = await connect(p.url());
+    try {
+      await a.query("BEGIN");
+      const pidA = (await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+      await a.query("SELECT 1");
+      expect((await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid).toBe(pidA);
+      await a.query("COMMIT");
+      // 40 transactions from two clients fit in the pool of 2 server connections
+      const pids = new Set<number>();
+      for (let i = 0; i < 20; i++) {
+        for (const c of [a, b]) pids.add((await c.query("SELECT pg_backend_pid() AS pid")).rows[0].pid);
+      }
+      expect(pids.size).toBeLessThanOrEqual(2);
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it("serves 500 concurrent clients with DEFAULT_POOL_SIZE=20 and never more than 20 server connections", async () => {
+    const q = await startTestPooler({ DEFAULT_POOL_SIZE: "20", MAX_CLIENT_CONN: "600" });
+    let maxSeen = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        maxSeen = Math.max(maxSeen, await backendCount(inject("pgAdminUrl"), "app"));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    try {
+      const clients = await Promise.all(Array.from({ length: 500 }, () => connect(q.url())));
+      const results = await Promise.all(
+        clients.map(async (c, i) => {
+          await c.query("BEGIN");
+          const r = await c.query("SELECT $1::int AS i, pg_sleep(0.01)", [i]);
+          await c.query("COMMIT");
+          return r.rows[0].i as number;
+        }),
+      );
+      expect(results).toEqual(Array.from({ length: 500 }, (_, i) => i));
+      await Promise.all(clients.map((c) => c.end()));
+    } finally {
+      sampling = false;
+      await sampler;
+      await q.stop();
+    }
+    // other test files share the server: count only what this pooler could have opened on top
+    expect(maxSeen).toBeGreaterThan(0);
+    expect(maxSeen).toBeLessThanOrEqual(20 + 5);
+  }, 60_000);
+
+  it("gives each client its own parameters (application_name, DateStyle) whatever server it gets", async () => {
+    const a = await connect(p.url(), { application_name: "alpha" } as pg.ClientConfig);
+    const b = await connect(p.url());
+    try {
+      await a.query("SET DateStyle = 'German'");
+      for (let i = 0; i < 5; i++) {
+        expect((await b.query("SHOW application_name")).rows[0].application_name).toBe("");
+        expect((await a.query("SHOW application_name")).rows[0].application_name).toBe("alpha");
+        expect((await a.query("SHOW DateStyle")).rows[0].DateStyle).toBe("German, DMY");
+        expect((await b.query("SHOW DateStyle")).rows[0].DateStyle).toBe("ISO, MDY");
+      }
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it("forwards a cancel request to the server the client is using", async () => {
+    const c = await connect(p.url());
+    try {
+      const key = c as unknown as { processID: number; secretKey: number };
+      const started = Date.now();
+      const slow = c.query("SELECT pg_sleep(10)");
+      await new Promise((r) => setTimeout(r, 300));
+      await rawExchange(p.port, cancelRequest(key.processID, key.secretKey));
+      const err = await errorOf(slow);
+      expect(err.code).toBe("57014");
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("ignores a cancel request with an unknown key", async () => {
+    const c = await connect(p.url());
+    try {
+      const slow = c.query("SELECT pg_sleep(0.5) AS done");
+      await rawExchange(p.port, cancelRequest(12345, 67890));
+      expect((await slow).rows[0].done).toBe("");
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe("session and statement pooling", () => {
+  it("session mode keeps one server for the client's whole session and resets it afterwards", async () => {
+    const p = await startTestPooler({ POOL_MODE: "session", DEFAULT_POOL_SIZE: "1" });
+    try {
+      const a = await connect(p.url());
+      await a.query("SET statement_timeout = '4321ms'");
+      const pid = (await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+      expect((await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid).toBe(pid);
+      await a.end();
+      const b = await connect(p.url());
+      // same server (pool of one), but DISCARD ALL wiped the previous client's SET
+      expect((await b.query("SELECT pg_backend_pid() AS pid")).rows[0].pid).toBe(pid);
+      expect((await b.query("SHOW statement_timeout")).rows[0].statement_timeout).toBe("0");
+      await b.end();
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it("statement mode runs single statements and refuses transaction blocks", async () => {
+    const p = await startTestPooler({ POOL_MODE: "statement", DEFAULT_POOL_SIZE: "2" });
+    try {
+      const c = await connect(p.url());
+      expect((await c.query("SELECT $1::text AS t", ["x"])).rows[0].t).toBe("x");
+      const err = await errorOf(c.query("BEGIN"));
+      expect(err.message).toMatch(/transaction blocks not allowed in statement pooling mode/);
+      await c.end().catch(() => undefined);
+      const d = await connect(p.url());
+      expect((await d.query("SELECT 2 AS n")).rows[0].n).toBe(2);
+      await d.end();
+    } finally {
+      await p.stop();
+    }
+  });
+});

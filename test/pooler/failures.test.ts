@@ -1,0 +1,159 @@
+// Nothing lost, nothing leaked: clients and servers that die at bad moments, malformed input.
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { query, startupMessage } from "../../pooler/protocol/messages.ts";
+import { connect, errorOf, rawExchange } from "../support/clients.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+
+const lockKey = 424242;
+
+async function lockHolders(): Promise<number> {
+  const c = await connect(inject("pgAppUrl"));
+  try {
+    const r = await c.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = $1", [
+      lockKey,
+    ]);
+    return r.rows[0].n;
+  } finally {
+    await c.end();
+  }
+}
+
+/** Parses ErrorResponse fields out of raw bytes (for raw-socket tests). */
+function errorFields(buf: Buffer): Map<string, string>[] {
+  const out: Map<string, string>[] = [];
+  let pos = 0;
+  while (pos + 5 <= buf.length) {
+    const type = buf[pos]!;
+    const len = buf.readUInt32BE(pos + 1);
+    if (type === 0x45) {
+      const fields = new Map<string, string>();
+      let at = pos + 5;
+      while (buf[at] !== 0 && at < pos + 1 + len) {
+        const end = buf.indexOf(0, at + 1);
+        fields.set(String.fromCharCode(buf[at]!), buf.toString("utf8", at + 1, end));
+        at = end + 1;
+      }
+      out.push(fields);
+    }
+    pos += 1 + len;
+  }
+  return out;
+}
+
+describe("failures", () => {
+  let p: TestPooler;
+  beforeAll(async () => {
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "1" });
+  });
+  afterAll(() => p.stop());
+
+  it("a client killed mid-transaction hands no transaction or lock to the next client", async () => {
+    const a = await connect(p.url());
+    await a.query("BEGIN");
+    await a.query("SELECT pg_advisory_xact_lock($1)", [lockKey]);
+    await a.query("CREATE TEMP TABLE leaked (x int)");
+    const pid = (await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    // kill the socket without Terminate, as a crashed process would
+    (a as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    const b = await connect(p.url());
+    try {
+      const r = await b.query("SELECT pg_backend_pid() AS pid, now() = statement_timestamp() AS fresh_xact");
+      expect(r.rows[0].pid).toBe(pid); // pool of one: the same server, rolled back and reset
+      expect(r.rows[0].fresh_xact).toBe(true);
+      expect(await lockHolders()).toBe(0);
+      expect((await b.query("SELECT to_regclass('pg_temp.leaked') AS t")).rows[0].t).toBeNull();
+    } finally {
+      await b.end();
+    }
+  });
+
+  it("a client that leaves in the middle of a pipeline does not hand a busy server on", async () => {
+    const first = await connect(p.url());
+    const pidBefore = (await first.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    await first.end();
+    // two queries in flight on the only server, then the client's socket dies
+    const d = await connect(p.url());
+    void d.query("SELECT pg_sleep(0.3)").catch(() => undefined);
+    void d.query("SELECT 1").catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    (d as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    const e = await connect(p.url());
+    try {
+      const r = await e.query("SELECT 'mine' AS v, pg_backend_pid() AS pid");
+      expect(r.rows[0].v).toBe("mine");
+      // the busy server was closed, not reused
+      expect(r.rows[0].pid).not.toBe(pidBefore);
+    } finally {
+      await e.end();
+    }
+  });
+
+  it("a server terminated mid-query: its FATAL reaches the client once, the pool replaces it", async () => {
+    const a = await connect(p.url());
+    const pid = (await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    const slow = a.query("SELECT pg_sleep(5)");
+    await new Promise((r) => setTimeout(r, 200));
+    const admin = await connect(inject("pgAppUrl"));
+    await admin.query("SELECT pg_terminate_backend($1)", [pid]);
+    await admin.end();
+    const err = await errorOf(slow);
+    expect(err.message).toMatch(/terminating connection due to administrator command/);
+    expect(err.code).toBe("57P01");
+    const b = await connect(p.url());
+    try {
+      const r = await b.query("SELECT pg_backend_pid() AS pid");
+      expect(r.rows[0].pid).not.toBe(pid);
+    } finally {
+      await b.end();
+      await a.end().catch(() => undefined);
+    }
+  });
+
+  it("answers garbage before startup with 08P01 and keeps serving everyone else", async () => {
+    const reply = await rawExchange(p.port, Buffer.from("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const [fields] = errorFields(reply);
+    expect(fields?.get("C")).toBe("08P01");
+    expect(fields?.get("S")).toBe("FATAL");
+    const c = await connect(p.url());
+    expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    await c.end();
+  });
+
+  it("refuses a message with a nonsense length after login with 08P01", async () => {
+    const c = await connect(p.url());
+    const stream = (c as unknown as { connection: { stream: { write(b: Buffer): void } } }).connection.stream;
+    const closed = new Promise<Error>((resolve) => c.once("error", resolve));
+    stream.write(Buffer.from([0x51, 0xff, 0xff, 0xff, 0xff]));
+    const err = await closed;
+    expect((err as Error & { code?: string }).code).toBe("08P01");
+    const d = await connect(p.url());
+    expect((await d.query("SELECT 2 AS two")).rows[0].two).toBe(2);
+    await d.end();
+  });
+
+  it("refuses an unknown startup parameter and an unknown database with clear errors", async () => {
+    const unknownParam = await rawExchange(
+      p.port,
+      startupMessage({ user: "postgres", database: "app", frobnicate: "1" }),
+    );
+    expect(errorFields(unknownParam)[0]?.get("M")).toBe("unsupported startup parameter: frobnicate");
+    const err = await errorOf(connect(p.url("nope_db")));
+    // DATABASE_URL without a "*" entry: only its database exists behind the pooler
+    expect(err.message).toMatch(/no such database: nope_db/);
+  });
+
+  it("refuses a wrong password with 28P01, as PostgreSQL", async () => {
+    const err = await errorOf(connect(p.url().replace("postgres:postgres@", "postgres:wrong@")));
+    expect(err.code).toBe("28P01");
+    expect(err.message).toBe('password authentication failed for user "postgres"');
+  });
+
+  it("does not crash on a query sent before authentication completes", async () => {
+    const reply = await rawExchange(
+      p.port,
+      Buffer.concat([startupMessage({ user: "postgres", database: "app" }), query("SELECT 1")]),
+    );
+    const fields = errorFields(reply);
+    expect(fields[0]?.get("C")).toBe("08P01");
+  });
+});

@@ -1,0 +1,97 @@
+// Small helpers for driving real clients (node-postgres, psql, pgbench, raw sockets) in tests.
+import { execFile } from "node:child_process";
+import net from "node:net";
+import { promisify } from "node:util";
+import pg from "pg";
+
+const run = promisify(execFile);
+
+/** A connected pg.Client; the caller ends it (use `await using`-free style: try/finally). */
+export async function connect(url: string, extra: pg.ClientConfig = {}): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, ...extra });
+  // An error after a FATAL from the pooler must not crash the test process.
+  client.on("error", () => undefined);
+  await client.connect();
+  return client;
+}
+
+/** The error a promise rejects with (fails the test if it resolves). */
+export async function errorOf(p: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  throw new Error("expected the operation to fail, but it succeeded");
+}
+
+export async function psql(url: string, sql: string): Promise<{ stdout: string; stderr: string }> {
+  return run("psql", [url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], {
+    env: { ...process.env, PGCONNECT_TIMEOUT: "10" },
+  });
+}
+
+export interface PgbenchResult {
+  tps: number;
+  failed: number;
+  processed: number;
+  output: string;
+}
+
+/** Runs pgbench and reads its summary; a non-zero exit still returns the output to assert on. */
+export async function pgbench(url: string, args: string[]): Promise<PgbenchResult> {
+  const u = new URL(url);
+  const env = { ...process.env, PGPASSWORD: decodeURIComponent(u.password) };
+  const base = ["-h", u.hostname, "-p", u.port, "-U", decodeURIComponent(u.username)];
+  let output: string;
+  try {
+    const r = await run("pgbench", [...base, ...args, u.pathname.slice(1)], { env, maxBuffer: 16 << 20 });
+    output = r.stdout + r.stderr;
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    output = (e.stdout ?? "") + (e.stderr ?? "");
+  }
+  const num = (re: RegExp): number => Number(re.exec(output)?.[1] ?? NaN);
+  return {
+    tps: num(/tps = ([\d.]+)/),
+    failed: num(/number of failed transactions: (\d+)/),
+    processed: num(/number of transactions actually processed: (\d+)/),
+    output,
+  };
+}
+
+/** Opens a raw TCP connection and collects everything the peer sends until it closes. */
+export function rawExchange(port: number, payload: Buffer, waitMs = 3000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const sock = net.connect({ host: "127.0.0.1", port }, () => sock.write(payload));
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve(Buffer.concat(chunks));
+    }, waitMs);
+    sock.on("data", (c) => chunks.push(c));
+    sock.on("error", (err) => {
+      clearTimeout(timer);
+      if ((err as NodeJS.ErrnoException).code === "ECONNRESET") resolve(Buffer.concat(chunks));
+      else reject(err);
+    });
+    sock.on("close", () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
+    });
+  });
+}
+
+/** Count of backends of `db` on the server, seen directly. */
+export async function backendCount(directUrl: string, db: string, user = "postgres"): Promise<number> {
+  const c = await connect(directUrl);
+  try {
+    const r = await c.query<{ n: string }>(
+      "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND usename = $2 AND pid <> pg_backend_pid()",
+      [db, user],
+    );
+    return Number(r.rows[0]!.n);
+  } finally {
+    await c.end();
+  }
+}

@@ -1,0 +1,39 @@
+// Starts our pooler in the test process, in front of the test PostgreSQL. Settings are given as
+// the environment variables a user would set (the edoburu names), so tests exercise that path too.
+import { Writable } from "node:stream";
+import { inject } from "vitest";
+import { loadConfig } from "../../pooler/config/index.ts";
+import { createLogger } from "../../pooler/log.ts";
+import { Pooler } from "../../pooler/pooler.ts";
+
+export interface TestPooler {
+  pooler: Pooler;
+  port: number;
+  /** postgresql://postgres:postgres@127.0.0.1:<pooler port>/<db> */
+  url(db?: string): string;
+  /** Log lines the pooler wrote (JSON objects). */
+  logs: Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+export async function startTestPooler(env: Record<string, string> = {}): Promise<TestPooler> {
+  const { config } = loadConfig({
+    env: { DATABASE_URL: inject("pgAppUrl"), LISTEN_PORT: "0", POOL_MODE: "transaction", ...env },
+  });
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString("utf8").split("\n")) if (line) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const pooler = await Pooler.start(config, createLogger(config.verbose, sink));
+  const port = pooler.port;
+  return {
+    pooler,
+    port,
+    url: (db = "app") => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}`,
+    logs,
+    stop: () => pooler.shutdown(0),
+  };
+}
