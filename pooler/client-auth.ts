@@ -165,9 +165,12 @@ export class ClientAuth {
   /** How the pooler logs in to the server for this user, from what the auth step learnt. */
   credentials(plainPassword?: string, scramKeys?: ServerCredentials["scramKeys"]): ServerCredentials {
     const s = this.secret;
-    if (scramKeys) return { user: this.user, scramKeys };
-    if (s?.kind === "plain" || s?.kind === "md5") return { user: this.user, password: s.secret };
+    // A plain password works for any server method; SCRAM pass-through only when the userlist holds
+    // the server's own secret (same salt), so it comes second.
+    if (s?.kind === "plain") return { user: this.user, password: s.secret };
     if (plainPassword !== undefined) return { user: this.user, password: plainPassword };
+    if (scramKeys) return { user: this.user, scramKeys };
+    if (s?.kind === "md5") return { user: this.user, password: s.secret };
     return { user: this.user };
   }
 }

@@ -72,7 +72,7 @@ describe("Django's password validators", () => {
     expect(validatePassword("administrator1", { username: "administrator" })).toContain(
       "The password is too similar to the username.",
     );
-    expect(validatePassword("jane.doe.1990x", { username: "zz", email: "jane.doe@example.com" })).toContain(
+    expect(validatePassword("jane.doe@example", { username: "zz", email: "jane.doe@example.com" })).toContain(
       "The password is too similar to the email address.",
     );
     // A short username inside a long password does not make it guessable (Django's length ratio).

@@ -37,13 +37,16 @@ const envExample = parseEnv(read(".env.example")) as Record<string, string>;
 
 /** Compose's interpolation of ${VAR}, ${VAR:-default}, ${VAR-default} and $$, with `vars` as .env. */
 function interpolate(value: string, vars: Record<string, string>): string {
-  return value.replace(/\$\$|\$\{(\w+)(?:(:?-)([^}]*))?\}/g, (match, name?: string, op?: string, fallback = "") => {
-    if (name === undefined) return "$";
-    const set = vars[name];
-    if (op === ":-") return set ? set : fallback;
-    if (op === "-") return set ?? fallback;
-    return set ?? "";
-  });
+  return value.replace(
+    /\$\$|\$\{(\w+)(?:(:?-)([^}]*))?\}/g,
+    (match, name?: string, op?: string, fallback = "") => {
+      if (name === undefined) return "$";
+      const set = vars[name];
+      if (op === ":-") return set ? set : fallback;
+      if (op === "-") return set ?? fallback;
+      return set ?? "";
+    },
+  );
 }
 
 function serviceEnv(service: Service, dotenv: Record<string, string>): Record<string, string> {
@@ -191,7 +194,13 @@ describe("Dockerfile", () => {
     const built = new Set(
       [...`${composeText}\n${dockerfile}`.matchAll(/dist\/([\w/-]+)\.js/g)].map((m) => m[1]!),
     );
-    expect([...built].sort()).toEqual(["app/server", "pooler/main", "scripts/createsuperuser", "scripts/migrate"]);
-    for (const entry of built) expect(fs.existsSync(path.join(root, `${entry}.ts`)), `${entry}.ts`).toBe(true);
+    expect([...built].sort()).toEqual([
+      "app/server",
+      "pooler/main",
+      "scripts/createsuperuser",
+      "scripts/migrate",
+    ]);
+    for (const entry of built)
+      expect(fs.existsSync(path.join(root, `${entry}.ts`)), `${entry}.ts`).toBe(true);
   });
 });

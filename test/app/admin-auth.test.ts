@@ -1,0 +1,340 @@
+// Who gets into /admin/, and how: login, logout, password change, CSRF, sessions, rate limit.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import request from "supertest";
+import { pino } from "pino";
+import { Writable } from "node:stream";
+import {
+  createHarness,
+  createUser,
+  csrfFrom,
+  logIn,
+  PASSWORD,
+  sessionCookie,
+  settings,
+  textOf,
+  unique,
+  type Harness,
+} from "./support.ts";
+import { createApp } from "../../app/app.ts";
+import { REDACTED_PATHS } from "../../app/logger.ts";
+import { verifyPassword } from "../../app/auth/passwords.ts";
+
+const INVALID_LOGIN =
+  "Please enter the correct username and password for a staff account. Note that both fields may be case-sensitive.";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await createHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+/** Posts the login form from a fresh session; returns the agent and the response. */
+async function tryLogin(fields: Record<string, string>, app = h.newApp()) {
+  const agent = request.agent(app);
+  const page = await agent.get("/admin/login/").expect(200);
+  const res = await agent
+    .post("/admin/login/")
+    .type("form")
+    .send({ _csrf: csrfFrom(page.text), next: "/admin/", ...fields });
+  return { agent, res, page };
+}
+
+describe("the guard", () => {
+  it("sends anonymous users to the login page with ?next=", async () => {
+    for (const path of ["/admin/", "/admin/core/post/", "/admin/core/post/add/", "/admin/password_change/"]) {
+      await request(h.app).get(path).expect(302).expect("Location", `/admin/login/?next=${path}`);
+    }
+    await request(h.app)
+      .get("/admin/core/post/?q=a%20b&o=1")
+      .expect(302)
+      .expect("Location", "/admin/login/?next=/admin/core/post/%3Fq%3Da%2520b%26o%3D1");
+  });
+
+  it("adds the trailing slash Django's URLs have", async () => {
+    await request(h.app).get("/admin").expect(301).expect("Location", "/admin/");
+    await request(h.app).get("/admin/core/post?q=x").expect(301).expect("Location", "/admin/core/post/?q=x");
+  });
+
+  it("marks admin pages as never cached", async () => {
+    const res = await request(h.app).get("/admin/login/").expect(200);
+    expect(res.headers["cache-control"]).toContain("no-store");
+  });
+
+  it("lets staff without superuser rights in, but not to the posts", async () => {
+    const staff = await createUser(h, { isSuperuser: false });
+    const { agent } = await logIn(h.app, staff.username);
+    const index = await agent.get("/admin/").expect(200);
+    expect(index.text).toContain("You don’t have permission to view or edit anything.");
+    await agent.get("/admin/core/post/").expect(403);
+  });
+});
+
+describe("login", () => {
+  it("shows Django's login form, with next= kept in a hidden field", async () => {
+    const res = await request(h.app).get("/admin/login/?next=/admin/core/post/").expect(200);
+    expect(res.text).toContain("<title>Log in | Django site admin</title>");
+    expect(res.text).toContain('<label class="required" for="id_username">Username:</label>');
+    expect(res.text).toContain('<input type="hidden" name="next" value="/admin/core/post/">');
+    expect(res.text).toContain('value="Log in"');
+  });
+
+  it("logs a superuser in and redirects to next", async () => {
+    const user = await createUser(h);
+    const { res, agent } = await tryLogin({ username: user.username, password: PASSWORD, next: "/admin/core/post/" });
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toBe("/admin/core/post/");
+    const index = await agent.get("/admin/").expect(200);
+    expect(textOf(index.text)).toContain(`Welcome, ${user.username} .`);
+    expect(index.text).toContain('<a href="/">View site</a>');
+    const row = await h.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+    expect(row.lastLogin).not.toBeNull();
+  });
+
+  it("refuses a wrong password or an unknown user with Django's message", async () => {
+    const user = await createUser(h);
+    for (const fields of [
+      { username: user.username, password: "wrong password" },
+      { username: user.username.toUpperCase(), password: PASSWORD },
+      { username: unique("nobody"), password: PASSWORD },
+    ]) {
+      const { res } = await tryLogin(fields);
+      expect(res.status).toBe(200);
+      expect(res.text).toContain(INVALID_LOGIN);
+      expect(res.text).toContain(`value="${fields.username}"`); // the username is kept
+      expect(res.text).not.toContain(PASSWORD); // the password never is
+    }
+  });
+
+  it("refuses inactive users and users who are not staff, with the same message", async () => {
+    const inactive = await createUser(h, { isActive: false });
+    const notStaff = await createUser(h, { isStaff: false, isSuperuser: false });
+    for (const user of [inactive, notStaff]) {
+      const { res, agent } = await tryLogin({ username: user.username, password: PASSWORD });
+      expect(res.status).toBe(200);
+      expect(res.text).toContain(INVALID_LOGIN);
+      await agent.get("/admin/").expect(302);
+    }
+  });
+
+  it("reports empty fields", async () => {
+    const { res } = await tryLogin({ username: "", password: "" });
+    expect(res.status).toBe(200);
+    expect(res.text).toContain("Please correct the errors below.");
+    expect(res.text.match(/This field is required\./g)).toHaveLength(2);
+  });
+
+  it("never redirects to another site after login", async () => {
+    const user = await createUser(h);
+    for (const next of ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"]) {
+      const { res } = await tryLogin({ username: user.username, password: PASSWORD, next });
+      expect(res.status).toBe(302);
+      expect(res.headers.location).toBe("/admin/");
+    }
+    const page = await request(h.app).get("/admin/login/?next=https://evil.example/").expect(200);
+    expect(page.text).toContain('name="next" value="/admin/"');
+  });
+
+  it("gives the session a new id at login (no session fixation)", async () => {
+    const user = await createUser(h);
+    const { res, page } = await tryLogin({ username: user.username, password: PASSWORD });
+    const before = sessionCookie(page);
+    const after = sessionCookie(res);
+    expect(before).toBeDefined();
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+    // The pre-login session id is of no use to whoever planted it.
+    await request(h.app).get("/admin/").set("Cookie", before!).expect(302);
+    await request(h.app).get("/admin/").set("Cookie", after!).expect(200);
+  });
+
+  it("sets Django's session cookie: sessionid, HttpOnly, SameSite=Lax, two weeks", async () => {
+    const res = await request(h.app).get("/admin/login/").expect(200);
+    const cookie = (res.headers["set-cookie"] as unknown as string[]).find((c) => c.startsWith("sessionid="))!;
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Lax/);
+    expect(cookie).not.toMatch(/Secure/);
+    const expires = new Date(/Expires=([^;]+)/.exec(cookie)![1]!).getTime();
+    expect(expires - Date.now()).toBeGreaterThan(13.9 * 24 * 3600 * 1000);
+  });
+
+  it("marks the cookie Secure behind TLS", async () => {
+    const app = createApp({ config: { ...settings, behindTls: true, trustProxy: 1 }, prisma: h.db.prisma, sessionStore: h.store });
+    const res = await request(app).get("/admin/login/").set("X-Forwarded-Proto", "https").expect(200);
+    expect(String(res.headers["set-cookie"])).toMatch(/Secure/);
+    expect(res.headers["strict-transport-security"]).toBeDefined();
+  });
+
+  it("sends a logged-in staff member from the login page to the index", async () => {
+    const user = await createUser(h);
+    const { agent } = await logIn(h.app, user.username);
+    await agent.get("/admin/login/").expect(302).expect("Location", "/admin/");
+  });
+
+  it("answers 429 after 5 failed logins in 15 minutes", async () => {
+    const app = h.newApp(); // its own rate limiter
+    const user = await createUser(h);
+    for (let i = 0; i < 5; i++) {
+      const { res } = await tryLogin({ username: user.username, password: `wrong ${i}` }, app);
+      expect(res.status).toBe(200);
+    }
+    const { res } = await tryLogin({ username: user.username, password: PASSWORD }, app);
+    expect(res.status).toBe(429);
+    expect(res.text).toContain("Too many failed login attempts");
+    expect(res.headers["retry-after"]).toBeDefined();
+  });
+
+  it("does not count successful logins against the limit", async () => {
+    const app = h.newApp();
+    const user = await createUser(h);
+    for (let i = 0; i < 7; i++) {
+      const { res } = await tryLogin({ username: user.username, password: PASSWORD }, app);
+      expect(res.status).toBe(302);
+    }
+  });
+
+  it("upgrades a password hash made with a lower cost at login", async () => {
+    const user = await createUser(h);
+    const app = createApp({ config: { ...settings, scryptN: 2 ** 11 }, prisma: h.db.prisma, sessionStore: h.store });
+    const { res } = await tryLogin({ username: user.username, password: PASSWORD }, app);
+    expect(res.status).toBe(302);
+    const row = await h.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+    expect(row.password).toMatch(/^scrypt\$2048\$/);
+    expect(await verifyPassword(PASSWORD, row.password)).toBe(true);
+  });
+});
+
+describe("CSRF", () => {
+  it("refuses a POST without the token, or with another session's token: 403", async () => {
+    const user = await createUser(h);
+    const { agent } = await logIn(h.app, user.username);
+    const other = await logIn(h.app, user.username);
+    const before = await h.db.prisma.post.count();
+    const missing = await agent
+      .post("/admin/core/post/add/")
+      .type("form")
+      .send({ title: "t", content: "c" })
+      .expect(403);
+    expect(missing.text).toContain("CSRF verification failed. Request aborted.");
+    await agent
+      .post("/admin/core/post/add/")
+      .type("form")
+      .send({ _csrf: other.csrf, title: "t", content: "c" })
+      .expect(403);
+    await request(h.app).post("/admin/login/").type("form").send({ username: user.username, password: PASSWORD }).expect(403);
+    expect(await h.db.prisma.post.count()).toBe(before);
+  });
+
+  it("rotates the token at login", async () => {
+    const user = await createUser(h);
+    const { page, agent } = await tryLogin({ username: user.username, password: PASSWORD });
+    const after = csrfFrom((await agent.get("/admin/").expect(200)).text);
+    expect(after).not.toBe(csrfFrom(page.text));
+  });
+});
+
+describe("logout", () => {
+  it("refuses GET with 405, as Django 5 does", async () => {
+    const user = await createUser(h);
+    const { agent } = await logIn(h.app, user.username);
+    const res = await agent.get("/admin/logout/").expect(405);
+    expect(res.headers.allow).toBe("POST");
+    await agent.get("/admin/").expect(200); // still logged in
+  });
+
+  it("logs out by POST and shows Django's page", async () => {
+    const user = await createUser(h);
+    const { agent, csrf } = await logIn(h.app, user.username);
+    const res = await agent.post("/admin/logout/").type("form").send({ _csrf: csrf }).expect(200);
+    expect(res.text).toContain("Thanks for spending some quality time with the web site today.");
+    expect(res.text).toContain('<a href="/admin/">Log in again</a>');
+    expect(res.text).not.toContain("Welcome,");
+    await agent.get("/admin/").expect(302);
+  });
+});
+
+describe("password change", () => {
+  async function changePassword(agent: ReturnType<typeof request.agent>, csrf: string, fields: Record<string, string>) {
+    return agent.post("/admin/password_change/").type("form").send({ _csrf: csrf, ...fields });
+  }
+
+  it("shows Django's form", async () => {
+    const user = await createUser(h);
+    const { agent } = await logIn(h.app, user.username);
+    const res = await agent.get("/admin/password_change/").expect(200);
+    expect(res.text).toContain("Please enter your old password, for security’s sake");
+    expect(res.text).toContain("New password confirmation:");
+    expect(res.text).toContain('value="Change my password"');
+  });
+
+  it("changes the password, keeps this session and ends the others", async () => {
+    const user = await createUser(h);
+    const mine = await logIn(h.app, user.username);
+    const other = await logIn(h.newApp(), user.username); // e.g. another browser
+    const res = await changePassword(mine.agent, mine.csrf, {
+      old_password: PASSWORD,
+      new_password1: "violet-tugboat-91",
+      new_password2: "violet-tugboat-91",
+    }).expect(302);
+    expect(res.headers.location).toBe("/admin/password_change/done/");
+    const done = await mine.agent.get("/admin/password_change/done/").expect(200);
+    expect(done.text).toContain("Your password was changed.");
+    await mine.agent.get("/admin/").expect(200);
+    await other.agent.get("/admin/").expect(302).expect("Location", "/admin/login/?next=/admin/");
+    // The new password works, the old one does not.
+    expect((await tryLogin({ username: user.username, password: "violet-tugboat-91" })).res.status).toBe(302);
+    expect((await tryLogin({ username: user.username, password: PASSWORD })).res.status).toBe(200);
+  });
+
+  it("re-renders with Django's errors (400) and changes nothing", async () => {
+    const user = await createUser(h);
+    const { agent, csrf } = await logIn(h.app, user.username);
+    const wrongOld = await changePassword(agent, csrf, {
+      old_password: "not it",
+      new_password1: "violet-tugboat-91",
+      new_password2: "violet-tugboat-91",
+    }).expect(400);
+    expect(wrongOld.text).toContain("Your old password was entered incorrectly. Please enter it again.");
+    const mismatch = await changePassword(agent, csrf, {
+      old_password: PASSWORD,
+      new_password1: "violet-tugboat-91",
+      new_password2: "violet-tugboat-92",
+    }).expect(400);
+    expect(mismatch.text).toContain("The two password fields didn’t match.");
+    const weak = await changePassword(agent, csrf, {
+      old_password: PASSWORD,
+      new_password1: "1234567",
+      new_password2: "1234567",
+    }).expect(400);
+    expect(weak.text).toContain("This password is too short. It must contain at least 8 characters.");
+    expect(weak.text).toContain("This password is entirely numeric.");
+    const row = await h.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+    expect(row.password).toBe(user.password);
+  });
+});
+
+describe("logs", () => {
+  it("never contain passwords, session cookies or CSRF tokens", async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const logger = pino({ level: "debug", redact: { paths: REDACTED_PATHS, censor: "[redacted]" } }, sink);
+    const app = createApp({ config: settings, prisma: h.db.prisma, sessionStore: h.store, logger });
+    const user = await createUser(h);
+    const { agent, res } = await tryLogin({ username: user.username, password: PASSWORD }, app);
+    const cookie = sessionCookie(res)!.split("=")[1]!;
+    const csrf = csrfFrom((await agent.get("/admin/").expect(200)).text);
+    await agent.get("/admin/").set("X-CSRF-Token", csrf).set("Authorization", "Basic c2VjcmV0").expect(200);
+    const log = lines.join("");
+    expect(log).toContain('"url":"/admin/login/"');
+    expect(log).toContain("[redacted]");
+    for (const secret of [PASSWORD, cookie, decodeURIComponent(cookie), csrf, "c2VjcmV0"]) {
+      expect(log).not.toContain(secret);
+    }
+  });
+});

@@ -1,0 +1,159 @@
+// Every limit and timeout, each with the ErrorResponse a client sees.
+import net from "node:net";
+import { describe, expect, inject, it } from "vitest";
+import { connect, errorOf } from "../support/clients.ts";
+import { startTestPooler } from "../support/pooler.ts";
+
+async function withPooler<T>(env: Record<string, string>, fn: (url: (db?: string) => string) => Promise<T>) {
+  const p = await startTestPooler(env);
+  try {
+    return await fn(p.url);
+  } finally {
+    await p.stop();
+  }
+}
+
+describe("limits", () => {
+  it("max_client_conn: the client over the limit gets 53300", () =>
+    withPooler({ MAX_CLIENT_CONN: "2" }, async (url) => {
+      const a = await connect(url());
+      const b = await connect(url());
+      const err = await errorOf(connect(url()));
+      expect(err.code).toBe("53300");
+      expect(err.message).toBe("no more connections allowed (max_client_conn)");
+      await a.end();
+      await b.end();
+      // a slot freed: a new client gets in
+      await new Promise((r) => setTimeout(r, 50));
+      const c = await connect(url());
+      await c.end();
+    }));
+
+  it("query_wait_timeout: a client that waits too long for a server gets an error, others go on", () =>
+    withPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "0.5" }, async (url) => {
+      const holder = await connect(url());
+      await holder.query("BEGIN");
+      const waiter = await connect(url());
+      const started = Date.now();
+      const err = await errorOf(waiter.query("SELECT 1"));
+      expect(err.message).toBe("query_wait_timeout");
+      expect(err.code).toBe("08P01");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+      expect(Date.now() - started).toBeLessThan(2000);
+      await holder.query("COMMIT");
+      expect((await holder.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+      await holder.end();
+    }));
+
+  it("waiting clients are served first in, first out", () =>
+    withPooler({ DEFAULT_POOL_SIZE: "1" }, async (url) => {
+      const holder = await connect(url());
+      await holder.query("BEGIN");
+      const clients = await Promise.all([0, 1, 2, 3].map(() => connect(url())));
+      const order: number[] = [];
+      const done = clients.map(async (c, i) => {
+        await new Promise((r) => setTimeout(r, i * 30));
+        await c.query("SELECT 1");
+        order.push(i);
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      await holder.query("COMMIT");
+      await Promise.all(done);
+      expect(order).toEqual([0, 1, 2, 3]);
+      await Promise.all([holder, ...clients].map((c) => c.end()));
+    }));
+
+  it("max_db_connections caps server connections across users of one database", () =>
+    withPooler({ DEFAULT_POOL_SIZE: "10", MAX_DB_CONNECTIONS: "2" }, async (url) => {
+      const clients = await Promise.all(Array.from({ length: 6 }, () => connect(url())));
+      const pids = await Promise.all(
+        clients.map(async (c) => (await c.query("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)")).rows[0].pid),
+      );
+      expect(new Set(pids).size).toBeLessThanOrEqual(2);
+      await Promise.all(clients.map((c) => c.end()));
+    }));
+
+  it("reserve_pool_size lets extra servers in after reserve_pool_timeout", () =>
+    withPooler({ DEFAULT_POOL_SIZE: "1", RESERVE_POOL_SIZE: "1", RESERVE_POOL_TIMEOUT: "0.2" }, async (url) => {
+      const holder = await connect(url());
+      await holder.query("BEGIN");
+      const other = await connect(url());
+      const started = Date.now();
+      await other.query("SELECT 1");
+      expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+      await holder.query("COMMIT");
+      await Promise.all([holder.end(), other.end()]);
+    }));
+});
+
+describe("timeouts", () => {
+  it("idle_transaction_timeout closes a client idle inside a transaction and frees its server", () =>
+    withPooler({ DEFAULT_POOL_SIZE: "1", IDLE_TRANSACTION_TIMEOUT: "0.4" }, async (url) => {
+      const a = await connect(url());
+      const closed = new Promise<Error & { code?: string }>((resolve) => a.once("error", resolve));
+      await a.query("BEGIN");
+      await a.query("SELECT pg_advisory_xact_lock(777)");
+      const err = await closed;
+      expect(err.message).toBe("idle transaction timeout");
+      const b = await connect(url());
+      expect((await b.query("SELECT pg_try_advisory_xact_lock(777) AS ok")).rows[0].ok).toBe(true);
+      await b.end();
+    }));
+
+  it("query_timeout cancels by closing a client whose query runs too long", () =>
+    withPooler({ QUERY_TIMEOUT: "0.4" }, async (url) => {
+      const a = await connect(url());
+      const started = Date.now();
+      const err = await errorOf(a.query("SELECT pg_sleep(5)"));
+      expect(err.message).toBe("query timeout");
+      expect(Date.now() - started).toBeLessThan(3000);
+    }));
+
+  it("client_idle_timeout closes an idle client", () =>
+    withPooler({ CLIENT_IDLE_TIMEOUT: "0.4" }, async (url) => {
+      const a = await connect(url());
+      const err = await new Promise<Error>((resolve) => a.once("error", resolve));
+      expect(err.message).toBe("client_idle_timeout");
+    }));
+
+  it("client_login_timeout closes a client that never finishes logging in", () =>
+    withPooler({ CLIENT_LOGIN_TIMEOUT: "0.4" }, async (url) => {
+      const port = Number(new URL(url()).port);
+      const sock = net.connect({ host: "127.0.0.1", port });
+      const data: Buffer[] = [];
+      sock.on("data", (d) => data.push(d));
+      await new Promise<void>((resolve) => sock.on("close", () => resolve()));
+      expect(Buffer.concat(data).toString("latin1")).toContain("client_login_timeout");
+    }));
+
+  it("server_connect_timeout and a down server: clients get 08006 quickly, not a hang", async () => {
+    // a listener that accepts and never answers stands in for an unreachable server
+    const blackhole = net.createServer(() => undefined);
+    await new Promise<void>((r) => blackhole.listen(0, "127.0.0.1", () => r()));
+    const port = (blackhole.address() as net.AddressInfo).port;
+    try {
+      await withPooler(
+        { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`, SERVER_CONNECT_TIMEOUT: "0.5" },
+        async (url) => {
+          const started = Date.now();
+          const err = await errorOf(connect(url()));
+          expect(err.code).toBe("08006");
+          expect(err.message).toMatch(/server_connect_timeout/);
+          expect(Date.now() - started).toBeLessThan(3000);
+        },
+      );
+    } finally {
+      blackhole.close();
+    }
+  });
+
+  it("a wrong server password is reported to the client as the server said it", () =>
+    withPooler(
+      { DATABASE_URL: inject("pgAppUrl").replace("postgres:postgres@", "postgres:notthis@"), AUTH_TYPE: "trust" },
+      async (url) => {
+        const err = await errorOf(connect(url()));
+        expect(err.code).toBe("28P01");
+        expect(err.message).toMatch(/password authentication failed for user "postgres"/);
+      },
+    ));
+});
