@@ -21,7 +21,8 @@ function envPort(variable: string, fallback: number): number {
   const raw = process.env[variable];
   if (raw === undefined || raw === "") return fallback;
   const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${variable}=${raw} is not a TCP port`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`${variable}=${raw} is not a TCP port`);
   return port;
 }
 
@@ -48,17 +49,22 @@ function leftoverPostmaster(dataDir: string): boolean {
 const compiled = import.meta.url.endsWith(".js");
 
 function startService(name: string, entry: "pooler/main" | "app/server", env: NodeJS.ProcessEnv): Child {
-  const file = compiled ? path.join(projectRoot, "dist", `${entry}.js`) : path.join(projectRoot, `${entry}.ts`);
+  const file = compiled
+    ? path.join(projectRoot, "dist", `${entry}.js`)
+    : path.join(projectRoot, `${entry}.ts`);
   const child = startNodeChild(name, file, { cwd: projectRoot, env });
   supervisor.watch(child);
   return child;
 }
 
+/** The app listens on HOST (all interfaces by default); we check it over loopback unless told otherwise. */
+const appHost = process.env.HOST ?? "0.0.0.0";
+
 async function startApp(port: number, env: NodeJS.ProcessEnv): Promise<void> {
   const app = startService("app", "app/server", { ...process.env, ...env, PORT: String(port) });
-  await waitUntil(`the app answers on port ${port}`, () => answersHttp(`http://127.0.0.1:${port}/`), {
-    child: app,
-  });
+  const host = appHost === "0.0.0.0" || appHost === "::" ? "127.0.0.1" : appHost;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${port}/`;
+  await waitUntil(`the app answers at ${url}`, () => answersHttp(url), { child: app });
 }
 
 function printBox(lines: string[]): void {
@@ -68,10 +74,17 @@ function printBox(lines: string[]): void {
 }
 
 async function runEverything(): Promise<void> {
-  const ports = { postgres: envPort("PGPORT", 5433), pooler: envPort("POOLER_PORT", 6432), app: envPort("PORT", 8000) };
-  const dataDir = path.join(path.resolve(process.env.DATA_DIR ?? path.join(projectRoot, ".data")), "postgres");
+  const ports = {
+    postgres: envPort("PGPORT", 5433),
+    pooler: envPort("POOLER_PORT", 6432),
+    app: envPort("PORT", 8000),
+  };
+  const dataDir = path.join(
+    path.resolve(process.env.DATA_DIR ?? path.join(projectRoot, ".data")),
+    "postgres",
+  );
   // Check all three before starting anything: a second `npm start` must not touch the first one's PostgreSQL.
-  await assertPortFree(ports.app, process.env.HOST ?? "0.0.0.0", "PORT", "the app");
+  await assertPortFree(ports.app, appHost, "PORT", "the app");
   await assertPortFree(ports.pooler, "127.0.0.1", "POOLER_PORT", "the pooler");
   if (!leftoverPostmaster(dataDir)) {
     await assertPortFree(ports.postgres, "127.0.0.1", "PGPORT", "PostgreSQL");
@@ -129,10 +142,13 @@ async function runEverything(): Promise<void> {
 
 async function runAppOnly(): Promise<void> {
   const port = envPort("PORT", 8000);
-  await assertPortFree(port, process.env.HOST ?? "0.0.0.0", "PORT", "the app");
+  await assertPortFree(port, appHost, "PORT", "the app");
   const directUrl = process.env.DIRECT_DATABASE_URL ?? process.env.POSTGRES_DATABASE_URL;
   if (directUrl) await deployMigrations(directUrl, logMigration);
-  else log("POSTGRES_DATABASE_URL is not set: not applying migrations (npm run migrate does, given a direct URL)");
+  else
+    log(
+      "POSTGRES_DATABASE_URL is not set: not applying migrations (npm run migrate does, given a direct URL)",
+    );
   await startApp(port, {});
   printBox([
     "try-ts-pooler: the app, with your own pooler and PostgreSQL (DATABASE_URL)",

@@ -12,7 +12,6 @@ export interface ExitInfo {
 
 export interface Child {
   name: string;
-  pid: number;
   /** Resolves when the process has exited, for whatever reason. */
   exited: Promise<ExitInfo>;
   /** SIGTERM, then SIGKILL if it has not exited after graceMs. */
@@ -61,7 +60,6 @@ export function startNodeChild(
   });
   return {
     name,
-    pid: proc.pid ?? -1,
     exited,
     async stop(graceMs = 10_000) {
       if (!running()) return exited;

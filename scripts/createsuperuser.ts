@@ -1,0 +1,17 @@
+// `npm run createsuperuser [-- --no-input --username NAME --email ADDRESS]`: see app/cli/createsuperuser.ts.
+// Writes through DATABASE_URL, i.e. through the pooler, like the app.
+import { loadDatabaseConfig, ConfigError } from "../app/config.ts";
+import { connectDatabase } from "../app/db.ts";
+import { createSuperuser } from "../app/cli/createsuperuser.ts";
+
+try {
+  const db = connectDatabase(loadDatabaseConfig());
+  try {
+    process.exitCode = await createSuperuser(db.prisma, process, process.argv.slice(2), process.env);
+  } finally {
+    await db.close();
+  }
+} catch (err) {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exitCode = 1;
+}
