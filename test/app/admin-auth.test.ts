@@ -10,12 +10,10 @@ import {
   logIn,
   PASSWORD,
   sessionCookie,
-  settings,
   textOf,
   unique,
   type Harness,
 } from "./support.ts";
-import { createApp } from "../../app/app.ts";
 import { REDACTED_PATHS } from "../../app/logger.ts";
 import { verifyPassword } from "../../app/auth/passwords.ts";
 
@@ -82,7 +80,11 @@ describe("login", () => {
 
   it("logs a superuser in and redirects to next", async () => {
     const user = await createUser(h);
-    const { res, agent } = await tryLogin({ username: user.username, password: PASSWORD, next: "/admin/core/post/" });
+    const { res, agent } = await tryLogin({
+      username: user.username,
+      password: PASSWORD,
+      next: "/admin/core/post/",
+    });
     expect(res.status).toBe(302);
     expect(res.headers.location).toBe("/admin/core/post/");
     const index = await agent.get("/admin/").expect(200);
@@ -127,7 +129,12 @@ describe("login", () => {
 
   it("never redirects to another site after login", async () => {
     const user = await createUser(h);
-    for (const next of ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"]) {
+    for (const next of [
+      "https://evil.example/",
+      "//evil.example/x",
+      "/\\evil.example",
+      "javascript:alert(1)",
+    ]) {
       const { res } = await tryLogin({ username: user.username, password: PASSWORD, next });
       expect(res.status).toBe(302);
       expect(res.headers.location).toBe("/admin/");
@@ -151,7 +158,9 @@ describe("login", () => {
 
   it("sets Django's session cookie: sessionid, HttpOnly, SameSite=Lax, two weeks", async () => {
     const res = await request(h.app).get("/admin/login/").expect(200);
-    const cookie = (res.headers["set-cookie"] as unknown as string[]).find((c) => c.startsWith("sessionid="))!;
+    const cookie = (res.headers["set-cookie"] as unknown as string[]).find((c) =>
+      c.startsWith("sessionid="),
+    )!;
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Lax/);
     expect(cookie).not.toMatch(/Secure/);
@@ -160,7 +169,7 @@ describe("login", () => {
   });
 
   it("marks the cookie Secure behind TLS", async () => {
-    const app = createApp({ config: { ...settings, behindTls: true, trustProxy: 1 }, prisma: h.db.prisma, sessionStore: h.store });
+    const app = h.newApp({ behindTls: true, trustProxy: 1 });
     const res = await request(app).get("/admin/login/").set("X-Forwarded-Proto", "https").expect(200);
     expect(String(res.headers["set-cookie"])).toMatch(/Secure/);
     expect(res.headers["strict-transport-security"]).toBeDefined();
@@ -196,7 +205,7 @@ describe("login", () => {
 
   it("upgrades a password hash made with a lower cost at login", async () => {
     const user = await createUser(h);
-    const app = createApp({ config: { ...settings, scryptN: 2 ** 11 }, prisma: h.db.prisma, sessionStore: h.store });
+    const app = h.newApp({ scryptN: 2 ** 11 });
     const { res } = await tryLogin({ username: user.username, password: PASSWORD }, app);
     expect(res.status).toBe(302);
     const row = await h.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
@@ -222,7 +231,11 @@ describe("CSRF", () => {
       .type("form")
       .send({ _csrf: other.csrf, title: "t", content: "c" })
       .expect(403);
-    await request(h.app).post("/admin/login/").type("form").send({ username: user.username, password: PASSWORD }).expect(403);
+    await request(h.app)
+      .post("/admin/login/")
+      .type("form")
+      .send({ username: user.username, password: PASSWORD })
+      .expect(403);
     expect(await h.db.prisma.post.count()).toBe(before);
   });
 
@@ -255,8 +268,15 @@ describe("logout", () => {
 });
 
 describe("password change", () => {
-  async function changePassword(agent: ReturnType<typeof request.agent>, csrf: string, fields: Record<string, string>) {
-    return agent.post("/admin/password_change/").type("form").send({ _csrf: csrf, ...fields });
+  function changePassword(
+    agent: ReturnType<typeof request.agent>,
+    csrf: string,
+    fields: Record<string, string>,
+  ) {
+    return agent
+      .post("/admin/password_change/")
+      .type("form")
+      .send({ _csrf: csrf, ...fields });
   }
 
   it("shows Django's form", async () => {
@@ -324,7 +344,7 @@ describe("logs", () => {
       },
     });
     const logger = pino({ level: "debug", redact: { paths: REDACTED_PATHS, censor: "[redacted]" } }, sink);
-    const app = createApp({ config: settings, prisma: h.db.prisma, sessionStore: h.store, logger });
+    const app = h.newApp({}, logger);
     const user = await createUser(h);
     const { agent, res } = await tryLogin({ username: user.username, password: PASSWORD }, app);
     const cookie = sessionCookie(res)!.split("=")[1]!;

@@ -35,7 +35,9 @@ describe("post form", () => {
   });
 
   it("takes the last value of a repeated field and refuses non-text values", () => {
-    expect(parseForm(postForm, { title: ["one", "two"], content: "x" })).toMatchObject({ data: { title: "two" } });
+    expect(parseForm(postForm, { title: ["one", "two"], content: "x" })).toMatchObject({
+      data: { title: "two" },
+    });
     expect(parseForm(postForm, { title: { a: 1 }, content: "x" }).ok).toBe(false);
     expect(parseForm(postForm, undefined).ok).toBe(false);
   });
@@ -50,8 +52,14 @@ describe("login and password change forms", () => {
 
   it("checks that the new passwords match and pass the validators", () => {
     const form = passwordChangeForm({ username: "alice", email: "" });
-    const mismatch = parseForm(form, { old_password: "x", new_password1: "violet-tugboat-91", new_password2: "other" });
-    expect(mismatch.ok ? {} : mismatch.errors).toEqual({ new_password2: ["The two password fields didn’t match."] });
+    const mismatch = parseForm(form, {
+      old_password: "x",
+      new_password1: "violet-tugboat-91",
+      new_password2: "other",
+    });
+    expect(mismatch.ok ? {} : mismatch.errors).toEqual({
+      new_password2: ["The two password fields didn’t match."],
+    });
     const weak = parseForm(form, { old_password: "x", new_password1: "12345678", new_password2: "12345678" });
     expect(weak.ok ? {} : weak.errors.new_password2).toEqual([
       "This password is too common.",
@@ -79,7 +87,9 @@ describe("ids, ordering and actions", () => {
   });
 
   it("reads the action form's selection", () => {
-    expect(actionForm.parse({ action: "delete_selected", _selected_action: ["3", "1", "3"], post: "yes" })).toEqual({
+    expect(
+      actionForm.parse({ action: "delete_selected", _selected_action: ["3", "1", "3"], post: "yes" }),
+    ).toEqual({
       action: "delete_selected",
       _selected_action: [3, 1],
       post: true,
@@ -93,7 +103,9 @@ describe("createsuperuser fields", () => {
   it("validates usernames and emails with Django's messages", () => {
     expect(usernameSchema.safeParse("jane.doe+x@site").success).toBe(true);
     expect(usernameSchema.safeParse("").error?.issues[0]?.message).toBe("This field cannot be blank.");
-    expect(usernameSchema.safeParse("no spaces").error?.issues[0]?.message).toMatch(/^Enter a valid username\./);
+    expect(usernameSchema.safeParse("no spaces").error?.issues[0]?.message).toMatch(
+      /^Enter a valid username\./,
+    );
     expect(emailSchema.safeParse("").success).toBe(true);
     expect(emailSchema.safeParse("nope").error?.issues[0]?.message).toBe("Enter a valid email address.");
   });
@@ -126,13 +138,21 @@ describe("configuration", () => {
 
   it("has the documented defaults", () => {
     const config = loadConfig(base, () => {});
-    expect(config).toMatchObject({ port: 8000, host: "0.0.0.0", dbPoolMax: 10, scryptN: 2 ** 17, behindTls: false });
+    expect(config).toMatchObject({
+      port: 8000,
+      host: "0.0.0.0",
+      dbPoolMax: 10,
+      scryptN: 2 ** 17,
+      behindTls: false,
+    });
   });
 
   it("requires DATABASE_URL, and SESSION_SECRET in production", () => {
     expect(() => loadConfig({}, () => {})).toThrow(/DATABASE_URL/);
     expect(() => loadConfig({ ...base, NODE_ENV: "production" })).toThrow(ConfigError);
-    expect(() => loadConfig({ ...base, NODE_ENV: "production", SESSION_SECRET: "x".repeat(40) })).not.toThrow();
+    expect(() =>
+      loadConfig({ ...base, NODE_ENV: "production", SESSION_SECRET: "x".repeat(40) }),
+    ).not.toThrow();
   });
 
   it("warns when it falls back to the development secret", () => {

@@ -4,7 +4,13 @@ import { elidedPageRange, paginate } from "../../app/pagination.ts";
 describe("paginate", () => {
   it("computes pages from 1, with an empty first page allowed", () => {
     expect(paginate(0, 10, undefined)).toMatchObject({ number: 1, numPages: 1, offset: 0, hasNext: false });
-    expect(paginate(25, 10, "3")).toMatchObject({ number: 3, numPages: 3, offset: 20, hasPrevious: true, hasNext: false });
+    expect(paginate(25, 10, "3")).toMatchObject({
+      number: 3,
+      numPages: 3,
+      offset: 20,
+      hasPrevious: true,
+      hasNext: false,
+    });
     expect(paginate(25, 10, "")).toMatchObject({ number: 1 });
   });
 

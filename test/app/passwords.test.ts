@@ -46,7 +46,13 @@ describe("password hashing (scrypt)", () => {
   it("never accepts an unusable password, a malformed hash or a missing user", async () => {
     expect(await verifyPassword("", unusablePassword())).toBe(false);
     expect(unusablePassword().startsWith("!")).toBe(true);
-    for (const bad of ["", "scrypt$", "scrypt$x$8$1$a$b", "pbkdf2_sha256$1$a$b", "scrypt$1024$8$1$a$b$extra"]) {
+    for (const bad of [
+      "",
+      "scrypt$",
+      "scrypt$x$8$1$a$b",
+      "pbkdf2_sha256$1$a$b",
+      "scrypt$1024$8$1$a$b$extra",
+    ]) {
       expect(await verifyPassword("anything", bad)).toBe(false);
     }
     expect(await rejectPasswordInConstantTime("anything", { N })).toBe(false);
@@ -55,7 +61,9 @@ describe("password hashing (scrypt)", () => {
 
 describe("Django's password validators", () => {
   it("accepts a good password", () => {
-    expect(validatePassword("violet-tugboat-91", { username: "alice", email: "alice@example.com" })).toEqual([]);
+    expect(validatePassword("violet-tugboat-91", { username: "alice", email: "alice@example.com" })).toEqual(
+      [],
+    );
   });
 
   it("reports each broken rule in Django's words", () => {

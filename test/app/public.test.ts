@@ -4,6 +4,7 @@ import request from "supertest";
 import { createHarness, createUser, logIn, settings, textOf, type Harness } from "./support.ts";
 import { POSTS_PER_PAGE } from "../../app/routes/posts.ts";
 import { createApp } from "../../app/app.ts";
+import { MemoryStore } from "express-session";
 import type { PrismaClient } from "../../app/generated/prisma/client.ts";
 
 let h: Harness;
@@ -23,7 +24,11 @@ async function addPosts(count: number, prefix = "Post") {
   for (let i = 1; i <= count; i++) {
     posts.push(
       await h.db.prisma.post.create({
-        data: { title: `${prefix} ${i}`, content: `Content of ${prefix} ${i}`, createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)) },
+        data: {
+          title: `${prefix} ${i}`,
+          content: `Content of ${prefix} ${i}`,
+          createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)),
+        },
       }),
     );
   }
@@ -144,7 +149,7 @@ describe("the rest of the site", () => {
       get: () => new Proxy({}, { get: () => () => Promise.reject(new Error("secret detail in the stack")) }),
     });
     const appFor = (production: boolean) =>
-      createApp({ config: { ...settings, production }, prisma: broken, sessionStore: h.store });
+      createApp({ config: { ...settings, production }, prisma: broken, sessionStore: new MemoryStore() });
     const prod = await request(appFor(true)).get("/").expect(500);
     expect(prod.text).toContain("Server Error (500)");
     expect(prod.text).not.toContain("secret detail");

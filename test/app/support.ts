@@ -1,10 +1,11 @@
 // Test harness for the web app: the real createApp() with a real Prisma and session store on
-// appDatabase().url (the pooler once the lead switches it), each test file in a schema of its own
+// appDatabase().url (through our pooler), each test file in a schema of its own
 // so that files running in parallel never see each other's posts and users.
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import request from "supertest";
 import type { Express } from "express";
+import type { Logger } from "pino";
 import { appDatabase, type AppDatabase } from "../support/database.ts";
 import { connectDatabase, type Database } from "../../app/db.ts";
 import { createSessionStore, type SessionStore } from "../../app/auth/session.ts";
@@ -24,7 +25,7 @@ export const settings: AppSettings = {
   logLevel: "silent",
 };
 
-const TABLES = ["core_post", "auth_user", "session"];
+const TABLES = ["core_post", "auth_user", "session", "django_admin_log"];
 
 /** A schema with empty copies of the migrated tables (ids still come from the public sequences). */
 export async function createSchema(directUrl: string): Promise<{ name: string; drop(): Promise<void> }> {
@@ -58,11 +59,11 @@ export interface Harness {
   db: Database;
   schema: string;
   database: AppDatabase;
-  store: SessionStore;
   /** SQL on the test's schema over the direct URL, for arranging and asserting */
   sql<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, values?: unknown[]): Promise<R[]>;
-  /** another app on the same database: a second server process, or a fresh rate limiter */
-  newApp(): Express;
+  /** Another app on the same database (another server process, a fresh rate limiter), with its
+   *  own session store: express-session ties cookie settings to the store. */
+  newApp(overrides?: Partial<AppSettings>, logger?: Logger): Express;
   close(): Promise<void>;
 }
 
@@ -70,15 +71,18 @@ export async function createHarness(): Promise<Harness> {
   const database = await appDatabase();
   const schema = await createSchema(database.directUrl);
   const db = connectDatabase({ databaseUrl: database.url, databaseSchema: schema.name, dbPoolMax: 4 });
-  const store = createSessionStore(db.sessionPool, schema.name);
-  const newApp = () => createApp({ config: settings, prisma: db.prisma, sessionStore: store });
+  const stores: SessionStore[] = [];
+  const newApp = (overrides: Partial<AppSettings> = {}, logger?: Logger) => {
+    const sessionStore = createSessionStore(db.sessionPool, schema.name);
+    stores.push(sessionStore);
+    return createApp({ config: { ...settings, ...overrides }, prisma: db.prisma, sessionStore, logger });
+  };
   const direct = new pg.Pool({ connectionString: database.directUrl, max: 2 });
   return {
     app: newApp(),
     db,
     schema: schema.name,
     database,
-    store,
     newApp,
     async sql(text, values) {
       const client = await direct.connect();
@@ -91,7 +95,7 @@ export async function createHarness(): Promise<Harness> {
       }
     },
     async close() {
-      await store.close();
+      for (const store of stores) await store.close();
       await db.close();
       await direct.end();
       await schema.drop();

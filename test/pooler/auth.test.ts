@@ -27,7 +27,6 @@ beforeAll(async () => {
       await admin.query(`DROP ROLE IF EXISTS ${role}`);
       await admin.query(`SET password_encryption = '${enc}'`);
       await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${PASSWORD}'`);
-      await admin.query(`GRANT CONNECT ON DATABASE app TO ${role}`);
     }
     const r = await admin.query("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [SCRAM_ROLE]);
     storedScramSecret = r.rows[0].rolpassword;

@@ -1,0 +1,105 @@
+// The Express app, built from its dependencies so that tests drive the real thing with supertest
+// and app/server.ts only adds the listening socket and the shutdown.
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+import express, { type Express } from "express";
+import helmet from "helmet";
+import { pinoHttp } from "pino-http";
+import type { Logger } from "pino";
+import type session from "express-session";
+import type { PrismaClient } from "./generated/prisma/client.ts";
+import type { AppConfig } from "./config.ts";
+import { createLogger } from "./logger.ts";
+import { createAuth, sessionMiddleware } from "./auth/session.ts";
+import { csrfProtection, csrfToken } from "./auth/csrf.ts";
+import { messagesMiddleware } from "./messages.ts";
+import { postsRouter } from "./routes/posts.ts";
+import { adminRouter } from "./routes/admin/index.ts";
+import { errorHandler, notFoundHandler } from "./error-pages.ts";
+import { viewHelpers } from "./views.ts";
+
+export type AppSettings = Pick<
+  AppConfig,
+  "production" | "sessionSecret" | "behindTls" | "trustProxy" | "scryptN" | "logLevel"
+>;
+
+export interface AppDeps {
+  config: AppSettings;
+  prisma: PrismaClient;
+  /** One store per app: express-session ties its cookie settings to the store it is given. */
+  sessionStore: session.Store;
+  /** defaults to a pino logger at config.logLevel */
+  logger?: Logger;
+}
+
+/** The folder holding views/ and app/public/, run from app/ (tsx) or from dist/app/ (compiled). */
+const ROOT = path.resolve(
+  import.meta.dirname,
+  path.basename(path.dirname(import.meta.dirname)) === "dist" ? "../.." : "..",
+);
+
+/** Django's admin stays below 2.5 MB per request (DATA_UPLOAD_MAX_MEMORY_SIZE); a post is text. */
+const BODY_LIMIT = "1mb";
+
+export function createApp({ config, prisma, sessionStore, logger }: AppDeps): Express {
+  const app = express();
+  const log = logger ?? createLogger(config.logLevel);
+  const auth = createAuth(prisma, config.sessionSecret);
+
+  app.set("trust proxy", config.trustProxy);
+  app.set("views", path.join(ROOT, "views"));
+  app.set("view engine", "ejs");
+  // EJS reads this setting: drop the indentation of the templates from the HTML sent.
+  app.set("view options", { rmWhitespace: true });
+  Object.assign(app.locals, viewHelpers);
+
+  app.use(
+    pinoHttp({
+      logger: log,
+      // Honour a proxy's request id so log lines can be matched across services, but only a sane one.
+      genReqId: (req, res) => {
+        const given = req.headers["x-request-id"];
+        const id = typeof given === "string" && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+        res.setHeader("x-request-id", id);
+        return id;
+      },
+    }),
+  );
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          "frame-ancestors": ["'none'"],
+          // Plain-HTTP demo runs would otherwise have every subresource rewritten to https.
+          "upgrade-insecure-requests": config.behindTls ? [] : null,
+        },
+      },
+      strictTransportSecurity: config.behindTls,
+      referrerPolicy: { policy: "same-origin" },
+      xFrameOptions: { action: "deny" },
+    }),
+  );
+  app.use(
+    "/static",
+    express.static(path.join(ROOT, "app", "public"), { maxAge: config.production ? "1h" : 0 }),
+  );
+
+  app.use(sessionMiddleware(config, sessionStore));
+  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
+  app.use(csrfProtection);
+  app.use(messagesMiddleware);
+  app.use(auth.loadUser);
+  app.use((req, res, next) => {
+    res.locals.user = req.user;
+    // A function, so that only pages with a form put a token (and so a session) in place.
+    res.locals.csrfToken = () => csrfToken(req);
+    next();
+  });
+
+  app.use(postsRouter(prisma));
+  app.use("/admin", adminRouter({ prisma, auth, scryptN: config.scryptN }));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(config.production));
+  return app;
+}

@@ -1,0 +1,34 @@
+// Who may enter the admin. Like Django's AdminSite.has_permission: active staff members; anybody
+// else is sent to the login page with ?next= so that they come back after logging in.
+import type { NextFunction, Request, Response } from "express";
+import type { User } from "../generated/prisma/client.ts";
+
+export function isAdminUser(user: User | null | undefined): user is User {
+  return !!user && user.isActive && user.isStaff;
+}
+
+/** We have no per-model permissions: only superusers may manage posts, as in a fresh Django site. */
+export function canManagePosts(user: User | undefined): boolean {
+  return isAdminUser(user) && user.isSuperuser;
+}
+
+/** Django's redirect_to_login(): the path is percent-encoded, except its slashes. */
+export function loginUrl(next: string): string {
+  return `/admin/login/?next=${encodeURIComponent(next).replace(/%2F/gi, "/")}`;
+}
+
+export function requireStaff(req: Request, res: Response, next: NextFunction): void {
+  if (isAdminUser(req.user)) return next();
+  res.redirect(302, loginUrl(req.originalUrl));
+}
+
+/** A local path to go to after login; anything that could leave the site falls back to the index. */
+export function safeNext(raw: unknown, fallback = "/admin/"): string {
+  if (typeof raw !== "string" || !raw.startsWith("/") || raw.startsWith("//")) return fallback;
+  // Browsers read "\" as "/" and drop tabs and newlines, so "/\evil.example" or "/\t/evil.example"
+  // would become "//evil.example": another site.
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
+  if (/[\u0000-\u001f\u007f\\]/.test(raw)) return fallback;
+  const base = new URL("http://local.invalid/");
+  return new URL(raw, base).origin === base.origin ? raw : fallback;
+}

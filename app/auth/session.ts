@@ -1,0 +1,112 @@
+// Who is logged in. As in Django, the session stores the user's id and an HMAC of their password
+// hash: changing the password changes the HMAC, so every other session of that user stops working
+// at its next request, while the session that made the change is updated and stays logged in.
+import crypto from "node:crypto";
+import type { NextFunction, Request, RequestHandler, Response } from "express";
+import session from "express-session";
+import connectPgSimple from "connect-pg-simple";
+import type pg from "pg";
+import type { PrismaClient, User } from "../generated/prisma/client.ts";
+import type { AppConfig } from "../config.ts";
+import { rotateCsrfToken } from "./csrf.ts";
+
+declare module "express-session" {
+  interface SessionData {
+    userId?: number;
+    authHash?: string;
+  }
+}
+
+declare module "express-serve-static-core" {
+  interface Request {
+    /** the logged-in user, if the session holds a valid login */
+    user?: User;
+  }
+}
+
+/** Django's SESSION_COOKIE_AGE: two weeks. */
+const SESSION_AGE_MS = 14 * 24 * 3600 * 1000;
+
+export type SessionStore = connectPgSimple.PGStore;
+
+export function createSessionStore(pool: pg.Pool, schemaName: string): SessionStore {
+  const PGStore = connectPgSimple(session);
+  // The `session` table comes from the Prisma migration, not from the store. No touch: like Django
+  // (SESSION_SAVE_EVERY_REQUEST = False) a session is written when it changes, not on every request.
+  return new PGStore({
+    pool,
+    schemaName,
+    tableName: "session",
+    createTableIfMissing: false,
+    disableTouch: true,
+  });
+}
+
+export function sessionMiddleware(
+  config: Pick<AppConfig, "sessionSecret" | "behindTls">,
+  store: session.Store,
+): RequestHandler {
+  return session({
+    name: "sessionid",
+    secret: config.sessionSecret,
+    store,
+    resave: false,
+    // No row and no cookie for readers of the public pages who never log in.
+    saveUninitialized: false,
+    rolling: false,
+    cookie: { httpOnly: true, sameSite: "lax", secure: config.behindTls, maxAge: SESSION_AGE_MS },
+  });
+}
+
+function authHash(secret: string, user: User): string {
+  return crypto.createHmac("sha256", secret).update(`auth-hash:${user.password}`).digest("hex");
+}
+
+function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && crypto.timingSafeEqual(x, y);
+}
+
+function promised(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+}
+
+export function createAuth(prisma: PrismaClient, secret: string) {
+  return {
+    /** A new session id at login (against session fixation) and a new CSRF token with it. */
+    async logIn(req: Request, user: User): Promise<void> {
+      await promised((cb) => req.session.regenerate(cb));
+      req.session.userId = user.id;
+      req.session.authHash = authHash(secret, user);
+      rotateCsrfToken(req);
+      req.user = user;
+    },
+
+    async logOut(req: Request): Promise<void> {
+      await promised((cb) => req.session.destroy(cb));
+      delete req.user;
+    },
+
+    /** After a password change: keep this session, while the changed hash ends all the others. */
+    updateSessionAuthHash(req: Request, user: User): void {
+      req.session.authHash = authHash(secret, user);
+      req.user = user;
+    },
+
+    /** Sets req.user from the session, and ends sessions whose user is gone or changed password. */
+    loadUser: async (req: Request, _res: Response, next: NextFunction): Promise<void> => {
+      const { userId, authHash: stored } = req.session;
+      if (userId === undefined) return next();
+      const user = await prisma.user.findUnique({ where: { id: userId } });
+      if (user && stored !== undefined && sameHash(stored, authHash(secret, user))) {
+        req.user = user;
+      } else {
+        await promised((cb) => req.session.regenerate(cb));
+      }
+      next();
+    },
+  };
+}
+
+export type Auth = ReturnType<typeof createAuth>;

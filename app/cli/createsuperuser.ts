@@ -1,0 +1,201 @@
+// `npm run createsuperuser`: Django's createsuperuser, same prompts, messages and options:
+//   interactive: Username (default: the OS login name), Email address, Password twice, validators
+//   with "Bypass password validation and create user anyway? [y/N]: ";
+//   --no-input / --noinput with --username, --email and SUPERUSER_* or DJANGO_SUPERUSER_* variables.
+// The core takes its streams, arguments and environment so tests drive it directly.
+import os from "node:os";
+import { parseArgs } from "node:util";
+import { Prisma, type PrismaClient } from "../generated/prisma/client.ts";
+import { hashPassword, unusablePassword } from "../auth/passwords.ts";
+import { validatePassword } from "../auth/password-validation.ts";
+import { emailSchema, firstError, usernameSchema } from "../forms/superuser.ts";
+import { scryptCostSchema } from "../config.ts";
+import { Cancelled, Prompter } from "./prompter.ts";
+
+export interface CliIO {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+interface Answers {
+  username: string;
+  email: string;
+  /** undefined: the account gets an unusable password, as Django's --no-input without one */
+  password: string | undefined;
+}
+
+class CommandError extends Error {}
+
+const TAKEN = "Error: That username is already taken.";
+
+function fromEnv(env: NodeJS.ProcessEnv, field: string): string | undefined {
+  return env[`SUPERUSER_${field}`] ?? env[`DJANGO_SUPERUSER_${field}`];
+}
+
+export async function createSuperuser(
+  prisma: PrismaClient,
+  io: CliIO,
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
+  const say = (line: string) => io.stdout.write(`${line}\n`);
+  const complain = (line: string) => io.stderr.write(`${line}\n`);
+  try {
+    const { values: args } = parseArgs({
+      args: argv,
+      options: {
+        username: { type: "string" },
+        email: { type: "string" },
+        "no-input": { type: "boolean", default: false },
+        noinput: { type: "boolean", default: false },
+      },
+    });
+    const N = scryptCostSchema.safeParse(env.PASSWORD_SCRYPT_N || undefined);
+    if (!N.success) throw new CommandError(`PASSWORD_SCRYPT_N: ${N.error.issues[0]?.message}`);
+    const isTaken = async (username: string) => (await prisma.user.count({ where: { username } })) > 0;
+    const answers =
+      args["no-input"] || args.noinput
+        ? await fromArguments(args, env, isTaken)
+        : await interactively(args, io, isTaken, complain);
+    await prisma.user.create({
+      data: {
+        username: answers.username,
+        email: answers.email,
+        password:
+          answers.password === undefined
+            ? unusablePassword()
+            : await hashPassword(answers.password, { N: N.data }),
+        isStaff: true,
+        isSuperuser: true,
+        isActive: true,
+      },
+    });
+    say("Superuser created successfully.");
+    return 0;
+  } catch (err) {
+    if (err instanceof Cancelled) {
+      complain("\nOperation cancelled.");
+      return 1;
+    }
+    // Someone else created the same username between our check and the insert.
+    if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2002") {
+      complain(`CommandError: ${TAKEN}`);
+      return 1;
+    }
+    if (err instanceof CommandError) {
+      complain(`CommandError: ${err.message}`);
+      return 1;
+    }
+    // parseArgs: an unknown option or a missing value is a usage error (exit 2, as argparse).
+    if (err instanceof TypeError && String((err as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS")) {
+      complain(`usage: createsuperuser [--no-input] [--username USERNAME] [--email EMAIL]\n${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+}
+
+/** Format errors (from the schema), or Django's message for a username already in use. */
+async function usernameError(
+  username: string,
+  isTaken: (u: string) => Promise<boolean>,
+): Promise<{ message: string; taken: boolean } | undefined> {
+  const invalid = firstError(usernameSchema.safeParse(username));
+  if (invalid) return { message: invalid, taken: false };
+  return (await isTaken(username)) ? { message: TAKEN, taken: true } : undefined;
+}
+
+/** Interactive mode prefixes field errors with "Error: "; the taken message already has it. */
+function interactiveMessage(problem: { message: string; taken: boolean }): string {
+  return problem.taken ? problem.message : `Error: ${problem.message}`;
+}
+
+async function fromArguments(
+  args: { username?: string; email?: string },
+  env: NodeJS.ProcessEnv,
+  isTaken: (u: string) => Promise<boolean>,
+): Promise<Answers> {
+  const username = args.username ?? fromEnv(env, "USERNAME");
+  if (username === undefined) throw new CommandError("You must use --username with --noinput.");
+  if (username === "") throw new CommandError("Username cannot be blank.");
+  const problem = await usernameError(username, isTaken);
+  if (problem) throw new CommandError(problem.message);
+  const email = args.email ?? fromEnv(env, "EMAIL") ?? "";
+  const badEmail = firstError(emailSchema.safeParse(email));
+  if (badEmail) throw new CommandError(badEmail);
+  // Django runs no password validators here: the operator chose the password on purpose.
+  return { username, email, password: fromEnv(env, "PASSWORD") || undefined };
+}
+
+/** The OS login name, offered as the default when it is a valid username nobody has taken. */
+async function defaultUsername(isTaken: (u: string) => Promise<boolean>): Promise<string | undefined> {
+  let name: string;
+  try {
+    name = os.userInfo().username;
+  } catch {
+    return undefined; // no passwd entry for this uid (some containers)
+  }
+  return (await usernameError(name, isTaken)) === undefined ? name : undefined;
+}
+
+async function interactively(
+  args: { username?: string; email?: string },
+  io: CliIO,
+  isTaken: (u: string) => Promise<boolean>,
+  complain: (line: string) => void,
+): Promise<Answers> {
+  const prompter = new Prompter(io.stdin, io.stdout);
+  try {
+    let username = args.username;
+    if (username !== undefined) {
+      const problem = await usernameError(username, isTaken);
+      if (problem) {
+        complain(interactiveMessage(problem));
+        username = undefined;
+      }
+    }
+    const fallback = username === undefined ? await defaultUsername(isTaken) : undefined;
+    while (username === undefined) {
+      const typed = await prompter.ask(
+        fallback ? `Username (leave blank to use '${fallback}'): ` : "Username: ",
+      );
+      const candidate = typed === "" && fallback ? fallback : typed;
+      const problem = await usernameError(candidate, isTaken);
+      if (problem) complain(interactiveMessage(problem));
+      else username = candidate;
+    }
+
+    let email = args.email;
+    while (email === undefined) {
+      const typed = (await prompter.ask("Email address: ")).trim();
+      const problem = firstError(emailSchema.safeParse(typed));
+      if (problem) complain(`Error: ${problem}`);
+      else email = typed;
+    }
+
+    let password: string | undefined;
+    while (password === undefined) {
+      const first = await prompter.ask("Password: ", { hidden: true });
+      const again = await prompter.ask("Password (again): ", { hidden: true });
+      if (first !== again) {
+        complain("Error: Your passwords didn't match.");
+        continue;
+      }
+      if (first.trim() === "") {
+        complain("Error: Blank passwords aren't allowed.");
+        continue;
+      }
+      const problems = validatePassword(first, { username, email });
+      if (problems.length > 0) {
+        complain(problems.join("\n"));
+        const bypass = await prompter.ask("Bypass password validation and create user anyway? [y/N]: ");
+        if (bypass.trim().toLowerCase() !== "y") continue;
+      }
+      password = first;
+    }
+    return { username, email, password };
+  } finally {
+    prompter.close();
+  }
+}

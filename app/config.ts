@@ -1,0 +1,111 @@
+// The app's settings, read once from the environment and checked with zod so that a typo fails at
+// start-up with a readable message instead of at the first request.
+import { z } from "zod";
+
+const DEV_SESSION_SECRET = "dev-only-session-secret-do-not-use-in-production";
+
+/** OWASP's minimum scrypt cost; tests lower it through PASSWORD_SCRYPT_N to stay fast. */
+export const DEFAULT_SCRYPT_N = 2 ** 17;
+
+const flag = z
+  .enum(["true", "false", "1", "0", "yes", "no", ""])
+  .default("false")
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const integer = (min: number, max: number) =>
+  z.string().regex(/^\d+$/, "must be a whole number").transform(Number).pipe(z.number().min(min).max(max));
+
+/** The scrypt cost N for new password hashes: a power of two, as scrypt requires. */
+export const scryptCostSchema = integer(2 ** 10, 2 ** 20)
+  .refine((n) => Number.isInteger(Math.log2(n)), "must be a power of two")
+  .default(DEFAULT_SCRYPT_N);
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgresql:// URL" }),
+  // Prisma's adapter and the session store qualify every table with it: no `SET search_path`,
+  // which a transaction-mode pooler would leak to other clients.
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier")
+    .default("public"),
+  DB_POOL_MAX: integer(1, 100).default(10),
+  PORT: integer(0, 65535).default(8000),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  SESSION_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  // Set when users reach the app over HTTPS (directly or through a TLS-terminating proxy): secure
+  // cookies, HSTS and upgrade-insecure-requests would break a plain-HTTP demo.
+  BEHIND_TLS: flag,
+  // Number of reverse proxies in front of the app, so req.ip (the login rate limit's key) and
+  // req.secure come from X-Forwarded-*; 0 means trust no proxy header.
+  TRUST_PROXY: integer(0, 10).default(0),
+  PASSWORD_SCRYPT_N: scryptCostSchema,
+});
+
+export interface AppConfig {
+  production: boolean;
+  databaseUrl: string;
+  databaseSchema: string;
+  dbPoolMax: number;
+  port: number;
+  host: string;
+  sessionSecret: string;
+  logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
+  behindTls: boolean;
+  trustProxy: number;
+  scryptN: number;
+}
+
+export class ConfigError extends Error {}
+
+/** Turns zod's issues into one line per variable, e.g. "DATABASE_URL: required". */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join(".") || "(input)"}: ${issue.message}`).join("\n");
+}
+
+function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
+  // An empty variable (e.g. `PORT=` in a compose file) means "use the default".
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) throw new ConfigError(`Invalid environment:\n${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+export type DatabaseConfig = Pick<AppConfig, "databaseUrl" | "databaseSchema" | "dbPoolMax" | "scryptN">;
+
+/** What command-line tools need: the database and the password cost, no web settings. */
+export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): DatabaseConfig {
+  const e = parseEnv(
+    envSchema.pick({ DATABASE_URL: true, DATABASE_SCHEMA: true, DB_POOL_MAX: true, PASSWORD_SCRYPT_N: true }),
+    env,
+  );
+  return {
+    databaseUrl: e.DATABASE_URL,
+    databaseSchema: e.DATABASE_SCHEMA,
+    dbPoolMax: e.DB_POOL_MAX,
+    scryptN: e.PASSWORD_SCRYPT_N,
+  };
+}
+
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  warn: (message: string) => void = console.warn,
+): AppConfig {
+  const e = parseEnv(envSchema, env);
+  const production = e.NODE_ENV === "production";
+  if (!e.SESSION_SECRET) {
+    if (production) throw new ConfigError("Invalid environment:\nSESSION_SECRET: required in production");
+    warn("SESSION_SECRET is not set: using a development secret. Set it before deploying.");
+  }
+  return {
+    ...loadDatabaseConfig(env),
+    production,
+    port: e.PORT,
+    host: e.HOST,
+    sessionSecret: e.SESSION_SECRET ?? DEV_SESSION_SECRET,
+    logLevel: e.LOG_LEVEL,
+    behindTls: e.BEHIND_TLS,
+    trustProxy: e.TRUST_PROXY,
+  };
+}

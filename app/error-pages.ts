@@ -1,0 +1,54 @@
+// The 404 page and the error handler. A 4xx error shows what went wrong in plain words; anything
+// else is a 500 that is logged with its stack, while the page shows the stack only in development.
+import type { NextFunction, Request, Response } from "express";
+import { HttpError, notFound } from "./errors.ts";
+import { isCsrfError } from "./auth/csrf.ts";
+
+const HEADINGS: Record<number, string> = {
+  400: "Bad Request (400)",
+  403: "403 Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed (405)",
+  413: "Request Too Large (413)",
+  500: "Server Error (500)",
+};
+
+const DETAILS: Record<number, string> = {
+  400: "The request could not be understood.",
+  403: "You do not have permission to access this page.",
+  404: "The requested resource was not found on this server.",
+  405: "This page does not accept that kind of request.",
+  413: "The submitted data is too large.",
+  500: "Something went wrong on our side. The error has been logged.",
+};
+
+export function notFoundHandler(_req: Request, _res: Response, next: NextFunction): void {
+  next(notFound());
+}
+
+/** 4xx errors raised by Express's own parts (body-parser) carry a status; trust only those. */
+function clientStatus(err: unknown): number | undefined {
+  if (err instanceof HttpError) return err.status;
+  const status = (err as { status?: unknown; statusCode?: unknown } | null)?.status;
+  return typeof status === "number" && status >= 400 && status < 500 ? status : undefined;
+}
+
+export function errorHandler(production: boolean) {
+  return (err: unknown, req: Request, res: Response, next: NextFunction): void => {
+    if (res.headersSent) return next(err);
+    let status = clientStatus(err) ?? 500;
+    let detail = err instanceof HttpError && err.message ? err.message : DETAILS[status];
+    if (isCsrfError(err)) {
+      status = 403;
+      // Django's words; the usual cause is a form opened before the session expired.
+      detail = "CSRF verification failed. Request aborted.";
+    }
+    if (status === 500) req.log.error({ err }, "request failed");
+    const stack = !production && status === 500 && err instanceof Error ? err.stack : undefined;
+    res.status(status).render("errors/error", {
+      title: HEADINGS[status] ?? `Error (${status})`,
+      detail: detail ?? "",
+      stack,
+    });
+  };
+}

@@ -1,0 +1,52 @@
+// The changelist's query string and its action form. Unknown or malformed values are ignored or
+// refused with a 400, never passed on to the database.
+import { z } from "zod";
+import { field, parseId, text } from "./fields.ts";
+
+/** list_display of our ModelAdmin; index 0 is Django's action checkbox, as in its `o=` numbers. */
+export const SORTABLE_COLUMNS = {
+  1: { label: "Title", field: "title" },
+  2: { label: "Created", field: "createdAt" },
+} as const;
+
+export type SortColumn = keyof typeof SORTABLE_COLUMNS;
+
+export interface SortKey {
+  column: SortColumn;
+  descending: boolean;
+}
+
+/** Django's `o=` value, e.g. "-2.1": dot-separated column numbers, "-" for descending. */
+export function parseOrdering(raw: unknown): SortKey[] {
+  if (typeof raw !== "string") return [];
+  const keys: SortKey[] = [];
+  for (const part of raw.split(".")) {
+    const match = /^(-?)(\d)$/.exec(part);
+    const column = Number(match?.[2]);
+    if (!match || !(column in SORTABLE_COLUMNS) || keys.some((k) => k.column === column)) continue;
+    keys.push({ column: column as SortColumn, descending: match[1] === "-" });
+  }
+  return keys;
+}
+
+export function formatOrdering(keys: SortKey[]): string {
+  return keys.map((k) => `${k.descending ? "-" : ""}${k.column}`).join(".");
+}
+
+export const searchQuery = text({ required: false, max: 1000 });
+
+export const DELETE_SELECTED = "delete_selected";
+
+export const actionForm = z.object({
+  action: text({ required: false }),
+  _selected_action: field().transform((raw, ctx): number[] => {
+    const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+    const ids = list.map(parseId);
+    if (ids.some((id) => id === undefined)) {
+      ctx.addIssue({ code: "custom", message: "Select a valid choice." });
+      return z.NEVER;
+    }
+    return [...new Set(ids as number[])];
+  }),
+  post: field().transform((raw) => raw === "yes"),
+});

@@ -1,0 +1,97 @@
+// Form fields that behave like Django's: values are stripped, a blank required field says "This field
+// is required.", length is counted in characters (as PostgreSQL's VARCHAR does), and every message
+// is one a person understands. A form that fails keeps the user's input for re-display.
+import { z } from "zod";
+
+export const REQUIRED = "This field is required.";
+
+/** HTML forms send a repeated field as an array; like Django's QueryDict, keep the last value. */
+function lastValue(raw: unknown): unknown {
+  return Array.isArray(raw) ? raw.at(-1) : raw;
+}
+
+export interface TextOptions {
+  max?: number;
+  required?: boolean;
+  /** Django strips CharField input but never passwords. */
+  strip?: boolean;
+}
+
+/** zod 4 reports an absent key as "expected nonoptional" unless the schema says it may be absent. */
+export const field = () => z.unknown().optional();
+
+export function text({ max, required = true, strip = true }: TextOptions = {}) {
+  return field().transform((raw, ctx): string => {
+    const value = lastValue(raw) ?? "";
+    if (typeof value !== "string") {
+      ctx.addIssue({ code: "custom", message: "Enter a valid value." });
+      return z.NEVER;
+    }
+    const cleaned = strip ? value.trim() : value;
+    if (required && cleaned === "") {
+      ctx.addIssue({ code: "custom", message: REQUIRED });
+      return z.NEVER;
+    }
+    // PostgreSQL cannot store NUL in text: without this check the insert would fail with a 500.
+    if (cleaned.includes("\0")) {
+      ctx.addIssue({ code: "custom", message: "Null characters are not allowed." });
+      return z.NEVER;
+    }
+    const length = [...cleaned].length;
+    if (max !== undefined && length > max) {
+      ctx.addIssue({
+        code: "custom",
+        message: `Ensure this value has at most ${max} characters (it has ${length}).`,
+      });
+      return z.NEVER;
+    }
+    return cleaned;
+  });
+}
+
+const MAX_INT4 = 2 ** 31 - 1;
+
+/** A database id from a URL or a form: a positive int4, or undefined for anything else. */
+export function parseId(raw: unknown): number | undefined {
+  const value = lastValue(raw);
+  if (typeof value !== "string" || !/^[1-9]\d{0,9}$/.test(value)) return undefined;
+  const id = Number(value);
+  return id <= MAX_INT4 ? id : undefined;
+}
+
+export type FieldErrors = Record<string, string[]>;
+
+export type FormResult<T> =
+  | { ok: true; data: T; values: Record<string, string> }
+  | { ok: false; errors: FieldErrors; values: Record<string, string> };
+
+/** The raw input of each field, for re-displaying a form exactly as the user typed it. */
+function rawValues(shape: Record<string, unknown>, body: Record<string, unknown>): Record<string, string> {
+  return Object.fromEntries(
+    Object.keys(shape).map((key) => {
+      const value = lastValue(body[key]);
+      return [key, typeof value === "string" ? value : ""];
+    }),
+  );
+}
+
+/** Errors of the form as a whole (not tied to one field) live under Django's "__all__" key. */
+export const NON_FIELD = "__all__";
+
+export function parseForm<S extends z.ZodObject>(schema: S, body: unknown): FormResult<z.output<S>> {
+  const input = typeof body === "object" && body !== null ? (body as Record<string, unknown>) : {};
+  const values = rawValues(schema.shape, input);
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return { ok: true, data: parsed.data, values };
+  const errors: FieldErrors = {};
+  for (const issue of parsed.error.issues) {
+    const key = issue.path.length > 0 ? String(issue.path[0]) : NON_FIELD;
+    (errors[key] ??= []).push(issue.message);
+  }
+  return { ok: false, errors, values };
+}
+
+/** Adds an error found after parsing (a wrong password, a stale form) to a form's errors. */
+export function addError(errors: FieldErrors, field: string, message: string): FieldErrors {
+  return { ...errors, [field]: [...(errors[field] ?? []), message] };
+}

@@ -1,0 +1,41 @@
+// One-time notices shown on the next rendered page ("The post “X” was added successfully."), with
+// Django's API shape: messages.success(req, text). Messages live in the session so they survive the
+// redirect after a POST. They are plain text: templates escape them like any other value.
+import type { NextFunction, Request, Response } from "express";
+
+export type Level = "success" | "info" | "warning" | "error";
+
+export interface Message {
+  level: Level;
+  text: string;
+}
+
+declare module "express-session" {
+  interface SessionData {
+    messages?: Message[];
+  }
+}
+
+function add(level: Level) {
+  return (req: Request, text: string): void => {
+    req.session.messages = [...(req.session.messages ?? []), { level, text }];
+  };
+}
+
+export const messages = {
+  success: add("success"),
+  info: add("info"),
+  warning: add("warning"),
+  error: add("error"),
+};
+
+/** Templates call consumeMessages(): messages are removed only when a page actually shows them. */
+export function messagesMiddleware(req: Request, res: Response, next: NextFunction): void {
+  res.locals.consumeMessages = (): Message[] => {
+    // After logout the page is rendered without a session.
+    const pending = req.session?.messages ?? [];
+    if (pending.length > 0) delete req.session.messages;
+    return pending;
+  };
+  next();
+}

@@ -1,0 +1,57 @@
+// Django's Paginator, reduced to what the post list and the changelist need: page numbers start at 1,
+// an empty first page is allowed, and a page that is not a whole number or is out of range is
+// reported as invalid (the routes answer 404) instead of reaching the database as a bad OFFSET.
+
+export interface Page {
+  number: number;
+  numPages: number;
+  count: number;
+  perPage: number;
+  /** rows to skip */
+  offset: number;
+  hasPrevious: boolean;
+  hasNext: boolean;
+}
+
+export function paginate(count: number, perPage: number, requested: unknown): Page | undefined {
+  const numPages = Math.max(1, Math.ceil(count / perPage));
+  let number = 1;
+  if (requested !== undefined && requested !== "") {
+    if (typeof requested !== "string" || !/^\d{1,9}$/.test(requested)) return undefined;
+    number = Number(requested);
+  }
+  if (number < 1 || number > numPages) return undefined;
+  return {
+    number,
+    numPages,
+    count,
+    perPage,
+    offset: (number - 1) * perPage,
+    hasPrevious: number > 1,
+    hasNext: number < numPages,
+  };
+}
+
+export const ELLIPSIS = "…";
+
+/** Django's get_elided_page_range(): the ends and the neighbourhood of the current page, "…" between. */
+export function elidedPageRange(page: Page, onEachSide = 3, onEnds = 2): (number | typeof ELLIPSIS)[] {
+  const all = Array.from({ length: page.numPages }, (_, i) => i + 1);
+  if (page.numPages <= (onEachSide + onEnds) * 2) return all;
+  const range: (number | typeof ELLIPSIS)[] = [];
+  if (page.number > 1 + onEachSide + onEnds + 1) {
+    range.push(...all.slice(0, onEnds), ELLIPSIS, ...all.slice(page.number - 1 - onEachSide, page.number));
+  } else {
+    range.push(...all.slice(0, page.number));
+  }
+  if (page.number < page.numPages - onEachSide - onEnds - 1) {
+    range.push(
+      ...all.slice(page.number, page.number + onEachSide),
+      ELLIPSIS,
+      ...all.slice(page.numPages - onEnds),
+    );
+  } else {
+    range.push(...all.slice(page.number));
+  }
+  return range;
+}

@@ -1,0 +1,143 @@
+// The changelist at /admin/core/post/: search (q=), ordering (o=), pages of 100 (p=) and the
+// "Delete selected posts" action with its confirmation page, as Django's ChangeList and
+// delete_selected action.
+import { Router, type Request } from "express";
+import type { AdminDeps } from "./index.ts";
+import type { Prisma } from "../../generated/prisma/client.ts";
+import { paginate, elidedPageRange } from "../../pagination.ts";
+import {
+  actionForm,
+  DELETE_SELECTED,
+  formatOrdering,
+  parseOrdering,
+  searchQuery,
+  SORTABLE_COLUMNS,
+  type SortColumn,
+  type SortKey,
+} from "../../forms/changelist.ts";
+import { badRequest, notFound } from "../../errors.ts";
+import { messages } from "../../messages.ts";
+import { plural } from "./post-admin.ts";
+import { DELETION, logEntry } from "../../admin-log.ts";
+
+/** ModelAdmin.list_per_page */
+const PER_PAGE = 100;
+
+const NOTHING_SELECTED =
+  "Items must be selected in order to perform actions on them. No items have been changed.";
+
+/** Prisma passes `contains` to ILIKE as is: a typed "%" or "_" would match anything. */
+function likeLiteral(word: string): string {
+  return word.replace(/[\\%_]/g, (ch) => `\\${ch}`);
+}
+
+/** Django's search: every word must appear in the title or the content, in any case. */
+function searchWhere(q: string): Prisma.PostWhereInput {
+  const words = q.split(/\s+/).filter(Boolean).map(likeLiteral);
+  return {
+    AND: words.map((word) => ({
+      OR: [
+        { title: { contains: word, mode: "insensitive" } },
+        { content: { contains: word, mode: "insensitive" } },
+      ],
+    })),
+  };
+}
+
+function orderBy(keys: SortKey[]): Prisma.PostOrderByWithRelationInput[] {
+  const fields = keys.map((k) => ({ [SORTABLE_COLUMNS[k.column].field]: k.descending ? "desc" : "asc" }));
+  // Django always ends with -pk so that pages never overlap or skip rows.
+  return [...fields, { id: "desc" }];
+}
+
+/** A header click makes its column the primary sort key, reversing it if it already was. */
+function headers(keys: SortKey[]) {
+  return Object.entries(SORTABLE_COLUMNS).map(([number, { label }]) => {
+    const column = Number(number) as SortColumn;
+    const index = keys.findIndex((k) => k.column === column);
+    const current = keys[index];
+    const primary: SortKey = { column, descending: index === 0 ? !current!.descending : false };
+    return {
+      label,
+      sorted: current ? (current.descending ? "descending" : "ascending") : undefined,
+      priority: index + 1,
+      ordering: formatOrdering([primary, ...keys.filter((k) => k.column !== column)]),
+    };
+  });
+}
+
+export function changelistRoutes({ prisma }: AdminDeps): Router {
+  const router = Router({ strict: true });
+
+  router.get("/", async (req, res) => {
+    const search = searchQuery.safeParse(req.query.q);
+    if (!search.success) throw badRequest(search.error.issues[0]?.message);
+    const q = search.data;
+    const keys = parseOrdering(req.query.o);
+    const where = q ? searchWhere(q) : {};
+    const [count, total] = await Promise.all([
+      prisma.post.count({ where }),
+      q ? prisma.post.count() : undefined,
+    ]);
+    const page = paginate(count, PER_PAGE, req.query.p);
+    if (!page) throw notFound("That page contains no results.");
+    const posts = await prisma.post.findMany({
+      where,
+      orderBy: orderBy(keys),
+      skip: page.offset,
+      take: PER_PAGE,
+    });
+    res.render("admin/change-list", {
+      title: "Select post to change",
+      posts,
+      q,
+      o: formatOrdering(keys),
+      count,
+      total,
+      page,
+      pageRange: elidedPageRange(page),
+      headers: headers(keys),
+      plural,
+      DELETE_SELECTED,
+    });
+  });
+
+  router.post("/", async (req: Request, res) => {
+    const form = actionForm.safeParse(req.body ?? {});
+    if (!form.success) throw badRequest(form.error.issues[0]?.message);
+    const { action, _selected_action: ids, post: confirmed } = form.data;
+    // Back to the same changelist view (search, order, page), as Django does.
+    const back = req.originalUrl;
+    if (ids.length === 0) {
+      messages.warning(req, NOTHING_SELECTED);
+      return res.redirect(302, back);
+    }
+    if (action !== DELETE_SELECTED) {
+      messages.warning(req, "No action selected.");
+      return res.redirect(302, back);
+    }
+    const posts = await prisma.post.findMany({ where: { id: { in: ids } }, orderBy: { id: "desc" } });
+    if (posts.length === 0) {
+      messages.warning(req, NOTHING_SELECTED);
+      return res.redirect(302, back);
+    }
+    if (!confirmed) {
+      return res.render("admin/delete-selected-confirmation", {
+        title: "Delete multiple objects",
+        posts,
+        objectsName: plural(posts.length),
+        back,
+        DELETE_SELECTED,
+      });
+    }
+    const count = await prisma.$transaction(async (tx) => {
+      const { count } = await tx.post.deleteMany({ where: { id: { in: posts.map((p) => p.id) } } });
+      await tx.adminLog.createMany({ data: posts.map((p) => logEntry(req.user!, p, DELETION, "")) });
+      return count;
+    });
+    messages.success(req, `Successfully deleted ${count} ${plural(count)}.`);
+    res.redirect(302, back);
+  });
+
+  return router;
+}

@@ -1,0 +1,72 @@
+// The admin site at /admin/: Django's URL layout, its login guard and its cache headers.
+import { Router, type NextFunction, type Request, type Response } from "express";
+import type { PrismaClient } from "../../generated/prisma/client.ts";
+import type { Auth } from "../../auth/session.ts";
+import { canManagePosts, requireStaff } from "../../auth/guard.ts";
+import { forbidden } from "../../errors.ts";
+import { authRoutes } from "./auth.ts";
+import { passwordRoutes } from "./password.ts";
+import { changelistRoutes } from "./changelist.ts";
+import { postFormRoutes } from "./post-form.ts";
+import { postDeleteRoutes } from "./post-delete.ts";
+import { historyRoutes } from "./history.ts";
+import { urls } from "./post-admin.ts";
+
+export interface AdminDeps {
+  prisma: PrismaClient;
+  auth: Auth;
+  /** scrypt cost for new password hashes */
+  scryptN: number;
+}
+
+/** Django's never_cache (admin pages show private, changing data), and the URLs for the views. */
+function neverCache(_req: Request, res: Response, next: NextFunction): void {
+  res.set("Cache-Control", "max-age=0, no-cache, no-store, must-revalidate, private");
+  res.set("Expires", new Date(0).toUTCString());
+  res.locals.urls = urls;
+  next();
+}
+
+/** Django's APPEND_SLASH: every admin URL ends with "/", so /admin/core/post redirects there. */
+function appendSlash(req: Request, res: Response, next: NextFunction): void {
+  const url = new URL(req.originalUrl, "http://local.invalid");
+  if ((req.method === "GET" || req.method === "HEAD") && !url.pathname.endsWith("/")) {
+    return res.redirect(301, `${url.pathname}/${url.search}`);
+  }
+  next();
+}
+
+function requirePostPermission(req: Request, _res: Response, next: NextFunction): void {
+  if (!canManagePosts(req.user)) throw forbidden();
+  next();
+}
+
+export function adminRouter(deps: AdminDeps): Router {
+  const router = Router({ strict: true });
+  router.use(neverCache, appendSlash);
+  router.use(authRoutes(deps));
+  router.use(requireStaff);
+  router.get("/", async (req, res) => {
+    // Django's "Recent actions" panel: the user's own last ten.
+    const recentActions = await deps.prisma.adminLog.findMany({
+      where: { userId: req.user!.id },
+      orderBy: [{ actionTime: "desc" }, { id: "desc" }],
+      take: 10,
+    });
+    res.render("admin/index", {
+      title: "Site administration",
+      canManagePosts: canManagePosts(req.user),
+      recentActions,
+    });
+  });
+  router.use(passwordRoutes(deps));
+  router.use(
+    "/core/post",
+    requirePostPermission,
+    changelistRoutes(deps),
+    postFormRoutes(deps),
+    postDeleteRoutes(deps),
+    historyRoutes(deps),
+  );
+  return router;
+}

@@ -1,0 +1,40 @@
+// "Change password" from the admin's user tools, as Django's PasswordChangeView.
+import { Router, type Response } from "express";
+import type { AdminDeps } from "./index.ts";
+import { hashPassword, verifyPassword } from "../../auth/passwords.ts";
+import { passwordChangeForm } from "../../forms/auth.ts";
+import { addError, parseForm, type FieldErrors } from "../../forms/fields.ts";
+
+const WRONG_OLD_PASSWORD = "Your old password was entered incorrectly. Please enter it again.";
+
+export function passwordRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
+  const router = Router({ strict: true });
+  const render = (res: Response, errors: FieldErrors = {}, status = 200) =>
+    res.status(status).render("admin/password-change", { title: "Password change", errors });
+
+  router.get("/password_change/", (_req, res) => render(res));
+
+  router.post("/password_change/", async (req, res) => {
+    const user = req.user!;
+    const form = parseForm(passwordChangeForm(user), req.body);
+    const oldPassword = form.values.old_password ?? "";
+    let errors = form.ok ? {} : form.errors;
+    if (oldPassword && !(await verifyPassword(oldPassword, user.password))) {
+      errors = addError(errors, "old_password", WRONG_OLD_PASSWORD);
+    }
+    // Passwords are never sent back to the browser, so the form is re-rendered empty.
+    if (!form.ok || Object.keys(errors).length > 0) return render(res, errors, 400);
+    const updated = await prisma.user.update({
+      where: { id: user.id },
+      data: { password: await hashPassword(form.data.new_password1, { N: scryptN }) },
+    });
+    auth.updateSessionAuthHash(req, updated);
+    res.redirect(302, "/admin/password_change/done/");
+  });
+
+  router.get("/password_change/done/", (_req, res) => {
+    res.render("admin/password-change-done", { title: "Password change successful" });
+  });
+
+  return router;
+}

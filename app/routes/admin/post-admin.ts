@@ -1,0 +1,43 @@
+// What the admin pages for Post share: its names, its URLs and Django's sentences about it.
+// The model admin is Django's default one, except that a post shows as its title rather than
+// "Post object (1)".
+import type { Post, PrismaClient } from "../../generated/prisma/client.ts";
+import { parseId } from "../../forms/fields.ts";
+import { notFound } from "../../errors.ts";
+
+export const BASE = "/admin/core/post/";
+
+export const urls = {
+  changelist: BASE,
+  add: `${BASE}add/`,
+  change: (id: number): string => `${BASE}${id}/change/`,
+  delete: (id: number): string => `${BASE}${id}/delete/`,
+  history: (id: number): string => `${BASE}${id}/history/`,
+};
+
+export function plural(count: number): string {
+  return count === 1 ? "post" : "posts";
+}
+
+/** Django quotes object names with typographic quotes: The post “Hello” was added successfully. */
+export function quoted(title: string): string {
+  return `“${title}”`;
+}
+
+/** The raw id is shown as given, as Django does, so that a mistyped URL is recognisable. */
+export function missingPost(rawId: string): string {
+  return `post with ID ${quoted(rawId)} doesn’t exist. Perhaps it was deleted?`;
+}
+
+/** The post named by a URL's id, or null for a missing post or an id that is not one. */
+export function findPost(prisma: PrismaClient, rawId: string): Promise<Post | null> {
+  const id = parseId(rawId);
+  return id === undefined ? Promise.resolve(null) : prisma.post.findUnique({ where: { id } });
+}
+
+/** The same, as a 404 page in Django's words. */
+export async function getPostOr404(prisma: PrismaClient, rawId: string): Promise<Post> {
+  const post = await findPost(prisma, rawId);
+  if (!post) throw notFound(missingPost(rawId));
+  return post;
+}

@@ -1,0 +1,33 @@
+// The delete page of one post, as Django's ModelAdmin.delete_view: a confirmation, then the POST.
+import { Router } from "express";
+import type { AdminDeps } from "./index.ts";
+import { messages } from "../../messages.ts";
+import { notFound } from "../../errors.ts";
+import { getPostOr404, missingPost, quoted, urls } from "./post-admin.ts";
+import { DELETION, logEntry } from "../../admin-log.ts";
+
+export function postDeleteRoutes({ prisma }: AdminDeps): Router {
+  const router = Router({ strict: true });
+
+  router.get("/:id/delete/", async (req, res) => {
+    res.render("admin/delete-confirmation", {
+      title: "Are you sure?",
+      post: await getPostOr404(prisma, req.params.id),
+    });
+  });
+
+  router.post("/:id/delete/", async (req, res) => {
+    const post = await getPostOr404(prisma, req.params.id);
+    // deleteMany: if someone else deleted it a moment ago, that is a 404, not an exception.
+    const count = await prisma.$transaction(async (tx) => {
+      const { count } = await tx.post.deleteMany({ where: { id: post.id } });
+      if (count > 0) await tx.adminLog.create({ data: logEntry(req.user!, post, DELETION, "") });
+      return count;
+    });
+    if (count === 0) throw notFound(missingPost(req.params.id));
+    messages.success(req, `The post ${quoted(post.title)} was deleted successfully.`);
+    res.redirect(302, urls.changelist);
+  });
+
+  return router;
+}

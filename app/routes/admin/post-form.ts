@@ -1,0 +1,143 @@
+// Add and change pages for a post, as Django's ModelAdmin.add_view / change_view: the three save
+// buttons, the success messages, and errors shown next to the fields with the input kept.
+//
+// Two editors can open the same post. The form carries the version (updated_at) it was opened at,
+// and a save that finds a newer version is refused (409) with the editor's text still in the form,
+// instead of silently overwriting the other edit. A save for a post deleted meanwhile (404) offers
+// the text as a new post, so no edit is ever lost.
+import { Router, type Request, type Response } from "express";
+import type { AdminDeps } from "./index.ts";
+import { Prisma, type Post, type User } from "../../generated/prisma/client.ts";
+import { postForm, type PostInput } from "../../forms/post.ts";
+import { addError, NON_FIELD, parseForm, parseId, type FieldErrors } from "../../forms/fields.ts";
+import { messages } from "../../messages.ts";
+import { notFound } from "../../errors.ts";
+import { findPost, getPostOr404, missingPost, quoted, urls } from "./post-admin.ts";
+import { ADDED_MESSAGE, ADDITION, CHANGE, changedMessage, logEntry } from "../../admin-log.ts";
+
+const STALE =
+  "This post was changed by someone else after you opened it. Your version is below: save again to replace theirs, or reload the page to see it.";
+
+interface FormPage {
+  /** the saved post being changed; absent on the add page */
+  post?: Post;
+  values?: Record<string, string>;
+  errors?: FieldErrors;
+  /** the version a change form was opened at */
+  version?: string;
+  status?: number;
+}
+
+function renderForm(res: Response, { post, values, errors = {}, version, status = 200 }: FormPage): void {
+  res.status(status).render("admin/change-form", {
+    title: post ? "Change post" : "Add post",
+    post,
+    action: post ? urls.change(post.id) : urls.add,
+    values: values ?? { title: post?.title ?? "", content: post?.content ?? "" },
+    errors,
+    version: version ?? post?.updatedAt.toISOString(),
+  });
+}
+
+/** Where Django's three buttons lead, and what the message adds to "was added/changed successfully." */
+function afterSave(req: Request, res: Response, post: Post, verb: "added" | "changed"): void {
+  const done = `The post ${quoted(post.title)} was ${verb} successfully.`;
+  if (req.body?._continue !== undefined) {
+    messages.success(req, `${done} You may edit it again below.`);
+    return res.redirect(302, urls.change(post.id));
+  }
+  if (req.body?._addanother !== undefined) {
+    messages.success(req, `${done} You may add another post below.`);
+    return res.redirect(302, urls.add);
+  }
+  messages.success(req, done);
+  res.redirect(302, urls.changelist);
+}
+
+function parseVersion(raw: unknown): Date | undefined {
+  const date = typeof raw === "string" ? new Date(raw) : undefined;
+  return date && !Number.isNaN(date.getTime()) ? date : undefined;
+}
+
+export function postFormRoutes({ prisma }: AdminDeps): Router {
+  const router = Router({ strict: true });
+
+  /** Optimistic update: only if nobody saved the post since `version`; logged with what changed. */
+  async function saveIfCurrent(
+    user: User,
+    current: Post,
+    version: Date | undefined,
+    data: PostInput,
+  ): Promise<Post | undefined> {
+    if (!version) return undefined;
+    try {
+      return await prisma.$transaction(async (tx) => {
+        const saved = await tx.post.update({ where: { id: current.id, updatedAt: version }, data });
+        await tx.adminLog.create({ data: logEntry(user, saved, CHANGE, changedMessage(current, data)) });
+        return saved;
+      });
+    } catch (err) {
+      if (err instanceof Prisma.PrismaClientKnownRequestError && err.code === "P2025") return undefined;
+      throw err;
+    }
+  }
+
+  router.get("/add/", (_req, res) => renderForm(res, {}));
+
+  router.post("/add/", async (req, res) => {
+    const form = parseForm(postForm, req.body);
+    if (!form.ok) return renderForm(res, { values: form.values, errors: form.errors, status: 400 });
+    const post = await prisma.$transaction(async (tx) => {
+      const created = await tx.post.create({ data: form.data });
+      await tx.adminLog.create({ data: logEntry(req.user!, created, ADDITION, ADDED_MESSAGE) });
+      return created;
+    });
+    afterSave(req, res, post, "added");
+  });
+
+  // Django's old-style object URL still leads to the change page.
+  router.get("/:id/", (req, res) => {
+    const id = parseId(req.params.id);
+    if (id === undefined) throw notFound(missingPost(req.params.id));
+    res.redirect(301, urls.change(id));
+  });
+
+  router.get("/:id/change/", async (req, res) => {
+    renderForm(res, { post: await getPostOr404(prisma, req.params.id) });
+  });
+
+  router.post("/:id/change/", async (req, res) => {
+    const form = parseForm(postForm, req.body);
+    const lost = () => {
+      const errors = addError(form.ok ? {} : form.errors, NON_FIELD, missingPost(req.params.id));
+      renderForm(res, { values: form.values, errors, status: 404 });
+    };
+    const current = await findPost(prisma, req.params.id);
+    if (!current) return lost();
+    const version: unknown = req.body?._version;
+    const opened = typeof version === "string" ? version : undefined;
+    if (!form.ok) {
+      return renderForm(res, {
+        post: current,
+        values: form.values,
+        errors: form.errors,
+        version: opened,
+        status: 400,
+      });
+    }
+    const saved = await saveIfCurrent(req.user!, current, parseVersion(opened), form.data);
+    if (saved) return afterSave(req, res, saved, "changed");
+    // Deleted or changed since it was read above.
+    const latest = await prisma.post.findUnique({ where: { id: current.id } });
+    if (!latest) return lost();
+    renderForm(res, {
+      post: latest,
+      values: form.values,
+      errors: addError({}, NON_FIELD, STALE),
+      version: latest.updatedAt.toISOString(),
+      status: 409,
+    });
+  });
+
+  return router;
+}

@@ -1,0 +1,35 @@
+// The tutorial's public page, "Post List", and a page per post.
+import { Router } from "express";
+import type { PrismaClient } from "../generated/prisma/client.ts";
+import { paginate, elidedPageRange } from "../pagination.ts";
+import { parseId } from "../forms/fields.ts";
+import { notFound } from "../errors.ts";
+
+/** Django's ListView idiom (paginate_by); the tutorial's page had no paging at all. */
+export const POSTS_PER_PAGE = 10;
+
+export function postsRouter(prisma: PrismaClient): Router {
+  const router = Router();
+
+  router.get("/", async (req, res) => {
+    const count = await prisma.post.count();
+    const page = paginate(count, POSTS_PER_PAGE, req.query.page);
+    if (!page) throw notFound("That page contains no results.");
+    const posts = await prisma.post.findMany({
+      // id breaks ties between posts created in the same microsecond
+      orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      skip: page.offset,
+      take: POSTS_PER_PAGE,
+    });
+    res.render("posts/list", { title: "Post List", posts, page, pageRange: elidedPageRange(page) });
+  });
+
+  router.get("/posts/:id", async (req, res) => {
+    const id = parseId(req.params.id);
+    const post = id === undefined ? null : await prisma.post.findUnique({ where: { id } });
+    if (!post) throw notFound("No post found matching the query.");
+    res.render("posts/detail", { title: post.title, post });
+  });
+
+  return router;
+}

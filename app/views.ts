@@ -1,0 +1,38 @@
+// Helpers every template can use (set on app.locals).
+
+const dateTime = new Intl.DateTimeFormat("en-US", {
+  dateStyle: "medium",
+  timeStyle: "short",
+  timeZone: "UTC",
+});
+
+export const viewHelpers = {
+  site: {
+    /** AdminSite.site_header and site_title, as a Django reader knows them */
+    header: "Django administration",
+    title: "Django site admin",
+  },
+
+  formatDateTime(date: Date): string {
+    return `${dateTime.format(date)} UTC`;
+  },
+
+  /** The start of a post for the list page, cut at a word boundary. */
+  excerpt(text: string, max = 140): string {
+    const chars = [...text.replace(/\s+/g, " ").trim()];
+    if (chars.length <= max) return chars.join("");
+    const cut = chars.slice(0, max).join("");
+    const lastSpace = cut.lastIndexOf(" ");
+    return `${(lastSpace > max / 2 ? cut.slice(0, lastSpace) : cut).trimEnd()}…`;
+  },
+
+  /** "?q=x&p=2" from the parameters that are set; "" when none are. */
+  query(params: Record<string, string | number | undefined>): string {
+    const search = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) {
+      if (value !== undefined && value !== "") search.set(key, String(value));
+    }
+    const text = search.toString();
+    return text ? `?${text}` : "";
+  },
+};

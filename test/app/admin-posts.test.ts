@@ -1,0 +1,452 @@
+// The posts admin: add / change / delete with Django's messages, validation that keeps the input,
+// stale forms, the changelist's search, ordering and pages, and the bulk delete action.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createHarness, createUser, logIn, textOf, type Agent, type Harness } from "./support.ts";
+
+let h: Harness;
+let agent: Agent;
+let csrf: string;
+
+beforeAll(async () => {
+  h = await createHarness();
+  const user = await createUser(h);
+  ({ agent, csrf } = await logIn(h.app, user.username));
+});
+afterAll(async () => {
+  await h?.close();
+});
+beforeEach(async () => {
+  await h.sql("TRUNCATE core_post, django_admin_log");
+});
+
+const post = (url: string, fields: Record<string, string | string[]>) =>
+  agent
+    .post(url)
+    .type("form")
+    .send({ _csrf: csrf, ...fields });
+
+const countPosts = () => h.db.prisma.post.count();
+
+/** The messages shown on the next page. */
+async function messagesAt(url: string): Promise<string[]> {
+  const res = await agent.get(url).expect(200);
+  const list = /<ul class="messagelist">([\s\S]*?)<\/ul>/.exec(res.text)?.[1] ?? "";
+  return [...list.matchAll(/<li class="(\w+)">([^<]*)<\/li>/g)].map((m) => `${m[1]}: ${textOf(m[2]!)}`);
+}
+
+function version(html: string): string {
+  return /name="_version" value="([^"]+)"/.exec(html)![1]!;
+}
+
+describe("index", () => {
+  it("lists the Posts model with Add and Change links", async () => {
+    const res = await agent.get("/admin/").expect(200);
+    expect(res.text).toContain("<title>Site administration | Django site admin</title>");
+    expect(res.text).toContain('<a href="/admin/core/post/">Posts</a>');
+    expect(res.text).toContain('<a href="/admin/core/post/add/" class="addlink">Add</a>');
+  });
+});
+
+describe("add", () => {
+  it("shows Django's add form", async () => {
+    const res = await agent.get("/admin/core/post/add/").expect(200);
+    expect(res.text).toContain("<h1>Add post</h1>");
+    expect(res.text).toMatch(
+      /<input type="text" name="title" id="id_title" value="" maxlength="255" required>/,
+    );
+    expect(res.text).toMatch(/<textarea name="content" id="id_content"[^>]*required>/);
+    for (const button of ["Save", "Save and add another", "Save and continue editing"]) {
+      expect(res.text).toContain(`value="${button}"`);
+    }
+  });
+
+  it("saves and returns to the changelist with Django's message", async () => {
+    const res = await post("/admin/core/post/add/", {
+      title: "First post",
+      content: "Hello",
+      _save: "Save",
+    }).expect(302);
+    expect(res.headers.location).toBe("/admin/core/post/");
+    expect(await messagesAt(res.headers.location!)).toEqual([
+      "success: The post “First post” was added successfully.",
+    ]);
+    expect(await messagesAt("/admin/core/post/")).toEqual([]); // shown once
+    expect(await h.db.prisma.post.findFirst()).toMatchObject({ title: "First post", content: "Hello" });
+  });
+
+  it("'Save and add another' returns to an empty add form", async () => {
+    const res = await post("/admin/core/post/add/", { title: "One", content: "x", _addanother: "1" }).expect(
+      302,
+    );
+    expect(res.headers.location).toBe("/admin/core/post/add/");
+    expect(await messagesAt(res.headers.location!)).toEqual([
+      "success: The post “One” was added successfully. You may add another post below.",
+    ]);
+  });
+
+  it("'Save and continue editing' opens the new post's change form", async () => {
+    const res = await post("/admin/core/post/add/", { title: "Draft", content: "x", _continue: "1" }).expect(
+      302,
+    );
+    const created = await h.db.prisma.post.findFirstOrThrow();
+    expect(res.headers.location).toBe(`/admin/core/post/${created.id}/change/`);
+    expect(await messagesAt(res.headers.location!)).toEqual([
+      "success: The post “Draft” was added successfully. You may edit it again below.",
+    ]);
+  });
+});
+
+describe("validation", () => {
+  it("refuses an empty title with 400, keeps the input and saves nothing", async () => {
+    const res = await post("/admin/core/post/add/", { title: "  ", content: "My long text\nkept" }).expect(
+      400,
+    );
+    expect(res.text).toContain("Please correct the error below.");
+    expect(res.text).toContain('<ul class="errorlist" id="id_title_error">');
+    expect(res.text).toContain("This field is required.");
+    expect(res.text).toContain("My long text\nkept</textarea>");
+    expect(await countPosts()).toBe(0);
+  });
+
+  it("refuses a title over 255 characters, saying how long it is", async () => {
+    const title = "x".repeat(300);
+    const res = await post("/admin/core/post/add/", { title, content: "c" }).expect(400);
+    expect(res.text).toContain("Ensure this value has at most 255 characters (it has 300).");
+    expect(res.text).toContain(`value="${title}"`);
+    expect(await countPosts()).toBe(0);
+  });
+
+  it("refuses a missing content field, and both errors at once", async () => {
+    const res = await post("/admin/core/post/add/", { title: "Kept title" }).expect(400);
+    expect(res.text).toContain('<ul class="errorlist" id="id_content_error">');
+    expect(res.text).toContain('value="Kept title"');
+    const both = await post("/admin/core/post/add/", {}).expect(400);
+    expect(both.text).toContain("Please correct the errors below.");
+    expect(await countPosts()).toBe(0);
+  });
+
+  it("refuses NUL characters instead of failing in PostgreSQL", async () => {
+    const res = await post("/admin/core/post/add/", { title: "a\u0000b", content: "c" }).expect(400);
+    expect(res.text).toContain("Null characters are not allowed.");
+  });
+
+  it("keeps the stored post unchanged when a change is invalid", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "Original", content: "Body" } });
+    const form = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);
+    const res = await post(`/admin/core/post/${saved.id}/change/`, {
+      title: "",
+      content: "Edited body",
+      _version: version(form.text),
+    }).expect(400);
+    expect(res.text).toContain("Edited body</textarea>");
+    expect(await h.db.prisma.post.findUnique({ where: { id: saved.id } })).toMatchObject({
+      title: "Original",
+    });
+  });
+});
+
+describe("change", () => {
+  it("shows the post and saves changes with Django's message", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "Before", content: "Body" } });
+    const form = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);
+    expect(form.text).toContain("<h1>Change post</h1>");
+    expect(form.text).toContain('value="Before"');
+    expect(form.text).toContain(
+      `<a href="/admin/core/post/${saved.id}/delete/" class="deletelink">Delete</a>`,
+    );
+    const res = await post(`/admin/core/post/${saved.id}/change/`, {
+      title: "After",
+      content: "New body",
+      _version: version(form.text),
+      _save: "Save",
+    }).expect(302);
+    expect(res.headers.location).toBe("/admin/core/post/");
+    expect(await messagesAt("/admin/core/post/")).toEqual([
+      "success: The post “After” was changed successfully.",
+    ]);
+    expect(await h.db.prisma.post.findUnique({ where: { id: saved.id } })).toMatchObject({
+      title: "After",
+      content: "New body",
+    });
+  });
+
+  it("redirects Django's old object URL to the change page", async () => {
+    await agent.get("/admin/core/post/7/").expect(301).expect("Location", "/admin/core/post/7/change/");
+  });
+
+  it("answers 404 for a tampered or unknown id, in Django's words", async () => {
+    for (const id of ["999999", "abc", "0", "1;DROP TABLE core_post", "99999999999"]) {
+      const path = `/admin/core/post/${encodeURIComponent(id)}`;
+      const res = await agent.get(`${path}/change/`).expect(404);
+      expect(textOf(res.text)).toContain(`post with ID “${id}” doesn’t exist. Perhaps it was deleted?`);
+      await agent.get(`${path}/delete/`).expect(404);
+      await post(`${path}/delete/`, { post: "yes" }).expect(404);
+    }
+  });
+
+  it("refuses to overwrite a newer edit (stale form: 409) and keeps the user's text", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "Shared", content: "v1" } });
+    const mine = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);
+    // Someone else saves first.
+    await h.db.prisma.post.update({ where: { id: saved.id }, data: { content: "their edit" } });
+    const res = await post(`/admin/core/post/${saved.id}/change/`, {
+      title: "Shared",
+      content: "my edit",
+      _version: version(mine.text),
+    }).expect(409);
+    expect(res.text).toContain("This post was changed by someone else after you opened it.");
+    expect(res.text).toContain("my edit</textarea>");
+    expect((await h.db.prisma.post.findUniqueOrThrow({ where: { id: saved.id } })).content).toBe(
+      "their edit",
+    );
+    // Saving again, now knowingly, replaces their version.
+    await post(`/admin/core/post/${saved.id}/change/`, {
+      title: "Shared",
+      content: "my edit",
+      _version: version(res.text),
+    }).expect(302);
+    expect((await h.db.prisma.post.findUniqueOrThrow({ where: { id: saved.id } })).content).toBe("my edit");
+  });
+
+  it("offers the text as a new post when the post was deleted meanwhile (404)", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "Doomed", content: "old" } });
+    const form = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);
+    await h.db.prisma.post.delete({ where: { id: saved.id } });
+    const res = await post(`/admin/core/post/${saved.id}/change/`, {
+      title: "Doomed",
+      content: "my precious edit",
+      _version: version(form.text),
+    }).expect(404);
+    expect(textOf(res.text)).toContain(`post with ID “${saved.id}” doesn’t exist. Perhaps it was deleted?`);
+    expect(res.text).toContain("my precious edit</textarea>");
+    expect(res.text).toContain('action="/admin/core/post/add/"');
+  });
+});
+
+describe("delete", () => {
+  it("asks for confirmation, then deletes with Django's message", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "Bye", content: "x" } });
+    const page = await agent.get(`/admin/core/post/${saved.id}/delete/`).expect(200);
+    expect(textOf(page.text)).toContain("Are you sure you want to delete the post “Bye”?");
+    expect(page.text).toContain('value="Yes, I’m sure"');
+    expect(page.text).toContain("No, take me back");
+    expect(await countPosts()).toBe(1);
+    const res = await post(`/admin/core/post/${saved.id}/delete/`, { post: "yes" }).expect(302);
+    expect(res.headers.location).toBe("/admin/core/post/");
+    expect(await messagesAt("/admin/core/post/")).toEqual([
+      "success: The post “Bye” was deleted successfully.",
+    ]);
+    expect(await countPosts()).toBe(0);
+  });
+});
+
+describe("changelist", () => {
+  async function addPosts(titles: string[]) {
+    for (const [i, title] of titles.entries()) {
+      await h.db.prisma.post.create({
+        data: {
+          title,
+          content: `about ${title.toLowerCase()}`,
+          createdAt: new Date(Date.UTC(2026, 0, 1, 0, i)),
+        },
+      });
+    }
+  }
+
+  const rowTitles = (html: string) =>
+    [...html.matchAll(/<th class="field-title"><a href="[^"]+">([^<]*)<\/a><\/th>/g)].map((m) => m[1]);
+
+  it("counts posts in Django's words and links each title to its change page", async () => {
+    const empty = await agent.get("/admin/core/post/").expect(200);
+    expect(textOf(empty.text)).toContain("0 posts");
+    await addPosts(["Only"]);
+    const one = await agent.get("/admin/core/post/").expect(200);
+    expect(textOf(one.text)).toContain("1 post");
+    expect(one.text).toContain("<h1>Select post to change</h1>");
+    expect(one.text).toContain('class="addlink">Add post</a>');
+  });
+
+  it("searches title and content, case-insensitively: 'N results (M total)'", async () => {
+    await addPosts(["PgBouncer basics", "Django admin", "Pooling modes"]);
+    const res = await agent.get("/admin/core/post/?q=POOL").expect(200);
+    expect(rowTitles(res.text)).toEqual(["Pooling modes"]);
+    expect(textOf(res.text)).toContain("1 result ( 3 total )");
+    const words = await agent.get("/admin/core/post/?q=about%20django").expect(200);
+    expect(rowTitles(words.text)).toEqual(["Django admin"]);
+    // LIKE wildcards are searched for literally, as Django does.
+    for (const q of ["%25", "_", "%5C"]) {
+      const none = await agent.get(`/admin/core/post/?q=${q}`).expect(200);
+      expect(textOf(none.text)).toContain("0 results ( 3 total )");
+    }
+  });
+
+  it("orders by a column with o=, newest first by default", async () => {
+    await addPosts(["b", "c", "a"]);
+    expect(rowTitles((await agent.get("/admin/core/post/").expect(200)).text)).toEqual(["a", "c", "b"]);
+    const byTitle = await agent.get("/admin/core/post/?o=1").expect(200);
+    expect(rowTitles(byTitle.text)).toEqual(["a", "b", "c"]);
+    expect(byTitle.text).toContain('aria-sort="ascending"');
+    expect(byTitle.text).toContain('href="?o=-1"'); // clicking again reverses
+    expect(rowTitles((await agent.get("/admin/core/post/?o=-1").expect(200)).text)).toEqual(["c", "b", "a"]);
+    expect(rowTitles((await agent.get("/admin/core/post/?o=2").expect(200)).text)).toEqual(["b", "c", "a"]);
+    await agent.get("/admin/core/post/?o=banana").expect(200); // ignored, as Django does
+  });
+
+  it("shows 100 posts per page with p=", async () => {
+    await h.db.prisma.post.createMany({
+      data: Array.from({ length: 105 }, (_, i) => ({
+        title: `P${String(i).padStart(3, "0")}`,
+        content: "x",
+      })),
+    });
+    const first = await agent.get("/admin/core/post/?o=1").expect(200);
+    expect(rowTitles(first.text)).toHaveLength(100);
+    expect(textOf(first.text)).toContain("105 posts");
+    expect(first.text).toContain('href="?o=1&amp;p=2"');
+    const second = await agent.get("/admin/core/post/?o=1&p=2").expect(200);
+    expect(rowTitles(second.text)).toEqual(["P100", "P101", "P102", "P103", "P104"]);
+    await agent.get("/admin/core/post/?p=3").expect(404);
+    await agent.get("/admin/core/post/?p=x").expect(404);
+  });
+
+  it("escapes titles", async () => {
+    await addPosts(["<script>alert(1)</script>"]);
+    const res = await agent.get("/admin/core/post/").expect(200);
+    expect(res.text).not.toContain("<script>alert(1)");
+    expect(res.text).toContain("&lt;script&gt;alert(1)&lt;/script&gt;");
+  });
+});
+
+describe("bulk delete", () => {
+  async function three() {
+    const titles = ["Keep", "Drop 1", "Drop 2"];
+    const posts = [];
+    for (const title of titles) posts.push(await h.db.prisma.post.create({ data: { title, content: "x" } }));
+    return posts;
+  }
+
+  it("offers 'Delete selected posts' with a Go button", async () => {
+    const res = await agent.get("/admin/core/post/").expect(200);
+    expect(res.text).toContain('<option value="delete_selected">Delete selected posts</option>');
+    expect(res.text).toMatch(
+      /<button type="submit" class="button" title="Run the selected action" name="index" value="0">Go<\/button>/,
+    );
+  });
+
+  it("warns when nothing is selected, or no action is chosen", async () => {
+    const [keep] = await three();
+    const res = await post("/admin/core/post/?q=x", { action: "delete_selected", index: "0" }).expect(302);
+    expect(res.headers.location).toBe("/admin/core/post/?q=x");
+    expect(await messagesAt("/admin/core/post/")).toEqual([
+      "warning: Items must be selected in order to perform actions on them. No items have been changed.",
+    ]);
+    await post("/admin/core/post/", { action: "", _selected_action: String(keep!.id) }).expect(302);
+    expect(await messagesAt("/admin/core/post/")).toEqual(["warning: No action selected."]);
+    expect(await countPosts()).toBe(3);
+  });
+
+  it("asks for confirmation, and deletes only with post=yes", async () => {
+    const [, a, b] = await three();
+    const selected = [String(a!.id), String(b!.id)];
+    const confirm = await post("/admin/core/post/", {
+      action: "delete_selected",
+      _selected_action: selected,
+    }).expect(200);
+    expect(confirm.text).toContain("<h1>Delete multiple objects</h1>");
+    expect(confirm.text).toContain("Are you sure you want to delete the selected posts?");
+    expect(confirm.text).toContain("Drop 1");
+    expect(confirm.text).toContain('<input type="hidden" name="post" value="yes">');
+    expect(await countPosts()).toBe(3);
+    const res = await post("/admin/core/post/", {
+      action: "delete_selected",
+      _selected_action: selected,
+      post: "yes",
+    }).expect(302);
+    expect(res.headers.location).toBe("/admin/core/post/");
+    expect(await messagesAt("/admin/core/post/")).toEqual(["success: Successfully deleted 2 posts."]);
+    expect((await h.db.prisma.post.findMany()).map((p) => p.title)).toEqual(["Keep"]);
+  });
+
+  it("says 'post' for one, and refuses tampered selections with 400", async () => {
+    const [keep] = await three();
+    await post("/admin/core/post/", {
+      action: "delete_selected",
+      _selected_action: String(keep!.id),
+      post: "yes",
+    });
+    expect(await messagesAt("/admin/core/post/")).toEqual(["success: Successfully deleted 1 post."]);
+    await post("/admin/core/post/", {
+      action: "delete_selected",
+      _selected_action: ["1", "1 OR 1=1"],
+    }).expect(400);
+    expect(await countPosts()).toBe(2);
+  });
+});
+
+describe("history and recent actions (Django's LogEntry)", () => {
+  it("records add, change and delete, and shows them as Django does", async () => {
+    const none = await agent.get("/admin/").expect(200);
+    expect(textOf(none.text)).toContain("Recent actions My actions None available");
+
+    await post("/admin/core/post/add/", { title: "Logged", content: "one" }).expect(302);
+    const saved = await h.db.prisma.post.findFirstOrThrow();
+    const change = async (fields: Record<string, string>) => {
+      const form = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);
+      expect(form.text).toContain(
+        `href="/admin/core/post/${saved.id}/history/" class="historylink">History</a>`,
+      );
+      await post(`/admin/core/post/${saved.id}/change/`, { ...fields, _version: version(form.text) }).expect(
+        302,
+      );
+    };
+    await change({ title: "Logged", content: "two" });
+    await change({ title: "Renamed", content: "three" });
+    await change({ title: "Renamed", content: "three" });
+
+    const history = await agent.get(`/admin/core/post/${saved.id}/history/`).expect(200);
+    expect(history.text).toContain("<h1>Change history: Renamed</h1>");
+    const actions = [...history.text.matchAll(/<td>([^<]*)<\/td>\s*<\/tr>/g)].map((m) => m[1]);
+    expect(actions).toEqual([
+      "Added.",
+      "Changed Content.",
+      "Changed Title and Content.",
+      "No fields changed.",
+    ]);
+
+    await post(`/admin/core/post/${saved.id}/delete/`, { post: "yes" }).expect(302);
+    const index = await agent.get("/admin/").expect(200);
+    const recent = /<ul class="actionlist">([\s\S]*?)<\/ul>/.exec(index.text)![1]!;
+    expect(textOf(recent).trim()).toMatch(/^Deleted: Renamed Post Changed: Renamed Post/);
+    // A deleted post is named without a link; the others link to their change page.
+    const [deleted, changed] = recent.split("</li>");
+    expect(deleted).toContain('class="deletelink"');
+    expect(deleted).not.toContain("<a ");
+    expect(changed).toContain(`<a href="/admin/core/post/${saved.id}/change/">Renamed</a>`);
+  });
+
+  it("logs each post of a bulk delete", async () => {
+    const a = await h.db.prisma.post.create({ data: { title: "A", content: "x" } });
+    const b = await h.db.prisma.post.create({ data: { title: "B", content: "x" } });
+    await post("/admin/core/post/", {
+      action: "delete_selected",
+      _selected_action: [String(a.id), String(b.id)],
+      post: "yes",
+    }).expect(302);
+    const rows = await h.sql<{ object_repr: string; action_flag: number }>(
+      "SELECT object_repr, action_flag FROM django_admin_log ORDER BY object_repr",
+    );
+    expect(rows).toEqual([
+      { object_repr: "A", action_flag: 3 },
+      { object_repr: "B", action_flag: 3 },
+    ]);
+  });
+
+  it("has a history page for posts made outside the admin, and 404 for missing ones", async () => {
+    const outside = await h.db.prisma.post.create({ data: { title: "Seeded", content: "x" } });
+    const page = await agent.get(`/admin/core/post/${outside.id}/history/`).expect(200);
+    expect(page.text).toContain(
+      "This object doesn’t have a change history. It probably wasn’t added via this admin site.",
+    );
+    await agent.get("/admin/core/post/999999/history/").expect(404);
+  });
+});

@@ -1,0 +1,201 @@
+// `npm run createsuperuser`, driven through its core function with in-memory streams.
+import os from "node:os";
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createSuperuser } from "../../app/cli/createsuperuser.ts";
+import { verifyPassword } from "../../app/auth/passwords.ts";
+import { createHarness, createUser, TEST_SCRYPT_N, unique, type Harness } from "./support.ts";
+
+let h: Harness;
+beforeAll(async () => {
+  h = await createHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+const ENV = { PASSWORD_SCRYPT_N: String(TEST_SCRYPT_N) };
+
+/** Runs the command with `answers` typed one per line (then end of input). */
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}, answers: string[] = []) {
+  const stdin = new PassThrough();
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const out: string[] = [];
+  const err: string[] = [];
+  stdout.on("data", (d) => out.push(String(d)));
+  stderr.on("data", (d) => err.push(String(d)));
+  stdin.end(answers.map((a) => `${a}\n`).join(""));
+  const code = await createSuperuser(h.db.prisma, { stdin, stdout, stderr }, argv, { ...ENV, ...env });
+  return { code, stdout: out.join(""), stderr: err.join("") };
+}
+
+const findUser = (username: string) => h.db.prisma.user.findUnique({ where: { username } });
+
+describe("--no-input", () => {
+  it("creates an active staff superuser from --username/--email and the password variable", async () => {
+    const username = unique("admin");
+    const result = await run(["--no-input", "--username", username, "--email", "admin@example.com"], {
+      DJANGO_SUPERUSER_PASSWORD: "violet-tugboat-91",
+    });
+    expect(result).toMatchObject({ code: 0, stdout: "Superuser created successfully.\n", stderr: "" });
+    const user = await findUser(username);
+    expect(user).toMatchObject({
+      email: "admin@example.com",
+      isStaff: true,
+      isSuperuser: true,
+      isActive: true,
+    });
+    expect(user!.password).toMatch(/^scrypt\$1024\$/);
+    expect(await verifyPassword("violet-tugboat-91", user!.password)).toBe(true);
+  });
+
+  it("reads SUPERUSER_* (and DJANGO_SUPERUSER_*) variables, with --noinput too", async () => {
+    const username = unique("env");
+    const result = await run(["--noinput"], {
+      SUPERUSER_USERNAME: username,
+      DJANGO_SUPERUSER_EMAIL: "env@example.com",
+      SUPERUSER_PASSWORD: "1", // no validators in --no-input mode, as in Django
+    });
+    expect(result.code).toBe(0);
+    const user = await findUser(username);
+    expect(user?.email).toBe("env@example.com");
+    expect(await verifyPassword("1", user!.password)).toBe(true);
+  });
+
+  it("gives an account without a password variable an unusable password", async () => {
+    const username = unique("nopw");
+    expect((await run(["--no-input", "--username", username])).code).toBe(0);
+    const user = await findUser(username);
+    expect(user!.password.startsWith("!")).toBe(true);
+    expect(await verifyPassword("", user!.password)).toBe(false);
+  });
+
+  it("fails clearly: no username, blank, invalid, taken, bad email", async () => {
+    const taken = await createUser(h);
+    const cases: [string[], string][] = [
+      [["--no-input"], "CommandError: You must use --username with --noinput.\n"],
+      [["--no-input", "--username", ""], "CommandError: Username cannot be blank.\n"],
+      [
+        ["--no-input", "--username", "two words"],
+        "CommandError: Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.\n",
+      ],
+      [
+        ["--no-input", "--username", taken.username],
+        "CommandError: Error: That username is already taken.\n",
+      ],
+      [
+        ["--no-input", "--username", unique("x"), "--email", "nope"],
+        "CommandError: Enter a valid email address.\n",
+      ],
+    ];
+    for (const [argv, message] of cases) {
+      const result = await run(argv);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(message);
+      expect(result.stdout).toBe("");
+    }
+  });
+
+  it("rejects unknown options with a usage message (exit 2)", async () => {
+    const result = await run(["--no-input", "--colour", "red"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^usage: createsuperuser/);
+  });
+});
+
+describe("interactive", () => {
+  it("asks Django's questions and creates the superuser", async () => {
+    const username = unique("typed");
+    const result = await run([], {}, [
+      username,
+      "typed@example.com",
+      "violet-tugboat-91",
+      "violet-tugboat-91",
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(
+      /^Username( \(leave blank to use '[^']+'\))?: Email address: Password: \nPassword \(again\): \n/,
+    );
+    expect(result.stdout).toContain("Superuser created successfully.");
+    expect(result.stdout).not.toContain("violet-tugboat-91"); // passwords are never echoed
+    expect(await findUser(username)).toMatchObject({ email: "typed@example.com", isSuperuser: true });
+  });
+
+  it("offers the OS login name as the default username", async () => {
+    const login = os.userInfo().username;
+    const result = await run([], {}, ["", "", "violet-tugboat-91", "violet-tugboat-91"]);
+    expect(result.stdout).toContain(`Username (leave blank to use '${login}'): `);
+    expect(result.code).toBe(0);
+    expect(await findUser(login)).not.toBeNull();
+    // Now taken: no longer offered.
+    const again = await run([], {}, [unique("other"), "", "violet-tugboat-91", "violet-tugboat-91"]);
+    expect(again.stdout).toMatch(/^Username: /);
+  });
+
+  it("repeats questions after errors: taken username, bad email, mismatch, blank password", async () => {
+    const taken = await createUser(h);
+    const username = unique("retry");
+    const result = await run([], {}, [
+      taken.username,
+      "bad name!",
+      username,
+      "not-an-email",
+      "",
+      "violet-tugboat-91",
+      "violet-tugboat-92",
+      " ",
+      " ",
+      "violet-tugboat-91",
+      "violet-tugboat-91",
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stderr.split("\n")).toEqual([
+      "Error: That username is already taken.",
+      "Error: Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.",
+      "Error: Enter a valid email address.",
+      "Error: Your passwords didn't match.",
+      "Error: Blank passwords aren't allowed.",
+      "",
+    ]);
+    expect(await findUser(username)).toMatchObject({ email: "" });
+  });
+
+  it("runs the password validators and asks before bypassing them", async () => {
+    const refused = unique("weak");
+    const result = await run([], {}, [
+      refused,
+      "",
+      "1234",
+      "1234",
+      "n",
+      "violet-tugboat-91",
+      "violet-tugboat-91",
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe(
+      [
+        "This password is too short. It must contain at least 8 characters.",
+        "This password is too common.",
+        "This password is entirely numeric.",
+        "",
+      ].join("\n"),
+    );
+    expect(result.stdout).toContain("Bypass password validation and create user anyway? [y/N]: ");
+    expect(await verifyPassword("violet-tugboat-91", (await findUser(refused))!.password)).toBe(true);
+
+    const bypassed = unique("bypass");
+    const forced = await run([], {}, [bypassed, "", bypassed, bypassed, "y"]);
+    expect(forced.stderr).toBe("The password is too similar to the username.\n");
+    expect(forced.code).toBe(0);
+    expect(await verifyPassword(bypassed, (await findUser(bypassed))!.password)).toBe(true);
+  });
+
+  it("stops with 'Operation cancelled.' when the input ends", async () => {
+    const username = unique("cancel");
+    const result = await run([], {}, [username, ""]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe("\nOperation cancelled.\n");
+    expect(await findUser(username)).toBeNull();
+  });
+});

@@ -1,0 +1,160 @@
+// The reader's journey in a real browser (headless Debian Chromium) against the real server:
+// log in, add a post, see it on /, edit it, delete it through the confirmation page, log out.
+// Screenshots are kept in test-results/ as artifacts.
+import fs from "node:fs";
+import path from "node:path";
+import { PassThrough } from "node:stream";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { startServer, type RunningServer } from "../../app/server.ts";
+import { connectDatabase, type Database } from "../../app/db.ts";
+import { createSuperuser } from "../../app/cli/createsuperuser.ts";
+import { appDatabase, type AppDatabase } from "../support/database.ts";
+import { createSchema } from "../app/support.ts";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARTIFACTS = path.resolve("test-results");
+const USERNAME = "reader";
+const PASSWORD = "violet-tugboat-91";
+
+let database: AppDatabase;
+let schema: Awaited<ReturnType<typeof createSchema>>;
+let db: Database;
+let server: RunningServer;
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium is not installed at ${CHROMIUM}. Install it with \`apt-get install -y chromium\` ` +
+        "(or point CHROMIUM_PATH at a Chromium binary).",
+    );
+  }
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  database = await appDatabase();
+  schema = await createSchema(database.directUrl);
+  const env = {
+    NODE_ENV: "test",
+    DATABASE_URL: database.url,
+    DATABASE_SCHEMA: schema.name,
+    DB_POOL_MAX: "4",
+    HOST: "127.0.0.1",
+    PORT: "0",
+    LOG_LEVEL: "silent",
+    SESSION_SECRET: "browser-test-session-secret-0123456789",
+    PASSWORD_SCRYPT_N: "1024",
+  };
+  server = await startServer(env);
+  // The superuser comes from the createsuperuser command, as in the tutorial.
+  db = connectDatabase({ databaseUrl: database.url, databaseSchema: schema.name, dbPoolMax: 1 });
+  const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() };
+  const code = await createSuperuser(db.prisma, io, ["--no-input", "--username", USERNAME], {
+    ...env,
+    DJANGO_SUPERUSER_PASSWORD: PASSWORD,
+  });
+  expect(code).toBe(0);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await db?.close();
+  await schema?.drop();
+  await database?.close();
+});
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: path.join(ARTIFACTS, `journey-${name}.png`), fullPage: true });
+}
+
+it("log in, add a post, read it on /, edit it, delete it, log out", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  // A Content-Security-Policy violation, a script error or a missing file shows up here.
+  const problems: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(message.text());
+  });
+  page.on("pageerror", (error) => problems.push(error.message));
+  page.on("response", (response) => {
+    if (response.status() >= 400) problems.push(`${response.status()} ${response.url()}`);
+  });
+  const message = page.locator(".messagelist li");
+  try {
+    // The admin sends an anonymous visitor to its login page.
+    await page.goto(`${server.url}admin/`);
+    await expect.poll(() => new URL(page.url()).pathname).toBe("/admin/login/");
+    await page.getByLabel("Username").fill(USERNAME);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await shot(page, "login");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByRole("heading", { name: "Site administration" }).waitFor();
+
+    // Add a post.
+    await page.getByRole("link", { name: "Add", exact: true }).click();
+    await page.getByLabel("Title").fill("Hello from the browser");
+    await page.getByLabel("Content").fill("Browser → Express → pooler → PostgreSQL 13.\nSecond line.");
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await expect
+      .poll(() => message.textContent())
+      .toBe("The post “Hello from the browser” was added successfully.");
+    await page.getByRole("link", { name: "Hello from the browser" }).waitFor();
+    // admin.js: the select-all box and its counter, as Django's actions.js.
+    await page.getByRole("checkbox", { name: "Select all objects on this page for an action" }).check();
+    await expect.poll(() => page.locator(".action-counter").textContent()).toBe("1 of 1 selected");
+    await shot(page, "changelist");
+
+    // The reader's page lists it; the post's own page shows it.
+    await page.getByRole("link", { name: "View site" }).click();
+    await page.getByRole("heading", { name: "Post List" }).waitFor();
+    await shot(page, "post-list");
+    await page.getByRole("link", { name: "Hello from the browser" }).click();
+    await page.getByRole("heading", { name: "Hello from the browser" }).waitFor();
+    expect(await page.locator(".content").textContent()).toContain("Second line.");
+    await shot(page, "post-detail");
+
+    // Edit it.
+    await page.goto(`${server.url}admin/core/post/`);
+    await page.getByRole("link", { name: "Hello from the browser" }).click();
+    await page.getByLabel("Title").fill("Hello again");
+    await page.getByRole("button", { name: "Save", exact: true }).click();
+    await expect.poll(() => message.textContent()).toBe("The post “Hello again” was changed successfully.");
+
+    // Delete it through the confirmation page.
+    await page.getByRole("link", { name: "Hello again" }).click();
+    await page.getByRole("link", { name: "Delete" }).click();
+    await page.getByRole("heading", { name: "Are you sure?" }).waitFor();
+    await shot(page, "delete-confirmation");
+    await page.getByRole("button", { name: "Yes, I’m sure" }).click();
+    await expect.poll(() => message.textContent()).toBe("The post “Hello again” was deleted successfully.");
+    await page.goto(server.url);
+    await page.getByText("No posts yet.").waitFor();
+
+    // Log out (a POST, from the user tools).
+    await page.goto(`${server.url}admin/`);
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.getByRole("heading", { name: "Logged out" }).waitFor();
+    await shot(page, "logged-out");
+    await page.goto(`${server.url}admin/`);
+    await expect.poll(() => new URL(page.url()).pathname).toBe("/admin/login/");
+    expect(problems).toEqual([]);
+  } catch (err) {
+    await shot(page, "failure").catch(() => undefined);
+    throw err;
+  } finally {
+    await context.close();
+  }
+}, 120_000);
