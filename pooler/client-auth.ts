@@ -107,7 +107,11 @@ export class ClientAuth {
 
   private checkMd5(response: string): AuthStep {
     const s = this.secret;
-    if (s === undefined || s.kind === "scram" || !md5Verify(this.user, { kind: s.kind, secret: s.secret }, this.salt!, response)) {
+    if (
+      s === undefined ||
+      s.kind === "scram" ||
+      !md5Verify(this.user, { kind: s.kind, secret: s.secret }, this.salt!, response)
+    ) {
       return failed(this.user);
     }
     return { kind: "ok", credentials: this.credentials() };

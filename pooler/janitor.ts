@@ -35,15 +35,18 @@ export class Janitor {
     const server = client.server;
     switch (client.state) {
       case "login":
-        if (over(client.connectTime, c.clientLoginTimeout)) client.refuse(SqlState.ProtocolViolation, "client_login_timeout");
+        if (over(client.connectTime, c.clientLoginTimeout))
+          client.refuse(SqlState.ProtocolViolation, "client_login_timeout");
         return;
       case "waiting":
-        if (over(client.waitStart, c.queryWaitTimeout)) client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
+        if (over(client.waitStart, c.queryWaitTimeout))
+          client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
         return;
       case "active":
         if (server === null) return;
         if (server.pendingReplies > 0) {
-          if (over(client.queryStartedAt, c.queryTimeout)) client.refuse(SqlState.QueryCanceled, "query timeout");
+          if (over(client.queryStartedAt, c.queryTimeout))
+            client.refuse(SqlState.QueryCanceled, "query timeout");
         } else if (server.txStatus !== "I") {
           if (over(client.lastActivity, c.idleTransactionTimeout)) {
             client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
@@ -54,7 +57,8 @@ export class Janitor {
         return;
       case "idle":
       case "admin":
-        if (over(client.lastActivity, c.clientIdleTimeout)) client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
+        if (over(client.lastActivity, c.clientIdleTimeout))
+          client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
         return;
       case "closed":
         return;
@@ -68,7 +72,11 @@ export class Janitor {
     for (const server of [...pool.idle]) {
       if (c.serverIdleTimeout > 0 && now - server.lastActivity > c.serverIdleTimeout) {
         server.close("server idle timeout");
-      } else if (!lifetimeClosed && pool.settings.lifetime > 0 && now - server.connectTime > pool.settings.lifetime) {
+      } else if (
+        !lifetimeClosed &&
+        pool.settings.lifetime > 0 &&
+        now - server.connectTime > pool.settings.lifetime
+      ) {
         server.close("server lifetime over");
         lifetimeClosed = true;
       }

@@ -25,7 +25,10 @@ function quoteLiteral(value: string): string {
 }
 
 /** SET statements that make the server's tracked parameters equal the client's, or "". */
-export function paramSyncSql(wanted: ReadonlyMap<string, string>, current: ReadonlyMap<string, string>): string {
+export function paramSyncSql(
+  wanted: ReadonlyMap<string, string>,
+  current: ReadonlyMap<string, string>,
+): string {
   let sql = "";
   for (const [name, value] of wanted) {
     if (current.get(name) !== value) sql += `SET ${name} = ${quoteLiteral(value)};`;

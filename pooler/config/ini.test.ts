@@ -160,7 +160,7 @@ describe("readIniFile + applyIni", () => {
       "[pgbouncer]\npool_mode = transactoin",
       ':2: pool_mode: expected one of session, transaction, statement, got "transactoin"',
     ],
-    ["[pgbouncer]\n\nlisten_port = http", ':3: listen_port: expected an integer from 1 to 65535, got "http"'],
+    ["[pgbouncer]\n\nlisten_port = http", ':3: listen_port: expected an integer from 0 to 65535, got "http"'],
     [
       "[databases]\na = host=h port=x\n[pgbouncer]",
       ':2: [databases] a: port: expected an integer from 1 to 65535, got "x"',

@@ -79,7 +79,9 @@ describe("FrameScanner", () => {
     const bad = Buffer.from([0x51, 0, 0, 0, 2]);
     expect(() => s.feed(bad, recorder(), () => undefined)).toThrow(ProtocolViolation);
     const huge = Buffer.from([0x51, 0, 0, 0x10, 0]);
-    expect(() => new FrameScanner(1000).feed(huge, recorder(), () => undefined)).toThrow(/invalid message length/);
+    expect(() => new FrameScanner(1000).feed(huge, recorder(), () => undefined)).toThrow(
+      /invalid message length/,
+    );
   });
 });
 

@@ -161,10 +161,7 @@ export class FrameScanner {
  * Startup-phase packets have no type byte: int32 length (including itself) + payload. Returns the
  * packet and the rest, or null when more bytes are needed.
  */
-export function takeStartupPacket(
-  buf: Buffer,
-  maxLen: number,
-): { packet: Buffer; rest: Buffer } | null {
+export function takeStartupPacket(buf: Buffer, maxLen: number): { packet: Buffer; rest: Buffer } | null {
   if (buf.length < 4) return null;
   const len = buf.readUInt32BE(0);
   // 8 = the shortest legal packet (SSLRequest); 10000 is PostgreSQL's own MAX_STARTUP_PACKET_LENGTH.

@@ -138,6 +138,14 @@ export function errorResponse(f: ErrorFields): Buffer {
   return withBody(Msg.ErrorResponse, noticeFields(f));
 }
 
+/** An ErrorResponse from fields as `parseErrorFields` returns them (all of them, in order). */
+export function errorResponseFrom(fields: ReadonlyMap<string, string>): Buffer {
+  const parts: Buffer[] = [];
+  for (const [tag, value] of fields) parts.push(Buffer.from(tag, "latin1"), cstrings(value));
+  parts.push(Buffer.alloc(1));
+  return withBody(Msg.ErrorResponse, Buffer.concat(parts));
+}
+
 export function noticeResponse(f: ErrorFields): Buffer {
   return withBody(Msg.NoticeResponse, noticeFields(f));
 }
@@ -188,6 +196,113 @@ export function query(sql: string): Buffer {
   return withBody(Msg.Query, cstrings(sql));
 }
 
+// ---- extended query protocol (the pooler injects some of these; tests drive servers with them) ----
+
+/** Parse: `name` "" is the unnamed statement; `paramTypes` are type OIDs (0 = let the server infer). */
+export function parse(name: string, sql: string, paramTypes: readonly number[] = []): Buffer {
+  const types = Buffer.allocUnsafe(2 + 4 * paramTypes.length);
+  types.writeInt16BE(paramTypes.length, 0);
+  paramTypes.forEach((oid, i) => types.writeUInt32BE(oid, 2 + 4 * i));
+  return withBody(Msg.Parse, Buffer.concat([cstrings(name, sql), types]));
+}
+
+/** Bind with text-format parameters (null = SQL NULL) and text results unless `resultFormats` says otherwise. */
+export function bind(
+  portal: string,
+  statement: string,
+  params: readonly (string | null)[] = [],
+  resultFormats: readonly number[] = [],
+): Buffer {
+  const parts: Buffer[] = [cstrings(portal, statement), int16s([0]), int16s([params.length])];
+  for (const p of params) {
+    const len = Buffer.allocUnsafe(4);
+    if (p === null) {
+      len.writeInt32BE(-1, 0);
+      parts.push(len);
+    } else {
+      const data = Buffer.from(p, "utf8");
+      len.writeInt32BE(data.length, 0);
+      parts.push(len, data);
+    }
+  }
+  parts.push(int16s([resultFormats.length, ...resultFormats]));
+  return withBody(Msg.Bind, Buffer.concat(parts));
+}
+
+function int16s(values: readonly number[]): Buffer {
+  const buf = Buffer.allocUnsafe(2 * values.length);
+  values.forEach((v, i) => buf.writeInt16BE(v, 2 * i));
+  return buf;
+}
+
+/** Describe or Close target: a prepared statement ('S') or a portal ('P'). */
+export type Target = "S" | "P";
+
+export function describe(target: Target, name: string): Buffer {
+  return withBody(Msg.Describe, Buffer.concat([Buffer.from(target, "latin1"), cstrings(name)]));
+}
+
+export function close(target: Target, name: string): Buffer {
+  return withBody(Msg.Close, Buffer.concat([Buffer.from(target, "latin1"), cstrings(name)]));
+}
+
+export function execute(portal = "", maxRows = 0): Buffer {
+  const body = Buffer.concat([cstrings(portal), Buffer.alloc(4)]);
+  body.writeInt32BE(maxRows, body.length - 4);
+  return withBody(Msg.Execute, body);
+}
+
+const SYNC = build(Msg.Sync, 0, () => undefined);
+const FLUSH = build(Msg.Flush, 0, () => undefined);
+const PARSE_COMPLETE = build(Msg.ParseComplete, 0, () => undefined);
+const CLOSE_COMPLETE = build(Msg.CloseComplete, 0, () => undefined);
+
+export function sync(): Buffer {
+  return SYNC;
+}
+
+export function flush(): Buffer {
+  return FLUSH;
+}
+
+export function parseComplete(): Buffer {
+  return PARSE_COMPLETE;
+}
+
+export function closeComplete(): Buffer {
+  return CLOSE_COMPLETE;
+}
+
+/**
+ * Where the prepared statement's name lies in a Parse, Bind, Describe or Close message: the byte
+ * range of the name without its NUL. Describe and Close name a portal instead when their target
+ * byte is 'P' (see `target`).
+ */
+export function statementNameSpan(type: number, msg: Buffer): { start: number; end: number } {
+  let start = 5;
+  if (type === Msg.Bind)
+    start = msg.indexOf(0, 5) + 1; // after the portal name
+  else if (type === Msg.Describe || type === Msg.Close) start = 6; // after the target byte
+  const end = msg.indexOf(0, start);
+  if (start === 0 || end < 0) throw new RangeError("unterminated statement name");
+  return { start, end };
+}
+
+/** The target byte of a Describe or Close message. */
+export function target(msg: Buffer): Target {
+  return msg[5] === 0x53 ? "S" : "P";
+}
+
+/** A copy of `msg` with the bytes [start, end) replaced by `name`, its length fixed. */
+export function withStatementName(msg: Buffer, span: { start: number; end: number }, name: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(msg.length - (span.end - span.start) + name.length);
+  msg.copy(out, 0, 0, span.start);
+  name.copy(out, span.start);
+  msg.copy(out, span.start + name.length, span.end);
+  out.writeUInt32BE(out.length - 1, 1);
+  return out;
+}
+
 export function terminate(): Buffer {
   return build(Msg.Terminate, 0, () => undefined);
 }
@@ -209,10 +324,7 @@ export function saslResponse(data: string): Buffer {
 
 /** The untyped packet that opens a server connection. */
 export function startupMessage(params: Record<string, string>): Buffer {
-  const body = Buffer.concat([
-    ...Object.entries(params).map(([k, v]) => cstrings(k, v)),
-    Buffer.alloc(1),
-  ]);
+  const body = Buffer.concat([...Object.entries(params).map(([k, v]) => cstrings(k, v)), Buffer.alloc(1)]);
   const buf = Buffer.allocUnsafe(8 + body.length);
   buf.writeInt32BE(8 + body.length, 0);
   buf.writeInt32BE(PROTOCOL_3_0, 4);

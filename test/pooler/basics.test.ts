@@ -1,6 +1,6 @@
 // The pooler with real clients: psql, node-postgres (Client and Pool, simple and extended protocol),
 // the three pool modes, parameters, cancel.
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cancelRequest } from "../../pooler/protocol/messages.ts";
 import { backendCount, connect, errorOf, psql, rawExchange } from "../support/clients.ts";

@@ -9,9 +9,10 @@ const lockKey = 424242;
 async function lockHolders(): Promise<number> {
   const c = await connect(inject("pgAppUrl"));
   try {
-    const r = await c.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = $1", [
-      lockKey,
-    ]);
+    const r = await c.query(
+      "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = $1",
+      [lockKey],
+    );
     return r.rows[0].n;
   } finally {
     await c.end();

@@ -67,23 +67,28 @@ describe("limits", () => {
     withPooler({ DEFAULT_POOL_SIZE: "10", MAX_DB_CONNECTIONS: "2" }, async (url) => {
       const clients = await Promise.all(Array.from({ length: 6 }, () => connect(url())));
       const pids = await Promise.all(
-        clients.map(async (c) => (await c.query("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)")).rows[0].pid),
+        clients.map(
+          async (c) => (await c.query("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)")).rows[0].pid,
+        ),
       );
       expect(new Set(pids).size).toBeLessThanOrEqual(2);
       await Promise.all(clients.map((c) => c.end()));
     }));
 
   it("reserve_pool_size lets extra servers in after reserve_pool_timeout", () =>
-    withPooler({ DEFAULT_POOL_SIZE: "1", RESERVE_POOL_SIZE: "1", RESERVE_POOL_TIMEOUT: "0.2" }, async (url) => {
-      const holder = await connect(url());
-      await holder.query("BEGIN");
-      const other = await connect(url());
-      const started = Date.now();
-      await other.query("SELECT 1");
-      expect(Date.now() - started).toBeGreaterThanOrEqual(150);
-      await holder.query("COMMIT");
-      await Promise.all([holder.end(), other.end()]);
-    }));
+    withPooler(
+      { DEFAULT_POOL_SIZE: "1", RESERVE_POOL_SIZE: "1", RESERVE_POOL_TIMEOUT: "0.2" },
+      async (url) => {
+        const holder = await connect(url());
+        await holder.query("BEGIN");
+        const other = await connect(url());
+        const started = Date.now();
+        await other.query("SELECT 1");
+        expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+        await holder.query("COMMIT");
+        await Promise.all([holder.end(), other.end()]);
+      },
+    ));
 });
 
 describe("timeouts", () => {
@@ -133,7 +138,10 @@ describe("timeouts", () => {
     const port = (blackhole.address() as net.AddressInfo).port;
     try {
       await withPooler(
-        { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`, SERVER_CONNECT_TIMEOUT: "0.5" },
+        {
+          DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
+          SERVER_CONNECT_TIMEOUT: "0.5",
+        },
         async (url) => {
           const started = Date.now();
           const err = await errorOf(connect(url()));
@@ -149,7 +157,10 @@ describe("timeouts", () => {
 
   it("a wrong server password is reported to the client as the server said it", () =>
     withPooler(
-      { DATABASE_URL: inject("pgAppUrl").replace("postgres:postgres@", "postgres:notthis@"), AUTH_TYPE: "trust" },
+      {
+        DATABASE_URL: inject("pgAppUrl").replace("postgres:postgres@", "postgres:notthis@"),
+        AUTH_TYPE: "trust",
+      },
       async (url) => {
         const err = await errorOf(connect(url()));
         expect(err.code).toBe("28P01");

@@ -1,0 +1,118 @@
+// The pooler as a program: a pgbouncer.ini + userlist.txt, SIGHUP reload, graceful SIGTERM,
+// and start-up errors that name the key and the expected form.
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { connect, errorOf } from "../support/clients.ts";
+import { freePort } from "../support/ports.ts";
+
+const MAIN = path.resolve("pooler/main.ts");
+const children: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill("SIGKILL");
+});
+
+interface Running {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function runPooler(args: string[], env: Record<string, string>): Running {
+  // node --import tsx, not the tsx CLI: the CLI is a parent process that does not relay SIGHUP
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
+
+async function waitFor(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function writeIni(dir: string, port: number, maxClients: number): string {
+  const pg = new URL(inject("pgAppUrl"));
+  fs.writeFileSync(path.join(dir, "userlist.txt"), `"postgres" "postgres"\n`);
+  const ini = path.join(dir, "pgbouncer.ini");
+  fs.writeFileSync(
+    ini,
+    [
+      "[databases]",
+      `appdb = host=127.0.0.1 port=${pg.port} dbname=app`,
+      "",
+      "[pgbouncer]",
+      "listen_addr = 127.0.0.1",
+      `listen_port = ${port}`,
+      "auth_type = md5",
+      "auth_file = userlist.txt",
+      "pool_mode = transaction",
+      `max_client_conn = ${maxClients}`,
+      "logfile = /var/log/pgbouncer/pgbouncer.log ; accepted and ignored, as people paste real files",
+      "",
+    ].join("\n"),
+  );
+  return ini;
+}
+
+describe("pooler program", () => {
+  it("runs from a pgbouncer.ini and reloads it on SIGHUP", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-ini-"));
+    const port = await freePort();
+    const ini = writeIni(dir, port, 1);
+    const p = runPooler([ini], {});
+    await waitFor(() => p.output().includes('"listening"'), "the pooler to listen");
+    const url = `postgresql://postgres:postgres@127.0.0.1:${port}/appdb`;
+    const a = await connect(url);
+    expect((await a.query("SELECT current_database() AS d")).rows[0].d).toBe("app");
+    expect((await errorOf(connect(url))).code).toBe("53300");
+    writeIni(dir, port, 5);
+    p.child.kill("SIGHUP");
+    await waitFor(() => p.output().includes("configuration reloaded"), "the reload");
+    const b = await connect(url);
+    expect((await b.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    await Promise.all([a.end(), b.end()]);
+    p.child.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+  });
+
+  it("SIGTERM: stops accepting, lets the open transaction finish, then exits 0", async () => {
+    const port = await freePort();
+    const p = runPooler([], {
+      DATABASE_URL: inject("pgAppUrl"),
+      LISTEN_PORT: String(port),
+      POOL_MODE: "transaction",
+    });
+    await waitFor(() => p.output().includes('"listening"'), "the pooler to listen");
+    const url = `postgresql://postgres:postgres@127.0.0.1:${port}/app`;
+    const a = await connect(url);
+    await a.query("BEGIN");
+    await a.query("CREATE TEMP TABLE t_shutdown (x int) ON COMMIT DROP");
+    p.child.kill("SIGTERM");
+    await waitFor(() => p.output().includes("shutting down"), "shutdown to start");
+    expect((await errorOf(connect(url))).message).toMatch(/ECONNREFUSED|shutting down/);
+    await a.query("INSERT INTO t_shutdown VALUES (1)");
+    await a.query("COMMIT");
+    expect(await p.exited).toBe(0);
+  });
+
+  it("refuses a bad setting at start-up with the key and the expected form", async () => {
+    const p = runPooler([], { DATABASE_URL: inject("pgAppUrl"), POOL_MODE: "transactoin" });
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(
+      /POOL_MODE: expected one of session, transaction, statement, got "transactoin"/,
+    );
+  });
+});
