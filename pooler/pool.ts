@@ -3,6 +3,7 @@
 // servers change state and move between lists.
 import type { DatabaseDef, PoolMode } from "./config/types.ts";
 import type { Logger } from "./log.ts";
+import { SqlState } from "./protocol/sqlstate.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
 import { PoolStats } from "./stats.ts";
 
@@ -114,12 +115,11 @@ export class Pool {
       const server = this.settings.roundRobin ? this.idle.shift() : this.idle.pop();
       if (server === undefined) break;
       const client = this.waiting.shift()!;
-      this.stats.waitTime += Date.now() - client.waitStart;
+      this.stats.recordAssignment(Date.now() - client.waitStart);
       client.waitStart = 0;
       server.state = "active";
       server.linkTime = Date.now();
       this.active.add(server);
-      this.stats.serverAssignments++;
       client.assign(server);
     }
     while (this.waiting.length > this.login.size && this.canLaunch(this.reserveAllowed())) {
@@ -174,6 +174,8 @@ export class Pool {
   }
 
   private makeIdle(server: ServerConnection): void {
+    // PAUSE and KILL disconnect from the database: a server is closed as soon as it is free.
+    if (this.paused) return server.close("pause mode");
     server.state = "idle";
     server.lastActivity = Date.now();
     this.idle.push(server);
@@ -191,7 +193,7 @@ export class Pool {
   }
 
   canLaunch(withReserve: boolean): boolean {
-    if (Date.now() < this.retryAfter) return false;
+    if (this.paused || Date.now() < this.retryAfter) return false;
     const limit = this.settings.size + (withReserve ? this.settings.reserveSize : 0);
     if (this.settings.size > 0 && this.serverCount >= limit) return false;
     const { db, user } = this.registry.serverCount(this.db.name, this.user);
@@ -265,6 +267,25 @@ export class Pool {
   reconnect(): void {
     for (const s of [...this.idle]) s.close("RECONNECT");
     for (const s of [...this.active, ...this.used]) s.closeNeeded = true;
+  }
+
+  /** Console PAUSE (and KILL): nothing handed out or opened; idle servers close now, busy ones when free. */
+  pause(): void {
+    this.paused = true;
+    for (const s of [...this.idle]) s.close("pause mode");
+  }
+
+  /** Console RESUME: queued clients get servers again. */
+  resume(): void {
+    this.paused = false;
+    this.dispatch();
+  }
+
+  /** Console KILL: paused, and every client and server of the pool dropped now. */
+  kill(reason: string): void {
+    this.pause();
+    for (const c of [...this.clients]) c.refuse(SqlState.AdminShutdown, reason);
+    for (const s of this.allServers()) s.close(reason);
   }
 
   /** All servers, for the janitor and the admin console. */

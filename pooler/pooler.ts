@@ -2,17 +2,28 @@
 // and pools ask of the whole (limits across pools, auth lookups, cancel routing, reload, shutdown).
 import net from "node:net";
 import pg from "pg";
-import type { AdminConsole } from "./admin/console.ts";
-import { ClientConnection, type ClientHost } from "./client.ts";
+import { SqlConsole, type AdminConsole } from "./admin/console.ts";
+import type { ClientConnection, ClientHost } from "./client.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
-import { classifySecret } from "./config/index.ts";
+import {
+  applySetting,
+  classifySecret,
+  loadConfig,
+  type ApplyResult,
+  type LoadedConfig,
+} from "./config/index.ts";
 import { Janitor } from "./janitor.ts";
 import { listen, type Listener } from "./listener.ts";
 import type { Logger } from "./log.ts";
+import { MetricsServer } from "./metrics.ts";
 import { Pool, type PoolRegistry, type PoolSettings } from "./pool.ts";
 import { cancelRequest } from "./protocol/messages.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import type { ServerCredentials } from "./server.ts";
+import { StatsPeriod, type PoolStats } from "./stats.ts";
+
+/** SHUTDOWN WAIT_FOR_SERVERS (and signals) or WAIT_FOR_CLIENTS. */
+export type ShutdownWait = "servers" | "clients";
 
 export class Pooler implements ClientHost, PoolRegistry {
   readonly pools = new Map<string, Pool>();
@@ -27,19 +38,47 @@ export class Pooler implements ClientHost, PoolRegistry {
   shuttingDown = false;
   readonly startTime = Date.now();
   admin: AdminConsole | null = null;
+  private metrics: MetricsServer | null = null;
+  readonly statsPeriod = new StatsPeriod(this);
+  /** Console PAUSE without a database: every pool holds its clients. */
+  pausedAll = false;
+  /** Databases paused (PAUSE db, KILL) or refusing new clients (DISABLE): PgBouncer's per-database flags. */
+  readonly pausedDbs = new Set<string>();
+  readonly disabledDbs = new Set<string>();
+  /** Reads the configuration again for the console's RELOAD (tests replace it). */
+  configLoader: () => LoadedConfig = () => {
+    const { iniPath } = this.config.source;
+    return loadConfig({ env: process.env, ...(iniPath ? { iniPath } : {}) });
+  };
+  /** Settles when shutdown is complete (SHUTDOWN from the console included). */
+  readonly stopped: Promise<void>;
+  private readonly markStopped: () => void;
 
   constructor(
     public config: PoolerConfig,
     readonly log: Logger,
   ) {
     this.janitor = new Janitor(this);
+    let resolve!: () => void;
+    this.stopped = new Promise<void>((r) => (resolve = r));
+    this.markStopped = resolve;
   }
 
   static async start(config: PoolerConfig, log: Logger): Promise<Pooler> {
     const pooler = new Pooler(config, log);
-    pooler.listener = await listen(pooler, pooler.clients, config.listenAddr, config.listenPort);
+    if (config.metricsPort > 0) {
+      pooler.metrics = await MetricsServer.start(pooler, config.listenAddr, config.metricsPort);
+    }
+    try {
+      pooler.listener = await listen(pooler, pooler.clients, config.listenAddr, config.listenPort);
+    } catch (err) {
+      await pooler.metrics?.close();
+      throw err;
+    }
     pooler.janitor.start();
-    log.info({ addr: config.listenAddr, port: pooler.port }, "listening");
+    pooler.statsPeriod.start();
+    pooler.admin = new SqlConsole(pooler);
+    log.info({ addr: config.listenAddr, port: pooler.port, metrics_port: pooler.metrics?.port }, "listening");
     return pooler;
   }
 
@@ -104,6 +143,8 @@ export class Pooler implements ClientHost, PoolRegistry {
       return pool;
     }
     pool = new Pool(db, serverUser, credentials, this.poolSettings(db, serverUser), this, this.log);
+    if (this.isPaused(db.name)) pool.pause();
+    this.metrics?.observe(pool);
     this.pools.set(key, pool);
     this.log.debug({ pool: pool.name, client_user: user }, "new pool");
     return pool;
@@ -161,6 +202,54 @@ export class Pooler implements ClientHost, PoolRegistry {
     return null;
   }
 
+  isDisabled(database: string): boolean {
+    return this.disabledDbs.has(database);
+  }
+
+  // ---- what the console and /metrics read and change ----
+
+  /** Every database clients can name: configured, made up from "*", or still used by a pool. */
+  databases(): DatabaseDef[] {
+    const all = new Map<string, DatabaseDef>();
+    const named = [...this.config.databases.values(), ...this.autoDatabases.values()];
+    for (const db of [...named, ...[...this.pools.values()].map((p) => p.db)]) {
+      if (!all.has(db.name)) all.set(db.name, db);
+    }
+    all.delete("*");
+    return [...all.values()];
+  }
+
+  *poolStats(): Iterable<PoolStats> {
+    for (const pool of this.pools.values()) yield pool.stats;
+  }
+
+  isPaused(database: string): boolean {
+    return this.pausedAll || this.pausedDbs.has(database);
+  }
+
+  /** Brings every pool in line with the pause flags (after PAUSE, RESUME, KILL). */
+  applyPauses(): void {
+    for (const pool of this.pools.values()) {
+      const paused = this.isPaused(pool.db.name);
+      if (paused && !pool.paused) pool.pause();
+      else if (!paused && pool.paused) pool.resume();
+    }
+  }
+
+  /** Console SET: one setting changed online (throws ConfigError); pools take the new values. */
+  set(key: string, value: string): ApplyResult {
+    const result = applySetting(this.config, key, value, { online: true });
+    this.refreshPoolSettings();
+    return result;
+  }
+
+  /** Console RELOAD: reads the configuration again; a ConfigError leaves the running one in place. */
+  reloadFromSource(): void {
+    const { config, warnings } = this.configLoader();
+    for (const w of warnings) this.log.warn(w);
+    this.reload(config);
+  }
+
   // ---- PoolRegistry ----
 
   serverCount(db: string, user: string): { db: number; user: number } {
@@ -193,29 +282,47 @@ export class Pooler implements ClientHost, PoolRegistry {
       if (!db || db.host !== before?.host || db.port !== before?.port || db.dbname !== before?.dbname) {
         pool.reconnect();
       }
-      if (db) pool.settings = this.poolSettings(db, pool.user);
     }
+    this.refreshPoolSettings();
     this.log.info("configuration reloaded");
   }
 
+  private refreshPoolSettings(): void {
+    for (const pool of this.pools.values()) {
+      const db = this.findDatabase(pool.db.name);
+      if (db) pool.settings = this.poolSettings(db, pool.user);
+    }
+  }
+
   /**
-   * Graceful shutdown (PgBouncer 1.23+): stop accepting, close clients as soon as they are between
-   * transactions, and after `timeoutMs` close whatever is left.
+   * Graceful shutdown (PgBouncer 1.23+): stop accepting, then wait, at most `timeoutMs`, for
+   * transactions to finish (clients are closed as soon as they are between transactions) or, with
+   * WAIT_FOR_CLIENTS, for the clients to leave on their own; then close whatever is left.
    */
-  async shutdown(timeoutMs: number): Promise<void> {
+  async shutdown(timeoutMs: number, waitFor: ShutdownWait = "servers"): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
-    this.log.info({ timeout_ms: timeoutMs }, "shutting down: waiting for transactions to finish");
+    this.log.info({ timeout_ms: timeoutMs, wait_for: waitFor }, "shutting down");
     const stopped = this.listener?.stop();
     const deadline = Date.now() + timeoutMs;
-    while (this.closeIdleClients() > 0 && Date.now() < deadline) {
+    const busy = waitFor === "servers" ? () => this.closeIdleClients() : () => this.databaseClientCount();
+    while (busy() > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const client of [...this.clients]) client.refuse(SqlState.AdminShutdown, "pooler is shutting down");
     for (const pool of this.pools.values()) for (const s of pool.allServers()) s.close("pooler shutdown");
     this.janitor.stop();
-    await stopped;
+    this.statsPeriod.stop();
+    await Promise.all([stopped, this.metrics?.close()]);
     this.log.info("shut down");
+    this.markStopped();
+  }
+
+  /** Clients of real databases (console sessions do not hold up WAIT_FOR_CLIENTS). */
+  private databaseClientCount(): number {
+    let n = 0;
+    for (const client of this.clients) if (client.state !== "admin") n++;
+    return n;
   }
 
   /** Closes clients that hold no server; returns how many still do. */

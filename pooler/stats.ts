@@ -1,14 +1,178 @@
-// Per-pool counters with PgBouncer's meaning (SHOW STATS): totals since start, times in
-// microseconds in the output (kept here in the unit they are measured in).
-export class PoolStats {
+// Per-pool counters with PgBouncer's meaning (SHOW STATS): totals since start, averages over the
+// last stats_period, and the periodic "stats:" log line (log_stats). Times are microseconds, as
+// PgBouncer prints them.
+import type { Logger } from "./log.ts";
+
+/** What PgBouncer counts per pool (its PgStats). */
+export interface Counters {
+  serverAssignments: number;
+  xactCount: number;
+  queryCount: number;
+  /** From clients. */
+  bytesReceived: number;
+  /** To clients. */
+  bytesSent: number;
+  xactTimeUs: number;
+  queryTimeUs: number;
+  /** Time clients waited for a server. */
+  waitTimeUs: number;
+}
+
+const COUNTER_KEYS: readonly (keyof Counters)[] = [
+  "serverAssignments",
+  "xactCount",
+  "queryCount",
+  "bytesReceived",
+  "bytesSent",
+  "xactTimeUs",
+  "queryTimeUs",
+  "waitTimeUs",
+];
+
+export function zeroCounters(): Counters {
+  return {
+    serverAssignments: 0,
+    xactCount: 0,
+    queryCount: 0,
+    bytesReceived: 0,
+    bytesSent: 0,
+    xactTimeUs: 0,
+    queryTimeUs: 0,
+    waitTimeUs: 0,
+  };
+}
+
+export function sumCounters(all: Iterable<Counters>): Counters {
+  const total = zeroCounters();
+  for (const c of all) for (const k of COUNTER_KEYS) total[k] += c[k];
+  return total;
+}
+
+/**
+ * PgBouncer's calc_average: counts and bytes per second over `elapsedUs`, times per transaction,
+ * query or assignment in that window, truncated to integers as PgBouncer prints them.
+ */
+export function averages(current: Counters, older: Counters, elapsedUs: number): Counters {
+  const avg = zeroCounters();
+  if (elapsedUs <= 0) return avg;
+  const delta = (k: keyof Counters): number => current[k] - older[k];
+  const perSecond = (k: keyof Counters): number => Math.floor((delta(k) * 1e6) / elapsedUs);
+  const perEvent = (k: keyof Counters, events: number): number =>
+    events > 0 ? Math.floor(delta(k) / events) : 0;
+  avg.serverAssignments = perSecond("serverAssignments");
+  avg.xactCount = perSecond("xactCount");
+  avg.queryCount = perSecond("queryCount");
+  avg.bytesReceived = perSecond("bytesReceived");
+  avg.bytesSent = perSecond("bytesSent");
+  avg.xactTimeUs = perEvent("xactTimeUs", delta("xactCount"));
+  avg.queryTimeUs = perEvent("queryTimeUs", delta("queryCount"));
+  avg.waitTimeUs = perEvent("waitTimeUs", delta("serverAssignments"));
+  return avg;
+}
+
+/** Sees every wait and transaction as it is counted (the /metrics histograms), in seconds. */
+export interface StatsObserver {
+  wait(seconds: number): void;
+  xact(seconds: number): void;
+}
+
+export class PoolStats implements Counters {
   serverAssignments = 0;
   xactCount = 0;
   queryCount = 0;
   bytesReceived = 0;
   bytesSent = 0;
-  /** Sums of durations, microseconds. */
   xactTimeUs = 0;
   queryTimeUs = 0;
-  /** Sum of client wait times for a server, milliseconds. */
-  waitTime = 0;
+  waitTimeUs = 0;
+  /** The totals at the last stats_period tick, and at the one before: averages start there. */
+  private newer: Counters = zeroCounters();
+  older: Counters = zeroCounters();
+  observer: StatsObserver | null = null;
+
+  /** A client got a server after waiting `waitMs` in the queue. */
+  recordAssignment(waitMs: number): void {
+    this.serverAssignments++;
+    this.waitTimeUs += waitMs * 1000;
+    this.observer?.wait(waitMs / 1000);
+  }
+
+  recordXact(durationUs: number): void {
+    this.xactCount++;
+    this.xactTimeUs += durationUs;
+    this.observer?.xact(durationUs / 1e6);
+  }
+
+  snapshot(): Counters {
+    const copy = zeroCounters();
+    for (const k of COUNTER_KEYS) copy[k] = this[k];
+    return copy;
+  }
+
+  /** A stats_period tick. */
+  rotate(): void {
+    this.older = this.newer;
+    this.newer = this.snapshot();
+  }
+}
+
+function nowUs(): number {
+  return Date.now() * 1000;
+}
+
+/** What the stats timer reads; the settings are read at each tick, so SET stats_period applies. */
+export interface StatsSource {
+  readonly config: { readonly statsPeriod: number; readonly logStats: boolean };
+  readonly log: Logger;
+  poolStats(): Iterable<PoolStats>;
+}
+
+/** The stats_period clock: rotates every pool's snapshots and writes the "stats:" line. */
+export class StatsPeriod {
+  /** When the pools' `older` snapshots were taken; PgBouncer starts one second in the past. */
+  private olderStamp = nowUs() - 1e6;
+  private newerStamp = nowUs();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly source: StatsSource) {}
+
+  start(): void {
+    this.timer = setTimeout(() => this.tick(), this.source.config.statsPeriod);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Averages of `current` since the older snapshot (SHOW STATS, STATS_AVERAGES, TOTALS). */
+  averagesSince(current: Counters, older: Counters): Counters {
+    return averages(current, older, nowUs() - this.olderStamp);
+  }
+
+  private tick(): void {
+    this.olderStamp = this.newerStamp;
+    this.newerStamp = nowUs();
+    const pools = [...this.source.poolStats()];
+    for (const p of pools) p.rotate();
+    if (this.source.config.logStats) {
+      const avg = this.averagesSince(sumCounters(pools), sumCounters(pools.map((p) => p.older)));
+      this.source.log.info(statsLine(avg));
+    }
+    this.start();
+  }
+}
+
+/**
+ * PgBouncer 1.25's log line. We do not track prepared statements (max_prepared_statements), so
+ * their three rates are always 0; they stay in the line so log parsers written for PgBouncer match.
+ */
+export function statsLine(avg: Counters): string {
+  return (
+    `stats: ${avg.xactCount} xacts/s, ${avg.queryCount} queries/s, ` +
+    `0 client parses/s, 0 server parses/s, 0 binds/s, ` +
+    `in ${avg.bytesReceived} B/s, out ${avg.bytesSent} B/s, ` +
+    `xact ${avg.xactTimeUs} us, query ${avg.queryTimeUs} us, wait ${avg.waitTimeUs} us`
+  );
 }

@@ -18,6 +18,9 @@ export const SqlState = {
   DuplicatePreparedStatement: "42P05",
   ActiveSqlTransaction: "25001",
   IdleInTransactionTimeout: "25P03",
+  ObjectNotInPrerequisiteState: "55000",
+  ConfigFileError: "F0000",
+  InternalError: "XX000",
 } as const;
 
 export type SqlStateCode = (typeof SqlState)[keyof typeof SqlState];

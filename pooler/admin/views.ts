@@ -1,0 +1,466 @@
+// What the running pooler looks like in PgBouncer's terms: one typed row per database, pool, client,
+// server, user and list, with PgBouncer's column names as property names. SHOW commands print these
+// rows and /metrics exports them, so both always agree.
+//
+// The console itself appears as PgBouncer's does: a virtual database and pool "pgbouncer" whose
+// clients are the console sessions.
+import v8 from "node:v8";
+import { ADMIN_DB, type ClientConnection } from "../client.ts";
+import type { Connection } from "../connection.ts";
+import type { Pool } from "../pool.ts";
+import type { Pooler } from "../pooler.ts";
+import type { ServerConnection, ServerState } from "../server.ts";
+import { sumCounters, zeroCounters, type Counters } from "../stats.ts";
+
+/** The user PgBouncer's admin pool is made for. */
+const ADMIN_USER = "pgbouncer";
+/** PgBouncer gives its admin database a pool of 2 in statement mode. */
+const ADMIN_POOL_SIZE = 2;
+const ADMIN_POOL_MODE = "statement";
+
+export interface DatabaseRow {
+  name: string;
+  host: string | null;
+  port: number;
+  database: string;
+  force_user: string | null;
+  pool_size: number;
+  min_pool_size: number;
+  reserve_pool_size: number;
+  /** Seconds. */
+  server_lifetime: number;
+  pool_mode: string | null;
+  load_balance_hosts: string | null;
+  max_connections: number;
+  current_connections: number;
+  max_client_connections: number;
+  current_client_connections: number;
+  paused: number;
+  disabled: number;
+}
+
+export interface PoolRow {
+  database: string;
+  user: string;
+  cl_active: number;
+  cl_waiting: number;
+  cl_active_cancel_req: number;
+  cl_waiting_cancel_req: number;
+  sv_active: number;
+  sv_active_cancel: number;
+  sv_being_canceled: number;
+  sv_idle: number;
+  sv_used: number;
+  sv_tested: number;
+  sv_login: number;
+  maxwait: number;
+  maxwait_us: number;
+  pool_mode: string;
+  load_balance_hosts: string | null;
+}
+
+/** SHOW CLIENTS and SHOW SERVERS share their columns. */
+export interface SocketRow {
+  type: "C" | "S";
+  user: string;
+  database: string;
+  replication: string;
+  state: string;
+  addr: string;
+  port: number;
+  local_addr: string;
+  local_port: number;
+  connect_time: string;
+  request_time: string;
+  wait: number;
+  wait_us: number;
+  close_needed: number;
+  ptr: string;
+  link: string;
+  remote_pid: number;
+  tls: string;
+  application_name: string;
+  prepared_statements: number;
+  id: number;
+}
+
+export interface UserRow {
+  name: string;
+  /** Text, as PgBouncer: the user's own pool_size or "" when it has none. */
+  pool_size: string;
+  reserve_pool_size: string;
+  pool_mode: string | null;
+  max_user_connections: number;
+  current_connections: number;
+  max_user_client_connections: number;
+  current_client_connections: number;
+}
+
+export interface ListRow {
+  list: string;
+  items: number;
+}
+
+export interface StateRow {
+  key: string;
+  value: string;
+}
+
+export interface MemRow {
+  name: string;
+  size: number;
+  used: number;
+  free: number;
+  memtotal: number;
+}
+
+export interface DatabaseStats {
+  database: string;
+  totals: Counters;
+  averages: Counters;
+}
+
+/** Byte order, as PgBouncer's strcmp: the same whatever the locale. */
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function byDatabaseThenUser(
+  a: { database: string; user: string },
+  b: { database: string; user: string },
+): number {
+  return compareText(a.database, b.database) || compareText(a.user, b.user);
+}
+
+/** PgBouncer keeps pools ordered by database, then user. */
+function sortedPools(pooler: Pooler): Pool[] {
+  return [...pooler.pools.values()].sort((a, b) =>
+    byDatabaseThenUser({ database: a.db.name, user: a.user }, { database: b.db.name, user: b.user }),
+  );
+}
+
+function serverCount(pooler: Pooler, of: (pool: Pool) => boolean): number {
+  let n = 0;
+  for (const pool of pooler.pools.values()) if (of(pool)) n += pool.serverCount;
+  return n;
+}
+
+function adminClients(pooler: Pooler): ClientConnection[] {
+  return [...pooler.clients].filter((c) => c.state === "admin");
+}
+
+function loggedIn(c: ClientConnection): boolean {
+  return c.state !== "login" && c.state !== "closed";
+}
+
+/** Clients past login, by database name (the console's sessions under "pgbouncer"). */
+function clientsOf(pooler: Pooler, database: string): ClientConnection[] {
+  return [...pooler.clients].filter((c) => c.database === database && loggedIn(c));
+}
+
+export function databaseRows(pooler: Pooler): DatabaseRow[] {
+  const c = pooler.config;
+  const rows: DatabaseRow[] = pooler.databases().map((db) => ({
+    name: db.name,
+    host: db.host,
+    port: db.port,
+    database: db.dbname ?? db.name,
+    force_user: db.user ?? null,
+    pool_size: db.poolSize ?? c.defaultPoolSize,
+    min_pool_size: db.minPoolSize ?? c.minPoolSize,
+    reserve_pool_size: db.reservePool ?? c.reservePoolSize,
+    server_lifetime: Math.floor(c.serverLifetime / 1000),
+    pool_mode: db.poolMode ?? null,
+    load_balance_hosts: null,
+    max_connections: db.maxDbConnections ?? c.maxDbConnections,
+    current_connections: serverCount(pooler, (p) => p.db.name === db.name),
+    max_client_connections: 0,
+    current_client_connections: clientsOf(pooler, db.name).length,
+    paused: pooler.pausedDbs.has(db.name) ? 1 : 0,
+    disabled: pooler.disabledDbs.has(db.name) ? 1 : 0,
+  }));
+  rows.push({
+    name: ADMIN_DB,
+    host: null,
+    port: pooler.port,
+    database: ADMIN_DB,
+    force_user: ADMIN_USER,
+    pool_size: ADMIN_POOL_SIZE,
+    min_pool_size: 0,
+    reserve_pool_size: 0,
+    server_lifetime: Math.floor(c.serverLifetime / 1000),
+    pool_mode: ADMIN_POOL_MODE,
+    load_balance_hosts: null,
+    max_connections: 0,
+    current_connections: 0,
+    max_client_connections: 0,
+    current_client_connections: adminClients(pooler).length,
+    paused: 0,
+    disabled: 0,
+  });
+  return rows.sort((a, b) => compareText(a.name, b.name));
+}
+
+/** Whole seconds and the microsecond rest, as PgBouncer splits waits. */
+function splitWait(ms: number): { s: number; us: number } {
+  const us = Math.max(0, Math.round(ms * 1000));
+  return { s: Math.floor(us / 1e6), us: us % 1e6 };
+}
+
+export function poolRows(pooler: Pooler): PoolRow[] {
+  const now = Date.now();
+  const rows: PoolRow[] = sortedPools(pooler).map((pool) => {
+    const oldest = pool.waiting[0];
+    const wait = splitWait(oldest ? now - oldest.waitStart : 0);
+    return {
+      database: pool.db.name,
+      user: pool.user,
+      cl_active: pool.clients.size - pool.waiting.length,
+      cl_waiting: pool.waiting.length,
+      cl_active_cancel_req: 0,
+      cl_waiting_cancel_req: 0,
+      sv_active: pool.active.size,
+      sv_active_cancel: 0,
+      sv_being_canceled: 0,
+      sv_idle: pool.idle.length,
+      // PgBouncer's "used" servers await server_check_query; ours that are being reset or rolled
+      // back are what it calls "tested".
+      sv_used: 0,
+      sv_tested: pool.used.size,
+      sv_login: pool.login.size,
+      maxwait: wait.s,
+      maxwait_us: wait.us,
+      pool_mode: pool.settings.mode,
+      load_balance_hosts: null,
+    };
+  });
+  rows.push(adminPoolRow(pooler));
+  return rows.sort(byDatabaseThenUser);
+}
+
+function adminPoolRow(pooler: Pooler): PoolRow {
+  return {
+    database: ADMIN_DB,
+    user: ADMIN_USER,
+    cl_active: adminClients(pooler).length,
+    cl_waiting: 0,
+    cl_active_cancel_req: 0,
+    cl_waiting_cancel_req: 0,
+    sv_active: 0,
+    sv_active_cancel: 0,
+    sv_being_canceled: 0,
+    sv_idle: 0,
+    sv_used: 0,
+    sv_tested: 0,
+    sv_login: 0,
+    maxwait: 0,
+    maxwait_us: 0,
+    pool_mode: ADMIN_POOL_MODE,
+    load_balance_hosts: null,
+  };
+}
+
+/** PgBouncer prints timestamps as text, "YYYY-MM-DD HH:MM:SS TZ"; ours are in UTC. */
+function timestamp(ms: number): string {
+  return `${new Date(ms).toISOString().slice(0, 19).replace("T", " ")} UTC`;
+}
+
+/** PgBouncer's ptr/link are object addresses; a connection's id serves the same purpose. */
+function ptr(conn: Connection): string {
+  return `0x${conn.id.toString(16)}`;
+}
+
+function socketRow(
+  conn: Connection,
+  fields: Pick<SocketRow, "type" | "user" | "database" | "state">,
+): SocketRow {
+  const s = conn.socket;
+  return {
+    ...fields,
+    replication: "none",
+    addr: s.remoteAddress ?? "",
+    port: s.remotePort ?? 0,
+    local_addr: s.localAddress ?? "",
+    local_port: s.localPort ?? 0,
+    connect_time: timestamp(conn.connectTime),
+    request_time: timestamp(conn.lastActivity),
+    wait: 0,
+    wait_us: 0,
+    close_needed: 0,
+    ptr: ptr(conn),
+    link: "",
+    remote_pid: 0,
+    tls: "",
+    application_name: "",
+    prepared_statements: 0,
+    id: conn.id,
+  };
+}
+
+/** Logged-in clients, listed pool by pool as PgBouncer walks its pool list. */
+export function clientRows(pooler: Pooler): SocketRow[] {
+  const now = Date.now();
+  return [...pooler.clients]
+    .filter(loggedIn)
+    .map((c) => ({ database: c.database, user: c.pool?.user ?? ADMIN_USER, row: clientRow(c, now) }))
+    .sort(byDatabaseThenUser)
+    .map((entry) => entry.row);
+}
+
+function clientRow(c: ClientConnection, now: number): SocketRow {
+  const waiting = c.waitStart > 0;
+  const wait = splitWait(waiting ? now - c.waitStart : 0);
+  return {
+    ...socketRow(c, {
+      type: "C",
+      user: c.user,
+      database: c.database,
+      state: waiting ? "waiting" : c.server ? "active" : "idle",
+    }),
+    wait: wait.s,
+    wait_us: wait.us,
+    link: c.server ? ptr(c.server) : "",
+    application_name: c.params.get("application_name") ?? "",
+  };
+}
+
+/** PgBouncer's names for our server states. */
+const SERVER_STATE: Record<ServerState, string> = {
+  active: "active",
+  idle: "idle",
+  used: "tested",
+  login: "new",
+  closed: "closed",
+};
+
+export function serverRows(pooler: Pooler): SocketRow[] {
+  const rows: SocketRow[] = [];
+  for (const pool of sortedPools(pooler)) {
+    for (const server of pool.allServers()) rows.push(serverRow(pool, server));
+  }
+  return rows;
+}
+
+function serverRow(pool: Pool, server: ServerConnection): SocketRow {
+  const client = server.client as ClientConnection | null;
+  const row = socketRow(server, {
+    type: "S",
+    user: pool.user,
+    database: pool.db.name,
+    state: SERVER_STATE[server.state],
+  });
+  return {
+    ...row,
+    addr: row.addr || server.target.host,
+    port: row.port || server.target.port,
+    close_needed: server.closeNeeded ? 1 : 0,
+    link: client ? ptr(client) : "",
+    remote_pid: server.backendPid,
+    application_name: client?.params.get("application_name") ?? "",
+  };
+}
+
+export function userRows(pooler: Pooler): UserRow[] {
+  const c = pooler.config;
+  const names = new Set<string>([ADMIN_USER, ...c.authUsers.keys(), ...c.users.keys()]);
+  for (const pool of pooler.pools.values()) names.add(pool.user);
+  for (const client of pooler.clients) if (client.user) names.add(client.user);
+  return [...names].sort(compareText).map((name) => {
+    const u = c.users.get(name);
+    return {
+      name,
+      // PgBouncer prints the override with "%9d".
+      pool_size: u?.poolSize === undefined ? "" : String(u.poolSize).padStart(9),
+      reserve_pool_size: "",
+      pool_mode: u?.poolMode ?? null,
+      max_user_connections: u?.maxUserConnections ?? c.maxUserConnections,
+      current_connections: serverCount(pooler, (p) => p.user === name),
+      max_user_client_connections: 0,
+      current_client_connections: [...pooler.clients].filter((cl) => cl.user === name && loggedIn(cl)).length,
+    };
+  });
+}
+
+export function listRows(pooler: Pooler): ListRow[] {
+  const servers = serverCount(pooler, () => true);
+  const login = [...pooler.clients].filter((c) => c.state === "login").length;
+  return [
+    { list: "databases", items: databaseRows(pooler).length },
+    { list: "users", items: userRows(pooler).length },
+    { list: "peers", items: 0 },
+    // the admin pool counts, as in PgBouncer
+    { list: "pools", items: pooler.pools.size + 1 },
+    { list: "peer_pools", items: 0 },
+    // No free lists: connection objects are garbage collected, not cached for reuse.
+    { list: "free_clients", items: 0 },
+    { list: "used_clients", items: pooler.clients.size },
+    { list: "login_clients", items: login },
+    { list: "free_servers", items: 0 },
+    { list: "used_servers", items: servers },
+    // Host names are resolved by the OS on each connect: no DNS cache of our own.
+    { list: "dns_names", items: 0 },
+    { list: "dns_zones", items: 0 },
+    { list: "dns_queries", items: 0 },
+    { list: "dns_pending", items: 0 },
+  ];
+}
+
+export function stateRows(pooler: Pooler): StateRow[] {
+  return [
+    { key: "active", value: pooler.pausedAll ? "no" : "yes" },
+    { key: "paused", value: pooler.pausedAll ? "yes" : "no" },
+    { key: "suspended", value: "no" },
+  ];
+}
+
+/**
+ * What the process really holds. PgBouncer lists its slab caches; a Node process holds V8 heap
+ * spaces, memory outside the heap and socket buffers. Every number is bytes: `size` reserved,
+ * `used` in use, `free` available, `memtotal` resident.
+ */
+export function memRows(pooler: Pooler): MemRow[] {
+  const rows: MemRow[] = v8.getHeapSpaceStatistics().map((s) => ({
+    name: s.space_name,
+    size: s.space_size,
+    used: s.space_used_size,
+    free: s.space_available_size,
+    memtotal: s.physical_space_size,
+  }));
+  const whole = (name: string, bytes: number): MemRow => ({
+    name,
+    size: bytes,
+    used: bytes,
+    free: 0,
+    memtotal: bytes,
+  });
+  const mem = process.memoryUsage();
+  let buffered = 0;
+  const sockets = [...pooler.clients, ...[...pooler.pools.values()].flatMap((p) => p.allServers())];
+  for (const conn of sockets) buffered += conn.socket.writableLength + conn.socket.readableLength;
+  rows.push(whole("external", mem.external), whole("array_buffers", mem.arrayBuffers));
+  rows.push(whole("socket_buffers", buffered), whole("rss", mem.rss));
+  return rows;
+}
+
+/** Stats per database (PgBouncer sums its pools), the console's database included. */
+export function databaseStats(pooler: Pooler): DatabaseStats[] {
+  const byDb = new Map<string, Pool[]>();
+  for (const pool of pooler.pools.values()) byDb.set(pool.db.name, [...(byDb.get(pool.db.name) ?? []), pool]);
+  const rows: DatabaseStats[] = [...byDb].map(([database, pools]) => {
+    const totals = sumCounters(pools.map((p) => p.stats));
+    const older = sumCounters(pools.map((p) => p.stats.older));
+    return { database, totals, averages: pooler.statsPeriod.averagesSince(totals, older) };
+  });
+  rows.push({ database: ADMIN_DB, totals: zeroCounters(), averages: zeroCounters() });
+  return rows.sort((a, b) => compareText(a.database, b.database));
+}
+
+/** All pools together (SHOW TOTALS). */
+export function overallStats(pooler: Pooler): { totals: Counters; averages: Counters } {
+  const stats = [...pooler.poolStats()];
+  const totals = sumCounters(stats);
+  return {
+    totals,
+    averages: pooler.statsPeriod.averagesSince(totals, sumCounters(stats.map((s) => s.older))),
+  };
+}

@@ -1,0 +1,345 @@
+// The Prometheus endpoint (METRICS_PORT, off by default): GET /metrics in the text format. Names and
+// labels are those of prometheus-community/pgbouncer_exporter (collector.go), read from the same
+// rows as the console's SHOW commands, so dashboards built on the exporter work unchanged. Two
+// histograms PgBouncer cannot give are added: how long clients wait for a server and how long
+// transactions take.
+import http from "node:http";
+import type net from "node:net";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { PGBOUNCER_VERSION } from "./admin/show.ts";
+import {
+  databaseRows,
+  databaseStats,
+  listRows,
+  poolRows,
+  type DatabaseRow,
+  type DatabaseStats,
+  type ListRow,
+  type PoolRow,
+} from "./admin/views.ts";
+import type { Pool } from "./pool.ts";
+import type { Pooler } from "./pooler.ts";
+import type { Counters } from "./stats.ts";
+
+const NS = "pgbouncer";
+const METRICS_PATH = "/metrics";
+
+/** What one scrape reads, taken once so every metric of the scrape agrees. */
+interface Snapshot {
+  databases: DatabaseRow[];
+  pools: PoolRow[];
+  stats: DatabaseStats[];
+  lists: ListRow[];
+}
+
+type Labels = Record<string, string>;
+type Sample = [Labels, number];
+
+const POOL_GAUGES: readonly [column: keyof PoolRow, metric: string, help: string][] = [
+  [
+    "cl_active",
+    "client_active_connections",
+    "Client connections linked to server connection and able to process queries, shown as connection",
+  ],
+  [
+    "cl_active_cancel_req",
+    "client_active_cancel_connections",
+    "Client connections that have forwarded query cancellations to the server and are waiting for the server response",
+  ],
+  [
+    "cl_waiting",
+    "client_waiting_connections",
+    "Client connections waiting on a server connection, shown as connection",
+  ],
+  [
+    "cl_waiting_cancel_req",
+    "client_waiting_cancel_connections",
+    "Client connections that have not forwarded query cancellations to the server yet",
+  ],
+  [
+    "sv_active",
+    "server_active_connections",
+    "Server connections linked to a client connection, shown as connection",
+  ],
+  [
+    "sv_active_cancel",
+    "server_active_cancel_connections",
+    "Server connections that are currently forwarding a cancel request.",
+  ],
+  [
+    "sv_being_canceled",
+    "server_being_canceled_connections",
+    "Servers that normally could become idle but are waiting to do so until all in-flight cancel requests have completed that were sent to cancel a query on this server.",
+  ],
+  [
+    "sv_idle",
+    "server_idle_connections",
+    "Server connections idle and ready for a client query, shown as connection",
+  ],
+  [
+    "sv_used",
+    "server_used_connections",
+    "Server connections idle more than server_check_delay, needing server_check_query, shown as connection",
+  ],
+  [
+    "sv_tested",
+    "server_testing_connections",
+    "Server connections currently running either server_reset_query or server_check_query, shown as connection",
+  ],
+  [
+    "sv_login",
+    "server_login_connections",
+    "Server connections currently in the process of logging in, shown as connection",
+  ],
+];
+
+const DATABASE_GAUGES: readonly [column: keyof DatabaseRow, metric: string, help: string][] = [
+  ["pool_size", "pool_size", "Maximum number of server connections"],
+  ["reserve_pool_size", "reserve_pool", "Maximum number of additional connections for this database"],
+  ["max_connections", "max_connections", "Maximum number of allowed connections for this database"],
+  ["current_connections", "current_connections", "Current number of connections for this database"],
+  ["paused", "paused", "1 if this database is currently paused, else 0"],
+  ["disabled", "disabled", "1 if this database is currently disabled, else 0"],
+];
+
+/** SHOW STATS_TOTALS as the exporter maps it; null: prepared statements, not tracked here (0). */
+const STATS_COUNTERS: readonly [
+  counter: keyof Counters | null,
+  scale: number,
+  metric: string,
+  help: string,
+][] = [
+  ["queryCount", 1, "queries_pooled_total", "Total number of SQL queries pooled"],
+  [
+    "queryTimeUs",
+    1e-6,
+    "queries_duration_seconds_total",
+    "Total number of seconds spent by pgbouncer when actively connected to PostgreSQL, executing queries",
+  ],
+  [
+    "bytesReceived",
+    1,
+    "received_bytes_total",
+    "Total volume in bytes of network traffic received by pgbouncer, shown as bytes",
+  ],
+  [
+    "bytesSent",
+    1,
+    "sent_bytes_total",
+    "Total volume in bytes of network traffic sent by pgbouncer, shown as bytes",
+  ],
+  ["waitTimeUs", 1e-6, "client_wait_seconds_total", "Time spent by clients waiting for a server in seconds"],
+  ["xactCount", 1, "sql_transactions_pooled_total", "Total number of SQL transactions pooled"],
+  [
+    "xactTimeUs",
+    1e-6,
+    "server_in_transaction_seconds_total",
+    "Total number of seconds spent by pgbouncer when connected to PostgreSQL in a transaction, either idle in transaction or executing queries",
+  ],
+  [null, 1, "client_parses_total", "Total number of prepared statement Parse messages received from clients"],
+  [
+    null,
+    1,
+    "server_parses_total",
+    "Total number of prepared statement Parse messages sent by pgbouncer to PostgreSQL",
+  ],
+  [null, 1, "binds_total", "Total number of prepared statements readied for execution with a Bind message"],
+];
+
+/** SHOW LISTS rows the exporter exports, and its names for them. */
+const LIST_GAUGES: ReadonlyMap<string, [metric: string, help: string]> = new Map([
+  ["databases", ["databases", "Count of databases"]],
+  ["users", ["users", "Count of users"]],
+  ["pools", ["pools", "Count of pools"]],
+  ["free_clients", ["free_clients", "Count of free clients"]],
+  ["used_clients", ["used_clients", "Count of used clients"]],
+  ["login_clients", ["login_clients", "Count of clients in login state"]],
+  ["free_servers", ["free_servers", "Count of free servers"]],
+  ["used_servers", ["used_servers", "Count of used servers"]],
+  ["dns_names", ["cached_dns_names", "Count of DNS names in the cache"]],
+  ["dns_zones", ["cached_dns_zones", "Count of DNS zones in the cache"]],
+  ["dns_queries", ["in_flight_dns_queries", "Count of in-flight DNS queries"]],
+]);
+
+/** Client waits are measured in milliseconds; most are 0 when the pool has idle servers. */
+const WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+const XACT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** Label values as the exporter makes them: NULL becomes "". */
+function labelsOf<R>(row: R, names: readonly (keyof R & string)[]): Labels {
+  return Object.fromEntries(names.map((n) => [n, row[n] === null ? "" : String(row[n])]));
+}
+
+export class MetricsServer {
+  private readonly registry = new Registry();
+  private current: Snapshot | null = null;
+  private readonly waitHistogram: Histogram<"database" | "user">;
+  private readonly xactHistogram: Histogram<"database" | "user">;
+
+  private constructor(
+    private readonly pooler: Pooler,
+    private readonly server: http.Server,
+  ) {
+    collectDefaultMetrics({ register: this.registry });
+    this.defineExporterMetrics();
+    const histogram = (name: string, help: string, buckets: number[]): Histogram<"database" | "user"> =>
+      new Histogram({
+        name: `${NS}_pools_${name}`,
+        help,
+        buckets,
+        labelNames: ["database", "user"],
+        registers: [this.registry],
+      });
+    this.waitHistogram = histogram(
+      "client_wait_seconds",
+      "Time clients waited for a server connection, in seconds",
+      WAIT_BUCKETS,
+    );
+    this.xactHistogram = histogram(
+      "transaction_duration_seconds",
+      "Duration of transactions on server connections, in seconds",
+      XACT_BUCKETS,
+    );
+  }
+
+  static async start(pooler: Pooler, addr: string, port: number): Promise<MetricsServer> {
+    const server = http.createServer();
+    const metrics = new MetricsServer(pooler, server);
+    server.on("request", (req, res) => void metrics.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: addr, port }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    return metrics;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** Feeds the pool's waits and transactions into the histograms, from now on. */
+  observe(pool: Pool): void {
+    const labels = { database: pool.db.name, user: pool.user };
+    this.waitHistogram.zero(labels);
+    this.xactHistogram.zero(labels);
+    pool.stats.observer = {
+      wait: (seconds) => this.waitHistogram.observe(labels, seconds),
+      xact: (seconds) => this.xactHistogram.observe(labels, seconds),
+    };
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    if (path !== METRICS_PATH || (req.method !== "GET" && req.method !== "HEAD")) {
+      res.writeHead(404, { "Content-Type": "text/plain" }).end(`not found; metrics are at ${METRICS_PATH}\n`);
+      return;
+    }
+    try {
+      const body = await this.registry.metrics();
+      res.writeHead(200, { "Content-Type": this.registry.contentType }).end(body);
+    } catch (err) {
+      this.pooler.log.error({ err }, "metrics scrape failed");
+      res.writeHead(500, { "Content-Type": "text/plain" }).end("metrics scrape failed\n");
+    } finally {
+      this.current = null;
+    }
+  }
+
+  private snapshot(): Snapshot {
+    this.current ??= {
+      databases: databaseRows(this.pooler),
+      pools: poolRows(this.pooler),
+      stats: databaseStats(this.pooler),
+      lists: listRows(this.pooler),
+    };
+    return this.current;
+  }
+
+  /** A gauge whose samples are taken from the snapshot at each scrape. */
+  private gauge(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    samples: (s: Snapshot) => Sample[],
+  ): void {
+    const read = (): Snapshot => this.snapshot();
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [labels, value] of samples(read())) this.set(labels, value);
+      },
+    });
+  }
+
+  private defineExporterMetrics(): void {
+    const version = `PgBouncer ${PGBOUNCER_VERSION}`;
+    this.gauge(`${NS}_up`, "The pgbouncer scrape succeeded", [], () => [[{}, 1]]);
+    this.gauge(`${NS}_version_info`, "The pgbouncer version info", ["version"], () => [[{ version }, 1]]);
+    for (const [list, [metric, help]] of LIST_GAUGES) {
+      this.gauge(`${NS}_${metric}`, help, [], (s) =>
+        s.lists.filter((r) => r.list === list).map((r) => [{}, r.items]),
+      );
+    }
+    this.gauge(
+      `${NS}_config_max_client_connections`,
+      "Config maximum number of client connections",
+      [],
+      () => [[{}, this.pooler.config.maxClientConn]],
+    );
+    this.gauge(
+      `${NS}_config_max_user_connections`,
+      "Config maximum number of server connections per user",
+      [],
+      () => [[{}, this.pooler.config.maxUserConnections]],
+    );
+
+    const dbLabels = ["name", "host", "port", "database", "force_user", "pool_mode"] as const;
+    for (const [column, metric, help] of DATABASE_GAUGES) {
+      this.gauge(`${NS}_databases_${metric}`, help, dbLabels, (s) =>
+        s.databases.map((r) => [labelsOf(r, dbLabels), Number(r[column])]),
+      );
+    }
+
+    const poolLabels = ["database", "user"] as const;
+    for (const [column, metric, help] of POOL_GAUGES) {
+      this.gauge(`${NS}_pools_${metric}`, help, poolLabels, (s) =>
+        s.pools.map((r) => [labelsOf(r, poolLabels), Number(r[column])]),
+      );
+    }
+    this.gauge(
+      `${NS}_pools_client_maxwait_seconds`,
+      "Age of oldest unserved client connection, shown as second",
+      poolLabels,
+      (s) => s.pools.map((r) => [labelsOf(r, poolLabels), r.maxwait + r.maxwait_us / 1e6]),
+    );
+
+    const read = (): Snapshot => this.snapshot();
+    for (const [counter, scale, metric, help] of STATS_COUNTERS) {
+      new Counter({
+        name: `${NS}_stats_totals_${metric}`,
+        help,
+        labelNames: ["database"],
+        registers: [this.registry],
+        collect() {
+          // Counters can only grow: the totals are re-read, so start from zero at every scrape.
+          this.reset();
+          for (const db of read().stats)
+            this.inc({ database: db.database }, counter === null ? 0 : db.totals[counter] * scale);
+        },
+      });
+    }
+  }
+}

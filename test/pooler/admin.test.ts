@@ -1,0 +1,681 @@
+// The admin console (virtual database "pgbouncer") against PgBouncer 1.25: column names and types,
+// real stats, the control commands under load, and who may run what.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { loadConfig } from "../../pooler/config/index.ts";
+import { connect, errorOf, pgbench, psql } from "../support/clients.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+
+const TEXT = 25;
+const INT4 = 23;
+const INT8 = 20;
+const NUMERIC = 1700;
+
+/** PgBouncer 1.25.2's result sets (src/admin.c, src/stats.c), column by column. */
+const SOCKET_COLUMNS: [string, number][] = [
+  ["type", TEXT],
+  ["user", TEXT],
+  ["database", TEXT],
+  ["replication", TEXT],
+  ["state", TEXT],
+  ["addr", TEXT],
+  ["port", INT4],
+  ["local_addr", TEXT],
+  ["local_port", INT4],
+  ["connect_time", TEXT],
+  ["request_time", TEXT],
+  ["wait", INT4],
+  ["wait_us", INT4],
+  ["close_needed", INT4],
+  ["ptr", TEXT],
+  ["link", TEXT],
+  ["remote_pid", INT4],
+  ["tls", TEXT],
+  ["application_name", TEXT],
+  ["prepared_statements", INT4],
+  ["id", INT4],
+];
+const numeric = (names: string[]): [string, number][] => names.map((n) => [n, NUMERIC]);
+const EXPECTED: Record<string, [string, number][]> = {
+  POOLS: [
+    ["database", TEXT],
+    ["user", TEXT],
+    ["cl_active", INT4],
+    ["cl_waiting", INT4],
+    ["cl_active_cancel_req", INT4],
+    ["cl_waiting_cancel_req", INT4],
+    ["sv_active", INT4],
+    ["sv_active_cancel", INT4],
+    ["sv_being_canceled", INT4],
+    ["sv_idle", INT4],
+    ["sv_used", INT4],
+    ["sv_tested", INT4],
+    ["sv_login", INT4],
+    ["maxwait", INT4],
+    ["maxwait_us", INT4],
+    ["pool_mode", TEXT],
+    ["load_balance_hosts", TEXT],
+  ],
+  CLIENTS: SOCKET_COLUMNS,
+  SERVERS: SOCKET_COLUMNS,
+  DATABASES: [
+    ["name", TEXT],
+    ["host", TEXT],
+    ["port", INT4],
+    ["database", TEXT],
+    ["force_user", TEXT],
+    ["pool_size", INT4],
+    ["min_pool_size", INT4],
+    ["reserve_pool_size", INT4],
+    ["server_lifetime", INT4],
+    ["pool_mode", TEXT],
+    ["load_balance_hosts", TEXT],
+    ["max_connections", INT4],
+    ["current_connections", INT4],
+    ["max_client_connections", INT4],
+    ["current_client_connections", INT4],
+    ["paused", INT4],
+    ["disabled", INT4],
+  ],
+  USERS: [
+    ["name", TEXT],
+    ["pool_size", TEXT],
+    ["reserve_pool_size", TEXT],
+    ["pool_mode", TEXT],
+    ["max_user_connections", INT4],
+    ["current_connections", INT4],
+    ["max_user_client_connections", INT4],
+    ["current_client_connections", INT4],
+  ],
+  STATS: [
+    ["database", TEXT],
+    ...numeric([
+      "total_server_assignment_count",
+      "total_xact_count",
+      "total_query_count",
+      "total_received",
+      "total_sent",
+      "total_xact_time",
+      "total_query_time",
+      "total_wait_time",
+      "total_client_parse_count",
+      "total_server_parse_count",
+      "total_bind_count",
+      "avg_server_assignment_count",
+      "avg_xact_count",
+      "avg_query_count",
+      "avg_recv",
+      "avg_sent",
+      "avg_xact_time",
+      "avg_query_time",
+      "avg_wait_time",
+      "avg_client_parse_count",
+      "avg_server_parse_count",
+      "avg_bind_count",
+    ]),
+  ],
+  STATS_TOTALS: [
+    ["database", TEXT],
+    ...numeric([
+      "server_assignment_count",
+      "xact_count",
+      "query_count",
+      "bytes_received",
+      "bytes_sent",
+      "xact_time",
+      "query_time",
+      "wait_time",
+      "client_parse_count",
+      "server_parse_count",
+      "bind_count",
+    ]),
+  ],
+  STATS_AVERAGES: [
+    ["database", TEXT],
+    ...numeric([
+      "server_assignment_count",
+      "xact_count",
+      "query_count",
+      "bytes_received",
+      "bytes_sent",
+      "xact_time",
+      "query_time",
+      "wait_time",
+      "avg_client_parse_count",
+      "avg_server_parse_count",
+      "avg_bind_count",
+    ]),
+  ],
+  TOTALS: [
+    ["name", TEXT],
+    ["value", NUMERIC],
+  ],
+  LISTS: [
+    ["list", TEXT],
+    ["items", INT4],
+  ],
+  CONFIG: [
+    ["key", TEXT],
+    ["value", TEXT],
+    ["default", TEXT],
+    ["changeable", TEXT],
+  ],
+  MEM: [
+    ["name", TEXT],
+    ["size", INT4],
+    ["used", INT4],
+    ["free", INT4],
+    ["memtotal", INT4],
+  ],
+  STATE: [
+    ["key", TEXT],
+    ["value", TEXT],
+  ],
+  VERSION: [["version", TEXT]],
+  PEERS: [
+    ["peer_id", INT4],
+    ["host", TEXT],
+    ["port", INT4],
+    ["pool_size", INT4],
+  ],
+  DNS_HOSTS: [
+    ["hostname", TEXT],
+    ["ttl", INT8],
+    ["addrs", TEXT],
+  ],
+};
+
+/** SHOW LISTS rows and SHOW TOTALS names of PgBouncer 1.25.2, in order. */
+const LISTS = [
+  "databases",
+  "users",
+  "peers",
+  "pools",
+  "peer_pools",
+  "free_clients",
+  "used_clients",
+  "login_clients",
+  "free_servers",
+  "used_servers",
+  "dns_names",
+  "dns_zones",
+  "dns_queries",
+  "dns_pending",
+];
+const TOTALS_STATS = [
+  "server_assignment_count",
+  "xact_count",
+  "query_count",
+  "client_bytes",
+  "server_bytes",
+  "xact_time",
+  "query_time",
+  "wait_time",
+  "ps_client_parse_count",
+  "ps_server_parse_count",
+  "ps_bind_count",
+];
+
+let authDir: string;
+/** The settings of every pooler here: a userlist with a stats user and a user of neither list. */
+let baseEnv: Record<string, string>;
+
+beforeAll(() => {
+  authDir = fs.mkdtempSync(path.join(os.tmpdir(), "admin-test-"));
+  const userlist = path.join(authDir, "userlist.txt");
+  fs.writeFileSync(
+    userlist,
+    '"postgres" "postgres"\n"stats_reader" "stats-secret"\n"outsider" "outsider-secret"\n',
+  );
+  baseEnv = { AUTH_FILE: userlist, ADMIN_USERS: "postgres", STATS_USERS: "stats_reader" };
+});
+
+afterAll(() => fs.rmSync(authDir, { recursive: true, force: true }));
+
+function consoleUrl(tp: TestPooler, user = "postgres", password = "postgres"): string {
+  return `postgresql://${user}:${password}@127.0.0.1:${tp.port}/pgbouncer`;
+}
+
+/** Rows of a SHOW, values as text (how the console sends them). */
+async function show(admin: pg.Client, what: string): Promise<Record<string, string | null>[]> {
+  const r = await admin.query({ text: `SHOW ${what}`, types: { getTypeParser: () => (v: string) => v } });
+  return r.rows as Record<string, string | null>[];
+}
+
+async function row(
+  admin: pg.Client,
+  what: string,
+  key: string,
+  value: string,
+): Promise<Record<string, string | null>> {
+  const found = (await show(admin, what)).find((r) => r[key] === value);
+  if (!found) throw new Error(`SHOW ${what}: no row with ${key} = ${value}`);
+  return found;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await sleep(50);
+  }
+}
+
+/** Whether `p` is still pending after `ms`. */
+async function stillPending(p: Promise<unknown>, ms: number): Promise<boolean> {
+  const pending = Symbol("pending");
+  return (await Promise.race([p.then(() => "settled"), sleep(ms).then(() => pending)])) === pending;
+}
+
+describe("admin console", () => {
+  let tp: TestPooler;
+  let admin: pg.Client;
+
+  beforeAll(async () => {
+    tp = await startTestPooler(baseEnv);
+    admin = await connect(consoleUrl(tp));
+  });
+
+  afterAll(async () => {
+    await admin.end();
+    await tp.stop();
+  });
+
+  it("answers every SHOW with PgBouncer 1.25's column names and types", async () => {
+    const app = await connect(tp.url());
+    await app.query("SELECT 1");
+    for (const [command, expected] of Object.entries(EXPECTED)) {
+      const r = await admin.query(`SHOW ${command}`);
+      expect(
+        r.fields.map((f) => [f.name, f.dataTypeID]),
+        `SHOW ${command}`,
+      ).toEqual(expected);
+    }
+    expect((await show(admin, "LISTS")).map((r) => r.list)).toEqual(LISTS);
+    expect((await show(admin, "TOTALS")).map((r) => r.name)).toEqual([
+      ...TOTALS_STATS.map((s) => `total_${s}`),
+      ...TOTALS_STATS.map((s) => `avg_${s}`),
+    ]);
+    expect((await show(admin, "VERSION"))[0]!.version).toBe("PgBouncer 1.25.2");
+    expect(await show(admin, "STATE")).toEqual([
+      { key: "active", value: "yes" },
+      { key: "paused", value: "no" },
+      { key: "suspended", value: "no" },
+    ]);
+    await app.end();
+  });
+
+  it("shows the live pools, clients, servers and databases, the console's own included", async () => {
+    const app = await connect(tp.url(), { application_name: "shown" });
+    await app.query("BEGIN");
+    await app.query("SELECT 1");
+    const pool = await row(admin, "POOLS", "database", "app");
+    expect(pool).toMatchObject({
+      user: "postgres",
+      cl_active: "1",
+      cl_waiting: "0",
+      sv_active: "1",
+      pool_mode: "transaction",
+    });
+    expect(await row(admin, "POOLS", "database", "pgbouncer")).toMatchObject({
+      user: "pgbouncer",
+      pool_mode: "statement",
+    });
+
+    const client = await row(admin, "CLIENTS", "application_name", "shown");
+    expect(client).toMatchObject({
+      type: "C",
+      user: "postgres",
+      database: "app",
+      state: "active",
+      addr: "127.0.0.1",
+    });
+    expect(client.connect_time).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+    const server = await row(admin, "SERVERS", "link", client.ptr!);
+    expect(server).toMatchObject({
+      type: "S",
+      database: "app",
+      state: "active",
+      application_name: "shown",
+      link: client.ptr,
+    });
+    expect(Number(server.remote_pid)).toBe((await app.query("SELECT pg_backend_pid() AS pid")).rows[0].pid);
+    expect(
+      (await show(admin, "CLIENTS")).some((r) => r.database === "pgbouncer" && r.user === "postgres"),
+    ).toBe(true);
+
+    const db = await row(admin, "DATABASES", "name", "app");
+    expect(db).toMatchObject({
+      host: "127.0.0.1",
+      port: String(inject("pgPort")),
+      database: "app",
+      pool_size: "20",
+      paused: "0",
+      disabled: "0",
+    });
+    expect(Number(db.current_connections)).toBeGreaterThanOrEqual(1);
+    expect(await row(admin, "DATABASES", "name", "pgbouncer")).toMatchObject({
+      host: null,
+      force_user: "pgbouncer",
+      pool_mode: "statement",
+    });
+    await app.query("COMMIT");
+    await app.end();
+  });
+
+  it("counts transactions, queries, bytes and times for real", async () => {
+    const before = await row(admin, "STATS_TOTALS", "database", "app");
+    const app = await connect(tp.url());
+    for (let i = 0; i < 5; i++) await app.query("SELECT 1");
+    await app.query("BEGIN");
+    await app.query("SELECT pg_sleep(0.05)");
+    await app.query("COMMIT");
+    await app.end();
+    const after = await row(admin, "STATS_TOTALS", "database", "app");
+    const delta = (k: string): number => Number(after[k]) - Number(before[k]);
+    expect(delta("xact_count")).toBe(6);
+    expect(delta("query_count")).toBe(8);
+    expect(delta("server_assignment_count")).toBe(6);
+    expect(delta("bytes_received")).toBeGreaterThan(8 * 10);
+    expect(delta("bytes_sent")).toBeGreaterThan(8 * 10);
+    expect(delta("xact_time")).toBeGreaterThanOrEqual(50_000);
+    expect(delta("query_time")).toBeGreaterThanOrEqual(50_000);
+    expect(delta("wait_time")).toBeGreaterThanOrEqual(0);
+    // SHOW STATS and SHOW TOTALS report the same totals
+    const stats = await row(admin, "STATS", "database", "app");
+    expect(stats.total_xact_count).toBe(after.xact_count);
+    const totals = await show(admin, "TOTALS");
+    expect(Number(totals.find((r) => r.name === "total_xact_count")!.value)).toBeGreaterThanOrEqual(
+      Number(after.xact_count),
+    );
+  });
+
+  it("works from psql", async () => {
+    expect((await psql(consoleUrl(tp), "SHOW VERSION")).stdout.trim()).toBe("PgBouncer 1.25.2");
+    const pools = await psql(consoleUrl(tp), "show pools;");
+    expect(pools.stdout).toMatch(/^app\|postgres\|/m);
+    const help = await psql(consoleUrl(tp), "SHOW HELP");
+    expect(help.stderr).toContain("Console usage");
+    expect(help.stderr).toContain("SHOW HELP|CONFIG|DATABASES");
+  });
+
+  it("answers unknown commands, bad arguments and the extended protocol with an ErrorResponse", async () => {
+    const bogus = await errorOf(admin.query("SHOW BOGUS"));
+    expect(bogus.message).toBe("invalid command 'SHOW BOGUS', use SHOW HELP;");
+    expect(bogus.code).toBe("42601");
+    expect((await errorOf(admin.query("FROBNICATE"))).code).toBe("42601");
+    expect((await errorOf(admin.query("SHOW POOLS; SHOW STATS"))).code).toBe("42601");
+    expect((await errorOf(admin.query("PAUSE nosuchdb"))).message).toBe("no such database: nosuchdb");
+    expect((await errorOf(admin.query("PAUSE pgbouncer"))).message).toBe("cannot pause admin db: pgbouncer");
+    expect((await errorOf(admin.query("DISABLE"))).message).toBe("a database is required");
+    expect((await errorOf(admin.query("RESUME"))).message).toBe("pooler is not paused/suspended");
+    expect((await errorOf(admin.query("KILL_CLIENT abc"))).message).toBe("invalid client pointer supplied");
+    expect((await errorOf(admin.query("KILL_CLIENT 999999"))).message).toBe("client not found");
+    expect((await errorOf(admin.query("SHUTDOWN NOW"))).code).toBe("42601");
+    // the session is still usable after errors; case, quoting and a trailing ';' do not matter
+    expect((await admin.query('show "version";')).rows[0].version).toBe("PgBouncer 1.25.2");
+
+    const other = await connect(consoleUrl(tp));
+    const extended = await errorOf(other.query({ name: "stmt", text: "SHOW POOLS" }));
+    expect(extended.message).toBe("extended query protocol not supported by admin console");
+    await other.end().catch(() => undefined);
+  });
+
+  it("SET changes a setting online; SHOW CONFIG and the pools see it", async () => {
+    expect((await admin.query("SET default_pool_size = 7")).command).toBe("SET");
+    expect((await row(admin, "CONFIG", "key", "default_pool_size")).value).toBe("7");
+    expect((await row(admin, "DATABASES", "name", "app")).pool_size).toBe("7");
+    await admin.query("SET query_wait_timeout = '0.5'");
+    expect((await row(admin, "CONFIG", "key", "query_wait_timeout")).value).toBe("0.5");
+    const fixed = await errorOf(admin.query("SET listen_port = 1"));
+    expect(fixed.code).toBe("22023");
+    expect(fixed.message).toContain("cannot be changed online");
+    expect((await errorOf(admin.query("SET no_such_setting = 1"))).message).toContain("unknown parameter");
+    const notices: string[] = [];
+    admin.on("notice", (n) => notices.push(n.message ?? ""));
+    await admin.query("SET client_encoding = 'UTF8'");
+    expect(notices).toContain("SET ignored");
+    await admin.query("SET default_pool_size = 20");
+    await admin.query("SET query_wait_timeout = 120");
+  });
+
+  it("KILL_CLIENT drops one client", async () => {
+    const victim = await connect(tp.url(), { application_name: "victim" });
+    const bystander = await connect(tp.url(), { application_name: "bystander" });
+    const { id } = await row(admin, "CLIENTS", "application_name", "victim");
+    await admin.query(`KILL_CLIENT ${id}`);
+    const err = await errorOf(victim.query("SELECT 1"));
+    expect(err.message).toMatch(/admin forced disconnect|Connection terminated|not queryable/);
+    expect((await bystander.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    await bystander.end();
+  });
+
+  it("DISABLE refuses new clients of a database, ENABLE lets them in again", async () => {
+    const connected = await connect(tp.url());
+    await admin.query("DISABLE app");
+    expect((await row(admin, "DATABASES", "name", "app")).disabled).toBe("1");
+    const refused = await errorOf(connect(tp.url()));
+    expect(refused.code).toBe("57P03");
+    expect(refused.message).toBe("database does not allow connections: app");
+    expect((await connected.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    await admin.query("ENABLE app");
+    const again = await connect(tp.url());
+    await again.query("SELECT 1");
+    await Promise.all([again.end(), connected.end()]);
+  });
+
+  it("KILL drops a database's clients and servers and holds new clients until RESUME", async () => {
+    const old = await connect(tp.url());
+    await old.query("SELECT 1");
+    expect((await admin.query("KILL app")).command).toBe("KILL");
+    const err = await errorOf(old.query("SELECT 1"));
+    expect(err.message).toMatch(/database removed|Connection terminated|not queryable/);
+    expect((await row(admin, "DATABASES", "name", "app")).paused).toBe("1");
+    expect((await show(admin, "SERVERS")).filter((r) => r.database === "app")).toEqual([]);
+
+    const next = await connect(tp.url());
+    const query = next.query("SELECT 2 AS two");
+    expect(await stillPending(query, 300)).toBe(true);
+    expect((await row(admin, "POOLS", "database", "app")).cl_waiting).toBe("1");
+    await admin.query("RESUME app");
+    expect((await query).rows[0].two).toBe(2);
+    await next.end();
+  });
+
+  it("RECONNECT marks busy servers close_needed; WAIT_CLOSE returns once they are replaced", async () => {
+    const holder = await connect(tp.url(), { application_name: "holder" });
+    await holder.query("BEGIN");
+    const { ptr } = await row(admin, "CLIENTS", "application_name", "holder");
+    await admin.query("RECONNECT app");
+    expect((await row(admin, "SERVERS", "link", ptr!)).close_needed).toBe("1");
+    const waitClose = admin.query("WAIT_CLOSE app");
+    expect(await stillPending(waitClose, 300)).toBe(true);
+    await holder.query("COMMIT");
+    await waitClose;
+    expect((await show(admin, "SERVERS")).filter((r) => r.close_needed === "1")).toEqual([]);
+    await holder.end();
+  });
+
+  it("RELOAD reads the configuration again, and says why when it cannot", async () => {
+    const env = { DATABASE_URL: inject("pgAppUrl"), LISTEN_PORT: "0", POOL_MODE: "transaction", ...baseEnv };
+    tp.pooler.configLoader = () =>
+      loadConfig({ env: { ...env, DEFAULT_POOL_SIZE: "9", STATS_PERIOD: "30" } });
+    expect((await admin.query("RELOAD")).command).toBe("RELOAD");
+    expect((await row(admin, "CONFIG", "key", "default_pool_size")).value).toBe("9");
+    expect((await row(admin, "CONFIG", "key", "stats_period")).value).toBe("30");
+    expect((await row(admin, "DATABASES", "name", "app")).pool_size).toBe("9");
+
+    tp.pooler.configLoader = () => loadConfig({ env: { ...env, POOL_MODE: "sometimes" } });
+    const failed = await errorOf(admin.query("RELOAD"));
+    expect(failed.code).toBe("F0000");
+    expect(failed.message).toContain(
+      "RELOAD failed: POOL_MODE: expected one of session, transaction, statement",
+    );
+    expect((await row(admin, "CONFIG", "key", "pool_mode")).value).toBe("transaction");
+
+    tp.pooler.configLoader = () => loadConfig({ env });
+    await admin.query("RELOAD");
+  });
+});
+
+describe("PAUSE and RESUME under pgbench load", () => {
+  let tp: TestPooler;
+  let admin: pg.Client;
+  let script: string;
+
+  beforeAll(async () => {
+    tp = await startTestPooler(baseEnv);
+    admin = await connect(consoleUrl(tp));
+    script = path.join(authDir, "xact.sql");
+    fs.writeFileSync(script, "BEGIN;\nSELECT pg_sleep(0.002);\nEND;\n");
+  });
+
+  afterAll(async () => {
+    await admin.end();
+    await tp.stop();
+  });
+
+  /** Transactions of the app database so far (0 before its pool exists). */
+  const xacts = async (): Promise<number> =>
+    Number((await show(admin, "STATS_TOTALS")).find((r) => r.database === "app")?.xact_count ?? 0);
+
+  it("clients wait while paused, nothing fails, traffic resumes", async () => {
+    const bench = pgbench(tp.url(), ["-n", "-c", "8", "-T", "6", "-f", script]);
+    await eventually(async () => (await xacts()) > 50);
+
+    const pause = await admin.query("PAUSE");
+    expect(pause.command).toBe("PAUSE");
+    // PAUSE returns once every server is released and closed
+    expect((await show(admin, "SERVERS")).filter((r) => r.database === "app")).toEqual([]);
+    expect((await show(admin, "STATE")).find((r) => r.key === "paused")!.value).toBe("yes");
+    await eventually(async () => (await row(admin, "POOLS", "database", "app")).cl_waiting === "8");
+    const pool = await row(admin, "POOLS", "database", "app");
+    expect(pool).toMatchObject({ sv_active: "0", sv_idle: "0", sv_login: "0" });
+    expect(Number(pool.maxwait) * 1e6 + Number(pool.maxwait_us)).toBeGreaterThan(0);
+
+    const frozen = await xacts();
+    await sleep(700);
+    expect(await xacts()).toBe(frozen);
+
+    expect((await admin.query("RESUME")).command).toBe("RESUME");
+    await eventually(async () => (await xacts()) > frozen + 50);
+    const result = await bench;
+    expect(result.output).not.toMatch(/error|abort/i);
+    expect(result.failed).toBe(0);
+    expect(result.processed).toBeGreaterThan(frozen);
+  });
+
+  it("PAUSE db pauses that database (SHOW DATABASES, not SHOW STATE) until RESUME db", async () => {
+    await admin.query("PAUSE app");
+    expect((await row(admin, "DATABASES", "name", "app")).paused).toBe("1");
+    expect((await show(admin, "STATE")).find((r) => r.key === "paused")!.value).toBe("no");
+    const client = await connect(tp.url());
+    const query = client.query("SELECT 1 AS one");
+    expect(await stillPending(query, 300)).toBe(true);
+    await admin.query("RESUME app");
+    expect((await query).rows[0].one).toBe(1);
+    await client.end();
+  });
+});
+
+describe("who may use the console", () => {
+  let tp: TestPooler;
+
+  beforeAll(async () => {
+    tp = await startTestPooler(baseEnv);
+  });
+
+  afterAll(() => tp.stop());
+
+  it("stats_users may SHOW but not control", async () => {
+    const stats = await connect(consoleUrl(tp, "stats_reader", "stats-secret"));
+    expect((await stats.query("SHOW POOLS")).rows.length).toBeGreaterThan(0);
+    expect((await stats.query("SHOW STATS")).rows.length).toBeGreaterThan(0);
+    for (const command of [
+      "PAUSE",
+      "RESUME",
+      "RELOAD",
+      "KILL app",
+      "KILL_CLIENT 1",
+      "DISABLE app",
+      "SET default_pool_size = 1",
+      "SHUTDOWN",
+    ]) {
+      const err = await errorOf(stats.query(command));
+      expect(err.message, command).toBe("admin access needed");
+      expect(err.code, command).toBe("42501");
+    }
+    expect((await stats.query("SHOW STATE")).rows[0]).toEqual({ key: "active", value: "yes" });
+    await stats.end();
+  });
+
+  it("users in neither list cannot log in to the console, but may use databases", async () => {
+    const err = await errorOf(connect(consoleUrl(tp, "outsider", "outsider-secret")));
+    expect(err.code).toBe("42501");
+    expect(err.message).toBe("not allowed");
+  });
+
+  it("a wrong password is refused before anything else", async () => {
+    const err = await errorOf(connect(consoleUrl(tp, "postgres", "wrong")));
+    expect(err.code).toBe("28P01");
+  });
+});
+
+describe("SHUTDOWN", () => {
+  it("WAIT_FOR_CLIENTS stops accepting and exits once the last client leaves", async () => {
+    const tp = await startTestPooler(baseEnv);
+    const client = await connect(tp.url());
+    const admin = await connect(consoleUrl(tp));
+    expect((await admin.query("SHUTDOWN WAIT_FOR_CLIENTS")).command).toBe("SHUTDOWN");
+    await sleep(100);
+    expect((await errorOf(connect(tp.url()))).message).toMatch(/ECONNREFUSED|shutting down/);
+    expect((await client.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    expect(await stillPending(tp.pooler.stopped, 200)).toBe(true);
+    await client.end();
+    await tp.pooler.stopped;
+    await admin.end().catch(() => undefined);
+  });
+
+  it("SHUTDOWN closes everything at once", async () => {
+    const tp = await startTestPooler(baseEnv);
+    const admin = await connect(consoleUrl(tp));
+    await admin.query("SHUTDOWN");
+    await tp.pooler.stopped;
+    expect(tp.logs.some((l) => l.msg === "shut down")).toBe(true);
+    await admin.end().catch(() => undefined);
+  });
+});
+
+describe("stats_period", () => {
+  it("averages over the period and writes PgBouncer's stats line", async () => {
+    const tp = await startTestPooler({ ...baseEnv, STATS_PERIOD: "1" });
+    try {
+      const app = await connect(tp.url());
+      const started = Date.now();
+      while (Date.now() - started < 1200) await app.query("SELECT 1");
+      await app.end();
+      await eventually(async () =>
+        tp.logs.some((l) => String(l.msg).startsWith("stats: ") && !String(l.msg).startsWith("stats: 0 ")),
+      );
+      const line = tp.logs
+        .map((l) => String(l.msg))
+        .find((m) => m.startsWith("stats: ") && !m.startsWith("stats: 0 "))!;
+      expect(line).toMatch(
+        /^stats: \d+ xacts\/s, \d+ queries\/s, 0 client parses\/s, 0 server parses\/s, 0 binds\/s, in \d+ B\/s, out \d+ B\/s, xact \d+ us, query \d+ us, wait \d+ us$/,
+      );
+      const admin = await connect(consoleUrl(tp));
+      const avg = await row(admin, "STATS_AVERAGES", "database", "app");
+      expect(Number(avg.xact_count)).toBeGreaterThan(0);
+      expect(Number(avg.bytes_received)).toBeGreaterThan(0);
+      expect(Number(avg.query_time)).toBeGreaterThan(0);
+      await admin.end();
+    } finally {
+      await tp.stop();
+    }
+  });
+});

@@ -1,0 +1,235 @@
+// The Prometheus endpoint: a real scrape parsed with a Prometheus text parser, pgbouncer_exporter's
+// metric names and labels, values that agree with the console, and the two histograms.
+import parsePrometheusTextFormat, { type MetricFamily } from "parse-prometheus-text-format";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect } from "../support/clients.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { freePort } from "../support/ports.ts";
+
+/** pgbouncer_exporter's metrics (collector.go), with their type and labels. */
+const EXPORTER_METRICS: Record<string, { type: MetricFamily["type"]; labels: string[] }> = {
+  pgbouncer_up: { type: "GAUGE", labels: [] },
+  pgbouncer_version_info: { type: "GAUGE", labels: ["version"] },
+  pgbouncer_databases: { type: "GAUGE", labels: [] },
+  pgbouncer_users: { type: "GAUGE", labels: [] },
+  pgbouncer_pools: { type: "GAUGE", labels: [] },
+  pgbouncer_free_clients: { type: "GAUGE", labels: [] },
+  pgbouncer_used_clients: { type: "GAUGE", labels: [] },
+  pgbouncer_login_clients: { type: "GAUGE", labels: [] },
+  pgbouncer_free_servers: { type: "GAUGE", labels: [] },
+  pgbouncer_used_servers: { type: "GAUGE", labels: [] },
+  pgbouncer_cached_dns_names: { type: "GAUGE", labels: [] },
+  pgbouncer_cached_dns_zones: { type: "GAUGE", labels: [] },
+  pgbouncer_in_flight_dns_queries: { type: "GAUGE", labels: [] },
+  pgbouncer_config_max_client_connections: { type: "GAUGE", labels: [] },
+  pgbouncer_config_max_user_connections: { type: "GAUGE", labels: [] },
+  ...Object.fromEntries(
+    ["pool_size", "reserve_pool", "max_connections", "current_connections", "paused", "disabled"].map((m) => [
+      `pgbouncer_databases_${m}`,
+      { type: "GAUGE", labels: ["name", "host", "port", "database", "force_user", "pool_mode"] },
+    ]),
+  ),
+  ...Object.fromEntries(
+    [
+      "queries_pooled_total",
+      "queries_duration_seconds_total",
+      "received_bytes_total",
+      "sent_bytes_total",
+      "client_wait_seconds_total",
+      "sql_transactions_pooled_total",
+      "server_in_transaction_seconds_total",
+      "client_parses_total",
+      "server_parses_total",
+      "binds_total",
+    ].map((m) => [`pgbouncer_stats_totals_${m}`, { type: "COUNTER", labels: ["database"] }]),
+  ),
+  ...Object.fromEntries(
+    [
+      "client_active_connections",
+      "client_active_cancel_connections",
+      "client_waiting_connections",
+      "client_waiting_cancel_connections",
+      "server_active_connections",
+      "server_active_cancel_connections",
+      "server_being_canceled_connections",
+      "server_idle_connections",
+      "server_used_connections",
+      "server_testing_connections",
+      "server_login_connections",
+      "client_maxwait_seconds",
+    ].map((m) => [`pgbouncer_pools_${m}`, { type: "GAUGE", labels: ["database", "user"] }]),
+  ),
+};
+
+/** One sample line of the text format: name, optional {labels}, a float. */
+const SAMPLE_LINE =
+  /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/;
+
+async function scrape(url: string): Promise<{ text: string; families: Map<string, MetricFamily> }> {
+  const res = await fetch(url);
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+  const text = await res.text();
+  return { text, families: new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f])) };
+}
+
+/**
+ * The samples named `name`, read from the text directly: the parser merges the series of a
+ * histogram that has labels into one, so histograms are checked line by line.
+ */
+function rawSamples(text: string, name: string): { labels: Record<string, string>; value: number }[] {
+  return text
+    .split("\n")
+    .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+    .map((line) => {
+      const labels = Object.fromEntries(
+        [...line.matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1]!, m[2]!]),
+      );
+      return { labels, value: Number(line.slice(line.lastIndexOf(" ") + 1)) };
+    });
+}
+
+function histogram(
+  text: string,
+  name: string,
+  labels: Record<string, string>,
+): { count: number; sum: number; buckets: Map<string, number> } {
+  const mine = (s: { labels: Record<string, string> }): boolean =>
+    Object.entries(labels).every(([k, v]) => s.labels[k] === v);
+  const one = (suffix: string): number => rawSamples(text, `${name}_${suffix}`).find(mine)!.value;
+  const buckets = new Map(
+    rawSamples(text, `${name}_bucket`)
+      .filter(mine)
+      .map((s) => [s.labels.le!, s.value]),
+  );
+  return { count: one("count"), sum: one("sum"), buckets };
+}
+
+function sample(families: Map<string, MetricFamily>, name: string, labels: Record<string, string>): number {
+  const family = families.get(name);
+  const found = family?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  if (!found) throw new Error(`no sample ${name}${JSON.stringify(labels)}`);
+  return Number(found.value ?? found.count);
+}
+
+describe("/metrics", () => {
+  let tp: TestPooler;
+  let metricsUrl: string;
+  let admin: pg.Client;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    tp = await startTestPooler({ METRICS_PORT: String(port), DEFAULT_POOL_SIZE: "2" });
+    metricsUrl = `http://127.0.0.1:${port}/metrics`;
+    admin = await connect(tp.url("pgbouncer"));
+  });
+
+  afterAll(async () => {
+    await admin.end();
+    await tp.stop();
+  });
+
+  it("exports pgbouncer_exporter's metrics, with its names, types and labels, in valid text format", async () => {
+    const app = await connect(tp.url());
+    await app.query("SELECT 1");
+    const { text, families } = await scrape(metricsUrl);
+    for (const line of text.split("\n")) {
+      if (line !== "" && !line.startsWith("#")) expect(line).toMatch(SAMPLE_LINE);
+    }
+    for (const [name, { type, labels }] of Object.entries(EXPORTER_METRICS)) {
+      const family = families.get(name);
+      expect(family, name).toBeDefined();
+      expect(family!.type, name).toBe(type);
+      expect(family!.help, name).not.toBe("");
+      for (const m of family!.metrics)
+        expect(Object.keys(m.labels ?? {}).sort(), name).toEqual([...labels].sort());
+    }
+    expect(sample(families, "pgbouncer_up", {})).toBe(1);
+    expect(sample(families, "pgbouncer_version_info", { version: "PgBouncer 1.25.2" })).toBe(1);
+    expect(
+      sample(families, "pgbouncer_databases_pool_size", { name: "app", database: "app", force_user: "" }),
+    ).toBe(2);
+    expect(families.get("process_cpu_user_seconds_total")?.type).toBe("COUNTER");
+    await app.end();
+  });
+
+  it("agrees with SHOW POOLS and SHOW STATS_TOTALS", async () => {
+    const holders = await Promise.all([1, 2].map(() => connect(tp.url())));
+    for (const h of holders) await h.query("BEGIN");
+    const waiter = await connect(tp.url());
+    const waiting = waiter.query("SELECT 1");
+    await new Promise((r) => setTimeout(r, 100));
+
+    const pools = (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
+    const { families } = await scrape(metricsUrl);
+    const labels = { database: "app", user: "postgres" };
+    expect(sample(families, "pgbouncer_pools_client_active_connections", labels)).toBe(pools.cl_active);
+    expect(sample(families, "pgbouncer_pools_client_waiting_connections", labels)).toBe(1);
+    expect(sample(families, "pgbouncer_pools_server_active_connections", labels)).toBe(2);
+    expect(sample(families, "pgbouncer_pools_client_maxwait_seconds", labels)).toBeGreaterThan(0.05);
+
+    for (const h of holders) await h.query("COMMIT");
+    await waiting;
+    await Promise.all([...holders, waiter].map((c) => c.end()));
+
+    const totals = (await admin.query("SHOW STATS_TOTALS")).rows.find((r) => r.database === "app");
+    const { text, families: after } = await scrape(metricsUrl);
+    const db = { database: "app" };
+    expect(sample(after, "pgbouncer_stats_totals_sql_transactions_pooled_total", db)).toBe(
+      Number(totals.xact_count),
+    );
+    expect(sample(after, "pgbouncer_stats_totals_queries_pooled_total", db)).toBe(Number(totals.query_count));
+    expect(sample(after, "pgbouncer_stats_totals_received_bytes_total", db)).toBe(
+      Number(totals.bytes_received),
+    );
+    expect(sample(after, "pgbouncer_stats_totals_sent_bytes_total", db)).toBe(Number(totals.bytes_sent));
+    expect(sample(after, "pgbouncer_stats_totals_client_wait_seconds_total", db)).toBeCloseTo(
+      Number(totals.wait_time) / 1e6,
+      6,
+    );
+    expect(sample(after, "pgbouncer_stats_totals_server_in_transaction_seconds_total", db)).toBeCloseTo(
+      Number(totals.xact_time) / 1e6,
+      6,
+    );
+
+    // The histograms see every transaction and every server assignment.
+    expect(after.get("pgbouncer_pools_transaction_duration_seconds")?.type).toBe("HISTOGRAM");
+    expect(after.get("pgbouncer_pools_client_wait_seconds")?.type).toBe("HISTOGRAM");
+    const xacts = histogram(text, "pgbouncer_pools_transaction_duration_seconds", labels);
+    expect(xacts.count).toBe(Number(totals.xact_count));
+    expect(xacts.buckets.get("+Inf")).toBe(xacts.count);
+    expect(xacts.sum).toBeCloseTo(Number(totals.xact_time) / 1e6, 3);
+    const waits = histogram(text, "pgbouncer_pools_client_wait_seconds", labels);
+    expect(waits.count).toBe(Number(totals.server_assignment_count));
+    expect(waits.sum).toBeCloseTo(Number(totals.wait_time) / 1e6, 3);
+    // the waiter waited about 100 ms: above the 50 ms bucket
+    expect(waits.buckets.get("0.05")).toBeLessThan(waits.count);
+  });
+
+  it("serves nothing but /metrics", async () => {
+    const res = await fetch(metricsUrl.replace("/metrics", "/"));
+    expect(res.status).toBe(404);
+    await res.text();
+  });
+});
+
+describe("/metrics lifecycle", () => {
+  it("is off by default", async () => {
+    const tp = await startTestPooler();
+    try {
+      const listening = tp.logs.find((l) => l.msg === "listening")!;
+      expect(listening.metrics_port).toBeUndefined();
+    } finally {
+      await tp.stop();
+    }
+  });
+
+  it("closes with the pooler", async () => {
+    const port = await freePort();
+    const tp = await startTestPooler({ METRICS_PORT: String(port) });
+    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
+    await tp.stop();
+    await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
+  });
+});
