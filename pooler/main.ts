@@ -1,6 +1,6 @@
 // The pooler as a program: `node dist/pooler/main.js [pgbouncer.ini]`, configured like the
-// edoburu/pgbouncer image by environment variables. SIGHUP reloads; SIGINT/SIGTERM shut down
-// gracefully (stop accepting, let transactions finish, then close).
+// edoburu/pgbouncer image by environment variables. SIGHUP reloads (as the console's RELOAD);
+// SIGINT/SIGTERM shut down gracefully: stop accepting, let transactions finish, then close.
 import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig, type LoadedConfig } from "./config/index.ts";
 import { createLogger } from "./log.ts";
@@ -9,15 +9,11 @@ import { Pooler } from "./pooler.ts";
 /** How long a graceful shutdown waits for transactions (Docker's default stop grace is 10 s). */
 const SHUTDOWN_WAIT_MS = Number(process.env.SHUTDOWN_WAIT_MS ?? 8000);
 
-function load(iniPath: string | undefined): LoadedConfig {
-  return loadConfig({ env: process.env, ...(iniPath ? { iniPath } : {}) });
-}
-
 export async function main(argv: string[]): Promise<Pooler> {
   const iniPath = argv[0];
   let loaded: LoadedConfig;
   try {
-    loaded = load(iniPath);
+    loaded = loadConfig({ env: process.env, ...(iniPath ? { iniPath } : {}) });
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`pooler: configuration error: ${err.message}`);
@@ -31,19 +27,19 @@ export async function main(argv: string[]): Promise<Pooler> {
 
   process.on("SIGHUP", () => {
     try {
-      const next = load(iniPath);
-      for (const w of next.warnings) log.warn(w);
-      pooler.reload(next.config);
+      pooler.reloadFromSource();
     } catch (err) {
       log.error({ err: (err as Error).message }, "reload failed; keeping the running configuration");
     }
   });
   const stop = (signal: string): void => {
     log.info({ signal }, "received signal");
-    void pooler.shutdown(SHUTDOWN_WAIT_MS).then(() => process.exit(0));
+    void pooler.shutdown(SHUTDOWN_WAIT_MS);
   };
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));
+  // however shutdown started (a signal or the console's SHUTDOWN), the process ends with it
+  void pooler.stopped.then(() => process.exit(0));
   return pooler;
 }
 

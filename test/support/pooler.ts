@@ -17,9 +17,8 @@ export interface TestPooler {
 }
 
 export async function startTestPooler(env: Record<string, string> = {}): Promise<TestPooler> {
-  const { config } = loadConfig({
-    env: { DATABASE_URL: inject("pgAppUrl"), LISTEN_PORT: "0", POOL_MODE: "transaction", ...env },
-  });
+  const fullEnv = { DATABASE_URL: inject("pgAppUrl"), LISTEN_PORT: "0", POOL_MODE: "transaction", ...env };
+  const { config } = loadConfig({ env: fullEnv });
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -28,6 +27,8 @@ export async function startTestPooler(env: Record<string, string> = {}): Promise
     },
   });
   const pooler = await Pooler.start(config, createLogger(config.verbose, sink));
+  // RELOAD from the console re-reads this environment, not the test process's own
+  pooler.configLoader = () => loadConfig({ env: fullEnv });
   const port = pooler.port;
   return {
     pooler,
