@@ -3,6 +3,7 @@
 // servers change state and move between lists.
 import type { DatabaseDef, PoolMode } from "./config/types.ts";
 import type { Logger } from "./log.ts";
+import { StatementRegistry } from "./prepared.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
 import { PoolStats } from "./stats.ts";
@@ -35,10 +36,16 @@ export interface PoolSettings {
   roundRobin: boolean;
   resetQuery: string;
   resetQueryAlways: boolean;
+  checkQuery: string;
+  checkDelay: number;
   lifetime: number;
   loginRetry: number;
   connectTimeout: number;
   maxPacketSize: number;
+  /** Transaction/statement pooling: per-server LRU size of protocol-level prepared statements, 0 = off. */
+  maxPreparedStatements: number;
+  /** Transaction/statement pooling: keep a client's server while it holds session state (else refuse it). */
+  pinSessionState: boolean;
 }
 
 type Waiter = { resolve: (params: Map<string, string>) => void; reject: (err: Error) => void };
@@ -55,6 +62,13 @@ export class Pool {
   /** Logged-in clients of this pool (any state). */
   readonly clients = new Set<PoolClient>();
   readonly stats = new PoolStats();
+  /** Pooler names of the clients' protocol-level prepared statements (prepared.ts). */
+  readonly statements = new StatementRegistry();
+  /**
+   * Clients keeping their server across transactions because it holds session state that cannot
+   * be replayed elsewhere (advisory locks, LISTEN, …; see ClientConnection.pinned).
+   */
+  pinnedClients = 0;
   paused = false;
   /** The parameters a client sees at login, learnt from the first server (server_version, …). */
   private welcome: Map<string, string> | null = null;
@@ -114,6 +128,10 @@ export class Pool {
     while (this.waiting.length > 0) {
       const server = this.settings.roundRobin ? this.idle.shift() : this.idle.pop();
       if (server === undefined) break;
+      if (this.needsCheck(server)) {
+        this.check(server);
+        continue;
+      }
       const client = this.waiting.shift()!;
       this.stats.recordAssignment(Date.now() - client.waitStart);
       client.waitStart = 0;
@@ -126,6 +144,25 @@ export class Pool {
       this.launch(false);
     }
     this.failWaitersIfHopeless();
+  }
+
+  /** server_check_delay: a server idle that long is tested before a client gets it. */
+  private needsCheck(server: ServerConnection): boolean {
+    const { checkQuery, checkDelay } = this.settings;
+    return checkQuery !== "" && Date.now() - server.lastActivity > checkDelay;
+  }
+
+  /** Runs server_check_query ("<empty>": an empty query, 1.25's default); a failure closes the server. */
+  private check(server: ServerConnection): void {
+    server.state = "used";
+    this.used.add(server);
+    server.runInternal(this.settings.checkQuery === "<empty>" ? "" : this.settings.checkQuery).then(
+      () => {
+        this.used.delete(server);
+        if (server.state !== "closed") this.makeIdle(server);
+      },
+      (err: Error) => server.close(`server_check_query failed: ${err.message}`),
+    );
   }
 
   /**
@@ -156,21 +193,28 @@ export class Pool {
     );
   }
 
-  /** A server that cannot be returned as is (client left mid-transaction): roll back, then release. */
-  rollbackAndRelease(server: ServerConnection): void {
+  /**
+   * A server its client left in a state that must not be handed on (an open transaction, session
+   * state such as advisory locks or LISTEN): runs `queries` one after the other (ROLLBACK, then
+   * DISCARD ALL, which cannot run in one query string), then releases it, with server_reset_query
+   * if `reset`. A failure closes it.
+   */
+  cleanAndRelease(server: ServerConnection, queries: readonly string[], reset: boolean): void {
     this.active.delete(server);
     server.client = null;
     server.state = "used";
     this.used.add(server);
-    server.runInternal("ROLLBACK").then(
-      () => {
-        this.used.delete(server);
-        server.state = "active";
-        this.active.add(server);
-        this.release(server, true);
-      },
-      (err: Error) => server.close(`rollback after client left failed: ${err.message}`),
-    );
+    queries
+      .reduce((done, sql) => done.then(() => server.runInternal(sql)), Promise.resolve())
+      .then(
+        () => {
+          this.used.delete(server);
+          server.state = "active";
+          this.active.add(server);
+          this.release(server, reset);
+        },
+        (err: Error) => server.close(`${queries.join("; ")} after the client left failed: ${err.message}`),
+      );
   }
 
   private makeIdle(server: ServerConnection): void {

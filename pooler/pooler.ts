@@ -164,10 +164,14 @@ export class Pooler implements ClientHost, PoolRegistry {
       roundRobin: c.serverRoundRobin,
       resetQuery: c.serverResetQuery,
       resetQueryAlways: c.serverResetQueryAlways,
+      checkQuery: c.serverCheckQuery,
+      checkDelay: c.serverCheckDelay,
       lifetime: c.serverLifetime,
       loginRetry: c.serverLoginRetry,
       connectTimeout: c.serverConnectTimeout,
       maxPacketSize: c.maxPacketSize,
+      maxPreparedStatements: c.maxPreparedStatements,
+      pinSessionState: c.pinSessionState,
     };
   }
 

@@ -91,6 +91,24 @@ describe("limits", () => {
     ));
 });
 
+describe("server checks", () => {
+  it("server_check_query runs on a server idle longer than server_check_delay; a failing check replaces it", () =>
+    // a check that always fails makes the check observable: the client gets a new backend
+    withPooler(
+      { DEFAULT_POOL_SIZE: "1", SERVER_CHECK_DELAY: "0.2", SERVER_CHECK_QUERY: "SELECT 1/0" },
+      async (url) => {
+        const c = await connect(url());
+        const pid = async (): Promise<number> =>
+          (await c.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+        const first = await pid();
+        expect(await pid()).toBe(first); // used again at once: no check
+        await new Promise((r) => setTimeout(r, 400));
+        expect(await pid()).not.toBe(first);
+        await c.end();
+      },
+    ));
+});
+
 describe("timeouts", () => {
   it("idle_transaction_timeout closes a client idle inside a transaction and frees its server", () =>
     withPooler({ DEFAULT_POOL_SIZE: "1", IDLE_TRANSACTION_TIMEOUT: "0.4" }, async (url) => {
