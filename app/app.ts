@@ -1,6 +1,7 @@
 // The Express app, built from its dependencies so that tests drive the real thing with supertest
 // and app/server.ts only adds the listening socket and the shutdown.
 import { randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
 import path from "node:path";
 import express, { type Express } from "express";
 import helmet from "helmet";
@@ -17,6 +18,7 @@ import { postsRouter } from "./routes/posts.ts";
 import { adminRouter } from "./routes/admin/index.ts";
 import { errorHandler, notFoundHandler } from "./error-pages.ts";
 import { viewHelpers } from "./views.ts";
+import type { PoolerMonitor } from "./pooler/monitor.ts";
 
 export type AppSettings = Pick<
   AppConfig,
@@ -28,6 +30,8 @@ export interface AppDeps {
   prisma: PrismaClient;
   /** One store per app: express-session ties its cookie settings to the store it is given. */
   sessionStore: session.Store;
+  /** the app's one reader of the pooler's console, for /admin/pooler/ (the caller closes it) */
+  poolerMonitor: PoolerMonitor;
   /** defaults to a pino logger at config.logLevel */
   logger?: Logger;
 }
@@ -38,10 +42,16 @@ const ROOT = path.resolve(
   path.basename(path.dirname(import.meta.dirname)) === "dist" ? "../.." : "..",
 );
 
+/**
+ * uPlot's browser build, served from its package (a runtime dependency) so that /admin/pooler/
+ * works offline and the version is the one package-lock.json pins.
+ */
+const UPLOT_DIST = path.dirname(createRequire(import.meta.url).resolve("uplot"));
+
 /** Django's admin stays below 2.5 MB per request (DATA_UPLOAD_MAX_MEMORY_SIZE); a post is text. */
 const BODY_LIMIT = "1mb";
 
-export function createApp({ config, prisma, sessionStore, logger }: AppDeps): Express {
+export function createApp({ config, prisma, sessionStore, poolerMonitor, logger }: AppDeps): Express {
   const app = express();
   const log = logger ?? createLogger(config.logLevel);
   const auth = createAuth(prisma, config.sessionSecret);
@@ -79,10 +89,9 @@ export function createApp({ config, prisma, sessionStore, logger }: AppDeps): Ex
       xFrameOptions: { action: "deny" },
     }),
   );
-  app.use(
-    "/static",
-    express.static(path.join(ROOT, "app", "public"), { maxAge: config.production ? "1h" : 0 }),
-  );
+  const staticOptions = { maxAge: config.production ? "1h" : 0 };
+  app.use("/static/vendor/uplot", express.static(UPLOT_DIST, staticOptions));
+  app.use("/static", express.static(path.join(ROOT, "app", "public"), staticOptions));
 
   app.use(sessionMiddleware(config, sessionStore));
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
@@ -97,7 +106,7 @@ export function createApp({ config, prisma, sessionStore, logger }: AppDeps): Ex
   });
 
   app.use(postsRouter(prisma));
-  app.use("/admin", adminRouter({ prisma, auth, scryptN: config.scryptN }));
+  app.use("/admin", adminRouter({ prisma, auth, scryptN: config.scryptN, poolerMonitor }));
 
   app.use(notFoundHandler);
   app.use(errorHandler(config.production));

@@ -41,6 +41,10 @@ const envSchema = z.object({
   // req.secure come from X-Forwarded-*; 0 means trust no proxy header.
   TRUST_PROXY: integer(0, 10).default(0),
   PASSWORD_SCRYPT_N: scryptCostSchema,
+  // The pooler's admin console, read by /admin/pooler/; defaults to DATABASE_URL on database "pgbouncer".
+  POOLER_ADMIN_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgresql:// URL" }).optional(),
+  // The pooler's Prometheus endpoint (its METRICS_PORT), for the p99 wait; without it p99 is not shown.
+  POOLER_METRICS_URL: z.url({ protocol: /^https?$/, error: "must be an http:// URL" }).optional(),
 });
 
 export interface AppConfig {
@@ -55,6 +59,8 @@ export interface AppConfig {
   behindTls: boolean;
   trustProxy: number;
   scryptN: number;
+  poolerAdminUrl: string;
+  poolerMetricsUrl: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -88,6 +94,17 @@ export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): Databa
   };
 }
 
+/**
+ * The pooler's admin console as the app reaches it: DATABASE_URL with the database changed to
+ * "pgbouncer", PgBouncer's virtual console database. Works as long as DATABASE_URL's user is in the
+ * pooler's admin_users or stats_users (admin_users defaults to that user).
+ */
+export function poolerConsoleUrl(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  url.pathname = "/pgbouncer";
+  return url.toString();
+}
+
 export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
   warn: (message: string) => void = console.warn,
@@ -107,5 +124,7 @@ export function loadConfig(
     logLevel: e.LOG_LEVEL,
     behindTls: e.BEHIND_TLS,
     trustProxy: e.TRUST_PROXY,
+    poolerAdminUrl: e.POOLER_ADMIN_URL ?? poolerConsoleUrl(e.DATABASE_URL),
+    poolerMetricsUrl: e.POOLER_METRICS_URL,
   };
 }

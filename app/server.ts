@@ -8,6 +8,7 @@ import { createLogger } from "./logger.ts";
 import { connectDatabase } from "./db.ts";
 import { createSessionStore } from "./auth/session.ts";
 import { createApp } from "./app.ts";
+import { PoolerMonitor } from "./pooler/monitor.ts";
 
 export interface RunningServer {
   /** where a browser on this machine reaches the app, e.g. http://127.0.0.1:8000/ */
@@ -27,7 +28,11 @@ export async function startServer(env: NodeJS.ProcessEnv = process.env): Promise
   const logger = createLogger(config.logLevel);
   const db = connectDatabase(config, (err) => logger.warn({ err }, "idle session-store connection failed"));
   const sessionStore = createSessionStore(db.sessionPool, config.databaseSchema);
-  const app = createApp({ config, prisma: db.prisma, sessionStore, logger });
+  const poolerMonitor = new PoolerMonitor({
+    adminUrl: config.poolerAdminUrl,
+    metricsUrl: config.poolerMetricsUrl,
+  });
+  const app = createApp({ config, prisma: db.prisma, sessionStore, poolerMonitor, logger });
 
   const server = app.listen(config.port, config.host);
   try {
@@ -51,6 +56,7 @@ export async function startServer(env: NodeJS.ProcessEnv = process.env): Promise
           // Keep-alive connections with no request in flight would otherwise hold close() open.
           server.closeIdleConnections();
         });
+        await poolerMonitor.close();
         await sessionStore.close();
         await db.close();
         logger.info("stopped");

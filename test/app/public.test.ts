@@ -149,7 +149,12 @@ describe("the rest of the site", () => {
       get: () => new Proxy({}, { get: () => () => Promise.reject(new Error("secret detail in the stack")) }),
     });
     const appFor = (production: boolean) =>
-      createApp({ config: { ...settings, production }, prisma: broken, sessionStore: new MemoryStore() });
+      createApp({
+        config: { ...settings, production },
+        prisma: broken,
+        sessionStore: new MemoryStore(),
+        poolerMonitor: h.poolerMonitor,
+      });
     const prod = await request(appFor(true)).get("/").expect(500);
     expect(prod.text).toContain("Server Error (500)");
     expect(prod.text).not.toContain("secret detail");

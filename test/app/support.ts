@@ -10,6 +10,8 @@ import { appDatabase, type AppDatabase } from "../support/database.ts";
 import { connectDatabase, type Database } from "../../app/db.ts";
 import { createSessionStore, type SessionStore } from "../../app/auth/session.ts";
 import { createApp, type AppSettings } from "../../app/app.ts";
+import { poolerConsoleUrl } from "../../app/config.ts";
+import { PoolerMonitor, type PoolerMonitorOptions } from "../../app/pooler/monitor.ts";
 import { hashPassword } from "../../app/auth/passwords.ts";
 import type { User } from "../../app/generated/prisma/client.ts";
 
@@ -59,6 +61,8 @@ export interface Harness {
   db: Database;
   schema: string;
   database: AppDatabase;
+  /** what /admin/pooler/ reads: the harness pooler's console, unless HarnessOptions say otherwise */
+  poolerMonitor: PoolerMonitor;
   /** SQL on the test's schema over the direct URL, for arranging and asserting */
   sql<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, values?: unknown[]): Promise<R[]>;
   /** Another app on the same database (another server process, a fresh rate limiter), with its
@@ -67,15 +71,29 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function createHarness(): Promise<Harness> {
+export interface HarnessOptions {
+  /** what /admin/pooler/ watches, e.g. another pooler, whose pools the test alone uses */
+  poolerMonitor?: PoolerMonitorOptions;
+}
+
+export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
   const database = await appDatabase();
   const schema = await createSchema(database.directUrl);
   const db = connectDatabase({ databaseUrl: database.url, databaseSchema: schema.name, dbPoolMax: 4 });
+  const poolerMonitor = new PoolerMonitor(
+    options.poolerMonitor ?? { adminUrl: poolerConsoleUrl(database.url) },
+  );
   const stores: SessionStore[] = [];
   const newApp = (overrides: Partial<AppSettings> = {}, logger?: Logger) => {
     const sessionStore = createSessionStore(db.sessionPool, schema.name);
     stores.push(sessionStore);
-    return createApp({ config: { ...settings, ...overrides }, prisma: db.prisma, sessionStore, logger });
+    return createApp({
+      config: { ...settings, ...overrides },
+      prisma: db.prisma,
+      sessionStore,
+      poolerMonitor,
+      logger,
+    });
   };
   const direct = new pg.Pool({ connectionString: database.directUrl, max: 2 });
   return {
@@ -83,6 +101,7 @@ export async function createHarness(): Promise<Harness> {
     db,
     schema: schema.name,
     database,
+    poolerMonitor,
     newApp,
     async sql(text, values) {
       const client = await direct.connect();
@@ -95,6 +114,7 @@ export async function createHarness(): Promise<Harness> {
       }
     },
     async close() {
+      await poolerMonitor.close();
       for (const store of stores) await store.close();
       await db.close();
       await direct.end();

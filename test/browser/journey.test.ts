@@ -1,77 +1,34 @@
 // The reader's journey in a real browser (headless Debian Chromium) against the real server:
 // log in, add a post, see it on /, edit it, delete it through the confirmation page, log out.
 // Screenshots are kept in test-results/ as artifacts.
-import fs from "node:fs";
 import path from "node:path";
-import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { startServer, type RunningServer } from "../../app/server.ts";
-import { connectDatabase, type Database } from "../../app/db.ts";
-import { createSuperuser } from "../../app/cli/createsuperuser.ts";
 import { appDatabase, type AppDatabase } from "../support/database.ts";
 import { createSchema } from "../app/support.ts";
+import { ARTIFACTS, createSuperuserByCommand, launchChromium, serverEnv, watchProblems } from "./support.ts";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARTIFACTS = path.resolve("test-results");
 const USERNAME = "reader";
 const PASSWORD = "violet-tugboat-91";
 
 let database: AppDatabase;
 let schema: Awaited<ReturnType<typeof createSchema>>;
-let db: Database;
 let server: RunningServer;
 let browser: Browser;
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium is not installed at ${CHROMIUM}. Install it with \`apt-get install -y chromium\` ` +
-        "(or point CHROMIUM_PATH at a Chromium binary).",
-    );
-  }
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await launchChromium();
   database = await appDatabase();
   schema = await createSchema(database.directUrl);
-  const env = {
-    NODE_ENV: "test",
-    DATABASE_URL: database.url,
-    DATABASE_SCHEMA: schema.name,
-    DB_POOL_MAX: "4",
-    HOST: "127.0.0.1",
-    PORT: "0",
-    LOG_LEVEL: "silent",
-    SESSION_SECRET: "browser-test-session-secret-0123456789",
-    PASSWORD_SCRYPT_N: "1024",
-  };
+  const env = serverEnv(database.url, schema.name);
   server = await startServer(env);
-  // The superuser comes from the createsuperuser command, as in the tutorial.
-  db = connectDatabase({ databaseUrl: database.url, databaseSchema: schema.name, dbPoolMax: 1 });
-  const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() };
-  const code = await createSuperuser(db.prisma, io, ["--no-input", "--username", USERNAME], {
-    ...env,
-    DJANGO_SUPERUSER_PASSWORD: PASSWORD,
-  });
-  expect(code).toBe(0);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  await createSuperuserByCommand(env, USERNAME, PASSWORD);
 }, 120_000);
 
 afterAll(async () => {
   await browser?.close();
   await server?.close();
-  await db?.close();
   await schema?.drop();
   await database?.close();
 });
@@ -83,15 +40,7 @@ async function shot(page: Page, name: string): Promise<void> {
 it("log in, add a post, read it on /, edit it, delete it, log out", async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
-  // A Content-Security-Policy violation, a script error or a missing file shows up here.
-  const problems: string[] = [];
-  page.on("console", (message) => {
-    if (message.type() === "error") problems.push(message.text());
-  });
-  page.on("pageerror", (error) => problems.push(error.message));
-  page.on("response", (response) => {
-    if (response.status() >= 400) problems.push(`${response.status()} ${response.url()}`);
-  });
+  const problems = watchProblems(page);
   const message = page.locator(".messagelist li");
   try {
     // The admin sends an anonymous visitor to its login page.

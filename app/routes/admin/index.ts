@@ -10,13 +10,17 @@ import { changelistRoutes } from "./changelist.ts";
 import { postFormRoutes } from "./post-form.ts";
 import { postDeleteRoutes } from "./post-delete.ts";
 import { historyRoutes } from "./history.ts";
+import { poolerRoutes, POOLER_URL } from "./pooler.ts";
 import { urls } from "./post-admin.ts";
+import type { PoolerMonitor } from "../../pooler/monitor.ts";
 
 export interface AdminDeps {
   prisma: PrismaClient;
   auth: Auth;
   /** scrypt cost for new password hashes */
   scryptN: number;
+  /** the app's one reader of the pooler's admin console, for /admin/pooler/ */
+  poolerMonitor: PoolerMonitor;
 }
 
 /** Django's never_cache (admin pages show private, changing data), and the URLs for the views. */
@@ -27,10 +31,14 @@ function neverCache(_req: Request, res: Response, next: NextFunction): void {
   next();
 }
 
-/** Django's APPEND_SLASH: every admin URL ends with "/", so /admin/core/post redirects there. */
+/**
+ * Django's APPEND_SLASH: every admin URL ends with "/", so /admin/core/post redirects there. Django
+ * leaves alone URLs that name a view as they are; ours are the files, such as data.json.
+ */
 function appendSlash(req: Request, res: Response, next: NextFunction): void {
   const url = new URL(req.originalUrl, "http://local.invalid");
-  if ((req.method === "GET" || req.method === "HEAD") && !url.pathname.endsWith("/")) {
+  const file = /\/[^/]+\.[a-z]+$/.test(url.pathname);
+  if ((req.method === "GET" || req.method === "HEAD") && !url.pathname.endsWith("/") && !file) {
     return res.redirect(301, `${url.pathname}/${url.search}`);
   }
   next();
@@ -57,9 +65,12 @@ export function adminRouter(deps: AdminDeps): Router {
       title: "Site administration",
       canManagePosts: canManagePosts(req.user),
       recentActions,
+      poolerUrl: POOLER_URL,
     });
   });
   router.use(passwordRoutes(deps));
+  // Any staff member, as Django's admindocs: it shows how the site runs, not its data.
+  router.use("/pooler", poolerRoutes(deps));
   router.use(
     "/core/post",
     requirePostPermission,

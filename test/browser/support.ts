@@ -1,0 +1,88 @@
+// What the browser tests share: headless Debian Chromium, the real server's environment, the first
+// superuser made by the createsuperuser command (as in the tutorial), and a watch for page errors.
+import fs from "node:fs";
+import path from "node:path";
+import { PassThrough } from "node:stream";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { connectDatabase } from "../../app/db.ts";
+import { createSuperuser } from "../../app/cli/createsuperuser.ts";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+/** Screenshots, kept by CI as artifacts. */
+export const ARTIFACTS = path.resolve("test-results");
+
+export async function launchChromium(): Promise<Browser> {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium is not installed at ${CHROMIUM}. Install it with \`apt-get install -y chromium\` ` +
+        "(or point CHROMIUM_PATH at a Chromium binary).",
+    );
+  }
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/** startServer()'s environment for a test: a free port on loopback, quiet, cheap password hashes. */
+export function serverEnv(databaseUrl: string, schema: string, extra: Record<string, string> = {}) {
+  return {
+    NODE_ENV: "test",
+    DATABASE_URL: databaseUrl,
+    DATABASE_SCHEMA: schema,
+    DB_POOL_MAX: "4",
+    HOST: "127.0.0.1",
+    PORT: "0",
+    LOG_LEVEL: "silent",
+    SESSION_SECRET: "browser-test-session-secret-0123456789",
+    PASSWORD_SCRYPT_N: "1024",
+    ...extra,
+  };
+}
+
+/** `createsuperuser --no-input`, with the password from DJANGO_SUPERUSER_PASSWORD as Django reads it. */
+export async function createSuperuserByCommand(
+  env: ReturnType<typeof serverEnv>,
+  username: string,
+  password: string,
+): Promise<void> {
+  const db = connectDatabase({
+    databaseUrl: env.DATABASE_URL,
+    databaseSchema: env.DATABASE_SCHEMA,
+    dbPoolMax: 1,
+  });
+  try {
+    const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() };
+    const code = await createSuperuser(db.prisma, io, ["--no-input", "--username", username], {
+      ...env,
+      DJANGO_SUPERUSER_PASSWORD: password,
+    });
+    if (code !== 0) throw new Error(`createsuperuser exited with ${code}`);
+  } finally {
+    await db.close();
+  }
+}
+
+/** A Content-Security-Policy violation, a script error or a missing file, as they happen. */
+export function watchProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(message.text());
+  });
+  page.on("pageerror", (error) => problems.push(error.message));
+  page.on("response", (response) => {
+    if (response.status() >= 400) problems.push(`${response.status()} ${response.url()}`);
+  });
+  return problems;
+}
