@@ -103,15 +103,20 @@ async function runEverything(): Promise<void> {
   if (await createDatabase(postgres.url(), "app")) logMigration('created database "app"');
   await deployMigrations(postgres.url("app"), logMigration);
 
+  const metricsPort = envPort("METRICS_PORT", 9127);
   const pooler = startService("pooler", "pooler/main", {
     LISTEN_ADDR: "127.0.0.1",
     POOL_MODE: "transaction",
     DEFAULT_POOL_SIZE: "20",
     MAX_DB_CONNECTIONS: "50",
+    // room for an app pool larger than the server pool (DB_POOL_MAX=100) and `npm run load --db-clients`
+    MAX_CLIENT_CONN: "1000",
     ADMIN_USERS: "postgres",
     ...process.env, // your own pooler settings win, e.g. POOL_MODE=session npm start
-    DATABASE_URL: postgres.url("app"),
+    // no database in the URL: any database name is served (PgBouncer's "*"), each with its own pool
+    DATABASE_URL: postgres.url(""),
     LISTEN_PORT: String(ports.pooler),
+    METRICS_PORT: String(metricsPort),
   });
   const login = `${postgres.user}:${encodeURIComponent(postgres.password)}`;
   const poolerUrl = `postgresql://${login}@127.0.0.1:${ports.pooler}/app`;
@@ -119,7 +124,10 @@ async function runEverything(): Promise<void> {
     child: pooler,
   });
 
-  await startApp(ports.app, { DATABASE_URL: poolerUrl });
+  await startApp(ports.app, {
+    DATABASE_URL: poolerUrl,
+    POOLER_METRICS_URL: `http://127.0.0.1:${metricsPort}/metrics`,
+  });
   printBox([
     `try-ts-pooler: browser → app :${ports.app} → pooler :${ports.pooler} → PostgreSQL 13 :${ports.postgres}`,
     "",
@@ -131,6 +139,7 @@ async function runEverything(): Promise<void> {
     "",
     `SQL through the pooler (password ${postgres.password}):`,
     `  psql -h 127.0.0.1 -p ${ports.pooler} -U ${postgres.user} app`,
+    `The pool, live: http://localhost:${ports.app}/admin/pooler/ (npm run load makes it move)`,
     "The pooler's admin console (SHOW POOLS; SHOW STATS; SHOW HELP;):",
     `  psql -h 127.0.0.1 -p ${ports.pooler} -U ${postgres.user} pgbouncer`,
     "PostgreSQL itself:",

@@ -71,6 +71,7 @@ describe("npm start", () => {
     env.PGPORT = String(await freePort());
     env.POOLER_PORT = String(await freePort());
     env.PORT = String(await freePort());
+    env.METRICS_PORT = String(await freePort());
   });
 
   afterEach(async () => {
