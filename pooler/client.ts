@@ -1,7 +1,13 @@
 // One client connection: the login state machine (startup packet, SSL/GSS refusal, cancel
 // requests, authentication, welcome), then routing its messages to whichever server it holds.
 // The pooling decision — when a server goes back to the pool — is made here, in
-// onServerChunkDone, and nowhere else.
+// onServerChunkDone (and unlink, which it calls), and nowhere else.
+//
+// In transaction and statement pooling the client's session is kept as if the server were its own
+// (see README "What works in transaction mode"): named prepared statements are renamed and prepared
+// on whichever server it gets (prepared.ts); settings it SETs or gives at startup are replayed on
+// each server; state that cannot be replayed (advisory locks, LISTEN, …) pins it to its server
+// while that state lives (session-state.ts).
 import crypto from "node:crypto";
 import type net from "node:net";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
@@ -16,12 +22,42 @@ import {
   backendKeyData,
   errorResponse,
   parameterStatus,
+  parse,
   parseStartupPacket,
+  query,
   readyForQuery,
 } from "./protocol/messages.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
-import type { ServerConnection, ServerCredentials, ServerPeer } from "./server.ts";
-import { paramSyncSql, trackedParameter } from "./params.ts";
+import {
+  ServerError,
+  type Row,
+  type ServerConnection,
+  type ServerCredentials,
+  type ServerPeer,
+} from "./server.ts";
+import {
+  isSettingName,
+  paramSyncSql,
+  parseStartupOptions,
+  settingsSyncSql,
+  trackedParameter,
+} from "./params.ts";
+import {
+  ClientStatements,
+  ServerStatements,
+  routeStatementMessage,
+  type StatementRoute,
+} from "./prepared.ts";
+import { Expect, type ExpectKind } from "./replies.ts";
+import {
+  ClientSession,
+  HELD_STATE_NAMES,
+  NO_EFFECT,
+  classify,
+  readProbe,
+  type HeldState,
+  type SessionEffect,
+} from "./session-state.ts";
 
 export type ClientState = "login" | "idle" | "waiting" | "active" | "admin" | "closed";
 
@@ -39,13 +75,39 @@ export interface ClientHost {
   /** The admin console, for clients of the virtual `pgbouncer` database. */
   adminMessage(client: ClientConnection, type: number, msg: Buffer): void;
   isAdminUser(user: string): "admin" | "stats" | null;
+  /** The console's DISABLE: the database refuses new clients. */
+  isDisabled(database: string): boolean;
 }
 
 /** The virtual database of the admin console. */
 export const ADMIN_DB = "pgbouncer";
 
-/** Startup parameters every client may send: forwarded, tracked, or consumed by the pooler. */
+/** Startup parameters the pooler consumes itself; the others are settings (or `options` holding some). */
 const KNOWN_STARTUP = new Set(["user", "database", "replication"]);
+
+/** Client messages the pooler routes itself in transaction and statement pooling (see `rewrite`). */
+const ROUTED = new Uint8Array(256);
+for (const t of [Msg.Query, Msg.Parse, Msg.Bind, Msg.Describe, Msg.Close]) ROUTED[t] = 1;
+
+/** What a routed message the pooler forwards as is will be answered with. */
+const EXPECT_OF: Partial<Record<number, ExpectKind>> = {
+  [Msg.Query]: Expect.Query,
+  [Msg.Parse]: Expect.Parse,
+  [Msg.Bind]: Expect.Bind,
+  [Msg.Describe]: Expect.Describe,
+  [Msg.Close]: Expect.Close,
+  [Msg.Execute]: Expect.Execute,
+  [Msg.Sync]: Expect.Sync,
+  [Msg.FunctionCall]: Expect.FunctionCall,
+};
+
+/**
+ * Stand-ins for a refused message (PIN_SESSION_STATE=off): they fail on every server, so PostgreSQL
+ * itself aborts the transaction or skips to Sync exactly as for a real error; the pooler replaces
+ * the error it sends. The Parse is named so that it does not drop the client's unnamed statement.
+ */
+const FAILING_QUERY = query("(");
+const FAILING_PARSE = parse("POOLER_refused", "(");
 
 export class ClientConnection extends Connection implements PoolClient, ServerPeer, FrameVisitor {
   state: ClientState = "login";
@@ -76,6 +138,20 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private xactStart = 0;
   private queriesInFlight = 0;
   private readonly toServer = (slice: Buffer): void => this.server!.forward(slice, this);
+  private readonly toSelf = (buf: Buffer): void => this.write(buf);
+
+  /** Transaction or statement pooling on the current link: messages are routed, state is tracked. */
+  private pooled = false;
+  /** Settings and state of the session the client would have on a server of its own. */
+  readonly session = new ClientSession();
+  /** Named protocol-level statements (transaction/statement pooling with max_prepared_statements). */
+  private statements: ClientStatements | null = null;
+  private route: StatementRoute | null = null;
+  /** Unreplayable state on its server, from the last probe: while non-empty the client is pinned. */
+  private held: readonly HeldState[] = [];
+  /** Authenticated; its welcome waits for the pool (and, with startup settings, for a server to accept them). */
+  private welcoming = false;
+  private pendingWelcome: Buffer | null = null;
 
   constructor(
     socket: net.Socket,
@@ -123,6 +199,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private onLoginData(chunk: Buffer): void {
     this.startupBuf = this.startupBuf.length ? Buffer.concat([this.startupBuf, chunk]) : chunk;
     if (this.auth) return this.onAuthData();
+    if (this.welcoming) return; // queries sent ahead of the welcome: read once logged in
     let taken;
     try {
       taken = takeStartupPacket(this.startupBuf, this.host.config.maxPacketSize);
@@ -164,25 +241,39 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (this.pendingRefusal) return this.refuse(this.pendingRefusal.code, this.pendingRefusal.message);
     const user = params.get("user");
     if (!user) {
-      return this.refuse(SqlState.InvalidAuthorization, "no PostgreSQL user name specified in startup packet");
+      return this.refuse(
+        SqlState.InvalidAuthorization,
+        "no PostgreSQL user name specified in startup packet",
+      );
     }
     this.user = user;
     this.database = params.get("database") || user;
     if (params.has("replication")) {
-      return this.refuse(SqlState.FeatureNotSupported, "replication connections are not supported by the pooler");
+      return this.refuse(
+        SqlState.FeatureNotSupported,
+        "replication connections are not supported by the pooler",
+      );
     }
     const ignored = this.host.config.ignoreStartupParameters;
     for (const [name, value] of params) {
-      const tracked = trackedParameter(name, this.host.config.trackExtraParameters);
-      if (tracked) this.params.set(tracked, value);
-      else if (!KNOWN_STARTUP.has(name) && !ignored.includes(name)) {
-        return this.refuse(SqlState.ProtocolViolation, `unsupported startup parameter: ${name}`);
-      }
+      if (KNOWN_STARTUP.has(name) || ignored.includes(name)) continue;
+      if (name === "options") {
+        let options: [string, string][];
+        try {
+          options = parseStartupOptions(value);
+        } catch (err) {
+          return this.refuse(SqlState.SyntaxError, `invalid startup options: ${(err as Error).message}`);
+        }
+        for (const [n, v] of options) if (!this.setAtStartup(n, v)) return;
+      } else if (!this.setAtStartup(name, value)) return;
     }
     const isAdmin = this.database === ADMIN_DB;
     const db = isAdmin ? undefined : this.host.findDatabase(this.database);
     if (!isAdmin && db === undefined) {
       return this.refuse(SqlState.InvalidCatalogName, `no such database: ${this.database}`);
+    }
+    if (db !== undefined && this.host.isDisabled(db.name)) {
+      return this.refuse(SqlState.CannotConnectNow, `database does not allow connections: ${db.name}`);
     }
     if (isAdmin) {
       this.adminRole = this.host.isAdminUser(user);
@@ -201,6 +292,22 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.handleAuthStep(this.auth.start(), db);
   }
 
+  /**
+   * A startup parameter or `-c` option: a reported parameter, or any other setting PostgreSQL could
+   * accept (replayed with set_config on every server; an unknown or invalid one is refused before
+   * the login completes, see `welcome`, as PostgreSQL does). False when the client was refused.
+   */
+  private setAtStartup(name: string, value: string): boolean {
+    const tracked = trackedParameter(name, this.host.config.trackExtraParameters);
+    if (tracked) this.params.set(tracked, value);
+    else if (isSettingName(name)) this.session.setAtStartup(name.toLowerCase(), value);
+    else {
+      this.refuse(SqlState.ProtocolViolation, `unsupported startup parameter: ${name}`);
+      return false;
+    }
+    return true;
+  }
+
   private authDb: DatabaseDef | undefined;
 
   private handleAuthStep(step: AuthStep, db: DatabaseDef | undefined): void {
@@ -217,6 +324,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return this.refuse(step.code, step.message);
       case "ok":
         this.auth = null;
+        this.welcoming = true;
         if (step.final) this.socket.write(step.final);
         void this.welcome(db, step.credentials);
         return;
@@ -228,13 +336,17 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     while (this.auth && this.startupBuf.length >= 5) {
       const type = this.startupBuf[0]!;
       const len = this.startupBuf.readUInt32BE(1);
-      if (len < 4 || len > 10000) return this.refuse(SqlState.ProtocolViolation, "invalid password packet length");
+      if (len < 4 || len > 10000)
+        return this.refuse(SqlState.ProtocolViolation, "invalid password packet length");
       if (this.startupBuf.length < len + 1) return;
       const msg = this.startupBuf.subarray(0, len + 1);
       this.startupBuf = this.startupBuf.subarray(len + 1);
       if (type === Msg.Terminate) return this.close("client gave up during login");
       if (type !== Msg.Password) {
-        return this.refuse(SqlState.ProtocolViolation, `expected password response, got message type ${String.fromCharCode(type)}`);
+        return this.refuse(
+          SqlState.ProtocolViolation,
+          `expected password response, got message type ${String.fromCharCode(type)}`,
+        );
       }
       this.handleAuthStep(this.auth.onPassword(msg), this.authDb);
     }
@@ -245,7 +357,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (db === undefined) {
       serverParams = adminWelcomeParams();
     } else {
-      const forced = db.user ? { user: db.user, ...(db.password ? { password: db.password } : {}) } : credentials;
+      const forced = db.user
+        ? { user: db.user, ...(db.password ? { password: db.password } : {}) }
+        : credentials;
       this.pool = this.host.poolFor(db, this.user, forced);
       try {
         serverParams = await this.pool.welcomeParams();
@@ -266,12 +380,28 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     for (const [name, value] of serverParams) out.push(parameterStatus(name, this.params.get(name) ?? value));
     this.host.registerCancelKey(this);
     out.push(backendKeyData(this.cancelPid, this.cancelSecret), readyForQuery("I"));
-    this.socket.write(Buffer.concat(out));
-    this.state = db === undefined ? "admin" : "idle";
+    if (db !== undefined && this.session.settings.size > 0) {
+      // PostgreSQL refuses an unknown setting or a bad value at login: so do we, by having a server
+      // take them (assign) before the client hears it is in.
+      this.pendingWelcome = Buffer.concat(out);
+      this.pool!.enqueue(this);
+      return;
+    }
+    this.enter(Buffer.concat(out), db === undefined ? "admin" : "idle");
+  }
+
+  private enter(welcome: Buffer, state: "admin" | "idle" | "active"): void {
+    this.socket.write(welcome);
+    this.welcoming = false;
+    this.state = state;
     this.pool?.clients.add(this);
     if (this.host.config.logConnections) {
-      this.log.info({ client: this.id, user: this.user, db: this.database, addr: this.socket.remoteAddress }, "login");
+      this.log.info(
+        { client: this.id, user: this.user, db: this.database, addr: this.socket.remoteAddress },
+        "login",
+      );
     }
+    if (state === "active") this.unlinkIfDone(this.server!);
     if (this.startupBuf.length) {
       const rest = this.startupBuf;
       this.startupBuf = Buffer.alloc(0);
@@ -286,17 +416,58 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   // ---- linked to a server ----
 
-  /** The pool gives this client a server. Parameters the server has wrong are SET first. */
+  /**
+   * The pool gives this client a server. Parameters and settings the server has wrong are set
+   * first; a failure there refuses the client with PostgreSQL's error (at login, for startup
+   * settings: PostgreSQL refuses those at connect too).
+   */
   assign(server: ServerConnection): void {
+    const pool = this.pool!;
     this.server = server;
     server.client = this;
-    server.refuseTransactionBlocks = this.pool!.settings.mode === "statement";
-    const sync = paramSyncSql(this.params, server.params);
-    if (sync === "") return this.startForwarding();
+    this.pooled = pool.settings.mode !== "session";
+    server.refuseTransactionBlocks = pool.settings.mode === "statement";
+    const sync =
+      paramSyncSql(this.params, server.params) + settingsSyncSql(this.session.settings, server.settings);
+    if (sync === "") return this.linked();
     server.runInternal(sync).then(
-      () => this.startForwarding(),
-      (err: Error) => this.refuse(SqlState.ConnectionFailure, `could not set parameters on the server: ${err.message}`),
+      () => {
+        server.settings = new Map(this.session.settings);
+        this.linked();
+      },
+      (err: Error) =>
+        err instanceof ServerError
+          ? this.refuse(err.code, err.message)
+          : this.refuse(SqlState.ConnectionFailure, `could not set parameters on the server: ${err.message}`),
     );
+  }
+
+  private linked(): void {
+    if (this.state === "closed") return;
+    const welcome = this.pendingWelcome;
+    if (welcome === null) return this.startForwarding();
+    this.pendingWelcome = null;
+    this.enter(welcome, "active");
+  }
+
+  /** How named statements are routed on the current link (prepared.ts); made on first use. */
+  private statementRoute(server: ServerConnection): StatementRoute {
+    const pool = this.pool!;
+    const route = (this.route ??= {
+      registry: pool.statements,
+      client: (this.statements ??= new ClientStatements(pool.statements)),
+      server: (server.statements ??= new ServerStatements(pool.statements)),
+      replies: server.replies,
+      get capacity() {
+        return pool.settings.maxPreparedStatements;
+      },
+      toServer: this.toServer,
+      toClient: this.toSelf,
+      noteEffect: (effect) => this.noteEffect(effect),
+    });
+    route.server = server.statements ??= new ServerStatements(pool.statements);
+    route.replies = server.replies;
+    return route;
   }
 
   private startForwarding(): void {
@@ -313,11 +484,16 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   private feed(chunk: Buffer): void {
+    // In transaction pooling Parse, Bind, … are routed one by one; corked, a chunk still leaves in one write.
+    const out = this.server!.socket;
+    out.cork();
     try {
       this.scanner.feed(chunk, this, this.toServer);
     } catch (err) {
       if (!(err instanceof ProtocolViolation)) throw err;
       return this.refuse(SqlState.ProtocolViolation, err.message);
+    } finally {
+      out.uncork();
     }
     if (this.terminated) this.close("client sent Terminate");
   }
@@ -326,16 +502,49 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     return type !== Msg.CopyData;
   }
 
+  /** Terminate always; in transaction/statement pooling also what may need rewriting or answering (ROUTED). */
   mayRewrite(type: number): boolean {
-    return type === Msg.Terminate;
+    return type === Msg.Terminate || (this.pooled && ROUTED[type] === 1);
   }
 
-  /** Terminate is the pooler's business: the server connection outlives the client. */
-  rewrite(): void {
-    this.terminated = true;
+  rewrite(type: number, msg: Buffer, emit: (slice: Buffer) => void): void {
+    // Terminate is the pooler's business: the server connection outlives the client.
+    if (type === Msg.Terminate) {
+      this.terminated = true;
+      return;
+    }
+    this.track(type);
+    const replies = this.server!.replies;
+    const effect =
+      type === Msg.Query ? classify(msg.toString("utf8", 5, msg.length - 1)) : parseEffect(type, msg);
+    if (effect.creates !== null && !this.pool!.settings.pinSessionState) {
+      const refusal = this.pinRefusal(effect.creates);
+      replies.push(EXPECT_OF[type]!, { mapError: () => refusal });
+      emit(type === Msg.Query ? FAILING_QUERY : FAILING_PARSE);
+      return;
+    }
+    this.noteEffect(effect);
+    if (type !== Msg.Query && this.routesStatements()) {
+      return routeStatementMessage(type, msg, this.statementRoute(this.server!));
+    }
+    replies.push(EXPECT_OF[type]!);
+    emit(msg);
+  }
+
+  /** Named statements are the pooler's when max_prepared_statements is on (or the client still has some from before it was turned off). */
+  private routesStatements(): boolean {
+    return this.pool!.settings.maxPreparedStatements > 0 || (this.statements?.size ?? 0) > 0;
   }
 
   message(type: number): void {
+    this.track(type);
+    if (!this.pooled) return;
+    const expect = EXPECT_OF[type];
+    if (expect !== undefined) this.server!.replies.push(expect);
+  }
+
+  /** What the release decision needs to know of a client message. */
+  private track(type: number): void {
     switch (type) {
       case Msg.Query:
       case Msg.Sync:
@@ -354,6 +563,26 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       default:
         return; // COPY data flow: its end is announced by the server's ReadyForQuery
     }
+  }
+
+  private noteEffect(effect: SessionEffect): void {
+    if (!effect.touches) return;
+    this.session.note(effect);
+    if (effect.dropsStatements) {
+      // DEALLOCATE ALL / DISCARD ALL: the client's names are gone, and whatever the pooler had
+      // prepared on this server may be (the statement may still fail): Close before reusing any.
+      this.statements?.clear();
+      this.server!.statements?.markAllUncertain();
+    }
+  }
+
+  private pinRefusal(state: HeldState): Buffer {
+    const mode = this.pool!.settings.mode;
+    return errorResponse({
+      severity: "ERROR",
+      code: SqlState.FeatureNotSupported,
+      message: `${HELD_STATE_NAMES[state]} is not supported in ${mode} pooling mode (PIN_SESSION_STATE=off)`,
+    });
   }
 
   /** When the query the server is working on started (ms since epoch), 0 when none. */
@@ -381,18 +610,97 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   onServerChunkDone(server: ServerConnection): void {
     if (server.pendingReplies > 0) return;
     this.recordStats(server);
-    if (!this.scanner.atBoundary || this.inBatch) return;
-    const mode = this.pool!.settings.mode;
-    if (mode === "session") return;
+    this.unlinkIfDone(server);
+  }
+
+  private unlinkIfDone(server: ServerConnection): void {
+    if (!this.scanner.atBoundary || this.inBatch || !this.pooled) return;
     if (server.txStatus !== "I") {
-      if (mode === "statement") {
+      if (this.pool!.settings.mode === "statement") {
         this.refuse(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode");
       }
       return;
     }
+    if (this.session.touched) return this.probe(server);
+    if (!this.pinned) this.unlink(server);
+  }
+
+  /**
+   * The transaction may have changed the session: ask the server what it holds now (one internal
+   * query; see session-state.ts) before deciding. The client's next messages wait meanwhile.
+   */
+  private probe(server: ServerConnection): void {
+    this.state = "waiting";
+    this.block(Block.Waiting);
+    server.queryInternal(this.session.probeSql()).then(
+      (rows) => this.probed(server, rows),
+      (err: Error) =>
+        // a cancel request the client sent as its query ended may hit the probe instead: ask again
+        err instanceof ServerError && err.code === SqlState.QueryCanceled && this.server === server
+          ? this.probe(server)
+          : this.refuse(SqlState.ConnectionFailure, `could not inspect the session state: ${err.message}`),
+    );
+  }
+
+  private probed(server: ServerConnection, rows: Row[]): void {
+    if (this.state === "closed") return;
+    const result = readProbe(rows, this.pool!.user);
+    const reported = (name: string): boolean =>
+      trackedParameter(name, this.host.config.trackExtraParameters) !== null;
+    server.settings = this.session.update(result, reported);
+    this.setHeld(result.held);
+    if (this.pinned && !this.pool!.settings.pinSessionState) {
+      // state the classifier did not see coming (created inside a function, a DO block, …)
+      const what = this.held.map((h) => HELD_STATE_NAMES[h]).join(", ");
+      return this.refuse(
+        SqlState.FeatureNotSupported,
+        `the session holds ${what}, not supported in ${this.pool!.settings.mode} pooling mode (PIN_SESSION_STATE=off)`,
+      );
+    }
+    if (!this.pinned) return this.unlink(server);
+    // Kept: bring back the startup values a RESET took away before the client goes on.
+    const sync = settingsSyncSql(this.session.settings, server.settings);
+    if (sync === "") return this.startForwarding();
+    server.runInternal(sync).then(
+      () => {
+        server.settings = new Map(this.session.settings);
+        this.startForwarding();
+      },
+      (err: Error) => this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`),
+    );
+  }
+
+  /**
+   * Whether the client keeps its server across transactions: its server holds session state that
+   * cannot be recreated elsewhere (`pinnedState` says which). Counted in Pool.pinnedClients.
+   */
+  get pinned(): boolean {
+    return this.held.length > 0;
+  }
+
+  get pinnedState(): readonly HeldState[] {
+    return this.held;
+  }
+
+  private setHeld(held: readonly HeldState[]): void {
+    const was = this.pinned;
+    this.held = held;
+    if (was === this.pinned) return;
+    this.pool!.pinnedClients += this.pinned ? 1 : -1;
+    this.log.debug({ client: this.id, server: this.server?.id, held }, this.pinned ? "pinned" : "unpinned");
+  }
+
+  /** The server goes back to the pool; what the client sent meanwhile waits for the next one. */
+  private unlink(server: ServerConnection): void {
     this.server = null;
-    this.state = "idle";
     this.pool!.release(server, false);
+    if (this.queued.length > 0) {
+      this.state = "waiting";
+      this.pool!.enqueue(this);
+    } else {
+      this.state = "idle";
+      this.unblock(Block.Waiting);
+    }
   }
 
   private recordStats(server: ServerConnection): void {
@@ -401,10 +709,13 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     stats.queryCount += this.queriesInFlight;
     stats.queryTimeUs += Math.round((now - this.queryStart) * 1000);
     this.queriesInFlight = 0;
-    if (server.txStatus === "I") {
-      stats.xactCount++;
-      stats.xactTimeUs += Math.round((now - this.xactStart) * 1000);
-    }
+    if (server.txStatus === "I") stats.recordXact(Math.round((now - this.xactStart) * 1000));
+  }
+
+  /** What the server sends this client counts as sent (SHOW STATS total_sent). */
+  override write(buf: Buffer, source?: Connection): void {
+    if (source !== undefined && this.pool) this.pool.stats.bytesSent += buf.length;
+    super.write(buf, source);
   }
 
   onParameterStatus(name: string, value: string): void {
@@ -444,7 +755,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   refuse(code: string, message: string): void {
     if (this.state === "closed") return;
     if (this.host.config.logPoolerErrors) {
-      this.log.warn({ client: this.id, user: this.user, db: this.database, code }, `closing client: ${message}`);
+      this.log.warn(
+        { client: this.id, user: this.user, db: this.database, code },
+        `closing client: ${message}`,
+      );
     }
     if (this.socket.writable) this.socket.end(errorResponse({ severity: "FATAL", code, message }));
     this.close(message);
@@ -458,6 +772,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const server = this.server;
     this.server = null;
     if (server) this.returnServer(server);
+    if (this.pinned) this.setHeld([]);
+    this.statements?.clear();
     this.pool?.clients.delete(this);
     this.host.clientClosed(this);
     if (!this.socket.destroyed) {
@@ -480,12 +796,22 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (server.pendingReplies > 0 || !this.scanner.atBoundary || this.inBatch) {
       server.close("client left with a query in progress");
       pool.release(server, false);
-    } else if (server.txStatus === "I") {
-      pool.release(server, true);
-    } else {
-      pool.rollbackAndRelease(server);
+      return;
     }
+    // Session state the client may have left (advisory locks, LISTEN, temp tables, …, or not
+    // probed yet) must not reach the next client, whatever server_reset_query says.
+    const cleanup = server.txStatus === "I" ? [] : ["ROLLBACK"];
+    if (this.pooled && (this.pinned || this.session.touched)) cleanup.push("DISCARD ALL");
+    if (cleanup.length === 0) pool.release(server, true);
+    else pool.cleanAndRelease(server, cleanup, !cleanup.includes("DISCARD ALL"));
   }
+}
+
+/** The session effect of a Parse's SQL (Bind, Describe and Close carry none of their own). */
+function parseEffect(type: number, msg: Buffer): SessionEffect {
+  if (type !== Msg.Parse) return NO_EFFECT;
+  const nameEnd = msg.indexOf(0, 5);
+  return classify(msg.toString("utf8", nameEnd + 1, msg.indexOf(0, nameEnd + 1)));
 }
 
 function noEmit(): void {}
@@ -507,4 +833,3 @@ function adminWelcomeParams(): Map<string, string> {
     ["application_name", ""],
   ]);
 }
-

@@ -20,6 +20,9 @@ import {
 } from "./protocol/messages.ts";
 import { isMd5Secret, md5Response } from "./protocol/auth/md5.ts";
 import { SASL_MECHANISM, ScramClientSession } from "./protocol/auth/scram.ts";
+import type { ServerStatements } from "./prepared.ts";
+import { ReplyQueue } from "./replies.ts";
+import { classify } from "./session-state.ts";
 
 export type ServerState = "login" | "idle" | "active" | "used" | "closed";
 
@@ -64,10 +67,14 @@ export interface ServerPeer extends Connection {
   onServerLost(server: ServerConnection, reason: string): void;
 }
 
+/** A row of an internal query's result, in text format (null for SQL NULL). */
+export type Row = (string | null)[];
+
 interface Internal {
-  resolve: () => void;
+  resolve: (rows: Row[]) => void;
   reject: (err: Error) => void;
   error: ServerError | null;
+  rows: Row[];
 }
 
 export class ServerConnection extends Connection implements FrameVisitor {
@@ -88,6 +95,16 @@ export class ServerConnection extends Connection implements FrameVisitor {
   refuseTransactionBlocks = false;
   /** Set when the server must not be reused (lifetime over, RECONNECT, a config change). */
   closeNeeded = false;
+  /** What this server owes the linked client, in order (transaction and statement pooling). */
+  readonly replies = new ReplyQueue();
+  /** Protocol-level statements prepared here by the pooler (transaction and statement pooling). */
+  statements: ServerStatements | null = null;
+  /**
+   * The session settings (SET, set_config) this server carries that are not reported by
+   * ParameterStatus: name → value as pg_settings prints it. Kept exact so a client linked next gets
+   * RESET what it did not set (params.ts settingsSyncSql).
+   */
+  settings = new Map<string, string>();
   /** When the current link started (for SHOW SERVERS / stats). */
   linkTime = 0;
   closeReason = "";
@@ -156,8 +173,12 @@ export class ServerConnection extends Connection implements FrameVisitor {
 
   // ---- FrameVisitor: what the hot path reads of the server's replies ----
 
+  /**
+   * Everything but row and COPY data is read whole, however big: the reply queue must see each
+   * message that completes a request (a wide RowDescription can pass 64 kB).
+   */
   mustInspect(type: number): boolean {
-    return type === Msg.ReadyForQuery || type === Msg.ParameterStatus || type === Msg.ErrorResponse;
+    return type !== Msg.DataRow && type !== Msg.CopyData;
   }
 
   /**
@@ -169,11 +190,18 @@ export class ServerConnection extends Connection implements FrameVisitor {
     return (
       this.client === null ||
       this.internal !== null ||
-      (type === Msg.ReadyForQuery && this.refuseTransactionBlocks)
+      (type === Msg.ReadyForQuery && this.refuseTransactionBlocks) ||
+      this.replies.mustSee(type)
     );
   }
 
   message(type: number, msg: Buffer): void {
+    this.observe(type, msg);
+    this.replies.reply(type, msg);
+  }
+
+  /** What the pooler learns from a reply it relays. */
+  private observe(type: number, msg: Buffer): void {
     if (type === Msg.ReadyForQuery) {
       this.noteReady(msg);
       this.sawReady = true;
@@ -195,9 +223,10 @@ export class ServerConnection extends Connection implements FrameVisitor {
   rewrite(type: number, msg: Buffer, emit: (slice: Buffer) => void): void {
     if (this.state === "login") return this.loginMessage(type, msg);
     if (this.client !== null && this.internal === null) {
-      // statement pooling's ReadyForQuery (see mayRewrite)
-      this.message(type, msg);
-      if (this.txStatus === "I") emit(msg);
+      this.observe(type, msg);
+      // statement pooling's ReadyForQuery (see mayRewrite): held back when a transaction started
+      const held = type === Msg.ReadyForQuery && this.refuseTransactionBlocks && this.txStatus !== "I";
+      this.replies.reply(type, msg, held ? dropReply : emit);
       return;
     }
     switch (type) {
@@ -215,17 +244,24 @@ export class ServerConnection extends Connection implements FrameVisitor {
         else if (err.fields.get("S") === "FATAL") this.close(`server said: ${err.message}`);
         return;
       }
+      case Msg.DataRow:
+        this.internal?.rows.push(readRow(msg));
+        return;
+      case Msg.NotificationResponse:
+        // a LISTENing client's notification, arriving while the pooler runs its own query
+        if (this.client !== null) emit(msg);
+        return;
       case Msg.ReadyForQuery: {
         this.noteReady(msg);
         const done = this.internal;
         if (done === null) return;
         this.internal = null;
         if (done.error) done.reject(done.error);
-        else done.resolve();
+        else done.resolve(done.rows);
         return;
       }
       default:
-        // NoticeResponse, NotificationResponse etc. while idle: nobody to tell
+        // notices of the pooler's own queries, anything said while no client is linked: nobody to tell
         return;
     }
   }
@@ -278,7 +314,9 @@ export class ServerConnection extends Connection implements FrameVisitor {
         return;
       case Auth.MD5Password:
         if (password === undefined) {
-          throw new Error("server asked for md5 authentication, but the pooler has no password for this user");
+          throw new Error(
+            "server asked for md5 authentication, but the pooler has no password for this user",
+          );
         }
         this.socket.write(passwordMessage(md5Response(creds.user, password, r.bytes(4))));
         return;
@@ -288,7 +326,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
         if (!mechanisms.includes(SASL_MECHANISM)) {
           throw new Error(`server offers no supported SASL mechanism (${mechanisms.join(", ")})`);
         }
-        const secret = creds.scramKeys ?? (password !== undefined && !isMd5Secret(password) ? password : undefined);
+        const secret =
+          creds.scramKeys ?? (password !== undefined && !isMd5Secret(password) ? password : undefined);
         if (secret === undefined) {
           throw new Error(
             "server asked for SCRAM-SHA-256, but the pooler has neither the plain password nor the client's SCRAM keys",
@@ -323,9 +362,19 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * the server's error, if any; the server is usable afterwards either way unless it closed.
    */
   runInternal(sql: string): Promise<void> {
+    return this.queryInternal(sql).then(() => {
+      // The reset query (or the pooler's own DISCARD ALL) wiped what the pooler knows is here.
+      const effect = classify(sql);
+      if (effect.dropsStatements) this.statements?.clear();
+      if (effect.resetsSettings) this.settings.clear();
+    });
+  }
+
+  /** As runInternal, resolving with the rows of the result (the session-state probe). */
+  queryInternal(sql: string): Promise<Row[]> {
     if (this.internal) return Promise.reject(new Error("internal query already running"));
-    return new Promise<void>((resolve, reject) => {
-      this.internal = { resolve, reject, error: null };
+    return new Promise<Row[]>((resolve, reject) => {
+      this.internal = { resolve, reject, error: null, rows: [] };
       this.pendingReplies++;
       this.socket.write(query(sql));
     });
@@ -354,11 +403,25 @@ export class ServerConnection extends Connection implements FrameVisitor {
       this.internal.reject(new Error(reason));
       this.internal = null;
     }
+    this.statements?.clear();
+    this.replies.clear();
     const client = this.client;
     this.client = null;
     client?.onServerLost(this, reason);
     this.onClosed(this);
   }
+}
+
+function dropReply(): void {}
+
+function readRow(msg: Buffer): Row {
+  const r = new BodyReader(msg);
+  const row: Row = [];
+  for (let n = r.int16(); n > 0; n--) {
+    const len = r.int32();
+    row.push(len < 0 ? null : r.bytes(len).toString("utf8"));
+  }
+  return row;
 }
 
 /** 'V' is the severity PostgreSQL never translates; 'S' may be localized. */

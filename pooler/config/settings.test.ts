@@ -61,8 +61,13 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   verbose: null,
 };
 
-/** Where we differ on purpose: no Unix socket, verbose starts at 0 anyway, metrics_port is ours. */
-const OUR_DEFAULTS: Record<string, string> = { listen_addr: "127.0.0.1", verbose: "0", metrics_port: "0" };
+/** Where we differ on purpose: no Unix socket, verbose starts at 0 anyway, metrics_port and pin_session_state are ours. */
+const OUR_DEFAULTS: Record<string, string> = {
+  listen_addr: "127.0.0.1",
+  verbose: "0",
+  metrics_port: "0",
+  pin_session_state: "1",
+};
 
 const NOT_CHANGEABLE = [
   "listen_addr",

@@ -243,6 +243,10 @@ export const SETTINGS: readonly SettingDef[] = [
   // Not PgBouncer's: the Prometheus /metrics port, 0 = off.
   int("metrics_port", "metricsPort", "0", { changeable: false, max: 65535 }),
   int("min_pool_size", "minPoolSize", "0"),
+  // Not PgBouncer's: in transaction/statement pooling, a client holding session state that cannot be
+  // replayed (advisory locks, LISTEN, WITH HOLD cursors, temp tables, SQL PREPARE) keeps its server
+  // while the state lives; 0 makes the statements that create such state an error instead.
+  bool("pin_session_state", "pinSessionState", "1"),
   int("pkt_buf", "pktBuf", "4096", { changeable: false, min: 1 }),
   choice("pool_mode", "poolMode", POOL_MODES, "session"),
   seconds("query_timeout", "queryTimeout", "0"),

@@ -69,6 +69,8 @@ export interface PoolerConfig {
   maxUserConnections: number;
   serverRoundRobin: boolean;
   maxPreparedStatements: number;
+  /** Not a PgBouncer setting: in transaction/statement pooling, pin a client holding session state to its server (else refuse the statement). */
+  pinSessionState: boolean;
 
   serverResetQuery: string;
   serverResetQueryAlways: boolean;

@@ -81,17 +81,3 @@ export function rawExchange(port: number, payload: Buffer, waitMs = 3000): Promi
     });
   });
 }
-
-/** Count of backends of `db` on the server, seen directly. */
-export async function backendCount(directUrl: string, db: string, user = "postgres"): Promise<number> {
-  const c = await connect(directUrl);
-  try {
-    const r = await c.query<{ n: string }>(
-      "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND usename = $2 AND pid <> pg_backend_pid()",
-      [db, user],
-    );
-    return Number(r.rows[0]!.n);
-  } finally {
-    await c.end();
-  }
-}

@@ -1,0 +1,292 @@
+// Protocol-level prepared statements in transaction and statement pooling, as PgBouncer 1.21+
+// (max_prepared_statements): a client's named statements live on whichever server it gets next.
+//
+// - Each distinct statement (query text + parameter types, the Parse bytes after the name) gets a
+//   pooler-wide name, POOLER_<n>, upper case so that an unquoted SQL-level PREPARE (folded to lower
+//   case) can never collide with it. A client's names map to these (ClientStatements).
+// - Each server keeps an LRU of what is prepared on it (ServerStatements), at most
+//   max_prepared_statements; the least recently used is closed to make room.
+// - The client's Parse/Bind/Describe/Close are rewritten to the pooler's names. A statement the
+//   server lacks is prepared there first by an injected Parse whose ParseComplete is swallowed; a
+//   Parse the server already has, and every Close of a statement, is answered by the pooler
+//   (the server keeps it for other clients); the ReplyQueue puts those replies in order.
+// - Failures look like PostgreSQL's own: a client name it does not know is sent under a name no
+//   server has, so PostgreSQL raises 26000 and aborts the transaction exactly as it would, and its
+//   message is given back the client's name; a second Parse of a name is let fail on the
+//   statement's own name (42P05). A failed or skipped Parse leaves no mapping behind.
+import type { SessionEffect } from "./session-state.ts";
+import { classify } from "./session-state.ts";
+import {
+  Msg,
+  close,
+  closeComplete,
+  errorResponseFrom,
+  parseComplete,
+  parseErrorFields,
+  statementNameSpan,
+  target,
+  withStatementName,
+} from "./protocol/messages.ts";
+import { Expect, type ExpectKind, type ReplyQueue, type Special } from "./replies.ts";
+
+/** A statement in the pooler's registry, shared by every client that prepared the same text and types. */
+export class Statement {
+  readonly nameBytes: Buffer;
+  /** The Parse a server gets, under the pooler's name. */
+  readonly parse: Buffer;
+  readonly close: Buffer;
+  /** Session state its execution may touch (a prepared `SELECT pg_advisory_lock($1)`). */
+  readonly effect: SessionEffect;
+  /** Client mappings and server LRUs holding it; at 0 it leaves the registry. */
+  refs = 0;
+
+  constructor(
+    readonly key: string,
+    readonly name: string,
+    clientParse: Buffer,
+    span: { start: number; end: number },
+  ) {
+    this.nameBytes = Buffer.from(name, "utf8");
+    this.parse = withStatementName(clientParse, span, this.nameBytes);
+    this.close = close("S", name);
+    const sqlEnd = clientParse.indexOf(0, span.end + 1);
+    this.effect = classify(clientParse.toString("utf8", span.end + 1, sqlEnd));
+  }
+}
+
+export class StatementRegistry {
+  private readonly byKey = new Map<string, Statement>();
+  private next = 1;
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /** The statement a client's Parse describes, new or shared; unreferenced until someone holds it. */
+  intern(parse: Buffer, span: { start: number; end: number }): Statement {
+    const key = parse.toString("latin1", span.end + 1); // query, NUL, parameter type OIDs: exact bytes
+    let s = this.byKey.get(key);
+    if (s === undefined) {
+      s = new Statement(key, `POOLER_${this.next++}`, parse, span);
+      this.byKey.set(key, s);
+    }
+    return s;
+  }
+
+  hold(s: Statement): void {
+    // A statement dropped and taken back (an undone Close) returns unless its text has a newer entry.
+    if (s.refs++ === 0 && !this.byKey.has(s.key)) this.byKey.set(s.key, s);
+  }
+
+  drop(s: Statement): void {
+    if (--s.refs === 0 && this.byKey.get(s.key) === s) this.byKey.delete(s.key);
+  }
+}
+
+/** One client's statement names. */
+export class ClientStatements {
+  private readonly byName = new Map<string, Statement>();
+
+  constructor(private readonly registry: StatementRegistry) {}
+
+  get size(): number {
+    return this.byName.size;
+  }
+
+  get(name: string): Statement | undefined {
+    return this.byName.get(name);
+  }
+
+  set(name: string, s: Statement): void {
+    const old = this.byName.get(name);
+    this.registry.hold(s);
+    this.byName.set(name, s);
+    if (old !== undefined) this.registry.drop(old);
+  }
+
+  /** Removes `name` if it still means `s` (an undo must not remove a newer mapping). */
+  delete(name: string, s: Statement): void {
+    if (this.byName.get(name) !== s) return;
+    this.byName.delete(name);
+    this.registry.drop(s);
+  }
+
+  clear(): void {
+    for (const s of this.byName.values()) this.registry.drop(s);
+    this.byName.clear();
+  }
+}
+
+/**
+ * What one server has prepared, least recently used first. "maybe" marks statements whose fate the
+ * pooler cannot know (a client's DEALLOCATE ALL may or may not have run, an eviction Close was
+ * skipped): using one means Close first, which PostgreSQL answers alike whether it existed or not.
+ */
+export class ServerStatements {
+  private readonly lru = new Map<Statement, "yes" | "maybe">();
+
+  constructor(private readonly registry: StatementRegistry) {}
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  state(s: Statement): "yes" | "maybe" | "no" {
+    return this.lru.get(s) ?? "no";
+  }
+
+  set(s: Statement, state: "yes" | "maybe" | "no"): void {
+    const had = this.lru.has(s);
+    if (state === "no") {
+      if (had) {
+        this.lru.delete(s);
+        this.registry.drop(s);
+      }
+      return;
+    }
+    if (!had) this.registry.hold(s);
+    this.lru.delete(s); // re-inserted: most recently used
+    this.lru.set(s, state);
+  }
+
+  oldest(): Statement | undefined {
+    return this.lru.keys().next().value;
+  }
+
+  markAllUncertain(): void {
+    for (const s of this.lru.keys()) this.lru.set(s, "maybe");
+  }
+
+  clear(): void {
+    for (const s of this.lru.keys()) this.registry.drop(s);
+    this.lru.clear();
+  }
+}
+
+/** A name no server has: what the client names without having prepared it is sent as this. */
+const NO_SUCH_STATEMENT = "POOLER_no_such_statement";
+const NO_SUCH_BYTES = Buffer.from(NO_SUCH_STATEMENT, "utf8");
+
+/** What routing one client message needs: the client's names, the server's, and both directions. */
+export interface StatementRoute {
+  registry: StatementRegistry;
+  client: ClientStatements;
+  server: ServerStatements;
+  replies: ReplyQueue;
+  /** max_prepared_statements */
+  capacity: number;
+  toServer(buf: Buffer): void;
+  toClient(buf: Buffer): void;
+  /** A statement the client refers to may touch session state when executed. */
+  noteEffect(effect: SessionEffect): void;
+}
+
+/**
+ * Routes a named-statement Parse, Bind, Describe or Close (the unnamed statement and portals pass
+ * through unchanged: they do not outlive the transaction, during which the server is the client's).
+ * Whatever goes to the server under the pooler's name has PostgreSQL's errors put back in the
+ * client's name.
+ */
+export function routeStatementMessage(type: number, msg: Buffer, r: StatementRoute): void {
+  const kind = EXPECT_OF[type]!;
+  if ((type === Msg.Describe || type === Msg.Close) && target(msg) === "P") return passThrough(kind, msg, r);
+  const span = statementNameSpan(type, msg);
+  if (span.start === span.end) return passThrough(kind, msg, r);
+  const name = msg.toString("utf8", span.start, span.end);
+  const s = r.client.get(name);
+  if (type === Msg.Close) {
+    // the server keeps the statement for other clients; closing an unknown name is no error in PostgreSQL either
+    if (s === undefined) return r.replies.push(kind, { synthetic: closeComplete() }, r.toClient);
+    r.client.delete(name, s);
+    r.replies.push(kind, { synthetic: closeComplete(), undo: () => restore(name, s, r) }, r.toClient);
+    return;
+  }
+  if (type === Msg.Parse && s === undefined) return parseNew(name, msg, span, r);
+  if (s === undefined) {
+    // Bind or Describe of a name the client never prepared: PostgreSQL's own 26000
+    r.replies.push(kind, { mapError: renameInError(NO_SUCH_STATEMENT, name) });
+    return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
+  }
+  // Bind, Describe, or a second Parse of the name (PostgreSQL's own 42P05 about the statement)
+  const rename = renameInError(s.name, name);
+  r.noteEffect(s.effect);
+  ensurePrepared(s, rename, r);
+  r.replies.push(kind, { mapError: rename });
+  r.toServer(withStatementName(msg, span, s.nameBytes));
+}
+
+const EXPECT_OF: Partial<Record<number, ExpectKind>> = {
+  [Msg.Parse]: Expect.Parse,
+  [Msg.Bind]: Expect.Bind,
+  [Msg.Describe]: Expect.Describe,
+  [Msg.Close]: Expect.Close,
+};
+
+function passThrough(kind: ExpectKind, msg: Buffer, r: StatementRoute): void {
+  r.replies.push(kind);
+  r.toServer(msg);
+}
+
+/** A Close the server skipped did not happen: the name is the client's again, unless it was reused since. */
+function restore(name: string, s: Statement, r: StatementRoute): void {
+  if (r.client.get(name) === undefined) r.client.set(name, s);
+}
+
+function parseNew(name: string, msg: Buffer, span: { start: number; end: number }, r: StatementRoute): void {
+  const s = r.registry.intern(msg, span);
+  r.noteEffect(s.effect);
+  r.client.set(name, s);
+  const forget = (): void => r.client.delete(name, s);
+  if (r.server.state(s) === "yes") {
+    r.server.set(s, "yes");
+    r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
+    return;
+  }
+  prepare(s, r, { undo: forget, mapError: renameInError(s.name, name) });
+}
+
+/** Makes sure the server has `s` before a message that uses it; the injected messages' replies are swallowed. */
+function ensurePrepared(s: Statement, rename: (error: Buffer) => Buffer, r: StatementRoute): void {
+  if (r.server.state(s) === "yes") r.server.set(s, "yes");
+  else prepare(s, r, { swallow: true, mapError: rename });
+}
+
+/**
+ * Sends `s.parse` (after a Close if the server may have it, after evicting if the LRU is full).
+ * If the server fails or skips it, the server is known not to have it — or, after a skipped
+ * Close, may still have it.
+ */
+function prepare(s: Statement, r: StatementRoute, reply: Special): void {
+  const before = r.server.state(s);
+  if (before === "maybe") {
+    r.replies.push(Expect.Close, { swallow: true });
+    r.toServer(s.close);
+  } else {
+    while (r.server.size >= Math.max(1, r.capacity)) evict(r.server.oldest()!, r);
+  }
+  r.server.set(s, "yes");
+  r.replies.push(Expect.Parse, {
+    ...reply,
+    undo: () => {
+      r.server.set(s, before === "maybe" ? "maybe" : "no");
+      reply.undo?.();
+    },
+  });
+  r.toServer(s.parse);
+}
+
+function evict(victim: Statement, r: StatementRoute): void {
+  r.server.set(victim, "no");
+  r.replies.push(Expect.Close, { swallow: true, undo: () => r.server.set(victim, "maybe") });
+  r.toServer(victim.close);
+}
+
+/** PostgreSQL's error about the pooler's name of a statement, in the client's name. */
+function renameInError(from: string, to: string): (error: Buffer) => Buffer {
+  return (error) => {
+    const fields = parseErrorFields(error);
+    const message = fields.get("M");
+    if (message !== undefined) fields.set("M", message.replace(`"${from}"`, `"${to}"`));
+    return errorResponseFrom(fields);
+  };
+}

@@ -1,0 +1,104 @@
+import { describe, expect, it } from "vitest";
+import {
+  Msg,
+  closeComplete,
+  commandComplete,
+  errorResponse,
+  parseComplete,
+  readyForQuery,
+} from "./protocol/messages.ts";
+import { Expect, ReplyQueue } from "./replies.ts";
+
+const BIND_COMPLETE = Buffer.from([Msg.BindComplete, 0, 0, 0, 4]);
+const ERROR = errorResponse({ severity: "ERROR", code: "42601", message: "syntax error" });
+
+function collect(): { out: string[]; emit: (b: Buffer) => void } {
+  const out: string[] = [];
+  return { out, emit: (b) => out.push(String.fromCharCode(b[0]!)) };
+}
+
+describe("ReplyQueue", () => {
+  it("puts a synthetic reply after the replies to what was sent before it", () => {
+    const q = new ReplyQueue();
+    const { out, emit } = collect();
+    q.push(Expect.Bind);
+    q.push(Expect.Parse, { synthetic: parseComplete() }, emit);
+    expect(out).toEqual([]); // the Bind's reply comes first
+    q.push(Expect.Sync);
+    q.reply(Msg.BindComplete, BIND_COMPLETE, emit);
+    expect(out).toEqual(["2", "1"]);
+    q.reply(Msg.ReadyForQuery, readyForQuery("I"), emit);
+    expect(out).toEqual(["2", "1", "Z"]);
+    expect(q.length).toBe(0);
+  });
+
+  it("answers at once when nothing is owed", () => {
+    const q = new ReplyQueue();
+    const { out, emit } = collect();
+    q.push(Expect.Close, { synthetic: closeComplete() }, emit);
+    expect(out).toEqual(["3"]);
+  });
+
+  it("swallows the completion of an injected message, not its error", () => {
+    const q = new ReplyQueue();
+    const { out, emit } = collect();
+    q.push(Expect.Parse, { swallow: true });
+    q.push(Expect.Bind);
+    q.reply(Msg.ParseComplete, parseComplete(), emit);
+    q.reply(Msg.BindComplete, BIND_COMPLETE, emit);
+    expect(out).toEqual(["2"]);
+    q.push(Expect.Parse, { swallow: true });
+    q.reply(Msg.ErrorResponse, ERROR, emit);
+    expect(out).toEqual(["2", "E"]);
+  });
+
+  it("after an extended-protocol error drops and undoes everything up to Sync, even what comes later", () => {
+    const q = new ReplyQueue();
+    const { out, emit } = collect();
+    const undone: string[] = [];
+    q.push(Expect.Parse, { undo: () => undone.push("parse") });
+    q.push(Expect.Parse, { synthetic: parseComplete(), undo: () => undone.push("synthetic") }, emit);
+    q.reply(Msg.ErrorResponse, ERROR, emit);
+    expect(undone).toEqual(["parse", "synthetic"]);
+    // the client keeps sending before its Sync: the server skips those too
+    q.push(Expect.Close, { synthetic: closeComplete(), undo: () => undone.push("close") }, emit);
+    q.push(Expect.Execute);
+    expect(undone).toEqual(["parse", "synthetic", "close"]);
+    q.push(Expect.Sync);
+    q.reply(Msg.ReadyForQuery, readyForQuery("I"), emit);
+    expect(out).toEqual(["E", "Z"]);
+    expect(q.length).toBe(0);
+  });
+
+  it("does not start skipping on an error inside a simple query", () => {
+    const q = new ReplyQueue();
+    const { out, emit } = collect();
+    q.push(Expect.Query);
+    q.push(Expect.Parse, { synthetic: parseComplete() }, emit);
+    q.reply(Msg.ErrorResponse, ERROR, emit);
+    q.reply(Msg.ReadyForQuery, readyForQuery("I"), emit);
+    expect(out).toEqual(["E", "Z", "1"]);
+  });
+
+  it("rewrites an error it was told to", () => {
+    const q = new ReplyQueue();
+    const replacement = errorResponse({ severity: "ERROR", code: "0A000", message: "no" });
+    const got: Buffer[] = [];
+    q.push(Expect.Query, { mapError: () => replacement });
+    expect(q.mustSee(Msg.ErrorResponse)).toBe(true);
+    expect(q.mustSee(Msg.DataRow)).toBe(false);
+    q.reply(Msg.ErrorResponse, ERROR, (b) => got.push(b));
+    q.reply(Msg.ReadyForQuery, readyForQuery("E"), (b) => got.push(b));
+    expect(got).toEqual([replacement, readyForQuery("E")]);
+    expect(q.mustSee(Msg.ErrorResponse)).toBe(false);
+  });
+
+  it("ends a query at ReadyForQuery, not at its CommandComplete", () => {
+    const q = new ReplyQueue();
+    q.push(Expect.Query);
+    q.reply(Msg.CommandComplete, commandComplete("SELECT 1"));
+    expect(q.length).toBe(1);
+    q.reply(Msg.ReadyForQuery, readyForQuery("I"));
+    expect(q.length).toBe(0);
+  });
+});

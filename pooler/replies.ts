@@ -1,0 +1,167 @@
+// The replies a server owes, in order: one entry per message sent to it that PostgreSQL answers
+// (Parse, Bind, Describe, Execute, Close, Sync, Query, FunctionCall), as PgBouncer's per-server
+// queue of outstanding requests. Most entries are plain "forward"; the pooler adds others when it
+// rewrites the client's stream (prepared statements, refusals):
+//
+// - synthetic: the pooler answered the message itself (a ParseComplete for a statement the server
+//   already has, a CloseComplete) — the reply goes to the client when the entry reaches the head
+//   of the queue, i.e. after every reply to what the client sent before, never earlier;
+// - swallow: the pooler injected the message (a Parse before a Bind, a Close to evict): its
+//   completion is not the client's business (an error is: it explains why what follows fails);
+// - mapError: the server's error is rewritten (PostgreSQL's own words about the pooler's name of
+//   a statement, put back in the client's name; the refusal that replaces a substituted message).
+//
+// After an error in the extended protocol PostgreSQL skips every message until Sync, without a
+// reply; the entries for those are dropped too, and the pooler's guesses about them undone (a
+// statement it counted as prepared was not).
+import { Msg } from "./protocol/messages.ts";
+
+/** What a server message the pooler tracks is answered with. */
+export const Expect = {
+  Parse: 0,
+  Bind: 1,
+  Describe: 2,
+  Execute: 3,
+  Close: 4,
+  Sync: 5,
+  Query: 6,
+  FunctionCall: 7,
+} as const;
+export type ExpectKind = (typeof Expect)[keyof typeof Expect];
+
+export interface Special {
+  synthetic?: Buffer;
+  swallow?: boolean;
+  mapError?: (error: Buffer) => Buffer;
+  /** Called when the server does not do the message after all (it failed, or was skipped). */
+  undo?: () => void;
+}
+
+type Emit = (buf: Buffer) => void;
+
+/** COMPLETES[kind][type]: the reply of this type ends the entry of this kind. */
+const COMPLETES: Uint8Array[] = (() => {
+  const table = Array.from({ length: 8 }, () => new Uint8Array(256));
+  const set = (kind: ExpectKind, ...types: number[]): void => types.forEach((t) => (table[kind]![t] = 1));
+  set(Expect.Parse, Msg.ParseComplete);
+  set(Expect.Bind, Msg.BindComplete);
+  set(Expect.Describe, Msg.RowDescription, Msg.NoData); // after ParameterDescription for a statement
+  set(Expect.Execute, Msg.CommandComplete, Msg.EmptyQueryResponse, Msg.PortalSuspended);
+  set(Expect.Close, Msg.CloseComplete);
+  set(Expect.Sync, Msg.ReadyForQuery);
+  set(Expect.Query, Msg.ReadyForQuery);
+  set(Expect.FunctionCall, Msg.ReadyForQuery);
+  return table;
+})();
+
+/** Messages whose error starts PostgreSQL's skip-until-Sync (doing_extended_query_message). */
+const isExtended = (kind: ExpectKind): boolean => kind <= Expect.Close;
+
+export class ReplyQueue {
+  // Parallel arrays with a moving head: the queue empties at every ReadyForQuery, so they stay tiny
+  // and the plain forward entries of the hot path allocate nothing.
+  private kinds: ExpectKind[] = [];
+  private specials: (Special | undefined)[] = [];
+  private head = 0;
+  /** Entries with a synthetic reply or swallowed replies: while there are any, every reply is looked at. */
+  private specialCount = 0;
+  /** Entries whose error is rewritten: while there are any, errors are looked at. */
+  private mapErrorCount = 0;
+  /** The server failed an extended-protocol message and no Sync has been sent since. */
+  private skipping = false;
+
+  get length(): number {
+    return this.kinds.length - this.head;
+  }
+
+  /**
+   * Whether a server message of this type must be handed to `reply` with an emitter (it may be
+   * swallowed, rewritten or followed by a synthetic reply). Rows never are: they belong to an
+   * Execute or Query, which the pooler always forwards.
+   */
+  mustSee(type: number): boolean {
+    if (this.specialCount > 0) return type !== Msg.DataRow && type !== Msg.CopyData;
+    return type === Msg.ErrorResponse && this.mapErrorCount > 0;
+  }
+
+  /**
+   * A message was sent to the server (or answered by the pooler, with `special.synthetic`). A
+   * synthetic reply at the head of the queue goes out through `toClient` now.
+   */
+  push(kind: ExpectKind, special?: Special, toClient?: Emit): void {
+    if (this.skipping) {
+      if (kind !== Expect.Sync) return special?.undo?.();
+      this.skipping = false;
+    }
+    this.kinds.push(kind);
+    this.specials.push(special);
+    if (special !== undefined) this.count(special, 1);
+    if (toClient !== undefined) this.drain(toClient);
+  }
+
+  /**
+   * A message from the server. With `emit` (while specials are pending) it is passed on, dropped or
+   * replaced here, and synthetic replies that become due follow it; without, the caller forwards it.
+   */
+  reply(type: number, msg: Buffer, emit?: Emit): void {
+    if (this.head === this.kinds.length) {
+      emit?.(msg);
+      return;
+    }
+    const kind = this.kinds[this.head]!;
+    const special = this.specials[this.head];
+    const failed = type === Msg.ErrorResponse && isExtended(kind);
+    const done = COMPLETES[kind]![type] === 1;
+    if (emit !== undefined) {
+      if (type === Msg.ErrorResponse && special?.mapError) emit(special.mapError(msg));
+      else if (!(special?.swallow && done)) emit(msg);
+    }
+    if (failed) this.fail();
+    else if (done) this.pop();
+    if (emit !== undefined) this.drain(emit);
+  }
+
+  /** The head failed: it and everything up to the next Sync are not done (PostgreSQL skips them). */
+  private fail(): void {
+    do {
+      this.specials[this.head]?.undo?.();
+      this.pop();
+    } while (this.head < this.kinds.length && this.kinds[this.head] !== Expect.Sync);
+    if (this.head === this.kinds.length) this.skipping = true;
+  }
+
+  private drain(emit: Emit): void {
+    while (this.head < this.kinds.length) {
+      const synthetic = this.specials[this.head]?.synthetic;
+      if (synthetic === undefined) return;
+      emit(synthetic);
+      this.pop();
+    }
+  }
+
+  private count(special: Special, delta: 1 | -1): void {
+    if (special.synthetic || special.swallow) this.specialCount += delta;
+    if (special.mapError) this.mapErrorCount += delta;
+  }
+
+  private pop(): void {
+    const special = this.specials[this.head];
+    if (special !== undefined) this.count(special, -1);
+    this.specials[this.head] = undefined;
+    if (++this.head === this.kinds.length) {
+      this.kinds.length = 0;
+      this.specials.length = 0;
+      this.head = 0;
+    }
+  }
+
+  /** The server's session ended or was handed over: nothing is owed any more. */
+  clear(): void {
+    this.kinds.length = 0;
+    this.specials.length = 0;
+    this.head = 0;
+    this.specialCount = 0;
+    this.mapErrorCount = 0;
+    this.skipping = false;
+  }
+}

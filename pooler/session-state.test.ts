@@ -1,0 +1,165 @@
+import { describe, expect, it } from "vitest";
+import { ClientSession, NO_EFFECT, classify, probeSql, readProbe, tokenize } from "./session-state.ts";
+
+describe("classify", () => {
+  it.each([
+    "SELECT abalance FROM pgbench_accounts WHERE aid = 42",
+    "UPDATE t SET x = 1 WHERE id = 2",
+    "INSERT INTO temperature (v) VALUES (1)",
+    "BEGIN",
+    "COMMIT",
+    "SET LOCAL statement_timeout = '1s'",
+    "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+    "SELECT pg_advisory_xact_lock(1)",
+    "DECLARE c CURSOR FOR SELECT 1",
+  ])("sees nothing session-level in %s", (sql) => {
+    expect(classify(sql)).toEqual(NO_EFFECT);
+  });
+
+  it.each([
+    ["LISTEN ch", "LISTEN"],
+    ["select pg_try_advisory_lock(4242)", "advisory lock"],
+    ["SELECT pg_catalog.pg_advisory_lock_shared($1)", "advisory lock"],
+    ["DECLARE c CURSOR WITH HOLD FOR SELECT 1", "WITH HOLD cursor"],
+    ["CREATE TEMP TABLE t (x int)", "temporary table"],
+    ["create global temporary table t (x int)", "temporary table"],
+    ["CREATE OR REPLACE TEMP VIEW v AS SELECT 1", "temporary table"],
+    ["SELECT 1 AS x INTO TEMP t", "temporary table"],
+    ["PREPARE q AS SELECT 1", "PREPARE"],
+    ["SELECT 1; /* then */ LISTEN ch", "LISTEN"],
+  ])("sees that %s creates %s", (sql, state) => {
+    expect(classify(sql)).toMatchObject({ touches: true, creates: state });
+  });
+
+  it.each([
+    "SET statement_timeout = '1234ms'",
+    "set search_path to a, b",
+    "SET SESSION work_mem = '64MB'",
+    "RESET statement_timeout",
+    "UNLISTEN *",
+    "SELECT pg_advisory_unlock_all()",
+    "SELECT pg_advisory_unlock(4242)",
+    "CLOSE c",
+    "DROP TABLE t",
+    "CREATE TEMP TABLE t (x int) ON COMMIT DROP",
+    "DO $$ BEGIN PERFORM pg_advisory_lock(1); END $$",
+    "-- a comment\nSET x.y = 1",
+    "/* a /* nested */ comment */ SET application_name = 'x'",
+    "SELECT set_config('search_path', 'x', false)",
+  ])("sees that %s may change the session without pinning it", (sql) => {
+    expect(classify(sql)).toMatchObject({ touches: true, creates: null });
+  });
+
+  it("ignores what only looks like session SQL inside literals and comments", () => {
+    expect(classify("SELECT 'LISTEN ch; SELECT pg_advisory_lock(1)'")).toMatchObject({ creates: null });
+    expect(classify("SELECT $tag$ pg_advisory_lock(1) $tag$, E'it\\'s PREPARE x'")).toMatchObject({
+      creates: null,
+    });
+    expect(classify('SELECT 1 AS "pg_advisory_lock"')).toEqual(NO_EFFECT);
+    expect(classify("SELECT 1 -- ; LISTEN ch")).toMatchObject({ creates: null });
+  });
+
+  it("does not take PREPARE TRANSACTION (two-phase commit) for a prepared statement", () => {
+    expect(classify("PREPARE TRANSACTION 'x'")).toMatchObject({ creates: null });
+  });
+
+  it("names the settings pg_settings cannot show: placeholders, role, session authorization", () => {
+    expect(classify("SET app.tenant = 'acme'").hidden).toEqual(["app.tenant"]);
+    expect(classify('SET "App"."User" TO 7').hidden).toEqual(["app.user"]);
+    expect(classify("SET ROLE reader").hidden).toEqual(["role"]);
+    expect(classify("RESET ROLE").hidden).toEqual(["role"]);
+    expect(classify("SET SESSION AUTHORIZATION bob").hidden).toEqual(["session_authorization"]);
+    expect(classify("SELECT set_config('app.x', '1', false)").hidden).toEqual(["app.x"]);
+    expect(classify("SET statement_timeout = 1").hidden).toEqual([]);
+  });
+
+  it("knows what drops prepared statements and resets settings", () => {
+    expect(classify("DEALLOCATE ALL")).toMatchObject({ dropsStatements: true, resetsSettings: false });
+    expect(classify("deallocate prepare all")).toMatchObject({ dropsStatements: true });
+    expect(classify("DEALLOCATE s1")).toMatchObject({ dropsStatements: false });
+    expect(classify("DISCARD ALL")).toMatchObject({ dropsStatements: true, resetsSettings: true });
+    expect(classify("RESET ALL")).toMatchObject({ dropsStatements: false, resetsSettings: true });
+  });
+});
+
+describe("tokenize", () => {
+  it("reads words, quoted identifiers, strings of every quoting, and symbols", () => {
+    expect(tokenize(`SeT "a""b" = E'x\\'y' || $q$z;$q$ -- c\n/* d */;`)).toEqual([
+      { kind: "word", text: "set" },
+      { kind: "ident", text: 'a"b' },
+      { kind: "symbol", text: "=" },
+      { kind: "string", text: "x'y" },
+      { kind: "symbol", text: "|" },
+      { kind: "symbol", text: "|" },
+      { kind: "string", text: "z;" },
+      { kind: "symbol", text: ";" },
+    ]);
+  });
+
+  it("keeps $1 a parameter, not a dollar quote", () => {
+    expect(tokenize("SELECT $1").map((t) => t.text)).toEqual(["select", "$", "1"]);
+  });
+});
+
+describe("the probe", () => {
+  it("asks pg_settings, the hidden settings by name, and each kind of held state", () => {
+    const sql = probeSql(["app.tenant"]);
+    expect(sql).toContain("FROM pg_catalog.pg_settings WHERE source = 'session'");
+    expect(sql).toContain("pg_catalog.current_setting('app.tenant', true)");
+    expect(sql).toContain("pg_catalog.pg_listening_channels()");
+  });
+
+  it("reads settings and held state, leaving out hidden settings at their fresh value", () => {
+    const r = readProbe(
+      [
+        ["statement_timeout", "1234"],
+        ["role", "none"],
+        ["app.tenant", ""],
+        ["app.user", "7"],
+        ["session_authorization", "alice"],
+        [null, "LISTEN"],
+        [null, "advisory lock"],
+      ],
+      "alice",
+    );
+    expect([...r.settings]).toEqual([
+      ["statement_timeout", "1234"],
+      ["app.user", "7"],
+    ]);
+    expect(r.held).toEqual(["LISTEN", "advisory lock"]);
+  });
+});
+
+describe("ClientSession", () => {
+  it("takes the probed settings, and the startup value back where RESET removed it", () => {
+    const s = new ClientSession();
+    s.setAtStartup("statement_timeout", "5s");
+    s.setAtStartup("search_path", "x");
+    s.note(classify("RESET search_path; SET app.tenant = 'a'"));
+    expect(s.touched).toBe(true);
+    expect(s.probeSql()).toContain("'app.tenant'");
+    const server = s.update(
+      {
+        settings: new Map([
+          ["statement_timeout", "5000"],
+          ["app.tenant", "a"],
+          ["application_name", "psql"],
+        ]),
+        held: [],
+      },
+      (name) => name === "application_name",
+    );
+    expect([...server]).toEqual([
+      ["statement_timeout", "5000"],
+      ["app.tenant", "a"],
+    ]);
+    expect([...s.settings]).toEqual([
+      ["statement_timeout", "5000"],
+      ["app.tenant", "a"],
+      ["search_path", "x"],
+    ]);
+    expect(s.touched).toBe(false);
+    // the placeholder it holds is asked for next time too
+    expect(s.probeSql()).toContain("'app.tenant'");
+  });
+});

@@ -1,0 +1,433 @@
+// What a client's SQL may leave on its server connection beyond the transaction, for transaction
+// and statement pooling. Two halves:
+//
+// - A lexical classifier of the SQL clients send (simple Query text, Parse text). It is not a
+//   parser: it only has to say (a) "this may have changed session state, look afterwards", which
+//   may err on the side of yes, and (b) which unreplayable state a statement creates, for
+//   PIN_SESSION_STATE=off, which must not refuse harmless SQL: comments and literals are skipped.
+// - The probe: one query the pooler runs on the server at the end of a transaction in which the
+//   classifier said yes. It asks PostgreSQL itself what the session now holds — settings changed
+//   with SET (pg_settings.source = 'session'), and the state that cannot be replayed on another
+//   server (session advisory locks, LISTEN, WITH HOLD cursors, temporary tables, SQL-level
+//   PREPARE). Asking, rather than counting lock/unlock calls or tracking SET values, is exact
+//   whatever happened in between: rolled-back SETs, pg_try_advisory_lock returning false,
+//   unlocks of locks never taken, ON COMMIT DROP, RESET ALL, errors mid-transaction.
+
+/** Session state the pooler cannot recreate on another server: while it lives, the client keeps its server. */
+export type HeldState = "LISTEN" | "advisory lock" | "WITH HOLD cursor" | "temporary table" | "PREPARE";
+
+/** How the refusals of PIN_SESSION_STATE=off name each kind of state. */
+export const HELD_STATE_NAMES: Record<HeldState, string> = {
+  LISTEN: "LISTEN",
+  "advisory lock": "a session-level advisory lock",
+  "WITH HOLD cursor": "a WITH HOLD cursor",
+  "temporary table": "a temporary table",
+  PREPARE: "SQL-level PREPARE",
+};
+
+export interface SessionEffect {
+  /** May have changed session state (settings or held state): probe at the end of the transaction. */
+  readonly touches: boolean;
+  /** Unreplayable state the statement creates, if any. */
+  readonly creates: HeldState | null;
+  /** DEALLOCATE ALL or DISCARD ALL: every prepared statement of the session is gone. */
+  readonly dropsStatements: boolean;
+  /** RESET ALL or DISCARD ALL: every setting is back to the session's default. */
+  readonly resetsSettings: boolean;
+  /**
+   * Settings touched that pg_settings does not list, so the probe must ask for them by name:
+   * custom placeholders ("app.tenant"), role, session_authorization.
+   */
+  readonly hidden: readonly string[];
+}
+
+export const NO_EFFECT: SessionEffect = Object.freeze({
+  touches: false,
+  creates: null,
+  dropsStatements: false,
+  resetsSettings: false,
+  hidden: Object.freeze([]),
+});
+
+/**
+ * The cheap test every Query and Parse goes through. It must match whenever the full classifier
+ * could find something: a statement starting with one of these words (first in the text or after
+ * a `;`, comments allowed before it), or these names anywhere. What matches is then classified
+ * properly; most SQL (SELECT/INSERT/UPDATE/DELETE) never gets past this regex.
+ */
+const MAY_AFFECT =
+  /(?:^|;)\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:set|reset|listen|unlisten|declare|close|drop|prepare|deallocate|discard|do|call)\b|advisory|set_config|\btemp(?:orary)?\b/i;
+
+const LOCKS = new Set([
+  "pg_advisory_lock",
+  "pg_advisory_lock_shared",
+  "pg_try_advisory_lock",
+  "pg_try_advisory_lock_shared",
+]);
+const UNLOCKS = new Set(["pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all"]);
+
+export function classify(sql: string): SessionEffect {
+  if (!MAY_AFFECT.test(sql)) return NO_EFFECT;
+  const found = new Found();
+  for (const statement of statements(tokenize(sql))) found.statement(statement);
+  return found.result();
+}
+
+// ---- the lexer: words (lowercased), quoted identifiers, string literals, single-char symbols ----
+
+type Token = { kind: "word" | "ident" | "string" | "symbol"; text: string };
+
+const isWordStart = (c: string): boolean => /[A-Za-z_\u0080-\uffff]/.test(c);
+const isWordPart = (c: string): boolean => /[A-Za-z0-9_$\u0080-\uffff]/.test(c);
+
+export function tokenize(sql: string): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  const n = sql.length;
+  while (i < n) {
+    const c = sql[i]!;
+    if (/\s/.test(c)) {
+      i++;
+    } else if (c === "-" && sql[i + 1] === "-") {
+      const nl = sql.indexOf("\n", i);
+      i = nl < 0 ? n : nl + 1;
+    } else if (c === "/" && sql[i + 1] === "*") {
+      i = skipBlockComment(sql, i);
+    } else if (c === "'") {
+      i = quoted(sql, i, "'", false, "string", tokens);
+    } else if (c === '"') {
+      i = quoted(sql, i, '"', false, "ident", tokens);
+    } else if ((c === "E" || c === "e") && sql[i + 1] === "'") {
+      i = quoted(sql, i + 1, "'", true, "string", tokens);
+    } else if (c === "$" && dollarTag(sql, i) !== null) {
+      const tag = dollarTag(sql, i)!;
+      const close = sql.indexOf(tag, i + tag.length);
+      const end = close < 0 ? n : close;
+      tokens.push({ kind: "string", text: sql.slice(i + tag.length, end) });
+      i = close < 0 ? n : close + tag.length;
+    } else if (isWordStart(c)) {
+      let j = i + 1;
+      while (j < n && isWordPart(sql[j]!)) j++;
+      tokens.push({ kind: "word", text: sql.slice(i, j).toLowerCase() });
+      i = j;
+    } else {
+      tokens.push({ kind: "symbol", text: c });
+      i++;
+    }
+  }
+  return tokens;
+}
+
+/** PostgreSQL's block comments nest. Returns the position after the comment. */
+function skipBlockComment(sql: string, start: number): number {
+  let depth = 0;
+  let i = start;
+  while (i < sql.length) {
+    if (sql.startsWith("/*", i)) {
+      depth++;
+      i += 2;
+    } else if (sql.startsWith("*/", i)) {
+      depth--;
+      i += 2;
+      if (depth === 0) return i;
+    } else {
+      i++;
+    }
+  }
+  return i;
+}
+
+/** A '…' string (doubled quote escapes; backslash too in E'…') or a "…" identifier. */
+function quoted(
+  sql: string,
+  start: number,
+  q: string,
+  backslash: boolean,
+  kind: Token["kind"],
+  out: Token[],
+): number {
+  let text = "";
+  let i = start + 1;
+  while (i < sql.length) {
+    const c = sql[i]!;
+    if (backslash && c === "\\") {
+      text += sql[i + 1] ?? "";
+      i += 2;
+    } else if (c === q && sql[i + 1] === q) {
+      text += q;
+      i += 2;
+    } else if (c === q) {
+      i++;
+      break;
+    } else {
+      text += c;
+      i++;
+    }
+  }
+  out.push({ kind, text });
+  return i;
+}
+
+/** "$tag$" or "$$" opening a dollar-quoted string at `i`, else null ($1 is a parameter). */
+function dollarTag(sql: string, i: number): string | null {
+  const m = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 64));
+  return m ? m[0] : null;
+}
+
+function statements(tokens: Token[]): Token[][] {
+  const out: Token[][] = [[]];
+  for (const t of tokens) {
+    if (t.kind === "symbol" && t.text === ";") out.push([]);
+    else out[out.length - 1]!.push(t);
+  }
+  return out.filter((s) => s.length > 0);
+}
+
+// ---- what each statement does ----
+
+class Found {
+  private touches = false;
+  private creates: HeldState | null = null;
+  private dropsStatements = false;
+  private resetsSettings = false;
+  private readonly hidden: string[] = [];
+
+  result(): SessionEffect {
+    if (!this.touches) return NO_EFFECT;
+    return {
+      touches: true,
+      creates: this.creates,
+      dropsStatements: this.dropsStatements,
+      resetsSettings: this.resetsSettings,
+      hidden: this.hidden,
+    };
+  }
+
+  private touch(setting?: string): void {
+    this.touches = true;
+    if (setting !== undefined && isHidden(setting) && !this.hidden.includes(setting))
+      this.hidden.push(setting);
+  }
+
+  private create(state: HeldState): void {
+    this.touch();
+    this.creates ??= state;
+  }
+
+  statement(t: Token[]): void {
+    const w = (i: number): string => (t[i]?.kind === "word" ? t[i]!.text : "");
+    switch (w(0)) {
+      case "set":
+        this.set(t, w);
+        break;
+      case "reset":
+        if (w(1) === "all") {
+          this.resetsSettings = true;
+          this.touch();
+        } else if (w(1) === "session" && w(2) === "authorization") this.touch("session_authorization");
+        else this.touch(settingName(t, 1));
+        break;
+      case "listen":
+        this.create("LISTEN");
+        break;
+      case "declare":
+        if (hasSequence(t, ["with", "hold"], "for")) this.create("WITH HOLD cursor");
+        break;
+      case "create":
+        // CREATE [OR REPLACE] [GLOBAL|LOCAL] TEMP|TEMPORARY [UNLOGGED] TABLE|VIEW|SEQUENCE …
+        if ([1, 2, 3, 4].some((i) => w(i) === "temp" || w(i) === "temporary")) {
+          if (hasSequence(t, ["on", "commit", "drop"])) this.touch();
+          else this.create("temporary table");
+        }
+        break;
+      case "select":
+      case "with":
+        if (hasSequence(t, ["into", "temp"]) || hasSequence(t, ["into", "temporary"]))
+          this.create("temporary table");
+        break;
+      case "prepare":
+        if (w(1) !== "transaction") this.create("PREPARE");
+        break;
+      case "deallocate":
+        this.touch();
+        if (w(1) === "all" || (w(1) === "prepare" && w(2) === "all")) this.dropsStatements = true;
+        break;
+      case "discard":
+        this.touch();
+        if (w(1) === "all") {
+          this.dropsStatements = true;
+          this.resetsSettings = true;
+        }
+        break;
+      // DO and CALL: procedural code can do anything the pooler cannot see
+      case "unlisten":
+      case "close":
+      case "drop":
+      case "do":
+      case "call":
+        this.touch();
+        break;
+    }
+    this.functionCalls(t);
+  }
+
+  /** SET [SESSION] name {TO|=} …; SET LOCAL and the transaction-scoped forms change nothing after the transaction. */
+  private set(t: Token[], w: (i: number) => string): void {
+    let i = 1;
+    if (w(1) === "local") return;
+    if (w(1) === "session") {
+      if (w(2) === "authorization") return this.touch("session_authorization");
+      if (w(2) === "characteristics") return this.touch();
+      i = 2;
+    }
+    if (w(i) === "transaction" || w(i) === "constraints") return;
+    this.touch(settingName(t, i));
+  }
+
+  private functionCalls(t: Token[]): void {
+    for (let i = 0; i + 1 < t.length; i++) {
+      const tok = t[i]!;
+      if (tok.kind !== "word" || t[i + 1]!.text !== "(" || t[i + 1]!.kind !== "symbol") continue;
+      if (LOCKS.has(tok.text)) this.create("advisory lock");
+      else if (UNLOCKS.has(tok.text)) this.touch();
+      else if (tok.text === "set_config") {
+        const arg = t[i + 2];
+        this.touch(arg?.kind === "string" ? arg.text.toLowerCase() : undefined);
+      }
+    }
+  }
+}
+
+/** A setting name at token `i`: word or "identifier", possibly dotted (a custom placeholder). */
+function settingName(t: Token[], i: number): string | undefined {
+  const part = (tok: Token | undefined): string | undefined =>
+    tok?.kind === "word" || tok?.kind === "ident" ? tok.text.toLowerCase() : undefined;
+  let name = part(t[i]);
+  if (name === undefined) return undefined;
+  while (t[i + 1]?.text === "." && part(t[i + 2]) !== undefined) {
+    name += `.${part(t[i + 2])!}`;
+    i += 2;
+  }
+  return name;
+}
+
+/** Settings the probe must ask for by name: pg_settings does not show them. */
+export function isHidden(name: string): boolean {
+  return name.includes(".") || name === "role" || name === "session_authorization";
+}
+
+/** Whether the words `seq` appear in a row, before the word `stop` if given. */
+function hasSequence(t: Token[], seq: string[], stop?: string): boolean {
+  for (let i = 0; i + seq.length <= t.length; i++) {
+    if (stop !== undefined && t[i]!.kind === "word" && t[i]!.text === stop) return false;
+    if (seq.every((s, k) => t[i + k]!.kind === "word" && t[i + k]!.text === s)) return true;
+  }
+  return false;
+}
+
+// ---- the probe ----
+
+function literal(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** Each kind of held state with the (schema-qualified: the client may have changed search_path) test for it. */
+const HELD_TESTS: [HeldState, string][] = [
+  [
+    "advisory lock",
+    "SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()",
+  ],
+  ["LISTEN", "SELECT FROM pg_catalog.pg_listening_channels()"],
+  ["WITH HOLD cursor", "SELECT FROM pg_catalog.pg_cursors WHERE is_holdable"],
+  ["temporary table", "SELECT FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()"],
+  ["PREPARE", "SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql"],
+];
+
+/**
+ * The probe, run when the server is idle (outside a transaction, so transaction-level locks,
+ * cursors and ON COMMIT DROP tables are already gone). Rows: (name, value) for each session
+ * setting, (NULL, state) for each kind of held state.
+ */
+export function probeSql(hidden: Iterable<string>): string {
+  const parts = ["SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session'"];
+  for (const name of hidden)
+    parts.push(`SELECT ${literal(name)}, pg_catalog.current_setting(${literal(name)}, true)`);
+  for (const [state, test] of HELD_TESTS) parts.push(`SELECT NULL, ${literal(state)} WHERE EXISTS (${test})`);
+  return parts.join(" UNION ALL ");
+}
+
+export interface ProbeResult {
+  /** Session settings, lowercase name → value as pg_settings / current_setting print it. */
+  settings: Map<string, string>;
+  held: HeldState[];
+}
+
+/**
+ * Reads the probe's rows. Hidden settings at their fresh-session value are left out (RESET ROLE
+ * gives "none", a reset placeholder ""), so they are not replayed for nothing.
+ */
+export function readProbe(rows: readonly (string | null)[][], sessionUser: string): ProbeResult {
+  const settings = new Map<string, string>();
+  const held: HeldState[] = [];
+  for (const [name, value] of rows) {
+    if (name === null || name === undefined) {
+      held.push(value as HeldState);
+    } else if (value !== null && value !== undefined) {
+      const lower = name.toLowerCase();
+      if (isHidden(lower) && value === freshValue(lower, sessionUser)) continue;
+      settings.set(lower, value);
+    }
+  }
+  return { settings, held };
+}
+
+function freshValue(hidden: string, sessionUser: string): string {
+  if (hidden === "role") return "none";
+  if (hidden === "session_authorization") return sessionUser;
+  return "";
+}
+
+// ---- one client's session ----
+
+/** A client's session as PostgreSQL would keep it on a server of its own, for transaction pooling. */
+export class ClientSession {
+  /** Session settings, lowercase name → value: replayed on each server the client gets. */
+  settings = new Map<string, string>();
+  /** The settings given at startup: what RESET returns a setting to (PostgreSQL's source 'client'). */
+  private readonly startup = new Map<string, string>();
+  /** A statement since the last probe may have changed the session: probe at the end of the transaction. */
+  touched = false;
+  /** Hidden settings (isHidden) touched since the last probe. */
+  private readonly touchedHidden = new Set<string>();
+
+  setAtStartup(name: string, value: string): void {
+    this.startup.set(name, value);
+    this.settings.set(name, value);
+  }
+
+  note(effect: SessionEffect): void {
+    if (!effect.touches) return;
+    this.touched = true;
+    for (const name of effect.hidden) this.touchedHidden.add(name);
+  }
+
+  probeSql(): string {
+    const hidden = new Set(this.touchedHidden);
+    for (const name of this.settings.keys()) if (isHidden(name)) hidden.add(name);
+    return probeSql(hidden);
+  }
+
+  /**
+   * Takes in what the probe found; returns the settings the server now carries. The client's own
+   * are those, plus its startup values where RESET took the server back to the server's defaults.
+   * `reported` settings are left to ParameterStatus tracking (params.ts).
+   */
+  update(result: ProbeResult, reported: (name: string) => boolean): Map<string, string> {
+    const server = new Map([...result.settings].filter(([name]) => !reported(name)));
+    this.settings = new Map(server);
+    for (const [name, value] of this.startup) if (!server.has(name)) this.settings.set(name, value);
+    this.touched = false;
+    this.touchedHidden.clear();
+    return server;
+  }
+}

@@ -1,0 +1,189 @@
+// Protocol-level named prepared statements in transaction pooling (MAX_PREPARED_STATEMENTS): the
+// rows of README "What works in transaction mode" that fail with PgBouncer 1.18, and the edges.
+import crypto from "node:crypto";
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PrismaClient } from "../../app/generated/prisma/client.ts";
+import { bind, describe as describeMsg, execute, parse, sync } from "../../pooler/protocol/messages.ts";
+import { startBenchServer, type BenchServer } from "../support/bench-server.ts";
+import { connect, errorOf, pgbench } from "../support/clients.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { RawClient, errorOfReply } from "../support/protocol.ts";
+
+async function pid(c: pg.Client): Promise<number> {
+  return (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+}
+
+describe("named prepared statements in transaction pooling", () => {
+  let p: TestPooler;
+  beforeAll(async () => {
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "4", MAX_CLIENT_CONN: "400" });
+  });
+  afterAll(() => p.stop());
+
+  it("300 concurrent named queries (3 names) through pg.Pool(10) all succeed", async () => {
+    const texts = ["SELECT $1::int AS v", "SELECT $1::int * 2 AS v", "SELECT $1::int + 1000 AS v"];
+    const pool = new pg.Pool({ connectionString: p.url(), max: 10 });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 300 }, (_, i) =>
+          pool.query<{ v: number }>({ name: `stmt_${i % 3}`, text: texts[i % 3]!, values: [i] }),
+        ),
+      );
+      expect(results.map((r) => r.rows[0]!.v)).toEqual(
+        Array.from({ length: 300 }, (_, i) => [i, i * 2, i + 1000][i % 3]),
+      );
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("clients A and B both prepare s1 with different SQL: each gets its own statement", async () => {
+    const a = await connect(p.url());
+    const b = await connect(p.url());
+    try {
+      expect((await a.query({ name: "s1", text: "SELECT 'a' AS who" })).rows[0].who).toBe("a");
+      const serverOfA = await pid(a);
+      expect((await b.query({ name: "s1", text: "SELECT 'b' AS who" })).rows[0].who).toBe("b");
+      expect(await pid(b)).toBe(serverOfA); // the same server: the names did meet there
+      for (let i = 0; i < 3; i++) {
+        expect((await a.query({ name: "s1", text: "SELECT 'a' AS who" })).rows[0].who).toBe("a");
+        expect((await b.query({ name: "s1", text: "SELECT 'b' AS who" })).rows[0].who).toBe("b");
+      }
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it("Prisma with statementNameGenerator (statement caching): 200 concurrent findMany succeed", async () => {
+    const prisma = new PrismaClient({
+      adapter: new PrismaPg(
+        { connectionString: p.url(), max: 10 },
+        {
+          statementNameGenerator: (q) =>
+            `p_${crypto.createHash("sha1").update(q.sql).digest("hex").slice(0, 16)}`,
+        },
+      ),
+    });
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 200 }, () => prisma.post.findMany()));
+      expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+    } finally {
+      await prisma.$disconnect();
+    }
+  });
+
+  it("DEALLOCATE ALL and DISCARD ALL drop the client's statements, not anyone else's", async () => {
+    const a = await connect(p.url());
+    const b = await connect(p.url());
+    /** pg remembers what it prepared on its connection: make it send Parse again. */
+    const forgetPrepared = (c: pg.Client): void => {
+      (
+        c as unknown as { connection: { parsedStatements: Record<string, string> } }
+      ).connection.parsedStatements = {};
+    };
+    try {
+      await b.query({ name: "theirs", text: "SELECT 1 AS n" });
+      for (const reset of ["DEALLOCATE ALL", "DISCARD ALL"]) {
+        forgetPrepared(a);
+        await a.query({ name: "mine", text: "SELECT 1 AS n" });
+        await a.query(reset);
+        // pg still believes "mine" is prepared and sends only Bind: PostgreSQL's own error, as directly
+        const err = await errorOf(a.query({ name: "mine", text: "SELECT 1 AS n" }));
+        expect(err.code).toBe("26000");
+        expect(err.message).toBe('prepared statement "mine" does not exist');
+        expect((await b.query({ name: "theirs", text: "SELECT 1 AS n" })).rows[0].n).toBe(1);
+        // a fresh connection prepares it again, on a server where it may still exist
+        const again = await connect(p.url());
+        expect((await again.query({ name: "mine", text: "SELECT 1 AS n" })).rows[0].n).toBe(1);
+        await again.end();
+      }
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it("a failed Parse leaves no mapping; a name never prepared gets PostgreSQL's 26000", async () => {
+    const c = await RawClient.connect(p.url());
+    try {
+      const failed = await c.exchange([parse("s", "SELEC 1"), sync()]);
+      expect(errorOfReply(failed[0]!).get("C")).toBe("42601");
+      const ok = await c.exchange([parse("s", "SELECT 1"), bind("", "s"), execute(), sync()]);
+      expect(ok.map((m) => m.type).join("")).toBe("12DCZ");
+      const unknown = await c.exchange([describeMsg("S", "nope"), sync()]);
+      expect(errorOfReply(unknown[0]!).get("M")).toBe('prepared statement "nope" does not exist');
+      expect(errorOfReply(unknown[0]!).get("C")).toBe("26000");
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe("MAX_PREPARED_STATEMENTS", () => {
+  it("evicts the least recently used beyond the limit and prepares again when needed", async () => {
+    const p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", MAX_PREPARED_STATEMENTS: "2" });
+    const c = await connect(p.url());
+    try {
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 5; i++) {
+          const r = await c.query({ name: `q${i}`, text: `SELECT ${i} AS n, $1::int AS r`, values: [round] });
+          expect(r.rows[0]).toEqual({ n: i, r: round });
+        }
+      }
+      const onServer = await c.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'POOLER_%'",
+      );
+      expect(onServer.rows[0]!.n).toBeLessThanOrEqual(2);
+    } finally {
+      await c.end();
+      await p.stop();
+    }
+  });
+
+  it("0 turns the pooler's handling off: names go to the server unchanged, as PgBouncer 1.18", async () => {
+    const p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", MAX_PREPARED_STATEMENTS: "0" });
+    const a = await connect(p.url());
+    const b = await connect(p.url());
+    try {
+      await a.query({ name: "shared", text: "SELECT 1" });
+      const err = await errorOf(b.query({ name: "shared", text: "SELECT 2" }));
+      expect(err.code).toBe("42P05");
+    } finally {
+      await a.end();
+      await b.end();
+      await p.stop();
+    }
+  });
+});
+
+describe("pgbench -M prepared through a pool of 20", () => {
+  let bench: BenchServer;
+  beforeAll(async () => {
+    bench = await startBenchServer("pooler-prepared");
+  }, 120_000);
+  afterAll(() => bench?.stop());
+
+  it(
+    "10, 50 and 200 clients: 0 failed transactions; prepared vs extended TPS printed",
+    () =>
+      bench.withPooler({ POOL_MODE: "transaction", DEFAULT_POOL_SIZE: "20" }, async (url) => {
+        const run = (mode: string, clients: number) =>
+          pgbench(url, ["-n", "-S", "-M", mode, "-c", String(clients), "-j", "2", "-T", "3"]);
+        for (const clients of [10, 50, 200]) {
+          const r = await run("prepared", clients);
+          expect(r.failed, r.output).toBe(0);
+          expect(r.processed).toBeGreaterThan(100);
+        }
+        const extended = await run("extended", 50);
+        const prepared = await run("prepared", 50);
+        expect(extended.failed + prepared.failed).toBe(0);
+        console.log(
+          `pgbench -S, 50 clients, pool 20: -M extended ${extended.tps.toFixed(0)} tps, -M prepared ${prepared.tps.toFixed(0)} tps`,
+        );
+      }),
+    120_000,
+  );
+});

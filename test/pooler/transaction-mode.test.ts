@@ -1,0 +1,292 @@
+// Session state in transaction pooling: each row of README "What works in transaction mode" that
+// PgBouncer 1.18 gets wrong (measured, /work/shared/reference/prisma.md §7), through our pooler.
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import type { Pool } from "../../pooler/pool.ts";
+import { connect, errorOf } from "../support/clients.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+
+async function pid(c: pg.Client): Promise<number> {
+  return (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+}
+
+async function show(c: pg.Client, name: string): Promise<string> {
+  return Object.values((await c.query(`SHOW ${name}`)).rows[0] as Record<string, string>)[0]!;
+}
+
+function onlyPool(p: TestPooler): Pool {
+  return [...p.pooler.pools.values()][0]!;
+}
+
+/**
+ * Pinned clients once `c`'s last statement has been looked at: the pooler probes the session after
+ * the reply went out, and holds the client's next query until it has decided.
+ */
+async function pinnedAfter(p: TestPooler, c: pg.Client): Promise<number> {
+  await c.query("SELECT 1");
+  return onlyPool(p).pinnedClients;
+}
+
+/** Session advisory locks on `key` held by any backend, seen directly. */
+async function lockHolders(key: number): Promise<number> {
+  const c = await connect(inject("pgAppUrl"));
+  try {
+    const r = await c.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = $1",
+      [key],
+    );
+    return r.rows[0]!.n;
+  } finally {
+    await c.end();
+  }
+}
+
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("session state in transaction pooling", () => {
+  let p: TestPooler;
+  beforeAll(async () => {
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "2", APPLICATION_NAME_ADD_HOST: "0" });
+  });
+  afterAll(() => p.stop());
+
+  it("SET by A: B sees its own value, A keeps its own on whatever server it gets next", async () => {
+    const a = await connect(p.url());
+    const b = await connect(p.url());
+    try {
+      await a.query("SET statement_timeout = '1234ms'");
+      const serverOfA = await pid(a);
+      // B takes the server A just used (the pool hands out the most recently used first) and keeps it
+      await b.query("BEGIN");
+      expect(await pid(b)).toBe(serverOfA);
+      expect(await show(b, "statement_timeout")).toBe("0");
+      // so A now runs on the other server, where its SET is replayed
+      expect(await pid(a)).not.toBe(serverOfA);
+      expect(await show(a, "statement_timeout")).toBe("1234ms");
+      await b.query("COMMIT");
+      for (let i = 0; i < 5; i++) {
+        expect(await show(b, "statement_timeout")).toBe("0");
+        expect(await show(a, "statement_timeout")).toBe("1234ms");
+      }
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it("keeps search_path, custom placeholders and RESET per client", async () => {
+    const a = await connect(p.url());
+    const b = await connect(p.url());
+    try {
+      await a.query(`SET search_path = pg_catalog, "$user", public; SET app.tenant = 'acme'`);
+      for (let i = 0; i < 3; i++) {
+        expect(await show(a, "search_path")).toBe('pg_catalog, "$user", public');
+        expect((await a.query("SELECT current_setting('app.tenant') AS t")).rows[0].t).toBe("acme");
+        expect(await show(b, "search_path")).toBe('"$user", public');
+        expect((await b.query("SELECT current_setting('app.tenant', true) AS t")).rows[0].t ?? "").toBe("");
+      }
+      await a.query("RESET search_path");
+      expect(await show(a, "search_path")).toBe('"$user", public');
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it("forgets a SET that was rolled back", async () => {
+    const a = await connect(p.url());
+    try {
+      await a.query("BEGIN");
+      await a.query("SET work_mem = '77MB'");
+      await a.query("ROLLBACK");
+      expect(await show(a, "work_mem")).toBe("4MB");
+    } finally {
+      await a.end();
+    }
+  });
+
+  it("application_name is always the client's own, never the last client's on that server", async () => {
+    const a = await connect(p.url(), { application_name: "alpha" });
+    const b = await connect(p.url());
+    try {
+      for (let i = 0; i < 5; i++) {
+        expect(await show(a, "application_name")).toBe("alpha");
+        expect(await show(b, "application_name")).toBe("");
+      }
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it("a session advisory lock excludes other clients: A is pinned to its server until it unlocks", async () => {
+    const a = await connect(p.url());
+    const b = await connect(p.url());
+    try {
+      expect((await a.query("SELECT pg_try_advisory_lock(4242) AS ok")).rows[0].ok).toBe(true);
+      expect(await pinnedAfter(p, a)).toBe(1);
+      const pinnedTo = await pid(a);
+      expect((await b.query("SELECT pg_try_advisory_lock(4242) AS ok")).rows[0].ok).toBe(false);
+      expect(await pid(b)).not.toBe(pinnedTo);
+      for (let i = 0; i < 3; i++) expect(await pid(a)).toBe(pinnedTo);
+      expect((await a.query("SELECT pg_advisory_unlock(4242) AS ok")).rows[0].ok).toBe(true);
+      expect(await pinnedAfter(p, a)).toBe(0);
+      expect((await b.query("SELECT pg_try_advisory_lock(4242) AS ok")).rows[0].ok).toBe(true);
+      await b.query("SELECT pg_advisory_unlock_all()");
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it("LISTEN through the pooler receives NOTIFY sent elsewhere, also while idle", async () => {
+    const a = await connect(p.url());
+    const other = await connect(p.url());
+    const direct = await connect(inject("pgAppUrl"));
+    try {
+      const received: pg.Notification[] = [];
+      a.on("notification", (n) => received.push(n));
+      await a.query("LISTEN pooler_ch");
+      // other clients keep using the pool meanwhile
+      for (let i = 0; i < 3; i++) await other.query("SELECT 1");
+      await direct.query("NOTIFY pooler_ch, 'hello'");
+      await eventually(async () => received.length > 0, "the notification");
+      expect(received[0]).toMatchObject({ channel: "pooler_ch", payload: "hello" });
+      await a.query("UNLISTEN *");
+      expect(await pinnedAfter(p, a)).toBe(0);
+    } finally {
+      await a.end();
+      await other.end();
+      await direct.end();
+    }
+  });
+
+  it("accepts startup settings (options -c, statement_timeout, idle_in_transaction_session_timeout) per client", async () => {
+    const a = await connect(p.url(), {
+      options: "-c search_path=pg_catalog,public --work-mem=8MB",
+      statement_timeout: 4321,
+      idle_in_transaction_session_timeout: 7654,
+    });
+    const b = await connect(p.url());
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect(await show(a, "search_path")).toBe("pg_catalog,public");
+        expect(await show(a, "work_mem")).toBe("8MB");
+        expect(await show(a, "statement_timeout")).toBe("4321ms");
+        expect(await show(a, "idle_in_transaction_session_timeout")).toBe("7654ms");
+        expect(await show(b, "statement_timeout")).toBe("0");
+        expect(await show(b, "work_mem")).toBe("4MB");
+      }
+      // RESET goes back to the startup value, as it does on a server of one's own
+      await a.query("SET statement_timeout = 1; RESET statement_timeout");
+      expect(await show(a, "statement_timeout")).toBe("4321ms");
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  it("refuses a bad startup setting at login with PostgreSQL's error", async () => {
+    const err = await errorOf(connect(p.url(), { statement_timeout: "soon" as unknown as number }));
+    expect(err.code).toBe("22023");
+    expect(err.message).toMatch(/invalid value for parameter "statement_timeout"/);
+  });
+
+  it("a client leaving with a session advisory lock (Prisma Migrate) leaves it on no pooled server", async () => {
+    const key = 72707369;
+    const a = await connect(p.url());
+    await a.query(`SELECT pg_advisory_lock(${key})`);
+    expect(await lockHolders(key)).toBe(1);
+    await a.end();
+    await eventually(async () => (await lockHolders(key)) === 0, "the lock to be released");
+    const direct = await connect(inject("pgAppUrl"));
+    try {
+      expect((await direct.query(`SELECT pg_try_advisory_lock(${key}) AS ok`)).rows[0].ok).toBe(true);
+    } finally {
+      await direct.end();
+    }
+    expect(onlyPool(p).pinnedClients).toBe(0);
+  });
+
+  it("pins for temp tables, WITH HOLD cursors and SQL PREPARE while they live", async () => {
+    const a = await connect(p.url());
+    try {
+      await a.query("CREATE TEMP TABLE scratch (x int)");
+      expect(await pinnedAfter(p, a)).toBe(1);
+      await a.query("INSERT INTO scratch VALUES (1)");
+      expect((await a.query("SELECT count(*)::int AS n FROM scratch")).rows[0].n).toBe(1);
+      await a.query("DROP TABLE scratch");
+      expect(await pinnedAfter(p, a)).toBe(0);
+
+      await a.query("BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT generate_series(1, 3) AS n; COMMIT");
+      expect(await pinnedAfter(p, a)).toBe(1);
+      expect((await a.query("FETCH 2 FROM c")).rows).toEqual([{ n: 1 }, { n: 2 }]);
+      await a.query("CLOSE c");
+      expect(await pinnedAfter(p, a)).toBe(0);
+
+      await a.query("PREPARE q(int) AS SELECT $1 + 1 AS n");
+      expect(await pinnedAfter(p, a)).toBe(1);
+      expect((await a.query("EXECUTE q(41)")).rows[0].n).toBe(42);
+      await a.query("DEALLOCATE q");
+      expect(await pinnedAfter(p, a)).toBe(0);
+
+      // a temp table dropped at commit never pins
+      await a.query("BEGIN; CREATE TEMP TABLE gone (x int) ON COMMIT DROP; COMMIT");
+      expect(await pinnedAfter(p, a)).toBe(0);
+    } finally {
+      await a.end();
+    }
+  });
+});
+
+describe("PIN_SESSION_STATE=off", () => {
+  let p: TestPooler;
+  beforeAll(async () => {
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "2", PIN_SESSION_STATE: "off" });
+  });
+  afterAll(() => p.stop());
+
+  it("refuses what would pin, with 0A000, and forwards nothing of it", async () => {
+    const a = await connect(p.url());
+    try {
+      for (const sql of [
+        "LISTEN ch",
+        "SELECT pg_advisory_lock(1)",
+        "CREATE TEMP TABLE t (x int)",
+        "PREPARE q AS SELECT 1",
+      ]) {
+        const err = await errorOf(a.query(sql));
+        expect(err.code).toBe("0A000");
+        expect(err.message).toMatch(/is not supported in transaction pooling mode \(PIN_SESSION_STATE=off\)/);
+      }
+      // the same through the extended protocol
+      const err = await errorOf(a.query("SELECT pg_advisory_lock($1)", [1]));
+      expect(err.code).toBe("0A000");
+      expect(await lockHolders(1)).toBe(0);
+      // replayable state still works, and the connection too
+      await a.query("SET statement_timeout = '2s'");
+      expect(await show(a, "statement_timeout")).toBe("2s");
+    } finally {
+      await a.end();
+    }
+  });
+
+  it("fails the transaction the refused statement was in, as a real error would", async () => {
+    const a = await connect(p.url());
+    try {
+      await a.query("BEGIN");
+      expect((await errorOf(a.query("LISTEN ch"))).code).toBe("0A000");
+      expect((await errorOf(a.query("SELECT 1"))).code).toBe("25P02");
+      await a.query("ROLLBACK");
+      expect((await a.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    } finally {
+      await a.end();
+    }
+  });
+});
