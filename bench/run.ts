@@ -37,25 +37,31 @@ const children: ChildProcess[] = [];
 const env = { ...process.env, PGPASSWORD: "postgres", PGUSER: "postgres", PGDATABASE: "bench" };
 
 function sh(file: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
-  return run(file, args, { env: { ...env, ...extraEnv }, maxBuffer: 64 << 20 }).then((r) => r.stdout + r.stderr);
+  return run(file, args, { env: { ...env, ...extraEnv }, maxBuffer: 64 << 20 }).then(
+    (r) => r.stdout + r.stderr,
+  );
 }
 
 async function startOurs(upstreamPort: number, port: number): Promise<number> {
   // 10,000 idle clients need more file descriptors than the usual 1024: take the hard limit
-  const child = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn) && exec "${process.execPath}" dist/pooler/main.js`], {
-    env: {
-      ...env,
-      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${upstreamPort}/bench`,
-      LISTEN_PORT: String(port),
-      POOL_MODE: "transaction",
-      DEFAULT_POOL_SIZE: opts["pool-size"],
-      MAX_CLIENT_CONN: "20000",
-      LOG_CONNECTIONS: "0",
-      LOG_DISCONNECTIONS: "0",
-      LOG_STATS: "0",
+  const child = spawn(
+    "bash",
+    ["-c", `ulimit -n $(ulimit -Hn) && exec "${process.execPath}" dist/pooler/main.js`],
+    {
+      env: {
+        ...env,
+        DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${upstreamPort}/bench`,
+        LISTEN_PORT: String(port),
+        POOL_MODE: "transaction",
+        DEFAULT_POOL_SIZE: opts["pool-size"],
+        MAX_CLIENT_CONN: "20000",
+        LOG_CONNECTIONS: "0",
+        LOG_DISCONNECTIONS: "0",
+        LOG_STATS: "0",
+      },
+      stdio: ["ignore", "ignore", "inherit"],
     },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  );
   children.push(child);
   for (let i = 0; i < 100; i++) {
     try {
@@ -101,7 +107,14 @@ async function main(): Promise<void> {
         await sh(path.join(harness, "pgbench-compare.sh"), [
           ...["-t", `direct=127.0.0.1:${pgPort}`, "-t", `pgbouncer=127.0.0.1:${pgbouncerPort}`],
           ...["-t", `ours=127.0.0.1:${oursPort}`, "-C", opts.configs, "-T", opts.duration, "-r", opts.reps],
-          ...["-w", `pgbouncer=@${pgbDir}/pgbouncer.pid`, "-w", `ours=${oursPid}`, "-o", path.join(work, "pgbench")],
+          ...[
+            "-w",
+            `pgbouncer=@${pgbDir}/pgbouncer.pid`,
+            "-w",
+            `ours=${oursPid}`,
+            "-o",
+            path.join(work, "pgbench"),
+          ],
         ]),
       );
     }

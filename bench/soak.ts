@@ -47,7 +47,20 @@ async function main(): Promise<void> {
     const seconds = Math.round(Number(opts.minutes) * 60);
     const bench = run(
       "pgbench",
-      ["-h", "127.0.0.1", "-p", String(port), "-n", "-S", "-c", opts.clients, "-j", "2", "-T", String(seconds)],
+      [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-n",
+        "-S",
+        "-c",
+        opts.clients,
+        "-j",
+        "2",
+        "-T",
+        String(seconds),
+      ],
       { env, maxBuffer: 16 << 20 },
     );
     const samples: number[] = [];
@@ -57,7 +70,12 @@ async function main(): Promise<void> {
     }, 10_000);
     const { stdout } = await bench;
     clearInterval(timer);
-    console.log(stdout.split("\n").filter((l) => /tps|failed|processed|latency/.test(l)).join("\n"));
+    console.log(
+      stdout
+        .split("\n")
+        .filter((l) => /tps|failed|processed|latency/.test(l))
+        .join("\n"),
+    );
     // warm-up: the first quarter; then compare the first and last thirds of the rest
     const rest = samples.slice(Math.ceil(samples.length / 4));
     const third = Math.max(1, Math.floor(rest.length / 3));

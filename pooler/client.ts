@@ -375,7 +375,12 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         this.params.set(name, value);
       }
     }
-    if (!this.params.has("application_name")) this.params.set("application_name", "");
+    const appName = this.params.get("application_name") ?? "";
+    // application_name_add_host: PgBouncer's " - host:port" suffix, so server logs show the real client
+    const suffix = this.host.config.applicationNameAddHost
+      ? ` - ${this.socket.remoteAddress}:${this.socket.remotePort}`
+      : "";
+    this.params.set("application_name", appName + suffix);
     const out: Buffer[] = [authenticationOk()];
     for (const [name, value] of serverParams) out.push(parameterStatus(name, this.params.get(name) ?? value));
     this.host.registerCancelKey(this);

@@ -87,6 +87,11 @@ const POOL_GAUGES: readonly [column: keyof PoolRow, metric: string, help: string
     "Server connections currently running either server_reset_query or server_check_query, shown as connection",
   ],
   [
+    "cl_pinned",
+    "client_pinned_connections",
+    "Client connections pinned to their server by session state (locks, LISTEN, ...); not in PgBouncer",
+  ],
+  [
     "sv_login",
     "server_login_connections",
     "Server connections currently in the process of logging in, shown as connection",

@@ -126,7 +126,11 @@ export class Pooler implements ClientHost, PoolRegistry {
     });
     await client.connect();
     try {
-      const { rows } = await client.query<string[]>({ text: this.config.authQuery, values: [user], rowMode: "array" });
+      const { rows } = await client.query<string[]>({
+        text: this.config.authQuery,
+        values: [user],
+        rowMode: "array",
+      });
       const secret = rows[0]?.[1];
       return secret ? { name: user, kind: classifySecret(secret), secret } : undefined;
     } finally {
@@ -186,7 +190,9 @@ export class Pooler implements ClientHost, PoolRegistry {
     const server = this.cancelKeys.get(cancelKey(pid, secret))?.server;
     if (!server || server.state === "closed") return;
     const { host, port } = server.target;
-    const sock = net.connect({ host, port }, () => sock.end(cancelRequest(server.backendPid, server.backendSecret)));
+    const sock = net.connect({ host, port }, () =>
+      sock.end(cancelRequest(server.backendPid, server.backendSecret)),
+    );
     sock.on("error", (err) => this.log.warn({ err: err.message }, "could not forward cancel request"));
   }
 

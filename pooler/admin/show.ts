@@ -68,6 +68,7 @@ const POOL_COLUMNS = cols<PoolRow>({
   maxwait_us: "int4",
   pool_mode: "text",
   load_balance_hosts: "text",
+  cl_pinned: "int4",
 });
 
 const SOCKET_COLUMNS = cols<SocketRow>({

@@ -57,6 +57,8 @@ export interface PoolRow {
   maxwait_us: number;
   pool_mode: string;
   load_balance_hosts: string | null;
+  /** Ours, after PgBouncer's columns: clients pinned to their server by session state. */
+  cl_pinned: number;
 }
 
 /** SHOW CLIENTS and SHOW SERVERS share their columns. */
@@ -232,6 +234,7 @@ export function poolRows(pooler: Pooler): PoolRow[] {
       maxwait_us: wait.us,
       pool_mode: pool.settings.mode,
       load_balance_hosts: null,
+      cl_pinned: pool.pinnedClients,
     };
   });
   rows.push(adminPoolRow(pooler));
@@ -257,6 +260,7 @@ function adminPoolRow(pooler: Pooler): PoolRow {
     maxwait_us: 0,
     pool_mode: ADMIN_POOL_MODE,
     load_balance_hosts: null,
+    cl_pinned: 0,
   };
 }
 

@@ -58,6 +58,8 @@ const EXPECTED: Record<string, [string, number][]> = {
     ["maxwait_us", INT4],
     ["pool_mode", TEXT],
     ["load_balance_hosts", TEXT],
+    // ours, after PgBouncer's: tools that read columns by name are unaffected
+    ["cl_pinned", INT4],
   ],
   CLIENTS: SOCKET_COLUMNS,
   SERVERS: SOCKET_COLUMNS,

@@ -111,6 +111,18 @@ describe("transaction pooling", () => {
     }
   });
 
+  it("application_name_add_host appends the client's address, as PgBouncer", async () => {
+    const q = await startTestPooler({ APPLICATION_NAME_ADD_HOST: "1" });
+    try {
+      const c = await connect(q.url(), { application_name: "app1" } as pg.ClientConfig);
+      const name = (await c.query("SHOW application_name")).rows[0].application_name as string;
+      expect(name).toMatch(/^app1 - 127\.0\.0\.1:\d+$/);
+      await c.end();
+    } finally {
+      await q.stop();
+    }
+  });
+
   it("forwards a cancel request to the server the client is using", async () => {
     const c = await connect(p.url());
     try {

@@ -22,9 +22,16 @@ function onlyPool(p: TestPooler): Pool {
  * Pinned clients once `c`'s last statement has been looked at: the pooler probes the session after
  * the reply went out, and holds the client's next query until it has decided.
  */
+/** Pinned clients as the admin console reports them (SHOW POOLS' cl_pinned), after c's next query. */
 async function pinnedAfter(p: TestPooler, c: pg.Client): Promise<number> {
   await c.query("SELECT 1");
-  return onlyPool(p).pinnedClients;
+  const admin = await connect(p.url("pgbouncer"));
+  try {
+    const { rows } = await admin.query<{ database: string; cl_pinned: number }>("SHOW POOLS");
+    return rows.find((r) => r.database === "app")!.cl_pinned;
+  } finally {
+    await admin.end();
+  }
 }
 
 /** Session advisory locks on `key` held by any backend, seen directly. */
