@@ -15,7 +15,7 @@ import { ClientAuth, type AuthStep } from "./client-auth.ts";
 import { Block, Connection } from "./connection.ts";
 import type { Logger } from "./log.ts";
 import type { Pool, PoolClient } from "./pool.ts";
-import { FrameScanner, ProtocolViolation, takeStartupPacket, type FrameVisitor } from "./protocol/framing.ts";
+import { FrameScanner, takeStartupPacket, type FrameVisitor } from "./protocol/framing.ts";
 import {
   Msg,
   authenticationOk,
@@ -125,6 +125,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   adminRole: "admin" | "stats" | null = null;
 
   private startupBuf: Buffer = Buffer.alloc(0);
+  private startupTaken = false;
   private auth: ClientAuth | null = null;
   private readonly scanner: FrameScanner;
   /** Bytes that arrived while the client had no server; sent once it gets one. */
@@ -160,13 +161,32 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     super(socket);
     this.scanner = new FrameScanner(host.config.maxPacketSize);
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("data", (chunk: Buffer) => this.onDataSafely(chunk));
     socket.on("error", (err) => this.close(`client socket error: ${err.message}`));
     socket.on("close", () => this.close("client unexpected eof"));
   }
 
   get log(): Logger {
     return this.host.log;
+  }
+
+  /**
+   * Whatever a client sends, a parse error (a missing NUL, a short field) must cost that client its
+   * connection, never the pooler its process: it is answered as the protocol violation it is.
+   */
+  /** An unexpected failure during the asynchronous login steps: that client goes, the pooler stays. */
+  private failLogin(err: Error): void {
+    this.log.error({ client: this.id, err: err.message }, "login failed unexpectedly");
+    this.refuse(SqlState.ProtocolViolation, `login failed: ${err.message}`);
+  }
+
+  private onDataSafely(chunk: Buffer): void {
+    try {
+      this.onData(chunk);
+    } catch (err) {
+      this.log.warn({ client: this.id, err: (err as Error).message }, "malformed client input");
+      this.refuse(SqlState.ProtocolViolation, `invalid message: ${(err as Error).message}`);
+    }
   }
 
   private onData(chunk: Buffer): void {
@@ -199,6 +219,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private onLoginData(chunk: Buffer): void {
     this.startupBuf = this.startupBuf.length ? Buffer.concat([this.startupBuf, chunk]) : chunk;
     if (this.auth) return this.onAuthData();
+    // One startup packet per connection: bytes sent while its lookup runs wait for the auth exchange.
+    if (this.startupTaken) return;
     if (this.welcoming) return; // queries sent ahead of the welcome: read once logged in
     let taken;
     try {
@@ -223,16 +245,15 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return;
       case "cancel":
         this.host.cancel(packet.pid, packet.secret);
-        this.socket.end();
-        this.state = "closed";
-        return;
+        return this.close("cancel request");
       case "unsupported":
         return this.refuse(
           SqlState.FeatureNotSupported,
           `unsupported frontend protocol ${packet.version >>> 16}.${packet.version & 0xffff}: server supports 3.0 to 3.0`,
         );
       case "startup":
-        void this.startup(packet.params);
+        this.startupTaken = true;
+        this.startup(packet.params).catch((err: Error) => this.failLogin(err));
         return;
     }
   }
@@ -285,7 +306,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     try {
       secret = db ? await this.host.lookupSecret(user, db) : this.host.config.authUsers.get(user);
     } catch (err) {
-      return this.refuse(SqlState.ConnectionFailure, `auth_query failed: ${(err as Error).message}`);
+      this.log.error({ client: this.id, user, err: (err as Error).message }, "auth_query failed");
+      return this.refuse(SqlState.ConnectionFailure, "authentication lookup failed");
     }
     if (this.state === "closed") return;
     this.auth = new ClientAuth(this.host.config.authType, user, secret);
@@ -326,7 +348,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         this.auth = null;
         this.welcoming = true;
         if (step.final) this.socket.write(step.final);
-        void this.welcome(db, step.credentials);
+        this.welcome(db, step.credentials).catch((err: Error) => this.failLogin(err));
         return;
     }
   }
@@ -495,8 +517,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     try {
       this.scanner.feed(chunk, this, this.toServer);
     } catch (err) {
-      if (!(err instanceof ProtocolViolation)) throw err;
-      return this.refuse(SqlState.ProtocolViolation, err.message);
+      return this.refuse(SqlState.ProtocolViolation, (err as Error).message);
     } finally {
       out.uncork();
     }
@@ -738,21 +759,15 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private feedAdmin(chunk: Buffer): void {
     try {
+      // Made on first use: most clients never talk to the console, and every idle client's bytes count.
+      this.adminVisitor ??= new AdminVisitor(this, this.host);
       this.scanner.feed(chunk, this.adminVisitor, noEmit);
     } catch (err) {
       this.refuse(SqlState.ProtocolViolation, (err as Error).message);
     }
   }
 
-  private readonly adminVisitor: FrameVisitor = {
-    mustInspect: () => true,
-    mayRewrite: () => true,
-    message: () => undefined,
-    rewrite: (type, msg) => {
-      if (type === Msg.Terminate) this.close("client sent Terminate");
-      else this.host.adminMessage(this, type, msg);
-    },
-  };
+  private adminVisitor: AdminVisitor | null = null;
 
   // ---- refusals and closing ----
 
@@ -820,6 +835,25 @@ function parseEffect(type: number, msg: Buffer): SessionEffect {
 }
 
 function noEmit(): void {}
+
+/** Every message of an admin client goes to the console (which speaks the simple protocol only). */
+class AdminVisitor implements FrameVisitor {
+  constructor(
+    private readonly client: ClientConnection,
+    private readonly host: ClientHost,
+  ) {}
+  mustInspect(): boolean {
+    return true;
+  }
+  mayRewrite(): boolean {
+    return true;
+  }
+  message(): void {}
+  rewrite(type: number, msg: Buffer): void {
+    if (type === Msg.Terminate) this.client.close("client sent Terminate");
+    else this.host.adminMessage(this.client, type, msg);
+  }
+}
 
 function isTerminate(chunk: Buffer): boolean {
   return chunk.length === 5 && chunk[0] === Msg.Terminate;

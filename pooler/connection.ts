@@ -46,6 +46,30 @@ export abstract class Connection {
   write(buf: Buffer, source?: Connection): void {
     if (this.socket.write(buf) || source === undefined || source.blocked & Block.Backpressure) return;
     source.block(Block.Backpressure);
-    this.socket.once("drain", () => source.unblock(Block.Backpressure));
+    this.drainFor = source;
+    this.socket.once("drain", () => this.drained(source));
+  }
+
+  /** The source this socket's next 'drain' wakes (null once the link it served has ended). */
+  private drainFor: Connection | null = null;
+
+  private drained(source: Connection): void {
+    if (this.drainFor !== source) return;
+    this.drainFor = null;
+    source.unblock(Block.Backpressure);
+  }
+
+  /**
+   * The link between this connection and `peer` ends: neither may stay paused on the other's full
+   * buffer (the server would go back to the pool unable to read), nor be woken by it later.
+   */
+  unlinkFrom(peer: Connection): void {
+    for (const [dst, src] of [
+      [this, peer],
+      [peer, this],
+    ] as const) {
+      if (dst.drainFor === src) dst.drainFor = null;
+      src.unblock(Block.Backpressure);
+    }
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isSettingName, parseStartupOptions, settingsSyncSql } from "./params.ts";
+import { isSettingName, paramSyncSql, parseStartupOptions, settingsSyncSql } from "./params.ts";
 
 describe("parseStartupOptions", () => {
   it("reads -c, -cname=value and --name=value, dashes meaning underscores", () => {
@@ -36,8 +36,8 @@ describe("settingsSyncSql", () => {
       ["app.tenant", "x"],
     ]);
     expect(settingsSyncSql(wanted, current)).toBe(
-      `RESET "app"."tenant";SELECT pg_catalog.set_config('search_path', 'a, "b c"', false), ` +
-        `pg_catalog.set_config('role', 'reader', false);`,
+      `RESET "app"."tenant";SELECT pg_catalog.set_config(E'search_path', E'a, "b c"', false), ` +
+        `pg_catalog.set_config(E'role', E'reader', false);`,
     );
   });
 
@@ -53,5 +53,12 @@ describe("isSettingName", () => {
     expect(isSettingName("_pq_.compression")).toBe(false);
     expect(isSettingName("frob nicate")).toBe(false);
     expect(isSettingName("1abc")).toBe(false);
+  });
+});
+
+describe("quoting in the pooler's own SQL", () => {
+  it("survives standard_conforming_strings = off: backslashes and quotes cannot end the literal", () => {
+    const sql = paramSyncSql(new Map([["application_name", "a\\'; SELECT 1; --"]]), new Map());
+    expect(sql).toBe("SET application_name = E'a\\\\''; SELECT 1; --';");
   });
 });

@@ -1,5 +1,6 @@
 // The server parameters the pooler keeps per client (PgBouncer's varcache): what a client chose at
 // startup or by SET, replayed on whichever server it gets next so no client sees another's values.
+import { quoteIdent, quoteLiteral } from "./sql.ts";
 
 /** GUC_REPORT parameters PgBouncer tracks, in the case ParameterStatus uses. */
 const ALWAYS_TRACKED = [
@@ -18,10 +19,6 @@ export function trackedParameter(name: string, extra: readonly string[]): string
   const known = canonical.get(lower);
   if (known) return known;
   return extra.find((e) => e.toLowerCase() === lower) ?? null;
-}
-
-function quoteLiteral(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
 }
 
 /** SET statements that make the server's tracked parameters equal the client's, or "". */
@@ -48,13 +45,6 @@ const GUC_NAME = /^[a-z_][a-z0-9_$]*(?:\.[a-z_][a-z0-9_$]*)*$/i;
 export function isSettingName(name: string): boolean {
   // _pq_.* names are protocol extensions, not settings
   return GUC_NAME.test(name) && !name.toLowerCase().startsWith("_pq_.");
-}
-
-function quoteIdent(name: string): string {
-  return name
-    .split(".")
-    .map((part) => `"${part.replace(/"/g, '""')}"`)
-    .join(".");
 }
 
 /** Applied last: a role switched to first could lack the privilege for the other settings. */

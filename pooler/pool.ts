@@ -171,7 +171,7 @@ export class Pool {
    */
   release(server: ServerConnection, reset: boolean): void {
     this.active.delete(server);
-    server.client = null;
+    this.detach(server);
     if (server.state === "closed") return;
     if (server.closeNeeded || Date.now() - server.connectTime > this.settings.lifetime) {
       server.close(server.closeNeeded ? "close needed" : "server_lifetime");
@@ -201,7 +201,7 @@ export class Pool {
    */
   cleanAndRelease(server: ServerConnection, queries: readonly string[], reset: boolean): void {
     this.active.delete(server);
-    server.client = null;
+    this.detach(server);
     server.state = "used";
     this.used.add(server);
     queries
@@ -217,7 +217,16 @@ export class Pool {
       );
   }
 
+  /** Ends the server's link with its client, flow control included. */
+  private detach(server: ServerConnection): void {
+    const client = server.client;
+    server.client = null;
+    if (client) server.unlinkFrom(client);
+  }
+
   private makeIdle(server: ServerConnection): void {
+    // RECONNECT / RELOAD marked it while it was being reset or checked
+    if (server.closeNeeded) return server.close("close needed");
     // PAUSE and KILL disconnect from the database: a server is closed as soon as it is free.
     if (this.paused) return server.close("pause mode");
     server.state = "idle";

@@ -372,6 +372,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
 
   /** As runInternal, resolving with the rows of the result (the session-state probe). */
   queryInternal(sql: string): Promise<Row[]> {
+    if (this.state === "closed") return Promise.reject(new Error(`server closed: ${this.closeReason}`));
     if (this.internal) return Promise.reject(new Error("internal query already running"));
     return new Promise<Row[]>((resolve, reject) => {
       this.internal = { resolve, reject, error: null, rows: [] };

@@ -105,7 +105,7 @@ describe("the probe", () => {
   it("asks pg_settings, the hidden settings by name, and each kind of held state", () => {
     const sql = probeSql(["app.tenant"]);
     expect(sql).toContain("FROM pg_catalog.pg_settings WHERE source = 'session'");
-    expect(sql).toContain("pg_catalog.current_setting('app.tenant', true)");
+    expect(sql).toContain("pg_catalog.current_setting(E'app.tenant', true)");
     expect(sql).toContain("pg_catalog.pg_listening_channels()");
   });
 

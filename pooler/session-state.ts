@@ -12,6 +12,7 @@
 //   PREPARE). Asking, rather than counting lock/unlock calls or tracking SET values, is exact
 //   whatever happened in between: rolled-back SETs, pg_try_advisory_lock returning false,
 //   unlocks of locks never taken, ON COMMIT DROP, RESET ALL, errors mid-transaction.
+import { quoteLiteral } from "./sql.ts";
 
 /** Session state the pooler cannot recreate on another server: while it lives, the client keeps its server. */
 export type HeldState = "LISTEN" | "advisory lock" | "WITH HOLD cursor" | "temporary table" | "PREPARE";
@@ -327,10 +328,6 @@ function hasSequence(t: Token[], seq: string[], stop?: string): boolean {
 
 // ---- the probe ----
 
-function literal(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
-}
-
 /** Each kind of held state with the (schema-qualified: the client may have changed search_path) test for it. */
 const HELD_TESTS: [HeldState, string][] = [
   [
@@ -351,8 +348,9 @@ const HELD_TESTS: [HeldState, string][] = [
 export function probeSql(hidden: Iterable<string>): string {
   const parts = ["SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session'"];
   for (const name of hidden)
-    parts.push(`SELECT ${literal(name)}, pg_catalog.current_setting(${literal(name)}, true)`);
-  for (const [state, test] of HELD_TESTS) parts.push(`SELECT NULL, ${literal(state)} WHERE EXISTS (${test})`);
+    parts.push(`SELECT ${quoteLiteral(name)}, pg_catalog.current_setting(${quoteLiteral(name)}, true)`);
+  for (const [state, test] of HELD_TESTS)
+    parts.push(`SELECT NULL, ${quoteLiteral(state)} WHERE EXISTS (${test})`);
   return parts.join(" UNION ALL ");
 }
 

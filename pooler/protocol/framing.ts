@@ -24,14 +24,20 @@ export class ProtocolViolation extends Error {}
 
 /** Largest straddling message we assemble before forwarding, for types no one inspects. */
 const STREAM_THRESHOLD = 64 * 1024;
+/** Largest message assembled whole: PostgreSQL's own MaxAllocSize (1 GB) bounds real ones. */
+const MAX_ASSEMBLED = 0x3fffffff;
 
 export class FrameScanner {
-  /** Bytes of a header (type + int32) split across chunks. */
-  private readonly head = Buffer.allocUnsafe(5);
+  /** Bytes of a header (type + int32) split across chunks; allocated when first needed. */
+  private head: Buffer | null = null;
   private headLen = 0;
-  /** A straddling message being assembled (already includes its header). */
-  private partial: Buffer | null = null;
+  /**
+   * A straddling message being assembled, as the pieces received so far (header first). Held as
+   * slices, not a buffer of the announced size, so a length that is a lie reserves no memory.
+   */
+  private partial: Buffer[] | null = null;
   private partialLen = 0;
+  private partialTotal = 0;
   /** Body bytes of a streamed message still to pass through as they arrive. */
   private streaming = 0;
 
@@ -57,23 +63,24 @@ export class FrameScanner {
       pos = n;
     }
     if (this.partial !== null) {
-      const n = Math.min(this.partial.length - this.partialLen, end - pos);
-      chunk.copy(this.partial, this.partialLen, pos, pos + n);
+      const n = Math.min(this.partialTotal - this.partialLen, end - pos);
+      this.partial.push(chunk.subarray(pos, pos + n));
       this.partialLen += n;
       pos += n;
-      if (this.partialLen < this.partial.length) return;
-      const msg = this.partial;
+      if (this.partialLen < this.partialTotal) return;
+      const msg = Buffer.concat(this.partial, this.partialTotal);
       this.partial = null;
       this.deliver(msg, visitor, emit);
     }
     if (this.headLen > 0) {
+      const head = this.head!;
       const n = Math.min(5 - this.headLen, end - pos);
-      chunk.copy(this.head, this.headLen, pos, pos + n);
+      chunk.copy(head, this.headLen, pos, pos + n);
       this.headLen += n;
       pos += n;
       if (this.headLen < 5) return;
       this.headLen = 0;
-      pos = this.startStraddling(this.head, chunk, pos, visitor, emit);
+      pos = this.startStraddling(head, chunk, pos, visitor, emit);
     }
 
     // Complete messages inside this chunk: forwarded as one slice per run.
@@ -97,6 +104,7 @@ export class FrameScanner {
     if (pos === end) return;
 
     if (end - pos < 5) {
+      this.head ??= Buffer.allocUnsafe(5);
       chunk.copy(this.head, 0, pos, end);
       this.headLen = end - pos;
       return;
@@ -125,14 +133,19 @@ export class FrameScanner {
       this.streaming = len - 4 - available;
       return bodyPos + available;
     }
-    const msg = Buffer.allocUnsafe(len + 1);
-    header.copy(msg, 0, 0, 5);
-    chunk.copy(msg, 5, bodyPos, bodyPos + available);
-    if (5 + available === msg.length) {
-      this.deliver(msg, visitor, emit);
+    if (len + 1 > MAX_ASSEMBLED) {
+      throw new ProtocolViolation(
+        `message of ${len + 1} bytes is too large (type "${String.fromCharCode(type)}")`,
+      );
+    }
+    const head = Buffer.from(header); // header may be our reusable `head`: copy it
+    const body = chunk.subarray(bodyPos, bodyPos + available);
+    if (5 + available === len + 1) {
+      this.deliver(Buffer.concat([head, body], len + 1), visitor, emit);
     } else {
-      this.partial = msg;
+      this.partial = [head, body];
       this.partialLen = 5 + available;
+      this.partialTotal = len + 1;
     }
     return bodyPos + available;
   }

@@ -1,6 +1,6 @@
 // Nothing lost, nothing leaked: clients and servers that die at bad moments, malformed input.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { query, startupMessage } from "../../pooler/protocol/messages.ts";
+import { cancelRequest, query, startupMessage } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, rawExchange } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 
@@ -161,5 +161,35 @@ describe("failures", () => {
     );
     const fields = errorFields(reply);
     expect(fields[0]?.get("C")).toBe("08P01");
+  });
+
+  it("a password message without its terminating NUL costs that client its connection, not the pooler", async () => {
+    const broken = Buffer.from([0x70, 0, 0, 0, 4]); // 'p' with an empty body
+    const reply = await rawExchange(
+      p.port,
+      Buffer.concat([startupMessage({ user: "postgres", database: "app" }), broken]),
+    );
+    expect(errorFields(reply)[0]?.get("C")).toBe("08P01");
+    const c = await connect(p.url());
+    expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    await c.end();
+  });
+
+  it("a Bind whose statement name has no NUL, after login, gets 08P01; the pooler keeps serving", async () => {
+    const c = await connect(p.url());
+    const stream = (c as unknown as { connection: { stream: { write(b: Buffer): void } } }).connection.stream;
+    const closed = new Promise<Error & { code?: string }>((resolve) => c.once("error", resolve));
+    stream.write(Buffer.from([0x42, 0, 0, 0, 5, 0x78])); // Bind, body "x" without NUL
+    expect((await closed).code).toBe("08P01");
+    const d = await connect(p.url());
+    expect((await d.query("SELECT 2 AS two")).rows[0].two).toBe(2);
+    await d.end();
+  });
+
+  it("cancel requests do not leave clients behind (they would count against max_client_conn)", async () => {
+    const before = p.pooler.clients.size;
+    for (let i = 0; i < 20; i++) await rawExchange(p.port, cancelRequest(1, 2), 500);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(p.pooler.clients.size).toBe(before);
   });
 });
