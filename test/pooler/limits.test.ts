@@ -1,7 +1,8 @@
 // Every limit and timeout, each with the ErrorResponse a client sees.
 import net from "node:net";
 import { describe, expect, inject, it } from "vitest";
-import { connect, errorOf } from "../support/clients.ts";
+import { startupMessage } from "../../pooler/protocol/messages.ts";
+import { connect, errorOf, rawExchange } from "../support/clients.ts";
 import { startTestPooler } from "../support/pooler.ts";
 
 async function withPooler<T>(env: Record<string, string>, fn: (url: (db?: string) => string) => Promise<T>) {
@@ -90,6 +91,94 @@ describe("limits", () => {
       },
     ));
 });
+
+describe("server connections over time", () => {
+  /** Backends this pooler holds for its pool, as the pooler itself counts them. */
+  const servers = (p: Awaited<ReturnType<typeof startTestPooler>>): number =>
+    [...p.pooler.pools.values()].reduce((n, pool) => n + pool.serverCount, 0);
+
+  it("min_pool_size keeps servers open without clients; server_idle_timeout closes the rest", async () => {
+    const p = await startTestPooler({
+      MIN_POOL_SIZE: "3",
+      DEFAULT_POOL_SIZE: "5",
+      SERVER_IDLE_TIMEOUT: "0.5",
+    });
+    try {
+      const c = await connect(p.url());
+      await c.query("SELECT 1");
+      await c.end();
+      await waitFor(() => servers(p) === 3, "min_pool_size servers");
+      // idle ones above the minimum would be closed by server_idle_timeout, then reopened up to 3
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(servers(p)).toBe(3);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it("server_lifetime replaces a server that has lived too long once it is idle", async () => {
+    const p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", SERVER_LIFETIME: "0.3" });
+    try {
+      const c = await connect(p.url());
+      const pid = async (): Promise<number> => (await c.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+      const first = await pid();
+      await new Promise((r) => setTimeout(r, 800));
+      expect(await pid()).not.toBe(first);
+      await c.end();
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it("max_user_connections caps one user's servers across databases", () =>
+    withPooler(
+      {
+        DATABASE_URL: inject("pgAppUrl").replace(/\/app$/, "/"),
+        DEFAULT_POOL_SIZE: "10",
+        MAX_USER_CONNECTIONS: "2",
+      },
+      async (url) => {
+        const clients = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => connect(url(i % 2 === 0 ? "app" : "postgres"))),
+        );
+        const pids = await Promise.all(
+          clients.map(
+            async (c) => (await c.query("SELECT pg_backend_pid() AS pid, pg_sleep(0.05)")).rows[0].pid,
+          ),
+        );
+        expect(new Set(pids).size).toBeLessThanOrEqual(2);
+        await Promise.all(clients.map((c) => c.end()));
+      },
+    ));
+
+  it("answers SSLRequest and GSSENCRequest with 'N' (no TLS yet), then serves the login", async () => {
+    const p = await startTestPooler({ AUTH_TYPE: "trust" });
+    try {
+      for (const code of [80877103, 80877104]) {
+        const req = Buffer.alloc(8);
+        req.writeInt32BE(8, 0);
+        req.writeInt32BE(code, 4);
+        const reply = await rawExchange(
+          p.port,
+          Buffer.concat([req, startupMessage({ user: "postgres", database: "app" })]),
+          1000,
+        );
+        expect(reply.toString("latin1", 0, 1)).toBe("N");
+        expect(reply[1]).toBe(0x52); // then AuthenticationOk
+      }
+    } finally {
+      await p.stop();
+    }
+  });
+});
+
+async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 describe("server checks", () => {
   it("server_check_query runs on a server idle longer than server_check_delay; a failing check replaces it", () =>
