@@ -93,6 +93,8 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
   app.use("/static/vendor/uplot", express.static(UPLOT_DIST, staticOptions));
   app.use("/static", express.static(path.join(ROOT, "app", "public"), staticOptions));
 
+  // Browsers ask for it on every page; answered before the session (and its database round trip).
+  app.get("/favicon.ico", (_req, res) => void res.status(204).end());
   app.use(sessionMiddleware(config, sessionStore));
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
   app.use(csrfProtection);

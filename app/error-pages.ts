@@ -45,6 +45,9 @@ export function errorHandler(production: boolean) {
     }
     if (status === 500) req.log.error({ err }, "request failed");
     const stack = !production && status === 500 && err instanceof Error ? err.stack : undefined;
+    // An error page leaves pending messages for the next real page: a stray request (a browser's
+    // /favicon.ico between a POST's redirect and the page it leads to) must not swallow them.
+    res.locals.consumeMessages = undefined;
     res.status(status).render("errors/error", {
       title: HEADINGS[status] ?? `Error (${status})`,
       detail: detail ?? "",

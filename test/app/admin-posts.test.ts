@@ -74,6 +74,17 @@ describe("add", () => {
     expect(await h.db.prisma.post.findFirst()).toMatchObject({ title: "First post", content: "Hello" });
   });
 
+  it("keeps the message for the next real page when a stray request (404, favicon) comes first", async () => {
+    const res = await post("/admin/core/post/add/", { title: "Kept", content: "x", _save: "Save" }).expect(
+      302,
+    );
+    await agent.get("/favicon.ico").expect(204);
+    await agent.get("/no/such/page/").expect(404);
+    expect(await messagesAt(res.headers.location!)).toEqual([
+      "success: The post “Kept” was added successfully.",
+    ]);
+  });
+
   it("'Save and add another' returns to an empty add form", async () => {
     const res = await post("/admin/core/post/add/", { title: "One", content: "x", _addanother: "1" }).expect(
       302,
