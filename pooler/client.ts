@@ -457,8 +457,12 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const sync =
       paramSyncSql(this.params, server.params) + settingsSyncSql(this.session.settings, server.settings);
     if (sync === "") return this.linked();
+    // The client still waits (for the SET): query_wait_timeout covers this too, so a server that
+    // stops answering cannot hold it forever.
+    this.waitStart = Date.now();
     server.runInternal(sync).then(
       () => {
+        this.waitStart = 0;
         server.settings = new Map(this.session.settings);
         this.linked();
       },
@@ -657,6 +661,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    */
   private probe(server: ServerConnection): void {
     this.state = "waiting";
+    this.waitStart = Date.now(); // under query_wait_timeout, as any wait for a server
     this.block(Block.Waiting);
     server.queryInternal(this.session.probeSql()).then(
       (rows) => this.probed(server, rows),
@@ -670,6 +675,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private probed(server: ServerConnection, rows: Row[]): void {
     if (this.state === "closed") return;
+    this.waitStart = 0;
     const result = readProbe(rows, this.pool!.user);
     const reported = (name: string): boolean =>
       trackedParameter(name, this.host.config.trackExtraParameters) !== null;
