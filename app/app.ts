@@ -11,7 +11,7 @@ import type session from "express-session";
 import type { PrismaClient } from "./generated/prisma/client.ts";
 import type { AppConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
-import { createAuth, sessionMiddleware } from "./auth/session.ts";
+import { createAuth, saveSessionBeforeRedirect, sessionMiddleware } from "./auth/session.ts";
 import { csrfProtection, csrfToken } from "./auth/csrf.ts";
 import { messagesMiddleware } from "./messages.ts";
 import { postsRouter } from "./routes/posts.ts";
@@ -96,6 +96,7 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
   // Browsers ask for it on every page; answered before the session (and its database round trip).
   app.get("/favicon.ico", (_req, res) => void res.status(204).end());
   app.use(sessionMiddleware(config, sessionStore));
+  app.use(saveSessionBeforeRedirect);
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
   app.use(csrfProtection);
   app.use(messagesMiddleware);

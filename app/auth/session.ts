@@ -58,6 +58,22 @@ export function sessionMiddleware(
   });
 }
 
+/**
+ * Saves the session before a redirect goes out. express-session saves at res.end but sends the
+ * headers first, and a browser follows a 302 as soon as it has them: the next page could load the
+ * session before the save (losing "The post … was changed successfully." under load).
+ */
+export function saveSessionBeforeRedirect(req: Request, res: Response, next: NextFunction): void {
+  const redirect = res.redirect.bind(res) as (...args: unknown[]) => void;
+  res.redirect = ((...args: unknown[]) => {
+    // An anonymous visitor's empty session is not stored at all (saveUninitialized: false).
+    const hasData = req.session && Object.keys(req.session).some((key) => key !== "cookie");
+    if (!hasData) return redirect(...args);
+    req.session.save((err) => (err ? next(err) : redirect(...args)));
+  }) as Response["redirect"];
+  next();
+}
+
 function authHash(secret: string, user: User): string {
   return crypto.createHmac("sha256", secret).update(`auth-hash:${user.password}`).digest("hex");
 }
