@@ -31,8 +31,6 @@ export class Pooler implements ClientHost, PoolRegistry {
   private readonly cancelKeys = new Map<string, ClientConnection>();
   /** Databases made up for names matched by the "*" entry (PgBouncer's autodb). */
   private readonly autoDatabases = new Map<string, DatabaseDef>();
-  /** Secrets learnt through auth_query, until the next RELOAD. */
-  private readonly queriedSecrets = new Map<string, UserSecret>();
   private listener: Listener | null = null;
   private readonly janitor: Janitor;
   shuttingDown = false;
@@ -101,12 +99,14 @@ export class Pooler implements ClientHost, PoolRegistry {
     return auto;
   }
 
+  /**
+   * The auth file's entry, else auth_query's answer — asked at every login, not cached, so that a
+   * changed or expired password (auth_query honours rolvaliduntil) takes effect at once.
+   */
   async lookupSecret(user: string, db: DatabaseDef): Promise<UserSecret | undefined> {
-    const known = this.config.authUsers.get(user) ?? this.queriedSecrets.get(user);
+    const known = this.config.authUsers.get(user);
     if (known || this.config.authUser === undefined) return known;
-    const secret = await this.authQuery(user, db);
-    if (secret) this.queriedSecrets.set(user, secret);
-    return secret;
+    return this.authQuery(user, db);
   }
 
   /**
@@ -285,7 +285,6 @@ export class Pooler implements ClientHost, PoolRegistry {
     const old = this.config;
     this.config = config;
     this.autoDatabases.clear();
-    this.queriedSecrets.clear();
     for (const pool of this.pools.values()) {
       const db = this.findDatabase(pool.db.name);
       const before = old.databases.get(pool.db.name) ?? old.databases.get("*");

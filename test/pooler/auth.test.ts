@@ -140,6 +140,29 @@ describe("auth_query", () => {
       await p.stop();
     }
   });
+
+  it("asks at every login: a changed password takes effect at once", async () => {
+    const role = "pooler_auth_query_user";
+    const admin = await connect(inject("pgAppUrl"));
+    const p = await startTestPooler({
+      AUTH_TYPE: "scram-sha-256",
+      AUTH_FILE: userlist([["postgres", "postgres"]]),
+      AUTH_USER: "postgres",
+    });
+    try {
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.query("SET password_encryption = 'scram-sha-256'");
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'first-pw'`);
+      expect(await whoAmI(url(p, role, "first-pw"))).toBe(role);
+      await admin.query(`ALTER ROLE ${role} PASSWORD 'second-pw'`);
+      expect((await errorOf(connect(url(p, role, "first-pw")))).code).toBe("28P01");
+      expect(await whoAmI(url(p, role, "second-pw"))).toBe(role);
+    } finally {
+      await p.stop();
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    }
+  });
 });
 
 describe("AUTH_TYPE=trust", () => {
