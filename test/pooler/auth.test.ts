@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { md5Secret } from "../../pooler/protocol/auth/md5.ts";
 import { formatScramSecret, scramSecretFromPassword } from "../../pooler/protocol/auth/scram.ts";
 import { connect, errorOf, psql } from "../support/clients.ts";
-import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 
 const SCRAM_ROLE = "pooler_scram_user";
 const MD5_ROLE = "pooler_md5_user";
@@ -98,47 +98,47 @@ describe.each([
 
 describe("SCRAM to the server needs the password or the client's SCRAM keys", () => {
   it("a SCRAM secret with another salt than the server's cannot be passed through", async () => {
-    const p = await startTestPooler({
-      AUTH_TYPE: "scram-sha-256",
-      AUTH_FILE: userlist([[SCRAM_ROLE, formatScramSecret(scramSecretFromPassword(PASSWORD))]]),
-    });
-    try {
-      const err = await errorOf(connect(url(p, SCRAM_ROLE, PASSWORD)));
-      expect(err.code).toBe("28P01");
-      expect(err.message).toMatch(/server login failed/);
-    } finally {
-      await p.stop();
-    }
+    await withTestPooler(
+      {
+        AUTH_TYPE: "scram-sha-256",
+        AUTH_FILE: userlist([[SCRAM_ROLE, formatScramSecret(scramSecretFromPassword(PASSWORD))]]),
+      },
+      async (p) => {
+        const err = await errorOf(connect(url(p, SCRAM_ROLE, PASSWORD)));
+        expect(err.code).toBe("28P01");
+        expect(err.message).toMatch(/server login failed/);
+      },
+    );
   });
 
   it("an md5-only userlist entry cannot log in to a SCRAM role: the client is told why", async () => {
-    const p = await startTestPooler({
-      AUTH_TYPE: "md5",
-      AUTH_FILE: userlist([[SCRAM_ROLE, md5Secret(SCRAM_ROLE, PASSWORD)]]),
-    });
-    try {
-      const err = await errorOf(connect(url(p, SCRAM_ROLE, PASSWORD)));
-      expect(err.message).toMatch(/SCRAM/);
-    } finally {
-      await p.stop();
-    }
+    await withTestPooler(
+      {
+        AUTH_TYPE: "md5",
+        AUTH_FILE: userlist([[SCRAM_ROLE, md5Secret(SCRAM_ROLE, PASSWORD)]]),
+      },
+      async (p) => {
+        const err = await errorOf(connect(url(p, SCRAM_ROLE, PASSWORD)));
+        expect(err.message).toMatch(/SCRAM/);
+      },
+    );
   });
 });
 
 describe("auth_query", () => {
   it("looks up users missing from the file through AUTH_USER", async () => {
-    const p = await startTestPooler({
-      AUTH_TYPE: "scram-sha-256",
-      AUTH_FILE: userlist([["postgres", "postgres"]]),
-      AUTH_USER: "postgres",
-    });
-    try {
-      expect(await whoAmI(url(p, SCRAM_ROLE, PASSWORD))).toBe(SCRAM_ROLE);
-      const err = await errorOf(connect(url(p, SCRAM_ROLE, "wrong")));
-      expect(err.code).toBe("28P01");
-    } finally {
-      await p.stop();
-    }
+    await withTestPooler(
+      {
+        AUTH_TYPE: "scram-sha-256",
+        AUTH_FILE: userlist([["postgres", "postgres"]]),
+        AUTH_USER: "postgres",
+      },
+      async (p) => {
+        expect(await whoAmI(url(p, SCRAM_ROLE, PASSWORD))).toBe(SCRAM_ROLE);
+        const err = await errorOf(connect(url(p, SCRAM_ROLE, "wrong")));
+        expect(err.code).toBe("28P01");
+      },
+    );
   });
 
   it("asks at every login: a changed password takes effect at once", async () => {

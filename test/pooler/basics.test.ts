@@ -4,7 +4,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cancelRequest } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
-import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 
 describe("transaction pooling", () => {
   let p: TestPooler;
@@ -112,15 +112,12 @@ describe("transaction pooling", () => {
   });
 
   it("application_name_add_host appends the client's address, as PgBouncer", async () => {
-    const q = await startTestPooler({ APPLICATION_NAME_ADD_HOST: "1" });
-    try {
+    await withTestPooler({ APPLICATION_NAME_ADD_HOST: "1" }, async (q) => {
       const c = await connect(q.url(), { application_name: "app1" } as pg.ClientConfig);
       const name = (await c.query("SHOW application_name")).rows[0].application_name as string;
       expect(name).toMatch(/^app1 - 127\.0\.0\.1:\d+$/);
       await c.end();
-    } finally {
-      await q.stop();
-    }
+    });
   });
 
   it("forwards a cancel request to the server the client is using", async () => {
@@ -154,8 +151,7 @@ describe("transaction pooling", () => {
 
 describe("session and statement pooling", () => {
   it("session mode keeps one server for the client's whole session and resets it afterwards", async () => {
-    const p = await startTestPooler({ POOL_MODE: "session", DEFAULT_POOL_SIZE: "1" });
-    try {
+    await withTestPooler({ POOL_MODE: "session", DEFAULT_POOL_SIZE: "1" }, async (p) => {
       const a = await connect(p.url());
       await a.query("SET statement_timeout = '4321ms'");
       const pid = (await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
@@ -166,14 +162,11 @@ describe("session and statement pooling", () => {
       expect((await b.query("SELECT pg_backend_pid() AS pid")).rows[0].pid).toBe(pid);
       expect((await b.query("SHOW statement_timeout")).rows[0].statement_timeout).toBe("0");
       await b.end();
-    } finally {
-      await p.stop();
-    }
+    });
   });
 
   it("statement mode runs single statements and refuses transaction blocks", async () => {
-    const p = await startTestPooler({ POOL_MODE: "statement", DEFAULT_POOL_SIZE: "2" });
-    try {
+    await withTestPooler({ POOL_MODE: "statement", DEFAULT_POOL_SIZE: "2" }, async (p) => {
       const c = await connect(p.url());
       expect((await c.query("SELECT $1::text AS t", ["x"])).rows[0].t).toBe("x");
       const err = await errorOf(c.query("BEGIN"));
@@ -182,8 +175,6 @@ describe("session and statement pooling", () => {
       const d = await connect(p.url());
       expect((await d.query("SELECT 2 AS n")).rows[0].n).toBe(2);
       await d.end();
-    } finally {
-      await p.stop();
-    }
+    });
   });
 });

@@ -1,6 +1,12 @@
 // Nothing lost, nothing leaked: clients and servers that die at bad moments, malformed input.
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { cancelRequest, query, startupMessage } from "../../pooler/protocol/messages.ts";
+import {
+  Msg,
+  cancelRequest,
+  parseErrorFields,
+  query,
+  startupMessage,
+} from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, rawExchange } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 
@@ -19,24 +25,12 @@ async function lockHolders(): Promise<number> {
   }
 }
 
-/** Parses ErrorResponse fields out of raw bytes (for raw-socket tests). */
+/** The fields of each ErrorResponse in raw bytes a socket received (for raw-socket tests). */
 function errorFields(buf: Buffer): Map<string, string>[] {
   const out: Map<string, string>[] = [];
-  let pos = 0;
-  while (pos + 5 <= buf.length) {
-    const type = buf[pos]!;
-    const len = buf.readUInt32BE(pos + 1);
-    if (type === 0x45) {
-      const fields = new Map<string, string>();
-      let at = pos + 5;
-      while (buf[at] !== 0 && at < pos + 1 + len) {
-        const end = buf.indexOf(0, at + 1);
-        fields.set(String.fromCharCode(buf[at]!), buf.toString("utf8", at + 1, end));
-        at = end + 1;
-      }
-      out.push(fields);
-    }
-    pos += 1 + len;
+  for (let pos = 0; pos + 5 <= buf.length; pos += 1 + buf.readUInt32BE(pos + 1)) {
+    if (buf[pos] === Msg.ErrorResponse)
+      out.push(parseErrorFields(buf.subarray(pos, pos + 1 + buf.readUInt32BE(pos + 1))));
   }
   return out;
 }

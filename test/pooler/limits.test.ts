@@ -3,20 +3,12 @@ import net from "node:net";
 import { describe, expect, inject, it } from "vitest";
 import { startupMessage } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, rawExchange } from "../support/clients.ts";
-import { startTestPooler } from "../support/pooler.ts";
-
-async function withPooler<T>(env: Record<string, string>, fn: (url: (db?: string) => string) => Promise<T>) {
-  const p = await startTestPooler(env);
-  try {
-    return await fn(p.url);
-  } finally {
-    await p.stop();
-  }
-}
+import { withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { waitFor } from "../support/wait.ts";
 
 describe("limits", () => {
   it("max_client_conn: the client over the limit gets 53300", () =>
-    withPooler({ MAX_CLIENT_CONN: "2" }, async (url) => {
+    withTestPooler({ MAX_CLIENT_CONN: "2" }, async ({ url }) => {
       const a = await connect(url());
       const b = await connect(url());
       const err = await errorOf(connect(url()));
@@ -31,7 +23,7 @@ describe("limits", () => {
     }));
 
   it("query_wait_timeout: a client that waits too long for a server gets an error, others go on", () =>
-    withPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "0.5" }, async (url) => {
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "0.5" }, async ({ url }) => {
       const holder = await connect(url());
       await holder.query("BEGIN");
       const waiter = await connect(url());
@@ -47,7 +39,7 @@ describe("limits", () => {
     }));
 
   it("waiting clients are served first in, first out", () =>
-    withPooler({ DEFAULT_POOL_SIZE: "1" }, async (url) => {
+    withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async ({ url }) => {
       const holder = await connect(url());
       await holder.query("BEGIN");
       const clients = await Promise.all([0, 1, 2, 3].map(() => connect(url())));
@@ -65,7 +57,7 @@ describe("limits", () => {
     }));
 
   it("max_db_connections caps server connections across users of one database", () =>
-    withPooler({ DEFAULT_POOL_SIZE: "10", MAX_DB_CONNECTIONS: "2" }, async (url) => {
+    withTestPooler({ DEFAULT_POOL_SIZE: "10", MAX_DB_CONNECTIONS: "2" }, async ({ url }) => {
       const clients = await Promise.all(Array.from({ length: 6 }, () => connect(url())));
       const pids = await Promise.all(
         clients.map(
@@ -77,9 +69,9 @@ describe("limits", () => {
     }));
 
   it("reserve_pool_size lets extra servers in after reserve_pool_timeout", () =>
-    withPooler(
+    withTestPooler(
       { DEFAULT_POOL_SIZE: "1", RESERVE_POOL_SIZE: "1", RESERVE_POOL_TIMEOUT: "0.2" },
-      async (url) => {
+      async ({ url }) => {
         const holder = await connect(url());
         await holder.query("BEGIN");
         const other = await connect(url());
@@ -94,50 +86,47 @@ describe("limits", () => {
 
 describe("server connections over time", () => {
   /** Backends this pooler holds for its pool, as the pooler itself counts them. */
-  const servers = (p: Awaited<ReturnType<typeof startTestPooler>>): number =>
+  const servers = (p: TestPooler): number =>
     [...p.pooler.pools.values()].reduce((n, pool) => n + pool.serverCount, 0);
 
   it("min_pool_size keeps servers open without clients; server_idle_timeout closes the rest", async () => {
-    const p = await startTestPooler({
-      MIN_POOL_SIZE: "3",
-      DEFAULT_POOL_SIZE: "5",
-      SERVER_IDLE_TIMEOUT: "0.5",
-    });
-    try {
-      const c = await connect(p.url());
-      await c.query("SELECT 1");
-      await c.end();
-      await waitFor(() => servers(p) === 3, "min_pool_size servers");
-      // idle ones above the minimum would be closed by server_idle_timeout, then reopened up to 3
-      await new Promise((r) => setTimeout(r, 1200));
-      expect(servers(p)).toBe(3);
-    } finally {
-      await p.stop();
-    }
+    await withTestPooler(
+      {
+        MIN_POOL_SIZE: "3",
+        DEFAULT_POOL_SIZE: "5",
+        SERVER_IDLE_TIMEOUT: "0.5",
+      },
+      async (p) => {
+        const c = await connect(p.url());
+        await c.query("SELECT 1");
+        await c.end();
+        await waitFor(() => servers(p) === 3, "min_pool_size servers");
+        // idle ones above the minimum would be closed by server_idle_timeout, then reopened up to 3
+        await new Promise((r) => setTimeout(r, 1200));
+        expect(servers(p)).toBe(3);
+      },
+    );
   });
 
   it("server_lifetime replaces a server that has lived too long once it is idle", async () => {
-    const p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", SERVER_LIFETIME: "0.3" });
-    try {
+    await withTestPooler({ DEFAULT_POOL_SIZE: "1", SERVER_LIFETIME: "0.3" }, async (p) => {
       const c = await connect(p.url());
       const pid = async (): Promise<number> => (await c.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
       const first = await pid();
       await new Promise((r) => setTimeout(r, 800));
       expect(await pid()).not.toBe(first);
       await c.end();
-    } finally {
-      await p.stop();
-    }
+    });
   });
 
   it("max_user_connections caps one user's servers across databases", () =>
-    withPooler(
+    withTestPooler(
       {
         DATABASE_URL: inject("pgAppUrl").replace(/\/app$/, "/"),
         DEFAULT_POOL_SIZE: "10",
         MAX_USER_CONNECTIONS: "2",
       },
-      async (url) => {
+      async ({ url }) => {
         const clients = await Promise.all(
           Array.from({ length: 6 }, (_, i) => connect(url(i % 2 === 0 ? "app" : "postgres"))),
         );
@@ -152,8 +141,7 @@ describe("server connections over time", () => {
     ));
 
   it("answers SSLRequest and GSSENCRequest with 'N' (no TLS yet), then serves the login", async () => {
-    const p = await startTestPooler({ AUTH_TYPE: "trust" });
-    try {
+    await withTestPooler({ AUTH_TYPE: "trust" }, async (p) => {
       for (const code of [80877103, 80877104]) {
         const req = Buffer.alloc(8);
         req.writeInt32BE(8, 0);
@@ -166,26 +154,16 @@ describe("server connections over time", () => {
         expect(reply.toString("latin1", 0, 1)).toBe("N");
         expect(reply[1]).toBe(0x52); // then AuthenticationOk
       }
-    } finally {
-      await p.stop();
-    }
+    });
   });
 });
-
-async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("server checks", () => {
   it("server_check_query runs on a server idle longer than server_check_delay; a failing check replaces it", () =>
     // a check that always fails makes the check observable: the client gets a new backend
-    withPooler(
+    withTestPooler(
       { DEFAULT_POOL_SIZE: "1", SERVER_CHECK_DELAY: "0.2", SERVER_CHECK_QUERY: "SELECT 1/0" },
-      async (url) => {
+      async ({ url }) => {
         const c = await connect(url());
         const pid = async (): Promise<number> =>
           (await c.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
@@ -200,7 +178,7 @@ describe("server checks", () => {
 
 describe("timeouts", () => {
   it("idle_transaction_timeout closes a client idle inside a transaction and frees its server", () =>
-    withPooler({ DEFAULT_POOL_SIZE: "1", IDLE_TRANSACTION_TIMEOUT: "0.4" }, async (url) => {
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", IDLE_TRANSACTION_TIMEOUT: "0.4" }, async ({ url }) => {
       const a = await connect(url());
       const closed = new Promise<Error & { code?: string }>((resolve) => a.once("error", resolve));
       await a.query("BEGIN");
@@ -213,7 +191,7 @@ describe("timeouts", () => {
     }));
 
   it("query_timeout cancels by closing a client whose query runs too long", () =>
-    withPooler({ QUERY_TIMEOUT: "0.4" }, async (url) => {
+    withTestPooler({ QUERY_TIMEOUT: "0.4" }, async ({ url }) => {
       const a = await connect(url());
       const started = Date.now();
       const err = await errorOf(a.query("SELECT pg_sleep(5)"));
@@ -222,14 +200,14 @@ describe("timeouts", () => {
     }));
 
   it("client_idle_timeout closes an idle client", () =>
-    withPooler({ CLIENT_IDLE_TIMEOUT: "0.4" }, async (url) => {
+    withTestPooler({ CLIENT_IDLE_TIMEOUT: "0.4" }, async ({ url }) => {
       const a = await connect(url());
       const err = await new Promise<Error>((resolve) => a.once("error", resolve));
       expect(err.message).toBe("client_idle_timeout");
     }));
 
   it("client_login_timeout closes a client that never finishes logging in", () =>
-    withPooler({ CLIENT_LOGIN_TIMEOUT: "0.4" }, async (url) => {
+    withTestPooler({ CLIENT_LOGIN_TIMEOUT: "0.4" }, async ({ url }) => {
       const port = Number(new URL(url()).port);
       const sock = net.connect({ host: "127.0.0.1", port });
       const data: Buffer[] = [];
@@ -244,12 +222,12 @@ describe("timeouts", () => {
     await new Promise<void>((r) => blackhole.listen(0, "127.0.0.1", () => r()));
     const port = (blackhole.address() as net.AddressInfo).port;
     try {
-      await withPooler(
+      await withTestPooler(
         {
           DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
           SERVER_CONNECT_TIMEOUT: "0.5",
         },
-        async (url) => {
+        async ({ url }) => {
           const started = Date.now();
           const err = await errorOf(connect(url()));
           expect(err.code).toBe("08006");
@@ -263,12 +241,12 @@ describe("timeouts", () => {
   });
 
   it("a wrong server password is reported to the client as the server said it", () =>
-    withPooler(
+    withTestPooler(
       {
         DATABASE_URL: inject("pgAppUrl").replace("postgres:postgres@", "postgres:notthis@"),
         AUTH_TYPE: "trust",
       },
-      async (url) => {
+      async ({ url }) => {
         const err = await errorOf(connect(url()));
         expect(err.code).toBe("28P01");
         expect(err.message).toMatch(/password authentication failed for user "postgres"/);

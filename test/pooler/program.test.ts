@@ -7,6 +7,10 @@ import path from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { connect, errorOf } from "../support/clients.ts";
 import { freePort } from "../support/ports.ts";
+import { waitFor as waitForWithin } from "../support/wait.ts";
+
+/** Child processes start slower than in-process poolers. */
+const waitFor = (cond: () => boolean, what: string): Promise<void> => waitForWithin(cond, what, 15_000);
 
 const MAIN = path.resolve("pooler/main.ts");
 const children: ChildProcess[] = [];
@@ -33,14 +37,6 @@ function runPooler(args: string[], env: Record<string, string>): Running {
   child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return { child, output: () => out, exited };
-}
-
-async function waitFor(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 function writeIni(dir: string, port: number, maxClients: number): string {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Pool } from "../../pooler/pool.ts";
 import { connect, errorOf } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { waitFor } from "../support/wait.ts";
 
 async function pid(c: pg.Client): Promise<number> {
   return (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
@@ -46,14 +47,6 @@ async function lockHolders(key: number): Promise<number> {
   } finally {
     await c.end();
   }
-}
-
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe("session state in transaction pooling", () => {
@@ -163,7 +156,7 @@ describe("session state in transaction pooling", () => {
       // other clients keep using the pool meanwhile
       for (let i = 0; i < 3; i++) await other.query("SELECT 1");
       await direct.query("NOTIFY pooler_ch, 'hello'");
-      await eventually(async () => received.length > 0, "the notification");
+      await waitFor(async () => received.length > 0, "the notification");
       expect(received[0]).toMatchObject({ channel: "pooler_ch", payload: "hello" });
       await a.query("UNLISTEN *");
       expect(await pinnedAfter(p, a)).toBe(0);
@@ -211,7 +204,7 @@ describe("session state in transaction pooling", () => {
     await a.query(`SELECT pg_advisory_lock(${key})`);
     expect(await lockHolders(key)).toBe(1);
     await a.end();
-    await eventually(async () => (await lockHolders(key)) === 0, "the lock to be released");
+    await waitFor(async () => (await lockHolders(key)) === 0, "the lock to be released");
     const direct = await connect(inject("pgAppUrl"));
     try {
       expect((await direct.query(`SELECT pg_try_advisory_lock(${key}) AS ok`)).rows[0].ok).toBe(true);

@@ -38,3 +38,16 @@ export async function startTestPooler(env: Record<string, string> = {}): Promise
     stop: () => pooler.shutdown(0),
   };
 }
+
+/** Runs `fn` against a pooler of its own (env as for startTestPooler), stopped afterwards whatever happens. */
+export async function withTestPooler<T>(
+  env: Record<string, string>,
+  fn: (p: TestPooler) => Promise<T>,
+): Promise<T> {
+  const p = await startTestPooler(env);
+  try {
+    return await fn(p);
+  } finally {
+    await p.stop();
+  }
+}
