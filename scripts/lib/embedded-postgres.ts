@@ -26,7 +26,8 @@ export interface EmbeddedPostgres {
   password: string;
   dataDir: string;
   url(database?: string): string;
-  stop(): Promise<void>;
+  /** "fast" (the default) rolls back and disconnects; "immediate" is a crash as far as clients see. */
+  stop(mode?: "fast" | "immediate"): Promise<void>;
 }
 
 const USER = "postgres";
@@ -155,11 +156,11 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   });
   await waitReady(child, opts.onLog);
   let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
+  const stop = (mode: "fast" | "immediate" = "fast"): Promise<void> =>
     (stopped ??= new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
       child.once("exit", () => resolve());
-      child.kill("SIGINT"); // "fast" shutdown: roll back open transactions, disconnect clients
+      child.kill(mode === "fast" ? "SIGINT" : "SIGQUIT");
     }));
   // Last resort if the parent exits without calling stop(): never leave a postmaster behind.
   process.once("exit", () => {
