@@ -95,9 +95,11 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
 
   // Browsers ask for it on every page; answered before the session (and its database round trip).
   app.get("/favicon.ico", (_req, res) => void res.status(204).end());
+  // The body before the session: if the session cannot be loaded (database down), the error page
+  // can still offer back what was sent.
+  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
   app.use(sessionMiddleware(config, sessionStore));
   app.use(saveSessionBeforeRedirect);
-  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
   app.use(csrfProtection);
   app.use(messagesMiddleware);
   app.use(auth.loadUser);

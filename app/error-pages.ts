@@ -1,8 +1,10 @@
-// The 404 page and the error handler. A 4xx error shows what went wrong in plain words; anything
-// else is a 500 that is logged with its stack, while the page shows the stack only in development.
+// The 404 page and the error handler. A 4xx error shows what went wrong in plain words; a database
+// outage is a 503 that says nothing was saved and keeps what was sent; anything else is a 500 that
+// is logged with its stack, while the page shows the stack only in development.
 import type { NextFunction, Request, Response } from "express";
 import { HttpError, notFound } from "./errors.ts";
 import { isCsrfError } from "./auth/csrf.ts";
+import { CommitOutcomeUnknown, isDatabaseUnavailable, RETRY_AFTER_SECONDS } from "./db-errors.ts";
 
 const HEADINGS: Record<number, string> = {
   400: "Bad Request (400)",
@@ -11,6 +13,7 @@ const HEADINGS: Record<number, string> = {
   405: "Method Not Allowed (405)",
   413: "Request Too Large (413)",
   500: "Server Error (500)",
+  503: "Service Unavailable (503)",
 };
 
 const DETAILS: Record<number, string> = {
@@ -20,7 +23,28 @@ const DETAILS: Record<number, string> = {
   405: "This page does not accept that kind of request.",
   413: "The submitted data is too large.",
   500: "Something went wrong on our side. The error has been logged.",
+  503: "The database could not be reached. Please try again in a moment.",
 };
+
+const NOTHING_CHANGED = "The database could not be reached, so nothing was saved or changed.";
+const MAYBE_CHANGED =
+  "The database went away while your change was being saved: it may or may not have been made. Check before sending it again.";
+
+/** Form fields never sent back to the browser, as Django never re-displays a password. */
+const SECRET_FIELD = /password/i;
+
+/**
+ * What a POST sent, to offer it again on the 503 page: an outage before the handler ran (the
+ * session could not be loaded) leaves no form to re-render, but the text typed must not be lost.
+ */
+function keptFields(req: Request): [string, string][] {
+  if (req.method !== "POST" || typeof req.body !== "object" || req.body === null) return [];
+  return Object.entries(req.body as Record<string, unknown>)
+    .filter(([name]) => !SECRET_FIELD.test(name))
+    .flatMap(([name, value]) =>
+      (Array.isArray(value) ? value : [value]).map((v): [string, string] => [name, String(v)]),
+    );
+}
 
 export function notFoundHandler(_req: Request, _res: Response, next: NextFunction): void {
   next(notFound());
@@ -43,6 +67,14 @@ export function errorHandler(production: boolean) {
       // Django's words; the usual cause is a form opened before the session expired.
       detail = "CSRF verification failed. Request aborted.";
     }
+    const unavailable = status === 500 && isDatabaseUnavailable(err);
+    if (unavailable) {
+      status = 503;
+      if (req.method === "GET" || req.method === "HEAD") detail = DETAILS[503];
+      else detail = err instanceof CommitOutcomeUnknown ? MAYBE_CHANGED : NOTHING_CHANGED;
+      res.set("Retry-After", RETRY_AFTER_SECONDS);
+      req.log.warn({ err }, "database unavailable");
+    }
     if (status === 500) req.log.error({ err }, "request failed");
     const stack = !production && status === 500 && err instanceof Error ? err.stack : undefined;
     // An error page leaves pending messages for the next real page: a stray request (a browser's
@@ -52,6 +84,7 @@ export function errorHandler(production: boolean) {
       title: HEADINGS[status] ?? `Error (${status})`,
       detail: detail ?? "",
       stack,
+      resend: unavailable ? { action: req.originalUrl, fields: keptFields(req) } : undefined,
     });
   };
 }

@@ -130,7 +130,7 @@ export class ClientAuth {
         }
         const len = r.int32(); // -1: no initial data
         const data = len < 0 ? "" : r.bytes(len).toString("utf8");
-        // An unknown user or an md5 secret: run the exchange against a random secret, then fail.
+        // An unknown user or an md5 secret: run the exchange against a mock secret, then fail.
         this.scram = new ScramServerSession(this.scramSecret());
         const serverFirst = this.scram.handleClientFirst(data);
         return { kind: "challenge", message: authRequest(Auth.SASLContinue, Buffer.from(serverFirst)) };
@@ -159,8 +159,8 @@ export class ClientAuth {
       s?.kind === "scram"
         ? parseScramSecret(s.secret)
         : s?.kind === "plain"
-          ? scramSecretFromPassword(s.secret)
-          : scramSecretFromPassword(crypto.randomBytes(16).toString("hex"));
+          ? scramSecretFromPassword(s.secret, MOCK_ITERATIONS, mockSalt(this.user))
+          : mockScramSecret(this.user);
     if (parsed === null) throw new Error(`invalid SCRAM secret for user "${this.user}"`);
     this.scramSecretCache = parsed;
     return parsed;
@@ -177,6 +177,28 @@ export class ClientAuth {
     if (s?.kind === "md5") return { user: this.user, password: s.secret };
     return { user: this.user };
   }
+}
+
+/**
+ * What an unknown user (or one whose secret cannot do SCRAM) is challenged with, as PostgreSQL's
+ * scram_mock_salt: a salt derived from the name and a per-process secret, so repeated attempts see
+ * the same plausible salt as for a real user, and PostgreSQL's iteration count. No PBKDF2 is run
+ * (the keys are random: the exchange fails at the final step), so it costs what a stored secret does.
+ */
+const MOCK_NONCE = crypto.randomBytes(32);
+const MOCK_ITERATIONS = 4096;
+
+function mockSalt(user: string): Buffer {
+  return crypto.createHmac("sha256", MOCK_NONCE).update(user, "utf8").digest().subarray(0, 16);
+}
+
+function mockScramSecret(user: string): ScramSecret {
+  return {
+    iterations: MOCK_ITERATIONS,
+    salt: mockSalt(user),
+    storedKey: crypto.randomBytes(32),
+    serverKey: crypto.randomBytes(32),
+  };
 }
 
 function safeEqual(a: string, b: string): boolean {

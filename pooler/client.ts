@@ -1,6 +1,6 @@
-// One client connection: the login state machine (startup packet, SSL/GSS refusal, cancel
-// requests, authentication, welcome), then routing its messages to whichever server it holds.
-// The pooling decision — when a server goes back to the pool — is made here, in
+// One client connection: the login state machine (startup packet, TLS upgrade or refusal, GSS
+// refusal, cancel requests, authentication, welcome), then routing its messages to whichever
+// server it holds. The pooling decision — when a server goes back to the pool — is made here, in
 // onServerChunkDone (and unlink, which it calls), and nowhere else.
 //
 // In transaction and statement pooling the client's session is kept as if the server were its own
@@ -11,8 +11,10 @@
 import crypto from "node:crypto";
 import type net from "node:net";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
+import { tlsRequired, type ClientTls } from "./config/tls.ts";
 import { ClientAuth, type AuthStep } from "./client-auth.ts";
 import { Block, Connection } from "./connection.ts";
+import { lingeringClose } from "./linger.ts";
 import type { Logger } from "./log.ts";
 import type { Pool, PoolClient } from "./pool.ts";
 import { FrameScanner, takeStartupPacket, type FrameVisitor } from "./protocol/framing.ts";
@@ -49,6 +51,7 @@ import {
   type StatementRoute,
 } from "./prepared.ts";
 import { Expect, type ExpectKind } from "./replies.ts";
+import { acceptTls, describeTls, isTls } from "./tls.ts";
 import {
   ClientSession,
   HELD_STATE_NAMES,
@@ -64,6 +67,8 @@ export type ClientState = "login" | "idle" | "waiting" | "active" | "admin" | "c
 /** What a client needs from the pooler around it. */
 export interface ClientHost {
   readonly config: PoolerConfig;
+  /** client_tls_*: how SSLRequest is answered (null: 'N', TLS disabled). */
+  readonly clientTls: ClientTls | null;
   readonly log: Logger;
   readonly shuttingDown: boolean;
   lookupSecret(user: string, db: DatabaseDef): Promise<UserSecret | undefined>;
@@ -88,6 +93,16 @@ const KNOWN_STARTUP = new Set(["user", "database", "replication"]);
 /** Client messages the pooler routes itself in transaction and statement pooling (see `rewrite`). */
 const ROUTED = new Uint8Array(256);
 for (const t of [Msg.Query, Msg.Parse, Msg.Bind, Msg.Describe, Msg.Close]) ROUTED[t] = 1;
+
+/**
+ * What a logged-in client may send (PgBouncer's list): anything else is refused on its header, as
+ * PgBouncer's "unknown pkt", rather than forwarded to a server that would answer FATAL and die.
+ */
+const FRONTEND_TYPES = new Uint8Array(256);
+for (const t of "QPBDECSHFdcfX") FRONTEND_TYPES[t.charCodeAt(0)] = 1;
+
+/** What a logging-in client may send ahead of its login's steps before the pooler stops reading. */
+const LOGIN_READ_AHEAD = 64 * 1024;
 
 /** What a routed message the pooler forwards as is will be answered with. */
 const EXPECT_OF: Partial<Record<number, ExpectKind>> = {
@@ -159,9 +174,15 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     private readonly host: ClientHost,
   ) {
     super(socket);
-    this.scanner = new FrameScanner(host.config.maxPacketSize);
+    this.scanner = new FrameScanner(host.config.maxPacketSize, FRONTEND_TYPES);
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => this.onDataSafely(chunk));
+    this.listen(socket);
+  }
+
+  private readonly onSocketData = (chunk: Buffer): void => this.onDataSafely(chunk);
+
+  private listen(socket: net.Socket): void {
+    socket.on("data", this.onSocketData);
     socket.on("error", (err) => this.close(`client socket error: ${err.message}`));
     socket.on("close", () => this.close("client unexpected eof"));
   }
@@ -219,6 +240,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private onLoginData(chunk: Buffer): void {
     this.startupBuf = this.startupBuf.length ? Buffer.concat([this.startupBuf, chunk]) : chunk;
     if (this.auth) return this.onAuthData();
+    // Bytes sent ahead while the user is looked up or the welcome waits for a server are kept, but
+    // no more than LOGIN_READ_AHEAD of them until they can be used: a flood is left to the kernel.
+    if (this.startupTaken && this.startupBuf.length >= LOGIN_READ_AHEAD) this.block(Block.Login);
     // One startup packet per connection: bytes sent while its lookup runs wait for the auth exchange.
     if (this.startupTaken) return;
     if (this.welcoming) return; // queries sent ahead of the welcome: read once logged in
@@ -238,11 +262,28 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
     switch (packet.kind) {
       case "ssl":
-      case "gssenc":
-        // No TLS yet: 'N' tells the client to go on in plain text (or give up if it requires TLS).
-        this.socket.write("N");
-        if (this.startupBuf.length) this.onLoginData(Buffer.alloc(0));
+      case "gssenc": {
+        // Bytes already behind the request were sent in the clear and could be a man in the middle's
+        // (CVE-2021-23214): PostgreSQL and PgBouncer refuse them, whatever the answer would be.
+        const name = packet.kind === "ssl" ? "SSL" : "GSSAPI encryption";
+        if (this.startupBuf.length) {
+          return this.refuse(SqlState.ProtocolViolation, `received unencrypted data after ${name} request`);
+        }
+        if (packet.kind === "ssl" && isTls(this.socket)) {
+          return this.refuse(SqlState.ProtocolViolation, "SSL request inside SSL");
+        }
+        const setup = packet.kind === "ssl" ? this.host.clientTls : null;
+        // 'N' tells the client to go on in plain text (or give up if it requires encryption).
+        if (setup === null) {
+          this.socket.write("N");
+          return;
+        }
+        this.socket.write("S");
+        this.socket.off("data", this.onSocketData);
+        this.socket = acceptTls(this.socket, setup);
+        this.listen(this.socket);
         return;
+      }
       case "cancel":
         this.host.cancel(packet.pid, packet.secret);
         return this.close("cancel request");
@@ -260,6 +301,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private async startup(params: Map<string, string>): Promise<void> {
     if (this.pendingRefusal) return this.refuse(this.pendingRefusal.code, this.pendingRefusal.message);
+    const tls = this.host.clientTls;
+    if (tls !== null && tlsRequired(tls.mode) && !isTls(this.socket)) {
+      return this.refuse(SqlState.InvalidAuthorization, "SSL required");
+    }
     const user = params.get("user");
     if (!user) {
       return this.refuse(
@@ -299,7 +344,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (isAdmin) {
       this.adminRole = this.host.isAdminUser(user);
       if (this.adminRole === null && this.host.config.authType !== "any") {
-        return this.refuse(SqlState.InsufficientPrivilege, "not allowed");
+        // PgBouncer's refusal, SQLSTATE included (its pooler errors are all 08P01).
+        return this.refuse(SqlState.ProtocolViolation, "not allowed");
       }
     }
     let secret: UserSecret | undefined;
@@ -337,6 +383,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     switch (step.kind) {
       case "challenge":
         this.socket.write(step.message);
+        this.unblock(Block.Login);
         if (this.startupBuf.length) this.onAuthData();
         return;
       case "fail":
@@ -424,11 +471,18 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.pool?.clients.add(this);
     if (this.host.config.logConnections) {
       this.log.info(
-        { client: this.id, user: this.user, db: this.database, addr: this.socket.remoteAddress },
+        {
+          client: this.id,
+          user: this.user,
+          db: this.database,
+          addr: this.socket.remoteAddress,
+          tls: describeTls(this.socket) || "no",
+        },
         "login",
       );
     }
     if (state === "active") this.unlinkIfDone(this.server!);
+    this.unblock(Block.Login);
     if (this.startupBuf.length) {
       const rest = this.startupBuf;
       this.startupBuf = Buffer.alloc(0);
@@ -638,6 +692,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * is between messages and outside any transaction.
    */
   onServerChunkDone(server: ServerConnection): void {
+    // It told this client FATAL and is going away: it must not reach the pool, where the next
+    // client would lose it without a word (toldClientFatal).
+    if (server.toldClientFatal) return server.close("server sent FATAL");
     if (server.pendingReplies > 0) return;
     this.recordStats(server);
     this.unlinkIfDone(server);
@@ -802,10 +859,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.statements?.clear();
     this.pool?.clients.delete(this);
     this.host.clientClosed(this);
-    if (!this.socket.destroyed) {
-      this.socket.end();
-      this.socket.destroySoon();
-    }
+    if (!this.socket.destroyed) lingeringClose(this.socket);
     if (wasLoggedIn && this.host.config.logDisconnections) {
       this.log.info({ client: this.id, user: this.user, db: this.database, reason }, "closing");
     }

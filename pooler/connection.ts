@@ -11,6 +11,8 @@ export const Block = {
   Backpressure: 2,
   /** Admin PAUSE or shutdown. */
   Paused: 4,
+  /** A client logging in sent more than it can use until its lookup or welcome is done. */
+  Login: 8,
 } as const;
 
 let nextId = 1;
@@ -22,7 +24,8 @@ export abstract class Connection {
   lastActivity = Date.now();
   private blocked = 0;
 
-  constructor(readonly socket: net.Socket) {}
+  /** Replaced once, by its TLS wrapper, when TLS starts during login (tls.ts). */
+  constructor(public socket: net.Socket) {}
 
   get isClosed(): boolean {
     return this.socket.destroyed;

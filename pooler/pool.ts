@@ -2,7 +2,9 @@
 // servers, the FIFO queue of clients waiting for one, and the limits. This is the only place where
 // servers change state and move between lists.
 import type { DatabaseDef, PoolMode } from "./config/types.ts";
+import type { ServerTls } from "./config/tls.ts";
 import type { Logger } from "./log.ts";
+import { LoginRetry, isRestarting } from "./login-retry.ts";
 import { StatementRegistry } from "./prepared.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
@@ -46,6 +48,8 @@ export interface PoolSettings {
   maxPreparedStatements: number;
   /** Transaction/statement pooling: keep a client's server while it holds session state (else refuse it). */
   pinSessionState: boolean;
+  /** server_tls_*: how new server connections negotiate TLS. */
+  serverTls: ServerTls | null;
 }
 
 type Waiter = { resolve: (params: Map<string, string>) => void; reject: (err: Error) => void };
@@ -73,9 +77,9 @@ export class Pool {
   /** The parameters a client sees at login, learnt from the first server (server_version, …). */
   private welcome: Map<string, string> | null = null;
   private welcomeWaiters: Waiter[] = [];
-  /** After a failed server login, no new attempt before this time (server_login_retry). */
-  private retryAfter = 0;
-  lastLoginError: Error | null = null;
+  /** After a failed server login: when to try again, and whether clients may wait meanwhile. */
+  readonly loginRetry = new LoginRetry();
+  private retryTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly db: DatabaseDef,
@@ -102,10 +106,19 @@ export class Pool {
   /** Parameters for a client's login; connects a first server if none has told us yet. */
   welcomeParams(): Promise<Map<string, string>> {
     if (this.welcome) return Promise.resolve(this.welcome);
+    if (this.hopeless() && Date.now() < this.loginRetry.retryAfter) {
+      const { code, message } = this.loginRetry.refusal();
+      return Promise.reject(Object.assign(new Error(message), { code }));
+    }
     return new Promise((resolve, reject) => {
       this.welcomeWaiters.push({ resolve, reject });
-      if (this.login.size === 0) this.launch(true);
+      this.launchWelcome();
     });
+  }
+
+  /** The first server of the pool, which tells clients' logins the server's parameters. */
+  private launchWelcome(): void {
+    if (this.login.size === 0 && Date.now() >= this.loginRetry.retryAfter) this.launch(true);
   }
 
   /** A client wants a server: queue it and hand out what is available. */
@@ -124,6 +137,7 @@ export class Pool {
 
   /** Links waiting clients to idle servers, and opens servers while the limits allow. */
   dispatch(): void {
+    if (this.welcomeWaiters.length > 0) this.launchWelcome();
     if (this.paused) return;
     while (this.waiting.length > 0) {
       const server = this.settings.roundRobin ? this.idle.shift() : this.idle.pop();
@@ -246,7 +260,8 @@ export class Pool {
   }
 
   canLaunch(withReserve: boolean): boolean {
-    if (this.paused || Date.now() < this.retryAfter) return false;
+    if (this.paused || Date.now() < this.loginRetry.retryAfter) return false;
+    if (this.loginRetry.cautious && this.login.size > 0) return false;
     const limit = this.settings.size + (withReserve ? this.settings.reserveSize : 0);
     if (this.settings.size > 0 && this.serverCount >= limit) return false;
     const { db, user } = this.registry.serverCount(this.db.name, this.user);
@@ -266,42 +281,65 @@ export class Pool {
       startupParams: this.db.connectParams,
       connectTimeout: this.settings.connectTimeout,
       maxPacketSize: this.settings.maxPacketSize,
+      tls: this.settings.serverTls,
     };
+    const attemptStart = Date.now();
     const { server, ready } = ServerConnection.connect(target, (s) => this.onServerClosed(s));
     this.login.add(server);
     this.log.debug({ pool: this.name, server: server.id }, "new server connection");
     ready.then(
       () => {
         this.login.delete(server);
-        this.lastLoginError = null;
+        this.loginRetry.succeeded();
         if (this.welcome === null) {
           this.welcome = new Map(server.params);
           for (const w of this.welcomeWaiters.splice(0)) w.resolve(this.welcome);
         }
-        this.makeIdle(server);
+        // a FATAL right behind its ReadyForQuery (pg_terminate_backend) closed it before this ran
+        if (server.state !== "closed") this.makeIdle(server);
       },
       (err: Error) => {
         this.login.delete(server);
-        this.lastLoginError = err;
-        this.retryAfter = Date.now() + this.settings.loginRetry;
-        this.log.warn({ pool: this.name, err: err.message }, "server login failed");
-        if (this.login.size === 0) for (const w of this.welcomeWaiters.splice(0)) w.reject(err);
+        const restarting = isRestarting(err, server);
+        const wait = this.loginRetry.failed(err, restarting, attemptStart, this.settings.loginRetry);
+        // logged once per retry step: the logins in flight when the server went away say nothing new
+        if (wait !== null) {
+          this.log.warn({ pool: this.name, err: err.message, retryInMs: wait }, "server login failed");
+          this.retryLater(wait);
+        }
+        if (this.login.size === 0 && !this.loginRetry.clientsMayWait) {
+          for (const w of this.welcomeWaiters.splice(0)) w.reject(err);
+        }
         this.failWaitersIfHopeless();
       },
     );
   }
 
+  /** Waiting clients (and the welcome) are served once the next attempt may start. */
+  private retryLater(ms: number): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.dispatch();
+    }, ms);
+    this.retryTimer.unref();
+  }
+
+  /** Logins fail for a reason that will not pass soon, and no server exists or is on its way. */
+  private hopeless(): boolean {
+    return !this.loginRetry.clientsMayWait && this.serverCount === 0;
+  }
+
   /**
-   * Clients waiting while no server exists or is on its way, after a failed login, would wait for
-   * query_wait_timeout for nothing: tell them why now.
+   * Clients waiting while logins fail (other than for a restart) would wait for query_wait_timeout
+   * for nothing: tell them why now, as PgBouncer does.
    */
   private failWaitersIfHopeless(): void {
-    const err = this.lastLoginError;
-    if (err === null || this.waiting.length === 0 || this.serverCount > 0) return;
+    if (this.waiting.length === 0 || !this.hopeless()) return;
+    const { code, message } = this.loginRetry.refusal();
     for (const client of this.waiting.splice(0)) {
       client.waitStart = 0;
-      const code = "code" in err && typeof err.code === "string" ? err.code : "08006";
-      client.refuse(code, `server login has been failing, cannot connect: ${err.message}`);
+      client.refuse(code, `server login failed: ${message}`);
     }
   }
 
@@ -310,7 +348,9 @@ export class Pool {
     if (i >= 0) this.idle.splice(i, 1);
     this.active.delete(server);
     this.used.delete(server);
-    this.login.delete(server);
+    // a server closed while logging in leaves `login` in its login's handler, which judges the
+    // failure before another attempt may start
+    if (!this.login.has(server) && server.closedByServer) this.loginRetry.lost();
     this.log.debug({ pool: this.name, server: server.id, reason: server.closeReason }, "server closed");
     this.registry.serverSlotFreed(this.db.name, this.user);
     this.dispatch();

@@ -7,10 +7,14 @@ import type { ClientConnection, ClientHost } from "./client.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import {
   applySetting,
+  buildTls,
   classifySecret,
   loadConfig,
+  tlsRequired,
   type ApplyResult,
+  type ClientTls,
   type LoadedConfig,
+  type TlsSetup,
 } from "./config/index.ts";
 import { Janitor } from "./janitor.ts";
 import { listen, type Listener } from "./listener.ts";
@@ -21,6 +25,7 @@ import { cancelRequest } from "./protocol/messages.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import type { ServerCredentials } from "./server.ts";
 import { StatsPeriod, type PoolStats } from "./stats.ts";
+import { connectTls, serverTlsOptions } from "./tls.ts";
 
 /** SHUTDOWN WAIT_FOR_SERVERS (and signals) or WAIT_FOR_CLIENTS. */
 export type ShutdownWait = "servers" | "clients";
@@ -52,10 +57,14 @@ export class Pooler implements ClientHost, PoolRegistry {
   readonly stopped: Promise<void>;
   private readonly markStopped: () => void;
 
+  /** TLS contexts of both sides, built from the files named by the settings (again on reload / SET). */
+  private tls: TlsSetup;
+
   constructor(
     public config: PoolerConfig,
     readonly log: Logger,
   ) {
+    this.tls = buildTls(config);
     this.janitor = new Janitor(this);
     let resolve!: () => void;
     this.stopped = new Promise<void>((r) => (resolve = r));
@@ -114,17 +123,7 @@ export class Pooler implements ClientHost, PoolRegistry {
    * per unknown user, so it uses the `pg` driver rather than the pooler's own connections.
    */
   private async authQuery(user: string, db: DatabaseDef): Promise<UserSecret | undefined> {
-    const authUser = this.config.authUser!;
-    const authSecret = this.config.authUsers.get(authUser);
-    const client = new pg.Client({
-      host: db.host,
-      port: db.port,
-      database: this.config.authDbname ?? db.dbname ?? db.name,
-      user: authUser,
-      password: authSecret?.kind === "plain" ? authSecret.secret : db.password,
-      connectionTimeoutMillis: this.config.serverConnectTimeout,
-    });
-    await client.connect();
+    const client = await this.authQueryClient(db);
     try {
       const { rows } = await client.query<string[]>({
         text: this.config.authQuery,
@@ -135,6 +134,36 @@ export class Pooler implements ClientHost, PoolRegistry {
       return secret ? { name: user, kind: classifySecret(secret), secret } : undefined;
     } finally {
       await client.end();
+    }
+  }
+
+  /** auth_user's connection, with TLS as server_tls_sslmode gives the pooler's own server connections. */
+  private async authQueryClient(db: DatabaseDef): Promise<pg.Client> {
+    const authUser = this.config.authUser!;
+    const authSecret = this.config.authUsers.get(authUser);
+    const open = async (ssl: pg.ClientConfig["ssl"]): Promise<pg.Client> => {
+      const client = new pg.Client({
+        host: db.host,
+        port: db.port,
+        database: this.config.authDbname ?? db.dbname ?? db.name,
+        user: authUser,
+        password: authSecret?.kind === "plain" ? authSecret.secret : db.password,
+        connectionTimeoutMillis: this.config.serverConnectTimeout,
+        // explicit even when off: left undefined, node-postgres would follow PGSSLMODE instead
+        ssl,
+      });
+      await client.connect();
+      return client;
+    };
+    const setup = this.tls.server;
+    if (setup === null) return open(false);
+    try {
+      return await open(serverTlsOptions(setup, db.host));
+    } catch (err) {
+      // node-postgres has no sslmode=prefer: it gives up when the server refuses TLS, where
+      // allow / prefer go on in plain text
+      if (tlsRequired(setup.mode) || (err as Error).message !== PG_REFUSED_SSL) throw err;
+      return open(false);
     }
   }
 
@@ -176,7 +205,12 @@ export class Pooler implements ClientHost, PoolRegistry {
       maxPacketSize: c.maxPacketSize,
       maxPreparedStatements: c.maxPreparedStatements,
       pinSessionState: c.pinSessionState,
+      serverTls: this.tls.server,
     };
+  }
+
+  get clientTls(): ClientTls | null {
+    return this.tls.client;
   }
 
   registerCancelKey(client: ClientConnection): void {
@@ -190,10 +224,16 @@ export class Pooler implements ClientHost, PoolRegistry {
     const server = this.cancelKeys.get(cancelKey(pid, secret))?.server;
     if (!server || server.state === "closed") return;
     const { host, port } = server.target;
+    const failed = (err: Error): void =>
+      this.log.warn({ err: err.message }, "could not forward cancel request");
+    // over TLS too when the server connections use it: a server may accept only TLS (hostssl)
     const sock = net.connect({ host, port }, () =>
-      sock.end(cancelRequest(server.backendPid, server.backendSecret)),
+      connectTls(sock, server.target.tls, host).then((s) => {
+        if (s !== sock) s.on("error", failed);
+        s.end(cancelRequest(server.backendPid, server.backendSecret));
+      }, failed),
     );
-    sock.on("error", (err) => this.log.warn({ err: err.message }, "could not forward cancel request"));
+    sock.on("error", failed);
   }
 
   clientClosed(client: ClientConnection): void {
@@ -248,7 +288,11 @@ export class Pooler implements ClientHost, PoolRegistry {
 
   /** Console SET: one setting changed online (throws ConfigError); pools take the new values. */
   set(key: string, value: string): ApplyResult {
-    const result = applySetting(this.config, key, value, { online: true });
+    // tried on a copy: a TLS setting whose files do not load leaves the running one untouched
+    const next = { ...this.config };
+    const result = applySetting(next, key, value, { online: true });
+    this.tls = buildTls(next);
+    Object.assign(this.config, next);
     this.refreshPoolSettings();
     return result;
   }
@@ -283,6 +327,7 @@ export class Pooler implements ClientHost, PoolRegistry {
   /** SIGHUP / RELOAD: new settings apply to every pool; servers of changed databases are replaced. */
   reload(config: PoolerConfig): void {
     const old = this.config;
+    this.tls = buildTls(config);
     this.config = config;
     this.autoDatabases.clear();
     for (const pool of this.pools.values()) {
@@ -344,6 +389,9 @@ export class Pooler implements ClientHost, PoolRegistry {
     return busy;
   }
 }
+
+/** node-postgres's error when the server answers its SSLRequest with N. */
+const PG_REFUSED_SSL = "The server does not support SSL connections";
 
 function cancelKey(pid: number, secret: number): string {
   return `${pid}:${secret}`;

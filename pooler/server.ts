@@ -2,6 +2,7 @@
 // its replies to the linked client, and the pooler's own queries (parameter sync, reset, rollback)
 // whose replies nobody else sees.
 import net from "node:net";
+import type { ServerTls } from "./config/tls.ts";
 import { Block, Connection } from "./connection.ts";
 import { FrameScanner, type FrameVisitor } from "./protocol/framing.ts";
 import {
@@ -23,6 +24,7 @@ import { SASL_MECHANISM, ScramClientSession } from "./protocol/auth/scram.ts";
 import type { ServerStatements } from "./prepared.ts";
 import { ReplyQueue } from "./replies.ts";
 import { classify } from "./session-state.ts";
+import { connectTls } from "./tls.ts";
 
 export type ServerState = "login" | "idle" | "active" | "used" | "closed";
 
@@ -44,6 +46,8 @@ export interface ServerTarget {
   startupParams: Record<string, string>;
   connectTimeout: number;
   maxPacketSize: number;
+  /** server_tls_*: SSLRequest before the startup packet (null: plain, server_tls_sslmode=disable). */
+  tls: ServerTls | null;
 }
 
 /** An error the server sent (kept whole so the client sees PostgreSQL's own words). */
@@ -108,6 +112,10 @@ export class ServerConnection extends Connection implements FrameVisitor {
   /** When the current link started (for SHOW SERVERS / stats). */
   linkTime = 0;
   closeReason = "";
+  /** The errno of the socket error that closed it (ECONNREFUSED, …): how the pool judges a failed login. */
+  socketError: string | null = null;
+  /** The server ended the connection (a FATAL, a crash, a shutdown), not the pooler. */
+  closedByServer = false;
 
   private readonly scanner: FrameScanner;
   private internal: Internal | null = null;
@@ -144,19 +152,42 @@ export class ServerConnection extends Connection implements FrameVisitor {
     );
     ready.finally(() => clearTimeout(timer)).catch(() => undefined);
     socket.setKeepAlive(true);
+    server.listen(socket);
     socket.on("connect", () => {
-      socket.write(
-        startupMessage({
-          user: target.credentials.user,
-          database: target.database,
-          ...target.startupParams,
-        }),
+      connectTls(socket, target.tls, target.host).then(
+        (secure) => server.start(secure),
+        (err: Error) => server.close(err.message),
       );
     });
-    socket.on("data", (chunk: Buffer) => server.onData(chunk));
-    socket.on("error", (err) => server.close(`server socket error: ${err.message}`));
-    socket.on("close", () => server.close("server closed the connection"));
     return { server, ready };
+  }
+
+  private listen(socket: net.Socket): void {
+    socket.on("error", (err: NodeJS.ErrnoException) => {
+      this.socketError ??= err.code ?? null;
+      this.lost(`server socket error: ${err.message}`);
+    });
+    socket.on("close", () => this.lost("server closed the connection"));
+  }
+
+  /** TLS is settled (`socket` is the TLS one, or the plain one): reading starts, the login begins. */
+  private start(socket: net.Socket): void {
+    if (this.state === "closed") {
+      socket.destroy();
+      return;
+    }
+    if (socket !== this.socket) {
+      this.socket = socket;
+      this.listen(socket);
+    }
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.write(
+      startupMessage({
+        user: this.target.credentials.user,
+        database: this.target.database,
+        ...this.target.startupParams,
+      }),
+    );
   }
 
   private onData(chunk: Buffer): void {
@@ -241,7 +272,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
       case Msg.ErrorResponse: {
         const err = new ServerError(parseErrorFields(msg), Buffer.from(msg));
         if (this.internal) this.internal.error ??= err;
-        else if (err.fields.get("S") === "FATAL") this.close(`server said: ${err.message}`);
+        else if (err.fields.get("S") === "FATAL") this.lost(`server said: ${err.message}`);
         return;
       }
       case Msg.DataRow:
@@ -384,6 +415,11 @@ export class ServerConnection extends Connection implements FrameVisitor {
   /** Bytes from the linked client. */
   forward(buf: Buffer, from: Connection): void {
     this.write(buf, from);
+  }
+
+  private lost(reason: string): void {
+    if (this.state !== "closed") this.closedByServer = true;
+    this.close(reason);
   }
 
   close(reason: string): void {

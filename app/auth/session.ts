@@ -69,7 +69,12 @@ export function saveSessionBeforeRedirect(req: Request, res: Response, next: Nex
     // An anonymous visitor's empty session is not stored at all (saveUninitialized: false).
     const hasData = req.session && Object.keys(req.session).some((key) => key !== "cookie");
     if (!hasData) return redirect(...args);
-    req.session.save((err) => (err ? next(err) : redirect(...args)));
+    req.session.save((err) => {
+      // What the handler did before redirecting is done (a post saved, a password changed): an
+      // error page would report it undone. Only the session's part, a message, is lost.
+      if (err) req.log.warn({ err }, "session not saved before a redirect");
+      redirect(...args);
+    });
   }) as Response["redirect"];
   next();
 }
@@ -96,6 +101,9 @@ export function createAuth(prisma: PrismaClient, secret: string) {
       req.session.userId = user.id;
       req.session.authHash = authHash(secret, user);
       rotateCsrfToken(req);
+      // A login is nothing but the session: saved here, a store that fails fails the login
+      // (503) instead of redirecting to a page that asks to log in again.
+      await promised((cb) => req.session.save(cb));
       req.user = user;
     },
 

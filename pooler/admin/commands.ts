@@ -75,7 +75,8 @@ const COMMANDS: ReadonlyMap<string, CommandDef> = new Map<string, CommandDef>([
 
 function requireAdmin(ctx: CommandContext): void {
   if (ctx.client.adminRole !== "admin") {
-    throw new AdminError(SqlState.InsufficientPrivilege, "admin access needed");
+    // PgBouncer's words and SQLSTATE (admin_error sends every console error as 08P01).
+    throw new AdminError(SqlState.ProtocolViolation, "admin access needed");
   }
 }
 

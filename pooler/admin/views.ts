@@ -11,6 +11,7 @@ import type { Pool } from "../pool.ts";
 import type { Pooler } from "../pooler.ts";
 import type { ServerConnection, ServerState } from "../server.ts";
 import { sumCounters, zeroCounters, type Counters } from "../stats.ts";
+import { describeTls } from "../tls.ts";
 
 /** The user PgBouncer's admin pool is made for. */
 const ADMIN_USER = "pgbouncer";
@@ -294,7 +295,7 @@ function socketRow(
     ptr: ptr(conn),
     link: "",
     remote_pid: 0,
-    tls: "",
+    tls: describeTls(s),
     application_name: "",
     prepared_statements: 0,
     id: conn.id,

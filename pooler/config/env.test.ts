@@ -1,5 +1,6 @@
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { makeCerts } from "../../test/support/certs.ts";
 import { parseDatabaseUrl, readEnvDatabase } from "./env.ts";
 import { ConfigError } from "./errors.ts";
 import { loadConfig } from "./index.ts";
@@ -8,10 +9,23 @@ import { SETTINGS, showConfigRows, type SettingDef } from "./settings.ts";
 const DB = { DATABASE_URL: "postgres://app:pw@db:5432/app" };
 const USERLIST = path.join(import.meta.dirname, "fixtures/userlist.txt");
 
-/** A valid value differing from the default, and how SHOW CONFIG then prints it. */
-function sample(s: SettingDef): [string, string] {
-  const special: Record<string, [string, string]> = {
+const certs = makeCerts();
+afterAll(() => certs.remove());
+
+/** A valid value differing from the default, how SHOW CONFIG then prints it, and other variables it needs. */
+function sample(s: SettingDef): [string, string, Record<string, string>?] {
+  const clientPair = { CLIENT_TLS_KEY_FILE: certs.serverKey, CLIENT_TLS_CERT_FILE: certs.serverCert };
+  const special: Record<string, [string, string, Record<string, string>?]> = {
     auth_file: [USERLIST, USERLIST],
+    client_tls_sslmode: ["require", "require", clientPair],
+    client_tls_protocols: ["tlsv1.3", "tlsv1.3"],
+    client_tls_ciphers: ["fast", "fast"],
+    server_tls_sslmode: ["verify-ca", "verify-ca"],
+    server_tls_ca_file: [certs.caCert, certs.caCert],
+    server_tls_key_file: [certs.clientKey, certs.clientKey, { SERVER_TLS_CERT_FILE: certs.clientCert }],
+    server_tls_cert_file: [certs.clientCert, certs.clientCert, { SERVER_TLS_KEY_FILE: certs.clientKey }],
+    server_tls_protocols: ["tlsv1.3", "tlsv1.3"],
+    server_tls_ciphers: ["fast", "fast"],
     auth_type: ["scram-sha-256", "scram-sha-256"],
     pool_mode: ["transaction", "transaction"],
     listen_addr: ["0.0.0.0", "0.0.0.0"],
@@ -29,8 +43,8 @@ function sample(s: SettingDef): [string, string] {
 
 describe("setting variables", () => {
   it.each(SETTINGS.map((s) => [s.key.toUpperCase(), s] as const))("%s sets its key", (name, setting) => {
-    const [value, shown] = sample(setting);
-    const { config } = loadConfig({ env: { ...DB, [name]: value } });
+    const [value, shown, needs] = sample(setting);
+    const { config } = loadConfig({ env: { ...DB, ...needs, [name]: value } });
     const row = showConfigRows(config).find((r) => r.key === setting.key);
     expect(row?.value).toBe(shown);
     expect(row?.value).not.toBe(setting.default);

@@ -34,6 +34,7 @@ describe("loadConfig", () => {
       logDisconnections: false,
       ignoreStartupParameters: ["extra_float_digits"],
       serverIdleTimeout: 500,
+      serverTlsSslmode: "prefer",
       source: { iniPath: FIXTURE, env: false },
     });
     expect([...config.databases.keys()]).toEqual(["bench", "*"]);
@@ -49,7 +50,7 @@ describe("loadConfig", () => {
     ]);
     expect(config.authUsers.get("monitor")?.secret).toBe('plain "quoted" password');
     expect(warnings).toEqual([
-      "[pgbouncer] settings not implemented, ignored: unix_socket_dir, logfile, pidfile, server_tls_sslmode",
+      "[pgbouncer] settings not implemented, ignored: unix_socket_dir, logfile, pidfile",
     ]);
   });
 

@@ -7,6 +7,7 @@ import { ConfigError } from "./errors.ts";
 import { applyEnvSettings, applyImageDefaults, readEnvDatabase, type Env } from "./env.ts";
 import { applyIni, readIniFile } from "./ini.ts";
 import { defaultConfig } from "./settings.ts";
+import { buildTls } from "./tls.ts";
 import type { PoolerConfig, UserSecret } from "./types.ts";
 import { readUserlist } from "./userlist.ts";
 
@@ -16,6 +17,8 @@ export type { ApplyOptions, ApplyResult, SettingDef, ShowConfigRow } from "./set
 export { classifySecret, formatUserlistLine, parseUserlist } from "./userlist.ts";
 export type { Env } from "./env.ts";
 export type * from "./types.ts";
+export { buildTls, tlsRequired } from "./tls.ts";
+export type { ClientTls, ServerTls, TlsSetup } from "./tls.ts";
 
 export interface LoadConfigOptions {
   env: Env;
@@ -85,4 +88,6 @@ function validate(config: PoolerConfig): void {
       `min_pool_size: expected at most default_pool_size (${config.defaultPoolSize}), got "${config.minPoolSize}"`,
     );
   }
+  // missing or unusable key, certificate or CA files stop the start (or the reload) here
+  buildTls(config);
 }

@@ -22,6 +22,12 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   auth_user: null,
   client_idle_timeout: "0",
   client_login_timeout: "60",
+  client_tls_ca_file: null,
+  client_tls_cert_file: null,
+  client_tls_ciphers: "default",
+  client_tls_key_file: null,
+  client_tls_protocols: "secure",
+  client_tls_sslmode: "disable",
   default_pool_size: "20",
   idle_transaction_timeout: "0",
   ignore_startup_parameters: "",
@@ -53,6 +59,12 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   server_reset_query: "DISCARD ALL",
   server_reset_query_always: "0",
   server_round_robin: "0",
+  server_tls_ca_file: null,
+  server_tls_cert_file: null,
+  server_tls_ciphers: "default",
+  server_tls_key_file: null,
+  server_tls_protocols: "secure",
+  server_tls_sslmode: "prefer",
   stats_period: "60",
   stats_users: "",
   suspend_timeout: "10",
@@ -98,7 +110,12 @@ describe("the settings table", () => {
     const fields = SETTINGS.map((s) => s.field);
     expect(new Set(fields).size).toBe(fields.length);
     const structural = ["databases", "users", "authUsers", "source"];
-    const optional = ["authFile", "authUser", "authDbname"];
+    const optional = [
+      "authFile",
+      "authUser",
+      "authDbname",
+      ...["client", "server"].flatMap((side) => ["Key", "Cert", "Ca"].map((f) => `${side}Tls${f}File`)),
+    ];
     expect(Object.keys(defaultConfig()).sort()).toEqual(
       [...structural, ...fields.filter((f) => !optional.includes(f))].sort(),
     );
@@ -212,13 +229,22 @@ describe("applySetting", () => {
     const c = defaultConfig();
     const before = JSON.stringify(showConfigRows(c));
     expect(applySetting(c, "unix_socket_dir", "/tmp")).toBe("ignored");
-    expect(applySetting(c, "server_tls_sslmode", "prefer")).toBe("ignored");
+    expect(applySetting(c, "client_tls_ecdhcurve", "auto")).toBe("ignored");
     expect(JSON.stringify(showConfigRows(c))).toBe(before);
   });
 
-  it("refuses a TLS requirement it cannot honour", () => {
-    expect(() => applySetting(defaultConfig(), "client_tls_sslmode", "require")).toThrow(
-      /^client_tls_sslmode: TLS is not implemented by this pooler; expected disable, allow or prefer/,
+  it("takes every sslmode and refuses TLS protocols or ciphers it cannot honour, naming the key", () => {
+    const c = defaultConfig();
+    expect(applySetting(c, "client_tls_sslmode", "Verify-Full")).toBe("set");
+    expect(c.clientTlsSslmode).toBe("verify-full");
+    expect(() => applySetting(c, "server_tls_sslmode", "required", { label: "SERVER_TLS_SSLMODE" })).toThrow(
+      /^SERVER_TLS_SSLMODE: expected one of disable, allow, prefer, require, verify-ca, verify-full, got "required"$/,
+    );
+    expect(() => applySetting(c, "client_tls_protocols", "tlsv1.0,tlsv1.3")).toThrow(
+      /^client_tls_protocols: expected TLS versions without a gap/,
+    );
+    expect(() => applySetting(c, "server_tls_ciphers", "NO-SUCH-CIPHER")).toThrow(
+      /^server_tls_ciphers: expected a cipher keyword .* or an OpenSSL cipher list/,
     );
   });
 

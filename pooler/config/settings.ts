@@ -3,6 +3,7 @@
 // Defaults and the `changeable` column follow PgBouncer 1.25 (src/main.c, bouncer_params).
 
 import { ConfigError, InvalidValue, parseAt } from "./errors.ts";
+import { SSL_MODES, parseTlsCiphers, parseTlsProtocols } from "./tls.ts";
 import type { AuthType, PoolerConfig, PoolMode } from "./types.ts";
 
 export const POOL_MODES: readonly PoolMode[] = ["session", "transaction", "statement"];
@@ -174,6 +175,27 @@ function optionalString(key: string, field: FieldOf<string | undefined>): Settin
   };
 }
 
+/** A string checked when set (TLS protocols and ciphers), so a bad value is refused where it was given. */
+function checkedString(
+  key: string,
+  field: FieldOf<string>,
+  def: string,
+  check: (raw: string) => unknown,
+): SettingDef {
+  return {
+    key,
+    kind: "string",
+    field,
+    default: def,
+    changeable: true,
+    set: (c, raw) => {
+      check(raw);
+      c[field] = raw;
+    },
+    show: (c) => c[field],
+  };
+}
+
 function list(key: string, field: FieldOf<string[]>, def: string, opts: Options = {}): SettingDef {
   return {
     key,
@@ -188,7 +210,7 @@ function list(key: string, field: FieldOf<string[]>, def: string, opts: Options 
   };
 }
 
-function choice<F extends "poolMode" | "authType">(
+function choice<F extends "poolMode" | "authType" | "clientTlsSslmode" | "serverTlsSslmode">(
   key: string,
   field: F,
   values: readonly PoolerConfig[F][],
@@ -222,6 +244,12 @@ export const SETTINGS: readonly SettingDef[] = [
   optionalString("auth_user", "authUser"),
   seconds("client_idle_timeout", "clientIdleTimeout", "0"),
   seconds("client_login_timeout", "clientLoginTimeout", "60"),
+  optionalString("client_tls_ca_file", "clientTlsCaFile"),
+  optionalString("client_tls_cert_file", "clientTlsCertFile"),
+  checkedString("client_tls_ciphers", "clientTlsCiphers", "default", parseTlsCiphers),
+  optionalString("client_tls_key_file", "clientTlsKeyFile"),
+  checkedString("client_tls_protocols", "clientTlsProtocols", "secure", parseTlsProtocols),
+  choice("client_tls_sslmode", "clientTlsSslmode", SSL_MODES, "disable"),
   int("default_pool_size", "defaultPoolSize", "20"),
   seconds("idle_transaction_timeout", "idleTransactionTimeout", "0"),
   list("ignore_startup_parameters", "ignoreStartupParameters", ""),
@@ -262,6 +290,13 @@ export const SETTINGS: readonly SettingDef[] = [
   string("server_reset_query", "serverResetQuery", "DISCARD ALL"),
   bool("server_reset_query_always", "serverResetQueryAlways", "0"),
   bool("server_round_robin", "serverRoundRobin", "0"),
+  optionalString("server_tls_ca_file", "serverTlsCaFile"),
+  optionalString("server_tls_cert_file", "serverTlsCertFile"),
+  checkedString("server_tls_ciphers", "serverTlsCiphers", "default", parseTlsCiphers),
+  optionalString("server_tls_key_file", "serverTlsKeyFile"),
+  checkedString("server_tls_protocols", "serverTlsProtocols", "secure", parseTlsProtocols),
+  // PgBouncer 1.20+ (1.18, the tutorial's image, had disable): TLS whenever the server offers it.
+  choice("server_tls_sslmode", "serverTlsSslmode", SSL_MODES, "prefer"),
   // An int in PgBouncer; read as seconds here because the field is a duration in ms like the others.
   seconds("stats_period", "statsPeriod", "60"),
   list("stats_users", "statsUsers", ""),
@@ -289,14 +324,8 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "autodb_idle_timeout",
   "cancel_wait_timeout",
   "client_tls13_ciphers",
-  "client_tls_ca_file",
-  "client_tls_cert_file",
-  "client_tls_ciphers",
   "client_tls_dheparams",
   "client_tls_ecdhcurve",
-  "client_tls_key_file",
-  "client_tls_protocols",
-  "client_tls_sslmode",
   "conffile",
   "disable_pqexec",
   "dns_max_ttl",
@@ -316,12 +345,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "scram_iterations",
   "server_fast_close",
   "server_tls13_ciphers",
-  "server_tls_ca_file",
-  "server_tls_cert_file",
-  "server_tls_ciphers",
-  "server_tls_key_file",
-  "server_tls_protocols",
-  "server_tls_sslmode",
   "service_name",
   "so_reuseport",
   "syslog",
@@ -339,9 +362,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "unix_socket_mode",
   "user",
 ]);
-
-/** Ignoring these values would silently drop a security requirement, so they stay errors. */
-const TLS_REQUIRED = ["require", "verify-ca", "verify-full"];
 
 export type ApplyResult = "set" | "ignored";
 
@@ -366,11 +386,6 @@ export function applySetting(
   const setting = findSetting(key);
   if (setting === undefined) {
     if (!IGNORED_SETTINGS.has(key)) throw new ConfigError(`${prefix}unknown parameter: pgbouncer/${key}`);
-    if (key.endsWith("_tls_sslmode") && TLS_REQUIRED.includes(rawValue.trim().toLowerCase())) {
-      throw new ConfigError(
-        `${label}: TLS is not implemented by this pooler; expected disable, allow or prefer, got ${JSON.stringify(rawValue)}`,
-      );
-    }
     return "ignored";
   }
   if (opts.online === true && !setting.changeable) {

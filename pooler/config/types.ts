@@ -3,6 +3,8 @@
 
 export type PoolMode = "session" | "transaction" | "statement";
 export type AuthType = "trust" | "any" | "plain" | "md5" | "scram-sha-256";
+/** PgBouncer's client_tls_sslmode / server_tls_sslmode values, weakest first. */
+export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
 
 /** One entry of [databases]: where a client-visible database name really lives. */
 export interface DatabaseDef {
@@ -103,6 +105,19 @@ export interface PoolerConfig {
   logStats: boolean;
   statsPeriod: number;
   verbose: number;
+
+  clientTlsSslmode: SslMode;
+  clientTlsKeyFile?: string;
+  clientTlsCertFile?: string;
+  clientTlsCaFile?: string;
+  clientTlsProtocols: string;
+  clientTlsCiphers: string;
+  serverTlsSslmode: SslMode;
+  serverTlsCaFile?: string;
+  serverTlsKeyFile?: string;
+  serverTlsCertFile?: string;
+  serverTlsProtocols: string;
+  serverTlsCiphers: string;
 
   /** Not a PgBouncer setting: port of the Prometheus /metrics endpoint, 0 = off. */
   metricsPort: number;

@@ -83,6 +83,21 @@ describe("FrameScanner", () => {
       /invalid message length/,
     );
   });
+
+  it("refuses a message type outside the allowed set on its header, before anything is emitted", () => {
+    const types = new Uint8Array(256);
+    types[0x51] = 1; // Q only
+    const out: Buffer[] = [];
+    const s = new FrameScanner(1000, types);
+    s.feed(query("SELECT 1"), recorder(), (b) => out.push(b));
+    expect(out).toHaveLength(1);
+    // 'R' split after its type byte: refused as soon as the header is whole
+    s.feed(Buffer.from([0x52, 0, 0]), recorder(), (b) => out.push(b));
+    expect(() => s.feed(Buffer.from([0, 8]), recorder(), (b) => out.push(b))).toThrow(
+      /unsupported message type "R"/,
+    );
+    expect(out).toHaveLength(1);
+  });
 });
 
 describe("takeStartupPacket", () => {

@@ -41,7 +41,14 @@ export class FrameScanner {
   /** Body bytes of a streamed message still to pass through as they arrive. */
   private streaming = 0;
 
-  constructor(private readonly maxPacketSize: number) {}
+  /**
+   * `types`, when given, is the set of message types this peer may send (1 = allowed): any other
+   * is refused on its header, before it is forwarded to a peer that would only die of it.
+   */
+  constructor(
+    private readonly maxPacketSize: number,
+    private readonly types?: Uint8Array,
+  ) {}
 
   /** True when no message is half-read: the stream is at a message boundary. */
   get atBoundary(): boolean {
@@ -161,6 +168,11 @@ export class FrameScanner {
   }
 
   private checkLength(type: number, len: number): void {
+    if (this.types !== undefined && this.types[type] !== 1) {
+      throw new ProtocolViolation(
+        `unsupported message type "${String.fromCharCode(type)}" (0x${type.toString(16)})`,
+      );
+    }
     // "don't believe nonsense" (PgBouncer proto.c): a length covers at least itself
     if (len < 4 || len > this.maxPacketSize) {
       throw new ProtocolViolation(

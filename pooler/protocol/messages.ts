@@ -265,6 +265,15 @@ export function flush(): Buffer {
   return FLUSH;
 }
 
+/** CopyData (either direction). */
+export function copyData(data: Buffer): Buffer {
+  return withBody(Msg.CopyData, data);
+}
+
+export function copyDone(): Buffer {
+  return build(Msg.CopyDone, 0, () => undefined);
+}
+
 export function parseComplete(): Buffer {
   return PARSE_COMPLETE;
 }
@@ -329,6 +338,13 @@ export function startupMessage(params: Record<string, string>): Buffer {
   buf.writeInt32BE(8 + body.length, 0);
   buf.writeInt32BE(PROTOCOL_3_0, 4);
   body.copy(buf, 8);
+  return buf;
+}
+
+export function sslRequest(): Buffer {
+  const buf = Buffer.allocUnsafe(8);
+  buf.writeInt32BE(8, 0);
+  buf.writeInt32BE(SSL_REQUEST_CODE, 4);
   return buf;
 }
 

@@ -12,7 +12,6 @@ export const SqlState = {
   FeatureNotSupported: "0A000",
   InvalidParameterValue: "22023",
   SyntaxError: "42601",
-  InsufficientPrivilege: "42501",
   UndefinedObject: "42704",
   InvalidSqlStatementName: "26000",
   DuplicatePreparedStatement: "42P05",

@@ -47,13 +47,13 @@ function binDir(): string {
   return path.join(pkg, "native", "bin");
 }
 
-interface RunAs {
+export interface RunAs {
   uid?: number;
   gid?: number;
 }
 
 /** postgres refuses to run as root: run it as the OS user `postgres` (created if missing). */
-function runAs(): RunAs {
+export function runAs(): RunAs {
   if (process.getuid?.() !== 0) return {};
   try {
     execFileSync("id", ["-u", USER], { stdio: "ignore" });

@@ -74,10 +74,12 @@ export interface Harness {
 export interface HarnessOptions {
   /** what /admin/pooler/ watches, e.g. another pooler, whose pools the test alone uses */
   poolerMonitor?: PoolerMonitorOptions;
+  /** the database to use instead of the shared one, e.g. a private PostgreSQL the test restarts */
+  database?: AppDatabase;
 }
 
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
-  const database = await appDatabase();
+  const database = options.database ?? (await appDatabase());
   const schema = await createSchema(database.directUrl);
   const db = connectDatabase({ databaseUrl: database.url, databaseSchema: schema.name, dbPoolMax: 4 });
   const poolerMonitor = new PoolerMonitor(
@@ -96,6 +98,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     });
   };
   const direct = new pg.Pool({ connectionString: database.directUrl, max: 2 });
+  // An idle connection ended by a server restart must not crash the test run.
+  direct.on("error", () => {});
   return {
     app: newApp(),
     db,

@@ -1,53 +1,48 @@
 // Authentication on both sides: clients against the userlist (md5, scram-sha-256, plain, trust),
 // auth_query for users not in the file, and the pooler logging in to PostgreSQL with md5 or SCRAM.
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { md5Secret } from "../../pooler/protocol/auth/md5.ts";
-import { formatScramSecret, scramSecretFromPassword } from "../../pooler/protocol/auth/scram.ts";
+import { md5Response, md5Secret } from "../../pooler/protocol/auth/md5.ts";
+import {
+  SASL_MECHANISM,
+  ScramClientSession,
+  formatScramSecret,
+  scramSecretFromPassword,
+} from "../../pooler/protocol/auth/scram.ts";
+import {
+  Auth,
+  passwordMessage,
+  saslInitialResponse,
+  saslResponse,
+  startupMessage,
+} from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, psql } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { errorOfReply } from "../support/protocol.ts";
+import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
+import { WireProbe } from "../support/wire-probe.ts";
 
 const SCRAM_ROLE = "pooler_scram_user";
 const MD5_ROLE = "pooler_md5_user";
 const PASSWORD = "s3cret-pw";
 
-let dir: string;
+let userlists: UserlistDir;
 /** The role's secret as PostgreSQL stores it: SCRAM pass-through needs exactly this one. */
 let storedScramSecret = "";
 
 beforeAll(async () => {
-  const admin = await connect(inject("pgAppUrl"));
-  try {
-    for (const [role, enc] of [
-      [SCRAM_ROLE, "scram-sha-256"],
-      [MD5_ROLE, "md5"],
-    ]) {
-      await admin.query(`DROP ROLE IF EXISTS ${role}`);
-      await admin.query(`SET password_encryption = '${enc}'`);
-      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${PASSWORD}'`);
-    }
-    const r = await admin.query("SELECT rolpassword FROM pg_authid WHERE rolname = $1", [SCRAM_ROLE]);
-    storedScramSecret = r.rows[0].rolpassword;
-  } finally {
-    await admin.end();
-  }
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-auth-"));
+  storedScramSecret = await createLoginRole(inject("pgAppUrl"), SCRAM_ROLE, PASSWORD, "scram-sha-256");
+  await createLoginRole(inject("pgAppUrl"), MD5_ROLE, PASSWORD, "md5");
+  userlists = new UserlistDir();
 });
 
 afterAll(async () => {
-  const admin = await connect(inject("pgAppUrl"));
-  await admin.query(`DROP ROLE IF EXISTS ${SCRAM_ROLE}`);
-  await admin.query(`DROP ROLE IF EXISTS ${MD5_ROLE}`);
-  await admin.end();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await dropRole(inject("pgAppUrl"), SCRAM_ROLE);
+  await dropRole(inject("pgAppUrl"), MD5_ROLE);
+  userlists.remove();
 });
 
 function userlist(lines: [string, string][]): string {
-  const file = path.join(dir, `userlist-${Math.random().toString(36).slice(2)}.txt`);
-  fs.writeFileSync(file, lines.map(([u, s]) => `"${u}" "${s}"`).join("\n") + "\n");
-  return file;
+  return userlists.write(lines);
 }
 
 function url(p: TestPooler, user: string, password: string): string {
@@ -174,5 +169,108 @@ describe("AUTH_TYPE=trust", () => {
     } finally {
       await p.stop();
     }
+  });
+});
+
+/**
+ * One failed login on the wire: what the pooler sent at each step (SCRAM's server-first without its
+ * random nonce and salt), the salt, the final ErrorResponse, and how long the pooler took to answer
+ * in all (the client's own work between its messages left out).
+ */
+async function failedLogin(
+  p: TestPooler,
+  user: string,
+  password: string,
+): Promise<{ steps: string[]; salt: string; error: Map<string, string>; answerMs: number }> {
+  const probe = await WireProbe.open(p.port);
+  const steps: string[] = [];
+  let salt = "";
+  let scram: ScramClientSession | null = null;
+  let sentAt = performance.now();
+  let answerMs = 0;
+  try {
+    probe.send(startupMessage({ user, database: "app" }));
+    for (let seen = 0; ; seen++) {
+      const msgs = await probe.waitUntil((m) => m.length > seen, 5000);
+      const m = msgs[seen];
+      if (m === undefined) throw new Error(`no answer after ${steps.join(" ")}`);
+      answerMs += performance.now() - sentAt;
+      if (m.type === "E") return { steps, salt, error: errorOfReply(m), answerMs };
+      const code = m.body.readInt32BE(0);
+      sentAt = performance.now();
+      if (code === Auth.MD5Password) {
+        steps.push("md5");
+        probe.send(passwordMessage(md5Response(user, password, m.body.subarray(4, 8))));
+      } else if (code === Auth.SASL) {
+        steps.push(`SASL ${m.body.toString("utf8", 4)}`);
+        scram = new ScramClientSession(password);
+        probe.send(saslInitialResponse(SASL_MECHANISM, scram.clientFirst()));
+      } else if (code === Auth.SASLContinue) {
+        const serverFirst = m.body.toString("utf8", 4);
+        salt = /,s=([^,]*)/.exec(serverFirst)![1]!;
+        steps.push(`server-first ${serverFirst.replace(/^r=[^,]*/, "r=…").replace(salt, "…")}`);
+        const final = scram!.handleServerFirst(serverFirst);
+        sentAt = performance.now();
+        probe.send(saslResponse(final));
+      } else {
+        throw new Error(`unexpected message ${m.type} ${code}`);
+      }
+    }
+  } finally {
+    probe.destroy();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+describe.each([
+  ["md5", () => ({ AUTH_TYPE: "md5", AUTH_FILE: userlist([[MD5_ROLE, PASSWORD]]) }), MD5_ROLE],
+  [
+    "scram-sha-256",
+    () => ({ AUTH_TYPE: "scram-sha-256", AUTH_FILE: userlist([[SCRAM_ROLE, storedScramSecret]]) }),
+    SCRAM_ROLE,
+  ],
+  [
+    "scram-sha-256 with auth_query",
+    () => ({
+      AUTH_TYPE: "scram-sha-256",
+      AUTH_FILE: userlist([["postgres", "postgres"]]),
+      AUTH_USER: "postgres",
+    }),
+    SCRAM_ROLE,
+  ],
+])("no user enumeration, AUTH_TYPE=%s", (label, env, knownUser) => {
+  it("an unknown user and a wrong password look the same on the wire and take about as long", async () => {
+    await withTestPooler(env(), async (p) => {
+      const wrong = await failedLogin(p, knownUser, "not-the-password");
+      const unknown = await failedLogin(p, "nobody_here", "not-the-password");
+      expect(unknown.steps).toEqual(wrong.steps);
+      expect(wrong.error.get("C")).toBe("28P01");
+      const named = (e: Map<string, string>, user: string): string[] =>
+        [...e].map(([k, v]) => `${k}=${v.replace(user, "<user>")}`);
+      expect(named(unknown.error, "nobody_here")).toEqual(named(wrong.error, knownUser));
+      if (label.startsWith("scram")) {
+        // PostgreSQL's scram_mock_salt: a 16-byte salt, the same at every attempt for that name
+        expect(Buffer.from(unknown.salt, "base64")).toHaveLength(16);
+        expect((await failedLogin(p, "nobody_here", "x")).salt).toBe(unknown.salt);
+        expect((await failedLogin(p, "nobody_else", "x")).salt).not.toBe(unknown.salt);
+      }
+      const wrongMs: number[] = [];
+      const unknownMs: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        wrongMs.push((await failedLogin(p, knownUser, "not-the-password")).answerMs);
+        unknownMs.push((await failedLogin(p, `nobody_${i}`, "not-the-password")).answerMs);
+      }
+      const ratio = median(unknownMs) / median(wrongMs);
+      console.log(
+        `auth ${label}: median time the pooler took to answer: wrong password ${median(wrongMs).toFixed(2)} ms, ` +
+          `unknown user ${median(unknownMs).toFixed(2)} ms (ratio ${ratio.toFixed(2)}, 30 each)`,
+      );
+      expect(ratio).toBeGreaterThan(0.5);
+      expect(ratio).toBeLessThan(2);
+    });
   });
 });

@@ -1,42 +1,34 @@
 // Every limit and timeout, each with the ErrorResponse a client sees.
+import { once } from "node:events";
 import net from "node:net";
 import { describe, expect, inject, it } from "vitest";
 import { startupMessage } from "../../pooler/protocol/messages.ts";
-import { connect, errorOf, rawExchange } from "../support/clients.ts";
+import { connect, errorOf } from "../support/clients.ts";
+import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { waitFor } from "../support/wait.ts";
 
 describe("limits", () => {
-  it("max_client_conn: the client over the limit gets 53300", () =>
-    withTestPooler({ MAX_CLIENT_CONN: "2" }, async ({ url }) => {
-      const a = await connect(url());
-      const b = await connect(url());
-      const err = await errorOf(connect(url()));
-      expect(err.code).toBe("53300");
-      expect(err.message).toBe("no more connections allowed (max_client_conn)");
-      await a.end();
-      await b.end();
-      // a slot freed: a new client gets in
-      await new Promise((r) => setTimeout(r, 50));
-      const c = await connect(url());
-      await c.end();
-    }));
-
-  it("query_wait_timeout: a client that waits too long for a server gets an error, others go on", () =>
-    withTestPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "0.5" }, async ({ url }) => {
-      const holder = await connect(url());
-      await holder.query("BEGIN");
-      const waiter = await connect(url());
-      const started = Date.now();
-      const err = await errorOf(waiter.query("SELECT 1"));
-      expect(err.message).toBe("query_wait_timeout");
-      expect(err.code).toBe("08P01");
-      expect(Date.now() - started).toBeGreaterThanOrEqual(450);
-      expect(Date.now() - started).toBeLessThan(2000);
-      await holder.query("COMMIT");
-      expect((await holder.query("SELECT 1 AS one")).rows[0].one).toBe(1);
-      await holder.end();
-    }));
+  it("pool exhaustion: query_wait_timeout (08P01) and max_client_conn (53300) refuse, and both recover when load drops", async () => {
+    const ours = await withTestPooler(
+      { DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "1", MAX_CLIENT_CONN: String(MAX_CLIENTS) },
+      async ({ url }) => exhaust(url()),
+    );
+    expect(ours.waitTimeout.code).toBe("08P01");
+    expect(ours.waitTimeout.message).toBe("query_wait_timeout");
+    expect(ours.waitTimeout.ms).toBeGreaterThanOrEqual(950);
+    expect(ours.waitTimeout.ms).toBeLessThan(3000);
+    expect(ours.tooMany.code).toBe("53300");
+    expect(ours.tooMany.message).toBe("no more connections allowed (max_client_conn)");
+    expect(ours.servedAfter).toBe(MAX_CLIENTS);
+    const theirs = hasPgBouncer() ? await pgbouncerExhaust() : null;
+    console.log(`exhaustion, ours: ${describeExhaust(ours)}`);
+    console.log(
+      theirs
+        ? `exhaustion, PgBouncer 1.18: ${describeExhaust(theirs)}`
+        : `exhaustion: PgBouncer comparison skipped, ${PGBOUNCER_BIN} is not installed`,
+    );
+  });
 
   it("waiting clients are served first in, first out", () =>
     withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async ({ url }) => {
@@ -140,19 +132,25 @@ describe("server connections over time", () => {
       },
     ));
 
-  it("answers SSLRequest and GSSENCRequest with 'N' (no TLS yet), then serves the login", async () => {
+  it("with TLS disabled (the default), answers SSLRequest and GSSENCRequest with 'N', then serves the login", async () => {
     await withTestPooler({ AUTH_TYPE: "trust" }, async (p) => {
       for (const code of [80877103, 80877104]) {
         const req = Buffer.alloc(8);
         req.writeInt32BE(8, 0);
         req.writeInt32BE(code, 4);
-        const reply = await rawExchange(
-          p.port,
-          Buffer.concat([req, startupMessage({ user: "postgres", database: "app" })]),
-          1000,
-        );
-        expect(reply.toString("latin1", 0, 1)).toBe("N");
-        expect(reply[1]).toBe(0x52); // then AuthenticationOk
+        const sock = net.connect({ host: "127.0.0.1", port: p.port });
+        try {
+          await once(sock, "connect");
+          sock.write(req);
+          const [answer] = (await once(sock, "data")) as [Buffer];
+          expect(answer.toString("latin1")).toBe("N");
+          // the startup packet after the answer, as libpq sends it (bytes sent before it are refused: tls.test.ts)
+          sock.write(startupMessage({ user: "postgres", database: "app" }));
+          const [login] = (await once(sock, "data")) as [Buffer];
+          expect(login[0]).toBe(0x52); // AuthenticationOk
+        } finally {
+          sock.destroy();
+        }
       }
     });
   });
@@ -216,29 +214,63 @@ describe("timeouts", () => {
       expect(Buffer.concat(data).toString("latin1")).toContain("client_login_timeout");
     }));
 
-  it("server_connect_timeout and a down server: clients get 08006 quickly, not a hang", async () => {
-    // a listener that accepts and never answers stands in for an unreachable server
-    const blackhole = net.createServer(() => undefined);
-    await new Promise<void>((r) => blackhole.listen(0, "127.0.0.1", () => r()));
-    const port = (blackhole.address() as net.AddressInfo).port;
-    try {
-      await withTestPooler(
+  it("a server that accepts TCP and never answers: server_connect_timeout and server_login_retry as PgBouncer's", async () => {
+    const settings = { connectTimeout: 1, loginRetry: 2, clientLoginTimeout: 2 };
+    const oursRun = withBlackhole((port) =>
+      withTestPooler(
         {
           DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
-          SERVER_CONNECT_TIMEOUT: "0.5",
+          SERVER_CONNECT_TIMEOUT: String(settings.connectTimeout),
+          SERVER_LOGIN_RETRY: String(settings.loginRetry),
+          CLIENT_LOGIN_TIMEOUT: String(settings.clientLoginTimeout),
         },
-        async ({ url }) => {
-          const started = Date.now();
-          const err = await errorOf(connect(url()));
-          expect(err.code).toBe("08006");
-          expect(err.message).toMatch(/server_connect_timeout/);
-          expect(Date.now() - started).toBeLessThan(3000);
-        },
-      );
-    } finally {
-      blackhole.close();
-    }
-  });
+        ({ url }) => blackholeScenario(url(), settings.loginRetry * 1000),
+      ),
+    );
+    // PgBouncer in the same scenario at the same time, against a blackhole of its own
+    const theirsRun = hasPgBouncer()
+      ? withBlackhole(async (port) => {
+          const b = await startPgBouncer(
+            { app: `host=127.0.0.1 port=${port} dbname=app` },
+            {
+              server_connect_timeout: settings.connectTimeout,
+              server_login_retry: settings.loginRetry,
+              client_login_timeout: settings.clientLoginTimeout,
+            },
+          );
+          try {
+            return await blackholeScenario(b.url("app"), settings.loginRetry * 1000);
+          } finally {
+            await b.stop();
+          }
+        })
+      : null;
+    const [ours, theirs] = await Promise.all([oursRun, theirsRun]);
+    console.log(
+      `blackhole (server_connect_timeout=1, server_login_retry=2), ours: ${describeBlackhole(ours)}`,
+    );
+    console.log(
+      theirs
+        ? `blackhole, PgBouncer 1.18: ${describeBlackhole(theirs)}`
+        : `blackhole: PgBouncer comparison skipped, ${PGBOUNCER_BIN} is not installed`,
+    );
+    const [first, second, third] = ours.clients;
+    // the first login attempt is given up after server_connect_timeout, and the client told so
+    expect(first!.code).toBe("08006");
+    expect(first!.message).toMatch(/server_connect_timeout/);
+    expect(first!.ms).toBeGreaterThanOrEqual(950);
+    expect(first!.ms).toBeLessThan(2500);
+    // within server_login_retry, a client is refused at once, without a new attempt
+    expect(second!.code).toBe("08006");
+    expect(second!.message).toMatch(/server login has been failing, try again later \(server_login_retry\)/);
+    expect(second!.ms).toBeLessThan(500);
+    // after it, a new attempt, given up after server_connect_timeout again
+    expect(third!.message).toMatch(/server_connect_timeout/);
+    expect(third!.ms).toBeGreaterThanOrEqual(950);
+    // two attempts in all, server_login_retry apart from the start of the first, as PgBouncer's
+    expect(ours.attempts).toHaveLength(2);
+    expect(ours.attempts[1]! - ours.attempts[0]!).toBeGreaterThanOrEqual(settings.loginRetry * 1000 - 50);
+  }, 30_000);
 
   it("a wrong server password is reported to the client as the server said it", () =>
     withTestPooler(
@@ -253,3 +285,123 @@ describe("timeouts", () => {
       },
     ));
 });
+
+/** A refusal as a client saw it: SQLSTATE, message, and how long after it asked. */
+interface Refusal {
+  code?: string;
+  message: string;
+  ms: number;
+}
+
+async function refusal(p: Promise<unknown>): Promise<Refusal> {
+  const started = Date.now();
+  const err = await errorOf(p);
+  return { code: err.code, message: err.message, ms: Date.now() - started };
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+const describeRefusal = (r: Refusal): string => `${r.code} "${r.message}" after ${seconds(r.ms)}`;
+
+const MAX_CLIENTS = 6;
+
+interface Exhaustion {
+  waitTimeout: Refusal;
+  tooMany: Refusal;
+  /** New clients served (one query each) once the load dropped. */
+  servedAfter: number;
+  recoveryMs: number;
+}
+
+/** Against a pooler with a pool of 1, query_wait_timeout 1 s and max_client_conn MAX_CLIENTS. */
+async function exhaust(url: string): Promise<Exhaustion> {
+  const holder = await connect(url);
+  await holder.query("BEGIN"); // the only server stays taken
+  const others = await Promise.all(Array.from({ length: MAX_CLIENTS - 1 }, () => connect(url)));
+  const tooMany = await refusal(connect(url));
+  const waitTimeout = await refusal(others[0]!.query("SELECT 1"));
+  // the load drops: everyone leaves, then as many new clients as the limit allows come
+  await holder.query("COMMIT");
+  await Promise.all([holder, ...others].map((c) => c.end().catch(() => undefined)));
+  await new Promise((r) => setTimeout(r, 200));
+  const started = Date.now();
+  const served = await Promise.allSettled(
+    Array.from({ length: MAX_CLIENTS }, async () => {
+      const c = await connect(url);
+      try {
+        await c.query("SELECT 1");
+      } finally {
+        await c.end();
+      }
+    }),
+  );
+  return {
+    tooMany,
+    waitTimeout,
+    servedAfter: served.filter((r) => r.status === "fulfilled").length,
+    recoveryMs: Date.now() - started,
+  };
+}
+
+async function pgbouncerExhaust(): Promise<Exhaustion> {
+  const b = await startPgBouncer(
+    { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+    { pool_mode: "transaction", default_pool_size: 1, query_wait_timeout: 1, max_client_conn: MAX_CLIENTS },
+  );
+  try {
+    return await exhaust(b.url("app"));
+  } finally {
+    await b.stop();
+  }
+}
+
+const describeExhaust = (r: Exhaustion): string =>
+  `query_wait_timeout → ${describeRefusal(r.waitTimeout)}; over max_client_conn → ${describeRefusal(r.tooMany)}; ` +
+  `after the load dropped, ${r.servedAfter}/${MAX_CLIENTS} new clients served in ${seconds(r.recoveryMs)}`;
+
+interface BlackholeRun {
+  clients: Refusal[];
+  /** When the pooler connected to the blackhole, ms after the scenario started. */
+  attempts: number[];
+}
+
+/** A listener that accepts TCP connections and never says a word: a hung server. */
+async function withBlackhole(run: (port: number) => Promise<Refusal[]>): Promise<BlackholeRun> {
+  const accepted: number[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    accepted.push(Date.now());
+    sockets.add(s);
+    s.on("error", () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const start = Date.now();
+  try {
+    const clients = await run((server.address() as net.AddressInfo).port);
+    return { clients, attempts: accepted.map((t) => t - start) };
+  } finally {
+    for (const s of sockets) s.destroy();
+    server.close();
+  }
+}
+
+/** A client; another right after its refusal; a third once server_login_retry has passed. */
+async function blackholeScenario(url: string, loginRetryMs: number): Promise<Refusal[]> {
+  const start = Date.now();
+  const attempt = async (): Promise<void> => {
+    const c = await connect(url);
+    try {
+      await c.query("SELECT 1");
+    } finally {
+      await c.end();
+    }
+  };
+  const first = await refusal(attempt());
+  const second = await refusal(attempt());
+  await new Promise((r) => setTimeout(r, Math.max(0, start + loginRetryMs + 300 - Date.now())));
+  const third = await refusal(attempt());
+  return [first, second, third];
+}
+
+const describeBlackhole = (r: BlackholeRun): string =>
+  `clients refused: ${r.clients.map(describeRefusal).join("; ")}; ` +
+  `server connection attempts at ${r.attempts.map(seconds).join(", ")}`;

@@ -1,42 +1,28 @@
 // The pooler as a program: a pgbouncer.ini + userlist.txt, SIGHUP reload, graceful SIGTERM,
 // and start-up errors that name the key and the expected form.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { connect, errorOf } from "../support/clients.ts";
+import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
 import { freePort } from "../support/ports.ts";
 import { waitFor as waitForWithin } from "../support/wait.ts";
 
 /** Child processes start slower than in-process poolers. */
 const waitFor = (cond: () => boolean, what: string): Promise<void> => waitForWithin(cond, what, 15_000);
 
-const MAIN = path.resolve("pooler/main.ts");
 const children: ChildProcess[] = [];
 
 afterEach(() => {
   for (const c of children.splice(0)) c.kill("SIGKILL");
 });
 
-interface Running {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
-function runPooler(args: string[], env: Record<string, string>): Running {
-  // node --import tsx, not the tsx CLI: the CLI is a parent process that does not relay SIGHUP
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  children.push(child);
-  let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, output: () => out, exited };
+function runPooler(args: string[], env: Record<string, string>): PoolerProcess {
+  const p = spawnPooler(args, env);
+  children.push(p.child);
+  return p;
 }
 
 function writeIni(dir: string, port: number, maxClients: number): string {

@@ -16,9 +16,13 @@ export interface TestPooler {
   stop(): Promise<void>;
 }
 
-export async function startTestPooler(env: Record<string, string> = {}): Promise<TestPooler> {
+/** `iniPath`: a pgbouncer.ini to read as well, as `node dist/pooler/main.js pgbouncer.ini` does. */
+export async function startTestPooler(
+  env: Record<string, string> = {},
+  iniPath?: string,
+): Promise<TestPooler> {
   const fullEnv = { DATABASE_URL: inject("pgAppUrl"), LISTEN_PORT: "0", POOL_MODE: "transaction", ...env };
-  const { config } = loadConfig({ env: fullEnv });
+  const { config } = loadConfig({ env: fullEnv, iniPath });
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -28,7 +32,7 @@ export async function startTestPooler(env: Record<string, string> = {}): Promise
   });
   const pooler = await Pooler.start(config, createLogger(config.verbose, sink));
   // RELOAD from the console re-reads this environment, not the test process's own
-  pooler.configLoader = () => loadConfig({ env: fullEnv });
+  pooler.configLoader = () => loadConfig({ env: fullEnv, iniPath });
   const port = pooler.port;
   return {
     pooler,

@@ -1,6 +1,7 @@
 // A minimal PostgreSQL v3 client over a raw socket, for tests that must see every message: it logs
 // in (cleartext, md5 or SCRAM), then sends whatever bytes it is given and hands back the replies
 // one message at a time. The builders in pooler/protocol/messages.ts make the messages.
+import { once } from "node:events";
 import net from "node:net";
 import { md5Response } from "../../pooler/protocol/auth/md5.ts";
 import { SASL_MECHANISM, ScramClientSession } from "../../pooler/protocol/auth/scram.ts";
@@ -114,6 +115,30 @@ export class RawClient {
   async exchange(messages: Buffer[], readyCount = 1): Promise<Reply[]> {
     this.send(...messages);
     return this.untilReady(readyCount);
+  }
+
+  /**
+   * As send, resolving once the socket takes more, so a large payload (COPY) streams without piling
+   * up here; true when it had to wait for that (the peer was not reading as fast).
+   */
+  async write(...messages: Buffer[]): Promise<boolean> {
+    if (this.socket.write(Buffer.concat(messages))) return false;
+    await once(this.socket, "drain");
+    return true;
+  }
+
+  /**
+   * The socket, for a test that reads the replies itself from now on (a slow reader of a large
+   * result): this client stops collecting them. Call it when no reply is pending.
+   */
+  release(): net.Socket {
+    this.socket.removeAllListeners("data");
+    return this.socket;
+  }
+
+  /** Drops the connection without Terminate, as a crashed client would. */
+  destroy(): void {
+    this.socket.destroy();
   }
 
   async close(): Promise<void> {

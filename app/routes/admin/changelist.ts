@@ -19,6 +19,7 @@ import { badRequest, notFound } from "../../errors.ts";
 import { messages } from "../../messages.ts";
 import { plural } from "./post-admin.ts";
 import { DELETION, logEntry } from "../../admin-log.ts";
+import { transaction } from "../../db-errors.ts";
 
 /** ModelAdmin.list_per_page */
 const PER_PAGE = 100;
@@ -130,7 +131,7 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
         DELETE_SELECTED,
       });
     }
-    const count = await prisma.$transaction(async (tx) => {
+    const count = await transaction(prisma, async (tx) => {
       const { count } = await tx.post.deleteMany({ where: { id: { in: posts.map((p) => p.id) } } });
       await tx.adminLog.createMany({ data: posts.map((p) => logEntry(req.user!, p, DELETION, "")) });
       return count;

@@ -5,6 +5,7 @@ import { messages } from "../../messages.ts";
 import { notFound } from "../../errors.ts";
 import { getPostOr404, missingPost, quoted, urls } from "./post-admin.ts";
 import { DELETION, logEntry } from "../../admin-log.ts";
+import { transaction } from "../../db-errors.ts";
 
 export function postDeleteRoutes({ prisma }: AdminDeps): Router {
   const router = Router({ strict: true });
@@ -19,7 +20,7 @@ export function postDeleteRoutes({ prisma }: AdminDeps): Router {
   router.post("/:id/delete/", async (req, res) => {
     const post = await getPostOr404(prisma, req.params.id);
     // deleteMany: if someone else deleted it a moment ago, that is a 404, not an exception.
-    const count = await prisma.$transaction(async (tx) => {
+    const count = await transaction(prisma, async (tx) => {
       const { count } = await tx.post.deleteMany({ where: { id: post.id } });
       if (count > 0) await tx.adminLog.create({ data: logEntry(req.user!, post, DELETION, "") });
       return count;

@@ -4,7 +4,8 @@
 // Two editors can open the same post. The form carries the version (updated_at) it was opened at,
 // and a save that finds a newer version is refused (409) with the editor's text still in the form,
 // instead of silently overwriting the other edit. A save for a post deleted meanwhile (404) offers
-// the text as a new post, so no edit is ever lost.
+// the text as a new post, and a save while the database is unreachable (503) keeps the text in the
+// form, so no edit is ever lost.
 import { Router, type Request, type Response } from "express";
 import type { AdminDeps } from "./index.ts";
 import { Prisma, type Post, type User } from "../../generated/prisma/client.ts";
@@ -12,6 +13,12 @@ import { postForm, type PostInput } from "../../forms/post.ts";
 import { addError, NON_FIELD, parseForm, parseId, type FieldErrors } from "../../forms/fields.ts";
 import { messages } from "../../messages.ts";
 import { notFound } from "../../errors.ts";
+import {
+  CommitOutcomeUnknown,
+  isDatabaseUnavailable,
+  RETRY_AFTER_SECONDS,
+  transaction,
+} from "../../db-errors.ts";
 import { findPost, getPostOr404, missingPost, quoted, urls } from "./post-admin.ts";
 import { ADDED_MESSAGE, ADDITION, CHANGE, changedMessage, logEntry } from "../../admin-log.ts";
 
@@ -26,17 +33,33 @@ interface FormPage {
   /** the version a change form was opened at */
   version?: string;
   status?: number;
+  /** the post being changed when it could not be read (the database is unreachable) */
+  id?: number;
 }
 
-function renderForm(res: Response, { post, values, errors = {}, version, status = 200 }: FormPage): void {
+const NOT_SAVED =
+  "The database could not be reached, so this post was NOT saved. Your text is kept below: please save again in a moment.";
+const MAYBE_SAVED =
+  "The database went away while this post was being saved: it may or may not have been saved. Your text is kept below: check the list of posts in a moment before saving again.";
+
+function renderForm(res: Response, { post, values, errors = {}, version, status = 200, id }: FormPage): void {
+  const changing = post?.id ?? id;
   res.status(status).render("admin/change-form", {
-    title: post ? "Change post" : "Add post",
+    title: changing === undefined ? "Add post" : "Change post",
     post,
-    action: post ? urls.change(post.id) : urls.add,
+    action: changing === undefined ? urls.add : urls.change(changing),
     values: values ?? { title: post?.title ?? "", content: post?.content ?? "" },
     errors,
     version: version ?? post?.updatedAt.toISOString(),
   });
+}
+
+/** A save cut short by a database outage: the form again, with the input and why (503). */
+function renderUnsaved(res: Response, err: unknown, page: FormPage): void {
+  if (!isDatabaseUnavailable(err)) throw err;
+  res.set("Retry-After", RETRY_AFTER_SECONDS);
+  const why = err instanceof CommitOutcomeUnknown ? MAYBE_SAVED : NOT_SAVED;
+  renderForm(res, { ...page, errors: addError({}, NON_FIELD, why), status: 503 });
 }
 
 /** Where Django's three buttons lead, and what the message adds to "was added/changed successfully." */
@@ -71,7 +94,7 @@ export function postFormRoutes({ prisma }: AdminDeps): Router {
   ): Promise<Post | undefined> {
     if (!version) return undefined;
     try {
-      return await prisma.$transaction(async (tx) => {
+      return await transaction(prisma, async (tx) => {
         const saved = await tx.post.update({ where: { id: current.id, updatedAt: version }, data });
         await tx.adminLog.create({ data: logEntry(user, saved, CHANGE, changedMessage(current, data)) });
         return saved;
@@ -87,11 +110,16 @@ export function postFormRoutes({ prisma }: AdminDeps): Router {
   router.post("/add/", async (req, res) => {
     const form = parseForm(postForm, req.body);
     if (!form.ok) return renderForm(res, { values: form.values, errors: form.errors, status: 400 });
-    const post = await prisma.$transaction(async (tx) => {
-      const created = await tx.post.create({ data: form.data });
-      await tx.adminLog.create({ data: logEntry(req.user!, created, ADDITION, ADDED_MESSAGE) });
-      return created;
-    });
+    let post: Post;
+    try {
+      post = await transaction(prisma, async (tx) => {
+        const created = await tx.post.create({ data: form.data });
+        await tx.adminLog.create({ data: logEntry(req.user!, created, ADDITION, ADDED_MESSAGE) });
+        return created;
+      });
+    } catch (err) {
+      return renderUnsaved(res, err, { values: form.values });
+    }
     afterSave(req, res, post, "added");
   });
 
@@ -112,31 +140,35 @@ export function postFormRoutes({ prisma }: AdminDeps): Router {
       const errors = addError(form.ok ? {} : form.errors, NON_FIELD, missingPost(req.params.id));
       renderForm(res, { values: form.values, errors, status: 404 });
     };
-    const current = await findPost(prisma, req.params.id);
-    if (!current) return lost();
     const version: unknown = req.body?._version;
     const opened = typeof version === "string" ? version : undefined;
-    if (!form.ok) {
-      return renderForm(res, {
-        post: current,
+    try {
+      const current = await findPost(prisma, req.params.id);
+      if (!current) return lost();
+      if (!form.ok) {
+        return renderForm(res, {
+          post: current,
+          values: form.values,
+          errors: form.errors,
+          version: opened,
+          status: 400,
+        });
+      }
+      const saved = await saveIfCurrent(req.user!, current, parseVersion(opened), form.data);
+      if (saved) return afterSave(req, res, saved, "changed");
+      // Deleted or changed since it was read above.
+      const latest = await prisma.post.findUnique({ where: { id: current.id } });
+      if (!latest) return lost();
+      renderForm(res, {
+        post: latest,
         values: form.values,
-        errors: form.errors,
-        version: opened,
-        status: 400,
+        errors: addError({}, NON_FIELD, STALE),
+        version: latest.updatedAt.toISOString(),
+        status: 409,
       });
+    } catch (err) {
+      renderUnsaved(res, err, { id: parseId(req.params.id), values: form.values, version: opened });
     }
-    const saved = await saveIfCurrent(req.user!, current, parseVersion(opened), form.data);
-    if (saved) return afterSave(req, res, saved, "changed");
-    // Deleted or changed since it was read above.
-    const latest = await prisma.post.findUnique({ where: { id: current.id } });
-    if (!latest) return lost();
-    renderForm(res, {
-      post: latest,
-      values: form.values,
-      errors: addError({}, NON_FIELD, STALE),
-      version: latest.updatedAt.toISOString(),
-      status: 409,
-    });
   });
 
   return router;

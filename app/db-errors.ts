@@ -1,0 +1,89 @@
+// Errors that mean "the database cannot be reached right now" (the pooler or PostgreSQL is down or
+// restarting), as opposed to bugs or bad data. They are worth a "try again in a moment" (503): the
+// statement that failed did not run, so whatever the request was about to save was not saved —
+// except when the connection is lost during COMMIT (CommitOutcomeUnknown).
+import type { Prisma, PrismaClient } from "./generated/prisma/client.ts";
+
+/**
+ * SQLSTATEs of an outage: connection exceptions (class 08, the pooler's "server conn crashed?"
+ * and "server login has been failing" among them), PostgreSQL shutting down or starting up
+ * (57P01–57P03), and no connection slot left (53300).
+ */
+const OUTAGE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+
+/** Seconds a client is asked to wait before retrying after an outage (Retry-After): a restart's length. */
+export const RETRY_AFTER_SECONDS = "5";
+
+/** Node's socket errors when the pooler itself is down or drops the connection. */
+const SOCKET_CODES = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"]);
+
+/**
+ * Prisma's codes for an unreachable server (P1001), connect and query timeouts (P1002, P1008),
+ * a closed connection (P1017) and no connection free in its pool in time (P2024).
+ */
+const PRISMA_CODES = new Set(["P1001", "P1002", "P1008", "P1017", "P2024"]);
+
+/** @prisma/adapter-pg's names for the socket errors it recognises. */
+const ADAPTER_KINDS = new Set([
+  "DatabaseNotReachable",
+  "ConnectionClosed",
+  "SocketTimeout",
+  "TooManyConnections",
+]);
+
+/** node-postgres reports a connection that went away with a message and no code. */
+const PG_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed)/;
+
+function isOutage(err: Record<string, unknown>): boolean {
+  const { code, kind, message } = err;
+  return (
+    (typeof code === "string" &&
+      (OUTAGE_SQLSTATE.test(code) || SOCKET_CODES.has(code) || PRISMA_CODES.has(code))) ||
+    (typeof kind === "string" && ADAPTER_KINDS.has(kind)) ||
+    (typeof message === "string" && PG_MESSAGES.test(message))
+  );
+}
+
+/** Whether `err`, or what it wraps (Prisma's driver adapter error, an Error's cause), is an outage. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const seen = new Set<unknown>();
+  const pending = [err];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next !== "object" || next === null || seen.has(next)) continue;
+    seen.add(next);
+    const fields = next as Record<string, unknown>;
+    if (isOutage(fields)) return true;
+    const meta = fields.meta as Record<string, unknown> | undefined;
+    pending.push(fields.cause, meta?.driverAdapterError);
+  }
+  return false;
+}
+
+/**
+ * The connection was lost while COMMIT was on its way: PostgreSQL may have committed or not, and
+ * nobody can tell until it is back. Saying "not saved" could make the user save a post twice.
+ */
+export class CommitOutcomeUnknown extends Error {
+  constructor(cause: unknown) {
+    super("the connection was lost during COMMIT", { cause });
+  }
+}
+
+/** prisma.$transaction, with an outage during the COMMIT reported as CommitOutcomeUnknown. */
+export async function transaction<T>(
+  prisma: PrismaClient,
+  work: (tx: Prisma.TransactionClient) => Promise<T>,
+): Promise<T> {
+  let committing = false;
+  try {
+    return await prisma.$transaction(async (tx) => {
+      const result = await work(tx);
+      committing = true;
+      return result;
+    });
+  } catch (err) {
+    throw committing && isDatabaseUnavailable(err) ? new CommitOutcomeUnknown(err) : err;
+  }
+}

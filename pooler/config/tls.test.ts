@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import { makeCerts } from "../../test/support/certs.ts";
+import { InvalidValue } from "./errors.ts";
+import { loadConfig } from "./index.ts";
+import { buildTls, parseTlsCiphers, parseTlsProtocols } from "./tls.ts";
+
+describe("parseTlsProtocols", () => {
+  it("maps PgBouncer's versions and shortcuts onto Node's minimum and maximum", () => {
+    expect(parseTlsProtocols("secure")).toEqual({ minVersion: "TLSv1.2", maxVersion: "TLSv1.3" });
+    expect(parseTlsProtocols("all")).toEqual({ minVersion: "TLSv1", maxVersion: "TLSv1.3" });
+    expect(parseTlsProtocols("TLSv1.3")).toEqual({ minVersion: "TLSv1.3", maxVersion: "TLSv1.3" });
+    expect(parseTlsProtocols("tlsv1.1, tlsv1.2")).toEqual({ minVersion: "TLSv1.1", maxVersion: "TLSv1.2" });
+  });
+
+  it("refuses what Node cannot honour or PgBouncer does not know", () => {
+    expect(() => parseTlsProtocols("tlsv1.0,tlsv1.3")).toThrow(InvalidValue);
+    expect(() => parseTlsProtocols("sslv3")).toThrow(/a list of tlsv1\.0, tlsv1\.1, tlsv1\.2, tlsv1\.3/);
+    expect(() => parseTlsProtocols(" , ")).toThrow(/at least one TLS version/);
+  });
+});
+
+describe("parseTlsCiphers", () => {
+  it("spells out PgBouncer's keywords as libusual does and passes OpenSSL lists through", () => {
+    expect(parseTlsCiphers("default")).toBe("HIGH+EECDH:HIGH+EDH:!SSLv3:!SHA384:!SHA256:!DSS:!aNULL");
+    expect(parseTlsCiphers("ALL")).toBe("ALL:!aNULL:!eNULL");
+    expect(parseTlsCiphers("ECDHE-RSA-AES128-GCM-SHA256")).toBe("ECDHE-RSA-AES128-GCM-SHA256");
+    expect(() => parseTlsCiphers("NO-SUCH-CIPHER")).toThrow(/no cipher match/);
+  });
+});
+
+describe("TLS files at load", () => {
+  const base = { DATABASE_URL: "postgres://u:p@127.0.0.1:5432/db" };
+
+  it("refuses TLS without a key and certificate, or with files it cannot read or use, naming the key", () => {
+    expect(() => loadConfig({ env: { ...base, CLIENT_TLS_SSLMODE: "require" } })).toThrow(
+      "client_tls_sslmode: require needs client_tls_key_file and client_tls_cert_file (CLIENT_TLS_KEY_FILE, CLIENT_TLS_CERT_FILE)",
+    );
+    const certs = makeCerts();
+    try {
+      const env = {
+        ...base,
+        CLIENT_TLS_SSLMODE: "prefer",
+        CLIENT_TLS_KEY_FILE: certs.serverKey,
+        CLIENT_TLS_CERT_FILE: certs.serverCert,
+      };
+      expect(() => loadConfig({ env: { ...env, CLIENT_TLS_KEY_FILE: "/nonexistent/server.key" } })).toThrow(
+        /^client_tls_key_file: cannot read "\/nonexistent\/server\.key": ENOENT/,
+      );
+      // the client's key with the server's certificate
+      expect(() => loadConfig({ env: { ...env, CLIENT_TLS_KEY_FILE: certs.clientKey } })).toThrow(
+        /^client_tls_key_file, client_tls_cert_file, client_tls_ca_file: OpenSSL cannot use these files: .*key values mismatch/,
+      );
+      expect(() => loadConfig({ env: { ...base, SERVER_TLS_KEY_FILE: certs.clientKey } })).toThrow(
+        /^server_tls_key_file, server_tls_cert_file: a client certificate for the server needs both/,
+      );
+      const { config } = loadConfig({
+        env: { ...env, CLIENT_TLS_SSLMODE: "verify-ca", SERVER_TLS_SSLMODE: "verify-full" },
+      });
+      const setup = buildTls(config);
+      expect(setup.client).toMatchObject({ mode: "verify-ca", requestCert: true });
+      expect(setup.server).toMatchObject({ mode: "verify-full", verifyChain: true, verifyName: true });
+      expect(buildTls(loadConfig({ env: { ...base, SERVER_TLS_SSLMODE: "disable" } }).config)).toEqual({
+        client: null,
+        server: null,
+      });
+    } finally {
+      certs.remove();
+    }
+  });
+});

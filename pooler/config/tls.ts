@@ -1,0 +1,196 @@
+// PgBouncer's client_tls_* / server_tls_* settings turned into what Node's tls module takes: the
+// protocol and cipher keywords of PgBouncer (libusual), then one SecureContext per side built from
+// the key, certificate and CA files. Built at load and on every reload, so new files are picked up.
+
+import fs from "node:fs";
+import tls from "node:tls";
+import { ConfigError, InvalidValue } from "./errors.ts";
+import type { PoolerConfig, SslMode } from "./types.ts";
+
+export const SSL_MODES: readonly SslMode[] = [
+  "disable",
+  "allow",
+  "prefer",
+  "require",
+  "verify-ca",
+  "verify-full",
+];
+
+/** From `require` on, a peer without TLS is refused. */
+export function tlsRequired(mode: SslMode): boolean {
+  return SSL_MODES.indexOf(mode) >= SSL_MODES.indexOf("require");
+}
+
+function verifiesPeer(mode: SslMode): boolean {
+  return mode === "verify-ca" || mode === "verify-full";
+}
+
+const VERSIONS = ["tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"] as const;
+const NODE_VERSION: readonly tls.SecureVersion[] = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+const PROTOCOL_SHORTCUTS: Record<string, readonly number[]> = {
+  all: [0, 1, 2, 3],
+  legacy: [0, 1, 2, 3],
+  secure: [2, 3],
+  default: [2, 3],
+};
+
+export interface TlsVersions {
+  minVersion: tls.SecureVersion;
+  maxVersion: tls.SecureVersion;
+}
+
+/**
+ * `*_tls_protocols`: a list of tlsv1.0 … tlsv1.3 and the shortcuts all, legacy, secure (PgBouncer's
+ * default). Node takes a minimum and a maximum, so a list that skips a version cannot be honoured.
+ */
+export function parseTlsProtocols(raw: string): TlsVersions {
+  const wanted = new Set<number>();
+  for (const item of raw.split(/[,:]/).map((s) => s.trim().toLowerCase())) {
+    if (item === "") continue;
+    const index = VERSIONS.indexOf(item as (typeof VERSIONS)[number]);
+    const versions = PROTOCOL_SHORTCUTS[item] ?? (index >= 0 ? [index] : undefined);
+    if (versions === undefined) {
+      throw new InvalidValue("a list of tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3, or all, legacy, secure");
+    }
+    for (const v of versions) wanted.add(v);
+  }
+  const sorted = [...wanted].sort((a, b) => a - b);
+  const min = sorted[0];
+  const max = sorted[sorted.length - 1];
+  if (min === undefined || max === undefined) throw new InvalidValue("at least one TLS version");
+  if (max - min + 1 !== sorted.length) {
+    throw new InvalidValue("TLS versions without a gap (Node cannot skip a version in between)");
+  }
+  return { minVersion: NODE_VERSION[min]!, maxVersion: NODE_VERSION[max]! };
+}
+
+/** PgBouncer's cipher keywords, as libusual spells them out for OpenSSL. */
+const CIPHER_SHORTCUTS: Record<string, string> = {
+  default: "HIGH+EECDH:HIGH+EDH:!SSLv3:!SHA384:!SHA256:!DSS:!aNULL",
+  secure: "HIGH+EECDH:HIGH+EDH:!SSLv3:!SHA384:!SHA256:!DSS:!aNULL",
+  compat: "HIGH:+3DES:!aNULL",
+  legacy: "HIGH:+3DES:!aNULL",
+  normal:
+    "HIGH+EECDH:HIGH+EDH:HIGH+RSA:+SHA384:+SHA256:+SSLv3:+EDH:+RSA:-3DES:3DES+RSA:!CAMELLIA:!DSS:!aNULL",
+  fast: "HIGH+EECDH:HIGH+EDH:HIGH+RSA:+AES256:+SHA256:+SHA384:+SSLv3:+EDH:+RSA:-3DES:3DES+RSA:!CAMELLIA:!DSS:!aNULL",
+  all: "ALL:!aNULL:!eNULL",
+  insecure: "ALL:!aNULL:!eNULL",
+};
+
+/** `*_tls_ciphers`: a keyword or an OpenSSL cipher list, checked against this OpenSSL. */
+export function parseTlsCiphers(raw: string): string {
+  const ciphers = CIPHER_SHORTCUTS[raw.trim().toLowerCase()] ?? raw.trim();
+  try {
+    tls.createSecureContext({ ciphers });
+  } catch (err) {
+    throw new InvalidValue(
+      `a cipher keyword (default, secure, compat, legacy, normal, fast, all) or an OpenSSL cipher list this OpenSSL knows (${(err as Error).message})`,
+    );
+  }
+  return ciphers;
+}
+
+/** The pooler as a TLS server to its clients (null: client_tls_sslmode = disable). */
+export interface ClientTls {
+  mode: SslMode;
+  context: tls.SecureContext;
+  /** verify-ca / verify-full: the client must present a certificate the CA signed. */
+  requestCert: boolean;
+}
+
+/** The pooler as a TLS client of PostgreSQL (null: server_tls_sslmode = disable). */
+export interface ServerTls {
+  mode: SslMode;
+  context: tls.SecureContext;
+  /** verify-ca / verify-full: the server's certificate must chain to server_tls_ca_file (or the system CAs). */
+  verifyChain: boolean;
+  /** verify-full: and name the host the pooler connects to. */
+  verifyName: boolean;
+}
+
+export interface TlsSetup {
+  client: ClientTls | null;
+  server: ServerTls | null;
+}
+
+/** Reads the files and builds both sides' contexts; throws a ConfigError naming the key at fault. */
+export function buildTls(config: PoolerConfig): TlsSetup {
+  return { client: buildClientTls(config), server: buildServerTls(config) };
+}
+
+function buildClientTls(c: PoolerConfig): ClientTls | null {
+  if (c.clientTlsSslmode === "disable") return null;
+  if (c.clientTlsKeyFile === undefined || c.clientTlsCertFile === undefined) {
+    throw new ConfigError(
+      `client_tls_sslmode: ${c.clientTlsSslmode} needs client_tls_key_file and client_tls_cert_file (CLIENT_TLS_KEY_FILE, CLIENT_TLS_CERT_FILE)`,
+    );
+  }
+  return {
+    mode: c.clientTlsSslmode,
+    requestCert: verifiesPeer(c.clientTlsSslmode),
+    context: secureContext("client_tls", {
+      key: c.clientTlsKeyFile,
+      cert: c.clientTlsCertFile,
+      ca: c.clientTlsCaFile,
+      protocols: c.clientTlsProtocols,
+      ciphers: c.clientTlsCiphers,
+    }),
+  };
+}
+
+function buildServerTls(c: PoolerConfig): ServerTls | null {
+  if (c.serverTlsSslmode === "disable") return null;
+  if ((c.serverTlsKeyFile === undefined) !== (c.serverTlsCertFile === undefined)) {
+    throw new ConfigError(
+      "server_tls_key_file, server_tls_cert_file: a client certificate for the server needs both, or neither",
+    );
+  }
+  return {
+    mode: c.serverTlsSslmode,
+    verifyChain: verifiesPeer(c.serverTlsSslmode),
+    verifyName: c.serverTlsSslmode === "verify-full",
+    context: secureContext("server_tls", {
+      key: c.serverTlsKeyFile,
+      cert: c.serverTlsCertFile,
+      ca: c.serverTlsCaFile,
+      protocols: c.serverTlsProtocols,
+      ciphers: c.serverTlsCiphers,
+    }),
+  };
+}
+
+interface ContextFiles {
+  key: string | undefined;
+  cert: string | undefined;
+  ca: string | undefined;
+  protocols: string;
+  ciphers: string;
+}
+
+function secureContext(prefix: string, f: ContextFiles): tls.SecureContext {
+  // protocols and ciphers were checked when set; parsed again here to hand Node its own form
+  const options: tls.SecureContextOptions = {
+    ...parseTlsProtocols(f.protocols),
+    ciphers: parseTlsCiphers(f.ciphers),
+    key: readFile(`${prefix}_key_file`, f.key),
+    cert: readFile(`${prefix}_cert_file`, f.cert),
+    ca: readFile(`${prefix}_ca_file`, f.ca),
+  };
+  try {
+    return tls.createSecureContext(options);
+  } catch (err) {
+    // OpenSSL's reason (a key that does not match the certificate, a file that is not PEM) says which
+    throw new ConfigError(
+      `${prefix}_key_file, ${prefix}_cert_file, ${prefix}_ca_file: OpenSSL cannot use these files: ${(err as Error).message}`,
+    );
+  }
+}
+
+function readFile(key: string, file: string | undefined): Buffer | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`${key}: cannot read ${JSON.stringify(file)}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,87 @@
+// TLS on the wire, on both sides of the pooler: a client's socket becomes a TLS server socket after
+// its SSLRequest; a server connection asks PostgreSQL for TLS before its startup packet. Either way
+// the result is a net.Socket (tls.TLSSocket extends it), so everything after login runs the same
+// code with or without TLS.
+import net from "node:net";
+import tls from "node:tls";
+import { tlsRequired, type ClientTls, type ServerTls } from "./config/index.ts";
+import { sslRequest } from "./protocol/messages.ts";
+
+/** The client's TLS socket over `socket` (the caller has already answered 'S'); it handshakes at once. */
+export function acceptTls(socket: net.Socket, setup: ClientTls): tls.TLSSocket {
+  return new tls.TLSSocket(socket, {
+    isServer: true,
+    secureContext: setup.context,
+    requestCert: setup.requestCert,
+    rejectUnauthorized: setup.requestCert,
+  });
+}
+
+const ANSWER_TLS = 0x53; // 'S'
+const ANSWER_PLAIN = 0x4e; // 'N'
+
+/**
+ * Asks the server for TLS on a connected socket (PgBouncer: for every sslmode but disable) and
+ * resolves with the socket to speak on: TLS when the server agreed, the plain one when it refused
+ * and the mode allows that. Rejects with the reason the waiting client will read.
+ */
+export function connectTls(socket: net.Socket, setup: ServerTls | null, host: string): Promise<net.Socket> {
+  if (setup === null) return Promise.resolve(socket);
+  socket.write(sslRequest());
+  return new Promise((resolve, reject) => {
+    socket.once("data", (answer: Buffer) => {
+      if (answer[0] !== ANSWER_TLS && answer[0] !== ANSWER_PLAIN) {
+        const got = JSON.stringify(answer.subarray(0, 32).toString("latin1"));
+        return reject(new Error(`server answered SSLRequest with neither S nor N: ${got}`));
+      }
+      // Bytes after the one-byte answer would be plaintext posing as part of the TLS session.
+      if (answer.length !== 1) return reject(new Error("server sent unencrypted data after its SSL answer"));
+      if (answer[0] === ANSWER_PLAIN) {
+        if (!tlsRequired(setup.mode)) return resolve(socket);
+        return reject(new Error(`server refused SSL (server_tls_sslmode=${setup.mode})`));
+      }
+      const secure = tls.connect({ socket, ...serverTlsOptions(setup, host) });
+      const failed = (err: Error): void =>
+        reject(new Error(`TLS handshake with the server failed: ${err.message}`));
+      secure.once("error", failed);
+      secure.once("secureConnect", () => {
+        secure.off("error", failed);
+        resolve(secure);
+      });
+    });
+  });
+}
+
+/**
+ * What tls.connect needs to speak to PostgreSQL at `host` as server_tls_* say: for the pooler's own
+ * server connections and for auth_query's node-postgres client (its `ssl` option), so both check alike.
+ */
+export function serverTlsOptions(setup: ServerTls, host: string): tls.ConnectionOptions {
+  return {
+    secureContext: setup.context,
+    host,
+    // SNI takes host names only (RFC 6066); the identity check still uses `host`
+    ...(net.isIP(host) === 0 ? { servername: host } : {}),
+    rejectUnauthorized: setup.verifyChain,
+    ...(setup.verifyName ? {} : { checkServerIdentity: () => undefined }),
+  };
+}
+
+export function isTls(socket: net.Socket): socket is tls.TLSSocket {
+  return socket instanceof tls.TLSSocket;
+}
+
+/**
+ * SHOW CLIENTS / SERVERS' `tls` column, as PgBouncer prints it: protocol/cipher/key exchange, e.g.
+ * "TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519"; empty without TLS. Node tells the key exchange
+ * group only on the client end of a session, so clients' rows show protocol/cipher.
+ */
+export function describeTls(socket: net.Socket): string {
+  if (!isTls(socket)) return "";
+  const cipher = socket.getCipher();
+  const key = socket.getEphemeralKeyInfo();
+  let exchange = "";
+  if (key && "type" in key && key.type === "ECDH") exchange = `/ECDH=${String(key.name)}`;
+  else if (key && "type" in key && key.type === "DH") exchange = `/DH=${String(key.size)}`;
+  return `${socket.getProtocol() ?? "-"}/${cipher.name}${exchange}`;
+}

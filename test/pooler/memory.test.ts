@@ -1,0 +1,236 @@
+// Bounded memory (issue 7): a slow reader of a large result, COPY out to a slow reader, COPY in as
+// fast as the client can write and COPY in to a server that keeps stalling — at least 200 MiB
+// each through the pooler running as a process of its own, whose RSS is sampled every 50 ms.
+//
+// The bound, 64 MiB over the RSS of the idle, warmed-up pooler, for every case in turn: what the pooler itself holds in flight is small
+// (per direction one read chunk of at most 64 kB, the sockets' 16 kB stream buffers and the
+// kernel's), but every chunk read is a new Buffer, garbage as soon as it is forwarded, and V8
+// collects external memory only after about 64 MiB of it has been allocated. A pooler that
+// buffered what it cannot pass on would grow by the payload, 200 MiB and more.
+import type net from "node:net";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { copyData, copyDone, query } from "../../pooler/protocol/messages.ts";
+import { connect } from "../support/clients.ts";
+import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
+import { freePort } from "../support/ports.ts";
+import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
+import { RawClient } from "../support/protocol.ts";
+import { memoryOf, sampleRss } from "../support/rss.ts";
+import { waitFor } from "../support/wait.ts";
+
+const MiB = 1 << 20;
+const BOUND = 64 * MiB;
+const LINE = 1000;
+/** Rows of LINE bytes: 210,000 make just over 200 MiB. */
+const ROWS = 210_000;
+/** The slow reader takes this much every READ_TICK_MS (~40 MB/s: a fraction of what PostgreSQL sends here). */
+const READ_PER_TICK = 400 * 1024;
+const READ_TICK_MS = 10;
+const READY_IDLE = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
+
+/**
+ * Reads the replies to what was just sent, up to ReadyForQuery, at most READ_PER_TICK per tick;
+ * resolves with the number of bytes read.
+ */
+function readSlowly(sock: net.Socket): Promise<number> {
+  return new Promise((resolve) => {
+    let bytes = 0;
+    let inTick = 0;
+    let tail = Buffer.alloc(0);
+    const timer = setInterval(() => {
+      inTick = 0;
+      sock.resume();
+    }, READ_TICK_MS);
+    sock.on("data", (d: Buffer) => {
+      bytes += d.length;
+      inTick += d.length;
+      tail = Buffer.concat([tail, d.subarray(-6)]).subarray(-6);
+      if (tail.equals(READY_IDLE)) {
+        clearInterval(timer);
+        sock.removeAllListeners("data");
+        resolve(bytes);
+      } else if (inTick >= READ_PER_TICK) sock.pause();
+    });
+  });
+}
+
+describe("pooler memory stays bounded", () => {
+  let server: PrivatePostgres;
+  let observer: pg.Client;
+  let pooler: PoolerProcess;
+  let url: string;
+  /** The pooler's RSS once warm and idle, before any case. */
+  let baseline: number;
+
+  beforeAll(async () => {
+    server = await startPrivatePostgres();
+    observer = await connect(server.url("postgres"));
+    // COPY targets that keep nothing (the disk is not under test): rows are counted, optionally
+    // with a pause every $1 rows, and dropped.
+    await observer.query(`
+      CREATE SEQUENCE memory_rows;
+      CREATE FUNCTION memory_discard() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('memory_rows') % TG_ARGV[0]::int = 0 THEN PERFORM pg_sleep(TG_ARGV[1]::float8); END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TABLE memory_fast (line text);
+      CREATE TRIGGER discard BEFORE INSERT ON memory_fast FOR EACH ROW EXECUTE FUNCTION memory_discard(1000000000, 0);
+      CREATE TABLE memory_stalling (line text);
+      CREATE TRIGGER discard BEFORE INSERT ON memory_stalling FOR EACH ROW EXECUTE FUNCTION memory_discard(2000, 0.02);
+    `);
+    const port = await freePort();
+    pooler = spawnPooler([], {
+      DATABASE_URL: server.url("postgres"),
+      LISTEN_PORT: String(port),
+      POOL_MODE: "transaction",
+      LOG_CONNECTIONS: "0",
+      LOG_DISCONNECTIONS: "0",
+    });
+    await waitFor(() => pooler.output().includes('"listening"'), "the pooler to listen", 15_000);
+    url = `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`;
+    // warm: a server in the pool, the code paths compiled
+    const c = await RawClient.connect(url);
+    await c.exchange([query("SELECT 1")]);
+    await c.close();
+    baseline = memoryOf(pooler.child.pid!).rss;
+  });
+  afterAll(async () => {
+    pooler?.child.kill("SIGKILL");
+    await observer?.end();
+    await server?.stop();
+  });
+
+  /** What a case moved, and how often the slow side was seen holding the fast one back. */
+  interface Outcome {
+    bytes: number;
+    heldBack: number;
+  }
+
+  /** Runs `fn` while sampling the pooler's RSS; asserts and prints the growth. */
+  async function measured(what: string, heldBackAs: string, fn: () => Promise<Outcome>): Promise<void> {
+    const started = Date.now();
+    const rss = sampleRss(pooler.child.pid!);
+    const { bytes, heldBack } = await fn();
+    const peak = rss.stop();
+    const secs = (Date.now() - started) / 1000;
+    const mib = (n: number): string => (n / MiB).toFixed(1);
+    console.log(
+      `memory, ${what}: ${(bytes / MiB).toFixed(0)} MiB in ${secs.toFixed(1)} s ` +
+        `(${(bytes / MiB / secs).toFixed(0)} MiB/s, ${heldBack} ${heldBackAs}); pooler RSS baseline ${mib(baseline)} MiB, ` +
+        `${mib(rss.baseline)} MiB before, peak ${mib(peak)} MiB (+${mib(peak - baseline)} MiB, bound +${BOUND / MiB})`,
+    );
+    expect(bytes).toBeGreaterThanOrEqual(200 * MiB);
+    // the slow side really was the bottleneck, so the pooler had something to hold
+    expect(heldBack).toBeGreaterThan(0);
+    expect(peak - baseline).toBeLessThan(BOUND);
+  }
+
+  /**
+   * From now until the returned function is called: how many times (sampled every 100 ms)
+   * PostgreSQL was seen waiting to write to the pooler, i.e. held back by the slow reader.
+   */
+  function watchClientWrites(): () => number {
+    let seen = 0;
+    let sampling = false;
+    const timer = setInterval(() => {
+      if (sampling) return;
+      sampling = true;
+      observer
+        .query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'ClientWrite'")
+        .then((r) => (seen += r.rows[0].n > 0 ? 1 : 0))
+        .finally(() => (sampling = false));
+    }, 100);
+    return () => {
+      clearInterval(timer);
+      return seen;
+    };
+  }
+
+  /** Sends `sql` and reads its replies slowly, watching PostgreSQL wait for the reader. */
+  async function slowRead(sql: string): Promise<Outcome> {
+    const sock = (await RawClient.connect(url)).release();
+    try {
+      const waits = watchClientWrites();
+      const bytes = readSlowly(sock);
+      sock.write(query(sql));
+      return { bytes: await bytes, heldBack: waits() };
+    } finally {
+      sock.destroy();
+    }
+  }
+
+  it(
+    "a slow reader of a large result (rows of 1 kB and of 16 MiB)",
+    () =>
+      measured("SELECT to a slow reader", "samples of PostgreSQL waiting on ClientWrite", async () => {
+        // four rows of 16 MiB stream through the pooler in pieces, the others pass whole
+        const rows = 150_000;
+        const outcome = await slowRead(
+          `SELECT repeat('x', CASE WHEN g % ${rows / 4} = 0 THEN 16 << 20 ELSE ${LINE} END) FROM generate_series(1, ${rows}) g`,
+        );
+        // every DataRow arrived: type(1) + len(4) + ncols(2) + collen(4) + text
+        expect(outcome.bytes).toBeGreaterThan((rows - 4) * (11 + LINE) + 4 * (11 + (16 << 20)));
+        return outcome;
+      }),
+    60_000,
+  );
+
+  it(
+    "COPY TO STDOUT to a slow reader",
+    () =>
+      measured(
+        "COPY TO STDOUT to a slow reader",
+        "samples of PostgreSQL waiting on ClientWrite",
+        async () => {
+          const outcome = await slowRead(
+            `COPY (SELECT repeat('x', ${LINE}) FROM generate_series(1, ${ROWS})) TO STDOUT`,
+          );
+          // every CopyData arrived: type(1) + len(4) + line + "\n"
+          expect(outcome.bytes).toBeGreaterThan(ROWS * (6 + LINE));
+          return outcome;
+        },
+      ),
+    60_000,
+  );
+
+  /** COPY FROM STDIN of ROWS lines, written as fast as the socket takes them (the server must see each). */
+  async function copyIn(table: string): Promise<Outcome> {
+    const c = await RawClient.connect(url);
+    const before = Number((await observer.query("SELECT nextval('memory_rows') AS n")).rows[0].n);
+    c.send(query(`COPY ${table} (line) FROM STDIN`));
+    expect((await c.next()).type).toBe("G");
+    // one CopyData per line, as psql sends them, a thousand to a write
+    const batch = Buffer.concat(
+      Array.from({ length: 1000 }, () => copyData(Buffer.from("x".repeat(LINE) + "\n"))),
+    );
+    let heldBack = 0;
+    for (let sent = 0; sent < ROWS; sent += 1000) if (await c.write(batch)) heldBack++;
+    c.send(copyDone());
+    const replies = await c.untilReady();
+    expect(replies.map((m) => m.type)).toEqual(["C", "Z"]);
+    await c.close();
+    const after = Number((await observer.query("SELECT nextval('memory_rows') AS n")).rows[0].n);
+    expect(after - before - 1).toBe(ROWS);
+    return { bytes: ROWS * (6 + LINE), heldBack };
+  }
+
+  it(
+    "COPY FROM STDIN as fast as the client can",
+    () =>
+      measured("COPY FROM STDIN, fast client", "writes that waited for the pooler", () =>
+        copyIn("memory_fast"),
+      ),
+    60_000,
+  );
+
+  it(
+    "COPY FROM STDIN into a server that stalls 20 ms every 2,000 rows",
+    () =>
+      measured("COPY FROM STDIN, stalling server", "writes that waited for the pooler", () =>
+        copyIn("memory_stalling"),
+      ),
+    60_000,
+  );
+});

@@ -1,0 +1,316 @@
+// TLS on both sides of the pooler, as PgBouncer: client_tls_* (psql and node-postgres over TLS,
+// refusals, client certificates, cancel requests) and server_tls_* (against a PostgreSQL of our own
+// with ssl = on). Certificates are made by openssl for each run (test/support/certs.ts).
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import tls from "node:tls";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  cancelRequest,
+  parseErrorFields,
+  sslRequest,
+  startupMessage,
+} from "../../pooler/protocol/messages.ts";
+import { formatUserlistLine } from "../../pooler/config/index.ts";
+import { connectTls } from "../../pooler/tls.ts";
+import { makeCerts, type TestCerts } from "../support/certs.ts";
+import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
+import { withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { waitFor } from "../support/wait.ts";
+
+let certs: TestCerts;
+beforeAll(() => {
+  certs = makeCerts();
+});
+afterAll(() => certs.remove());
+
+/** A pooler URL with libpq / node-postgres connection parameters appended. */
+function withParams(url: string, params: Record<string, string>): string {
+  return `${url}?${new URLSearchParams(params).toString()}`;
+}
+
+/** libpq's verify-full against the pooler: the certificate names localhost, the pooler listens on 127.0.0.1. */
+function verifyFull(p: TestPooler, rootCert: string, client = true): string {
+  const url = p.url().replace("127.0.0.1", "localhost");
+  return withParams(url, {
+    hostaddr: "127.0.0.1",
+    sslmode: "verify-full",
+    sslrootcert: rootCert,
+    ...(client ? { sslcert: certs.clientCert, sslkey: certs.clientKey } : {}),
+  });
+}
+
+async function tlsColumn(admin: pg.Client, show: "CLIENTS" | "SERVERS"): Promise<string[]> {
+  const { rows } = await admin.query<{ tls: string }>(`SHOW ${show}`);
+  return rows.map((r) => r.tls);
+}
+
+const clientTls = (mode: string): Record<string, string> => ({
+  CLIENT_TLS_SSLMODE: mode,
+  CLIENT_TLS_KEY_FILE: certs.serverKey,
+  CLIENT_TLS_CERT_FILE: certs.serverCert,
+  CLIENT_TLS_CA_FILE: certs.caCert,
+});
+
+describe("client side TLS", () => {
+  it("require: psql and node-postgres get TLS, SHOW CLIENTS shows it, a plaintext client is refused", () =>
+    withTestPooler(clientTls("require"), async (p) => {
+      const info = await psql(withParams(p.url(), { sslmode: "require" }), "\\conninfo");
+      expect(info.stdout).toMatch(/SSL connection \(protocol: TLSv1\.3, cipher: TLS_\w+/);
+
+      const admin = await connect(p.url("pgbouncer"), { ssl: { rejectUnauthorized: false } });
+      try {
+        const shown = await tlsColumn(admin, "CLIENTS");
+        console.log(`client tls column: ${shown.join(", ")}`);
+        expect(shown).toEqual([expect.stringMatching(/^TLSv1\.3\/TLS_AES_256_GCM_SHA384$/)]);
+      } finally {
+        await admin.end();
+      }
+
+      const refused = await errorOf(connect(p.url()));
+      expect(refused.message).toBe("SSL required");
+      expect(refused.code).toBe("28000");
+      const plain = await errorOf(psql(withParams(p.url(), { sslmode: "disable" }), "SELECT 1"));
+      expect(plain.message).toContain("SSL required");
+    }));
+
+  it("verify-full: a client certificate signed by client_tls_ca_file is required; a wrong CA fails psql", () =>
+    withTestPooler(clientTls("verify-full"), async (p) => {
+      const ok = await psql(verifyFull(p, certs.caCert), "SELECT current_user");
+      expect(ok.stdout.trim()).toBe("postgres");
+
+      const noCert = await errorOf(psql(verifyFull(p, certs.caCert, false), "SELECT 1"));
+      expect(noCert.message).toMatch(/certificate required|handshake failure|closed the connection/i);
+      const wrongCa = await errorOf(psql(verifyFull(p, certs.otherCaCert), "SELECT 1"));
+      expect(wrongCa.message).toMatch(/certificate verify failed/);
+
+      // node-postgres, a driver other than libpq, with the same files
+      const c = await connect(p.url().replace("127.0.0.1", "localhost"), {
+        ssl: {
+          ca: fs.readFileSync(certs.caCert),
+          cert: fs.readFileSync(certs.clientCert),
+          key: fs.readFileSync(certs.clientKey),
+        },
+      });
+      try {
+        expect((await c.query("SELECT 41 + 1 AS n")).rows[0].n).toBe(42);
+      } finally {
+        await c.end();
+      }
+    }));
+
+  it("refuses plaintext sent behind an SSLRequest (CVE-2021-23214), whatever the answer would be", async () => {
+    const sneaked = Buffer.concat([sslRequest(), startupMessage({ user: "postgres", database: "app" })]);
+    for (const env of [clientTls("prefer"), {}]) {
+      const reply = await withTestPooler(env, (p) => rawExchange(p.port, sneaked, 2000));
+      expect(String.fromCharCode(reply[0]!)).toBe("E"); // neither 'S' nor 'N': nothing was answered
+      const fields = parseErrorFields(reply);
+      expect(fields.get("C")).toBe("08P01");
+      expect(fields.get("M")).toBe("received unencrypted data after SSL request");
+    }
+  });
+
+  it("cancels a TLS client's query, by a CancelRequest over TLS and by a plaintext one (psql's)", () =>
+    withTestPooler(clientTls("require"), async (p) => {
+      const c = await connect(p.url(), { ssl: { rejectUnauthorized: false } });
+      const keys = c as unknown as { processID: number; secretKey: number };
+      const overTls = {
+        mode: "require" as const,
+        context: tls.createSecureContext(),
+        verifyChain: false,
+        verifyName: false,
+      };
+      try {
+        for (const setup of [overTls, null]) {
+          const started = Date.now();
+          const running = errorOf(c.query("SELECT pg_sleep(30)"));
+          await new Promise((r) => setTimeout(r, 300));
+          const sock = net.connect({ host: "127.0.0.1", port: p.port });
+          sock.on("error", () => undefined);
+          await new Promise((r) => sock.once("connect", r));
+          const channel = await connectTls(sock, setup, "127.0.0.1");
+          channel.end(cancelRequest(keys.processID, keys.secretKey));
+          const err = await running;
+          console.log(`cancel ${setup ? "over TLS" : "in plaintext"}: ${Date.now() - started} ms`);
+          expect(err.code).toBe("57014");
+          expect(Date.now() - started).toBeLessThan(15_000);
+        }
+      } finally {
+        await c.end();
+      }
+    }));
+
+  it("SET turns TLS on online; without usable files it is refused and nothing changes", () =>
+    withTestPooler({}, async (p) => {
+      const admin = await connect(p.url("pgbouncer"));
+      try {
+        const refused = await errorOf(admin.query("SET client_tls_sslmode = 'require'"));
+        expect(refused.message).toContain("client_tls_sslmode: require needs client_tls_key_file");
+        await admin.query(`SET client_tls_key_file = '${certs.serverKey}'`);
+        await admin.query(`SET client_tls_cert_file = '${certs.serverCert}'`);
+        // still plain: the mode was not changed by the refused SET
+        expect((await psql(withParams(p.url(), { sslmode: "disable" }), "SELECT 1")).stdout.trim()).toBe("1");
+        await admin.query("SET client_tls_sslmode = 'require'");
+        const plain = await errorOf(psql(withParams(p.url(), { sslmode: "disable" }), "SELECT 1"));
+        expect(plain.message).toContain("SSL required");
+        expect((await psql(withParams(p.url(), { sslmode: "require" }), "SELECT 1")).stdout.trim()).toBe("1");
+      } finally {
+        await admin.end();
+      }
+    }));
+
+  it("RELOAD picks up new certificate files", async () => {
+    const renewed = makeCerts();
+    const live = { cert: path.join(renewed.dir, "live.crt"), key: path.join(renewed.dir, "live.key") };
+    fs.copyFileSync(certs.serverCert, live.cert);
+    fs.copyFileSync(certs.serverKey, live.key);
+    const env = { ...clientTls("require"), CLIENT_TLS_CERT_FILE: live.cert, CLIENT_TLS_KEY_FILE: live.key };
+    try {
+      await withTestPooler(env, async (p) => {
+        expect((await psql(verifyFull(p, certs.caCert, false), "SELECT 1")).stdout.trim()).toBe("1");
+        fs.copyFileSync(renewed.serverCert, live.cert);
+        fs.copyFileSync(renewed.serverKey, live.key);
+        const admin = await connect(p.url("pgbouncer"), { ssl: { rejectUnauthorized: false } });
+        await admin.query("RELOAD");
+        await admin.end();
+        expect((await psql(verifyFull(p, renewed.caCert, false), "SELECT 1")).stdout.trim()).toBe("1");
+        const old = await errorOf(psql(verifyFull(p, certs.caCert, false), "SELECT 1"));
+        expect(old.message).toMatch(/certificate verify failed/);
+      });
+    } finally {
+      renewed.remove();
+    }
+  });
+});
+
+describe("server side TLS", () => {
+  let server: PrivatePostgres;
+  beforeAll(async () => {
+    server = await startPrivatePostgres({
+      settings: { ssl: "on", ssl_cert_file: certs.serverCert, ssl_key_file: certs.serverKey },
+    });
+  });
+  afterAll(() => server?.stop());
+
+  /** Whether the backend serving this pooler client speaks TLS to the pooler (pg_stat_ssl). */
+  async function backendSsl(p: TestPooler): Promise<{ ssl: boolean; version: string | null }> {
+    const c = await connect(p.url("postgres"));
+    try {
+      const { rows } = await c.query("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+      return rows[0];
+    } finally {
+      await c.end();
+    }
+  }
+
+  it("require and the default (prefer): the pooler's backends use TLS; SHOW SERVERS shows it", async () => {
+    for (const mode of ["require", undefined]) {
+      const env = { DATABASE_URL: server.url(), ...(mode ? { SERVER_TLS_SSLMODE: mode } : {}) };
+      await withTestPooler(env, async (p) => {
+        expect(await backendSsl(p)).toEqual({ ssl: true, version: "TLSv1.3" });
+        const admin = await connect(p.url("pgbouncer"));
+        try {
+          const shown = await tlsColumn(admin, "SERVERS");
+          console.log(`server tls column (${mode ?? "prefer"}): ${shown.join(", ")}`);
+          expect(shown).toEqual([expect.stringMatching(/^TLSv1\.3\/TLS_\w+\/ECDH=\w+$/)]);
+        } finally {
+          await admin.end();
+        }
+      });
+    }
+  });
+
+  it("verify-full against server_tls_ca_file works; a wrong CA is refused with a clear error", async () => {
+    const env = (ca: string): Record<string, string> => ({
+      DATABASE_URL: server.url(),
+      SERVER_TLS_SSLMODE: "verify-full",
+      SERVER_TLS_CA_FILE: ca,
+    });
+    await withTestPooler(env(certs.caCert), async (p) => {
+      expect((await backendSsl(p)).ssl).toBe(true);
+    });
+    await withTestPooler(env(certs.otherCaCert), async (p) => {
+      const err = await errorOf(connect(p.url("postgres")));
+      console.log(`wrong server CA: ${err.message}`);
+      expect(err.message).toMatch(
+        /^server login failed: TLS handshake with the server failed: .*certificate/,
+      );
+      expect(err.code).toBe("08006");
+    });
+  });
+
+  it("auth_query follows server_tls_sslmode, to a server that accepts only hostssl", async () => {
+    const role = "pooler_tls_lookup_user";
+    const password = "lookup-pw";
+    const admin = await connect(server.url(), { ssl: { rejectUnauthorized: false } });
+    const hbaFile = (await admin.query<{ hba_file: string }>("SHOW hba_file")).rows[0]!.hba_file;
+    const hba = fs.readFileSync(hbaFile, "utf8");
+    const plainRefused = (): Promise<boolean> =>
+      connect(server.url(), { ssl: false }).then(
+        (c) => c.end().then(() => false),
+        () => true,
+      );
+    const authFile = path.join(certs.dir, "userlist.txt");
+    fs.writeFileSync(authFile, `${formatUserlistLine("postgres", "postgres")}\n`);
+    const env = (mode: string, ca = certs.caCert): Record<string, string> => ({
+      DATABASE_URL: server.url(),
+      AUTH_TYPE: "scram-sha-256",
+      AUTH_FILE: authFile, // without the role: only auth_query knows its secret
+      AUTH_USER: "postgres",
+      SERVER_TLS_SSLMODE: mode,
+      SERVER_TLS_CA_FILE: ca,
+    });
+    try {
+      await admin.query("SET password_encryption = 'scram-sha-256'");
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+      fs.writeFileSync(hbaFile, "local all all md5\nhostssl all all all md5\n");
+      await admin.query("SELECT pg_reload_conf()");
+      await waitFor(plainRefused, "the server to refuse plaintext");
+
+      for (const mode of ["require", "verify-full"]) {
+        await withTestPooler(env(mode), async (p) => {
+          const c = await connect(`postgresql://${role}:${password}@127.0.0.1:${p.port}/postgres`);
+          try {
+            const { rows } = await c.query(
+              "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            );
+            expect(rows).toEqual([{ current_user: role, ssl: true }]);
+          } finally {
+            await c.end();
+          }
+        });
+      }
+
+      const refusals: [Record<string, string>, RegExp][] = [
+        [env("disable"), /^no pg_hba\.conf entry for host .*, SSL off$/],
+        [env("verify-full", certs.otherCaCert), /certificate/],
+      ];
+      for (const [settings, reason] of refusals) {
+        await withTestPooler(settings, async (p) => {
+          const err = await errorOf(connect(`postgresql://${role}:${password}@127.0.0.1:${p.port}/postgres`));
+          expect(err.code).toBe("08006");
+          expect(err.message).toBe("authentication lookup failed");
+          const logged = String(p.logs.find((l) => l.msg === "auth_query failed")?.err);
+          console.log(`auth_query, server_tls_sslmode=${settings.SERVER_TLS_SSLMODE}: ${logged}`);
+          expect(logged).toMatch(reason);
+        });
+      }
+    } finally {
+      fs.writeFileSync(hbaFile, hba);
+      await admin.query("SELECT pg_reload_conf()");
+      await waitFor(async () => !(await plainRefused()), "the server to accept plaintext again");
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+    }
+  });
+
+  it("require against a server without TLS: the waiting client is told the server refused SSL", () =>
+    // the shared PostgreSQL runs without ssl
+    withTestPooler({ SERVER_TLS_SSLMODE: "require" }, async (p) => {
+      const err = await errorOf(connect(p.url()));
+      expect(err.message).toBe("server login failed: server refused SSL (server_tls_sslmode=require)");
+    }));
+});

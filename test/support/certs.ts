@@ -1,0 +1,64 @@
+// Certificates for TLS tests, made with the openssl CLI in a temp dir: a CA, a server certificate
+// for localhost and 127.0.0.1, a client certificate for the user `postgres`, and a second CA that
+// signed none of them (the "wrong CA"). Files are readable by the OS user PostgreSQL runs as, so a
+// private PostgreSQL can use the server pair too.
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { runAs } from "../../scripts/lib/embedded-postgres.ts";
+
+export interface TestCerts {
+  dir: string;
+  caCert: string;
+  /** A CA that signed nothing here. */
+  otherCaCert: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  remove(): void;
+}
+
+export function makeCerts(): TestCerts {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "try-ts-pooler-certs-"));
+  // postgres (not root) must reach the key it is given
+  fs.chmodSync(dir, 0o755);
+  const file = (name: string): string => path.join(dir, name);
+  const openssl = (...args: string[]): void => {
+    execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+  };
+  const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const ca = (name: string): void =>
+    openssl(
+      "req", "-x509", ...newKey, "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", "2",
+      "-subj", `/CN=${name}`, "-addext", "basicConstraints=critical,CA:TRUE",
+      "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    ); // prettier-ignore
+  const leaf = (name: string, cn: string, ext: string): void => {
+    fs.writeFileSync(file(`${name}.ext`), `basicConstraints=CA:FALSE\n${ext}\n`);
+    openssl("req", ...newKey, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`);
+    openssl(
+      "x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+      "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`,
+    ); // prettier-ignore
+  };
+  ca("ca");
+  ca("other-ca");
+  leaf("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth");
+  leaf("client", "postgres", "extendedKeyUsage=clientAuth");
+  for (const name of fs.readdirSync(dir)) fs.chmodSync(file(name), name.endsWith(".key") ? 0o600 : 0o644);
+  // PostgreSQL insists on a key file of its own user's with mode 0600
+  const who = runAs();
+  if (who.uid !== undefined) fs.chownSync(file("server.key"), who.uid, who.gid!);
+  return {
+    dir,
+    caCert: file("ca.crt"),
+    otherCaCert: file("other-ca.crt"),
+    serverCert: file("server.crt"),
+    serverKey: file("server.key"),
+    clientCert: file("client.crt"),
+    clientKey: file("client.key"),
+    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}

@@ -1,0 +1,27 @@
+// The pooler as a program of its own (node --import tsx pooler/main.ts), for tests of what only a
+// process shows: signals, exit codes, start-up errors, its memory.
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+
+const MAIN = path.resolve("pooler/main.ts");
+
+export interface PoolerProcess {
+  child: ChildProcess;
+  /** Everything it wrote to stdout and stderr so far. */
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts the pooler with `args` and `env` on top of this process's environment; the caller kills it. */
+export function spawnPooler(args: string[], env: Record<string, string>): PoolerProcess {
+  // node --import tsx, not the tsx CLI: the CLI is a parent process that does not relay SIGHUP
+  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, output: () => out, exited };
+}
