@@ -12,7 +12,6 @@ export const ALLOWED_FATAL: Readonly<Record<string, string>> = {
   "28000": "no user name in the startup packet",
   "3D000": "a database the pooler does not serve",
   "0A000": "an unsupported protocol version, a replication connection, SCRAM channel binding",
-  "42501": "the admin console (database pgbouncer) for a user not allowed there",
   "42601": "startup options that do not parse",
   "42704": "an unknown setting in the startup packet (PostgreSQL refuses it at login too)",
   "22023": "a bad value for a startup setting",

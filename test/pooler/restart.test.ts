@@ -174,3 +174,36 @@ describe("a pooler whose server is down when its first client comes", () => {
       }
     }));
 });
+
+describe("pgbench through the pooler while PostgreSQL restarts", () => {
+  it(
+    "pgbench's clients in flight abort with the error and it ends on time; a pgbench started at once after runs clean",
+    () =>
+      withTestPooler({ DATABASE_URL: pg.url("bench"), DEFAULT_POOL_SIZE: String(POOL_SIZE) }, async (p) => {
+        const durationS = 4;
+        const started = Date.now();
+        const during = pgbench(p.url("bench"), ["-c", String(CLIENTS), "-j", "2", "-T", String(durationS)]);
+        await new Promise((r) => setTimeout(r, WARMUP_MS));
+        await pg.restart("fast", DOWN_MS);
+        const readyAt = Date.now();
+        const r1 = await during;
+        const endedAfter = Date.now() - started;
+        // pgbench stops a client at its first error: the run ends (early, or at -T), never hangs
+        expect(endedAfter).toBeLessThan(durationS * 1000 + 5000);
+        expect(r1.output).toMatch(/terminating connection due to administrator command|server closed|57P01/);
+        const aborted = (r1.output.match(/client \d+ (?:script \d+ )?aborted/g) ?? []).length;
+        expect(aborted).toBeGreaterThan(0);
+        const secondStart = Date.now();
+        const r2 = await pgbench(p.url("bench"), ["-c", String(CLIENTS), "-j", "2", "-T", "2"]);
+        expect(r2.failed, r2.output).toBe(0);
+        expect(r2.processed).toBeGreaterThan(0);
+        expect(r2.output).not.toMatch(/aborted|error/i);
+        console.log(
+          `pgbench during a fast restart: ${aborted} of ${CLIENTS} clients aborted with the error, the run ended ` +
+            `after ${seconds(endedAfter)} (-T ${durationS}); a pgbench started ${seconds(secondStart - readyAt)} ` +
+            `after ready: ${r2.processed} transactions, ${r2.failed} failed`,
+        );
+      }),
+    60_000,
+  );
+});
