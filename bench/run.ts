@@ -1,18 +1,29 @@
 // npm run bench: PostgreSQL 13 direct vs PgBouncer vs our pooler, side by side, with the shared
 // harness (pgbench-compare.sh, idle-conns.mjs; BENCH_HARNESS, default ../shared/bench). Everything
-// runs on fresh ports and a throwaway data directory; results go to stdout and bench/RESULTS.md is
-// written by hand from them (the machines are noisy: quote medians and ratios from one run).
+// runs on fresh ports and a throwaway data directory. It installs nothing: pgbench, psql and pgbouncer
+// must be on PATH. The harness prints as it goes; at the end bench/RESULTS.md (machine, versions,
+// commands, tables, issue 6's targets) and docs/bench-chart.svg are written from its CSV and JSON.
 //
-//   npm run build && npm run bench -- [--configs "select:simple@50 ..."] [--duration 10] [--reps 3]
-//                                      [--idle 10000] [--skip-pgbench]
+//   npm run bench -- [--configs "select:simple@50 ..."] [--duration 10] [--reps 3] [--idle 10000]
+//                    [--pool-size 20] [--skip-pgbench]
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { startEmbeddedPostgres } from "../scripts/lib/embedded-postgres.ts";
 import { createDatabase } from "../scripts/lib/migrations.ts";
 import { freePort } from "../test/support/ports.ts";
+import { renderChart } from "./chart.ts";
+import { describeMachine, toolVersions } from "./environment.ts";
+import {
+  parseIdleJson,
+  parseRunsCsv,
+  renderResultsMarkdown,
+  summarizeRuns,
+  type BenchResults,
+} from "./results.ts";
 
 const run = promisify(execFile);
 const { values: opts } = parseArgs({
@@ -30,11 +41,16 @@ const { values: opts } = parseArgs({
   },
 });
 
+const resultsFile = fileURLToPath(new URL("RESULTS.md", import.meta.url));
+const chartFile = fileURLToPath(new URL("../docs/bench-chart.svg", import.meta.url));
 const harness = path.resolve(process.env.BENCH_HARNESS ?? "../shared/bench");
 const work = fs.mkdtempSync(path.join(os.tmpdir(), "try-ts-pooler-bench-"));
 fs.chmodSync(work, 0o755); // postgres and pgbouncer run as the `postgres` user when we are root
 const children: ChildProcess[] = [];
 const env = { ...process.env, PGPASSWORD: "postgres", PGUSER: "postgres", PGDATABASE: "bench" };
+/** every command run, for RESULTS.md: NAME=value items first, paths relative to here where shorter */
+const commands: string[][] = [];
+const ulimit = "ulimit -n $(ulimit -Hn)"; // 10,000 idle clients need more than the usual 1024 fds
 
 function sh(file: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
   return run(file, args, { env: { ...env, ...extraEnv }, maxBuffer: 64 << 20 }).then(
@@ -42,26 +58,33 @@ function sh(file: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Pro
   );
 }
 
+function record(argv: string[], extraEnv: Record<string, string> = {}): void {
+  const shown = (a: string): string => a.replaceAll(harness, path.relative(process.cwd(), harness));
+  commands.push([...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`), ...argv].map(shown));
+}
+
+/** Runs a command and records it. */
+function step(file: string, args: string[], extraEnv: Record<string, string> = {}): Promise<string> {
+  record([file, ...args], extraEnv);
+  return sh(file, args, extraEnv);
+}
+
 async function startOurs(upstreamPort: number, port: number): Promise<number> {
-  // 10,000 idle clients need more file descriptors than the usual 1024: take the hard limit
-  const child = spawn(
-    "bash",
-    ["-c", `ulimit -n $(ulimit -Hn) && exec "${process.execPath}" dist/pooler/main.js`],
-    {
-      env: {
-        ...env,
-        DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${upstreamPort}/bench`,
-        LISTEN_PORT: String(port),
-        POOL_MODE: "transaction",
-        DEFAULT_POOL_SIZE: opts["pool-size"],
-        MAX_CLIENT_CONN: "20000",
-        LOG_CONNECTIONS: "0",
-        LOG_DISCONNECTIONS: "0",
-        LOG_STATS: "0",
-      },
-      stdio: ["ignore", "ignore", "inherit"],
-    },
-  );
+  const ourEnv = {
+    DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${upstreamPort}/bench`,
+    LISTEN_PORT: String(port),
+    POOL_MODE: "transaction",
+    DEFAULT_POOL_SIZE: opts["pool-size"],
+    MAX_CLIENT_CONN: "20000",
+    LOG_CONNECTIONS: "0",
+    LOG_DISCONNECTIONS: "0",
+    LOG_STATS: "0",
+  };
+  record(["bash", "-c", `${ulimit} && exec node dist/pooler/main.js`], ourEnv);
+  const child = spawn("bash", ["-c", `${ulimit} && exec "${process.execPath}" dist/pooler/main.js`], {
+    env: { ...env, ...ourEnv },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   children.push(child);
   for (let i = 0; i < 100; i++) {
     try {
@@ -71,14 +94,15 @@ async function startOurs(upstreamPort: number, port: number): Promise<number> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  throw new Error("our pooler did not start (did you run npm run build?)");
+  throw new Error("our pooler did not start (run the bench with `npm run bench`, which builds it first)");
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync("dist/pooler/main.js")) throw new Error("run `npm run build` first");
   if (!fs.existsSync(path.join(harness, "pgbench-compare.sh"))) {
     throw new Error(`the shared bench harness is not at ${harness}; set BENCH_HARNESS`);
   }
+  const started = new Date();
+  const machine = describeMachine();
   const pgPort = await freePort();
   const pg = await startEmbeddedPostgres({
     dataDir: path.join(work, "pg"),
@@ -88,9 +112,11 @@ async function main(): Promise<void> {
   const pgbouncerPort = await freePort();
   const oursPort = await freePort();
   const pgbDir = path.join(work, "pgbouncer");
+  const outDir = path.join(work, "pgbench");
   try {
     await createDatabase(pg.url(), "bench");
-    await sh("pgbench", ["-h", "127.0.0.1", "-p", String(pgPort), "-i", "-s", "10", "-q"]);
+    const versions = await toolVersions(sh, pgPort);
+    await step("pgbench", ["-h", "127.0.0.1", "-p", String(pgPort), "-i", "-s", "10", "-q"]);
     const pgbEnv = {
       PGB_DIR: pgbDir,
       PGB_PORT: String(pgbouncerPort),
@@ -98,38 +124,57 @@ async function main(): Promise<void> {
       PGB_AUTH: "md5",
       PGB_POOL_SIZE: opts["pool-size"],
     };
-    console.log(await sh(path.join(harness, "pgbouncer-ctl.sh"), ["start"], pgbEnv));
+    console.log(await step(path.join(harness, "pgbouncer-ctl.sh"), ["start"], pgbEnv));
     const oursPid = await startOurs(pgPort, oursPort);
     console.log(`our pooler pid ${oursPid} on 127.0.0.1:${oursPort}; PostgreSQL 13 on ${pgPort}`);
 
+    const results: BenchResults = { configs: [], idle: [] };
     if (!opts["skip-pgbench"]) {
       console.log(
-        await sh(path.join(harness, "pgbench-compare.sh"), [
+        await step(path.join(harness, "pgbench-compare.sh"), [
           ...["-t", `direct=127.0.0.1:${pgPort}`, "-t", `pgbouncer=127.0.0.1:${pgbouncerPort}`],
           ...["-t", `ours=127.0.0.1:${oursPort}`, "-C", opts.configs, "-T", opts.duration, "-r", opts.reps],
-          ...[
-            "-w",
-            `pgbouncer=@${pgbDir}/pgbouncer.pid`,
-            "-w",
-            `ours=${oursPid}`,
-            "-o",
-            path.join(work, "pgbench"),
-          ],
+          ...["-w", `pgbouncer=@${pgbDir}/pgbouncer.pid`, "-w", `ours=${oursPid}`, "-o", outDir],
         ]),
       );
+      results.configs = summarizeRuns(parseRunsCsv(fs.readFileSync(path.join(outDir, "runs.csv"), "utf8")));
     }
-    const idle = opts.idle;
-    for (const [name, port, pid] of [
+    for (const [target, port, pid] of [
       ["pgbouncer", pgbouncerPort, `@${pgbDir}/pgbouncer.pid`],
       ["ours", oursPort, String(oursPid)],
     ] as const) {
-      console.log(`\n## idle connections: ${name}`);
-      console.log(
-        await sh("bash", [
-          "-c",
-          `ulimit -n $(ulimit -Hn) && node ${harness}/idle-conns.mjs --port ${port} --db bench --n ${idle} --pid ${pid}`,
-        ]),
-      );
+      console.log(`\n## idle connections: ${target}`);
+      const idleArgs = ["--port", String(port), "--db", "bench", "--n", opts.idle, "--pid", pid, "--json"];
+      const output = await step("bash", [
+        "-c",
+        `${ulimit} && node ${harness}/idle-conns.mjs ${idleArgs.join(" ")}`,
+      ]);
+      console.log(output);
+      results.idle.push(parseIdleJson(target, output));
+    }
+
+    const date = `${started.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+    const setup =
+      `PostgreSQL: max_connections 100, shared_buffers 128MB, pgbench scale 10. PgBouncer and ours: ` +
+      `transaction mode, pool ${opts["pool-size"]}, md5 client auth. pgbench: ${opts.duration} s per run, ` +
+      `${opts.reps} repetition(s) per target, interleaved. Idle: ${opts.idle} client connections per pooler.`;
+    fs.writeFileSync(
+      resultsFile,
+      renderResultsMarkdown(results, {
+        date,
+        machine,
+        versions,
+        invocation: ["npm", "run", "bench", "--", ...process.argv.slice(2)],
+        setup,
+        commands,
+      }),
+    );
+    console.log(`wrote ${path.relative(process.cwd(), resultsFile)}`);
+    if (results.configs.length) {
+      const cpu = machine.find(([k]) => k === "CPU")?.[1] ?? "";
+      const subtitle = `${date} · ${cpu} · pool ${opts["pool-size"]} · ${opts.duration} s × ${opts.reps} · tables: bench/RESULTS.md`;
+      fs.writeFileSync(chartFile, renderChart(results.configs, subtitle));
+      console.log(`wrote ${path.relative(process.cwd(), chartFile)}`);
     }
   } finally {
     await sh(path.join(harness, "pgbouncer-ctl.sh"), ["stop"], { PGB_DIR: pgbDir }).catch(() => "");

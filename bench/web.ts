@@ -39,7 +39,6 @@ async function load(url: string): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync("dist/app/server.js")) throw new Error("run `npm run build` first");
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "try-ts-pooler-web-"));
   fs.chmodSync(work, 0o755);
   const pg = await startEmbeddedPostgres({

@@ -13,6 +13,8 @@ export const Block = {
   Paused: 4,
   /** A client logging in sent more than it can use until its lookup or welcome is done. */
   Login: 8,
+  /** It does not read what the pooler answered it itself (a cached ParseComplete, a console result). */
+  Unread: 16,
 } as const;
 
 let nextId = 1;
@@ -45,13 +47,26 @@ export abstract class Connection {
   /**
    * Writes to this connection. When the kernel buffer and Node's queue are full, `source` stops
    * reading until this socket drains, so memory stays bounded however fast the source produces.
+   * Without a source the bytes are the pooler's own answer to this connection: then this one stops
+   * reading, or a client pipelining what the pooler answers itself would grow the queue unbounded.
    */
   write(buf: Buffer, source?: Connection): void {
-    if (this.socket.write(buf) || source === undefined || source.blocked & Block.Backpressure) return;
+    if (this.socket.write(buf)) return;
+    if (source === undefined) return this.blockUntilRead();
+    if (source.blocked & Block.Backpressure) return;
     source.block(Block.Backpressure);
     this.drainFor = source;
     this.socket.once("drain", () => this.drained(source));
   }
+
+  /** A bit of its own, not Backpressure: a link ending (unlinkFrom) must not lift it. */
+  private blockUntilRead(): void {
+    if (this.blocked & Block.Unread) return;
+    this.block(Block.Unread);
+    this.socket.once("drain", this.caughtUp);
+  }
+
+  private readonly caughtUp = (): void => this.unblock(Block.Unread);
 
   /** The source this socket's next 'drain' wakes (null once the link it served has ended). */
   private drainFor: Connection | null = null;

@@ -1,6 +1,7 @@
 // Bounded memory (issue 7): a slow reader of a large result, COPY out to a slow reader, COPY in as
 // fast as the client can write and COPY in to a server that keeps stalling — at least 200 MiB
-// each through the pooler running as a process of its own, whose RSS is sampled every 50 ms.
+// each through the pooler running as a process of its own, whose RSS is sampled every 50 ms — and
+// a client that pipelines messages the pooler answers itself without ever reading the answers.
 //
 // The bound, 64 MiB over the RSS of the idle, warmed-up pooler, for every case in turn: what the pooler itself holds in flight is small
 // (per direction one read chunk of at most 64 kB, the sockets' 16 kB stream buffers and the
@@ -10,7 +11,7 @@
 import type net from "node:net";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { copyData, copyDone, query } from "../../pooler/protocol/messages.ts";
+import { close, copyData, copyDone, parse, query, sync } from "../../pooler/protocol/messages.ts";
 import { connect } from "../support/clients.ts";
 import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
 import { freePort } from "../support/ports.ts";
@@ -233,4 +234,57 @@ describe("pooler memory stays bounded", () => {
       ),
     60_000,
   );
+
+  /** Whether `p` is still pending after `ms`. */
+  async function pendingAfter(p: Promise<unknown>, ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)));
+    try {
+      return await Promise.race([p.then(() => false), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  it("a client pipelining Close and Parse of a cached statement, never reading the answers", async () => {
+    const ATTEMPT = 200 * MiB;
+    /** A write that has not drained this long means the pooler stopped reading. */
+    const STUCK_MS = 3000;
+    const c = await RawClient.connect(url);
+    // the server prepares the statement once; from then on the pooler answers both messages itself
+    expect((await c.exchange([parse("s", "SELECT 1"), sync()])).map((m) => m.type)).toEqual(["1", "Z"]);
+    const pair = Buffer.concat([close("S", "s"), parse("s", "SELECT 1")]);
+    expect((await c.exchange([pair, sync()])).map((m) => m.type)).toEqual(["3", "1", "Z"]);
+    const sock = c.release();
+    sock.pause();
+    const pid = pooler.child.pid!;
+    const batch = Buffer.concat(Array.from({ length: 10_000 }, () => pair));
+    const started = Date.now();
+    const rss = sampleRss(pid);
+    let sent = 0;
+    let stuck = false;
+    // no Sync: the server owes nothing and never hears of it (the pooler answers within the batch)
+    while (!stuck && sent < ATTEMPT && memoryOf(pid).rss - baseline < BOUND) {
+      stuck = await pendingAfter(c.write(batch), STUCK_MS);
+      sent += batch.length;
+    }
+    const peak = rss.stop();
+    const secs = (Date.now() - started - (stuck ? STUCK_MS : 0)) / 1000;
+    console.log(
+      `memory, Close+Parse answered by the pooler, client never reads: ${(sent / MiB).toFixed(1)} MiB sent in ` +
+        `${secs.toFixed(1)} s before ${stuck ? "the pooler stopped reading" : "giving up"} (of ${ATTEMPT / MiB} MiB tried); ` +
+        `pooler RSS baseline ${(baseline / MiB).toFixed(1)} MiB, ${(rss.baseline / MiB).toFixed(1)} MiB before, ` +
+        `peak +${((peak - baseline) / MiB).toFixed(1)} MiB ` +
+        `(bound +${BOUND / MiB})`,
+    );
+    expect(stuck).toBe(true);
+    expect(peak - baseline).toBeLessThan(BOUND);
+
+    // once the client reads, the pooler reads on: every message answered, nothing lost
+    const bytes = readSlowly(sock);
+    sock.write(sync());
+    const pairs = sent / pair.length;
+    expect(await bytes).toBe(pairs * 10 + READY_IDLE.length); // CloseComplete + ParseComplete: 5 bytes each
+    sock.destroy();
+  }, 60_000);
 });
