@@ -68,6 +68,7 @@ export interface RunInfo {
 }
 
 const IDLE_TARGET_KB = 2;
+const IDLE_TARGET_CLIENTS = 10_000;
 
 export function parseRunsCsv(text: string): Run[] {
   const [header, ...lines] = text.trim().split("\n");
@@ -194,10 +195,13 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
       met: measured ? ours <= theirs : undefined,
     });
   }
-  const idle = results.idle.find((i) => i.target === "ours")?.kBPerConn;
+  const ours = results.idle.find((i) => i.target === "ours");
+  // the target is stated at 10,000 clients: a smaller run measures something else
+  const idle = ours && ours.connected >= IDLE_TARGET_CLIENTS ? ours.kBPerConn : null;
   checks.push({
-    goal: `idle memory ≤ ${IDLE_TARGET_KB} kB per client connection`,
-    measured: idle == null ? "not measured" : `${idle.toFixed(2)} kB`,
+    goal: `idle memory ≤ ${IDLE_TARGET_KB} kB per client connection at ${IDLE_TARGET_CLIENTS.toLocaleString("en")} clients`,
+    measured:
+      idle == null ? `not measured${ours ? ` (${ours.connected} connected)` : ""}` : `${idle.toFixed(2)} kB`,
     met: idle == null ? undefined : idle <= IDLE_TARGET_KB,
   });
   return checks;

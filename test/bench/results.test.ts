@@ -15,11 +15,11 @@ import {
 } from "../../bench/results.ts";
 
 const csv = fs.readFileSync(new URL("fixtures/runs.csv", import.meta.url), "utf8");
-const idleOutput = (kB: number): string =>
+const idleOutput = (kB: number, connected = 10_000): string =>
   [
-    "idle-conns: 1000 connections to 127.0.0.1:6432 db=bench user=postgres; measuring pid 42",
-    `VmRSS before 4740 kB, with 1000 idle conns … = ${kB} kB/conn`,
-    JSON.stringify({ target: "127.0.0.1:6432", requested: 1000, connected: 998, kB_per_conn: kB }),
+    "idle-conns: 10000 connections to 127.0.0.1:6432 db=bench user=postgres; measuring pid 42",
+    `VmRSS before 4740 kB, with ${connected} idle conns … = ${kB} kB/conn`,
+    JSON.stringify({ target: "127.0.0.1:6432", requested: 10_000, connected, kB_per_conn: kB }),
     "",
   ].join("\n");
 const results: BenchResults = {
@@ -57,7 +57,7 @@ describe("bench results", () => {
   });
 
   it("reads idle-conns' JSON line, not its prose", () => {
-    expect(results.idle[1]).toEqual({ target: "ours", requested: 1000, connected: 998, kBPerConn: 1.5 });
+    expect(results.idle[1]).toEqual({ target: "ours", requested: 10_000, connected: 10_000, kBPerConn: 1.5 });
     expect(() => parseIdleJson("ours", "connected 0/1000\n")).toThrow("no --json line for ours");
   });
 
@@ -71,6 +71,14 @@ describe("bench results", () => {
     ]);
   });
 
+  it("judges idle memory only at the 10,000 clients the target is stated for", () => {
+    const small = { ...results, idle: [parseIdleJson("ours", idleOutput(0.5, 9_998))] };
+    expect(checkTargets(small).at(-1)).toMatchObject({
+      measured: "not measured (9998 connected)",
+      met: undefined,
+    });
+  });
+
   it("renders RESULTS.md with the tables, the targets and the commands", () => {
     const md = renderResultsMarkdown(results, info);
     expect(md).toContain(
@@ -81,7 +89,7 @@ describe("bench results", () => {
     );
     expect(md).toContain("2 of 5 met.");
     expect(md).toContain("| `select:simple@200`: ours / PgBouncer TPS ≥ 1.0 | 1.08 | **met** |");
-    expect(md).toContain("| ours | 998/1000 | 1.50 kB |");
+    expect(md).toContain("| ours | 10000/10000 | 1.50 kB |");
     expect(md).toContain("`npm run bench -- --configs 'select:simple@10 select:simple@200'` ran these.");
     expect(md).toContain("PGB_PORT=6432 ../shared/bench/pgbouncer-ctl.sh start\n");
   });
