@@ -1,6 +1,7 @@
 // The web app while PostgreSQL restarts under it (fast, then immediate): posts keep being added
 // through the pooler, and every answer is either a saved post or a clear "not saved" page that
 // keeps what was typed. Counting rows against acknowledgements shows nothing acknowledged is lost.
+import nodePostgres from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
 import { startTestPooler } from "../support/pooler.ts";
@@ -171,5 +172,100 @@ describe("adding posts while PostgreSQL restarts", () => {
     expect(res.headers.location).toBe(CHANGELIST);
     const again = await h.sql("SELECT content FROM core_post WHERE title = $1", [kept!.title]);
     expect(again).toEqual([{ content: kept!.content }]);
+  }, 60_000);
+});
+
+describe("changing a post while PostgreSQL stops", () => {
+  it("keeps the change in the form (503), saves nothing of it, and saves it when sent again", async () => {
+    const { agent } = writers[0]!;
+    const added = await addPost(writers[0]!);
+    expect(acknowledged(added)).toBe(true);
+    const [{ id }] = (await h.sql<{ id: number }>("SELECT id FROM core_post WHERE title = $1", [
+      added.title,
+    ])) as [{ id: number }];
+    const page = `/admin/core/post/${id}/change/`;
+    const before = await h.sql<{ title: string; content: string }>(
+      "SELECT title, content FROM core_post WHERE id = $1",
+      [id],
+    );
+    const opened = formFields((await agent.get(page).expect(200)).text);
+    const change = {
+      title: `changed <${id}> & “more”`,
+      content: "changed\nwhile down",
+    };
+    const fields = opened.map(([n, v]): [string, string] => [
+      n,
+      n === "title" || n === "content" ? change[n] : v,
+    ]);
+    // Async, as a supertest request goes out only once awaited; each field once, as the page's
+    // other forms (log out) carry the CSRF token too.
+    const send = async (form: [string, string][]) =>
+      agent
+        .post(page)
+        .type("form")
+        .send(new URLSearchParams([...new Map(form), ["_save", "Save"]]).toString());
+
+    // A row lock holds the save's UPDATE after the session, the user and the post were read: the
+    // stop then surely falls inside the handler, whose form keeps the text.
+    const locker = new nodePostgres.Client({ connectionString: pg.url("app") });
+    locker.on("error", () => {});
+    await locker.connect();
+    let unsaved, resent, downFor;
+    try {
+      await locker.query("BEGIN");
+      await locker.query(`SELECT 1 FROM ${h.schema}.core_post WHERE id = $1 FOR UPDATE`, [id]);
+      const saving = send(fields);
+      const waiting =
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE%'";
+      await waitFor(
+        // not on the locker: pg_stat_activity stays as first read within a transaction
+        async () => (await h.sql<{ n: number }>(waiting))[0]!.n > 0,
+        "the save waiting for the row lock",
+      );
+      const stopAt = Date.now();
+      const back = pg.restart("fast", 3000);
+      unsaved = await saving;
+      // Still down: a logged-in session cannot be read, so the error page keeps what was sent.
+      resent = await send(fields);
+      downFor = Date.now() - stopAt;
+      await back;
+    } finally {
+      await locker.end().catch(() => {});
+    }
+    console.log(
+      `change while PostgreSQL stops: form page ${unsaved.status}, send-again page ${resent.status}, ` +
+        `both answered ${downFor} ms after the stop began`,
+    );
+
+    expect(unsaved.status, textOf(unsaved.text).slice(0, 300)).toBe(503);
+    expect(textOf(unsaved.text)).toContain("this post was NOT saved");
+    expect(resendForm(unsaved.text), "the change form itself, not the error page").toBeUndefined();
+    expect(textOf(unsaved.text)).toMatch(/Posts\s*›\s*Change post/);
+    expect(keeps(unsaved.text, "title", change.title)).toBe(true);
+    expect(keeps(unsaved.text, "content", change.content)).toBe(true);
+
+    expect(resent.status).toBe(503);
+    expect(textOf(resent.text)).toContain("nothing was saved or changed");
+    const again = resendForm(resent.text);
+    expect(again?.action).toBe(page);
+    expect(again?.fields).toEqual(
+      expect.arrayContaining([
+        ["title", change.title],
+        ["content", change.content],
+      ]),
+    );
+
+    // Nothing half-saved: the old text, and no change in the admin log.
+    expect(await h.sql("SELECT title, content FROM core_post WHERE id = $1", [id])).toEqual(before);
+    const logged = "SELECT count(*)::int AS n FROM django_admin_log WHERE object_id = $1 AND action_flag = 2";
+    expect(await h.sql(logged, [String(id)])).toEqual([{ n: 0 }]);
+
+    // The form the 503 page kept saves the change once PostgreSQL is back.
+    await waitFor(async () => (await agent.get(page)).status === 200, "the change page again", 10_000);
+    const saved = await send(formFields(unsaved.text));
+    expect(saved.status, textOf(saved.text).slice(0, 300)).toBe(302);
+    expect(saved.headers.location).toBe(CHANGELIST);
+    expect(await h.sql("SELECT title, content FROM core_post WHERE id = $1", [id])).toEqual([change]);
+    expect(await h.sql(logged, [String(id)])).toEqual([{ n: 1 }]);
   }, 60_000);
 });

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../pooler/config/index.ts";
 import { connect, errorOf, pgbench, psql } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { RawClient } from "../support/protocol.ts";
+import { query } from "../../pooler/protocol/messages.ts";
 
 const TEXT = 25;
 const INT4 = 23;
@@ -523,6 +525,61 @@ describe("admin console", () => {
     tp.pooler.configLoader = () => loadConfig({ env });
     await admin.query("RELOAD");
   });
+
+  it("stops reading a client that pipelines queries without reading the answers, then answers them all in order", async () => {
+    /** A write that has not drained this long means the pooler stopped reading. */
+    const STUCK_MS = 1000;
+    const MiB = 1 << 20;
+    const ATTEMPT = 128 * MiB;
+    const configRows = (await show(admin, "CONFIG")).length;
+    const raw = await RawClient.connect(consoleUrl(tp));
+    const sock = raw.release();
+    sock.pause();
+    // CONFIG (many rows) and VERSION (one) alternate, so the answers show their order; the padding
+    // (allowed by the grammar) fills the socket buffers with thousands of queries, not millions
+    const pad = " ".repeat(8192);
+    const pair = Buffer.concat([query(`SHOW CONFIG;${pad}`), query(`SHOW VERSION;${pad}`)]);
+    const batch = Buffer.concat(Array.from({ length: 64 }, () => pair));
+    let pairs = 0;
+    let waiting: Promise<boolean> | undefined;
+    while (waiting === undefined && pairs * pair.length < ATTEMPT) {
+      const written = raw.write(batch);
+      pairs += 64;
+      if (await stillPending(written, STUCK_MS)) waiting = written;
+    }
+    const sent = `${pairs * 2} queries (${((pairs * pair.length) / MiB).toFixed(1)} MiB)`;
+    const outcome = waiting ? "then the pooler stopped reading" : "and the pooler still read";
+    console.log(`admin console, client not reading: ${sent} sent, ${outcome}`);
+    expect(waiting, `the pooler still read after ${sent}`).toBeDefined();
+
+    const rowsPerAnswer: number[] = [];
+    let rows = 0;
+    let shape = "";
+    let buf = Buffer.alloc(0);
+    const done = new Promise<void>((resolve) => {
+      sock.on("data", (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        while (buf.length >= 5 && buf.length >= 1 + buf.readUInt32BE(1)) {
+          const type = String.fromCharCode(buf[0]!);
+          buf = buf.subarray(1 + buf.readUInt32BE(1));
+          if (type === "D") rows++;
+          else shape += type;
+          if (type !== "Z") continue;
+          rowsPerAnswer.push(rows);
+          rows = 0;
+          if (rowsPerAnswer.length === pairs * 2) resolve();
+        }
+      });
+    });
+    sock.resume();
+    await waiting;
+    await done;
+    expect(shape).toBe("TCZ".repeat(pairs * 2));
+    expect(rowsPerAnswer).toEqual(
+      Array.from({ length: pairs * 2 }, (_, i) => (i % 2 === 0 ? configRows : 1)),
+    );
+    sock.destroy();
+  }, 60_000);
 });
 
 describe("PAUSE and RESUME under pgbench load", () => {
