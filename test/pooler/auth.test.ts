@@ -15,7 +15,7 @@ import {
   saslResponse,
   startupMessage,
 } from "../../pooler/protocol/messages.ts";
-import { connect, errorOf, psql } from "../support/clients.ts";
+import { connect, errorOf, psql, whoAmI } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { errorOfReply } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
@@ -45,19 +45,6 @@ function userlist(lines: [string, string][]): string {
   return userlists.write(lines);
 }
 
-function url(p: TestPooler, user: string, password: string): string {
-  return `postgresql://${user}:${encodeURIComponent(password)}@127.0.0.1:${p.port}/app`;
-}
-
-async function whoAmI(u: string): Promise<string> {
-  const c = await connect(u);
-  try {
-    return (await c.query("SELECT current_user AS u")).rows[0].u;
-  } finally {
-    await c.end();
-  }
-}
-
 describe.each([
   ["md5", "plain secret", () => PASSWORD],
   ["md5", "md5 secret", () => md5Secret(SCRAM_ROLE, PASSWORD)],
@@ -78,14 +65,14 @@ describe.each([
   it("lets the right password in and logs in to PostgreSQL (SCRAM or md5 as the role needs)", async () => {
     // the SCRAM role makes PostgreSQL ask the pooler for SCRAM, the md5 role for md5
     const canReachScramServer = !(authType === "md5" && _kind === "md5 secret");
-    if (canReachScramServer) expect(await whoAmI(url(p, SCRAM_ROLE, PASSWORD))).toBe(SCRAM_ROLE);
-    expect(await whoAmI(url(p, MD5_ROLE, PASSWORD))).toBe(MD5_ROLE);
+    if (canReachScramServer) expect(await whoAmI(p.urlAs(SCRAM_ROLE, PASSWORD))).toBe(SCRAM_ROLE);
+    expect(await whoAmI(p.urlAs(MD5_ROLE, PASSWORD))).toBe(MD5_ROLE);
   });
 
   it("refuses a wrong password with 28P01 and an unknown user the same way", async () => {
-    const wrong = await errorOf(connect(url(p, MD5_ROLE, "nope")));
+    const wrong = await errorOf(connect(p.urlAs(MD5_ROLE, "nope")));
     expect(wrong.code).toBe("28P01");
-    const unknown = await errorOf(connect(url(p, "nobody_here", "nope")));
+    const unknown = await errorOf(connect(p.urlAs("nobody_here", "nope")));
     expect(unknown.code).toBe("28P01");
     expect(unknown.message).toBe('password authentication failed for user "nobody_here"');
   });
@@ -99,7 +86,7 @@ describe("SCRAM to the server needs the password or the client's SCRAM keys", ()
         AUTH_FILE: userlist([[SCRAM_ROLE, formatScramSecret(scramSecretFromPassword(PASSWORD))]]),
       },
       async (p) => {
-        const err = await errorOf(connect(url(p, SCRAM_ROLE, PASSWORD)));
+        const err = await errorOf(connect(p.urlAs(SCRAM_ROLE, PASSWORD)));
         expect(err.code).toBe("28P01");
         expect(err.message).toMatch(/server login failed/);
       },
@@ -113,7 +100,7 @@ describe("SCRAM to the server needs the password or the client's SCRAM keys", ()
         AUTH_FILE: userlist([[SCRAM_ROLE, md5Secret(SCRAM_ROLE, PASSWORD)]]),
       },
       async (p) => {
-        const err = await errorOf(connect(url(p, SCRAM_ROLE, PASSWORD)));
+        const err = await errorOf(connect(p.urlAs(SCRAM_ROLE, PASSWORD)));
         expect(err.message).toMatch(/SCRAM/);
       },
     );
@@ -129,8 +116,8 @@ describe("auth_query", () => {
         AUTH_USER: "postgres",
       },
       async (p) => {
-        expect(await whoAmI(url(p, SCRAM_ROLE, PASSWORD))).toBe(SCRAM_ROLE);
-        const err = await errorOf(connect(url(p, SCRAM_ROLE, "wrong")));
+        expect(await whoAmI(p.urlAs(SCRAM_ROLE, PASSWORD))).toBe(SCRAM_ROLE);
+        const err = await errorOf(connect(p.urlAs(SCRAM_ROLE, "wrong")));
         expect(err.code).toBe("28P01");
       },
     );
@@ -148,10 +135,10 @@ describe("auth_query", () => {
       await admin.query(`DROP ROLE IF EXISTS ${role}`);
       await admin.query("SET password_encryption = 'scram-sha-256'");
       await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'first-pw'`);
-      expect(await whoAmI(url(p, role, "first-pw"))).toBe(role);
+      expect(await whoAmI(p.urlAs(role, "first-pw"))).toBe(role);
       await admin.query(`ALTER ROLE ${role} PASSWORD 'second-pw'`);
-      expect((await errorOf(connect(url(p, role, "first-pw")))).code).toBe("28P01");
-      expect(await whoAmI(url(p, role, "second-pw"))).toBe(role);
+      expect((await errorOf(connect(p.urlAs(role, "first-pw")))).code).toBe("28P01");
+      expect(await whoAmI(p.urlAs(role, "second-pw"))).toBe(role);
     } finally {
       await p.stop();
       await admin.query(`DROP ROLE IF EXISTS ${role}`);

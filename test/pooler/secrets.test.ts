@@ -10,7 +10,7 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { md5Secret } from "../../pooler/protocol/auth/md5.ts";
-import { connect, errorOf, psql } from "../support/clients.ts";
+import { connect, errorOf, psql, whoAmI } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 
 /** Each role's password: distinctive, so that any copy of it is found. */
@@ -96,19 +96,6 @@ function leaks(text: string): string[] {
   ];
 }
 
-function url(tp: TestPooler, role: { name: string }, password: string, db = "app"): string {
-  return `postgresql://${role.name}:${encodeURIComponent(password)}@127.0.0.1:${tp.port}/${db}`;
-}
-
-async function whoAmI(u: string): Promise<string> {
-  const c = await connect(u);
-  try {
-    return (await c.query("SELECT current_user AS u")).rows[0].u;
-  } finally {
-    await c.end();
-  }
-}
-
 describe("secrets in the pooler's logs and console", () => {
   let tp: TestPooler;
   let userlist: string;
@@ -149,20 +136,20 @@ describe("secrets in the pooler's logs and console", () => {
   it("logs in with every kind of secret, refuses wrong passwords, and neither logs nor shows a secret", async () => {
     // md5 against an md5 hash, SCRAM against a SCRAM secret (an md5 pooler switches to SCRAM for
     // it, as PgBouncer does), SCRAM through auth_query, the DATABASE_URL login, a forced user.
-    expect(await whoAmI(url(tp, ROLES.md5, ROLES.md5.password))).toBe(ROLES.md5.name);
-    expect(await whoAmI(url(tp, ROLES.scram, ROLES.scram.password))).toBe(ROLES.scram.name);
-    expect(await whoAmI(url(tp, ROLES.query, ROLES.query.password))).toBe(ROLES.query.name);
-    expect(await whoAmI(url(tp, ROLES.url, ROLES.url.password))).toBe(ROLES.url.name);
-    expect(await whoAmI(url(tp, ROLES.md5, ROLES.md5.password, "forced"))).toBe(ROLES.forced.name);
-    const { stdout } = await psql(url(tp, ROLES.scram, ROLES.scram.password), "SELECT current_user");
+    expect(await whoAmI(tp.urlAs(ROLES.md5.name, ROLES.md5.password))).toBe(ROLES.md5.name);
+    expect(await whoAmI(tp.urlAs(ROLES.scram.name, ROLES.scram.password))).toBe(ROLES.scram.name);
+    expect(await whoAmI(tp.urlAs(ROLES.query.name, ROLES.query.password))).toBe(ROLES.query.name);
+    expect(await whoAmI(tp.urlAs(ROLES.url.name, ROLES.url.password))).toBe(ROLES.url.name);
+    expect(await whoAmI(tp.urlAs(ROLES.md5.name, ROLES.md5.password, "forced"))).toBe(ROLES.forced.name);
+    const { stdout } = await psql(tp.urlAs(ROLES.scram.name, ROLES.scram.password), "SELECT current_user");
     expect(stdout.trim()).toBe(ROLES.scram.name);
     for (const role of [ROLES.md5, ROLES.scram, ROLES.query, ROLES.url]) {
-      expect((await errorOf(connect(url(tp, role, WRONG_PASSWORD)))).code, role.name).toBe("28P01");
+      expect((await errorOf(connect(tp.urlAs(role.name, WRONG_PASSWORD)))).code, role.name).toBe("28P01");
     }
 
     const shown: unknown[] = [];
-    const admin = await connect(url(tp, ROLES.url, ROLES.url.password, "pgbouncer"));
-    const stats = await connect(url(tp, ROLES.md5, ROLES.md5.password, "pgbouncer"));
+    const admin = await connect(tp.urlAs(ROLES.url.name, ROLES.url.password, "pgbouncer"));
+    const stats = await connect(tp.urlAs(ROLES.md5.name, ROLES.md5.password, "pgbouncer"));
     try {
       const notices: string[] = [];
       admin.on("notice", (n) => notices.push(`${n.message}${n.detail ?? ""}`));
@@ -174,8 +161,8 @@ describe("secrets in the pooler's logs and console", () => {
       );
       // Clients logged in and connected to the forced database while the SHOWs run.
       const held = await Promise.all([
-        connect(url(tp, ROLES.scram, ROLES.scram.password)),
-        connect(url(tp, ROLES.md5, ROLES.md5.password, "forced")),
+        connect(tp.urlAs(ROLES.scram.name, ROLES.scram.password)),
+        connect(tp.urlAs(ROLES.md5.name, ROLES.md5.password, "forced")),
       ]);
       try {
         for (const client of [admin, stats] as pg.Client[]) {

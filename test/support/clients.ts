@@ -16,6 +16,16 @@ export async function connect(url: string, extra: pg.ClientConfig = {}): Promise
 }
 
 /** The error a promise rejects with (fails the test if it resolves). */
+/** Logs in with `url` and asks who it is (the role the server sees). */
+export async function whoAmI(url: string): Promise<string> {
+  const c = await connect(url);
+  try {
+    return (await c.query("SELECT current_user AS u")).rows[0].u;
+  } finally {
+    await c.end();
+  }
+}
+
 export async function errorOf(p: Promise<unknown>): Promise<Error & { code?: string }> {
   try {
     await p;

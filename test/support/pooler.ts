@@ -11,6 +11,8 @@ export interface TestPooler {
   port: number;
   /** postgresql://postgres:postgres@127.0.0.1:<pooler port>/<db> */
   url(db?: string): string;
+  /** The same for another user (the password URL-encoded). */
+  urlAs(user: string, password: string, db?: string): string;
   /** Log lines the pooler wrote (JSON objects). */
   logs: Record<string, unknown>[];
   stop(): Promise<void>;
@@ -38,6 +40,8 @@ export async function startTestPooler(
     pooler,
     port,
     url: (db = "app") => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}`,
+    urlAs: (user, password, db = "app") =>
+      `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`,
     logs,
     stop: () => pooler.shutdown(0),
   };
