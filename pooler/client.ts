@@ -101,6 +101,9 @@ for (const t of [Msg.Query, Msg.Parse, Msg.Bind, Msg.Describe, Msg.Close]) ROUTE
 const FRONTEND_TYPES = new Uint8Array(256);
 for (const t of "QPBDECSHFdcfX") FRONTEND_TYPES[t.charCodeAt(0)] = 1;
 
+/** Slices of one client chunk up to this many bytes in all are joined into one buffer (flushToServer). */
+const JOIN_LIMIT = 16 * 1024;
+
 /** What a logging-in client may send ahead of its login's steps before the pooler stops reading. */
 const LOGIN_READ_AHEAD = 64 * 1024;
 
@@ -153,7 +156,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private queryWallStart = 0;
   private xactStart = 0;
   private queriesInFlight = 0;
-  private readonly toServer = (slice: Buffer): void => this.server!.forward(slice, this);
+  /** What the chunk being scanned sends the server, written once the whole chunk is scanned. */
+  private readonly outgoing: Buffer[] = [];
+  private readonly toServer = (slice: Buffer): void => {
+    this.outgoing.push(slice);
+  };
   private readonly toSelf = (buf: Buffer): void => this.write(buf);
 
   /** Transaction or statement pooling on the current link: messages are routed, state is tracked. */
@@ -222,8 +229,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         if (isTerminate(chunk)) return this.close("client sent Terminate");
         this.queued.push(chunk);
         this.state = "waiting";
-        this.block(Block.Waiting);
         this.pool!.enqueue(this);
+        // Most of the time an idle server was there and the chunk has gone already: pausing the
+        // socket and resuming it at once would only cost the event loop a tick.
+        if (this.state === "waiting") this.block(Block.Waiting);
         return;
       case "waiting":
         this.queued.push(chunk);
@@ -569,17 +578,37 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   private feed(chunk: Buffer): void {
-    // In transaction pooling Parse, Bind, … are routed one by one; corked, a chunk still leaves in one write.
-    const out = this.server!.socket;
-    out.cork();
     try {
       this.scanner.feed(chunk, this, this.toServer);
     } catch (err) {
+      this.outgoing.length = 0;
       return this.refuse(SqlState.ProtocolViolation, (err as Error).message);
-    } finally {
-      out.uncork();
     }
+    this.flushToServer();
     if (this.terminated) this.close("client sent Terminate");
+  }
+
+  /**
+   * A chunk leaves in one write. In transaction pooling Parse, Bind, … are routed one by one, so a
+   * chunk can become several slices: small ones are joined (copying a few hundred bytes costs less
+   * than the stream's cork and writev bookkeeping), big ones go out corked, uncopied.
+   */
+  private flushToServer(): void {
+    const out = this.outgoing;
+    const server = this.server;
+    if (server === null || out.length === 0) return;
+    if (out.length === 1) server.forward(out[0]!, this);
+    else {
+      let total = 0;
+      for (const slice of out) total += slice.length;
+      if (total <= JOIN_LIMIT) server.forward(Buffer.concat(out, total), this);
+      else {
+        server.socket.cork();
+        for (const slice of out) server.forward(slice, this);
+        server.socket.uncork();
+      }
+    }
+    out.length = 0;
   }
 
   mustInspect(type: number): boolean {

@@ -22,9 +22,10 @@ import {
 import { isMd5Secret, md5Response } from "./protocol/auth/md5.ts";
 import { SASL_MECHANISM, ScramClientSession } from "./protocol/auth/scram.ts";
 import type { ServerStatements } from "./prepared.ts";
+import { ReadBuffer } from "./read-buffer.ts";
 import { ReplyQueue } from "./replies.ts";
 import { classify } from "./session-state.ts";
-import { connectTls } from "./tls.ts";
+import { requestTls } from "./tls.ts";
 
 export type ServerState = "login" | "idle" | "active" | "used" | "closed";
 
@@ -121,13 +122,19 @@ export class ServerConnection extends Connection implements FrameVisitor {
   private internal: Internal | null = null;
   private scram: ScramClientSession | null = null;
   private login: { resolve: () => void; reject: (err: Error) => void } | null = null;
-  private readonly toClient = (slice: Buffer): void => this.client!.write(slice, this);
+  private readonly toClient = (slice: Buffer): void => {
+    const client = this.client!;
+    client.write(slice, this);
+    // still queued, the slice must outlive this read: the next one goes to another buffer
+    if (client.socket.writableLength > 0) this.reads.lend();
+  };
   private readonly onClosed: (server: ServerConnection) => void;
 
   private constructor(
     socket: net.Socket,
     readonly target: ServerTarget,
     onClosed: (server: ServerConnection) => void,
+    private readonly reads: ReadBuffer,
   ) {
     super(socket);
     this.scanner = new FrameScanner(target.maxPacketSize);
@@ -139,8 +146,9 @@ export class ServerConnection extends Connection implements FrameVisitor {
     target: ServerTarget,
     onClosed: (server: ServerConnection) => void,
   ): { server: ServerConnection; ready: Promise<void> } {
-    const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
-    const server = new ServerConnection(socket, target, onClosed);
+    const reads = new ReadBuffer();
+    const socket = net.connect({ host: target.host, port: target.port, noDelay: true, onread: reads.onread });
+    const server = new ServerConnection(socket, target, onClosed, reads);
     const ready = new Promise<void>((resolve, reject) => {
       server.login = { resolve, reject };
     });
@@ -154,7 +162,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
     socket.setKeepAlive(true);
     server.listen(socket);
     socket.on("connect", () => {
-      connectTls(socket, target.tls, target.host).then(
+      requestTls(socket, target.tls, target.host, (take) => (reads.take = take)).then(
         (secure) => server.start(secure),
         (err: Error) => server.close(err.message),
       );
@@ -176,11 +184,15 @@ export class ServerConnection extends Connection implements FrameVisitor {
       socket.destroy();
       return;
     }
+    const onData = (chunk: Buffer): void => this.onData(chunk);
     if (socket !== this.socket) {
+      // TLS reads the plain socket itself now; what it decrypts comes as 'data'
       this.socket = socket;
       this.listen(socket);
+      socket.on("data", onData);
+    } else {
+      this.reads.take = onData;
     }
-    socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.write(
       startupMessage({
         user: this.target.credentials.user,

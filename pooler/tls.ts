@@ -26,10 +26,23 @@ const ANSWER_PLAIN = 0x4e; // 'N'
  * and the mode allows that. Rejects with the reason the waiting client will read.
  */
 export function connectTls(socket: net.Socket, setup: ServerTls | null, host: string): Promise<net.Socket> {
+  return requestTls(socket, setup, host, (take) => socket.once("data", take));
+}
+
+/**
+ * connectTls for a socket whose bytes do not come as 'data' events (read with net's `onread`):
+ * `onAnswer` hands the next chunk read to `take`.
+ */
+export function requestTls(
+  socket: net.Socket,
+  setup: ServerTls | null,
+  host: string,
+  onAnswer: (take: (answer: Buffer) => void) => void,
+): Promise<net.Socket> {
   if (setup === null) return Promise.resolve(socket);
   socket.write(sslRequest());
   return new Promise((resolve, reject) => {
-    socket.once("data", (answer: Buffer) => {
+    onAnswer((answer: Buffer) => {
       if (answer[0] !== ANSWER_TLS && answer[0] !== ANSWER_PLAIN) {
         const got = JSON.stringify(answer.subarray(0, 32).toString("latin1"));
         return reject(new Error(`server answered SSLRequest with neither S nor N: ${got}`));

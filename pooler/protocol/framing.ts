@@ -5,6 +5,9 @@
 // runs of messages the visitor lets through are written on as single slices (usually the whole
 // chunk). Only a message that straddles two chunks is copied, and only when it is small or the
 // visitor must read it; a big one (a huge DataRow, COPY data) streams through in pieces.
+//
+// A chunk may be the reader's reused buffer (server.ts reads into one): nothing of it is kept once
+// `feed` returns, only copies.
 
 export interface FrameVisitor {
   /** A complete message that passes on unchanged: `msg` holds type byte, length and body. */
@@ -71,7 +74,7 @@ export class FrameScanner {
     }
     if (this.partial !== null) {
       const n = Math.min(this.partialTotal - this.partialLen, end - pos);
-      this.partial.push(chunk.subarray(pos, pos + n));
+      this.partial.push(Buffer.from(chunk.subarray(pos, pos + n)));
       this.partialLen += n;
       pos += n;
       if (this.partialLen < this.partialTotal) return;
@@ -150,7 +153,7 @@ export class FrameScanner {
     if (5 + available === len + 1) {
       this.deliver(Buffer.concat([head, body], len + 1), visitor, emit);
     } else {
-      this.partial = [head, body];
+      this.partial = [head, Buffer.from(body)];
       this.partialLen = 5 + available;
       this.partialTotal = len + 1;
     }

@@ -1,6 +1,7 @@
 // Bounded memory (issue 7): a slow reader of a large result, COPY out to a slow reader, COPY in as
 // fast as the client can write and COPY in to a server that keeps stalling — at least 200 MiB
-// each through the pooler running as a process of its own, whose RSS is sampled every 50 ms — and
+// each through the pooler running as a process of its own, whose RSS is sampled every 50 ms, every
+// byte checked against what PostgreSQL sends directly — and
 // a client that pipelines messages the pooler answers itself without ever reading the answers.
 //
 // The bound, 64 MiB over the RSS of the idle, warmed-up pooler, for every case in turn: what the pooler itself holds in flight is small
@@ -8,6 +9,7 @@
 // kernel's), but every chunk read is a new Buffer, garbage as soon as it is forwarded, and V8
 // collects external memory only after about 64 MiB of it has been allocated. A pooler that
 // buffered what it cannot pass on would grow by the payload, 200 MiB and more.
+import crypto from "node:crypto";
 import type net from "node:net";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,12 +32,22 @@ const READ_PER_TICK = 400 * 1024;
 const READ_TICK_MS = 10;
 const READY_IDLE = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
 
+/** SQL for a text of `length` characters that differs from row to row (series `g`): a mixed-up byte shows. */
+const varied = (length: string): string => `rpad(g || ':', ${length}, md5(g::text))`;
+
+/** What a reader received: its size and its SHA-256, to compare with what PostgreSQL sends directly. */
+interface Received {
+  bytes: number;
+  digest: string;
+}
+
 /**
- * Reads the replies to what was just sent, up to ReadyForQuery, at most READ_PER_TICK per tick;
- * resolves with the number of bytes read.
+ * Reads the replies to what was just sent, up to ReadyForQuery, at most `perTick` bytes every
+ * READ_TICK_MS.
  */
-function readSlowly(sock: net.Socket): Promise<number> {
+function readReplies(sock: net.Socket, perTick = READ_PER_TICK): Promise<Received> {
   return new Promise((resolve) => {
+    const hash = crypto.createHash("sha256");
     let bytes = 0;
     let inTick = 0;
     let tail = Buffer.alloc(0);
@@ -44,14 +56,15 @@ function readSlowly(sock: net.Socket): Promise<number> {
       sock.resume();
     }, READ_TICK_MS);
     sock.on("data", (d: Buffer) => {
+      hash.update(d);
       bytes += d.length;
       inTick += d.length;
       tail = Buffer.concat([tail, d.subarray(-6)]).subarray(-6);
       if (tail.equals(READY_IDLE)) {
         clearInterval(timer);
         sock.removeAllListeners("data");
-        resolve(bytes);
-      } else if (inTick >= READ_PER_TICK) sock.pause();
+        resolve({ bytes, digest: hash.digest("hex") });
+      } else if (inTick >= perTick) sock.pause();
     });
   });
 }
@@ -149,17 +162,30 @@ describe("pooler memory stays bounded", () => {
     };
   }
 
-  /** Sends `sql` and reads its replies slowly, watching PostgreSQL wait for the reader. */
-  async function slowRead(sql: string): Promise<Outcome> {
-    const sock = (await RawClient.connect(url)).release();
+  /** Sends `sql` to `target` and reads the replies, at most `perTick` bytes a tick. */
+  async function read(target: string, sql: string, perTick?: number): Promise<Received> {
+    const sock = (await RawClient.connect(target)).release();
     try {
-      const waits = watchClientWrites();
-      const bytes = readSlowly(sock);
+      const received = readReplies(sock, perTick);
       sock.write(query(sql));
-      return { bytes: await bytes, heldBack: waits() };
+      return await received;
     } finally {
       sock.destroy();
     }
+  }
+
+  /**
+   * Sends `sql` through the pooler and reads its replies slowly, watching PostgreSQL wait for the
+   * reader; the bytes must be exactly those PostgreSQL sends a fast reader directly (the pooler
+   * reads servers into reused buffers: a slice still queued for the slow client must survive).
+   */
+  async function slowRead(sql: string): Promise<Outcome> {
+    const waits = watchClientWrites();
+    const pooled = await read(url, sql);
+    const heldBack = waits();
+    const direct = await read(server.url("postgres"), sql, Infinity);
+    expect(pooled).toEqual(direct);
+    return { bytes: pooled.bytes, heldBack };
   }
 
   it(
@@ -169,7 +195,7 @@ describe("pooler memory stays bounded", () => {
         // four rows of 16 MiB stream through the pooler in pieces, the others pass whole
         const rows = 150_000;
         const outcome = await slowRead(
-          `SELECT repeat('x', CASE WHEN g % ${rows / 4} = 0 THEN 16 << 20 ELSE ${LINE} END) FROM generate_series(1, ${rows}) g`,
+          `SELECT ${varied(`CASE WHEN g % ${rows / 4} = 0 THEN 16 << 20 ELSE ${LINE} END`)} FROM generate_series(1, ${rows}) g`,
         );
         // every DataRow arrived: type(1) + len(4) + ncols(2) + collen(4) + text
         expect(outcome.bytes).toBeGreaterThan((rows - 4) * (11 + LINE) + 4 * (11 + (16 << 20)));
@@ -186,7 +212,7 @@ describe("pooler memory stays bounded", () => {
         "samples of PostgreSQL waiting on ClientWrite",
         async () => {
           const outcome = await slowRead(
-            `COPY (SELECT repeat('x', ${LINE}) FROM generate_series(1, ${ROWS})) TO STDOUT`,
+            `COPY (SELECT ${varied(String(LINE))} FROM generate_series(1, ${ROWS}) g) TO STDOUT`,
           );
           // every CopyData arrived: type(1) + len(4) + line + "\n"
           expect(outcome.bytes).toBeGreaterThan(ROWS * (6 + LINE));
@@ -281,10 +307,10 @@ describe("pooler memory stays bounded", () => {
     expect(peak - baseline).toBeLessThan(BOUND);
 
     // once the client reads, the pooler reads on: every message answered, nothing lost
-    const bytes = readSlowly(sock);
+    const received = readReplies(sock);
     sock.write(sync());
     const pairs = sent / pair.length;
-    expect(await bytes).toBe(pairs * 10 + READY_IDLE.length); // CloseComplete + ParseComplete: 5 bytes each
+    expect((await received).bytes).toBe(pairs * 10 + READY_IDLE.length); // CloseComplete + ParseComplete: 5 bytes each
     sock.destroy();
   }, 60_000);
 });
