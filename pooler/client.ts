@@ -101,6 +101,13 @@ for (const t of [Msg.Query, Msg.Parse, Msg.Bind, Msg.Describe, Msg.Close]) ROUTE
 const FRONTEND_TYPES = new Uint8Array(256);
 for (const t of "QPBDECSHFdcfX") FRONTEND_TYPES[t.charCodeAt(0)] = 1;
 
+const NOTHING = Buffer.alloc(0);
+const OWNER = Symbol("client");
+type ClientSocket = net.Socket & { [OWNER]: ClientConnection };
+const NOTHING_HELD: readonly HeldState[] = [];
+/** No chunks kept for a server; never pushed to (keep() replaces it). */
+const NO_CHUNKS: Buffer[] = [];
+
 /** Slices of one client chunk up to this many bytes in all are joined into one buffer (flushToServer). */
 const JOIN_LIMIT = 16 * 1024;
 
@@ -142,12 +149,12 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   pendingRefusal: { code: string; message: string } | null = null;
   adminRole: "admin" | "stats" | null = null;
 
-  private startupBuf: Buffer = Buffer.alloc(0);
+  private startupBuf: Buffer = NOTHING;
   private startupTaken = false;
   private auth: ClientAuth | null = null;
   private readonly scanner: FrameScanner;
   /** Bytes that arrived while the client had no server; sent once it gets one. */
-  private queued: Buffer[] = [];
+  private queued: Buffer[] = NO_CHUNKS;
   /** Extended-protocol messages were sent since the last Sync: the server must stay linked. */
   private inBatch = false;
   private terminated = false;
@@ -161,7 +168,6 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private readonly toServer = (slice: Buffer): void => {
     this.outgoing.push(slice);
   };
-  private readonly toSelf = (buf: Buffer): void => this.write(buf);
 
   /** Transaction or statement pooling on the current link: messages are routed, state is tracked. */
   private pooled = false;
@@ -171,7 +177,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private statements: ClientStatements | null = null;
   private route: StatementRoute | null = null;
   /** Unreplayable state on its server, from the last probe: while non-empty the client is pinned. */
-  private held: readonly HeldState[] = [];
+  private held: readonly HeldState[] = NOTHING_HELD;
   /** Authenticated; its welcome waits for the pool (and, with startup settings, for a server to accept them). */
   private welcoming = false;
   private pendingWelcome: Buffer | null = null;
@@ -186,12 +192,24 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.listen(socket);
   }
 
-  private readonly onSocketData = (chunk: Buffer): void => this.onDataSafely(chunk);
-
+  // Every client socket shares these listeners (a closure each would weigh on every idle client).
   private listen(socket: net.Socket): void {
-    socket.on("data", this.onSocketData);
-    socket.on("error", (err) => this.close(`client socket error: ${err.message}`));
-    socket.on("close", () => this.close("client unexpected eof"));
+    (socket as ClientSocket)[OWNER] = this;
+    socket.on("data", ClientConnection.onSocketData);
+    socket.on("error", ClientConnection.onSocketError);
+    socket.on("close", ClientConnection.onSocketClose);
+  }
+
+  private static onSocketData(this: ClientSocket, chunk: Buffer): void {
+    this[OWNER].onDataSafely(chunk);
+  }
+
+  private static onSocketError(this: ClientSocket, err: Error): void {
+    this[OWNER].close(`client socket error: ${err.message}`);
+  }
+
+  private static onSocketClose(this: ClientSocket): void {
+    this[OWNER].close("client unexpected eof");
   }
 
   get log(): Logger {
@@ -227,7 +245,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return this.feed(chunk);
       case "idle":
         if (isTerminate(chunk)) return this.close("client sent Terminate");
-        this.queued.push(chunk);
+        this.keep(chunk);
         this.state = "waiting";
         this.pool!.enqueue(this);
         // Most of the time an idle server was there and the chunk has gone already: pausing the
@@ -235,7 +253,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         if (this.state === "waiting") this.block(Block.Waiting);
         return;
       case "waiting":
-        this.queued.push(chunk);
+        this.keep(chunk);
         return;
       case "admin":
         return this.feedAdmin(chunk);
@@ -288,7 +306,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
           return;
         }
         this.socket.write("S");
-        this.socket.off("data", this.onSocketData);
+        this.socket.off("data", ClientConnection.onSocketData);
         this.socket = acceptTls(this.socket, setup);
         this.listen(this.socket);
         return;
@@ -492,11 +510,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
     if (state === "active") this.unlinkIfDone(this.server!);
     this.unblock(Block.Login);
-    if (this.startupBuf.length) {
-      const rest = this.startupBuf;
-      this.startupBuf = Buffer.alloc(0);
-      this.onData(rest);
-    }
+    // Even empty, a view of the last login chunk would keep that chunk (a password message) alive.
+    const rest = this.startupBuf;
+    this.startupBuf = NOTHING;
+    if (rest.length) this.onData(rest);
   }
 
   newCancelKey(): void {
@@ -556,7 +573,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return pool.settings.maxPreparedStatements;
       },
       toServer: this.toServer,
-      toClient: this.toSelf,
+      toClient: (buf) => this.write(buf),
       noteEffect: (effect) => this.noteEffect(effect),
     });
     route.server = server.statements ??= new ServerStatements(pool.statements);
@@ -564,11 +581,17 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     return route;
   }
 
+  /** Keeps a chunk for the next server: the usual single one costs a one-element array, not a grown one. */
+  private keep(chunk: Buffer): void {
+    if (this.queued === NO_CHUNKS) this.queued = [chunk];
+    else this.queued.push(chunk);
+  }
+
   private startForwarding(): void {
     if (this.state === "closed") return;
     this.state = "active";
     const queued = this.queued;
-    this.queued = [];
+    this.queued = NO_CHUNKS;
     for (const chunk of queued) {
       this.pool!.stats.bytesReceived += chunk.length;
       this.feed(chunk);
@@ -884,7 +907,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const server = this.server;
     this.server = null;
     if (server) this.returnServer(server);
-    if (this.pinned) this.setHeld([]);
+    if (this.pinned) this.setHeld(NOTHING_HELD);
     this.statements?.clear();
     this.pool?.clients.delete(this);
     this.host.clientClosed(this);

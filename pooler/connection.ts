@@ -63,10 +63,11 @@ export abstract class Connection {
   private blockUntilRead(): void {
     if (this.blocked & Block.Unread) return;
     this.block(Block.Unread);
-    this.socket.once("drain", this.caughtUp);
+    this.socket.once("drain", (this.caughtUp ??= () => this.unblock(Block.Unread)));
   }
 
-  private readonly caughtUp = (): void => this.unblock(Block.Unread);
+  /** Made when first needed: most connections never need it, and there may be thousands. */
+  private caughtUp: (() => void) | null = null;
 
   /** The source this socket's next 'drain' wakes (null once the link it served has ended). */
   private drainFor: Connection | null = null;
@@ -82,12 +83,13 @@ export abstract class Connection {
    * buffer (the server would go back to the pool unable to read), nor be woken by it later.
    */
   unlinkFrom(peer: Connection): void {
-    for (const [dst, src] of [
-      [this, peer],
-      [peer, this],
-    ] as const) {
-      if (dst.drainFor === src) dst.drainFor = null;
-      src.unblock(Block.Backpressure);
-    }
+    this.forget(peer);
+    peer.forget(this);
+  }
+
+  /** `source` no longer writes here: it may read again, and this socket's 'drain' is not its business. */
+  private forget(source: Connection): void {
+    if (this.drainFor === source) this.drainFor = null;
+    source.unblock(Block.Backpressure);
   }
 }

@@ -27,9 +27,10 @@ export function paramSyncSql(
   current: ReadonlyMap<string, string>,
 ): string {
   let sql = "";
-  for (const [name, value] of wanted) {
+  // forEach: runs once per client link, and for…of would make an entry array per parameter
+  wanted.forEach((value, name) => {
     if (current.get(name) !== value) sql += `SET ${name} = ${quoteLiteral(value)};`;
-  }
+  });
   return sql;
 }
 

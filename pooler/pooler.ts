@@ -33,7 +33,8 @@ export type ShutdownWait = "servers" | "clients";
 export class Pooler implements ClientHost, PoolRegistry {
   readonly pools = new Map<string, Pool>();
   readonly clients = new Set<ClientConnection>();
-  private readonly cancelKeys = new Map<string, ClientConnection>();
+  /** Clients by the pid of their cancel key: pids are unique here, so a number keys them (no string per client). */
+  private readonly cancelKeys = new Map<number, ClientConnection>();
   /** Databases made up for names matched by the "*" entry (PgBouncer's autodb). */
   private readonly autoDatabases = new Map<string, DatabaseDef>();
   private listener: Listener | null = null;
@@ -215,13 +216,14 @@ export class Pooler implements ClientHost, PoolRegistry {
 
   registerCancelKey(client: ClientConnection): void {
     do client.newCancelKey();
-    while (this.cancelKeys.has(cancelKey(client.cancelPid, client.cancelSecret)));
-    this.cancelKeys.set(cancelKey(client.cancelPid, client.cancelSecret), client);
+    while (this.cancelKeys.has(client.cancelPid));
+    this.cancelKeys.set(client.cancelPid, client);
   }
 
   /** A CancelRequest: forwarded, on a new connection, to the server the client is using now. */
   cancel(pid: number, secret: number): void {
-    const server = this.cancelKeys.get(cancelKey(pid, secret))?.server;
+    const client = this.cancelKeys.get(pid);
+    const server = client?.cancelSecret === secret ? client.server : null;
     if (!server || server.state === "closed") return;
     const { host, port } = server.target;
     const failed = (err: Error): void =>
@@ -238,7 +240,7 @@ export class Pooler implements ClientHost, PoolRegistry {
 
   clientClosed(client: ClientConnection): void {
     this.clients.delete(client);
-    if (client.cancelPid) this.cancelKeys.delete(cancelKey(client.cancelPid, client.cancelSecret));
+    if (client.cancelPid) this.cancelKeys.delete(client.cancelPid);
   }
 
   adminMessage(client: ClientConnection, type: number, msg: Buffer): void {
@@ -392,7 +394,3 @@ export class Pooler implements ClientHost, PoolRegistry {
 
 /** node-postgres's error when the server answers its SSLRequest with N. */
 const PG_REFUSED_SSL = "The server does not support SSL connections";
-
-function cancelKey(pid: number, secret: number): string {
-  return `${pid}:${secret}`;
-}

@@ -58,11 +58,13 @@ const COMPLETES: Uint8Array[] = (() => {
 const isExtended = (kind: ExpectKind): boolean => kind <= Expect.Close;
 
 export class ReplyQueue {
-  // Parallel arrays with a moving head: the queue empties at every ReadyForQuery, so they stay tiny
-  // and the plain forward entries of the hot path allocate nothing.
+  // Parallel arrays with a moving head and tail: the queue empties at every ReadyForQuery, so they
+  // stay tiny, and they are never truncated (V8 would drop their storage and grow it again for the
+  // next query): the plain forward entries of the hot path allocate nothing.
   private kinds: ExpectKind[] = [];
   private specials: (Special | undefined)[] = [];
   private head = 0;
+  private tail = 0;
   /** Entries with a synthetic reply or swallowed replies: while there are any, every reply is looked at. */
   private specialCount = 0;
   /** Entries whose error is rewritten: while there are any, errors are looked at. */
@@ -71,7 +73,7 @@ export class ReplyQueue {
   private skipping = false;
 
   get length(): number {
-    return this.kinds.length - this.head;
+    return this.tail - this.head;
   }
 
   /**
@@ -93,32 +95,32 @@ export class ReplyQueue {
       if (kind !== Expect.Sync) return special?.undo?.();
       this.skipping = false;
     }
-    this.kinds.push(kind);
-    this.specials.push(special);
+    this.kinds[this.tail] = kind;
+    this.specials[this.tail++] = special;
     if (special !== undefined) this.count(special, 1);
     if (toClient !== undefined) this.drain(toClient);
   }
 
-  /**
-   * A message from the server. With `emit` (while specials are pending) it is passed on, dropped or
-   * replaced here, and synthetic replies that become due follow it; without, the caller forwards it.
-   */
-  reply(type: number, msg: Buffer, emit?: Emit): void {
-    if (this.head === this.kinds.length) {
-      emit?.(msg);
-      return;
-    }
+  /** A message from the server that the caller forwards itself (mustSee said no): the bookkeeping. */
+  relayed(type: number): void {
+    if (this.head === this.tail) return;
     const kind = this.kinds[this.head]!;
-    const special = this.specials[this.head];
-    const failed = type === Msg.ErrorResponse && isExtended(kind);
-    const done = COMPLETES[kind]![type] === 1;
-    if (emit !== undefined) {
+    if (type === Msg.ErrorResponse && isExtended(kind)) this.fail();
+    else if (COMPLETES[kind]![type] === 1) this.pop();
+  }
+
+  /**
+   * A message from the server while specials are pending: passed on, dropped or replaced here, and
+   * synthetic replies that become due follow it.
+   */
+  reply(type: number, msg: Buffer, emit: Emit): void {
+    if (this.head < this.tail) {
+      const special = this.specials[this.head];
       if (type === Msg.ErrorResponse && special?.mapError) emit(special.mapError(msg));
-      else if (!(special?.swallow && done)) emit(msg);
-    }
-    if (failed) this.fail();
-    else if (done) this.pop();
-    if (emit !== undefined) this.drain(emit);
+      else if (!(special?.swallow && COMPLETES[this.kinds[this.head]!]![type] === 1)) emit(msg);
+    } else emit(msg);
+    this.relayed(type);
+    this.drain(emit);
   }
 
   /** The head failed: it and everything up to the next Sync are not done (PostgreSQL skips them). */
@@ -126,12 +128,12 @@ export class ReplyQueue {
     do {
       this.specials[this.head]?.undo?.();
       this.pop();
-    } while (this.head < this.kinds.length && this.kinds[this.head] !== Expect.Sync);
-    if (this.head === this.kinds.length) this.skipping = true;
+    } while (this.head < this.tail && this.kinds[this.head] !== Expect.Sync);
+    if (this.head === this.tail) this.skipping = true;
   }
 
   private drain(emit: Emit): void {
-    while (this.head < this.kinds.length) {
+    while (this.head < this.tail) {
       const synthetic = this.specials[this.head]?.synthetic;
       if (synthetic === undefined) return;
       emit(synthetic);
@@ -148,18 +150,13 @@ export class ReplyQueue {
     const special = this.specials[this.head];
     if (special !== undefined) this.count(special, -1);
     this.specials[this.head] = undefined;
-    if (++this.head === this.kinds.length) {
-      this.kinds.length = 0;
-      this.specials.length = 0;
-      this.head = 0;
-    }
+    if (++this.head === this.tail) this.head = this.tail = 0;
   }
 
   /** The server's session ended or was handed over: nothing is owed any more. */
   clear(): void {
-    this.kinds.length = 0;
-    this.specials.length = 0;
-    this.head = 0;
+    this.specials.fill(undefined, 0, this.tail);
+    this.head = this.tail = 0;
     this.specialCount = 0;
     this.mapErrorCount = 0;
     this.skipping = false;

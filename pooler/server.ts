@@ -238,35 +238,35 @@ export class ServerConnection extends Connection implements FrameVisitor {
     );
   }
 
-  message(type: number, msg: Buffer): void {
-    this.observe(type, msg);
-    this.replies.reply(type, msg);
+  message(type: number, chunk: Buffer, start: number, end: number): void {
+    this.observe(type, chunk, start, end);
+    this.replies.relayed(type);
   }
 
-  /** What the pooler learns from a reply it relays. */
-  private observe(type: number, msg: Buffer): void {
+  /** What the pooler learns from a reply it relays (`chunk[start, end)`). */
+  private observe(type: number, chunk: Buffer, start: number, end: number): void {
     if (type === Msg.ReadyForQuery) {
-      this.noteReady(msg);
+      this.noteReady(chunk[start + 5]!);
       this.sawReady = true;
     } else if (type === Msg.ParameterStatus) {
-      const [name, value] = parseParameterStatus(msg);
+      const [name, value] = parseParameterStatus(chunk.subarray(start, end));
       this.params.set(name, value);
       if (this.internal === null) this.client?.onParameterStatus(name, value);
-    } else if (type === Msg.ErrorResponse && isFatal(msg)) {
+    } else if (type === Msg.ErrorResponse && isFatal(chunk.subarray(start, end))) {
       // The client has its FATAL (e.g. pg_terminate_backend): it must not get a second one from us.
       this.toldClientFatal = true;
     }
   }
 
-  private noteReady(msg: Buffer): void {
-    this.txStatus = String.fromCharCode(msg[5]!) as TransactionStatus;
+  private noteReady(status: number): void {
+    this.txStatus = String.fromCharCode(status) as TransactionStatus;
     this.pendingReplies--;
   }
 
   rewrite(type: number, msg: Buffer, emit: (slice: Buffer) => void): void {
     if (this.state === "login") return this.loginMessage(type, msg);
     if (this.client !== null && this.internal === null) {
-      this.observe(type, msg);
+      this.observe(type, msg, 0, msg.length);
       // statement pooling's ReadyForQuery (see mayRewrite): held back when a transaction started
       const held = type === Msg.ReadyForQuery && this.refuseTransactionBlocks && this.txStatus !== "I";
       this.replies.reply(type, msg, held ? dropReply : emit);
@@ -295,7 +295,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
         if (this.client !== null) emit(msg);
         return;
       case Msg.ReadyForQuery: {
-        this.noteReady(msg);
+        this.noteReady(msg[5]!);
         const done = this.internal;
         if (done === null) return;
         this.internal = null;

@@ -391,22 +391,23 @@ function freshValue(hidden: string, sessionUser: string): string {
 export class ClientSession {
   /** Session settings, lowercase name → value: replayed on each server the client gets. */
   settings = new Map<string, string>();
+  // The two below exist only once used: thousands of idle clients each holding empty ones add up.
   /** The settings given at startup: what RESET returns a setting to (PostgreSQL's source 'client'). */
-  private readonly startup = new Map<string, string>();
+  private startup: Map<string, string> | null = null;
   /** A statement since the last probe may have changed the session: probe at the end of the transaction. */
   touched = false;
   /** Hidden settings (isHidden) touched since the last probe. */
-  private readonly touchedHidden = new Set<string>();
+  private touchedHidden: Set<string> | null = null;
 
   setAtStartup(name: string, value: string): void {
-    this.startup.set(name, value);
+    (this.startup ??= new Map()).set(name, value);
     this.settings.set(name, value);
   }
 
   note(effect: SessionEffect): void {
     if (!effect.touches) return;
     this.touched = true;
-    for (const name of effect.hidden) this.touchedHidden.add(name);
+    for (const name of effect.hidden) (this.touchedHidden ??= new Set()).add(name);
   }
 
   probeSql(): string {
@@ -423,9 +424,9 @@ export class ClientSession {
   update(result: ProbeResult, reported: (name: string) => boolean): Map<string, string> {
     const server = new Map([...result.settings].filter(([name]) => !reported(name)));
     this.settings = new Map(server);
-    for (const [name, value] of this.startup) if (!server.has(name)) this.settings.set(name, value);
+    for (const [name, value] of this.startup ?? []) if (!server.has(name)) this.settings.set(name, value);
     this.touched = false;
-    this.touchedHidden.clear();
+    this.touchedHidden = null;
     return server;
   }
 }

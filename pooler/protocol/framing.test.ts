@@ -11,7 +11,11 @@ function recorder(inspectAll = true): FrameVisitor & { seen: string[]; out: Buff
     out,
     mustInspect: () => inspectAll,
     mayRewrite: (t) => t === 0x58,
-    message: (t, msg) => void seen.push(`${String.fromCharCode(t)}:${msg.length}`),
+    message: (t, chunk, start, end) => {
+      expect(chunk[start]).toBe(t);
+      expect(chunk.readUInt32BE(start + 1)).toBe(end - start - 1);
+      seen.push(`${String.fromCharCode(t)}:${end - start}`);
+    },
     rewrite: (t, msg) => void seen.push(`rewrite ${String.fromCharCode(t)}:${msg.length}`),
   };
 }

@@ -10,8 +10,11 @@
 // `feed` returns, only copies.
 
 export interface FrameVisitor {
-  /** A complete message that passes on unchanged: `msg` holds type byte, length and body. */
-  message(type: number, msg: Buffer): void;
+  /**
+   * A complete message that passes on unchanged: `chunk[start, end)` holds type byte, length and
+   * body (offsets, not a view: most messages are never read, and a view each is garbage each).
+   */
+  message(type: number, chunk: Buffer, start: number, end: number): void;
   /**
    * Whether messages of this type may be swallowed or replaced. Such messages are always seen
    * whole and go to `rewrite` instead of `message`.
@@ -106,7 +109,7 @@ export class FrameScanner {
         visitor.rewrite(type, chunk.subarray(pos, msgEnd), emit);
         runStart = msgEnd;
       } else {
-        visitor.message(type, chunk.subarray(pos, msgEnd));
+        visitor.message(type, chunk, pos, msgEnd);
       }
       pos = msgEnd;
     }
@@ -165,7 +168,7 @@ export class FrameScanner {
     if (visitor.mayRewrite(type)) {
       visitor.rewrite(type, msg, emit);
     } else {
-      visitor.message(type, msg);
+      visitor.message(type, msg, 0, msg.length);
       emit(msg);
     }
   }
