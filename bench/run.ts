@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { startEmbeddedPostgres } from "../scripts/lib/embedded-postgres.ts";
 import { createDatabase } from "../scripts/lib/migrations.ts";
+import { POOLER_NODE_FLAGS } from "../scripts/lib/pooler-node-flags.ts";
 import { freePort } from "../test/support/ports.ts";
 import { renderChart } from "./chart.ts";
 import { describeMachine, toolVersions } from "./environment.ts";
@@ -80,11 +81,16 @@ async function startOurs(upstreamPort: number, port: number): Promise<number> {
     LOG_DISCONNECTIONS: "0",
     LOG_STATS: "0",
   };
-  record(["bash", "-c", `${ulimit} && exec node dist/pooler/main.js`], ourEnv);
-  const child = spawn("bash", ["-c", `${ulimit} && exec "${process.execPath}" dist/pooler/main.js`], {
-    env: { ...env, ...ourEnv },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  const flags = POOLER_NODE_FLAGS.join(" ");
+  record(["bash", "-c", `${ulimit} && exec node ${flags} dist/pooler/main.js`], ourEnv);
+  const child = spawn(
+    "bash",
+    ["-c", `${ulimit} && exec "${process.execPath}" ${flags} dist/pooler/main.js`],
+    {
+      env: { ...env, ...ourEnv },
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
   children.push(child);
   for (let i = 0; i < 100; i++) {
     try {

@@ -9,6 +9,7 @@ import { parseArgs, promisify } from "node:util";
 import { startEmbeddedPostgres } from "../scripts/lib/embedded-postgres.ts";
 import { createDatabase } from "../scripts/lib/migrations.ts";
 import { freePort } from "../test/support/ports.ts";
+import { POOLER_NODE_FLAGS } from "../scripts/lib/pooler-node-flags.ts";
 
 const run = promisify(execFile);
 const { values: opts } = parseArgs({
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
   const pgPort = await freePort();
   const pg = await startEmbeddedPostgres({ dataDir: path.join(work, "pg"), port: pgPort });
   const port = await freePort();
-  const pooler = spawn(process.execPath, ["dist/pooler/main.js"], {
+  const pooler = spawn(process.execPath, [...POOLER_NODE_FLAGS, "dist/pooler/main.js"], {
     env: {
       ...env,
       DATABASE_URL: pg.url("bench"),

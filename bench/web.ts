@@ -9,12 +9,13 @@ import autocannon from "autocannon";
 import { startEmbeddedPostgres } from "../scripts/lib/embedded-postgres.ts";
 import { applyMigrations, createDatabase } from "../scripts/lib/migrations.ts";
 import { freePort } from "../test/support/ports.ts";
+import { POOLER_NODE_FLAGS } from "../scripts/lib/pooler-node-flags.ts";
 
 const CONNECTIONS = 200;
 const DURATION = 15;
 
-function node(entry: string, env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, [entry], {
+function node(entry: string, env: NodeJS.ProcessEnv, flags: readonly string[] = []): ChildProcess {
+  return spawn(process.execPath, [...flags, entry], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -52,15 +53,19 @@ async function main(): Promise<void> {
     await applyMigrations(pg.url("app"), "prisma/migrations", () => undefined);
     const poolerPort = await freePort();
     children.push(
-      node("dist/pooler/main.js", {
-        DATABASE_URL: pg.url("app"),
-        LISTEN_PORT: String(poolerPort),
-        POOL_MODE: "transaction",
-        DEFAULT_POOL_SIZE: "20",
-        MAX_CLIENT_CONN: "1000",
-        LOG_CONNECTIONS: "0",
-        LOG_DISCONNECTIONS: "0",
-      }),
+      node(
+        "dist/pooler/main.js",
+        {
+          DATABASE_URL: pg.url("app"),
+          LISTEN_PORT: String(poolerPort),
+          POOL_MODE: "transaction",
+          DEFAULT_POOL_SIZE: "20",
+          MAX_CLIENT_CONN: "1000",
+          LOG_CONNECTIONS: "0",
+          LOG_DISCONNECTIONS: "0",
+        },
+        POOLER_NODE_FLAGS,
+      ),
     );
     const targets = {
       pooler: `postgresql://postgres:postgres@127.0.0.1:${poolerPort}/app`,

@@ -12,6 +12,7 @@ import { createDatabase } from "./lib/migrations.ts";
 import { startNodeChild, Supervisor, type Child } from "./lib/processes.ts";
 import { errorMessage, projectRoot } from "./lib/project.ts";
 import { answersHttp, answersSelect1, isPortFree, waitUntil } from "./lib/wait.ts";
+import { POOLER_NODE_FLAGS } from "./lib/pooler-node-flags.ts";
 
 const log = (line: string) => console.log(`[start] ${line}`);
 const logMigration = (line: string) => console.log(`[migrate] ${line}`);
@@ -52,7 +53,8 @@ function startService(name: string, entry: "pooler/main" | "app/server", env: No
   const file = compiled
     ? path.join(projectRoot, "dist", `${entry}.js`)
     : path.join(projectRoot, `${entry}.ts`);
-  const child = startNodeChild(name, file, { cwd: projectRoot, env });
+  const nodeFlags = entry === "pooler/main" ? POOLER_NODE_FLAGS : [];
+  const child = startNodeChild(name, file, { cwd: projectRoot, env, nodeFlags });
   supervisor.watch(child);
   return child;
 }

@@ -37,9 +37,10 @@ export function pipeLines(name: string, input: Readable, output: Writable): void
 export function startNodeChild(
   name: string,
   entry: string,
-  options: { cwd: string; env: NodeJS.ProcessEnv },
+  options: { cwd: string; env: NodeJS.ProcessEnv; nodeFlags?: readonly string[] },
 ): Child {
-  const args = entry.endsWith(".ts") ? ["--import", "tsx", entry] : [entry];
+  const flags = options.nodeFlags ?? [];
+  const args = entry.endsWith(".ts") ? [...flags, "--import", "tsx", entry] : [...flags, entry];
   const proc = spawn(process.execPath, args, {
     cwd: options.cwd,
     env: options.env,

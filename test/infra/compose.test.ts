@@ -8,6 +8,7 @@ import { parseEnv, promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { findSetting, loadConfig } from "../../pooler/config/index.ts";
+import { POOLER_NODE_FLAGS } from "../../scripts/lib/pooler-node-flags.ts";
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, "../..");
@@ -85,7 +86,7 @@ describe("docker-compose.yaml", () => {
   it("builds the pooler from the same image as web, with its own entry point", () => {
     expect(pooler.build).toEqual(web.build);
     expect(pooler.image).toBeUndefined();
-    expect(commandText(pooler)).toBe("node dist/pooler/main.js");
+    expect(commandText(pooler)).toBe(`node ${POOLER_NODE_FLAGS.join(" ")} dist/pooler/main.js`);
     expect(pooler.healthcheck?.test.join(" ")).toContain("connect(5432");
   });
 

@@ -2,6 +2,7 @@
 // process shows: signals, exit codes, start-up errors, its memory.
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import { POOLER_NODE_FLAGS } from "../../scripts/lib/pooler-node-flags.ts";
 
 const MAIN = path.resolve("pooler/main.ts");
 
@@ -15,7 +16,7 @@ export interface PoolerProcess {
 /** Starts the pooler with `args` and `env` on top of this process's environment; the caller kills it. */
 export function spawnPooler(args: string[], env: Record<string, string>): PoolerProcess {
   // node --import tsx, not the tsx CLI: the CLI is a parent process that does not relay SIGHUP
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+  const child = spawn(process.execPath, [...POOLER_NODE_FLAGS, "--import", "tsx", MAIN, ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
