@@ -1,6 +1,6 @@
 // Reading a server socket into one reused buffer (net's documented `onread` option) instead of a
-// fresh 64 kB allocation and a Readable push per read: on the hot path that is a tenth of the
-// pooler's own CPU. It is safe because what a read brings is scanned and forwarded before the
+// fresh 64 kB allocation and a Readable push per read (on a bare pipe, `npm run bench:floor`, that
+// saved 2.3 of 26.7 µs per transaction). It is safe because what a read brings is scanned and forwarded before the
 // next read starts (framing.ts keeps copies only), except for a forwarded slice whose write is
 // still queued: then the buffer is lent out and the next read gets a new one.
 import type net from "node:net";
