@@ -4,7 +4,7 @@
 // must be on PATH. The harness prints as it goes; at the end bench/RESULTS.md (machine, versions,
 // commands, tables, issue 6's targets) and docs/bench-chart.svg are written from its CSV and JSON.
 //
-//   npm run bench -- [--configs "select:simple@50 ..."] [--duration 10] [--reps 3] [--idle 10000]
+//   npm run bench -- [--configs "select:simple@50 ..."] [--duration 10] [--reps 3] [--idle 10000 (0: none)]
 //                    [--pool-size 20] [--skip-pgbench]
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
@@ -145,10 +145,11 @@ async function main(): Promise<void> {
       );
       results.configs = summarizeRuns(parseRunsCsv(fs.readFileSync(path.join(outDir, "runs.csv"), "utf8")));
     }
-    for (const [target, port, pid] of [
+    const idleTargets = [
       ["pgbouncer", pgbouncerPort, `@${pgbDir}/pgbouncer.pid`],
       ["ours", oursPort, String(oursPid)],
-    ] as const) {
+    ] as const;
+    for (const [target, port, pid] of Number(opts.idle) > 0 ? idleTargets : []) {
       console.log(`\n## idle connections: ${target}`);
       const idleArgs = ["--port", String(port), "--db", "bench", "--n", opts.idle, "--pid", pid, "--json"];
       const output = await step("bash", [
