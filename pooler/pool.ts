@@ -320,7 +320,12 @@ export class Pool {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      this.dispatch();
+      // Timers run on the monotonic clock, retryAfter is Date.now(): the two tick their
+      // milliseconds apart (and the wall clock may be slewed), so this can fire just before
+      // retryAfter, when dispatch() would launch nothing and nothing would ever wake the pool again.
+      const left = this.loginRetry.retryAfter - Date.now();
+      if (left > 0) this.retryLater(left);
+      else this.dispatch();
     }, ms);
     this.retryTimer.unref();
   }

@@ -154,24 +154,9 @@ describe.each([
 describe("a pooler whose server is down when its first client comes", () => {
   it("the client waits for the restart instead of being refused, and is served once PostgreSQL is ready", () =>
     withTestPooler({ DATABASE_URL: pg.url("bench") }, async (p) => {
-      let ready = 0;
-      const readyAt = pg.restart("fast", DOWN_MS).then(() => (ready = Date.now()));
+      const readyAt = pg.restart("fast", DOWN_MS).then(() => Date.now());
       await new Promise((r) => setTimeout(r, 300)); // PostgreSQL is shutting down or down
       const started = Date.now();
-      // This has hung once in a while (1 in ~10 local runs, never in CI) for a reason not yet
-      // found: if it does, say what the pool was doing rather than only time out.
-      const stuck = setTimeout(() => {
-        const pools = [...p.pooler.pools.values()].map((x) => ({
-          login: x.login.size,
-          idle: x.idle.length,
-          retryAfterMs: x.loginRetry.retryAfter ? x.loginRetry.retryAfter - Date.now() : null,
-          error: x.loginRetry.error?.message ?? null,
-        }));
-        console.log(
-          `first client still waiting after 20 s; PostgreSQL ready ${ready ? `${Date.now() - ready} ms ago` : "not yet"}; ` +
-            `pools ${JSON.stringify(pools)}; pooler log ${JSON.stringify(p.logs.slice(-10))}`,
-        );
-      }, 20_000);
       const c = await connect(p.url("bench"));
       try {
         const r = await c.query("SELECT count(*)::int AS n FROM pgbench_branches");
@@ -184,7 +169,6 @@ describe("a pooler whose server is down when its first client comes", () => {
         );
         expect(afterReady).toBeLessThan(5000);
       } finally {
-        clearTimeout(stuck);
         await c.end();
         await readyAt;
       }
