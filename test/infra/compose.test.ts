@@ -88,6 +88,9 @@ describe("docker-compose.yaml", () => {
     expect(pooler.image).toBeUndefined();
     expect(commandText(pooler)).toBe(`node ${POOLER_NODE_FLAGS.join(" ")} dist/pooler/main.js`);
     expect(pooler.healthcheck?.test.join(" ")).toContain("connect(5432");
+    // `npm run pooler` spells the same flags out
+    const scripts = (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.pooler).toBe(commandText(pooler));
   });
 
   it("starts db, then the pooler, then web", () => {
