@@ -159,7 +159,7 @@ export class ClientAuth {
       s?.kind === "scram"
         ? parseScramSecret(s.secret)
         : s?.kind === "plain"
-          ? scramSecretFromPassword(s.secret, MOCK_ITERATIONS, mockSalt(this.user))
+          ? scramSecretFromPassword(s.secret, MOCK_ITERATIONS, mockSalt(this.user), true)
           : mockScramSecret(this.user);
     if (parsed === null) throw new Error(`invalid SCRAM secret for user "${this.user}"`);
     this.scramSecretCache = parsed;

@@ -1,6 +1,6 @@
 import crypto from "node:crypto";
 import pg from "pg";
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it, vi } from "vitest";
 import { saslprep } from "./saslprep.ts";
 import {
   SASL_MECHANISM,
@@ -145,6 +145,61 @@ describe("SCRAM exchange between our client and our server", () => {
     const proof = Buffer.from(clientKey.map((b, i) => b ^ signature[i]!));
     const result = server.handleClientFinal(`${withoutProof},p=${proof.toString("base64")}`);
     expect(result).toMatchObject({ ok: true, clientKey });
+  });
+});
+
+describe("PBKDF2 of a known password runs once per salt and iteration count", () => {
+  // Each test uses passwords of its own, so no entry left by another test can make it pass.
+  const fresh = (label: string) => `${label} ${crypto.randomUUID()}`;
+
+  function countingPbkdf2<T>(run: () => T): { result: T; calls: number } {
+    const spy = vi.spyOn(crypto, "pbkdf2Sync");
+    try {
+      return { result: run(), calls: spy.mock.calls.length };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it("logs in to a server again without deriving its keys again; a new salt or count derives anew", () => {
+    const password = fresh("server");
+    const secret = scramSecretFromPassword(password);
+    const { calls } = countingPbkdf2(() => {
+      expect(exchange(secret, password).ok).toBe(true);
+      expect(exchange(secret, password).ok).toBe(true);
+      expect(exchange(parseScramSecret(formatScramSecret(secret))!, password).ok).toBe(true);
+    });
+    expect(calls).toBe(1);
+    const resalted = scramSecretFromPassword(password, 4096);
+    const recounted = scramSecretFromPassword(password, 4097, secret.salt);
+    const again = countingPbkdf2(() => [exchange(resalted, password).ok, exchange(recounted, password).ok]);
+    expect(again).toEqual({ result: [true, true], calls: 2 });
+  });
+
+  it("caches a configured password's secret, never the check of a password a client offers", () => {
+    const password = fresh("configured");
+    const salt = crypto.randomBytes(16);
+    const known = countingPbkdf2(() =>
+      [1, 2, 3].map(() => scramSecretFromPassword(password, 4096, salt, true)),
+    );
+    expect(known.calls).toBe(1);
+    expect(known.result[2]).toEqual(known.result[0]);
+    const offered = countingPbkdf2(() => [1, 2, 3].map(() => scramSecretFromPassword(password, 4096, salt)));
+    expect(offered.calls).toBe(3);
+    expect(offered.result[0]).toEqual(known.result[0]);
+  });
+
+  it("keeps the 1,024 most recently used derivations", () => {
+    const salt = crypto.randomBytes(16);
+    const passwords = Array.from({ length: 1025 }, (_, i) => fresh(`p${i}`));
+    const derive = (p: string) => scramSecretFromPassword(p, 1, salt, true);
+    derive(passwords[0]!);
+    derive(passwords[1]!);
+    for (const p of passwords.slice(2, 1024)) derive(p);
+    derive(passwords[0]!); // used again: now the most recent
+    derive(passwords[1024]!); // one over the bound: passwords[1], the least recently used, goes
+    expect(countingPbkdf2(() => derive(passwords[0]!)).calls).toBe(0);
+    expect(countingPbkdf2(() => derive(passwords[1]!)).calls).toBe(1);
   });
 });
 

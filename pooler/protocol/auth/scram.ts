@@ -111,6 +111,26 @@ function saltedPassword(password: string, salt: Buffer, iterations: number): Buf
   return crypto.pbkdf2Sync(Buffer.from(saslprep(password), "utf8"), salt, iterations, KEY_LENGTH, "sha256");
 }
 
+// PBKDF2 blocks the event loop for every client for 1–2 ms at PostgreSQL's 4,096 iterations, and
+// for as long as a server's iteration count asks. A known-good password (configured, or a client's
+// once verified) against a salt that does not change (a server's stored secret, our per-user mock
+// salt) always gives the same result, so each (password, salt, iterations) is derived once; the least
+// recently used entries go beyond the bound. Checking a password a client offers is never cached: a
+// wrong guess must cost what PostgreSQL makes it cost.
+const DERIVED_CACHE_SIZE = 1024;
+const derivedCache = new Map<string, Buffer>();
+
+function cachedSaltedPassword(password: string, salt: Buffer, iterations: number): Buffer {
+  const key = `${iterations}$${salt.toString("base64")}$${password}`;
+  let salted = derivedCache.get(key);
+  if (salted)
+    derivedCache.delete(key); // re-inserted below as the most recently used
+  else salted = saltedPassword(password, salt, iterations);
+  if (derivedCache.size >= DERIVED_CACHE_SIZE) derivedCache.delete(derivedCache.keys().next().value!);
+  derivedCache.set(key, salted);
+  return salted;
+}
+
 /** Parses `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`; null if it is not one. */
 export function parseScramSecret(s: string): ScramSecret | null {
   const m = SECRET.exec(s);
@@ -129,17 +149,21 @@ export function formatScramSecret(secret: ScramSecret): string {
   return `SCRAM-SHA-256$${secret.iterations}:${b64(secret.salt)}$${b64(secret.storedKey)}:${b64(secret.serverKey)}`;
 }
 
-/** The secret PostgreSQL would store for `password` with this salt and iteration count. */
+/**
+ * The secret PostgreSQL would store for `password` with this salt and iteration count. `known`: the
+ * password comes from the pooler's configuration, so the derivation may be cached.
+ */
 export function scramSecretFromPassword(
   password: string,
   iterations = DEFAULT_ITERATIONS,
   salt: Buffer = crypto.randomBytes(DEFAULT_SALT_BYTES),
+  known = false,
 ): ScramSecret {
   if (!Number.isSafeInteger(iterations) || iterations < 1) {
     throw new RangeError("iterations must be a positive integer");
   }
   if (salt.length === 0) throw new RangeError("salt must not be empty");
-  const salted = saltedPassword(password, salt, iterations);
+  const salted = (known ? cachedSaltedPassword : saltedPassword)(password, salt, iterations);
   return {
     iterations,
     salt,
@@ -318,7 +342,7 @@ export class ScramClientSession {
     let clientKey: Buffer;
     let serverKey: Buffer | undefined;
     if (typeof this.#credentials === "string") {
-      const salted = saltedPassword(this.#credentials, salt, iterations);
+      const salted = cachedSaltedPassword(this.#credentials, salt, iterations);
       clientKey = hmac(salted, "Client Key");
       serverKey = hmac(salted, "Server Key");
     } else {
