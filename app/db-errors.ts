@@ -45,8 +45,8 @@ function isOutage(err: Record<string, unknown>): boolean {
   );
 }
 
-/** Whether `err`, or what it wraps (Prisma's driver adapter error, an Error's cause), is an outage. */
-export function isDatabaseUnavailable(err: unknown): boolean {
+/** Whether `err`, or anything it wraps (Prisma's driver adapter error, an Error's cause), passes `test`. */
+function anyInChain(err: unknown, test: (fields: Record<string, unknown>) => boolean): boolean {
   const seen = new Set<unknown>();
   const pending = [err];
   while (pending.length > 0) {
@@ -54,11 +54,16 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     if (typeof next !== "object" || next === null || seen.has(next)) continue;
     seen.add(next);
     const fields = next as Record<string, unknown>;
-    if (isOutage(fields)) return true;
+    if (test(fields)) return true;
     const meta = fields.meta as Record<string, unknown> | undefined;
     pending.push(fields.cause, meta?.driverAdapterError);
   }
   return false;
+}
+
+/** Whether `err`, or what it wraps, is an outage. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  return anyInChain(err, isOutage);
 }
 
 /**
@@ -70,6 +75,20 @@ export class CommitOutcomeUnknown extends Error {
     super("the connection was lost during COMMIT", { cause });
   }
 }
+
+/**
+ * The transaction outlived Prisma's interactive-transaction timeout (P2028), most often waiting for
+ * rows another transaction holds. Prisma rolled it back, so nothing was saved; the database is up,
+ * and "could not be reached" would send the user looking for an outage that is not there.
+ */
+export class TransactionTimedOut extends Error {
+  constructor(cause: unknown) {
+    super("the transaction took too long and was rolled back", { cause });
+  }
+}
+
+/** Prisma's code for a transaction that expired (or was already closed) when it was used. */
+const TRANSACTION_EXPIRED = "P2028";
 
 /** prisma.$transaction, with an outage during the COMMIT reported as CommitOutcomeUnknown. */
 export async function transaction<T>(
@@ -84,6 +103,17 @@ export async function transaction<T>(
       return result;
     });
   } catch (err) {
+    if (anyInChain(err, (e) => e.code === TRANSACTION_EXPIRED)) throw new TransactionTimedOut(err);
     throw committing && isDatabaseUnavailable(err) ? new CommitOutcomeUnknown(err) : err;
   }
+}
+
+/** Why a write did not (surely) happen for the database's sake rather than the request's. */
+export type SaveFailure = "unreachable" | "outcome unknown" | "timed out";
+
+/** The SaveFailure `err` stands for; null when it is not one (a bug, bad data). */
+export function saveFailure(err: unknown): SaveFailure | null {
+  if (err instanceof CommitOutcomeUnknown) return "outcome unknown";
+  if (err instanceof TransactionTimedOut) return "timed out";
+  return isDatabaseUnavailable(err) ? "unreachable" : null;
 }

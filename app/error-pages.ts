@@ -1,10 +1,11 @@
 // The 404 page and the error handler. A 4xx error shows what went wrong in plain words; a database
-// outage is a 503 that says nothing was saved and keeps what was sent; anything else is a 500 that
-// is logged with its stack, while the page shows the stack only in development.
+// outage, or a transaction that ran out of time, is a 503 that says what was saved and keeps what was
+// sent; anything else is a 500 that is logged with its stack, while the page shows the stack only in
+// development.
 import type { NextFunction, Request, Response } from "express";
 import { HttpError, notFound } from "./errors.ts";
 import { isCsrfError } from "./auth/csrf.ts";
-import { CommitOutcomeUnknown, isDatabaseUnavailable, RETRY_AFTER_SECONDS } from "./db-errors.ts";
+import { RETRY_AFTER_SECONDS, saveFailure, type SaveFailure } from "./db-errors.ts";
 
 const HEADINGS: Record<number, string> = {
   400: "Bad Request (400)",
@@ -26,9 +27,14 @@ const DETAILS: Record<number, string> = {
   503: "The database could not be reached. Please try again in a moment.",
 };
 
-const NOTHING_CHANGED = "The database could not be reached, so nothing was saved or changed.";
-const MAYBE_CHANGED =
-  "The database went away while your change was being saved: it may or may not have been made. Check before sending it again.";
+/** What a POST that failed for the database's sake did, or may have done. */
+const UNCHANGED: Record<SaveFailure, string> = {
+  unreachable: "The database could not be reached, so nothing was saved or changed.",
+  "outcome unknown":
+    "The database went away while your change was being saved: it may or may not have been made. Check before sending it again.",
+  "timed out":
+    "The change took too long (another change may have been holding the same rows), so nothing was saved or changed.",
+};
 
 /** Form fields never sent back to the browser, as Django never re-displays a password. */
 const SECRET_FIELD = /password/i;
@@ -67,13 +73,13 @@ export function errorHandler(production: boolean) {
       // Django's words; the usual cause is a form opened before the session expired.
       detail = "CSRF verification failed. Request aborted.";
     }
-    const unavailable = status === 500 && isDatabaseUnavailable(err);
-    if (unavailable) {
+    const failure = status === 500 ? saveFailure(err) : null;
+    if (failure !== null) {
       status = 503;
       if (req.method === "GET" || req.method === "HEAD") detail = DETAILS[503];
-      else detail = err instanceof CommitOutcomeUnknown ? MAYBE_CHANGED : NOTHING_CHANGED;
+      else detail = UNCHANGED[failure];
       res.set("Retry-After", RETRY_AFTER_SECONDS);
-      req.log.warn({ err }, "database unavailable");
+      req.log.warn({ err }, failure === "timed out" ? "transaction timed out" : "database unavailable");
     }
     if (status === 500) req.log.error({ err }, "request failed");
     const stack = !production && status === 500 && err instanceof Error ? err.stack : undefined;
@@ -84,7 +90,7 @@ export function errorHandler(production: boolean) {
       title: HEADINGS[status] ?? `Error (${status})`,
       detail: detail ?? "",
       stack,
-      resend: unavailable ? { action: req.originalUrl, fields: keptFields(req) } : undefined,
+      resend: failure !== null ? { action: req.originalUrl, fields: keptFields(req) } : undefined,
     });
   };
 }

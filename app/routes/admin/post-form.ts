@@ -13,12 +13,7 @@ import { postForm, type PostInput } from "../../forms/post.ts";
 import { addError, NON_FIELD, parseForm, parseId, type FieldErrors } from "../../forms/fields.ts";
 import { messages } from "../../messages.ts";
 import { notFound } from "../../errors.ts";
-import {
-  CommitOutcomeUnknown,
-  isDatabaseUnavailable,
-  RETRY_AFTER_SECONDS,
-  transaction,
-} from "../../db-errors.ts";
+import { RETRY_AFTER_SECONDS, saveFailure, transaction, type SaveFailure } from "../../db-errors.ts";
 import { findPost, getPostOr404, missingPost, quoted, urls } from "./post-admin.ts";
 import { ADDED_MESSAGE, ADDITION, CHANGE, changedMessage, logEntry } from "../../admin-log.ts";
 
@@ -37,10 +32,14 @@ interface FormPage {
   id?: number;
 }
 
-const NOT_SAVED =
-  "The database could not be reached, so this post was NOT saved. Your text is kept below: please save again in a moment.";
-const MAYBE_SAVED =
-  "The database went away while this post was being saved: it may or may not have been saved. Your text is kept below: check the list of posts in a moment before saving again.";
+const UNSAVED: Record<SaveFailure, string> = {
+  unreachable:
+    "The database could not be reached, so this post was NOT saved. Your text is kept below: please save again in a moment.",
+  "outcome unknown":
+    "The database went away while this post was being saved: it may or may not have been saved. Your text is kept below: check the list of posts in a moment before saving again.",
+  "timed out":
+    "Saving took too long (another change may have been holding this post), so it was NOT saved. Your text is kept below: please save again in a moment.",
+};
 
 function renderForm(res: Response, { post, values, errors = {}, version, status = 200, id }: FormPage): void {
   const changing = post?.id ?? id;
@@ -54,12 +53,12 @@ function renderForm(res: Response, { post, values, errors = {}, version, status 
   });
 }
 
-/** A save cut short by a database outage: the form again, with the input and why (503). */
+/** A save cut short by the database (an outage, a timeout): the form again, with the input and why (503). */
 function renderUnsaved(res: Response, err: unknown, page: FormPage): void {
-  if (!isDatabaseUnavailable(err)) throw err;
+  const failure = saveFailure(err);
+  if (failure === null) throw err;
   res.set("Retry-After", RETRY_AFTER_SECONDS);
-  const why = err instanceof CommitOutcomeUnknown ? MAYBE_SAVED : NOT_SAVED;
-  renderForm(res, { ...page, errors: addError({}, NON_FIELD, why), status: 503 });
+  renderForm(res, { ...page, errors: addError({}, NON_FIELD, UNSAVED[failure]), status: 503 });
 }
 
 /** Where Django's three buttons lead, and what the message adds to "was added/changed successfully." */
