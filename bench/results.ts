@@ -52,6 +52,8 @@ export interface IdleResult {
 
 export interface BenchResults {
   configs: ConfigResult[];
+  /** configs run again with a new connection per transaction (`pgbench -C`); not one of issue 6's targets */
+  connect: ConfigResult[];
   idle: IdleResult[];
 }
 
@@ -226,14 +228,14 @@ function table(header: string[], rows: string[][], align: string[] = header.map(
   return [header, align, ...rows].map((cells) => `| ${cells.join(" | ")} |`).join("\n");
 }
 
-export function renderResultsMarkdown(results: BenchResults, info: RunInfo): string {
+function tpsTable(configs: ConfigResult[]): string {
   const latencies = (c: ConfigResult): string =>
     TARGETS.map((t) => c.targets[t]?.latencyMs?.toFixed(3) ?? "—").join(" / ");
   const cpu = (c: ConfigResult): string =>
     (["pgbouncer", "ours"] as const)
       .map((t) => (c.targets[t]?.cpuUsPerXact === undefined ? "—" : us(c.targets[t]!.cpuUsPerXact!)))
       .join(" / ");
-  const tpsTable = table(
+  return table(
     [
       "config",
       ...TARGETS.map((t) => `${LABELS[t]} TPS (min–max)`),
@@ -242,7 +244,7 @@ export function renderResultsMarkdown(results: BenchResults, info: RunInfo): str
       "latency ms (direct / PgBouncer / ours)",
       "pooler CPU per transaction (PgBouncer / ours)",
     ],
-    results.configs.map((c) => [
+    configs.map((c) => [
       `\`${c.config}\``,
       ...TARGETS.map((t) => tpsCell(c.targets[t])),
       fmtRatio(ratio(c, "pgbouncer")),
@@ -252,6 +254,9 @@ export function renderResultsMarkdown(results: BenchResults, info: RunInfo): str
     ]),
     ["---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"],
   );
+}
+
+export function renderResultsMarkdown(results: BenchResults, info: RunInfo): string {
   const idleTable = table(
     ["pooler", "connected", "RSS per idle client"],
     results.idle.map((i) => [
@@ -310,7 +315,15 @@ Medians over the repetitions, min–max in brackets. Configs are \`workload:prot
 transaction is the pooler process's CPU (as % of one core, sampled from \`/proc\`) × 10⁶ / TPS, median over the
 runs.
 
-${results.configs.length ? tpsTable : "Not run (`--skip-pgbench`)."}
+${results.configs.length ? tpsTable(results.configs) : "Not run (`--skip-pgbench` or `--configs ''`)."}
+
+## One connection per transaction
+
+The same with \`pgbench -C\`: every transaction opens a connection and logs in, as an application without a
+connection pool of its own does (Django with \`CONN_MAX_AGE = 0\`, PHP). TPS and CPU per transaction include
+the logins. Not one of issue 6's targets.
+
+${results.connect.length ? tpsTable(results.connect) : "Not run (`--connect ''` or `--skip-pgbench`)."}
 
 ## Idle client connections
 

@@ -5,7 +5,8 @@
 // commands, tables, issue 6's targets) and docs/bench-chart.svg are written from its CSV and JSON.
 //
 //   npm run bench -- [--configs "select:simple@50 ..."] [--duration 10] [--reps 3] [--idle 10000 (0: none)]
-//                    [--pool-size 20] [--skip-pgbench]
+//                    [--connect "select:simple@10" (again with pgbench -C; "": none)]
+//                    [--auth md5|scram-sha-256] [--pool-size 20] [--skip-pgbench]
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -36,12 +37,21 @@ const { values: opts } = parseArgs({
     },
     duration: { type: "string", default: "10" },
     reps: { type: "string", default: "3" },
+    connect: { type: "string", default: "select:simple@10" },
+    auth: { type: "string", default: "md5" },
     idle: { type: "string", default: "10000" },
     "pool-size": { type: "string", default: "20" },
     "skip-pgbench": { type: "boolean", default: false },
   },
 });
 
+const AUTH_METHODS = ["md5", "scram-sha-256"] as const;
+function authMethod(name: string): (typeof AUTH_METHODS)[number] {
+  const found = AUTH_METHODS.find((m) => m === name);
+  if (found === undefined) throw new Error(`--auth: expected ${AUTH_METHODS.join(" or ")}, got "${name}"`);
+  return found;
+}
+const auth = authMethod(opts.auth);
 const resultsFile = fileURLToPath(new URL("RESULTS.md", import.meta.url));
 const chartFile = fileURLToPath(new URL("../docs/bench-chart.svg", import.meta.url));
 const harness = path.resolve(process.env.BENCH_HARNESS ?? "../shared/bench");
@@ -60,7 +70,8 @@ function sh(file: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Pro
 }
 
 function record(argv: string[], extraEnv: Record<string, string> = {}): void {
-  const shown = (a: string): string => a.replaceAll(harness, path.relative(process.cwd(), harness));
+  const shown = (a: string): string =>
+    a.replaceAll(harness, path.relative(process.cwd(), harness)).replaceAll(`${process.cwd()}/`, "");
   commands.push([...Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`), ...argv].map(shown));
 }
 
@@ -80,6 +91,7 @@ async function startOurs(upstreamPort: number, port: number): Promise<number> {
     LOG_CONNECTIONS: "0",
     LOG_DISCONNECTIONS: "0",
     LOG_STATS: "0",
+    AUTH_TYPE: auth,
   };
   const flags = POOLER_NODE_FLAGS.join(" ");
   record(["bash", "-c", `${ulimit} && exec node ${flags} dist/pooler/main.js`], ourEnv);
@@ -114,6 +126,8 @@ async function main(): Promise<void> {
     dataDir: path.join(work, "pg"),
     port: pgPort,
     settings: { max_connections: 100, shared_buffers: "128MB" },
+    // PgBouncer's userlist gets the role's secret as PostgreSQL stores it, md5 or SCRAM
+    authMethod: auth,
   });
   const pgbouncerPort = await freePort();
   const oursPort = await freePort();
@@ -127,23 +141,33 @@ async function main(): Promise<void> {
       PGB_DIR: pgbDir,
       PGB_PORT: String(pgbouncerPort),
       PG_PORT: String(pgPort),
-      PGB_AUTH: "md5",
+      PGB_AUTH: auth,
       PGB_POOL_SIZE: opts["pool-size"],
     };
     console.log(await step(path.join(harness, "pgbouncer-ctl.sh"), ["start"], pgbEnv));
     const oursPid = await startOurs(pgPort, oursPort);
     console.log(`our pooler pid ${oursPid} on 127.0.0.1:${oursPort}; PostgreSQL 13 on ${pgPort}`);
 
-    const results: BenchResults = { configs: [], idle: [] };
-    if (!opts["skip-pgbench"]) {
-      console.log(
-        await step(path.join(harness, "pgbench-compare.sh"), [
+    const compare = async (configs: string, out: string, extraEnv: Record<string, string> = {}) => {
+      const output = await step(
+        path.join(harness, "pgbench-compare.sh"),
+        [
           ...["-t", `direct=127.0.0.1:${pgPort}`, "-t", `pgbouncer=127.0.0.1:${pgbouncerPort}`],
-          ...["-t", `ours=127.0.0.1:${oursPort}`, "-C", opts.configs, "-T", opts.duration, "-r", opts.reps],
-          ...["-w", `pgbouncer=@${pgbDir}/pgbouncer.pid`, "-w", `ours=${oursPid}`, "-o", outDir],
-        ]),
+          ...["-t", `ours=127.0.0.1:${oursPort}`, "-C", configs, "-T", opts.duration, "-r", opts.reps],
+          ...["-w", `pgbouncer=@${pgbDir}/pgbouncer.pid`, "-w", `ours=${oursPid}`, "-o", out],
+        ],
+        extraEnv,
       );
-      results.configs = summarizeRuns(parseRunsCsv(fs.readFileSync(path.join(outDir, "runs.csv"), "utf8")));
+      console.log(output);
+      return summarizeRuns(parseRunsCsv(fs.readFileSync(path.join(out, "runs.csv"), "utf8")));
+    };
+    const results: BenchResults = { configs: [], connect: [], idle: [] };
+    if (!opts["skip-pgbench"] && opts.configs.trim()) results.configs = await compare(opts.configs, outDir);
+    if (!opts["skip-pgbench"] && opts.connect.trim()) {
+      results.connect = await compare(opts.connect, `${outDir}-connect`, {
+        PGBENCH: fileURLToPath(new URL("pgbench-connect.sh", import.meta.url)),
+        PGBENCH_OPTS: "-C",
+      });
     }
     const idleTargets = [
       ["pgbouncer", pgbouncerPort, `@${pgbDir}/pgbouncer.pid`],
@@ -163,7 +187,7 @@ async function main(): Promise<void> {
     const date = `${started.toISOString().slice(0, 16).replace("T", " ")} UTC`;
     const setup =
       `PostgreSQL: max_connections 100, shared_buffers 128MB, pgbench scale 10. PgBouncer and ours: ` +
-      `transaction mode, pool ${opts["pool-size"]}, md5 client auth. pgbench: ${opts.duration} s per run, ` +
+      `transaction mode, pool ${opts["pool-size"]}, ${auth} client auth. pgbench: ${opts.duration} s per run, ` +
       `${opts.reps} repetition(s) per target, interleaved. Idle: ${opts.idle} client connections per pooler.`;
     fs.writeFileSync(
       resultsFile,

@@ -24,6 +24,7 @@ const idleOutput = (kB: number, connected = 10_000): string =>
   ].join("\n");
 const results: BenchResults = {
   configs: summarizeRuns(parseRunsCsv(csv)),
+  connect: summarizeRuns(parseRunsCsv(csv)).slice(0, 1),
   idle: [parseIdleJson("pgbouncer", idleOutput(0.79)), parseIdleJson("ours", idleOutput(1.5))],
 };
 const info = {
@@ -88,6 +89,11 @@ describe("bench results", () => {
       "| `select:simple@200` | refused (too many clients) | 15250 (15000–15500) | 16500 (16000–17000) | 1.08 | — |",
     );
     expect(md).toContain("2 of 5 met.");
+    // pgbench -C gets a table of its own and is not counted among the targets
+    const connect = md.slice(md.indexOf("## One connection per transaction"), md.indexOf("## Idle"));
+    expect(connect).toContain("| `select:simple@10` | 20001 (10000–22000) |");
+    expect(connect).not.toContain("select:simple@200");
+    expect(renderResultsMarkdown({ ...results, connect: [] }, info)).toContain("Not run (`--connect ''`");
     expect(md).toContain("| `select:simple@200`: ours / PgBouncer TPS ≥ 1.0 | 1.08 | **met** |");
     expect(md).toContain("| ours | 10000/10000 | 1.50 kB |");
     expect(md).toContain("`npm run bench -- --configs 'select:simple@10 select:simple@200'` ran these.");
