@@ -27,6 +27,7 @@ export class Janitor {
     const now = Date.now();
     for (const client of [...this.pooler.clients]) this.checkClient(client, now);
     for (const pool of this.pooler.pools.values()) this.checkPool(pool, now);
+    this.pooler.pruneAutoDatabases(now);
   }
 
   private checkClient(client: ClientConnection, now: number): void {

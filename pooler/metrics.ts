@@ -236,6 +236,13 @@ export class MetricsServer {
     };
   }
 
+  /** A pool that is gone (a forgotten auto-database): its histograms go too. */
+  forget(pool: Pool): void {
+    const labels = { database: pool.db.name, user: pool.user };
+    this.waitHistogram.remove(labels);
+    this.xactHistogram.remove(labels);
+  }
+
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();

@@ -98,6 +98,17 @@ export class Pool {
     return this.idle.length + this.active.size + this.used.size + this.login.size;
   }
 
+  /** Nothing uses or waits for this pool: it can be dropped without anyone noticing but its stats. */
+  get unused(): boolean {
+    return (
+      this.clients.size === 0 &&
+      this.waiting.length === 0 &&
+      this.serverCount === 0 &&
+      this.welcomeWaiters.length === 0 &&
+      this.retryTimer === null
+    );
+  }
+
   /** SCRAM pass-through keys become known only when a client logs in with SCRAM. */
   updateCredentials(creds: ServerCredentials): void {
     if (creds.scramKeys || (creds.password && !this.credentials.password)) this.credentials = creds;

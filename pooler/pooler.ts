@@ -37,6 +37,8 @@ export class Pooler implements ClientHost, PoolRegistry {
   private readonly cancelKeys = new Map<number, ClientConnection>();
   /** Databases made up for names matched by the "*" entry (PgBouncer's autodb). */
   private readonly autoDatabases = new Map<string, DatabaseDef>();
+  /** Since when each auto-database has had no clients and no servers (ms). */
+  private readonly autoDatabaseUnusedSince = new Map<string, number>();
   private listener: Listener | null = null;
   private readonly janitor: Janitor;
   shuttingDown = false;
@@ -107,6 +109,35 @@ export class Pooler implements ClientHost, PoolRegistry {
       this.autoDatabases.set(name, auto);
     }
     return auto;
+  }
+
+  /**
+   * PgBouncer's autodb_idle_timeout: a database made up from "*" that has had no clients and no
+   * servers for that long is forgotten, with its pools and their stats. Any name a client sends,
+   * before it authenticates, makes one up, so without this the pooler would keep them all forever.
+   */
+  pruneAutoDatabases(now: number): void {
+    const timeout = this.config.autodbIdleTimeout;
+    if (timeout <= 0 || this.autoDatabases.size === 0) return;
+    const used = new Set<string>();
+    for (const pool of this.pools.values()) if (!pool.unused) used.add(pool.db.name);
+    for (const name of this.autoDatabases.keys()) {
+      const since = this.autoDatabaseUnusedSince.get(name);
+      if (used.has(name)) this.autoDatabaseUnusedSince.delete(name);
+      else if (since === undefined) this.autoDatabaseUnusedSince.set(name, now);
+      else if (now - since > timeout) this.forgetAutoDatabase(name);
+    }
+  }
+
+  private forgetAutoDatabase(name: string): void {
+    for (const [key, pool] of this.pools) {
+      if (pool.db.name !== name) continue;
+      this.metrics?.forget(pool);
+      this.pools.delete(key);
+    }
+    this.autoDatabases.delete(name);
+    this.autoDatabaseUnusedSince.delete(name);
+    this.log.info({ db: name }, "auto-database forgotten after autodb_idle_timeout unused");
   }
 
   /**
@@ -332,6 +363,7 @@ export class Pooler implements ClientHost, PoolRegistry {
     this.tls = buildTls(config);
     this.config = config;
     this.autoDatabases.clear();
+    this.autoDatabaseUnusedSince.clear();
     for (const pool of this.pools.values()) {
       const db = this.findDatabase(pool.db.name);
       const before = old.databases.get(pool.db.name) ?? old.databases.get("*");

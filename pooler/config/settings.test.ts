@@ -20,6 +20,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
     "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin",
   auth_type: "md5",
   auth_user: null,
+  autodb_idle_timeout: "3600",
   client_idle_timeout: "0",
   client_login_timeout: "60",
   client_tls_ca_file: null,

@@ -85,6 +85,8 @@ export interface PoolerConfig {
   serverLoginRetry: number;
   clientLoginTimeout: number;
   clientIdleTimeout: number;
+  /** A database made up from the "*" entry is forgotten after this long without clients or servers. */
+  autodbIdleTimeout: number;
   queryTimeout: number;
   queryWaitTimeout: number;
   idleTransactionTimeout: number;

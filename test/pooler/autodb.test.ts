@@ -1,0 +1,73 @@
+// autodb_idle_timeout: databases made up from the "*" entry (any name a client sends, even before it
+// authenticates) are forgotten once they have had no clients and no servers for that long, as in
+// PgBouncer, so names that come and go do not pile up; one still in use stays.
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
+import { connect, errorOf } from "../support/clients.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { waitFor } from "../support/wait.ts";
+
+let tp: TestPooler;
+let admin: pg.Client;
+
+beforeAll(async () => {
+  // A DATABASE_URL without a database name is the "*" entry: every name is forwarded as it is.
+  const server = new URL(inject("pgAppUrl"));
+  server.pathname = "";
+  tp = await startTestPooler({
+    DATABASE_URL: server.toString(),
+    AUTODB_IDLE_TIMEOUT: "1",
+    SERVER_IDLE_TIMEOUT: "1",
+  });
+  admin = await connect(tp.url("pgbouncer"));
+});
+
+afterAll(async () => {
+  await admin?.end();
+  await tp?.stop();
+});
+
+const databases = async (): Promise<string[]> =>
+  (await admin.query<{ name: string }>("SHOW DATABASES")).rows
+    .map((r) => r.name)
+    .filter((n) => n !== "pgbouncer");
+const pools = async (): Promise<string[]> =>
+  (await admin.query<{ database: string }>("SHOW POOLS")).rows
+    .map((r) => r.database)
+    .filter((n) => n !== "pgbouncer");
+
+describe("autodb_idle_timeout", () => {
+  it("forgets unused auto-databases, pools and all, and keeps the one a client still uses", async () => {
+    const stays = await connect(tp.url("app"));
+    await stays.query("SELECT 1");
+    const leaves = await connect(tp.url("postgres"));
+    await leaves.query("SELECT 1");
+    await leaves.end();
+    const stranger = `nope_${process.pid}`;
+    const refused = await errorOf(connect(tp.url(stranger).replace(":postgres@", ":wrong@")));
+    expect(refused.code).toBe("28P01");
+    expect(await databases()).toEqual(expect.arrayContaining(["app", "postgres", stranger]));
+    expect(await pools()).toEqual(expect.arrayContaining(["app", "postgres"]));
+
+    // 1 s for the idle server to close, 1 s unused, and the janitor's ticks
+    await waitFor(
+      async () => (await databases()).length === 1,
+      "unused auto-databases to be forgotten",
+      10_000,
+    );
+    expect(await databases()).toEqual(["app"]);
+    expect(await pools()).toEqual(["app"]);
+    const forgotten = tp.logs.filter(
+      (l) => l.msg === "auto-database forgotten after autodb_idle_timeout unused",
+    );
+    expect(forgotten.map((l) => l.db).sort()).toEqual([stranger, "postgres"].sort());
+
+    expect((await stays.query("SELECT 2 AS two")).rows[0].two).toBe(2);
+    await stays.end();
+    // a forgotten name is made up again on the next login
+    const again = await connect(tp.url("postgres"));
+    expect((await again.query("SELECT current_database() AS db")).rows[0].db).toBe("postgres");
+    await again.end();
+    expect(await databases()).toEqual(expect.arrayContaining(["app", "postgres"]));
+  });
+});
