@@ -1,12 +1,14 @@
 // How much would a layer below net.Socket save? pgbench -S through three 1:1 TCP pipes (net 'data',
 // net `onread`, raw tcp_wrap handles), PostgreSQL direct and PgBouncer: TPS, the forwarder's CPU per
-// transaction (utime/stime from /proc/<pid>/stat), and its RSS growth per idle connection.
+// transaction (utime/stime from /proc/<pid>/stat), and its RSS growth per idle connection. Every Node
+// process runs with the pooler's flags (POOLER_NODE_FLAGS).
 //
-//   npx tsx bench/floor/measure.ts [--duration 10] [--reps 3] [--idle 5000]
+//   npx tsx bench/floor/measure.ts [--duration 10] [--reps 3] [--idle 5000] [--logins 10000]
 //
-// Idle connections to the pipes are plain TCP connects forwarded to a sink in this process (5,000
-// PostgreSQL backends would not fit max_connections), so each costs the pipe two sockets; PgBouncer's
-// get a full md5 login through the shared harness's idle-conns.mjs.
+// `--idle` connections to each pipe are plain TCP connects forwarded to a sink in this process (5,000
+// PostgreSQL backends would not fit max_connections), so each costs the pipe two sockets. PgBouncer,
+// and login-stub.ts (one net.Socket per client, logged in, nothing else), get `--logins` clients from
+// the shared harness's idle-conns.mjs: per client, what issue 6's idle-memory target counts.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -16,6 +18,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { startEmbeddedPostgres } from "../../scripts/lib/embedded-postgres.ts";
 import { createDatabase } from "../../scripts/lib/migrations.ts";
+import { POOLER_NODE_FLAGS } from "../../scripts/lib/pooler-node-flags.ts";
 import { freePort } from "../../test/support/ports.ts";
 import { host } from "./pipe-args.ts";
 
@@ -25,6 +28,7 @@ const { values: opts } = parseArgs({
     duration: { type: "string", default: "10" },
     reps: { type: "string", default: "3" },
     idle: { type: "string", default: "5000" },
+    logins: { type: "string", default: "10000" },
   },
 });
 const pipes = ["net-data", "net-onread", "raw-handles"] as const;
@@ -51,9 +55,15 @@ interface Row {
 async function startPipe(pipe: string, upstreamPort: number): Promise<Target> {
   const port = await freePort();
   const script = fileURLToPath(new URL(`${pipe}.ts`, import.meta.url));
-  const child = spawn(process.execPath, ["--import", "tsx", script, String(port), String(upstreamPort)], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const args = [...POOLER_NODE_FLAGS, "--import", "tsx", script, String(port), String(upstreamPort)];
+  // 10,000 idle clients need more file descriptors than the usual soft limit of 1,024
+  const child = spawn(
+    "bash",
+    ["-c", 'ulimit -n $(ulimit -Hn) && exec "$0" "$@"', process.execPath, ...args],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   children.push(child);
   child.stderr.on("data", (d: Buffer) => process.stderr.write(`[${pipe}] ${d}`));
   await new Promise((resolve, reject) => {
@@ -110,11 +120,19 @@ async function idlePipeKb(target: Target, sink: net.Socket[], n: number): Promis
   return kB;
 }
 
-async function idlePgbouncerKb(port: number, pidFile: string): Promise<number> {
-  const args = ["--port", String(port), "--db", "bench", "--n", opts.idle, "--pid", `@${pidFile}`, "--json"];
-  const { stdout } = await run(process.execPath, [path.join(harness, "idle-conns.mjs"), ...args], { env });
+/** Logs `--logins` clients in through idle-conns.mjs and returns kB RSS per client. */
+async function idleLoginsKb(name: string, port: number, pid: string): Promise<number> {
+  const args = ["--port", String(port), "--db", "bench", "--n", opts.logins, "--pid", pid, "--json"];
+  const idleConns = [path.join(harness, "idle-conns.mjs"), ...args].join(" ");
+  const { stdout } = await run(
+    "bash",
+    ["-c", `ulimit -n $(ulimit -Hn) && "${process.execPath}" ${idleConns}`],
+    {
+      env,
+    },
+  );
   const kB = Number(JSON.parse(stdout.trim().split("\n").at(-1)!).kB_per_conn);
-  console.log(`${"pgbouncer".padEnd(12)} ${kB.toFixed(2)} kB per idle connection`);
+  console.log(`${name.padEnd(12)} ${kB.toFixed(2)} kB per idle connection`);
   return kB;
 }
 
@@ -159,10 +177,17 @@ async function main(): Promise<void> {
       const target = await startPipe(pipe, sinkPort);
       rows.get(pipe)!.idleKb = await idlePipeKb(target, sink, Number(opts.idle));
     }
-    rows.get("pgbouncer")!.idleKb = await idlePgbouncerKb(pgbPort, path.join(pgbDir, "pgbouncer.pid"));
+    rows.get("pgbouncer")!.idleKb = await idleLoginsKb("pgbouncer", pgbPort, `@${pgbDir}/pgbouncer.pid`);
+    const stub = await startPipe("login-stub", sinkPort);
+    rows.set("login-stub", {
+      tps: [],
+      userUs: [],
+      sysUs: [],
+      idleKb: await idleLoginsKb(stub.name, stub.port, String(stub.pid)),
+    });
 
     console.log(
-      "\n| pipe | TPS median | user µs/xact | sys µs/xact | total µs/xact | kB per idle connection |",
+      "\n| pipe | TPS median | user µs/xact | sys µs/xact | total µs/xact | kB per idle connection (pipes: per pair) |",
     );
     console.log("|---|---:|---:|---:|---:|---:|");
     for (const [name, r] of rows) {
