@@ -16,6 +16,7 @@ import {
 } from "./support.ts";
 import { REDACTED_PATHS } from "../../app/logger.ts";
 import { verifyPassword } from "../../app/auth/passwords.ts";
+import { waitFor } from "../support/wait.ts";
 
 const INVALID_LOGIN =
   "Please enter the correct username and password for a staff account. Note that both fields may be case-sensitive.";
@@ -287,6 +288,48 @@ describe("password change", () => {
     expect(res.text).toContain("Please enter your old password, for security’s sake");
     expect(res.text).toContain("New password confirmation:");
     expect(res.text).toContain('value="Change my password"');
+  });
+
+  it("a change cut off during its COMMIT says it may or may not have been made", async () => {
+    const user = await createUser(h);
+    const mine = await logIn(h.app, user.username);
+    // A deferred trigger that sleeps makes COMMIT last long enough to cut its connection there.
+    await h.sql(
+      "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(5); RETURN NULL; END$$",
+    );
+    await h.sql(
+      `CREATE CONSTRAINT TRIGGER slow_commit AFTER UPDATE ON auth_user DEFERRABLE INITIALLY DEFERRED
+       FOR EACH ROW WHEN (NEW.id = ${user.id}) EXECUTE FUNCTION slow_commit()`,
+    );
+    try {
+      const answer = changePassword(mine.agent, mine.csrf, {
+        old_password: PASSWORD,
+        new_password1: "violet-tugboat-91",
+        new_password2: "violet-tugboat-91",
+      }).then((res) => res);
+      const committing = async () =>
+        (
+          await h.sql<{ query: string }>(
+            "SELECT query FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+          )
+        ).map((r) => r.query);
+      await waitFor(async () => (await committing()).length > 0, "the password change to reach COMMIT");
+      expect(await committing()).toEqual(["COMMIT"]);
+      await h.sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
+      );
+      const res = await answer;
+      expect(res.status).toBe(503);
+      const text = textOf(res.text);
+      expect(text).toContain("it may or may not have been made");
+      expect(text).not.toContain("nothing was saved or changed");
+      expect(res.text).not.toContain("violet-tugboat-91"); // never sent back, not even to send again
+    } finally {
+      await h.sql("DROP TRIGGER slow_commit ON auth_user");
+      await h.sql("DROP FUNCTION slow_commit()");
+    }
+    // PostgreSQL did not commit it (the backend died inside COMMIT): the old password still works.
+    expect((await tryLogin({ username: user.username, password: PASSWORD })).res.status).toBe(302);
   });
 
   it("changes the password, keeps this session and ends the others", async () => {

@@ -4,6 +4,7 @@ import type { AdminDeps } from "./index.ts";
 import { hashPassword, verifyPassword } from "../../auth/passwords.ts";
 import { passwordChangeForm } from "../../forms/auth.ts";
 import { addError, parseForm, type FieldErrors } from "../../forms/fields.ts";
+import { transaction } from "../../db-errors.ts";
 
 const WRONG_OLD_PASSWORD = "Your old password was entered incorrectly. Please enter it again.";
 
@@ -24,10 +25,12 @@ export function passwordRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
     }
     // Passwords are never sent back to the browser, so the form is re-rendered empty.
     if (!form.ok || Object.keys(errors).length > 0) return render(res, errors, 400);
-    const updated = await prisma.user.update({
-      where: { id: user.id },
-      data: { password: await hashPassword(form.data.new_password1, { N: scryptN }) },
-    });
+    const password = await hashPassword(form.data.new_password1, { N: scryptN });
+    // In a transaction of its own, a connection lost before COMMIT surely changed nothing, and one
+    // lost during COMMIT is reported as such (CommitOutcomeUnknown) rather than as "nothing changed".
+    const updated = await transaction(prisma, (tx) =>
+      tx.user.update({ where: { id: user.id }, data: { password } }),
+    );
     auth.updateSessionAuthHash(req, updated);
     res.redirect(302, "/admin/password_change/done/");
   });
