@@ -25,7 +25,9 @@ export class Janitor {
 
   tick(): void {
     const now = Date.now();
-    for (const client of [...this.pooler.clients]) this.checkClient(client, now);
+    // A Set's iteration survives the deletion of the entry it is on (a refused client leaves it), so
+    // 10,000 clients need no copy three times a second.
+    for (const client of this.pooler.clients) this.checkClient(client, now);
     for (const pool of this.pooler.pools.values()) this.checkPool(pool, now);
     this.pooler.pruneAutoDatabases(now);
   }
