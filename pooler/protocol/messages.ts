@@ -67,8 +67,20 @@ function build(type: number, bodyLen: number, fill: (buf: Buffer, at: number) =>
   return buf;
 }
 
+/** Writes `s` and its terminating NUL at `at`; returns where the next field starts. */
+function writeCString(buf: Buffer, s: string, at: number): number {
+  const end = at + buf.write(s, at, "utf8");
+  buf[end] = 0;
+  return end + 1;
+}
+
 function cstrings(...parts: string[]): Buffer {
-  return Buffer.concat(parts.flatMap((p) => [Buffer.from(p, "utf8"), Buffer.alloc(1)]));
+  let length = 0;
+  for (const p of parts) length += Buffer.byteLength(p, "utf8") + 1;
+  const buf = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (const p of parts) at = writeCString(buf, p, at);
+  return buf;
 }
 
 function withBody(type: number, body: Buffer): Buffer {
@@ -90,8 +102,12 @@ export function authenticationSASL(mechanisms: string[]): Buffer {
   return authRequest(Auth.SASL, Buffer.concat([cstrings(...mechanisms), Buffer.alloc(1)]));
 }
 
+// A dozen of these go to every client at login: written in place, not assembled from pieces.
 export function parameterStatus(name: string, value: string): Buffer {
-  return withBody(Msg.ParameterStatus, cstrings(name, value));
+  const length = Buffer.byteLength(name, "utf8") + Buffer.byteLength(value, "utf8") + 2;
+  return build(Msg.ParameterStatus, length, (buf, at) =>
+    writeCString(buf, value, writeCString(buf, name, at)),
+  );
 }
 
 export function backendKeyData(pid: number, secret: number): Buffer {
