@@ -5,16 +5,21 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import { connect, errorOf } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { freePort } from "../support/ports.ts";
 import { waitFor } from "../support/wait.ts";
 
 let tp: TestPooler;
 let admin: pg.Client;
+let metricsUrl: string;
 
 beforeAll(async () => {
   // A DATABASE_URL without a database name is the "*" entry: every name is forwarded as it is.
   const server = new URL(inject("pgAppUrl"));
   server.pathname = "";
+  const metricsPort = await freePort();
+  metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   tp = await startTestPooler({
+    METRICS_PORT: String(metricsPort),
     DATABASE_URL: server.toString(),
     AUTODB_IDLE_TIMEOUT: "1",
     SERVER_IDLE_TIMEOUT: "1",
@@ -31,6 +36,13 @@ const databases = async (): Promise<string[]> =>
   (await admin.query<{ name: string }>("SHOW DATABASES")).rows
     .map((r) => r.name)
     .filter((n) => n !== "pgbouncer");
+/** The databases /metrics has wait-time histograms for. */
+const histogrammed = async (): Promise<string[]> => {
+  const text = await (await fetch(metricsUrl)).text();
+  return [
+    ...new Set([...text.matchAll(/_wait_seconds_count\{database="([^"]+)"/g)].map((m) => m[1]!)),
+  ].sort();
+};
 const pools = async (): Promise<string[]> =>
   (await admin.query<{ database: string }>("SHOW POOLS")).rows
     .map((r) => r.database)
@@ -48,6 +60,7 @@ describe("autodb_idle_timeout", () => {
     expect(refused.code).toBe("28P01");
     expect(await databases()).toEqual(expect.arrayContaining(["app", "postgres", stranger]));
     expect(await pools()).toEqual(expect.arrayContaining(["app", "postgres"]));
+    expect(await histogrammed()).toEqual(["app", "postgres"]);
 
     // 1 s for the idle server to close, 1 s unused, and the janitor's ticks
     await waitFor(
@@ -57,6 +70,7 @@ describe("autodb_idle_timeout", () => {
     );
     expect(await databases()).toEqual(["app"]);
     expect(await pools()).toEqual(["app"]);
+    expect(await histogrammed()).toEqual(["app"]);
     const forgotten = tp.logs.filter(
       (l) => l.msg === "auto-database forgotten after autodb_idle_timeout unused",
     );
