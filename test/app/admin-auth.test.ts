@@ -1,4 +1,5 @@
 // Who gets into /admin/, and how: login, logout, password change, CSRF, sessions, rate limit.
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import request from "supertest";
 import { pino } from "pino";
@@ -293,13 +294,19 @@ describe("password change", () => {
   it("a change cut off during its COMMIT says it may or may not have been made", async () => {
     const user = await createUser(h);
     const mine = await logIn(h.app, user.username);
-    // A deferred trigger that sleeps makes COMMIT last long enough to cut its connection there.
+    // A deferred trigger that waits for an advisory lock this test holds makes COMMIT last until the
+    // test cuts its connection. The lock's key finds that one backend among other tests' work.
+    const key = 0x5c0_0000 + user.id;
+    const holder = new pg.Client({ connectionString: h.database.directUrl });
+    await holder.connect();
+    await holder.query("SELECT pg_advisory_lock($1)", [key]);
     await h.sql(
-      "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN PERFORM pg_sleep(5); RETURN NULL; END$$",
+      `CREATE FUNCTION held_commit() RETURNS trigger LANGUAGE plpgsql AS
+       $$BEGIN PERFORM pg_advisory_xact_lock(${key}); RETURN NULL; END$$`,
     );
     await h.sql(
-      `CREATE CONSTRAINT TRIGGER slow_commit AFTER UPDATE ON auth_user DEFERRABLE INITIALLY DEFERRED
-       FOR EACH ROW WHEN (NEW.id = ${user.id}) EXECUTE FUNCTION slow_commit()`,
+      `CREATE CONSTRAINT TRIGGER held_commit AFTER UPDATE ON auth_user DEFERRABLE INITIALLY DEFERRED
+       FOR EACH ROW WHEN (NEW.id = ${user.id}) EXECUTE FUNCTION held_commit()`,
     );
     try {
       const answer = changePassword(mine.agent, mine.csrf, {
@@ -307,17 +314,16 @@ describe("password change", () => {
         new_password1: "violet-tugboat-91",
         new_password2: "violet-tugboat-91",
       }).then((res) => res);
-      const committing = async () =>
-        (
-          await h.sql<{ query: string }>(
-            "SELECT query FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
-          )
-        ).map((r) => r.query);
-      await waitFor(async () => (await committing()).length > 0, "the password change to reach COMMIT");
-      expect(await committing()).toEqual(["COMMIT"]);
-      await h.sql(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND datname = current_database()",
-      );
+      const waiting = () =>
+        h.sql<{ pid: number; query: string }>(
+          `SELECT a.pid, a.query FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+           WHERE l.locktype = 'advisory' AND l.objid = $1 AND NOT l.granted`,
+          [key],
+        );
+      await waitFor(async () => (await waiting()).length > 0, "the password change to wait in its trigger");
+      const [backend] = await waiting();
+      expect(backend!.query).toBe("COMMIT");
+      await h.sql("SELECT pg_terminate_backend($1)", [backend!.pid]);
       const res = await answer;
       expect(res.status).toBe(503);
       const text = textOf(res.text);
@@ -325,8 +331,9 @@ describe("password change", () => {
       expect(text).not.toContain("nothing was saved or changed");
       expect(res.text).not.toContain("violet-tugboat-91"); // never sent back, not even to send again
     } finally {
-      await h.sql("DROP TRIGGER slow_commit ON auth_user");
-      await h.sql("DROP FUNCTION slow_commit()");
+      await holder.end(); // first: a backend still waiting in the trigger would block DROP TRIGGER
+      await h.sql("DROP TRIGGER held_commit ON auth_user");
+      await h.sql("DROP FUNCTION held_commit()");
     }
     // PostgreSQL did not commit it (the backend died inside COMMIT): the old password still works.
     expect((await tryLogin({ username: user.username, password: PASSWORD })).res.status).toBe(302);
