@@ -1,5 +1,7 @@
 // The posts admin: add / change / delete with Django's messages, validation that keeps the input,
-// stale forms, the changelist's search, ordering and pages, and the bulk delete action.
+// stale forms, the changelist's search, ordering and pages, the bulk delete action, and saves that wait
+// for a locked post.
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createHarness, createUser, logIn, textOf, type Agent, type Harness } from "./support.ts";
 
@@ -459,5 +461,87 @@ describe("history and recent actions (Django's LogEntry)", () => {
       "This object doesn’t have a change history. It probably wasn’t added via this admin site.",
     );
     await agent.get("/admin/core/post/999999/history/").expect(404);
+  });
+});
+
+// A save that waits for rows another transaction holds, as an admin's edit while a long batch job
+// locks the post. It waits, as Django does; past Prisma's interactive-transaction timeout (5 s),
+// Prisma rolls it back, and the page must say so, keep the text, and not blame an outage.
+
+/** Prisma's default interactive-transaction timeout, which the app keeps. */
+const PRISMA_TIMEOUT_MS = 5000;
+const TOOK_TOO_LONG = "took too long";
+
+/** Holds the post's row (SELECT … FOR UPDATE in an open transaction) for `ms`, then commits. */
+async function lockPost(id: number, ms: number): Promise<{ released: Promise<void> }> {
+  const locker = new pg.Client({ connectionString: h.database.directUrl });
+  await locker.connect();
+  await locker.query(`SET search_path TO ${h.schema}`);
+  await locker.query("BEGIN");
+  await locker.query("SELECT 1 FROM core_post WHERE id = $1 FOR UPDATE", [id]);
+  const released = new Promise<void>((resolve) => setTimeout(resolve, ms)).then(async () => {
+    await locker.query("COMMIT");
+    await locker.end();
+  });
+  return { released };
+}
+
+async function openForm(title: string) {
+  const saved = await h.db.prisma.post.create({ data: { title, content: "Body" } });
+  const form = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);
+  return { saved, opened: version(form.text) };
+}
+
+const save = (id: number, opened: string, title: string) =>
+  post(`/admin/core/post/${id}/change/`, { title, content: "Edited body", _version: opened, _save: "Save" });
+
+describe("a save waiting for a locked post", () => {
+  it("waits for a lock shorter than the timeout, then saves", async () => {
+    const { saved, opened } = await openForm("Short wait");
+    const { released } = await lockPost(saved.id, 1500);
+    const started = Date.now();
+    const res = await save(saved.id, opened, "Saved after the wait");
+    expect(res.status).toBe(302);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    await released;
+    expect((await h.db.prisma.post.findUnique({ where: { id: saved.id } }))!.title).toBe(
+      "Saved after the wait",
+    );
+  });
+
+  it("past the timeout: 503, NOT saved, the text kept, no outage blamed; saving again works", async () => {
+    const { saved, opened } = await openForm("Original");
+    const { released } = await lockPost(saved.id, PRISMA_TIMEOUT_MS + 1500);
+    const res = await save(saved.id, opened, "Edited <title>");
+    await released;
+    expect(res.status).toBe(503);
+    expect(res.headers["retry-after"]).toBe("5");
+    const text = textOf(res.text);
+    expect(text).toContain(
+      `${TOOK_TOO_LONG} (another change may have been holding this post), so it was NOT saved`,
+    );
+    expect(text).not.toContain("could not be reached");
+    expect(res.text).toContain('value="Edited &lt;title&gt;"');
+    expect(res.text).toContain("Edited body</textarea>");
+    const stored = await h.db.prisma.post.findUnique({ where: { id: saved.id } });
+    expect(stored).toMatchObject({ title: "Original", content: "Body" });
+    expect(await h.db.prisma.adminLog.count()).toBe(0);
+    // The form still carries the version it was opened at, which nobody has changed since.
+    const again = await save(saved.id, version(res.text), "Edited <title>");
+    expect(again.status).toBe(302);
+    expect((await h.db.prisma.post.findUnique({ where: { id: saved.id } }))!.title).toBe("Edited <title>");
+  });
+
+  it("a delete past the timeout: 503 saying nothing changed, with the request offered again", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "Kept", content: "Body" } });
+    const { released } = await lockPost(saved.id, PRISMA_TIMEOUT_MS + 1500);
+    const res = await post(`/admin/core/post/${saved.id}/delete/`, { post: "yes" });
+    await released;
+    expect(res.status).toBe(503);
+    const text = textOf(res.text);
+    expect(text).toContain(`The change ${TOOK_TOO_LONG}`);
+    expect(text).toContain("nothing was saved or changed");
+    expect(res.text).toContain(`action="/admin/core/post/${saved.id}/delete/"`);
+    expect(await h.db.prisma.post.count({ where: { id: saved.id } })).toBe(1);
   });
 });
