@@ -78,22 +78,33 @@ export class ClientAuth {
     }
   }
 
-  /** A PasswordMessage / SASLInitialResponse / SASLResponse ('p') from the client. */
-  onPassword(msg: Buffer): AuthStep {
+  /** True while a password message is being checked: the next one waits for its verdict. */
+  busy = false;
+
+  /**
+   * A PasswordMessage / SASLInitialResponse / SASLResponse ('p') from the client. Asynchronous:
+   * checking it against a SCRAM secret runs PBKDF2, off the event loop.
+   */
+  async onPassword(msg: Buffer): Promise<AuthStep> {
     const r = new BodyReader(msg);
-    switch (this.method) {
-      case "trust":
-        return { kind: "fail", code: SqlState.ProtocolViolation, message: "unexpected password message" };
-      case "plain":
-        return this.checkPlain(r.cstring());
-      case "md5":
-        return this.checkMd5(r.cstring());
-      case "scram":
-        return this.scramStep(r);
+    this.busy = true;
+    try {
+      switch (this.method) {
+        case "trust":
+          return { kind: "fail", code: SqlState.ProtocolViolation, message: "unexpected password message" };
+        case "plain":
+          return await this.checkPlain(r.cstring());
+        case "md5":
+          return this.checkMd5(r.cstring());
+        case "scram":
+          return await this.scramStep(r);
+      }
+    } finally {
+      this.busy = false;
     }
   }
 
-  private checkPlain(given: string): AuthStep {
+  private async checkPlain(given: string): Promise<AuthStep> {
     const s = this.secret;
     if (s === undefined) return failed(this.user);
     const ok =
@@ -101,7 +112,7 @@ export class ClientAuth {
         ? safeEqual(given, s.secret)
         : s.kind === "md5"
           ? safeEqual(md5Secret(this.user, given), s.secret)
-          : scramMatches(s.secret, given);
+          : await scramMatches(s.secret, given);
     return ok ? { kind: "ok", credentials: this.credentials(given) } : failed(this.user);
   }
 
@@ -117,7 +128,7 @@ export class ClientAuth {
     return { kind: "ok", credentials: this.credentials() };
   }
 
-  private scramStep(r: BodyReader): AuthStep {
+  private async scramStep(r: BodyReader): Promise<AuthStep> {
     try {
       if (this.scram === null) {
         const mechanism = r.cstring();
@@ -131,7 +142,7 @@ export class ClientAuth {
         const len = r.int32(); // -1: no initial data
         const data = len < 0 ? "" : r.bytes(len).toString("utf8");
         // An unknown user or an md5 secret: run the exchange against a mock secret, then fail.
-        this.scram = new ScramServerSession(this.scramSecret());
+        this.scram = new ScramServerSession(await this.scramSecret());
         const serverFirst = this.scram.handleClientFirst(data);
         return { kind: "challenge", message: authRequest(Auth.SASLContinue, Buffer.from(serverFirst)) };
       }
@@ -142,7 +153,7 @@ export class ClientAuth {
         final: authRequest(Auth.SASLFinal, Buffer.from(result.serverFinal)),
         credentials: this.credentials(undefined, {
           clientKey: result.clientKey,
-          serverKey: this.scramSecret().serverKey,
+          serverKey: (await this.scramSecret()).serverKey,
         }),
       };
     } catch (err) {
@@ -152,14 +163,14 @@ export class ClientAuth {
 
   private scramSecretCache: ScramSecret | null = null;
 
-  private scramSecret(): ScramSecret {
+  private async scramSecret(): Promise<ScramSecret> {
     if (this.scramSecretCache) return this.scramSecretCache;
     const s = this.secret;
     const parsed =
       s?.kind === "scram"
         ? parseScramSecret(s.secret)
         : s?.kind === "plain"
-          ? scramSecretFromPassword(s.secret, MOCK_ITERATIONS, mockSalt(this.user), true)
+          ? await scramSecretFromPassword(s.secret, MOCK_ITERATIONS, mockSalt(this.user), true)
           : mockScramSecret(this.user);
     if (parsed === null) throw new Error(`invalid SCRAM secret for user "${this.user}"`);
     this.scramSecretCache = parsed;
@@ -217,9 +228,9 @@ function safeEqual(a: string, b: string): boolean {
   return x.length === y.length && crypto.timingSafeEqual(x, y);
 }
 
-function scramMatches(secret: string, password: string): boolean {
+async function scramMatches(secret: string, password: string): Promise<boolean> {
   const parsed = parseScramSecret(secret);
   if (parsed === null) return false;
-  const derived = scramSecretFromPassword(password, parsed.iterations, parsed.salt);
+  const derived = await scramSecretFromPassword(password, parsed.iterations, parsed.salt);
   return crypto.timingSafeEqual(derived.storedKey, parsed.storedKey);
 }

@@ -216,23 +216,27 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     return this.host.log;
   }
 
-  /**
-   * Whatever a client sends, a parse error (a missing NUL, a short field) must cost that client its
-   * connection, never the pooler its process: it is answered as the protocol violation it is.
-   */
   /** An unexpected failure during the asynchronous login steps: that client goes, the pooler stays. */
   private failLogin(err: Error): void {
     this.log.error({ client: this.id, err: err.message }, "login failed unexpectedly");
     this.refuse(SqlState.ProtocolViolation, `login failed: ${err.message}`);
   }
 
+  /**
+   * Whatever a client sends, a parse error (a missing NUL, a short field) must cost that client its
+   * connection, never the pooler its process: it is answered as the protocol violation it is.
+   */
   private onDataSafely(chunk: Buffer): void {
     try {
       this.onData(chunk);
     } catch (err) {
-      this.log.warn({ client: this.id, err: (err as Error).message }, "malformed client input");
-      this.refuse(SqlState.ProtocolViolation, `invalid message: ${(err as Error).message}`);
+      this.malformed(err as Error);
     }
+  }
+
+  private malformed(err: Error): void {
+    this.log.warn({ client: this.id, err: err.message }, "malformed client input");
+    this.refuse(SqlState.ProtocolViolation, `invalid message: ${err.message}`);
   }
 
   private onData(chunk: Buffer): void {
@@ -266,10 +270,12 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private onLoginData(chunk: Buffer): void {
     this.startupBuf = this.startupBuf.length ? Buffer.concat([this.startupBuf, chunk]) : chunk;
+    // Bytes sent ahead while the user is looked up, a password is checked or the welcome waits for a
+    // server are kept, but no more than LOGIN_READ_AHEAD of them until they can be used: a flood is
+    // left to the kernel.
+    const waitingForUs = this.auth ? this.auth.busy : this.startupTaken;
+    if (waitingForUs && this.startupBuf.length >= LOGIN_READ_AHEAD) this.block(Block.Login);
     if (this.auth) return this.onAuthData();
-    // Bytes sent ahead while the user is looked up or the welcome waits for a server are kept, but
-    // no more than LOGIN_READ_AHEAD of them until they can be used: a flood is left to the kernel.
-    if (this.startupTaken && this.startupBuf.length >= LOGIN_READ_AHEAD) this.block(Block.Login);
     // One startup packet per connection: bytes sent while its lookup runs wait for the auth exchange.
     if (this.startupTaken) return;
     if (this.welcoming) return; // queries sent ahead of the welcome: read once logged in
@@ -428,8 +434,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   private onAuthData(): void {
-    // Password messages are small and few: assemble them whole here, not on the hot path.
-    while (this.auth && this.startupBuf.length >= 5) {
+    // Password messages are small and few: assemble them whole here, not on the hot path. One at a
+    // time: the next waits until this one's verdict is handled.
+    if (this.auth && !this.auth.busy && this.startupBuf.length >= 5) {
       const type = this.startupBuf[0]!;
       const len = this.startupBuf.readUInt32BE(1);
       if (len < 4 || len > 10000)
@@ -444,7 +451,13 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
           `expected password response, got message type ${String.fromCharCode(type)}`,
         );
       }
-      this.handleAuthStep(this.auth.onPassword(msg), this.authDb);
+      this.auth
+        .onPassword(msg)
+        .then((step) => {
+          if (this.state !== "closed") this.handleAuthStep(step, this.authDb);
+        })
+        // what fails in there is reading a message: a missing NUL, a short field
+        .catch((err: Error) => this.malformed(err));
     }
   }
 

@@ -381,7 +381,13 @@ export class ServerConnection extends Connection implements FrameVisitor {
         return;
       }
       case Auth.SASLContinue:
-        this.socket.write(saslResponse(this.scram!.handleServerFirst(r.rest().toString("utf8"))));
+        // The server waits for our answer, so nothing else arrives while PBKDF2 runs.
+        this.scram!.handleServerFirst(r.rest().toString("utf8")).then(
+          (response) => {
+            if (this.state !== "closed") this.socket.write(saslResponse(response));
+          },
+          (err: Error) => this.failLogin(err),
+        );
         return;
       case Auth.SASLFinal:
         this.scram!.verifyServerFinal(r.rest().toString("utf8"));

@@ -242,7 +242,7 @@ function authCase(rng: Rng, l: FuzzLogins): FuzzCase {
       const cont = await probe.waitUntil((m) => m.length > 1, WAIT_MS);
       if (cont[1]?.type !== "R" || cont[1].body.readInt32BE(0) !== Auth.SASLContinue) return end;
       const serverFirst = cont[1].body.toString("utf8", 4);
-      const final = scram.handleServerFirst(serverFirst);
+      const final = await scram.handleServerFirst(serverFirst);
       const step = rng.chance(0.25)
         ? { bytes: saslResponse(final), what: "valid" }
         : rng.chance(0.5)

@@ -18,7 +18,7 @@ import {
 import { connect, errorOf, psql, whoAmI } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { errorOfReply } from "../support/protocol.ts";
-import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
+import { UserlistDir, createLoginRole, dropRole, slowScramSecret } from "../support/roles.ts";
 import { WireProbe } from "../support/wire-probe.ts";
 
 const SCRAM_ROLE = "pooler_scram_user";
@@ -83,7 +83,7 @@ describe("SCRAM to the server needs the password or the client's SCRAM keys", ()
     await withTestPooler(
       {
         AUTH_TYPE: "scram-sha-256",
-        AUTH_FILE: userlist([[SCRAM_ROLE, formatScramSecret(scramSecretFromPassword(PASSWORD))]]),
+        AUTH_FILE: userlist([[SCRAM_ROLE, formatScramSecret(await scramSecretFromPassword(PASSWORD))]]),
       },
       async (p) => {
         const err = await errorOf(connect(p.urlAs(SCRAM_ROLE, PASSWORD)));
@@ -196,7 +196,7 @@ async function failedLogin(
         const serverFirst = m.body.toString("utf8", 4);
         salt = /,s=([^,]*)/.exec(serverFirst)![1]!;
         steps.push(`server-first ${serverFirst.replace(/^r=[^,]*/, "r=…").replace(salt, "…")}`);
-        const final = scram!.handleServerFirst(serverFirst);
+        const final = await scram!.handleServerFirst(serverFirst);
         sentAt = performance.now();
         probe.send(saslResponse(final));
       } else {
@@ -259,5 +259,82 @@ describe.each([
       expect(ratio).toBeGreaterThan(0.5);
       expect(ratio).toBeLessThan(2);
     });
+  });
+});
+
+describe("PBKDF2 runs off the event loop: a SCRAM secret with many iterations stalls no one", () => {
+  const SLOW_ROLE = "pooler_slow_scram";
+  // About a second of PBKDF2: the stall it would cause on the event loop is far above any noise.
+  let secret = "";
+
+  beforeAll(async () => {
+    secret = await slowScramSecret(PASSWORD, 1000);
+    await createLoginRole(inject("pgAppUrl"), SLOW_ROLE, PASSWORD, "md5");
+  });
+  afterAll(() => dropRole(inject("pgAppUrl"), SLOW_ROLE));
+
+  /**
+   * Logs in as SLOW_ROLE through `p` while another client runs SELECT 1 in a loop through the same
+   * pooler; returns how long the login took and the longest wait between two of those answers.
+   */
+  async function loginBesideBusyClient(p: TestPooler): Promise<{ loginMs: number; longestGapMs: number }> {
+    const busy = await connect(p.url());
+    try {
+      let done = false;
+      let longestGapMs = 0;
+      const loop = (async () => {
+        let last = performance.now();
+        for (let n = 0; !done || n < 3; n++) {
+          await busy.query("SELECT 1");
+          longestGapMs = Math.max(longestGapMs, performance.now() - last);
+          last = performance.now();
+        }
+      })();
+      const t0 = performance.now();
+      const login = whoAmI(p.urlAs(SLOW_ROLE, PASSWORD)).finally(() => (done = true));
+      expect(await login).toBe(SLOW_ROLE);
+      const loginMs = performance.now() - t0;
+      await loop;
+      return { loginMs, longestGapMs };
+    } finally {
+      await busy.end();
+    }
+  }
+
+  function report(label: string, r: { loginMs: number; longestGapMs: number }): void {
+    console.log(
+      `${label}: ${secret.split(/[$:]/)[1]} iterations, login took ${r.loginMs.toFixed(0)} ms; ` +
+        `longest wait between another client's SELECT 1 answers ${r.longestGapMs.toFixed(1)} ms`,
+    );
+    // The login did wait for the derivation, so a stall would have shown...
+    expect(r.loginMs).toBeGreaterThan(500);
+    // ...and the other client was answered all along.
+    expect(r.longestGapMs).toBeLessThan(r.loginMs / 4);
+  }
+
+  it("logging in to a server that asks for them (the pooler holds the plain password)", async () => {
+    const admin = await connect(inject("pgAppUrl"));
+    try {
+      await admin.query(`ALTER ROLE ${SLOW_ROLE} PASSWORD '${secret}'`);
+    } finally {
+      await admin.end();
+    }
+    const file = userlist([
+      ["postgres", "postgres"],
+      [SLOW_ROLE, PASSWORD],
+    ]);
+    await withTestPooler({ AUTH_TYPE: "md5", AUTH_FILE: file }, async (p) =>
+      report("server asks for SCRAM", await loginBesideBusyClient(p)),
+    );
+  });
+
+  it("checking a client's plain-text password against such a secret in the userlist", async () => {
+    const file = userlist([
+      ["postgres", "postgres"],
+      [SLOW_ROLE, secret],
+    ]);
+    await withTestPooler({ AUTH_TYPE: "plain", AUTH_FILE: file }, async (p) =>
+      report("AUTH_TYPE=plain against a SCRAM secret", await loginBesideBusyClient(p)),
+    );
   });
 });

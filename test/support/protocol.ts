@@ -67,7 +67,7 @@ export class RawClient {
         scram = new ScramClientSession(password);
         c.send(saslInitialResponse(SASL_MECHANISM, scram.clientFirst()));
       } else if (code === Auth.SASLContinue)
-        c.send(saslResponse(scram!.handleServerFirst(m.body.toString("utf8", 4))));
+        c.send(saslResponse(await scram!.handleServerFirst(m.body.toString("utf8", 4))));
     }
   }
 

@@ -1,7 +1,9 @@
 // PostgreSQL roles and PgBouncer userlist files for authentication tests.
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { formatScramSecret, scramSecretFromPassword } from "../../pooler/protocol/auth/scram.ts";
 import { connect } from "./clients.ts";
 
 /**
@@ -33,6 +35,17 @@ export async function dropRole(adminUrl: string, role: string): Promise<void> {
   } finally {
     await admin.end();
   }
+}
+
+/**
+ * A SCRAM secret for `password` whose iteration count makes PBKDF2 take about `ms` on this machine
+ * (measured), so that the derivation stands out from any scheduling noise.
+ */
+export async function slowScramSecret(password: string, ms: number): Promise<string> {
+  const t0 = performance.now();
+  crypto.pbkdf2Sync("calibrate", "salt", 50_000, 32, "sha256");
+  const iterations = Math.round((50_000 * ms) / (performance.now() - t0));
+  return formatScramSecret(await scramSecretFromPassword(password, iterations));
 }
 
 /** A temporary folder of PgBouncer userlist.txt files ("user" "secret" per line). */

@@ -127,7 +127,7 @@ async function login(
         const first = Buffer.from(scram.clientFirst(), "utf8");
         conn.send("p", cstring(SASL_MECHANISM), int32(first.length), first);
       } else if (code === AUTH_SASL_CONTINUE) {
-        conn.send("p", Buffer.from(scram!.handleServerFirst(data.toString("utf8")), "utf8"));
+        conn.send("p", Buffer.from(await scram!.handleServerFirst(data.toString("utf8")), "utf8"));
       } else if (code === AUTH_SASL_FINAL) {
         scram!.verifyServerFinal(data.toString("utf8"));
       } else {
@@ -186,7 +186,7 @@ describe("logging in to PostgreSQL 13 with our client code", () => {
     const server = new ScramServerSession(secret);
     const client = new ScramClientSession("scram-pw\u2168");
     const serverFirst = server.handleClientFirst(client.clientFirst());
-    const result = server.handleClientFinal(client.handleServerFirst(serverFirst));
+    const result = server.handleClientFinal(await client.handleServerFirst(serverFirst));
     if (!result.ok) throw new Error(result.reason);
     const keys = { clientKey: result.clientKey, serverKey: secret.serverKey };
     expect(await login("auth_interop_scram", { scram: keys })).toEqual({ outcome: "ok", method: "scram" });

@@ -27,25 +27,29 @@ const rfc = {
   serverFinal: "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
 };
 
-/** Runs a whole exchange between our client and our server; returns the server's verdict. */
-function exchange(secret: ScramSecret, credentials: ScramClientCredentials) {
+/** Runs a whole exchange between our client and our server; resolves with the server's verdict. */
+async function exchange(secret: ScramSecret, credentials: ScramClientCredentials) {
   const client = new ScramClientSession(credentials);
   const server = new ScramServerSession(secret);
   const serverFirst = server.handleClientFirst(client.clientFirst());
-  const result = server.handleClientFinal(client.handleServerFirst(serverFirst));
+  const result = server.handleClientFinal(await client.handleServerFirst(serverFirst));
   if (result.ok) client.verifyServerFinal(result.serverFinal);
   return result;
 }
 
+const pwSecret = await scramSecretFromPassword("pw", 4096);
+
 /** A server session that has already answered a standard client-first-message. */
 function challenged(clientFirst = "n,,n=,r=abc") {
-  const server = new ScramServerSession(scramSecretFromPassword("pw", 4096));
+  const server = new ScramServerSession(pwSecret);
   const serverFirst = server.handleClientFirst(clientFirst);
   return { server, nonce: /^r=([^,]+)/.exec(serverFirst)![1]! };
 }
 
+const rfcSecret = await scramSecretFromPassword(rfc.password, 4096, rfc.salt);
+
 describe("RFC 7677 test vector", () => {
-  const secret = scramSecretFromPassword(rfc.password, 4096, rfc.salt);
+  const secret = rfcSecret;
 
   it("server side: accepts the RFC client proof and produces the RFC server signature", () => {
     const server = new ScramServerSession(secret, { nonce: rfc.serverNonce });
@@ -54,17 +58,17 @@ describe("RFC 7677 test vector", () => {
     expect(result).toMatchObject({ ok: true, serverFinal: rfc.serverFinal });
   });
 
-  it("client side: produces the RFC client proof and accepts the RFC server signature", () => {
+  it("client side: produces the RFC client proof and accepts the RFC server signature", async () => {
     const client = new ScramClientSession(rfc.password, { nonce: rfc.clientNonce, user: "user" });
     expect(client.clientFirst()).toBe(rfc.clientFirst);
-    expect(client.handleServerFirst(rfc.serverFirst)).toBe(rfc.clientFinal);
+    expect(await client.handleServerFirst(rfc.serverFirst)).toBe(rfc.clientFinal);
     expect(() => client.verifyServerFinal(rfc.serverFinal)).not.toThrow();
   });
 });
 
 describe("SCRAM secrets", () => {
-  it("round-trips through format and parse", () => {
-    const secret = scramSecretFromPassword("pw");
+  it("round-trips through format and parse", async () => {
+    const secret = await scramSecretFromPassword("pw");
     expect(secret.iterations).toBe(4096);
     expect(secret.salt).toHaveLength(16);
     const text = formatScramSecret(secret);
@@ -72,12 +76,13 @@ describe("SCRAM secrets", () => {
     expect(parseScramSecret(text)).toEqual(secret);
   });
 
-  it("uses a fresh random salt each time", () => {
-    expect(scramSecretFromPassword("pw").salt.equals(scramSecretFromPassword("pw").salt)).toBe(false);
+  it("uses a fresh random salt each time", async () => {
+    const [a, b] = await Promise.all([scramSecretFromPassword("pw"), scramSecretFromPassword("pw")]);
+    expect(a.salt.equals(b.salt)).toBe(false);
   });
 
   it("rejects anything that is not a well-formed secret", () => {
-    const good = formatScramSecret(scramSecretFromPassword("pw", 4096));
+    const good = formatScramSecret(pwSecret);
     const [, iterSalt, keys] = good.split("$") as [string, string, string];
     const [storedKey] = keys.split(":") as [string, string];
     for (const bad of [
@@ -96,43 +101,45 @@ describe("SCRAM secrets", () => {
   });
 });
 
-describe("SCRAM exchange between our client and our server", () => {
-  const secret = scramSecretFromPassword("correct horse");
+const horseSecret = await scramSecretFromPassword("correct horse");
 
-  it("succeeds with the password and returns the client key", () => {
-    const result = exchange(secret, "correct horse");
+describe("SCRAM exchange between our client and our server", () => {
+  const secret = horseSecret;
+
+  it("succeeds with the password and returns the client key", async () => {
+    const result = await exchange(secret, "correct horse");
     expect(result.ok).toBe(true);
     if (result.ok) expect(result.clientKey).toHaveLength(32);
   });
 
-  it("succeeds with a secret parsed from its text form", () => {
-    expect(exchange(parseScramSecret(formatScramSecret(secret))!, "correct horse").ok).toBe(true);
+  it("succeeds with a secret parsed from its text form", async () => {
+    expect((await exchange(parseScramSecret(formatScramSecret(secret))!, "correct horse")).ok).toBe(true);
   });
 
-  it("fails with a wrong password", () => {
-    const result = exchange(secret, "wrong horse");
+  it("fails with a wrong password", async () => {
+    const result = await exchange(secret, "wrong horse");
     expect(result).toEqual({ ok: false, reason: expect.stringContaining("wrong password") });
   });
 
-  it("passes through: the recovered client key logs in to a server holding the same secret", () => {
-    const first = exchange(secret, "correct horse");
+  it("passes through: the recovered client key logs in to a server holding the same secret", async () => {
+    const first = await exchange(secret, "correct horse");
     if (!first.ok) throw new Error(first.reason);
-    const viaKeys = exchange(secret, { clientKey: first.clientKey, serverKey: secret.serverKey });
+    const viaKeys = await exchange(secret, { clientKey: first.clientKey, serverKey: secret.serverKey });
     expect(viaKeys.ok).toBe(true);
     // Without the server key the server's signature cannot be checked, but the login still works.
-    expect(exchange(secret, { clientKey: first.clientKey }).ok).toBe(true);
+    expect((await exchange(secret, { clientKey: first.clientKey })).ok).toBe(true);
   });
 
-  it("pass-through keys do not fit another secret of the same password (different salt)", () => {
-    const first = exchange(secret, "correct horse");
+  it("pass-through keys do not fit another secret of the same password (different salt)", async () => {
+    const first = await exchange(secret, "correct horse");
     if (!first.ok) throw new Error(first.reason);
-    const other = scramSecretFromPassword("correct horse");
-    expect(exchange(other, { clientKey: first.clientKey }).ok).toBe(false);
+    const other = await scramSecretFromPassword("correct horse");
+    expect((await exchange(other, { clientKey: first.clientKey })).ok).toBe(false);
   });
 
   it('accepts the "y,," gs2 header and any user name ("n=*")', () => {
     // Our client always sends "n,,", so build this client's messages by hand (RFC 5802 section 3).
-    const secret = scramSecretFromPassword("pw", 4096);
+    const secret = pwSecret;
     const server = new ScramServerSession(secret);
     const clientFirstBare = "n=*,r=clientnonce";
     const serverFirst = server.handleClientFirst(`y,,${clientFirstBare}`);
@@ -152,59 +159,92 @@ describe("PBKDF2 of a known password runs once per salt and iteration count", ()
   // Each test uses passwords of its own, so no entry left by another test can make it pass.
   const fresh = (label: string) => `${label} ${crypto.randomUUID()}`;
 
-  function countingPbkdf2<T>(run: () => T): { result: T; calls: number } {
-    const spy = vi.spyOn(crypto, "pbkdf2Sync");
+  /** Runs `run`; resolves with its result and how many PBKDF2 derivations it started. */
+  async function countingPbkdf2<T>(run: () => Promise<T>): Promise<{ result: T; calls: number }> {
+    const spy = vi.spyOn(crypto, "pbkdf2");
     try {
-      return { result: run(), calls: spy.mock.calls.length };
+      return { result: await run(), calls: spy.mock.calls.length };
     } finally {
       spy.mockRestore();
     }
   }
 
-  it("logs in to a server again without deriving its keys again; a new salt or count derives anew", () => {
+  it("logs in to a server again without deriving its keys again; a new salt or count derives anew", async () => {
     const password = fresh("server");
-    const secret = scramSecretFromPassword(password);
-    const { calls } = countingPbkdf2(() => {
-      expect(exchange(secret, password).ok).toBe(true);
-      expect(exchange(secret, password).ok).toBe(true);
-      expect(exchange(parseScramSecret(formatScramSecret(secret))!, password).ok).toBe(true);
+    const secret = await scramSecretFromPassword(password);
+    const { calls } = await countingPbkdf2(async () => {
+      expect((await exchange(secret, password)).ok).toBe(true);
+      expect((await exchange(secret, password)).ok).toBe(true);
+      expect((await exchange(parseScramSecret(formatScramSecret(secret))!, password)).ok).toBe(true);
     });
     expect(calls).toBe(1);
-    const resalted = scramSecretFromPassword(password, 4096);
-    const recounted = scramSecretFromPassword(password, 4097, secret.salt);
-    const again = countingPbkdf2(() => [exchange(resalted, password).ok, exchange(recounted, password).ok]);
+    const resalted = await scramSecretFromPassword(password, 4096);
+    const recounted = await scramSecretFromPassword(password, 4097, secret.salt);
+    const again = await countingPbkdf2(async () => [
+      (await exchange(resalted, password)).ok,
+      (await exchange(recounted, password)).ok,
+    ]);
     expect(again).toEqual({ result: [true, true], calls: 2 });
   });
 
-  it("caches a configured password's secret, never the check of a password a client offers", () => {
+  it("caches a configured password's secret, never the check of a password a client offers", async () => {
     const password = fresh("configured");
     const salt = crypto.randomBytes(16);
-    const known = countingPbkdf2(() =>
-      [1, 2, 3].map(() => scramSecretFromPassword(password, 4096, salt, true)),
-    );
+    const derive = (known: boolean) => scramSecretFromPassword(password, 4096, salt, known);
+    // Logins arriving together share the one derivation still running.
+    const known = await countingPbkdf2(() => Promise.all([1, 2, 3].map(() => derive(true))));
     expect(known.calls).toBe(1);
     expect(known.result[2]).toEqual(known.result[0]);
-    const offered = countingPbkdf2(() => [1, 2, 3].map(() => scramSecretFromPassword(password, 4096, salt)));
+    expect((await countingPbkdf2(() => derive(true))).calls).toBe(0);
+    const offered = await countingPbkdf2(() => Promise.all([1, 2, 3].map(() => derive(false))));
     expect(offered.calls).toBe(3);
     expect(offered.result[0]).toEqual(known.result[0]);
   });
 
-  it("keeps the 1,024 most recently used derivations", () => {
+  it("keeps the 1,024 most recently used derivations", async () => {
     const salt = crypto.randomBytes(16);
     const passwords = Array.from({ length: 1025 }, (_, i) => fresh(`p${i}`));
     const derive = (p: string) => scramSecretFromPassword(p, 1, salt, true);
-    derive(passwords[0]!);
-    derive(passwords[1]!);
-    for (const p of passwords.slice(2, 1024)) derive(p);
-    derive(passwords[0]!); // used again: now the most recent
-    derive(passwords[1024]!); // one over the bound: passwords[1], the least recently used, goes
-    expect(countingPbkdf2(() => derive(passwords[0]!)).calls).toBe(0);
-    expect(countingPbkdf2(() => derive(passwords[1]!)).calls).toBe(1);
+    await derive(passwords[0]!);
+    await derive(passwords[1]!);
+    await Promise.all(passwords.slice(2, 1024).map(derive));
+    await derive(passwords[0]!); // used again: now the most recent
+    await derive(passwords[1024]!); // one over the bound: passwords[1], the least recently used, goes
+    expect((await countingPbkdf2(() => derive(passwords[0]!))).calls).toBe(0);
+    expect((await countingPbkdf2(() => derive(passwords[1]!))).calls).toBe(1);
+  });
+
+  it("runs at most two derivations at once and queues the rest, none lost", async () => {
+    let running = 0;
+    let most = 0;
+    const real = crypto.pbkdf2;
+    const spy = vi.spyOn(crypto, "pbkdf2").mockImplementation(((...args: Parameters<typeof real>) => {
+      running++;
+      most = Math.max(most, running);
+      const done = args[5];
+      real(args[0], args[1], args[2], args[3], args[4], (err, key) => {
+        running--;
+        done(err, key);
+      });
+    }) as typeof real);
+    try {
+      const salt = crypto.randomBytes(16);
+      const passwords = Array.from({ length: 8 }, (_, i) => fresh(`q${i}`));
+      const secrets = await Promise.all(passwords.map((p) => scramSecretFromPassword(p, 20_000, salt)));
+      expect(spy).toHaveBeenCalledTimes(8);
+      expect(most).toBe(2);
+      // Each resolved with its own password's secret, not a neighbour's in the queue.
+      for (const [i, secret] of secrets.entries()) {
+        expect((await exchange(secret, passwords[i]!)).ok).toBe(true);
+      }
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
 
 describe("ScramServerSession refuses bad client messages", () => {
-  const secret = scramSecretFromPassword("pw", 4096);
+  const secret = pwSecret;
 
   it("refuses channel binding (p=) with a clear error", () => {
     const server = new ScramServerSession(secret);
@@ -240,11 +280,11 @@ describe("ScramServerSession refuses bad client messages", () => {
     ).toThrow(/nonce does not match/);
   });
 
-  it("rejects a client-final whose nonce was tampered with on the wire", () => {
+  it("rejects a client-final whose nonce was tampered with on the wire", async () => {
     const server = new ScramServerSession(secret);
     const client = new ScramClientSession("pw");
     const serverFirst = server.handleClientFirst(client.clientFirst());
-    const final = client.handleServerFirst(serverFirst).replace(/,r=([^,]+)/, ",r=$1Z");
+    const final = (await client.handleServerFirst(serverFirst)).replace(/,r=([^,]+)/, ",r=$1Z");
     expect(() => server.handleClientFinal(final)).toThrow(ScramError);
   });
 
@@ -280,7 +320,7 @@ describe("ScramServerSession refuses bad client messages", () => {
 });
 
 describe("ScramClientSession checks the server", () => {
-  const secret = scramSecretFromPassword("pw", 4096);
+  const secret = pwSecret;
 
   function started() {
     const client = new ScramClientSession("pw", { nonce: "cn" });
@@ -299,13 +339,13 @@ describe("ScramClientSession checks the server", () => {
     );
   });
 
-  it("rejects a server nonce that does not extend the client nonce", () => {
+  it("rejects a server nonce that does not extend the client nonce", async () => {
     const s = secret.salt.toString("base64");
-    expect(() => started().handleServerFirst(`r=cn,s=${s},i=4096`)).toThrow(/does not extend/);
-    expect(() => started().handleServerFirst(`r=xx123,s=${s},i=4096`)).toThrow(/does not extend/);
+    await expect(started().handleServerFirst(`r=cn,s=${s},i=4096`)).rejects.toThrow(/does not extend/);
+    await expect(started().handleServerFirst(`r=xx123,s=${s},i=4096`)).rejects.toThrow(/does not extend/);
   });
 
-  it("rejects malformed server-first messages", () => {
+  it("rejects malformed server-first messages", async () => {
     for (const msg of [
       "",
       "r=cn1",
@@ -314,21 +354,21 @@ describe("ScramClientSession checks the server", () => {
       "r=cn1,s=AAAA,i=0",
       "m=x,r=cn1",
     ]) {
-      expect(() => started().handleServerFirst(msg), msg).toThrow(ScramError);
+      await expect(started().handleServerFirst(msg), msg).rejects.toThrow(ScramError);
     }
   });
 
-  it("reports a server error and a wrong server signature", () => {
+  it("reports a server error and a wrong server signature", async () => {
     const server = new ScramServerSession(secret);
     const client = new ScramClientSession("pw");
     const serverFirst = server.handleClientFirst(client.clientFirst());
-    const result = server.handleClientFinal(client.handleServerFirst(serverFirst));
+    const result = server.handleClientFinal(await client.handleServerFirst(serverFirst));
     if (!result.ok) throw new Error(result.reason);
     const forged = `v=${Buffer.alloc(32).toString("base64")}`;
     expect(() => client.verifyServerFinal(forged)).toThrow(/server signature is invalid/);
 
     const c2 = started();
-    c2.handleServerFirst(`r=cn1,s=${secret.salt.toString("base64")},i=4096`);
+    await c2.handleServerFirst(`r=cn1,s=${secret.salt.toString("base64")},i=4096`);
     expect(() => c2.verifyServerFinal("e=invalid-proof")).toThrow(
       /server rejected SCRAM authentication: invalid-proof/,
     );
@@ -401,9 +441,9 @@ describe("SCRAM secrets stored by PostgreSQL 13", () => {
         const secret = parseScramSecret(stored);
         expect(secret, `${JSON.stringify(password)}: ${stored}`).not.toBeNull();
         expect(formatScramSecret(secret!)).toBe(stored);
-        expect(scramSecretFromPassword(password, secret!.iterations, secret!.salt)).toEqual(secret);
-        expect(exchange(secret!, password).ok, JSON.stringify(password)).toBe(true);
-        expect(exchange(secret!, `${password}x`).ok).toBe(false);
+        expect(await scramSecretFromPassword(password, secret!.iterations, secret!.salt)).toEqual(secret);
+        expect((await exchange(secret!, password)).ok, JSON.stringify(password)).toBe(true);
+        expect((await exchange(secret!, `${password}x`)).ok).toBe(false);
       }
     } finally {
       await client.end();

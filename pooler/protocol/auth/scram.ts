@@ -1,7 +1,8 @@
 // SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL speaks it, for both ends of the pooler:
 // ScramServerSession verifies a client against a stored secret, ScramClientSession logs the pooler
-// in to a PostgreSQL server. Pure computation: the caller moves the strings in and out of
-// AuthenticationSASL* / SASLInitialResponse / SASLResponse messages.
+// in to a PostgreSQL server. No I/O: the caller moves the strings in and out of AuthenticationSASL* /
+// SASLInitialResponse / SASLResponse messages. What needs PBKDF2 returns a promise, since that runs
+// off the event loop (salted-password.ts).
 //
 // PostgreSQL specifics followed here:
 // - the user name in client-first-message is ignored (it comes from the startup packet); libpq sends
@@ -11,11 +12,11 @@
 // - nonces are 18 random bytes in base64 (SCRAM_RAW_NONCE_LEN), salts 16 bytes, 4096 iterations;
 // - passwords go through SASLprep with PostgreSQL's fallback to the raw password (saslprep.ts).
 //
-// Errors: a malformed or out-of-order message, or a refused feature, throws ScramError (the caller
+// Errors: a malformed or out-of-order message, or a refused feature, throws (or rejects with) ScramError (the caller
 // answers ErrorResponse 08P01, protocol violation). A well-formed client-final whose proof is wrong
 // is not an exception but { ok: false } (ErrorResponse 28P01, invalid password).
 import crypto from "node:crypto";
-import { saslprep } from "./saslprep.ts";
+import { KEY_LENGTH, saltedPassword } from "./salted-password.ts";
 
 export const SASL_MECHANISM = "SCRAM-SHA-256";
 
@@ -34,7 +35,6 @@ export class ScramError extends Error {
   override name = "ScramError";
 }
 
-const KEY_LENGTH = 32; // SHA-256 output
 const NONCE_BYTES = 18;
 const DEFAULT_SALT_BYTES = 16;
 const DEFAULT_ITERATIONS = 4096;
@@ -106,31 +106,6 @@ function refuseMandatoryExtension(part: string | undefined): void {
   if (part?.startsWith("m=")) throw new ScramError("SCRAM mandatory extensions (m=) are not supported");
 }
 
-function saltedPassword(password: string, salt: Buffer, iterations: number): Buffer {
-  // Hi() of RFC 5802 is PBKDF2 with HMAC-SHA-256 and a single output block.
-  return crypto.pbkdf2Sync(Buffer.from(saslprep(password), "utf8"), salt, iterations, KEY_LENGTH, "sha256");
-}
-
-// PBKDF2 blocks the event loop for every client for 1–2 ms at PostgreSQL's 4,096 iterations, and
-// for as long as a server's iteration count asks. A known-good password (configured, or a client's
-// once verified) against a salt that does not change (a server's stored secret, our per-user mock
-// salt) always gives the same result, so each (password, salt, iterations) is derived once; the least
-// recently used entries go beyond the bound. Checking a password a client offers is never cached: a
-// wrong guess must cost what PostgreSQL makes it cost.
-const DERIVED_CACHE_SIZE = 1024;
-const derivedCache = new Map<string, Buffer>();
-
-function cachedSaltedPassword(password: string, salt: Buffer, iterations: number): Buffer {
-  const key = `${iterations}$${salt.toString("base64")}$${password}`;
-  let salted = derivedCache.get(key);
-  if (salted)
-    derivedCache.delete(key); // re-inserted below as the most recently used
-  else salted = saltedPassword(password, salt, iterations);
-  if (derivedCache.size >= DERIVED_CACHE_SIZE) derivedCache.delete(derivedCache.keys().next().value!);
-  derivedCache.set(key, salted);
-  return salted;
-}
-
 /** Parses `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`; null if it is not one. */
 export function parseScramSecret(s: string): ScramSecret | null {
   const m = SECRET.exec(s);
@@ -151,19 +126,19 @@ export function formatScramSecret(secret: ScramSecret): string {
 
 /**
  * The secret PostgreSQL would store for `password` with this salt and iteration count. `known`: the
- * password comes from the pooler's configuration, so the derivation may be cached.
+ * password is a known-good one (configured, or verified), so the derivation may be cached.
  */
-export function scramSecretFromPassword(
+export async function scramSecretFromPassword(
   password: string,
   iterations = DEFAULT_ITERATIONS,
   salt: Buffer = crypto.randomBytes(DEFAULT_SALT_BYTES),
   known = false,
-): ScramSecret {
+): Promise<ScramSecret> {
   if (!Number.isSafeInteger(iterations) || iterations < 1) {
     throw new RangeError("iterations must be a positive integer");
   }
   if (salt.length === 0) throw new RangeError("salt must not be empty");
-  const salted = (known ? cachedSaltedPassword : saltedPassword)(password, salt, iterations);
+  const salted = await saltedPassword(password, salt, iterations, known);
   return {
     iterations,
     salt,
@@ -317,8 +292,8 @@ export class ScramClientSession {
     return `${GS2_HEADER}${this.#clientFirstBare}`;
   }
 
-  /** Takes the AuthenticationSASLContinue data, returns the SASLResponse data. */
-  handleServerFirst(msg: string): string {
+  /** Takes the AuthenticationSASLContinue data, resolves with the SASLResponse data. */
+  async handleServerFirst(msg: string): Promise<string> {
     if (this.#state !== "started") throw new ScramError("unexpected SCRAM server-first-message");
     this.#state = "done";
     const parts = msg.split(",");
@@ -342,7 +317,7 @@ export class ScramClientSession {
     let clientKey: Buffer;
     let serverKey: Buffer | undefined;
     if (typeof this.#credentials === "string") {
-      const salted = cachedSaltedPassword(this.#credentials, salt, iterations);
+      const salted = await saltedPassword(this.#credentials, salt, iterations, true);
       clientKey = hmac(salted, "Client Key");
       serverKey = hmac(salted, "Server Key");
     } else {
