@@ -42,7 +42,9 @@ import {
   paramSyncSql,
   parseStartupOptions,
   settingsSyncSql,
+  shared,
   trackedParameter,
+  withParam,
 } from "./params.ts";
 import {
   ClientStatements,
@@ -56,6 +58,7 @@ import {
   ClientSession,
   HELD_STATE_NAMES,
   NO_EFFECT,
+  NO_SETTINGS,
   classify,
   readProbe,
   type HeldState,
@@ -134,6 +137,24 @@ const EXPECT_OF: Partial<Record<number, ExpectKind>> = {
 const FAILING_QUERY = query("(");
 const FAILING_PARSE = parse("POOLER_refused", "(");
 
+/**
+ * What only a client that is logging in needs, dropped once it is in: idle clients by the thousand
+ * add up. (Dropped whole, the last login chunk goes too: a view of it would keep a password message.)
+ */
+class LoginState {
+  /** Bytes received and not used yet: the startup packet, password messages, what is sent ahead. */
+  buf: Buffer = NOTHING;
+  /** One startup packet per connection. */
+  startupTaken = false;
+  auth: ClientAuth | null = null;
+  authDb: DatabaseDef | undefined = undefined;
+  /** Authenticated; the welcome waits for the pool (and, with startup settings, for a server to accept them). */
+  welcoming = false;
+  pendingWelcome: Buffer | null = null;
+  /** A refusal to send once the startup packet is read. */
+  refusal: { code: string; message: string } | null = null;
+}
+
 export class ClientConnection extends Connection implements PoolClient, ServerPeer, FrameVisitor {
   state: ClientState = "login";
   user = "";
@@ -141,46 +162,42 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   pool: Pool | null = null;
   server: ServerConnection | null = null;
   /** Parameter values this client expects its server to have (name in ParameterStatus case). */
-  readonly params = new Map<string, string>();
+  /**
+   * The tracked parameters (params.ts) this client chose, at startup or by SET; for the others it
+   * has its pool's defaults. Null until it chose one, and shared with clients that chose the same
+   * once logged in: idle clients by the thousand add up.
+   */
+  private ownParams: ReadonlyMap<string, string> | null = null;
   cancelPid = 0;
   cancelSecret = 0;
   waitStart = 0;
-  /** Set when a refusal must be sent after the startup packet (max_client_conn, shutdown). */
-  pendingRefusal: { code: string; message: string } | null = null;
   adminRole: "admin" | "stats" | null = null;
-
-  private startupBuf: Buffer = NOTHING;
-  private startupTaken = false;
-  private auth: ClientAuth | null = null;
+  /** Until the client is in: null afterwards. */
+  private login: LoginState | null = new LoginState();
   private readonly scanner: FrameScanner;
   /** Bytes that arrived while the client had no server; sent once it gets one. */
   private queued: Buffer[] = NO_CHUNKS;
   /** Extended-protocol messages were sent since the last Sync: the server must stay linked. */
   private inBatch = false;
   private terminated = false;
-  /** Start of the current query / transaction (performance.now(), ms). */
-  private queryStart = 0;
-  private queryWallStart = 0;
-  private xactStart = 0;
-  private queriesInFlight = 0;
-  /** What the chunk being scanned sends the server, written once the whole chunk is scanned. */
-  private readonly outgoing: Buffer[] = [];
-  private readonly toServer = (slice: Buffer): void => {
-    this.outgoing.push(slice);
-  };
+  /**
+   * What the chunk being scanned sends the server, written once the whole chunk is scanned: most
+   * chunks pass as one slice, kept without an array.
+   */
+  private outgoing: Buffer | Buffer[] | null = null;
 
   /** Transaction or statement pooling on the current link: messages are routed, state is tracked. */
   private pooled = false;
-  /** Settings and state of the session the client would have on a server of its own. */
-  readonly session = new ClientSession();
+  /**
+   * Settings and state of the session the client would have on a server of its own; null until
+   * the client gives a setting or runs a statement that touches the session.
+   */
+  private session: ClientSession | null = null;
   /** Named protocol-level statements (transaction/statement pooling with max_prepared_statements). */
   private statements: ClientStatements | null = null;
   private route: StatementRoute | null = null;
   /** Unreplayable state on its server, from the last probe: while non-empty the client is pinned. */
   private held: readonly HeldState[] = NOTHING_HELD;
-  /** Authenticated; its welcome waits for the pool (and, with startup settings, for a server to accept them). */
-  private welcoming = false;
-  private pendingWelcome: Buffer | null = null;
 
   constructor(
     socket: net.Socket,
@@ -268,25 +285,31 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   // ---- login ----
 
+  /** Refuses the client once its startup packet is read (max_client_conn, shutdown): libpq shows that. */
+  refuseAfterStartup(code: string, message: string): void {
+    this.login!.refusal = { code, message };
+  }
+
   private onLoginData(chunk: Buffer): void {
-    this.startupBuf = this.startupBuf.length ? Buffer.concat([this.startupBuf, chunk]) : chunk;
+    const login = this.login!;
+    login.buf = login.buf.length ? Buffer.concat([login.buf, chunk]) : chunk;
     // Bytes sent ahead while the user is looked up, a password is checked or the welcome waits for a
     // server are kept, but no more than LOGIN_READ_AHEAD of them until they can be used: a flood is
     // left to the kernel.
-    const waitingForUs = this.auth ? this.auth.busy : this.startupTaken;
-    if (waitingForUs && this.startupBuf.length >= LOGIN_READ_AHEAD) this.block(Block.Login);
-    if (this.auth) return this.onAuthData();
+    const waitingForUs = login.auth ? login.auth.busy : login.startupTaken;
+    if (waitingForUs && login.buf.length >= LOGIN_READ_AHEAD) this.block(Block.Login);
+    if (login.auth) return this.onAuthData();
     // One startup packet per connection: bytes sent while its lookup runs wait for the auth exchange.
-    if (this.startupTaken) return;
-    if (this.welcoming) return; // queries sent ahead of the welcome: read once logged in
+    if (login.startupTaken) return;
+    if (login.welcoming) return; // queries sent ahead of the welcome: read once logged in
     let taken;
     try {
-      taken = takeStartupPacket(this.startupBuf, this.host.config.maxPacketSize);
+      taken = takeStartupPacket(login.buf, this.host.config.maxPacketSize);
     } catch (err) {
       return this.refuse(SqlState.ProtocolViolation, (err as Error).message);
     }
     if (taken === null) return;
-    this.startupBuf = taken.rest;
+    login.buf = taken.rest;
     let packet;
     try {
       packet = parseStartupPacket(taken.packet);
@@ -299,7 +322,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         // Bytes already behind the request were sent in the clear and could be a man in the middle's
         // (CVE-2021-23214): PostgreSQL and PgBouncer refuse them, whatever the answer would be.
         const name = packet.kind === "ssl" ? "SSL" : "GSSAPI encryption";
-        if (this.startupBuf.length) {
+        if (login.buf.length) {
           return this.refuse(SqlState.ProtocolViolation, `received unencrypted data after ${name} request`);
         }
         if (packet.kind === "ssl" && isTls(this.socket)) {
@@ -326,14 +349,15 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
           `unsupported frontend protocol ${packet.version >>> 16}.${packet.version & 0xffff}: server supports 3.0 to 3.0`,
         );
       case "startup":
-        this.startupTaken = true;
+        login.startupTaken = true;
         this.startup(packet.params).catch((err: Error) => this.failLogin(err));
         return;
     }
   }
 
   private async startup(params: Map<string, string>): Promise<void> {
-    if (this.pendingRefusal) return this.refuse(this.pendingRefusal.code, this.pendingRefusal.message);
+    const refusal = this.login!.refusal;
+    if (refusal) return this.refuse(refusal.code, refusal.message);
     const tls = this.host.clientTls;
     if (tls !== null && tlsRequired(tls.mode) && !isTls(this.socket)) {
       return this.refuse(SqlState.InvalidAuthorization, "SSL required");
@@ -389,8 +413,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       return this.refuse(SqlState.ConnectionFailure, "authentication lookup failed");
     }
     if (this.state === "closed") return;
-    this.auth = new ClientAuth(this.host.config.authType, user, secret);
-    this.handleAuthStep(this.auth.start(), db);
+    const auth = (this.login!.auth = new ClientAuth(this.host.config.authType, user, secret));
+    this.handleAuthStep(auth.start(), db);
   }
 
   /**
@@ -400,8 +424,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    */
   private setAtStartup(name: string, value: string): boolean {
     const tracked = trackedParameter(name, this.host.config.trackExtraParameters);
-    if (tracked) this.params.set(tracked, value);
-    else if (isSettingName(name)) this.session.setAtStartup(name.toLowerCase(), value);
+    if (tracked) this.setParam(tracked, value);
+    else if (isSettingName(name))
+      (this.session ??= new ClientSession()).setAtStartup(name.toLowerCase(), value);
     else {
       this.refuse(SqlState.ProtocolViolation, `unsupported startup parameter: ${name}`);
       return false;
@@ -409,15 +434,14 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     return true;
   }
 
-  private authDb: DatabaseDef | undefined;
-
   private handleAuthStep(step: AuthStep, db: DatabaseDef | undefined): void {
-    this.authDb = db;
+    const login = this.login!;
+    login.authDb = db;
     switch (step.kind) {
       case "challenge":
         this.socket.write(step.message);
         this.unblock(Block.Login);
-        if (this.startupBuf.length) this.onAuthData();
+        if (login.buf.length) this.onAuthData();
         return;
       case "fail":
         if (this.host.config.logPoolerErrors) {
@@ -425,8 +449,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         }
         return this.refuse(step.code, step.message);
       case "ok":
-        this.auth = null;
-        this.welcoming = true;
+        login.auth = null;
+        login.welcoming = true;
         if (step.final) this.socket.write(step.final);
         this.welcome(db, step.credentials).catch((err: Error) => this.failLogin(err));
         return;
@@ -436,14 +460,16 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private onAuthData(): void {
     // Password messages are small and few: assemble them whole here, not on the hot path. One at a
     // time: the next waits until this one's verdict is handled.
-    if (this.auth && !this.auth.busy && this.startupBuf.length >= 5) {
-      const type = this.startupBuf[0]!;
-      const len = this.startupBuf.readUInt32BE(1);
+    const login = this.login!;
+    const auth = login.auth;
+    if (auth && !auth.busy && login.buf.length >= 5) {
+      const type = login.buf[0]!;
+      const len = login.buf.readUInt32BE(1);
       if (len < 4 || len > 10000)
         return this.refuse(SqlState.ProtocolViolation, "invalid password packet length");
-      if (this.startupBuf.length < len + 1) return;
-      const msg = this.startupBuf.subarray(0, len + 1);
-      this.startupBuf = this.startupBuf.subarray(len + 1);
+      if (login.buf.length < len + 1) return;
+      const msg = login.buf.subarray(0, len + 1);
+      login.buf = login.buf.subarray(len + 1);
       if (type === Msg.Terminate) return this.close("client gave up during login");
       if (type !== Msg.Password) {
         return this.refuse(
@@ -451,10 +477,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
           `expected password response, got message type ${String.fromCharCode(type)}`,
         );
       }
-      this.auth
+      auth
         .onPassword(msg)
         .then((step) => {
-          if (this.state !== "closed") this.handleAuthStep(step, this.authDb);
+          if (this.state !== "closed") this.handleAuthStep(step, login.authDb);
         })
         // what fails in there is reading a message: a missing NUL, a short field
         .catch((err: Error) => this.malformed(err));
@@ -478,26 +504,24 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       }
     }
     if (this.state === "closed") return;
-    // Parameters the client did not choose take the server's values, so syncing later is exact.
-    for (const [name, value] of serverParams) {
-      if (trackedParameter(name, this.host.config.trackExtraParameters) && !this.params.has(name)) {
-        this.params.set(name, value);
-      }
-    }
-    const appName = this.params.get("application_name") ?? "";
     // application_name_add_host: PgBouncer's " - host:port" suffix, so server logs show the real client
-    const suffix = this.host.config.applicationNameAddHost
-      ? ` - ${this.socket.remoteAddress}:${this.socket.remotePort}`
-      : "";
-    this.params.set("application_name", appName + suffix);
+    if (this.host.config.applicationNameAddHost) {
+      const appName = this.ownParams?.get("application_name") ?? serverParams.get("application_name") ?? "";
+      this.setParam(
+        "application_name",
+        `${appName} - ${this.socket.remoteAddress}:${this.socket.remotePort}`,
+      );
+    }
+    if (this.ownParams) this.ownParams = shared(this.ownParams);
     const out: Buffer[] = [authenticationOk()];
-    for (const [name, value] of serverParams) out.push(parameterStatus(name, this.params.get(name) ?? value));
+    for (const [name, value] of serverParams)
+      out.push(parameterStatus(name, this.ownParams?.get(name) ?? value));
     this.host.registerCancelKey(this);
     out.push(backendKeyData(this.cancelPid, this.cancelSecret), readyForQuery("I"));
-    if (db !== undefined && this.session.settings.size > 0) {
+    if (db !== undefined && this.settings.size > 0) {
       // PostgreSQL refuses an unknown setting or a bad value at login: so do we, by having a server
       // take them (assign) before the client hears it is in.
-      this.pendingWelcome = Buffer.concat(out);
+      this.login!.pendingWelcome = Buffer.concat(out);
       this.pool!.enqueue(this);
       return;
     }
@@ -506,7 +530,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private enter(welcome: Buffer, state: "admin" | "idle" | "active"): void {
     this.socket.write(welcome);
-    this.welcoming = false;
+    const rest = this.login!.buf;
+    this.login = null;
     this.state = state;
     this.pool?.clients.add(this);
     if (this.host.config.logConnections) {
@@ -523,9 +548,6 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
     if (state === "active") this.unlinkIfDone(this.server!);
     this.unblock(Block.Login);
-    // Even empty, a view of the last login chunk would keep that chunk (a password message) alive.
-    const rest = this.startupBuf;
-    this.startupBuf = NOTHING;
     if (rest.length) this.onData(rest);
   }
 
@@ -548,7 +570,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.pooled = pool.settings.mode !== "session";
     server.refuseTransactionBlocks = pool.settings.mode === "statement";
     const sync =
-      paramSyncSql(this.params, server.params) + settingsSyncSql(this.session.settings, server.settings);
+      paramSyncSql(this.ownParams, pool.paramDefaults, server.params) +
+      settingsSyncSql(this.settings, server.settings);
     if (sync === "") return this.linked();
     // The client still waits (for the SET): query_wait_timeout covers this too, so a server that
     // stops answering cannot hold it forever.
@@ -556,7 +579,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     server.runInternal(sync).then(
       () => {
         this.waitStart = 0;
-        server.settings = new Map(this.session.settings);
+        server.settings = new Map(this.settings);
         this.linked();
       },
       (err: Error) =>
@@ -568,9 +591,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private linked(): void {
     if (this.state === "closed") return;
-    const welcome = this.pendingWelcome;
-    if (welcome === null) return this.startForwarding();
-    this.pendingWelcome = null;
+    const welcome = this.login?.pendingWelcome;
+    if (welcome == null) return this.startForwarding();
     this.enter(welcome, "active");
   }
 
@@ -585,7 +607,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       get capacity() {
         return pool.settings.maxPreparedStatements;
       },
-      toServer: this.toServer,
+      toServer: (buf) => this.pass(buf),
       toClient: (buf) => this.write(buf),
       noteEffect: (effect) => this.noteEffect(effect),
     });
@@ -615,9 +637,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private feed(chunk: Buffer): void {
     try {
-      this.scanner.feed(chunk, this, this.toServer);
+      this.scanner.feed(chunk, this);
     } catch (err) {
-      this.outgoing.length = 0;
+      this.outgoing = null;
       return this.refuse(SqlState.ProtocolViolation, (err as Error).message);
     }
     this.flushToServer();
@@ -632,19 +654,17 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private flushToServer(): void {
     const out = this.outgoing;
     const server = this.server;
-    if (server === null || out.length === 0) return;
-    if (out.length === 1) server.forward(out[0]!, this);
+    if (server === null || out === null) return;
+    this.outgoing = null;
+    if (!Array.isArray(out)) return server.forward(out, this);
+    let total = 0;
+    for (const slice of out) total += slice.length;
+    if (total <= JOIN_LIMIT) server.forward(Buffer.concat(out, total), this);
     else {
-      let total = 0;
-      for (const slice of out) total += slice.length;
-      if (total <= JOIN_LIMIT) server.forward(Buffer.concat(out, total), this);
-      else {
-        server.socket.cork();
-        for (const slice of out) server.forward(slice, this);
-        server.socket.uncork();
-      }
+      server.socket.cork();
+      for (const slice of out) server.forward(slice, this);
+      server.socket.uncork();
     }
-    out.length = 0;
   }
 
   mustInspect(type: number): boolean {
@@ -656,7 +676,15 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     return type === Msg.Terminate || (this.pooled && ROUTED[type] === 1);
   }
 
-  rewrite(type: number, msg: Buffer, emit: (slice: Buffer) => void): void {
+  /** The scanner's slices collect here (a method, where a callback would be a closure per client). */
+  pass(slice: Buffer): void {
+    const out = this.outgoing;
+    if (out === null) this.outgoing = slice;
+    else if (Array.isArray(out)) out.push(slice);
+    else this.outgoing = [out, slice];
+  }
+
+  rewrite(type: number, msg: Buffer): void {
     // Terminate is the pooler's business: the server connection outlives the client.
     if (type === Msg.Terminate) {
       this.terminated = true;
@@ -669,7 +697,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (effect.creates !== null && !this.pool!.settings.pinSessionState) {
       const refusal = this.pinRefusal(effect.creates);
       replies.push(EXPECT_OF[type]!, { mapError: () => refusal });
-      emit(type === Msg.Query ? FAILING_QUERY : FAILING_PARSE);
+      this.pass(type === Msg.Query ? FAILING_QUERY : FAILING_PARSE);
       return;
     }
     this.noteEffect(effect);
@@ -677,7 +705,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       return routeStatementMessage(type, msg, this.statementRoute(this.server!));
     }
     replies.push(EXPECT_OF[type]!);
-    emit(msg);
+    this.pass(msg);
   }
 
   /** Named statements are the pooler's when max_prepared_statements is on (or the client still has some from before it was turned off). */
@@ -716,7 +744,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private noteEffect(effect: SessionEffect): void {
     if (!effect.touches) return;
-    this.session.note(effect);
+    (this.session ??= new ClientSession()).note(effect);
     if (effect.dropsStatements) {
       // DEALLOCATE ALL / DISCARD ALL: the client's names are gone, and whatever the pooler had
       // prepared on this server may be (the statement may still fail): Close before reusing any.
@@ -736,19 +764,19 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   /** When the query the server is working on started (ms since epoch), 0 when none. */
   get queryStartedAt(): number {
-    return this.server && this.server.pendingReplies > 0 ? this.queryWallStart : 0;
+    return this.server && this.server.pendingReplies > 0 ? this.server.queryWallStart : 0;
   }
 
   private startQuery(): void {
     const server = this.server!;
     const now = performance.now();
     if (server.pendingReplies === 0) {
-      this.queryStart = now;
-      this.queryWallStart = Date.now();
+      server.queryStart = now;
+      server.queryWallStart = Date.now();
+      if (server.txStatus === "I") server.xactStart = now;
     }
-    if (server.pendingReplies === 0 && server.txStatus === "I") this.xactStart = now;
     server.pendingReplies++;
-    this.queriesInFlight++;
+    server.queriesInFlight++;
   }
 
   /**
@@ -773,7 +801,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       }
       return;
     }
-    if (this.session.touched) return this.probe(server);
+    if (this.session?.touched) return this.probe(server);
     if (!this.pinned) this.unlink(server);
   }
 
@@ -785,7 +813,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.state = "waiting";
     this.waitStart = Date.now(); // under query_wait_timeout, as any wait for a server
     this.block(Block.Waiting);
-    server.queryInternal(this.session.probeSql()).then(
+    server.queryInternal(this.session!.probeSql()).then(
       (rows) => this.probed(server, rows),
       (err: Error) =>
         // a cancel request the client sent as its query ended may hit the probe instead: ask again
@@ -801,7 +829,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const result = readProbe(rows, this.pool!.user);
     const reported = (name: string): boolean =>
       trackedParameter(name, this.host.config.trackExtraParameters) !== null;
-    server.settings = this.session.update(result, reported);
+    server.settings = this.session!.update(result, reported);
     this.setHeld(result.held);
     if (this.pinned && !this.pool!.settings.pinSessionState) {
       // state the classifier did not see coming (created inside a function, a DO block, …)
@@ -813,11 +841,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
     if (!this.pinned) return this.unlink(server);
     // Kept: bring back the startup values a RESET took away before the client goes on.
-    const sync = settingsSyncSql(this.session.settings, server.settings);
+    const sync = settingsSyncSql(this.settings, server.settings);
     if (sync === "") return this.startForwarding();
     server.runInternal(sync).then(
       () => {
-        server.settings = new Map(this.session.settings);
+        server.settings = new Map(this.settings);
         this.startForwarding();
       },
       (err: Error) => this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`),
@@ -860,10 +888,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private recordStats(server: ServerConnection): void {
     const stats = this.pool!.stats;
     const now = performance.now();
-    stats.queryCount += this.queriesInFlight;
-    stats.queryTimeUs += Math.round((now - this.queryStart) * 1000);
-    this.queriesInFlight = 0;
-    if (server.txStatus === "I") stats.recordXact(Math.round((now - this.xactStart) * 1000));
+    stats.queryCount += server.queriesInFlight;
+    stats.queryTimeUs += Math.round((now - server.queryStart) * 1000);
+    server.queriesInFlight = 0;
+    if (server.txStatus === "I") stats.recordXact(Math.round((now - server.xactStart) * 1000));
   }
 
   /** What the server sends this client counts as sent (SHOW STATS total_sent). */
@@ -873,7 +901,24 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   onParameterStatus(name: string, value: string): void {
-    if (trackedParameter(name, this.host.config.trackExtraParameters)) this.params.set(name, value);
+    if (trackedParameter(name, this.host.config.trackExtraParameters)) {
+      this.setParam(name, value);
+      this.ownParams = shared(this.ownParams!);
+    }
+  }
+
+  /** The session settings to replay on each server (see `session`). */
+  private get settings(): ReadonlyMap<string, string> {
+    return this.session?.settings ?? NO_SETTINGS;
+  }
+
+  private setParam(name: string, value: string): void {
+    this.ownParams = withParam(this.ownParams, name, value);
+  }
+
+  /** A tracked parameter's value for this client (its own, or its pool's default). */
+  param(name: string): string | undefined {
+    return this.ownParams?.get(name) ?? this.pool?.paramDefaults.get(name);
   }
 
   onServerLost(server: ServerConnection, reason: string): void {
@@ -889,7 +934,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     try {
       // Made on first use: most clients never talk to the console, and every idle client's bytes count.
       this.adminVisitor ??= new AdminVisitor(this, this.host);
-      this.scanner.feed(chunk, this.adminVisitor, noEmit);
+      this.scanner.feed(chunk, this.adminVisitor);
     } catch (err) {
       this.refuse(SqlState.ProtocolViolation, (err as Error).message);
     }
@@ -946,7 +991,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // Session state the client may have left (advisory locks, LISTEN, temp tables, …, or not
     // probed yet) must not reach the next client, whatever server_reset_query says.
     const cleanup = server.txStatus === "I" ? [] : ["ROLLBACK"];
-    if (this.pooled && (this.pinned || this.session.touched)) cleanup.push("DISCARD ALL");
+    if (this.pooled && (this.pinned || this.session?.touched)) cleanup.push("DISCARD ALL");
     if (cleanup.length === 0) pool.release(server, true);
     else pool.cleanAndRelease(server, cleanup, !cleanup.includes("DISCARD ALL"));
   }
@@ -958,8 +1003,6 @@ function parseEffect(type: number, msg: Buffer): SessionEffect {
   const nameEnd = msg.indexOf(0, 5);
   return classify(msg.toString("utf8", nameEnd + 1, msg.indexOf(0, nameEnd + 1)));
 }
-
-function noEmit(): void {}
 
 /** Every message of an admin client goes to the console (which speaks the simple protocol only). */
 class AdminVisitor implements FrameVisitor {
@@ -974,6 +1017,7 @@ class AdminVisitor implements FrameVisitor {
     return true;
   }
   message(): void {}
+  pass(): void {} // every message is rewritten: nothing passes
   rewrite(type: number, msg: Buffer): void {
     if (type === Msg.Terminate) this.client.close("client sent Terminate");
     else this.host.adminMessage(this.client, type, msg);

@@ -20,12 +20,9 @@ export function listen(
     clients.add(client);
     // Refused after the startup packet has been read, so libpq shows the message instead of a reset.
     if (host.shuttingDown) {
-      client.pendingRefusal = { code: SqlState.CannotConnectNow, message: "pooler is shutting down" };
+      client.refuseAfterStartup(SqlState.CannotConnectNow, "pooler is shutting down");
     } else if (clients.size > host.config.maxClientConn) {
-      client.pendingRefusal = {
-        code: SqlState.TooManyConnections,
-        message: "no more connections allowed (max_client_conn)",
-      };
+      client.refuseAfterStartup(SqlState.TooManyConnections, "no more connections allowed (max_client_conn)");
     }
   });
   return new Promise((resolve, reject) => {

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { isSettingName, paramSyncSql, parseStartupOptions, settingsSyncSql } from "./params.ts";
+import {
+  isSettingName,
+  paramSyncSql,
+  parseStartupOptions,
+  settingsSyncSql,
+  shared,
+  trackedOnly,
+  withParam,
+} from "./params.ts";
 
 describe("parseStartupOptions", () => {
   it("reads -c, -cname=value and --name=value, dashes meaning underscores", () => {
@@ -56,9 +64,73 @@ describe("isSettingName", () => {
   });
 });
 
+describe("paramSyncSql", () => {
+  const defaults = new Map([
+    ["DateStyle", "ISO, MDY"],
+    ["TimeZone", "UTC"],
+    ["application_name", ""],
+  ]);
+
+  it("gives a client its own values and the pool's defaults for the rest, whatever the server had", () => {
+    // the server was left by a client that set DateStyle and application_name
+    const current = new Map([
+      ["DateStyle", "German, DMY"],
+      ["TimeZone", "UTC"],
+      ["application_name", "other"],
+    ]);
+    expect(paramSyncSql(new Map([["TimeZone", "Europe/Paris"]]), defaults, current)).toBe(
+      "SET DateStyle = E'ISO, MDY';SET TimeZone = E'Europe/Paris';SET application_name = E'';",
+    );
+    expect(paramSyncSql(null, defaults, current)).toBe(
+      "SET DateStyle = E'ISO, MDY';SET application_name = E'';",
+    );
+  });
+
+  it("also sets a parameter of the client's that the defaults lack, and nothing when all match", () => {
+    const own = new Map([["IntervalStyle", "iso_8601"]]);
+    expect(paramSyncSql(own, defaults, defaults)).toBe("SET IntervalStyle = E'iso_8601';");
+    expect(paramSyncSql(own, defaults, new Map([...defaults, ...own]))).toBe("");
+    expect(paramSyncSql(null, defaults, defaults)).toBe("");
+  });
+});
+
+describe("a client's own parameters", () => {
+  it("are shared between clients that chose the same, and copied, never changed, when one sets more", () => {
+    const mine = shared(withParam(withParam(null, "application_name", "shop"), "client_encoding", "UTF8"));
+    const theirs = shared(withParam(withParam(null, "application_name", "shop"), "client_encoding", "UTF8"));
+    expect(theirs).toBe(mine);
+    const changed = withParam(theirs, "DateStyle", "German");
+    expect(changed).not.toBe(mine);
+    expect([...mine]).toEqual([
+      ["application_name", "shop"],
+      ["client_encoding", "UTF8"],
+    ]);
+    expect(changed.get("DateStyle")).toBe("German");
+    expect(withParam(mine, "application_name", "shop")).toBe(mine);
+  });
+});
+
+describe("trackedOnly", () => {
+  it("keeps PgBouncer's tracked parameters and the extra ones, as the server names them", () => {
+    const reported = new Map([
+      ["server_version", "13.23"],
+      ["DateStyle", "ISO, MDY"],
+      ["IntervalStyle", "postgres"],
+      ["is_superuser", "on"],
+      ["application_name", ""],
+    ]);
+    expect([...trackedOnly(reported, ["intervalstyle"]).keys()]).toEqual([
+      "DateStyle",
+      "IntervalStyle",
+      "application_name",
+    ]);
+    expect([...trackedOnly(reported, []).keys()]).toEqual(["DateStyle", "application_name"]);
+  });
+});
+
 describe("quoting in the pooler's own SQL", () => {
   it("survives standard_conforming_strings = off: backslashes and quotes cannot end the literal", () => {
-    const sql = paramSyncSql(new Map([["application_name", "a\\'; SELECT 1; --"]]), new Map());
+    const sql = paramSyncSql(new Map([["application_name", "a\\'; SELECT 1; --"]]), new Map(), new Map());
     expect(sql).toBe("SET application_name = E'a\\\\''; SELECT 1; --';");
   });
 });

@@ -1,5 +1,6 @@
 // The server parameters the pooler keeps per client (PgBouncer's varcache): what a client chose at
 // startup or by SET, replayed on whichever server it gets next so no client sees another's values.
+import { Lru } from "./lru.ts";
 import { quoteIdent, quoteLiteral } from "./sql.ts";
 
 /** GUC_REPORT parameters PgBouncer tracks, in the case ParameterStatus uses. */
@@ -21,15 +22,56 @@ export function trackedParameter(name: string, extra: readonly string[]): string
   return extra.find((e) => e.toLowerCase() === lower) ?? null;
 }
 
-/** SET statements that make the server's tracked parameters equal the client's, or "". */
+// Clients of one application choose the same few values (application_name, client_encoding), so
+// each set of them is kept once and shared, immutable: thousands of idle clients holding a map each
+// add up. Bounded, since the values come from clients (application_name_add_host makes each unique).
+const sharedSets = new Lru<string, ReadonlyMap<string, string>>(1024);
+
+/** A client's own parameters with `name` set to `value`: a new map, shared only once `shared` says so. */
+export function withParam(
+  own: ReadonlyMap<string, string> | null,
+  name: string,
+  value: string,
+): ReadonlyMap<string, string> {
+  return own?.get(name) === value ? own : new Map(own).set(name, value);
+}
+
+/** The shared map equal to `own` (the same entries in the same order), kept from now on if new. */
+export function shared(own: ReadonlyMap<string, string>): ReadonlyMap<string, string> {
+  let key = "";
+  own.forEach((value, name) => (key += `${name}\0${value}\0`));
+  const found = sharedSets.get(key);
+  if (found) return found;
+  sharedSets.set(key, own);
+  return own;
+}
+
+/** The tracked parameters among those a server reported, under the names it reported them by. */
+export function trackedOnly(
+  reported: ReadonlyMap<string, string>,
+  extra: readonly string[],
+): ReadonlyMap<string, string> {
+  return new Map([...reported].filter(([name]) => trackedParameter(name, extra) !== null));
+}
+
+/**
+ * SET statements that make the server's tracked parameters (`current`) equal the client's, or "".
+ * A client holds only the values it chose (`own`, null if none); for the others it wants what its
+ * pool's servers report at login (`defaults`), which another client's SET may have changed.
+ */
 export function paramSyncSql(
-  wanted: ReadonlyMap<string, string>,
+  own: ReadonlyMap<string, string> | null,
+  defaults: ReadonlyMap<string, string>,
   current: ReadonlyMap<string, string>,
 ): string {
   let sql = "";
-  // forEach: runs once per client link, and for…of would make an entry array per parameter
-  wanted.forEach((value, name) => {
+  const set = (value: string, name: string) => {
     if (current.get(name) !== value) sql += `SET ${name} = ${quoteLiteral(value)};`;
+  };
+  // forEach: runs once per client link, and for…of would make an entry array per parameter
+  defaults.forEach((value, name) => set(own?.get(name) ?? value, name));
+  own?.forEach((value, name) => {
+    if (!defaults.has(name)) set(value, name);
   });
   return sql;
 }

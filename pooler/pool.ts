@@ -5,6 +5,7 @@ import type { DatabaseDef, PoolMode } from "./config/types.ts";
 import type { ServerTls } from "./config/tls.ts";
 import type { Logger } from "./log.ts";
 import { LoginRetry, isRestarting } from "./login-retry.ts";
+import { trackedOnly } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
@@ -48,6 +49,8 @@ export interface PoolSettings {
   maxPreparedStatements: number;
   /** Transaction/statement pooling: keep a client's server while it holds session state (else refuse it). */
   pinSessionState: boolean;
+  /** track_extra_parameters: tracked besides PgBouncer's five (params.ts). */
+  trackExtraParameters: readonly string[];
   /** server_tls_*: how new server connections negotiate TLS. */
   serverTls: ServerTls | null;
 }
@@ -76,6 +79,8 @@ export class Pool {
   paused = false;
   /** The parameters a client sees at login, learnt from the first server (server_version, …). */
   private welcome: Map<string, string> | null = null;
+  /** The tracked ones among them: what a client that did not choose a value of its own gets. */
+  paramDefaults: ReadonlyMap<string, string> = new Map();
   private welcomeWaiters: Waiter[] = [];
   /** After a failed server login: when to try again, and whether clients may wait meanwhile. */
   readonly loginRetry = new LoginRetry();
@@ -304,6 +309,7 @@ export class Pool {
         this.loginRetry.succeeded();
         if (this.welcome === null) {
           this.welcome = new Map(server.params);
+          this.paramDefaults = trackedOnly(this.welcome, this.settings.trackExtraParameters);
           for (const w of this.welcomeWaiters.splice(0)) w.resolve(this.welcome);
         }
         // a FATAL right behind its ReadyForQuery (pg_terminate_backend) closed it before this ran

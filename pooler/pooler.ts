@@ -237,6 +237,7 @@ export class Pooler implements ClientHost, PoolRegistry {
       maxPacketSize: c.maxPacketSize,
       maxPreparedStatements: c.maxPreparedStatements,
       pinSessionState: c.pinSessionState,
+      trackExtraParameters: c.trackExtraParameters,
       serverTls: this.tls.server,
     };
   }

@@ -112,6 +112,15 @@ export class ServerConnection extends Connection implements FrameVisitor {
   settings = new Map<string, string>();
   /** When the current link started (for SHOW SERVERS / stats). */
   linkTime = 0;
+  // The linked client's current query and transaction, kept here rather than on the client: only a
+  // linked client has them, and thousands of idle clients each holding them add up.
+  /** When the query the server is working on started: performance.now() ms, and ms since epoch. */
+  queryStart = 0;
+  queryWallStart = 0;
+  /** When the current transaction started (performance.now() ms). */
+  xactStart = 0;
+  /** Client queries answered since the last ReadyForQuery counted in the pool's stats. */
+  queriesInFlight = 0;
   closeReason = "";
   /** The errno of the socket error that closed it (ECONNREFUSED, …): how the pool judges a failed login. */
   socketError: string | null = null;
@@ -122,7 +131,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
   private internal: Internal | null = null;
   private scram: ScramClientSession | null = null;
   private login: { resolve: () => void; reject: (err: Error) => void } | null = null;
-  private readonly toClient = (slice: Buffer): void => {
+  /** What the scanner passes on goes to the client (a function: the reply queue is handed it too). */
+  readonly pass = (slice: Buffer): void => {
     const client = this.client!;
     client.write(slice, this);
     // still queued, the slice must outlive this read: the next one goes to another buffer
@@ -206,7 +216,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
     this.lastActivity = Date.now();
     this.sawReady = false;
     try {
-      this.scanner.feed(chunk, this, this.toClient);
+      this.scanner.feed(chunk, this);
     } catch (err) {
       this.close(`bad server protocol: ${(err as Error).message}`);
       return;
@@ -263,13 +273,13 @@ export class ServerConnection extends Connection implements FrameVisitor {
     this.pendingReplies--;
   }
 
-  rewrite(type: number, msg: Buffer, emit: (slice: Buffer) => void): void {
+  rewrite(type: number, msg: Buffer): void {
     if (this.state === "login") return this.loginMessage(type, msg);
     if (this.client !== null && this.internal === null) {
       this.observe(type, msg, 0, msg.length);
       // statement pooling's ReadyForQuery (see mayRewrite): held back when a transaction started
       const held = type === Msg.ReadyForQuery && this.refuseTransactionBlocks && this.txStatus !== "I";
-      this.replies.reply(type, msg, held ? dropReply : emit);
+      this.replies.reply(type, msg, held ? dropReply : this.pass);
       return;
     }
     switch (type) {
@@ -292,7 +302,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
         return;
       case Msg.NotificationResponse:
         // a LISTENing client's notification, arriving while the pooler runs its own query
-        if (this.client !== null) emit(msg);
+        if (this.client !== null) this.pass(msg);
         return;
       case Msg.ReadyForQuery: {
         this.noteReady(msg[5]!);

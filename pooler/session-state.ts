@@ -387,11 +387,13 @@ function freshValue(hidden: string, sessionUser: string): string {
 
 // ---- one client's session ----
 
+export const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
+
 /** A client's session as PostgreSQL would keep it on a server of its own, for transaction pooling. */
 export class ClientSession {
   /** Session settings, lowercase name → value: replayed on each server the client gets. */
-  settings = new Map<string, string>();
-  // The two below exist only once used: thousands of idle clients each holding empty ones add up.
+  settings: ReadonlyMap<string, string> = NO_SETTINGS;
+  // The maps exist only once used: thousands of idle clients each holding empty ones add up.
   /** The settings given at startup: what RESET returns a setting to (PostgreSQL's source 'client'). */
   private startup: Map<string, string> | null = null;
   /** A statement since the last probe may have changed the session: probe at the end of the transaction. */
@@ -401,7 +403,7 @@ export class ClientSession {
 
   setAtStartup(name: string, value: string): void {
     (this.startup ??= new Map()).set(name, value);
-    this.settings.set(name, value);
+    this.settings = new Map(this.startup);
   }
 
   note(effect: SessionEffect): void {
@@ -423,8 +425,9 @@ export class ClientSession {
    */
   update(result: ProbeResult, reported: (name: string) => boolean): Map<string, string> {
     const server = new Map([...result.settings].filter(([name]) => !reported(name)));
-    this.settings = new Map(server);
-    for (const [name, value] of this.startup ?? []) if (!server.has(name)) this.settings.set(name, value);
+    const settings = new Map(server);
+    for (const [name, value] of this.startup ?? []) if (!server.has(name)) settings.set(name, value);
+    this.settings = settings.size > 0 ? settings : NO_SETTINGS;
     this.touched = false;
     this.touchedHidden = null;
     return server;

@@ -325,7 +325,7 @@ function clientRow(c: ClientConnection, now: number): SocketRow {
     wait: wait.s,
     wait_us: wait.us,
     link: c.server ? ptr(c.server) : "",
-    application_name: c.params.get("application_name") ?? "",
+    application_name: c.param("application_name") ?? "",
   };
 }
 
@@ -361,7 +361,7 @@ function serverRow(pool: Pool, server: ServerConnection): SocketRow {
     close_needed: server.closeNeeded ? 1 : 0,
     link: client ? ptr(client) : "",
     remote_pid: server.backendPid,
-    application_name: client?.params.get("application_name") ?? "",
+    application_name: client?.param("application_name") ?? "",
   };
 }
 

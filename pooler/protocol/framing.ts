@@ -20,8 +20,10 @@ export interface FrameVisitor {
    * whole and go to `rewrite` instead of `message`.
    */
   mayRewrite(type: number): boolean;
-  /** Emits whatever should stand in the stream for `msg` (msg itself, something else, nothing). */
-  rewrite(type: number, msg: Buffer, emit: (slice: Buffer) => void): void;
+  /** Passes on whatever should stand in the stream for `msg` (msg itself, something else, nothing). */
+  rewrite(type: number, msg: Buffer): void;
+  /** Takes the next slice of the stream to pass on, in order. */
+  pass(slice: Buffer): void;
   /** Whether a message of this type must be read whole; other big messages may stream through. */
   mustInspect(type: number): boolean;
 }
@@ -62,16 +64,16 @@ export class FrameScanner {
   }
 
   /**
-   * Scans `chunk`, calling `visitor.message` for each complete message and `emit` with the slices
-   * to forward, in order. Throws ProtocolViolation on a nonsensical length.
+   * Scans `chunk`, calling `visitor.message` for each complete message and `visitor.pass` with the
+   * slices to forward, in order. Throws ProtocolViolation on a nonsensical length.
    */
-  feed(chunk: Buffer, visitor: FrameVisitor, emit: (slice: Buffer) => void): void {
+  feed(chunk: Buffer, visitor: FrameVisitor): void {
     let pos = 0;
     const end = chunk.length;
 
     if (this.streaming > 0) {
       const n = Math.min(this.streaming, end);
-      emit(n === end ? chunk : chunk.subarray(0, n));
+      visitor.pass(n === end ? chunk : chunk.subarray(0, n));
       this.streaming -= n;
       pos = n;
     }
@@ -83,7 +85,7 @@ export class FrameScanner {
       if (this.partialLen < this.partialTotal) return;
       const msg = Buffer.concat(this.partial, this.partialTotal);
       this.partial = null;
-      this.deliver(msg, visitor, emit);
+      this.deliver(msg, visitor);
     }
     if (this.headLen > 0) {
       const head = this.head!;
@@ -93,7 +95,7 @@ export class FrameScanner {
       pos += n;
       if (this.headLen < 5) return;
       this.headLen = 0;
-      pos = this.startStraddling(head, chunk, pos, visitor, emit);
+      pos = this.startStraddling(head, chunk, pos, visitor);
     }
 
     // Complete messages inside this chunk: forwarded as one slice per run.
@@ -105,15 +107,15 @@ export class FrameScanner {
       const msgEnd = pos + 1 + len;
       if (msgEnd > end) break;
       if (visitor.mayRewrite(type)) {
-        if (pos > runStart) emit(chunk.subarray(runStart, pos));
-        visitor.rewrite(type, chunk.subarray(pos, msgEnd), emit);
+        if (pos > runStart) visitor.pass(chunk.subarray(runStart, pos));
+        visitor.rewrite(type, chunk.subarray(pos, msgEnd));
         runStart = msgEnd;
       } else {
         visitor.message(type, chunk, pos, msgEnd);
       }
       pos = msgEnd;
     }
-    if (pos > runStart) emit(runStart === 0 && pos === end ? chunk : chunk.subarray(runStart, pos));
+    if (pos > runStart) visitor.pass(runStart === 0 && pos === end ? chunk : chunk.subarray(runStart, pos));
     if (pos === end) return;
 
     if (end - pos < 5) {
@@ -122,27 +124,21 @@ export class FrameScanner {
       this.headLen = end - pos;
       return;
     }
-    this.startStraddling(chunk.subarray(pos, pos + 5), chunk, pos + 5, visitor, emit);
+    this.startStraddling(chunk.subarray(pos, pos + 5), chunk, pos + 5, visitor);
   }
 
   /**
    * A message whose header is known but whose body runs past the chunk: either assemble it or,
    * when it is big and nobody needs to read it, stream it. Returns the position after what was used.
    */
-  private startStraddling(
-    header: Buffer,
-    chunk: Buffer,
-    bodyPos: number,
-    visitor: FrameVisitor,
-    emit: (slice: Buffer) => void,
-  ): number {
+  private startStraddling(header: Buffer, chunk: Buffer, bodyPos: number, visitor: FrameVisitor): number {
     const type = header[0]!;
     const len = header.readUInt32BE(1);
     this.checkLength(type, len);
     const available = Math.min(chunk.length - bodyPos, len - 4);
     if (len + 1 > STREAM_THRESHOLD && !visitor.mustInspect(type) && !visitor.mayRewrite(type)) {
-      emit(Buffer.from(header)); // header may be our reusable `head`: copy it
-      if (available > 0) emit(chunk.subarray(bodyPos, bodyPos + available));
+      visitor.pass(Buffer.from(header)); // header may be our reusable `head`: copy it
+      if (available > 0) visitor.pass(chunk.subarray(bodyPos, bodyPos + available));
       this.streaming = len - 4 - available;
       return bodyPos + available;
     }
@@ -154,7 +150,7 @@ export class FrameScanner {
     const head = Buffer.from(header); // header may be our reusable `head`: copy it
     const body = chunk.subarray(bodyPos, bodyPos + available);
     if (5 + available === len + 1) {
-      this.deliver(Buffer.concat([head, body], len + 1), visitor, emit);
+      this.deliver(Buffer.concat([head, body], len + 1), visitor);
     } else {
       this.partial = [head, Buffer.from(body)];
       this.partialLen = 5 + available;
@@ -163,13 +159,13 @@ export class FrameScanner {
     return bodyPos + available;
   }
 
-  private deliver(msg: Buffer, visitor: FrameVisitor, emit: (slice: Buffer) => void): void {
+  private deliver(msg: Buffer, visitor: FrameVisitor): void {
     const type = msg[0]!;
     if (visitor.mayRewrite(type)) {
-      visitor.rewrite(type, msg, emit);
+      visitor.rewrite(type, msg);
     } else {
       visitor.message(type, msg, 0, msg.length);
-      emit(msg);
+      visitor.pass(msg);
     }
   }
 

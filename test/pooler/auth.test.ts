@@ -264,11 +264,12 @@ describe.each([
 
 describe("PBKDF2 runs off the event loop: a SCRAM secret with many iterations stalls no one", () => {
   const SLOW_ROLE = "pooler_slow_scram";
-  // About a second of PBKDF2: the stall it would cause on the event loop is far above any noise.
+  // About 1.5 s of PBKDF2 (less when the machine is busy while it is measured): the stall it would
+  // cause on the event loop is far above any noise.
   let secret = "";
 
   beforeAll(async () => {
-    secret = await slowScramSecret(PASSWORD, 1000);
+    secret = await slowScramSecret(PASSWORD, 1500);
     await createLoginRole(inject("pgAppUrl"), SLOW_ROLE, PASSWORD, "md5");
   });
   afterAll(() => dropRole(inject("pgAppUrl"), SLOW_ROLE));
@@ -307,7 +308,7 @@ describe("PBKDF2 runs off the event loop: a SCRAM secret with many iterations st
         `longest wait between another client's SELECT 1 answers ${r.longestGapMs.toFixed(1)} ms`,
     );
     // The login did wait for the derivation, so a stall would have shown...
-    expect(r.loginMs).toBeGreaterThan(500);
+    expect(r.loginMs).toBeGreaterThan(300);
     // ...and the other client was answered all along.
     expect(r.longestGapMs).toBeLessThan(r.loginMs / 4);
   }

@@ -111,6 +111,26 @@ describe("transaction pooling", () => {
     }
   });
 
+  it("keeps a SET to one client even when another chose the same startup parameters", async () => {
+    // the pooler keeps one copy of equal parameter sets: a SET must not reach the other client
+    const app = { application_name: "twins" } as pg.ClientConfig;
+    const a = await connect(p.url(), app);
+    const b = await connect(p.url(), app);
+    try {
+      await a.query("SET DateStyle = 'German'");
+      await a.query("SET application_name = 'twin-a'");
+      for (let i = 0; i < 5; i++) {
+        expect((await b.query("SHOW DateStyle")).rows[0].DateStyle).toBe("ISO, MDY");
+        expect((await b.query("SHOW application_name")).rows[0].application_name).toBe("twins");
+        expect((await a.query("SHOW DateStyle")).rows[0].DateStyle).toBe("German, DMY");
+        expect((await a.query("SHOW application_name")).rows[0].application_name).toBe("twin-a");
+      }
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
   it("application_name_add_host appends the client's address, as PgBouncer", async () => {
     await withTestPooler({ APPLICATION_NAME_ADD_HOST: "1" }, async (q) => {
       const c = await connect(q.url(), { application_name: "app1" } as pg.ClientConfig);

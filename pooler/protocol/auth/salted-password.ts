@@ -3,6 +3,7 @@
 // runs on libuv's threadpool: deriving on the event loop would stall every client's queries for
 // that long (PgBouncer, single-threaded, does stall).
 import crypto from "node:crypto";
+import { Lru } from "../../lru.ts";
 import { saslprep } from "./saslprep.ts";
 
 export const KEY_LENGTH = 32; // SHA-256 output
@@ -39,20 +40,16 @@ async function derive(password: string, salt: Buffer, iterations: number): Promi
 // change (a server's stored secret, our per-user mock salt) always gives the same result, so each
 // (password, salt, iterations) is derived once, and logins arriving together share one derivation;
 // the least recently used entries go beyond the bound.
-const CACHE_SIZE = 1024;
-const cache = new Map<string, Promise<Buffer>>();
+const cache = new Lru<string, Promise<Buffer>>(1024);
 
 function cached(password: string, salt: Buffer, iterations: number): Promise<Buffer> {
   const key = `${iterations}$${salt.toString("base64")}$${password}`;
   let salted = cache.get(key);
-  if (salted) {
-    cache.delete(key); // re-inserted below as the most recently used
-  } else {
+  if (salted === undefined) {
     salted = derive(password, salt, iterations);
     salted.catch(() => cache.delete(key)); // a failure is not remembered
+    cache.set(key, salted);
   }
-  if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
-  cache.set(key, salted);
   return salted;
 }
 
