@@ -45,6 +45,8 @@ export interface ConfigResult {
 
 export interface IdleResult {
   target: Target;
+  /** seconds idle-conns waited before reading RSS (before and after the logins) */
+  settleSeconds: number;
   requested: number;
   connected: number;
   kBPerConn: number | null;
@@ -113,14 +115,20 @@ export function parseRunsCsv(text: string): Run[] {
 }
 
 /** The numbers of idle-conns.mjs's --json line (the last line of its output that is JSON). */
-export function parseIdleJson(target: Target, output: string): IdleResult {
+export function parseIdleJson(target: Target, output: string, settleSeconds: number): IdleResult {
   const line = output
     .split("\n")
     .reverse()
     .find((l) => l.startsWith("{"));
   if (!line) throw new Error(`idle-conns printed no --json line for ${target}`);
   const json = JSON.parse(line) as { requested: number; connected: number; kB_per_conn: number | null };
-  return { target, requested: json.requested, connected: json.connected, kBPerConn: json.kB_per_conn };
+  return {
+    target,
+    settleSeconds,
+    requested: json.requested,
+    connected: json.connected,
+    kBPerConn: json.kB_per_conn,
+  };
 }
 
 function median(xs: number[]): number {
@@ -197,15 +205,20 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
       met: measured ? ours <= theirs : undefined,
     });
   }
-  const ours = results.idle.find((i) => i.target === "ours");
-  // the target is stated at 10,000 clients: a smaller run measures something else
-  const idle = ours && ours.connected >= IDLE_TARGET_CLIENTS ? ours.kBPerConn : null;
-  checks.push({
-    goal: `idle memory ≤ ${IDLE_TARGET_KB} kB per client connection at ${IDLE_TARGET_CLIENTS.toLocaleString("en")} clients`,
-    measured:
-      idle == null ? `not measured${ours ? ` (${ours.connected} connected)` : ""}` : `${idle.toFixed(2)} kB`,
-    met: idle == null ? undefined : idle <= IDLE_TARGET_KB,
-  });
+  const idleRuns = results.idle.filter((i) => i.target === "ours");
+  for (const ours of idleRuns.length ? idleRuns : [undefined]) {
+    // the target is stated at 10,000 clients: a smaller run measures something else
+    const idle = ours && ours.connected >= IDLE_TARGET_CLIENTS ? ours.kBPerConn : null;
+    const when = ours ? `, RSS read ${ours.settleSeconds} s after the logins` : "";
+    checks.push({
+      goal: `idle memory ≤ ${IDLE_TARGET_KB} kB per client connection at ${IDLE_TARGET_CLIENTS.toLocaleString("en")} clients${when}`,
+      measured:
+        idle == null
+          ? `not measured${ours ? ` (${ours.connected} connected)` : ""}`
+          : `${idle.toFixed(2)} kB`,
+      met: idle == null ? undefined : idle <= IDLE_TARGET_KB,
+    });
+  }
   return checks;
 }
 
@@ -258,13 +271,14 @@ function tpsTable(configs: ConfigResult[]): string {
 
 export function renderResultsMarkdown(results: BenchResults, info: RunInfo): string {
   const idleTable = table(
-    ["pooler", "connected", "RSS per idle client"],
+    ["pooler", "RSS read after", "connected", "RSS per idle client"],
     results.idle.map((i) => [
       LABELS[i.target],
+      `${i.settleSeconds} s`,
       `${i.connected}/${i.requested}`,
       i.kBPerConn === null ? "—" : `${i.kBPerConn.toFixed(2)} kB`,
     ]),
-    ["---", "---:", "---:"],
+    ["---", "---:", "---:", "---:"],
   );
   const checks = checkTargets(results);
   const verdict = (met: boolean | undefined): string =>
@@ -327,7 +341,9 @@ ${results.connect.length ? tpsTable(results.connect) : "Not run (`--connect ''` 
 
 ## Idle client connections
 
-RSS growth of the pooler process per client connection that logged in and stays idle (\`idle-conns.mjs\`).
+RSS growth of the pooler process per client connection that logged in and stays idle (\`idle-conns.mjs\`),
+read a few seconds after the logins and again, on a fresh run, after a minute: right after 10,000 logins V8
+still holds the heap the burst grew, which its memory reducer compacts and returns about half a minute later.
 
 ${results.idle.length ? idleTable : "Not run."}
 `;

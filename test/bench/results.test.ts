@@ -25,7 +25,12 @@ const idleOutput = (kB: number, connected = 10_000): string =>
 const results: BenchResults = {
   configs: summarizeRuns(parseRunsCsv(csv)),
   connect: summarizeRuns(parseRunsCsv(csv)).slice(0, 1),
-  idle: [parseIdleJson("pgbouncer", idleOutput(0.79)), parseIdleJson("ours", idleOutput(1.5))],
+  idle: [
+    parseIdleJson("pgbouncer", idleOutput(0.79), 3),
+    parseIdleJson("ours", idleOutput(2.5), 3),
+    parseIdleJson("pgbouncer", idleOutput(0.8), 60),
+    parseIdleJson("ours", idleOutput(1.5), 60),
+  ],
 };
 const info = {
   date: "2026-11-25 12:00 UTC",
@@ -58,8 +63,14 @@ describe("bench results", () => {
   });
 
   it("reads idle-conns' JSON line, not its prose", () => {
-    expect(results.idle[1]).toEqual({ target: "ours", requested: 10_000, connected: 10_000, kBPerConn: 1.5 });
-    expect(() => parseIdleJson("ours", "connected 0/1000\n")).toThrow("no --json line for ours");
+    expect(results.idle[3]).toEqual({
+      target: "ours",
+      settleSeconds: 60,
+      requested: 10_000,
+      connected: 10_000,
+      kBPerConn: 1.5,
+    });
+    expect(() => parseIdleJson("ours", "connected 0/1000\n", 3)).toThrow("no --json line for ours");
   });
 
   it("computes issue 6's targets", () => {
@@ -68,12 +79,16 @@ describe("bench results", () => {
       ["1.08", true],
       ["44 µs vs 20 µs", false],
       ["22 µs vs 20 µs", false],
+      ["2.50 kB", false],
       ["1.50 kB", true],
     ]);
+    expect(checkTargets(results).at(-1)?.goal).toBe(
+      "idle memory ≤ 2 kB per client connection at 10,000 clients, RSS read 60 s after the logins",
+    );
   });
 
   it("judges idle memory only at the 10,000 clients the target is stated for", () => {
-    const small = { ...results, idle: [parseIdleJson("ours", idleOutput(0.5, 9_998))] };
+    const small = { ...results, idle: [parseIdleJson("ours", idleOutput(0.5, 9_998), 3)] };
     expect(checkTargets(small).at(-1)).toMatchObject({
       measured: "not measured (9998 connected)",
       met: undefined,
@@ -88,14 +103,15 @@ describe("bench results", () => {
     expect(md).toContain(
       "| `select:simple@200` | refused (too many clients) | 15250 (15000–15500) | 16500 (16000–17000) | 1.08 | — |",
     );
-    expect(md).toContain("2 of 5 met.");
+    expect(md).toContain("2 of 6 met.");
     // pgbench -C gets a table of its own and is not counted among the targets
     const connect = md.slice(md.indexOf("## One connection per transaction"), md.indexOf("## Idle"));
     expect(connect).toContain("| `select:simple@10` | 20001 (10000–22000) |");
     expect(connect).not.toContain("select:simple@200");
     expect(renderResultsMarkdown({ ...results, connect: [] }, info)).toContain("Not run (`--connect ''`");
     expect(md).toContain("| `select:simple@200`: ours / PgBouncer TPS ≥ 1.0 | 1.08 | **met** |");
-    expect(md).toContain("| ours | 10000/10000 | 1.50 kB |");
+    expect(md).toContain("| ours | 3 s | 10000/10000 | 2.50 kB |");
+    expect(md).toContain("| ours | 60 s | 10000/10000 | 1.50 kB |");
     expect(md).toContain("`npm run bench -- --configs 'select:simple@10 select:simple@200'` ran these.");
     expect(md).toContain("PGB_PORT=6432 ../shared/bench/pgbouncer-ctl.sh start\n");
   });
