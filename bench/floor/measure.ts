@@ -3,12 +3,14 @@
 // transaction (utime/stime from /proc/<pid>/stat), and its RSS growth per idle connection. Every Node
 // process runs with the pooler's flags (POOLER_NODE_FLAGS).
 //
-//   npx tsx bench/floor/measure.ts [--duration 10] [--reps 3] [--idle 5000] [--logins 10000]
+//   npx tsx bench/floor/measure.ts [--duration 10] [--reps 3] [--idle 5000] [--logins 10000] [--settle 3]
 //
 // `--idle` connections to each pipe are plain TCP connects forwarded to a sink in this process (5,000
 // PostgreSQL backends would not fit max_connections), so each costs the pipe two sockets. PgBouncer,
 // and login-stub.ts (one net.Socket per client, logged in, nothing else), get `--logins` clients from
-// the shared harness's idle-conns.mjs: per client, what issue 6's idle-memory target counts.
+// the shared harness's idle-conns.mjs: per client, what issue 6's idle-memory target counts. `--settle`:
+// seconds idle-conns waits before reading RSS (60 lets V8's memory reducer return what the burst of
+// logins grew, as `npm run bench` reads it the second time).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import net from "node:net";
@@ -29,6 +31,7 @@ const { values: opts } = parseArgs({
     reps: { type: "string", default: "3" },
     idle: { type: "string", default: "5000" },
     logins: { type: "string", default: "10000" },
+    settle: { type: "string", default: "3" },
   },
 });
 const pipes = ["net-data", "net-onread", "raw-handles"] as const;
@@ -122,7 +125,8 @@ async function idlePipeKb(target: Target, sink: net.Socket[], n: number): Promis
 
 /** Logs `--logins` clients in through idle-conns.mjs and returns kB RSS per client. */
 async function idleLoginsKb(name: string, port: number, pid: string): Promise<number> {
-  const args = ["--port", String(port), "--db", "bench", "--n", opts.logins, "--pid", pid, "--json"];
+  const args = ["--port", String(port), "--db", "bench", "--n", opts.logins, "--pid", pid];
+  args.push("--settle", opts.settle, "--json");
   const idleConns = [path.join(harness, "idle-conns.mjs"), ...args].join(" ");
   const { stdout } = await run(
     "bash",
