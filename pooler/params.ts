@@ -65,15 +65,19 @@ export function paramSyncSql(
   current: ReadonlyMap<string, string>,
 ): string {
   let sql = "";
-  const set = (value: string, name: string) => {
-    if (current.get(name) !== value) sql += `SET ${name} = ${quoteLiteral(value)};`;
-  };
   // forEach: runs once per client link, and for…of would make an entry array per parameter
-  defaults.forEach((value, name) => set(own?.get(name) ?? value, name));
+  defaults.forEach((value, name) => {
+    const wanted = own?.get(name) ?? value;
+    if (current.get(name) !== wanted) sql += setSql(name, wanted);
+  });
   own?.forEach((value, name) => {
-    if (!defaults.has(name)) set(value, name);
+    if (!defaults.has(name) && current.get(name) !== value) sql += setSql(name, value);
   });
   return sql;
+}
+
+function setSql(name: string, value: string): string {
+  return `SET ${name} = ${quoteLiteral(value)};`;
 }
 
 // ---- session settings: everything else a client SETs or gives at startup (statement_timeout, search_path, …) ----

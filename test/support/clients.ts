@@ -15,7 +15,6 @@ export async function connect(url: string, extra: pg.ClientConfig = {}): Promise
   return client;
 }
 
-/** The error a promise rejects with (fails the test if it resolves). */
 /** Logs in with `url` and asks who it is (the role the server sees). */
 export async function whoAmI(url: string): Promise<string> {
   const c = await connect(url);
@@ -26,6 +25,7 @@ export async function whoAmI(url: string): Promise<string> {
   }
 }
 
+/** The error a promise rejects with (fails the test if it resolves). */
 export async function errorOf(p: Promise<unknown>): Promise<Error & { code?: string }> {
   try {
     await p;
