@@ -53,6 +53,11 @@ function authMethod(name: string): (typeof AUTH_METHODS)[number] {
   return found;
 }
 const auth = authMethod(opts.auth);
+const maxClients = Math.max(
+  10_000, // the harness's own default
+  Number(opts.idle),
+  ...[...`${opts.configs} ${opts.connect}`.matchAll(/@(\d+)/g)].map((m) => Number(m[1])),
+);
 const idleSettles = opts["idle-settle"].split(",").map((s) => s.trim());
 if (idleSettles.some((s) => !/^[0-9]+$/.test(s))) {
   throw new Error(`--idle-settle: expected seconds separated by commas, got "${opts["idle-settle"]}"`);
@@ -148,8 +153,8 @@ async function main(): Promise<void> {
       PG_PORT: String(pgPort),
       PGB_AUTH: auth,
       PGB_POOL_SIZE: opts["pool-size"],
-      // the idle pass's warm-up connection comes on top of its 10,000 clients
-      PGB_MAX_CLIENTS: String(Number(opts.idle) + 100),
+      // room for the most clients a config or the idle pass opens (its warm-up connection on top)
+      PGB_MAX_CLIENTS: String(maxClients + 100),
     };
     console.log(await step(path.join(harness, "pgbouncer-ctl.sh"), ["start"], pgbEnv));
     const oursPid = await startOurs(pgPort, oursPort);
