@@ -94,16 +94,20 @@ describe("transaction pooling", () => {
     expect(maxSeen).toBeLessThanOrEqual(20);
   }, 60_000);
 
+  /** What the server `c` is on now says its application_name and DateStyle are. */
+  async function expectParams(c: pg.Client, applicationName: string, dateStyle: string): Promise<void> {
+    expect((await c.query("SHOW application_name")).rows[0].application_name).toBe(applicationName);
+    expect((await c.query("SHOW DateStyle")).rows[0].DateStyle).toBe(dateStyle);
+  }
+
   it("gives each client its own parameters (application_name, DateStyle) whatever server it gets", async () => {
     const a = await connect(p.url(), { application_name: "alpha" } as pg.ClientConfig);
     const b = await connect(p.url());
     try {
       await a.query("SET DateStyle = 'German'");
       for (let i = 0; i < 5; i++) {
-        expect((await b.query("SHOW application_name")).rows[0].application_name).toBe("");
-        expect((await a.query("SHOW application_name")).rows[0].application_name).toBe("alpha");
-        expect((await a.query("SHOW DateStyle")).rows[0].DateStyle).toBe("German, DMY");
-        expect((await b.query("SHOW DateStyle")).rows[0].DateStyle).toBe("ISO, MDY");
+        await expectParams(b, "", "ISO, MDY");
+        await expectParams(a, "alpha", "German, DMY");
       }
     } finally {
       await a.end();
@@ -120,10 +124,8 @@ describe("transaction pooling", () => {
       await a.query("SET DateStyle = 'German'");
       await a.query("SET application_name = 'twin-a'");
       for (let i = 0; i < 5; i++) {
-        expect((await b.query("SHOW DateStyle")).rows[0].DateStyle).toBe("ISO, MDY");
-        expect((await b.query("SHOW application_name")).rows[0].application_name).toBe("twins");
-        expect((await a.query("SHOW DateStyle")).rows[0].DateStyle).toBe("German, DMY");
-        expect((await a.query("SHOW application_name")).rows[0].application_name).toBe("twin-a");
+        await expectParams(b, "twins", "ISO, MDY");
+        await expectParams(a, "twin-a", "German, DMY");
       }
     } finally {
       await a.end();
