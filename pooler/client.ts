@@ -8,10 +8,10 @@
 // on whichever server it gets (prepared.ts); settings it SETs or gives at startup are replayed on
 // each server; state that cannot be replayed (advisory locks, LISTEN, …) pins it to its server
 // while that state lives (session-state.ts).
-import crypto from "node:crypto";
 import type net from "node:net";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { tlsRequired, type ClientTls } from "./config/tls.ts";
+import { now } from "./clock.ts";
 import { ClientAuth, type AuthStep } from "./client-auth.ts";
 import { Block, Connection } from "./connection.ts";
 import { lingeringClose } from "./linger.ts";
@@ -78,7 +78,6 @@ export interface ClientHost {
   findDatabase(name: string): DatabaseDef | undefined;
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool;
   cancel(pid: number, secret: number): void;
-  registerCancelKey(client: ClientConnection): void;
   clientClosed(client: ClientConnection): void;
   /** The admin console, for clients of the virtual `pgbouncer` database. */
   adminMessage(client: ClientConnection, type: number, msg: Buffer): void;
@@ -108,6 +107,8 @@ const NOTHING = Buffer.alloc(0);
 const OWNER = Symbol("client");
 type ClientSocket = net.Socket & { [OWNER]: ClientConnection };
 const NOTHING_HELD: readonly HeldState[] = [];
+/** The scanner of the client scanned last, if its chunk ended on a boundary (ClientConnection.scan). */
+let spareScanner: FrameScanner | null = null;
 /** No chunks kept for a server; never pushed to (keep() replaces it). */
 const NO_CHUNKS: Buffer[] = [];
 
@@ -168,13 +169,18 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * once logged in: idle clients by the thousand add up.
    */
   private ownParams: ReadonlyMap<string, string> | null = null;
+  /** The cancel key, given by the ClientRegistry when the connection is accepted. */
   cancelPid = 0;
   cancelSecret = 0;
   waitStart = 0;
   adminRole: "admin" | "stats" | null = null;
   /** Until the client is in: null afterwards. */
   private login: LoginState | null = new LoginState();
-  private readonly scanner: FrameScanner;
+  /**
+   * Only while the client's stream is mid-message: at a boundary a scanner holds nothing, so idle
+   * clients share the spare one (scan()).
+   */
+  private scanner: FrameScanner | null = null;
   /** Bytes that arrived while the client had no server; sent once it gets one. */
   private queued: Buffer[] = NO_CHUNKS;
   /** Extended-protocol messages were sent since the last Sync: the server must stay linked. */
@@ -204,7 +210,6 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     private readonly host: ClientHost,
   ) {
     super(socket);
-    this.scanner = new FrameScanner(host.config.maxPacketSize, FRONTEND_TYPES);
     socket.setNoDelay(true);
     this.listen(socket);
   }
@@ -257,7 +262,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   private onData(chunk: Buffer): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = now();
     switch (this.state) {
       case "login":
         return this.onLoginData(chunk);
@@ -496,6 +501,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         ? { user: db.user, ...(db.password ? { password: db.password } : {}) }
         : credentials;
       this.pool = this.host.poolFor(db, this.user, forced);
+      // The names as the database and pool hold them, not copies from each startup packet.
+      if (db.name === this.database) this.database = db.name;
+      if (this.pool.user === this.user) this.user = this.pool.user;
       try {
         serverParams = await this.pool.welcomeParams();
       } catch (err) {
@@ -516,7 +524,6 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const out: Buffer[] = [authenticationOk()];
     for (const [name, value] of serverParams)
       out.push(parameterStatus(name, this.ownParams?.get(name) ?? value));
-    this.host.registerCancelKey(this);
     out.push(backendKeyData(this.cancelPid, this.cancelSecret), readyForQuery("I"));
     if (db !== undefined && this.settings.size > 0) {
       // PostgreSQL refuses an unknown setting or a bad value at login: so do we, by having a server
@@ -551,11 +558,6 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (rest.length) this.onData(rest);
   }
 
-  newCancelKey(): void {
-    this.cancelPid = crypto.randomInt(1, 0x7fffffff);
-    this.cancelSecret = crypto.randomInt(0, 0x7fffffff);
-  }
-
   // ---- linked to a server ----
 
   /**
@@ -575,7 +577,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (sync === "") return this.linked();
     // The client still waits (for the SET): query_wait_timeout covers this too, so a server that
     // stops answering cannot hold it forever.
-    this.waitStart = Date.now();
+    this.waitStart = now();
     server.runInternal(sync).then(
       () => {
         this.waitStart = 0;
@@ -637,7 +639,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private feed(chunk: Buffer): void {
     try {
-      this.scanner.feed(chunk, this);
+      this.scan(chunk, this);
     } catch (err) {
       this.outgoing = null;
       return this.refuse(SqlState.ProtocolViolation, (err as Error).message);
@@ -665,6 +667,32 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       for (const slice of out) server.forward(slice, this);
       server.socket.uncork();
     }
+  }
+
+  /**
+   * The client's scanner is its own from the first chunk that ends mid-message until a chunk ends
+   * on a boundary. A scan that throws leaves it with the client, as broken as the stream.
+   * Re-entrancy is safe: a client scanned while another one's scan runs finds no spare and makes one.
+   */
+  private scan(chunk: Buffer, visitor: FrameVisitor): void {
+    const maxPacketSize = this.host.config.maxPacketSize;
+    let scanner = this.scanner;
+    if (scanner === null) {
+      scanner =
+        spareScanner?.maxPacketSize === maxPacketSize
+          ? spareScanner
+          : new FrameScanner(maxPacketSize, FRONTEND_TYPES);
+      spareScanner = null;
+      this.scanner = scanner;
+    }
+    scanner.feed(chunk, visitor);
+    if (!scanner.atBoundary) return;
+    this.scanner = null;
+    spareScanner = scanner;
+  }
+
+  private get atBoundary(): boolean {
+    return this.scanner === null || this.scanner.atBoundary;
   }
 
   mustInspect(type: number): boolean {
@@ -764,7 +792,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   /** When the query the server is working on started (ms since epoch), 0 when none. */
   get queryStartedAt(): number {
-    return this.server && this.server.pendingReplies > 0 ? this.server.queryWallStart : 0;
+    return this.server && this.server.pendingReplies > 0 ? this.server.queryStart : 0;
   }
 
   private startQuery(): void {
@@ -772,7 +800,6 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const now = performance.now();
     if (server.pendingReplies === 0) {
       server.queryStart = now;
-      server.queryWallStart = Date.now();
       if (server.txStatus === "I") server.xactStart = now;
     }
     server.pendingReplies++;
@@ -794,7 +821,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   private unlinkIfDone(server: ServerConnection): void {
-    if (!this.scanner.atBoundary || this.inBatch || !this.pooled) return;
+    if (!this.atBoundary || this.inBatch || !this.pooled) return;
     if (server.txStatus !== "I") {
       if (this.pool!.settings.mode === "statement") {
         this.refuse(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode");
@@ -811,7 +838,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    */
   private probe(server: ServerConnection): void {
     this.state = "waiting";
-    this.waitStart = Date.now(); // under query_wait_timeout, as any wait for a server
+    this.waitStart = now(); // under query_wait_timeout, as any wait for a server
     this.block(Block.Waiting);
     server.queryInternal(this.session!.probeSql()).then(
       (rows) => this.probed(server, rows),
@@ -934,7 +961,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     try {
       // Made on first use: most clients never talk to the console, and every idle client's bytes count.
       this.adminVisitor ??= new AdminVisitor(this, this.host);
-      this.scanner.feed(chunk, this.adminVisitor);
+      this.scan(chunk, this.adminVisitor);
     } catch (err) {
       this.refuse(SqlState.ProtocolViolation, (err as Error).message);
     }
@@ -983,7 +1010,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private returnServer(server: ServerConnection): void {
     const pool = this.pool!;
     if (server.state !== "active") return;
-    if (server.pendingReplies > 0 || !this.scanner.atBoundary || this.inBatch) {
+    if (server.pendingReplies > 0 || !this.atBoundary || this.inBatch) {
       server.close("client left with a query in progress");
       pool.release(server, false);
       return;

@@ -1,6 +1,7 @@
 // What client and server connections share: a socket whose reading can be stopped for several
 // independent reasons (waiting for a server, the other side's buffer being full, a pause), and
 // writes that respect the destination's backpressure.
+import { now } from "./clock.ts";
 import type net from "node:net";
 
 /** Reasons a connection's reading is paused; it resumes only when none is left. */
@@ -21,9 +22,10 @@ let nextId = 1;
 
 export abstract class Connection {
   readonly id = nextId++;
-  readonly connectTime = Date.now();
+  /** clock.ts time, as every timestamp of a connection. */
+  readonly connectTime = now();
   /** Last time bytes moved on this connection (for idle timeouts). */
-  lastActivity = Date.now();
+  lastActivity = now();
   private blocked = 0;
 
   /** Replaced once, by its TLS wrapper, when TLS starts during login (tls.ts). */

@@ -1,6 +1,7 @@
 // Periodic maintenance, as PgBouncer's janitor: every timeout, server lifetime and idle limits,
 // min_pool_size, and retrying queued clients (reserve pool, server_login_retry) run from one timer.
 import type { ClientConnection } from "./client.ts";
+import * as clock from "./clock.ts";
 import type { Pool } from "./pool.ts";
 import type { Pooler } from "./pooler.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
@@ -24,7 +25,7 @@ export class Janitor {
   }
 
   tick(): void {
-    const now = Date.now();
+    const now = clock.now();
     // A Set's iteration survives the deletion of the entry it is on (a refused client leaves it), so
     // 10,000 clients need no copy three times a second.
     for (const client of this.pooler.clients) this.checkClient(client, now);

@@ -1,6 +1,7 @@
 // Accepts client sockets, enforces max_client_conn and hands each socket to a ClientConnection.
 import net from "node:net";
 import { ClientConnection, type ClientHost } from "./client.ts";
+import type { ClientRegistry } from "./client-registry.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 
 export interface Listener {
@@ -11,7 +12,7 @@ export interface Listener {
 
 export function listen(
   host: ClientHost,
-  clients: Set<ClientConnection>,
+  clients: ClientRegistry,
   addr: string,
   port: number,
 ): Promise<Listener> {

@@ -1,6 +1,7 @@
 // A pool of server connections for one (database, user) pair: idle / active / used / login
 // servers, the FIFO queue of clients waiting for one, and the limits. This is the only place where
 // servers change state and move between lists.
+import { now } from "./clock.ts";
 import type { DatabaseDef, PoolMode } from "./config/types.ts";
 import type { ServerTls } from "./config/tls.ts";
 import type { Logger } from "./log.ts";
@@ -139,7 +140,7 @@ export class Pool {
 
   /** A client wants a server: queue it and hand out what is available. */
   enqueue(client: PoolClient): void {
-    client.waitStart = Date.now();
+    client.waitStart = now();
     this.waiting.push(client);
     this.dispatch();
   }
@@ -163,10 +164,9 @@ export class Pool {
         continue;
       }
       const client = this.waiting.shift()!;
-      this.stats.recordAssignment(Date.now() - client.waitStart);
+      this.stats.recordAssignment(now() - client.waitStart);
       client.waitStart = 0;
       server.state = "active";
-      server.linkTime = Date.now();
       this.active.add(server);
       client.assign(server);
     }
@@ -179,7 +179,7 @@ export class Pool {
   /** server_check_delay: a server idle that long is tested before a client gets it. */
   private needsCheck(server: ServerConnection): boolean {
     const { checkQuery, checkDelay } = this.settings;
-    return checkQuery !== "" && Date.now() - server.lastActivity > checkDelay;
+    return checkQuery !== "" && now() - server.lastActivity > checkDelay;
   }
 
   /** Runs server_check_query ("<empty>": an empty query, 1.25's default); a failure closes the server. */
@@ -203,7 +203,7 @@ export class Pool {
     this.active.delete(server);
     this.detach(server);
     if (server.state === "closed") return;
-    if (server.closeNeeded || Date.now() - server.connectTime > this.settings.lifetime) {
+    if (server.closeNeeded || now() - server.connectTime > this.settings.lifetime) {
       server.close(server.closeNeeded ? "close needed" : "server_lifetime");
       return;
     }
@@ -260,7 +260,7 @@ export class Pool {
     // PAUSE and KILL disconnect from the database: a server is closed as soon as it is free.
     if (this.paused) return server.close("pause mode");
     server.state = "idle";
-    server.lastActivity = Date.now();
+    server.lastActivity = now();
     this.idle.push(server);
     this.dispatch();
   }
@@ -271,7 +271,7 @@ export class Pool {
     return (
       this.settings.reserveSize > 0 &&
       first !== undefined &&
-      Date.now() - first.waitStart >= this.settings.reserveTimeout
+      now() - first.waitStart >= this.settings.reserveTimeout
     );
   }
 

@@ -22,6 +22,7 @@ import type { Logger } from "./log.ts";
 import { MetricsServer } from "./metrics.ts";
 import { Pool, type PoolRegistry, type PoolSettings } from "./pool.ts";
 import { cancelRequest } from "./protocol/messages.ts";
+import { ClientRegistry } from "./client-registry.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import type { ServerCredentials } from "./server.ts";
 import { StatsPeriod, type PoolStats } from "./stats.ts";
@@ -32,9 +33,7 @@ export type ShutdownWait = "servers" | "clients";
 
 export class Pooler implements ClientHost, PoolRegistry {
   readonly pools = new Map<string, Pool>();
-  readonly clients = new Set<ClientConnection>();
-  /** Clients by the pid of their cancel key: pids are unique here, so a number keys them (no string per client). */
-  private readonly cancelKeys = new Map<number, ClientConnection>();
+  readonly clients = new ClientRegistry();
   /** Databases made up for names matched by the "*" entry (PgBouncer's autodb). */
   private readonly autoDatabases = new Map<string, DatabaseDef>();
   /** Since when each auto-database has had no clients and no servers (ms). */
@@ -246,16 +245,9 @@ export class Pooler implements ClientHost, PoolRegistry {
     return this.tls.client;
   }
 
-  registerCancelKey(client: ClientConnection): void {
-    do client.newCancelKey();
-    while (this.cancelKeys.has(client.cancelPid));
-    this.cancelKeys.set(client.cancelPid, client);
-  }
-
   /** A CancelRequest: forwarded, on a new connection, to the server the client is using now. */
   cancel(pid: number, secret: number): void {
-    const client = this.cancelKeys.get(pid);
-    const server = client?.cancelSecret === secret ? client.server : null;
+    const server = this.clients.byCancelKey(pid, secret)?.server ?? null;
     if (!server || server.state === "closed") return;
     const { host, port } = server.target;
     const failed = (err: Error): void =>
@@ -272,7 +264,6 @@ export class Pooler implements ClientHost, PoolRegistry {
 
   clientClosed(client: ClientConnection): void {
     this.clients.delete(client);
-    if (client.cancelPid) this.cancelKeys.delete(client.cancelPid);
   }
 
   adminMessage(client: ClientConnection, type: number, msg: Buffer): void {

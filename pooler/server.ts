@@ -2,6 +2,7 @@
 // its replies to the linked client, and the pooler's own queries (parameter sync, reset, rollback)
 // whose replies nobody else sees.
 import net from "node:net";
+import { now } from "./clock.ts";
 import type { ServerTls } from "./config/tls.ts";
 import { Block, Connection } from "./connection.ts";
 import { FrameScanner, type FrameVisitor } from "./protocol/framing.ts";
@@ -110,13 +111,13 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * RESET what it did not set (params.ts settingsSyncSql).
    */
   settings = new Map<string, string>();
-  /** When the current link started (for SHOW SERVERS / stats). */
-  linkTime = 0;
   // The linked client's current query and transaction, kept here rather than on the client: only a
   // linked client has them, and thousands of idle clients each holding them add up.
-  /** When the query the server is working on started: performance.now() ms, and ms since epoch. */
+  /**
+   * When the query the server is working on started: performance.now() ms, unrounded for the
+   * stats, on the same clock as clock.ts (the janitor's query_timeout).
+   */
   queryStart = 0;
-  queryWallStart = 0;
   /** When the current transaction started (performance.now() ms). */
   xactStart = 0;
   /** Client queries answered since the last ReadyForQuery counted in the pool's stats. */
@@ -213,7 +214,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   }
 
   private onData(chunk: Buffer): void {
-    this.lastActivity = Date.now();
+    this.lastActivity = now();
     this.sawReady = false;
     try {
       this.scanner.feed(chunk, this);

@@ -6,6 +6,7 @@
 // clients are the console sessions.
 import v8 from "node:v8";
 import { ADMIN_DB, type ClientConnection } from "../client.ts";
+import * as clock from "../clock.ts";
 import type { Connection } from "../connection.ts";
 import type { Pool } from "../pool.ts";
 import type { Pooler } from "../pooler.ts";
@@ -211,7 +212,7 @@ function splitWait(ms: number): { s: number; us: number } {
 }
 
 export function poolRows(pooler: Pooler): PoolRow[] {
-  const now = Date.now();
+  const now = clock.now();
   const rows: PoolRow[] = sortedPools(pooler).map((pool) => {
     const oldest = pool.waiting[0];
     const wait = splitWait(oldest ? now - oldest.waitStart : 0);
@@ -287,8 +288,8 @@ function socketRow(
     port: s.remotePort ?? 0,
     local_addr: s.localAddress ?? "",
     local_port: s.localPort ?? 0,
-    connect_time: timestamp(conn.connectTime),
-    request_time: timestamp(conn.lastActivity),
+    connect_time: timestamp(clock.wallClock(conn.connectTime)),
+    request_time: timestamp(clock.wallClock(conn.lastActivity)),
     wait: 0,
     wait_us: 0,
     close_needed: 0,
@@ -304,7 +305,7 @@ function socketRow(
 
 /** Logged-in clients, listed pool by pool as PgBouncer walks its pool list. */
 export function clientRows(pooler: Pooler): SocketRow[] {
-  const now = Date.now();
+  const now = clock.now();
   return [...pooler.clients]
     .filter(loggedIn)
     .map((c) => ({ database: c.database, user: c.pool?.user ?? ADMIN_USER, row: clientRow(c, now) }))

@@ -54,7 +54,7 @@ export class FrameScanner {
    * is refused on its header, before it is forwarded to a peer that would only die of it.
    */
   constructor(
-    private readonly maxPacketSize: number,
+    readonly maxPacketSize: number,
     private readonly types?: Uint8Array,
   ) {}
 

@@ -2,8 +2,9 @@
 // the three pool modes, parameters, cancel.
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { cancelRequest } from "../../pooler/protocol/messages.ts";
+import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { RawClient, type Reply } from "../support/protocol.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 
 describe("transaction pooling", () => {
@@ -156,6 +157,41 @@ describe("transaction pooling", () => {
       expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
     } finally {
       await c.end();
+    }
+  });
+
+  it("keeps each client's half-received message its own while other clients' messages are read", async () => {
+    // Clients at a message boundary share one scanner, a client mid-message keeps its own: these
+    // interleavings would mix two clients' bytes if a half-read message were left in the shared one.
+    const [a, b] = await Promise.all([RawClient.connect(p.url()), RawClient.connect(p.url())]);
+    const value = (replies: Reply[]): string => {
+      const row = replies.find((m) => m.type === "D");
+      return row ? row.body.toString("utf8", 6) : replies.map((m) => m.type).join("");
+    };
+    const halves = (sql: string): [Buffer, Buffer] => {
+      const msg = query(sql);
+      return [msg.subarray(0, 9), msg.subarray(9)];
+    };
+    const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 50));
+    try {
+      const [a1, a2] = halves("SELECT 'first of a'");
+      a.send(a1);
+      await settle();
+      expect(value(await b.exchange([query("SELECT 'whole of b'")]))).toBe("whole of b");
+      expect(value(await a.exchange([a2]))).toBe("first of a");
+
+      const [a3, a4] = halves("SELECT 'second of a'");
+      const [b1, b2] = halves("SELECT 'second of b'");
+      a.send(a3);
+      await settle();
+      b.send(b1);
+      await settle();
+      a.send(a4);
+      b.send(b2);
+      const [ra, rb] = await Promise.all([a.untilReady(), b.untilReady()]);
+      expect([value(ra), value(rb)]).toEqual(["second of a", "second of b"]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
     }
   });
 

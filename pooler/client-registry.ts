@@ -1,0 +1,38 @@
+// Every client connection of the pooler, from accept to close, keyed by the pid of its cancel key:
+// one hash table serves the janitor, the console's lists and CancelRequest lookups, since at
+// thousands of idle clients each table's entry per client counts.
+import crypto from "node:crypto";
+import type { ClientConnection } from "./client.ts";
+
+export class ClientRegistry implements Iterable<ClientConnection> {
+  private readonly byPid = new Map<number, ClientConnection>();
+
+  get size(): number {
+    return this.byPid.size;
+  }
+
+  /** Registers a new client under a cancel key of its own: a pid no other client has, a random secret. */
+  add(client: ClientConnection): void {
+    // `| 0` makes the int32 a small integer V8 keeps in the object, not a boxed double of its own.
+    let pid: number;
+    do pid = crypto.randomInt(1, 0x7fffffff) | 0;
+    while (this.byPid.has(pid));
+    client.cancelPid = pid;
+    client.cancelSecret = crypto.randomInt(0, 0x7fffffff) | 0;
+    this.byPid.set(pid, client);
+  }
+
+  delete(client: ClientConnection): void {
+    if (this.byPid.get(client.cancelPid) === client) this.byPid.delete(client.cancelPid);
+  }
+
+  /** The client a CancelRequest names, if its secret matches. */
+  byCancelKey(pid: number, secret: number): ClientConnection | undefined {
+    const client = this.byPid.get(pid);
+    return client?.cancelSecret === secret ? client : undefined;
+  }
+
+  [Symbol.iterator](): IterableIterator<ClientConnection> {
+    return this.byPid.values();
+  }
+}
