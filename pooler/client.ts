@@ -199,8 +199,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * the client gives a setting or runs a statement that touches the session.
    */
   private session: ClientSession | null = null;
-  /** Named protocol-level statements (transaction/statement pooling with max_prepared_statements). */
-  private statements: ClientStatements | null = null;
+  /** How named statements are routed, with the client's own (transaction/statement pooling); made on first use. */
   private route: StatementRoute | null = null;
   /** Unreplayable state on its server, from the last probe: while non-empty the client is pinned. */
   private held: readonly HeldState[] = NOTHING_HELD;
@@ -540,7 +539,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const rest = this.login!.buf;
     this.login = null;
     this.state = state;
-    this.pool?.clients.add(this);
+    if (this.pool) this.pool.clientCount++;
     if (this.host.config.logConnections) {
       this.log.info(
         {
@@ -603,7 +602,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const pool = this.pool!;
     const route = (this.route ??= {
       registry: pool.statements,
-      client: (this.statements ??= new ClientStatements(pool.statements)),
+      client: new ClientStatements(pool.statements),
       server: (server.statements ??= new ServerStatements(pool.statements)),
       replies: server.replies,
       get capacity() {
@@ -738,7 +737,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   /** Named statements are the pooler's when max_prepared_statements is on (or the client still has some from before it was turned off). */
   private routesStatements(): boolean {
-    return this.pool!.settings.maxPreparedStatements > 0 || (this.statements?.size ?? 0) > 0;
+    return this.pool!.settings.maxPreparedStatements > 0 || (this.route?.client.size ?? 0) > 0;
   }
 
   message(type: number): void {
@@ -776,7 +775,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (effect.dropsStatements) {
       // DEALLOCATE ALL / DISCARD ALL: the client's names are gone, and whatever the pooler had
       // prepared on this server may be (the statement may still fail): Close before reusing any.
-      this.statements?.clear();
+      this.route?.client.clear();
       this.server!.statements?.markAllUncertain();
     }
   }
@@ -993,8 +992,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.server = null;
     if (server) this.returnServer(server);
     if (this.pinned) this.setHeld(NOTHING_HELD);
-    this.statements?.clear();
-    this.pool?.clients.delete(this);
+    this.route?.client.clear();
+    if (wasLoggedIn && this.pool) this.pool.clientCount--;
     this.host.clientClosed(this);
     if (!this.socket.destroyed) lingeringClose(this.socket);
     if (wasLoggedIn && this.host.config.logDisconnections) {

@@ -26,42 +26,41 @@ export class Janitor {
 
   tick(): void {
     const now = clock.now();
-    // A Set's iteration survives the deletion of the entry it is on (a refused client leaves it), so
-    // 10,000 clients need no copy three times a second.
-    for (const client of this.pooler.clients) this.checkClient(client, now);
+    // The registry's walk survives the deletion of the client it is on (a refused client leaves it),
+    // so 10,000 clients need no copy three times a second.
+    this.pooler.clients.forEach((client) => this.checkClient(client, now));
     for (const pool of this.pooler.pools.values()) this.checkPool(pool, now);
     this.pooler.pruneAutoDatabases(now);
   }
 
   private checkClient(client: ClientConnection, now: number): void {
     const c = this.pooler.config;
-    const over = (since: number, limit: number): boolean => limit > 0 && since > 0 && now - since > limit;
     const server = client.server;
     switch (client.state) {
       case "login":
-        if (over(client.connectTime, c.clientLoginTimeout))
+        if (over(now, client.connectTime, c.clientLoginTimeout))
           client.refuse(SqlState.ProtocolViolation, "client_login_timeout");
         return;
       case "waiting":
-        if (over(client.waitStart, c.queryWaitTimeout))
+        if (over(now, client.waitStart, c.queryWaitTimeout))
           client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
         return;
       case "active":
         if (server === null) return;
         if (server.pendingReplies > 0) {
-          if (over(client.queryStartedAt, c.queryTimeout))
+          if (over(now, client.queryStartedAt, c.queryTimeout))
             client.refuse(SqlState.QueryCanceled, "query timeout");
         } else if (server.txStatus !== "I") {
-          if (over(client.lastActivity, c.idleTransactionTimeout)) {
+          if (over(now, client.lastActivity, c.idleTransactionTimeout)) {
             client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
           }
-        } else if (over(client.lastActivity, c.clientIdleTimeout)) {
+        } else if (over(now, client.lastActivity, c.clientIdleTimeout)) {
           client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
         }
         return;
       case "idle":
       case "admin":
-        if (over(client.lastActivity, c.clientIdleTimeout))
+        if (over(now, client.lastActivity, c.clientIdleTimeout))
           client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
         return;
       case "closed":
@@ -89,4 +88,13 @@ export class Janitor {
     for (let i = 0; i < missing && pool.canLaunch(false); i++) pool.launch(false);
     if (pool.waiting.length > 0) pool.dispatch();
   }
+}
+
+/**
+ * A time that is set (non-zero) and more than `limit` ms before `now`; a limit of 0 is off. A
+ * function, not a closure per client: the janitor walks every client three times a second, and
+ * an idle pooler that makes garbage keeps V8 from returning its memory.
+ */
+function over(now: number, since: number, limit: number): boolean {
+  return limit > 0 && since > 0 && now - since > limit;
 }

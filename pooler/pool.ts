@@ -8,7 +8,6 @@ import type { Logger } from "./log.ts";
 import { LoginRetry, isRestarting } from "./login-retry.ts";
 import { trackedOnly } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
-import { SqlState } from "./protocol/sqlstate.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
 import { PoolStats } from "./stats.ts";
 
@@ -67,8 +66,8 @@ export class Pool {
   readonly login = new Set<ServerConnection>();
   /** Clients waiting for a server, oldest first. */
   readonly waiting: PoolClient[] = [];
-  /** Logged-in clients of this pool (any state). */
-  readonly clients = new Set<PoolClient>();
+  /** Logged-in clients of this pool (any state): counted, not listed, as nothing walks them. */
+  clientCount = 0;
   readonly stats = new PoolStats();
   /** Pooler names of the clients' protocol-level prepared statements (prepared.ts). */
   readonly statements = new StatementRegistry();
@@ -107,7 +106,7 @@ export class Pool {
   /** Nothing uses or waits for this pool: it can be dropped without anyone noticing but its stats. */
   get unused(): boolean {
     return (
-      this.clients.size === 0 &&
+      this.clientCount === 0 &&
       this.waiting.length === 0 &&
       this.serverCount === 0 &&
       this.welcomeWaiters.length === 0 &&
@@ -396,10 +395,8 @@ export class Pool {
     this.dispatch();
   }
 
-  /** Console KILL: paused, and every client and server of the pool dropped now. */
-  kill(reason: string): void {
-    this.pause();
-    for (const c of [...this.clients]) c.refuse(SqlState.AdminShutdown, reason);
+  /** Console KILL, once the pool's clients are gone: every server dropped now. */
+  closeServers(reason: string): void {
     for (const s of this.allServers()) s.close(reason);
   }
 

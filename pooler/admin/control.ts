@@ -78,10 +78,16 @@ export function resume(pooler: Pooler, arg: string): string {
 export function kill(pooler: Pooler, arg: string): string {
   if (pooler.pausedAll) refuse("already suspended/paused");
   const db = arg === "" ? "" : databaseArg(pooler, arg, "kill");
-  for (const pool of poolsOf(pooler, db)) {
+  const pools = new Set(poolsOf(pooler, db));
+  for (const pool of pools) {
     pooler.pausedDbs.add(pool.db.name);
-    pool.kill("database removed");
+    pool.pause();
   }
+  for (const client of pooler.clients) {
+    if (client.pool !== null && pools.has(client.pool))
+      client.refuse(SqlState.AdminShutdown, "database removed");
+  }
+  for (const pool of pools) pool.closeServers("database removed");
   if (db !== "") pooler.pausedDbs.add(db);
   return "KILL";
 }
