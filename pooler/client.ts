@@ -162,7 +162,6 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   database = "";
   pool: Pool | null = null;
   server: ServerConnection | null = null;
-  /** Parameter values this client expects its server to have (name in ParameterStatus case). */
   /**
    * The tracked parameters (params.ts) this client chose, at startup or by SET; for the others it
    * has its pool's defaults. Null until it chose one, and shared with clients that chose the same
@@ -199,7 +198,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * the client gives a setting or runs a statement that touches the session.
    */
   private session: ClientSession | null = null;
-  /** How named statements are routed, with the client's own (transaction/statement pooling); made on first use. */
+  /**
+   * How named statements are routed, the client's own among them (transaction/statement pooling
+   * with max_prepared_statements); made on first use.
+   */
   private route: StatementRoute | null = null;
   /** Unreplayable state on its server, from the last probe: while non-empty the client is pinned. */
   private held: readonly HeldState[] = NOTHING_HELD;

@@ -14,7 +14,7 @@ import { PoolStats } from "./stats.ts";
 /** What a pool needs from its client: linked, refused, and queue bookkeeping. */
 export interface PoolClient {
   readonly id: number;
-  /** When the client started waiting (ms), 0 when not waiting. */
+  /** When the client started waiting (clock.ts ms), 0 when not waiting. */
   waitStart: number;
   assign(server: ServerConnection): void;
   refuse(code: string, message: string): void;
