@@ -343,7 +343,8 @@ ${results.connect.length ? tpsTable(results.connect) : "Not run (`--connect ''` 
 
 RSS growth of the pooler process per client connection that logged in and stays idle (\`idle-conns.mjs\`),
 read a few seconds after the logins and again, on a fresh run, after a minute: right after 10,000 logins V8
-still holds the heap the burst grew, which its memory reducer compacts and returns about half a minute later.
+still holds the heap the burst grew, which its memory reducer compacts and returns once the process has
+allocated little for a while (here, 15–30 s after the logins).
 
 ${results.idle.length ? idleTable : "Not run."}
 `;
