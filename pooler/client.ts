@@ -676,9 +676,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * Re-entrancy is safe: a client scanned while another one's scan runs finds no spare and makes one.
    */
   private scan(chunk: Buffer, visitor: FrameVisitor): void {
-    const maxPacketSize = this.host.config.maxPacketSize;
     let scanner = this.scanner;
     if (scanner === null) {
+      const maxPacketSize = this.host.config.maxPacketSize;
       scanner =
         spareScanner?.maxPacketSize === maxPacketSize
           ? spareScanner
@@ -791,7 +791,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     });
   }
 
-  /** When the query the server is working on started (ms since epoch), 0 when none. */
+  /** When the query the server is working on started (clock.ts ms, unrounded), 0 when none. */
   get queryStartedAt(): number {
     return this.server && this.server.pendingReplies > 0 ? this.server.queryStart : 0;
   }
