@@ -166,7 +166,10 @@ async function interactively(
       else username = candidate;
     }
 
+    // As Django, an --email given with the prompts is checked, and a bad one stops the command.
     let email = args.email;
+    const badEmail = email === undefined ? undefined : firstError(emailSchema.safeParse(email));
+    if (badEmail) throw new CommandError(badEmail);
     while (email === undefined) {
       const typed = (await prompter.ask("Email address: ")).trim();
       const problem = firstError(emailSchema.safeParse(typed));

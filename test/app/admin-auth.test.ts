@@ -57,6 +57,14 @@ describe("the guard", () => {
     await request(h.app).get("/admin/core/post?q=x").expect(301).expect("Location", "/admin/core/post/?q=x");
   });
 
+  it("never redirects to another host while adding the slash (dot segments, as a client sends them raw)", async () => {
+    for (const path of ["/admin/..//evil.example/x", "/admin/%2e%2e//evil.example/x"]) {
+      const res = await request(h.app).get(path);
+      expect(res.status).toBe(301);
+      expect(res.headers.location).toBe("/evil.example/x/");
+    }
+  });
+
   it("marks admin pages as never cached", async () => {
     const res = await request(h.app).get("/admin/login/").expect(200);
     expect(res.headers["cache-control"]).toContain("no-store");

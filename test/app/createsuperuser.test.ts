@@ -161,6 +161,20 @@ describe("interactive", () => {
     expect(await findUser(username)).toMatchObject({ email: "" });
   });
 
+  it("checks an --email given with the prompts and stops at a bad one, as Django", async () => {
+    const tooLong = `${"a".repeat(243)}@example.com`; // 255 characters: the column holds 254
+    for (const email of ["not-an-email", tooLong]) {
+      const username = unique("mail");
+      const result = await run(["--username", username, "--email", email], {}, [
+        "violet-tugboat-91",
+        "violet-tugboat-91",
+      ]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe("CommandError: Enter a valid email address.\n");
+      expect(await findUser(username)).toBeNull();
+    }
+  });
+
   it("runs the password validators and asks before bypassing them", async () => {
     // Letters only: with the process id's digits in the name, "1234" could be "too similar" to it.
     const refused = unique("weak").replace(/[0-9]/g, (d) => "abcdefghij"[Number(d)]!);

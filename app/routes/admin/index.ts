@@ -39,7 +39,10 @@ function appendSlash(req: Request, res: Response, next: NextFunction): void {
   const url = new URL(req.originalUrl, "http://local.invalid");
   const file = /\/[^/]+\.[a-z]+$/.test(url.pathname);
   if ((req.method === "GET" || req.method === "HEAD") && !url.pathname.endsWith("/") && !file) {
-    return res.redirect(301, `${url.pathname}/${url.search}`);
+    // URL resolves "/admin/..//evil.example" to "//evil.example", which a browser would take as
+    // another host: the redirect stays on this one.
+    const path = url.pathname.replace(/^\/+/, "/");
+    return res.redirect(301, `${path}/${url.search}`);
   }
   next();
 }
