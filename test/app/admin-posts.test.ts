@@ -221,6 +221,35 @@ describe("change", () => {
     expect((await h.db.prisma.post.findUniqueOrThrow({ where: { id: saved.id } })).content).toBe("my edit");
   });
 
+  it("saves a post whose updated_at has microseconds (set outside the app); a made-up version is stale", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "Imported", content: "v1" } });
+    await h.sql("UPDATE core_post SET updated_at = '2026-01-02 03:04:05.123456+00' WHERE id = $1", [
+      saved.id,
+    ]);
+    const form = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);
+    expect(version(form.text)).toBe("2026-01-02T03:04:05.123Z");
+    await post(`/admin/core/post/${saved.id}/change/`, {
+      title: "Imported",
+      content: "edited",
+      _version: version(form.text),
+    }).expect(302);
+    expect((await h.db.prisma.post.findUniqueOrThrow({ where: { id: saved.id } })).content).toBe("edited");
+    // Dates PostgreSQL cannot store, or that no form carried: "changed by someone else", not a 500.
+    for (const made_up of [
+      "0000-01-01T00:00:00Z",
+      "-271821-04-20T00:00:00Z",
+      "+275760-09-13T00:00:00Z",
+      "soon",
+    ]) {
+      const res = await post(`/admin/core/post/${saved.id}/change/`, {
+        title: "Imported",
+        content: "edited again",
+        _version: made_up,
+      }).expect(409);
+      expect(res.text).toContain("edited again</textarea>");
+    }
+  });
+
   it("offers the text as a new post when the post was deleted meanwhile (404)", async () => {
     const saved = await h.db.prisma.post.create({ data: { title: "Doomed", content: "old" } });
     const form = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);

@@ -76,9 +76,11 @@ function afterSave(req: Request, res: Response, post: Post, verb: "added" | "cha
   res.redirect(302, urls.changelist);
 }
 
+/** Versions the forms carry are updated_at times; anything else (from 1970 to the year 9999) is stale. */
 function parseVersion(raw: unknown): Date | undefined {
-  const date = typeof raw === "string" ? new Date(raw) : undefined;
-  return date && !Number.isNaN(date.getTime()) ? date : undefined;
+  if (typeof raw !== "string") return undefined;
+  const date = new Date(raw);
+  return date.getTime() >= 0 && date.getUTCFullYear() <= 9999 ? date : undefined;
 }
 
 export function postFormRoutes({ prisma }: AdminDeps): Router {
@@ -94,7 +96,10 @@ export function postFormRoutes({ prisma }: AdminDeps): Router {
     if (!version) return undefined;
     try {
       return await transaction(prisma, async (tx) => {
-        const saved = await tx.post.update({ where: { id: current.id, updatedAt: version }, data });
+        // The form's version has milliseconds; updated_at keeps microseconds when a write outside
+        // the app (SQL's now()) set it, so the version matches the whole millisecond.
+        const sameVersion = { gte: version, lt: new Date(version.getTime() + 1) };
+        const saved = await tx.post.update({ where: { id: current.id, updatedAt: sameVersion }, data });
         await tx.adminLog.create({ data: logEntry(user, saved, CHANGE, changedMessage(current, data)) });
         return saved;
       });
