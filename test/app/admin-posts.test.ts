@@ -409,6 +409,32 @@ describe("bulk delete", () => {
     expect((await h.db.prisma.post.findMany()).map((p) => p.title)).toEqual(["Keep"]);
   });
 
+  it("goes back to the last page when the deletion emptied the page it was on", async () => {
+    await h.db.prisma.post.createMany({
+      data: Array.from({ length: 101 }, (_, i) => ({ title: `P${i}`, content: "x" })),
+    });
+    const page2 = await agent.get("/admin/core/post/?o=1&p=2").expect(200);
+    const ids = [...page2.text.matchAll(/name="_selected_action" value="(\d+)"/g)].map((m) => m[1]!);
+    expect(ids).toHaveLength(1);
+    const res = await post("/admin/core/post/?o=1&p=2", {
+      action: "delete_selected",
+      _selected_action: ids,
+      post: "yes",
+    }).expect(302);
+    expect(res.headers.location).toBe("/admin/core/post/?o=1&p=1");
+    expect(await messagesAt(res.headers.location!)).toEqual(["success: Successfully deleted 1 post."]);
+    // A page the deletion left standing is where it goes back to, as before.
+    const first = await agent.get("/admin/core/post/?p=1").expect(200);
+    const one = /name="_selected_action" value="(\d+)"/.exec(first.text)![1]!;
+    const again = await post("/admin/core/post/?p=1", {
+      action: "delete_selected",
+      _selected_action: one,
+      post: "yes",
+    }).expect(302);
+    expect(again.headers.location).toBe("/admin/core/post/?p=1");
+    expect(await messagesAt(again.headers.location!)).toEqual(["success: Successfully deleted 1 post."]);
+  });
+
   it("says 'post' for one, and refuses tampered selections with 400", async () => {
     const [keep] = await three();
     await post("/admin/core/post/", {

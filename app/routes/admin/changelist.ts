@@ -70,6 +70,18 @@ function headers(keys: SortKey[]) {
 export function changelistRoutes({ prisma }: AdminDeps): Router {
   const router = Router({ strict: true });
 
+  /** Back to the same view after a deletion, on its last page if the deletion emptied the page it was on. */
+  async function backAfterDeletion(req: Request): Promise<string> {
+    const search = searchQuery.safeParse(req.query.q);
+    const count = await prisma.post.count({
+      where: search.success && search.data ? searchWhere(search.data) : {},
+    });
+    if (req.query.p === undefined || paginate(count, PER_PAGE, req.query.p)) return req.originalUrl;
+    const url = new URL(req.originalUrl, "http://local.invalid");
+    url.searchParams.set("p", String(paginate(count, PER_PAGE, undefined)!.numPages));
+    return `${url.pathname}${url.search}`;
+  }
+
   router.get("/", async (req, res) => {
     const search = searchQuery.safeParse(req.query.q);
     if (!search.success) throw badRequest(search.error.issues[0]?.message);
@@ -137,7 +149,7 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
       return count;
     });
     messages.success(req, `Successfully deleted ${count} ${plural(count)}.`);
-    res.redirect(302, back);
+    res.redirect(302, await backAfterDeletion(req));
   });
 
   return router;
