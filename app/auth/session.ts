@@ -94,17 +94,21 @@ function promised(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
 }
 
 export function createAuth(prisma: PrismaClient, secret: string) {
+  /** A new session id for `user` (against session fixation) and a new CSRF token with it. */
+  async function newSession(req: Request, user: User): Promise<void> {
+    await promised((cb) => req.session.regenerate(cb));
+    req.session.userId = user.id;
+    req.session.authHash = authHash(secret, user);
+    rotateCsrfToken(req);
+    req.user = user;
+  }
+
   return {
-    /** A new session id at login (against session fixation) and a new CSRF token with it. */
     async logIn(req: Request, user: User): Promise<void> {
-      await promised((cb) => req.session.regenerate(cb));
-      req.session.userId = user.id;
-      req.session.authHash = authHash(secret, user);
-      rotateCsrfToken(req);
+      await newSession(req, user);
       // A login is nothing but the session: saved here, a store that fails fails the login
       // (503) instead of redirecting to a page that asks to log in again.
       await promised((cb) => req.session.save(cb));
-      req.user = user;
     },
 
     async logOut(req: Request): Promise<void> {
@@ -112,11 +116,11 @@ export function createAuth(prisma: PrismaClient, secret: string) {
       delete req.user;
     },
 
-    /** After a password change: keep this session, while the changed hash ends all the others. */
-    updateSessionAuthHash(req: Request, user: User): void {
-      req.session.authHash = authHash(secret, user);
-      req.user = user;
-    },
+    /**
+     * After a password change: this browser stays logged in, under a new session id (Django's
+     * update_session_auth_hash cycles the key), while the changed hash ends all the other sessions.
+     */
+    updateSessionAuthHash: newSession,
 
     /** Sets req.user from the session, and ends sessions whose user is gone or changed password. */
     loadUser: async (req: Request, _res: Response, next: NextFunction): Promise<void> => {

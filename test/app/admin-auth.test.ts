@@ -349,7 +349,12 @@ describe("password change", () => {
 
   it("changes the password, keeps this session and ends the others", async () => {
     const user = await createUser(h);
+    const sessionsOf = async () =>
+      (
+        await h.sql<{ sid: string }>("SELECT sid FROM session WHERE sess->>'userId' = $1", [String(user.id)])
+      ).map((r) => r.sid);
     const mine = await logIn(h.app, user.username);
+    const [mineBefore] = await sessionsOf();
     const other = await logIn(h.newApp(), user.username); // e.g. another browser
     const res = await changePassword(mine.agent, mine.csrf, {
       old_password: PASSWORD,
@@ -360,6 +365,9 @@ describe("password change", () => {
     const done = await mine.agent.get("/admin/password_change/done/").expect(200);
     expect(done.text).toContain("Your password was changed.");
     await mine.agent.get("/admin/").expect(200);
+    // Under a new session id, as Django's cycle_key(): the one from before the change is gone.
+    expect(mineBefore).toBeDefined();
+    expect(await sessionsOf()).not.toContain(mineBefore);
     await other.agent.get("/admin/").expect(302).expect("Location", "/admin/login/?next=/admin/");
     // The new password works, the old one does not.
     expect((await tryLogin({ username: user.username, password: "violet-tugboat-91" })).res.status).toBe(302);

@@ -31,7 +31,7 @@ export function passwordRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
     const updated = await transaction(prisma, (tx) =>
       tx.user.update({ where: { id: user.id }, data: { password } }),
     );
-    auth.updateSessionAuthHash(req, updated);
+    await auth.updateSessionAuthHash(req, updated);
     res.redirect(302, "/admin/password_change/done/");
   });
 
