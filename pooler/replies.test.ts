@@ -52,11 +52,11 @@ describe("ReplyQueue", () => {
     q.push(Expect.Parse, { undo: () => undone.push("parse") });
     q.push(Expect.Parse, { synthetic: parseComplete(), undo: () => undone.push("synthetic") }, emit);
     q.reply(Msg.ErrorResponse, ERROR, emit);
-    expect(undone).toEqual(["parse", "synthetic"]);
+    expect(undone).toEqual(["synthetic", "parse"]); // newest first: each restores what its message found
     // the client keeps sending before its Sync: the server skips those too
     q.push(Expect.Close, { synthetic: closeComplete(), undo: () => undone.push("close") }, emit);
     q.push(Expect.Execute);
-    expect(undone).toEqual(["parse", "synthetic", "close"]);
+    expect(undone).toEqual(["synthetic", "parse", "close"]);
     q.push(Expect.Sync);
     q.reply(Msg.ReadyForQuery, readyForQuery("I"), emit);
     expect(out).toEqual(["E", "Z"]);

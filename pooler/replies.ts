@@ -125,10 +125,12 @@ export class ReplyQueue {
 
   /** The head failed: it and everything up to the next Sync are not done (PostgreSQL skips them). */
   private fail(): void {
-    do {
-      this.specials[this.head]?.undo?.();
-      this.pop();
-    } while (this.head < this.tail && this.kinds[this.head] !== Expect.Sync);
+    let end = this.head + 1;
+    while (end < this.tail && this.kinds[end] !== Expect.Sync) end++;
+    // Each undo restores what its own message found, so the newest goes first: a Close then a
+    // Parse of one name, undone oldest first, would leave the name to the skipped Parse.
+    for (let i = end - 1; i >= this.head; i--) this.specials[i]?.undo?.();
+    for (let n = end - this.head; n > 0; n--) this.pop();
     if (this.head === this.tail) this.skipping = true;
   }
 

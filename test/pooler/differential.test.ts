@@ -78,6 +78,20 @@ const CONVERSATIONS: Record<string, Step[]> = {
     { send: [bind("", "good"), execute(), bind("", "nope"), execute(), close("S", "good"), sync()] },
     { send: [bind("", "good"), execute(), sync()] },
   ],
+  "Close and Parse of a name after a failed Execute, skipped together": [
+    { send: [parse("ua", "SELECT 'old' AS v"), sync()] },
+    {
+      send: [
+        parse("", "SELECT 1 / 0"),
+        bind("", ""),
+        execute(),
+        close("S", "ua"),
+        parse("ua", "SELECT 'new' AS v"),
+        sync(),
+      ],
+    },
+    { send: [bind("", "ua"), execute(), sync()] },
+  ],
   "a transaction that fails half-way": [
     { send: [query("BEGIN")] },
     { send: [parse("div", "SELECT 1 / $1::int AS q"), bind("", "div", ["0"]), execute(), sync()] },
