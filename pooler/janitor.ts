@@ -46,16 +46,14 @@ export class Janitor {
           client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
         return;
       case "active":
+        // As PgBouncer: a transaction is idle from the server's last message (a long query's reply
+        // ends it), and client_idle_timeout leaves alone a client that holds a server.
         if (server === null) return;
         if (server.pendingReplies > 0) {
           if (over(now, client.queryStartedAt, c.queryTimeout))
             client.refuse(SqlState.QueryCanceled, "query timeout");
-        } else if (server.txStatus !== "I") {
-          if (over(now, client.lastActivity, c.idleTransactionTimeout)) {
-            client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
-          }
-        } else if (over(now, client.lastActivity, c.clientIdleTimeout)) {
-          client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
+        } else if (server.txStatus !== "I" && over(now, server.lastActivity, c.idleTransactionTimeout)) {
+          client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
         }
         return;
       case "idle":

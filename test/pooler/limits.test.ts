@@ -188,6 +188,26 @@ describe("timeouts", () => {
       await b.end();
     }));
 
+  it("idle_transaction_timeout counts from the server's last reply, not from the client's last query", () =>
+    withTestPooler({ IDLE_TRANSACTION_TIMEOUT: "1" }, async ({ url }) => {
+      const a = await connect(url());
+      await a.query("BEGIN");
+      await a.query("SELECT pg_sleep(1.5)"); // longer than the timeout, but not idle
+      await new Promise((r) => setTimeout(r, 500)); // idle for half the timeout since the reply
+      expect((await a.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+      const err = await new Promise<Error>((resolve) => a.once("error", resolve));
+      expect(err.message).toBe("idle transaction timeout");
+    }));
+
+  it("client_idle_timeout leaves a session-mode client holding its server alone, as PgBouncer", () =>
+    withTestPooler({ POOL_MODE: "session", CLIENT_IDLE_TIMEOUT: "0.4" }, async ({ url }) => {
+      const a = await connect(url());
+      await a.query("SELECT pg_sleep(1)");
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await a.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+      await a.end();
+    }));
+
   it("query_timeout cancels by closing a client whose query runs too long", () =>
     withTestPooler({ QUERY_TIMEOUT: "0.4" }, async ({ url }) => {
       const a = await connect(url());
