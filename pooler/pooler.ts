@@ -357,11 +357,11 @@ export class Pooler implements ClientHost, PoolRegistry {
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
     for (const pool of this.pools.values()) {
+      // The server-side name defaults to the entry's own; for one made up from "*", the client's.
+      const target = (d: DatabaseDef) => `${d.host}:${d.port}/${d.dbname ?? pool.db.name}`;
       const db = this.findDatabase(pool.db.name);
       const before = old.databases.get(pool.db.name) ?? old.databases.get("*");
-      if (!db || db.host !== before?.host || db.port !== before?.port || db.dbname !== before?.dbname) {
-        pool.reconnect();
-      }
+      if (!db || !before || target(db) !== target(before)) pool.reconnect();
     }
     this.refreshPoolSettings();
     this.log.info("configuration reloaded");

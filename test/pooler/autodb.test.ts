@@ -85,3 +85,17 @@ describe("autodb_idle_timeout", () => {
     expect(await databases()).toEqual(expect.arrayContaining(["app", "postgres"]));
   });
 });
+
+describe("RELOAD", () => {
+  it("keeps the servers of a database made up from an unchanged '*' entry", async () => {
+    const c = await connect(tp.url("app"));
+    try {
+      const pid = async () => (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+      const before = await pid();
+      await admin.query("RELOAD");
+      expect(await pid()).toBe(before);
+    } finally {
+      await c.end();
+    }
+  });
+});
