@@ -57,7 +57,7 @@ export const NO_EFFECT: SessionEffect = Object.freeze({
  * properly; most SQL (SELECT/INSERT/UPDATE/DELETE) never gets past this regex.
  */
 const MAY_AFFECT =
-  /(?:^|;)\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:set|reset|listen|unlisten|declare|close|drop|prepare|deallocate|discard|do|call)\b|advisory|set_config|\btemp(?:orary)?\b/i;
+  /(?:^|;)\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:set|reset|listen|unlisten|declare|close|drop|prepare|deallocate|discard|do|call)\b|advisory|set_config|\btemp(?:orary)?\b|\bpg_temp/i;
 
 const LOCKS = new Set([
   "pg_advisory_lock",
@@ -235,15 +235,16 @@ class Found {
         if (hasSequence(t, ["with", "hold"], "for")) this.create("WITH HOLD cursor");
         break;
       case "create":
-        // CREATE [OR REPLACE] [GLOBAL|LOCAL] TEMP|TEMPORARY [UNLOGGED] TABLE|VIEW|SEQUENCE …
-        if ([1, 2, 3, 4].some((i) => w(i) === "temp" || w(i) === "temporary")) {
+        // CREATE [OR REPLACE] [GLOBAL|LOCAL] TEMP|TEMPORARY [UNLOGGED] TABLE|VIEW|SEQUENCE …, or
+        // CREATE TABLE|VIEW|SEQUENCE pg_temp.name …
+        if ([1, 2, 3, 4].some((i) => w(i) === "temp" || w(i) === "temporary") || createsInPgTemp(t)) {
           if (hasSequence(t, ["on", "commit", "drop"])) this.touch();
           else this.create("temporary table");
         }
         break;
       case "select":
       case "with":
-        if (hasSequence(t, ["into", "temp"]) || hasSequence(t, ["into", "temporary"]))
+        if (hasSequence(t, ["into", "temp"]) || hasSequence(t, ["into", "temporary"]) || createsInPgTemp(t))
           this.create("temporary table");
         break;
       case "prepare":
@@ -318,6 +319,21 @@ export function isHidden(name: string): boolean {
 }
 
 /** Whether the words `seq` appear in a row, before the word `stop` if given. */
+/** The words a created object's name follows: TABLE, VIEW, SEQUENCE, IF NOT EXISTS, INTO. */
+const BEFORE_NEW_NAME = new Set(["table", "view", "sequence", "exists", "into"]);
+
+/** A new object named in the session's temporary schema: `pg_temp.name` (or `pg_temp_3.name`). */
+function createsInPgTemp(t: Token[]): boolean {
+  return t.some(
+    (tok, i) =>
+      tok.kind !== "string" &&
+      /^pg_temp(?:_\d+)?$/i.test(tok.text) &&
+      t[i + 1]?.text === "." &&
+      t[i - 1]?.kind === "word" &&
+      BEFORE_NEW_NAME.has(t[i - 1]!.text),
+  );
+}
+
 function hasSequence(t: Token[], seq: string[], stop?: string): boolean {
   for (let i = 0; i + seq.length <= t.length; i++) {
     if (stop !== undefined && t[i]!.kind === "word" && t[i]!.text === stop) return false;
