@@ -14,6 +14,8 @@ import { PoolStats } from "./stats.ts";
 /** What a pool needs from its client: linked, refused, and queue bookkeeping. */
 export interface PoolClient {
   readonly id: number;
+  /** Queued while still logging in (a server takes its startup settings first): not yet in clientCount. */
+  readonly loggingIn: boolean;
   /** When the client started waiting (clock.ts ms), 0 when not waiting. */
   waitStart: number;
   assign(server: ServerConnection): void;
@@ -85,6 +87,13 @@ export class Pool {
   /** After a failed server login: when to try again, and whether clients may wait meanwhile. */
   readonly loginRetry = new LoginRetry();
   private retryTimer: NodeJS.Timeout | null = null;
+
+  /** Logged-in clients not waiting for a server: SHOW POOLS' cl_active. */
+  get activeClientCount(): number {
+    let waitingIn = 0;
+    for (const client of this.waiting) if (!client.loggingIn) waitingIn++;
+    return this.clientCount - waitingIn;
+  }
 
   constructor(
     readonly db: DatabaseDef,

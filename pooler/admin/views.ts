@@ -219,7 +219,7 @@ export function poolRows(pooler: Pooler): PoolRow[] {
     return {
       database: pool.db.name,
       user: pool.user,
-      cl_active: pool.clientCount - pool.waiting.length,
+      cl_active: pool.activeClientCount,
       cl_waiting: pool.waiting.length,
       cl_active_cancel_req: 0,
       cl_waiting_cancel_req: 0,

@@ -582,6 +582,28 @@ describe("admin console", () => {
   }, 60_000);
 });
 
+describe("SHOW POOLS while a client logs in", () => {
+  it("counts a client queued for a server to take its startup settings as waiting, not against cl_active", async () => {
+    const tp = await startTestPooler({ ...baseEnv, DEFAULT_POOL_SIZE: "1" });
+    const admin = await connect(consoleUrl(tp));
+    const holder = await connect(tp.url());
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1");
+      // The only server is busy: this login waits for it to accept statement_timeout.
+      const late = connect(tp.url(), { options: "-c statement_timeout=5s" });
+      await eventually(async () => (await row(admin, "POOLS", "database", "app")).cl_waiting === "1");
+      expect(await row(admin, "POOLS", "database", "app")).toMatchObject({ cl_active: "1", cl_waiting: "1" });
+      await holder.query("COMMIT");
+      await (await late).end();
+    } finally {
+      await holder.end();
+      await admin.end();
+      await tp.stop();
+    }
+  });
+});
+
 describe("PAUSE and RESUME under pgbench load", () => {
   let tp: TestPooler;
   let admin: pg.Client;
