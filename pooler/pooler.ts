@@ -145,12 +145,13 @@ export class Pooler implements ClientHost, PoolRegistry {
    */
   async lookupSecret(user: string, db: DatabaseDef): Promise<UserSecret | undefined> {
     const known = this.config.authUsers.get(user);
-    if (known || this.config.authUser === undefined) return known;
+    if (known || (db.authUser ?? this.config.authUser) === undefined) return known;
     return this.authQuery(user, db);
   }
 
   /**
-   * auth_query, run as auth_user on the client's database (or auth_dbname). A side path taken once
+   * auth_query, run as auth_user on the client's database (or auth_dbname), the database entry's
+   * own auth_user and auth_dbname first. A side path taken once
    * per unknown user, so it uses the `pg` driver rather than the pooler's own connections.
    */
   private async authQuery(user: string, db: DatabaseDef): Promise<UserSecret | undefined> {
@@ -170,13 +171,13 @@ export class Pooler implements ClientHost, PoolRegistry {
 
   /** auth_user's connection, with TLS as server_tls_sslmode gives the pooler's own server connections. */
   private async authQueryClient(db: DatabaseDef): Promise<pg.Client> {
-    const authUser = this.config.authUser!;
+    const authUser = (db.authUser ?? this.config.authUser)!;
     const authSecret = this.config.authUsers.get(authUser);
     const open = async (ssl: pg.ClientConfig["ssl"]): Promise<pg.Client> => {
       const client = new pg.Client({
         host: db.host,
         port: db.port,
-        database: this.config.authDbname ?? db.dbname ?? db.name,
+        database: db.authDbname ?? this.config.authDbname ?? db.dbname ?? db.name,
         user: authUser,
         password: authSecret?.kind === "plain" ? authSecret.secret : db.password,
         connectionTimeoutMillis: this.config.serverConnectTimeout,

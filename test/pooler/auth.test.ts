@@ -1,5 +1,7 @@
 // Authentication on both sides: clients against the userlist (md5, scram-sha-256, plain, trust),
 // auth_query for users not in the file, and the pooler logging in to PostgreSQL with md5 or SCRAM.
+import fs from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { md5Response, md5Secret } from "../../pooler/protocol/auth/md5.ts";
 import {
@@ -121,6 +123,34 @@ describe("auth_query", () => {
         expect(err.code).toBe("28P01");
       },
     );
+  });
+
+  it("uses a database entry's own auth_user and auth_dbname (pgbouncer.ini)", async () => {
+    const server = new URL(inject("pgAppUrl"));
+    const ini = path.join(path.dirname(userlist([])), "auth-user.ini");
+    fs.writeFileSync(
+      ini,
+      [
+        "[databases]",
+        `viaini = host=${server.hostname} port=${server.port} dbname=app auth_user=postgres auth_dbname=postgres`,
+        `lookup_elsewhere = host=${server.hostname} port=${server.port} dbname=app auth_user=postgres auth_dbname=no_such_db`,
+        "[pgbouncer]",
+      ].join("\n"),
+    );
+    const p = await startTestPooler(
+      { AUTH_TYPE: "scram-sha-256", AUTH_FILE: userlist([["postgres", "postgres"]]) },
+      ini,
+    );
+    try {
+      expect(await whoAmI(p.urlAs(SCRAM_ROLE, PASSWORD, "viaini"))).toBe(SCRAM_ROLE);
+      expect((await errorOf(connect(p.urlAs(SCRAM_ROLE, "wrong", "viaini")))).code).toBe("28P01");
+      // auth_dbname is where the lookup runs: a database that does not exist fails it
+      expect((await errorOf(connect(p.urlAs(SCRAM_ROLE, PASSWORD, "lookup_elsewhere")))).message).toMatch(
+        /authentication lookup failed|no_such_db/,
+      );
+    } finally {
+      await p.stop();
+    }
   });
 
   it("asks at every login: a changed password takes effect at once", async () => {
