@@ -34,8 +34,8 @@ const envSchema = z.object({
   HOST: z.string().min(1).default("0.0.0.0"),
   SESSION_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  // Set when users reach the app over HTTPS (directly or through a TLS-terminating proxy): secure
-  // cookies, HSTS and upgrade-insecure-requests would break a plain-HTTP demo.
+  // Set when users reach the app over HTTPS, through a TLS-terminating proxy (the app itself speaks
+  // plain HTTP): secure cookies, HSTS and upgrade-insecure-requests would break a plain-HTTP demo.
   BEHIND_TLS: flag,
   // Number of reverse proxies in front of the app, so req.ip (the login rate limit's key) and
   // req.secure come from X-Forwarded-*; 0 means trust no proxy header.
@@ -114,6 +114,14 @@ export function loadConfig(
   if (!e.SESSION_SECRET) {
     if (production) throw new ConfigError("Invalid environment:\nSESSION_SECRET: required in production");
     warn("SESSION_SECRET is not set: using a development secret. Set it before deploying.");
+  }
+  if (e.BEHIND_TLS && e.TRUST_PROXY === 0) {
+    // express-session sends a Secure cookie only on a request it sees as HTTPS (req.secure).
+    throw new ConfigError(
+      "Invalid environment:\nBEHIND_TLS: needs TRUST_PROXY (the proxies in front of the app, at least 1): " +
+        "the app speaks plain HTTP, and without the proxy's X-Forwarded-Proto it would never send the " +
+        "secure session cookie, so nobody could log in",
+    );
   }
   return {
     ...loadDatabaseConfig(env),

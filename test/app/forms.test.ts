@@ -165,5 +165,12 @@ describe("configuration", () => {
     expect(() => loadConfig({ ...base, PORT: "eighty" }, () => {})).toThrow(/PORT: must be a whole number/);
     expect(() => loadConfig({ ...base, PASSWORD_SCRYPT_N: "1000" }, () => {})).toThrow(/power of two/);
     expect(() => loadConfig({ ...base, BEHIND_TLS: "maybe" }, () => {})).toThrow(/BEHIND_TLS/);
+    expect(() => loadConfig({ ...base, BEHIND_TLS: "true" }, () => {})).toThrow(
+      /BEHIND_TLS: needs TRUST_PROXY/,
+    );
+    expect(loadConfig({ ...base, BEHIND_TLS: "true", TRUST_PROXY: "1" }, () => {})).toMatchObject({
+      behindTls: true,
+      trustProxy: 1,
+    });
   });
 });
