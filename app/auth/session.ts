@@ -26,6 +26,12 @@ declare module "express-serve-static-core" {
 
 /** Django's SESSION_COOKIE_AGE: two weeks. */
 const SESSION_AGE_MS = 14 * 24 * 3600 * 1000;
+/**
+ * A visitor who is not logged in has a session only to hold the login form's CSRF token (Django
+ * keeps that in a cookie and stores nothing): long enough to fill in the form, and short enough
+ * that visits which never log in do not fill the session table for two weeks.
+ */
+export const ANONYMOUS_SESSION_AGE_MS = 2 * 3600 * 1000;
 
 export type SessionStore = connectPgSimple.PGStore;
 
@@ -125,12 +131,12 @@ export function createAuth(prisma: PrismaClient, secret: string) {
     /** Sets req.user from the session, and ends sessions whose user is gone or changed password. */
     loadUser: async (req: Request, _res: Response, next: NextFunction): Promise<void> => {
       const { userId, authHash: stored } = req.session;
-      if (userId === undefined) return next();
-      const user = await prisma.user.findUnique({ where: { id: userId } });
+      const user = userId === undefined ? null : await prisma.user.findUnique({ where: { id: userId } });
       if (user && stored !== undefined && sameHash(stored, authHash(secret, user))) {
         req.user = user;
       } else {
-        await promised((cb) => req.session.regenerate(cb));
+        if (userId !== undefined) await promised((cb) => req.session.regenerate(cb));
+        req.session.cookie.maxAge = ANONYMOUS_SESSION_AGE_MS;
       }
       next();
     },

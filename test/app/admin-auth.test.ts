@@ -2,6 +2,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import request from "supertest";
+import { ANONYMOUS_SESSION_AGE_MS } from "../../app/auth/session.ts";
 import { pino } from "pino";
 import { Writable } from "node:stream";
 import {
@@ -167,16 +168,29 @@ describe("login", () => {
     await request(h.app).get("/admin/").set("Cookie", after!).expect(200);
   });
 
-  it("sets Django's session cookie: sessionid, HttpOnly, SameSite=Lax, two weeks", async () => {
-    const res = await request(h.app).get("/admin/login/").expect(200);
-    const cookie = (res.headers["set-cookie"] as unknown as string[]).find((c) =>
-      c.startsWith("sessionid="),
-    )!;
+  it("sets Django's session cookie at login: sessionid, HttpOnly, SameSite=Lax, two weeks", async () => {
+    const user = await createUser(h);
+    const { res, page } = await tryLogin({ username: user.username, password: PASSWORD });
+    const cookieOf = (r: typeof res) =>
+      (r.headers["set-cookie"] as unknown as string[]).find((c) => c.startsWith("sessionid="))!;
+    const lifetime = (cookie: string) => new Date(/Expires=([^;]+)/.exec(cookie)![1]!).getTime() - Date.now();
+    const cookie = cookieOf(res);
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Lax/);
     expect(cookie).not.toMatch(/Secure/);
-    const expires = new Date(/Expires=([^;]+)/.exec(cookie)![1]!).getTime();
-    expect(expires - Date.now()).toBeGreaterThan(13.9 * 24 * 3600 * 1000);
+    expect(lifetime(cookie)).toBeGreaterThan(13.9 * 24 * 3600 * 1000);
+    // Before a login, the session holds only the form's CSRF token: it and its row last two hours.
+    const hours2 = ANONYMOUS_SESSION_AGE_MS + 1000; // the cookie and the row keep whole seconds
+    expect(lifetime(cookieOf(page))).toBeLessThanOrEqual(hours2);
+    const anonymous = await request(h.app).get("/admin/login/").expect(200);
+    expect(lifetime(cookieOf(anonymous))).toBeLessThanOrEqual(hours2);
+    expect(lifetime(cookieOf(anonymous))).toBeGreaterThan(ANONYMOUS_SESSION_AGE_MS - 60_000);
+    const signed = decodeURIComponent(sessionCookie(anonymous)!.split("=")[1]!); // s:<sid>.<signature>
+    const rows = await h.sql<{ expire: Date }>("SELECT expire FROM session WHERE sid = $1", [
+      signed.slice(2, signed.lastIndexOf(".")),
+    ]);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.expire.getTime() - Date.now()).toBeLessThanOrEqual(hours2);
   });
 
   it("marks the cookie Secure behind TLS", async () => {
