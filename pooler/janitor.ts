@@ -71,7 +71,9 @@ export class Janitor {
     // Lifetime closes are spread out, one per pool per tick, so a pool never reconnects all at once.
     let lifetimeClosed = false;
     for (const server of [...pool.idle]) {
-      if (c.serverIdleTimeout > 0 && now - server.lastActivity > c.serverIdleTimeout) {
+      // As PgBouncer (since 1.19), not below min_pool_size: those would only be opened again.
+      const idleTooLong = c.serverIdleTimeout > 0 && now - server.lastActivity > c.serverIdleTimeout;
+      if (idleTooLong && pool.serverCount > pool.settings.minSize) {
         server.close("server idle timeout");
       } else if (
         !lifetimeClosed &&
