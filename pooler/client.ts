@@ -613,6 +613,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       toServer: (buf) => this.pass(buf),
       toClient: (buf) => this.write(buf),
       noteEffect: (effect) => this.noteEffect(effect),
+      inFailedTransaction: () => this.server?.txStatus === "E",
     });
     route.server = server.statements ??= new ServerStatements(pool.statements);
     route.replies = server.replies;

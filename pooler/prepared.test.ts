@@ -37,6 +37,7 @@ function setup(capacity = 10) {
     toServer: (b) => toServer.push(describeWire(b)),
     toClient: (b) => toClient.push(describeWire(b)),
     noteEffect: () => undefined,
+    inFailedTransaction: () => false,
   });
   /** The server answers everything it was sent successfully. */
   const serverOk = (q = replies): void => {

@@ -179,6 +179,8 @@ export interface StatementRoute {
   toClient(buf: Buffer): void;
   /** A statement the client refers to may touch session state when executed. */
   noteEffect(effect: SessionEffect): void;
+  /** The server's transaction has failed: PostgreSQL refuses every Parse until it ends (25P02). */
+  inFailedTransaction(): boolean;
 }
 
 /**
@@ -239,6 +241,11 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   const forget = (): void => r.client.delete(name, s);
   if (r.server.state(s) === "yes") {
     r.server.set(s, "yes");
+    // In a failed transaction the server has it all the same, but must refuse the Parse.
+    if (r.inFailedTransaction()) {
+      r.replies.push(Expect.Parse, { undo: forget, mapError: renameInError(s.name, name) });
+      return r.toServer(s.parse);
+    }
     r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
     return;
   }

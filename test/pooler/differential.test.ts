@@ -92,6 +92,14 @@ const CONVERSATIONS: Record<string, Step[]> = {
     },
     { send: [bind("", "ua"), execute(), sync()] },
   ],
+  "a Parse of known SQL inside a failed transaction": [
+    { send: [parse("known", "SELECT 1 AS one"), sync()] },
+    { send: [query("BEGIN")] },
+    { send: [query("SELECT 1 / 0")] },
+    { send: [parse("again", "SELECT 1 AS one"), sync()] },
+    { send: [query("ROLLBACK")] },
+    { send: [bind("", "again"), execute(), sync()] },
+  ],
   "a transaction that fails half-way": [
     { send: [query("BEGIN")] },
     { send: [parse("div", "SELECT 1 / $1::int AS q"), bind("", "div", ["0"]), execute(), sync()] },
