@@ -46,14 +46,19 @@ export class Janitor {
           client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
         return;
       case "active":
-        // As PgBouncer: a transaction is idle from the server's last message (a long query's reply
-        // ends it), and client_idle_timeout leaves alone a client that holds a server.
+        // Idle is counted from the last traffic: a transaction from the server's last message (as
+        // PgBouncer), a client holding a server from whichever side spoke last, so a long query's
+        // reply ends either. (PgBouncer never applies client_idle_timeout to a client with a server;
+        // ours does, or half a message would hold a server forever.)
         if (server === null) return;
         if (server.pendingReplies > 0) {
           if (over(now, client.queryStartedAt, c.queryTimeout))
             client.refuse(SqlState.QueryCanceled, "query timeout");
-        } else if (server.txStatus !== "I" && over(now, server.lastActivity, c.idleTransactionTimeout)) {
-          client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
+        } else if (server.txStatus !== "I") {
+          if (over(now, server.lastActivity, c.idleTransactionTimeout))
+            client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
+        } else if (over(now, Math.max(client.lastActivity, server.lastActivity), c.clientIdleTimeout)) {
+          client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
         }
         return;
       case "idle":

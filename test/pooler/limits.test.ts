@@ -203,13 +203,14 @@ describe("timeouts", () => {
       expect(err.message).toBe("idle transaction timeout");
     }));
 
-  it("client_idle_timeout leaves a session-mode client holding its server alone, as PgBouncer", () =>
-    withTestPooler({ POOL_MODE: "session", CLIENT_IDLE_TIMEOUT: "0.4" }, async ({ url }) => {
+  it("client_idle_timeout counts from the last traffic either way: a long query's reply is not idleness", () =>
+    withTestPooler({ POOL_MODE: "session", CLIENT_IDLE_TIMEOUT: "1" }, async ({ url }) => {
       const a = await connect(url());
-      await a.query("SELECT pg_sleep(1)");
-      await new Promise((r) => setTimeout(r, 1000));
+      await a.query("SELECT pg_sleep(1.5)"); // longer than the timeout, but not idle
+      await new Promise((r) => setTimeout(r, 500));
       expect((await a.query("SELECT 1 AS one")).rows[0].one).toBe(1);
-      await a.end();
+      const err = await new Promise<Error>((resolve) => a.once("error", resolve));
+      expect(err.message).toBe("client_idle_timeout");
     }));
 
   it("query_timeout cancels by closing a client whose query runs too long", () =>
