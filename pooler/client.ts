@@ -881,14 +881,14 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     );
   }
 
-  /**
-   * Whether the client keeps its server across transactions: its server holds session state that
-   * cannot be recreated elsewhere (`pinnedState` says which). Counted in Pool.pinnedClients.
-   */
   get loggingIn(): boolean {
     return this.state === "login";
   }
 
+  /**
+   * Whether the client keeps its server across transactions: its server holds session state that
+   * cannot be recreated elsewhere (`pinnedState` says which). Counted in Pool.pinnedClients.
+   */
   get pinned(): boolean {
     return this.held.length > 0;
   }

@@ -151,8 +151,8 @@ export class Pooler implements ClientHost, PoolRegistry {
 
   /**
    * auth_query, run as auth_user on the client's database (or auth_dbname), the database entry's
-   * own auth_user and auth_dbname first. A side path taken once
-   * per unknown user, so it uses the `pg` driver rather than the pooler's own connections.
+   * own auth_user and auth_dbname first. A side path taken once per unknown user, so it uses the
+   * `pg` driver rather than the pooler's own connections.
    */
   private async authQuery(user: string, db: DatabaseDef): Promise<UserSecret | undefined> {
     const client = await this.authQueryClient(db);

@@ -318,7 +318,6 @@ export function isHidden(name: string): boolean {
   return name.includes(".") || name === "role" || name === "session_authorization";
 }
 
-/** Whether the words `seq` appear in a row, before the word `stop` if given. */
 /** The words a created object's name follows: TABLE, VIEW, SEQUENCE, IF NOT EXISTS, INTO. */
 const BEFORE_NEW_NAME = new Set(["table", "view", "sequence", "exists", "into"]);
 
@@ -328,12 +327,14 @@ function createsInPgTemp(t: Token[]): boolean {
     (tok, i) =>
       tok.kind !== "string" &&
       /^pg_temp(?:_\d+)?$/i.test(tok.text) &&
-      t[i + 1]?.text === "." &&
+      t[i + 1]?.kind === "symbol" &&
+      t[i + 1]!.text === "." &&
       t[i - 1]?.kind === "word" &&
       BEFORE_NEW_NAME.has(t[i - 1]!.text),
   );
 }
 
+/** Whether the words `seq` appear in a row, before the word `stop` if given. */
 function hasSequence(t: Token[], seq: string[], stop?: string): boolean {
   for (let i = 0; i + seq.length <= t.length; i++) {
     if (stop !== undefined && t[i]!.kind === "word" && t[i]!.text === stop) return false;
