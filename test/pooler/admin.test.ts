@@ -662,6 +662,17 @@ describe("PAUSE and RESUME under pgbench load", () => {
     expect((await query).rows[0].one).toBe(1);
     await client.end();
   });
+
+  it("PAUSE waits for a pinned client to leave, as PgBouncer's session mode waits for its clients", async () => {
+    const pinned = await connect(tp.url());
+    await pinned.query("LISTEN pause_test"); // pins its server across transactions
+    const pause = admin.query("PAUSE app");
+    expect(await stillPending(pause, 500)).toBe(true);
+    await pinned.end();
+    await pause;
+    expect((await show(admin, "SERVERS")).filter((r) => r.database === "app")).toEqual([]);
+    await admin.query("RESUME app");
+  });
 });
 
 describe("who may use the console", () => {
