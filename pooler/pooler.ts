@@ -357,12 +357,13 @@ export class Pooler implements ClientHost, PoolRegistry {
     this.config = config;
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
+    // The server-side name defaults to the entry's own; for one made up from "*", the client's.
+    const target = (d: DatabaseDef, name: string) => `${d.host}:${d.port}/${d.dbname ?? name}`;
     for (const pool of this.pools.values()) {
-      // The server-side name defaults to the entry's own; for one made up from "*", the client's.
-      const target = (d: DatabaseDef) => `${d.host}:${d.port}/${d.dbname ?? pool.db.name}`;
-      const db = this.findDatabase(pool.db.name);
-      const before = old.databases.get(pool.db.name) ?? old.databases.get("*");
-      if (!db || !before || target(db) !== target(before)) pool.reconnect();
+      const name = pool.db.name;
+      const db = this.findDatabase(name);
+      const before = old.databases.get(name) ?? old.databases.get("*");
+      if (!db || !before || target(db, name) !== target(before, name)) pool.reconnect();
     }
     this.refreshPoolSettings();
     this.log.info("configuration reloaded");
