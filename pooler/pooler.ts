@@ -1,16 +1,14 @@
 // The running pooler: its configuration, pools, clients and cancel keys; what client connections
 // and pools ask of the whole (limits across pools, auth lookups, cancel routing, reload, shutdown).
 import net from "node:net";
-import pg from "pg";
 import { SqlConsole, type AdminConsole } from "./admin/console.ts";
+import { lookupByAuthQuery } from "./auth-query.ts";
 import type { ClientConnection, ClientHost } from "./client.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import {
   applySetting,
   buildTls,
-  classifySecret,
   loadConfig,
-  tlsRequired,
   type ApplyResult,
   type ClientTls,
   type LoadedConfig,
@@ -26,7 +24,7 @@ import { ClientRegistry } from "./client-registry.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import type { ServerCredentials } from "./server.ts";
 import { StatsPeriod, type PoolStats } from "./stats.ts";
-import { connectTls, serverTlsOptions } from "./tls.ts";
+import { connectTls } from "./tls.ts";
 
 /** SHUTDOWN WAIT_FOR_SERVERS (and signals) or WAIT_FOR_CLIENTS. */
 export type ShutdownWait = "servers" | "clients";
@@ -141,62 +139,14 @@ export class Pooler implements ClientHost, PoolRegistry {
 
   /**
    * The auth file's entry, else auth_query's answer — asked at every login, not cached, so that a
-   * changed or expired password (auth_query honours rolvaliduntil) takes effect at once.
+   * changed or expired password (auth_query honours rolvaliduntil) takes effect at once. The
+   * database entry's own auth_user comes first.
    */
   async lookupSecret(user: string, db: DatabaseDef): Promise<UserSecret | undefined> {
     const known = this.config.authUsers.get(user);
-    if (known || (db.authUser ?? this.config.authUser) === undefined) return known;
-    return this.authQuery(user, db);
-  }
-
-  /**
-   * auth_query, run as auth_user on the client's database (or auth_dbname), the database entry's
-   * own auth_user and auth_dbname first. A side path taken once per unknown user, so it uses the
-   * `pg` driver rather than the pooler's own connections.
-   */
-  private async authQuery(user: string, db: DatabaseDef): Promise<UserSecret | undefined> {
-    const client = await this.authQueryClient(db);
-    try {
-      const { rows } = await client.query<string[]>({
-        text: this.config.authQuery,
-        values: [user],
-        rowMode: "array",
-      });
-      const secret = rows[0]?.[1];
-      return secret ? { name: user, kind: classifySecret(secret), secret } : undefined;
-    } finally {
-      await client.end();
-    }
-  }
-
-  /** auth_user's connection, with TLS as server_tls_sslmode gives the pooler's own server connections. */
-  private async authQueryClient(db: DatabaseDef): Promise<pg.Client> {
-    const authUser = (db.authUser ?? this.config.authUser)!;
-    const authSecret = this.config.authUsers.get(authUser);
-    const open = async (ssl: pg.ClientConfig["ssl"]): Promise<pg.Client> => {
-      const client = new pg.Client({
-        host: db.host,
-        port: db.port,
-        database: db.authDbname ?? this.config.authDbname ?? db.dbname ?? db.name,
-        user: authUser,
-        password: authSecret?.kind === "plain" ? authSecret.secret : db.password,
-        connectionTimeoutMillis: this.config.serverConnectTimeout,
-        // explicit even when off: left undefined, node-postgres would follow PGSSLMODE instead
-        ssl,
-      });
-      await client.connect();
-      return client;
-    };
-    const setup = this.tls.server;
-    if (setup === null) return open(false);
-    try {
-      return await open(serverTlsOptions(setup, db.host));
-    } catch (err) {
-      // node-postgres has no sslmode=prefer: it gives up when the server refuses TLS, where
-      // allow / prefer go on in plain text
-      if (tlsRequired(setup.mode) || (err as Error).message !== PG_REFUSED_SSL) throw err;
-      return open(false);
-    }
+    const authUser = db.authUser ?? this.config.authUser;
+    if (known || authUser === undefined) return known;
+    return lookupByAuthQuery(this.config, this.tls.server, db, authUser, user);
   }
 
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool {
@@ -417,6 +367,3 @@ export class Pooler implements ClientHost, PoolRegistry {
     return busy;
   }
 }
-
-/** node-postgres's error when the server answers its SSLRequest with N. */
-const PG_REFUSED_SSL = "The server does not support SSL connections";

@@ -8,8 +8,11 @@ import { Block, Connection } from "./connection.ts";
 import { FrameScanner, type FrameVisitor } from "./protocol/framing.ts";
 import {
   Auth,
+  bind,
   BodyReader,
+  execute,
   Msg,
+  parse,
   parseErrorFields,
   parseParameterStatus,
   passwordMessage,
@@ -17,6 +20,7 @@ import {
   saslInitialResponse,
   saslResponse,
   startupMessage,
+  sync,
   terminate,
   type TransactionStatus,
 } from "./protocol/messages.ts";
@@ -430,14 +434,21 @@ export class ServerConnection extends Connection implements FrameVisitor {
     });
   }
 
-  /** As runInternal, resolving with the rows of the result (the session-state probe). */
-  queryInternal(sql: string): Promise<Row[]> {
+  /**
+   * As runInternal, resolving with the rows of the result (the session-state probe, auth_query).
+   * With `params`, sent as one extended-protocol round trip with $1… bound to them.
+   */
+  queryInternal(sql: string, params?: readonly string[]): Promise<Row[]> {
     if (this.state === "closed") return Promise.reject(new Error(`server closed: ${this.closeReason}`));
     if (this.internal) return Promise.reject(new Error("internal query already running"));
     return new Promise<Row[]>((resolve, reject) => {
       this.internal = { resolve, reject, error: null, rows: [] };
       this.pendingReplies++;
-      this.socket.write(query(sql));
+      this.socket.write(
+        params === undefined
+          ? query(sql)
+          : Buffer.concat([parse("", sql), bind("", "", params), execute(), sync()]),
+      );
     });
   }
 

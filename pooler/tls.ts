@@ -65,11 +65,8 @@ export function requestTls(
   });
 }
 
-/**
- * What tls.connect needs to speak to PostgreSQL at `host` as server_tls_* say: for the pooler's own
- * server connections and for auth_query's node-postgres client (its `ssl` option), so both check alike.
- */
-export function serverTlsOptions(setup: ServerTls, host: string): tls.ConnectionOptions {
+/** What tls.connect needs to speak to PostgreSQL at `host` as server_tls_* say. */
+function serverTlsOptions(setup: ServerTls, host: string): tls.ConnectionOptions {
   return {
     secureContext: setup.context,
     host,

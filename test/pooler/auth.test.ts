@@ -153,6 +153,29 @@ describe("auth_query", () => {
     }
   });
 
+  it("logs auth_user in with the md5 hash the auth file holds, and binds the user name as a parameter", async () => {
+    // a superuser: the default auth_query reads pg_authid
+    const authRole = "pooler_md5_auth_user";
+    await createLoginRole(inject("pgAppUrl"), authRole, PASSWORD, "md5");
+    const admin = await connect(inject("pgAppUrl"));
+    await admin.query(`ALTER ROLE ${authRole} SUPERUSER`);
+    await admin.end();
+    const p = await startTestPooler({
+      AUTH_TYPE: "md5",
+      AUTH_FILE: userlist([[authRole, md5Secret(authRole, PASSWORD)]]),
+      AUTH_USER: authRole,
+    });
+    try {
+      expect(await whoAmI(p.urlAs(MD5_ROLE, PASSWORD))).toBe(MD5_ROLE);
+      expect((await errorOf(connect(p.urlAs(MD5_ROLE, "wrong")))).code).toBe("28P01");
+      // pasted into the SQL, the quote would break the lookup (08006) instead of finding no one
+      expect((await errorOf(connect(p.urlAs("no'such", PASSWORD)))).code).toBe("28P01");
+    } finally {
+      await p.stop();
+      await dropRole(inject("pgAppUrl"), authRole);
+    }
+  });
+
   it("asks at every login: a changed password takes effect at once", async () => {
     const role = "pooler_auth_query_user";
     const admin = await connect(inject("pgAppUrl"));

@@ -1,0 +1,45 @@
+// auth_query: the secret of a user missing from the auth file, asked of PostgreSQL as auth_user.
+// It runs on a server connection of the pooler's own, so auth_user may log in with whatever the
+// pooler's servers can: a plain password or an md5 hash from the auth file (the edoburu image
+// writes md5 hashes), or the database entry's password, over TLS as server_tls_sslmode says.
+import type { ServerTls } from "./config/tls.ts";
+import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
+import { classifySecret } from "./config/userlist.ts";
+import { ServerConnection } from "./server.ts";
+
+/** Runs auth_query for `user` as `authUser`, on a connection opened for it and closed after. */
+export async function lookupByAuthQuery(
+  config: PoolerConfig,
+  tls: ServerTls | null,
+  db: DatabaseDef,
+  authUser: string,
+  user: string,
+): Promise<UserSecret | undefined> {
+  const fileSecret = config.authUsers.get(authUser);
+  const { server, ready } = ServerConnection.connect(
+    {
+      host: db.host,
+      port: db.port,
+      database: db.authDbname ?? config.authDbname ?? db.dbname ?? db.name,
+      credentials: {
+        user: authUser,
+        // a SCRAM secret cannot log in: only a client's own SCRAM exchange yields its keys
+        password: fileSecret && fileSecret.kind !== "scram" ? fileSecret.secret : db.password,
+      },
+      startupParams: {},
+      connectTimeout: config.serverConnectTimeout,
+      maxPacketSize: config.maxPacketSize,
+      tls,
+    },
+    () => undefined,
+  );
+  try {
+    await ready;
+    // a parameter, not text pasted into the SQL: the user name is the client's to choose
+    const rows = await server.queryInternal(config.authQuery, [user]);
+    const secret = rows[0]?.[1];
+    return secret ? { name: user, kind: classifySecret(secret), secret } : undefined;
+  } finally {
+    server.close("auth_query done");
+  }
+}
