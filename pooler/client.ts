@@ -153,7 +153,7 @@ class LoginState {
   welcoming = false;
   pendingWelcome: Buffer | null = null;
   /** A refusal to send once the startup packet is read. */
-  refusal: { code: string; message: string } | null = null;
+  refusal: { code: string; message: string; sparesConsole: boolean } | null = null;
 }
 
 export class ClientConnection extends Connection implements PoolClient, ServerPeer, FrameVisitor {
@@ -291,9 +291,13 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   // ---- login ----
 
-  /** Refuses the client once its startup packet is read (max_client_conn, shutdown): libpq shows that. */
-  refuseAfterStartup(code: string, message: string): void {
-    this.login!.refusal = { code, message };
+  /**
+   * Refuses the client once its startup packet is read (max_client_conn, shutdown): libpq shows
+   * that. `sparesConsole`: not a client of the admin console, as PgBouncer lets an operator in to
+   * look at a pooler that is full.
+   */
+  refuseAfterStartup(code: string, message: string, sparesConsole = false): void {
+    this.login!.refusal = { code, message, sparesConsole };
   }
 
   private onLoginData(chunk: Buffer): void {
@@ -363,7 +367,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private async startup(params: Map<string, string>): Promise<void> {
     const refusal = this.login!.refusal;
-    if (refusal) return this.refuse(refusal.code, refusal.message);
+    const toConsole = (params.get("database") || params.get("user")) === ADMIN_DB;
+    if (refusal && !(refusal.sparesConsole && toConsole)) return this.refuse(refusal.code, refusal.message);
     const tls = this.host.clientTls;
     if (tls !== null && tlsRequired(tls.mode) && !isTls(this.socket)) {
       return this.refuse(SqlState.InvalidAuthorization, "SSL required");

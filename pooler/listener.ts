@@ -23,7 +23,11 @@ export function listen(
     if (host.shuttingDown) {
       client.refuseAfterStartup(SqlState.CannotConnectNow, "pooler is shutting down");
     } else if (clients.size > host.config.maxClientConn) {
-      client.refuseAfterStartup(SqlState.TooManyConnections, "no more connections allowed (max_client_conn)");
+      client.refuseAfterStartup(
+        SqlState.TooManyConnections,
+        "no more connections allowed (max_client_conn)",
+        true,
+      );
     }
   });
   return new Promise((resolve, reject) => {

@@ -11,7 +11,12 @@ import { waitFor } from "../support/wait.ts";
 describe("limits", () => {
   it("pool exhaustion: query_wait_timeout (08P01) and max_client_conn (53300) refuse, and both recover when load drops", async () => {
     const ours = await withTestPooler(
-      { DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "1", MAX_CLIENT_CONN: String(MAX_CLIENTS) },
+      {
+        DEFAULT_POOL_SIZE: "1",
+        QUERY_WAIT_TIMEOUT: "1",
+        MAX_CLIENT_CONN: String(MAX_CLIENTS),
+        ADMIN_USERS: "postgres",
+      },
       async ({ url }) => exhaust(url()),
     );
     expect(ours.waitTimeout.code).toBe("08P01");
@@ -20,6 +25,8 @@ describe("limits", () => {
     expect(ours.waitTimeout.ms).toBeLessThan(3000);
     expect(ours.tooMany.code).toBe("53300");
     expect(ours.tooMany.message).toBe("no more connections allowed (max_client_conn)");
+    // as in PgBouncer, the operator still gets into the console of a full pooler
+    expect(ours.consoleWhenFull).toMatch(/^PgBouncer /);
     expect(ours.servedAfter).toBe(MAX_CLIENTS);
     const theirs = hasPgBouncer() ? await pgbouncerExhaust() : null;
     console.log(`exhaustion, ours: ${describeExhaust(ours)}`);
@@ -332,6 +339,8 @@ const MAX_CLIENTS = 6;
 interface Exhaustion {
   waitTimeout: Refusal;
   tooMany: Refusal;
+  /** SHOW VERSION's answer on the console while max_client_conn is reached, or the refusal. */
+  consoleWhenFull: string;
   /** New clients served (one query each) once the load dropped. */
   servedAfter: number;
   recoveryMs: number;
@@ -343,6 +352,7 @@ async function exhaust(url: string): Promise<Exhaustion> {
   await holder.query("BEGIN"); // the only server stays taken
   const others = await Promise.all(Array.from({ length: MAX_CLIENTS - 1 }, () => connect(url)));
   const tooMany = await refusal(connect(url));
+  const consoleWhenFull = await showVersion(url);
   const waitTimeout = await refusal(others[0]!.query("SELECT 1"));
   // the load drops: everyone leaves, then as many new clients as the limit allows come
   await holder.query("COMMIT");
@@ -361,16 +371,38 @@ async function exhaust(url: string): Promise<Exhaustion> {
   );
   return {
     tooMany,
+    consoleWhenFull,
     waitTimeout,
     servedAfter: served.filter((r) => r.status === "fulfilled").length,
     recoveryMs: Date.now() - started,
   };
 }
 
+async function showVersion(url: string): Promise<string> {
+  const consoleUrl = new URL(url);
+  consoleUrl.pathname = "/pgbouncer";
+  try {
+    const c = await connect(consoleUrl.href);
+    try {
+      return String((await c.query("SHOW VERSION")).rows[0]?.version);
+    } finally {
+      await c.end();
+    }
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 async function pgbouncerExhaust(): Promise<Exhaustion> {
   const b = await startPgBouncer(
     { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
-    { pool_mode: "transaction", default_pool_size: 1, query_wait_timeout: 1, max_client_conn: MAX_CLIENTS },
+    {
+      pool_mode: "transaction",
+      default_pool_size: 1,
+      query_wait_timeout: 1,
+      max_client_conn: MAX_CLIENTS,
+      admin_users: "postgres",
+    },
   );
   try {
     return await exhaust(b.url("app"));
@@ -380,7 +412,8 @@ async function pgbouncerExhaust(): Promise<Exhaustion> {
 }
 
 const describeExhaust = (r: Exhaustion): string =>
-  `query_wait_timeout → ${describeRefusal(r.waitTimeout)}; over max_client_conn → ${describeRefusal(r.tooMany)}; ` +
+  `query_wait_timeout → ${describeRefusal(r.waitTimeout)}; over max_client_conn → ${describeRefusal(r.tooMany)}` +
+  ` (console: ${r.consoleWhenFull}); ` +
   `after the load dropped, ${r.servedAfter}/${MAX_CLIENTS} new clients served in ${seconds(r.recoveryMs)}`;
 
 interface BlackholeRun {
