@@ -1,43 +1,88 @@
 // Accepts client sockets, enforces max_client_conn and hands each socket to a ClientConnection.
+import type http from "node:http";
 import net from "node:net";
 import { ClientConnection, type ClientHost } from "./client.ts";
 import type { ClientRegistry } from "./client-registry.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 
 export interface Listener {
-  readonly server: net.Server;
+  /** One per listen_addr entry, all on the same port. */
+  readonly servers: net.Server[];
+  readonly port: number;
   /** Stops accepting new connections (graceful shutdown); existing ones are untouched. */
   stop(): Promise<void>;
 }
 
-export function listen(
+export async function listen(
   host: ClientHost,
   clients: ClientRegistry,
-  addr: string,
+  listenAddr: string,
   port: number,
 ): Promise<Listener> {
-  const server = net.createServer({ noDelay: true, keepAlive: host.config.tcpKeepalive }, (socket) => {
-    const client = new ClientConnection(socket, host);
-    clients.add(client);
-    // Refused after the startup packet has been read, so libpq shows the message instead of a reset.
-    if (host.shuttingDown) {
-      client.refuseAfterStartup(SqlState.CannotConnectNow, "pooler is shutting down");
-    } else if (clients.size > host.config.maxClientConn) {
-      client.refuseAfterStartup(
-        SqlState.TooManyConnections,
-        "no more connections allowed (max_client_conn)",
-        true,
-      );
-    }
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: addr, port, backlog: host.config.listenBacklog }, () => {
-      server.off("error", reject);
-      resolve({
-        server,
-        stop: () => new Promise<void>((done) => server.close(() => done())),
-      });
+  const make = (): net.Server =>
+    net.createServer({ noDelay: true, keepAlive: host.config.tcpKeepalive }, (socket) => {
+      const client = new ClientConnection(socket, host);
+      clients.add(client);
+      // Refused after the startup packet has been read, so libpq shows the message instead of a reset.
+      if (host.shuttingDown) {
+        client.refuseAfterStartup(SqlState.CannotConnectNow, "pooler is shutting down");
+      } else if (clients.size > host.config.maxClientConn) {
+        client.refuseAfterStartup(
+          SqlState.TooManyConnections,
+          "no more connections allowed (max_client_conn)",
+          true,
+        );
+      }
     });
-  });
+  const servers = await bindAll(make, listenAddr, port, host.config.listenBacklog);
+  return {
+    servers,
+    port: (servers[0]!.address() as net.AddressInfo).port,
+    stop: () =>
+      Promise.all(servers.map((s) => new Promise<void>((done) => s.close(() => done())))).then(
+        () => undefined,
+      ),
+  };
+}
+
+/**
+ * listen_addr as PgBouncer reads it: a comma-separated list of addresses or host names, `*` for
+ * every address (Node's dual-stack `::`, or 0.0.0.0 without IPv6). Port 0 takes a free port for
+ * the first address and the same one for the others.
+ */
+function listenHosts(listenAddr: string): (string | undefined)[] {
+  const hosts = listenAddr
+    .split(",")
+    .map((h) => h.trim())
+    .filter((h) => h !== "");
+  if (hosts.length === 0) throw new Error(`listen_addr names no address: ${JSON.stringify(listenAddr)}`);
+  return hosts.map((h) => (h === "*" ? undefined : h));
+}
+
+/** A server per listen_addr entry, all on one port; none stays open if one cannot listen. */
+export async function bindAll<S extends net.Server | http.Server>(
+  make: () => S,
+  listenAddr: string,
+  port: number,
+  backlog?: number,
+): Promise<S[]> {
+  const servers: S[] = [];
+  try {
+    for (const host of listenHosts(listenAddr)) {
+      const server = make();
+      const boundPort = servers.length === 0 ? port : (servers[0]!.address() as net.AddressInfo).port;
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        server.listen({ host, port: boundPort, ...(backlog === undefined ? {} : { backlog }) }, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+      servers.push(server);
+    }
+  } catch (err) {
+    for (const s of servers) s.close();
+    throw err;
+  }
+  return servers;
 }

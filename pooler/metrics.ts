@@ -17,6 +17,7 @@ import {
   type ListRow,
   type PoolRow,
 } from "./admin/views.ts";
+import { bindAll } from "./listener.ts";
 import type { Pool } from "./pool.ts";
 import type { Pooler } from "./pooler.ts";
 import type { Counters } from "./stats.ts";
@@ -181,10 +182,10 @@ export class MetricsServer {
   private readonly waitHistogram: Histogram<"database" | "user">;
   private readonly xactHistogram: Histogram<"database" | "user">;
 
-  private constructor(
-    private readonly pooler: Pooler,
-    private readonly server: http.Server,
-  ) {
+  /** One per listen_addr address. */
+  private servers: http.Server[] = [];
+
+  private constructor(private readonly pooler: Pooler) {
     collectDefaultMetrics({ register: this.registry });
     this.defineExporterMetrics();
     const histogram = (name: string, help: string, buckets: number[]): Histogram<"database" | "user"> =>
@@ -207,22 +208,16 @@ export class MetricsServer {
     );
   }
 
-  static async start(pooler: Pooler, addr: string, port: number): Promise<MetricsServer> {
-    const server = http.createServer();
-    const metrics = new MetricsServer(pooler, server);
-    server.on("request", (req, res) => void metrics.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ host: addr, port }, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
+  /** On every listen_addr address, as the pooler's own port. */
+  static async start(pooler: Pooler, listenAddr: string, port: number): Promise<MetricsServer> {
+    const metrics = new MetricsServer(pooler);
+    const make = (): http.Server => http.createServer((req, res) => void metrics.handle(req, res));
+    metrics.servers = await bindAll(make, listenAddr, port);
     return metrics;
   }
 
   get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
+    return (this.servers[0]!.address() as net.AddressInfo).port;
   }
 
   /** Feeds the pool's waits and transactions into the histograms, from now on. */
@@ -244,9 +239,9 @@ export class MetricsServer {
   }
 
   async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+    const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const s of this.servers) s.closeAllConnections();
+    await Promise.all(closed);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -90,7 +90,7 @@ export class Pooler implements ClientHost, PoolRegistry {
   }
 
   get port(): number {
-    return (this.listener!.server.address() as net.AddressInfo).port;
+    return this.listener!.port;
   }
 
   // ---- ClientHost ----

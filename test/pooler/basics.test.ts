@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { RawClient, type Reply } from "../support/protocol.ts";
+import { freePort } from "../support/ports.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 
 describe("transaction pooling", () => {
@@ -204,6 +205,41 @@ describe("transaction pooling", () => {
     } finally {
       await c.end();
     }
+  });
+});
+
+describe("listen_addr, as PgBouncer reads it", () => {
+  /** current_user through the pooler at `host` (an IPv6 address in brackets). */
+  const whoVia = async (p: TestPooler, host: string): Promise<string> => {
+    const c = await connect(`postgresql://postgres:postgres@${host}:${p.port}/app`);
+    try {
+      return (await c.query("SELECT current_user AS u")).rows[0].u;
+    } finally {
+      await c.end();
+    }
+  };
+
+  it.each([
+    ["a comma-separated list", "127.0.0.1, ::1"],
+    ["* (every address)", "*"],
+  ])("%s: clients and /metrics reach it on IPv4 and IPv6 loopback, one port", async (_what, addr) => {
+    const metricsPort = await freePort();
+    await withTestPooler({ LISTEN_ADDR: addr, METRICS_PORT: String(metricsPort) }, async (p) => {
+      expect(await whoVia(p, "127.0.0.1")).toBe("postgres");
+      expect(await whoVia(p, "[::1]")).toBe("postgres");
+      for (const host of ["127.0.0.1", "[::1]"]) {
+        expect((await fetch(`http://${host}:${metricsPort}/metrics`)).status).toBe(200);
+      }
+    });
+  });
+
+  it("only the addresses listed", async () => {
+    await withTestPooler({ LISTEN_ADDR: "::1" }, async (p) => {
+      expect(await whoVia(p, "[::1]")).toBe("postgres");
+      expect(
+        (await errorOf(connect(`postgresql://postgres:postgres@127.0.0.1:${p.port}/app`))).message,
+      ).toMatch(/ECONNREFUSED/);
+    });
   });
 });
 
