@@ -1,6 +1,7 @@
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { makeCerts } from "../../test/support/certs.ts";
+import { inDirectoryOf } from "../../test/support/cwd.ts";
 import { parseDatabaseUrl, readEnvDatabase } from "./env.ts";
 import { ConfigError } from "./errors.ts";
 import { loadConfig } from "./index.ts";
@@ -52,7 +53,9 @@ describe("setting variables", () => {
 
   it("win over the ini file", () => {
     const iniPath = path.join(import.meta.dirname, "fixtures/pgbouncer.ini");
-    const { config } = loadConfig({ env: { POOL_MODE: "session", LISTEN_PORT: "5432" }, iniPath });
+    const { config } = inDirectoryOf(iniPath, () =>
+      loadConfig({ env: { POOL_MODE: "session", LISTEN_PORT: "5432" }, iniPath }),
+    );
     expect(config).toMatchObject({ poolMode: "session", listenPort: 5432, maxClientConn: 10000 });
   });
 

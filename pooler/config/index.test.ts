@@ -2,6 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { inDirectoryOf } from "../../test/support/cwd.ts";
 import { ConfigError, loadConfig } from "./index.ts";
 
 const FIXTURE = path.join(import.meta.dirname, "fixtures/pgbouncer.ini");
@@ -19,7 +20,7 @@ function writeIni(text: string, userlist?: string): string {
 
 describe("loadConfig", () => {
   it("loads a real-world pgbouncer.ini with its auth file", () => {
-    const { config, warnings } = loadConfig({ env: {}, iniPath: FIXTURE });
+    const { config, warnings } = inDirectoryOf(FIXTURE, () => loadConfig({ env: {}, iniPath: FIXTURE }));
     expect(config).toMatchObject({
       listenAddr: "127.0.0.1",
       listenPort: 6432,
@@ -64,9 +65,13 @@ describe("loadConfig", () => {
 
   it("adds the env login to the auth file unless the file has that user", () => {
     const iniPath = writeIni("[pgbouncer]\nauth_file = userlist.txt\n", '"app" "from-file"\n');
-    const same = loadConfig({ env: { DATABASE_URL: "postgres://app:from-env@db/app" }, iniPath }).config;
+    // a relative auth_file is read from the working directory, as PgBouncer reads it
+    expect(() => loadConfig({ env: {}, iniPath })).toThrow(/auth_file: cannot read .*userlist\.txt: ENOENT/);
+    const load = (url: string) =>
+      inDirectoryOf(iniPath, () => loadConfig({ env: { DATABASE_URL: url }, iniPath }));
+    const same = load("postgres://app:from-env@db/app").config;
     expect(same.authUsers.get("app")?.secret).toBe("from-file");
-    const other = loadConfig({ env: { DATABASE_URL: "postgres://web:from-env@db/app" }, iniPath }).config;
+    const other = load("postgres://web:from-env@db/app").config;
     expect([...other.authUsers.keys()]).toEqual(["app", "web"]);
     expect(other.databases.get("app")).toEqual({ name: "app", host: "db", port: 5432, connectParams: {} });
   });

@@ -41,7 +41,7 @@ export function loadConfig({ env, iniPath }: LoadConfigOptions): LoadedConfig {
   const usedEnv = applyEnvSettings(config, env, warnings);
   if (envDb.database !== undefined) config.databases.set(envDb.database.name, envDb.database);
 
-  config.authUsers = loadAuthUsers(config, iniPath, envDb.login);
+  config.authUsers = loadAuthUsers(config, envDb.login);
   config.source = { iniPath, env: usedEnv.length > 0 || envDb.database !== undefined };
   validate(config);
   return { config, warnings };
@@ -49,17 +49,14 @@ export function loadConfig({ env, iniPath }: LoadConfigOptions): LoadedConfig {
 
 /**
  * auth_file's users, plus the env login unless the file has that user (the image appends it to
- * userlist.txt the same way). A relative auth_file is taken from the ini file's folder.
+ * userlist.txt the same way). A relative auth_file is taken from the working directory, as in
+ * PgBouncer.
  */
-function loadAuthUsers(
-  config: PoolerConfig,
-  iniPath: string | undefined,
-  envLogin: UserSecret | undefined,
-): Map<string, UserSecret> {
+function loadAuthUsers(config: PoolerConfig, envLogin: UserSecret | undefined): Map<string, UserSecret> {
   const users =
     config.authFile === undefined
       ? new Map<string, UserSecret>()
-      : readUserlist(path.resolve(iniPath === undefined ? "." : path.dirname(iniPath), config.authFile));
+      : readUserlist(path.resolve(config.authFile));
   if (envLogin !== undefined && !users.has(envLogin.name)) users.set(envLogin.name, envLogin);
   return users;
 }

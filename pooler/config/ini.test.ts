@@ -2,6 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { inDirectoryOf } from "../../test/support/cwd.ts";
 import { ConfigError } from "./errors.ts";
 import { applyIni, parseConnString, readIniFile } from "./ini.ts";
 import { defaultConfig } from "./settings.ts";
@@ -105,21 +106,27 @@ describe("readIniFile + applyIni", () => {
     expect([...config.databases.keys()]).toEqual(["my db", "other-db", 'q"uote']);
   });
 
-  it("follows %include relative to the including file, keeping the current section", () => {
+  it("follows %include from the working directory, as PgBouncer, keeping the current section", () => {
     const main = writeFiles({
       "main.ini": "[pgbouncer]\nlisten_port = 7000\n%include conf.d/dbs.ini\nmax_client_conn = 500\n",
-      "conf.d/dbs.ini": "pool_mode = statement\n[databases]\nx = host=h\n%include more.ini\n",
+      // from the working directory, not from conf.d/
+      "conf.d/dbs.ini": "pool_mode = statement\n[databases]\nx = host=h\n%include conf.d/more.ini\n",
       "conf.d/more.ini": "y = host=h2\n[pgbouncer]\n",
     });
     const config = defaultConfig();
-    applyIni(config, readIniFile(main));
+    applyIni(
+      config,
+      inDirectoryOf(main, () => readIniFile(main)),
+    );
     expect(config).toMatchObject({ listenPort: 7000, poolMode: "statement", maxClientConn: 500 });
     expect([...config.databases.keys()]).toEqual(["x", "y"]);
   });
 
   it("stops endless %include", () => {
     const file = writeFiles({ "loop.ini": "[pgbouncer]\n%include loop.ini\n" });
-    expect(() => readIniFile(file)).toThrow(/loop\.ini:2: %include nested more than 10 deep/);
+    expect(() => inDirectoryOf(file, () => readIniFile(file))).toThrow(
+      /loop\.ini:2: %include nested more than 10 deep/,
+    );
   });
 
   it("warns about ignored settings, parameters, [peers] and a missing host", () => {

@@ -31,7 +31,10 @@ const KEY_VALUE = /^(?:'([^']+)'|"((?:[^"]|"")+)"|([A-Za-z0-9_.\-*]+))[ \t]*=[ \
 const SECTION = /^\[([^\]]*)\][ \t]*(?:[;#].*)?$/;
 const INCLUDE = /^%include[ \t]+(.+)$/;
 
-/** Reads a pgbouncer.ini and its %include files (paths relative to the including file). */
+/**
+ * Reads a pgbouncer.ini and its %include files; a relative %include path is taken from the working
+ * directory, as PgBouncer documents (not from the including file's folder).
+ */
 export function readIniFile(file: string): IniFile {
   const ini: IniFile = { entries: [], sections: new Set() };
   // The current section carries into and out of included files, as in PgBouncer.
@@ -49,7 +52,7 @@ function readInto(ini: IniFile, file: string, state: { section: string | undefin
     const include = INCLUDE.exec(line);
     if (include !== null) {
       if (depth >= MAX_INCLUDE_DEPTH) throw new ConfigError(`${where}: %include nested more than 10 deep`);
-      readInto(ini, path.resolve(path.dirname(file), include[1] ?? ""), state, depth + 1);
+      readInto(ini, path.resolve(include[1] ?? ""), state, depth + 1);
       return;
     }
 

@@ -39,7 +39,7 @@ function writeIni(dir: string, port: number, maxClients: number): string {
       "listen_addr = 127.0.0.1",
       `listen_port = ${port}`,
       "auth_type = md5",
-      "auth_file = userlist.txt",
+      `auth_file = ${path.join(dir, "userlist.txt")}`,
       "pool_mode = transaction",
       `max_client_conn = ${maxClients}`,
       "logfile = /var/log/pgbouncer/pgbouncer.log ; accepted and ignored, as people paste real files",
