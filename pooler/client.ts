@@ -16,7 +16,7 @@ import { ClientAuth, type AuthStep } from "./client-auth.ts";
 import { Block, Connection } from "./connection.ts";
 import { lingeringClose } from "./linger.ts";
 import type { Logger } from "./log.ts";
-import type { Pool, PoolClient } from "./pool.ts";
+import { forcedCredentials, type Pool, type PoolClient } from "./pool.ts";
 import { FrameScanner, takeStartupPacket, type FrameVisitor } from "./protocol/framing.ts";
 import {
   Msg,
@@ -503,10 +503,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (db === undefined) {
       serverParams = adminWelcomeParams();
     } else {
-      const forced = db.user
-        ? { user: db.user, ...(db.password ? { password: db.password } : {}) }
-        : credentials;
-      this.pool = this.host.poolFor(db, this.user, forced);
+      this.pool = this.host.poolFor(db, this.user, forcedCredentials(db) ?? credentials);
       // The names as the database and pool hold them, not copies from each startup packet.
       if (db.name === this.database) this.database = db.name;
       if (this.pool.user === this.user) this.user = this.pool.user;

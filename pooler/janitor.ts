@@ -91,7 +91,7 @@ export class Janitor {
     }
     const missing = pool.settings.minSize - pool.serverCount;
     for (let i = 0; i < missing && pool.canLaunch(false); i++) pool.launch(false);
-    if (pool.waiting.length > 0) pool.dispatch();
+    if (pool.wantsServer) pool.dispatch();
   }
 }
 

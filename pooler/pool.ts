@@ -28,6 +28,11 @@ export interface PoolRegistry {
   serverCount(db: string, user: string): { db: number; user: number };
   /** Another pool may be able to launch now that a shared limit has room. */
   serverSlotFreed(db: string, user: string): void;
+  /**
+   * Closes the longest-idle server of another pool of the same database (`sameDatabase`) or the
+   * same user, if one is idle, to make room under max_db_connections / max_user_connections.
+   */
+  evictIdleServer(requester: Pool, sameDatabase: boolean): void;
 }
 
 export interface PoolSettings {
@@ -55,6 +60,11 @@ export interface PoolSettings {
   trackExtraParameters: readonly string[];
   /** server_tls_*: how new server connections negotiate TLS. */
   serverTls: ServerTls | null;
+}
+
+/** The login a [databases] entry with user= forces on every client's servers; null without one. */
+export function forcedCredentials(db: DatabaseDef): ServerCredentials | null {
+  return db.user ? { user: db.user, ...(db.password ? { password: db.password } : {}) } : null;
 }
 
 type Waiter = { resolve: (params: Map<string, string>) => void; reject: (err: Error) => void };
@@ -96,7 +106,8 @@ export class Pool {
   }
 
   constructor(
-    readonly db: DatabaseDef,
+    /** Replaced by RELOAD when the [databases] entry changed (retarget). */
+    public db: DatabaseDef,
     readonly user: string,
     private credentials: ServerCredentials,
     public settings: PoolSettings,
@@ -141,9 +152,19 @@ export class Pool {
     });
   }
 
-  /** The first server of the pool, which tells clients' logins the server's parameters. */
+  /**
+   * The first server of the pool, which tells clients' logins the server's parameters. It may
+   * exceed the pool's own size (there is no server to share yet) but not the limits that span pools.
+   */
   private launchWelcome(): void {
-    if (this.login.size === 0 && Date.now() >= this.loginRetry.retryAfter) this.launch(true);
+    if (this.login.size === 0 && Date.now() >= this.loginRetry.retryAfter && this.sharedLimitsAllow(true)) {
+      this.launch(true);
+    }
+  }
+
+  /** Clients wait for a server of this pool, or logins for its first one. */
+  get wantsServer(): boolean {
+    return this.waiting.length > 0 || this.welcomeWaiters.length > 0;
   }
 
   /** A client wants a server: queue it and hand out what is available. */
@@ -178,7 +199,7 @@ export class Pool {
       this.active.add(server);
       client.assign(server);
     }
-    while (this.waiting.length > this.login.size && this.canLaunch(this.reserveAllowed())) {
+    while (this.waiting.length > this.login.size && this.canLaunch(this.reserveAllowed(), true)) {
       this.launch(false);
     }
     this.failWaitersIfHopeless();
@@ -283,15 +304,28 @@ export class Pool {
     );
   }
 
-  canLaunch(withReserve: boolean): boolean {
+  /** `evict`: for clients waiting (not min_pool_size), a shared limit may evict another pool's idle server. */
+  canLaunch(withReserve: boolean, evict = false): boolean {
     if (this.paused || Date.now() < this.loginRetry.retryAfter) return false;
     if (this.loginRetry.cautious && this.login.size > 0) return false;
     const limit = this.settings.size + (withReserve ? this.settings.reserveSize : 0);
     if (this.settings.size > 0 && this.serverCount >= limit) return false;
+    return this.sharedLimitsAllow(evict);
+  }
+
+  /**
+   * max_db_connections and max_user_connections, which span pools. At a limit, an idle server of
+   * another pool under it is evicted when `evict`, as PgBouncer does for waiting clients: its close
+   * frees the slot and dispatches the pools waiting for one, this one among them, so the answer
+   * here is still no.
+   */
+  private sharedLimitsAllow(evict: boolean): boolean {
+    const { maxDbConnections, maxUserConnections } = this.settings;
     const { db, user } = this.registry.serverCount(this.db.name, this.user);
-    if (this.settings.maxDbConnections > 0 && db >= this.settings.maxDbConnections) return false;
-    if (this.settings.maxUserConnections > 0 && user >= this.settings.maxUserConnections) return false;
-    return true;
+    const dbFull = maxDbConnections > 0 && db >= maxDbConnections;
+    if (!dbFull && !(maxUserConnections > 0 && user >= maxUserConnections)) return true;
+    if (evict) this.registry.evictIdleServer(this, dbFull);
+    return false;
   }
 
   /** Opens one server connection. `force` bypasses the pool size (only for the welcome server). */
@@ -384,6 +418,23 @@ export class Pool {
     this.log.debug({ pool: this.name, server: server.id, reason: server.closeReason }, "server closed");
     this.registry.serverSlotFreed(this.db.name, this.user);
     this.dispatch();
+  }
+
+  /**
+   * RELOAD changed the [databases] entry: new servers are opened as it now says; those open to
+   * another place (host, port, database name) or as another login are replaced.
+   */
+  retarget(db: DatabaseDef, credentials: ServerCredentials | null): void {
+    const moved =
+      db.host !== this.db.host ||
+      db.port !== this.db.port ||
+      (db.dbname ?? db.name) !== (this.db.dbname ?? this.db.name);
+    const relogin =
+      credentials !== null &&
+      (credentials.user !== this.credentials.user || credentials.password !== this.credentials.password);
+    this.db = db;
+    if (credentials !== null) this.credentials = credentials;
+    if (moved || relogin) this.reconnect();
   }
 
   /** Closes every idle server now and marks the busy ones to close when released (RECONNECT). */

@@ -18,11 +18,11 @@ import { Janitor } from "./janitor.ts";
 import { listen, type Listener } from "./listener.ts";
 import type { Logger } from "./log.ts";
 import { MetricsServer } from "./metrics.ts";
-import { Pool, type PoolRegistry, type PoolSettings } from "./pool.ts";
+import { Pool, forcedCredentials, type PoolRegistry, type PoolSettings } from "./pool.ts";
 import { cancelRequest } from "./protocol/messages.ts";
 import { ClientRegistry } from "./client-registry.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
-import type { ServerCredentials } from "./server.ts";
+import type { ServerConnection, ServerCredentials } from "./server.ts";
 import { StatsPeriod, type PoolStats } from "./stats.ts";
 import { connectTls } from "./tls.ts";
 
@@ -294,29 +294,58 @@ export class Pooler implements ClientHost, PoolRegistry {
 
   serverSlotFreed(db: string, user: string): void {
     for (const pool of this.pools.values()) {
-      if ((pool.db.name === db || pool.user === user) && pool.waiting.length > 0) pool.dispatch();
+      if ((pool.db.name === db || pool.user === user) && pool.wantsServer) pool.dispatch();
     }
+  }
+
+  evictIdleServer(requester: Pool, sameDatabase: boolean): void {
+    let victim: ServerConnection | undefined;
+    for (const pool of this.pools.values()) {
+      if (pool === requester) continue;
+      if (sameDatabase ? pool.db.name !== requester.db.name : pool.user !== requester.user) continue;
+      // the longest idle first: the front of the list, which is kept in the order servers came back
+      const oldest = pool.idle[0];
+      if (oldest !== undefined && (victim === undefined || oldest.lastActivity < victim.lastActivity)) {
+        victim = oldest;
+      }
+    }
+    victim?.close("evicted");
   }
 
   // ---- control ----
 
-  /** SIGHUP / RELOAD: new settings apply to every pool; servers of changed databases are replaced. */
+  /**
+   * SIGHUP / RELOAD: new settings apply to every pool. A pool whose [databases] entry changed
+   * opens its next servers as the entry now says, and replaces the ones open elsewhere or as
+   * another login; a pool whose entry is gone loses its clients and servers, as in PgBouncer.
+   */
   reload(config: PoolerConfig): void {
-    const old = this.config;
     this.tls = buildTls(config);
     this.config = config;
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
-    // The server-side name defaults to the entry's own; for one made up from "*", the client's.
-    const target = (d: DatabaseDef, name: string) => `${d.host}:${d.port}/${d.dbname ?? name}`;
-    for (const pool of this.pools.values()) {
-      const name = pool.db.name;
-      const db = this.findDatabase(name);
-      const before = old.databases.get(name) ?? old.databases.get("*");
-      if (!db || !before || target(db, name) !== target(before, name)) pool.reconnect();
+    for (const [key, pool] of this.pools) {
+      const db = this.findDatabase(pool.db.name);
+      if (db === undefined) {
+        this.dropPool(key, pool, "database removed");
+        continue;
+      }
+      const forced = forcedCredentials(db);
+      pool.retarget(db, forced?.user === pool.user ? forced : null);
     }
     this.refreshPoolSettings();
     this.log.info("configuration reloaded");
+  }
+
+  /** A pool whose database is no longer configured: its clients are told why, its servers closed. */
+  private dropPool(key: string, pool: Pool, reason: string): void {
+    for (const client of [...this.clients]) {
+      if (client.pool === pool) client.refuse(SqlState.AdminShutdown, reason);
+    }
+    pool.closeServers(reason);
+    this.metrics?.forget(pool);
+    this.pools.delete(key);
+    this.log.info({ pool: pool.name }, reason);
   }
 
   private refreshPoolSettings(): void {

@@ -526,6 +526,48 @@ describe("admin console", () => {
     await admin.query("RELOAD");
   });
 
+  it("RELOAD moves a changed [databases] entry's pool to its new target and drops a removed entry's clients, as PgBouncer", async () => {
+    const server = new URL(inject("pgAppUrl"));
+    const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
+    const writeIni = (databases: Record<string, string>): void =>
+      fs.writeFileSync(
+        ini,
+        [
+          "[databases]",
+          ...Object.entries(databases).map(
+            ([name, dbname]) => `${name} = host=${server.hostname} port=${server.port} dbname=${dbname}`,
+          ),
+          "[pgbouncer]",
+        ].join("\n"),
+      );
+    const currentDb = async (c: pg.Client): Promise<string> =>
+      (await c.query("SELECT current_database() AS db")).rows[0].db;
+    writeIni({ moving: "app", gone: "app" });
+    const p = await startTestPooler(baseEnv, ini);
+    const moving = await connect(p.url("moving"));
+    const gone = await connect(p.url("gone"));
+    const goneError = new Promise<Error & { code?: string }>((resolve) => gone.once("error", resolve));
+    const reloader = await connect(consoleUrl(p));
+    try {
+      expect(await currentDb(moving)).toBe("app");
+      expect(await currentDb(gone)).toBe("app");
+      writeIni({ moving: "postgres" });
+      await reloader.query("RELOAD");
+      // the same client's next transaction, and a new client, reach what the entry now says
+      expect(await currentDb(moving)).toBe("postgres");
+      const fresh = await connect(p.url("moving"));
+      expect(await currentDb(fresh)).toBe("postgres");
+      await fresh.end();
+      const err = await goneError;
+      expect([err.code, err.message]).toEqual(["57P01", "database removed"]);
+      expect((await show(reloader, "DATABASES")).map((r) => r.name)).not.toContain("gone");
+      expect((await errorOf(connect(p.url("gone")))).message).toBe("no such database: gone");
+    } finally {
+      await Promise.all([moving.end(), reloader.end(), gone.end().catch(() => undefined)]);
+      await p.stop();
+    }
+  });
+
   it("stops reading a client that pipelines queries without reading the answers, then answers them all in order", async () => {
     /** A write that has not drained this long means the pooler stopped reading. */
     const STUCK_MS = 1000;

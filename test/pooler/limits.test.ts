@@ -1,12 +1,27 @@
 // Every limit and timeout, each with the ErrorResponse a client sees.
 import { once } from "node:events";
 import net from "node:net";
-import { describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startupMessage } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf } from "../support/clients.ts";
 import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
+
+const SECOND_ROLE = "pooler_limits_second";
+const SECOND_PASSWORD = "second-pw";
+let userlists: UserlistDir;
+
+beforeAll(async () => {
+  await createLoginRole(inject("pgAppUrl"), SECOND_ROLE, SECOND_PASSWORD, "md5");
+  userlists = new UserlistDir();
+});
+
+afterAll(async () => {
+  await dropRole(inject("pgAppUrl"), SECOND_ROLE);
+  userlists.remove();
+});
 
 describe("limits", () => {
   it("pool exhaustion: query_wait_timeout (08P01) and max_client_conn (53300) refuse, and both recover when load drops", async () => {
@@ -142,6 +157,66 @@ describe("server connections over time", () => {
         await Promise.all(clients.map((c) => c.end()));
       },
     ));
+
+  describe.each([
+    {
+      limit: "max_user_connections",
+      // one user, two databases
+      env: () => ({ DATABASE_URL: inject("pgAppUrl").replace(/\/app$/, "/"), MAX_USER_CONNECTIONS: "1" }),
+      first: (p: TestPooler) => p.url("app"),
+      second: (p: TestPooler) => p.url("postgres"),
+    },
+    {
+      limit: "max_db_connections",
+      // one database, two users
+      env: () => ({
+        MAX_DB_CONNECTIONS: "1",
+        AUTH_FILE: userlists.write([
+          ["postgres", "postgres"],
+          [SECOND_ROLE, SECOND_PASSWORD],
+        ]),
+      }),
+      first: (p: TestPooler) => p.url("app"),
+      second: (p: TestPooler) => p.urlAs(SECOND_ROLE, SECOND_PASSWORD, "app"),
+    },
+  ])("$limit = 1 across two pools", ({ env, first, second }) => {
+    const servers = (p: TestPooler): number =>
+      [...p.pooler.pools.values()].reduce((n, pool) => n + pool.serverCount, 0);
+
+    it("a client evicts the other pool's idle server, also for its pool's first server, never exceeding the limit", () =>
+      withTestPooler({ ...env(), QUERY_WAIT_TIMEOUT: "5" }, async (p) => {
+        const a = await connect(first(p));
+        await a.query("SELECT 1");
+        // a new pool: its first server needs the slot a's idle server holds
+        const b = await connect(second(p));
+        expect(servers(p)).toBeLessThanOrEqual(1);
+        await b.query("SELECT 1");
+        // both pools know their server's parameters now: a's next query evicts b's idle server
+        const started = Date.now();
+        await a.query("SELECT 1");
+        expect(Date.now() - started).toBeLessThan(1000);
+        expect(servers(p)).toBeLessThanOrEqual(1);
+        await Promise.all([a.end(), b.end()]);
+      }));
+
+    it("a pool's first server waits while the other pool's only server is busy", () =>
+      withTestPooler({ ...env(), QUERY_WAIT_TIMEOUT: "5" }, async (p) => {
+        const holder = await connect(first(p));
+        await holder.query("BEGIN");
+        let connected = false;
+        const late = connect(second(p)).then((c) => {
+          connected = true;
+          return c;
+        });
+        await new Promise((r) => setTimeout(r, 600));
+        expect(connected).toBe(false);
+        expect(servers(p)).toBe(1);
+        await holder.query("COMMIT");
+        const c = await late;
+        expect(servers(p)).toBeLessThanOrEqual(1);
+        await Promise.all([holder.end(), c.end()]);
+      }));
+  });
 
   it("with TLS disabled (the default), answers SSLRequest and GSSENCRequest with 'N', then serves the login", async () => {
     await withTestPooler({ AUTH_TYPE: "trust" }, async (p) => {
