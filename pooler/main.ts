@@ -3,17 +3,30 @@
 // SIGINT/SIGTERM shut down gracefully: stop accepting, let transactions finish, then close.
 import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig, type LoadedConfig } from "./config/index.ts";
-import { createLogger } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { Pooler } from "./pooler.ts";
 
 /** How long a graceful shutdown waits for transactions (Docker's default stop grace is 10 s). */
-const SHUTDOWN_WAIT_MS = Number(process.env.SHUTDOWN_WAIT_MS ?? 8000);
+function shutdownWaitMs(): number {
+  const raw = process.env.SHUTDOWN_WAIT_MS || "8000";
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 0) {
+    throw new ConfigError(
+      `SHUTDOWN_WAIT_MS: expected a whole number of milliseconds, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return ms;
+}
 
 export async function main(argv: string[]): Promise<Pooler> {
   const iniPath = argv[0];
   let loaded: LoadedConfig;
+  let log: Logger;
+  let waitMs: number;
   try {
     loaded = loadConfig({ env: process.env, ...(iniPath ? { iniPath } : {}) });
+    log = createLogger(loaded.config.verbose);
+    waitMs = shutdownWaitMs();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`pooler: configuration error: ${err.message}`);
@@ -21,7 +34,6 @@ export async function main(argv: string[]): Promise<Pooler> {
     }
     throw err;
   }
-  const log = createLogger(loaded.config.verbose);
   for (const w of loaded.warnings) log.warn(w);
   const pooler = await Pooler.start(loaded.config, log);
 
@@ -34,7 +46,7 @@ export async function main(argv: string[]): Promise<Pooler> {
   });
   const stop = (signal: string): void => {
     log.info({ signal }, "received signal");
-    void pooler.shutdown(SHUTDOWN_WAIT_MS);
+    void pooler.shutdown(waitMs);
   };
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));

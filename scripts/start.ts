@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { deployMigrations } from "./lib/deploy.ts";
-import { startEmbeddedPostgres } from "./lib/embedded-postgres.ts";
+import { DataDirInUse, dataDirHolder, startEmbeddedPostgres } from "./lib/embedded-postgres.ts";
 import { createDatabase } from "./lib/migrations.ts";
 import { startNodeChild, Supervisor, type Child } from "./lib/processes.ts";
 import { errorMessage, projectRoot } from "./lib/project.ts";
@@ -32,17 +32,6 @@ async function assertPortFree(port: number, host: string, variable: string, what
     throw new Error(
       `port ${port} (${what}) is already in use on ${host}: stop what uses it or choose another with ${variable}=...`,
     );
-  }
-}
-
-/** A postmaster left by a hard-killed earlier run holds our port; startEmbeddedPostgres stops it. */
-function leftoverPostmaster(dataDir: string): boolean {
-  try {
-    const pid = Number(fs.readFileSync(path.join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -85,12 +74,15 @@ async function runEverything(): Promise<void> {
     path.resolve(process.env.DATA_DIR ?? path.join(projectRoot, ".data")),
     "postgres",
   );
-  // Check all three before starting anything: a second `npm start` must not touch the first one's PostgreSQL.
+  const metricsPort = envPort("METRICS_PORT", 9127);
+  // Check everything before starting anything: a second `npm start` must not touch the first one's
+  // PostgreSQL. A postmaster orphaned by a hard-killed run holds the port: startEmbeddedPostgres stops it.
+  const holder = dataDirHolder(dataDir);
+  if (holder.kind === "owned") throw new DataDirInUse(dataDir, holder.pid, holder.owner);
   await assertPortFree(ports.app, appHost, "PORT", "the app");
   await assertPortFree(ports.pooler, "127.0.0.1", "POOLER_PORT", "the pooler");
-  if (!leftoverPostmaster(dataDir)) {
-    await assertPortFree(ports.postgres, "127.0.0.1", "PGPORT", "PostgreSQL");
-  }
+  await assertPortFree(metricsPort, "127.0.0.1", "METRICS_PORT", "the pooler's metrics");
+  if (holder.kind === "none") await assertPortFree(ports.postgres, "127.0.0.1", "PGPORT", "PostgreSQL");
 
   log(`starting PostgreSQL 13 on 127.0.0.1:${ports.postgres} (data in ${dataDir})`);
   fs.mkdirSync(path.dirname(dataDir), { recursive: true });
@@ -105,7 +97,6 @@ async function runEverything(): Promise<void> {
   if (await createDatabase(postgres.url(), "app")) logMigration('created database "app"');
   await deployMigrations(postgres.url("app"), logMigration);
 
-  const metricsPort = envPort("METRICS_PORT", 9127);
   const pooler = startService("pooler", "pooler/main", {
     LISTEN_ADDR: "127.0.0.1",
     POOL_MODE: "transaction",

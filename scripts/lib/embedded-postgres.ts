@@ -112,21 +112,68 @@ function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth
   }
 }
 
-/** A postmaster left running by an earlier, hard-killed run holds the data directory: stop it. */
-function stopOrphan(bin: string, who: RunAs, dataDir: string): void {
+/** Who holds a data directory, from its postmaster.pid. */
+export type DataDirHolder =
+  | { kind: "none" }
+  /** A postmaster whose starter died (a hard-killed earlier run): ours to stop. */
+  | { kind: "orphan"; pid: number }
+  /** A postmaster a live Node process started and still watches (another npm start, a test run). */
+  | { kind: "owned"; pid: number; owner: number };
+
+/**
+ * Reads postmaster.pid. A pid that is gone, or that now belongs to a process other than this
+ * directory's postmaster (pids are reused after a reboot), leaves a stale file: it is removed,
+ * since postgres would take a live unrelated process of its own user for a running postmaster.
+ */
+export function dataDirHolder(dataDir: string): DataDirHolder {
   const pidFile = path.join(dataDir, "postmaster.pid");
-  if (!fs.existsSync(pidFile)) return;
-  const pid = Number(fs.readFileSync(pidFile, "utf8").split("\n")[0]);
+  let pid: number;
   try {
-    process.kill(pid, 0);
+    pid = Number(fs.readFileSync(pidFile, "utf8").split("\n")[0]);
   } catch {
-    return; // stale file: postgres removes it itself on start
+    return { kind: "none" };
   }
+  const argv = procText(pid, "cmdline")?.split("\0") ?? [];
+  const isItsPostmaster = path.basename(argv[0] ?? "") === "postgres" && argv.includes(dataDir);
+  if (!isItsPostmaster) {
+    fs.rmSync(pidFile, { force: true });
+    return { kind: "none" };
+  }
+  // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces, so read after the last ")"
+  const ppid = Number(procText(pid, "stat")?.split(")").at(-1)?.trim().split(" ")[1]);
+  const ownerArgv0 = procText(ppid, "cmdline")?.split("\0")[0] ?? "";
+  return ppid > 1 && path.basename(ownerArgv0).startsWith("node")
+    ? { kind: "owned", pid, owner: ppid }
+    : { kind: "orphan", pid };
+}
+
+function procText(pid: number, file: string): string | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/${file}`, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/** A postmaster still holds the directory: an orphan is stopped, another live run's is left alone. */
+function takeOver(bin: string, who: RunAs, dataDir: string): void {
+  const holder = dataDirHolder(dataDir);
+  if (holder.kind === "owned") throw new DataDirInUse(dataDir, holder.pid, holder.owner);
+  if (holder.kind === "none") return;
   execFileSync(path.join(bin, "pg_ctl"), ["-D", dataDir, "-m", "fast", "-w", "stop"], {
     ...who,
     cwd: "/",
     stdio: "ignore",
   });
+}
+
+export class DataDirInUse extends Error {
+  constructor(dataDir: string, pid: number, owner: number) {
+    super(
+      `${dataDir} is in use by PostgreSQL (pid ${pid}) of another run that is still going (pid ${owner}): ` +
+        "stop that one first, or give this one its own DATA_DIR=...",
+    );
+  }
 }
 
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
@@ -137,7 +184,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   if (!fs.existsSync(path.join(dataDir, "PG_VERSION"))) {
     initdb(bin, who, dataDir, password, opts.authMethod ?? "md5");
   } else {
-    stopOrphan(bin, who, dataDir);
+    takeOver(bin, who, dataDir);
   }
   const settings: Record<string, string | number> = {
     listen_addresses: "127.0.0.1",
@@ -154,6 +201,11 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     stdio: ["ignore", "ignore", "pipe"],
     detached: true,
   });
+  // Last resort if the parent exits without calling stop(), during start-up too (a Ctrl-C while
+  // postgres recovers): never leave a postmaster behind.
+  process.once("exit", () => {
+    if (child.exitCode === null) child.kill("SIGINT");
+  });
   await waitReady(child, opts.onLog);
   let stopped: Promise<void> | undefined;
   const stop = (mode: "fast" | "immediate" = "fast"): Promise<void> =>
@@ -162,10 +214,6 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       child.once("exit", () => resolve());
       child.kill(mode === "fast" ? "SIGINT" : "SIGQUIT");
     }));
-  // Last resort if the parent exits without calling stop(): never leave a postmaster behind.
-  process.once("exit", () => {
-    if (child.exitCode === null) child.kill("SIGINT");
-  });
   return {
     host: "127.0.0.1",
     port: opts.port,

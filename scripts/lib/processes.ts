@@ -79,7 +79,7 @@ interface Service {
 }
 
 /**
- * Owns everything `npm start` started. Stops them in reverse order of registration on SIGINT/SIGTERM
+ * Owns everything `npm start` started. Stops them in reverse order of registration on SIGINT/SIGTERM/SIGHUP
  * (exit 0), on an error (exit 1) or when a watched child exits by itself (exit 1).
  */
 export class Supervisor {
@@ -87,10 +87,18 @@ export class Supervisor {
   #shutdown: Promise<never> | undefined;
 
   constructor(private readonly log: (line: string) => void) {
-    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    // SIGHUP: the terminal was closed (or the SSH session dropped), which would otherwise kill us
+    // without stopping the children, each in a process group of its own.
+    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
       // A repeated signal (npm and tsx forward Ctrl-C too) must not interrupt an orderly stop.
       process.on(signal, () => void this.shutdown(0, `received ${signal}, shutting down`));
     }
+    // Whoever started us (npm) died without passing a signal on, e.g. killed with SIGKILL: we are
+    // re-parented, and stop rather than leave the services running with no one to stop them.
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent) void this.shutdown(0, "the process that started us exited, shutting down");
+    }, 1000).unref();
   }
 
   get stopping(): boolean {

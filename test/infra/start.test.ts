@@ -16,11 +16,13 @@ interface Stack {
   exitCode: Promise<number | null>;
 }
 
+/** `npm start`, in a process group of its own as in a terminal (a hangup reaches the whole group). */
 function startStack(env: NodeJS.ProcessEnv): Stack {
-  const proc = spawn(path.join(root, "node_modules/.bin/tsx"), ["scripts/start.ts"], {
+  const proc = spawn("npm", ["start", "--silent"], {
     cwd: root,
     env,
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
   let output = "";
   proc.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -49,7 +51,7 @@ function processes(): { pid: number; ppid: number; args: string }[] {
 const postgresRunningIn = (dataDir: string) =>
   processes().some((p) => p.args.includes("postgres") && p.args.includes(`-D ${dataDir}`));
 
-/** The pooler started by this stack (tsx → node scripts/start.ts → node pooler/main.ts). */
+/** The pooler started by this stack (npm → node scripts/start.ts → node pooler/main.ts). */
 function poolerPid(stack: Stack): number {
   const all = processes();
   const start = all.find((p) => p.ppid === stack.proc.pid && p.args.includes("scripts/start.ts"));
@@ -101,12 +103,44 @@ describe("npm start", () => {
     expect(postgresRunningIn(path.join(dataDir, "postgres"))).toBe(false);
   }, 90_000);
 
+  it("refuses a second start on the same DATA_DIR, leaving the first running; a hangup stops everything", async () => {
+    stack = startStack(env);
+    await waitForOutput(stack, STARTED);
+    const ports = await Promise.all([0, 1, 2, 3].map(() => freePort()));
+    const second = startStack({
+      ...env,
+      ...Object.fromEntries(
+        ["PORT", "POOLER_PORT", "PGPORT", "METRICS_PORT"].map((k, i) => [k, String(ports[i])]),
+      ),
+    });
+    expect(await second.exitCode).toBe(1);
+    expect(second.output()).toMatch(/postgres is in use by PostgreSQL \(pid \d+\) of another run/);
+    expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+
+    // the terminal closes: SIGHUP to its whole process group
+    process.kill(-stack.proc.pid!, "SIGHUP");
+    const deadline = Date.now() + 30_000;
+    while (
+      processes().some((p) => p.args.includes(`${dataDir}/postgres`) || p.args.endsWith("scripts/start.ts"))
+    ) {
+      if (Date.now() > deadline) throw new Error(`still running after SIGHUP:\n${stack.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(stack.output()).toContain("received SIGHUP, shutting down");
+    expect(stack.output()).toContain("[start] stopped");
+  }, 120_000);
+
   it("keeps the database across restarts, and stops everything when the pooler dies", async () => {
     stack = startStack(env);
     await waitForOutput(stack, STARTED);
     stack.proc.kill("SIGINT");
     expect(await stack.exitCode).toBe(0);
 
+    // a reboot reused the pid the file names, for a process that is not this directory's postmaster
+    fs.writeFileSync(
+      path.join(dataDir, "postgres", "postmaster.pid"),
+      `${process.pid}\n${dataDir}/postgres\n`,
+    );
     stack = startStack(env);
     await waitForOutput(stack, STARTED);
     expect(stack.output()).toContain("No pending migrations to apply.");

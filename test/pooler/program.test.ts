@@ -90,11 +90,21 @@ describe("pooler program", () => {
     expect(await p.exited).toBe(0);
   });
 
-  it("refuses a bad setting at start-up with the key and the expected form", async () => {
-    const p = runPooler([], { DATABASE_URL: inject("pgAppUrl"), POOL_MODE: "transactoin" });
-    expect(await p.exited).toBe(1);
-    expect(p.output()).toMatch(
+  it.each([
+    [
+      "POOL_MODE",
+      "transactoin",
       /POOL_MODE: expected one of session, transaction, statement, got "transactoin"/,
-    );
+    ],
+    [
+      "LOG_LEVEL",
+      "verbose",
+      /LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "verbose"/,
+    ],
+    ["SHUTDOWN_WAIT_MS", "soon", /SHUTDOWN_WAIT_MS: expected a whole number of milliseconds, got "soon"/],
+  ])("refuses a bad %s at start-up with the key and the expected form", async (key, value, message) => {
+    const p = runPooler([], { DATABASE_URL: inject("pgAppUrl"), [key]: value });
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(message);
   });
 });
