@@ -167,6 +167,11 @@ export class ServerStatements {
 const NO_SUCH_STATEMENT = "POOLER_no_such_statement";
 const NO_SUCH_BYTES = Buffer.from(NO_SUCH_STATEMENT, "utf8");
 
+/** The throwaway name of a Parse sent only for PostgreSQL's verdict on it (parseNew). */
+const PARSE_CHECK = "POOLER_parse_check";
+const PARSE_CHECK_BYTES = Buffer.from(PARSE_CHECK, "utf8");
+const PARSE_CHECK_CLOSE = close("S", PARSE_CHECK);
+
 /** What routing one client message needs: the client's names, the server's, and both directions. */
 export interface StatementRoute {
   registry: StatementRegistry;
@@ -179,7 +184,10 @@ export interface StatementRoute {
   toClient(buf: Buffer): void;
   /** A statement the client refers to may touch session state when executed. */
   noteEffect(effect: SessionEffect): void;
-  /** The server's transaction has failed: PostgreSQL refuses every Parse until it ends (25P02). */
+  /**
+   * The server's transaction had failed at its last ReadyForQuery: PostgreSQL refuses a Parse
+   * (25P02) until it ends, except of the statement that ends it.
+   */
   inFailedTransaction(): boolean;
 }
 
@@ -241,10 +249,14 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   const forget = (): void => r.client.delete(name, s);
   if (r.server.state(s) === "yes") {
     r.server.set(s, "yes");
-    // In a failed transaction the server has it all the same, but must refuse the Parse.
+    // In a failed transaction PostgreSQL refuses a Parse (25P02) unless its statement ends the
+    // transaction (COMMIT, ROLLBACK…): the same Parse under a throwaway name, closed at once, gets
+    // PostgreSQL's own verdict without touching the statement the server keeps for everyone.
     if (r.inFailedTransaction()) {
-      r.replies.push(Expect.Parse, { undo: forget, mapError: renameInError(s.name, name) });
-      return r.toServer(s.parse);
+      r.replies.push(Expect.Parse, { undo: forget, mapError: renameInError(PARSE_CHECK, name) });
+      r.toServer(withStatementName(msg, span, PARSE_CHECK_BYTES));
+      r.replies.push(Expect.Close, { swallow: true });
+      return r.toServer(PARSE_CHECK_CLOSE);
     }
     r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
     return;

@@ -100,6 +100,22 @@ const CONVERSATIONS: Record<string, Step[]> = {
     { send: [query("ROLLBACK")] },
     { send: [bind("", "again"), execute(), sync()] },
   ],
+  "a named ROLLBACK prepared inside a failed transaction whose server already has it": [
+    { send: [query("BEGIN")] },
+    { send: [parse("rb1", "ROLLBACK"), parse("k", "SELECT 1 AS one"), sync()] },
+    { send: [query("SELECT 1 / 0")] },
+    { send: [parse("rb2", "ROLLBACK"), bind("", "rb2"), execute(), sync()] },
+    { send: [query("SELECT 2 AS two")] },
+  ],
+  "a ROLLBACK and a Parse of known SQL in one write, inside a failed transaction": [
+    { send: [query("BEGIN")] },
+    { send: [parse("k", "SELECT 1 AS one"), sync()] },
+    { send: [query("SELECT 1 / 0")] },
+    {
+      send: [query("ROLLBACK"), parse("mine", "SELECT 1 AS one"), bind("", "mine"), execute(), sync()],
+      ready: 2,
+    },
+  ],
   "a transaction that fails half-way": [
     { send: [query("BEGIN")] },
     { send: [parse("div", "SELECT 1 / $1::int AS q"), bind("", "div", ["0"]), execute(), sync()] },

@@ -75,6 +75,39 @@ describe("named prepared statements in transaction pooling", () => {
     }
   });
 
+  it("Prisma's interactive transaction that fails rolls back, also on a server that prepared its ROLLBACK for another client", async () => {
+    // one server: the second client's transaction lands where the first one's ROLLBACK is prepared
+    const single = await startTestPooler({ DEFAULT_POOL_SIZE: "1" });
+    const clients = [0, 1].map(
+      () =>
+        new PrismaClient({
+          adapter: new PrismaPg(
+            { connectionString: single.url(), max: 1 },
+            {
+              statementNameGenerator: (q) =>
+                `p_${crypto.createHash("sha1").update(q.sql).digest("hex").slice(0, 16)}`,
+            },
+          ),
+        }),
+    );
+    try {
+      for (const prisma of clients) {
+        const failed = await errorOf(
+          prisma.$transaction(async (tx) => {
+            await tx.post.count();
+            await tx.$executeRawUnsafe("SELECT 1 / 0");
+          }),
+        );
+        expect(failed.message).toMatch(/division by zero/);
+        // the ROLLBACK ran: the connection is usable, not stuck in an aborted transaction (25P02)
+        expect(await prisma.post.count()).toBeGreaterThanOrEqual(0);
+      }
+    } finally {
+      await Promise.all(clients.map((c) => c.$disconnect()));
+      await single.stop();
+    }
+  });
+
   it("DEALLOCATE ALL and DISCARD ALL drop the client's statements, not anyone else's", async () => {
     const a = await connect(p.url());
     const b = await connect(p.url());
