@@ -75,6 +75,8 @@ export class Pool {
   readonly active = new Set<ServerConnection>();
   /** Servers being reset or checked before they may be idle again. */
   readonly used = new Set<ServerConnection>();
+  /** Servers free again but with a cancel request still on its way to them (SHOW POOLS' sv_being_canceled). */
+  readonly beingCanceled = new Set<ServerConnection>();
   readonly login = new Set<ServerConnection>();
   /** Clients waiting for a server, oldest first. */
   readonly waiting: PoolClient[] = [];
@@ -120,7 +122,7 @@ export class Pool {
   }
 
   get serverCount(): number {
-    return this.idle.length + this.active.size + this.used.size + this.login.size;
+    return this.idle.length + this.active.size + this.used.size + this.login.size + this.beingCanceled.size;
   }
 
   /** Nothing uses or waits for this pool: it can be dropped without anyone noticing but its stats. */
@@ -288,10 +290,21 @@ export class Pool {
     if (server.closeNeeded) return server.close("close needed");
     // PAUSE and KILL disconnect from the database: a server is closed as soon as it is free.
     if (this.paused) return server.close("pause mode");
+    if (server.cancelsInFlight > 0) {
+      server.state = "used";
+      this.beingCanceled.add(server);
+      return;
+    }
     server.state = "idle";
     server.lastActivity = now();
     this.idle.push(server);
     this.dispatch();
+  }
+
+  /** A cancel request for `server` is done: once none is left, a server that was free is free to share. */
+  cancelFinished(server: ServerConnection): void {
+    if (--server.cancelsInFlight > 0 || !this.beingCanceled.delete(server)) return;
+    if (server.state !== "closed") this.makeIdle(server);
   }
 
   /** The reserve pool opens once the oldest waiting client has waited reserve_pool_timeout. */
@@ -412,6 +425,7 @@ export class Pool {
     if (i >= 0) this.idle.splice(i, 1);
     this.active.delete(server);
     this.used.delete(server);
+    this.beingCanceled.delete(server);
     // a server closed while logging in leaves `login` in its login's handler, which judges the
     // failure before another attempt may start
     if (!this.login.has(server) && server.closedByServer) this.loginRetry.lost();
@@ -462,6 +476,6 @@ export class Pool {
 
   /** All servers, for the janitor and the admin console. */
   allServers(): ServerConnection[] {
-    return [...this.active, ...this.idle, ...this.used, ...this.login];
+    return [...this.active, ...this.idle, ...this.used, ...this.beingCanceled, ...this.login];
   }
 }

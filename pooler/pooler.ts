@@ -196,13 +196,21 @@ export class Pooler implements ClientHost, PoolRegistry {
     return this.tls.client;
   }
 
-  /** A CancelRequest: forwarded, on a new connection, to the server the client is using now. */
+  /**
+   * A CancelRequest: forwarded, on a new connection, to the server the client is using now, and
+   * only then (a client without a server has nothing running). Until PostgreSQL has taken it, that
+   * server is not handed to another client: the cancel would land on that client's query (as
+   * PgBouncer since 1.18).
+   */
   cancel(pid: number, secret: number): void {
-    const server = this.clients.byCancelKey(pid, secret)?.server ?? null;
-    if (!server || server.state === "closed") return;
+    const client = this.clients.byCancelKey(pid, secret);
+    const server = client?.server ?? null;
+    const pool = client?.pool ?? null;
+    if (!server || !pool || server.state === "closed") return;
     const { host, port } = server.target;
     const failed = (err: Error): void =>
       this.log.warn({ err: err.message }, "could not forward cancel request");
+    server.cancelsInFlight++;
     // over TLS too when the server connections use it: a server may accept only TLS (hostssl)
     const sock = net.connect({ host, port }, () =>
       connectTls(sock, server.target.tls, host).then((s) => {
@@ -211,7 +219,11 @@ export class Pooler implements ClientHost, PoolRegistry {
       }, failed),
     );
     sock.on("error", failed);
+    // a server that never answers must not keep the server from everyone for good
+    sock.setTimeout(this.config.serverConnectTimeout, () => sock.destroy());
+    sock.once("close", () => pool.cancelFinished(server));
   }
+
 
   clientClosed(client: ClientConnection): void {
     this.clients.delete(client);

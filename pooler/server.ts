@@ -131,6 +131,12 @@ export class ServerConnection extends Connection implements FrameVisitor {
   socketError: string | null = null;
   /** The server ended the connection (a FATAL, a crash, a shutdown), not the pooler. */
   closedByServer = false;
+  /**
+   * Cancel requests forwarded for this server's backend and not yet answered (PostgreSQL closes
+   * the cancel connection once it has signalled the backend): until then the server must not go
+   * to another client, whose query the late cancel would hit.
+   */
+  cancelsInFlight = 0;
 
   private readonly scanner: FrameScanner;
   private internal: Internal | null = null;

@@ -224,8 +224,8 @@ export function poolRows(pooler: Pooler): PoolRow[] {
       cl_active_cancel_req: 0,
       cl_waiting_cancel_req: 0,
       sv_active: pool.active.size,
-      sv_active_cancel: 0,
-      sv_being_canceled: 0,
+      sv_active_cancel: pool.allServers().reduce((n, s) => n + s.cancelsInFlight, 0),
+      sv_being_canceled: pool.beingCanceled.size,
       sv_idle: pool.idle.length,
       // PgBouncer's "used" servers await server_check_query; ours that are being reset or rolled
       // back are what it calls "tested".

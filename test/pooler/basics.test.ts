@@ -1,5 +1,6 @@
 // The pooler with real clients: psql, node-postgres (Client and Pool, simple and extended protocol),
 // the three pool modes, parameters, cancel.
+import net from "node:net";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
@@ -194,6 +195,42 @@ describe("transaction pooling", () => {
     } finally {
       await Promise.all([a.close(), b.close()]);
     }
+  });
+
+  it("a cancel never lands on another client's query, however late it arrives (one server, 3 s of races)", async () => {
+    await withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (single) => {
+      const [a, b] = await Promise.all([connect(single.url()), connect(single.url())]);
+      const key = a as unknown as { processID: number; secretKey: number };
+      const cancelA = (): void => {
+        const sock = net.connect({ host: "127.0.0.1", port: single.port }, () =>
+          sock.end(cancelRequest(key.processID, key.secretKey)),
+        );
+        sock.on("error", () => undefined);
+      };
+      const until = Date.now() + 3000;
+      const canceled = { a: 0, b: 0, bServed: 0 };
+      const run = async (c: pg.Client, who: "a" | "b"): Promise<void> => {
+        while (Date.now() < until) {
+          const q = c.query("SELECT pg_sleep(0.01)");
+          // A cancels its own query 5-20 ms after sending it: sometimes after it ended and B has the server
+          if (who === "a") setTimeout(cancelA, 5 + Math.random() * 15);
+          try {
+            await q;
+            if (who === "b") canceled.bServed++;
+          } catch (err) {
+            if ((err as { code?: string }).code !== "57014") throw err;
+            canceled[who]++;
+          }
+        }
+      };
+      await Promise.all([run(a, "a"), run(b, "b")]);
+      console.log(
+        `cancel races: A's queries canceled ${canceled.a}, B's ${canceled.b} (B served ${canceled.bServed})`,
+      );
+      expect(canceled.b).toBe(0);
+      expect(canceled.a).toBeGreaterThan(0);
+      await Promise.all([a.end(), b.end()]);
+    });
   });
 
   it("ignores a cancel request with an unknown key", async () => {
