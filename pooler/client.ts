@@ -168,6 +168,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * once logged in: idle clients by the thousand add up.
    */
   private ownParams: ReadonlyMap<string, string> | null = null;
+  /** Its reported parameters as it logged in (shared as ownParams is): what RESET takes them back to. */
+  private startupParams: ReadonlyMap<string, string> | null = null;
   /** The cancel key, given by the ClientRegistry when the connection is accepted. */
   cancelPid = 0;
   cancelSecret = 0;
@@ -523,7 +525,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         `${appName} - ${this.socket.remoteAddress}:${this.socket.remotePort}`,
       );
     }
-    if (this.ownParams) this.ownParams = shared(this.ownParams);
+    if (this.ownParams) this.ownParams = this.startupParams = shared(this.ownParams);
     const out: Buffer[] = [authenticationOk()];
     for (const [name, value] of serverParams)
       out.push(parameterStatus(name, this.ownParams?.get(name) ?? value));
@@ -861,6 +863,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const reported = (name: string): boolean =>
       trackedParameter(name, this.host.config.trackExtraParameters) !== null;
     server.settings = this.session!.update(result, reported);
+    this.restoreStartupParams(result.settings);
     this.setHeld(result.held);
     if (this.pinned && !this.pool!.settings.pinSessionState) {
       // state the classifier did not see coming (created inside a function, a DO block, …)
@@ -872,7 +875,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
     if (!this.pinned) return this.unlink(server);
     // Kept: bring back the startup values a RESET took away before the client goes on.
-    const sync = settingsSyncSql(this.settings, server.settings);
+    const sync =
+      paramSyncSql(this.ownParams, this.pool!.paramDefaults, server.params) +
+      settingsSyncSql(this.settings, server.settings);
     if (sync === "") return this.startForwarding();
     server.runInternal(sync).then(
       () => {
@@ -940,6 +945,23 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       this.setParam(name, value);
       this.ownParams = shared(this.ownParams!);
     }
+  }
+
+  /**
+   * RESET or DISCARD ALL took reported parameters back to the server's own start-up values, where
+   * PostgreSQL takes a session back to the client's: those the probe did not find SET in the
+   * session (`sessionSet`) are the client's startup values again. The next server sync applies
+   * them; the client hears them now, as a session of its own would have kept them all along.
+   */
+  private restoreStartupParams(sessionSet: ReadonlyMap<string, string>): void {
+    const startup = this.startupParams;
+    if (startup === null || startup === this.ownParams) return;
+    startup.forEach((value, name) => {
+      if (sessionSet.has(name.toLowerCase()) || this.ownParams?.get(name) === value) return;
+      this.setParam(name, value);
+      this.write(parameterStatus(name, value));
+    });
+    this.ownParams = shared(this.ownParams!);
   }
 
   /** The session settings to replay on each server (see `session`). */

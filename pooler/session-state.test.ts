@@ -14,6 +14,7 @@ describe("classify", () => {
     "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
     "SELECT pg_advisory_xact_lock(1)",
     "DECLARE c CURSOR FOR SELECT 1",
+    "SELECT name, setting FROM pg_settings WHERE source = 'session'",
   ])("sees nothing session-level in %s", (sql) => {
     expect(classify(sql)).toEqual(NO_EFFECT);
   });
@@ -52,6 +53,7 @@ describe("classify", () => {
     "-- a comment\nSET x.y = 1",
     "/* a /* nested */ comment */ SET application_name = 'x'",
     "SELECT set_config('search_path', 'x', false)",
+    "UPDATE pg_settings SET setting = '3333' WHERE name = 'lock_timeout'",
   ])("sees that %s may change the session without pinning it", (sql) => {
     expect(classify(sql)).toMatchObject({ touches: true, creates: null });
   });

@@ -57,7 +57,7 @@ export const NO_EFFECT: SessionEffect = Object.freeze({
  * properly; most SQL (SELECT/INSERT/UPDATE/DELETE) never gets past this regex.
  */
 const MAY_AFFECT =
-  /(?:^|;)\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:set|reset|listen|unlisten|declare|close|drop|prepare|deallocate|discard|do|call)\b|advisory|set_config|\btemp(?:orary)?\b|\bpg_temp/i;
+  /(?:^|;)\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:set|reset|listen|unlisten|declare|close|drop|prepare|deallocate|discard|do|call)\b|advisory|set_config|pg_settings|\btemp(?:orary)?\b|\bpg_temp/i;
 
 const LOCKS = new Set([
   "pg_advisory_lock",
@@ -260,6 +260,10 @@ class Found {
           this.dropsStatements = true;
           this.resetsSettings = true;
         }
+        break;
+      case "update":
+        // UPDATE pg_settings SET setting = … is set_config() by another name
+        if (t.some((tok) => tok.kind === "word" && tok.text === "pg_settings")) this.touch();
         break;
       // DO and CALL: procedural code can do anything the pooler cannot see
       case "unlisten":

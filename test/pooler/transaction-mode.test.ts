@@ -99,6 +99,50 @@ describe("session state in transaction pooling", () => {
     }
   });
 
+  it.each(["RESET ALL", "RESET DateStyle; RESET application_name", "DISCARD ALL"])(
+    "%s takes reported parameters back to the client's startup values, as PostgreSQL does",
+    async (reset) => {
+      // the same conversation directly and through the pooler: the answers must be the same
+      const answers = async (url: string): Promise<string[]> => {
+        const c = await connect(url, { application_name: "myapp", options: "-c DateStyle=German" });
+        try {
+          await c.query("SET DateStyle = 'ISO, MDY'; SET application_name = 'other'");
+          await c.query(reset);
+          const out: string[] = [];
+          for (let i = 0; i < 3; i++) {
+            // 03.02.2024 is the 3rd of February in German (DMY) order, the 2nd of March in MDY
+            const r = await c.query(
+              "SELECT current_setting('DateStyle') AS ds, current_setting('application_name') AS app, " +
+                "extract(month FROM '03.02.2024'::date)::int AS month",
+            );
+            out.push(JSON.stringify(r.rows[0]));
+          }
+          return out;
+        } finally {
+          await c.end();
+        }
+      };
+      const direct = await answers(inject("pgAppUrl"));
+      expect(direct[0]).toBe(JSON.stringify({ ds: "German, DMY", app: "myapp", month: 2 }));
+      expect(await answers(p.url())).toEqual(direct);
+    },
+  );
+
+  it("UPDATE pg_settings is a SET: the client keeps it, the next client on that server does not see it", async () => {
+    const a = await connect(p.url());
+    const b = await connect(p.url());
+    try {
+      await a.query("UPDATE pg_settings SET setting = '3333' WHERE name = 'lock_timeout'");
+      for (let i = 0; i < 3; i++) {
+        expect(await show(b, "lock_timeout")).toBe("0");
+        expect(await show(a, "lock_timeout")).toBe("3333ms");
+      }
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
   it("forgets a SET that was rolled back", async () => {
     const a = await connect(p.url());
     try {
