@@ -7,7 +7,8 @@ import { createSuperuser } from "../app/cli/createsuperuser.ts";
 try {
   const db = connectDatabase(loadDatabaseConfig());
   try {
-    process.exitCode = await createSuperuser(db.prisma, process, process.argv.slice(2), process.env);
+    const io = { ...process, interactive: Boolean(process.stdin.isTTY) };
+    process.exitCode = await createSuperuser(db.prisma, io, process.argv.slice(2), process.env);
   } finally {
     await db.close();
   }

@@ -42,7 +42,8 @@ function parseLoadArgs(args: string[]): LoadOptions {
     options: {
       connections: { type: "string", default: "500" },
       duration: { type: "string", default: "30" },
-      url: { type: "string", default: "http://localhost:8000/" },
+      // the app npm start runs: PORT, as there
+      url: { type: "string", default: `http://localhost:${process.env.PORT || "8000"}/` },
       "db-clients": { type: "string", default: "0" },
       "db-url": { type: "string", default: process.env.DATABASE_URL },
       "db-sleep-ms": { type: "string", default: "50" },

@@ -10,12 +10,15 @@ import { hashPassword, unusablePassword } from "../auth/passwords.ts";
 import { validatePassword } from "../auth/password-validation.ts";
 import { emailSchema, firstError, usernameSchema } from "../forms/superuser.ts";
 import { scryptCostSchema } from "../config.ts";
+import { isDatabaseUnavailable } from "../db-errors.ts";
 import { Cancelled, Prompter } from "./prompter.ts";
 
 export interface CliIO {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** Someone can answer the prompts: stdin is a terminal (the tests' streams stand in for one). */
+  interactive: boolean;
 }
 
 interface Answers {
@@ -53,11 +56,18 @@ export async function createSuperuser(
     });
     const N = scryptCostSchema.safeParse(env.PASSWORD_SCRYPT_N || undefined);
     if (!N.success) throw new CommandError(`PASSWORD_SCRYPT_N: ${N.error.issues[0]?.message}`);
+    const noInput = args["no-input"] || args.noinput;
+    if (!noInput && !io.interactive) {
+      say(
+        "Superuser creation skipped due to not running in a TTY. " +
+          "You can run `npm run createsuperuser` in your project to create one manually.",
+      );
+      return 0;
+    }
     const isTaken = async (username: string) => (await prisma.user.count({ where: { username } })) > 0;
-    const answers =
-      args["no-input"] || args.noinput
-        ? await fromArguments(args, env, isTaken)
-        : await interactively(args, io, isTaken, complain);
+    const answers = noInput
+      ? await fromArguments(args, env, isTaken)
+      : await interactively(args, io, isTaken, complain);
     await prisma.user.create({
       data: {
         username: answers.username,
@@ -85,6 +95,16 @@ export async function createSuperuser(
     }
     if (err instanceof CommandError) {
       complain(`CommandError: ${err.message}`);
+      return 1;
+    }
+    // Prisma's P1xxx: the database cannot be reached or refuses the login. One line, not a stack.
+    if (
+      (err instanceof Prisma.PrismaClientKnownRequestError && /^P1\d{3}$/.test(err.code)) ||
+      err instanceof Prisma.PrismaClientInitializationError ||
+      isDatabaseUnavailable(err)
+    ) {
+      const reason = (err as Error).message.trim().split("\n").at(-1);
+      complain(`CommandError: cannot use the database at DATABASE_URL: ${reason}`);
       return 1;
     }
     // parseArgs: an unknown option or a missing value is a usage error (exit 2, as argparse).

@@ -1,7 +1,9 @@
 // `npm run createsuperuser`, driven through its core function with in-memory streams.
 import os from "node:os";
 import { PassThrough } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { connectDatabase } from "../../app/db.ts";
+import { freePort } from "../support/ports.ts";
 import { createSuperuser } from "../../app/cli/createsuperuser.ts";
 import { verifyPassword } from "../../app/auth/passwords.ts";
 import { createHarness, createUser, TEST_SCRYPT_N, unique, type Harness } from "./support.ts";
@@ -16,8 +18,8 @@ afterAll(async () => {
 
 const ENV = { PASSWORD_SCRYPT_N: String(TEST_SCRYPT_N) };
 
-/** Runs the command with `answers` typed one per line (then end of input). */
-async function run(argv: string[], env: NodeJS.ProcessEnv = {}, answers: string[] = []) {
+/** Runs the command with `answers` typed one per line (then end of input), as if at a terminal unless told. */
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}, answers: string[] = [], interactive = true) {
   const stdin = new PassThrough();
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -26,7 +28,10 @@ async function run(argv: string[], env: NodeJS.ProcessEnv = {}, answers: string[
   stdout.on("data", (d) => out.push(String(d)));
   stderr.on("data", (d) => err.push(String(d)));
   stdin.end(answers.map((a) => `${a}\n`).join(""));
-  const code = await createSuperuser(h.db.prisma, { stdin, stdout, stderr }, argv, { ...ENV, ...env });
+  const code = await createSuperuser(h.db.prisma, { stdin, stdout, stderr, interactive }, argv, {
+    ...ENV,
+    ...env,
+  });
   return { code, stdout: out.join(""), stderr: err.join("") };
 }
 
@@ -212,5 +217,51 @@ describe("interactive", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toBe("\nOperation cancelled.\n");
     expect(await findUser(username)).toBeNull();
+  });
+});
+
+describe("where it cannot run", () => {
+  it("skips without a terminal, as Django, unless --no-input", async () => {
+    const username = unique("notty");
+    const result = await run([], {}, [username], false);
+    expect(result).toEqual({
+      code: 0,
+      stdout:
+        "Superuser creation skipped due to not running in a TTY. " +
+        "You can run `npm run createsuperuser` in your project to create one manually.\n",
+      stderr: "",
+    });
+    expect(await findUser(username)).toBeNull();
+  });
+
+  it.each([
+    ["a wrong password", (url: URL) => (url.password = "wrong"), /Authentication failed/],
+    [
+      "nothing listening",
+      (url: URL, port: number) => (url.port = String(port)),
+      /reach|connect|ECONNREFUSED/i,
+    ],
+  ])("says in one line that the database cannot be used: %s", async (_what, spoil, reason) => {
+    const url = new URL(inject("pgAppUrl"));
+    spoil(url, await freePort());
+    const db = connectDatabase({ databaseUrl: url.href, databaseSchema: "public", dbPoolMax: 1 });
+    try {
+      const stderr: string[] = [];
+      const io = {
+        stdin: new PassThrough(),
+        stdout: new PassThrough(),
+        stderr: new PassThrough(),
+        interactive: true,
+      };
+      io.stderr.on("data", (d) => stderr.push(String(d)));
+      const code = await createSuperuser(db.prisma, io, ["--no-input", "--username", unique("down")], ENV);
+      expect(code).toBe(1);
+      const text = stderr.join("");
+      expect(text.trim().split("\n")).toHaveLength(1);
+      expect(text).toMatch(/^CommandError: cannot use the database at DATABASE_URL: /);
+      expect(text).toMatch(reason);
+    } finally {
+      await db.close();
+    }
   });
 });

@@ -63,7 +63,12 @@ export async function createSuperuserByCommand(
     dbPoolMax: 1,
   });
   try {
-    const io = { stdin: new PassThrough(), stdout: new PassThrough(), stderr: new PassThrough() };
+    const io = {
+      stdin: new PassThrough(),
+      stdout: new PassThrough(),
+      stderr: new PassThrough(),
+      interactive: false,
+    };
     const code = await createSuperuser(db.prisma, io, ["--no-input", "--username", username], {
       ...env,
       DJANGO_SUPERUSER_PASSWORD: password,
