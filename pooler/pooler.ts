@@ -224,7 +224,6 @@ export class Pooler implements ClientHost, PoolRegistry {
     sock.once("close", () => pool.cancelFinished(server));
   }
 
-
   clientClosed(client: ClientConnection): void {
     this.clients.delete(client);
   }
