@@ -170,6 +170,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private ownParams: ReadonlyMap<string, string> | null = null;
   /** Its reported parameters as it logged in (shared as ownParams is): what RESET takes them back to. */
   private startupParams: ReadonlyMap<string, string> | null = null;
+  /** Reported parameters a RESET (or RESET ALL, DISCARD ALL: "all") covered since the last probe. */
+  private resetParams: Set<string> | "all" | null = null;
   /** The cancel key, given by the ClientRegistry when the connection is accepted. */
   cancelPid = 0;
   cancelSecret = 0;
@@ -500,8 +502,13 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
   }
 
-  private async welcome(db: DatabaseDef | undefined, credentials: ServerCredentials): Promise<void> {
+  private async welcome(found: DatabaseDef | undefined, credentials: ServerCredentials): Promise<void> {
     let serverParams: Map<string, string>;
+    // RELOAD may have changed or removed the entry while the client was authenticating
+    const db = found && this.host.findDatabase(found.name);
+    if (found !== undefined && db === undefined) {
+      return this.refuse(SqlState.AdminShutdown, "database removed");
+    }
     if (db === undefined) {
       serverParams = adminWelcomeParams();
     } else {
@@ -778,6 +785,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private noteEffect(effect: SessionEffect): void {
     if (!effect.touches) return;
+    if (this.startupParams !== null) this.noteResets(effect);
     (this.session ??= new ClientSession()).note(effect);
     if (effect.dropsStatements) {
       // DEALLOCATE ALL / DISCARD ALL: the client's names are gone, and whatever the pooler had
@@ -947,17 +955,30 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
   }
 
+  private noteResets(effect: SessionEffect): void {
+    const before = this.resetParams;
+    if (effect.resetsSettings) this.resetParams = "all";
+    else if (before !== "all" && effect.resets.length > 0) {
+      this.resetParams = new Set([...(before ?? []), ...effect.resets]);
+    }
+  }
+
   /**
-   * RESET or DISCARD ALL took reported parameters back to the server's own start-up values, where
-   * PostgreSQL takes a session back to the client's: those the probe did not find SET in the
-   * session (`sessionSet`) are the client's startup values again. The next server sync applies
-   * them; the client hears them now, as a session of its own would have kept them all along.
+   * RESET, RESET ALL or DISCARD ALL took reported parameters back to the server's own start-up
+   * values, where PostgreSQL takes a session back to the client's: those a RESET covered and the
+   * probe did not find SET again afterwards (`sessionSet`) are the client's startup values again.
+   * The next server sync applies them; the client hears them now, as a session of its own would
+   * have kept them all along.
    */
   private restoreStartupParams(sessionSet: ReadonlyMap<string, string>): void {
+    const reset = this.resetParams;
     const startup = this.startupParams;
-    if (startup === null || startup === this.ownParams) return;
+    this.resetParams = null;
+    if (reset === null || startup === null) return;
     startup.forEach((value, name) => {
-      if (sessionSet.has(name.toLowerCase()) || this.ownParams?.get(name) === value) return;
+      const lower = name.toLowerCase();
+      if (reset !== "all" && !reset.has(lower)) return;
+      if (sessionSet.has(lower) || this.ownParams?.get(name) === value) return;
       this.setParam(name, value);
       this.write(parameterStatus(name, value));
     });

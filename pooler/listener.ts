@@ -67,16 +67,22 @@ export async function bindAll<S extends net.Server | http.Server>(
   backlog?: number,
 ): Promise<S[]> {
   const servers: S[] = [];
+  const hosts = listenHosts(listenAddr);
   try {
-    for (const host of listenHosts(listenAddr)) {
+    for (const host of hosts) {
       const server = make();
       const boundPort = servers.length === 0 ? port : (servers[0]!.address() as net.AddressInfo).port;
+      // beside other addresses, "::" must not also take IPv4 (as PgBouncer sets IPV6_V6ONLY)
+      const ipv6Only = hosts.length > 1 && host !== undefined && net.isIPv6(host);
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
-        server.listen({ host, port: boundPort, ...(backlog === undefined ? {} : { backlog }) }, () => {
-          server.off("error", reject);
-          resolve();
-        });
+        server.listen(
+          { host, port: boundPort, ipv6Only, ...(backlog === undefined ? {} : { backlog }) },
+          () => {
+            server.off("error", reject);
+            resolve();
+          },
+        );
       });
       servers.push(server);
     }

@@ -451,10 +451,12 @@ export class Pool {
     if (moved || relogin) this.reconnect();
   }
 
-  /** Closes every idle server now and marks the busy ones to close when released (RECONNECT). */
+  /** Closes every idle server now and marks the others to close when they would be idle (RECONNECT). */
   reconnect(): void {
     for (const s of [...this.idle]) s.close("RECONNECT");
-    for (const s of [...this.active, ...this.used]) s.closeNeeded = true;
+    // still logging in, or free but waiting for a cancel: closed when they would become idle
+    for (const s of [...this.active, ...this.used, ...this.login, ...this.beingCanceled])
+      s.closeNeeded = true;
   }
 
   /** Console PAUSE (and KILL): nothing handed out or opened; idle servers close now, busy ones when free. */

@@ -26,6 +26,9 @@ import type { ServerConnection, ServerCredentials } from "./server.ts";
 import { StatsPeriod, type PoolStats } from "./stats.ts";
 import { connectTls } from "./tls.ts";
 
+/** How long a forwarded cancel may take when server_connect_timeout is 0 (no limit for logins). */
+const CANCEL_TIMEOUT_MS = 15_000;
+
 /** SHUTDOWN WAIT_FOR_SERVERS (and signals) or WAIT_FOR_CLIENTS. */
 export type ShutdownWait = "servers" | "clients";
 
@@ -220,7 +223,7 @@ export class Pooler implements ClientHost, PoolRegistry {
     );
     sock.on("error", failed);
     // a server that never answers must not keep the server from everyone for good
-    sock.setTimeout(this.config.serverConnectTimeout, () => sock.destroy());
+    sock.setTimeout(this.config.serverConnectTimeout || CANCEL_TIMEOUT_MS, () => sock.destroy());
     sock.once("close", () => pool.cancelFinished(server));
   }
 

@@ -54,6 +54,7 @@ describe("classify", () => {
     "/* a /* nested */ comment */ SET application_name = 'x'",
     "SELECT set_config('search_path', 'x', false)",
     "UPDATE pg_settings SET setting = '3333' WHERE name = 'lock_timeout'",
+    `UPDATE pg_catalog."pg_settings" SET setting = '77MB' WHERE name = 'work_mem'`,
   ])("sees that %s may change the session without pinning it", (sql) => {
     expect(classify(sql)).toMatchObject({ touches: true, creates: null });
   });

@@ -35,6 +35,8 @@ export interface SessionEffect {
   readonly dropsStatements: boolean;
   /** RESET ALL or DISCARD ALL: every setting is back to the session's default. */
   readonly resetsSettings: boolean;
+  /** Settings a RESET name names (lowercase): each back to the session's default. */
+  readonly resets: readonly string[];
   /**
    * Settings touched that pg_settings does not list, so the probe must ask for them by name:
    * custom placeholders ("app.tenant"), role, session_authorization.
@@ -47,6 +49,7 @@ export const NO_EFFECT: SessionEffect = Object.freeze({
   creates: null,
   dropsStatements: false,
   resetsSettings: false,
+  resets: Object.freeze([]),
   hidden: Object.freeze([]),
 });
 
@@ -191,6 +194,7 @@ class Found {
   private creates: HeldState | null = null;
   private dropsStatements = false;
   private resetsSettings = false;
+  private readonly resets: string[] = [];
   private readonly hidden: string[] = [];
 
   result(): SessionEffect {
@@ -200,6 +204,7 @@ class Found {
       creates: this.creates,
       dropsStatements: this.dropsStatements,
       resetsSettings: this.resetsSettings,
+      resets: this.resets,
       hidden: this.hidden,
     };
   }
@@ -226,7 +231,11 @@ class Found {
           this.resetsSettings = true;
           this.touch();
         } else if (w(1) === "session" && w(2) === "authorization") this.touch("session_authorization");
-        else this.touch(settingName(t, 1));
+        else {
+          const name = settingName(t, 1);
+          if (name !== undefined) this.resets.push(name);
+          this.touch(name);
+        }
         break;
       case "listen":
         this.create("LISTEN");
@@ -263,7 +272,8 @@ class Found {
         break;
       case "update":
         // UPDATE pg_settings SET setting = … is set_config() by another name
-        if (t.some((tok) => tok.kind === "word" && tok.text === "pg_settings")) this.touch();
+        if (t.some((tok) => (tok.kind === "word" || tok.kind === "ident") && tok.text === "pg_settings"))
+          this.touch();
         break;
       // DO and CALL: procedural code can do anything the pooler cannot see
       case "unlisten":

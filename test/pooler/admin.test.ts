@@ -2,6 +2,7 @@
 // real stats, the control commands under load, and who may run what.
 import fs from "node:fs";
 import os from "node:os";
+import net from "node:net";
 import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -565,6 +566,59 @@ describe("admin console", () => {
     } finally {
       await Promise.all([moving.end(), reloader.end(), gone.end().catch(() => undefined)]);
       await p.stop();
+    }
+  });
+
+  it("RELOAD also moves a server still logging in, and refuses a client still authenticating to a removed entry", async () => {
+    const server = new URL(inject("pgAppUrl"));
+    // PostgreSQL behind a proxy that connects 700 ms late: a server login stays in flight that long
+    const slow = net.createServer((c) => {
+      c.pause();
+      setTimeout(() => {
+        const up = net.connect({ host: server.hostname, port: Number(server.port) }, () => {
+          c.pipe(up).pipe(c);
+          c.resume();
+        });
+        up.on("error", () => c.destroy());
+        c.on("error", () => up.destroy());
+      }, 700);
+    });
+    await new Promise<void>((resolve) => slow.listen(0, "127.0.0.1", resolve));
+    const slowPort = (slow.address() as net.AddressInfo).port;
+    const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
+    const writeIni = (lines: string[]): void =>
+      fs.writeFileSync(ini, ["[databases]", ...lines, "[pgbouncer]"].join("\n"));
+    writeIni([
+      `slow = host=127.0.0.1 port=${slowPort} dbname=app`,
+      `gone = host=${server.hostname} port=${server.port} dbname=app`,
+    ]);
+    const p = await startTestPooler(baseEnv, ini);
+    const reloader = await connect(consoleUrl(p));
+    try {
+      // the first client's login waits for the pool's first server, which is still logging in
+      const first = connect(p.url("slow"));
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await show(reloader, "SERVERS")).filter((r) => r.database === "slow")).toHaveLength(1);
+      writeIni([
+        `slow = host=127.0.0.1 port=${slowPort} dbname=postgres`,
+        `gone = host=${server.hostname} port=${server.port} dbname=app`,
+      ]);
+      await reloader.query("RELOAD");
+      const c = await first;
+      expect((await c.query("SELECT current_database() AS db")).rows[0].db).toBe("postgres");
+      await c.end();
+
+      // a client that sent its startup packet for "gone" and is asked for its password when RELOAD drops it
+      writeIni([`slow = host=127.0.0.1 port=${slowPort} dbname=postgres`]);
+      const refused = await RawClient.connect(p.url("gone"), {}, () => reloader.query("RELOAD")).then(
+        () => "logged in",
+        (err: Error) => err.message,
+      );
+      expect(refused).toBe("login failed: database removed");
+    } finally {
+      await reloader.end();
+      await p.stop();
+      slow.close();
     }
   });
 

@@ -244,6 +244,7 @@ describe("listen_addr, as PgBouncer reads it", () => {
   it.each([
     ["a comma-separated list", "127.0.0.1, ::1"],
     ["* (every address)", "*"],
+    ["both wildcards side by side", "0.0.0.0, ::"],
   ])("%s: clients and /metrics reach it on IPv4 and IPv6 loopback, one port", async (_what, addr) => {
     const metricsPort = await freePort();
     await withTestPooler({ LISTEN_ADDR: addr, METRICS_PORT: String(metricsPort) }, async (p) => {

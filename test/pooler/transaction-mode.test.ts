@@ -128,6 +128,33 @@ describe("session state in transaction pooling", () => {
     },
   );
 
+  it("a SET of a reported parameter stays when the client later changes something else on another server", async () => {
+    const answers = async (url: string, newServer: () => void): Promise<string> => {
+      const c = await connect(url, { options: "-c DateStyle=German" });
+      try {
+        await c.query("SET DateStyle = 'ISO, MDY'");
+        newServer();
+        await c.query("SET work_mem = '8MB'");
+        return JSON.stringify(
+          (
+            await c.query(
+              "SELECT current_setting('DateStyle') AS ds, extract(month FROM '03.02.2024'::date)::int AS m",
+            )
+          ).rows[0],
+        );
+      } finally {
+        await c.end();
+      }
+    };
+    const direct = await answers(inject("pgAppUrl"), () => undefined);
+    expect(direct).toBe(JSON.stringify({ ds: "ISO, MDY", m: 3 }));
+    // RECONNECT: the next transaction gets a fresh server, where ISO, MDY is the default and not replayed
+    const reconnect = (): void => {
+      for (const pool of p.pooler.pools.values()) pool.reconnect();
+    };
+    expect(await answers(p.url(), reconnect)).toBe(direct);
+  });
+
   it("UPDATE pg_settings is a SET: the client keeps it, the next client on that server does not see it", async () => {
     const a = await connect(p.url());
     const b = await connect(p.url());

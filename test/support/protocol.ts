@@ -44,8 +44,15 @@ export class RawClient {
     socket.on("error", () => undefined);
   }
 
-  /** Connects and logs in; the login's own messages (ParameterStatus, BackendKeyData, …) are consumed. */
-  static async connect(url: string, params: Record<string, string> = {}): Promise<RawClient> {
+  /**
+   * Connects and logs in; the login's own messages (ParameterStatus, BackendKeyData, …) are consumed.
+   * `beforePassword` runs when the pooler has asked for the password, before it is sent.
+   */
+  static async connect(
+    url: string,
+    params: Record<string, string> = {},
+    beforePassword?: () => Promise<unknown>,
+  ): Promise<RawClient> {
     const u = new URL(url);
     const user = decodeURIComponent(u.username);
     const password = decodeURIComponent(u.password);
@@ -60,6 +67,7 @@ export class RawClient {
       if (m.type === "Z") return c;
       if (m.type !== "R") continue;
       const code = m.body.readInt32BE(0);
+      if (code !== Auth.Ok && code !== Auth.SASLContinue && code !== Auth.SASLFinal) await beforePassword?.();
       if (code === Auth.CleartextPassword) c.send(passwordMessage(password));
       else if (code === Auth.MD5Password)
         c.send(passwordMessage(md5Response(user, password, m.body.subarray(4, 8))));
