@@ -615,6 +615,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const pool = this.pool!;
     const route = (this.route ??= {
       registry: pool.statements,
+      stats: pool.stats,
       client: new ClientStatements(pool.statements),
       server: (server.statements ??= new ServerStatements(pool.statements)),
       replies: server.replies,
@@ -802,6 +803,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       code: SqlState.FeatureNotSupported,
       message: `${HELD_STATE_NAMES[state]} is not supported in ${mode} pooling mode (PIN_SESSION_STATE=off)`,
     });
+  }
+
+  /** Named statements it has prepared through the pooler (SHOW CLIENTS' prepared_statements). */
+  get preparedStatementCount(): number {
+    return this.route?.client.size ?? 0;
   }
 
   /** When the query the server is working on started (clock.ts ms, unrounded), 0 when none. */

@@ -109,12 +109,7 @@ const DATABASE_GAUGES: readonly [column: keyof DatabaseRow, metric: string, help
 ];
 
 /** SHOW STATS_TOTALS as the exporter maps it; null: prepared statements, not tracked here (0). */
-const STATS_COUNTERS: readonly [
-  counter: keyof Counters | null,
-  scale: number,
-  metric: string,
-  help: string,
-][] = [
+const STATS_COUNTERS: readonly [counter: keyof Counters, scale: number, metric: string, help: string][] = [
   ["queryCount", 1, "queries_pooled_total", "Total number of SQL queries pooled"],
   [
     "queryTimeUs",
@@ -142,14 +137,24 @@ const STATS_COUNTERS: readonly [
     "server_in_transaction_seconds_total",
     "Total number of seconds spent by pgbouncer when connected to PostgreSQL in a transaction, either idle in transaction or executing queries",
   ],
-  [null, 1, "client_parses_total", "Total number of prepared statement Parse messages received from clients"],
   [
-    null,
+    "clientParseCount",
+    1,
+    "client_parses_total",
+    "Total number of prepared statement Parse messages received from clients",
+  ],
+  [
+    "serverParseCount",
     1,
     "server_parses_total",
     "Total number of prepared statement Parse messages sent by pgbouncer to PostgreSQL",
   ],
-  [null, 1, "binds_total", "Total number of prepared statements readied for execution with a Bind message"],
+  [
+    "bindCount",
+    1,
+    "binds_total",
+    "Total number of prepared statements readied for execution with a Bind message",
+  ],
 ];
 
 /** SHOW LISTS rows the exporter exports, and its names for them. */
@@ -343,8 +348,7 @@ export class MetricsServer {
         collect() {
           // Counters can only grow: the totals are re-read, so start from zero at every scrape.
           this.reset();
-          for (const db of read().stats)
-            this.inc({ database: db.database }, counter === null ? 0 : db.totals[counter] * scale);
+          for (const db of read().stats) this.inc({ database: db.database }, db.totals[counter] * scale);
         },
       });
     }

@@ -28,8 +28,10 @@ function setup(capacity = 10) {
   const toClient: string[] = [];
   const server = new ServerStatements(registry);
   const replies = new ReplyQueue();
+  const stats = { clientParseCount: 0, serverParseCount: 0, bindCount: 0 };
   const route = (client: ClientStatements, srv = server, q = replies): StatementRoute => ({
     registry,
+    stats,
     client,
     server: srv,
     replies: q,

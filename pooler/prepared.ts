@@ -28,6 +28,7 @@ import {
   withStatementName,
 } from "./protocol/messages.ts";
 import { Expect, type ExpectKind, type ReplyQueue, type Special } from "./replies.ts";
+import type { Counters } from "./stats.ts";
 
 /** A statement in the pooler's registry, shared by every client that prepared the same text and types. */
 export class Statement {
@@ -175,6 +176,8 @@ const PARSE_CHECK_CLOSE = close("S", PARSE_CHECK);
 /** What routing one client message needs: the client's names, the server's, and both directions. */
 export interface StatementRoute {
   registry: StatementRegistry;
+  /** The pool's SHOW STATS counters of client Parses, server Parses and Binds. */
+  stats: Pick<Counters, "clientParseCount" | "serverParseCount" | "bindCount">;
   client: ClientStatements;
   server: ServerStatements;
   replies: ReplyQueue;
@@ -203,6 +206,8 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   const span = statementNameSpan(type, msg);
   if (span.start === span.end) return passThrough(kind, msg, r);
   const name = msg.toString("utf8", span.start, span.end);
+  if (type === Msg.Parse) r.stats.clientParseCount++;
+  else if (type === Msg.Bind) r.stats.bindCount++;
   const s = r.client.get(name);
   if (type === Msg.Close) {
     // the server keeps the statement for other clients; closing an unknown name is no error in PostgreSQL either
@@ -284,6 +289,7 @@ function prepare(s: Statement, r: StatementRoute, reply: Special): void {
     while (r.server.size >= Math.max(1, r.capacity)) evict(r.server.oldest()!, r);
   }
   r.server.set(s, "yes");
+  r.stats.serverParseCount++;
   r.replies.push(Expect.Parse, {
     ...reply,
     undo: () => {

@@ -16,6 +16,10 @@ export interface Counters {
   queryTimeUs: number;
   /** Time clients waited for a server. */
   waitTimeUs: number;
+  /** Named statements clients prepared (their Parse messages), the pooler prepared on servers, and Binds of them. */
+  clientParseCount: number;
+  serverParseCount: number;
+  bindCount: number;
 }
 
 const COUNTER_KEYS: readonly (keyof Counters)[] = [
@@ -27,6 +31,9 @@ const COUNTER_KEYS: readonly (keyof Counters)[] = [
   "xactTimeUs",
   "queryTimeUs",
   "waitTimeUs",
+  "clientParseCount",
+  "serverParseCount",
+  "bindCount",
 ];
 
 export function zeroCounters(): Counters {
@@ -39,6 +46,9 @@ export function zeroCounters(): Counters {
     xactTimeUs: 0,
     queryTimeUs: 0,
     waitTimeUs: 0,
+    clientParseCount: 0,
+    serverParseCount: 0,
+    bindCount: 0,
   };
 }
 
@@ -64,6 +74,9 @@ export function averages(current: Counters, older: Counters, elapsedUs: number):
   avg.queryCount = perSecond("queryCount");
   avg.bytesReceived = perSecond("bytesReceived");
   avg.bytesSent = perSecond("bytesSent");
+  avg.clientParseCount = perSecond("clientParseCount");
+  avg.serverParseCount = perSecond("serverParseCount");
+  avg.bindCount = perSecond("bindCount");
   avg.xactTimeUs = perEvent("xactTimeUs", delta("xactCount"));
   avg.queryTimeUs = perEvent("queryTimeUs", delta("queryCount"));
   avg.waitTimeUs = perEvent("waitTimeUs", delta("serverAssignments"));
@@ -85,6 +98,9 @@ export class PoolStats implements Counters {
   xactTimeUs = 0;
   queryTimeUs = 0;
   waitTimeUs = 0;
+  clientParseCount = 0;
+  serverParseCount = 0;
+  bindCount = 0;
   /** The totals at the last stats_period tick, and at the one before: averages start there. */
   private newer: Counters = zeroCounters();
   older: Counters = zeroCounters();
@@ -164,14 +180,11 @@ export class StatsPeriod {
   }
 }
 
-/**
- * PgBouncer 1.25's log line. We do not track prepared statements (max_prepared_statements), so
- * their three rates are always 0; they stay in the line so log parsers written for PgBouncer match.
- */
+/** PgBouncer 1.25's log line. */
 export function statsLine(avg: Counters): string {
   return (
     `stats: ${avg.xactCount} xacts/s, ${avg.queryCount} queries/s, ` +
-    `0 client parses/s, 0 server parses/s, 0 binds/s, ` +
+    `${avg.clientParseCount} client parses/s, ${avg.serverParseCount} server parses/s, ${avg.bindCount} binds/s, ` +
     `in ${avg.bytesReceived} B/s, out ${avg.bytesSent} B/s, ` +
     `xact ${avg.xactTimeUs} us, query ${avg.queryTimeUs} us, wait ${avg.waitTimeUs} us`
   );

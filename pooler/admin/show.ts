@@ -129,7 +129,7 @@ const CONFIG_COLUMNS = cols<ShowConfigRow>({
  * three count prepared statements, which we do not track: always 0.
  */
 const STAT_FIELDS: readonly {
-  counter: keyof Counters | null;
+  counter: keyof Counters;
   /** SHOW STATS: the total, then the average. */
   total: string;
   avg: string;
@@ -204,7 +204,7 @@ const STAT_FIELDS: readonly {
     totalsRow: "wait_time",
   },
   {
-    counter: null,
+    counter: "clientParseCount",
     total: "total_client_parse_count",
     avg: "avg_client_parse_count",
     totalsColumn: "client_parse_count",
@@ -212,7 +212,7 @@ const STAT_FIELDS: readonly {
     totalsRow: "ps_client_parse_count",
   },
   {
-    counter: null,
+    counter: "serverParseCount",
     total: "total_server_parse_count",
     avg: "avg_server_parse_count",
     totalsColumn: "server_parse_count",
@@ -220,7 +220,7 @@ const STAT_FIELDS: readonly {
     totalsRow: "ps_server_parse_count",
   },
   {
-    counter: null,
+    counter: "bindCount",
     total: "total_bind_count",
     avg: "avg_bind_count",
     totalsColumn: "bind_count",
@@ -230,10 +230,6 @@ const STAT_FIELDS: readonly {
 ];
 
 type StatsRow = Record<string, Cell>;
-
-function statValue(c: Counters, counter: keyof Counters | null): number {
-  return counter === null ? 0 : c[counter];
-}
 
 type StatField = (typeof STAT_FIELDS)[number];
 
@@ -254,7 +250,7 @@ function statsTable(pooler: Pooler, blocks: StatsBlock[]): Buffer[] {
   ];
   const rows = databaseStats(pooler).map((db) => {
     const row: StatsRow = { database: db.database };
-    for (const f of fields) row[f.name] = statValue(db[f.from], f.counter);
+    for (const f of fields) row[f.name] = db[f.from][f.counter];
     return row;
   });
   return resultSet(columns, rows);
@@ -263,8 +259,8 @@ function statsTable(pooler: Pooler, blocks: StatsBlock[]): Buffer[] {
 function showTotals(pooler: Pooler): Buffer[] {
   const all = overallStats(pooler);
   const rows = [
-    ...STAT_FIELDS.map((f) => ({ name: `total_${f.totalsRow}`, value: statValue(all.totals, f.counter) })),
-    ...STAT_FIELDS.map((f) => ({ name: `avg_${f.totalsRow}`, value: statValue(all.averages, f.counter) })),
+    ...STAT_FIELDS.map((f) => ({ name: `total_${f.totalsRow}`, value: all.totals[f.counter] })),
+    ...STAT_FIELDS.map((f) => ({ name: `avg_${f.totalsRow}`, value: all.averages[f.counter] })),
   ];
   return resultSet(cols<{ name: string; value: number }>({ name: "text", value: "numeric" }), rows);
 }

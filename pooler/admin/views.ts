@@ -327,6 +327,7 @@ function clientRow(c: ClientConnection, now: number): SocketRow {
     wait_us: wait.us,
     link: c.server ? ptr(c.server) : "",
     application_name: c.param("application_name") ?? "",
+    prepared_statements: c.preparedStatementCount,
   };
 }
 
@@ -363,6 +364,7 @@ function serverRow(pool: Pool, server: ServerConnection): SocketRow {
     link: client ? ptr(client) : "",
     remote_pid: server.backendPid,
     application_name: client?.param("application_name") ?? "",
+    prepared_statements: server.statements?.size ?? 0,
   };
 }
 

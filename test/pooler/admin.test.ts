@@ -400,6 +400,32 @@ describe("admin console", () => {
     );
   });
 
+  it("counts named statements: client Parses, the pooler's Parses on servers, Binds, and what each side holds", async () => {
+    const app = await connect(tp.url());
+    try {
+      await app.query("SELECT 1"); // the pool and its stats row exist from here
+      const before = await row(admin, "STATS_TOTALS", "database", "app");
+      for (let i = 0; i < 3; i++)
+        await app.query({ name: "counted", text: "SELECT $1::int AS n", values: [i] });
+      const after = await row(admin, "STATS_TOTALS", "database", "app");
+      const delta = (k: string): number => Number(after[k]) - Number(before[k]);
+      // node-postgres parses a named statement once, then only binds it
+      expect(delta("client_parse_count")).toBe(1);
+      expect(delta("bind_count")).toBe(3);
+      // the pooler prepares it on each server the client is given that lacks it: at least once
+      expect(delta("server_parse_count")).toBeGreaterThanOrEqual(1);
+      expect(delta("server_parse_count")).toBeLessThanOrEqual(3);
+      const client = (await show(admin, "CLIENTS")).filter(
+        (r) => r.database === "app" && r.prepared_statements !== "0",
+      );
+      expect(client.map((r) => r.prepared_statements)).toEqual(["1"]);
+      const servers = await show(admin, "SERVERS");
+      expect(servers.some((r) => Number(r.prepared_statements) >= 1)).toBe(true);
+    } finally {
+      await app.end();
+    }
+  });
+
   it("works from psql", async () => {
     expect((await psql(consoleUrl(tp), "SHOW VERSION")).stdout.trim()).toBe("PgBouncer 1.25.2");
     const pools = await psql(consoleUrl(tp), "show pools;");
