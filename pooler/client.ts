@@ -756,25 +756,39 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   message(type: number): void {
+    const server = this.server!;
+    if (server.copyIn) {
+      // PostgreSQL ignores Sync and Flush during COPY FROM STDIN: no reply is owed for them
+      if (type === Msg.Sync || type === Msg.Flush) return;
+      if (type === Msg.CopyDone || type === Msg.CopyFail) server.copyIn = false;
+    }
     this.track(type);
     if (!this.pooled) return;
     const expect = EXPECT_OF[type];
-    if (expect !== undefined) this.server!.replies.push(expect);
+    if (expect !== undefined) server.replies.push(expect);
   }
 
   /** What the release decision needs to know of a client message. */
   private track(type: number): void {
     switch (type) {
-      case Msg.Query:
       case Msg.Sync:
-      case Msg.FunctionCall:
+        this.server!.syncsAfterExecute++;
         this.startQuery();
         this.inBatch = false;
+        return;
+      case Msg.Query:
+      case Msg.FunctionCall:
+        this.server!.syncsAfterExecute = 0;
+        this.startQuery();
+        this.inBatch = false;
+        return;
+      case Msg.Execute:
+        this.server!.syncsAfterExecute = 0;
+        this.inBatch = true;
         return;
       case Msg.Parse:
       case Msg.Bind:
       case Msg.Describe:
-      case Msg.Execute:
       case Msg.Close:
       case Msg.Flush:
         this.inBatch = true;

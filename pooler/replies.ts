@@ -155,6 +155,27 @@ export class ReplyQueue {
     if (++this.head === this.tail) this.head = this.tail = 0;
   }
 
+  /**
+   * The head, an Execute, started a COPY FROM STDIN: the `count` Syncs queued right behind it are
+   * ignored by PostgreSQL (it reads only COPY messages now) and owe nothing.
+   */
+  ignoreSyncs(count: number): void {
+    if (count === 0 || this.head === this.tail || this.kinds[this.head] !== Expect.Execute) return;
+    let end = this.head + 1;
+    while (end < this.tail && end <= this.head + count && this.kinds[end] === Expect.Sync) end++;
+    const n = end - this.head - 1;
+    for (let i = this.head + 1; i < end; i++) {
+      const special = this.specials[i];
+      if (special !== undefined) this.count(special, -1);
+    }
+    for (let i = end; i < this.tail; i++) {
+      this.kinds[i - n] = this.kinds[i]!;
+      this.specials[i - n] = this.specials[i];
+    }
+    this.specials.fill(undefined, this.tail - n, this.tail);
+    this.tail -= n;
+  }
+
   /** The server's session ended or was handed over: nothing is owed any more. */
   clear(): void {
     this.specials.fill(undefined, 0, this.tail);

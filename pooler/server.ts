@@ -126,6 +126,13 @@ export class ServerConnection extends Connection implements FrameVisitor {
   xactStart = 0;
   /** Client queries answered since the last ReadyForQuery counted in the pool's stats. */
   queriesInFlight = 0;
+  /** A COPY FROM STDIN runs: PostgreSQL ignores the client's Sync and Flush until it ends. */
+  copyIn = false;
+  /**
+   * Syncs the client sent since its last Execute. If that Execute starts a COPY FROM STDIN, they
+   * came too early (libpq's PQexecParams sends one at once) and PostgreSQL ignores them.
+   */
+  syncsAfterExecute = 0;
   closeReason = "";
   /** The errno of the socket error that closed it (ECONNREFUSED, …): how the pool judges a failed login. */
   socketError: string | null = null;
@@ -273,10 +280,23 @@ export class ServerConnection extends Connection implements FrameVisitor {
       const [name, value] = parseParameterStatus(chunk.subarray(start, end));
       this.params.set(name, value);
       if (this.internal === null) this.client?.onParameterStatus(name, value);
+    } else if (type === Msg.CopyInResponse) {
+      this.enterCopyIn();
     } else if (type === Msg.ErrorResponse && isFatal(chunk.subarray(start, end))) {
       // The client has its FATAL (e.g. pg_terminate_backend): it must not get a second one from us.
       this.toldClientFatal = true;
     }
+    if (this.copyIn && (type === Msg.CommandComplete || type === Msg.ErrorResponse)) this.copyIn = false;
+  }
+
+  /** The Syncs sent behind the COPY's Execute get no ReadyForQuery: they are not owed. */
+  private enterCopyIn(): void {
+    this.copyIn = true;
+    const ignored = this.syncsAfterExecute;
+    this.syncsAfterExecute = 0;
+    this.pendingReplies -= ignored;
+    this.queriesInFlight -= ignored;
+    this.replies.ignoreSyncs(ignored);
   }
 
   private noteReady(status: number): void {

@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   bind,
   close,
+  copyData,
+  copyDone,
   describe as describeMsg,
   execute,
   flush,
@@ -116,6 +118,22 @@ const CONVERSATIONS: Record<string, Step[]> = {
       ready: 2,
     },
   ],
+  "COPY FROM STDIN as libpq's PQexecParams sends it (a Sync behind the Execute), then named statements": [
+    {
+      send: [
+        parse("", "COPY pooler_diff_copy FROM STDIN"),
+        bind("", ""),
+        describeMsg("P", ""),
+        execute(),
+        sync(),
+      ],
+      messages: 4,
+    },
+    { send: [copyData(Buffer.from("1\n2\n")), copyDone(), sync()] },
+    { send: [parse("s1", "SELECT 42 AS n"), bind("", "s1"), execute(), sync()] },
+    { send: [parse("s2", "SELECT 42 AS n"), bind("", "s2"), execute(), sync()] },
+    { send: [query("SELECT count(*) > 0 AS copied FROM pooler_diff_copy")] },
+  ],
   "a transaction that fails half-way": [
     { send: [query("BEGIN")] },
     { send: [parse("div", "SELECT 1 / $1::int AS q"), bind("", "div", ["0"]), execute(), sync()] },
@@ -201,6 +219,7 @@ describe("the same conversations directly and through the pooler", () => {
   beforeAll(async () => {
     p = await startTestPooler({ DEFAULT_POOL_SIZE: "2" });
     other = await connect(p.url());
+    await other.query("CREATE TABLE IF NOT EXISTS pooler_diff_copy (n int)");
   });
   afterAll(async () => {
     await other.end();

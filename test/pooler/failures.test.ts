@@ -2,13 +2,20 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   Msg,
+  bind,
   cancelRequest,
+  copyData,
+  copyDone,
+  execute,
+  parse,
   parseErrorFields,
   query,
   startupMessage,
+  sync,
 } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, rawExchange } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { RawClient } from "../support/protocol.ts";
 
 const lockKey = 424242;
 
@@ -186,4 +193,33 @@ describe("failures", () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(p.pooler.clients.size).toBe(before);
   });
+});
+
+describe("COPY FROM STDIN with a Sync behind its Execute (libpq's PQexecParams)", () => {
+  it.each(["transaction", "session"])(
+    "%s mode: no reply is owed for that Sync — the server goes back, query_timeout stays quiet while idle",
+    async (mode) => {
+      const admin = await connect(inject("pgAppUrl"));
+      await admin.query("CREATE TABLE IF NOT EXISTS pooler_copy_sync (n int)");
+      await admin.end();
+      const tp = await startTestPooler({ POOL_MODE: mode, DEFAULT_POOL_SIZE: "1", QUERY_TIMEOUT: "1" });
+      const c = await RawClient.connect(tp.url());
+      try {
+        c.send(parse("", "COPY pooler_copy_sync FROM STDIN"), bind("", ""), execute(), sync());
+        expect((await c.take(3)).map((m) => m.type)).toEqual(["1", "2", "G"]);
+        c.send(copyData(Buffer.from("7\n")), copyDone(), sync());
+        expect((await c.untilReady()).map((m) => m.type)).toEqual(["C", "Z"]);
+        const pool = [...tp.pooler.pools.values()][0]!;
+        // transaction mode: the server is free again; session mode: kept, but not busy
+        expect(pool.active.size).toBe(mode === "transaction" ? 0 : 1);
+        expect(pool.allServers().every((s) => s.pendingReplies === 0)).toBe(true);
+        await new Promise((r) => setTimeout(r, 1500)); // past query_timeout, idle
+        const replies = await c.exchange([parse("s", "SELECT 42 AS n"), bind("", "s"), execute(), sync()]);
+        expect(replies.map((m) => m.type)).toEqual(["1", "2", "D", "C", "Z"]);
+      } finally {
+        c.destroy();
+        await tp.stop();
+      }
+    },
+  );
 });
