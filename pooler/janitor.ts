@@ -89,6 +89,14 @@ export class Janitor {
         lifetimeClosed = true;
       }
     }
+    // SET default_pool_size (or RELOAD) made the pool smaller: the oldest idle servers above the
+    // size and reserve close, as PgBouncer's check_pool_size closes them
+    const { size, reserveSize } = pool.settings;
+    for (let extra = pool.serverCount - size - reserveSize; size > 0 && extra > 0; extra--) {
+      const oldest = pool.idle[0];
+      if (oldest === undefined) break;
+      oldest.close("too many servers in the pool");
+    }
     const missing = pool.settings.minSize - pool.serverCount;
     for (let i = 0; i < missing && pool.canLaunch(false); i++) pool.launch(false);
     if (pool.wantsServer) pool.dispatch();

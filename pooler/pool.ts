@@ -80,6 +80,11 @@ export class Pool {
   readonly login = new Set<ServerConnection>();
   /** Clients waiting for a server, oldest first. */
   readonly waiting: PoolClient[] = [];
+  /**
+   * When each of them started waiting, performance.now() unrounded (clients keep whole ms for the
+   * timeouts): the stats and SHOW POOLS / CLIENTS give waits in microseconds, as PgBouncer.
+   */
+  private readonly waitingSince: number[] = [];
   /** Logged-in clients of this pool (any state): counted, not listed, as nothing walks them. */
   clientCount = 0;
   readonly stats = new PoolStats();
@@ -173,14 +178,24 @@ export class Pool {
   enqueue(client: PoolClient): void {
     client.waitStart = now();
     this.waiting.push(client);
+    this.waitingSince.push(performance.now());
     this.dispatch();
   }
 
   /** The client gave up waiting (it left, or timed out). */
   dequeue(client: PoolClient): void {
     const i = this.waiting.indexOf(client);
-    if (i >= 0) this.waiting.splice(i, 1);
+    if (i >= 0) {
+      this.waiting.splice(i, 1);
+      this.waitingSince.splice(i, 1);
+    }
     client.waitStart = 0;
+  }
+
+  /** How long `client` has been queued here, in ms with a fraction; 0 when it is not queued. */
+  waitedMs(client: PoolClient): number {
+    const i = this.waiting.indexOf(client);
+    return i < 0 ? 0 : performance.now() - this.waitingSince[i]!;
   }
 
   /** Links waiting clients to idle servers, and opens servers while the limits allow. */
@@ -195,7 +210,7 @@ export class Pool {
         continue;
       }
       const client = this.waiting.shift()!;
-      this.stats.recordAssignment(now() - client.waitStart);
+      this.stats.recordAssignment(performance.now() - this.waitingSince.shift()!);
       client.waitStart = 0;
       server.state = "active";
       this.active.add(server);
@@ -414,6 +429,7 @@ export class Pool {
   private failWaitersIfHopeless(): void {
     if (this.waiting.length === 0 || !this.hopeless()) return;
     const { code, message } = this.loginRetry.refusal();
+    this.waitingSince.length = 0;
     for (const client of this.waiting.splice(0)) {
       client.waitStart = 0;
       client.refuse(code, `server login failed: ${message}`);

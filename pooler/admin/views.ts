@@ -212,10 +212,9 @@ function splitWait(ms: number): { s: number; us: number } {
 }
 
 export function poolRows(pooler: Pooler): PoolRow[] {
-  const now = clock.now();
   const rows: PoolRow[] = sortedPools(pooler).map((pool) => {
     const oldest = pool.waiting[0];
-    const wait = splitWait(oldest ? now - oldest.waitStart : 0);
+    const wait = splitWait(oldest ? pool.waitedMs(oldest) : 0);
     return {
       database: pool.db.name,
       user: pool.user,
@@ -315,7 +314,8 @@ export function clientRows(pooler: Pooler): SocketRow[] {
 
 function clientRow(c: ClientConnection, now: number): SocketRow {
   const waiting = c.waitStart > 0;
-  const wait = splitWait(waiting ? now - c.waitStart : 0);
+  // queued: to the microsecond; else waiting for its server's parameter sync, in whole ms
+  const wait = splitWait(waiting ? c.pool?.waitedMs(c) || now - c.waitStart : 0);
   return {
     ...socketRow(c, {
       type: "C",

@@ -82,6 +82,47 @@ describe("limits", () => {
       await Promise.all(clients.map((c) => c.end()));
     }));
 
+  it("a pool made smaller online (SET default_pool_size) closes its idle servers above the new size", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "5", ADMIN_USERS: "postgres" }, async (p) => {
+      const clients = await Promise.all([0, 1, 2, 3].map(() => connect(p.url())));
+      await Promise.all(clients.map((c) => c.query("SELECT pg_sleep(0.1)")));
+      const servers = (): number => [...p.pooler.pools.values()].reduce((n, pool) => n + pool.serverCount, 0);
+      expect(servers()).toBe(4);
+      const admin = await connect(p.url("pgbouncer"));
+      await admin.query("SET default_pool_size = 1");
+      await waitFor(() => servers() === 1, "the pool down to its new size");
+      // and the four clients now take turns on the one server
+      const pids = await Promise.all(
+        clients.map(async (c) => (await c.query("SELECT pg_backend_pid() AS pid")).rows[0].pid),
+      );
+      expect(new Set(pids).size).toBe(1);
+      await Promise.all([admin, ...clients].map((c) => c.end()));
+    }));
+
+  it("times waits to the microsecond (SHOW POOLS maxwait_us, SHOW CLIENTS wait_us, STATS wait_time)", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", ADMIN_USERS: "postgres" }, async (p) => {
+      const admin = await connect(p.url("pgbouncer"));
+      const holder = await connect(p.url());
+      await holder.query("BEGIN");
+      const queued = await connect(p.url());
+      const served = queued.query("SELECT 1");
+      const readings: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        await new Promise((r) => setTimeout(r, 60));
+        const pool = (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
+        const client = (await admin.query("SHOW CLIENTS")).rows.find((r) => r.state === "waiting");
+        expect(Number(pool.maxwait) * 1e6 + Number(pool.maxwait_us)).toBeGreaterThan(50_000 * (i + 1));
+        readings.push(Number(pool.maxwait_us), Number(client.wait_us));
+      }
+      // whole milliseconds would make every reading a multiple of 1000
+      expect(readings.some((us) => us % 1000 !== 0)).toBe(true);
+      await holder.query("COMMIT");
+      await served;
+      const stats = (await admin.query("SHOW STATS")).rows.find((r) => r.database === "app");
+      expect(Number(stats.total_wait_time)).toBeGreaterThan(100_000);
+      await Promise.all([admin, holder, queued].map((c) => c.end()));
+    }));
+
   it("reserve_pool_size lets extra servers in after reserve_pool_timeout", () =>
     withTestPooler(
       { DEFAULT_POOL_SIZE: "1", RESERVE_POOL_SIZE: "1", RESERVE_POOL_TIMEOUT: "0.2" },
