@@ -108,7 +108,7 @@ const DATABASE_GAUGES: readonly [column: keyof DatabaseRow, metric: string, help
   ["disabled", "disabled", "1 if this database is currently disabled, else 0"],
 ];
 
-/** SHOW STATS_TOTALS as the exporter maps it; null: prepared statements, not tracked here (0). */
+/** SHOW STATS_TOTALS as the exporter maps it: the counter, its scale to the metric's unit, the metric. */
 const STATS_COUNTERS: readonly [counter: keyof Counters, scale: number, metric: string, help: string][] = [
   ["queryCount", 1, "queries_pooled_total", "Total number of SQL queries pooled"],
   [

@@ -157,17 +157,14 @@ export class ReplyQueue {
 
   /**
    * The head, an Execute, started a COPY FROM STDIN: the `count` Syncs queued right behind it are
-   * ignored by PostgreSQL (it reads only COPY messages now) and owe nothing.
+   * ignored by PostgreSQL (it reads only COPY messages now) and owe nothing. Syncs are always
+   * plain entries (the client's own), so no special's count changes.
    */
   ignoreSyncs(count: number): void {
     if (count === 0 || this.head === this.tail || this.kinds[this.head] !== Expect.Execute) return;
     let end = this.head + 1;
     while (end < this.tail && end <= this.head + count && this.kinds[end] === Expect.Sync) end++;
     const n = end - this.head - 1;
-    for (let i = this.head + 1; i < end; i++) {
-      const special = this.specials[i];
-      if (special !== undefined) this.count(special, -1);
-    }
     for (let i = end; i < this.tail; i++) {
       this.kinds[i - n] = this.kinds[i]!;
       this.specials[i - n] = this.specials[i];

@@ -7,7 +7,8 @@ import { createSuperuser } from "../app/cli/createsuperuser.ts";
 try {
   const db = connectDatabase(loadDatabaseConfig());
   try {
-    const io = { ...process, interactive: Boolean(process.stdin.isTTY) };
+    const { stdin, stdout, stderr } = process;
+    const io = { stdin, stdout, stderr, interactive: Boolean(stdin.isTTY) };
     process.exitCode = await createSuperuser(db.prisma, io, process.argv.slice(2), process.env);
   } finally {
     await db.close();
