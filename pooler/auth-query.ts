@@ -6,6 +6,7 @@ import type { ServerTls } from "./config/tls.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { classifySecret } from "./config/userlist.ts";
 import { ServerConnection } from "./server.ts";
+import { dialTarget } from "./unix-socket.ts";
 
 /** Runs auth_query for `user` as `authUser`, on a connection opened for it and closed after. */
 export async function lookupByAuthQuery(
@@ -18,7 +19,7 @@ export async function lookupByAuthQuery(
   const fileSecret = config.authUsers.get(authUser);
   const { server, ready } = ServerConnection.connect(
     {
-      host: db.host,
+      ...dialTarget(db.host, config.unixSocketDir, tls),
       port: db.port,
       database: db.authDbname ?? config.authDbname ?? db.dbname ?? db.name,
       credentials: {
@@ -29,7 +30,6 @@ export async function lookupByAuthQuery(
       startupParams: {},
       connectTimeout: config.serverConnectTimeout,
       maxPacketSize: config.maxPacketSize,
-      tls,
     },
     () => undefined,
   );

@@ -11,6 +11,7 @@
 import type net from "node:net";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { tlsRequired, type ClientTls } from "./config/tls.ts";
+import { printableAddr } from "./unix-socket.ts";
 import { now } from "./clock.ts";
 import { ClientAuth, type AuthStep } from "./client-auth.ts";
 import { Block, Connection } from "./connection.ts";
@@ -213,6 +214,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   constructor(
     socket: net.Socket,
     private readonly host: ClientHost,
+    /** Came through unix_socket_dir: no TLS is offered or required there, as in PgBouncer. */
+    readonly unixSocket: boolean,
   ) {
     super(socket);
     socket.setNoDelay(true);
@@ -342,7 +345,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         if (packet.kind === "ssl" && isTls(this.socket)) {
           return this.refuse(SqlState.ProtocolViolation, "SSL request inside SSL");
         }
-        const setup = packet.kind === "ssl" ? this.host.clientTls : null;
+        const setup = packet.kind === "ssl" && !this.unixSocket ? this.host.clientTls : null;
         // 'N' tells the client to go on in plain text (or give up if it requires encryption).
         if (setup === null) {
           this.socket.write("N");
@@ -374,7 +377,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const toConsole = (params.get("database") || params.get("user")) === ADMIN_DB;
     if (refusal && !(refusal.sparesConsole && toConsole)) return this.refuse(refusal.code, refusal.message);
     const tls = this.host.clientTls;
-    if (tls !== null && tlsRequired(tls.mode) && !isTls(this.socket)) {
+    if (tls !== null && tlsRequired(tls.mode) && !isTls(this.socket) && !this.unixSocket) {
       return this.refuse(SqlState.InvalidAuthorization, "SSL required");
     }
     const user = params.get("user");
@@ -527,10 +530,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // application_name_add_host: PgBouncer's " - host:port" suffix, so server logs show the real client
     if (this.host.config.applicationNameAddHost) {
       const appName = this.ownParams?.get("application_name") ?? serverParams.get("application_name") ?? "";
-      this.setParam(
-        "application_name",
-        `${appName} - ${this.socket.remoteAddress}:${this.socket.remotePort}`,
-      );
+      const port = this.unixSocket ? this.host.config.listenPort : this.socket.remotePort;
+      this.setParam("application_name", `${appName} - ${printableAddr(this.socket)}:${port}`);
     }
     if (this.ownParams) this.ownParams = this.startupParams = shared(this.ownParams);
     const out: Buffer[] = [authenticationOk()];
@@ -559,7 +560,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
           client: this.id,
           user: this.user,
           db: this.database,
-          addr: this.socket.remoteAddress,
+          addr: printableAddr(this.socket),
           tls: describeTls(this.socket) || "no",
         },
         "login",

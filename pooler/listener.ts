@@ -4,24 +4,24 @@ import net from "node:net";
 import { ClientConnection, type ClientHost } from "./client.ts";
 import type { ClientRegistry } from "./client-registry.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
+import { listenUnix } from "./unix-socket.ts";
 
 export interface Listener {
-  /** One per listen_addr entry, all on the same port. */
+  /** One per listen_addr entry and one for the Unix socket, all on the same port. */
   readonly servers: net.Server[];
   readonly port: number;
+  /** The Unix socket's path, null without unix_socket_dir. */
+  readonly socketPath: string | null;
   /** Stops accepting new connections (graceful shutdown); existing ones are untouched. */
   stop(): Promise<void>;
 }
 
-export async function listen(
-  host: ClientHost,
-  clients: ClientRegistry,
-  listenAddr: string,
-  port: number,
-): Promise<Listener> {
-  const make = (): net.Server =>
+/** On every listen_addr address and, with unix_socket_dir, on its Unix socket too (same port). */
+export async function listen(host: ClientHost, clients: ClientRegistry): Promise<Listener> {
+  const { listenAddr, listenPort, unixSocketDir, listenBacklog } = host.config;
+  const make = (unixSocket = false): net.Server =>
     net.createServer({ noDelay: true, keepAlive: host.config.tcpKeepalive }, (socket) => {
-      const client = new ClientConnection(socket, host);
+      const client = new ClientConnection(socket, host, unixSocket);
       clients.add(client);
       // Refused after the startup packet has been read, so libpq shows the message instead of a reset.
       if (host.shuttingDown) {
@@ -34,10 +34,28 @@ export async function listen(
         );
       }
     });
-  const servers = await bindAll(make, listenAddr, port, host.config.listenBacklog);
+  const servers =
+    listenAddr.trim() === "" ? [] : await bindAll(() => make(), listenAddr, listenPort, listenBacklog);
+  const port = servers.length > 0 ? (servers[0]!.address() as net.AddressInfo).port : listenPort;
+  let socketPath: string | null = null;
+  if (unixSocketDir !== "") {
+    const server = make(true);
+    try {
+      socketPath = await listenUnix(server, unixSocketDir, port, {
+        mode: host.config.unixSocketMode,
+        group: host.config.unixSocketGroup,
+        backlog: listenBacklog,
+      });
+    } catch (err) {
+      for (const s of servers) s.close();
+      throw err;
+    }
+    servers.push(server);
+  }
   return {
     servers,
-    port: (servers[0]!.address() as net.AddressInfo).port,
+    port,
+    socketPath,
     stop: () =>
       Promise.all(servers.map((s) => new Promise<void>((done) => s.close(() => done())))).then(
         () => undefined,

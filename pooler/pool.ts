@@ -10,6 +10,7 @@ import { trackedOnly } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
 import { PoolStats } from "./stats.ts";
+import { dialTarget } from "./unix-socket.ts";
 
 /** What a pool needs from its client: linked, refused, and queue bookkeeping. */
 export interface PoolClient {
@@ -60,6 +61,8 @@ export interface PoolSettings {
   trackExtraParameters: readonly string[];
   /** server_tls_*: how new server connections negotiate TLS. */
   serverTls: ServerTls | null;
+  /** Where a [databases] entry without host= connects. */
+  unixSocketDir: string;
 }
 
 /** The login a [databases] entry with user= forces on every client's servers; null without one. */
@@ -360,14 +363,13 @@ export class Pool {
   launch(force: boolean): void {
     if (!force && !this.canLaunch(true)) return;
     const target: ServerTarget = {
-      host: this.db.host,
+      ...dialTarget(this.db.host, this.settings.unixSocketDir, this.settings.serverTls),
       port: this.db.port,
       database: this.db.dbname ?? this.db.name,
       credentials: this.credentials,
       startupParams: this.db.connectParams,
       connectTimeout: this.settings.connectTimeout,
       maxPacketSize: this.settings.maxPacketSize,
-      tls: this.settings.serverTls,
     };
     const attemptStart = Date.now();
     const { server, ready } = ServerConnection.connect(target, (s) => this.onServerClosed(s));

@@ -25,6 +25,7 @@ import { SqlState } from "./protocol/sqlstate.ts";
 import type { ServerConnection, ServerCredentials } from "./server.ts";
 import { StatsPeriod, type PoolStats } from "./stats.ts";
 import { connectTls } from "./tls.ts";
+import { serverEndpoint } from "./unix-socket.ts";
 
 /** How long a forwarded cancel may take when server_connect_timeout is 0 (no limit for logins). */
 const CANCEL_TIMEOUT_MS = 15_000;
@@ -80,7 +81,7 @@ export class Pooler implements ClientHost, PoolRegistry {
       pooler.metrics = await MetricsServer.start(pooler, config.listenAddr, config.metricsPort);
     }
     try {
-      pooler.listener = await listen(pooler, pooler.clients, config.listenAddr, config.listenPort);
+      pooler.listener = await listen(pooler, pooler.clients);
     } catch (err) {
       await pooler.metrics?.close();
       throw err;
@@ -88,7 +89,15 @@ export class Pooler implements ClientHost, PoolRegistry {
     pooler.janitor.start();
     pooler.statsPeriod.start();
     pooler.admin = new SqlConsole(pooler);
-    log.info({ addr: config.listenAddr, port: pooler.port, metrics_port: pooler.metrics?.port }, "listening");
+    log.info(
+      {
+        addr: config.listenAddr,
+        port: pooler.port,
+        unix_socket: pooler.listener.socketPath ?? undefined,
+        metrics_port: pooler.metrics?.port,
+      },
+      "listening",
+    );
     return pooler;
   }
 
@@ -192,6 +201,7 @@ export class Pooler implements ClientHost, PoolRegistry {
       pinSessionState: c.pinSessionState,
       trackExtraParameters: c.trackExtraParameters,
       serverTls: this.tls.server,
+      unixSocketDir: c.unixSocketDir,
     };
   }
 
@@ -215,7 +225,7 @@ export class Pooler implements ClientHost, PoolRegistry {
       this.log.warn({ err: err.message }, "could not forward cancel request");
     server.cancelsInFlight++;
     // over TLS too when the server connections use it: a server may accept only TLS (hostssl)
-    const sock = net.connect({ host, port }, () =>
+    const sock = net.connect(serverEndpoint(host, port), () =>
       connectTls(sock, server.target.tls, host).then((s) => {
         if (s !== sock) s.on("error", failed);
         s.end(cancelRequest(server.backendPid, server.backendSecret));

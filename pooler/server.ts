@@ -28,6 +28,7 @@ import { isMd5Secret, md5Response } from "./protocol/auth/md5.ts";
 import { SASL_MECHANISM, ScramClientSession } from "./protocol/auth/scram.ts";
 import type { ServerStatements } from "./prepared.ts";
 import { ReadBuffer } from "./read-buffer.ts";
+import { serverEndpoint } from "./unix-socket.ts";
 import { ReplyQueue } from "./replies.ts";
 import { classify } from "./session-state.ts";
 import { requestTls } from "./tls.ts";
@@ -175,7 +176,11 @@ export class ServerConnection extends Connection implements FrameVisitor {
     onClosed: (server: ServerConnection) => void,
   ): { server: ServerConnection; ready: Promise<void> } {
     const reads = new ReadBuffer();
-    const socket = net.connect({ host: target.host, port: target.port, noDelay: true, onread: reads.onread });
+    const socket = net.connect({
+      ...serverEndpoint(target.host, target.port),
+      noDelay: true,
+      onread: reads.onread,
+    });
     const server = new ServerConnection(socket, target, onClosed, reads);
     const ready = new Promise<void>((resolve, reject) => {
       server.login = { resolve, reject };

@@ -13,6 +13,7 @@ import type { Pooler } from "../pooler.ts";
 import type { ServerConnection, ServerState } from "../server.ts";
 import { sumCounters, zeroCounters, type Counters } from "../stats.ts";
 import { describeTls } from "../tls.ts";
+import { isSocketDir } from "../unix-socket.ts";
 
 /** The user PgBouncer's admin pool is made for. */
 const ADMIN_USER = "pgbouncer";
@@ -166,7 +167,8 @@ export function databaseRows(pooler: Pooler): DatabaseRow[] {
   const c = pooler.config;
   const rows: DatabaseRow[] = pooler.databases().map((db) => ({
     name: db.name,
-    host: db.host,
+    // no host=: the Unix socket in unix_socket_dir, which PgBouncer shows as NULL
+    host: db.host || null,
     port: db.port,
     database: db.dbname ?? db.name,
     force_user: db.user ?? null,
@@ -275,18 +277,20 @@ function ptr(conn: Connection): string {
   return `0x${conn.id.toString(16)}`;
 }
 
+/** `unixPort`: a Unix-socket connection, which PgBouncer lists as addr "unix" and the socket's port. */
 function socketRow(
   conn: Connection,
   fields: Pick<SocketRow, "type" | "user" | "database" | "state">,
+  unixPort: number | null,
 ): SocketRow {
   const s = conn.socket;
   return {
     ...fields,
     replication: "none",
-    addr: s.remoteAddress ?? "",
-    port: s.remotePort ?? 0,
-    local_addr: s.localAddress ?? "",
-    local_port: s.localPort ?? 0,
+    addr: unixPort === null ? (s.remoteAddress ?? "") : "unix",
+    port: unixPort ?? s.remotePort ?? 0,
+    local_addr: unixPort === null ? (s.localAddress ?? "") : "unix",
+    local_port: unixPort ?? s.localPort ?? 0,
     connect_time: timestamp(clock.wallClock(conn.connectTime)),
     request_time: timestamp(clock.wallClock(conn.lastActivity)),
     wait: 0,
@@ -307,22 +311,30 @@ export function clientRows(pooler: Pooler): SocketRow[] {
   const now = clock.now();
   return [...pooler.clients]
     .filter(loggedIn)
-    .map((c) => ({ database: c.database, user: c.pool?.user ?? ADMIN_USER, row: clientRow(c, now) }))
+    .map((c) => ({
+      database: c.database,
+      user: c.pool?.user ?? ADMIN_USER,
+      row: clientRow(c, now, pooler.port),
+    }))
     .sort(byDatabaseThenUser)
     .map((entry) => entry.row);
 }
 
-function clientRow(c: ClientConnection, now: number): SocketRow {
+function clientRow(c: ClientConnection, now: number, listenPort: number): SocketRow {
   const waiting = c.waitStart > 0;
   // queued: to the microsecond; else waiting for its server's parameter sync, in whole ms
   const wait = splitWait(waiting ? c.pool?.waitedMs(c) || now - c.waitStart : 0);
   return {
-    ...socketRow(c, {
-      type: "C",
-      user: c.user,
-      database: c.database,
-      state: waiting ? "waiting" : c.server ? "active" : "idle",
-    }),
+    ...socketRow(
+      c,
+      {
+        type: "C",
+        user: c.user,
+        database: c.database,
+        state: waiting ? "waiting" : c.server ? "active" : "idle",
+      },
+      c.unixSocket ? listenPort : null,
+    ),
     wait: wait.s,
     wait_us: wait.us,
     link: c.server ? ptr(c.server) : "",
@@ -350,16 +362,16 @@ export function serverRows(pooler: Pooler): SocketRow[] {
 
 function serverRow(pool: Pool, server: ServerConnection): SocketRow {
   const client = server.client as ClientConnection | null;
-  const row = socketRow(server, {
-    type: "S",
-    user: pool.user,
-    database: pool.db.name,
-    state: SERVER_STATE[server.state],
-  });
+  const { host, port } = server.target;
+  const row = socketRow(
+    server,
+    { type: "S", user: pool.user, database: pool.db.name, state: SERVER_STATE[server.state] },
+    isSocketDir(host) ? port : null,
+  );
   return {
     ...row,
-    addr: row.addr || server.target.host,
-    port: row.port || server.target.port,
+    addr: row.addr || host,
+    port: row.port || port,
     close_needed: server.closeNeeded ? 1 : 0,
     link: client ? ptr(client) : "",
     remote_pid: server.backendPid,

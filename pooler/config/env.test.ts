@@ -75,9 +75,9 @@ describe("setting variables", () => {
 
   it("accept and report PgBouncer settings we ignore, but not $USER", () => {
     const { warnings } = loadConfig({
-      env: { ...DB, UNIX_SOCKET_DIR: "/tmp", LOGFILE: "/x.log", USER: "me" },
+      env: { ...DB, SYSLOG: "1", LOGFILE: "/x.log", USER: "me" },
     });
-    expect(warnings).toEqual(["environment: settings not implemented, ignored: LOGFILE, UNIX_SOCKET_DIR"]);
+    expect(warnings).toEqual(["environment: settings not implemented, ignored: LOGFILE, SYSLOG"]);
   });
 
   it("override the image's defaults, which apply without an ini file", () => {
@@ -133,6 +133,21 @@ describe("DATABASE_URL", () => {
       dbname: "db",
     });
     expect(warnings).toEqual(["DATABASE_URL: query parameters ignored: sslmode"]);
+  });
+
+  it("takes a Unix socket directory from ?host= (libpq's way) or a %2F-encoded host", () => {
+    const warnings: string[] = [];
+    const viaQuery = "postgres://u:p@localhost:5433/db?host=/var/run/postgresql&sslmode=disable";
+    expect(parseDatabaseUrl(viaQuery, warnings)).toMatchObject({ host: "/var/run/postgresql", port: 5433 });
+    expect(warnings).toEqual(["DATABASE_URL: query parameters ignored: sslmode"]);
+    expect(parseDatabaseUrl("postgres://u:p@%2Frun%2Fpg/db").host).toBe("/run/pg");
+  });
+
+  it("leaves the Unix socket off, as the image writes it, unless UNIX_SOCKET_DIR is set", () => {
+    expect(loadConfig({ env: DB }).config.unixSocketDir).toBe("");
+    expect(loadConfig({ env: { ...DB, UNIX_SOCKET_DIR: "/run/pooler" } }).config.unixSocketDir).toBe(
+      "/run/pooler",
+    );
   });
 
   it.each([

@@ -53,11 +53,12 @@ export function parseDatabaseUrl(url: string, warnings: string[] = []): Database
   if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
     throw new ConfigError(`DATABASE_URL: expected ${URL_FORM}, got a ${u.protocol}// URL`);
   }
-  const host = decode(u.hostname, "host").replace(/^\[(.*)\]$/, "$1");
+  // libpq's ?host= wins over the URL's host: the way to name a Unix socket directory
+  // (postgresql://user:password@localhost/db?host=/var/run/postgresql), as is a %2F-encoded host
+  const host = u.searchParams.get("host") ?? decode(u.hostname, "host").replace(/^\[(.*)\]$/, "$1");
   if (host === "") throw new ConfigError(`DATABASE_URL: expected ${URL_FORM}, got no host`);
-  if (u.search !== "") {
-    warnings.push(`DATABASE_URL: query parameters ignored: ${[...u.searchParams.keys()].join(", ")}`);
-  }
+  const ignored = [...u.searchParams.keys()].filter((k) => k !== "host");
+  if (ignored.length > 0) warnings.push(`DATABASE_URL: query parameters ignored: ${ignored.join(", ")}`);
   const dbname = decode(u.pathname.replace(/^\//, ""), "database name");
   return {
     user: u.username === "" ? undefined : decode(u.username, "user"),
@@ -137,6 +138,8 @@ export function readEnvDatabase(env: Env): EnvDatabase {
  */
 export function applyImageDefaults(config: PoolerConfig, dbUser: string | undefined): void {
   applySetting(config, "admin_users", dbUser ?? "postgres");
+  // the image writes an empty unix_socket_dir (UNIX_SOCKET_DIR in later versions): TCP only
+  applySetting(config, "unix_socket_dir", "");
   // JDBC sends extra_float_digits at startup; PgBouncer would refuse the connection.
   applySetting(config, "ignore_startup_parameters", "extra_float_digits");
 }

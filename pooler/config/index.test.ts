@@ -50,9 +50,39 @@ describe("loadConfig", () => {
       "monitor:plain",
     ]);
     expect(config.authUsers.get("monitor")?.secret).toBe('plain "quoted" password');
-    expect(warnings).toEqual([
-      "[pgbouncer] settings not implemented, ignored: unix_socket_dir, logfile, pidfile",
-    ]);
+    expect(warnings).toEqual(["[pgbouncer] settings not implemented, ignored: logfile, pidfile"]);
+  });
+
+  it("connects a [databases] entry without host= through unix_socket_dir, as PgBouncer", () => {
+    const { config } = loadConfig({
+      env: {},
+      iniPath: writeIni("[databases]\nlocal = port=5433\n[pgbouncer]\nauth_type = trust\n"),
+    });
+    expect(config.databases.get("local")).toMatchObject({ host: "", port: 5433 });
+    expect(config.unixSocketDir).toBe("/tmp");
+  });
+
+  it.each([
+    [
+      "unix_socket_dir =\n",
+      /\[databases\] local: no host= means the Unix socket in unix_socket_dir, which is empty/,
+    ],
+    [
+      "unix_socket_dir = @pooler\n",
+      /unix_socket_dir: Unix sockets in the abstract namespace \(@…\) are not supported/,
+    ],
+    [
+      "listen_addr =\nunix_socket_dir =\n",
+      /listen_addr and unix_socket_dir are both empty: nothing to listen on/,
+    ],
+    ["listen_addr =\nlisten_port = 0\n", /listen_port: 0 \(a free port\) needs a TCP listen_addr/],
+    [
+      "listen_addr =\nmetrics_port = 9127\n",
+      /metrics_port: the metrics endpoint listens on listen_addr, which is empty/,
+    ],
+  ])("refuses a Unix-socket setup that cannot work: %j", (settings, message) => {
+    const iniPath = writeIni(`[databases]\nlocal = port=5433\n[pgbouncer]\nauth_type = trust\n${settings}`);
+    expect(() => loadConfig({ env: {}, iniPath })).toThrow(message);
   });
 
   it("keeps PgBouncer's defaults with an ini file, not the image's", () => {

@@ -79,6 +79,39 @@ function validate(config: PoolerConfig): void {
         "or a user and password in DATABASE_URL (DB_USER/DB_PASSWORD)",
     );
   }
+  if (config.listenAddr.trim() === "" && config.unixSocketDir === "") {
+    throw new ConfigError("listen_addr and unix_socket_dir are both empty: nothing to listen on");
+  }
+  if (config.listenAddr.trim() === "" && config.metricsPort > 0) {
+    throw new ConfigError("metrics_port: the metrics endpoint listens on listen_addr, which is empty");
+  }
+  if (config.listenAddr.trim() === "" && config.listenPort === 0) {
+    throw new ConfigError(
+      "listen_port: 0 (a free port) needs a TCP listen_addr; the Unix socket's name needs a real port",
+    );
+  }
+  // Node 20's libuv pads an abstract socket's name to the full sun_path, so libpq (and PostgreSQL)
+  // could never meet it there: refused rather than listening where nobody can connect
+  const abstract = [
+    ...(config.unixSocketDir.startsWith("@") ? ["unix_socket_dir"] : []),
+    ...[...config.databases.values()]
+      .filter((db) => db.host.startsWith("@"))
+      .map((db) => `[databases] ${db.name}`),
+  ];
+  if (abstract.length > 0) {
+    throw new ConfigError(
+      `${abstract.join(", ")}: Unix sockets in the abstract namespace (@…) are not supported`,
+    );
+  }
+  if (config.unixSocketDir === "") {
+    const unixOnly = [...config.databases.values()].filter((db) => db.host === "");
+    if (unixOnly.length > 0) {
+      throw new ConfigError(
+        `[databases] ${unixOnly.map((db) => db.name).join(", ")}: no host= means the Unix socket in ` +
+          "unix_socket_dir, which is empty: set host= or unix_socket_dir",
+      );
+    }
+  }
   // default_pool_size = 0 means unlimited (PgBouncer 1.24)
   if (config.defaultPoolSize > 0 && config.minPoolSize > config.defaultPoolSize) {
     throw new ConfigError(

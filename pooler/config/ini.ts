@@ -203,11 +203,8 @@ function parseDatabase(name: string, connstr: string, where: string, warnings: s
   if (name === "pgbouncer")
     throw new ConfigError(`${label}: the name "pgbouncer" is reserved for the admin console`);
   const db: DatabaseDef = { name, host: "", port: 5432, connectParams: {} };
+  // no host= leaves "": the Unix socket in unix_socket_dir, as in PgBouncer
   applyParams(db, connstr, label, "connection", DATABASE_PARAMS, IGNORED_DATABASE_PARAMS, warnings);
-  if (db.host === "") {
-    db.host = "127.0.0.1";
-    warnings.push(`${label}: no host=, PgBouncer would use a Unix socket; connecting to 127.0.0.1 instead`);
-  }
   return db;
 }
 

@@ -71,10 +71,13 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   suspend_timeout: "10",
   tcp_keepalive: "1",
   track_extra_parameters: "IntervalStyle",
+  unix_socket_dir: "/tmp",
+  unix_socket_group: null,
+  unix_socket_mode: "0777",
   verbose: null,
 };
 
-/** Where we differ on purpose: no Unix socket, verbose starts at 0 anyway, metrics_port and pin_session_state are ours. */
+/** Where we differ on purpose: TCP on loopback by default, verbose starts at 0 anyway, metrics_port and pin_session_state are ours. */
 const OUR_DEFAULTS: Record<string, string> = {
   listen_addr: "127.0.0.1",
   verbose: "0",
@@ -89,6 +92,9 @@ const NOT_CHANGEABLE = [
   "metrics_port",
   "pkt_buf",
   "track_extra_parameters",
+  "unix_socket_dir",
+  "unix_socket_group",
+  "unix_socket_mode",
 ];
 
 describe("the settings table", () => {
@@ -115,6 +121,7 @@ describe("the settings table", () => {
       "authFile",
       "authUser",
       "authDbname",
+      "unixSocketGroup",
       ...["client", "server"].flatMap((side) => ["Key", "Cert", "Ca"].map((f) => `${side}Tls${f}File`)),
     ];
     expect(Object.keys(defaultConfig()).sort()).toEqual(
@@ -205,9 +212,33 @@ describe("applySetting", () => {
       'server_lifetime: expected a number of seconds >= 0, such as 5 or 0.5, got "-1"',
     ],
     ["log_stats", "maybe", 'log_stats: expected 0 or 1 (or on/off, yes/no, true/false), got "maybe"'],
-    ["listen_addr", " ", 'listen_addr: expected a non-empty value, got " "'],
+    [
+      "unix_socket_mode",
+      "0800",
+      'unix_socket_mode: expected a permission mode such as 0777 or 0700, got "0800"',
+    ],
+    ["unix_socket_mode", "rw", 'unix_socket_mode: expected a permission mode such as 0777 or 0700, got "rw"'],
   ])("refuses %s = %s", (key, value, message) => {
     expect(() => applySetting(defaultConfig(), key, value)).toThrow(new ConfigError(message));
+  });
+
+  it("reads unix_socket_mode as C's strtol(…, 0) does and shows it in decimal, as PgBouncer", () => {
+    const c = defaultConfig();
+    expect(c.unixSocketMode).toBe(0o777);
+    for (const [raw, mode] of [
+      ["0700", 0o700],
+      ["0x1ff", 0o777],
+      ["384", 0o600],
+      ["0", 0],
+    ] as const) {
+      applySetting(c, "unix_socket_mode", raw);
+      expect(c.unixSocketMode).toBe(mode);
+    }
+    applySetting(c, "unix_socket_mode", "0660");
+    expect(showConfigRows(c).find((r) => r.key === "unix_socket_mode")).toMatchObject({
+      value: "432",
+      default: "0777",
+    });
   });
 
   it("labels errors with where the value came from", () => {
@@ -229,7 +260,7 @@ describe("applySetting", () => {
   it("accepts and ignores PgBouncer keys we do not implement", () => {
     const c = defaultConfig();
     const before = JSON.stringify(showConfigRows(c));
-    expect(applySetting(c, "unix_socket_dir", "/tmp")).toBe("ignored");
+    expect(applySetting(c, "so_reuseport", "1")).toBe("ignored");
     expect(applySetting(c, "client_tls_ecdhcurve", "auto")).toBe("ignored");
     expect(JSON.stringify(showConfigRows(c))).toBe(before);
   });

@@ -100,7 +100,6 @@ interface Options {
   changeable?: boolean;
   min?: number;
   max?: number;
-  nonEmpty?: boolean;
 }
 
 function int(key: string, field: FieldOf<number>, def: string, opts: Options = {}): SettingDef {
@@ -153,7 +152,6 @@ function string(key: string, field: FieldOf<string>, def: string, opts: Options 
     default: def,
     changeable: opts.changeable ?? true,
     set: (c, raw) => {
-      if (opts.nonEmpty === true && raw.trim() === "") throw new InvalidValue("a non-empty value");
       c[field] = raw;
     },
     show: (c) => c[field],
@@ -161,13 +159,17 @@ function string(key: string, field: FieldOf<string>, def: string, opts: Options 
 }
 
 /** Optional strings: PgBouncer's "not set" (SHOW CONFIG prints NULL); an empty value unsets them too. */
-function optionalString(key: string, field: FieldOf<string | undefined>): SettingDef {
+function optionalString(
+  key: string,
+  field: FieldOf<string | undefined>,
+  opts: Pick<Options, "changeable"> = {},
+): SettingDef {
   return {
     key,
     kind: "string",
     field,
     default: null,
-    changeable: true,
+    changeable: opts.changeable ?? true,
     set: (c, raw) => {
       c[field] = raw === "" ? undefined : raw;
     },
@@ -194,6 +196,34 @@ function checkedString(
     },
     show: (c) => c[field],
   };
+}
+
+/** A permission mode read as C's strtol(…, 0) does (0777 is octal); SHOW CONFIG prints it in decimal, as PgBouncer. */
+function fileMode(key: string, field: FieldOf<number>, def: string): SettingDef {
+  return {
+    key,
+    kind: "int",
+    field,
+    default: def,
+    changeable: false,
+    set: (c, raw) => {
+      c[field] = parseFileMode(raw);
+    },
+    show: (c) => String(c[field]),
+  };
+}
+
+export function parseFileMode(raw: string): number {
+  const v = raw.trim();
+  const n = /^0[0-7]*$/.test(v)
+    ? parseInt(v, 8)
+    : /^0x[0-9a-f]+$/i.test(v)
+      ? parseInt(v, 16)
+      : /^[1-9]\d*$/.test(v)
+        ? Number(v)
+        : NaN;
+  if (!(n >= 0 && n <= 0o7777)) throw new InvalidValue("a permission mode such as 0777 or 0700");
+  return n;
 }
 
 function list(key: string, field: FieldOf<string[]>, def: string, opts: Options = {}): SettingDef {
@@ -254,9 +284,9 @@ export const SETTINGS: readonly SettingDef[] = [
   int("default_pool_size", "defaultPoolSize", "20"),
   seconds("idle_transaction_timeout", "idleTransactionTimeout", "0"),
   list("ignore_startup_parameters", "ignoreStartupParameters", ""),
-  // PgBouncer's default is unset (Unix socket only). We have no Unix socket, so loopback by default,
-  // and an empty value, which would leave nothing to listen on, is refused.
-  string("listen_addr", "listenAddr", "127.0.0.1", { changeable: false, nonEmpty: true }),
+  // PgBouncer's default is unset (Unix socket only); ours is loopback, so that the tutorial's TCP
+  // clients connect out of the box. Empty means the Unix socket only, as in PgBouncer.
+  string("listen_addr", "listenAddr", "127.0.0.1", { changeable: false }),
   int("listen_backlog", "listenBacklog", "128", { changeable: false, min: 1 }),
   // 0 asks the OS for a free port (tests, or several poolers side by side); the log says which.
   int("listen_port", "listenPort", "6432", { changeable: false, min: 0, max: 65535 }),
@@ -304,6 +334,11 @@ export const SETTINGS: readonly SettingDef[] = [
   seconds("suspend_timeout", "suspendTimeout", "10"),
   bool("tcp_keepalive", "tcpKeepalive", "1"),
   list("track_extra_parameters", "trackExtraParameters", "IntervalStyle", { changeable: false }),
+  // Listens on <dir>/.s.PGSQL.<listen_port> besides listen_addr; also where a [databases] entry
+  // without host= connects. Empty: no Unix socket.
+  string("unix_socket_dir", "unixSocketDir", "/tmp", { changeable: false }),
+  optionalString("unix_socket_group", "unixSocketGroup", { changeable: false }),
+  fileMode("unix_socket_mode", "unixSocketMode", "0777"),
   // PgBouncer prints NULL as verbose's default but starts at 0.
   int("verbose", "verbose", "0"),
 ];
@@ -357,9 +392,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "tcp_socket_buffer",
   "tcp_user_timeout",
   "transaction_timeout",
-  "unix_socket_dir",
-  "unix_socket_group",
-  "unix_socket_mode",
   "user",
 ]);
 

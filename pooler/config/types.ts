@@ -51,8 +51,13 @@ export interface PoolerConfig {
   /** From auth_file and, with no auth file, the user:password of DATABASE_URL (as the edoburu image does). */
   authUsers: Map<string, UserSecret>;
 
+  /** Empty: the Unix socket only. */
   listenAddr: string;
   listenPort: number;
+  /** Empty: no Unix socket. */
+  unixSocketDir: string;
+  unixSocketGroup?: string;
+  unixSocketMode: number;
   authType: AuthType;
   authFile?: string;
   authUser?: string;

@@ -70,11 +70,15 @@ export async function pgbench(url: string, args: string[]): Promise<PgbenchResul
   };
 }
 
-/** Opens a raw TCP connection and collects everything the peer sends until it closes. */
-export function rawExchange(port: number, payload: Buffer, waitMs = 3000): Promise<Buffer> {
+/**
+ * Opens a raw connection (TCP to a port on 127.0.0.1, or a Unix socket's path) and collects
+ * everything the peer sends until it closes.
+ */
+export function rawExchange(to: number | string, payload: Buffer, waitMs = 3000): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const sock = net.connect({ host: "127.0.0.1", port }, () => sock.write(payload));
+    const where = typeof to === "string" ? { path: to } : { host: "127.0.0.1", port: to };
+    const sock = net.connect(where, () => sock.write(payload));
     const timer = setTimeout(() => {
       sock.destroy();
       resolve(Buffer.concat(chunks));

@@ -15,6 +15,8 @@ declare module "vitest" {
     /** the migrated `app` database, direct */
     pgAppUrl: string;
     pgPort: number;
+    /** the directory of its Unix socket (.s.PGSQL.<pgPort>) */
+    pgSocketDir: string;
   }
 }
 
@@ -30,6 +32,7 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide("pgAdminUrl", pg.url());
   project.provide("pgAppUrl", pg.url("app"));
   project.provide("pgPort", port);
+  project.provide("pgSocketDir", dataDir);
 }
 
 export async function teardown(): Promise<void> {

@@ -1,0 +1,97 @@
+// Unix-domain sockets, named as PostgreSQL and PgBouncer name them: <dir>/.s.PGSQL.<port>. The
+// listener binds one in unix_socket_dir; a [databases] entry whose host= is a directory (or is
+// missing) connects through one. Neither side speaks TLS over them, as libpq, PostgreSQL and
+// PgBouncer do not: the kernel is the only wire.
+import fs from "node:fs";
+import net from "node:net";
+import nodePath from "node:path";
+
+/** A [databases] host that names a socket directory rather than a TCP host. */
+export function isSocketDir(host: string): boolean {
+  return host.startsWith("/");
+}
+
+export function unixSocketPath(dir: string, port: number): string {
+  return `${dir}/.s.PGSQL.${port}`;
+}
+
+/**
+ * What a server connection dials for a [databases] host=: the host itself, or unix_socket_dir when
+ * host= is missing (as PgBouncer); and TLS only over TCP.
+ */
+export function dialTarget<T>(
+  host: string,
+  unixSocketDir: string,
+  tls: T | null,
+): { host: string; tls: T | null } {
+  // a relative unix_socket_dir is the working directory's, as for the listener
+  const resolved = host === "" ? nodePath.resolve(unixSocketDir) : host;
+  return { host: resolved, tls: isSocketDir(resolved) ? null : tls };
+}
+
+/** Where net.connect goes for a server's host (already resolved: a TCP host or a socket directory). */
+export function serverEndpoint(host: string, port: number): net.NetConnectOpts {
+  return isSocketDir(host) ? { path: unixSocketPath(host, port) } : { host, port };
+}
+
+/** How an address prints in logs and the console: PgBouncer's "unix" for a Unix-socket peer. */
+export function printableAddr(socket: net.Socket): string {
+  return socket.remoteAddress ?? "unix";
+}
+
+/**
+ * Binds `server` to the pooler's socket in `dir`. A socket file left by a pooler that died is
+ * replaced; one something still listens on is refused, as PgBouncer does, rather than stolen.
+ * Then unix_socket_mode and unix_socket_group apply to the file.
+ */
+export async function listenUnix(
+  server: net.Server,
+  dir: string,
+  port: number,
+  opts: { mode: number; group?: string; backlog?: number },
+): Promise<string> {
+  const path = unixSocketPath(dir, port);
+  const gid = opts.group === undefined ? undefined : groupId(opts.group);
+  await removeStaleSocket(path);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ path, ...(opts.backlog === undefined ? {} : { backlog: opts.backlog }) }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  try {
+    fs.chmodSync(path, opts.mode);
+    if (gid !== undefined) fs.chownSync(path, -1, gid);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  return path;
+}
+
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!fs.existsSync(path)) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect({ path }, () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.on("error", () => resolve(false));
+  });
+  if (alive) throw new Error(`${path}: another process listens on it (a pooler already running?)`);
+  fs.unlinkSync(path);
+}
+
+/** unix_socket_group: a group name (from /etc/group, as getgrnam reads it) or a numeric id. */
+function groupId(group: string): number {
+  if (/^\d+$/.test(group)) return Number(group);
+  const line = fs
+    .readFileSync("/etc/group", "utf8")
+    .split("\n")
+    .find((l) => l.split(":")[0] === group);
+  const gid = line?.split(":")[2];
+  if (gid === undefined || !/^\d+$/.test(gid))
+    throw new Error(`unix_socket_group: no group named "${group}"`);
+  return Number(gid);
+}

@@ -1,0 +1,221 @@
+// Unix-domain sockets on both sides, as PgBouncer: the pooler listens on unix_socket_dir (mode,
+// group, a stale file from a crash replaced, a live one refused), and reaches PostgreSQL through its
+// socket directory (host=/dir, or no host= at all). Real psql, node-postgres and PostgreSQL 13.
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { cancelRequest } from "../../pooler/protocol/messages.ts";
+import { makeCerts, type TestCerts } from "../support/certs.ts";
+import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { freePort } from "../support/ports.ts";
+import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
+
+let dir: string;
+let certs: TestCerts;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-unix-"));
+  certs = makeCerts();
+});
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+  certs.remove();
+});
+
+const pgSocketDir = (): string => inject("pgSocketDir");
+/** DATABASE_URL through PostgreSQL's own socket directory (libpq's ?host=). */
+const unixDatabaseUrl = (): string =>
+  `postgresql://postgres:postgres@localhost:${inject("pgPort")}/app?host=${encodeURIComponent(pgSocketDir())}`;
+
+const socketPath = (p: TestPooler): string => path.join(dir, `.s.PGSQL.${p.port}`);
+/** A libpq URL to the pooler's Unix socket. */
+const psqlUrl = (p: TestPooler, db = "app"): string =>
+  `postgresql://postgres:postgres@/${db}?host=${encodeURIComponent(dir)}&port=${p.port}`;
+/** node-postgres reads a host starting with "/" as a socket directory. */
+const unixClient = (p: TestPooler, extra: pg.ClientConfig = {}): Promise<pg.Client> =>
+  connect("", { host: dir, port: p.port, user: "postgres", password: "postgres", database: "app", ...extra });
+
+interface SocketRow {
+  type: string;
+  database: string;
+  addr: string;
+  port: number;
+  local_addr: string;
+}
+
+describe("Unix-domain sockets", () => {
+  it("psql and node-postgres come in through unix_socket_dir and reach PostgreSQL through its socket", () =>
+    withTestPooler({ UNIX_SOCKET_DIR: dir, DATABASE_URL: unixDatabaseUrl() }, async (p) => {
+      expect(fs.statSync(socketPath(p)).isSocket()).toBe(true);
+      expect(fs.statSync(socketPath(p)).mode & 0o777).toBe(0o777);
+      expect(p.logs.find((l) => l.msg === "listening")).toMatchObject({ unix_socket: socketPath(p) });
+
+      // inet_client_addr() is NULL for a backend reached through a Unix socket, an address over TCP
+      const { stdout } = await psql(psqlUrl(p), "SELECT coalesce(host(inet_client_addr()), 'unix')");
+      expect(stdout.trim()).toBe("unix");
+
+      const c = await unixClient(p);
+      const admin = await connect("", {
+        host: dir,
+        port: p.port,
+        user: "postgres",
+        password: "postgres",
+        database: "pgbouncer",
+      });
+      try {
+        await c.query("BEGIN");
+        const clients = (await admin.query<SocketRow>("SHOW CLIENTS")).rows;
+        const servers = (await admin.query<SocketRow>("SHOW SERVERS")).rows;
+        expect(clients.filter((r) => r.database === "app")).toEqual([
+          expect.objectContaining({ addr: "unix", port: p.port, local_addr: "unix" }),
+        ]);
+        expect(servers).toContainEqual(
+          expect.objectContaining({ type: "S", addr: "unix", port: inject("pgPort"), local_addr: "unix" }),
+        );
+        await c.query("COMMIT");
+      } finally {
+        await Promise.all([c.end(), admin.end()]);
+      }
+      // TCP goes on working beside it
+      expect((await psql(p.url(), "SELECT 2")).stdout.trim()).toBe("2");
+    }).then(() => {
+      // libuv removes the socket file when the listener closes
+      expect(fs.readdirSync(dir).filter((f) => f.startsWith(".s.PGSQL."))).toEqual([]);
+    }));
+
+  it("a cancel request over the Unix socket reaches a query running through PostgreSQL's socket", () =>
+    withTestPooler({ UNIX_SOCKET_DIR: dir, DATABASE_URL: unixDatabaseUrl() }, async (p) => {
+      const c = await unixClient(p);
+      try {
+        const key = c as unknown as { processID: number; secretKey: number };
+        const started = Date.now();
+        const slow = c.query("SELECT pg_sleep(10)");
+        await new Promise((r) => setTimeout(r, 300));
+        await rawExchange(socketPath(p), cancelRequest(key.processID, key.secretKey), 1000);
+        expect((await errorOf(slow)).code).toBe("57014");
+        expect(Date.now() - started).toBeLessThan(5000);
+      } finally {
+        await c.end();
+      }
+    }));
+
+  it("unix_socket_mode and unix_socket_group apply to the socket file", () => {
+    const gid = process.getgid!();
+    const group = fs
+      .readFileSync("/etc/group", "utf8")
+      .split("\n")
+      .map((l) => l.split(":"))
+      .find((f) => f[2] === String(gid))![0]!;
+    return withTestPooler(
+      { UNIX_SOCKET_DIR: dir, UNIX_SOCKET_MODE: "0660", UNIX_SOCKET_GROUP: group },
+      async (p) => {
+        const st = fs.statSync(socketPath(p));
+        expect(st.mode & 0o777).toBe(0o660);
+        expect(st.gid).toBe(gid);
+        expect((await psql(psqlUrl(p), "SELECT 1")).stdout.trim()).toBe("1");
+      },
+    );
+  });
+
+  it("refuses an unknown unix_socket_group at start, listening nowhere", async () => {
+    const port = await freePort();
+    const err = await errorOf(
+      startTestPooler({
+        UNIX_SOCKET_DIR: dir,
+        UNIX_SOCKET_GROUP: "no-such-group-here",
+        LISTEN_PORT: String(port),
+      }),
+    );
+    expect(err.message).toBe('unix_socket_group: no group named "no-such-group-here"');
+    expect(fs.existsSync(path.join(dir, `.s.PGSQL.${port}`))).toBe(false);
+    expect((await errorOf(connect(`postgresql://postgres:postgres@127.0.0.1:${port}/app`))).message).toMatch(
+      /ECONNREFUSED/,
+    );
+  });
+
+  it("replaces the socket file a killed pooler left; refuses one another process listens on", async () => {
+    const port = await freePort();
+    const file = path.join(dir, `.s.PGSQL.${port}`);
+    // a process that dies by SIGKILL right after binding leaves its socket file behind
+    await new Promise<void>((resolve) => {
+      const child = spawn(process.execPath, [
+        "-e",
+        `require("net").createServer().listen(${JSON.stringify(file)}, () => process.kill(process.pid, "SIGKILL"))`,
+      ]);
+      child.on("exit", () => resolve());
+    });
+    expect(fs.statSync(file).isSocket()).toBe(true);
+    const env = { UNIX_SOCKET_DIR: dir, LISTEN_PORT: String(port) };
+    const p = await startTestPooler(env);
+    try {
+      expect((await psql(psqlUrl(p), "SELECT 3")).stdout.trim()).toBe("3");
+      // a second pooler on another TCP address but the same socket must not take it over
+      const err = await errorOf(startTestPooler({ ...env, LISTEN_ADDR: "127.0.0.2" }));
+      expect(err.message).toBe(`${file}: another process listens on it (a pooler already running?)`);
+      expect((await psql(psqlUrl(p), "SELECT 4")).stdout.trim()).toBe("4");
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it("offers no TLS over the Unix socket and does not require it there (client_tls_sslmode=require)", () =>
+    withTestPooler(
+      {
+        UNIX_SOCKET_DIR: dir,
+        CLIENT_TLS_SSLMODE: "require",
+        CLIENT_TLS_KEY_FILE: certs.serverKey,
+        CLIENT_TLS_CERT_FILE: certs.serverCert,
+      },
+      async (p) => {
+        // over TCP a plaintext client is refused, over the socket it is in
+        expect((await errorOf(connect(p.url()))).message).toBe("SSL required");
+        const c = await unixClient(p);
+        expect((await c.query("SELECT 5 AS n")).rows[0].n).toBe(5);
+        await c.end();
+        // the SSLRequest is answered 'N', as PostgreSQL and PgBouncer answer it on a Unix socket
+        const ssl = await errorOf(unixClient(p, { ssl: { rejectUnauthorized: false } }));
+        expect(ssl.message).toBe("The server does not support SSL connections");
+      },
+    ));
+
+  it("listens on the Unix socket alone with an empty listen_addr; no host= connects through unix_socket_dir", async () => {
+    const port = await freePort();
+    const ini = path.join(dir, "pgbouncer.ini");
+    fs.writeFileSync(
+      ini,
+      [
+        "[databases]",
+        `app = port=${inject("pgPort")} user=postgres password=postgres`,
+        "[pgbouncer]",
+        "listen_addr =",
+        `listen_port = ${port}`,
+        // the pooler's socket beside PostgreSQL's: its port is another
+        `unix_socket_dir = ${pgSocketDir()}`,
+        "auth_type = trust",
+        "admin_users = postgres",
+        "pool_mode = transaction",
+      ].join("\n"),
+    );
+    // the test helper's DATABASE_URL would add its own entry: the ini alone decides here
+    const p = await startTestPooler({ DATABASE_URL: "", LISTEN_PORT: String(port) }, ini);
+    try {
+      const url = `postgresql://postgres@/app?host=${encodeURIComponent(pgSocketDir())}&port=${port}`;
+      const { stdout } = await psql(url, "SELECT coalesce(host(inet_client_addr()), 'unix')");
+      expect(stdout.trim()).toBe("unix");
+      expect((await errorOf(connect(`postgresql://postgres@127.0.0.1:${port}/app`))).message).toMatch(
+        /ECONNREFUSED/,
+      );
+      const admin = await connect("", { host: pgSocketDir(), port, user: "postgres", database: "pgbouncer" });
+      try {
+        const dbs = (await admin.query<{ name: string; host: string | null }>("SHOW DATABASES")).rows;
+        expect(dbs.find((d) => d.name === "app")).toMatchObject({ host: null, port: inject("pgPort") });
+      } finally {
+        await admin.end();
+      }
+    } finally {
+      await p.stop();
+    }
+  });
+});
