@@ -26,11 +26,12 @@ export const viewHelpers = {
     return `${(lastSpace > max / 2 ? cut.slice(0, lastSpace) : cut).trimEnd()}…`;
   },
 
-  /** "?q=x&p=2" from the parameters that are set; "" when none are. */
-  query(params: Record<string, string | number | undefined>): string {
+  /** "?q=x&p=2" from the parameters that are set; "" when none are. null: a flag without a value ("all="). */
+  query(params: Record<string, string | number | null | undefined>): string {
     const search = new URLSearchParams();
     for (const [key, value] of Object.entries(params)) {
-      if (value !== undefined && value !== "") search.set(key, String(value));
+      if (value === null) search.set(key, "");
+      else if (value !== undefined && value !== "") search.set(key, String(value));
     }
     const text = search.toString();
     return text ? `?${text}` : "";

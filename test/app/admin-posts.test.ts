@@ -110,9 +110,9 @@ describe("add", () => {
 });
 
 describe("validation", () => {
-  it("refuses an empty title with 400, keeps the input and saves nothing", async () => {
+  it("refuses an empty title (200 with the errors, as Django), keeps the input and saves nothing", async () => {
     const res = await post("/admin/core/post/add/", { title: "  ", content: "My long text\nkept" }).expect(
-      400,
+      200,
     );
     expect(res.text).toContain("Please correct the error below.");
     expect(res.text).toContain('<ul class="errorlist" id="id_title_error">');
@@ -123,23 +123,23 @@ describe("validation", () => {
 
   it("refuses a title over 255 characters, saying how long it is", async () => {
     const title = "x".repeat(300);
-    const res = await post("/admin/core/post/add/", { title, content: "c" }).expect(400);
+    const res = await post("/admin/core/post/add/", { title, content: "c" }).expect(200);
     expect(res.text).toContain("Ensure this value has at most 255 characters (it has 300).");
     expect(res.text).toContain(`value="${title}"`);
     expect(await countPosts()).toBe(0);
   });
 
   it("refuses a missing content field, and both errors at once", async () => {
-    const res = await post("/admin/core/post/add/", { title: "Kept title" }).expect(400);
+    const res = await post("/admin/core/post/add/", { title: "Kept title" }).expect(200);
     expect(res.text).toContain('<ul class="errorlist" id="id_content_error">');
     expect(res.text).toContain('value="Kept title"');
-    const both = await post("/admin/core/post/add/", {}).expect(400);
+    const both = await post("/admin/core/post/add/", {}).expect(200);
     expect(both.text).toContain("Please correct the errors below.");
     expect(await countPosts()).toBe(0);
   });
 
   it("refuses NUL characters instead of failing in PostgreSQL", async () => {
-    const res = await post("/admin/core/post/add/", { title: "a\u0000b", content: "c" }).expect(400);
+    const res = await post("/admin/core/post/add/", { title: "a\u0000b", content: "c" }).expect(200);
     expect(res.text).toContain("Null characters are not allowed.");
   });
 
@@ -150,7 +150,7 @@ describe("validation", () => {
       title: "",
       content: "Edited body",
       _version: version(form.text),
-    }).expect(400);
+    }).expect(200);
     expect(res.text).toContain("Edited body</textarea>");
     expect(await h.db.prisma.post.findUnique({ where: { id: saved.id } })).toMatchObject({
       title: "Original",
@@ -349,6 +349,37 @@ describe("changelist", () => {
     expect(rowTitles(second.text)).toEqual(["P100", "P101", "P102", "P103", "P104"]);
     await agent.get("/admin/core/post/?p=3").expect(404);
     await agent.get("/admin/core/post/?p=x").expect(404);
+  });
+
+  it('offers "Show all" (all=) for 101 to 200 posts, as Django\'s list_max_show_all, keeping it in the links', async () => {
+    const make = (from: number, n: number) =>
+      h.db.prisma.post.createMany({
+        data: Array.from({ length: n }, (_, i) => ({
+          title: `S${String(from + i).padStart(3, "0")}`,
+          content: "x",
+        })),
+      });
+    await make(0, 100);
+    // one page: nothing to show all of
+    expect((await agent.get("/admin/core/post/").expect(200)).text).not.toContain("Show all");
+    await make(100, 50);
+    const paged = await agent.get("/admin/core/post/?o=1").expect(200);
+    expect(rowTitles(paged.text)).toHaveLength(100);
+    expect(paged.text).toContain('<a href="?o=1&amp;all=" class="showall">Show all</a>');
+    const all = await agent.get("/admin/core/post/?o=1&all=").expect(200);
+    expect(rowTitles(all.text)).toHaveLength(150);
+    expect(rowTitles(all.text).at(-1)).toBe("S149");
+    expect(all.text).not.toContain("Show all");
+    expect(all.text).not.toContain('class="pagination"');
+    expect(all.text).toContain('href="?o=-1&amp;all="'); // sorting keeps it
+    expect(all.text).toContain('<input type="hidden" name="all" value="">'); // so does a search
+    const found = await agent.get("/admin/core/post/?q=S14&all=").expect(200);
+    expect(rowTitles(found.text)).toHaveLength(10);
+    // past 200 there is no "Show all", and all= pages as usual
+    await make(150, 51);
+    expect((await agent.get("/admin/core/post/").expect(200)).text).not.toContain("Show all");
+    const tooMany = await agent.get("/admin/core/post/?o=1&all=&p=3").expect(200);
+    expect(rowTitles(tooMany.text)).toEqual(["S200"]);
   });
 
   it("escapes titles", async () => {

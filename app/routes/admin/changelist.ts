@@ -23,6 +23,8 @@ import { transaction } from "../../db-errors.ts";
 
 /** ModelAdmin.list_per_page */
 const PER_PAGE = 100;
+/** ModelAdmin.list_max_show_all: "Show all" (?all=) lists every match on one page up to this many. */
+const MAX_SHOW_ALL = 200;
 
 const NOTHING_SELECTED =
   "Items must be selected in order to perform actions on them. No items have been changed.";
@@ -92,13 +94,16 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
       prisma.post.count({ where }),
       q ? prisma.post.count() : undefined,
     ]);
-    const page = paginate(count, PER_PAGE, req.query.p);
+    // Django's ChangeList: ?all= is honoured only up to MAX_SHOW_ALL matches, else pages as usual
+    const canShowAll = count <= MAX_SHOW_ALL;
+    const showAll = req.query.all !== undefined && canShowAll;
+    const page = paginate(count, showAll ? Math.max(count, 1) : PER_PAGE, showAll ? undefined : req.query.p);
     if (!page) throw notFound("That page contains no results.");
     const posts = await prisma.post.findMany({
       where,
       orderBy: orderBy(keys),
       skip: page.offset,
-      take: PER_PAGE,
+      take: page.perPage,
     });
     res.render("admin/change-list", {
       title: "Select post to change",
@@ -109,6 +114,9 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
       total,
       page,
       pageRange: elidedPageRange(page),
+      // kept in every link of the page, as Django keeps its query string; offered on multi-page lists
+      all: req.query.all !== undefined ? null : undefined,
+      showAllUrl: canShowAll && !showAll && count > PER_PAGE,
       headers: headers(keys),
       plural,
       DELETE_SELECTED,

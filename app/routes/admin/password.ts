@@ -10,8 +10,8 @@ const WRONG_OLD_PASSWORD = "Your old password was entered incorrectly. Please en
 
 export function passwordRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
   const router = Router({ strict: true });
-  const render = (res: Response, errors: FieldErrors = {}, status = 200) =>
-    res.status(status).render("admin/password-change", { title: "Password change", errors });
+  const render = (res: Response, errors: FieldErrors = {}) =>
+    res.render("admin/password-change", { title: "Password change", errors });
 
   router.get("/password_change/", (_req, res) => render(res));
 
@@ -23,8 +23,8 @@ export function passwordRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
     if (oldPassword && !(await verifyPassword(oldPassword, user.password))) {
       errors = addError(errors, "old_password", WRONG_OLD_PASSWORD);
     }
-    // Passwords are never sent back to the browser, so the form is re-rendered empty.
-    if (!form.ok || Object.keys(errors).length > 0) return render(res, errors, 400);
+    // Passwords are never sent back to the browser, so the form is re-rendered empty (200, as Django).
+    if (!form.ok || Object.keys(errors).length > 0) return render(res, errors);
     const password = await hashPassword(form.data.new_password1, { N: scryptN });
     // In a transaction of its own, a connection lost before COMMIT surely changed nothing, and one
     // lost during COMMIT is reported as such (CommitOutcomeUnknown) rather than as "nothing changed".

@@ -113,7 +113,8 @@ export function postFormRoutes({ prisma }: AdminDeps): Router {
 
   router.post("/add/", async (req, res) => {
     const form = parseForm(postForm, req.body);
-    if (!form.ok) return renderForm(res, { values: form.values, errors: form.errors, status: 400 });
+    // an invalid form is re-rendered with its errors as a 200, as Django does
+    if (!form.ok) return renderForm(res, { values: form.values, errors: form.errors });
     let post: Post;
     try {
       post = await transaction(prisma, async (tx) => {
@@ -155,7 +156,6 @@ export function postFormRoutes({ prisma }: AdminDeps): Router {
           values: form.values,
           errors: form.errors,
           version: opened,
-          status: 400,
         });
       }
       const saved = await saveIfCurrent(req.user!, current, parseVersion(opened), form.data);
