@@ -11,7 +11,6 @@
 import type net from "node:net";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { tlsRequired, type ClientTls } from "./config/tls.ts";
-import { printableAddr } from "./unix-socket.ts";
 import { now } from "./clock.ts";
 import { ClientAuth, type AuthStep } from "./client-auth.ts";
 import { Block, Connection } from "./connection.ts";
@@ -75,6 +74,8 @@ export interface ClientHost {
   readonly clientTls: ClientTls | null;
   readonly log: Logger;
   readonly shuttingDown: boolean;
+  /** The port the pooler listens on (the Unix socket's too). */
+  readonly port: number;
   lookupSecret(user: string, db: DatabaseDef): Promise<UserSecret | undefined>;
   findDatabase(name: string): DatabaseDef | undefined;
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool;
@@ -220,6 +221,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     super(socket);
     socket.setNoDelay(true);
     this.listen(socket);
+  }
+
+  /** The peer's address as PgBouncer prints it: "unix" for a Unix-socket client. */
+  private get addr(): string {
+    return this.unixSocket ? "unix" : (this.socket.remoteAddress ?? "");
   }
 
   // Every client socket shares these listeners (a closure each would weigh on every idle client).
@@ -530,8 +536,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // application_name_add_host: PgBouncer's " - host:port" suffix, so server logs show the real client
     if (this.host.config.applicationNameAddHost) {
       const appName = this.ownParams?.get("application_name") ?? serverParams.get("application_name") ?? "";
-      const port = this.unixSocket ? this.host.config.listenPort : this.socket.remotePort;
-      this.setParam("application_name", `${appName} - ${printableAddr(this.socket)}:${port}`);
+      const port = this.unixSocket ? this.host.port : this.socket.remotePort;
+      this.setParam("application_name", `${appName} - ${this.addr}:${port}`);
     }
     if (this.ownParams) this.ownParams = this.startupParams = shared(this.ownParams);
     const out: Buffer[] = [authenticationOk()];
@@ -560,7 +566,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
           client: this.id,
           user: this.user,
           db: this.database,
-          addr: printableAddr(this.socket),
+          addr: this.addr,
           tls: describeTls(this.socket) || "no",
         },
         "login",

@@ -34,11 +34,6 @@ export function serverEndpoint(host: string, port: number): net.NetConnectOpts {
   return isSocketDir(host) ? { path: unixSocketPath(host, port) } : { host, port };
 }
 
-/** How an address prints in logs and the console: PgBouncer's "unix" for a Unix-socket peer. */
-export function printableAddr(socket: net.Socket): string {
-  return socket.remoteAddress ?? "unix";
-}
-
 /**
  * Binds `server` to the pooler's socket in `dir`. A socket file left by a pooler that died is
  * replaced; one something still listens on is refused, as PgBouncer does, rather than stolen.

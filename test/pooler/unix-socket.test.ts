@@ -101,7 +101,7 @@ describe("Unix-domain sockets", () => {
       }
     }));
 
-  it("unix_socket_mode and unix_socket_group apply to the socket file", () => {
+  it("unix_socket_mode and unix_socket_group apply to the socket file; application_name_add_host says unix", () => {
     const gid = process.getgid!();
     const group = fs
       .readFileSync("/etc/group", "utf8")
@@ -109,12 +109,23 @@ describe("Unix-domain sockets", () => {
       .map((l) => l.split(":"))
       .find((f) => f[2] === String(gid))![0]!;
     return withTestPooler(
-      { UNIX_SOCKET_DIR: dir, UNIX_SOCKET_MODE: "0660", UNIX_SOCKET_GROUP: group },
+      {
+        UNIX_SOCKET_DIR: dir,
+        UNIX_SOCKET_MODE: "0660",
+        UNIX_SOCKET_GROUP: group,
+        APPLICATION_NAME_ADD_HOST: "1",
+      },
       async (p) => {
         const st = fs.statSync(socketPath(p));
         expect(st.mode & 0o777).toBe(0o660);
         expect(st.gid).toBe(gid);
         expect((await psql(psqlUrl(p), "SELECT 1")).stdout.trim()).toBe("1");
+        // application_name_add_host names the socket and its port, as PgBouncer's "unix" address
+        const c = await unixClient(p, { application_name: "app1" } as pg.ClientConfig);
+        expect((await c.query("SHOW application_name")).rows[0].application_name).toBe(
+          `app1 - unix:${p.port}`,
+        );
+        await c.end();
       },
     );
   });
