@@ -347,8 +347,10 @@ describe("changelist", () => {
     expect(first.text).toContain('href="?o=1&amp;p=2"');
     const second = await agent.get("/admin/core/post/?o=1&p=2").expect(200);
     expect(rowTitles(second.text)).toEqual(["P100", "P101", "P102", "P103", "P104"]);
-    await agent.get("/admin/core/post/?p=3").expect(404);
-    await agent.get("/admin/core/post/?p=x").expect(404);
+    // as Django's ChangeList: past the end, a redirect to ?e=1 (page 1); a malformed p=, page 1
+    await agent.get("/admin/core/post/?p=3").expect(302).expect("Location", "/admin/core/post/?e=1");
+    expect(rowTitles((await agent.get("/admin/core/post/?o=1&e=1").expect(200)).text)[0]).toBe("P000");
+    expect(rowTitles((await agent.get("/admin/core/post/?o=1&p=x").expect(200)).text)[0]).toBe("P000");
   });
 
   it('offers "Show all" (all=) for 101 to 200 posts, as Django\'s list_max_show_all, keeping it in the links', async () => {
@@ -380,6 +382,11 @@ describe("changelist", () => {
     expect((await agent.get("/admin/core/post/").expect(200)).text).not.toContain("Show all");
     const tooMany = await agent.get("/admin/core/post/?o=1&all=&p=3").expect(200);
     expect(rowTitles(tooMany.text)).toEqual(["S200"]);
+  });
+
+  it("ignores p= on a single page, as Django's ChangeList", async () => {
+    await addPosts(["only"]);
+    expect(rowTitles((await agent.get("/admin/core/post/?p=7").expect(200)).text)).toEqual(["only"]);
   });
 
   it("escapes titles", async () => {

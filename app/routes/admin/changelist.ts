@@ -15,9 +15,9 @@ import {
   type SortColumn,
   type SortKey,
 } from "../../forms/changelist.ts";
-import { badRequest, notFound } from "../../errors.ts";
+import { badRequest } from "../../errors.ts";
 import { messages } from "../../messages.ts";
-import { plural } from "./post-admin.ts";
+import { plural, urls } from "./post-admin.ts";
 import { DELETION, logEntry } from "../../admin-log.ts";
 import { transaction } from "../../db-errors.ts";
 
@@ -97,8 +97,12 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
     // Django's ChangeList: ?all= is honoured only up to MAX_SHOW_ALL matches, else pages as usual
     const canShowAll = count <= MAX_SHOW_ALL;
     const showAll = req.query.all !== undefined && canShowAll;
-    const page = paginate(count, showAll ? Math.max(count, 1) : PER_PAGE, showAll ? undefined : req.query.p);
-    if (!page) throw notFound("That page contains no results.");
+    // Django's ChangeList reads a malformed p= as page 1 and ignores p= on a single page; a page past
+    // the end is an IncorrectLookupParameters, which it answers with a redirect to ?e=1 (page 1).
+    const multiPage = count > PER_PAGE && !showAll;
+    const requested = multiPage && /^\d+$/.test(String(req.query.p)) ? req.query.p : undefined;
+    const page = paginate(count, multiPage ? PER_PAGE : Math.max(count, 1), requested);
+    if (!page) return res.redirect(302, `${urls.changelist}?e=1`);
     const posts = await prisma.post.findMany({
       where,
       orderBy: orderBy(keys),
