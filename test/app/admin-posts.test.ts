@@ -187,13 +187,19 @@ describe("change", () => {
     await agent.get("/admin/core/post/7/").expect(301).expect("Location", "/admin/core/post/7/change/");
   });
 
-  it("answers 404 for a tampered or unknown id, in Django's words", async () => {
+  it("sends a tampered or unknown id to the admin index with Django's warning", async () => {
     for (const id of ["999999", "abc", "0", "1;DROP TABLE core_post", "99999999999"]) {
       const path = `/admin/core/post/${encodeURIComponent(id)}`;
-      const res = await agent.get(`${path}/change/`).expect(404);
-      expect(textOf(res.text)).toContain(`post with ID “${id}” doesn’t exist. Perhaps it was deleted?`);
-      await agent.get(`${path}/delete/`).expect(404);
-      await post(`${path}/delete/`, { post: "yes" }).expect(404);
+      const warning = `warning: post with ID “${id}” doesn’t exist. Perhaps it was deleted?`;
+      for (const request of [
+        () => agent.get(`${path}/change/`),
+        () => agent.get(`${path}/delete/`),
+        () => agent.get(`${path}/history/`),
+        () => post(`${path}/delete/`, { post: "yes" }),
+      ]) {
+        await request().expect(302).expect("Location", "/admin/");
+        expect(await messagesAt("/admin/")).toEqual([warning]);
+      }
     }
   });
 
@@ -546,13 +552,13 @@ describe("history and recent actions (Django's LogEntry)", () => {
     ]);
   });
 
-  it("has a history page for posts made outside the admin, and 404 for missing ones", async () => {
+  it("has a history page for posts made outside the admin, and Django's redirect for missing ones", async () => {
     const outside = await h.db.prisma.post.create({ data: { title: "Seeded", content: "x" } });
     const page = await agent.get(`/admin/core/post/${outside.id}/history/`).expect(200);
     expect(page.text).toContain(
       "This object doesn’t have a change history. It probably wasn’t added via this admin site.",
     );
-    await agent.get("/admin/core/post/999999/history/").expect(404);
+    await agent.get("/admin/core/post/999999/history/").expect(302).expect("Location", "/admin/");
   });
 });
 

@@ -1,14 +1,14 @@
 // A post's History page, as Django's ModelAdmin.history_view.
 import { Router } from "express";
 import type { AdminDeps } from "./index.ts";
-import { getPostOr404 } from "./post-admin.ts";
+import { getPost } from "./post-admin.ts";
 import { describeChange } from "../../admin-log.ts";
 
 export function historyRoutes({ prisma }: AdminDeps): Router {
   const router = Router({ strict: true });
 
   router.get("/:id/history/", async (req, res) => {
-    const post = await getPostOr404(prisma, req.params.id);
+    const post = await getPost(prisma, req.params.id);
     const entries = await prisma.adminLog.findMany({
       where: { objectId: String(post.id) },
       include: { user: true },

@@ -3,7 +3,8 @@ import { Router, type NextFunction, type Request, type Response } from "express"
 import type { PrismaClient } from "../../generated/prisma/client.ts";
 import type { Auth } from "../../auth/session.ts";
 import { canManagePosts, requireStaff } from "../../auth/guard.ts";
-import { forbidden } from "../../errors.ts";
+import { forbidden, MissingObject } from "../../errors.ts";
+import { messages } from "../../messages.ts";
 import { authRoutes } from "./auth.ts";
 import { passwordRoutes } from "./password.ts";
 import { changelistRoutes } from "./changelist.ts";
@@ -82,5 +83,10 @@ export function adminRouter(deps: AdminDeps): Router {
     postDeleteRoutes(deps),
     historyRoutes(deps),
   );
+  router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (!(err instanceof MissingObject)) return next(err);
+    messages.warning(req, err.message);
+    res.redirect(302, `${req.baseUrl}/`);
+  });
   return router;
 }

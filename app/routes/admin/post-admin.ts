@@ -3,7 +3,7 @@
 // "Post object (1)".
 import type { Post, PrismaClient } from "../../generated/prisma/client.ts";
 import { parseId } from "../../forms/fields.ts";
-import { notFound } from "../../errors.ts";
+import { MissingObject } from "../../errors.ts";
 
 export const BASE = "/admin/core/post/";
 
@@ -35,9 +35,9 @@ export function findPost(prisma: PrismaClient, rawId: string): Promise<Post | nu
   return id === undefined ? Promise.resolve(null) : prisma.post.findUnique({ where: { id } });
 }
 
-/** The same, as a 404 page in Django's words. */
-export async function getPostOr404(prisma: PrismaClient, rawId: string): Promise<Post> {
+/** The same, or Django's answer for a missing object (a warning on the admin index). */
+export async function getPost(prisma: PrismaClient, rawId: string): Promise<Post> {
   const post = await findPost(prisma, rawId);
-  if (!post) throw notFound(missingPost(rawId));
+  if (!post) throw new MissingObject(missingPost(rawId));
   return post;
 }

@@ -2,8 +2,8 @@
 import { Router } from "express";
 import type { AdminDeps } from "./index.ts";
 import { messages } from "../../messages.ts";
-import { notFound } from "../../errors.ts";
-import { getPostOr404, missingPost, quoted, urls } from "./post-admin.ts";
+import { MissingObject } from "../../errors.ts";
+import { getPost, missingPost, quoted, urls } from "./post-admin.ts";
 import { DELETION, logEntry } from "../../admin-log.ts";
 import { transaction } from "../../db-errors.ts";
 
@@ -13,19 +13,19 @@ export function postDeleteRoutes({ prisma }: AdminDeps): Router {
   router.get("/:id/delete/", async (req, res) => {
     res.render("admin/delete-confirmation", {
       title: "Are you sure?",
-      post: await getPostOr404(prisma, req.params.id),
+      post: await getPost(prisma, req.params.id),
     });
   });
 
   router.post("/:id/delete/", async (req, res) => {
-    const post = await getPostOr404(prisma, req.params.id);
-    // deleteMany: if someone else deleted it a moment ago, that is a 404, not an exception.
+    const post = await getPost(prisma, req.params.id);
+    // deleteMany: if someone else deleted it a moment ago, that is a missing post, not an exception.
     const count = await transaction(prisma, async (tx) => {
       const { count } = await tx.post.deleteMany({ where: { id: post.id } });
       if (count > 0) await tx.adminLog.create({ data: logEntry(req.user!, post, DELETION, "") });
       return count;
     });
-    if (count === 0) throw notFound(missingPost(req.params.id));
+    if (count === 0) throw new MissingObject(missingPost(req.params.id));
     messages.success(req, `The post ${quoted(post.title)} was deleted successfully.`);
     res.redirect(302, urls.changelist);
   });

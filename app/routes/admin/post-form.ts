@@ -12,9 +12,9 @@ import { Prisma, type Post, type User } from "../../generated/prisma/client.ts";
 import { postForm, type PostInput } from "../../forms/post.ts";
 import { addError, NON_FIELD, parseForm, parseId, type FieldErrors } from "../../forms/fields.ts";
 import { messages } from "../../messages.ts";
-import { notFound } from "../../errors.ts";
+import { MissingObject } from "../../errors.ts";
 import { RETRY_AFTER_SECONDS, saveFailure, transaction, type SaveFailure } from "../../db-errors.ts";
-import { findPost, getPostOr404, missingPost, quoted, urls } from "./post-admin.ts";
+import { findPost, getPost, missingPost, quoted, urls } from "./post-admin.ts";
 import { ADDED_MESSAGE, ADDITION, CHANGE, changedMessage, logEntry } from "../../admin-log.ts";
 
 const STALE =
@@ -131,12 +131,12 @@ export function postFormRoutes({ prisma }: AdminDeps): Router {
   // Django's old-style object URL still leads to the change page.
   router.get("/:id/", (req, res) => {
     const id = parseId(req.params.id);
-    if (id === undefined) throw notFound(missingPost(req.params.id));
+    if (id === undefined) throw new MissingObject(missingPost(req.params.id));
     res.redirect(301, urls.change(id));
   });
 
   router.get("/:id/change/", async (req, res) => {
-    renderForm(res, { post: await getPostOr404(prisma, req.params.id) });
+    renderForm(res, { post: await getPost(prisma, req.params.id) });
   });
 
   router.post("/:id/change/", async (req, res) => {
