@@ -1,7 +1,8 @@
 // Authenticating a client against the pooler's user list (auth_type trust, any, plain, md5,
 // scram-sha-256), and deriving how the pooler will in turn log in to the server for that user.
 import crypto from "node:crypto";
-import type { AuthType, UserSecret } from "./config/types.ts";
+import { matchHba, type HbaConnection } from "./config/hba.ts";
+import type { AuthType, PoolerConfig, UserSecret } from "./config/types.ts";
 import { Auth, BodyReader, authRequest, authenticationSASL } from "./protocol/messages.ts";
 import { md5Secret, md5Verify } from "./protocol/auth/md5.ts";
 import {
@@ -32,6 +33,60 @@ function failed(user: string): AuthStep {
   };
 }
 
+/** What ClientAuth runs once auth_type hba or cert has been decided for a connection. */
+export type PasswordAuthType = Exclude<AuthType, "hba" | "cert">;
+
+export interface LoginFacts extends HbaConnection {
+  /** The CommonName of a client certificate the TLS handshake verified. */
+  certUser: string | undefined;
+}
+
+export type AuthDecision =
+  | { kind: "run"; authType: PasswordAuthType }
+  /** `message` goes to the client (PgBouncer's words), `why` to the log. */
+  | { kind: "refuse"; message: string; why: string };
+
+/** auth_type hba and cert resolved for one connection, in PgBouncer's words when it is refused. */
+export function decideAuth(config: PoolerConfig, c: LoginFacts): AuthDecision {
+  if (config.authType === "cert") return certAuth(c);
+  if (config.authType !== "hba") return { kind: "run", authType: config.authType };
+  const rule = matchHba(config.hbaRules, c);
+  if (rule === undefined)
+    return { kind: "refuse", message: "login rejected", why: "no auth_hba_file line matches" };
+  switch (rule.method) {
+    case "reject":
+      return { kind: "refuse", message: "login rejected", why: `${rule.where} rejects it` };
+    case "peer":
+      // Node has no way to read a Unix socket's SO_PEERCRED, so such a line can only refuse.
+      return {
+        kind: "refuse",
+        message: "login rejected",
+        why: `${rule.where}: peer authentication is not supported`,
+      };
+    case "cert":
+      return certAuth(c);
+    case "password":
+      return { kind: "run", authType: "plain" };
+    default:
+      return { kind: "run", authType: rule.method };
+  }
+}
+
+function certAuth(c: LoginFacts): AuthDecision {
+  if (!c.tls) return { kind: "refuse", message: "TLS connection required", why: "cert authentication" };
+  if (c.certUser === undefined) {
+    return { kind: "refuse", message: "TLS client certificate required", why: "cert authentication" };
+  }
+  if (c.certUser !== c.user) {
+    return {
+      kind: "refuse",
+      message: "TLS certificate name mismatch",
+      why: `certificate CN ${JSON.stringify(c.certUser)}`,
+    };
+  }
+  return { kind: "run", authType: "trust" };
+}
+
 export class ClientAuth {
   private readonly method: Method;
   private salt: Buffer | null = null;
@@ -42,14 +97,14 @@ export class ClientAuth {
    * unknown user still gets a challenge (and then fails) so that probing does not reveal names.
    */
   constructor(
-    authType: AuthType,
+    authType: PasswordAuthType,
     private readonly user: string,
     private readonly secret: UserSecret | undefined,
   ) {
     this.method = ClientAuth.methodFor(authType, secret);
   }
 
-  private static methodFor(authType: AuthType, secret: UserSecret | undefined): Method {
+  private static methodFor(authType: PasswordAuthType, secret: UserSecret | undefined): Method {
     switch (authType) {
       case "trust":
       case "any":

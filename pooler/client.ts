@@ -12,7 +12,7 @@ import type net from "node:net";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { tlsRequired, type ClientTls } from "./config/tls.ts";
 import { now } from "./clock.ts";
-import { ClientAuth, type AuthStep } from "./client-auth.ts";
+import { ClientAuth, decideAuth, type AuthStep } from "./client-auth.ts";
 import { Block, Connection } from "./connection.ts";
 import { lingeringClose } from "./linger.ts";
 import type { Logger } from "./log.ts";
@@ -53,7 +53,7 @@ import {
   type StatementRoute,
 } from "./prepared.ts";
 import { Expect, type ExpectKind } from "./replies.ts";
-import { acceptTls, describeTls, isTls } from "./tls.ts";
+import { acceptTls, describeTls, isTls, verifiedCertName } from "./tls.ts";
 import {
   ClientSession,
   HELD_STATE_NAMES,
@@ -359,8 +359,17 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         }
         this.socket.write("S");
         this.socket.off("data", ClientConnection.onSocketData);
-        this.socket = acceptTls(this.socket, setup);
-        this.listen(this.socket);
+        acceptTls(this.socket, setup).then(
+          (secure) => {
+            if (this.state === "closed") return void secure.destroy();
+            this.socket = secure;
+            this.listen(secure);
+          },
+          (err: Error) => {
+            this.log.info({ client: this.id, addr: this.addr, err: err.message }, "TLS handshake failed");
+            this.close(`TLS handshake failed: ${err.message}`);
+          },
+        );
         return;
       }
       case "cancel":
@@ -429,6 +438,21 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return this.refuse(SqlState.ProtocolViolation, "not allowed");
       }
     }
+    const decision = decideAuth(this.host.config, {
+      unixSocket: this.unixSocket,
+      tls: isTls(this.socket),
+      address: this.socket.remoteAddress,
+      database: this.database,
+      user,
+      certUser: verifiedCertName(this.socket),
+    });
+    if (decision.kind === "refuse") {
+      this.log.info(
+        { client: this.id, user, db: this.database, addr: this.addr, why: decision.why },
+        "login refused",
+      );
+      return this.refuse(SqlState.InvalidAuthorization, decision.message);
+    }
     let secret: UserSecret | undefined;
     try {
       secret = db ? await this.host.lookupSecret(user, db) : this.host.config.authUsers.get(user);
@@ -437,7 +461,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       return this.refuse(SqlState.ConnectionFailure, "authentication lookup failed");
     }
     if (this.state === "closed") return;
-    const auth = (this.login!.auth = new ClientAuth(this.host.config.authType, user, secret));
+    const auth = (this.login!.auth = new ClientAuth(decision.authType, user, secret));
     this.handleAuthStep(auth.start(), db);
   }
 

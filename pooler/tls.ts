@@ -7,14 +7,56 @@ import tls from "node:tls";
 import { tlsRequired, type ClientTls, type ServerTls } from "./config/index.ts";
 import { sslRequest } from "./protocol/messages.ts";
 
-/** The client's TLS socket over `socket` (the caller has already answered 'S'); it handshakes at once. */
-export function acceptTls(socket: net.Socket, setup: ClientTls): tls.TLSSocket {
-  return new tls.TLSSocket(socket, {
-    isServer: true,
-    secureContext: setup.context,
-    requestCert: setup.requestCert,
-    rejectUnauthorized: setup.requestCert,
+/**
+ * The client's TLS socket over `socket` (the caller has already answered 'S'), once the handshake is
+ * done and, under verify-ca / verify-full, its certificate verified; rejects when either fails.
+ */
+export function acceptTls(socket: net.Socket, setup: ClientTls): Promise<tls.TLSSocket> {
+  const waiting = handshakesOf(setup.acceptor);
+  const key = fourTuple(socket);
+  return new Promise<tls.TLSSocket>((resolve, reject) => {
+    waiting.set(key, { resolve, reject });
+    // whatever ends the handshake closes the TCP socket under it, if tls.Server has not said so
+    socket.once("close", () =>
+      settle(waiting, key)?.reject(new Error("connection closed during the handshake")),
+    );
+    setup.acceptor.emit("connection", socket);
+  }).then((secure) => {
+    if (setup.requestCert && !secure.authorized) {
+      secure.destroy();
+      throw new Error(`client certificate refused: ${String(secure.authorizationError)}`);
+    }
+    return secure;
   });
+}
+
+interface Handshake {
+  resolve(socket: tls.TLSSocket): void;
+  reject(err: Error): void;
+}
+
+const handshakes = new WeakMap<tls.Server, Map<string, Handshake>>();
+
+/** tls.Server reports a handshake it was handed with the TLS socket: its TCP four-tuple says whose. */
+function handshakesOf(server: tls.Server): Map<string, Handshake> {
+  let waiting = handshakes.get(server);
+  if (waiting === undefined) {
+    const map = (waiting = new Map<string, Handshake>());
+    server.on("secureConnection", (s: tls.TLSSocket) => settle(map, fourTuple(s))?.resolve(s));
+    server.on("tlsClientError", (err: Error, s: tls.TLSSocket) => settle(map, fourTuple(s))?.reject(err));
+    handshakes.set(server, waiting);
+  }
+  return waiting;
+}
+
+function settle(waiting: Map<string, Handshake>, key: string): Handshake | undefined {
+  const h = waiting.get(key);
+  waiting.delete(key);
+  return h;
+}
+
+function fourTuple(s: net.Socket): string {
+  return `${s.localAddress}:${s.localPort}-${s.remoteAddress}:${s.remotePort}`;
 }
 
 const ANSWER_TLS = 0x53; // 'S'
@@ -79,6 +121,13 @@ function serverTlsOptions(setup: ServerTls, host: string): tls.ConnectionOptions
 
 export function isTls(socket: net.Socket): socket is tls.TLSSocket {
   return socket instanceof tls.TLSSocket;
+}
+
+/** The CommonName of the client certificate a TLS handshake verified (auth_type cert), if any. */
+export function verifiedCertName(socket: net.Socket): string | undefined {
+  if (!isTls(socket) || !socket.authorized) return undefined;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === "string" ? cn : undefined;
 }
 
 /**

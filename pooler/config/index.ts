@@ -10,6 +10,7 @@ import { defaultConfig } from "./settings.ts";
 import { buildTls } from "./tls.ts";
 import type { PoolerConfig, UserSecret } from "./types.ts";
 import { readUserlist } from "./userlist.ts";
+import { readHbaFile } from "./hba.ts";
 
 export { ConfigError } from "./errors.ts";
 export { applySetting, findSetting, showConfigRows, SETTINGS } from "./settings.ts";
@@ -42,6 +43,14 @@ export function loadConfig({ env, iniPath }: LoadConfigOptions): LoadedConfig {
   if (envDb.database !== undefined) config.databases.set(envDb.database.name, envDb.database);
 
   config.authUsers = loadAuthUsers(config, envDb.login);
+  if (config.authType === "hba") {
+    if (config.authHbaFile === undefined) {
+      throw new ConfigError(
+        "auth_type: hba needs auth_hba_file (AUTH_HBA_FILE), PostgreSQL's pg_hba.conf format",
+      );
+    }
+    config.hbaRules = readHbaFile(config.authHbaFile);
+  }
   config.source = { iniPath, env: usedEnv.length > 0 || envDb.database !== undefined };
   validate(config);
   return { config, warnings };
@@ -67,7 +76,8 @@ function validate(config: PoolerConfig): void {
       "no database defined: expected DATABASE_URL or DB_HOST, or a [databases] section in the ini file",
     );
   }
-  const needsUsers = config.authType !== "trust" && config.authType !== "any";
+  // hba may name only trust or cert lines; its password lines fail at login without users
+  const needsUsers = ["plain", "md5", "scram-sha-256"].includes(config.authType);
   if (
     needsUsers &&
     config.authFile === undefined &&

@@ -16,6 +16,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   application_name_add_host: "0",
   auth_dbname: null,
   auth_file: null,
+  auth_hba_file: null,
   auth_query:
     "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin",
   auth_type: "md5",
@@ -116,11 +117,12 @@ describe("the settings table", () => {
   it("sets every field of PoolerConfig, each from one key", () => {
     const fields = SETTINGS.map((s) => s.field);
     expect(new Set(fields).size).toBe(fields.length);
-    const structural = ["databases", "users", "authUsers", "source"];
+    const structural = ["databases", "users", "authUsers", "hbaRules", "source"];
     const optional = [
       "authFile",
       "authUser",
       "authDbname",
+      "authHbaFile",
       "unixSocketGroup",
       ...["client", "server"].flatMap((side) => ["Key", "Cert", "Ca"].map((f) => `${side}Tls${f}File`)),
     ];
@@ -197,7 +199,11 @@ describe("applySetting", () => {
       "transactoin",
       'pool_mode: expected one of session, transaction, statement, got "transactoin"',
     ],
-    ["auth_type", "hba", 'auth_type: expected one of any, trust, plain, md5, scram-sha-256, got "hba"'],
+    [
+      "auth_type",
+      "pam",
+      'auth_type: expected one of any, trust, plain, md5, scram-sha-256, cert, hba, got "pam"',
+    ],
     ["listen_port", "70000", 'listen_port: expected an integer from 0 to 65535, got "70000"'],
     ["default_pool_size", "-1", 'default_pool_size: expected an integer >= 0, got "-1"'],
     ["default_pool_size", "2.5", 'default_pool_size: expected an integer >= 0, got "2.5"'],

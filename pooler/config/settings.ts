@@ -7,7 +7,15 @@ import { SSL_MODES, parseTlsCiphers, parseTlsProtocols } from "./tls.ts";
 import type { AuthType, PoolerConfig, PoolMode } from "./types.ts";
 
 export const POOL_MODES: readonly PoolMode[] = ["session", "transaction", "statement"];
-export const AUTH_TYPES: readonly AuthType[] = ["any", "trust", "plain", "md5", "scram-sha-256"];
+export const AUTH_TYPES: readonly AuthType[] = [
+  "any",
+  "trust",
+  "plain",
+  "md5",
+  "scram-sha-256",
+  "cert",
+  "hba",
+];
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers, shared with the [databases] and [users] parsers. They throw InvalidValue.
@@ -265,6 +273,7 @@ export const SETTINGS: readonly SettingDef[] = [
   bool("application_name_add_host", "applicationNameAddHost", "0"),
   optionalString("auth_dbname", "authDbname"),
   optionalString("auth_file", "authFile"),
+  optionalString("auth_hba_file", "authHbaFile"),
   string(
     "auth_query",
     "authQuery",
@@ -354,7 +363,6 @@ export function findSetting(key: string): SettingDef | undefined {
  * and reported as warnings; a key in neither list is an error, as in PgBouncer.
  */
 export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
-  "auth_hba_file",
   "auth_ident_file",
   "auth_ldap_options",
   "cancel_wait_timeout",
@@ -450,6 +458,7 @@ export function defaultConfig(): PoolerConfig {
     databases: new Map(),
     users: new Map(),
     authUsers: new Map(),
+    hbaRules: [],
     source: { env: false },
   } as unknown as PoolerConfig;
   for (const s of SETTINGS) {

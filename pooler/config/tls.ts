@@ -93,7 +93,12 @@ export function parseTlsCiphers(raw: string): string {
 /** The pooler as a TLS server to its clients (null: client_tls_sslmode = disable). */
 export interface ClientTls {
   mode: SslMode;
-  context: tls.SecureContext;
+  /**
+   * A tls.Server that never listens: a client socket that asked for TLS is handed to it, because
+   * only tls.Server checks a client certificate against the CA (a bare server-side tls.TLSSocket
+   * merely insists that one is sent).
+   */
+  acceptor: tls.Server;
   /** verify-ca / verify-full: the client must present a certificate the CA signed. */
   requestCert: boolean;
 }
@@ -125,17 +130,19 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
       `client_tls_sslmode: ${c.clientTlsSslmode} needs client_tls_key_file and client_tls_cert_file (CLIENT_TLS_KEY_FILE, CLIENT_TLS_CERT_FILE)`,
     );
   }
-  return {
-    mode: c.clientTlsSslmode,
-    requestCert: verifiesPeer(c.clientTlsSslmode),
-    context: secureContext("client_tls", {
-      key: c.clientTlsKeyFile,
-      cert: c.clientTlsCertFile,
-      ca: c.clientTlsCaFile,
-      protocols: c.clientTlsProtocols,
-      ciphers: c.clientTlsCiphers,
-    }),
-  };
+  const requestCert = verifiesPeer(c.clientTlsSslmode);
+  const options = contextOptions("client_tls", {
+    key: c.clientTlsKeyFile,
+    cert: c.clientTlsCertFile,
+    ca: c.clientTlsCaFile,
+    protocols: c.clientTlsProtocols,
+    ciphers: c.clientTlsCiphers,
+  });
+  // acceptTls refuses an unverified certificate itself, so that it can say why
+  const acceptor = usable("client_tls", () =>
+    tls.createServer({ ...options, requestCert, rejectUnauthorized: false }),
+  );
+  return { mode: c.clientTlsSslmode, requestCert, acceptor };
 }
 
 function buildServerTls(c: PoolerConfig): ServerTls | null {
@@ -149,13 +156,17 @@ function buildServerTls(c: PoolerConfig): ServerTls | null {
     mode: c.serverTlsSslmode,
     verifyChain: verifiesPeer(c.serverTlsSslmode),
     verifyName: c.serverTlsSslmode === "verify-full",
-    context: secureContext("server_tls", {
-      key: c.serverTlsKeyFile,
-      cert: c.serverTlsCertFile,
-      ca: c.serverTlsCaFile,
-      protocols: c.serverTlsProtocols,
-      ciphers: c.serverTlsCiphers,
-    }),
+    context: usable("server_tls", () =>
+      tls.createSecureContext(
+        contextOptions("server_tls", {
+          key: c.serverTlsKeyFile,
+          cert: c.serverTlsCertFile,
+          ca: c.serverTlsCaFile,
+          protocols: c.serverTlsProtocols,
+          ciphers: c.serverTlsCiphers,
+        }),
+      ),
+    ),
   };
 }
 
@@ -167,19 +178,22 @@ interface ContextFiles {
   ciphers: string;
 }
 
-function secureContext(prefix: string, f: ContextFiles): tls.SecureContext {
+function contextOptions(prefix: string, f: ContextFiles): tls.SecureContextOptions {
   // protocols and ciphers were checked when set; parsed again here to hand Node its own form
-  const options: tls.SecureContextOptions = {
+  return {
     ...parseTlsProtocols(f.protocols),
     ciphers: parseTlsCiphers(f.ciphers),
     key: readFile(`${prefix}_key_file`, f.key),
     cert: readFile(`${prefix}_cert_file`, f.cert),
     ca: readFile(`${prefix}_ca_file`, f.ca),
   };
+}
+
+/** Builds a context (or a server holding one); OpenSSL's reason says which file it cannot use. */
+function usable<T>(prefix: string, build: () => T): T {
   try {
-    return tls.createSecureContext(options);
+    return build();
   } catch (err) {
-    // OpenSSL's reason (a key that does not match the certificate, a file that is not PEM) says which
     throw new ConfigError(
       `${prefix}_key_file, ${prefix}_cert_file, ${prefix}_ca_file: OpenSSL cannot use these files: ${(err as Error).message}`,
     );

@@ -1,8 +1,10 @@
 // The pooler's validated configuration. Names follow PgBouncer's pgbouncer.ini keys (camelCased);
 // durations are stored in milliseconds, whatever unit PgBouncer's file uses (seconds).
 
+import type { HbaRule } from "./hba.ts";
+
 export type PoolMode = "session" | "transaction" | "statement";
-export type AuthType = "trust" | "any" | "plain" | "md5" | "scram-sha-256";
+export type AuthType = "trust" | "any" | "plain" | "md5" | "scram-sha-256" | "cert" | "hba";
 /** PgBouncer's client_tls_sslmode / server_tls_sslmode values, weakest first. */
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
 
@@ -50,6 +52,8 @@ export interface PoolerConfig {
   users: Map<string, UserDef>;
   /** From auth_file and, with no auth file, the user:password of DATABASE_URL (as the edoburu image does). */
   authUsers: Map<string, UserSecret>;
+  /** auth_hba_file's lines, read when auth_type = hba (else empty). */
+  hbaRules: HbaRule[];
 
   /** Empty: the Unix socket only. */
   listenAddr: string;
@@ -60,6 +64,7 @@ export interface PoolerConfig {
   unixSocketMode: number;
   authType: AuthType;
   authFile?: string;
+  authHbaFile?: string;
   authUser?: string;
   authQuery: string;
   authDbname?: string;

@@ -86,6 +86,15 @@ describe("client side TLS", () => {
       expect(noCert.message).toMatch(/certificate required|handshake failure|closed the connection/i);
       const wrongCa = await errorOf(psql(verifyFull(p, certs.otherCaCert), "SELECT 1"));
       expect(wrongCa.message).toMatch(/certificate verify failed/);
+      // a client certificate the CA did not sign is refused, even with the right name in it
+      const lookAlike = `${verifyFull(p, certs.caCert, false)}&${new URLSearchParams({
+        sslcert: certs.otherClientCert,
+        sslkey: certs.otherClientKey,
+      }).toString()}`;
+      const forged = await errorOf(psql(lookAlike, "SELECT 1"));
+      expect(forged.message).toMatch(/closed the connection|EOF detected|unknown ca|certificate/i);
+      const failures = p.logs.filter((l) => l.msg === "TLS handshake failed").map((l) => String(l.err));
+      expect(failures.at(-1)).toMatch(/^client certificate refused: [A-Z_]+$/);
 
       // node-postgres, a driver other than libpq, with the same files
       const c = await connect(p.url().replace("127.0.0.1", "localhost"), {

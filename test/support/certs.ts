@@ -1,6 +1,6 @@
 // Certificates for TLS tests, made with the openssl CLI in a temp dir: a CA, a server certificate
-// for localhost and 127.0.0.1, a client certificate for the user `postgres`, and a second CA that
-// signed none of them (the "wrong CA"). Files are readable by the OS user PostgreSQL runs as, so a
+// for localhost and 127.0.0.1, a client certificate for the user `postgres`, and a second CA (the
+// "wrong CA") that signed only a look-alike client certificate for `postgres`. Files are readable by the OS user PostgreSQL runs as, so a
 // private PostgreSQL can use the server pair too.
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -11,12 +11,15 @@ import { runAs } from "../../scripts/lib/embedded-postgres.ts";
 export interface TestCerts {
   dir: string;
   caCert: string;
-  /** A CA that signed nothing here. */
+  /** A CA that signed only the look-alike client certificate. */
   otherCaCert: string;
   serverCert: string;
   serverKey: string;
   clientCert: string;
   clientKey: string;
+  /** CN=postgres too, but signed by the other CA. */
+  otherClientCert: string;
+  otherClientKey: string;
   remove(): void;
 }
 
@@ -35,11 +38,11 @@ export function makeCerts(): TestCerts {
       "-subj", `/CN=${name}`, "-addext", "basicConstraints=critical,CA:TRUE",
       "-addext", "keyUsage=critical,keyCertSign,cRLSign",
     ); // prettier-ignore
-  const leaf = (name: string, cn: string, ext: string): void => {
+  const leaf = (name: string, cn: string, ext: string, signer = "ca"): void => {
     fs.writeFileSync(file(`${name}.ext`), `basicConstraints=CA:FALSE\n${ext}\n`);
     openssl("req", ...newKey, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`);
     openssl(
-      "x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+      "x509", "-req", "-in", `${name}.csr`, "-CA", `${signer}.crt`, "-CAkey", `${signer}.key`, "-CAcreateserial",
       "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`,
     ); // prettier-ignore
   };
@@ -47,6 +50,7 @@ export function makeCerts(): TestCerts {
   ca("other-ca");
   leaf("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth");
   leaf("client", "postgres", "extendedKeyUsage=clientAuth");
+  leaf("other-client", "postgres", "extendedKeyUsage=clientAuth", "other-ca");
   for (const name of fs.readdirSync(dir)) fs.chmodSync(file(name), name.endsWith(".key") ? 0o600 : 0o644);
   // PostgreSQL insists on a key file of its own user's with mode 0600
   const who = runAs();
@@ -59,6 +63,8 @@ export function makeCerts(): TestCerts {
     serverKey: file("server.key"),
     clientCert: file("client.crt"),
     clientKey: file("client.key"),
+    otherClientCert: file("other-client.crt"),
+    otherClientKey: file("other-client.key"),
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
 }

@@ -1,0 +1,97 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ConfigError } from "./errors.ts";
+import { matchHba, parseHba, type HbaConnection } from "./hba.ts";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-hba-"));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+const FILE = path.join(dir, "hba.conf");
+
+const tcp = (over: Partial<HbaConnection> = {}): HbaConnection => ({
+  unixSocket: false,
+  tls: false,
+  address: "127.0.0.1",
+  database: "app",
+  user: "alice",
+  ...over,
+});
+
+/** The file:line of the rule a connection gets, or "none". */
+function lineFor(text: string, c: HbaConnection): string {
+  const rule = matchHba(parseHba(text, FILE), c);
+  return rule === undefined ? "none" : `${rule.where.slice(FILE.length + 1)} ${rule.method}`;
+}
+
+describe("auth_hba_file", () => {
+  it("takes the first line that matches the record type, database, user and address", () => {
+    fs.writeFileSync(path.join(dir, "admins.txt"), "# admins\nroot, carol\n dave\n");
+    const text = [
+      "# TYPE  DATABASE   USER          ADDRESS            METHOD",
+      "local   all        all                              peer",
+      "hostssl app        all           0.0.0.0/0          cert",
+      'host    app        bob,"all"     127.0.0.1/32       reject',
+      "host    sameuser   all           127.0.0.0 255.0.0.0 scram-sha-256",
+      "host    pgbouncer  @admins.txt   ::1/128            password",
+      "hostnossl app,other all          10.1.0.0/16        trust  # a comment",
+      "host    all        all           all                md5",
+    ].join("\n");
+    expect(lineFor(text, tcp({ unixSocket: true, address: undefined }))).toBe("2 peer");
+    expect(lineFor(text, tcp({ tls: true }))).toBe("3 cert");
+    expect(lineFor(text, tcp({ user: "bob" }))).toBe("4 reject");
+    // a quoted keyword is a name: the user called "all"
+    expect(lineFor(text, tcp({ user: "all" }))).toBe("4 reject");
+    expect(lineFor(text, tcp({ database: "alice" }))).toBe("5 scram-sha-256");
+    expect(lineFor(text, tcp({ database: "alice", address: "::ffff:127.9.9.9" }))).toBe("5 scram-sha-256");
+    expect(lineFor(text, tcp({ database: "alice", address: "128.0.0.1" }))).toBe("8 md5");
+    expect(lineFor(text, tcp({ database: "pgbouncer", user: "carol", address: "::1" }))).toBe("6 password");
+    expect(lineFor(text, tcp({ database: "pgbouncer", user: "carol" }))).toBe("8 md5");
+    expect(lineFor(text, tcp({ database: "other", address: "10.1.200.3" }))).toBe("7 trust");
+    expect(lineFor(text, tcp({ database: "other", address: "10.1.200.3", tls: true }))).toBe("8 md5");
+  });
+
+  it("lets nothing in that no line names", () => {
+    const text = "host app alice 192.168.0.0/16 trust\nlocal app alice trust\n";
+    expect(lineFor(text, tcp())).toBe("none");
+    expect(lineFor(text, tcp({ address: "192.168.7.7", database: "other" }))).toBe("none");
+    expect(lineFor("", tcp())).toBe("none");
+  });
+
+  it.each([
+    [
+      "hots all all 1.2.3.4/32 trust",
+      ':1: record type: expected one of local, host, hostssl, hostnossl, got "hots"',
+    ],
+    [
+      "host all all 1.2.3.4/32 ldap",
+      ':1: auth method: expected one of trust, reject, md5, password, scram-sha-256, cert, peer, got "ldap"',
+    ],
+    [
+      "host all all db.example.com trust",
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an IPv4 address and mask (host names are not supported, as in PgBouncer), got "db.example.com"',
+    ],
+    [
+      "host all all 1.2.3.4/33 trust",
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an IPv4 address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4/33"',
+    ],
+    [
+      "host all all 1.2.3.4 255.0.255.0 trust",
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an IPv4 address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4 255.0.255.0"',
+    ],
+    ["host all all 1.2.3.4/32", ":1: missing auth method"],
+    ["local all", ":1: missing user"],
+    [
+      "host all all 1.2.3.4/32 md5 map=x",
+      ":1: options after the auth method are not supported, as in PgBouncer: map=x",
+    ],
+    ["host replication all 1.2.3.4/32 md5", ":1: database replication is not supported, as in PgBouncer"],
+    ["host all +admins 1.2.3.4/32 md5", ":1: group +admins is not supported, as in PgBouncer"],
+    ["local all a,", ":1: a list ends with a comma"],
+    ['local all "a trust', ":1: cannot parse"],
+    ["\nhost all @missing.txt 1.2.3.4/32 md5", ":2: user @missing.txt: cannot read"],
+  ])("refuses %j, naming the file and line", (text, message) => {
+    expect(() => parseHba(text, FILE)).toThrow(ConfigError);
+    expect(() => parseHba(text, FILE)).toThrow(`${FILE}${message}`);
+  });
+});

@@ -1,0 +1,221 @@
+// auth_hba_file: PgBouncer's subset of pg_hba.conf, read when auth_type = hba. Record types local,
+// host, hostssl, hostnossl; databases all, sameuser, @file or a comma list; users all, @file or a
+// comma list; IPv4/IPv6 addresses as CIDR or address + mask; methods trust, reject, md5, password,
+// scram-sha-256, cert and peer. The first line that matches a connection decides, as in PostgreSQL.
+
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { ConfigError } from "./errors.ts";
+
+export type HbaMethod = "trust" | "reject" | "md5" | "password" | "scram-sha-256" | "cert" | "peer";
+const METHODS: readonly HbaMethod[] = ["trust", "reject", "md5", "password", "scram-sha-256", "cert", "peer"];
+const TYPES = ["local", "host", "hostssl", "hostnossl"] as const;
+type RecordType = (typeof TYPES)[number];
+
+/** A database or user field: `all`, or names (plus, for databases, `sameuser`). */
+interface NameSet {
+  all: boolean;
+  sameuser: boolean;
+  names: ReadonlySet<string>;
+}
+
+export interface HbaRule {
+  /** file:line, for logs */
+  where: string;
+  type: RecordType;
+  databases: NameSet;
+  users: NameSet;
+  /** null for local lines and for `all` */
+  addresses: net.BlockList | null;
+  method: HbaMethod;
+}
+
+export interface HbaConnection {
+  unixSocket: boolean;
+  tls: boolean;
+  /** the peer's IP address (TCP only) */
+  address: string | undefined;
+  database: string;
+  user: string;
+}
+
+/** The first rule that matches, or undefined: no line lets the connection in. */
+export function matchHba(rules: readonly HbaRule[], c: HbaConnection): HbaRule | undefined {
+  return rules.find(
+    (r) =>
+      typeMatches(r.type, c) &&
+      (r.databases.all ||
+        (r.databases.sameuser && c.database === c.user) ||
+        r.databases.names.has(c.database)) &&
+      (r.users.all || r.users.names.has(c.user)) &&
+      (r.addresses === null || addressMatches(r.addresses, c.address)),
+  );
+}
+
+function typeMatches(type: RecordType, c: HbaConnection): boolean {
+  if (type === "local") return c.unixSocket;
+  if (c.unixSocket) return false;
+  return type === "host" || (type === "hostssl") === c.tls;
+}
+
+function addressMatches(list: net.BlockList, address: string | undefined): boolean {
+  if (address === undefined) return false;
+  // a dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  if (v4 !== undefined || net.isIPv4(address)) return list.check(v4 ?? address, "ipv4");
+  return list.check(address, "ipv6");
+}
+
+/** Reads and parses the file; a relative path is the working directory's, as auth_file. */
+export function readHbaFile(file: string): HbaRule[] {
+  const full = path.resolve(file);
+  return parseHba(readText(full, "auth_hba_file"), full);
+}
+
+function readText(file: string, label: string): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(
+      `${label}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
+  }
+}
+
+/** `file` labels errors and anchors @file includes (relative to its folder, as PostgreSQL's). */
+export function parseHba(text: string, file: string): HbaRule[] {
+  const rules: HbaRule[] = [];
+  text.split("\n").forEach((raw, i) => {
+    const where = `${file}:${i + 1}`;
+    const fields = tokenize(raw.replace(/#.*$/, ""), where);
+    if (fields.length === 0) return;
+    rules.push(parseRule(fields, where, path.dirname(file)));
+  });
+  return rules;
+}
+
+/** A token is a word or a double-quoted string; a quoted keyword ("all") is a plain name. */
+interface Token {
+  text: string;
+  quoted: boolean;
+}
+
+/** Fields are separated by blanks; a field is a comma-separated list of tokens. */
+function tokenize(line: string, where: string): Token[][] {
+  const text = line.trimEnd();
+  const re = /\s*("(?:[^"]|"")*"|[^\s,"]+)(,?)/y;
+  const fields: Token[][] = [];
+  let field: Token[] = [];
+  while (re.lastIndex < text.length) {
+    const start = re.lastIndex;
+    const m = re.exec(text);
+    if (m === null)
+      throw new ConfigError(`${where}: cannot parse ${JSON.stringify(text.slice(start).trim())}`);
+    const word = m[1]!;
+    const quoted = word.startsWith('"');
+    field.push({ text: quoted ? word.slice(1, -1).replaceAll('""', '"') : word, quoted });
+    if (m[2] !== ",") {
+      fields.push(field);
+      field = [];
+    }
+  }
+  if (field.length > 0) throw new ConfigError(`${where}: a list ends with a comma`);
+  return fields;
+}
+
+function parseRule(fields: Token[][], where: string, dir: string): HbaRule {
+  const single = (i: number, what: string): string => {
+    const f = fields[i];
+    if (f === undefined) throw new ConfigError(`${where}: missing ${what}`);
+    if (f.length !== 1) throw new ConfigError(`${where}: expected one ${what}, got a list`);
+    return f[0]!.text;
+  };
+  const type = single(0, "record type") as RecordType;
+  if (!TYPES.includes(type)) {
+    throw new ConfigError(
+      `${where}: record type: expected one of ${TYPES.join(", ")}, got ${JSON.stringify(type)}`,
+    );
+  }
+  const databases = nameSet(fields[1], "database", where, dir, true);
+  const users = nameSet(fields[2], "user", where, dir, false);
+  let next = 3;
+  let addresses: net.BlockList | null = null;
+  if (type !== "local") {
+    const address = single(3, "address");
+    const mask = fields[4]?.[0]?.text;
+    const withMask = mask !== undefined && net.isIP(mask) !== 0;
+    addresses = address === "all" ? null : addressList(address, withMask ? mask : undefined, where);
+    next = withMask ? 5 : 4;
+  }
+  const method = single(next, "auth method") as HbaMethod;
+  if (!METHODS.includes(method)) {
+    throw new ConfigError(
+      `${where}: auth method: expected one of ${METHODS.join(", ")}, got ${JSON.stringify(method)}`,
+    );
+  }
+  const options = fields.slice(next + 1).flat();
+  if (options.length > 0) {
+    throw new ConfigError(
+      `${where}: options after the auth method are not supported, as in PgBouncer: ${options.map((t) => t.text).join(" ")}`,
+    );
+  }
+  return { where, type, databases, users, addresses, method };
+}
+
+function nameSet(
+  field: Token[] | undefined,
+  what: string,
+  where: string,
+  dir: string,
+  isDb: boolean,
+): NameSet {
+  if (field === undefined) throw new ConfigError(`${where}: missing ${what}`);
+  const set = { all: false, sameuser: false, names: new Set<string>() };
+  for (const token of field) {
+    if (!token.quoted && token.text === "all") set.all = true;
+    else if (!token.quoted && isDb && token.text === "sameuser") set.sameuser = true;
+    else if (!token.quoted && token.text.startsWith("@")) {
+      const file = path.resolve(dir, token.text.slice(1));
+      for (const name of readText(file, `${where}: ${what} ${token.text}`)
+        .replace(/#.*$/gm, "")
+        .split(/[\s,]+/)) {
+        if (name !== "") set.names.add(name);
+      }
+    } else if (!token.quoted && /^(replication|samerole|samegroup)$/.test(token.text)) {
+      throw new ConfigError(`${where}: ${what} ${token.text} is not supported, as in PgBouncer`);
+    } else if (!token.quoted && token.text.startsWith("+")) {
+      throw new ConfigError(`${where}: group ${token.text} is not supported, as in PgBouncer`);
+    } else set.names.add(token.text);
+  }
+  return set;
+}
+
+function addressList(address: string, mask: string | undefined, where: string): net.BlockList {
+  const [ip = "", bits, extra] = address.split("/");
+  const family = net.isIPv4(ip) ? "ipv4" : net.isIPv6(ip) ? "ipv6" : null;
+  const max = family === "ipv4" ? 32 : 128;
+  let prefix: number | undefined = max;
+  if (mask !== undefined) prefix = family === "ipv4" && bits === undefined ? ipv4MaskBits(mask) : undefined;
+  else if (bits !== undefined) prefix = /^\d{1,3}$/.test(bits) ? Number(bits) : undefined;
+  if (family === null || extra !== undefined || prefix === undefined || prefix > max) {
+    const got = JSON.stringify(mask === undefined ? address : `${address} ${mask}`);
+    throw new ConfigError(
+      `${where}: address: expected an IPv4 or IPv6 address with a /prefix, or an IPv4 address and mask ` +
+        `(host names are not supported, as in PgBouncer), got ${got}`,
+    );
+  }
+  const list = new net.BlockList();
+  list.addSubnet(ip, prefix, family);
+  return list;
+}
+
+/** 255.255.255.0 → 24; undefined for what is not a contiguous IPv4 mask. */
+function ipv4MaskBits(mask: string): number | undefined {
+  if (!net.isIPv4(mask)) return undefined;
+  const bin = mask
+    .split(".")
+    .map((b) => Number(b).toString(2).padStart(8, "0"))
+    .join("");
+  return /^1*0*$/.test(bin) ? bin.replace(/0+$/, "").length : undefined;
+}

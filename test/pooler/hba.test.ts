@@ -1,0 +1,159 @@
+// auth_type = hba with an auth_hba_file, as PgBouncer: the first matching line picks trust, md5,
+// SCRAM, cleartext, cert or reject per connection (Unix socket or TCP, TLS or not, database, user,
+// address), RELOAD re-reads the file. Real psql and node-postgres against PostgreSQL 13.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { parseErrorFields, startupMessage } from "../../pooler/protocol/messages.ts";
+import { makeCerts, type TestCerts } from "../support/certs.ts";
+import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { createLoginRole, dropRole } from "../support/roles.ts";
+
+let dir: string;
+let certs: TestCerts;
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-hba-"));
+  certs = makeCerts();
+  await createLoginRole(inject("pgAdminUrl"), "report", "report-pw", "md5");
+  fs.writeFileSync(path.join(dir, "userlist.txt"), '"postgres" "postgres"\n"report" "report-pw"\n');
+  fs.writeFileSync(path.join(dir, "md5users.txt"), "# users who log in with md5\nreport\n");
+});
+afterAll(async () => {
+  await dropRole(inject("pgAdminUrl"), "report");
+  fs.rmSync(dir, { recursive: true, force: true });
+  certs.remove();
+});
+
+const HBA = [
+  "# TYPE  DATABASE   USER            ADDRESS              METHOD",
+  "local   all        all                                  trust",
+  "host    app        mallory         127.0.0.0 255.0.0.0  reject",
+  "host    app        @md5users.txt   127.0.0.1/32         md5",
+  "host    sameuser   all             127.0.0.1/32         scram-sha-256",
+  "host    pgbouncer  postgres        127.0.0.1/32         password",
+  "host    all        all             10.0.0.0/8           trust",
+];
+
+/** A pooler reading an ini with auth_type = hba; `extra` lines go to [pgbouncer]. */
+async function hbaPooler(
+  hba: string[],
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): Promise<TestPooler> {
+  fs.writeFileSync(path.join(dir, "hba.conf"), hba.join("\n") + "\n");
+  const ini = path.join(dir, "pgbouncer.ini");
+  fs.writeFileSync(
+    ini,
+    [
+      "[databases]",
+      `* = host=127.0.0.1 port=${inject("pgPort")}`,
+      "[pgbouncer]",
+      "auth_type = hba",
+      `auth_hba_file = ${path.join(dir, "hba.conf")}`,
+      `auth_file = ${path.join(dir, "userlist.txt")}`,
+      "admin_users = postgres",
+      `unix_socket_dir = ${dir}`,
+      "pool_mode = transaction",
+      ...extra,
+    ].join("\n"),
+  );
+  return startTestPooler({ DATABASE_URL: "", ...env }, ini);
+}
+
+/** What the pooler answers a startup packet with: the authentication request it makes, or its error. */
+async function answerTo(p: TestPooler, user: string, database: string): Promise<string> {
+  const reply = await rawExchange(p.port, startupMessage({ user, database }), 500);
+  if (reply[0] === 0x52) return `auth request ${reply.readInt32BE(5)}`;
+  return `error ${parseErrorFields(reply.subarray(5, 1 + reply.readInt32BE(1))).get("M")}`;
+}
+
+const tcpUrl = (p: TestPooler, user: string, password: string, db: string): string =>
+  `postgresql://${user}:${password}@127.0.0.1:${p.port}/${db}`;
+
+describe("auth_type = hba", () => {
+  it("picks each connection's method from the first matching line, and refuses what no line lets in", async () => {
+    const p = await hbaPooler(HBA);
+    try {
+      // AuthenticationMD5Password (5), SASL (10), CleartextPassword (3), as PostgreSQL numbers them
+      expect(await answerTo(p, "report", "app")).toBe("auth request 5");
+      expect(await answerTo(p, "postgres", "postgres")).toBe("auth request 10");
+      expect(await answerTo(p, "postgres", "pgbouncer")).toBe("auth request 3");
+      expect(await answerTo(p, "mallory", "app")).toBe("error login rejected");
+      expect(await answerTo(p, "postgres", "app")).toBe("error login rejected");
+      expect(p.logs.filter((l) => l.msg === "login refused").map((l) => l.why)).toEqual([
+        `${path.join(dir, "hba.conf")}:3 rejects it`,
+        "no auth_hba_file line matches",
+      ]);
+
+      // and real logins through those methods
+      expect((await psql(tcpUrl(p, "report", "report-pw", "app"), "SELECT current_user")).stdout.trim()).toBe(
+        "report",
+      );
+      const wrong = await errorOf(psql(tcpUrl(p, "report", "nope", "app"), "SELECT 1"));
+      expect(wrong.message).toContain('password authentication failed for user "report"');
+      expect((await psql(tcpUrl(p, "postgres", "postgres", "postgres"), "SELECT 1")).stdout.trim()).toBe("1");
+      const rejected = await errorOf(connect(tcpUrl(p, "postgres", "postgres", "app")));
+      expect(rejected).toMatchObject({ message: "login rejected", code: "28000" });
+      // the Unix socket's "local" line trusts: no password at all
+      const local = `postgresql://postgres@/app?host=${encodeURIComponent(dir)}&port=${p.port}`;
+      expect((await psql(local, "SELECT current_user")).stdout.trim()).toBe("postgres");
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it("RELOAD reads the file again; a broken file keeps the running rules", async () => {
+    const p = await hbaPooler(HBA);
+    const consoleUrl = `postgresql://postgres@/pgbouncer?host=${encodeURIComponent(dir)}&port=${p.port}`;
+    try {
+      expect(await answerTo(p, "report", "app")).toBe("auth request 5");
+      fs.writeFileSync(path.join(dir, "hba.conf"), ["host all all 127.0.0.1/32 reject", ...HBA].join("\n"));
+      await psql(consoleUrl, "RELOAD");
+      expect(await answerTo(p, "report", "app")).toBe("error login rejected");
+      fs.writeFileSync(path.join(dir, "hba.conf"), "host all all 127.0.0.1/32 ldap\n");
+      const err = await errorOf(psql(consoleUrl, "RELOAD"));
+      expect(err.message).toContain("hba.conf:1: auth method: expected one of");
+      expect(await answerTo(p, "report", "app")).toBe("error login rejected");
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it("cert: a verified client certificate whose CommonName is the user logs in without a password", async () => {
+    const p = await hbaPooler(["hostssl app all 127.0.0.1/32 cert", "host app all 127.0.0.1/32 cert"], [], {
+      CLIENT_TLS_SSLMODE: "verify-ca",
+      CLIENT_TLS_KEY_FILE: certs.serverKey,
+      CLIENT_TLS_CERT_FILE: certs.serverCert,
+      CLIENT_TLS_CA_FILE: certs.caCert,
+    });
+    const withCert = (user: string): string =>
+      `postgresql://${user}@127.0.0.1:${p.port}/app?` +
+      new URLSearchParams({
+        sslmode: "require",
+        sslcert: certs.clientCert,
+        sslkey: certs.clientKey,
+      }).toString();
+    try {
+      // the certificate says CN=postgres
+      expect((await psql(withCert("postgres"), "SELECT current_user")).stdout.trim()).toBe("postgres");
+      expect((await errorOf(psql(withCert("report"), "SELECT 1"))).message).toContain(
+        "TLS certificate name mismatch",
+      );
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it("refuses to start without auth_hba_file, and names a bad line", async () => {
+    const ini = path.join(dir, "no-hba.ini");
+    fs.writeFileSync(ini, "[databases]\n* = host=127.0.0.1\n[pgbouncer]\nauth_type = hba\n");
+    expect((await errorOf(startTestPooler({ DATABASE_URL: "" }, ini))).message).toBe(
+      "auth_type: hba needs auth_hba_file (AUTH_HBA_FILE), PostgreSQL's pg_hba.conf format",
+    );
+    expect((await errorOf(hbaPooler(["host all all 127.0.0.1/32 trust", "hostssl all"]))).message).toBe(
+      `${path.join(dir, "hba.conf")}:2: missing user`,
+    );
+  });
+});
