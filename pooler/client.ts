@@ -364,6 +364,15 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
             if (this.state === "closed") return void secure.destroy();
             this.socket = secure;
             this.listen(secure);
+            if (setup.requestCert && !secure.authorized) {
+              const why = String(secure.authorizationError);
+              this.log.info({ client: this.id, addr: this.addr, why }, "client certificate refused");
+              // PostgreSQL's words, sent once the startup packet is in so that the client shows them
+              this.refuseAfterStartup(
+                SqlState.InvalidAuthorization,
+                "connection requires a valid client certificate",
+              );
+            }
           },
           (err: Error) => {
             this.log.info({ client: this.id, addr: this.addr, err: err.message }, "TLS handshake failed");
@@ -740,8 +749,28 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     return this.scanner === null || this.scanner.atBoundary;
   }
 
-  mustInspect(type: number): boolean {
-    return type !== Msg.CopyData;
+  /**
+   * Nothing but what `rewrite` takes is read: a big message of any other type (a huge Query in
+   * session pooling, a COPY row, a FunctionCall) streams through, its type alone tracked.
+   */
+  mustInspect(): boolean {
+    return false;
+  }
+
+  streams(type: number): void {
+    this.message(type);
+  }
+
+  /**
+   * A big Bind in transaction pooling (a large parameter): routing reads only its portal and
+   * statement names, at its start, so the parameters stream through instead of being assembled.
+   */
+  rewritesPrefix(type: number, prefix: Buffer): boolean {
+    if (type !== Msg.Bind) return false;
+    const portalEnd = prefix.indexOf(0, 5);
+    if (portalEnd < 0 || prefix.indexOf(0, portalEnd + 1) < 0) return false;
+    this.rewrite(type, prefix);
+    return true;
   }
 
   /** Terminate always; in transaction/statement pooling also what may need rewriting or answering (ROUTED). */
@@ -1146,6 +1175,11 @@ class AdminVisitor implements FrameVisitor {
     return true;
   }
   message(): void {}
+  // never called: every message is inspected
+  streams(): void {}
+  rewritesPrefix(): boolean {
+    return false;
+  }
   pass(): void {} // every message is rewritten: nothing passes
   rewrite(type: number, msg: Buffer): void {
     if (type === Msg.Terminate) this.client.close("client sent Terminate");

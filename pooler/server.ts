@@ -257,6 +257,14 @@ export class ServerConnection extends Connection implements FrameVisitor {
     return type !== Msg.DataRow && type !== Msg.CopyData;
   }
 
+  /** Row and COPY data need no bookkeeping: the message that completes their request is read whole. */
+  streams(): void {}
+
+  /** What the pooler may rewrite of a server's replies is small: read whole. */
+  rewritesPrefix(): boolean {
+    return false;
+  }
+
   /**
    * Replies to the pooler's own queries, login traffic and anything said while unlinked stay here.
    * In statement pooling a ReadyForQuery that opens a transaction block is held back: the client

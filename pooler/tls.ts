@@ -8,8 +8,9 @@ import { tlsRequired, type ClientTls, type ServerTls } from "./config/index.ts";
 import { sslRequest } from "./protocol/messages.ts";
 
 /**
- * The client's TLS socket over `socket` (the caller has already answered 'S'), once the handshake is
- * done and, under verify-ca / verify-full, its certificate verified; rejects when either fails.
+ * The client's TLS socket over `socket` (the caller has already answered 'S') once the handshake is
+ * done; rejects when it fails. Under verify-ca / verify-full, `authorized` then says whether its
+ * certificate verified (the caller refuses the login if not, in words the client can show).
  */
 export function acceptTls(socket: net.Socket, setup: ClientTls): Promise<tls.TLSSocket> {
   const waiting = handshakesOf(setup.acceptor);
@@ -21,12 +22,6 @@ export function acceptTls(socket: net.Socket, setup: ClientTls): Promise<tls.TLS
       settle(waiting, key)?.reject(new Error("connection closed during the handshake")),
     );
     setup.acceptor.emit("connection", socket);
-  }).then((secure) => {
-    if (setup.requestCert && !secure.authorized) {
-      secure.destroy();
-      throw new Error(`client certificate refused: ${String(secure.authorizationError)}`);
-    }
-    return secure;
   });
 }
 

@@ -18,6 +18,8 @@ function recorder(inspectAll = true): FrameVisitor & { seen: string[]; out: Buff
     },
     rewrite: (t, msg) => void seen.push(`rewrite ${String.fromCharCode(t)}:${msg.length}`),
     pass: (b) => void out.push(b),
+    streams: (t) => void seen.push(`streams ${String.fromCharCode(t)}`),
+    rewritesPrefix: () => false,
   };
 }
 
@@ -76,6 +78,8 @@ describe("FrameScanner", () => {
     expect(Buffer.concat(r.out).equals(big)).toBe(true);
     expect(r.out.every((b) => b.length <= 65_536)).toBe(true);
     expect(s.atBoundary).toBe(true);
+    // its type is reported once, as it starts
+    expect(r.seen).toEqual(["streams D"]);
   });
 
   it("refuses lengths that make no sense", () => {

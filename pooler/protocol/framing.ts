@@ -26,6 +26,14 @@ export interface FrameVisitor {
   pass(slice: Buffer): void;
   /** Whether a message of this type must be read whole; other big messages may stream through. */
   mustInspect(type: number): boolean;
+  /** A message too big to assemble is starting to stream through: only its type is known. */
+  streams(type: number): void;
+  /**
+   * A message too big to assemble, of a type that may be rewritten: true when its first bytes
+   * (`prefix`: header and what has arrived of the body) were enough and what stands for them has
+   * been passed on, the length in its header adjusted; the rest of the body then streams through.
+   */
+  rewritesPrefix(type: number, prefix: Buffer): boolean;
 }
 
 export class ProtocolViolation extends Error {}
@@ -136,11 +144,20 @@ export class FrameScanner {
     const len = header.readUInt32BE(1);
     this.checkLength(type, len);
     const available = Math.min(chunk.length - bodyPos, len - 4);
-    if (len + 1 > STREAM_THRESHOLD && !visitor.mustInspect(type) && !visitor.mayRewrite(type)) {
-      visitor.pass(Buffer.from(header)); // header may be our reusable `head`: copy it
-      if (available > 0) visitor.pass(chunk.subarray(bodyPos, bodyPos + available));
-      this.streaming = len - 4 - available;
-      return bodyPos + available;
+    if (len + 1 > STREAM_THRESHOLD && !visitor.mustInspect(type)) {
+      const body = chunk.subarray(bodyPos, bodyPos + available);
+      if (!visitor.mayRewrite(type)) {
+        visitor.streams(type);
+        visitor.pass(Buffer.from(header)); // header may be our reusable `head`: copy it
+        if (available > 0) visitor.pass(body);
+        this.streaming = len - 4 - available;
+        return bodyPos + available;
+      }
+      // a copy: the visitor may keep it, and the chunk may be a reused buffer
+      if (visitor.rewritesPrefix(type, Buffer.concat([header, body]))) {
+        this.streaming = len - 4 - available;
+        return bodyPos + available;
+      }
     }
     if (len + 1 > MAX_ASSEMBLED) {
       throw new ProtocolViolation(

@@ -319,12 +319,17 @@ export function target(msg: Buffer): Target {
 }
 
 /** A copy of `msg` with the bytes [start, end) replaced by `name`, its length fixed. */
+/**
+ * `msg` with another statement name. `msg` may be only the start of a message whose rest streams
+ * behind it: the length in its header is adjusted, not recomputed from what is here.
+ */
 export function withStatementName(msg: Buffer, span: { start: number; end: number }, name: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(msg.length - (span.end - span.start) + name.length);
+  const delta = name.length - (span.end - span.start);
+  const out = Buffer.allocUnsafe(msg.length + delta);
   msg.copy(out, 0, 0, span.start);
   name.copy(out, span.start);
   msg.copy(out, span.start + name.length, span.end);
-  out.writeUInt32BE(out.length - 1, 1);
+  out.writeUInt32BE(msg.readUInt32BE(1) + delta, 1);
   return out;
 }
 

@@ -313,4 +313,62 @@ describe("pooler memory stays bounded", () => {
     expect((await received).bytes).toBe(pairs * 10 + READY_IDLE.length); // CloseComplete + ParseComplete: 5 bytes each
     sock.destroy();
   }, 60_000);
+
+  it("a 200 MiB bind parameter streams through in transaction pooling, to unnamed and named statements", async () => {
+    const c = await connect(url);
+    try {
+      await c.query("SELECT 1");
+      const pid = pooler.child.pid!;
+      const before = memoryOf(pid).rss;
+      const rss = sampleRss(pid);
+      const text = "y".repeat(200 * MiB);
+      expect((await c.query("SELECT length($1) AS n", [text])).rows[0].n).toBe(200 * MiB);
+      // a named statement's Bind is renamed to the pooler's statement on the way
+      const named = { name: "big_bind", text: "SELECT length($1) AS n, $2::int AS k", values: [text, 7] };
+      expect((await c.query(named)).rows[0]).toEqual({ n: 200 * MiB, k: 7 });
+      const peak = rss.stop();
+      console.log(
+        `memory, two 200 MiB Binds in transaction pooling: pooler RSS ${(before / MiB).toFixed(1)} MiB ` +
+          `before, peak +${((peak - before) / MiB).toFixed(1)} MiB (bound +${BOUND / MiB})`,
+      );
+      expect(peak - before).toBeLessThan(BOUND);
+    } finally {
+      await c.end();
+    }
+  }, 60_000);
+
+  it("a 200 MiB query and a 200 MiB bind parameter stream through in session pooling", async () => {
+    const port = await freePort();
+    const session = spawnPooler([], {
+      DATABASE_URL: server.url("postgres"),
+      LISTEN_PORT: String(port),
+      POOL_MODE: "session",
+      LOG_CONNECTIONS: "0",
+      LOG_DISCONNECTIONS: "0",
+    });
+    try {
+      await waitFor(() => session.output().includes('"listening"'), "the pooler to listen", 15_000);
+      const c = await connect(`postgresql://postgres:postgres@127.0.0.1:${port}/postgres`);
+      try {
+        await c.query("SELECT 1");
+        const pid = session.child.pid!;
+        const before = memoryOf(pid).rss;
+        const rss = sampleRss(pid);
+        const text = "x".repeat(200 * MiB);
+        expect((await c.query(`SELECT length('${text}') AS n`)).rows[0].n).toBe(200 * MiB);
+        expect((await c.query("SELECT length($1) AS n", [text])).rows[0].n).toBe(200 * MiB);
+        const peak = rss.stop();
+        console.log(
+          `memory, a 200 MiB Query and a 200 MiB Bind in session pooling: pooler RSS ${(before / MiB).toFixed(1)} MiB ` +
+            `before, peak +${((peak - before) / MiB).toFixed(1)} MiB (bound +${BOUND / MiB})`,
+        );
+        // assembled, each would be held whole (and copied) before a byte of it went on
+        expect(peak - before).toBeLessThan(BOUND);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      session.child.kill("SIGKILL");
+    }
+  }, 60_000);
 });

@@ -83,7 +83,7 @@ describe("client side TLS", () => {
       expect(ok.stdout.trim()).toBe("postgres");
 
       const noCert = await errorOf(psql(verifyFull(p, certs.caCert, false), "SELECT 1"));
-      expect(noCert.message).toMatch(/certificate required|handshake failure|closed the connection/i);
+      expect(noCert.message).toContain("FATAL:  connection requires a valid client certificate");
       const wrongCa = await errorOf(psql(verifyFull(p, certs.otherCaCert), "SELECT 1"));
       expect(wrongCa.message).toMatch(/certificate verify failed/);
       // a client certificate the CA did not sign is refused, even with the right name in it
@@ -92,9 +92,10 @@ describe("client side TLS", () => {
         sslkey: certs.otherClientKey,
       }).toString()}`;
       const forged = await errorOf(psql(lookAlike, "SELECT 1"));
-      expect(forged.message).toMatch(/closed the connection|EOF detected|unknown ca|certificate/i);
-      const failures = p.logs.filter((l) => l.msg === "TLS handshake failed").map((l) => String(l.err));
-      expect(failures.at(-1)).toMatch(/^client certificate refused: [A-Z_]+$/);
+      expect(forged.message).toContain("FATAL:  connection requires a valid client certificate");
+      const refusals = p.logs.filter((l) => l.msg === "client certificate refused").map((l) => l.why);
+      expect(refusals).toHaveLength(2);
+      expect(refusals[1]).toMatch(/^[A-Z_]+$/); // OpenSSL's reason, e.g. UNABLE_TO_GET_ISSUER_CERT_LOCALLY
 
       // node-postgres, a driver other than libpq, with the same files
       const c = await connect(p.url().replace("127.0.0.1", "localhost"), {
