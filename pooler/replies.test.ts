@@ -25,6 +25,24 @@ describe("ReplyQueue", () => {
     expect(q.length).toBe(0);
   });
 
+  it("keeps an ordinary pipeline's storage once answered, lets go of what a huge one grew", () => {
+    const q = new ReplyQueue();
+    const storage = (): unknown[] => (q as unknown as { kinds: unknown[] }).kinds;
+    const pipeline = (n: number): void => {
+      for (let i = 0; i < n; i++) q.push(Expect.Execute);
+      q.push(Expect.Sync);
+      for (let i = 0; i < n; i++) q.relayed(Msg.CommandComplete);
+      q.relayed(Msg.ReadyForQuery);
+      expect(q.length).toBe(0);
+    };
+    pipeline(10);
+    const kept = storage();
+    pipeline(10);
+    expect(storage()).toBe(kept); // the hot path allocates nothing
+    pipeline(100_000);
+    expect(storage().length).toBe(0);
+  });
+
   it("answers at once when nothing is owed", () => {
     const q = new ReplyQueue();
     const { out, emit } = collect();

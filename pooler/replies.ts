@@ -54,13 +54,17 @@ const COMPLETES: Uint8Array[] = (() => {
   return table;
 })();
 
+/** Entries whose storage an emptied queue keeps (far more than any ordinary pipeline needs). */
+const KEPT_ENTRIES = 4096;
+
 /** Messages whose error starts PostgreSQL's skip-until-Sync (doing_extended_query_message). */
 const isExtended = (kind: ExpectKind): boolean => kind <= Expect.Close;
 
 export class ReplyQueue {
   // Parallel arrays with a moving head and tail: the queue empties at every ReadyForQuery, so they
-  // stay tiny, and they are never truncated (V8 would drop their storage and grow it again for the
-  // next query): the plain forward entries of the hot path allocate nothing.
+  // stay tiny, and they are not truncated (V8 would drop their storage and grow it again for the
+  // next query) unless a huge pipeline grew them: the plain forward entries of the hot path
+  // allocate nothing.
   private kinds: ExpectKind[] = [];
   private specials: (Special | undefined)[] = [];
   private head = 0;
@@ -152,7 +156,16 @@ export class ReplyQueue {
     const special = this.specials[this.head];
     if (special !== undefined) this.count(special, -1);
     this.specials[this.head] = undefined;
-    if (++this.head === this.tail) this.head = this.tail = 0;
+    if (++this.head === this.tail) this.emptied();
+  }
+
+  /** Back to the start; storage a huge pipeline grew is let go, not kept by an idle pooled server. */
+  private emptied(): void {
+    this.head = this.tail = 0;
+    if (this.kinds.length > KEPT_ENTRIES) {
+      this.kinds = [];
+      this.specials = [];
+    }
   }
 
   /**
@@ -176,7 +189,7 @@ export class ReplyQueue {
   /** The server's session ended or was handed over: nothing is owed any more. */
   clear(): void {
     this.specials.fill(undefined, 0, this.tail);
-    this.head = this.tail = 0;
+    this.emptied();
     this.specialCount = 0;
     this.mapErrorCount = 0;
     this.skipping = false;
