@@ -4,7 +4,7 @@ import net from "node:net";
 import { ClientConnection, type ClientHost } from "./client.ts";
 import type { ClientRegistry } from "./client-registry.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
-import { listenUnix } from "./unix-socket.ts";
+import { listenUnix, UnixBindError } from "./unix-socket.ts";
 
 export interface Listener {
   /** One per listen_addr entry and one for the Unix socket, all on the same port. */
@@ -46,11 +46,15 @@ export async function listen(host: ClientHost, clients: ClientRegistry): Promise
         group: host.config.unixSocketGroup,
         backlog: listenBacklog,
       });
+      servers.push(server);
     } catch (err) {
-      for (const s of servers) s.close();
-      throw err;
+      // as PgBouncer: a socket that cannot be bound is a warning while TCP listens
+      if (!(err instanceof UnixBindError) || servers.length === 0) {
+        for (const s of servers) s.close();
+        throw err;
+      }
+      host.log.warn({ err: err.message }, "Unix socket not available; listening on TCP only");
     }
-    servers.push(server);
   }
   return {
     servers,

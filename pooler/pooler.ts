@@ -52,10 +52,10 @@ export class Pooler implements ClientHost, PoolRegistry {
   /** Databases paused (PAUSE db, KILL) or refusing new clients (DISABLE): PgBouncer's per-database flags. */
   readonly pausedDbs = new Set<string>();
   readonly disabledDbs = new Set<string>();
-  /** Reads the configuration again for the console's RELOAD (tests replace it). */
-  configLoader: () => LoadedConfig = () => {
-    const { iniPath } = this.config.source;
-    return loadConfig({ env: process.env, ...(iniPath ? { iniPath } : {}) });
+  /** Reads the configuration again for RELOAD and SIGHUP, given the running one (tests replace it). */
+  configLoader: (running: PoolerConfig) => LoadedConfig = (running) => {
+    const { iniPath } = running.source;
+    return loadConfig({ env: process.env, running, ...(iniPath ? { iniPath } : {}) });
   };
   /** Settles when shutdown is complete (SHUTDOWN from the console included). */
   readonly stopped: Promise<void>;
@@ -299,7 +299,7 @@ export class Pooler implements ClientHost, PoolRegistry {
 
   /** Console RELOAD: reads the configuration again; a ConfigError leaves the running one in place. */
   reloadFromSource(): void {
-    const { config, warnings } = this.configLoader();
+    const { config, warnings } = this.configLoader(this.config);
     for (const w of warnings) this.log.warn(w);
     this.reload(config);
   }

@@ -15,6 +15,20 @@ export function unixSocketPath(dir: string, port: number): string {
   return `${dir}/.s.PGSQL.${port}`;
 }
 
+/** sun_path's room on Linux; libuv would silently bind a truncated name. */
+const MAX_SOCKET_PATH = 107;
+
+/** Why a socket path cannot be used, in libpq's words, or null. */
+export function socketPathProblem(path: string): string | null {
+  const n = Buffer.byteLength(path);
+  return n > MAX_SOCKET_PATH
+    ? `Unix-domain socket path "${path}" is too long (maximum ${MAX_SOCKET_PATH} bytes)`
+    : null;
+}
+
+/** The socket could not be bound (a missing or unwritable directory): the pooler may go on over TCP. */
+export class UnixBindError extends Error {}
+
 /**
  * What a server connection dials for a [databases] host=: the host itself, or unix_socket_dir when
  * host= is missing (as PgBouncer); and TLS only over TCP.
@@ -46,10 +60,12 @@ export async function listenUnix(
   opts: { mode: number; group?: string; backlog?: number },
 ): Promise<string> {
   const path = unixSocketPath(dir, port);
+  const tooLong = socketPathProblem(path);
+  if (tooLong !== null) throw new Error(`unix_socket_dir: ${tooLong}`);
   const gid = opts.group === undefined ? undefined : groupId(opts.group);
   await removeStaleSocket(path);
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err) => reject(new UnixBindError(`cannot listen on unix:${path}: ${err.message}`)));
     server.listen({ path, ...(opts.backlog === undefined ? {} : { backlog: opts.backlog }) }, () => {
       server.off("error", reject);
       resolve();

@@ -141,6 +141,15 @@ describe("DATABASE_URL", () => {
     expect(parseDatabaseUrl(viaQuery, warnings)).toMatchObject({ host: "/var/run/postgresql", port: 5433 });
     expect(warnings).toEqual(["DATABASE_URL: query parameters ignored: sslmode"]);
     expect(parseDatabaseUrl("postgres://u:p@%2Frun%2Fpg/db").host).toBe("/run/pg");
+    // libpq's own form: no host before the path, credentials and all; ?port= names the socket
+    expect(parseDatabaseUrl("postgres://u:p@/db?host=/run/pg&port=5433")).toMatchObject({
+      user: "u",
+      password: "p",
+      host: "/run/pg",
+      port: 5433,
+      dbname: "db",
+    });
+    expect(() => parseDatabaseUrl("postgres://u:p@/db")).toThrow("got no host");
   });
 
   it("leaves the Unix socket off, as the image writes it, unless UNIX_SOCKET_DIR is set", () => {

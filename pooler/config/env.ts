@@ -46,25 +46,29 @@ const URL_FORM = "postgres://user:password@host:port/dbname (or postgresql://)";
 export function parseDatabaseUrl(url: string, warnings: string[] = []): DatabaseUrl {
   let u: URL;
   try {
-    u = new URL(url);
+    // WHATWG's URL refuses credentials before an empty host, which libpq takes with ?host=
+    // (postgres://user:password@/db?host=/var/run/postgresql): a stand-in host that ?host= replaces
+    u = new URL(url.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[/?#]|$)/i, "$1-"));
   } catch {
     throw new ConfigError(`DATABASE_URL: expected ${URL_FORM}, got something that is not a URL`);
   }
   if (u.protocol !== "postgres:" && u.protocol !== "postgresql:") {
     throw new ConfigError(`DATABASE_URL: expected ${URL_FORM}, got a ${u.protocol}// URL`);
   }
-  // libpq's ?host= wins over the URL's host: the way to name a Unix socket directory
-  // (postgresql://user:password@localhost/db?host=/var/run/postgresql), as is a %2F-encoded host
-  const host = u.searchParams.get("host") ?? decode(u.hostname, "host").replace(/^\[(.*)\]$/, "$1");
+  // libpq's ?host= and ?port= win over the URL's: the way to name a Unix socket directory
+  // (postgresql://user:password@/db?host=/var/run/postgresql), as is a %2F-encoded host
+  const urlHost = u.hostname === "-" ? "" : decode(u.hostname, "host").replace(/^\[(.*)\]$/, "$1");
+  const host = u.searchParams.get("host") ?? urlHost;
   if (host === "") throw new ConfigError(`DATABASE_URL: expected ${URL_FORM}, got no host`);
-  const ignored = [...u.searchParams.keys()].filter((k) => k !== "host");
+  const port = u.searchParams.get("port") ?? u.port;
+  const ignored = [...u.searchParams.keys()].filter((k) => k !== "host" && k !== "port");
   if (ignored.length > 0) warnings.push(`DATABASE_URL: query parameters ignored: ${ignored.join(", ")}`);
   const dbname = decode(u.pathname.replace(/^\//, ""), "database name");
   return {
     user: u.username === "" ? undefined : decode(u.username, "user"),
     password: u.password === "" ? undefined : decode(u.password, "password"),
     host,
-    port: u.port === "" ? undefined : parseAt("DATABASE_URL port", u.port, (p) => parseInteger(p, 1, 65535)),
+    port: port === "" ? undefined : parseAt("DATABASE_URL port", port, (p) => parseInteger(p, 1, 65535)),
     dbname: dbname === "" ? undefined : dbname,
   };
 }

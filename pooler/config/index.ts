@@ -6,11 +6,12 @@ import path from "node:path";
 import { ConfigError } from "./errors.ts";
 import { applyEnvSettings, applyImageDefaults, readEnvDatabase, type Env } from "./env.ts";
 import { applyIni, readIniFile } from "./ini.ts";
-import { defaultConfig } from "./settings.ts";
+import { defaultConfig, SETTINGS } from "./settings.ts";
 import { buildTls } from "./tls.ts";
 import type { PoolerConfig, UserSecret } from "./types.ts";
 import { readUserlist } from "./userlist.ts";
 import { readHbaFile } from "./hba.ts";
+import { isSocketDir, socketPathProblem, unixSocketPath } from "../unix-socket.ts";
 
 export { ConfigError } from "./errors.ts";
 export { applySetting, findSetting, showConfigRows, SETTINGS } from "./settings.ts";
@@ -24,6 +25,11 @@ export type { ClientTls, ServerTls, TlsSetup } from "./tls.ts";
 export interface LoadConfigOptions {
   env: Env;
   iniPath?: string;
+  /**
+   * At a reload, the running configuration: settings PgBouncer reads only at start keep their
+   * running values (a warning names any the files change), as its RELOAD does.
+   */
+  running?: PoolerConfig;
 }
 
 export interface LoadedConfig {
@@ -32,7 +38,7 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-export function loadConfig({ env, iniPath }: LoadConfigOptions): LoadedConfig {
+export function loadConfig({ env, iniPath, running }: LoadConfigOptions): LoadedConfig {
   const config = defaultConfig();
   const envDb = readEnvDatabase(env);
   const warnings = [...envDb.warnings];
@@ -52,6 +58,7 @@ export function loadConfig({ env, iniPath }: LoadConfigOptions): LoadedConfig {
     config.hbaRules = readHbaFile(config.authHbaFile);
   }
   config.source = { iniPath, env: usedEnv.length > 0 || envDb.database !== undefined };
+  if (running !== undefined) warnings.push(...keepRestartOnly(config, running));
   validate(config);
   return { config, warnings };
 }
@@ -68,6 +75,16 @@ function loadAuthUsers(config: PoolerConfig, envLogin: UserSecret | undefined): 
       : readUserlist(path.resolve(config.authFile));
   if (envLogin !== undefined && !users.has(envLogin.name)) users.set(envLogin.name, envLogin);
   return users;
+}
+
+function keepRestartOnly(config: PoolerConfig, running: PoolerConfig): string[] {
+  const warnings: string[] = [];
+  for (const s of SETTINGS) {
+    if (s.changeable || s.show(config) === s.show(running)) continue;
+    warnings.push(`${s.key}: changed to ${JSON.stringify(s.show(config))}, which takes effect at a restart`);
+    (config as unknown as Record<string, unknown>)[s.field] = running[s.field];
+  }
+  return warnings;
 }
 
 function validate(config: PoolerConfig): void {
@@ -112,6 +129,22 @@ function validate(config: PoolerConfig): void {
     throw new ConfigError(
       `${abstract.join(", ")}: Unix sockets in the abstract namespace (@…) are not supported`,
     );
+  }
+  const socketPaths = [...config.databases.values()]
+    .filter((db) => isSocketDir(db.host) || (db.host === "" && config.unixSocketDir !== ""))
+    .map((db) => ({
+      what: `[databases] ${db.name}`,
+      path: unixSocketPath(db.host || config.unixSocketDir, db.port),
+    }));
+  if (config.unixSocketDir !== "" && config.listenPort !== 0) {
+    socketPaths.push({
+      what: "unix_socket_dir",
+      path: unixSocketPath(config.unixSocketDir, config.listenPort),
+    });
+  }
+  for (const { what, path: socketPath } of socketPaths) {
+    const problem = socketPathProblem(socketPath);
+    if (problem !== null) throw new ConfigError(`${what}: ${problem}`);
   }
   if (config.unixSocketDir === "") {
     const unixOnly = [...config.databases.values()].filter((db) => db.host === "");

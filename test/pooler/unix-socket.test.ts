@@ -229,4 +229,72 @@ describe("Unix-domain sockets", () => {
       await p.stop();
     }
   });
+
+  it("a directory it cannot bind in is a warning while TCP listens, an error when nothing else would", async () => {
+    const missing = path.join(dir, "no-such-dir");
+    const p = await startTestPooler({ UNIX_SOCKET_DIR: missing });
+    try {
+      expect(p.logs.find((l) => l.msg === "Unix socket not available; listening on TCP only")).toMatchObject({
+        err: expect.stringMatching(/^cannot listen on unix:.*no-such-dir\/\.s\.PGSQL\.\d+: listen E[A-Z]+/),
+      });
+      expect((await psql(p.url(), "SELECT 7")).stdout.trim()).toBe("7");
+    } finally {
+      await p.stop();
+    }
+    const port = await freePort();
+    const ini = path.join(dir, "unix-only.ini");
+    fs.writeFileSync(
+      ini,
+      `[databases]\napp = host=127.0.0.1\n[pgbouncer]\nauth_type = trust\nlisten_addr =\nunix_socket_dir = ${missing}\n`,
+    );
+    const err = await errorOf(startTestPooler({ DATABASE_URL: "", LISTEN_PORT: String(port) }, ini));
+    expect(err.message).toMatch(/^cannot listen on unix:.*: listen E[A-Z]+/);
+  });
+
+  it("refuses a socket path longer than a Unix socket allows, instead of binding a truncated one", async () => {
+    const long = path.join(dir, "d".repeat(100));
+    const err = await errorOf(startTestPooler({ UNIX_SOCKET_DIR: long, LISTEN_PORT: "6543" }));
+    expect(err.message).toBe(
+      `unix_socket_dir: Unix-domain socket path "${long}/.s.PGSQL.6543" is too long (maximum 107 bytes)`,
+    );
+    const viaHost = await errorOf(
+      startTestPooler({ DATABASE_URL: `postgres://postgres:postgres@/app?host=${encodeURIComponent(long)}` }),
+    );
+    expect(viaHost.message).toMatch(/^\[databases\] app: Unix-domain socket path ".*" is too long/);
+  });
+
+  it("RELOAD keeps unix_socket_dir and the other restart-only settings, applies the rest, as PgBouncer", async () => {
+    const port = await freePort();
+    const ini = path.join(dir, "reload.ini");
+    const write = (extra: string[]): void =>
+      fs.writeFileSync(
+        ini,
+        [
+          "[databases]",
+          `app = host=127.0.0.1 port=${inject("pgPort")} user=postgres password=postgres`,
+          "[pgbouncer]",
+          `listen_port = ${port}`,
+          "auth_type = trust",
+          "admin_users = postgres",
+          ...extra,
+        ].join("\n"),
+      );
+    write([`unix_socket_dir = ${dir}`]);
+    const p = await startTestPooler({ DATABASE_URL: "", LISTEN_PORT: String(port) }, ini);
+    const consoleUrl = `postgresql://postgres@/pgbouncer?host=${encodeURIComponent(dir)}&port=${port}`;
+    try {
+      write(["unix_socket_dir =", "default_pool_size = 7", `listen_port = ${port + 1}`]);
+      await psql(consoleUrl, "RELOAD");
+      const config = (await psql(consoleUrl, "SHOW CONFIG")).stdout;
+      expect(config).toContain(`unix_socket_dir|${dir}|/tmp|no`);
+      expect(config).toContain("default_pool_size|7|20|yes");
+      expect(p.logs.map((l) => l.msg)).toContain(
+        'unix_socket_dir: changed to "", which takes effect at a restart',
+      );
+      // still reachable where it listens
+      expect((await psql(psqlUrl(p), "SELECT 8")).stdout.trim()).toBe("8");
+    } finally {
+      await p.stop();
+    }
+  });
 });

@@ -34,7 +34,7 @@ export async function startTestPooler(
   });
   const pooler = await Pooler.start(config, createLogger(config.verbose, sink));
   // RELOAD from the console re-reads this environment, not the test process's own
-  pooler.configLoader = () => loadConfig({ env: fullEnv, iniPath });
+  pooler.configLoader = (running) => loadConfig({ env: fullEnv, iniPath, running });
   const port = pooler.port;
   return {
     pooler,
