@@ -156,6 +156,8 @@ class LoginState {
   pendingWelcome: Buffer | null = null;
   /** A refusal to send once the startup packet is read. */
   refusal: { code: string; message: string; sparesConsole: boolean } | null = null;
+  /** The CommonName of the client certificate verified by the TLS handshake, read then and only then. */
+  certUser: string | undefined = undefined;
 }
 
 export class ClientConnection extends Connection implements PoolClient, ServerPeer, FrameVisitor {
@@ -364,8 +366,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
             if (this.state === "closed") return void secure.destroy();
             this.socket = secure;
             this.listen(secure);
-            if (setup.requestCert && !secure.authorized) {
-              const why = String(secure.authorizationError);
+            const certUser = verifiedCertName(secure);
+            if (this.login) this.login.certUser = certUser;
+            if (setup.requestCert && certUser === undefined) {
+              const why = secure.authorized ? "no certificate" : String(secure.authorizationError);
               this.log.info({ client: this.id, addr: this.addr, why }, "client certificate refused");
               // PostgreSQL's words, sent once the startup packet is in so that the client shows them
               this.refuseAfterStartup(
@@ -453,7 +457,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       address: this.socket.remoteAddress,
       database: this.database,
       user,
-      certUser: verifiedCertName(this.socket),
+      certUser: this.login!.certUser,
     });
     if (decision.kind === "refuse") {
       this.log.info(

@@ -16,11 +16,20 @@ export function acceptTls(socket: net.Socket, setup: ClientTls): Promise<tls.TLS
   const waiting = handshakesOf(setup.acceptor);
   const key = fourTuple(socket);
   return new Promise<tls.TLSSocket>((resolve, reject) => {
-    waiting.set(key, { resolve, reject });
     // whatever ends the handshake closes the TCP socket under it, if tls.Server has not said so
-    socket.once("close", () =>
-      settle(waiting, key)?.reject(new Error("connection closed during the handshake")),
-    );
+    const closed = (): void =>
+      settle(waiting, key)?.reject(new Error("connection closed during the handshake"));
+    socket.once("close", closed);
+    waiting.set(key, {
+      resolve: (secure) => {
+        socket.off("close", closed);
+        resolve(secure);
+      },
+      reject: (err) => {
+        socket.off("close", closed);
+        reject(err);
+      },
+    });
     setup.acceptor.emit("connection", socket);
   });
 }
@@ -118,9 +127,13 @@ export function isTls(socket: net.Socket): socket is tls.TLSSocket {
   return socket instanceof tls.TLSSocket;
 }
 
-/** The CommonName of the client certificate a TLS handshake verified (auth_type cert), if any. */
-export function verifiedCertName(socket: net.Socket): string | undefined {
-  if (!isTls(socket) || !socket.authorized) return undefined;
+/**
+ * The CommonName of the client certificate the handshake just done verified, if any. Read once,
+ * then: `authorized` is the last handshake's verdict, and one without a certificate (a resumed
+ * session) can leave it true.
+ */
+export function verifiedCertName(socket: tls.TLSSocket): string | undefined {
+  if (!socket.authorized) return undefined;
   const cn = socket.getPeerCertificate().subject?.CN;
   return typeof cn === "string" ? cn : undefined;
 }

@@ -51,6 +51,13 @@ describe("auth_hba_file", () => {
     expect(lineFor(text, tcp({ database: "other", address: "10.1.200.3", tls: true }))).toBe("8 md5");
   });
 
+  it("matches a line against clients of its own address family only", () => {
+    const text = "host all all ::/0 trust\nhost all all ::ffff:0:0/96 trust\nhost all all 0.0.0.0/0 md5\n";
+    expect(lineFor(text, tcp({ address: "127.0.0.1" }))).toBe("3 md5");
+    expect(lineFor(text, tcp({ address: "::ffff:127.0.0.1" }))).toBe("3 md5");
+    expect(lineFor(text, tcp({ address: "::1" }))).toBe("1 trust");
+  });
+
   it("lets nothing in that no line names", () => {
     const text = "host app alice 192.168.0.0/16 trust\nlocal app alice trust\n";
     expect(lineFor(text, tcp())).toBe("none");

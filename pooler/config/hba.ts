@@ -27,7 +27,7 @@ export interface HbaRule {
   databases: NameSet;
   users: NameSet;
   /** null for local lines and for `all` */
-  addresses: net.BlockList | null;
+  addresses: { list: net.BlockList; family: "ipv4" | "ipv6" } | null;
   method: HbaMethod;
 }
 
@@ -59,12 +59,16 @@ function typeMatches(type: RecordType, c: HbaConnection): boolean {
   return type === "host" || (type === "hostssl") === c.tls;
 }
 
-function addressMatches(list: net.BlockList, address: string | undefined): boolean {
+/**
+ * A line matches clients of its own address family only (BlockList would let an IPv6 subnet such
+ * as ::/0 match IPv4 clients as mapped addresses); a dual-stack listener's ::ffff:a.b.c.d is IPv4.
+ */
+function addressMatches(rule: NonNullable<HbaRule["addresses"]>, address: string | undefined): boolean {
   if (address === undefined) return false;
-  // a dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d
-  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  if (v4 !== undefined || net.isIPv4(address)) return list.check(v4 ?? address, "ipv4");
-  return list.check(address, "ipv6");
+  const v4 =
+    /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? (net.isIPv4(address) ? address : undefined);
+  if (v4 !== undefined) return rule.family === "ipv4" && rule.list.check(v4, "ipv4");
+  return rule.family === "ipv6" && rule.list.check(address, "ipv6");
 }
 
 /** Reads and parses the file; a relative path is the working directory's, as auth_file. */
@@ -140,7 +144,7 @@ function parseRule(fields: Token[][], where: string, dir: string): HbaRule {
   const databases = nameSet(fields[1], "database", where, dir, true);
   const users = nameSet(fields[2], "user", where, dir, false);
   let next = 3;
-  let addresses: net.BlockList | null = null;
+  let addresses: HbaRule["addresses"] = null;
   if (type !== "local") {
     const address = single(3, "address");
     const mask = fields[4]?.[0]?.text;
@@ -191,7 +195,11 @@ function nameSet(
   return set;
 }
 
-function addressList(address: string, mask: string | undefined, where: string): net.BlockList {
+function addressList(
+  address: string,
+  mask: string | undefined,
+  where: string,
+): NonNullable<HbaRule["addresses"]> {
   const [ip = "", bits, extra] = address.split("/");
   const family = net.isIPv4(ip) ? "ipv4" : net.isIPv6(ip) ? "ipv6" : null;
   const max = family === "ipv4" ? 32 : 128;
@@ -207,7 +215,7 @@ function addressList(address: string, mask: string | undefined, where: string): 
   }
   const list = new net.BlockList();
   list.addSubnet(ip, prefix, family);
-  return list;
+  return { list, family };
 }
 
 /** 255.255.255.0 → 24; undefined for what is not a contiguous IPv4 mask. */

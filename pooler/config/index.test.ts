@@ -85,6 +85,24 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ env: {}, iniPath })).toThrow(message);
   });
 
+  it("refuses client certificate checks without a CA of its own, and auth_type cert without verified ones", () => {
+    const certs = [
+      `client_tls_key_file = ${path.join(import.meta.dirname, "fixtures/pgbouncer.ini")}`,
+      `client_tls_cert_file = ${path.join(import.meta.dirname, "fixtures/pgbouncer.ini")}`,
+    ].join("\n");
+    const load = (settings: string) =>
+      loadConfig({
+        env: {},
+        iniPath: writeIni(`[databases]\n* = host=h\n[pgbouncer]\n${certs}\n${settings}\n`),
+      });
+    expect(() => load("auth_type = trust\nclient_tls_sslmode = verify-ca")).toThrow(
+      "client_tls_sslmode: verify-ca needs client_tls_ca_file (CLIENT_TLS_CA_FILE), the CA that signs client certificates",
+    );
+    expect(() => load("auth_type = cert\nclient_tls_sslmode = require")).toThrow(
+      "auth_type: cert needs client_tls_sslmode verify-ca or verify-full, with client_tls_ca_file",
+    );
+  });
+
   it("keeps PgBouncer's defaults with an ini file, not the image's", () => {
     const { config } = loadConfig({
       env: {},

@@ -155,6 +155,15 @@ function validate(config: PoolerConfig): void {
       );
     }
   }
+  if (
+    config.authType === "cert" &&
+    config.clientTlsSslmode !== "verify-ca" &&
+    config.clientTlsSslmode !== "verify-full"
+  ) {
+    throw new ConfigError(
+      "auth_type: cert needs client_tls_sslmode verify-ca or verify-full, with client_tls_ca_file: only a verified certificate names a user",
+    );
+  }
   // default_pool_size = 0 means unlimited (PgBouncer 1.24)
   if (config.defaultPoolSize > 0 && config.minPoolSize > config.defaultPoolSize) {
     throw new ConfigError(

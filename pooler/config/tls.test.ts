@@ -54,7 +54,12 @@ describe("TLS files at load", () => {
         /^server_tls_key_file, server_tls_cert_file: a client certificate for the server needs both/,
       );
       const { config } = loadConfig({
-        env: { ...env, CLIENT_TLS_SSLMODE: "verify-ca", SERVER_TLS_SSLMODE: "verify-full" },
+        env: {
+          ...env,
+          CLIENT_TLS_SSLMODE: "verify-ca",
+          CLIENT_TLS_CA_FILE: certs.caCert,
+          SERVER_TLS_SSLMODE: "verify-full",
+        },
       });
       const setup = buildTls(config);
       expect(setup.client).toMatchObject({ mode: "verify-ca", requestCert: true });

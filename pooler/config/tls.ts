@@ -2,6 +2,7 @@
 // protocol and cipher keywords of PgBouncer (libusual), then one SecureContext per side built from
 // the key, certificate and CA files. Built at load and on every reload, so new files are picked up.
 
+import crypto from "node:crypto";
 import fs from "node:fs";
 import tls from "node:tls";
 import { ConfigError, InvalidValue } from "./errors.ts";
@@ -131,6 +132,12 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
     );
   }
   const requestCert = verifiesPeer(c.clientTlsSslmode);
+  // without it Node would take its bundled public CAs (and NODE_EXTRA_CA_CERTS) as the judges
+  if (requestCert && c.clientTlsCaFile === undefined) {
+    throw new ConfigError(
+      `client_tls_sslmode: ${c.clientTlsSslmode} needs client_tls_ca_file (CLIENT_TLS_CA_FILE), the CA that signs client certificates`,
+    );
+  }
   const options = contextOptions("client_tls", {
     key: c.clientTlsKeyFile,
     cert: c.clientTlsCertFile,
@@ -138,9 +145,16 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
     protocols: c.clientTlsProtocols,
     ciphers: c.clientTlsCiphers,
   });
-  // acceptTls refuses an unverified certificate itself, so that it can say why
+  // acceptTls refuses an unverified certificate itself, so that it can say why. A verdict holds
+  // for one handshake only: no renegotiation (a second certificate after the first was checked)
+  // and no session tickets (a resumed TLS 1.3 session counts as verified without a certificate).
   const acceptor = usable("client_tls", () =>
-    tls.createServer({ ...options, requestCert, rejectUnauthorized: false }),
+    tls.createServer({
+      ...options,
+      requestCert,
+      rejectUnauthorized: false,
+      secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION | crypto.constants.SSL_OP_NO_TICKET,
+    }),
   );
   return { mode: c.clientTlsSslmode, requestCert, acceptor };
 }

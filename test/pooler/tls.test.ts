@@ -112,6 +112,60 @@ describe("client side TLS", () => {
       }
     }));
 
+  it("a certificate's verdict holds for its handshake only: no renegotiation, no session to resume", () =>
+    withTestPooler(clientTls("verify-full"), async (p) => {
+      /** SSLRequest, then a TLS handshake as a client with `opts`. */
+      const handshake = async (opts: tls.ConnectionOptions): Promise<tls.TLSSocket> => {
+        const raw = net.connect({ host: "127.0.0.1", port: p.port });
+        await new Promise((r) => raw.once("connect", r));
+        raw.write(sslRequest());
+        const answer = await new Promise<Buffer>((r) => raw.once("data", r));
+        expect(answer.toString()).toBe("S");
+        const secure = tls.connect({
+          socket: raw,
+          ca: fs.readFileSync(certs.caCert),
+          servername: "localhost",
+          ...opts,
+        });
+        secure.on("error", () => undefined);
+        await new Promise((r) => secure.once("secureConnect", r));
+        return secure;
+      };
+      // TLS 1.2 with a good certificate, then a second handshake (which could bring another one)
+      const first = await handshake({
+        maxVersion: "TLSv1.2",
+        cert: fs.readFileSync(certs.clientCert),
+        key: fs.readFileSync(certs.clientKey),
+      });
+      const outcome = await new Promise<string>((r) => {
+        first.renegotiate({}, (err) => r(err ? err.message : "renegotiated"));
+        first.once("error", (err) => r(err.message));
+        first.once("close", () => r("closed"));
+      });
+      expect(outcome).toMatch(/no renegotiation|closed/);
+      first.destroy();
+      // TLS 1.3 without a certificate: refused; coming back on its session changes nothing (a resumed
+      // session has no certificate, yet Node calls it authorized)
+      const refusedFor = async (secure: tls.TLSSocket): Promise<string> => {
+        secure.write(startupMessage({ user: "postgres", database: "app" }));
+        const reply = await new Promise<Buffer>((r) => secure.once("data", r));
+        return reply[0] === 0x45
+          ? (parseErrorFields(reply).get("M") ?? "")
+          : `got ${String.fromCharCode(reply[0]!)}`;
+      };
+      const second = await handshake({ minVersion: "TLSv1.3" });
+      const session = new Promise<Buffer>((r) => second.once("session", r));
+      expect(await refusedFor(second)).toBe("connection requires a valid client certificate");
+      const ticket = await Promise.race([session, new Promise<undefined>((r) => setTimeout(r, 500))]);
+      second.destroy();
+      if (ticket !== undefined) {
+        const resumed = await handshake({ minVersion: "TLSv1.3", session: ticket });
+        expect(resumed.isSessionReused()).toBe(false); // no tickets to resume from (SSL_OP_NO_TICKET)
+        expect(await refusedFor(resumed)).toBe("connection requires a valid client certificate");
+        resumed.destroy();
+      }
+    }));
+
   it("refuses plaintext sent behind an SSLRequest (CVE-2021-23214), whatever the answer would be", async () => {
     const sneaked = Buffer.concat([sslRequest(), startupMessage({ user: "postgres", database: "app" })]);
     for (const env of [clientTls("prefer"), {}]) {
