@@ -314,28 +314,46 @@ describe("pooler memory stays bounded", () => {
     sock.destroy();
   }, 60_000);
 
-  it("a 200 MiB bind parameter streams through in transaction pooling, to unnamed and named statements", async () => {
-    const c = await connect(url);
+  /**
+   * Runs `queries` on a connection of its own through `target` while sampling `pid`'s RSS; asserts
+   * and prints the growth. Assembled, each big message would be held whole (and copied) before a
+   * byte of it went on.
+   */
+  async function bigMessages(
+    what: string,
+    target: string,
+    pid: number,
+    queries: (c: pg.Client) => Promise<void>,
+  ): Promise<void> {
+    const c = await connect(target);
     try {
       await c.query("SELECT 1");
-      const pid = pooler.child.pid!;
       const before = memoryOf(pid).rss;
       const rss = sampleRss(pid);
-      const text = "y".repeat(200 * MiB);
-      expect((await c.query("SELECT length($1) AS n", [text])).rows[0].n).toBe(200 * MiB);
-      // a named statement's Bind is renamed to the pooler's statement on the way
-      const named = { name: "big_bind", text: "SELECT length($1) AS n, $2::int AS k", values: [text, 7] };
-      expect((await c.query(named)).rows[0]).toEqual({ n: 200 * MiB, k: 7 });
+      await queries(c);
       const peak = rss.stop();
       console.log(
-        `memory, two 200 MiB Binds in transaction pooling: pooler RSS ${(before / MiB).toFixed(1)} MiB ` +
-          `before, peak +${((peak - before) / MiB).toFixed(1)} MiB (bound +${BOUND / MiB})`,
+        `memory, ${what}: pooler RSS ${(before / MiB).toFixed(1)} MiB before, ` +
+          `peak +${((peak - before) / MiB).toFixed(1)} MiB (bound +${BOUND / MiB})`,
       );
       expect(peak - before).toBeLessThan(BOUND);
     } finally {
       await c.end();
     }
-  }, 60_000);
+  }
+
+  it(
+    "a 200 MiB bind parameter streams through in transaction pooling, to unnamed and named statements",
+    () =>
+      bigMessages("two 200 MiB Binds in transaction pooling", url, pooler.child.pid!, async (c) => {
+        const text = "y".repeat(200 * MiB);
+        expect((await c.query("SELECT length($1) AS n", [text])).rows[0].n).toBe(200 * MiB);
+        // a named statement's Bind is renamed to the pooler's statement on the way
+        const named = { name: "big_bind", text: "SELECT length($1) AS n, $2::int AS k", values: [text, 7] };
+        expect((await c.query(named)).rows[0]).toEqual({ n: 200 * MiB, k: 7 });
+      }),
+    60_000,
+  );
 
   it("a 200 MiB query and a 200 MiB bind parameter stream through in session pooling", async () => {
     const port = await freePort();
@@ -348,25 +366,17 @@ describe("pooler memory stays bounded", () => {
     });
     try {
       await waitFor(() => session.output().includes('"listening"'), "the pooler to listen", 15_000);
-      const c = await connect(`postgresql://postgres:postgres@127.0.0.1:${port}/postgres`);
-      try {
-        await c.query("SELECT 1");
-        const pid = session.child.pid!;
-        const before = memoryOf(pid).rss;
-        const rss = sampleRss(pid);
-        const text = "x".repeat(200 * MiB);
-        expect((await c.query(`SELECT length('${text}') AS n`)).rows[0].n).toBe(200 * MiB);
-        expect((await c.query("SELECT length($1) AS n", [text])).rows[0].n).toBe(200 * MiB);
-        const peak = rss.stop();
-        console.log(
-          `memory, a 200 MiB Query and a 200 MiB Bind in session pooling: pooler RSS ${(before / MiB).toFixed(1)} MiB ` +
-            `before, peak +${((peak - before) / MiB).toFixed(1)} MiB (bound +${BOUND / MiB})`,
-        );
-        // assembled, each would be held whole (and copied) before a byte of it went on
-        expect(peak - before).toBeLessThan(BOUND);
-      } finally {
-        await c.end();
-      }
+      const target = `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`;
+      await bigMessages(
+        "a 200 MiB Query and a 200 MiB Bind in session pooling",
+        target,
+        session.child.pid!,
+        async (c) => {
+          const text = "x".repeat(200 * MiB);
+          expect((await c.query(`SELECT length('${text}') AS n`)).rows[0].n).toBe(200 * MiB);
+          expect((await c.query("SELECT length($1) AS n", [text])).rows[0].n).toBe(200 * MiB);
+        },
+      );
     } finally {
       session.child.kill("SIGKILL");
     }
