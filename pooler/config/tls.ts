@@ -147,7 +147,8 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
   });
   // acceptTls refuses an unverified certificate itself, so that it can say why. A verdict holds
   // for one handshake only: no renegotiation (a second certificate after the first was checked)
-  // and no session tickets (a resumed TLS 1.3 session counts as verified without a certificate).
+  // and no session resumption (a resumed TLS 1.3 session counts as verified without a certificate):
+  // no stateless tickets, and the stateful ones OpenSSL still sends find no server cache.
   const acceptor = usable("client_tls", () =>
     tls.createServer({
       ...options,

@@ -160,7 +160,7 @@ describe("client side TLS", () => {
       second.destroy();
       if (ticket !== undefined) {
         const resumed = await handshake({ minVersion: "TLSv1.3", session: ticket });
-        expect(resumed.isSessionReused()).toBe(false); // no tickets to resume from (SSL_OP_NO_TICKET)
+        expect(resumed.isSessionReused()).toBe(false); // SSL_OP_NO_TICKET: nothing to resume from
         expect(await refusedFor(resumed)).toBe("connection requires a valid client certificate");
         resumed.destroy();
       }
