@@ -110,32 +110,36 @@ interface Options {
   max?: number;
 }
 
-function int(key: string, field: FieldOf<number>, def: string, opts: Options = {}): SettingDef {
+/** A number setting: how it is parsed from text and printed in SHOW CONFIG. */
+function numeric(
+  key: string,
+  kind: "int" | "seconds",
+  field: FieldOf<number>,
+  def: string,
+  parse: (raw: string) => number,
+  show: (n: number) => string,
+  changeable = true,
+): SettingDef {
   return {
     key,
-    kind: "int",
+    kind,
     field,
     default: def,
-    changeable: opts.changeable ?? true,
+    changeable,
     set: (c, raw) => {
-      c[field] = parseInteger(raw, opts.min, opts.max);
+      c[field] = parse(raw);
     },
-    show: (c) => String(c[field]),
+    show: (c) => show(c[field]),
   };
 }
 
+function int(key: string, field: FieldOf<number>, def: string, opts: Options = {}): SettingDef {
+  const parse = (raw: string): number => parseInteger(raw, opts.min, opts.max);
+  return numeric(key, "int", field, def, parse, String, opts.changeable);
+}
+
 function seconds(key: string, field: FieldOf<number>, def: string): SettingDef {
-  return {
-    key,
-    kind: "seconds",
-    field,
-    default: def,
-    changeable: true,
-    set: (c, raw) => {
-      c[field] = parseSeconds(raw);
-    },
-    show: (c) => formatSeconds(c[field]),
-  };
+  return numeric(key, "seconds", field, def, parseSeconds, formatSeconds);
 }
 
 function bool(key: string, field: FieldOf<boolean>, def: string): SettingDef {
@@ -208,17 +212,7 @@ function checkedString(
 
 /** A permission mode read as C's strtol(…, 0) does (0777 is octal); SHOW CONFIG prints it in decimal, as PgBouncer. */
 function fileMode(key: string, field: FieldOf<number>, def: string): SettingDef {
-  return {
-    key,
-    kind: "int",
-    field,
-    default: def,
-    changeable: false,
-    set: (c, raw) => {
-      c[field] = parseFileMode(raw);
-    },
-    show: (c) => String(c[field]),
-  };
+  return numeric(key, "int", field, def, parseFileMode, String, false);
 }
 
 export function parseFileMode(raw: string): number {

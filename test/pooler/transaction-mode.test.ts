@@ -20,10 +20,10 @@ function onlyPool(p: TestPooler): Pool {
 }
 
 /**
- * Pinned clients once `c`'s last statement has been looked at: the pooler probes the session after
- * the reply went out, and holds the client's next query until it has decided.
+ * Pinned clients as the admin console reports them (SHOW POOLS' cl_pinned) once `c`'s last statement
+ * has been looked at: the pooler probes the session after the reply went out, and holds the
+ * client's next query until it has decided.
  */
-/** Pinned clients as the admin console reports them (SHOW POOLS' cl_pinned), after c's next query. */
 async function pinnedAfter(p: TestPooler, c: pg.Client): Promise<number> {
   await c.query("SELECT 1");
   const admin = await connect(p.url("pgbouncer"));
@@ -32,6 +32,21 @@ async function pinnedAfter(p: TestPooler, c: pg.Client): Promise<number> {
     return rows.find((r) => r.database === "app")!.cl_pinned;
   } finally {
     await admin.end();
+  }
+}
+
+/** Runs `fn` with two clients of the pooler, ended afterwards whatever happens. */
+async function withTwoClients(
+  p: TestPooler,
+  fn: (a: pg.Client, b: pg.Client) => Promise<void>,
+): Promise<void> {
+  const a = await connect(p.url());
+  const b = await connect(p.url());
+  try {
+    await fn(a, b);
+  } finally {
+    await a.end();
+    await b.end();
   }
 }
 
@@ -57,9 +72,7 @@ describe("session state in transaction pooling", () => {
   afterAll(() => p.stop());
 
   it("SET by A: B sees its own value, A keeps its own on whatever server it gets next", async () => {
-    const a = await connect(p.url());
-    const b = await connect(p.url());
-    try {
+    await withTwoClients(p, async (a, b) => {
       await a.query("SET statement_timeout = '1234ms'");
       const serverOfA = await pid(a);
       // B takes the server A just used (the pool hands out the most recently used first) and keeps it
@@ -74,16 +87,11 @@ describe("session state in transaction pooling", () => {
         expect(await show(b, "statement_timeout")).toBe("0");
         expect(await show(a, "statement_timeout")).toBe("1234ms");
       }
-    } finally {
-      await a.end();
-      await b.end();
-    }
+    });
   });
 
   it("keeps search_path, custom placeholders and RESET per client", async () => {
-    const a = await connect(p.url());
-    const b = await connect(p.url());
-    try {
+    await withTwoClients(p, async (a, b) => {
       await a.query(`SET search_path = pg_catalog, "$user", public; SET app.tenant = 'acme'`);
       for (let i = 0; i < 3; i++) {
         expect(await show(a, "search_path")).toBe('pg_catalog, "$user", public');
@@ -93,10 +101,7 @@ describe("session state in transaction pooling", () => {
       }
       await a.query("RESET search_path");
       expect(await show(a, "search_path")).toBe('"$user", public');
-    } finally {
-      await a.end();
-      await b.end();
-    }
+    });
   });
 
   it.each(["RESET ALL", "RESET DateStyle; RESET application_name", "DISCARD ALL"])(
@@ -156,18 +161,13 @@ describe("session state in transaction pooling", () => {
   });
 
   it("UPDATE pg_settings is a SET: the client keeps it, the next client on that server does not see it", async () => {
-    const a = await connect(p.url());
-    const b = await connect(p.url());
-    try {
+    await withTwoClients(p, async (a, b) => {
       await a.query("UPDATE pg_settings SET setting = '3333' WHERE name = 'lock_timeout'");
       for (let i = 0; i < 3; i++) {
         expect(await show(b, "lock_timeout")).toBe("0");
         expect(await show(a, "lock_timeout")).toBe("3333ms");
       }
-    } finally {
-      await a.end();
-      await b.end();
-    }
+    });
   });
 
   it("forgets a SET that was rolled back", async () => {
@@ -197,9 +197,7 @@ describe("session state in transaction pooling", () => {
   });
 
   it("a session advisory lock excludes other clients: A is pinned to its server until it unlocks", async () => {
-    const a = await connect(p.url());
-    const b = await connect(p.url());
-    try {
+    await withTwoClients(p, async (a, b) => {
       expect((await a.query("SELECT pg_try_advisory_lock(4242) AS ok")).rows[0].ok).toBe(true);
       expect(await pinnedAfter(p, a)).toBe(1);
       const pinnedTo = await pid(a);
@@ -210,10 +208,7 @@ describe("session state in transaction pooling", () => {
       expect(await pinnedAfter(p, a)).toBe(0);
       expect((await b.query("SELECT pg_try_advisory_lock(4242) AS ok")).rows[0].ok).toBe(true);
       await b.query("SELECT pg_advisory_unlock_all()");
-    } finally {
-      await a.end();
-      await b.end();
-    }
+    });
   });
 
   it("LISTEN through the pooler receives NOTIFY sent elsewhere, also while idle", async () => {
