@@ -65,9 +65,11 @@ export async function listenUnix(
   const gid = opts.group === undefined ? undefined : groupId(opts.group);
   await removeStaleSocket(path);
   await new Promise<void>((resolve, reject) => {
-    server.once("error", (err) => reject(new UnixBindError(`cannot listen on unix:${path}: ${err.message}`)));
+    const failed = (err: Error): void =>
+      reject(new UnixBindError(`cannot listen on unix:${path}: ${err.message}`));
+    server.once("error", failed);
     server.listen({ path, ...(opts.backlog === undefined ? {} : { backlog: opts.backlog }) }, () => {
-      server.off("error", reject);
+      server.off("error", failed);
       resolve();
     });
   });

@@ -106,13 +106,14 @@ function validate(config: PoolerConfig): void {
         "or a user and password in DATABASE_URL (DB_USER/DB_PASSWORD)",
     );
   }
-  if (config.listenAddr.trim() === "" && config.unixSocketDir === "") {
+  const tcp = config.listenAddr.trim() !== "";
+  if (!tcp && config.unixSocketDir === "") {
     throw new ConfigError("listen_addr and unix_socket_dir are both empty: nothing to listen on");
   }
-  if (config.listenAddr.trim() === "" && config.metricsPort > 0) {
+  if (!tcp && config.metricsPort > 0) {
     throw new ConfigError("metrics_port: the metrics endpoint listens on listen_addr, which is empty");
   }
-  if (config.listenAddr.trim() === "" && config.listenPort === 0) {
+  if (!tcp && config.listenPort === 0) {
     throw new ConfigError(
       "listen_port: 0 (a free port) needs a TCP listen_addr; the Unix socket's name needs a real port",
     );

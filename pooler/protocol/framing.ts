@@ -144,20 +144,10 @@ export class FrameScanner {
     const len = header.readUInt32BE(1);
     this.checkLength(type, len);
     const available = Math.min(chunk.length - bodyPos, len - 4);
-    if (len + 1 > STREAM_THRESHOLD && !visitor.mustInspect(type)) {
-      const body = chunk.subarray(bodyPos, bodyPos + available);
-      if (!visitor.mayRewrite(type)) {
-        visitor.streams(type);
-        visitor.pass(Buffer.from(header)); // header may be our reusable `head`: copy it
-        if (available > 0) visitor.pass(body);
-        this.streaming = len - 4 - available;
-        return bodyPos + available;
-      }
-      // a copy: the visitor may keep it, and the chunk may be a reused buffer
-      if (visitor.rewritesPrefix(type, Buffer.concat([header, body]))) {
-        this.streaming = len - 4 - available;
-        return bodyPos + available;
-      }
+    const body = chunk.subarray(bodyPos, bodyPos + available);
+    if (len + 1 > STREAM_THRESHOLD && !visitor.mustInspect(type) && this.startStream(header, body, visitor)) {
+      this.streaming = len - 4 - available;
+      return bodyPos + available;
     }
     if (len + 1 > MAX_ASSEMBLED) {
       throw new ProtocolViolation(
@@ -165,7 +155,6 @@ export class FrameScanner {
       );
     }
     const head = Buffer.from(header); // header may be our reusable `head`: copy it
-    const body = chunk.subarray(bodyPos, bodyPos + available);
     if (5 + available === len + 1) {
       this.deliver(Buffer.concat([head, body], len + 1), visitor);
     } else {
@@ -174,6 +163,20 @@ export class FrameScanner {
       this.partialTotal = len + 1;
     }
     return bodyPos + available;
+  }
+
+  /**
+   * A big message nobody reads whole starts through: as it is or, for a type that may be rewritten,
+   * after the visitor routed it on its first bytes. False when it must be assembled after all.
+   */
+  private startStream(header: Buffer, body: Buffer, visitor: FrameVisitor): boolean {
+    const type = header[0]!;
+    // the prefix is a copy (the visitor may keep it), as is the header: it may be our reusable `head`
+    if (visitor.mayRewrite(type)) return visitor.rewritesPrefix(type, Buffer.concat([header, body]));
+    visitor.streams(type);
+    visitor.pass(Buffer.from(header));
+    if (body.length > 0) visitor.pass(body);
+    return true;
   }
 
   private deliver(msg: Buffer, visitor: FrameVisitor): void {
