@@ -53,13 +53,13 @@ import {
   type StatementRoute,
 } from "./prepared.ts";
 import { Expect, type ExpectKind } from "./replies.ts";
+import { StreamedQuery, classifySql } from "./streamed-query.ts";
 import { acceptTls, describeTls, isTls, verifiedCertName } from "./tls.ts";
 import {
   ClientSession,
   HELD_STATE_NAMES,
   NO_EFFECT,
   NO_SETTINGS,
-  classify,
   readProbe,
   type HeldState,
   type SessionEffect,
@@ -188,6 +188,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * clients share the spare one (scan()).
    */
   private scanner: FrameScanner | null = null;
+  /** A Query too big to assemble, being classified as it streams through (transaction pooling). */
+  private streamedQuery: StreamedQuery | null = null;
   /** Bytes that arrived while the client had no server; sent once it gets one. */
   private queued: Buffer[] = NO_CHUNKS;
   /** Extended-protocol messages were sent since the last Sync: the server must stay linked. */
@@ -766,15 +768,43 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   /**
-   * A big Bind in transaction pooling (a large parameter): routing reads only its portal and
-   * statement names, at its start, so the parameters stream through instead of being assembled.
+   * A big Query or Bind in transaction pooling (a bulk INSERT, a large parameter) streams through
+   * instead of being assembled. A Bind is routed on its portal and statement names, at its start.
+   * A Query is classified on the way (streamed-query.ts); unlike a whole one, it cannot be refused
+   * under PIN_SESSION_STATE=off before it runs: the probe afterwards finds what it left.
    */
   rewritesPrefix(type: number, prefix: Buffer): boolean {
+    if (type === Msg.Query) {
+      this.track(type);
+      this.server!.replies.push(EXPECT_OF[type]!);
+      this.streamedQuery = new StreamedQuery(this.backslashQuote);
+      this.streamedQuery.feed(prefix, 5);
+      this.pass(prefix);
+      return true;
+    }
     if (type !== Msg.Bind) return false;
     const portalEnd = prefix.indexOf(0, 5);
     if (portalEnd < 0 || prefix.indexOf(0, portalEnd + 1) < 0) return false;
     this.rewrite(type, prefix);
     return true;
+  }
+
+  streamBody(slice: Buffer, last: boolean): void {
+    const sql = this.streamedQuery;
+    if (sql !== null) {
+      // the text ends before the message's terminating zero byte
+      sql.feed(last ? slice.subarray(0, slice.length - 1) : slice);
+      if (last) {
+        this.streamedQuery = null;
+        if (this.server !== null) this.noteEffect(sql.result());
+      }
+    }
+    this.pass(slice);
+  }
+
+  /** The session reads '…' with backslash escapes: the classifier must too. */
+  private get backslashQuote(): boolean {
+    return this.server!.params.get("standard_conforming_strings") === "off";
   }
 
   /** Terminate always; in transaction/statement pooling also what may need rewriting or answering (ROUTED). */
@@ -799,7 +829,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.track(type);
     const replies = this.server!.replies;
     const effect =
-      type === Msg.Query ? classify(msg.toString("utf8", 5, msg.length - 1)) : parseEffect(type, msg);
+      type === Msg.Query
+        ? classifySql(msg, 5, msg.length - 1, this.backslashQuote)
+        : parseEffect(type, msg, this.backslashQuote);
     if (effect.creates !== null && !this.pool!.settings.pinSessionState) {
       const refusal = this.pinRefusal(effect.creates);
       replies.push(EXPECT_OF[type]!, { mapError: () => refusal });
@@ -1160,10 +1192,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 }
 
 /** The session effect of a Parse's SQL (Bind, Describe and Close carry none of their own). */
-function parseEffect(type: number, msg: Buffer): SessionEffect {
+function parseEffect(type: number, msg: Buffer, backslashQuote: boolean): SessionEffect {
   if (type !== Msg.Parse) return NO_EFFECT;
   const nameEnd = msg.indexOf(0, 5);
-  return classify(msg.toString("utf8", nameEnd + 1, msg.indexOf(0, nameEnd + 1)));
+  return classifySql(msg, nameEnd + 1, msg.indexOf(0, nameEnd + 1), backslashQuote);
 }
 
 /** Every message of an admin client goes to the console (which speaks the simple protocol only). */
@@ -1181,6 +1213,7 @@ class AdminVisitor implements FrameVisitor {
   message(): void {}
   // never called: every message is inspected
   streams(): void {}
+  streamBody(): void {}
   rewritesPrefix(): boolean {
     return false;
   }

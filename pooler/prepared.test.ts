@@ -95,6 +95,21 @@ describe("named statements across servers", () => {
     expect(b.get("s1")?.name).toBe("POOLER_2");
   });
 
+  it("shares a long statement by its text too, keyed by its digest", () => {
+    const t = setup();
+    const [a, b, c] = [0, 1, 2].map(() => new ClientStatements(t.registry));
+    const long = `SELECT '${"x".repeat(10_000)}'`;
+    routeStatementMessage(Msg.Parse, parse("s", long), t.route(a!));
+    routeStatementMessage(Msg.Parse, parse("t", long), t.route(b!));
+    routeStatementMessage(Msg.Parse, parse("s", `${long} AS y`), t.route(c!));
+    expect([a, b, c].map((x) => x!.get(x === b ? "t" : "s")?.name)).toEqual([
+      "POOLER_1",
+      "POOLER_1",
+      "POOLER_2",
+    ]);
+    expect(t.registry.size).toBe(2);
+  });
+
   it("prepares a statement on a server that lacks it before the Bind, swallowing the ParseComplete", () => {
     const t = setup();
     const a = new ClientStatements(t.registry);

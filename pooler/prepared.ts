@@ -14,8 +14,9 @@
 //   server has, so PostgreSQL raises 26000 and aborts the transaction exactly as it would, and its
 //   message is given back the client's name; a second Parse of a name is let fail on the
 //   statement's own name (42P05). A failed or skipped Parse leaves no mapping behind.
+import crypto from "node:crypto";
 import type { SessionEffect } from "./session-state.ts";
-import { classify } from "./session-state.ts";
+import { classifySql } from "./streamed-query.ts";
 import {
   Msg,
   close,
@@ -51,8 +52,20 @@ export class Statement {
     this.parse = withStatementName(clientParse, span, this.nameBytes);
     this.close = close("S", name);
     const sqlEnd = clientParse.indexOf(0, span.end + 1);
-    this.effect = classify(clientParse.toString("utf8", span.end + 1, sqlEnd));
+    this.effect = classifySql(clientParse, span.end + 1, sqlEnd, false);
   }
+}
+
+/** Longest statement whose bytes are its registry key as they are; a longer one is keyed by its digest. */
+const LITERAL_KEY_LIMIT = 4096;
+
+/**
+ * Query, NUL, parameter type OIDs: the exact bytes, or for a long text its digest (not held a second
+ * time as its key; a digest key has no NUL, so it never equals an exact one).
+ */
+function statementKey(text: Buffer): string {
+  if (text.length <= LITERAL_KEY_LIMIT) return text.toString("latin1");
+  return `sha256:${text.length}:${crypto.createHash("sha256").update(text).digest("base64")}`;
 }
 
 export class StatementRegistry {
@@ -65,7 +78,7 @@ export class StatementRegistry {
 
   /** The statement a client's Parse describes, new or shared; unreferenced until someone holds it. */
   intern(parse: Buffer, span: { start: number; end: number }): Statement {
-    const key = parse.toString("latin1", span.end + 1); // query, NUL, parameter type OIDs: exact bytes
+    const key = statementKey(parse.subarray(span.end + 1));
     let s = this.byKey.get(key);
     if (s === undefined) {
       s = new Statement(key, `POOLER_${this.next++}`, parse, span);

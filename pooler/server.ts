@@ -260,6 +260,10 @@ export class ServerConnection extends Connection implements FrameVisitor {
   /** Row and COPY data need no bookkeeping: the message that completes their request is read whole. */
   streams(): void {}
 
+  streamBody(slice: Buffer): void {
+    this.pass(slice);
+  }
+
   /** What the pooler may rewrite of a server's replies is small: read whole. */
   rewritesPrefix(): boolean {
     return false;

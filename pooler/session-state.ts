@@ -70,11 +70,40 @@ const LOCKS = new Set([
 ]);
 const UNLOCKS = new Set(["pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all"]);
 
-export function classify(sql: string): SessionEffect {
+/**
+ * `backslashQuote`: the session has standard_conforming_strings off, so a backslash escapes a quote
+ * in '…' too (PostgreSQL would run the SET in `SELECT 'x\''; SET …`, which the standard rules read
+ * as one literal).
+ */
+export function classify(sql: string, backslashQuote = false): SessionEffect {
   if (!MAY_AFFECT.test(sql)) return NO_EFFECT;
-  const found = new Found();
-  for (const statement of statements(tokenize(sql))) found.statement(statement);
-  return found.result();
+  return new Classification(backslashQuote).add(sql).result();
+}
+
+/**
+ * What classify says of a text, for SQL that arrives in pieces (a Query too big to assemble,
+ * streamed-query.ts): the effects of every piece together.
+ */
+export class Classification {
+  private readonly found = new Found();
+
+  constructor(private readonly backslashQuote: boolean) {}
+
+  /** Whole statements, or the start of one, or a stretch of one from a token on. */
+  add(sql: string): this {
+    if (!MAY_AFFECT.test(sql)) return this;
+    for (const statement of statements(tokenize(sql, this.backslashQuote))) this.found.statement(statement);
+    return this;
+  }
+
+  /** A statement not read whole may have done anything: the probe must ask. */
+  unread(): void {
+    this.found.touch();
+  }
+
+  result(): SessionEffect {
+    return this.found.result();
+  }
 }
 
 // ---- the lexer: words (lowercased), quoted identifiers, string literals, single-char symbols ----
@@ -84,7 +113,7 @@ type Token = { kind: "word" | "ident" | "string" | "symbol"; text: string };
 const isWordStart = (c: string): boolean => /[A-Za-z_\u0080-\uffff]/.test(c);
 const isWordPart = (c: string): boolean => /[A-Za-z0-9_$\u0080-\uffff]/.test(c);
 
-export function tokenize(sql: string): Token[] {
+export function tokenize(sql: string, backslashQuote = false): Token[] {
   const tokens: Token[] = [];
   let i = 0;
   const n = sql.length;
@@ -98,7 +127,7 @@ export function tokenize(sql: string): Token[] {
     } else if (c === "/" && sql[i + 1] === "*") {
       i = skipBlockComment(sql, i);
     } else if (c === "'") {
-      i = quoted(sql, i, "'", false, "string", tokens);
+      i = quoted(sql, i, "'", backslashQuote, "string", tokens);
     } else if (c === '"') {
       i = quoted(sql, i, '"', false, "ident", tokens);
     } else if ((c === "E" || c === "e") && sql[i + 1] === "'") {
@@ -150,31 +179,36 @@ function quoted(
   kind: Token["kind"],
   out: Token[],
 ): number {
+  // built from slices between escapes: a character at a time, a long literal is a long chain of strings
   let text = "";
-  let i = start + 1;
+  let from = start + 1;
+  let i = from;
   while (i < sql.length) {
     const c = sql[i]!;
     if (backslash && c === "\\") {
-      text += sql[i + 1] ?? "";
+      text += sql.slice(from, i) + (sql[i + 1] ?? "");
       i += 2;
+      from = i;
     } else if (c === q && sql[i + 1] === q) {
-      text += q;
+      text += sql.slice(from, i + 1);
       i += 2;
+      from = i;
     } else if (c === q) {
-      i++;
       break;
+    } else if (!backslash) {
+      const next = sql.indexOf(q, i);
+      i = next < 0 ? sql.length : next;
     } else {
-      text += c;
       i++;
     }
   }
-  out.push({ kind, text });
-  return i;
+  out.push({ kind, text: text + sql.slice(from, Math.min(i, sql.length)) });
+  return i + 1;
 }
 
 /** "$tag$" or "$$" opening a dollar-quoted string at `i`, else null ($1 is a parameter). */
 function dollarTag(sql: string, i: number): string | null {
-  const m = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 64));
+  const m = /^\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/.exec(sql.slice(i, i + 64));
   return m ? m[0] : null;
 }
 
@@ -209,7 +243,7 @@ class Found {
     };
   }
 
-  private touch(setting?: string): void {
+  touch(setting?: string): void {
     this.touches = true;
     if (setting !== undefined && isHidden(setting) && !this.hidden.includes(setting))
       this.hidden.push(setting);
@@ -233,7 +267,7 @@ class Found {
         } else if (w(1) === "session" && w(2) === "authorization") this.touch("session_authorization");
         else {
           const name = settingName(t, 1);
-          if (name !== undefined) this.resets.push(name);
+          if (name !== undefined && !this.resets.includes(name)) this.resets.push(name);
           this.touch(name);
         }
         break;

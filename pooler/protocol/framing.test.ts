@@ -19,6 +19,10 @@ function recorder(inspectAll = true): FrameVisitor & { seen: string[]; out: Buff
     rewrite: (t, msg) => void seen.push(`rewrite ${String.fromCharCode(t)}:${msg.length}`),
     pass: (b) => void out.push(b),
     streams: (t) => void seen.push(`streams ${String.fromCharCode(t)}`),
+    streamBody: (b, last) => {
+      out.push(b);
+      if (last) seen.push("streamed");
+    },
     rewritesPrefix: () => false,
   };
 }
@@ -78,8 +82,18 @@ describe("FrameScanner", () => {
     expect(Buffer.concat(r.out).equals(big)).toBe(true);
     expect(r.out.every((b) => b.length <= 65_536)).toBe(true);
     expect(s.atBoundary).toBe(true);
-    // its type is reported once, as it starts
-    expect(r.seen).toEqual(["streams D"]);
+    // its type is reported once, as it starts, and its end once
+    expect(r.seen).toEqual(["streams D", "streamed"]);
+  });
+
+  it("a big message whose body arrives whole after a split header is delivered whole", () => {
+    const big = dataRow(["y".repeat(200_000)]);
+    const r = recorder(false);
+    const s = new FrameScanner(1 << 20);
+    s.feed(big.subarray(0, 3), r);
+    s.feed(big.subarray(3), r);
+    expect(r.seen).toEqual([`D:${big.length}`]);
+    expect(Buffer.concat(r.out).equals(big)).toBe(true);
   });
 
   it("refuses lengths that make no sense", () => {

@@ -29,6 +29,11 @@ export interface FrameVisitor {
   /** A message too big to assemble is starting to stream through: only its type is known. */
   streams(type: number): void;
   /**
+   * The next slice of a streaming message's body, to pass on (the first one went with `streams` or
+   * `rewritesPrefix`); `last` when it ends the message.
+   */
+  streamBody(slice: Buffer, last: boolean): void;
+  /**
    * A message too big to assemble, of a type that may be rewritten: true when its first bytes
    * (`prefix`: header and what has arrived of the body) were enough and what stands for them has
    * been passed on, the length in its header adjusted; the rest of the body then streams through.
@@ -40,8 +45,8 @@ export class ProtocolViolation extends Error {}
 
 /** Largest straddling message we assemble before forwarding, for types no one inspects. */
 const STREAM_THRESHOLD = 64 * 1024;
-/** Largest message assembled whole: PostgreSQL's own MaxAllocSize (1 GB) bounds real ones. */
-const MAX_ASSEMBLED = 0x3fffffff;
+/** Largest message: PostgreSQL's own MaxAllocSize (1 GB) bounds real ones. */
+const MAX_MESSAGE = 0x3fffffff;
 
 export class FrameScanner {
   /** Bytes of a header (type + int32) split across chunks; allocated when first needed. */
@@ -81,8 +86,8 @@ export class FrameScanner {
 
     if (this.streaming > 0) {
       const n = Math.min(this.streaming, end);
-      visitor.pass(n === end ? chunk : chunk.subarray(0, n));
       this.streaming -= n;
+      visitor.streamBody(n === end ? chunk : chunk.subarray(0, n), this.streaming === 0);
       pos = n;
     }
     if (this.partial !== null) {
@@ -145,17 +150,24 @@ export class FrameScanner {
     this.checkLength(type, len);
     const available = Math.min(chunk.length - bodyPos, len - 4);
     const body = chunk.subarray(bodyPos, bodyPos + available);
-    if (len + 1 > STREAM_THRESHOLD && !visitor.mustInspect(type) && this.startStream(header, body, visitor)) {
-      this.streaming = len - 4 - available;
-      return bodyPos + available;
-    }
-    if (len + 1 > MAX_ASSEMBLED) {
+    // PostgreSQL refuses these itself (PQ_LARGE_MESSAGE_LIMIT), streamed or not
+    if (len + 1 > MAX_MESSAGE) {
       throw new ProtocolViolation(
         `message of ${len + 1} bytes is too large (type "${String.fromCharCode(type)}")`,
       );
     }
+    const whole = available === len - 4; // after a split header, the body may all be here
+    if (
+      len + 1 > STREAM_THRESHOLD &&
+      !whole &&
+      !visitor.mustInspect(type) &&
+      this.startStream(header, body, visitor)
+    ) {
+      this.streaming = len - 4 - available;
+      return bodyPos + available;
+    }
     const head = Buffer.from(header); // header may be our reusable `head`: copy it
-    if (5 + available === len + 1) {
+    if (whole) {
       this.deliver(Buffer.concat([head, body], len + 1), visitor);
     } else {
       this.partial = [head, Buffer.from(body)];

@@ -343,17 +343,49 @@ describe("pooler memory stays bounded", () => {
   }
 
   it(
-    "a 200 MiB bind parameter streams through in transaction pooling, to unnamed and named statements",
+    "a 200 MiB query and 200 MiB bind parameters stream through in transaction pooling",
     () =>
-      bigMessages("two 200 MiB Binds in transaction pooling", url, pooler.child.pid!, async (c) => {
-        const text = "y".repeat(200 * MiB);
-        expect((await c.query("SELECT length($1) AS n", [text])).rows[0].n).toBe(200 * MiB);
-        // a named statement's Bind is renamed to the pooler's statement on the way
-        const named = { name: "big_bind", text: "SELECT length($1) AS n, $2::int AS k", values: [text, 7] };
-        expect((await c.query(named)).rows[0]).toEqual({ n: 200 * MiB, k: 7 });
-      }),
+      bigMessages(
+        "a 200 MiB Query and two 200 MiB Binds in transaction pooling",
+        url,
+        pooler.child.pid!,
+        async (c) => {
+          const text = "y".repeat(200 * MiB);
+          // the Query is classified on the way (a SET after its literal must still be seen), not assembled
+          const [n] = (await c.query(
+            `SELECT length('${text}') AS n; SET lock_timeout = '5s'`,
+          )) as unknown as pg.QueryResult[];
+          expect(n!.rows[0].n).toBe(200 * MiB);
+          expect((await c.query("SELECT length($1) AS n", [text])).rows[0].n).toBe(200 * MiB);
+          // a named statement's Bind is renamed to the pooler's statement on the way
+          const named = { name: "big_bind", text: "SELECT length($1) AS n, $2::int AS k", values: [text, 7] };
+          expect((await c.query(named)).rows[0]).toEqual({ n: 200 * MiB, k: 7 });
+        },
+      ),
     60_000,
   );
+
+  it("a 100 MiB Parse that reads like session SQL is classified without holding its tokens", async () => {
+    // A Parse is read whole in transaction pooling (its text is kept to prepare it on other
+    // servers); only its classification must not cost many times its size.
+    const c = await connect(url);
+    try {
+      const before = memoryOf(pooler.child.pid!).rss;
+      const rss = sampleRss(pooler.child.pid!);
+      const text = `SELECT length('${"y".repeat(100 * MiB)}') AS n, set_config('app.parsed', 'yes', false) AS s`;
+      const r = await c.query({ name: "big_parse", text });
+      const peak = rss.stop();
+      console.log(
+        `memory, a 100 MiB Parse in transaction pooling: pooler RSS ${(before / MiB).toFixed(1)} MiB before, ` +
+          `peak +${((peak - before) / MiB).toFixed(1)} MiB (the message itself ${(text.length / MiB).toFixed(0)} MiB)`,
+      );
+      expect(r.rows[0]).toEqual({ n: 100 * MiB, s: "yes" });
+      expect((await c.query("SELECT current_setting('app.parsed') AS v")).rows[0].v).toBe("yes");
+      expect(peak - before).toBeLessThan(4 * 100 * MiB);
+    } finally {
+      await c.end();
+    }
+  }, 120_000);
 
   it("a 200 MiB query and a 200 MiB bind parameter stream through in session pooling", async () => {
     const port = await freePort();

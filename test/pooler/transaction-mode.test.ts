@@ -170,6 +170,38 @@ describe("session state in transaction pooling", () => {
     });
   });
 
+  it("a SET after a backslash-escaped quote, with standard_conforming_strings off, is seen too", async () => {
+    await withTwoClients(p, async (a, b) => {
+      await a.query("SET standard_conforming_strings = off");
+      // without standard_conforming_strings \' ends nothing: PostgreSQL runs the SET, and a
+      // classifier reading '…' by the standard rules would see one long literal
+      await a.query(String.raw`SELECT 'x\''; SET lock_timeout = '4444'; -- '`);
+      for (let i = 0; i < 3; i++) {
+        expect(await show(b, "lock_timeout")).toBe("0");
+        expect(await show(a, "lock_timeout")).toBe("4444ms");
+      }
+    });
+  });
+
+  it("a Query too big to assemble streams through, what it does to the session still seen", async () => {
+    await withTwoClients(p, async (a, b) => {
+      const big = "z".repeat(3 << 20);
+      // a SET after a long statement, and a set_config deep inside one: neither is in the part read whole
+      const r = await a.query(
+        `SELECT length('${big}') AS n; SET lock_timeout = '5555'; ` +
+          `SELECT length('${big}') + length(set_config('app.deep', 'inside', false)) AS m`,
+      );
+      const [first, , last] = r as unknown as pg.QueryResult[];
+      expect([first!.rows[0], last!.rows[0]]).toEqual([{ n: 3 << 20 }, { m: (3 << 20) + 6 }]);
+      for (let i = 0; i < 3; i++) {
+        expect(await show(b, "lock_timeout")).toBe("0");
+        expect(await show(a, "lock_timeout")).toBe("5555ms");
+        expect((await a.query("SELECT current_setting('app.deep') AS v")).rows[0].v).toBe("inside");
+        expect((await b.query("SELECT current_setting('app.deep', true) AS v")).rows[0].v ?? "").toBe("");
+      }
+    });
+  });
+
   it("forgets a SET that was rolled back", async () => {
     const a = await connect(p.url());
     try {
