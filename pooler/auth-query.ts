@@ -30,6 +30,8 @@ export async function lookupByAuthQuery(
       startupParams: {},
       connectTimeout: config.serverConnectTimeout,
       maxPacketSize: config.maxPacketSize,
+      keepalive: config.tcpKeepalive,
+      keepidle: config.tcpKeepidle,
     },
     () => undefined,
   );

@@ -89,6 +89,13 @@ export class Janitor {
         lifetimeClosed = true;
       }
     }
+    // A server that does not answer the pooler's own query (a hung backend, a lost network) would
+    // hold its slot until TCP gives up. PgBouncer closes a server its client left mid-transaction
+    // at once; ours rolls it back to keep it, within server_connect_timeout.
+    for (const server of pool.used) {
+      if (over(now, server.usedSince, pool.settings.connectTimeout))
+        server.close(`no answer to the pooler's own query within server_connect_timeout`);
+    }
     // SET default_pool_size (or RELOAD) made the pool smaller: the oldest idle servers above the
     // size and reserve close, as PgBouncer's check_pool_size closes them
     const { size, reserveSize } = pool.settings;

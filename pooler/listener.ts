@@ -20,20 +20,27 @@ export interface Listener {
 export async function listen(host: ClientHost, clients: ClientRegistry): Promise<Listener> {
   const { listenAddr, listenPort, unixSocketDir, listenBacklog } = host.config;
   const make = (unixSocket = false): net.Server =>
-    net.createServer({ noDelay: true, keepAlive: host.config.tcpKeepalive }, (socket) => {
-      const client = new ClientConnection(socket, host, unixSocket);
-      clients.add(client);
-      // Refused after the startup packet has been read, so libpq shows the message instead of a reset.
-      if (host.shuttingDown) {
-        client.refuseAfterStartup(SqlState.CannotConnectNow, "pooler is shutting down");
-      } else if (clients.size > host.config.maxClientConn) {
-        client.refuseAfterStartup(
-          SqlState.TooManyConnections,
-          "no more connections allowed (max_client_conn)",
-          true,
-        );
-      }
-    });
+    net.createServer(
+      {
+        noDelay: true,
+        keepAlive: host.config.tcpKeepalive,
+        keepAliveInitialDelay: host.config.tcpKeepidle,
+      },
+      (socket) => {
+        const client = new ClientConnection(socket, host, unixSocket);
+        clients.add(client);
+        // Refused after the startup packet has been read, so libpq shows the message instead of a reset.
+        if (host.shuttingDown) {
+          client.refuseAfterStartup(SqlState.CannotConnectNow, "pooler is shutting down");
+        } else if (clients.size > host.config.maxClientConn) {
+          client.refuseAfterStartup(
+            SqlState.TooManyConnections,
+            "no more connections allowed (max_client_conn)",
+            true,
+          );
+        }
+      },
+    );
   const servers =
     listenAddr.trim() === "" ? [] : await bindAll(() => make(), listenAddr, listenPort, listenBacklog);
   const port = servers.length > 0 ? (servers[0]!.address() as net.AddressInfo).port : listenPort;

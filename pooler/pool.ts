@@ -53,6 +53,8 @@ export interface PoolSettings {
   loginRetry: number;
   connectTimeout: number;
   maxPacketSize: number;
+  keepalive: boolean;
+  keepidle: number;
   /** Transaction/statement pooling: per-server LRU size of protocol-level prepared statements, 0 = off. */
   maxPreparedStatements: number;
   /** Transaction/statement pooling: keep a client's server while it holds session state (else refuse it). */
@@ -233,8 +235,7 @@ export class Pool {
 
   /** Runs server_check_query ("<empty>": an empty query, 1.25's default); a failure closes the server. */
   private check(server: ServerConnection): void {
-    server.state = "used";
-    this.used.add(server);
+    this.housekeep(server);
     server.runInternal(this.settings.checkQuery === "<empty>" ? "" : this.settings.checkQuery).then(
       () => {
         this.used.delete(server);
@@ -261,8 +262,7 @@ export class Pool {
       this.makeIdle(server);
       return;
     }
-    server.state = "used";
-    this.used.add(server);
+    this.housekeep(server);
     server.runInternal(query).then(
       () => {
         this.used.delete(server);
@@ -281,8 +281,7 @@ export class Pool {
   cleanAndRelease(server: ServerConnection, queries: readonly string[], reset: boolean): void {
     this.active.delete(server);
     this.detach(server);
-    server.state = "used";
-    this.used.add(server);
+    this.housekeep(server);
     queries
       .reduce((done, sql) => done.then(() => server.runInternal(sql)), Promise.resolve())
       .then(
@@ -294,6 +293,16 @@ export class Pool {
         },
         (err: Error) => server.close(`${queries.join("; ")} after the client left failed: ${err.message}`),
       );
+  }
+
+  /**
+   * The server runs the pooler's own queries (check, reset, cleanup), no client waiting on it: the
+   * janitor closes it if they take longer than server_connect_timeout.
+   */
+  private housekeep(server: ServerConnection): void {
+    server.state = "used";
+    server.usedSince = now();
+    this.used.add(server);
   }
 
   /** Ends the server's link with its client, flow control included. */
@@ -370,6 +379,8 @@ export class Pool {
       startupParams: this.db.connectParams,
       connectTimeout: this.settings.connectTimeout,
       maxPacketSize: this.settings.maxPacketSize,
+      keepalive: this.settings.keepalive,
+      keepidle: this.settings.keepidle,
     };
     const attemptStart = Date.now();
     const { server, ready } = ServerConnection.connect(target, (s) => this.onServerClosed(s));

@@ -197,6 +197,8 @@ export class Pooler implements ClientHost, PoolRegistry {
       loginRetry: c.serverLoginRetry,
       connectTimeout: c.serverConnectTimeout,
       maxPacketSize: c.maxPacketSize,
+      keepalive: c.tcpKeepalive,
+      keepidle: c.tcpKeepidle,
       maxPreparedStatements: c.maxPreparedStatements,
       pinSessionState: c.pinSessionState,
       trackExtraParameters: c.trackExtraParameters,

@@ -53,6 +53,9 @@ export interface ServerTarget {
   startupParams: Record<string, string>;
   connectTimeout: number;
   maxPacketSize: number;
+  /** tcp_keepalive and tcp_keepidle (ms, 0: the OS default), as for client sockets. */
+  keepalive: boolean;
+  keepidle: number;
   /** server_tls_*: SSLRequest before the startup packet (null: plain, server_tls_sslmode=disable). */
   tls: ServerTls | null;
 }
@@ -90,6 +93,8 @@ interface Internal {
 
 export class ServerConnection extends Connection implements FrameVisitor {
   state: ServerState = "login";
+  /** When the pool last set it to run the pooler's own queries (state "used"). */
+  usedSince = 0;
   client: ServerPeer | null = null;
   /** The server's current values of the GUC_REPORT parameters, from its ParameterStatus messages. */
   readonly params = new Map<string, string>();
@@ -192,7 +197,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
       target.connectTimeout,
     );
     ready.finally(() => clearTimeout(timer)).catch(() => undefined);
-    socket.setKeepAlive(true);
+    socket.setKeepAlive(target.keepalive, target.keepidle);
     server.listen(socket);
     socket.on("connect", () => {
       requestTls(socket, target.tls, target.host, (take) => (reads.take = take)).then(

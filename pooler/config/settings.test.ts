@@ -71,6 +71,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   stats_users: "",
   suspend_timeout: "10",
   tcp_keepalive: "1",
+  tcp_keepidle: "0",
   track_extra_parameters: "IntervalStyle",
   unix_socket_dir: "/tmp",
   unix_socket_group: null,

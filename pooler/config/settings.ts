@@ -336,6 +336,7 @@ export const SETTINGS: readonly SettingDef[] = [
   list("stats_users", "statsUsers", ""),
   seconds("suspend_timeout", "suspendTimeout", "10"),
   bool("tcp_keepalive", "tcpKeepalive", "1"),
+  seconds("tcp_keepidle", "tcpKeepidle", "0"),
   list("track_extra_parameters", "trackExtraParameters", "IntervalStyle", { changeable: false }),
   // Listens on <dir>/.s.PGSQL.<listen_port> besides listen_addr; also where a [databases] entry
   // without host= connects. Empty: no Unix socket.
@@ -389,7 +390,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "syslog_ident",
   "tcp_defer_accept",
   "tcp_keepcnt",
-  "tcp_keepidle",
   "tcp_keepintvl",
   "tcp_socket_buffer",
   "tcp_user_timeout",

@@ -110,6 +110,8 @@ export interface PoolerConfig {
   pktBuf: number;
   listenBacklog: number;
   tcpKeepalive: boolean;
+  /** tcp_keepidle (ms): idle time before the first keepalive probe; 0 leaves the OS default. */
+  tcpKeepidle: number;
 
   logConnections: boolean;
   logDisconnections: boolean;

@@ -1,4 +1,5 @@
 // Nothing lost, nothing leaked: clients and servers that die at bad moments, malformed input.
+import { execFileSync } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   Msg,
@@ -16,6 +17,7 @@ import {
 import { connect, errorOf, rawExchange } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
+import { waitFor } from "../support/wait.ts";
 
 const lockKey = 424242;
 
@@ -89,6 +91,70 @@ describe("failures", () => {
       await e.end();
     }
   });
+
+  it("a server that never answers the ROLLBACK after its client left is closed within server_connect_timeout", async () => {
+    const q = await startTestPooler({
+      DEFAULT_POOL_SIZE: "1",
+      SERVER_CONNECT_TIMEOUT: "1",
+      POOL_MODE: "session",
+    });
+    const a = await connect(q.url());
+    await a.query("BEGIN");
+    const pid: number = (await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    // the backend hangs (as behind a lost network) while its client leaves mid-transaction
+    process.kill(pid, "SIGSTOP");
+    try {
+      await a.end();
+      const b = await connect(q.url());
+      try {
+        const started = performance.now();
+        const r = await b.query("SELECT pg_backend_pid() AS pid");
+        const waited = performance.now() - started;
+        console.log(`hung server: the next client waited ${waited.toFixed(0)} ms for a server (pool of one)`);
+        expect(r.rows[0].pid).not.toBe(pid);
+        // 1 s of server_connect_timeout, the janitor's 333 ms tick, a new login: not query_wait_timeout's 120 s
+        expect(waited).toBeLessThan(5000);
+      } finally {
+        await b.end();
+      }
+    } finally {
+      process.kill(pid, "SIGCONT");
+      await q.stop();
+    }
+  }, 20_000);
+
+  it.each([
+    ["TCP_KEEPIDLE=7", { TCP_KEEPIDLE: "7" }, /timer:\(keepalive,[0-7](\.\d+)?(sec|ms)/],
+    ["TCP_KEEPALIVE=0", { TCP_KEEPALIVE: "0" }, /^(?![\s\S]*keepalive)/],
+  ])(
+    "%s applies to server connections and to clients' (the kernel's keepalive timer, by ss)",
+    async (_, env, timer) => {
+      const q = await startTestPooler(env);
+      const c = await connect(q.url());
+      const admin = await connect(q.url("pgbouncer"));
+      try {
+        await c.query("BEGIN"); // keeps the server linked, so SHOW SERVERS lists it
+        const server = (await admin.query<{ local_port: number }>("SHOW SERVERS")).rows[0]!;
+        const client = (await admin.query<{ database: string; port: number }>("SHOW CLIENTS")).rows.find(
+          (r) => r.database !== "pgbouncer",
+        )!;
+        const sockets = (filter: string): string =>
+          execFileSync("ss", ["-tnoH", "state", "established", filter], { encoding: "utf8" });
+        expect(sockets(`sport = :${server.local_port}`)).toMatch(/\S/);
+        expect(sockets(`sport = :${server.local_port}`)).toMatch(timer);
+        // the client's ACK of BEGIN's reply may be delayed (up to 40 ms): until then ss shows the retransmit timer
+        await waitFor(
+          () => timer.test(sockets(`dport = :${client.port}`)),
+          "the client socket's timer",
+          2000,
+        );
+      } finally {
+        await c.end();
+        await admin.end();
+        await q.stop();
+      }
+    },
+  );
 
   it("a server terminated mid-query: its FATAL reaches the client once, the pool replaces it", async () => {
     const a = await connect(p.url());
