@@ -48,8 +48,11 @@ const ROOT = path.resolve(
  */
 const UPLOT_DIST = path.dirname(createRequire(import.meta.url).resolve("uplot"));
 
-/** Django's admin stays below 2.5 MB per request (DATA_UPLOAD_MAX_MEMORY_SIZE); a post is text. */
-const BODY_LIMIT = "1mb";
+/**
+ * Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB): a post Django's admin would save is saved here too.
+ * A larger body is refused before it is read (the error page says why: error-pages.ts).
+ */
+const BODY_LIMIT = 2_621_440;
 
 export function createApp({ config, prisma, sessionStore, poolerMonitor, logger }: AppDeps): Express {
   const app = express();
@@ -57,6 +60,8 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
   const auth = createAuth(prisma, config.sessionSecret);
 
   app.set("trust proxy", config.trustProxy);
+  // As Django's URLs: /ADMIN/ is not /admin/. The app's routers say the same (routes/router.ts).
+  app.set("case sensitive routing", true);
   app.set("views", path.join(ROOT, "views"));
   app.set("view engine", "ejs");
   // EJS reads this setting: drop the indentation of the templates from the HTML sent.

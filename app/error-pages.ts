@@ -52,6 +52,12 @@ function keptFields(req: Request): [string, string][] {
     );
 }
 
+/** body-parser's error for a body over the app's limit, which it gives as `limit` (bytes). */
+function tooLargeBodyLimit(err: unknown): number | undefined {
+  const { type, limit } = (err ?? {}) as { type?: unknown; limit?: unknown };
+  return type === "entity.too.large" && typeof limit === "number" ? limit : undefined;
+}
+
 export function notFoundHandler(_req: Request, _res: Response, next: NextFunction): void {
   next(notFound());
 }
@@ -72,6 +78,15 @@ export function errorHandler(production: boolean) {
       status = 403;
       // Django's words; the usual cause is a form opened before the session expired.
       detail = "CSRF verification failed. Request aborted.";
+    }
+    const limit = tooLargeBodyLimit(err);
+    if (limit !== undefined) {
+      // Django's RequestDataTooBig is a 400. The body was never read, so nothing of it can be
+      // offered again: the text is still in the browser's form, one step back.
+      status = 400;
+      detail =
+        `The submitted data is too large: a form may send at most ${limit / 2 ** 20} MB, so nothing was saved. ` +
+        "Go back to the form (your browser still has your text), shorten it and send it again.";
     }
     const failure = status === 500 ? saveFailure(err) : null;
     if (failure !== null) {

@@ -8,7 +8,7 @@ import connectPgSimple from "connect-pg-simple";
 import type pg from "pg";
 import type { PrismaClient, User } from "../generated/prisma/client.ts";
 import type { AppConfig } from "../config.ts";
-import { rotateCsrfToken } from "./csrf.ts";
+import { keepingCsrfToken, rotateCsrfToken } from "./csrf.ts";
 
 declare module "express-session" {
   interface SessionData {
@@ -35,6 +35,9 @@ export const ANONYMOUS_SESSION_AGE_MS = 2 * 3600 * 1000;
 
 export type SessionStore = connectPgSimple.PGStore;
 
+/** Django's SESSION_COOKIE_NAME. */
+const SESSION_COOKIE = "sessionid";
+
 export function createSessionStore(pool: pg.Pool, schemaName: string): SessionStore {
   const PGStore = connectPgSimple(session);
   // The `session` table comes from the Prisma migration, not from the store. No touch: like Django
@@ -53,7 +56,7 @@ export function sessionMiddleware(
   store: session.Store,
 ): RequestHandler {
   return session({
-    name: "sessionid",
+    name: SESSION_COOKIE,
     secret: config.sessionSecret,
     store,
     resave: false,
@@ -100,33 +103,39 @@ function promised(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
 }
 
 export function createAuth(prisma: PrismaClient, secret: string) {
-  /** A new session id for `user` (against session fixation) and a new CSRF token with it. */
+  /** A new session id for `user` (against session fixation). */
   async function newSession(req: Request, user: User): Promise<void> {
     await promised((cb) => req.session.regenerate(cb));
     req.session.userId = user.id;
     req.session.authHash = authHash(secret, user);
-    rotateCsrfToken(req);
     req.user = user;
   }
 
   return {
     async logIn(req: Request, user: User): Promise<void> {
       await newSession(req, user);
+      // As Django's login(): a token seen before logging in is worth nothing after.
+      rotateCsrfToken(req);
       // A login is nothing but the session: saved here, a store that fails fails the login
       // (503) instead of redirecting to a page that asks to log in again.
       await promised((cb) => req.session.save(cb));
     },
 
-    async logOut(req: Request): Promise<void> {
+    async logOut(req: Request, res: Response): Promise<void> {
+      const { path, httpOnly, sameSite, secure } = req.session.cookie;
       await promised((cb) => req.session.destroy(cb));
+      // As Django's flush(): the browser forgets the cookie too, instead of sending a dead id.
+      res.clearCookie(SESSION_COOKIE, { path, httpOnly, sameSite, secure: secure === true });
       delete req.user;
     },
 
     /**
      * After a password change: this browser stays logged in, under a new session id (Django's
      * update_session_auth_hash cycles the key), while the changed hash ends all the other sessions.
+     * The CSRF token stays, as in Django: forms open in other tabs can still be sent.
      */
-    updateSessionAuthHash: newSession,
+    updateSessionAuthHash: (req: Request, user: User): Promise<void> =>
+      keepingCsrfToken(req, () => newSession(req, user)),
 
     /** Sets req.user from the session, and ends sessions whose user is gone or changed password. */
     loadUser: async (req: Request, _res: Response, next: NextFunction): Promise<void> => {

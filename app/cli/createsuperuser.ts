@@ -9,6 +9,8 @@ import { Prisma, type PrismaClient } from "../generated/prisma/client.ts";
 import { hashPassword, unusablePassword } from "../auth/passwords.ts";
 import { validatePassword } from "../auth/password-validation.ts";
 import { emailSchema, firstError, usernameSchema } from "../forms/superuser.ts";
+import { normalizeUsername } from "../forms/fields.ts";
+import { normalizeEmail } from "../forms/email.ts";
 import { scryptCostSchema } from "../config.ts";
 import { isDatabaseUnavailable } from "../db-errors.ts";
 import { Cancelled, Prompter } from "./prompter.ts";
@@ -71,7 +73,8 @@ export async function createSuperuser(
     await prisma.user.create({
       data: {
         username: answers.username,
-        email: answers.email,
+        // As Django's create_superuser: the domain part lowercased.
+        email: normalizeEmail(answers.email),
         password:
           answers.password === undefined
             ? unusablePassword()
@@ -136,9 +139,10 @@ async function fromArguments(
   env: NodeJS.ProcessEnv,
   isTaken: (u: string) => Promise<boolean>,
 ): Promise<Answers> {
-  const username = args.username ?? fromEnv(env, "USERNAME");
-  if (username === undefined) throw new CommandError("You must use --username with --noinput.");
-  if (username === "") throw new CommandError("Username cannot be blank.");
+  const given = args.username ?? fromEnv(env, "USERNAME");
+  if (given === undefined) throw new CommandError("You must use --username with --noinput.");
+  if (given === "") throw new CommandError("Username cannot be blank.");
+  const username = normalizeUsername(given);
   const problem = await usernameError(username, isTaken);
   if (problem) throw new CommandError(problem.message);
   const email = args.email ?? fromEnv(env, "EMAIL") ?? "";
@@ -152,7 +156,7 @@ async function fromArguments(
 async function defaultUsername(isTaken: (u: string) => Promise<boolean>): Promise<string | undefined> {
   let name: string;
   try {
-    name = os.userInfo().username;
+    name = normalizeUsername(os.userInfo().username);
   } catch {
     return undefined; // no passwd entry for this uid (some containers)
   }
@@ -167,7 +171,7 @@ async function interactively(
 ): Promise<Answers> {
   const prompter = new Prompter(io.stdin, io.stdout);
   try {
-    let username = args.username;
+    let username = args.username === undefined ? undefined : normalizeUsername(args.username);
     if (username !== undefined) {
       const problem = await usernameError(username, isTaken);
       if (problem) {
@@ -180,7 +184,7 @@ async function interactively(
       const typed = await prompter.ask(
         fallback ? `Username (leave blank to use '${fallback}'): ` : "Username: ",
       );
-      const candidate = typed === "" && fallback ? fallback : typed;
+      const candidate = typed === "" && fallback ? fallback : normalizeUsername(typed);
       const problem = await usernameError(candidate, isTaken);
       if (problem) complain(interactiveMessage(problem));
       else username = candidate;

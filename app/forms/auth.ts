@@ -1,9 +1,9 @@
 import { z } from "zod";
-import { text } from "./fields.ts";
+import { normalizeUsername, text } from "./fields.ts";
 import { validatePassword } from "../auth/password-validation.ts";
 
 export const loginForm = z.object({
-  username: text({ max: 150 }),
+  username: text({ max: 150, normalize: normalizeUsername }),
   password: text({ strip: false }),
 });
 

@@ -35,6 +35,22 @@ export function formatOrdering(keys: SortKey[]): string {
 
 export const searchQuery = text({ required: false, max: 1000 });
 
+/**
+ * Django's smart_split: words split on whitespace, except inside quotes, so `"100% sure"` is one
+ * term. Python's pattern, unchanged.
+ */
+const SMART_SPLIT = /[^\s'"]*(?:(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')[^\s'"]*)+|\S+/g;
+
+/** The terms of a search, as ModelAdmin.get_search_results reads them: a quoted term loses its quotes. */
+export function searchTerms(q: string): string[] {
+  return [...q.matchAll(SMART_SPLIT)].map(([bit]) => {
+    const quote = bit[0]!;
+    if ((quote !== '"' && quote !== "'") || bit.at(-1) !== quote) return bit;
+    // Django's unescape_string_literal
+    return bit.slice(1, -1).replaceAll(`\\${quote}`, quote).replaceAll("\\\\", "\\");
+  });
+}
+
 export const DELETE_SELECTED = "delete_selected";
 
 export const actionForm = z.object({

@@ -15,19 +15,30 @@ export interface TextOptions {
   required?: boolean;
   /** Django strips CharField input but never passwords. */
   strip?: boolean;
+  /** Unicode normalisation applied before the checks, as a username field (normalizeUsername). */
+  normalize?: (value: string) => string;
+}
+
+/**
+ * Django's AbstractBaseUser.normalize_username (and the login form's UsernameField): NFKC, so that
+ * a name typed in fullwidth letters ("ａｄｍｉｎ") is the same user as "admin", never a second one.
+ */
+export function normalizeUsername(name: string): string {
+  return name.normalize("NFKC");
 }
 
 /** zod 4 reports an absent key as "expected nonoptional" unless the schema says it may be absent. */
 export const field = () => z.unknown().optional();
 
-export function text({ max, required = true, strip = true }: TextOptions = {}) {
+export function text({ max, required = true, strip = true, normalize }: TextOptions = {}) {
   return field().transform((raw, ctx): string => {
     const value = lastValue(raw) ?? "";
     if (typeof value !== "string") {
       ctx.addIssue({ code: "custom", message: "Enter a valid value." });
       return z.NEVER;
     }
-    const cleaned = strip ? value.trim() : value;
+    const stripped = strip ? value.trim() : value;
+    const cleaned = normalize ? normalize(stripped) : stripped;
     if (required && cleaned === "") {
       ctx.addIssue({ code: "custom", message: REQUIRED });
       return z.NEVER;

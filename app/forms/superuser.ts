@@ -1,5 +1,6 @@
 // The fields createsuperuser asks for, with the messages of Django's User model.
 import { z } from "zod";
+import { isValidEmail } from "./email.ts";
 
 const USERNAME = /^[\p{L}\p{N}_.@+-]+$/u;
 
@@ -21,13 +22,13 @@ export const usernameSchema = z.string().superRefine((value, ctx) => {
   }
 });
 
-/** Optional, as Django's EmailField(blank=True). */
-export const emailSchema = z.union(
-  [z.literal(""), z.email({ error: "Enter a valid email address." }).max(254)],
-  {
-    error: "Enter a valid email address.",
-  },
-);
+const INVALID_EMAIL = "Enter a valid email address.";
+
+/** Optional, as Django's EmailField(blank=True), and checked as Django's EmailValidator does. */
+export const emailSchema = z
+  .string({ error: INVALID_EMAIL })
+  .max(254, { error: INVALID_EMAIL })
+  .refine((email) => email === "" || isValidEmail(email), { error: INVALID_EMAIL });
 
 export function firstError(result: z.ZodSafeParseResult<unknown>): string | undefined {
   return result.success ? undefined : result.error.issues[0]?.message;

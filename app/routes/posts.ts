@@ -1,5 +1,6 @@
 // The tutorial's public page, "Post List", and a page per post.
-import { Router } from "express";
+import type { Router } from "express";
+import { caseSensitiveRouter } from "./router.ts";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import { paginate, elidedPageRange } from "../pagination.ts";
 import { parseId } from "../forms/fields.ts";
@@ -9,7 +10,7 @@ import { notFound } from "../errors.ts";
 export const POSTS_PER_PAGE = 10;
 
 export function postsRouter(prisma: PrismaClient): Router {
-  const router = Router();
+  const router = caseSensitiveRouter();
 
   router.get("/", async (req, res) => {
     const count = await prisma.post.count();

@@ -9,6 +9,7 @@ import {
   createHarness,
   createUser,
   csrfFrom,
+  fullwidth,
   logIn,
   PASSWORD,
   sessionCookie,
@@ -104,6 +105,12 @@ describe("login", () => {
     expect(index.text).toContain('<a href="/">View site</a>');
     const row = await h.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
     expect(row.lastLogin).not.toBeNull();
+  });
+
+  it("normalises the username with NFKC, as Django's UsernameField: typing ｕｓｅｒ logs in as user", async () => {
+    const user = await createUser(h);
+    const { res } = await tryLogin({ username: fullwidth(user.username), password: PASSWORD });
+    expect(res.status).toBe(302);
   });
 
   it("refuses a wrong password or an unknown user with Django's message", async () => {
@@ -290,6 +297,18 @@ describe("logout", () => {
     expect(res.text).not.toContain("Welcome,");
     await agent.get("/admin/").expect(302);
   });
+
+  it("deletes the session cookie in the browser, as Django", async () => {
+    const user = await createUser(h);
+    const { agent, csrf } = await logIn(h.app, user.username);
+    const res = await agent.post("/admin/logout/").type("form").send({ _csrf: csrf }).expect(200);
+    const cleared = ((res.headers["set-cookie"] as string[] | undefined) ?? []).find((c) =>
+      c.startsWith("sessionid="),
+    );
+    expect(cleared).toMatch(/^sessionid=;/);
+    expect(cleared).toContain("Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+    expect(cleared).toContain("Path=/");
+  });
 });
 
 describe("password change", () => {
@@ -386,6 +405,40 @@ describe("password change", () => {
     // The new password works, the old one does not.
     expect((await tryLogin({ username: user.username, password: "violet-tugboat-91" })).res.status).toBe(302);
     expect((await tryLogin({ username: user.username, password: PASSWORD })).res.status).toBe(200);
+  });
+
+  it("keeps the CSRF token, so a form opened before the change can still be sent (as Django)", async () => {
+    const user = await createUser(h);
+    const mine = await logIn(h.app, user.username);
+    // e.g. the add form, open in another tab
+    const openForm = csrfFrom((await mine.agent.get("/admin/core/post/add/").expect(200)).text);
+    await changePassword(mine.agent, mine.csrf, {
+      old_password: PASSWORD,
+      new_password1: "violet-tugboat-91",
+      new_password2: "violet-tugboat-91",
+    }).expect(302);
+    const title = unique("written before the password change");
+    await mine.agent
+      .post("/admin/core/post/add/")
+      .type("form")
+      .send({ _csrf: openForm, title, content: "kept" })
+      .expect(302);
+    expect(await h.db.prisma.post.count({ where: { title } })).toBe(1);
+  });
+
+  it("refuses a password from Django's 20,000 common ones (michelle), in any case and padding", async () => {
+    const user = await createUser(h);
+    const { agent, csrf } = await logIn(h.app, user.username);
+    for (const common of ["michelle", " Michelle "]) {
+      const res = await changePassword(agent, csrf, {
+        old_password: PASSWORD,
+        new_password1: common,
+        new_password2: common,
+      }).expect(200);
+      expect(res.text).toContain("This password is too common.");
+    }
+    const row = await h.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+    expect(row.password).toBe(user.password);
   });
 
   it("re-renders with Django's errors (200, as Django) and changes nothing", async () => {

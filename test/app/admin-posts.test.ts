@@ -30,8 +30,8 @@ const post = (url: string, fields: Record<string, string | string[]>) =>
 const countPosts = () => h.db.prisma.post.count();
 
 /** The messages shown on the next page. */
-async function messagesAt(url: string): Promise<string[]> {
-  const res = await agent.get(url).expect(200);
+async function messagesAt(url: string, as: Agent = agent): Promise<string[]> {
+  const res = await as.get(url).expect(200);
   const list = /<ul class="messagelist">([\s\S]*?)<\/ul>/.exec(res.text)?.[1] ?? "";
   return [...list.matchAll(/<li class="(\w+)">([^<]*)<\/li>/g)].map((m) => `${m[1]}: ${textOf(m[2]!)}`);
 }
@@ -46,6 +46,79 @@ describe("index", () => {
     expect(res.text).toContain("<title>Site administration | Django site admin</title>");
     expect(res.text).toContain('<a href="/admin/core/post/">Posts</a>');
     expect(res.text).toContain('<a href="/admin/core/post/add/" class="addlink">Add</a>');
+  });
+
+  it("matches URLs in their exact case, as Django: /ADMIN/core/post/ is a 404", async () => {
+    for (const url of [
+      "/ADMIN/core/post/",
+      "/admin/CORE/post/",
+      "/admin/core/Post/add/",
+      "/Admin/",
+      "/STATIC/site.css",
+    ]) {
+      await agent.get(url).expect(404);
+    }
+    await agent.get("/admin/core/post/").expect(200);
+    await agent.get("/static/site.css").expect(200);
+  });
+});
+
+describe("app index", () => {
+  it("lists the core app's models at /admin/core/, linked from the breadcrumbs, as Django's app_index", async () => {
+    const res = await agent.get("/admin/core/").expect(200);
+    expect(res.text).toContain("<h1>Core administration</h1>");
+    expect(res.text).toContain('<a href="/admin/core/post/">Posts</a>');
+    expect(res.text).not.toContain("Recent actions");
+    expect(textOf(res.text)).toContain("Home › Core");
+    const changelist = await agent.get("/admin/core/post/").expect(200);
+    expect(changelist.text).toContain('<a href="/admin/core/">Core</a>');
+    const staff = await logIn(h.app, (await createUser(h, { isSuperuser: false })).username);
+    await staff.agent.get("/admin/core/").expect(404);
+  });
+});
+
+describe("preserved filters (Django's preserve_filters)", () => {
+  const carried = "_changelist_filters=q%3Dkeep%26p%3D1%26o%3D1";
+  const back = "/admin/core/post/?q=keep&p=1&o=1";
+
+  it("carries the changelist's search, page and order to the add and change pages and back", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "keep me", content: "x" } });
+    const list = await agent.get("/admin/core/post/?q=keep&p=1&o=1").expect(200);
+    expect(list.text).toContain(`href="/admin/core/post/${saved.id}/change/?${carried}"`);
+    expect(list.text).toContain(`href="/admin/core/post/add/?${carried}" class="addlink"`);
+    const form = await agent.get(`/admin/core/post/${saved.id}/change/?${carried}`).expect(200);
+    expect(form.text).toContain(`action="/admin/core/post/${saved.id}/change/?${carried}"`);
+    expect(form.text).toContain(`<a href="${back.replace(/&/g, "&amp;")}">Posts</a>`);
+    expect(form.text).toContain(`href="/admin/core/post/${saved.id}/delete/?${carried}" class="deletelink"`);
+    const fields = { title: "kept", content: "x", _version: version(form.text) };
+    const saveTo = (extra: Record<string, string>) =>
+      post(`/admin/core/post/${saved.id}/change/?${carried}`, { ...fields, ...extra }).expect(302);
+    expect((await saveTo({ _continue: "" })).headers.location).toBe(
+      `/admin/core/post/${saved.id}/change/?${carried}`,
+    );
+    const again = await agent.get(`/admin/core/post/${saved.id}/change/?${carried}`).expect(200);
+    fields._version = version(again.text);
+    expect((await saveTo({ _save: "Save" })).headers.location).toBe(back);
+    const added = await post(`/admin/core/post/add/?${carried}`, {
+      title: "new",
+      content: "x",
+      _save: "Save",
+    });
+    expect(added.headers.location).toBe(back);
+  });
+
+  it("goes back to the changelist as it was after a delete; ignores what is not the changelist's", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "gone", content: "x" } });
+    const confirm = await agent.get(`/admin/core/post/${saved.id}/delete/?${carried}`).expect(200);
+    expect(confirm.text).toContain(`action="/admin/core/post/${saved.id}/delete/?${carried}"`);
+    const res = await post(`/admin/core/post/${saved.id}/delete/?${carried}`, { post: "yes" }).expect(302);
+    expect(res.headers.location).toBe(back);
+    const tampered = encodeURIComponent("q=x&next=//evil.example&e=1");
+    const add = await post(`/admin/core/post/add/?_changelist_filters=${tampered}`, {
+      title: "t",
+      content: "x",
+    });
+    expect(add.headers.location).toBe("/admin/core/post/?q=x");
   });
 });
 
@@ -106,6 +179,22 @@ describe("add", () => {
     expect(await messagesAt(res.headers.location!)).toEqual([
       "success: The post “Draft” was added successfully. You may edit it again below.",
     ]);
+  });
+});
+
+describe("request size", () => {
+  it("saves a post of up to 2.5 MB (Django's DATA_UPLOAD_MAX_MEMORY_SIZE); above, a 400 page that says why", async () => {
+    const big = "x".repeat(2_400_000);
+    await post("/admin/core/post/add/", { title: "Big", content: big, _save: "Save" }).expect(302);
+    expect((await h.db.prisma.post.findFirstOrThrow({ where: { title: "Big" } })).content).toHaveLength(
+      big.length,
+    );
+    const res = await post("/admin/core/post/add/", { title: "Bigger", content: "x".repeat(2_700_000) });
+    expect(res.status).toBe(400);
+    expect(textOf(res.text)).toContain(
+      "The submitted data is too large: a form may send at most 2.5 MB, so nothing was saved.",
+    );
+    expect(await h.db.prisma.post.count({ where: { title: "Bigger" } })).toBe(0);
   });
 });
 
@@ -359,6 +448,26 @@ describe("changelist", () => {
     expect(rowTitles((await agent.get("/admin/core/post/?o=1&p=x").expect(200)).text)[0]).toBe("P000");
   });
 
+  it("redirects a page number that is no page (0, negative, past the end) to ?e=1, as Django's ChangeList", async () => {
+    await h.db.prisma.post.createMany({
+      data: Array.from({ length: 101 }, (_, i) => ({ title: `N${i}`, content: "x" })),
+    });
+    for (const p of ["0", "-1", "3"]) {
+      await agent.get(`/admin/core/post/?p=${p}`).expect(302).expect("Location", "/admin/core/post/?e=1");
+    }
+  });
+
+  it("searches a quoted phrase as one term (Django's smart_split), every term in title or content", async () => {
+    await addPosts(["I am 100% sure", "100 percent, sure", "Sure of it"]);
+    const phrase = await agent.get(`/admin/core/post/?q=${encodeURIComponent('"100% sure"')}`).expect(200);
+    expect(rowTitles(phrase.text)).toEqual(["I am 100% sure"]);
+    // Unquoted, the words are separate terms, each found in the title or the content ("about …").
+    const words = await agent.get(`/admin/core/post/?q=${encodeURIComponent("sure about")}`).expect(200);
+    expect(rowTitles(words.text)).toEqual(["Sure of it", "100 percent, sure", "I am 100% sure"]);
+    const mixed = await agent.get(`/admin/core/post/?q=${encodeURIComponent("'of it' SURE")}`).expect(200);
+    expect(rowTitles(mixed.text)).toEqual(["Sure of it"]);
+  });
+
   it('offers "Show all" (all=) for 101 to 200 posts, as Django\'s list_max_show_all, keeping it in the links', async () => {
     const make = (from: number, n: number) =>
       h.db.prisma.post.createMany({
@@ -476,6 +585,34 @@ describe("bulk delete", () => {
     expect(await deleteFrom("/admin/core/post/?o=1&p=2", 1)).toBe("/admin/core/post/?o=1&p=1");
     // A page the deletion left standing is where it goes back to, as before.
     expect(await deleteFrom("/admin/core/post/?p=1", 1)).toBe("/admin/core/post/?p=1");
+  });
+
+  it("two concurrent deletes of the same posts: one deletes and logs them, the other says nothing (as Django)", async () => {
+    const [, a, b] = await three();
+    const other = await logIn(h.app, (await createUser(h)).username);
+    const selection = {
+      action: "delete_selected",
+      _selected_action: [String(a!.id), String(b!.id)],
+      post: "yes",
+    };
+    // Both requests have read the posts and wait for the row when it is released.
+    const { released } = await lockPost(a!.id, 1500);
+    const [mine, theirs] = await Promise.all([
+      post("/admin/core/post/", selection),
+      other.agent
+        .post("/admin/core/post/")
+        .type("form")
+        .send({ _csrf: other.csrf, ...selection }),
+    ]);
+    await released;
+    expect([mine.status, theirs.status]).toEqual([302, 302]);
+    const said = [
+      ...(await messagesAt("/admin/core/post/")),
+      ...(await messagesAt("/admin/core/post/", other.agent)),
+    ];
+    expect(said).toEqual(["success: Successfully deleted 2 posts."]);
+    expect(await h.db.prisma.adminLog.count({ where: { actionFlag: 3 } })).toBe(2);
+    expect(await countPosts()).toBe(1);
   });
 
   it("says 'post' for one, and refuses tampered selections with 400", async () => {

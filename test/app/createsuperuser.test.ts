@@ -6,7 +6,7 @@ import { connectDatabase } from "../../app/db.ts";
 import { freePort } from "../support/ports.ts";
 import { createSuperuser } from "../../app/cli/createsuperuser.ts";
 import { verifyPassword } from "../../app/auth/passwords.ts";
-import { createHarness, createUser, TEST_SCRYPT_N, unique, type Harness } from "./support.ts";
+import { createHarness, createUser, fullwidth, TEST_SCRYPT_N, unique, type Harness } from "./support.ts";
 
 let h: Harness;
 beforeAll(async () => {
@@ -106,6 +106,52 @@ describe("--no-input", () => {
     const result = await run(["--no-input", "--colour", "red"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/^usage: createsuperuser/);
+  });
+});
+
+describe("email addresses", () => {
+  it("accepts what Django's EmailValidator accepts and stores the domain lowercased (normalize_email)", async () => {
+    const cases: [string, string][] = [
+      ["root@localhost", "root@localhost"],
+      ["user@bücher.de", "user@bücher.de"],
+      ["user@[127.0.0.1]", "user@[127.0.0.1]"],
+      ["user@[::1]", "user@[::1]"],
+      ['"john..doe"@example.com', '"john..doe"@example.com'],
+      ["Jane.Doe@Example.COM", "Jane.Doe@example.com"],
+    ];
+    for (const [typed, stored] of cases) {
+      const username = unique("mail");
+      const result = await run(["--no-input", "--username", username, "--email", typed]);
+      expect(result, typed).toMatchObject({ code: 0, stderr: "" });
+      expect((await findUser(username))?.email).toBe(stored);
+    }
+  });
+
+  it("refuses what Django's EmailValidator refuses", async () => {
+    for (const email of ["nope", "a@b", "user@-bad.com", "user@[999.1.1.1]", "user@[not-ip]", "two@@x.com"]) {
+      const result = await run(["--no-input", "--username", unique("mail"), "--email", email]);
+      expect(result.stderr, email).toBe("CommandError: Enter a valid email address.\n");
+    }
+  });
+});
+
+describe("Unicode usernames", () => {
+  it("are normalised with NFKC, as Django's normalize_username: 'ａｄｍｉｎ' is 'admin'", async () => {
+    const taken = await createUser(h);
+    const refused = await run(["--no-input", "--username", fullwidth(taken.username)]);
+    expect(refused.stderr).toBe("CommandError: Error: That username is already taken.\n");
+    const flag = await run(["--username", fullwidth(taken.username)], {}, [
+      fullwidth(unique("typed")),
+      "",
+      "violet-tugboat-91",
+      "violet-tugboat-91",
+    ]);
+    expect(flag.stderr).toBe("Error: That username is already taken.\n");
+    expect(flag.code).toBe(0);
+    const created = unique("wide");
+    expect((await run(["--no-input", "--username", fullwidth(created)])).code).toBe(0);
+    expect(await findUser(created)).not.toBeNull();
+    expect(await findUser(fullwidth(created))).toBeNull();
   });
 });
 

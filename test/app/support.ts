@@ -201,3 +201,8 @@ export function textOf(html: string): string {
     .replace(/&amp;/g, "&")
     .replace(/\s+/g, " ");
 }
+
+/** "ａｄｍｉｎ" for "admin": the fullwidth forms of ASCII, which NFKC turns back into ASCII. */
+export function fullwidth(ascii: string): string {
+  return ascii.replace(/[!-~]/g, (ch) => String.fromCharCode(ch.charCodeAt(0) + 0xfee0));
+}

@@ -1,5 +1,6 @@
 // Admin login and logout, as Django's AdminSite.login / LogoutView.
-import { Router, type Request, type Response } from "express";
+import type { Router, Request, Response } from "express";
+import { caseSensitiveRouter } from "../router.ts";
 import { rateLimit } from "express-rate-limit";
 import type { AdminDeps } from "./index.ts";
 import { isAdminUser, safeNext } from "../../auth/guard.ts";
@@ -45,7 +46,7 @@ function renderLogin(
 }
 
 export function authRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
-  const router = Router({ strict: true });
+  const router = caseSensitiveRouter({ strict: true });
 
   router.get("/login/", (req, res) => {
     if (isAdminUser(req.user)) return res.redirect(302, "/admin/");
@@ -85,7 +86,7 @@ export function authRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
   router
     .route("/logout/")
     .post(async (req, res) => {
-      await auth.logOut(req);
+      await auth.logOut(req, res);
       res.locals.user = undefined;
       res.render("admin/logged-out", { title: "Logged out" });
     })

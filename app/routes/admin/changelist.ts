@@ -1,9 +1,10 @@
 // The changelist at /admin/core/post/: search (q=), ordering (o=), pages of 100 (p=) and the
 // "Delete selected posts" action with its confirmation page, as Django's ChangeList and
 // delete_selected action.
-import { Router, type Request } from "express";
+import type { Router, Request } from "express";
+import { caseSensitiveRouter } from "../router.ts";
 import type { AdminDeps } from "./index.ts";
-import type { Prisma } from "../../generated/prisma/client.ts";
+import type { Post, Prisma } from "../../generated/prisma/client.ts";
 import { paginate, elidedPageRange } from "../../pagination.ts";
 import {
   actionForm,
@@ -11,6 +12,7 @@ import {
   formatOrdering,
   parseOrdering,
   searchQuery,
+  searchTerms,
   SORTABLE_COLUMNS,
   type SortColumn,
   type SortKey,
@@ -34,9 +36,9 @@ function likeLiteral(word: string): string {
   return word.replace(/[\\%_]/g, (ch) => `\\${ch}`);
 }
 
-/** Django's search: every word must appear in the title or the content, in any case. */
+/** Django's search: every term must appear in the title or the content, in any case. */
 function searchWhere(q: string): Prisma.PostWhereInput {
-  const words = q.split(/\s+/).filter(Boolean).map(likeLiteral);
+  const words = searchTerms(q).map(likeLiteral);
   return {
     AND: words.map((word) => ({
       OR: [
@@ -69,8 +71,23 @@ function headers(keys: SortKey[]) {
   });
 }
 
+/**
+ * Deletes the posts with these ids and returns those this transaction removed. One statement per
+ * post, because its count tells who deleted it: a concurrent bulk delete of the same posts waits
+ * for our row locks, then finds them gone (count 0), so each post is logged and counted once.
+ */
+async function deleteEach(tx: Prisma.TransactionClient, ids: number[]): Promise<Post[]> {
+  const posts = await tx.post.findMany({ where: { id: { in: ids } }, orderBy: { id: "desc" } });
+  const deleted: Post[] = [];
+  for (const post of posts) {
+    const { count } = await tx.post.deleteMany({ where: { id: post.id } });
+    if (count > 0) deleted.push(post);
+  }
+  return deleted;
+}
+
 export function changelistRoutes({ prisma }: AdminDeps): Router {
-  const router = Router({ strict: true });
+  const router = caseSensitiveRouter({ strict: true });
 
   /** Back to the same view after a deletion, on its last page if the deletion emptied the page it was on. */
   async function backAfterDeletion(req: Request): Promise<string> {
@@ -97,10 +114,11 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
     // Django's ChangeList: ?all= is honoured only up to MAX_SHOW_ALL matches, else pages as usual
     const canShowAll = count <= MAX_SHOW_ALL;
     const showAll = req.query.all !== undefined && canShowAll;
-    // Django's ChangeList reads a malformed p= as page 1 and ignores p= on a single page; a page past
-    // the end is an IncorrectLookupParameters, which it answers with a redirect to ?e=1 (page 1).
+    // Django's ChangeList reads a malformed p= as page 1 and ignores p= on a single page; a whole
+    // number that is no page (0, negative, past the end) is an IncorrectLookupParameters, which it
+    // answers with a redirect to ?e=1 (page 1).
     const multiPage = count > PER_PAGE && !showAll;
-    const requested = multiPage && /^\d+$/.test(String(req.query.p)) ? req.query.p : undefined;
+    const requested = multiPage && /^-?\d+$/.test(String(req.query.p)) ? req.query.p : undefined;
     const page = paginate(count, multiPage ? PER_PAGE : Math.max(count, 1), requested);
     if (!page) return res.redirect(302, `${urls.changelist}?e=1`);
     const posts = await prisma.post.findMany({
@@ -141,12 +159,12 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
       messages.warning(req, "No action selected.");
       return res.redirect(302, back);
     }
-    const posts = await prisma.post.findMany({ where: { id: { in: ids } }, orderBy: { id: "desc" } });
-    if (posts.length === 0) {
-      messages.warning(req, NOTHING_SELECTED);
-      return res.redirect(302, back);
-    }
     if (!confirmed) {
+      const posts = await prisma.post.findMany({ where: { id: { in: ids } }, orderBy: { id: "desc" } });
+      if (posts.length === 0) {
+        messages.warning(req, NOTHING_SELECTED);
+        return res.redirect(302, back);
+      }
       return res.render("admin/delete-selected-confirmation", {
         title: "Delete multiple objects",
         posts,
@@ -155,12 +173,13 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
         DELETE_SELECTED,
       });
     }
-    const count = await transaction(prisma, async (tx) => {
-      const { count } = await tx.post.deleteMany({ where: { id: { in: posts.map((p) => p.id) } } });
-      await tx.adminLog.createMany({ data: posts.map((p) => logEntry(req.user!, p, DELETION, "")) });
-      return count;
+    const deleted = await transaction(prisma, async (tx) => {
+      const gone = await deleteEach(tx, ids);
+      await tx.adminLog.createMany({ data: gone.map((p) => logEntry(req.user!, p, DELETION, "")) });
+      return gone.length;
     });
-    messages.success(req, `Successfully deleted ${count} ${plural(count)}.`);
+    // Django's delete_selected says nothing when the posts were gone already (deleted meanwhile).
+    if (deleted > 0) messages.success(req, `Successfully deleted ${deleted} ${plural(deleted)}.`);
     res.redirect(302, await backAfterDeletion(req));
   });
 

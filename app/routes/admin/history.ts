@@ -1,11 +1,12 @@
 // A post's History page, as Django's ModelAdmin.history_view.
-import { Router } from "express";
+import type { Router } from "express";
+import { caseSensitiveRouter } from "../router.ts";
 import type { AdminDeps } from "./index.ts";
 import { getPost } from "./post-admin.ts";
 import { describeChange } from "../../admin-log.ts";
 
 export function historyRoutes({ prisma }: AdminDeps): Router {
-  const router = Router({ strict: true });
+  const router = caseSensitiveRouter({ strict: true });
 
   router.get("/:id/history/", async (req, res) => {
     const post = await getPost(prisma, req.params.id);

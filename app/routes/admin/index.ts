@@ -1,9 +1,10 @@
 // The admin site at /admin/: Django's URL layout, its login guard and its cache headers.
-import { Router, type NextFunction, type Request, type Response } from "express";
+import type { Router, NextFunction, Request, Response } from "express";
+import { caseSensitiveRouter } from "../router.ts";
 import type { PrismaClient } from "../../generated/prisma/client.ts";
 import type { Auth } from "../../auth/session.ts";
 import { canManagePosts, requireStaff } from "../../auth/guard.ts";
-import { forbidden, MissingObject } from "../../errors.ts";
+import { forbidden, MissingObject, notFound } from "../../errors.ts";
 import { messages } from "../../messages.ts";
 import { authRoutes } from "./auth.ts";
 import { passwordRoutes } from "./password.ts";
@@ -13,6 +14,7 @@ import { postDeleteRoutes } from "./post-delete.ts";
 import { historyRoutes } from "./history.ts";
 import { poolerRoutes, POOLER_URL } from "./pooler.ts";
 import { urls } from "./post-admin.ts";
+import { preserveFilters } from "./preserved-filters.ts";
 import type { PoolerMonitor } from "../../pooler/monitor.ts";
 
 export interface AdminDeps {
@@ -54,7 +56,7 @@ function requirePostPermission(req: Request, _res: Response, next: NextFunction)
 }
 
 export function adminRouter(deps: AdminDeps): Router {
-  const router = Router({ strict: true });
+  const router = caseSensitiveRouter({ strict: true });
   router.use(neverCache, appendSlash);
   router.use(authRoutes(deps));
   router.use(requireStaff);
@@ -72,12 +74,18 @@ export function adminRouter(deps: AdminDeps): Router {
       poolerUrl: POOLER_URL,
     });
   });
+  // Django's app index: the app's models, for those who may see one of them (404 otherwise, as Django).
+  router.get("/core/", (req, res) => {
+    if (!canManagePosts(req.user)) throw notFound();
+    res.render("admin/app-index", { title: "Core administration" });
+  });
   router.use(passwordRoutes(deps));
   // Any staff member, as Django's admindocs: it shows how the site runs, not its data.
   router.use("/pooler", poolerRoutes(deps));
   router.use(
     "/core/post",
     requirePostPermission,
+    preserveFilters,
     changelistRoutes(deps),
     postFormRoutes(deps),
     postDeleteRoutes(deps),

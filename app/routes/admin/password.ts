@@ -1,5 +1,6 @@
 // "Change password" from the admin's user tools, as Django's PasswordChangeView.
-import { Router, type Response } from "express";
+import type { Router, Response } from "express";
+import { caseSensitiveRouter } from "../router.ts";
 import type { AdminDeps } from "./index.ts";
 import { hashPassword, verifyPassword } from "../../auth/passwords.ts";
 import { passwordChangeForm } from "../../forms/auth.ts";
@@ -9,7 +10,7 @@ import { transaction } from "../../db-errors.ts";
 const WRONG_OLD_PASSWORD = "Your old password was entered incorrectly. Please enter it again.";
 
 export function passwordRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
-  const router = Router({ strict: true });
+  const router = caseSensitiveRouter({ strict: true });
   const render = (res: Response, errors: FieldErrors = {}) =>
     res.render("admin/password-change", { title: "Password change", errors });
 

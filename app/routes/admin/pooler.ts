@@ -1,12 +1,13 @@
 // The pooler's live picture at /admin/pooler/: a page whose script (app/public/pooler.js) fetches
 // data.json once a second. The numbers come from the app's one PoolerMonitor, not from each request.
-import { Router } from "express";
+import type { Router } from "express";
+import { caseSensitiveRouter } from "../router.ts";
 import type { AdminDeps } from "./index.ts";
 
 export const POOLER_URL = "/admin/pooler/";
 
 export function poolerRoutes({ poolerMonitor }: AdminDeps): Router {
-  const router = Router({ strict: true });
+  const router = caseSensitiveRouter({ strict: true });
 
   router.get("/", (_req, res) => {
     res.render("admin/pooler", { title: "Pooler", dataUrl: `${POOLER_URL}data.json` });

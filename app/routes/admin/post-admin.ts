@@ -8,6 +8,8 @@ import { MissingObject } from "../../errors.ts";
 export const BASE = "/admin/core/post/";
 
 export const urls = {
+  /** the app index of "core", the tutorial's Django app */
+  app: "/admin/core/",
   changelist: BASE,
   add: `${BASE}add/`,
   change: (id: number): string => `${BASE}${id}/change/`,

@@ -1,14 +1,16 @@
 // The delete page of one post, as Django's ModelAdmin.delete_view: a confirmation, then the POST.
-import { Router } from "express";
+import type { Router } from "express";
+import { caseSensitiveRouter } from "../router.ts";
 import type { AdminDeps } from "./index.ts";
 import { messages } from "../../messages.ts";
 import { MissingObject } from "../../errors.ts";
 import { getPost, missingPost, quoted, urls } from "./post-admin.ts";
+import { preserving } from "./preserved-filters.ts";
 import { DELETION, logEntry } from "../../admin-log.ts";
 import { transaction } from "../../db-errors.ts";
 
 export function postDeleteRoutes({ prisma }: AdminDeps): Router {
-  const router = Router({ strict: true });
+  const router = caseSensitiveRouter({ strict: true });
 
   router.get("/:id/delete/", async (req, res) => {
     res.render("admin/delete-confirmation", {
@@ -27,7 +29,7 @@ export function postDeleteRoutes({ prisma }: AdminDeps): Router {
     });
     if (count === 0) throw new MissingObject(missingPost(req.params.id));
     messages.success(req, `The post ${quoted(post.title)} was deleted successfully.`);
-    res.redirect(302, urls.changelist);
+    res.redirect(302, preserving(req)(urls.changelist));
   });
 
   return router;

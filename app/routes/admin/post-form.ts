@@ -6,7 +6,8 @@
 // instead of silently overwriting the other edit. A save for a post deleted meanwhile (404) offers
 // the text as a new post, and a save while the database is unreachable (503) keeps the text in the
 // form, so no edit is ever lost.
-import { Router, type Request, type Response } from "express";
+import type { Router, Request, Response } from "express";
+import { caseSensitiveRouter } from "../router.ts";
 import type { AdminDeps } from "./index.ts";
 import { Prisma, type Post, type User } from "../../generated/prisma/client.ts";
 import { postForm, type PostInput } from "../../forms/post.ts";
@@ -15,6 +16,7 @@ import { messages } from "../../messages.ts";
 import { MissingObject } from "../../errors.ts";
 import { RETRY_AFTER_SECONDS, saveFailure, transaction, type SaveFailure } from "../../db-errors.ts";
 import { findPost, getPost, missingPost, quoted, urls } from "./post-admin.ts";
+import { preserving } from "./preserved-filters.ts";
 import { ADDED_MESSAGE, ADDITION, CHANGE, changedMessage, logEntry } from "../../admin-log.ts";
 
 const STALE =
@@ -64,16 +66,17 @@ function renderUnsaved(res: Response, err: unknown, page: FormPage): void {
 /** Where Django's three buttons lead, and what the message adds to "was added/changed successfully." */
 function afterSave(req: Request, res: Response, post: Post, verb: "added" | "changed"): void {
   const done = `The post ${quoted(post.title)} was ${verb} successfully.`;
+  const preserve = preserving(req);
   if (req.body?._continue !== undefined) {
     messages.success(req, `${done} You may edit it again below.`);
-    return res.redirect(302, urls.change(post.id));
+    return res.redirect(302, preserve(urls.change(post.id)));
   }
   if (req.body?._addanother !== undefined) {
     messages.success(req, `${done} You may add another post below.`);
-    return res.redirect(302, urls.add);
+    return res.redirect(302, preserve(urls.add));
   }
   messages.success(req, done);
-  res.redirect(302, urls.changelist);
+  res.redirect(302, preserve(urls.changelist));
 }
 
 /** Versions the forms carry are updated_at times; anything else (from 1970 to the year 9999) is stale. */
@@ -84,7 +87,7 @@ function parseVersion(raw: unknown): Date | undefined {
 }
 
 export function postFormRoutes({ prisma }: AdminDeps): Router {
-  const router = Router({ strict: true });
+  const router = caseSensitiveRouter({ strict: true });
 
   /** Optimistic update: only if nobody saved the post since `version`; logged with what changed. */
   async function saveIfCurrent(
