@@ -12,7 +12,7 @@ import type { PrismaClient } from "./generated/prisma/client.ts";
 import type { AppConfig } from "./config.ts";
 import { createLogger } from "./logger.ts";
 import { createAuth, saveSessionBeforeRedirect, sessionMiddleware } from "./auth/session.ts";
-import { csrfProtection, csrfToken } from "./auth/csrf.ts";
+import { createCsrfProtection, csrfToken } from "./auth/csrf.ts";
 import { messagesMiddleware } from "./messages.ts";
 import { postsRouter } from "./routes/posts.ts";
 import { adminRouter } from "./routes/admin/index.ts";
@@ -105,12 +105,12 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
   app.use(sessionMiddleware(config, sessionStore));
   app.use(saveSessionBeforeRedirect);
-  app.use(csrfProtection);
+  app.use(createCsrfProtection(config));
   app.use(messagesMiddleware);
   app.use(auth.loadUser);
   app.use((req, res, next) => {
     res.locals.user = req.user;
-    // A function, so that only pages with a form put a token (and so a session) in place.
+    // A function, so that only pages with a form set the csrftoken cookie.
     res.locals.csrfToken = () => csrfToken(req);
     next();
   });

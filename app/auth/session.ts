@@ -26,13 +26,6 @@ declare module "express-serve-static-core" {
 
 /** Django's SESSION_COOKIE_AGE: two weeks. */
 const SESSION_AGE_MS = 14 * 24 * 3600 * 1000;
-/**
- * A visitor who is not logged in has a session only to hold the login form's CSRF token (Django
- * keeps that in a cookie and stores nothing): long enough to fill in the form, and short enough
- * that visits which never log in do not fill the session table for two weeks.
- */
-export const ANONYMOUS_SESSION_AGE_MS = 2 * 3600 * 1000;
-
 export type SessionStore = connectPgSimple.PGStore;
 
 /** Django's SESSION_COOKIE_NAME. */
@@ -60,7 +53,8 @@ export function sessionMiddleware(
     secret: config.sessionSecret,
     store,
     resave: false,
-    // No row and no cookie for readers of the public pages who never log in.
+    // No row and no cookie for a visitor who does not log in (the login form's CSRF token is in a
+    // cookie of its own, as Django's): only a login, or a message for a logged-in user, stores one.
     saveUninitialized: false,
     rolling: false,
     cookie: { httpOnly: true, sameSite: "lax", secure: config.behindTls, maxAge: SESSION_AGE_MS },
@@ -143,9 +137,8 @@ export function createAuth(prisma: PrismaClient, secret: string) {
       const user = userId === undefined ? null : await prisma.user.findUnique({ where: { id: userId } });
       if (user && stored !== undefined && sameHash(stored, authHash(secret, user))) {
         req.user = user;
-      } else {
-        if (userId !== undefined) await promised((cb) => req.session.regenerate(cb));
-        req.session.cookie.maxAge = ANONYMOUS_SESSION_AGE_MS;
+      } else if (userId !== undefined) {
+        await promised((cb) => req.session.regenerate(cb));
       }
       next();
     },

@@ -2,7 +2,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import request from "supertest";
-import { ANONYMOUS_SESSION_AGE_MS } from "../../app/auth/session.ts";
+import { CSRF_COOKIE_AGE_MS } from "../../app/auth/csrf.ts";
 import { pino } from "pino";
 import { Writable } from "node:stream";
 import {
@@ -31,6 +31,24 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
+
+/** The Set-Cookie line for `name` in a response, or undefined. */
+function setCookie(res: { headers: Record<string, unknown> }, name: string): string | undefined {
+  return ((res.headers["set-cookie"] as string[] | undefined) ?? []).find((c) => c.startsWith(`${name}=`));
+}
+
+/** When a Set-Cookie line says the browser should drop the cookie (Infinity for a browser session's). */
+function expiresAt(cookie: string): number {
+  const maxAge = /Max-Age=(\d+)/i.exec(cookie);
+  if (maxAge) return Date.now() + Number(maxAge[1]) * 1000;
+  const expires = /Expires=([^;]+)/i.exec(cookie);
+  return expires ? new Date(expires[1]!).getTime() : Infinity;
+}
+
+/** The session rows of this test file's schema. */
+async function sessionIds(): Promise<string[]> {
+  return (await h.sql<{ sid: string }>("SELECT sid FROM session ORDER BY sid")).map((row) => row.sid);
+}
 
 /** Posts the login form from a fresh session; returns the agent and the response. */
 async function tryLogin(fields: Record<string, string>, app = h.newApp()) {
@@ -163,16 +181,24 @@ describe("login", () => {
   });
 
   it("gives the session a new id at login (no session fixation)", async () => {
-    const user = await createUser(h);
-    const { res, page } = await tryLogin({ username: user.username, password: PASSWORD });
-    const before = sessionCookie(page);
+    // A visitor has no session before logging in: the only id an attacker could plant in a
+    // victim's browser is one of a session of their own, which needs a login.
+    const attacker = await createUser(h);
+    const victim = await createUser(h);
+    const planted = await logIn(h.app, attacker.username);
+    const before = planted.session;
+    const res = await planted.agent
+      .post("/admin/login/")
+      .type("form")
+      .send({ _csrf: planted.csrf, username: victim.username, password: PASSWORD, next: "/admin/" })
+      .expect(302);
     const after = sessionCookie(res);
-    expect(before).toBeDefined();
     expect(after).toBeDefined();
     expect(after).not.toBe(before);
-    // The pre-login session id is of no use to whoever planted it.
-    await request(h.app).get("/admin/").set("Cookie", before!).expect(302);
-    await request(h.app).get("/admin/").set("Cookie", after!).expect(200);
+    // The planted session id is of no use to whoever planted it.
+    await request(h.app).get("/admin/").set("Cookie", before).expect(302);
+    const index = await request(h.app).get("/admin/").set("Cookie", after!).expect(200);
+    expect(textOf(index.text)).toContain(`Welcome, ${victim.username} .`);
   });
 
   it("sets Django's session cookie at login: sessionid, HttpOnly, SameSite=Lax, two weeks", async () => {
@@ -186,18 +212,55 @@ describe("login", () => {
     expect(cookie).toMatch(/SameSite=Lax/);
     expect(cookie).not.toMatch(/Secure/);
     expect(lifetime(cookie)).toBeGreaterThan(13.9 * 24 * 3600 * 1000);
-    // Before a login, the session holds only the form's CSRF token: it and its row last two hours.
-    const hours2 = ANONYMOUS_SESSION_AGE_MS + 1000; // the cookie and the row keep whole seconds
-    expect(lifetime(cookieOf(page))).toBeLessThanOrEqual(hours2);
-    const anonymous = await request(h.app).get("/admin/login/").expect(200);
-    expect(lifetime(cookieOf(anonymous))).toBeLessThanOrEqual(hours2);
-    expect(lifetime(cookieOf(anonymous))).toBeGreaterThan(ANONYMOUS_SESSION_AGE_MS - 60_000);
-    const signed = decodeURIComponent(sessionCookie(anonymous)!.split("=")[1]!); // s:<sid>.<signature>
-    const rows = await h.sql<{ expire: Date }>("SELECT expire FROM session WHERE sid = $1", [
-      signed.slice(2, signed.lastIndexOf(".")),
+    // Before the login there was no session, so no session cookie either.
+    expect(sessionCookie(page)).toBeUndefined();
+  });
+
+  it("stores nothing for a visitor who does not log in: the token is in Django's csrftoken cookie, for a year", async () => {
+    const rowsBefore = await sessionIds();
+    for (let i = 0; i < 20; i++) {
+      const res = await request(h.app).get("/admin/login/").expect(200);
+      expect(sessionCookie(res)).toBeUndefined();
+      const cookie = setCookie(res, "csrftoken")!;
+      expect(cookie).toMatch(/HttpOnly/);
+      expect(cookie).toMatch(/SameSite=Lax/);
+      expect(cookie).toMatch(/Path=\//);
+      expect(cookie).not.toMatch(/Secure/);
+      expect(cookie).toContain(`Max-Age=${CSRF_COOKIE_AGE_MS / 1000}`);
+      // The cookie holds the form's token itself (double submit).
+      expect(cookie.split(";")[0]).toBe(`csrftoken=${encodeURIComponent(csrfFrom(res.text))}`);
+    }
+    expect(await sessionIds()).toEqual(rowsBefore);
+  });
+
+  it("still logs in from a login page left open for hours", async () => {
+    const user = await createUser(h);
+    const agent = request.agent(h.app);
+    const rowsBefore = await sessionIds();
+    const page = await agent.get("/admin/login/").expect(200);
+    // Three hours later: what the browser still sends is what it was told to keep that long, and any
+    // row stored since the page was shown has expired in the store.
+    const later = Date.now() + 3 * 3600 * 1000;
+    const kept = (page.headers["set-cookie"] as unknown as string[]).filter((c) => expiresAt(c) > later);
+    await h.sql("UPDATE session SET expire = now() - interval '1 second' WHERE NOT (sid = ANY($1))", [
+      rowsBefore,
     ]);
-    expect(rows).toHaveLength(1);
-    expect(rows[0]!.expire.getTime() - Date.now()).toBeLessThanOrEqual(hours2);
+    const res = await request(h.app)
+      .post("/admin/login/")
+      .set("Cookie", kept.map((c) => c.split(";")[0]!).join("; "))
+      .type("form")
+      .send({ _csrf: csrfFrom(page.text), username: user.username, password: PASSWORD, next: "/admin/" })
+      .expect(302);
+    expect(res.headers.location).toBe("/admin/");
+    await request(h.app).get("/admin/").set("Cookie", sessionCookie(res)!).expect(200);
+  });
+
+  it("shows the login form to a browser whose csrftoken cookie is not a token", async () => {
+    for (const value of ["j%3A%7B%22a%22%3A1%7D", "j%3A%5B1%5D", "nonsense", ""]) {
+      const res = await request(h.app).get("/admin/login/").set("Cookie", `csrftoken=${value}`).expect(200);
+      expect(setCookie(res, "csrftoken")).toBeDefined();
+      expect(csrfFrom(res.text)).toMatch(/^[0-9a-f]{64}\.[0-9a-f]{64}$/);
+    }
   });
 
   it("marks the cookie Secure behind TLS", async () => {
@@ -273,9 +336,68 @@ describe("CSRF", () => {
 
   it("rotates the token at login", async () => {
     const user = await createUser(h);
-    const { page, agent } = await tryLogin({ username: user.username, password: PASSWORD });
+    const { page, agent, res } = await tryLogin({ username: user.username, password: PASSWORD });
     const after = csrfFrom((await agent.get("/admin/").expect(200)).text);
-    expect(after).not.toBe(csrfFrom(page.text));
+    const before = csrfFrom(page.text);
+    expect(after).not.toBe(before);
+    expect(setCookie(res, "csrftoken")!.split(";")[0]).toBe(`csrftoken=${encodeURIComponent(after)}`);
+    // A token seen before the login is refused after it, even sent back with its own cookie (as an
+    // attacker who had planted that cookie could): it is bound to the visitor the browser was then.
+    const session = sessionCookie(res)!;
+    await request(h.app)
+      .post("/admin/core/post/add/")
+      .set("Cookie", `${session}; csrftoken=${encodeURIComponent(before)}`)
+      .type("form")
+      .send({ _csrf: before, title: "t", content: "c" })
+      .expect(403);
+    await request(h.app)
+      .post("/admin/core/post/add/")
+      .set("Cookie", `${session}; csrftoken=${encodeURIComponent(after)}`)
+      .type("form")
+      .send({ _csrf: after, title: unique("rotated"), content: "c" })
+      .expect(302);
+  });
+
+  it("binds a token to its login, not only to its user", async () => {
+    const user = await createUser(h);
+    const mine = await logIn(h.app, user.username);
+    const other = await logIn(h.app, user.username); // the same user, in another browser
+    await request(h.app)
+      .post("/admin/core/post/add/")
+      .set("Cookie", `${mine.session}; csrftoken=${encodeURIComponent(other.csrf)}`)
+      .type("form")
+      .send({ _csrf: other.csrf, title: "t", content: "c" })
+      .expect(403);
+  });
+
+  it("refuses the logged-out session's token, and the login page hands out a new one", async () => {
+    const user = await createUser(h);
+    const { agent, csrf, session } = await logIn(h.app, user.username);
+    await agent.post("/admin/logout/").type("form").send({ _csrf: csrf }).expect(200);
+    const withOldToken = `csrftoken=${encodeURIComponent(csrf)}`;
+    for (const cookie of [`${session}; ${withOldToken}`, withOldToken]) {
+      await request(h.app)
+        .post("/admin/core/post/add/")
+        .set("Cookie", cookie)
+        .type("form")
+        .send({ _csrf: csrf, title: "t", content: "c" })
+        .expect(403);
+      await request(h.app)
+        .post("/admin/login/")
+        .set("Cookie", cookie)
+        .type("form")
+        .send({ _csrf: csrf, username: user.username, password: PASSWORD })
+        .expect(403);
+    }
+    // The browser still has that cookie; the login page replaces it, and logging in again works.
+    const page = await agent.get("/admin/login/").expect(200);
+    expect(csrfFrom(page.text)).not.toBe(csrf);
+    await agent
+      .post("/admin/login/")
+      .type("form")
+      .send({ _csrf: csrfFrom(page.text), username: user.username, password: PASSWORD, next: "/admin/" })
+      .expect(302);
+    await agent.get("/admin/").expect(200);
   });
 });
 

@@ -72,7 +72,7 @@ describe("authorization of every admin route", () => {
   it("sends anonymous visitors to the login page, and refuses their POSTs even with a valid CSRF token", async () => {
     const post = await createPost("guarded");
     const anonymous = request.agent(h.app);
-    // A session of its own, and that session's token: what a visitor who never logged in has.
+    // A csrftoken cookie of its own, and its token: what a visitor who never logged in has.
     const token = csrfFrom((await anonymous.get("/admin/login/").expect(200)).text);
     for (const { method, path, url } of adminRequests(post.id)) {
       if (PUBLIC.has(path)) continue;

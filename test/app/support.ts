@@ -172,22 +172,25 @@ export function sessionCookie(res: { headers: Record<string, unknown> }): string
   return cookies.find((c) => c.startsWith("sessionid="))?.split(";")[0];
 }
 
-/** Logs in through the login form; returns the agent (cookies kept) and its CSRF token. */
+/**
+ * Logs in through the login form; returns the agent (cookies kept), its CSRF token and its session
+ * cookie (`sessionid=…`).
+ */
 export async function logIn(
   app: Express,
   username: string,
   password = PASSWORD,
-): Promise<{ agent: Agent; csrf: string }> {
+): Promise<{ agent: Agent; csrf: string; session: string }> {
   const agent = request.agent(app);
   const page = await agent.get("/admin/login/").expect(200);
-  await agent
+  const res = await agent
     .post("/admin/login/")
     .type("form")
     .send({ _csrf: csrfFrom(page.text), username, password, next: "/admin/" })
     .expect(302)
     .expect("Location", "/admin/");
   const index = await agent.get("/admin/").expect(200);
-  return { agent, csrf: csrfFrom(index.text) };
+  return { agent, csrf: csrfFrom(index.text), session: sessionCookie(res)! };
 }
 
 /** Text of a page without tags and with entities decoded the way the tests need. */

@@ -2,8 +2,9 @@
 // log in, add a post, see it on /, edit it, delete it through the confirmation page, log out.
 // Screenshots are kept in test-results/ as artifacts.
 import path from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { startServer, type RunningServer } from "../../app/server.ts";
 import { appDatabase, type AppDatabase } from "../support/database.ts";
 import { createSchema } from "../app/support.ts";
@@ -37,20 +38,41 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(ARTIFACTS, `journey-${name}.png`), fullPage: true });
 }
 
-it("log in, add a post, read it on /, edit it, delete it, log out", async () => {
+/** Runs `steps` in a fresh browser context that must see no page errors; a screenshot if it fails. */
+async function inNewContext(
+  failureShot: string,
+  steps: (page: Page, context: BrowserContext) => Promise<void>,
+): Promise<void> {
   const context = await browser.newContext();
   const page = await context.newPage();
   const problems = watchProblems(page);
-  const message = page.locator(".messagelist li");
   try {
+    await steps(page, context);
+    expect(problems).toEqual([]);
+  } catch (err) {
+    await shot(page, failureShot).catch(() => undefined);
+    throw err;
+  } finally {
+    await context.close();
+  }
+}
+
+/** Fills in the login form shown and sends it (the screenshot, if named, of the filled form). */
+async function submitLogin(page: Page, filledShot?: string): Promise<void> {
+  await page.getByLabel("Username").fill(USERNAME);
+  await page.getByLabel("Password").fill(PASSWORD);
+  if (filledShot) await shot(page, filledShot);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("heading", { name: "Site administration" }).waitFor();
+}
+
+it("log in, add a post, read it on /, edit it, delete it, log out", async () => {
+  await inNewContext("failure", async (page) => {
+    const message = page.locator(".messagelist li");
     // The admin sends an anonymous visitor to its login page.
     await page.goto(`${server.url}admin/`);
     await expect.poll(() => new URL(page.url()).pathname).toBe("/admin/login/");
-    await page.getByLabel("Username").fill(USERNAME);
-    await page.getByLabel("Password").fill(PASSWORD);
-    await shot(page, "login");
-    await page.getByRole("button", { name: "Log in" }).click();
-    await page.getByRole("heading", { name: "Site administration" }).waitFor();
+    await submitLogin(page, "login");
 
     // Add a post.
     await page.getByRole("link", { name: "Add", exact: true }).click();
@@ -99,11 +121,42 @@ it("log in, add a post, read it on /, edit it, delete it, log out", async () => 
     await shot(page, "logged-out");
     await page.goto(`${server.url}admin/`);
     await expect.poll(() => new URL(page.url()).pathname).toBe("/admin/login/");
-    expect(problems).toEqual([]);
-  } catch (err) {
-    await shot(page, "failure").catch(() => undefined);
-    throw err;
+  });
+}, 120_000);
+
+/** The ids of the session rows the server has stored. */
+async function sessionIds(): Promise<string[]> {
+  const client = new pg.Client({ connectionString: database.directUrl });
+  await client.connect();
+  try {
+    return (
+      await client.query<{ sid: string }>(`SELECT sid FROM ${schema.name}.session ORDER BY sid`)
+    ).rows.map((row) => row.sid);
   } finally {
-    await context.close();
+    await client.end();
   }
+}
+
+it("logs in from a login page left open for hours, which stored nothing on the server, and again after logging out", async () => {
+  await inNewContext("failure-login-left-open", async (page, context) => {
+    const rowsBefore = await sessionIds();
+    await page.goto(`${server.url}admin/login/`);
+    const cookies = await context.cookies();
+    expect(cookies.map((c) => c.name)).toEqual(["csrftoken"]);
+    expect(cookies[0]).toMatchObject({ httpOnly: true, sameSite: "Lax" });
+    expect(cookies[0]!.expires * 1000 - Date.now()).toBeGreaterThan(363 * 24 * 3600 * 1000);
+    expect(await sessionIds()).toEqual(rowsBefore);
+
+    // Three hours later, the browser has dropped every cookie that did not last that long.
+    const later = Date.now() / 1000 + 3 * 3600;
+    const kept = cookies.filter((c) => c.expires === -1 || c.expires > later);
+    await context.clearCookies();
+    await context.addCookies(kept);
+    await submitLogin(page);
+
+    // Logged out, the browser keeps the cookie of the login it left; the next login page replaces it.
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.getByRole("link", { name: "Log in again" }).click();
+    await submitLogin(page);
+  });
 }, 120_000);
