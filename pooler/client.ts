@@ -28,6 +28,7 @@ import {
   parseStartupPacket,
   query,
   readyForQuery,
+  statementNameSpan,
 } from "./protocol/messages.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import {
@@ -190,6 +191,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private scanner: FrameScanner | null = null;
   /** A Query too big to assemble, being classified as it streams through (transaction pooling). */
   private streamedQuery: StreamedQuery | null = null;
+  /** Without statement routing: the effects of the client's statements that touch the session, by name. */
+  private statementEffects: Map<string, SessionEffect> | null = null;
   /** Bytes that arrived while the client had no server; sent once it gets one. */
   private queued: Buffer[] = NO_CHUNKS;
   /** Extended-protocol messages were sent since the last Sync: the server must stay linked. */
@@ -777,7 +780,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (type === Msg.Query) {
       this.track(type);
       this.server!.replies.push(EXPECT_OF[type]!);
-      this.streamedQuery = new StreamedQuery(this.backslashQuote);
+      this.streamedQuery = new StreamedQuery();
       this.streamedQuery.feed(prefix, 5);
       this.pass(prefix);
       return true;
@@ -802,11 +805,6 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.pass(slice);
   }
 
-  /** The session reads '…' with backslash escapes: the classifier must too. */
-  private get backslashQuote(): boolean {
-    return this.server!.params.get("standard_conforming_strings") === "off";
-  }
-
   /** Terminate always; in transaction/statement pooling also what may need rewriting or answering (ROUTED). */
   mayRewrite(type: number): boolean {
     return type === Msg.Terminate || (this.pooled && ROUTED[type] === 1);
@@ -828,22 +826,35 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
     this.track(type);
     const replies = this.server!.replies;
-    const effect =
-      type === Msg.Query
-        ? classifySql(msg, 5, msg.length - 1, this.backslashQuote)
-        : parseEffect(type, msg, this.backslashQuote);
+    const effect = type === Msg.Query ? classifySql(msg, 5, msg.length - 1) : parseEffect(type, msg);
     if (effect.creates !== null && !this.pool!.settings.pinSessionState) {
       const refusal = this.pinRefusal(effect.creates);
       replies.push(EXPECT_OF[type]!, { mapError: () => refusal });
       this.pass(type === Msg.Query ? FAILING_QUERY : FAILING_PARSE);
       return;
     }
-    this.noteEffect(effect);
     if (type !== Msg.Query && this.routesStatements()) {
+      this.noteEffect(effect);
       return routeStatementMessage(type, msg, this.statementRoute(this.server!));
     }
+    this.noteEffect(type === Msg.Query ? effect : this.unroutedEffect(type, msg, effect));
     replies.push(EXPECT_OF[type]!);
     this.pass(msg);
+  }
+
+  /**
+   * Without the pooler's statement routing (max_prepared_statements = 0), a statement that touches
+   * the session is remembered by name: each Bind runs it again (`set_config($1, $2, false)` with
+   * other names), as the routed path re-notes its Statement's effect.
+   */
+  private unroutedEffect(type: number, msg: Buffer, effect: SessionEffect): SessionEffect {
+    if (type !== Msg.Parse && type !== Msg.Bind) return effect;
+    const span = statementNameSpan(type, msg);
+    const name = msg.toString("utf8", span.start, span.end);
+    if (type === Msg.Bind) return this.statementEffects?.get(name) ?? effect;
+    if (effect.touches) (this.statementEffects ??= new Map()).set(name, effect);
+    else this.statementEffects?.delete(name);
+    return effect;
   }
 
   /** Named statements are the pooler's when max_prepared_statements is on (or the client still has some from before it was turned off). */
@@ -988,7 +999,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       trackedParameter(name, this.host.config.trackExtraParameters) !== null;
     server.settings = this.session!.update(result, reported);
     this.restoreStartupParams(result.settings);
-    this.setHeld(result.held);
+    // a setting it cannot name keeps the client on its server, for as long as it stays
+    this.setHeld(this.session!.unnamedSetting ? [...result.held, "unnamed setting"] : result.held);
     if (this.pinned && !this.pool!.settings.pinSessionState) {
       // state the classifier did not see coming (created inside a function, a DO block, …)
       const what = this.held.map((h) => HELD_STATE_NAMES[h]).join(", ");
@@ -1192,10 +1204,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 }
 
 /** The session effect of a Parse's SQL (Bind, Describe and Close carry none of their own). */
-function parseEffect(type: number, msg: Buffer, backslashQuote: boolean): SessionEffect {
+function parseEffect(type: number, msg: Buffer): SessionEffect {
   if (type !== Msg.Parse) return NO_EFFECT;
   const nameEnd = msg.indexOf(0, 5);
-  return classifySql(msg, nameEnd + 1, msg.indexOf(0, nameEnd + 1), backslashQuote);
+  return classifySql(msg, nameEnd + 1, msg.indexOf(0, nameEnd + 1));
 }
 
 /** Every message of an admin client goes to the console (which speaks the simple protocol only). */

@@ -52,7 +52,7 @@ export class Statement {
     this.parse = withStatementName(clientParse, span, this.nameBytes);
     this.close = close("S", name);
     const sqlEnd = clientParse.indexOf(0, span.end + 1);
-    this.effect = classifySql(clientParse, span.end + 1, sqlEnd, false);
+    this.effect = classifySql(clientParse, span.end + 1, sqlEnd);
   }
 }
 

@@ -6,8 +6,8 @@ describe("classify", () => {
     "SELECT abalance FROM pgbench_accounts WHERE aid = 42",
     "UPDATE t SET x = 1 WHERE id = 2",
     "INSERT INTO temperature (v) VALUES (1)",
-    "SELECT * FROM pg_temp.t",
     "CREATE TABLE copy AS SELECT * FROM pg_temp.t",
+    "SELECT * FROM pg_temp.t",
     "BEGIN",
     "COMMIT",
     "SET LOCAL statement_timeout = '1s'",
@@ -54,6 +54,8 @@ describe("classify", () => {
     "/* a /* nested */ comment */ SET application_name = 'x'",
     "SELECT set_config('search_path', 'x', false)",
     "UPDATE pg_settings SET setting = '3333' WHERE name = 'lock_timeout'",
+    "EXPLAIN ANALYZE UPDATE pg_settings SET setting = '1234ms' WHERE name = 'statement_timeout'",
+    "-- a comment ended by a carriage return\rSET statement_timeout = 1",
     `UPDATE pg_catalog."pg_settings" SET setting = '77MB' WHERE name = 'work_mem'`,
   ])("sees that %s may change the session without pinning it", (sql) => {
     expect(classify(sql)).toMatchObject({ touches: true, creates: null });
@@ -88,6 +90,68 @@ describe("classify", () => {
     expect(classify("DEALLOCATE s1")).toMatchObject({ dropsStatements: false });
     expect(classify("DISCARD ALL")).toMatchObject({ dropsStatements: true, resetsSettings: true });
     expect(classify("RESET ALL")).toMatchObject({ dropsStatements: false, resetsSettings: true });
+  });
+});
+
+describe("classify, against what a review tried (each let state leak to the next client)", () => {
+  it("answers at once for comments in a row (the gate once backtracked exponentially: 28 took 24 s)", () => {
+    expect(classify(`SELECT 1;${"/**/".repeat(60)}SELECT 2`)).toEqual(NO_EFFECT);
+    expect(classify(`SELECT 1;${"/**/".repeat(60)} SET a.b = 1`).hidden).toEqual(["a.b"]);
+  });
+
+  it("ends a -- comment at a carriage return, and takes only PostgreSQL's whitespace for whitespace", () => {
+    expect(classify("-- hi\rSET statement_timeout = '1234ms'")).toMatchObject({ touches: true });
+    // a no-break space is part of an identifier, so E'… is no escape string here: the SET runs
+    expect(classify("SELECT \u00a0E'x\\'; SET statement_timeout = 1234; SELECT 'z'")).toMatchObject({
+      touches: true,
+    });
+  });
+
+  it("sees calls spelt as quoted or U& identifiers, and names given as U& literals", () => {
+    expect(classify(`SELECT "set_config"('statement_timeout', '1234ms', false)`)).toMatchObject({
+      touches: true,
+    });
+    expect(classify(`SELECT "pg_advisory_lock"(42)`).creates).toBe("advisory lock");
+    expect(classify(`SELECT U&"\\0073et_config"('app.t', 'x', false)`).hidden).toEqual(["app.t"]);
+    expect(classify(`SELECT set_config(U&'r\\006fle', 'pg_monitor', false)`).hidden).toEqual(["role"]);
+    expect(classify(`SELECT set_config(u&'r!006Fle' UESCAPE '!', 'x', false)`).hidden).toEqual(["role"]);
+    expect(classify(`SET U&"app.\\0074enant" = 'evil'`).hidden).toEqual(["app.tenant"]);
+  });
+
+  it.each([
+    "SELECT set_config(('app.tenant'), 'evil', false)",
+    "SELECT set_config(text 'app.tenant', 'evil', false)",
+    "SELECT set_config('app.' || 'tenant', 'evil', false)",
+    "SELECT set_config($1, $2, false)",
+    "SET /* the name is past what was read",
+  ])("a setting it cannot name pins the client: %s", (sql) => {
+    expect(classify(sql)).toMatchObject({ touches: true, unnamedSetting: true, creates: "unnamed setting" });
+  });
+
+  it("more distinct placeholders than a probe can ask for pin instead", () => {
+    const many = Array.from({ length: 100 }, (_, i) => `set_config('a.n${i}', 'x', false)`).join(", ");
+    const effect = classify(`SELECT ${many}`);
+    expect(effect.hidden.length).toBeLessThanOrEqual(64);
+    expect(effect.unnamedSetting).toBe(true);
+  });
+
+  it.each([
+    "EXPLAIN ANALYZE CREATE TEMP TABLE t2 AS SELECT 1",
+    "EXPLAIN (ANALYZE, BUFFERS) SELECT 1 AS a INTO TEMP t",
+    "SELECT 1 AS a INTO LOCAL TEMP t1",
+    "SELECT 1 AS a INTO GLOBAL TEMPORARY t1",
+    "CREATE FUNCTION pg_temp.f() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$",
+    "CREATE DOMAIN pg_temp.d AS int",
+  ])("sees the temporary object %s creates", (sql) => {
+    expect(classify(sql).creates).toBe("temporary table");
+  });
+
+  it("pins a session whose search_path puts pg_temp first (a plain CREATE TABLE is a temporary one)", () => {
+    const held = (path: string) => readProbe([["search_path", path]], "app").held;
+    expect(held("pg_temp, public")).toEqual(["pg_temp in search_path"]);
+    expect(held('"$user", pg_temp, public')).toEqual(["pg_temp in search_path"]);
+    expect(held('"$user", public')).toEqual([]);
+    expect(held("pg_catalog, pg_temp")).toEqual([]);
   });
 });
 

@@ -15,7 +15,14 @@
 import { quoteLiteral } from "./sql.ts";
 
 /** Session state the pooler cannot recreate on another server: while it lives, the client keeps its server. */
-export type HeldState = "LISTEN" | "advisory lock" | "WITH HOLD cursor" | "temporary table" | "PREPARE";
+export type HeldState =
+  | "LISTEN"
+  | "advisory lock"
+  | "WITH HOLD cursor"
+  | "temporary table"
+  | "PREPARE"
+  | "unnamed setting"
+  | "pg_temp in search_path";
 
 /** How the refusals of PIN_SESSION_STATE=off name each kind of state. */
 export const HELD_STATE_NAMES: Record<HeldState, string> = {
@@ -24,6 +31,8 @@ export const HELD_STATE_NAMES: Record<HeldState, string> = {
   "WITH HOLD cursor": "a WITH HOLD cursor",
   "temporary table": "a temporary table",
   PREPARE: "SQL-level PREPARE",
+  "unnamed setting": "a setting whose name the pooler cannot read (set_config with a computed name)",
+  "pg_temp in search_path": "a search_path that creates new objects in pg_temp",
 };
 
 export interface SessionEffect {
@@ -42,6 +51,11 @@ export interface SessionEffect {
    * custom placeholders ("app.tenant"), role, session_authorization.
    */
   readonly hidden: readonly string[];
+  /**
+   * A setting may have been set whose name the classifier cannot read (set_config with a computed
+   * name, a name past what was read): the probe cannot ask for it, so the client keeps its server.
+   */
+  readonly unnamedSetting: boolean;
 }
 
 export const NO_EFFECT: SessionEffect = Object.freeze({
@@ -51,16 +65,19 @@ export const NO_EFFECT: SessionEffect = Object.freeze({
   resetsSettings: false,
   resets: Object.freeze([]),
   hidden: Object.freeze([]),
+  unnamedSetting: false,
 });
 
 /**
  * The cheap test every Query and Parse goes through. It must match whenever the full classifier
- * could find something: a statement starting with one of these words (first in the text or after
- * a `;`, comments allowed before it), or these names anywhere. What matches is then classified
- * properly; most SQL (SELECT/INSERT/UPDATE/DELETE) never gets past this regex.
+ * could find something: a statement starting with one of these words or with a comment (first in
+ * the text or after a `;`), these names anywhere, or a U&'…' / U&"…" that may spell one. What
+ * matches is then classified properly; most SQL (SELECT/INSERT/UPDATE/DELETE) never gets past it.
+ * No nested quantifier: a regex that can backtrack exponentially lets 129 bytes of comments stall
+ * the pooler.
  */
 const MAY_AFFECT =
-  /(?:^|;)\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:set|reset|listen|unlisten|declare|close|drop|prepare|deallocate|discard|do|call)\b|advisory|set_config|pg_settings|\btemp(?:orary)?\b|\bpg_temp/i;
+  /(?:^|;)\s*(?:--|\/\*|(?:set|reset|listen|unlisten|declare|close|drop|prepare|deallocate|discard|do|call|explain)\b)|advisory|set_config|pg_settings|\btemp(?:orary)?\b|\bpg_temp|u&['"]/i;
 
 const LOCKS = new Set([
   "pg_advisory_lock",
@@ -71,13 +88,16 @@ const LOCKS = new Set([
 const UNLOCKS = new Set(["pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all"]);
 
 /**
- * `backslashQuote`: the session has standard_conforming_strings off, so a backslash escapes a quote
- * in '…' too (PostgreSQL would run the SET in `SELECT 'x\''; SET …`, which the standard rules read
- * as one literal).
+ * Read both ways when the text has a backslash: with standard_conforming_strings off a backslash
+ * escapes a quote in '…' too (PostgreSQL runs the SET in `SELECT 'x\''; SET …`, which the standard
+ * rules read as one literal), and the pooler cannot know the session's setting at the moment a
+ * message is read (a SET of it may be in the same packet).
  */
-export function classify(sql: string, backslashQuote = false): SessionEffect {
+export function classify(sql: string): SessionEffect {
   if (!MAY_AFFECT.test(sql)) return NO_EFFECT;
-  return new Classification(backslashQuote).add(sql).result();
+  const c = new Classification().add(sql, false);
+  if (sql.includes("\\")) c.add(sql, true);
+  return c.result();
 }
 
 /**
@@ -87,18 +107,24 @@ export function classify(sql: string, backslashQuote = false): SessionEffect {
 export class Classification {
   private readonly found = new Found();
 
-  constructor(private readonly backslashQuote: boolean) {}
-
-  /** Whole statements, or the start of one, or a stretch of one from a token on. */
-  add(sql: string): this {
+  /**
+   * Whole statements, or the start of one, or a stretch of one from a token on; `backslashQuote`:
+   * '…' read as with standard_conforming_strings off.
+   */
+  add(sql: string, backslashQuote: boolean): this {
     if (!MAY_AFFECT.test(sql)) return this;
-    for (const statement of statements(tokenize(sql, this.backslashQuote))) this.found.statement(statement);
+    for (const statement of statements(tokenize(sql, backslashQuote))) this.found.statement(statement);
     return this;
   }
 
   /** A statement not read whole may have done anything: the probe must ask. */
   unread(): void {
     this.found.touch();
+  }
+
+  /** A setting whose name could not be read may have been set. */
+  unnamed(): void {
+    this.found.unnamed();
   }
 
   result(): SessionEffect {
@@ -119,11 +145,12 @@ export function tokenize(sql: string, backslashQuote = false): Token[] {
   const n = sql.length;
   while (i < n) {
     const c = sql[i]!;
-    if (/\s/.test(c)) {
+    if (isSpace(c)) {
       i++;
     } else if (c === "-" && sql[i + 1] === "-") {
-      const nl = sql.indexOf("\n", i);
-      i = nl < 0 ? n : nl + 1;
+      i = lineEnd(sql, i);
+    } else if ((c === "U" || c === "u") && sql[i + 1] === "&" && (sql[i + 2] === "'" || sql[i + 2] === '"')) {
+      i = unicodeEscaped(sql, i + 2, tokens);
     } else if (c === "/" && sql[i + 1] === "*") {
       i = skipBlockComment(sql, i);
     } else if (c === "'") {
@@ -149,6 +176,56 @@ export function tokenize(sql: string, backslashQuote = false): Token[] {
     }
   }
   return tokens;
+}
+
+/** PostgreSQL's whitespace (scan.l): a no-break space and other Unicode spaces are identifier characters. */
+const isSpace = (c: string): boolean =>
+  c === " " || c === "\t" || c === "\n" || c === "\r" || c === "\f" || c === "\v";
+
+/** A `--` comment ends at a newline or a carriage return, as in PostgreSQL. Returns the position after it. */
+function lineEnd(sql: string, start: number): number {
+  for (let i = start; i < sql.length; i++) if (sql[i] === "\n" || sql[i] === "\r") return i + 1;
+  return sql.length;
+}
+
+/**
+ * U&'…' or U&"…" at `start` (its quote), with an optional UESCAPE 'c': the token's text with its
+ * \XXXX and \+XXXXXX escapes decoded, so `U&"\0073et_config"` is the function it names.
+ */
+function unicodeEscaped(sql: string, start: number, out: Token[]): number {
+  const q = sql[start]!;
+  const raw: Token[] = [];
+  let i = quoted(sql, start, q, false, q === "'" ? "string" : "ident", raw);
+  let escape = "\\";
+  const m = /^\s*uescape\s*'([^'])'/i.exec(sql.slice(i, i + 64));
+  if (m) {
+    escape = m[1]!;
+    i += m[0].length;
+  }
+  const token = raw[0]!;
+  out.push({ kind: token.kind, text: decodeUnicodeEscapes(token.text, escape) });
+  return i;
+}
+
+function decodeUnicodeEscapes(text: string, escape: string): string {
+  let out = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c !== escape) {
+      out += c;
+    } else if (text[i + 1] === escape) {
+      out += escape;
+      i++;
+    } else {
+      const long = text[i + 1] === "+";
+      const hex = text.slice(i + (long ? 2 : 1), i + (long ? 8 : 5));
+      const code = /^[0-9A-Fa-f]+$/.test(hex) ? parseInt(hex, 16) : NaN;
+      // PostgreSQL refuses a bad escape: what the text then means does not matter
+      out += Number.isNaN(code) || code > 0x10ffff ? "" : String.fromCodePoint(code);
+      i += long ? 7 : 4;
+    }
+  }
+  return out;
 }
 
 /** PostgreSQL's block comments nest. Returns the position after the comment. */
@@ -223,13 +300,18 @@ function statements(tokens: Token[]): Token[][] {
 
 // ---- what each statement does ----
 
+/** More distinct hidden names than this in one piece of SQL: asked for one by one they would make a probe PostgreSQL cannot plan. */
+const MAX_HIDDEN = 64;
+
 class Found {
   private touches = false;
   private creates: HeldState | null = null;
   private dropsStatements = false;
   private resetsSettings = false;
-  private readonly resets: string[] = [];
-  private readonly hidden: string[] = [];
+  private unnamedSetting = false;
+  // Sets: thousands of set_config calls in one bulk statement must not cost a scan each
+  private readonly resets = new Set<string>();
+  private readonly hidden = new Set<string>();
 
   result(): SessionEffect {
     if (!this.touches) return NO_EFFECT;
@@ -238,15 +320,22 @@ class Found {
       creates: this.creates,
       dropsStatements: this.dropsStatements,
       resetsSettings: this.resetsSettings,
-      resets: this.resets,
-      hidden: this.hidden,
+      resets: [...this.resets],
+      hidden: [...this.hidden],
+      unnamedSetting: this.unnamedSetting,
     };
   }
 
   touch(setting?: string): void {
     this.touches = true;
-    if (setting !== undefined && isHidden(setting) && !this.hidden.includes(setting))
-      this.hidden.push(setting);
+    if (setting === undefined || !isHidden(setting) || this.hidden.has(setting)) return;
+    if (this.hidden.size < MAX_HIDDEN) this.hidden.add(setting);
+    else this.unnamed();
+  }
+
+  unnamed(): void {
+    this.unnamedSetting = true;
+    this.create("unnamed setting");
   }
 
   private create(state: HeldState): void {
@@ -267,7 +356,7 @@ class Found {
         } else if (w(1) === "session" && w(2) === "authorization") this.touch("session_authorization");
         else {
           const name = settingName(t, 1);
-          if (name !== undefined && !this.resets.includes(name)) this.resets.push(name);
+          if (name !== undefined) this.resets.add(name);
           this.touch(name);
         }
         break;
@@ -277,19 +366,36 @@ class Found {
       case "declare":
         if (hasSequence(t, ["with", "hold"], "for")) this.create("WITH HOLD cursor");
         break;
+      // (a plain CREATE TABLE makes a temporary one when pg_temp comes first in search_path: such a
+      // session is pinned as a whole, readProbe)
       case "create":
         // CREATE [OR REPLACE] [GLOBAL|LOCAL] TEMP|TEMPORARY [UNLOGGED] TABLE|VIEW|SEQUENCE …, or
-        // CREATE TABLE|VIEW|SEQUENCE pg_temp.name …
+        // CREATE TABLE|VIEW|FUNCTION|… pg_temp.name …
         if ([1, 2, 3, 4].some((i) => w(i) === "temp" || w(i) === "temporary") || createsInPgTemp(t)) {
           if (hasSequence(t, ["on", "commit", "drop"])) this.touch();
           else this.create("temporary table");
         }
         break;
       case "select":
-      case "with":
-        if (hasSequence(t, ["into", "temp"]) || hasSequence(t, ["into", "temporary"]) || createsInPgTemp(t))
+      case "with": {
+        // SELECT … INTO [LOCAL|GLOBAL] TEMP|TEMPORARY t
+        const into = t.findIndex((tok) => tok.kind === "word" && tok.text === "into");
+        const next = ["local", "global"].includes(w(into + 1)) ? w(into + 2) : w(into + 1);
+        if ((into >= 0 && (next === "temp" || next === "temporary")) || createsInPgTemp(t))
           this.create("temporary table");
         break;
+      }
+      case "explain": {
+        // EXPLAIN ANALYZE runs its statement: EXPLAIN [ANALYZE] [VERBOSE] [(options)] statement
+        let i = 1;
+        while (["analyze", "analyse", "verbose"].includes(w(i))) i++;
+        if (t[i]?.kind === "symbol" && t[i]!.text === "(") {
+          while (i < t.length && !(t[i]!.kind === "symbol" && t[i]!.text === ")")) i++;
+          i++;
+        }
+        this.statement(t.slice(i));
+        return;
+      }
       case "prepare":
         if (w(1) !== "transaction") this.create("PREPARE");
         break;
@@ -331,20 +437,35 @@ class Found {
       i = 2;
     }
     if (w(i) === "transaction" || w(i) === "constraints") return;
-    this.touch(settingName(t, i));
+    const name = settingName(t, i);
+    if (name === undefined) this.unnamed();
+    else this.touch(name);
   }
 
+  /** Calls by name, as a word or a "quoted" identifier (which must then be spelt in lower case). */
   private functionCalls(t: Token[]): void {
     for (let i = 0; i + 1 < t.length; i++) {
       const tok = t[i]!;
-      if (tok.kind !== "word" || t[i + 1]!.text !== "(" || t[i + 1]!.kind !== "symbol") continue;
+      if (
+        (tok.kind !== "word" && tok.kind !== "ident") ||
+        t[i + 1]!.text !== "(" ||
+        t[i + 1]!.kind !== "symbol"
+      )
+        continue;
       if (LOCKS.has(tok.text)) this.create("advisory lock");
       else if (UNLOCKS.has(tok.text)) this.touch();
       else if (tok.text === "set_config") {
+        // only a plain literal is a name the probe can ask for: ('x'), 'a' || 'b', $1 are not
         const arg = t[i + 2];
-        this.touch(arg?.kind === "string" ? arg.text.toLowerCase() : undefined);
+        const after = t[i + 3];
+        if (arg?.kind === "string" && after?.kind === "symbol" && after.text === ",")
+          this.touch(arg.text.toLowerCase());
+        else this.unnamed();
       }
     }
+    // a set_config the tokens end after (a statement's head cut short): its name was not read
+    const last = t[t.length - 1];
+    if (last !== undefined && last.kind !== "string" && last.text === "set_config") this.unnamed();
   }
 }
 
@@ -366,8 +487,18 @@ export function isHidden(name: string): boolean {
   return name.includes(".") || name === "role" || name === "session_authorization";
 }
 
-/** The words a created object's name follows: TABLE, VIEW, SEQUENCE, IF NOT EXISTS, INTO. */
-const BEFORE_NEW_NAME = new Set(["table", "view", "sequence", "exists", "into"]);
+/** The words a created object's name follows: TABLE, VIEW, SEQUENCE, FUNCTION, …, IF NOT EXISTS, INTO. */
+const BEFORE_NEW_NAME = new Set([
+  "table",
+  "view",
+  "sequence",
+  "function",
+  "procedure",
+  "type",
+  "domain",
+  "exists",
+  "into",
+]);
 
 /** A new object named in the session's temporary schema: `pg_temp.name` (or `pg_temp_3.name`). */
 function createsInPgTemp(t: Token[]): boolean {
@@ -401,7 +532,13 @@ const HELD_TESTS: [HeldState, string][] = [
   ],
   ["LISTEN", "SELECT FROM pg_catalog.pg_listening_channels()"],
   ["WITH HOLD cursor", "SELECT FROM pg_catalog.pg_cursors WHERE is_holdable"],
-  ["temporary table", "SELECT FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()"],
+  // any object in the temporary schema: tables, views, sequences (pg_class), functions, types, domains
+  [
+    "temporary table",
+    "SELECT FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema() " +
+      "UNION ALL SELECT FROM pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema() " +
+      "UNION ALL SELECT FROM pg_catalog.pg_type WHERE typnamespace = pg_catalog.pg_my_temp_schema()",
+  ],
   ["PREPARE", "SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql"],
 ];
 
@@ -430,6 +567,23 @@ export interface ProbeResult {
  * gives "none", a reset placeholder ""), so they are not replayed for nothing.
  */
 export function readProbe(rows: readonly (string | null)[][], sessionUser: string): ProbeResult {
+  const result = readRows(rows, sessionUser);
+  if (searchPathCreatesInPgTemp(result.settings.get("search_path")))
+    result.held.push("pg_temp in search_path");
+  return result;
+}
+
+/**
+ * pg_temp named first (after a "$user" that usually does not exist): a plain CREATE TABLE (or
+ * SELECT … INTO) makes a temporary object, at any time.
+ */
+function searchPathCreatesInPgTemp(searchPath: string | undefined): boolean {
+  const schemas = (searchPath ?? "").split(",").map((s) => s.trim().replace(/^"|"$/g, "").toLowerCase());
+  const first = schemas.find((s) => s !== "$user");
+  return first !== undefined && /^pg_temp(?:_\d+)?$/.test(first);
+}
+
+function readRows(rows: readonly (string | null)[][], sessionUser: string): ProbeResult {
   const settings = new Map<string, string>();
   const held: HeldState[] = [];
   for (const [name, value] of rows) {
@@ -465,6 +619,8 @@ export class ClientSession {
   touched = false;
   /** Hidden settings (isHidden) touched since the last probe. */
   private touchedHidden: Set<string> | null = null;
+  /** A setting whose name the probe cannot ask for may be set: the client keeps its server until it leaves. */
+  unnamedSetting = false;
 
   setAtStartup(name: string, value: string): void {
     (this.startup ??= new Map()).set(name, value);
@@ -474,6 +630,7 @@ export class ClientSession {
   note(effect: SessionEffect): void {
     if (!effect.touches) return;
     this.touched = true;
+    if (effect.unnamedSetting) this.unnamedSetting = true;
     for (const name of effect.hidden) (this.touchedHidden ??= new Set()).add(name);
   }
 

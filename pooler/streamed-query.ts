@@ -69,15 +69,53 @@ const DASH = 0x2d;
 const SLASH = 0x2f;
 const STAR = 0x2a;
 const NEWLINE = 0x0a;
+const RETURN = 0x0d;
 const DOLLAR_SIGN = 0x24;
+const AMPERSAND = 0x26;
 
-/** The word after which WINDOW bytes are read, lowercase. */
+/** The word after which WINDOW bytes are read, lowercase; or the "identifier". */
 const SET_CONFIG = Buffer.from("set_config");
+const QUOTED_SET_CONFIG = Buffer.from('"set_config"');
 /** PostgreSQL truncates identifiers at 63 bytes; a longer $tag$ is not one. */
 const MAX_TAG = 63;
 
+/**
+ * The streamed text read both ways, as classify reads a text with a backslash: the session's
+ * standard_conforming_strings may change in the same packet, so each reading's statements are
+ * classified, together.
+ */
 export class StreamedQuery {
-  private readonly classification: Classification;
+  private readonly classification = new Classification();
+  private readonly standard: Lexer;
+  private readonly backslashQuote: Lexer;
+
+  /** `head`: bytes of each statement read (smaller in tests, to put the lexer to work). */
+  constructor(head = STATEMENT_HEAD) {
+    this.standard = new Lexer(this.classification, false, head);
+    this.backslashQuote = new Lexer(this.classification, true, head);
+  }
+
+  /** The next bytes of the SQL text: `chunk[from…]`. */
+  feed(chunk: Buffer, from = 0): void {
+    this.standard.feed(chunk, from);
+    this.backslashQuote.feed(chunk, from);
+  }
+
+  /** Bytes of text held for the classifier: at most about 2 × (BATCH + STATEMENT_HEAD), whatever streams through. */
+  get keptBytes(): number {
+    return this.standard.keptBytes + this.backslashQuote.keptBytes;
+  }
+
+  /** After the last byte: what the whole text may have done to the session. */
+  result(): SessionEffect {
+    this.standard.finish();
+    this.backslashQuote.finish();
+    return this.classification.result();
+  }
+}
+
+/** One reading of the text: where its statements end, what of them the classifier gets. */
+class Lexer {
   private state = Lex.Normal;
   /** Literal: whether a backslash escapes (E'…', or any '…' without standard_conforming_strings). */
   private escapes = false;
@@ -88,6 +126,12 @@ export class StreamedQuery {
   private wordFirst = 0;
   /** Bytes of SET_CONFIG the word has matched so far; -1 once it cannot be that word. */
   private matched = -1;
+  /** After a lone U or u and `&`: a quote now opens U&'…' or U&"…". */
+  private unicodeEscapes = false;
+  /** Where the "identifier" being read started, as an offset in the text. */
+  private identStart = 0;
+  /** The next backslash in the chunk being read, at or after the literal's position (-1: none, -2: not looked for). */
+  private nextBackslash = -2;
   /** $tag$ being read (DollarTag), then the closing tag looked for (Dollar). */
   private tag: number[] = [];
   /** Bytes of the closing tag matched so far (Dollar). */
@@ -108,21 +152,17 @@ export class StreamedQuery {
   private window: Buffer[] = [];
   private windowLeft = 0;
 
-  /**
-   * `backslashQuote`: the session has standard_conforming_strings off, so '…' takes backslash
-   * escapes. `head`: bytes of each statement read (smaller in tests, to put the lexer to work).
-   */
+  /** `backslashQuote`: read '…' as with standard_conforming_strings off, where backslashes escape. */
   constructor(
+    private readonly classification: Classification,
     private readonly backslashQuote: boolean,
-    private readonly head = STATEMENT_HEAD,
-  ) {
-    this.classification = new Classification(backslashQuote);
-  }
+    private readonly head: number,
+  ) {}
 
-  /** The next bytes of the SQL text: `chunk[from…]`. */
-  feed(chunk: Buffer, from = 0): void {
+  feed(chunk: Buffer, from: number): void {
     const base = this.offset - from;
     let i = from;
+    this.nextBackslash = -2;
     if (this.windowLeft > 0) this.takeWindow(chunk, i);
     const n = chunk.length;
     while (i < n) {
@@ -135,11 +175,18 @@ export class StreamedQuery {
             i++;
             continue;
           }
-          const loneE = this.wordLen === 1 && (this.wordFirst | 0x20) === 0x65;
+          const lone = this.wordLen === 1 ? this.wordFirst | 0x20 : 0;
+          const unicode = this.unicodeEscapes;
+          this.unicodeEscapes = false;
           if (this.wordLen > 0) this.endWord(chunk, i);
           i++;
-          if (c === QUOTE) this.openLiteral(loneE || this.backslashQuote);
-          else if (c === DOUBLE_QUOTE) this.state = Lex.Ident;
+          // in the unread part of a statement, a U&'…' or U&"…" may spell a setting's name
+          if ((c === QUOTE || c === DOUBLE_QUOTE) && unicode && this.skipping) this.classification.unnamed();
+          if (c === QUOTE) this.openLiteral(lone === 0x65 || this.backslashQuote);
+          else if (c === DOUBLE_QUOTE) {
+            this.identStart = base + i;
+            this.state = Lex.Ident;
+          } else if (c === AMPERSAND) this.unicodeEscapes = lone === 0x75;
           else if (c === DASH) this.state = Lex.Dash;
           else if (c === SLASH) this.state = Lex.Slash;
           else if (c === DOLLAR_SIGN) {
@@ -157,15 +204,11 @@ export class StreamedQuery {
             i++;
           } else this.state = Lex.Normal;
           continue;
-        case Lex.LineComment: {
-          const nl = chunk.indexOf(NEWLINE, i);
-          if (nl < 0) i = n;
-          else {
-            i = nl + 1;
-            this.state = Lex.Normal;
-          }
+        case Lex.LineComment:
+          // PostgreSQL ends a -- comment at a carriage return too
+          if (c === NEWLINE || c === RETURN) this.state = Lex.Normal;
+          i++;
           continue;
-        }
         case Lex.BlockComment:
           if (c === STAR) this.state = Lex.BlockStar;
           else if (c === SLASH) this.state = Lex.BlockSlash;
@@ -193,9 +236,7 @@ export class StreamedQuery {
             }
             continue;
           }
-          if (c === BACKSLASH) this.state = Lex.LiteralEscape;
-          else if (c === QUOTE) this.state = Lex.LiteralQuote;
-          i++;
+          i = this.escapedLiteral(chunk, i);
           continue;
         case Lex.LiteralEscape:
           this.state = Lex.Literal;
@@ -214,6 +255,7 @@ export class StreamedQuery {
           else {
             i = q + 1;
             this.state = Lex.Normal;
+            this.endIdent(chunk, base, q);
           }
           continue;
         }
@@ -229,16 +271,40 @@ export class StreamedQuery {
     this.keepHead(chunk, base);
   }
 
-  /** Bytes of text held for the classifier: at most about BATCH + STATEMENT_HEAD, whatever streams through. */
+  /** Bytes of text held for the classifier: at most about BATCH + STATEMENT_HEAD. */
   get keptBytes(): number {
     return this.batchBytes + WINDOW - this.windowLeft;
   }
 
-  /** After the last byte: what the whole text may have done to the session. */
-  result(): SessionEffect {
+  finish(): void {
     if (this.windowLeft > 0) this.classifyWindow();
     this.classifyBatch();
-    return this.classification.result();
+  }
+
+  /** Inside '…' that takes backslash escapes: on to the next backslash or quote, each found once per chunk. */
+  private escapedLiteral(chunk: Buffer, i: number): number {
+    if (this.nextBackslash === -2 || (this.nextBackslash !== -1 && this.nextBackslash < i))
+      this.nextBackslash = chunk.indexOf(BACKSLASH, i);
+    const q = chunk.indexOf(QUOTE, i);
+    const b = this.nextBackslash;
+    if (b !== -1 && (q === -1 || b < q)) {
+      this.state = Lex.LiteralEscape;
+      return b + 1;
+    }
+    if (q === -1) return chunk.length;
+    this.state = Lex.LiteralQuote;
+    return q + 1;
+  }
+
+  /**
+   * A "identifier" ends at `chunk[q]`: if it is "set_config", in the unread part of a statement, it
+   * is a call whose name the classifier needs (one cut across chunks counts, unread).
+   */
+  private endIdent(chunk: Buffer, base: number, q: number): void {
+    const start = this.identStart - base;
+    if (base + q - this.identStart !== SET_CONFIG.length) return;
+    if (start >= 0 && !chunk.subarray(start, q).equals(SET_CONFIG)) return;
+    this.startWindow(QUOTED_SET_CONFIG, chunk, q + 1);
   }
 
   private openLiteral(escapes: boolean): void {
@@ -261,11 +327,14 @@ export class StreamedQuery {
     const hit = this.matched === SET_CONFIG.length;
     this.wordLen = 0;
     this.matched = -1;
-    if (!hit) return;
+    if (hit) this.startWindow(SET_CONFIG, chunk, i);
+  }
+
+  private startWindow(name: Buffer, chunk: Buffer, from: number): void {
     if (this.windowLeft > 0) this.classifyWindow();
-    this.window = [SET_CONFIG];
+    this.window = [name];
     this.windowLeft = WINDOW;
-    this.takeWindow(chunk, i);
+    this.takeWindow(chunk, from);
   }
 
   private takeWindow(chunk: Buffer, from: number): void {
@@ -276,7 +345,7 @@ export class StreamedQuery {
   }
 
   private classifyWindow(): void {
-    this.classification.add(Buffer.concat(this.window).toString("utf8"));
+    this.classification.add(Buffer.concat(this.window).toString("utf8"), this.backslashQuote);
     this.window = [];
     this.windowLeft = 0;
   }
@@ -357,7 +426,7 @@ export class StreamedQuery {
 
   private classifyBatch(): void {
     if (this.batchBytes === 0) return;
-    this.classification.add(Buffer.concat(this.batch, this.batchBytes).toString("utf8"));
+    this.classification.add(Buffer.concat(this.batch, this.batchBytes).toString("utf8"), this.backslashQuote);
     this.batch = [];
     this.batchBytes = 0;
   }
@@ -368,14 +437,9 @@ export class StreamedQuery {
  * longer than a statement's head goes through the streaming lexer: tokenizing megabytes of SQL at
  * once would cost many times their size in tokens and stall every client.
  */
-export function classifySql(
-  bytes: Buffer,
-  start: number,
-  end: number,
-  backslashQuote: boolean,
-): SessionEffect {
-  if (end - start <= STATEMENT_HEAD) return classify(bytes.toString("utf8", start, end), backslashQuote);
-  const sql = new StreamedQuery(backslashQuote);
+export function classifySql(bytes: Buffer, start: number, end: number): SessionEffect {
+  if (end - start <= STATEMENT_HEAD) return classify(bytes.toString("utf8", start, end));
+  const sql = new StreamedQuery();
   sql.feed(bytes.subarray(start, end));
   return sql.result();
 }

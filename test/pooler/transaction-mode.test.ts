@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Pool } from "../../pooler/pool.ts";
 import { connect, errorOf } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { RawClient } from "../support/protocol.ts";
+import { query } from "../../pooler/protocol/messages.ts";
 import { waitFor } from "../support/wait.ts";
 
 async function pid(c: pg.Client): Promise<number> {
@@ -200,6 +202,77 @@ describe("session state in transaction pooling", () => {
         expect((await b.query("SELECT current_setting('app.deep', true) AS v")).rows[0].v ?? "").toBe("");
       }
     });
+  });
+
+  it("a SET of standard_conforming_strings in the same packet as the next Query still changes how it is read", async () => {
+    const a = await RawClient.connect(p.url());
+    const b = await connect(p.url());
+    try {
+      // both Queries in one write: the server's ParameterStatus for the first is not in yet
+      await a.exchange(
+        [
+          query("SET standard_conforming_strings = off"),
+          query(String.raw`SELECT 'x\''; SET app.tenant = 'evil'; SELECT 'y'`),
+        ],
+        2,
+      );
+      for (let i = 0; i < 3; i++) {
+        expect((await b.query("SELECT current_setting('app.tenant', true) AS t")).rows[0].t ?? "").toBe("");
+        await b.query("BEGIN"); // takes the server a used last
+        expect((await b.query("SELECT current_setting('app.tenant', true) AS t")).rows[0].t ?? "").toBe("");
+        await b.query("COMMIT");
+      }
+    } finally {
+      await a.close();
+      await b.end();
+    }
+  });
+
+  it("a set_config of a name spelt U&'…' is read: the role stays with its client", async () => {
+    await withTwoClients(p, async (a, b) => {
+      await a.query(String.raw`SELECT set_config(U&'r\006fle', 'pg_monitor', false)`);
+      const serverOfA = await pid(a);
+      await b.query("BEGIN"); // takes the server a used last
+      expect(await pid(b)).toBe(serverOfA);
+      expect((await b.query("SELECT current_user AS u")).rows[0].u).toBe("postgres");
+      expect((await a.query("SELECT current_user AS u")).rows[0].u).toBe("pg_monitor");
+      await b.query("COMMIT");
+    });
+  });
+
+  it("a set_config whose name it cannot read pins the client instead of handing the setting on", async () => {
+    await withTwoClients(p, async (a, b) => {
+      await a.query("SELECT set_config('app.' || 'tenant', 'evil', false)");
+      expect(await pinnedAfter(p, a)).toBe(1);
+      for (let i = 0; i < 3; i++) {
+        expect((await b.query("SELECT current_setting('app.tenant', true) AS t")).rows[0].t ?? "").toBe("");
+        expect((await a.query("SELECT current_setting('app.tenant') AS t")).rows[0].t).toBe("evil");
+      }
+    });
+  });
+
+  it("without statement routing (MAX_PREPARED_STATEMENTS=0) each Bind of a statement that touches the session counts", async () => {
+    const q = await startTestPooler({ DEFAULT_POOL_SIZE: "2", MAX_PREPARED_STATEMENTS: "0" });
+    try {
+      await withTwoClients(q, async (a, b) => {
+        const setter = (value: string) => ({
+          name: "setter",
+          text: "SELECT set_config('app.x', $1, false) AS v",
+          values: [value],
+        });
+        await a.query(setter("one"));
+        await a.query(setter("two")); // Bind and Execute only: no Parse to classify
+        const serverOfA = await pid(a);
+        await b.query("BEGIN");
+        expect(await pid(b)).toBe(serverOfA);
+        // a runs on the other server now, where its setting is replayed: the value it set last
+        expect((await a.query("SELECT current_setting('app.x') AS v")).rows[0].v).toBe("two");
+        expect((await b.query("SELECT current_setting('app.x', true) AS v")).rows[0].v ?? "").toBe("");
+        await b.query("COMMIT");
+      });
+    } finally {
+      await q.stop();
+    }
   });
 
   it("forgets a SET that was rolled back", async () => {
