@@ -849,6 +849,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    */
   private unroutedEffect(type: number, msg: Buffer, effect: SessionEffect): SessionEffect {
     if (type !== Msg.Parse && type !== Msg.Bind) return effect;
+    // most clients never prepare one: their Binds cost nothing here
+    if (this.statementEffects === null && !(type === Msg.Parse && effect.touches)) return effect;
     const span = statementNameSpan(type, msg);
     const name = msg.toString("utf8", span.start, span.end);
     if (type === Msg.Bind) return this.statementEffects?.get(name) ?? effect;

@@ -9,12 +9,14 @@
 // - a statement longer than that counts as having touched the session (the probe then asks
 //   PostgreSQL what it holds, which is exact for settings and held state), and its remainder is only
 //   lexed, to find where it ends;
-// - after every `set_config` outside literals, WINDOW bytes: the one thing the probe cannot find on
-//   its own is the name of a custom placeholder set deep inside a long statement.
+// - after every `set_config` or `"set_config"` outside literals, WINDOW bytes: the one thing the
+//   probe cannot find on its own is the name of a custom placeholder set deep inside a long
+//   statement (a U&'…' there, which may spell one, pins the client: session-state.ts).
 //
 // The lexer works on bytes: every byte that matters to it is ASCII, and UTF-8 never uses ASCII
-// bytes inside a multi-byte character. It follows the same rules as session-state.ts's tokenizer
-// (standard_conforming_strings as the client's session has it), so both split statements alike.
+// bytes inside a multi-byte character. It follows the same rules as session-state.ts's tokenizer,
+// so both split statements alike, and as classify does it reads the text both with and without
+// standard_conforming_strings.
 import { Classification, classify, type SessionEffect } from "./session-state.ts";
 
 /** Bytes of each statement the classifier reads. */
