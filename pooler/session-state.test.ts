@@ -155,6 +155,44 @@ describe("classify, against what a review tried (each let state leak to the next
   });
 });
 
+describe("classify, against what a second review tried", () => {
+  it("takes LOCAL, SESSION and TRANSACTION for a placeholder's first part when a dot follows", () => {
+    expect(classify("SET local.x = 'leaked'").hidden).toEqual(["local.x"]);
+    expect(classify("SET transaction.x = 'leaked'").hidden).toEqual(["transaction.x"]);
+    expect(classify("SET session.x = 'leaked'").hidden).toEqual(["session.x"]);
+    expect(classify("SET SESSION local.y TO 1").hidden).toEqual(["local.y"]);
+    expect(classify("SET LOCAL statement_timeout = 1")).toEqual(NO_EFFECT);
+  });
+
+  it("reads EXPLAIN chains in one pass (one call per EXPLAIN was quadratic, and overflowed the stack)", () => {
+    expect(classify(`${"explain ".repeat(20_000)}select 1`)).toEqual(NO_EFFECT);
+    expect(classify(`${"EXPLAIN ANALYZE ".repeat(3)}SELECT set_config('a.b', '1', false)`).hidden).toEqual([
+      "a.b",
+    ]);
+  });
+
+  it("finds UESCAPE after a comment, as PostgreSQL's parser does", () => {
+    expect(
+      classify(`SELECT U&"set!005fconfig" /**/ UESCAPE /* c */ '!' ('app.u', 'leaked', false)`).hidden,
+    ).toEqual(["app.u"]);
+  });
+
+  it("pins a client that runs SQL from text through a built-in (query_to_xml, ts_stat)", () => {
+    const effect = classify(
+      "SELECT query_to_xml('select set_' || 'config(''app.x'', ''1'', false)', true, true, '')",
+    );
+    expect(effect).toMatchObject({ unnamedSetting: true, creates: "unnamed setting" });
+    expect(classify("SELECT * FROM ts_stat('SELECT 1')").unnamedSetting).toBe(true);
+  });
+
+  it("the probe compares with pg_catalog's operators and always asks for role and session_authorization", () => {
+    const sql = probeSql([]);
+    expect(sql).not.toMatch(/[^)] = /);
+    expect(sql).toContain("E'role'");
+    expect(sql).toContain("E'session_authorization'");
+  });
+});
+
 describe("tokenize", () => {
   it("reads words, quoted identifiers, strings of every quoting, and symbols", () => {
     expect(tokenize(`SeT "a""b" = E'x\\'y' || $q$z;$q$ -- c\n/* d */;`)).toEqual([
@@ -177,7 +215,7 @@ describe("tokenize", () => {
 describe("the probe", () => {
   it("asks pg_settings, the hidden settings by name, and each kind of held state", () => {
     const sql = probeSql(["app.tenant"]);
-    expect(sql).toContain("FROM pg_catalog.pg_settings WHERE source = 'session'");
+    expect(sql).toContain("FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session'");
     expect(sql).toContain("pg_catalog.current_setting(E'app.tenant', true)");
     expect(sql).toContain("pg_catalog.pg_listening_channels()");
   });

@@ -77,7 +77,7 @@ export const NO_EFFECT: SessionEffect = Object.freeze({
  * the pooler.
  */
 const MAY_AFFECT =
-  /(?:^|;)\s*(?:--|\/\*|(?:set|reset|listen|unlisten|declare|close|drop|prepare|deallocate|discard|do|call|explain)\b)|advisory|set_config|pg_settings|\btemp(?:orary)?\b|\bpg_temp|u&['"]/i;
+  /(?:^|;)\s*(?:--|\/\*|(?:set|reset|listen|unlisten|declare|close|drop|prepare|deallocate|discard|do|call|explain)\b)|advisory|set_config|pg_settings|\btemp(?:orary)?\b|\bpg_temp|u&['"]|query_to_xml|ts_stat|ts_rewrite/i;
 
 const LOCKS = new Set([
   "pg_advisory_lock",
@@ -86,6 +86,17 @@ const LOCKS = new Set([
   "pg_try_advisory_lock_shared",
 ]);
 const UNLOCKS = new Set(["pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all"]);
+/**
+ * Built-ins that run SQL given as text, which may be assembled at run time: what it does cannot be
+ * read, so the client keeps its server.
+ */
+const RUNS_SQL_TEXT = new Set([
+  "query_to_xml",
+  "query_to_xmlschema",
+  "query_to_xml_and_xmlschema",
+  "ts_stat",
+  "ts_rewrite",
+]);
 
 /**
  * Read both ways when the text has a backslash: with standard_conforming_strings off a backslash
@@ -197,15 +208,31 @@ function unicodeEscaped(sql: string, start: number, out: Token[]): number {
   const raw: Token[] = [];
   let i = quoted(sql, start, q, false, q === "'" ? "string" : "ident", raw);
   let escape = "\\";
-  const m = /^\s*uescape\s*'([^'])'/i.exec(sql.slice(i, i + 64));
-  if (m) {
-    escape = m[1]!;
-    i += m[0].length;
+  // UESCAPE is the next token: comments may come before it and its literal
+  const at = skipSpaceAndComments(sql, i);
+  if (/^uescape/i.test(sql.slice(at, at + 7)) && !isWordPartAt(sql, at + 7)) {
+    const lit = skipSpaceAndComments(sql, at + 7);
+    if (sql[lit] === "'" && sql[lit + 2] === "'") {
+      escape = sql[lit + 1]!;
+      i = lit + 3;
+    }
   }
   const token = raw[0]!;
   out.push({ kind: token.kind, text: decodeUnicodeEscapes(token.text, escape) });
   return i;
 }
+
+function skipSpaceAndComments(sql: string, start: number): number {
+  let i = start;
+  for (;;) {
+    if (isSpace(sql[i] ?? "")) i++;
+    else if (sql.startsWith("--", i)) i = lineEnd(sql, i);
+    else if (sql.startsWith("/*", i)) i = skipBlockComment(sql, i);
+    else return i;
+  }
+}
+
+const isWordPartAt = (sql: string, i: number): boolean => i < sql.length && isWordPart(sql[i]!);
 
 function decodeUnicodeEscapes(text: string, escape: string): string {
   let out = "";
@@ -343,8 +370,21 @@ class Found {
     this.creates ??= state;
   }
 
-  statement(t: Token[]): void {
-    const w = (i: number): string => (t[i]?.kind === "word" ? t[i]!.text : "");
+  statement(tokens: Token[]): void {
+    // EXPLAIN ANALYZE runs its statement: EXPLAIN [ANALYZE] [VERBOSE] [(options)] statement, as often
+    // as it is written (a loop: one call, or one copy of the tokens, per EXPLAIN would be quadratic)
+    let start = 0;
+    while (tokens[start]?.kind === "word" && tokens[start]!.text === "explain") {
+      start++;
+      while (["analyze", "analyse", "verbose"].includes(wordAt(tokens, start))) start++;
+      if (tokens[start]?.kind === "symbol" && tokens[start]!.text === "(") {
+        while (start < tokens.length && !(tokens[start]!.kind === "symbol" && tokens[start]!.text === ")"))
+          start++;
+        start++;
+      }
+    }
+    const t = start === 0 ? tokens : tokens.slice(start);
+    const w = (i: number): string => wordAt(t, i);
     switch (w(0)) {
       case "set":
         this.set(t, w);
@@ -385,17 +425,6 @@ class Found {
           this.create("temporary table");
         break;
       }
-      case "explain": {
-        // EXPLAIN ANALYZE runs its statement: EXPLAIN [ANALYZE] [VERBOSE] [(options)] statement
-        let i = 1;
-        while (["analyze", "analyse", "verbose"].includes(w(i))) i++;
-        if (t[i]?.kind === "symbol" && t[i]!.text === "(") {
-          while (i < t.length && !(t[i]!.kind === "symbol" && t[i]!.text === ")")) i++;
-          i++;
-        }
-        this.statement(t.slice(i));
-        return;
-      }
       case "prepare":
         if (w(1) !== "transaction") this.create("PREPARE");
         break;
@@ -429,14 +458,16 @@ class Found {
 
   /** SET [SESSION] name {TO|=} …; SET LOCAL and the transaction-scoped forms change nothing after the transaction. */
   private set(t: Token[], w: (i: number) => string): void {
+    // LOCAL, SESSION, TRANSACTION are also a custom placeholder's first part: SET local.x = 1
+    const keyword = (i: number, word: string): boolean => w(i) === word && t[i + 1]?.text !== ".";
     let i = 1;
-    if (w(1) === "local") return;
-    if (w(1) === "session") {
+    if (keyword(1, "local")) return;
+    if (keyword(1, "session")) {
       if (w(2) === "authorization") return this.touch("session_authorization");
       if (w(2) === "characteristics") return this.touch();
       i = 2;
     }
-    if (w(i) === "transaction" || w(i) === "constraints") return;
+    if (keyword(i, "transaction") || keyword(i, "constraints")) return;
     const name = settingName(t, i);
     if (name === undefined) this.unnamed();
     else this.touch(name);
@@ -454,6 +485,7 @@ class Found {
         continue;
       if (LOCKS.has(tok.text)) this.create("advisory lock");
       else if (UNLOCKS.has(tok.text)) this.touch();
+      else if (RUNS_SQL_TEXT.has(tok.text)) this.unnamed();
       else if (tok.text === "set_config") {
         // only a plain literal is a name the probe can ask for: ('x'), 'a' || 'b', $1 are not
         const arg = t[i + 2];
@@ -467,6 +499,10 @@ class Found {
     const last = t[t.length - 1];
     if (last !== undefined && last.kind !== "string" && last.text === "set_config") this.unnamed();
   }
+}
+
+function wordAt(t: Token[], i: number): string {
+  return t[i]?.kind === "word" ? t[i]!.text : "";
 }
 
 /** A setting name at token `i`: word or "identifier", possibly dotted (a custom placeholder). */
@@ -524,20 +560,24 @@ function hasSequence(t: Token[], seq: string[], stop?: string): boolean {
 
 // ---- the probe ----
 
-/** Each kind of held state with the (schema-qualified: the client may have changed search_path) test for it. */
+/**
+ * Each kind of held state with the test for it: functions and operators schema-qualified, as the
+ * client may have put a schema of its own, with an `=` of its own, before pg_catalog.
+ */
 const HELD_TESTS: [HeldState, string][] = [
   [
     "advisory lock",
-    "SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()",
+    "SELECT FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) 'advisory' " +
+      "AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()",
   ],
   ["LISTEN", "SELECT FROM pg_catalog.pg_listening_channels()"],
   ["WITH HOLD cursor", "SELECT FROM pg_catalog.pg_cursors WHERE is_holdable"],
   // any object in the temporary schema: tables, views, sequences (pg_class), functions, types, domains
   [
     "temporary table",
-    "SELECT FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema() " +
-      "UNION ALL SELECT FROM pg_catalog.pg_proc WHERE pronamespace = pg_catalog.pg_my_temp_schema() " +
-      "UNION ALL SELECT FROM pg_catalog.pg_type WHERE typnamespace = pg_catalog.pg_my_temp_schema()",
+    "SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
+      "UNION ALL SELECT FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
+      "UNION ALL SELECT FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()",
   ],
   ["PREPARE", "SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql"],
 ];
@@ -548,8 +588,11 @@ const HELD_TESTS: [HeldState, string][] = [
  * setting, (NULL, state) for each kind of held state.
  */
 export function probeSql(hidden: Iterable<string>): string {
-  const parts = ["SELECT name, setting FROM pg_catalog.pg_settings WHERE source = 'session'"];
-  for (const name of hidden)
+  const parts = [
+    "SELECT name, setting FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session'",
+  ];
+  // role and session_authorization always: a DO block or a procedure may have changed them unseen
+  for (const name of new Set(["role", "session_authorization", ...hidden]))
     parts.push(`SELECT ${quoteLiteral(name)}, pg_catalog.current_setting(${quoteLiteral(name)}, true)`);
   for (const [state, test] of HELD_TESTS)
     parts.push(`SELECT NULL, ${quoteLiteral(state)} WHERE EXISTS (${test})`);

@@ -275,6 +275,41 @@ describe("session state in transaction pooling", () => {
     }
   });
 
+  it("a SET ROLE inside a DO block stays with its client (the probe always asks for the role)", async () => {
+    await withTwoClients(p, async (a, b) => {
+      await a.query("DO $$BEGIN SET ROLE pg_monitor; END$$");
+      const serverOfA = await pid(a);
+      await b.query("BEGIN"); // takes the server a used last
+      expect(await pid(b)).toBe(serverOfA);
+      expect((await b.query("SELECT current_user AS u")).rows[0].u).toBe("postgres");
+      await b.query("COMMIT");
+      expect((await a.query("SELECT current_user AS u")).rows[0].u).toBe("pg_monitor");
+    });
+  });
+
+  it("an = of the client's own before pg_catalog does not blind the probe", async () => {
+    const direct = await connect(inject("pgAppUrl"));
+    try {
+      await withTwoClients(p, async (a, b) => {
+        await a.query(`
+          CREATE SCHEMA blind_ops;
+          CREATE FUNCTION blind_ops.nope(text, text) RETURNS bool LANGUAGE sql AS 'SELECT false';
+          CREATE OPERATOR blind_ops.= (leftarg = text, rightarg = text, function = blind_ops.nope);
+          SET search_path = blind_ops, pg_catalog, public;
+          SET statement_timeout = '1234ms'`);
+        const serverOfA = await pid(a);
+        await b.query("BEGIN");
+        expect(await pid(b)).toBe(serverOfA);
+        expect(await show(b, "statement_timeout")).toBe("0");
+        await b.query("COMMIT");
+        expect(await show(a, "statement_timeout")).toBe("1234ms");
+      });
+    } finally {
+      await direct.query("DROP SCHEMA IF EXISTS blind_ops CASCADE");
+      await direct.end();
+    }
+  });
+
   it("forgets a SET that was rolled back", async () => {
     const a = await connect(p.url());
     try {
