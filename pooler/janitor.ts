@@ -91,10 +91,12 @@ export class Janitor {
     }
     // A server that does not answer the pooler's own query (a hung backend, a lost network) would
     // hold its slot until TCP gives up. PgBouncer closes a server its client left mid-transaction
-    // at once; ours rolls it back to keep it, within server_connect_timeout.
+    // at once; ours rolls it back to keep it, within server_connect_timeout. The backend is told to
+    // cancel too: a closed socket alone leaves a slow statement running past the pool's size.
     for (const server of pool.used) {
-      if (over(now, server.usedSince, pool.settings.connectTimeout))
-        server.close(`no answer to the pooler's own query within server_connect_timeout`);
+      if (!over(now, server.usedSince, pool.settings.connectTimeout)) continue;
+      this.pooler.sendCancel(server);
+      server.close(`no answer to the pooler's own query within server_connect_timeout`);
     }
     // SET default_pool_size (or RELOAD) made the pool smaller: the oldest idle servers above the
     // size and reserve close, as PgBouncer's check_pool_size closes them

@@ -1,6 +1,5 @@
 // The running pooler: its configuration, pools, clients and cancel keys; what client connections
 // and pools ask of the whole (limits across pools, auth lookups, cancel routing, reload, shutdown).
-import net from "node:net";
 import { SqlConsole, type AdminConsole } from "./admin/console.ts";
 import { lookupByAuthQuery } from "./auth-query.ts";
 import type { ClientConnection, ClientHost } from "./client.ts";
@@ -19,13 +18,10 @@ import { listen, type Listener } from "./listener.ts";
 import type { Logger } from "./log.ts";
 import { MetricsServer } from "./metrics.ts";
 import { Pool, forcedCredentials, type PoolRegistry, type PoolSettings } from "./pool.ts";
-import { cancelRequest } from "./protocol/messages.ts";
 import { ClientRegistry } from "./client-registry.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import type { ServerConnection, ServerCredentials } from "./server.ts";
 import { StatsPeriod, type PoolStats } from "./stats.ts";
-import { connectTls } from "./tls.ts";
-import { serverEndpoint } from "./unix-socket.ts";
 
 /** How long a forwarded cancel may take when server_connect_timeout is 0 (no limit for logins). */
 const CANCEL_TIMEOUT_MS = 15_000;
@@ -222,21 +218,18 @@ export class Pooler implements ClientHost, PoolRegistry {
     const server = client?.server ?? null;
     const pool = client?.pool ?? null;
     if (!server || !pool || server.state === "closed") return;
-    const { host, port } = server.target;
-    const failed = (err: Error): void =>
-      this.log.warn({ err: err.message }, "could not forward cancel request");
     server.cancelsInFlight++;
-    // over TLS too when the server connections use it: a server may accept only TLS (hostssl)
-    const sock = net.connect(serverEndpoint(host, port), () =>
-      connectTls(sock, server.target.tls, host).then((s) => {
-        if (s !== sock) s.on("error", failed);
-        s.end(cancelRequest(server.backendPid, server.backendSecret));
-      }, failed),
+    this.sendCancel(server, () => pool.cancelFinished(server));
+  }
+
+  /** A CancelRequest for `server`'s backend; `done` once PostgreSQL has closed its connection. */
+  sendCancel(server: ServerConnection, done: () => void = () => undefined): void {
+    server.sendCancel(
+      // a server that never answers must not keep the server from everyone for good
+      this.config.serverConnectTimeout || CANCEL_TIMEOUT_MS,
+      (err) => this.log.warn({ err: err.message }, "could not forward cancel request"),
+      done,
     );
-    sock.on("error", failed);
-    // a server that never answers must not keep the server from everyone for good
-    sock.setTimeout(this.config.serverConnectTimeout || CANCEL_TIMEOUT_MS, () => sock.destroy());
-    sock.once("close", () => pool.cancelFinished(server));
   }
 
   clientClosed(client: ClientConnection): void {

@@ -10,6 +10,7 @@ import {
   Auth,
   bind,
   BodyReader,
+  cancelRequest,
   execute,
   Msg,
   parse,
@@ -31,7 +32,7 @@ import { ReadBuffer } from "./read-buffer.ts";
 import { serverEndpoint } from "./unix-socket.ts";
 import { ReplyQueue } from "./replies.ts";
 import { classify } from "./session-state.ts";
-import { requestTls } from "./tls.ts";
+import { connectTls, requestTls } from "./tls.ts";
 
 export type ServerState = "login" | "idle" | "active" | "used" | "closed";
 
@@ -465,6 +466,24 @@ export class ServerConnection extends Connection implements FrameVisitor {
     this.login?.reject(err);
     this.login = null;
     this.close(`login failed: ${err.message}`);
+  }
+
+  /**
+   * Asks PostgreSQL to cancel what this server's backend runs, on a connection of its own (over TLS
+   * too when the server connections use it: a server may accept only TLS); `done` once that
+   * connection has closed, or after `timeoutMs`.
+   */
+  sendCancel(timeoutMs: number, failed: (err: Error) => void, done: () => void): void {
+    const { host, port, tls } = this.target;
+    const sock = net.connect(serverEndpoint(host, port), () =>
+      connectTls(sock, tls, host).then((s) => {
+        if (s !== sock) s.on("error", failed);
+        s.end(cancelRequest(this.backendPid, this.backendSecret));
+      }, failed),
+    );
+    sock.on("error", failed);
+    sock.setTimeout(timeoutMs, () => sock.destroy());
+    sock.once("close", done);
   }
 
   // ---- the pooler's own queries ----

@@ -123,6 +123,38 @@ describe("failures", () => {
     }
   }, 20_000);
 
+  it("a slow reset past server_connect_timeout is canceled on the backend, not left running past the pool's size", async () => {
+    const q = await startTestPooler({
+      DEFAULT_POOL_SIZE: "1",
+      SERVER_CONNECT_TIMEOUT: "1",
+      POOL_MODE: "session",
+      SERVER_RESET_QUERY: "SELECT pg_sleep(8) /* slow reset */",
+    });
+    const direct = await connect(inject("pgAppUrl"));
+    const resetting = async (): Promise<number> =>
+      (
+        await direct.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE '%/* slow reset */' AND pid <> pg_backend_pid()",
+        )
+      ).rows[0]!.n;
+    try {
+      const a = await connect(q.url());
+      await a.query("SELECT 1");
+      await a.end(); // the reset starts
+      await waitFor(async () => (await resetting()) === 1, "the reset to run", 2000);
+      const started = performance.now();
+      await waitFor(async () => (await resetting()) === 0, "the reset to be canceled", 6000);
+      const ran = performance.now() - started;
+      console.log(
+        `slow reset: canceled on the backend after ${ran.toFixed(0)} ms (pg_sleep(8), server_connect_timeout 1 s)`,
+      );
+      expect(ran).toBeLessThan(6000);
+    } finally {
+      await direct.end();
+      await q.stop();
+    }
+  }, 20_000);
+
   it.each([
     ["TCP_KEEPIDLE=7", { TCP_KEEPIDLE: "7" }, /timer:\(keepalive,[0-7](\.\d+)?(sec|ms)/],
     ["TCP_KEEPALIVE=0", { TCP_KEEPALIVE: "0" }, /^(?![\s\S]*keepalive)/],
