@@ -84,34 +84,36 @@ const MAX_TAG = 63;
 /**
  * The streamed text read both ways, as classify reads a text with a backslash: the session's
  * standard_conforming_strings may change in the same packet, so each reading's statements are
- * classified, together.
+ * classified, together. The two readings differ only from the first backslash on: until one comes,
+ * one lexer reads for both, and the second starts there as a copy of the first.
  */
 export class StreamedQuery {
   private readonly classification = new Classification();
   private readonly standard: Lexer;
-  private readonly backslashQuote: Lexer;
+  private backslashQuote: Lexer | null = null;
 
   /** `head`: bytes of each statement read (smaller in tests, to put the lexer to work). */
   constructor(head = STATEMENT_HEAD) {
     this.standard = new Lexer(this.classification, false, head);
-    this.backslashQuote = new Lexer(this.classification, true, head);
   }
 
   /** The next bytes of the SQL text: `chunk[from…]`. */
   feed(chunk: Buffer, from = 0): void {
+    if (this.backslashQuote === null && chunk.indexOf(BACKSLASH, from) !== -1)
+      this.backslashQuote = this.standard.fork(true);
     this.standard.feed(chunk, from);
-    this.backslashQuote.feed(chunk, from);
+    this.backslashQuote?.feed(chunk, from);
   }
 
   /** Bytes of text held for the classifier: at most about 2 × (BATCH + STATEMENT_HEAD), whatever streams through. */
   get keptBytes(): number {
-    return this.standard.keptBytes + this.backslashQuote.keptBytes;
+    return this.standard.keptBytes + (this.backslashQuote?.keptBytes ?? 0);
   }
 
   /** After the last byte: what the whole text may have done to the session. */
   result(): SessionEffect {
     this.standard.finish();
-    this.backslashQuote.finish();
+    this.backslashQuote?.finish();
     return this.classification.result();
   }
 }
@@ -160,6 +162,31 @@ class Lexer {
     private readonly backslashQuote: boolean,
     private readonly head: number,
   ) {}
+
+  /** A lexer that has read the same text (without a backslash so far), to go on reading '…' as `backslashQuote` says. */
+  fork(backslashQuote: boolean): Lexer {
+    const f = new Lexer(this.classification, backslashQuote, this.head);
+    f.state = this.state;
+    // a literal open now would have been opened taking backslash escapes
+    f.escapes = this.escapes || backslashQuote;
+    f.commentDepth = this.commentDepth;
+    f.wordLen = this.wordLen;
+    f.wordFirst = this.wordFirst;
+    f.matched = this.matched;
+    f.unicodeEscapes = this.unicodeEscapes;
+    f.identStart = this.identStart;
+    f.tag = [...this.tag];
+    f.tagMatched = this.tagMatched;
+    f.offset = this.offset;
+    f.statementStart = this.statementStart;
+    f.keptTo = this.keptTo;
+    f.skipping = this.skipping;
+    f.batch = [...this.batch];
+    f.batchBytes = this.batchBytes;
+    f.window = [...this.window];
+    f.windowLeft = this.windowLeft;
+    return f;
+  }
 
   feed(chunk: Buffer, from: number): void {
     const base = this.offset - from;
