@@ -1186,12 +1186,14 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   /**
    * The client left while holding a server. The server is reused only if it is between messages:
    * idle ones are reset, open transactions rolled back first; a server that still owes replies or
-   * holds half a message is closed rather than handed to someone else mid-pipeline.
+   * holds half a message is closed rather than handed to someone else mid-pipeline. One busy with
+   * the pooler's own query for the client (a session probe, a settings sync: quick, and common when
+   * a client quits right after a SET) is cleaned once that has ended.
    */
   private returnServer(server: ServerConnection): void {
     const pool = this.pool!;
     if (server.state !== "active") return;
-    if (server.pendingReplies > 0 || !this.atBoundary || this.inBatch) {
+    if (server.owedToClient > 0 || !this.atBoundary || this.inBatch) {
       server.close("client left with a query in progress");
       pool.release(server, false);
       return;
@@ -1200,7 +1202,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // probed yet) must not reach the next client, whatever server_reset_query says.
     const cleanup = server.txStatus === "I" ? [] : ["ROLLBACK"];
     if (this.pooled && (this.pinned || this.session?.touched)) cleanup.push("DISCARD ALL");
-    if (cleanup.length === 0) pool.release(server, true);
+    if (cleanup.length === 0 && server.pendingReplies === 0) pool.release(server, true);
     else pool.cleanAndRelease(server, cleanup, !cleanup.includes("DISCARD ALL"));
   }
 }

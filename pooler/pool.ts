@@ -274,16 +274,17 @@ export class Pool {
 
   /**
    * A server its client left in a state that must not be handed on (an open transaction, session
-   * state such as advisory locks or LISTEN): runs `queries` one after the other (ROLLBACK, then
-   * DISCARD ALL, which cannot run in one query string), then releases it, with server_reset_query
-   * if `reset`. A failure closes it.
+   * state such as advisory locks or LISTEN), or in the middle of the pooler's own query for it:
+   * runs `queries` one after the other (ROLLBACK, then DISCARD ALL, which cannot run in one query
+   * string) once that query has ended, then releases it, with server_reset_query if `reset`. A
+   * failure closes it.
    */
   cleanAndRelease(server: ServerConnection, queries: readonly string[], reset: boolean): void {
     this.active.delete(server);
     this.detach(server);
     this.housekeep(server);
     queries
-      .reduce((done, sql) => done.then(() => server.runInternal(sql)), Promise.resolve())
+      .reduce((done, sql) => done.then(() => server.runInternal(sql)), server.ownQuerySettled())
       .then(
         () => {
           this.used.delete(server);

@@ -90,6 +90,8 @@ interface Internal {
   reject: (err: Error) => void;
   error: ServerError | null;
   rows: Row[];
+  /** Whoever waits for it to end, either way (ownQuerySettled). */
+  settled: (() => void) | null;
 }
 
 export class ServerConnection extends Connection implements FrameVisitor {
@@ -365,6 +367,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
         this.internal = null;
         if (done.error) done.reject(done.error);
         else done.resolve(done.rows);
+        done.settled?.();
         return;
       }
       default:
@@ -509,13 +512,31 @@ export class ServerConnection extends Connection implements FrameVisitor {
     if (this.state === "closed") return Promise.reject(new Error(`server closed: ${this.closeReason}`));
     if (this.internal) return Promise.reject(new Error("internal query already running"));
     return new Promise<Row[]>((resolve, reject) => {
-      this.internal = { resolve, reject, error: null, rows: [] };
+      this.internal = { resolve, reject, error: null, rows: [], settled: null };
       this.pendingReplies++;
       this.socket.write(
         params === undefined
           ? query(sql)
           : Buffer.concat([parse("", sql), bind("", "", params), execute(), sync()]),
       );
+    });
+  }
+
+  /**
+   * Replies the server still owes its client, not counting the one owed to the pooler's own query
+   * (a session probe or a settings sync runs while the client waits).
+   */
+  get owedToClient(): number {
+    return this.pendingReplies - (this.internal === null ? 0 : 1);
+  }
+
+  /** Resolves once the pooler's own query now running has ended, either way (at once if none). */
+  ownQuerySettled(): Promise<void> {
+    const internal = this.internal;
+    if (internal === null) return Promise.resolve();
+    return new Promise((resolve) => {
+      const before = internal.settled;
+      internal.settled = before === null ? resolve : () => (before(), resolve());
     });
   }
 
@@ -543,9 +564,11 @@ export class ServerConnection extends Connection implements FrameVisitor {
       this.login.reject(new Error(reason));
       this.login = null;
     }
-    if (this.internal) {
-      this.internal.reject(new Error(reason));
+    const internal = this.internal;
+    if (internal) {
       this.internal = null;
+      internal.reject(new Error(reason));
+      internal.settled?.();
     }
     this.statements?.clear();
     this.replies.clear();

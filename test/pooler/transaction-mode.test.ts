@@ -496,3 +496,73 @@ describe("PIN_SESSION_STATE=off", () => {
     }
   });
 });
+
+describe("a client that quits while the pooler inspects its session", () => {
+  // A database of its own: the test holds a lock on its pg_class, which would stall others.
+  const db = `quit_probe_${process.pid}`;
+  let p: TestPooler;
+  let admin: pg.Client;
+  beforeAll(async () => {
+    admin = await connect(inject("pgAdminUrl"));
+    await admin.query(`CREATE DATABASE ${db}`);
+    p = await startTestPooler({ DATABASE_URL: directUrl(), DEFAULT_POOL_SIZE: "1" });
+  });
+  afterAll(async () => {
+    await p?.stop();
+    await admin?.query(`DROP DATABASE IF EXISTS ${db}`);
+    await admin?.end();
+  });
+
+  function directUrl(): string {
+    const url = new URL(inject("pgAdminUrl"));
+    url.pathname = `/${db}`;
+    return url.toString();
+  }
+
+  async function serverPid(): Promise<number> {
+    const c = await connect(p.url(db));
+    try {
+      return await pid(c);
+    } finally {
+      await c.end();
+    }
+  }
+
+  // The pooler reads nothing more from a client while it asks the server what the session holds,
+  // so what ends it then is the pooler's side: KILL_CLIENT, query_wait_timeout. The probe waits
+  // here on a lock on pg_class. The server is cleaned once the probe ends, and kept, not closed.
+  it("keeps the server, without what the client left on it", async () => {
+    const key = 72707370;
+    const before = await serverPid();
+    const console_ = await connect(p.url("pgbouncer"));
+    try {
+      for (const sql of [`SET app.tenant = 'leaver'`, `SELECT pg_advisory_lock(${key})`]) {
+        const locker = await connect(directUrl());
+        try {
+          await locker.query("BEGIN; LOCK TABLE pg_catalog.pg_class IN ACCESS EXCLUSIVE MODE");
+          const c = await connect(p.url(db));
+          c.on("error", () => {});
+          await c.query(sql);
+          const { rows } = await console_.query<{ id: string; database: string }>("SHOW CLIENTS");
+          await console_.query(`KILL_CLIENT ${rows.find((r) => r.database === db)!.id}`);
+          await waitFor(() => onlyPool(p).clientCount === 0, "the client to be gone");
+        } finally {
+          await locker.query("COMMIT");
+          await locker.end();
+        }
+        expect(await serverPid()).toBe(before);
+      }
+    } finally {
+      await console_.end();
+    }
+    const c = await connect(p.url(db));
+    try {
+      expect(await pid(c)).toBe(before);
+      const tenant = await c.query("SELECT coalesce(current_setting('app.tenant', true), '') AS v");
+      expect(tenant.rows[0].v).toBe("");
+      expect((await c.query(`SELECT pg_try_advisory_lock(${key}) AS ok`)).rows[0].ok).toBe(true);
+    } finally {
+      await c.end();
+    }
+  });
+});
