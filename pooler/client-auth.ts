@@ -96,10 +96,12 @@ export class ClientAuth {
    * `secret` is the user's entry from the auth file or auth_query; undefined when unknown. An
    * unknown user still gets a challenge (and then fails) so that probing does not reveal names.
    */
+  /** `scramIterations`: of the secrets made up for a plain-text password or an unknown user. */
   constructor(
     authType: PasswordAuthType,
     private readonly user: string,
     private readonly secret: UserSecret | undefined,
+    private readonly scramIterations: number,
   ) {
     this.method = ClientAuth.methodFor(authType, secret);
   }
@@ -225,8 +227,8 @@ export class ClientAuth {
       s?.kind === "scram"
         ? parseScramSecret(s.secret)
         : s?.kind === "plain"
-          ? await scramSecretFromPassword(s.secret, MOCK_ITERATIONS, mockSalt(this.user), true)
-          : mockScramSecret(this.user);
+          ? await scramSecretFromPassword(s.secret, this.scramIterations, mockSalt(this.user), true)
+          : mockScramSecret(this.user, this.scramIterations);
     if (parsed === null) throw new Error(`invalid SCRAM secret for user "${this.user}"`);
     this.scramSecretCache = parsed;
     return parsed;
@@ -248,7 +250,7 @@ export class ClientAuth {
 /**
  * What an unknown user (or one whose secret cannot do SCRAM) is challenged with, as PostgreSQL's
  * scram_mock_salt: a salt derived from the name and a per-process secret, so repeated attempts see
- * the same plausible salt as for a real user, and PostgreSQL's iteration count. No PBKDF2 is run
+ * the same plausible salt as for a real user, and scram_iterations (4096, PostgreSQL's count). No PBKDF2 is run
  * (the keys are random: the exchange fails at the final step), so it costs what a stored secret does.
  */
 const MOCK_NONCE = crypto.randomBytes(32);
@@ -262,15 +264,13 @@ function md5Salt(): Buffer {
   salt.writeUInt32BE(crypto.randomInt(0x1_0000_0000));
   return salt;
 }
-const MOCK_ITERATIONS = 4096;
-
 function mockSalt(user: string): Buffer {
   return crypto.createHmac("sha256", MOCK_NONCE).update(user, "utf8").digest().subarray(0, 16);
 }
 
-function mockScramSecret(user: string): ScramSecret {
+function mockScramSecret(user: string, iterations: number): ScramSecret {
   return {
-    iterations: MOCK_ITERATIONS,
+    iterations,
     salt: mockSalt(user),
     storedKey: crypto.randomBytes(32),
     serverKey: crypto.randomBytes(32),

@@ -13,16 +13,18 @@ import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { tlsRequired, type ClientTls } from "./config/tls.ts";
 import { now } from "./clock.ts";
 import { ClientAuth, decideAuth, type AuthStep } from "./client-auth.ts";
+import type { ClientLimit } from "./client-limits.ts";
 import { Block, Connection } from "./connection.ts";
 import { lingeringClose } from "./linger.ts";
 import type { Logger } from "./log.ts";
 import { forcedCredentials, type Pool, type PoolClient } from "./pool.ts";
-import { FrameScanner, takeStartupPacket, type FrameVisitor } from "./protocol/framing.ts";
+import { FrameScanner, takeStartupPacket, unsupportedType, type FrameVisitor } from "./protocol/framing.ts";
 import {
   Msg,
   authenticationOk,
   backendKeyData,
   errorResponse,
+  noticeResponse,
   parameterStatus,
   parse,
   parseStartupPacket,
@@ -87,6 +89,13 @@ export interface ClientHost {
   isAdminUser(user: string): "admin" | "stats" | null;
   /** The console's DISABLE: the database refuses new clients. */
   isDisabled(database: string): boolean;
+  /**
+   * Counts a client logging in to `database` as `user` (`db`: its entry, none for the console);
+   * the limit it would exceed instead, and then it is not counted.
+   */
+  admitClient(database: string, user: string, db: DatabaseDef | undefined): ClientLimit | null;
+  /** An admitted client has gone. */
+  clientLeft(database: string, user: string): void;
 }
 
 /** The virtual database of the admin console. */
@@ -105,6 +114,10 @@ for (const t of [Msg.Query, Msg.Parse, Msg.Bind, Msg.Describe, Msg.Close]) ROUTE
  */
 const FRONTEND_TYPES = new Uint8Array(256);
 for (const t of "QPBDECSHFdcfX") FRONTEND_TYPES[t.charCodeAt(0)] = 1;
+/** disable_pqexec: the same without the simple protocol's Query (the console keeps it: it has no other). */
+const EXTENDED_ONLY = FRONTEND_TYPES.map((allowed, type) => (type === Msg.Query ? 0 : allowed));
+const pqexecRefusal = (type: number): string =>
+  type === Msg.Query ? "PQexec disallowed" : unsupportedType(type);
 
 const NOTHING = Buffer.alloc(0);
 const OWNER = Symbol("client");
@@ -182,6 +195,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   cancelSecret = 0;
   waitStart = 0;
   adminRole: "admin" | "stats" | null = null;
+  /** Counted against max_db_client_connections / max_user_client_connections (ClientHost.admitClient). */
+  private admitted = false;
   /** Until the client is in: null afterwards. */
   private login: LoginState | null = new LoginState();
   /**
@@ -456,6 +471,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return this.refuse(SqlState.ProtocolViolation, "not allowed");
       }
     }
+    const limit = this.host.admitClient(this.database, user, db);
+    if (limit !== null) {
+      return this.refuse(SqlState.TooManyConnections, `client connections exceeded (${limit})`);
+    }
+    this.admitted = true;
     const decision = decideAuth(this.host.config, {
       unixSocket: this.unixSocket,
       tls: isTls(this.socket),
@@ -479,7 +499,12 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       return this.refuse(SqlState.ConnectionFailure, "authentication lookup failed");
     }
     if (this.state === "closed") return;
-    const auth = (this.login!.auth = new ClientAuth(decision.authType, user, secret));
+    const auth = (this.login!.auth = new ClientAuth(
+      decision.authType,
+      user,
+      secret,
+      this.host.config.scramIterations,
+    ));
     this.handleAuthStep(auth.start(), db);
   }
 
@@ -740,11 +765,12 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private scan(chunk: Buffer, visitor: FrameVisitor): void {
     let scanner = this.scanner;
     if (scanner === null) {
-      const maxPacketSize = this.host.config.maxPacketSize;
+      const { maxPacketSize, disablePqexec } = this.host.config;
+      const types = disablePqexec && this.state !== "admin" ? EXTENDED_ONLY : FRONTEND_TYPES;
       scanner =
-        spareScanner?.maxPacketSize === maxPacketSize
+        spareScanner?.maxPacketSize === maxPacketSize && spareScanner.types === types
           ? spareScanner
-          : new FrameScanner(maxPacketSize, FRONTEND_TYPES);
+          : new FrameScanner(maxPacketSize, types, pqexecRefusal);
       spareScanner = null;
       this.scanner = scanner;
     }
@@ -1153,6 +1179,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   // ---- refusals and closing ----
 
   /** Every refusal: a FATAL ErrorResponse with a real SQLSTATE, then a clean close. */
+  notice(message: string): void {
+    this.write(noticeResponse({ severity: "NOTICE", code: SqlState.SuccessfulCompletion, message }));
+  }
+
   refuse(code: string, message: string): void {
     if (this.state === "closed") return;
     if (this.host.config.logPoolerErrors) {
@@ -1176,6 +1206,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (this.pinned) this.setHeld(NOTHING_HELD);
     this.route?.client.clear();
     if (wasLoggedIn && this.pool) this.pool.clientCount--;
+    if (this.admitted) this.host.clientLeft(this.database, this.user);
     this.host.clientClosed(this);
     if (!this.socket.destroyed) lingeringClose(this.socket);
     if (wasLoggedIn && this.host.config.logDisconnections) {

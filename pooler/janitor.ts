@@ -2,15 +2,23 @@
 // min_pool_size, and retrying queued clients (reserve pool, server_login_retry) run from one timer.
 import type { ClientConnection } from "./client.ts";
 import * as clock from "./clock.ts";
-import type { Pool } from "./pool.ts";
+import type { Pool, PoolClient, PoolSettings } from "./pool.ts";
 import type { Pooler } from "./pooler.ts";
+import type { ServerConnection } from "./server.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
+
+type ClientTimeouts = Pick<
+  PoolSettings,
+  "queryTimeout" | "queryWaitTimeout" | "idleTransactionTimeout" | "transactionTimeout" | "clientIdleTimeout"
+>;
 
 /** PgBouncer runs "full maintenance 3x per second". */
 const TICK_MS = 333;
 
 export class Janitor {
   private timer: NodeJS.Timeout | null = null;
+  /** Clients query_wait_notify has told (weakly held: nothing to forget when they go). */
+  private readonly toldQueued = new WeakSet<PoolClient>();
 
   constructor(private readonly pooler: Pooler) {}
 
@@ -35,6 +43,8 @@ export class Janitor {
 
   private checkClient(client: ClientConnection, now: number): void {
     const c = this.pooler.config;
+    // the pool's user's own timeouts where [users] sets them
+    const limits: ClientTimeouts = client.pool?.settings ?? c;
     const server = client.server;
     switch (client.state) {
       case "login":
@@ -42,7 +52,7 @@ export class Janitor {
           client.refuse(SqlState.ProtocolViolation, "client_login_timeout");
         return;
       case "waiting":
-        if (over(now, client.waitStart, c.queryWaitTimeout))
+        if (over(now, client.waitStart, limits.queryWaitTimeout))
           client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
         return;
       case "active":
@@ -52,18 +62,25 @@ export class Janitor {
         // ours does, or half a message would hold a server forever.)
         if (server === null) return;
         if (server.pendingReplies > 0) {
-          if (over(now, client.queryStartedAt, c.queryTimeout))
-            client.refuse(SqlState.QueryCanceled, "query timeout");
+          if (over(now, client.queryStartedAt, limits.queryTimeout))
+            return this.endForTimeout(client, server, SqlState.QueryCanceled, "query timeout");
         } else if (server.txStatus !== "I") {
-          if (over(now, server.lastActivity, c.idleTransactionTimeout))
-            client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
-        } else if (over(now, Math.max(client.lastActivity, server.lastActivity), c.clientIdleTimeout)) {
-          client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
+          if (over(now, server.lastActivity, limits.idleTransactionTimeout))
+            return client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
+        } else if (over(now, Math.max(client.lastActivity, server.lastActivity), limits.clientIdleTimeout)) {
+          return client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
+        }
+        // a transaction, or a statement outside one, from its first message to the server
+        if (
+          (server.txStatus !== "I" || server.owedToClient > 0) &&
+          over(now, server.xactStart, limits.transactionTimeout)
+        ) {
+          this.endForTimeout(client, server, SqlState.TransactionTimeout, "transaction timeout");
         }
         return;
       case "idle":
       case "admin":
-        if (over(now, client.lastActivity, c.clientIdleTimeout))
+        if (over(now, client.lastActivity, limits.clientIdleTimeout))
           client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
         return;
       case "closed":
@@ -71,8 +88,47 @@ export class Janitor {
     }
   }
 
+  /** query_wait_notify: a logged-in client queued that long is told why it waits, once, as by PgBouncer. */
+  private notifyQueued(pool: Pool, afterMs: number): void {
+    for (const client of pool.queuedBefore(performance.now() - afterMs)) {
+      if (client.loggingIn || this.toldQueued.has(client)) continue;
+      this.toldQueued.add(client);
+      client.notice("No server connection available in postgres backend, client being queued");
+    }
+  }
+
+  /**
+   * server_fast_close: a server RECONNECT or RELOAD marked, kept between transactions by its client
+   * (session pooling, or a pinned client), is closed at the end of the transaction, client and all,
+   * instead of when the client leaves. A transaction in progress is never cut.
+   */
+  private fastClose(pool: Pool): void {
+    for (const server of [...pool.active]) {
+      const client = server.client;
+      if (!server.closeNeeded || client === null || server.txStatus !== "I" || server.pendingReplies > 0)
+        continue;
+      client.refuse(SqlState.AdminShutdown, "database configuration changed");
+    }
+  }
+
+  /**
+   * A timeout ends the client; a statement still running is canceled too. Closing the connection
+   * alone leaves it running on PostgreSQL, which notices only when it next writes to the client.
+   */
+  private endForTimeout(
+    client: ClientConnection,
+    server: ServerConnection,
+    code: string,
+    message: string,
+  ): void {
+    if (server.owedToClient > 0) this.pooler.sendCancel(server);
+    client.refuse(code, message);
+  }
+
   private checkPool(pool: Pool, now: number): void {
     const c = this.pooler.config;
+    if (c.queryWaitNotify > 0 && !pool.paused) this.notifyQueued(pool, c.queryWaitNotify * 1000);
+    if (c.serverFastClose) this.fastClose(pool);
     // Lifetime closes are spread out, one per pool per tick, so a pool never reconnects all at once.
     let lifetimeClosed = false;
     for (const server of [...pool.idle]) {

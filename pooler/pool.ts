@@ -21,6 +21,8 @@ export interface PoolClient {
   waitStart: number;
   assign(server: ServerConnection): void;
   refuse(code: string, message: string): void;
+  /** A NoticeResponse, between the client's messages (it is waiting, no server talks to it). */
+  notice(message: string): void;
 }
 
 /** The pooler-wide view a pool needs to respect limits that span pools. */
@@ -52,6 +54,12 @@ export interface PoolSettings {
   lifetime: number;
   loginRetry: number;
   connectTimeout: number;
+  /** The client timeouts (ms), the pool's user's own where [users] sets them, else the global ones. */
+  queryTimeout: number;
+  queryWaitTimeout: number;
+  idleTransactionTimeout: number;
+  transactionTimeout: number;
+  clientIdleTimeout: number;
   maxPacketSize: number;
   keepalive: boolean;
   keepidle: number;
@@ -195,6 +203,11 @@ export class Pool {
       this.waitingSince.splice(i, 1);
     }
     client.waitStart = 0;
+  }
+
+  /** The clients queued since before `time` (a performance.now() reading), oldest first. */
+  *queuedBefore(time: number): Generator<PoolClient> {
+    for (let i = 0; i < this.waiting.length && this.waitingSince[i]! < time; i++) yield this.waiting[i]!;
   }
 
   /** How long `client` has been queued here, in ms with a fraction; 0 when it is not queued. */

@@ -2,7 +2,8 @@
 // and pools ask of the whole (limits across pools, auth lookups, cancel routing, reload, shutdown).
 import { SqlConsole, type AdminConsole } from "./admin/console.ts";
 import { lookupByAuthQuery } from "./auth-query.ts";
-import type { ClientConnection, ClientHost } from "./client.ts";
+import { ADMIN_DB, type ClientConnection, type ClientHost } from "./client.ts";
+import { ClientCounts, type ClientLimit } from "./client-limits.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import {
   applySetting,
@@ -23,7 +24,10 @@ import { SqlState } from "./protocol/sqlstate.ts";
 import type { ServerConnection, ServerCredentials } from "./server.ts";
 import { StatsPeriod, type PoolStats } from "./stats.ts";
 
-/** How long a forwarded cancel may take when server_connect_timeout is 0 (no limit for logins). */
+/**
+ * How long a forwarded cancel may take when cancel_wait_timeout and server_connect_timeout are 0:
+ * a server with a cancel on its way goes to no client until it is done.
+ */
 const CANCEL_TIMEOUT_MS = 15_000;
 
 /** SHUTDOWN WAIT_FOR_SERVERS (and signals) or WAIT_FOR_CLIENTS. */
@@ -32,6 +36,8 @@ export type ShutdownWait = "servers" | "clients";
 export class Pooler implements ClientHost, PoolRegistry {
   readonly pools = new Map<string, Pool>();
   readonly clients = new ClientRegistry();
+  /** Clients per database and per login user, for max_db_client_connections and the like. */
+  readonly clientCounts = new ClientCounts();
   /** Databases made up for names matched by the "*" entry (PgBouncer's autodb). */
   private readonly autoDatabases = new Map<string, DatabaseDef>();
   /** Since when each auto-database has had no clients and no servers (ms). */
@@ -189,9 +195,14 @@ export class Pooler implements ClientHost, PoolRegistry {
       resetQueryAlways: c.serverResetQueryAlways,
       checkQuery: c.serverCheckQuery,
       checkDelay: c.serverCheckDelay,
-      lifetime: c.serverLifetime,
+      lifetime: db.serverLifetime ?? c.serverLifetime,
       loginRetry: c.serverLoginRetry,
       connectTimeout: c.serverConnectTimeout,
+      queryTimeout: ownOrGlobal(u?.queryTimeout, c.queryTimeout),
+      queryWaitTimeout: db.queryWaitTimeout ?? ownOrGlobal(u?.queryWaitTimeout, c.queryWaitTimeout),
+      idleTransactionTimeout: ownOrGlobal(u?.idleTransactionTimeout, c.idleTransactionTimeout),
+      transactionTimeout: ownOrGlobal(u?.transactionTimeout, c.transactionTimeout),
+      clientIdleTimeout: ownOrGlobal(u?.clientIdleTimeout, c.clientIdleTimeout),
       maxPacketSize: c.maxPacketSize,
       keepalive: c.tcpKeepalive,
       keepidle: c.tcpKeepidle,
@@ -225,8 +236,7 @@ export class Pooler implements ClientHost, PoolRegistry {
   /** A CancelRequest for `server`'s backend; `done` once PostgreSQL has closed its connection. */
   sendCancel(server: ServerConnection, done: () => void = () => undefined): void {
     server.sendCancel(
-      // a server that never answers must not keep the server from everyone for good
-      this.config.serverConnectTimeout || CANCEL_TIMEOUT_MS,
+      this.config.cancelWaitTimeout || this.config.serverConnectTimeout || CANCEL_TIMEOUT_MS,
       (err) => this.log.warn({ err: err.message }, "could not forward cancel request"),
       done,
     );
@@ -249,6 +259,34 @@ export class Pooler implements ClientHost, PoolRegistry {
 
   isDisabled(database: string): boolean {
     return this.disabledDbs.has(database);
+  }
+
+  admitClient(database: string, user: string, db: DatabaseDef | undefined): ClientLimit | null {
+    const c = this.config;
+    // as PgBouncer: admin_users are counted on the console but never held back by these limits
+    if (database === ADMIN_DB && c.adminUsers.includes(user)) {
+      return this.clientCounts.admit(database, user, { db: 0, user: 0 });
+    }
+    return this.clientCounts.admit(database, user, {
+      db: this.dbClientLimit(db),
+      user: this.userClientLimit(user),
+    });
+  }
+
+  /** max_db_client_connections for `db` (none: the console), 0 = none. */
+  dbClientLimit(db: DatabaseDef | undefined): number {
+    return ownOrGlobal(db?.maxDbClientConnections, this.config.maxDbClientConnections);
+  }
+
+  userClientLimit(user: string): number {
+    return ownOrGlobal(
+      this.config.users.get(user)?.maxUserClientConnections,
+      this.config.maxUserClientConnections,
+    );
+  }
+
+  clientLeft(database: string, user: string): void {
+    this.clientCounts.leave(database, user);
   }
 
   // ---- what the console and /metrics read and change ----
@@ -414,4 +452,12 @@ export class Pooler implements ClientHost, PoolRegistry {
     }
     return busy;
   }
+}
+
+/**
+ * A [databases] or [users] limit or timeout overrides the global one when above 0, as in PgBouncer
+ * (so a user's 0 cannot turn a global timeout off).
+ */
+function ownOrGlobal(own: number | undefined, global: number): number {
+  return own !== undefined && own > 0 ? own : global;
 }

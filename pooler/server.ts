@@ -80,6 +80,8 @@ export interface ServerPeer extends Connection {
   /** The client changed a reported parameter (its own SET): it is now the client's wanted value. */
   onParameterStatus(name: string, value: string): void;
   onServerLost(server: ServerConnection, reason: string): void;
+  /** Ends the client with a FATAL error (its server with it, unless between transactions). */
+  refuse(code: string, message: string): void;
 }
 
 /** A row of an internal query's result, in text format (null for SQL NULL). */

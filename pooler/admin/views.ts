@@ -150,17 +150,12 @@ function serverCount(pooler: Pooler, of: (pool: Pool) => boolean): number {
   return n;
 }
 
-function adminClients(pooler: Pooler): ClientConnection[] {
-  return [...pooler.clients].filter((c) => c.state === "admin");
-}
-
 function loggedIn(c: ClientConnection): boolean {
   return c.state !== "login" && c.state !== "closed";
 }
 
-/** Clients past login, by database name (the console's sessions under "pgbouncer"). */
-function clientsOf(pooler: Pooler, database: string): ClientConnection[] {
-  return [...pooler.clients].filter((c) => c.database === database && loggedIn(c));
+function adminClients(pooler: Pooler): ClientConnection[] {
+  return [...pooler.clients].filter((c) => c.state === "admin");
 }
 
 export function databaseRows(pooler: Pooler): DatabaseRow[] {
@@ -175,13 +170,13 @@ export function databaseRows(pooler: Pooler): DatabaseRow[] {
     pool_size: db.poolSize ?? c.defaultPoolSize,
     min_pool_size: db.minPoolSize ?? c.minPoolSize,
     reserve_pool_size: db.reservePool ?? c.reservePoolSize,
-    server_lifetime: Math.floor(c.serverLifetime / 1000),
+    server_lifetime: Math.floor((db.serverLifetime ?? c.serverLifetime) / 1000),
     pool_mode: db.poolMode ?? null,
     load_balance_hosts: null,
     max_connections: db.maxDbConnections ?? c.maxDbConnections,
     current_connections: serverCount(pooler, (p) => p.db.name === db.name),
-    max_client_connections: 0,
-    current_client_connections: clientsOf(pooler, db.name).length,
+    max_client_connections: pooler.dbClientLimit(db),
+    current_client_connections: pooler.clientCounts.ofDatabase(db.name),
     paused: pooler.pausedDbs.has(db.name) ? 1 : 0,
     disabled: pooler.disabledDbs.has(db.name) ? 1 : 0,
   }));
@@ -199,8 +194,8 @@ export function databaseRows(pooler: Pooler): DatabaseRow[] {
     load_balance_hosts: null,
     max_connections: 0,
     current_connections: 0,
-    max_client_connections: 0,
-    current_client_connections: adminClients(pooler).length,
+    max_client_connections: pooler.dbClientLimit(undefined),
+    current_client_connections: pooler.clientCounts.ofDatabase(ADMIN_DB),
     paused: 0,
     disabled: 0,
   });
@@ -395,8 +390,8 @@ export function userRows(pooler: Pooler): UserRow[] {
       pool_mode: u?.poolMode ?? null,
       max_user_connections: u?.maxUserConnections ?? c.maxUserConnections,
       current_connections: serverCount(pooler, (p) => p.user === name),
-      max_user_client_connections: 0,
-      current_client_connections: [...pooler.clients].filter((cl) => cl.user === name && loggedIn(cl)).length,
+      max_user_client_connections: pooler.userClientLimit(name),
+      current_client_connections: pooler.clientCounts.ofUser(name),
     };
   });
 }

@@ -99,6 +99,36 @@ describe("readIniFile + applyIni", () => {
     expect(config.serverResetQuery).toBe("DISCARD ALL ; not a comment here");
   });
 
+  it("reads PgBouncer 1.24–1.26's per-database and per-user limits and timeouts", () => {
+    const { config, warnings } = load(
+      [
+        "[databases]",
+        "a = host=h max_db_client_connections=5 server_lifetime=30 query_wait_timeout=2.5",
+        "b = host=h query_wait_timeout=-1",
+        "[users]",
+        "u = max_user_client_connections=3 query_timeout=1 query_wait_timeout=2 idle_transaction_timeout=3 transaction_timeout=4 client_idle_timeout=5",
+        "[pgbouncer]",
+      ].join("\n"),
+    );
+    expect(warnings).toEqual([]);
+    expect(config.databases.get("a")).toMatchObject({
+      maxDbClientConnections: 5,
+      serverLifetime: 30_000,
+      queryWaitTimeout: 2_500,
+    });
+    expect(config.databases.get("b")!.queryWaitTimeout).toBeUndefined();
+    expect(config.users.get("u")).toEqual({
+      name: "u",
+      maxUserClientConnections: 3,
+      queryTimeout: 1_000,
+      queryWaitTimeout: 2_000,
+      idleTransactionTimeout: 3_000,
+      transactionTimeout: 4_000,
+      clientIdleTimeout: 5_000,
+    });
+    expect(() => load("[users]\nu = transaction_timeout=soon\n[pgbouncer]")).toThrow(/transaction_timeout/);
+  });
+
   it("accepts quoted database names", () => {
     const { config } = load(
       `[databases]\n"my db" = host=a\n'other-db' = host=b\n"q""uote" = host=c\n[pgbouncer]\n`,
@@ -133,10 +163,10 @@ describe("readIniFile + applyIni", () => {
     const { warnings } = load(
       [
         "[databases]",
-        "a = host=h connect_query='SELECT 1' server_lifetime=10",
+        "a = host=h connect_query='SELECT 1' target_session_attrs=any",
         "sock =",
         "[users]",
-        "u = query_timeout=5",
+        "u = reserve_pool_size=5",
         "[peers]",
         "1 = host=/tmp/pgbouncer1",
         "[pgbouncer]",
@@ -150,9 +180,11 @@ describe("readIniFile + applyIni", () => {
         /pgbouncer\.ini:2: \[databases\] a: connection parameter connect_query not implemented/,
       ),
       expect.stringMatching(
-        /pgbouncer\.ini:2: \[databases\] a: connection parameter server_lifetime not implemented/,
+        /pgbouncer\.ini:2: \[databases\] a: connection parameter target_session_attrs not implemented/,
       ),
-      expect.stringMatching(/pgbouncer\.ini:5: \[users\] u: user parameter query_timeout not implemented/),
+      expect.stringMatching(
+        /pgbouncer\.ini:5: \[users\] u: user parameter reserve_pool_size not implemented/,
+      ),
       expect.stringMatching(/pgbouncer\.ini:7: \[peers\] entry 1 ignored/),
       "[pgbouncer] settings not implemented, ignored: logfile, pidfile",
     ]);

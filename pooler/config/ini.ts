@@ -5,7 +5,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { ConfigError, parseAt } from "./errors.ts";
-import { applySetting, parseEnum, parseInteger, POOL_MODES } from "./settings.ts";
+import { applySetting, parseEnum, parseInteger, parseSeconds, POOL_MODES } from "./settings.ts";
 import type { DatabaseDef, PoolerConfig, UserDef } from "./types.ts";
 
 export interface IniEntry {
@@ -163,6 +163,10 @@ const DATABASE_PARAMS: ParamSetters<DatabaseDef> = {
   reserve_pool: (db, v) => (db.reservePool = count(v)),
   reserve_pool_size: (db, v) => (db.reservePool = count(v)),
   max_db_connections: (db, v) => (db.maxDbConnections = count(v)),
+  max_db_client_connections: (db, v) => (db.maxDbClientConnections = count(v)),
+  server_lifetime: (db, v) => (db.serverLifetime = parseSeconds(v)),
+  // PgBouncer 1.26: -1 is "not set" (the user's or the global value applies)
+  query_wait_timeout: (db, v) => (db.queryWaitTimeout = v.trim() === "-1" ? undefined : parseSeconds(v)),
   pool_mode: (db, v) => (db.poolMode = poolMode(v)),
   client_encoding: (db, v) => (db.connectParams.client_encoding = v),
   datestyle: (db, v) => (db.connectParams.datestyle = v),
@@ -175,9 +179,6 @@ const IGNORED_DATABASE_PARAMS = new Set([
   "auth_query",
   "connect_query",
   "load_balance_hosts",
-  "max_db_client_connections",
-  "query_wait_timeout",
-  "server_lifetime",
   "target_session_attrs",
 ]);
 
@@ -185,18 +186,16 @@ const USER_PARAMS: ParamSetters<UserDef> = {
   pool_mode: (u, v) => (u.poolMode = poolMode(v)),
   pool_size: (u, v) => (u.poolSize = count(v)),
   max_user_connections: (u, v) => (u.maxUserConnections = count(v)),
+  max_user_client_connections: (u, v) => (u.maxUserClientConnections = count(v)),
+  query_timeout: (u, v) => (u.queryTimeout = parseSeconds(v)),
+  query_wait_timeout: (u, v) => (u.queryWaitTimeout = parseSeconds(v)),
+  idle_transaction_timeout: (u, v) => (u.idleTransactionTimeout = parseSeconds(v)),
+  transaction_timeout: (u, v) => (u.transactionTimeout = parseSeconds(v)),
+  client_idle_timeout: (u, v) => (u.clientIdleTimeout = parseSeconds(v)),
 };
 
 /** PgBouncer 1.25/1.26 per-user parameters we do not implement. */
-const IGNORED_USER_PARAMS = new Set([
-  "client_idle_timeout",
-  "idle_transaction_timeout",
-  "max_user_client_connections",
-  "query_timeout",
-  "query_wait_timeout",
-  "reserve_pool_size",
-  "transaction_timeout",
-]);
+const IGNORED_USER_PARAMS = new Set(["reserve_pool_size"]);
 
 function parseDatabase(name: string, connstr: string, where: string, warnings: string[]): DatabaseDef {
   const label = `${where}: [databases] ${name}`;

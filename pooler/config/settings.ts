@@ -142,13 +142,13 @@ function seconds(key: string, field: FieldOf<number>, def: string): SettingDef {
   return numeric(key, "seconds", field, def, parseSeconds, formatSeconds);
 }
 
-function bool(key: string, field: FieldOf<boolean>, def: string): SettingDef {
+function bool(key: string, field: FieldOf<boolean>, def: string, opts: Options = {}): SettingDef {
   return {
     key,
     kind: "bool",
     field,
     default: def,
-    changeable: true,
+    changeable: opts.changeable ?? true,
     set: (c, raw) => {
       c[field] = parseBool(raw);
     },
@@ -276,6 +276,7 @@ export const SETTINGS: readonly SettingDef[] = [
   choice("auth_type", "authType", AUTH_TYPES, "md5"),
   optionalString("auth_user", "authUser"),
   seconds("autodb_idle_timeout", "autodbIdleTimeout", "3600"),
+  seconds("cancel_wait_timeout", "cancelWaitTimeout", "10"),
   seconds("client_idle_timeout", "clientIdleTimeout", "0"),
   seconds("client_login_timeout", "clientLoginTimeout", "60"),
   optionalString("client_tls_ca_file", "clientTlsCaFile"),
@@ -285,6 +286,8 @@ export const SETTINGS: readonly SettingDef[] = [
   checkedString("client_tls_protocols", "clientTlsProtocols", "secure", parseTlsProtocols),
   choice("client_tls_sslmode", "clientTlsSslmode", SSL_MODES, "disable"),
   int("default_pool_size", "defaultPoolSize", "20"),
+  // PgBouncer reads it only at start (CF_NO_RELOAD)
+  bool("disable_pqexec", "disablePqexec", "0", { changeable: false }),
   seconds("idle_transaction_timeout", "idleTransactionTimeout", "0"),
   list("ignore_startup_parameters", "ignoreStartupParameters", ""),
   // PgBouncer's default is unset (Unix socket only); ours is loopback, so that the tutorial's TCP
@@ -298,9 +301,11 @@ export const SETTINGS: readonly SettingDef[] = [
   bool("log_pooler_errors", "logPoolerErrors", "1"),
   bool("log_stats", "logStats", "1"),
   int("max_client_conn", "maxClientConn", "100", { min: 1 }),
+  int("max_db_client_connections", "maxDbClientConnections", "0"),
   int("max_db_connections", "maxDbConnections", "0"),
   int("max_packet_size", "maxPacketSize", "2147483647", { min: 1, max: 4294967295 }),
   int("max_prepared_statements", "maxPreparedStatements", "200"),
+  int("max_user_client_connections", "maxUserClientConnections", "0"),
   int("max_user_connections", "maxUserConnections", "0"),
   // Not PgBouncer's: the Prometheus /metrics port, 0 = off.
   int("metrics_port", "metricsPort", "0", { changeable: false, max: 65535 }),
@@ -312,12 +317,16 @@ export const SETTINGS: readonly SettingDef[] = [
   int("pkt_buf", "pktBuf", "4096", { changeable: false, min: 1 }),
   choice("pool_mode", "poolMode", POOL_MODES, "session"),
   seconds("query_timeout", "queryTimeout", "0"),
+  // whole seconds, as in PgBouncer (an int there, not a duration)
+  int("query_wait_notify", "queryWaitNotify", "5"),
   seconds("query_wait_timeout", "queryWaitTimeout", "120"),
   int("reserve_pool_size", "reservePoolSize", "0"),
   seconds("reserve_pool_timeout", "reservePoolTimeout", "5"),
+  int("scram_iterations", "scramIterations", "4096", { min: 1 }),
   seconds("server_check_delay", "serverCheckDelay", "30"),
   string("server_check_query", "serverCheckQuery", "<empty>"),
   seconds("server_connect_timeout", "serverConnectTimeout", "15"),
+  bool("server_fast_close", "serverFastClose", "0"),
   seconds("server_idle_timeout", "serverIdleTimeout", "600"),
   seconds("server_lifetime", "serverLifetime", "3600"),
   seconds("server_login_retry", "serverLoginRetry", "15"),
@@ -338,6 +347,7 @@ export const SETTINGS: readonly SettingDef[] = [
   bool("tcp_keepalive", "tcpKeepalive", "1"),
   seconds("tcp_keepidle", "tcpKeepidle", "0"),
   list("track_extra_parameters", "trackExtraParameters", "IntervalStyle", { changeable: false }),
+  seconds("transaction_timeout", "transactionTimeout", "0"),
   // Listens on <dir>/.s.PGSQL.<listen_port> besides listen_addr; also where a [databases] entry
   // without host= connects. Empty: no Unix socket.
   string("unix_socket_dir", "unixSocketDir", "/tmp", { changeable: false }),
@@ -360,28 +370,21 @@ export function findSetting(key: string): SettingDef | undefined {
 export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "auth_ident_file",
   "auth_ldap_options",
-  "cancel_wait_timeout",
   "client_tls13_ciphers",
   "client_tls_dheparams",
   "client_tls_ecdhcurve",
   "conffile",
-  "disable_pqexec",
   "dns_max_ttl",
   "dns_nxdomain_ttl",
   "dns_zone_check_period",
   "job_name",
   "logfile",
   "login_notify_message",
-  "max_db_client_connections",
-  "max_user_client_connections",
   "peer_id",
   "pidfile",
   "pool_idle_timeout",
-  "query_wait_notify",
   "resolv_conf",
   "sbuf_loopcnt",
-  "scram_iterations",
-  "server_fast_close",
   "server_tls13_ciphers",
   "service_name",
   "so_reuseport",
@@ -393,7 +396,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "tcp_keepintvl",
   "tcp_socket_buffer",
   "tcp_user_timeout",
-  "transaction_timeout",
   "user",
 ]);
 

@@ -26,6 +26,10 @@ export interface DatabaseDef {
   minPoolSize?: number;
   reservePool?: number;
   maxDbConnections?: number;
+  maxDbClientConnections?: number;
+  serverLifetime?: number;
+  /** query_wait_timeout for this database's clients (PgBouncer 1.26); -1 or unset: the user's or global one. */
+  queryWaitTimeout?: number;
   poolMode?: PoolMode;
   /** Extra startup parameters sent to the server: `client_encoding=`, `datestyle=`, `timezone=`, `application_name=`. */
   connectParams: Record<string, string>;
@@ -37,6 +41,13 @@ export interface UserDef {
   poolMode?: PoolMode;
   poolSize?: number;
   maxUserConnections?: number;
+  maxUserClientConnections?: number;
+  /** Per-user timeouts (ms): each overrides the global setting when above 0, as in PgBouncer. */
+  queryTimeout?: number;
+  queryWaitTimeout?: number;
+  idleTransactionTimeout?: number;
+  transactionTimeout?: number;
+  clientIdleTimeout?: number;
 }
 
 /** A userlist.txt line: the secret is either plain text, an md5 hash or a SCRAM secret. */
@@ -73,6 +84,9 @@ export interface PoolerConfig {
 
   poolMode: PoolMode;
   maxClientConn: number;
+  /** Client connections per database, per login user (PgBouncer 1.24); 0 = no limit. */
+  maxDbClientConnections: number;
+  maxUserClientConnections: number;
   defaultPoolSize: number;
   minPoolSize: number;
   reservePoolSize: number;
@@ -100,7 +114,19 @@ export interface PoolerConfig {
   queryTimeout: number;
   queryWaitTimeout: number;
   idleTransactionTimeout: number;
+  /** A transaction (or a lone statement) running longer closes client and server (PgBouncer 1.25). */
+  transactionTimeout: number;
+  /** Whole seconds queued before a client is told so in a NOTICE; 0 = never. */
+  queryWaitNotify: number;
+  /** How long a forwarded cancel request may take to reach PostgreSQL. */
+  cancelWaitTimeout: number;
   suspendTimeout: number;
+  /** Session pooling: a server RECONNECT/RELOAD marked is closed at the end of its transaction, client too. */
+  serverFastClose: boolean;
+  /** Simple-protocol Query messages end the client's connection. */
+  disablePqexec: boolean;
+  /** PBKDF2 iterations of the SCRAM secrets the pooler makes for plain-text passwords and unknown users. */
+  scramIterations: number;
 
   ignoreStartupParameters: string[];
   trackExtraParameters: string[];

@@ -64,11 +64,13 @@ export class FrameScanner {
 
   /**
    * `types`, when given, is the set of message types this peer may send (1 = allowed): any other
-   * is refused on its header, before it is forwarded to a peer that would only die of it.
+   * is refused on its header, before it is forwarded to a peer that would only die of it, with
+   * `refusal`'s words.
    */
   constructor(
     readonly maxPacketSize: number,
-    private readonly types?: Uint8Array,
+    readonly types?: Uint8Array,
+    private readonly refusal: (type: number) => string = unsupportedType,
   ) {}
 
   /** True when no message is half-read: the stream is at a message boundary. */
@@ -202,11 +204,7 @@ export class FrameScanner {
   }
 
   private checkLength(type: number, len: number): void {
-    if (this.types !== undefined && this.types[type] !== 1) {
-      throw new ProtocolViolation(
-        `unsupported message type "${String.fromCharCode(type)}" (0x${type.toString(16)})`,
-      );
-    }
+    if (this.types !== undefined && this.types[type] !== 1) throw new ProtocolViolation(this.refusal(type));
     // "don't believe nonsense" (PgBouncer proto.c): a length covers at least itself
     if (len < 4 || len > this.maxPacketSize) {
       throw new ProtocolViolation(
@@ -229,4 +227,8 @@ export function takeStartupPacket(buf: Buffer, maxLen: number): { packet: Buffer
   }
   if (buf.length < len) return null;
   return { packet: buf.subarray(0, len), rest: buf.subarray(len) };
+}
+
+export function unsupportedType(type: number): string {
+  return `unsupported message type "${String.fromCharCode(type)}" (0x${type.toString(16)})`;
 }

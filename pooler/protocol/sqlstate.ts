@@ -1,5 +1,6 @@
 // SQLSTATE codes of the refusals the pooler itself sends (PostgreSQL's errcodes.txt).
 export const SqlState = {
+  SuccessfulCompletion: "00000",
   ProtocolViolation: "08P01",
   ConnectionFailure: "08006",
   CannotConnectNow: "57P03",
@@ -17,6 +18,8 @@ export const SqlState = {
   DuplicatePreparedStatement: "42P05",
   ActiveSqlTransaction: "25001",
   IdleInTransactionTimeout: "25P03",
+  /** PostgreSQL 17's transaction_timeout. */
+  TransactionTimeout: "25P04",
   ObjectNotInPrerequisiteState: "55000",
   ConfigFileError: "F0000",
   InternalError: "XX000",

@@ -392,3 +392,20 @@ describe("PBKDF2 runs off the event loop: a SCRAM secret with many iterations st
     );
   });
 });
+
+describe("SCRAM_ITERATIONS", () => {
+  it("sets the iteration count of the secrets made up for a plain-text password and for unknown users", () =>
+    withTestPooler(
+      { AUTH_TYPE: "scram-sha-256", AUTH_FILE: userlist([[SCRAM_ROLE, PASSWORD]]), SCRAM_ITERATIONS: "5000" },
+      async (p) => {
+        const iterations = async (user: string): Promise<string | undefined> => {
+          const { steps } = await failedLogin(p, user, "not-the-password");
+          return steps.map((s) => /,i=(\d+)/.exec(s)?.[1]).find((i) => i !== undefined);
+        };
+        expect(await iterations(SCRAM_ROLE)).toBe("5000");
+        expect(await iterations("nobody_here")).toBe("5000");
+        // and the right password still gets in, the server logged in to as before
+        expect(await whoAmI(p.urlAs(SCRAM_ROLE, PASSWORD))).toBe(SCRAM_ROLE);
+      },
+    ));
+});

@@ -1,11 +1,13 @@
 // Every limit and timeout, each with the ErrorResponse a client sees.
 import { once } from "node:events";
+import fs from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startupMessage } from "../../pooler/protocol/messages.ts";
-import { connect, errorOf } from "../support/clients.ts";
+import { cancelRequest, startupMessage } from "../../pooler/protocol/messages.ts";
+import { connect, errorOf, rawExchange } from "../support/clients.ts";
 import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
-import { withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -579,3 +581,276 @@ async function blackholeScenario(url: string, loginRetryMs: number): Promise<Ref
 const describeBlackhole = (r: BlackholeRun): string =>
   `clients refused: ${r.clients.map(describeRefusal).join("; ")}; ` +
   `server connection attempts at ${r.attempts.map(seconds).join(", ")}`;
+
+/** A pgbouncer.ini beside the userlists: [databases] and [users] entries on top of the env. */
+function iniWith(lines: string[]): string {
+  const ini = path.join(path.dirname(userlists.write([])), `limits-${process.hrtime.bigint()}.ini`);
+  fs.writeFileSync(ini, [...lines, "[pgbouncer]", ""].join("\n"));
+  return ini;
+}
+
+describe("client connections per database and per user (PgBouncer 1.24)", () => {
+  it("max_db_client_connections refuses the client past the limit before it authenticates; SHOW DATABASES counts", async () => {
+    const server = new URL(inject("pgAppUrl"));
+    const ini = iniWith([
+      "[databases]",
+      `app = host=${server.hostname} port=${server.port}`,
+      `small = host=${server.hostname} port=${server.port} dbname=app max_db_client_connections=1`,
+    ]);
+    const p = await startTestPooler({ MAX_DB_CLIENT_CONNECTIONS: "2", ADMIN_USERS: "postgres" }, ini);
+    try {
+      const a = await connect(p.url("app"));
+      const b = await connect(p.url("app"));
+      // a wrong password is refused for the limit, not for the password: counted before authentication
+      const third = await errorOf(connect(p.url("app").replace(":postgres@", ":wrong@")));
+      expect(third.code).toBe("53300");
+      expect(third.message).toBe("client connections exceeded (max_db_client_connections)");
+      // the [databases] entry's own limit, and the console, which admin_users always reach
+      const s = await connect(p.url("small"));
+      expect((await errorOf(connect(p.url("small")))).message).toMatch(/max_db_client_connections/);
+      const consoles = [await connect(p.url("pgbouncer")), await connect(p.url("pgbouncer"))];
+      const admin = await connect(p.url("pgbouncer"));
+      const rows = (await admin.query("SHOW DATABASES")).rows as Record<string, unknown>[];
+      const row = (name: string) => rows.find((r) => r.name === name)!;
+      expect([row("app").max_client_connections, row("app").current_client_connections]).toEqual([2, 2]);
+      expect([row("small").max_client_connections, row("small").current_client_connections]).toEqual([1, 1]);
+      expect(row("pgbouncer").current_client_connections).toBe(3);
+      // one leaves: there is room again
+      await a.end();
+      await waitFor(async () => {
+        const r = (await admin.query("SHOW DATABASES")).rows as Record<string, unknown>[];
+        return r.find((x) => x.name === "app")!.current_client_connections === 1;
+      }, "the count to drop");
+      const c = await connect(p.url("app"));
+      await Promise.all([b, c, s, admin, ...consoles].map((x) => x.end()));
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it("max_user_client_connections counts a user's clients across databases; a [users] entry overrides it", async () => {
+    const ini = iniWith(["[users]", `${SECOND_ROLE} = max_user_client_connections=2`]);
+    const p = await startTestPooler(
+      {
+        DATABASE_URL: inject("pgAppUrl").replace(/\/app$/, "/"),
+        MAX_USER_CLIENT_CONNECTIONS: "1",
+        ADMIN_USERS: "postgres",
+        AUTH_FILE: userlists.write([
+          ["postgres", "postgres"],
+          [SECOND_ROLE, SECOND_PASSWORD],
+        ]),
+      },
+      ini,
+    );
+    try {
+      const a = await connect(p.url("app"));
+      const refused = await errorOf(connect(p.url("postgres")));
+      expect(refused.code).toBe("53300");
+      expect(refused.message).toBe("client connections exceeded (max_user_client_connections)");
+      const second = [
+        await connect(p.urlAs(SECOND_ROLE, SECOND_PASSWORD, "app")),
+        await connect(p.urlAs(SECOND_ROLE, SECOND_PASSWORD, "postgres")),
+      ];
+      expect((await errorOf(connect(p.urlAs(SECOND_ROLE, SECOND_PASSWORD, "app")))).message).toMatch(
+        /max_user_client_connections/,
+      );
+      const admin = await connect(p.url("pgbouncer"));
+      const rows = (await admin.query("SHOW USERS")).rows as Record<string, unknown>[];
+      const row = (name: string) => rows.find((r) => r.name === name)!;
+      expect([
+        row(SECOND_ROLE).max_user_client_connections,
+        row(SECOND_ROLE).current_client_connections,
+      ]).toEqual([2, 2]);
+      // postgres: its app client and this console session (admin_users are counted, never refused)
+      expect([
+        row("postgres").max_user_client_connections,
+        row("postgres").current_client_connections,
+      ]).toEqual([1, 2]);
+      await Promise.all([a, admin, ...second].map((x) => x.end()));
+    } finally {
+      await p.stop();
+    }
+  });
+});
+
+describe("PgBouncer 1.25's timeouts and notices", () => {
+  it("transaction_timeout ends a transaction that runs too long, busy or not, and cancels what it runs", () =>
+    withTestPooler({ TRANSACTION_TIMEOUT: "1" }, async ({ url }) => {
+      const a = await connect(url());
+      // the FATAL reaches a running query, or the connection between two queries
+      const errors: (Error & { code?: string })[] = [];
+      a.on("error", (e) => errors.push(e));
+      await a.query("BEGIN");
+      // never idle for long: idle_transaction_timeout would not catch it
+      const started = Date.now();
+      errors.push(
+        await errorOf(
+          (async () => {
+            for (;;) await a.query("SELECT pg_sleep(0.1)");
+          })(),
+        ),
+      );
+      const err = errors.find((e) => e.message === "transaction timeout");
+      expect(err?.code).toBe("25P04");
+      expect(Date.now() - started).toBeGreaterThan(900);
+      expect(Date.now() - started).toBeLessThan(3000);
+
+      // one statement outside a transaction counts too; PostgreSQL stops running it
+      const b = await connect(url());
+      const tag = `tt_${process.pid}_${Date.now()}`;
+      const slept = errorOf(b.query(`SELECT pg_sleep(30) /* ${tag} */`));
+      expect((await slept).message).toBe("transaction timeout");
+      const direct = await connect(inject("pgAppUrl"));
+      try {
+        await waitFor(
+          async () =>
+            (
+              await direct.query(
+                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' AND pid <> pg_backend_pid()",
+                [`%${tag}%`],
+              )
+            ).rows[0].n === 0,
+          "the statement to stop on PostgreSQL",
+          3000,
+        );
+      } finally {
+        await direct.end();
+      }
+    }));
+
+  it("a [users] entry's own timeouts override the global ones", async () => {
+    const ini = iniWith(["[users]", "postgres = query_timeout=0.4 client_idle_timeout=0.4"]);
+    const p = await startTestPooler({ QUERY_TIMEOUT: "0", CLIENT_IDLE_TIMEOUT: "0" }, ini);
+    try {
+      const a = await connect(p.url());
+      expect((await errorOf(a.query("SELECT pg_sleep(5)"))).message).toBe("query timeout");
+      const b = await connect(p.url());
+      const idle = await new Promise<Error>((resolve) => b.once("error", resolve));
+      expect(idle.message).toBe("client_idle_timeout");
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it("query_wait_notify tells a queued client why it waits, once", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_NOTIFY: "1" }, async ({ url }) => {
+      const holder = await connect(url());
+      await holder.query("BEGIN");
+      const waiter = await connect(url());
+      const notices: { message?: string; code?: string; severity?: string }[] = [];
+      waiter.on("notice", (n) => notices.push(n));
+      const started = Date.now();
+      const result = waiter.query("SELECT 1 AS one");
+      await waitFor(() => notices.length > 0, "the notice", 3000);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+      expect(notices[0]).toMatchObject({
+        severity: "NOTICE",
+        code: "00000",
+        message: "No server connection available in postgres backend, client being queued",
+      });
+      await new Promise((r) => setTimeout(r, 800));
+      await holder.query("COMMIT");
+      expect((await result).rows[0].one).toBe(1);
+      expect(notices).toHaveLength(1);
+      await Promise.all([holder.end(), waiter.end()]);
+    }));
+
+  it("disable_pqexec ends a client that sends a simple Query; the extended protocol and the console work", () =>
+    withTestPooler({ DISABLE_PQEXEC: "1", ADMIN_USERS: "postgres" }, async ({ url }) => {
+      const a = await connect(url());
+      expect((await a.query({ text: "SELECT $1::int AS n", values: [7] })).rows[0].n).toBe(7);
+      const err = await errorOf(a.query("SELECT 1"));
+      expect(err.code).toBe("08P01");
+      expect(err.message).toBe("PQexec disallowed");
+      const admin = await connect(url("pgbouncer"));
+      expect((await admin.query("SHOW CONFIG")).rows.find((r) => r.key === "disable_pqexec")).toMatchObject({
+        value: "1",
+        changeable: "no",
+      });
+      await admin.end();
+    }));
+
+  it("server_fast_close ends a session pooling client at the end of its transaction after RECONNECT", () =>
+    withTestPooler(
+      { POOL_MODE: "session", SERVER_FAST_CLOSE: "1", ADMIN_USERS: "postgres" },
+      async ({ url }) => {
+        const a = await connect(url());
+        const closed = new Promise<Error & { code?: string }>((resolve) => a.once("error", resolve));
+        await a.query("BEGIN");
+        const admin = await connect(url("pgbouncer"));
+        await admin.query("RECONNECT");
+        // the transaction is not cut
+        await new Promise((r) => setTimeout(r, 700));
+        expect((await a.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+        await a.query("COMMIT");
+        const err = await closed;
+        expect(err.code).toBe("57P01");
+        expect(err.message).toBe("database configuration changed");
+        // a new session gets a new server
+        const b = await connect(url());
+        expect((await b.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+        await Promise.all([b.end(), admin.end()]);
+      },
+    ));
+});
+
+describe("cancel_wait_timeout", () => {
+  /**
+   * A TCP relay to the test PostgreSQL that swallows cancel requests: accepted, never answered, as
+   * by a postmaster that has stopped responding.
+   */
+  async function withCancelSink<T>(run: (port: number) => Promise<T>): Promise<T> {
+    const target = new URL(inject("pgAppUrl"));
+    const sockets = new Set<net.Socket>();
+    // half-open allowed: the pooler ends its side after the request, and a mute peer keeps its own
+    const relay = net.createServer({ allowHalfOpen: true }, (s) => {
+      sockets.add(s);
+      s.on("error", () => undefined);
+      s.once("data", (first) => {
+        if (first.length === 16 && first.readUInt32BE(4) === 80877102) return; // CancelRequest
+        const up = net.connect({ host: target.hostname, port: Number(target.port) });
+        sockets.add(up);
+        up.on("error", () => s.destroy());
+        up.write(first);
+        s.pipe(up).pipe(s);
+      });
+    });
+    await new Promise<void>((r) => relay.listen(0, "127.0.0.1", () => r()));
+    try {
+      return await run((relay.address() as net.AddressInfo).port);
+    } finally {
+      for (const s of sockets) s.destroy();
+      relay.close();
+    }
+  }
+
+  it("bounds how long a cancel that PostgreSQL never takes keeps its server from other clients", () =>
+    withCancelSink((port) =>
+      withTestPooler(
+        {
+          DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
+          DEFAULT_POOL_SIZE: "1",
+          CANCEL_WAIT_TIMEOUT: "2",
+          // so that a cancel request is the first packet the relay sees (no SSLRequest before it)
+          SERVER_TLS_SSLMODE: "disable",
+        },
+        async (p) => {
+          const a = await connect(p.url());
+          const b = await connect(p.url());
+          const sleeping = a.query("SELECT pg_sleep(1) AS slept");
+          await new Promise((r) => setTimeout(r, 200));
+          const key = a as unknown as { processID: number; secretKey: number };
+          await rawExchange(p.port, cancelRequest(key.processID, key.secretKey), 100);
+          // the cancel never arrived: the sleep ends normally
+          expect((await sleeping).rows).toHaveLength(1);
+          // the server waits for the cancel until cancel_wait_timeout (2 s after it was sent)
+          const asked = Date.now();
+          expect((await b.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+          const waited = Date.now() - asked;
+          expect(waited).toBeGreaterThan(500);
+          expect(waited).toBeLessThan(3000);
+          await Promise.all([a.end(), b.end()]);
+        },
+      ),
+    ));
+});
