@@ -2,6 +2,8 @@
 import { pino, type Logger } from "pino";
 import { ConfigError } from "./config/errors.ts";
 
+type FileStream = ReturnType<typeof pino.destination>;
+
 export type { Logger };
 
 const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
@@ -14,4 +16,35 @@ export function createLogger(verbose: number, destination?: pino.DestinationStre
   }
   const level = verbose >= 2 ? "trace" : verbose === 1 ? "debug" : wanted;
   return pino({ name: "pooler", level, base: { pid: process.pid } }, destination);
+}
+
+/**
+ * Where the program's log lines go: stdout, and with PgBouncer's `logfile` that file as well,
+ * appended to. RELOAD and SIGHUP open it again (`setFile`), so that logrotate can move it away, as
+ * PgBouncer keeps it: a file that cannot be opened stops the start, and a reload keeps the old one.
+ */
+export class LogDestination implements pino.DestinationStream {
+  private readonly stdout = pino.destination({ dest: 1, sync: true });
+  private file: FileStream | null = null;
+
+  write(line: string): void {
+    this.stdout.write(line);
+    this.file?.write(line);
+  }
+
+  /** Opens `path` (again), or stops writing to a file (undefined); throws ConfigError if it cannot. */
+  setFile(path: string | undefined): void {
+    const old = this.file;
+    let opened: FileStream | null = null;
+    if (path !== undefined && path !== "") {
+      try {
+        opened = pino.destination({ dest: path, append: true, sync: true });
+      } catch (err) {
+        throw new ConfigError(`logfile: cannot open ${path}: ${(err as Error).message}`);
+      }
+      opened.on("error", (err: Error) => console.error(`pooler: writing ${path}: ${err.message}`));
+    }
+    this.file = opened;
+    old?.end();
+  }
 }

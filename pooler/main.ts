@@ -3,7 +3,8 @@
 // SIGINT/SIGTERM shut down gracefully: stop accepting, let transactions finish, then close.
 import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig, type LoadedConfig } from "./config/index.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLogger, LogDestination, type Logger } from "./log.ts";
+import { writePidFile } from "./pidfile.ts";
 import { Pooler } from "./pooler.ts";
 
 /** How long a graceful shutdown waits for transactions (Docker's default stop grace is 10 s). */
@@ -23,10 +24,14 @@ export async function main(argv: string[]): Promise<Pooler> {
   let loaded: LoadedConfig;
   let log: Logger;
   let waitMs: number;
+  let removePidFile = (): void => undefined;
+  const logs = new LogDestination();
   try {
     loaded = loadConfig({ env: process.env, ...(iniPath ? { iniPath } : {}) });
-    log = createLogger(loaded.config.verbose);
+    logs.setFile(loaded.config.logfile);
+    log = createLogger(loaded.config.verbose, logs);
     waitMs = shutdownWaitMs();
+    if (loaded.config.pidfile) removePidFile = writePidFile(loaded.config.pidfile);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`pooler: configuration error: ${err.message}`);
@@ -35,7 +40,21 @@ export async function main(argv: string[]): Promise<Pooler> {
     throw err;
   }
   for (const w of loaded.warnings) log.warn(w);
-  const pooler = await Pooler.start(loaded.config, log);
+  let pooler: Pooler;
+  try {
+    pooler = await Pooler.start(loaded.config, log);
+  } catch (err) {
+    removePidFile();
+    throw err;
+  }
+  // RELOAD and SIGHUP open the log file again (logrotate moved it away, or logfile changed)
+  pooler.onReload((config) => {
+    try {
+      logs.setFile(config.logfile);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, "keeping the log file open before the reload");
+    }
+  });
 
   process.on("SIGHUP", () => {
     try {
@@ -51,7 +70,10 @@ export async function main(argv: string[]): Promise<Pooler> {
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));
   // however shutdown started (a signal or the console's SHUTDOWN), the process ends with it
-  void pooler.stopped.then(() => process.exit(0));
+  void pooler.stopped.then(() => {
+    removePidFile();
+    process.exit(0);
+  });
   return pooler;
 }
 

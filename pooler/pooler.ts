@@ -52,6 +52,7 @@ export class Pooler implements ClientHost, PoolRegistry {
   /** Console PAUSE without a database: every pool holds its clients. */
   pausedAll = false;
   /** Databases paused (PAUSE db, KILL) or refusing new clients (DISABLE): PgBouncer's per-database flags. */
+  private readonly reloadListeners: ((config: PoolerConfig) => void)[] = [];
   readonly pausedDbs = new Set<string>();
   readonly disabledDbs = new Set<string>();
   /** Reads the configuration again for RELOAD and SIGHUP, given the running one (tests replace it). */
@@ -391,7 +392,13 @@ export class Pooler implements ClientHost, PoolRegistry {
       pool.retarget(db, forced?.user === pool.user ? forced : null);
     }
     this.refreshPoolSettings();
+    for (const listener of this.reloadListeners) listener(config);
     this.log.info("configuration reloaded");
+  }
+
+  /** Runs `listener` after every RELOAD or SIGHUP with the configuration now in force. */
+  onReload(listener: (config: PoolerConfig) => void): void {
+    this.reloadListeners.push(listener);
   }
 
   /** A pool whose database is no longer configured: its clients are told why, its servers closed. */

@@ -75,9 +75,9 @@ describe("setting variables", () => {
 
   it("accept and report PgBouncer settings we ignore, but not $USER", () => {
     const { warnings } = loadConfig({
-      env: { ...DB, SYSLOG: "1", LOGFILE: "/x.log", USER: "me" },
+      env: { ...DB, SYSLOG: "1", SO_REUSEPORT: "1", USER: "me" },
     });
-    expect(warnings).toEqual(["environment: settings not implemented, ignored: LOGFILE, SYSLOG"]);
+    expect(warnings).toEqual(["environment: settings not implemented, ignored: SO_REUSEPORT, SYSLOG"]);
   });
 
   it("override the image's defaults, which apply without an ini file", () => {

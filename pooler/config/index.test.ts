@@ -36,6 +36,8 @@ describe("loadConfig", () => {
       ignoreStartupParameters: ["extra_float_digits"],
       serverIdleTimeout: 500,
       serverTlsSslmode: "prefer",
+      logfile: "/tmp/bench-pgb/pgbouncer.log",
+      pidfile: "/tmp/bench-pgb/pgbouncer.pid",
       source: { iniPath: FIXTURE, env: false },
     });
     expect([...config.databases.keys()]).toEqual(["bench", "*"]);
@@ -50,7 +52,7 @@ describe("loadConfig", () => {
       "monitor:plain",
     ]);
     expect(config.authUsers.get("monitor")?.secret).toBe('plain "quoted" password');
-    expect(warnings).toEqual(["[pgbouncer] settings not implemented, ignored: logfile, pidfile"]);
+    expect(warnings).toEqual([]);
   });
 
   it("connects a [databases] entry without host= through unix_socket_dir, as PgBouncer", () => {

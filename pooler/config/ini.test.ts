@@ -170,8 +170,8 @@ describe("readIniFile + applyIni", () => {
         "[peers]",
         "1 = host=/tmp/pgbouncer1",
         "[pgbouncer]",
-        "logfile = /var/log/pgbouncer.log",
-        "pidfile = /run/pgbouncer.pid",
+        "syslog = 1",
+        "so_reuseport = 1",
         "unix_socket_dir =",
       ].join("\n"),
     );
@@ -186,7 +186,7 @@ describe("readIniFile + applyIni", () => {
         /pgbouncer\.ini:5: \[users\] u: user parameter reserve_pool_size not implemented/,
       ),
       expect.stringMatching(/pgbouncer\.ini:7: \[peers\] entry 1 ignored/),
-      "[pgbouncer] settings not implemented, ignored: logfile, pidfile",
+      "[pgbouncer] settings not implemented, ignored: syslog, so_reuseport",
     ]);
   });
 

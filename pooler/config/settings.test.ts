@@ -42,6 +42,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   log_disconnections: "1",
   log_pooler_errors: "1",
   log_stats: "1",
+  logfile: null,
   max_client_conn: "100",
   max_db_client_connections: "0",
   max_db_connections: "0",
@@ -50,6 +51,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   max_user_client_connections: "0",
   max_user_connections: "0",
   min_pool_size: "0",
+  pidfile: null,
   pkt_buf: "4096",
   pool_mode: "session",
   query_timeout: "0",
@@ -101,6 +103,7 @@ const NOT_CHANGEABLE = [
   "listen_backlog",
   "listen_port",
   "metrics_port",
+  "pidfile",
   "pkt_buf",
   "track_extra_parameters",
   "unix_socket_dir",
@@ -134,6 +137,8 @@ describe("the settings table", () => {
       "authDbname",
       "authHbaFile",
       "unixSocketGroup",
+      "logfile",
+      "pidfile",
       ...["client", "server"].flatMap((side) => ["Key", "Cert", "Ca"].map((f) => `${side}Tls${f}File`)),
     ];
     expect(Object.keys(defaultConfig()).sort()).toEqual(

@@ -300,6 +300,8 @@ export const SETTINGS: readonly SettingDef[] = [
   bool("log_disconnections", "logDisconnections", "1"),
   bool("log_pooler_errors", "logPoolerErrors", "1"),
   bool("log_stats", "logStats", "1"),
+  // appended to besides stdout; RELOAD/SIGHUP open it again (log rotation)
+  optionalString("logfile", "logfile"),
   int("max_client_conn", "maxClientConn", "100", { min: 1 }),
   int("max_db_client_connections", "maxDbClientConnections", "0"),
   int("max_db_connections", "maxDbConnections", "0"),
@@ -310,6 +312,7 @@ export const SETTINGS: readonly SettingDef[] = [
   // Not PgBouncer's: the Prometheus /metrics port, 0 = off.
   int("metrics_port", "metricsPort", "0", { changeable: false, max: 65535 }),
   int("min_pool_size", "minPoolSize", "0"),
+  optionalString("pidfile", "pidfile", { changeable: false }),
   // Not PgBouncer's: in transaction/statement pooling, a client holding session state that cannot be
   // replayed (advisory locks, LISTEN, WITH HOLD cursors, temp tables, SQL PREPARE) keeps its server
   // while the state lives; 0 makes the statements that create such state an error instead.
@@ -378,10 +381,8 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "dns_nxdomain_ttl",
   "dns_zone_check_period",
   "job_name",
-  "logfile",
   "login_notify_message",
   "peer_id",
-  "pidfile",
   "pool_idle_timeout",
   "resolv_conf",
   "sbuf_loopcnt",

@@ -139,6 +139,10 @@ export interface PoolerConfig {
   /** tcp_keepidle (ms): idle time before the first keepalive probe; 0 leaves the OS default. */
   tcpKeepidle: number;
 
+  /** Log lines are appended here as well as written to stdout. */
+  logfile?: string;
+  /** Holds the process id while the pooler runs. */
+  pidfile?: string;
   logConnections: boolean;
   logDisconnections: boolean;
   logPoolerErrors: boolean;

@@ -42,7 +42,8 @@ function writeIni(dir: string, port: number, maxClients: number): string {
       `auth_file = ${path.join(dir, "userlist.txt")}`,
       "pool_mode = transaction",
       `max_client_conn = ${maxClients}`,
-      "logfile = /var/log/pgbouncer/pgbouncer.log ; accepted and ignored, as people paste real files",
+      `logfile = ${path.join(dir, "pooler.log")}`,
+      `pidfile = ${path.join(dir, "pooler.pid")}`,
       "",
     ].join("\n"),
   );
@@ -61,6 +62,9 @@ describe("pooler program", () => {
     expect((await a.query("SELECT current_database() AS d")).rows[0].d).toBe("app");
     expect((await errorOf(connect(url))).code).toBe("53300");
     writeIni(dir, port, 5);
+    // logrotate's way: move the file away, then SIGHUP opens logfile anew
+    const log = path.join(dir, "pooler.log");
+    fs.renameSync(log, `${log}.1`);
     p.child.kill("SIGHUP");
     await waitFor(() => p.output().includes("configuration reloaded"), "the reload");
     const b = await connect(url);
@@ -68,6 +72,42 @@ describe("pooler program", () => {
     await Promise.all([a.end(), b.end()]);
     p.child.kill("SIGTERM");
     expect(await p.exited).toBe(0);
+    // the same JSON lines as stdout's, before and after the rotation
+    expect(fs.readFileSync(`${log}.1`, "utf8")).toMatch(/"msg":"listening"/);
+    expect(fs.readFileSync(`${log}.1`, "utf8")).not.toMatch(/configuration reloaded/);
+    expect(fs.readFileSync(log, "utf8")).toMatch(
+      /"msg":"configuration reloaded"[\s\S]*"msg":"shutting down"/,
+    );
+  });
+
+  it("pidfile: holds the pid while it runs, keeps a second pooler from starting, goes at exit", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-pid-"));
+    const ini = writeIni(dir, await freePort(), 5);
+    const pidfile = path.join(dir, "pooler.pid");
+    // a stale file, left by a process that is gone, is replaced
+    fs.writeFileSync(pidfile, "999999\n");
+    const p = runPooler([ini], {});
+    await waitFor(() => p.output().includes('"listening"'), "the pooler to listen");
+    expect(fs.readFileSync(pidfile, "utf8")).toBe(`${p.child.pid}\n`);
+    const second = runPooler([writeIni(dir, await freePort(), 5)], {});
+    expect(await second.exited).toBe(1);
+    expect(second.output()).toMatch(
+      new RegExp(
+        `pidfile: ${pidfile} names process ${p.child.pid}, which is running \\(another pooler\\?\\)`,
+      ),
+    );
+    expect(fs.readFileSync(pidfile, "utf8")).toBe(`${p.child.pid}\n`);
+    p.child.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+    expect(fs.existsSync(pidfile)).toBe(false);
+  });
+
+  it("refuses to start with a logfile it cannot open", async () => {
+    const p = runPooler([], { DATABASE_URL: inject("pgAppUrl"), LOGFILE: "/nonexistent-dir/pooler.log" });
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch(
+      /configuration error: logfile: cannot open \/nonexistent-dir\/pooler.log: .*ENOENT/,
+    );
   });
 
   it("SIGTERM: stops accepting, lets the open transaction finish, then exits 0", async () => {
