@@ -610,7 +610,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const out: Buffer[] = [authenticationOk()];
     for (const [name, value] of serverParams)
       out.push(parameterStatus(name, this.ownParams?.get(name) ?? value));
-    out.push(backendKeyData(this.cancelPid, this.cancelSecret), readyForQuery("I"));
+    out.push(backendKeyData(this.cancelPid, this.cancelSecret));
+    const notice = this.host.config.loginNotifyMessage;
+    if (notice !== "") out.push(poolerNotice(notice));
+    out.push(readyForQuery("I"));
     if (db !== undefined && this.settings.size > 0) {
       // PostgreSQL refuses an unknown setting or a bad value at login: so do we, by having a server
       // take them (assign) before the client hears it is in.
@@ -1180,7 +1183,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   /** Every refusal: a FATAL ErrorResponse with a real SQLSTATE, then a clean close. */
   notice(message: string): void {
-    this.write(noticeResponse({ severity: "NOTICE", code: SqlState.SuccessfulCompletion, message }));
+    this.write(poolerNotice(message));
   }
 
   refuse(code: string, message: string): void {
@@ -1269,6 +1272,11 @@ class AdminVisitor implements FrameVisitor {
     if (type === Msg.Terminate) this.client.close("client sent Terminate");
     else this.host.adminMessage(this.client, type, msg);
   }
+}
+
+/** A NoticeResponse of the pooler's own, as PgBouncer words them (NOTICE, 00000). */
+function poolerNotice(message: string): Buffer {
+  return noticeResponse({ severity: "NOTICE", code: SqlState.SuccessfulCompletion, message });
 }
 
 function isTerminate(chunk: Buffer): boolean {

@@ -43,6 +43,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   log_pooler_errors: "1",
   log_stats: "1",
   logfile: null,
+  login_notify_message: "",
   max_client_conn: "100",
   max_db_client_connections: "0",
   max_db_connections: "0",

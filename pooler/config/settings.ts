@@ -302,6 +302,8 @@ export const SETTINGS: readonly SettingDef[] = [
   bool("log_stats", "logStats", "1"),
   // appended to besides stdout; RELOAD/SIGHUP open it again (log rotation)
   optionalString("logfile", "logfile"),
+  // a NOTICE after every login, so that people know they reach a pooler (PgBouncer 1.26)
+  string("login_notify_message", "loginNotifyMessage", ""),
   int("max_client_conn", "maxClientConn", "100", { min: 1 }),
   int("max_db_client_connections", "maxDbClientConnections", "0"),
   int("max_db_connections", "maxDbConnections", "0"),
@@ -381,7 +383,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "dns_nxdomain_ttl",
   "dns_zone_check_period",
   "job_name",
-  "login_notify_message",
   "peer_id",
   "pool_idle_timeout",
   "resolv_conf",

@@ -139,6 +139,8 @@ export interface PoolerConfig {
   /** tcp_keepidle (ms): idle time before the first keepalive probe; 0 leaves the OS default. */
   tcpKeepidle: number;
 
+  /** Sent to every client as a NOTICE once it is logged in; empty: none. */
+  loginNotifyMessage: string;
   /** Log lines are appended here as well as written to stdout. */
   logfile?: string;
   /** Holds the process id while the pooler runs. */

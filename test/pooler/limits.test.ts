@@ -5,7 +5,7 @@ import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cancelRequest, startupMessage } from "../../pooler/protocol/messages.ts";
-import { connect, errorOf, rawExchange } from "../support/clients.ts";
+import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
@@ -753,6 +753,13 @@ describe("PgBouncer 1.25's timeouts and notices", () => {
       expect((await result).rows[0].one).toBe(1);
       expect(notices).toHaveLength(1);
       await Promise.all([holder.end(), waiter.end()]);
+    }));
+
+  it("login_notify_message greets every client with a NOTICE", () =>
+    withTestPooler({ LOGIN_NOTIFY_MESSAGE: "you are talking to a pooler" }, async ({ url }) => {
+      const out = await psql(url(), "SELECT 41 + 1");
+      expect(out.stderr).toContain("NOTICE:  you are talking to a pooler");
+      expect(out.stdout.trim()).toBe("42");
     }));
 
   it("disable_pqexec ends a client that sends a simple Query; the extended protocol and the console work", () =>
