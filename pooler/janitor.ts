@@ -39,6 +39,7 @@ export class Janitor {
     this.pooler.clients.forEach((client) => this.checkClient(client, now));
     for (const pool of this.pooler.pools.values()) this.checkPool(pool, now);
     this.pooler.pruneAutoDatabases(now);
+    this.pooler.prunePools(now);
   }
 
   private checkClient(client: ClientConnection, now: number): void {

@@ -42,6 +42,8 @@ export class Pooler implements ClientHost, PoolRegistry {
   private readonly autoDatabases = new Map<string, DatabaseDef>();
   /** Since when each auto-database has had no clients and no servers (ms). */
   private readonly autoDatabaseUnusedSince = new Map<string, number>();
+  /** Since when each pool has been unused, for pool_idle_timeout. */
+  private readonly poolUnusedSince = new Map<Pool, number>();
   private listener: Listener | null = null;
   private readonly janitor: Janitor;
   shuttingDown = false;
@@ -141,12 +143,26 @@ export class Pooler implements ClientHost, PoolRegistry {
     }
   }
 
-  private forgetAutoDatabase(name: string): void {
+  /**
+   * pool_idle_timeout: pools with no clients, no servers and no one waiting that long are freed, so
+   * that (database, user) pairs that come and go (auth_query users, say) do not pile up.
+   */
+  prunePools(now: number): void {
+    const timeout = this.config.poolIdleTimeout;
+    if (timeout <= 0) return this.poolUnusedSince.clear();
     for (const [key, pool] of this.pools) {
-      if (pool.db.name !== name) continue;
-      this.metrics?.forget(pool);
-      this.pools.delete(key);
+      if (!pool.unused) {
+        this.poolUnusedSince.delete(pool);
+        continue;
+      }
+      const since = this.poolUnusedSince.get(pool);
+      if (since === undefined) this.poolUnusedSince.set(pool, now);
+      else if (now - since > timeout) this.forgetPool(key, pool, "pool freed after pool_idle_timeout unused");
     }
+  }
+
+  private forgetAutoDatabase(name: string): void {
+    for (const [key, pool] of this.pools) if (pool.db.name === name) this.forgetPool(key, pool);
     this.autoDatabases.delete(name);
     this.autoDatabaseUnusedSince.delete(name);
     this.log.info({ db: name }, "auto-database forgotten after autodb_idle_timeout unused");
@@ -407,9 +423,15 @@ export class Pooler implements ClientHost, PoolRegistry {
       if (client.pool === pool) client.refuse(SqlState.AdminShutdown, reason);
     }
     pool.closeServers(reason);
-    this.metrics?.forget(pool);
+    this.forgetPool(key, pool, reason);
+  }
+
+  /** The pool, its stats and its metrics are gone (`reason` logged, if given). */
+  private forgetPool(key: string, pool: Pool, reason?: string): void {
     this.pools.delete(key);
-    this.log.info({ pool: pool.name }, reason);
+    this.poolUnusedSince.delete(pool);
+    this.metrics?.forget(pool);
+    if (reason !== undefined) this.log.info({ pool: pool.name }, reason);
   }
 
   private refreshPoolSettings(): void {

@@ -54,6 +54,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   min_pool_size: "0",
   pidfile: null,
   pkt_buf: "4096",
+  pool_idle_timeout: "0",
   pool_mode: "session",
   query_timeout: "0",
   query_wait_notify: "5",

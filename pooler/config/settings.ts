@@ -320,6 +320,8 @@ export const SETTINGS: readonly SettingDef[] = [
   // while the state lives; 0 makes the statements that create such state an error instead.
   bool("pin_session_state", "pinSessionState", "1"),
   int("pkt_buf", "pktBuf", "4096", { changeable: false, min: 1 }),
+  // PgBouncer 1.26: a (database, user) pool with no clients and no servers that long is freed
+  seconds("pool_idle_timeout", "poolIdleTimeout", "0"),
   choice("pool_mode", "poolMode", POOL_MODES, "session"),
   seconds("query_timeout", "queryTimeout", "0"),
   // whole seconds, as in PgBouncer (an int there, not a duration)
@@ -384,7 +386,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "dns_zone_check_period",
   "job_name",
   "peer_id",
-  "pool_idle_timeout",
   "resolv_conf",
   "sbuf_loopcnt",
   "server_tls13_ciphers",

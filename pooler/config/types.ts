@@ -111,6 +111,8 @@ export interface PoolerConfig {
   clientIdleTimeout: number;
   /** A database made up from the "*" entry is forgotten after this long without clients or servers. */
   autodbIdleTimeout: number;
+  /** A pool with no clients and no servers this long is forgotten, stats too; 0 = never. */
+  poolIdleTimeout: number;
   queryTimeout: number;
   queryWaitTimeout: number;
   idleTransactionTimeout: number;

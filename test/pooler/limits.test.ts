@@ -169,6 +169,32 @@ describe("server connections over time", () => {
     );
   });
 
+  it("pool_idle_timeout frees a pool once it has had no clients and no servers that long", () =>
+    withTestPooler(
+      { POOL_IDLE_TIMEOUT: "1", SERVER_IDLE_TIMEOUT: "0.3", ADMIN_USERS: "postgres" },
+      async ({ url }) => {
+        const admin = await connect(url("pgbouncer"));
+        const pools = async (): Promise<string[]> =>
+          (await admin.query<{ database: string }>("SHOW POOLS")).rows.map((r) => r.database);
+        const a = await connect(url());
+        await a.query("SELECT 1");
+        const b = await connect(url());
+        await a.end();
+        // a client keeps it, servers or not
+        await new Promise((r) => setTimeout(r, 1800));
+        expect(await pools()).toContain("app");
+        await b.end();
+        const left = Date.now();
+        await waitFor(async () => !(await pools()).includes("app"), "the pool to be freed");
+        expect(Date.now() - left).toBeGreaterThan(900);
+        // and made again for the next client
+        const c = await connect(url());
+        expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+        expect(await pools()).toContain("app");
+        await Promise.all([c.end(), admin.end()]);
+      },
+    ));
+
   it("server_lifetime replaces a server that has lived too long once it is idle", async () => {
     await withTestPooler({ DEFAULT_POOL_SIZE: "1", SERVER_LIFETIME: "0.3" }, async (p) => {
       const c = await connect(p.url());
