@@ -1236,8 +1236,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // probed yet) must not reach the next client, whatever server_reset_query says.
     const cleanup = server.txStatus === "I" ? [] : ["ROLLBACK"];
     if (this.pooled && (this.pinned || this.session?.touched)) cleanup.push("DISCARD ALL");
-    if (cleanup.length === 0 && server.pendingReplies === 0) pool.release(server, true);
-    else pool.cleanAndRelease(server, cleanup, !cleanup.includes("DISCARD ALL"));
+    // server_reset_query is session pooling's (or server_reset_query_always's), as in PgBouncer
+    const reset = !this.pooled && !cleanup.includes("DISCARD ALL");
+    if (cleanup.length === 0 && server.pendingReplies === 0) pool.release(server, reset);
+    else pool.cleanAndRelease(server, cleanup, reset);
   }
 }
 

@@ -123,6 +123,33 @@ describe("failures", () => {
     }
   }, 20_000);
 
+  it("a server that dies while the pooler syncs a departed client's settings is not handed on", async () => {
+    // transaction pooling: no reset query, the server would go straight to idle
+    const q = await startTestPooler({ DEFAULT_POOL_SIZE: "1", SERVER_CONNECT_TIMEOUT: "1" });
+    const warm = await connect(q.url());
+    const pid: number = (await warm.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    await warm.end();
+    // A's application_name differs from the server's: its server gets a sync first, which hangs
+    const a = await connect(q.url(), { application_name: "leaver" });
+    process.kill(pid, "SIGSTOP");
+    try {
+      void a.query("SELECT 1").catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      (a as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      const w = await connect(q.url());
+      try {
+        // the janitor closes the hung server after server_connect_timeout; W gets a new one
+        const r = await w.query("SELECT pg_backend_pid() AS pid");
+        expect(r.rows[0].pid).not.toBe(pid);
+      } finally {
+        await w.end();
+      }
+    } finally {
+      process.kill(pid, "SIGCONT");
+      await q.stop();
+    }
+  }, 20_000);
+
   it("a slow reset past server_connect_timeout is canceled on the backend, not left running past the pool's size", async () => {
     const q = await startTestPooler({
       DEFAULT_POOL_SIZE: "1",

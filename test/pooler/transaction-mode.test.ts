@@ -566,3 +566,38 @@ describe("a client that quits while the pooler inspects its session", () => {
     }
   });
 });
+
+describe("server_reset_query", () => {
+  /**
+   * The last statement the only server of a fresh pooler ran, once a client left it in the middle of
+   * a transaction (in transaction pooling a client between transactions holds no server).
+   */
+  async function lastStatementAfterClientLeaves(env: Record<string, string>): Promise<string> {
+    const p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", ...env });
+    const direct = await connect(inject("pgAppUrl"));
+    try {
+      const a = await connect(p.url());
+      const backend = await pid(a);
+      await a.query("BEGIN");
+      await a.query("SELECT 'the client was here'");
+      await a.end();
+      await waitFor(() => onlyPool(p).idle.length === 1, "the server to be idle");
+      const r = await direct.query<{ query: string }>("SELECT query FROM pg_stat_activity WHERE pid = $1", [
+        backend,
+      ]);
+      return r.rows[0]!.query;
+    } finally {
+      await direct.end();
+      await p.stop();
+    }
+  }
+
+  it("runs when a client leaves only in session pooling, or with server_reset_query_always, as in PgBouncer", async () => {
+    // the pooler's own ROLLBACK, and nothing after it
+    expect(await lastStatementAfterClientLeaves({ POOL_MODE: "transaction" })).toBe("ROLLBACK");
+    expect(
+      await lastStatementAfterClientLeaves({ POOL_MODE: "transaction", SERVER_RESET_QUERY_ALWAYS: "1" }),
+    ).toBe("DISCARD ALL");
+    expect(await lastStatementAfterClientLeaves({ POOL_MODE: "session" })).toBe("DISCARD ALL");
+  });
+});
