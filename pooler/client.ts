@@ -922,14 +922,14 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return;
       case Msg.Execute:
         this.server!.syncsAfterExecute = 0;
-        this.inBatch = true;
+        this.beginBatch();
         return;
       case Msg.Parse:
       case Msg.Bind:
       case Msg.Describe:
       case Msg.Close:
       case Msg.Flush:
-        this.inBatch = true;
+        this.beginBatch();
         return;
       default:
         return; // COPY data flow: its end is announced by the server's ReadyForQuery
@@ -962,20 +962,40 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     return this.route?.client.size ?? 0;
   }
 
-  /** When the query the server is working on started (clock.ts ms, unrounded), 0 when none. */
+  /**
+   * When the request the server is working on started (clock.ts ms, unrounded): a query, or an
+   * extended-protocol batch from its first message, Sync or not yet; 0 when none.
+   */
   get queryStartedAt(): number {
-    return this.server && this.server.pendingReplies > 0 ? this.server.queryStart : 0;
+    const server = this.server;
+    return server !== null && (server.owedToClient > 0 || this.inBatch) ? server.queryStart : 0;
+  }
+
+  /** Nothing of a request is under way on its server: no reply owed, no batch or message half sent. */
+  get betweenRequests(): boolean {
+    return this.queryStartedAt === 0 && this.atBoundary;
   }
 
   private startQuery(): void {
     const server = this.server!;
-    const now = performance.now();
-    if (server.pendingReplies === 0) {
-      server.queryStart = now;
-      if (server.txStatus === "I") server.xactStart = now;
-    }
+    // a batch's Sync: the request started with the batch
+    if (server.pendingReplies === 0 && !this.inBatch) this.requestStarts(server);
     server.pendingReplies++;
     server.queriesInFlight++;
+  }
+
+  /** The first message of an extended-protocol batch: timeouts count from here, as PgBouncer's. */
+  private beginBatch(): void {
+    if (this.inBatch) return;
+    this.inBatch = true;
+    const server = this.server!;
+    if (server.pendingReplies === 0) this.requestStarts(server);
+  }
+
+  private requestStarts(server: ServerConnection): void {
+    const now = performance.now();
+    server.queryStart = now;
+    if (server.txStatus === "I") server.xactStart = now;
   }
 
   /**
@@ -1233,12 +1253,16 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       return;
     }
     // Session state the client may have left (advisory locks, LISTEN, temp tables, …, or not
-    // probed yet) must not reach the next client, whatever server_reset_query says.
+    // probed yet) must not reach the next client, whatever server_reset_query says; nor what the
+    // pooler's own query for it was setting up as it left (a settings sync, whose outcome nobody
+    // records now: the next client's sync would start from a stale picture of the server).
     const cleanup = server.txStatus === "I" ? [] : ["ROLLBACK"];
-    if (this.pooled && (this.pinned || this.session?.touched)) cleanup.push("DISCARD ALL");
+    if ((this.pooled && (this.pinned || this.session?.touched)) || server.runsOwnQuery) {
+      cleanup.push("DISCARD ALL");
+    }
     // server_reset_query is session pooling's (or server_reset_query_always's), as in PgBouncer
     const reset = !this.pooled && !cleanup.includes("DISCARD ALL");
-    if (cleanup.length === 0 && server.pendingReplies === 0) pool.release(server, reset);
+    if (cleanup.length === 0) pool.release(server, reset);
     else pool.cleanAndRelease(server, cleanup, reset);
   }
 }

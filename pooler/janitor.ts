@@ -4,7 +4,6 @@ import type { ClientConnection } from "./client.ts";
 import * as clock from "./clock.ts";
 import type { Pool, PoolClient, PoolSettings } from "./pool.ts";
 import type { Pooler } from "./pooler.ts";
-import type { ServerConnection } from "./server.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 
 type ClientTimeouts = Pick<
@@ -56,15 +55,16 @@ export class Janitor {
         if (over(now, client.waitStart, limits.queryWaitTimeout))
           client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
         return;
-      case "active":
+      case "active": {
         // Idle is counted from the last traffic: a transaction from the server's last message (as
         // PgBouncer), a client holding a server from whichever side spoke last, so a long query's
         // reply ends either. (PgBouncer never applies client_idle_timeout to a client with a server;
         // ours does, or half a message would hold a server forever.)
         if (server === null) return;
-        if (server.pendingReplies > 0) {
-          if (over(now, client.queryStartedAt, limits.queryTimeout))
-            return this.endForTimeout(client, server, SqlState.QueryCanceled, "query timeout");
+        const queryStart = client.queryStartedAt;
+        if (queryStart > 0) {
+          if (over(now, queryStart, limits.queryTimeout))
+            return this.endForTimeout(client, SqlState.QueryCanceled, "query timeout");
         } else if (server.txStatus !== "I") {
           if (over(now, server.lastActivity, limits.idleTransactionTimeout))
             return client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
@@ -73,12 +73,13 @@ export class Janitor {
         }
         // a transaction, or a statement outside one, from its first message to the server
         if (
-          (server.txStatus !== "I" || server.owedToClient > 0) &&
+          (server.txStatus !== "I" || queryStart > 0) &&
           over(now, server.xactStart, limits.transactionTimeout)
         ) {
-          this.endForTimeout(client, server, SqlState.TransactionTimeout, "transaction timeout");
+          this.endForTimeout(client, SqlState.TransactionTimeout, "transaction timeout");
         }
         return;
+      }
       case "idle":
       case "admin":
         if (over(now, client.lastActivity, limits.clientIdleTimeout))
@@ -106,7 +107,7 @@ export class Janitor {
   private fastClose(pool: Pool): void {
     for (const server of [...pool.active]) {
       const client = server.client;
-      if (!server.closeNeeded || client === null || server.txStatus !== "I" || server.pendingReplies > 0)
+      if (!server.closeNeeded || client === null || server.txStatus !== "I" || !client.betweenRequests)
         continue;
       client.refuse(SqlState.AdminShutdown, "database configuration changed");
     }
@@ -116,13 +117,9 @@ export class Janitor {
    * A timeout ends the client; a statement still running is canceled too. Closing the connection
    * alone leaves it running on PostgreSQL, which notices only when it next writes to the client.
    */
-  private endForTimeout(
-    client: ClientConnection,
-    server: ServerConnection,
-    code: string,
-    message: string,
-  ): void {
-    if (server.owedToClient > 0) this.pooler.sendCancel(server);
+  private endForTimeout(client: ClientConnection, code: string, message: string): void {
+    // the server is closed with the client then (a request under way): the cancel hits no one else
+    if (client.server !== null && client.queryStartedAt > 0) this.pooler.sendCancel(client.server);
     client.refuse(code, message);
   }
 

@@ -26,6 +26,8 @@ export function createLogger(verbose: number, destination?: pino.DestinationStre
 export class LogDestination implements pino.DestinationStream {
   private readonly stdout = pino.destination({ dest: 1, sync: true });
   private file: FileStream | null = null;
+  /** The file written to besides stdout, if any. */
+  path: string | undefined;
 
   write(line: string): void {
     this.stdout.write(line);
@@ -45,6 +47,7 @@ export class LogDestination implements pino.DestinationStream {
       opened.on("error", (err: Error) => console.error(`pooler: writing ${path}: ${err.message}`));
     }
     this.file = opened;
+    this.path = opened === null ? undefined : path;
     old?.end();
   }
 }

@@ -52,7 +52,12 @@ export async function main(argv: string[]): Promise<Pooler> {
     try {
       logs.setFile(config.logfile);
     } catch (err) {
-      log.error({ err: (err as Error).message }, "keeping the log file open before the reload");
+      // SHOW CONFIG says which file is written to, not which one could not be opened
+      log.error(
+        { err: (err as Error).message, logfile: logs.path },
+        "keeping the log file open before the reload",
+      );
+      config.logfile = logs.path;
     }
   });
 

@@ -300,8 +300,6 @@ export class Pool {
       .reduce((done, sql) => done.then(() => server.runInternal(sql)), server.ownQuerySettled())
       .then(
         () => {
-          // closed while the pooler's own query for the client ran: nothing is left to release
-          if (server.state === "closed") return;
           this.used.delete(server);
           server.state = "active";
           this.active.add(server);

@@ -82,6 +82,8 @@ export interface ServerPeer extends Connection {
   onServerLost(server: ServerConnection, reason: string): void;
   /** Ends the client with a FATAL error (its server with it, unless between transactions). */
   refuse(code: string, message: string): void;
+  /** Nothing of a request is under way: no reply owed, no batch or message half sent. */
+  readonly betweenRequests: boolean;
 }
 
 /** A row of an internal query's result, in text format (null for SQL NULL). */
@@ -530,6 +532,11 @@ export class ServerConnection extends Connection implements FrameVisitor {
    */
   get owedToClient(): number {
     return this.pendingReplies - (this.internal === null ? 0 : 1);
+  }
+
+  /** The pooler's own query (a probe, a settings sync, a reset) is running on it. */
+  get runsOwnQuery(): boolean {
+    return this.internal !== null;
   }
 
   /** Resolves once the pooler's own query now running has ended, either way (at once if none). */

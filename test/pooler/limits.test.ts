@@ -4,10 +4,20 @@ import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { cancelRequest, startupMessage } from "../../pooler/protocol/messages.ts";
+import {
+  bind,
+  cancelRequest,
+  execute,
+  flush,
+  parse,
+  query,
+  startupMessage,
+  sync,
+} from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { RawClient, errorOfReply } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -608,6 +618,14 @@ const describeBlackhole = (r: BlackholeRun): string =>
   `clients refused: ${r.clients.map(describeRefusal).join("; ")}; ` +
   `server connection attempts at ${r.attempts.map(seconds).join(", ")}`;
 
+/** The fields of the ErrorResponse that ends `c`'s connection (after whatever came before it). */
+async function untilError(c: RawClient): Promise<Record<string, string>> {
+  for (;;) {
+    const m = await c.next(10_000);
+    if (m.type === "E") return Object.fromEntries(errorOfReply(m));
+  }
+}
+
 /** A pgbouncer.ini beside the userlists: [databases] and [users] entries on top of the env. */
 function iniWith(lines: string[]): string {
   const ini = path.join(path.dirname(userlists.write([])), `limits-${process.hrtime.bigint()}.ini`);
@@ -744,6 +762,44 @@ describe("PgBouncer 1.25's timeouts and notices", () => {
       }
     }));
 
+  it("query_timeout counts an extended-protocol batch from its first message, Sync or not, and cancels it", () =>
+    withTestPooler({ QUERY_TIMEOUT: "1" }, async ({ url }) => {
+      const tag = `batch_${process.pid}_${Date.now()}`;
+      // a statement running behind a Flush: the client waits for its rows, no Sync sent
+      const a = await RawClient.connect(url());
+      const started = Date.now();
+      a.send(parse("", `SELECT pg_sleep(30) /* ${tag} */`), bind("", ""), execute(), flush());
+      const ended = await untilError(a);
+      expect(ended).toMatchObject({ C: "57014", M: "query timeout" });
+      expect(Date.now() - started).toBeLessThan(3000);
+      const direct = await connect(inject("pgAppUrl"));
+      try {
+        await waitFor(
+          async () =>
+            (
+              await direct.query(
+                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' AND pid <> pg_backend_pid()",
+                [`%${tag}%`],
+              )
+            ).rows[0].n === 0,
+          "the statement to stop on PostgreSQL",
+          3000,
+        );
+      } finally {
+        await direct.end();
+      }
+    }));
+
+  it("transaction_timeout ends a batch left open without its Sync (an implicit transaction held)", () =>
+    withTestPooler({ TRANSACTION_TIMEOUT: "1" }, async ({ url }) => {
+      const b = await RawClient.connect(url());
+      b.send(parse("", "SELECT 1"), bind("", ""), execute(), flush());
+      expect((await b.take(3)).map((m) => m.type)).toEqual(["1", "2", "D"]);
+      const opened = Date.now();
+      expect(await untilError(b)).toMatchObject({ C: "25P04", M: "transaction timeout" });
+      expect(Date.now() - opened).toBeLessThan(3000);
+    }));
+
   it("a [users] entry's own timeouts override the global ones", async () => {
     const ini = iniWith(["[users]", "postgres = query_timeout=0.4 client_idle_timeout=0.4"]);
     const p = await startTestPooler({ QUERY_TIMEOUT: "0", CLIENT_IDLE_TIMEOUT: "0" }, ini);
@@ -802,6 +858,44 @@ describe("PgBouncer 1.25's timeouts and notices", () => {
       });
       await admin.end();
     }));
+
+  it("server_fast_close waits for a batch's Sync and for a message half sent", () =>
+    withTestPooler(
+      { POOL_MODE: "session", SERVER_FAST_CLOSE: "1", ADMIN_USERS: "postgres" },
+      async ({ url }) => {
+        const table = `fast_close_${process.pid}`;
+        const direct = await connect(inject("pgAppUrl"));
+        await direct.query(`CREATE TABLE ${table} (x int)`);
+        const admin = await connect(url("pgbouncer"));
+        try {
+          const a = await RawClient.connect(url());
+          a.send(parse("", `INSERT INTO ${table} VALUES (1)`), bind("", ""), execute(), flush());
+          expect((await a.take(3)).map((m) => m.type)).toEqual(["1", "2", "C"]);
+          await admin.query("RECONNECT");
+          await new Promise((r) => setTimeout(r, 700));
+          // not cut mid-batch: its Sync commits the insert
+          a.send(sync());
+          const after = (await a.take(1))[0]!;
+          expect(after.type).toBe("Z");
+          expect(await untilError(a)).toMatchObject({ C: "57P01", M: "database configuration changed" });
+          expect((await direct.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n).toBe(1);
+
+          const b = await RawClient.connect(url());
+          const q = query("SELECT 1");
+          b.send(q); // its server, from before the RECONNECT to come
+          await b.untilReady();
+          b.send(q.subarray(0, 4));
+          await admin.query("RECONNECT");
+          await new Promise((r) => setTimeout(r, 700));
+          b.send(q.subarray(4));
+          expect((await b.untilReady()).map((m) => m.type)).toEqual(["T", "D", "C", "Z"]);
+          expect(await untilError(b)).toMatchObject({ M: "database configuration changed" });
+        } finally {
+          await direct.query(`DROP TABLE ${table}`);
+          await Promise.all([direct.end(), admin.end()]);
+        }
+      },
+    ));
 
   it("server_fast_close ends a session pooling client at the end of its transaction after RECONNECT", () =>
     withTestPooler(

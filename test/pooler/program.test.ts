@@ -80,6 +80,32 @@ describe("pooler program", () => {
     );
   });
 
+  it("a RELOAD that names a log file it cannot open keeps the open one, and SHOW CONFIG says so", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-log-"));
+    const port = await freePort();
+    const ini = writeIni(dir, port, 5);
+    fs.appendFileSync(ini, "admin_users = postgres\n");
+    const p = runPooler([ini], {});
+    await waitFor(() => p.output().includes('"listening"'), "the pooler to listen");
+    fs.writeFileSync(
+      ini,
+      fs.readFileSync(ini, "utf8").replace(/^logfile = .*$/m, "logfile = /nonexistent-dir/x.log"),
+    );
+    const admin = await connect(`postgresql://postgres:postgres@127.0.0.1:${port}/pgbouncer`);
+    try {
+      await admin.query("RELOAD");
+      const shown = (await admin.query("SHOW CONFIG")).rows.find((r) => r.key === "logfile");
+      expect(shown.value).toBe(path.join(dir, "pooler.log"));
+    } finally {
+      await admin.end();
+    }
+    p.child.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+    expect(fs.readFileSync(path.join(dir, "pooler.log"), "utf8")).toMatch(
+      /logfile: cannot open \/nonexistent-dir\/x.log[\s\S]*"msg":"shutting down"/,
+    );
+  });
+
   it("pidfile: holds the pid while it runs, keeps a second pooler from starting, goes at exit", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-pid-"));
     const ini = writeIni(dir, await freePort(), 5);

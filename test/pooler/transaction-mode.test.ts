@@ -567,6 +567,38 @@ describe("a client that quits while the pooler inspects its session", () => {
   });
 });
 
+describe("a client that leaves while its settings are being replayed", () => {
+  // The sync that brings a server to the client's settings is held up (its backend stopped), the
+  // client goes, another waits for the server: it must get a clean one, not the settings of the
+  // client that left (the pooler's record of them comes only once the sync has answered).
+  it("leaves nothing of them to the next client", async () => {
+    const p = await startTestPooler({ DEFAULT_POOL_SIZE: "1" });
+    let stopped = 0;
+    try {
+      const a = await connect(p.url());
+      await a.query("SET app.tenant = 'a-secret'");
+      // another client takes the server and RESETs the setting there: A's next link replays it
+      const b = await connect(p.url());
+      stopped = await pid(b);
+      await b.end();
+      process.kill(stopped, "SIGSTOP");
+      void a.query("SELECT 1").catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      (a as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      const w = await connect(p.url());
+      const seen = w.query("SELECT coalesce(current_setting('app.tenant', true), '') AS v");
+      await new Promise((r) => setTimeout(r, 100));
+      process.kill(stopped, "SIGCONT");
+      stopped = 0;
+      expect((await seen).rows[0].v).toBe("");
+      await w.end();
+    } finally {
+      if (stopped) process.kill(stopped, "SIGCONT");
+      await p.stop();
+    }
+  });
+});
+
 describe("server_reset_query", () => {
   /**
    * The last statement the only server of a fresh pooler ran, once a client left it in the middle of
