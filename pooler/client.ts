@@ -1201,11 +1201,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   // ---- refusals and closing ----
 
-  /** Every refusal: a FATAL ErrorResponse with a real SQLSTATE, then a clean close. */
   notice(message: string): void {
     this.write(poolerNotice(message));
   }
 
+  /** Every refusal: a FATAL ErrorResponse with a real SQLSTATE, then a clean close. */
   refuse(code: string, message: string): void {
     if (this.state === "closed") return;
     if (this.host.config.logPoolerErrors) {
@@ -1241,8 +1241,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * The client left while holding a server. The server is reused only if it is between messages:
    * idle ones are reset, open transactions rolled back first; a server that still owes replies or
    * holds half a message is closed rather than handed to someone else mid-pipeline. One busy with
-   * the pooler's own query for the client (a session probe, a settings sync: quick, and common when
-   * a client quits right after a SET) is cleaned once that has ended.
+   * the pooler's own query for the client (a session probe, a settings sync; the client was ended
+   * by a timeout or KILL_CLIENT meanwhile) is cleaned once that has ended.
    */
   private returnServer(server: ServerConnection): void {
     const pool = this.pool!;
