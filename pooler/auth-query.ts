@@ -5,11 +5,36 @@
 import type { ServerTls } from "./config/tls.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { classifySecret } from "./config/userlist.ts";
+import { parseHostList } from "./host-list.ts";
 import { ServerConnection } from "./server.ts";
 import { dialTarget } from "./unix-socket.ts";
 
-/** Runs auth_query for `user` as `authUser`, on a connection opened for it and closed after. */
+/**
+ * Runs auth_query for `user` as `authUser`, on a connection opened for it and closed after; with a
+ * host list, on the first host that lets auth_user in.
+ */
 export async function lookupByAuthQuery(
+  config: PoolerConfig,
+  tls: ServerTls | null,
+  db: DatabaseDef,
+  authUser: string,
+  user: string,
+): Promise<UserSecret | undefined> {
+  const hosts = parseHostList(db.host);
+  for (let i = 0; ; i++) {
+    try {
+      return await lookupOn(hosts[i]!, config, tls, db, authUser, user);
+    } catch (err) {
+      if (i === hosts.length - 1 || !(err instanceof LoginFailed)) throw err;
+    }
+  }
+}
+
+/** The login to the server failed (the lookup itself did not run). */
+class LoginFailed extends Error {}
+
+async function lookupOn(
+  host: string,
   config: PoolerConfig,
   tls: ServerTls | null,
   db: DatabaseDef,
@@ -19,7 +44,7 @@ export async function lookupByAuthQuery(
   const fileSecret = config.authUsers.get(authUser);
   const { server, ready } = ServerConnection.connect(
     {
-      ...dialTarget(db.host, config.unixSocketDir, tls),
+      ...dialTarget(host, config.unixSocketDir, tls),
       port: db.port,
       database: db.authDbname ?? config.authDbname ?? db.dbname ?? db.name,
       credentials: {
@@ -36,7 +61,9 @@ export async function lookupByAuthQuery(
     () => undefined,
   );
   try {
-    await ready;
+    await ready.catch((err: Error) => {
+      throw new LoginFailed(err.message);
+    });
     // a parameter, not text pasted into the SQL: the user name is the client's to choose
     const rows = await server.queryInternal(config.authQuery, [user]);
     const secret = rows[0]?.[1];

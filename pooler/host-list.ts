@@ -4,15 +4,17 @@
 // As in PgBouncer, a host that is down is not skipped in round-robin: its logins fail, and
 // server_login_retry applies as for any failed login.
 
+import { InvalidValue } from "./config/errors.ts";
+
 export type LoadBalanceHosts = "round-robin" | "disable";
 
 export const LOAD_BALANCE_HOSTS: readonly LoadBalanceHosts[] = ["round-robin", "disable"];
 
-/** The hosts of a `host=` value; a single host is a list of one. Throws on an empty entry. */
+/** The hosts of a `host=` value; a single host is a list of one. Throws InvalidValue on an empty entry. */
 export function parseHostList(host: string): string[] {
   if (!host.includes(",")) return [host];
   const hosts = host.split(",").map((h) => h.trim());
-  if (hosts.some((h) => h === "")) throw new Error("an empty entry in the host list");
+  if (hosts.some((h) => h === "")) throw new InvalidValue("a host or a comma-separated list of hosts");
   return hosts;
 }
 
@@ -39,10 +41,5 @@ export class HostList {
     if (this.mode === "disable" && this.hosts[this.current] === host) {
       this.current = (this.current + 1) % this.hosts.length;
     }
-  }
-
-  /** Every host, in order (auth_query's lookup tries them until one answers). */
-  get all(): readonly string[] {
-    return this.hosts;
   }
 }

@@ -5,6 +5,7 @@ import { now } from "./clock.ts";
 import type { DatabaseDef, PoolMode } from "./config/types.ts";
 import type { ServerTls } from "./config/tls.ts";
 import type { Logger } from "./log.ts";
+import { HostList } from "./host-list.ts";
 import { LoginRetry, isRestarting } from "./login-retry.ts";
 import { trackedOnly } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
@@ -116,6 +117,8 @@ export class Pool {
   private welcomeWaiters: Waiter[] = [];
   /** After a failed server login: when to try again, and whether clients may wait meanwhile. */
   readonly loginRetry = new LoginRetry();
+  /** Which of the entry's hosts the next server dials (a list of one, usually). */
+  private hosts: HostList;
   private retryTimer: NodeJS.Timeout | null = null;
 
   /** Logged-in clients not waiting for a server: SHOW POOLS' cl_active. */
@@ -133,7 +136,9 @@ export class Pool {
     public settings: PoolSettings,
     private readonly registry: PoolRegistry,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.hosts = new HostList(db.host, db.loadBalanceHosts);
+  }
 
   get name(): string {
     return `${this.db.name}/${this.user}`;
@@ -385,8 +390,9 @@ export class Pool {
   /** Opens one server connection. `force` bypasses the pool size (only for the welcome server). */
   launch(force: boolean): void {
     if (!force && !this.canLaunch(true)) return;
+    const host = this.hosts.pick();
     const target: ServerTarget = {
-      ...dialTarget(this.db.host, this.settings.unixSocketDir, this.settings.serverTls),
+      ...dialTarget(host, this.settings.unixSocketDir, this.settings.serverTls),
       port: this.db.port,
       database: this.db.dbname ?? this.db.name,
       credentials: this.credentials,
@@ -414,6 +420,7 @@ export class Pool {
       },
       (err: Error) => {
         this.login.delete(server);
+        this.hosts.failed(host);
         const restarting = isRestarting(err, server);
         const wait = this.loginRetry.failed(err, restarting, attemptStart, this.settings.loginRetry);
         // logged once per retry step: the logins in flight when the server went away say nothing new
@@ -486,6 +493,9 @@ export class Pool {
       db.host !== this.db.host ||
       db.port !== this.db.port ||
       (db.dbname ?? db.name) !== (this.db.dbname ?? this.db.name);
+    if (moved || db.loadBalanceHosts !== this.db.loadBalanceHosts) {
+      this.hosts = new HostList(db.host, db.loadBalanceHosts);
+    }
     const relogin =
       credentials !== null &&
       (credentials.user !== this.credentials.user || credentials.password !== this.credentials.password);

@@ -5,6 +5,7 @@
 import { ConfigError, parseAt } from "./errors.ts";
 import { applySetting, IGNORED_SETTINGS, parseInteger, SETTINGS } from "./settings.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./types.ts";
+import { parseHostList } from "../host-list.ts";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -109,6 +110,7 @@ export function readEnvDatabase(env: Env): EnvDatabase {
   const url = urlText === undefined ? undefined : parseDatabaseUrl(urlText, warnings);
   const envPort = envValue(env, "DB_PORT");
   const host = url?.host ?? envValue(env, "DB_HOST");
+  if (host !== undefined) parseAt(url ? "DATABASE_URL host" : "DB_HOST", host, parseHostList);
   const user = url?.user ?? envValue(env, "DB_USER");
   const password = url?.password ?? envValue(env, "DB_PASSWORD");
   const name = url?.dbname ?? envValue(env, "DB_NAME") ?? "*";

@@ -12,6 +12,7 @@ import type { PoolerConfig, UserSecret } from "./types.ts";
 import { readUserlist } from "./userlist.ts";
 import { readHbaFile } from "./hba.ts";
 import { isSocketDir, socketPathProblem, unixSocketPath } from "../unix-socket.ts";
+import { parseHostList } from "../host-list.ts";
 
 export { ConfigError } from "./errors.ts";
 export { applySetting, findSetting, showConfigRows, SETTINGS } from "./settings.ts";
@@ -123,7 +124,7 @@ function validate(config: PoolerConfig): void {
   const abstract = [
     ...(config.unixSocketDir.startsWith("@") ? ["unix_socket_dir"] : []),
     ...[...config.databases.values()]
-      .filter((db) => db.host.startsWith("@"))
+      .filter((db) => parseHostList(db.host).some((h) => h.startsWith("@")))
       .map((db) => `[databases] ${db.name}`),
   ];
   if (abstract.length > 0) {
@@ -131,12 +132,14 @@ function validate(config: PoolerConfig): void {
       `${abstract.join(", ")}: Unix sockets in the abstract namespace (@…) are not supported`,
     );
   }
-  const socketPaths = [...config.databases.values()]
-    .filter((db) => isSocketDir(db.host) || (db.host === "" && config.unixSocketDir !== ""))
-    .map((db) => ({
-      what: `[databases] ${db.name}`,
-      path: unixSocketPath(db.host || config.unixSocketDir, db.port),
-    }));
+  const socketPaths = [...config.databases.values()].flatMap((db) =>
+    parseHostList(db.host)
+      .filter((host) => isSocketDir(host) || (host === "" && config.unixSocketDir !== ""))
+      .map((host) => ({
+        what: `[databases] ${db.name}`,
+        path: unixSocketPath(host || config.unixSocketDir, db.port),
+      })),
+  );
   if (config.unixSocketDir !== "" && config.listenPort !== 0) {
     socketPaths.push({
       what: "unix_socket_dir",

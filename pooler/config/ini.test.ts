@@ -127,6 +127,9 @@ describe("readIniFile + applyIni", () => {
       clientIdleTimeout: 5_000,
     });
     expect(() => load("[users]\nu = transaction_timeout=soon\n[pgbouncer]")).toThrow(/transaction_timeout/);
+    expect(() => load("[databases]\na = host=h1,h2 load_balance_hosts=sideways\n[pgbouncer]")).toThrow(
+      /load_balance_hosts: expected one of round-robin, disable, got "sideways"/,
+    );
   });
 
   it("accepts quoted database names", () => {

@@ -7,6 +7,7 @@ import path from "node:path";
 import { ConfigError, parseAt } from "./errors.ts";
 import { applySetting, parseEnum, parseInteger, parseSeconds, POOL_MODES } from "./settings.ts";
 import type { DatabaseDef, PoolerConfig, UserDef } from "./types.ts";
+import { LOAD_BALANCE_HOSTS, parseHostList } from "../host-list.ts";
 
 export interface IniEntry {
   file: string;
@@ -152,7 +153,11 @@ const count = (raw: string) => parseInteger(raw);
 
 const DATABASE_PARAMS: ParamSetters<DatabaseDef> = {
   dbname: (db, v) => (db.dbname = v),
-  host: (db, v) => (db.host = v),
+  host: (db, v) => {
+    parseHostList(v);
+    db.host = v;
+  },
+  load_balance_hosts: (db, v) => (db.loadBalanceHosts = parseEnum(v, LOAD_BALANCE_HOSTS)),
   port: (db, v) => (db.port = parseInteger(v, 1, 65535)),
   user: (db, v) => (db.user = v),
   password: (db, v) => (db.password = v),
@@ -175,12 +180,7 @@ const DATABASE_PARAMS: ParamSetters<DatabaseDef> = {
 };
 
 /** PgBouncer 1.25/1.26 per-database parameters we do not implement. */
-const IGNORED_DATABASE_PARAMS = new Set([
-  "auth_query",
-  "connect_query",
-  "load_balance_hosts",
-  "target_session_attrs",
-]);
+const IGNORED_DATABASE_PARAMS = new Set(["auth_query", "connect_query", "target_session_attrs"]);
 
 const USER_PARAMS: ParamSetters<UserDef> = {
   pool_mode: (u, v) => (u.poolMode = poolMode(v)),

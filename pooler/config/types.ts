@@ -1,6 +1,7 @@
 // The pooler's validated configuration. Names follow PgBouncer's pgbouncer.ini keys (camelCased);
 // durations are stored in milliseconds, whatever unit PgBouncer's file uses (seconds).
 
+import type { LoadBalanceHosts } from "../host-list.ts";
 import type { HbaRule } from "./hba.ts";
 
 export type PoolMode = "session" | "transaction" | "statement";
@@ -12,8 +13,11 @@ export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" |
 export interface DatabaseDef {
   /** Name clients connect to; "*" is the fallback entry. */
   name: string;
+  /** A host, a socket directory, or a comma-separated list of them (host-list.ts). */
   host: string;
   port: number;
+  /** How a host list is used (`load_balance_hosts=`); round-robin when unset. */
+  loadBalanceHosts?: LoadBalanceHosts;
   /** Real database name on the server (`dbname=`), defaults to `name`. */
   dbname?: string;
   /** Forced server user and its password (`user=`, `password=`). */
