@@ -618,6 +618,26 @@ const describeBlackhole = (r: BlackholeRun): string =>
   `clients refused: ${r.clients.map(describeRefusal).join("; ")}; ` +
   `server connection attempts at ${r.attempts.map(seconds).join(", ")}`;
 
+/** Waits until no backend runs a statement containing `tag` any more (it was canceled, not left running). */
+async function statementStops(tag: string): Promise<void> {
+  const direct = await connect(inject("pgAppUrl"));
+  try {
+    await waitFor(
+      async () =>
+        (
+          await direct.query(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' AND pid <> pg_backend_pid()",
+            [`%${tag}%`],
+          )
+        ).rows[0].n === 0,
+      "the statement to stop on PostgreSQL",
+      3000,
+    );
+  } finally {
+    await direct.end();
+  }
+}
+
 /** The fields of the ErrorResponse that ends `c`'s connection (after whatever came before it). */
 async function untilError(c: RawClient): Promise<Record<string, string>> {
   for (;;) {
@@ -744,22 +764,7 @@ describe("PgBouncer 1.25's timeouts and notices", () => {
       const tag = `tt_${process.pid}_${Date.now()}`;
       const slept = errorOf(b.query(`SELECT pg_sleep(30) /* ${tag} */`));
       expect((await slept).message).toBe("transaction timeout");
-      const direct = await connect(inject("pgAppUrl"));
-      try {
-        await waitFor(
-          async () =>
-            (
-              await direct.query(
-                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' AND pid <> pg_backend_pid()",
-                [`%${tag}%`],
-              )
-            ).rows[0].n === 0,
-          "the statement to stop on PostgreSQL",
-          3000,
-        );
-      } finally {
-        await direct.end();
-      }
+      await statementStops(tag);
     }));
 
   it("query_timeout counts an extended-protocol batch from its first message, Sync or not, and cancels it", () =>
@@ -772,22 +777,7 @@ describe("PgBouncer 1.25's timeouts and notices", () => {
       const ended = await untilError(a);
       expect(ended).toMatchObject({ C: "57014", M: "query timeout" });
       expect(Date.now() - started).toBeLessThan(3000);
-      const direct = await connect(inject("pgAppUrl"));
-      try {
-        await waitFor(
-          async () =>
-            (
-              await direct.query(
-                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' AND pid <> pg_backend_pid()",
-                [`%${tag}%`],
-              )
-            ).rows[0].n === 0,
-          "the statement to stop on PostgreSQL",
-          3000,
-        );
-      } finally {
-        await direct.end();
-      }
+      await statementStops(tag);
     }));
 
   it("transaction_timeout ends a batch left open without its Sync (an implicit transaction held)", () =>
