@@ -5,7 +5,7 @@
 
 export type ClientLimit = "max_db_client_connections" | "max_user_client_connections";
 
-export interface ClientLimitValues {
+interface ClientLimitValues {
   /** 0: no limit. */
   db: number;
   user: number;

@@ -94,7 +94,7 @@ interface Internal {
   reject: (err: Error) => void;
   error: ServerError | null;
   rows: Row[];
-  /** Whoever waits for it to end, either way (ownQuerySettled). */
+  /** The one who waits for it to end, either way (ownQuerySettled: the cleanup after a client left). */
   settled: (() => void) | null;
 }
 
@@ -543,10 +543,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   ownQuerySettled(): Promise<void> {
     const internal = this.internal;
     if (internal === null) return Promise.resolve();
-    return new Promise((resolve) => {
-      const before = internal.settled;
-      internal.settled = before === null ? resolve : () => (before(), resolve());
-    });
+    return new Promise((resolve) => (internal.settled = resolve));
   }
 
   /** Bytes from the linked client. */
