@@ -12,6 +12,7 @@ import {
   type ApplyResult,
   type ClientTls,
   type LoadedConfig,
+  type ServerTls,
   type TlsSetup,
 } from "./config/index.ts";
 import { Janitor } from "./janitor.ts";
@@ -20,6 +21,7 @@ import type { Logger } from "./log.ts";
 import { MetricsServer } from "./metrics.ts";
 import { Pool, forcedCredentials, type PoolRegistry, type PoolSettings } from "./pool.ts";
 import { ClientRegistry } from "./client-registry.ts";
+import { PeerForwarder, type PeerHost } from "./peers.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import type { ServerConnection, ServerCredentials } from "./server.ts";
 import { StatsPeriod, type PoolStats } from "./stats.ts";
@@ -33,9 +35,11 @@ const CANCEL_TIMEOUT_MS = 15_000;
 /** SHUTDOWN WAIT_FOR_SERVERS (and signals) or WAIT_FOR_CLIENTS. */
 export type ShutdownWait = "servers" | "clients";
 
-export class Pooler implements ClientHost, PoolRegistry {
+export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   readonly pools = new Map<string, Pool>();
-  readonly clients = new ClientRegistry();
+  readonly clients: ClientRegistry;
+  /** Cancel requests for other poolers of the group (peer_id, [peers]). */
+  readonly peers: PeerForwarder;
   /** Clients per database and per login user, for max_db_client_connections and the like. */
   readonly clientCounts = new ClientCounts();
   /** Databases made up for names matched by the "*" entry (PgBouncer's autodb). */
@@ -74,6 +78,8 @@ export class Pooler implements ClientHost, PoolRegistry {
     readonly log: Logger,
   ) {
     this.tls = buildTls(config);
+    this.clients = new ClientRegistry(config.peerId);
+    this.peers = new PeerForwarder(this);
     this.janitor = new Janitor(this);
     let resolve!: () => void;
     this.stopped = new Promise<void>((r) => (resolve = r));
@@ -235,13 +241,22 @@ export class Pooler implements ClientHost, PoolRegistry {
     return this.tls.client;
   }
 
+  get serverTls(): ServerTls | null {
+    return this.tls.server;
+  }
+
+  get cancelTimeoutMs(): number {
+    return this.config.cancelWaitTimeout || this.config.serverConnectTimeout || CANCEL_TIMEOUT_MS;
+  }
+
   /**
    * A CancelRequest: forwarded, on a new connection, to the server the client is using now, and
    * only then (a client without a server has nothing running). Until PostgreSQL has taken it, that
    * server is not handed to another client: the cancel would land on that client's query (as
-   * PgBouncer since 1.18).
+   * PgBouncer since 1.18). Another peer's key goes to that peer.
    */
   cancel(pid: number, secret: number): void {
+    if (this.peers.isForeign(pid)) return this.peers.forward(pid, secret);
     const client = this.clients.byCancelKey(pid, secret);
     const server = client?.server ?? null;
     const pool = client?.pool ?? null;
@@ -253,7 +268,7 @@ export class Pooler implements ClientHost, PoolRegistry {
   /** A CancelRequest for `server`'s backend; `done` once PostgreSQL has closed its connection. */
   sendCancel(server: ServerConnection, done: () => void = () => undefined): void {
     server.sendCancel(
-      this.config.cancelWaitTimeout || this.config.serverConnectTimeout || CANCEL_TIMEOUT_MS,
+      this.cancelTimeoutMs,
       (err) => this.log.warn({ err: err.message }, "could not forward cancel request"),
       done,
     );

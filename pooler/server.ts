@@ -4,13 +4,13 @@
 import net from "node:net";
 import { now } from "./clock.ts";
 import type { ServerTls } from "./config/tls.ts";
+import { sendCancelRequest } from "./cancel-request.ts";
 import { Block, Connection } from "./connection.ts";
 import { FrameScanner, type FrameVisitor } from "./protocol/framing.ts";
 import {
   Auth,
   bind,
   BodyReader,
-  cancelRequest,
   execute,
   Msg,
   parse,
@@ -32,7 +32,7 @@ import { ReadBuffer } from "./read-buffer.ts";
 import { serverEndpoint } from "./unix-socket.ts";
 import { ReplyQueue } from "./replies.ts";
 import { classify } from "./session-state.ts";
-import { connectTls, requestTls } from "./tls.ts";
+import { requestTls } from "./tls.ts";
 
 export type ServerState = "login" | "idle" | "active" | "used" | "closed";
 
@@ -481,16 +481,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * connection has closed, or after `timeoutMs`.
    */
   sendCancel(timeoutMs: number, failed: (err: Error) => void, done: () => void): void {
-    const { host, port, tls } = this.target;
-    const sock = net.connect(serverEndpoint(host, port), () =>
-      connectTls(sock, tls, host).then((s) => {
-        if (s !== sock) s.on("error", failed);
-        s.end(cancelRequest(this.backendPid, this.backendSecret));
-      }, failed),
-    );
-    sock.on("error", failed);
-    sock.setTimeout(timeoutMs, () => sock.destroy());
-    sock.once("close", done);
+    const key = { pid: this.backendPid, secret: this.backendSecret };
+    sendCancelRequest(this.target, key, timeoutMs, { failed, done });
   }
 
   // ---- the pooler's own queries ----

@@ -1,6 +1,7 @@
 // The SHOW commands: PgBouncer 1.25's result sets column for column, names and PostgreSQL types as
 // its admin.c and stats.c send them, so pgbouncer_exporter and existing scripts read ours unchanged.
 import { showConfigRows, type ShowConfigRow } from "../config/index.ts";
+import type { PeerPoolRow } from "../peers.ts";
 import type { Pooler } from "../pooler.ts";
 import { commandComplete } from "../protocol/messages.ts";
 import type { Counters } from "../stats.ts";
@@ -12,6 +13,7 @@ import {
   listRows,
   memRows,
   overallStats,
+  peerRows,
   poolRows,
   serverRows,
   stateRows,
@@ -19,6 +21,7 @@ import {
   type DatabaseRow,
   type ListRow,
   type MemRow,
+  type PeerRow,
   type PoolRow,
   type SocketRow,
   type StateRow,
@@ -106,6 +109,14 @@ const USER_COLUMNS = cols<UserRow>({
   current_client_connections: "int4",
 });
 
+const PEER_COLUMNS = cols<PeerRow>({ peer_id: "int4", host: "text", port: "int4", pool_size: "int4" });
+const PEER_POOL_COLUMNS = cols<PeerPoolRow>({
+  peer_id: "int4",
+  cl_active_cancel_req: "int4",
+  cl_waiting_cancel_req: "int4",
+  sv_active_cancel: "int4",
+  sv_login: "int4",
+});
 const LIST_COLUMNS = cols<ListRow>({ list: "text", items: "int4" });
 const STATE_COLUMNS = cols<StateRow>({ key: "text", value: "text" });
 const MEM_COLUMNS = cols<MemRow>({
@@ -293,7 +304,7 @@ function showHelp(): Buffer[] {
   return [notice("Console usage", detail), commandComplete("SHOW")];
 }
 
-/** We have no peers and no DNS cache of our own: these are PgBouncer's empty result sets. */
+/** We have no DNS cache of our own: these are PgBouncer's empty result sets. */
 function empty<R>(columns: Column<R>[]): ShowCommand {
   return () => resultSet(columns, []);
 }
@@ -327,35 +338,8 @@ const SHOW_COMMANDS: ReadonlyMap<string, ShowCommand> = new Map<string, ShowComm
   ["stats_totals", (p) => statsTable(p, [{ from: "totals", name: (f) => f.totalsColumn }])],
   ["stats_averages", (p) => statsTable(p, [{ from: "averages", name: (f) => f.averagesColumn }])],
   ["totals", showTotals],
-  [
-    "peers",
-    empty(
-      cols<{ peer_id: number; host: string; port: number; pool_size: number }>({
-        peer_id: "int4",
-        host: "text",
-        port: "int4",
-        pool_size: "int4",
-      }),
-    ),
-  ],
-  [
-    "peer_pools",
-    empty(
-      cols<{
-        peer_id: number;
-        cl_active_cancel_req: number;
-        cl_waiting_cancel_req: number;
-        sv_active_cancel: number;
-        sv_login: number;
-      }>({
-        peer_id: "int4",
-        cl_active_cancel_req: "int4",
-        cl_waiting_cancel_req: "int4",
-        sv_active_cancel: "int4",
-        sv_login: "int4",
-      }),
-    ),
-  ],
+  ["peers", (p) => resultSet(PEER_COLUMNS, peerRows(p))],
+  ["peer_pools", (p) => resultSet(PEER_POOL_COLUMNS, p.peers.rows())],
   [
     "dns_hosts",
     empty(

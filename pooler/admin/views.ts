@@ -402,10 +402,10 @@ export function listRows(pooler: Pooler): ListRow[] {
   return [
     { list: "databases", items: databaseRows(pooler).length },
     { list: "users", items: userRows(pooler).length },
-    { list: "peers", items: 0 },
+    { list: "peers", items: pooler.peers.configuredPeers().length },
     // the admin pool counts, as in PgBouncer
     { list: "pools", items: pooler.pools.size + 1 },
-    { list: "peer_pools", items: 0 },
+    { list: "peer_pools", items: pooler.peers.rows().length },
     // No free lists: connection objects are garbage collected, not cached for reuse.
     { list: "free_clients", items: 0 },
     { list: "used_clients", items: pooler.clients.size },
@@ -418,6 +418,22 @@ export function listRows(pooler: Pooler): ListRow[] {
     { list: "dns_queries", items: 0 },
     { list: "dns_pending", items: 0 },
   ];
+}
+
+export interface PeerRow {
+  peer_id: number;
+  host: string;
+  port: number;
+  pool_size: number;
+}
+
+export function peerRows(pooler: Pooler): PeerRow[] {
+  return pooler.peers.configuredPeers().map((peer) => ({
+    peer_id: peer.id,
+    host: peer.host || pooler.config.unixSocketDir,
+    port: peer.port,
+    pool_size: peer.poolSize ?? pooler.config.defaultPoolSize,
+  }));
 }
 
 export function stateRows(pooler: Pooler): StateRow[] {

@@ -87,6 +87,19 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ env: {}, iniPath })).toThrow(message);
   });
 
+  it.each([
+    [
+      "[peers]\n2 = port=6433\n[pgbouncer]\nunix_socket_dir =",
+      /\[peers\] 2: no host= means the Unix socket in unix_socket_dir/,
+    ],
+    ["[peers]\n2 = host=@pooler2\n[pgbouncer]", /\[peers\] 2: Unix sockets in the abstract namespace/],
+    ["[peers]\n2 = host=a,b\n[pgbouncer]", "[peers] 2: host: expected one host, got a list"],
+    [`[peers]\n2 = host=/${"d".repeat(120)}\n[pgbouncer]`, /\[peers\] 2: .*too long/],
+  ])("refuses a peer it could not reach: %j", (text, message) => {
+    const iniPath = writeIni(`[databases]\nlocal = host=h\n${text}\nauth_type = trust\n`);
+    expect(() => loadConfig({ env: {}, iniPath })).toThrow(message);
+  });
+
   it("refuses client certificate checks without a CA of its own, and auth_type cert without verified ones", () => {
     const certs = [
       `client_tls_key_file = ${path.join(import.meta.dirname, "fixtures/pgbouncer.ini")}`,

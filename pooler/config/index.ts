@@ -35,7 +35,7 @@ export interface LoadConfigOptions {
 
 export interface LoadedConfig {
   config: PoolerConfig;
-  /** Accepted but ignored input (settings we do not implement, [peers], ...), one message each, to log. */
+  /** Accepted but ignored input (settings and parameters we do not implement), one message each, to log. */
   warnings: string[];
 }
 
@@ -126,6 +126,7 @@ function validate(config: PoolerConfig): void {
     ...[...config.databases.values()]
       .filter((db) => parseHostList(db.host).some((h) => h.startsWith("@")))
       .map((db) => `[databases] ${db.name}`),
+    ...[...config.peers.values()].filter((p) => p.host.startsWith("@")).map((p) => `[peers] ${p.id}`),
   ];
   if (abstract.length > 0) {
     throw new ConfigError(
@@ -140,6 +141,16 @@ function validate(config: PoolerConfig): void {
         path: unixSocketPath(host || config.unixSocketDir, db.port),
       })),
   );
+  for (const peer of config.peers.values()) {
+    if (peer.host.includes(","))
+      throw new ConfigError(`[peers] ${peer.id}: host: expected one host, got a list`);
+    if (isSocketDir(peer.host) || (peer.host === "" && config.unixSocketDir !== "")) {
+      socketPaths.push({
+        what: `[peers] ${peer.id}`,
+        path: unixSocketPath(peer.host || config.unixSocketDir, peer.port),
+      });
+    }
+  }
   if (config.unixSocketDir !== "" && config.listenPort !== 0) {
     socketPaths.push({
       what: "unix_socket_dir",
@@ -151,10 +162,13 @@ function validate(config: PoolerConfig): void {
     if (problem !== null) throw new ConfigError(`${what}: ${problem}`);
   }
   if (config.unixSocketDir === "") {
-    const unixOnly = [...config.databases.values()].filter((db) => db.host === "");
+    const unixOnly = [
+      ...[...config.databases.values()].filter((db) => db.host === "").map((db) => `[databases] ${db.name}`),
+      ...[...config.peers.values()].filter((p) => p.host === "").map((p) => `[peers] ${p.id}`),
+    ];
     if (unixOnly.length > 0) {
       throw new ConfigError(
-        `[databases] ${unixOnly.map((db) => db.name).join(", ")}: no host= means the Unix socket in ` +
+        `${unixOnly.join(", ")}: no host= means the Unix socket in ` +
           "unix_socket_dir, which is empty: set host= or unix_socket_dir",
       );
     }

@@ -162,7 +162,7 @@ describe("readIniFile + applyIni", () => {
     );
   });
 
-  it("warns about ignored settings, parameters and [peers]", () => {
+  it("warns about ignored settings and parameters", () => {
     const { warnings } = load(
       [
         "[databases]",
@@ -188,9 +188,43 @@ describe("readIniFile + applyIni", () => {
       expect.stringMatching(
         /pgbouncer\.ini:5: \[users\] u: user parameter reserve_pool_size not implemented/,
       ),
-      expect.stringMatching(/pgbouncer\.ini:7: \[peers\] entry 1 ignored/),
       "[pgbouncer] settings not implemented, ignored: syslog, so_reuseport",
     ]);
+  });
+
+  it("reads [peers]: host, port (6432 unless given) and pool_size by peer_id", () => {
+    const { config, warnings } = load(
+      [
+        "[peers]",
+        "1 = host=/tmp/pgbouncer1",
+        "2 = host=10.0.0.2 port=6433 pool_size=5",
+        "16383 = host=peer.example",
+        "[pgbouncer]",
+        "peer_id = 2",
+      ].join("\n"),
+    );
+    expect(warnings).toEqual([]);
+    expect(config.peerId).toBe(2);
+    expect([...config.peers.values()]).toEqual([
+      { id: 1, host: "/tmp/pgbouncer1", port: 6432 },
+      { id: 2, host: "10.0.0.2", port: 6433, poolSize: 5 },
+      { id: 16383, host: "peer.example", port: 6432 },
+    ]);
+  });
+
+  it.each([
+    ["[peers]\n0 = host=h\n[pgbouncer]", ':2: [peers] 0: expected an integer from 1 to 16383, got "0"'],
+    ["[peers]\n16384 = host=h\n[pgbouncer]", ":2: [peers] 16384: expected an integer from 1 to 16383"],
+    ["[peers]\nx = host=h\n[pgbouncer]", ':2: [peers] x: expected an integer from 1 to 16383, got "x"'],
+    [
+      "[peers]\n1 = host=h dbname=x\n[pgbouncer]",
+      ":2: [peers] 1: unrecognized peer parameter: dbname, expected one of host, port, pool_size",
+    ],
+    ["[peers]\n1 = port=0\n[pgbouncer]", ':2: [peers] 1: port: expected an integer from 1 to 65535, got "0"'],
+    ["[peers]\n1 = pool_size=0\n[pgbouncer]", ":2: [peers] 1: pool_size: expected an integer >= 1"],
+    ["[pgbouncer]\npeer_id = 16384", ':2: peer_id: expected an integer from 0 to 16383, got "16384"'],
+  ])("refuses a bad peer: %j", (text, message) => {
+    expect(() => load(text)).toThrow(message);
   });
 
   it.each([

@@ -1,12 +1,12 @@
-// pgbouncer.ini: [pgbouncer] settings (see settings.ts), [databases] and [users] entries whose values are
-// libpq-like `key=value` lists, and [peers], which we ignore. Follows PgBouncer's parsers (libusual
-// cfparser.c, src/loader.c): only whole lines are comments, `;` or `#`; `%include FILE`.
+// pgbouncer.ini: [pgbouncer] settings (see settings.ts), [databases], [users] and [peers] entries whose
+// values are libpq-like `key=value` lists. Follows PgBouncer's parsers (libusual cfparser.c,
+// src/loader.c): only whole lines are comments, `;` or `#`; `%include FILE`.
 
 import fs from "node:fs";
 import path from "node:path";
 import { ConfigError, parseAt } from "./errors.ts";
-import { applySetting, parseEnum, parseInteger, parseSeconds, POOL_MODES } from "./settings.ts";
-import type { DatabaseDef, PoolerConfig, UserDef } from "./types.ts";
+import { applySetting, MAX_PEER_ID, parseEnum, parseInteger, parseSeconds, POOL_MODES } from "./settings.ts";
+import type { DatabaseDef, PeerDef, PoolerConfig, UserDef } from "./types.ts";
 import { LOAD_BALANCE_HOSTS, parseHostList } from "../host-list.ts";
 
 export interface IniEntry {
@@ -108,9 +108,11 @@ export function applyIni(config: PoolerConfig, ini: IniFile): string[] {
       case "users":
         config.users.set(e.key, parseUser(e.key, e.value, where, warnings));
         break;
-      case "peers":
-        warnings.push(`${where}: [peers] entry ${e.key} ignored: peering is not implemented`);
+      case "peers": {
+        const peer = parsePeer(e.key, e.value, where, warnings);
+        config.peers.set(peer.id, peer);
         break;
+      }
     }
   }
   if (ignoredSettings.length > 0) {
@@ -221,11 +223,26 @@ function parseUser(name: string, settings: string, where: string, warnings: stri
   return user;
 }
 
+const PEER_PARAMS: ParamSetters<PeerDef> = {
+  host: (peer, v) => (peer.host = v),
+  port: (peer, v) => (peer.port = parseInteger(v, 1, 65535)),
+  pool_size: (peer, v) => (peer.poolSize = parseInteger(v, 1)),
+};
+
+function parsePeer(key: string, settings: string, where: string, warnings: string[]): PeerDef {
+  const label = `${where}: [peers] ${key}`;
+  const id = parseAt(label, key, (raw) => parseInteger(raw, 1, MAX_PEER_ID));
+  // no host= is the Unix socket in unix_socket_dir, as for [databases]; 6432 is PgBouncer's port
+  const peer: PeerDef = { id, host: "", port: 6432 };
+  applyParams(peer, settings, label, "peer", PEER_PARAMS, new Set(), warnings);
+  return peer;
+}
+
 function applyParams<T>(
   target: T,
   connstr: string,
   label: string,
-  kind: "connection" | "user",
+  kind: "connection" | "user" | "peer",
   setters: ParamSetters<T>,
   ignored: ReadonlySet<string>,
   warnings: string[],

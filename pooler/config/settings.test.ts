@@ -52,6 +52,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   max_user_client_connections: "0",
   max_user_connections: "0",
   min_pool_size: "0",
+  peer_id: "0",
   pidfile: null,
   pkt_buf: "4096",
   pool_idle_timeout: "0",
@@ -105,6 +106,8 @@ const NOT_CHANGEABLE = [
   "listen_backlog",
   "listen_port",
   "metrics_port",
+  // ours: the cancel keys already given out carry it, a new one would strand their cancels
+  "peer_id",
   "pidfile",
   "pkt_buf",
   "track_extra_parameters",
@@ -132,7 +135,7 @@ describe("the settings table", () => {
   it("sets every field of PoolerConfig, each from one key", () => {
     const fields = SETTINGS.map((s) => s.field);
     expect(new Set(fields).size).toBe(fields.length);
-    const structural = ["databases", "users", "authUsers", "hbaRules", "source"];
+    const structural = ["databases", "users", "peers", "authUsers", "hbaRules", "source"];
     const optional = [
       "authFile",
       "authUser",

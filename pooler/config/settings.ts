@@ -21,6 +21,7 @@ export const AUTH_TYPES: readonly AuthType[] = [
 // Value parsers, shared with the [databases] and [users] parsers. They throw InvalidValue.
 
 const INT_MAX = 2147483647;
+export const MAX_PEER_ID = 16383;
 
 export function parseInteger(raw: string, min = 0, max = INT_MAX): number {
   const expected = max === INT_MAX ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
@@ -314,6 +315,8 @@ export const SETTINGS: readonly SettingDef[] = [
   // Not PgBouncer's: the Prometheus /metrics port, 0 = off.
   int("metrics_port", "metricsPort", "0", { changeable: false, max: 65535 }),
   int("min_pool_size", "minPoolSize", "0"),
+  // Read at start only: the clients' cancel keys carry it (PgBouncer's limit, 14 bits).
+  int("peer_id", "peerId", "0", { changeable: false, max: MAX_PEER_ID }),
   optionalString("pidfile", "pidfile", { changeable: false }),
   // Not PgBouncer's: in transaction/statement pooling, a client holding session state that cannot be
   // replayed (advisory locks, LISTEN, WITH HOLD cursors, temp tables, SQL PREPARE) keeps its server
@@ -385,7 +388,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "dns_nxdomain_ttl",
   "dns_zone_check_period",
   "job_name",
-  "peer_id",
   "resolv_conf",
   "sbuf_loopcnt",
   "server_tls13_ciphers",
@@ -456,6 +458,7 @@ export function defaultConfig(): PoolerConfig {
   const config = {
     databases: new Map(),
     users: new Map(),
+    peers: new Map(),
     authUsers: new Map(),
     hbaRules: [],
     source: { env: false },

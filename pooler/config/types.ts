@@ -54,6 +54,20 @@ export interface UserDef {
   clientIdleTimeout?: number;
 }
 
+/**
+ * One entry of [peers]: another pooler of the same group (PgBouncer 1.19's peering), where cancel
+ * requests carrying its peer_id are forwarded.
+ */
+export interface PeerDef {
+  /** The key: the peer's own peer_id. */
+  id: number;
+  /** A host, or a directory holding its Unix socket; empty: unix_socket_dir. */
+  host: string;
+  port: number;
+  /** Cancel requests forwarded to it at once; unset: default_pool_size. */
+  poolSize?: number;
+}
+
 /** A userlist.txt line: the secret is either plain text, an md5 hash or a SCRAM secret. */
 export interface UserSecret {
   name: string;
@@ -67,6 +81,8 @@ export interface PoolerConfig {
   users: Map<string, UserDef>;
   /** From auth_file and, with no auth file, the user:password of DATABASE_URL (as the edoburu image does). */
   authUsers: Map<string, UserSecret>;
+  /** [peers] by peer_id. */
+  peers: Map<number, PeerDef>;
   /** auth_hba_file's lines, read when auth_type = hba (else empty). */
   hbaRules: HbaRule[];
 
@@ -99,6 +115,8 @@ export interface PoolerConfig {
   maxUserConnections: number;
   serverRoundRobin: boolean;
   maxPreparedStatements: number;
+  /** This pooler's id in a group of peers (encoded in its cancel keys); 0: no peering. */
+  peerId: number;
   /** Not a PgBouncer setting: in transaction/statement pooling, pin a client holding session state to its server (else refuse the statement). */
   pinSessionState: boolean;
 

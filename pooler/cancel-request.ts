@@ -1,0 +1,41 @@
+// A CancelRequest on a connection of its own, as the protocol wants: to PostgreSQL for a server's
+// backend, or to a peer pooler for a key that is its own. Over TLS when the target's connections use
+// it (a server may accept only TLS; PgBouncer asks peers for TLS as it asks servers).
+import net from "node:net";
+import type { ServerTls } from "./config/tls.ts";
+import { cancelRequest } from "./protocol/messages.ts";
+import { connectTls } from "./tls.ts";
+import { serverEndpoint } from "./unix-socket.ts";
+
+export interface CancelTarget {
+  /** A host, or a Unix socket directory (already resolved from unix_socket_dir). */
+  host: string;
+  port: number;
+  tls: ServerTls | null;
+}
+
+export interface CancelCallbacks {
+  /** The request has been written; the target closes the connection once it has acted. */
+  sent?: () => void;
+  failed: (err: Error) => void;
+  /** The connection closed, whatever happened; after `timeoutMs` at the latest. */
+  done: () => void;
+}
+
+export function sendCancelRequest(
+  target: CancelTarget,
+  key: { pid: number; secret: number },
+  timeoutMs: number,
+  { sent, failed, done }: CancelCallbacks,
+): void {
+  const sock = net.connect(serverEndpoint(target.host, target.port), () =>
+    connectTls(sock, target.tls, target.host).then((s) => {
+      if (s !== sock) s.on("error", failed);
+      s.end(cancelRequest(key.pid, key.secret));
+      sent?.();
+    }, failed),
+  );
+  sock.on("error", failed);
+  sock.setTimeout(timeoutMs, () => sock.destroy());
+  sock.once("close", done);
+}

@@ -1,0 +1,210 @@
+// Peering (peer_id, [peers]): two poolers behind one load balancer, where a client's CancelRequest
+// reaches the pooler its session is not on. Each key carries its pooler's peer_id; the other one
+// forwards it there, at most three hops, and never more at once than the peer's pool_size.
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CANCEL_TTL_MASK, peerOfCancelKey } from "../../pooler/client-registry.ts";
+import { cancelRequest } from "../../pooler/protocol/messages.ts";
+import { connect, errorOf, rawExchange } from "../support/clients.ts";
+import { freePort } from "../support/ports.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { waitFor } from "../support/wait.ts";
+
+const dirs: string[] = [];
+let a: TestPooler;
+let b: TestPooler;
+/** Peer 4: accepts connections, answers SSLRequest with N, keeps what it is sent, never closes. */
+let stall: net.Server;
+const stalled: { socket: net.Socket; bytes: Buffer[] }[] = [];
+
+/** Peer 3 is each pooler's partner: a misconfigured group that would pass a key 3 around forever. */
+function iniFor(self: number, ports: { a: number; b: number; stall: number }): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-peers-"));
+  dirs.push(dir);
+  const other = self === 1 ? ports.b : ports.a;
+  const file = path.join(dir, "pgbouncer.ini");
+  fs.writeFileSync(
+    file,
+    [
+      "[peers]",
+      `1 = host=127.0.0.1 port=${ports.a}`,
+      `2 = host=127.0.0.1 port=${ports.b}`,
+      `3 = host=127.0.0.1 port=${other}`,
+      `4 = host=127.0.0.1 port=${ports.stall} pool_size=1`,
+      "[pgbouncer]",
+      `peer_id = ${self}`,
+    ].join("\n"),
+  );
+  return file;
+}
+
+beforeAll(async () => {
+  // half-open: the forwarder's end() after its request does not close the connection here
+  stall = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const entry = { socket, bytes: [] as Buffer[] };
+    stalled.push(entry);
+    socket.on("data", (chunk) => {
+      // an SSLRequest (8 bytes, code 80877103) gets "no TLS here"; a CancelRequest is kept
+      if (chunk.length === 8 && chunk.readUInt32BE(4) === 80877103) socket.write("N");
+      else entry.bytes.push(chunk);
+    });
+    socket.on("error", () => undefined);
+  });
+  await new Promise<void>((r) => stall.listen(0, "127.0.0.1", () => r()));
+  const ports = {
+    a: await freePort(),
+    b: await freePort(),
+    stall: (stall.address() as net.AddressInfo).port,
+  };
+  const env = { ADMIN_USERS: "postgres", CANCEL_WAIT_TIMEOUT: "1" };
+  a = await startTestPooler({ ...env, LISTEN_PORT: String(ports.a) }, iniFor(1, ports));
+  b = await startTestPooler({ ...env, LISTEN_PORT: String(ports.b) }, iniFor(2, ports));
+});
+
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+  for (const s of stalled) s.socket.destroy();
+  stall.close();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function keyOf(c: pg.Client): { pid: number; secret: number } {
+  const k = c as unknown as { processID: number; secretKey: number };
+  return { pid: k.processID, secret: k.secretKey };
+}
+
+/** A key in peering's layout for `peer`, with the given TTL bits. */
+function keyFor(peer: number, ttl = CANCEL_TTL_MASK): { pid: number; secret: number } {
+  return { pid: 0x11000022 | ((peer & 0xff) << 16) | ((peer >> 8) << 8), secret: 0x5555550 | ttl };
+}
+
+/** Runs pg_sleep(10) on `c`, calls `cancel` once it runs, and resolves with its outcome and time. */
+async function sleepAndCancel(
+  c: pg.Client,
+  cancel: () => Promise<unknown>,
+): Promise<{ code: string | undefined; ms: number }> {
+  const started = Date.now();
+  const slow = c.query("SELECT pg_sleep(10)");
+  await new Promise((r) => setTimeout(r, 300));
+  await cancel();
+  const err = await errorOf(slow);
+  return { code: err.code, ms: Date.now() - started };
+}
+
+function logged(p: TestPooler, msg: string): number {
+  return p.logs.filter((l) => l.msg === msg).length;
+}
+
+async function show(p: TestPooler, what: string): Promise<Record<string, unknown>[]> {
+  const admin = await connect(`postgresql://postgres:postgres@127.0.0.1:${p.port}/pgbouncer`);
+  try {
+    return (await admin.query(`SHOW ${what}`)).rows as Record<string, unknown>[];
+  } finally {
+    await admin.end();
+  }
+}
+
+describe("peering", () => {
+  it("gives clients keys that carry the pooler's peer_id", async () => {
+    const [ca, cb] = await Promise.all([connect(a.url()), connect(b.url())]);
+    try {
+      for (const [c, id] of [
+        [ca, 1],
+        [cb, 2],
+      ] as const) {
+        const { pid, secret } = keyOf(c);
+        expect(pid).toBeGreaterThan(0);
+        expect(peerOfCancelKey(pid)).toBe(id);
+        expect(secret & CANCEL_TTL_MASK).toBe(CANCEL_TTL_MASK);
+      }
+    } finally {
+      await Promise.all([ca.end(), cb.end()]);
+    }
+  });
+
+  it("cancels a query on one pooler through the other", async () => {
+    const c = await connect(a.url());
+    try {
+      const { pid, secret } = keyOf(c);
+      const outcome = await sleepAndCancel(c, () => rawExchange(b.port, cancelRequest(pid, secret)));
+      expect(outcome.code).toBe("57014");
+      expect(outcome.ms).toBeLessThan(5000);
+      expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("takes its own key back whatever TTL is left, and cancels nothing with a key of no one", async () => {
+    const c = await connect(b.url());
+    try {
+      const { pid, secret } = keyOf(c);
+      // a key for peer 9, which no one has: dropped, and the query runs on
+      const before = logged(a, "could not find peer to forward cancel request to");
+      const running = c.query("SELECT pg_sleep(1.5) AS slept");
+      await new Promise((r) => setTimeout(r, 200));
+      const stray = keyFor(9);
+      await rawExchange(a.port, cancelRequest(stray.pid, stray.secret), 300);
+      expect((await running).rows).toEqual([{ slept: "" }]);
+      expect(logged(a, "could not find peer to forward cancel request to")).toBe(before + 1);
+      // three hops used up, on the pooler the key is from: still that client's
+      const outcome = await sleepAndCancel(c, () =>
+        rawExchange(b.port, cancelRequest(pid, secret & ~CANCEL_TTL_MASK)),
+      );
+      expect(outcome.code).toBe("57014");
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("passes a key around a misconfigured group three times, then drops it", async () => {
+    const dropped = "failed to forward cancel request because its TTL was exhausted";
+    const before = logged(a, dropped) + logged(b, dropped);
+    const key = keyFor(3);
+    // a -> b (TTL 2) -> a (1) -> b (0): b drops it
+    await rawExchange(a.port, cancelRequest(key.pid, key.secret), 100);
+    await waitFor(() => logged(b, dropped) === 1, "the third hop to be dropped");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(logged(a, dropped) + logged(b, dropped)).toBe(before + 1);
+  });
+
+  it("forwards no more at once than the peer's pool_size, and the rest in turn", async () => {
+    const keys = [0x100, 0x200, 0x300].map((n) => ({ ...keyFor(4), secret: n | CANCEL_TTL_MASK }));
+    for (const k of keys) await rawExchange(a.port, cancelRequest(k.pid, k.secret), 50);
+    await waitFor(() => stalled.length === 1 && stalled[0]!.bytes.length > 0, "the first forward");
+    const pools = await show(a, "PEER_POOLS");
+    expect(pools.find((r) => r.peer_id === 4)).toEqual({
+      peer_id: 4,
+      cl_active_cancel_req: 1,
+      cl_waiting_cancel_req: 2,
+      sv_active_cancel: 1,
+      sv_login: 0,
+    });
+    // cancel_wait_timeout (1 s) frees the slot of a peer that never closes: the next goes
+    await waitFor(() => stalled.length === 3 && stalled[2]!.bytes.length > 0, "all three forwards", 8000);
+    const sent = stalled.map((s) => Buffer.concat(s.bytes));
+    // in order, and with the TTL counted down by this hop
+    expect(sent).toEqual(keys.map((k) => cancelRequest(k.pid, k.secret - 1)));
+    await waitFor(async () => {
+      const row = (await show(a, "PEER_POOLS")).find((r) => r.peer_id === 4);
+      return row?.cl_active_cancel_req === 0;
+    }, "the last forward to time out");
+  });
+
+  it("lists its peers, not itself, on the console", async () => {
+    const peers = await show(a, "PEERS");
+    expect(peers.map((r) => [r.peer_id, r.host, r.pool_size])).toEqual([
+      [2, "127.0.0.1", 20],
+      [3, "127.0.0.1", 20],
+      [4, "127.0.0.1", 1],
+    ]);
+    const lists = await show(a, "LISTS");
+    expect(lists.find((r) => r.list === "peers")?.items).toBe(3);
+    const config = (await show(a, "CONFIG")).find((r) => r.key === "peer_id");
+    expect(config).toMatchObject({ value: "1", default: "0", changeable: "no" });
+  });
+});
