@@ -173,6 +173,24 @@ describe("connect_query in transaction pooling", () => {
       }
     }));
 
+  it("a transaction connect_query leaves open is rolled back, so the server can be shared", () =>
+    withConnectQuery(
+      "BEGIN; SET search_path = cq_in_tx",
+      { POOL_MODE: "transaction", DEFAULT_POOL_SIZE: "1" },
+      async (p) => {
+        const a = await connect(p.url());
+        const b = await connect(p.url());
+        try {
+          expect(await show(a, "search_path")).toBe('"$user", public');
+          expect(await pid(b)).toBe(await pid(a));
+          expect(p.logs.map((l) => l.msg)).toContain("connect_query left a transaction open: rolled back");
+        } finally {
+          await a.end();
+          await b.end();
+        }
+      },
+    ));
+
   it("RELOAD with another connect_query replaces the pool's servers: the same client sees the new one", () =>
     withConnectQuery(SETUP, { POOL_MODE: "transaction", DEFAULT_POOL_SIZE: "1" }, async (p, ini) => {
       const a = await connect(p.url());
