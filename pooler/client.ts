@@ -46,6 +46,7 @@ import {
   parseStartupOptions,
   settingsSyncSql,
   shared,
+  syncedSettings,
   trackedParameter,
   withParam,
 } from "./params.ts";
@@ -660,9 +661,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     server.client = this;
     this.pooled = pool.settings.mode !== "session";
     server.refuseTransactionBlocks = pool.settings.mode === "statement";
-    const sync =
-      paramSyncSql(this.ownParams, pool.paramDefaults, server.params) +
-      settingsSyncSql(this.settings, server.settings);
+    const sync = this.syncSql(server);
     if (sync === "") return this.linked();
     // The client still waits (for the SET): query_wait_timeout covers this too, so a server that
     // stops answering cannot hold it forever.
@@ -670,13 +669,24 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     server.runInternal(sync).then(
       () => {
         this.waitStart = 0;
-        server.settings = new Map(this.settings);
+        server.settings = syncedSettings(this.settings, server.baseline.settings);
         this.linked();
       },
       (err: Error) =>
         err instanceof ServerError
           ? this.refuse(err.code, err.message)
           : this.refuse(SqlState.ConnectionFailure, `could not set parameters on the server: ${err.message}`),
+    );
+  }
+
+  /**
+   * What makes `server` carry this client's parameters and settings: its own, else those
+   * connect_query gave the server (its baseline), else the pool's defaults. "" when it already does.
+   */
+  private syncSql(server: ServerConnection): string {
+    return (
+      paramSyncSql(this.ownParams, this.pool!.paramDefaults, server.params) +
+      settingsSyncSql(this.settings, server.settings, server.baseline.settings)
     );
   }
 
@@ -938,7 +948,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   private noteEffect(effect: SessionEffect): void {
     if (!effect.touches) return;
-    if (this.startupParams !== null) this.noteResets(effect);
+    this.noteResets(effect);
     (this.session ??= new ClientSession()).note(effect);
     if (effect.dropsStatements) {
       // DEALLOCATE ALL / DISCARD ALL: the client's names are gone, and whatever the pooler had
@@ -1032,7 +1042,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.state = "waiting";
     this.waitStart = now(); // under query_wait_timeout, as any wait for a server
     this.block(Block.Waiting);
-    server.queryInternal(this.session!.probeSql()).then(
+    server.queryInternal(this.session!.probeSql(server.baseline)).then(
       (rows) => this.probed(server, rows),
       (err: Error) =>
         // a cancel request the client sent as its query ended may hit the probe instead: ask again
@@ -1045,11 +1055,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private probed(server: ServerConnection, rows: Row[]): void {
     if (this.state === "closed") return;
     this.waitStart = 0;
-    const result = readProbe(rows, this.pool!.user);
+    const result = readProbe(rows, this.pool!.user, server.baseline);
     const reported = (name: string): boolean =>
       trackedParameter(name, this.host.config.trackExtraParameters) !== null;
-    server.settings = this.session!.update(result, reported);
-    this.restoreStartupParams(result.settings);
+    server.settings = this.session!.update(result, reported, server.baseline.settings);
+    this.restoreParams(result.settings);
     // a setting it cannot name keeps the client on its server, for as long as it stays
     this.setHeld(this.session!.unnamedSetting ? [...result.held, "unnamed setting"] : result.held);
     if (this.pinned && !this.pool!.settings.pinSessionState) {
@@ -1061,14 +1071,12 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       );
     }
     if (!this.pinned) return this.unlink(server);
-    // Kept: bring back the startup values a RESET took away before the client goes on.
-    const sync =
-      paramSyncSql(this.ownParams, this.pool!.paramDefaults, server.params) +
-      settingsSyncSql(this.settings, server.settings);
+    // Kept: bring back the startup (or connect_query) values a RESET took away before the client goes on.
+    const sync = this.syncSql(server);
     if (sync === "") return this.startForwarding();
     server.runInternal(sync).then(
       () => {
-        server.settings = new Map(this.settings);
+        server.settings = syncedSettings(this.settings, server.baseline.settings);
         this.startForwarding();
       },
       (err: Error) => this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`),
@@ -1144,24 +1152,29 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   /**
    * RESET, RESET ALL or DISCARD ALL took reported parameters back to the server's own start-up
-   * values, where PostgreSQL takes a session back to the client's: those a RESET covered and the
-   * probe did not find SET again afterwards (`sessionSet`) are the client's startup values again.
-   * The next server sync applies them; the client hears them now, as a session of its own would
-   * have kept them all along.
+   * values, where PostgreSQL takes a session back to the client's, and where the pool's other
+   * servers show what connect_query set: those a RESET covered and the probe did not find SET
+   * again afterwards (`sessionSet`) are the client's startup values again, else the pool's
+   * defaults. The next server sync applies them; the client hears them now, as a session of its
+   * own would have kept them all along.
    */
-  private restoreStartupParams(sessionSet: ReadonlyMap<string, string>): void {
+  private restoreParams(sessionSet: ReadonlyMap<string, string>): void {
     const reset = this.resetParams;
-    const startup = this.startupParams;
     this.resetParams = null;
-    if (reset === null || startup === null) return;
-    startup.forEach((value, name) => {
+    if (reset === null) return;
+    const startup = this.startupParams;
+    const restore = (value: string, name: string): void => {
       const lower = name.toLowerCase();
       if (reset !== "all" && !reset.has(lower)) return;
-      if (sessionSet.has(lower) || this.ownParams?.get(name) === value) return;
+      if (sessionSet.has(lower) || this.param(name) === value) return;
       this.setParam(name, value);
       this.write(parameterStatus(name, value));
+    };
+    startup?.forEach(restore);
+    this.pool!.paramDefaults.forEach((value, name) => {
+      if (!startup?.has(name)) restore(value, name);
     });
-    this.ownParams = shared(this.ownParams!);
+    if (this.ownParams !== null) this.ownParams = shared(this.ownParams);
   }
 
   /** The session settings to replay on each server (see `session`). */

@@ -5,6 +5,7 @@ import {
   parseStartupOptions,
   settingsSyncSql,
   shared,
+  syncedSettings,
   trackedOnly,
   withParam,
 } from "./params.ts";
@@ -43,14 +44,34 @@ describe("settingsSyncSql", () => {
       ["statement_timeout", "1234"],
       ["app.tenant", "x"],
     ]);
-    expect(settingsSyncSql(wanted, current)).toBe(
+    expect(settingsSyncSql(wanted, current, new Map())).toBe(
       `RESET "app"."tenant";SELECT pg_catalog.set_config(E'search_path', E'a, "b c"', false), ` +
         `pg_catalog.set_config(E'role', E'reader', false);`,
     );
   });
 
   it("is empty when the server already matches", () => {
-    expect(settingsSyncSql(new Map([["a", "1"]]), new Map([["a", "1"]]))).toBe("");
+    expect(settingsSyncSql(new Map([["a", "1"]]), new Map([["a", "1"]]), new Map())).toBe("");
+  });
+
+  it("puts back connect_query's values (the baseline) where the client has none of its own", () => {
+    const baseline = new Map([
+      ["search_path", "app, public"],
+      ["role", "reader"],
+      ["work_mem", "8192"],
+    ]);
+    const own = new Map([["work_mem", "1024"]]);
+    // a DISCARD ALL wiped the server; another client left statement_timeout there
+    const current = new Map([["statement_timeout", "5"]]);
+    expect(settingsSyncSql(own, current, baseline)).toBe(
+      `RESET "statement_timeout";SELECT pg_catalog.set_config(E'work_mem', E'1024', false), ` +
+        `pg_catalog.set_config(E'search_path', E'app, public', false), pg_catalog.set_config(E'role', E'reader', false);`,
+    );
+    const synced = syncedSettings(own, baseline);
+    expect(settingsSyncSql(own, synced, baseline)).toBe("");
+    expect(settingsSyncSql(new Map(), synced, baseline)).toBe(
+      "SELECT pg_catalog.set_config(E'work_mem', E'8192', false);",
+    );
   });
 });
 

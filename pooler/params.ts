@@ -98,25 +98,41 @@ export function isSettingName(name: string): boolean {
 const IDENTITY = new Set(["role", "session_authorization"]);
 
 /**
- * SQL that makes a server's session settings (`current`) equal to a client's (`wanted`), or "":
- * RESET for what only the server has, set_config for what differs.
+ * SQL that makes a server's session settings (`current`) what a client wants, or "": its own
+ * (`own`) on top of what connect_query gave that server (`baseline`), which is every client's
+ * starting point. RESET for what the server has beyond both, set_config for what differs. Three
+ * maps walked rather than one merged: this runs at every link.
  */
 export function settingsSyncSql(
-  wanted: ReadonlyMap<string, string>,
+  own: ReadonlyMap<string, string>,
   current: ReadonlyMap<string, string>,
+  baseline: ReadonlyMap<string, string>,
 ): string {
   let sql = "";
-  for (const name of current.keys()) if (!wanted.has(name)) sql += `RESET ${quoteIdent(name)};`;
+  for (const name of current.keys())
+    if (!own.has(name) && !baseline.has(name)) sql += `RESET ${quoteIdent(name)};`;
   const sets: string[] = [];
   const last: string[] = [];
-  for (const [name, value] of wanted) {
-    if (current.get(name) === value) continue;
+  const want = (value: string, name: string): void => {
+    if (current.get(name) === value) return;
     (IDENTITY.has(name) ? last : sets).push(
       `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`,
     );
-  }
+  };
+  own.forEach(want);
+  baseline.forEach((value, name) => {
+    if (!own.has(name)) want(value, name);
+  });
   if (sets.length + last.length > 0) sql += `SELECT ${[...sets, ...last].join(", ")};`;
   return sql;
+}
+
+/** What a server's session settings are once settingsSyncSql(own, …, baseline) has run. */
+export function syncedSettings(
+  own: ReadonlyMap<string, string>,
+  baseline: ReadonlyMap<string, string>,
+): Map<string, string> {
+  return new Map([...baseline, ...own]);
 }
 
 /**

@@ -7,7 +7,8 @@ import type { ServerTls } from "./config/tls.ts";
 import type { Logger } from "./log.ts";
 import { HostList } from "./host-list.ts";
 import { LoginRetry, isRestarting } from "./login-retry.ts";
-import { trackedOnly } from "./params.ts";
+import { runConnectQuery } from "./connect-query.ts";
+import { trackedOnly, trackedParameter } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
 import { PoolStats } from "./stats.ts";
@@ -403,7 +404,11 @@ export class Pool {
       keepidle: this.settings.keepidle,
     };
     const attemptStart = Date.now();
-    const { server, ready } = ServerConnection.connect(target, (s) => this.onServerClosed(s));
+    const { server, ready } = ServerConnection.connect(
+      target,
+      (s) => this.onServerClosed(s),
+      this.connectQuery(),
+    );
     this.login.add(server);
     this.log.debug({ pool: this.name, server: server.id }, "new server connection");
     ready.then(
@@ -434,6 +439,15 @@ export class Pool {
         this.failWaitersIfHopeless();
       },
     );
+  }
+
+  /** The entry's connect_query as a server's set-up step, run before the pool takes the server in. */
+  private connectQuery(): ((server: ServerConnection) => Promise<void>) | undefined {
+    const sql = this.db.connectQuery;
+    if (sql === undefined) return undefined;
+    const extra = this.settings.trackExtraParameters;
+    const reported = (name: string): boolean => trackedParameter(name, extra) !== null;
+    return (server) => runConnectQuery(server, sql, reported, this.log, this.name);
   }
 
   /** Waiting clients (and the welcome) are served once the next attempt may start. */
@@ -486,7 +500,8 @@ export class Pool {
 
   /**
    * RELOAD changed the [databases] entry: new servers are opened as it now says; those open to
-   * another place (host, port, database name) or as another login are replaced.
+   * another place (host, port, database name), as another login or set up by another connect_query
+   * are replaced (PgBouncer closes a pool's servers when the entry's connection string changes).
    */
   retarget(db: DatabaseDef, credentials: ServerCredentials | null): void {
     const moved =
@@ -499,9 +514,10 @@ export class Pool {
     const relogin =
       credentials !== null &&
       (credentials.user !== this.credentials.user || credentials.password !== this.credentials.password);
+    const setUpAnew = db.connectQuery !== this.db.connectQuery;
     this.db = db;
     if (credentials !== null) this.credentials = credentials;
-    if (moved || relogin) this.reconnect();
+    if (moved || relogin || setUpAnew) this.reconnect();
   }
 
   /** Closes every idle server now and marks the others to close when they would be idle (RECONNECT). */

@@ -31,7 +31,7 @@ import type { ServerStatements } from "./prepared.ts";
 import { ReadBuffer } from "./read-buffer.ts";
 import { serverEndpoint } from "./unix-socket.ts";
 import { ReplyQueue } from "./replies.ts";
-import { classify } from "./session-state.ts";
+import { classify, NO_BASELINE, type ServerBaseline } from "./session-state.ts";
 import { requestTls } from "./tls.ts";
 
 export type ServerState = "login" | "idle" | "active" | "used" | "closed";
@@ -128,6 +128,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * RESET what it did not set (params.ts settingsSyncSql).
    */
   settings = new Map<string, string>();
+  /** What connect_query left here: every linked client's starting point (connect-query.ts). */
+  baseline: ServerBaseline = NO_BASELINE;
   // The linked client's current query and transaction, kept here rather than on the client: only a
   // linked client has them, and thousands of idle clients each holding them add up.
   /**
@@ -182,10 +184,14 @@ export class ServerConnection extends Connection implements FrameVisitor {
     this.onClosed = onClosed;
   }
 
-  /** Connects and logs in; resolves once the server said ReadyForQuery. */
+  /**
+   * Connects and logs in; resolves once the server said ReadyForQuery and `setUp` (connect_query)
+   * has run, both within server_connect_timeout.
+   */
   static connect(
     target: ServerTarget,
     onClosed: (server: ServerConnection) => void,
+    setUp?: (server: ServerConnection) => Promise<void>,
   ): { server: ServerConnection; ready: Promise<void> } {
     const reads = new ReadBuffer();
     const socket = net.connect({
@@ -194,9 +200,10 @@ export class ServerConnection extends Connection implements FrameVisitor {
       onread: reads.onread,
     });
     const server = new ServerConnection(socket, target, onClosed, reads);
-    const ready = new Promise<void>((resolve, reject) => {
+    const loggedIn = new Promise<void>((resolve, reject) => {
       server.login = { resolve, reject };
     });
+    const ready = setUp === undefined ? loggedIn : loggedIn.then(() => setUp(server));
     // Callers attach handlers after connect() returns; a synchronous failure must not go unhandled.
     ready.catch(() => undefined);
     const timer = setTimeout(

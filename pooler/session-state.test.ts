@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { ClientSession, NO_EFFECT, classify, probeSql, readProbe, tokenize } from "./session-state.ts";
+import {
+  ClientSession,
+  NO_BASELINE,
+  NO_EFFECT,
+  NO_SETTINGS,
+  classify,
+  probeSql,
+  readProbe,
+  tokenize,
+} from "./session-state.ts";
 
 describe("classify", () => {
   it.each([
@@ -248,7 +257,7 @@ describe("ClientSession", () => {
     s.setAtStartup("search_path", "x");
     s.note(classify("RESET search_path; SET app.tenant = 'a'"));
     expect(s.touched).toBe(true);
-    expect(s.probeSql()).toContain("'app.tenant'");
+    expect(s.probeSql(NO_BASELINE)).toContain("'app.tenant'");
     const server = s.update(
       {
         settings: new Map([
@@ -259,6 +268,7 @@ describe("ClientSession", () => {
         held: [],
       },
       (name) => name === "application_name",
+      NO_SETTINGS,
     );
     expect([...server]).toEqual([
       ["statement_timeout", "5000"],
@@ -271,6 +281,46 @@ describe("ClientSession", () => {
     ]);
     expect(s.touched).toBe(false);
     // the placeholder it holds is asked for next time too
-    expect(s.probeSql()).toContain("'app.tenant'");
+    expect(s.probeSql(NO_BASELINE)).toContain("'app.tenant'");
+  });
+
+  it("leaves connect_query's values (the server's baseline) out of the client's own", () => {
+    const s = new ClientSession();
+    s.note(classify("SET statement_timeout = 5"));
+    const baseline = {
+      settings: new Map([
+        ["search_path", "app, public"],
+        ["app.tenant", "t1"],
+      ]),
+      held: new Map([["PREPARE" as const, ["setup"]]]),
+    };
+    // the baseline's placeholder is asked for, and its prepared statement is not the client's
+    const sql = s.probeSql(baseline);
+    expect(sql).toContain("'app.tenant'");
+    expect(sql).toContain(
+      "WHERE NOT held.id OPERATOR(pg_catalog.=) ANY (ARRAY[E'setup']::pg_catalog.text[])",
+    );
+    const server = s.update(
+      {
+        settings: new Map([
+          ["search_path", "app, public"],
+          ["app.tenant", "t1"],
+          ["statement_timeout", "5"],
+        ]),
+        held: [],
+      },
+      () => false,
+      baseline.settings,
+    );
+    expect(server.size).toBe(3);
+    expect([...s.settings]).toEqual([["statement_timeout", "5"]]);
+  });
+
+  it("does not pin for a pg_temp-first search_path that is connect_query's", () => {
+    const baseline = { settings: new Map([["search_path", "pg_temp, public"]]), held: new Map() };
+    expect(readProbe([["search_path", "pg_temp, public"]], "app", baseline).held).toEqual([]);
+    expect(readProbe([["search_path", "pg_temp, app"]], "app", baseline).held).toEqual([
+      "pg_temp in search_path",
+    ]);
   });
 });

@@ -561,43 +561,76 @@ function hasSequence(t: Token[], seq: string[], stop?: string): boolean {
 // ---- the probe ----
 
 /**
- * Each kind of held state with the test for it: functions and operators schema-qualified, as the
- * client may have put a schema of its own, with an `=` of its own, before pg_catalog.
+ * Each kind of held state with a query listing its objects, one text identity each (so a server's
+ * own, connect_query's, can be told from a client's): functions and operators schema-qualified, as
+ * the client may have put a schema of its own, with an `=` of its own, before pg_catalog.
  */
-const HELD_TESTS: [HeldState, string][] = [
+const HELD_OBJECTS: [HeldState, string][] = [
   [
     "advisory lock",
-    "SELECT FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) 'advisory' " +
-      "AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()",
+    "SELECT pg_catalog.concat_ws(':', classid, objid, objsubid, mode) FROM pg_catalog.pg_locks " +
+      "WHERE locktype OPERATOR(pg_catalog.=) 'advisory' AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()",
   ],
-  ["LISTEN", "SELECT FROM pg_catalog.pg_listening_channels()"],
-  ["WITH HOLD cursor", "SELECT FROM pg_catalog.pg_cursors WHERE is_holdable"],
+  ["LISTEN", "SELECT pg_catalog.pg_listening_channels()"],
+  ["WITH HOLD cursor", "SELECT name FROM pg_catalog.pg_cursors WHERE is_holdable"],
   // any object in the temporary schema: tables, views, sequences (pg_class), functions, types, domains
   [
     "temporary table",
-    "SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
-      "UNION ALL SELECT FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
-      "UNION ALL SELECT FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()",
+    "SELECT pg_catalog.concat('c', oid) FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
+      "UNION ALL SELECT pg_catalog.concat('p', oid) FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
+      "UNION ALL SELECT pg_catalog.concat('t', oid) FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()",
   ],
-  ["PREPARE", "SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql"],
+  ["PREPARE", "SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql"],
 ];
+
+/** The held objects of the kinds in `kinds`: rows (kind, identity). For a server's baseline (connect-query.ts). */
+export function heldObjectsSql(kinds: ReadonlySet<HeldState>): string {
+  return HELD_OBJECTS.filter(([state]) => kinds.has(state))
+    .map(([state, objects]) => `SELECT ${quoteLiteral(state)}, held.id FROM (${objects}) AS held(id)`)
+    .join(" UNION ALL ");
+}
 
 /**
  * The probe, run when the server is idle (outside a transaction, so transaction-level locks,
  * cursors and ON COMMIT DROP tables are already gone). Rows: (name, value) for each session
- * setting, (NULL, state) for each kind of held state.
+ * setting, (NULL, state) for each kind of held state, not counting the server's own objects
+ * (`baseline`: what connect_query left).
  */
-export function probeSql(hidden: Iterable<string>): string {
+export function probeSql(hidden: Iterable<string>, baseline: ServerBaseline = NO_BASELINE): string {
   const parts = [
     "SELECT name, setting FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session'",
   ];
   // role and session_authorization always: a DO block or a procedure may have changed them unseen
   for (const name of new Set(["role", "session_authorization", ...hidden]))
     parts.push(`SELECT ${quoteLiteral(name)}, pg_catalog.current_setting(${quoteLiteral(name)}, true)`);
-  for (const [state, test] of HELD_TESTS)
-    parts.push(`SELECT NULL, ${quoteLiteral(state)} WHERE EXISTS (${test})`);
+  for (const [state, objects] of HELD_OBJECTS) {
+    const own = baseline.held.get(state);
+    const others =
+      own === undefined
+        ? ""
+        : ` WHERE NOT held.id OPERATOR(pg_catalog.=) ANY (ARRAY[${own.map(quoteLiteral).join(", ")}]::pg_catalog.text[])`;
+    parts.push(
+      `SELECT NULL, ${quoteLiteral(state)} WHERE EXISTS (SELECT FROM (${objects}) AS held(id)${others})`,
+    );
+  }
   return parts.join(" UNION ALL ");
 }
+
+/**
+ * What connect_query left on a server (connect-query.ts): the state every client of that server
+ * starts from, and comes back to after RESET, RESET ALL or DISCARD ALL (the link's settings sync
+ * replays it, params.ts).
+ */
+export interface ServerBaseline {
+  /** Session settings, lowercase name → value as pg_settings prints it (reported parameters excluded). */
+  readonly settings: ReadonlyMap<string, string>;
+  /** Unreplayable objects, by kind: the server's own, not a client's (the probe leaves them out). */
+  readonly held: ReadonlyMap<HeldState, readonly string[]>;
+}
+
+export const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
+
+export const NO_BASELINE: ServerBaseline = { settings: NO_SETTINGS, held: new Map() };
 
 export interface ProbeResult {
   /** Session settings, lowercase name → value as pg_settings / current_setting print it. */
@@ -609,9 +642,15 @@ export interface ProbeResult {
  * Reads the probe's rows. Hidden settings at their fresh-session value are left out (RESET ROLE
  * gives "none", a reset placeholder ""), so they are not replayed for nothing.
  */
-export function readProbe(rows: readonly (string | null)[][], sessionUser: string): ProbeResult {
+export function readProbe(
+  rows: readonly (string | null)[][],
+  sessionUser: string,
+  baseline: ServerBaseline = NO_BASELINE,
+): ProbeResult {
   const result = readRows(rows, sessionUser);
-  if (searchPathCreatesInPgTemp(result.settings.get("search_path")))
+  const searchPath = result.settings.get("search_path");
+  // connect_query's own search_path is the server's, every client's: not a client's doing
+  if (searchPathCreatesInPgTemp(searchPath) && searchPath !== baseline.settings.get("search_path"))
     result.held.push("pg_temp in search_path");
   return result;
 }
@@ -649,8 +688,6 @@ function freshValue(hidden: string, sessionUser: string): string {
 
 // ---- one client's session ----
 
-export const NO_SETTINGS: ReadonlyMap<string, string> = new Map();
-
 /** A client's session as PostgreSQL would keep it on a server of its own, for transaction pooling. */
 export class ClientSession {
   /** Session settings, lowercase name → value: replayed on each server the client gets. */
@@ -677,20 +714,28 @@ export class ClientSession {
     for (const name of effect.hidden) (this.touchedHidden ??= new Set()).add(name);
   }
 
-  probeSql(): string {
+  /** The probe on a server whose connect_query left `baseline`. */
+  probeSql(baseline: ServerBaseline): string {
     const hidden = new Set(this.touchedHidden);
     for (const name of this.settings.keys()) if (isHidden(name)) hidden.add(name);
-    return probeSql(hidden);
+    for (const name of baseline.settings.keys()) if (isHidden(name)) hidden.add(name);
+    return probeSql(hidden, baseline);
   }
 
   /**
    * Takes in what the probe found; returns the settings the server now carries. The client's own
-   * are those, plus its startup values where RESET took the server back to the server's defaults.
-   * `reported` settings are left to ParameterStatus tracking (params.ts).
+   * are those, but for the values connect_query gave the server (`baseline`: every server of the
+   * pool has them, and a RELOAD may change them), plus its startup values where RESET took the
+   * server back to the server's defaults. `reported` settings are left to ParameterStatus tracking
+   * (params.ts).
    */
-  update(result: ProbeResult, reported: (name: string) => boolean): Map<string, string> {
+  update(
+    result: ProbeResult,
+    reported: (name: string) => boolean,
+    baseline: ReadonlyMap<string, string>,
+  ): Map<string, string> {
     const server = new Map([...result.settings].filter(([name]) => !reported(name)));
-    const settings = new Map(server);
+    const settings = new Map([...server].filter(([name, value]) => baseline.get(name) !== value));
     for (const [name, value] of this.startup ?? []) if (!server.has(name)) settings.set(name, value);
     this.settings = settings.size > 0 ? settings : NO_SETTINGS;
     this.touched = false;

@@ -132,6 +132,21 @@ describe("readIniFile + applyIni", () => {
     );
   });
 
+  it("reads connect_query, a quoted value with '' for a quote (PgBouncer's example)", () => {
+    const { config, warnings } = load(
+      [
+        "[databases]",
+        "app = host=db connect_query='SET search_path = app, public; SET application_name = ''it''''s''' pool_size=3",
+        "[pgbouncer]",
+      ].join("\n"),
+    );
+    expect(warnings).toEqual([]);
+    expect(config.databases.get("app")?.connectQuery).toBe(
+      "SET search_path = app, public; SET application_name = 'it''s'",
+    );
+    expect(config.databases.get("app")?.poolSize).toBe(3);
+  });
+
   it("accepts quoted database names", () => {
     const { config } = load(
       `[databases]\n"my db" = host=a\n'other-db' = host=b\n"q""uote" = host=c\n[pgbouncer]\n`,
@@ -166,7 +181,7 @@ describe("readIniFile + applyIni", () => {
     const { warnings } = load(
       [
         "[databases]",
-        "a = host=h connect_query='SELECT 1' target_session_attrs=any",
+        "a = host=h auth_query='SELECT 1' target_session_attrs=any",
         "sock =",
         "[users]",
         "u = reserve_pool_size=5",
@@ -180,7 +195,7 @@ describe("readIniFile + applyIni", () => {
     );
     expect(warnings).toEqual([
       expect.stringMatching(
-        /pgbouncer\.ini:2: \[databases\] a: connection parameter connect_query not implemented/,
+        /pgbouncer\.ini:2: \[databases\] a: connection parameter auth_query not implemented/,
       ),
       expect.stringMatching(
         /pgbouncer\.ini:2: \[databases\] a: connection parameter target_session_attrs not implemented/,

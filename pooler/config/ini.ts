@@ -179,10 +179,11 @@ const DATABASE_PARAMS: ParamSetters<DatabaseDef> = {
   datestyle: (db, v) => (db.connectParams.datestyle = v),
   timezone: (db, v) => (db.connectParams.timezone = v),
   application_name: (db, v) => (db.connectParams.application_name = v),
+  connect_query: (db, v) => (db.connectQuery = v),
 };
 
 /** PgBouncer 1.25/1.26 per-database parameters we do not implement. */
-const IGNORED_DATABASE_PARAMS = new Set(["auth_query", "connect_query", "target_session_attrs"]);
+const IGNORED_DATABASE_PARAMS = new Set(["auth_query", "target_session_attrs"]);
 
 const USER_PARAMS: ParamSetters<UserDef> = {
   pool_mode: (u, v) => (u.poolMode = poolMode(v)),

@@ -37,6 +37,8 @@ export interface DatabaseDef {
   poolMode?: PoolMode;
   /** Extra startup parameters sent to the server: `client_encoding=`, `datestyle=`, `timezone=`, `application_name=`. */
   connectParams: Record<string, string>;
+  /** SQL run on each new server connection before any client gets it (`connect_query=`, connect-query.ts). */
+  connectQuery?: string;
 }
 
 /** One entry of [users]. */
