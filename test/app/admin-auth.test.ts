@@ -18,7 +18,7 @@ import {
   type Harness,
 } from "./support.ts";
 import { REDACTED_PATHS } from "../../app/logger.ts";
-import { verifyPassword } from "../../app/auth/passwords.ts";
+import { rejectPasswordInConstantTime, unusablePassword, verifyPassword } from "../../app/auth/passwords.ts";
 import { waitFor } from "../support/wait.ts";
 
 const INVALID_LOGIN =
@@ -155,6 +155,29 @@ describe("login", () => {
       expect(res.text).toContain(INVALID_LOGIN);
       await agent.get("/admin/").expect(302);
     }
+  });
+
+  it("takes as long for an account with an unusable password as for one that does not exist", async () => {
+    // Django's CVE-2024-39329: a quick refusal would tell which usernames exist (createsuperuser
+    // --no-input without a password makes such accounts).
+    const N = 2 ** 15; // a cost that takes long enough to measure
+    const app = h.newApp({ scryptN: N });
+    const user = await createUser(h);
+    await h.db.prisma.user.update({ where: { id: user.id }, data: { password: unusablePassword() } });
+    await rejectPasswordInConstantTime("warm-up", { N }); // its reference hash is made once
+    const fastest = async (username: string) => {
+      let best = Infinity;
+      for (let i = 0; i < 2; i++) {
+        const started = performance.now();
+        const { res } = await tryLogin({ username, password: PASSWORD }, app);
+        best = Math.min(best, performance.now() - started);
+        expect(res.text).toContain(INVALID_LOGIN);
+      }
+      return best;
+    };
+    const missing = await fastest(unique("nobody"));
+    const unusable = await fastest(user.username);
+    expect(unusable).toBeGreaterThan(missing / 2);
   });
 
   it("reports empty fields", async () => {
