@@ -18,6 +18,9 @@ declare module "express-session" {
 
 /** Django's CSRF_COOKIE_NAME. */
 export const CSRF_COOKIE = "csrftoken";
+/** The admin's logout URL (routes/admin/auth.ts). */
+const LOGOUT_PATH = "/admin/logout/";
+
 /** Django's CSRF_COOKIE_AGE: 52 weeks. */
 export const CSRF_COOKIE_AGE_MS = 31_449_600 * 1000;
 
@@ -48,6 +51,11 @@ export function createCsrfProtection(
       path: "/",
       maxAge: CSRF_COOKIE_AGE_MS,
     },
+    // Logging out a browser that is not logged in changes nothing, so it needs no token. Without
+    // this, "Log out" in a tab left open after logging out in another tab (or after the session
+    // expired) sends the token of the login that has ended and gets a CSRF failure, where Django,
+    // whose token outlives the login, shows "Logged out".
+    skipCsrfProtection: (req) => req.path === LOGOUT_PATH && req.session?.userId === undefined,
     getCsrfTokenFromRequest: (req) => {
       const field: unknown = req.body?._csrf;
       return typeof field === "string" ? field : req.get("x-csrf-token");

@@ -47,8 +47,13 @@ function tooSimilar(password: string, value: string): boolean {
   });
 }
 
-/** Django's messages for every rule the password breaks; an empty list means it is acceptable. */
-export function validatePassword(password: string, user: UserAttributes = {}): string[] {
+/**
+ * Django's messages for every rule the password breaks; an empty list means it is acceptable.
+ * The rules judge the password as hashPassword stores it (NFKC): "ｍｉｃｈｅｌｌｅ", typed with an input
+ * method left in full-width mode, is stored as "michelle", which then logs in too.
+ */
+export function validatePassword(typed: string, user: UserAttributes = {}): string[] {
+  const password = typed.normalize("NFKC");
   const errors: string[] = [];
   const attributes: [string | undefined, string][] = [
     [user.username, "username"],
@@ -64,6 +69,7 @@ export function validatePassword(password: string, user: UserAttributes = {}): s
     errors.push(`This password is too short. It must contain at least ${MIN_LENGTH} characters.`);
   }
   if (COMMON_PASSWORDS.has(password.toLowerCase().trim())) errors.push("This password is too common.");
-  if (/^\d+$/.test(password)) errors.push("This password is entirely numeric.");
+  // Python's str.isdigit(), which Django uses, takes any script's digits, not only 0-9.
+  if (/^\p{Nd}+$/u.test(password)) errors.push("This password is entirely numeric.");
   return errors;
 }

@@ -75,9 +75,18 @@ export async function rejectPasswordInConstantTime(
   return false;
 }
 
-export async function verifyPassword(password: string, encoded: string): Promise<boolean> {
+/**
+ * Whether `password` matches the stored hash. An unusable password (or a malformed hash) takes as
+ * long to refuse as a hash of cost N, as Django's verify_password does since CVE-2024-39329:
+ * refusing it at once would tell that the account exists.
+ */
+export async function verifyPassword(
+  password: string,
+  encoded: string,
+  options: HashOptions = {},
+): Promise<boolean> {
   const parsed = parse(encoded);
-  if (!parsed) return false;
+  if (!parsed) return rejectPasswordInConstantTime(password, options);
   const candidate = await derive(password, parsed.salt, parsed.N, parsed.r, parsed.p);
   return candidate.length === parsed.hash.length && crypto.timingSafeEqual(candidate, parsed.hash);
 }

@@ -18,7 +18,7 @@ import {
   type Harness,
 } from "./support.ts";
 import { REDACTED_PATHS } from "../../app/logger.ts";
-import { verifyPassword } from "../../app/auth/passwords.ts";
+import { rejectPasswordInConstantTime, unusablePassword, verifyPassword } from "../../app/auth/passwords.ts";
 import { waitFor } from "../support/wait.ts";
 
 const INVALID_LOGIN =
@@ -155,6 +155,33 @@ describe("login", () => {
       expect(res.text).toContain(INVALID_LOGIN);
       await agent.get("/admin/").expect(302);
     }
+  });
+
+  it("takes as long for an account with an unusable password as for one that does not exist", async () => {
+    // Django's CVE-2024-39329: a quick refusal would tell which usernames exist (createsuperuser
+    // --no-input without a password makes such accounts).
+    const N = 2 ** 15; // a cost that takes long enough to measure
+    const app = h.newApp({ scryptN: N });
+    const user = await createUser(h);
+    await h.db.prisma.user.update({ where: { id: user.id }, data: { password: unusablePassword() } });
+    const fastest = async (attempts: number, work: () => Promise<unknown>) => {
+      let best = Infinity;
+      for (let i = 0; i < attempts; i++) {
+        const started = performance.now();
+        await work();
+        best = Math.min(best, performance.now() - started);
+      }
+      return best;
+    };
+    // What refusing a username that does not exist costs: one hash of cost N (the first call makes
+    // its reference hash, so it is not timed).
+    await rejectPasswordInConstantTime("warm-up", { N });
+    const oneHash = await fastest(3, () => rejectPasswordInConstantTime(PASSWORD, { N }));
+    const unusable = await fastest(2, async () => {
+      const { res } = await tryLogin({ username: user.username, password: PASSWORD }, app);
+      expect(res.text).toContain(INVALID_LOGIN);
+    });
+    expect(unusable).toBeGreaterThan(oneHash / 2);
   });
 
   it("reports empty fields", async () => {
@@ -418,6 +445,24 @@ describe("logout", () => {
     expect(res.text).toContain('<a href="/admin/">Log in again</a>');
     expect(res.text).not.toContain("Welcome,");
     await agent.get("/admin/").expect(302);
+  });
+
+  it("shows 'Logged out' to a tab left open after logging out in another, as Django: not a CSRF failure", async () => {
+    const user = await createUser(h);
+    const { agent, csrf } = await logIn(h.app, user.username);
+    await agent.post("/admin/logout/").type("form").send({ _csrf: csrf }).expect(200);
+    // The other tab's "Log out" button sends the token of the login that just ended.
+    const again = await agent.post("/admin/logout/").type("form").send({ _csrf: csrf }).expect(200);
+    expect(again.text).toContain("Thanks for spending some quality time with the web site today.");
+    await agent.get("/admin/").expect(302);
+  });
+
+  it("still needs the token to log out a browser that is logged in", async () => {
+    const user = await createUser(h);
+    const { agent } = await logIn(h.app, user.username);
+    await agent.post("/admin/logout/").type("form").send({}).expect(403);
+    await agent.post("/admin/logout/").type("form").send({ _csrf: "forged" }).expect(403);
+    await agent.get("/admin/").expect(200); // still logged in
   });
 
   it("deletes the session cookie in the browser, as Django", async () => {

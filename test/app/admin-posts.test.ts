@@ -316,6 +316,29 @@ describe("change", () => {
     expect((await h.db.prisma.post.findUniqueOrThrow({ where: { id: saved.id } })).content).toBe("my edit");
   });
 
+  it("takes the same form sent twice (a second click on Save) as the save it is, not as someone else's edit", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "Twice", content: "v1" } });
+    const form = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);
+    const send = () =>
+      post(`/admin/core/post/${saved.id}/change/`, {
+        title: "Twice",
+        content: "v2",
+        _version: version(form.text),
+        _save: "Save",
+      });
+    await send().expect(302);
+    // The browser shows the answer to the second request, which must not say the save failed.
+    const again = await send().expect(302);
+    expect(again.headers.location).toBe("/admin/core/post/");
+    expect(await messagesAt("/admin/core/post/")).toEqual([
+      "success: The post “Twice” was changed successfully.",
+      "success: The post “Twice” was changed successfully.",
+    ]);
+    expect((await h.db.prisma.post.findUniqueOrThrow({ where: { id: saved.id } })).content).toBe("v2");
+    // Saved once, logged once.
+    expect(await h.db.prisma.adminLog.count({ where: { objectId: String(saved.id) } })).toBe(1);
+  });
+
   it("saves a post whose updated_at has microseconds (set outside the app); a made-up version is stale", async () => {
     const saved = await h.db.prisma.post.create({ data: { title: "Imported", content: "v1" } });
     await h.sql("UPDATE core_post SET updated_at = '2026-01-02 03:04:05.123456+00' WHERE id = $1", [

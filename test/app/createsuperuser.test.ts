@@ -70,10 +70,36 @@ describe("--no-input", () => {
 
   it("gives an account without a password variable an unusable password", async () => {
     const username = unique("nopw");
-    expect((await run(["--no-input", "--username", username])).code).toBe(0);
+    expect((await run(["--no-input", "--username", username, "--email", ""])).code).toBe(0);
     const user = await findUser(username);
     expect(user!.password.startsWith("!")).toBe(true);
-    expect(await verifyPassword("", user!.password)).toBe(false);
+    expect(await verifyPassword("", user!.password, { N: TEST_SCRYPT_N })).toBe(false);
+  });
+
+  it("needs the email address, as Django's REQUIRED_FIELDS, unless it is given blank on purpose", async () => {
+    const missing = await run(["--no-input", "--username", unique("nomail")]);
+    expect(missing).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: "CommandError: You must use --email with --noinput.\n",
+    });
+    for (const [argv, env] of [
+      [["--email", ""], {}],
+      [[], { DJANGO_SUPERUSER_EMAIL: "" }],
+      [[], { SUPERUSER_EMAIL: "" }],
+    ] as const) {
+      const username = unique("blank");
+      const result = await run(["--no-input", "--username", username, ...argv], env);
+      expect(result, JSON.stringify([argv, env])).toMatchObject({ code: 0, stderr: "" });
+      expect((await findUser(username))?.email).toBe("");
+    }
+    // Django reads `--email or DJANGO_SUPERUSER_EMAIL`: a blank option gives way to the variable.
+    const username = unique("envmail");
+    expect(
+      (await run(["--no-input", "--username", username, "--email", ""], { SUPERUSER_EMAIL: "e@example.com" }))
+        .code,
+    ).toBe(0);
+    expect((await findUser(username))?.email).toBe("e@example.com");
   });
 
   it("fails clearly: no username, blank, invalid, taken, bad email", async () => {
@@ -138,7 +164,7 @@ describe("email addresses", () => {
 describe("Unicode usernames", () => {
   it("are normalised with NFKC, as Django's normalize_username: 'ａｄｍｉｎ' is 'admin'", async () => {
     const taken = await createUser(h);
-    const refused = await run(["--no-input", "--username", fullwidth(taken.username)]);
+    const refused = await run(["--no-input", "--username", fullwidth(taken.username), "--email", ""]);
     expect(refused.stderr).toBe("CommandError: Error: That username is already taken.\n");
     const flag = await run(["--username", fullwidth(taken.username)], {}, [
       fullwidth(unique("typed")),
@@ -149,7 +175,7 @@ describe("Unicode usernames", () => {
     expect(flag.stderr).toBe("Error: That username is already taken.\n");
     expect(flag.code).toBe(0);
     const created = unique("wide");
-    expect((await run(["--no-input", "--username", fullwidth(created)])).code).toBe(0);
+    expect((await run(["--no-input", "--username", fullwidth(created), "--email", ""])).code).toBe(0);
     expect(await findUser(created)).not.toBeNull();
     expect(await findUser(fullwidth(created))).toBeNull();
   });
@@ -300,7 +326,12 @@ describe("where it cannot run", () => {
         interactive: true,
       };
       io.stderr.on("data", (d) => stderr.push(String(d)));
-      const code = await createSuperuser(db.prisma, io, ["--no-input", "--username", unique("down")], ENV);
+      const code = await createSuperuser(
+        db.prisma,
+        io,
+        ["--no-input", "--username", unique("down"), "--email", ""],
+        ENV,
+      );
       expect(code).toBe(1);
       const text = stderr.join("");
       expect(text.trim().split("\n")).toHaveLength(1);

@@ -7,6 +7,7 @@ import {
   verifyPassword,
 } from "../../app/auth/passwords.ts";
 import { validatePassword } from "../../app/auth/password-validation.ts";
+import { fullwidth } from "./support.ts";
 
 const N = 2 ** 10;
 
@@ -44,7 +45,7 @@ describe("password hashing (scrypt)", () => {
   });
 
   it("never accepts an unusable password, a malformed hash or a missing user", async () => {
-    expect(await verifyPassword("", unusablePassword())).toBe(false);
+    expect(await verifyPassword("", unusablePassword(), { N })).toBe(false);
     expect(unusablePassword().startsWith("!")).toBe(true);
     for (const bad of [
       "",
@@ -53,7 +54,7 @@ describe("password hashing (scrypt)", () => {
       "pbkdf2_sha256$1$a$b",
       "scrypt$1024$8$1$a$b$extra",
     ]) {
-      expect(await verifyPassword("anything", bad)).toBe(false);
+      expect(await verifyPassword("anything", bad, { N })).toBe(false);
     }
     expect(await rejectPasswordInConstantTime("anything", { N })).toBe(false);
   });
@@ -74,6 +75,19 @@ describe("Django's password validators", () => {
     ]);
     expect(validatePassword("84736251")).toEqual(["This password is entirely numeric."]);
     expect(validatePassword("Password1")).toEqual(["This password is too common."]);
+  });
+
+  it("judges the password that is stored (NFKC): a full-width common password is that common password", async () => {
+    // An input method left in full-width mode: "ｍｉｃｈｅｌｌｅ" is stored as, and unlocked by, "michelle".
+    const typed = fullwidth("michelle");
+    expect(await verifyPassword("michelle", await hashPassword(typed, { N }))).toBe(true);
+    expect(validatePassword(typed)).toEqual(["This password is too common."]);
+    expect(validatePassword(fullwidth("84736251"))).toEqual(["This password is entirely numeric."]);
+    // Python's isdigit(), as Django's NumericPasswordValidator: digits of any script.
+    expect(validatePassword("٨٤٧٣٦٢٥١٩")).toEqual(["This password is entirely numeric."]);
+    expect(validatePassword(fullwidth("administrator1"), { username: "administrator" })).toContain(
+      "The password is too similar to the username.",
+    );
   });
 
   it("refuses passwords too similar to the username or the email address", () => {

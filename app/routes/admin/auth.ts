@@ -63,7 +63,7 @@ export function authRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
     const { username, password } = form.data;
     const found = await prisma.user.findUnique({ where: { username } });
     const valid = found
-      ? await verifyPassword(password, found.password)
+      ? await verifyPassword(password, found.password, { N: scryptN })
       : await rejectPasswordInConstantTime(password, { N: scryptN });
     if (!valid || !isAdminUser(found)) {
       res.locals.loginFailed = true;

@@ -2,10 +2,11 @@
 // buttons, the success messages, and errors shown next to the fields with the input kept.
 //
 // Two editors can open the same post. The form carries the version (updated_at) it was opened at,
-// and a save that finds a newer version is refused (409) with the editor's text still in the form,
-// instead of silently overwriting the other edit. A save for a post deleted meanwhile (404) offers
-// the text as a new post, and a save while the database is unreachable (503) keeps the text in the
-// form, so no edit is ever lost.
+// and a save that finds a newer version holding something else is refused (409) with the editor's
+// text still in the form, instead of silently overwriting the other edit (a newer version holding
+// the form's own text is no conflict: a second click on Save). A save for a post deleted meanwhile
+// (404) offers the text as a new post, and a save while the database is unreachable (503) keeps the
+// text in the form, so no edit is ever lost.
 import type { Router, Request, Response } from "express";
 import { caseSensitiveRouter } from "../router.ts";
 import type { AdminDeps } from "./index.ts";
@@ -166,6 +167,12 @@ export function postFormRoutes({ prisma }: AdminDeps): Router {
       // Deleted or changed since it was read above.
       const latest = await prisma.post.findUnique({ where: { id: current.id } });
       if (!latest) return lost();
+      // What the form says is stored already: the same form sent twice (a second click on Save, whose
+      // answer is the one the browser shows) or the same edit made elsewhere. Nothing would be
+      // overwritten, so it is the save the user asked for, not a conflict.
+      if (latest.title === form.data.title && latest.content === form.data.content) {
+        return afterSave(req, res, latest, "changed");
+      }
       renderForm(res, {
         post: latest,
         values: form.values,
