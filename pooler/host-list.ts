@@ -29,6 +29,10 @@ export class HostList {
     this.hosts = parseHostList(host);
   }
 
+  get size(): number {
+    return this.hosts.length;
+  }
+
   /** The host the next connection dials. */
   pick(): string {
     const host = this.hosts[this.current]!;

@@ -8,6 +8,7 @@ import type { Logger } from "./log.ts";
 import { HostList } from "./host-list.ts";
 import { LoginRetry, isRestarting } from "./login-retry.ts";
 import { runConnectQuery } from "./connect-query.ts";
+import { checkSessionAttrs, SessionAttrsMismatch } from "./target-session.ts";
 import { trackedOnly, trackedParameter } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
@@ -120,6 +121,8 @@ export class Pool {
   readonly loginRetry = new LoginRetry();
   /** Which of the entry's hosts the next server dials (a list of one, usually). */
   private hosts: HostList;
+  /** Servers target_session_attrs refused in a row: one per host means no host will do for now. */
+  private sessionAttrsMisses = 0;
   private retryTimer: NodeJS.Timeout | null = null;
 
   /** Logged-in clients not waiting for a server: SHOW POOLS' cl_active. */
@@ -404,17 +407,14 @@ export class Pool {
       keepidle: this.settings.keepidle,
     };
     const attemptStart = Date.now();
-    const { server, ready } = ServerConnection.connect(
-      target,
-      (s) => this.onServerClosed(s),
-      this.connectQuery(),
-    );
+    const { server, ready } = ServerConnection.connect(target, (s) => this.onServerClosed(s), this.setUp());
     this.login.add(server);
     this.log.debug({ pool: this.name, server: server.id }, "new server connection");
     ready.then(
       () => {
         this.login.delete(server);
         this.loginRetry.succeeded();
+        this.sessionAttrsMisses = 0;
         if (this.welcome === null) {
           this.welcome = new Map(server.params);
           this.paramDefaults = trackedOnly(this.welcome, this.settings.trackExtraParameters);
@@ -423,9 +423,11 @@ export class Pool {
         // a FATAL right behind its ReadyForQuery (pg_terminate_backend) closed it before this ran
         if (server.state !== "closed") this.makeIdle(server);
       },
-      (err: Error) => {
+      (failure: Error) => {
         this.login.delete(server);
         this.hosts.failed(host);
+        const err = this.sessionAttrsMissed(server, failure);
+        if (err === null) return this.dispatch();
         const restarting = isRestarting(err, server);
         const wait = this.loginRetry.failed(err, restarting, attemptStart, this.settings.loginRetry);
         // logged once per retry step: the logins in flight when the server went away say nothing new
@@ -441,13 +443,46 @@ export class Pool {
     );
   }
 
-  /** The entry's connect_query as a server's set-up step, run before the pool takes the server in. */
+  /**
+   * What a new server goes through after its login, before the pool takes it in: the entry's
+   * connect_query, then the target_session_attrs check.
+   */
+  private setUp(): ((server: ServerConnection) => Promise<void>) | undefined {
+    const connectQuery = this.connectQuery();
+    const attrs = this.db.targetSessionAttrs ?? "any";
+    if (attrs === "any") return connectQuery;
+    // prefer-standby: once every other host turned out not to be a standby, the last one will do
+    const fallback = this.sessionAttrsMisses >= this.hosts.size - 1;
+    return async (server) => {
+      await connectQuery?.(server);
+      await checkSessionAttrs(server, attrs, fallback);
+    };
+  }
+
   private connectQuery(): ((server: ServerConnection) => Promise<void>) | undefined {
     const sql = this.db.connectQuery;
     if (sql === undefined) return undefined;
     const extra = this.settings.trackExtraParameters;
     const reported = (name: string): boolean => trackedParameter(name, extra) !== null;
     return (server) => runConnectQuery(server, sql, reported, this.log, this.name);
+  }
+
+  /**
+   * A server target_session_attrs refused is closed, and the next host tried at once (null) until
+   * every host has been: then it is a failed login like any other, server_login_retry and all.
+   */
+  private sessionAttrsMissed(server: ServerConnection, err: Error): Error | null {
+    if (!(err instanceof SessionAttrsMismatch)) return err;
+    server.close(err.message);
+    if (++this.sessionAttrsMisses < this.hosts.size) {
+      this.log.info(
+        { pool: this.name, server: server.id, reason: err.message },
+        "server refused, trying the next host",
+      );
+      return null;
+    }
+    this.sessionAttrsMisses = 0;
+    return new Error(`no host matches: ${err.message}`);
   }
 
   /** Waiting clients (and the welcome) are served once the next attempt may start. */

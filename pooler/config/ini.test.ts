@@ -181,7 +181,7 @@ describe("readIniFile + applyIni", () => {
     const { warnings } = load(
       [
         "[databases]",
-        "a = host=h auth_query='SELECT 1' target_session_attrs=any",
+        "a = host=h auth_query='SELECT 1' target_session_attrs=read-write",
         "sock =",
         "[users]",
         "u = reserve_pool_size=5",
@@ -196,9 +196,6 @@ describe("readIniFile + applyIni", () => {
     expect(warnings).toEqual([
       expect.stringMatching(
         /pgbouncer\.ini:2: \[databases\] a: connection parameter auth_query not implemented/,
-      ),
-      expect.stringMatching(
-        /pgbouncer\.ini:2: \[databases\] a: connection parameter target_session_attrs not implemented/,
       ),
       expect.stringMatching(
         /pgbouncer\.ini:5: \[users\] u: user parameter reserve_pool_size not implemented/,
@@ -256,6 +253,10 @@ describe("readIniFile + applyIni", () => {
     [
       "[databases]\na = host=h pool_mode=fast\n[pgbouncer]",
       ":2: [databases] a: pool_mode: expected one of session",
+    ],
+    [
+      "[databases]\na = host=h,g target_session_attrs=master\n[pgbouncer]",
+      ':2: [databases] a: target_session_attrs: expected one of any, read-write, read-only, primary, standby, prefer-standby, got "master"',
     ],
     [
       "[databases]\na = host=h sslmode=require\n[pgbouncer]",

@@ -8,6 +8,7 @@ import { ConfigError, parseAt } from "./errors.ts";
 import { applySetting, MAX_PEER_ID, parseEnum, parseInteger, parseSeconds, POOL_MODES } from "./settings.ts";
 import type { DatabaseDef, PeerDef, PoolerConfig, UserDef } from "./types.ts";
 import { LOAD_BALANCE_HOSTS, parseHostList } from "../host-list.ts";
+import { parseTargetSessionAttrs } from "../target-session.ts";
 
 export interface IniEntry {
   file: string;
@@ -180,10 +181,11 @@ const DATABASE_PARAMS: ParamSetters<DatabaseDef> = {
   timezone: (db, v) => (db.connectParams.timezone = v),
   application_name: (db, v) => (db.connectParams.application_name = v),
   connect_query: (db, v) => (db.connectQuery = v),
+  target_session_attrs: (db, v) => (db.targetSessionAttrs = parseTargetSessionAttrs(v)),
 };
 
 /** PgBouncer 1.25/1.26 per-database parameters we do not implement. */
-const IGNORED_DATABASE_PARAMS = new Set(["auth_query", "target_session_attrs"]);
+const IGNORED_DATABASE_PARAMS = new Set(["auth_query"]);
 
 const USER_PARAMS: ParamSetters<UserDef> = {
   pool_mode: (u, v) => (u.poolMode = poolMode(v)),

@@ -2,6 +2,7 @@
 // durations are stored in milliseconds, whatever unit PgBouncer's file uses (seconds).
 
 import type { LoadBalanceHosts } from "../host-list.ts";
+import type { TargetSessionAttrs } from "../target-session.ts";
 import type { HbaRule } from "./hba.ts";
 
 export type PoolMode = "session" | "transaction" | "statement";
@@ -37,6 +38,8 @@ export interface DatabaseDef {
   poolMode?: PoolMode;
   /** Extra startup parameters sent to the server: `client_encoding=`, `datestyle=`, `timezone=`, `application_name=`. */
   connectParams: Record<string, string>;
+  /** Which servers of the host list will do (target-session.ts); any when unset. */
+  targetSessionAttrs?: TargetSessionAttrs;
   /** SQL run on each new server connection before any client gets it (`connect_query=`, connect-query.ts). */
   connectQuery?: string;
 }

@@ -214,14 +214,17 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       child.once("exit", () => resolve());
       child.kill(mode === "fast" ? "SIGINT" : "SIGQUIT");
     }));
+  // one IPv4 address given to listen on is where to connect (another loopback address, in tests)
+  const listen = String(settings.listen_addresses);
+  const host = /^[\d.]+$/.test(listen) ? listen : "127.0.0.1";
   return {
-    host: "127.0.0.1",
+    host,
     port: opts.port,
     user: USER,
     password,
     dataDir,
     url: (database = "postgres") =>
-      `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${opts.port}/${database}`,
+      `postgresql://${USER}:${encodeURIComponent(password)}@${host}:${opts.port}/${database}`,
     stop,
   };
 }
@@ -235,7 +238,8 @@ function waitReady(child: ChildProcess, onLog?: (line: string) => void): Promise
       onLog?.(chunk);
       if (ready) return;
       tail = (tail + chunk).slice(-4096);
-      if (tail.includes("database system is ready to accept connections")) {
+      // a standby (standby.signal) is ready for read-only connections
+      if (/database system is ready to accept (read[- ]only )?connections/.test(tail)) {
         ready = true;
         resolve();
       }

@@ -21,17 +21,29 @@ export interface PrivatePostgresOptions {
   settings?: Record<string, string | number>;
   /** Create the `app` database with the committed migrations applied. */
   appDatabase?: boolean;
+  /** A port of its own choosing (on another listen_addresses than the shared server's, say). */
+  port?: number;
+  /**
+   * Restart it as a hot standby (standby.signal) with no primary to follow: it serves read-only
+   * sessions and stays in recovery, which is what target_session_attrs looks at.
+   */
+  standby?: boolean;
 }
 
 export async function startPrivatePostgres(opts: PrivatePostgresOptions = {}): Promise<PrivatePostgres> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "try-ts-pooler-private-pg13-"));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const start = (): Promise<EmbeddedPostgres> =>
     startEmbeddedPostgres({ dataDir, port, settings: { max_connections: 100, ...opts.settings } });
   let pg = await start();
   if (opts.appDatabase) {
     await createDatabase(pg.url(), "app");
     await applyMigrations(pg.url("app"), path.resolve("prisma/migrations"), () => {});
+  }
+  if (opts.standby) {
+    await pg.stop();
+    fs.writeFileSync(path.join(dataDir, "standby.signal"), "");
+    pg = await start();
   }
   return {
     port,

@@ -1,0 +1,71 @@
+// target_session_attrs (libpq's, for a [databases] entry; PgBouncer has it in review): which servers
+// of a host list are acceptable, the primary after a failover, say, or only standbys. Checked once
+// a server has logged in and run connect_query, before any client gets it: PostgreSQL 14 and later
+// report in_hot_standby and default_transaction_read_only at login; with an older server the
+// pooler asks, as libpq does.
+import { InvalidValue } from "./config/errors.ts";
+import type { ServerConnection } from "./server.ts";
+
+export type TargetSessionAttrs =
+  "any" | "read-write" | "read-only" | "primary" | "standby" | "prefer-standby";
+
+export const TARGET_SESSION_ATTRS: readonly TargetSessionAttrs[] = [
+  "any",
+  "read-write",
+  "read-only",
+  "primary",
+  "standby",
+  "prefer-standby",
+];
+
+export function parseTargetSessionAttrs(raw: string): TargetSessionAttrs {
+  const found = TARGET_SESSION_ATTRS.find((v) => v === raw.trim());
+  if (found === undefined) throw new InvalidValue(`one of ${TARGET_SESSION_ATTRS.join(", ")}`);
+  return found;
+}
+
+/** A server refused for not being what target_session_attrs asks for: the pool tries another host. */
+export class SessionAttrsMismatch extends Error {}
+
+interface ServerRole {
+  standby: boolean;
+  /** New transactions are read-only by default (a standby's always are). */
+  readOnly: boolean;
+}
+
+async function roleOf(server: ServerConnection): Promise<ServerRole> {
+  const hot = server.params.get("in_hot_standby");
+  const readOnly = server.params.get("default_transaction_read_only");
+  // both GUC_REPORT from 14 on: a connect_query's SET of either is reported too
+  if (hot !== undefined && readOnly !== undefined) {
+    return { standby: hot === "on", readOnly: hot === "on" || readOnly === "on" };
+  }
+  const [row] = await server.queryInternal(
+    "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('transaction_read_only')",
+  );
+  return { standby: row?.[0] === "t", readOnly: row?.[1] === "on" };
+}
+
+/**
+ * Rejects with SessionAttrsMismatch when `server` is not acceptable. `fallback`: prefer-standby has
+ * found no standby on any host, so a primary will do.
+ */
+export async function checkSessionAttrs(
+  server: ServerConnection,
+  attrs: TargetSessionAttrs,
+  fallback: boolean,
+): Promise<void> {
+  if (attrs === "any") return;
+  const role = await roleOf(server);
+  const ok = {
+    "read-write": !role.readOnly,
+    "read-only": role.readOnly,
+    primary: !role.standby,
+    standby: role.standby,
+    "prefer-standby": role.standby || fallback,
+  }[attrs];
+  if (!ok) {
+    const is = role.standby ? "a standby" : role.readOnly ? "read-only" : "a read-write primary";
+    throw new SessionAttrsMismatch(`server is ${is}, target_session_attrs=${attrs}`);
+  }
+}
