@@ -29,8 +29,8 @@ export class HostList {
     this.hosts = parseHostList(host);
   }
 
-  get size(): number {
-    return this.hosts.length;
+  get names(): readonly string[] {
+    return this.hosts;
   }
 
   /** The host the next connection dials. */

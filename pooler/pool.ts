@@ -121,8 +121,12 @@ export class Pool {
   readonly loginRetry = new LoginRetry();
   /** Which of the entry's hosts the next server dials (a list of one, usually). */
   private hosts: HostList;
-  /** Servers target_session_attrs refused in a row: one per host means no host will do for now. */
-  private sessionAttrsMisses = 0;
+  /**
+   * Hosts that refused a server (target_session_attrs) or failed a login since the last server that
+   * would do: once it holds every host, no host will do for now. Per host, not a count: logins run
+   * side by side, and two refusals by one host say nothing of the others.
+   */
+  private readonly hostsMissed = new Set<string>();
   private retryTimer: NodeJS.Timeout | null = null;
 
   /** Logged-in clients not waiting for a server: SHOW POOLS' cl_active. */
@@ -407,14 +411,18 @@ export class Pool {
       keepidle: this.settings.keepidle,
     };
     const attemptStart = Date.now();
-    const { server, ready } = ServerConnection.connect(target, (s) => this.onServerClosed(s), this.setUp());
+    const { server, ready } = ServerConnection.connect(
+      target,
+      (s) => this.onServerClosed(s),
+      this.setUp(host),
+    );
     this.login.add(server);
     this.log.debug({ pool: this.name, server: server.id }, "new server connection");
     ready.then(
       () => {
         this.login.delete(server);
         this.loginRetry.succeeded();
-        this.sessionAttrsMisses = 0;
+        this.hostsMissed.clear();
         if (this.welcome === null) {
           this.welcome = new Map(server.params);
           this.paramDefaults = trackedOnly(this.welcome, this.settings.trackExtraParameters);
@@ -426,6 +434,7 @@ export class Pool {
       (failure: Error) => {
         this.login.delete(server);
         this.hosts.failed(host);
+        this.hostsMissed.add(host);
         const err = this.sessionAttrsMissed(server, failure);
         if (err === null) return this.dispatch();
         const restarting = isRestarting(err, server);
@@ -447,12 +456,12 @@ export class Pool {
    * What a new server goes through after its login, before the pool takes it in: the entry's
    * connect_query, then the target_session_attrs check.
    */
-  private setUp(): ((server: ServerConnection) => Promise<void>) | undefined {
+  private setUp(host: string): ((server: ServerConnection) => Promise<void>) | undefined {
     const connectQuery = this.connectQuery();
     const attrs = this.db.targetSessionAttrs ?? "any";
     if (attrs === "any") return connectQuery;
-    // prefer-standby: once every other host turned out not to be a standby, the last one will do
-    const fallback = this.sessionAttrsMisses >= this.hosts.size - 1;
+    // prefer-standby: once every other host turned out not to be a standby (or is down), this one will do
+    const fallback = this.hosts.names.every((h) => h === host || this.hostsMissed.has(h));
     return async (server) => {
       await connectQuery?.(server);
       await checkSessionAttrs(server, attrs, fallback);
@@ -474,14 +483,14 @@ export class Pool {
   private sessionAttrsMissed(server: ServerConnection, err: Error): Error | null {
     if (!(err instanceof SessionAttrsMismatch)) return err;
     server.close(err.message);
-    if (++this.sessionAttrsMisses < this.hosts.size) {
+    if (!this.hosts.names.every((h) => this.hostsMissed.has(h))) {
       this.log.info(
         { pool: this.name, server: server.id, reason: err.message },
         "server refused, trying the next host",
       );
       return null;
     }
-    this.sessionAttrsMisses = 0;
+    this.hostsMissed.clear();
     return new Error(`no host matches: ${err.message}`);
   }
 
@@ -545,6 +554,7 @@ export class Pool {
       (db.dbname ?? db.name) !== (this.db.dbname ?? this.db.name);
     if (moved || db.loadBalanceHosts !== this.db.loadBalanceHosts) {
       this.hosts = new HostList(db.host, db.loadBalanceHosts);
+      this.hostsMissed.clear();
     }
     const relogin =
       credentials !== null &&

@@ -43,9 +43,9 @@ function userlist(dir: string): string {
   return file;
 }
 
-/** Four clients in a transaction at once (four servers): whether each server is in recovery. */
-async function recoveryOfFourServers(p: TestPooler): Promise<boolean[]> {
-  const clients = await Promise.all([1, 2, 3, 4].map(() => connect(p.url())));
+/** Clients in a transaction at once (a server each): whether each server is in recovery. */
+async function recoveryOfFourServers(p: TestPooler, n = 4): Promise<boolean[]> {
+  const clients = await Promise.all(Array.from({ length: n }, () => connect(p.url())));
   try {
     await Promise.all(clients.map((c) => c.query("BEGIN")));
     const rows = await Promise.all(clients.map((c) => c.query("SELECT pg_is_in_recovery() AS r")));
@@ -83,6 +83,14 @@ describe("target_session_attrs", () => {
       });
     },
   );
+
+  it("keeps trying the other host while logins run side by side and the standby refuses twice in a row", async () => {
+    // 16 logins at once, round-robin: the standby's refusals come back between the primary's logins
+    await withPooler("host=127.0.0.2,127.0.0.1 target_session_attrs=read-write pool_size=16", async (p) => {
+      expect(await recoveryOfFourServers(p, 16)).toEqual(Array<boolean>(16).fill(false));
+      expect(p.logs.filter((l) => l.msg === "server login failed")).toEqual([]);
+    });
+  });
 
   it.each(["standby", "read-only", "prefer-standby"])("%s: only the standby", async (attrs) => {
     await withPooler(`host=127.0.0.1,127.0.0.2 target_session_attrs=${attrs}`, async (p) => {
