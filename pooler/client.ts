@@ -1271,6 +1271,13 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // records now: the next client's sync would start from a stale picture of the server).
     const cleanup = server.txStatus === "I" ? [] : ["ROLLBACK"];
     if ((this.pooled && (this.pinned || this.session?.touched)) || server.runsOwnQuery) {
+      // DISCARD ALL would also drop what connect_query made there (its PREPARE, temporary tables),
+      // which the next clients use, and which the sync cannot replay: a new server runs it again.
+      if (server.baseline.held.size > 0) {
+        server.close("client left session state on a server holding connect_query's objects");
+        pool.release(server, false);
+        return;
+      }
       cleanup.push("DISCARD ALL");
     }
     // server_reset_query is session pooling's (or server_reset_query_always's), as in PgBouncer

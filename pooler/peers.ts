@@ -5,14 +5,12 @@
 import { CANCEL_TTL_MASK, peerOfCancelKey } from "./client-registry.ts";
 import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
 import type { PeerDef, PoolerConfig } from "./config/types.ts";
-import type { ServerTls } from "./config/tls.ts";
 import type { Logger } from "./log.ts";
 import { dialTarget } from "./unix-socket.ts";
 
 /** What the forwarder needs of the running pooler (the config changes on RELOAD). */
 export interface PeerHost {
   readonly config: PoolerConfig;
-  readonly serverTls: ServerTls | null;
   readonly log: Logger;
   /** How long a forwarded cancel may take to be taken. */
   readonly cancelTimeoutMs: number;
@@ -108,11 +106,11 @@ export class PeerForwarder {
   }
 
   private send(peer: PeerDef, cancels: PeerCancels, key: Key): void {
-    const { config, serverTls, log, cancelTimeoutMs } = this.host;
-    const target: CancelTarget = {
-      ...dialTarget(peer.host, config.unixSocketDir, serverTls),
-      port: peer.port,
-    };
+    const { config, log, cancelTimeoutMs } = this.host;
+    // Plain text, as PgBouncer sends a peer its CancelRequest as the connection's first bytes:
+    // server_tls_* describe PostgreSQL, and a peer (client_tls_sslmode=disable by default, its
+    // certificate made for the balancer's name) would refuse the SSLRequest or fail verify-full.
+    const target: CancelTarget = { ...dialTarget(peer.host, config.unixSocketDir, null), port: peer.port };
     cancels.connecting++;
     let sent = false;
     sendCancelRequest(target, key, cancelTimeoutMs, {

@@ -12,7 +12,6 @@ import {
   type ApplyResult,
   type ClientTls,
   type LoadedConfig,
-  type ServerTls,
   type TlsSetup,
 } from "./config/index.ts";
 import { Janitor } from "./janitor.ts";
@@ -239,10 +238,6 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
 
   get clientTls(): ClientTls | null {
     return this.tls.client;
-  }
-
-  get serverTls(): ServerTls | null {
-    return this.tls.server;
   }
 
   get cancelTimeoutMs(): number {

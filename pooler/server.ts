@@ -36,6 +36,8 @@ import { requestTls } from "./tls.ts";
 
 export type ServerState = "login" | "idle" | "active" | "used" | "closed";
 
+const ignore = (): void => undefined;
+
 /** How the pooler logs in to PostgreSQL for one pool. */
 export interface ServerCredentials {
   user: string;
@@ -206,10 +208,13 @@ export class ServerConnection extends Connection implements FrameVisitor {
     const ready = setUp === undefined ? loggedIn : loggedIn.then(() => setUp(server));
     // Callers attach handlers after connect() returns; a synchronous failure must not go unhandled.
     ready.catch(() => undefined);
-    const timer = setTimeout(
-      () => server.close(`server_connect_timeout (${target.connectTimeout / 1000} s)`),
-      target.connectTimeout,
-    );
+    const timer = setTimeout(() => {
+      // Logged in, connect_query still running: PostgreSQL 13 would run it to its end (a lock wait:
+      // for ever) for a socket no one reads, and each login retry would leave one more backend.
+      if (server.login === null && server.runsOwnQuery)
+        server.sendCancel(target.connectTimeout, ignore, ignore);
+      server.close(`server_connect_timeout (${target.connectTimeout / 1000} s)`);
+    }, target.connectTimeout);
     ready.finally(() => clearTimeout(timer)).catch(() => undefined);
     socket.setKeepAlive(target.keepalive, target.keepidle);
     server.listen(socket);

@@ -572,7 +572,13 @@ const HELD_OBJECTS: [HeldState, string][] = [
       "WHERE locktype OPERATOR(pg_catalog.=) 'advisory' AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()",
   ],
   ["LISTEN", "SELECT pg_catalog.pg_listening_channels()"],
-  ["WITH HOLD cursor", "SELECT name FROM pg_catalog.pg_cursors WHERE is_holdable"],
+  // A name alone would let a client's own, declared after it closed the server's under that name,
+  // pass for the server's and reach the next client: with the time it was made (in microseconds,
+  // printed the same whatever DateStyle, TimeZone or extra_float_digits), a name is one object.
+  [
+    "WITH HOLD cursor",
+    `SELECT ${createdAs("name", "creation_time")} FROM pg_catalog.pg_cursors WHERE is_holdable`,
+  ],
   // any object in the temporary schema: tables, views, sequences (pg_class), functions, types, domains
   [
     "temporary table",
@@ -580,8 +586,15 @@ const HELD_OBJECTS: [HeldState, string][] = [
       "UNION ALL SELECT pg_catalog.concat('p', oid) FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
       "UNION ALL SELECT pg_catalog.concat('t', oid) FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()",
   ],
-  ["PREPARE", "SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql"],
+  [
+    "PREPARE",
+    `SELECT ${createdAs("name", "prepare_time")} FROM pg_catalog.pg_prepared_statements WHERE from_sql`,
+  ],
 ];
+
+function createdAs(name: string, time: string): string {
+  return `pg_catalog.concat(pg_catalog.quote_ident(${name}), ' ', (pg_catalog.date_part('epoch', ${time}) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8)`;
+}
 
 /** The held objects of the kinds in `kinds`: rows (kind, identity). For a server's baseline (connect-query.ts). */
 export function heldObjectsSql(kinds: ReadonlySet<HeldState>): string {

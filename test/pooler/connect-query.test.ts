@@ -158,6 +158,50 @@ describe("connect_query in transaction pooling", () => {
       },
     ));
 
+  it("a client's own statement or cursor under the name of the server's pins it: no other client runs it", () =>
+    withConnectQuery(
+      "PREPARE cq_stmt AS SELECT 42 AS answer; DECLARE cq_cur CURSOR WITH HOLD FOR SELECT 42 AS answer",
+      { POOL_MODE: "transaction", DEFAULT_POOL_SIZE: "1" },
+      async (p) => {
+        const a = await connect(p.url());
+        try {
+          expect(await pinnedAfter(p, a)).toBe(0);
+          await a.query("DEALLOCATE cq_stmt");
+          await a.query("PREPARE cq_stmt AS SELECT 'a''s secret' AS answer");
+          expect(await pinnedAfter(p, a)).toBe(1);
+          // the server's gone, nothing of the client's: free again
+          await a.query("DEALLOCATE cq_stmt");
+          expect(await pinnedAfter(p, a)).toBe(0);
+          await a.query("CLOSE cq_cur");
+          await a.query("DECLARE cq_cur CURSOR WITH HOLD FOR SELECT 'a''s secret' AS answer");
+          expect(await pinnedAfter(p, a)).toBe(1);
+        } finally {
+          await a.end();
+        }
+      },
+    ));
+
+  it("a pinned client leaving does not take the server's prepared statement and temporary table from the next", () =>
+    withConnectQuery(
+      "CREATE TEMP TABLE cq_tmp (x int); PREPARE cq_stmt AS SELECT 42 AS answer",
+      { POOL_MODE: "transaction", DEFAULT_POOL_SIZE: "1" },
+      async (p) => {
+        const a = await connect(p.url());
+        await a.query("PREPARE mine AS SELECT 1");
+        expect(await pinnedAfter(p, a)).toBe(1);
+        await a.end();
+        // PgBouncer runs no DISCARD ALL in transaction pooling: the next client finds them
+        const b = await connect(p.url());
+        try {
+          expect((await b.query("EXECUTE cq_stmt")).rows).toEqual([{ answer: 42 }]);
+          expect((await b.query("SELECT count(*)::int AS n FROM cq_tmp")).rows).toEqual([{ n: 0 }]);
+          await expect(b.query("EXECUTE mine")).rejects.toMatchObject({ code: "26000" });
+        } finally {
+          await b.end();
+        }
+      },
+    ));
+
   it("a failing connect_query is logged and the server used all the same", () =>
     withConnectQuery("SELECT 1/0", { POOL_MODE: "transaction", DEFAULT_POOL_SIZE: "1" }, async (p) => {
       const a = await connect(p.url());
