@@ -544,8 +544,8 @@ export class Pool {
 
   /**
    * RELOAD changed the [databases] entry: new servers are opened as it now says; those open to
-   * another place (host, port, database name), as another login or set up by another connect_query
-   * are replaced (PgBouncer closes a pool's servers when the entry's connection string changes).
+   * another place (host, port, database name), as another login, set up by another connect_query or
+   * checked against another target_session_attrs are replaced (PgBouncer closes a pool's servers when the entry's connection string changes).
    */
   retarget(db: DatabaseDef, credentials: ServerCredentials | null): void {
     const moved =
@@ -559,7 +559,10 @@ export class Pool {
     const relogin =
       credentials !== null &&
       (credentials.user !== this.credentials.user || credentials.password !== this.credentials.password);
-    const setUpAnew = db.connectQuery !== this.db.connectQuery;
+    // a server that matched the old target_session_attrs may not match the new one
+    const setUpAnew =
+      db.connectQuery !== this.db.connectQuery || db.targetSessionAttrs !== this.db.targetSessionAttrs;
+    if (setUpAnew) this.hostsMissed.clear();
     this.db = db;
     if (credentials !== null) this.credentials = credentials;
     if (moved || relogin || setUpAnew) this.reconnect();
