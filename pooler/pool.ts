@@ -122,11 +122,11 @@ export class Pool {
   /** Which of the entry's hosts the next server dials (a list of one, usually). */
   private hosts: HostList;
   /**
-   * Hosts that refused a server (target_session_attrs) or failed a login since the last server that
-   * would do: once it holds every host, no host will do for now. Per host, not a count: logins run
-   * side by side, and two refusals by one host say nothing of the others.
+   * Each host's last word since the last server that would do: it refused a server
+   * (target_session_attrs), or a login to it failed. Per host, not a count: logins run side by side,
+   * and two refusals by one host say nothing of the others.
    */
-  private readonly hostsMissed = new Set<string>();
+  private readonly hostsMissed = new Map<string, "refused" | "failed">();
   private retryTimer: NodeJS.Timeout | null = null;
 
   /** Logged-in clients not waiting for a server: SHOW POOLS' cl_active. */
@@ -434,8 +434,7 @@ export class Pool {
       (failure: Error) => {
         this.login.delete(server);
         this.hosts.failed(host);
-        this.hostsMissed.add(host);
-        const err = this.sessionAttrsMissed(server, failure);
+        const err = this.sessionAttrsMissed(server, host, failure);
         if (err === null) return this.dispatch();
         const restarting = isRestarting(err, server);
         const wait = this.loginRetry.failed(err, restarting, attemptStart, this.settings.loginRetry);
@@ -478,12 +477,16 @@ export class Pool {
 
   /**
    * A server target_session_attrs refused is closed, and the next host tried at once (null) until
-   * every host has been: then it is a failed login like any other, server_login_retry and all.
+   * every host has refused: then it is a failed login like any other, server_login_retry and all.
    */
-  private sessionAttrsMissed(server: ServerConnection, err: Error): Error | null {
-    if (!(err instanceof SessionAttrsMismatch)) return err;
+  private sessionAttrsMissed(server: ServerConnection, host: string, err: Error): Error | null {
+    const refused = err instanceof SessionAttrsMismatch;
+    this.hostsMissed.set(host, refused ? "refused" : "failed");
+    if (!refused) return err;
     server.close(err.message);
-    if (!this.hosts.names.every((h) => this.hostsMissed.has(h))) {
+    // A host whose login failed (restarting, say) may match once it is back: its failure keeps
+    // server_login_retry's rules (clients wait for a restart), which this refusal must not replace.
+    if (!this.hosts.names.every((h) => this.hostsMissed.get(h) === "refused")) {
       this.log.info(
         { pool: this.name, server: server.id, reason: err.message },
         "server refused, trying the next host",

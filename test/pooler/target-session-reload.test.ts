@@ -1,4 +1,5 @@
-// target_session_attrs while things change: a RELOAD that sets it. A PostgreSQL 13 hot standby of its own on
+// target_session_attrs while things change: a RELOAD that sets it, and the host that matches going
+// down for a restart while the other one refuses. A PostgreSQL 13 hot standby of its own on
 // 127.0.0.3 (target-session.test.ts has 127.0.0.2), on the shared server's port number.
 import fs from "node:fs";
 import os from "node:os";
@@ -71,4 +72,18 @@ describe("target_session_attrs", () => {
       await p.stop();
     }
   });
+  it("lets clients wait while the only host that matches restarts, the other one refusing", async () => {
+    const { p } = await poolerFor("host=127.0.0.1,127.0.0.3 target_session_attrs=standby");
+    try {
+      expect(await recoveryOfServers(p, 1)).toEqual([true]);
+      const restart = standby.restart("fast", 500);
+      // the standby is down now: logins to it are refused, the primary refused for not being one
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await recoveryOfServers(p, 2)).toEqual([true, true]);
+      await restart;
+      expect(p.logs.filter((l) => String(l.err).startsWith("no host matches"))).toEqual([]);
+    } finally {
+      await p.stop();
+    }
+  }, 30_000);
 });
