@@ -8,7 +8,7 @@ import type { Logger } from "./log.ts";
 import { HostList } from "./host-list.ts";
 import { LoginRetry, isRestarting } from "./login-retry.ts";
 import { runConnectQuery } from "./connect-query.ts";
-import { checkSessionAttrs, SessionAttrsMismatch } from "./target-session.ts";
+import { checkSessionAttrs, recheckAfterConnectQuery, SessionAttrsMismatch } from "./target-session.ts";
 import { trackedOnly, trackedParameter } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
@@ -452,8 +452,8 @@ export class Pool {
   }
 
   /**
-   * What a new server goes through after its login, before the pool takes it in: the entry's
-   * connect_query, then the target_session_attrs check.
+   * What a new server goes through after its login, before the pool takes it in: whether it is a
+   * standby (target_session_attrs), the entry's connect_query, then whether it is read-only.
    */
   private setUp(host: string): ((server: ServerConnection) => Promise<void>) | undefined {
     const connectQuery = this.connectQuery();
@@ -461,9 +461,11 @@ export class Pool {
     if (attrs === "any") return connectQuery;
     // prefer-standby: once every other host turned out not to be a standby (or is down), this one will do
     const fallback = this.hosts.names.every((h) => h === host || this.hostsMissed.has(h));
+    if (connectQuery === undefined) return (server) => checkSessionAttrs(server, attrs, fallback);
     return async (server) => {
-      await connectQuery?.(server);
-      await checkSessionAttrs(server, attrs, fallback);
+      await checkSessionAttrs(server, attrs, fallback, "recovery");
+      await connectQuery(server);
+      if (recheckAfterConnectQuery(attrs)) await checkSessionAttrs(server, attrs, fallback);
     };
   }
 
@@ -484,6 +486,7 @@ export class Pool {
     this.hostsMissed.set(host, refused ? "refused" : "failed");
     if (!refused) return err;
     server.close(err.message);
+    this.replaceServersOn(server.target.host, err.message);
     // A host whose login failed (restarting, say) may match once it is back: its failure keeps
     // server_login_retry's rules (clients wait for a restart), which this refusal must not replace.
     if (!this.hosts.names.every((h) => this.hostsMissed.get(h) === "refused")) {
@@ -495,6 +498,17 @@ export class Pool {
     }
     this.hostsMissed.clear();
     return new Error(`no host matches: ${err.message}`);
+  }
+
+  /**
+   * A host refused a new server: the servers the pool already has there passed the check when it
+   * was something else (a standby since promoted, a primary since demoted), and are replaced, idle
+   * ones now and busy ones when free, as RECONNECT does. Nothing else rechecks them.
+   */
+  private replaceServersOn(host: string, reason: string): void {
+    const there = (s: ServerConnection): boolean => s.target.host === host;
+    for (const s of this.idle.filter(there)) s.close(`host changed: ${reason}`);
+    for (const s of [...this.active, ...this.used, ...this.beingCanceled]) if (there(s)) s.closeNeeded = true;
   }
 
   /** Waiting clients (and the welcome) are served once the next attempt may start. */

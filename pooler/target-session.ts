@@ -46,19 +46,25 @@ async function roleOf(server: ServerConnection): Promise<ServerRole> {
   return { standby: row?.[0] === "t", readOnly: row?.[1] === "on" };
 }
 
+/** Which part of the check: whether it is a standby (before connect_query), or all of it. */
+export type CheckStage = "recovery" | "all";
+
 /**
  * Rejects with SessionAttrsMismatch when `server` is not acceptable. `fallback`: prefer-standby has
- * found no standby on any host, so a primary will do.
+ * found no standby on any host, so a primary will do. The "recovery" stage runs before
+ * connect_query, which may write (libpq checks before the application runs anything) but cannot
+ * make a standby of a primary; read-only-ness, which a connect_query may set, waits for "all".
  */
 export async function checkSessionAttrs(
   server: ServerConnection,
   attrs: TargetSessionAttrs,
   fallback: boolean,
+  stage: CheckStage = "all",
 ): Promise<void> {
-  if (attrs === "any") return;
+  if (attrs === "any" || (stage === "recovery" && attrs === "read-only")) return;
   const role = await roleOf(server);
   const ok = {
-    "read-write": !role.readOnly,
+    "read-write": stage === "recovery" ? !role.standby : !role.readOnly,
     "read-only": role.readOnly,
     primary: !role.standby,
     standby: role.standby,
@@ -68,4 +74,9 @@ export async function checkSessionAttrs(
     const is = role.standby ? "a standby" : role.readOnly ? "read-only" : "a read-write primary";
     throw new SessionAttrsMismatch(`server is ${is}, target_session_attrs=${attrs}`);
   }
+}
+
+/** Whether the check must run again once connect_query has run (it may SET default_transaction_read_only). */
+export function recheckAfterConnectQuery(attrs: TargetSessionAttrs): boolean {
+  return attrs === "read-write" || attrs === "read-only";
 }

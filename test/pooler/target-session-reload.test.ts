@@ -6,9 +6,10 @@ import os from "node:os";
 import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { connect } from "../support/clients.ts";
+import { connect, errorOf } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
+import { waitFor } from "../support/wait.ts";
 
 let standby: PrivatePostgres;
 const dirs: string[] = [];
@@ -82,6 +83,45 @@ describe("target_session_attrs", () => {
       expect(await recoveryOfServers(p, 2)).toEqual([true, true]);
       await restart;
       expect(p.logs.filter((l) => String(l.err).startsWith("no host matches"))).toEqual([]);
+    } finally {
+      await p.stop();
+    }
+  }, 30_000);
+
+  // last: it promotes the standby for good
+  it("replaces a host's servers once the host refuses a new one: a standby since promoted", async () => {
+    const { p } = await poolerFor(
+      "host=127.0.0.3,127.0.0.1 load_balance_hosts=disable target_session_attrs=standby",
+    );
+    try {
+      expect(await recoveryOfServers(p, 2)).toEqual([true, true]);
+      const direct = await connect(standby.url("app"));
+      await direct.query("SELECT pg_promote(true)");
+      await direct.end();
+      // two transactions hold the idle servers, which passed the check before the promotion; a
+      // third client needs a new server, which the promoted host refuses, as the primary
+      const [c1, c2] = await Promise.all([connect(p.url()), connect(p.url())]);
+      await Promise.all([c1.query("BEGIN"), c2.query("BEGIN")]);
+      const third = connect(p.url()).then(async (c) => {
+        try {
+          return await c.query("SELECT pg_is_in_recovery() AS r");
+        } finally {
+          await c.end();
+        }
+      });
+      await waitFor(
+        () => p.logs.some((l) => String(l.err).startsWith("no host matches")),
+        "both hosts refusing",
+      );
+      await Promise.all([c1.query("COMMIT"), c2.query("COMMIT")]);
+      await Promise.all([c1.end(), c2.end()]);
+      // the servers on the promoted host close as they come free, rather than serving the third
+      expect((await errorOf(third)).message).toMatch(/no host matches/);
+      // and the servers on the promoted host are gone, not handed to the next client
+      const err = await errorOf(recoveryOfServers(p, 1));
+      expect(err.message).toMatch(
+        /no host matches: server is a read-write primary, target_session_attrs=standby/,
+      );
     } finally {
       await p.stop();
     }

@@ -123,6 +123,16 @@ describe("target_session_attrs", () => {
     });
   });
 
+  it("runs connect_query only on servers in the recovery state asked for", async () => {
+    // a standby refuses to create even a temporary table: had connect_query run there, it would fail
+    const entry = "host=127.0.0.2,127.0.0.1 connect_query='CREATE TEMP TABLE cq_mark (x int)'";
+    await withPooler(`${entry} target_session_attrs=primary`, async (p) => {
+      expect(await recoveryOfFourServers(p)).toEqual([false, false, false, false]);
+      expect(p.logs.filter((l) => l.msg === "connect_query failed")).toEqual([]);
+      expect(p.logs.filter((l) => l.msg === refused).length).toBeGreaterThan(0);
+    });
+  });
+
   it("is checked after connect_query, which may make a primary read-only", async () => {
     const entry = "host=127.0.0.1 connect_query='SET default_transaction_read_only = on'";
     await withPooler(`${entry} target_session_attrs=read-only`, async (p) => {
