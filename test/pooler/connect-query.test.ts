@@ -7,7 +7,7 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { connect } from "../support/clients.ts";
-import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { pinnedAfter, startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { UserlistDir } from "../support/roles.ts";
 
 const SEARCH_PATH = "cq_app, public";
@@ -66,18 +66,6 @@ function parameterStatuses(c: pg.Client): Map<string, string> {
     seen.set(m.parameterName, m.parameterValue),
   );
   return seen;
-}
-
-/** SHOW POOLS' cl_pinned for `app`, once `c`'s last statement has been looked at. */
-async function pinnedAfter(p: TestPooler, c: pg.Client): Promise<number> {
-  await c.query("SELECT 1");
-  const admin = await connect(p.url("pgbouncer"));
-  try {
-    const { rows } = await admin.query<{ database: string; cl_pinned: number }>("SHOW POOLS");
-    return rows.find((r) => r.database === "app")!.cl_pinned;
-  } finally {
-    await admin.end();
-  }
 }
 
 describe("connect_query in transaction pooling", () => {

@@ -17,28 +17,16 @@ import { waitFor } from "../support/wait.ts";
 const dirs: string[] = [];
 let a: TestPooler;
 let b: TestPooler;
-/** Peer 4: accepts connections, answers SSLRequest with N, keeps what it is sent, never closes. */
+/** Peer 4: accepts connections, keeps what it is sent, never closes. */
 let stall: net.Server;
 const stalled: { socket: net.Socket; bytes: Buffer[] }[] = [];
 
-/** Peer 3 is each pooler's partner: a misconfigured group that would pass a key 3 around forever. */
-function iniFor(self: number, ports: { a: number; b: number; stall: number }): string {
+/** An ini with `peers` as the [peers] section and `self` as peer_id. */
+function iniFor(self: number, peers: string[]): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-peers-"));
   dirs.push(dir);
-  const other = self === 1 ? ports.b : ports.a;
   const file = path.join(dir, "pgbouncer.ini");
-  fs.writeFileSync(
-    file,
-    [
-      "[peers]",
-      `1 = host=127.0.0.1 port=${ports.a}`,
-      `2 = host=127.0.0.1 port=${ports.b}`,
-      `3 = host=127.0.0.1 port=${other}`,
-      `4 = host=127.0.0.1 port=${ports.stall} pool_size=1`,
-      "[pgbouncer]",
-      `peer_id = ${self}`,
-    ].join("\n"),
-  );
+  fs.writeFileSync(file, ["[peers]", ...peers, "[pgbouncer]", `peer_id = ${self}`].join("\n"));
   return file;
 }
 
@@ -47,11 +35,7 @@ beforeAll(async () => {
   stall = net.createServer({ allowHalfOpen: true }, (socket) => {
     const entry = { socket, bytes: [] as Buffer[] };
     stalled.push(entry);
-    socket.on("data", (chunk) => {
-      // an SSLRequest (8 bytes, code 80877103) gets "no TLS here"; a CancelRequest is kept
-      if (chunk.length === 8 && chunk.readUInt32BE(4) === 80877103) socket.write("N");
-      else entry.bytes.push(chunk);
-    });
+    socket.on("data", (chunk) => entry.bytes.push(chunk));
     socket.on("error", () => undefined);
   });
   await new Promise<void>((r) => stall.listen(0, "127.0.0.1", () => r()));
@@ -61,8 +45,15 @@ beforeAll(async () => {
     stall: (stall.address() as net.AddressInfo).port,
   };
   const env = { ADMIN_USERS: "postgres", CANCEL_WAIT_TIMEOUT: "1" };
-  a = await startTestPooler({ ...env, LISTEN_PORT: String(ports.a) }, iniFor(1, ports));
-  b = await startTestPooler({ ...env, LISTEN_PORT: String(ports.b) }, iniFor(2, ports));
+  // peer 3 is each pooler's partner: a misconfigured group that would pass a key 3 around forever
+  const peers = (other: number): string[] => [
+    `1 = host=127.0.0.1 port=${ports.a}`,
+    `2 = host=127.0.0.1 port=${ports.b}`,
+    `3 = host=127.0.0.1 port=${other}`,
+    `4 = host=127.0.0.1 port=${ports.stall} pool_size=1`,
+  ];
+  a = await startTestPooler({ ...env, LISTEN_PORT: String(ports.a) }, iniFor(1, peers(ports.b)));
+  b = await startTestPooler({ ...env, LISTEN_PORT: String(ports.b) }, iniFor(2, peers(ports.a)));
 });
 
 afterAll(async () => {
@@ -206,5 +197,43 @@ describe("peering", () => {
     expect(lists.find((r) => r.list === "peers")?.items).toBe(3);
     const config = (await show(a, "CONFIG")).find((r) => r.key === "peer_id");
     expect(config).toMatchObject({ value: "1", default: "0", changeable: "no" });
+  });
+});
+
+describe("peering with server_tls_sslmode=require", () => {
+  // A pooler whose servers want TLS still reaches its peers, which (as PgBouncer's default
+  // client_tls_sslmode=disable) may not speak it: PgBouncer sends a CancelRequest as the first
+  // bytes of the connection, never behind an SSLRequest. Only b's servers are used here.
+  let ta: TestPooler;
+  let tb: TestPooler;
+
+  beforeAll(async () => {
+    const ports = { a: await freePort(), b: await freePort() };
+    const peers = [`1 = host=127.0.0.1 port=${ports.a}`, `2 = host=127.0.0.1 port=${ports.b}`];
+    const env = { CANCEL_WAIT_TIMEOUT: "2" };
+    ta = await startTestPooler(
+      { ...env, LISTEN_PORT: String(ports.a), SERVER_TLS_SSLMODE: "require" },
+      iniFor(1, peers),
+    );
+    tb = await startTestPooler({ ...env, LISTEN_PORT: String(ports.b) }, iniFor(2, peers));
+  });
+
+  afterAll(() => Promise.all([ta?.stop(), tb?.stop()]));
+
+  it("forwards a cancel to a peer that does not speak TLS, as PgBouncer does", async () => {
+    const c = await connect(tb.url());
+    try {
+      const { pid, secret } = keyOf(c);
+      const started = Date.now();
+      const slow = c.query("SELECT pg_sleep(5)");
+      await new Promise((r) => setTimeout(r, 300));
+      await rawExchange(ta.port, cancelRequest(pid, secret), 300);
+      const err = await errorOf(slow);
+      expect(err.code).toBe("57014");
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(ta.logs.filter((l) => l.msg === "could not forward cancel request to peer")).toEqual([]);
+    } finally {
+      await c.end();
+    }
   });
 });

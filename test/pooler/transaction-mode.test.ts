@@ -4,7 +4,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Pool } from "../../pooler/pool.ts";
 import { connect, errorOf } from "../support/clients.ts";
-import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { pinnedAfter, startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
 import { query } from "../../pooler/protocol/messages.ts";
 import { waitFor } from "../support/wait.ts";
@@ -19,22 +19,6 @@ async function show(c: pg.Client, name: string): Promise<string> {
 
 function onlyPool(p: TestPooler): Pool {
   return [...p.pooler.pools.values()][0]!;
-}
-
-/**
- * Pinned clients as the admin console reports them (SHOW POOLS' cl_pinned) once `c`'s last statement
- * has been looked at: the pooler probes the session after the reply went out, and holds the
- * client's next query until it has decided.
- */
-async function pinnedAfter(p: TestPooler, c: pg.Client): Promise<number> {
-  await c.query("SELECT 1");
-  const admin = await connect(p.url("pgbouncer"));
-  try {
-    const { rows } = await admin.query<{ database: string; cl_pinned: number }>("SHOW POOLS");
-    return rows.find((r) => r.database === "app")!.cl_pinned;
-  } finally {
-    await admin.end();
-  }
 }
 
 /** Runs `fn` with two clients of the pooler, ended afterwards whatever happens. */

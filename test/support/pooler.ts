@@ -1,10 +1,12 @@
 // Starts our pooler in the test process, in front of the test PostgreSQL. Settings are given as
 // the environment variables a user would set (the edoburu names), so tests exercise that path too.
 import { Writable } from "node:stream";
+import type pg from "pg";
 import { inject } from "vitest";
 import { loadConfig } from "../../pooler/config/index.ts";
 import { createLogger } from "../../pooler/log.ts";
 import { Pooler } from "../../pooler/pooler.ts";
+import { connect } from "./clients.ts";
 
 export interface TestPooler {
   pooler: Pooler;
@@ -57,5 +59,21 @@ export async function withTestPooler<T>(
     return await fn(p);
   } finally {
     await p.stop();
+  }
+}
+
+/**
+ * Pinned clients as the admin console reports them (SHOW POOLS' cl_pinned) once `c`'s last statement
+ * has been looked at: the pooler probes the session after the reply went out, and holds the
+ * client's next query until it has decided.
+ */
+export async function pinnedAfter(p: TestPooler, c: pg.Client): Promise<number> {
+  await c.query("SELECT 1");
+  const admin = await connect(p.url("pgbouncer"));
+  try {
+    const { rows } = await admin.query<{ database: string; cl_pinned: number }>("SHOW POOLS");
+    return rows.find((r) => r.database === "app")!.cl_pinned;
+  } finally {
+    await admin.end();
   }
 }
