@@ -4,7 +4,9 @@
 // their own session. Afterwards PostgreSQL holds no transaction, lock or temp table of anyone who
 // left. CHAOS_SEED=<n> replays a run's choices (each run prints its seed); CHAOS_KILLS=<n> changes
 // the number of kills. And, exactly, the rarest moment a terminator can hit: right after a login.
+import fs from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -26,6 +28,7 @@ import { connect } from "../support/clients.ts";
 import { startTestPooler } from "../support/pooler.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
 import { RawClient, type Reply } from "../support/protocol.ts";
+import { UserlistDir } from "../support/roles.ts";
 import { seedFrom, seededRandom, type Random } from "../support/random.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -41,14 +44,21 @@ const REPLY_TIMEOUT_MS = 15_000;
 const KILL_MODES = ["after", "inflight", "half", "pipelined"] as const;
 type KillMode = (typeof KILL_MODES)[number];
 
+/** connect_query of the third run: every client's starting point, which victims RESET or SET away. */
+const BASELINE_QUERY = "SET app.base = 'base'";
+
 /**
  * True in a session nobody else left anything in: no setting, temp table, advisory lock or open
- * transaction (a leftover FOR UPDATE or UPDATE would have assigned a transaction id).
+ * transaction (a leftover FOR UPDATE or UPDATE would have assigned a transaction id); with a
+ * `baseline`, connect_query's setting is there, whatever the clients before did to theirs.
  */
-const CLEAN_SESSION_SQL = `SELECT coalesce(current_setting('app.client', true), '') = ''
+function cleanSessionSql(baseline: boolean): string {
+  return `SELECT coalesce(current_setting('app.client', true), '') = ''
   AND NOT EXISTS (SELECT 1 FROM pg_class WHERE relnamespace = pg_my_temp_schema())
   AND NOT EXISTS (SELECT 1 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory')
-  AND txid_current_if_assigned() IS NULL AS clean`;
+  AND txid_current_if_assigned() IS NULL
+  ${baseline ? "AND current_setting('app.base', true) = 'base'" : ""} AS clean`;
+}
 
 /** What departed clients could have left behind, as PostgreSQL itself sees it (the observer excluded). */
 const LEFTOVERS_SQL = `SELECT
@@ -81,11 +91,21 @@ interface Figures {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A victim's transaction: locks, settings, session state and a last step to die in. */
-function victimPlan(r: Random, n: number): Step[] {
+/**
+ * A victim's transaction: locks, settings, session state and a last step to die in; with a
+ * `baseline`, also an attack on connect_query's setting first (drawn only then, so that the runs
+ * without one replay a seed as before).
+ */
+function victimPlan(r: Random, n: number, baseline: boolean): Step[] {
   const q = (sql: string, until = "Z"): Step => ({ msg: query(sql), until });
   const row = r.int(1, ROWS);
   const steps: Step[] = [];
+  if (baseline) {
+    const attack = [`SET app.base = 'victim-${n}'`, "RESET ALL", "DISCARD ALL", "RESET app.base", null][
+      r.int(0, 4)
+    ];
+    if (attack) steps.push(q(attack));
+  }
   if (r.chance(0.5)) steps.push(q(`SET app.client = 'victim-${n}'`));
   steps.push(
     q("BEGIN"),
@@ -135,7 +155,7 @@ async function runStep(c: RawClient, step: Step): Promise<Reply[]> {
   return out;
 }
 
-/** The single boolean of CLEAN_SESSION_SQL's DataRow (int16 count, int32 length, 't' or 'f'). */
+/** The single boolean of cleanSessionSql's DataRow (int16 count, int32 length, 't' or 'f'). */
 function cleanOf(replies: Reply[]): boolean {
   const row = replies.find((m) => m.type === "D");
   return row !== undefined && row.body.toString("utf8", 6) === "t";
@@ -151,7 +171,8 @@ function countError(f: Figures, err: unknown): void {
   f.errors.set(key, (f.errors.get(key) ?? 0) + 1);
 }
 
-async function runChaos(url: string, observer: pg.Client, seed: number): Promise<Figures> {
+async function runChaos(url: string, observer: pg.Client, seed: number, baseline: boolean): Promise<Figures> {
+  const cleanSql = cleanSessionSql(baseline);
   const f: Figures = {
     kills: { after: 0, inflight: 0, half: 0, pipelined: 0 },
     lostVictims: 0,
@@ -172,10 +193,10 @@ async function runChaos(url: string, observer: pg.Client, seed: number): Promise
     try {
       c = await RawClient.connect(url);
       f.freshChecks++;
-      if (!cleanOf(await runStep(c, { msg: query(CLEAN_SESSION_SQL), until: "Z" }))) {
+      if (!cleanOf(await runStep(c, { msg: query(cleanSql), until: "Z" }))) {
         f.violations.push(`victim ${n} found another client's state in its new session`);
       }
-      const steps = victimPlan(r, n);
+      const steps = victimPlan(r, n, baseline);
       const at = r.int(0, steps.length - 1);
       const mode = r.pick(KILL_MODES);
       for (const step of steps.slice(0, at)) await runStep(c, step);
@@ -207,7 +228,7 @@ async function runChaos(url: string, observer: pg.Client, seed: number): Promise
       try {
         c = await connect(url, { query_timeout: REPLY_TIMEOUT_MS });
         f.freshChecks++;
-        if (!(await c.query(CLEAN_SESSION_SQL)).rows[0].clean) {
+        if (!(await c.query(cleanSql)).rows[0].clean) {
           f.violations.push(`${name} found another client's state in its new session`);
         }
         await c.query(`SET app.client = '${name}'`);
@@ -279,22 +300,44 @@ describe("chaos under load", () => {
   afterAll(async () => {
     await observer?.end();
     await server?.stop();
+    files.remove();
   });
 
-  it.each(["transaction", "session"])(
-    "%s pooling: clients killed mid-transaction and servers terminated leave nothing behind",
-    async (mode) => {
-      const p = await startTestPooler({
-        DATABASE_URL: server.url("postgres"),
-        POOL_MODE: mode,
-        DEFAULT_POOL_SIZE: String(POOL_SIZE),
-        LOG_CONNECTIONS: "0",
-        LOG_DISCONNECTIONS: "0",
-        LOG_POOLER_ERRORS: "0",
-      });
+  const files = new UserlistDir();
+  /** The server's `postgres` database, with connect_query (beside the userlists: one folder to remove). */
+  const baselineIni = (): string => {
+    const ini = path.join(path.dirname(files.write([])), "pgbouncer.ini");
+    const connectQuery = BASELINE_QUERY.replaceAll("'", "''");
+    fs.writeFileSync(
+      ini,
+      `[databases]\npostgres = host=127.0.0.1 port=${server.port} dbname=postgres connect_query='${connectQuery}'\n[pgbouncer]\n`,
+    );
+    return ini;
+  };
+
+  it.each([
+    ["transaction", ""],
+    ["session", ""],
+    ["transaction", " with connect_query"],
+  ])(
+    "%s pooling%s: clients killed mid-transaction and servers terminated leave nothing behind",
+    async (mode, variant) => {
+      const baseline = variant !== "";
+      const p = await startTestPooler(
+        {
+          DATABASE_URL: baseline ? "" : server.url("postgres"),
+          POOL_MODE: mode,
+          DEFAULT_POOL_SIZE: String(POOL_SIZE),
+          LOG_CONNECTIONS: "0",
+          LOG_DISCONNECTIONS: "0",
+          LOG_POOLER_ERRORS: "0",
+          ...(baseline ? { AUTH_FILE: files.write([["postgres", "postgres"]]) } : {}),
+        },
+        baseline ? baselineIni() : undefined,
+      );
       try {
         const started = Date.now();
-        const f = await runChaos(p.url("postgres"), observer, seed);
+        const f = await runChaos(p.url("postgres"), observer, seed, baseline);
 
         // The pooler rolls back and resets servers asynchronously: give it a bounded moment.
         const pool = [...p.pooler.pools.values()][0]!;
@@ -325,12 +368,12 @@ describe("chaos under load", () => {
         const dirty: number[] = [];
         for (const c of fresh) await c.query("BEGIN");
         for (const [i, c] of fresh.entries())
-          if (!(await c.query(CLEAN_SESSION_SQL)).rows[0].clean) dirty.push(i);
+          if (!(await c.query(cleanSessionSql(baseline))).rows[0].clean) dirty.push(i);
         await Promise.all(fresh.map((c) => c.end()));
 
         const kills = KILL_MODES.map((m) => `${m} ${f.kills[m]}`).join(", ");
         console.log(
-          `chaos ${mode}: seed ${seed}, ${totalKills(f)} kills (${kills}), ` +
+          `chaos ${mode}${variant}: seed ${seed}, ${totalKills(f)} kills (${kills}), ` +
             `${f.lostVictims} victims lost to terminations, ${f.terminations} backends terminated, ` +
             `honest transactions ${f.honestOk} ok / ${f.honestFailed} failed, ${f.freshChecks} fresh-session checks, ` +
             `${f.violations.length} violations, ${f.stuck} stuck, leftovers: ${left.busy} busy backends, ` +
