@@ -1,9 +1,8 @@
 // target_session_attrs (libpq's, for a [databases] entry; PgBouncer has it in review): which servers
 // of a host list are acceptable, the primary after a failover, say, or only standbys. Checked once
-// a server has logged in and run connect_query, before any client gets it: PostgreSQL 14 and later
-// report in_hot_standby and default_transaction_read_only at login; with an older server the
-// pooler asks, as libpq does.
-import { InvalidValue } from "./config/errors.ts";
+// a server has logged in, before any client gets it (whether it is a standby before connect_query,
+// whether it is read-only after): PostgreSQL 14 and later report in_hot_standby and
+// default_transaction_read_only; with an older server the pooler asks, as libpq does.
 import type { ServerConnection } from "./server.ts";
 
 export type TargetSessionAttrs =
@@ -17,12 +16,6 @@ export const TARGET_SESSION_ATTRS: readonly TargetSessionAttrs[] = [
   "standby",
   "prefer-standby",
 ];
-
-export function parseTargetSessionAttrs(raw: string): TargetSessionAttrs {
-  const found = TARGET_SESSION_ATTRS.find((v) => v === raw.trim());
-  if (found === undefined) throw new InvalidValue(`one of ${TARGET_SESSION_ATTRS.join(", ")}`);
-  return found;
-}
 
 /** A server refused for not being what target_session_attrs asks for: the pool tries another host. */
 export class SessionAttrsMismatch extends Error {}

@@ -8,7 +8,7 @@ import { ConfigError, parseAt } from "./errors.ts";
 import { applySetting, MAX_PEER_ID, parseEnum, parseInteger, parseSeconds, POOL_MODES } from "./settings.ts";
 import type { DatabaseDef, PeerDef, PoolerConfig, UserDef } from "./types.ts";
 import { LOAD_BALANCE_HOSTS, parseHostList } from "../host-list.ts";
-import { parseTargetSessionAttrs } from "../target-session.ts";
+import { TARGET_SESSION_ATTRS } from "../target-session.ts";
 
 export interface IniEntry {
   file: string;
@@ -181,7 +181,7 @@ const DATABASE_PARAMS: ParamSetters<DatabaseDef> = {
   timezone: (db, v) => (db.connectParams.timezone = v),
   application_name: (db, v) => (db.connectParams.application_name = v),
   connect_query: (db, v) => (db.connectQuery = v),
-  target_session_attrs: (db, v) => (db.targetSessionAttrs = parseTargetSessionAttrs(v)),
+  target_session_attrs: (db, v) => (db.targetSessionAttrs = parseEnum(v, TARGET_SESSION_ATTRS)),
 };
 
 /** PgBouncer 1.25/1.26 per-database parameters we do not implement. */
