@@ -8,7 +8,12 @@ import type { Logger } from "./log.ts";
 import { HostList } from "./host-list.ts";
 import { LoginRetry, isRestarting } from "./login-retry.ts";
 import { runConnectQuery } from "./connect-query.ts";
-import { checkSessionAttrs, recheckAfterConnectQuery, SessionAttrsMismatch } from "./target-session.ts";
+import {
+  checkSessionAttrs,
+  recheckAfterConnectQuery,
+  reportedMismatch,
+  SessionAttrsMismatch,
+} from "./target-session.ts";
 import { trackedOnly, trackedParameter } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
@@ -342,6 +347,8 @@ export class Pool {
   private makeIdle(server: ServerConnection): void {
     // RECONNECT / RELOAD marked it while it was being reset or checked
     if (server.closeNeeded) return server.close("close needed");
+    const changed = reportedMismatch(server, this.db.targetSessionAttrs ?? "any");
+    if (changed !== null) return server.close(`no longer matches: ${changed}`);
     // PAUSE and KILL disconnect from the database: a server is closed as soon as it is free.
     if (this.paused) return server.close("pause mode");
     if (server.cancelsInFlight > 0) {

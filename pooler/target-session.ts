@@ -26,13 +26,18 @@ interface ServerRole {
   readOnly: boolean;
 }
 
-async function roleOf(server: ServerConnection): Promise<ServerRole> {
+/** The role as PostgreSQL 14+ reports it, at login and whenever it changes (a promotion); null before 14. */
+function reportedRole(server: ServerConnection): ServerRole | null {
   const hot = server.params.get("in_hot_standby");
   const readOnly = server.params.get("default_transaction_read_only");
+  if (hot === undefined || readOnly === undefined) return null;
+  return { standby: hot === "on", readOnly: hot === "on" || readOnly === "on" };
+}
+
+async function roleOf(server: ServerConnection): Promise<ServerRole> {
   // both GUC_REPORT from 14 on: a connect_query's SET of either is reported too
-  if (hot !== undefined && readOnly !== undefined) {
-    return { standby: hot === "on", readOnly: hot === "on" || readOnly === "on" };
-  }
+  const reported = reportedRole(server);
+  if (reported !== null) return reported;
   const [row] = await server.queryInternal(
     "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('transaction_read_only')",
   );
@@ -56,17 +61,39 @@ export async function checkSessionAttrs(
 ): Promise<void> {
   if (attrs === "any" || (stage === "recovery" && attrs === "read-only")) return;
   const role = await roleOf(server);
+  const mismatch = mismatchOf(role, attrs, fallback, stage);
+  if (mismatch !== null) throw new SessionAttrsMismatch(mismatch);
+}
+
+function mismatchOf(
+  role: ServerRole,
+  attrs: TargetSessionAttrs,
+  fallback: boolean,
+  stage: CheckStage,
+): string | null {
   const ok = {
+    any: true,
     "read-write": stage === "recovery" ? !role.standby : !role.readOnly,
     "read-only": role.readOnly,
     primary: !role.standby,
     standby: role.standby,
     "prefer-standby": role.standby || fallback,
   }[attrs];
-  if (!ok) {
-    const is = role.standby ? "a standby" : role.readOnly ? "read-only" : "a read-write primary";
-    throw new SessionAttrsMismatch(`server is ${is}, target_session_attrs=${attrs}`);
-  }
+  if (ok) return null;
+  const is = role.standby ? "a standby" : role.readOnly ? "read-only" : "a read-write primary";
+  return `server is ${is}, target_session_attrs=${attrs}`;
+}
+
+/**
+ * Why a server that passed the check no longer does, as far as PostgreSQL 14+ has reported (a
+ * standby promoted reports in_hot_standby = off to its sessions): null when it still matches, or
+ * when the server reports nothing (13 and older; a host's refusal of a new server catches those).
+ * Checked as a server comes free, so prefer-standby, which took a primary for want of standbys,
+ * keeps it.
+ */
+export function reportedMismatch(server: ServerConnection, attrs: TargetSessionAttrs): string | null {
+  const role = attrs === "any" ? null : reportedRole(server);
+  return role === null ? null : mismatchOf(role, attrs, true, "all");
 }
 
 /** Whether the check must run again once connect_query has run (it may SET default_transaction_read_only). */

@@ -5,26 +5,12 @@
 // left. CHAOS_SEED=<n> replays a run's choices (each run prints its seed); CHAOS_KILLS=<n> changes
 // the number of kills. And, exactly, the rarest moment a terminator can hit: right after a login.
 import fs from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  authenticationOk,
-  backendKeyData,
-  bind,
-  commandComplete,
-  copyData,
-  errorResponse,
-  execute,
-  Msg,
-  parameterStatus,
-  parse,
-  query,
-  readyForQuery,
-  SSL_REQUEST_CODE,
-} from "../../pooler/protocol/messages.ts";
+import { bind, copyData, errorResponse, execute, parse, query } from "../../pooler/protocol/messages.ts";
 import { connect } from "../support/clients.ts";
+import { startFakePostgres } from "../support/fake-postgres.ts";
 import { startTestPooler } from "../support/pooler.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
 import { RawClient, type Reply } from "../support/protocol.ts";
@@ -397,63 +383,22 @@ describe("chaos under load", () => {
   );
 });
 
-/**
- * A stand-in for PostgreSQL that logs anyone in and answers every query with an empty result (BEGIN
- * opens a transaction); its second connection is terminated right behind the login's ReadyForQuery,
- * in the same packet, as pg_terminate_backend can do.
- */
-function serverKillingSecondLogin(): Promise<net.Server> {
-  let connections = 0;
-  const srv = net.createServer((sock) => {
-    const doomed = connections++ === 1;
-    let buf = Buffer.alloc(0);
-    let loggedIn = false;
-    sock.on("error", () => undefined);
-    sock.on("data", (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (!loggedIn) {
-        if (buf.length < 8 || buf.length < buf.readUInt32BE(0)) return;
-        const packet = buf.subarray(0, buf.readUInt32BE(0));
-        buf = buf.subarray(packet.length);
-        // SSLRequest (the pooler's server TLS may try it): no, go on in plain text
-        if (packet.readUInt32BE(4) === SSL_REQUEST_CODE) return void sock.write("N");
-        loggedIn = true;
-        const hello = [
-          authenticationOk(),
-          parameterStatus("server_version", "13.0"),
-          parameterStatus("application_name", ""),
-          backendKeyData(1, 2),
-          readyForQuery("I"),
-        ];
-        if (doomed) {
-          const fatal = {
-            severity: "FATAL",
-            code: "57P01",
-            message: "terminating connection due to administrator command",
-          } as const;
-          return sock.end(Buffer.concat([...hello, errorResponse(fatal)]));
-        }
-        sock.write(Buffer.concat(hello));
-      }
-      while (buf.length >= 5 && buf.length >= 1 + buf.readUInt32BE(1)) {
-        const msg = buf.subarray(0, 1 + buf.readUInt32BE(1));
-        buf = buf.subarray(msg.length);
-        if (msg[0] === Msg.Terminate) sock.end();
-        else if (msg[0] === Msg.Query) {
-          const status = msg.toString("utf8", 5).startsWith("BEGIN") ? "T" : "I";
-          sock.write(Buffer.concat([commandComplete("SELECT 0"), readyForQuery(status)]));
-        }
-      }
-    });
-  });
-  return new Promise((resolve) => srv.listen(0, "127.0.0.1", () => resolve(srv)));
-}
-
 describe("a backend terminated right after its login", () => {
   it("is not handed to the client waiting for it: that client gets the next server", async () => {
-    const fake = await serverKillingSecondLogin();
-    const { port } = fake.address() as net.AddressInfo;
-    const p = await startTestPooler({ DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app` });
+    // its second connection is terminated right behind the login's ReadyForQuery, in the same
+    // packet, as pg_terminate_backend can do
+    const fatal = {
+      severity: "FATAL",
+      code: "57P01",
+      message: "terminating connection due to administrator command",
+    } as const;
+    const fake = await startFakePostgres({
+      params: { server_version: "13.0", application_name: "" },
+      endAfterLogin: (n) => (n === 1 ? errorResponse(fatal) : null),
+    });
+    const p = await startTestPooler({
+      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${fake.port}/app`,
+    });
     const [holder, waiter] = [await connect(p.url()), await connect(p.url())];
     try {
       // the first server is busy: the waiter's query needs a new one, whose login ends in a FATAL

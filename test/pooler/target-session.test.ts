@@ -4,6 +4,8 @@
 // `port=` serves the list "127.0.0.1,127.0.0.2" (PostgreSQL 13 reports neither in_hot_standby nor
 // default_transaction_read_only: the pooler asks).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parameterStatus } from "../../pooler/protocol/messages.ts";
+import { startFakePostgres } from "../support/fake-postgres.ts";
 import { connect, errorOf } from "../support/clients.ts";
 import type { PrivatePostgres } from "../support/private-postgres.ts";
 import { recoveryOfServers, startStandby, withEntryPooler as withPooler } from "../support/standby.ts";
@@ -98,5 +100,36 @@ describe("target_session_attrs", () => {
       const err = await errorOf(connect(p.url()));
       expect(err.message).toMatch(/no host matches: server is read-only, target_session_attrs=read-write/);
     });
+  });
+});
+
+describe("target_session_attrs on PostgreSQL 14+", () => {
+  it("closes a server as it comes free once it reports it no longer matches (a standby promoted)", async () => {
+    // a standby at each login; a query naming "promote" gets in_hot_standby = off first, as a
+    // promoted standby tells its sessions
+    const fake = await startFakePostgres({
+      params: { server_version: "14.0", in_hot_standby: "on", default_transaction_read_only: "off" },
+      before: (sql) => (sql.includes("promote") ? [parameterStatus("in_hot_standby", "off")] : []),
+    });
+    try {
+      await withPooler(
+        "host=127.0.0.1 target_session_attrs=standby",
+        async (p) => {
+          const c = await connect(p.url());
+          try {
+            await c.query("SELECT 1");
+            await c.query("SELECT 'promote'");
+            // the server that reported the promotion is not handed out again: a new login
+            await c.query("SELECT 2");
+            expect(fake.logins()).toBe(2);
+          } finally {
+            await c.end();
+          }
+        },
+        fake.port,
+      );
+    } finally {
+      fake.close();
+    }
   });
 });

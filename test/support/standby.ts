@@ -27,14 +27,14 @@ export interface EntryPooler {
   stop(): Promise<void>;
 }
 
-/** A pooler (pool size 4, `postgres` its admin) whose database `app` is `entry` on the shared port. */
-export async function poolerForEntry(entry: string): Promise<EntryPooler> {
+/** A pooler (pool size 4, `postgres` its admin) whose database `app` is `entry` on `port`. */
+export async function poolerForEntry(entry: string, port = inject("pgPort")): Promise<EntryPooler> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-hosts-"));
   const ini = path.join(dir, "pgbouncer.ini");
   const auth = path.join(dir, "userlist.txt");
   fs.writeFileSync(auth, '"postgres" "postgres"\n');
   const rewrite = (e: string): void =>
-    fs.writeFileSync(ini, `[databases]\napp = ${e} port=${inject("pgPort")} dbname=app\n[pgbouncer]\n`);
+    fs.writeFileSync(ini, `[databases]\napp = ${e} port=${port} dbname=app\n[pgbouncer]\n`);
   rewrite(entry);
   // no DATABASE_URL: it would be an `app` entry of its own, winning over the file's
   const env = { DATABASE_URL: "", AUTH_FILE: auth, DEFAULT_POOL_SIZE: "4", ADMIN_USERS: "postgres" };
@@ -50,8 +50,12 @@ export async function poolerForEntry(entry: string): Promise<EntryPooler> {
 }
 
 /** Runs `fn` against poolerForEntry(entry), stopped afterwards whatever happens. */
-export async function withEntryPooler(entry: string, fn: (p: TestPooler) => Promise<void>): Promise<void> {
-  const pooler = await poolerForEntry(entry);
+export async function withEntryPooler(
+  entry: string,
+  fn: (p: TestPooler) => Promise<void>,
+  port?: number,
+): Promise<void> {
+  const pooler = await poolerForEntry(entry, port);
   try {
     await fn(pooler.p);
   } finally {
