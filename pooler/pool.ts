@@ -347,7 +347,9 @@ export class Pool {
   private makeIdle(server: ServerConnection): void {
     // RECONNECT / RELOAD marked it while it was being reset or checked
     if (server.closeNeeded) return server.close("close needed");
-    const changed = reportedMismatch(server, this.db.targetSessionAttrs ?? "any");
+    // each release of transaction pooling comes here: only entries with target_session_attrs look
+    const attrs = this.db.targetSessionAttrs;
+    const changed = attrs === undefined ? null : reportedMismatch(server, attrs);
     if (changed !== null) return server.close(`no longer matches: ${changed}`);
     // PAUSE and KILL disconnect from the database: a server is closed as soon as it is free.
     if (this.paused) return server.close("pause mode");
