@@ -275,6 +275,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     return this.host.log;
   }
 
+  get framing(): FrameScanner | null {
+    return this.scanner;
+  }
+
   /** An unexpected failure during the asynchronous login steps: that client goes, the pooler stays. */
   private failLogin(err: Error): void {
     this.log.error({ client: this.id, err: err.message }, "login failed unexpectedly");

@@ -2,6 +2,7 @@
 // independent reasons (waiting for a server, the other side's buffer being full, a pause), and
 // writes that respect the destination's backpressure.
 import { now } from "./clock.ts";
+import type { FrameScanner } from "./protocol/framing.ts";
 import type net from "node:net";
 
 /** Reasons a connection's reading is paused; it resumes only when none is left. */
@@ -30,6 +31,9 @@ export abstract class Connection {
 
   /** Replaced once, by its TLS wrapper, when TLS starts during login (tls.ts). */
   constructor(public socket: net.Socket) {}
+
+  /** What reads this connection's messages: null while it holds no half-received message. */
+  abstract get framing(): FrameScanner | null;
 
   get isClosed(): boolean {
     return this.socket.destroyed;

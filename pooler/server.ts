@@ -538,6 +538,10 @@ export class ServerConnection extends Connection implements FrameVisitor {
     return this.pendingReplies - (this.internal === null ? 0 : 1);
   }
 
+  get framing(): FrameScanner {
+    return this.scanner;
+  }
+
   /** The pooler's own query (a probe, a settings sync, a reset) is running on it. */
   get runsOwnQuery(): boolean {
     return this.internal !== null;

@@ -16,6 +16,7 @@ import {
   peerRows,
   poolRows,
   serverRows,
+  socketBufferRows,
   stateRows,
   userRows,
   type DatabaseRow,
@@ -23,6 +24,7 @@ import {
   type MemRow,
   type PeerRow,
   type PoolRow,
+  type SocketBufferRow,
   type SocketRow,
   type StateRow,
   type UserRow,
@@ -97,6 +99,19 @@ const SOCKET_COLUMNS = cols<SocketRow>({
   prepared_statements: "int4",
   id: "int4",
 });
+
+const SOCKET_BUFFER_COLUMNS: Column<SocketBufferRow>[] = [
+  ...SOCKET_COLUMNS,
+  ...cols<SocketBufferRow>({
+    recv_pos: "int4",
+    pkt_pos: "int4",
+    pkt_remain: "int4",
+    send_pos: "int4",
+    send_remain: "int4",
+    pkt_avail: "int4",
+    send_avail: "int4",
+  }),
+];
 
 const USER_COLUMNS = cols<UserRow>({
   name: "text",
@@ -281,7 +296,7 @@ function showTotals(pooler: Pooler): Buffer[] {
 const HELP = [
   "SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION",
   "SHOW PEERS|PEER_POOLS",
-  "SHOW LISTS|MEM|STATE",
+  "SHOW SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE",
   "SHOW DNS_HOSTS|DNS_ZONES",
   "SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS",
   "SET key = arg",
@@ -323,6 +338,8 @@ const SHOW_COMMANDS: ReadonlyMap<string, ShowCommand> = new Map<string, ShowComm
   ["pools", (p) => resultSet(POOL_COLUMNS, poolRows(p))],
   ["clients", (p) => resultSet(SOCKET_COLUMNS, clientRows(p))],
   ["servers", (p) => resultSet(SOCKET_COLUMNS, serverRows(p))],
+  ["sockets", (p) => resultSet(SOCKET_BUFFER_COLUMNS, socketBufferRows(p, false))],
+  ["active_sockets", (p) => resultSet(SOCKET_BUFFER_COLUMNS, socketBufferRows(p, true))],
   ["users", (p) => resultSet(USER_COLUMNS, userRows(p))],
   ["lists", (p) => resultSet(LIST_COLUMNS, listRows(p))],
   ["state", (p) => resultSet(STATE_COLUMNS, stateRows(p))],

@@ -89,6 +89,21 @@ export interface SocketRow {
   id: number;
 }
 
+/**
+ * PgBouncer's buffer columns, in our terms: recv_pos and pkt_avail are the bytes held of a message
+ * not yet whole, pkt_remain the bytes of it still to come, send_avail the bytes queued for writing
+ * to this socket. The pooler passes whole messages on as they arrive, so nothing else waits.
+ */
+export interface SocketBufferRow extends SocketRow {
+  recv_pos: number;
+  pkt_pos: number;
+  pkt_remain: number;
+  send_pos: number;
+  send_remain: number;
+  pkt_avail: number;
+  send_avail: number;
+}
+
 export interface UserRow {
   name: string;
   /** Text, as PgBouncer: the user's own pool_size or "" when it has none. */
@@ -304,15 +319,16 @@ function socketRow(
 /** Logged-in clients, listed pool by pool as PgBouncer walks its pool list. */
 export function clientRows(pooler: Pooler): SocketRow[] {
   const now = clock.now();
+  return sortedClients(pooler).map((c) => clientRow(c, now, pooler.port));
+}
+
+/** Logged-in clients (console sessions too), by database, then user. */
+function sortedClients(pooler: Pooler): ClientConnection[] {
   return [...pooler.clients]
     .filter(loggedIn)
-    .map((c) => ({
-      database: c.database,
-      user: c.pool?.user ?? ADMIN_USER,
-      row: clientRow(c, now, pooler.port),
-    }))
+    .map((c) => ({ database: c.database, user: c.pool?.user ?? ADMIN_USER, client: c }))
     .sort(byDatabaseThenUser)
-    .map((entry) => entry.row);
+    .map((entry) => entry.client);
 }
 
 function clientRow(c: ClientConnection, now: number, listenPort: number): SocketRow {
@@ -373,6 +389,48 @@ function serverRow(pool: Pool, server: ServerConnection): SocketRow {
     application_name: client?.param("application_name") ?? "",
     prepared_statements: server.statements?.size ?? 0,
   };
+}
+
+/** PgBouncer's names for the lists SHOW SOCKETS finds a server in. */
+const SERVER_LIST: Record<ServerState, string> = {
+  active: "sv_active",
+  idle: "sv_idle",
+  used: "sv_tested",
+  login: "sv_login",
+  closed: "sv_closed",
+};
+
+/**
+ * SHOW SOCKETS: every client (logged in, then logging in) and server, with PgBouncer's buffer
+ * columns after SHOW CLIENTS' own; `busyOnly` (SHOW ACTIVE_SOCKETS) keeps those holding bytes.
+ */
+export function socketBufferRows(pooler: Pooler, busyOnly: boolean): SocketBufferRow[] {
+  const now = clock.now();
+  const rows: SocketBufferRow[] = [];
+  const add = (conn: Connection, row: SocketRow, state: string): void => {
+    const held = conn.framing?.held ?? 0;
+    const missing = conn.framing?.missing ?? 0;
+    const queued = conn.socket.writableLength;
+    if (busyOnly && held + missing + queued === 0) return;
+    rows.push({
+      ...row,
+      state,
+      ...{ recv_pos: held, pkt_pos: 0, pkt_remain: missing, send_pos: 0, send_remain: 0 },
+      ...{ pkt_avail: held, send_avail: queued },
+    });
+  };
+  for (const c of sortedClients(pooler)) {
+    add(c, clientRow(c, now, pooler.port), c.waitStart > 0 ? "cl_waiting" : "cl_active");
+  }
+  for (const pool of sortedPools(pooler)) {
+    for (const server of pool.allServers()) add(server, serverRow(pool, server), SERVER_LIST[server.state]);
+  }
+  for (const c of pooler.clients) {
+    if (c.state !== "login") continue;
+    const row = clientRow(c, now, pooler.port);
+    add(c, { ...row, user: c.user || "(nouser)", database: c.database || "(nodb)" }, "cl_login");
+  }
+  return rows;
 }
 
 export function userRows(pooler: Pooler): UserRow[] {

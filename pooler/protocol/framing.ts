@@ -78,6 +78,16 @@ export class FrameScanner {
     return this.headLen === 0 && this.partial === null && this.streaming === 0;
   }
 
+  /** Bytes of a half-received message held here (SHOW SOCKETS' recv_pos). */
+  get held(): number {
+    return this.headLen + (this.partial === null ? 0 : this.partialLen);
+  }
+
+  /** Bytes of the current message still to come, assembled or streamed (SHOW SOCKETS' pkt_remain). */
+  get missing(): number {
+    return this.streaming + (this.partial === null ? 0 : this.partialTotal - this.partialLen);
+  }
+
   /**
    * Scans `chunk`, calling `visitor.message` for each complete message and `visitor.pass` with the
    * slices to forward, in order. Throws ProtocolViolation on a nonsensical length.

@@ -10,6 +10,7 @@ import { loadConfig } from "../../pooler/config/index.ts";
 import { connect, errorOf, pgbench, psql } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
+import { waitFor } from "../support/wait.ts";
 import { query } from "../../pooler/protocol/messages.ts";
 
 const TEXT = 25;
@@ -41,6 +42,13 @@ const SOCKET_COLUMNS: [string, number][] = [
   ["prepared_statements", INT4],
   ["id", INT4],
 ];
+/** SHOW SOCKETS and ACTIVE_SOCKETS: SHOW CLIENTS' columns, then the buffer ones (socket_header's debug). */
+const SOCKET_BUFFER_COLUMNS: [string, number][] = [
+  ...SOCKET_COLUMNS,
+  ...["recv_pos", "pkt_pos", "pkt_remain", "send_pos", "send_remain", "pkt_avail", "send_avail"].map(
+    (n): [string, number] => [n, INT4],
+  ),
+];
 const numeric = (names: string[]): [string, number][] => names.map((n) => [n, NUMERIC]);
 const EXPECTED: Record<string, [string, number][]> = {
   POOLS: [
@@ -66,6 +74,8 @@ const EXPECTED: Record<string, [string, number][]> = {
   ],
   CLIENTS: SOCKET_COLUMNS,
   SERVERS: SOCKET_COLUMNS,
+  SOCKETS: SOCKET_BUFFER_COLUMNS,
+  ACTIVE_SOCKETS: SOCKET_BUFFER_COLUMNS,
   DATABASES: [
     ["name", TEXT],
     ["host", TEXT],
@@ -371,6 +381,65 @@ describe("admin console", () => {
     });
     await app.query("COMMIT");
     await app.end();
+  });
+
+  it("SHOW SOCKETS lists every connection, logging in or not; ACTIVE_SOCKETS those holding or owing bytes", async () => {
+    const app = await connect(tp.url(), { application_name: "sockets" });
+    await app.query("BEGIN");
+    // logs in and stops half-way through a Query: 5 header bytes and 3 of its 23 body bytes
+    const half = await RawClient.connect(tp.url());
+    const whole = query("SELECT 'sockets-half'");
+    half.send(whole.subarray(0, 8));
+    // has the pooler send it a large result it never reads
+    const deaf = await RawClient.connect(tp.url());
+    deaf.release().pause();
+    deaf.send(query("SELECT repeat('x', 32 * 1024 * 1024)"));
+    // connected, nothing sent: still logging in
+    const mute = net.connect(tp.port, "127.0.0.1");
+    await new Promise((resolve) => mute.once("connect", resolve));
+    try {
+      await waitFor(
+        async () => (await busy()).some((r) => Number(r.send_avail) > 0),
+        "the deaf client's queue",
+      );
+      await waitFor(async () => (await busy()).some((r) => r.recv_pos === "8"), "the half Query");
+      await waitFor(
+        async () => (await show(admin, "SOCKETS")).some((r) => r.state === "cl_login"),
+        "the mute client",
+      );
+      const sockets = await show(admin, "SOCKETS");
+      const mine = sockets.find((r) => r.application_name === "sockets" && r.type === "C")!;
+      expect(mine).toMatchObject({ state: "cl_active", user: "postgres", database: "app" });
+      expect(sockets.find((r) => r.type === "S" && r.link === mine.ptr)).toMatchObject({
+        state: "sv_active",
+      });
+      expect(sockets.find((r) => r.state === "cl_login")).toMatchObject({
+        user: "(nouser)",
+        database: "(nodb)",
+      });
+      expect(sockets.some((r) => r.database === "pgbouncer" && r.state === "cl_active")).toBe(true);
+
+      const active = await busy();
+      expect(active.find((r) => r.recv_pos === "8")).toMatchObject({
+        type: "C",
+        state: "cl_active",
+        pkt_pos: "0",
+        pkt_remain: String(whole.length - 8),
+        pkt_avail: "8",
+      });
+      // the idle transaction's client and server hold nothing, so they are not active sockets
+      expect(active.some((r) => r.ptr === mine.ptr || r.link === mine.ptr)).toBe(false);
+    } finally {
+      mute.destroy();
+      deaf.destroy();
+      half.destroy();
+      await app.query("ROLLBACK");
+      await app.end();
+    }
+
+    async function busy(): Promise<Record<string, string | null>[]> {
+      return show(admin, "ACTIVE_SOCKETS");
+    }
   });
 
   it("counts transactions, queries, bytes and times for real", async () => {
