@@ -17,6 +17,7 @@ import { messagesMiddleware } from "./messages.ts";
 import { postsRouter } from "./routes/posts.ts";
 import { adminRouter } from "./routes/admin/index.ts";
 import { errorHandler, notFoundHandler } from "./error-pages.ts";
+import { methodNotAllowed } from "./method-not-allowed.ts";
 import { viewHelpers } from "./views.ts";
 import type { PoolerMonitor } from "./pooler/monitor.ts";
 
@@ -118,6 +119,9 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
   app.use(postsRouter(prisma));
   app.use("/admin", adminRouter({ prisma, auth, scryptN: config.scryptN, poolerMonitor }));
 
+  // After the routers and their guards: an anonymous visitor is sent to log in before being told a
+  // method is not allowed, as Django's admin_view runs before the view.
+  app.use(methodNotAllowed(app.router));
   app.use(notFoundHandler);
   app.use(errorHandler(config.production));
   return app;
