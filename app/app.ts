@@ -18,6 +18,7 @@ import { postsRouter } from "./routes/posts.ts";
 import { adminRouter } from "./routes/admin/index.ts";
 import { errorHandler, notFoundHandler } from "./error-pages.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
+import { parseQuery } from "./query-string.ts";
 import { viewHelpers } from "./views.ts";
 import type { PoolerMonitor } from "./pooler/monitor.ts";
 
@@ -63,6 +64,8 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
   app.set("trust proxy", config.trustProxy);
   // As Django's URLs: /ADMIN/ is not /admin/. The app's routers say the same (routes/router.ts).
   app.set("case sensitive routing", true);
+  // As Django's QueryDict.get, every reader of req.query sees a repeated parameter's last value.
+  app.set("query parser", parseQuery);
   app.set("views", path.join(ROOT, "views"));
   app.set("view engine", "ejs");
   // EJS reads this setting: drop the indentation of the templates from the HTML sent.
