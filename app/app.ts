@@ -17,6 +17,8 @@ import { messagesMiddleware } from "./messages.ts";
 import { postsRouter } from "./routes/posts.ts";
 import { adminRouter } from "./routes/admin/index.ts";
 import { errorHandler, notFoundHandler } from "./error-pages.ts";
+import { methodNotAllowed } from "./method-not-allowed.ts";
+import { parseQuery } from "./query-string.ts";
 import { viewHelpers } from "./views.ts";
 import type { PoolerMonitor } from "./pooler/monitor.ts";
 
@@ -62,6 +64,8 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
   app.set("trust proxy", config.trustProxy);
   // As Django's URLs: /ADMIN/ is not /admin/. The app's routers say the same (routes/router.ts).
   app.set("case sensitive routing", true);
+  // As Django's QueryDict.get, every reader of req.query sees a repeated parameter's last value.
+  app.set("query parser", parseQuery);
   app.set("views", path.join(ROOT, "views"));
   app.set("view engine", "ejs");
   // EJS reads this setting: drop the indentation of the templates from the HTML sent.
@@ -118,6 +122,9 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
   app.use(postsRouter(prisma));
   app.use("/admin", adminRouter({ prisma, auth, scryptN: config.scryptN, poolerMonitor }));
 
+  // After the routers and their guards: an anonymous visitor is sent to log in before being told a
+  // method is not allowed, as Django's admin_view runs before the view.
+  app.use(methodNotAllowed(app.router));
   app.use(notFoundHandler);
   app.use(errorHandler(config.production));
   return app;

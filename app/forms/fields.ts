@@ -6,7 +6,7 @@ import { z } from "zod";
 export const REQUIRED = "This field is required.";
 
 /** HTML forms send a repeated field as an array; like Django's QueryDict, keep the last value. */
-function lastValue(raw: unknown): unknown {
+export function lastValue<T>(raw: T | T[]): T | undefined {
   return Array.isArray(raw) ? raw.at(-1) : raw;
 }
 

@@ -433,7 +433,7 @@ describe("logout", () => {
     const user = await createUser(h);
     const { agent } = await logIn(h.app, user.username);
     const res = await agent.get("/admin/logout/").expect(405);
-    expect(res.headers.allow).toBe("POST");
+    expect(res.headers.allow).toBe("POST, OPTIONS");
     await agent.get("/admin/").expect(200); // still logged in
   });
 

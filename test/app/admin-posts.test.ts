@@ -440,6 +440,18 @@ describe("changelist", () => {
     }
   });
 
+  it("says 'N results (M total)' only when the search leaves posts out, as Django's show_result_count", async () => {
+    await addPosts(["Pooling modes", "Pooling limits"]);
+    const every = await agent.get("/admin/core/post/?q=pooling").expect(200);
+    expect(rowTitles(every.text)).toHaveLength(2);
+    expect(every.text).not.toContain('class="small quiet"');
+    expect(textOf(every.text)).not.toContain("total");
+    await addPosts(["Django admin"]);
+    // Django's link is "?": the whole list, without the search or the order.
+    const some = await agent.get("/admin/core/post/?q=pooling&o=1").expect(200);
+    expect(some.text).toContain('<span class="small quiet">2 results (<a href="?">3 total</a>)</span>');
+  });
+
   it("orders by a column with o=, newest first by default", async () => {
     await addPosts(["b", "c", "a"]);
     expect(rowTitles((await agent.get("/admin/core/post/").expect(200)).text)).toEqual(["a", "c", "b"]);

@@ -12,7 +12,7 @@ import {
 } from "../../auth/passwords.ts";
 import { loginForm } from "../../forms/auth.ts";
 import { addError, NON_FIELD, parseForm, type FieldErrors } from "../../forms/fields.ts";
-import { HttpError } from "../../errors.ts";
+import { methodNotAllowed } from "../../method-not-allowed.ts";
 
 const INVALID_LOGIN =
   "Please enter the correct username and password for a staff account. Note that both fields may be case-sensitive.";
@@ -83,18 +83,15 @@ export function authRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
     res.redirect(302, next);
   });
 
-  router
-    .route("/logout/")
-    .post(async (req, res) => {
-      await auth.logOut(req, res);
-      res.locals.user = undefined;
-      res.render("admin/logged-out", { title: "Logged out" });
-    })
-    // Since Django 5.0 logging out takes a POST: a link or an <img> on another site cannot do it.
-    .all((_req, res) => {
-      res.set("Allow", "POST");
-      throw new HttpError(405);
-    });
+  // Since Django 5.0 logging out takes a POST: a link or an <img> on another site cannot do it.
+  router.post("/logout/", async (req, res) => {
+    await auth.logOut(req, res);
+    res.locals.user = undefined;
+    res.render("admin/logged-out", { title: "Logged out" });
+  });
 
+  // Logging in and out are open to anybody, so a method they do not take is answered here, before
+  // the admin's login guard would send the visitor to log in.
+  router.use(methodNotAllowed(router));
   return router;
 }

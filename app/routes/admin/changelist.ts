@@ -134,6 +134,8 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
       o: formatOrdering(keys),
       count,
       total,
+      // Django's search_form: the "N results (M total)" line only when the search leaves posts out
+      showResultCount: total !== undefined && count !== total,
       page,
       pageRange: elidedPageRange(page),
       // kept in every link of the page, as Django keeps its query string; offered on multi-page lists

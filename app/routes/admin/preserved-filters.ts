@@ -20,7 +20,8 @@ function keepCarried(params: URLSearchParams): string {
 function preservedFilters(req: Request): string {
   const url = new URL(req.originalUrl, "http://local.invalid");
   if (url.pathname === urls.changelist) return keepCarried(url.searchParams);
-  return keepCarried(new URLSearchParams(url.searchParams.get(FILTERS) ?? ""));
+  const given = req.query[FILTERS];
+  return keepCarried(new URLSearchParams(typeof given === "string" ? given : ""));
 }
 
 /**
