@@ -1,8 +1,10 @@
 // The pooler as a program: `node dist/pooler/main.js [pgbouncer.ini]`, configured like the
 // edoburu/pgbouncer image by environment variables. SIGHUP reloads (as the console's RELOAD);
-// SIGINT/SIGTERM shut down gracefully: stop accepting, let transactions finish, then close.
+// SIGINT/SIGTERM shut down gracefully: stop accepting, let transactions finish, then close; SIGUSR1,
+// SIGUSR2 and SIGQUIT are PAUSE, RESUME and SHUTDOWN, as in PgBouncer.
 import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig, type LoadedConfig } from "./config/index.ts";
+import { pause, resume } from "./admin/control.ts";
 import { createLogger, LogDestination, type Logger } from "./log.ts";
 import { writePidFile } from "./pidfile.ts";
 import { Pooler } from "./pooler.ts";
@@ -74,6 +76,19 @@ export async function main(argv: string[]): Promise<Pooler> {
   };
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));
+  // PgBouncer's other signals: PAUSE, RESUME and an immediate SHUTDOWN. Left to Node, SIGUSR1 would
+  // open its inspector to local users and SIGUSR2 would end the process with its clients.
+  const onSignal = (signal: NodeJS.Signals, action: () => unknown): void => {
+    process.on(signal, () => {
+      log.info({ signal }, "received signal");
+      Promise.resolve()
+        .then(action)
+        .catch((err: Error) => log.warn({ signal, err: err.message }, "signal not acted on"));
+    });
+  };
+  onSignal("SIGUSR1", () => pause(pooler, ""));
+  onSignal("SIGUSR2", () => resume(pooler, ""));
+  onSignal("SIGQUIT", () => pooler.shutdown(0));
   // however shutdown started (a signal or the console's SHUTDOWN), the process ends with it
   void pooler.stopped.then(() => {
     removePidFile();
