@@ -1,7 +1,7 @@
 // The pooler as a program: `node dist/pooler/main.js [pgbouncer.ini]`, configured like the
 // edoburu/pgbouncer image by environment variables. SIGHUP reloads (as the console's RELOAD);
-// SIGINT/SIGTERM shut down gracefully: stop accepting, let transactions finish, then close; SIGUSR1,
-// SIGUSR2 and SIGQUIT are PAUSE, RESUME and SHUTDOWN, as in PgBouncer.
+// SIGINT/SIGTERM shut down gracefully: stop accepting, let transactions finish, then close (a second
+// one exits at once); SIGUSR1, SIGUSR2 and SIGQUIT are PAUSE, RESUME and SHUTDOWN, as in PgBouncer.
 import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig, type LoadedConfig } from "./config/index.ts";
 import { pause, resume } from "./admin/control.ts";
@@ -70,14 +70,6 @@ export async function main(argv: string[]): Promise<Pooler> {
       log.error({ err: (err as Error).message }, "reload failed; keeping the running configuration");
     }
   });
-  const stop = (signal: string): void => {
-    log.info({ signal }, "received signal");
-    void pooler.shutdown(waitMs);
-  };
-  process.once("SIGINT", () => stop("SIGINT"));
-  process.once("SIGTERM", () => stop("SIGTERM"));
-  // PgBouncer's other signals: PAUSE, RESUME and an immediate SHUTDOWN. Left to Node, SIGUSR1 would
-  // open its inspector to local users and SIGUSR2 would end the process with its clients.
   const onSignal = (signal: NodeJS.Signals, action: () => unknown): void => {
     process.on(signal, () => {
       log.info({ signal }, "received signal");
@@ -86,6 +78,16 @@ export async function main(argv: string[]): Promise<Pooler> {
         .catch((err: Error) => log.warn({ signal, err: err.message }, "signal not acted on"));
     });
   };
+  // SIGINT/SIGTERM: a graceful shutdown; another while it runs exits at once, as PgBouncer's "fast exit".
+  const stop = (): unknown => {
+    if (!pooler.shuttingDown) return pooler.shutdown(waitMs);
+    removePidFile();
+    process.exit(0);
+  };
+  onSignal("SIGINT", stop);
+  onSignal("SIGTERM", stop);
+  // PgBouncer's other signals: PAUSE, RESUME and an immediate SHUTDOWN. Left to Node, SIGUSR1 would
+  // open its inspector to local users and SIGUSR2 would end the process with its clients.
   onSignal("SIGUSR1", () => pause(pooler, ""));
   onSignal("SIGUSR2", () => resume(pooler, ""));
   onSignal("SIGQUIT", () => pooler.shutdown(0));
