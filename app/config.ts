@@ -20,9 +20,15 @@ export const scryptCostSchema = integer(2 ** 10, 2 ** 20)
   .refine((n) => Number.isInteger(Math.log2(n)), "must be a power of two")
   .default(DEFAULT_SCRYPT_N);
 
+/** Unset, zod's issue has no input: "required", not a complaint about the form of a value never given. */
+const postgresUrl = z.url({
+  protocol: /^postgres(ql)?$/,
+  error: (issue) => (issue.input === undefined ? "required" : "must be a postgresql:// URL"),
+});
+
 const envSchema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
-  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgresql:// URL" }),
+  DATABASE_URL: postgresUrl,
   // Prisma's adapter and the session store qualify every table with it: no `SET search_path`,
   // which a transaction-mode pooler would leak to other clients.
   DATABASE_SCHEMA: z
@@ -42,7 +48,7 @@ const envSchema = z.object({
   TRUST_PROXY: integer(0, 10).default(0),
   PASSWORD_SCRYPT_N: scryptCostSchema,
   // The pooler's admin console, read by /admin/pooler/; defaults to DATABASE_URL on database "pgbouncer".
-  POOLER_ADMIN_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgresql:// URL" }).optional(),
+  POOLER_ADMIN_URL: postgresUrl.optional(),
   // The pooler's Prometheus endpoint (its METRICS_PORT), for the p99 wait; without it p99 is not shown.
   POOLER_METRICS_URL: z.url({ protocol: /^https?$/, error: "must be an http:// URL" }).optional(),
 });

@@ -1,8 +1,10 @@
 // The pooler as a program: `node dist/pooler/main.js [pgbouncer.ini]`, configured like the
 // edoburu/pgbouncer image by environment variables. SIGHUP reloads (as the console's RELOAD);
-// SIGINT/SIGTERM shut down gracefully: stop accepting, let transactions finish, then close.
+// SIGINT/SIGTERM shut down gracefully: stop accepting, let transactions finish, then close (a second
+// one exits at once); SIGUSR1, SIGUSR2 and SIGQUIT are PAUSE, RESUME and SHUTDOWN, as in PgBouncer.
 import { pathToFileURL } from "node:url";
 import { ConfigError, loadConfig, type LoadedConfig } from "./config/index.ts";
+import { pause, resume } from "./admin/control.ts";
 import { createLogger, LogDestination, type Logger } from "./log.ts";
 import { writePidFile } from "./pidfile.ts";
 import { Pooler } from "./pooler.ts";
@@ -68,12 +70,27 @@ export async function main(argv: string[]): Promise<Pooler> {
       log.error({ err: (err as Error).message }, "reload failed; keeping the running configuration");
     }
   });
-  const stop = (signal: string): void => {
-    log.info({ signal }, "received signal");
-    void pooler.shutdown(waitMs);
+  const onSignal = (signal: NodeJS.Signals, action: () => unknown): void => {
+    process.on(signal, () => {
+      log.info({ signal }, "received signal");
+      Promise.resolve()
+        .then(action)
+        .catch((err: Error) => log.warn({ signal, err: err.message }, "signal not acted on"));
+    });
   };
-  process.once("SIGINT", () => stop("SIGINT"));
-  process.once("SIGTERM", () => stop("SIGTERM"));
+  // SIGINT/SIGTERM: a graceful shutdown; another while it runs exits at once, as PgBouncer's "fast exit".
+  const stop = (): unknown => {
+    if (!pooler.shuttingDown) return pooler.shutdown(waitMs);
+    removePidFile();
+    process.exit(0);
+  };
+  onSignal("SIGINT", stop);
+  onSignal("SIGTERM", stop);
+  // PgBouncer's other signals: PAUSE, RESUME and an immediate SHUTDOWN. Left to Node, SIGUSR1 would
+  // open its inspector to local users and SIGUSR2 would end the process with its clients.
+  onSignal("SIGUSR1", () => pause(pooler, ""));
+  onSignal("SIGUSR2", () => resume(pooler, ""));
+  onSignal("SIGQUIT", () => pooler.shutdown(0));
   // however shutdown started (a signal or the console's SHUTDOWN), the process ends with it
   void pooler.stopped.then(() => {
     removePidFile();

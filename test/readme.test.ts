@@ -1,7 +1,8 @@
-// The README's configuration table must list every setting the pooler accepts, and its
-// commands must exist: documentation that drifts from the code misleads the reader first.
+// The README must list every setting the pooler accepts and every SHOW command its console answers,
+// and name only commands that exist: documentation that drifts from the code misleads the reader first.
 import fs from "node:fs";
 import { describe, expect, it } from "vitest";
+import { SHOW_COMMANDS } from "../pooler/admin/show.ts";
 import { SETTINGS } from "../pooler/config/settings.ts";
 
 const readme = fs.readFileSync("README.md", "utf8");
@@ -13,6 +14,11 @@ describe("README", () => {
       (s) => !readme.includes(`\`${s.key.toUpperCase()}\``) || !readme.includes(`\`${s.key}\``),
     );
     expect(missing.map((s) => s.key)).toEqual([]);
+  });
+
+  it("lists every SHOW command of the admin console, and no other", () => {
+    const listed = /`SHOW (HELP\|[A-Z_|]+)`/.exec(readme)?.[1]?.toLowerCase().split("|");
+    expect(listed?.sort()).toEqual([...SHOW_COMMANDS.keys()].sort());
   });
 
   it("names only npm scripts that exist", () => {

@@ -324,7 +324,7 @@ function empty<R>(columns: Column<R>[]): ShowCommand {
   return () => resultSet(columns, []);
 }
 
-const SHOW_COMMANDS: ReadonlyMap<string, ShowCommand> = new Map<string, ShowCommand>([
+export const SHOW_COMMANDS: ReadonlyMap<string, ShowCommand> = new Map<string, ShowCommand>([
   ["help", showHelp],
   [
     "version",

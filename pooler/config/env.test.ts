@@ -80,6 +80,15 @@ describe("setting variables", () => {
     expect(warnings).toEqual(["environment: settings not implemented, ignored: SO_REUSEPORT, SYSLOG"]);
   });
 
+  it("name the image's variables they do not read, which would leave its admin or stats users out", () => {
+    const { warnings } = loadConfig({
+      env: { ...DB, ADMIN_USERS: "ops", ADMIN_PASSWORDS: "secret", TIMEZONE: "UTC", TZ: "UTC" },
+    });
+    expect(warnings).toEqual([
+      "environment: edoburu/pgbouncer variables not supported, ignored: ADMIN_PASSWORDS, TIMEZONE",
+    ]);
+  });
+
   it("override the image's defaults, which apply without an ini file", () => {
     const defaults = loadConfig({ env: DB }).config;
     expect(defaults).toMatchObject({

@@ -12,6 +12,19 @@ export type Env = Readonly<Record<string, string | undefined>>;
 // `user` is PgBouncer's Unix user to switch to; as an env var it would read the shell's $USER.
 const ENV_KEYS = [...SETTINGS.map((s) => s.key), ...[...IGNORED_SETTINGS].filter((k) => k !== "user")];
 
+/**
+ * Variables the image reads that are not PgBouncer settings and that we do not (DATABASE_URLS is refused):
+ * ADMIN_PASSWORD(S) and STATS_PASSWORDS add those users to its userlist, the others write ini lines.
+ */
+const IMAGE_ONLY = [
+  "ADMIN_PASSWORD",
+  "ADMIN_PASSWORDS",
+  "STATS_PASSWORDS",
+  "CLIENT_ENCODING",
+  "TIMEZONE",
+  "POOL_SIZE",
+];
+
 function envValue(env: Env, name: string): string | undefined {
   const v = env[name];
   return v === "" ? undefined : v;
@@ -30,6 +43,9 @@ export function applyEnvSettings(config: PoolerConfig, env: Env, warnings: strin
   }
   if (ignored.length > 0)
     warnings.push(`environment: settings not implemented, ignored: ${ignored.join(", ")}`);
+  const unread = IMAGE_ONLY.filter((name) => envValue(env, name) !== undefined);
+  if (unread.length > 0)
+    warnings.push(`environment: edoburu/pgbouncer variables not supported, ignored: ${unread.join(", ")}`);
   return used;
 }
 
@@ -140,7 +156,9 @@ export function readEnvDatabase(env: Env): EnvDatabase {
 
 /**
  * Defaults the image writes into the pgbouncer.ini it generates, used when we are given no ini file.
- * Unlike the image we keep PgBouncer's listen_addr/listen_port defaults (the compose file sets them).
+ * Unlike the image we keep PgBouncer's listen_addr/listen_port defaults (the compose file sets them),
+ * and admin_users is DATABASE_URL's user (the app's /admin/pooler/ logs in as it), where the image
+ * writes postgres.
  */
 export function applyImageDefaults(config: PoolerConfig, dbUser: string | undefined): void {
   applySetting(config, "admin_users", dbUser ?? "postgres");

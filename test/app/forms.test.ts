@@ -148,7 +148,10 @@ describe("configuration", () => {
   });
 
   it("requires DATABASE_URL, and SESSION_SECRET in production", () => {
-    expect(() => loadConfig({}, () => {})).toThrow(/DATABASE_URL/);
+    expect(() => loadConfig({}, () => {})).toThrow(/DATABASE_URL: required/);
+    expect(() => loadConfig({ DATABASE_URL: "http://x/" }, () => {})).toThrow(
+      /DATABASE_URL: must be a postgresql:\/\/ URL/,
+    );
     expect(() => loadConfig({ ...base, NODE_ENV: "production" })).toThrow(ConfigError);
     expect(() =>
       loadConfig({ ...base, NODE_ENV: "production", SESSION_SECRET: "x".repeat(40) }),

@@ -1,5 +1,5 @@
-// The pooler as a program: a pgbouncer.ini + userlist.txt, SIGHUP reload, graceful SIGTERM,
-// and start-up errors that name the key and the expected form.
+// The pooler as a program: a pgbouncer.ini + userlist.txt, SIGHUP reload, graceful SIGTERM, PgBouncer's
+// other signals, and start-up errors that name the key and the expected form.
 import type { ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
@@ -23,6 +23,19 @@ function runPooler(args: string[], env: Record<string, string>): PoolerProcess {
   const p = spawnPooler(args, env);
   children.push(p.child);
   return p;
+}
+
+/** The pooler on environment variables alone, in transaction pooling on a free port, listening. */
+async function runTransactionPooler(env: Record<string, string> = {}) {
+  const port = await freePort();
+  const p = runPooler([], {
+    DATABASE_URL: inject("pgAppUrl"),
+    LISTEN_PORT: String(port),
+    POOL_MODE: "transaction",
+    ...env,
+  });
+  await waitFor(() => p.output().includes('"listening"'), "the pooler to listen");
+  return { p, url: (db: string) => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}` };
 }
 
 function writeIni(dir: string, port: number, maxClients: number): string {
@@ -137,23 +150,68 @@ describe("pooler program", () => {
   });
 
   it("SIGTERM: stops accepting, lets the open transaction finish, then exits 0", async () => {
-    const port = await freePort();
-    const p = runPooler([], {
-      DATABASE_URL: inject("pgAppUrl"),
-      LISTEN_PORT: String(port),
-      POOL_MODE: "transaction",
-    });
-    await waitFor(() => p.output().includes('"listening"'), "the pooler to listen");
-    const url = `postgresql://postgres:postgres@127.0.0.1:${port}/app`;
-    const a = await connect(url);
+    const { p, url } = await runTransactionPooler();
+    const a = await connect(url("app"));
     await a.query("BEGIN");
     await a.query("CREATE TEMP TABLE t_shutdown (x int) ON COMMIT DROP");
     p.child.kill("SIGTERM");
     await waitFor(() => p.output().includes("shutting down"), "shutdown to start");
-    expect((await errorOf(connect(url))).message).toMatch(/ECONNREFUSED|shutting down/);
+    expect((await errorOf(connect(url("app")))).message).toMatch(/ECONNREFUSED|shutting down/);
     await a.query("INSERT INTO t_shutdown VALUES (1)");
     await a.query("COMMIT");
     expect(await p.exited).toBe(0);
+  });
+
+  it("a second SIGTERM while the shutdown waits for a transaction exits at once, as PgBouncer's", async () => {
+    const pidfile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-pid-")), "pooler.pid");
+    const { p, url } = await runTransactionPooler({ SHUTDOWN_WAIT_MS: "20000", PIDFILE: pidfile });
+    const a = await connect(url("app"));
+    try {
+      await a.query("BEGIN");
+      p.child.kill("SIGTERM");
+      await waitFor(() => p.output().includes("shutting down"), "shutdown to start");
+      const second = Date.now();
+      p.child.kill("SIGTERM");
+      expect(await p.exited).toBe(0);
+      expect(Date.now() - second).toBeLessThan(5_000);
+      expect(fs.existsSync(pidfile)).toBe(false);
+    } finally {
+      await a.end().catch(() => undefined);
+    }
+  });
+
+  it("SIGUSR1 pauses and SIGUSR2 resumes, as PgBouncer's; SIGQUIT shuts down at once", async () => {
+    const { p, url } = await runTransactionPooler({ SHUTDOWN_WAIT_MS: "20000" });
+    const a = await connect(url("app"));
+    const admin = await connect(url("pgbouncer"));
+    const paused = async () =>
+      (await admin.query("SHOW STATE")).rows.find((r) => r.key === "paused").value as string;
+    try {
+      await a.query("SELECT 1");
+      p.child.kill("SIGUSR1");
+      await waitFor(() => p.output().includes('"signal":"SIGUSR1"'), "the signal to be logged");
+      expect(await paused()).toBe("yes");
+      let answered = false;
+      const query = a.query("SELECT 2 AS two").then((r) => ((answered = true), r.rows[0].two));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(answered).toBe(false);
+      p.child.kill("SIGUSR2");
+      expect(await query).toBe(2);
+      expect(await paused()).toBe("no");
+      // Node's own meanings of these signals: its inspector opened to local users, an exit
+      expect(p.output()).not.toMatch(/Debugger listening/);
+
+      // SIGTERM would wait SHUTDOWN_WAIT_MS for this transaction; SIGQUIT ends it and exits
+      const told = new Promise<Error & { code?: string }>((resolve) => a.once("error", resolve));
+      await a.query("BEGIN");
+      const quit = Date.now();
+      p.child.kill("SIGQUIT");
+      expect(await p.exited).toBe(0);
+      expect(Date.now() - quit).toBeLessThan(5_000);
+      expect((await told).code).toBe("57P01");
+    } finally {
+      await Promise.allSettled([a.end(), admin.end()]);
+    }
   });
 
   it.each([
