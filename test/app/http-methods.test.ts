@@ -28,6 +28,23 @@ const send = (method: Method, url: string) =>
 /** Django's order of methods in Allow (View.http_method_names). */
 const DJANGO_ORDER = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
+/** Each URL of the app's router (`:id` a post that exists) and the Allow header its routes make. */
+function routeAllows(): Map<string, string> {
+  const byPath = new Map<string, Set<string>>();
+  for (const { method, path } of listRoutes(h.app)) {
+    if (method === "all") continue;
+    const url = path.replace(":id", String(postId));
+    const methods = byPath.get(url) ?? new Set(["OPTIONS"]);
+    methods.add(method.toUpperCase());
+    if (method === "get") methods.add("HEAD");
+    byPath.set(url, methods);
+  }
+  expect(byPath.size).toBeGreaterThan(10);
+  return new Map(
+    [...byPath].map(([url, methods]) => [url, DJANGO_ORDER.filter((m) => methods.has(m)).join(", ")]),
+  );
+}
+
 describe("a method the URL does not take", () => {
   it("is a 405 with Allow, as Django's views answer it", async () => {
     const cases: [Method, string, string][] = [
@@ -59,20 +76,9 @@ describe("a method the URL does not take", () => {
   });
 
   it("is a 405 on every route of the app's router, naming the methods its routes take", async () => {
-    const byPath = new Map<string, Set<string>>();
-    for (const { method, path } of listRoutes(h.app)) {
-      if (method === "all") continue;
-      const url = path.replace(":id", String(postId));
-      const methods = byPath.get(url) ?? new Set(["OPTIONS"]);
-      methods.add(method.toUpperCase());
-      if (method === "get") methods.add("HEAD");
-      byPath.set(url, methods);
-    }
-    expect(byPath.size).toBeGreaterThan(10);
     const answers: string[] = [];
     const expected: string[] = [];
-    for (const [url, methods] of byPath) {
-      const allow = DJANGO_ORDER.filter((m) => methods.has(m)).join(", ");
+    for (const [url, allow] of routeAllows()) {
       for (const method of ["put", "patch", "delete"] as const) {
         const res = await send(method, url);
         answers.push(`${method} ${url}: ${res.status} ${res.headers.allow}`);
@@ -120,5 +126,33 @@ describe("a method the URL does not take", () => {
     await anonymous.get("/admin/logout/").expect(405).expect("Allow", "POST, OPTIONS");
     const staff = await logIn(h.app, (await createUser(h, { isSuperuser: false })).username);
     await staff.agent.delete("/admin/core/post/").set("x-csrf-token", staff.csrf).expect(403);
+  });
+});
+
+describe("OPTIONS", () => {
+  /** What matters of an answer to OPTIONS: Django's View.options sends Allow and an empty body. */
+  const summary = (res: request.Response) =>
+    `${res.status} ${res.headers.allow} length=${res.headers["content-length"]} ${JSON.stringify(res.text)}`;
+
+  it("is answered on every route as Django's View.options: 200, Allow, an empty body", async () => {
+    const answers: string[] = [];
+    const expected: string[] = [];
+    for (const [url, allow] of routeAllows()) {
+      answers.push(`${url}: ${summary(await send("options", url))}`);
+      expected.push(`${url}: 200 ${allow} length=0 ""`);
+    }
+    expect(answers).toEqual(expected);
+  });
+
+  it("sends an anonymous visitor to log in first on the admin's pages, as admin_view", async () => {
+    for (const url of routeAllows().keys()) {
+      const res = await request(h.app).options(url);
+      if (!url.startsWith("/admin/") || url === "/admin/login/" || url === "/admin/logout/") continue;
+      expect(`${url}: ${res.status} ${res.headers.location}`).toBe(`${url}: 302 /admin/login/?next=${url}`);
+    }
+    for (const url of ["/admin/login/", "/", `/posts/${postId}`]) {
+      const res = await request(h.app).options(url);
+      expect(`${url}: ${summary(res)}`).toBe(`${url}: 200 ${routeAllows().get(url)} length=0 ""`);
+    }
   });
 });
