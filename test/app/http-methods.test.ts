@@ -117,13 +117,12 @@ describe("a method the URL does not take", () => {
       .set("x-csrf-token", token)
       .expect(302)
       .expect("Location", "/admin/login/?next=/admin/core/post/");
-    // Logging in and out are open to anybody, so is what they answer to other methods.
+    // Logging in is open to anybody, so is what it answers to other methods.
     await anonymous
       .delete("/admin/login/")
       .set("x-csrf-token", token)
       .expect(405)
       .expect("Allow", "GET, POST, HEAD, OPTIONS");
-    await anonymous.get("/admin/logout/").expect(405).expect("Allow", "POST, OPTIONS");
     const staff = await logIn(h.app, (await createUser(h, { isSuperuser: false })).username);
     await staff.agent.delete("/admin/core/post/").set("x-csrf-token", staff.csrf).expect(403);
   });
@@ -146,13 +145,43 @@ describe("OPTIONS", () => {
 
   it("sends an anonymous visitor to log in first on the admin's pages, as admin_view", async () => {
     for (const url of routeAllows().keys()) {
+      if (!url.startsWith("/admin/") || url === "/admin/login/") continue;
       const res = await request(h.app).options(url);
-      if (!url.startsWith("/admin/") || url === "/admin/login/" || url === "/admin/logout/") continue;
-      expect(`${url}: ${res.status} ${res.headers.location}`).toBe(`${url}: 302 /admin/login/?next=${url}`);
+      // the logout URL leads to the index instead (below)
+      const to = url === "/admin/logout/" ? "/admin/" : `/admin/login/?next=${url}`;
+      expect(`${url}: ${res.status} ${res.headers.location}`).toBe(`${url}: 302 ${to}`);
     }
     for (const url of ["/admin/login/", "/", `/posts/${postId}`]) {
       const res = await request(h.app).options(url);
       expect(`${url}: ${summary(res)}`).toBe(`${url}: 200 ${routeAllows().get(url)} length=0 ""`);
     }
+  });
+});
+
+describe("the logout URL without an admin login", () => {
+  // Django's admin_view runs before LogoutView, and sends a visitor it does not let in to the admin
+  // index (not to the login page: there is nothing to come back to after logging in).
+  it("sends an anonymous visitor to the index, whatever the method, as Django's admin_view", async () => {
+    const anonymous = request.agent(h.app);
+    const token = csrfFrom((await anonymous.get("/admin/login/").expect(200)).text);
+    await anonymous.get("/admin/logout/").expect(302).expect("Location", "/admin/");
+    await anonymous.head("/admin/logout/").expect(302).expect("Location", "/admin/");
+    for (const method of ["post", "put", "delete", "options"] as const) {
+      const res = await anonymous[method]("/admin/logout/").set("x-csrf-token", token);
+      expect(`${method} ${res.status} ${res.headers.location}`).toBe(`${method} 302 /admin/`);
+    }
+  });
+
+  it("sends a logged-in user who is not staff to the index without logging them out", async () => {
+    // Logged in as staff, then no longer staff: what Django's has_permission refuses.
+    const user = await createUser(h);
+    const { agent, csrf } = await logIn(h.app, user.username);
+    await h.db.prisma.user.update({ where: { id: user.id }, data: { isStaff: false } });
+    await agent.get("/admin/logout/").expect(302).expect("Location", "/admin/");
+    const res = await agent.post("/admin/logout/").type("form").send({ _csrf: csrf });
+    expect(`${res.status} ${res.headers.location}`).toBe("302 /admin/");
+    // still logged in: staff again, the same session opens the admin
+    await h.db.prisma.user.update({ where: { id: user.id }, data: { isStaff: true } });
+    await agent.get("/admin/").expect(200);
   });
 });

@@ -24,7 +24,7 @@ const createPost = (title: string, content = "text"): Promise<Post> =>
   h.db.prisma.post.create({ data: { title, content } });
 
 describe("authorization of every admin route", () => {
-  /** Routes anybody may use: logging in and out. */
+  /** Logging in, open to anybody, and out, whose guard sends visitors to the index (http-methods.test.ts). */
   const PUBLIC = new Set(["/admin/login/", "/admin/logout/"]);
   /** Routes for any staff member, as Django's index and password change (and our pooler page). */
   const STAFF = new Set([
