@@ -18,7 +18,7 @@ import { postsRouter } from "./routes/posts.ts";
 import { adminRouter } from "./routes/admin/index.ts";
 import { errorHandler, notFoundHandler } from "./error-pages.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
-import { parseQuery } from "./query-string.ts";
+import { lastValueBody, parseQuery } from "./query-dict.ts";
 import { viewHelpers } from "./views.ts";
 import type { PoolerMonitor } from "./pooler/monitor.ts";
 
@@ -106,7 +106,7 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
   app.get("/favicon.ico", (_req, res) => void res.status(204).end());
   // The body before the session: if the session cannot be loaded (database down), the error page
   // can still offer back what was sent.
-  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }));
+  app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }), lastValueBody);
   app.use(sessionMiddleware(config, sessionStore));
   app.use(saveSessionBeforeRedirect);
   app.use(createCsrfProtection(config));

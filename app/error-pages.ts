@@ -6,6 +6,7 @@ import type { NextFunction, Request, Response } from "express";
 import { HttpError, notFound } from "./errors.ts";
 import { isCsrfError } from "./auth/csrf.ts";
 import { RETRY_AFTER_SECONDS, saveFailure, type SaveFailure } from "./db-errors.ts";
+import { bodyFields } from "./query-dict.ts";
 
 const HEADINGS: Record<number, string> = {
   400: "Bad Request (400)",
@@ -44,12 +45,8 @@ const SECRET_FIELD = /password/i;
  * session could not be loaded) leaves no form to re-render, but the text typed must not be lost.
  */
 function keptFields(req: Request): [string, string][] {
-  if (req.method !== "POST" || typeof req.body !== "object" || req.body === null) return [];
-  return Object.entries(req.body as Record<string, unknown>)
-    .filter(([name]) => !SECRET_FIELD.test(name))
-    .flatMap(([name, value]) =>
-      (Array.isArray(value) ? value : [value]).map((v): [string, string] => [name, String(v)]),
-    );
+  if (req.method !== "POST") return [];
+  return bodyFields(req).filter(([name]) => !SECRET_FIELD.test(name));
 }
 
 /** body-parser's error for a body over the app's limit, which it gives as `limit` (bytes). */

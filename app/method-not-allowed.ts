@@ -18,7 +18,7 @@ export interface RouterLike {
   stack: unknown[];
 }
 
-/** Django's order (View.http_method_names); OPTIONS is always answered, by Express or below. */
+/** Django's order (View.http_method_names); every URL answers OPTIONS, below. */
 const METHOD_ORDER = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /** The methods of the routes in `stack` (and in the routers mounted on it) that match `path`. */
@@ -43,7 +43,7 @@ function* routeMethods(stack: Layer[], path: string): Generator<string> {
 function allowedMethods(router: RouterLike, path: string): string[] {
   const methods = new Set(routeMethods(router.stack as Layer[], path));
   if (methods.size === 0) return [];
-  // Express answers HEAD with the GET route, and OPTIONS for any route.
+  // Express answers HEAD with the GET route; OPTIONS is answered for any route, here.
   if (methods.has("GET")) methods.add("HEAD");
   methods.add("OPTIONS");
   return METHOD_ORDER.filter((m) => methods.has(m));
@@ -51,7 +51,8 @@ function allowedMethods(router: RouterLike, path: string): string[] {
 
 /**
  * 405 with Allow for a path that `router`'s routes have, none of them for this method; OPTIONS gets
- * the Allow header alone (Django's View.options). Any other request goes on, to the 404.
+ * the Allow header and an empty body (Django's View.options), whichever router holds the routes
+ * (routes/router.ts). Any other request goes on, to the 404.
  */
 export function methodNotAllowed(router: RouterLike) {
   return (req: Request, res: Response, next: NextFunction): void => {

@@ -8,6 +8,7 @@ import type { NextFunction, Request, RequestHandler, Response } from "express";
 import cookieParser from "cookie-parser";
 import { doubleCsrf } from "csrf-csrf";
 import type { AppConfig } from "../config.ts";
+import { LOGOUT_URL } from "./guard.ts";
 
 declare module "express-session" {
   interface SessionData {
@@ -18,8 +19,6 @@ declare module "express-session" {
 
 /** Django's CSRF_COOKIE_NAME. */
 export const CSRF_COOKIE = "csrftoken";
-/** The admin's logout URL (routes/admin/auth.ts). */
-const LOGOUT_PATH = "/admin/logout/";
 
 /** Django's CSRF_COOKIE_AGE: 52 weeks. */
 export const CSRF_COOKIE_AGE_MS = 31_449_600 * 1000;
@@ -51,11 +50,11 @@ export function createCsrfProtection(
       path: "/",
       maxAge: CSRF_COOKIE_AGE_MS,
     },
-    // Logging out a browser that is not logged in changes nothing, so it needs no token. Without
-    // this, "Log out" in a tab left open after logging out in another tab (or after the session
-    // expired) sends the token of the login that has ended and gets a CSRF failure, where Django,
-    // whose token outlives the login, shows "Logged out".
-    skipCsrfProtection: (req) => req.path === LOGOUT_PATH && req.session?.userId === undefined,
+    // Logging out a browser that is not logged in changes nothing (it is sent to the admin index),
+    // so it needs no token. Without this, "Log out" in a tab left open after logging out in another
+    // tab (or after the session expired) sends the token of the login that has ended and gets a CSRF
+    // failure, where Django, whose token outlives the login, sends it to the index.
+    skipCsrfProtection: (req) => req.path === LOGOUT_URL && req.session?.userId === undefined,
     getCsrfTokenFromRequest: (req) => {
       const field: unknown = req.body?._csrf;
       return typeof field === "string" ? field : req.get("x-csrf-token");

@@ -17,13 +17,21 @@ export function loginUrl(next: string): string {
   return `/admin/login/?next=${encodeURIComponent(next).replace(/%2F/gi, "/")}`;
 }
 
+export const ADMIN_INDEX = "/admin/";
+export const LOGOUT_URL = "/admin/logout/";
+
+/**
+ * Django's admin_view, which runs before the view: a visitor it does not let in goes to log in and
+ * back, except at the logout URL, where there is no login to end nor a page to come back to.
+ */
 export function requireStaff(req: Request, res: Response, next: NextFunction): void {
   if (isAdminUser(req.user)) return next();
+  if (req.baseUrl + req.path === LOGOUT_URL) return res.redirect(302, ADMIN_INDEX);
   res.redirect(302, loginUrl(req.originalUrl));
 }
 
 /** A local path to go to after login; anything that could leave the site falls back to the index. */
-export function safeNext(raw: unknown, fallback = "/admin/"): string {
+export function safeNext(raw: unknown, fallback = ADMIN_INDEX): string {
   if (typeof raw !== "string" || !raw.startsWith("/") || raw.startsWith("//")) return fallback;
   // Browsers read "\" as "/" and drop tabs and newlines, so "/\evil.example" or "/\t/evil.example"
   // would become "//evil.example": another site.

@@ -55,6 +55,7 @@ export const DELETE_SELECTED = "delete_selected";
 
 export const actionForm = z.object({
   action: text({ required: false }),
+  // The one field of several values: the route gives it every one (Django's getlist).
   _selected_action: field().transform((raw, ctx): number[] => {
     const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
     const ids = list.map(parseId);

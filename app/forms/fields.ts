@@ -5,11 +5,6 @@ import { z } from "zod";
 
 export const REQUIRED = "This field is required.";
 
-/** HTML forms send a repeated field as an array; like Django's QueryDict, keep the last value. */
-export function lastValue<T>(raw: T | T[]): T | undefined {
-  return Array.isArray(raw) ? raw.at(-1) : raw;
-}
-
 export interface TextOptions {
   max?: number;
   required?: boolean;
@@ -32,7 +27,8 @@ export const field = () => z.unknown().optional();
 
 export function text({ max, required = true, strip = true, normalize }: TextOptions = {}) {
   return field().transform((raw, ctx): string => {
-    const value = lastValue(raw) ?? "";
+    // A field sent twice is one value by now, its last (query-dict.ts), as in Django.
+    const value = raw ?? "";
     if (typeof value !== "string") {
       ctx.addIssue({ code: "custom", message: "Enter a valid value." });
       return z.NEVER;
@@ -64,9 +60,8 @@ const MAX_INT4 = 2 ** 31 - 1;
 
 /** A database id from a URL or a form: a positive int4, or undefined for anything else. */
 export function parseId(raw: unknown): number | undefined {
-  const value = lastValue(raw);
-  if (typeof value !== "string" || !/^[1-9]\d{0,9}$/.test(value)) return undefined;
-  const id = Number(value);
+  if (typeof raw !== "string" || !/^[1-9]\d{0,9}$/.test(raw)) return undefined;
+  const id = Number(raw);
   return id <= MAX_INT4 ? id : undefined;
 }
 
@@ -80,7 +75,7 @@ export type FormResult<T> =
 function rawValues(shape: Record<string, unknown>, body: Record<string, unknown>): Record<string, string> {
   return Object.fromEntries(
     Object.keys(shape).map((key) => {
-      const value = lastValue(body[key]);
+      const value = body[key];
       return [key, typeof value === "string" ? value : ""];
     }),
   );

@@ -34,10 +34,9 @@ describe("post form", () => {
     expect(result.ok ? [] : result.errors.title).toEqual(["Null characters are not allowed."]);
   });
 
-  it("takes the last value of a repeated field and refuses non-text values", () => {
-    expect(parseForm(postForm, { title: ["one", "two"], content: "x" })).toMatchObject({
-      data: { title: "two" },
-    });
+  // A repeated field reaches the forms as its last value (app/query-dict.ts; query-params.test.ts).
+  it("refuses values that are not text", () => {
+    expect(parseForm(postForm, { title: ["one", "two"], content: "x" }).ok).toBe(false);
     expect(parseForm(postForm, { title: { a: 1 }, content: "x" }).ok).toBe(false);
     expect(parseForm(postForm, undefined).ok).toBe(false);
   });

@@ -28,6 +28,23 @@ const send = (method: Method, url: string) =>
 /** Django's order of methods in Allow (View.http_method_names). */
 const DJANGO_ORDER = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
+/** Each URL of the app's router (`:id` a post that exists) and the Allow header its routes make. */
+function routeAllows(): Map<string, string> {
+  const byPath = new Map<string, Set<string>>();
+  for (const { method, path } of listRoutes(h.app)) {
+    if (method === "all") continue;
+    const url = path.replace(":id", String(postId));
+    const methods = byPath.get(url) ?? new Set(["OPTIONS"]);
+    methods.add(method.toUpperCase());
+    if (method === "get") methods.add("HEAD");
+    byPath.set(url, methods);
+  }
+  expect(byPath.size).toBeGreaterThan(10);
+  return new Map(
+    [...byPath].map(([url, methods]) => [url, DJANGO_ORDER.filter((m) => methods.has(m)).join(", ")]),
+  );
+}
+
 describe("a method the URL does not take", () => {
   it("is a 405 with Allow, as Django's views answer it", async () => {
     const cases: [Method, string, string][] = [
@@ -59,20 +76,9 @@ describe("a method the URL does not take", () => {
   });
 
   it("is a 405 on every route of the app's router, naming the methods its routes take", async () => {
-    const byPath = new Map<string, Set<string>>();
-    for (const { method, path } of listRoutes(h.app)) {
-      if (method === "all") continue;
-      const url = path.replace(":id", String(postId));
-      const methods = byPath.get(url) ?? new Set(["OPTIONS"]);
-      methods.add(method.toUpperCase());
-      if (method === "get") methods.add("HEAD");
-      byPath.set(url, methods);
-    }
-    expect(byPath.size).toBeGreaterThan(10);
     const answers: string[] = [];
     const expected: string[] = [];
-    for (const [url, methods] of byPath) {
-      const allow = DJANGO_ORDER.filter((m) => methods.has(m)).join(", ");
+    for (const [url, allow] of routeAllows()) {
       for (const method of ["put", "patch", "delete"] as const) {
         const res = await send(method, url);
         answers.push(`${method} ${url}: ${res.status} ${res.headers.allow}`);
@@ -111,14 +117,71 @@ describe("a method the URL does not take", () => {
       .set("x-csrf-token", token)
       .expect(302)
       .expect("Location", "/admin/login/?next=/admin/core/post/");
-    // Logging in and out are open to anybody, so is what they answer to other methods.
+    // Logging in is open to anybody, so is what it answers to other methods.
     await anonymous
       .delete("/admin/login/")
       .set("x-csrf-token", token)
       .expect(405)
       .expect("Allow", "GET, POST, HEAD, OPTIONS");
-    await anonymous.get("/admin/logout/").expect(405).expect("Allow", "POST, OPTIONS");
     const staff = await logIn(h.app, (await createUser(h, { isSuperuser: false })).username);
     await staff.agent.delete("/admin/core/post/").set("x-csrf-token", staff.csrf).expect(403);
+  });
+});
+
+describe("OPTIONS", () => {
+  /** What matters of an answer to OPTIONS: Django's View.options sends Allow and an empty body. */
+  const summary = (res: request.Response) =>
+    `${res.status} ${res.headers.allow} length=${res.headers["content-length"]} ${JSON.stringify(res.text)}`;
+
+  it("is answered on every route as Django's View.options: 200, Allow, an empty body", async () => {
+    const answers: string[] = [];
+    const expected: string[] = [];
+    for (const [url, allow] of routeAllows()) {
+      answers.push(`${url}: ${summary(await send("options", url))}`);
+      expected.push(`${url}: 200 ${allow} length=0 ""`);
+    }
+    expect(answers).toEqual(expected);
+  });
+
+  it("sends an anonymous visitor to log in first on the admin's pages, as admin_view", async () => {
+    for (const url of routeAllows().keys()) {
+      if (!url.startsWith("/admin/") || url === "/admin/login/") continue;
+      const res = await request(h.app).options(url);
+      // the logout URL leads to the index instead (below)
+      const to = url === "/admin/logout/" ? "/admin/" : `/admin/login/?next=${url}`;
+      expect(`${url}: ${res.status} ${res.headers.location}`).toBe(`${url}: 302 ${to}`);
+    }
+    for (const url of ["/admin/login/", "/", `/posts/${postId}`]) {
+      const res = await request(h.app).options(url);
+      expect(`${url}: ${summary(res)}`).toBe(`${url}: 200 ${routeAllows().get(url)} length=0 ""`);
+    }
+  });
+});
+
+describe("the logout URL without an admin login", () => {
+  // Django's admin_view runs before LogoutView, and sends a visitor it does not let in to the admin
+  // index (not to the login page: there is nothing to come back to after logging in).
+  it("sends an anonymous visitor to the index, whatever the method, as Django's admin_view", async () => {
+    const anonymous = request.agent(h.app);
+    const token = csrfFrom((await anonymous.get("/admin/login/").expect(200)).text);
+    await anonymous.get("/admin/logout/").expect(302).expect("Location", "/admin/");
+    await anonymous.head("/admin/logout/").expect(302).expect("Location", "/admin/");
+    for (const method of ["post", "put", "delete", "options"] as const) {
+      const res = await anonymous[method]("/admin/logout/").set("x-csrf-token", token);
+      expect(`${method} ${res.status} ${res.headers.location}`).toBe(`${method} 302 /admin/`);
+    }
+  });
+
+  it("sends a logged-in user who is not staff to the index without logging them out", async () => {
+    // Logged in as staff, then no longer staff: what Django's has_permission refuses.
+    const user = await createUser(h);
+    const { agent, csrf } = await logIn(h.app, user.username);
+    await h.db.prisma.user.update({ where: { id: user.id }, data: { isStaff: false } });
+    await agent.get("/admin/logout/").expect(302).expect("Location", "/admin/");
+    const res = await agent.post("/admin/logout/").type("form").send({ _csrf: csrf });
+    expect(`${res.status} ${res.headers.location}`).toBe("302 /admin/");
+    // still logged in: staff again, the same session opens the admin
+    await h.db.prisma.user.update({ where: { id: user.id }, data: { isStaff: true } });
+    await agent.get("/admin/").expect(200);
   });
 });

@@ -1,15 +1,17 @@
-// A query parameter given more than once counts by its last value, as Django's QueryDict.get reads
-// it: ?p=1&p=2 is page 2, on every page and for every parameter the app reads.
+// A query parameter or a form field given more than once counts by its last value, as Django's
+// QueryDict.get reads it: ?p=1&p=2 is page 2, on every page and for every parameter the app reads;
+// only a field of several values (the changelist's checkboxes) keeps them all, as QueryDict.getlist.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import request from "supertest";
-import { createHarness, createUser, logIn, type Agent, type Harness } from "./support.ts";
+import { createHarness, createUser, csrfFrom, logIn, PASSWORD, type Agent, type Harness } from "./support.ts";
 
 let h: Harness;
 let agent: Agent;
+let csrf: string;
 
 beforeAll(async () => {
   h = await createHarness();
-  ({ agent } = await logIn(h.app, (await createUser(h)).username));
+  ({ agent, csrf } = await logIn(h.app, (await createUser(h)).username));
 });
 afterAll(async () => {
   await h?.close();
@@ -81,5 +83,83 @@ describe("a repeated query parameter", () => {
     const res = await request(h.app).get("/?page=2&page=1").expect(200);
     expect(res.text).toContain("T010");
     expect(res.text).not.toContain("T000");
+  });
+});
+
+/** A form body as a browser sends it, fields in this order, a name as often as it is given. */
+const formBody = (fields: [string, string][]) => new URLSearchParams(fields).toString();
+
+describe("a repeated form field", () => {
+  it("counts by its last value for the login form's next", async () => {
+    const user = await createUser(h);
+    const browser = request.agent(h.app);
+    const token = csrfFrom((await browser.get("/admin/login/").expect(200)).text);
+    const body = formBody([
+      ["_csrf", token],
+      ["username", user.username],
+      ["password", PASSWORD],
+      ["next", "/admin/"],
+      ["next", "/admin/core/post/"],
+    ]);
+    await browser
+      .post("/admin/login/")
+      .type("form")
+      .send(body)
+      .expect(302)
+      .expect("Location", "/admin/core/post/");
+  });
+
+  it("counts by its last value for the change form's version: the form is not stale", async () => {
+    await addPosts(1);
+    const post = (await h.db.prisma.post.findFirst())!;
+    const version = /name="_version" value="([^"]+)"/.exec(
+      (await agent.get(`/admin/core/post/${post.id}/change/`).expect(200)).text,
+    )![1]!;
+    const body = formBody([
+      ["_csrf", csrf],
+      ["title", "old title"],
+      ["title", "new title"],
+      ["content", "text"],
+      ["_version", "2000-01-01T00:00:00.000Z"],
+      ["_version", version],
+    ]);
+    await agent
+      .post(`/admin/core/post/${post.id}/change/`)
+      .type("form")
+      .send(body)
+      .expect(302)
+      .expect("Location", "/admin/core/post/");
+    expect(await h.db.prisma.post.findUnique({ where: { id: post.id } })).toMatchObject({
+      title: "new title",
+    });
+  });
+
+  it("counts by its last value for the CSRF token, as Django's csrf_protect", async () => {
+    const add = (tokens: string[]) =>
+      agent
+        .post("/admin/core/post/add/")
+        .type("form")
+        .send(
+          formBody([...tokens.map((t): [string, string] => ["_csrf", t]), ["title", "t"], ["content", "c"]]),
+        );
+    await add([csrf, "forged"]).expect(403);
+    await add(["forged", csrf]).expect(302);
+    expect(await h.db.prisma.post.count()).toBe(1);
+  });
+
+  it("keeps every value of the changelist's checkboxes, and the last of the action's fields", async () => {
+    await addPosts(3);
+    const [a, b, c] = await h.db.prisma.post.findMany({ orderBy: { id: "asc" } });
+    const body = formBody([
+      ["_csrf", csrf],
+      ["action", ""],
+      ["action", "delete_selected"],
+      ["_selected_action", String(a!.id)],
+      ["_selected_action", String(b!.id)],
+      ["post", "no"],
+      ["post", "yes"],
+    ]);
+    await agent.post("/admin/core/post/").type("form").send(body).expect(302);
+    expect((await h.db.prisma.post.findMany()).map((p) => p.id)).toEqual([c!.id]);
   });
 });

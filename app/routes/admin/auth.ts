@@ -45,7 +45,7 @@ function renderLogin(
   res.render("admin/login", { title: "Log in", next, values, errors });
 }
 
-export function authRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
+export function loginRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
   const router = caseSensitiveRouter({ strict: true });
 
   router.get("/login/", (req, res) => {
@@ -83,6 +83,16 @@ export function authRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
     res.redirect(302, next);
   });
 
+  // Logging in is open to anybody, so a method it does not take is answered here, before the
+  // admin's login guard would send the visitor to log in.
+  router.use(methodNotAllowed(router));
+  return router;
+}
+
+/** Behind the admin's login guard, as Django wraps LogoutView in admin_view. */
+export function logoutRoutes({ auth }: AdminDeps): Router {
+  const router = caseSensitiveRouter({ strict: true });
+
   // Since Django 5.0 logging out takes a POST: a link or an <img> on another site cannot do it.
   router.post("/logout/", async (req, res) => {
     await auth.logOut(req, res);
@@ -90,8 +100,5 @@ export function authRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
     res.render("admin/logged-out", { title: "Logged out" });
   });
 
-  // Logging in and out are open to anybody, so a method they do not take is answered here, before
-  // the admin's login guard would send the visitor to log in.
-  router.use(methodNotAllowed(router));
   return router;
 }

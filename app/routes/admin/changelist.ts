@@ -22,6 +22,7 @@ import { messages } from "../../messages.ts";
 import { plural, urls } from "./post-admin.ts";
 import { DELETION, logEntry } from "../../admin-log.ts";
 import { transaction } from "../../db-errors.ts";
+import { bodyList } from "../../query-dict.ts";
 
 /** ModelAdmin.list_per_page */
 const PER_PAGE = 100;
@@ -148,7 +149,7 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
   });
 
   router.post("/", async (req: Request, res) => {
-    const form = actionForm.safeParse(req.body ?? {});
+    const form = actionForm.safeParse({ ...req.body, _selected_action: bodyList(req, "_selected_action") });
     if (!form.success) throw badRequest(form.error.issues[0]?.message);
     const { action, _selected_action: ids, post: confirmed } = form.data;
     // Back to the same changelist view (search, order, page), as Django does.

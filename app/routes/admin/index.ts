@@ -6,7 +6,7 @@ import type { Auth } from "../../auth/session.ts";
 import { canManagePosts, requireStaff } from "../../auth/guard.ts";
 import { forbidden, MissingObject, notFound } from "../../errors.ts";
 import { messages } from "../../messages.ts";
-import { authRoutes } from "./auth.ts";
+import { loginRoutes, logoutRoutes } from "./auth.ts";
 import { passwordRoutes } from "./password.ts";
 import { changelistRoutes } from "./changelist.ts";
 import { postFormRoutes } from "./post-form.ts";
@@ -58,8 +58,9 @@ function requirePostPermission(req: Request, _res: Response, next: NextFunction)
 export function adminRouter(deps: AdminDeps): Router {
   const router = caseSensitiveRouter({ strict: true });
   router.use(neverCache, appendSlash);
-  router.use(authRoutes(deps));
+  router.use(loginRoutes(deps));
   router.use(requireStaff);
+  router.use(logoutRoutes(deps));
   router.get("/", async (req, res) => {
     // Django's "Recent actions" panel: the user's own last ten.
     const recentActions = await deps.prisma.adminLog.findMany({
