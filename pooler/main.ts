@@ -78,19 +78,20 @@ export async function main(argv: string[]): Promise<Pooler> {
         .catch((err: Error) => log.warn({ signal, err: err.message }, "signal not acted on"));
     });
   };
-  // SIGINT/SIGTERM: a graceful shutdown; another while it runs exits at once, as PgBouncer's "fast exit".
-  const stop = (): unknown => {
-    if (!pooler.shuttingDown) return pooler.shutdown(waitMs);
+  // A shutdown signal while a shutdown already waits exits at once, as PgBouncer's "fast exit": the
+  // pooler's shutdown() would ignore it, and SIGQUIT's "immediate" would wait out SHUTDOWN_WAIT_MS.
+  const stopWithin = (ms: number) => (): unknown => {
+    if (!pooler.shuttingDown) return pooler.shutdown(ms);
     removePidFile();
     process.exit(0);
   };
-  onSignal("SIGINT", stop);
-  onSignal("SIGTERM", stop);
+  onSignal("SIGINT", stopWithin(waitMs));
+  onSignal("SIGTERM", stopWithin(waitMs));
   // PgBouncer's other signals: PAUSE, RESUME and an immediate SHUTDOWN. Left to Node, SIGUSR1 would
   // open its inspector to local users and SIGUSR2 would end the process with its clients.
   onSignal("SIGUSR1", () => pause(pooler, ""));
   onSignal("SIGUSR2", () => resume(pooler, ""));
-  onSignal("SIGQUIT", () => pooler.shutdown(0));
+  onSignal("SIGQUIT", stopWithin(0));
   // however shutdown started (a signal or the console's SHUTDOWN), the process ends with it
   void pooler.stopped.then(() => {
     removePidFile();
