@@ -145,7 +145,9 @@ export function verifiedCertName(socket: tls.TLSSocket): string | undefined {
  */
 export function describeTls(socket: net.Socket): string {
   if (!isTls(socket)) return "";
-  const cipher = socket.getCipher();
+  // null, despite its typing, once destroy() has dropped the TLS state (before 'close')
+  const cipher = socket.getCipher() as tls.CipherNameAndProtocol | null;
+  if (cipher === null) return "";
   const key = socket.getEphemeralKeyInfo();
   let exchange = "";
   if (key && "type" in key && key.type === "ECDH") exchange = `/ECDH=${String(key.name)}`;
