@@ -17,6 +17,7 @@ import { messagesMiddleware } from "./messages.ts";
 import { postsRouter } from "./routes/posts.ts";
 import { adminRouter } from "./routes/admin/index.ts";
 import { errorHandler, notFoundHandler } from "./error-pages.ts";
+import { HttpError } from "./errors.ts";
 import { methodNotAllowed } from "./method-not-allowed.ts";
 import { lastValueBody, parseQuery } from "./query-dict.ts";
 import { viewHelpers } from "./views.ts";
@@ -104,6 +105,9 @@ export function createApp({ config, prisma, sessionStore, poolerMonitor, logger 
 
   // Browsers ask for it on every page; answered before the session (and its database round trip).
   app.get("/favicon.ico", (_req, res) => void res.status(204).end());
+  // A request target that is no path (`OPTIONS *`) names no URL of ours; the session cookie, whose
+  // path is "/", would not be loaded for it either.
+  app.use((req, _res, next) => next(req.path.startsWith("/") ? undefined : new HttpError(404)));
   // The body before the session: if the session cannot be loaded (database down), the error page
   // can still offer back what was sent.
   app.use(express.urlencoded({ extended: false, limit: BODY_LIMIT }), lastValueBody);

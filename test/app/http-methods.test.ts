@@ -1,6 +1,7 @@
 // Methods a URL does not take, as Django 5 answers them: a URL that exists refuses another method
 // with 405 and an Allow header (View.http_method_not_allowed), only a URL that does not exist is a
 // 404, and CSRF and the login guard still come first.
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import request from "supertest";
 import { listRoutes } from "../support/express-routes.ts";
@@ -183,5 +184,33 @@ describe("the logout URL without an admin login", () => {
     // still logged in: staff again, the same session opens the admin
     await h.db.prisma.user.update({ where: { id: user.id }, data: { isStaff: true } });
     await agent.get("/admin/").expect(200);
+  });
+});
+
+describe("a request target that is not a path", () => {
+  it("OPTIONS * (the server as a whole) is a 404, not a 500; an absolute-form URL is its path", async () => {
+    const server = h.app.listen(0, "127.0.0.1");
+    await new Promise((resolve) => server.once("listening", resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      for (const [method, target] of [
+        ["OPTIONS", "*"],
+        ["GET", "*"],
+        ["GET", `http://127.0.0.1:${port}/`],
+      ] as const) {
+        const status = await new Promise<number>((resolve, reject) => {
+          http
+            .request({ host: "127.0.0.1", port, method, path: target }, (res) => {
+              res.resume();
+              resolve(res.statusCode!);
+            })
+            .on("error", reject)
+            .end();
+        });
+        expect(status, `${method} ${target}`).toBe(target === "*" ? 404 : 200);
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
