@@ -415,8 +415,13 @@ export function socketBufferRows(pooler: Pooler, busyOnly: boolean): SocketBuffe
     rows.push({
       ...row,
       state,
-      ...{ recv_pos: held, pkt_pos: 0, pkt_remain: missing, send_pos: 0, send_remain: 0 },
-      ...{ pkt_avail: held, send_avail: queued },
+      recv_pos: held,
+      pkt_pos: 0,
+      pkt_remain: missing,
+      send_pos: 0,
+      send_remain: 0,
+      pkt_avail: held,
+      send_avail: queued,
     });
   };
   for (const c of sortedClients(pooler)) {
