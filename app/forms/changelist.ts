@@ -65,5 +65,6 @@ export const actionForm = z.object({
     }
     return [...new Set(ids as number[])];
   }),
-  post: field().transform((raw) => raw === "yes"),
+  // delete_selected reads request.POST.get("post"): any value confirms; the form sends "yes"
+  post: field().transform((raw) => typeof raw === "string" && raw !== ""),
 });

@@ -597,6 +597,16 @@ describe("bulk delete", () => {
     expect((await h.db.prisma.post.findMany()).map((p) => p.title)).toEqual(["Keep"]);
   });
 
+  it("confirms with any value of post, as Django's delete_selected; an empty one asks again", async () => {
+    const [, a, b] = await three();
+    const selection = { action: "delete_selected", _selected_action: [String(a!.id), String(b!.id)] };
+    const again = await post("/admin/core/post/", { ...selection, post: "" }).expect(200);
+    expect(again.text).toContain("<h1>Delete multiple objects</h1>");
+    expect(await countPosts()).toBe(3);
+    await post("/admin/core/post/", { ...selection, post: "on" }).expect(302);
+    expect((await h.db.prisma.post.findMany()).map((p) => p.title)).toEqual(["Keep"]);
+  });
+
   it("goes back to the last page when the deletion emptied the page it was on", async () => {
     await h.db.prisma.post.createMany({
       data: Array.from({ length: 101 }, (_, i) => ({ title: `P${i}`, content: "x" })),
