@@ -40,7 +40,8 @@ export async function runConnectQuery(
   try {
     await server.queryInternal(sql);
   } catch (err) {
-    if (!(err instanceof ServerError)) throw err;
+    // a FATAL (the backend terminated) loses the server: that is no error of the query's
+    if (!(err instanceof ServerError) || err.fatal) throw err;
     log.warn({ pool, server: server.id, code: err.code, err: err.message }, "connect_query failed");
   }
   if (server.txStatus !== "I") {

@@ -74,6 +74,10 @@ export class ServerError extends Error {
   get code(): string {
     return this.fields.get("C") ?? "XX000";
   }
+  /** The server closes the connection after it. */
+  get fatal(): boolean {
+    return fatalSeverity(this.fields);
+  }
 }
 
 /** The pooler's side of the link: a client that receives this server's replies. */
@@ -366,7 +370,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
       case Msg.ErrorResponse: {
         const err = new ServerError(parseErrorFields(msg), Buffer.from(msg));
         if (this.internal) this.internal.error ??= err;
-        else if (err.fields.get("S") === "FATAL") this.lost(`server said: ${err.message}`);
+        else if (err.fatal) this.lost(`server said: ${err.message}`);
         return;
       }
       case Msg.DataRow:
@@ -581,7 +585,9 @@ export class ServerConnection extends Connection implements FrameVisitor {
     const internal = this.internal;
     if (internal) {
       this.internal = null;
-      internal.reject(new Error(reason));
+      // a FATAL the server sent before closing (57P01 of a terminated backend) says why: whoever
+      // waits for the query tells a lost server from one refusing logins by it (login-retry.ts)
+      internal.reject(internal.error?.fatal ? internal.error : new Error(reason));
       internal.settled?.();
     }
     this.statements?.clear();
@@ -605,9 +611,12 @@ function readRow(msg: Buffer): Row {
   return row;
 }
 
-/** 'V' is the severity PostgreSQL never translates; 'S' may be localized. */
 function isFatal(msg: Buffer): boolean {
-  const fields = parseErrorFields(msg);
+  return fatalSeverity(parseErrorFields(msg));
+}
+
+/** 'V' is the severity PostgreSQL never translates; 'S' may be localized. */
+function fatalSeverity(fields: Map<string, string>): boolean {
   const severity = fields.get("V") ?? fields.get("S");
   return severity === "FATAL" || severity === "PANIC";
 }
