@@ -6,9 +6,10 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { connect, errorOf } from "../support/clients.ts";
-import { startTestPooler } from "../support/pooler.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { UserlistDir } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -18,77 +19,71 @@ beforeAll(() => {
 });
 afterAll(() => userlists.remove());
 
+/**
+ * Runs `test` against a pooler whose database `app` has connect_query `SELECT pg_sleep(seconds)`,
+ * tagged so that PostgreSQL's backends running it can be found (`backends`: their pids), and a
+ * direct connection to PostgreSQL; terminates what is left of it afterwards.
+ */
+async function withSleepingConnectQuery(
+  seconds: number,
+  env: Record<string, string>,
+  test: (p: TestPooler, direct: pg.Client, backends: string) => Promise<void>,
+): Promise<void> {
+  const marker = `cq_sleep_${process.pid}_${seconds}`;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-cq-"));
+  const ini = path.join(dir, "pgbouncer.ini");
+  const entry = `app = host=127.0.0.1 port=${inject("pgPort")} dbname=app connect_query='SELECT pg_sleep(${seconds}) AS ${marker}'`;
+  fs.writeFileSync(ini, `[databases]\n${entry}\n[pgbouncer]\n`);
+  const p = await startTestPooler(
+    {
+      DATABASE_URL: "",
+      AUTH_FILE: userlists.write([["postgres", "postgres"]]),
+      POOL_MODE: "transaction",
+      ...env,
+    },
+    ini,
+  );
+  const direct = await connect(inject("pgAdminUrl"));
+  const backends = `SELECT pid FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND pid <> pg_backend_pid()`;
+  try {
+    await test(p, direct, backends);
+  } finally {
+    await p.stop();
+    await direct.query(`SELECT pg_terminate_backend(pid) FROM (${backends}) b`);
+    await direct.end();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe("a connect_query slower than server_connect_timeout", () => {
-  it("is canceled on PostgreSQL when the server is given up", async () => {
-    const marker = `cq_slow_${process.pid}`;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-cq-slow-"));
-    const ini = path.join(dir, "pgbouncer.ini");
-    const entry = `app = host=127.0.0.1 port=${inject("pgPort")} dbname=app connect_query='SELECT pg_sleep(60) AS ${marker}'`;
-    fs.writeFileSync(ini, `[databases]\n${entry}\n[pgbouncer]\n`);
-    const p = await startTestPooler(
-      {
-        DATABASE_URL: "",
-        AUTH_FILE: userlists.write([["postgres", "postgres"]]),
-        POOL_MODE: "transaction",
-        SERVER_CONNECT_TIMEOUT: "1",
-        SERVER_LOGIN_RETRY: "1",
-        QUERY_WAIT_TIMEOUT: "3",
+  it("is canceled on PostgreSQL when the server is given up", () =>
+    withSleepingConnectQuery(
+      60,
+      { SERVER_CONNECT_TIMEOUT: "1", SERVER_LOGIN_RETRY: "1", QUERY_WAIT_TIMEOUT: "3" },
+      async (p, direct, backends) => {
+        const c = await connect(p.url()).catch((err: Error) => err);
+        if (!(c instanceof Error)) expect((await errorOf(c.query("SELECT 1"))).message).toMatch(/timeout/);
+        expect(p.logs.map((l) => l.msg)).toContain("server login failed");
+        await waitFor(
+          async () => (await direct.query(backends)).rowCount === 0,
+          "the abandoned connect_queries to be canceled",
+          3000,
+        );
       },
-      ini,
-    );
-    const direct = await connect(inject("pgAdminUrl"));
-    const running = async (): Promise<number> =>
-      (
-        await direct.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
-          [`%${marker}%`],
-        )
-      ).rows[0]!.n;
-    try {
-      const c = await connect(p.url()).catch((err: Error) => err);
-      if (!(c instanceof Error)) expect((await errorOf(c.query("SELECT 1"))).message).toMatch(/timeout/);
-      expect(p.logs.map((l) => l.msg)).toContain("server login failed");
-      await waitFor(
-        async () => (await running()) === 0,
-        "the abandoned connect_queries to be canceled",
-        3000,
-      );
-    } finally {
-      await p.stop();
-      await direct.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
-        [`%${marker}%`],
-      );
-      await direct.end();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    ));
 });
 
 describe("a connect_query whose backend is terminated while it runs", () => {
-  it("is a lost server: the pool logs in again at once and the waiting client is served", async () => {
-    const marker = `cq_killed_${process.pid}`;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-cq-killed-"));
-    const ini = path.join(dir, "pgbouncer.ini");
-    const entry = `app = host=127.0.0.1 port=${inject("pgPort")} dbname=app connect_query='SELECT pg_sleep(1) AS ${marker}'`;
-    fs.writeFileSync(ini, `[databases]\n${entry}\n[pgbouncer]\n`);
-    // server_login_retry at its default of 15 s: a login failure would refuse the client for that long
-    const p = await startTestPooler(
-      { DATABASE_URL: "", AUTH_FILE: userlists.write([["postgres", "postgres"]]), POOL_MODE: "transaction" },
-      ini,
-    );
-    const direct = await connect(inject("pgAdminUrl"));
-    try {
+  // server_login_retry at its default of 15 s: a login failure would refuse the client for that long
+  it("is a lost server: the pool logs in again at once and the waiting client is served", () =>
+    withSleepingConnectQuery(1, {}, async (p, direct, backends) => {
       // the client's login waits for the pool's first server, which is running connect_query
       const client = connect(p.url());
-      let killed = 0;
       await waitFor(async () => {
         const { rows } = await direct.query<{ ok: boolean }>(
-          "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
-          [`%${marker}%`],
+          `SELECT pg_terminate_backend(pid) AS ok FROM (${backends}) b`,
         );
-        killed += rows.filter((r) => r.ok).length;
-        return killed > 0;
+        return rows.some((r) => r.ok);
       }, "connect_query to run");
       const started = Date.now();
       const c = await client;
@@ -96,14 +91,8 @@ describe("a connect_query whose backend is terminated while it runs", () => {
       await c.end();
       // one more connect_query (1 s) and a short backoff, not server_login_retry's 15 s
       expect(Date.now() - started).toBeLessThan(5000);
-      expect(p.logs.find((l) => l.msg === "server login failed")).toMatchObject({
-        retryInMs: expect.any(Number),
-      });
-      expect(Number(p.logs.find((l) => l.msg === "server login failed")!.retryInMs)).toBeLessThan(1000);
-    } finally {
-      await p.stop();
-      await direct.end();
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+      const failed = p.logs.find((l) => l.msg === "server login failed");
+      expect(failed).toMatchObject({ retryInMs: expect.any(Number) });
+      expect(Number(failed!.retryInMs)).toBeLessThan(1000);
+    }));
 });
