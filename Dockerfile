@@ -2,7 +2,7 @@
 # (which is also why there is no HEALTHCHECK here: compose defines one per service).
 
 # ---- build: all dependencies, the generated Prisma client, TypeScript compiled to dist/
-FROM node:20.20.2-bookworm-slim AS build
+FROM node:24.21.0-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # No install scripts: the postinstall (prisma generate) needs the sources, copied below, and nothing
@@ -12,7 +12,7 @@ COPY . .
 RUN npm run generate && npm run build
 
 # ---- runtime: production dependencies and the compiled code, run as an unprivileged user
-FROM node:20.20.2-bookworm-slim AS runtime
+FROM node:24.21.0-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -50,8 +50,13 @@ export class Prompter {
   }
 
   async ask(question: string, { hidden = false } = {}): Promise<string> {
-    this.rl.setPrompt(question);
-    this.rl.prompt();
+    // Once the input has ended (a pipe's lines are all queued by then), readline refuses to
+    // prompt (Node 24 throws), but the queued answers still need their questions shown.
+    if (this.closed) this.output.write(question);
+    else {
+      this.rl.setPrompt(question);
+      this.rl.prompt();
+    }
     this.muted = hidden;
     try {
       return await this.nextLine();

@@ -166,9 +166,15 @@ describe("Dockerfile", () => {
     expect(JSON.parse(stdout)).toMatchObject({ totalIssues: 0 });
   });
 
-  it("builds in one stage and runs from a slim, pinned Node 20 image", () => {
+  it("builds in one stage and runs from a slim image of the Node.js that CI tests on", () => {
+    // .ci/run installs .nvmrc's version; package.json's engines names its major
+    const version = read(".nvmrc").trim();
+    const major = version.split(".")[0];
+    expect(version).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(JSON.parse(read("package.json")).engines.node).toBe(`>=${major}`);
     expect(stages).toHaveLength(2);
-    for (const stage of stages) expect(stage).toMatch(/^FROM node:20\.\d+\.\d+-bookworm-slim AS \w+/);
+    for (const stage of stages)
+      expect(stage).toMatch(new RegExp(`^FROM node:${version.replaceAll(".", "\\.")}-bookworm-slim AS \\w+`));
     expect(stages[0]).toMatch(/RUN npm run generate && npm run build/);
   });
 
