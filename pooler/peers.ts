@@ -6,7 +6,7 @@ import { CANCEL_TTL_MASK, peerOfCancelKey } from "./client-registry.ts";
 import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
 import type { PeerDef, PoolerConfig } from "./config/types.ts";
 import type { Logger } from "./log.ts";
-import { dialTarget } from "./unix-socket.ts";
+import { dialTarget, socketErrorText } from "./unix-socket.ts";
 
 /** What the forwarder needs of the running pooler (the config changes on RELOAD). */
 export interface PeerHost {
@@ -120,7 +120,7 @@ export class PeerForwarder {
         cancels.sent++;
       },
       failed: (err) =>
-        log.warn({ peer_id: peer.id, err: err.message }, "could not forward cancel request to peer"),
+        log.warn({ peer_id: peer.id, err: socketErrorText(err) }, "could not forward cancel request to peer"),
       done: () => {
         if (sent) cancels.sent--;
         else cancels.connecting--;

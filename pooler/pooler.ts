@@ -24,6 +24,7 @@ import { PeerForwarder, type PeerHost } from "./peers.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import type { ServerConnection, ServerCredentials } from "./server.ts";
 import { StatsPeriod, type PoolStats } from "./stats.ts";
+import { socketErrorText } from "./unix-socket.ts";
 
 /**
  * How long a forwarded cancel may take when cancel_wait_timeout and server_connect_timeout are 0:
@@ -264,7 +265,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   sendCancel(server: ServerConnection, done: () => void = () => undefined): void {
     server.sendCancel(
       this.cancelTimeoutMs,
-      (err) => this.log.warn({ err: err.message }, "could not forward cancel request"),
+      (err) => this.log.warn({ err: socketErrorText(err) }, "could not forward cancel request"),
       done,
     );
   }

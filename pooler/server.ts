@@ -29,7 +29,7 @@ import { isMd5Secret, md5Response } from "./protocol/auth/md5.ts";
 import { SASL_MECHANISM, ScramClientSession } from "./protocol/auth/scram.ts";
 import type { ServerStatements } from "./prepared.ts";
 import { ReadBuffer } from "./read-buffer.ts";
-import { serverEndpoint } from "./unix-socket.ts";
+import { serverEndpoint, socketErrorText } from "./unix-socket.ts";
 import { ReplyQueue } from "./replies.ts";
 import { classify, NO_BASELINE, type ServerBaseline } from "./session-state.ts";
 import { requestTls } from "./tls.ts";
@@ -234,7 +234,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   private listen(socket: net.Socket): void {
     socket.on("error", (err: NodeJS.ErrnoException) => {
       this.socketError ??= err.code ?? null;
-      this.lost(`server socket error: ${err.message}`);
+      this.lost(`server socket error: ${socketErrorText(err)}`);
     });
     socket.on("close", () => this.lost("server closed the connection"));
   }

@@ -1,21 +1,40 @@
 // Unix-domain sockets, named as PostgreSQL and PgBouncer name them: <dir>/.s.PGSQL.<port>. The
 // listener binds one in unix_socket_dir; a [databases] entry whose host= is a directory (or is
-// missing) connects through one. Neither side speaks TLS over them, as libpq, PostgreSQL and
-// PgBouncer do not: the kernel is the only wire.
+// missing) connects through one. A "directory" starting with @ is a name in Linux's abstract
+// namespace, as libpq, PostgreSQL and PgBouncer read it: no file, so no stale one to replace and
+// no mode or group. Neither side speaks TLS over them, as libpq, PostgreSQL and PgBouncer do not:
+// the kernel is the only wire.
 import fs from "node:fs";
 import net from "node:net";
 import nodePath from "node:path";
 
-/** A [databases] host that names a socket directory rather than a TCP host. */
+/** A [databases] host that names a socket directory (or an abstract name, @…) rather than a TCP host. */
 export function isSocketDir(host: string): boolean {
-  return host.startsWith("/");
+  return host.startsWith("/") || isAbstract(host);
+}
+
+function isAbstract(dirOrPath: string): boolean {
+  return dirOrPath.startsWith("@");
+}
+
+/** The name net.connect and listen take: the kernel's leading NUL byte where we (and libpq) write @. */
+function kernelPath(path: string): string {
+  return isAbstract(path) ? `\0${path.slice(1)}` : path;
+}
+
+/** A socket error's message naming an abstract socket with @, as libpq and /proc/net/unix do, not with Node's NUL byte. */
+export function socketErrorText(err: Error): string {
+  return err.message.replaceAll("\0", "@");
 }
 
 export function unixSocketPath(dir: string, port: number): string {
   return `${dir}/.s.PGSQL.${port}`;
 }
 
-/** sun_path's room on Linux; libuv would silently bind a truncated name. */
+/**
+ * sun_path's room on Linux; libuv would silently bind a truncated name. An abstract name has no
+ * closing NUL and could take one byte more, but libpq and PostgreSQL refuse it past this too.
+ */
 const MAX_SOCKET_PATH = 107;
 
 /** Why a socket path cannot be used, in libpq's words, or null. */
@@ -39,19 +58,21 @@ export function dialTarget<T>(
   tls: T | null,
 ): { host: string; tls: T | null } {
   // a relative unix_socket_dir is the working directory's, as for the listener
-  const resolved = host === "" ? nodePath.resolve(unixSocketDir) : host;
+  const dir = isAbstract(unixSocketDir) ? unixSocketDir : nodePath.resolve(unixSocketDir);
+  const resolved = host === "" ? dir : host;
   return { host: resolved, tls: isSocketDir(resolved) ? null : tls };
 }
 
 /** Where net.connect goes for a server's host (already resolved: a TCP host or a socket directory). */
 export function serverEndpoint(host: string, port: number): net.NetConnectOpts {
-  return isSocketDir(host) ? { path: unixSocketPath(host, port) } : { host, port };
+  return isSocketDir(host) ? { path: kernelPath(unixSocketPath(host, port)) } : { host, port };
 }
 
 /**
  * Binds `server` to the pooler's socket in `dir`. A socket file left by a pooler that died is
- * replaced; one something still listens on is refused, as PgBouncer does, rather than stolen.
- * Then unix_socket_mode and unix_socket_group apply to the file.
+ * replaced; one something still listens on is refused, as PgBouncer does, rather than stolen (an
+ * abstract name in use is refused the same way). Then unix_socket_mode and unix_socket_group apply
+ * to the file.
  */
 export async function listenUnix(
   server: net.Server,
@@ -63,16 +84,23 @@ export async function listenUnix(
   const tooLong = socketPathProblem(path);
   if (tooLong !== null) throw new Error(`unix_socket_dir: ${tooLong}`);
   const gid = opts.group === undefined ? undefined : groupId(opts.group);
-  await removeStaleSocket(path);
+  const abstract = isAbstract(path);
+  if (!abstract) await removeStaleSocket(path);
   await new Promise<void>((resolve, reject) => {
-    const failed = (err: Error): void =>
-      reject(new UnixBindError(`cannot listen on unix:${path}: ${err.message}`));
+    const failed = (err: NodeJS.ErrnoException): void =>
+      reject(
+        abstract && err.code === "EADDRINUSE"
+          ? listenedOn(path)
+          : new UnixBindError(`cannot listen on unix:${path}: ${socketErrorText(err)}`),
+      );
     server.once("error", failed);
-    server.listen({ path, ...(opts.backlog === undefined ? {} : { backlog: opts.backlog }) }, () => {
+    const backlog = opts.backlog === undefined ? {} : { backlog: opts.backlog };
+    server.listen({ path: kernelPath(path), ...backlog }, () => {
       server.off("error", failed);
       resolve();
     });
   });
+  if (abstract) return path;
   try {
     fs.chmodSync(path, opts.mode);
     if (gid !== undefined) fs.chownSync(path, -1, gid);
@@ -92,8 +120,12 @@ async function removeStaleSocket(path: string): Promise<void> {
     });
     probe.on("error", () => resolve(false));
   });
-  if (alive) throw new Error(`${path}: another process listens on it (a pooler already running?)`);
+  if (alive) throw listenedOn(path);
   fs.unlinkSync(path);
+}
+
+function listenedOn(path: string): Error {
+  return new Error(`${path}: another process listens on it (a pooler already running?)`);
 }
 
 /** unix_socket_group: a group name (from /etc/group, as getgrnam reads it) or a numeric id. */

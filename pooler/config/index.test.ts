@@ -64,14 +64,51 @@ describe("loadConfig", () => {
     expect(config.unixSocketDir).toBe("/tmp");
   });
 
+  it("takes a name starting with @ as Linux's abstract namespace, as PgBouncer and libpq", () => {
+    const { config } = loadConfig({
+      env: {},
+      iniPath: writeIni(
+        [
+          "[databases]",
+          "local = port=5433",
+          "abstract = host=@pg13 port=5434",
+          "listed = host=@pg13,/var/run/postgresql,db1",
+          "[peers]",
+          "2 = host=@pooler2 port=6433",
+          "[pgbouncer]",
+          "auth_type = trust",
+          "unix_socket_dir = @pooler",
+        ].join("\n"),
+      ),
+    });
+    expect(config.unixSocketDir).toBe("@pooler");
+    expect(config.databases.get("abstract")).toMatchObject({ host: "@pg13", port: 5434 });
+    expect(config.databases.get("listed")?.host).toBe("@pg13,/var/run/postgresql,db1");
+    expect(config.peers.get(2)).toMatchObject({ host: "@pooler2", port: 6433 });
+    const url = "postgresql://u:p@/app?host=%40pg13&port=5435";
+    expect([...loadConfig({ env: { DATABASE_URL: url } }).config.databases.values()]).toEqual([
+      expect.objectContaining({ host: "@pg13", port: 5435 }),
+    ]);
+    // DB_HOST too, up to libpq's 107 bytes for "@<dir>/.s.PGSQL.5432", as for a socket file
+    const dir = (bytes: number): string => `@${"d".repeat(bytes - "@/.s.PGSQL.5432".length)}`;
+    const env = (host: string) => ({ DB_HOST: host, DB_PORT: "5432", AUTH_TYPE: "trust" });
+    expect([...loadConfig({ env: env(dir(107)) }).config.databases.values()]).toEqual([
+      expect.objectContaining({ host: dir(107) }),
+    ]);
+    expect(() => loadConfig({ env: env(dir(108)) })).toThrow(
+      `Unix-domain socket path "${dir(108)}/.s.PGSQL.5432" is too long (maximum 107 bytes)`,
+    );
+  });
+
   it.each([
     [
       "unix_socket_dir =\n",
       /\[databases\] local: no host= means the Unix socket in unix_socket_dir, which is empty/,
     ],
     [
-      "unix_socket_dir = @pooler\n",
-      /unix_socket_dir: Unix sockets in the abstract namespace \(@…\) are not supported/,
+      `unix_socket_dir = @${"d".repeat(100)}\n`,
+      // local has no host=: it would connect there first
+      /\[databases\] local: Unix-domain socket path "@d+\/\.s\.PGSQL\.5433" is too long \(maximum 107 bytes\)/,
     ],
     [
       "listen_addr =\nunix_socket_dir =\n",
@@ -92,7 +129,10 @@ describe("loadConfig", () => {
       "[peers]\n2 = port=6433\n[pgbouncer]\nunix_socket_dir =",
       /\[peers\] 2: no host= means the Unix socket in unix_socket_dir/,
     ],
-    ["[peers]\n2 = host=@pooler2\n[pgbouncer]", /\[peers\] 2: Unix sockets in the abstract namespace/],
+    [
+      `[peers]\n2 = host=@${"d".repeat(120)}\n[pgbouncer]`,
+      /\[peers\] 2: .*"@d+\/\.s\.PGSQL\.6432" is too long/,
+    ],
     ["[peers]\n2 = host=a,b\n[pgbouncer]", "[peers] 2: host: expected one host, got a list"],
     [`[peers]\n2 = host=/${"d".repeat(120)}\n[pgbouncer]`, /\[peers\] 2: .*too long/],
   ])("refuses a peer it could not reach: %j", (text, message) => {

@@ -119,20 +119,6 @@ function validate(config: PoolerConfig): void {
       "listen_port: 0 (a free port) needs a TCP listen_addr; the Unix socket's name needs a real port",
     );
   }
-  // Node 20's libuv pads an abstract socket's name to the full sun_path, so libpq (and PostgreSQL)
-  // could never meet it there: refused rather than listening where nobody can connect
-  const abstract = [
-    ...(config.unixSocketDir.startsWith("@") ? ["unix_socket_dir"] : []),
-    ...[...config.databases.values()]
-      .filter((db) => parseHostList(db.host).some((h) => h.startsWith("@")))
-      .map((db) => `[databases] ${db.name}`),
-    ...[...config.peers.values()].filter((p) => p.host.startsWith("@")).map((p) => `[peers] ${p.id}`),
-  ];
-  if (abstract.length > 0) {
-    throw new ConfigError(
-      `${abstract.join(", ")}: Unix sockets in the abstract namespace (@…) are not supported`,
-    );
-  }
   const socketPaths = [...config.databases.values()].flatMap((db) =>
     parseHostList(db.host)
       .filter((host) => isSocketDir(host) || (host === "" && config.unixSocketDir !== ""))

@@ -359,7 +359,7 @@ export const SETTINGS: readonly SettingDef[] = [
   list("track_extra_parameters", "trackExtraParameters", "IntervalStyle", { changeable: false }),
   seconds("transaction_timeout", "transactionTimeout", "0"),
   // Listens on <dir>/.s.PGSQL.<listen_port> besides listen_addr; also where a [databases] entry
-  // without host= connects. Empty: no Unix socket.
+  // without host= connects. Empty: no Unix socket; @name: Linux's abstract namespace.
   string("unix_socket_dir", "unixSocketDir", "/tmp", { changeable: false }),
   optionalString("unix_socket_group", "unixSocketGroup", { changeable: false }),
   fileMode("unix_socket_mode", "unixSocketMode", "0777"),

@@ -15,6 +15,8 @@ import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { waitFor } from "../support/wait.ts";
 
 const dirs: string[] = [];
+/** Where a listens besides TCP: a name of this run's own, the namespace is the machine's. */
+const abstractDir = `@try-ts-pooler-peering-${process.pid}`;
 let a: TestPooler;
 let b: TestPooler;
 /** Peer 4: accepts connections, keeps what it is sent, never closes. */
@@ -45,14 +47,18 @@ beforeAll(async () => {
     stall: (stall.address() as net.AddressInfo).port,
   };
   const env = { ADMIN_USERS: "postgres", CANCEL_WAIT_TIMEOUT: "1" };
-  // peer 3 is each pooler's partner: a misconfigured group that would pass a key 3 around forever
+  // peer 3 is each pooler's partner: a misconfigured group that would pass a key 3 around forever;
+  // peer 1 is reached at its Unix socket in the abstract namespace, as PgBouncer allows
   const peers = (other: number): string[] => [
-    `1 = host=127.0.0.1 port=${ports.a}`,
+    `1 = host=${abstractDir} port=${ports.a}`,
     `2 = host=127.0.0.1 port=${ports.b}`,
     `3 = host=127.0.0.1 port=${other}`,
     `4 = host=127.0.0.1 port=${ports.stall} pool_size=1`,
   ];
-  a = await startTestPooler({ ...env, LISTEN_PORT: String(ports.a) }, iniFor(1, peers(ports.b)));
+  a = await startTestPooler(
+    { ...env, LISTEN_PORT: String(ports.a), UNIX_SOCKET_DIR: abstractDir },
+    iniFor(1, peers(ports.b)),
+  );
   b = await startTestPooler({ ...env, LISTEN_PORT: String(ports.b) }, iniFor(2, peers(ports.a)));
 });
 
@@ -117,7 +123,7 @@ describe("peering", () => {
     }
   });
 
-  it("cancels a query on one pooler through the other", async () => {
+  it("cancels a query on one pooler through the other (forwarded to @dir/.s.PGSQL.<port>)", async () => {
     const c = await connect(a.url());
     try {
       const { pid, secret } = keyOf(c);
@@ -193,6 +199,7 @@ describe("peering", () => {
       [3, "127.0.0.1", 20],
       [4, "127.0.0.1", 1],
     ]);
+    expect((await show(b, "PEERS")).find((r) => r.peer_id === 1)).toMatchObject({ host: abstractDir });
     const lists = await show(a, "LISTS");
     expect(lists.find((r) => r.list === "peers")?.items).toBe(3);
     const config = (await show(a, "CONFIG")).find((r) => r.key === "peer_id");

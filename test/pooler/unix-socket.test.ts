@@ -1,8 +1,10 @@
 // Unix-domain sockets on both sides, as PgBouncer: the pooler listens on unix_socket_dir (mode,
 // group, a stale file from a crash replaced, a live one refused), and reaches PostgreSQL through its
-// socket directory (host=/dir, or no host= at all). Real psql, node-postgres and PostgreSQL 13.
+// socket directory (host=/dir, or no host= at all); either may be a name in Linux's abstract
+// namespace (@…). Real psql, node-postgres and PostgreSQL 13.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type pg from "pg";
@@ -296,5 +298,138 @@ describe("Unix-domain sockets", () => {
     } finally {
       await p.stop();
     }
+  });
+
+  describe("in the abstract namespace (@…)", () => {
+    let names = 0;
+    /** A name of this run's own: the namespace is the machine's, other runs may use it too. */
+    const abstractDir = (): string => `@try-ts-pooler-${process.pid}-${++names}`;
+    /** What listens (or is connected) in the abstract namespace now, named as the kernel names it. */
+    const abstractSockets = (): string[] =>
+      fs
+        .readFileSync("/proc/net/unix", "utf8")
+        .split("\n")
+        .map((line) => line.split(" ").at(-1)!)
+        .filter((name) => name.startsWith("@"));
+    const listenAbstract = (server: net.Server, name: string): Promise<void> =>
+      new Promise((resolve) => server.listen(`\0${name.slice(1)}`, resolve));
+    /**
+     * PostgreSQL 13 cannot listen in the abstract namespace (PostgreSQL 14 can): a relay there hands
+     * each connection to its socket file, so the pooler dials @dir and PostgreSQL 13 answers.
+     */
+    async function postgresAt(dir: string): Promise<net.Server> {
+      const relay = net.createServer((client) => {
+        const server = net.connect(path.join(pgSocketDir(), `.s.PGSQL.${inject("pgPort")}`));
+        client.pipe(server).pipe(client);
+        client.on("error", () => server.destroy());
+        server.on("error", () => client.destroy());
+      });
+      await listenAbstract(relay, `${dir}/.s.PGSQL.${inject("pgPort")}`);
+      return relay;
+    }
+
+    it("listens at unix_socket_dir=@dir, named as the kernel names it; psql comes in with host=@dir", async () => {
+      const dir = abstractDir();
+      let name = "";
+      await withTestPooler({ UNIX_SOCKET_DIR: dir }, async (p) => {
+        name = `${dir}/.s.PGSQL.${p.port}`;
+        expect(abstractSockets()).toContain(name);
+        expect(p.logs.find((l) => l.msg === "listening")).toMatchObject({ unix_socket: name });
+        // psql, as node-postgres takes only a host starting with / for a socket directory
+        const url = (db: string): string =>
+          `postgresql://postgres:postgres@/${db}?host=${encodeURIComponent(dir)}&port=${p.port}`;
+        expect((await psql(url("app"), "SELECT 1")).stdout.trim()).toBe("1");
+        expect((await psql(url("pgbouncer"), "SHOW CONFIG")).stdout).toContain(
+          `unix_socket_dir|${dir}|/tmp|no`,
+        );
+        // the console's own session: addr, port, local_addr, local_port as for a socket file
+        expect((await psql(url("pgbouncer"), "SHOW CLIENTS")).stdout).toContain(
+          `C|postgres|pgbouncer|none|idle|unix|${p.port}|unix|${p.port}|`,
+        );
+      });
+      expect(abstractSockets()).not.toContain(name);
+    });
+
+    it("refuses at start an abstract name another process listens on", async () => {
+      const dir = abstractDir();
+      const port = await freePort();
+      const holder = net.createServer();
+      await listenAbstract(holder, `${dir}/.s.PGSQL.${port}`);
+      try {
+        const err = await errorOf(startTestPooler({ UNIX_SOCKET_DIR: dir, LISTEN_PORT: String(port) }));
+        expect(err.message).toBe(
+          `${dir}/.s.PGSQL.${port}: another process listens on it (a pooler already running?)`,
+        );
+        expect(
+          (await errorOf(connect(`postgresql://postgres:postgres@127.0.0.1:${port}/app`))).message,
+        ).toMatch(/ECONNREFUSED/);
+      } finally {
+        holder.close();
+      }
+    });
+
+    it("reaches PostgreSQL at host=@dir, or through unix_socket_dir=@dir: queries and cancels go there, a refusal names it", async () => {
+      const socketDir = abstractDir();
+      const relay = await postgresAt(socketDir);
+      const pgPort = inject("pgPort");
+      const ini = path.join(dir, "abstract.ini");
+      fs.writeFileSync(
+        ini,
+        [
+          "[databases]",
+          `app = host=${socketDir} port=${pgPort} user=postgres password=postgres`,
+          `nohost = port=${pgPort} dbname=app user=postgres password=postgres`,
+          "[pgbouncer]",
+          // where nohost connects: PostgreSQL's, and the pooler's socket beside it (another port)
+          `unix_socket_dir = ${socketDir}`,
+          "auth_type = trust",
+          "admin_users = postgres",
+          "pool_mode = transaction",
+          // a refused connection is a restarting server, waited for up to server_login_retry
+          "server_login_retry = 1",
+        ].join("\n"),
+      );
+      try {
+        const p = await startTestPooler({ DATABASE_URL: "" }, ini);
+        try {
+          // both sides abstract: psql in at @dir, PostgreSQL (inet_client_addr() NULL) out at @dir
+          const url = `postgresql://postgres@/nohost?host=${encodeURIComponent(socketDir)}&port=${p.port}`;
+          const { stdout } = await psql(url, "SELECT coalesce(host(inet_client_addr()), 'unix')");
+          expect(stdout.trim()).toBe("unix");
+          const c = await connect(p.url());
+          const admin = await connect(p.url("pgbouncer"));
+          try {
+            const dbs = (await admin.query<{ name: string; host: string | null }>("SHOW DATABASES")).rows;
+            expect(dbs.filter((d) => d.name !== "pgbouncer")).toEqual([
+              expect.objectContaining({ name: "app", host: socketDir, port: pgPort }),
+              expect.objectContaining({ name: "nohost", host: null, port: pgPort }),
+            ]);
+            await c.query("BEGIN");
+            expect((await admin.query<SocketRow>("SHOW SERVERS")).rows).toContainEqual(
+              expect.objectContaining({ type: "S", addr: "unix", port: pgPort, local_addr: "unix" }),
+            );
+            await c.query("COMMIT");
+            // the pooler's CancelRequest goes to @dir too
+            const key = c as unknown as { processID: number; secretKey: number };
+            const slow = c.query("SELECT pg_sleep(10)");
+            await new Promise((r) => setTimeout(r, 300));
+            await rawExchange(p.port, cancelRequest(key.processID, key.secretKey), 1000);
+            expect((await errorOf(slow)).code).toBe("57014");
+
+            // PostgreSQL's socket goes away, the pooled server with it: the next one is refused
+            relay.close();
+            await admin.query("RECONNECT app");
+            const refused = await errorOf(c.query("SELECT 1"));
+            expect(refused.message).toContain(`connect ECONNREFUSED ${socketDir}/.s.PGSQL.${pgPort}`);
+          } finally {
+            await Promise.all([c.end(), admin.end()]);
+          }
+        } finally {
+          await p.stop();
+        }
+      } finally {
+        relay.close();
+      }
+    });
   });
 });
