@@ -194,8 +194,8 @@ async function main(): Promise<void> {
       ] as const;
     };
     // Each settle time is how long idle-conns waits before reading RSS, before and after the logins.
-    // Right after 10,000 logins in a second, V8 still holds the heap that burst grew; about half a
-    // minute later its memory reducer compacts and returns it. Both are reported.
+    // Right after 10,000 logins in a second, V8 still holds the heap that burst grew; its memory
+    // reducer returns it later (on Node 24 only after 100 s: see results.ts). Both are reported.
     for (const settle of Number(opts.idle) > 0 ? idleSettles : []) {
       for (const [target, port, pid] of await idleTargets()) {
         console.log(`\n## idle connections: ${target}, RSS read ${settle} s after the logins`);
