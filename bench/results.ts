@@ -343,7 +343,7 @@ ${results.connect.length ? tpsTable(results.connect) : "Not run (`--connect ''` 
 
 RSS growth of the pooler process per client connection that logged in and stays idle (\`idle-conns.mjs\`),
 read a few seconds after the logins and again, on a fresh run, after a minute: right after 10,000 logins V8
-still holds the heap the burst grew. On Node 20 and 22 its memory reducer returned that 15–30 s later; on
+still holds the heap the burst grew. On Node 20 its memory reducer returned that 15–30 s later; on
 Node 24 the reducer reads the zero allocation rate of V8's C++ heap, which nothing here allocates on, as a
 high one, and waits for its 100-s watchdog, so the minute-later reading still holds it (README, issue 6).
 

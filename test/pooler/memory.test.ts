@@ -9,7 +9,7 @@
 // sockets' stream buffers and the kernel's), but every chunk read is a new Buffer, garbage as soon
 // as it is forwarded. Node 24's V8 frees those only in a full collection, which it starts once
 // about 64 MiB of such external memory has been allocated since the last, and reads go on while it
-// marks and sweeps: 31-84 MiB here for 200 MiB (Node 20 also scavenged under external-memory
+// marks and sweeps: 10-93 MiB here for 200 MiB (Node 20 also scavenged under external-memory
 // pressure, 18-42 MiB), and the same whatever the size (a bare Node pipe: 84-112 MiB from 100 MiB
 // to 3.2 GiB). A pooler that buffered what it cannot pass on would grow by the payload, 200 MiB
 // and more.
