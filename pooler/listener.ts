@@ -18,7 +18,7 @@ export interface Listener {
 
 /** On every listen_addr address and, with unix_socket_dir, on its Unix socket too (same port). */
 export async function listen(host: ClientHost, clients: ClientRegistry): Promise<Listener> {
-  const { listenAddr, listenPort, unixSocketDir, listenBacklog } = host.config;
+  const { listenAddr, listenPort, unixSocketDir, listenBacklog, soReuseport } = host.config;
   const make = (unixSocket = false): net.Server =>
     net.createServer(
       {
@@ -42,7 +42,12 @@ export async function listen(host: ClientHost, clients: ClientRegistry): Promise
       },
     );
   const servers =
-    listenAddr.trim() === "" ? [] : await bindAll(() => make(), listenAddr, listenPort, listenBacklog);
+    listenAddr.trim() === ""
+      ? []
+      : await bindAll(() => make(), listenAddr, listenPort, {
+          backlog: listenBacklog,
+          reusePort: soReuseport,
+        });
   const port = servers.length > 0 ? (servers[0]!.address() as net.AddressInfo).port : listenPort;
   let socketPath: string | null = null;
   if (unixSocketDir !== "") {
@@ -93,7 +98,7 @@ export async function bindAll<S extends net.Server | http.Server>(
   make: () => S,
   listenAddr: string,
   port: number,
-  backlog?: number,
+  opts: Pick<net.ListenOptions, "backlog" | "reusePort"> = {},
 ): Promise<S[]> {
   const servers: S[] = [];
   const hosts = listenHosts(listenAddr);
@@ -105,13 +110,10 @@ export async function bindAll<S extends net.Server | http.Server>(
       const ipv6Only = hosts.length > 1 && host !== undefined && net.isIPv6(host);
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
-        server.listen(
-          { host, port: boundPort, ipv6Only, ...(backlog === undefined ? {} : { backlog }) },
-          () => {
-            server.off("error", reject);
-            resolve();
-          },
-        );
+        server.listen({ host, port: boundPort, ipv6Only, ...opts }, () => {
+          server.off("error", reject);
+          resolve();
+        });
       });
       servers.push(server);
     }

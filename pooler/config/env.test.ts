@@ -75,9 +75,9 @@ describe("setting variables", () => {
 
   it("accept and report PgBouncer settings we ignore, but not $USER", () => {
     const { warnings } = loadConfig({
-      env: { ...DB, SYSLOG: "1", SO_REUSEPORT: "1", USER: "me" },
+      env: { ...DB, SYSLOG: "1", TCP_DEFER_ACCEPT: "1", USER: "me" },
     });
-    expect(warnings).toEqual(["environment: settings not implemented, ignored: SO_REUSEPORT, SYSLOG"]);
+    expect(warnings).toEqual(["environment: settings not implemented, ignored: SYSLOG, TCP_DEFER_ACCEPT"]);
   });
 
   it("name the image's variables they do not read, which would leave its admin or stats users out", () => {

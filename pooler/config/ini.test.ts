@@ -189,7 +189,7 @@ describe("readIniFile + applyIni", () => {
         "1 = host=/tmp/pgbouncer1",
         "[pgbouncer]",
         "syslog = 1",
-        "so_reuseport = 1",
+        "tcp_defer_accept = 1",
         "unix_socket_dir =",
       ].join("\n"),
     );
@@ -200,7 +200,7 @@ describe("readIniFile + applyIni", () => {
       expect.stringMatching(
         /pgbouncer\.ini:5: \[users\] u: user parameter reserve_pool_size not implemented/,
       ),
-      "[pgbouncer] settings not implemented, ignored: syslog, so_reuseport",
+      "[pgbouncer] settings not implemented, ignored: syslog, tcp_defer_accept",
     ]);
   });
 

@@ -79,6 +79,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   server_tls_key_file: null,
   server_tls_protocols: "secure",
   server_tls_sslmode: "prefer",
+  so_reuseport: "0",
   stats_period: "60",
   stats_users: "",
   suspend_timeout: "10",
@@ -110,6 +111,7 @@ const NOT_CHANGEABLE = [
   "peer_id",
   "pidfile",
   "pkt_buf",
+  "so_reuseport",
   "track_extra_parameters",
   "unix_socket_dir",
   "unix_socket_group",
@@ -286,7 +288,7 @@ describe("applySetting", () => {
   it("accepts and ignores PgBouncer keys we do not implement", () => {
     const c = defaultConfig();
     const before = JSON.stringify(showConfigRows(c));
-    expect(applySetting(c, "so_reuseport", "1")).toBe("ignored");
+    expect(applySetting(c, "tcp_defer_accept", "1")).toBe("ignored");
     expect(applySetting(c, "client_tls_ecdhcurve", "auto")).toBe("ignored");
     expect(JSON.stringify(showConfigRows(c))).toBe(before);
   });

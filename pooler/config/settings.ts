@@ -350,6 +350,8 @@ export const SETTINGS: readonly SettingDef[] = [
   checkedString("server_tls_protocols", "serverTlsProtocols", "secure", parseTlsProtocols),
   // PgBouncer 1.20+ (1.18, the tutorial's image, had disable): TLS whenever the server offers it.
   choice("server_tls_sslmode", "serverTlsSslmode", SSL_MODES, "prefer"),
+  // TCP listeners only: each pooler sharing the port keeps its own Unix socket, pidfile and console
+  bool("so_reuseport", "soReuseport", "0", { changeable: false }),
   // An int in PgBouncer; read as seconds here because the field is a duration in ms like the others.
   seconds("stats_period", "statsPeriod", "60"),
   list("stats_users", "statsUsers", ""),
@@ -392,7 +394,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "sbuf_loopcnt",
   "server_tls13_ciphers",
   "service_name",
-  "so_reuseport",
   "syslog",
   "syslog_facility",
   "syslog_ident",

@@ -164,6 +164,8 @@ export interface PoolerConfig {
   maxPacketSize: number;
   pktBuf: number;
   listenBacklog: number;
+  /** SO_REUSEPORT on the TCP listeners: several poolers on one port, the kernel spreading clients. */
+  soReuseport: boolean;
   tcpKeepalive: boolean;
   /** tcp_keepidle (ms): idle time before the first keepalive probe; 0 leaves the OS default. */
   tcpKeepidle: number;
