@@ -83,8 +83,9 @@ export async function listenUnix(
   const path = unixSocketPath(dir, port);
   const tooLong = socketPathProblem(path);
   if (tooLong !== null) throw new Error(`unix_socket_dir: ${tooLong}`);
-  const gid = opts.group === undefined ? undefined : groupId(opts.group);
   const abstract = isAbstract(path);
+  // an abstract name has no file to chmod or chown: PgBouncer does not read mode or group for it
+  const gid = abstract || opts.group === undefined ? undefined : groupId(opts.group);
   if (!abstract) await removeStaleSocket(path);
   await new Promise<void>((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException): void =>

@@ -328,10 +328,10 @@ describe("Unix-domain sockets", () => {
       return relay;
     }
 
-    it("listens at unix_socket_dir=@dir, named as the kernel names it; psql comes in with host=@dir", async () => {
+    it("listens at unix_socket_dir=@dir, named as the kernel names it, with no file for unix_socket_group; psql comes in with host=@dir", async () => {
       const dir = abstractDir();
       let name = "";
-      await withTestPooler({ UNIX_SOCKET_DIR: dir }, async (p) => {
+      await withTestPooler({ UNIX_SOCKET_DIR: dir, UNIX_SOCKET_GROUP: "no-such-group" }, async (p) => {
         name = `${dir}/.s.PGSQL.${p.port}`;
         expect(abstractSockets()).toContain(name);
         expect(p.logs.find((l) => l.msg === "listening")).toMatchObject({ unix_socket: name });
