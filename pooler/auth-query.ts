@@ -2,6 +2,7 @@
 // It runs on a server connection of the pooler's own, so auth_user may log in with whatever the
 // pooler's servers can: a plain password or an md5 hash from the auth file (the edoburu image
 // writes md5 hashes), or the database entry's password, over TLS as server_tls_sslmode says.
+import type net from "node:net";
 import type { ServerTls } from "./config/tls.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { classifySecret } from "./config/userlist.ts";
@@ -13,9 +14,15 @@ import { dialTarget } from "./unix-socket.ts";
  * Runs auth_query for `user` as `authUser`, on a connection opened for it and closed after; with a
  * host list, on the first host that lets auth_user in.
  */
+/** How the pooler reaches its servers: server_tls_*, and its DNS cache for host names. */
+export interface Dial {
+  tls: ServerTls | null;
+  lookup: net.LookupFunction;
+}
+
 export async function lookupByAuthQuery(
   config: PoolerConfig,
-  tls: ServerTls | null,
+  dial: Dial,
   db: DatabaseDef,
   authUser: string,
   user: string,
@@ -23,7 +30,7 @@ export async function lookupByAuthQuery(
   const hosts = parseHostList(db.host);
   for (let i = 0; ; i++) {
     try {
-      return await lookupOn(hosts[i]!, config, tls, db, authUser, user);
+      return await lookupOn(hosts[i]!, config, dial, db, authUser, user);
     } catch (err) {
       if (i === hosts.length - 1 || !(err instanceof LoginFailed)) throw err;
     }
@@ -36,7 +43,7 @@ class LoginFailed extends Error {}
 async function lookupOn(
   host: string,
   config: PoolerConfig,
-  tls: ServerTls | null,
+  dial: Dial,
   db: DatabaseDef,
   authUser: string,
   user: string,
@@ -44,7 +51,7 @@ async function lookupOn(
   const fileSecret = config.authUsers.get(authUser);
   const { server, ready } = ServerConnection.connect(
     {
-      ...dialTarget(host, config.unixSocketDir, tls),
+      ...dialTarget(host, config.unixSocketDir, dial.tls),
       port: db.port,
       database: db.authDbname ?? config.authDbname ?? db.dbname ?? db.name,
       credentials: {
@@ -57,6 +64,7 @@ async function lookupOn(
       maxPacketSize: config.maxPacketSize,
       keepalive: config.tcpKeepalive,
       keepidle: config.tcpKeepidle,
+      lookup: dial.lookup,
     },
     () => undefined,
   );

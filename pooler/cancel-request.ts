@@ -12,6 +12,8 @@ export interface CancelTarget {
   host: string;
   port: number;
   tls: ServerTls | null;
+  /** Resolves a host name: the pooler's DNS cache. */
+  lookup: net.LookupFunction;
 }
 
 export interface CancelCallbacks {
@@ -28,7 +30,7 @@ export function sendCancelRequest(
   timeoutMs: number,
   { sent, failed, done }: CancelCallbacks,
 ): void {
-  const sock = net.connect(serverEndpoint(target.host, target.port), () =>
+  const sock = net.connect(serverEndpoint(target.host, target.port, target.lookup), () =>
     connectTls(sock, target.tls, target.host).then((s) => {
       if (s !== sock) s.on("error", failed);
       s.end(cancelRequest(key.pid, key.secret));

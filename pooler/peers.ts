@@ -7,6 +7,7 @@ import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
 import type { PeerDef, PoolerConfig } from "./config/types.ts";
 import type { Logger } from "./log.ts";
 import { dialTarget, socketErrorText } from "./unix-socket.ts";
+import type { DnsCache } from "./dns-cache.ts";
 
 /** What the forwarder needs of the running pooler (the config changes on RELOAD). */
 export interface PeerHost {
@@ -14,6 +15,7 @@ export interface PeerHost {
   readonly log: Logger;
   /** How long a forwarded cancel may take to be taken. */
   readonly cancelTimeoutMs: number;
+  readonly dns: DnsCache;
 }
 
 /** SHOW PEER_POOLS' row: the cancel requests on their way to one peer. */
@@ -106,11 +108,15 @@ export class PeerForwarder {
   }
 
   private send(peer: PeerDef, cancels: PeerCancels, key: Key): void {
-    const { config, log, cancelTimeoutMs } = this.host;
+    const { config, log, cancelTimeoutMs, dns } = this.host;
     // Plain text, as PgBouncer sends a peer its CancelRequest as the connection's first bytes:
     // server_tls_* describe PostgreSQL, and a peer (client_tls_sslmode=disable by default, its
     // certificate made for the balancer's name) would refuse the SSLRequest or fail verify-full.
-    const target: CancelTarget = { ...dialTarget(peer.host, config.unixSocketDir, null), port: peer.port };
+    const target: CancelTarget = {
+      ...dialTarget(peer.host, config.unixSocketDir, null),
+      port: peer.port,
+      lookup: dns.lookup,
+    };
     cancels.connecting++;
     let sent = false;
     sendCancelRequest(target, key, cancelTimeoutMs, {

@@ -1,6 +1,7 @@
 // A pool of server connections for one (database, user) pair: idle / active / used / login
 // servers, the FIFO queue of clients waiting for one, and the limits. This is the only place where
 // servers change state and move between lists.
+import type net from "node:net";
 import { now } from "./clock.ts";
 import type { DatabaseDef, PoolMode } from "./config/types.ts";
 import type { ServerTls } from "./config/tls.ts";
@@ -81,6 +82,8 @@ export interface PoolSettings {
   serverTls: ServerTls | null;
   /** Where a [databases] entry without host= connects. */
   unixSocketDir: string;
+  /** Resolves server host names: the pooler's DNS cache. */
+  lookup: net.LookupFunction;
 }
 
 /** The login a [databases] entry with user= forces on every client's servers; null without one. */
@@ -418,6 +421,7 @@ export class Pool {
       maxPacketSize: this.settings.maxPacketSize,
       keepalive: this.settings.keepalive,
       keepidle: this.settings.keepidle,
+      lookup: this.settings.lookup,
     };
     const attemptStart = Date.now();
     const { server, ready } = ServerConnection.connect(

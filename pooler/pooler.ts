@@ -20,6 +20,7 @@ import type { Logger } from "./log.ts";
 import { MetricsServer } from "./metrics.ts";
 import { Pool, forcedCredentials, type PoolRegistry, type PoolSettings } from "./pool.ts";
 import { ClientRegistry } from "./client-registry.ts";
+import { DnsCache } from "./dns-cache.ts";
 import { PeerForwarder, type PeerHost } from "./peers.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import type { ServerConnection, ServerCredentials } from "./server.ts";
@@ -42,6 +43,11 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   readonly peers: PeerForwarder;
   /** Clients per database and per login user, for max_db_client_connections and the like. */
   readonly clientCounts = new ClientCounts();
+  /** Server and peer host names, looked up once per dns_max_ttl. */
+  readonly dns = new DnsCache(() => ({
+    maxTtl: this.config.dnsMaxTtl,
+    nxdomainTtl: this.config.dnsNxdomainTtl,
+  }));
   /** Databases made up for names matched by the "*" entry (PgBouncer's autodb). */
   private readonly autoDatabases = new Map<string, DatabaseDef>();
   /** Since when each auto-database has had no clients and no servers (ms). */
@@ -183,7 +189,13 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const known = this.config.authUsers.get(user);
     const authUser = db.authUser ?? this.config.authUser;
     if (known || authUser === undefined) return known;
-    return lookupByAuthQuery(this.config, this.tls.server, db, authUser, user);
+    return lookupByAuthQuery(
+      this.config,
+      { tls: this.tls.server, lookup: this.dns.lookup },
+      db,
+      authUser,
+      user,
+    );
   }
 
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool {
@@ -234,6 +246,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       trackExtraParameters: c.trackExtraParameters,
       serverTls: this.tls.server,
       unixSocketDir: c.unixSocketDir,
+      lookup: this.dns.lookup,
     };
   }
 

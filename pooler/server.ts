@@ -3,8 +3,7 @@
 // whose replies nobody else sees.
 import net from "node:net";
 import { now } from "./clock.ts";
-import type { ServerTls } from "./config/tls.ts";
-import { sendCancelRequest } from "./cancel-request.ts";
+import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
 import { Block, Connection } from "./connection.ts";
 import { FrameScanner, type FrameVisitor } from "./protocol/framing.ts";
 import {
@@ -47,9 +46,7 @@ export interface ServerCredentials {
   scramKeys?: { clientKey: Buffer; serverKey: Buffer };
 }
 
-export interface ServerTarget {
-  host: string;
-  port: number;
+export interface ServerTarget extends CancelTarget {
   database: string;
   credentials: ServerCredentials;
   /** Startup parameters sent at connect (client_encoding, application_name, …). */
@@ -59,8 +56,6 @@ export interface ServerTarget {
   /** tcp_keepalive and tcp_keepidle (ms, 0: the OS default), as for client sockets. */
   keepalive: boolean;
   keepidle: number;
-  /** server_tls_*: SSLRequest before the startup packet (null: plain, server_tls_sslmode=disable). */
-  tls: ServerTls | null;
 }
 
 /** An error the server sent (kept whole so the client sees PostgreSQL's own words). */
@@ -201,7 +196,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   ): { server: ServerConnection; ready: Promise<void> } {
     const reads = new ReadBuffer();
     const socket = net.connect({
-      ...serverEndpoint(target.host, target.port),
+      ...serverEndpoint(target.host, target.port, target.lookup),
       noDelay: true,
       onread: reads.onread,
     });

@@ -63,9 +63,12 @@ export function dialTarget<T>(
   return { host: resolved, tls: isSocketDir(resolved) ? null : tls };
 }
 
-/** Where net.connect goes for a server's host (already resolved: a TCP host or a socket directory). */
-export function serverEndpoint(host: string, port: number): net.NetConnectOpts {
-  return isSocketDir(host) ? { path: kernelPath(unixSocketPath(host, port)) } : { host, port };
+/**
+ * Where net.connect goes for a server's host (already resolved: a TCP host or a socket directory);
+ * `lookup` resolves a host name (the pooler's DNS cache).
+ */
+export function serverEndpoint(host: string, port: number, lookup: net.LookupFunction): net.NetConnectOpts {
+  return isSocketDir(host) ? { path: kernelPath(unixSocketPath(host, port)) } : { host, port, lookup };
 }
 
 /**

@@ -1,6 +1,7 @@
 // The SHOW commands: PgBouncer 1.25's result sets column for column, names and PostgreSQL types as
 // its admin.c and stats.c send them, so pgbouncer_exporter and existing scripts read ours unchanged.
 import { showConfigRows, type ShowConfigRow } from "../config/index.ts";
+import type { DnsHostRow } from "../dns-cache.ts";
 import type { PeerPoolRow } from "../peers.ts";
 import type { Pooler } from "../pooler.ts";
 import { commandComplete } from "../protocol/messages.ts";
@@ -319,11 +320,6 @@ function showHelp(): Buffer[] {
   return [notice("Console usage", detail), commandComplete("SHOW")];
 }
 
-/** We have no DNS cache of our own: these are PgBouncer's empty result sets. */
-function empty<R>(columns: Column<R>[]): ShowCommand {
-  return () => resultSet(columns, []);
-}
-
 export const SHOW_COMMANDS: ReadonlyMap<string, ShowCommand> = new Map<string, ShowCommand>([
   ["help", showHelp],
   [
@@ -359,23 +355,20 @@ export const SHOW_COMMANDS: ReadonlyMap<string, ShowCommand> = new Map<string, S
   ["peer_pools", (p) => resultSet(PEER_POOL_COLUMNS, p.peers.rows())],
   [
     "dns_hosts",
-    empty(
-      cols<{ hostname: string; ttl: number; addrs: string }>({
-        hostname: "text",
-        ttl: "int8",
-        addrs: "text",
-      }),
-    ),
+    (p) => resultSet(cols<DnsHostRow>({ hostname: "text", ttl: "int8", addrs: "text" }), p.dns.rows()),
   ],
   [
+    // dns_zone_check_period is not implemented (getaddrinfo reads no SOA serials): no zones
     "dns_zones",
-    empty(
-      cols<{ zonename: string; serial: number; count: number }>({
-        zonename: "text",
-        serial: "int8",
-        count: "int4",
-      }),
-    ),
+    () =>
+      resultSet(
+        cols<{ zonename: string; serial: number; count: number }>({
+          zonename: "text",
+          serial: "int8",
+          count: "int4",
+        }),
+        [],
+      ),
   ],
 ]);
 

@@ -462,6 +462,7 @@ export function userRows(pooler: Pooler): UserRow[] {
 export function listRows(pooler: Pooler): ListRow[] {
   const servers = serverCount(pooler, () => true);
   const login = [...pooler.clients].filter((c) => c.state === "login").length;
+  const dns = pooler.dns.counts();
   return [
     { list: "databases", items: databaseRows(pooler).length },
     { list: "users", items: userRows(pooler).length },
@@ -475,11 +476,10 @@ export function listRows(pooler: Pooler): ListRow[] {
     { list: "login_clients", items: login },
     { list: "free_servers", items: 0 },
     { list: "used_servers", items: servers },
-    // Host names are resolved by the OS on each connect: no DNS cache of our own.
-    { list: "dns_names", items: 0 },
+    { list: "dns_names", items: dns.names },
     { list: "dns_zones", items: 0 },
-    { list: "dns_queries", items: 0 },
-    { list: "dns_pending", items: 0 },
+    { list: "dns_queries", items: dns.queries },
+    { list: "dns_pending", items: dns.pending },
   ];
 }
 

@@ -33,6 +33,8 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   client_tls_sslmode: "disable",
   default_pool_size: "20",
   disable_pqexec: "0",
+  dns_max_ttl: "15",
+  dns_nxdomain_ttl: "15",
   idle_transaction_timeout: "0",
   ignore_startup_parameters: "",
   listen_addr: "",

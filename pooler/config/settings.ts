@@ -289,6 +289,8 @@ export const SETTINGS: readonly SettingDef[] = [
   int("default_pool_size", "defaultPoolSize", "20"),
   // PgBouncer reads it only at start (CF_NO_RELOAD)
   bool("disable_pqexec", "disablePqexec", "0", { changeable: false }),
+  seconds("dns_max_ttl", "dnsMaxTtl", "15"),
+  seconds("dns_nxdomain_ttl", "dnsNxdomainTtl", "15"),
   seconds("idle_transaction_timeout", "idleTransactionTimeout", "0"),
   list("ignore_startup_parameters", "ignoreStartupParameters", ""),
   // PgBouncer's default is unset (Unix socket only); ours is loopback, so that the tutorial's TCP
@@ -386,8 +388,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "client_tls_dheparams",
   "client_tls_ecdhcurve",
   "conffile",
-  "dns_max_ttl",
-  "dns_nxdomain_ttl",
   "dns_zone_check_period",
   "job_name",
   "resolv_conf",

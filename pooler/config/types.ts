@@ -164,6 +164,10 @@ export interface PoolerConfig {
   maxPacketSize: number;
   pktBuf: number;
   listenBacklog: number;
+  /** dns_max_ttl (ms): how long a host name's addresses are served from the pooler's DNS cache. */
+  dnsMaxTtl: number;
+  /** dns_nxdomain_ttl (ms): how long a failed lookup is. */
+  dnsNxdomainTtl: number;
   /** SO_REUSEPORT on the TCP listeners: several poolers on one port, the kernel spreading clients. */
   soReuseport: boolean;
   tcpKeepalive: boolean;

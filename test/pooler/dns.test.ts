@@ -1,0 +1,92 @@
+// The pooler's DNS cache through real lookups: a server host given by name is resolved once per
+// dns_max_ttl, SHOW DNS_HOSTS and SHOW LISTS show it as PgBouncer does, and a name that does not
+// resolve is remembered for dns_nxdomain_ttl.
+import { describe, expect, inject, it } from "vitest";
+import { connect, errorOf } from "../support/clients.ts";
+import { withTestPooler, type TestPooler } from "../support/pooler.ts";
+
+/** The test database, by host name rather than address. */
+const byName = (host: string): string => {
+  const url = new URL(inject("pgAppUrl"));
+  url.hostname = host;
+  return url.toString();
+};
+
+async function consoleRows<R>(p: TestPooler, sql: string): Promise<R[]> {
+  const admin = await connect(p.url("pgbouncer"));
+  try {
+    return (await admin.query(sql)).rows as R[];
+  } finally {
+    await admin.end();
+  }
+}
+
+const dnsHosts = (p: TestPooler) =>
+  consoleRows<{ hostname: string; ttl: string; addrs: string }>(p, "SHOW DNS_HOSTS");
+
+async function list(p: TestPooler, name: string): Promise<number> {
+  const rows = await consoleRows<{ list: string; items: number }>(p, "SHOW LISTS");
+  return rows.find((r) => r.list === name)!.items;
+}
+
+describe("DNS cache", () => {
+  it("resolves a server's host name once per dns_max_ttl, for every server it opens", async () => {
+    await withTestPooler({ DATABASE_URL: byName("localhost"), ADMIN_USERS: "postgres" }, async (p) => {
+      const first = await connect(p.url());
+      const second = await connect(p.url());
+      try {
+        await first.query("BEGIN");
+        await first.query("SELECT 1");
+        const [before] = await dnsHosts(p);
+        expect(before).toMatchObject({
+          hostname: "localhost",
+          addrs: expect.stringContaining("127.0.0.1:0"),
+        });
+        expect(Number(before!.ttl)).toBeGreaterThanOrEqual(14);
+        await new Promise((r) => setTimeout(r, 1_200));
+        // `first` holds its server, so this needs a second one, opened with the cached addresses
+        await second.query("SELECT 1");
+        expect(await serversOf(p)).toBe(2);
+        const [after] = await dnsHosts(p);
+        expect(Number(after!.ttl)).toBeLessThanOrEqual(13);
+        expect(await list(p, "dns_names")).toBe(1);
+        expect(await list(p, "dns_pending")).toBe(0);
+      } finally {
+        await Promise.all([first.end(), second.end()]);
+      }
+    });
+  });
+
+  it("looks the name up for each server with dns_max_ttl = 0", async () => {
+    await withTestPooler(
+      { DATABASE_URL: byName("localhost"), DNS_MAX_TTL: "0", ADMIN_USERS: "postgres" },
+      async (p) => {
+        const c = await connect(p.url());
+        try {
+          await c.query("SELECT 1");
+          expect(await dnsHosts(p)).toEqual([{ hostname: "localhost", ttl: "0", addrs: "127.0.0.1:0" }]);
+        } finally {
+          await c.end();
+        }
+      },
+    );
+  });
+
+  it("refuses clients of a host that does not resolve, and remembers the failure for dns_nxdomain_ttl", async () => {
+    await withTestPooler(
+      { DATABASE_URL: byName("no-such-host.invalid"), ADMIN_USERS: "postgres", SERVER_LOGIN_RETRY: "0" },
+      async (p) => {
+        const err = await errorOf(connect(p.url()));
+        expect(err.message).toMatch(/ENOTFOUND no-such-host\.invalid/);
+        const [row] = await dnsHosts(p);
+        expect(row).toMatchObject({ hostname: "no-such-host.invalid", addrs: "" });
+        expect(Number(row!.ttl)).toBeGreaterThanOrEqual(13);
+      },
+    );
+  });
+});
+
+async function serversOf(p: TestPooler): Promise<number> {
+  const rows = await consoleRows<{ database: string }>(p, "SHOW SERVERS");
+  return rows.filter((r) => r.database === "app").length;
+}
