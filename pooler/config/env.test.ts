@@ -21,6 +21,8 @@ function sample(s: SettingDef): [string, string, Record<string, string>?] {
     client_tls_sslmode: ["require", "require", clientPair],
     client_tls_protocols: ["tlsv1.3", "tlsv1.3"],
     client_tls_ciphers: ["fast", "fast"],
+    client_tls_dheparams: ["none", "none"],
+    client_tls_ecdhcurve: ["secp384r1", "secp384r1"],
     server_tls_sslmode: ["verify-ca", "verify-ca"],
     server_tls_ca_file: [certs.caCert, certs.caCert],
     server_tls_key_file: [certs.clientKey, certs.clientKey, { SERVER_TLS_CERT_FILE: certs.clientCert }],

@@ -28,6 +28,8 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   client_tls_ca_file: null,
   client_tls_cert_file: null,
   client_tls_ciphers: "default",
+  client_tls_dheparams: "auto",
+  client_tls_ecdhcurve: "auto",
   client_tls_key_file: null,
   client_tls_protocols: "secure",
   client_tls_sslmode: "disable",
@@ -291,11 +293,11 @@ describe("applySetting", () => {
     const c = defaultConfig();
     const before = JSON.stringify(showConfigRows(c));
     expect(applySetting(c, "tcp_defer_accept", "1")).toBe("ignored");
-    expect(applySetting(c, "client_tls_ecdhcurve", "auto")).toBe("ignored");
+    expect(applySetting(c, "client_tls13_ciphers", "TLS_AES_128_GCM_SHA256")).toBe("ignored");
     expect(JSON.stringify(showConfigRows(c))).toBe(before);
   });
 
-  it("takes every sslmode and refuses TLS protocols or ciphers it cannot honour, naming the key", () => {
+  it("takes every sslmode and refuses TLS protocols, ciphers, curves or DH params it cannot honour, naming the key", () => {
     const c = defaultConfig();
     expect(applySetting(c, "client_tls_sslmode", "Verify-Full")).toBe("set");
     expect(c.clientTlsSslmode).toBe("verify-full");
@@ -308,6 +310,18 @@ describe("applySetting", () => {
     expect(() => applySetting(c, "server_tls_ciphers", "NO-SUCH-CIPHER")).toThrow(
       /^server_tls_ciphers: expected a cipher keyword .* or an OpenSSL cipher list/,
     );
+    expect(() => applySetting(c, "client_tls_ecdhcurve", "P-385", { where: "a.ini:7" })).toThrow(
+      /^a\.ini:7: client_tls_ecdhcurve: expected none, auto, or a curve this OpenSSL knows, .*, got "P-385"$/,
+    );
+    expect(() => applySetting(c, "client_tls_dheparams", "2048", { label: "CLIENT_TLS_DHEPARAMS" })).toThrow(
+      /^CLIENT_TLS_DHEPARAMS: expected one of none, auto, legacy, got "2048"$/,
+    );
+    applySetting(c, "client_tls_dheparams", "Legacy");
+    applySetting(c, "client_tls_ecdhcurve", "secp384r1");
+    expect(showConfigRows(c).filter((r) => /dhe|ecdh/.test(r.key))).toEqual([
+      { key: "client_tls_dheparams", value: "legacy", default: "auto", changeable: "yes" },
+      { key: "client_tls_ecdhcurve", value: "secp384r1", default: "auto", changeable: "yes" },
+    ]);
   });
 
   it("refuses online changes of start-only settings, like SHOW CONFIG says", () => {

@@ -3,7 +3,7 @@
 // Defaults and the `changeable` column follow PgBouncer 1.25 (src/main.c, bouncer_params).
 
 import { ConfigError, InvalidValue, parseAt } from "./errors.ts";
-import { SSL_MODES, parseTlsCiphers, parseTlsProtocols } from "./tls.ts";
+import { DHE_PARAMS, SSL_MODES, parseEcdhCurve, parseTlsCiphers, parseTlsProtocols } from "./tls.ts";
 import type { AuthType, PoolerConfig, PoolMode } from "./types.ts";
 
 export const POOL_MODES: readonly PoolMode[] = ["session", "transaction", "statement"];
@@ -190,7 +190,7 @@ function optionalString(
   };
 }
 
-/** A string checked when set (TLS protocols and ciphers), so a bad value is refused where it was given. */
+/** A string checked when set (TLS protocols, ciphers, curves), so a bad value is refused where it was given. */
 function checkedString(
   key: string,
   field: FieldOf<string>,
@@ -243,12 +243,9 @@ function list(key: string, field: FieldOf<string[]>, def: string, opts: Options 
   };
 }
 
-function choice<F extends "poolMode" | "authType" | "clientTlsSslmode" | "serverTlsSslmode">(
-  key: string,
-  field: F,
-  values: readonly PoolerConfig[F][],
-  def: PoolerConfig[F],
-): SettingDef {
+function choice<
+  F extends "poolMode" | "authType" | "clientTlsSslmode" | "serverTlsSslmode" | "clientTlsDheparams",
+>(key: string, field: F, values: readonly PoolerConfig[F][], def: PoolerConfig[F]): SettingDef {
   return {
     key,
     kind: "enum",
@@ -283,6 +280,8 @@ export const SETTINGS: readonly SettingDef[] = [
   optionalString("client_tls_ca_file", "clientTlsCaFile"),
   optionalString("client_tls_cert_file", "clientTlsCertFile"),
   checkedString("client_tls_ciphers", "clientTlsCiphers", "default", parseTlsCiphers),
+  choice("client_tls_dheparams", "clientTlsDheparams", DHE_PARAMS, "auto"),
+  checkedString("client_tls_ecdhcurve", "clientTlsEcdhcurve", "auto", parseEcdhCurve),
   optionalString("client_tls_key_file", "clientTlsKeyFile"),
   checkedString("client_tls_protocols", "clientTlsProtocols", "secure", parseTlsProtocols),
   choice("client_tls_sslmode", "clientTlsSslmode", SSL_MODES, "disable"),
@@ -384,9 +383,8 @@ export function findSetting(key: string): SettingDef | undefined {
 export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "auth_ident_file",
   "auth_ldap_options",
+  // PgBouncer 1.25's TLS 1.3 suites; 1.18 refuses them as unknown keys
   "client_tls13_ciphers",
-  "client_tls_dheparams",
-  "client_tls_ecdhcurve",
   "conffile",
   "dns_zone_check_period",
   "job_name",

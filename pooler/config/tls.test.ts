@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { makeCerts } from "../../test/support/certs.ts";
 import { InvalidValue } from "./errors.ts";
 import { loadConfig } from "./index.ts";
-import { buildTls, parseTlsCiphers, parseTlsProtocols } from "./tls.ts";
+import { buildTls, parseEcdhCurve, parseTlsCiphers, parseTlsProtocols } from "./tls.ts";
 
 describe("parseTlsProtocols", () => {
   it("maps PgBouncer's versions and shortcuts onto Node's minimum and maximum", () => {
@@ -25,6 +25,16 @@ describe("parseTlsCiphers", () => {
     expect(parseTlsCiphers("ALL")).toBe("ALL:!aNULL:!eNULL");
     expect(parseTlsCiphers("ECDHE-RSA-AES128-GCM-SHA256")).toBe("ECDHE-RSA-AES128-GCM-SHA256");
     expect(() => parseTlsCiphers("NO-SUCH-CIPHER")).toThrow(/no cipher match/);
+  });
+});
+
+describe("parseEcdhCurve", () => {
+  it("takes auto, a curve or a colon list this OpenSSL knows; none leaves the groups alone, as PgBouncer 1.18 does", () => {
+    const taken = ["auto", "NONE", "", "secp384r1", " X25519:P-256 "].map((raw) => parseEcdhCurve(raw));
+    expect(taken).toEqual(["auto", "auto", "auto", "secp384r1", "X25519:P-256"]);
+    expect(() => parseEcdhCurve("secp385r1")).toThrow(
+      /^expected none, auto, or a curve this OpenSSL knows, such as prime256v1/,
+    );
   });
 });
 
@@ -63,6 +73,12 @@ describe("TLS files at load", () => {
       });
       const setup = buildTls(config);
       expect(setup.client).toMatchObject({ mode: "verify-ca", requestCert: true });
+      // 1024-bit DH only where the cipher list lowers OpenSSL's security level
+      expect(() => loadConfig({ env: { ...env, CLIENT_TLS_DHEPARAMS: "legacy" } })).toThrow(
+        "client_tls_dheparams: legacy (1024-bit DH) is below this OpenSSL's security level; use auto, or lower the level with :@SECLEVEL=1 in client_tls_ciphers",
+      );
+      const lowered = { ...env, CLIENT_TLS_DHEPARAMS: "legacy", CLIENT_TLS_CIPHERS: "HIGH:@SECLEVEL=1" };
+      expect(buildTls(loadConfig({ env: lowered }).config).client).not.toBeNull();
       expect(setup.server).toMatchObject({ mode: "verify-full", verifyChain: true, verifyName: true });
       expect(buildTls(loadConfig({ env: { ...base, SERVER_TLS_SSLMODE: "disable" } }).config)).toEqual({
         client: null,

@@ -6,7 +6,7 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import tls from "node:tls";
 import { ConfigError, InvalidValue } from "./errors.ts";
-import type { PoolerConfig, SslMode } from "./types.ts";
+import type { DheParams, PoolerConfig, SslMode } from "./types.ts";
 
 export const SSL_MODES: readonly SslMode[] = [
   "disable",
@@ -91,6 +91,60 @@ export function parseTlsCiphers(raw: string): string {
   return ciphers;
 }
 
+/**
+ * `client_tls_ecdhcurve` as Node's ecdhCurve. PgBouncer 1.18 on OpenSSL 3 leaves the groups alone
+ * for `none` (measured: ECDHE is still negotiated), so none and an empty value are auto here too.
+ * Besides PgBouncer's single curve names (prime256v1, secp384r1), OpenSSL's group names and
+ * colon lists are taken (X25519, P-384), as Node hands them on.
+ */
+export function parseEcdhCurve(raw: string): string {
+  const curve = raw.trim();
+  if (["", "none", "auto"].includes(curve.toLowerCase())) return "auto";
+  try {
+    tls.createSecureContext({ ecdhCurve: curve });
+  } catch {
+    throw new InvalidValue(
+      "none, auto, or a curve this OpenSSL knows, such as prime256v1, secp384r1 or X25519 (or a colon list)",
+    );
+  }
+  return curve;
+}
+
+export const DHE_PARAMS: readonly DheParams[] = ["none", "auto", "legacy"];
+
+/** A PKCS#3 DHParameter PEM, the form Node's dhparam takes. */
+function dhParametersPem(group: crypto.DiffieHellmanGroup): string {
+  const der = derSequence([derInteger(group.getPrime()), derInteger(group.getGenerator())]);
+  const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
+  return `-----BEGIN DH PARAMETERS-----\n${lines.join("\n")}\n-----END DH PARAMETERS-----\n`;
+}
+
+function derInteger(unsigned: Buffer): Buffer {
+  // a set top bit would make it negative
+  const body = (unsigned[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), unsigned]) : unsigned;
+  return derElement(0x02, body);
+}
+
+function derSequence(elements: Buffer[]): Buffer {
+  return derElement(0x30, Buffer.concat(elements));
+}
+
+function derElement(tag: number, body: Buffer): Buffer {
+  const length: number[] = [];
+  for (let n = body.length; n > 0; n >>= 8) length.unshift(n & 0xff);
+  const header = body.length < 0x80 ? [body.length] : [0x80 | length.length, ...length];
+  return Buffer.concat([Buffer.from([tag, ...header]), body]);
+}
+
+/** `legacy`: 1024-bit DH, RFC 2409's group 2 (Node's modp2). */
+const LEGACY_DH_PARAMS = dhParametersPem(crypto.getDiffieHellman("modp2"));
+
+/** Node's dhparam for client_tls_dheparams: without one, OpenSSL offers no DHE suite. */
+function dhparam(mode: DheParams): string | undefined {
+  if (mode === "none") return undefined;
+  return mode === "auto" ? "auto" : LEGACY_DH_PARAMS;
+}
+
 /** The pooler as a TLS server to its clients (null: client_tls_sslmode = disable). */
 export interface ClientTls {
   mode: SslMode;
@@ -150,12 +204,16 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
   // and no session resumption (a resumed TLS 1.3 session counts as verified without a certificate):
   // no stateless tickets, and the stateful ones OpenSSL still sends find no server cache.
   const acceptor = usable("client_tls", () =>
-    tls.createServer({
-      ...options,
-      requestCert,
-      rejectUnauthorized: false,
-      secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION | crypto.constants.SSL_OP_NO_TICKET,
-    }),
+    legacyDhAllowed(c.clientTlsDheparams, () =>
+      tls.createServer({
+        ...options,
+        ecdhCurve: parseEcdhCurve(c.clientTlsEcdhcurve),
+        dhparam: dhparam(c.clientTlsDheparams),
+        requestCert,
+        rejectUnauthorized: false,
+        secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION | crypto.constants.SSL_OP_NO_TICKET,
+      }),
+    ),
   );
   return { mode: c.clientTlsSslmode, requestCert, acceptor };
 }
@@ -204,11 +262,29 @@ function contextOptions(prefix: string, f: ContextFiles): tls.SecureContextOptio
   };
 }
 
+/**
+ * OpenSSL refuses 1024-bit DH parameters below its security level (2 in Node 24's OpenSSL). PgBouncer
+ * 1.18 on OpenSSL 3 starts and then fails every DHE handshake (`dh key too small`); refused at load
+ * here instead, where the key can be named and the way out given.
+ */
+function legacyDhAllowed<T>(mode: DheParams, build: () => T): T {
+  try {
+    return build();
+  } catch (err) {
+    // Node's message for a dhparam OpenSSL would not take; auto and none never get it
+    if (mode !== "legacy" || (err as Error).message !== "Error setting temp DH parameter") throw err;
+    throw new ConfigError(
+      "client_tls_dheparams: legacy (1024-bit DH) is below this OpenSSL's security level; use auto, or lower the level with :@SECLEVEL=1 in client_tls_ciphers",
+    );
+  }
+}
+
 /** Builds a context (or a server holding one); OpenSSL's reason says which file it cannot use. */
 function usable<T>(prefix: string, build: () => T): T {
   try {
     return build();
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(
       `${prefix}_key_file, ${prefix}_cert_file, ${prefix}_ca_file: OpenSSL cannot use these files: ${(err as Error).message}`,
     );

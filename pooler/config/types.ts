@@ -9,6 +9,8 @@ export type PoolMode = "session" | "transaction" | "statement";
 export type AuthType = "trust" | "any" | "plain" | "md5" | "scram-sha-256" | "cert" | "hba";
 /** PgBouncer's client_tls_sslmode / server_tls_sslmode values, weakest first. */
 export type SslMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
+/** client_tls_dheparams: no DHE, OpenSSL's choice (2048-bit with a 2048-bit RSA key), 1024-bit. */
+export type DheParams = "none" | "auto" | "legacy";
 
 /** One entry of [databases]: where a client-visible database name really lives. */
 export interface DatabaseDef {
@@ -193,6 +195,8 @@ export interface PoolerConfig {
   clientTlsCaFile?: string;
   clientTlsProtocols: string;
   clientTlsCiphers: string;
+  clientTlsEcdhcurve: string;
+  clientTlsDheparams: DheParams;
   serverTlsSslmode: SslMode;
   serverTlsCaFile?: string;
   serverTlsKeyFile?: string;

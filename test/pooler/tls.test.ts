@@ -48,11 +48,59 @@ async function tlsColumn(admin: pg.Client, show: "CLIENTS" | "SERVERS"): Promise
   return rows.map((r) => r.tls);
 }
 
+/** SSLRequest, then a TLS handshake as a client with `opts`; rejects if the handshake fails. */
+async function tlsHandshake(port: number, opts: tls.ConnectionOptions): Promise<tls.TLSSocket> {
+  const raw = net.connect({ host: "127.0.0.1", port });
+  await new Promise((r) => raw.once("connect", r));
+  raw.write(sslRequest());
+  const answer = await new Promise<Buffer>((r) => raw.once("data", r));
+  expect(answer.toString()).toBe("S");
+  const secure = tls.connect({
+    socket: raw,
+    ca: fs.readFileSync(certs.caCert),
+    servername: "localhost",
+    ...opts,
+  });
+  await new Promise((resolve, reject) => {
+    secure.once("secureConnect", resolve);
+    secure.once("error", reject);
+  });
+  secure.on("error", () => undefined);
+  return secure;
+}
+
+/** A TLS 1.2 client offering only `ciphers` (and `ecdhCurve`): the key exchange it got, or why it failed. */
+async function keyExchange(port: number, ciphers: string, ecdhCurve?: string): Promise<string> {
+  try {
+    const secure = await tlsHandshake(port, {
+      maxVersion: "TLSv1.2",
+      ciphers,
+      ...(ecdhCurve ? { ecdhCurve } : {}),
+    });
+    const key = secure.getEphemeralKeyInfo() as { type?: string; name?: string; size?: number };
+    const got = `${secure.getCipher().name} ${key.type ?? "?"} ${key.name ?? key.size ?? "?"}`;
+    secure.destroy();
+    return got;
+  } catch (err) {
+    return `refused: ${(err as Error).message.split("\n")[0]!.replace(/^.*:(ssl\/tls alert [a-z ]+):.*$/, "$1")}`;
+  }
+}
+
 const clientTls = (mode: string): Record<string, string> => ({
   CLIENT_TLS_SSLMODE: mode,
   CLIENT_TLS_KEY_FILE: certs.serverKey,
   CLIENT_TLS_CERT_FILE: certs.serverCert,
   CLIENT_TLS_CA_FILE: certs.caCert,
+});
+
+/**
+ * With the RSA key: DHE suites need one, and in TLS 1.2 a client's curves also limit the ECDSA
+ * certificates it accepts (P-256 here), which would mix into the ECDHE curve tests.
+ */
+const rsaClientTls = (): Record<string, string> => ({
+  ...clientTls("require"),
+  CLIENT_TLS_KEY_FILE: certs.rsaServerKey,
+  CLIENT_TLS_CERT_FILE: certs.rsaServerCert,
 });
 
 describe("client side TLS", () => {
@@ -114,23 +162,7 @@ describe("client side TLS", () => {
 
   it("a certificate's verdict holds for its handshake only: no renegotiation, no session to resume", () =>
     withTestPooler(clientTls("verify-full"), async (p) => {
-      /** SSLRequest, then a TLS handshake as a client with `opts`. */
-      const handshake = async (opts: tls.ConnectionOptions): Promise<tls.TLSSocket> => {
-        const raw = net.connect({ host: "127.0.0.1", port: p.port });
-        await new Promise((r) => raw.once("connect", r));
-        raw.write(sslRequest());
-        const answer = await new Promise<Buffer>((r) => raw.once("data", r));
-        expect(answer.toString()).toBe("S");
-        const secure = tls.connect({
-          socket: raw,
-          ca: fs.readFileSync(certs.caCert),
-          servername: "localhost",
-          ...opts,
-        });
-        secure.on("error", () => undefined);
-        await new Promise((r) => secure.once("secureConnect", r));
-        return secure;
-      };
+      const handshake = (opts: tls.ConnectionOptions): Promise<tls.TLSSocket> => tlsHandshake(p.port, opts);
       // TLS 1.2 with a good certificate, then a second handshake (which could bring another one)
       const first = await handshake({
         maxVersion: "TLSv1.2",
@@ -164,6 +196,62 @@ describe("client side TLS", () => {
         expect(await refusedFor(resumed)).toBe("connection requires a valid client certificate");
         resumed.destroy();
       }
+    }));
+
+  it("client_tls_dheparams: none refuses a TLS 1.2 client offering only DHE, auto takes it (2048-bit), legacy is 1024-bit", async () => {
+    const dhe = "DHE-RSA-AES256-GCM-SHA384";
+    const got: Record<string, string> = {};
+    for (const dheparams of ["none", "auto", undefined]) {
+      const env = {
+        ...rsaClientTls(),
+        ...(dheparams ? { CLIENT_TLS_DHEPARAMS: dheparams } : {}),
+      };
+      await withTestPooler(env, async (p) => {
+        got[dheparams ?? "(default)"] = await keyExchange(p.port, dhe);
+        // ECDHE is untouched
+        expect(await keyExchange(p.port, "ECDHE-RSA-AES256-GCM-SHA384")).toMatch(
+          /^ECDHE-RSA-AES256-GCM-SHA384 ECDH /,
+        );
+      });
+    }
+    // 1024-bit DH is below OpenSSL's default security level on both sides: lowered with @SECLEVEL=1
+    const legacy = {
+      ...rsaClientTls(),
+      CLIENT_TLS_DHEPARAMS: "legacy",
+      CLIENT_TLS_CIPHERS: "HIGH:!aNULL:@SECLEVEL=1",
+    };
+    await withTestPooler(legacy, async (p) => {
+      got.legacy = await keyExchange(p.port, `${dhe}:@SECLEVEL=1`);
+    });
+    console.log(`TLS 1.2 client offering only ${dhe}: ${JSON.stringify(got)}`);
+    expect(got).toEqual({
+      none: "refused: ssl/tls alert handshake failure",
+      auto: `${dhe} DH 2048`,
+      "(default)": `${dhe} DH 2048`,
+      legacy: `${dhe} DH 1024`,
+    });
+  });
+
+  it("client_tls_ecdhcurve: a client offering only another curve is refused, in TLS 1.2 and 1.3; SET changes it online", () =>
+    withTestPooler({ ...rsaClientTls(), CLIENT_TLS_ECDHCURVE: "secp384r1" }, async (p) => {
+      const ecdhe = "ECDHE-RSA-AES256-GCM-SHA384";
+      expect(await keyExchange(p.port, ecdhe, "secp384r1")).toBe(`${ecdhe} ECDH secp384r1`);
+      expect(await keyExchange(p.port, ecdhe, "X25519")).toBe("refused: ssl/tls alert handshake failure");
+      await expect(tlsHandshake(p.port, { minVersion: "TLSv1.3", ecdhCurve: "X25519" })).rejects.toThrow(
+        /handshake failure/,
+      );
+      const admin = await connect(p.url("pgbouncer"), { ssl: { rejectUnauthorized: false } });
+      try {
+        expect((await admin.query("SHOW CONFIG")).rows.filter((r) => /dhe|ecdh/.test(r.key))).toEqual([
+          { key: "client_tls_dheparams", value: "auto", default: "auto", changeable: "yes" },
+          { key: "client_tls_ecdhcurve", value: "secp384r1", default: "auto", changeable: "yes" },
+        ]);
+        await admin.query("SET client_tls_ecdhcurve = 'X25519'");
+      } finally {
+        await admin.end();
+      }
+      expect(await keyExchange(p.port, ecdhe, "X25519")).toBe(`${ecdhe} ECDH X25519`);
+      expect(await keyExchange(p.port, ecdhe, "secp384r1")).toBe("refused: ssl/tls alert handshake failure");
     }));
 
   it("refuses plaintext sent behind an SSLRequest (CVE-2021-23214), whatever the answer would be", async () => {

@@ -1,5 +1,5 @@
 // Certificates for TLS tests, made with the openssl CLI in a temp dir: a CA, a server certificate
-// for localhost and 127.0.0.1, a client certificate for the user `postgres`, and a second CA (the
+// for localhost and 127.0.0.1 (an EC key, and an RSA one for DHE), a client certificate for the user `postgres`, and a second CA (the
 // "wrong CA") that signed only a look-alike client certificate for `postgres`. Files are readable by the OS user PostgreSQL runs as, so a
 // private PostgreSQL can use the server pair too.
 import { execFileSync } from "node:child_process";
@@ -15,6 +15,9 @@ export interface TestCerts {
   otherCaCert: string;
   serverCert: string;
   serverKey: string;
+  /** The same names with an RSA key, for DHE cipher suites. */
+  rsaServerCert: string;
+  rsaServerKey: string;
   clientCert: string;
   clientKey: string;
   /** CN=postgres too, but signed by the other CA. */
@@ -32,15 +35,17 @@ export function makeCerts(): TestCerts {
     execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
   };
   const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  // DHE cipher suites exist for RSA keys only (there is no DHE-ECDSA)
+  const newRsaKey = ["-newkey", "rsa:2048", "-nodes"];
   const ca = (name: string): void =>
     openssl(
       "req", "-x509", ...newKey, "-keyout", `${name}.key`, "-out", `${name}.crt`, "-days", "2",
       "-subj", `/CN=${name}`, "-addext", "basicConstraints=critical,CA:TRUE",
       "-addext", "keyUsage=critical,keyCertSign,cRLSign",
     ); // prettier-ignore
-  const leaf = (name: string, cn: string, ext: string, signer = "ca"): void => {
+  const leaf = (name: string, cn: string, ext: string, signer = "ca", key = newKey): void => {
     fs.writeFileSync(file(`${name}.ext`), `basicConstraints=CA:FALSE\n${ext}\n`);
-    openssl("req", ...newKey, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`);
+    openssl("req", ...key, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`);
     openssl(
       "x509", "-req", "-in", `${name}.csr`, "-CA", `${signer}.crt`, "-CAkey", `${signer}.key`, "-CAcreateserial",
       "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`,
@@ -48,7 +53,9 @@ export function makeCerts(): TestCerts {
   };
   ca("ca");
   ca("other-ca");
-  leaf("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth");
+  const serverExt = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth";
+  leaf("server", "localhost", serverExt);
+  leaf("rsa-server", "localhost", serverExt, "ca", newRsaKey);
   leaf("client", "postgres", "extendedKeyUsage=clientAuth");
   leaf("other-client", "postgres", "extendedKeyUsage=clientAuth", "other-ca");
   for (const name of fs.readdirSync(dir)) fs.chmodSync(file(name), name.endsWith(".key") ? 0o600 : 0o644);
@@ -61,6 +68,8 @@ export function makeCerts(): TestCerts {
     otherCaCert: file("other-ca.crt"),
     serverCert: file("server.crt"),
     serverKey: file("server.key"),
+    rsaServerCert: file("rsa-server.crt"),
+    rsaServerKey: file("rsa-server.key"),
     clientCert: file("client.crt"),
     clientKey: file("client.key"),
     otherClientCert: file("other-client.crt"),
