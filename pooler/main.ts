@@ -8,6 +8,7 @@ import { pause, resume } from "./admin/control.ts";
 import { createLogger, LogDestination, type Logger } from "./log.ts";
 import { writePidFile } from "./pidfile.ts";
 import { Pooler } from "./pooler.ts";
+import { runAsUser } from "./run-as-user.ts";
 
 /** How long a graceful shutdown waits for transactions (Docker's default stop grace is 10 s). */
 function shutdownWaitMs(): number {
@@ -30,6 +31,8 @@ export async function main(argv: string[]): Promise<Pooler> {
   const logs = new LogDestination();
   try {
     loaded = loadConfig({ env: process.env, ...(iniPath ? { iniPath } : {}) });
+    // as PgBouncer, before anything is bound or written: the log file, pidfile and socket are the user's
+    if (loaded.config.user !== undefined) runAsUser(loaded.config.user);
     logs.setFile(loaded.config.logfile);
     log = createLogger(loaded.config.verbose, logs);
     waitMs = shutdownWaitMs();

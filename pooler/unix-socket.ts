@@ -95,7 +95,9 @@ export async function listenUnix(
       reject(
         abstract && err.code === "EADDRINUSE"
           ? listenedOn(path)
-          : new UnixBindError(`cannot listen on unix:${path}: ${socketErrorText(err)}`),
+          : new UnixBindError(
+              `cannot listen on unix:${path}: ${socketErrorText(err)}${notWritable(err, dir)}`,
+            ),
       );
     server.once("error", failed);
     const backlog = opts.backlog === undefined ? {} : { backlog: opts.backlog };
@@ -126,6 +128,13 @@ async function removeStaleSocket(path: string): Promise<void> {
   });
   if (alive) throw listenedOn(path);
   fs.unlinkSync(path);
+}
+
+/** Whose permission is missing: after `user` switched the pooler, it is no longer root's. */
+function notWritable(err: NodeJS.ErrnoException, dir: string): string {
+  return err.code === "EACCES"
+    ? ` (uid ${process.geteuid?.()}, which the pooler runs as, cannot create files in ${dir})`
+    : "";
 }
 
 function listenedOn(path: string): Error {

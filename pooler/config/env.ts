@@ -10,7 +10,7 @@ import { parseHostList } from "../host-list.ts";
 export type Env = Readonly<Record<string, string | undefined>>;
 
 // `user` is PgBouncer's Unix user to switch to; as an env var it would read the shell's $USER.
-const ENV_KEYS = [...SETTINGS.map((s) => s.key), ...[...IGNORED_SETTINGS].filter((k) => k !== "user")];
+const ENV_KEYS = [...SETTINGS.map((s) => s.key), ...IGNORED_SETTINGS].filter((k) => k !== "user");
 
 /**
  * Variables the image reads that are not PgBouncer settings and that we do not (DATABASE_URLS is refused):

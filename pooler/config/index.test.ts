@@ -210,6 +210,16 @@ describe("loadConfig", () => {
     ).not.toThrow();
   });
 
+  it("reads user from the ini file, and keeps the running one at a reload, as PgBouncer (read at start only)", () => {
+    const iniPath = writeIni("[databases]\n* = host=h\n[pgbouncer]\nauth_type = trust\nuser = postgres\n");
+    const started = loadConfig({ env: {}, iniPath });
+    expect(started).toMatchObject({ config: { user: "postgres" }, warnings: [] });
+    fs.writeFileSync(iniPath, fs.readFileSync(iniPath, "utf8").replace("user = postgres", "user = nobody"));
+    const reloaded = loadConfig({ env: {}, iniPath, running: started.config });
+    expect(reloaded.config.user).toBe("postgres");
+    expect(reloaded.warnings).toEqual(['user: changed to "nobody", which takes effect at a restart']);
+  });
+
   it("names the ini file and line of a bad value", () => {
     const iniPath = writeIni("[databases]\n* = host=h\n[pgbouncer]\npool_mode = transactoin\n");
     expect(() => loadConfig({ env: {}, iniPath })).toThrow(

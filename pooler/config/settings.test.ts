@@ -94,6 +94,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   unix_socket_dir: "/tmp",
   unix_socket_group: null,
   unix_socket_mode: "0777",
+  user: null,
   verbose: null,
 };
 
@@ -120,6 +121,7 @@ const NOT_CHANGEABLE = [
   "unix_socket_dir",
   "unix_socket_group",
   "unix_socket_mode",
+  "user",
 ];
 
 describe("the settings table", () => {
@@ -150,6 +152,7 @@ describe("the settings table", () => {
       "unixSocketGroup",
       "logfile",
       "pidfile",
+      "user",
       ...["client", "server"].flatMap((side) => ["Key", "Cert", "Ca"].map((f) => `${side}Tls${f}File`)),
     ];
     expect(Object.keys(defaultConfig()).sort()).toEqual(

@@ -366,6 +366,8 @@ export const SETTINGS: readonly SettingDef[] = [
   string("unix_socket_dir", "unixSocketDir", "/tmp", { changeable: false }),
   optionalString("unix_socket_group", "unixSocketGroup", { changeable: false }),
   fileMode("unix_socket_mode", "unixSocketMode", "0777"),
+  // the Unix user the program becomes at start (run-as-user.ts)
+  optionalString("user", "user", { changeable: false }),
   // PgBouncer prints NULL as verbose's default but starts at 0.
   int("verbose", "verbose", "0"),
 ];
@@ -400,7 +402,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "tcp_keepintvl",
   "tcp_socket_buffer",
   "tcp_user_timeout",
-  "user",
 ]);
 
 export type ApplyResult = "set" | "ignored";

@@ -182,6 +182,8 @@ export interface PoolerConfig {
   logfile?: string;
   /** Holds the process id while the pooler runs. */
   pidfile?: string;
+  /** The Unix user the program becomes at start, before it listens or writes a file. */
+  user?: string;
   logConnections: boolean;
   logDisconnections: boolean;
   logPoolerErrors: boolean;

@@ -1,6 +1,6 @@
 // The pooler as a program: a pgbouncer.ini + userlist.txt, SIGHUP reload, graceful SIGTERM, PgBouncer's
 // other signals, and start-up errors that name the key and the expected form.
-import type { ChildProcess } from "node:child_process";
+import { execFileSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -19,8 +19,8 @@ afterEach(() => {
   for (const c of children.splice(0)) c.kill("SIGKILL");
 });
 
-function runPooler(args: string[], env: Record<string, string>): PoolerProcess {
-  const p = spawnPooler(args, env);
+function runPooler(args: string[], env: Record<string, string>, runner?: string[]): PoolerProcess {
+  const p = spawnPooler(args, env, runner);
   children.push(p.child);
   return p;
 }
@@ -38,7 +38,7 @@ async function runTransactionPooler(env: Record<string, string> = {}) {
   return { p, url: (db: string) => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}` };
 }
 
-function writeIni(dir: string, port: number, maxClients: number): string {
+function writeIni(dir: string, port: number, maxClients: number, extra: string[] = []): string {
   const pg = new URL(inject("pgAppUrl"));
   fs.writeFileSync(path.join(dir, "userlist.txt"), `"postgres" "postgres"\n`);
   const ini = path.join(dir, "pgbouncer.ini");
@@ -57,6 +57,7 @@ function writeIni(dir: string, port: number, maxClients: number): string {
       `max_client_conn = ${maxClients}`,
       `logfile = ${path.join(dir, "pooler.log")}`,
       `pidfile = ${path.join(dir, "pooler.pid")}`,
+      ...extra,
       "",
     ].join("\n"),
   );
@@ -234,5 +235,126 @@ describe("pooler program", () => {
     const p = runPooler([], { DATABASE_URL: inject("pgAppUrl"), [key]: value });
     expect(await p.exited).toBe(1);
     expect(p.output()).toMatch(message);
+  });
+});
+
+/** A user's uid and primary gid, as id(1) reports them. */
+function idsOf(user: string): { uid: number; gid: number } {
+  const id = (flag: string): number => Number(execFileSync("id", [flag, user], { encoding: "utf8" }));
+  return { uid: id("-u"), gid: id("-g") };
+}
+
+/** A process's real, effective, saved and filesystem ids and its supplementary groups. */
+function procIds(pid: number): Record<"Uid" | "Gid" | "Groups", number[]> {
+  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name: string): number[] =>
+    new RegExp(`^${name}:(.*)$`, "m").exec(status)![1]!.trim().split(/\s+/).map(Number);
+  return { Uid: field("Uid"), Gid: field("Gid"), Groups: field("Groups") };
+}
+
+/** setpriv execs the pooler as `user`, in its primary group alone: a start by that user, not by root. */
+function startedAs(user: string): string[] {
+  const { uid, gid } = idsOf(user);
+  return ["setpriv", `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", "--"];
+}
+
+/** An ini with `user = postgres` and `extra`, in a directory postgres owns: its log file and pidfile go there. */
+async function postgresIni(extra: string[]): Promise<{ dir: string; port: number; ini: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-user-"));
+  const { uid, gid } = idsOf("postgres");
+  fs.chownSync(dir, uid, gid);
+  const port = await freePort();
+  return { dir, port, ini: writeIni(dir, port, 5, ["user = postgres", ...extra]) };
+}
+
+// Switching users, or starting as another one with setpriv, takes root; the tests run as root here.
+const root = process.getuid?.() === 0;
+
+describe("user: the Unix user the program becomes at start, as PgBouncer's", () => {
+  it.skipIf(!root)(
+    "started by root, runs as the user: its ids, pidfile, log file and Unix socket are the user's",
+    async () => {
+      const { uid, gid } = idsOf("postgres");
+      const { dir, port, ini } = await postgresIni(["admin_users = postgres"]);
+      fs.appendFileSync(ini, `unix_socket_dir = ${dir}\n`);
+      const p = runPooler([ini], {});
+      await waitFor(() => p.output().includes('"listening"'), "the pooler to listen");
+      // PgBouncer's setgroups(1, {pw_gid}): postgres is also in ssl-cert, which the pooler does not get
+      expect(procIds(p.child.pid!)).toEqual({
+        Uid: [uid, uid, uid, uid],
+        Gid: [gid, gid, gid, gid],
+        Groups: [gid],
+      });
+      for (const file of ["pooler.pid", "pooler.log", `.s.PGSQL.${port}`]) {
+        const { uid: owner, gid: group } = fs.statSync(path.join(dir, file));
+        expect({ file, owner, group }).toEqual({ file, owner: uid, group: gid });
+      }
+      const url = (db: string) => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}`;
+      const [client, admin] = await Promise.all([connect(url("appdb")), connect(url("pgbouncer"))]);
+      try {
+        expect((await client.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+        expect((await errorOf(admin.query("SET user = 'nobody'"))).message).toMatch(
+          /user: cannot be changed online, restart the pooler/,
+        );
+      } finally {
+        await Promise.all([client.end(), admin.end()]);
+      }
+      p.child.kill("SIGTERM");
+      expect(await p.exited).toBe(0);
+      expect(fs.existsSync(path.join(dir, "pooler.pid"))).toBe(false);
+    },
+  );
+
+  it("refuses to start as a user that does not exist, before it writes anything", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-user-"));
+    const p = runPooler([writeIni(dir, await freePort(), 5, ["user = no-such-user"])], {});
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toMatch("configuration error: user: could not find user 'no-such-user' to switch to");
+    expect(fs.readdirSync(dir).sort()).toEqual(["pgbouncer.ini", "userlist.txt"]);
+  });
+
+  it.skipIf(!root)("refuses to start when started by another user than root or the user", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-user-"));
+    // nobody reads the ini, and writes nothing
+    fs.chmodSync(dir, 0o755);
+    const p = runPooler([writeIni(dir, await freePort(), 5, ["user = postgres"])], {}, startedAs("nobody"));
+    expect(await p.exited).toBe(1);
+    const { uid, gid } = idsOf("nobody");
+    expect(p.output()).toContain(
+      "configuration error: user: failed to assume identity of user 'postgres': EPERM, Operation not permitted " +
+        `(the pooler runs as uid ${uid}, gid ${gid}: only root can take another user's ids)`,
+    );
+  });
+
+  it.skipIf(!root)(
+    "runs when started by the user itself, and SHOW CONFIG shows it, not changeable",
+    async () => {
+      const { uid } = idsOf("postgres");
+      const { port, ini } = await postgresIni(["admin_users = postgres"]);
+      const p = runPooler([ini], {}, startedAs("postgres"));
+      await waitFor(() => p.output().includes('"listening"'), "the pooler to listen");
+      expect(procIds(p.child.pid!).Uid).toEqual([uid, uid, uid, uid]);
+      const admin = await connect(`postgresql://postgres:postgres@127.0.0.1:${port}/pgbouncer`);
+      try {
+        const row = (await admin.query("SHOW CONFIG")).rows.find((r) => r.key === "user");
+        expect(row).toEqual({ key: "user", value: "postgres", default: null, changeable: "no" });
+      } finally {
+        await admin.end();
+      }
+    },
+  );
+
+  it.skipIf(!root)("names the unix_socket_dir the user cannot create its socket in", async () => {
+    const { uid } = idsOf("postgres");
+    // root's, which postgres may enter but not write in
+    const socketDir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-socket-"));
+    fs.chmodSync(socketDir, 0o755);
+    const { port, ini } = await postgresIni([`unix_socket_dir = ${socketDir}`, "listen_addr ="]);
+    const p = runPooler([ini], {});
+    expect(await p.exited).toBe(1);
+    expect(p.output()).toContain(
+      `cannot listen on unix:${socketDir}/.s.PGSQL.${port}: listen EACCES: permission denied ${socketDir}/.s.PGSQL.${port} ` +
+        `(uid ${uid}, which the pooler runs as, cannot create files in ${socketDir})`,
+    );
   });
 });

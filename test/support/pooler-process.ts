@@ -13,10 +13,26 @@ export interface PoolerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts the pooler with `args` and `env` on top of this process's environment; the caller kills it. */
-export function spawnPooler(args: string[], env: Record<string, string>): PoolerProcess {
+/**
+ * Starts the pooler with `args` and `env` on top of this process's environment; the caller kills it.
+ * `runner`: a command that execs it, e.g. setpriv to start it as another user (its pid stays the pooler's).
+ */
+export function spawnPooler(
+  args: string[],
+  env: Record<string, string>,
+  runner: string[] = [],
+): PoolerProcess {
   // node --import tsx, not the tsx CLI: the CLI is a parent process that does not relay SIGHUP
-  const child = spawn(process.execPath, [...POOLER_NODE_FLAGS, "--import", "tsx", MAIN, ...args], {
+  const [command, ...commandArgs] = [
+    ...runner,
+    process.execPath,
+    ...POOLER_NODE_FLAGS,
+    "--import",
+    "tsx",
+    MAIN,
+    ...args,
+  ];
+  const child = spawn(command!, commandArgs, {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
