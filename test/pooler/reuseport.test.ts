@@ -10,6 +10,7 @@ import { cancelRequest } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, rawExchange } from "../support/clients.ts";
 import { freePort } from "../support/ports.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { waitFor } from "../support/wait.ts";
 
 const CLIENTS = 16;
 const dirs: string[] = [];
@@ -101,6 +102,40 @@ describe("so_reuseport", () => {
       expect(Date.now() - started).toBeLessThan(10_000);
     } finally {
       await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+
+  // last: it shuts the first pooler down
+  it("rolls over with no client refused: the old pooler's SHUTDOWN WAIT_FOR_CLIENTS hands new ones to the other", async () => {
+    const [old, next] = dirs as [string, string];
+    const stayed: pg.Client[] = [];
+    const joined: pg.Client[] = [];
+    try {
+      for (let i = 0; i < CLIENTS; i++) stayed.push(await connect(poolers[0]!.url()));
+      for (const c of stayed) await c.query("BEGIN");
+      const onOld = await appClients(old);
+      expect(onOld).toBeGreaterThan(0);
+      const admin = await connect(
+        `postgresql://postgres:postgres@/pgbouncer?host=${encodeURIComponent(old)}&port=${port}`,
+      );
+      await admin.query("SHUTDOWN WAIT_FOR_CLIENTS");
+      await admin.end();
+      // the old pooler no longer listens, on either socket; its clients keep their sessions
+      const listening = (dir: string): Promise<boolean> =>
+        appClients(dir).then(
+          () => true,
+          () => false,
+        );
+      await waitFor(async () => !(await listening(old)), "the old pooler to stop listening");
+      for (let i = 0; i < CLIENTS; i++) joined.push(await connect(poolers[0]!.url()));
+      expect(await appClients(next)).toBe(CLIENTS - onOld + CLIENTS);
+      for (const c of stayed) await c.query("COMMIT");
+      await Promise.all(stayed.splice(0).map((c) => c.end()));
+      // ... and it exits once the last one has left
+      await poolers[0]!.pooler.stopped;
+      for (const c of joined) expect((await c.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await Promise.all([...stayed, ...joined].map((c) => c.end()));
     }
   });
 
