@@ -4,7 +4,7 @@
 // DEFAULT_POOL_SIZE / WORKERS to keep the server total, then point the shared harness at it beside
 // the single process (README, "Performance"). A trial, not a way to run the pooler: a worker's
 // clients cannot use another's idle servers, a cancel request reaches a random worker, and each has
-// its own console.
+// its own console. Several poolers in production: `so_reuseport` with `[peers]` (README).
 //
 //   npm run build && WORKERS=2 DEFAULT_POOL_SIZE=10 DATABASE_URL=… LISTEN_PORT=… npx tsx bench/two-processes.ts
 import cluster from "node:cluster";
