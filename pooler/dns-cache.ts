@@ -106,6 +106,12 @@ export class DnsCache {
   }
 }
 
+/** A lookup that answers `address` for any name: a connection back to where an earlier one went. */
+export function pinnedLookup(address: string, family: 4 | 6): net.LookupFunction {
+  return (_hostname, options, callback) =>
+    options.all === true ? callback(null, [{ address, family }]) : callback(null, address, family);
+}
+
 /** The name's addresses of `family` (0: all) from the entry's next one on; moves it one further. */
 function rotate(entry: Entry, family: number): dns.LookupAddress[] {
   const all = entry.addresses;

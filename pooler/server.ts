@@ -5,6 +5,7 @@ import net from "node:net";
 import { now } from "./clock.ts";
 import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
 import { Block, Connection } from "./connection.ts";
+import { pinnedLookup } from "./dns-cache.ts";
 import { FrameScanner, type FrameVisitor } from "./protocol/framing.ts";
 import {
   Auth,
@@ -493,7 +494,15 @@ export class ServerConnection extends Connection implements FrameVisitor {
    */
   sendCancel(timeoutMs: number, failed: (err: Error) => void, done: () => void): void {
     const key = { pid: this.backendPid, secret: this.backendSecret };
-    sendCancelRequest(this.target, key, timeoutMs, { failed, done });
+    // To the address this server is connected to: a host name may stand for several PostgreSQL
+    // servers (DNS round robin), and looking it up again gives the next one, which would ignore
+    // a key it never gave out.
+    const { remoteAddress, remoteFamily } = this.socket;
+    const target =
+      remoteAddress === undefined
+        ? this.target
+        : { ...this.target, lookup: pinnedLookup(remoteAddress, remoteFamily === "IPv6" ? 6 : 4) };
+    sendCancelRequest(target, key, timeoutMs, { failed, done });
   }
 
   // ---- the pooler's own queries ----

@@ -1,8 +1,10 @@
 // The pooler's DNS cache through real lookups: a server host given by name is resolved once per
 // dns_max_ttl, SHOW DNS_HOSTS and SHOW LISTS show it as PgBouncer does, and a name that does not
 // resolve is remembered for dns_nxdomain_ttl.
-import { describe, expect, inject, it } from "vitest";
-import { connect, errorOf } from "../support/clients.ts";
+import dns from "node:dns";
+import net from "node:net";
+import { describe, expect, inject, it, vi } from "vitest";
+import { cancelledSleep, connect, errorOf } from "../support/clients.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
 
 /** The test database, by host name rather than address. */
@@ -83,6 +85,40 @@ describe("DNS cache", () => {
         expect(Number(row!.ttl)).toBeGreaterThanOrEqual(13);
       },
     );
+  });
+
+  it("sends a cancel to the address the server was opened on, not the name's next one", async () => {
+    // a name with two addresses, as DNS round robin over replicas: the second one takes the cancel
+    // request and does nothing with it, as another PostgreSQL would for a key it never gave out
+    const pg = new URL(inject("pgAppUrl"));
+    const decoy = net.createServer((s) => s.on("data", () => s.end()));
+    await new Promise<void>((r) => decoy.listen(Number(pg.port), "127.0.0.2", r));
+    const lookup = dns.promises.lookup;
+    const spy = vi.spyOn(dns.promises, "lookup").mockImplementation(((
+      host: string,
+      opts: dns.LookupAllOptions,
+    ) =>
+      host === "replicas.test"
+        ? Promise.resolve([
+            { address: "127.0.0.1", family: 4 },
+            { address: "127.0.0.2", family: 4 },
+          ])
+        : lookup(host, opts)) as typeof dns.promises.lookup);
+    try {
+      await withTestPooler({ DATABASE_URL: byName("replicas.test") }, async (p) => {
+        const c = await connect(p.url());
+        try {
+          const { err, ms } = await cancelledSleep(c, p.port);
+          expect(err.code).toBe("57014");
+          expect(ms).toBeLessThan(5000);
+        } finally {
+          await c.end();
+        }
+      });
+    } finally {
+      spy.mockRestore();
+      await new Promise((r) => decoy.close(r));
+    }
   });
 });
 
