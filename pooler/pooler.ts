@@ -79,11 +79,13 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   /** TLS contexts of both sides, built from the files named by the settings (again on reload / SET). */
   private tls: TlsSetup;
 
+  /** `tls`: the contexts already built from `config`'s files (main.ts reads them before `user` switches). */
   constructor(
     public config: PoolerConfig,
     readonly log: Logger,
+    tls: TlsSetup = buildTls(config),
   ) {
-    this.tls = buildTls(config);
+    this.tls = tls;
     this.clients = new ClientRegistry(config.peerId);
     this.peers = new PeerForwarder(this);
     this.janitor = new Janitor(this);
@@ -92,8 +94,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.markStopped = resolve;
   }
 
-  static async start(config: PoolerConfig, log: Logger): Promise<Pooler> {
-    const pooler = new Pooler(config, log);
+  static async start(config: PoolerConfig, log: Logger, tls?: TlsSetup): Promise<Pooler> {
+    const pooler = new Pooler(config, log, tls);
     if (config.metricsPort > 0) {
       pooler.metrics = await MetricsServer.start(pooler, config.listenAddr, config.metricsPort);
     }
