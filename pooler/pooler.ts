@@ -44,10 +44,12 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   /** Clients per database and per login user, for max_db_client_connections and the like. */
   readonly clientCounts = new ClientCounts();
   /** Server and peer host names, looked up once per dns_max_ttl. */
-  readonly dns = new DnsCache(() => ({
-    maxTtl: this.config.dnsMaxTtl,
-    nxdomainTtl: this.config.dnsNxdomainTtl,
-  }));
+  readonly dns = new DnsCache(
+    () => ({ maxTtl: this.config.dnsMaxTtl, nxdomainTtl: this.config.dnsNxdomainTtl }),
+    (host, gone) => {
+      for (const pool of this.pools.values()) pool.addressesGone(host, gone);
+    },
+  );
   /** Databases made up for names matched by the "*" entry (PgBouncer's autodb). */
   private readonly autoDatabases = new Map<string, DatabaseDef>();
   /** Since when each auto-database has had no clients and no servers (ms). */
