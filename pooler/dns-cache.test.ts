@@ -22,7 +22,11 @@ function resolver(answer: (name: string) => dns.LookupAddress[] | Error, delayMs
 }
 
 function cacheOf(resolve: Resolve, ttls: DnsTtls = { maxTtl: 15_000, nxdomainTtl: 15_000 }): DnsCache {
-  return new DnsCache(() => ttls, resolve);
+  return new DnsCache(
+    () => ttls,
+    () => undefined,
+    resolve,
+  );
 }
 
 /** What net.connect would get: the first address, or all of them. */

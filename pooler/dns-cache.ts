@@ -44,8 +44,10 @@ export class DnsCache {
   /** connects waiting for a lookup (SHOW LISTS' dns_pending) */
   private waiting = 0;
 
+  /** `gone`: a new lookup of `hostname` no longer gives `addresses` (PgBouncer's DNS failover). */
   constructor(
     private readonly ttls: () => DnsTtls,
+    private readonly gone: (hostname: string, addresses: string[]) => void,
     private readonly resolve: Resolve = systemResolve,
   ) {}
 
@@ -91,7 +93,13 @@ export class DnsCache {
       .then(
         (addresses) => {
           const { maxTtl } = this.ttls();
+          const gone = entry.addresses.filter((old) => !addresses.some((a) => a.address === old.address));
           Object.assign(entry, { addresses, error: null, expires: now() + maxTtl, next: 0 });
+          if (gone.length > 0)
+            this.gone(
+              hostname,
+              gone.map((a) => a.address),
+            );
         },
         (err: NodeJS.ErrnoException) => {
           const { nxdomainTtl } = this.ttls();
@@ -104,6 +112,12 @@ export class DnsCache {
     await entry.inFlight;
     return entry;
   }
+}
+
+/** A lookup that answers `address` for any name: a connection back to where an earlier one went. */
+export function pinnedLookup(address: string, family: 4 | 6): net.LookupFunction {
+  return (_hostname, options, callback) =>
+    options.all === true ? callback(null, [{ address, family }]) : callback(null, address, family);
 }
 
 /** The name's addresses of `family` (0: all) from the entry's next one on; moves it one further. */

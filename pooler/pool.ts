@@ -499,7 +499,10 @@ export class Pool {
     this.hostsMissed.set(host, refused ? "refused" : "failed");
     if (!refused) return err;
     server.close(err.message);
-    this.replaceServersOn(server.target.host, err.message);
+    // The servers the pool already has on this host passed the check when it was something else (a
+    // standby since promoted, a primary since demoted). Nothing else rechecks them.
+    const dialed = server.target.host;
+    this.replaceServers((s) => s.target.host === dialed, `host changed: ${err.message}`);
     // A host whose login failed (restarting, say) may match once it is back: its failure keeps
     // server_login_retry's rules (clients wait for a restart), which this refusal must not replace.
     if (!this.hosts.names.every((h) => this.hostsMissed.get(h) === "refused")) {
@@ -513,15 +516,21 @@ export class Pool {
     return new Error(`no host matches: ${err.message}`);
   }
 
-  /**
-   * A host refused a new server: the servers the pool already has there passed the check when it
-   * was something else (a standby since promoted, a primary since demoted), and are replaced, idle
-   * ones now and busy ones when free, as RECONNECT does. Nothing else rechecks them.
-   */
-  private replaceServersOn(host: string, reason: string): void {
-    const there = (s: ServerConnection): boolean => s.target.host === host;
-    for (const s of this.idle.filter(there)) s.close(`host changed: ${reason}`);
+  /** The servers `there` picks are replaced, idle ones now and busy ones when free, as RECONNECT does. */
+  private replaceServers(there: (s: ServerConnection) => boolean, reason: string): void {
+    for (const s of this.idle.filter(there)) s.close(reason);
     for (const s of [...this.active, ...this.used, ...this.beingCanceled]) if (there(s)) s.closeNeeded = true;
+  }
+
+  /**
+   * `host` no longer resolves to `addresses` (a DNS failover, say): the servers connected to them
+   * are replaced as above, as PgBouncer's tag_host_addr_dirty does.
+   */
+  addressesGone(host: string, addresses: readonly string[]): void {
+    this.replaceServers(
+      (s) => s.target.host === host && s.address !== null && addresses.includes(s.address.address),
+      `${host} no longer resolves to ${addresses.join(", ")}`,
+    );
   }
 
   /** Waiting clients (and the welcome) are served once the next attempt may start. */

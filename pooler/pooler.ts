@@ -44,10 +44,12 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   /** Clients per database and per login user, for max_db_client_connections and the like. */
   readonly clientCounts = new ClientCounts();
   /** Server and peer host names, looked up once per dns_max_ttl. */
-  readonly dns = new DnsCache(() => ({
-    maxTtl: this.config.dnsMaxTtl,
-    nxdomainTtl: this.config.dnsNxdomainTtl,
-  }));
+  readonly dns = new DnsCache(
+    () => ({ maxTtl: this.config.dnsMaxTtl, nxdomainTtl: this.config.dnsNxdomainTtl }),
+    (host, gone) => {
+      for (const pool of this.pools.values()) pool.addressesGone(host, gone);
+    },
+  );
   /** Databases made up for names matched by the "*" entry (PgBouncer's autodb). */
   private readonly autoDatabases = new Map<string, DatabaseDef>();
   /** Since when each auto-database has had no clients and no servers (ms). */
@@ -79,11 +81,13 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   /** TLS contexts of both sides, built from the files named by the settings (again on reload / SET). */
   private tls: TlsSetup;
 
+  /** `tls`: the contexts already built from `config`'s files (main.ts reads them before `user` switches). */
   constructor(
     public config: PoolerConfig,
     readonly log: Logger,
+    tls: TlsSetup = buildTls(config),
   ) {
-    this.tls = buildTls(config);
+    this.tls = tls;
     this.clients = new ClientRegistry(config.peerId);
     this.peers = new PeerForwarder(this);
     this.janitor = new Janitor(this);
@@ -92,8 +96,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.markStopped = resolve;
   }
 
-  static async start(config: PoolerConfig, log: Logger): Promise<Pooler> {
-    const pooler = new Pooler(config, log);
+  static async start(config: PoolerConfig, log: Logger, tls?: TlsSetup): Promise<Pooler> {
+    const pooler = new Pooler(config, log, tls);
     if (config.metricsPort > 0) {
       pooler.metrics = await MetricsServer.start(pooler, config.listenAddr, config.metricsPort);
     }

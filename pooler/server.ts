@@ -5,6 +5,7 @@ import net from "node:net";
 import { now } from "./clock.ts";
 import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
 import { Block, Connection } from "./connection.ts";
+import { pinnedLookup } from "./dns-cache.ts";
 import { FrameScanner, type FrameVisitor } from "./protocol/framing.ts";
 import {
   Auth,
@@ -160,6 +161,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * to another client, whose query the late cancel would hit.
    */
   cancelsInFlight = 0;
+  /** The address the host name gave this server's TCP connection (null: not yet, or a Unix socket). */
+  address: { address: string; family: 4 | 6 } | null = null;
 
   private readonly scanner: FrameScanner;
   private internal: Internal | null = null;
@@ -218,6 +221,9 @@ export class ServerConnection extends Connection implements FrameVisitor {
     socket.setKeepAlive(target.keepalive, target.keepidle);
     server.listen(socket);
     socket.on("connect", () => {
+      if (socket.remoteAddress !== undefined) {
+        server.address = { address: socket.remoteAddress, family: socket.remoteFamily === "IPv6" ? 6 : 4 };
+      }
       requestTls(socket, target.tls, target.host, (take) => (reads.take = take)).then(
         (secure) => server.start(secure),
         (err: Error) => server.close(err.message),
@@ -493,7 +499,14 @@ export class ServerConnection extends Connection implements FrameVisitor {
    */
   sendCancel(timeoutMs: number, failed: (err: Error) => void, done: () => void): void {
     const key = { pid: this.backendPid, secret: this.backendSecret };
-    sendCancelRequest(this.target, key, timeoutMs, { failed, done });
+    // To the address this server is connected to: a host name may stand for several PostgreSQL
+    // servers (DNS round robin), and looking it up again gives the next one, which would ignore
+    // a key it never gave out.
+    const target =
+      this.address === null
+        ? this.target
+        : { ...this.target, lookup: pinnedLookup(this.address.address, this.address.family) };
+    sendCancelRequest(target, key, timeoutMs, { failed, done });
   }
 
   // ---- the pooler's own queries ----

@@ -1,8 +1,10 @@
 // The pooler's DNS cache through real lookups: a server host given by name is resolved once per
 // dns_max_ttl, SHOW DNS_HOSTS and SHOW LISTS show it as PgBouncer does, and a name that does not
 // resolve is remembered for dns_nxdomain_ttl.
-import { describe, expect, inject, it } from "vitest";
-import { connect, errorOf } from "../support/clients.ts";
+import dns from "node:dns";
+import net from "node:net";
+import { describe, expect, inject, it, vi } from "vitest";
+import { cancelledSleep, connect, errorOf } from "../support/clients.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
 
 /** The test database, by host name rather than address. */
@@ -84,7 +86,82 @@ describe("DNS cache", () => {
       },
     );
   });
+
+  it("sends a cancel to the address the server was opened on, not the name's next one", async () => {
+    // a name with two addresses, as DNS round robin over replicas: the second one takes the cancel
+    // request and does nothing with it, as another PostgreSQL would for a key it never gave out
+    const pg = new URL(inject("pgAppUrl"));
+    const decoy = net.createServer((s) => s.on("data", () => s.end()));
+    await new Promise<void>((r) => decoy.listen(Number(pg.port), "127.0.0.2", r));
+    const spy = answering("replicas.test", () => ["127.0.0.1", "127.0.0.2"]);
+    try {
+      await withTestPooler({ DATABASE_URL: byName("replicas.test") }, async (p) => {
+        const c = await connect(p.url());
+        try {
+          const { err, ms } = await cancelledSleep(c, p.port);
+          expect(err.code).toBe("57014");
+          expect(ms).toBeLessThan(5000);
+        } finally {
+          await c.end();
+        }
+      });
+    } finally {
+      spy.mockRestore();
+      await new Promise((r) => decoy.close(r));
+    }
+  });
+
+  it("replaces the servers on an address a new lookup no longer gives, as PgBouncer (DNS failover)", async () => {
+    // the new primary's address: a relay to the test PostgreSQL, which listens on 127.0.0.1 only
+    const pg = new URL(inject("pgAppUrl"));
+    const relay = net.createServer((s) => {
+      const to = net.connect(Number(pg.port), "127.0.0.1");
+      s.pipe(to).pipe(s);
+      s.on("error", () => to.destroy());
+      to.on("error", () => s.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(Number(pg.port), "127.0.0.2", r));
+    let addresses = ["127.0.0.1"];
+    const spy = answering("primary.test", () => addresses);
+    try {
+      await withTestPooler(
+        { DATABASE_URL: byName("primary.test"), DNS_MAX_TTL: "1", ADMIN_USERS: "postgres" },
+        async (p) => {
+          const [first, second] = await Promise.all([connect(p.url()), connect(p.url())]);
+          try {
+            await first.query("BEGIN");
+            const before = (await first.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+            addresses = ["127.0.0.2"];
+            await new Promise((r) => setTimeout(r, 1_200));
+            // `first` holds its server: this one needs another, and the name is looked up again
+            await second.query("SELECT 1");
+            await first.query("COMMIT");
+            const after = (await first.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+            expect(after).not.toBe(before);
+            const addrs = await consoleRows<{ addr: string }>(p, "SHOW SERVERS");
+            expect(addrs.map((r) => r.addr)).not.toContain("127.0.0.1");
+          } finally {
+            await Promise.all([first.end(), second.end()]);
+          }
+        },
+      );
+    } finally {
+      spy.mockRestore();
+      await new Promise((r) => relay.close(r));
+    }
+  });
 });
+
+/** The system resolver, but `name` resolves to `addresses()` (IPv4). */
+function answering(name: string, addresses: () => string[]) {
+  const lookup = dns.promises.lookup;
+  return vi
+    .spyOn(dns.promises, "lookup")
+    .mockImplementation(((host: string, opts: dns.LookupAllOptions) =>
+      host === name
+        ? Promise.resolve(addresses().map((address) => ({ address, family: 4 })))
+        : lookup(host, opts)) as typeof dns.promises.lookup);
+}
 
 async function serversOf(p: TestPooler): Promise<number> {
   const rows = await consoleRows<{ database: string }>(p, "SHOW SERVERS");

@@ -5,6 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
+import { makeCerts } from "../support/certs.ts";
 import { connect, errorOf } from "../support/clients.ts";
 import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
 import { freePort } from "../support/ports.ts";
@@ -340,6 +341,36 @@ describe("user: the Unix user the program becomes at start, as PgBouncer's", () 
         expect(row).toEqual({ key: "user", value: "postgres", default: null, changeable: "no" });
       } finally {
         await admin.end();
+      }
+    },
+  );
+
+  it.skipIf(!root)(
+    "reads a TLS key only root may read before it becomes the user, as PgBouncer 1.18",
+    async () => {
+      const certs = makeCerts();
+      try {
+        // root's, 0600, as a key under /etc/ssl/private is
+        const key = path.join(certs.dir, "root-only.key");
+        fs.writeFileSync(key, fs.readFileSync(certs.serverKey), { mode: 0o600 });
+        const { port, ini } = await postgresIni([
+          "client_tls_sslmode = require",
+          `client_tls_key_file = ${key}`,
+          `client_tls_cert_file = ${certs.serverCert}`,
+        ]);
+        const p = runPooler([ini], {});
+        await waitFor(() => p.output().includes('"listening"') || p.child.exitCode !== null, "the start");
+        expect(p.output()).toContain('"listening"');
+        const c = await connect(`postgresql://postgres:postgres@127.0.0.1:${port}/appdb`, {
+          ssl: { rejectUnauthorized: false },
+        });
+        try {
+          expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+        } finally {
+          await c.end();
+        }
+      } finally {
+        certs.remove();
       }
     },
   );

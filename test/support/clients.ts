@@ -3,6 +3,7 @@ import { execFile } from "node:child_process";
 import net from "node:net";
 import { promisify } from "node:util";
 import pg from "pg";
+import { cancelRequest } from "../../pooler/protocol/messages.ts";
 
 const run = promisify(execFile);
 
@@ -94,4 +95,20 @@ export function rawExchange(to: number | string, payload: Buffer, waitMs = 3000)
       resolve(Buffer.concat(chunks));
     });
   });
+}
+
+/**
+ * Runs pg_sleep(10) on `c` and, once it runs, sends its cancel key to the pooler on `port` as a
+ * client's CancelRequest; resolves to the query's error and how long the query took.
+ */
+export async function cancelledSleep(
+  c: pg.Client,
+  port: number,
+): Promise<{ err: Error & { code?: string }; ms: number }> {
+  const key = c as unknown as { processID: number; secretKey: number };
+  const started = Date.now();
+  const slow = errorOf(c.query("SELECT pg_sleep(10)"));
+  await new Promise((r) => setTimeout(r, 300));
+  await rawExchange(port, cancelRequest(key.processID, key.secretKey));
+  return { err: await slow, ms: Date.now() - started };
 }
