@@ -37,7 +37,9 @@ export interface DnsHostRow {
   addrs: string;
 }
 
-const systemResolve: Resolve = (hostname) => dns.promises.lookup(hostname, { all: true });
+// ADDRCONFIG as net.connect's own lookup asks: no IPv6 addresses on a host that has none configured
+const systemResolve: Resolve = (hostname) =>
+  dns.promises.lookup(hostname, { all: true, hints: dns.ADDRCONFIG });
 
 export class DnsCache {
   private readonly names = new Map<string, Entry>();
