@@ -8,7 +8,9 @@ import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import {
   applySetting,
   buildTls,
+  ConfigError,
   loadConfig,
+  tlsSettingsChanged,
   type ApplyResult,
   type ClientTls,
   type LoadedConfig,
@@ -369,7 +371,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     // tried on a copy: a TLS setting whose files do not load leaves the running one untouched
     const next = { ...this.config };
     const result = applySetting(next, key, value, { online: true });
-    this.tls = buildTls(next);
+    this.tls = this.tlsFor(next);
     Object.assign(this.config, next);
     this.refreshPoolSettings();
     return result;
@@ -422,7 +424,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
    * another login; a pool whose entry is gone loses its clients and servers, as in PgBouncer.
    */
   reload(config: PoolerConfig): void {
-    this.tls = buildTls(config);
+    this.tls = this.tlsFor(config);
     this.config = config;
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
@@ -438,6 +440,24 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.refreshPoolSettings();
     for (const listener of this.reloadListeners) listener(config);
     this.log.info("configuration reloaded");
+  }
+
+  /**
+   * The TLS contexts for `next`, its files read again (a renewed certificate is taken up). Files
+   * named as before that can no longer be read (root's, once `user` has switched) keep the contexts
+   * in force, as PgBouncer keeps its old TLS configuration then; a change to the settings must load.
+   */
+  private tlsFor(next: PoolerConfig): TlsSetup {
+    try {
+      return buildTls(next);
+    } catch (err) {
+      if (!(err instanceof ConfigError) || tlsSettingsChanged(next, this.config)) throw err;
+      this.log.warn(
+        { err: err.message },
+        "TLS files could not be read again: the TLS configuration in force is kept",
+      );
+      return this.tls;
+    }
   }
 
   /** Runs `listener` after every RELOAD or SIGHUP with the configuration now in force. */

@@ -61,6 +61,9 @@ export function loadConfig({ env, iniPath, running }: LoadConfigOptions): Loaded
   config.source = { iniPath, env: usedEnv.length > 0 || envDb.database !== undefined };
   if (running !== undefined) warnings.push(...keepRestartOnly(config, running));
   validate(config);
+  // missing or unusable key, certificate or CA files stop the start, or a reload that names other
+  // ones; files named as before are read again by the reload itself (Pooler.tlsFor)
+  if (running === undefined || tlsSettingsChanged(config, running)) buildTls(config);
   return { config, warnings };
 }
 
@@ -174,6 +177,9 @@ function validate(config: PoolerConfig): void {
       `min_pool_size: expected at most default_pool_size (${config.defaultPoolSize}), got "${config.minPoolSize}"`,
     );
   }
-  // missing or unusable key, certificate or CA files stop the start (or the reload) here
-  buildTls(config);
+}
+
+/** Whether any client_tls_* or server_tls_* setting differs: what buildTls reads besides the files. */
+export function tlsSettingsChanged(config: PoolerConfig, running: PoolerConfig): boolean {
+  return SETTINGS.some((s) => /^(client|server)_tls_/.test(s.key) && s.show(config) !== s.show(running));
 }

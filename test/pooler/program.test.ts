@@ -357,18 +357,35 @@ describe("user: the Unix user the program becomes at start, as PgBouncer's", () 
           "client_tls_sslmode = require",
           `client_tls_key_file = ${key}`,
           `client_tls_cert_file = ${certs.serverCert}`,
+          "admin_users = postgres",
         ]);
         const p = runPooler([ini], {});
         await waitFor(() => p.output().includes('"listening"') || p.child.exitCode !== null, "the start");
         expect(p.output()).toContain('"listening"');
-        const c = await connect(`postgresql://postgres:postgres@127.0.0.1:${port}/appdb`, {
-          ssl: { rejectUnauthorized: false },
-        });
-        try {
-          expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
-        } finally {
-          await c.end();
-        }
+        const url = (db: string) => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}`;
+        const tls = { ssl: { rejectUnauthorized: false } };
+        const query = async (db: string, sql: string): Promise<Record<string, unknown>[]> => {
+          const c = await connect(url(db), tls);
+          try {
+            return (await c.query(sql)).rows as Record<string, unknown>[];
+          } finally {
+            await c.end();
+          }
+        };
+        expect(await query("appdb", "SELECT 1 AS one")).toEqual([{ one: 1 }]);
+        // the key cannot be read again as the user: SET and RELOAD keep the TLS in force, as
+        // PgBouncer does, and change the rest
+        await query("pgbouncer", "SET default_pool_size = 7");
+        await query("pgbouncer", "RELOAD");
+        expect(p.output()).toContain("TLS files could not be read again");
+        fs.appendFileSync(ini, "default_pool_size = 9\n");
+        await query("pgbouncer", "RELOAD");
+        const config = await query("pgbouncer", "SHOW CONFIG");
+        expect(config.find((r) => r.key === "default_pool_size")).toMatchObject({ value: "9" });
+        expect(await query("appdb", "SELECT 2 AS two")).toEqual([{ two: 2 }]);
+        // naming other files is a change that must load
+        fs.appendFileSync(ini, `client_tls_cert_file = ${certs.serverCert}.missing\n`);
+        expect((await errorOf(query("pgbouncer", "RELOAD"))).message).toMatch(/^RELOAD failed: client_tls_/);
       } finally {
         certs.remove();
       }
