@@ -95,13 +95,11 @@ export class DnsCache {
       .then(
         (addresses) => {
           const { maxTtl } = this.ttls();
-          const gone = entry.addresses.filter((old) => !addresses.some((a) => a.address === old.address));
+          const vanished = entry.addresses
+            .map((old) => old.address)
+            .filter((old) => !addresses.some((a) => a.address === old));
           Object.assign(entry, { addresses, error: null, expires: now() + maxTtl, next: 0 });
-          if (gone.length > 0)
-            this.gone(
-              hostname,
-              gone.map((a) => a.address),
-            );
+          if (vanished.length > 0) this.gone(hostname, vanished);
         },
         (err: NodeJS.ErrnoException) => {
           const { nxdomainTtl } = this.ttls();
