@@ -112,6 +112,27 @@ describe("DnsCache", () => {
     expect(calls).toHaveLength(2);
   });
 
+  it("reports the addresses a new lookup no longer gives, also across a failed one", async () => {
+    const answers: (dns.LookupAddress[] | Error)[] = [
+      [V4("10.0.0.1"), V4("10.0.0.2")],
+      [V4("10.0.0.2")],
+      notFound(),
+      [V4("10.0.0.3")],
+    ];
+    const { resolve } = resolver(() => answers.shift()!);
+    const gone: [string, string[]][] = [];
+    const cache = new DnsCache(
+      () => ({ maxTtl: 0, nxdomainTtl: 0 }),
+      (name, addresses) => gone.push([name, addresses]),
+      resolve,
+    );
+    for (let i = 0; i < 4; i++) await lookup(cache, "db.example");
+    expect(gone).toEqual([
+      ["db.example", ["10.0.0.1"]],
+      ["db.example", ["10.0.0.2"]],
+    ]);
+  });
+
   it("lists every name for SHOW DNS_HOSTS as PgBouncer prints it: seconds left, addresses with port 0", async () => {
     const { resolve } = resolver((name) =>
       name === "gone.example" ? notFound() : [V4("10.0.0.1"), V6("fd00::1")],

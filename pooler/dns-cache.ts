@@ -20,7 +20,9 @@ export interface DnsTtls {
 }
 
 interface Entry {
+  /** the last lookup that succeeded: kept through a failed one, so that a failover after it is seen */
   addresses: dns.LookupAddress[];
+  /** the last lookup failed: answered with this until dns_nxdomain_ttl has passed */
   error: NodeJS.ErrnoException | null;
   /** now() after which the next connect looks the name up again */
   expires: number;
@@ -77,7 +79,7 @@ export class DnsCache {
     return [...this.names].map(([hostname, e]) => ({
       hostname,
       ttl: Math.max(0, Math.floor((e.expires - t) / 1000)),
-      addrs: e.addresses.map(addressText).join(","),
+      addrs: e.error === null ? e.addresses.map(addressText).join(",") : "",
     }));
   }
 
@@ -103,7 +105,7 @@ export class DnsCache {
         },
         (err: NodeJS.ErrnoException) => {
           const { nxdomainTtl } = this.ttls();
-          Object.assign(entry, { addresses: [], error: err, expires: now() + nxdomainTtl });
+          Object.assign(entry, { error: err, expires: now() + nxdomainTtl });
         },
       )
       .then(() => {
