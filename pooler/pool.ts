@@ -516,10 +516,14 @@ export class Pool {
     return new Error(`no host matches: ${err.message}`);
   }
 
-  /** The servers `there` picks are replaced, idle ones now and busy ones when free, as RECONNECT does. */
+  /**
+   * The servers `there` picks are replaced, as RECONNECT does: idle ones now, busy ones when free,
+   * and those still logging in when they would become idle.
+   */
   private replaceServers(there: (s: ServerConnection) => boolean, reason: string): void {
     for (const s of this.idle.filter(there)) s.close(reason);
-    for (const s of [...this.active, ...this.used, ...this.beingCanceled]) if (there(s)) s.closeNeeded = true;
+    for (const s of [...this.active, ...this.used, ...this.login, ...this.beingCanceled])
+      if (there(s)) s.closeNeeded = true;
   }
 
   /**

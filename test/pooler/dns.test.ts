@@ -112,15 +112,8 @@ describe("DNS cache", () => {
   });
 
   it("replaces the servers on an address a new lookup no longer gives, as PgBouncer (DNS failover)", async () => {
-    // the new primary's address: a relay to the test PostgreSQL, which listens on 127.0.0.1 only
-    const pg = new URL(inject("pgAppUrl"));
-    const relay = net.createServer((s) => {
-      const to = net.connect(Number(pg.port), "127.0.0.1");
-      s.pipe(to).pipe(s);
-      s.on("error", () => to.destroy());
-      to.on("error", () => s.destroy());
-    });
-    await new Promise<void>((r) => relay.listen(Number(pg.port), "127.0.0.2", r));
+    // the new primary's address
+    const relay = await relayAt("127.0.0.2");
     let addresses = ["127.0.0.1"];
     const spy = answering("primary.test", () => addresses);
     try {
@@ -150,7 +143,57 @@ describe("DNS cache", () => {
       await new Promise((r) => relay.close(r));
     }
   });
+  it("also replaces a server still logging in on an address a new lookup no longer gives", async () => {
+    const slow = await relayAt("127.0.0.3", 1_500);
+    let addresses = ["127.0.0.1"];
+    const spy = answering("moving.test", () => addresses);
+    const held = (s: { addr: string }[]): string[] => s.map((r) => r.addr).sort();
+    try {
+      await withTestPooler(
+        { DATABASE_URL: byName("moving.test"), DNS_MAX_TTL: "0", ADMIN_USERS: "postgres" },
+        async (p) => {
+          const [a, b, c] = await Promise.all([connect(p.url()), connect(p.url()), connect(p.url())]);
+          try {
+            await a.query("BEGIN");
+            // a holds the one server: b's query needs another, which dials the slow address
+            addresses = ["127.0.0.3"];
+            const bQuery = b.query("SELECT 1");
+            await new Promise((r) => setTimeout(r, 300));
+            // while that one logs in, the name moves back: c's server is dialed after a lookup
+            // that no longer gives 127.0.0.3
+            addresses = ["127.0.0.1"];
+            await Promise.all([bQuery, c.query("SELECT 1"), a.query("COMMIT")]);
+            await new Promise((r) => setTimeout(r, 2_000));
+            expect(held(await consoleRows<{ addr: string }>(p, "SHOW SERVERS"))).not.toContain("127.0.0.3");
+          } finally {
+            await Promise.all([a.end(), b.end(), c.end()]);
+          }
+        },
+      );
+    } finally {
+      spy.mockRestore();
+      await new Promise((r) => slow.close(r));
+    }
+  });
 });
+
+/**
+ * A relay to the test PostgreSQL (which listens on 127.0.0.1 only) at another loopback address, as
+ * another server behind the same name; `holdMs` holds PostgreSQL's first answer, so that a server
+ * dialing it stays logging in that long.
+ */
+async function relayAt(address: string, holdMs = 0): Promise<net.Server> {
+  const pg = new URL(inject("pgAppUrl"));
+  const relay = net.createServer((s) => {
+    const to = net.connect(Number(pg.port), "127.0.0.1");
+    s.pipe(to);
+    setTimeout(() => to.pipe(s), holdMs);
+    s.on("error", () => to.destroy());
+    to.on("error", () => s.destroy());
+  });
+  await new Promise<void>((r) => relay.listen(Number(pg.port), address, r));
+  return relay;
+}
 
 /** The system resolver, but `name` resolves to `addresses()` (IPv4). */
 function answering(name: string, addresses: () => string[]) {
