@@ -532,7 +532,8 @@ export class Pool {
    */
   addressesGone(host: string, addresses: readonly string[]): void {
     this.replaceServers(
-      (s) => s.target.host === host && s.address !== null && addresses.includes(s.address.address),
+      // a server still dialing has no remote address yet: the lookup it dialed with is unknown
+      (s) => s.target.host === host && addresses.includes(s.socket.remoteAddress ?? ""),
       `${host} no longer resolves to ${addresses.join(", ")}`,
     );
   }

@@ -161,8 +161,6 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * to another client, whose query the late cancel would hit.
    */
   cancelsInFlight = 0;
-  /** The address the host name gave this server's TCP connection (null: not yet, or a Unix socket). */
-  address: { address: string; family: 4 | 6 } | null = null;
 
   private readonly scanner: FrameScanner;
   private internal: Internal | null = null;
@@ -221,9 +219,6 @@ export class ServerConnection extends Connection implements FrameVisitor {
     socket.setKeepAlive(target.keepalive, target.keepidle);
     server.listen(socket);
     socket.on("connect", () => {
-      if (socket.remoteAddress !== undefined) {
-        server.address = { address: socket.remoteAddress, family: socket.remoteFamily === "IPv6" ? 6 : 4 };
-      }
       requestTls(socket, target.tls, target.host, (take) => (reads.take = take)).then(
         (secure) => server.start(secure),
         (err: Error) => server.close(err.message),
@@ -502,10 +497,11 @@ export class ServerConnection extends Connection implements FrameVisitor {
     // To the address this server is connected to: a host name may stand for several PostgreSQL
     // servers (DNS round robin), and looking it up again gives the next one, which would ignore
     // a key it never gave out.
+    const { remoteAddress, remoteFamily } = this.socket;
     const target =
-      this.address === null
+      remoteAddress === undefined
         ? this.target
-        : { ...this.target, lookup: pinnedLookup(this.address.address, this.address.family) };
+        : { ...this.target, lookup: pinnedLookup(remoteAddress, remoteFamily === "IPv6" ? 6 : 4) };
     sendCancelRequest(target, key, timeoutMs, { failed, done });
   }
 

@@ -4,7 +4,7 @@ import net from "node:net";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
-import { cancelledSleep, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { cancelKeyOf, cancelledSleep, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { RawClient, type Reply } from "../support/protocol.ts";
 import { freePort } from "../support/ports.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
@@ -304,11 +304,9 @@ interface Races {
  */
 async function cancelRaces(url: string, port: number): Promise<Races> {
   const [a, b] = await Promise.all([connect(url), connect(url)]);
-  const key = a as unknown as { processID: number; secretKey: number };
+  const key = cancelKeyOf(a);
   const cancelA = (): void => {
-    const sock = net.connect({ host: "127.0.0.1", port }, () =>
-      sock.end(cancelRequest(key.processID, key.secretKey)),
-    );
+    const sock = net.connect({ host: "127.0.0.1", port }, () => sock.end(cancelRequest(key.pid, key.secret)));
     sock.on("error", () => undefined);
   };
   const until = Date.now() + 3000;

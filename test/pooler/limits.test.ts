@@ -14,7 +14,7 @@ import {
   startupMessage,
   sync,
 } from "../../pooler/protocol/messages.ts";
-import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { cancelKeyOf, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient, errorOfReply } from "../support/protocol.ts";
@@ -957,8 +957,8 @@ describe("cancel_wait_timeout", () => {
           const b = await connect(p.url());
           const sleeping = a.query("SELECT pg_sleep(1) AS slept");
           await new Promise((r) => setTimeout(r, 200));
-          const key = a as unknown as { processID: number; secretKey: number };
-          await rawExchange(p.port, cancelRequest(key.processID, key.secretKey), 100);
+          const key = cancelKeyOf(a);
+          await rawExchange(p.port, cancelRequest(key.pid, key.secret), 100);
           // the cancel never arrived: the sleep ends normally
           expect((await sleeping).rows).toHaveLength(1);
           // the server waits for the cancel until cancel_wait_timeout (2 s after it was sent)

@@ -9,7 +9,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CANCEL_TTL_MASK, peerOfCancelKey } from "../../pooler/client-registry.ts";
 import { cancelRequest } from "../../pooler/protocol/messages.ts";
-import { connect, errorOf, rawExchange } from "../support/clients.ts";
+import { cancelKeyOf, connect, errorOf, rawExchange } from "../support/clients.ts";
 import { freePort } from "../support/ports.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { waitFor } from "../support/wait.ts";
@@ -69,11 +69,6 @@ afterAll(async () => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function keyOf(c: pg.Client): { pid: number; secret: number } {
-  const k = c as unknown as { processID: number; secretKey: number };
-  return { pid: k.processID, secret: k.secretKey };
-}
-
 /** A key in peering's layout for `peer`, with the given TTL bits. */
 function keyFor(peer: number, ttl = CANCEL_TTL_MASK): { pid: number; secret: number } {
   return { pid: 0x11000022 | ((peer & 0xff) << 16) | ((peer >> 8) << 8), secret: 0x5555550 | ttl };
@@ -113,7 +108,7 @@ describe("peering", () => {
         [ca, 1],
         [cb, 2],
       ] as const) {
-        const { pid, secret } = keyOf(c);
+        const { pid, secret } = cancelKeyOf(c);
         expect(pid).toBeGreaterThan(0);
         expect(peerOfCancelKey(pid)).toBe(id);
         expect(secret & CANCEL_TTL_MASK).toBe(CANCEL_TTL_MASK);
@@ -126,7 +121,7 @@ describe("peering", () => {
   it("cancels a query on one pooler through the other (forwarded to @dir/.s.PGSQL.<port>)", async () => {
     const c = await connect(a.url());
     try {
-      const { pid, secret } = keyOf(c);
+      const { pid, secret } = cancelKeyOf(c);
       const outcome = await sleepAndCancel(c, () => rawExchange(b.port, cancelRequest(pid, secret)));
       expect(outcome.code).toBe("57014");
       expect(outcome.ms).toBeLessThan(5000);
@@ -139,7 +134,7 @@ describe("peering", () => {
   it("takes its own key back whatever TTL is left, and cancels nothing with a key of no one", async () => {
     const c = await connect(b.url());
     try {
-      const { pid, secret } = keyOf(c);
+      const { pid, secret } = cancelKeyOf(c);
       // a key for peer 9, which no one has: dropped, and the query runs on
       const before = logged(a, "could not find peer to forward cancel request to");
       const running = c.query("SELECT pg_sleep(1.5) AS slept");
@@ -230,7 +225,7 @@ describe("peering with server_tls_sslmode=require", () => {
   it("forwards a cancel to a peer that does not speak TLS, as PgBouncer does", async () => {
     const c = await connect(tb.url());
     try {
-      const { pid, secret } = keyOf(c);
+      const { pid, secret } = cancelKeyOf(c);
       const started = Date.now();
       const slow = c.query("SELECT pg_sleep(5)");
       await new Promise((r) => setTimeout(r, 300));

@@ -7,7 +7,7 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cancelRequest } from "../../pooler/protocol/messages.ts";
-import { connect, errorOf, rawExchange } from "../support/clients.ts";
+import { cancelKeyOf, connect, errorOf, rawExchange } from "../support/clients.ts";
 import { freePort } from "../support/ports.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { waitFor } from "../support/wait.ts";
@@ -52,11 +52,6 @@ async function appClients(socketDir: string): Promise<number> {
   }
 }
 
-function keyOf(c: pg.Client): [pid: number, secret: number] {
-  const k = c as unknown as { processID: number; secretKey: number };
-  return [k.processID, k.secretKey];
-}
-
 beforeAll(async () => {
   port = await freePort();
   const socketDirs = [tempDir("pooler-reuseport-a-"), tempDir("pooler-reuseport-b-")];
@@ -96,7 +91,12 @@ describe("so_reuseport", () => {
       const sleeps = clients.map((c) => errorOf(c.query("SELECT pg_sleep(30)")));
       await new Promise((r) => setTimeout(r, 500));
       const started = Date.now();
-      await Promise.all(clients.map((c) => rawExchange(port, cancelRequest(...keyOf(c)))));
+      await Promise.all(
+        clients.map((c) => {
+          const { pid, secret } = cancelKeyOf(c);
+          return rawExchange(port, cancelRequest(pid, secret));
+        }),
+      );
       const errors = await Promise.all(sleeps);
       expect(errors.map((e) => e.code)).toEqual(clients.map(() => "57014"));
       expect(Date.now() - started).toBeLessThan(10_000);

@@ -16,7 +16,7 @@ import {
 import { formatUserlistLine } from "../../pooler/config/index.ts";
 import { connectTls } from "../../pooler/tls.ts";
 import { makeCerts, type TestCerts } from "../support/certs.ts";
-import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { cancelKeyOf, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { waitFor } from "../support/wait.ts";
@@ -268,7 +268,7 @@ describe("client side TLS", () => {
   it("cancels a TLS client's query, by a CancelRequest over TLS and by a plaintext one (psql's)", () =>
     withTestPooler(clientTls("require"), async (p) => {
       const c = await connect(p.url(), { ssl: { rejectUnauthorized: false } });
-      const keys = c as unknown as { processID: number; secretKey: number };
+      const keys = cancelKeyOf(c);
       const overTls = {
         mode: "require" as const,
         context: tls.createSecureContext(),
@@ -284,7 +284,7 @@ describe("client side TLS", () => {
           sock.on("error", () => undefined);
           await new Promise((r) => sock.once("connect", r));
           const channel = await connectTls(sock, setup, "127.0.0.1");
-          channel.end(cancelRequest(keys.processID, keys.secretKey));
+          channel.end(cancelRequest(keys.pid, keys.secret));
           const err = await running;
           console.log(`cancel ${setup ? "over TLS" : "in plaintext"}: ${Date.now() - started} ms`);
           expect(err.code).toBe("57014");

@@ -101,14 +101,20 @@ export function rawExchange(to: number | string, payload: Buffer, waitMs = 3000)
  * Runs pg_sleep(10) on `c` and, once it runs, sends its cancel key to the pooler on `port` as a
  * client's CancelRequest; resolves to the query's error and how long the query took.
  */
+/** The cancel key node-postgres got at login (BackendKeyData), which it keeps but does not export. */
+export function cancelKeyOf(c: pg.Client): { pid: number; secret: number } {
+  const k = c as unknown as { processID: number; secretKey: number };
+  return { pid: k.processID, secret: k.secretKey };
+}
+
 export async function cancelledSleep(
   c: pg.Client,
   port: number,
 ): Promise<{ err: Error & { code?: string }; ms: number }> {
-  const key = c as unknown as { processID: number; secretKey: number };
+  const { pid, secret } = cancelKeyOf(c);
   const started = Date.now();
   const slow = errorOf(c.query("SELECT pg_sleep(10)"));
   await new Promise((r) => setTimeout(r, 300));
-  await rawExchange(port, cancelRequest(key.processID, key.secretKey));
+  await rawExchange(port, cancelRequest(pid, secret));
   return { err: await slow, ms: Date.now() - started };
 }
