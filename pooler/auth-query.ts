@@ -7,6 +7,7 @@ import type { ServerTls } from "./config/tls.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { classifySecret } from "./config/userlist.ts";
 import { parseHostList } from "./host-list.ts";
+import { keepaliveOf } from "./keepalive.ts";
 import { ServerConnection } from "./server.ts";
 import { dialTarget } from "./unix-socket.ts";
 
@@ -62,8 +63,7 @@ async function lookupOn(
       startupParams: {},
       connectTimeout: config.serverConnectTimeout,
       maxPacketSize: config.maxPacketSize,
-      keepalive: config.tcpKeepalive,
-      keepidle: config.tcpKeepidle,
+      keepalive: keepaliveOf(config),
       lookup: dial.lookup,
     },
     () => undefined,

@@ -3,6 +3,7 @@ import type http from "node:http";
 import net from "node:net";
 import { ClientConnection, type ClientHost } from "./client.ts";
 import type { ClientRegistry } from "./client-registry.ts";
+import { applyKeepalive, keepaliveOf } from "./keepalive.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import { listenUnix, UnixBindError } from "./unix-socket.ts";
 
@@ -20,27 +21,22 @@ export interface Listener {
 export async function listen(host: ClientHost, clients: ClientRegistry): Promise<Listener> {
   const { listenAddr, listenPort, unixSocketDir, listenBacklog, soReuseport } = host.config;
   const make = (unixSocket = false): net.Server =>
-    net.createServer(
-      {
-        noDelay: true,
-        keepAlive: host.config.tcpKeepalive,
-        keepAliveInitialDelay: host.config.tcpKeepidle,
-      },
-      (socket) => {
-        const client = new ClientConnection(socket, host, unixSocket);
-        clients.add(client);
-        // Refused after the startup packet has been read, so libpq shows the message instead of a reset.
-        if (host.shuttingDown) {
-          client.refuseAfterStartup(SqlState.CannotConnectNow, "pooler is shutting down");
-        } else if (clients.size > host.config.maxClientConn) {
-          client.refuseAfterStartup(
-            SqlState.TooManyConnections,
-            "no more connections allowed (max_client_conn)",
-            true,
-          );
-        }
-      },
-    );
+    net.createServer({ noDelay: true }, (socket) => {
+      // per socket, not as the server's options: RELOAD and SET apply to the next client
+      applyKeepalive(socket, keepaliveOf(host.config));
+      const client = new ClientConnection(socket, host, unixSocket);
+      clients.add(client);
+      // Refused after the startup packet has been read, so libpq shows the message instead of a reset.
+      if (host.shuttingDown) {
+        client.refuseAfterStartup(SqlState.CannotConnectNow, "pooler is shutting down");
+      } else if (clients.size > host.config.maxClientConn) {
+        client.refuseAfterStartup(
+          SqlState.TooManyConnections,
+          "no more connections allowed (max_client_conn)",
+          true,
+        );
+      }
+    });
   const servers =
     listenAddr.trim() === ""
       ? []

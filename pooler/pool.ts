@@ -8,6 +8,7 @@ import type { ServerTls } from "./config/tls.ts";
 import type { Logger } from "./log.ts";
 import { HostList } from "./host-list.ts";
 import { LoginRetry, isRestarting } from "./login-retry.ts";
+import type { Keepalive } from "./keepalive.ts";
 import { runConnectQuery } from "./connect-query.ts";
 import {
   checkSessionAttrs,
@@ -70,8 +71,7 @@ export interface PoolSettings {
   transactionTimeout: number;
   clientIdleTimeout: number;
   maxPacketSize: number;
-  keepalive: boolean;
-  keepidle: number;
+  keepalive: Keepalive;
   /** Transaction/statement pooling: per-server LRU size of protocol-level prepared statements, 0 = off. */
   maxPreparedStatements: number;
   /** Transaction/statement pooling: keep a client's server while it holds session state (else refuse it). */
@@ -420,7 +420,6 @@ export class Pool {
       connectTimeout: this.settings.connectTimeout,
       maxPacketSize: this.settings.maxPacketSize,
       keepalive: this.settings.keepalive,
-      keepidle: this.settings.keepidle,
       lookup: this.settings.lookup,
     };
     const attemptStart = Date.now();

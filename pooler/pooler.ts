@@ -17,6 +17,7 @@ import {
   type TlsSetup,
 } from "./config/index.ts";
 import { Janitor } from "./janitor.ts";
+import { keepaliveOf } from "./keepalive.ts";
 import { listen, type Listener } from "./listener.ts";
 import type { Logger } from "./log.ts";
 import { MetricsServer } from "./metrics.ts";
@@ -245,8 +246,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       transactionTimeout: ownOrGlobal(u?.transactionTimeout, c.transactionTimeout),
       clientIdleTimeout: ownOrGlobal(u?.clientIdleTimeout, c.clientIdleTimeout),
       maxPacketSize: c.maxPacketSize,
-      keepalive: c.tcpKeepalive,
-      keepidle: c.tcpKeepidle,
+      keepalive: keepaliveOf(c),
       maxPreparedStatements: c.maxPreparedStatements,
       pinSessionState: c.pinSessionState,
       trackExtraParameters: c.trackExtraParameters,

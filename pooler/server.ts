@@ -6,6 +6,7 @@ import { now } from "./clock.ts";
 import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
 import { Block, Connection } from "./connection.ts";
 import { pinnedLookup } from "./dns-cache.ts";
+import { applyKeepalive, type Keepalive } from "./keepalive.ts";
 import { FrameScanner, type FrameVisitor } from "./protocol/framing.ts";
 import {
   Auth,
@@ -54,9 +55,8 @@ export interface ServerTarget extends CancelTarget {
   startupParams: Record<string, string>;
   connectTimeout: number;
   maxPacketSize: number;
-  /** tcp_keepalive and tcp_keepidle (ms, 0: the OS default), as for client sockets. */
-  keepalive: boolean;
-  keepidle: number;
+  /** As for client sockets. */
+  keepalive: Keepalive;
 }
 
 /** An error the server sent (kept whole so the client sees PostgreSQL's own words). */
@@ -216,7 +216,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
       server.close(`server_connect_timeout (${target.connectTimeout / 1000} s)`);
     }, target.connectTimeout);
     ready.finally(() => clearTimeout(timer)).catch(() => undefined);
-    socket.setKeepAlive(target.keepalive, target.keepidle);
+    applyKeepalive(socket, target.keepalive);
     server.listen(socket);
     socket.on("connect", () => {
       requestTls(socket, target.tls, target.host, (take) => (reads.take = take)).then(

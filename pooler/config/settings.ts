@@ -139,8 +139,14 @@ function int(key: string, field: FieldOf<number>, def: string, opts: Options = {
   return numeric(key, "int", field, def, parse, String, opts.changeable);
 }
 
-function seconds(key: string, field: FieldOf<number>, def: string): SettingDef {
-  return numeric(key, "seconds", field, def, parseSeconds, formatSeconds);
+/** `max`: whole seconds, the most the setting can take. */
+function seconds(key: string, field: FieldOf<number>, def: string, max?: number): SettingDef {
+  const parse = (raw: string): number => {
+    const ms = parseSeconds(raw);
+    if (max !== undefined && ms > max * 1000) throw new InvalidValue(`a number of seconds from 0 to ${max}`);
+    return ms;
+  };
+  return numeric(key, "seconds", field, def, parse, formatSeconds);
 }
 
 function bool(key: string, field: FieldOf<boolean>, def: string, opts: Options = {}): SettingDef {
@@ -358,7 +364,11 @@ export const SETTINGS: readonly SettingDef[] = [
   list("stats_users", "statsUsers", ""),
   seconds("suspend_timeout", "suspendTimeout", "10"),
   bool("tcp_keepalive", "tcpKeepalive", "1"),
-  seconds("tcp_keepidle", "tcpKeepidle", "0"),
+  // keepalive.ts; the kernel's limits (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL), which
+  // PgBouncer leaves to a failed setsockopt on every connection
+  int("tcp_keepcnt", "tcpKeepcnt", "0", { max: 127 }),
+  seconds("tcp_keepidle", "tcpKeepidle", "0", 32767),
+  seconds("tcp_keepintvl", "tcpKeepintvl", "0", 32767),
   list("track_extra_parameters", "trackExtraParameters", "IntervalStyle", { changeable: false }),
   seconds("transaction_timeout", "transactionTimeout", "0"),
   // Listens on <dir>/.s.PGSQL.<listen_port> besides listen_addr; also where a [databases] entry
@@ -398,8 +408,6 @@ export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "syslog_facility",
   "syslog_ident",
   "tcp_defer_accept",
-  "tcp_keepcnt",
-  "tcp_keepintvl",
   "tcp_socket_buffer",
   "tcp_user_timeout",
 ]);

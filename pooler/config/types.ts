@@ -175,6 +175,10 @@ export interface PoolerConfig {
   tcpKeepalive: boolean;
   /** tcp_keepidle (ms): idle time before the first keepalive probe; 0 leaves the OS default. */
   tcpKeepidle: number;
+  /** tcp_keepintvl (ms): time between unanswered keepalive probes; 0 leaves the OS default. */
+  tcpKeepintvl: number;
+  /** tcp_keepcnt: unanswered probes before the connection is dropped; 0 leaves the OS default. */
+  tcpKeepcnt: number;
 
   /** Sent to every client as a NOTICE once it is logged in; empty: none. */
   loginNotifyMessage: string;

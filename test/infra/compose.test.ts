@@ -167,11 +167,15 @@ describe("Dockerfile", () => {
   });
 
   it("builds in one stage and runs from a slim image of the Node.js that CI tests on", () => {
-    // .ci/run installs .nvmrc's version; package.json's engines names its major
+    // .ci/run installs .nvmrc's version; package.json's engines names its major and the first minor
+    // the pooler runs on (24.19: setKeepAlive's interval and count, for tcp_keepintvl and tcp_keepcnt)
     const version = read(".nvmrc").trim();
-    const major = version.split(".")[0];
+    const [major, minor] = version.split(".").map(Number);
     expect(version).toMatch(/^\d+\.\d+\.\d+$/);
-    expect(JSON.parse(read("package.json")).engines.node).toBe(`>=${major}`);
+    const engines = /^>=(\d+)\.(\d+)$/.exec(JSON.parse(read("package.json")).engines.node);
+    expect(engines).not.toBeNull();
+    expect(Number(engines![1])).toBe(major);
+    expect(Number(engines![2])).toBeLessThanOrEqual(minor!);
     expect(stages).toHaveLength(2);
     for (const stage of stages)
       expect(stage).toMatch(new RegExp(`^FROM node:${version.replaceAll(".", "\\.")}-bookworm-slim AS \\w+`));
