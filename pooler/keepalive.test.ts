@@ -13,8 +13,29 @@ function settings(values: Record<string, string>) {
 }
 
 describe("keepaliveOf", () => {
-  it("leaves the system's values alone when none of the three is set", () => {
-    expect(keepaliveOf(settings({}))).toEqual({ enable: true, idle: 0, interval: 0, count: 0 });
+  it("gives the system's values where none is set, not libuv's 60 s, 1 s and 10 probes", () => {
+    expect(keepaliveOf(settings({}))).toEqual({
+      enable: true,
+      idle: sysctl("time"),
+      interval: sysctl("intvl"),
+      count: sysctl("probes"),
+    });
+  });
+
+  it("fills only what is not set", () => {
+    expect(keepaliveOf(settings({ tcp_keepidle: "30" }))).toMatchObject({
+      idle: 30,
+      interval: sysctl("intvl"),
+      count: sysctl("probes"),
+    });
+    expect(keepaliveOf(settings({ tcp_keepintvl: "5", tcp_keepcnt: "3" }))).toMatchObject({
+      idle: sysctl("time"),
+      interval: 5,
+      count: 3,
+    });
+  });
+
+  it("leaves the socket alone without tcp_keepalive, whatever else is set", () => {
     expect(keepaliveOf(settings({ tcp_keepalive: "0", tcp_keepidle: "5" }))).toEqual({
       enable: false,
       idle: 0,
@@ -22,41 +43,19 @@ describe("keepaliveOf", () => {
       count: 0,
     });
   });
-
-  it("fills what is not set from the system's sysctls, not libuv's 1 s and 10 probes", () => {
-    expect(keepaliveOf(settings({ tcp_keepidle: "30" }))).toEqual({
-      enable: true,
-      idle: 30,
-      interval: sysctl("intvl"),
-      count: sysctl("probes"),
-    });
-    expect(keepaliveOf(settings({ tcp_keepcnt: "3" }))).toEqual({
-      enable: true,
-      idle: sysctl("time"),
-      interval: sysctl("intvl"),
-      count: 3,
-    });
-  });
-
-  it("rounds a fraction of a second up, as the kernel counts whole seconds and 0 means unset", () => {
-    expect(keepaliveOf(settings({ tcp_keepidle: "0.5", tcp_keepintvl: "2.1", tcp_keepcnt: "4" }))).toEqual({
-      enable: true,
-      idle: 1,
-      interval: 3,
-      count: 4,
-    });
-  });
 });
 
 describe("keepalive settings", () => {
-  it("refuses values the kernel would refuse on every socket", () => {
+  it("takes whole seconds, as PgBouncer does, up to what the kernel takes", () => {
     expect(() => applySetting(defaultConfig(), "tcp_keepcnt", "128")).toThrow(
       /expected an integer from 0 to 127, got "128"/,
     );
     expect(() => applySetting(defaultConfig(), "tcp_keepintvl", "32768")).toThrow(
-      /expected a number of seconds from 0 to 32767, got "32768"/,
+      /expected an integer from 0 to 32767, got "32768"/,
     );
-    expect(() => applySetting(defaultConfig(), "tcp_keepidle", "-1")).toThrow(/expected a number of seconds/);
+    expect(() => applySetting(defaultConfig(), "tcp_keepidle", "0.5")).toThrow(
+      /expected an integer from 0 to 32767, got "0.5"/,
+    );
     expect(applySetting(defaultConfig(), "tcp_keepidle", "32767")).toBe("set");
   });
 });

@@ -3,6 +3,7 @@
 // Defaults and the `changeable` column follow PgBouncer 1.25 (src/main.c, bouncer_params).
 
 import { ConfigError, InvalidValue, parseAt } from "./errors.ts";
+import { KEEPALIVE_LIMITS } from "../keepalive.ts";
 import { DHE_PARAMS, SSL_MODES, parseEcdhCurve, parseTlsCiphers, parseTlsProtocols } from "./tls.ts";
 import type { AuthType, PoolerConfig, PoolMode } from "./types.ts";
 
@@ -139,14 +140,8 @@ function int(key: string, field: FieldOf<number>, def: string, opts: Options = {
   return numeric(key, "int", field, def, parse, String, opts.changeable);
 }
 
-/** `max`: whole seconds, the most the setting can take. */
-function seconds(key: string, field: FieldOf<number>, def: string, max?: number): SettingDef {
-  const parse = (raw: string): number => {
-    const ms = parseSeconds(raw);
-    if (max !== undefined && ms > max * 1000) throw new InvalidValue(`a number of seconds from 0 to ${max}`);
-    return ms;
-  };
-  return numeric(key, "seconds", field, def, parse, formatSeconds);
+function seconds(key: string, field: FieldOf<number>, def: string): SettingDef {
+  return numeric(key, "seconds", field, def, parseSeconds, formatSeconds);
 }
 
 function bool(key: string, field: FieldOf<boolean>, def: string, opts: Options = {}): SettingDef {
@@ -364,11 +359,11 @@ export const SETTINGS: readonly SettingDef[] = [
   list("stats_users", "statsUsers", ""),
   seconds("suspend_timeout", "suspendTimeout", "10"),
   bool("tcp_keepalive", "tcpKeepalive", "1"),
-  // keepalive.ts; the kernel's limits (MAX_TCP_KEEPCNT, MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL), which
-  // PgBouncer leaves to a failed setsockopt on every connection
-  int("tcp_keepcnt", "tcpKeepcnt", "0", { max: 127 }),
-  seconds("tcp_keepidle", "tcpKeepidle", "0", 32767),
-  seconds("tcp_keepintvl", "tcpKeepintvl", "0", 32767),
+  // keepalive.ts. Whole seconds, as PgBouncer's ints; the maxima are the kernel's (MAX_TCP_KEEPCNT,
+  // MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL), which PgBouncer meets as a failed setsockopt at start
+  int("tcp_keepcnt", "tcpKeepcnt", "0", { max: KEEPALIVE_LIMITS.count }),
+  int("tcp_keepidle", "tcpKeepidle", "0", { max: KEEPALIVE_LIMITS.idle }),
+  int("tcp_keepintvl", "tcpKeepintvl", "0", { max: KEEPALIVE_LIMITS.interval }),
   list("track_extra_parameters", "trackExtraParameters", "IntervalStyle", { changeable: false }),
   seconds("transaction_timeout", "transactionTimeout", "0"),
   // Listens on <dir>/.s.PGSQL.<listen_port> besides listen_addr; also where a [databases] entry

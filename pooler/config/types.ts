@@ -173,11 +173,11 @@ export interface PoolerConfig {
   /** SO_REUSEPORT on the TCP listeners: several poolers on one port, the kernel spreading clients. */
   soReuseport: boolean;
   tcpKeepalive: boolean;
-  /** tcp_keepidle (ms): idle time before the first keepalive probe; 0 leaves the OS default. */
+  /** tcp_keepidle (whole seconds): idle time before the first keepalive probe; 0: the system's. */
   tcpKeepidle: number;
-  /** tcp_keepintvl (ms): time between unanswered keepalive probes; 0 leaves the OS default. */
+  /** tcp_keepintvl (whole seconds): time between unanswered keepalive probes; 0: the system's. */
   tcpKeepintvl: number;
-  /** tcp_keepcnt: unanswered probes before the connection is dropped; 0 leaves the OS default. */
+  /** tcp_keepcnt: unanswered probes before the connection is dropped; 0: the system's. */
   tcpKeepcnt: number;
 
   /** Sent to every client as a NOTICE once it is logged in; empty: none. */

@@ -1,5 +1,6 @@
 // Nothing lost, nothing leaked: clients and servers that die at bad moments, malformed input.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   Msg,
@@ -182,9 +183,12 @@ describe("failures", () => {
     }
   }, 20_000);
 
+  // the system's idle time, in ss's minutes: libuv's own 60 s would show as "59sec" on a server socket
+  const systemIdle = Number(readFileSync("/proc/sys/net/ipv4/tcp_keepalive_time", "utf8"));
   it.each([
     ["TCP_KEEPIDLE=7", { TCP_KEEPIDLE: "7" }, /timer:\(keepalive,[0-7](\.\d+)?(sec|ms)/],
     ["TCP_KEEPALIVE=0", { TCP_KEEPALIVE: "0" }, /^(?![\s\S]*keepalive)/],
+    ["the defaults", {}, new RegExp(`timer:\\(keepalive,${Math.floor((systemIdle - 1) / 60)}min`)],
   ])(
     "%s applies to server connections and to clients' (the kernel's keepalive timer, by ss)",
     async (_, env, timer) => {
@@ -193,20 +197,19 @@ describe("failures", () => {
       const admin = await connect(q.url("pgbouncer"));
       try {
         await c.query("BEGIN"); // keeps the server linked, so SHOW SERVERS lists it
-        const server = (await admin.query<{ local_port: number }>("SHOW SERVERS")).rows[0]!;
+        const server = (await admin.query<{ port: number; local_port: number }>("SHOW SERVERS")).rows[0]!;
         const client = (await admin.query<{ database: string; port: number }>("SHOW CLIENTS")).rows.find(
           (r) => r.database !== "pgbouncer",
         )!;
-        const sockets = (filter: string): string =>
-          execFileSync("ss", ["-tnoH", "state", "established", filter], { encoding: "utf8" });
-        expect(sockets(`sport = :${server.local_port}`)).toMatch(/\S/);
-        expect(sockets(`sport = :${server.local_port}`)).toMatch(timer);
+        // both ports: Linux reuses a local port towards another destination, such as another test's pooler
+        const sockets = (local: number, remote: number): string =>
+          execFileSync("ss", ["-tnoH", "state", "established", `sport = :${local} and dport = :${remote}`], {
+            encoding: "utf8",
+          });
+        expect(sockets(server.local_port, server.port)).toMatch(/\S/);
+        expect(sockets(server.local_port, server.port)).toMatch(timer);
         // the client's ACK of BEGIN's reply may be delayed (up to 40 ms): until then ss shows the retransmit timer
-        await waitFor(
-          () => timer.test(sockets(`dport = :${client.port}`)),
-          "the client socket's timer",
-          2000,
-        );
+        await waitFor(() => timer.test(sockets(q.port, client.port)), "the client socket's timer", 2000);
       } finally {
         await c.end();
         await admin.end();
