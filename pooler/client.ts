@@ -10,7 +10,7 @@
 // while that state lives (session-state.ts).
 import type net from "node:net";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
-import { tlsRequired, type ClientTls } from "./config/tls.ts";
+import { ALPN_POSTGRESQL, tlsRequired, type ClientTls } from "./config/tls.ts";
 import { now } from "./clock.ts";
 import { ClientAuth, decideAuth, type AuthStep } from "./client-auth.ts";
 import type { ClientLimit } from "./client-limits.ts";
@@ -121,6 +121,8 @@ const pqexecRefusal = (type: number): string =>
   type === Msg.Query ? "PQexec disallowed" : unsupportedType(type);
 
 const NOTHING = Buffer.alloc(0);
+/** The content type of a TLS handshake record, a ClientHello's first byte. */
+const TLS_HANDSHAKE_RECORD = 0x16;
 const OWNER = Symbol("client");
 type ClientSocket = net.Socket & { [OWNER]: ClientConnection };
 const NOTHING_HELD: readonly HeldState[] = [];
@@ -164,6 +166,8 @@ class LoginState {
   buf: Buffer = NOTHING;
   /** One startup packet per connection. */
   startupTaken = false;
+  /** An SSLRequest or GSSENCRequest was answered: direct TLS may only open a connection. */
+  encryptionAnswered = false;
   auth: ClientAuth | null = null;
   authDb: DatabaseDef | undefined = undefined;
   /** Authenticated; the welcome waits for the pool (and, with startup settings, for a server to accept them). */
@@ -352,6 +356,19 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // One startup packet per connection: bytes sent while its lookup runs wait for the auth exchange.
     if (login.startupTaken) return;
     if (login.welcoming) return; // queries sent ahead of the welcome: read once logged in
+    // PostgreSQL 17's direct TLS (sslnegotiation=direct): a TLS handshake record where a startup
+    // packet's length would begin. As a length, that byte would mean 369 MB or more: nothing else.
+    if (login.buf[0] === TLS_HANDSHAKE_RECORD && !login.encryptionAnswered && !isTls(this.socket)) {
+      const setup = this.unixSocket ? null : this.host.clientTls;
+      // a client speaking TLS could not read a plaintext ErrorResponse: PostgreSQL closes too
+      if (setup === null) {
+        this.log.info({ client: this.id, addr: this.addr }, "direct TLS refused: TLS is not enabled");
+        return this.close("direct TLS, but TLS is not enabled");
+      }
+      const hello = login.buf;
+      login.buf = NOTHING;
+      return this.startTls(setup, hello);
+    }
     let taken;
     try {
       taken = takeStartupPacket(login.buf, this.host.config.maxPacketSize);
@@ -379,36 +396,14 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
           return this.refuse(SqlState.ProtocolViolation, "SSL request inside SSL");
         }
         const setup = packet.kind === "ssl" && !this.unixSocket ? this.host.clientTls : null;
+        login.encryptionAnswered = true;
         // 'N' tells the client to go on in plain text (or give up if it requires encryption).
         if (setup === null) {
           this.socket.write("N");
           return;
         }
         this.socket.write("S");
-        this.socket.off("data", ClientConnection.onSocketData);
-        acceptTls(this.socket, setup).then(
-          (secure) => {
-            if (this.state === "closed") return void secure.destroy();
-            this.socket = secure;
-            this.listen(secure);
-            const certUser = verifiedCertName(secure);
-            if (this.login) this.login.certUser = certUser;
-            if (setup.requestCert && certUser === undefined) {
-              const why = secure.authorized ? "no certificate" : String(secure.authorizationError);
-              this.log.info({ client: this.id, addr: this.addr, why }, "client certificate refused");
-              // PostgreSQL's words, sent once the startup packet is in so that the client shows them
-              this.refuseAfterStartup(
-                SqlState.InvalidAuthorization,
-                "connection requires a valid client certificate",
-              );
-            }
-          },
-          (err: Error) => {
-            this.log.info({ client: this.id, addr: this.addr, err: err.message }, "TLS handshake failed");
-            this.close(`TLS handshake failed: ${err.message}`);
-          },
-        );
-        return;
+        return this.startTls(setup, null);
       }
       case "cancel":
         this.host.cancel(packet.pid, packet.secret);
@@ -423,6 +418,42 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         this.startup(packet.params).catch((err: Error) => this.failLogin(err));
         return;
     }
+  }
+
+  /** `hello`: the start of a direct TLS handshake, already read; null after an SSLRequest. */
+  private startTls(setup: ClientTls, hello: Buffer | null): void {
+    this.socket.off("data", ClientConnection.onSocketData);
+    acceptTls(this.socket, setup, hello).then(
+      (secure) => {
+        if (this.state === "closed") return void secure.destroy();
+        this.socket = secure;
+        this.listen(secure);
+        // Only ALPN tells a direct TLS client from a TLS client of another protocol sent to this
+        // port (PostgreSQL 17's rule; the acceptor refuses any other protocol it is offered).
+        if (hello !== null && secure.alpnProtocol !== ALPN_POSTGRESQL) {
+          this.log.info({ client: this.id, addr: this.addr }, "direct TLS without ALPN refused");
+          return this.refuseAfterStartup(
+            SqlState.ProtocolViolation,
+            "received direct SSL connection request without ALPN protocol negotiation extension",
+          );
+        }
+        const certUser = verifiedCertName(secure);
+        if (this.login) this.login.certUser = certUser;
+        if (setup.requestCert && certUser === undefined) {
+          const why = secure.authorized ? "no certificate" : String(secure.authorizationError);
+          this.log.info({ client: this.id, addr: this.addr, why }, "client certificate refused");
+          // PostgreSQL's words, sent once the startup packet is in so that the client shows them
+          this.refuseAfterStartup(
+            SqlState.InvalidAuthorization,
+            "connection requires a valid client certificate",
+          );
+        }
+      },
+      (err: Error) => {
+        this.log.info({ client: this.id, addr: this.addr, err: err.message }, "TLS handshake failed");
+        this.close(`TLS handshake failed: ${err.message}`);
+      },
+    );
   }
 
   private async startup(params: Map<string, string>): Promise<void> {

@@ -8,11 +8,21 @@ import { tlsRequired, type ClientTls, type ServerTls } from "./config/index.ts";
 import { sslRequest } from "./protocol/messages.ts";
 
 /**
- * The client's TLS socket over `socket` (the caller has already answered 'S') once the handshake is
- * done; rejects when it fails. Under verify-ca / verify-full, `authorized` then says whether its
+ * The client's TLS socket over `socket` once the handshake is done: after an SSLRequest answered
+ * 'S', or with `hello`, the start of a direct TLS handshake that was read before it was recognised.
+ * Rejects when it fails. Under verify-ca / verify-full, `authorized` then says whether its
  * certificate verified (the caller refuses the login if not, in words the client can show).
  */
-export function acceptTls(socket: net.Socket, setup: ClientTls): Promise<tls.TLSSocket> {
+export function acceptTls(
+  socket: net.Socket,
+  setup: ClientTls,
+  hello: Buffer | null,
+): Promise<tls.TLSSocket> {
+  // bytes waiting in the socket are where the TLS socket over it starts reading (Node's initRead)
+  if (hello !== null) {
+    socket.pause();
+    socket.unshift(hello);
+  }
   const waiting = handshakesOf(setup.acceptor);
   const key = fourTuple(socket);
   return new Promise<tls.TLSSocket>((resolve, reject) => {

@@ -145,6 +145,9 @@ function dhparam(mode: DheParams): string | undefined {
   return mode === "auto" ? "auto" : LEGACY_DH_PARAMS;
 }
 
+/** PostgreSQL's ALPN protocol name (PostgreSQL 17), which a direct TLS client must offer. */
+export const ALPN_POSTGRESQL = "postgresql";
+
 /** The pooler as a TLS server to its clients (null: client_tls_sslmode = disable). */
 export interface ClientTls {
   mode: SslMode;
@@ -211,6 +214,8 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
         dhparam: dhparam(c.clientTlsDheparams),
         requestCert,
         rejectUnauthorized: false,
+        // a client that offers ALPN must offer PostgreSQL's (a direct TLS client must offer it at all)
+        ALPNProtocols: [ALPN_POSTGRESQL],
         secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION | crypto.constants.SSL_OP_NO_TICKET,
       }),
     ),

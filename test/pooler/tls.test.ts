@@ -265,6 +265,80 @@ describe("client side TLS", () => {
     }
   });
 
+  it("direct TLS (sslnegotiation=direct): node-postgres logs in without an SSLRequest, client certificates still verify", () =>
+    withTestPooler(clientTls("verify-full"), async (p) => {
+      const direct = { sslnegotiation: "direct" as const };
+      const ssl = {
+        ca: fs.readFileSync(certs.caCert),
+        servername: "localhost",
+        cert: fs.readFileSync(certs.clientCert),
+        key: fs.readFileSync(certs.clientKey),
+      };
+      const c = await connect(p.url(), { ...direct, ssl });
+      try {
+        expect((await c.query("SELECT current_user AS u")).rows[0].u).toBe("postgres");
+      } finally {
+        await c.end();
+      }
+      const admin = await connect(p.url("pgbouncer"), { ...direct, ssl });
+      try {
+        expect(await tlsColumn(admin, "CLIENTS")).toEqual([expect.stringMatching(/^TLSv1\.3\//)]);
+      } finally {
+        await admin.end();
+      }
+      const noCert = await errorOf(
+        connect(p.url(), { ...direct, ssl: { ca: ssl.ca, servername: "localhost" } }),
+      );
+      expect(noCert.message).toBe("connection requires a valid client certificate");
+
+      // the handshake is the connection's first bytes: nothing is answered in plaintext before it
+      const raw = tls.connect({ host: "127.0.0.1", port: p.port, ...ssl, ALPNProtocols: ["postgresql"] });
+      await new Promise((resolve, reject) => {
+        raw.once("secureConnect", resolve);
+        raw.once("error", reject);
+      });
+      expect(raw.alpnProtocol).toBe("postgresql");
+      raw.destroy();
+    }));
+
+  it("direct TLS: without ALPN refused in PostgreSQL 17's words, with another protocol at the handshake; closed when TLS is off", async () => {
+    await withTestPooler(clientTls("require"), async (p) => {
+      const handshake = (ALPNProtocols?: string[]) => {
+        const secure = tls.connect({
+          host: "127.0.0.1",
+          port: p.port,
+          rejectUnauthorized: false,
+          ALPNProtocols,
+        });
+        return new Promise<tls.TLSSocket>((resolve, reject) => {
+          secure.once("secureConnect", () => resolve(secure));
+          secure.once("error", reject);
+        });
+      };
+      const noAlpn = await handshake();
+      noAlpn.write(startupMessage({ user: "postgres", database: "app" }));
+      const reply = await new Promise<Buffer>((r) => noAlpn.once("data", r));
+      noAlpn.destroy();
+      expect(String.fromCharCode(reply[0]!)).toBe("E");
+      expect(parseErrorFields(reply).get("C")).toBe("08P01");
+      expect(parseErrorFields(reply).get("M")).toBe(
+        "received direct SSL connection request without ALPN protocol negotiation extension",
+      );
+      const otherProtocol = await errorOf(handshake(["h2"]));
+      expect(otherProtocol.message).toMatch(/no application protocol/i);
+    });
+    await withTestPooler({}, async (p) => {
+      const refused = await errorOf(
+        connect(p.url(), { sslnegotiation: "direct", ssl: { rejectUnauthorized: false } }),
+      );
+      console.log(`direct TLS to a pooler without TLS: ${refused.message}`);
+      await waitFor(
+        () => p.logs.some((l) => l.msg === "direct TLS refused: TLS is not enabled"),
+        "the pooler to log why it closed",
+      );
+    });
+  });
+
   it("cancels a TLS client's query, by a CancelRequest over TLS and by a plaintext one (psql's)", () =>
     withTestPooler(clientTls("require"), async (p) => {
       const c = await connect(p.url(), { ssl: { rejectUnauthorized: false } });
