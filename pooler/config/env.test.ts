@@ -29,6 +29,8 @@ function sample(s: SettingDef): [string, string, Record<string, string>?] {
     server_tls_cert_file: [certs.clientCert, certs.clientCert, { SERVER_TLS_KEY_FILE: certs.clientKey }],
     server_tls_protocols: ["tlsv1.3", "tlsv1.3"],
     server_tls_ciphers: ["fast", "fast"],
+    client_tls13_ciphers: ["TLS_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256"],
+    server_tls13_ciphers: ["TLS_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384"],
     auth_type: ["scram-sha-256", "scram-sha-256"],
     pool_mode: ["transaction", "transaction"],
     listen_addr: ["0.0.0.0", "0.0.0.0"],

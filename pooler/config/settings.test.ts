@@ -25,6 +25,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   cancel_wait_timeout: "10",
   client_idle_timeout: "0",
   client_login_timeout: "60",
+  client_tls13_ciphers: "",
   client_tls_ca_file: null,
   client_tls_cert_file: null,
   client_tls_ciphers: "default",
@@ -77,6 +78,7 @@ const PGBOUNCER_DEFAULTS: Record<string, string | null> = {
   server_reset_query: "DISCARD ALL",
   server_reset_query_always: "0",
   server_round_robin: "0",
+  server_tls13_ciphers: "",
   server_tls_ca_file: null,
   server_tls_cert_file: null,
   server_tls_ciphers: "default",
@@ -298,7 +300,7 @@ describe("applySetting", () => {
     const c = defaultConfig();
     const before = JSON.stringify(showConfigRows(c));
     expect(applySetting(c, "tcp_defer_accept", "1")).toBe("ignored");
-    expect(applySetting(c, "client_tls13_ciphers", "TLS_AES_128_GCM_SHA256")).toBe("ignored");
+    expect(applySetting(c, "tcp_user_timeout", "1000")).toBe("ignored");
     expect(JSON.stringify(showConfigRows(c))).toBe(before);
   });
 
@@ -312,6 +314,12 @@ describe("applySetting", () => {
     expect(() => applySetting(c, "client_tls_protocols", "tlsv1.0,tlsv1.3")).toThrow(
       /^client_tls_protocols: expected TLS versions without a gap/,
     );
+    expect(() => applySetting(c, "client_tls13_ciphers", "ECDHE-RSA-AES128-GCM-SHA256")).toThrow(
+      /^client_tls13_ciphers: expected TLS 1\.3 suites separated by colons, of TLS_AES_256_GCM_SHA384, /,
+    );
+    expect(
+      applySetting(c, "client_tls13_ciphers", "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256"),
+    ).toBe("set");
     expect(() => applySetting(c, "server_tls_ciphers", "NO-SUCH-CIPHER")).toThrow(
       /^server_tls_ciphers: expected a cipher keyword .* or an OpenSSL cipher list/,
     );

@@ -4,7 +4,14 @@
 
 import { ConfigError, InvalidValue, parseAt } from "./errors.ts";
 import { KEEPALIVE_LIMITS } from "../keepalive.ts";
-import { DHE_PARAMS, SSL_MODES, parseEcdhCurve, parseTlsCiphers, parseTlsProtocols } from "./tls.ts";
+import {
+  DHE_PARAMS,
+  SSL_MODES,
+  parseEcdhCurve,
+  parseTls13Ciphers,
+  parseTlsCiphers,
+  parseTlsProtocols,
+} from "./tls.ts";
 import type { AuthType, PoolerConfig, PoolMode } from "./types.ts";
 
 export const POOL_MODES: readonly PoolMode[] = ["session", "transaction", "statement"];
@@ -278,6 +285,8 @@ export const SETTINGS: readonly SettingDef[] = [
   seconds("cancel_wait_timeout", "cancelWaitTimeout", "10"),
   seconds("client_idle_timeout", "clientIdleTimeout", "0"),
   seconds("client_login_timeout", "clientLoginTimeout", "60"),
+  // PgBouncer 1.25's; 1.18 refuses them as unknown keys
+  checkedString("client_tls13_ciphers", "clientTls13Ciphers", "", parseTls13Ciphers),
   optionalString("client_tls_ca_file", "clientTlsCaFile"),
   optionalString("client_tls_cert_file", "clientTlsCertFile"),
   checkedString("client_tls_ciphers", "clientTlsCiphers", "default", parseTlsCiphers),
@@ -345,6 +354,7 @@ export const SETTINGS: readonly SettingDef[] = [
   string("server_reset_query", "serverResetQuery", "DISCARD ALL"),
   bool("server_reset_query_always", "serverResetQueryAlways", "0"),
   bool("server_round_robin", "serverRoundRobin", "0"),
+  checkedString("server_tls13_ciphers", "serverTls13Ciphers", "", parseTls13Ciphers),
   optionalString("server_tls_ca_file", "serverTlsCaFile"),
   optionalString("server_tls_cert_file", "serverTlsCertFile"),
   checkedString("server_tls_ciphers", "serverTlsCiphers", "default", parseTlsCiphers),
@@ -390,14 +400,11 @@ export function findSetting(key: string): SettingDef | undefined {
 export const IGNORED_SETTINGS: ReadonlySet<string> = new Set([
   "auth_ident_file",
   "auth_ldap_options",
-  // PgBouncer 1.25's TLS 1.3 suites; 1.18 refuses them as unknown keys
-  "client_tls13_ciphers",
   "conffile",
   "dns_zone_check_period",
   "job_name",
   "resolv_conf",
   "sbuf_loopcnt",
-  "server_tls13_ciphers",
   "service_name",
   "syslog",
   "syslog_facility",

@@ -91,6 +91,40 @@ export function parseTlsCiphers(raw: string): string {
   return ciphers;
 }
 
+/** The TLS 1.3 suites PgBouncer 1.25 takes in `*_tls13_ciphers`, OpenSSL's names for them. */
+const TLS13_SUITES = [
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_128_CCM_8_SHA256",
+  "TLS_AES_128_CCM_SHA256",
+];
+
+/** `*_tls13_ciphers` (PgBouncer 1.25): a colon list of TLS 1.3 suites; empty: OpenSSL's default ones. */
+export function parseTls13Ciphers(raw: string): string {
+  const suites = raw
+    .split(":")
+    .map((suite) => suite.trim())
+    .filter((suite) => suite !== "");
+  const unknown = suites.find((suite) => !TLS13_SUITES.includes(suite));
+  if (unknown !== undefined)
+    throw new InvalidValue(`TLS 1.3 suites separated by colons, of ${TLS13_SUITES.join(", ")}`);
+  return suites.join(":");
+}
+
+/**
+ * Node's `ciphers` carries both lists: names starting TLS_ set the TLS 1.3 suites (OpenSSL's
+ * default ones when there are none), the rest TLS 1.2 and below. Set, `tls13` replaces any TLS_
+ * names in the other list, which otherwise go on choosing TLS 1.3 suites as they did before.
+ */
+function nodeCiphers(ciphers: string, tls13: string): string {
+  const older = parseTlsCiphers(ciphers);
+  const suites = parseTls13Ciphers(tls13);
+  if (suites === "") return older;
+  const withoutTls13 = older.split(":").filter((c) => !c.startsWith("TLS_"));
+  return [...withoutTls13, suites].join(":");
+}
+
 /**
  * `client_tls_ecdhcurve` as Node's ecdhCurve. PgBouncer 1.18 on OpenSSL 3 leaves the groups alone
  * for `none` (measured: ECDHE is still negotiated), so none and an empty value are auto here too.
@@ -201,6 +235,7 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
     ca: c.clientTlsCaFile,
     protocols: c.clientTlsProtocols,
     ciphers: c.clientTlsCiphers,
+    tls13Ciphers: c.clientTls13Ciphers,
   });
   // acceptTls refuses an unverified certificate itself, so that it can say why. A verdict holds
   // for one handshake only: no renegotiation (a second certificate after the first was checked)
@@ -242,6 +277,7 @@ function buildServerTls(c: PoolerConfig): ServerTls | null {
           ca: c.serverTlsCaFile,
           protocols: c.serverTlsProtocols,
           ciphers: c.serverTlsCiphers,
+          tls13Ciphers: c.serverTls13Ciphers,
         }),
       ),
     ),
@@ -254,13 +290,14 @@ interface ContextFiles {
   ca: string | undefined;
   protocols: string;
   ciphers: string;
+  tls13Ciphers: string;
 }
 
 function contextOptions(prefix: string, f: ContextFiles): tls.SecureContextOptions {
   // protocols and ciphers were checked when set; parsed again here to hand Node its own form
   return {
     ...parseTlsProtocols(f.protocols),
-    ciphers: parseTlsCiphers(f.ciphers),
+    ciphers: nodeCiphers(f.ciphers, f.tls13Ciphers),
     key: readFile(`${prefix}_key_file`, f.key),
     cert: readFile(`${prefix}_cert_file`, f.cert),
     ca: readFile(`${prefix}_ca_file`, f.ca),

@@ -201,6 +201,8 @@ export interface PoolerConfig {
   clientTlsCaFile?: string;
   clientTlsProtocols: string;
   clientTlsCiphers: string;
+  /** PgBouncer 1.25's client_tls13_ciphers: TLS 1.3 suites, colon-separated; empty: OpenSSL's. */
+  clientTls13Ciphers: string;
   clientTlsEcdhcurve: string;
   clientTlsDheparams: DheParams;
   serverTlsSslmode: SslMode;
@@ -209,6 +211,8 @@ export interface PoolerConfig {
   serverTlsCertFile?: string;
   serverTlsProtocols: string;
   serverTlsCiphers: string;
+  /** server_tls13_ciphers, as client_tls13_ciphers. */
+  serverTls13Ciphers: string;
 
   /** Not a PgBouncer setting: port of the Prometheus /metrics endpoint, 0 = off. */
   metricsPort: number;

@@ -69,21 +69,32 @@ async function tlsHandshake(port: number, opts: tls.ConnectionOptions): Promise<
   return secure;
 }
 
-/** A TLS 1.2 client offering only `ciphers` (and `ecdhCurve`): the key exchange it got, or why it failed. */
-async function keyExchange(port: number, ciphers: string, ecdhCurve?: string): Promise<string> {
+/** What a TLS client with `opts` negotiated, in `describe`'s words, or why its handshake failed. */
+async function negotiated(
+  port: number,
+  opts: tls.ConnectionOptions,
+  describe: (secure: tls.TLSSocket) => string,
+): Promise<string> {
   try {
-    const secure = await tlsHandshake(port, {
-      maxVersion: "TLSv1.2",
-      ciphers,
-      ...(ecdhCurve ? { ecdhCurve } : {}),
-    });
-    const key = secure.getEphemeralKeyInfo() as { type?: string; name?: string; size?: number };
-    const got = `${secure.getCipher().name} ${key.type ?? "?"} ${key.name ?? key.size ?? "?"}`;
+    const secure = await tlsHandshake(port, opts);
+    const got = describe(secure);
     secure.destroy();
     return got;
   } catch (err) {
     return `refused: ${(err as Error).message.split("\n")[0]!.replace(/^.*:(ssl\/tls alert [a-z ]+):.*$/, "$1")}`;
   }
+}
+
+/** A TLS 1.2 client offering only `ciphers` (and `ecdhCurve`): the key exchange it got, or why it failed. */
+function keyExchange(port: number, ciphers: string, ecdhCurve?: string): Promise<string> {
+  return negotiated(
+    port,
+    { maxVersion: "TLSv1.2", ciphers, ...(ecdhCurve ? { ecdhCurve } : {}) },
+    (secure) => {
+      const key = secure.getEphemeralKeyInfo() as { type?: string; name?: string; size?: number };
+      return `${secure.getCipher().name} ${key.type ?? "?"} ${key.name ?? key.size ?? "?"}`;
+    },
+  );
 }
 
 const clientTls = (mode: string): Record<string, string> => ({
@@ -253,6 +264,33 @@ describe("client side TLS", () => {
       expect(await keyExchange(p.port, ecdhe, "X25519")).toBe(`${ecdhe} ECDH X25519`);
       expect(await keyExchange(p.port, ecdhe, "secp384r1")).toBe("refused: ssl/tls alert handshake failure");
     }));
+
+  it("client_tls13_ciphers (PgBouncer 1.25): only the suites named serve TLS 1.3, TLS 1.2 keeps client_tls_ciphers; SET changes it online", () =>
+    withTestPooler(
+      { ...clientTls("require"), CLIENT_TLS13_CIPHERS: "TLS_CHACHA20_POLY1305_SHA256" },
+      async (p) => {
+        const suite = (opts: tls.ConnectionOptions) =>
+          negotiated(p.port, opts, (secure) => secure.getCipher().name);
+        expect(await suite({ minVersion: "TLSv1.3" })).toBe("TLS_CHACHA20_POLY1305_SHA256");
+        expect(await suite({ minVersion: "TLSv1.3", ciphers: "TLS_AES_256_GCM_SHA384" })).toBe(
+          "refused: ssl/tls alert handshake failure",
+        );
+        expect(await suite({ maxVersion: "TLSv1.2" })).toMatch(/^ECDHE-/);
+        const admin = await connect(p.url("pgbouncer"), { ssl: { rejectUnauthorized: false } });
+        try {
+          await admin.query("SET client_tls13_ciphers = 'TLS_AES_128_GCM_SHA256'");
+          const refused = await errorOf(
+            admin.query("SET client_tls13_ciphers = 'ECDHE-RSA-AES128-GCM-SHA256'"),
+          );
+          expect(refused.message).toMatch(
+            /^client_tls13_ciphers: expected TLS 1\.3 suites separated by colons/,
+          );
+        } finally {
+          await admin.end();
+        }
+        expect(await suite({ minVersion: "TLSv1.3" })).toBe("TLS_AES_128_GCM_SHA256");
+      },
+    ));
 
   it("refuses plaintext sent behind an SSLRequest (CVE-2021-23214), whatever the answer would be", async () => {
     const sneaked = Buffer.concat([sslRequest(), startupMessage({ user: "postgres", database: "app" })]);
@@ -447,6 +485,21 @@ describe("server side TLS", () => {
         }
       });
     }
+  });
+
+  it("server_tls13_ciphers (PgBouncer 1.25): the pooler offers PostgreSQL only the suites named", async () => {
+    const env = { DATABASE_URL: server.url(), SERVER_TLS13_CIPHERS: "TLS_CHACHA20_POLY1305_SHA256" };
+    await withTestPooler(env, async (p) => {
+      expect(await backendSsl(p)).toEqual({ ssl: true, version: "TLSv1.3" });
+      const admin = await connect(p.url("pgbouncer"));
+      try {
+        expect(await tlsColumn(admin, "SERVERS")).toEqual([
+          expect.stringMatching(/^TLSv1\.3\/TLS_CHACHA20_POLY1305_SHA256\//),
+        ]);
+      } finally {
+        await admin.end();
+      }
+    });
   });
 
   it("verify-full against server_tls_ca_file works; a wrong CA is refused with a clear error", async () => {
