@@ -372,8 +372,10 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const next = { ...this.config };
     const result = applySetting(next, key, value, { online: true });
     this.tls = this.tlsFor(next);
+    const tlsChanged = tlsSettingsChanged(next, this.config);
     Object.assign(this.config, next);
     this.refreshPoolSettings();
+    if (tlsChanged) this.reconnectForTls();
     return result;
   }
 
@@ -425,6 +427,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
    */
   reload(config: PoolerConfig): void {
     this.tls = this.tlsFor(config);
+    const tlsChanged = tlsSettingsChanged(config, this.config);
     this.config = config;
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
@@ -438,8 +441,19 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       pool.retarget(db, forced?.user === pool.user ? forced : null);
     }
     this.refreshPoolSettings();
+    if (tlsChanged) this.reconnectForTls();
     for (const listener of this.reloadListeners) listener(config);
     this.log.info("configuration reloaded");
+  }
+
+  /**
+   * Any changed TLS setting replaces every server, as RECONNECT does (PgBouncer: "for security
+   * reasons"; 1.18 does it for client_tls_* too): a server opened under a weaker server_tls_* would
+   * otherwise serve on until server_lifetime.
+   */
+  private reconnectForTls(): void {
+    for (const pool of this.pools.values()) pool.reconnect();
+    this.log.info("TLS settings changed: every server is replaced once released");
   }
 
   /**

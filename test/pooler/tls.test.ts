@@ -502,6 +502,32 @@ describe("server side TLS", () => {
     });
   });
 
+  it("a changed TLS setting (SET or RELOAD) replaces every server once released, as PgBouncer's RECONNECT; an unchanged one does not", () =>
+    withTestPooler({ ADMIN_USERS: "postgres" }, async (p) => {
+      const c = await connect(p.url());
+      const admin = await connect(p.url("pgbouncer"));
+      const closeNeeded = async (command: string): Promise<number[]> => {
+        await c.query("BEGIN"); // holds its server, so that the command meets it busy
+        await admin.query(command);
+        const { rows } = await admin.query<{ close_needed: number }>("SHOW SERVERS");
+        await c.query("COMMIT");
+        return rows.map((r) => r.close_needed);
+      };
+      try {
+        expect(await closeNeeded("SET server_tls_sslmode = 'disable'")).toEqual([1]);
+        expect(await closeNeeded("SET server_tls_sslmode = 'disable'")).toEqual([0]);
+        expect(await closeNeeded("SET client_tls_protocols = 'tlsv1.3'")).toEqual([1]);
+        expect(await closeNeeded("RELOAD")).toEqual([1]); // both back to the environment's
+        expect(await closeNeeded("RELOAD")).toEqual([0]);
+        expect(
+          p.logs.filter((l) => l.msg === "TLS settings changed: every server is replaced once released"),
+        ).toHaveLength(3);
+      } finally {
+        await c.end();
+        await admin.end();
+      }
+    }));
+
   it("verify-full against server_tls_ca_file works; a wrong CA is refused with a clear error", async () => {
     const env = (ca: string): Record<string, string> => ({
       DATABASE_URL: server.url(),
