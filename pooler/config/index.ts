@@ -179,7 +179,7 @@ function validate(config: PoolerConfig): void {
   }
 }
 
-/** Whether any client_tls_* or server_tls_* setting differs: what buildTls reads besides the files. */
+/** Whether any client_tls* or server_tls* setting differs: what buildTls reads besides the files. */
 export function tlsSettingsChanged(config: PoolerConfig, running: PoolerConfig): boolean {
   return SETTINGS.some((s) => /^(client|server)_tls(13)?_/.test(s.key) && s.show(config) !== s.show(running));
 }
