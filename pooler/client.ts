@@ -168,6 +168,8 @@ class LoginState {
   startupTaken = false;
   /** An SSLRequest or GSSENCRequest was answered: direct TLS may only open a connection. */
   encryptionAnswered = false;
+  /** A TLS handshake is under way on the socket: nothing may be written to it in plaintext. */
+  handshaking = false;
   auth: ClientAuth | null = null;
   authDb: DatabaseDef | undefined = undefined;
   /** Authenticated; the welcome waits for the pool (and, with startup settings, for a server to accept them). */
@@ -423,20 +425,22 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   /** `hello`: the start of a direct TLS handshake, already read; null after an SSLRequest. */
   private startTls(setup: ClientTls, hello: Buffer | null): void {
     this.socket.off("data", ClientConnection.onSocketData);
+    this.login!.handshaking = true;
     acceptTls(this.socket, setup, hello).then(
       (secure) => {
         if (this.state === "closed") return void secure.destroy();
+        this.login!.handshaking = false;
+        // Only ALPN tells a direct TLS client from a TLS client of another protocol sent to this
+        // port (the acceptor refuses any other protocol it is offered). PostgreSQL 17 logs it and
+        // closes, reading nothing: not even a CancelRequest.
+        if (hello !== null && secure.alpnProtocol !== ALPN_POSTGRESQL) {
+          const why = "received direct SSL connection request without ALPN protocol negotiation extension";
+          this.log.info({ client: this.id, addr: this.addr }, why);
+          secure.destroy();
+          return this.close(why);
+        }
         this.socket = secure;
         this.listen(secure);
-        // Only ALPN tells a direct TLS client from a TLS client of another protocol sent to this
-        // port (PostgreSQL 17's rule; the acceptor refuses any other protocol it is offered).
-        if (hello !== null && secure.alpnProtocol !== ALPN_POSTGRESQL) {
-          this.log.info({ client: this.id, addr: this.addr }, "direct TLS without ALPN refused");
-          return this.refuseAfterStartup(
-            SqlState.ProtocolViolation,
-            "received direct SSL connection request without ALPN protocol negotiation extension",
-          );
-        }
         const certUser = verifiedCertName(secure);
         if (this.login) this.login.certUser = certUser;
         if (setup.requestCert && certUser === undefined) {
@@ -1262,7 +1266,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         `closing client: ${message}`,
       );
     }
-    if (this.socket.writable) this.socket.end(errorResponse({ severity: "FATAL", code, message }));
+    // mid-handshake (client_login_timeout, say) a plaintext message would land in the TLS stream
+    if (this.socket.writable && !this.login?.handshaking) {
+      this.socket.end(errorResponse({ severity: "FATAL", code, message }));
+    }
     this.close(message);
   }
 

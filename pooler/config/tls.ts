@@ -91,12 +91,14 @@ export function parseTlsCiphers(raw: string): string {
   return ciphers;
 }
 
+const CCM_8 = "TLS_AES_128_CCM_8_SHA256";
+
 /** The TLS 1.3 suites PgBouncer 1.25 takes in `*_tls13_ciphers`, OpenSSL's names for them. */
 const TLS13_SUITES = [
   "TLS_AES_256_GCM_SHA384",
   "TLS_CHACHA20_POLY1305_SHA256",
   "TLS_AES_128_GCM_SHA256",
-  "TLS_AES_128_CCM_8_SHA256",
+  CCM_8,
   "TLS_AES_128_CCM_SHA256",
 ];
 
@@ -117,10 +119,18 @@ export function parseTls13Ciphers(raw: string): string {
  * default ones when there are none), the rest TLS 1.2 and below. Set, `tls13` replaces any TLS_
  * names in the other list, which otherwise go on choosing TLS 1.3 suites as they did before.
  */
-function nodeCiphers(ciphers: string, tls13: string): string {
+function nodeCiphers(prefix: string, ciphers: string, tls13: string): string {
   const older = parseTlsCiphers(ciphers);
   const suites = parseTls13Ciphers(tls13);
   if (suites === "") return older;
+  // OpenSSL 3 offers CCM_8 only at security level 0: named alone, it would leave TLS 1.3 clients no
+  // suite, and they do not fall back to 1.2
+  if (suites === CCM_8 && !/@SECLEVEL=0\b/i.test(older)) {
+    const key = prefix.replace("_tls", "_tls13");
+    throw new ConfigError(
+      `${key}_ciphers: ${CCM_8} alone leaves TLS 1.3 clients no suite, as OpenSSL offers it only at :@SECLEVEL=0 (in ${prefix}_ciphers); add another suite`,
+    );
+  }
   const withoutTls13 = older.split(":").filter((c) => !c.startsWith("TLS_"));
   return [...withoutTls13, suites].join(":");
 }
@@ -297,7 +307,7 @@ function contextOptions(prefix: string, f: ContextFiles): tls.SecureContextOptio
   // protocols and ciphers were checked when set; parsed again here to hand Node its own form
   return {
     ...parseTlsProtocols(f.protocols),
-    ciphers: nodeCiphers(f.ciphers, f.tls13Ciphers),
+    ciphers: nodeCiphers(prefix, f.ciphers, f.tls13Ciphers),
     key: readFile(`${prefix}_key_file`, f.key),
     cert: readFile(`${prefix}_cert_file`, f.cert),
     ca: readFile(`${prefix}_ca_file`, f.ca),

@@ -285,6 +285,10 @@ describe("client side TLS", () => {
           expect(refused.message).toMatch(
             /^client_tls13_ciphers: expected TLS 1\.3 suites separated by colons/,
           );
+          const ccm8 = await errorOf(admin.query("SET client_tls13_ciphers = 'TLS_AES_128_CCM_8_SHA256'"));
+          expect(ccm8.message).toMatch(
+            /^client_tls13_ciphers: TLS_AES_128_CCM_8_SHA256 alone leaves TLS 1\.3 clients no suite/,
+          );
         } finally {
           await admin.end();
         }
@@ -339,7 +343,7 @@ describe("client side TLS", () => {
       raw.destroy();
     }));
 
-  it("direct TLS: without ALPN refused in PostgreSQL 17's words, with another protocol at the handshake; closed when TLS is off", async () => {
+  it("direct TLS: without ALPN closed unread as PostgreSQL 17 closes it, with another protocol refused at the handshake; closed when TLS is off", async () => {
     await withTestPooler(clientTls("require"), async (p) => {
       const handshake = (ALPNProtocols?: string[]) => {
         const secure = tls.connect({
@@ -353,14 +357,27 @@ describe("client side TLS", () => {
           secure.once("error", reject);
         });
       };
-      const noAlpn = await handshake();
-      noAlpn.write(startupMessage({ user: "postgres", database: "app" }));
-      const reply = await new Promise<Buffer>((r) => noAlpn.once("data", r));
-      noAlpn.destroy();
-      expect(String.fromCharCode(reply[0]!)).toBe("E");
-      expect(parseErrorFields(reply).get("C")).toBe("08P01");
-      expect(parseErrorFields(reply).get("M")).toBe(
-        "received direct SSL connection request without ALPN protocol negotiation extension",
+      // not even a CancelRequest is read from it: the query runs to its end
+      const c = await connect(p.url(), { ssl: { rejectUnauthorized: false } });
+      try {
+        const { pid, secret } = cancelKeyOf(c);
+        const sleeping = c.query("SELECT pg_sleep(1.5)");
+        await new Promise((r) => setTimeout(r, 300));
+        const noAlpn = await handshake();
+        noAlpn.on("error", () => undefined);
+        noAlpn.write(cancelRequest(pid, secret));
+        const received: Buffer[] = [];
+        noAlpn.on("data", (d: Buffer) => received.push(d));
+        await new Promise((r) => noAlpn.once("close", r));
+        expect(Buffer.concat(received)).toHaveLength(0);
+        await expect(sleeping).resolves.toBeDefined();
+      } finally {
+        await c.end();
+      }
+      expect(p.logs).toContainEqual(
+        expect.objectContaining({
+          msg: "received direct SSL connection request without ALPN protocol negotiation extension",
+        }),
       );
       const otherProtocol = await errorOf(handshake(["h2"]));
       expect(otherProtocol.message).toMatch(/no application protocol/i);
@@ -376,6 +393,20 @@ describe("client side TLS", () => {
       );
     });
   });
+
+  it("client_login_timeout during a TLS handshake closes without writing plaintext into it", () =>
+    withTestPooler({ ...clientTls("require"), CLIENT_LOGIN_TIMEOUT: "1" }, async (p) => {
+      const raw = net.connect({ host: "127.0.0.1", port: p.port });
+      raw.on("error", () => undefined);
+      const received: Buffer[] = [];
+      raw.on("data", (d: Buffer) => received.push(d));
+      await new Promise((r) => raw.once("connect", r));
+      raw.write(sslRequest());
+      await waitFor(() => received.length > 0, "the answer to the SSLRequest");
+      raw.write(Buffer.from([0x16, 0x03])); // the start of a ClientHello, and then nothing
+      await new Promise((r) => raw.once("close", r));
+      expect(Buffer.concat(received).toString()).toBe("S");
+    }));
 
   it("cancels a TLS client's query, by a CancelRequest over TLS and by a plaintext one (psql's)", () =>
     withTestPooler(clientTls("require"), async (p) => {
