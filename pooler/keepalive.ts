@@ -27,20 +27,21 @@ let system: typeof LINUX_DEFAULTS | undefined;
  * sysctls go higher than a socket takes, and libuv gives up at the first value refused.
  */
 function systemKeepalive(): typeof LINUX_DEFAULTS {
-  const read = (name: string, fallback: number, max: number): number => {
-    try {
-      const n = Number(readFileSync(`/proc/sys/net/ipv4/tcp_keepalive_${name}`, "utf8").trim());
-      return Number.isInteger(n) && n > 0 ? Math.min(n, max) : fallback;
-    } catch {
-      return fallback;
-    }
-  };
   system ??= {
-    idle: read("time", LINUX_DEFAULTS.idle, KEEPALIVE_LIMITS.idle),
-    interval: read("intvl", LINUX_DEFAULTS.interval, KEEPALIVE_LIMITS.interval),
-    count: read("probes", LINUX_DEFAULTS.count, KEEPALIVE_LIMITS.count),
+    idle: sysctl("time", LINUX_DEFAULTS.idle, KEEPALIVE_LIMITS.idle),
+    interval: sysctl("intvl", LINUX_DEFAULTS.interval, KEEPALIVE_LIMITS.interval),
+    count: sysctl("probes", LINUX_DEFAULTS.count, KEEPALIVE_LIMITS.count),
   };
   return system;
+}
+
+function sysctl(name: string, fallback: number, max: number): number {
+  try {
+    const n = Number(readFileSync(`/proc/sys/net/ipv4/tcp_keepalive_${name}`, "utf8").trim());
+    return Number.isInteger(n) && n > 0 ? Math.min(n, max) : fallback;
+  } catch {
+    return fallback;
+  }
 }
 
 /**

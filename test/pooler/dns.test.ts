@@ -6,6 +6,7 @@ import net from "node:net";
 import { describe, expect, inject, it, vi } from "vitest";
 import { cancelledSleep, connect, errorOf } from "../support/clients.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { relay } from "../support/relay.ts";
 
 /** The test database, by host name rather than address. */
 const byName = (host: string): string => {
@@ -182,17 +183,9 @@ describe("DNS cache", () => {
  * another server behind the same name; `holdMs` holds PostgreSQL's first answer, so that a server
  * dialing it stays logging in that long.
  */
-async function relayAt(address: string, holdMs = 0): Promise<net.Server> {
-  const pg = new URL(inject("pgAppUrl"));
-  const relay = net.createServer((s) => {
-    const to = net.connect(Number(pg.port), "127.0.0.1");
-    s.pipe(to);
-    setTimeout(() => to.pipe(s), holdMs);
-    s.on("error", () => to.destroy());
-    to.on("error", () => s.destroy());
-  });
-  await new Promise<void>((r) => relay.listen(Number(pg.port), address, r));
-  return relay;
+function relayAt(address: string, holdMs = 0): Promise<net.Server> {
+  const port = Number(new URL(inject("pgAppUrl")).port);
+  return relay({ host: address, port }, { host: "127.0.0.1", port }, holdMs);
 }
 
 /** The system resolver, but `name` resolves to `addresses()` (IPv4). */

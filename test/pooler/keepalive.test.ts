@@ -2,27 +2,18 @@
 // server sockets are dropped after tcp_keepidle + tcp_keepcnt × tcp_keepintvl, and where only
 // tcp_keepidle is set the system's interval and count apply, not libuv's 1 s and 10 probes.
 import { readFileSync } from "node:fs";
-import net from "node:net";
+import type net from "node:net";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { connect } from "../support/clients.ts";
 import { canCreateNetNamespaces, createNetNamespace, type NetNamespace } from "../support/netns.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { relay } from "../support/relay.ts";
 import { waitFor } from "../support/wait.ts";
 
 const NS_RELAY_PORT = 5432;
 const sysctl = (name: string): number =>
   Number(readFileSync(`/proc/sys/net/ipv4/tcp_keepalive_${name}`, "utf8"));
-
-/** Forwards every connection to `to`; returns the listening server. */
-function relay(host: string, to: { host: string; port: number }): Promise<net.Server> {
-  const server = net.createServer((c) => {
-    const s = net.connect(to.port, to.host);
-    c.on("error", () => c.destroy());
-    s.on("error", () => c.destroy());
-    c.pipe(s).pipe(c);
-  });
-  return new Promise((resolve) => server.listen(0, host, () => resolve(server)));
-}
 
 /** What the pooler holds from the namespace: its clients there and its servers through it. */
 async function fromNamespace(p: TestPooler, ns: NetNamespace): Promise<{ clients: number; servers: number }> {
@@ -44,16 +35,15 @@ describe.skipIf(!canCreateNetNamespaces())("TCP keepalive on a link that goes de
     ns = await createNetNamespace();
     // PostgreSQL listens on loopback here: the namespace reaches it through a relay on the link
     const pg = new URL(inject("pgAppUrl"));
-    toPostgres = await relay(ns.hostAddress, { host: pg.hostname, port: Number(pg.port) });
+    toPostgres = await relay({ host: ns.hostAddress, port: 0 }, { host: pg.hostname, port: Number(pg.port) });
     const { port } = toPostgres.address() as net.AddressInfo;
-    const script = `const net = require("node:net");
-      net.createServer((c) => {
-        const s = net.connect(${port}, "${ns.hostAddress}");
-        c.on("error", () => c.destroy());
-        s.on("error", () => c.destroy());
-        c.pipe(s).pipe(c);
-      }).listen(${NS_RELAY_PORT}, "${ns.peerAddress}", () => console.log("listening"));`;
-    const nsRelay = ns.spawn(process.execPath, ["-e", script]);
+    const nsRelay = ns.spawn(process.execPath, [
+      fileURLToPath(new URL("../support/relay.ts", import.meta.url)),
+      ns.peerAddress,
+      String(NS_RELAY_PORT),
+      ns.hostAddress,
+      String(port),
+    ]);
     await new Promise<void>((resolve, reject) => {
       nsRelay.stdout!.once("data", () => resolve());
       nsRelay.once("exit", (code) => reject(new Error(`the namespace's relay exited (${code})`)));

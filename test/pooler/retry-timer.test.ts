@@ -4,25 +4,13 @@
 // before retryAfter. A pool that then launched nothing and set no new timer left its clients
 // waiting for ever: the restart test hung in about one run in seven, always the same way (one
 // failed login logged, none after). Here the wall clock runs 2 % slow, so every timer fires early.
-import net from "node:net";
 import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { connect } from "../support/clients.ts";
 import { withTestPooler } from "../support/pooler.ts";
 import { freePort } from "../support/ports.ts";
+import { relay } from "../support/relay.ts";
 
 const DOWN_MS = 1000;
-
-/** A TCP relay on `port` to the test PostgreSQL: the "server" comes up when it starts listening. */
-async function relayTo(port: number, target: number): Promise<net.Server> {
-  const relay = net.createServer((c) => {
-    const s = net.connect(target, "127.0.0.1");
-    c.pipe(s).pipe(c);
-    c.on("error", () => s.destroy());
-    s.on("error", () => c.destroy());
-  });
-  await new Promise<void>((r) => relay.listen(port, "127.0.0.1", r));
-  return relay;
-}
 
 describe("the pool's retry timer", () => {
   afterEach(() => vi.restoreAllMocks());
@@ -43,7 +31,7 @@ describe("the pool's retry timer", () => {
         });
         served.catch(() => undefined); // when a client still waits, the race below says so; the pooler stopping then fails it
         await new Promise((r) => setTimeout(r, DOWN_MS));
-        const relay = await relayTo(port, inject("pgPort"));
+        const up = await relay({ host: "127.0.0.1", port }, { host: "127.0.0.1", port: inject("pgPort") });
         try {
           const upAt = performance.now();
           const deadline = new Promise<string>((r) => setTimeout(() => r("still waiting after 5 s"), 5000));
@@ -55,7 +43,7 @@ describe("the pool's retry timer", () => {
           // the backoff between attempts is at most 1 s
           expect(after).toBeLessThan(3000);
         } finally {
-          relay.close();
+          up.close();
         }
       },
     );

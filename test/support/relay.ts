@@ -1,0 +1,29 @@
+// A TCP relay: every connection accepted at one address is piped to another, as a server that comes
+// and goes, or sits at another address, or in another network namespace. In the test process, or as
+// a program of its own (Node runs the file as it is):
+//   node test/support/relay.ts <host> <port> <to host> <to port>     prints "listening" once it is
+import net from "node:net";
+import { pathToFileURL } from "node:url";
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** `holdMs` holds the target's first answer that long: a server dialing through stays logging in. */
+export function relay(at: Endpoint, to: Endpoint, holdMs = 0): Promise<net.Server> {
+  const server = net.createServer((c) => {
+    const s = net.connect(to.port, to.host);
+    c.pipe(s);
+    setTimeout(() => s.pipe(c), holdMs);
+    c.on("error", () => s.destroy());
+    s.on("error", () => c.destroy());
+  });
+  return new Promise((resolve) => server.listen(at.port, at.host, () => resolve(server)));
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [host, port, toHost, toPort] = process.argv.slice(2);
+  await relay({ host: host!, port: Number(port) }, { host: toHost!, port: Number(toPort) });
+  console.log("listening");
+}
