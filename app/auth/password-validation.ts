@@ -1,6 +1,7 @@
 // Django's four default password validators (AUTH_PASSWORD_VALIDATORS of a new project), with
 // Django's messages. Used by createsuperuser and the admin's password change form.
 import { dictionary } from "@zxcvbn-ts/language-common";
+import { stripSpace } from "../forms/fields.ts";
 
 const MIN_LENGTH = 8;
 const MAX_SIMILARITY = 0.7;
@@ -68,7 +69,7 @@ export function validatePassword(typed: string, user: UserAttributes = {}): stri
   if ([...password].length < MIN_LENGTH) {
     errors.push(`This password is too short. It must contain at least ${MIN_LENGTH} characters.`);
   }
-  if (COMMON_PASSWORDS.has(password.toLowerCase().trim())) errors.push("This password is too common.");
+  if (COMMON_PASSWORDS.has(stripSpace(password.toLowerCase()))) errors.push("This password is too common.");
   // Python's str.isdigit(), which Django uses, takes any script's digits, not only 0-9.
   if (/^\p{Nd}+$/u.test(password)) errors.push("This password is entirely numeric.");
   return errors;

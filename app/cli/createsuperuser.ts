@@ -9,7 +9,7 @@ import { Prisma, type PrismaClient } from "../generated/prisma/client.ts";
 import { hashPassword, unusablePassword } from "../auth/passwords.ts";
 import { validatePassword } from "../auth/password-validation.ts";
 import { emailSchema, firstError, usernameSchema } from "../forms/superuser.ts";
-import { normalizeUsername } from "../forms/fields.ts";
+import { normalizeUsername, stripSpace } from "../forms/fields.ts";
 import { normalizeEmail } from "../forms/email.ts";
 import { scryptCostSchema } from "../config.ts";
 import { isDatabaseUnavailable } from "../db-errors.ts";
@@ -213,7 +213,7 @@ async function interactively(
         complain("Error: Your passwords didn't match.");
         continue;
       }
-      if (first.trim() === "") {
+      if (stripSpace(first) === "") {
         complain("Error: Blank passwords aren't allowed.");
         continue;
       }

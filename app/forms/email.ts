@@ -2,6 +2,7 @@
 // z.email() is stricter than Django: it refuses root@localhost, IDN domains and IP literals.
 import { isIP } from "node:net";
 import { domainToASCII } from "node:url";
+import { stripSpace } from "./fields.ts";
 
 /** A dot-atom or a quoted string (RFC 5322), as Django's user_regex. */
 const USER =
@@ -40,7 +41,7 @@ export function isValidEmail(value: string): boolean {
 
 /** The domain part is case-insensitive, so Django stores it lowercased; the user part may not be. */
 export function normalizeEmail(email: string): string {
-  const trimmed = email.trim();
+  const trimmed = stripSpace(email);
   const at = trimmed.lastIndexOf("@");
   return at < 0 ? trimmed : `${trimmed.slice(0, at)}@${trimmed.slice(at + 1).toLowerCase()}`;
 }

@@ -5,6 +5,19 @@ import { z } from "zod";
 
 export const REQUIRED = "This field is required.";
 
+/**
+ * Python's whitespace (str.isspace), which str.strip() removes. JavaScript's trim() differs: it
+ * keeps the information separators U+001C-U+001F and NEL (U+0085), so a title of nothing else would
+ * pass as not blank, and it removes a byte order mark (U+FEFF), which Python keeps.
+ */
+const PY_SPACE = String.raw`[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]`;
+const PY_STRIP = new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, "g");
+
+/** Python's str.strip(), as Django applies it to form input. */
+export function stripSpace(value: string): string {
+  return value.replace(PY_STRIP, "");
+}
+
 export interface TextOptions {
   max?: number;
   required?: boolean;
@@ -33,7 +46,7 @@ export function text({ max, required = true, strip = true, normalize }: TextOpti
       ctx.addIssue({ code: "custom", message: "Enter a valid value." });
       return z.NEVER;
     }
-    const stripped = strip ? value.trim() : value;
+    const stripped = strip ? stripSpace(value) : value;
     const cleaned = normalize ? normalize(stripped) : stripped;
     if (required && cleaned === "") {
       ctx.addIssue({ code: "custom", message: REQUIRED });

@@ -221,8 +221,9 @@ describe("interactive", () => {
       "",
       "violet-tugboat-91",
       "violet-tugboat-92",
-      " ",
-      " ",
+      // blank to Python's strip(), which Django's check uses
+      " \u001f",
+      " \u001f",
       "violet-tugboat-91",
       "violet-tugboat-91",
     ]);

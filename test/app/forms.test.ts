@@ -13,6 +13,14 @@ describe("post form", () => {
     expect(result).toMatchObject({ ok: true, data: { title: "Hello", content: "Body" } });
   });
 
+  it("strips what Python's str.strip() strips, no more and no less", () => {
+    // U+001C-U+001F and NEL are whitespace to Python (a title of them is blank); a BOM is not.
+    const blank = parseForm(postForm, { title: "\u001c\u001d\u001e\u001f\u0085", content: "x\u0085" });
+    expect(blank.ok ? blank.data : blank.errors).toEqual({ title: [REQUIRED] });
+    const kept = parseForm(postForm, { title: "\ufeffHello\u3000", content: "\u00a0Body\u2029" });
+    expect(kept).toMatchObject({ ok: true, data: { title: "\ufeffHello", content: "Body" } });
+  });
+
   it("says 'This field is required.' for a blank or missing field, and keeps the input", () => {
     const result = parseForm(postForm, { title: "   " });
     expect(result.ok).toBe(false);

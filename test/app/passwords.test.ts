@@ -75,6 +75,8 @@ describe("Django's password validators", () => {
     ]);
     expect(validatePassword("84736251")).toEqual(["This password is entirely numeric."]);
     expect(validatePassword("Password1")).toEqual(["This password is too common."]);
+    // Django compares password.lower().strip(): Python strips U+001C-U+001F and NEL too.
+    expect(validatePassword("\u001cPassword1\u0085")).toEqual(["This password is too common."]);
   });
 
   it("judges the password that is stored (NFKC): a full-width common password is that common password", async () => {
