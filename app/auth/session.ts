@@ -136,7 +136,9 @@ export function createAuth(prisma: PrismaClient, secret: string) {
       const { userId, authHash: stored } = req.session;
       const user = userId === undefined ? null : await prisma.user.findUnique({ where: { id: userId } });
       if (user && stored !== undefined && sameHash(stored, authHash(secret, user))) {
-        req.user = user;
+        // As Django's ModelBackend.get_user: an inactive user is nobody (the login page must not
+        // say "You are authenticated as …"), while the session stays for when they are reactivated.
+        if (user.isActive) req.user = user;
       } else if (userId !== undefined) {
         await promised((cb) => req.session.regenerate(cb));
       }

@@ -134,6 +134,13 @@ describe("authorization of every admin route", () => {
       expect(res.status, url).toBe(302);
       expect(res.headers.location, url).toBe(`/admin/login/?next=${url}`);
     }
+    // Nobody, as Django's ModelBackend.get_user makes an inactive user: the login page does not
+    // tell them they are still authenticated.
+    const login = await agent.get("/admin/login/").expect(200);
+    expect(login.text).not.toContain("You are authenticated as");
+    // The session is kept, as Django keeps it: reactivated, the user is logged in again.
+    await h.db.prisma.user.update({ where: { id: user.id }, data: { isActive: true } });
+    await agent.get("/admin/").expect(200);
   });
 });
 
