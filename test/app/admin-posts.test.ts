@@ -135,6 +135,13 @@ describe("add", () => {
     }
   });
 
+  it("fills the add form from the query string, as Django's get_changeform_initial_data", async () => {
+    const query = new URLSearchParams({ title: 'Say "hi"', content: "line 1\nline 2", other: "x" });
+    const res = await agent.get(`/admin/core/post/add/?${query}`).expect(200);
+    expect(res.text).toContain('id="id_title" value="Say &#34;hi&#34;"');
+    expect(res.text).toMatch(/<textarea name="content"[^>]*>\nline 1\nline 2<\/textarea>/);
+  });
+
   it("saves and returns to the changelist with Django's message", async () => {
     const res = await post("/admin/core/post/add/", {
       title: "First post",

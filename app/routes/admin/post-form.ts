@@ -113,7 +113,11 @@ export function postFormRoutes({ prisma }: AdminDeps): Router {
     }
   }
 
-  router.get("/add/", (_req, res) => renderForm(res, {}));
+  // Django's get_changeform_initial_data: a link such as add/?title=… opens the form filled in.
+  router.get("/add/", (req, res) => {
+    const given = (name: string) => (typeof req.query[name] === "string" ? req.query[name] : "");
+    renderForm(res, { values: { title: given("title"), content: given("content") } });
+  });
 
   router.post("/add/", async (req, res) => {
     const form = parseForm(postForm, req.body);
