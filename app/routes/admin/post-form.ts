@@ -136,11 +136,12 @@ export function postFormRoutes({ prisma }: AdminDeps): Router {
     afterSave(req, res, post, "added");
   });
 
-  // Django's old-style object URL still leads to the change page.
+  // Django's old-style object URL still leads to the change page, with RedirectView's default 302
+  // (a 301 would be cached by the browser as if the URL were gone for good).
   router.get("/:id/", (req, res) => {
     const id = parseId(req.params.id);
     if (id === undefined) throw new MissingObject(missingPost(req.params.id));
-    res.redirect(301, urls.change(id));
+    res.redirect(302, urls.change(id));
   });
 
   router.get("/:id/change/", async (req, res) => {
