@@ -145,11 +145,10 @@ async function fromArguments(
   const username = normalizeUsername(given);
   const problem = await usernameError(username, isTaken);
   if (problem) throw new CommandError(problem.message);
-  // As Django for a REQUIRED_FIELDS entry: `--email or DJANGO_SUPERUSER_EMAIL`, and a blank one only
-  // when given blank on purpose (EmailField(blank=True)); forgetting it is an error, not "".
-  const fromVariable = fromEnv(env, "EMAIL");
-  const email = args.email || fromVariable || (args.email ?? fromVariable);
-  if (email === undefined) throw new CommandError("You must use --email with --noinput.");
+  // As Django for a REQUIRED_FIELDS entry: `--email or DJANGO_SUPERUSER_EMAIL`, and `if not value`
+  // refuses a blank one too, although the prompts accept it (EmailField(blank=True)).
+  const email = args.email || fromEnv(env, "EMAIL");
+  if (!email) throw new CommandError("You must use --email with --noinput.");
   const badEmail = firstError(emailSchema.safeParse(email));
   if (badEmail) throw new CommandError(badEmail);
   // Django runs no password validators here: the operator chose the password on purpose.

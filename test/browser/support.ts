@@ -69,7 +69,7 @@ export async function createSuperuserByCommand(
       stderr: new PassThrough(),
       interactive: false,
     };
-    const code = await createSuperuser(db.prisma, io, ["--no-input", "--username", username, "--email", ""], {
+    const code = await createSuperuser(db.prisma, io, ["--no-input", "--username", username, "--email", "admin@example.com"], {
       ...env,
       DJANGO_SUPERUSER_PASSWORD: password,
     });
