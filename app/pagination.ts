@@ -1,6 +1,6 @@
 // Django's Paginator, reduced to what the post list and the changelist need: page numbers start at 1,
-// an empty first page is allowed, and a page that is not a whole number or is out of range is
-// reported as invalid (the routes answer 404) instead of reaching the database as a bad OFFSET.
+// an empty first page is allowed, and a page that is out of range is reported as invalid (the routes
+// answer as Django does) instead of reaching the database as a bad OFFSET.
 
 export interface Page {
   number: number;
@@ -13,13 +13,10 @@ export interface Page {
   hasNext: boolean;
 }
 
-export function paginate(count: number, perPage: number, requested: unknown): Page | undefined {
+/** The page `requested` ("last": ListView's name for the last page), or undefined if there is none. */
+export function paginate(count: number, perPage: number, requested: number | "last"): Page | undefined {
   const numPages = Math.max(1, Math.ceil(count / perPage));
-  let number = 1;
-  if (requested !== undefined && requested !== "") {
-    if (typeof requested !== "string" || !/^\d{1,9}$/.test(requested)) return undefined;
-    number = Number(requested);
-  }
+  const number = requested === "last" ? numPages : requested;
   if (number < 1 || number > numPages) return undefined;
   return {
     number,

@@ -5,16 +5,28 @@ import type { PrismaClient } from "../generated/prisma/client.ts";
 import { paginate, elidedPageRange } from "../pagination.ts";
 import { parseId } from "../forms/fields.ts";
 import { notFound } from "../errors.ts";
+import { pythonInt } from "../python-int.ts";
 
 /** Django's ListView idiom (paginate_by); the tutorial's page had no paging at all. */
 export const POSTS_PER_PAGE = 10;
+
+/**
+ * As Django's ListView: `GET.get("page") or 1`, then int(), or "last"; anything else is a 404
+ * ("Page is not “last”, nor can it be converted to an int."), as a page out of range is.
+ */
+function requestedPage(given: unknown): number | "last" | undefined {
+  if (given === undefined || given === "") return 1;
+  if (typeof given !== "string") return undefined;
+  return given === "last" ? "last" : pythonInt(given);
+}
 
 export function postsRouter(prisma: PrismaClient): Router {
   const router = caseSensitiveRouter();
 
   router.get("/", async (req, res) => {
     const count = await prisma.post.count();
-    const page = paginate(count, POSTS_PER_PAGE, req.query.page);
+    const requested = requestedPage(req.query.page);
+    const page = requested === undefined ? undefined : paginate(count, POSTS_PER_PAGE, requested);
     if (!page) throw notFound("That page contains no results.");
     const posts = await prisma.post.findMany({
       // id breaks ties between posts created in the same microsecond

@@ -488,6 +488,12 @@ describe("changelist", () => {
     await agent.get("/admin/core/post/?p=3").expect(302).expect("Location", "/admin/core/post/?e=1");
     expect(rowTitles((await agent.get("/admin/core/post/?o=1&e=1").expect(200)).text)[0]).toBe("P000");
     expect(rowTitles((await agent.get("/admin/core/post/?o=1&p=x").expect(200)).text)[0]).toBe("P000");
+    // p= as Python's int() reads it: " 2", "+2", "２" are page 2
+    for (const p of ["+2", "%2B2", "%EF%BC%92", "0_2"]) {
+      expect(rowTitles((await agent.get(`/admin/core/post/?o=1&p=${p}`).expect(200)).text)[0], p).toBe(
+        "P100",
+      );
+    }
   });
 
   it("redirects a page number that is no page (0, negative, past the end) to ?e=1, as Django's ChangeList", async () => {

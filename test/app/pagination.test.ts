@@ -1,29 +1,54 @@
 import { describe, expect, it } from "vitest";
 import { elidedPageRange, paginate } from "../../app/pagination.ts";
+import { pythonInt } from "../../app/python-int.ts";
 
 describe("paginate", () => {
   it("computes pages from 1, with an empty first page allowed", () => {
-    expect(paginate(0, 10, undefined)).toMatchObject({ number: 1, numPages: 1, offset: 0, hasNext: false });
-    expect(paginate(25, 10, "3")).toMatchObject({
+    expect(paginate(0, 10, 1)).toMatchObject({ number: 1, numPages: 1, offset: 0, hasNext: false });
+    expect(paginate(25, 10, 3)).toMatchObject({
       number: 3,
       numPages: 3,
       offset: 20,
       hasPrevious: true,
       hasNext: false,
     });
-    expect(paginate(25, 10, "")).toMatchObject({ number: 1 });
+    expect(paginate(25, 10, "last")).toMatchObject({ number: 3 });
+    expect(paginate(0, 10, "last")).toMatchObject({ number: 1 });
   });
 
-  it("reports pages that are out of range or not whole numbers as invalid", () => {
-    for (const bad of ["0", "4", "-1", "1.5", "two", ["1"], "9999999999999"]) {
-      expect(paginate(25, 10, bad)).toBeUndefined();
+  it("reports pages that are out of range as invalid", () => {
+    for (const bad of [0, 4, -1, 1e20]) expect(paginate(25, 10, bad)).toBeUndefined();
+  });
+});
+
+describe("pythonInt", () => {
+  it("reads what Python's int() reads", () => {
+    for (const [text, n] of [
+      ["3", 3],
+      [" +2 ", 2],
+      ["-1", -1],
+      ["1_0", 10],
+      ["\t7\n", 7],
+      ["\u00a08\u3000", 8],
+      ["２", 2],
+      ["٣", 3],
+      ["१०", 10],
+      ["\u{1D7D9}", 1], // MATHEMATICAL DOUBLE-STRUCK DIGIT ONE, in the second of five runs back to back
+      ["007", 7],
+    ] as const) {
+      expect(pythonInt(text), text).toBe(n);
+    }
+  });
+
+  it("refuses what int() raises ValueError for", () => {
+    for (const text of ["", " ", "two", "1.5", "1e3", "_1", "1_", "1__0", "+-1", "0x10", "1 2", "Ⅻ", "²"]) {
+      expect(pythonInt(text), text).toBeUndefined();
     }
   });
 });
 
 describe("elidedPageRange", () => {
-  const range = (number: number, numPages: number) =>
-    elidedPageRange(paginate(numPages * 10, 10, String(number))!);
+  const range = (number: number, numPages: number) => elidedPageRange(paginate(numPages * 10, 10, number)!);
 
   it("lists every page when there are few", () => {
     expect(range(1, 5)).toEqual([1, 2, 3, 4, 5]);

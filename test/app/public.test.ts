@@ -74,11 +74,17 @@ describe("Post List (/)", () => {
     expect(titles(third.text)).toEqual(["Post 5", "Post 4", "Post 3", "Post 2", "Post 1"]);
     expect(third.text).toContain('rel="prev" href="?page=2"');
     expect(third.text).not.toContain('rel="next"');
+    // ListView's "last", and page numbers as Python's int() reads them
+    for (const page of ["last", "%2B3", "+3", "%EF%BC%93"]) {
+      expect(titles((await request(h.app).get(`/?page=${page}`).expect(200)).text), page).toEqual(
+        titles(third.text),
+      );
+    }
   });
 
   it("answers 404 for pages that do not exist or are not numbers", async () => {
     await addPosts(2);
-    for (const page of ["2", "0", "-1", "abc", "1.5", "99999999999999999999"]) {
+    for (const page of ["2", "0", "-1", "abc", "1.5", "99999999999999999999", "3_", "Last"]) {
       const res = await request(h.app).get(`/?page=${page}`).expect(404);
       expect(res.text).toContain("Not Found");
     }

@@ -23,11 +23,17 @@ import { plural, urls } from "./post-admin.ts";
 import { DELETION, logEntry } from "../../admin-log.ts";
 import { transaction } from "../../db-errors.ts";
 import { bodyList } from "../../query-dict.ts";
+import { pythonInt } from "../../python-int.ts";
 
 /** ModelAdmin.list_per_page */
 const PER_PAGE = 100;
 /** ModelAdmin.list_max_show_all: "Show all" (?all=) lists every match on one page up to this many. */
 const MAX_SHOW_ALL = 200;
+
+/** ChangeList's page_num: int(GET.get("p", 1)), where a ValueError is page 1. */
+function requestedPage(given: unknown): number {
+  return typeof given === "string" ? (pythonInt(given) ?? 1) : 1;
+}
 
 const NOTHING_SELECTED =
   "Items must be selected in order to perform actions on them. No items have been changed.";
@@ -96,9 +102,10 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
     const count = await prisma.post.count({
       where: search.success && search.data ? searchWhere(search.data) : {},
     });
-    if (req.query.p === undefined || paginate(count, PER_PAGE, req.query.p)) return req.originalUrl;
+    if (req.query.p === undefined || paginate(count, PER_PAGE, requestedPage(req.query.p)))
+      return req.originalUrl;
     const url = new URL(req.originalUrl, "http://local.invalid");
-    url.searchParams.set("p", String(paginate(count, PER_PAGE, undefined)!.numPages));
+    url.searchParams.set("p", String(paginate(count, PER_PAGE, "last")!.number));
     return `${url.pathname}${url.search}`;
   }
 
@@ -119,8 +126,9 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
     // number that is no page (0, negative, past the end) is an IncorrectLookupParameters, which it
     // answers with a redirect to ?e=1 (page 1).
     const multiPage = count > PER_PAGE && !showAll;
-    const requested = multiPage && /^-?\d+$/.test(String(req.query.p)) ? req.query.p : undefined;
-    const page = paginate(count, multiPage ? PER_PAGE : Math.max(count, 1), requested);
+    const page = multiPage
+      ? paginate(count, PER_PAGE, requestedPage(req.query.p))
+      : paginate(count, count || 1, 1);
     if (!page) return res.redirect(302, `${urls.changelist}?e=1`);
     const posts = await prisma.post.findMany({
       where,
