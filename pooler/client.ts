@@ -959,19 +959,23 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private track(type: number): void {
     switch (type) {
       case Msg.Sync:
-        this.server!.syncsAfterExecute++;
+        if (!this.server!.copyEndSent) this.server!.syncsAfterExecute++;
         this.startQuery();
         this.inBatch = false;
         return;
       case Msg.Query:
       case Msg.FunctionCall:
-        this.server!.syncsAfterExecute = 0;
+        this.afterExecute();
         this.startQuery();
         this.inBatch = false;
         return;
       case Msg.Execute:
-        this.server!.syncsAfterExecute = 0;
+        this.afterExecute();
         this.beginBatch();
+        return;
+      case Msg.CopyDone:
+      case Msg.CopyFail:
+        this.server!.copyEndSent = true;
         return;
       case Msg.Parse:
       case Msg.Bind:
@@ -983,6 +987,13 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       default:
         return; // COPY data flow: its end is announced by the server's ReadyForQuery
     }
+  }
+
+  /** A request that may start a COPY FROM STDIN: the Syncs that PostgreSQL would ignore count from here. */
+  private afterExecute(): void {
+    const server = this.server!;
+    server.syncsAfterExecute = 0;
+    server.copyEndSent = false;
   }
 
   private noteEffect(effect: SessionEffect): void {

@@ -121,7 +121,10 @@ export class ServerConnection extends Connection implements FrameVisitor {
   /** Set when the server must not be reused (lifetime over, RECONNECT, a config change). */
   closeNeeded = false;
   /** What this server owes the linked client, in order (transaction and statement pooling). */
-  readonly replies = new ReplyQueue();
+  readonly replies = new ReplyQueue(() => {
+    this.pendingReplies--;
+    this.queriesInFlight--;
+  });
   /** Protocol-level statements prepared here by the pooler (transaction and statement pooling). */
   statements: ServerStatements | null = null;
   /**
@@ -146,10 +149,13 @@ export class ServerConnection extends Connection implements FrameVisitor {
   /** A COPY FROM STDIN runs: PostgreSQL ignores the client's Sync and Flush until it ends. */
   copyIn = false;
   /**
-   * Syncs the client sent since its last Execute. If that Execute starts a COPY FROM STDIN, they
-   * came too early (libpq's PQexecParams sends one at once) and PostgreSQL ignores them.
+   * Syncs the client sent since its last Execute and before it ended a COPY. If that Execute starts
+   * a COPY FROM STDIN, they came too early (libpq's PQexecParams sends one at once) and PostgreSQL
+   * ignores them; one sent behind the CopyDone or CopyFail is a Sync again.
    */
   syncsAfterExecute = 0;
+  /** The client sent CopyDone or CopyFail since its last Execute: its Syncs count no more above. */
+  copyEndSent = false;
   closeReason = "";
   /** The errno of the socket error that closed it (ECONNREFUSED, …): how the pool judges a failed login. */
   socketError: string | null = null;

@@ -351,3 +351,55 @@ describe("COPY FROM STDIN with a Sync behind its Execute (libpq's PQexecParams)"
     },
   );
 });
+
+describe("pipelines whose messages PostgreSQL skips or ignores (transaction pooling, one server)", () => {
+  let p: TestPooler;
+  beforeAll(async () => {
+    const admin = await connect(inject("pgAppUrl"));
+    await admin.query("CREATE TABLE IF NOT EXISTS pooler_copy_pipelined (n int)");
+    await admin.end();
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "2" });
+  });
+  afterAll(() => p.stop());
+
+  const owed = (): number[] => [...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies);
+  const types = (replies: { type: string }[]): string => replies.map((m) => m.type).join("");
+
+  it("a Query behind a failed Parse is skipped to the Sync: no reply is owed for it, the server goes back", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      expect(types(await a.exchange([parse("", "SELEC 1"), query("SELECT 1"), sync()]))).toBe("EZ");
+      expect(owed()).toEqual([0]);
+      // the only server: another client gets it only if it went back to the pool
+      const b = await connect(p.url());
+      expect((await b.query("SELECT 2 AS n")).rows[0].n).toBe(2);
+      await b.end();
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it("a COPY FROM STDIN sent whole, a Sync behind its Execute and one behind its CopyDone: the second is owed", async () => {
+    const a = await RawClient.connect(p.url());
+    a.send(
+      parse("", "COPY pooler_copy_pipelined FROM STDIN"),
+      bind("", ""),
+      execute(),
+      sync(), // ignored: it arrives during the COPY
+      copyData(Buffer.from("1\n")),
+      copyDone(),
+      sync(), // answered
+    );
+    expect(types(await a.untilReady())).toBe("12GCZ");
+    expect(owed()).toEqual([0]);
+    await a.close();
+    // the next client's second reply must reach it, not be dropped by a server given back too early
+    const b = await RawClient.connect(p.url());
+    try {
+      b.send(query("SELECT pg_sleep(0.2)"), query("SELECT 'second'"));
+      expect(types(await b.untilReady(2))).toBe("TDCZTDCZ");
+    } finally {
+      b.destroy();
+    }
+  });
+});
