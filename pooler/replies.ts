@@ -184,12 +184,14 @@ export class ReplyQueue {
   }
 
   /**
-   * The head, an Execute, started a COPY FROM STDIN: the `count` Syncs queued right behind it are
-   * ignored by PostgreSQL (it reads only COPY messages now) and owe nothing. Syncs are always
-   * plain entries (the client's own), so no special's count changes.
+   * The head, an Execute or a Query, started a COPY FROM STDIN: the `count` Syncs queued right
+   * behind it are ignored by PostgreSQL (it reads only COPY messages now) and owe nothing. Syncs
+   * are always plain entries (the client's own), so no special's count changes.
    */
   ignoreSyncs(count: number): void {
-    if (count === 0 || this.head === this.tail || this.kinds[this.head] !== Expect.Execute) return;
+    if (count === 0 || this.head === this.tail) return;
+    const kind = this.kinds[this.head];
+    if (kind !== Expect.Execute && kind !== Expect.Query) return;
     let end = this.head + 1;
     while (end < this.tail && end <= this.head + count && this.kinds[end] === Expect.Sync) end++;
     const n = end - this.head - 1;

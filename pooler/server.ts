@@ -149,7 +149,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   /** A COPY FROM STDIN runs: PostgreSQL ignores the client's Sync and Flush until it ends. */
   copyIn = false;
   /**
-   * Syncs the client sent since its last Execute and before it ended a COPY. If that Execute starts
+   * Syncs the client sent since its last Execute (or Query) and before it ended a COPY. If that starts
    * a COPY FROM STDIN, they came too early (libpq's PQexecParams sends one at once) and PostgreSQL
    * ignores them; one sent behind the CopyDone or CopyFail is a Sync again.
    */
@@ -336,7 +336,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
     if (this.copyIn && (type === Msg.CommandComplete || type === Msg.ErrorResponse)) this.copyIn = false;
   }
 
-  /** The Syncs sent behind the COPY's Execute get no ReadyForQuery: they are not owed. */
+  /** The Syncs sent behind the COPY's Execute (or Query) get no ReadyForQuery: they are not owed. */
   private enterCopyIn(): void {
     this.copyIn = true;
     const ignored = this.syncsAfterExecute;

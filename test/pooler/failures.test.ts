@@ -402,4 +402,24 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
       b.destroy();
     }
   });
+
+  it("a Sync sent behind a simple-query COPY is ignored by PostgreSQL: the next client's replies keep their order", async () => {
+    // a statement the server keeps: the next client's Parse of it is answered by the pooler
+    const setup = await connect(p.url());
+    await setup.query({ name: "known", text: "SELECT 'known' AS k" });
+    await setup.end();
+    const a = await RawClient.connect(p.url());
+    a.send(query("COPY pooler_copy_pipelined FROM STDIN"), sync());
+    expect(types(await a.take(1))).toBe("G");
+    a.send(copyData(Buffer.from("2\n")), copyDone());
+    expect(types(await a.untilReady())).toBe("CZ");
+    await a.close();
+    const b = await RawClient.connect(p.url());
+    try {
+      const replies = await b.exchange([parse("k", "SELECT 'known' AS k"), bind("", "k"), execute(), sync()]);
+      expect(types(replies)).toBe("12DCZ");
+    } finally {
+      b.destroy();
+    }
+  });
 });
