@@ -315,7 +315,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return this.onLoginData(chunk);
       case "active":
         if (this.pool) this.pool.stats.bytesReceived += chunk.length;
-        return this.feed(chunk);
+        this.feed(chunk);
+        return this.releaseIfOwedNothing();
       case "idle":
         if (isTerminate(chunk)) return this.close("client sent Terminate");
         this.keep(chunk);
@@ -1070,6 +1071,15 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (server.pendingReplies > 0) return;
     this.recordStats(server);
     this.unlinkIfDone(server);
+  }
+
+  /**
+   * The server's last ReadyForQuery came while the client was half-way through a message that owes
+   * no reply (the CopyData after a COPY failed): the decision it put off is taken once that ends.
+   */
+  private releaseIfOwedNothing(): void {
+    const server = this.server;
+    if (this.state === "active" && server !== null && server.pendingReplies === 0) this.unlinkIfDone(server);
   }
 
   private unlinkIfDone(server: ServerConnection): void {

@@ -422,4 +422,23 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
       b.destroy();
     }
   });
+
+  it("a COPY FROM STDIN that fails while the client is half-way through a CopyData gives the server back once the message ends", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      a.send(query("COPY pooler_copy_pipelined FROM STDIN"));
+      expect(types(await a.take(1))).toBe("G");
+      const next = copyData(Buffer.from("3\n"));
+      // a bad row, then a message cut short: PostgreSQL's ReadyForQuery comes while it is unfinished
+      a.send(copyData(Buffer.from("not a number\n")), next.subarray(0, 3));
+      expect(types(await a.untilReady())).toBe("EZ");
+      a.send(next.subarray(3)); // PostgreSQL ignores it, as any CopyData outside a COPY: nothing owed
+      // the only server: another client gets it only if it went back to the pool
+      const b = await connect(p.url());
+      expect((await b.query("SELECT 4 AS n")).rows[0].n).toBe(4);
+      await b.end();
+    } finally {
+      a.destroy();
+    }
+  });
 });
