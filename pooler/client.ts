@@ -960,23 +960,23 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private track(type: number): void {
     switch (type) {
       case Msg.Sync:
-        if (!this.server!.copyEndSent) this.server!.syncsAfterExecute++;
+        this.server!.syncSent();
         this.startQuery();
         this.inBatch = false;
         return;
       case Msg.Query:
       case Msg.FunctionCall:
-        this.afterExecute();
+        this.server!.requestSent(false);
         this.startQuery();
         this.inBatch = false;
         return;
       case Msg.Execute:
-        this.afterExecute();
+        this.server!.requestSent(true);
         this.beginBatch();
         return;
       case Msg.CopyDone:
       case Msg.CopyFail:
-        this.server!.copyEndSent = true;
+        this.server!.copyEndSent();
         return;
       case Msg.Parse:
       case Msg.Bind:
@@ -988,13 +988,6 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       default:
         return; // COPY data flow: its end is announced by the server's ReadyForQuery
     }
-  }
-
-  /** A request that may start a COPY FROM STDIN: the Syncs that PostgreSQL would ignore count from here. */
-  private afterExecute(): void {
-    const server = this.server!;
-    server.syncsAfterExecute = 0;
-    server.copyEndSent = false;
   }
 
   private noteEffect(effect: SessionEffect): void {
@@ -1051,6 +1044,14 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.inBatch = true;
     const server = this.server!;
     if (server.pendingReplies === 0) this.requestStarts(server);
+  }
+
+  /**
+   * The server's COPY FROM STDIN ignored the Syncs sent behind its Execute: to PostgreSQL the batch
+   * goes on until the client's next Sync, and until then the server is not between requests.
+   */
+  batchResumed(): void {
+    this.inBatch = true;
   }
 
   private requestStarts(server: ServerConnection): void {

@@ -82,6 +82,8 @@ export interface ServerPeer extends Connection {
   /** The client changed a reported parameter (its own SET): it is now the client's wanted value. */
   onParameterStatus(name: string, value: string): void;
   onServerLost(server: ServerConnection, reason: string): void;
+  /** PostgreSQL ignored the Syncs sent behind an Execute that started a COPY: the client's batch is open again. */
+  batchResumed(): void;
   /** Ends the client with a FATAL error (its server with it, unless between transactions). */
   refuse(code: string, message: string): void;
   /** Nothing of a request is under way: no reply owed, no batch or message half sent. */
@@ -153,9 +155,11 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * a COPY FROM STDIN, they came too early (libpq's PQexecParams sends one at once) and PostgreSQL
    * ignores them; one sent behind the CopyDone or CopyFail is a Sync again.
    */
-  syncsAfterExecute = 0;
-  /** The client sent CopyDone or CopyFail since its last Execute: its Syncs count no more above. */
-  copyEndSent = false;
+  private syncsAfterExecute = 0;
+  /** How far the client got in ending a COPY since that request: CopyDone or CopyFail sent, then a Sync. */
+  private copyEnd: "none" | "sent" | "synced" = "none";
+  /** That request was an Execute, whose batch a COPY's ignored Syncs do not end. */
+  private copyByExecute = false;
   closeReason = "";
   /** The errno of the socket error that closed it (ECONNREFUSED, …): how the pool judges a failed login. */
   socketError: string | null = null;
@@ -344,6 +348,23 @@ export class ServerConnection extends Connection implements FrameVisitor {
     this.pendingReplies -= ignored;
     this.queriesInFlight -= ignored;
     this.replies.ignoreSyncs(ignored);
+    if (ignored > 0 && this.copyByExecute && this.copyEnd !== "synced") this.client?.batchResumed();
+  }
+
+  /** The client sent an Execute (`extended`), Query or FunctionCall: a COPY it starts ignores the Syncs from here. */
+  requestSent(extended: boolean): void {
+    this.syncsAfterExecute = 0;
+    this.copyEnd = "none";
+    this.copyByExecute = extended;
+  }
+
+  syncSent(): void {
+    if (this.copyEnd === "none") this.syncsAfterExecute++;
+    else this.copyEnd = "synced";
+  }
+
+  copyEndSent(): void {
+    if (this.copyEnd === "none") this.copyEnd = "sent";
   }
 
   private noteReady(status: number): void {

@@ -441,4 +441,34 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
       a.destroy();
     }
   });
+
+  it("a COPY FROM STDIN whose Sync came behind its Execute keeps its server between CopyData writes", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      a.send(parse("", "COPY pooler_copy_pipelined FROM STDIN"), bind("", ""), execute(), sync());
+      expect(types(await a.take(3))).toBe("12G");
+      a.send(copyData(Buffer.from("5\n")));
+      // another client wants the only server meanwhile: it must wait for the COPY to end
+      const b = await connect(p.url());
+      const other = b.query("SELECT 6 AS n");
+      await new Promise((r) => setTimeout(r, 100));
+      a.send(copyDone(), sync());
+      expect(types(await a.untilReady())).toBe("CZ");
+      expect((await other).rows[0].n).toBe(6);
+      await b.end();
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it("a client that leaves during a COPY FROM STDIN whose Sync came behind its Execute leaves no server in COPY to the next", async () => {
+    const a = await RawClient.connect(p.url());
+    a.send(parse("", "COPY pooler_copy_pipelined FROM STDIN"), bind("", ""), execute(), sync());
+    expect(types(await a.take(3))).toBe("12G");
+    a.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const b = await connect(p.url());
+    expect((await b.query("SELECT 7 AS n")).rows[0].n).toBe(7);
+    await b.end();
+  });
 });
