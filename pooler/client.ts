@@ -315,7 +315,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return this.onLoginData(chunk);
       case "active":
         if (this.pool) this.pool.stats.bytesReceived += chunk.length;
-        return this.feed(chunk);
+        this.feed(chunk);
+        return this.releaseIfOwedNothing();
       case "idle":
         if (isTerminate(chunk)) return this.close("client sent Terminate");
         this.keep(chunk);
@@ -959,19 +960,23 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   private track(type: number): void {
     switch (type) {
       case Msg.Sync:
-        this.server!.syncsAfterExecute++;
+        this.server!.syncSent();
         this.startQuery();
         this.inBatch = false;
         return;
       case Msg.Query:
       case Msg.FunctionCall:
-        this.server!.syncsAfterExecute = 0;
+        this.server!.requestSent(false);
         this.startQuery();
         this.inBatch = false;
         return;
       case Msg.Execute:
-        this.server!.syncsAfterExecute = 0;
+        this.server!.requestSent(true);
         this.beginBatch();
+        return;
+      case Msg.CopyDone:
+      case Msg.CopyFail:
+        this.server!.copyEndSent();
         return;
       case Msg.Parse:
       case Msg.Bind:
@@ -1041,6 +1046,14 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (server.pendingReplies === 0) this.requestStarts(server);
   }
 
+  /**
+   * The server's COPY FROM STDIN ignored the Syncs sent behind its Execute: to PostgreSQL the batch
+   * goes on until the client's next Sync, and until then the server is not between requests.
+   */
+  batchResumed(): void {
+    this.inBatch = true;
+  }
+
   private requestStarts(server: ServerConnection): void {
     const now = performance.now();
     server.queryStart = now;
@@ -1059,6 +1072,15 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (server.pendingReplies > 0) return;
     this.recordStats(server);
     this.unlinkIfDone(server);
+  }
+
+  /**
+   * The server's last ReadyForQuery came while the client was half-way through a message that owes
+   * no reply (the CopyData after a COPY failed): the decision it put off is taken once that ends.
+   */
+  private releaseIfOwedNothing(): void {
+    const server = this.server;
+    if (this.state === "active" && server !== null && server.pendingReplies === 0) this.unlinkIfDone(server);
   }
 
   private unlinkIfDone(server: ServerConnection): void {

@@ -60,6 +60,9 @@ const KEPT_ENTRIES = 4096;
 /** Messages whose error starts PostgreSQL's skip-until-Sync (doing_extended_query_message). */
 const isExtended = (kind: ExpectKind): boolean => kind <= Expect.Close;
 
+/** Messages answered with a ReadyForQuery of their own, which PostgreSQL skips after such an error. */
+const owesReady = (kind: ExpectKind): boolean => kind === Expect.Query || kind === Expect.FunctionCall;
+
 export class ReplyQueue {
   // Parallel arrays with a moving head and tail: the queue empties at every ReadyForQuery, so they
   // stay tiny, and they are not truncated (V8 would drop their storage and grow it again for the
@@ -75,6 +78,12 @@ export class ReplyQueue {
   private mapErrorCount = 0;
   /** The server failed an extended-protocol message and no Sync has been sent since. */
   private skipping = false;
+
+  /**
+   * `skipped`: a Query or FunctionCall was skipped after an error (PostgreSQL skips them too until
+   * Sync): the ReadyForQuery counted for it will not come.
+   */
+  constructor(private readonly skipped: () => void = () => undefined) {}
 
   get length(): number {
     return this.tail - this.head;
@@ -96,7 +105,10 @@ export class ReplyQueue {
    */
   push(kind: ExpectKind, special?: Special, toClient?: Emit): void {
     if (this.skipping) {
-      if (kind !== Expect.Sync) return special?.undo?.();
+      if (kind !== Expect.Sync) {
+        if (owesReady(kind)) this.skipped();
+        return special?.undo?.();
+      }
       this.skipping = false;
     }
     this.kinds[this.tail] = kind;
@@ -133,7 +145,10 @@ export class ReplyQueue {
     while (end < this.tail && this.kinds[end] !== Expect.Sync) end++;
     // Each undo restores what its own message found, so the newest goes first: a Close then a
     // Parse of one name, undone oldest first, would leave the name to the skipped Parse.
-    for (let i = end - 1; i >= this.head; i--) this.specials[i]?.undo?.();
+    for (let i = end - 1; i >= this.head; i--) {
+      this.specials[i]?.undo?.();
+      if (owesReady(this.kinds[i]!)) this.skipped();
+    }
     for (let n = end - this.head; n > 0; n--) this.pop();
     if (this.head === this.tail) this.skipping = true;
   }
@@ -169,12 +184,14 @@ export class ReplyQueue {
   }
 
   /**
-   * The head, an Execute, started a COPY FROM STDIN: the `count` Syncs queued right behind it are
-   * ignored by PostgreSQL (it reads only COPY messages now) and owe nothing. Syncs are always
-   * plain entries (the client's own), so no special's count changes.
+   * The head, an Execute or a Query, started a COPY FROM STDIN: the `count` Syncs queued right
+   * behind it are ignored by PostgreSQL (it reads only COPY messages now) and owe nothing. Syncs
+   * are always plain entries (the client's own), so no special's count changes.
    */
   ignoreSyncs(count: number): void {
-    if (count === 0 || this.head === this.tail || this.kinds[this.head] !== Expect.Execute) return;
+    if (count === 0 || this.head === this.tail) return;
+    const kind = this.kinds[this.head];
+    if (kind !== Expect.Execute && kind !== Expect.Query) return;
     let end = this.head + 1;
     while (end < this.tail && end <= this.head + count && this.kinds[end] === Expect.Sync) end++;
     const n = end - this.head - 1;

@@ -82,6 +82,8 @@ export interface ServerPeer extends Connection {
   /** The client changed a reported parameter (its own SET): it is now the client's wanted value. */
   onParameterStatus(name: string, value: string): void;
   onServerLost(server: ServerConnection, reason: string): void;
+  /** PostgreSQL ignored the Syncs sent behind an Execute that started a COPY: the client's batch is open again. */
+  batchResumed(): void;
   /** Ends the client with a FATAL error (its server with it, unless between transactions). */
   refuse(code: string, message: string): void;
   /** Nothing of a request is under way: no reply owed, no batch or message half sent. */
@@ -121,7 +123,10 @@ export class ServerConnection extends Connection implements FrameVisitor {
   /** Set when the server must not be reused (lifetime over, RECONNECT, a config change). */
   closeNeeded = false;
   /** What this server owes the linked client, in order (transaction and statement pooling). */
-  readonly replies = new ReplyQueue();
+  readonly replies = new ReplyQueue(() => {
+    this.pendingReplies--;
+    this.queriesInFlight--;
+  });
   /** Protocol-level statements prepared here by the pooler (transaction and statement pooling). */
   statements: ServerStatements | null = null;
   /**
@@ -146,10 +151,15 @@ export class ServerConnection extends Connection implements FrameVisitor {
   /** A COPY FROM STDIN runs: PostgreSQL ignores the client's Sync and Flush until it ends. */
   copyIn = false;
   /**
-   * Syncs the client sent since its last Execute. If that Execute starts a COPY FROM STDIN, they
-   * came too early (libpq's PQexecParams sends one at once) and PostgreSQL ignores them.
+   * Syncs the client sent since its last Execute (or Query) and before it ended a COPY. If that starts
+   * a COPY FROM STDIN, they came too early (libpq's PQexecParams sends one at once) and PostgreSQL
+   * ignores them; one sent behind the CopyDone or CopyFail is a Sync again.
    */
-  syncsAfterExecute = 0;
+  private syncsAfterExecute = 0;
+  /** How far the client got in ending a COPY since that request: CopyDone or CopyFail sent, then a Sync. */
+  private copyEnd: "none" | "sent" | "synced" = "none";
+  /** That request was an Execute, whose batch a COPY's ignored Syncs do not end. */
+  private copyByExecute = false;
   closeReason = "";
   /** The errno of the socket error that closed it (ECONNREFUSED, …): how the pool judges a failed login. */
   socketError: string | null = null;
@@ -330,7 +340,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
     if (this.copyIn && (type === Msg.CommandComplete || type === Msg.ErrorResponse)) this.copyIn = false;
   }
 
-  /** The Syncs sent behind the COPY's Execute get no ReadyForQuery: they are not owed. */
+  /** The Syncs sent behind the COPY's Execute (or Query) get no ReadyForQuery: they are not owed. */
   private enterCopyIn(): void {
     this.copyIn = true;
     const ignored = this.syncsAfterExecute;
@@ -338,6 +348,23 @@ export class ServerConnection extends Connection implements FrameVisitor {
     this.pendingReplies -= ignored;
     this.queriesInFlight -= ignored;
     this.replies.ignoreSyncs(ignored);
+    if (ignored > 0 && this.copyByExecute && this.copyEnd !== "synced") this.client?.batchResumed();
+  }
+
+  /** The client sent an Execute (`extended`), Query or FunctionCall: a COPY it starts ignores the Syncs from here. */
+  requestSent(extended: boolean): void {
+    this.syncsAfterExecute = 0;
+    this.copyEnd = "none";
+    this.copyByExecute = extended;
+  }
+
+  syncSent(): void {
+    if (this.copyEnd === "none") this.syncsAfterExecute++;
+    else this.copyEnd = "synced";
+  }
+
+  copyEndSent(): void {
+    if (this.copyEnd === "none") this.copyEnd = "sent";
   }
 
   private noteReady(status: number): void {

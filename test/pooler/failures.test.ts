@@ -351,3 +351,124 @@ describe("COPY FROM STDIN with a Sync behind its Execute (libpq's PQexecParams)"
     },
   );
 });
+
+describe("pipelines whose messages PostgreSQL skips or ignores (transaction pooling, one server)", () => {
+  let p: TestPooler;
+  beforeAll(async () => {
+    const admin = await connect(inject("pgAppUrl"));
+    await admin.query("CREATE TABLE IF NOT EXISTS pooler_copy_pipelined (n int)");
+    await admin.end();
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "2" });
+  });
+  afterAll(() => p.stop());
+
+  const owed = (): number[] => [...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies);
+  const types = (replies: { type: string }[]): string => replies.map((m) => m.type).join("");
+
+  it("a Query behind a failed Parse is skipped to the Sync: no reply is owed for it, the server goes back", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      expect(types(await a.exchange([parse("", "SELEC 1"), query("SELECT 1"), sync()]))).toBe("EZ");
+      expect(owed()).toEqual([0]);
+      // the only server: another client gets it only if it went back to the pool
+      const b = await connect(p.url());
+      expect((await b.query("SELECT 2 AS n")).rows[0].n).toBe(2);
+      await b.end();
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it("a COPY FROM STDIN sent whole, a Sync behind its Execute and one behind its CopyDone: the second is owed", async () => {
+    const a = await RawClient.connect(p.url());
+    a.send(
+      parse("", "COPY pooler_copy_pipelined FROM STDIN"),
+      bind("", ""),
+      execute(),
+      sync(), // ignored: it arrives during the COPY
+      copyData(Buffer.from("1\n")),
+      copyDone(),
+      sync(), // answered
+    );
+    expect(types(await a.untilReady())).toBe("12GCZ");
+    expect(owed()).toEqual([0]);
+    await a.close();
+    // the next client's second reply must reach it, not be dropped by a server given back too early
+    const b = await RawClient.connect(p.url());
+    try {
+      b.send(query("SELECT pg_sleep(0.2)"), query("SELECT 'second'"));
+      expect(types(await b.untilReady(2))).toBe("TDCZTDCZ");
+    } finally {
+      b.destroy();
+    }
+  });
+
+  it("a Sync sent behind a simple-query COPY is ignored by PostgreSQL: the next client's replies keep their order", async () => {
+    // a statement the server keeps: the next client's Parse of it is answered by the pooler
+    const setup = await connect(p.url());
+    await setup.query({ name: "known", text: "SELECT 'known' AS k" });
+    await setup.end();
+    const a = await RawClient.connect(p.url());
+    a.send(query("COPY pooler_copy_pipelined FROM STDIN"), sync());
+    expect(types(await a.take(1))).toBe("G");
+    a.send(copyData(Buffer.from("2\n")), copyDone());
+    expect(types(await a.untilReady())).toBe("CZ");
+    await a.close();
+    const b = await RawClient.connect(p.url());
+    try {
+      const replies = await b.exchange([parse("k", "SELECT 'known' AS k"), bind("", "k"), execute(), sync()]);
+      expect(types(replies)).toBe("12DCZ");
+    } finally {
+      b.destroy();
+    }
+  });
+
+  it("a COPY FROM STDIN that fails while the client is half-way through a CopyData gives the server back once the message ends", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      a.send(query("COPY pooler_copy_pipelined FROM STDIN"));
+      expect(types(await a.take(1))).toBe("G");
+      const next = copyData(Buffer.from("3\n"));
+      // a bad row, then a message cut short: PostgreSQL's ReadyForQuery comes while it is unfinished
+      a.send(copyData(Buffer.from("not a number\n")), next.subarray(0, 3));
+      expect(types(await a.untilReady())).toBe("EZ");
+      a.send(next.subarray(3)); // PostgreSQL ignores it, as any CopyData outside a COPY: nothing owed
+      // the only server: another client gets it only if it went back to the pool
+      const b = await connect(p.url());
+      expect((await b.query("SELECT 4 AS n")).rows[0].n).toBe(4);
+      await b.end();
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it("a COPY FROM STDIN whose Sync came behind its Execute keeps its server between CopyData writes", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      a.send(parse("", "COPY pooler_copy_pipelined FROM STDIN"), bind("", ""), execute(), sync());
+      expect(types(await a.take(3))).toBe("12G");
+      a.send(copyData(Buffer.from("5\n")));
+      // another client wants the only server meanwhile: it must wait for the COPY to end
+      const b = await connect(p.url());
+      const other = b.query("SELECT 6 AS n");
+      await new Promise((r) => setTimeout(r, 100));
+      a.send(copyDone(), sync());
+      expect(types(await a.untilReady())).toBe("CZ");
+      expect((await other).rows[0].n).toBe(6);
+      await b.end();
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it("a client that leaves during a COPY FROM STDIN whose Sync came behind its Execute leaves no server in COPY to the next", async () => {
+    const a = await RawClient.connect(p.url());
+    a.send(parse("", "COPY pooler_copy_pipelined FROM STDIN"), bind("", ""), execute(), sync());
+    expect(types(await a.take(3))).toBe("12G");
+    a.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const b = await connect(p.url());
+    expect((await b.query("SELECT 7 AS n")).rows[0].n).toBe(7);
+    await b.end();
+  });
+});
