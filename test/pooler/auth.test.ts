@@ -210,6 +210,33 @@ describe("AUTH_TYPE=trust", () => {
       await p.stop();
     }
   });
+
+  it("still wants the user in the auth file or found by auth_query, as PgBouncer", async () => {
+    const notFound = async (p: TestPooler, user: string): Promise<void> => {
+      const err = await errorOf(connect(p.urlAs(user, "")));
+      // PgBouncer 1.18's words, said before any server login
+      expect([err.code, err.message]).toEqual(["28000", '"trust" authentication failed']);
+    };
+    const file = userlist([["postgres", "postgres"]]);
+    await withTestPooler({ AUTH_TYPE: "trust", AUTH_FILE: file }, (p) => notFound(p, MD5_ROLE));
+    await withTestPooler({ AUTH_TYPE: "trust", AUTH_FILE: file, AUTH_USER: "postgres" }, async (p) => {
+      expect(await whoAmI(p.urlAs(MD5_ROLE, ""))).toBe(MD5_ROLE); // its md5 hash logs the pooler in
+      await notFound(p, "nobody_here");
+    });
+  });
+});
+
+describe.each(["md5", "plain", "scram-sha-256"])("AUTH_TYPE=%s, an empty password in the auth file", (authType) => {
+  it("matches no password, as PgBouncer (PostgreSQL cannot store one)", () =>
+    withTestPooler({ AUTH_TYPE: authType, AUTH_FILE: userlist([[MD5_ROLE, ""]]) }, async (p) => {
+      // refused at its own password check, before any server login
+      const { error } = await failedLogin(p, MD5_ROLE, "");
+      expect([error.get("C"), error.get("M")]).toEqual([
+        "28P01",
+        `password authentication failed for user "${MD5_ROLE}"`,
+      ]);
+    }),
+  );
 });
 
 /**
@@ -238,7 +265,10 @@ async function failedLogin(
       if (m.type === "E") return { steps, salt, error: errorOfReply(m), answerMs };
       const code = m.body.readInt32BE(0);
       sentAt = performance.now();
-      if (code === Auth.MD5Password) {
+      if (code === Auth.CleartextPassword) {
+        steps.push("cleartext");
+        probe.send(passwordMessage(password));
+      } else if (code === Auth.MD5Password) {
         steps.push("md5");
         probe.send(passwordMessage(md5Response(user, password, m.body.subarray(4, 8))));
       } else if (code === Auth.SASL) {
