@@ -12,6 +12,7 @@ import {
 } from "../../pooler/protocol/auth/scram.ts";
 import {
   Auth,
+  authRequest,
   passwordMessage,
   saslInitialResponse,
   saslResponse,
@@ -19,6 +20,7 @@ import {
 } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, psql, whoAmI } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { startFakePostgres } from "../support/fake-postgres.ts";
 import { errorOfReply } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole, slowScramSecret } from "../support/roles.ts";
 import { WireProbe } from "../support/wire-probe.ts";
@@ -106,6 +108,27 @@ describe("SCRAM to the server needs the password or the client's SCRAM keys", ()
         expect(err.message).toMatch(/SCRAM/);
       },
     );
+  });
+});
+
+describe("a server that does not prove it holds the password is refused (SCRAM's server signature)", () => {
+  it.each([
+    ["a forged signature", authRequest(Auth.SASLFinal, Buffer.from(`v=${Buffer.alloc(32).toString("base64")}`))],
+    ["AuthenticationOk without any AuthenticationSASLFinal", Buffer.alloc(0)],
+  ])("%s", async (_label, scramEnd) => {
+    const fake = await startFakePostgres({ params: { server_version: "13.0" }, scramEnd });
+    try {
+      await withTestPooler(
+        { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${fake.port}/app` },
+        async (p) => {
+          const err = await errorOf(connect(p.url()));
+          expect(err.message).toMatch(/^server login failed: .*server/);
+          expect(fake.logins()).toBe(1); // the exchange did reach its end
+        },
+      );
+    } finally {
+      fake.close();
+    }
   });
 });
 
