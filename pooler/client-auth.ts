@@ -129,7 +129,11 @@ export class ClientAuth {
         // certificate, or auth_type any, does not), else any role the server trusts the pooler for
         // would be open to everyone.
         if (this.authType === "trust" && this.secret === undefined) {
-          return { kind: "fail", code: SqlState.InvalidAuthorization, message: '"trust" authentication failed' };
+          return {
+            kind: "fail",
+            code: SqlState.InvalidAuthorization,
+            message: '"trust" authentication failed',
+          };
         }
         return { kind: "ok", credentials: this.credentials() };
       case "plain":

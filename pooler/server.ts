@@ -433,7 +433,9 @@ export class ServerConnection extends Connection implements FrameVisitor {
       case Auth.Ok:
         // Mid-SCRAM, the server's signature is what proves it holds the password: it may not skip it.
         if (this.scram !== null) {
-          throw new Error("server sent AuthenticationOk before its SCRAM signature (AuthenticationSASLFinal)");
+          throw new Error(
+            "server sent AuthenticationOk before its SCRAM signature (AuthenticationSASLFinal)",
+          );
         }
         return;
       case Auth.CleartextPassword:

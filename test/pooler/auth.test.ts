@@ -111,9 +111,35 @@ describe("SCRAM to the server needs the password or the client's SCRAM keys", ()
   });
 });
 
+describe("a malformed SASLInitialResponse", () => {
+  it("whose length field overstates its data is refused (08P01) and the connection closed", () =>
+    withTestPooler(
+      { AUTH_TYPE: "scram-sha-256", AUTH_FILE: userlist([[SCRAM_ROLE, PASSWORD]]) },
+      async (p) => {
+        const probe = await WireProbe.open(p.port);
+        try {
+          probe.send(startupMessage({ user: SCRAM_ROLE, database: "app" }));
+          await probe.waitUntil((m) => m.length > 0, 5000);
+          const msg = saslInitialResponse(SASL_MECHANISM, "n,,n=,r=abcdefgh");
+          msg.writeInt32BE(1000, 5 + SASL_MECHANISM.length + 1); // the data's length
+          probe.send(msg);
+          const [, reply] = await probe.waitUntil((m) => m.length > 1, 5000);
+          expect(reply?.type).toBe("E");
+          expect(errorOfReply(reply!).get("C")).toBe("08P01");
+          expect(await probe.waitClosed(3000)).toBe(true);
+        } finally {
+          probe.destroy();
+        }
+      },
+    ));
+});
+
 describe("a server that does not prove it holds the password is refused (SCRAM's server signature)", () => {
   it.each([
-    ["a forged signature", authRequest(Auth.SASLFinal, Buffer.from(`v=${Buffer.alloc(32).toString("base64")}`))],
+    [
+      "a forged signature",
+      authRequest(Auth.SASLFinal, Buffer.from(`v=${Buffer.alloc(32).toString("base64")}`)),
+    ],
     ["AuthenticationOk without any AuthenticationSASLFinal", Buffer.alloc(0)],
   ])("%s", async (_label, scramEnd) => {
     const fake = await startFakePostgres({ params: { server_version: "13.0" }, scramEnd });
@@ -249,18 +275,20 @@ describe("AUTH_TYPE=trust", () => {
   });
 });
 
-describe.each(["md5", "plain", "scram-sha-256"])("AUTH_TYPE=%s, an empty password in the auth file", (authType) => {
-  it("matches no password, as PgBouncer (PostgreSQL cannot store one)", () =>
-    withTestPooler({ AUTH_TYPE: authType, AUTH_FILE: userlist([[MD5_ROLE, ""]]) }, async (p) => {
-      // refused at its own password check, before any server login
-      const { error } = await failedLogin(p, MD5_ROLE, "");
-      expect([error.get("C"), error.get("M")]).toEqual([
-        "28P01",
-        `password authentication failed for user "${MD5_ROLE}"`,
-      ]);
-    }),
-  );
-});
+describe.each(["md5", "plain", "scram-sha-256"])(
+  "AUTH_TYPE=%s, an empty password in the auth file",
+  (authType) => {
+    it("matches no password, as PgBouncer (PostgreSQL cannot store one)", () =>
+      withTestPooler({ AUTH_TYPE: authType, AUTH_FILE: userlist([[MD5_ROLE, ""]]) }, async (p) => {
+        // refused at its own password check, before any server login
+        const { error } = await failedLogin(p, MD5_ROLE, "");
+        expect([error.get("C"), error.get("M")]).toEqual([
+          "28P01",
+          `password authentication failed for user "${MD5_ROLE}"`,
+        ]);
+      }));
+  },
+);
 
 /**
  * One failed login on the wire: what the pooler sent at each step (SCRAM's server-first without its
