@@ -33,8 +33,8 @@ function failed(user: string): AuthStep {
   };
 }
 
-/** What ClientAuth runs once auth_type hba or cert has been decided for a connection. */
-export type PasswordAuthType = Exclude<AuthType, "hba" | "cert">;
+/** What ClientAuth runs once auth_type hba has been decided for a connection. */
+export type PasswordAuthType = Exclude<AuthType, "hba">;
 
 export interface LoginFacts extends HbaConnection {
   /** The CommonName of a client certificate the TLS handshake verified. */
@@ -84,7 +84,7 @@ function certAuth(c: LoginFacts): AuthDecision {
       why: `certificate CN ${JSON.stringify(c.certUser)}`,
     };
   }
-  return { kind: "run", authType: "trust" };
+  return { kind: "run", authType: "cert" };
 }
 
 export class ClientAuth {
@@ -98,7 +98,7 @@ export class ClientAuth {
    */
   /** `scramIterations`: of the secrets made up for a plain-text password or an unknown user. */
   constructor(
-    authType: PasswordAuthType,
+    private readonly authType: PasswordAuthType,
     private readonly user: string,
     private readonly secret: UserSecret | undefined,
     private readonly scramIterations: number,
@@ -110,6 +110,7 @@ export class ClientAuth {
     switch (authType) {
       case "trust":
       case "any":
+      case "cert":
         return "trust";
       case "plain":
         return "plain";
@@ -124,6 +125,16 @@ export class ClientAuth {
   start(): AuthStep {
     switch (this.method) {
       case "trust":
+        // As PgBouncer: trust still wants the user in auth_file or found by auth_query (a verified
+        // certificate, or auth_type any, does not), else any role the server trusts the pooler for
+        // would be open to everyone.
+        if (this.authType === "trust" && this.secret === undefined) {
+          return {
+            kind: "fail",
+            code: SqlState.InvalidAuthorization,
+            message: '"trust" authentication failed',
+          };
+        }
         return { kind: "ok", credentials: this.credentials() };
       case "plain":
         return { kind: "challenge", message: authRequest(Auth.CleartextPassword) };
@@ -161,8 +172,16 @@ export class ClientAuth {
     }
   }
 
+  /**
+   * The secret a password is checked against. An empty one matches no password: PostgreSQL cannot
+   * store one, and PgBouncer refuses it (such a user can still log in where trust lets it).
+   */
+  private get checked(): UserSecret | undefined {
+    return this.secret?.secret === "" ? undefined : this.secret;
+  }
+
   private async checkPlain(given: string): Promise<AuthStep> {
-    const s = this.secret;
+    const s = this.checked;
     if (s === undefined) return failed(this.user);
     const ok =
       s.kind === "plain"
@@ -174,7 +193,7 @@ export class ClientAuth {
   }
 
   private checkMd5(response: string): AuthStep {
-    const s = this.secret;
+    const s = this.checked;
     if (
       s === undefined ||
       s.kind === "scram" ||
@@ -204,7 +223,7 @@ export class ClientAuth {
         return { kind: "challenge", message: authRequest(Auth.SASLContinue, Buffer.from(serverFirst)) };
       }
       const result = this.scram.handleClientFinal(r.rest().toString("utf8"));
-      if (!result.ok || this.secret === undefined || this.secret.kind === "md5") return failed(this.user);
+      if (!result.ok || this.checked === undefined || this.checked.kind === "md5") return failed(this.user);
       return {
         kind: "ok",
         final: authRequest(Auth.SASLFinal, Buffer.from(result.serverFinal)),
@@ -222,7 +241,7 @@ export class ClientAuth {
 
   private async scramSecret(): Promise<ScramSecret> {
     if (this.scramSecretCache) return this.scramSecretCache;
-    const s = this.secret;
+    const s = this.checked;
     const parsed =
       s?.kind === "scram"
         ? parseScramSecret(s.secret)

@@ -458,6 +458,12 @@ export class ServerConnection extends Connection implements FrameVisitor {
     const password = creds.password;
     switch (code) {
       case Auth.Ok:
+        // Mid-SCRAM, the server's signature is what proves it holds the password: it may not skip it.
+        if (this.scram !== null) {
+          throw new Error(
+            "server sent AuthenticationOk before its SCRAM signature (AuthenticationSASLFinal)",
+          );
+        }
         return;
       case Auth.CleartextPassword:
         if (password === undefined || isMd5Secret(password)) {

@@ -437,6 +437,8 @@ export class BodyReader {
     return v;
   }
   bytes(n: number): Buffer {
+    // subarray would quietly give fewer: a length field that overstates its data is malformed
+    if (n > this.buf.length - this.pos) throw new RangeError("field longer than the rest of the message");
     const b = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     return b;

@@ -12,6 +12,7 @@ import {
 } from "../../pooler/protocol/auth/scram.ts";
 import {
   Auth,
+  authRequest,
   passwordMessage,
   saslInitialResponse,
   saslResponse,
@@ -19,6 +20,7 @@ import {
 } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, psql, whoAmI } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { startFakePostgres } from "../support/fake-postgres.ts";
 import { errorOfReply } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole, slowScramSecret } from "../support/roles.ts";
 import { WireProbe } from "../support/wire-probe.ts";
@@ -106,6 +108,53 @@ describe("SCRAM to the server needs the password or the client's SCRAM keys", ()
         expect(err.message).toMatch(/SCRAM/);
       },
     );
+  });
+});
+
+describe("a malformed SASLInitialResponse", () => {
+  it("whose length field overstates its data is refused (08P01) and the connection closed", () =>
+    withTestPooler(
+      { AUTH_TYPE: "scram-sha-256", AUTH_FILE: userlist([[SCRAM_ROLE, PASSWORD]]) },
+      async (p) => {
+        const probe = await WireProbe.open(p.port);
+        try {
+          probe.send(startupMessage({ user: SCRAM_ROLE, database: "app" }));
+          await probe.waitUntil((m) => m.length > 0, 5000);
+          const msg = saslInitialResponse(SASL_MECHANISM, "n,,n=,r=abcdefgh");
+          msg.writeInt32BE(1000, 5 + SASL_MECHANISM.length + 1); // the data's length
+          probe.send(msg);
+          const [, reply] = await probe.waitUntil((m) => m.length > 1, 5000);
+          expect(reply?.type).toBe("E");
+          expect(errorOfReply(reply!).get("C")).toBe("08P01");
+          expect(await probe.waitClosed(3000)).toBe(true);
+        } finally {
+          probe.destroy();
+        }
+      },
+    ));
+});
+
+describe("a server that does not prove it holds the password is refused (SCRAM's server signature)", () => {
+  it.each([
+    [
+      "a forged signature",
+      authRequest(Auth.SASLFinal, Buffer.from(`v=${Buffer.alloc(32).toString("base64")}`)),
+    ],
+    ["AuthenticationOk without any AuthenticationSASLFinal", Buffer.alloc(0)],
+  ])("%s", async (_label, scramEnd) => {
+    const fake = await startFakePostgres({ params: { server_version: "13.0" }, scramEnd });
+    try {
+      await withTestPooler(
+        { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${fake.port}/app` },
+        async (p) => {
+          const err = await errorOf(connect(p.url()));
+          expect(err.message).toMatch(/^server login failed: .*server/);
+          expect(fake.logins()).toBe(1); // the exchange did reach its end
+        },
+      );
+    } finally {
+      fake.close();
+    }
   });
 });
 
@@ -210,7 +259,36 @@ describe("AUTH_TYPE=trust", () => {
       await p.stop();
     }
   });
+
+  it("still wants the user in the auth file or found by auth_query, as PgBouncer", async () => {
+    const notFound = async (p: TestPooler, user: string): Promise<void> => {
+      const err = await errorOf(connect(p.urlAs(user, "")));
+      // PgBouncer 1.18's words, said before any server login
+      expect([err.code, err.message]).toEqual(["28000", '"trust" authentication failed']);
+    };
+    const file = userlist([["postgres", "postgres"]]);
+    await withTestPooler({ AUTH_TYPE: "trust", AUTH_FILE: file }, (p) => notFound(p, MD5_ROLE));
+    await withTestPooler({ AUTH_TYPE: "trust", AUTH_FILE: file, AUTH_USER: "postgres" }, async (p) => {
+      expect(await whoAmI(p.urlAs(MD5_ROLE, ""))).toBe(MD5_ROLE); // its md5 hash logs the pooler in
+      await notFound(p, "nobody_here");
+    });
+  });
 });
+
+describe.each(["md5", "plain", "scram-sha-256"])(
+  "AUTH_TYPE=%s, an empty password in the auth file",
+  (authType) => {
+    it("matches no password, as PgBouncer (PostgreSQL cannot store one)", () =>
+      withTestPooler({ AUTH_TYPE: authType, AUTH_FILE: userlist([[MD5_ROLE, ""]]) }, async (p) => {
+        // refused at its own password check, before any server login
+        const { error } = await failedLogin(p, MD5_ROLE, "");
+        expect([error.get("C"), error.get("M")]).toEqual([
+          "28P01",
+          `password authentication failed for user "${MD5_ROLE}"`,
+        ]);
+      }));
+  },
+);
 
 /**
  * One failed login on the wire: what the pooler sent at each step (SCRAM's server-first without its
@@ -238,7 +316,10 @@ async function failedLogin(
       if (m.type === "E") return { steps, salt, error: errorOfReply(m), answerMs };
       const code = m.body.readInt32BE(0);
       sentAt = performance.now();
-      if (code === Auth.MD5Password) {
+      if (code === Auth.CleartextPassword) {
+        steps.push("cleartext");
+        probe.send(passwordMessage(password));
+      } else if (code === Auth.MD5Password) {
         steps.push("md5");
         probe.send(passwordMessage(md5Response(user, password, m.body.subarray(4, 8))));
       } else if (code === Auth.SASL) {

@@ -19,6 +19,7 @@ let dir: string;
 let certs: TestCerts;
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-unix-"));
+  fs.writeFileSync(path.join(dir, "userlist.txt"), '"postgres" ""\n');
   certs = makeCerts();
 });
 afterAll(() => {
@@ -27,6 +28,8 @@ afterAll(() => {
 });
 
 const pgSocketDir = (): string => inject("pgSocketDir");
+/** The ini lines of auth_type = trust: as in PgBouncer, a user it lets in must still be listed. */
+const trustLines = (): string[] => ["auth_type = trust", `auth_file = ${path.join(dir, "userlist.txt")}`];
 /** DATABASE_URL through PostgreSQL's own socket directory (libpq's ?host=). */
 const unixDatabaseUrl = (): string =>
   `postgresql://postgres:postgres@localhost:${inject("pgPort")}/app?host=${encodeURIComponent(pgSocketDir())}`;
@@ -206,7 +209,7 @@ describe("Unix-domain sockets", () => {
         `listen_port = ${port}`,
         // the pooler's socket beside PostgreSQL's: its port is another
         `unix_socket_dir = ${pgSocketDir()}`,
-        "auth_type = trust",
+        ...trustLines(),
         "admin_users = postgres",
         "pool_mode = transaction",
       ].join("\n"),
@@ -276,7 +279,7 @@ describe("Unix-domain sockets", () => {
           `app = host=127.0.0.1 port=${inject("pgPort")} user=postgres password=postgres`,
           "[pgbouncer]",
           `listen_port = ${port}`,
-          "auth_type = trust",
+          ...trustLines(),
           "admin_users = postgres",
           ...extra,
         ].join("\n"),
@@ -382,7 +385,7 @@ describe("Unix-domain sockets", () => {
           "[pgbouncer]",
           // where nohost connects: PostgreSQL's, and the pooler's socket beside it (another port)
           `unix_socket_dir = ${socketDir}`,
-          "auth_type = trust",
+          ...trustLines(),
           "admin_users = postgres",
           "pool_mode = transaction",
           // a refused connection is a restarting server, waited for up to server_login_retry

@@ -1,9 +1,12 @@
-// A stand-in for PostgreSQL, for what a real one will not do on cue: it logs anyone in (trust,
-// refusing TLS) with the ParameterStatus messages given, and answers each simple Query with an
-// empty result. Tests shape the login's end and each reply.
+// A stand-in for PostgreSQL, for what a real one will not do on cue: it logs anyone in (trust, or a
+// SCRAM exchange that takes any proof; refusing TLS) with the ParameterStatus messages given, and
+// answers each simple Query with an empty result. Tests shape the login's end and each reply.
 import net from "node:net";
 import {
+  Auth,
+  authRequest,
   authenticationOk,
+  authenticationSASL,
   backendKeyData,
   commandComplete,
   Msg,
@@ -19,6 +22,11 @@ export interface FakeBehaviour {
   endAfterLogin?: (connection: number) => Buffer | null;
   /** Messages sent before a Query's CommandComplete (an asynchronous ParameterStatus, say). */
   before?: (sql: string) => Buffer[];
+  /**
+   * Asks for SCRAM-SHA-256 instead, takes any proof, and answers it with these bytes before
+   * AuthenticationOk: a forged AuthenticationSASLFinal, or nothing (no server signature at all).
+   */
+  scramEnd?: Buffer;
 }
 
 export interface FakePostgres {
@@ -34,31 +42,48 @@ export async function startFakePostgres(behaviour: FakeBehaviour): Promise<FakeP
   const server = net.createServer((sock) => {
     let buf = Buffer.alloc(0);
     let loggedIn = false;
+    let scramming = false;
+    let serverFirst = "";
+    const welcome = (before: Buffer): void => {
+      loggedIn = true;
+      scramming = false;
+      const hello = Buffer.concat([
+        before,
+        authenticationOk(),
+        ...Object.entries(behaviour.params).map(([k, v]) => parameterStatus(k, v)),
+        backendKeyData(1, 2),
+        readyForQuery("I"),
+      ]);
+      const last = behaviour.endAfterLogin?.(logins) ?? null;
+      logins++;
+      if (last !== null) return void sock.end(Buffer.concat([hello, last]));
+      sock.write(hello);
+    };
     sock.on("error", () => undefined);
     sock.on("data", (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
-      if (!loggedIn) {
+      if (!loggedIn && !scramming) {
         if (buf.length < 8 || buf.length < buf.readUInt32BE(0)) return;
         const packet = buf.subarray(0, buf.readUInt32BE(0));
         buf = buf.subarray(packet.length);
         // SSLRequest (the pooler's server TLS may try it): no, go on in plain text
         if (packet.readUInt32BE(4) === SSL_REQUEST_CODE) return void sock.write("N");
-        loggedIn = true;
-        const hello = Buffer.concat([
-          authenticationOk(),
-          ...Object.entries(behaviour.params).map(([k, v]) => parameterStatus(k, v)),
-          backendKeyData(1, 2),
-          readyForQuery("I"),
-        ]);
-        const last = behaviour.endAfterLogin?.(logins) ?? null;
-        logins++;
-        if (last !== null) return void sock.end(Buffer.concat([hello, last]));
-        sock.write(hello);
+        if (behaviour.scramEnd) {
+          scramming = true;
+          sock.write(authenticationSASL(["SCRAM-SHA-256"]));
+        } else welcome(Buffer.alloc(0));
       }
       while (buf.length >= 5 && buf.length >= 1 + buf.readUInt32BE(1)) {
         const msg = buf.subarray(0, 1 + buf.readUInt32BE(1));
         buf = buf.subarray(msg.length);
-        if (msg[0] === Msg.Terminate) sock.end();
+        if (scramming && msg[0] === Msg.Password) {
+          // SASLInitialResponse: the client's nonce, extended; SASLResponse: the end the test chose
+          const nonce = /r=([^,]*)/.exec(msg.toString("utf8"));
+          if (serverFirst === "") {
+            serverFirst = `r=${nonce?.[1]}fake,s=${Buffer.alloc(16).toString("base64")},i=4096`;
+            sock.write(authRequest(Auth.SASLContinue, Buffer.from(serverFirst)));
+          } else welcome(behaviour.scramEnd!);
+        } else if (msg[0] === Msg.Terminate) sock.end();
         else if (msg[0] === Msg.Query) {
           const sql = msg.toString("utf8", 5, msg.length - 1);
           // BEGIN opens a transaction
