@@ -109,7 +109,8 @@ export class PoolStats implements Counters {
   /** A client got a server after waiting `waitMs` in the queue. */
   recordAssignment(waitMs: number): void {
     this.serverAssignments++;
-    this.waitTimeUs += waitMs * 1000;
+    // whole microseconds, as PgBouncer counts: performance.now() differences have fractions
+    this.waitTimeUs += Math.round(waitMs * 1000);
     this.observer?.wait(waitMs / 1000);
   }
 
