@@ -375,6 +375,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const tlsChanged = tlsSettingsChanged(next, this.config);
     Object.assign(this.config, next);
     this.refreshPoolSettings();
+    this.statsPeriod.settingsChanged();
     if (tlsChanged) this.reconnectForTls();
     return result;
   }
@@ -441,6 +442,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       pool.retarget(db, forced?.user === pool.user ? forced : null);
     }
     this.refreshPoolSettings();
+    this.statsPeriod.settingsChanged();
     if (tlsChanged) this.reconnectForTls();
     for (const listener of this.reloadListeners) listener(config);
     this.log.info("configuration reloaded");

@@ -973,3 +973,20 @@ describe("stats_period", () => {
     }
   });
 });
+
+describe("stats_period = 0", () => {
+  it("stops the stats clock instead of ticking on every turn of the event loop; SET starts it again", async () => {
+    const tp = await startTestPooler({ ...baseEnv, STATS_PERIOD: "0" });
+    const statsLines = (): number => tp.logs.filter((l) => String(l.msg).startsWith("stats: ")).length;
+    const admin = await connect(consoleUrl(tp));
+    try {
+      await sleep(300);
+      expect(statsLines()).toBe(0);
+      await admin.query("SET stats_period = 1");
+      await eventually(async () => statsLines() > 0, 3000);
+    } finally {
+      await admin.end();
+      await tp.stop();
+    }
+  });
+});
