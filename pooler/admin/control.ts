@@ -59,6 +59,17 @@ export async function pause(pooler: Pooler, arg: string): Promise<string> {
   return "PAUSE";
 }
 
+/**
+ * A console session's CancelRequest (psql's Ctrl-C on a PAUSE that waits) lifts a PAUSE of the
+ * whole pooler, as PgBouncer's admin_handle_cancel; the waiting PAUSE then fails.
+ */
+export function cancelPause(pooler: Pooler): void {
+  if (pooler.shuttingDown || !pooler.pausedAll) return;
+  pooler.log.info("cancel request on the console: RESUME");
+  pooler.pausedAll = false;
+  pooler.applyPauses();
+}
+
 /** RESUME [db]: after PAUSE or KILL. Without a database everything resumes. */
 export function resume(pooler: Pooler, arg: string): string {
   if (pooler.shuttingDown) refuse("pooler is shutting down");

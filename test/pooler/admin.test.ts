@@ -7,11 +7,11 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../pooler/config/index.ts";
-import { connect, errorOf, pgbench, psql } from "../support/clients.ts";
+import { cancelKeyOf, connect, errorOf, pgbench, psql, rawExchange } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
 import { waitFor } from "../support/wait.ts";
-import { query } from "../../pooler/protocol/messages.ts";
+import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
 
 const TEXT = 25;
 const INT4 = 23;
@@ -855,6 +855,27 @@ describe("PAUSE and RESUME under pgbench load", () => {
     await admin.query("RESUME app");
     expect((await query).rows[0].one).toBe(1);
     await client.end();
+  });
+
+  it("a cancel of a PAUSE that waits (psql's Ctrl-C) resumes, as PgBouncer", async () => {
+    const holder = await connect(tp.url());
+    const pausing = await connect(consoleUrl(tp));
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1");
+      const pause = errorOf(pausing.query("PAUSE"));
+      await eventually(async () => (await row(admin, "STATE", "key", "paused")).value === "yes");
+      const { pid, secret } = cancelKeyOf(pausing);
+      await rawExchange(tp.port, cancelRequest(pid, secret));
+      expect((await pause).code).toBe("57014");
+      expect((await row(admin, "STATE", "key", "paused")).value).toBe("no");
+      const late = await connect(tp.url());
+      expect((await late.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+      await late.end();
+      await holder.query("COMMIT");
+    } finally {
+      await Promise.all([holder.end(), pausing.end()]);
+    }
   });
 
   it("PAUSE waits for a pinned client to leave, as PgBouncer's session mode waits for its clients", async () => {
