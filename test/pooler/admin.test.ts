@@ -517,6 +517,8 @@ describe("admin console", () => {
     expect((await errorOf(admin.query("PAUSE pgbouncer"))).message).toBe("cannot pause admin db: pgbouncer");
     expect((await errorOf(admin.query("DISABLE"))).message).toBe("a database is required");
     expect((await errorOf(admin.query("RESUME"))).message).toBe("pooler is not paused/suspended");
+    const resumeUnknown = await errorOf(admin.query("RESUME nosuchdb"));
+    expect([resumeUnknown.code, resumeUnknown.message]).toEqual(["3D000", "no such database: nosuchdb"]);
     expect((await errorOf(admin.query("KILL_CLIENT abc"))).message).toBe("invalid client pointer supplied");
     expect((await errorOf(admin.query("KILL_CLIENT 999999"))).message).toBe("client not found");
     expect((await errorOf(admin.query("SHUTDOWN NOW"))).code).toBe("42601");
