@@ -268,11 +268,13 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
    * A CancelRequest: forwarded, on a new connection, to the server the client is using now, and
    * only then (a client without a server has nothing running). Until PostgreSQL has taken it, that
    * server is not handed to another client: the cancel would land on that client's query (as
-   * PgBouncer since 1.18). Another peer's key goes to that peer.
+   * PgBouncer since 1.18). Another peer's key goes to that peer; a console session's goes to the
+   * console.
    */
   cancel(pid: number, secret: number): void {
     if (this.peers.isForeign(pid)) return this.peers.forward(pid, secret);
     const client = this.clients.byCancelKey(pid, secret);
+    if (client?.state === "admin") return this.admin?.cancel();
     const server = client?.server ?? null;
     const pool = client?.pool ?? null;
     if (!server || !pool || server.state === "closed") return;
@@ -375,6 +377,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const tlsChanged = tlsSettingsChanged(next, this.config);
     Object.assign(this.config, next);
     this.refreshPoolSettings();
+    this.statsPeriod.settingsChanged();
     if (tlsChanged) this.reconnectForTls();
     return result;
   }
@@ -441,6 +444,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       pool.retarget(db, forced?.user === pool.user ? forced : null);
     }
     this.refreshPoolSettings();
+    this.statsPeriod.settingsChanged();
     if (tlsChanged) this.reconnectForTls();
     for (const listener of this.reloadListeners) listener(config);
     this.log.info("configuration reloaded");

@@ -109,7 +109,8 @@ export class PoolStats implements Counters {
   /** A client got a server after waiting `waitMs` in the queue. */
   recordAssignment(waitMs: number): void {
     this.serverAssignments++;
-    this.waitTimeUs += waitMs * 1000;
+    // whole microseconds, as PgBouncer counts: performance.now() differences have fractions
+    this.waitTimeUs += Math.round(waitMs * 1000);
     this.observer?.wait(waitMs / 1000);
   }
 
@@ -149,15 +150,27 @@ export class StatsPeriod {
   private olderStamp = nowUs() - 1e6;
   private newerStamp = nowUs();
   private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(private readonly source: StatsSource) {}
 
   start(): void {
-    this.timer = setTimeout(() => this.tick(), this.source.config.statsPeriod);
+    this.timer = null;
+    const period = this.source.config.statsPeriod;
+    // 0 stops the clock (PgBouncer 1.18 then writes its line once, at start): a zero timeout
+    // would tick on every turn of the event loop
+    if (period <= 0 || this.stopped) return;
+    this.timer = setTimeout(() => this.tick(), period);
     this.timer.unref();
   }
 
+  /** After SET or RELOAD: a clock stopped by stats_period = 0 starts again once it is not 0. */
+  settingsChanged(): void {
+    if (this.timer === null) this.start();
+  }
+
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }

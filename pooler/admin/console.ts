@@ -5,11 +5,13 @@ import type { Pooler } from "../pooler.ts";
 import { BodyReader, Msg, errorResponse, readyForQuery } from "../protocol/messages.ts";
 import { SqlState } from "../protocol/sqlstate.ts";
 import { execute } from "./commands.ts";
-import { AdminError } from "./control.ts";
+import { AdminError, cancelPause } from "./control.ts";
 
 export interface AdminConsole {
   /** One complete message from an admin client (simple query protocol only, as PgBouncer). */
   message(client: ClientConnection, type: number, msg: Buffer): void;
+  /** A CancelRequest with an admin client's key. */
+  cancel(): void;
 }
 
 const EXTENDED_PROTOCOL: ReadonlySet<number> = new Set([Msg.Parse, Msg.Bind, Msg.Execute]);
@@ -41,6 +43,10 @@ export class SqlConsole implements AdminConsole {
       client,
       previous.then(() => this.run(client, sql)),
     );
+  }
+
+  cancel(): void {
+    cancelPause(this.pooler);
   }
 
   private async run(client: ClientConnection, sql: string): Promise<void> {

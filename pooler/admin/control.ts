@@ -42,6 +42,13 @@ function databaseArg(pooler: Pooler, name: string, verb: string): string {
   return db.name;
 }
 
+/** A database the pooler has now, not registered from "*" (PgBouncer's find_database). */
+function requireKnownDatabase(pooler: Pooler, name: string): void {
+  if (!pooler.databases().some((db) => db.name === name)) {
+    throw new AdminError(SqlState.InvalidCatalogName, `no such database: ${name}`);
+  }
+}
+
 function requireArg(arg: string): void {
   if (arg === "") throw new AdminError(SqlState.SyntaxError, "a database is required");
 }
@@ -59,6 +66,17 @@ export async function pause(pooler: Pooler, arg: string): Promise<string> {
   return "PAUSE";
 }
 
+/**
+ * A console session's CancelRequest (psql's Ctrl-C on a PAUSE that waits) lifts a PAUSE of the
+ * whole pooler, as PgBouncer's admin_handle_cancel; the waiting PAUSE then fails.
+ */
+export function cancelPause(pooler: Pooler): void {
+  if (pooler.shuttingDown || !pooler.pausedAll) return;
+  pooler.log.info("cancel request on the console: RESUME");
+  pooler.pausedAll = false;
+  pooler.applyPauses();
+}
+
 /** RESUME [db]: after PAUSE or KILL. Without a database everything resumes. */
 export function resume(pooler: Pooler, arg: string): string {
   if (pooler.shuttingDown) refuse("pooler is shutting down");
@@ -67,7 +85,10 @@ export function resume(pooler: Pooler, arg: string): string {
     pooler.pausedAll = false;
     pooler.pausedDbs.clear();
   } else {
-    if (!pooler.pausedDbs.has(arg)) refuse(`database ${arg} is not paused`);
+    if (!pooler.pausedDbs.has(arg)) {
+      if (arg !== ADMIN_DB) requireKnownDatabase(pooler, arg);
+      refuse(`database ${arg} is not paused`);
+    }
     pooler.pausedDbs.delete(arg);
   }
   pooler.applyPauses();
@@ -113,9 +134,7 @@ export function disable(pooler: Pooler, arg: string): string {
 export function enable(pooler: Pooler, arg: string): string {
   requireArg(arg);
   if (arg === ADMIN_DB) refuse(`cannot enable admin db: ${arg}`);
-  if (!pooler.databases().some((db) => db.name === arg)) {
-    throw new AdminError(SqlState.InvalidCatalogName, `no such database: ${arg}`);
-  }
+  requireKnownDatabase(pooler, arg);
   pooler.disabledDbs.delete(arg);
   return "ENABLE";
 }

@@ -7,11 +7,11 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../pooler/config/index.ts";
-import { connect, errorOf, pgbench, psql } from "../support/clients.ts";
+import { cancelKeyOf, connect, errorOf, pgbench, psql, rawExchange } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
 import { waitFor } from "../support/wait.ts";
-import { query } from "../../pooler/protocol/messages.ts";
+import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
 
 const TEXT = 25;
 const INT4 = 23;
@@ -464,6 +464,9 @@ describe("admin console", () => {
     const stats = await row(admin, "STATS", "database", "app");
     expect(stats.total_xact_count).toBe(after.xact_count);
     const totals = await show(admin, "TOTALS");
+    // whole numbers, as PgBouncer counts them (times in microseconds): no "319178.02899999515"
+    const numbers = [...Object.values(after), ...Object.values(stats), ...totals.map((r) => r.value)];
+    expect(numbers.filter((v) => v !== "app" && !/^\d+$/.test(v ?? ""))).toEqual([]);
     expect(Number(totals.find((r) => r.name === "total_xact_count")!.value)).toBeGreaterThanOrEqual(
       Number(after.xact_count),
     );
@@ -514,6 +517,8 @@ describe("admin console", () => {
     expect((await errorOf(admin.query("PAUSE pgbouncer"))).message).toBe("cannot pause admin db: pgbouncer");
     expect((await errorOf(admin.query("DISABLE"))).message).toBe("a database is required");
     expect((await errorOf(admin.query("RESUME"))).message).toBe("pooler is not paused/suspended");
+    const resumeUnknown = await errorOf(admin.query("RESUME nosuchdb"));
+    expect([resumeUnknown.code, resumeUnknown.message]).toEqual(["3D000", "no such database: nosuchdb"]);
     expect((await errorOf(admin.query("KILL_CLIENT abc"))).message).toBe("invalid client pointer supplied");
     expect((await errorOf(admin.query("KILL_CLIENT 999999"))).message).toBe("client not found");
     expect((await errorOf(admin.query("SHUTDOWN NOW"))).code).toBe("42601");
@@ -854,6 +859,27 @@ describe("PAUSE and RESUME under pgbench load", () => {
     await client.end();
   });
 
+  it("a cancel of a PAUSE that waits (psql's Ctrl-C) resumes, as PgBouncer", async () => {
+    const holder = await connect(tp.url());
+    const pausing = await connect(consoleUrl(tp));
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1");
+      const pause = errorOf(pausing.query("PAUSE"));
+      await eventually(async () => (await row(admin, "STATE", "key", "paused")).value === "yes");
+      const { pid, secret } = cancelKeyOf(pausing);
+      await rawExchange(tp.port, cancelRequest(pid, secret));
+      expect((await pause).code).toBe("57014");
+      expect((await row(admin, "STATE", "key", "paused")).value).toBe("no");
+      const late = await connect(tp.url());
+      expect((await late.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+      await late.end();
+      await holder.query("COMMIT");
+    } finally {
+      await Promise.all([holder.end(), pausing.end()]);
+    }
+  });
+
   it("PAUSE waits for a pinned client to leave, as PgBouncer's session mode waits for its clients", async () => {
     const pinned = await connect(tp.url());
     await pinned.query("LISTEN pause_test"); // pins its server across transactions
@@ -966,6 +992,23 @@ describe("stats_period", () => {
       expect(Number(avg.query_time)).toBeGreaterThan(0);
       await admin.end();
     } finally {
+      await tp.stop();
+    }
+  });
+});
+
+describe("stats_period = 0", () => {
+  it("stops the stats clock instead of ticking on every turn of the event loop; SET starts it again", async () => {
+    const tp = await startTestPooler({ ...baseEnv, STATS_PERIOD: "0" });
+    const statsLines = (): number => tp.logs.filter((l) => String(l.msg).startsWith("stats: ")).length;
+    const admin = await connect(consoleUrl(tp));
+    try {
+      await sleep(300);
+      expect(statsLines()).toBe(0);
+      await admin.query("SET stats_period = 1");
+      await eventually(async () => statsLines() > 0, 3000);
+    } finally {
+      await admin.end();
       await tp.stop();
     }
   });
