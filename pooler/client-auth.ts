@@ -104,7 +104,14 @@ export class ClientAuth {
     private readonly scramIterations: number,
   ) {
     this.method = ClientAuth.methodFor(authType, secret);
+    this.checked = isEmptyPassword(user, secret) ? undefined : secret;
   }
+
+  /**
+   * What a password is checked against: the secret, unless it is that of an empty password, which
+   * never logs in (PostgreSQL and PgBouncer refuse one; the edoburu image writes `"user" ""` lines).
+   */
+  private readonly checked: UserSecret | undefined;
 
   private static methodFor(authType: PasswordAuthType, secret: UserSecret | undefined): Method {
     switch (authType) {
@@ -162,8 +169,8 @@ export class ClientAuth {
   }
 
   private async checkPlain(given: string): Promise<AuthStep> {
-    const s = this.secret;
-    if (s === undefined) return failed(this.user);
+    const s = this.checked;
+    if (s === undefined || given === "") return failed(this.user);
     const ok =
       s.kind === "plain"
         ? safeEqual(given, s.secret)
@@ -174,7 +181,7 @@ export class ClientAuth {
   }
 
   private checkMd5(response: string): AuthStep {
-    const s = this.secret;
+    const s = this.checked;
     if (
       s === undefined ||
       s.kind === "scram" ||
@@ -204,7 +211,7 @@ export class ClientAuth {
         return { kind: "challenge", message: authRequest(Auth.SASLContinue, Buffer.from(serverFirst)) };
       }
       const result = this.scram.handleClientFinal(r.rest().toString("utf8"));
-      if (!result.ok || this.secret === undefined || this.secret.kind === "md5") return failed(this.user);
+      if (!result.ok || this.checked === undefined || this.checked.kind === "md5") return failed(this.user);
       return {
         kind: "ok",
         final: authRequest(Auth.SASLFinal, Buffer.from(result.serverFinal)),
@@ -222,7 +229,7 @@ export class ClientAuth {
 
   private async scramSecret(): Promise<ScramSecret> {
     if (this.scramSecretCache) return this.scramSecretCache;
-    const s = this.secret;
+    const s = this.checked;
     const parsed =
       s?.kind === "scram"
         ? parseScramSecret(s.secret)
@@ -275,6 +282,12 @@ function mockScramSecret(user: string, iterations: number): ScramSecret {
     storedKey: crypto.randomBytes(32),
     serverKey: crypto.randomBytes(32),
   };
+}
+
+/** A plain-text empty password, or the md5 hash of one. */
+function isEmptyPassword(user: string, secret: UserSecret | undefined): boolean {
+  if (secret?.kind === "plain") return secret.secret === "";
+  return secret?.kind === "md5" && secret.secret.toLowerCase() === md5Secret(user, "");
 }
 
 function safeEqual(a: string, b: string): boolean {

@@ -19,13 +19,15 @@ import {
 } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, psql, whoAmI } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
-import { errorOfReply } from "../support/protocol.ts";
+import { errorOfReply, RawClient } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole, slowScramSecret } from "../support/roles.ts";
 import { WireProbe } from "../support/wire-probe.ts";
 
 const SCRAM_ROLE = "pooler_scram_user";
 const MD5_ROLE = "pooler_md5_user";
 const PASSWORD = "s3cret-pw";
+const EMPTY_PASSWORD_USER = "pooler_empty_pw_user";
+const EMPTY_MD5_USER = "pooler_empty_md5_user";
 
 let userlists: UserlistDir;
 /** The role's secret as PostgreSQL stores it: SCRAM pass-through needs exactly this one. */
@@ -59,8 +61,15 @@ describe.each([
     const file = userlist([
       [SCRAM_ROLE, secret()],
       [MD5_ROLE, PASSWORD],
+      // the edoburu image writes such lines (ADMIN_PASSWORDS under AUTH_TYPE=plain)
+      [EMPTY_PASSWORD_USER, ""],
+      [EMPTY_MD5_USER, md5Secret(EMPTY_MD5_USER, "")],
     ]);
-    p = await startTestPooler({ AUTH_TYPE: authType, AUTH_FILE: file });
+    p = await startTestPooler({
+      AUTH_TYPE: authType,
+      AUTH_FILE: file,
+      ADMIN_USERS: `${EMPTY_PASSWORD_USER},${EMPTY_MD5_USER}`,
+    });
   });
   afterAll(() => p.stop());
 
@@ -77,6 +86,16 @@ describe.each([
     const unknown = await errorOf(connect(p.urlAs("nobody_here", "nope")));
     expect(unknown.code).toBe("28P01");
     expect(unknown.message).toBe('password authentication failed for user "nobody_here"');
+  });
+
+  it("never lets an empty password in, not even for a userlist entry whose password is empty", async () => {
+    // as PostgreSQL and PgBouncer 1.18 (plain, md5): no libpq client sends one, a raw client can.
+    // Into the console, where no server login could be what fails.
+    for (const user of [EMPTY_PASSWORD_USER, EMPTY_MD5_USER]) {
+      await expect(RawClient.connect(p.urlAs(user, "", "pgbouncer"))).rejects.toThrow(
+        /login failed: password authentication failed/,
+      );
+    }
   });
 });
 
