@@ -104,7 +104,14 @@ export class ClientAuth {
     private readonly scramIterations: number,
   ) {
     this.method = ClientAuth.methodFor(authType, secret);
+    this.checked = isEmptyPassword(user, secret) ? undefined : secret;
   }
+
+  /**
+   * What a password is checked against: the secret, unless it is that of an empty password, which
+   * never logs in (PostgreSQL and PgBouncer refuse one; the edoburu image writes `"user" ""` lines).
+   */
+  private readonly checked: UserSecret | undefined;
 
   private static methodFor(authType: PasswordAuthType, secret: UserSecret | undefined): Method {
     switch (authType) {
@@ -172,17 +179,9 @@ export class ClientAuth {
     }
   }
 
-  /**
-   * The secret a password is checked against. An empty one matches no password: PostgreSQL cannot
-   * store one, and PgBouncer refuses it (such a user can still log in where trust lets it).
-   */
-  private get checked(): UserSecret | undefined {
-    return this.secret?.secret === "" ? undefined : this.secret;
-  }
-
   private async checkPlain(given: string): Promise<AuthStep> {
     const s = this.checked;
-    if (s === undefined) return failed(this.user);
+    if (s === undefined || given === "") return failed(this.user);
     const ok =
       s.kind === "plain"
         ? safeEqual(given, s.secret)
@@ -294,6 +293,12 @@ function mockScramSecret(user: string, iterations: number): ScramSecret {
     storedKey: crypto.randomBytes(32),
     serverKey: crypto.randomBytes(32),
   };
+}
+
+/** A plain-text empty password, or the md5 hash of one. */
+function isEmptyPassword(user: string, secret: UserSecret | undefined): boolean {
+  if (secret?.kind === "plain") return secret.secret === "";
+  return secret?.kind === "md5" && secret.secret.toLowerCase() === md5Secret(user, "");
 }
 
 function safeEqual(a: string, b: string): boolean {

@@ -129,6 +129,20 @@ describe("DATABASE_URL", () => {
     expect(config.source).toEqual({ iniPath: undefined, env: true });
   });
 
+  it("takes # and ? unencoded in the password, as libpq and the image do", () => {
+    expect(parseDatabaseUrl("postgres://app:s3#cr?t@db:5433/app?sslmode=disable")).toMatchObject({
+      user: "app",
+      password: "s3#cr?t",
+      host: "db",
+      port: 5433,
+      dbname: "app",
+    });
+    // an @ in the query is not the end of a password
+    for (const url of ["postgres://u:p@h/d?application_name=a@b", "postgres://u:p@h?application_name=a@b"]) {
+      expect(parseDatabaseUrl(url)).toMatchObject({ password: "p", host: "h" });
+    }
+  });
+
   it("without a database name serves any database (*), on port 5432 by default", () => {
     expect(parseDatabaseUrl("postgres://u:p@host")).toEqual({
       user: "u",

@@ -65,7 +65,7 @@ export function parseDatabaseUrl(url: string, warnings: string[] = []): Database
   try {
     // WHATWG's URL refuses credentials before an empty host, which libpq takes with ?host=
     // (postgres://user:password@/db?host=/var/run/postgresql): a stand-in host that ?host= replaces
-    u = new URL(url.replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[/?#]|$)/i, "$1-"));
+    u = new URL(encodeCredentials(url).replace(/^(postgres(?:ql)?:\/\/[^/?#]*@)(?=[/?#]|$)/i, "$1-"));
   } catch {
     throw new ConfigError(`DATABASE_URL: expected ${URL_FORM}, got something that is not a URL`);
   }
@@ -88,6 +88,16 @@ export function parseDatabaseUrl(url: string, warnings: string[] = []): Database
     port: port === "" ? undefined : parseAt("DATABASE_URL port", port, (p) => parseInteger(p, 1, 65535)),
     dbname: dbname === "" ? undefined : dbname,
   };
+}
+
+/**
+ * libpq ends user:password at the first @ before the path (the image at the last), so a password
+ * may hold # and ? unencoded; WHATWG's URL would end the host there (a fragment, a query).
+ */
+function encodeCredentials(url: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/)([^/@]*)@/i, (_, scheme: string, credentials: string) => {
+    return `${scheme}${credentials.replace(/[#?]/g, encodeURIComponent)}@`;
+  });
 }
 
 function decode(part: string, what: string): string {

@@ -177,6 +177,13 @@ describe("readIniFile + applyIni", () => {
     );
   });
 
+  it("names the line of an %include whose file cannot be read", () => {
+    const file = writeFiles({ "main.ini": "[pgbouncer]\n\n%include conf.d/gone.ini\n" });
+    expect(() => inDirectoryOf(file, () => readIniFile(file))).toThrow(
+      /main\.ini:3: %include: cannot read .*conf\.d\/gone\.ini: ENOENT$/,
+    );
+  });
+
   it("warns about ignored settings and parameters", () => {
     const { warnings } = load(
       [

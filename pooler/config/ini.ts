@@ -44,8 +44,15 @@ export function readIniFile(file: string): IniFile {
   return ini;
 }
 
-function readInto(ini: IniFile, file: string, state: { section: string | undefined }, depth: number): void {
-  const lines = readText(file).split("\n");
+/** `includedAt`: the file:line of the %include that names `file`, which an error then names. */
+function readInto(
+  ini: IniFile,
+  file: string,
+  state: { section: string | undefined },
+  depth: number,
+  includedAt?: string,
+): void {
+  const lines = readText(file, includedAt).split("\n");
   lines.forEach((rawLine, i) => {
     const where = `${file}:${i + 1}`;
     const line = rawLine.trim();
@@ -54,7 +61,7 @@ function readInto(ini: IniFile, file: string, state: { section: string | undefin
     const include = INCLUDE.exec(line);
     if (include !== null) {
       if (depth >= MAX_INCLUDE_DEPTH) throw new ConfigError(`${where}: %include nested more than 10 deep`);
-      readInto(ini, path.resolve(include[1] ?? ""), state, depth + 1);
+      readInto(ini, path.resolve(include[1] ?? ""), state, depth + 1, where);
       return;
     }
 
@@ -81,11 +88,14 @@ function readInto(ini: IniFile, file: string, state: { section: string | undefin
   });
 }
 
-function readText(file: string): string {
+function readText(file: string, includedAt: string | undefined): string {
   try {
     return fs.readFileSync(file, "utf8").replaceAll("\r\n", "\n");
   } catch (err) {
-    throw new ConfigError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    const prefix = includedAt === undefined ? "" : `${includedAt}: %include: `;
+    throw new ConfigError(
+      `${prefix}cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
   }
 }
 
