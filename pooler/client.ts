@@ -59,6 +59,7 @@ import {
 import { Expect, type ExpectKind } from "./replies.ts";
 import { StreamedQuery, classifySql } from "./streamed-query.ts";
 import { acceptTls, describeTls, isTls, verifiedCertName } from "./tls.ts";
+import { PGBOUNCER_VERSION } from "./version.ts";
 import {
   ClientSession,
   HELD_STATE_NAMES,
@@ -1393,15 +1394,17 @@ function isTerminate(chunk: Buffer): boolean {
   return chunk.length === 5 && chunk[0] === Msg.Terminate;
 }
 
-/** What the admin console presents itself as (PgBouncer sends the same few). */
+/** What the admin console presents itself as: PgBouncer 1.18's own list (admin.c), measured on it. */
 function adminWelcomeParams(): Map<string, string> {
   return new Map([
-    ["server_version", "1.25.2"],
-    ["server_encoding", "UTF8"],
+    ["server_version", `${PGBOUNCER_VERSION}/bouncer`],
     ["client_encoding", "UTF8"],
-    ["DateStyle", "ISO, MDY"],
-    ["TimeZone", "UTC"],
+    ["server_encoding", "UTF8"],
+    // as the console's SHOW datestyle and SHOW timezone answer (FAKE_PARAMS)
+    ["DateStyle", "ISO"],
+    ["TimeZone", "GMT"],
     ["standard_conforming_strings", "on"],
+    ["is_superuser", "on"],
     ["integer_datetimes", "on"],
     ["application_name", ""],
   ]);

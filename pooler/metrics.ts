@@ -6,7 +6,7 @@
 import http from "node:http";
 import type net from "node:net";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { PGBOUNCER_VERSION } from "./admin/show.ts";
+import { PGBOUNCER_VERSION } from "./version.ts";
 import {
   databaseRows,
   databaseStats,

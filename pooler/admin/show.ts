@@ -6,6 +6,7 @@ import type { PeerPoolRow } from "../peers.ts";
 import type { Pooler } from "../pooler.ts";
 import { commandComplete } from "../protocol/messages.ts";
 import type { Counters } from "../stats.ts";
+import { PGBOUNCER_VERSION } from "../version.ts";
 import { cols, notice, resultSet, type Cell, type Column } from "./resultset.ts";
 import {
   clientRows,
@@ -30,9 +31,6 @@ import {
   type StateRow,
   type UserRow,
 } from "./views.ts";
-
-/** The PgBouncer release whose console we reproduce. */
-export const PGBOUNCER_VERSION = "1.25.2";
 
 export type ShowCommand = (pooler: Pooler) => Buffer[];
 

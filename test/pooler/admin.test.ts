@@ -498,6 +498,26 @@ describe("admin console", () => {
     }
   });
 
+  it("presents itself with PgBouncer's parameters (1.18, measured), as its SHOW datestyle/timezone answer", async () => {
+    const c = await RawClient.connect(consoleUrl(tp));
+    try {
+      expect(c.parameters).toEqual([
+        ["server_version", "1.25.2/bouncer"],
+        ["client_encoding", "UTF8"],
+        ["server_encoding", "UTF8"],
+        ["DateStyle", "ISO"],
+        ["TimeZone", "GMT"],
+        ["standard_conforming_strings", "on"],
+        ["is_superuser", "on"],
+        ["integer_datetimes", "on"],
+        ["application_name", ""],
+      ]);
+    } finally {
+      await c.close();
+    }
+    expect((await admin.query("SHOW timezone")).rows).toEqual([{ timezone: "GMT" }]);
+  });
+
   it("works from psql", async () => {
     expect((await psql(consoleUrl(tp), "SHOW VERSION")).stdout.trim()).toBe("PgBouncer 1.25.2");
     const pools = await psql(consoleUrl(tp), "show pools;");

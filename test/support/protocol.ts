@@ -26,6 +26,8 @@ export class RawClient {
   private readonly replies: Reply[] = [];
   private waiter: (() => void) | null = null;
   private closed = false;
+  /** The ParameterStatus messages of the login, in order. */
+  readonly parameters: [string, string][] = [];
 
   private constructor(private readonly socket: net.Socket) {
     socket.on("data", (chunk: Buffer) => {
@@ -65,6 +67,7 @@ export class RawClient {
       const m = await c.next();
       if (m.type === "E") throw new Error(`login failed: ${parseErrorFields(withHeader(m)).get("M")}`);
       if (m.type === "Z") return c;
+      if (m.type === "S") c.parameters.push(parameterStatusOf(m.body));
       if (m.type !== "R") continue;
       const code = m.body.readInt32BE(0);
       if (code !== Auth.Ok && code !== Auth.SASLContinue && code !== Auth.SASLFinal) await beforePassword?.();
@@ -174,4 +177,9 @@ export function withHeader(m: Reply): Buffer {
 /** ErrorResponse fields of a reply. */
 export function errorOfReply(m: Reply): Map<string, string> {
   return parseErrorFields(withHeader(m));
+}
+
+function parameterStatusOf(body: Buffer): [string, string] {
+  const [name = "", value = ""] = body.toString("utf8").split("\0");
+  return [name, value];
 }
