@@ -196,11 +196,11 @@ export class Pool {
   /**
    * The first server of the pool, which tells clients' logins the server's parameters. It may
    * exceed the pool's own size (there is no server to share yet) but not the limits that span pools.
+   * Not while paused: PAUSE is for a database restart, and its new clients wait for RESUME (PgBouncer).
    */
   private launchWelcome(): void {
-    if (this.login.size === 0 && Date.now() >= this.loginRetry.retryAfter && this.sharedLimitsAllow(true)) {
-      this.launch(true);
-    }
+    if (this.paused || this.login.size > 0 || Date.now() < this.loginRetry.retryAfter) return;
+    if (this.sharedLimitsAllow(true)) this.launch(true);
   }
 
   /** Clients wait for a server of this pool, or logins for its first one. */
@@ -444,7 +444,8 @@ export class Pool {
         if (server.state !== "closed") this.makeIdle(server);
       },
       (failure: Error) => {
-        this.login.delete(server);
+        // not there: KILL gave the login up (closeServers), which says nothing of the server
+        if (!this.login.delete(server)) return;
         this.hosts.failed(host);
         const err = this.sessionAttrsMissed(server, host, failure);
         if (err === null) return this.dispatch();
@@ -631,9 +632,14 @@ export class Pool {
     this.dispatch();
   }
 
-  /** Console KILL, once the pool's clients are gone: every server dropped now. */
+  /**
+   * Console KILL, once the pool's clients are gone: every server dropped now. A login cut short
+   * here is not a failed one: server_login_retry would refuse the clients that come after RESUME.
+   */
   closeServers(reason: string): void {
-    for (const s of this.allServers()) s.close(reason);
+    const servers = this.allServers();
+    this.login.clear();
+    for (const s of servers) s.close(reason);
   }
 
   /** All servers, for the janitor and the admin console. */

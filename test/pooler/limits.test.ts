@@ -18,6 +18,7 @@ import { cancelKeyOf, connect, errorOf, psql, rawExchange } from "../support/cli
 import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient, errorOfReply } from "../support/protocol.ts";
+import { relay } from "../support/relay.ts";
 import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -319,6 +320,64 @@ describe("server connections over time", () => {
         }
       }
     });
+  });
+});
+
+describe("PAUSE and KILL while clients come and wait", () => {
+  it("a client of a paused database that no server has reached yet waits for RESUME, no server is opened meanwhile", () =>
+    withTestPooler(
+      // VERBOSE: the debug lines say when a server connection is opened
+      { DATABASE_URL: inject("pgAppUrl").replace(/\/app$/, "/"), ADMIN_USERS: "postgres", VERBOSE: "1" },
+      async (p) => {
+        const admin = await connect(p.url("pgbouncer"));
+        await admin.query("PAUSE postgres");
+        let loggedIn = false;
+        const late = connect(p.url("postgres")).then((c) => {
+          loggedIn = true;
+          return c;
+        });
+        await new Promise((r) => setTimeout(r, 500));
+        // as PgBouncer: "New client connections to a paused database will wait until RESUME"
+        expect(loggedIn).toBe(false);
+        const launched = p.logs.filter((l) => l.msg === "new server connection").length;
+        expect(launched).toBe(0);
+        await admin.query("RESUME postgres");
+        const c = await late;
+        expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+        await Promise.all([admin.end(), c.end()]);
+      },
+    ));
+
+  it("KILL while a server logs in is no failed login: the clients after RESUME are served at once", async () => {
+    // every server login held 300 ms on its way, so that KILL finds one logging in
+    const to = new URL(inject("pgAppUrl"));
+    const slow = await relay({ host: "127.0.0.1", port: 0 }, { host: to.hostname, port: Number(to.port) }, 300);
+    const { port } = slow.address() as net.AddressInfo;
+    try {
+      await withTestPooler(
+        {
+          DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
+          DEFAULT_POOL_SIZE: "2",
+          ADMIN_USERS: "postgres",
+        },
+        async (p) => {
+          const admin = await connect(p.url("pgbouncer"));
+          const holder = await connect(p.url());
+          await holder.query("BEGIN");
+          const other = await connect(p.url());
+          const refused = errorOf(other.query("SELECT 1"));
+          await waitFor(() => [...p.pooler.pools.values()].some((pool) => pool.login.size > 0), "a login");
+          await admin.query("KILL app");
+          expect((await refused).message).toBe("database removed");
+          await admin.query("RESUME app");
+          const next = await connect(p.url());
+          expect((await next.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+          await Promise.all([admin.end(), next.end(), holder.end().catch(() => undefined)]);
+        },
+      );
+    } finally {
+      slow.close();
+    }
   });
 });
 
