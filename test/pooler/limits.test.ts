@@ -713,6 +713,51 @@ function iniWith(lines: string[]): string {
   return ini;
 }
 
+describe("[databases] overrides", () => {
+  it("max_db_connections=0 and server_lifetime=0 on an entry mean the global value, as in PgBouncer", async () => {
+    const server = new URL(inject("pgAppUrl"));
+    const entry = `host=${server.hostname} port=${server.port} dbname=app max_db_connections=0`;
+    const p = await startTestPooler(
+      {
+        DATABASE_URL: "",
+        AUTH_FILE: userlists.write([["postgres", "postgres"]]),
+        MAX_DB_CONNECTIONS: "1",
+        SERVER_LIFETIME: "3600",
+        ADMIN_USERS: "postgres",
+      },
+      // server_lifetime per database came after PgBouncer 1.18, which refuses it: ours only
+      iniWith(["[databases]", `app = ${entry} server_lifetime=0`]),
+    );
+    try {
+      const admin = await connect(p.url("pgbouncer"));
+      const row = (await admin.query("SHOW DATABASES")).rows.find((r) => r.name === "app");
+      expect([row.max_connections, row.server_lifetime]).toEqual([1, 3600]);
+      // the global limit holds: three clients at once share one server, and keep it between queries
+      const clients = await Promise.all([0, 1, 2].map(() => connect(p.url())));
+      const pids = new Set<number>();
+      for (let round = 0; round < 2; round++) {
+        const rows = await Promise.all(clients.map((c) => c.query("SELECT pg_backend_pid() AS pid")));
+        for (const r of rows) pids.add(r.rows[0].pid);
+      }
+      expect(pids.size).toBe(1);
+      if (hasPgBouncer()) {
+        const b = await startPgBouncer({ app: entry }, { max_db_connections: 1, admin_users: "postgres" });
+        try {
+          const theirs = await connect(b.url("pgbouncer"));
+          const their = (await theirs.query("SHOW DATABASES")).rows.find((r) => r.name === "app");
+          expect(their.max_connections).toBe(1);
+          await theirs.end();
+        } finally {
+          await b.stop();
+        }
+      }
+      await Promise.all([admin, ...clients].map((c) => c.end()));
+    } finally {
+      await p.stop();
+    }
+  });
+});
+
 describe("client connections per database and per user (PgBouncer 1.24)", () => {
   it("max_db_client_connections refuses the client past the limit before it authenticates; SHOW DATABASES counts", async () => {
     const server = new URL(inject("pgAppUrl"));
