@@ -351,7 +351,11 @@ describe("PAUSE and KILL while clients come and wait", () => {
   it("KILL while a server logs in is no failed login: the clients after RESUME are served at once", async () => {
     // every server login held 300 ms on its way, so that KILL finds one logging in
     const to = new URL(inject("pgAppUrl"));
-    const slow = await relay({ host: "127.0.0.1", port: 0 }, { host: to.hostname, port: Number(to.port) }, 300);
+    const slow = await relay(
+      { host: "127.0.0.1", port: 0 },
+      { host: to.hostname, port: Number(to.port) },
+      300,
+    );
     const { port } = slow.address() as net.AddressInfo;
     try {
       await withTestPooler(
@@ -458,6 +462,17 @@ describe("timeouts", () => {
       sock.on("data", (d) => data.push(d));
       await new Promise<void>((resolve) => sock.on("close", () => resolve()));
       expect(Buffer.concat(data).toString("latin1")).toContain("client_login_timeout");
+    }));
+
+  it("query_wait_timeout also ends a login queued for a server to take its startup options", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "0.5" }, async ({ url }) => {
+      const holder = await connect(url());
+      await holder.query("BEGIN");
+      const started = Date.now();
+      const err = await errorOf(connect(url(), { options: "-c statement_timeout=1234" }));
+      expect([err.code, err.message]).toEqual(["08P01", "query_wait_timeout"]);
+      expect(Date.now() - started).toBeLessThan(3000);
+      await holder.end();
     }));
 
   it("a server that accepts TCP and never answers: server_connect_timeout and server_login_retry as PgBouncer's", async () => {
