@@ -39,7 +39,10 @@ export interface PoolClient {
 export interface PoolRegistry {
   /** Server connections open (any state) to this database / for this user, across pools. */
   serverCount(db: string, user: string): { db: number; user: number };
-  /** Another pool may be able to launch now that a shared limit has room. */
+  /**
+   * Another pool may be able to launch now that a shared limit has room, or that a server it may
+   * evict (evictIdleServer) has become idle.
+   */
   serverSlotFreed(db: string, user: string): void;
   /**
    * Closes the longest-idle server of another pool of the same database (`sameDatabase`) or the
@@ -365,6 +368,11 @@ export class Pool {
     server.lastActivity = now();
     this.idle.push(server);
     this.dispatch();
+    // Left idle: a pool held back by max_db_connections / max_user_connections evicts it now, as
+    // PgBouncer's next loop does, not at the janitor's next tick (it may be busy again by then).
+    const { maxDbConnections, maxUserConnections } = this.settings;
+    if (server.state === "idle" && (maxDbConnections > 0 || maxUserConnections > 0))
+      this.registry.serverSlotFreed(this.db.name, this.user);
   }
 
   /** A cancel request for `server` is done: once none is left, a server that was free is free to share. */

@@ -280,6 +280,28 @@ describe("server connections over time", () => {
         await Promise.all([a.end(), b.end()]);
       }));
 
+    it("a client waiting at the limit takes the other pool's server as soon as it is idle, not a janitor tick later", () =>
+      withTestPooler({ ...env(), QUERY_WAIT_TIMEOUT: "5" }, async (p) => {
+        const clients = [await connect(first(p)), await connect(second(p))];
+        // both loop at once: every turn of the other pool's client waits for an idle server to evict
+        const until = Date.now() + 1000;
+        const worst = await Promise.all(
+          clients.map(async (c) => {
+            let longest = 0;
+            while (Date.now() < until) {
+              const started = Date.now();
+              await c.query("SELECT 1");
+              longest = Math.max(longest, Date.now() - started);
+            }
+            return longest;
+          }),
+        );
+        // the janitor runs every 333 ms
+        expect(Math.max(...worst)).toBeLessThan(250);
+        expect(servers(p)).toBeLessThanOrEqual(1);
+        await Promise.all(clients.map((c) => c.end()));
+      }));
+
     it("a pool's first server waits while the other pool's only server is busy", () =>
       withTestPooler({ ...env(), QUERY_WAIT_TIMEOUT: "5" }, async (p) => {
         const holder = await connect(first(p));
