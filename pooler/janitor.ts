@@ -50,6 +50,9 @@ export class Janitor {
       case "login":
         if (over(now, client.connectTime, c.clientLoginTimeout))
           client.refuse(SqlState.ProtocolViolation, "client_login_timeout");
+        // queued for a server to take its startup settings: a wait for a server as any (PgBouncer's CL_WAITING_LOGIN)
+        else if (over(now, client.waitStart, limits.queryWaitTimeout))
+          client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
         return;
       case "waiting":
         if (over(now, client.waitStart, limits.queryWaitTimeout))

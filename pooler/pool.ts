@@ -39,7 +39,10 @@ export interface PoolClient {
 export interface PoolRegistry {
   /** Server connections open (any state) to this database / for this user, across pools. */
   serverCount(db: string, user: string): { db: number; user: number };
-  /** Another pool may be able to launch now that a shared limit has room. */
+  /**
+   * Another pool may be able to launch now that a shared limit has room, or that a server it may
+   * evict (evictIdleServer) has become idle.
+   */
   serverSlotFreed(db: string, user: string): void;
   /**
    * Closes the longest-idle server of another pool of the same database (`sameDatabase`) or the
@@ -196,11 +199,11 @@ export class Pool {
   /**
    * The first server of the pool, which tells clients' logins the server's parameters. It may
    * exceed the pool's own size (there is no server to share yet) but not the limits that span pools.
+   * Not while paused: PAUSE is for a database restart, and its new clients wait for RESUME (PgBouncer).
    */
   private launchWelcome(): void {
-    if (this.login.size === 0 && Date.now() >= this.loginRetry.retryAfter && this.sharedLimitsAllow(true)) {
-      this.launch(true);
-    }
+    if (this.paused || this.login.size > 0 || Date.now() < this.loginRetry.retryAfter) return;
+    if (this.sharedLimitsAllow(true)) this.launch(true);
   }
 
   /** Clients wait for a server of this pool, or logins for its first one. */
@@ -365,6 +368,11 @@ export class Pool {
     server.lastActivity = now();
     this.idle.push(server);
     this.dispatch();
+    // Left idle: a pool held back by max_db_connections / max_user_connections evicts it now, as
+    // PgBouncer's next loop does, not at the janitor's next tick (it may be busy again by then).
+    const { maxDbConnections, maxUserConnections } = this.settings;
+    if (server.state === "idle" && (maxDbConnections > 0 || maxUserConnections > 0))
+      this.registry.serverSlotFreed(this.db.name, this.user);
   }
 
   /** A cancel request for `server` is done: once none is left, a server that was free is free to share. */
@@ -444,7 +452,8 @@ export class Pool {
         if (server.state !== "closed") this.makeIdle(server);
       },
       (failure: Error) => {
-        this.login.delete(server);
+        // not there: KILL gave the login up (closeServers), which says nothing of the server
+        if (!this.login.delete(server)) return;
         this.hosts.failed(host);
         const err = this.sessionAttrsMissed(server, host, failure);
         if (err === null) return this.dispatch();
@@ -631,9 +640,14 @@ export class Pool {
     this.dispatch();
   }
 
-  /** Console KILL, once the pool's clients are gone: every server dropped now. */
+  /**
+   * Console KILL, once the pool's clients are gone: every server dropped now. A login cut short
+   * here is not a failed one: server_login_retry would refuse the clients that come after RESUME.
+   */
   closeServers(reason: string): void {
-    for (const s of this.allServers()) s.close(reason);
+    const servers = this.allServers();
+    this.login.clear();
+    for (const s of servers) s.close(reason);
   }
 
   /** All servers, for the janitor and the admin console. */

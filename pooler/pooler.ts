@@ -230,14 +230,14 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       minSize: db.minPoolSize ?? c.minPoolSize,
       reserveSize: db.reservePool ?? c.reservePoolSize,
       reserveTimeout: c.reservePoolTimeout,
-      maxDbConnections: db.maxDbConnections ?? c.maxDbConnections,
+      maxDbConnections: this.dbServerLimit(db),
       maxUserConnections: u?.maxUserConnections ?? c.maxUserConnections,
       roundRobin: c.serverRoundRobin,
       resetQuery: c.serverResetQuery,
       resetQueryAlways: c.serverResetQueryAlways,
       checkQuery: c.serverCheckQuery,
       checkDelay: c.serverCheckDelay,
-      lifetime: db.serverLifetime ?? c.serverLifetime,
+      lifetime: this.serverLifetime(db),
       loginRetry: c.serverLoginRetry,
       connectTimeout: c.serverConnectTimeout,
       queryTimeout: ownOrGlobal(u?.queryTimeout, c.queryTimeout),
@@ -320,6 +320,16 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       db: this.dbClientLimit(db),
       user: this.userClientLimit(user),
     });
+  }
+
+  /** max_db_connections for `db`, 0 = none. */
+  dbServerLimit(db: DatabaseDef): number {
+    return ownOrGlobal(db.maxDbConnections, this.config.maxDbConnections);
+  }
+
+  /** server_lifetime for `db` (ms): an entry's 0 is the global one, as in PgBouncer, not "use once". */
+  serverLifetime(db: DatabaseDef): number {
+    return ownOrGlobal(db.serverLifetime, this.config.serverLifetime);
   }
 
   /** max_db_client_connections for `db` (none: the console), 0 = none. */

@@ -18,6 +18,7 @@ import { cancelKeyOf, connect, errorOf, psql, rawExchange } from "../support/cli
 import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient, errorOfReply } from "../support/protocol.ts";
+import { relay } from "../support/relay.ts";
 import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -279,6 +280,28 @@ describe("server connections over time", () => {
         await Promise.all([a.end(), b.end()]);
       }));
 
+    it("a client waiting at the limit takes the other pool's server as soon as it is idle, not a janitor tick later", () =>
+      withTestPooler({ ...env(), QUERY_WAIT_TIMEOUT: "5" }, async (p) => {
+        const clients = [await connect(first(p)), await connect(second(p))];
+        // both loop at once: every turn of the other pool's client waits for an idle server to evict
+        const until = Date.now() + 1000;
+        const worst = await Promise.all(
+          clients.map(async (c) => {
+            let longest = 0;
+            while (Date.now() < until) {
+              const started = Date.now();
+              await c.query("SELECT 1");
+              longest = Math.max(longest, Date.now() - started);
+            }
+            return longest;
+          }),
+        );
+        // the janitor runs every 333 ms
+        expect(Math.max(...worst)).toBeLessThan(250);
+        expect(servers(p)).toBeLessThanOrEqual(1);
+        await Promise.all(clients.map((c) => c.end()));
+      }));
+
     it("a pool's first server waits while the other pool's only server is busy", () =>
       withTestPooler({ ...env(), QUERY_WAIT_TIMEOUT: "5" }, async (p) => {
         const holder = await connect(first(p));
@@ -319,6 +342,68 @@ describe("server connections over time", () => {
         }
       }
     });
+  });
+});
+
+describe("PAUSE and KILL while clients come and wait", () => {
+  it("a client of a paused database that no server has reached yet waits for RESUME, no server is opened meanwhile", () =>
+    withTestPooler(
+      // VERBOSE: the debug lines say when a server connection is opened
+      { DATABASE_URL: inject("pgAppUrl").replace(/\/app$/, "/"), ADMIN_USERS: "postgres", VERBOSE: "1" },
+      async (p) => {
+        const admin = await connect(p.url("pgbouncer"));
+        await admin.query("PAUSE postgres");
+        let loggedIn = false;
+        const late = connect(p.url("postgres")).then((c) => {
+          loggedIn = true;
+          return c;
+        });
+        await new Promise((r) => setTimeout(r, 500));
+        // as PgBouncer: "New client connections to a paused database will wait until RESUME"
+        expect(loggedIn).toBe(false);
+        const launched = p.logs.filter((l) => l.msg === "new server connection").length;
+        expect(launched).toBe(0);
+        await admin.query("RESUME postgres");
+        const c = await late;
+        expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+        await Promise.all([admin.end(), c.end()]);
+      },
+    ));
+
+  it("KILL while a server logs in is no failed login: the clients after RESUME are served at once", async () => {
+    // every server login held 300 ms on its way, so that KILL finds one logging in
+    const to = new URL(inject("pgAppUrl"));
+    const slow = await relay(
+      { host: "127.0.0.1", port: 0 },
+      { host: to.hostname, port: Number(to.port) },
+      300,
+    );
+    const { port } = slow.address() as net.AddressInfo;
+    try {
+      await withTestPooler(
+        {
+          DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
+          DEFAULT_POOL_SIZE: "2",
+          ADMIN_USERS: "postgres",
+        },
+        async (p) => {
+          const admin = await connect(p.url("pgbouncer"));
+          const holder = await connect(p.url());
+          await holder.query("BEGIN");
+          const other = await connect(p.url());
+          const refused = errorOf(other.query("SELECT 1"));
+          await waitFor(() => [...p.pooler.pools.values()].some((pool) => pool.login.size > 0), "a login");
+          await admin.query("KILL app");
+          expect((await refused).message).toBe("database removed");
+          await admin.query("RESUME app");
+          const next = await connect(p.url());
+          expect((await next.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+          await Promise.all([admin.end(), next.end(), holder.end().catch(() => undefined)]);
+        },
+      );
+    } finally {
+      slow.close();
+    }
   });
 });
 
@@ -399,6 +484,17 @@ describe("timeouts", () => {
       sock.on("data", (d) => data.push(d));
       await new Promise<void>((resolve) => sock.on("close", () => resolve()));
       expect(Buffer.concat(data).toString("latin1")).toContain("client_login_timeout");
+    }));
+
+  it("query_wait_timeout also ends a login queued for a server to take its startup options", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "0.5" }, async ({ url }) => {
+      const holder = await connect(url());
+      await holder.query("BEGIN");
+      const started = Date.now();
+      const err = await errorOf(connect(url(), { options: "-c statement_timeout=1234" }));
+      expect([err.code, err.message]).toEqual(["08P01", "query_wait_timeout"]);
+      expect(Date.now() - started).toBeLessThan(3000);
+      await holder.end();
     }));
 
   it("a server that accepts TCP and never answers: server_connect_timeout and server_login_retry as PgBouncer's", async () => {
@@ -653,6 +749,51 @@ function iniWith(lines: string[]): string {
   fs.writeFileSync(ini, [...lines, "[pgbouncer]", ""].join("\n"));
   return ini;
 }
+
+describe("[databases] overrides", () => {
+  it("max_db_connections=0 and server_lifetime=0 on an entry mean the global value, as in PgBouncer", async () => {
+    const server = new URL(inject("pgAppUrl"));
+    const entry = `host=${server.hostname} port=${server.port} dbname=app max_db_connections=0`;
+    const p = await startTestPooler(
+      {
+        DATABASE_URL: "",
+        AUTH_FILE: userlists.write([["postgres", "postgres"]]),
+        MAX_DB_CONNECTIONS: "1",
+        SERVER_LIFETIME: "3600",
+        ADMIN_USERS: "postgres",
+      },
+      // server_lifetime per database came after PgBouncer 1.18, which refuses it: ours only
+      iniWith(["[databases]", `app = ${entry} server_lifetime=0`]),
+    );
+    try {
+      const admin = await connect(p.url("pgbouncer"));
+      const row = (await admin.query("SHOW DATABASES")).rows.find((r) => r.name === "app");
+      expect([row.max_connections, row.server_lifetime]).toEqual([1, 3600]);
+      // the global limit holds: three clients at once share one server, and keep it between queries
+      const clients = await Promise.all([0, 1, 2].map(() => connect(p.url())));
+      const pids = new Set<number>();
+      for (let round = 0; round < 2; round++) {
+        const rows = await Promise.all(clients.map((c) => c.query("SELECT pg_backend_pid() AS pid")));
+        for (const r of rows) pids.add(r.rows[0].pid);
+      }
+      expect(pids.size).toBe(1);
+      if (hasPgBouncer()) {
+        const b = await startPgBouncer({ app: entry }, { max_db_connections: 1, admin_users: "postgres" });
+        try {
+          const theirs = await connect(b.url("pgbouncer"));
+          const their = (await theirs.query("SHOW DATABASES")).rows.find((r) => r.name === "app");
+          expect(their.max_connections).toBe(1);
+          await theirs.end();
+        } finally {
+          await b.stop();
+        }
+      }
+      await Promise.all([admin, ...clients].map((c) => c.end()));
+    } finally {
+      await p.stop();
+    }
+  });
+});
 
 describe("client connections per database and per user (PgBouncer 1.24)", () => {
   it("max_db_client_connections refuses the client past the limit before it authenticates; SHOW DATABASES counts", async () => {
