@@ -164,6 +164,22 @@ describe("npm start", () => {
     expect(postgresRunningIn(path.join(dataDir, "postgres"))).toBe(false);
   }, 120_000);
 
+  // As root PostgreSQL runs as `postgres`, which cannot reach into a folder closed to others (a
+  // home directory such as /root, mode 700): initdb's "Permission denied" did not say what to do.
+  it.skipIf(process.getuid?.() !== 0)(
+    "as root, says when the postgres user cannot reach DATA_DIR, and what to set instead",
+    async () => {
+      fs.chmodSync(dataDir, 0o700);
+      stack = startStack({ ...env, DATA_DIR: path.join(dataDir, "data") });
+      expect(await stack.exitCode).toBe(1);
+      expect(stack.output()).toContain(
+        `the OS user postgres, which npm start runs PostgreSQL as under root, cannot reach ${dataDir}/data/postgres`,
+      );
+      expect(stack.output()).toContain("DATA_DIR=/var/lib/try-ts-pooler npm start");
+    },
+    60_000,
+  );
+
   it("recovers after a hard kill: the pooler and the app stop by themselves, the next start takes over", async () => {
     stack = startStack(env);
     await waitForOutput(stack, STARTED);
