@@ -132,11 +132,11 @@ describe("npm start", () => {
     expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
 
     // the terminal closes: SIGHUP to its whole process group
+    const start = startPid(stack);
     process.kill(-stack.proc.pid!, "SIGHUP");
     const deadline = Date.now() + 30_000;
-    while (
-      processes().some((p) => p.args.includes(`${dataDir}/postgres`) || p.args.endsWith("scripts/start.ts"))
-    ) {
+    // this stack's processes only: another `npm start` may be running on the machine
+    while (processes().some((p) => p.args.includes(`${dataDir}/postgres`) || p.pid === start)) {
       if (Date.now() > deadline) throw new Error(`still running after SIGHUP:\n${stack.output()}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
