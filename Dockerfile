@@ -22,7 +22,7 @@ RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund && n
 COPY --from=build /app/dist ./dist
 COPY views ./views
 COPY app/public ./app/public
-# migrations for `node dist/scripts/migrate.js` (or `prisma migrate deploy`)
+# migrations for `node dist/scripts/migrate.js` (the Prisma CLI, a dev dependency, is not in the image)
 COPY prisma ./prisma
 USER node
 EXPOSE 8000

@@ -14,12 +14,16 @@ export function poolKey(database: string, user: string): string {
 
 const LABEL = /([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g;
 
+/** A label value as the text format escapes it: \\, \" and \n. */
+const unescapeLabel = (value: string): string =>
+  value.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c));
+
 /** The wait buckets of every pool in a text-format scrape, keyed by poolKey(). */
 export function parseWaitBuckets(text: string): Map<string, Buckets> {
   const pools = new Map<string, Buckets>();
   for (const line of text.split("\n")) {
     if (!line.startsWith(`${WAIT_BUCKET}{`)) continue;
-    const labels = Object.fromEntries([...line.matchAll(LABEL)].map((m) => [m[1]!, m[2]!]));
+    const labels = Object.fromEntries([...line.matchAll(LABEL)].map((m) => [m[1]!, unescapeLabel(m[2]!)]));
     const { database, user, le } = labels;
     if (database === undefined || user === undefined || le === undefined) continue;
     const key = poolKey(database, user);

@@ -65,23 +65,43 @@ export function runAs(): RunAs {
   return { uid, gid };
 }
 
+/** Whether the OS user `postgres` may open `file` (run it, or enter it if a folder): every folder above it lets it through. */
+function postgresCanReach(file: string): boolean {
+  try {
+    execFileSync("runuser", ["-u", USER, "--", "test", "-x", file], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** As root the binaries run as `postgres`, which may not be able to reach node_modules (mode-700 home). */
 function reachableBinDir(bin: string, who: RunAs): string {
-  if (who.uid === undefined) return bin;
-  try {
-    execFileSync("runuser", ["-u", USER, "--", "test", "-x", path.join(bin, "postgres")], {
-      stdio: "ignore",
-    });
-    return bin;
-  } catch {
-    const copy = path.join(os.tmpdir(), "embedded-pg13-native");
-    if (!fs.existsSync(path.join(copy, "bin", "postgres"))) {
-      fs.rmSync(copy, { recursive: true, force: true });
-      fs.cpSync(path.dirname(bin), copy, { recursive: true, verbatimSymlinks: true });
-      execFileSync("chmod", ["-R", "a+rX", copy]);
-    }
-    return path.join(copy, "bin");
+  if (who.uid === undefined || postgresCanReach(path.join(bin, "postgres"))) return bin;
+  const copy = path.join(os.tmpdir(), "embedded-pg13-native");
+  if (!fs.existsSync(path.join(copy, "bin", "postgres"))) {
+    fs.rmSync(copy, { recursive: true, force: true });
+    fs.cpSync(path.dirname(bin), copy, { recursive: true, verbatimSymlinks: true });
+    execFileSync("chmod", ["-R", "a+rX", copy]);
   }
+  return path.join(copy, "bin");
+}
+
+/**
+ * The data directory cannot be copied elsewhere as the binaries are: where the data lives is the
+ * user's choice, so a folder `postgres` cannot enter (a mode-700 home such as /root) is an error
+ * that says what to do, instead of initdb's bare "Permission denied".
+ */
+function assertDataDirReachable(dataDir: string, who: RunAs): void {
+  if (who.uid === undefined) return;
+  let parent = path.dirname(dataDir);
+  while (!fs.existsSync(parent)) parent = path.dirname(parent); // initdb creates the rest, open to all
+  if (postgresCanReach(parent)) return;
+  throw new Error(
+    `the OS user ${USER}, which npm start runs PostgreSQL as under root, cannot reach ${dataDir} ` +
+      "(a folder above it is closed to other users): keep the data where it can, " +
+      "e.g. DATA_DIR=/var/lib/try-ts-pooler npm start, or run npm start as another user",
+  );
 }
 
 function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth: string): void {
@@ -181,6 +201,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const password = opts.password ?? "postgres";
   const who = runAs();
   const bin = reachableBinDir(binDir(), who);
+  assertDataDirReachable(dataDir, who);
   if (!fs.existsSync(path.join(dataDir, "PG_VERSION"))) {
     initdb(bin, who, dataDir, password, opts.authMethod ?? "md5");
   } else {

@@ -2,8 +2,10 @@
 // output prefixed, stops everything in reverse start order (app, pooler, PostgreSQL) on Ctrl-C, and
 // brings everything down when one of them dies on its own.
 import { spawn } from "node:child_process";
+import path from "node:path";
 import readline from "node:readline";
 import type { Readable, Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
 
 export interface ExitInfo {
   code: number | null;
@@ -29,6 +31,11 @@ export function pipeLines(name: string, input: Readable, output: Writable): void
   });
 }
 
+/** Stops a child whose parent is gone: this module's sibling, .ts or compiled .js as this one is. */
+const exitWithParent = fileURLToPath(
+  new URL(`./exit-with-parent${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+);
+
 /**
  * Runs a TypeScript (through tsx's loader) or JavaScript entry point with this Node binary.
  * The child gets its own process group (detached): a terminal's Ctrl-C then reaches only us, and we
@@ -40,7 +47,8 @@ export function startNodeChild(
   options: { cwd: string; env: NodeJS.ProcessEnv; nodeFlags?: readonly string[] },
 ): Child {
   const flags = options.nodeFlags ?? [];
-  const args = entry.endsWith(".ts") ? [...flags, "--import", "tsx", entry] : [...flags, entry];
+  const loaders = entry.endsWith(".ts") ? ["--import", "tsx"] : [];
+  const args = [...flags, ...loaders, "--import", exitWithParent, entry];
   const proc = spawn(process.execPath, args, {
     cwd: options.cwd,
     env: options.env,

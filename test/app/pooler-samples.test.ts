@@ -1,5 +1,6 @@
 // The dashboard's arithmetic, on made-up readings: rates between readings, the p99 from histogram
 // buckets, and the columns the page plots.
+import { Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { parseWaitBuckets, quantileBetween, type Buckets } from "../../app/pooler/histogram.ts";
 import { columns, sampleOf, type Reading } from "../../app/pooler/samples.ts";
@@ -82,6 +83,19 @@ describe("parseWaitBuckets", () => {
         ],
       ]),
     );
+  });
+
+  it("reads label values as the text format escapes them (a Windows domain user, a quote)", async () => {
+    const registry = new Registry();
+    const histogram = new Histogram({
+      name: "pgbouncer_pools_client_wait_seconds",
+      help: "waits",
+      buckets: [0.001],
+      labelNames: ["database", "user"],
+      registers: [registry],
+    });
+    histogram.observe({ database: 'say "hi"', user: "CORP\\alice" }, 0.0005);
+    expect([...parseWaitBuckets(await registry.metrics()).keys()]).toEqual(['say "hi"/CORP\\alice']);
   });
 });
 

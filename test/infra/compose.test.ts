@@ -77,10 +77,12 @@ describe("docker-compose.yaml", () => {
     expect(db.build).toBeUndefined();
   });
 
-  it("keeps the database in a named volume and checks it with pg_isready", () => {
+  it("keeps the database in a named volume and checks it with pg_isready over TCP", () => {
     expect(Object.keys(compose.volumes ?? {})).toEqual(["postgres_data"]);
     expect(db.volumes).toContain("postgres_data:/var/lib/postgresql/data");
-    expect(db.healthcheck?.test).toEqual(["CMD", "pg_isready", "-U", "postgres"]);
+    // On a new volume the image first runs a server on its Unix socket only, to initialise, then
+    // stops it: over the socket pg_isready says ready while the pooler and web would be refused.
+    expect(db.healthcheck?.test).toEqual(["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres"]);
   });
 
   it("builds the pooler from the same image as web, with its own entry point", () => {

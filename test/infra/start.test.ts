@@ -51,13 +51,27 @@ function processes(): { pid: number; ppid: number; args: string }[] {
 const postgresRunningIn = (dataDir: string) =>
   processes().some((p) => p.args.includes("postgres") && p.args.includes(`-D ${dataDir}`));
 
+/** npm start's own process (npm → node scripts/start.ts). */
+function startPid(stack: Stack): number {
+  const start = processes().find((p) => p.ppid === stack.proc.pid && p.args.includes("scripts/start.ts"));
+  if (!start) throw new Error("scripts/start.ts process not found");
+  return start.pid;
+}
+
 /** The pooler started by this stack (npm → node scripts/start.ts → node pooler/main.ts). */
 function poolerPid(stack: Stack): number {
-  const all = processes();
-  const start = all.find((p) => p.ppid === stack.proc.pid && p.args.includes("scripts/start.ts"));
-  const pooler = all.find((p) => p.ppid === start?.pid && p.args.endsWith("pooler/main.ts"));
+  const start = startPid(stack);
+  const pooler = processes().find((p) => p.ppid === start && p.args.endsWith("pooler/main.ts"));
   if (!pooler) throw new Error("pooler process not found");
   return pooler.pid;
+}
+
+async function waitUntilGone(what: string, pids: number[], timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (processes().some((p) => pids.includes(p.pid))) {
+    if (Date.now() > deadline) throw new Error(`${what} still running after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 describe("npm start", () => {
@@ -118,11 +132,11 @@ describe("npm start", () => {
     expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
 
     // the terminal closes: SIGHUP to its whole process group
+    const start = startPid(stack);
     process.kill(-stack.proc.pid!, "SIGHUP");
     const deadline = Date.now() + 30_000;
-    while (
-      processes().some((p) => p.args.includes(`${dataDir}/postgres`) || p.args.endsWith("scripts/start.ts"))
-    ) {
+    // this stack's processes only: another `npm start` may be running on the machine
+    while (processes().some((p) => p.args.includes(`${dataDir}/postgres`) || p.pid === start)) {
       if (Date.now() > deadline) throw new Error(`still running after SIGHUP:\n${stack.output()}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
@@ -148,5 +162,45 @@ describe("npm start", () => {
     expect(await stack.exitCode).toBe(1);
     expect(stack.output()).toContain("pooler exited unexpectedly (killed by SIGKILL)");
     expect(postgresRunningIn(path.join(dataDir, "postgres"))).toBe(false);
+  }, 120_000);
+
+  // As root PostgreSQL runs as `postgres`, which cannot reach into a folder closed to others (a
+  // home directory such as /root, mode 700): initdb's "Permission denied" did not say what to do.
+  it.skipIf(process.getuid?.() !== 0)(
+    "as root, says when the postgres user cannot reach DATA_DIR, and what to set instead",
+    async () => {
+      fs.chmodSync(dataDir, 0o700);
+      stack = startStack({ ...env, DATA_DIR: path.join(dataDir, "data") });
+      expect(await stack.exitCode).toBe(1);
+      expect(stack.output()).toContain(
+        `the OS user postgres, which npm start runs PostgreSQL as under root, cannot reach ${dataDir}/data/postgres`,
+      );
+      expect(stack.output()).toContain("DATA_DIR=/var/lib/try-ts-pooler npm start");
+    },
+    60_000,
+  );
+
+  it("recovers after a hard kill: the pooler and the app stop by themselves, the next start takes over", async () => {
+    stack = startStack(env);
+    await waitForOutput(stack, STARTED);
+    const start = startPid(stack);
+    const children = processes()
+      .filter((p) => p.ppid === start && / \S+\/(pooler\/main|app\/server)\.ts$/.test(p.args))
+      .map((p) => p.pid);
+    expect(children).toHaveLength(2);
+
+    process.kill(start, "SIGKILL");
+    // left running, they would hold their ports with no one to stop them
+    await waitUntilGone("the pooler and the app", children).catch((err: unknown) => {
+      for (const pid of children) process.kill(pid, "SIGKILL");
+      throw err;
+    });
+    await stack.exitCode;
+
+    // the orphaned postmaster is still there: the next start stops it and goes on
+    expect(postgresRunningIn(path.join(dataDir, "postgres"))).toBe(true);
+    stack = startStack(env);
+    await waitForOutput(stack, STARTED);
+    expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
   }, 120_000);
 });
