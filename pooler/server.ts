@@ -122,7 +122,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   refuseTransactionBlocks = false;
   /** Set when the server must not be reused (lifetime over, RECONNECT, a config change). */
   closeNeeded = false;
-  /** What this server owes the linked client, in order (transaction and statement pooling). */
+  /** What this server owes the linked client, in order (in session pooling: around extended-protocol messages only). */
   readonly replies = new ReplyQueue(() => {
     this.pendingReplies--;
     this.queriesInFlight--;
