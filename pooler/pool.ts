@@ -252,6 +252,7 @@ export class Pool {
       this.stats.recordAssignment(performance.now() - this.waitingSince.shift()!);
       client.waitStart = 0;
       server.state = "active";
+      server.checked = false;
       this.active.add(server);
       client.assign(server);
     }
@@ -261,10 +262,14 @@ export class Pool {
     this.failWaitersIfHopeless();
   }
 
-  /** server_check_delay: a server idle that long is tested before a client gets it. */
+  /**
+   * server_check_delay: a server idle that long is tested before a client gets it; 0 tests it at
+   * every reuse, as PgBouncer (one released and taken within the clock's millisecond too).
+   */
   private needsCheck(server: ServerConnection): boolean {
     const { checkQuery, checkDelay } = this.settings;
-    return checkQuery !== "" && now() - server.lastActivity > checkDelay;
+    if (checkQuery === "") return false;
+    return checkDelay === 0 ? !server.checked : now() - server.lastActivity > checkDelay;
   }
 
   /** Runs server_check_query ("<empty>": an empty query, 1.25's default); a failure closes the server. */
@@ -273,6 +278,7 @@ export class Pool {
     server.runInternal(this.settings.checkQuery === "<empty>" ? "" : this.settings.checkQuery).then(
       () => {
         this.used.delete(server);
+        server.checked = true;
         if (server.state !== "closed") this.makeIdle(server);
       },
       (err: Error) => server.close(`server_check_query failed: ${err.message}`),

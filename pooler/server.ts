@@ -106,6 +106,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
   state: ServerState = "login";
   /** When the pool last set it to run the pooler's own queries (state "used"). */
   usedSince = 0;
+  /** server_check_query passed and no client has had it since (server_check_delay=0 checks each reuse). */
+  checked = false;
   client: ServerPeer | null = null;
   /** The server's current values of the GUC_REPORT parameters, from its ParameterStatus messages. */
   readonly params = new Map<string, string>();
