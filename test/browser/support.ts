@@ -69,10 +69,15 @@ export async function createSuperuserByCommand(
       stderr: new PassThrough(),
       interactive: false,
     };
-    const code = await createSuperuser(db.prisma, io, ["--no-input", "--username", username, "--email", "admin@example.com"], {
-      ...env,
-      DJANGO_SUPERUSER_PASSWORD: password,
-    });
+    const code = await createSuperuser(
+      db.prisma,
+      io,
+      ["--no-input", "--username", username, "--email", "admin@example.com"],
+      {
+        ...env,
+        DJANGO_SUPERUSER_PASSWORD: password,
+      },
+    );
     if (code !== 0) throw new Error(`createsuperuser exited with ${code}`);
   } finally {
     await db.close();
