@@ -252,7 +252,6 @@ export class Pool {
       this.stats.recordAssignment(performance.now() - this.waitingSince.shift()!);
       client.waitStart = 0;
       server.state = "active";
-      server.checked = false;
       this.active.add(server);
       client.assign(server);
     }
@@ -278,8 +277,11 @@ export class Pool {
     server.runInternal(this.settings.checkQuery === "<empty>" ? "" : this.settings.checkQuery).then(
       () => {
         this.used.delete(server);
+        if (server.state === "closed") return;
+        // handed to the waiting client without a second check; one that stays idle is checked again
         server.checked = true;
-        if (server.state !== "closed") this.makeIdle(server);
+        this.makeIdle(server);
+        server.checked = false;
       },
       (err: Error) => server.close(`server_check_query failed: ${err.message}`),
     );

@@ -106,7 +106,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   state: ServerState = "login";
   /** When the pool last set it to run the pooler's own queries (state "used"). */
   usedSince = 0;
-  /** server_check_query passed and no client has had it since (server_check_delay=0 checks each reuse). */
+  /** Set while a server that just passed server_check_query is handed out (server_check_delay=0 checks each reuse). */
   checked = false;
   client: ServerPeer | null = null;
   /** The server's current values of the GUC_REPORT parameters, from its ParameterStatus messages. */

@@ -1,5 +1,4 @@
-// Session and statement pooling at their edges: pipelines PostgreSQL partly skips, what a leaving
-// client leaves on its server, refusals, servers that die under a client.
+// Session pooling at its edges: pipelines PostgreSQL partly skips.
 import { describe, expect, it } from "vitest";
 import { bind, parse, query, sync } from "../../pooler/protocol/messages.ts";
 import { withTestPooler } from "../support/pooler.ts";
