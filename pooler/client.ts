@@ -952,9 +952,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       if (type === Msg.CopyDone || type === Msg.CopyFail) server.copyIn = false;
     }
     this.track(type);
-    if (!this.pooled) return;
     const expect = EXPECT_OF[type];
-    if (expect !== undefined) server.replies.push(expect);
+    if (expect === undefined) return;
+    if (this.pooled) server.replies.push(expect);
+    else server.replies.pushInSession(expect, server.owedToClient);
   }
 
   /** What the release decision needs to know of a client message. */

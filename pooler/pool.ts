@@ -264,10 +264,14 @@ export class Pool {
     this.failWaitersIfHopeless();
   }
 
-  /** server_check_delay: a server idle that long is tested before a client gets it. */
+  /**
+   * server_check_delay: a server idle that long is tested before a client gets it; 0 tests it at
+   * every reuse, as PgBouncer (one released and taken within the clock's millisecond too).
+   */
   private needsCheck(server: ServerConnection): boolean {
     const { checkQuery, checkDelay } = this.settings;
-    return checkQuery !== "" && now() - server.lastActivity > checkDelay;
+    if (checkQuery === "") return false;
+    return checkDelay === 0 ? !server.checked : now() - server.lastActivity > checkDelay;
   }
 
   /** Runs server_check_query ("<empty>": an empty query, 1.25's default); a failure closes the server. */
@@ -276,7 +280,11 @@ export class Pool {
     server.runInternal(this.settings.checkQuery === "<empty>" ? "" : this.settings.checkQuery).then(
       () => {
         this.used.delete(server);
-        if (server.state !== "closed") this.makeIdle(server);
+        if (server.state === "closed") return;
+        // handed to the waiting client without a second check; one that stays idle is checked again
+        server.checked = true;
+        this.makeIdle(server);
+        server.checked = false;
       },
       (err: Error) => server.close(`server_check_query failed: ${err.message}`),
     );

@@ -112,4 +112,26 @@ describe("ReplyQueue", () => {
     q.relayed(Msg.ReadyForQuery);
     expect(q.length).toBe(0);
   });
+
+  it("session pooling: simple queries stay out; an extended message comes in behind the replies still owed", () => {
+    let skipped = 0;
+    const q = new ReplyQueue(() => skipped++);
+    q.pushInSession(Expect.Query, 0);
+    q.pushInSession(Expect.Sync, 1);
+    expect(q.length).toBe(0); // nothing a simple query gets can make PostgreSQL skip a message
+    // a query still running (its error must not count as the Parse's), then Parse, Query, Sync
+    q.pushInSession(Expect.Parse, 1);
+    q.pushInSession(Expect.Query, 1);
+    q.pushInSession(Expect.Sync, 2);
+    expect(q.length).toBe(4);
+    q.relayed(Msg.ErrorResponse);
+    q.relayed(Msg.ReadyForQuery);
+    expect(skipped).toBe(0);
+    q.relayed(Msg.ErrorResponse); // the Parse's: the Query behind it is skipped
+    expect(skipped).toBe(1);
+    q.relayed(Msg.ReadyForQuery);
+    expect(q.length).toBe(0);
+    q.pushInSession(Expect.Query, 0);
+    expect(q.length).toBe(0);
+  });
 });

@@ -117,6 +117,20 @@ export class ReplyQueue {
     if (toClient !== undefined) this.drain(toClient);
   }
 
+  /**
+   * Session pooling rewrites nothing, and only an extended-protocol message's error makes
+   * PostgreSQL skip what follows (a Query behind a failed Parse owes no ReadyForQuery). So the queue
+   * is kept only from such a message until all it started is answered; a simple Query's traffic
+   * never enters it. `owed`: the ReadyForQuery messages due for requests sent untracked before it.
+   */
+  pushInSession(kind: ExpectKind, owed: number): void {
+    if (this.head === this.tail && !this.skipping) {
+      if (!isExtended(kind)) return;
+      for (; owed > 0; owed--) this.push(Expect.Query);
+    }
+    this.push(kind);
+  }
+
   /** A message from the server that the caller forwards itself (mustSee said no): the bookkeeping. */
   relayed(type: number): void {
     if (this.head === this.tail) return;

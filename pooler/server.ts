@@ -106,6 +106,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
   state: ServerState = "login";
   /** When the pool last set it to run the pooler's own queries (state "used"). */
   usedSince = 0;
+  /** Set while a server that just passed server_check_query is handed out (server_check_delay=0 checks each reuse). */
+  checked = false;
   client: ServerPeer | null = null;
   /** The server's current values of the GUC_REPORT parameters, from its ParameterStatus messages. */
   readonly params = new Map<string, string>();
@@ -122,7 +124,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   refuseTransactionBlocks = false;
   /** Set when the server must not be reused (lifetime over, RECONNECT, a config change). */
   closeNeeded = false;
-  /** What this server owes the linked client, in order (transaction and statement pooling). */
+  /** What this server owes the linked client, in order (in session pooling: around extended-protocol messages only). */
   readonly replies = new ReplyQueue(() => {
     this.pendingReplies--;
     this.queriesInFlight--;

@@ -423,6 +423,32 @@ describe("server checks", () => {
         await c.end();
       },
     ));
+
+  it("server_check_delay=0 checks the server at every reuse, however soon, as PgBouncer", async () => {
+    const admin = await connect(inject("pgAppUrl"));
+    try {
+      await admin.query("DROP SEQUENCE IF EXISTS pooler_checks; CREATE SEQUENCE pooler_checks");
+      const checks = async (): Promise<number> =>
+        Number(
+          (await admin.query("SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS n FROM pooler_checks"))
+            .rows[0].n,
+        );
+      const env = { DEFAULT_POOL_SIZE: "1", SERVER_CHECK_DELAY: "0" };
+      await withTestPooler(
+        { ...env, SERVER_CHECK_QUERY: "SELECT nextval('pooler_checks')" },
+        async ({ url }) => {
+          const c = await connect(url());
+          const before = await checks();
+          // back-to-back transactions: many reuses fall within the millisecond of the release
+          for (let i = 0; i < 50; i++) await c.query("SELECT 1");
+          expect(await checks()).toBeGreaterThanOrEqual(before + 50);
+          await c.end();
+        },
+      );
+    } finally {
+      await admin.end();
+    }
+  });
 });
 
 describe("timeouts", () => {
