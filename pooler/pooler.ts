@@ -19,7 +19,7 @@ import {
 import { Janitor } from "./janitor.ts";
 import { keepaliveOf } from "./keepalive.ts";
 import { listen, type Listener } from "./listener.ts";
-import type { Logger } from "./log.ts";
+import { logLevel, type Logger } from "./log.ts";
 import { MetricsServer } from "./metrics.ts";
 import { Pool, forcedCredentials, type PoolRegistry, type PoolSettings } from "./pool.ts";
 import { ClientRegistry } from "./client-registry.ts";
@@ -386,9 +386,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.tls = this.tlsFor(next);
     const tlsChanged = tlsSettingsChanged(next, this.config);
     Object.assign(this.config, next);
-    this.refreshPoolSettings();
-    this.statsPeriod.settingsChanged();
-    if (tlsChanged) this.reconnectForTls();
+    this.settingsChanged(tlsChanged);
     return result;
   }
 
@@ -453,9 +451,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       const forced = forcedCredentials(db);
       pool.retarget(db, forced?.user === pool.user ? forced : null);
     }
-    this.refreshPoolSettings();
-    this.statsPeriod.settingsChanged();
-    if (tlsChanged) this.reconnectForTls();
+    this.settingsChanged(tlsChanged);
     for (const listener of this.reloadListeners) listener(config);
     this.log.info("configuration reloaded");
   }
@@ -508,6 +504,14 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.poolUnusedSince.delete(pool);
     this.metrics?.forget(pool);
     if (reason !== undefined) this.log.info({ pool: pool.name }, reason);
+  }
+
+  /** What every SET and RELOAD passes on: pools, the stats clock, the log level, TLS. */
+  private settingsChanged(tlsChanged: boolean): void {
+    this.refreshPoolSettings();
+    this.statsPeriod.settingsChanged();
+    this.log.level = logLevel(this.config.verbose);
+    if (tlsChanged) this.reconnectForTls();
   }
 
   private refreshPoolSettings(): void {
