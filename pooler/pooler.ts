@@ -1,6 +1,7 @@
 // The running pooler: its configuration, pools, clients and cancel keys; what client connections
 // and pools ask of the whole (limits across pools, auth lookups, cancel routing, reload, shutdown).
 import { SqlConsole, type AdminConsole } from "./admin/console.ts";
+import { AuthFileWatch } from "./auth-file-watch.ts";
 import { lookupByAuthQuery } from "./auth-query.ts";
 import { ADMIN_DB, type ClientConnection, type ClientHost } from "./client.ts";
 import { ClientCounts, type ClientLimit } from "./client-limits.ts";
@@ -61,6 +62,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   private readonly poolUnusedSince = new Map<Pool, number>();
   private listener: Listener | null = null;
   private readonly janitor: Janitor;
+  private readonly authFile: AuthFileWatch;
   shuttingDown = false;
   readonly startTime = Date.now();
   admin: AdminConsole | null = null;
@@ -94,6 +96,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.clients = new ClientRegistry(config.peerId);
     this.peers = new PeerForwarder(this);
     this.janitor = new Janitor(this);
+    this.authFile = new AuthFileWatch(config);
     let resolve!: () => void;
     this.stopped = new Promise<void>((r) => (resolve = r));
     this.markStopped = resolve;
@@ -387,7 +390,21 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const tlsChanged = tlsSettingsChanged(next, this.config);
     Object.assign(this.config, next);
     this.settingsChanged(tlsChanged);
+    this.checkAuthFile();
     return result;
+  }
+
+  /** The auth file read again if it changed (janitor, SET auth_file); unreadable, the users stay. */
+  checkAuthFile(): void {
+    try {
+      const users = this.authFile.changed(this.config);
+      if (users === undefined) return;
+      this.config.authUsers = users;
+      this.log.info({ auth_file: this.config.authFile }, "auth file read again");
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      this.log.warn({ err: err.message }, "auth file not read again: its users last read stay");
+    }
   }
 
   /** Console RELOAD: reads the configuration again; a ConfigError leaves the running one in place. */
@@ -440,6 +457,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.tls = this.tlsFor(config);
     const tlsChanged = tlsSettingsChanged(config, this.config);
     this.config = config;
+    this.authFile.read(config);
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
     for (const [key, pool] of this.pools) {
