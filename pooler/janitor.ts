@@ -39,6 +39,7 @@ export class Janitor {
     for (const pool of this.pooler.pools.values()) this.checkPool(pool, now);
     this.pooler.pruneAutoDatabases(now);
     this.pooler.prunePools(now);
+    this.pooler.checkAuthFile();
   }
 
   private checkClient(client: ClientConnection, now: number): void {

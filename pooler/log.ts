@@ -8,14 +8,20 @@ export type { Logger };
 
 const LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
-/** LOG_LEVEL (as the app's) unless VERBOSE asks for more; a level pino does not know stops the start. */
 export function createLogger(verbose: number, destination?: pino.DestinationStream): Logger {
+  return pino({ name: "pooler", level: logLevel(verbose), base: { pid: process.pid } }, destination);
+}
+
+/**
+ * LOG_LEVEL (as the app's) unless VERBOSE asks for more; a level pino does not know stops the start.
+ * SET verbose and RELOAD set it again, as PgBouncer's verbose applies at once.
+ */
+export function logLevel(verbose: number): string {
   const wanted = process.env.LOG_LEVEL || "info";
   if (!LEVELS.includes(wanted)) {
     throw new ConfigError(`LOG_LEVEL: expected one of ${LEVELS.join(", ")}, got ${JSON.stringify(wanted)}`);
   }
-  const level = verbose >= 2 ? "trace" : verbose === 1 ? "debug" : wanted;
-  return pino({ name: "pooler", level, base: { pid: process.pid } }, destination);
+  return verbose >= 2 ? "trace" : verbose === 1 ? "debug" : wanted;
 }
 
 /**

@@ -1,6 +1,7 @@
 // The running pooler: its configuration, pools, clients and cancel keys; what client connections
 // and pools ask of the whole (limits across pools, auth lookups, cancel routing, reload, shutdown).
 import { SqlConsole, type AdminConsole } from "./admin/console.ts";
+import { AuthFileWatch } from "./auth-file-watch.ts";
 import { lookupByAuthQuery } from "./auth-query.ts";
 import { ADMIN_DB, type ClientConnection, type ClientHost } from "./client.ts";
 import { ClientCounts, type ClientLimit } from "./client-limits.ts";
@@ -19,7 +20,7 @@ import {
 import { Janitor } from "./janitor.ts";
 import { keepaliveOf } from "./keepalive.ts";
 import { listen, type Listener } from "./listener.ts";
-import type { Logger } from "./log.ts";
+import { logLevel, type Logger } from "./log.ts";
 import { MetricsServer } from "./metrics.ts";
 import { Pool, forcedCredentials, type PoolRegistry, type PoolSettings } from "./pool.ts";
 import { ClientRegistry } from "./client-registry.ts";
@@ -61,6 +62,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   private readonly poolUnusedSince = new Map<Pool, number>();
   private listener: Listener | null = null;
   private readonly janitor: Janitor;
+  private readonly authFile: AuthFileWatch;
   shuttingDown = false;
   readonly startTime = Date.now();
   admin: AdminConsole | null = null;
@@ -94,6 +96,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.clients = new ClientRegistry(config.peerId);
     this.peers = new PeerForwarder(this);
     this.janitor = new Janitor(this);
+    this.authFile = new AuthFileWatch(config);
     let resolve!: () => void;
     this.stopped = new Promise<void>((r) => (resolve = r));
     this.markStopped = resolve;
@@ -386,10 +389,22 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.tls = this.tlsFor(next);
     const tlsChanged = tlsSettingsChanged(next, this.config);
     Object.assign(this.config, next);
-    this.refreshPoolSettings();
-    this.statsPeriod.settingsChanged();
-    if (tlsChanged) this.reconnectForTls();
+    this.settingsChanged(tlsChanged);
+    this.checkAuthFile();
     return result;
+  }
+
+  /** The auth file read again if it changed (janitor, SET auth_file); unreadable, the users stay. */
+  checkAuthFile(): void {
+    try {
+      const users = this.authFile.changed(this.config);
+      if (users === undefined) return;
+      this.config.authUsers = users;
+      this.log.info({ auth_file: this.config.authFile }, "auth file read again");
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      this.log.warn({ err: err.message }, "auth file not read again: its users last read stay");
+    }
   }
 
   /** Console RELOAD: reads the configuration again; a ConfigError leaves the running one in place. */
@@ -442,6 +457,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.tls = this.tlsFor(config);
     const tlsChanged = tlsSettingsChanged(config, this.config);
     this.config = config;
+    this.authFile.read(config);
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
     for (const [key, pool] of this.pools) {
@@ -453,9 +469,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       const forced = forcedCredentials(db);
       pool.retarget(db, forced?.user === pool.user ? forced : null);
     }
-    this.refreshPoolSettings();
-    this.statsPeriod.settingsChanged();
-    if (tlsChanged) this.reconnectForTls();
+    this.settingsChanged(tlsChanged);
     for (const listener of this.reloadListeners) listener(config);
     this.log.info("configuration reloaded");
   }
@@ -508,6 +522,14 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.poolUnusedSince.delete(pool);
     this.metrics?.forget(pool);
     if (reason !== undefined) this.log.info({ pool: pool.name }, reason);
+  }
+
+  /** What every SET and RELOAD passes on: pools, the stats clock, the log level, TLS. */
+  private settingsChanged(tlsChanged: boolean): void {
+    this.refreshPoolSettings();
+    this.statsPeriod.settingsChanged();
+    this.log.level = logLevel(this.config.verbose);
+    if (tlsChanged) this.reconnectForTls();
   }
 
   private refreshPoolSettings(): void {

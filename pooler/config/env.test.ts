@@ -126,7 +126,11 @@ describe("DATABASE_URL", () => {
     expect([...config.authUsers.values()]).toEqual([
       { name: "my@user", kind: "plain", secret: "p@ss:w/rd x" },
     ]);
-    expect(config.source).toEqual({ iniPath: undefined, env: true });
+    expect(config.source).toEqual({
+      iniPath: undefined,
+      env: true,
+      envLogin: config.authUsers.get("my@user"),
+    });
   });
 
   it("takes # and ? unencoded in the password, as libpq and the image do", () => {

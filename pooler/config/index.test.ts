@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { inDirectoryOf } from "../../test/support/cwd.ts";
-import { ConfigError, loadConfig } from "./index.ts";
+import { applySetting, ConfigError, loadConfig, SETTINGS } from "./index.ts";
 
 const FIXTURE = path.join(import.meta.dirname, "fixtures/pgbouncer.ini");
 
@@ -219,6 +219,48 @@ describe("loadConfig", () => {
     expect(reloaded.config.user).toBe("postgres");
     expect(reloaded.warnings).toEqual(['user: changed to "nobody", which takes effect at a restart']);
   });
+
+  /** A value other than the default for each setting PgBouncer reads at start only. */
+  const RESTART_ONLY: Record<string, string> = {
+    disable_pqexec: "1",
+    listen_addr: "0.0.0.0",
+    listen_backlog: "64",
+    listen_port: "7432",
+    metrics_port: "9127",
+    peer_id: "3",
+    pidfile: "/tmp/pooler-other.pid",
+    pkt_buf: "8192",
+    so_reuseport: "1",
+    track_extra_parameters: "search_path",
+    unix_socket_dir: "/var/run",
+    unix_socket_group: "postgres",
+    unix_socket_mode: "0700",
+    user: "nobody",
+  };
+
+  it("lists every setting SHOW CONFIG marks not changeable", () => {
+    expect(SETTINGS.filter((s) => !s.changeable).map((s) => s.key)).toEqual(Object.keys(RESTART_ONLY));
+  });
+
+  it.each(Object.entries(RESTART_ONLY))(
+    "%s: a RELOAD keeps the running value with a warning, SET refuses it",
+    (key, value) => {
+      const iniPath = writeIni("[databases]\n* = host=h\n[pgbouncer]\nauth_type = trust\n");
+      const started = loadConfig({ env: {}, iniPath });
+      const running = SETTINGS.find((s) => s.key === key)!.show(started.config);
+      fs.appendFileSync(iniPath, `${key} = ${value}\n`);
+      const reloaded = loadConfig({ env: {}, iniPath, running: started.config });
+      expect(reloaded.config).toEqual(started.config);
+      // the warning quotes SHOW CONFIG's form of the value: a mode in decimal, as PgBouncer prints it
+      expect(reloaded.warnings).toEqual([
+        `${key}: changed to ${JSON.stringify(value === "0700" ? "448" : value)}, which takes effect at a restart`,
+      ]);
+      expect(() => applySetting(started.config, key, value, { online: true })).toThrow(
+        new ConfigError(`${key}: cannot be changed online, restart the pooler`),
+      );
+      expect(SETTINGS.find((s) => s.key === key)!.show(started.config)).toBe(running);
+    },
+  );
 
   it("names the ini file and line of a bad value", () => {
     const iniPath = writeIni("[databases]\n* = host=h\n[pgbouncer]\npool_mode = transactoin\n");

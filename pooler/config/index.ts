@@ -49,7 +49,12 @@ export function loadConfig({ env, iniPath, running }: LoadConfigOptions): Loaded
   const usedEnv = applyEnvSettings(config, env, warnings);
   if (envDb.database !== undefined) config.databases.set(envDb.database.name, envDb.database);
 
-  config.authUsers = loadAuthUsers(config, envDb.login);
+  config.source = {
+    iniPath,
+    env: usedEnv.length > 0 || envDb.database !== undefined,
+    ...(envDb.login ? { envLogin: envDb.login } : {}),
+  };
+  config.authUsers = readAuthUsers(config);
   if (config.authType === "hba") {
     if (config.authHbaFile === undefined) {
       throw new ConfigError(
@@ -58,7 +63,6 @@ export function loadConfig({ env, iniPath, running }: LoadConfigOptions): Loaded
     }
     config.hbaRules = readHbaFile(config.authHbaFile);
   }
-  config.source = { iniPath, env: usedEnv.length > 0 || envDb.database !== undefined };
   if (running !== undefined) warnings.push(...keepRestartOnly(config, running));
   validate(config);
   // missing or unusable key, certificate or CA files stop the start, or a reload that names other
@@ -72,7 +76,8 @@ export function loadConfig({ env, iniPath, running }: LoadConfigOptions): Loaded
  * userlist.txt the same way). A relative auth_file is taken from the working directory, as in
  * PgBouncer.
  */
-function loadAuthUsers(config: PoolerConfig, envLogin: UserSecret | undefined): Map<string, UserSecret> {
+export function readAuthUsers(config: PoolerConfig): Map<string, UserSecret> {
+  const envLogin = config.source.envLogin;
   const users =
     config.authFile === undefined
       ? new Map<string, UserSecret>()

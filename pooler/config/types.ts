@@ -216,6 +216,9 @@ export interface PoolerConfig {
 
   /** Not a PgBouncer setting: port of the Prometheus /metrics endpoint, 0 = off. */
   metricsPort: number;
-  /** Where the configuration came from, for SHOW CONFIG and RELOAD. */
-  source: { iniPath?: string; env: boolean };
+  /**
+   * Where the configuration came from, for SHOW CONFIG and RELOAD; `envLogin`, DATABASE_URL's user
+   * and password, joins the auth file's users whenever that file is read.
+   */
+  source: { iniPath?: string; env: boolean; envLogin?: UserSecret };
 }

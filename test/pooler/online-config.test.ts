@@ -1,0 +1,95 @@
+// Settings changed while the pooler runs, as PgBouncer 1.18 applies them: the console's SET, RELOAD,
+// and the auth file PgBouncer reads again on its own when it changes.
+import fs from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, errorOf } from "../support/clients.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { UserlistDir } from "../support/roles.ts";
+import { waitFor } from "../support/wait.ts";
+
+let userlists: UserlistDir;
+let p: TestPooler;
+
+beforeAll(async () => {
+  userlists = new UserlistDir();
+  p = await startTestPooler({
+    AUTH_TYPE: "md5",
+    AUTH_FILE: userlists.write([["postgres", "postgres"]]),
+    ADMIN_USERS: "postgres",
+  });
+});
+
+afterAll(async () => {
+  await p.stop();
+  userlists.remove();
+});
+
+/** Whether the console lets `postgres` in with `password` (its login checks the auth file alone). */
+async function consoleLogin(password: string): Promise<boolean> {
+  try {
+    const c = await connect(p.urlAs("postgres", password, "pgbouncer"));
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("verbose", () => {
+  it("SET verbose lowers the log level at once, and setting it back raises it, as PgBouncer's", async () => {
+    const admin = await connect(p.url("pgbouncer"));
+    const debugLines = (): number => p.logs.filter((l) => l.level === 20).length;
+    try {
+      await admin.query("SET verbose = 1");
+      const c = await connect(p.url());
+      await c.query("SELECT 1");
+      await c.end();
+      await waitFor(() => debugLines() > 0, "a debug line after SET verbose = 1");
+
+      await admin.query("SET verbose = 0");
+      const before = debugLines();
+      const again = await connect(p.url());
+      await again.query("SELECT 1");
+      await again.end();
+      await admin.query("RECONNECT app");
+      await admin.query("WAIT_CLOSE app");
+      expect(debugLines()).toBe(before);
+    } finally {
+      await admin.end();
+    }
+  });
+});
+
+describe("auth_file", () => {
+  it("is read again when it changes, without RELOAD, as PgBouncer's janitor does; SET auth_file reads the other file", async () => {
+    const file = p.pooler.config.authFile!;
+    const admin = await connect(p.url("pgbouncer"));
+    try {
+      fs.writeFileSync(file, '"postgres" "renewed"\n');
+      await waitFor(() => consoleLogin("renewed"), "the rewritten auth file's password to let in");
+      expect(await consoleLogin("postgres")).toBe(false);
+      // the session that logged in with the old password goes on
+      expect((await admin.query("SHOW VERSION")).rows).toHaveLength(1);
+
+      const other = userlists.write([["postgres", "other-file"]]);
+      await admin.query(`SET auth_file = '${other}'`);
+      expect(await consoleLogin("other-file")).toBe(true);
+      expect(await consoleLogin("renewed")).toBe(false);
+
+      // a file that can no longer be read keeps the users last read, as PgBouncer
+      fs.rmSync(other);
+      await waitFor(
+        () => p.logs.some((l) => String(l.err ?? "").includes(other)),
+        "a warning naming the missing auth file",
+      );
+      expect(await consoleLogin("other-file")).toBe(true);
+
+      await admin.query(`SET auth_file = '${file}'`);
+      expect((await errorOf(connect(p.urlAs("postgres", "other-file", "pgbouncer")))).message).toContain(
+        "password authentication failed",
+      );
+    } finally {
+      await admin.end();
+    }
+  });
+});
