@@ -95,6 +95,26 @@ describe("limits", () => {
       await Promise.all(clients.map((c) => c.end()));
     }));
 
+  it("a pool made larger online (SET default_pool_size) opens a server for its waiting client at once", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", ADMIN_USERS: "postgres" }, async (p) => {
+      const holder = await connect(p.url());
+      await holder.query("BEGIN");
+      const queued = await connect(p.url());
+      const served = queued.query("SELECT 1");
+      const admin = await connect(p.url("pgbouncer"));
+      await waitFor(
+        async () => (await admin.query("SHOW CLIENTS")).rows.some((r) => r.state === "waiting"),
+        "a waiting client",
+      );
+      const pool = [...p.pooler.pools.values()].find((x) => x.db.name === "app")!;
+      await admin.query("SET default_pool_size = 2");
+      // launched by the SET itself, not by the janitor's next tick (up to 333 ms later), as PgBouncer
+      expect(pool.serverCount).toBe(2);
+      await served;
+      await holder.query("COMMIT");
+      await Promise.all([admin, holder, queued].map((c) => c.end()));
+    }));
+
   it("a pool made smaller online (SET default_pool_size) closes its idle servers above the new size", () =>
     withTestPooler({ DEFAULT_POOL_SIZE: "5", ADMIN_USERS: "postgres" }, async (p) => {
       const clients = await Promise.all([0, 1, 2, 3].map(() => connect(p.url())));
