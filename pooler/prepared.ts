@@ -324,7 +324,8 @@ function renameInError(from: string, to: string): (error: Buffer) => Buffer {
   return (error) => {
     const fields = parseErrorFields(error);
     const message = fields.get("M");
-    if (message !== undefined) fields.set("M", message.replace(`"${from}"`, `"${to}"`));
+    // a function, not a replacement string: a client's name may hold `$&`, `$$`, …
+    if (message !== undefined) fields.set("M", message.replace(`"${from}"`, () => `"${to}"`));
     return errorResponseFrom(fields);
   };
 }

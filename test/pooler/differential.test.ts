@@ -174,6 +174,16 @@ const CONVERSATIONS: Record<string, Step[]> = {
     // answered by the pooler: comes out in the right place only if no reply was missed above
     { send: [close("S", "wide"), sync()] },
   ],
+  "errors about a statement whose name has dollar signs": [
+    { send: [parse("a$$b$&c", "SELECT 1 AS one"), sync()] },
+    { send: [parse("a$$b$&c", "SELECT 2 AS two"), sync()] },
+    { send: [describeMsg("S", "x$'y"), sync()] },
+  ],
+  "one SQL text with different parameter types, then Describe": [
+    { send: [parse("t_int", "SELECT $1 AS v", [23]), parse("t_text", "SELECT $1 AS v", [25]), sync()] },
+    { send: [describeMsg("S", "t_int"), describeMsg("S", "t_text"), sync()] },
+    { send: [bind("", "t_text", ["abc"]), execute(), bind("", "t_int", ["abc"]), execute(), sync()] },
+  ],
   "one name closed and prepared again within a pipeline": [
     {
       send: [
