@@ -914,7 +914,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       return;
     }
     if (type !== Msg.Query && this.routesStatements()) {
-      this.noteEffect(effect);
+      // a named Parse's effect is the routing's to note (prepared.ts): it runs at a Bind, not here
+      if (type !== Msg.Parse || msg[5] === 0) this.noteEffect(effect);
       return routeStatementMessage(type, msg, this.statementRoute(this.server!));
     }
     this.noteEffect(type === Msg.Query ? effect : this.unroutedEffect(type, msg, effect));

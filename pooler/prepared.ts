@@ -37,8 +37,10 @@ export class Statement {
   /** The Parse a server gets, under the pooler's name. */
   readonly parse: Buffer;
   readonly close: Buffer;
-  /** Session state its execution may touch (a prepared `SELECT pg_advisory_lock($1)`). */
+  /** Session state its execution (from a Bind) may touch (a prepared `SELECT pg_advisory_lock($1)`). */
   readonly effect: SessionEffect;
+  /** The same for a Parse or Describe of it, which do not run it: a prepared DEALLOCATE ALL drops nothing yet. */
+  readonly unrunEffect: SessionEffect;
   /** Client mappings and server LRUs holding it; at 0 it leaves the registry. */
   refs = 0;
 
@@ -53,6 +55,7 @@ export class Statement {
     this.close = close("S", name);
     const sqlEnd = clientParse.indexOf(0, span.end + 1);
     this.effect = classifySql(clientParse, span.end + 1, sqlEnd);
+    this.unrunEffect = this.effect.dropsStatements ? { ...this.effect, dropsStatements: false } : this.effect;
   }
 }
 
@@ -237,7 +240,7 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   }
   // Bind, Describe, or a second Parse of the name (PostgreSQL's own 42P05 about the statement)
   const rename = renameInError(s.name, name);
-  r.noteEffect(s.effect);
+  r.noteEffect(type === Msg.Bind ? s.effect : s.unrunEffect);
   ensurePrepared(s, rename, r);
   r.replies.push(kind, { mapError: rename });
   r.toServer(withStatementName(msg, span, s.nameBytes));
@@ -262,7 +265,7 @@ function restore(name: string, s: Statement, r: StatementRoute): void {
 
 function parseNew(name: string, msg: Buffer, span: { start: number; end: number }, r: StatementRoute): void {
   const s = r.registry.intern(msg, span);
-  r.noteEffect(s.effect);
+  r.noteEffect(s.unrunEffect);
   r.client.set(name, s);
   const forget = (): void => r.client.delete(name, s);
   if (r.server.state(s) === "yes") {

@@ -174,6 +174,13 @@ const CONVERSATIONS: Record<string, Step[]> = {
     // answered by the pooler: comes out in the right place only if no reply was missed above
     { send: [close("S", "wide"), sync()] },
   ],
+  "a prepared DEALLOCATE ALL drops the statements when it runs, not when it is prepared or described": [
+    { send: [parse("s1", "SELECT 1 AS a"), parse("d", "DEALLOCATE ALL"), describeMsg("S", "d"), sync()] },
+    { send: [bind("", "s1"), execute(), sync()] },
+    { send: [bind("", "d"), execute(), sync()] },
+    { send: [bind("", "s1"), execute(), sync()] },
+    { send: [bind("", "d"), execute(), sync()] },
+  ],
   "errors about a statement whose name has dollar signs": [
     { send: [parse("a$$b$&c", "SELECT 1 AS one"), sync()] },
     { send: [parse("a$$b$&c", "SELECT 2 AS two"), sync()] },
