@@ -264,3 +264,76 @@ describe("the same conversations directly and through the pooler", () => {
     }
   });
 });
+
+/** With room for one statement per server, every other use of a name evicts another: the same conversations. */
+const EVICTING: Record<string, Step[]> = {
+  "a statement evicted while a portal made from it is still to be read": [
+    {
+      send: [
+        parse("e1", "SELECT g AS a FROM generate_series(1, 3) AS g"),
+        bind("p1", "e1"),
+        execute("p1", 1),
+        parse("e2", "SELECT 'two' AS b"),
+        bind("", "e2"),
+        execute("p1", 0),
+        execute(),
+        describeMsg("S", "e1"),
+        describeMsg("S", "e2"),
+        bind("", "e1"),
+        execute(),
+        sync(),
+      ],
+    },
+    { send: [describeMsg("S", "e2"), bind("", "e2"), execute(), sync()] },
+  ],
+  "an error after evictions in one pipeline, then each name again": [
+    {
+      send: [
+        parse("e1", "SELECT 1 AS one"),
+        parse("e2", "SELECT 2 AS two"),
+        bind("", "e1"),
+        execute(),
+        parse("e3", "SELEC 3"),
+        bind("", "e2"),
+        execute(),
+        sync(),
+      ],
+    },
+    { send: [bind("", "e2"), execute(), bind("", "e3"), sync()] },
+    { send: [bind("", "e1"), execute(), bind("", "e2"), execute(), sync()] },
+  ],
+  "a large statement": [
+    {
+      send: [
+        parse("big", `SELECT length('${"x".repeat(300_000)}') AS n`),
+        parse("small", "SELECT 1 AS one"),
+        bind("", "big"),
+        execute(),
+        sync(),
+      ],
+    },
+    { send: [bind("", "small"), execute(), bind("", "big"), execute(), sync()] },
+  ],
+};
+
+describe("the same conversations directly and through a pooler with MAX_PREPARED_STATEMENTS=1", () => {
+  let p: TestPooler;
+  beforeAll(async () => {
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "2", MAX_PREPARED_STATEMENTS: "1" });
+  });
+  afterAll(() => p.stop());
+
+  it.each(Object.keys(EVICTING))("%s", async (name) => {
+    const steps = EVICTING[name]!;
+    const direct = await RawClient.connect(inject("pgAppUrl"));
+    const pooled = await RawClient.connect(p.url());
+    try {
+      expect(await converse(pooled, steps, async () => undefined)).toEqual(
+        await converse(direct, steps, async () => undefined),
+      );
+    } finally {
+      await direct.close();
+      await pooled.close();
+    }
+  });
+});
