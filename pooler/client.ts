@@ -750,6 +750,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       get capacity() {
         return pool.settings.maxPreparedStatements;
       },
+      searchPath: () => this.settings.get("search_path"),
       toServer: (buf) => this.pass(buf),
       toClient: (buf) => this.write(buf),
       noteEffect: (effect) => this.noteEffect(effect),

@@ -36,6 +36,7 @@ function setup(capacity = 10) {
     server: srv,
     replies: q,
     capacity,
+    searchPath: () => undefined,
     toServer: (b) => toServer.push(describeWire(b)),
     toClient: (b) => toClient.push(describeWire(b)),
     noteEffect: () => undefined,

@@ -1,8 +1,8 @@
 // Protocol-level prepared statements in transaction and statement pooling, as PgBouncer 1.21+
 // (max_prepared_statements): a client's named statements live on whichever server it gets next.
 //
-// - Each distinct statement (query text + parameter types, the Parse bytes after the name) gets a
-//   pooler-wide name, POOLER_<n>, upper case so that an unquoted SQL-level PREPARE (folded to lower
+// - Each distinct statement (query text + parameter types, the Parse bytes after the name, and the
+//   client's own search_path) gets a pooler-wide name, POOLER_<n>, upper case so that an unquoted SQL-level PREPARE (folded to lower
 //   case) can never collide with it. A client's names map to these (ClientStatements).
 // - Each server keeps an LRU of what is prepared on it (ServerStatements), at most
 //   max_prepared_statements; the least recently used is closed to make room.
@@ -64,11 +64,18 @@ const LITERAL_KEY_LIMIT = 4096;
 
 /**
  * Query, NUL, parameter type OIDs: the exact bytes, or for a long text its digest (not held a second
- * time as its key; a digest key has no NUL, so it never equals an exact one).
+ * time as its key; a digest key has no NUL, so it never equals an exact one); then the client's
+ * search_path, if it has one of its own. PostgreSQL analyses a Parse under the session's
+ * search_path and refuses to run it later under one that changes its result columns ("cached plan
+ * must not change result type"): one text shared by clients of different schemas would fail.
  */
-function statementKey(text: Buffer): string {
-  if (text.length <= LITERAL_KEY_LIMIT) return text.toString("latin1");
-  return `sha256:${text.length}:${crypto.createHash("sha256").update(text).digest("base64")}`;
+function statementKey(text: Buffer, searchPath: string | undefined): string {
+  const key =
+    text.length <= LITERAL_KEY_LIMIT
+      ? text.toString("latin1")
+      : `sha256:${text.length}:${crypto.createHash("sha256").update(text).digest("base64")}`;
+  // after the fixed-length OIDs (or the digest): no other key ends in this
+  return searchPath === undefined ? key : `${key}\0search_path=${searchPath}`;
 }
 
 export class StatementRegistry {
@@ -80,8 +87,8 @@ export class StatementRegistry {
   }
 
   /** The statement a client's Parse describes, new or shared; unreferenced until someone holds it. */
-  intern(parse: Buffer, span: { start: number; end: number }): Statement {
-    const key = statementKey(parse.subarray(span.end + 1));
+  intern(parse: Buffer, span: { start: number; end: number }, searchPath?: string): Statement {
+    const key = statementKey(parse.subarray(span.end + 1), searchPath);
     let s = this.byKey.get(key);
     if (s === undefined) {
       s = new Statement(key, `POOLER_${this.next++}`, parse, span);
@@ -199,6 +206,8 @@ export interface StatementRoute {
   replies: ReplyQueue;
   /** max_prepared_statements */
   capacity: number;
+  /** The client's own search_path (SET in an earlier transaction, or at startup), if any. */
+  searchPath(): string | undefined;
   toServer(buf: Buffer): void;
   toClient(buf: Buffer): void;
   /** A statement the client refers to may touch session state when executed. */
@@ -264,7 +273,7 @@ function restore(name: string, s: Statement, r: StatementRoute): void {
 }
 
 function parseNew(name: string, msg: Buffer, span: { start: number; end: number }, r: StatementRoute): void {
-  const s = r.registry.intern(msg, span);
+  const s = r.registry.intern(msg, span, r.searchPath());
   r.noteEffect(s.unrunEffect);
   r.client.set(name, s);
   const forget = (): void => r.client.delete(name, s);
