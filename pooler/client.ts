@@ -754,7 +754,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       toServer: (buf) => this.pass(buf),
       toClient: (buf) => this.write(buf),
       noteEffect: (effect) => this.noteEffect(effect),
-      inFailedTransaction: () => this.server?.txStatus === "E",
+      mayBeInFailedTransaction: () => {
+        const server = this.server;
+        return server !== null && (server.txStatus === "E" || server.owedToClient > 0);
+      },
     });
     route.server = server.statements ??= new ServerStatements(pool.statements);
     route.replies = server.replies;

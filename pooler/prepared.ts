@@ -213,10 +213,12 @@ export interface StatementRoute {
   /** A statement the client refers to may touch session state when executed. */
   noteEffect(effect: SessionEffect): void;
   /**
-   * The server's transaction had failed at its last ReadyForQuery: PostgreSQL refuses a Parse
-   * (25P02) until it ends, except of the statement that ends it.
+   * The server's transaction may have failed by the time it reads what is sent now: it had at its
+   * last ReadyForQuery, or a request sent before is still unanswered (its error may abort the
+   * transaction). PostgreSQL refuses a Parse (25P02) until the transaction ends, except of the
+   * statement that ends it.
    */
-  inFailedTransaction(): boolean;
+  mayBeInFailedTransaction(): boolean;
 }
 
 /**
@@ -282,7 +284,7 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
     // In a failed transaction PostgreSQL refuses a Parse (25P02) unless its statement ends the
     // transaction (COMMIT, ROLLBACK…): the same Parse under a throwaway name, closed at once, gets
     // PostgreSQL's own verdict without touching the statement the server keeps for everyone.
-    if (r.inFailedTransaction()) {
+    if (r.mayBeInFailedTransaction()) {
       r.replies.push(Expect.Parse, { undo: forget, mapError: renameInError(PARSE_CHECK, name) });
       r.toServer(withStatementName(msg, span, PARSE_CHECK_BYTES));
       r.replies.push(Expect.Close, { swallow: true });

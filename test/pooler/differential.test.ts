@@ -191,6 +191,37 @@ const CONVERSATIONS: Record<string, Step[]> = {
     { send: [describeMsg("S", "t_int"), describeMsg("S", "t_text"), sync()] },
     { send: [bind("", "t_text", ["abc"]), execute(), bind("", "t_int", ["abc"]), execute(), sync()] },
   ],
+  "a Parse of known SQL in the same write as the error that fails its transaction": [
+    {
+      send: [
+        parse("k", "SELECT 1 AS one"),
+        sync(),
+        query("BEGIN"),
+        query("SELECT 1 / 0"),
+        parse("mine", "SELECT 1 AS one"),
+        bind("", "mine"),
+        execute(),
+        sync(),
+        query("ROLLBACK"),
+      ],
+      ready: 5,
+    },
+    { send: [bind("", "mine"), execute(), sync()] },
+    {
+      send: [
+        query("BEGIN"),
+        parse("", "SELECT 1 / 0"),
+        bind("", ""),
+        execute(),
+        sync(),
+        parse("mine2", "SELECT 1 AS one"),
+        sync(),
+        query("ROLLBACK"),
+      ],
+      ready: 4,
+    },
+    { send: [bind("", "mine2"), execute(), sync()] },
+  ],
   "one name closed and prepared again within a pipeline": [
     {
       send: [
