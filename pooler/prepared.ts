@@ -339,7 +339,11 @@ function renameInError(from: string, to: string): (error: Buffer) => Buffer {
     const fields = parseErrorFields(error);
     const message = fields.get("M");
     // a function, not a replacement string: a client's name may hold `$&`, `$$`, …
-    if (message !== undefined) fields.set("M", message.replace(`"${from}"`, () => `"${to}"`));
+    if (message !== undefined)
+      fields.set(
+        "M",
+        message.replace(`"${from}"`, () => `"${to}"`),
+      );
     return errorResponseFrom(fields);
   };
 }
