@@ -750,10 +750,14 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       get capacity() {
         return pool.settings.maxPreparedStatements;
       },
+      searchPath: () => this.settings.get("search_path"),
       toServer: (buf) => this.pass(buf),
       toClient: (buf) => this.write(buf),
       noteEffect: (effect) => this.noteEffect(effect),
-      inFailedTransaction: () => this.server?.txStatus === "E",
+      mayBeInFailedTransaction: () => {
+        const server = this.server;
+        return server !== null && (server.txStatus === "E" || server.owedToClient > 0);
+      },
     });
     route.server = server.statements ??= new ServerStatements(pool.statements);
     route.replies = server.replies;
@@ -914,7 +918,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       return;
     }
     if (type !== Msg.Query && this.routesStatements()) {
-      this.noteEffect(effect);
+      // a named Parse's effect is the routing's to note (prepared.ts): it runs at a Bind, not here
+      if (type !== Msg.Parse || msg[5] === 0) this.noteEffect(effect);
       return routeStatementMessage(type, msg, this.statementRoute(this.server!));
     }
     this.noteEffect(type === Msg.Query ? effect : this.unroutedEffect(type, msg, effect));

@@ -36,10 +36,11 @@ function setup(capacity = 10) {
     server: srv,
     replies: q,
     capacity,
+    searchPath: () => undefined,
     toServer: (b) => toServer.push(describeWire(b)),
     toClient: (b) => toClient.push(describeWire(b)),
     noteEffect: () => undefined,
-    inFailedTransaction: () => false,
+    mayBeInFailedTransaction: () => false,
   });
   /** The server answers everything it was sent successfully. */
   const serverOk = (q = replies): void => {

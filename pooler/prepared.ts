@@ -1,8 +1,8 @@
 // Protocol-level prepared statements in transaction and statement pooling, as PgBouncer 1.21+
 // (max_prepared_statements): a client's named statements live on whichever server it gets next.
 //
-// - Each distinct statement (query text + parameter types, the Parse bytes after the name) gets a
-//   pooler-wide name, POOLER_<n>, upper case so that an unquoted SQL-level PREPARE (folded to lower
+// - Each distinct statement (query text + parameter types, the Parse bytes after the name, and the
+//   client's own search_path) gets a pooler-wide name, POOLER_<n>, upper case so that an unquoted SQL-level PREPARE (folded to lower
 //   case) can never collide with it. A client's names map to these (ClientStatements).
 // - Each server keeps an LRU of what is prepared on it (ServerStatements), at most
 //   max_prepared_statements; the least recently used is closed to make room.
@@ -37,8 +37,10 @@ export class Statement {
   /** The Parse a server gets, under the pooler's name. */
   readonly parse: Buffer;
   readonly close: Buffer;
-  /** Session state its execution may touch (a prepared `SELECT pg_advisory_lock($1)`). */
+  /** Session state its execution (from a Bind) may touch (a prepared `SELECT pg_advisory_lock($1)`). */
   readonly effect: SessionEffect;
+  /** The same for a Parse or Describe of it, which do not run it: a prepared DEALLOCATE ALL drops nothing yet. */
+  readonly unrunEffect: SessionEffect;
   /** Client mappings and server LRUs holding it; at 0 it leaves the registry. */
   refs = 0;
 
@@ -53,6 +55,7 @@ export class Statement {
     this.close = close("S", name);
     const sqlEnd = clientParse.indexOf(0, span.end + 1);
     this.effect = classifySql(clientParse, span.end + 1, sqlEnd);
+    this.unrunEffect = this.effect.dropsStatements ? { ...this.effect, dropsStatements: false } : this.effect;
   }
 }
 
@@ -61,11 +64,18 @@ const LITERAL_KEY_LIMIT = 4096;
 
 /**
  * Query, NUL, parameter type OIDs: the exact bytes, or for a long text its digest (not held a second
- * time as its key; a digest key has no NUL, so it never equals an exact one).
+ * time as its key; a digest key has no NUL, so it never equals an exact one); then the client's
+ * search_path, if it has one of its own. PostgreSQL analyses a Parse under the session's
+ * search_path and refuses to run it later under one that changes its result columns ("cached plan
+ * must not change result type"): one text shared by clients of different schemas would fail.
  */
-function statementKey(text: Buffer): string {
-  if (text.length <= LITERAL_KEY_LIMIT) return text.toString("latin1");
-  return `sha256:${text.length}:${crypto.createHash("sha256").update(text).digest("base64")}`;
+function statementKey(text: Buffer, searchPath: string | undefined): string {
+  const key =
+    text.length <= LITERAL_KEY_LIMIT
+      ? text.toString("latin1")
+      : `sha256:${text.length}:${crypto.createHash("sha256").update(text).digest("base64")}`;
+  // after the fixed-length OIDs (or the digest): no other key ends in this
+  return searchPath === undefined ? key : `${key}\0search_path=${searchPath}`;
 }
 
 export class StatementRegistry {
@@ -77,8 +87,8 @@ export class StatementRegistry {
   }
 
   /** The statement a client's Parse describes, new or shared; unreferenced until someone holds it. */
-  intern(parse: Buffer, span: { start: number; end: number }): Statement {
-    const key = statementKey(parse.subarray(span.end + 1));
+  intern(parse: Buffer, span: { start: number; end: number }, searchPath?: string): Statement {
+    const key = statementKey(parse.subarray(span.end + 1), searchPath);
     let s = this.byKey.get(key);
     if (s === undefined) {
       s = new Statement(key, `POOLER_${this.next++}`, parse, span);
@@ -196,15 +206,19 @@ export interface StatementRoute {
   replies: ReplyQueue;
   /** max_prepared_statements */
   capacity: number;
+  /** The client's own search_path (SET in an earlier transaction, or at startup), if any. */
+  searchPath(): string | undefined;
   toServer(buf: Buffer): void;
   toClient(buf: Buffer): void;
   /** A statement the client refers to may touch session state when executed. */
   noteEffect(effect: SessionEffect): void;
   /**
-   * The server's transaction had failed at its last ReadyForQuery: PostgreSQL refuses a Parse
-   * (25P02) until it ends, except of the statement that ends it.
+   * The server's transaction may have failed by the time it reads what is sent now: it had at its
+   * last ReadyForQuery, or a request sent before is still unanswered (its error may abort the
+   * transaction). PostgreSQL refuses a Parse (25P02) until the transaction ends, except of the
+   * statement that ends it.
    */
-  inFailedTransaction(): boolean;
+  mayBeInFailedTransaction(): boolean;
 }
 
 /**
@@ -237,7 +251,7 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   }
   // Bind, Describe, or a second Parse of the name (PostgreSQL's own 42P05 about the statement)
   const rename = renameInError(s.name, name);
-  r.noteEffect(s.effect);
+  r.noteEffect(type === Msg.Bind ? s.effect : s.unrunEffect);
   ensurePrepared(s, rename, r);
   r.replies.push(kind, { mapError: rename });
   r.toServer(withStatementName(msg, span, s.nameBytes));
@@ -261,8 +275,8 @@ function restore(name: string, s: Statement, r: StatementRoute): void {
 }
 
 function parseNew(name: string, msg: Buffer, span: { start: number; end: number }, r: StatementRoute): void {
-  const s = r.registry.intern(msg, span);
-  r.noteEffect(s.effect);
+  const s = r.registry.intern(msg, span, r.searchPath());
+  r.noteEffect(s.unrunEffect);
   r.client.set(name, s);
   const forget = (): void => r.client.delete(name, s);
   if (r.server.state(s) === "yes") {
@@ -270,7 +284,7 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
     // In a failed transaction PostgreSQL refuses a Parse (25P02) unless its statement ends the
     // transaction (COMMIT, ROLLBACK…): the same Parse under a throwaway name, closed at once, gets
     // PostgreSQL's own verdict without touching the statement the server keeps for everyone.
-    if (r.inFailedTransaction()) {
+    if (r.mayBeInFailedTransaction()) {
       r.replies.push(Expect.Parse, { undo: forget, mapError: renameInError(PARSE_CHECK, name) });
       r.toServer(withStatementName(msg, span, PARSE_CHECK_BYTES));
       r.replies.push(Expect.Close, { swallow: true });
@@ -324,7 +338,12 @@ function renameInError(from: string, to: string): (error: Buffer) => Buffer {
   return (error) => {
     const fields = parseErrorFields(error);
     const message = fields.get("M");
-    if (message !== undefined) fields.set("M", message.replace(`"${from}"`, `"${to}"`));
+    // a function, not a replacement string: a client's name may hold `$&`, `$$`, …
+    if (message !== undefined)
+      fields.set(
+        "M",
+        message.replace(`"${from}"`, () => `"${to}"`),
+      );
     return errorResponseFrom(fields);
   };
 }

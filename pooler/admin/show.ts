@@ -151,7 +151,8 @@ const CONFIG_COLUMNS = cols<ShowConfigRow>({
 
 /**
  * PgBouncer 1.25's eleven statistics in its column order, named as each SHOW names them. The last
- * three count prepared statements, which we do not track: always 0.
+ * three count named prepared statements (prepared.ts): the clients' Parses, the pooler's Parses on
+ * servers, and Binds.
  */
 const STAT_FIELDS: readonly {
   counter: keyof Counters;

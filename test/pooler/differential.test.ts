@@ -174,6 +174,54 @@ const CONVERSATIONS: Record<string, Step[]> = {
     // answered by the pooler: comes out in the right place only if no reply was missed above
     { send: [close("S", "wide"), sync()] },
   ],
+  "a prepared DEALLOCATE ALL drops the statements when it runs, not when it is prepared or described": [
+    { send: [parse("s1", "SELECT 1 AS a"), parse("d", "DEALLOCATE ALL"), describeMsg("S", "d"), sync()] },
+    { send: [bind("", "s1"), execute(), sync()] },
+    { send: [bind("", "d"), execute(), sync()] },
+    { send: [bind("", "s1"), execute(), sync()] },
+    { send: [bind("", "d"), execute(), sync()] },
+  ],
+  "errors about a statement whose name has dollar signs": [
+    { send: [parse("a$$b$&c", "SELECT 1 AS one"), sync()] },
+    { send: [parse("a$$b$&c", "SELECT 2 AS two"), sync()] },
+    { send: [describeMsg("S", "x$'y"), sync()] },
+  ],
+  "one SQL text with different parameter types, then Describe": [
+    { send: [parse("t_int", "SELECT $1 AS v", [23]), parse("t_text", "SELECT $1 AS v", [25]), sync()] },
+    { send: [describeMsg("S", "t_int"), describeMsg("S", "t_text"), sync()] },
+    { send: [bind("", "t_text", ["abc"]), execute(), bind("", "t_int", ["abc"]), execute(), sync()] },
+  ],
+  "a Parse of known SQL in the same write as the error that fails its transaction": [
+    {
+      send: [
+        parse("k", "SELECT 1 AS one"),
+        sync(),
+        query("BEGIN"),
+        query("SELECT 1 / 0"),
+        parse("mine", "SELECT 1 AS one"),
+        bind("", "mine"),
+        execute(),
+        sync(),
+        query("ROLLBACK"),
+      ],
+      ready: 5,
+    },
+    { send: [bind("", "mine"), execute(), sync()] },
+    {
+      send: [
+        query("BEGIN"),
+        parse("", "SELECT 1 / 0"),
+        bind("", ""),
+        execute(),
+        sync(),
+        parse("mine2", "SELECT 1 AS one"),
+        sync(),
+        query("ROLLBACK"),
+      ],
+      ready: 4,
+    },
+    { send: [bind("", "mine2"), execute(), sync()] },
+  ],
   "one name closed and prepared again within a pipeline": [
     {
       send: [
@@ -241,6 +289,79 @@ describe("the same conversations directly and through the pooler", () => {
       const got = await converse(pooled, steps, shuffle);
       await other.query("COMMIT").catch(() => undefined);
       expect(got).toEqual(expected);
+    } finally {
+      await direct.close();
+      await pooled.close();
+    }
+  });
+});
+
+/** With room for one statement per server, every other use of a name evicts another: the same conversations. */
+const EVICTING: Record<string, Step[]> = {
+  "a statement evicted while a portal made from it is still to be read": [
+    {
+      send: [
+        parse("e1", "SELECT g AS a FROM generate_series(1, 3) AS g"),
+        bind("p1", "e1"),
+        execute("p1", 1),
+        parse("e2", "SELECT 'two' AS b"),
+        bind("", "e2"),
+        execute("p1", 0),
+        execute(),
+        describeMsg("S", "e1"),
+        describeMsg("S", "e2"),
+        bind("", "e1"),
+        execute(),
+        sync(),
+      ],
+    },
+    { send: [describeMsg("S", "e2"), bind("", "e2"), execute(), sync()] },
+  ],
+  "an error after evictions in one pipeline, then each name again": [
+    {
+      send: [
+        parse("e1", "SELECT 1 AS one"),
+        parse("e2", "SELECT 2 AS two"),
+        bind("", "e1"),
+        execute(),
+        parse("e3", "SELEC 3"),
+        bind("", "e2"),
+        execute(),
+        sync(),
+      ],
+    },
+    { send: [bind("", "e2"), execute(), bind("", "e3"), sync()] },
+    { send: [bind("", "e1"), execute(), bind("", "e2"), execute(), sync()] },
+  ],
+  "a large statement": [
+    {
+      send: [
+        parse("big", `SELECT length('${"x".repeat(300_000)}') AS n`),
+        parse("small", "SELECT 1 AS one"),
+        bind("", "big"),
+        execute(),
+        sync(),
+      ],
+    },
+    { send: [bind("", "small"), execute(), bind("", "big"), execute(), sync()] },
+  ],
+};
+
+describe("the same conversations directly and through a pooler with MAX_PREPARED_STATEMENTS=1", () => {
+  let p: TestPooler;
+  beforeAll(async () => {
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "2", MAX_PREPARED_STATEMENTS: "1" });
+  });
+  afterAll(() => p.stop());
+
+  it.each(Object.keys(EVICTING))("%s", async (name) => {
+    const steps = EVICTING[name]!;
+    const direct = await RawClient.connect(inject("pgAppUrl"));
+    const pooled = await RawClient.connect(p.url());
+    try {
+      expect(await converse(pooled, steps, async () => undefined)).toEqual(
+        await converse(direct, steps, async () => undefined),
+      );
     } finally {
       await direct.close();
       await pooled.close();

@@ -139,6 +139,30 @@ describe("named prepared statements in transaction pooling", () => {
     }
   });
 
+  it("one text prepared by clients of different search_paths is each one's own statement", async () => {
+    // schema per tenant, the tenants' tables differ: shared, PostgreSQL refused the second tenant's
+    // Bind ("cached plan must not change result type", 0A000) on the server the first one prepared it
+    const setup = await connect(p.url());
+    await setup.query(`
+      DROP SCHEMA IF EXISTS ps_tenant_a, ps_tenant_b CASCADE;
+      CREATE SCHEMA ps_tenant_a; CREATE TABLE ps_tenant_a.t (x int); INSERT INTO ps_tenant_a.t VALUES (1);
+      CREATE SCHEMA ps_tenant_b; CREATE TABLE ps_tenant_b.t (y text, z text); INSERT INTO ps_tenant_b.t VALUES ('b', 'bb');`);
+    const a = await connect(p.url());
+    const b = await connect(p.url(), { options: "-c search_path=ps_tenant_b" });
+    try {
+      await a.query("SET search_path = ps_tenant_a");
+      for (let i = 0; i < 3; i++) {
+        expect((await a.query({ name: "q", text: "SELECT * FROM t" })).rows).toEqual([{ x: 1 }]);
+        expect((await b.query({ name: "q", text: "SELECT * FROM t" })).rows).toEqual([{ y: "b", z: "bb" }]);
+      }
+    } finally {
+      await a.end();
+      await b.end();
+      await setup.query("DROP SCHEMA ps_tenant_a, ps_tenant_b CASCADE");
+      await setup.end();
+    }
+  });
+
   it("a failed Parse leaves no mapping; a name never prepared gets PostgreSQL's 26000", async () => {
     const c = await RawClient.connect(p.url());
     try {
