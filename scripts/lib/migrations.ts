@@ -8,7 +8,15 @@ import path from "node:path";
 import pg from "pg";
 
 /** Same key as Prisma Migrate, so the two never run at once against one database. */
-const PRISMA_MIGRATE_LOCK = 72707369;
+export const PRISMA_MIGRATE_LOCK = 72707369;
+
+/** Prisma Migrate waits this long for the lock, then fails with P1002. */
+const LOCK_TIMEOUT_MS = 10_000;
+const LOCK_RETRY_MS = 100;
+
+export interface ApplyOptions {
+  lockTimeoutMs?: number;
+}
 
 interface AppliedRow {
   checksum: string;
@@ -45,16 +53,40 @@ function sameScript(recorded: string, script: Buffer): boolean {
   );
 }
 
+/**
+ * Takes the migration lock, waiting at most `timeoutMs` as Prisma Migrate does. An unbounded
+ * pg_advisory_lock would hang for good behind a lock no one will release: one left on a pooled
+ * server connection by a run through a transaction-mode pooler.
+ */
+async function lockMigrations(client: pg.Client, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await client.query<{ locked: boolean }>(
+      `SELECT pg_try_advisory_lock(${PRISMA_MIGRATE_LOCK}) AS locked`,
+    );
+    if (rows[0]?.locked) return;
+    if (Date.now() >= deadline) {
+      throw new MigrationError(
+        `P1002: timed out after ${timeoutMs / 1000} s waiting for the migration lock ` +
+          `(pg_advisory_lock(${PRISMA_MIGRATE_LOCK})): another migration is running, or a session still ` +
+          "holds it (one that ran migrations through a transaction-mode pooler: see pg_locks, or RECONNECT the pooler).",
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
+  }
+}
+
 export async function applyMigrations(
   directUrl: string,
   dir: string,
   log: (line: string) => void = console.log,
+  { lockTimeoutMs = LOCK_TIMEOUT_MS }: ApplyOptions = {},
 ): Promise<string[]> {
   const client = new pg.Client({ connectionString: directUrl });
   await client.connect();
   const appliedNow: string[] = [];
   try {
-    await client.query(`SELECT pg_advisory_lock(${PRISMA_MIGRATE_LOCK})`);
+    await lockMigrations(client, lockTimeoutMs);
     await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
       "id"                  VARCHAR(36) PRIMARY KEY NOT NULL,
       "checksum"            VARCHAR(64) NOT NULL,

@@ -8,6 +8,12 @@ import path from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import {
+  applyMigrations,
+  createDatabase,
+  MigrationError,
+  PRISMA_MIGRATE_LOCK,
+} from "../../scripts/lib/migrations.ts";
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, "../..");
@@ -165,5 +171,35 @@ describe("npm run migrate", () => {
     const failure = await migrate({}).catch((err: { code: number; stderr: string }) => err);
     expect(failure).toMatchObject({ code: 1 });
     expect((failure as { stderr: string }).stderr).toContain("Set POSTGRES_DATABASE_URL");
+  });
+});
+
+describe("the migration lock", () => {
+  const name = `migrate_lock_${process.pid}`;
+  const url = databaseUrl(name);
+
+  beforeAll(() => createDatabase(inject("pgAdminUrl"), name));
+  afterAll(() => query(inject("pgAdminUrl"), `DROP DATABASE IF EXISTS ${name}`));
+
+  it("is waited for a bounded time, then refused with Prisma's P1002, not waited for forever", async () => {
+    // What a run through a transaction-mode pooler leaves behind: the lock held by a session that
+    // nobody will end (or another migration that hangs).
+    const holder = new pg.Client({ connectionString: url });
+    await holder.connect();
+    try {
+      await holder.query(`SELECT pg_advisory_lock(${PRISMA_MIGRATE_LOCK})`);
+      const started = Date.now();
+      const failure = await applyMigrations(url, migrationsDir, () => {}, { lockTimeoutMs: 500 }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(failure).toBeInstanceOf(MigrationError);
+      expect((failure as Error).message).toMatch(/^P1002: timed out after 0\.5 s waiting for the migration lock/);
+      expect(Date.now() - started).toBeLessThan(5000);
+      const tables = await query(url, "SELECT 1 FROM pg_tables WHERE tablename = 'core_post'");
+      expect(tables).toEqual([]);
+    } finally {
+      await holder.end();
+    }
   });
 });
