@@ -108,12 +108,24 @@ export async function transaction<T>(
   }
 }
 
+/**
+ * What a pooler in statement mode (ours and PgBouncer alike) answers a BEGIN with. Every write of the
+ * admin is a transaction, so none can succeed until the pooler is reconfigured: PgBouncer's code for
+ * it (08P01) would otherwise pass for an outage, ours (0A000) for a bug.
+ */
+const TRANSACTIONS_REFUSED = /transaction blocks not allowed in statement pooling mode/;
+
 /** Why a write did not (surely) happen for the database's sake rather than the request's. */
-export type SaveFailure = "unreachable" | "outcome unknown" | "timed out";
+export type SaveFailure = "unreachable" | "outcome unknown" | "timed out" | "transactions refused";
 
 /** The SaveFailure `err` stands for; null when it is not one (a bug, bad data). */
 export function saveFailure(err: unknown): SaveFailure | null {
   if (err instanceof CommitOutcomeUnknown) return "outcome unknown";
   if (err instanceof TransactionTimedOut) return "timed out";
+  if (anyInChain(err, (e) => typeof e.message === "string" && TRANSACTIONS_REFUSED.test(e.message)))
+    return "transactions refused";
   return isDatabaseUnavailable(err) ? "unreachable" : null;
 }
+
+/** A failure that trying again later will not mend: the site's configuration must change. */
+export const needsAdministrator = (failure: SaveFailure): boolean => failure === "transactions refused";

@@ -5,7 +5,7 @@
 import type { NextFunction, Request, Response } from "express";
 import { HttpError, notFound } from "./errors.ts";
 import { isCsrfError } from "./auth/csrf.ts";
-import { RETRY_AFTER_SECONDS, saveFailure, type SaveFailure } from "./db-errors.ts";
+import { needsAdministrator, RETRY_AFTER_SECONDS, saveFailure, type SaveFailure } from "./db-errors.ts";
 import { bodyFields } from "./query-dict.ts";
 
 const HEADINGS: Record<number, string> = {
@@ -35,6 +35,8 @@ const UNCHANGED: Record<SaveFailure, string> = {
     "The database went away while your change was being saved: it may or may not have been made. Check before sending it again.",
   "timed out":
     "The change took too long (another change may have been holding the same rows), so nothing was saved or changed.",
+  "transactions refused":
+    "The database's connection pooler refuses transactions (it runs in statement pooling mode), so nothing was saved or changed. The site's administrator must switch the pooler to transaction or session pooling.",
 };
 
 /** Form fields never sent back to the browser, as Django never re-displays a password. */
@@ -90,8 +92,11 @@ export function errorHandler(production: boolean) {
       status = 503;
       if (req.method === "GET" || req.method === "HEAD") detail = DETAILS[503];
       else detail = UNCHANGED[failure];
-      res.set("Retry-After", RETRY_AFTER_SECONDS);
-      req.log.warn({ err }, failure === "timed out" ? "transaction timed out" : "database unavailable");
+      if (needsAdministrator(failure)) req.log.error({ err }, "request failed: pooler misconfigured");
+      else {
+        res.set("Retry-After", RETRY_AFTER_SECONDS);
+        req.log.warn({ err }, failure === "timed out" ? "transaction timed out" : "database unavailable");
+      }
     }
     if (status === 500) req.log.error({ err }, "request failed");
     const stack = !production && status === 500 && err instanceof Error ? err.stack : undefined;

@@ -194,7 +194,9 @@ describe("the migration lock", () => {
         (err: unknown) => err,
       );
       expect(failure).toBeInstanceOf(MigrationError);
-      expect((failure as Error).message).toMatch(/^P1002: timed out after 0\.5 s waiting for the migration lock/);
+      expect((failure as Error).message).toMatch(
+        /^P1002: timed out after 0\.5 s waiting for the migration lock/,
+      );
       expect(Date.now() - started).toBeLessThan(5000);
       const tables = await query(url, "SELECT 1 FROM pg_tables WHERE tablename = 'core_post'");
       expect(tables).toEqual([]);

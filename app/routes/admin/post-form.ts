@@ -15,7 +15,13 @@ import { postForm, type PostInput } from "../../forms/post.ts";
 import { addError, NON_FIELD, parseForm, parseId, type FieldErrors } from "../../forms/fields.ts";
 import { messages } from "../../messages.ts";
 import { MissingObject } from "../../errors.ts";
-import { RETRY_AFTER_SECONDS, saveFailure, transaction, type SaveFailure } from "../../db-errors.ts";
+import {
+  needsAdministrator,
+  RETRY_AFTER_SECONDS,
+  saveFailure,
+  transaction,
+  type SaveFailure,
+} from "../../db-errors.ts";
 import { findPost, getPost, missingPost, quoted, urls } from "./post-admin.ts";
 import { preserving } from "./preserved-filters.ts";
 import { ADDED_MESSAGE, ADDITION, CHANGE, changedMessage, logEntry } from "../../admin-log.ts";
@@ -42,6 +48,8 @@ const UNSAVED: Record<SaveFailure, string> = {
     "The database went away while this post was being saved: it may or may not have been saved. Your text is kept below: check the list of posts in a moment before saving again.",
   "timed out":
     "Saving took too long (another change may have been holding this post), so it was NOT saved. Your text is kept below: please save again in a moment.",
+  "transactions refused":
+    "The database's connection pooler refuses transactions (it runs in statement pooling mode), so this post was NOT saved. Your text is kept below: the site's administrator must switch the pooler to transaction or session pooling.",
 };
 
 function renderForm(res: Response, { post, values, errors = {}, version, status = 200, id }: FormPage): void {
@@ -60,7 +68,8 @@ function renderForm(res: Response, { post, values, errors = {}, version, status 
 function renderUnsaved(res: Response, err: unknown, page: FormPage): void {
   const failure = saveFailure(err);
   if (failure === null) throw err;
-  res.set("Retry-After", RETRY_AFTER_SECONDS);
+  if (needsAdministrator(failure)) res.req.log.error({ err }, "post not saved");
+  else res.set("Retry-After", RETRY_AFTER_SECONDS);
   renderForm(res, { ...page, errors: addError({}, NON_FIELD, UNSAVED[failure]), status: 503 });
 }
 
