@@ -58,13 +58,13 @@ function sameScript(recorded: string, script: Buffer): boolean {
  * pg_advisory_lock would hang for good behind a lock no one will release: one left on a pooled
  * server connection by a run through a transaction-mode pooler.
  */
-async function lockMigrations(client: pg.Client, timeoutMs: number): Promise<void> {
+async function lockMigrations(client: pg.Client, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows } = await client.query<{ locked: boolean }>(
-      `SELECT pg_try_advisory_lock(${PRISMA_MIGRATE_LOCK}) AS locked`,
+    const { rows } = await client.query<{ locked: boolean; pid: number }>(
+      `SELECT pg_try_advisory_lock(${PRISMA_MIGRATE_LOCK}) AS locked, pg_backend_pid() AS pid`,
     );
-    if (rows[0]?.locked) return;
+    if (rows[0]?.locked) return rows[0].pid;
     if (Date.now() >= deadline) {
       throw new MigrationError(
         `P1002: timed out after ${timeoutMs / 1000} s waiting for the migration lock ` +
@@ -74,6 +74,22 @@ async function lockMigrations(client: pg.Client, timeoutMs: number): Promise<voi
     }
     await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
   }
+}
+
+/**
+ * The lock is held by the PostgreSQL session that took it: behind a transaction-mode pooler the next
+ * statement may run in another one, unprotected, and the lock stays behind on a pooled server.
+ */
+async function assertLockingSession(client: pg.Client, lockPid: number): Promise<void> {
+  const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+  const pid = rows[0]?.pid;
+  if (pid === lockPid) return;
+  throw new MigrationError(
+    `not a direct connection to PostgreSQL: the migration lock was taken by backend ${lockPid} and the ` +
+      `next statement ran in backend ${pid}, as behind a transaction-mode pooler. Give PostgreSQL's own ` +
+      `address (POSTGRES_DATABASE_URL / DIRECT_DATABASE_URL), and end backend ${lockPid}, which still holds ` +
+      `the lock: SELECT pg_terminate_backend(${lockPid}) (or RECONNECT the pooler).`,
+  );
 }
 
 export async function applyMigrations(
@@ -86,7 +102,8 @@ export async function applyMigrations(
   await client.connect();
   const appliedNow: string[] = [];
   try {
-    await lockMigrations(client, lockTimeoutMs);
+    const lockPid = await lockMigrations(client, lockTimeoutMs);
+    await assertLockingSession(client, lockPid);
     await client.query(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
       "id"                  VARCHAR(36) PRIMARY KEY NOT NULL,
       "checksum"            VARCHAR(64) NOT NULL,
@@ -125,6 +142,7 @@ export async function applyMigrations(
           log(`warning: migration ${name} was modified after it was applied`);
         continue;
       }
+      await assertLockingSession(client, lockPid);
       const id = crypto.randomUUID();
       await client.query(
         'INSERT INTO "_prisma_migrations" ("id", "checksum", "started_at", "migration_name") VALUES ($1, $2, now(), $3)',

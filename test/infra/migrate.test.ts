@@ -14,6 +14,7 @@ import {
   MigrationError,
   PRISMA_MIGRATE_LOCK,
 } from "../../scripts/lib/migrations.ts";
+import { hasPgBouncer, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, "../..");
@@ -203,5 +204,41 @@ describe("the migration lock", () => {
     } finally {
       await holder.end();
     }
+  });
+});
+
+describe.skipIf(!hasPgBouncer())("npm run migrate pointed at a transaction-mode pooler by mistake", () => {
+  const name = `migrate_pooled_${process.pid}`;
+  const url = databaseUrl(name);
+  let bouncer: PgBouncer;
+
+  beforeAll(async () => {
+    await createDatabase(inject("pgAdminUrl"), name);
+    const server = new URL(url);
+    // Round robin: a client's consecutive statements go to the pool's servers in turn.
+    bouncer = await startPgBouncer(
+      { [name]: `host=${server.hostname} port=${server.port} dbname=${name}` },
+      { pool_mode: "transaction", default_pool_size: 2, server_round_robin: 1 },
+    );
+    // Two servers in the pool, from two transactions at once.
+    const clients = [new pg.Client(bouncer.url(name)), new pg.Client(bouncer.url(name))];
+    for (const c of clients) await c.connect();
+    for (const c of clients) await c.query("BEGIN; SELECT 1");
+    for (const c of clients) await c.query("ROLLBACK");
+    for (const c of clients) await c.end();
+  }, 30_000);
+  afterAll(async () => {
+    await bouncer?.stop();
+    await query(inject("pgAdminUrl"), `DROP DATABASE IF EXISTS ${name}`);
+  });
+
+  it("stops with an error that says so, before applying anything", async () => {
+    const failure = await applyMigrations(bouncer.url(name), migrationsDir, () => {}).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(MigrationError);
+    expect((failure as Error).message).toMatch(/not a direct connection to PostgreSQL/);
+    expect(await query(url, "SELECT 1 FROM pg_tables WHERE tablename = 'core_post'")).toEqual([]);
   });
 });
