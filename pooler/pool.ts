@@ -18,6 +18,7 @@ import {
 } from "./target-session.ts";
 import { trackedOnly, trackedParameter } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
+import { md5Secret } from "./protocol/auth/md5.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
 import { PoolStats } from "./stats.ts";
 import { dialTarget } from "./unix-socket.ts";
@@ -178,9 +179,19 @@ export class Pool {
     );
   }
 
-  /** SCRAM pass-through keys become known only when a client logs in with SCRAM. */
+  /**
+   * A client's login proved `creds` against the user's current secret: new servers log in with
+   * them, so a password changed since the pool's first login (auth_file RELOADed, auth_query)
+   * reaches them. SCRAM pass-through keys become known only when a client logs in with SCRAM. The
+   * md5 hash of the plain password the pool holds is no news, and logs in to fewer roles (not SCRAM ones).
+   */
   updateCredentials(creds: ServerCredentials): void {
-    if (creds.scramKeys || (creds.password && !this.credentials.password)) this.credentials = creds;
+    const held = this.credentials.password;
+    const news =
+      creds.password !== undefined &&
+      creds.password !== held &&
+      (held === undefined || creds.password !== md5Secret(creds.user, held));
+    if (creds.scramKeys || news) this.credentials = creds;
   }
 
   /** Parameters for a client's login; connects a first server if none has told us yet. */
