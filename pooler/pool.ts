@@ -473,22 +473,30 @@ export class Pool {
       (failure: Error) => {
         // not there: KILL gave the login up (closeServers), which says nothing of the server
         if (!this.login.delete(server)) return;
-        this.hosts.failed(host);
-        const err = this.sessionAttrsMissed(server, host, failure);
-        if (err === null) return this.dispatch();
-        const restarting = isRestarting(err, server);
-        const wait = this.loginRetry.failed(err, restarting, attemptStart, this.settings.loginRetry);
-        // logged once per retry step: the logins in flight when the server went away say nothing new
-        if (wait !== null) {
-          this.log.warn({ pool: this.name, err: err.message, retryInMs: wait }, "server login failed");
-          this.retryLater(wait);
-        }
-        if (this.login.size === 0 && !this.loginRetry.clientsMayWait) {
-          for (const w of this.welcomeWaiters.splice(0)) w.reject(err);
-        }
-        this.failWaitersIfHopeless();
+        this.loginFailed(server, host, failure, attemptStart);
+        // One target_session_attrs refused is still open. Its close dispatches: only once the
+        // failure is on record, or the next login would not wait for server_login_retry.
+        if (failure instanceof SessionAttrsMismatch) server.close(failure.message);
       },
     );
+  }
+
+  /** A login failed: when the next one may start, and whether the clients waiting may go on waiting. */
+  private loginFailed(server: ServerConnection, host: string, failure: Error, attemptStart: number): void {
+    this.hosts.failed(host);
+    const err = this.sessionAttrsMissed(server, host, failure);
+    if (err === null) return this.dispatch();
+    const restarting = isRestarting(err, server);
+    const wait = this.loginRetry.failed(err, restarting, attemptStart, this.settings.loginRetry);
+    // logged once per retry step: the logins in flight when the server went away say nothing new
+    if (wait !== null) {
+      this.log.warn({ pool: this.name, err: err.message, retryInMs: wait }, "server login failed");
+      this.retryLater(wait);
+    }
+    if (this.login.size === 0 && !this.loginRetry.clientsMayWait) {
+      for (const w of this.welcomeWaiters.splice(0)) w.reject(err);
+    }
+    this.failWaitersIfHopeless();
   }
 
   /**
@@ -518,14 +526,13 @@ export class Pool {
   }
 
   /**
-   * A server target_session_attrs refused is closed, and the next host tried at once (null) until
-   * every host has refused: then it is a failed login like any other, server_login_retry and all.
+   * A server target_session_attrs refused (its caller closes it) is replaced by one on the next
+   * host at once (null) until every host has refused: then it is a failed login like any other, server_login_retry and all.
    */
   private sessionAttrsMissed(server: ServerConnection, host: string, err: Error): Error | null {
     const refused = err instanceof SessionAttrsMismatch;
     this.hostsMissed.set(host, refused ? "refused" : "failed");
     if (!refused) return err;
-    server.close(err.message);
     // The servers the pool already has on this host passed the check when it was something else (a
     // standby since promoted, a primary since demoted). Nothing else rechecks them.
     const dialed = server.target.host;
