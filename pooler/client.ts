@@ -722,7 +722,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         if (this.syncingOn !== server) return;
         this.syncingOn = null;
         if (err instanceof ServerError) this.refuse(err.code, err.message);
-        else this.refuse(SqlState.ConnectionFailure, `could not set parameters on the server: ${err.message}`);
+        else
+          this.refuse(SqlState.ConnectionFailure, `could not set parameters on the server: ${err.message}`);
       },
     );
   }

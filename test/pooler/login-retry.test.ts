@@ -18,22 +18,25 @@ describe("a server login the server ends without a word", () => {
       () => down,
     );
     try {
-      await withTestPooler({ DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app` }, async (p) => {
-        const c = await connect(p.url("app"));
-        const admin = await connect(p.url("pgbouncer"));
-        try {
-          await c.query("SELECT 1");
-          // PostgreSQL going down: its servers are gone, a new backend dies before it says anything
-          down = true;
-          await admin.query("RECONNECT app");
-          const served = c.query("SELECT 1 AS one");
-          await new Promise((r) => setTimeout(r, 500));
-          down = false;
-          expect((await served).rows[0].one).toBe(1);
-        } finally {
-          await Promise.all([c.end(), admin.end()]);
-        }
-      });
+      await withTestPooler(
+        { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app` },
+        async (p) => {
+          const c = await connect(p.url("app"));
+          const admin = await connect(p.url("pgbouncer"));
+          try {
+            await c.query("SELECT 1");
+            // PostgreSQL going down: its servers are gone, a new backend dies before it says anything
+            down = true;
+            await admin.query("RECONNECT app");
+            const served = c.query("SELECT 1 AS one");
+            await new Promise((r) => setTimeout(r, 500));
+            down = false;
+            expect((await served).rows[0].one).toBe(1);
+          } finally {
+            await Promise.all([c.end(), admin.end()]);
+          }
+        },
+      );
     } finally {
       gate.close();
     }
