@@ -202,6 +202,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   cancelPid = 0;
   cancelSecret = 0;
   waitStart = 0;
+  /** The server assign() is setting the client's parameters on, before anything of the client's. */
+  private syncingOn: ServerConnection | null = null;
   adminRole: "admin" | "stats" | null = null;
   /** Counted against max_db_client_connections / max_user_client_connections (ClientHost.admitClient). */
   private admitted = false;
@@ -707,16 +709,22 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // The client still waits (for the SET): query_wait_timeout covers this too, so a server that
     // stops answering cannot hold it forever.
     this.waitStart = now();
+    this.syncingOn = server;
     server.runInternal(sync).then(
       () => {
+        this.syncingOn = null;
         this.waitStart = 0;
         server.settings = syncedSettings(this.settings, server.baseline.settings);
         this.linked();
       },
-      (err: Error) =>
-        err instanceof ServerError
-          ? this.refuse(err.code, err.message)
-          : this.refuse(SqlState.ConnectionFailure, `could not set parameters on the server: ${err.message}`),
+      (err: Error) => {
+        // lost: onServerLost queued the client again
+        if (this.syncingOn !== server) return;
+        this.syncingOn = null;
+        if (err instanceof ServerError) this.refuse(err.code, err.message);
+        else
+          this.refuse(SqlState.ConnectionFailure, `could not set parameters on the server: ${err.message}`);
+      },
     );
   }
 
@@ -1262,6 +1270,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   onServerLost(server: ServerConnection, reason: string): void {
     this.server = null;
     if (this.state === "closed") return;
+    // nothing of the client's reached it: another server will do, as if it had died idle in the pool
+    if (this.syncingOn === server) {
+      this.syncingOn = null;
+      return this.pool!.enqueue(this);
+    }
     if (server.toldClientFatal) this.close(`server closed after a FATAL: ${reason}`);
     else this.refuse(SqlState.ConnectionFailure, `server conn crashed? (${reason})`);
   }

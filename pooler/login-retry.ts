@@ -1,9 +1,10 @@
 // When a pool may try to log in to its server again after a failed login. PgBouncer waits
 // server_login_retry after any failure and refuses clients meanwhile; a PostgreSQL restart would then
-// cost up to 15 s of refusals. A server that says it is restarting (connection refused, or 57P0x
-// "the database system is starting up / shutting down / in recovery") is instead probed with a
-// short doubling backoff, and clients wait for it, for at most server_login_retry; after that, and
-// for every other failure (a connect timeout, a wrong password), PgBouncer's rule applies.
+// cost up to 15 s of refusals. A server that says it is restarting (connection refused or reset, a
+// connection ended without a word, or 57P0x "the database system is starting up / shutting down /
+// in recovery") is instead probed with a short doubling backoff, and clients wait for it, for at
+// most server_login_retry; after that, and for every other failure (a connect timeout, a wrong
+// password), PgBouncer's rule applies.
 import { ServerError, type ServerConnection } from "./server.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 
@@ -17,7 +18,10 @@ const RESTART_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET"]);
 /** The server is going down or coming up: worth probing again soon. */
 export function isRestarting(err: Error, server: ServerConnection): boolean {
   if (err instanceof ServerError) return RESTART_SQLSTATES.has(err.code);
-  return server.socketError !== null && RESTART_ERRNOS.has(server.socketError);
+  if (server.socketError !== null) return RESTART_ERRNOS.has(server.socketError);
+  // Ended without a word: a backend the postmaster had just forked when an immediate shutdown (or
+  // a crash) took it down, before it could say why.
+  return server.closedByServer;
 }
 
 export class LoginRetry {

@@ -18,6 +18,7 @@ import {
 } from "./target-session.ts";
 import { trackedOnly, trackedParameter } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
+import { md5Secret } from "./protocol/auth/md5.ts";
 import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
 import { PoolStats } from "./stats.ts";
 import { dialTarget } from "./unix-socket.ts";
@@ -178,9 +179,19 @@ export class Pool {
     );
   }
 
-  /** SCRAM pass-through keys become known only when a client logs in with SCRAM. */
+  /**
+   * A client's login proved `creds` against the user's current secret: new servers log in with
+   * them, so a password changed since the pool's first login (auth_file RELOADed, auth_query)
+   * reaches them. SCRAM pass-through keys become known only when a client logs in with SCRAM. The
+   * md5 hash of the plain password the pool holds is no news, and logs in to fewer roles (not SCRAM ones).
+   */
   updateCredentials(creds: ServerCredentials): void {
-    if (creds.scramKeys || (creds.password && !this.credentials.password)) this.credentials = creds;
+    const held = this.credentials.password;
+    const news =
+      creds.password !== undefined &&
+      creds.password !== held &&
+      (held === undefined || creds.password !== md5Secret(creds.user, held));
+    if (creds.scramKeys || news) this.credentials = creds;
   }
 
   /** Parameters for a client's login; connects a first server if none has told us yet. */
@@ -462,22 +473,30 @@ export class Pool {
       (failure: Error) => {
         // not there: KILL gave the login up (closeServers), which says nothing of the server
         if (!this.login.delete(server)) return;
-        this.hosts.failed(host);
-        const err = this.sessionAttrsMissed(server, host, failure);
-        if (err === null) return this.dispatch();
-        const restarting = isRestarting(err, server);
-        const wait = this.loginRetry.failed(err, restarting, attemptStart, this.settings.loginRetry);
-        // logged once per retry step: the logins in flight when the server went away say nothing new
-        if (wait !== null) {
-          this.log.warn({ pool: this.name, err: err.message, retryInMs: wait }, "server login failed");
-          this.retryLater(wait);
-        }
-        if (this.login.size === 0 && !this.loginRetry.clientsMayWait) {
-          for (const w of this.welcomeWaiters.splice(0)) w.reject(err);
-        }
-        this.failWaitersIfHopeless();
+        this.loginFailed(server, host, failure, attemptStart);
+        // One target_session_attrs refused is still open. Its close dispatches: only once the
+        // failure is on record, or the next login would not wait for server_login_retry.
+        if (failure instanceof SessionAttrsMismatch) server.close(failure.message);
       },
     );
+  }
+
+  /** A login failed: when the next one may start, and whether the clients waiting may go on waiting. */
+  private loginFailed(server: ServerConnection, host: string, failure: Error, attemptStart: number): void {
+    this.hosts.failed(host);
+    const err = this.sessionAttrsMissed(server, host, failure);
+    if (err === null) return this.dispatch();
+    const restarting = isRestarting(err, server);
+    const wait = this.loginRetry.failed(err, restarting, attemptStart, this.settings.loginRetry);
+    // logged once per retry step: the logins in flight when the server went away say nothing new
+    if (wait !== null) {
+      this.log.warn({ pool: this.name, err: err.message, retryInMs: wait }, "server login failed");
+      this.retryLater(wait);
+    }
+    if (this.login.size === 0 && !this.loginRetry.clientsMayWait) {
+      for (const w of this.welcomeWaiters.splice(0)) w.reject(err);
+    }
+    this.failWaitersIfHopeless();
   }
 
   /**
@@ -507,14 +526,13 @@ export class Pool {
   }
 
   /**
-   * A server target_session_attrs refused is closed, and the next host tried at once (null) until
-   * every host has refused: then it is a failed login like any other, server_login_retry and all.
+   * A server target_session_attrs refused (its caller closes it) is replaced by one on the next
+   * host at once (null) until every host has refused: then it is a failed login like any other, server_login_retry and all.
    */
   private sessionAttrsMissed(server: ServerConnection, host: string, err: Error): Error | null {
     const refused = err instanceof SessionAttrsMismatch;
     this.hostsMissed.set(host, refused ? "refused" : "failed");
     if (!refused) return err;
-    server.close(err.message);
     // The servers the pool already has on this host passed the check when it was something else (a
     // standby since promoted, a primary since demoted). Nothing else rechecks them.
     const dialed = server.target.host;

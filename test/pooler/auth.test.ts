@@ -268,6 +268,52 @@ describe("auth_query", () => {
   });
 });
 
+describe("a password changed in PostgreSQL, then in the pooler", () => {
+  // The pool's servers log in with what the last client's login proved: a pool that kept the
+  // password it was created with failed every new server after the change, until it was dropped.
+  it.each([
+    ["the auth file, rewritten and RELOADed", false],
+    ["auth_query (an md5 role)", true],
+  ])(
+    "through %s: existing servers keep working, new ones log in with the new password",
+    async (_how, viaQuery) => {
+      const role = "pooler_changed_pw_user";
+      await createLoginRole(inject("pgAppUrl"), role, "first-pw", "md5");
+      const file = userlist([
+        ["postgres", "postgres"],
+        ...(viaQuery ? [] : [[role, "first-pw"] as [string, string]]),
+      ]);
+      const p = await startTestPooler({
+        AUTH_TYPE: "md5",
+        AUTH_FILE: file,
+        ADMIN_USERS: "postgres",
+        QUERY_WAIT_TIMEOUT: "3",
+        ...(viaQuery ? { AUTH_USER: "postgres" } : {}),
+      });
+      const holder = await connect(p.urlAs(role, "first-pw"));
+      try {
+        await holder.query("BEGIN");
+        const admin = await connect(inject("pgAppUrl"));
+        await admin.query(`ALTER ROLE ${role} PASSWORD 'second-pw'`);
+        await admin.end();
+        if (!viaQuery) {
+          fs.writeFileSync(file, `"postgres" "postgres"\n"${role}" "second-pw"\n`);
+          const console = await connect(p.url("pgbouncer"));
+          await console.query("RELOAD");
+          await console.end();
+        }
+        // the holder keeps the pool's only server: this one needs a new one
+        expect(await whoAmI(p.urlAs(role, "second-pw"))).toBe(role);
+        await holder.query("COMMIT");
+      } finally {
+        await holder.end();
+        await p.stop();
+        await dropRole(inject("pgAppUrl"), role);
+      }
+    },
+  );
+});
+
 describe("AUTH_TYPE=trust", () => {
   it("lets psql in without a password", async () => {
     const p = await startTestPooler({ AUTH_TYPE: "trust" });

@@ -383,15 +383,16 @@ describe("chaos under load", () => {
   );
 });
 
+const fatal = {
+  severity: "FATAL",
+  code: "57P01",
+  message: "terminating connection due to administrator command",
+} as const;
+
 describe("a backend terminated right after its login", () => {
   it("is not handed to the client waiting for it: that client gets the next server", async () => {
     // its second connection is terminated right behind the login's ReadyForQuery, in the same
     // packet, as pg_terminate_backend can do
-    const fatal = {
-      severity: "FATAL",
-      code: "57P01",
-      message: "terminating connection due to administrator command",
-    } as const;
     const fake = await startFakePostgres({
       params: { server_version: "13.0", application_name: "" },
       endAfterLogin: (n) => (n === 1 ? errorResponse(fatal) : null),
@@ -406,6 +407,29 @@ describe("a backend terminated right after its login", () => {
       expect((await waiter.query("SELECT 1")).rowCount).toBe(0);
     } finally {
       await Promise.all([holder.end(), waiter.end()]);
+      await p.stop();
+      fake.close();
+    }
+  });
+});
+
+describe("a backend terminated while the pooler sets a client's parameters on it", () => {
+  it("has had nothing of the client's: the client gets the next server, no error", async () => {
+    // the first server dies (a shutdown's FATAL) as the SET of the client's application_name
+    // reaches it, before any query of the client's
+    const fake = await startFakePostgres({
+      params: { server_version: "13.0", application_name: "" },
+      endOnQuery: (sql, n) => (n === 0 && sql.startsWith("SET") ? errorResponse(fatal) : null),
+    });
+    const p = await startTestPooler({
+      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${fake.port}/app`,
+    });
+    try {
+      const c = await connect(p.url(), { application_name: "mine" });
+      expect((await c.query("SELECT 1")).rowCount).toBe(0);
+      await c.end();
+      expect(fake.logins()).toBe(2);
+    } finally {
       await p.stop();
       fake.close();
     }

@@ -104,6 +104,26 @@ describe("target_session_attrs", () => {
 });
 
 describe("target_session_attrs on PostgreSQL 14+", () => {
+  it("once no host matches, waits server_login_retry before the next login", async () => {
+    const fake = await startFakePostgres({
+      params: { server_version: "14.0", in_hot_standby: "off", default_transaction_read_only: "off" },
+    });
+    try {
+      await withPooler(
+        "host=127.0.0.1 target_session_attrs=standby",
+        async (p) => {
+          expect((await errorOf(connect(p.url()))).message).toMatch(/no host matches/);
+          // a second login right behind the refusal would come now
+          await new Promise((r) => setTimeout(r, 200));
+          expect(fake.logins()).toBe(1);
+        },
+        fake.port,
+      );
+    } finally {
+      fake.close();
+    }
+  });
+
   it("closes a server as it comes free once it reports it no longer matches (a standby promoted)", async () => {
     // a standby at each login; a query naming "promote" gets in_hot_standby = off first, as a
     // promoted standby tells its sessions

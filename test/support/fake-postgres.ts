@@ -20,6 +20,8 @@ export interface FakeBehaviour {
   params: Record<string, string>;
   /** Bytes sent right behind the login's ReadyForQuery, then the connection ends (a FATAL, say). */
   endAfterLogin?: (connection: number) => Buffer | null;
+  /** Bytes sent instead of the answer to connection `connection`'s Query, then the connection ends. */
+  endOnQuery?: (sql: string, connection: number) => Buffer | null;
   /** Messages sent before a Query's CommandComplete (an asynchronous ParameterStatus, say). */
   before?: (sql: string) => Buffer[];
   /**
@@ -44,8 +46,10 @@ export async function startFakePostgres(behaviour: FakeBehaviour): Promise<FakeP
     let loggedIn = false;
     let scramming = false;
     let serverFirst = "";
+    let connection = -1;
     const welcome = (before: Buffer): void => {
       loggedIn = true;
+      connection = logins;
       scramming = false;
       const hello = Buffer.concat([
         before,
@@ -86,6 +90,8 @@ export async function startFakePostgres(behaviour: FakeBehaviour): Promise<FakeP
         } else if (msg[0] === Msg.Terminate) sock.end();
         else if (msg[0] === Msg.Query) {
           const sql = msg.toString("utf8", 5, msg.length - 1);
+          const last = behaviour.endOnQuery?.(sql, connection) ?? null;
+          if (last !== null) return void sock.end(last);
           // BEGIN opens a transaction
           const status = sql.startsWith("BEGIN") ? "T" : "I";
           const before = behaviour.before?.(sql) ?? [];

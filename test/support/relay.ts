@@ -10,9 +10,20 @@ export interface Endpoint {
   port: number;
 }
 
-/** `holdMs` holds the target's first answer that long: a server dialing through stays logging in. */
-export function relay(at: Endpoint, to: Endpoint, holdMs = 0): Promise<net.Server> {
+/**
+ * `holdMs` holds the target's first answer that long: a server dialing through stays logging in.
+ * While `hangUp()` says so, a connection is accepted and closed without a word, as by a backend
+ * the postmaster had just forked when it went down (an immediate shutdown).
+ */
+export function relay(
+  at: Endpoint,
+  to: Endpoint,
+  holdMs = 0,
+  hangUp: () => boolean = () => false,
+): Promise<net.Server> {
   const server = net.createServer((c) => {
+    // read what the dialer sent: unread bytes at close would make it a reset, not an end
+    if (hangUp()) return void c.resume().end();
     const s = net.connect(to.port, to.host);
     c.pipe(s);
     setTimeout(() => s.pipe(c), holdMs);

@@ -1,0 +1,44 @@
+// Which failed server logins the pool takes for a restarting server (login-retry.ts): its clients
+// wait for it, rather than being refused for server_login_retry. Through a relay in front of the
+// test PostgreSQL that can hang up on new connections.
+import { describe, expect, inject, it } from "vitest";
+import { connect } from "../support/clients.ts";
+import { withTestPooler } from "../support/pooler.ts";
+import { freePort } from "../support/ports.ts";
+import { relay } from "../support/relay.ts";
+
+describe("a server login the server ends without a word", () => {
+  it("is a restart: the waiting client is served once logins work again", async () => {
+    const port = await freePort();
+    let down = false;
+    const gate = await relay(
+      { host: "127.0.0.1", port },
+      { host: "127.0.0.1", port: inject("pgPort") },
+      0,
+      () => down,
+    );
+    try {
+      await withTestPooler(
+        { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app` },
+        async (p) => {
+          const c = await connect(p.url("app"));
+          const admin = await connect(p.url("pgbouncer"));
+          try {
+            await c.query("SELECT 1");
+            // PostgreSQL going down: its servers are gone, a new backend dies before it says anything
+            down = true;
+            await admin.query("RECONNECT app");
+            const served = c.query("SELECT 1 AS one");
+            await new Promise((r) => setTimeout(r, 500));
+            down = false;
+            expect((await served).rows[0].one).toBe(1);
+          } finally {
+            await Promise.all([c.end(), admin.end()]);
+          }
+        },
+      );
+    } finally {
+      gate.close();
+    }
+  });
+});
