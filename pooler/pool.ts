@@ -539,7 +539,10 @@ export class Pool {
     this.replaceServers((s) => s.target.host === dialed, `host changed: ${err.message}`);
     // A host whose login failed (restarting, say) may match once it is back: its failure keeps
     // server_login_retry's rules (clients wait for a restart), which this refusal must not replace.
-    if (!this.hosts.names.every((h) => this.hostsMissed.get(h) === "refused")) {
+    // prefer-standby never runs out: a login started before the other hosts had refused was not
+    // allowed to fall back, and the next one, now that every host has, is.
+    const preferred = this.db.targetSessionAttrs === "prefer-standby";
+    if (preferred || !this.hosts.names.every((h) => this.hostsMissed.get(h) === "refused")) {
       this.log.info(
         { pool: this.name, server: server.id, reason: err.message },
         "server refused, trying the next host",
