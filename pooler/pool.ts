@@ -105,6 +105,8 @@ export class Pool {
   /** Servers free again but with a cancel request still on its way to them (SHOW POOLS' sv_being_canceled). */
   readonly beingCanceled = new Set<ServerConnection>();
   readonly login = new Set<ServerConnection>();
+  /** Servers of `used` running server_check_query, each for a waiting client. */
+  private checking = 0;
   /** Clients waiting for a server, oldest first. */
   readonly waiting: PoolClient[] = [];
   /**
@@ -245,9 +247,14 @@ export class Pool {
     if (this.welcomeWaiters.length > 0) this.launchWelcome();
     if (this.paused) return;
     while (this.waiting.length > 0) {
-      const server = this.settings.roundRobin ? this.idle.shift() : this.idle.pop();
+      const server = this.settings.roundRobin ? this.idle[0] : this.idle.at(-1);
       if (server === undefined) break;
-      if (this.needsCheck(server)) {
+      const check = this.needsCheck(server);
+      // one check per waiting client: with server_check_delay=0 every idle server needs one
+      if (check && this.checking >= this.waiting.length) break;
+      if (this.settings.roundRobin) this.idle.shift();
+      else this.idle.pop();
+      if (check) {
         this.check(server);
         continue;
       }
@@ -258,7 +265,11 @@ export class Pool {
       this.active.add(server);
       client.assign(server);
     }
-    while (this.waiting.length > this.login.size && this.canLaunch(this.reserveAllowed(), true)) {
+    // a server being checked, as one logging in, is on its way to a waiting client
+    while (
+      this.waiting.length > this.login.size + this.checking &&
+      this.canLaunch(this.reserveAllowed(), true)
+    ) {
       this.launch(false);
     }
     this.failWaitersIfHopeless();
@@ -277,8 +288,10 @@ export class Pool {
   /** Runs server_check_query ("<empty>": an empty query, 1.25's default); a failure closes the server. */
   private check(server: ServerConnection): void {
     this.housekeep(server);
+    this.checking++;
     server.runInternal(this.settings.checkQuery === "<empty>" ? "" : this.settings.checkQuery).then(
       () => {
+        this.checking--;
         this.used.delete(server);
         if (server.state === "closed") return;
         // handed to the waiting client without a second check; one that stays idle is checked again
@@ -286,7 +299,10 @@ export class Pool {
         this.makeIdle(server);
         server.checked = false;
       },
-      (err: Error) => server.close(`server_check_query failed: ${err.message}`),
+      (err: Error) => {
+        this.checking--;
+        server.close(`server_check_query failed: ${err.message}`);
+      },
     );
   }
 

@@ -465,6 +465,21 @@ describe("server checks", () => {
           await c.end();
         },
       );
+      // one reuse, one check: not one for each idle server as well
+      await withTestPooler(
+        { ...env, DEFAULT_POOL_SIZE: "4", SERVER_CHECK_QUERY: "SELECT nextval('pooler_checks')" },
+        async ({ url, pooler }) => {
+          const clients = await Promise.all([1, 2, 3, 4].map(() => connect(url())));
+          // nor a new server for a client whose server is being checked
+          for (let i = 0; i < 10; i++) await clients[0]!.query("SELECT 1");
+          expect([...pooler.pools.values()][0]!.serverCount).toBe(1);
+          await Promise.all(clients.map((c) => c.query("SELECT pg_sleep(0.1)")));
+          const before = await checks();
+          for (let i = 0; i < 20; i++) await clients[0]!.query("SELECT 1");
+          expect(await checks()).toBeLessThanOrEqual(before + 20);
+          await Promise.all(clients.map((c) => c.end()));
+        },
+      );
     } finally {
       await admin.end();
     }
