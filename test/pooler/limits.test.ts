@@ -390,6 +390,36 @@ describe("PAUSE and KILL while clients come and wait", () => {
       },
     ));
 
+  it("a PAUSE lifted by a console cancel lets in the client of a pool that no server has reached yet", () =>
+    withTestPooler(
+      { DATABASE_URL: inject("pgAppUrl").replace(/\/app$/, "/"), ADMIN_USERS: "postgres" },
+      async (p) => {
+        const holder = await connect(p.url("app"));
+        const pausing = await connect(p.url("pgbouncer"));
+        try {
+          await holder.query("BEGIN");
+          const pause = errorOf(pausing.query("PAUSE")); // waits for the holder's server
+          await waitFor(() => p.pooler.pausedAll, "the PAUSE");
+          let loggedIn = false;
+          const late = connect(p.url("postgres")).then((c) => {
+            loggedIn = true;
+            return c;
+          });
+          await new Promise((r) => setTimeout(r, 300));
+          expect(loggedIn).toBe(false);
+          const { pid, secret } = cancelKeyOf(pausing);
+          await rawExchange(p.port, cancelRequest(pid, secret));
+          expect((await pause).code).toBe("57014");
+          const c = await late;
+          expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+          await c.end();
+          await holder.query("COMMIT");
+        } finally {
+          await Promise.all([holder.end(), pausing.end()]);
+        }
+      },
+    ));
+
   it("KILL while a server logs in is no failed login: the clients after RESUME are served at once", async () => {
     // every server login held 300 ms on its way, so that KILL finds one logging in
     const to = new URL(inject("pgAppUrl"));
