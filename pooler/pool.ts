@@ -39,11 +39,10 @@ export interface PoolClient {
 export interface PoolRegistry {
   /** Server connections open (any state) to this database / for this user, across pools. */
   serverCount(db: string, user: string): { db: number; user: number };
-  /**
-   * Another pool may be able to launch now that a shared limit has room, or that a server it may
-   * evict (evictIdleServer) has become idle.
-   */
+  /** Another pool may be able to launch now that a shared limit has room. */
   serverSlotFreed(db: string, user: string): void;
+  /** A server became idle: a pool that found nothing to evict (evictIdleServer) may evict it now. */
+  serverIdle(db: string, user: string): void;
   /**
    * Closes the longest-idle server of another pool of the same database (`sameDatabase`) or the
    * same user, if one is idle, to make room under max_db_connections / max_user_connections.
@@ -394,9 +393,7 @@ export class Pool {
     this.dispatch();
     // Left idle: a pool held back by max_db_connections / max_user_connections evicts it now, as
     // PgBouncer's next loop does, not at the janitor's next tick (it may be busy again by then).
-    const { maxDbConnections, maxUserConnections } = this.settings;
-    if (server.state === "idle" && (maxDbConnections > 0 || maxUserConnections > 0))
-      this.registry.serverSlotFreed(this.db.name, this.user);
+    if (server.state === "idle") this.registry.serverIdle(this.db.name, this.user);
   }
 
   /** A cancel request for `server` is done: once none is left, a server that was free is free to share. */
