@@ -1062,8 +1062,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   /**
-   * The server's COPY FROM STDIN ignored the Syncs sent behind its Execute: to PostgreSQL the batch
-   * goes on until the client's next Sync, and until then the server is not between requests.
+   * The server's COPY FROM STDIN ignored the Syncs sent behind its Execute, or it skipped a Query
+   * behind a failed extended-protocol message: to PostgreSQL the batch goes on until the client's
+   * next Sync, and until then the server is not between requests.
    */
   batchResumed(): void {
     this.inBatch = true;

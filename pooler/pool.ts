@@ -40,11 +40,10 @@ export interface PoolClient {
 export interface PoolRegistry {
   /** Server connections open (any state) to this database / for this user, across pools. */
   serverCount(db: string, user: string): { db: number; user: number };
-  /**
-   * Another pool may be able to launch now that a shared limit has room, or that a server it may
-   * evict (evictIdleServer) has become idle.
-   */
+  /** Another pool may be able to launch now that a shared limit has room. */
   serverSlotFreed(db: string, user: string): void;
+  /** A server became idle: a pool that found nothing to evict (evictIdleServer) may evict it now. */
+  serverIdle(db: string, user: string): void;
   /**
    * Closes the longest-idle server of another pool of the same database (`sameDatabase`) or the
    * same user, if one is idle, to make room under max_db_connections / max_user_connections.
@@ -106,6 +105,8 @@ export class Pool {
   /** Servers free again but with a cancel request still on its way to them (SHOW POOLS' sv_being_canceled). */
   readonly beingCanceled = new Set<ServerConnection>();
   readonly login = new Set<ServerConnection>();
+  /** Servers of `used` running server_check_query, each for a waiting client. */
+  private checking = 0;
   /** Clients waiting for a server, oldest first. */
   readonly waiting: PoolClient[] = [];
   /**
@@ -256,9 +257,14 @@ export class Pool {
     if (this.welcomeWaiters.length > 0) this.launchWelcome();
     if (this.paused) return;
     while (this.waiting.length > 0) {
-      const server = this.settings.roundRobin ? this.idle.shift() : this.idle.pop();
+      const server = this.settings.roundRobin ? this.idle[0] : this.idle.at(-1);
       if (server === undefined) break;
-      if (this.needsCheck(server)) {
+      const check = this.needsCheck(server);
+      // one check per waiting client: with server_check_delay=0 every idle server needs one
+      if (check && this.checking >= this.waiting.length) break;
+      if (this.settings.roundRobin) this.idle.shift();
+      else this.idle.pop();
+      if (check) {
         this.check(server);
         continue;
       }
@@ -269,7 +275,11 @@ export class Pool {
       this.active.add(server);
       client.assign(server);
     }
-    while (this.waiting.length > this.login.size && this.canLaunch(this.reserveAllowed(), true)) {
+    // a server being checked, as one logging in, is on its way to a waiting client
+    while (
+      this.waiting.length > this.login.size + this.checking &&
+      this.canLaunch(this.reserveAllowed(), true)
+    ) {
       this.launch(false);
     }
     this.failWaitersIfHopeless();
@@ -288,8 +298,10 @@ export class Pool {
   /** Runs server_check_query ("<empty>": an empty query, 1.25's default); a failure closes the server. */
   private check(server: ServerConnection): void {
     this.housekeep(server);
+    this.checking++;
     server.runInternal(this.settings.checkQuery === "<empty>" ? "" : this.settings.checkQuery).then(
       () => {
+        this.checking--;
         this.used.delete(server);
         if (server.state === "closed") return;
         // handed to the waiting client without a second check; one that stays idle is checked again
@@ -297,7 +309,10 @@ export class Pool {
         this.makeIdle(server);
         server.checked = false;
       },
-      (err: Error) => server.close(`server_check_query failed: ${err.message}`),
+      (err: Error) => {
+        this.checking--;
+        server.close(`server_check_query failed: ${err.message}`);
+      },
     );
   }
 
@@ -389,9 +404,7 @@ export class Pool {
     this.dispatch();
     // Left idle: a pool held back by max_db_connections / max_user_connections evicts it now, as
     // PgBouncer's next loop does, not at the janitor's next tick (it may be busy again by then).
-    const { maxDbConnections, maxUserConnections } = this.settings;
-    if (server.state === "idle" && (maxDbConnections > 0 || maxUserConnections > 0))
-      this.registry.serverSlotFreed(this.db.name, this.user);
+    if (server.state === "idle") this.registry.serverIdle(this.db.name, this.user);
   }
 
   /** A cancel request for `server` is done: once none is left, a server that was free is free to share. */

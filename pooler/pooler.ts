@@ -60,6 +60,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   private readonly autoDatabaseUnusedSince = new Map<string, number>();
   /** Since when each pool has been unused, for pool_idle_timeout. */
   private readonly poolUnusedSince = new Map<Pool, number>();
+  /** Pools whose waiting clients found a shared server limit full and no idle server to evict. */
+  private readonly heldBack = new Set<Pool>();
   private listener: Listener | null = null;
   private readonly janitor: Janitor;
   private readonly authFile: AuthFileWatch;
@@ -432,6 +434,16 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     }
   }
 
+  serverIdle(db: string, user: string): void {
+    // each transaction's release comes here: only pools held back at a shared limit are looked at
+    if (this.heldBack.size === 0) return;
+    for (const pool of [...this.heldBack]) {
+      if (pool.db.name !== db && pool.user !== user) continue;
+      this.heldBack.delete(pool);
+      if (pool.wantsServer) pool.dispatch();
+    }
+  }
+
   evictIdleServer(requester: Pool, sameDatabase: boolean): void {
     let victim: ServerConnection | undefined;
     for (const pool of this.pools.values()) {
@@ -443,7 +455,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
         victim = oldest;
       }
     }
-    victim?.close("evicted");
+    if (victim === undefined) this.heldBack.add(requester);
+    else victim.close("evicted");
   }
 
   // ---- control ----
@@ -520,6 +533,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   private forgetPool(key: string, pool: Pool, reason?: string): void {
     this.pools.delete(key);
     this.poolUnusedSince.delete(pool);
+    this.heldBack.delete(pool);
     this.metrics?.forget(pool);
     if (reason !== undefined) this.log.info({ pool: pool.name }, reason);
   }

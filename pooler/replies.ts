@@ -81,9 +81,10 @@ export class ReplyQueue {
 
   /**
    * `skipped`: a Query or FunctionCall was skipped after an error (PostgreSQL skips them too until
-   * Sync): the ReadyForQuery counted for it will not come.
+   * Sync): the ReadyForQuery counted for it will not come. `untilSync`: no Sync has been sent
+   * behind it, so PostgreSQL goes on skipping what the client sends next.
    */
-  constructor(private readonly skipped: () => void = () => undefined) {}
+  constructor(private readonly skipped: (untilSync: boolean) => void = () => undefined) {}
 
   get length(): number {
     return this.tail - this.head;
@@ -106,7 +107,7 @@ export class ReplyQueue {
   push(kind: ExpectKind, special?: Special, toClient?: Emit): void {
     if (this.skipping) {
       if (kind !== Expect.Sync) {
-        if (owesReady(kind)) this.skipped();
+        if (owesReady(kind)) this.skipped(true);
         return special?.undo?.();
       }
       this.skipping = false;
@@ -159,9 +160,10 @@ export class ReplyQueue {
     while (end < this.tail && this.kinds[end] !== Expect.Sync) end++;
     // Each undo restores what its own message found, so the newest goes first: a Close then a
     // Parse of one name, undone oldest first, would leave the name to the skipped Parse.
+    const untilSync = end === this.tail;
     for (let i = end - 1; i >= this.head; i--) {
       this.specials[i]?.undo?.();
-      if (owesReady(this.kinds[i]!)) this.skipped();
+      if (owesReady(this.kinds[i]!)) this.skipped(untilSync);
     }
     for (let n = end - this.head; n > 0; n--) this.pop();
     if (this.head === this.tail) this.skipping = true;

@@ -82,7 +82,7 @@ export interface ServerPeer extends Connection {
   /** The client changed a reported parameter (its own SET): it is now the client's wanted value. */
   onParameterStatus(name: string, value: string): void;
   onServerLost(server: ServerConnection, reason: string): void;
-  /** PostgreSQL ignored the Syncs sent behind an Execute that started a COPY: the client's batch is open again. */
+  /** PostgreSQL ignored the Syncs behind a COPY's Execute, or skips to the next Sync: the client's batch is open again. */
   batchResumed(): void;
   /** Ends the client with a FATAL error (its server with it, unless between transactions). */
   refuse(code: string, message: string): void;
@@ -125,9 +125,11 @@ export class ServerConnection extends Connection implements FrameVisitor {
   /** Set when the server must not be reused (lifetime over, RECONNECT, a config change). */
   closeNeeded = false;
   /** What this server owes the linked client, in order (in session pooling: around extended-protocol messages only). */
-  readonly replies = new ReplyQueue(() => {
+  readonly replies = new ReplyQueue((untilSync) => {
     this.pendingReplies--;
     this.queriesInFlight--;
+    // the Query ended the client's batch, but PostgreSQL's goes on to the next Sync: not between requests
+    if (untilSync) this.client?.batchResumed();
   });
   /** Protocol-level statements prepared here by the pooler (transaction and statement pooling). */
   statements: ServerStatements | null = null;

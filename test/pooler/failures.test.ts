@@ -9,6 +9,7 @@ import {
   copyData,
   copyDone,
   execute,
+  flush,
   parse,
   parseErrorFields,
   query,
@@ -374,6 +375,25 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
       const b = await connect(p.url());
       expect((await b.query("SELECT 2 AS n")).rows[0].n).toBe(2);
       await b.end();
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it("a Query skipped behind a failed Parse, no Sync yet: the server skips to that Sync, so the client keeps it", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      a.send(parse("", "SELEC 1"), flush());
+      expect(types(await a.take(1))).toBe("E");
+      a.send(query("SELECT 1")); // skipped: no reply
+      // the only server ignores everything until a's Sync: another client must wait for it
+      const b = await connect(p.url());
+      const other = b.query("SELECT 2 AS n");
+      await new Promise((r) => setTimeout(r, 100));
+      expect(types(await a.exchange([sync()]))).toBe("Z");
+      expect((await other).rows[0].n).toBe(2);
+      await b.end();
+      expect(owed()).toEqual([0]);
     } finally {
       a.destroy();
     }

@@ -390,6 +390,36 @@ describe("PAUSE and KILL while clients come and wait", () => {
       },
     ));
 
+  it("a PAUSE lifted by a console cancel lets in the client of a pool that no server has reached yet", () =>
+    withTestPooler(
+      { DATABASE_URL: inject("pgAppUrl").replace(/\/app$/, "/"), ADMIN_USERS: "postgres" },
+      async (p) => {
+        const holder = await connect(p.url("app"));
+        const pausing = await connect(p.url("pgbouncer"));
+        try {
+          await holder.query("BEGIN");
+          const pause = errorOf(pausing.query("PAUSE")); // waits for the holder's server
+          await waitFor(() => p.pooler.pausedAll, "the PAUSE");
+          let loggedIn = false;
+          const late = connect(p.url("postgres")).then((c) => {
+            loggedIn = true;
+            return c;
+          });
+          await new Promise((r) => setTimeout(r, 300));
+          expect(loggedIn).toBe(false);
+          const { pid, secret } = cancelKeyOf(pausing);
+          await rawExchange(p.port, cancelRequest(pid, secret));
+          expect((await pause).code).toBe("57014");
+          const c = await late;
+          expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+          await c.end();
+          await holder.query("COMMIT");
+        } finally {
+          await Promise.all([holder.end(), pausing.end()]);
+        }
+      },
+    ));
+
   it("KILL while a server logs in is no failed login: the clients after RESUME are served at once", async () => {
     // every server login held 300 ms on its way, so that KILL finds one logging in
     const to = new URL(inject("pgAppUrl"));
@@ -463,6 +493,21 @@ describe("server checks", () => {
           for (let i = 0; i < 50; i++) await c.query("SELECT 1");
           expect(await checks()).toBeGreaterThanOrEqual(before + 50);
           await c.end();
+        },
+      );
+      // one reuse, one check: not one for each idle server as well
+      await withTestPooler(
+        { ...env, DEFAULT_POOL_SIZE: "4", SERVER_CHECK_QUERY: "SELECT nextval('pooler_checks')" },
+        async ({ url, pooler }) => {
+          const clients = await Promise.all([1, 2, 3, 4].map(() => connect(url())));
+          // nor a new server for a client whose server is being checked
+          for (let i = 0; i < 10; i++) await clients[0]!.query("SELECT 1");
+          expect([...pooler.pools.values()][0]!.serverCount).toBe(1);
+          await Promise.all(clients.map((c) => c.query("SELECT pg_sleep(0.1)")));
+          const before = await checks();
+          for (let i = 0; i < 20; i++) await clients[0]!.query("SELECT 1");
+          expect(await checks()).toBeLessThanOrEqual(before + 20);
+          await Promise.all(clients.map((c) => c.end()));
         },
       );
     } finally {

@@ -1,6 +1,6 @@
 // Session pooling at its edges: pipelines PostgreSQL partly skips.
 import { describe, expect, it } from "vitest";
-import { bind, parse, query, sync } from "../../pooler/protocol/messages.ts";
+import { bind, flush, parse, query, sync } from "../../pooler/protocol/messages.ts";
 import { withTestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
 
@@ -26,6 +26,22 @@ describe("session pooling: a Query behind a failed Parse is skipped to the Sync"
       try {
         expect(types(await b.exchange([query("SELECT 3")]))).toBe("TDCZ");
         expect(pool.allServers()).toEqual([server]);
+      } finally {
+        b.destroy();
+      }
+    }));
+
+  it("a client that leaves before that Sync leaves a server that skips everything: it is closed, not reset", () =>
+    withTestPooler({ POOL_MODE: "session", DEFAULT_POOL_SIZE: "1" }, async (p) => {
+      const a = await RawClient.connect(p.url());
+      a.send(parse("", "SELEC 1"), flush());
+      expect(types(await a.take(1))).toBe("E");
+      a.send(query("SELECT 1")); // skipped: PostgreSQL would skip server_reset_query too
+      await new Promise((r) => setTimeout(r, 100));
+      await a.close();
+      const b = await RawClient.connect(p.url());
+      try {
+        expect(types(await b.exchange([query("SELECT 2")]))).toBe("TDCZ");
       } finally {
         b.destroy();
       }
