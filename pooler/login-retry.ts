@@ -13,9 +13,9 @@ const FIRST_RETRY_MS = 100;
 const MAX_FAST_RETRY_MS = 1000;
 /** admin_shutdown, crash_shutdown, cannot_connect_now */
 const RESTART_SQLSTATES = new Set(["57P01", "57P02", "57P03"]);
-const RESTART_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET"]);
+const RESTART_ERRNOS = new Set(["ECONNREFUSED", "ECONNRESET", "EMFILE", "ENFILE"]);
 
-/** The server is going down or coming up: worth probing again soon. */
+/** The server is going down or coming up (or the pooler is out of descriptors): worth probing again soon. */
 export function isRestarting(err: Error, server: ServerConnection): boolean {
   if (err instanceof ServerError) return RESTART_SQLSTATES.has(err.code);
   if (server.socketError !== null) return RESTART_ERRNOS.has(server.socketError);

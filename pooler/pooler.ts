@@ -37,6 +37,9 @@ import { socketErrorText } from "./unix-socket.ts";
  */
 const CANCEL_TIMEOUT_MS = 15_000;
 
+/** PgBouncer's MAX_DBNAME: PostgreSQL's NAMEDATALEN, its NUL included. */
+const MAX_DBNAME = 64;
+
 /** SHUTDOWN WAIT_FOR_SERVERS (and signals) or WAIT_FOR_CLIENTS. */
 export type ShutdownWait = "servers" | "clients";
 
@@ -140,7 +143,9 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const exact = this.config.databases.get(name);
     if (exact) return exact;
     const fallback = this.config.databases.get("*");
-    if (!fallback) return undefined;
+    // As PgBouncer ("too long db name"): any name a client sends makes one up, before it
+    // authenticates, and each stays for autodb_idle_timeout; PostgreSQL reads no more of it anyway.
+    if (!fallback || Buffer.byteLength(name) >= MAX_DBNAME) return undefined;
     let auto = this.autoDatabases.get(name);
     if (!auto) {
       auto = { ...fallback, name, dbname: name };

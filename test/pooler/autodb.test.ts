@@ -86,6 +86,23 @@ describe("autodb_idle_timeout", () => {
   });
 });
 
+describe("made-up names", () => {
+  it("a name of 64 bytes or more makes up no database (PgBouncer's MAX_DBNAME): it is no such database", async () => {
+    // before authentication: each would be kept for autodb_idle_timeout, at up to 10 kB of name
+    for (const name of ["x".repeat(64), "é".repeat(32), "y".repeat(9000)]) {
+      const refused = await errorOf(connect(tp.url(name).replace(":postgres@", ":wrong@")));
+      expect(refused.code).toBe("3D000");
+      expect(refused.message).toBe(`no such database: ${name}`);
+    }
+    expect((await databases()).filter((n) => n.length > 32)).toEqual([]);
+    // 63 bytes still do
+    const longest = `l${"é".repeat(31)}`;
+    expect(Buffer.byteLength(longest)).toBe(63);
+    expect((await errorOf(connect(tp.url(longest).replace(":postgres@", ":wrong@")))).code).toBe("28P01");
+    expect(await databases()).toContain(longest);
+  });
+});
+
 describe("RELOAD", () => {
   it("keeps the servers of a database made up from an unchanged '*' entry", async () => {
     const c = await connect(tp.url("app"));

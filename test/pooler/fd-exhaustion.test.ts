@@ -1,0 +1,77 @@
+// The pooler out of file descriptors: a process of its own under a small RLIMIT_NOFILE, its
+// descriptors taken by idle client connections.
+import fs from "node:fs";
+import net from "node:net";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { connect } from "../support/clients.ts";
+import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
+import { freePort } from "../support/ports.ts";
+import { waitFor } from "../support/wait.ts";
+
+/** Enough for Node and tsx to start (64 is not), few enough to fill in a moment. */
+const FD_LIMIT = 128;
+
+describe("out of file descriptors", () => {
+  let pooler: PoolerProcess;
+  let port: number;
+  const held: net.Socket[] = [];
+
+  beforeAll(async () => {
+    port = await freePort();
+    pooler = spawnPooler(
+      [],
+      {
+        DATABASE_URL: inject("pgAppUrl"),
+        LISTEN_PORT: String(port),
+        POOL_MODE: "transaction",
+        // the descriptors run out first
+        MAX_CLIENT_CONN: String(FD_LIMIT * 2),
+      },
+      ["prlimit", `--nofile=${FD_LIMIT}`, "--"],
+    );
+    await waitFor(() => pooler.output().includes('"listening"'), "the pooler to listen", 15_000);
+  });
+
+  afterAll(() => {
+    for (const s of held) s.destroy();
+    pooler?.child.kill("SIGKILL");
+  });
+
+  /** Descriptors the limit counts: those numbered below it (one inherited from the parent may be higher). */
+  const openFds = (): number =>
+    fs.readdirSync(`/proc/${pooler.child.pid}/fd`).filter((fd) => Number(fd) < FD_LIMIT).length;
+
+  it("a login whose server cannot be dialed (EMFILE) waits, and is served once descriptors are free again", async () => {
+    // idle connections take every descriptor but one: the next client's own, none for its server.
+    // Most at once, the last few one by one, so that none is refused for want of a descriptor.
+    const hold = (): void => {
+      const s = net.connect(port, "127.0.0.1");
+      s.on("error", () => undefined);
+      held.push(s);
+    };
+    const bulk = FD_LIMIT - 8;
+    for (let n = bulk - openFds(); n > 0; n--) hold();
+    await waitFor(() => openFds() >= bulk, "the pooler to accept the idle connections");
+    while (openFds() < FD_LIMIT - 1) {
+      const before = openFds();
+      hold();
+      await waitFor(() => openFds() > before, "the pooler to accept an idle connection");
+    }
+    expect(openFds()).toBe(FD_LIMIT - 1);
+    const login = connect(`postgresql://postgres:postgres@127.0.0.1:${port}/app`);
+    const failure = login.then(
+      () => null,
+      (err: Error) => err.message,
+    );
+    await waitFor(() => pooler.output().includes("EMFILE"), "the server's dial to fail");
+    for (const s of held.splice(0)) s.destroy();
+    // a shortage of our own says nothing of the server: no server_login_retry's 15 s of refusals
+    expect(await failure).toBeNull();
+    const c = await login;
+    try {
+      expect((await c.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
+});
