@@ -58,6 +58,45 @@ describe("auth_hba_file", () => {
     expect(lineFor(text, tcp({ address: "::1" }))).toBe("1 trust");
   });
 
+  it("reads a # inside quotes as part of the name, and comments at the end of CRLF lines", () => {
+    const text = [
+      "# TYPE DATABASE USER ADDRESS METHOD",
+      'host "db#1" all 127.0.0.1/32 reject # the odd one',
+      "",
+    ];
+    expect(lineFor(text.join("\r\n"), tcp({ database: "db#1" }))).toBe("2 reject");
+    expect(lineFor(text.join("\r\n"), tcp({ database: "db" }))).toBe("none");
+  });
+
+  it("reads @file names as PostgreSQL and PgBouncer do: quoted, keywords, nested @files", () => {
+    fs.mkdirSync(path.join(dir, "lists"), { recursive: true });
+    // relative to the including file's folder; a quoted name keeps its case and its comma
+    fs.writeFileSync(path.join(dir, "lists", "team.txt"), '"Alice", "b,c" # the admins\r\n@more.txt\n');
+    fs.writeFileSync(path.join(dir, "lists", "more.txt"), "carol\n");
+    fs.writeFileSync(path.join(dir, "lists", "everyone.txt"), "all\n");
+    const text =
+      "host app @lists/team.txt 127.0.0.1/32 reject\nhost @lists/everyone.txt bob 127.0.0.1/32 trust\n";
+    expect(lineFor(text, tcp({ user: "Alice" }))).toBe("1 reject");
+    expect(lineFor(text, tcp({ user: "b,c" }))).toBe("1 reject");
+    expect(lineFor(text, tcp({ user: "carol" }))).toBe("1 reject");
+    expect(lineFor(text, tcp({ user: '"Alice",' }))).toBe("none");
+    expect(lineFor(text, tcp({ user: "bob", database: "any" }))).toBe("2 trust");
+  });
+
+  it("takes pg_hba.conf's default replication lines, which match no pooler connection, with a warning", () => {
+    const warnings: string[] = [];
+    const text = "local replication all trust\nhost replication,app all 127.0.0.1/32 md5\n";
+    const rules = parseHba(text, FILE, warnings);
+    expect(matchHba(rules, tcp({ unixSocket: true, address: undefined, database: "replication" }))).toBe(
+      undefined,
+    );
+    expect(matchHba(rules, tcp())?.where).toBe(`${FILE}:2`);
+    expect(warnings).toEqual([
+      `${FILE}:1: database replication: the pooler takes no replication connections`,
+      `${FILE}:2: database replication: the pooler takes no replication connections`,
+    ]);
+  });
+
   it("lets nothing in that no line names", () => {
     const text = "host app alice 192.168.0.0/16 trust\nlocal app alice trust\n";
     expect(lineFor(text, tcp())).toBe("none");
@@ -92,11 +131,16 @@ describe("auth_hba_file", () => {
       "host all all 1.2.3.4/32 md5 map=x",
       ":1: options after the auth method are not supported, as in PgBouncer: map=x",
     ],
-    ["host replication all 1.2.3.4/32 md5", ":1: database replication is not supported, as in PgBouncer"],
+    ["host samerole all 1.2.3.4/32 md5", ":1: database samerole is not supported, as in PgBouncer"],
+    [
+      "host all all 1.2.3.4 trust",
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an IPv4 address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4"',
+    ],
     ["host all +admins 1.2.3.4/32 md5", ":1: group +admins is not supported, as in PgBouncer"],
     ["local all a,", ":1: a list ends with a comma"],
     ['local all "a trust', ":1: cannot parse"],
     ["\nhost all @missing.txt 1.2.3.4/32 md5", ":2: user @missing.txt: cannot read"],
+    ["host all @hba.conf 1.2.3.4/32 md5", ":1: user @hba.conf includes itself"],
   ])("refuses %j, naming the file and line", (text, message) => {
     expect(() => parseHba(text, FILE)).toThrow(ConfigError);
     expect(() => parseHba(text, FILE)).toThrow(`${FILE}${message}`);

@@ -1,6 +1,7 @@
 // auth_hba_file: PgBouncer's subset of pg_hba.conf, read when auth_type = hba. Record types local,
-// host, hostssl, hostnossl; databases all, sameuser, @file or a comma list; users all, @file or a
-// comma list; IPv4/IPv6 addresses as CIDR or address + mask; methods trust, reject, md5, password,
+// host, hostssl, hostnossl; databases all, sameuser, replication (matches nothing here), @file or a
+// comma list; users all, @file or a comma list; IPv4/IPv6 addresses as CIDR or address + mask
+// (a bare address is refused, as PostgreSQL does); methods trust, reject, md5, password,
 // scram-sha-256, cert and peer. The first line that matches a connection decides, as in PostgreSQL.
 
 import fs from "node:fs";
@@ -19,6 +20,7 @@ interface NameSet {
   sameuser: boolean;
   names: ReadonlySet<string>;
 }
+type NewNameSet = NameSet & { names: Set<string> };
 
 export interface HbaRule {
   /** file:line, for logs */
@@ -71,10 +73,13 @@ function addressMatches(rule: NonNullable<HbaRule["addresses"]>, address: string
   return rule.family === "ipv6" && rule.list.check(address, "ipv6");
 }
 
-/** Reads and parses the file; a relative path is the working directory's, as auth_file. */
-export function readHbaFile(file: string): HbaRule[] {
+/**
+ * Reads and parses the file; a relative path is the working directory's, as auth_file. `warnings`
+ * gets what PgBouncer would skip with a warning and cannot match here anyway.
+ */
+export function readHbaFile(file: string, warnings: string[] = []): HbaRule[] {
   const full = path.resolve(file);
-  return parseHba(readText(full, "auth_hba_file"), full);
+  return parseHba(readText(full, "auth_hba_file"), full, warnings);
 }
 
 function readText(file: string, label: string): string {
@@ -87,16 +92,31 @@ function readText(file: string, label: string): string {
   }
 }
 
+/** Where a line is, for errors and warnings, and the folder its @file includes are relative to. */
+interface Place {
+  where: string;
+  dir: string;
+  warnings: string[];
+  /** the files being read, the hba file first, to refuse an @file that includes itself */
+  including: readonly string[];
+}
+
 /** `file` labels errors and anchors @file includes (relative to its folder, as PostgreSQL's). */
-export function parseHba(text: string, file: string): HbaRule[] {
+export function parseHba(text: string, file: string, warnings: string[] = []): HbaRule[] {
   const rules: HbaRule[] = [];
-  text.split("\n").forEach((raw, i) => {
-    const where = `${file}:${i + 1}`;
-    const fields = tokenize(raw.replace(/#.*$/, ""), where);
-    if (fields.length === 0) return;
-    rules.push(parseRule(fields, where, path.dirname(file)));
+  eachLine(text, file, (fields, where) => {
+    rules.push(parseRule(fields, { where, dir: path.dirname(file), warnings, including: [file] }));
   });
   return rules;
+}
+
+/** The non-blank lines of a file as fields, each with its file:line. */
+function eachLine(text: string, file: string, use: (fields: Token[][], where: string) => void): void {
+  text.split("\n").forEach((raw, i) => {
+    const where = `${file}:${i + 1}`;
+    const fields = tokenize(raw, where);
+    if (fields.length > 0) use(fields, where);
+  });
 }
 
 /** A token is a word or a double-quoted string; a quoted keyword ("all") is a plain name. */
@@ -105,17 +125,19 @@ interface Token {
   quoted: boolean;
 }
 
+const WORD = /\s*("(?:[^"]|"")*"|[^\s,"#]+)(,?)/y;
+/** the rest of a line is blank, or a comment: a # outside quotes, as in PostgreSQL and PgBouncer */
+const END = /\s*(?:#[^]*)?$/y;
+
 /** Fields are separated by blanks; a field is a comma-separated list of tokens. */
 function tokenize(line: string, where: string): Token[][] {
-  const text = line.trimEnd();
-  const re = /\s*("(?:[^"]|"")*"|[^\s,"]+)(,?)/y;
   const fields: Token[][] = [];
   let field: Token[] = [];
-  while (re.lastIndex < text.length) {
-    const start = re.lastIndex;
-    const m = re.exec(text);
-    if (m === null)
-      throw new ConfigError(`${where}: cannot parse ${JSON.stringify(text.slice(start).trim())}`);
+  for (let at = 0; ; at = WORD.lastIndex) {
+    END.lastIndex = WORD.lastIndex = at;
+    if (END.test(line)) break;
+    const m = WORD.exec(line);
+    if (m === null) throw new ConfigError(`${where}: cannot parse ${JSON.stringify(line.slice(at).trim())}`);
     const word = m[1]!;
     const quoted = word.startsWith('"');
     field.push({ text: quoted ? word.slice(1, -1).replaceAll('""', '"') : word, quoted });
@@ -128,7 +150,8 @@ function tokenize(line: string, where: string): Token[][] {
   return fields;
 }
 
-function parseRule(fields: Token[][], where: string, dir: string): HbaRule {
+function parseRule(fields: Token[][], place: Place): HbaRule {
+  const { where } = place;
   const single = (i: number, what: string): string => {
     const f = fields[i];
     if (f === undefined) throw new ConfigError(`${where}: missing ${what}`);
@@ -141,8 +164,8 @@ function parseRule(fields: Token[][], where: string, dir: string): HbaRule {
       `${where}: record type: expected one of ${TYPES.join(", ")}, got ${JSON.stringify(type)}`,
     );
   }
-  const databases = nameSet(fields[1], "database", where, dir, true);
-  const users = nameSet(fields[2], "user", where, dir, false);
+  const databases = nameSet(fields[1], "database", place, true);
+  const users = nameSet(fields[2], "user", place, false);
   let next = 3;
   let addresses: HbaRule["addresses"] = null;
   if (type !== "local") {
@@ -167,32 +190,45 @@ function parseRule(fields: Token[][], where: string, dir: string): HbaRule {
   return { where, type, databases, users, addresses, method };
 }
 
-function nameSet(
-  field: Token[] | undefined,
-  what: string,
-  where: string,
-  dir: string,
-  isDb: boolean,
-): NameSet {
-  if (field === undefined) throw new ConfigError(`${where}: missing ${what}`);
+function nameSet(field: Token[] | undefined, what: string, place: Place, isDb: boolean): NameSet {
+  if (field === undefined) throw new ConfigError(`${place.where}: missing ${what}`);
   const set = { all: false, sameuser: false, names: new Set<string>() };
-  for (const token of field) {
+  addNames(set, field, what, place, isDb);
+  return set;
+}
+
+function addNames(set: NewNameSet, tokens: Token[], what: string, place: Place, isDb: boolean): void {
+  const { where } = place;
+  for (const token of tokens) {
     if (!token.quoted && token.text === "all") set.all = true;
     else if (!token.quoted && isDb && token.text === "sameuser") set.sameuser = true;
-    else if (!token.quoted && token.text.startsWith("@")) {
-      const file = path.resolve(dir, token.text.slice(1));
-      for (const name of readText(file, `${where}: ${what} ${token.text}`)
-        .replace(/#.*$/gm, "")
-        .split(/[\s,]+/)) {
-        if (name !== "") set.names.add(name);
-      }
-    } else if (!token.quoted && /^(replication|samerole|samegroup)$/.test(token.text)) {
+    else if (!token.quoted && isDb && token.text === "replication") {
+      // PostgreSQL's keyword for physical replication connections, which the pooler refuses: a
+      // line of pg_hba.conf's defaults that can never match here (PgBouncer skips it too)
+      place.warnings.push(`${where}: database replication: the pooler takes no replication connections`);
+    } else if (!token.quoted && token.text.startsWith("@")) {
+      includeNames(set, token.text, what, place, isDb);
+    } else if (!token.quoted && /^(samerole|samegroup)$/.test(token.text)) {
       throw new ConfigError(`${where}: ${what} ${token.text} is not supported, as in PgBouncer`);
     } else if (!token.quoted && token.text.startsWith("+")) {
       throw new ConfigError(`${where}: group ${token.text} is not supported, as in PgBouncer`);
     } else set.names.add(token.text);
   }
-  return set;
+}
+
+/**
+ * @file: its words, quoted or not, on any line and separated by blanks or commas, as PostgreSQL
+ * reads them; it may include others, relative to its own folder.
+ */
+function includeNames(set: NewNameSet, ref: string, what: string, place: Place, isDb: boolean): void {
+  const file = path.resolve(place.dir, ref.slice(1));
+  if (place.including.includes(file)) {
+    throw new ConfigError(`${place.where}: ${what} ${ref} includes itself`);
+  }
+  const inner = { ...place, dir: path.dirname(file), including: [...place.including, file] };
+  eachLine(readText(file, `${place.where}: ${what} ${ref}`), file, (fields, where) =>
+    addNames(set, fields.flat(), what, { ...inner, where }, isDb),
+  );
 }
 
 function addressList(
@@ -203,7 +239,8 @@ function addressList(
   const [ip = "", bits, extra] = address.split("/");
   const family = net.isIPv4(ip) ? "ipv4" : net.isIPv6(ip) ? "ipv6" : null;
   const max = family === "ipv4" ? 32 : 128;
-  let prefix: number | undefined = max;
+  // a bare address is no single host: PostgreSQL refuses it and PgBouncer skips the line
+  let prefix: number | undefined;
   if (mask !== undefined) prefix = family === "ipv4" && bits === undefined ? ipv4MaskBits(mask) : undefined;
   else if (bits !== undefined) prefix = /^\d{1,3}$/.test(bits) ? Number(bits) : undefined;
   if (family === null || extra !== undefined || prefix === undefined || prefix > max) {

@@ -61,7 +61,7 @@ export function loadConfig({ env, iniPath, running }: LoadConfigOptions): Loaded
         "auth_type: hba needs auth_hba_file (AUTH_HBA_FILE), PostgreSQL's pg_hba.conf format",
       );
     }
-    config.hbaRules = readHbaFile(config.authHbaFile);
+    config.hbaRules = readHbaFile(config.authHbaFile, warnings);
   }
   if (running !== undefined) warnings.push(...keepRestartOnly(config, running));
   validate(config);

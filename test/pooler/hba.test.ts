@@ -104,6 +104,36 @@ describe("auth_type = hba", () => {
     }
   });
 
+  it("starts on pg_hba.conf as initdb writes it, saved with CRLF: its replication lines only warn", async () => {
+    const initdb = [
+      "# TYPE  DATABASE        USER            ADDRESS                 METHOD",
+      "",
+      '# "local" is for Unix domain socket connections only',
+      "local   all             all                                     trust",
+      "# IPv4 local connections:",
+      "host    all             all             127.0.0.1/32            md5",
+      "# IPv6 local connections:",
+      "host    all             all             ::1/128                 md5",
+      "# Allow replication connections from localhost, by a user with the",
+      "# replication privilege.",
+      "local   replication     all                                     trust",
+      "host    replication     all             127.0.0.1/32            trust",
+      "host    replication     all             ::1/128                 trust",
+    ];
+    const p = await hbaPooler([initdb.join("\r\n")]);
+    try {
+      expect(await answerTo(p, "report", "app")).toBe("auth request 5");
+      expect(p.logs.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(
+        [11, 12, 13].map(
+          (n) =>
+            `${path.join(dir, "hba.conf")}:${n}: database replication: the pooler takes no replication connections`,
+        ),
+      );
+    } finally {
+      await p.stop();
+    }
+  });
+
   it("RELOAD reads the file again; a broken file keeps the running rules", async () => {
     const p = await hbaPooler(HBA);
     const consoleUrl = `postgresql://postgres@/pgbouncer?host=${encodeURIComponent(dir)}&port=${p.port}`;

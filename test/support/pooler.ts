@@ -26,7 +26,7 @@ export async function startTestPooler(
   iniPath?: string,
 ): Promise<TestPooler> {
   const fullEnv = { DATABASE_URL: inject("pgAppUrl"), LISTEN_PORT: "0", POOL_MODE: "transaction", ...env };
-  const { config } = loadConfig({ env: fullEnv, iniPath });
+  const { config, warnings } = loadConfig({ env: fullEnv, iniPath });
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
@@ -34,7 +34,10 @@ export async function startTestPooler(
       done();
     },
   });
-  const pooler = await Pooler.start(config, createLogger(config.verbose, sink));
+  const log = createLogger(config.verbose, sink);
+  // as main.ts logs them
+  for (const w of warnings) log.warn(w);
+  const pooler = await Pooler.start(config, log);
   // RELOAD from the console re-reads this environment, not the test process's own
   pooler.configLoader = (running) => loadConfig({ env: fullEnv, iniPath, running });
   const port = pooler.port;
