@@ -19,7 +19,7 @@ import {
 import { trackedOnly, trackedParameter } from "./params.ts";
 import { StatementRegistry } from "./prepared.ts";
 import { md5Secret } from "./protocol/auth/md5.ts";
-import { ServerConnection, type ServerCredentials, type ServerTarget } from "./server.ts";
+import { ServerConnection, ServerError, type ServerCredentials, type ServerTarget } from "./server.ts";
 import { PoolStats } from "./stats.ts";
 import { dialTarget } from "./unix-socket.ts";
 
@@ -339,7 +339,17 @@ export class Pool {
         this.used.delete(server);
         if (server.state !== "closed") this.makeIdle(server);
       },
-      (err: Error) => server.close(`server_reset_query failed: ${err.message}`),
+      (err: Error) => {
+        // Closed rather than handed on half reset (PgBouncer keeps it): a query that always fails
+        // then costs every session a server login, which the operator must hear of.
+        if (err instanceof ServerError && !err.fatal) {
+          this.log.warn(
+            { pool: this.name, query, err: err.message },
+            "server_reset_query failed: server closed",
+          );
+        }
+        server.close(`server_reset_query failed: ${err.message}`);
+      },
     );
   }
 

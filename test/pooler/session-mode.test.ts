@@ -1,6 +1,8 @@
-// Session pooling at its edges: pipelines PostgreSQL partly skips.
-import { describe, expect, it } from "vitest";
+// Session pooling at its edges: pipelines PostgreSQL partly skips, a reset query that fails.
+import { describe, expect, inject, it } from "vitest";
 import { bind, flush, parse, query, sync } from "../../pooler/protocol/messages.ts";
+import { connect } from "../support/clients.ts";
+import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { withTestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
 
@@ -44,6 +46,53 @@ describe("session pooling: a Query behind a failed Parse is skipped to the Sync"
         expect(types(await b.exchange([query("SELECT 2")]))).toBe("TDCZ");
       } finally {
         b.destroy();
+      }
+    }));
+});
+
+describe("session pooling: a server_reset_query that fails", () => {
+  // DISCARD ALL refuses to run in a multi-statement Query, so this one fails every time
+  const RESET = "DISCARD ALL; SELECT 1";
+  /** A leaves a temporary table and a setting; what B, the next client, finds there. */
+  const nextSession = async (
+    url: string,
+  ): Promise<{ sameServer: boolean; temps: number; workMem: string }> => {
+    const a = await connect(url);
+    const pid = (await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    await a.query("CREATE TEMP TABLE left_behind (n int); SET work_mem = '7MB'");
+    await a.end();
+    await new Promise((r) => setTimeout(r, 300)); // the reset has run
+    const b = await connect(url);
+    try {
+      const r = await b.query(
+        "SELECT pg_backend_pid() AS pid, current_setting('work_mem') AS wm, " +
+          "(SELECT count(*)::int FROM pg_class WHERE relnamespace = pg_my_temp_schema()) AS temps",
+      );
+      return { sameServer: r.rows[0].pid === pid, temps: r.rows[0].temps, workMem: r.rows[0].wm };
+    } finally {
+      await b.end();
+    }
+  };
+
+  it("the server is closed, not handed on unreset, and the failure is logged as a warning", () =>
+    withTestPooler({ POOL_MODE: "session", DEFAULT_POOL_SIZE: "1", SERVER_RESET_QUERY: RESET }, async (p) => {
+      expect(await nextSession(p.url())).toEqual({ sameServer: false, temps: 0, workMem: "4MB" });
+      // every session now costs a server login: the operator must hear of it at the default verbosity
+      const warned = p.logs.filter((l) => l.msg === "server_reset_query failed: server closed");
+      // one per session (B's own end may have been logged too), at pino's warn level
+      expect(warned[0]).toMatchObject({ level: 40, query: RESET, err: expect.stringMatching(/DISCARD ALL/) });
+      if (!hasPgBouncer()) return;
+      const b = await startPgBouncer(
+        { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+        { pool_mode: "session", default_pool_size: 1, server_reset_query: RESET },
+      );
+      try {
+        // PgBouncer 1.18 keeps the server: the next client gets the table and the setting
+        console.log(
+          `failing server_reset_query, PgBouncer 1.18: ${JSON.stringify(await nextSession(b.url("app")))}`,
+        );
+      } finally {
+        await b.stop();
       }
     }));
 });
