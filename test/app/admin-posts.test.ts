@@ -673,6 +673,34 @@ describe("bulk delete", () => {
     expect(await countPosts()).toBe(1);
   });
 
+  it("acts on every post the search matches, on all pages, with select_across=1 (Django's 'Select all N posts')", async () => {
+    await h.db.prisma.post.createMany({
+      data: [
+        ...Array.from({ length: 102 }, (_, i) => ({ title: `Drop ${i}`, content: "x" })),
+        { title: "Keep", content: "x" },
+      ],
+    });
+    const page = await agent.get("/admin/core/post/?q=drop").expect(200);
+    expect(page.text).toContain('<input type="hidden" name="select_across" value="0" class="select-across">');
+    expect(textOf(page.text)).toContain("Select all 102 posts");
+    const onPage = [...page.text.matchAll(/name="_selected_action" value="(\d+)"/g)].map((m) => m[1]!);
+    expect(onPage).toHaveLength(100);
+    const selection = { action: "delete_selected", index: "0", select_across: "1", _selected_action: onPage };
+    const confirm = await post("/admin/core/post/?q=drop", selection).expect(200);
+    expect(textOf(confirm.text)).toContain("Summary Posts: 102");
+    const ids = [...confirm.text.matchAll(/type="hidden" name="_selected_action" value="(\d+)"/g)].map(
+      (m) => m[1],
+    );
+    expect(ids).toHaveLength(102);
+    // "0", as the form sends it before the link is clicked, is the page's ticked posts only
+    expect(
+      textOf((await post("/admin/core/post/?q=drop", { ...selection, select_across: "0" }).expect(200)).text),
+    ).toContain("Summary Posts: 100");
+    await post("/admin/core/post/?q=drop", { ...selection, post: "yes" }).expect(302);
+    expect(await messagesAt("/admin/core/post/")).toEqual(["success: Successfully deleted 102 posts."]);
+    expect((await h.db.prisma.post.findMany()).map((p) => p.title)).toEqual(["Keep"]);
+  });
+
   it("says 'post' for one, and refuses tampered selections with 400", async () => {
     const [keep] = await three();
     await post("/admin/core/post/", {
