@@ -471,6 +471,33 @@ describe("changelist", () => {
     await agent.get("/admin/core/post/?o=banana").expect(200); // ignored, as Django does
   });
 
+  it("offers Django's sort options on each sorted header: make primary (reversed), toggle in place, remove", async () => {
+    const html = (await agent.get("/admin/core/post/?o=2.1").expect(200)).text;
+    const header = (label: string) => {
+      const th = html.split("<th ").find((cell) => cell.includes(`>${label}</a>`))!;
+      return {
+        primary: new RegExp(`href="([^"]*)">${label}</a>`).exec(th)![1],
+        toggle: /class="toggle \w+" href="([^"]*)"/.exec(th)?.[1],
+        remove: /class="sortremove" href="([^"]*)"/.exec(th)?.[1],
+        priority: /<span class="sortpriority" title="Sorting priority: (\d)">/.exec(th)?.[1],
+      };
+    };
+    expect(header("Created")).toEqual({
+      primary: "?o=-2.1",
+      toggle: "?o=-2.1",
+      remove: "?o=1",
+      priority: "1",
+    });
+    // Django's url_primary reverses a sorted column even when it was not the primary one
+    expect(header("Title")).toEqual({ primary: "?o=-1.2", toggle: "?o=2.-1", remove: "?o=2", priority: "2" });
+    // the last sort key removed: the default order, not this same page
+    expect(
+      /class="sortremove"[^>]*href="([^"]*)"/.exec(
+        (await agent.get("/admin/core/post/?o=1").expect(200)).text,
+      )?.[1],
+    ).toBe("?");
+  });
+
   it("shows 100 posts per page with p=", async () => {
     await h.db.prisma.post.createMany({
       data: Array.from({ length: 105 }, (_, i) => ({

@@ -62,18 +62,24 @@ function orderBy(keys: SortKey[]): Prisma.PostOrderByWithRelationInput[] {
   return [...fields, { id: "desc" }];
 }
 
-/** A header click makes its column the primary sort key, reversing it if it already was. */
+/**
+ * Django's result_headers: a header click makes its column the primary sort key, reversed if it was
+ * sorted; a sorted header also offers to reverse it in place (toggle) or to drop it (remove).
+ */
 function headers(keys: SortKey[]) {
   return Object.entries(SORTABLE_COLUMNS).map(([number, { label }]) => {
     const column = Number(number) as SortColumn;
     const index = keys.findIndex((k) => k.column === column);
     const current = keys[index];
-    const primary: SortKey = { column, descending: index === 0 ? !current!.descending : false };
+    const reversed: SortKey = { column, descending: current ? !current.descending : false };
+    const others = keys.filter((k) => k.column !== column);
     return {
       label,
       sorted: current ? (current.descending ? "descending" : "ascending") : undefined,
       priority: index + 1,
-      ordering: formatOrdering([primary, ...keys.filter((k) => k.column !== column)]),
+      ordering: formatOrdering([reversed, ...others]),
+      toggle: formatOrdering(keys.map((k) => (k.column === column ? reversed : k))),
+      remove: formatOrdering(others),
     };
   });
 }
