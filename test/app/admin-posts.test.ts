@@ -263,6 +263,8 @@ describe("change", () => {
     expect(form.text).toContain(
       `<a href="/admin/core/post/${saved.id}/delete/" class="deletelink">Delete</a>`,
     );
+    // Django's object tools: the post has a page of its own on the site (get_absolute_url)
+    expect(form.text).toContain(`<a href="/posts/${saved.id}" class="viewsitelink">View on site</a>`);
     const res = await post(`/admin/core/post/${saved.id}/change/`, {
       title: "After",
       content: "New body",
