@@ -65,6 +65,10 @@ export const actionForm = z.object({
     }
     return [...new Set(ids as number[])];
   }),
+  // Django's ActionForm.select_across, a BooleanField: "0" and "false" are False, any other text True
+  select_across: field().transform(
+    (raw) => typeof raw === "string" && !["", "0", "false"].includes(raw.toLowerCase()),
+  ),
   // delete_selected reads request.POST.get("post"): any value confirms; the form sends "yes"
   post: field().transform((raw) => typeof raw === "string" && raw !== ""),
 });

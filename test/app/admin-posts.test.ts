@@ -263,6 +263,8 @@ describe("change", () => {
     expect(form.text).toContain(
       `<a href="/admin/core/post/${saved.id}/delete/" class="deletelink">Delete</a>`,
     );
+    // Django's object tools: the post has a page of its own on the site (get_absolute_url)
+    expect(form.text).toContain(`<a href="/posts/${saved.id}" class="viewsitelink">View on site</a>`);
     const res = await post(`/admin/core/post/${saved.id}/change/`, {
       title: "After",
       content: "New body",
@@ -471,6 +473,33 @@ describe("changelist", () => {
     await agent.get("/admin/core/post/?o=banana").expect(200); // ignored, as Django does
   });
 
+  it("offers Django's sort options on each sorted header: make primary (reversed), toggle in place, remove", async () => {
+    const html = (await agent.get("/admin/core/post/?o=2.1").expect(200)).text;
+    const header = (label: string) => {
+      const th = html.split("<th ").find((cell) => cell.includes(`>${label}</a>`))!;
+      return {
+        primary: new RegExp(`href="([^"]*)">${label}</a>`).exec(th)![1],
+        toggle: /class="toggle \w+" href="([^"]*)"/.exec(th)?.[1],
+        remove: /class="sortremove" href="([^"]*)"/.exec(th)?.[1],
+        priority: /<span class="sortpriority" title="Sorting priority: (\d)">/.exec(th)?.[1],
+      };
+    };
+    expect(header("Created")).toEqual({
+      primary: "?o=-2.1",
+      toggle: "?o=-2.1",
+      remove: "?o=1",
+      priority: "1",
+    });
+    // Django's url_primary reverses a sorted column even when it was not the primary one
+    expect(header("Title")).toEqual({ primary: "?o=-1.2", toggle: "?o=2.-1", remove: "?o=2", priority: "2" });
+    // the last sort key removed: the default order, not this same page
+    expect(
+      /class="sortremove"[^>]*href="([^"]*)"/.exec(
+        (await agent.get("/admin/core/post/?o=1").expect(200)).text,
+      )?.[1],
+    ).toBe("?");
+  });
+
   it("shows 100 posts per page with p=", async () => {
     await h.db.prisma.post.createMany({
       data: Array.from({ length: 105 }, (_, i) => ({
@@ -671,6 +700,34 @@ describe("bulk delete", () => {
     expect(said).toEqual(["success: Successfully deleted 2 posts."]);
     expect(await h.db.prisma.adminLog.count({ where: { actionFlag: 3 } })).toBe(2);
     expect(await countPosts()).toBe(1);
+  });
+
+  it("acts on every post the search matches, on all pages, with select_across=1 (Django's 'Select all N posts')", async () => {
+    await h.db.prisma.post.createMany({
+      data: [
+        ...Array.from({ length: 102 }, (_, i) => ({ title: `Drop ${i}`, content: "x" })),
+        { title: "Keep", content: "x" },
+      ],
+    });
+    const page = await agent.get("/admin/core/post/?q=drop").expect(200);
+    expect(page.text).toContain('<input type="hidden" name="select_across" value="0" class="select-across">');
+    expect(textOf(page.text)).toContain("Select all 102 posts");
+    const onPage = [...page.text.matchAll(/name="_selected_action" value="(\d+)"/g)].map((m) => m[1]!);
+    expect(onPage).toHaveLength(100);
+    const selection = { action: "delete_selected", index: "0", select_across: "1", _selected_action: onPage };
+    const confirm = await post("/admin/core/post/?q=drop", selection).expect(200);
+    expect(textOf(confirm.text)).toContain("Summary Posts: 102");
+    const ids = [...confirm.text.matchAll(/type="hidden" name="_selected_action" value="(\d+)"/g)].map(
+      (m) => m[1],
+    );
+    expect(ids).toHaveLength(102);
+    // "0", as the form sends it before the link is clicked, is the page's ticked posts only
+    expect(
+      textOf((await post("/admin/core/post/?q=drop", { ...selection, select_across: "0" }).expect(200)).text),
+    ).toContain("Summary Posts: 100");
+    await post("/admin/core/post/?q=drop", { ...selection, post: "yes" }).expect(302);
+    expect(await messagesAt("/admin/core/post/")).toEqual(["success: Successfully deleted 102 posts."]);
+    expect((await h.db.prisma.post.findMany()).map((p) => p.title)).toEqual(["Keep"]);
   });
 
   it("says 'post' for one, and refuses tampered selections with 400", async () => {

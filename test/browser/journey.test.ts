@@ -58,12 +58,12 @@ async function inNewContext(
 }
 
 /** Fills in the login form shown and sends it (the screenshot, if named, of the filled form). */
-async function submitLogin(page: Page, filledShot?: string): Promise<void> {
+async function submitLogin(page: Page, filledShot?: string, landing = "Site administration"): Promise<void> {
   await page.getByLabel("Username").fill(USERNAME);
   await page.getByLabel("Password").fill(PASSWORD);
   if (filledShot) await shot(page, filledShot);
   await page.getByRole("button", { name: "Log in" }).click();
-  await page.getByRole("heading", { name: "Site administration" }).waitFor();
+  await page.getByRole("heading", { name: landing }).waitFor();
 }
 
 it("log in, add a post, read it on /, edit it, delete it, log out", async () => {
@@ -124,17 +124,46 @@ it("log in, add a post, read it on /, edit it, delete it, log out", async () => 
   });
 }, 120_000);
 
-/** The ids of the session rows the server has stored. */
-async function sessionIds(): Promise<string[]> {
+it("selects every post of a search across its pages, deletes them through the confirmation page", async () => {
+  await sql(
+    `INSERT INTO ${schema.name}.core_post (title, content, updated_at)
+     SELECT 'Across ' || g, 'x', now() FROM generate_series(1, 101) g`,
+  );
+  await inNewContext("failure-select-across", async (page) => {
+    await page.goto(`${server.url}admin/core/post/?q=across`);
+    await submitLogin(page, undefined, "Select post to change");
+    const actions = page.locator(".actions");
+    await page.getByRole("checkbox", { name: "Select all objects on this page for an action" }).check();
+    await expect.poll(() => actions.locator(".action-counter").textContent()).toBe("100 of 100 selected");
+    await page.getByRole("button", { name: "Select all 101 posts" }).click();
+    await actions.getByText("All 101 selected").waitFor();
+    expect(await actions.locator(".action-counter").isVisible()).toBe(false);
+    await shot(page, "select-across");
+    await page.getByLabel("Action:").selectOption({ label: "Delete selected posts" });
+    await page.getByRole("button", { name: "Go" }).click();
+    await page.getByRole("heading", { name: "Delete multiple objects" }).waitFor();
+    expect(await page.getByText("Posts: 101").count()).toBe(1);
+    await page.getByRole("button", { name: "Yes, I’m sure" }).click();
+    await expect
+      .poll(() => page.locator(".messagelist li").textContent())
+      .toBe("Successfully deleted 101 posts.");
+  });
+}, 120_000);
+
+/** SQL on the direct URL, for arranging and asserting. */
+async function sql(text: string): Promise<pg.QueryResultRow[]> {
   const client = new pg.Client({ connectionString: database.directUrl });
   await client.connect();
   try {
-    return (
-      await client.query<{ sid: string }>(`SELECT sid FROM ${schema.name}.session ORDER BY sid`)
-    ).rows.map((row) => row.sid);
+    return (await client.query(text)).rows;
   } finally {
     await client.end();
   }
+}
+
+/** The ids of the session rows the server has stored. */
+async function sessionIds(): Promise<string[]> {
+  return (await sql(`SELECT sid FROM ${schema.name}.session ORDER BY sid`)).map((row) => row.sid as string);
 }
 
 it("logs in from a login page left open for hours, which stored nothing on the server, and again after logging out", async () => {

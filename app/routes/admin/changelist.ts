@@ -62,18 +62,24 @@ function orderBy(keys: SortKey[]): Prisma.PostOrderByWithRelationInput[] {
   return [...fields, { id: "desc" }];
 }
 
-/** A header click makes its column the primary sort key, reversing it if it already was. */
+/**
+ * Django's result_headers: a header click makes its column the primary sort key, reversed if it was
+ * sorted; a sorted header also offers to reverse it in place (toggle) or to drop it (remove).
+ */
 function headers(keys: SortKey[]) {
   return Object.entries(SORTABLE_COLUMNS).map(([number, { label }]) => {
     const column = Number(number) as SortColumn;
     const index = keys.findIndex((k) => k.column === column);
     const current = keys[index];
-    const primary: SortKey = { column, descending: index === 0 ? !current!.descending : false };
+    const reversed: SortKey = { column, descending: current ? !current.descending : false };
+    const others = keys.filter((k) => k.column !== column);
     return {
       label,
       sorted: current ? (current.descending ? "descending" : "ascending") : undefined,
       priority: index + 1,
-      ordering: formatOrdering([primary, ...keys.filter((k) => k.column !== column)]),
+      ordering: formatOrdering([reversed, ...others]),
+      toggle: formatOrdering(keys.map((k) => (k.column === column ? reversed : k))),
+      remove: formatOrdering(others),
     };
   });
 }
@@ -93,15 +99,18 @@ async function deleteEach(tx: Prisma.TransactionClient, ids: number[]): Promise<
   return deleted;
 }
 
+/** The posts the changelist at this URL lists, on all of its pages. */
+function changelistWhere(req: Request): Prisma.PostWhereInput {
+  const search = searchQuery.safeParse(req.query.q);
+  return search.success && search.data ? searchWhere(search.data) : {};
+}
+
 export function changelistRoutes({ prisma }: AdminDeps): Router {
   const router = caseSensitiveRouter({ strict: true });
 
   /** Back to the same view after a deletion, on its last page if the deletion emptied the page it was on. */
   async function backAfterDeletion(req: Request): Promise<string> {
-    const search = searchQuery.safeParse(req.query.q);
-    const count = await prisma.post.count({
-      where: search.success && search.data ? searchWhere(search.data) : {},
-    });
+    const count = await prisma.post.count({ where: changelistWhere(req) });
     if (req.query.p === undefined || paginate(count, PER_PAGE, requestedPage(req.query.p)))
       return req.originalUrl;
     const url = new URL(req.originalUrl, "http://local.invalid");
@@ -159,10 +168,10 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
   router.post("/", async (req: Request, res) => {
     const form = actionForm.safeParse({ ...req.body, _selected_action: bodyList(req, "_selected_action") });
     if (!form.success) throw badRequest(form.error.issues[0]?.message);
-    const { action, _selected_action: ids, post: confirmed } = form.data;
+    const { action, _selected_action: ticked, select_across: across, post: confirmed } = form.data;
     // Back to the same changelist view (search, order, page), as Django does.
     const back = req.originalUrl;
-    if (ids.length === 0) {
+    if (ticked.length === 0) {
       messages.warning(req, NOTHING_SELECTED);
       return res.redirect(302, back);
     }
@@ -170,6 +179,10 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
       messages.warning(req, "No action selected.");
       return res.redirect(302, back);
     }
+    // "Select all N posts": every post the changelist's search matches, not only the page's ticked ones
+    const ids = across
+      ? (await prisma.post.findMany({ where: changelistWhere(req), select: { id: true } })).map((p) => p.id)
+      : ticked;
     if (!confirmed) {
       const posts = await prisma.post.findMany({ where: { id: { in: ids } }, orderBy: { id: "desc" } });
       if (posts.length === 0) {

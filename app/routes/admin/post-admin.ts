@@ -15,6 +15,8 @@ export const urls = {
   change: (id: number): string => `${BASE}${id}/change/`,
   delete: (id: number): string => `${BASE}${id}/delete/`,
   history: (id: number): string => `${BASE}${id}/history/`,
+  /** the post's public page: Django's "View on site", for a model with get_absolute_url */
+  onSite: (id: number): string => `/posts/${id}`,
 };
 
 export function plural(count: number): string {
