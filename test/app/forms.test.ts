@@ -99,10 +99,26 @@ describe("ids, ordering and actions", () => {
     ).toEqual({
       action: "delete_selected",
       _selected_action: [3, 1],
+      select_across: false,
       post: true,
     });
-    expect(actionForm.parse({})).toEqual({ action: "", _selected_action: [], post: false });
+    expect(actionForm.parse({})).toEqual({
+      action: "",
+      _selected_action: [],
+      select_across: false,
+      post: false,
+    });
     expect(actionForm.safeParse({ _selected_action: ["1", "x"] }).success).toBe(false);
+    // Django's BooleanField: "false" and "0" (any case) and "" are False, any other text True
+    for (const [raw, across] of [
+      ["1", true],
+      ["on", true],
+      ["0", false],
+      ["False", false],
+      ["", false],
+    ] as const) {
+      expect(actionForm.parse({ select_across: raw }).select_across, raw).toBe(across);
+    }
   });
 });
 
