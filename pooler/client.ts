@@ -705,10 +705,12 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.pooled = pool.settings.mode !== "session";
     server.refuseTransactionBlocks = pool.settings.mode === "statement";
     const sync = this.syncSql(server);
-    if (sync === "") return this.linked();
-    // The client still waits (for the SET): query_wait_timeout covers this too, so a server that
-    // stops answering cannot hold it forever.
-    this.waitStart = now();
+    if (sync === "") {
+      this.waitStart = 0;
+      return this.linked();
+    }
+    // The client still waits (for the SET): query_wait_timeout, counted from its wait's start, covers
+    // this too, so neither a server that stops answering nor servers that keep dying here hold it forever.
     this.syncingOn = server;
     server.runInternal(sync).then(
       () => {
@@ -1274,7 +1276,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // nothing of the client's reached it: another server will do, as if it had died idle in the pool
     if (this.syncingOn === server) {
       this.syncingOn = null;
-      return this.pool!.enqueue(this);
+      return this.pool!.enqueue(this, this.waitStart);
     }
     if (server.toldClientFatal) this.close(`server closed after a FATAL: ${reason}`);
     else this.refuse(SqlState.ConnectionFailure, `server conn crashed? (${reason})`);

@@ -30,6 +30,7 @@ export interface PoolClient {
   readonly loggingIn: boolean;
   /** When the client started waiting (clock.ts ms), 0 when not waiting. */
   waitStart: number;
+  /** The client has the server, once its parameters are set on it (waitStart is 0 from then on). */
   assign(server: ServerConnection): void;
   refuse(code: string, message: string): void;
   /** A NoticeResponse, between the client's messages (it is waiting, no server talks to it). */
@@ -223,9 +224,9 @@ export class Pool {
     return this.waiting.length > 0 || this.welcomeWaiters.length > 0;
   }
 
-  /** A client wants a server: queue it and hand out what is available. */
-  enqueue(client: PoolClient): void {
-    client.waitStart = now();
+  /** A client wants a server (since `since`: one it had died before it was of use): queue it and hand out what is available. */
+  enqueue(client: PoolClient, since = now()): void {
+    client.waitStart = since;
     this.waiting.push(client);
     this.waitingSince.push(performance.now());
     this.dispatch();
@@ -270,7 +271,7 @@ export class Pool {
       }
       const client = this.waiting.shift()!;
       this.stats.recordAssignment(performance.now() - this.waitingSince.shift()!);
-      client.waitStart = 0;
+      // waitStart stays: the client waits until assign() has the server carry its parameters
       server.state = "active";
       this.active.add(server);
       client.assign(server);

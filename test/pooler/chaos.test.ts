@@ -9,7 +9,7 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bind, copyData, errorResponse, execute, parse, query } from "../../pooler/protocol/messages.ts";
-import { connect } from "../support/clients.ts";
+import { connect, errorOf } from "../support/clients.ts";
 import { startFakePostgres } from "../support/fake-postgres.ts";
 import { startTestPooler } from "../support/pooler.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
@@ -434,4 +434,26 @@ describe("a backend terminated while the pooler sets a client's parameters on it
       fake.close();
     }
   });
+});
+
+describe("backends that all die as the pooler sets a client's parameters on them", () => {
+  it("are no endless wait: query_wait_timeout counts from the first, not from each new server", async () => {
+    const fake = await startFakePostgres({
+      params: { server_version: "13.0", application_name: "" },
+      endOnQuery: (sql) => (sql.startsWith("SET") ? errorResponse(fatal) : null),
+    });
+    const p = await startTestPooler({
+      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${fake.port}/app`,
+      QUERY_WAIT_TIMEOUT: "1",
+    });
+    try {
+      const c = await connect(p.url(), { application_name: "mine" });
+      c.on("error", () => undefined);
+      const err = await errorOf(c.query("SELECT 1"));
+      expect(err.message).toMatch(/query_wait_timeout/);
+    } finally {
+      await p.stop();
+      fake.close();
+    }
+  }, 10_000);
 });
