@@ -2,7 +2,7 @@
 // wait for it, rather than being refused for server_login_retry. Through a relay in front of the
 // test PostgreSQL that can hang up on new connections.
 import { describe, expect, inject, it } from "vitest";
-import { connect } from "../support/clients.ts";
+import { connect, errorOf } from "../support/clients.ts";
 import { withTestPooler } from "../support/pooler.ts";
 import { freePort } from "../support/ports.ts";
 import { relay } from "../support/relay.ts";
@@ -35,6 +35,29 @@ describe("a server login the server ends without a word", () => {
           } finally {
             await Promise.all([c.end(), admin.end()]);
           }
+        },
+      );
+    } finally {
+      gate.close();
+    }
+  });
+
+  it("is a restart for server_login_retry only: a server that always hangs up is refused after that", async () => {
+    const port = await freePort();
+    const gate = await relay(
+      { host: "127.0.0.1", port },
+      { host: "127.0.0.1", port: inject("pgPort") },
+      0,
+      () => true,
+    );
+    try {
+      await withTestPooler(
+        { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`, SERVER_LOGIN_RETRY: "1" },
+        async (p) => {
+          const start = Date.now();
+          const err = await errorOf(connect(p.url("app")));
+          expect(err.code).toBe("08006");
+          expect(Date.now() - start).toBeLessThan(5000);
         },
       );
     } finally {
