@@ -5,7 +5,7 @@ import crypto from "node:crypto";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import session from "express-session";
 import connectPgSimple from "connect-pg-simple";
-import type pg from "pg";
+import pg from "pg";
 import type { PrismaClient, User } from "../generated/prisma/client.ts";
 import type { AppConfig } from "../config.ts";
 import { keepingCsrfToken, rotateCsrfToken } from "./csrf.ts";
@@ -31,11 +31,53 @@ export type SessionStore = connectPgSimple.PGStore;
 /** Django's SESSION_COOKIE_NAME. */
 const SESSION_COOKIE = "sessionid";
 
+/**
+ * Django's SessionInterrupted: the session this request loaded was deleted before the request
+ * saved it, most often by a logout (or a new login, or a password change) in another tab.
+ */
+export class SessionInterrupted extends Error {
+  constructor() {
+    super("the session was deleted before the request completed");
+  }
+}
+
 export function createSessionStore(pool: pg.Pool, schemaName: string): SessionStore {
   const PGStore = connectPgSimple(session);
+  const table = `${pg.escapeIdentifier(schemaName)}."session"`;
+  /** Sessions read from the store, as opposed to those created by this request (a login). */
+  const loaded = new WeakSet<object>();
+
+  /**
+   * The store's own set() is an upsert: a request that loaded a session before another tab logged
+   * out would write the ended login back. As Django's save(must_create=False), a session read from
+   * the store is only updated, and one deleted meanwhile is SessionInterrupted.
+   */
+  class ExistingOnlyStore extends PGStore {
+    override createSession(req: Request, data: session.SessionData) {
+      const created = super.createSession(req, data);
+      loaded.add(created);
+      return created;
+    }
+
+    override set(sid: string, data: session.SessionData, callback?: (err?: unknown) => void): void {
+      if (!loaded.has(data)) return super.set(sid, data, callback);
+      const expires = data.cookie.expires ? Math.ceil(new Date(data.cookie.expires).getTime() / 1000) : null;
+      pool
+        .query(`UPDATE ${table} SET sess = $1, expire = coalesce(to_timestamp($2), expire) WHERE sid = $3`, [
+          data,
+          expires,
+          sid,
+        ])
+        .then(
+          (result) => callback?.(result.rowCount === 0 ? new SessionInterrupted() : undefined),
+          (err: unknown) => callback?.(err),
+        );
+    }
+  }
+
   // The `session` table comes from the Prisma migration, not from the store. No touch: like Django
   // (SESSION_SAVE_EVERY_REQUEST = False) a session is written when it changes, not on every request.
-  return new PGStore({
+  return new ExistingOnlyStore({
     pool,
     schemaName,
     tableName: "session",
@@ -76,6 +118,8 @@ export function saveSessionBeforeRedirect(req: Request, res: Response, next: Nex
       // What the handler did before redirecting is done (a post saved, a password changed): an
       // error page would report it undone. Only the session's part, a message, is lost.
       if (err) req.log.warn({ err }, "session not saved before a redirect");
+      // A login ended meanwhile stays ended: without a session, no cookie brings its id back.
+      if (err instanceof SessionInterrupted) return req.session.destroy(() => redirect(...args));
       redirect(...args);
     });
   }) as Response["redirect"];
