@@ -166,8 +166,8 @@ export function readEnvDatabase(env: Env): EnvDatabase {
 
 /**
  * Defaults the image writes into the pgbouncer.ini it generates, used when we are given no ini file.
- * Unlike the image we keep PgBouncer's listen_addr/listen_port defaults (the compose file sets them),
- * and admin_users is DATABASE_URL's user (the app's /admin/pooler/ logs in as it), where the image
+ * Unlike the image (0.0.0.0) we keep our listen_addr default, loopback only, and PgBouncer's listen_port
+ * (the compose file sets both), and admin_users is DATABASE_URL's user (the app's /admin/pooler/ logs in as it), where the image
  * writes postgres.
  */
 export function applyImageDefaults(config: PoolerConfig, dbUser: string | undefined): void {
