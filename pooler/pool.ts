@@ -338,7 +338,14 @@ export class Pool {
     server.runInternal(query).then(
       () => {
         this.used.delete(server);
-        if (server.state !== "closed") this.makeIdle(server);
+        if (server.state === "closed") return;
+        if (server.txStatus === "I") return this.makeIdle(server);
+        // a reset query that opens a transaction would hand the next client a session inside it
+        this.log.warn(
+          { pool: this.name, query },
+          "server_reset_query left a transaction open: server closed",
+        );
+        server.close("server_reset_query left a transaction open");
       },
       (err: Error) => {
         // Closed rather than handed on half reset (PgBouncer keeps it): a query that always fails

@@ -95,4 +95,30 @@ describe("session pooling: a server_reset_query that fails", () => {
         await b.stop();
       }
     }));
+
+  it("one that leaves a transaction open closes the server too: the next client gets none in a transaction", () =>
+    withTestPooler(
+      { POOL_MODE: "session", DEFAULT_POOL_SIZE: "1", SERVER_RESET_QUERY: "BEGIN" },
+      async (p) => {
+        const a = await connect(p.url());
+        const pid = (await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+        await a.end();
+        await new Promise((r) => setTimeout(r, 300)); // the reset has run
+        const b = await connect(p.url());
+        try {
+          // inside the transaction the reset left open, now() would be its BEGIN's time, not this statement's
+          const r = await b.query("SELECT pg_backend_pid() AS pid, now() = statement_timestamp() AS fresh");
+          expect({ sameServer: r.rows[0].pid === pid, fresh: r.rows[0].fresh }).toEqual({
+            sameServer: false,
+            fresh: true,
+          });
+        } finally {
+          await b.end();
+        }
+        const warned = p.logs.filter(
+          (l) => l.msg === "server_reset_query left a transaction open: server closed",
+        );
+        expect(warned[0]).toMatchObject({ level: 40, query: "BEGIN" });
+      },
+    ));
 });
