@@ -99,6 +99,20 @@ describe("readIniFile + applyIni", () => {
     expect(config.serverResetQuery).toBe("DISCARD ALL ; not a comment here");
   });
 
+  it("reads a per-database pool_size, min_pool_size, reserve_pool or max_db_connections of -1 as unset, as PgBouncer", () => {
+    const { config } = load(
+      "[databases]\nd = host=h pool_size=-1 min_pool_size=-1 reserve_pool=-1 max_db_connections=-1\n[pgbouncer]\n",
+    );
+    const d = config.databases.get("d")!;
+    expect([d.poolSize, d.minPoolSize, d.reservePool, d.maxDbConnections]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect(() => load("[databases]\nd = host=h pool_size=-2\n[pgbouncer]\n")).toThrow(/pool_size/);
+  });
+
   it("reads PgBouncer 1.24–1.26's per-database and per-user limits and timeouts", () => {
     const { config, warnings } = load(
       [

@@ -163,6 +163,8 @@ type ParamSetters<T> = Record<string, (target: T, raw: string) => void>;
 
 const poolMode = (raw: string) => parseEnum(raw, POOL_MODES);
 const count = (raw: string) => parseInteger(raw);
+/** PgBouncer's per-database sizes start at -1, "not set": the global value applies. */
+const countOrUnset = (raw: string) => (raw.trim() === "-1" ? undefined : count(raw));
 
 const DATABASE_PARAMS: ParamSetters<DatabaseDef> = {
   dbname: (db, v) => (db.dbname = v),
@@ -176,11 +178,11 @@ const DATABASE_PARAMS: ParamSetters<DatabaseDef> = {
   password: (db, v) => (db.password = v),
   auth_user: (db, v) => (db.authUser = v),
   auth_dbname: (db, v) => (db.authDbname = v),
-  pool_size: (db, v) => (db.poolSize = count(v)),
-  min_pool_size: (db, v) => (db.minPoolSize = count(v)),
-  reserve_pool: (db, v) => (db.reservePool = count(v)),
-  reserve_pool_size: (db, v) => (db.reservePool = count(v)),
-  max_db_connections: (db, v) => (db.maxDbConnections = count(v)),
+  pool_size: (db, v) => (db.poolSize = countOrUnset(v)),
+  min_pool_size: (db, v) => (db.minPoolSize = countOrUnset(v)),
+  reserve_pool: (db, v) => (db.reservePool = countOrUnset(v)),
+  reserve_pool_size: (db, v) => (db.reservePool = countOrUnset(v)),
+  max_db_connections: (db, v) => (db.maxDbConnections = countOrUnset(v)),
   max_db_client_connections: (db, v) => (db.maxDbClientConnections = count(v)),
   server_lifetime: (db, v) => (db.serverLifetime = parseSeconds(v)),
   // PgBouncer 1.26: -1 is "not set" (the user's or the global value applies)
