@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bind, copyData, errorResponse, execute, parse, query } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf } from "../support/clients.ts";
 import { startFakePostgres } from "../support/fake-postgres.ts";
-import { startTestPooler } from "../support/pooler.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
 import { RawClient, type Reply } from "../support/protocol.ts";
 import { UserlistDir } from "../support/roles.ts";
@@ -413,47 +413,61 @@ describe("a backend terminated right after its login", () => {
   });
 });
 
+/**
+ * A pooler on a fake server that ends a backend with a FATAL where `endOnSet` says, as the pooler's
+ * SET of a client's application_name reaches it (n counts the backends from 0).
+ */
+async function withFakeEndingOnSet(
+  endOnSet: (n: number) => boolean,
+  env: Record<string, string>,
+  use: (p: TestPooler, logins: () => number) => Promise<void>,
+): Promise<void> {
+  const fake = await startFakePostgres({
+    params: { server_version: "13.0", application_name: "" },
+    endOnQuery: (sql, n) => (sql.startsWith("SET") && endOnSet(n) ? errorResponse(fatal) : null),
+  });
+  const p = await startTestPooler({
+    DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${fake.port}/app`,
+    ...env,
+  });
+  try {
+    await use(p, () => fake.logins());
+  } finally {
+    await p.stop();
+    fake.close();
+  }
+}
+
 describe("a backend terminated while the pooler sets a client's parameters on it", () => {
-  it("has had nothing of the client's: the client gets the next server, no error", async () => {
+  it("has had nothing of the client's: the client gets the next server, no error", () =>
     // the first server dies (a shutdown's FATAL) as the SET of the client's application_name
     // reaches it, before any query of the client's
-    const fake = await startFakePostgres({
-      params: { server_version: "13.0", application_name: "" },
-      endOnQuery: (sql, n) => (n === 0 && sql.startsWith("SET") ? errorResponse(fatal) : null),
-    });
-    const p = await startTestPooler({
-      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${fake.port}/app`,
-    });
-    try {
-      const c = await connect(p.url(), { application_name: "mine" });
-      expect((await c.query("SELECT 1")).rowCount).toBe(0);
-      await c.end();
-      expect(fake.logins()).toBe(2);
-    } finally {
-      await p.stop();
-      fake.close();
-    }
-  });
+    withFakeEndingOnSet(
+      (n) => n === 0,
+      {},
+      async (p, logins) => {
+        const c = await connect(p.url(), { application_name: "mine" });
+        expect((await c.query("SELECT 1")).rowCount).toBe(0);
+        await c.end();
+        expect(logins()).toBe(2);
+      },
+    ));
 });
 
 describe("backends that all die as the pooler sets a client's parameters on them", () => {
-  it("are no endless wait: query_wait_timeout counts from the first, not from each new server", async () => {
-    const fake = await startFakePostgres({
-      params: { server_version: "13.0", application_name: "" },
-      endOnQuery: (sql) => (sql.startsWith("SET") ? errorResponse(fatal) : null),
-    });
-    const p = await startTestPooler({
-      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${fake.port}/app`,
-      QUERY_WAIT_TIMEOUT: "1",
-    });
-    try {
-      const c = await connect(p.url(), { application_name: "mine" });
-      c.on("error", () => undefined);
-      const err = await errorOf(c.query("SELECT 1"));
-      expect(err.message).toMatch(/query_wait_timeout/);
-    } finally {
-      await p.stop();
-      fake.close();
-    }
-  }, 10_000);
+  it(
+    "are no endless wait: query_wait_timeout counts from the first, not from each new server",
+    () =>
+      withFakeEndingOnSet(
+        () => true,
+        { QUERY_WAIT_TIMEOUT: "1" },
+        async (p) => {
+          const c = await connect(p.url(), { application_name: "mine" });
+          c.on("error", () => undefined);
+          const err = await errorOf(c.query("SELECT 1"));
+          expect(err.message).toMatch(/query_wait_timeout/);
+        },
+      ),
+    10_000,
+  );
 });

@@ -3,65 +3,68 @@
 // test PostgreSQL that can hang up on new connections.
 import { describe, expect, inject, it } from "vitest";
 import { connect, errorOf } from "../support/clients.ts";
-import { withTestPooler } from "../support/pooler.ts";
+import { withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { freePort } from "../support/ports.ts";
 import { relay } from "../support/relay.ts";
 
+/** A pooler whose PostgreSQL is behind a relay that hangs up on new connections while `hangUp()`. */
+async function withGatedPooler(
+  hangUp: () => boolean,
+  env: Record<string, string>,
+  use: (p: TestPooler) => Promise<void>,
+): Promise<void> {
+  const port = await freePort();
+  const gate = await relay(
+    { host: "127.0.0.1", port },
+    { host: "127.0.0.1", port: inject("pgPort") },
+    0,
+    hangUp,
+  );
+  try {
+    await withTestPooler(
+      { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`, ...env },
+      use,
+    );
+  } finally {
+    gate.close();
+  }
+}
+
 describe("a server login the server ends without a word", () => {
   it("is a restart: the waiting client is served once logins work again", async () => {
-    const port = await freePort();
     let down = false;
-    const gate = await relay(
-      { host: "127.0.0.1", port },
-      { host: "127.0.0.1", port: inject("pgPort") },
-      0,
+    await withGatedPooler(
       () => down,
+      {},
+      async (p) => {
+        const c = await connect(p.url("app"));
+        const admin = await connect(p.url("pgbouncer"));
+        try {
+          await c.query("SELECT 1");
+          // PostgreSQL going down: its servers are gone, a new backend dies before it says anything
+          down = true;
+          await admin.query("RECONNECT app");
+          const served = c.query("SELECT 1 AS one");
+          await new Promise((r) => setTimeout(r, 500));
+          down = false;
+          expect((await served).rows[0].one).toBe(1);
+        } finally {
+          await Promise.all([c.end(), admin.end()]);
+        }
+      },
     );
-    try {
-      await withTestPooler(
-        { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app` },
-        async (p) => {
-          const c = await connect(p.url("app"));
-          const admin = await connect(p.url("pgbouncer"));
-          try {
-            await c.query("SELECT 1");
-            // PostgreSQL going down: its servers are gone, a new backend dies before it says anything
-            down = true;
-            await admin.query("RECONNECT app");
-            const served = c.query("SELECT 1 AS one");
-            await new Promise((r) => setTimeout(r, 500));
-            down = false;
-            expect((await served).rows[0].one).toBe(1);
-          } finally {
-            await Promise.all([c.end(), admin.end()]);
-          }
-        },
-      );
-    } finally {
-      gate.close();
-    }
   });
 
   it("is a restart for server_login_retry only: a server that always hangs up is refused after that", async () => {
-    const port = await freePort();
-    const gate = await relay(
-      { host: "127.0.0.1", port },
-      { host: "127.0.0.1", port: inject("pgPort") },
-      0,
+    await withGatedPooler(
       () => true,
+      { SERVER_LOGIN_RETRY: "1" },
+      async (p) => {
+        const start = Date.now();
+        const err = await errorOf(connect(p.url("app")));
+        expect(err.code).toBe("08006");
+        expect(Date.now() - start).toBeLessThan(5000);
+      },
     );
-    try {
-      await withTestPooler(
-        { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`, SERVER_LOGIN_RETRY: "1" },
-        async (p) => {
-          const start = Date.now();
-          const err = await errorOf(connect(p.url("app")));
-          expect(err.code).toBe("08006");
-          expect(Date.now() - start).toBeLessThan(5000);
-        },
-      );
-    } finally {
-      gate.close();
-    }
   });
 });
