@@ -261,6 +261,25 @@ describe("applySetting", () => {
     expect(() => applySetting(defaultConfig(), key, value)).toThrow(new ConfigError(message));
   });
 
+  it("reads [pgbouncer] integers as PgBouncer's cf_set_int, C's strtol(…, 0): 0x20 is 32, 010 is 8", () => {
+    const c = defaultConfig();
+    for (const [raw, n] of [
+      ["0x20", 32],
+      ["0X20", 32],
+      ["+0x10", 16],
+      ["010", 8],
+      ["0x0a", 10],
+      ["017", 15],
+      ["0x7fffffff", 2147483647],
+    ] as const) {
+      applySetting(c, "max_client_conn", raw);
+      expect(c.maxClientConn).toBe(n);
+    }
+    for (const bad of ["08", "0x", "1e3", "1_000", "0x80000000", "-0x1"]) {
+      expect(() => applySetting(c, "max_client_conn", bad)).toThrow(ConfigError);
+    }
+  });
+
   it("reads unix_socket_mode as C's strtol(…, 0) does and shows it in decimal, as PgBouncer", () => {
     const c = defaultConfig();
     expect(c.unixSocketMode).toBe(0o777);

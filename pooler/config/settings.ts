@@ -31,11 +31,22 @@ export const AUTH_TYPES: readonly AuthType[] = [
 const INT_MAX = 2147483647;
 export const MAX_PEER_ID = 16383;
 
-export function parseInteger(raw: string, min = 0, max = INT_MAX): number {
+/** Base 10, as PgBouncer's atoi() reads [databases] and [users] options (010 is 10); NaN for anything else. */
+const decimal = (v: string): number => (/^[+-]?\d+$/.test(v) ? Number(v) : NaN);
+
+/** C's strtol(…, 0), as PgBouncer's cf_set_int reads [pgbouncer] integers: 0x20 is 32, 010 is 8; NaN for anything else. */
+function strtol0(raw: string): number {
+  const m = /^([+-]?)(?:0x([0-9a-f]+)|(0[0-7]*)|([1-9]\d*))$/i.exec(raw.trim());
+  if (m === null) return NaN;
+  const [, sign, hex, octal, dec] = m;
+  const n = hex !== undefined ? parseInt(hex, 16) : octal !== undefined ? parseInt(octal, 8) : Number(dec);
+  return sign === "-" ? -n : n;
+}
+
+export function parseInteger(raw: string, min = 0, max = INT_MAX, read = decimal): number {
   const expected = max === INT_MAX ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
-  if (!/^[+-]?\d+$/.test(raw.trim())) throw new InvalidValue(expected);
-  const n = Number(raw);
-  if (n < min || n > max) throw new InvalidValue(expected);
+  const n = read(raw.trim());
+  if (!(n >= min && n <= max)) throw new InvalidValue(expected);
   return n;
 }
 
@@ -143,7 +154,7 @@ function numeric(
 }
 
 function int(key: string, field: FieldOf<number>, def: string, opts: Options = {}): SettingDef {
-  const parse = (raw: string): number => parseInteger(raw, opts.min, opts.max);
+  const parse = (raw: string): number => parseInteger(raw, opts.min, opts.max, strtol0);
   return numeric(key, "int", field, def, parse, String, opts.changeable);
 }
 
@@ -225,14 +236,7 @@ function fileMode(key: string, field: FieldOf<number>, def: string): SettingDef 
 }
 
 export function parseFileMode(raw: string): number {
-  const v = raw.trim();
-  const n = /^0[0-7]*$/.test(v)
-    ? parseInt(v, 8)
-    : /^0x[0-9a-f]+$/i.test(v)
-      ? parseInt(v, 16)
-      : /^[1-9]\d*$/.test(v)
-        ? Number(v)
-        : NaN;
+  const n = strtol0(raw);
   if (!(n >= 0 && n <= 0o7777)) throw new InvalidValue("a permission mode such as 0777 or 0700");
   return n;
 }
