@@ -103,6 +103,8 @@ export interface ClientHost {
 /** The virtual database of the admin console. */
 export const ADMIN_DB = "pgbouncer";
 
+/** PgBouncer's MAX_USERNAME, its NUL included. */
+const MAX_USERNAME = 128;
 /** Startup parameters the pooler consumes itself; the others are settings (or `options` holding some). */
 const KNOWN_STARTUP = new Set(["user", "database", "replication"]);
 
@@ -479,6 +481,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         "no PostgreSQL user name specified in startup packet",
       );
     }
+    // PgBouncer's check and words, before the database is looked up (or made up from "*")
+    if (Buffer.byteLength(user) >= MAX_USERNAME)
+      return this.refuse(SqlState.ProtocolViolation, "username too long");
     this.user = user;
     this.database = params.get("database") || user;
     if (params.has("replication")) {

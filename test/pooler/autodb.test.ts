@@ -103,6 +103,30 @@ describe("made-up names", () => {
   });
 });
 
+describe("long user names", () => {
+  it("one of 128 bytes or more is refused before anything else, as PgBouncer's MAX_USERNAME: 08P01 username too long", async () => {
+    const stranger = `nodb_${process.pid}`;
+    const as = (user: string, db: string): string =>
+      tp.url(db).replace("postgres:postgres@", `${encodeURIComponent(user)}:wrong@`);
+    for (const [user, db] of [
+      ["u".repeat(128), "app"],
+      ["é".repeat(64), "app"],
+      ["u".repeat(128), "pgbouncer"],
+      ["u".repeat(128), stranger],
+    ] as const) {
+      const refused = await errorOf(connect(as(user, db)));
+      expect({ code: refused.code, message: refused.message }).toEqual({
+        code: "08P01",
+        message: "username too long",
+      });
+    }
+    // refused before its database is made up
+    expect(await databases()).not.toContain(stranger);
+    // 127 bytes still log in as far as the password
+    expect((await errorOf(connect(as(`u${"é".repeat(63)}`, "app")))).code).toBe("28P01");
+  });
+});
+
 describe("RELOAD", () => {
   it("keeps the servers of a database made up from an unchanged '*' entry", async () => {
     const c = await connect(tp.url("app"));
