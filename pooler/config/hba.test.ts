@@ -97,6 +97,31 @@ describe("auth_hba_file", () => {
     ]);
   });
 
+  it("takes an IPv6 address with a written-out mask, as PostgreSQL and PgBouncer", () => {
+    const text = [
+      "host all all ::1 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff md5",
+      "host all all fd00:: ffff:ff00:: trust",
+      "host all all ::ffff:0:0 ffff:ffff:ffff:ffff:ffff:ffff:: password",
+      "host all all 2001:db8:: ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.0 reject",
+    ].join("\n");
+    expect(lineFor(text, tcp({ address: "::1" }))).toBe("1 md5");
+    expect(lineFor(text, tcp({ address: "::2" }))).toBe("none");
+    expect(lineFor(text, tcp({ address: "fd00:ab::7" }))).toBe("2 trust");
+    expect(lineFor(text, tcp({ address: "fd01::7" }))).toBe("none");
+    expect(lineFor(text, tcp({ address: "2001:db8::ff" }))).toBe("4 reject");
+    expect(lineFor(text, tcp({ address: "2001:db8::1:ff" }))).toBe("none");
+    // still a line of its own family: an IPv4 client is not an IPv4-mapped IPv6 one
+    expect(lineFor(text, tcp({ address: "127.0.0.1" }))).toBe("none");
+  });
+
+  it("reads blanks around a list's commas as PgBouncer does: `alice ,bob` and `alice , bob` are lists", () => {
+    const text = "host all alice ,bob 127.0.0.1/32 md5\nhost app , other carol , dave 127.0.0.1/32 trust\n";
+    expect(lineFor(text, tcp({ user: "bob" }))).toBe("1 md5");
+    expect(lineFor(text, tcp({ user: "dave", database: "other" }))).toBe("2 trust");
+    expect(lineFor(text, tcp({ user: "dave", database: "app" }))).toBe("2 trust");
+    expect(lineFor(text, tcp({ user: "erin" }))).toBe("none");
+  });
+
   it("lets nothing in that no line names", () => {
     const text = "host app alice 192.168.0.0/16 trust\nlocal app alice trust\n";
     expect(lineFor(text, tcp())).toBe("none");
@@ -115,16 +140,31 @@ describe("auth_hba_file", () => {
     ],
     [
       "host all all db.example.com trust",
-      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an IPv4 address and mask (host names are not supported, as in PgBouncer), got "db.example.com"',
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "db.example.com"',
     ],
     [
       "host all all 1.2.3.4/33 trust",
-      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an IPv4 address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4/33"',
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4/33"',
     ],
     [
       "host all all 1.2.3.4 255.0.255.0 trust",
-      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an IPv4 address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4 255.0.255.0"',
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4 255.0.255.0"',
     ],
+    [
+      "host all all 127.0.0.1 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff trust",
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "127.0.0.1 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"',
+    ],
+    [
+      "host all all ::1 ffff::ffff trust",
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "::1 ffff::ffff"',
+    ],
+    ["local all alice ,", ":1: a list ends with a comma"],
+    ["host all alice,,bob 1.2.3.4/32 md5", ":1: cannot parse"],
+    [
+      "host all all fe80::1 ffff::%eth0 trust",
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "fe80::1 ffff::%eth0"',
+    ],
+
     ["host all all 1.2.3.4/32", ":1: missing auth method"],
     ["local all", ":1: missing user"],
     [
@@ -134,7 +174,7 @@ describe("auth_hba_file", () => {
     ["host samerole all 1.2.3.4/32 md5", ":1: database samerole is not supported, as in PgBouncer"],
     [
       "host all all 1.2.3.4 trust",
-      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an IPv4 address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4"',
+      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4"',
     ],
     ["host all +admins 1.2.3.4/32 md5", ":1: group +admins is not supported, as in PgBouncer"],
     ["local all a,", ":1: a list ends with a comma"],

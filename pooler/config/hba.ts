@@ -125,7 +125,9 @@ interface Token {
   quoted: boolean;
 }
 
-const WORD = /\s*("(?:[^"]|"")*"|[^\s,"#]+)(,?)/y;
+// blanks may stand before a list's comma as well as after it (PgBouncer's tokenizer reads the comma
+// on its own; PostgreSQL would take what follows ` ,` as the next field)
+const WORD = /\s*("(?:[^"]|"")*"|[^\s,"#]+)(\s*,)?/y;
 /** the rest of a line is blank, or a comment: a # outside quotes, as in PostgreSQL and PgBouncer */
 const END = /\s*(?:#[^]*)?$/y;
 
@@ -141,7 +143,7 @@ function tokenize(line: string, where: string): Token[][] {
     const word = m[1]!;
     const quoted = word.startsWith('"');
     field.push({ text: quoted ? word.slice(1, -1).replaceAll('""', '"') : word, quoted });
-    if (m[2] !== ",") {
+    if (m[2] === undefined) {
       fields.push(field);
       field = [];
     }
@@ -241,12 +243,12 @@ function addressList(
   const max = family === "ipv4" ? 32 : 128;
   // a bare address is no single host: PostgreSQL refuses it and PgBouncer skips the line
   let prefix: number | undefined;
-  if (mask !== undefined) prefix = family === "ipv4" && bits === undefined ? ipv4MaskBits(mask) : undefined;
+  if (mask !== undefined) prefix = family !== null && bits === undefined ? maskBits(mask, family) : undefined;
   else if (bits !== undefined) prefix = /^\d{1,3}$/.test(bits) ? Number(bits) : undefined;
   if (family === null || extra !== undefined || prefix === undefined || prefix > max) {
     const got = JSON.stringify(mask === undefined ? address : `${address} ${mask}`);
     throw new ConfigError(
-      `${where}: address: expected an IPv4 or IPv6 address with a /prefix, or an IPv4 address and mask ` +
+      `${where}: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask ` +
         `(host names are not supported, as in PgBouncer), got ${got}`,
     );
   }
@@ -255,12 +257,23 @@ function addressList(
   return { list, family };
 }
 
-/** 255.255.255.0 → 24; undefined for what is not a contiguous IPv4 mask. */
-function ipv4MaskBits(mask: string): number | undefined {
-  if (!net.isIPv4(mask)) return undefined;
-  const bin = mask
-    .split(".")
-    .map((b) => Number(b).toString(2).padStart(8, "0"))
-    .join("");
+/** 255.255.255.0 → 24, ffff:ffff:: → 32; undefined for what is not a contiguous mask of the family. */
+function maskBits(mask: string, family: "ipv4" | "ipv6"): number | undefined {
+  // net.isIP takes a zone (fe80::%eth0), which no mask has
+  if (net.isIP(mask) !== (family === "ipv4" ? 4 : 6) || mask.includes("%")) return undefined;
+  const bin = family === "ipv4" ? bitsOf(mask.split("."), 10, 8) : bitsOf(ipv6Groups(mask), 16, 16);
   return /^1*0*$/.test(bin) ? bin.replace(/0+$/, "").length : undefined;
+}
+
+function bitsOf(parts: string[], radix: number, width: number): string {
+  return parts.map((p) => parseInt(p, radix).toString(2).padStart(width, "0")).join("");
+}
+
+/** The eight hex groups of a valid IPv6 address, "::" filled in (the URL parser writes any dotted tail in hex). */
+function ipv6Groups(address: string): string[] {
+  const [head = "", tail] = new URL(`http://[${address}]`).hostname.slice(1, -1).split("::");
+  const groups = (s: string | undefined): string[] => (s ? s.split(":") : []);
+  const h = groups(head);
+  const t = groups(tail);
+  return tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill("0"), ...t];
 }
