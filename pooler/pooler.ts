@@ -11,6 +11,7 @@ import {
   buildTls,
   ConfigError,
   loadConfig,
+  MAX_DBNAME,
   tlsSettingsChanged,
   type ApplyResult,
   type ClientTls,
@@ -36,9 +37,6 @@ import { socketErrorText } from "./unix-socket.ts";
  * a server with a cancel on its way goes to no client until it is done.
  */
 const CANCEL_TIMEOUT_MS = 15_000;
-
-/** PgBouncer's MAX_DBNAME: PostgreSQL's NAMEDATALEN, its NUL included. */
-const MAX_DBNAME = 64;
 
 /** SHUTDOWN WAIT_FOR_SERVERS (and signals) or WAIT_FOR_CLIENTS. */
 export type ShutdownWait = "servers" | "clients";

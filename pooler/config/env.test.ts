@@ -252,6 +252,15 @@ describe("DB_* variables", () => {
     expect(readEnvDatabase({ DB_HOST: "pg", DB_USER: "u" }).login).toBeUndefined();
   });
 
+  it("refuses a database name of 64 bytes or more, as PgBouncer refuses the entry the image would write", () => {
+    const name = "d".repeat(64);
+    expect(() => readEnvDatabase({ DATABASE_URL: `postgres://u:p@h/${name}` })).toThrow(
+      `DATABASE_URL database name: too long db name, 64 bytes or more (PgBouncer's MAX_DBNAME): ${name}`,
+    );
+    expect(() => readEnvDatabase({ DB_HOST: "h", DB_NAME: name })).toThrow(/^DB_NAME: too long db name/);
+    expect(readEnvDatabase({ DB_HOST: "h", DB_NAME: name.slice(1) }).database?.name).toBe(name.slice(1));
+  });
+
   it("refuse DATABASE_URLS, which we do not support", () => {
     expect(() => readEnvDatabase({ DATABASE_URLS: "postgres://a/b,postgres://c/d" })).toThrow(
       /^DATABASE_URLS: not supported/,

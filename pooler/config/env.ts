@@ -3,7 +3,7 @@
 // an empty variable counts as unset.
 
 import { ConfigError, parseAt } from "./errors.ts";
-import { applySetting, IGNORED_SETTINGS, parseInteger, SETTINGS } from "./settings.ts";
+import { applySetting, checkDbName, IGNORED_SETTINGS, parseInteger, SETTINGS } from "./settings.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./types.ts";
 import { parseHostList } from "../host-list.ts";
 
@@ -140,6 +140,7 @@ export function readEnvDatabase(env: Env): EnvDatabase {
   const user = url?.user ?? envValue(env, "DB_USER");
   const password = url?.password ?? envValue(env, "DB_PASSWORD");
   const name = url?.dbname ?? envValue(env, "DB_NAME") ?? "*";
+  checkDbName(url?.dbname !== undefined ? "DATABASE_URL database name" : "DB_NAME", name);
   const port =
     url?.port ??
     (envPort === undefined ? 5432 : parseAt("DB_PORT", envPort, (p) => parseInteger(p, 1, 65535)));

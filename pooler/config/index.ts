@@ -15,7 +15,7 @@ import { isSocketDir, socketPathProblem, unixSocketPath } from "../unix-socket.t
 import { parseHostList } from "../host-list.ts";
 
 export { ConfigError } from "./errors.ts";
-export { applySetting, findSetting, showConfigRows, SETTINGS } from "./settings.ts";
+export { applySetting, findSetting, MAX_DBNAME, showConfigRows, SETTINGS } from "./settings.ts";
 export type { ApplyOptions, ApplyResult, SettingDef, ShowConfigRow } from "./settings.ts";
 export { classifySecret, formatUserlistLine, parseUserlist } from "./userlist.ts";
 export type { Env } from "./env.ts";

@@ -168,6 +168,19 @@ describe("readIniFile + applyIni", () => {
     expect([...config.databases.keys()]).toEqual(["my db", "other-db", 'q"uote']);
   });
 
+  it("refuses a database name of 64 bytes or more, as PgBouncer's MAX_DBNAME, which stops its start", () => {
+    const longest = `l${"é".repeat(31)}`;
+    expect(Buffer.byteLength(longest)).toBe(63);
+    expect([...load(`[databases]\n"${longest}" = host=a\n[pgbouncer]\n`).config.databases.keys()]).toEqual([
+      longest,
+    ]);
+    for (const name of ["d".repeat(64), "é".repeat(32)]) {
+      expect(() => load(`[databases]\n"${name}" = host=a\n[pgbouncer]\n`)).toThrow(
+        new RegExp(`pgbouncer\\.ini:2: \\[databases\\]: too long db name, 64 bytes or more .*: ${name}$`),
+      );
+    }
+  });
+
   it("follows %include from the working directory, as PgBouncer, keeping the current section", () => {
     const main = writeFiles({
       "main.ini": "[pgbouncer]\nlisten_port = 7000\n%include conf.d/dbs.ini\nmax_client_conn = 500\n",

@@ -5,7 +5,15 @@
 import fs from "node:fs";
 import path from "node:path";
 import { ConfigError, parseAt } from "./errors.ts";
-import { applySetting, MAX_PEER_ID, parseEnum, parseInteger, parseSeconds, POOL_MODES } from "./settings.ts";
+import {
+  applySetting,
+  checkDbName,
+  MAX_PEER_ID,
+  parseEnum,
+  parseInteger,
+  parseSeconds,
+  POOL_MODES,
+} from "./settings.ts";
 import type { DatabaseDef, PeerDef, PoolerConfig, UserDef } from "./types.ts";
 import { LOAD_BALANCE_HOSTS, parseHostList } from "../host-list.ts";
 import { TARGET_SESSION_ATTRS } from "../target-session.ts";
@@ -218,6 +226,7 @@ function parseDatabase(name: string, connstr: string, where: string, warnings: s
   const label = `${where}: [databases] ${name}`;
   if (name === "pgbouncer")
     throw new ConfigError(`${label}: the name "pgbouncer" is reserved for the admin console`);
+  checkDbName(`${where}: [databases]`, name);
   const db: DatabaseDef = { name, host: "", port: 5432, connectParams: {} };
   // no host= leaves "": the Unix socket in unix_socket_dir, as in PgBouncer
   applyParams(db, connstr, label, "connection", DATABASE_PARAMS, IGNORED_DATABASE_PARAMS, warnings);

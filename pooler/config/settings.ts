@@ -30,6 +30,17 @@ export const AUTH_TYPES: readonly AuthType[] = [
 
 const INT_MAX = 2147483647;
 export const MAX_PEER_ID = 16383;
+/** PgBouncer's MAX_DBNAME: PostgreSQL's NAMEDATALEN, its NUL included. */
+export const MAX_DBNAME = 64;
+
+/** PgBouncer refuses a [databases] entry whose name is MAX_DBNAME bytes or more ("too long db name"). */
+export function checkDbName(label: string, name: string): void {
+  if (Buffer.byteLength(name) >= MAX_DBNAME) {
+    throw new ConfigError(
+      `${label}: too long db name, ${MAX_DBNAME} bytes or more (PgBouncer's MAX_DBNAME): ${name}`,
+    );
+  }
+}
 
 /** Base 10, as PgBouncer's atoi() reads [databases] and [users] options (010 is 10); NaN for anything else. */
 const decimal = (v: string): number => (/^[+-]?\d+$/.test(v) ? Number(v) : NaN);
