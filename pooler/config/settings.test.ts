@@ -280,6 +280,22 @@ describe("applySetting", () => {
     }
   });
 
+  it("reads durations as PgBouncer's strtod does: a + sign and hex integers (0x10 is 16 seconds)", () => {
+    const c = defaultConfig();
+    for (const [raw, ms] of [
+      ["+5", 5000],
+      ["0x10", 16000],
+      ["0X1a", 26000],
+      ["+1.5e1", 15000],
+    ] as const) {
+      applySetting(c, "query_timeout", raw);
+      expect(c.queryTimeout).toBe(ms);
+    }
+    for (const bad of ["-1", "0x", "0x1g", "++5"]) {
+      expect(() => applySetting(c, "query_timeout", bad)).toThrow(ConfigError);
+    }
+  });
+
   it("reads unix_socket_mode as C's strtol(…, 0) does and shows it in decimal, as PgBouncer", () => {
     const c = defaultConfig();
     expect(c.unixSocketMode).toBe(0o777);

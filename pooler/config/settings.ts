@@ -61,13 +61,18 @@ export function parseInteger(raw: string, min = 0, max = INT_MAX, read = decimal
   return n;
 }
 
-/** PgBouncer's durations are (possibly fractional) seconds; ours are milliseconds. */
+/**
+ * PgBouncer's durations are (possibly fractional) seconds, read by C's strtod: a + sign and hex
+ * integers (0x10) too; ours are milliseconds.
+ */
 export function parseSeconds(raw: string): number {
-  if (!/^(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw.trim())) {
+  const v = raw.trim().replace(/^\+/, "");
+  const hex = /^0x[0-9a-f]+$/i.test(v);
+  if (!hex && !/^(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v)) {
     throw new InvalidValue("a number of seconds >= 0, such as 5 or 0.5");
   }
   // PgBouncer keeps microseconds; rounding there also absorbs float noise (1.1 * 1000 = 1100.0000000000002).
-  return Math.round(Number(raw) * 1e6) / 1e3;
+  return Math.round((hex ? parseInt(v, 16) : Number(v)) * 1e6) / 1e3;
 }
 
 export function parseBool(raw: string): boolean {
