@@ -3,13 +3,27 @@
 import crypto from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { PrismaClient } from "../../app/generated/prisma/client.ts";
-import { bind, describe as describeMsg, execute, parse, sync } from "../../pooler/protocol/messages.ts";
+import {
+  bind,
+  describe as describeMsg,
+  execute,
+  parse,
+  query,
+  sync,
+} from "../../pooler/protocol/messages.ts";
 import { startBenchServer, type BenchServer } from "../support/bench-server.ts";
 import { connect, errorOf, pgbench } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
-import { RawClient, errorOfReply } from "../support/protocol.ts";
+import { RawClient, errorOfReply, type Reply } from "../support/protocol.ts";
+
+/** Replies as one line: types, errors with their code and message (to compare with PostgreSQL's own). */
+function transcript(replies: Reply[]): string {
+  return replies
+    .map((m) => (m.type === "E" ? `E(${errorOfReply(m).get("C")} ${errorOfReply(m).get("M")})` : m.type))
+    .join(" ");
+}
 
 async function pid(c: pg.Client): Promise<number> {
   return (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
@@ -177,6 +191,86 @@ describe("named prepared statements in transaction pooling", () => {
       await c.close();
     }
   });
+});
+
+describe("a Bind or Describe in the same write as a Parse that fails, of SQL the server already holds for another client", () => {
+  // One server: client B prepares the SQL there first, so client A's Parse of it is answered by a
+  // check, and what A sends behind it in the same write is routed before the check's outcome is known.
+  // `direct`: what PostgreSQL answers, to be sure each scenario is the case it names
+  const scenarios: { name: string; sql: string; send: Buffer[]; readyCount: number; direct: RegExp }[] = [
+    {
+      name: "in a failed transaction: the Parse fails (25P02), so the name does not exist (26000)",
+      sql: "SELECT 1 AS n",
+      send: [
+        query("BEGIN; SELECT 1 / 0"),
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+        bind("", "s"),
+        execute(),
+        sync(),
+        describeMsg("S", "s"),
+        sync(),
+        query("ROLLBACK"),
+      ],
+      readyCount: 5,
+      direct: /26000/,
+    },
+    {
+      name: "a ROLLBACK skipped behind a failed Parse is not run by the Bind after the Sync",
+      sql: "ROLLBACK",
+      send: [
+        query("BEGIN"),
+        parse("bad", "SELEC 1"),
+        parse("r", "ROLLBACK"),
+        sync(),
+        bind("", "r"),
+        execute(),
+        sync(),
+        query("SELECT 1"),
+        query("ROLLBACK"),
+      ],
+      readyCount: 5,
+      direct: /26000/,
+    },
+    {
+      name: "a ROLLBACK parsed in a failed transaction succeeds, and the Bind after the Sync runs it",
+      sql: "ROLLBACK",
+      send: [query("BEGIN; SELECT 1 / 0"), parse("r", "ROLLBACK"), sync(), bind("", "r"), execute(), sync()],
+      readyCount: 3,
+      direct: /1 Z 2 C Z$/,
+    },
+  ];
+  let p: TestPooler;
+  beforeAll(async () => {
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "1" });
+  });
+  afterAll(() => p.stop());
+
+  for (const { name, sql, send, readyCount, direct: expected } of scenarios) {
+    it(`${name}, as PostgreSQL answers directly`, async () => {
+      const b = await connect(p.url());
+      const runOn = async (url: string): Promise<string> => {
+        const a = await RawClient.connect(url);
+        try {
+          return transcript(await a.exchange(send, readyCount));
+        } finally {
+          await a.close();
+        }
+      };
+      try {
+        await b.query({ name: "b", text: sql });
+        const direct = await runOn(inject("pgAppUrl"));
+        expect(direct).toMatch(expected);
+        expect(await runOn(p.url())).toBe(direct);
+        expect((await b.query({ name: "b", text: sql })).command).toBe(sql.split(" ")[0]);
+        // B's Bind closed what A's check left on the server
+        const left = await b.query("SELECT name FROM pg_prepared_statements WHERE name LIKE 'POOLER_parse%'");
+        expect(left.rows).toEqual([]);
+      } finally {
+        await b.end();
+      }
+    });
+  }
 });
 
 describe("MAX_PREPARED_STATEMENTS", () => {
