@@ -68,13 +68,16 @@ const LITERAL_KEY_LIMIT = 4096;
  * search_path, if it has one of its own. PostgreSQL analyses a Parse under the session's
  * search_path and refuses to run it later under one that changes its result columns ("cached plan
  * must not change result type"): one text shared by clients of different schemas would fail.
+ * A search_path that may have changed since it was last read (null) is unknown: the key is
+ * `unique`, the statement no one else's.
  */
-function statementKey(text: Buffer, searchPath: string | undefined): string {
+function statementKey(text: Buffer, searchPath: string | null | undefined, unique: number): string {
   const key =
     text.length <= LITERAL_KEY_LIMIT
       ? text.toString("latin1")
       : `sha256:${text.length}:${crypto.createHash("sha256").update(text).digest("base64")}`;
   // after the fixed-length OIDs (or the digest): no other key ends in this
+  if (searchPath === null) return `${key}\0unsettled=${unique}`;
   return searchPath === undefined ? key : `${key}\0search_path=${searchPath}`;
 }
 
@@ -87,8 +90,8 @@ export class StatementRegistry {
   }
 
   /** The statement a client's Parse describes, new or shared; unreferenced until someone holds it. */
-  intern(parse: Buffer, span: { start: number; end: number }, searchPath?: string): Statement {
-    const key = statementKey(parse.subarray(span.end + 1), searchPath);
+  intern(parse: Buffer, span: { start: number; end: number }, searchPath?: string | null): Statement {
+    const key = statementKey(parse.subarray(span.end + 1), searchPath, this.next);
     let s = this.byKey.get(key);
     if (s === undefined) {
       s = new Statement(key, `POOLER_${this.next++}`, parse, span);
@@ -226,8 +229,11 @@ export interface StatementRoute {
   replies: ReplyQueue;
   /** max_prepared_statements */
   capacity: number;
-  /** The client's own search_path (SET in an earlier transaction, or at startup), if any. */
-  searchPath(): string | undefined;
+  /**
+   * The client's own search_path (SET in an earlier transaction, or at startup), if any; null when
+   * its transaction may have changed it (a SET, not yet read back by the probe).
+   */
+  searchPath(): string | null | undefined;
   toServer(buf: Buffer): void;
   toClient(buf: Buffer): void;
   /** A statement the client refers to may touch session state when executed. */
