@@ -243,6 +243,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * with max_prepared_statements); made on first use.
    */
   private route: StatementRoute | null = null;
+  /** The current transaction ran SET LOCAL search_path: its Parses are not analysed under the client's own. */
+  private localSearchPath = false;
   /** Unreplayable state on its server, from the last probe: while non-empty the client is pinned. */
   private held: readonly HeldState[] = NOTHING_HELD;
 
@@ -765,7 +767,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       get capacity() {
         return pool.settings.maxPreparedStatements;
       },
-      searchPath: () => this.settings.get("search_path"),
+      searchPath: () =>
+        this.localSearchPath || this.session?.touched ? null : this.settings.get("search_path"),
       toServer: (buf) => this.pass(buf),
       toClient: (buf) => this.write(buf),
       noteEffect: (effect) => this.noteEffect(effect),
@@ -1013,6 +1016,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   private noteEffect(effect: SessionEffect): void {
+    if (effect.setsSearchPathLocally) this.localSearchPath = true;
     if (!effect.touches) return;
     this.noteResets(effect);
     (this.session ??= new ClientSession()).note(effect);
@@ -1114,6 +1118,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       }
       return;
     }
+    this.localSearchPath = false;
     if (this.session?.touched) return this.probe(server);
     if (!this.pinned) this.unlink(server);
   }

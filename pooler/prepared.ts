@@ -68,13 +68,16 @@ const LITERAL_KEY_LIMIT = 4096;
  * search_path, if it has one of its own. PostgreSQL analyses a Parse under the session's
  * search_path and refuses to run it later under one that changes its result columns ("cached plan
  * must not change result type"): one text shared by clients of different schemas would fail.
+ * A search_path that may have changed since it was last read (null) is unknown: the key is
+ * `unique`, the statement no one else's.
  */
-function statementKey(text: Buffer, searchPath: string | undefined): string {
+function statementKey(text: Buffer, searchPath: string | null | undefined, unique: number): string {
   const key =
     text.length <= LITERAL_KEY_LIMIT
       ? text.toString("latin1")
       : `sha256:${text.length}:${crypto.createHash("sha256").update(text).digest("base64")}`;
   // after the fixed-length OIDs (or the digest): no other key ends in this
+  if (searchPath === null) return `${key}\0unsettled=${unique}`;
   return searchPath === undefined ? key : `${key}\0search_path=${searchPath}`;
 }
 
@@ -87,8 +90,8 @@ export class StatementRegistry {
   }
 
   /** The statement a client's Parse describes, new or shared; unreferenced until someone holds it. */
-  intern(parse: Buffer, span: { start: number; end: number }, searchPath?: string): Statement {
-    const key = statementKey(parse.subarray(span.end + 1), searchPath);
+  intern(parse: Buffer, span: { start: number; end: number }, searchPath?: string | null): Statement {
+    const key = statementKey(parse.subarray(span.end + 1), searchPath, this.next);
     let s = this.byKey.get(key);
     if (s === undefined) {
       s = new Statement(key, `POOLER_${this.next++}`, parse, span);
@@ -177,6 +180,15 @@ export class ServerStatements {
     return this.lru.keys().next().value;
   }
 
+  /** This server's parse checks whose statements are not closed yet (parseNew), if any. */
+  checks: ParseChecks | null = null;
+  private nextCheck = 1;
+
+  /** A parse check's statement name, unique on this server until it is closed. */
+  checkName(): string {
+    return `${PARSE_CHECK}_${this.nextCheck++}`;
+  }
+
   markAllUncertain(): void {
     for (const s of this.lru.keys()) this.lru.set(s, "maybe");
   }
@@ -191,10 +203,21 @@ export class ServerStatements {
 const NO_SUCH_STATEMENT = "POOLER_no_such_statement";
 const NO_SUCH_BYTES = Buffer.from(NO_SUCH_STATEMENT, "utf8");
 
-/** The throwaway name of a Parse sent only for PostgreSQL's verdict on it (parseNew). */
+/** The prefix of the throwaway names of Parses sent only for PostgreSQL's verdict on them (parseNew). */
 const PARSE_CHECK = "POOLER_parse_check";
-const PARSE_CHECK_BYTES = Buffer.from(PARSE_CHECK, "utf8");
-const PARSE_CHECK_CLOSE = close("S", PARSE_CHECK);
+
+/**
+ * One client's parse checks on its server: the client names they stand in for and the statements
+ * to close. Until every reply to what was sent behind a check is in, a Bind or Describe of its name
+ * goes to the check's statement, which exists only if the Parse succeeded: one behind a failed or
+ * skipped Parse (after a Sync, in the same write) gets 26000 there, as from PostgreSQL directly,
+ * instead of running the statement the server keeps for everyone (a skipped ROLLBACK would run).
+ */
+class ParseChecks {
+  readonly aliases = new Map<string, Buffer>();
+  readonly names: string[] = [];
+  constructor(readonly owner: ClientStatements) {}
+}
 
 /** What routing one client message needs: the client's names, the server's, and both directions. */
 export interface StatementRoute {
@@ -206,8 +229,11 @@ export interface StatementRoute {
   replies: ReplyQueue;
   /** max_prepared_statements */
   capacity: number;
-  /** The client's own search_path (SET in an earlier transaction, or at startup), if any. */
-  searchPath(): string | undefined;
+  /**
+   * The client's own search_path (SET in an earlier transaction, or at startup), if any; null when
+   * its transaction may have changed it (a SET, not yet read back by the probe).
+   */
+  searchPath(): string | null | undefined;
   toServer(buf: Buffer): void;
   toClient(buf: Buffer): void;
   /** A statement the client refers to may touch session state when executed. */
@@ -229,6 +255,7 @@ export interface StatementRoute {
  */
 export function routeStatementMessage(type: number, msg: Buffer, r: StatementRoute): void {
   const kind = EXPECT_OF[type]!;
+  if (r.server.checks !== null) settleChecks(r);
   if ((type === Msg.Describe || type === Msg.Close) && target(msg) === "P") return passThrough(kind, msg, r);
   const span = statementNameSpan(type, msg);
   if (span.start === span.end) return passThrough(kind, msg, r);
@@ -248,6 +275,12 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
     // Bind or Describe of a name the client never prepared: PostgreSQL's own 26000
     r.replies.push(kind, { mapError: renameInError(NO_SUCH_STATEMENT, name) });
     return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
+  }
+  const check = type === Msg.Parse ? undefined : r.server.checks?.aliases.get(name);
+  if (check !== undefined) {
+    r.noteEffect(type === Msg.Bind ? s.effect : s.unrunEffect);
+    r.replies.push(kind, { mapError: renameInError(check.toString("utf8"), name) });
+    return r.toServer(withStatementName(msg, span, check));
   }
   // Bind, Describe, or a second Parse of the name (PostgreSQL's own 42P05 about the statement)
   const rename = renameInError(s.name, name);
@@ -275,6 +308,7 @@ function restore(name: string, s: Statement, r: StatementRoute): void {
 }
 
 function parseNew(name: string, msg: Buffer, span: { start: number; end: number }, r: StatementRoute): void {
+  r.server.checks?.aliases.delete(name);
   const s = r.registry.intern(msg, span, r.searchPath());
   r.noteEffect(s.unrunEffect);
   r.client.set(name, s);
@@ -284,16 +318,48 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
     // In a failed transaction PostgreSQL refuses a Parse (25P02) unless its statement ends the
     // transaction (COMMIT, ROLLBACK…): the same Parse under a throwaway name, closed at once, gets
     // PostgreSQL's own verdict without touching the statement the server keeps for everyone.
-    if (r.mayBeInFailedTransaction()) {
-      r.replies.push(Expect.Parse, { undo: forget, mapError: renameInError(PARSE_CHECK, name) });
-      r.toServer(withStatementName(msg, span, PARSE_CHECK_BYTES));
-      r.replies.push(Expect.Close, { swallow: true });
-      return r.toServer(PARSE_CHECK_CLOSE);
-    }
+    if (r.mayBeInFailedTransaction()) return parseCheck(name, msg, span, forget, r);
     r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
     return;
   }
   prepare(s, r, { undo: forget, mapError: renameInError(s.name, name) });
+}
+
+function parseCheck(
+  name: string,
+  msg: Buffer,
+  span: { start: number; end: number },
+  forget: () => void,
+  r: StatementRoute,
+): void {
+  const checks = (r.server.checks ??= new ParseChecks(r.client));
+  const check = r.server.checkName();
+  const bytes = Buffer.from(check, "utf8");
+  checks.names.push(check);
+  checks.aliases.set(name, bytes);
+  const undo = (): void => {
+    forget();
+    if (checks.aliases.get(name) === bytes) checks.aliases.delete(name);
+  };
+  r.replies.push(Expect.Parse, { undo, mapError: renameInError(check, name) });
+  r.toServer(withStatementName(msg, span, bytes));
+}
+
+/**
+ * Once everything sent behind them is answered (or another client has the server), the checks'
+ * statements are closed and their names are routed to the shared statement again. A Close the
+ * server skips is tried again later.
+ */
+function settleChecks(r: StatementRoute): void {
+  const { server, client } = r;
+  const checks = server.checks!;
+  if (checks.owner === client && r.replies.length > 0) return;
+  server.checks = null;
+  for (const check of checks.names) {
+    const retry = (): void => void (server.checks ??= new ParseChecks(client)).names.push(check);
+    r.replies.push(Expect.Close, { swallow: true, undo: retry });
+    r.toServer(close("S", check));
+  }
 }
 
 /** Makes sure the server has `s` before a message that uses it; the injected messages' replies are swallowed. */

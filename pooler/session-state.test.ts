@@ -173,6 +173,13 @@ describe("classify, against what a second review tried", () => {
     expect(classify("SET LOCAL statement_timeout = 1")).toEqual(NO_EFFECT);
   });
 
+  it("notes a SET LOCAL search_path (nothing to probe, but the transaction's Parses see it), not SET LOCAL of another", () => {
+    for (const sql of ["SET LOCAL search_path = s1", 'BEGIN; set local "search_path" to s1'])
+      expect(classify(sql)).toMatchObject({ touches: false, setsSearchPathLocally: true });
+    expect(classify("SET search_path = s1")).toMatchObject({ touches: true, setsSearchPathLocally: false });
+    expect(classify("SET LOCAL search_path_x.y = 1").setsSearchPathLocally).toBe(false);
+  });
+
   it("reads EXPLAIN chains in one pass (one call per EXPLAIN was quadratic, and overflowed the stack)", () => {
     expect(classify(`${"explain ".repeat(20_000)}select 1`)).toEqual(NO_EFFECT);
     expect(classify(`${"EXPLAIN ANALYZE ".repeat(3)}SELECT set_config('a.b', '1', false)`).hidden).toEqual([

@@ -56,6 +56,11 @@ export interface SessionEffect {
    * name, a name past what was read): the probe cannot ask for it, so the client keeps its server.
    */
   readonly unnamedSetting: boolean;
+  /**
+   * SET LOCAL search_path: the session is as it was once the transaction ends (nothing to probe),
+   * but until then a Parse is analysed under another search_path than the client's.
+   */
+  readonly setsSearchPathLocally: boolean;
 }
 
 export const NO_EFFECT: SessionEffect = Object.freeze({
@@ -66,7 +71,10 @@ export const NO_EFFECT: SessionEffect = Object.freeze({
   resets: Object.freeze([]),
   hidden: Object.freeze([]),
   unnamedSetting: false,
+  setsSearchPathLocally: false,
 });
+
+const LOCAL_SEARCH_PATH: SessionEffect = Object.freeze({ ...NO_EFFECT, setsSearchPathLocally: true });
 
 /**
  * The cheap test every Query and Parse goes through. It must match whenever the full classifier
@@ -336,12 +344,13 @@ class Found {
   private dropsStatements = false;
   private resetsSettings = false;
   private unnamedSetting = false;
+  private setsSearchPathLocally = false;
   // Sets: thousands of set_config calls in one bulk statement must not cost a scan each
   private readonly resets = new Set<string>();
   private readonly hidden = new Set<string>();
 
   result(): SessionEffect {
-    if (!this.touches) return NO_EFFECT;
+    if (!this.touches) return this.setsSearchPathLocally ? LOCAL_SEARCH_PATH : NO_EFFECT;
     return {
       touches: true,
       creates: this.creates,
@@ -350,6 +359,7 @@ class Found {
       resets: [...this.resets],
       hidden: [...this.hidden],
       unnamedSetting: this.unnamedSetting,
+      setsSearchPathLocally: this.setsSearchPathLocally,
     };
   }
 
@@ -461,7 +471,10 @@ class Found {
     // LOCAL, SESSION, TRANSACTION are also a custom placeholder's first part: SET local.x = 1
     const keyword = (i: number, word: string): boolean => w(i) === word && t[i + 1]?.text !== ".";
     let i = 1;
-    if (keyword(1, "local")) return;
+    if (keyword(1, "local")) {
+      if (settingName(t, 2) === "search_path") this.setsSearchPathLocally = true;
+      return;
+    }
     if (keyword(1, "session")) {
       if (w(2) === "authorization") return this.touch("session_authorization");
       if (w(2) === "characteristics") return this.touch();

@@ -3,13 +3,27 @@
 import crypto from "node:crypto";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { PrismaClient } from "../../app/generated/prisma/client.ts";
-import { bind, describe as describeMsg, execute, parse, sync } from "../../pooler/protocol/messages.ts";
+import {
+  bind,
+  describe as describeMsg,
+  execute,
+  parse,
+  query,
+  sync,
+} from "../../pooler/protocol/messages.ts";
 import { startBenchServer, type BenchServer } from "../support/bench-server.ts";
 import { connect, errorOf, pgbench } from "../support/clients.ts";
-import { startTestPooler, type TestPooler } from "../support/pooler.ts";
-import { RawClient, errorOfReply } from "../support/protocol.ts";
+import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { RawClient, errorOfReply, type Reply } from "../support/protocol.ts";
+
+/** Replies as one line: types, errors with their code and message (to compare with PostgreSQL's own). */
+function transcript(replies: Reply[]): string {
+  return replies
+    .map((m) => (m.type === "E" ? `E(${errorOfReply(m).get("C")} ${errorOfReply(m).get("M")})` : m.type))
+    .join(" ");
+}
 
 async function pid(c: pg.Client): Promise<number> {
   return (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
@@ -163,6 +177,51 @@ describe("named prepared statements in transaction pooling", () => {
     }
   });
 
+  it("a search_path SET earlier in the same transaction or pipeline counts for a Parse: not shared with the previous search_path's", () =>
+    // One server. All three clients start in ps_sp_2; A's transaction SETs ps_sp_1, whose t has other
+    // columns, and C's SET LOCAL does in the same write as its Parse: keyed by their previous
+    // search_path, B's statement answered their Parse (0A000 cached plan must not change result type).
+    withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (single) => {
+      const setup = await connect(single.url());
+      await setup.query(`
+        DROP SCHEMA IF EXISTS ps_sp_1, ps_sp_2 CASCADE;
+        CREATE SCHEMA ps_sp_1; CREATE TABLE ps_sp_1.t (x int); INSERT INTO ps_sp_1.t VALUES (1);
+        CREATE SCHEMA ps_sp_2; CREATE TABLE ps_sp_2.t (y text, z text); INSERT INTO ps_sp_2.t VALUES ('b', 'bb');`);
+      const inSchema2 = { options: "-c search_path=ps_sp_2" };
+      const a = await connect(single.url(), inSchema2);
+      const b = await connect(single.url(), inSchema2);
+      const c = await RawClient.connect(single.url(), inSchema2);
+      const text = "SELECT * FROM t";
+      const schema2Rows = [{ y: "b", z: "bb" }];
+      try {
+        const oneColumn = (replies: Reply[]): void => {
+          expect(transcript(replies)).toMatch(/^1 2 D C Z/);
+          expect(replies[2]!.body.readInt16BE(0)).toBe(1); // ps_sp_1.t's
+        };
+        const run = (name: string): Buffer[] => [parse(name, text), bind("", name), execute(), sync()];
+        // C first, the SET LOCAL in the same write as the Parse
+        const piped = await c.exchange(
+          [query("BEGIN; SET LOCAL search_path = ps_sp_1"), ...run("q"), query("COMMIT")],
+          3,
+        );
+        oneColumn(piped.slice(3));
+        expect((await b.query({ name: "q", text })).rows).toEqual(schema2Rows);
+        await a.query("BEGIN");
+        await a.query("SET search_path = ps_sp_1");
+        expect((await a.query({ name: "q", text })).rows).toEqual([{ x: 1 }]);
+        await a.query("COMMIT");
+        // C again, the SET LOCAL earlier in the transaction
+        await c.exchange([query("BEGIN; SET LOCAL search_path = ps_sp_1")]);
+        oneColumn(await c.exchange(run("q2")));
+        await c.exchange([query("COMMIT")]);
+        expect((await b.query({ name: "q", text })).rows).toEqual(schema2Rows);
+      } finally {
+        await Promise.all([a.end(), b.end(), c.close()]);
+        await setup.query("DROP SCHEMA ps_sp_1, ps_sp_2 CASCADE");
+        await setup.end();
+      }
+    }));
+
   it("a failed Parse leaves no mapping; a name never prepared gets PostgreSQL's 26000", async () => {
     const c = await RawClient.connect(p.url());
     try {
@@ -177,6 +236,86 @@ describe("named prepared statements in transaction pooling", () => {
       await c.close();
     }
   });
+});
+
+describe("a Bind or Describe in the same write as a Parse that fails, of SQL the server already holds for another client", () => {
+  // One server: client B prepares the SQL there first, so client A's Parse of it is answered by a
+  // check, and what A sends behind it in the same write is routed before the check's outcome is known.
+  // `direct`: what PostgreSQL answers, to be sure each scenario is the case it names
+  const scenarios: { name: string; sql: string; send: Buffer[]; readyCount: number; direct: RegExp }[] = [
+    {
+      name: "in a failed transaction: the Parse fails (25P02), so the name does not exist (26000)",
+      sql: "SELECT 1 AS n",
+      send: [
+        query("BEGIN; SELECT 1 / 0"),
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+        bind("", "s"),
+        execute(),
+        sync(),
+        describeMsg("S", "s"),
+        sync(),
+        query("ROLLBACK"),
+      ],
+      readyCount: 5,
+      direct: /26000/,
+    },
+    {
+      name: "a ROLLBACK skipped behind a failed Parse is not run by the Bind after the Sync",
+      sql: "ROLLBACK",
+      send: [
+        query("BEGIN"),
+        parse("bad", "SELEC 1"),
+        parse("r", "ROLLBACK"),
+        sync(),
+        bind("", "r"),
+        execute(),
+        sync(),
+        query("SELECT 1"),
+        query("ROLLBACK"),
+      ],
+      readyCount: 5,
+      direct: /26000/,
+    },
+    {
+      name: "a ROLLBACK parsed in a failed transaction succeeds, and the Bind after the Sync runs it",
+      sql: "ROLLBACK",
+      send: [query("BEGIN; SELECT 1 / 0"), parse("r", "ROLLBACK"), sync(), bind("", "r"), execute(), sync()],
+      readyCount: 3,
+      direct: /1 Z 2 C Z$/,
+    },
+  ];
+  let p: TestPooler;
+  beforeAll(async () => {
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "1" });
+  });
+  afterAll(() => p.stop());
+
+  for (const { name, sql, send, readyCount, direct: expected } of scenarios) {
+    it(`${name}, as PostgreSQL answers directly`, async () => {
+      const b = await connect(p.url());
+      const runOn = async (url: string): Promise<string> => {
+        const a = await RawClient.connect(url);
+        try {
+          return transcript(await a.exchange(send, readyCount));
+        } finally {
+          await a.close();
+        }
+      };
+      try {
+        await b.query({ name: "b", text: sql });
+        const direct = await runOn(inject("pgAppUrl"));
+        expect(direct).toMatch(expected);
+        expect(await runOn(p.url())).toBe(direct);
+        expect((await b.query({ name: "b", text: sql })).command).toBe(sql.split(" ")[0]);
+        // B's Bind closed what A's check left on the server
+        const left = await b.query("SELECT name FROM pg_prepared_statements WHERE name LIKE 'POOLER_parse%'");
+        expect(left.rows).toEqual([]);
+      } finally {
+        await b.end();
+      }
+    });
+  }
 });
 
 describe("MAX_PREPARED_STATEMENTS", () => {
