@@ -329,14 +329,15 @@ function poolUser(c: ClientConnection): string {
 
 /**
  * Logged-in clients (console sessions too), by database, then user; in a pool the active ones
- * before the waiting ones, as PgBouncer walks a pool's active_client_list, then its waiting one.
+ * before the waiting ones, as PgBouncer walks a pool's active_client_list, then its waiting one,
+ * which a client joins at the end when its wait begins.
  */
 function sortedClients(pooler: Pooler): ClientConnection[] {
-  const waiting = (c: ClientConnection): number => (c.waitStart > 0 ? 1 : 0);
+  // waitStart is 0 for the active ones (their order stays), a time for the waiting ones
   return [...pooler.clients]
     .filter(loggedIn)
     .map((c) => ({ database: c.database, user: poolUser(c), client: c }))
-    .sort((a, b) => byDatabaseThenUser(a, b) || waiting(a.client) - waiting(b.client))
+    .sort((a, b) => byDatabaseThenUser(a, b) || a.client.waitStart - b.client.waitStart)
     .map((entry) => entry.client);
 }
 

@@ -1037,20 +1037,25 @@ describe("stats_period = 0", () => {
 
 /**
  * Rows as PgBouncer 1.18 lists them: pool by pool (database, then user), a pool's active clients
- * before its waiting ones, and for SHOW SOCKETS each pool's servers right after its clients.
+ * before its waiting ones (in the order they began to wait), and for SHOW SOCKETS each pool's
+ * servers right after its clients.
  */
 async function listingOrder(url: (db: string) => string): Promise<{ clients: string[]; sockets: string[] }> {
-  // x logs in first and stays idle; y takes the only server; x's query then waits for it
+  // x logs in first and stays idle; y takes the only server; z's query, then x's, wait for it
   const x = await connect(url("app"), { application_name: "x" });
   const y = await connect(url("app"), { application_name: "y" });
+  const z = await connect(url("app"), { application_name: "z" });
   const admin = await connect(url("pgbouncer"), { application_name: "console" });
+  const waitingClients = async (n: number) =>
+    (await show(admin, "CLIENTS")).filter((r) => r.state === "waiting").length === n;
   await y.query("BEGIN");
-  const waiting = x.query("SELECT 1");
+  const waiting = [z.query("SELECT 1")];
   try {
-    await waitFor(
-      async () => (await show(admin, "CLIENTS")).some((r) => r.state === "waiting"),
-      "x to wait for the server",
-    );
+    await waitFor(() => waitingClients(1), "z to wait for the server");
+    // a later millisecond: the order of the waits is all that tells them apart
+    await new Promise((r) => setTimeout(r, 5));
+    waiting.push(x.query("SELECT 1"));
+    await waitFor(() => waitingClients(2), "x to wait for the server");
     // SHOW CLIENTS' state of a client without a server is PgBouncer 1.25's idle, not 1.18's active
     const who = (r: Record<string, string | null>) => `${r.type} ${r.database} ${r.application_name}`;
     return {
@@ -1059,24 +1064,25 @@ async function listingOrder(url: (db: string) => string): Promise<{ clients: str
     };
   } finally {
     await y.query("COMMIT");
-    await waiting;
-    await Promise.all([x.end(), y.end(), admin.end()]);
+    await Promise.all(waiting);
+    await Promise.all([x.end(), y.end(), z.end(), admin.end()]);
   }
 }
 
 describe("SHOW CLIENTS and SOCKETS row order", () => {
   const settings = { POOL_MODE: "transaction", DEFAULT_POOL_SIZE: "1", ADMIN_USERS: "postgres" };
   const expected = {
-    clients: ["C app y", "C app x", "C pgbouncer console"],
+    clients: ["C app y", "C app z", "C app x", "C pgbouncer console"],
     sockets: [
       "C app y cl_active",
+      "C app z cl_waiting",
       "C app x cl_waiting",
       "S app y sv_active",
       "C pgbouncer console cl_active",
     ],
   };
 
-  it("is PgBouncer 1.18's: pool by pool, active clients before waiting ones, servers after their pool's clients", async () => {
+  it("is PgBouncer 1.18's: pool by pool, active clients, then waiting ones in the order they began to wait, then the pool's servers", async () => {
     expect(await withTestPooler(settings, (p) => listingOrder(p.url))).toEqual(expected);
   });
 
