@@ -3,6 +3,7 @@
 // server's as its connections (a server may accept only TLS), never a peer's (peers.ts).
 import net from "node:net";
 import type { ServerTls } from "./config/tls.ts";
+import { applyKeepalive, type Keepalive } from "./keepalive.ts";
 import { cancelRequest } from "./protocol/messages.ts";
 import { connectTls } from "./tls.ts";
 import { serverEndpoint } from "./unix-socket.ts";
@@ -14,6 +15,8 @@ export interface CancelTarget {
   tls: ServerTls | null;
   /** Resolves a host name: the pooler's DNS cache. */
   lookup: net.LookupFunction;
+  /** As for server sockets: PgBouncer tunes every socket it opens alike. */
+  keepalive: Keepalive;
 }
 
 export interface CancelCallbacks {
@@ -37,6 +40,7 @@ export function sendCancelRequest(
       sent?.();
     }, failed),
   );
+  applyKeepalive(sock, target.keepalive);
   sock.on("error", failed);
   sock.setTimeout(timeoutMs, () => sock.destroy());
   sock.once("close", done);

@@ -3,7 +3,7 @@
 // SIGINT/SIGTERM shut down gracefully: stop accepting, let transactions finish, then close (a second
 // one exits at once); SIGUSR1, SIGUSR2 and SIGQUIT are PAUSE, RESUME and SHUTDOWN, as in PgBouncer.
 import { pathToFileURL } from "node:url";
-import { buildTls, ConfigError, loadConfig, type LoadedConfig, type TlsSetup } from "./config/index.ts";
+import { ConfigError, loadConfig, type LoadedConfig } from "./config/index.ts";
 import { pause, resume } from "./admin/control.ts";
 import { createLogger, LogDestination, type Logger } from "./log.ts";
 import { writePidFile } from "./pidfile.ts";
@@ -25,15 +25,14 @@ function shutdownWaitMs(): number {
 export async function main(argv: string[]): Promise<Pooler> {
   const iniPath = argv[0];
   let loaded: LoadedConfig;
-  let tls: TlsSetup;
   let log: Logger;
   let waitMs: number;
   let removePidFile = (): void => undefined;
   const logs = new LogDestination();
   try {
+    // TLS keys are read here (loaded.tls), while still root, as PgBouncer 1.18 does: a key may be
+    // readable by root alone
     loaded = loadConfig({ env: process.env, ...(iniPath ? { iniPath } : {}) });
-    // TLS keys are read while still root, as PgBouncer 1.18 does: a key may be readable by root alone
-    tls = buildTls(loaded.config);
     // as PgBouncer, before anything is bound or written: the log file, pidfile and socket are the user's
     if (loaded.config.user !== undefined) runAsUser(loaded.config.user);
     logs.setFile(loaded.config.logfile);
@@ -50,7 +49,7 @@ export async function main(argv: string[]): Promise<Pooler> {
   for (const w of loaded.warnings) log.warn(w);
   let pooler: Pooler;
   try {
-    pooler = await Pooler.start(loaded.config, log, tls);
+    pooler = await Pooler.start(loaded.config, log, loaded.tls);
   } catch (err) {
     removePidFile();
     throw err;

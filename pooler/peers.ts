@@ -5,6 +5,7 @@
 import { CANCEL_TTL_MASK, peerOfCancelKey } from "./client-registry.ts";
 import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
 import type { PeerDef, PoolerConfig } from "./config/types.ts";
+import { keepaliveOf } from "./keepalive.ts";
 import type { Logger } from "./log.ts";
 import { dialTarget, socketErrorText } from "./unix-socket.ts";
 import type { DnsCache } from "./dns-cache.ts";
@@ -116,6 +117,7 @@ export class PeerForwarder {
       ...dialTarget(peer.host, config.unixSocketDir, null),
       port: peer.port,
       lookup: dns.lookup,
+      keepalive: keepaliveOf(config),
     };
     cancels.connecting++;
     let sent = false;

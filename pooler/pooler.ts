@@ -414,9 +414,9 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
 
   /** Console RELOAD: reads the configuration again; a ConfigError leaves the running one in place. */
   reloadFromSource(): void {
-    const { config, warnings } = this.configLoader(this.config);
+    const { config, warnings, tls } = this.configLoader(this.config);
     for (const w of warnings) this.log.warn(w);
-    this.reload(config);
+    this.reload(config, tls);
   }
 
   // ---- PoolRegistry ----
@@ -468,9 +468,10 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
    * SIGHUP / RELOAD: new settings apply to every pool. A pool whose [databases] entry changed
    * opens its next servers as the entry now says, and replaces the ones open elsewhere or as
    * another login; a pool whose entry is gone loses its clients and servers, as in PgBouncer.
+   * `tls`: the contexts loading already built from `config`'s files, not read a second time.
    */
-  reload(config: PoolerConfig): void {
-    this.tls = this.tlsFor(config);
+  reload(config: PoolerConfig, tls: TlsSetup = this.tlsFor(config)): void {
+    this.tls = tls;
     const tlsChanged = tlsSettingsChanged(config, this.config);
     this.config = config;
     this.authFile.read(config);

@@ -6,7 +6,7 @@ import { now } from "./clock.ts";
 import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
 import { Block, Connection } from "./connection.ts";
 import { pinnedLookup } from "./dns-cache.ts";
-import { applyKeepalive, type Keepalive } from "./keepalive.ts";
+import { applyKeepalive } from "./keepalive.ts";
 import { FrameScanner, type FrameVisitor } from "./protocol/framing.ts";
 import {
   Auth,
@@ -55,8 +55,6 @@ export interface ServerTarget extends CancelTarget {
   startupParams: Record<string, string>;
   connectTimeout: number;
   maxPacketSize: number;
-  /** As for client sockets. */
-  keepalive: Keepalive;
 }
 
 /** An error the server sent (kept whole so the client sees PostgreSQL's own words). */

@@ -322,12 +322,22 @@ export function clientRows(pooler: Pooler): SocketRow[] {
   return sortedClients(pooler).map((c) => clientRow(c, now, pooler.port));
 }
 
-/** Logged-in clients (console sessions too), by database, then user. */
+/** The user of the pool a client is in: console sessions share PgBouncer's admin pool. */
+function poolUser(c: ClientConnection): string {
+  return c.pool?.user ?? ADMIN_USER;
+}
+
+/**
+ * Logged-in clients (console sessions too), by database, then user; in a pool the active ones
+ * before the waiting ones, as PgBouncer walks a pool's active_client_list, then its waiting one,
+ * which a client joins at the end when its wait begins.
+ */
 function sortedClients(pooler: Pooler): ClientConnection[] {
+  // waitStart is 0 for the active ones (their order stays), a time for the waiting ones
   return [...pooler.clients]
     .filter(loggedIn)
-    .map((c) => ({ database: c.database, user: c.pool?.user ?? ADMIN_USER, client: c }))
-    .sort(byDatabaseThenUser)
+    .map((c) => ({ database: c.database, user: poolUser(c), client: c }))
+    .sort((a, b) => byDatabaseThenUser(a, b) || a.client.waitStart - b.client.waitStart)
     .map((entry) => entry.client);
 }
 
@@ -424,12 +434,20 @@ export function socketBufferRows(pooler: Pooler, busyOnly: boolean): SocketBuffe
       send_avail: queued,
     });
   };
+  // pool by pool, as PgBouncer: a pool's clients, then its servers (a stable sort keeps that order)
+  const listed: { database: string; user: string; list: () => void }[] = [];
   for (const c of sortedClients(pooler)) {
-    add(c, clientRow(c, now, pooler.port), c.waitStart > 0 ? "cl_waiting" : "cl_active");
+    const list = (): void =>
+      add(c, clientRow(c, now, pooler.port), c.waitStart > 0 ? "cl_waiting" : "cl_active");
+    listed.push({ database: c.database, user: poolUser(c), list });
   }
   for (const pool of sortedPools(pooler)) {
-    for (const server of pool.allServers()) add(server, serverRow(pool, server), SERVER_LIST[server.state]);
+    for (const server of pool.allServers()) {
+      const list = (): void => add(server, serverRow(pool, server), SERVER_LIST[server.state]);
+      listed.push({ database: pool.db.name, user: pool.user, list });
+    }
   }
+  for (const entry of listed.sort(byDatabaseThenUser)) entry.list();
   for (const c of pooler.clients) {
     if (c.state !== "login") continue;
     const row = clientRow(c, now, pooler.port);

@@ -7,7 +7,7 @@ import { ConfigError } from "./errors.ts";
 import { applyEnvSettings, applyImageDefaults, readEnvDatabase, type Env } from "./env.ts";
 import { applyIni, readIniFile } from "./ini.ts";
 import { defaultConfig, SETTINGS } from "./settings.ts";
-import { buildTls } from "./tls.ts";
+import { buildTls, type TlsSetup } from "./tls.ts";
 import type { PoolerConfig, UserSecret } from "./types.ts";
 import { readUserlist } from "./userlist.ts";
 import { readHbaFile } from "./hba.ts";
@@ -37,6 +37,11 @@ export interface LoadedConfig {
   config: PoolerConfig;
   /** Accepted but ignored input (settings and parameters we do not implement), one message each, to log. */
   warnings: string[];
+  /**
+   * The TLS contexts, where loading had to check the files (at start; on a reload, when a TLS
+   * setting changed): read once, as a key handed over through a pipe can be read only once.
+   */
+  tls?: TlsSetup;
 }
 
 export function loadConfig({ env, iniPath, running }: LoadConfigOptions): LoadedConfig {
@@ -66,8 +71,11 @@ export function loadConfig({ env, iniPath, running }: LoadConfigOptions): Loaded
   if (running !== undefined) warnings.push(...keepRestartOnly(config, running));
   validate(config);
   // missing or unusable key, certificate or CA files stop the start, or a reload that names other
-  // ones; files named as before are read again by the reload itself (Pooler.tlsFor)
-  if (running === undefined || tlsSettingsChanged(config, running)) buildTls(config);
+  // ones; files named as before are read again by the reload itself (Pooler.tlsFor), which keeps
+  // the contexts in force if they cannot be
+  if (running === undefined || tlsSettingsChanged(config, running)) {
+    return { config, warnings, tls: buildTls(config) };
+  }
   return { config, warnings };
 }
 

@@ -8,7 +8,8 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../pooler/config/index.ts";
 import { cancelKeyOf, connect, errorOf, pgbench, psql, rawExchange } from "../support/clients.ts";
-import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
+import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
 import { waitFor } from "../support/wait.ts";
 import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
@@ -1030,6 +1031,70 @@ describe("stats_period = 0", () => {
     } finally {
       await admin.end();
       await tp.stop();
+    }
+  });
+});
+
+/**
+ * Rows as PgBouncer 1.18 lists them: pool by pool (database, then user), a pool's active clients
+ * before its waiting ones (in the order they began to wait), and for SHOW SOCKETS each pool's
+ * servers right after its clients.
+ */
+async function listingOrder(url: (db: string) => string): Promise<{ clients: string[]; sockets: string[] }> {
+  // x logs in first and stays idle; y takes the only server; z's query, then x's, wait for it
+  const x = await connect(url("app"), { application_name: "x" });
+  const y = await connect(url("app"), { application_name: "y" });
+  const z = await connect(url("app"), { application_name: "z" });
+  const admin = await connect(url("pgbouncer"), { application_name: "console" });
+  const waitingClients = async (n: number) =>
+    (await show(admin, "CLIENTS")).filter((r) => r.state === "waiting").length === n;
+  await y.query("BEGIN");
+  const waiting = [z.query("SELECT 1")];
+  try {
+    await waitFor(() => waitingClients(1), "z to wait for the server");
+    // a later millisecond: the order of the waits is all that tells them apart
+    await new Promise((r) => setTimeout(r, 5));
+    waiting.push(x.query("SELECT 1"));
+    await waitFor(() => waitingClients(2), "x to wait for the server");
+    // SHOW CLIENTS' state of a client without a server is PgBouncer 1.25's idle, not 1.18's active
+    const who = (r: Record<string, string | null>) => `${r.type} ${r.database} ${r.application_name}`;
+    return {
+      clients: (await show(admin, "CLIENTS")).map(who),
+      sockets: (await show(admin, "SOCKETS")).map((r) => `${who(r)} ${r.state}`),
+    };
+  } finally {
+    await y.query("COMMIT");
+    await Promise.all(waiting);
+    await Promise.all([x.end(), y.end(), z.end(), admin.end()]);
+  }
+}
+
+describe("SHOW CLIENTS and SOCKETS row order", () => {
+  const settings = { POOL_MODE: "transaction", DEFAULT_POOL_SIZE: "1", ADMIN_USERS: "postgres" };
+  const expected = {
+    clients: ["C app y", "C app z", "C app x", "C pgbouncer console"],
+    sockets: [
+      "C app y cl_active",
+      "C app z cl_waiting",
+      "C app x cl_waiting",
+      "S app y sv_active",
+      "C pgbouncer console cl_active",
+    ],
+  };
+
+  it("is PgBouncer 1.18's: pool by pool, active clients, then waiting ones in the order they began to wait, then the pool's servers", async () => {
+    expect(await withTestPooler(settings, (p) => listingOrder(p.url))).toEqual(expected);
+  });
+
+  it.skipIf(!hasPgBouncer())("is what PgBouncer 1.18 lists in the same scenario", async () => {
+    const b = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      { pool_mode: "transaction", default_pool_size: 1, admin_users: "postgres" },
+    );
+    try {
+      expect(await listingOrder(b.url)).toEqual(expected);
+    } finally {
+      await b.stop();
     }
   });
 });

@@ -1,5 +1,4 @@
 // Nothing lost, nothing leaked: clients and servers that die at bad moments, malformed input.
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
@@ -19,6 +18,7 @@ import {
 import { connect, errorOf, rawExchange } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
+import { tcpSocket } from "../support/tcp-sockets.ts";
 import { waitFor } from "../support/wait.ts";
 
 const lockKey = 424242;
@@ -202,15 +202,10 @@ describe("failures", () => {
         const client = (await admin.query<{ database: string; port: number }>("SHOW CLIENTS")).rows.find(
           (r) => r.database !== "pgbouncer",
         )!;
-        // both ports: Linux reuses a local port towards another destination, such as another test's pooler
-        const sockets = (local: number, remote: number): string =>
-          execFileSync("ss", ["-tnoH", "state", "established", `sport = :${local} and dport = :${remote}`], {
-            encoding: "utf8",
-          });
-        expect(sockets(server.local_port, server.port)).toMatch(/\S/);
-        expect(sockets(server.local_port, server.port)).toMatch(timer);
+        expect(tcpSocket(server.local_port, server.port)).toMatch(/\S/);
+        expect(tcpSocket(server.local_port, server.port)).toMatch(timer);
         // the client's ACK of BEGIN's reply may be delayed (up to 40 ms): until then ss shows the retransmit timer
-        await waitFor(() => timer.test(sockets(q.port, client.port)), "the client socket's timer", 2000);
+        await waitFor(() => timer.test(tcpSocket(q.port, client.port)), "the client socket's timer", 2000);
       } finally {
         await c.end();
         await admin.end();

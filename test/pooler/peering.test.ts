@@ -12,6 +12,7 @@ import { cancelRequest } from "../../pooler/protocol/messages.ts";
 import { cancelKeyOf, connect, errorOf, rawExchange } from "../support/clients.ts";
 import { freePort } from "../support/ports.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { tcpSocket } from "../support/tcp-sockets.ts";
 import { waitFor } from "../support/wait.ts";
 
 const dirs: string[] = [];
@@ -22,6 +23,8 @@ let b: TestPooler;
 /** Peer 4: accepts connections, keeps what it is sent, never closes. */
 let stall: net.Server;
 const stalled: { socket: net.Socket; bytes: Buffer[] }[] = [];
+
+const stallPort = (): number => (stall.address() as net.AddressInfo).port;
 
 /** An ini with `peers` as the [peers] section and `self` as peer_id. */
 function iniFor(self: number, peers: string[]): string {
@@ -44,7 +47,7 @@ beforeAll(async () => {
   const ports = {
     a: await freePort(),
     b: await freePort(),
-    stall: (stall.address() as net.AddressInfo).port,
+    stall: stallPort(),
   };
   const env = { ADMIN_USERS: "postgres", CANCEL_WAIT_TIMEOUT: "1" };
   // peer 3 is each pooler's partner: a misconfigured group that would pass a key 3 around forever;
@@ -168,6 +171,11 @@ describe("peering", () => {
     const keys = [0x100, 0x200, 0x300].map((n) => ({ ...keyFor(4), secret: n | CANCEL_TTL_MASK }));
     for (const k of keys) await rawExchange(a.port, cancelRequest(k.pid, k.secret), 50);
     await waitFor(() => stalled.length === 1 && stalled[0]!.bytes.length > 0, "the first forward");
+    // with TCP keepalive, as PgBouncer tunes every socket it opens: once its FIN is acknowledged
+    // (until then ss shows the retransmit timer), the kernel's timer is the keepalive one
+    const forward = (): string => tcpSocket(stalled[0]!.socket.remotePort!, stallPort());
+    await waitFor(() => forward().startsWith("FIN-WAIT-2"), "the forward's FIN to be acknowledged", 2000);
+    expect(forward()).toMatch(/timer:\(keepalive,/);
     const pools = await show(a, "PEER_POOLS");
     expect(pools.find((r) => r.peer_id === 4)).toEqual({
       peer_id: 4,

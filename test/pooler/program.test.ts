@@ -121,6 +121,30 @@ describe("pooler program", () => {
     );
   });
 
+  it("reads a TLS key once at start: one handed over through a pipe (a FIFO), as PgBouncer 1.18 takes it", async () => {
+    const certs = makeCerts();
+    try {
+      const fifo = path.join(certs.dir, "server-key.fifo");
+      execFileSync("mkfifo", [fifo]);
+      // the secret's one writer, as a secrets agent or a shell's <(…) is: a second open would wait forever
+      const written = fs.promises.writeFile(fifo, fs.readFileSync(certs.serverKey));
+      const { url } = await runTransactionPooler({
+        CLIENT_TLS_SSLMODE: "require",
+        CLIENT_TLS_KEY_FILE: fifo,
+        CLIENT_TLS_CERT_FILE: certs.serverCert,
+      });
+      await written;
+      const c = await connect(url("app"), { ssl: { rejectUnauthorized: false } });
+      try {
+        expect((await c.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      certs.remove();
+    }
+  });
+
   it("pidfile: holds the pid while it runs, keeps a second pooler from starting, goes at exit", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-pid-"));
     const ini = writeIni(dir, await freePort(), 5);
