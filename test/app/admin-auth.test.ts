@@ -471,7 +471,12 @@ describe("logout", () => {
     await agent.post("/admin/logout/").type("form").send({}).expect(403);
     await request(h.app).post("/admin/logout/").type("form").send({ _csrf: csrf }).expect(403);
     // with both, the browser is sent to the index (it is not logged in: nothing to log out)
-    await agent.post("/admin/logout/").type("form").send({ _csrf: csrf }).expect(302).expect("Location", "/admin/");
+    await agent
+      .post("/admin/logout/")
+      .type("form")
+      .send({ _csrf: csrf })
+      .expect(302)
+      .expect("Location", "/admin/");
   });
 
   it("still needs the token to log out a browser that is logged in", async () => {

@@ -219,7 +219,8 @@ describe("the admin's keyboard and look, as Django's", () => {
       await page.goto(`${server.url}admin/core/post/?q=range`);
       await submitLogin(page, undefined, "Select post to change");
       const boxes = page.locator("input.action-select");
-      const ticked = () => boxes.evaluateAll((all) => all.map((box) => Number((box as HTMLInputElement).checked)));
+      const ticked = () =>
+        boxes.evaluateAll((all) => all.map((box) => Number((box as HTMLInputElement).checked)));
       const counter = () => page.locator(".action-counter").textContent();
       await boxes.nth(1).click();
       await boxes.nth(3).click({ modifiers: ["Shift"] });
@@ -237,7 +238,7 @@ describe("the admin's keyboard and look, as Django's", () => {
   }, 120_000);
 
   it("shows deleting in red: the change form's Delete link and the confirmations' 'Yes, I'm sure'", async () => {
-    const [{ id }] = await sql(
+    const [row] = await sql(
       `INSERT INTO ${schema.name}.core_post (title, content, updated_at) VALUES ('Red', 'x', now()) RETURNING id`,
     );
     await inNewContext("failure-delete-red", async (page) => {
@@ -250,7 +251,7 @@ describe("the admin's keyboard and look, as Django's", () => {
           const style = getComputedStyle(element);
           return `${style.backgroundColor} on ${style.color}`;
         });
-      await page.goto(`${server.url}admin/core/post/${id}/change/`);
+      await page.goto(`${server.url}admin/core/post/${String(row!.id)}/change/`);
       await submitLogin(page, undefined, "Change post");
       expect(await colours(page.getByRole("link", { name: "Delete" }))).toBe(`${RED} on ${WHITE}`);
       await page.getByRole("link", { name: "Delete" }).click();
