@@ -53,4 +53,6 @@ document.addEventListener("DOMContentLoaded", () => {
     for (const box of boxes) box.checked = false;
     update();
   });
+  // Going back to the page, the browser ticks again the boxes it had, once the page has loaded.
+  window.addEventListener("pageshow", update);
 });

@@ -237,6 +237,31 @@ describe("the admin's keyboard and look, as Django's", () => {
     });
   }, 120_000);
 
+  it("counts the boxes the browser ticks again on going back to the changelist, as Django's actions.js", async () => {
+    await sql(
+      `INSERT INTO ${schema.name}.core_post (title, content, updated_at)
+       SELECT 'Back ' || g, 'x', now() FROM generate_series(1, 3) g`,
+    );
+    await inNewContext("failure-back-counter", async (page) => {
+      await page.goto(`${server.url}admin/core/post/?q=back`);
+      await submitLogin(page, undefined, "Select post to change");
+      const boxes = page.locator("input.action-select");
+      await boxes.nth(0).click();
+      await boxes.nth(2).click();
+      await page.getByRole("link", { name: "Add post" }).click();
+      await page.getByRole("heading", { name: "Add post" }).waitFor();
+      await page.goBack();
+      await page.getByRole("heading", { name: "Select post to change" }).waitFor();
+      const ticked = await boxes.evaluateAll(
+        (all) => all.filter((box) => (box as HTMLInputElement).checked).length,
+      );
+      expect(`${await page.locator(".action-counter").textContent()} (${ticked} ticked)`).toBe(
+        `${ticked} of 3 selected (${ticked} ticked)`,
+      );
+      expect(ticked).toBe(2);
+    });
+  }, 120_000);
+
   it("shows deleting in red: the change form's Delete link and the confirmations' 'Yes, I'm sure'", async () => {
     const [row] = await sql(
       `INSERT INTO ${schema.name}.core_post (title, content, updated_at) VALUES ('Red', 'x', now()) RETURNING id`,
