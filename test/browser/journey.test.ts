@@ -262,6 +262,25 @@ describe("the admin's keyboard and look, as Django's", () => {
     });
   }, 120_000);
 
+  it("puts the cursor in the add form's first field, not the change form's, as Django's change_form.js", async () => {
+    await inNewContext("failure-add-focus", async (page) => {
+      const focused = () => page.evaluate(() => document.activeElement?.id);
+      await page.goto(`${server.url}admin/core/post/add/`);
+      await submitLogin(page, undefined, "Add post");
+      await expect.poll(focused).toBe("id_title");
+      await page.getByLabel("Title").fill("Focus");
+      await page.getByLabel("Content").fill("x");
+      await page.getByRole("button", { name: "Save and add another" }).click();
+      await page.locator(".messagelist li").waitFor();
+      // autofocus takes effect at the page's next rendering
+      await expect.poll(focused).toBe("id_title");
+      await page.goto(`${server.url}admin/core/post/?q=focus`);
+      await page.getByRole("link", { name: "Focus" }).click();
+      await page.getByRole("heading", { name: "Change post" }).waitFor();
+      expect(await focused()).not.toBe("id_title");
+    });
+  }, 120_000);
+
   it("shows deleting in red: the change form's Delete link and the confirmations' 'Yes, I'm sure'", async () => {
     const [row] = await sql(
       `INSERT INTO ${schema.name}.core_post (title, content, updated_at) VALUES ('Red', 'x', now()) RETURNING id`,
