@@ -19,6 +19,8 @@ document.addEventListener("DOMContentLoaded", () => {
     if (across) across.value = "0";
   };
   const update = () => {
+    // Django's tr.selected: a ticked row is highlighted
+    for (const box of boxes) box.closest("tr")?.classList.toggle("selected", box.checked);
     const selected = boxes.filter((box) => box.checked).length;
     counter.textContent = `${selected} of ${boxes.length} selected`;
     toggle.checked = selected > 0 && selected === boxes.length;

@@ -226,6 +226,17 @@ describe("the admin's keyboard and look, as Django's", () => {
       await boxes.nth(3).click({ modifiers: ["Shift"] });
       expect(await ticked()).toEqual([0, 1, 1, 1, 0]);
       expect(await counter()).toBe("3 of 5 selected");
+      // Django's tr.selected: a ticked row is highlighted
+      const highlighted = await page
+        .locator("#result_list tbody tr")
+        .evaluateAll((rows) => rows.map((row) => Number(row.classList.contains("selected"))));
+      expect(highlighted).toEqual([0, 1, 1, 1, 0]);
+      expect(
+        await page
+          .locator("#result_list tbody tr.selected")
+          .first()
+          .evaluate((row) => getComputedStyle(row).backgroundColor),
+      ).toBe("rgb(255, 255, 204)");
       // upwards, and clearing: from the last box clicked (3) to this one
       await boxes.nth(2).click({ modifiers: ["Shift"] });
       expect(await ticked()).toEqual([0, 1, 0, 0, 0]);
