@@ -51,16 +51,24 @@ export function createCsrfProtection(
       maxAge: CSRF_COOKIE_AGE_MS,
     },
     // Logging out a browser that is not logged in changes nothing (it is sent to the admin index),
-    // so it needs no token. Without this, "Log out" in a tab left open after logging out in another
-    // tab (or after the session expired) sends the token of the login that has ended and gets a CSRF
-    // failure, where Django, whose token outlives the login, sends it to the index.
-    skipCsrfProtection: (req) => req.path === LOGOUT_URL && req.session?.userId === undefined,
-    getCsrfTokenFromRequest: (req) => {
-      const field: unknown = req.body?._csrf;
-      return typeof field === "string" ? field : req.get("x-csrf-token");
-    },
+    // so a token of a login that has ended will do. Without this, "Log out" in a tab left open after
+    // logging out in another tab (or after the session expired) sends such a token and gets a CSRF
+    // failure, where Django, whose token outlives the login, sends it to the index. Django still
+    // refuses a POST with no cookie or no token at all, and so do we.
+    skipCsrfProtection: (req) =>
+      req.path === LOGOUT_URL &&
+      req.session?.userId === undefined &&
+      typeof req.cookies?.[CSRF_COOKIE] === "string" &&
+      Boolean(tokenFromRequest(req)),
+    getCsrfTokenFromRequest: tokenFromRequest,
   });
   return [cookieParser(), textCookiesOnly, doubleCsrfProtection];
+}
+
+/** The token a request sends: the form's `_csrf` field, else the x-csrf-token header (scripts). */
+function tokenFromRequest(req: Request): string | undefined {
+  const field: unknown = req.body?._csrf;
+  return typeof field === "string" ? field : req.get("x-csrf-token");
 }
 
 /** cookie-parser turns "j:{…}" into an object, on which csrf-csrf would throw: such a cookie is no token. */

@@ -462,6 +462,23 @@ describe("logout", () => {
     await agent.get("/admin/").expect(302).expect("Location", "/admin/login/?next=/admin/");
   });
 
+  it("refuses an anonymous POST without a CSRF cookie or token as Django's CsrfViewMiddleware: 403", async () => {
+    // Django checks CSRF before the view: "CSRF cookie not set.", then "CSRF token missing."
+    const missing = await request(h.app).post("/admin/logout/").type("form").send({}).expect(403);
+    expect(missing.text).toContain("CSRF verification failed. Request aborted.");
+    const agent = request.agent(h.app);
+    const csrf = csrfFrom((await agent.get("/admin/login/").expect(200)).text);
+    await agent.post("/admin/logout/").type("form").send({}).expect(403);
+    await request(h.app).post("/admin/logout/").type("form").send({ _csrf: csrf }).expect(403);
+    // with both, the browser is sent to the index (it is not logged in: nothing to log out)
+    await agent
+      .post("/admin/logout/")
+      .type("form")
+      .send({ _csrf: csrf })
+      .expect(302)
+      .expect("Location", "/admin/");
+  });
+
   it("still needs the token to log out a browser that is logged in", async () => {
     const user = await createUser(h);
     const { agent } = await logIn(h.app, user.username);

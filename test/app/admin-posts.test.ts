@@ -127,7 +127,7 @@ describe("add", () => {
     const res = await agent.get("/admin/core/post/add/").expect(200);
     expect(res.text).toContain("<h1>Add post</h1>");
     expect(res.text).toMatch(
-      /<input type="text" name="title" id="id_title" value="" maxlength="255" required>/,
+      /<input type="text" name="title" id="id_title" value="" maxlength="255" required autofocus>/,
     );
     expect(res.text).toMatch(/<textarea name="content" id="id_content"[^>]*required>/);
     for (const button of ["Save", "Save and add another", "Save and continue editing"]) {

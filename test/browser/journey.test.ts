@@ -3,7 +3,7 @@
 // Screenshots are kept in test-results/ as artifacts.
 import path from "node:path";
 import pg from "pg";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { startServer, type RunningServer } from "../../app/server.ts";
 import { appDatabase, type AppDatabase } from "../support/database.ts";
@@ -189,3 +189,138 @@ it("logs in from a login page left open for hours, which stored nothing on the s
     await submitLogin(page);
   });
 }, 120_000);
+
+describe("the admin's keyboard and look, as Django's", () => {
+  it("has a 'Skip to main content' link, off screen until focused, that moves focus to the content", async () => {
+    await inNewContext("failure-skip-link", async (page) => {
+      for (const url of ["admin/login/", "admin/"]) {
+        await page.goto(`${server.url}${url}`);
+        if (url === "admin/login/") await submitLogin(page);
+        const skip = page.getByRole("link", { name: "Skip to main content" });
+        expect(await skip.count()).toBe(1);
+        // Django's .skip-to-content-link: placed far above the page until it has the focus
+        expect((await skip.boundingBox())!.y).toBeLessThan(0);
+        await page.keyboard.press("Tab");
+        expect(await skip.evaluate((link) => link === document.activeElement)).toBe(true);
+        expect((await skip.boundingBox())!.y).toBeGreaterThanOrEqual(0);
+        await page.keyboard.press("Enter");
+        await expect.poll(() => page.evaluate(() => document.activeElement?.id)).toBe("content-start");
+        expect(new URL(page.url()).hash).toBe("#content-start");
+      }
+    });
+  }, 120_000);
+
+  it("ticks or clears the range between the last box clicked and a shift-clicked one, as Django's actions.js", async () => {
+    await sql(
+      `INSERT INTO ${schema.name}.core_post (title, content, updated_at)
+       SELECT 'Range ' || g, 'x', now() FROM generate_series(1, 5) g`,
+    );
+    await inNewContext("failure-shift-click", async (page) => {
+      await page.goto(`${server.url}admin/core/post/?q=range`);
+      await submitLogin(page, undefined, "Select post to change");
+      const boxes = page.locator("input.action-select");
+      const ticked = () =>
+        boxes.evaluateAll((all) => all.map((box) => Number((box as HTMLInputElement).checked)));
+      const counter = () => page.locator(".action-counter").textContent();
+      await boxes.nth(1).click();
+      await boxes.nth(3).click({ modifiers: ["Shift"] });
+      expect(await ticked()).toEqual([0, 1, 1, 1, 0]);
+      expect(await counter()).toBe("3 of 5 selected");
+      // Django's tr.selected: a ticked row is highlighted
+      const highlighted = await page
+        .locator("#result_list tbody tr")
+        .evaluateAll((rows) => rows.map((row) => Number(row.classList.contains("selected"))));
+      expect(highlighted).toEqual([0, 1, 1, 1, 0]);
+      expect(
+        await page
+          .locator("#result_list tbody tr.selected")
+          .first()
+          .evaluate((row) => getComputedStyle(row).backgroundColor),
+      ).toBe("rgb(255, 255, 204)");
+      // upwards, and clearing: from the last box clicked (3) to this one
+      await boxes.nth(2).click({ modifiers: ["Shift"] });
+      expect(await ticked()).toEqual([0, 1, 0, 0, 0]);
+      expect(await counter()).toBe("1 of 5 selected");
+      // a plain click is one box
+      await boxes.nth(4).click();
+      expect(await ticked()).toEqual([0, 1, 0, 0, 1]);
+      expect(await counter()).toBe("2 of 5 selected");
+    });
+  }, 120_000);
+
+  it("counts the boxes the browser ticks again on going back to the changelist, as Django's actions.js", async () => {
+    await sql(
+      `INSERT INTO ${schema.name}.core_post (title, content, updated_at)
+       SELECT 'Back ' || g, 'x', now() FROM generate_series(1, 3) g`,
+    );
+    await inNewContext("failure-back-counter", async (page) => {
+      await page.goto(`${server.url}admin/core/post/?q=back`);
+      await submitLogin(page, undefined, "Select post to change");
+      const boxes = page.locator("input.action-select");
+      await boxes.nth(0).click();
+      await boxes.nth(2).click();
+      await page.getByRole("link", { name: "Add post" }).click();
+      await page.getByRole("heading", { name: "Add post" }).waitFor();
+      await page.goBack();
+      await page.getByRole("heading", { name: "Select post to change" }).waitFor();
+      const ticked = await boxes.evaluateAll(
+        (all) => all.filter((box) => (box as HTMLInputElement).checked).length,
+      );
+      expect(`${await page.locator(".action-counter").textContent()} (${ticked} ticked)`).toBe(
+        `${ticked} of 3 selected (${ticked} ticked)`,
+      );
+      expect(ticked).toBe(2);
+    });
+  }, 120_000);
+
+  it("puts the cursor in the add form's first field, not the change form's, as Django's change_form.js", async () => {
+    await inNewContext("failure-add-focus", async (page) => {
+      const focused = () => page.evaluate(() => document.activeElement?.id);
+      await page.goto(`${server.url}admin/core/post/add/`);
+      await submitLogin(page, undefined, "Add post");
+      await expect.poll(focused).toBe("id_title");
+      await page.getByLabel("Title").fill("Focus");
+      await page.getByLabel("Content").fill("x");
+      await page.getByRole("button", { name: "Save and add another" }).click();
+      await page.locator(".messagelist li").waitFor();
+      // autofocus takes effect at the page's next rendering
+      await expect.poll(focused).toBe("id_title");
+      await page.goto(`${server.url}admin/core/post/?q=focus`);
+      await page.getByRole("link", { name: "Focus" }).click();
+      await page.getByRole("heading", { name: "Change post" }).waitFor();
+      expect(await focused()).not.toBe("id_title");
+    });
+  }, 120_000);
+
+  it("shows deleting in red: the change form's Delete link and the confirmations' 'Yes, I'm sure'", async () => {
+    const [row] = await sql(
+      `INSERT INTO ${schema.name}.core_post (title, content, updated_at) VALUES ('Red', 'x', now()) RETURNING id`,
+    );
+    await inNewContext("failure-delete-red", async (page) => {
+      /** Django's --delete-button-bg, and the grey --close-button-bg of "No, take me back" */
+      const RED = "rgb(186, 33, 33)";
+      const GREY = "rgb(116, 116, 116)";
+      const WHITE = "rgb(255, 255, 255)";
+      const colours = (locator: ReturnType<Page["locator"]>) =>
+        locator.evaluate((element) => {
+          const style = getComputedStyle(element);
+          return `${style.backgroundColor} on ${style.color}`;
+        });
+      await page.goto(`${server.url}admin/core/post/${String(row!.id)}/change/`);
+      await submitLogin(page, undefined, "Change post");
+      expect(await colours(page.getByRole("link", { name: "Delete" }))).toBe(`${RED} on ${WHITE}`);
+      await page.getByRole("link", { name: "Delete" }).click();
+      await page.getByRole("heading", { name: "Are you sure?" }).waitFor();
+      expect(await colours(page.getByRole("button", { name: "Yes, I’m sure" }))).toBe(`${RED} on ${WHITE}`);
+      expect(await colours(page.getByRole("link", { name: "No, take me back" }))).toBe(`${GREY} on ${WHITE}`);
+
+      await page.goto(`${server.url}admin/core/post/?q=red`);
+      await page.getByRole("checkbox", { name: "Select all objects on this page for an action" }).check();
+      await page.getByLabel("Action:").selectOption({ label: "Delete selected posts" });
+      await page.getByRole("button", { name: "Go" }).click();
+      await page.getByRole("heading", { name: "Delete multiple objects" }).waitFor();
+      expect(await colours(page.getByRole("button", { name: "Yes, I’m sure" }))).toBe(`${RED} on ${WHITE}`);
+      expect(await colours(page.getByRole("link", { name: "No, take me back" }))).toBe(`${GREY} on ${WHITE}`);
+    });
+  }, 120_000);
+});
