@@ -1,6 +1,6 @@
 // The changelist's "select all" box, "N of M selected" counter, shift-click to tick or clear a range
-// of boxes and "Select all N posts" across pages, as Django's actions.js. An external file because the Content-Security-Policy allows no
-// inline script.
+// of boxes and "Select all N posts" across pages, as Django's actions.js. An external file because
+// the Content-Security-Policy allows no inline script.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const toggle = document.getElementById("action-toggle");
