@@ -210,8 +210,25 @@ export class ReplyQueue {
     if (kind !== Expect.Execute && kind !== Expect.Query) return;
     let end = this.head + 1;
     while (end < this.tail && end <= this.head + count && this.kinds[end] === Expect.Sync) end++;
-    const n = end - this.head - 1;
-    for (let i = end; i < this.tail; i++) {
+    this.remove(this.head + 1, end - this.head - 1);
+  }
+
+  /**
+   * The entry behind the head, of this kind, was never done: PostgreSQL took its message as the
+   * head's COPY FROM STDIN failing. In session pooling a simple COPY is not queued: nothing to drop.
+   */
+  dropBehindHead(kind: ExpectKind): void {
+    const at = this.head + 1;
+    if (at >= this.tail || this.kinds[at] !== kind || !owesReady(this.kinds[this.head]!)) return;
+    const special = this.specials[at];
+    special?.undo?.();
+    if (special !== undefined) this.count(special, -1);
+    this.remove(at, 1);
+  }
+
+  /** Takes `n` entries out from `at`, closing the gap. */
+  private remove(at: number, n: number): void {
+    for (let i = at + n; i < this.tail; i++) {
       this.kinds[i - n] = this.kinds[i]!;
       this.specials[i - n] = this.specials[i];
     }
