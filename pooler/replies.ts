@@ -214,16 +214,21 @@ export class ReplyQueue {
   }
 
   /**
-   * The entry behind the head, of this kind, was never done: PostgreSQL took its message as the
-   * head's COPY FROM STDIN failing. In session pooling a simple COPY is not queued: nothing to drop.
+   * The head, a Query, started a COPY FROM STDIN that PostgreSQL failed (08P01) on the next message
+   * it read, which it never does: the first entry behind the head that went to the server. False
+   * when the queue does not hold it (session pooling does not queue a simple Query's traffic).
    */
-  dropBehindHead(kind: ExpectKind): void {
-    const at = this.head + 1;
-    if (at >= this.tail || this.kinds[at] !== kind || !owesReady(this.kinds[this.head]!)) return;
+  consumedByCopy(): boolean {
+    if (this.head === this.tail || !owesReady(this.kinds[this.head]!)) return false;
+    let at = this.head + 1;
+    while (at < this.tail && this.specials[at]?.synthetic !== undefined) at++;
+    if (at === this.tail) return false;
     const special = this.specials[at];
     special?.undo?.();
     if (special !== undefined) this.count(special, -1);
+    if (owesReady(this.kinds[at]!)) this.skipped(false);
     this.remove(at, 1);
+    return true;
   }
 
   /** Takes `n` entries out from `at`, closing the gap. */

@@ -32,7 +32,7 @@ import { SASL_MECHANISM, ScramClientSession } from "./protocol/auth/scram.ts";
 import type { ServerStatements } from "./prepared.ts";
 import { ReadBuffer } from "./read-buffer.ts";
 import { serverEndpoint, socketErrorText } from "./unix-socket.ts";
-import { Expect, ReplyQueue } from "./replies.ts";
+import { ReplyQueue } from "./replies.ts";
 import { classify, NO_BASELINE, type ServerBaseline } from "./session-state.ts";
 import { requestTls } from "./tls.ts";
 
@@ -350,20 +350,21 @@ export class ServerConnection extends Connection implements FrameVisitor {
 
   private copyEnded(chunk: Buffer, start: number, end: number): void {
     this.copyIn = false;
+    if (chunk[start] !== Msg.ErrorResponse) return;
+    // PostgreSQL read the client's next message only to fail the COPY with 08P01, and never does
+    // it. Any other error ended the COPY before that message arrived: it runs, and is owed.
+    if (parseErrorFields(chunk.subarray(start, end)).get("C") !== SqlState.ProtocolViolation) return;
+    if (this.replies.consumedByCopy()) return;
     const intruder = this.copyIntruder;
     if (intruder !== Msg.Query && intruder !== Msg.FunctionCall) return;
-    if (chunk[start] !== Msg.ErrorResponse) return;
-    // PostgreSQL read that request only to fail the COPY with 08P01 and answers it with nothing
-    // of its own. Any other error ended the COPY before the request arrived: it runs, and is owed.
-    if (parseErrorFields(chunk.subarray(start, end)).get("C") !== SqlState.ProtocolViolation) return;
     this.pendingReplies--;
     this.queriesInFlight--;
-    this.replies.dropBehindHead(intruder === Msg.Query ? Expect.Query : Expect.FunctionCall);
   }
 
   /**
-   * The client sent this message during COPY FROM STDIN, where PostgreSQL expects only COPY's.
-   * After an Execute's COPY the error's skip to the next Sync drops it anyway (ReplyQueue.fail).
+   * The client sent this message during COPY FROM STDIN, where PostgreSQL expects only COPY's: the
+   * one a simple COPY fails on when the reply queue does not hold it. After an Execute's COPY the
+   * error's skip to the next Sync drops it anyway (ReplyQueue.fail).
    */
   copyInterrupted(type: number): void {
     if (this.copyIntruder === 0 && !this.copyByExecute) this.copyIntruder = type;

@@ -540,6 +540,36 @@ describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFai
     },
   );
 
+  it("a Query sent right behind the COPY's, before its CopyInResponse: the same", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      a.send(query(copySql), query("SELECT 1"));
+      const replies = await a.untilReady();
+      expect(replies.map((m) => m.type).join("")).toBe("GEZ");
+      expect(errorOfReply(replies[1]!).get("C")).toBe("08P01");
+      expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
+      await anotherClientIsServed(p.url());
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it("a Parse (08P01), then a Sync: the Parse is never done, and the next client's replies are its own", async () => {
+    const a = await RawClient.connect(p.url());
+    a.send(query(copySql));
+    await untilCopyIn(a);
+    a.send(parse("", "SELECT 1"), sync());
+    expect((await a.untilReady(2)).map((m) => m.type).join("")).toBe("EZZ");
+    await a.close();
+    const b = await RawClient.connect(p.url());
+    try {
+      const replies = await b.exchange([parse("", "SELECT 2"), bind("", ""), execute(), sync()]);
+      expect(replies.map((m) => m.type).join("")).toBe("12DCZ");
+    } finally {
+      b.destroy();
+    }
+  });
+
   it("a Query sent behind a bad row reaches PostgreSQL after the COPY failed on it: it runs, and is owed", async () => {
     const a = await RawClient.connect(p.url());
     try {
