@@ -983,6 +983,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   /** What the release decision needs to know of a client message. */
   private track(type: number): void {
+    if (type !== Msg.CopyData && this.server!.copyIn) this.server!.copyInterrupted(type);
     switch (type) {
       case Msg.Sync:
         this.server!.syncSent();

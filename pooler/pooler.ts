@@ -554,6 +554,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     for (const pool of this.pools.values()) {
       const db = this.findDatabase(pool.db.name);
       if (db) pool.settings = this.poolSettings(db, pool.user);
+      // as PgBouncer's, which reads the global at each packet: the servers' next reply is checked
+      for (const server of pool.allServers()) server.framing.maxPacketSize = pool.settings.maxPacketSize;
       // a larger pool or a higher limit serves its waiting clients now, not at the janitor's tick
       if (pool.wantsServer) pool.dispatch();
     }

@@ -210,8 +210,30 @@ export class ReplyQueue {
     if (kind !== Expect.Execute && kind !== Expect.Query) return;
     let end = this.head + 1;
     while (end < this.tail && end <= this.head + count && this.kinds[end] === Expect.Sync) end++;
-    const n = end - this.head - 1;
-    for (let i = end; i < this.tail; i++) {
+    this.remove(this.head + 1, end - this.head - 1);
+  }
+
+  /**
+   * The head, a Query, started a COPY FROM STDIN that PostgreSQL failed (08P01) on the next message
+   * it read, which it never does: the first entry behind the head that went to the server. False
+   * when the queue does not hold it (session pooling does not queue a simple Query's traffic).
+   */
+  consumedByCopy(): boolean {
+    if (this.head === this.tail || !owesReady(this.kinds[this.head]!)) return false;
+    let at = this.head + 1;
+    while (at < this.tail && this.specials[at]?.synthetic !== undefined) at++;
+    if (at === this.tail) return false;
+    const special = this.specials[at];
+    special?.undo?.();
+    if (special !== undefined) this.count(special, -1);
+    if (owesReady(this.kinds[at]!)) this.skipped(false);
+    this.remove(at, 1);
+    return true;
+  }
+
+  /** Takes `n` entries out from `at`, closing the gap. */
+  private remove(at: number, n: number): void {
+    for (let i = at + n; i < this.tail; i++) {
       this.kinds[i - n] = this.kinds[i]!;
       this.specials[i - n] = this.specials[i];
     }

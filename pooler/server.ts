@@ -26,6 +26,7 @@ import {
   terminate,
   type TransactionStatus,
 } from "./protocol/messages.ts";
+import { SqlState } from "./protocol/sqlstate.ts";
 import { isMd5Secret, md5Response } from "./protocol/auth/md5.ts";
 import { SASL_MECHANISM, ScramClientSession } from "./protocol/auth/scram.ts";
 import type { ServerStatements } from "./prepared.ts";
@@ -162,6 +163,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
   private copyEnd: "none" | "sent" | "synced" = "none";
   /** That request was an Execute, whose batch a COPY's ignored Syncs do not end. */
   private copyByExecute = false;
+  /** The first message other than COPY's the client sent during the COPY FROM STDIN (0: none). */
+  private copyIntruder = 0;
   closeReason = "";
   /** The errno of the socket error that closed it (ECONNREFUSED, …): how the pool judges a failed login. */
   socketError: string | null = null;
@@ -339,12 +342,36 @@ export class ServerConnection extends Connection implements FrameVisitor {
       // The client has its FATAL (e.g. pg_terminate_backend): it must not get a second one from us.
       this.toldClientFatal = true;
     }
-    if (this.copyIn && (type === Msg.CommandComplete || type === Msg.ErrorResponse)) this.copyIn = false;
+    if (this.copyIn && (type === Msg.CommandComplete || type === Msg.ErrorResponse))
+      this.copyEnded(chunk, start, end);
+  }
+
+  private copyEnded(chunk: Buffer, start: number, end: number): void {
+    this.copyIn = false;
+    if (chunk[start] !== Msg.ErrorResponse) return;
+    // PostgreSQL read the client's next message only to fail the COPY with 08P01, and never does
+    // it. Any other error ended the COPY before that message arrived: it runs, and is owed.
+    if (parseErrorFields(chunk.subarray(start, end)).get("C") !== SqlState.ProtocolViolation) return;
+    if (this.replies.consumedByCopy()) return;
+    const intruder = this.copyIntruder;
+    if (intruder !== Msg.Query && intruder !== Msg.FunctionCall) return;
+    this.pendingReplies--;
+    this.queriesInFlight--;
+  }
+
+  /**
+   * The client sent this message during COPY FROM STDIN, where PostgreSQL expects only COPY's: the
+   * one a simple COPY fails on when the reply queue does not hold it. After an Execute's COPY the
+   * error's skip to the next Sync drops it anyway (ReplyQueue.fail).
+   */
+  copyInterrupted(type: number): void {
+    if (this.copyIntruder === 0 && !this.copyByExecute) this.copyIntruder = type;
   }
 
   /** The Syncs sent behind the COPY's Execute (or Query) get no ReadyForQuery: they are not owed. */
   private enterCopyIn(): void {
     this.copyIn = true;
+    this.copyIntruder = 0;
     const ignored = this.syncsAfterExecute;
     this.syncsAfterExecute = 0;
     this.pendingReplies -= ignored;

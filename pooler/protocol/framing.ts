@@ -68,7 +68,8 @@ export class FrameScanner {
    * `refusal`'s words.
    */
   constructor(
-    readonly maxPacketSize: number,
+    /** Read at each header: a server's scanner takes a new max_packet_size from SET or RELOAD. */
+    public maxPacketSize: number,
     readonly types?: Uint8Array,
     private readonly refusal: (type: number) => string = unsupportedType,
   ) {}

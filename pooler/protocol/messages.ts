@@ -290,6 +290,11 @@ export function copyDone(): Buffer {
   return build(Msg.CopyDone, 0, () => undefined);
 }
 
+/** CopyFail: the client abandons its COPY FROM STDIN with this reason. */
+export function copyFail(reason: string): Buffer {
+  return withBody(Msg.CopyFail, cstrings(reason));
+}
+
 export function parseComplete(): Buffer {
   return PARSE_COMPLETE;
 }

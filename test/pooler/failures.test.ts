@@ -7,6 +7,7 @@ import {
   cancelRequest,
   copyData,
   copyDone,
+  copyFail,
   execute,
   flush,
   parse,
@@ -17,7 +18,7 @@ import {
 } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, rawExchange } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
-import { RawClient } from "../support/protocol.ts";
+import { RawClient, errorOfReply, type Reply } from "../support/protocol.ts";
 import { tcpSocket } from "../support/tcp-sockets.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -479,6 +480,130 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
     await anotherClientIsServed(p.url());
   });
 });
+
+describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFail", () => {
+  let p: TestPooler;
+  beforeAll(async () => {
+    const admin = await connect(inject("pgAppUrl"));
+    await admin.query("CREATE TABLE IF NOT EXISTS pooler_copy_intruded (n int)");
+    await admin.end();
+    p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "2" });
+  });
+  afterAll(() => p.stop());
+
+  const copySql = "COPY pooler_copy_intruded FROM STDIN";
+  const starts = {
+    "a Query": [query(copySql)],
+    "an Execute with a Sync behind it": [parse("", copySql), bind("", ""), execute(), sync()],
+    "an Execute alone": [parse("", copySql), bind("", ""), execute(), flush()],
+  };
+  // PostgreSQL consumes the message that breaks the COPY, answers the COPY with the error, then
+  // ReadyForQuery: at once after a Query, at the client's next Sync after an Execute
+  const endings = {
+    "a Query (08P01)": { end: [query("SELECT 1")], code: "08P01" },
+    "a CopyFail (57014)": { end: [copyFail("given up")], code: "57014" },
+  };
+  const cases = Object.entries(starts).flatMap(([start, begin]) =>
+    Object.entries(endings).map(([ending, e]) => ({
+      start,
+      begin,
+      ending,
+      ...e,
+      simple: start === "a Query",
+    })),
+  );
+
+  it.each(cases)(
+    "started by $start, ended by $ending: the server goes back while the client stays, clean",
+    async ({ begin, end, code, simple }) => {
+      const a = await RawClient.connect(p.url());
+      try {
+        a.send(...begin);
+        await untilCopyIn(a);
+        a.send(copyData(Buffer.from("1\n")), ...end);
+        const [error] = simple ? await a.untilReady() : await a.take(1);
+        expect(errorOfReply(error!).get("C")).toBe(code);
+        if (!simple) expect((await a.exchange([sync()])).map((m) => m.type)).toEqual(["Z"]);
+        expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
+        await anotherClientIsServed(p.url());
+        // and the client itself goes on, its replies its own
+        const replies = await a.exchange([query("SELECT 'mine'")]);
+        expect(replies.map((m) => m.type).join("")).toBe("TDCZ");
+      } finally {
+        a.destroy();
+      }
+    },
+  );
+
+  it("a Query sent right behind the COPY's, before its CopyInResponse: the same", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      a.send(query(copySql), query("SELECT 1"));
+      const replies = await a.untilReady();
+      expect(replies.map((m) => m.type).join("")).toBe("GEZ");
+      expect(errorOfReply(replies[1]!).get("C")).toBe("08P01");
+      expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
+      await anotherClientIsServed(p.url());
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it("a Parse (08P01), then a Sync: the Parse is never done, and the next client's replies are its own", async () => {
+    const a = await RawClient.connect(p.url());
+    a.send(query(copySql));
+    await untilCopyIn(a);
+    a.send(parse("", "SELECT 1"), sync());
+    expect((await a.untilReady(2)).map((m) => m.type).join("")).toBe("EZZ");
+    await a.close();
+    const b = await RawClient.connect(p.url());
+    try {
+      const replies = await b.exchange([parse("", "SELECT 2"), bind("", ""), execute(), sync()]);
+      expect(replies.map((m) => m.type).join("")).toBe("12DCZ");
+    } finally {
+      b.destroy();
+    }
+  });
+
+  it("a Query sent behind a bad row reaches PostgreSQL after the COPY failed on it: it runs, and is owed", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      a.send(query(copySql));
+      await untilCopyIn(a);
+      // one write: the pooler has both before the server's error (22P02) says the COPY is over
+      a.send(copyData(Buffer.from("not a number\n")), query("SELECT 'after'"));
+      const replies = await a.untilReady(2);
+      expect(replies.map((m) => m.type).join("")).toBe("EZTDCZ");
+      expect(errorOfReply(replies[0]!).get("C")).toBe("22P02");
+      await anotherClientIsServed(p.url());
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it("session pooling: nothing is owed for the Query that broke a COPY, so query_timeout stays quiet while idle", async () => {
+    const tp = await startTestPooler({ POOL_MODE: "session", DEFAULT_POOL_SIZE: "1", QUERY_TIMEOUT: "1" });
+    const a = await RawClient.connect(tp.url());
+    try {
+      a.send(query(copySql));
+      await untilCopyIn(a);
+      a.send(query("SELECT 1"));
+      expect((await a.untilReady()).map((m) => m.type).join("")).toBe("EZ");
+      await new Promise((r) => setTimeout(r, 1500)); // past query_timeout, idle
+      expect((await a.exchange([query("SELECT 'mine'")])).map((m) => m.type).join("")).toBe("TDCZ");
+    } finally {
+      a.destroy();
+      await tp.stop();
+    }
+  });
+});
+
+/** Reads up to the CopyInResponse. */
+async function untilCopyIn(c: RawClient): Promise<Reply[]> {
+  const got: Reply[] = [];
+  while (got.at(-1)?.type !== "G") got.push(await c.next());
+  return got;
+}
 
 /** The pool's only server went back to it: another client's query goes through. */
 async function anotherClientIsServed(url: string): Promise<void> {

@@ -3,7 +3,7 @@
 import fs from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, errorOf } from "../support/clients.ts";
-import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { UserlistDir } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -58,6 +58,32 @@ describe("verbose", () => {
       await admin.end();
     }
   });
+});
+
+describe("max_packet_size", () => {
+  it("SET applies at the next message, as PgBouncer's (it reads it at each header): to clients and servers already connected too", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", ADMIN_USERS: "postgres" }, async (tp) => {
+      const a = await connect(tp.url());
+      const b = await connect(tp.url());
+      const admin = await connect(tp.url("pgbouncer"));
+      const bigRow = "SELECT repeat('y', 20000) AS r";
+      const bigQuery = `SELECT length('${"x".repeat(20000)}') AS n`;
+      try {
+        expect((await a.query(bigRow)).rows[0].r).toHaveLength(20000);
+        expect((await b.query(bigQuery)).rows[0].n).toBe(20000);
+        const [server] = [...tp.pooler.pools.values()][0]!.allServers();
+        await admin.query("SET max_packet_size = 10000");
+        // the server of their queries, kept in the pool: its DataRow is over the limit now
+        expect((await errorOf(a.query(bigRow))).message).toMatch(
+          /server conn crashed.*invalid message length 20010 for message type "D"/,
+        );
+        expect(server!.closeReason).toMatch(/bad server protocol/);
+        expect((await errorOf(b.query(bigQuery))).message).toMatch(/invalid message length 20027/);
+      } finally {
+        for (const c of [a, b]) await c.end().catch(() => undefined);
+        await admin.end();
+      }
+    }));
 });
 
 describe("auth_file", () => {
