@@ -549,6 +549,24 @@ describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFai
     }
   });
 
+  it.each([
+    ["a Sync", sync()],
+    ["a Flush", flush()],
+  ])("%s during the COPY, which PostgreSQL ignores, then a Query (08P01): nothing is owed", async (_, ignored) => {
+    const a = await RawClient.connect(p.url());
+    try {
+      a.send(query(copySql));
+      await untilCopyIn(a);
+      a.send(ignored);
+      a.send(query("SELECT 1"));
+      expect((await a.untilReady()).map((m) => m.type).join("")).toBe("EZ");
+      expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
+      await anotherClientIsServed(p.url());
+    } finally {
+      a.destroy();
+    }
+  });
+
   it("a Parse (08P01), then a Sync: the Parse is never done, and the next client's replies are its own", async () => {
     const a = await RawClient.connect(p.url());
     a.send(query(copySql));
@@ -587,6 +605,7 @@ describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFai
     try {
       a.send(query(copySql));
       await untilCopyIn(a);
+      a.send(flush()); // ignored by PostgreSQL during a COPY: not the message that breaks it
       a.send(query("SELECT 1"));
       expect((await a.untilReady()).map((m) => m.type).join("")).toBe("EZ");
       await new Promise((r) => setTimeout(r, 1500)); // past query_timeout, idle
