@@ -175,6 +175,8 @@ class LoginState {
   handshaking = false;
   auth: ClientAuth | null = null;
   authDb: DatabaseDef | undefined = undefined;
+  /** Authenticating for a database that does not exist: refused once authenticated. */
+  noSuchDb = false;
   /** Authenticated; the welcome waits for the pool (and, with startup settings, for a server to accept them). */
   welcoming = false;
   pendingWelcome: Buffer | null = null;
@@ -509,12 +511,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
     const isAdmin = this.database === ADMIN_DB;
     const db = isAdmin ? undefined : this.host.findDatabase(this.database);
-    if (!isAdmin && db === undefined) {
-      return this.refuse(SqlState.InvalidCatalogName, `no such database: ${this.database}`);
-    }
-    if (db !== undefined && this.host.isDisabled(db.name)) {
-      return this.refuse(SqlState.CannotConnectNow, `database does not allow connections: ${db.name}`);
-    }
+    // As PgBouncer (and PostgreSQL), a client hears that its database does not exist or is disabled
+    // only once authenticated (handleAuthStep), so that no one without a password learns which names
+    // exist. With no database, auth_query has none to ask: auth_file alone can let the user in.
+    this.login!.noSuchDb = !isAdmin && db === undefined;
     if (isAdmin) {
       this.adminRole = this.host.isAdminUser(user);
       if (this.adminRole === null && this.host.config.authType !== "any") {
@@ -592,8 +592,14 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return this.refuse(step.code, step.message);
       case "ok":
         login.auth = null;
-        login.welcoming = true;
         if (step.final) this.socket.write(step.final);
+        if (login.noSuchDb) {
+          return this.refuse(SqlState.InvalidCatalogName, `no such database: ${this.database}`);
+        }
+        if (db !== undefined && this.host.isDisabled(db.name)) {
+          return this.refuse(SqlState.CannotConnectNow, `database "${db.name}" is disabled`);
+        }
+        login.welcoming = true;
         this.welcome(db, step.credentials).catch((err: Error) => this.failLogin(err));
         return;
     }

@@ -587,7 +587,9 @@ describe("admin console", () => {
     expect((await row(admin, "DATABASES", "name", "app")).disabled).toBe("1");
     const refused = await errorOf(connect(tp.url()));
     expect(refused.code).toBe("57P03");
-    expect(refused.message).toBe("database does not allow connections: app");
+    expect(refused.message).toBe('database "app" is disabled');
+    // as PgBouncer 1.18: told only once authenticated
+    expect((await errorOf(connect(tp.urlAs("postgres", "wrong")))).code).toBe("28P01");
     expect((await connected.query("SELECT 1 AS one")).rows[0].one).toBe(1);
     await admin.query("ENABLE app");
     const again = await connect(tp.url());

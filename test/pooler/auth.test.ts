@@ -341,7 +341,7 @@ describe("AUTH_TYPE=trust", () => {
 });
 
 /**
- * One failed login on the wire: what the pooler sent at each step (SCRAM's server-first without its
+ * One failed login on the wire (authenticated or not): what the pooler sent at each step (SCRAM's server-first without its
  * random nonce and salt), the salt, the final ErrorResponse, and how long the pooler took to answer
  * in all (the client's own work between its messages left out).
  */
@@ -349,6 +349,7 @@ async function failedLogin(
   p: TestPooler,
   user: string,
   password: string,
+  database = "app",
 ): Promise<{ steps: string[]; salt: string; error: Map<string, string>; answerMs: number }> {
   const probe = await WireProbe.open(p.port);
   const steps: string[] = [];
@@ -357,7 +358,7 @@ async function failedLogin(
   let sentAt = performance.now();
   let answerMs = 0;
   try {
-    probe.send(startupMessage({ user, database: "app" }));
+    probe.send(startupMessage({ user, database }));
     for (let seen = 0; ; seen++) {
       const msgs = await probe.waitUntil((m) => m.length > seen, 5000);
       const m = msgs[seen];
@@ -366,7 +367,10 @@ async function failedLogin(
       if (m.type === "E") return { steps, salt, error: errorOfReply(m), answerMs };
       const code = m.body.readInt32BE(0);
       sentAt = performance.now();
-      if (code === Auth.MD5Password) {
+      if (code === Auth.CleartextPassword) {
+        steps.push("cleartext");
+        probe.send(passwordMessage(password));
+      } else if (code === Auth.MD5Password) {
         steps.push("md5");
         probe.send(passwordMessage(md5Response(user, password, m.body.subarray(4, 8))));
       } else if (code === Auth.SASL) {
@@ -380,6 +384,8 @@ async function failedLogin(
         const final = await scram!.handleServerFirst(serverFirst);
         sentAt = performance.now();
         probe.send(saslResponse(final));
+      } else if (code === Auth.SASLFinal) {
+        steps.push("server-final");
       } else {
         throw new Error(`unexpected message ${m.type} ${code}`);
       }
@@ -440,6 +446,49 @@ describe.each([
       expect(ratio).toBeGreaterThan(0.5);
       expect(ratio).toBeLessThan(2);
     });
+  });
+});
+
+describe.each([
+  ["md5", () => ({ AUTH_TYPE: "md5", AUTH_FILE: userlist([[MD5_ROLE, PASSWORD]]) }), MD5_ROLE],
+  [
+    "scram-sha-256",
+    () => ({ AUTH_TYPE: "scram-sha-256", AUTH_FILE: userlist([[SCRAM_ROLE, storedScramSecret]]) }),
+    SCRAM_ROLE,
+  ],
+  ["plain", () => ({ AUTH_TYPE: "plain", AUTH_FILE: userlist([[MD5_ROLE, PASSWORD]]) }), MD5_ROLE],
+])("no database enumeration, AUTH_TYPE=%s", (label, env, knownUser) => {
+  it("an unknown database is told only to who gave the right password, as PgBouncer and PostgreSQL", async () => {
+    await withTestPooler(env(), async (p) => {
+      const summary = (r: Awaited<ReturnType<typeof failedLogin>>): string[] => [
+        ...r.steps,
+        `${r.error.get("C")} ${r.error.get("M")}`,
+      ];
+      for (const [user, password] of [
+        [knownUser, "not-the-password"],
+        ["nobody_here", "not-the-password"],
+      ] as const) {
+        expect(summary(await failedLogin(p, user, password, "no_such_db"))).toEqual(
+          summary(await failedLogin(p, user, password)),
+        );
+      }
+      const right = await failedLogin(p, knownUser, PASSWORD, "no_such_db");
+      // after the whole exchange, SCRAM's server-final included
+      expect(right.steps.at(-1)).toBe(label === "scram-sha-256" ? "server-final" : right.steps[0]);
+      expect([right.error.get("C"), right.error.get("M")]).toEqual(["3D000", "no such database: no_such_db"]);
+    });
+  });
+});
+
+it("with auth_user, a user only auth_query knows cannot log in to an unknown database: there is none to ask", async () => {
+  // as PgBouncer 1.18: such a user gets an exchange that fails, a user of the file hears the truth
+  const file = userlist([["postgres", "postgres"]]);
+  await withTestPooler({ AUTH_TYPE: "md5", AUTH_FILE: file, AUTH_USER: "postgres" }, async (p) => {
+    expect(await whoAmI(p.urlAs(MD5_ROLE, PASSWORD))).toBe(MD5_ROLE);
+    const refused = await failedLogin(p, MD5_ROLE, PASSWORD, "no_such_db");
+    expect([...refused.steps, refused.error.get("C")]).toEqual(["md5", "28P01"]);
+    const fileUser = await failedLogin(p, "postgres", "postgres", "no_such_db");
+    expect(fileUser.error.get("C")).toBe("3D000");
   });
 });
 
