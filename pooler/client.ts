@@ -321,7 +321,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         this.feed(chunk);
         return this.releaseIfOwedNothing();
       case "idle":
-        if (isTerminate(chunk)) return this.close("client sent Terminate");
+        if (isTerminate(chunk)) return this.close("client close request");
         this.keep(chunk);
         this.state = "waiting";
         this.pool!.enqueue(this);
@@ -801,7 +801,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       return this.refuse(SqlState.ProtocolViolation, (err as Error).message);
     }
     this.flushToServer();
-    if (this.terminated) this.close("client sent Terminate");
+    if (this.terminated) this.close("client close request");
   }
 
   /**
@@ -1348,7 +1348,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const pool = this.pool!;
     if (server.state !== "active") return;
     if (server.owedToClient > 0 || !this.atBoundary || this.inBatch) {
-      server.close("client left with a query in progress");
+      server.close("client disconnect while server was not ready");
       pool.release(server, false);
       return;
     }
@@ -1402,7 +1402,7 @@ class AdminVisitor implements FrameVisitor {
   }
   pass(): void {} // every message is rewritten: nothing passes
   rewrite(type: number, msg: Buffer): void {
-    if (type === Msg.Terminate) this.client.close("client sent Terminate");
+    if (type === Msg.Terminate) this.client.close("client close request");
     else this.host.adminMessage(this.client, type, msg);
   }
 }

@@ -88,6 +88,9 @@ export interface PoolSettings {
   unixSocketDir: string;
   /** Resolves server host names: the pooler's DNS cache. */
   lookup: net.LookupFunction;
+  /** log_connections / log_disconnections: servers opened and closed are logged at info, as PgBouncer. */
+  logConnections: boolean;
+  logDisconnections: boolean;
 }
 
 /** The login a [databases] entry with user= forces on every client's servers; null without one. */
@@ -487,7 +490,10 @@ export class Pool {
       this.setUp(host),
     );
     this.login.add(server);
-    this.log.debug({ pool: this.name, server: server.id }, "new server connection");
+    this.log[this.settings.logConnections ? "info" : "debug"](
+      { pool: this.name, server: server.id },
+      "new server connection",
+    );
     ready.then(
       () => {
         this.login.delete(server);
@@ -649,7 +655,14 @@ export class Pool {
     // a server closed while logging in leaves `login` in its login's handler, which judges the
     // failure before another attempt may start
     if (!this.login.has(server) && server.closedByServer) this.loginRetry.lost();
-    this.log.debug({ pool: this.name, server: server.id, reason: server.closeReason }, "server closed");
+    // PgBouncer's words for a server that went away on its own; age in whole seconds, as its line
+    const reason = server.closedByServer
+      ? `server conn crashed? (${server.closeReason})`
+      : server.closeReason;
+    this.log[this.settings.logDisconnections ? "info" : "debug"](
+      { pool: this.name, server: server.id, reason, age: Math.floor((now() - server.connectTime) / 1000) },
+      "server closed",
+    );
     this.registry.serverSlotFreed(this.db.name, this.user);
     this.dispatch();
   }

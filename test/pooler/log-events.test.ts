@@ -1,0 +1,90 @@
+// What an operator reads in the log about connections, as PgBouncer 1.18 logs them: with
+// log_connections each server opened, with log_disconnections each server and client closed with
+// PgBouncer's reason words ("server idle timeout", "server lifetime over", "server conn crashed?",
+// "client close request", "client disconnect while server was not ready"), at info.
+import { describe, expect, inject, it } from "vitest";
+import { connect } from "../support/clients.ts";
+import { withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { waitFor } from "../support/wait.ts";
+
+const INFO = 30;
+
+/** The pooler's "server closed" lines, as level and reason. */
+const serverCloses = (p: TestPooler): { level: unknown; reason: unknown }[] =>
+  p.logs.filter((l) => l.msg === "server closed").map((l) => ({ level: l.level, reason: l.reason }));
+
+const closedFor = (p: TestPooler, reason: string): Promise<void> =>
+  waitFor(() => serverCloses(p).some((l) => l.reason === reason), `a server closed: ${reason}`);
+
+describe("log_connections / log_disconnections", () => {
+  it("logs servers opened and closed by server_idle_timeout, and a client's close request", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", SERVER_IDLE_TIMEOUT: "0.5" }, async (p) => {
+      const c = await connect(p.url());
+      await c.query("SELECT 1");
+      await c.end();
+      await closedFor(p, "server idle timeout");
+      expect(serverCloses(p)).toContainEqual({ level: INFO, reason: "server idle timeout" });
+      expect(p.logs).toContainEqual(expect.objectContaining({ level: INFO, msg: "new server connection" }));
+      expect(p.logs).toContainEqual(
+        expect.objectContaining({ level: INFO, msg: "closing", reason: "client close request" }),
+      );
+    }));
+
+  it("logs a server closed at server_lifetime", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", SERVER_LIFETIME: "0.3" }, async (p) => {
+      const c = await connect(p.url());
+      await c.query("SELECT 1");
+      await new Promise((r) => setTimeout(r, 600));
+      await c.query("SELECT 1");
+      await closedFor(p, "server lifetime over");
+      expect(serverCloses(p)).toContainEqual({ level: INFO, reason: "server lifetime over" });
+      await c.end();
+    }));
+
+  it("logs an idle server whose backend was terminated as crashed, and one a client left mid-query", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (p) => {
+      const c = await connect(p.url());
+      const { pid } = (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!;
+      const direct = await connect(inject("pgAppUrl"));
+      await direct.query("SELECT pg_terminate_backend($1)", [pid]);
+      await waitFor(() => serverCloses(p).length === 1, "the terminated server closed");
+      expect(serverCloses(p)[0]).toEqual({
+        level: INFO,
+        reason: expect.stringMatching(/^server conn crashed\? /),
+      });
+
+      void c.query("SELECT pg_sleep(5)").catch(() => undefined);
+      await waitFor(
+        async () =>
+          (
+            await direct.query(
+              "SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND state = 'active'",
+            )
+          ).rowCount === 1,
+        "the sleep running",
+      );
+      (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+      await closedFor(p, "client disconnect while server was not ready");
+      expect(serverCloses(p)).toContainEqual({
+        level: INFO,
+        reason: "client disconnect while server was not ready",
+      });
+      await direct.end();
+    }));
+
+  it("logs neither when both are off", () =>
+    withTestPooler(
+      { DEFAULT_POOL_SIZE: "1", SERVER_IDLE_TIMEOUT: "0.3", LOG_CONNECTIONS: "0", LOG_DISCONNECTIONS: "0" },
+      async (p) => {
+        const c = await connect(p.url());
+        await c.query("SELECT 1");
+        await c.end();
+        await waitFor(
+          () => [...p.pooler.pools.values()].every((pool) => pool.serverCount === 0),
+          "idle timeout",
+        );
+        const about = ["new server connection", "server closed", "login", "closing"];
+        expect(p.logs.filter((l) => about.includes(l.msg as string))).toEqual([]);
+      },
+    ));
+});
