@@ -695,16 +695,20 @@ export class Pool {
 
   /** Closes every idle server now and marks the others to close when they would be idle (RECONNECT). */
   reconnect(): void {
-    for (const s of [...this.idle]) s.close("RECONNECT");
+    // PgBouncer's words, for RECONNECT as for a RELOAD that moved the entry
+    for (const s of [...this.idle]) s.close("database configuration changed");
     // still logging in, or free but waiting for a cancel: closed when they would become idle
     for (const s of [...this.active, ...this.used, ...this.login, ...this.beingCanceled])
       s.closeNeeded = true;
   }
 
-  /** Console PAUSE (and KILL): nothing handed out or opened; idle servers close now, busy ones when free. */
-  pause(): void {
+  /**
+   * Console PAUSE (and KILL, whose `reason` is "database removed"): nothing handed out or opened;
+   * idle servers close now, busy ones when free.
+   */
+  pause(reason = "pause mode"): void {
     this.paused = true;
-    for (const s of [...this.idle]) s.close("pause mode");
+    for (const s of [...this.idle]) s.close(reason);
   }
 
   /** Console RESUME: queued clients get servers again. */

@@ -72,6 +72,28 @@ describe("log_connections / log_disconnections", () => {
       await direct.end();
     }));
 
+  it("gives RECONNECT's and KILL's reasons, as PgBouncer words them", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", ADMIN_USERS: "postgres" }, async (p) => {
+      const admin = await connect(p.url("pgbouncer"));
+      const idleServer = async (): Promise<void> => {
+        const c = await connect(p.url());
+        await c.query("SELECT 1");
+        await c.end();
+      };
+      await idleServer();
+      await admin.query("RECONNECT app");
+      await closedFor(p, "database configuration changed");
+      await idleServer();
+      await admin.query("KILL app");
+      await closedFor(p, "database removed");
+      await admin.query("RESUME app");
+      expect(serverCloses(p).map((l) => l.reason)).toEqual([
+        "database configuration changed",
+        "database removed",
+      ]);
+      await admin.end();
+    }));
+
   it("logs neither when both are off", () =>
     withTestPooler(
       { DEFAULT_POOL_SIZE: "1", SERVER_IDLE_TIMEOUT: "0.3", LOG_CONNECTIONS: "0", LOG_DISCONNECTIONS: "0" },
