@@ -98,6 +98,12 @@ export function forcedCredentials(db: DatabaseDef): ServerCredentials | null {
   return db.user ? { user: db.user, ...(db.password ? { password: db.password } : {}) } : null;
 }
 
+/** Why a server closed, in PgBouncer's words where it went away on its own. */
+function closeReasonOf(server: ServerConnection): string {
+  if (!server.closedByServer) return server.closeReason;
+  return `${server.connected ? "server conn crashed?" : "connect failed"} (${server.closeReason})`;
+}
+
 type Waiter = { resolve: (params: Map<string, string>) => void; reject: (err: Error) => void };
 
 export class Pool {
@@ -655,12 +661,13 @@ export class Pool {
     // a server closed while logging in leaves `login` in its login's handler, which judges the
     // failure before another attempt may start
     if (!this.login.has(server) && server.closedByServer) this.loginRetry.lost();
-    // PgBouncer's words for a server that went away on its own; age in whole seconds, as its line
-    const reason = server.closedByServer
-      ? `server conn crashed? (${server.closeReason})`
-      : server.closeReason;
     this.log[this.settings.logDisconnections ? "info" : "debug"](
-      { pool: this.name, server: server.id, reason, age: Math.floor((now() - server.connectTime) / 1000) },
+      {
+        pool: this.name,
+        server: server.id,
+        reason: closeReasonOf(server),
+        age: Math.floor((now() - server.connectTime) / 1000),
+      },
       "server closed",
     );
     this.registry.serverSlotFreed(this.db.name, this.user);

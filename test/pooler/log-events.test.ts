@@ -3,8 +3,9 @@
 // PgBouncer's reason words ("server idle timeout", "server lifetime over", "server conn crashed?",
 // "client close request", "client disconnect while server was not ready"), at info.
 import { describe, expect, inject, it } from "vitest";
-import { connect } from "../support/clients.ts";
+import { connect, errorOf } from "../support/clients.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { freePort } from "../support/ports.ts";
 import { waitFor } from "../support/wait.ts";
 
 const INFO = 30;
@@ -93,6 +94,22 @@ describe("log_connections / log_disconnections", () => {
       ]);
       await admin.end();
     }));
+
+  it("logs a connection PostgreSQL refused as a failed connect, not a crash", async () => {
+    const nobody = await freePort();
+    await withTestPooler(
+      { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${nobody}/app`, SERVER_LOGIN_RETRY: "1" },
+      async (p) => {
+        const refused = errorOf(connect(p.url()));
+        await waitFor(() => serverCloses(p).length > 0, "a server closed");
+        expect(serverCloses(p)[0]).toEqual({
+          level: INFO,
+          reason: expect.stringMatching(/^connect failed \(.*ECONNREFUSED/),
+        });
+        await refused;
+      },
+    );
+  });
 
   it("logs neither when both are off", () =>
     withTestPooler(
