@@ -636,11 +636,15 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       // The names as the database and pool hold them, not copies from each startup packet.
       if (db.name === this.database) this.database = db.name;
       if (this.pool.user === this.user) this.user = this.pool.user;
+      // a wait for the pool's first server, under query_wait_timeout as PgBouncer's CL_WAITING_LOGIN
+      this.waitStart = now();
       try {
         serverParams = await this.pool.welcomeParams();
       } catch (err) {
         const e = err as Error & { code?: string };
         return this.refuse(e.code ?? SqlState.ConnectionFailure, `server login failed: ${e.message}`);
+      } finally {
+        this.waitStart = 0;
       }
     }
     if (this.state === "closed") return;
