@@ -1336,7 +1336,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (this.admitted) this.host.clientLeft(this.database, this.user);
     this.host.clientClosed(this);
     if (!this.socket.destroyed) lingeringClose(this.socket);
-    if (wasLoggedIn && this.host.config.logDisconnections) {
+    // as PgBouncer, also a login that failed once it had named its user (a wrong password, say)
+    if ((wasLoggedIn || this.user !== "") && this.host.config.logDisconnections) {
       this.log.info({ client: this.id, user: this.user, db: this.database, reason }, "closing");
     }
   }

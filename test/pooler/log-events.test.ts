@@ -111,6 +111,19 @@ describe("log_connections / log_disconnections", () => {
     );
   });
 
+  it("logs the close of a failed login, also with log_pooler_errors off", () =>
+    withTestPooler({ LOG_POOLER_ERRORS: "0" }, async (p) => {
+      expect((await errorOf(connect(p.urlAs("postgres", "wrong")))).code).toBe("28P01");
+      await waitFor(() => p.logs.some((l) => l.msg === "closing"), "the close logged");
+      expect(p.logs.filter((l) => l.msg === "closing")).toEqual([
+        expect.objectContaining({
+          level: INFO,
+          user: "postgres",
+          reason: expect.stringMatching(/^password authentication failed/),
+        }),
+      ]);
+    }));
+
   it("logs neither when both are off", () =>
     withTestPooler(
       { DEFAULT_POOL_SIZE: "1", SERVER_IDLE_TIMEOUT: "0.3", LOG_CONNECTIONS: "0", LOG_DISCONNECTIONS: "0" },
