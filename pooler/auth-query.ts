@@ -8,20 +8,48 @@ import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { classifySecret } from "./config/userlist.ts";
 import { parseHostList } from "./host-list.ts";
 import { keepaliveOf } from "./keepalive.ts";
+import { LoginRetry, isRestarting } from "./login-retry.ts";
 import { ServerConnection } from "./server.ts";
 import { dialTarget } from "./unix-socket.ts";
 
-/**
- * Runs auth_query for `user` as `authUser`, on a connection opened for it and closed after; with a
- * host list, on the first host that lets auth_user in.
- */
 /** How the pooler reaches its servers: server_tls_*, and its DNS cache for host names. */
 export interface Dial {
   tls: ServerTls | null;
   lookup: net.LookupFunction;
 }
 
+/**
+ * Runs auth_query for `user` as `authUser`, on a connection opened for it and closed after; with a
+ * host list, on the first host that lets auth_user in. A server that is restarting is tried again
+ * under the pools' login retry rules, within query_wait_timeout: in PgBouncer the lookup waits for
+ * a pooled server of auth_user's, as a client waits for one, where a refusal at once would fail a
+ * login that a moment later succeeds.
+ */
 export async function lookupByAuthQuery(
+  config: PoolerConfig,
+  dial: Dial,
+  db: DatabaseDef,
+  authUser: string,
+  user: string,
+): Promise<UserSecret | undefined> {
+  const waitLimit = db.queryWaitTimeout ?? config.queryWaitTimeout;
+  const start = Date.now();
+  const retry = new LoginRetry();
+  for (;;) {
+    const attemptStart = Date.now();
+    try {
+      return await lookupOnHosts(config, dial, db, authUser, user);
+    } catch (err) {
+      if (!(err instanceof LoginFailed)) throw err;
+      const wait = retry.failed(err, err.restarting, attemptStart, config.serverLoginRetry) ?? 0;
+      const late = waitLimit > 0 && Date.now() + wait - start > waitLimit;
+      if (!retry.clientsMayWait || late) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
+async function lookupOnHosts(
   config: PoolerConfig,
   dial: Dial,
   db: DatabaseDef,
@@ -38,8 +66,15 @@ export async function lookupByAuthQuery(
   }
 }
 
-/** The login to the server failed (the lookup itself did not run). */
-class LoginFailed extends Error {}
+/** The login to the server failed (the lookup itself did not run); `restarting` as login-retry.ts judges it. */
+class LoginFailed extends Error {
+  constructor(
+    message: string,
+    readonly restarting: boolean,
+  ) {
+    super(message);
+  }
+}
 
 async function lookupOn(
   host: string,
@@ -70,7 +105,7 @@ async function lookupOn(
   );
   try {
     await ready.catch((err: Error) => {
-      throw new LoginFailed(err.message);
+      throw new LoginFailed(err.message, isRestarting(err, server));
     });
     // a parameter, not text pasted into the SQL: the user name is the client's to choose
     const rows = await server.queryInternal(config.authQuery, [user]);

@@ -327,7 +327,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         this.feed(chunk);
         return this.releaseIfOwedNothing();
       case "idle":
-        if (isTerminate(chunk)) return this.close("client sent Terminate");
+        if (isTerminate(chunk)) return this.close("client close request");
         this.keep(chunk);
         this.state = "waiting";
         this.pool!.enqueue(this);
@@ -649,11 +649,15 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       // The names as the database and pool hold them, not copies from each startup packet.
       if (db.name === this.database) this.database = db.name;
       if (this.pool.user === this.user) this.user = this.pool.user;
+      // a wait for the pool's first server, under query_wait_timeout as PgBouncer's CL_WAITING_LOGIN
+      this.waitStart = now();
       try {
         serverParams = await this.pool.welcomeParams();
       } catch (err) {
         const e = err as Error & { code?: string };
         return this.refuse(e.code ?? SqlState.ConnectionFailure, `server login failed: ${e.message}`);
+      } finally {
+        this.waitStart = 0;
       }
     }
     if (this.state === "closed") return;
@@ -815,7 +819,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       return this.refuse(SqlState.ProtocolViolation, (err as Error).message);
     }
     this.flushToServer();
-    if (this.terminated) this.close("client sent Terminate");
+    if (this.terminated) this.close("client close request");
   }
 
   /**
@@ -1349,7 +1353,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (this.admitted) this.host.clientLeft(this.database, this.user);
     this.host.clientClosed(this);
     if (!this.socket.destroyed) lingeringClose(this.socket);
-    if (wasLoggedIn && this.host.config.logDisconnections) {
+    // as PgBouncer, also a login that failed once it had named its user (a wrong password, say)
+    if ((wasLoggedIn || this.user !== "") && this.host.config.logDisconnections) {
       this.log.info({ client: this.id, user: this.user, db: this.database, reason }, "closing");
     }
   }
@@ -1365,7 +1370,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     const pool = this.pool!;
     if (server.state !== "active") return;
     if (server.owedToClient > 0 || !this.atBoundary || this.inBatch) {
-      server.close("client left with a query in progress");
+      server.close("client disconnect while server was not ready");
       pool.release(server, false);
       return;
     }
@@ -1419,7 +1424,7 @@ class AdminVisitor implements FrameVisitor {
   }
   pass(): void {} // every message is rewritten: nothing passes
   rewrite(type: number, msg: Buffer): void {
-    if (type === Msg.Terminate) this.client.close("client sent Terminate");
+    if (type === Msg.Terminate) this.client.close("client close request");
     else this.host.adminMessage(this.client, type, msg);
   }
 }

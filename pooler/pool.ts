@@ -88,11 +88,20 @@ export interface PoolSettings {
   unixSocketDir: string;
   /** Resolves server host names: the pooler's DNS cache. */
   lookup: net.LookupFunction;
+  /** log_connections / log_disconnections: servers opened and closed are logged at info, as PgBouncer. */
+  logConnections: boolean;
+  logDisconnections: boolean;
 }
 
 /** The login a [databases] entry with user= forces on every client's servers; null without one. */
 export function forcedCredentials(db: DatabaseDef): ServerCredentials | null {
   return db.user ? { user: db.user, ...(db.password ? { password: db.password } : {}) } : null;
+}
+
+/** Why a server closed, in PgBouncer's words where it went away on its own. */
+function closeReasonOf(server: ServerConnection): string {
+  if (!server.closedByServer) return server.closeReason;
+  return `${server.connected ? "server conn crashed?" : "connect failed"} (${server.closeReason})`;
 }
 
 type Waiter = { resolve: (params: Map<string, string>) => void; reject: (err: Error) => void };
@@ -487,7 +496,10 @@ export class Pool {
       this.setUp(host),
     );
     this.login.add(server);
-    this.log.debug({ pool: this.name, server: server.id }, "new server connection");
+    this.log[this.settings.logConnections ? "info" : "debug"](
+      { pool: this.name, server: server.id },
+      "new server connection",
+    );
     ready.then(
       () => {
         this.login.delete(server);
@@ -649,7 +661,15 @@ export class Pool {
     // a server closed while logging in leaves `login` in its login's handler, which judges the
     // failure before another attempt may start
     if (!this.login.has(server) && server.closedByServer) this.loginRetry.lost();
-    this.log.debug({ pool: this.name, server: server.id, reason: server.closeReason }, "server closed");
+    this.log[this.settings.logDisconnections ? "info" : "debug"](
+      {
+        pool: this.name,
+        server: server.id,
+        reason: closeReasonOf(server),
+        age: Math.floor((now() - server.connectTime) / 1000),
+      },
+      "server closed",
+    );
     this.registry.serverSlotFreed(this.db.name, this.user);
     this.dispatch();
   }
@@ -682,16 +702,20 @@ export class Pool {
 
   /** Closes every idle server now and marks the others to close when they would be idle (RECONNECT). */
   reconnect(): void {
-    for (const s of [...this.idle]) s.close("RECONNECT");
+    // PgBouncer's words, for RECONNECT as for a RELOAD that moved the entry
+    for (const s of [...this.idle]) s.close("database configuration changed");
     // still logging in, or free but waiting for a cancel: closed when they would become idle
     for (const s of [...this.active, ...this.used, ...this.login, ...this.beingCanceled])
       s.closeNeeded = true;
   }
 
-  /** Console PAUSE (and KILL): nothing handed out or opened; idle servers close now, busy ones when free. */
-  pause(): void {
+  /**
+   * Console PAUSE (and KILL, whose `reason` is "database removed"): nothing handed out or opened;
+   * idle servers close now, busy ones when free.
+   */
+  pause(reason = "pause mode"): void {
     this.paused = true;
-    for (const s of [...this.idle]) s.close("pause mode");
+    for (const s of [...this.idle]) s.close(reason);
   }
 
   /** Console RESUME: queued clients get servers again. */

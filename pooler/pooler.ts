@@ -261,6 +261,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       serverTls: this.tls.server,
       unixSocketDir: c.unixSocketDir,
       lookup: this.dns.lookup,
+      logConnections: c.logConnections,
+      logDisconnections: c.logDisconnections,
     };
   }
 

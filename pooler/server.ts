@@ -170,6 +170,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
   socketError: string | null = null;
   /** The server ended the connection (a FATAL, a crash, a shutdown), not the pooler. */
   closedByServer = false;
+  /** The TCP (or Unix socket) connection was made: a failure before it is a failed connect. */
+  connected = false;
   /**
    * Cancel requests forwarded for this server's backend and not yet answered (PostgreSQL closes
    * the cancel connection once it has signalled the backend): until then the server must not go
@@ -234,6 +236,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
     applyKeepalive(socket, target.keepalive);
     server.listen(socket);
     socket.on("connect", () => {
+      server.connected = true;
       requestTls(socket, target.tls, target.host, (take) => (reads.take = take)).then(
         (secure) => server.start(secure),
         (err: Error) => server.close(err.message),

@@ -102,7 +102,7 @@ export function kill(pooler: Pooler, arg: string): string {
   const pools = new Set(poolsOf(pooler, db));
   for (const pool of pools) {
     pooler.pausedDbs.add(pool.db.name);
-    pool.pause();
+    pool.pause("database removed");
   }
   for (const client of pooler.clients) {
     if (client.pool !== null && pools.has(client.pool))

@@ -68,3 +68,18 @@ describe("a server login the server ends without a word", () => {
     );
   });
 });
+
+describe("a client waiting for its pool's first server while PostgreSQL restarts", () => {
+  it("is refused at query_wait_timeout, as in PgBouncer, not kept for server_login_retry", async () => {
+    await withGatedPooler(
+      () => true,
+      { QUERY_WAIT_TIMEOUT: "1" },
+      async (p) => {
+        const start = Date.now();
+        const err = await errorOf(connect(p.url("app")));
+        expect(err.message).toBe("query_wait_timeout");
+        expect(Date.now() - start).toBeLessThan(3000);
+      },
+    );
+  });
+});

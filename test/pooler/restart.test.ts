@@ -5,11 +5,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wallClock } from "../../pooler/clock.ts";
 import { createDatabase } from "../../scripts/lib/migrations.ts";
-import { connect, pgbench } from "../support/clients.ts";
+import { connect, errorOf, pgbench } from "../support/clients.ts";
 import { startLoad, type Transaction } from "../support/load.ts";
 import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
-import { startTestPooler, withTestPooler } from "../support/pooler.ts";
+import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
+import { createLoginRole, dropRole } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
 
 const CLIENTS = 20;
@@ -171,6 +172,43 @@ describe("a pooler whose server is down when its first client comes", () => {
         expect(afterReady).toBeLessThan(5000);
       } finally {
         await c.end();
+        await readyAt;
+      }
+    }));
+});
+
+describe("a user found by auth_query while PostgreSQL restarts", () => {
+  const role = "pooler_restart_auth_query";
+  const env = (): Record<string, string> => ({ DATABASE_URL: pg.url("bench"), AUTH_USER: "postgres" });
+  const login = (p: TestPooler): ReturnType<typeof connect> => connect(p.urlAs(role, "aq-pw", "bench"));
+
+  beforeAll(() => createLoginRole(pg.url(), role, "aq-pw", "md5"));
+  afterAll(() => dropRole(pg.url(), role));
+
+  it("waits for the restart, as PgBouncer's lookup on a pooled server does, and logs in", () =>
+    withTestPooler(env(), async (p) => {
+      const readyAt = pg.restart("fast", DOWN_MS).then(() => Date.now());
+      await new Promise((r) => setTimeout(r, 300)); // PostgreSQL is shutting down or down
+      try {
+        const c = await login(p);
+        expect((await c.query("SELECT current_user AS u")).rows[0].u).toBe(role);
+        expect(Date.now() - (await readyAt)).toBeLessThan(5000);
+        await c.end();
+      } finally {
+        await readyAt;
+      }
+    }));
+
+  it("is refused at query_wait_timeout if PostgreSQL stays down longer", () =>
+    withTestPooler({ ...env(), QUERY_WAIT_TIMEOUT: "1" }, async (p) => {
+      const readyAt = pg.restart("fast", 4000);
+      await new Promise((r) => setTimeout(r, 300));
+      try {
+        const started = Date.now();
+        expect((await errorOf(login(p))).message).toBe("authentication lookup failed");
+        expect(Date.now() - started).toBeGreaterThan(500);
+        expect(Date.now() - started).toBeLessThan(2500);
+      } finally {
         await readyAt;
       }
     }));
