@@ -25,6 +25,18 @@ describe.skipIf(!installed)("tools/prisma6", () => {
     expect(stdout).toContain("prisma/migrations matches prisma/schema.prisma.");
   });
 
+  it("takes no URL from DATABASE_URL, which names the pooler here", async () => {
+    // Through a transaction-mode pooler the shadow database cannot be dropped (a pooled server still
+    // sits in it): the run failed and left the shadow database behind.
+    const failure = await runTool("check-migrations.sh", [], {
+      DATABASE_URL: inject("pgAdminUrl"),
+      DIRECT_DATABASE_URL: undefined,
+      POSTGRES_DATABASE_URL: undefined,
+    }).catch((err: { code: number; stderr: string }) => err);
+    expect(failure).toMatchObject({ code: 1 });
+    expect((failure as { stderr: string }).stderr).toMatch(/^set DIRECT_DATABASE_URL .*\(not the pooler\)/m);
+  });
+
   it("fails when the schema has a change that no migration holds", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "prisma6-schema-"));
     const schema = path.join(dir, "schema.prisma");

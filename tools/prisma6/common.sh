@@ -6,8 +6,15 @@ MIGRATIONS=../../prisma/migrations
 # The schema to compare with the migrations; tests point it at a modified copy.
 SCHEMA=${SCHEMA:-../../prisma/schema.prisma}
 
+# DATABASE_URL is never taken: in this project it names the pooler.
 use_direct_url() {
-  export DATABASE_URL=${DIRECT_DATABASE_URL:-${POSTGRES_DATABASE_URL:-${DATABASE_URL:?set DIRECT_DATABASE_URL to a direct PostgreSQL URL (not the pooler)}}}
+  DATABASE_URL=${DIRECT_DATABASE_URL:-${POSTGRES_DATABASE_URL:-}}
+  if [ -z "$DATABASE_URL" ]; then
+    echo "set DIRECT_DATABASE_URL to a direct PostgreSQL URL (not the pooler), e.g. with npm start's:" >&2
+    echo "  DIRECT_DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:5433/postgres" >&2
+    exit 1
+  fi
+  export DATABASE_URL
   if [ ! -x node_modules/.bin/prisma ]; then
     echo "tools/prisma6 is not installed: run npm ci --prefix tools/prisma6" >&2
     exit 1
