@@ -552,20 +552,23 @@ describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFai
   it.each([
     ["a Sync", sync()],
     ["a Flush", flush()],
-  ])("%s during the COPY, which PostgreSQL ignores, then a Query (08P01): nothing is owed", async (_, ignored) => {
-    const a = await RawClient.connect(p.url());
-    try {
-      a.send(query(copySql));
-      await untilCopyIn(a);
-      a.send(ignored);
-      a.send(query("SELECT 1"));
-      expect((await a.untilReady()).map((m) => m.type).join("")).toBe("EZ");
-      expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
-      await anotherClientIsServed(p.url());
-    } finally {
-      a.destroy();
-    }
-  });
+  ])(
+    "%s during the COPY, which PostgreSQL ignores, then a Query (08P01): nothing is owed",
+    async (_, ignored) => {
+      const a = await RawClient.connect(p.url());
+      try {
+        a.send(query(copySql));
+        await untilCopyIn(a);
+        a.send(ignored);
+        a.send(query("SELECT 1"));
+        expect((await a.untilReady()).map((m) => m.type).join("")).toBe("EZ");
+        expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
+        await anotherClientIsServed(p.url());
+      } finally {
+        a.destroy();
+      }
+    },
+  );
 
   it.each([
     { start: "a Query", mode: "transaction", codes: ["08P01", "26000"] },
