@@ -980,8 +980,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   message(type: number): void {
     const server = this.server!;
     if (server.copyIn) {
-      // PostgreSQL ignores Sync and Flush during COPY FROM STDIN: no reply is owed for them
-      if (type === Msg.Sync || type === Msg.Flush) return;
+      // PostgreSQL ignores Sync and Flush during COPY FROM STDIN: no reply is owed for them (once
+      // another message broke the COPY off, they are read as usual)
+      if ((type === Msg.Sync || type === Msg.Flush) && !server.copyBroken) return;
       if (type === Msg.CopyDone || type === Msg.CopyFail) server.copyIn = false;
     }
     this.track(type);

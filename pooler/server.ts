@@ -165,6 +165,11 @@ export class ServerConnection extends Connection implements FrameVisitor {
   private copyByExecute = false;
   /** The first message other than COPY's the client sent during the COPY FROM STDIN (0: none). */
   private copyIntruder = 0;
+  /**
+   * The client sent a message other than COPY's during the COPY FROM STDIN: PostgreSQL fails the
+   * COPY on it and reads what follows as usual, its Syncs included.
+   */
+  copyBroken = false;
   closeReason = "";
   /** The errno of the socket error that closed it (ECONNREFUSED, …): how the pool judges a failed login. */
   socketError: string | null = null;
@@ -368,6 +373,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * error's skip to the next Sync drops it anyway (ReplyQueue.fail).
    */
   copyInterrupted(type: number): void {
+    this.copyBroken = true;
     if (this.copyIntruder === 0 && !this.copyByExecute) this.copyIntruder = type;
   }
 
@@ -375,6 +381,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   private enterCopyIn(): void {
     this.copyIn = true;
     this.copyIntruder = 0;
+    this.copyBroken = false;
     const ignored = this.syncsAfterExecute;
     this.syncsAfterExecute = 0;
     this.pendingReplies -= ignored;

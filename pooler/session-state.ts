@@ -472,7 +472,9 @@ class Found {
     const keyword = (i: number, word: string): boolean => w(i) === word && t[i + 1]?.text !== ".";
     let i = 1;
     if (keyword(1, "local")) {
-      if (settingName(t, 2) === "search_path") this.setsSearchPathLocally = true;
+      // SET LOCAL SCHEMA 'x' is PostgreSQL's other spelling of SET LOCAL search_path = 'x'
+      const name = settingName(t, 2);
+      if (name === "search_path" || name === "schema") this.setsSearchPathLocally = true;
       return;
     }
     if (keyword(1, "session")) {

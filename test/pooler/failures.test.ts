@@ -552,20 +552,52 @@ describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFai
   it.each([
     ["a Sync", sync()],
     ["a Flush", flush()],
-  ])("%s during the COPY, which PostgreSQL ignores, then a Query (08P01): nothing is owed", async (_, ignored) => {
-    const a = await RawClient.connect(p.url());
-    try {
-      a.send(query(copySql));
-      await untilCopyIn(a);
-      a.send(ignored);
-      a.send(query("SELECT 1"));
-      expect((await a.untilReady()).map((m) => m.type).join("")).toBe("EZ");
-      expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
-      await anotherClientIsServed(p.url());
-    } finally {
-      a.destroy();
-    }
-  });
+  ])(
+    "%s during the COPY, which PostgreSQL ignores, then a Query (08P01): nothing is owed",
+    async (_, ignored) => {
+      const a = await RawClient.connect(p.url());
+      try {
+        a.send(query(copySql));
+        await untilCopyIn(a);
+        a.send(ignored);
+        a.send(query("SELECT 1"));
+        expect((await a.untilReady()).map((m) => m.type).join("")).toBe("EZ");
+        expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
+        await anotherClientIsServed(p.url());
+      } finally {
+        a.destroy();
+      }
+    },
+  );
+
+  it.each([
+    { start: "a Query", mode: "transaction", codes: ["08P01", "26000"] },
+    { start: "an Execute alone", mode: "transaction", codes: ["08P01"] },
+    { start: "a Query", mode: "session", codes: ["08P01", "26000"] },
+    { start: "an Execute alone", mode: "session", codes: ["08P01"] },
+  ])(
+    "$mode pooling, started by $start: a Parse breaks it, the Sync behind is read as usual and owed",
+    async ({ start, mode, codes }) => {
+      const tp = mode === "session" ? await startTestPooler({ POOL_MODE: "session" }) : p;
+      const a = await RawClient.connect(tp.url());
+      try {
+        a.send(...starts[start as keyof typeof starts]);
+        await untilCopyIn(a);
+        // one write, as a pipelining driver sends it: PostgreSQL fails the COPY on the Parse (and
+        // after a simple COPY runs the Bind, of a statement that does not exist)
+        a.send(parse("s1", "SELECT 1"), bind("", "s1"), execute(), sync());
+        const replies = await a.untilReady(codes.length);
+        expect(replies.filter((m) => m.type === "E").map((m) => errorOfReply(m).get("C"))).toEqual(codes);
+        expect([...tp.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
+        const again = await a.exchange([parse("s1", "SELECT 2"), bind("", "s1"), execute(), sync()]);
+        expect(again.map((m) => m.type).join("")).toBe("12DCZ");
+        if (mode === "transaction") await anotherClientIsServed(tp.url());
+      } finally {
+        a.destroy();
+        if (tp !== p) await tp.stop();
+      }
+    },
+  );
 
   it("a Parse (08P01), then a Sync: the Parse is never done, and the next client's replies are its own", async () => {
     const a = await RawClient.connect(p.url());

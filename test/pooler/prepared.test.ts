@@ -177,50 +177,50 @@ describe("named prepared statements in transaction pooling", () => {
     }
   });
 
-  it("a search_path SET earlier in the same transaction or pipeline counts for a Parse: not shared with the previous search_path's", () =>
-    // One server. All three clients start in ps_sp_2; A's transaction SETs ps_sp_1, whose t has other
-    // columns, and C's SET LOCAL does in the same write as its Parse: keyed by their previous
-    // search_path, B's statement answered their Parse (0A000 cached plan must not change result type).
-    withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (single) => {
-      const setup = await connect(single.url());
-      await setup.query(`
+  it.each(["SET LOCAL search_path = ps_sp_1", "SET LOCAL SCHEMA 'ps_sp_1'"])(
+    "a search_path SET earlier in the same transaction or pipeline counts for a Parse (%s): not shared with the previous search_path's",
+    (setLocal) =>
+      // One server. All three clients start in ps_sp_2; A's transaction SETs ps_sp_1, whose t has other
+      // columns, and C's SET LOCAL does in the same write as its Parse: keyed by their previous
+      // search_path, B's statement answered their Parse (0A000 cached plan must not change result type).
+      withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (single) => {
+        const setup = await connect(single.url());
+        await setup.query(`
         DROP SCHEMA IF EXISTS ps_sp_1, ps_sp_2 CASCADE;
         CREATE SCHEMA ps_sp_1; CREATE TABLE ps_sp_1.t (x int); INSERT INTO ps_sp_1.t VALUES (1);
         CREATE SCHEMA ps_sp_2; CREATE TABLE ps_sp_2.t (y text, z text); INSERT INTO ps_sp_2.t VALUES ('b', 'bb');`);
-      const inSchema2 = { options: "-c search_path=ps_sp_2" };
-      const a = await connect(single.url(), inSchema2);
-      const b = await connect(single.url(), inSchema2);
-      const c = await RawClient.connect(single.url(), inSchema2);
-      const text = "SELECT * FROM t";
-      const schema2Rows = [{ y: "b", z: "bb" }];
-      try {
-        const oneColumn = (replies: Reply[]): void => {
-          expect(transcript(replies)).toMatch(/^1 2 D C Z/);
-          expect(replies[2]!.body.readInt16BE(0)).toBe(1); // ps_sp_1.t's
-        };
-        const run = (name: string): Buffer[] => [parse(name, text), bind("", name), execute(), sync()];
-        // C first, the SET LOCAL in the same write as the Parse
-        const piped = await c.exchange(
-          [query("BEGIN; SET LOCAL search_path = ps_sp_1"), ...run("q"), query("COMMIT")],
-          3,
-        );
-        oneColumn(piped.slice(3));
-        expect((await b.query({ name: "q", text })).rows).toEqual(schema2Rows);
-        await a.query("BEGIN");
-        await a.query("SET search_path = ps_sp_1");
-        expect((await a.query({ name: "q", text })).rows).toEqual([{ x: 1 }]);
-        await a.query("COMMIT");
-        // C again, the SET LOCAL earlier in the transaction
-        await c.exchange([query("BEGIN; SET LOCAL search_path = ps_sp_1")]);
-        oneColumn(await c.exchange(run("q2")));
-        await c.exchange([query("COMMIT")]);
-        expect((await b.query({ name: "q", text })).rows).toEqual(schema2Rows);
-      } finally {
-        await Promise.all([a.end(), b.end(), c.close()]);
-        await setup.query("DROP SCHEMA ps_sp_1, ps_sp_2 CASCADE");
-        await setup.end();
-      }
-    }));
+        const inSchema2 = { options: "-c search_path=ps_sp_2" };
+        const a = await connect(single.url(), inSchema2);
+        const b = await connect(single.url(), inSchema2);
+        const c = await RawClient.connect(single.url(), inSchema2);
+        const text = "SELECT * FROM t";
+        const schema2Rows = [{ y: "b", z: "bb" }];
+        try {
+          const oneColumn = (replies: Reply[]): void => {
+            expect(transcript(replies)).toMatch(/^1 2 D C Z/);
+            expect(replies[2]!.body.readInt16BE(0)).toBe(1); // ps_sp_1.t's
+          };
+          const run = (name: string): Buffer[] => [parse(name, text), bind("", name), execute(), sync()];
+          // C first, the SET LOCAL in the same write as the Parse
+          const piped = await c.exchange([query(`BEGIN; ${setLocal}`), ...run("q"), query("COMMIT")], 3);
+          oneColumn(piped.slice(3));
+          expect((await b.query({ name: "q", text })).rows).toEqual(schema2Rows);
+          await a.query("BEGIN");
+          await a.query("SET search_path = ps_sp_1");
+          expect((await a.query({ name: "q", text })).rows).toEqual([{ x: 1 }]);
+          await a.query("COMMIT");
+          // C again, the SET LOCAL earlier in the transaction
+          await c.exchange([query(`BEGIN; ${setLocal}`)]);
+          oneColumn(await c.exchange(run("q2")));
+          await c.exchange([query("COMMIT")]);
+          expect((await b.query({ name: "q", text })).rows).toEqual(schema2Rows);
+        } finally {
+          await Promise.all([a.end(), b.end(), c.close()]);
+          await setup.query("DROP SCHEMA ps_sp_1, ps_sp_2 CASCADE");
+          await setup.end();
+        }
+      }),
+  );
 
   it("a failed Parse leaves no mapping; a name never prepared gets PostgreSQL's 26000", async () => {
     const c = await RawClient.connect(p.url());
