@@ -680,6 +680,16 @@ describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFai
       },
       "GCZZGCZ",
     ],
+    [
+      "an Execute's COPY with a Sync and a Query pipelined behind it, ended by a CopyDone and a Sync",
+      async (a: RawClient): Promise<string> => {
+        a.send(parse("", copySql), bind("", ""), execute(), sync(), query("SELECT 1"));
+        const started = await untilCopyIn(a);
+        const ended = await a.exchange([copyDone(), sync()]);
+        return [...started, ...ended].map((m) => m.type).join("");
+      },
+      "12GEZ",
+    ],
   ])(
     "session pooling, %s: nothing stays owed, so query_timeout stays quiet while idle",
     async (_, script, expected) => {
