@@ -985,11 +985,12 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       if ((type === Msg.Sync || type === Msg.Flush) && !server.copyBroken) return;
       if (type === Msg.CopyDone || type === Msg.CopyFail) server.copyIn = false;
     }
+    const owedBefore = server.owedToClient;
     this.track(type);
     const expect = EXPECT_OF[type];
     if (expect === undefined) return;
     if (this.pooled) server.replies.push(expect);
-    else server.replies.pushInSession(expect, server.owedToClient);
+    else server.replies.pushInSession(expect, owedBefore);
   }
 
   /** What the release decision needs to know of a client message. */
@@ -997,23 +998,22 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (type !== Msg.CopyData && this.server!.copyIn) this.server!.copyInterrupted(type);
     switch (type) {
       case Msg.Sync:
-        this.server!.syncSent();
         this.startQuery();
         this.inBatch = false;
         return;
       case Msg.Query:
       case Msg.FunctionCall:
-        this.server!.requestSent(false);
+        this.server!.replies.requestSent();
         this.startQuery();
         this.inBatch = false;
         return;
       case Msg.Execute:
-        this.server!.requestSent(true);
+        this.server!.replies.requestSent();
         this.beginBatch();
         return;
       case Msg.CopyDone:
       case Msg.CopyFail:
-        this.server!.copyEndSent();
+        this.server!.replies.copyEndSent();
         return;
       case Msg.Parse:
       case Msg.Bind:

@@ -113,12 +113,11 @@ describe("ReplyQueue", () => {
     expect(q.length).toBe(0);
   });
 
-  it("session pooling: simple queries stay out; an extended message comes in behind the replies still owed", () => {
+  it("session pooling: a lone simple query stays out; an extended message comes in behind the replies still owed", () => {
     let skipped = 0;
     const q = new ReplyQueue(() => skipped++);
     q.pushInSession(Expect.Query, 0);
-    q.pushInSession(Expect.Sync, 1);
-    expect(q.length).toBe(0); // nothing a simple query gets can make PostgreSQL skip a message
+    expect(q.length).toBe(0); // nothing a lone simple query gets can make PostgreSQL skip a message
     // a query still running (its error must not count as the Parse's), then Parse, Query, Sync
     q.pushInSession(Expect.Parse, 1);
     q.pushInSession(Expect.Query, 1);
@@ -133,5 +132,41 @@ describe("ReplyQueue", () => {
     expect(q.length).toBe(0);
     q.pushInSession(Expect.Query, 0);
     expect(q.length).toBe(0);
+  });
+
+  it("session pooling: a simple query pipelined behind one still owed comes in, which a COPY the first starts consumes", () => {
+    let skipped = 0;
+    const q = new ReplyQueue(() => skipped++);
+    q.pushInSession(Expect.Query, 0);
+    q.pushInSession(Expect.Query, 1);
+    expect(q.length).toBe(2);
+    expect(q.consumedByCopy()).toBe(true); // PostgreSQL failed the COPY (08P01) on it
+    expect(skipped).toBe(1);
+    q.relayed(Msg.ReadyForQuery);
+    expect(q.length).toBe(0);
+  });
+
+  it("a COPY's ignored Syncs are those queued right behind its request before the client ended the COPY", () => {
+    const q = new ReplyQueue();
+    q.push(Expect.Execute);
+    q.push(Expect.Sync);
+    q.copyEndSent();
+    q.push(Expect.Sync);
+    expect(q.ignoreSyncs()).toBe(1);
+    expect(q.length).toBe(2);
+    q.relayed(Msg.CommandComplete);
+    expect(q.syncQueued()).toBe(false);
+    expect(q.headIs(Expect.Sync)).toBe(true);
+  });
+
+  it("a request pipelined behind a COPY's Syncs ends them: the Syncs behind it are its own", () => {
+    const q = new ReplyQueue();
+    q.push(Expect.Execute);
+    q.push(Expect.Sync);
+    q.push(Expect.Query);
+    q.push(Expect.Sync);
+    expect(q.ignoreSyncs()).toBe(1);
+    expect(q.length).toBe(3);
+    expect(q.syncQueued()).toBe(true);
   });
 });

@@ -70,6 +70,10 @@ export class ReplyQueue {
   // allocate nothing.
   private kinds: ExpectKind[] = [];
   private specials: (Special | undefined)[] = [];
+  /** The client ended a COPY (CopyDone, CopyFail) between its last request and this message. */
+  private afterCopyEnd: boolean[] = [];
+  /** The client ended a COPY since its last request (Query, FunctionCall, Execute). */
+  private copyEnded = false;
   private head = 0;
   private tail = 0;
   /** Entries with a synthetic reply or swallowed replies: while there are any, every reply is looked at. */
@@ -113,6 +117,7 @@ export class ReplyQueue {
       this.skipping = false;
     }
     this.kinds[this.tail] = kind;
+    this.afterCopyEnd[this.tail] = this.copyEnded;
     this.specials[this.tail++] = special;
     if (special !== undefined) this.count(special, 1);
     if (toClient !== undefined) this.drain(toClient);
@@ -120,16 +125,28 @@ export class ReplyQueue {
 
   /**
    * Session pooling rewrites nothing, and only an extended-protocol message's error makes
-   * PostgreSQL skip what follows (a Query behind a failed Parse owes no ReadyForQuery). So the queue
-   * is kept only from such a message until all it started is answered; a simple Query's traffic
-   * never enters it. `owed`: the ReadyForQuery messages due for requests sent untracked before it.
+   * PostgreSQL skip what follows (a Query behind a failed Parse owes no ReadyForQuery), or a COPY
+   * FROM STDIN consume it (a Query sent before the COPY's CopyInResponse). So the queue is kept
+   * only from such a message, or from a second request pipelined behind one still owed, until all
+   * it started is answered: a lone simple Query's traffic never enters it. `owed`: the
+   * ReadyForQuery messages due for requests sent untracked before it.
    */
   pushInSession(kind: ExpectKind, owed: number): void {
     if (this.head === this.tail && !this.skipping) {
-      if (!isExtended(kind)) return;
+      if (!isExtended(kind) && owed === 0) return;
       for (; owed > 0; owed--) this.push(Expect.Query);
     }
     this.push(kind);
+  }
+
+  /** The client sent a Query, FunctionCall or Execute: a COPY it starts is not ended yet. */
+  requestSent(): void {
+    this.copyEnded = false;
+  }
+
+  /** The client sent a CopyDone or CopyFail: what it sends next is no longer COPY's to ignore. */
+  copyEndSent(): void {
+    this.copyEnded = true;
   }
 
   /** A message from the server that the caller forwards itself (mustSee said no): the bookkeeping. */
@@ -196,21 +213,36 @@ export class ReplyQueue {
     if (this.kinds.length > KEPT_ENTRIES) {
       this.kinds = [];
       this.specials = [];
+      this.afterCopyEnd = [];
     }
   }
 
   /**
-   * The head, an Execute or a Query, started a COPY FROM STDIN: the `count` Syncs queued right
-   * behind it are ignored by PostgreSQL (it reads only COPY messages now) and owe nothing. Syncs
-   * are always plain entries (the client's own), so no special's count changes.
+   * The head, an Execute or a Query, started a COPY FROM STDIN: the Syncs queued right behind it,
+   * sent before the client ended the COPY, are ignored by PostgreSQL (it reads only COPY messages
+   * now) and owe nothing; how many were taken out. Syncs are always plain entries (the client's
+   * own), so no special's count changes.
    */
-  ignoreSyncs(count: number): void {
-    if (count === 0 || this.head === this.tail) return;
+  ignoreSyncs(): number {
+    if (this.head === this.tail) return 0;
     const kind = this.kinds[this.head];
-    if (kind !== Expect.Execute && kind !== Expect.Query) return;
+    if (kind !== Expect.Execute && kind !== Expect.Query) return 0;
     let end = this.head + 1;
-    while (end < this.tail && end <= this.head + count && this.kinds[end] === Expect.Sync) end++;
-    this.remove(this.head + 1, end - this.head - 1);
+    while (end < this.tail && this.kinds[end] === Expect.Sync && !this.afterCopyEnd[end]) end++;
+    const ignored = end - this.head - 1;
+    this.remove(this.head + 1, ignored);
+    return ignored;
+  }
+
+  /** The reply at the head of the queue is owed for a message of this kind. */
+  headIs(kind: ExpectKind): boolean {
+    return this.head < this.tail && this.kinds[this.head] === kind;
+  }
+
+  /** A Sync is queued behind the head. */
+  syncQueued(): boolean {
+    for (let at = this.head + 1; at < this.tail; at++) if (this.kinds[at] === Expect.Sync) return true;
+    return false;
   }
 
   /**
@@ -233,8 +265,10 @@ export class ReplyQueue {
 
   /** Takes `n` entries out from `at`, closing the gap. */
   private remove(at: number, n: number): void {
+    if (n === 0) return;
     for (let i = at + n; i < this.tail; i++) {
       this.kinds[i - n] = this.kinds[i]!;
+      this.afterCopyEnd[i - n] = this.afterCopyEnd[i]!;
       this.specials[i - n] = this.specials[i];
     }
     this.specials.fill(undefined, this.tail - n, this.tail);
@@ -248,5 +282,6 @@ export class ReplyQueue {
     this.specialCount = 0;
     this.mapErrorCount = 0;
     this.skipping = false;
+    this.copyEnded = false;
   }
 }

@@ -32,7 +32,7 @@ import { SASL_MECHANISM, ScramClientSession } from "./protocol/auth/scram.ts";
 import type { ServerStatements } from "./prepared.ts";
 import { ReadBuffer } from "./read-buffer.ts";
 import { serverEndpoint, socketErrorText } from "./unix-socket.ts";
-import { ReplyQueue } from "./replies.ts";
+import { Expect, ReplyQueue } from "./replies.ts";
 import { classify, NO_BASELINE, type ServerBaseline } from "./session-state.ts";
 import { requestTls } from "./tls.ts";
 
@@ -153,15 +153,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   queriesInFlight = 0;
   /** A COPY FROM STDIN runs: PostgreSQL ignores the client's Sync and Flush until it ends. */
   copyIn = false;
-  /**
-   * Syncs the client sent since its last Execute (or Query) and before it ended a COPY. If that starts
-   * a COPY FROM STDIN, they came too early (libpq's PQexecParams sends one at once) and PostgreSQL
-   * ignores them; one sent behind the CopyDone or CopyFail is a Sync again.
-   */
-  private syncsAfterExecute = 0;
-  /** How far the client got in ending a COPY since that request: CopyDone or CopyFail sent, then a Sync. */
-  private copyEnd: "none" | "sent" | "synced" = "none";
-  /** That request was an Execute, whose batch a COPY's ignored Syncs do not end. */
+  /** The COPY FROM STDIN was started by an Execute, whose batch its ignored Syncs do not end. */
   private copyByExecute = false;
   /** The first message other than COPY's the client sent during the COPY FROM STDIN (0: none). */
   private copyIntruder = 0;
@@ -377,33 +369,20 @@ export class ServerConnection extends Connection implements FrameVisitor {
     if (this.copyIntruder === 0 && !this.copyByExecute) this.copyIntruder = type;
   }
 
-  /** The Syncs sent behind the COPY's Execute (or Query) get no ReadyForQuery: they are not owed. */
+  /**
+   * The Syncs sent behind the COPY's Execute (or Query) before the CopyInResponse came get no
+   * ReadyForQuery (libpq's PQexecParams sends one at once): they are not owed. They are those the
+   * reply queue holds right behind that request, whatever the client pipelined behind them.
+   */
   private enterCopyIn(): void {
     this.copyIn = true;
     this.copyIntruder = 0;
     this.copyBroken = false;
-    const ignored = this.syncsAfterExecute;
-    this.syncsAfterExecute = 0;
+    this.copyByExecute = this.replies.headIs(Expect.Execute);
+    const ignored = this.replies.ignoreSyncs();
     this.pendingReplies -= ignored;
     this.queriesInFlight -= ignored;
-    this.replies.ignoreSyncs(ignored);
-    if (ignored > 0 && this.copyByExecute && this.copyEnd !== "synced") this.client?.batchResumed();
-  }
-
-  /** The client sent an Execute (`extended`), Query or FunctionCall: a COPY it starts ignores the Syncs from here. */
-  requestSent(extended: boolean): void {
-    this.syncsAfterExecute = 0;
-    this.copyEnd = "none";
-    this.copyByExecute = extended;
-  }
-
-  syncSent(): void {
-    if (this.copyEnd === "none") this.syncsAfterExecute++;
-    else this.copyEnd = "synced";
-  }
-
-  copyEndSent(): void {
-    if (this.copyEnd === "none") this.copyEnd = "sent";
+    if (ignored > 0 && this.copyByExecute && !this.replies.syncQueued()) this.client?.batchResumed();
   }
 
   private noteReady(status: number): void {

@@ -535,6 +535,50 @@ describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFai
     },
   );
 
+  describe("an Execute's COPY with a Sync and a request pipelined behind it, before its CopyInResponse", () => {
+    // the request reaches PostgreSQL during the COPY and breaks it (08P01); whatever the client
+    // ends the COPY with is ignored, a Sync answers the Execute's error
+    const pipelined = {
+      "a Query": [query("SELECT 1")],
+      "a Parse, Bind, Execute and Sync": [parse("", "SELECT 1"), bind("", ""), execute(), sync()],
+    };
+    const endings = { "a CopyDone": [copyDone()], "a CopyFail": [copyFail("given up")], nothing: [] };
+    const cases = Object.entries(pipelined).flatMap(([request, behind]) =>
+      Object.entries(endings).map(([ending, end]) => ({ request, behind, ending, end })),
+    );
+    async function run(
+      url: string,
+      behind: Buffer[],
+      ending: Buffer[],
+    ): Promise<{ a: RawClient; replies: string; codes: string[] }> {
+      const a = await RawClient.connect(url);
+      a.send(parse("", copySql), bind("", ""), execute(), sync(), ...behind);
+      const start = await untilCopyIn(a);
+      a.send(...ending, sync());
+      // a ReadyForQuery for each Sync sent behind what broke the COPY
+      const got = [...start, ...(await a.untilReady(1 + behind.filter((m) => m[0] === Msg.Sync).length))];
+      const codes = got.filter((m) => m.type === "E").map((m) => errorOfReply(m).get("C")!);
+      return { a, replies: got.map((m) => m.type).join(""), codes };
+    }
+
+    it.each(cases)(
+      "$request, ended by $ending, then a Sync: the replies are PostgreSQL's, the server goes back",
+      async ({ behind, end }) => {
+        const direct = await run(inject("pgAppUrl"), behind, end);
+        direct.a.destroy();
+        const { a, replies, codes } = await run(p.url(), behind, end);
+        try {
+          expect({ replies, codes }).toEqual({ replies: direct.replies, codes: direct.codes });
+          expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
+          await anotherClientIsServed(p.url());
+          expect((await a.exchange([query("SELECT 'mine'")])).map((m) => m.type).join("")).toBe("TDCZ");
+        } finally {
+          a.destroy();
+        }
+      },
+    );
+  });
+
   it("a Query sent right behind the COPY's, before its CopyInResponse: the same", async () => {
     const a = await RawClient.connect(p.url());
     try {
@@ -631,22 +675,66 @@ describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFai
     }
   });
 
-  it("session pooling: nothing is owed for the Query that broke a COPY, so query_timeout stays quiet while idle", async () => {
-    const tp = await startTestPooler({ POOL_MODE: "session", DEFAULT_POOL_SIZE: "1", QUERY_TIMEOUT: "1" });
-    const a = await RawClient.connect(tp.url());
-    try {
-      a.send(query(copySql));
-      await untilCopyIn(a);
-      a.send(flush()); // ignored by PostgreSQL during a COPY: not the message that breaks it
-      a.send(query("SELECT 1"));
-      expect((await a.untilReady()).map((m) => m.type).join("")).toBe("EZ");
-      await new Promise((r) => setTimeout(r, 1500)); // past query_timeout, idle
-      expect((await a.exchange([query("SELECT 'mine'")])).map((m) => m.type).join("")).toBe("TDCZ");
-    } finally {
-      a.destroy();
-      await tp.stop();
-    }
-  });
+  it.each([
+    [
+      "a Query breaking a COPY during it, after a Flush",
+      async (a: RawClient): Promise<string> => {
+        a.send(query(copySql));
+        await untilCopyIn(a);
+        a.send(flush()); // ignored by PostgreSQL during a COPY: not the message that breaks it
+        a.send(query("SELECT 1"));
+        return (await a.untilReady()).map((m) => m.type).join("");
+      },
+      "EZ",
+    ],
+    [
+      "a Query breaking a COPY, sent before its CopyInResponse",
+      async (a: RawClient): Promise<string> => {
+        a.send(query(copySql), query("SELECT 1"));
+        const replies = (await a.untilReady()).map((m) => m.type).join("");
+        a.send(copyData(Buffer.from("1\n")), copyDone()); // too late: PostgreSQL ignores them
+        return replies;
+      },
+      "GEZ",
+    ],
+    [
+      "a COPY sent whole with a Sync behind its CopyDone, then one with a Sync behind its Query",
+      async (a: RawClient): Promise<string> => {
+        a.send(query(copySql), copyData(Buffer.from("1\n")), copyDone(), sync());
+        const whole = await a.untilReady(2);
+        a.send(query(copySql), sync()); // ignored by PostgreSQL: it comes during the COPY
+        const started = await untilCopyIn(a);
+        const ended = await a.exchange([copyData(Buffer.from("2\n")), copyDone()]);
+        return [...whole, ...started, ...ended].map((m) => m.type).join("");
+      },
+      "GCZZGCZ",
+    ],
+    [
+      "an Execute's COPY with a Sync and a Query pipelined behind it, ended by a CopyDone and a Sync",
+      async (a: RawClient): Promise<string> => {
+        a.send(parse("", copySql), bind("", ""), execute(), sync(), query("SELECT 1"));
+        const started = await untilCopyIn(a);
+        const ended = await a.exchange([copyDone(), sync()]);
+        return [...started, ...ended].map((m) => m.type).join("");
+      },
+      "12GEZ",
+    ],
+  ])(
+    "session pooling, %s: nothing stays owed, so query_timeout stays quiet while idle",
+    async (_, script, expected) => {
+      const tp = await startTestPooler({ POOL_MODE: "session", DEFAULT_POOL_SIZE: "1", QUERY_TIMEOUT: "1" });
+      const a = await RawClient.connect(tp.url());
+      try {
+        expect(await script(a)).toBe(expected);
+        await new Promise((r) => setTimeout(r, 1500)); // past query_timeout, idle
+        expect((await a.exchange([query("SELECT 'mine'")])).map((m) => m.type).join("")).toBe("TDCZ");
+        expect([...tp.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
+      } finally {
+        a.destroy();
+        await tp.stop();
+      }
+    },
+  );
 });
 
 /** Reads up to the CopyInResponse. */
