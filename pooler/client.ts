@@ -81,7 +81,7 @@ export interface ClientHost {
   readonly shuttingDown: boolean;
   /** The port the pooler listens on (the Unix socket's too). */
   readonly port: number;
-  lookupSecret(user: string, db: DatabaseDef): Promise<UserSecret | undefined>;
+  lookupSecret(user: string, db: DatabaseDef, gone: AbortSignal): Promise<UserSecret | undefined>;
   findDatabase(name: string): DatabaseDef | undefined;
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool;
   cancel(pid: number, secret: number): void;
@@ -180,6 +180,8 @@ class LoginState {
    * unknown database, the console to a user the auth file does not have.
    */
   refusalOnceIn: { code: string; message: string } | null = null;
+  /** Aborted when the client is closed while its secret is being looked up (auth_query). */
+  lookup: AbortController | null = null;
   /** Authenticated; the welcome waits for the pool (and, with startup settings, for a server to accept them). */
   welcoming = false;
   pendingWelcome: Buffer | null = null;
@@ -556,8 +558,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
     let secret: UserSecret | undefined;
     try {
-      secret = db ? await this.host.lookupSecret(user, db) : this.host.config.authUsers.get(user);
+      const gone = (this.login!.lookup = new AbortController()).signal;
+      secret = db ? await this.host.lookupSecret(user, db, gone) : this.host.config.authUsers.get(user);
     } catch (err) {
+      if (this.state === "closed") return; // the lookup was abandoned with it
       this.log.error({ client: this.id, user, err: (err as Error).message }, "auth_query failed");
       return this.refuse(SqlState.ConnectionFailure, "authentication lookup failed");
     }
@@ -1353,6 +1357,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (this.state === "closed") return;
     const wasLoggedIn = this.state !== "login";
     this.state = "closed";
+    this.login?.lookup?.abort();
     if (this.waitStart) this.pool?.dequeue(this);
     const server = this.server;
     this.server = null;
