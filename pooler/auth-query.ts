@@ -3,6 +3,7 @@
 // pooler's servers can: a plain password or an md5 hash from the auth file (the edoburu image
 // writes md5 hashes), or the database entry's password, over TLS as server_tls_sslmode says.
 import type net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ServerTls } from "./config/tls.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { classifySecret } from "./config/userlist.ts";
@@ -23,7 +24,8 @@ export interface Dial {
  * host list, on the first host that lets auth_user in. A server that is restarting is tried again
  * under the pools' login retry rules, within query_wait_timeout: in PgBouncer the lookup waits for
  * a pooled server of auth_user's, as a client waits for one, where a refusal at once would fail a
- * login that a moment later succeeds.
+ * login that a moment later succeeds. Abandoned once `gone` aborts (the client that waits for it
+ * left, or was ended at client_login_timeout): its query canceled, its connection closed.
  */
 export async function lookupByAuthQuery(
   config: PoolerConfig,
@@ -31,6 +33,7 @@ export async function lookupByAuthQuery(
   db: DatabaseDef,
   authUser: string,
   user: string,
+  gone: AbortSignal,
 ): Promise<UserSecret | undefined> {
   const waitLimit = db.queryWaitTimeout ?? config.queryWaitTimeout;
   const start = Date.now();
@@ -38,13 +41,13 @@ export async function lookupByAuthQuery(
   for (;;) {
     const attemptStart = Date.now();
     try {
-      return await lookupOnHosts(config, dial, db, authUser, user);
+      return await lookupOnHosts(config, dial, db, authUser, user, gone);
     } catch (err) {
-      if (!(err instanceof LoginFailed)) throw err;
+      if (!(err instanceof LoginFailed) || gone.aborted) throw err;
       const wait = retry.failed(err, err.restarting, attemptStart, config.serverLoginRetry) ?? 0;
       const late = waitLimit > 0 && Date.now() + wait - start > waitLimit;
       if (!retry.clientsMayWait || late) throw err;
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(wait, undefined, { signal: gone });
     }
   }
 }
@@ -55,16 +58,19 @@ async function lookupOnHosts(
   db: DatabaseDef,
   authUser: string,
   user: string,
+  gone: AbortSignal,
 ): Promise<UserSecret | undefined> {
   const hosts = parseHostList(db.host);
   for (let i = 0; ; i++) {
     try {
-      return await lookupOn(hosts[i]!, config, dial, db, authUser, user);
+      return await lookupOn(hosts[i]!, config, dial, db, authUser, user, gone);
     } catch (err) {
-      if (i === hosts.length - 1 || !(err instanceof LoginFailed)) throw err;
+      if (i === hosts.length - 1 || !(err instanceof LoginFailed) || gone.aborted) throw err;
     }
   }
 }
+
+const ignore = (): void => undefined;
 
 /** The login to the server failed (the lookup itself did not run); `restarting` as login-retry.ts judges it. */
 class LoginFailed extends Error {
@@ -83,6 +89,7 @@ async function lookupOn(
   db: DatabaseDef,
   authUser: string,
   user: string,
+  gone: AbortSignal,
 ): Promise<UserSecret | undefined> {
   const fileSecret = config.authUsers.get(authUser);
   const { server, ready } = ServerConnection.connect(
@@ -103,6 +110,13 @@ async function lookupOn(
     },
     () => undefined,
   );
+  const abandon = (): void => {
+    // PostgreSQL 13 would run the query to its end (a lock wait: for ever) for a socket no one reads
+    if (server.runsOwnQuery) server.sendCancel(config.serverConnectTimeout, ignore, ignore);
+    server.close("auth_query abandoned: its client is gone");
+  };
+  if (gone.aborted) abandon();
+  else gone.addEventListener("abort", abandon, { once: true });
   try {
     await ready.catch((err: Error) => {
       throw new LoginFailed(err.message, isRestarting(err, server));
@@ -112,6 +126,7 @@ async function lookupOn(
     const secret = rows[0]?.[1];
     return secret ? { name: user, kind: classifySecret(secret), secret } : undefined;
   } finally {
+    gone.removeEventListener("abort", abandon);
     server.close("auth_query done");
   }
 }

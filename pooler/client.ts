@@ -81,7 +81,7 @@ export interface ClientHost {
   readonly shuttingDown: boolean;
   /** The port the pooler listens on (the Unix socket's too). */
   readonly port: number;
-  lookupSecret(user: string, db: DatabaseDef): Promise<UserSecret | undefined>;
+  lookupSecret(user: string, db: DatabaseDef, gone: AbortSignal): Promise<UserSecret | undefined>;
   findDatabase(name: string): DatabaseDef | undefined;
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool;
   cancel(pid: number, secret: number): void;
@@ -175,8 +175,13 @@ class LoginState {
   handshaking = false;
   auth: ClientAuth | null = null;
   authDb: DatabaseDef | undefined = undefined;
-  /** Authenticating for a database that does not exist: refused once authenticated. */
-  noSuchDb = false;
+  /**
+   * Refused once authenticated, not before, so that no one without a password learns from it: an
+   * unknown database, the console to a user the auth file does not have.
+   */
+  refusalOnceIn: { code: string; message: string } | null = null;
+  /** Aborted when the client is closed while its secret is being looked up (auth_query). */
+  lookup: AbortController | null = null;
   /** Authenticated; the welcome waits for the pool (and, with startup settings, for a server to accept them). */
   welcoming = false;
   pendingWelcome: Buffer | null = null;
@@ -514,12 +519,21 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // As PgBouncer (and PostgreSQL), a client hears that its database does not exist or is disabled
     // only once authenticated (handleAuthStep), so that no one without a password learns which names
     // exist. With no database, auth_query has none to ask: auth_file alone can let the user in.
-    this.login!.noSuchDb = !isAdmin && db === undefined;
+    if (!isAdmin && db === undefined) {
+      this.login!.refusalOnceIn = {
+        code: SqlState.InvalidCatalogName,
+        message: `no such database: ${this.database}`,
+      };
+    }
     if (isAdmin) {
       this.adminRole = this.host.isAdminUser(user);
       if (this.adminRole === null && this.host.config.authType !== "any") {
-        // PgBouncer's refusal, SQLSTATE included (its pooler errors are all 08P01).
-        return this.refuse(SqlState.ProtocolViolation, "not allowed");
+        // PgBouncer's refusal, SQLSTATE included (its pooler errors are all 08P01). As PgBouncer 1.18,
+        // at once to a user of the auth file, after the exchange (which fails but for a verified
+        // certificate) to one it does not know: a refusal at once would tell console users apart.
+        const notAllowed = { code: SqlState.ProtocolViolation, message: "not allowed" };
+        if (this.host.config.authUsers.has(user)) return this.refuse(notAllowed.code, notAllowed.message);
+        this.login!.refusalOnceIn = notAllowed;
       }
     }
     const limit = this.host.admitClient(this.database, user, db);
@@ -544,8 +558,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
     let secret: UserSecret | undefined;
     try {
-      secret = db ? await this.host.lookupSecret(user, db) : this.host.config.authUsers.get(user);
+      const gone = (this.login!.lookup = new AbortController()).signal;
+      secret = db ? await this.host.lookupSecret(user, db, gone) : this.host.config.authUsers.get(user);
     } catch (err) {
+      if (this.state === "closed") return; // the lookup was abandoned with it
       this.log.error({ client: this.id, user, err: (err as Error).message }, "auth_query failed");
       return this.refuse(SqlState.ConnectionFailure, "authentication lookup failed");
     }
@@ -593,9 +609,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       case "ok":
         login.auth = null;
         if (step.final) this.socket.write(step.final);
-        if (login.noSuchDb) {
-          return this.refuse(SqlState.InvalidCatalogName, `no such database: ${this.database}`);
-        }
+        if (login.refusalOnceIn) return this.refuse(login.refusalOnceIn.code, login.refusalOnceIn.message);
         if (db !== undefined && this.host.isDisabled(db.name)) {
           return this.refuse(SqlState.CannotConnectNow, `database "${db.name}" is disabled`);
         }
@@ -1344,6 +1358,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (this.state === "closed") return;
     const wasLoggedIn = this.state !== "login";
     this.state = "closed";
+    this.login?.lookup?.abort();
     if (this.waitStart) this.pool?.dequeue(this);
     const server = this.server;
     this.server = null;

@@ -198,9 +198,9 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   /**
    * The auth file's entry, else auth_query's answer — asked at every login, not cached, so that a
    * changed or expired password (auth_query honours rolvaliduntil) takes effect at once. The
-   * database entry's own auth_user comes first.
+   * database entry's own auth_user comes first. The auth_query lookup ends when `gone` aborts.
    */
-  async lookupSecret(user: string, db: DatabaseDef): Promise<UserSecret | undefined> {
+  async lookupSecret(user: string, db: DatabaseDef, gone: AbortSignal): Promise<UserSecret | undefined> {
     const known = this.config.authUsers.get(user);
     const authUser = db.authUser ?? this.config.authUser;
     if (known || authUser === undefined) return known;
@@ -210,6 +210,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       db,
       authUser,
       user,
+      gone,
     );
   }
 

@@ -21,6 +21,7 @@ import {
 import { connect, errorOf, psql, whoAmI } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { startFakePostgres } from "../support/fake-postgres.ts";
+import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { errorOfReply, RawClient } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole, slowScramSecret } from "../support/roles.ts";
 import { WireProbe } from "../support/wire-probe.ts";
@@ -341,12 +342,12 @@ describe("AUTH_TYPE=trust", () => {
 });
 
 /**
- * One failed login on the wire (authenticated or not): what the pooler sent at each step (SCRAM's server-first without its
- * random nonce and salt), the salt, the final ErrorResponse, and how long the pooler took to answer
+ * One failed login on the wire (authenticated or not): what the pooler (ours or PgBouncer) sent at each step (SCRAM's server-first without its
+ * random nonce and salt), the salt, the final ErrorResponse (none when the login succeeded), and how long the pooler took to answer
  * in all (the client's own work between its messages left out).
  */
 async function failedLogin(
-  p: TestPooler,
+  p: { port: number },
   user: string,
   password: string,
   database = "app",
@@ -386,6 +387,8 @@ async function failedLogin(
         probe.send(saslResponse(final));
       } else if (code === Auth.SASLFinal) {
         steps.push("server-final");
+      } else if (code === Auth.Ok) {
+        return { steps, salt, error: new Map(), answerMs };
       } else {
         throw new Error(`unexpected message ${m.type} ${code}`);
       }
@@ -489,6 +492,75 @@ it("with auth_user, a user only auth_query knows cannot log in to an unknown dat
     expect([...refused.steps, refused.error.get("C")]).toEqual(["md5", "28P01"]);
     const fileUser = await failedLogin(p, "postgres", "postgres", "no_such_db");
     expect(fileUser.error.get("C")).toBe("3D000");
+  });
+});
+
+describe.each([
+  ["md5", ["md5"]],
+  ["scram-sha-256", ["SASL", "server-first", "server-final"]],
+  ["plain", ["cleartext"]],
+  ["trust", []],
+  ["any", []],
+])("console login, AUTH_TYPE=%s: PgBouncer 1.18's order", (authType, exchange) => {
+  const users = { console_admin: "admin-pw", console_stats: "stats-pw", console_outsider: "outsider-pw" };
+  const settings = { admin_users: "console_admin", stats_users: "console_stats" };
+  const failed = authType === "trust" || authType === "any" ? [] : exchange.slice(0, 2);
+  const [refused, inside] =
+    authType === "any"
+      ? [["in"], ["in"]]
+      : [
+          [...failed, "failed"],
+          [...exchange, "in"],
+        ];
+  // Measured with PgBouncer 1.18. A user of the auth file in neither list is refused before any
+  // password, one it does not know gets the exchange and fails it: neither tells who may use the console.
+  const expected: [string, string, string[]][] = [
+    ["nobody_here", "x", refused],
+    ["console_outsider", "wrong", authType === "any" ? ["in"] : ["not allowed"]],
+    ["console_outsider", users.console_outsider, authType === "any" ? ["in"] : ["not allowed"]],
+    ["console_admin", "wrong", authType === "trust" ? ["in"] : refused],
+    ["console_admin", users.console_admin, inside],
+    ["console_stats", "wrong", authType === "trust" ? ["in"] : refused],
+    ["console_stats", users.console_stats, inside],
+  ];
+  async function outcomes(p: { port: number }): Promise<string[][]> {
+    const seen: string[][] = [];
+    for (const [user, password] of expected) {
+      const { steps, error } = await failedLogin(p, user, password, "pgbouncer");
+      const outcome = error.size === 0 ? "in" : error.get("M") === "not allowed" ? "not allowed" : "failed";
+      seen.push([...steps.map((s) => s.split(" ")[0]!), outcome]);
+    }
+    return seen;
+  }
+
+  it("ours", async () => {
+    const env = {
+      AUTH_TYPE: authType,
+      AUTH_FILE: userlist(Object.entries(users)),
+      ADMIN_USERS: settings.admin_users,
+      STATS_USERS: settings.stats_users,
+    };
+    await withTestPooler(env, async (p) => {
+      expect(await outcomes(p)).toEqual(expected.map(([, , outcome]) => outcome));
+      // our SQLSTATEs: PgBouncer's own 08P01 for "not allowed", PostgreSQL's for a failed password
+      if (authType === "any") return;
+      expect((await failedLogin(p, "console_outsider", "x", "pgbouncer")).error.get("C")).toBe("08P01");
+      const wrong = await failedLogin(p, "nobody_here", "x", "pgbouncer");
+      expect(wrong.error.get("C")).toBe(authType === "trust" ? "28000" : "28P01");
+    });
+  });
+
+  it.skipIf(!hasPgBouncer())("PgBouncer 1.18", async () => {
+    const b = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      { ...settings, auth_type: authType },
+      users,
+    );
+    try {
+      expect(await outcomes(b)).toEqual(expected.map(([, , outcome]) => outcome));
+    } finally {
+      await b.stop();
+    }
   });
 });
 

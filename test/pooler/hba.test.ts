@@ -176,6 +176,32 @@ describe("auth_type = hba", () => {
     }
   });
 
+  it("cert: to the console, a user the auth file does not have is refused once its certificate is verified", async () => {
+    // the console's "not allowed" waits for the exchange when the user is unknown (as PgBouncer
+    // 1.18); a certificate passes the exchange without a secret, and must not let it in
+    fs.writeFileSync(path.join(dir, "no-postgres.txt"), '"report" "report-pw"\n');
+    const p = await hbaPooler(["hostssl pgbouncer all 127.0.0.1/32 cert"], [], {
+      AUTH_FILE: path.join(dir, "no-postgres.txt"),
+      ADMIN_USERS: "report",
+      CLIENT_TLS_SSLMODE: "verify-ca",
+      CLIENT_TLS_KEY_FILE: certs.serverKey,
+      CLIENT_TLS_CERT_FILE: certs.serverCert,
+      CLIENT_TLS_CA_FILE: certs.caCert,
+    });
+    try {
+      const url =
+        `postgresql://postgres@127.0.0.1:${p.port}/pgbouncer?` +
+        new URLSearchParams({
+          sslmode: "require",
+          sslcert: certs.clientCert,
+          sslkey: certs.clientKey,
+        }).toString();
+      expect((await errorOf(psql(url, "SHOW VERSION"))).message).toContain("not allowed");
+    } finally {
+      await p.stop();
+    }
+  });
+
   it("refuses to start without auth_hba_file, and names a bad line", async () => {
     const ini = path.join(dir, "no-hba.ini");
     fs.writeFileSync(ini, "[databases]\n* = host=127.0.0.1\n[pgbouncer]\nauth_type = hba\n");

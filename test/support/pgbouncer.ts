@@ -24,10 +24,12 @@ export interface PgBouncer {
 /**
  * Starts PgBouncer with `databases` ([databases] lines: name → connect string) and `settings`
  * ([pgbouncer] keys). The user postgres/postgres logs in with md5; the same password reaches the server.
+ * `users` (name → password) are added to its auth_file.
  */
 export async function startPgBouncer(
   databases: Record<string, string>,
   settings: Record<string, string | number> = {},
+  users: Record<string, string> = {},
 ): Promise<PgBouncer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "try-ts-pooler-pgbouncer-"));
   const port = await freePort();
@@ -46,7 +48,8 @@ export async function startPgBouncer(
     }).map(([k, v]) => `${k} = ${v}`),
   ].join("\n");
   fs.writeFileSync(path.join(dir, "pgbouncer.ini"), `${ini}\n`);
-  fs.writeFileSync(path.join(dir, "userlist.txt"), '"postgres" "postgres"\n');
+  const userlist = Object.entries({ postgres: "postgres", ...users }).map(([u, pw]) => `"${u}" "${pw}"\n`);
+  fs.writeFileSync(path.join(dir, "userlist.txt"), userlist.join(""));
   // PgBouncer refuses to run as root: as postgres, like the embedded server
   const who = runAs();
   if (who.uid !== undefined)
