@@ -666,7 +666,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       // a wait for the pool's first server, under query_wait_timeout as PgBouncer's CL_WAITING_LOGIN
       this.waitStart = now();
       try {
-        serverParams = await this.pool.welcomeParams();
+        serverParams = await this.pool.welcomeParams(this);
       } catch (err) {
         const e = err as Error & { code?: string };
         return this.refuse(e.code ?? SqlState.ConnectionFailure, `server login failed: ${e.message}`);

@@ -104,7 +104,11 @@ function closeReasonOf(server: ServerConnection): string {
   return `${server.connected ? "server conn crashed?" : "connect failed"} (${server.closeReason})`;
 }
 
-type Waiter = { resolve: (params: Map<string, string>) => void; reject: (err: Error) => void };
+type Waiter = {
+  client: PoolClient;
+  resolve: (params: Map<string, string>) => void;
+  reject: (err: Error) => void;
+};
 
 export class Pool {
   /** Idle servers; the most recently used at the end (PgBouncer's LIFO unless server_round_robin). */
@@ -205,15 +209,18 @@ export class Pool {
     if (creds.scramKeys || news) this.credentials = creds;
   }
 
-  /** Parameters for a client's login; connects a first server if none has told us yet. */
-  welcomeParams(): Promise<Map<string, string>> {
+  /**
+   * Parameters for `client`'s login; connects a first server if none has told us yet. A client that
+   * leaves meanwhile is dequeued: the promise then never settles, and no one is left to care.
+   */
+  welcomeParams(client: PoolClient): Promise<Map<string, string>> {
     if (this.welcome) return Promise.resolve(this.welcome);
     if (this.hopeless() && Date.now() < this.loginRetry.retryAfter) {
       const { code, message } = this.loginRetry.refusal();
       return Promise.reject(Object.assign(new Error(message), { code }));
     }
     return new Promise((resolve, reject) => {
-      this.welcomeWaiters.push({ resolve, reject });
+      this.welcomeWaiters.push({ client, resolve, reject });
       this.launchWelcome();
     });
   }
@@ -241,8 +248,13 @@ export class Pool {
     this.dispatch();
   }
 
-  /** The client gave up waiting (it left, or timed out). */
+  /**
+   * The client gave up waiting (it left, or timed out), for a server or for the pool's first one:
+   * with no one left waiting, the pool dials no more (nor retries a failing login) for it.
+   */
   dequeue(client: PoolClient): void {
+    const w = this.welcomeWaiters.findIndex((waiter) => waiter.client === client);
+    if (w >= 0) this.welcomeWaiters.splice(w, 1);
     const i = this.waiting.indexOf(client);
     if (i >= 0) {
       this.waiting.splice(i, 1);

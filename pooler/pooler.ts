@@ -10,6 +10,7 @@ import {
   applySetting,
   buildTls,
   ConfigError,
+  isTlsSetting,
   loadConfig,
   MAX_DBNAME,
   tlsSettingsChanged,
@@ -394,7 +395,9 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     // tried on a copy: a TLS setting whose files do not load leaves the running one untouched
     const next = { ...this.config };
     const result = applySetting(next, key, value, { online: true });
-    this.tls = this.tlsFor(next);
+    // As PgBouncer 1.18, only a TLS setting's SET reads the files again (to the value in force too, a
+    // way to take up a renewed certificate): a key handed over once through a pipe is not waited for.
+    if (isTlsSetting(key)) this.tls = this.tlsFor(next);
     const tlsChanged = tlsSettingsChanged(next, this.config);
     Object.assign(this.config, next);
     this.settingsChanged(tlsChanged);

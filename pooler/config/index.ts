@@ -192,7 +192,12 @@ function validate(config: PoolerConfig): void {
   }
 }
 
-/** Whether any client_tls* or server_tls* setting differs: what buildTls reads besides the files. */
+/** A client_tls* or server_tls* setting: what buildTls reads besides the files. */
+export function isTlsSetting(key: string): boolean {
+  return /^(client|server)_tls(13)?_/.test(key);
+}
+
+/** Whether any TLS setting differs. */
 export function tlsSettingsChanged(config: PoolerConfig, running: PoolerConfig): boolean {
-  return SETTINGS.some((s) => /^(client|server)_tls(13)?_/.test(s.key) && s.show(config) !== s.show(running));
+  return SETTINGS.some((s) => isTlsSetting(s.key) && s.show(config) !== s.show(running));
 }

@@ -6,6 +6,7 @@ import { connect, errorOf } from "../support/clients.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { freePort } from "../support/ports.ts";
 import { relay } from "../support/relay.ts";
+import { waitFor } from "../support/wait.ts";
 
 /** A pooler whose PostgreSQL is behind a relay that hangs up on new connections while `hangUp()`. */
 async function withGatedPooler(
@@ -79,6 +80,26 @@ describe("a client waiting for its pool's first server while PostgreSQL restarts
         const err = await errorOf(connect(p.url("app")));
         expect(err.message).toBe("query_wait_timeout");
         expect(Date.now() - start).toBeLessThan(3000);
+      },
+    );
+  });
+
+  it("who gives up (query_wait_timeout, or disconnecting) no longer has the pool dial for it", async () => {
+    let dialed = 0;
+    await withGatedPooler(
+      () => ++dialed > 0,
+      { QUERY_WAIT_TIMEOUT: "1", SERVER_LOGIN_RETRY: "60" },
+      async (p) => {
+        const timedOut = [1, 2].map(() => errorOf(connect(p.url("app"))));
+        const leaving = [1, 2].map(() => errorOf(connect(p.url("app"), { connectionTimeoutMillis: 300 })));
+        for (const err of await Promise.all(timedOut)) expect(err.message).toBe("query_wait_timeout");
+        await Promise.all(leaving);
+        const pool = [...p.pooler.pools.values()][0]!;
+        await waitFor(() => !pool.wantsServer, "the pool to have no one waiting for its first server");
+        const before = dialed;
+        // PostgreSQL is still "restarting": a pool someone waited for would retry at least every second
+        await new Promise((r) => setTimeout(r, 2500));
+        expect(dialed).toBe(before);
       },
     );
   });

@@ -121,24 +121,33 @@ describe("pooler program", () => {
     );
   });
 
-  it("reads a TLS key once at start: one handed over through a pipe (a FIFO), as PgBouncer 1.18 takes it", async () => {
+  it("reads a TLS key once at start: one handed over through a pipe (a FIFO), as PgBouncer 1.18 takes it, and not again at a SET of another setting", async () => {
     const certs = makeCerts();
     try {
       const fifo = path.join(certs.dir, "server-key.fifo");
       execFileSync("mkfifo", [fifo]);
       // the secret's one writer, as a secrets agent or a shell's <(…) is: a second open would wait forever
       const written = fs.promises.writeFile(fifo, fs.readFileSync(certs.serverKey));
-      const { url } = await runTransactionPooler({
+      const { p, url } = await runTransactionPooler({
         CLIENT_TLS_SSLMODE: "require",
         CLIENT_TLS_KEY_FILE: fifo,
         CLIENT_TLS_CERT_FILE: certs.serverCert,
       });
       await written;
-      const c = await connect(url("app"), { ssl: { rejectUnauthorized: false } });
+      const ssl = { ssl: { rejectUnauthorized: false } };
+      const c = await connect(url("app"), ssl);
+      const admin = await connect(url("pgbouncer"), ssl);
       try {
         expect((await c.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+        // PgBouncer reads the TLS files again at a SET of a TLS setting only: here, reading the
+        // pipe again would wait for a writer that never comes, with the whole pooler stopped
+        const set = admin.query("SET default_pool_size = 5").then(() => "set");
+        const stuck = new Promise((r) => setTimeout(r, 3000, "no answer"));
+        expect(await Promise.race([set, stuck])).toBe("set");
+        expect((await c.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
       } finally {
-        await c.end();
+        p.child.kill("SIGKILL");
+        await Promise.allSettled([c.end(), admin.end()]);
       }
     } finally {
       certs.remove();
