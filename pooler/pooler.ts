@@ -577,6 +577,12 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.shuttingDown = true;
     this.log.info({ timeout_ms: timeoutMs, wait_for: waitFor }, "shutting down");
     const stopped = this.listener?.stop();
+    // as PgBouncer's SIGINT (PAUSE and SHUTDOWN): a client between transactions gets no server again,
+    // or a busy one would start the next transaction and be cut off in it at the deadline
+    if (waitFor === "servers") {
+      this.pausedAll = true;
+      this.applyPauses();
+    }
     const deadline = Date.now() + timeoutMs;
     const busy = waitFor === "servers" ? () => this.closeIdleClients() : () => this.databaseClientCount();
     while (busy() > 0 && Date.now() < deadline) {

@@ -981,6 +981,31 @@ describe("SHUTDOWN", () => {
     await admin.end().catch(() => undefined);
   });
 
+  it("WAIT_FOR_SERVERS lets the running transaction finish and starts no other one", async () => {
+    const tp = await startTestPooler(baseEnv);
+    const client = await connect(tp.url());
+    const admin = await connect(consoleUrl(tp));
+    let shutdownSent = false;
+    let doneAfter = 0;
+    // a busy client: each query goes out as soon as the one before is answered
+    const busy = (async () => {
+      for (;;) {
+        await client.query("SELECT pg_sleep(0.2)");
+        if (shutdownSent) doneAfter++;
+      }
+    })();
+    client.on("error", () => undefined);
+    await sleep(300);
+    shutdownSent = true;
+    expect((await admin.query("SHUTDOWN WAIT_FOR_SERVERS")).command).toBe("SHUTDOWN");
+    expect(await stillPending(tp.pooler.stopped, 3000)).toBe(false);
+    const refused = await errorOf(busy);
+    expect([refused.code, refused.message]).toEqual(["57P01", "pooler is shutting down"]);
+    // the query running at SHUTDOWN finished; the next one was refused, not started
+    expect(doneAfter).toBe(1);
+    await admin.end().catch(() => undefined);
+  });
+
   it("SHUTDOWN closes everything at once", async () => {
     const tp = await startTestPooler(baseEnv);
     const admin = await connect(consoleUrl(tp));
