@@ -604,10 +604,14 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     return n;
   }
 
-  /** Closes clients that hold no server; returns how many still do. */
+  /**
+   * Closes clients that hold no server; returns how many still do. Console sessions stay to the end,
+   * as in PgBouncer: an operator sees what the shutdown waits for.
+   */
   private closeIdleClients(): number {
     let busy = 0;
     for (const client of [...this.clients]) {
+      if (client.state === "admin") continue;
       if (client.server === null) client.refuse(SqlState.AdminShutdown, "pooler is shutting down");
       else busy++;
     }

@@ -985,25 +985,44 @@ describe("SHUTDOWN", () => {
     const tp = await startTestPooler(baseEnv);
     const client = await connect(tp.url());
     const admin = await connect(consoleUrl(tp));
+    admin.on("error", () => undefined);
     let shutdownSent = false;
     let doneAfter = 0;
     // a busy client: each query goes out as soon as the one before is answered
-    const busy = (async () => {
-      for (;;) {
-        await client.query("SELECT pg_sleep(0.2)");
-        if (shutdownSent) doneAfter++;
-      }
-    })();
+    const refusal = errorOf(
+      (async () => {
+        for (;;) {
+          await client.query("SELECT pg_sleep(0.2)");
+          if (shutdownSent) doneAfter++;
+        }
+      })(),
+    );
     client.on("error", () => undefined);
     await sleep(300);
     shutdownSent = true;
     expect((await admin.query("SHUTDOWN WAIT_FOR_SERVERS")).command).toBe("SHUTDOWN");
     expect(await stillPending(tp.pooler.stopped, 3000)).toBe(false);
-    const refused = await errorOf(busy);
+    const refused = await refusal;
     expect([refused.code, refused.message]).toEqual(["57P01", "pooler is shutting down"]);
     // the query running at SHUTDOWN finished; the next one was refused, not started
     expect(doneAfter).toBe(1);
     await admin.end().catch(() => undefined);
+  });
+
+  it("a console session stays open while a graceful shutdown waits for a transaction, as PgBouncer's SIGINT", async () => {
+    const tp = await startTestPooler(baseEnv);
+    const client = await connect(tp.url());
+    const admin = await connect(consoleUrl(tp));
+    // both are told 57P01 at the end
+    for (const c of [client, admin]) c.on("error", () => undefined);
+    await client.query("BEGIN");
+    const stopping = tp.pooler.shutdown(10_000);
+    await sleep(200);
+    const clients = await admin.query("SHOW CLIENTS");
+    expect(clients.rows.filter((r) => r.database === "app").map((r) => r.state)).toEqual(["active"]);
+    await client.query("COMMIT");
+    await stopping;
+    await Promise.allSettled([client.end(), admin.end()]);
   });
 
   it("SHUTDOWN closes everything at once", async () => {
