@@ -13,8 +13,12 @@ export interface Listener {
   readonly port: number;
   /** The Unix socket's path, null without unix_socket_dir. */
   readonly socketPath: string | null;
-  /** Stops accepting new connections (graceful shutdown); existing ones are untouched. */
-  stop(): Promise<void>;
+  /**
+   * Stops accepting new connections (graceful shutdown), and the Unix socket's file is gone;
+   * existing ones are untouched. Nothing waits for them to end: a client ended in a lingering close
+   * (psql at its prompt never closes its end) would hold the exit for LINGER_MS.
+   */
+  stop(): void;
 }
 
 /** On every listen_addr address and, with unix_socket_dir, on its Unix socket too (same port). */
@@ -68,10 +72,9 @@ export async function listen(host: ClientHost, clients: ClientRegistry): Promise
     servers,
     port,
     socketPath,
-    stop: () =>
-      Promise.all(servers.map((s) => new Promise<void>((done) => s.close(() => done())))).then(
-        () => undefined,
-      ),
+    stop: () => {
+      for (const s of servers) s.close();
+    },
   };
 }
 

@@ -576,7 +576,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.log.info({ timeout_ms: timeoutMs, wait_for: waitFor }, "shutting down");
-    const stopped = this.listener?.stop();
+    this.listener?.stop();
     // as PgBouncer's SIGINT (PAUSE and SHUTDOWN): a client between transactions gets no server again,
     // or a busy one would start the next transaction and be cut off in it at the deadline
     if (waitFor === "servers") {
@@ -592,7 +592,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     for (const pool of this.pools.values()) for (const s of pool.allServers()) s.close("pooler shutdown");
     this.janitor.stop();
     this.statsPeriod.stop();
-    await Promise.all([stopped, this.metrics?.close()]);
+    await this.metrics?.close();
     this.log.info("shut down");
     this.markStopped();
   }
