@@ -83,8 +83,8 @@ export async function main(argv: string[]): Promise<Pooler> {
         .catch((err: Error) => log.warn({ signal, err: err.message }, "signal not acted on"));
     });
   };
-  // A shutdown signal while a shutdown already waits exits at once, as PgBouncer's "fast exit": the
-  // pooler's shutdown() would ignore it, and SIGQUIT's "immediate" would wait out SHUTDOWN_WAIT_MS.
+  // A shutdown signal while a shutdown already waits exits at once, as PgBouncer's "fast exit" (the
+  // console's SHUTDOWN then closes what is left, and exits, the pooler's way).
   const stopWithin = (ms: number) => (): unknown => {
     if (!pooler.shuttingDown) return pooler.shutdown(ms);
     removePidFile();

@@ -68,6 +68,10 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   private readonly janitor: Janitor;
   private readonly authFile: AuthFileWatch;
   shuttingDown = false;
+  /** When a shutdown closes whatever is left. */
+  private shutdownDeadline = Infinity;
+  /** The shutdown waits for transactions, not for clients to leave (WAIT_FOR_CLIENTS). */
+  private waitsForServers = false;
   readonly startTime = Date.now();
   admin: AdminConsole | null = null;
   private metrics: MetricsServer | null = null;
@@ -573,19 +577,21 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
    * WAIT_FOR_CLIENTS, for the clients to leave on their own; then close whatever is left.
    */
   async shutdown(timeoutMs: number, waitFor: ShutdownWait = "servers"): Promise<void> {
-    if (this.shuttingDown) return;
-    this.shuttingDown = true;
-    this.log.info({ timeout_ms: timeoutMs, wait_for: waitFor }, "shutting down");
-    this.listener?.stop();
-    // as PgBouncer's SIGINT (PAUSE and SHUTDOWN): a client between transactions gets no server again,
-    // or a busy one would start the next transaction and be cut off in it at the deadline
-    if (waitFor === "servers") {
+    // a request while one waits can only hasten it, as PgBouncer's SHUTDOWN after WAIT_FOR_CLIENTS
+    this.shutdownDeadline = Math.min(this.shutdownDeadline, Date.now() + timeoutMs);
+    if (waitFor === "servers" && !this.waitsForServers) {
+      this.waitsForServers = true;
+      // as PgBouncer's SIGINT (PAUSE and SHUTDOWN): a client between transactions gets no server
+      // again, or a busy one would start the next transaction and be cut off in it at the deadline
       this.pausedAll = true;
       this.applyPauses();
     }
-    const deadline = Date.now() + timeoutMs;
-    const busy = waitFor === "servers" ? () => this.closeIdleClients() : () => this.databaseClientCount();
-    while (busy() > 0 && Date.now() < deadline) {
+    if (this.shuttingDown) return this.stopped;
+    this.shuttingDown = true;
+    this.log.info({ timeout_ms: timeoutMs, wait_for: waitFor }, "shutting down");
+    this.listener?.stop();
+    const busy = () => (this.waitsForServers ? this.closeIdleClients() : this.databaseClientCount());
+    while (busy() > 0 && Date.now() < this.shutdownDeadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const client of [...this.clients]) client.refuse(SqlState.AdminShutdown, "pooler is shutting down");

@@ -1025,6 +1025,18 @@ describe("SHUTDOWN", () => {
     await Promise.allSettled([client.end(), admin.end()]);
   });
 
+  it("SHUTDOWN during a SHUTDOWN WAIT_FOR_CLIENTS ends it at once, as PgBouncer's", async () => {
+    const tp = await startTestPooler(baseEnv);
+    const client = await connect(tp.url());
+    const admin = await connect(consoleUrl(tp));
+    for (const c of [client, admin]) c.on("error", () => undefined);
+    await admin.query("SHUTDOWN WAIT_FOR_CLIENTS");
+    expect(await stillPending(tp.pooler.stopped, 200)).toBe(true);
+    expect((await admin.query("SHUTDOWN")).command).toBe("SHUTDOWN");
+    expect(await stillPending(tp.pooler.stopped, 1000)).toBe(false);
+    await Promise.allSettled([client.end(), admin.end()]);
+  });
+
   it("SHUTDOWN closes everything at once", async () => {
     const tp = await startTestPooler(baseEnv);
     const admin = await connect(consoleUrl(tp));
