@@ -60,6 +60,10 @@ const KEPT_ENTRIES = 4096;
 /** Messages whose error starts PostgreSQL's skip-until-Sync (doing_extended_query_message). */
 const isExtended = (kind: ExpectKind): boolean => kind <= Expect.Close;
 
+/** The client's requests: what starts a COPY, and ends what a CopyDone or CopyFail sent before it ended. */
+const isRequest = (kind: ExpectKind): boolean =>
+  kind === Expect.Execute || kind === Expect.Query || kind === Expect.FunctionCall;
+
 /** Messages answered with a ReadyForQuery of their own, which PostgreSQL skips after such an error. */
 const owesReady = (kind: ExpectKind): boolean => kind === Expect.Query || kind === Expect.FunctionCall;
 
@@ -237,6 +241,18 @@ export class ReplyQueue {
   /** The reply at the head of the queue is owed for a message of this kind. */
   headIs(kind: ExpectKind): boolean {
     return this.head < this.tail && this.kinds[this.head] === kind;
+  }
+
+  /**
+   * The client ended the COPY the head started before its CopyInResponse came: a CopyDone or
+   * CopyFail went behind that request, before any other (with none behind it, since it).
+   */
+  copyEndedAhead(): boolean {
+    for (let at = this.head + 1; at < this.tail; at++) {
+      if (this.afterCopyEnd[at]) return true;
+      if (isRequest(this.kinds[at]!)) return false;
+    }
+    return this.copyEnded;
   }
 
   /** A Sync is queued behind the head. */

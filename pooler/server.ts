@@ -375,7 +375,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * reply queue holds right behind that request, whatever the client pipelined behind them.
    */
   private enterCopyIn(): void {
-    this.copyIn = true;
+    // Its CopyDone (or CopyFail) already went: a Sync sent from here on is answered, not ignored.
+    this.copyIn = !this.replies.copyEndedAhead();
     this.copyIntruder = 0;
     this.copyBroken = false;
     this.copyByExecute = this.replies.headIs(Expect.Execute);

@@ -471,6 +471,35 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
     }
   });
 
+  it("a COPY whose CopyDone went before its CopyInResponse, then a Sync while PostgreSQL still copies: that Sync is owed", async () => {
+    const admin = await connect(inject("pgAppUrl"));
+    await admin.query("CREATE TABLE IF NOT EXISTS pooler_copy_slow (n int)");
+    await admin.query(
+      "CREATE OR REPLACE FUNCTION pooler_copy_slow_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$",
+    );
+    await admin.query("DROP TRIGGER IF EXISTS slow ON pooler_copy_slow");
+    await admin.query(
+      "CREATE TRIGGER slow BEFORE INSERT ON pooler_copy_slow FOR EACH ROW EXECUTE FUNCTION pooler_copy_slow_row()",
+    );
+    await admin.end();
+    const a = await RawClient.connect(p.url());
+    try {
+      const copy = [parse("", "COPY pooler_copy_slow FROM STDIN"), bind("", ""), execute(), sync()];
+      a.send(...copy, copyData(Buffer.from("1\n")), copyDone()); // the Sync is ignored, the COPY ended
+      expect(types(await untilCopyIn(a))).toBe("12G");
+      a.send(sync()); // PostgreSQL reads it after the CopyDone, once the row's trigger is done: answered
+      expect(types(await a.untilReady())).toBe("CZ");
+      expect(owed()).toEqual([0]);
+      // a reply owed but not counted would let the server go while this query runs
+      a.send(query("SELECT pg_sleep(0.3)"));
+      await new Promise((r) => setTimeout(r, 50));
+      a.destroy();
+      await anotherClientIsServed(p.url());
+    } finally {
+      a.destroy();
+    }
+  });
+
   it("a client that leaves during a COPY FROM STDIN whose Sync came behind its Execute leaves no server in COPY to the next", async () => {
     const a = await RawClient.connect(p.url());
     a.send(parse("", "COPY pooler_copy_pipelined FROM STDIN"), bind("", ""), execute(), sync());
