@@ -60,10 +60,6 @@ const KEPT_ENTRIES = 4096;
 /** Messages whose error starts PostgreSQL's skip-until-Sync (doing_extended_query_message). */
 const isExtended = (kind: ExpectKind): boolean => kind <= Expect.Close;
 
-/** The client's requests: what starts a COPY, and ends what a CopyDone or CopyFail sent before it ended. */
-const isRequest = (kind: ExpectKind): boolean =>
-  kind === Expect.Execute || kind === Expect.Query || kind === Expect.FunctionCall;
-
 /** Messages answered with a ReadyForQuery of their own, which PostgreSQL skips after such an error. */
 const owesReady = (kind: ExpectKind): boolean => kind === Expect.Query || kind === Expect.FunctionCall;
 
@@ -244,15 +240,21 @@ export class ReplyQueue {
   }
 
   /**
-   * The client ended the COPY the head started before its CopyInResponse came: a CopyDone or
-   * CopyFail went behind that request, before any other (with none behind it, since it).
+   * The head started a COPY FROM STDIN (its CopyInResponse came), the Syncs PostgreSQL ignores
+   * taken out: what the client sent behind it already decides the COPY's end. "ended": a CopyDone
+   * or CopyFail came first (with nothing queued behind the head, since its request: that one ends
+   * this COPY only, not the next one a Query of several starts). "broken": another message came
+   * first, which PostgreSQL fails the COPY on (one the pooler answered itself never went). "running":
+   * neither yet.
    */
-  copyEndedAhead(): boolean {
+  copyFate(): "running" | "ended" | "broken" {
     for (let at = this.head + 1; at < this.tail; at++) {
-      if (this.afterCopyEnd[at]) return true;
-      if (isRequest(this.kinds[at]!)) return false;
+      if (this.afterCopyEnd[at]) return "ended";
+      if (this.specials[at]?.synthetic === undefined) return "broken";
     }
-    return this.copyEnded;
+    const ended = this.copyEnded;
+    this.copyEnded = false;
+    return ended ? "ended" : "running";
   }
 
   /** A Sync is queued behind the head. */

@@ -375,12 +375,14 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * reply queue holds right behind that request, whatever the client pipelined behind them.
    */
   private enterCopyIn(): void {
-    // Its CopyDone (or CopyFail) already went: a Sync sent from here on is answered, not ignored.
-    this.copyIn = !this.replies.copyEndedAhead();
     this.copyIntruder = 0;
-    this.copyBroken = false;
     this.copyByExecute = this.replies.headIs(Expect.Execute);
     const ignored = this.replies.ignoreSyncs();
+    // The client's CopyDone (or CopyFail), or a message that breaks the COPY, may have gone already:
+    // then a Sync it sends from here on is answered, not ignored.
+    const fate = this.replies.copyFate();
+    this.copyIn = fate !== "ended";
+    this.copyBroken = fate === "broken";
     this.pendingReplies -= ignored;
     this.queriesInFlight -= ignored;
     if (ignored > 0 && this.copyByExecute && !this.replies.syncQueued()) this.client?.batchResumed();
