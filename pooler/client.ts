@@ -1017,12 +1017,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return;
       case Msg.Query:
       case Msg.FunctionCall:
-        this.server!.replies.requestSent();
         this.startQuery();
         this.inBatch = false;
         return;
       case Msg.Execute:
-        this.server!.replies.requestSent();
         this.beginBatch();
         return;
       case Msg.CopyDone:

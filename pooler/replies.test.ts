@@ -182,6 +182,7 @@ describe("ReplyQueue", () => {
     expect(started((q) => q.copyEndSent())).toBe("ended");
     expect(started((q) => (q.copyEndSent(), q.push(Expect.Sync)))).toBe("ended");
     expect(started((q) => (q.push(Expect.Sync), q.push(Expect.Query)))).toBe("broken");
+    expect(started((q) => (q.copyEndSent(), q.push(Expect.Query)))).toBe("ended");
     // a Parse the pooler answered itself never reached PostgreSQL: it breaks nothing
     expect(started((q) => q.push(Expect.Parse, { synthetic: Buffer.from("1") }))).toBe("running");
   });

@@ -60,6 +60,10 @@ const KEPT_ENTRIES = 4096;
 /** Messages whose error starts PostgreSQL's skip-until-Sync (doing_extended_query_message). */
 const isExtended = (kind: ExpectKind): boolean => kind <= Expect.Close;
 
+/** The client's requests: a COPY they start is not ended yet. */
+const isRequest = (kind: ExpectKind): boolean =>
+  kind === Expect.Execute || kind === Expect.Query || kind === Expect.FunctionCall;
+
 /** Messages answered with a ReadyForQuery of their own, which PostgreSQL skips after such an error. */
 const owesReady = (kind: ExpectKind): boolean => kind === Expect.Query || kind === Expect.FunctionCall;
 
@@ -70,9 +74,9 @@ export class ReplyQueue {
   // allocate nothing.
   private kinds: ExpectKind[] = [];
   private specials: (Special | undefined)[] = [];
-  /** The client ended a COPY (CopyDone, CopyFail) between its last request and this message. */
+  /** The client ended a COPY (CopyDone, CopyFail) between its request before this message and this message. */
   private afterCopyEnd: boolean[] = [];
-  /** The client ended a COPY since its last request (Query, FunctionCall, Execute). */
+  /** The client ended a COPY since its latest request (Query, FunctionCall, Execute). */
   private copyEnded = false;
   private head = 0;
   private tail = 0;
@@ -109,6 +113,8 @@ export class ReplyQueue {
    * synthetic reply at the head of the queue goes out through `toClient` now.
    */
   push(kind: ExpectKind, special?: Special, toClient?: Emit): void {
+    const afterCopyEnd = this.copyEnded;
+    if (isRequest(kind)) this.copyEnded = false;
     if (this.skipping) {
       if (kind !== Expect.Sync) {
         if (owesReady(kind)) this.skipped(true);
@@ -117,7 +123,7 @@ export class ReplyQueue {
       this.skipping = false;
     }
     this.kinds[this.tail] = kind;
-    this.afterCopyEnd[this.tail] = this.copyEnded;
+    this.afterCopyEnd[this.tail] = afterCopyEnd;
     this.specials[this.tail++] = special;
     if (special !== undefined) this.count(special, 1);
     if (toClient !== undefined) this.drain(toClient);
@@ -133,15 +139,16 @@ export class ReplyQueue {
    */
   pushInSession(kind: ExpectKind, owed: number): void {
     if (this.head === this.tail && !this.skipping) {
-      if (!isExtended(kind) && owed === 0) return;
+      if (!isExtended(kind) && owed === 0) {
+        if (isRequest(kind)) this.copyEnded = false;
+        return;
+      }
+      // entries for requests sent before: a COPY they started and the client ended stays ended
+      const copyEnded = this.copyEnded;
       for (; owed > 0; owed--) this.push(Expect.Query);
+      this.copyEnded = copyEnded;
     }
     this.push(kind);
-  }
-
-  /** The client sent a Query, FunctionCall or Execute: a COPY it starts is not ended yet. */
-  requestSent(): void {
-    this.copyEnded = false;
   }
 
   /** The client sent a CopyDone or CopyFail: what it sends next is no longer COPY's to ignore. */
