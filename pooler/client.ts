@@ -1009,7 +1009,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   /** What the release decision needs to know of a client message. */
   private track(type: number): void {
-    if (type !== Msg.CopyData && this.server!.copyIn) this.server!.copyInterrupted(type);
+    if (type !== Msg.CopyData && this.server!.copyIn) this.server!.copyInterrupted();
     switch (type) {
       case Msg.Sync:
         this.startQuery();

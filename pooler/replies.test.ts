@@ -140,7 +140,8 @@ describe("ReplyQueue", () => {
     q.pushInSession(Expect.Query, 0);
     q.pushInSession(Expect.Query, 1);
     expect(q.length).toBe(2);
-    expect(q.consumedByCopy()).toBe(true); // PostgreSQL failed the COPY (08P01) on it
+    q.consumedByCopy(); // PostgreSQL failed the COPY (08P01) on it
+    expect(q.length).toBe(1);
     expect(skipped).toBe(1);
     q.relayed(Msg.ReadyForQuery);
     expect(q.length).toBe(0);

@@ -272,20 +272,20 @@ export class ReplyQueue {
 
   /**
    * The head, a Query, started a COPY FROM STDIN that PostgreSQL failed (08P01) on the next message
-   * it read, which it never does: the first entry behind the head that went to the server. False
-   * when the queue does not hold it (session pooling does not queue a simple Query's traffic).
+   * it read, which it never does: the first entry behind the head that went to the server (in
+   * session pooling too: a message sent behind a request still owed is queued). After an
+   * Execute's COPY the error's skip to the next Sync drops it anyway (fail).
    */
-  consumedByCopy(): boolean {
-    if (this.head === this.tail || !owesReady(this.kinds[this.head]!)) return false;
+  consumedByCopy(): void {
+    if (this.head === this.tail || !owesReady(this.kinds[this.head]!)) return;
     let at = this.head + 1;
     while (at < this.tail && this.specials[at]?.synthetic !== undefined) at++;
-    if (at === this.tail) return false;
+    if (at === this.tail) return;
     const special = this.specials[at];
     special?.undo?.();
     if (special !== undefined) this.count(special, -1);
     if (owesReady(this.kinds[at]!)) this.skipped(false);
     this.remove(at, 1);
-    return true;
   }
 
   /** Takes `n` entries out from `at`, closing the gap. */
