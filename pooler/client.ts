@@ -1009,7 +1009,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   /** What the release decision needs to know of a client message. */
   private track(type: number): void {
-    if (type !== Msg.CopyData && this.server!.copyIn) this.server!.copyInterrupted(type);
+    if (type !== Msg.CopyData && this.server!.copyIn) this.server!.copyInterrupted();
     switch (type) {
       case Msg.Sync:
         this.startQuery();
@@ -1017,12 +1017,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return;
       case Msg.Query:
       case Msg.FunctionCall:
-        this.server!.replies.requestSent();
         this.startQuery();
         this.inBatch = false;
         return;
       case Msg.Execute:
-        this.server!.replies.requestSent();
         this.beginBatch();
         return;
       case Msg.CopyDone:

@@ -140,7 +140,8 @@ describe("ReplyQueue", () => {
     q.pushInSession(Expect.Query, 0);
     q.pushInSession(Expect.Query, 1);
     expect(q.length).toBe(2);
-    expect(q.consumedByCopy()).toBe(true); // PostgreSQL failed the COPY (08P01) on it
+    q.consumedByCopy(); // PostgreSQL failed the COPY (08P01) on it
+    expect(q.length).toBe(1);
     expect(skipped).toBe(1);
     q.relayed(Msg.ReadyForQuery);
     expect(q.length).toBe(0);
@@ -168,5 +169,30 @@ describe("ReplyQueue", () => {
     expect(q.ignoreSyncs()).toBe(1);
     expect(q.length).toBe(3);
     expect(q.syncQueued()).toBe(true);
+  });
+
+  it("what the client sent behind a COPY's request before its CopyInResponse decides how the COPY starts", () => {
+    const started = (build: (q: ReplyQueue) => void): string => {
+      const q = new ReplyQueue();
+      q.push(Expect.Execute);
+      build(q);
+      q.ignoreSyncs();
+      return q.copyFate();
+    };
+    expect(started((q) => q.push(Expect.Sync))).toBe("running");
+    expect(started((q) => q.copyEndSent())).toBe("ended");
+    expect(started((q) => (q.copyEndSent(), q.push(Expect.Sync)))).toBe("ended");
+    expect(started((q) => (q.push(Expect.Sync), q.push(Expect.Query)))).toBe("broken");
+    expect(started((q) => (q.copyEndSent(), q.push(Expect.Query)))).toBe("ended");
+    // a Parse the pooler answered itself never reached PostgreSQL: it breaks nothing
+    expect(started((q) => q.push(Expect.Parse, { synthetic: Buffer.from("1") }))).toBe("running");
+  });
+
+  it("a CopyDone sent behind a Query ends one COPY: the next one that Query starts runs", () => {
+    const q = new ReplyQueue();
+    q.push(Expect.Query);
+    q.copyEndSent();
+    expect(q.copyFate()).toBe("ended");
+    expect(q.copyFate()).toBe("running");
   });
 });

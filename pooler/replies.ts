@@ -60,6 +60,10 @@ const KEPT_ENTRIES = 4096;
 /** Messages whose error starts PostgreSQL's skip-until-Sync (doing_extended_query_message). */
 const isExtended = (kind: ExpectKind): boolean => kind <= Expect.Close;
 
+/** The client's requests: a COPY they start is not ended yet. */
+const isRequest = (kind: ExpectKind): boolean =>
+  kind === Expect.Execute || kind === Expect.Query || kind === Expect.FunctionCall;
+
 /** Messages answered with a ReadyForQuery of their own, which PostgreSQL skips after such an error. */
 const owesReady = (kind: ExpectKind): boolean => kind === Expect.Query || kind === Expect.FunctionCall;
 
@@ -70,9 +74,9 @@ export class ReplyQueue {
   // allocate nothing.
   private kinds: ExpectKind[] = [];
   private specials: (Special | undefined)[] = [];
-  /** The client ended a COPY (CopyDone, CopyFail) between its last request and this message. */
+  /** The client ended a COPY (CopyDone, CopyFail) between its request before this message and this message. */
   private afterCopyEnd: boolean[] = [];
-  /** The client ended a COPY since its last request (Query, FunctionCall, Execute). */
+  /** The client ended a COPY since its latest request (Query, FunctionCall, Execute). */
   private copyEnded = false;
   private head = 0;
   private tail = 0;
@@ -109,6 +113,8 @@ export class ReplyQueue {
    * synthetic reply at the head of the queue goes out through `toClient` now.
    */
   push(kind: ExpectKind, special?: Special, toClient?: Emit): void {
+    const afterCopyEnd = this.copyEnded;
+    if (isRequest(kind)) this.copyEnded = false;
     if (this.skipping) {
       if (kind !== Expect.Sync) {
         if (owesReady(kind)) this.skipped(true);
@@ -117,7 +123,7 @@ export class ReplyQueue {
       this.skipping = false;
     }
     this.kinds[this.tail] = kind;
-    this.afterCopyEnd[this.tail] = this.copyEnded;
+    this.afterCopyEnd[this.tail] = afterCopyEnd;
     this.specials[this.tail++] = special;
     if (special !== undefined) this.count(special, 1);
     if (toClient !== undefined) this.drain(toClient);
@@ -133,15 +139,16 @@ export class ReplyQueue {
    */
   pushInSession(kind: ExpectKind, owed: number): void {
     if (this.head === this.tail && !this.skipping) {
-      if (!isExtended(kind) && owed === 0) return;
+      if (!isExtended(kind) && owed === 0) {
+        if (isRequest(kind)) this.copyEnded = false;
+        return;
+      }
+      // entries for requests sent before: a COPY they started and the client ended stays ended
+      const copyEnded = this.copyEnded;
       for (; owed > 0; owed--) this.push(Expect.Query);
+      this.copyEnded = copyEnded;
     }
     this.push(kind);
-  }
-
-  /** The client sent a Query, FunctionCall or Execute: a COPY it starts is not ended yet. */
-  requestSent(): void {
-    this.copyEnded = false;
   }
 
   /** The client sent a CopyDone or CopyFail: what it sends next is no longer COPY's to ignore. */
@@ -239,6 +246,24 @@ export class ReplyQueue {
     return this.head < this.tail && this.kinds[this.head] === kind;
   }
 
+  /**
+   * The head started a COPY FROM STDIN (its CopyInResponse came), the Syncs PostgreSQL ignores
+   * taken out: what the client sent behind it already decides the COPY's end. "ended": a CopyDone
+   * or CopyFail came first (with nothing queued behind the head, since its request: that one ends
+   * this COPY only, not the next one a Query of several starts). "broken": another message came
+   * first, which PostgreSQL fails the COPY on (one the pooler answered itself never went). "running":
+   * neither yet.
+   */
+  copyFate(): "running" | "ended" | "broken" {
+    for (let at = this.head + 1; at < this.tail; at++) {
+      if (this.afterCopyEnd[at]) return "ended";
+      if (this.specials[at]?.synthetic === undefined) return "broken";
+    }
+    const ended = this.copyEnded;
+    this.copyEnded = false;
+    return ended ? "ended" : "running";
+  }
+
   /** A Sync is queued behind the head. */
   syncQueued(): boolean {
     for (let at = this.head + 1; at < this.tail; at++) if (this.kinds[at] === Expect.Sync) return true;
@@ -247,20 +272,20 @@ export class ReplyQueue {
 
   /**
    * The head, a Query, started a COPY FROM STDIN that PostgreSQL failed (08P01) on the next message
-   * it read, which it never does: the first entry behind the head that went to the server. False
-   * when the queue does not hold it (session pooling does not queue a simple Query's traffic).
+   * it read, which it never does: the first entry behind the head that went to the server (in
+   * session pooling too: a message sent behind a request still owed is queued). After an
+   * Execute's COPY the error's skip to the next Sync drops it anyway (fail).
    */
-  consumedByCopy(): boolean {
-    if (this.head === this.tail || !owesReady(this.kinds[this.head]!)) return false;
+  consumedByCopy(): void {
+    if (this.head === this.tail || !owesReady(this.kinds[this.head]!)) return;
     let at = this.head + 1;
     while (at < this.tail && this.specials[at]?.synthetic !== undefined) at++;
-    if (at === this.tail) return false;
+    if (at === this.tail) return;
     const special = this.specials[at];
     special?.undo?.();
     if (special !== undefined) this.count(special, -1);
     if (owesReady(this.kinds[at]!)) this.skipped(false);
     this.remove(at, 1);
-    return true;
   }
 
   /** Takes `n` entries out from `at`, closing the gap. */

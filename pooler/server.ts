@@ -153,10 +153,6 @@ export class ServerConnection extends Connection implements FrameVisitor {
   queriesInFlight = 0;
   /** A COPY FROM STDIN runs: PostgreSQL ignores the client's Sync and Flush until it ends. */
   copyIn = false;
-  /** The COPY FROM STDIN was started by an Execute, whose batch its ignored Syncs do not end. */
-  private copyByExecute = false;
-  /** The first message other than COPY's the client sent during the COPY FROM STDIN (0: none). */
-  private copyIntruder = 0;
   /**
    * The client sent a message other than COPY's during the COPY FROM STDIN: PostgreSQL fails the
    * COPY on it and reads what follows as usual, its Syncs included.
@@ -351,22 +347,13 @@ export class ServerConnection extends Connection implements FrameVisitor {
     if (chunk[start] !== Msg.ErrorResponse) return;
     // PostgreSQL read the client's next message only to fail the COPY with 08P01, and never does
     // it. Any other error ended the COPY before that message arrived: it runs, and is owed.
-    if (parseErrorFields(chunk.subarray(start, end)).get("C") !== SqlState.ProtocolViolation) return;
-    if (this.replies.consumedByCopy()) return;
-    const intruder = this.copyIntruder;
-    if (intruder !== Msg.Query && intruder !== Msg.FunctionCall) return;
-    this.pendingReplies--;
-    this.queriesInFlight--;
+    if (parseErrorFields(chunk.subarray(start, end)).get("C") === SqlState.ProtocolViolation)
+      this.replies.consumedByCopy();
   }
 
-  /**
-   * The client sent this message during COPY FROM STDIN, where PostgreSQL expects only COPY's: the
-   * one a simple COPY fails on when the reply queue does not hold it. After an Execute's COPY the
-   * error's skip to the next Sync drops it anyway (ReplyQueue.fail).
-   */
-  copyInterrupted(type: number): void {
+  /** The client sent a message other than COPY's during COPY FROM STDIN: PostgreSQL fails the COPY on it. */
+  copyInterrupted(): void {
     this.copyBroken = true;
-    if (this.copyIntruder === 0 && !this.copyByExecute) this.copyIntruder = type;
   }
 
   /**
@@ -375,14 +362,17 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * reply queue holds right behind that request, whatever the client pipelined behind them.
    */
   private enterCopyIn(): void {
-    this.copyIn = true;
-    this.copyIntruder = 0;
-    this.copyBroken = false;
-    this.copyByExecute = this.replies.headIs(Expect.Execute);
+    // an Execute's batch goes on through the Syncs ignored
+    const byExecute = this.replies.headIs(Expect.Execute);
     const ignored = this.replies.ignoreSyncs();
+    // The client's CopyDone (or CopyFail), or a message that breaks the COPY, may have gone already:
+    // then a Sync it sends from here on is answered, not ignored.
+    const fate = this.replies.copyFate();
+    this.copyIn = fate !== "ended";
+    this.copyBroken = fate === "broken";
     this.pendingReplies -= ignored;
     this.queriesInFlight -= ignored;
-    if (ignored > 0 && this.copyByExecute && !this.replies.syncQueued()) this.client?.batchResumed();
+    if (ignored > 0 && byExecute && !this.replies.syncQueued()) this.client?.batchResumed();
   }
 
   private noteReady(status: number): void {

@@ -354,6 +354,15 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
   beforeAll(async () => {
     const admin = await connect(inject("pgAppUrl"));
     await admin.query("CREATE TABLE IF NOT EXISTS pooler_copy_pipelined (n int)");
+    // a COPY that PostgreSQL takes its time over: the client's next message reaches the pooler first
+    await admin.query("CREATE TABLE IF NOT EXISTS pooler_copy_slow (n int)");
+    await admin.query(
+      "CREATE OR REPLACE FUNCTION pooler_copy_slow_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$",
+    );
+    await admin.query("DROP TRIGGER IF EXISTS slow ON pooler_copy_slow");
+    await admin.query(
+      "CREATE TRIGGER slow BEFORE INSERT ON pooler_copy_slow FOR EACH ROW EXECUTE FUNCTION pooler_copy_slow_row()",
+    );
     await admin.end();
     p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "2" });
   });
@@ -466,6 +475,47 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
       expect(types(await a.untilReady())).toBe("CZ");
       expect((await other).rows[0].n).toBe(6);
       await b.end();
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it.each([
+    ["its CopyDone", copyDone(), "CZ"],
+    ["a Query, which PostgreSQL fails the COPY on (08P01)", query("SELECT 1"), "EZ"],
+  ])(
+    "an Execute's COPY with %s sent before its CopyInResponse, then a Sync while PostgreSQL still copies: that Sync is owed",
+    async (_, behind, replies) => {
+      const a = await RawClient.connect(p.url());
+      try {
+        const copy = [parse("", "COPY pooler_copy_slow FROM STDIN"), bind("", ""), execute(), sync()];
+        a.send(...copy, copyData(Buffer.from("1\n")), behind); // that Sync is ignored
+        expect(types(await untilCopyIn(a))).toBe("12G");
+        a.send(sync()); // PostgreSQL reads it once the row's trigger is done, after `behind`: answered
+        expect(types(await a.untilReady())).toBe(replies);
+        expect(owed()).toEqual([0]);
+        // a reply owed but not counted would let the server go while this query runs
+        a.send(query("SELECT pg_sleep(0.3)"));
+        await new Promise((r) => setTimeout(r, 50));
+        a.destroy();
+        await anotherClientIsServed(p.url());
+      } finally {
+        a.destroy();
+      }
+    },
+  );
+
+  it("a Query of two COPYs, the first sent whole, the second broken off by a Query (08P01): nothing stays owed", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      const copy = "COPY pooler_copy_pipelined FROM STDIN";
+      a.send(query(`${copy}; ${copy}`), copyData(Buffer.from("1\n")), copyDone());
+      expect(types(await untilCopyIn(a))).toBe("G");
+      expect(types(await untilCopyIn(a))).toBe("CG");
+      a.send(copyData(Buffer.from("2\n")), query("SELECT 1")); // consumed by the second COPY
+      expect(types(await a.untilReady())).toBe("EZ");
+      expect(owed()).toEqual([0]);
+      await anotherClientIsServed(p.url());
     } finally {
       a.destroy();
     }
