@@ -245,6 +245,11 @@ export interface StatementRoute {
    * statement that ends it.
    */
   mayBeInFailedTransaction(): boolean;
+  /**
+   * The message is the first other than COPY's that the client sent during a COPY FROM STDIN:
+   * PostgreSQL fails the COPY on it (08P01) and never does it.
+   */
+  breaksCopy: boolean;
 }
 
 /**
@@ -262,6 +267,9 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   const name = msg.toString("utf8", span.start, span.end);
   if (type === Msg.Parse) r.stats.clientParseCount++;
   else if (type === Msg.Bind) r.stats.bindCount++;
+  // It must reach the server, alone: answered by the pooler (a Parse it has, a Close) the COPY went
+  // on, the client's Syncs ignored, a hang; behind an injected Parse that Parse would be consumed.
+  if (r.breaksCopy) return passThrough(kind, withStatementName(msg, span, NO_SUCH_BYTES), r);
   const s = r.client.get(name);
   if (type === Msg.Close) {
     // the server keeps the statement for other clients; closing an unknown name is no error in PostgreSQL either

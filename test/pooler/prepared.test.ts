@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { PrismaClient } from "../../app/generated/prisma/client.ts";
 import {
   bind,
+  close,
   describe as describeMsg,
   execute,
   parse,
@@ -241,8 +242,17 @@ describe("named prepared statements in transaction pooling", () => {
 describe("a Bind or Describe in the same write as a Parse that fails, of SQL the server already holds for another client", () => {
   // One server: client B prepares the SQL there first, so client A's Parse of it is answered by a
   // check, and what A sends behind it in the same write is routed before the check's outcome is known.
-  // `direct`: what PostgreSQL answers, to be sure each scenario is the case it names
-  const scenarios: { name: string; sql: string; send: Buffer[]; readyCount: number; direct: RegExp }[] = [
+  // `direct`: what PostgreSQL answers, to be sure each scenario is the case it names. `opening`
+  // (up to a COPY FROM STDIN) is sent first, answered up to the CopyInResponse; `later` once `send` is.
+  const scenarios: {
+    name: string;
+    sql: string;
+    opening?: Buffer[];
+    send: Buffer[];
+    readyCount: number;
+    later?: Buffer[];
+    direct: RegExp;
+  }[] = [
     {
       name: "in a failed transaction: the Parse fails (25P02), so the name does not exist (26000)",
       sql: "SELECT 1 AS n",
@@ -284,20 +294,66 @@ describe("a Bind or Describe in the same write as a Parse that fails, of SQL the
       readyCount: 3,
       direct: /1 Z 2 C Z$/,
     },
+    {
+      name: "a Parse that breaks off a COPY FROM STDIN is consumed by it (08P01): the name does not exist after",
+      sql: "SELECT 1 AS n",
+      opening: [query("COPY ps_copy FROM STDIN")],
+      send: [parse("s", "SELECT 1 AS n"), bind("", "s"), execute(), sync()],
+      readyCount: 2,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^G E\(08P01 .*\) Z E\(26000 .*\) Z E\(26000 .*\) Z$/,
+    },
+    {
+      name: "a Close that breaks off a COPY FROM STDIN is consumed by it (08P01), not answered by the pooler",
+      sql: "SELECT 1 AS n",
+      opening: [query("COPY ps_copy FROM STDIN")],
+      send: [close("S", "s"), sync()],
+      readyCount: 2,
+      direct: /^G E\(08P01 .*\) Z Z$/,
+    },
+    {
+      name: "a Parse that breaks off a COPY FROM STDIN started by an Execute is consumed by it (08P01)",
+      sql: "SELECT 1 AS n",
+      opening: [parse("", "COPY ps_copy FROM STDIN"), bind("", ""), execute(), sync()],
+      send: [parse("s", "SELECT 1 AS n"), sync()],
+      readyCount: 1,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 2 G E\(08P01 .*\) Z E\(26000 .*\) Z$/,
+    },
+    {
+      name: "a Bind that breaks off a COPY FROM STDIN is consumed by it (08P01), the statement not run",
+      sql: "SELECT 1 AS n",
+      opening: [parse("s", "SELECT 1 AS n"), sync(), query("COPY ps_copy FROM STDIN")],
+      send: [bind("", "s"), execute(), sync()],
+      readyCount: 2,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 Z G E\(08P01 .*\) Z E\(34000 .*\) Z 2 D C Z$/,
+    },
   ];
   let p: TestPooler;
   beforeAll(async () => {
     p = await startTestPooler({ DEFAULT_POOL_SIZE: "1" });
+    const setup = await connect(p.url());
+    await setup.query("CREATE TABLE IF NOT EXISTS ps_copy (x int)");
+    await setup.end();
   });
   afterAll(() => p.stop());
 
-  for (const { name, sql, send, readyCount, direct: expected } of scenarios) {
+  for (const { name, sql, opening, send, readyCount, later, direct: expected } of scenarios) {
     it(`${name}, as PostgreSQL answers directly`, async () => {
       const b = await connect(p.url());
       const runOn = async (url: string): Promise<string> => {
         const a = await RawClient.connect(url);
         try {
-          return transcript(await a.exchange(send, readyCount));
+          const replies: Reply[] = [];
+          if (opening !== undefined) {
+            a.send(...opening);
+            do replies.push(await a.next());
+            while (replies.at(-1)!.type !== "G");
+          }
+          replies.push(...(await a.exchange(send, readyCount)));
+          if (later !== undefined) replies.push(...(await a.exchange(later)));
+          return transcript(replies);
         } finally {
           await a.close();
         }
