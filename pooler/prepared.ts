@@ -284,8 +284,9 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
     r.replies.push(kind, { mapError: renameInError(NO_SUCH_STATEMENT, name) });
     return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
   }
-  const check = type === Msg.Parse ? undefined : r.server.checks?.aliases.get(name);
+  const check = r.server.checks?.aliases.get(name);
   if (check !== undefined) {
+    if (type === Msg.Parse) return parseAgain(name, msg, span, s, check, r);
     r.noteEffect(type === Msg.Bind ? s.effect : s.unrunEffect);
     r.replies.push(kind, { mapError: renameInError(check.toString("utf8"), name) });
     return r.toServer(withStatementName(msg, span, check));
@@ -351,6 +352,33 @@ function parseCheck(
   };
   r.replies.push(Expect.Parse, { undo, mapError: renameInError(check, name) });
   r.toServer(withStatementName(msg, span, bytes));
+}
+
+/**
+ * A Parse of a name whose parse check may still fail (a Sync in between, as a ROLLBACK behind it
+ * in the same write): the name exists exactly when the check's statement does, so it is sent under
+ * the check's name, for PostgreSQL's 42P05 or, once the check failed, the statement the check's
+ * name then holds for the Binds behind it. The check's failure drops its alias: still there, the
+ * name is the check's statement again.
+ */
+function parseAgain(
+  name: string,
+  msg: Buffer,
+  span: { start: number; end: number },
+  before: Statement,
+  check: Buffer,
+  r: StatementRoute,
+): void {
+  const checks = r.server.checks!;
+  const s = r.registry.intern(msg, span, r.searchPath());
+  r.noteEffect(s.unrunEffect);
+  r.client.set(name, s);
+  const undo = (): void => {
+    if (checks.aliases.get(name) === check) r.client.set(name, before);
+    else r.client.delete(name, s);
+  };
+  r.replies.push(Expect.Parse, { undo, mapError: renameInError(check.toString("utf8"), name) });
+  r.toServer(withStatementName(msg, span, check));
 }
 
 /**

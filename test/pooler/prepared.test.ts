@@ -329,6 +329,39 @@ describe("a Bind or Describe in the same write as a Parse that fails, of SQL the
       later: [bind("", "s"), execute(), sync()],
       direct: /^1 Z G E\(08P01 .*\) Z E\(34000 .*\) Z 2 D C Z$/,
     },
+    {
+      name: "a Parse of a name after its Parse failed in a failed transaction and a ROLLBACK, in the same write, succeeds",
+      sql: "SELECT 1 AS n",
+      send: [
+        query("BEGIN; SELECT 1 / 0"),
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+        query("ROLLBACK"),
+        parse("s", "SELECT 2 AS n"),
+        bind("", "s"),
+        execute(),
+        sync(),
+      ],
+      readyCount: 4,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /E\(25P02 .*\) Z C Z 1 2 D C Z 2 D C Z$/,
+    },
+    {
+      name: "a second Parse of a name whose Parse in a failed transaction succeeded, after a Sync, gets 42P05",
+      sql: "ROLLBACK",
+      send: [
+        query("BEGIN; SELECT 1 / 0"),
+        parse("r", "ROLLBACK"),
+        sync(),
+        parse("r", "ROLLBACK"),
+        sync(),
+        bind("", "r"),
+        execute(),
+        sync(),
+      ],
+      readyCount: 4,
+      direct: /1 Z E\(42P05 .*\) Z 2 C Z$/,
+    },
   ];
   let p: TestPooler;
   beforeAll(async () => {
