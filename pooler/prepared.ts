@@ -285,8 +285,9 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
     return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
   }
   const check = r.server.checks?.aliases.get(name);
-  if (check !== undefined) {
-    if (type === Msg.Parse) return parseAgain(name, msg, span, s, check, r);
+  if (type === Msg.Parse && check !== undefined) return parseAgain(name, msg, span, s, check, r);
+  // (an unanswered Parse under the statement's own name: routed as usual, prepared again if evicted)
+  if (check !== undefined && check !== s.nameBytes) {
     r.noteEffect(type === Msg.Bind ? s.effect : s.unrunEffect);
     r.replies.push(kind, { mapError: renameInError(check.toString("utf8"), name) });
     return r.toServer(withStatementName(msg, span, check));
@@ -331,7 +332,22 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
     r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
     return;
   }
-  prepare(s, r, { undo: forget, mapError: renameInError(s.name, name) });
+  // Until answered, the name exists exactly when the statement does here: a Parse of it again
+  // behind a Sync goes under the statement's name (parseAgain).
+  prepare(s, r, { undo: unanswered(name, s.nameBytes, forget, r), mapError: renameInError(s.name, name) });
+}
+
+/**
+ * Marks the client's name as standing for the server's statement `bytes` until its Parse is
+ * answered; the undo for that Parse.
+ */
+function unanswered(name: string, bytes: Buffer, forget: () => void, r: StatementRoute): () => void {
+  const checks = (r.server.checks ??= new ParseChecks(r.client));
+  checks.aliases.set(name, bytes);
+  return () => {
+    forget();
+    if (checks.aliases.get(name) === bytes) checks.aliases.delete(name);
+  };
 }
 
 function parseCheck(
@@ -341,25 +357,21 @@ function parseCheck(
   forget: () => void,
   r: StatementRoute,
 ): void {
-  const checks = (r.server.checks ??= new ParseChecks(r.client));
   const check = r.server.checkName();
   const bytes = Buffer.from(check, "utf8");
-  checks.names.push(check);
-  checks.aliases.set(name, bytes);
-  const undo = (): void => {
-    forget();
-    if (checks.aliases.get(name) === bytes) checks.aliases.delete(name);
-  };
+  const undo = unanswered(name, bytes, forget, r);
+  r.server.checks!.names.push(check);
   r.replies.push(Expect.Parse, { undo, mapError: renameInError(check, name) });
   r.toServer(withStatementName(msg, span, bytes));
 }
 
 /**
- * A Parse of a name whose parse check may still fail (a Sync in between, as a ROLLBACK behind it
- * in the same write): the name exists exactly when the check's statement does, so it is sent under
- * the check's name, for PostgreSQL's 42P05 or, once the check failed, the statement the check's
- * name then holds for the Binds behind it. The check's failure drops its alias: still there, the
- * name is the check's statement again.
+ * A Parse of a name whose Parse (a check, or under the statement's own name) may still fail behind
+ * a Sync (a ROLLBACK ending a failed transaction between them, a syntax error): the name exists
+ * exactly when that Parse's statement does, so it is sent under the same name, for PostgreSQL's
+ * 42P05 or, once that Parse failed, the statement the name then holds for the Binds behind it (a
+ * shared statement's name is closed at settling, if it did). The first Parse's failure drops its
+ * alias: still there, the name is the first statement again.
  */
 function parseAgain(
   name: string,
@@ -370,14 +382,20 @@ function parseAgain(
   r: StatementRoute,
 ): void {
   const checks = r.server.checks!;
+  const checkName = check.toString("utf8");
+  const shared = !checkName.startsWith(PARSE_CHECK);
+  if (shared) checks.names.push(checkName);
   const s = r.registry.intern(msg, span, r.searchPath());
   r.noteEffect(s.unrunEffect);
   r.client.set(name, s);
   const undo = (): void => {
+    if (shared) checks.names.splice(checks.names.lastIndexOf(checkName), 1);
     if (checks.aliases.get(name) === check) r.client.set(name, before);
     else r.client.delete(name, s);
   };
-  r.replies.push(Expect.Parse, { undo, mapError: renameInError(check.toString("utf8"), name) });
+  // the first Parse's failure forgot the name if both are the same statement
+  const done = (): void => restore(name, s, r);
+  r.replies.push(Expect.Parse, { undo, done, mapError: renameInError(checkName, name) });
   r.toServer(withStatementName(msg, span, check));
 }
 

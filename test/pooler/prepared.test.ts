@@ -239,9 +239,17 @@ describe("named prepared statements in transaction pooling", () => {
   });
 });
 
-describe("a Bind or Describe in the same write as a Parse that fails, of SQL the server already holds for another client", () => {
+describe("what follows a Parse that fails or breaks off a COPY, in the same write, with SQL the server holds for another client", () => {
   // One server: client B prepares the SQL there first, so client A's Parse of it is answered by a
   // check, and what A sends behind it in the same write is routed before the check's outcome is known.
+  /** A Parse of s that fails in a failed transaction (25P02), a Sync, the ROLLBACK, then `rest`. */
+  const failedThenRolledBack = (...rest: Buffer[]): Buffer[] => [
+    query("BEGIN; SELECT 1 / 0"),
+    parse("s", "SELECT 1 AS n"),
+    sync(),
+    query("ROLLBACK"),
+    ...rest,
+  ];
   // `direct`: what PostgreSQL answers, to be sure each scenario is the case it names. `opening`
   // (up to a COPY FROM STDIN) is sent first, answered up to the CopyInResponse; `later` once `send` is.
   const scenarios: {
@@ -332,19 +340,26 @@ describe("a Bind or Describe in the same write as a Parse that fails, of SQL the
     {
       name: "a Parse of a name after its Parse failed in a failed transaction and a ROLLBACK, in the same write, succeeds",
       sql: "SELECT 1 AS n",
-      send: [
-        query("BEGIN; SELECT 1 / 0"),
-        parse("s", "SELECT 1 AS n"),
-        sync(),
-        query("ROLLBACK"),
-        parse("s", "SELECT 2 AS n"),
-        bind("", "s"),
-        execute(),
-        sync(),
-      ],
+      send: failedThenRolledBack(parse("s", "SELECT 2 AS n"), bind("", "s"), execute(), sync()),
       readyCount: 4,
       later: [bind("", "s"), execute(), sync()],
       direct: /E\(25P02 .*\) Z C Z 1 2 D C Z 2 D C Z$/,
+    },
+    {
+      name: "the same Parse again after it failed in a failed transaction and a ROLLBACK, in the same write, succeeds",
+      sql: "SELECT 1 AS n",
+      send: failedThenRolledBack(parse("s", "SELECT 1 AS n"), sync()),
+      readyCount: 4,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /E\(25P02 .*\) Z C Z 1 Z 2 D C Z$/,
+    },
+    {
+      name: "a Parse of a name after its Parse failed (SQL the server lacks), behind a Sync in the same write, succeeds",
+      sql: "SELECT 1 AS n",
+      send: [parse("s", "SELEC 1"), sync(), parse("s", "SELECT 2 AS n"), bind("", "s"), execute(), sync()],
+      readyCount: 2,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^E\(42601 .*\) Z 1 2 D C Z 2 D C Z$/,
     },
     {
       name: "a second Parse of a name whose Parse in a failed transaction succeeded, after a Sync, gets 42P05",
@@ -400,6 +415,11 @@ describe("a Bind or Describe in the same write as a Parse that fails, of SQL the
         // B's Bind closed what A's check left on the server
         const left = await b.query("SELECT name FROM pg_prepared_statements WHERE name LIKE 'POOLER_parse%'");
         expect(left.rows).toEqual([]);
+        // nor a statement under a name the pooler took for another's
+        const twice = await b.query(
+          "SELECT statement FROM pg_prepared_statements GROUP BY statement HAVING count(*) > 1",
+        );
+        expect(twice.rows).toEqual([]);
       } finally {
         await b.end();
       }
