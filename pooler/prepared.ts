@@ -8,8 +8,8 @@
 //   max_prepared_statements; the least recently used is closed to make room.
 // - The client's Parse/Bind/Describe/Close are rewritten to the pooler's names. A statement the
 //   server lacks is prepared there first by an injected Parse whose ParseComplete is swallowed; a
-//   Parse the server already has, and every Close of a statement, is answered by the pooler
-//   (the server keeps it for other clients); the ReplyQueue puts those replies in order.
+//   Parse the server already has, and a Close with nothing unanswered before it, are answered by
+//   the pooler (the server keeps it for other clients); the ReplyQueue puts those replies in order.
 // - Failures look like PostgreSQL's own: a client name it does not know is sent under a name no
 //   server has, so PostgreSQL raises 26000 and aborts the transaction exactly as it would, and its
 //   message is given back the client's name; a second Parse of a name is let fail on the
@@ -267,16 +267,19 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   const name = msg.toString("utf8", span.start, span.end);
   if (type === Msg.Parse) r.stats.clientParseCount++;
   else if (type === Msg.Bind) r.stats.bindCount++;
-  // It must reach the server, alone: answered by the pooler (a Parse it has, a Close) the COPY went
-  // on, the client's Syncs ignored, a hang; behind an injected Parse that Parse would be consumed.
+  // It must reach the server, alone: answered by the pooler (a Parse it has) the COPY went on, the
+  // client's Syncs ignored, a hang; behind an injected Parse that Parse would be consumed.
   if (r.breaksCopy) return passThrough(kind, withStatementName(msg, span, NO_SUCH_BYTES), r);
   const s = r.client.get(name);
   if (type === Msg.Close) {
     // the server keeps the statement for other clients; closing an unknown name is no error in PostgreSQL either
-    if (s === undefined) return r.replies.push(kind, { synthetic: closeComplete() }, r.toClient);
-    r.client.delete(name, s);
-    r.replies.push(kind, { synthetic: closeComplete(), undo: () => restore(name, s, r) }, r.toClient);
-    return;
+    if (s !== undefined) r.client.delete(name, s);
+    const undo = s === undefined ? undefined : (): void => restore(name, s, r);
+    if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);
+    // Behind a request, which may start a COPY FROM STDIN: PostgreSQL must fail the COPY on it
+    // (08P01), as directly; answered here, the COPY went on and the client's Sync was ignored.
+    r.replies.push(kind, { undo });
+    return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
   }
   if (type === Msg.Parse && s === undefined) return parseNew(name, msg, span, r);
   if (s === undefined) {

@@ -320,6 +320,13 @@ describe("what follows a Parse that fails or breaks off a COPY, in the same writ
       direct: /^G E\(08P01 .*\) Z Z$/,
     },
     {
+      name: "a Close in the same write as a COPY FROM STDIN is consumed by it (08P01), not answered by the pooler",
+      sql: "SELECT 1 AS n",
+      send: [query("COPY ps_copy FROM STDIN"), close("S", "s"), sync()],
+      readyCount: 2,
+      direct: /^G E\(08P01 .*\) Z Z$/,
+    },
+    {
       name: "a Parse that breaks off a COPY FROM STDIN started by an Execute is consumed by it (08P01)",
       sql: "SELECT 1 AS n",
       opening: [parse("", "COPY ps_copy FROM STDIN"), bind("", ""), execute(), sync()],
