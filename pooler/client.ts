@@ -780,7 +780,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   /** How named statements are routed on the current link (prepared.ts); made on first use. */
-  private statementRoute(server: ServerConnection): StatementRoute {
+  private statementRoute(server: ServerConnection, breaksCopy: boolean): StatementRoute {
     const pool = this.pool!;
     const route = (this.route ??= {
       registry: pool.statements,
@@ -800,9 +800,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         const server = this.server;
         return server !== null && (server.txStatus === "E" || server.owedToClient > 0);
       },
+      breaksCopy,
     });
     route.server = server.statements ??= new ServerStatements(pool.statements);
     route.replies = server.replies;
+    route.breaksCopy = breaksCopy;
     return route;
   }
 
@@ -950,6 +952,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       this.terminated = true;
       return;
     }
+    const breaksCopy = this.server!.copyIn && !this.server!.copyBroken;
     this.track(type);
     const replies = this.server!.replies;
     const effect = type === Msg.Query ? classifySql(msg, 5, msg.length - 1) : parseEffect(type, msg);
@@ -962,7 +965,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (type !== Msg.Query && this.routesStatements()) {
       // a named Parse's effect is the routing's to note (prepared.ts): it runs at a Bind, not here
       if (type !== Msg.Parse || msg[5] === 0) this.noteEffect(effect);
-      return routeStatementMessage(type, msg, this.statementRoute(this.server!));
+      return routeStatementMessage(type, msg, this.statementRoute(this.server!, breaksCopy));
     }
     this.noteEffect(type === Msg.Query ? effect : this.unroutedEffect(type, msg, effect));
     replies.push(EXPECT_OF[type]!);

@@ -41,6 +41,7 @@ function setup(capacity = 10) {
     toClient: (b) => toClient.push(describeWire(b)),
     noteEffect: () => undefined,
     mayBeInFailedTransaction: () => false,
+    breaksCopy: false,
   });
   /** The server answers everything it was sent successfully. */
   const serverOk = (q = replies): void => {

@@ -8,8 +8,8 @@
 //   max_prepared_statements; the least recently used is closed to make room.
 // - The client's Parse/Bind/Describe/Close are rewritten to the pooler's names. A statement the
 //   server lacks is prepared there first by an injected Parse whose ParseComplete is swallowed; a
-//   Parse the server already has, and every Close of a statement, is answered by the pooler
-//   (the server keeps it for other clients); the ReplyQueue puts those replies in order.
+//   Parse the server already has, and a Close with nothing unanswered before it, are answered by
+//   the pooler (the server keeps it for other clients); the ReplyQueue puts those replies in order.
 // - Failures look like PostgreSQL's own: a client name it does not know is sent under a name no
 //   server has, so PostgreSQL raises 26000 and aborts the transaction exactly as it would, and its
 //   message is given back the client's name; a second Parse of a name is let fail on the
@@ -245,6 +245,11 @@ export interface StatementRoute {
    * statement that ends it.
    */
   mayBeInFailedTransaction(): boolean;
+  /**
+   * The message is the first other than COPY's that the client sent during a COPY FROM STDIN:
+   * PostgreSQL fails the COPY on it (08P01) and never does it.
+   */
+  breaksCopy: boolean;
 }
 
 /**
@@ -262,13 +267,19 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   const name = msg.toString("utf8", span.start, span.end);
   if (type === Msg.Parse) r.stats.clientParseCount++;
   else if (type === Msg.Bind) r.stats.bindCount++;
+  // It must reach the server, alone: answered by the pooler (a Parse it has) the COPY went on, the
+  // client's Syncs ignored, a hang; behind an injected Parse that Parse would be consumed.
+  if (r.breaksCopy) return passThrough(kind, withStatementName(msg, span, NO_SUCH_BYTES), r);
   const s = r.client.get(name);
   if (type === Msg.Close) {
     // the server keeps the statement for other clients; closing an unknown name is no error in PostgreSQL either
-    if (s === undefined) return r.replies.push(kind, { synthetic: closeComplete() }, r.toClient);
-    r.client.delete(name, s);
-    r.replies.push(kind, { synthetic: closeComplete(), undo: () => restore(name, s, r) }, r.toClient);
-    return;
+    if (s !== undefined) r.client.delete(name, s);
+    const undo = s === undefined ? undefined : (): void => restore(name, s, r);
+    if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);
+    // Behind a request, which may start a COPY FROM STDIN: PostgreSQL must fail the COPY on it
+    // (08P01), as directly; answered here, the COPY went on and the client's Sync was ignored.
+    r.replies.push(kind, { undo });
+    return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
   }
   if (type === Msg.Parse && s === undefined) return parseNew(name, msg, span, r);
   if (s === undefined) {
@@ -276,8 +287,10 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
     r.replies.push(kind, { mapError: renameInError(NO_SUCH_STATEMENT, name) });
     return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
   }
-  const check = type === Msg.Parse ? undefined : r.server.checks?.aliases.get(name);
-  if (check !== undefined) {
+  const check = r.server.checks?.aliases.get(name);
+  if (type === Msg.Parse && check !== undefined) return parseAgain(name, msg, span, s, check, r);
+  // (an unanswered Parse under the statement's own name: routed as usual, prepared again if evicted)
+  if (check !== undefined && check !== s.nameBytes) {
     r.noteEffect(type === Msg.Bind ? s.effect : s.unrunEffect);
     r.replies.push(kind, { mapError: renameInError(check.toString("utf8"), name) });
     return r.toServer(withStatementName(msg, span, check));
@@ -322,7 +335,22 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
     r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
     return;
   }
-  prepare(s, r, { undo: forget, mapError: renameInError(s.name, name) });
+  // Until answered, the name exists exactly when the statement does here: a Parse of it again
+  // behind a Sync goes under the statement's name (parseAgain).
+  prepare(s, r, { undo: unanswered(name, s.nameBytes, forget, r), mapError: renameInError(s.name, name) });
+}
+
+/**
+ * Marks the client's name as standing for the server's statement `bytes` until its Parse is
+ * answered; the undo for that Parse.
+ */
+function unanswered(name: string, bytes: Buffer, forget: () => void, r: StatementRoute): () => void {
+  const checks = (r.server.checks ??= new ParseChecks(r.client));
+  checks.aliases.set(name, bytes);
+  return () => {
+    forget();
+    if (checks.aliases.get(name) === bytes) checks.aliases.delete(name);
+  };
 }
 
 function parseCheck(
@@ -332,17 +360,46 @@ function parseCheck(
   forget: () => void,
   r: StatementRoute,
 ): void {
-  const checks = (r.server.checks ??= new ParseChecks(r.client));
   const check = r.server.checkName();
   const bytes = Buffer.from(check, "utf8");
-  checks.names.push(check);
-  checks.aliases.set(name, bytes);
-  const undo = (): void => {
-    forget();
-    if (checks.aliases.get(name) === bytes) checks.aliases.delete(name);
-  };
+  const undo = unanswered(name, bytes, forget, r);
+  r.server.checks!.names.push(check);
   r.replies.push(Expect.Parse, { undo, mapError: renameInError(check, name) });
   r.toServer(withStatementName(msg, span, bytes));
+}
+
+/**
+ * A Parse of a name whose Parse (a check, or under the statement's own name) may still fail behind
+ * a Sync (a ROLLBACK ending a failed transaction between them, a syntax error): the name exists
+ * exactly when that Parse's statement does, so it is sent under the same name, for PostgreSQL's
+ * 42P05 or, once that Parse failed, the statement the name then holds for the Binds behind it (a
+ * shared statement's name is closed at settling, if it did). The first Parse's failure drops its
+ * alias: still there, the name is the first statement again.
+ */
+function parseAgain(
+  name: string,
+  msg: Buffer,
+  span: { start: number; end: number },
+  before: Statement,
+  check: Buffer,
+  r: StatementRoute,
+): void {
+  const checks = r.server.checks!;
+  const checkName = check.toString("utf8");
+  const shared = !checkName.startsWith(PARSE_CHECK);
+  if (shared) checks.names.push(checkName);
+  const s = r.registry.intern(msg, span, r.searchPath());
+  r.noteEffect(s.unrunEffect);
+  r.client.set(name, s);
+  const undo = (): void => {
+    if (shared) checks.names.splice(checks.names.lastIndexOf(checkName), 1);
+    if (checks.aliases.get(name) === check) r.client.set(name, before);
+    else r.client.delete(name, s);
+  };
+  // the first Parse's failure forgot the name if both are the same statement
+  const done = (): void => restore(name, s, r);
+  r.replies.push(Expect.Parse, { undo, done, mapError: renameInError(checkName, name) });
+  r.toServer(withStatementName(msg, span, check));
 }
 
 /**

@@ -35,6 +35,8 @@ export interface Special {
   mapError?: (error: Buffer) => Buffer;
   /** Called when the server does not do the message after all (it failed, or was skipped). */
   undo?: () => void;
+  /** Called when the server's reply completes it. */
+  done?: () => void;
 }
 
 type Emit = (buf: Buffer) => void;
@@ -161,7 +163,10 @@ export class ReplyQueue {
     if (this.head === this.tail) return;
     const kind = this.kinds[this.head]!;
     if (type === Msg.ErrorResponse && isExtended(kind)) this.fail();
-    else if (COMPLETES[kind]![type] === 1) this.pop();
+    else if (COMPLETES[kind]![type] === 1) {
+      this.specials[this.head]?.done?.();
+      this.pop();
+    }
   }
 
   /**

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { PrismaClient } from "../../app/generated/prisma/client.ts";
 import {
   bind,
+  close,
   describe as describeMsg,
   execute,
   parse,
@@ -238,11 +239,28 @@ describe("named prepared statements in transaction pooling", () => {
   });
 });
 
-describe("a Bind or Describe in the same write as a Parse that fails, of SQL the server already holds for another client", () => {
+describe("what follows a Parse that fails or breaks off a COPY, in the same write, with SQL the server holds for another client", () => {
   // One server: client B prepares the SQL there first, so client A's Parse of it is answered by a
   // check, and what A sends behind it in the same write is routed before the check's outcome is known.
-  // `direct`: what PostgreSQL answers, to be sure each scenario is the case it names
-  const scenarios: { name: string; sql: string; send: Buffer[]; readyCount: number; direct: RegExp }[] = [
+  /** A Parse of s that fails in a failed transaction (25P02), a Sync, the ROLLBACK, then `rest`. */
+  const failedThenRolledBack = (...rest: Buffer[]): Buffer[] => [
+    query("BEGIN; SELECT 1 / 0"),
+    parse("s", "SELECT 1 AS n"),
+    sync(),
+    query("ROLLBACK"),
+    ...rest,
+  ];
+  // `direct`: what PostgreSQL answers, to be sure each scenario is the case it names. `opening`
+  // (up to a COPY FROM STDIN) is sent first, answered up to the CopyInResponse; `later` once `send` is.
+  const scenarios: {
+    name: string;
+    sql: string;
+    opening?: Buffer[];
+    send: Buffer[];
+    readyCount: number;
+    later?: Buffer[];
+    direct: RegExp;
+  }[] = [
     {
       name: "in a failed transaction: the Parse fails (25P02), so the name does not exist (26000)",
       sql: "SELECT 1 AS n",
@@ -284,20 +302,113 @@ describe("a Bind or Describe in the same write as a Parse that fails, of SQL the
       readyCount: 3,
       direct: /1 Z 2 C Z$/,
     },
+    {
+      name: "a Parse that breaks off a COPY FROM STDIN is consumed by it (08P01): the name does not exist after",
+      sql: "SELECT 1 AS n",
+      opening: [query("COPY ps_copy FROM STDIN")],
+      send: [parse("s", "SELECT 1 AS n"), bind("", "s"), execute(), sync()],
+      readyCount: 2,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^G E\(08P01 .*\) Z E\(26000 .*\) Z E\(26000 .*\) Z$/,
+    },
+    {
+      name: "a Close that breaks off a COPY FROM STDIN is consumed by it (08P01), not answered by the pooler",
+      sql: "SELECT 1 AS n",
+      opening: [query("COPY ps_copy FROM STDIN")],
+      send: [close("S", "s"), sync()],
+      readyCount: 2,
+      direct: /^G E\(08P01 .*\) Z Z$/,
+    },
+    {
+      name: "a Close in the same write as a COPY FROM STDIN is consumed by it (08P01), not answered by the pooler",
+      sql: "SELECT 1 AS n",
+      send: [query("COPY ps_copy FROM STDIN"), close("S", "s"), sync()],
+      readyCount: 2,
+      direct: /^G E\(08P01 .*\) Z Z$/,
+    },
+    {
+      name: "a Parse that breaks off a COPY FROM STDIN started by an Execute is consumed by it (08P01)",
+      sql: "SELECT 1 AS n",
+      opening: [parse("", "COPY ps_copy FROM STDIN"), bind("", ""), execute(), sync()],
+      send: [parse("s", "SELECT 1 AS n"), sync()],
+      readyCount: 1,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 2 G E\(08P01 .*\) Z E\(26000 .*\) Z$/,
+    },
+    {
+      name: "a Bind that breaks off a COPY FROM STDIN is consumed by it (08P01), the statement not run",
+      sql: "SELECT 1 AS n",
+      opening: [parse("s", "SELECT 1 AS n"), sync(), query("COPY ps_copy FROM STDIN")],
+      send: [bind("", "s"), execute(), sync()],
+      readyCount: 2,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 Z G E\(08P01 .*\) Z E\(34000 .*\) Z 2 D C Z$/,
+    },
+    {
+      name: "a Parse of a name after its Parse failed in a failed transaction and a ROLLBACK, in the same write, succeeds",
+      sql: "SELECT 1 AS n",
+      send: failedThenRolledBack(parse("s", "SELECT 2 AS n"), bind("", "s"), execute(), sync()),
+      readyCount: 4,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /E\(25P02 .*\) Z C Z 1 2 D C Z 2 D C Z$/,
+    },
+    {
+      name: "the same Parse again after it failed in a failed transaction and a ROLLBACK, in the same write, succeeds",
+      sql: "SELECT 1 AS n",
+      send: failedThenRolledBack(parse("s", "SELECT 1 AS n"), sync()),
+      readyCount: 4,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /E\(25P02 .*\) Z C Z 1 Z 2 D C Z$/,
+    },
+    {
+      name: "a Parse of a name after its Parse failed (SQL the server lacks), behind a Sync in the same write, succeeds",
+      sql: "SELECT 1 AS n",
+      send: [parse("s", "SELEC 1"), sync(), parse("s", "SELECT 2 AS n"), bind("", "s"), execute(), sync()],
+      readyCount: 2,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^E\(42601 .*\) Z 1 2 D C Z 2 D C Z$/,
+    },
+    {
+      name: "a second Parse of a name whose Parse in a failed transaction succeeded, after a Sync, gets 42P05",
+      sql: "ROLLBACK",
+      send: [
+        query("BEGIN; SELECT 1 / 0"),
+        parse("r", "ROLLBACK"),
+        sync(),
+        parse("r", "ROLLBACK"),
+        sync(),
+        bind("", "r"),
+        execute(),
+        sync(),
+      ],
+      readyCount: 4,
+      direct: /1 Z E\(42P05 .*\) Z 2 C Z$/,
+    },
   ];
   let p: TestPooler;
   beforeAll(async () => {
     p = await startTestPooler({ DEFAULT_POOL_SIZE: "1" });
+    const setup = await connect(p.url());
+    await setup.query("CREATE TABLE IF NOT EXISTS ps_copy (x int)");
+    await setup.end();
   });
   afterAll(() => p.stop());
 
-  for (const { name, sql, send, readyCount, direct: expected } of scenarios) {
+  for (const { name, sql, opening, send, readyCount, later, direct: expected } of scenarios) {
     it(`${name}, as PostgreSQL answers directly`, async () => {
       const b = await connect(p.url());
       const runOn = async (url: string): Promise<string> => {
         const a = await RawClient.connect(url);
         try {
-          return transcript(await a.exchange(send, readyCount));
+          const replies: Reply[] = [];
+          if (opening !== undefined) {
+            a.send(...opening);
+            do replies.push(await a.next());
+            while (replies.at(-1)!.type !== "G");
+          }
+          replies.push(...(await a.exchange(send, readyCount)));
+          if (later !== undefined) replies.push(...(await a.exchange(later)));
+          return transcript(replies);
         } finally {
           await a.close();
         }
@@ -311,6 +422,11 @@ describe("a Bind or Describe in the same write as a Parse that fails, of SQL the
         // B's Bind closed what A's check left on the server
         const left = await b.query("SELECT name FROM pg_prepared_statements WHERE name LIKE 'POOLER_parse%'");
         expect(left.rows).toEqual([]);
+        // nor a statement under a name the pooler took for another's
+        const twice = await b.query(
+          "SELECT statement FROM pg_prepared_statements GROUP BY statement HAVING count(*) > 1",
+        );
+        expect(twice.rows).toEqual([]);
       } finally {
         await b.end();
       }
