@@ -84,7 +84,8 @@ export interface ClientHost {
   lookupSecret(user: string, db: DatabaseDef, gone: AbortSignal): Promise<UserSecret | undefined>;
   findDatabase(name: string): DatabaseDef | undefined;
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool;
-  cancel(pid: number, secret: number): void;
+  /** A CancelRequest; `done` once it has reached PostgreSQL or a peer, or was dropped. */
+  cancel(pid: number, secret: number, done: () => void): void;
   clientClosed(client: ClientConnection): void;
   /** The admin console, for clients of the virtual `pgbouncer` database. */
   adminMessage(client: ClientConnection, type: number, msg: Buffer): void;
@@ -423,8 +424,13 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return this.startTls(setup, null);
       }
       case "cancel":
-        this.host.cancel(packet.pid, packet.secret);
-        return this.close("cancel request");
+        // Closed only once the request has been acted on, as PostgreSQL and PgBouncer do: libpq
+        // takes the close as that sign and sends its next query then, which a cancel still on its
+        // way would hit instead. Nothing more is read meanwhile (pgx sends a Terminate).
+        login.startupTaken = true;
+        this.block(Block.Login);
+        this.host.cancel(packet.pid, packet.secret, () => this.close("cancel request"));
+        return;
       case "unsupported":
         return this.refuse(
           SqlState.FeatureNotSupported,

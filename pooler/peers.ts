@@ -31,16 +31,18 @@ export interface PeerPoolRow {
   sv_login: number;
 }
 
-interface Key {
+/** A request to forward; `done` closes the client's connection it came on. */
+interface Forward {
   pid: number;
   secret: number;
+  done: () => void;
 }
 
 /** The cancel requests of one peer: at most its pool_size at once, the rest in arrival order. */
 class PeerCancels {
   connecting = 0;
   sent = 0;
-  readonly waiting: Key[] = [];
+  readonly waiting: Forward[] = [];
 
   get active(): number {
     return this.connecting + this.sent;
@@ -58,10 +60,16 @@ export class PeerForwarder {
     return own > 0 && peerOfCancelKey(pid) !== own;
   }
 
-  /** Sends a foreign key's CancelRequest on to its peer, or drops it with the reason in the log. */
-  forward(pid: number, secret: number): void {
+  /**
+   * Sends a foreign key's CancelRequest on to its peer, or drops it with the reason in the log;
+   * `done` once the peer has closed the connection (it has acted), or the request is dropped.
+   */
+  forward(pid: number, secret: number, done: () => void): void {
     const peerId = peerOfCancelKey(pid);
-    const drop = (why: string): void => this.host.log.warn({ peer_id: peerId }, why);
+    const drop = (why: string): void => {
+      this.host.log.warn({ peer_id: peerId }, why);
+      done();
+    };
     if ((secret & CANCEL_TTL_MASK) === 0) {
       return drop("failed to forward cancel request because its TTL was exhausted");
     }
@@ -69,7 +77,7 @@ export class PeerForwarder {
     if (peer === undefined) return drop("could not find peer to forward cancel request to");
     const cancels = this.cancelsOf(peer.id);
     // secret - 1 decrements the TTL bits alone: they are not 0
-    const key = { pid, secret: secret - 1 };
+    const key = { pid, secret: secret - 1, done };
     if (cancels.active < this.poolSize(peer)) return this.send(peer, cancels, key);
     // Each waiting request is a few bytes, but anyone can send them: no more than clients allowed.
     if (cancels.waiting.length >= this.host.config.maxClientConn) {
@@ -108,7 +116,7 @@ export class PeerForwarder {
     return cancels;
   }
 
-  private send(peer: PeerDef, cancels: PeerCancels, key: Key): void {
+  private send(peer: PeerDef, cancels: PeerCancels, key: Forward): void {
     const { config, log, cancelTimeoutMs, dns } = this.host;
     // Plain text, as PgBouncer sends a peer its CancelRequest as the connection's first bytes:
     // server_tls_* describe PostgreSQL, and a peer (client_tls_sslmode=disable by default, its
@@ -132,6 +140,7 @@ export class PeerForwarder {
       done: () => {
         if (sent) cancels.sent--;
         else cancels.connecting--;
+        key.done();
         this.sendNext(peer.id, cancels);
       },
     });
@@ -144,7 +153,7 @@ export class PeerForwarder {
         { peer_id: id, dropped: cancels.waiting.length },
         "peer removed by RELOAD: its waiting cancel requests are dropped",
       );
-      cancels.waiting.length = 0;
+      for (const dropped of cancels.waiting.splice(0)) dropped.done();
     }
     const next = cancels.waiting.shift();
     if (peer !== undefined && next !== undefined) return this.send(peer, cancels, next);

@@ -9,7 +9,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CANCEL_TTL_MASK, peerOfCancelKey } from "../../pooler/client-registry.ts";
 import { cancelRequest } from "../../pooler/protocol/messages.ts";
-import { cancelKeyOf, connect, errorOf, rawExchange } from "../support/clients.ts";
+import { cancelKeyOf, connect, errorOf, queriesHitAfterCancel, rawExchange } from "../support/clients.ts";
 import { freePort } from "../support/ports.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { tcpSocket } from "../support/tcp-sockets.ts";
@@ -36,7 +36,7 @@ function iniFor(self: number, peers: string[]): string {
 }
 
 beforeAll(async () => {
-  // half-open: the forwarder's end() after its request does not close the connection here
+  // half-open: a FIN from the forwarder would not close the connection here, and shows in ss
   stall = net.createServer({ allowHalfOpen: true }, (socket) => {
     const entry = { socket, bytes: [] as Buffer[] };
     stalled.push(entry);
@@ -134,6 +134,15 @@ describe("peering", () => {
     }
   });
 
+  it("closes a forwarded cancel's connection only once its peer has closed: the next query is not hit", async () => {
+    const c = await connect(a.url());
+    try {
+      expect(await queriesHitAfterCancel(c, b.port, 20)).toBe(0);
+    } finally {
+      await c.end();
+    }
+  });
+
   it("takes its own key back whatever TTL is left, and cancels nothing with a key of no one", async () => {
     const c = await connect(b.url());
     try {
@@ -171,11 +180,12 @@ describe("peering", () => {
     const keys = [0x100, 0x200, 0x300].map((n) => ({ ...keyFor(4), secret: n | CANCEL_TTL_MASK }));
     for (const k of keys) await rawExchange(a.port, cancelRequest(k.pid, k.secret), 50);
     await waitFor(() => stalled.length === 1 && stalled[0]!.bytes.length > 0, "the first forward");
-    // with TCP keepalive, as PgBouncer tunes every socket it opens: once its FIN is acknowledged
-    // (until then ss shows the retransmit timer), the kernel's timer is the keepalive one
+    // with TCP keepalive, as PgBouncer tunes every socket it opens: once its request is
+    // acknowledged (until then ss shows the retransmit timer), the kernel's timer is the keepalive one
     const forward = (): string => tcpSocket(stalled[0]!.socket.remotePort!, stallPort());
-    await waitFor(() => forward().startsWith("FIN-WAIT-2"), "the forward's FIN to be acknowledged", 2000);
-    expect(forward()).toMatch(/timer:\(keepalive,/);
+    await waitFor(() => /timer:\(keepalive,/.test(forward()), "the forward's keepalive timer", 2000);
+    // and no FIN behind the request: the peer would take it for the client giving up
+    expect(forward()).toMatch(/^ESTAB/);
     const pools = await show(a, "PEER_POOLS");
     expect(pools.find((r) => r.peer_id === 4)).toEqual({
       peer_id: 4,
