@@ -4,6 +4,7 @@
 // there with its time-to-live decremented, so that a misconfigured group cannot bounce it forever.
 import { CANCEL_TTL_MASK, peerOfCancelKey } from "./client-registry.ts";
 import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
+import { now } from "./clock.ts";
 import type { PeerDef, PoolerConfig } from "./config/types.ts";
 import { keepaliveOf } from "./keepalive.ts";
 import type { Logger } from "./log.ts";
@@ -14,7 +15,7 @@ import type { DnsCache } from "./dns-cache.ts";
 export interface PeerHost {
   readonly config: PoolerConfig;
   readonly log: Logger;
-  /** How long a forwarded cancel may take to be taken. */
+  /** How long a forwarded cancel may take to be taken, its wait for its turn included. */
   readonly cancelTimeoutMs: number;
   readonly dns: DnsCache;
 }
@@ -35,6 +36,8 @@ export interface PeerPoolRow {
 interface Forward {
   pid: number;
   secret: number;
+  /** clock.ts time it arrived: a cancel that lands much later would hit a later query. */
+  since: number;
   done: () => void;
 }
 
@@ -77,7 +80,7 @@ export class PeerForwarder {
     if (peer === undefined) return drop("could not find peer to forward cancel request to");
     const cancels = this.cancelsOf(peer.id);
     // secret - 1 decrements the TTL bits alone: they are not 0
-    const key = { pid, secret: secret - 1, done };
+    const key = { pid, secret: secret - 1, since: now(), done };
     if (cancels.active < this.poolSize(peer)) return this.send(peer, cancels, key);
     // Each waiting request is a few bytes, but anyone can send them: no more than clients allowed.
     if (cancels.waiting.length >= this.host.config.maxClientConn) {
@@ -129,7 +132,7 @@ export class PeerForwarder {
     };
     cancels.connecting++;
     let sent = false;
-    sendCancelRequest(target, key, cancelTimeoutMs, {
+    sendCancelRequest(target, key, cancelTimeoutMs - (now() - key.since), {
       sent: () => {
         sent = true;
         cancels.connecting--;
@@ -155,9 +158,25 @@ export class PeerForwarder {
       );
       for (const dropped of cancels.waiting.splice(0)) dropped.done();
     }
+    const expired = this.dropExpired(cancels.waiting);
+    if (expired > 0) {
+      this.host.log.warn(
+        { peer_id: id, dropped: expired },
+        "cancel requests waited cancel_wait_timeout for their peer, dropped",
+      );
+    }
     const next = cancels.waiting.shift();
     if (peer !== undefined && next !== undefined) return this.send(peer, cancels, next);
     // a peer with nothing on its way keeps no state
     if (cancels.active === 0) this.byPeer.delete(id);
+  }
+
+  /** Drops the oldest waiting requests that have used up cancel_wait_timeout; how many. */
+  private dropExpired(waiting: Forward[]): number {
+    const limit = now() - this.host.cancelTimeoutMs;
+    let n = 0;
+    while (n < waiting.length && waiting[n]!.since <= limit) waiting[n++]!.done();
+    waiting.splice(0, n);
+    return n;
   }
 }

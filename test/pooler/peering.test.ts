@@ -194,8 +194,11 @@ describe("peering", () => {
       sv_active_cancel: 1,
       sv_login: 0,
     });
-    // cancel_wait_timeout (1 s) frees the slot of a peer that never closes: the next goes
-    await waitFor(() => stalled.length === 3 && stalled[2]!.bytes.length > 0, "all three forwards", 8000);
+    // the peer closing (it has acted) frees the slot: the next goes
+    for (const n of [2, 3]) {
+      stalled[n - 2]!.socket.destroy();
+      await waitFor(() => stalled.length === n && stalled[n - 1]!.bytes.length > 0, `forward ${n}`);
+    }
     const sent = stalled.map((s) => Buffer.concat(s.bytes));
     // in order, and with the TTL counted down by this hop
     expect(sent).toEqual(keys.map((k) => cancelRequest(k.pid, k.secret - 1)));
@@ -203,6 +206,21 @@ describe("peering", () => {
       const row = (await show(a, "PEER_POOLS")).find((r) => r.peer_id === 4);
       return row?.cl_active_cancel_req === 0;
     }, "the last forward to time out");
+  });
+
+  it("drops a request that waited cancel_wait_timeout for its turn: late, it would hit a later query", async () => {
+    const dropped = "cancel requests waited cancel_wait_timeout for their peer, dropped";
+    const first = stalled.length;
+    const keys = [0x400, 0x500, 0x600, 0x700].map((n) => ({ ...keyFor(4), secret: n | CANCEL_TTL_MASK }));
+    // at once; each cancel's connection stays open until its request is forwarded or dropped
+    const closed = Promise.all(keys.map((k) => rawExchange(a.port, cancelRequest(k.pid, k.secret), 10_000)));
+    await waitFor(() => stalled.length > first, "the first forward");
+    // the peer never closes: the first forward ends at cancel_wait_timeout (1 s), the others waited as long
+    await closed;
+    await new Promise((r) => setTimeout(r, 1500));
+    const forwarded = stalled.slice(first).filter((s) => s.bytes.length > 0).length;
+    expect(forwarded).toBeLessThanOrEqual(2);
+    expect(logged(a, dropped)).toBeGreaterThan(0);
   });
 
   it("lists its peers, not itself, on the console", async () => {
