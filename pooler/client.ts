@@ -749,7 +749,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // The client still waits (for the SET): query_wait_timeout, counted from its wait's start, covers
     // this too, so neither a server that stops answering nor servers that keep dying here hold it forever.
     this.syncingOn = server;
-    server.runInternal(sync).then(
+    this.sync(server, sync);
+  }
+
+  private sync(server: ServerConnection, sql: string): void {
+    server.runInternal(sql).then(
       () => {
         this.syncingOn = null;
         this.waitStart = 0;
@@ -759,6 +763,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       (err: Error) => {
         // lost: onServerLost queued the client again
         if (this.syncingOn !== server) return;
+        // A logged-in client's cancel request, meant for the query that waits behind the SET (a lock
+        // wait, say), hit the SET: set again rather than end a session PostgreSQL would have kept.
+        const canceled = err instanceof ServerError && err.code === SqlState.QueryCanceled;
+        if (canceled && this.login === null && this.server === server) return this.sync(server, sql);
         this.syncingOn = null;
         if (err instanceof ServerError) this.refuse(err.code, err.message);
         else
