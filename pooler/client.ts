@@ -763,10 +763,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       (err: Error) => {
         // lost: onServerLost queued the client again
         if (this.syncingOn !== server) return;
-        // A logged-in client's cancel request, meant for the query that waits behind the SET (a lock
-        // wait, say), hit the SET: set again rather than end a session PostgreSQL would have kept.
-        const canceled = err instanceof ServerError && err.code === SqlState.QueryCanceled;
-        if (canceled && this.login === null && this.server === server) return this.sync(server, sql);
+        // (a client logging in has no cancel key yet)
+        if (this.login === null && this.canceledOwnQuery(server, err)) return this.sync(server, sql);
         this.syncingOn = null;
         if (err instanceof ServerError) this.refuse(err.code, err.message);
         else
@@ -1174,8 +1172,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     server.queryInternal(this.session!.probeSql(server.baseline)).then(
       (rows) => this.probed(server, rows),
       (err: Error) =>
-        // a cancel request the client sent as its query ended may hit the probe instead: ask again
-        err instanceof ServerError && err.code === SqlState.QueryCanceled && this.server === server
+        this.canceledOwnQuery(server, err)
           ? this.probe(server)
           : this.refuse(SqlState.ConnectionFailure, `could not inspect the session state: ${err.message}`),
     );
@@ -1203,13 +1200,30 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // Kept: bring back the startup (or connect_query) values a RESET took away before the client goes on.
     const sync = this.syncSql(server);
     if (sync === "") return this.startForwarding();
-    server.runInternal(sync).then(
+    this.restore(server, sync);
+  }
+
+  private restore(server: ServerConnection, sql: string): void {
+    server.runInternal(sql).then(
       () => {
         server.settings = syncedSettings(this.settings, server.baseline.settings);
         this.startForwarding();
       },
-      (err: Error) => this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`),
+      (err: Error) =>
+        this.canceledOwnQuery(server, err)
+          ? this.restore(server, sql)
+          : this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`),
     );
+  }
+
+  /**
+   * Whether the pooler's own query for this client on `server` (a settings sync, the session probe)
+   * was canceled by the client's own cancel request, meant for its query that ended as it was sent
+   * or that waits behind this one (a lock wait, say): PostgreSQL would have kept the session, so the
+   * pooler runs its query again rather than end the client.
+   */
+  private canceledOwnQuery(server: ServerConnection, err: Error): boolean {
+    return err instanceof ServerError && err.code === SqlState.QueryCanceled && this.server === server;
   }
 
   get loggingIn(): boolean {
