@@ -36,7 +36,9 @@ export function sendCancelRequest(
   const sock = net.connect(serverEndpoint(target.host, target.port, target.lookup), () =>
     connectTls(sock, target.tls, target.host).then((s) => {
       if (s !== sock) s.on("error", failed);
-      s.end(cancelRequest(key.pid, key.secret));
+      // No FIN after it, as libpq: a pooler (ours) reads one as the client giving up, and would
+      // close at once rather than once it has acted, which is what the close must say.
+      s.write(cancelRequest(key.pid, key.secret));
       sent?.();
     }, failed),
   );

@@ -84,7 +84,8 @@ export interface ClientHost {
   lookupSecret(user: string, db: DatabaseDef, gone: AbortSignal): Promise<UserSecret | undefined>;
   findDatabase(name: string): DatabaseDef | undefined;
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool;
-  cancel(pid: number, secret: number): void;
+  /** A CancelRequest; `done` once it has reached PostgreSQL or a peer, or was dropped. */
+  cancel(pid: number, secret: number, done: () => void): void;
   clientClosed(client: ClientConnection): void;
   /** The admin console, for clients of the virtual `pgbouncer` database. */
   adminMessage(client: ClientConnection, type: number, msg: Buffer): void;
@@ -423,8 +424,13 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         return this.startTls(setup, null);
       }
       case "cancel":
-        this.host.cancel(packet.pid, packet.secret);
-        return this.close("cancel request");
+        // Closed only once the request has been acted on, as PostgreSQL and PgBouncer do: libpq
+        // takes the close as that sign and sends its next query then, which a cancel still on its
+        // way would hit instead. Nothing more is read meanwhile (pgx sends a Terminate).
+        login.startupTaken = true;
+        this.block(Block.Login);
+        this.host.cancel(packet.pid, packet.secret, () => this.close("cancel request"));
+        return;
       case "unsupported":
         return this.refuse(
           SqlState.FeatureNotSupported,
@@ -743,7 +749,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // The client still waits (for the SET): query_wait_timeout, counted from its wait's start, covers
     // this too, so neither a server that stops answering nor servers that keep dying here hold it forever.
     this.syncingOn = server;
-    server.runInternal(sync).then(
+    this.sync(server, sync);
+  }
+
+  private sync(server: ServerConnection, sql: string): void {
+    server.runInternal(sql).then(
       () => {
         this.syncingOn = null;
         this.waitStart = 0;
@@ -753,6 +763,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       (err: Error) => {
         // lost: onServerLost queued the client again
         if (this.syncingOn !== server) return;
+        // (a client logging in has no cancel key yet)
+        if (this.login === null && this.canceledOwnQuery(server, err)) return this.sync(server, sql);
         this.syncingOn = null;
         if (err instanceof ServerError) this.refuse(err.code, err.message);
         else
@@ -1161,8 +1173,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     server.queryInternal(this.session!.probeSql(server.baseline)).then(
       (rows) => this.probed(server, rows),
       (err: Error) =>
-        // a cancel request the client sent as its query ended may hit the probe instead: ask again
-        err instanceof ServerError && err.code === SqlState.QueryCanceled && this.server === server
+        this.canceledOwnQuery(server, err)
           ? this.probe(server)
           : this.refuse(SqlState.ConnectionFailure, `could not inspect the session state: ${err.message}`),
     );
@@ -1190,13 +1201,30 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // Kept: bring back the startup (or connect_query) values a RESET took away before the client goes on.
     const sync = this.syncSql(server);
     if (sync === "") return this.startForwarding();
-    server.runInternal(sync).then(
+    this.restore(server, sync);
+  }
+
+  private restore(server: ServerConnection, sql: string): void {
+    server.runInternal(sql).then(
       () => {
         server.settings = syncedSettings(this.settings, server.baseline.settings);
         this.startForwarding();
       },
-      (err: Error) => this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`),
+      (err: Error) =>
+        this.canceledOwnQuery(server, err)
+          ? this.restore(server, sql)
+          : this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`),
     );
+  }
+
+  /**
+   * Whether the pooler's own query for this client on `server` (a settings sync, the session probe)
+   * was canceled by the client's own cancel request, meant for its query that ended as it was sent
+   * or that waits behind this one (a lock wait, say): PostgreSQL would have kept the session, so the
+   * pooler runs its query again rather than end the client.
+   */
+  private canceledOwnQuery(server: ServerConnection, err: Error): boolean {
+    return err instanceof ServerError && err.code === SqlState.QueryCanceled && this.server === server;
   }
 
   get loggingIn(): boolean {

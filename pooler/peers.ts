@@ -4,6 +4,7 @@
 // there with its time-to-live decremented, so that a misconfigured group cannot bounce it forever.
 import { CANCEL_TTL_MASK, peerOfCancelKey } from "./client-registry.ts";
 import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
+import { now } from "./clock.ts";
 import type { PeerDef, PoolerConfig } from "./config/types.ts";
 import { keepaliveOf } from "./keepalive.ts";
 import type { Logger } from "./log.ts";
@@ -14,7 +15,7 @@ import type { DnsCache } from "./dns-cache.ts";
 export interface PeerHost {
   readonly config: PoolerConfig;
   readonly log: Logger;
-  /** How long a forwarded cancel may take to be taken. */
+  /** How long a forwarded cancel may take to be taken, its wait for its turn included. */
   readonly cancelTimeoutMs: number;
   readonly dns: DnsCache;
 }
@@ -31,16 +32,20 @@ export interface PeerPoolRow {
   sv_login: number;
 }
 
-interface Key {
+/** A request to forward; `done` closes the client's connection it came on. */
+interface Forward {
   pid: number;
   secret: number;
+  /** clock.ts time it arrived: a cancel that lands much later would hit a later query. */
+  since: number;
+  done: () => void;
 }
 
 /** The cancel requests of one peer: at most its pool_size at once, the rest in arrival order. */
 class PeerCancels {
   connecting = 0;
   sent = 0;
-  readonly waiting: Key[] = [];
+  readonly waiting: Forward[] = [];
 
   get active(): number {
     return this.connecting + this.sent;
@@ -58,10 +63,16 @@ export class PeerForwarder {
     return own > 0 && peerOfCancelKey(pid) !== own;
   }
 
-  /** Sends a foreign key's CancelRequest on to its peer, or drops it with the reason in the log. */
-  forward(pid: number, secret: number): void {
+  /**
+   * Sends a foreign key's CancelRequest on to its peer, or drops it with the reason in the log;
+   * `done` once the peer has closed the connection (it has acted), or the request is dropped.
+   */
+  forward(pid: number, secret: number, done: () => void): void {
     const peerId = peerOfCancelKey(pid);
-    const drop = (why: string): void => this.host.log.warn({ peer_id: peerId }, why);
+    const drop = (why: string): void => {
+      this.host.log.warn({ peer_id: peerId }, why);
+      done();
+    };
     if ((secret & CANCEL_TTL_MASK) === 0) {
       return drop("failed to forward cancel request because its TTL was exhausted");
     }
@@ -69,7 +80,7 @@ export class PeerForwarder {
     if (peer === undefined) return drop("could not find peer to forward cancel request to");
     const cancels = this.cancelsOf(peer.id);
     // secret - 1 decrements the TTL bits alone: they are not 0
-    const key = { pid, secret: secret - 1 };
+    const key = { pid, secret: secret - 1, since: now(), done };
     if (cancels.active < this.poolSize(peer)) return this.send(peer, cancels, key);
     // Each waiting request is a few bytes, but anyone can send them: no more than clients allowed.
     if (cancels.waiting.length >= this.host.config.maxClientConn) {
@@ -108,7 +119,7 @@ export class PeerForwarder {
     return cancels;
   }
 
-  private send(peer: PeerDef, cancels: PeerCancels, key: Key): void {
+  private send(peer: PeerDef, cancels: PeerCancels, key: Forward): void {
     const { config, log, cancelTimeoutMs, dns } = this.host;
     // Plain text, as PgBouncer sends a peer its CancelRequest as the connection's first bytes:
     // server_tls_* describe PostgreSQL, and a peer (client_tls_sslmode=disable by default, its
@@ -121,7 +132,7 @@ export class PeerForwarder {
     };
     cancels.connecting++;
     let sent = false;
-    sendCancelRequest(target, key, cancelTimeoutMs, {
+    sendCancelRequest(target, key, cancelTimeoutMs - (now() - key.since), {
       sent: () => {
         sent = true;
         cancels.connecting--;
@@ -132,6 +143,7 @@ export class PeerForwarder {
       done: () => {
         if (sent) cancels.sent--;
         else cancels.connecting--;
+        key.done();
         this.sendNext(peer.id, cancels);
       },
     });
@@ -144,11 +156,27 @@ export class PeerForwarder {
         { peer_id: id, dropped: cancels.waiting.length },
         "peer removed by RELOAD: its waiting cancel requests are dropped",
       );
-      cancels.waiting.length = 0;
+      for (const dropped of cancels.waiting.splice(0)) dropped.done();
+    }
+    const expired = this.dropExpired(cancels.waiting);
+    if (expired > 0) {
+      this.host.log.warn(
+        { peer_id: id, dropped: expired },
+        "cancel requests waited cancel_wait_timeout for their peer, dropped",
+      );
     }
     const next = cancels.waiting.shift();
     if (peer !== undefined && next !== undefined) return this.send(peer, cancels, next);
     // a peer with nothing on its way keeps no state
     if (cancels.active === 0) this.byPeer.delete(id);
+  }
+
+  /** Drops the oldest waiting requests that have used up cancel_wait_timeout; how many. */
+  private dropExpired(waiting: Forward[]): number {
+    const limit = now() - this.host.cancelTimeoutMs;
+    let n = 0;
+    while (n < waiting.length && waiting[n]!.since <= limit) waiting[n++]!.done();
+    waiting.splice(0, n);
+    return n;
   }
 }

@@ -287,15 +287,21 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
    * PgBouncer since 1.18). Another peer's key goes to that peer; a console session's goes to the
    * console.
    */
-  cancel(pid: number, secret: number): void {
-    if (this.peers.isForeign(pid)) return this.peers.forward(pid, secret);
+  cancel(pid: number, secret: number, done: () => void): void {
+    if (this.peers.isForeign(pid)) return this.peers.forward(pid, secret, done);
     const client = this.clients.byCancelKey(pid, secret);
-    if (client?.state === "admin") return this.admin?.cancel();
+    if (client?.state === "admin") {
+      this.admin?.cancel();
+      return done();
+    }
     const server = client?.server ?? null;
     const pool = client?.pool ?? null;
-    if (!server || !pool || server.state === "closed") return;
+    if (!server || !pool || server.state === "closed") return done();
     server.cancelsInFlight++;
-    this.sendCancel(server, () => pool.cancelFinished(server));
+    this.sendCancel(server, () => {
+      pool.cancelFinished(server);
+      done();
+    });
   }
 
   /** A CancelRequest for `server`'s backend; `done` once PostgreSQL has closed its connection. */

@@ -227,15 +227,17 @@ export function poolRows(pooler: Pooler): PoolRow[] {
   const rows: PoolRow[] = sortedPools(pooler).map((pool) => {
     const oldest = pool.waiting[0];
     const wait = splitWait(oldest ? pool.waitedMs(oldest) : 0);
+    // each client's CancelRequest holds its connection until its own cancel connection is done
+    const cancels = pool.allServers().reduce((n, s) => n + s.cancelsInFlight, 0);
     return {
       database: pool.db.name,
       user: pool.user,
       cl_active: pool.activeClientCount,
       cl_waiting: pool.waiting.length,
-      cl_active_cancel_req: 0,
+      cl_active_cancel_req: cancels,
       cl_waiting_cancel_req: 0,
       sv_active: pool.active.size,
-      sv_active_cancel: pool.allServers().reduce((n, s) => n + s.cancelsInFlight, 0),
+      sv_active_cancel: cancels,
       sv_being_canceled: pool.beingCanceled.size,
       sv_idle: pool.idle.length,
       // PgBouncer's "used" servers await server_check_query; ours that are being reset or rolled

@@ -4,11 +4,20 @@ import net from "node:net";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
-import { cancelKeyOf, cancelledSleep, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import {
+  cancelKeyOf,
+  cancelledSleep,
+  connect,
+  errorOf,
+  psql,
+  queriesHitAfterCancel,
+  rawExchange,
+} from "../support/clients.ts";
 import { RawClient, type Reply } from "../support/protocol.ts";
 import { freePort } from "../support/ports.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { relay } from "../support/relay.ts";
 
 describe("transaction pooling", () => {
   let p: TestPooler;
@@ -155,6 +164,53 @@ describe("transaction pooling", () => {
       expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
     } finally {
       await c.end();
+    }
+  });
+
+  it("closes a cancel request's connection only once PostgreSQL has acted on it: the next query is not hit", async () => {
+    // libpq's PQcancel returns at that close and psql sends its next query: closed at once, the
+    // cancel still on its way canceled 26 of 30 such queries
+    const c = await connect(p.url());
+    try {
+      expect(await queriesHitAfterCancel(c, p.port)).toBe(0);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("keeps a cancel request's connection open while its cancel is on its way, counted in SHOW POOLS", async () => {
+    // PostgreSQL's answers, its close of the cancel connection too, held 1 s on their way
+    const to = new URL(inject("pgAppUrl"));
+    const slow = await relay(
+      { host: "127.0.0.1", port: 0 },
+      { host: to.hostname, port: Number(to.port) },
+      1000,
+    );
+    const { port } = slow.address() as net.AddressInfo;
+    try {
+      const env = {
+        DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
+        ADMIN_USERS: "postgres",
+      };
+      await withTestPooler(env, async (q) => {
+        const [c, admin] = await Promise.all([connect(q.url()), connect(q.url("pgbouncer"))]);
+        try {
+          const { pid, secret } = cancelKeyOf(c);
+          const slept = errorOf(c.query("SELECT pg_sleep(10)"));
+          await new Promise((r) => setTimeout(r, 1500));
+          const started = Date.now();
+          const closed = rawExchange(q.port, cancelRequest(pid, secret)).then(() => Date.now() - started);
+          await new Promise((r) => setTimeout(r, 300));
+          const pool = (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
+          expect(pool).toMatchObject({ cl_active_cancel_req: 1, sv_active_cancel: 1 });
+          expect(await closed).toBeGreaterThanOrEqual(900);
+          expect((await slept).code).toBe("57014");
+        } finally {
+          await Promise.all([c.end(), admin.end()]);
+        }
+      });
+    } finally {
+      slow.close();
     }
   });
 

@@ -9,7 +9,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CANCEL_TTL_MASK, peerOfCancelKey } from "../../pooler/client-registry.ts";
 import { cancelRequest } from "../../pooler/protocol/messages.ts";
-import { cancelKeyOf, connect, errorOf, rawExchange } from "../support/clients.ts";
+import { cancelKeyOf, connect, errorOf, queriesHitAfterCancel, rawExchange } from "../support/clients.ts";
 import { freePort } from "../support/ports.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { tcpSocket } from "../support/tcp-sockets.ts";
@@ -36,7 +36,7 @@ function iniFor(self: number, peers: string[]): string {
 }
 
 beforeAll(async () => {
-  // half-open: the forwarder's end() after its request does not close the connection here
+  // half-open: a FIN from the forwarder would not close the connection here, and shows in ss
   stall = net.createServer({ allowHalfOpen: true }, (socket) => {
     const entry = { socket, bytes: [] as Buffer[] };
     stalled.push(entry);
@@ -134,6 +134,15 @@ describe("peering", () => {
     }
   });
 
+  it("closes a forwarded cancel's connection only once its peer has closed: the next query is not hit", async () => {
+    const c = await connect(a.url());
+    try {
+      expect(await queriesHitAfterCancel(c, b.port, 20)).toBe(0);
+    } finally {
+      await c.end();
+    }
+  });
+
   it("takes its own key back whatever TTL is left, and cancels nothing with a key of no one", async () => {
     const c = await connect(b.url());
     try {
@@ -171,11 +180,12 @@ describe("peering", () => {
     const keys = [0x100, 0x200, 0x300].map((n) => ({ ...keyFor(4), secret: n | CANCEL_TTL_MASK }));
     for (const k of keys) await rawExchange(a.port, cancelRequest(k.pid, k.secret), 50);
     await waitFor(() => stalled.length === 1 && stalled[0]!.bytes.length > 0, "the first forward");
-    // with TCP keepalive, as PgBouncer tunes every socket it opens: once its FIN is acknowledged
-    // (until then ss shows the retransmit timer), the kernel's timer is the keepalive one
+    // with TCP keepalive, as PgBouncer tunes every socket it opens: once its request is
+    // acknowledged (until then ss shows the retransmit timer), the kernel's timer is the keepalive one
     const forward = (): string => tcpSocket(stalled[0]!.socket.remotePort!, stallPort());
-    await waitFor(() => forward().startsWith("FIN-WAIT-2"), "the forward's FIN to be acknowledged", 2000);
-    expect(forward()).toMatch(/timer:\(keepalive,/);
+    await waitFor(() => /timer:\(keepalive,/.test(forward()), "the forward's keepalive timer", 2000);
+    // and no FIN behind the request: the peer would take it for the client giving up
+    expect(forward()).toMatch(/^ESTAB/);
     const pools = await show(a, "PEER_POOLS");
     expect(pools.find((r) => r.peer_id === 4)).toEqual({
       peer_id: 4,
@@ -184,8 +194,11 @@ describe("peering", () => {
       sv_active_cancel: 1,
       sv_login: 0,
     });
-    // cancel_wait_timeout (1 s) frees the slot of a peer that never closes: the next goes
-    await waitFor(() => stalled.length === 3 && stalled[2]!.bytes.length > 0, "all three forwards", 8000);
+    // the peer closing (it has acted) frees the slot: the next goes
+    for (const n of [2, 3]) {
+      stalled[n - 2]!.socket.destroy();
+      await waitFor(() => stalled.length === n && stalled[n - 1]!.bytes.length > 0, `forward ${n}`);
+    }
     const sent = stalled.map((s) => Buffer.concat(s.bytes));
     // in order, and with the TTL counted down by this hop
     expect(sent).toEqual(keys.map((k) => cancelRequest(k.pid, k.secret - 1)));
@@ -193,6 +206,21 @@ describe("peering", () => {
       const row = (await show(a, "PEER_POOLS")).find((r) => r.peer_id === 4);
       return row?.cl_active_cancel_req === 0;
     }, "the last forward to time out");
+  });
+
+  it("drops a request that waited cancel_wait_timeout for its turn: late, it would hit a later query", async () => {
+    const dropped = "cancel requests waited cancel_wait_timeout for their peer, dropped";
+    const first = stalled.length;
+    const keys = [0x400, 0x500, 0x600, 0x700].map((n) => ({ ...keyFor(4), secret: n | CANCEL_TTL_MASK }));
+    // at once; each cancel's connection stays open until its request is forwarded or dropped
+    const closed = Promise.all(keys.map((k) => rawExchange(a.port, cancelRequest(k.pid, k.secret), 10_000)));
+    await waitFor(() => stalled.length > first, "the first forward");
+    // the peer never closes: the first forward ends at cancel_wait_timeout (1 s), the others waited as long
+    await closed;
+    await new Promise((r) => setTimeout(r, 1500));
+    const forwarded = stalled.slice(first).filter((s) => s.bytes.length > 0).length;
+    expect(forwarded).toBeLessThanOrEqual(2);
+    expect(logged(a, dropped)).toBeGreaterThan(0);
   });
 
   it("lists its peers, not itself, on the console", async () => {

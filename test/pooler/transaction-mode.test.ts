@@ -3,10 +3,11 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Pool } from "../../pooler/pool.ts";
-import { connect, errorOf } from "../support/clients.ts";
-import { pinnedAfter, startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { cancelKeyOf, connect, errorOf, rawExchange } from "../support/clients.ts";
+import { pinnedAfter, startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
 import { RawClient } from "../support/protocol.ts";
-import { query } from "../../pooler/protocol/messages.ts";
+import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
 import { waitFor } from "../support/wait.ts";
 
 async function pid(c: pg.Client): Promise<number> {
@@ -581,6 +582,82 @@ describe("a client that leaves while its settings are being replayed", () => {
       await p.stop();
     }
   });
+});
+
+describe("a cancel request that hits the replay of the client's settings", () => {
+  // psql's Ctrl-C on a query that waits behind the SET bringing a server to the client's settings
+  // (here a lock wait: a SET default_tablespace reads pg_tablespace, locked on a PostgreSQL of the
+  // test's own) cancels the SET. PostgreSQL would have kept the session; so does the pooler, which
+  // sets them again.
+  let pg: PrivatePostgres;
+  beforeAll(async () => {
+    pg = await startPrivatePostgres();
+  });
+  afterAll(() => pg?.stop());
+
+  const env = (): Record<string, string> => ({
+    DATABASE_URL: pg.url("postgres"),
+    DEFAULT_POOL_SIZE: "1",
+    ADMIN_USERS: "postgres",
+  });
+
+  /** Sends `sql` on `a` while pg_tablespace is locked, cancels `a` once the pooler's SET waits for the lock. */
+  async function cancelBehindLock(p: TestPooler, a: pg.Client, sql: string): Promise<unknown[]> {
+    const locker = await connect(pg.url("postgres"));
+    try {
+      await locker.query("BEGIN; LOCK TABLE pg_catalog.pg_tablespace IN ACCESS EXCLUSIVE MODE");
+      const answer = a.query(sql);
+      await waitFor(async () => {
+        // within its transaction, pg_stat_activity is read once unless told otherwise
+        await locker.query("SELECT pg_stat_clear_snapshot()");
+        const { rows } = await locker.query(
+          "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%default_tablespace%'",
+        );
+        return rows.length === 1;
+      }, "the pooler's SET to wait for the lock");
+      const { pid: key, secret } = cancelKeyOf(a);
+      await rawExchange(p.port, cancelRequest(key, secret));
+      await locker.query("COMMIT");
+      return (await answer).rows;
+    } finally {
+      await locker.query("ROLLBACK").catch(() => undefined);
+      await locker.end();
+    }
+  }
+
+  it("on a new server: sets them again and keeps the client", () =>
+    withTestPooler(env(), async (p) => {
+      const [a, admin] = await Promise.all([connect(p.url("postgres")), connect(p.url("pgbouncer"))]);
+      try {
+        await a.query("SET default_tablespace = 'pg_default'");
+        // its server goes: the next one is brought to the client's settings by a SET
+        await admin.query("RECONNECT");
+        await waitFor(
+          async () => (await admin.query("SHOW SERVERS")).rows.length === 0,
+          "the server to close",
+        );
+        const rows = await cancelBehindLock(p, a, "SELECT current_setting('default_tablespace') AS ts");
+        expect(rows).toEqual([{ ts: "pg_default" }]);
+        expect((await a.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+      } finally {
+        await Promise.all([a.end(), admin.end()]);
+      }
+    }));
+
+  it("after a RESET ALL of a client kept on its server: sets its startup settings again and keeps it", () =>
+    withTestPooler(env(), async (p) => {
+      const a = await connect(p.url("postgres"), { options: "-c default_tablespace=pg_default" });
+      try {
+        // an advisory lock keeps it on its server; RESET ALL takes its startup setting away there
+        await a.query("SELECT pg_advisory_lock(42)");
+        await cancelBehindLock(p, a, "RESET ALL");
+        expect((await a.query("SELECT current_setting('default_tablespace') AS ts")).rows).toEqual([
+          { ts: "pg_default" },
+        ]);
+      } finally {
+        await a.end();
+      }
+    }));
 });
 
 describe("server_reset_query", () => {

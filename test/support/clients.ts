@@ -97,15 +97,16 @@ export function rawExchange(to: number | string, payload: Buffer, waitMs = 3000)
   });
 }
 
-/**
- * Runs pg_sleep(10) on `c` and, once it runs, sends its cancel key to the pooler on `port` as a
- * client's CancelRequest; resolves to the query's error and how long the query took.
- */
 /** The cancel key node-postgres got at login (BackendKeyData), which it keeps but does not export. */
 export function cancelKeyOf(c: pg.Client): { pid: number; secret: number } {
   const k = c as unknown as { processID: number; secretKey: number };
   return { pid: k.processID, secret: k.secretKey };
 }
+
+/**
+ * Runs pg_sleep(10) on `c` and, once it runs, sends its cancel key to the pooler on `port` as a
+ * client's CancelRequest; resolves to the query's error and how long the query took.
+ */
 
 export async function cancelledSleep(
   c: pg.Client,
@@ -117,4 +118,27 @@ export async function cancelledSleep(
   await new Promise((r) => setTimeout(r, 300));
   await rawExchange(port, cancelRequest(pid, secret));
   return { err: await slow, ms: Date.now() - started };
+}
+
+/**
+ * As libpq's PQcancel, `rounds` times: sends `c`'s own key to `port` and waits for the connection
+ * to close, which says the cancel has been acted on; then runs a short query on `c` (in a
+ * transaction, so that it keeps its server in any pool mode). Resolves to how many of those
+ * queries a cancel still on its way canceled: 0 from PostgreSQL itself.
+ */
+export async function queriesHitAfterCancel(c: pg.Client, port: number, rounds = 30): Promise<number> {
+  const { pid, secret } = cancelKeyOf(c);
+  let hit = 0;
+  for (let i = 0; i < rounds; i++) {
+    await c.query("BEGIN");
+    await rawExchange(port, cancelRequest(pid, secret));
+    const err = await c.query("SELECT pg_sleep(0.05)").then(
+      () => null,
+      (e: Error & { code?: string }) => e,
+    );
+    await c.query("ROLLBACK");
+    if (err?.code === "57014") hit++;
+    else if (err) throw err;
+  }
+  return hit;
 }
