@@ -1,0 +1,81 @@
+// SHOW STATS_TOTALS against PgBouncer 1.18's: the same client traffic through both poolers must add
+// the same transactions, queries and bytes (times differ with the machine and are not compared).
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { query } from "../../pooler/protocol/messages.ts";
+import { connect } from "../support/clients.ts";
+import { hasPgBouncer, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { RawClient } from "../support/protocol.ts";
+
+const COUNTED = ["xact_count", "query_count", "bytes_received", "bytes_sent"] as const;
+type Counted = Record<(typeof COUNTED)[number], number>;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function counted(admin: pg.Client): Promise<Counted> {
+  const { rows } = await admin.query<Record<string, string>>("SHOW STATS_TOTALS");
+  const row = rows.find((r) => r.database === "app");
+  return Object.fromEntries(COUNTED.map((k) => [k, Number(row?.[k] ?? 0)])) as Counted;
+}
+
+/** What `scenario` adds to the app database's totals, once the pooler has seen its client go. */
+async function added(url: (db: string) => string, scenario: (url: string) => Promise<void>): Promise<Counted> {
+  const admin = await connect(url("pgbouncer"));
+  try {
+    const before = await counted(admin);
+    await scenario(url("app"));
+    await sleep(300);
+    const after = await counted(admin);
+    return Object.fromEntries(COUNTED.map((k) => [k, after[k] - before[k]])) as Counted;
+  } finally {
+    await admin.end();
+  }
+}
+
+const SCENARIOS: Record<string, (url: string) => Promise<void>> = {
+  "a query, then Terminate": async (url) => {
+    const c = await RawClient.connect(url);
+    await c.exchange([query("SELECT 1")]);
+    await c.close();
+  },
+  "Terminate inside a transaction": async (url) => {
+    const c = await RawClient.connect(url);
+    await c.exchange([query("BEGIN")]);
+    await c.exchange([query("SELECT 1")]);
+    await c.close();
+  },
+  "Terminate while the server runs a query": async (url) => {
+    const c = await RawClient.connect(url);
+    c.send(query("SELECT pg_sleep(0.2)"));
+    await sleep(50);
+    await c.close();
+    await sleep(200);
+  },
+};
+
+describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])("SHOW STATS_TOTALS in %s pooling", (mode) => {
+  let ours: TestPooler;
+  let theirs: PgBouncer;
+
+  beforeAll(async () => {
+    // no server_reset_query: PgBouncer counts its reply as sent (to no client), where ours does not
+    ours = await startTestPooler({ ADMIN_USERS: "postgres", POOL_MODE: mode, SERVER_RESET_QUERY: "" });
+    theirs = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      { pool_mode: mode, admin_users: "postgres", server_reset_query: "" },
+    );
+    // the pool, and its server, exist before anything is measured
+    for (const url of [ours.url("app"), theirs.url("app")]) await (await connect(url)).end();
+  });
+
+  afterAll(async () => {
+    await ours.stop();
+    await theirs.stop();
+  });
+
+  it.each(Object.keys(SCENARIOS))("%s: counted as PgBouncer 1.18 counts it", async (name) => {
+    const scenario = SCENARIOS[name]!;
+    expect(await added(ours.url, scenario)).toEqual(await added(theirs.url, scenario));
+  });
+});
