@@ -235,6 +235,11 @@ export class Pool {
     if (this.sharedLimitsAllow(true)) this.launch(true);
   }
 
+  /** Logins waiting for the pool's first server, oldest first (PgBouncer's CL_WAITING_LOGIN). */
+  get welcomeWaiting(): PoolClient[] {
+    return this.welcomeWaiters.map((w) => w.client);
+  }
+
   /** Clients wait for a server of this pool, or logins for its first one. */
   get wantsServer(): boolean {
     return this.waiting.length > 0 || this.welcomeWaiters.length > 0;

@@ -79,3 +79,44 @@ describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])("SHOW STATS_TO
     expect(await added(ours.url, scenario)).toEqual(await added(theirs.url, scenario));
   });
 });
+
+describe.skipIf(!hasPgBouncer())("a client waiting to log in for its pool's first server", () => {
+  /** What the console says of the app pool's clients while one waits, its first server held back by PAUSE. */
+  async function whileWaiting(url: (db: string) => string): Promise<Record<string, unknown>> {
+    const admin = await connect(url("pgbouncer"));
+    try {
+      await admin.query("PAUSE");
+      const client = connect(url("app"));
+      await sleep(1100);
+      const pool = (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
+      const app = (what: string): Promise<string[]> =>
+        admin.query(`SHOW ${what}`).then((r) => r.rows.filter((c) => c.database === "app").map((c) => c.state));
+      const clients = await app("CLIENTS");
+      const sockets = await app("SOCKETS");
+      const lists = (await admin.query("SHOW LISTS")).rows.filter((r) => r.list === "login_clients");
+      await admin.query("RESUME");
+      await (await client).end();
+      return { cl_waiting: pool.cl_waiting, maxwait: pool.maxwait, clients, sockets, lists };
+    } finally {
+      await admin.end();
+    }
+  }
+
+  it("is counted and listed as waiting, as PgBouncer 1.18's CL_WAITING_LOGIN (its maxwait too)", async () => {
+    const ours = await startTestPooler({ ADMIN_USERS: "postgres" });
+    const theirs = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      { admin_users: "postgres" },
+    );
+    try {
+      const mine = await whileWaiting(ours.url);
+      // PgBouncer 1.18 leaves its maxwait at 0 for such a client; ours says how long it has waited
+      expect(mine.maxwait).toBe(1);
+      expect({ ...mine, maxwait: 0 }).toEqual(await whileWaiting(theirs.url));
+    } finally {
+      await ours.stop();
+      await theirs.stop();
+    }
+  });
+});
+
