@@ -20,7 +20,10 @@ async function counted(admin: pg.Client): Promise<Counted> {
 }
 
 /** What `scenario` adds to the app database's totals, once the pooler has seen its client go. */
-async function added(url: (db: string) => string, scenario: (url: string) => Promise<void>): Promise<Counted> {
+async function added(
+  url: (db: string) => string,
+  scenario: (url: string) => Promise<void>,
+): Promise<Counted> {
   const admin = await connect(url("pgbouncer"));
   try {
     const before = await counted(admin);
@@ -54,31 +57,34 @@ const SCENARIOS: Record<string, (url: string) => Promise<void>> = {
   },
 };
 
-describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])("SHOW STATS_TOTALS in %s pooling", (mode) => {
-  let ours: TestPooler;
-  let theirs: PgBouncer;
+describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])(
+  "SHOW STATS_TOTALS in %s pooling",
+  (mode) => {
+    let ours: TestPooler;
+    let theirs: PgBouncer;
 
-  beforeAll(async () => {
-    // no server_reset_query: PgBouncer counts its reply as sent (to no client), where ours does not
-    ours = await startTestPooler({ ADMIN_USERS: "postgres", POOL_MODE: mode, SERVER_RESET_QUERY: "" });
-    theirs = await startPgBouncer(
-      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
-      { pool_mode: mode, admin_users: "postgres", server_reset_query: "" },
-    );
-    // the pool, and its server, exist before anything is measured
-    for (const url of [ours.url("app"), theirs.url("app")]) await (await connect(url)).end();
-  });
+    beforeAll(async () => {
+      // no server_reset_query: PgBouncer counts its reply as sent (to no client), where ours does not
+      ours = await startTestPooler({ ADMIN_USERS: "postgres", POOL_MODE: mode, SERVER_RESET_QUERY: "" });
+      theirs = await startPgBouncer(
+        { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+        { pool_mode: mode, admin_users: "postgres", server_reset_query: "" },
+      );
+      // the pool, and its server, exist before anything is measured
+      for (const url of [ours.url("app"), theirs.url("app")]) await (await connect(url)).end();
+    });
 
-  afterAll(async () => {
-    await ours.stop();
-    await theirs.stop();
-  });
+    afterAll(async () => {
+      await ours.stop();
+      await theirs.stop();
+    });
 
-  it.each(Object.keys(SCENARIOS))("%s: counted as PgBouncer 1.18 counts it", async (name) => {
-    const scenario = SCENARIOS[name]!;
-    expect(await added(ours.url, scenario)).toEqual(await added(theirs.url, scenario));
-  });
-});
+    it.each(Object.keys(SCENARIOS))("%s: counted as PgBouncer 1.18 counts it", async (name) => {
+      const scenario = SCENARIOS[name]!;
+      expect(await added(ours.url, scenario)).toEqual(await added(theirs.url, scenario));
+    });
+  },
+);
 
 describe.skipIf(!hasPgBouncer())("a client waiting to log in for its pool's first server", () => {
   /** What the console says of the app pool's clients while one waits, its first server held back by PAUSE. */
@@ -90,7 +96,9 @@ describe.skipIf(!hasPgBouncer())("a client waiting to log in for its pool's firs
       await sleep(1100);
       const pool = (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
       const app = (what: string): Promise<string[]> =>
-        admin.query(`SHOW ${what}`).then((r) => r.rows.filter((c) => c.database === "app").map((c) => c.state));
+        admin
+          .query(`SHOW ${what}`)
+          .then((r) => r.rows.filter((c) => c.database === "app").map((c) => c.state));
       const clients = await app("CLIENTS");
       const sockets = await app("SOCKETS");
       const lists = (await admin.query("SHOW LISTS")).rows.filter((r) => r.list === "login_clients");
@@ -119,4 +127,3 @@ describe.skipIf(!hasPgBouncer())("a client waiting to log in for its pool's firs
     }
   });
 });
-
