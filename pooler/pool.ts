@@ -106,6 +106,8 @@ function closeReasonOf(server: ServerConnection): string {
 
 type Waiter = {
   client: PoolClient;
+  /** performance.now() when it began to wait, for the stats' wait_time. */
+  since: number;
   resolve: (params: Map<string, string>) => void;
   reject: (err: Error) => void;
 };
@@ -220,7 +222,7 @@ export class Pool {
       return Promise.reject(Object.assign(new Error(message), { code }));
     }
     return new Promise((resolve, reject) => {
-      this.welcomeWaiters.push({ client, resolve, reject });
+      this.welcomeWaiters.push({ client, since: performance.now(), resolve, reject });
       this.launchWelcome();
     });
   }
@@ -525,7 +527,10 @@ export class Pool {
         if (this.welcome === null) {
           this.welcome = new Map(server.params);
           this.paramDefaults = trackedOnly(this.welcome, this.settings.trackExtraParameters);
-          for (const w of this.welcomeWaiters.splice(0)) w.resolve(this.welcome);
+          for (const w of this.welcomeWaiters.splice(0)) {
+            this.stats.recordWait(performance.now() - w.since);
+            w.resolve(this.welcome);
+          }
         }
         // a FATAL right behind its ReadyForQuery (pg_terminate_backend) closed it before this ran
         if (server.state !== "closed") this.makeIdle(server);

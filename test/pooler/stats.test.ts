@@ -104,13 +104,16 @@ describe.skipIf(!hasPgBouncer())("a client waiting to log in for its pool's firs
       const lists = (await admin.query("SHOW LISTS")).rows.filter((r) => r.list === "login_clients");
       await admin.query("RESUME");
       await (await client).end();
-      return { cl_waiting: pool.cl_waiting, maxwait: pool.maxwait, clients, sockets, lists };
+      const totals = (await admin.query("SHOW STATS_TOTALS")).rows.find((r) => r.database === "app");
+      // its wait counts once it is in, as a wait in the queue would
+      const waited = Number(totals.wait_time) >= 1_000_000;
+      return { cl_waiting: pool.cl_waiting, maxwait: pool.maxwait, clients, sockets, lists, waited };
     } finally {
       await admin.end();
     }
   }
 
-  it("is counted and listed as waiting, as PgBouncer 1.18's CL_WAITING_LOGIN (its maxwait too)", async () => {
+  it("is counted and listed as waiting, and its wait in wait_time, as PgBouncer 1.18's CL_WAITING_LOGIN (its maxwait too)", async () => {
     const ours = await startTestPooler({ ADMIN_USERS: "postgres" });
     const theirs = await startPgBouncer(
       { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
