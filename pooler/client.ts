@@ -1247,8 +1247,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   /**
-   * The client left with a request or a transaction unfinished: PgBouncer counts a query and its
-   * transaction as they start (their times as they end), so they count, without a time.
+   * The client left, or its server went away, with a request or a transaction unfinished: PgBouncer
+   * counts a query and its transaction as they start (their times as they end), so they count,
+   * without a time.
    */
   private recordUnfinished(server: ServerConnection): void {
     const queries = server.queriesInFlight + (this.inBatch ? 1 : 0);
@@ -1323,6 +1324,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   onServerLost(server: ServerConnection, reason: string): void {
     this.server = null;
     if (this.state === "closed") return;
+    this.recordUnfinished(server);
     // nothing of the client's reached it: another server will do, as if it had died idle in the pool
     if (this.syncingOn === server) {
       this.syncingOn = null;

@@ -7,6 +7,7 @@ import { connect } from "../support/clients.ts";
 import { hasPgBouncer, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
+import { waitFor } from "../support/wait.ts";
 
 const COUNTED = ["xact_count", "query_count", "bytes_received", "bytes_sent"] as const;
 type Counted = Record<(typeof COUNTED)[number], number>;
@@ -54,6 +55,23 @@ const SCENARIOS: Record<string, (url: string) => Promise<void>> = {
     await sleep(50);
     await c.close();
     await sleep(200);
+  },
+  "its server ended while it runs a query": async (url) => {
+    const c = await RawClient.connect(url);
+    c.send(query("SELECT pg_sleep(5) AS victim"));
+    const direct = await connect(inject("pgAppUrl"));
+    try {
+      await waitFor(async () => {
+        const { rows } = await direct.query(
+          "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE query LIKE '%AS victim' AND pid <> pg_backend_pid()",
+        );
+        return rows.length > 0;
+      }, "the query running");
+      await c.untilReady().catch(() => undefined);
+    } finally {
+      c.destroy();
+      await direct.end();
+    }
   },
 };
 
