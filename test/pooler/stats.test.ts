@@ -2,7 +2,7 @@
 // the same transactions, queries and bytes (times differ with the machine and are not compared).
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { query } from "../../pooler/protocol/messages.ts";
+import { bind, execute, parse, query, sync } from "../../pooler/protocol/messages.ts";
 import { connect } from "../support/clients.ts";
 import { hasPgBouncer, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
@@ -100,6 +100,19 @@ describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])(
     it.each(Object.keys(SCENARIOS))("%s: counted as PgBouncer 1.18 counts it", async (name) => {
       const scenario = SCENARIOS[name]!;
       expect(await added(ours.url, scenario)).toEqual(await added(theirs.url, scenario));
+    });
+
+    it("counts pipelined queries one each, where PgBouncer 1.18 counts one per run of them (README)", async () => {
+      const pipeline = async (url: string): Promise<void> => {
+        const c = await RawClient.connect(url);
+        const one = (sql: string): Buffer[] => [parse("", sql), bind("", ""), execute(), sync()];
+        await c.exchange([...one("SELECT 1"), ...one("SELECT 2"), ...one("SELECT 3")], 3);
+        await c.close();
+      };
+      const mine = await added(ours.url, pipeline);
+      const pgbouncer = await added(theirs.url, pipeline);
+      expect([mine.query_count, pgbouncer.query_count]).toEqual([3, 1]);
+      expect({ ...mine, query_count: 0 }).toEqual({ ...pgbouncer, query_count: 0 });
     });
   },
 );
