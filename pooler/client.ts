@@ -962,6 +962,8 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     // Terminate is the pooler's business: the server connection outlives the client.
     if (type === Msg.Terminate) {
       this.terminated = true;
+      // not client traffic to PgBouncer's total_received either: it ends the client
+      this.pool!.stats.bytesReceived -= msg.length;
       return;
     }
     const breaksCopy = this.server!.copyIn && !this.server!.copyBroken;
@@ -1273,6 +1275,19 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (server.txStatus === "I") stats.recordXact(Math.round((now - server.xactStart) * 1000));
   }
 
+  /**
+   * The client left, or its server went away, with a request or a transaction unfinished: PgBouncer
+   * counts a query and its transaction as they start (their times as they end), so they count,
+   * without a time.
+   */
+  private recordUnfinished(server: ServerConnection): void {
+    const queries = server.queriesInFlight + (this.inBatch ? 1 : 0);
+    server.queriesInFlight = 0;
+    const stats = this.pool!.stats;
+    stats.queryCount += queries;
+    if (queries > 0 || server.txStatus !== "I") stats.xactCount++;
+  }
+
   /** What the server sends this client counts as sent (SHOW STATS total_sent). */
   override write(buf: Buffer, source?: Connection): void {
     if (source !== undefined && this.pool) this.pool.stats.bytesSent += buf.length;
@@ -1338,6 +1353,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   onServerLost(server: ServerConnection, reason: string): void {
     this.server = null;
     if (this.state === "closed") return;
+    this.recordUnfinished(server);
     // nothing of the client's reached it: another server will do, as if it had died idle in the pool
     if (this.syncingOn === server) {
       this.syncingOn = null;
@@ -1391,7 +1407,10 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     if (this.waitStart) this.pool?.dequeue(this);
     const server = this.server;
     this.server = null;
-    if (server) this.returnServer(server);
+    if (server) {
+      this.recordUnfinished(server);
+      this.returnServer(server);
+    }
     if (this.pinned) this.setHeld(NOTHING_HELD);
     this.route?.client.clear();
     if (wasLoggedIn && this.pool) this.pool.clientCount--;

@@ -106,6 +106,8 @@ function closeReasonOf(server: ServerConnection): string {
 
 type Waiter = {
   client: PoolClient;
+  /** performance.now() when it began to wait, for the stats' wait_time. */
+  since: number;
   resolve: (params: Map<string, string>) => void;
   reject: (err: Error) => void;
 };
@@ -220,7 +222,7 @@ export class Pool {
       return Promise.reject(Object.assign(new Error(message), { code }));
     }
     return new Promise((resolve, reject) => {
-      this.welcomeWaiters.push({ client, resolve, reject });
+      this.welcomeWaiters.push({ client, since: performance.now(), resolve, reject });
       this.launchWelcome();
     });
   }
@@ -233,6 +235,11 @@ export class Pool {
   private launchWelcome(): void {
     if (this.paused || this.login.size > 0 || Date.now() < this.loginRetry.retryAfter) return;
     if (this.sharedLimitsAllow(true)) this.launch(true);
+  }
+
+  /** Logins waiting for the pool's first server, oldest first (PgBouncer's CL_WAITING_LOGIN). */
+  get welcomeWaiting(): PoolClient[] {
+    return this.welcomeWaiters.map((w) => w.client);
   }
 
   /** Clients wait for a server of this pool, or logins for its first one. */
@@ -520,7 +527,10 @@ export class Pool {
         if (this.welcome === null) {
           this.welcome = new Map(server.params);
           this.paramDefaults = trackedOnly(this.welcome, this.settings.trackExtraParameters);
-          for (const w of this.welcomeWaiters.splice(0)) w.resolve(this.welcome);
+          for (const w of this.welcomeWaiters.splice(0)) {
+            this.stats.recordWait(performance.now() - w.since);
+            w.resolve(this.welcome);
+          }
         }
         // a FATAL right behind its ReadyForQuery (pg_terminate_backend) closed it before this ran
         if (server.state !== "closed") this.makeIdle(server);

@@ -109,6 +109,14 @@ export class PoolStats implements Counters {
   /** A client got a server after waiting `waitMs` in the queue. */
   recordAssignment(waitMs: number): void {
     this.serverAssignments++;
+    this.recordWait(waitMs);
+  }
+
+  /**
+   * A client waited `waitMs` for a server: in the queue, or logging in for the pool's first one,
+   * which PgBouncer counts in wait_time too, though no server is assigned to it then.
+   */
+  recordWait(waitMs: number): void {
     // whole microseconds, as PgBouncer counts: performance.now() differences have fractions
     this.waitTimeUs += Math.round(waitMs * 1000);
     this.observer?.wait(waitMs / 1000);

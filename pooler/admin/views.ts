@@ -165,8 +165,12 @@ function serverCount(pooler: Pooler, of: (pool: Pool) => boolean): number {
   return n;
 }
 
-function loggedIn(c: ClientConnection): boolean {
-  return c.state !== "login" && c.state !== "closed";
+/**
+ * Clients SHOW CLIENTS lists: logged in, or waiting in a pool to finish logging in (for its first
+ * server, or for one to take its startup settings), which PgBouncer lists as waiting (CL_WAITING_LOGIN).
+ */
+function listedClient(c: ClientConnection): boolean {
+  return c.state === "login" ? c.pool !== null && c.waitStart > 0 : c.state !== "closed";
 }
 
 function adminClients(pooler: Pooler): ClientConnection[] {
@@ -224,16 +228,21 @@ function splitWait(ms: number): { s: number; us: number } {
 }
 
 export function poolRows(pooler: Pooler): PoolRow[] {
+  const now = clock.now();
   const rows: PoolRow[] = sortedPools(pooler).map((pool) => {
     const oldest = pool.waiting[0];
-    const wait = splitWait(oldest ? pool.waitedMs(oldest) : 0);
+    const welcomeWaiting = pool.welcomeWaiting;
+    const oldestLogin = welcomeWaiting[0];
+    const wait = splitWait(
+      Math.max(oldest ? pool.waitedMs(oldest) : 0, oldestLogin ? now - oldestLogin.waitStart : 0),
+    );
     // each client's CancelRequest holds its connection until its own cancel connection is done
     const cancels = pool.allServers().reduce((n, s) => n + s.cancelsInFlight, 0);
     return {
       database: pool.db.name,
       user: pool.user,
       cl_active: pool.activeClientCount,
-      cl_waiting: pool.waiting.length,
+      cl_waiting: pool.waiting.length + welcomeWaiting.length,
       cl_active_cancel_req: cancels,
       cl_waiting_cancel_req: 0,
       sv_active: pool.active.size,
@@ -337,7 +346,7 @@ function poolUser(c: ClientConnection): string {
 function sortedClients(pooler: Pooler): ClientConnection[] {
   // waitStart is 0 for the active ones (their order stays), a time for the waiting ones
   return [...pooler.clients]
-    .filter(loggedIn)
+    .filter(listedClient)
     .map((c) => ({ database: c.database, user: poolUser(c), client: c }))
     .sort((a, b) => byDatabaseThenUser(a, b) || a.client.waitStart - b.client.waitStart)
     .map((entry) => entry.client);
@@ -451,7 +460,7 @@ export function socketBufferRows(pooler: Pooler, busyOnly: boolean): SocketBuffe
   }
   for (const entry of listed.sort(byDatabaseThenUser)) entry.list();
   for (const c of pooler.clients) {
-    if (c.state !== "login") continue;
+    if (c.state !== "login" || listedClient(c)) continue;
     const row = clientRow(c, now, pooler.port);
     add(c, { ...row, user: c.user || "(nouser)", database: c.database || "(nodb)" }, "cl_login");
   }
@@ -481,7 +490,7 @@ export function userRows(pooler: Pooler): UserRow[] {
 
 export function listRows(pooler: Pooler): ListRow[] {
   const servers = serverCount(pooler, () => true);
-  const login = [...pooler.clients].filter((c) => c.state === "login").length;
+  const login = [...pooler.clients].filter((c) => c.state === "login" && !listedClient(c)).length;
   const dns = pooler.dns.counts();
   return [
     { list: "databases", items: databaseRows(pooler).length },

@@ -1,0 +1,163 @@
+// SHOW STATS_TOTALS against PgBouncer 1.18's: the same client traffic through both poolers must add
+// the same transactions, queries and bytes (times differ with the machine and are not compared).
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { bind, execute, parse, query, sync } from "../../pooler/protocol/messages.ts";
+import { connect } from "../support/clients.ts";
+import { hasPgBouncer, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { RawClient } from "../support/protocol.ts";
+import { waitFor } from "../support/wait.ts";
+
+const COUNTED = ["xact_count", "query_count", "bytes_received", "bytes_sent"] as const;
+type Counted = Record<(typeof COUNTED)[number], number>;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function counted(admin: pg.Client): Promise<Counted> {
+  const { rows } = await admin.query<Record<string, string>>("SHOW STATS_TOTALS");
+  const row = rows.find((r) => r.database === "app");
+  return Object.fromEntries(COUNTED.map((k) => [k, Number(row?.[k] ?? 0)])) as Counted;
+}
+
+/** What `scenario` adds to the app database's totals, once the pooler has seen its client go. */
+async function added(
+  url: (db: string) => string,
+  scenario: (url: string) => Promise<void>,
+): Promise<Counted> {
+  const admin = await connect(url("pgbouncer"));
+  try {
+    const before = await counted(admin);
+    await scenario(url("app"));
+    await sleep(300);
+    const after = await counted(admin);
+    return Object.fromEntries(COUNTED.map((k) => [k, after[k] - before[k]])) as Counted;
+  } finally {
+    await admin.end();
+  }
+}
+
+const SCENARIOS: Record<string, (url: string) => Promise<void>> = {
+  "a query, then Terminate": async (url) => {
+    const c = await RawClient.connect(url);
+    await c.exchange([query("SELECT 1")]);
+    await c.close();
+  },
+  "Terminate inside a transaction": async (url) => {
+    const c = await RawClient.connect(url);
+    await c.exchange([query("BEGIN")]);
+    await c.exchange([query("SELECT 1")]);
+    await c.close();
+  },
+  "Terminate while the server runs a query": async (url) => {
+    const c = await RawClient.connect(url);
+    c.send(query("SELECT pg_sleep(0.2)"));
+    await sleep(50);
+    await c.close();
+    await sleep(200);
+  },
+  "its server ended while it runs a query": async (url) => {
+    const c = await RawClient.connect(url);
+    c.send(query("SELECT pg_sleep(5) AS victim"));
+    const direct = await connect(inject("pgAppUrl"));
+    try {
+      await waitFor(async () => {
+        const { rows } = await direct.query(
+          "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE query LIKE '%AS victim' AND pid <> pg_backend_pid()",
+        );
+        return rows.length > 0;
+      }, "the query running");
+      await c.untilReady().catch(() => undefined);
+    } finally {
+      c.destroy();
+      await direct.end();
+    }
+  },
+};
+
+describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])(
+  "SHOW STATS_TOTALS in %s pooling",
+  (mode) => {
+    let ours: TestPooler;
+    let theirs: PgBouncer;
+
+    beforeAll(async () => {
+      // no server_reset_query: PgBouncer counts its reply as sent (to no client), where ours does not
+      ours = await startTestPooler({ ADMIN_USERS: "postgres", POOL_MODE: mode, SERVER_RESET_QUERY: "" });
+      theirs = await startPgBouncer(
+        { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+        { pool_mode: mode, admin_users: "postgres", server_reset_query: "" },
+      );
+      // the pool, and its server, exist before anything is measured
+      for (const url of [ours.url("app"), theirs.url("app")]) await (await connect(url)).end();
+    });
+
+    afterAll(async () => {
+      await ours.stop();
+      await theirs.stop();
+    });
+
+    it.each(Object.keys(SCENARIOS))("%s: counted as PgBouncer 1.18 counts it", async (name) => {
+      const scenario = SCENARIOS[name]!;
+      expect(await added(ours.url, scenario)).toEqual(await added(theirs.url, scenario));
+    });
+
+    it("counts pipelined queries one each, where PgBouncer 1.18 counts one per run of them (README)", async () => {
+      const pipeline = async (url: string): Promise<void> => {
+        const c = await RawClient.connect(url);
+        const one = (sql: string): Buffer[] => [parse("", sql), bind("", ""), execute(), sync()];
+        await c.exchange([...one("SELECT 1"), ...one("SELECT 2"), ...one("SELECT 3")], 3);
+        await c.close();
+      };
+      const mine = await added(ours.url, pipeline);
+      const pgbouncer = await added(theirs.url, pipeline);
+      expect([mine.query_count, pgbouncer.query_count]).toEqual([3, 1]);
+      expect({ ...mine, query_count: 0 }).toEqual({ ...pgbouncer, query_count: 0 });
+    });
+  },
+);
+
+describe.skipIf(!hasPgBouncer())("a client waiting to log in for its pool's first server", () => {
+  /** What the console says of the app pool's clients while one waits, its first server held back by PAUSE. */
+  async function whileWaiting(url: (db: string) => string): Promise<Record<string, unknown>> {
+    const admin = await connect(url("pgbouncer"));
+    try {
+      await admin.query("PAUSE");
+      const client = connect(url("app"));
+      await sleep(1100);
+      const pool = (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
+      const app = (what: string): Promise<string[]> =>
+        admin
+          .query(`SHOW ${what}`)
+          .then((r) => r.rows.filter((c) => c.database === "app").map((c) => c.state));
+      const clients = await app("CLIENTS");
+      const sockets = await app("SOCKETS");
+      const lists = (await admin.query("SHOW LISTS")).rows.filter((r) => r.list === "login_clients");
+      await admin.query("RESUME");
+      await (await client).end();
+      const totals = (await admin.query("SHOW STATS_TOTALS")).rows.find((r) => r.database === "app");
+      // its wait counts once it is in, as a wait in the queue would
+      const waited = Number(totals.wait_time) >= 1_000_000;
+      return { cl_waiting: pool.cl_waiting, maxwait: pool.maxwait, clients, sockets, lists, waited };
+    } finally {
+      await admin.end();
+    }
+  }
+
+  it("is counted and listed as waiting, and its wait in wait_time, as PgBouncer 1.18's CL_WAITING_LOGIN (its maxwait too)", async () => {
+    const ours = await startTestPooler({ ADMIN_USERS: "postgres" });
+    const theirs = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      { admin_users: "postgres" },
+    );
+    try {
+      const mine = await whileWaiting(ours.url);
+      // PgBouncer 1.18 leaves its maxwait at 0 for such a client; ours says how long it has waited
+      expect(mine.maxwait).toBe(1);
+      expect({ ...mine, maxwait: 0 }).toEqual(await whileWaiting(theirs.url));
+    } finally {
+      await ours.stop();
+      await theirs.stop();
+    }
+  });
+});
