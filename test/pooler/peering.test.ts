@@ -83,10 +83,11 @@ async function sleepAndCancel(
   cancel: () => Promise<unknown>,
 ): Promise<{ code: string | undefined; ms: number }> {
   const started = Date.now();
-  const slow = c.query("SELECT pg_sleep(10)");
+  // caught from the start: the cancel's connection closes only once PostgreSQL has acted on it
+  const slow = errorOf(c.query("SELECT pg_sleep(10)"));
   await new Promise((r) => setTimeout(r, 300));
   await cancel();
-  const err = await errorOf(slow);
+  const err = await slow;
   return { code: err.code, ms: Date.now() - started };
 }
 
@@ -263,10 +264,10 @@ describe("peering with server_tls_sslmode=require", () => {
     try {
       const { pid, secret } = cancelKeyOf(c);
       const started = Date.now();
-      const slow = c.query("SELECT pg_sleep(5)");
+      const slow = errorOf(c.query("SELECT pg_sleep(5)"));
       await new Promise((r) => setTimeout(r, 300));
       await rawExchange(ta.port, cancelRequest(pid, secret), 300);
-      const err = await errorOf(slow);
+      const err = await slow;
       expect(err.code).toBe("57014");
       expect(Date.now() - started).toBeLessThan(3000);
       expect(ta.logs.filter((l) => l.msg === "could not forward cancel request to peer")).toEqual([]);

@@ -96,10 +96,10 @@ describe("Unix-domain sockets", () => {
       try {
         const key = c as unknown as { processID: number; secretKey: number };
         const started = Date.now();
-        const slow = c.query("SELECT pg_sleep(10)");
+        const slow = errorOf(c.query("SELECT pg_sleep(10)"));
         await new Promise((r) => setTimeout(r, 300));
         await rawExchange(socketPath(p), cancelRequest(key.processID, key.secretKey), 1000);
-        expect((await errorOf(slow)).code).toBe("57014");
+        expect((await slow).code).toBe("57014");
         expect(Date.now() - started).toBeLessThan(5000);
       } finally {
         await c.end();
@@ -414,10 +414,10 @@ describe("Unix-domain sockets", () => {
             await c.query("COMMIT");
             // the pooler's CancelRequest goes to @dir too
             const key = c as unknown as { processID: number; secretKey: number };
-            const slow = c.query("SELECT pg_sleep(10)");
+            const slow = errorOf(c.query("SELECT pg_sleep(10)"));
             await new Promise((r) => setTimeout(r, 300));
             await rawExchange(p.port, cancelRequest(key.processID, key.secretKey), 1000);
-            expect((await errorOf(slow)).code).toBe("57014");
+            expect((await slow).code).toBe("57014");
 
             // PostgreSQL's socket goes away, the pooled server with it: the next one is refused
             relay.close();
