@@ -211,6 +211,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   /** The cancel key, given by the ClientRegistry when the connection is accepted. */
   cancelPid = 0;
   cancelSecret = 0;
+  /** Cancel requests of its key sent on to its server; those up to `cancelsSpent` explained a 57014. */
+  cancelsSent = 0;
+  private cancelsSpent = 0;
   waitStart = 0;
   /** The server assign() is setting the client's parameters on, before anything of the client's. */
   private syncingOn: ServerConnection | null = null;
@@ -1226,7 +1229,14 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * pooler runs its query again rather than end the client.
    */
   private canceledOwnQuery(server: ServerConnection, err: Error): boolean {
-    return err instanceof ServerError && err.code === SqlState.QueryCanceled && this.server === server;
+    if (!(err instanceof ServerError && err.code === SqlState.QueryCanceled && this.server === server)) {
+      return false;
+    }
+    // statement_timeout cancels with 57014 too: without a cancel request of the client's to blame,
+    // running the query again would time out again (a lock wait) for ever, past the client's limit
+    if (this.cancelsSpent === this.cancelsSent) return false;
+    this.cancelsSpent = this.cancelsSent;
+    return true;
   }
 
   get loggingIn(): boolean {

@@ -296,7 +296,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     }
     const server = client?.server ?? null;
     const pool = client?.pool ?? null;
-    if (!server || !pool || server.state === "closed") return done();
+    if (!client || !server || !pool || server.state === "closed") return done();
+    client.cancelsSent++;
     server.cancelsInFlight++;
     this.sendCancel(server, () => {
       pool.cancelFinished(server);

@@ -658,6 +658,29 @@ describe("a cancel request that hits the replay of the client's settings", () =>
         await a.end();
       }
     }));
+
+  it("a statement_timeout that ends the replay is not taken for a cancel: the client gets its error, not the SET again and again", () =>
+    withTestPooler(env(), async (p) => {
+      // 57014 too, but the client sent no cancel request: run again, the SET would time out again for
+      // as long as the lock is held, past the timeout the client asked for
+      const a = await connect(p.url("postgres"), {
+        options: "-c default_tablespace=pg_default -c statement_timeout=200",
+      });
+      a.on("error", () => undefined);
+      const locker = await connect(pg.url("postgres"));
+      try {
+        await a.query("SELECT pg_advisory_lock(42)");
+        await locker.query("BEGIN; LOCK TABLE pg_catalog.pg_tablespace IN ACCESS EXCLUSIVE MODE");
+        // the pooler's own queries after the RESET (the probe, the SET bringing the value back) wait
+        const answer = errorOf(a.query("RESET default_tablespace").then(() => a.query("SELECT 1")));
+        const late = new Promise<string>((r) => setTimeout(() => r("still waiting after 3 s"), 3000));
+        expect(await Promise.race([answer.then((e) => e.message), late])).toMatch(/statement timeout/);
+      } finally {
+        await locker.query("ROLLBACK").catch(() => undefined);
+        await locker.end();
+        await a.end().catch(() => undefined);
+      }
+    }));
 });
 
 describe("server_reset_query", () => {
