@@ -176,8 +176,16 @@ export class ServerStatements {
     this.lru.set(s, state);
   }
 
-  oldest(): Statement | undefined {
-    return this.lru.keys().next().value;
+  /**
+   * The least recently used statement that may be closed: not one whose Parse for a client's name is
+   * unanswered, as a second Parse of that name goes under its name (parseAgain) for PostgreSQL's
+   * 42P05, which a Close between them would turn into a success.
+   */
+  evictable(): Statement | undefined {
+    if (this.checks === null) return this.lru.keys().next().value;
+    const needed = new Set(this.checks.aliases.values());
+    for (const s of this.lru.keys()) if (!needed.has(s.nameBytes)) return s;
+    return undefined;
   }
 
   /** This server's parse checks whose statements are not closed yet (parseNew), if any. */
@@ -436,7 +444,12 @@ function prepare(s: Statement, r: StatementRoute, reply: Special): void {
     r.replies.push(Expect.Close, { swallow: true });
     r.toServer(s.close);
   } else {
-    while (r.server.size >= Math.max(1, r.capacity)) evict(r.server.oldest()!, r);
+    while (r.server.size >= Math.max(1, r.capacity)) {
+      const victim = r.server.evictable();
+      // every statement there still needed as it is: beyond the limit for a while
+      if (victim === undefined) break;
+      evict(victim, r);
+    }
   }
   r.server.set(s, "yes");
   r.stats.serverParseCount++;

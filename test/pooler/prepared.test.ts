@@ -455,6 +455,32 @@ describe("MAX_PREPARED_STATEMENTS", () => {
     }
   });
 
+  it("a second Parse of a name whose first is unanswered gets 42P05 even when the first's statement is evicted between them", async () => {
+    // capacity 1: y's Parse evicts x's statement (a Close behind its Parse); x's second Parse, sent
+    // under that statement's name, must not take the name PostgreSQL has just freed
+    const send = [
+      parse("x", "SELECT 1 AS n"),
+      parse("y", "SELECT 2 AS n"),
+      sync(),
+      parse("x", "SELECT 3 AS n"),
+      sync(),
+    ];
+    const later = [bind("", "x"), execute(), sync()];
+    const runOn = async (url: string): Promise<string> => {
+      const a = await RawClient.connect(url);
+      try {
+        return transcript([...(await a.exchange(send, 2)), ...(await a.exchange(later))]);
+      } finally {
+        await a.close();
+      }
+    };
+    const direct = await runOn(inject("pgAppUrl"));
+    expect(direct).toMatch(/^1 1 Z E\(42P05 .*\) Z 2 D C Z$/);
+    await withTestPooler({ DEFAULT_POOL_SIZE: "1", MAX_PREPARED_STATEMENTS: "1" }, async (p) => {
+      expect(await runOn(p.url())).toBe(direct);
+    });
+  });
+
   it("0 turns the pooler's handling off: names go to the server unchanged, as PgBouncer 1.18", async () => {
     const p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", MAX_PREPARED_STATEMENTS: "0" });
     const a = await connect(p.url());
