@@ -8,6 +8,8 @@ export type Level = "success" | "info" | "warning" | "error";
 export interface Message {
   level: Level;
   text: string;
+  /** text.slice(start, end) links to url: Django links a saved object's name to its change page */
+  link?: { start: number; end: number; url: string };
 }
 
 declare module "express-session" {
@@ -17,8 +19,8 @@ declare module "express-session" {
 }
 
 function add(level: Level) {
-  return (req: Request, text: string): void => {
-    req.session.messages = [...(req.session.messages ?? []), { level, text }];
+  return (req: Request, text: string, link?: Message["link"]): void => {
+    req.session.messages = [...(req.session.messages ?? []), { level, text, ...(link && { link }) }];
   };
 }
 

@@ -33,7 +33,10 @@ const countPosts = () => h.db.prisma.post.count();
 async function messagesAt(url: string, as: Agent = agent): Promise<string[]> {
   const res = await as.get(url).expect(200);
   const list = /<ul class="messagelist">([\s\S]*?)<\/ul>/.exec(res.text)?.[1] ?? "";
-  return [...list.matchAll(/<li class="(\w+)">([^<]*)<\/li>/g)].map((m) => `${m[1]}: ${textOf(m[2]!)}`);
+  // the post's name in a message may be a link, read here as its text
+  return [...list.matchAll(/<li class="(\w+)">([\s\S]*?)<\/li>/g)].map(
+    (m) => `${m[1]}: ${textOf(m[2]!.replace(/<\/?a\b[^>]*>/g, ""))}`,
+  );
 }
 
 function version(html: string): string {
@@ -186,6 +189,22 @@ describe("add", () => {
     expect(await messagesAt(res.headers.location!)).toEqual([
       "success: The post “Draft” was added successfully. You may edit it again below.",
     ]);
+  });
+
+  it("links the post's name in the added and changed messages to its change page, as Django", async () => {
+    // a title that also names the model: only the name itself is the link
+    const added = await post("/admin/core/post/add/", { title: "post <b>", content: "x", _continue: "1" });
+    const page = (await agent.get(added.headers.location!).expect(200)).text;
+    const link = `<a href="${added.headers.location!}">post &lt;b&gt;</a>`;
+    expect(page).toContain(`<li class="success">The post “${link}” was added successfully. You may edit it again`);
+    const changed = await post(added.headers.location!, {
+      title: "post <b>",
+      content: "y",
+      _version: version(page),
+      _save: "Save",
+    }).expect(302);
+    const list = (await agent.get(changed.headers.location!).expect(200)).text;
+    expect(list).toContain(`<li class="success">The post “${link}” was changed successfully.</li>`);
   });
 });
 
