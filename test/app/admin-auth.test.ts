@@ -652,6 +652,8 @@ describe("password change", () => {
     }).expect(200);
     expect(weak.text).toContain("This password is too short. It must contain at least 8 characters.");
     expect(weak.text).toContain("This password is entirely numeric.");
+    // Django's errornote counts the fields in error, not their messages
+    expect(weak.text).toContain("Please correct the error below.");
     const row = await h.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
     expect(row.password).toBe(user.password);
   });
