@@ -415,6 +415,9 @@ describe("delete", () => {
   it("asks for confirmation, then deletes with Django's message", async () => {
     const saved = await h.db.prisma.post.create({ data: { title: "Bye", content: "x" } });
     const page = await agent.get(`/admin/core/post/${saved.id}/delete/`).expect(200);
+    // Django 5.2's title (#35639): "Delete", as the last breadcrumb; the question follows below it
+    expect(page.text).toContain("<title>Delete | Django site admin</title>");
+    expect(page.text).toContain("<h1>Delete</h1>");
     expect(textOf(page.text)).toContain("Are you sure you want to delete the post “Bye”?");
     expect(page.text).toContain('value="Yes, I’m sure"');
     expect(page.text).toContain("No, take me back");

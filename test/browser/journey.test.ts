@@ -109,7 +109,7 @@ it("log in, add a post, read it on /, edit it, delete it, log out", async () => 
     // Delete it through the confirmation page.
     await rows.getByRole("link", { name: "Hello again" }).click();
     await page.getByRole("link", { name: "Delete" }).click();
-    await page.getByRole("heading", { name: "Are you sure?" }).waitFor();
+    await page.getByRole("heading", { name: "Delete", exact: true }).waitFor();
     await shot(page, "delete-confirmation");
     await page.getByRole("button", { name: "Yes, I’m sure" }).click();
     await expect.poll(() => message.textContent()).toBe("The post “Hello again” was deleted successfully.");
@@ -312,7 +312,7 @@ describe("the admin's keyboard and look, as Django's", () => {
       await submitLogin(page, undefined, "Change post");
       expect(await colours(page.getByRole("link", { name: "Delete" }))).toBe(`${RED} on ${WHITE}`);
       await page.getByRole("link", { name: "Delete" }).click();
-      await page.getByRole("heading", { name: "Are you sure?" }).waitFor();
+      await page.getByRole("heading", { name: "Delete", exact: true }).waitFor();
       expect(await colours(page.getByRole("button", { name: "Yes, I’m sure" }))).toBe(`${RED} on ${WHITE}`);
       expect(await colours(page.getByRole("link", { name: "No, take me back" }))).toBe(`${GREY} on ${WHITE}`);
 
