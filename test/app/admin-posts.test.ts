@@ -278,6 +278,8 @@ describe("change", () => {
     const saved = await h.db.prisma.post.create({ data: { title: "Before", content: "Body" } });
     const form = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);
     expect(form.text).toContain("<h1>Change post</h1>");
+    // Django's base_site.html puts the change view's subtitle, the post, first in the page title
+    expect(form.text).toContain("<title>Before | Change post | Django site admin</title>");
     expect(form.text).toContain('value="Before"');
     expect(form.text).toContain(
       `<a href="/admin/core/post/${saved.id}/delete/" class="deletelink">Delete</a>`,

@@ -56,6 +56,8 @@ function renderForm(res: Response, { post, values, errors = {}, version, status 
   const changing = post?.id ?? id;
   res.status(status).render("admin/change-form", {
     title: changing === undefined ? "Add post" : "Change post",
+    // Django's change view: the post as its subtitle
+    subtitle: post?.title,
     post,
     action: changing === undefined ? urls.add : urls.change(changing),
     values: values ?? { title: post?.title ?? "", content: post?.content ?? "" },
