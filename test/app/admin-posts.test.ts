@@ -196,7 +196,9 @@ describe("add", () => {
     const added = await post("/admin/core/post/add/", { title: "post <b>", content: "x", _continue: "1" });
     const page = (await agent.get(added.headers.location!).expect(200)).text;
     const link = `<a href="${added.headers.location!}">post &lt;b&gt;</a>`;
-    expect(page).toContain(`<li class="success">The post “${link}” was added successfully. You may edit it again`);
+    expect(page).toContain(
+      `<li class="success">The post “${link}” was added successfully. You may edit it again`,
+    );
     const changed = await post(added.headers.location!, {
       title: "post <b>",
       content: "y",
