@@ -311,7 +311,8 @@ describe("change", () => {
   it("sends a tampered or unknown id to the admin index with Django's warning", async () => {
     for (const id of ["999999", "abc", "0", "1;DROP TABLE core_post", "99999999999"]) {
       const path = `/admin/core/post/${encodeURIComponent(id)}`;
-      const warning = `warning: post with ID “${id}” doesn’t exist. Perhaps it was deleted?`;
+      // Django's message is "post with ID …", shown by the admin's base.html with |capfirst
+      const warning = `warning: Post with ID “${id}” doesn’t exist. Perhaps it was deleted?`;
       for (const request of [
         () => agent.get(`${path}/change/`),
         () => agent.get(`${path}/delete/`),
