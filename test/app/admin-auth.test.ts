@@ -652,6 +652,16 @@ describe("password change", () => {
     }).expect(200);
     expect(weak.text).toContain("This password is too short. It must contain at least 8 characters.");
     expect(weak.text).toContain("This password is entirely numeric.");
+    // Django's errornote counts the fields in error, not their messages
+    expect(weak.text).toContain("Please correct the error below.");
+    // Django 5.1+ (SetPasswordMixin) judges the confirmation even when the first field is empty
+    const firstEmpty = await changePassword(agent, csrf, {
+      old_password: PASSWORD,
+      new_password1: "",
+      new_password2: "1234567",
+    }).expect(200);
+    expect(firstEmpty.text).toContain("This field is required.");
+    expect(firstEmpty.text).toContain("This password is too short. It must contain at least 8 characters.");
     const row = await h.db.prisma.user.findUniqueOrThrow({ where: { id: user.id } });
     expect(row.password).toBe(user.password);
   });

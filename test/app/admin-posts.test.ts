@@ -33,7 +33,10 @@ const countPosts = () => h.db.prisma.post.count();
 async function messagesAt(url: string, as: Agent = agent): Promise<string[]> {
   const res = await as.get(url).expect(200);
   const list = /<ul class="messagelist">([\s\S]*?)<\/ul>/.exec(res.text)?.[1] ?? "";
-  return [...list.matchAll(/<li class="(\w+)">([^<]*)<\/li>/g)].map((m) => `${m[1]}: ${textOf(m[2]!)}`);
+  // the post's name in a message may be a link, read here as its text
+  return [...list.matchAll(/<li class="(\w+)">([\s\S]*?)<\/li>/g)].map(
+    (m) => `${m[1]}: ${textOf(m[2]!.replace(/<\/?a\b[^>]*>/g, ""))}`,
+  );
 }
 
 function version(html: string): string {
@@ -187,6 +190,24 @@ describe("add", () => {
       "success: The post “Draft” was added successfully. You may edit it again below.",
     ]);
   });
+
+  it("links the post's name in the added and changed messages to its change page, as Django", async () => {
+    // a title that also names the model: only the name itself is the link
+    const added = await post("/admin/core/post/add/", { title: "post <b>", content: "x", _continue: "1" });
+    const page = (await agent.get(added.headers.location!).expect(200)).text;
+    const link = `<a href="${added.headers.location!}">post &lt;b&gt;</a>`;
+    expect(page).toContain(
+      `<li class="success">The post “${link}” was added successfully. You may edit it again`,
+    );
+    const changed = await post(added.headers.location!, {
+      title: "post <b>",
+      content: "y",
+      _version: version(page),
+      _save: "Save",
+    }).expect(302);
+    const list = (await agent.get(changed.headers.location!).expect(200)).text;
+    expect(list).toContain(`<li class="success">The post “${link}” was changed successfully.</li>`);
+  });
 });
 
 describe("request size", () => {
@@ -259,6 +280,8 @@ describe("change", () => {
     const saved = await h.db.prisma.post.create({ data: { title: "Before", content: "Body" } });
     const form = await agent.get(`/admin/core/post/${saved.id}/change/`).expect(200);
     expect(form.text).toContain("<h1>Change post</h1>");
+    // Django's base_site.html puts the change view's subtitle, the post, first in the page title
+    expect(form.text).toContain("<title>Before | Change post | Django site admin</title>");
     expect(form.text).toContain('value="Before"');
     expect(form.text).toContain(
       `<a href="/admin/core/post/${saved.id}/delete/" class="deletelink">Delete</a>`,
@@ -288,7 +311,8 @@ describe("change", () => {
   it("sends a tampered or unknown id to the admin index with Django's warning", async () => {
     for (const id of ["999999", "abc", "0", "1;DROP TABLE core_post", "99999999999"]) {
       const path = `/admin/core/post/${encodeURIComponent(id)}`;
-      const warning = `warning: post with ID “${id}” doesn’t exist. Perhaps it was deleted?`;
+      // Django's message is "post with ID …", shown by the admin's base.html with |capfirst
+      const warning = `warning: Post with ID “${id}” doesn’t exist. Perhaps it was deleted?`;
       for (const request of [
         () => agent.get(`${path}/change/`),
         () => agent.get(`${path}/delete/`),
@@ -396,6 +420,9 @@ describe("delete", () => {
   it("asks for confirmation, then deletes with Django's message", async () => {
     const saved = await h.db.prisma.post.create({ data: { title: "Bye", content: "x" } });
     const page = await agent.get(`/admin/core/post/${saved.id}/delete/`).expect(200);
+    // Django 5.2's title (#35639): "Delete", as the last breadcrumb; the question follows below it
+    expect(page.text).toContain("<title>Delete | Django site admin</title>");
+    expect(page.text).toContain("<h1>Delete</h1>");
     expect(textOf(page.text)).toContain("Are you sure you want to delete the post “Bye”?");
     expect(page.text).toContain('value="Yes, I’m sure"');
     expect(page.text).toContain("No, take me back");
@@ -433,6 +460,20 @@ describe("changelist", () => {
     expect(textOf(one.text)).toContain("1 post");
     expect(one.text).toContain("<h1>Select post to change</h1>");
     expect(one.text).toContain('class="addlink">Add post</a>');
+  });
+
+  it("shows no table when nothing is listed and no actions when there are no posts at all, as Django", async () => {
+    const empty = (await agent.get("/admin/core/post/").expect(200)).text;
+    expect(empty).not.toContain('id="result_list"');
+    expect(empty).not.toContain('name="action"');
+    await addPosts(["Only"]);
+    // Django's show_admin_actions counts every post, its {% if results %} only those listed
+    const none = (await agent.get("/admin/core/post/?q=nothing").expect(200)).text;
+    expect(none).not.toContain('id="result_list"');
+    expect(none).toContain('name="action"');
+    const one = (await agent.get("/admin/core/post/").expect(200)).text;
+    expect(one).toContain('id="result_list"');
+    expect(one).toContain('name="action"');
   });
 
   it("searches title and content, case-insensitively: 'N results (M total)'", async () => {
@@ -474,6 +515,7 @@ describe("changelist", () => {
   });
 
   it("offers Django's sort options on each sorted header: make primary (reversed), toggle in place, remove", async () => {
+    await addPosts(["Only"]);
     const html = (await agent.get("/admin/core/post/?o=2.1").expect(200)).text;
     const header = (label: string) => {
       const th = html.split("<th ").find((cell) => cell.includes(`>${label}</a>`))!;
@@ -598,6 +640,7 @@ describe("bulk delete", () => {
   }
 
   it("offers 'Delete selected posts' with a Go button", async () => {
+    await three();
     const res = await agent.get("/admin/core/post/").expect(200);
     expect(res.text).toContain('<option value="delete_selected">Delete selected posts</option>');
     expect(res.text).toMatch(

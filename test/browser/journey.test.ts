@@ -82,7 +82,9 @@ it("log in, add a post, read it on /, edit it, delete it, log out", async () => 
     await expect
       .poll(() => message.textContent())
       .toBe("The post “Hello from the browser” was added successfully.");
-    await page.getByRole("link", { name: "Hello from the browser" }).waitFor();
+    // the message links the title too
+    const rows = page.locator("#result_list");
+    await rows.getByRole("link", { name: "Hello from the browser" }).waitFor();
     // admin.js: the select-all box and its counter, as Django's actions.js.
     await page.getByRole("checkbox", { name: "Select all objects on this page for an action" }).check();
     await expect.poll(() => page.locator(".action-counter").textContent()).toBe("1 of 1 selected");
@@ -105,9 +107,9 @@ it("log in, add a post, read it on /, edit it, delete it, log out", async () => 
     await expect.poll(() => message.textContent()).toBe("The post “Hello again” was changed successfully.");
 
     // Delete it through the confirmation page.
-    await page.getByRole("link", { name: "Hello again" }).click();
+    await rows.getByRole("link", { name: "Hello again" }).click();
     await page.getByRole("link", { name: "Delete" }).click();
-    await page.getByRole("heading", { name: "Are you sure?" }).waitFor();
+    await page.getByRole("heading", { name: "Delete", exact: true }).waitFor();
     await shot(page, "delete-confirmation");
     await page.getByRole("button", { name: "Yes, I’m sure" }).click();
     await expect.poll(() => message.textContent()).toBe("The post “Hello again” was deleted successfully.");
@@ -310,7 +312,7 @@ describe("the admin's keyboard and look, as Django's", () => {
       await submitLogin(page, undefined, "Change post");
       expect(await colours(page.getByRole("link", { name: "Delete" }))).toBe(`${RED} on ${WHITE}`);
       await page.getByRole("link", { name: "Delete" }).click();
-      await page.getByRole("heading", { name: "Are you sure?" }).waitFor();
+      await page.getByRole("heading", { name: "Delete", exact: true }).waitFor();
       expect(await colours(page.getByRole("button", { name: "Yes, I’m sure" }))).toBe(`${RED} on ${WHITE}`);
       expect(await colours(page.getByRole("link", { name: "No, take me back" }))).toBe(`${GREY} on ${WHITE}`);
 

@@ -154,6 +154,8 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
       total,
       // Django's search_form: the "N results (M total)" line only when the search leaves posts out
       showResultCount: total !== undefined && count !== total,
+      // Django's show_admin_actions: no actions while there is no post at all, searched for or not
+      showActions: (total ?? count) > 0,
       page,
       pageRange: elidedPageRange(page),
       // kept in every link of the page, as Django keeps its query string; offered on multi-page lists

@@ -14,7 +14,8 @@ export function postDeleteRoutes({ prisma }: AdminDeps): Router {
 
   router.get("/:id/delete/", async (req, res) => {
     res.render("admin/delete-confirmation", {
-      title: "Are you sure?",
+      // Django 5.2 (#35639): as the last breadcrumb; the page asks "Are you sure …?" below it
+      title: "Delete",
       post: await getPost(prisma, req.params.id),
     });
   });

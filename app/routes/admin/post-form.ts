@@ -56,6 +56,8 @@ function renderForm(res: Response, { post, values, errors = {}, version, status 
   const changing = post?.id ?? id;
   res.status(status).render("admin/change-form", {
     title: changing === undefined ? "Add post" : "Change post",
+    // Django's change view: the post as its subtitle
+    subtitle: post?.title,
     post,
     action: changing === undefined ? urls.add : urls.change(changing),
     values: values ?? { title: post?.title ?? "", content: post?.content ?? "" },
@@ -76,16 +78,19 @@ function renderUnsaved(res: Response, err: unknown, page: FormPage): void {
 /** Where Django's three buttons lead, and what the message adds to "was added/changed successfully." */
 function afterSave(req: Request, res: Response, post: Post, verb: "added" | "changed"): void {
   const done = `The post ${quoted(post.title)} was ${verb} successfully.`;
+  // the title, inside the quotes, links to the post's change page
+  const start = "The post “".length;
+  const link = { start, end: start + post.title.length, url: urls.change(post.id) };
   const preserve = preserving(req);
   if (req.body?._continue !== undefined) {
-    messages.success(req, `${done} You may edit it again below.`);
+    messages.success(req, `${done} You may edit it again below.`, link);
     return res.redirect(302, preserve(urls.change(post.id)));
   }
   if (req.body?._addanother !== undefined) {
-    messages.success(req, `${done} You may add another post below.`);
+    messages.success(req, `${done} You may add another post below.`, link);
     return res.redirect(302, preserve(urls.add));
   }
-  messages.success(req, done);
+  messages.success(req, done, link);
   res.redirect(302, preserve(urls.changelist));
 }
 
