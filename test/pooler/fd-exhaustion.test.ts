@@ -51,7 +51,8 @@ describe("out of file descriptors", () => {
     };
     const bulk = FD_LIMIT - 8;
     for (let n = bulk - openFds(); n > 0; n--) hold();
-    await waitFor(() => openFds() >= bulk, "the pooler to accept the idle connections");
+    // (a loaded machine: the whole suite at once took more than 5 s here)
+    await waitFor(() => openFds() >= bulk, "the pooler to accept the idle connections", 15_000);
     while (openFds() < FD_LIMIT - 1) {
       const before = openFds();
       hold();

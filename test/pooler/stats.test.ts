@@ -63,7 +63,8 @@ const SCENARIOS: Record<string, (url: string) => Promise<void>> = {
     try {
       await waitFor(async () => {
         const { rows } = await direct.query(
-          "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE query LIKE '%AS victim' AND pid <> pg_backend_pid()",
+          // once it sleeps, not as it starts: its RowDescription is then made, and goes out with the FATAL
+          "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity WHERE query LIKE '%AS victim' AND wait_event = 'PgSleep' AND pid <> pg_backend_pid()",
         );
         return rows.length > 0;
       }, "the query running");
