@@ -773,6 +773,21 @@ describe("bulk delete", () => {
     expect((await h.db.prisma.post.findMany()).map((p) => p.title)).toEqual(["Keep"]);
   });
 
+  it("acts only on ticked posts the changelist's search still matches, as Django's response_action", async () => {
+    // "Keep" ticked on a search it no longer matches (edited meanwhile, or a tampered form)
+    const [keep, a] = await three();
+    const selection = { action: "delete_selected", _selected_action: [String(keep!.id), String(a!.id)] };
+    const confirm = await post("/admin/core/post/?q=drop", selection).expect(200);
+    expect(textOf(confirm.text)).toContain("Summary Posts: 1");
+    expect(confirm.text).not.toContain(`name="_selected_action" value="${keep!.id}"`);
+    await post("/admin/core/post/?q=drop", { ...selection, post: "yes" }).expect(302);
+    expect(await messagesAt("/admin/core/post/")).toEqual(["success: Successfully deleted 1 post."]);
+    expect((await h.db.prisma.post.findMany({ orderBy: { id: "asc" } })).map((p) => p.title)).toEqual([
+      "Keep",
+      "Drop 2",
+    ]);
+  });
+
   it("says 'post' for one, and refuses tampered selections with 400", async () => {
     const [keep] = await three();
     await post("/admin/core/post/", {

@@ -85,12 +85,12 @@ function headers(keys: SortKey[]) {
 }
 
 /**
- * Deletes the posts with these ids and returns those this transaction removed. One statement per
+ * Deletes the posts `where` selects and returns those this transaction removed. One statement per
  * post, because its count tells who deleted it: a concurrent bulk delete of the same posts waits
  * for our row locks, then finds them gone (count 0), so each post is logged and counted once.
  */
-async function deleteEach(tx: Prisma.TransactionClient, ids: number[]): Promise<Post[]> {
-  const posts = await tx.post.findMany({ where: { id: { in: ids } }, orderBy: { id: "desc" } });
+async function deleteEach(tx: Prisma.TransactionClient, where: Prisma.PostWhereInput): Promise<Post[]> {
+  const posts = await tx.post.findMany({ where, orderBy: { id: "desc" } });
   const deleted: Post[] = [];
   for (const post of posts) {
     const { count } = await tx.post.deleteMany({ where: { id: post.id } });
@@ -181,12 +181,12 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
       messages.warning(req, "No action selected.");
       return res.redirect(302, back);
     }
-    // "Select all N posts": every post the changelist's search matches, not only the page's ticked ones
-    const ids = across
-      ? (await prisma.post.findMany({ where: changelistWhere(req), select: { id: true } })).map((p) => p.id)
-      : ticked;
+    // As Django's response_action: the posts the changelist lists, all of them with "Select all N
+    // posts", else those of them ticked (a ticked post its search no longer matches is left alone)
+    const listed = changelistWhere(req);
+    const where = across ? listed : { AND: [listed, { id: { in: ticked } }] };
     if (!confirmed) {
-      const posts = await prisma.post.findMany({ where: { id: { in: ids } }, orderBy: { id: "desc" } });
+      const posts = await prisma.post.findMany({ where, orderBy: { id: "desc" } });
       if (posts.length === 0) {
         messages.warning(req, NOTHING_SELECTED);
         return res.redirect(302, back);
@@ -200,7 +200,7 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
       });
     }
     const deleted = await transaction(prisma, async (tx) => {
-      const gone = await deleteEach(tx, ids);
+      const gone = await deleteEach(tx, where);
       await tx.adminLog.createMany({ data: gone.map((p) => logEntry(req.user!, p, DELETION, "")) });
       return gone.length;
     });
