@@ -19,6 +19,16 @@ export interface Dial {
   lookup: net.LookupFunction;
 }
 
+/** One lookup: `user`'s secret, asked as `authUser` of `db`'s servers, until `gone` aborts. */
+export interface AuthLookup {
+  config: PoolerConfig;
+  dial: Dial;
+  db: DatabaseDef;
+  authUser: string;
+  user: string;
+  gone: AbortSignal;
+}
+
 /**
  * Runs auth_query for `user` as `authUser`, on a connection opened for it and closed after; with a
  * host list, on the first host that lets auth_user in. A server that is restarting is tried again
@@ -27,21 +37,15 @@ export interface Dial {
  * login that a moment later succeeds. Abandoned once `gone` aborts (the client that waits for it
  * left, or was ended at client_login_timeout): its query canceled, its connection closed.
  */
-export async function lookupByAuthQuery(
-  config: PoolerConfig,
-  dial: Dial,
-  db: DatabaseDef,
-  authUser: string,
-  user: string,
-  gone: AbortSignal,
-): Promise<UserSecret | undefined> {
+export async function lookupByAuthQuery(lookup: AuthLookup): Promise<UserSecret | undefined> {
+  const { config, db, gone } = lookup;
   const waitLimit = db.queryWaitTimeout ?? config.queryWaitTimeout;
   const start = Date.now();
   const retry = new LoginRetry();
   for (;;) {
     const attemptStart = Date.now();
     try {
-      return await lookupOnHosts(config, dial, db, authUser, user, gone);
+      return await lookupOnHosts(lookup);
     } catch (err) {
       if (!(err instanceof LoginFailed) || gone.aborted) throw err;
       const wait = retry.failed(err, err.restarting, attemptStart, config.serverLoginRetry) ?? 0;
@@ -52,20 +56,13 @@ export async function lookupByAuthQuery(
   }
 }
 
-async function lookupOnHosts(
-  config: PoolerConfig,
-  dial: Dial,
-  db: DatabaseDef,
-  authUser: string,
-  user: string,
-  gone: AbortSignal,
-): Promise<UserSecret | undefined> {
-  const hosts = parseHostList(db.host);
+async function lookupOnHosts(lookup: AuthLookup): Promise<UserSecret | undefined> {
+  const hosts = parseHostList(lookup.db.host);
   for (let i = 0; ; i++) {
     try {
-      return await lookupOn(hosts[i]!, config, dial, db, authUser, user, gone);
+      return await lookupOn(hosts[i]!, lookup);
     } catch (err) {
-      if (i === hosts.length - 1 || !(err instanceof LoginFailed) || gone.aborted) throw err;
+      if (i === hosts.length - 1 || !(err instanceof LoginFailed) || lookup.gone.aborted) throw err;
     }
   }
 }
@@ -84,12 +81,7 @@ class LoginFailed extends Error {
 
 async function lookupOn(
   host: string,
-  config: PoolerConfig,
-  dial: Dial,
-  db: DatabaseDef,
-  authUser: string,
-  user: string,
-  gone: AbortSignal,
+  { config, dial, db, authUser, user, gone }: AuthLookup,
 ): Promise<UserSecret | undefined> {
   const fileSecret = config.authUsers.get(authUser);
   const { server, ready } = ServerConnection.connect(

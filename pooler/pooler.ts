@@ -209,14 +209,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const known = this.config.authUsers.get(user);
     const authUser = db.authUser ?? this.config.authUser;
     if (known || authUser === undefined) return known;
-    return lookupByAuthQuery(
-      this.config,
-      { tls: this.tls.server, lookup: this.dns.lookup },
-      db,
-      authUser,
-      user,
-      gone,
-    );
+    const dial = { tls: this.tls.server, lookup: this.dns.lookup };
+    return lookupByAuthQuery({ config: this.config, dial, db, authUser, user, gone });
   }
 
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool {
