@@ -1,6 +1,5 @@
-// One client connection: the login state machine (startup packet, TLS upgrade or refusal, GSS
-// refusal, cancel requests, authentication, welcome), then routing its messages to whichever
-// server it holds. The pooling decision — when a server goes back to the pool — is made here, in
+// One client connection: its login (client-login.ts reads it up to authentication; the welcome,
+// which needs the pool, is here), then routing its messages to whichever server it holds. The pooling decision — when a server goes back to the pool — is made here, in
 // onServerChunkDone (and unlink, which it calls), and nowhere else.
 //
 // In transaction and statement pooling the client's session is kept as if the server were its own
@@ -10,15 +9,15 @@
 // while that state lives (session-state.ts).
 import type net from "node:net";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
-import { ALPN_POSTGRESQL, tlsRequired, type ClientTls } from "./config/tls.ts";
+import type { ClientTls } from "./config/tls.ts";
 import { now } from "./clock.ts";
-import { ClientAuth, decideAuth, type AuthStep } from "./client-auth.ts";
+import { ClientLogin, type LoginClient } from "./client-login.ts";
 import type { ClientLimit } from "./client-limits.ts";
 import { Block, Connection } from "./connection.ts";
 import { lingeringClose } from "./linger.ts";
 import type { Logger } from "./log.ts";
 import { forcedCredentials, type Pool, type PoolClient } from "./pool.ts";
-import { FrameScanner, takeStartupPacket, unsupportedType, type FrameVisitor } from "./protocol/framing.ts";
+import { FrameScanner, unsupportedType, type FrameVisitor } from "./protocol/framing.ts";
 import {
   Msg,
   authenticationOk,
@@ -27,7 +26,6 @@ import {
   noticeResponse,
   parameterStatus,
   parse,
-  parseStartupPacket,
   query,
   readyForQuery,
   statementNameSpan,
@@ -43,7 +41,6 @@ import {
 import {
   isSettingName,
   paramSyncSql,
-  parseStartupOptions,
   settingsSyncSql,
   shared,
   syncedSettings,
@@ -58,7 +55,7 @@ import {
 } from "./prepared.ts";
 import { Expect, type ExpectKind } from "./replies.ts";
 import { StreamedQuery, classifySql } from "./streamed-query.ts";
-import { acceptTls, describeTls, isTls, verifiedCertName } from "./tls.ts";
+import { describeTls } from "./tls.ts";
 import { PGBOUNCER_VERSION } from "./version.ts";
 import {
   ClientSession,
@@ -101,14 +98,6 @@ export interface ClientHost {
   clientLeft(database: string, user: string): void;
 }
 
-/** The virtual database of the admin console. */
-export const ADMIN_DB = "pgbouncer";
-
-/** PgBouncer's MAX_USERNAME, its NUL included. */
-const MAX_USERNAME = 128;
-/** Startup parameters the pooler consumes itself; the others are settings (or `options` holding some). */
-const KNOWN_STARTUP = new Set(["user", "database", "replication"]);
-
 /** Client messages the pooler routes itself in transaction and statement pooling (see `rewrite`). */
 const ROUTED = new Uint8Array(256);
 for (const t of [Msg.Query, Msg.Parse, Msg.Bind, Msg.Describe, Msg.Close]) ROUTED[t] = 1;
@@ -124,9 +113,6 @@ const EXTENDED_ONLY = FRONTEND_TYPES.map((allowed, type) => (type === Msg.Query 
 const pqexecRefusal = (type: number): string =>
   type === Msg.Query ? "PQexec disallowed" : unsupportedType(type);
 
-const NOTHING = Buffer.alloc(0);
-/** The content type of a TLS handshake record, a ClientHello's first byte. */
-const TLS_HANDSHAKE_RECORD = 0x16;
 const OWNER = Symbol("client");
 type ClientSocket = net.Socket & { [OWNER]: ClientConnection };
 const NOTHING_HELD: readonly HeldState[] = [];
@@ -137,9 +123,6 @@ const NO_CHUNKS: Buffer[] = [];
 
 /** Slices of one client chunk up to this many bytes in all are joined into one buffer (flushToServer). */
 const JOIN_LIMIT = 16 * 1024;
-
-/** What a logging-in client may send ahead of its login's steps before the pooler stops reading. */
-const LOGIN_READ_AHEAD = 64 * 1024;
 
 /** What a routed message the pooler forwards as is will be answered with. */
 const EXPECT_OF: Partial<Record<number, ExpectKind>> = {
@@ -161,38 +144,10 @@ const EXPECT_OF: Partial<Record<number, ExpectKind>> = {
 const FAILING_QUERY = query("(");
 const FAILING_PARSE = parse("POOLER_refused", "(");
 
-/**
- * What only a client that is logging in needs, dropped once it is in: idle clients by the thousand
- * add up. (Dropped whole, the last login chunk goes too: a view of it would keep a password message.)
- */
-class LoginState {
-  /** Bytes received and not used yet: the startup packet, password messages, what is sent ahead. */
-  buf: Buffer = NOTHING;
-  /** One startup packet per connection. */
-  startupTaken = false;
-  /** An SSLRequest or GSSENCRequest was answered: direct TLS may only open a connection. */
-  encryptionAnswered = false;
-  /** A TLS handshake is under way on the socket: nothing may be written to it in plaintext. */
-  handshaking = false;
-  auth: ClientAuth | null = null;
-  authDb: DatabaseDef | undefined = undefined;
-  /**
-   * Refused once authenticated, not before, so that no one without a password learns from it: an
-   * unknown database, the console to a user the auth file does not have.
-   */
-  refusalOnceIn: { code: string; message: string } | null = null;
-  /** Aborted when the client is closed while its secret is being looked up (auth_query). */
-  lookup: AbortController | null = null;
-  /** Authenticated; the welcome waits for the pool (and, with startup settings, for a server to accept them). */
-  welcoming = false;
-  pendingWelcome: Buffer | null = null;
-  /** A refusal to send once the startup packet is read. */
-  refusal: { code: string; message: string; sparesConsole: boolean } | null = null;
-  /** The CommonName of the client certificate verified by the TLS handshake, read then and only then. */
-  certUser: string | undefined = undefined;
-}
-
-export class ClientConnection extends Connection implements PoolClient, ServerPeer, FrameVisitor {
+export class ClientConnection
+  extends Connection
+  implements PoolClient, ServerPeer, FrameVisitor, LoginClient
+{
   state: ClientState = "login";
   user = "";
   database = "";
@@ -221,7 +176,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   /** Counted against max_db_client_connections / max_user_client_connections (ClientHost.admitClient). */
   private admitted = false;
   /** Until the client is in: null afterwards. */
-  private login: LoginState | null = new LoginState();
+  private login: ClientLogin | null = new ClientLogin(this);
   /**
    * Only while the client's stream is mid-message: at a boundary a scanner holds nothing, so idle
    * clients share the spare one (scan()).
@@ -261,7 +216,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
 
   constructor(
     socket: net.Socket,
-    private readonly host: ClientHost,
+    readonly host: ClientHost,
     /** Came through unix_socket_dir: no TLS is offered or required there, as in PgBouncer. */
     readonly unixSocket: boolean,
   ) {
@@ -271,7 +226,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   }
 
   /** The peer's address as PgBouncer prints it: "unix" for a Unix-socket client. */
-  private get addr(): string {
+  get addr(): string {
     return this.unixSocket ? "unix" : (this.socket.remoteAddress ?? "");
   }
 
@@ -303,12 +258,6 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     return this.scanner;
   }
 
-  /** An unexpected failure during the asynchronous login steps: that client goes, the pooler stays. */
-  private failLogin(err: Error): void {
-    this.log.error({ client: this.id, err: err.message }, "login failed unexpectedly");
-    this.refuse(SqlState.ProtocolViolation, `login failed: ${err.message}`);
-  }
-
   /**
    * Whatever a client sends, a parse error (a missing NUL, a short field) must cost that client its
    * connection, never the pooler its process: it is answered as the protocol violation it is.
@@ -321,7 +270,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
   }
 
-  private malformed(err: Error): void {
+  malformed(err: Error): void {
     this.log.warn({ client: this.id, err: err.message }, "malformed client input");
     this.refuse(SqlState.ProtocolViolation, `invalid message: ${err.message}`);
   }
@@ -330,7 +279,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     this.lastActivity = now();
     switch (this.state) {
       case "login":
-        return this.onLoginData(chunk);
+        return this.login!.read(chunk);
       case "active":
         if (this.pool) this.pool.stats.bytesReceived += chunk.length;
         this.feed(chunk);
@@ -354,234 +303,26 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     }
   }
 
-  // ---- login ----
+  // ---- login: what ClientLogin asks of its client ----
 
-  /**
-   * Refuses the client once its startup packet is read (max_client_conn, shutdown): libpq shows
-   * that. `sparesConsole`: not a client of the admin console, as PgBouncer lets an operator in to
-   * look at a pooler that is full.
-   */
+  /** See ClientLogin.refuseAfterStartup. */
   refuseAfterStartup(code: string, message: string, sparesConsole = false): void {
-    this.login!.refusal = { code, message, sparesConsole };
+    this.login!.refuseAfterStartup(code, message, sparesConsole);
   }
 
-  private onLoginData(chunk: Buffer): void {
-    const login = this.login!;
-    login.buf = login.buf.length ? Buffer.concat([login.buf, chunk]) : chunk;
-    // Bytes sent ahead while the user is looked up, a password is checked or the welcome waits for a
-    // server are kept, but no more than LOGIN_READ_AHEAD of them until they can be used: a flood is
-    // left to the kernel.
-    const waitingForUs = login.auth ? login.auth.busy : login.startupTaken;
-    if (waitingForUs && login.buf.length >= LOGIN_READ_AHEAD) this.block(Block.Login);
-    if (login.auth) return this.onAuthData();
-    // One startup packet per connection: bytes sent while its lookup runs wait for the auth exchange.
-    if (login.startupTaken) return;
-    if (login.welcoming) return; // queries sent ahead of the welcome: read once logged in
-    // PostgreSQL 17's direct TLS (sslnegotiation=direct): a TLS handshake record where a startup
-    // packet's length would begin. As a length, that byte would mean 369 MB or more: nothing else.
-    if (login.buf[0] === TLS_HANDSHAKE_RECORD && !login.encryptionAnswered && !isTls(this.socket)) {
-      const setup = this.unixSocket ? null : this.host.clientTls;
-      // a client speaking TLS could not read a plaintext ErrorResponse: PostgreSQL closes too
-      if (setup === null) {
-        this.log.info({ client: this.id, addr: this.addr }, "direct TLS refused: TLS is not enabled");
-        return this.close("direct TLS, but TLS is not enabled");
-      }
-      const hello = login.buf;
-      login.buf = NOTHING;
-      return this.startTls(setup, hello);
-    }
-    let taken;
-    try {
-      taken = takeStartupPacket(login.buf, this.host.config.maxPacketSize);
-    } catch (err) {
-      return this.refuse(SqlState.ProtocolViolation, (err as Error).message);
-    }
-    if (taken === null) return;
-    login.buf = taken.rest;
-    let packet;
-    try {
-      packet = parseStartupPacket(taken.packet);
-    } catch (err) {
-      return this.refuse(SqlState.ProtocolViolation, `invalid startup packet: ${(err as Error).message}`);
-    }
-    switch (packet.kind) {
-      case "ssl":
-      case "gssenc": {
-        // Bytes already behind the request were sent in the clear and could be a man in the middle's
-        // (CVE-2021-23214): PostgreSQL and PgBouncer refuse them, whatever the answer would be.
-        const name = packet.kind === "ssl" ? "SSL" : "GSSAPI encryption";
-        if (login.buf.length) {
-          return this.refuse(SqlState.ProtocolViolation, `received unencrypted data after ${name} request`);
-        }
-        if (packet.kind === "ssl" && isTls(this.socket)) {
-          return this.refuse(SqlState.ProtocolViolation, "SSL request inside SSL");
-        }
-        const setup = packet.kind === "ssl" && !this.unixSocket ? this.host.clientTls : null;
-        login.encryptionAnswered = true;
-        // 'N' tells the client to go on in plain text (or give up if it requires encryption).
-        if (setup === null) {
-          this.socket.write("N");
-          return;
-        }
-        this.socket.write("S");
-        return this.startTls(setup, null);
-      }
-      case "cancel":
-        // Closed only once the request has been acted on, as PostgreSQL and PgBouncer do: libpq
-        // takes the close as that sign and sends its next query then, which a cancel still on its
-        // way would hit instead. Nothing more is read meanwhile (pgx sends a Terminate).
-        login.startupTaken = true;
-        this.block(Block.Login);
-        this.host.cancel(packet.pid, packet.secret, () => this.close("cancel request"));
-        return;
-      case "unsupported":
-        return this.refuse(
-          SqlState.FeatureNotSupported,
-          `unsupported frontend protocol ${packet.version >>> 16}.${packet.version & 0xffff}: server supports 3.0 to 3.0`,
-        );
-      case "startup":
-        login.startupTaken = true;
-        this.startup(packet.params).catch((err: Error) => this.failLogin(err));
-        return;
-    }
+  admit(db: DatabaseDef | undefined): ClientLimit | null {
+    const limit = this.host.admitClient(this.database, this.user, db);
+    this.admitted = limit === null;
+    return limit;
   }
 
-  /** `hello`: the start of a direct TLS handshake, already read; null after an SSLRequest. */
-  private startTls(setup: ClientTls, hello: Buffer | null): void {
+  stopReadingForTls(): void {
     this.socket.off("data", ClientConnection.onSocketData);
-    this.login!.handshaking = true;
-    acceptTls(this.socket, setup, hello).then(
-      (secure) => {
-        if (this.state === "closed") return void secure.destroy();
-        this.login!.handshaking = false;
-        // Only ALPN tells a direct TLS client from a TLS client of another protocol sent to this
-        // port (the acceptor refuses any other protocol it is offered). PostgreSQL 17 logs it and
-        // closes, reading nothing: not even a CancelRequest.
-        if (hello !== null && secure.alpnProtocol !== ALPN_POSTGRESQL) {
-          const why = "received direct SSL connection request without ALPN protocol negotiation extension";
-          this.log.info({ client: this.id, addr: this.addr }, why);
-          secure.destroy();
-          return this.close(why);
-        }
-        this.socket = secure;
-        this.listen(secure);
-        const certUser = verifiedCertName(secure);
-        if (this.login) this.login.certUser = certUser;
-        if (setup.requestCert && certUser === undefined) {
-          const why = secure.authorized ? "no certificate" : String(secure.authorizationError);
-          this.log.info({ client: this.id, addr: this.addr, why }, "client certificate refused");
-          // PostgreSQL's words, sent once the startup packet is in so that the client shows them
-          this.refuseAfterStartup(
-            SqlState.InvalidAuthorization,
-            "connection requires a valid client certificate",
-          );
-        }
-      },
-      (err: Error) => {
-        this.log.info({ client: this.id, addr: this.addr, err: err.message }, "TLS handshake failed");
-        this.close(`TLS handshake failed: ${err.message}`);
-      },
-    );
   }
 
-  private async startup(params: Map<string, string>): Promise<void> {
-    const refusal = this.login!.refusal;
-    const toConsole = (params.get("database") || params.get("user")) === ADMIN_DB;
-    if (refusal && !(refusal.sparesConsole && toConsole)) return this.refuse(refusal.code, refusal.message);
-    const tls = this.host.clientTls;
-    if (tls !== null && tlsRequired(tls.mode) && !isTls(this.socket) && !this.unixSocket) {
-      return this.refuse(SqlState.InvalidAuthorization, "SSL required");
-    }
-    const user = params.get("user");
-    if (!user) {
-      return this.refuse(
-        SqlState.InvalidAuthorization,
-        "no PostgreSQL user name specified in startup packet",
-      );
-    }
-    // PgBouncer's check and words, before the database is looked up (or made up from "*")
-    if (Buffer.byteLength(user) >= MAX_USERNAME)
-      return this.refuse(SqlState.ProtocolViolation, "username too long");
-    this.user = user;
-    this.database = params.get("database") || user;
-    if (params.has("replication")) {
-      return this.refuse(
-        SqlState.FeatureNotSupported,
-        "replication connections are not supported by the pooler",
-      );
-    }
-    const ignored = this.host.config.ignoreStartupParameters;
-    for (const [name, value] of params) {
-      if (KNOWN_STARTUP.has(name) || ignored.includes(name)) continue;
-      if (name === "options") {
-        let options: [string, string][];
-        try {
-          options = parseStartupOptions(value);
-        } catch (err) {
-          return this.refuse(SqlState.SyntaxError, `invalid startup options: ${(err as Error).message}`);
-        }
-        for (const [n, v] of options) if (!this.setAtStartup(n, v)) return;
-      } else if (!this.setAtStartup(name, value)) return;
-    }
-    const isAdmin = this.database === ADMIN_DB;
-    const db = isAdmin ? undefined : this.host.findDatabase(this.database);
-    // As PgBouncer (and PostgreSQL), a client hears that its database does not exist or is disabled
-    // only once authenticated (handleAuthStep), so that no one without a password learns which names
-    // exist. With no database, auth_query has none to ask: auth_file alone can let the user in.
-    if (!isAdmin && db === undefined) {
-      this.login!.refusalOnceIn = {
-        code: SqlState.InvalidCatalogName,
-        message: `no such database: ${this.database}`,
-      };
-    }
-    if (isAdmin) {
-      this.adminRole = this.host.isAdminUser(user);
-      if (this.adminRole === null && this.host.config.authType !== "any") {
-        // PgBouncer's refusal, SQLSTATE included (its pooler errors are all 08P01). As PgBouncer 1.18,
-        // at once to a user of the auth file, after the exchange (which fails but for a verified
-        // certificate) to one it does not know: a refusal at once would tell console users apart.
-        const notAllowed = { code: SqlState.ProtocolViolation, message: "not allowed" };
-        if (this.host.config.authUsers.has(user)) return this.refuse(notAllowed.code, notAllowed.message);
-        this.login!.refusalOnceIn = notAllowed;
-      }
-    }
-    const limit = this.host.admitClient(this.database, user, db);
-    if (limit !== null) {
-      return this.refuse(SqlState.TooManyConnections, `client connections exceeded (${limit})`);
-    }
-    this.admitted = true;
-    const decision = decideAuth(this.host.config, {
-      unixSocket: this.unixSocket,
-      tls: isTls(this.socket),
-      address: this.socket.remoteAddress,
-      database: this.database,
-      user,
-      certUser: this.login!.certUser,
-    });
-    if (decision.kind === "refuse") {
-      this.log.info(
-        { client: this.id, user, db: this.database, addr: this.addr, why: decision.why },
-        "login refused",
-      );
-      return this.refuse(SqlState.InvalidAuthorization, decision.message);
-    }
-    let secret: UserSecret | undefined;
-    try {
-      const gone = (this.login!.lookup = new AbortController()).signal;
-      secret = db ? await this.host.lookupSecret(user, db, gone) : this.host.config.authUsers.get(user);
-    } catch (err) {
-      if (this.state === "closed") return; // the lookup was abandoned with it
-      this.log.error({ client: this.id, user, err: (err as Error).message }, "auth_query failed");
-      return this.refuse(SqlState.ConnectionFailure, "authentication lookup failed");
-    }
-    if (this.state === "closed") return;
-    const auth = (this.login!.auth = new ClientAuth(
-      decision.authType,
-      user,
-      secret,
-      this.host.config.scramIterations,
-    ));
-    this.handleAuthStep(auth.start(), db);
+  useTlsSocket(secure: net.Socket): void {
+    this.socket = secure;
+    this.listen(secure);
   }
 
   /**
@@ -589,7 +330,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
    * accept (replayed with set_config on every server; an unknown or invalid one is refused before
    * the login completes, see `welcome`, as PostgreSQL does). False when the client was refused.
    */
-  private setAtStartup(name: string, value: string): boolean {
+  setAtStartup(name: string, value: string): boolean {
     const tracked = trackedParameter(name, this.host.config.trackExtraParameters);
     if (tracked) this.setParam(tracked, value);
     else if (isSettingName(name))
@@ -601,64 +342,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
     return true;
   }
 
-  private handleAuthStep(step: AuthStep, db: DatabaseDef | undefined): void {
-    const login = this.login!;
-    login.authDb = db;
-    switch (step.kind) {
-      case "challenge":
-        this.socket.write(step.message);
-        this.unblock(Block.Login);
-        if (login.buf.length) this.onAuthData();
-        return;
-      case "fail":
-        if (this.host.config.logPoolerErrors) {
-          this.log.info({ client: this.id, user: this.user, db: this.database }, step.message);
-        }
-        return this.refuse(step.code, step.message);
-      case "ok":
-        login.auth = null;
-        if (step.final) this.socket.write(step.final);
-        if (login.refusalOnceIn) return this.refuse(login.refusalOnceIn.code, login.refusalOnceIn.message);
-        if (db !== undefined && this.host.isDisabled(db.name)) {
-          return this.refuse(SqlState.CannotConnectNow, `database "${db.name}" is disabled`);
-        }
-        login.welcoming = true;
-        this.welcome(db, step.credentials).catch((err: Error) => this.failLogin(err));
-        return;
-    }
-  }
-
-  private onAuthData(): void {
-    // Password messages are small and few: assemble them whole here, not on the hot path. One at a
-    // time: the next waits until this one's verdict is handled.
-    const login = this.login!;
-    const auth = login.auth;
-    if (auth && !auth.busy && login.buf.length >= 5) {
-      const type = login.buf[0]!;
-      const len = login.buf.readUInt32BE(1);
-      if (len < 4 || len > 10000)
-        return this.refuse(SqlState.ProtocolViolation, "invalid password packet length");
-      if (login.buf.length < len + 1) return;
-      const msg = login.buf.subarray(0, len + 1);
-      login.buf = login.buf.subarray(len + 1);
-      if (type === Msg.Terminate) return this.close("client gave up during login");
-      if (type !== Msg.Password) {
-        return this.refuse(
-          SqlState.ProtocolViolation,
-          `expected password response, got message type ${String.fromCharCode(type)}`,
-        );
-      }
-      auth
-        .onPassword(msg)
-        .then((step) => {
-          if (this.state !== "closed") this.handleAuthStep(step, login.authDb);
-        })
-        // what fails in there is reading a message: a missing NUL, a short field
-        .catch((err: Error) => this.malformed(err));
-    }
-  }
-
-  private async welcome(found: DatabaseDef | undefined, credentials: ServerCredentials): Promise<void> {
+  async welcome(found: DatabaseDef | undefined, credentials: ServerCredentials): Promise<void> {
     let serverParams: Map<string, string>;
     // RELOAD may have changed or removed the entry while the client was authenticating
     const db = found && this.host.findDatabase(found.name);

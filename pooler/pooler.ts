@@ -3,7 +3,8 @@
 import { SqlConsole, type AdminConsole } from "./admin/console.ts";
 import { AuthFileWatch } from "./auth-file-watch.ts";
 import { lookupByAuthQuery } from "./auth-query.ts";
-import { ADMIN_DB, type ClientConnection, type ClientHost } from "./client.ts";
+import type { ClientConnection, ClientHost } from "./client.ts";
+import { ADMIN_DB } from "./client-login.ts";
 import { ClientCounts, type ClientLimit } from "./client-limits.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import {

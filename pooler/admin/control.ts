@@ -1,6 +1,6 @@
 // The console's process-controlling commands with PgBouncer's semantics (doc/usage.md) and its
 // error messages (admin.c). Each returns the CommandComplete tag; a refusal throws AdminError.
-import { ADMIN_DB } from "../client.ts";
+import { ADMIN_DB } from "../client-login.ts";
 import { ConfigError } from "../config/index.ts";
 import type { Pool } from "../pool.ts";
 import type { Pooler, ShutdownWait } from "../pooler.ts";

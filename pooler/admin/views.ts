@@ -5,7 +5,8 @@
 // The console itself appears as PgBouncer's does: a virtual database and pool "pgbouncer" whose
 // clients are the console sessions.
 import v8 from "node:v8";
-import { ADMIN_DB, type ClientConnection } from "../client.ts";
+import { ADMIN_DB } from "../client-login.ts";
+import type { ClientConnection } from "../client.ts";
 import * as clock from "../clock.ts";
 import type { Connection } from "../connection.ts";
 import type { Pool } from "../pool.ts";
