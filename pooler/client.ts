@@ -467,8 +467,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         this.listen(secure);
         const certUser = verifiedCertName(secure);
         if (this.login) this.login.certUser = certUser;
-        if (setup.requestCert && certUser === undefined) {
-          const why = secure.authorized ? "no certificate" : String(secure.authorizationError);
+        // below verify-ca a certificate is optional, but one sent must verify, as in PgBouncer
+        const presented = setup.requestCert && Object.keys(secure.getPeerCertificate()).length > 0;
+        const unverified = presented && !secure.authorized;
+        if (unverified || (setup.requireCert && certUser === undefined)) {
+          const why = unverified ? String(secure.authorizationError) : "no certificate";
           this.log.info({ client: this.id, addr: this.addr, why }, "client certificate refused");
           // PostgreSQL's words, sent once the startup packet is in so that the client shows them
           this.refuseAfterStartup(

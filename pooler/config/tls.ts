@@ -201,8 +201,13 @@ export interface ClientTls {
    * merely insists that one is sent).
    */
   acceptor: tls.Server;
-  /** verify-ca / verify-full: the client must present a certificate the CA signed. */
+  /**
+   * A client certificate is asked for: under every mode with client_tls_ca_file, as PgBouncer asks
+   * (optionally below verify-ca), so that `cert` lines of auth_hba_file serve under require too.
+   */
   requestCert: boolean;
+  /** verify-ca / verify-full: the client must present a certificate the CA signed. */
+  requireCert: boolean;
 }
 
 /** The pooler as a TLS client of PostgreSQL (null: server_tls_sslmode = disable). */
@@ -232,9 +237,10 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
       `client_tls_sslmode: ${c.clientTlsSslmode} needs client_tls_key_file and client_tls_cert_file (CLIENT_TLS_KEY_FILE, CLIENT_TLS_CERT_FILE)`,
     );
   }
-  const requestCert = verifiesPeer(c.clientTlsSslmode);
+  const requireCert = verifiesPeer(c.clientTlsSslmode);
+  const requestCert = c.clientTlsCaFile !== undefined;
   // without it Node would take its bundled public CAs (and NODE_EXTRA_CA_CERTS) as the judges
-  if (requestCert && c.clientTlsCaFile === undefined) {
+  if (requireCert && c.clientTlsCaFile === undefined) {
     throw new ConfigError(
       `client_tls_sslmode: ${c.clientTlsSslmode} needs client_tls_ca_file (CLIENT_TLS_CA_FILE), the CA that signs client certificates`,
     );
@@ -265,7 +271,7 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
       }),
     ),
   );
-  return { mode: c.clientTlsSslmode, requestCert, acceptor };
+  return { mode: c.clientTlsSslmode, requestCert, requireCert, acceptor };
 }
 
 function buildServerTls(c: PoolerConfig): ServerTls | null {
