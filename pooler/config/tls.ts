@@ -30,6 +30,7 @@ const VERSIONS = ["tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"] as const;
 const NODE_VERSION: readonly tls.SecureVersion[] = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
 const PROTOCOL_SHORTCUTS: Record<string, readonly number[]> = {
   all: [0, 1, 2, 3],
+  tlsv1: [0, 1, 2, 3],
   legacy: [0, 1, 2, 3],
   secure: [2, 3],
   default: [2, 3],
@@ -42,18 +43,27 @@ export interface TlsVersions {
 
 /**
  * `*_tls_protocols`: a list of tlsv1.0 … tlsv1.3 and the shortcuts all, legacy, secure (PgBouncer's
- * default). Node takes a minimum and a maximum, so a list that skips a version cannot be honoured.
+ * default), tlsv1 (every version); `!` takes one out, from every version if nothing came before, as
+ * libtls reads it. Node takes a minimum and a maximum, so a list that skips a version cannot be honoured.
  */
 export function parseTlsProtocols(raw: string): TlsVersions {
   const wanted = new Set<number>();
-  for (const item of raw.split(/[,:]/).map((s) => s.trim().toLowerCase())) {
-    if (item === "") continue;
+  for (const entry of raw.split(/[,:]/).map((s) => s.trim().toLowerCase())) {
+    if (entry === "") continue;
+    const negated = entry.startsWith("!");
+    const item = negated ? entry.slice(1) : entry;
     const index = VERSIONS.indexOf(item as (typeof VERSIONS)[number]);
     const versions = PROTOCOL_SHORTCUTS[item] ?? (index >= 0 ? [index] : undefined);
     if (versions === undefined) {
-      throw new InvalidValue("a list of tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3, or all, legacy, secure");
+      throw new InvalidValue(
+        "a list of tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3, or all, legacy, secure, each may be negated with !",
+      );
     }
-    for (const v of versions) wanted.add(v);
+    if (!negated) for (const v of versions) wanted.add(v);
+    else {
+      if (wanted.size === 0) for (const v of PROTOCOL_SHORTCUTS.all!) wanted.add(v);
+      for (const v of versions) wanted.delete(v);
+    }
   }
   const sorted = [...wanted].sort((a, b) => a - b);
   const min = sorted[0];
