@@ -19,6 +19,8 @@ describe("parseTlsProtocols", () => {
     expect(parseTlsProtocols("secure:!tlsv1.2")).toEqual({ minVersion: "TLSv1.3", maxVersion: "TLSv1.3" });
     expect(parseTlsProtocols("tlsv1")).toEqual({ minVersion: "TLSv1", maxVersion: "TLSv1.3" });
     expect(() => parseTlsProtocols("!all")).toThrow(/at least one TLS version/);
+    // PgBouncer 1.18 leaves libtls' default (secure) for an empty value
+    expect(parseTlsProtocols("")).toEqual({ minVersion: "TLSv1.2", maxVersion: "TLSv1.3" });
     expect(() => parseTlsProtocols("all,!tlsv1.1")).toThrow(/without a gap/);
   });
 

@@ -44,9 +44,12 @@ export interface TlsVersions {
 /**
  * `*_tls_protocols`: a list of tlsv1.0 … tlsv1.3 and the shortcuts all, legacy, secure (PgBouncer's
  * default), tlsv1 (every version); `!` takes one out, from every version if nothing came before, as
- * libtls reads it. Node takes a minimum and a maximum, so a list that skips a version cannot be honoured.
+ * libtls reads it; empty: secure. Node takes a minimum and a maximum, so a list that skips a version
+ * cannot be honoured.
  */
 export function parseTlsProtocols(raw: string): TlsVersions {
+  // PgBouncer sets nothing for an empty value: libtls' default stays
+  if (raw.trim() === "") return parseTlsProtocols("secure");
   const wanted = new Set<number>();
   for (const entry of raw.split(/[,:]/).map((s) => s.trim().toLowerCase())) {
     if (entry === "") continue;
