@@ -13,7 +13,10 @@ describe("parseTlsProtocols", () => {
   });
 
   it("takes libtls' negations and its tlsv1 (every version), as PgBouncer 1.18 does (measured)", () => {
-    expect(parseTlsProtocols("all,!tlsv1.0,!tlsv1.1")).toEqual({ minVersion: "TLSv1.2", maxVersion: "TLSv1.3" });
+    expect(parseTlsProtocols("all,!tlsv1.0,!tlsv1.1")).toEqual({
+      minVersion: "TLSv1.2",
+      maxVersion: "TLSv1.3",
+    });
     // a list that starts with a negation starts from every version
     expect(parseTlsProtocols("!tlsv1.3")).toEqual({ minVersion: "TLSv1", maxVersion: "TLSv1.2" });
     expect(parseTlsProtocols("secure:!tlsv1.2")).toEqual({ minVersion: "TLSv1.3", maxVersion: "TLSv1.3" });

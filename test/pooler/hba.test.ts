@@ -157,7 +157,11 @@ describe("auth_type = hba", () => {
     "cert: a verified client certificate whose CommonName is the user logs in without a password (client_tls_sslmode %s)",
     async (mode) => {
       const p = await hbaPooler(
-        ["hostssl app all 127.0.0.1/32 cert", "host app all 127.0.0.1/32 cert", "hostssl all all 127.0.0.1/32 md5"],
+        [
+          "hostssl app all 127.0.0.1/32 cert",
+          "host app all 127.0.0.1/32 cert",
+          "hostssl all all 127.0.0.1/32 md5",
+        ],
         [],
         {
           CLIENT_TLS_SSLMODE: mode,
