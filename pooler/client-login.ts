@@ -220,8 +220,11 @@ export class ClientLogin {
         }
         this.client.useTlsSocket(secure);
         this.certUser = verifiedCertName(secure);
-        if (setup.requestCert && this.certUser === undefined) {
-          const why = secure.authorized ? "no certificate" : String(secure.authorizationError);
+        // below verify-ca a certificate is optional, but one sent must verify, as in PgBouncer
+        const presented = setup.requestCert && Object.keys(secure.getPeerCertificate()).length > 0;
+        const unverified = presented && !secure.authorized;
+        if (unverified || (setup.requireCert && this.certUser === undefined)) {
+          const why = unverified ? String(secure.authorizationError) : "no certificate";
           this.client.log.info(
             { client: this.client.id, addr: this.client.addr, why },
             "client certificate refused",

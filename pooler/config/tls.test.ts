@@ -12,6 +12,21 @@ describe("parseTlsProtocols", () => {
     expect(parseTlsProtocols("tlsv1.1, tlsv1.2")).toEqual({ minVersion: "TLSv1.1", maxVersion: "TLSv1.2" });
   });
 
+  it("takes libtls' negations and its tlsv1 (every version), as PgBouncer 1.18 does (measured)", () => {
+    expect(parseTlsProtocols("all,!tlsv1.0,!tlsv1.1")).toEqual({
+      minVersion: "TLSv1.2",
+      maxVersion: "TLSv1.3",
+    });
+    // a list that starts with a negation starts from every version
+    expect(parseTlsProtocols("!tlsv1.3")).toEqual({ minVersion: "TLSv1", maxVersion: "TLSv1.2" });
+    expect(parseTlsProtocols("secure:!tlsv1.2")).toEqual({ minVersion: "TLSv1.3", maxVersion: "TLSv1.3" });
+    expect(parseTlsProtocols("tlsv1")).toEqual({ minVersion: "TLSv1", maxVersion: "TLSv1.3" });
+    expect(() => parseTlsProtocols("!all")).toThrow(/at least one TLS version/);
+    // PgBouncer 1.18 leaves libtls' default (secure) for an empty value
+    expect(parseTlsProtocols("")).toEqual({ minVersion: "TLSv1.2", maxVersion: "TLSv1.3" });
+    expect(() => parseTlsProtocols("all,!tlsv1.1")).toThrow(/without a gap/);
+  });
+
   it("refuses what Node cannot honour or PgBouncer does not know", () => {
     expect(() => parseTlsProtocols("tlsv1.0,tlsv1.3")).toThrow(InvalidValue);
     expect(() => parseTlsProtocols("sslv3")).toThrow(/a list of tlsv1\.0, tlsv1\.1, tlsv1\.2, tlsv1\.3/);

@@ -30,6 +30,7 @@ const VERSIONS = ["tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"] as const;
 const NODE_VERSION: readonly tls.SecureVersion[] = ["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
 const PROTOCOL_SHORTCUTS: Record<string, readonly number[]> = {
   all: [0, 1, 2, 3],
+  tlsv1: [0, 1, 2, 3],
   legacy: [0, 1, 2, 3],
   secure: [2, 3],
   default: [2, 3],
@@ -42,18 +43,30 @@ export interface TlsVersions {
 
 /**
  * `*_tls_protocols`: a list of tlsv1.0 … tlsv1.3 and the shortcuts all, legacy, secure (PgBouncer's
- * default). Node takes a minimum and a maximum, so a list that skips a version cannot be honoured.
+ * default), tlsv1 (every version); `!` takes one out, from every version if nothing came before, as
+ * libtls reads it; empty: secure. Node takes a minimum and a maximum, so a list that skips a version
+ * cannot be honoured.
  */
 export function parseTlsProtocols(raw: string): TlsVersions {
+  // PgBouncer sets nothing for an empty value: libtls' default stays
+  if (raw.trim() === "") return parseTlsProtocols("secure");
   const wanted = new Set<number>();
-  for (const item of raw.split(/[,:]/).map((s) => s.trim().toLowerCase())) {
-    if (item === "") continue;
+  for (const entry of raw.split(/[,:]/).map((s) => s.trim().toLowerCase())) {
+    if (entry === "") continue;
+    const negated = entry.startsWith("!");
+    const item = negated ? entry.slice(1) : entry;
     const index = VERSIONS.indexOf(item as (typeof VERSIONS)[number]);
     const versions = PROTOCOL_SHORTCUTS[item] ?? (index >= 0 ? [index] : undefined);
     if (versions === undefined) {
-      throw new InvalidValue("a list of tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3, or all, legacy, secure");
+      throw new InvalidValue(
+        "a list of tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3, or all, legacy, secure, each may be negated with !",
+      );
     }
-    for (const v of versions) wanted.add(v);
+    if (!negated) for (const v of versions) wanted.add(v);
+    else {
+      if (wanted.size === 0) for (const v of PROTOCOL_SHORTCUTS.all!) wanted.add(v);
+      for (const v of versions) wanted.delete(v);
+    }
   }
   const sorted = [...wanted].sort((a, b) => a - b);
   const min = sorted[0];
@@ -201,8 +214,13 @@ export interface ClientTls {
    * merely insists that one is sent).
    */
   acceptor: tls.Server;
-  /** verify-ca / verify-full: the client must present a certificate the CA signed. */
+  /**
+   * A client certificate is asked for: under every mode with client_tls_ca_file, as PgBouncer asks
+   * (optionally below verify-ca), so that `cert` lines of auth_hba_file serve under require too.
+   */
   requestCert: boolean;
+  /** verify-ca / verify-full: the client must present a certificate the CA signed. */
+  requireCert: boolean;
 }
 
 /** The pooler as a TLS client of PostgreSQL (null: server_tls_sslmode = disable). */
@@ -232,9 +250,10 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
       `client_tls_sslmode: ${c.clientTlsSslmode} needs client_tls_key_file and client_tls_cert_file (CLIENT_TLS_KEY_FILE, CLIENT_TLS_CERT_FILE)`,
     );
   }
-  const requestCert = verifiesPeer(c.clientTlsSslmode);
+  const requireCert = verifiesPeer(c.clientTlsSslmode);
+  const requestCert = c.clientTlsCaFile !== undefined;
   // without it Node would take its bundled public CAs (and NODE_EXTRA_CA_CERTS) as the judges
-  if (requestCert && c.clientTlsCaFile === undefined) {
+  if (requireCert && c.clientTlsCaFile === undefined) {
     throw new ConfigError(
       `client_tls_sslmode: ${c.clientTlsSslmode} needs client_tls_ca_file (CLIENT_TLS_CA_FILE), the CA that signs client certificates`,
     );
@@ -265,7 +284,7 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
       }),
     ),
   );
-  return { mode: c.clientTlsSslmode, requestCert, acceptor };
+  return { mode: c.clientTlsSslmode, requestCert, requireCert, acceptor };
 }
 
 function buildServerTls(c: PoolerConfig): ServerTls | null {
