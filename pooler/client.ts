@@ -214,6 +214,11 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
   /** Cancel requests of its key sent on to its server; those up to `cancelsSpent` explained a 57014. */
   cancelsSent = 0;
   private cancelsSpent = 0;
+  /**
+   * The connection is a CancelRequest's, held open until the cancel has been acted on (at most
+   * cancel_wait_timeout): no login timeout or shutdown ends it sooner, and nothing is written on it.
+   */
+  holdsCancel = false;
   waitStart = 0;
   /** The server assign() is setting the client's parameters on, before anything of the client's. */
   private syncingOn: ServerConnection | null = null;
@@ -431,6 +436,7 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         // takes the close as that sign and sends its next query then, which a cancel still on its
         // way would hit instead. Nothing more is read meanwhile (pgx sends a Terminate).
         login.startupTaken = true;
+        this.holdsCancel = true;
         this.block(Block.Login);
         this.host.cancel(packet.pid, packet.secret, () => this.close("cancel request"));
         return;
@@ -1402,8 +1408,9 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
         `closing client: ${message}`,
       );
     }
-    // mid-handshake (client_login_timeout, say) a plaintext message would land in the TLS stream
-    if (this.socket.writable && !this.login?.handshaking) {
+    // mid-handshake (client_login_timeout, say) a plaintext message would land in the TLS stream;
+    // PostgreSQL writes nothing on a cancel request's connection, it closes it
+    if (this.socket.writable && !this.login?.handshaking && !this.holdsCancel) {
       this.socket.end(errorResponse({ severity: "FATAL", code, message }));
     }
     this.close(message);
