@@ -34,13 +34,20 @@ export function sendCancelRequest(
   { sent, failed, done }: CancelCallbacks,
 ): void {
   const sock = net.connect(serverEndpoint(target.host, target.port, target.lookup), () =>
-    connectTls(sock, target.tls, target.host).then((s) => {
-      if (s !== sock) s.on("error", failed);
-      // No FIN after it, as libpq: a pooler (ours) reads one as the client giving up, and would
-      // close at once rather than once it has acted, which is what the close must say.
-      s.write(cancelRequest(key.pid, key.secret));
-      sent?.();
-    }, failed),
+    connectTls(sock, target.tls, target.host).then(
+      (s) => {
+        if (s !== sock) s.on("error", failed);
+        // No FIN after it, as libpq: a pooler (ours) reads one as the client giving up, and would
+        // close at once rather than once it has acted, which is what the close must say.
+        s.write(cancelRequest(key.pid, key.secret));
+        sent?.();
+      },
+      (err: Error) => {
+        failed(err);
+        // nothing more will be sent on it: held open, it would keep its server from every client
+        sock.destroy();
+      },
+    ),
   );
   applyKeepalive(sock, target.keepalive);
   sock.on("error", failed);

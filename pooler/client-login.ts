@@ -70,6 +70,8 @@ export class ClientLogin {
   buf: Buffer = NOTHING;
   /** One startup packet per connection. */
   private startupTaken = false;
+  /** It was a CancelRequest: ClientConnection.holdsCancel. */
+  holdsCancel = false;
   /** An SSLRequest or GSSENCRequest was answered: direct TLS may only open a connection. */
   private encryptionAnswered = false;
   /** A TLS handshake is under way on the socket: nothing may be written to it in plaintext. */
@@ -185,7 +187,7 @@ export class ClientLogin {
         // Closed only once the request has been acted on, as PostgreSQL and PgBouncer do: libpq
         // takes the close as that sign and sends its next query then, which a cancel still on its
         // way would hit instead. Nothing more is read meanwhile (pgx sends a Terminate).
-        this.startupTaken = true;
+        this.startupTaken = this.holdsCancel = true;
         this.client.block(Block.Login);
         this.host.cancel(packet.pid, packet.secret, () => this.client.close("cancel request"));
         return;

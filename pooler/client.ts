@@ -923,6 +923,14 @@ export class ClientConnection
     return true;
   }
 
+  /**
+   * The connection is a CancelRequest's, held open until the cancel has been acted on (at most
+   * cancel_wait_timeout): no login timeout or shutdown ends it sooner, and nothing is written on it.
+   */
+  get holdsCancel(): boolean {
+    return this.login?.holdsCancel ?? false;
+  }
+
   get loggingIn(): boolean {
     return this.state === "login";
   }
@@ -1086,8 +1094,9 @@ export class ClientConnection
         `closing client: ${message}`,
       );
     }
-    // mid-handshake (client_login_timeout, say) a plaintext message would land in the TLS stream
-    if (this.socket.writable && !this.login?.handshaking) {
+    // mid-handshake (client_login_timeout, say) a plaintext message would land in the TLS stream;
+    // PostgreSQL writes nothing on a cancel request's connection, it closes it
+    if (this.socket.writable && !this.login?.handshaking && !this.holdsCancel) {
       this.socket.end(errorResponse({ severity: "FATAL", code, message }));
     }
     this.close(message);

@@ -49,6 +49,9 @@ export class Janitor {
     const server = client.server;
     switch (client.state) {
       case "login":
+        // as PgBouncer's: its cancel_wait_timeout bounds it, and closed sooner it would say the
+        // cancel was acted on while it may still be on its way to the next query
+        if (client.holdsCancel) return;
         if (over(now, client.connectTime, c.clientLoginTimeout))
           client.refuse(SqlState.ProtocolViolation, "client_login_timeout");
         // queued for a server to take its startup settings: a wait for a server as any (PgBouncer's CL_WAITING_LOGIN)

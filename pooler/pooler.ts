@@ -613,15 +613,17 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   }
 
   /**
-   * Closes clients that hold no server; returns how many still do. Console sessions stay to the end,
-   * as in PgBouncer: an operator sees what the shutdown waits for.
+   * Closes clients that hold no server; returns how many still do, or hold a cancel request on its
+   * way (it may cancel a query the shutdown waits for). Console sessions stay to the end, as in
+   * PgBouncer: an operator sees what the shutdown waits for.
    */
   private closeIdleClients(): number {
     let busy = 0;
     for (const client of [...this.clients]) {
       if (client.state === "admin") continue;
-      if (client.server === null) client.refuse(SqlState.AdminShutdown, "pooler is shutting down");
-      else busy++;
+      if (client.server === null && !client.holdsCancel) {
+        client.refuse(SqlState.AdminShutdown, "pooler is shutting down");
+      } else busy++;
     }
     return busy;
   }

@@ -179,39 +179,41 @@ describe("transaction pooling", () => {
   });
 
   it("keeps a cancel request's connection open while its cancel is on its way, counted in SHOW POOLS", async () => {
-    // PostgreSQL's answers, its close of the cancel connection too, held 1 s on their way
-    const to = new URL(inject("pgAppUrl"));
-    const slow = await relay(
-      { host: "127.0.0.1", port: 0 },
-      { host: to.hostname, port: Number(to.port) },
-      1000,
+    await withHeldCancel(1000, async ({ q, closed, slept, admin }) => {
+      const pool = (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
+      expect(pool).toMatchObject({ cl_active_cancel_req: 1, sv_active_cancel: 1 });
+      const { ms, bytes } = await closed;
+      expect(bytes).toBe(0);
+      expect(ms).toBeGreaterThanOrEqual(900);
+      expect((await slept).code).toBe("57014");
+      expect(q.pooler.clients.size).toBe(2);
+    });
+  });
+
+  it("a held cancel request outlasts client_login_timeout, as PgBouncer 1.18's (closed at it, its late cancel would hit the next query)", async () => {
+    // PgBouncer 1.18, measured: closed after 3004 ms (its cancel's time), client_login_timeout = 1
+    await withHeldCancel(
+      2000,
+      async ({ closed, slept }) => {
+        const { ms, bytes } = await closed;
+        expect(bytes).toBe(0);
+        expect(ms).toBeGreaterThanOrEqual(1900);
+        expect((await slept).code).toBe("57014");
+      },
+      { clientLoginTimeout: 1 },
     );
-    const { port } = slow.address() as net.AddressInfo;
-    try {
-      const env = {
-        DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
-        ADMIN_USERS: "postgres",
-      };
-      await withTestPooler(env, async (q) => {
-        const [c, admin] = await Promise.all([connect(q.url()), connect(q.url("pgbouncer"))]);
-        try {
-          const { pid, secret } = cancelKeyOf(c);
-          const slept = errorOf(c.query("SELECT pg_sleep(10)"));
-          await new Promise((r) => setTimeout(r, 1500));
-          const started = Date.now();
-          const closed = rawExchange(q.port, cancelRequest(pid, secret)).then(() => Date.now() - started);
-          await new Promise((r) => setTimeout(r, 300));
-          const pool = (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
-          expect(pool).toMatchObject({ cl_active_cancel_req: 1, sv_active_cancel: 1 });
-          expect(await closed).toBeGreaterThanOrEqual(900);
-          expect((await slept).code).toBe("57014");
-        } finally {
-          await Promise.all([c.end(), admin.end()]);
-        }
-      });
-    } finally {
-      slow.close();
-    }
+  });
+
+  it("a graceful shutdown lets a held cancel request finish: closed once PostgreSQL has acted, the query it waits for canceled", async () => {
+    // PgBouncer 1.18's SIGINT, measured: the connection closed after 1003 ms, nothing written on it
+    await withHeldCancel(1000, async ({ q, closed, slept }) => {
+      const stopped = q.pooler.shutdown(8000);
+      const { ms, bytes } = await closed;
+      expect(bytes).toBe(0);
+      expect(ms).toBeGreaterThanOrEqual(900);
+      expect((await slept).code).toBe("57014");
+      await stopped;
+    });
   });
 
   it("keeps each client's half-received message its own while other clients' messages are read", async () => {
@@ -389,3 +391,59 @@ async function cancelRaces(url: string, port: number): Promise<Races> {
 }
 
 const describeRaces = (r: Races): string => `A's queries canceled ${r.a}, B's ${r.b} (B served ${r.bServed})`;
+
+interface HeldCancel {
+  q: TestPooler;
+  admin: pg.Client;
+  /** When the cancel request's connection closed (ms after it was sent), and the bytes written on it. */
+  closed: Promise<{ ms: number; bytes: number }>;
+  /** The error of the pg_sleep(10) the request cancels. */
+  slept: Promise<Error & { code?: string }>;
+}
+
+/**
+ * A pooler whose PostgreSQL answers each new connection `holdMs` late, its cancel connections' close
+ * too: `fn` runs 300 ms after a client's CancelRequest for its running pg_sleep was sent, while the
+ * pooler holds that request's connection. `clientLoginTimeout` (s) is SET once the client is in.
+ */
+async function withHeldCancel(
+  holdMs: number,
+  fn: (held: HeldCancel) => Promise<void>,
+  { clientLoginTimeout }: { clientLoginTimeout?: number } = {},
+): Promise<void> {
+  const to = new URL(inject("pgAppUrl"));
+  const slow = await relay(
+    { host: "127.0.0.1", port: 0 },
+    { host: to.hostname, port: Number(to.port) },
+    holdMs,
+  );
+  const { port } = slow.address() as net.AddressInfo;
+  try {
+    const env = {
+      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
+      ADMIN_USERS: "postgres",
+    };
+    await withTestPooler(env, async (q) => {
+      const [c, admin] = await Promise.all([connect(q.url()), connect(q.url("pgbouncer"))]);
+      c.on("error", () => undefined);
+      try {
+        if (clientLoginTimeout !== undefined)
+          await admin.query(`SET client_login_timeout = ${clientLoginTimeout}`);
+        const { pid, secret } = cancelKeyOf(c);
+        const slept = errorOf(c.query("SELECT pg_sleep(10)"));
+        await new Promise((r) => setTimeout(r, holdMs + 500));
+        const started = Date.now();
+        const closed = rawExchange(q.port, cancelRequest(pid, secret), 15_000).then((b) => ({
+          ms: Date.now() - started,
+          bytes: b.length,
+        }));
+        await new Promise((r) => setTimeout(r, 300));
+        await fn({ q, admin, closed, slept });
+      } finally {
+        await Promise.allSettled([c.end(), admin.end()]);
+      }
+    });
+  } finally {
+    slow.close();
+  }
+}

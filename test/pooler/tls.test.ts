@@ -1,18 +1,20 @@
 // TLS on both sides of the pooler, as PgBouncer: client_tls_* (psql and node-postgres over TLS,
 // refusals, client certificates, cancel requests) and server_tls_* (against a PostgreSQL of our own
 // with ssl = on). Certificates are made by openssl for each run (test/support/certs.ts).
+import dns from "node:dns";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import tls from "node:tls";
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   cancelRequest,
   parseErrorFields,
   sslRequest,
   startupMessage,
 } from "../../pooler/protocol/messages.ts";
+import { sendCancelRequest } from "../../pooler/cancel-request.ts";
 import { formatUserlistLine } from "../../pooler/config/index.ts";
 import { connectTls } from "../../pooler/tls.ts";
 import { makeCerts, type TestCerts } from "../support/certs.ts";
@@ -649,4 +651,32 @@ describe("server side TLS", () => {
       const err = await errorOf(connect(p.url()));
       expect(err.message).toBe("server login failed: server refused SSL (server_tls_sslmode=require)");
     }));
+
+  it("a cancel request whose TLS cannot be set up is done at once, not at cancel_wait_timeout (its server held from every client meanwhile)", async () => {
+    // the test PostgreSQL has no TLS: it answers 'N', and waits for a startup packet
+    const to = new URL(inject("pgAppUrl"));
+    const setup = {
+      mode: "require" as const,
+      context: tls.createSecureContext(),
+      verifyChain: false,
+      verifyName: false,
+    };
+    const target = {
+      host: to.hostname,
+      port: Number(to.port),
+      tls: setup,
+      lookup: dns.lookup,
+      keepalive: { enable: false, idle: 0, interval: 0, count: 0 },
+    };
+    const started = Date.now();
+    const failures: string[] = [];
+    await new Promise<void>((done) =>
+      sendCancelRequest(target, { pid: 1, secret: 2 }, 5000, {
+        failed: (err) => failures.push(err.message),
+        done,
+      }),
+    );
+    expect(failures).toEqual(["server refused SSL (server_tls_sslmode=require)"]);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
 });
