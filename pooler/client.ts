@@ -809,7 +809,12 @@ export class ClientConnection extends Connection implements PoolClient, ServerPe
       searchPath: () =>
         this.localSearchPath || this.session?.touched ? null : this.settings.get("search_path"),
       toServer: (buf) => this.pass(buf),
-      toClient: (buf) => this.write(buf),
+      // a reply made in the server's place (ParseComplete, CloseComplete) counts as sent, as the
+      // server's own that PgBouncer 1.18 passes on for the same traffic
+      toClient: (buf) => {
+        pool.stats.bytesSent += buf.length;
+        this.write(buf);
+      },
       noteEffect: (effect) => this.noteEffect(effect),
       mayBeInFailedTransaction: () => {
         const server = this.server;
