@@ -493,7 +493,12 @@ export class ClientConnection
       searchPath: () =>
         this.localSearchPath || this.session?.touched ? null : this.settings.get("search_path"),
       toServer: (buf) => this.pass(buf),
-      toClient: (buf) => this.write(buf),
+      // a reply made in the server's place (ParseComplete, CloseComplete) counts as sent, as the
+      // server's own that PgBouncer 1.18 passes on for the same traffic
+      toClient: (buf) => {
+        pool.stats.bytesSent += buf.length;
+        this.write(buf);
+      },
       noteEffect: (effect) => this.noteEffect(effect),
       mayBeInFailedTransaction: () => {
         const server = this.server;
@@ -1085,8 +1090,11 @@ export class ClientConnection
     this.write(poolerNotice(message));
   }
 
-  /** Every refusal: a FATAL ErrorResponse with a real SQLSTATE, then a clean close. */
-  refuse(code: string, message: string): void {
+  /**
+   * Every refusal: a FATAL ErrorResponse with a real SQLSTATE, then a clean close. `closeServer`
+   * closes the server it holds too, where its leaving would roll that back and keep it.
+   */
+  refuse(code: string, message: string, closeServer = false): void {
     if (this.state === "closed") return;
     if (this.host.config.logPoolerErrors) {
       this.log.warn(
@@ -1099,10 +1107,10 @@ export class ClientConnection
     if (this.socket.writable && !this.login?.handshaking && !this.holdsCancel) {
       this.socket.end(errorResponse({ severity: "FATAL", code, message }));
     }
-    this.close(message);
+    this.close(message, closeServer);
   }
 
-  close(reason: string): void {
+  close(reason: string, closeServer = false): void {
     if (this.state === "closed") return;
     const wasLoggedIn = this.state !== "login";
     this.state = "closed";
@@ -1112,7 +1120,8 @@ export class ClientConnection
     this.server = null;
     if (server) {
       this.recordUnfinished(server);
-      this.returnServer(server);
+      if (closeServer) this.dropServer(server, reason);
+      else this.returnServer(server);
     }
     if (this.pinned) this.setHeld(NOTHING_HELD);
     this.route?.client.clear();
@@ -1126,6 +1135,11 @@ export class ClientConnection
     }
   }
 
+  private dropServer(server: ServerConnection, reason: string): void {
+    server.close(reason);
+    this.pool!.release(server, false);
+  }
+
   /**
    * The client left while holding a server. The server is reused only if it is between messages:
    * idle ones are reset, open transactions rolled back first; a server that still owes replies or
@@ -1136,11 +1150,8 @@ export class ClientConnection
   private returnServer(server: ServerConnection): void {
     const pool = this.pool!;
     if (server.state !== "active") return;
-    if (server.owedToClient > 0 || !this.atBoundary || this.inBatch) {
-      server.close("client disconnect while server was not ready");
-      pool.release(server, false);
-      return;
-    }
+    if (server.owedToClient > 0 || !this.atBoundary || this.inBatch)
+      return this.dropServer(server, "client disconnect while server was not ready");
     // Session state the client may have left (advisory locks, LISTEN, temp tables, …, or not
     // probed yet) must not reach the next client, whatever server_reset_query says; nor what the
     // pooler's own query for it was setting up as it left (a settings sync, whose outcome nobody
@@ -1149,11 +1160,11 @@ export class ClientConnection
     if ((this.pooled && (this.pinned || this.session?.touched)) || server.runsOwnQuery) {
       // DISCARD ALL would also drop what connect_query made there (its PREPARE, temporary tables),
       // which the next clients use, and which the sync cannot replay: a new server runs it again.
-      if (server.baseline.held.size > 0) {
-        server.close("client left session state on a server holding connect_query's objects");
-        pool.release(server, false);
-        return;
-      }
+      if (server.baseline.held.size > 0)
+        return this.dropServer(
+          server,
+          "client left session state on a server holding connect_query's objects",
+        );
       cleanup.push("DISCARD ALL");
     }
     // server_reset_query is session pooling's (or server_reset_query_always's), as in PgBouncer

@@ -73,8 +73,9 @@ export class Janitor {
           if (over(now, queryStart, limits.queryTimeout))
             return this.endForTimeout(client, SqlState.QueryCanceled, "query timeout");
         } else if (server.txStatus !== "I") {
+          // the server closed with it, as by PgBouncer (and PostgreSQL's idle_in_transaction_session_timeout)
           if (over(now, server.lastActivity, limits.idleTransactionTimeout))
-            return client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout");
+            return client.refuse(SqlState.IdleInTransactionTimeout, "idle transaction timeout", true);
         } else if (over(now, Math.max(client.lastActivity, server.lastActivity), limits.clientIdleTimeout)) {
           return client.refuse(SqlState.ProtocolViolation, "client_idle_timeout");
         }

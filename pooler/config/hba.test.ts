@@ -114,6 +114,23 @@ describe("auth_hba_file", () => {
     expect(lineFor(text, tcp({ address: "127.0.0.1" }))).toBe("none");
   });
 
+  it("applies a mask bit by bit, contiguous or not, as PostgreSQL and PgBouncer 1.18", () => {
+    const text = [
+      "host all all 10.0.7.0 255.0.255.0 md5",
+      "host all all 10.9.0.0/17 trust",
+      "host all all fd00::1 ffff::ffff password",
+    ].join("\n");
+    expect(lineFor(text, tcp({ address: "10.200.7.99" }))).toBe("1 md5");
+    expect(lineFor(text, tcp({ address: "::ffff:10.1.7.1" }))).toBe("1 md5");
+    expect(lineFor(text, tcp({ address: "10.200.8.99" }))).toBe("none");
+    expect(lineFor(text, tcp({ address: "11.200.7.99" }))).toBe("none");
+    expect(lineFor(text, tcp({ address: "10.9.127.1" }))).toBe("2 trust");
+    expect(lineFor(text, tcp({ address: "10.9.128.1" }))).toBe("none");
+    expect(lineFor(text, tcp({ address: "fd00:1:2:3::1" }))).toBe("3 password");
+    expect(lineFor(text, tcp({ address: "fd00:1:2:3::1%eth0" }))).toBe("3 password");
+    expect(lineFor(text, tcp({ address: "fd00::2" }))).toBe("none");
+  });
+
   it("reads blanks around a list's commas as PgBouncer does: `alice ,bob` and `alice , bob` are lists", () => {
     const text = "host all alice ,bob 127.0.0.1/32 md5\nhost app , other carol , dave 127.0.0.1/32 trust\n";
     expect(lineFor(text, tcp({ user: "bob" }))).toBe("1 md5");
@@ -147,16 +164,8 @@ describe("auth_hba_file", () => {
       ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4/33"',
     ],
     [
-      "host all all 1.2.3.4 255.0.255.0 trust",
-      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "1.2.3.4 255.0.255.0"',
-    ],
-    [
       "host all all 127.0.0.1 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff trust",
       ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "127.0.0.1 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"',
-    ],
-    [
-      "host all all ::1 ffff::ffff trust",
-      ':1: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask (host names are not supported, as in PgBouncer), got "::1 ffff::ffff"',
     ],
     ["local all alice ,", ":1: a list ends with a comma"],
     ["host all alice,,bob 1.2.3.4/32 md5", ":1: cannot parse"],

@@ -1,7 +1,7 @@
 // auth_hba_file: PgBouncer's subset of pg_hba.conf, read when auth_type = hba. Record types local,
 // host, hostssl, hostnossl; databases all, sameuser, replication (matches nothing here), @file or a
-// comma list; users all, @file or a comma list; IPv4/IPv6 addresses as CIDR or address + mask
-// (a bare address is refused, as PostgreSQL does); methods trust, reject, md5, password,
+// comma list; users all, @file or a comma list; IPv4/IPv6 addresses as CIDR or address + mask, the
+// mask applied bit by bit as PostgreSQL and PgBouncer apply it (a bare address is refused, as PostgreSQL does); methods trust, reject, md5, password,
 // scram-sha-256, cert and peer. The first line that matches a connection decides, as in PostgreSQL.
 
 import fs from "node:fs";
@@ -13,6 +13,7 @@ export type HbaMethod = "trust" | "reject" | "md5" | "password" | "scram-sha-256
 const METHODS: readonly HbaMethod[] = ["trust", "reject", "md5", "password", "scram-sha-256", "cert", "peer"];
 const TYPES = ["local", "host", "hostssl", "hostnossl"] as const;
 type RecordType = (typeof TYPES)[number];
+type Family = "ipv4" | "ipv6";
 
 /** A database or user field: `all`, or names (plus, for databases, `sameuser`). */
 interface NameSet {
@@ -28,8 +29,8 @@ export interface HbaRule {
   type: RecordType;
   databases: NameSet;
   users: NameSet;
-  /** null for local lines and for `all` */
-  addresses: { list: net.BlockList; family: "ipv4" | "ipv6" } | null;
+  /** null for local lines and for `all`; `base` is the address with the mask applied */
+  addresses: { family: Family; base: Buffer; mask: Buffer } | null;
   method: HbaMethod;
 }
 
@@ -62,15 +63,18 @@ function typeMatches(type: RecordType, c: HbaConnection): boolean {
 }
 
 /**
- * A line matches clients of its own address family only (BlockList would let an IPv6 subnet such
- * as ::/0 match IPv4 clients as mapped addresses); a dual-stack listener's ::ffff:a.b.c.d is IPv4.
+ * A line matches clients of its own address family only (::/0 does not take IPv4 clients as
+ * mapped addresses); a dual-stack listener's ::ffff:a.b.c.d is IPv4. The scope of a link-local
+ * address (fe80::1%eth0) is not compared, as by PostgreSQL.
  */
 function addressMatches(rule: NonNullable<HbaRule["addresses"]>, address: string | undefined): boolean {
   if (address === undefined) return false;
   const v4 =
     /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? (net.isIPv4(address) ? address : undefined);
-  if (v4 !== undefined) return rule.family === "ipv4" && rule.list.check(v4, "ipv4");
-  return rule.family === "ipv6" && rule.list.check(address, "ipv6");
+  const v6 = v4 === undefined ? address.split("%")[0]! : undefined;
+  if (v4 === undefined ? rule.family !== "ipv6" || !net.isIPv6(v6!) : rule.family !== "ipv4") return false;
+  const bytes = addressBytes(v4 ?? v6!, rule.family);
+  return rule.mask.every((m, i) => (bytes[i]! & m) === rule.base[i]);
 }
 
 /**
@@ -242,31 +246,46 @@ function addressList(
   const family = net.isIPv4(ip) ? "ipv4" : net.isIPv6(ip) ? "ipv6" : null;
   const max = family === "ipv4" ? 32 : 128;
   // a bare address is no single host: PostgreSQL refuses it and PgBouncer skips the line
-  let prefix: number | undefined;
-  if (mask !== undefined) prefix = family !== null && bits === undefined ? maskBits(mask, family) : undefined;
-  else if (bits !== undefined) prefix = /^\d{1,3}$/.test(bits) ? Number(bits) : undefined;
-  if (family === null || extra !== undefined || prefix === undefined || prefix > max) {
+  let maskBytes: Buffer | undefined;
+  if (mask !== undefined) {
+    if (family !== null && bits === undefined) maskBytes = netmask(mask, family);
+  } else if (family !== null && bits !== undefined && /^\d{1,3}$/.test(bits) && Number(bits) <= max) {
+    maskBytes = prefixMask(Number(bits), max / 8);
+  }
+  if (family === null || extra !== undefined || maskBytes === undefined) {
     const got = JSON.stringify(mask === undefined ? address : `${address} ${mask}`);
     throw new ConfigError(
       `${where}: address: expected an IPv4 or IPv6 address with a /prefix, or an address and mask ` +
         `(host names are not supported, as in PgBouncer), got ${got}`,
     );
   }
-  const list = new net.BlockList();
-  list.addSubnet(ip, prefix, family);
-  return { list, family };
+  const base = Buffer.from(addressBytes(ip, family).map((b, i) => b & maskBytes[i]!));
+  return { family, base, mask: maskBytes };
 }
 
-/** 255.255.255.0 → 24, ffff:ffff:: → 32; undefined for what is not a contiguous mask of the family. */
-function maskBits(mask: string, family: "ipv4" | "ipv6"): number | undefined {
+/**
+ * A mask written out as an address of the family; its bits need not be contiguous (255.0.255.0),
+ * as PostgreSQL and PgBouncer 1.18 take it.
+ */
+function netmask(mask: string, family: Family): Buffer | undefined {
   // net.isIP takes a zone (fe80::%eth0), which no mask has
   if (net.isIP(mask) !== (family === "ipv4" ? 4 : 6) || mask.includes("%")) return undefined;
-  const bin = family === "ipv4" ? bitsOf(mask.split("."), 10, 8) : bitsOf(ipv6Groups(mask), 16, 16);
-  return /^1*0*$/.test(bin) ? bin.replace(/0+$/, "").length : undefined;
+  return addressBytes(mask, family);
 }
 
-function bitsOf(parts: string[], radix: number, width: number): string {
-  return parts.map((p) => parseInt(p, radix).toString(2).padStart(width, "0")).join("");
+/** /24 → ff ff ff 00 */
+function prefixMask(prefix: number, length: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) bytes[i] = 0xff & (0xff00 >> Math.min(8, Math.max(0, prefix - i * 8)));
+  return bytes;
+}
+
+/** A valid address's bytes in network order: 4 of IPv4, 16 of IPv6. */
+function addressBytes(address: string, family: Family): Buffer {
+  if (family === "ipv4") return Buffer.from(address.split(".").map(Number));
+  const bytes = Buffer.alloc(16);
+  ipv6Groups(address).forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
+  return bytes;
 }
 
 /** The eight hex groups of a valid IPv6 address, "::" filled in (the URL parser writes any dotted tail in hex). */

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parseErrorFields, startupMessage } from "../../pooler/protocol/messages.ts";
 import { makeCerts, type TestCerts } from "../support/certs.ts";
 import { connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { createLoginRole, dropRole } from "../support/roles.ts";
 
@@ -62,9 +63,12 @@ async function hbaPooler(
   return startTestPooler({ DATABASE_URL: "", ...env }, ini);
 }
 
-/** What the pooler answers a startup packet with: the authentication request it makes, or its error. */
-async function answerTo(p: TestPooler, user: string, database: string): Promise<string> {
-  const reply = await rawExchange(p.port, startupMessage({ user, database }), 500);
+/**
+ * What the pooler answers a startup packet (from a loopback address, 127.0.0.1 unless `from`) with:
+ * the authentication request it makes, or its error.
+ */
+async function answerTo(p: { port: number }, user: string, database: string, from?: string): Promise<string> {
+  const reply = await rawExchange(p.port, startupMessage({ user, database }), 500, from);
   if (reply[0] === 0x52) return `auth request ${reply.readInt32BE(5)}`;
   return `error ${parseErrorFields(reply.subarray(5, 1 + reply.readInt32BE(1))).get("M")}`;
 }
@@ -103,6 +107,38 @@ describe("auth_type = hba", () => {
       await p.stop();
     }
   });
+
+  it.skipIf(!hasPgBouncer())(
+    "applies a netmask bit by bit, contiguous or not, as PgBouncer 1.18",
+    async () => {
+      const hba = ["host all all 127.0.0.1 255.0.255.255 md5", "host all all 127.0.0.0/16 password"];
+      const sources = ["127.0.0.1", "127.5.0.1", "127.0.9.9", "127.5.1.1", "127.5.0.2"];
+      const answers = async (p: { port: number }): Promise<string[]> =>
+        Promise.all(sources.map((from) => answerTo(p, "report", "app", from)));
+      const ours = await hbaPooler(hba);
+      // PgBouncer runs as postgres and reads the same file
+      fs.chmodSync(dir, 0o755);
+      const theirs = await startPgBouncer(
+        { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+        { auth_type: "hba", auth_hba_file: path.join(dir, "hba.conf") },
+        { report: "report-pw" },
+      );
+      try {
+        const mine = await answers(ours);
+        expect(mine).toEqual([
+          "auth request 5",
+          "auth request 5",
+          "auth request 3",
+          "error login rejected",
+          "error login rejected",
+        ]);
+        expect(mine).toEqual(await answers(theirs));
+      } finally {
+        await ours.stop();
+        await theirs.stop();
+      }
+    },
+  );
 
   it("starts on pg_hba.conf as initdb writes it, saved with CRLF: its replication lines only warn", async () => {
     const initdb = [

@@ -517,18 +517,60 @@ describe("server checks", () => {
 });
 
 describe("timeouts", () => {
-  it("idle_transaction_timeout closes a client idle inside a transaction and frees its server", () =>
-    withTestPooler({ DEFAULT_POOL_SIZE: "1", IDLE_TRANSACTION_TIMEOUT: "0.4" }, async ({ url }) => {
-      const a = await connect(url());
-      const closed = new Promise<Error & { code?: string }>((resolve) => a.once("error", resolve));
+  it("idle_transaction_timeout closes a client idle inside a transaction and its server, as PgBouncer 1.18", async () => {
+    /** The client's error, then what is left of the pool's server, and whether the next client gets it. */
+    async function timedOut(url: (db: string) => string): Promise<Record<string, unknown>> {
+      const admin = await connect(url("pgbouncer"));
+      const a = await connect(url("app"));
+      const closed = new Promise<Error & { code?: string; severity?: string }>((resolve) =>
+        a.once("error", resolve),
+      );
       await a.query("BEGIN");
-      await a.query("SELECT pg_advisory_xact_lock(777)");
+      const { pid } = (await a.query("SELECT pg_advisory_xact_lock(777), pg_backend_pid() AS pid")).rows[0];
       const err = await closed;
-      expect(err.message).toBe("idle transaction timeout");
-      const b = await connect(url());
-      expect((await b.query("SELECT pg_try_advisory_xact_lock(777) AS ok")).rows[0].ok).toBe(true);
-      await b.end();
-    }));
+      const pool = (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
+      const b = await connect(url("app"));
+      const { rows } = await b.query("SELECT pg_try_advisory_xact_lock(777) AS ok, pg_backend_pid() AS pid");
+      await Promise.all([b.end(), admin.end()]);
+      const { message, severity } = err;
+      return {
+        message,
+        severity,
+        sv_idle: pool.sv_idle,
+        sv_active: pool.sv_active,
+        free: rows[0].ok,
+        same: rows[0].pid === pid,
+      };
+    }
+    const settings = { admin_users: "postgres", default_pool_size: 1, idle_transaction_timeout: 0.4 };
+    const ours = await startTestPooler({
+      ADMIN_USERS: "postgres",
+      DEFAULT_POOL_SIZE: "1",
+      IDLE_TRANSACTION_TIMEOUT: "0.4",
+    });
+    const theirs = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      settings,
+    );
+    try {
+      const mine = await timedOut(ours.url);
+      expect(mine).toEqual({
+        message: "idle transaction timeout",
+        severity: "FATAL",
+        sv_idle: 0,
+        sv_active: 0,
+        free: true,
+        same: false,
+      });
+      expect(mine).toEqual(await timedOut(theirs.url));
+      expect(ours.logs).toContainEqual(
+        expect.objectContaining({ msg: "server closed", reason: "idle transaction timeout" }),
+      );
+    } finally {
+      await ours.stop();
+      await theirs.stop();
+    }
+  });
 
   it("idle_transaction_timeout counts from the server's last reply, not from the client's last query", () =>
     withTestPooler({ IDLE_TRANSACTION_TIMEOUT: "1" }, async ({ url }) => {

@@ -2,7 +2,7 @@
 // the same transactions, queries and bytes (times differ with the machine and are not compared).
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { bind, execute, parse, query, sync } from "../../pooler/protocol/messages.ts";
+import { bind, close, execute, parse, query, sync } from "../../pooler/protocol/messages.ts";
 import { connect } from "../support/clients.ts";
 import { hasPgBouncer, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
@@ -55,6 +55,16 @@ const SCENARIOS: Record<string, (url: string) => Promise<void>> = {
     await sleep(50);
     await c.close();
     await sleep(200);
+  },
+  // in transaction pooling ours answers the Close, and the Parse of a statement its server already
+  // has, itself (MAX_PREPARED_STATEMENTS); PgBouncer 1.18 passes them on and counts the server's replies
+  "a named statement prepared, run and closed, twice": async (url) => {
+    const c = await RawClient.connect(url);
+    for (let i = 0; i < 2; i++) {
+      await c.exchange([parse("s1", "SELECT 1"), bind("", "s1"), execute(), sync()]);
+      await c.exchange([close("S", "s1"), sync()]);
+    }
+    await c.close();
   },
   "its server ended while it runs a query": async (url) => {
     const c = await RawClient.connect(url);

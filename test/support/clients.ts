@@ -72,13 +72,18 @@ export async function pgbench(url: string, args: string[]): Promise<PgbenchResul
 }
 
 /**
- * Opens a raw connection (TCP to a port on 127.0.0.1, or a Unix socket's path) and collects
- * everything the peer sends until it closes.
+ * Opens a raw connection (TCP to a port on 127.0.0.1, from `localAddress` if given, or a Unix
+ * socket's path) and collects everything the peer sends until it closes.
  */
-export function rawExchange(to: number | string, payload: Buffer, waitMs = 3000): Promise<Buffer> {
+export function rawExchange(
+  to: number | string,
+  payload: Buffer,
+  waitMs = 3000,
+  localAddress?: string,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const where = typeof to === "string" ? { path: to } : { host: "127.0.0.1", port: to };
+    const where = typeof to === "string" ? { path: to } : { host: "127.0.0.1", port: to, localAddress };
     const sock = net.connect(where, () => sock.write(payload));
     const timer = setTimeout(() => {
       sock.destroy();
