@@ -198,6 +198,12 @@ export class ServerStatements {
     return `${PARSE_CHECK}_${this.nextCheck++}`;
   }
 
+  /** `owner`'s names were all dropped (DEALLOCATE ALL): its Parses still unanswered no longer decide them. */
+  namesDropped(owner: ClientStatements): void {
+    if (this.checks?.owner !== owner) return;
+    for (const alias of this.checks.aliases.values()) alias.closed = true;
+  }
+
   markAllUncertain(): void {
     for (const s of this.lru.keys()) this.lru.set(s, "maybe");
   }
@@ -237,7 +243,7 @@ class ParseChecks {
 class Alias {
   /** The statement of the chain's Parse that succeeded, once it has. */
   holder: Statement | undefined = undefined;
-  /** A Close of the client's name came behind the Parses: their outcomes no longer decide its meaning. */
+  /** A Close of the client's name (or DEALLOCATE ALL) came behind the Parses: their outcomes no longer decide its meaning. */
   closed = false;
   constructor(readonly bytes: Buffer) {}
 

@@ -250,6 +250,8 @@ describe("what follows a Parse that fails or breaks off a COPY, in the same writ
     query("ROLLBACK"),
     ...rest,
   ];
+  /** A Parse of s of each text, each behind its own Sync. */
+  const parsesOfS = (...texts: string[]): Buffer[] => texts.flatMap((text) => [parse("s", text), sync()]);
   // `direct`: what PostgreSQL answers, to be sure each scenario is the case it names. `opening`
   // (up to a COPY FROM STDIN) is sent first, answered up to the CopyInResponse; `later` once `send` is.
   const scenarios: {
@@ -433,14 +435,7 @@ describe("what follows a Parse that fails or breaks off a COPY, in the same writ
     {
       name: "three Parses of a name, the second failing: the name keeps the first's statement",
       sql: "SELECT 1 AS n",
-      send: [
-        parse("s", "SELECT 3 AS n"),
-        sync(),
-        parse("s", "SELEC 1"),
-        sync(),
-        parse("s", "SELECT 4 AS n"),
-        sync(),
-      ],
+      send: parsesOfS("SELECT 3 AS n", "SELEC 1", "SELECT 4 AS n"),
       readyCount: 3,
       later: [bind("", "s"), execute(), sync()],
       direct: /^1 Z E\(42601 .*\) Z E\(42P05 .*\) Z 2 D C Z$/,
@@ -448,29 +443,23 @@ describe("what follows a Parse that fails or breaks off a COPY, in the same writ
     {
       name: "three Parses of a name, the first failing: the name is the second's statement",
       sql: "SELECT 1 AS n",
-      send: [
-        parse("s", "SELEC 1"),
-        sync(),
-        parse("s", "SELECT 3 AS n"),
-        sync(),
-        parse("s", "SELECT 4 AS n"),
-        sync(),
-      ],
+      send: parsesOfS("SELEC 1", "SELECT 3 AS n", "SELECT 4 AS n"),
       readyCount: 3,
       later: [bind("", "s"), execute(), sync()],
       direct: /^E\(42601 .*\) Z 1 Z E\(42P05 .*\) Z 2 D C Z$/,
     },
     {
+      name: "two Parses of a name, the second failing, then DEALLOCATE ALL: the name is gone",
+      sql: "SELECT 1 AS n",
+      send: [...parsesOfS("SELECT 3 AS n", "SELECT 4 AS n"), query("DEALLOCATE ALL")],
+      readyCount: 3,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 Z E\(42P05 .*\) Z C Z E\(26000 .*\) Z$/,
+    },
+    {
       name: "two Parses of a name, the second failing, then a Close: the name is gone",
       sql: "SELECT 1 AS n",
-      send: [
-        parse("s", "SELECT 3 AS n"),
-        sync(),
-        parse("s", "SELECT 4 AS n"),
-        sync(),
-        close("S", "s"),
-        sync(),
-      ],
+      send: [...parsesOfS("SELECT 3 AS n", "SELECT 4 AS n"), close("S", "s"), sync()],
       readyCount: 3,
       later: [bind("", "s"), execute(), sync()],
       direct: /^1 Z E\(42P05 .*\) Z 3 Z E\(26000 .*\) Z$/,
