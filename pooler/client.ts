@@ -756,7 +756,10 @@ export class ClientConnection
     if (effect.dropsStatements) {
       // DEALLOCATE ALL / DISCARD ALL: the client's names are gone, and whatever the pooler had
       // prepared on this server may be (the statement may still fail): Close before reusing any.
-      this.route?.client.clear();
+      if (this.route !== null) {
+        this.route.client.clear();
+        this.server!.statements?.namesDropped(this.route.client);
+      }
       this.server!.statements?.markAllUncertain();
     }
   }

@@ -183,7 +183,8 @@ export class ServerStatements {
    */
   evictable(): Statement | undefined {
     if (this.checks === null) return this.lru.keys().next().value;
-    const needed = new Set(this.checks.aliases.values());
+    const needed = new Set<Buffer>();
+    for (const alias of this.checks.aliases.values()) needed.add(alias.bytes);
     for (const s of this.lru.keys()) if (!needed.has(s.nameBytes)) return s;
     return undefined;
   }
@@ -195,6 +196,12 @@ export class ServerStatements {
   /** A parse check's statement name, unique on this server until it is closed. */
   checkName(): string {
     return `${PARSE_CHECK}_${this.nextCheck++}`;
+  }
+
+  /** `owner`'s names were all dropped (DEALLOCATE ALL): its Parses still unanswered no longer decide them. */
+  namesDropped(owner: ClientStatements): void {
+    if (this.checks?.owner !== owner) return;
+    for (const alias of this.checks.aliases.values()) alias.closed = true;
   }
 
   markAllUncertain(): void {
@@ -222,9 +229,38 @@ const PARSE_CHECK = "POOLER_parse_check";
  * instead of running the statement the server keeps for everyone (a skipped ROLLBACK would run).
  */
 class ParseChecks {
-  readonly aliases = new Map<string, Buffer>();
+  readonly aliases = new Map<string, Alias>();
   readonly names: string[] = [];
   constructor(readonly owner: ClientStatements) {}
+}
+
+/**
+ * A client name's Parses still unanswered, all sent under one server name (`bytes`): a check's, or
+ * the shared statement's its first Parse prepared. PostgreSQL lets only the first of them to
+ * succeed have the name (the others get 42P05), so once they are answered the client's name means
+ * that one's statement, or nothing if all failed, whatever was assumed when each was routed.
+ */
+class Alias {
+  /** The statement of the chain's Parse that succeeded, once it has. */
+  holder: Statement | undefined = undefined;
+  /** A Close of the client's name (or DEALLOCATE ALL) came behind the Parses: their outcomes no longer decide its meaning. */
+  closed = false;
+  constructor(readonly bytes: Buffer) {}
+
+  /** Whether the Parses' outcomes still decide what the client's name means. */
+  decides(name: string, r: StatementRoute): boolean {
+    return !this.closed && r.server.checks?.aliases.get(name) === this;
+  }
+
+  /** A Parse of the chain succeeded (`s`) or failed or was skipped (undefined): the name follows. */
+  answered(name: string, s: Statement | undefined, r: StatementRoute): void {
+    if (s !== undefined) this.holder ??= s;
+    if (!this.decides(name, r)) return;
+    const meant = this.holder;
+    if (meant !== undefined) return r.client.set(name, meant);
+    const now = r.client.get(name);
+    if (now !== undefined) r.client.delete(name, now);
+  }
 }
 
 /** What routing one client message needs: the client's names, the server's, and both directions. */
@@ -282,7 +318,15 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   if (type === Msg.Close) {
     // the server keeps the statement for other clients; closing an unknown name is no error in PostgreSQL either
     if (s !== undefined) r.client.delete(name, s);
-    const undo = s === undefined ? undefined : (): void => restore(name, s, r);
+    const alias = r.server.checks?.aliases.get(name);
+    if (alias !== undefined) alias.closed = true;
+    const undo =
+      s === undefined && alias === undefined
+        ? undefined
+        : (): void => {
+            if (alias !== undefined) alias.closed = false;
+            if (s !== undefined) restore(name, s, r);
+          };
     if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);
     // Behind a request, which may start a COPY FROM STDIN: PostgreSQL must fail the COPY on it
     // (08P01), as directly; answered here, the COPY went on and the client's Sync was ignored.
@@ -296,12 +340,12 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
     return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
   }
   const check = r.server.checks?.aliases.get(name);
-  if (type === Msg.Parse && check !== undefined) return parseAgain(name, msg, span, s, check, r);
+  if (type === Msg.Parse && check !== undefined) return parseAgain(name, msg, span, check, r);
   // (an unanswered Parse under the statement's own name: routed as usual, prepared again if evicted)
-  if (check !== undefined && check !== s.nameBytes) {
+  if (check !== undefined && check.bytes !== s.nameBytes) {
     r.noteEffect(type === Msg.Bind ? s.effect : s.unrunEffect);
-    r.replies.push(kind, { mapError: renameInError(check.toString("utf8"), name) });
-    return r.toServer(withStatementName(msg, span, check));
+    r.replies.push(kind, { mapError: renameInError(check.bytes.toString("utf8"), name) });
+    return r.toServer(withStatementName(msg, span, check.bytes));
   }
   // Bind, Describe, or a second Parse of the name (PostgreSQL's own 42P05 about the statement)
   const rename = renameInError(s.name, name);
@@ -337,32 +381,42 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   if (r.server.state(s) === "yes") {
     r.server.set(s, "yes");
     // In a failed transaction PostgreSQL refuses a Parse (25P02) unless its statement ends the
-    // transaction (COMMIT, ROLLBACK…): the same Parse under a throwaway name, closed at once, gets
-    // PostgreSQL's own verdict without touching the statement the server keeps for everyone.
-    if (r.mayBeInFailedTransaction()) return parseCheck(name, msg, span, forget, r);
+    // transaction (COMMIT, ROLLBACK…); behind a request not answered yet, it skips the Parse if
+    // that fails, or reads it as COPY's 08P01: the same Parse under a throwaway name, closed at
+    // once, gets PostgreSQL's own verdict without touching the statement the server keeps for
+    // everyone. (Answered here, what is routed behind it would take the name as existing.)
+    if (r.replies.length > 0 || r.mayBeInFailedTransaction())
+      return parseCheck(name, s, msg, span, forget, r);
     r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
     return;
   }
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
   // behind a Sync goes under the statement's name (parseAgain).
-  prepare(s, r, { undo: unanswered(name, s.nameBytes, forget, r), mapError: renameInError(s.name, name) });
+  prepare(s, r, { ...unanswered(name, s, s.nameBytes, forget, r), mapError: renameInError(s.name, name) });
 }
 
 /**
- * Marks the client's name as standing for the server's statement `bytes` until its Parse is
- * answered; the undo for that Parse.
+ * Marks the client's name as standing for the server's statement `bytes` until its Parse (of `s`)
+ * and those of the name sent behind it are answered; that Parse's undo and done.
  */
-function unanswered(name: string, bytes: Buffer, forget: () => void, r: StatementRoute): () => void {
-  const checks = (r.server.checks ??= new ParseChecks(r.client));
-  checks.aliases.set(name, bytes);
-  return () => {
-    forget();
-    if (checks.aliases.get(name) === bytes) checks.aliases.delete(name);
+function unanswered(
+  name: string,
+  s: Statement,
+  bytes: Buffer,
+  forget: () => void,
+  r: StatementRoute,
+): Pick<Special, "undo" | "done"> {
+  const alias = new Alias(bytes);
+  (r.server.checks ??= new ParseChecks(r.client)).aliases.set(name, alias);
+  return {
+    undo: () => (alias.decides(name, r) ? alias.answered(name, undefined, r) : forget()),
+    done: () => alias.answered(name, s, r),
   };
 }
 
 function parseCheck(
   name: string,
+  s: Statement,
   msg: Buffer,
   span: { start: number; end: number },
   forget: () => void,
@@ -370,9 +424,9 @@ function parseCheck(
 ): void {
   const check = r.server.checkName();
   const bytes = Buffer.from(check, "utf8");
-  const undo = unanswered(name, bytes, forget, r);
+  const outcome = unanswered(name, s, bytes, forget, r);
   r.server.checks!.names.push(check);
-  r.replies.push(Expect.Parse, { undo, mapError: renameInError(check, name) });
+  r.replies.push(Expect.Parse, { ...outcome, mapError: renameInError(check, name) });
   r.toServer(withStatementName(msg, span, bytes));
 }
 
@@ -381,19 +435,18 @@ function parseCheck(
  * a Sync (a ROLLBACK ending a failed transaction between them, a syntax error): the name exists
  * exactly when that Parse's statement does, so it is sent under the same name, for PostgreSQL's
  * 42P05 or, once that Parse failed, the statement the name then holds for the Binds behind it (a
- * shared statement's name is closed at settling, if it did). The first Parse's failure drops its
- * alias: still there, the name is the first statement again.
+ * shared statement's name is closed at settling, if it did). Once answered, the name means what
+ * the first of them to succeed prepared (Alias).
  */
 function parseAgain(
   name: string,
   msg: Buffer,
   span: { start: number; end: number },
-  before: Statement,
-  check: Buffer,
+  alias: Alias,
   r: StatementRoute,
 ): void {
   const checks = r.server.checks!;
-  const checkName = check.toString("utf8");
+  const checkName = alias.bytes.toString("utf8");
   const shared = !checkName.startsWith(PARSE_CHECK);
   if (shared) checks.names.push(checkName);
   const s = r.registry.intern(msg, span, r.searchPath());
@@ -401,13 +454,11 @@ function parseAgain(
   r.client.set(name, s);
   const undo = (): void => {
     if (shared) checks.names.splice(checks.names.lastIndexOf(checkName), 1);
-    if (checks.aliases.get(name) === check) r.client.set(name, before);
-    else r.client.delete(name, s);
+    alias.answered(name, undefined, r);
   };
-  // the first Parse's failure forgot the name if both are the same statement
-  const done = (): void => restore(name, s, r);
+  const done = (): void => alias.answered(name, s, r);
   r.replies.push(Expect.Parse, { undo, done, mapError: renameInError(checkName, name) });
-  r.toServer(withStatementName(msg, span, check));
+  r.toServer(withStatementName(msg, span, alias.bytes));
 }
 
 /**

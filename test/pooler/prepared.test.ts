@@ -250,6 +250,8 @@ describe("what follows a Parse that fails or breaks off a COPY, in the same writ
     query("ROLLBACK"),
     ...rest,
   ];
+  /** A Parse of s of each text, each behind its own Sync. */
+  const parsesOfS = (...texts: string[]): Buffer[] => texts.flatMap((text) => [parse("s", text), sync()]);
   // `direct`: what PostgreSQL answers, to be sure each scenario is the case it names. `opening`
   // (up to a COPY FROM STDIN) is sent first, answered up to the CopyInResponse; `later` once `send` is.
   const scenarios: {
@@ -383,6 +385,84 @@ describe("what follows a Parse that fails or breaks off a COPY, in the same writ
       ],
       readyCount: 4,
       direct: /1 Z E\(42P05 .*\) Z 2 C Z$/,
+    },
+    {
+      name: "a Parse skipped behind a failed one, of SQL the server holds for another client, leaves its name free after the Sync",
+      sql: "SELECT 1 AS n",
+      send: [
+        parse("bad", "SELEC 1"),
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+        parse("s", "SELECT 2 AS n"),
+        bind("", "s"),
+        execute(),
+        sync(),
+      ],
+      readyCount: 2,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^E\(42601 .*\) Z 1 2 D C Z 2 D C Z$/,
+    },
+    {
+      name: "a Parse of SQL the server holds for another client, behind an Execute that starts a COPY FROM STDIN, is consumed by it (08P01)",
+      sql: "SELECT 1 AS n",
+      send: [
+        parse("", "COPY ps_copy FROM STDIN"),
+        bind("", ""),
+        execute(),
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+      ],
+      readyCount: 1,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 2 G E\(08P01 .*\) Z E\(26000 .*\) Z$/,
+    },
+    {
+      name: "a Close of a name behind an Execute that starts a COPY FROM STDIN is consumed by it (08P01): the name still exists",
+      sql: "SELECT 1 AS n",
+      opening: [
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+        parse("", "COPY ps_copy FROM STDIN"),
+        bind("", ""),
+        execute(),
+        sync(),
+      ],
+      send: [close("S", "s"), sync()],
+      readyCount: 1,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 Z 1 2 G E\(08P01 .*\) Z 2 D C Z$/,
+    },
+    {
+      name: "three Parses of a name, the second failing: the name keeps the first's statement",
+      sql: "SELECT 1 AS n",
+      send: parsesOfS("SELECT 3 AS n", "SELEC 1", "SELECT 4 AS n"),
+      readyCount: 3,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 Z E\(42601 .*\) Z E\(42P05 .*\) Z 2 D C Z$/,
+    },
+    {
+      name: "three Parses of a name, the first failing: the name is the second's statement",
+      sql: "SELECT 1 AS n",
+      send: parsesOfS("SELEC 1", "SELECT 3 AS n", "SELECT 4 AS n"),
+      readyCount: 3,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^E\(42601 .*\) Z 1 Z E\(42P05 .*\) Z 2 D C Z$/,
+    },
+    {
+      name: "two Parses of a name, the second failing, then DEALLOCATE ALL: the name is gone",
+      sql: "SELECT 1 AS n",
+      send: [...parsesOfS("SELECT 3 AS n", "SELECT 4 AS n"), query("DEALLOCATE ALL")],
+      readyCount: 3,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 Z E\(42P05 .*\) Z C Z E\(26000 .*\) Z$/,
+    },
+    {
+      name: "two Parses of a name, the second failing, then a Close: the name is gone",
+      sql: "SELECT 1 AS n",
+      send: [...parsesOfS("SELECT 3 AS n", "SELECT 4 AS n"), close("S", "s"), sync()],
+      readyCount: 3,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 Z E\(42P05 .*\) Z 3 Z E\(26000 .*\) Z$/,
     },
   ];
   let p: TestPooler;
