@@ -1,10 +1,5 @@
 // Helpers every template can use (set on app.locals).
-
-const dateTime = new Intl.DateTimeFormat("en-US", {
-  dateStyle: "medium",
-  timeStyle: "short",
-  timeZone: "UTC",
-});
+import { djangoDateTime } from "./date-format.ts";
 
 export const viewHelpers = {
   site: {
@@ -13,9 +8,8 @@ export const viewHelpers = {
     title: "Django site admin",
   },
 
-  formatDateTime(date: Date): string {
-    return `${dateTime.format(date)} UTC`;
-  },
+  /** Dates as Django's templates show them: "Nov. 27, 2026, 2:05 p.m." */
+  formatDateTime: djangoDateTime,
 
   /** The start of a post for the list page, cut at a word boundary. */
   excerpt(text: string, max = 140): string {

@@ -845,6 +845,18 @@ describe("history and recent actions (Django's LogEntry)", () => {
     expect(changed).toContain(`<a href="/admin/core/post/${saved.id}/change/">Renamed</a>`);
   });
 
+  it("shows dates in Django's DATETIME_FORMAT on the history page and the changelist", async () => {
+    await post("/admin/core/post/add/", { title: "Dated", content: "x" }).expect(302);
+    const saved = await h.db.prisma.post.findFirstOrThrow();
+    const when = new Date("2026-11-27T14:05:00Z");
+    await h.sql("UPDATE core_post SET created_at = $1", [when]);
+    await h.sql("UPDATE django_admin_log SET action_time = $1", [when]);
+    const history = await agent.get(`/admin/core/post/${saved.id}/history/`).expect(200);
+    expect(history.text).toContain('<th scope="row">Nov. 27, 2026, 2:05 p.m.</th>');
+    const list = await agent.get("/admin/core/post/").expect(200);
+    expect(list.text).toContain('<td class="field-created">Nov. 27, 2026, 2:05 p.m.</td>');
+  });
+
   it("logs each post of a bulk delete", async () => {
     const a = await h.db.prisma.post.create({ data: { title: "A", content: "x" } });
     const b = await h.db.prisma.post.create({ data: { title: "B", content: "x" } });
