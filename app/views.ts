@@ -20,6 +20,12 @@ export const viewHelpers = {
     return `${(lastSpace > max / 2 ? cut.slice(0, lastSpace) : cut).trimEnd()}…`;
   },
 
+  /** Django's truncatewords filter: the first `max` words, then " …" if there were more. */
+  truncateWords(text: string, max: number): string {
+    const words = text.split(/\s+/).filter(Boolean);
+    return words.length > max ? `${words.slice(0, max).join(" ")} …` : words.join(" ");
+  },
+
   /** "?q=x&p=2" from the parameters that are set; "" when none are. null: a flag without a value ("all="). */
   query(params: Record<string, string | number | null | undefined>): string {
     const search = new URLSearchParams();

@@ -804,6 +804,20 @@ describe("bulk delete", () => {
   });
 });
 
+describe("breadcrumbs", () => {
+  it("shorten a long title to its first 18 words, as Django's truncatewords:18", async () => {
+    const words = Array.from({ length: 20 }, (_, i) => `w${i + 1}`);
+    const long = await h.db.prisma.post.create({ data: { title: words.join("  "), content: "x" } });
+    const short = words.slice(0, 18).join(" ");
+    for (const page of ["change", "delete", "history"]) {
+      const res = await agent.get(`/admin/core/post/${long.id}/${page}/`).expect(200);
+      const crumbs = /<nav class="breadcrumbs"[^>]*>([\s\S]*?)<\/nav>/.exec(res.text)![1]!;
+      expect(textOf(crumbs), page).toContain(`› ${short} …`);
+      expect(crumbs, page).not.toContain("w19");
+    }
+  });
+});
+
 describe("history and recent actions (Django's LogEntry)", () => {
   it("records add, change and delete, and shows them as Django does", async () => {
     const none = await agent.get("/admin/").expect(200);
