@@ -2,6 +2,8 @@
 // an empty first page is allowed, and a page that is out of range is reported as invalid (the routes
 // answer as Django does) instead of reaching the database as a bad OFFSET.
 
+import { pythonInt } from "./python-int.ts";
+
 export interface Page {
   number: number;
   numPages: number;
@@ -27,6 +29,12 @@ export function paginate(count: number, perPage: number, requested: number | "la
     hasPrevious: number > 1,
     hasNext: number < numPages,
   };
+}
+
+/** Django's Paginator.get_page(): a page number that is not a number is page 1, one past either end the last page. */
+export function getPage(count: number, perPage: number, given: unknown): Page {
+  const number = typeof given === "string" ? (pythonInt(given) ?? 1) : 1;
+  return paginate(count, perPage, number) ?? paginate(count, perPage, "last")!;
 }
 
 export const ELLIPSIS = "…";

@@ -1,10 +1,5 @@
 // Helpers every template can use (set on app.locals).
-
-const dateTime = new Intl.DateTimeFormat("en-US", {
-  dateStyle: "medium",
-  timeStyle: "short",
-  timeZone: "UTC",
-});
+import { djangoDateTime } from "./date-format.ts";
 
 export const viewHelpers = {
   site: {
@@ -13,9 +8,8 @@ export const viewHelpers = {
     title: "Django site admin",
   },
 
-  formatDateTime(date: Date): string {
-    return `${dateTime.format(date)} UTC`;
-  },
+  /** Dates as Django's templates show them: "Nov. 27, 2026, 2:05 p.m." */
+  formatDateTime: djangoDateTime,
 
   /** The start of a post for the list page, cut at a word boundary. */
   excerpt(text: string, max = 140): string {
@@ -24,6 +18,12 @@ export const viewHelpers = {
     const cut = chars.slice(0, max).join("");
     const lastSpace = cut.lastIndexOf(" ");
     return `${(lastSpace > max / 2 ? cut.slice(0, lastSpace) : cut).trimEnd()}…`;
+  },
+
+  /** Django's truncatewords filter: the first `max` words, then " …" if there were more. */
+  truncateWords(text: string, max: number): string {
+    const words = text.split(/\s+/).filter(Boolean);
+    return words.length > max ? `${words.slice(0, max).join(" ")} …` : words.join(" ");
   },
 
   /** "?q=x&p=2" from the parameters that are set; "" when none are. null: a flag without a value ("all="). */

@@ -447,6 +447,45 @@ describe("logout", () => {
     await agent.get("/admin/").expect(302);
   });
 
+  it("goes to a safe next= from the form or the query after logging out, as Django's LogoutView", async () => {
+    const user = await createUser(h);
+    for (const [query, body] of [
+      ["", { next: "/?page=2" }],
+      ["?next=%2F%3Fpage%3D2", {}],
+      // the form's value wins over the query's, as request.POST.get(next, request.GET.get(next))
+      ["?next=%2Fadmin%2F", { next: "/?page=2" }],
+    ] as const) {
+      const { agent, csrf } = await logIn(h.app, user.username);
+      await agent
+        .post(`/admin/logout/${query}`)
+        .type("form")
+        .send({ _csrf: csrf, ...body })
+        .expect(302)
+        .expect("Location", "/?page=2");
+      await agent.get("/admin/").expect(302); // logged out
+    }
+  });
+
+  it("shows the logged-out page instead of going to an unsafe next= (another site)", async () => {
+    const user = await createUser(h);
+    for (const next of [
+      "https://evil.example/",
+      "//evil.example/x",
+      "/\\evil.example",
+      "javascript:alert(1)",
+      "",
+    ]) {
+      const { agent, csrf } = await logIn(h.app, user.username);
+      const res = await agent
+        .post(`/admin/logout/?next=${encodeURIComponent(next)}`)
+        .type("form")
+        .send({ _csrf: csrf, next })
+        .expect(200);
+      expect(res.text).toContain("Thanks for spending some quality time with the web site today.");
+      await agent.get("/admin/").expect(302); // logged out all the same
+    }
+  });
+
   it("sends a tab left open after logging out in another to the index, as Django: not a CSRF failure", async () => {
     const user = await createUser(h);
     const { agent, csrf } = await logIn(h.app, user.username);

@@ -804,6 +804,20 @@ describe("bulk delete", () => {
   });
 });
 
+describe("breadcrumbs", () => {
+  it("shorten a long title to its first 18 words, as Django's truncatewords:18", async () => {
+    const words = Array.from({ length: 20 }, (_, i) => `w${i + 1}`);
+    const long = await h.db.prisma.post.create({ data: { title: words.join("  "), content: "x" } });
+    const short = words.slice(0, 18).join(" ");
+    for (const page of ["change", "delete", "history"]) {
+      const res = await agent.get(`/admin/core/post/${long.id}/${page}/`).expect(200);
+      const crumbs = /<nav class="breadcrumbs"[^>]*>([\s\S]*?)<\/nav>/.exec(res.text)![1]!;
+      expect(textOf(crumbs), page).toContain(`› ${short} …`);
+      expect(crumbs, page).not.toContain("w19");
+    }
+  });
+});
+
 describe("history and recent actions (Django's LogEntry)", () => {
   it("records add, change and delete, and shows them as Django does", async () => {
     const none = await agent.get("/admin/").expect(200);
@@ -843,6 +857,55 @@ describe("history and recent actions (Django's LogEntry)", () => {
     expect(deleted).toContain('class="deletelink"');
     expect(deleted).not.toContain("<a ");
     expect(changed).toContain(`<a href="/admin/core/post/${saved.id}/change/">Renamed</a>`);
+  });
+
+  it("shows dates in Django's DATETIME_FORMAT on the history page and the changelist", async () => {
+    await post("/admin/core/post/add/", { title: "Dated", content: "x" }).expect(302);
+    const saved = await h.db.prisma.post.findFirstOrThrow();
+    const when = new Date("2026-11-27T14:05:00Z");
+    await h.sql("UPDATE core_post SET created_at = $1", [when]);
+    await h.sql("UPDATE django_admin_log SET action_time = $1", [when]);
+    const history = await agent.get(`/admin/core/post/${saved.id}/history/`).expect(200);
+    expect(history.text).toContain('<th scope="row">Nov. 27, 2026, 2:05 p.m.</th>');
+    const list = await agent.get("/admin/core/post/").expect(200);
+    expect(list.text).toContain('<td class="field-created">Nov. 27, 2026, 2:05 p.m.</td>');
+  });
+
+  it("pages the history 100 entries at a time, oldest first, with Django's paginator and count", async () => {
+    await post("/admin/core/post/add/", { title: "Busy", content: "x" }).expect(302);
+    const saved = await h.db.prisma.post.findFirstOrThrow();
+    // 250 entries in all, the n-th made n minutes after the first
+    await h.sql(
+      `INSERT INTO django_admin_log (action_time, user_id, object_id, object_repr, action_flag, change_message)
+       SELECT action_time + n * interval '1 minute', user_id, object_id, object_repr, 2, 'Edit ' || n
+       FROM django_admin_log, generate_series(1, 249) AS n`,
+    );
+    const rowsOf = (html: string) => [...html.matchAll(/<td>([^<]*)<\/td>\s*<\/tr>/g)].map((m) => m[1]);
+    const history = (query: string) => agent.get(`/admin/core/post/${saved.id}/history/${query}`).expect(200);
+
+    const first = await history("");
+    expect(rowsOf(first.text)).toHaveLength(100);
+    expect(rowsOf(first.text).slice(0, 2)).toEqual(["Added.", "Edit 1"]);
+    expect(textOf(first.text)).toContain("250 entries");
+    expect(first.text).toContain('<span class="this-page" aria-current="page">1</span>');
+    expect(first.text).toContain('href="?p=3"');
+
+    expect(rowsOf((await history("?p=2")).text).slice(0, 1)).toEqual(["Edit 100"]);
+    // the changelist's state, which the breadcrumbs lead back to, stays in the page links
+    const filtered = await history("?_changelist_filters=q%3Dbusy");
+    expect(filtered.text).toContain('href="?_changelist_filters=q%3Dbusy&amp;p=2"');
+    const last = rowsOf((await history("?p=3")).text);
+    expect(last).toHaveLength(50);
+    expect(last.at(-1)).toBe("Edit 249");
+    // Paginator.get_page: not a number is page 1; past either end is the last page
+    expect(rowsOf((await history("?p=x")).text)[0]).toBe("Added.");
+    expect(rowsOf((await history("?p=99")).text)[0]).toBe("Edit 200");
+    expect(rowsOf((await history("?p=0")).text)[0]).toBe("Edit 200");
+
+    await h.sql("DELETE FROM django_admin_log WHERE change_message LIKE 'Edit %'");
+    const one = await history("");
+    expect(textOf(one.text)).toContain("1 entry");
+    expect(one.text).not.toContain('class="pagination"');
   });
 
   it("logs each post of a bulk delete", async () => {

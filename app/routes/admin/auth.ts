@@ -95,7 +95,11 @@ export function logoutRoutes({ auth }: AdminDeps): Router {
 
   // Since Django 5.0 logging out takes a POST: a link or an <img> on another site cannot do it.
   router.post("/logout/", async (req, res) => {
+    // LogoutView's RedirectURLMixin: the form's next, else the query's; one that could leave the
+    // site is ignored and the page is shown.
+    const next = safeNext(req.body?.next ?? req.query.next, "");
     await auth.logOut(req, res);
+    if (next) return res.redirect(302, next);
     res.locals.user = undefined;
     res.render("admin/logged-out", { title: "Logged out" });
   });
