@@ -71,7 +71,8 @@ function addressMatches(rule: NonNullable<HbaRule["addresses"]>, address: string
   if (address === undefined) return false;
   const v4 =
     /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? (net.isIPv4(address) ? address : undefined);
-  if (v4 === undefined ? rule.family !== "ipv6" || !net.isIPv6(address) : rule.family !== "ipv4") return false;
+  if (v4 === undefined ? rule.family !== "ipv6" || !net.isIPv6(address) : rule.family !== "ipv4")
+    return false;
   const bytes = addressBytes(v4 ?? address, rule.family);
   return rule.mask.every((m, i) => (bytes[i]! & m) === rule.base[i]);
 }
