@@ -92,6 +92,8 @@ export class ClientLogin {
   private refusal: { code: string; message: string; sparesConsole: boolean } | null = null;
   /** The CommonName of the client certificate verified by the TLS handshake, read then and only then. */
   private certUser: string | undefined = undefined;
+  /** The TLS handshake's client certificate was refused: the connection may not even cancel. */
+  private certRefused = false;
 
   constructor(private readonly client: LoginClient) {}
 
@@ -184,6 +186,8 @@ export class ClientLogin {
         return this.startTls(setup, null);
       }
       case "cancel":
+        // PgBouncer's handshake fails on such a certificate: nothing it sends is acted on
+        if (this.certRefused) return this.client.close("cancel request: client certificate refused");
         // Closed only once the request has been acted on, as PostgreSQL and PgBouncer do: libpq
         // takes the close as that sign and sends its next query then, which a cancel still on its
         // way would hit instead. Nothing more is read meanwhile (pgx sends a Terminate).
@@ -231,6 +235,7 @@ export class ClientLogin {
             { client: this.client.id, addr: this.client.addr, why },
             "client certificate refused",
           );
+          this.certRefused = true;
           // PostgreSQL's words, sent once the startup packet is in so that the client shows them
           this.refuseAfterStartup(
             SqlState.InvalidAuthorization,

@@ -131,6 +131,13 @@ describe("auth_hba_file", () => {
     expect(lineFor(text, tcp({ address: "fd00::2" }))).toBe("none");
   });
 
+  it("takes a link-local address with its zone (fe80::1%eth0/64), the zone not compared, as PostgreSQL", () => {
+    const text = "host all all fe80::1%eth0/64 md5\nhost all all fe80::1%eth0 ffff:: trust\n";
+    expect(lineFor(text, tcp({ address: "fe80::5%eth1" }))).toBe("1 md5");
+    expect(lineFor(text.split("\n")[1]!, tcp({ address: "fe80::9" }))).toBe("1 trust");
+    expect(lineFor(text, tcp({ address: "fe81::5" }))).toBe("none");
+  });
+
   it("reads blanks around a list's commas as PgBouncer does: `alice ,bob` and `alice , bob` are lists", () => {
     const text = "host all alice ,bob 127.0.0.1/32 md5\nhost app , other carol , dave 127.0.0.1/32 trust\n";
     expect(lineFor(text, tcp({ user: "bob" }))).toBe("1 md5");

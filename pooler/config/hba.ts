@@ -71,9 +71,9 @@ function addressMatches(rule: NonNullable<HbaRule["addresses"]>, address: string
   if (address === undefined) return false;
   const v4 =
     /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? (net.isIPv4(address) ? address : undefined);
-  const v6 = v4 === undefined ? address.split("%")[0]! : undefined;
-  if (v4 === undefined ? rule.family !== "ipv6" || !net.isIPv6(v6!) : rule.family !== "ipv4") return false;
-  const bytes = addressBytes(v4 ?? v6!, rule.family);
+  if (v4 === undefined ? rule.family !== "ipv6" || !net.isIPv6(address) : rule.family !== "ipv4")
+    return false;
+  const bytes = addressBytes(v4 ?? address, rule.family);
   return rule.mask.every((m, i) => (bytes[i]! & m) === rule.base[i]);
 }
 
@@ -280,11 +280,12 @@ function prefixMask(prefix: number, length: number): Buffer {
   return bytes;
 }
 
-/** A valid address's bytes in network order: 4 of IPv4, 16 of IPv6. */
+/** A valid address's bytes in network order: 4 of IPv4, 16 of IPv6 (a zone, fe80::1%eth0, left out). */
 function addressBytes(address: string, family: Family): Buffer {
   if (family === "ipv4") return Buffer.from(address.split(".").map(Number));
   const bytes = Buffer.alloc(16);
-  ipv6Groups(address).forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
+  // the URL parser refuses a zone
+  ipv6Groups(address.split("%")[0]!).forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
   return bytes;
 }
 

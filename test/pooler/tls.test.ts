@@ -396,6 +396,25 @@ describe("client side TLS", () => {
     });
   });
 
+  it("a CancelRequest over TLS with a client certificate the CA did not sign is not acted on (PgBouncer's handshake fails)", () =>
+    withTestPooler(clientTls("require"), async (p) => {
+      const c = await connect(p.url(), { ssl: { rejectUnauthorized: false } });
+      try {
+        const { pid, secret } = cancelKeyOf(c);
+        const sleeping = c.query("SELECT pg_sleep(1.5)");
+        await new Promise((r) => setTimeout(r, 300));
+        const forged = await tlsHandshake(p.port, {
+          cert: fs.readFileSync(certs.otherClientCert),
+          key: fs.readFileSync(certs.otherClientKey),
+        });
+        forged.write(cancelRequest(pid, secret));
+        await new Promise((r) => forged.once("close", r));
+        await expect(sleeping).resolves.toBeDefined();
+      } finally {
+        await c.end();
+      }
+    }));
+
   it("client_login_timeout during a TLS handshake closes without writing plaintext into it", () =>
     withTestPooler({ ...clientTls("require"), CLIENT_LOGIN_TIMEOUT: "1" }, async (p) => {
       const raw = net.connect({ host: "127.0.0.1", port: p.port });
