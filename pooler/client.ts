@@ -426,7 +426,9 @@ export class ClientConnection
     const pool = this.pool!;
     this.server = server;
     server.client = this;
-    this.pooled = pool.settings.mode !== "session";
+    // One whose named statements the pooler routes stays transaction-pooled after a switch to
+    // session pooling: unrouted, they would reach a server that knows them by the pooler's names.
+    this.pooled = pool.settings.mode !== "session" || this.preparedStatementCount > 0;
     server.refuseTransactionBlocks = pool.settings.mode === "statement";
     const sync = this.syncSql(server);
     if (sync === "") {

@@ -583,6 +583,29 @@ describe("timeouts", () => {
       expect(err.message).toBe("idle transaction timeout");
     }));
 
+  // The pooler's own queries for a client (the session probe, a settings sync) run only outside its
+  // transactions, while it waits: query_wait_timeout is what bounds them, never a gap between the others.
+  it("a client held up behind its session probe is ended by query_wait_timeout", () =>
+    withTestPooler(
+      { QUERY_TIMEOUT: "0.5", IDLE_TRANSACTION_TIMEOUT: "0.5", QUERY_WAIT_TIMEOUT: "1.5" },
+      async ({ url }) => {
+        const locker = await connect(inject("pgAppUrl"));
+        const a = await connect(url());
+        a.on("error", () => {});
+        try {
+          // the probe reads pg_class: it waits for the lock
+          await locker.query("BEGIN; LOCK TABLE pg_catalog.pg_class IN ACCESS EXCLUSIVE MODE");
+          await a.query("BEGIN; SET work_mem = '8MB'; COMMIT");
+          const started = Date.now();
+          expect((await errorOf(a.query("SELECT 1"))).message).toBe("query_wait_timeout");
+          expect(Date.now() - started).toBeGreaterThan(1000);
+        } finally {
+          await locker.query("ROLLBACK");
+          await locker.end();
+        }
+      },
+    ));
+
   it("client_idle_timeout counts from the last traffic either way: a long query's reply is not idleness", () =>
     withTestPooler({ POOL_MODE: "session", CLIENT_IDLE_TIMEOUT: "1" }, async ({ url }) => {
       const a = await connect(url());
