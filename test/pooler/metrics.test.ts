@@ -217,6 +217,10 @@ describe("/metrics", () => {
     const res = await fetch(metricsUrl.replace("/metrics", "/"));
     expect(res.status).toBe(404);
     await res.text();
+    // the path is right, the method is not: 405, not a 404 that says the metrics are where they are
+    const post = await fetch(metricsUrl, { method: "POST" });
+    expect([post.status, post.headers.get("allow")]).toEqual([405, "GET, HEAD"]);
+    await post.text();
   });
 });
 
