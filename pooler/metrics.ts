@@ -250,9 +250,14 @@ export class MetricsServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    if (path !== METRICS_PATH || (req.method !== "GET" && req.method !== "HEAD")) {
+    // URL.parse, not new URL: a target such as "//[" would throw, and take the pooler down with it
+    const path = URL.parse(req.url ?? "/", "http://localhost")?.pathname;
+    if (path !== METRICS_PATH) {
       res.writeHead(404, { "Content-Type": "text/plain" }).end(`not found; metrics are at ${METRICS_PATH}\n`);
+      return;
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.writeHead(405, { "Content-Type": "text/plain", Allow: "GET, HEAD" }).end("method not allowed\n");
       return;
     }
     try {

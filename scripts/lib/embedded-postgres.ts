@@ -154,7 +154,10 @@ export function dataDirHolder(dataDir: string): DataDirHolder {
     return { kind: "none" };
   }
   const argv = procText(pid, "cmdline")?.split("\0") ?? [];
-  const isItsPostmaster = path.basename(argv[0] ?? "") === "postgres" && argv.includes(dataDir);
+  // its -D may name the directory otherwise (through a symlink): the postmaster works in its data directory
+  const isItsPostmaster =
+    path.basename(argv[0] ?? "") === "postgres" &&
+    (argv.includes(dataDir) || sameFile(`/proc/${pid}/cwd`, dataDir));
   if (!isItsPostmaster) {
     fs.rmSync(pidFile, { force: true });
     return { kind: "none" };
@@ -165,6 +168,15 @@ export function dataDirHolder(dataDir: string): DataDirHolder {
   return ppid > 1 && path.basename(ownerArgv0).startsWith("node")
     ? { kind: "owned", pid, owner: ppid }
     : { kind: "orphan", pid };
+}
+
+function sameFile(a: string, b: string): boolean {
+  try {
+    const [x, y] = [fs.statSync(a), fs.statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
 }
 
 function procText(pid: number, file: string): string | undefined {

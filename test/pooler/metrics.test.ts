@@ -1,11 +1,14 @@
 // The Prometheus endpoint: a real scrape parsed with a Prometheus text parser, pgbouncer_exporter's
 // metric names and labels, values that agree with the console, and the two histograms.
+import net from "node:net";
 import parsePrometheusTextFormat, { type MetricFamily } from "parse-prometheus-text-format";
 import type pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { connect } from "../support/clients.ts";
+import { spawnPooler } from "../support/pooler-process.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { freePort } from "../support/ports.ts";
+import { waitFor } from "../support/wait.ts";
 
 /** pgbouncer_exporter's metrics (collector.go), with their type and labels. */
 const EXPORTER_METRICS: Record<string, { type: MetricFamily["type"]; labels: string[] }> = {
@@ -214,6 +217,10 @@ describe("/metrics", () => {
     const res = await fetch(metricsUrl.replace("/metrics", "/"));
     expect(res.status).toBe(404);
     await res.text();
+    // the path is right, the method is not: 405, not a 404 that says the metrics are where they are
+    const post = await fetch(metricsUrl, { method: "POST" });
+    expect([post.status, post.headers.get("allow")]).toEqual([405, "GET, HEAD"]);
+    await post.text();
   });
 });
 
@@ -234,5 +241,38 @@ describe("/metrics lifecycle", () => {
     expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
     await tp.stop();
     await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
+  });
+});
+
+/** One raw HTTP/1.1 request, for targets fetch would not send; resolves with the status line. */
+function rawRequest(port: number, target: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1", () =>
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+    );
+    let reply = "";
+    socket.on("data", (d: Buffer) => (reply += d.toString()));
+    socket.on("close", () => resolve(reply.split("\r\n")[0]!));
+    socket.on("error", reject);
+  });
+}
+
+describe("/metrics of a pooler process", () => {
+  it("answers a request target that is not a valid URL with 404, and goes on serving", async () => {
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const p = spawnPooler([], {
+      DATABASE_URL: inject("pgAppUrl"),
+      LISTEN_PORT: String(port),
+      METRICS_PORT: String(metricsPort),
+    });
+    try {
+      await waitFor(() => p.output().includes('"listening"'), "the pooler to listen", 15_000);
+      // "//[" is a network-path reference with a broken host: new URL() throws on it
+      expect(await rawRequest(metricsPort, "//[")).toBe("HTTP/1.1 404 Not Found");
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
+      expect(p.child.exitCode).toBeNull();
+    } finally {
+      p.child.kill("SIGKILL");
+    }
   });
 });
