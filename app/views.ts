@@ -1,5 +1,9 @@
 // Helpers every template can use (set on app.locals).
 import { djangoDateTime } from "./date-format.ts";
+import { PY_SPACE } from "./forms/fields.ts";
+
+/** Python's str.split(): runs of its whitespace, which is not JavaScript's \s. */
+const PY_WORD_BREAK = new RegExp(`${PY_SPACE}+`);
 
 export const viewHelpers = {
   site: {
@@ -22,7 +26,7 @@ export const viewHelpers = {
 
   /** Django's truncatewords filter: the first `max` words, then " …" if there were more. */
   truncateWords(text: string, max: number): string {
-    const words = text.split(/\s+/).filter(Boolean);
+    const words = text.split(PY_WORD_BREAK).filter(Boolean);
     return words.length > max ? `${words.slice(0, max).join(" ")} …` : words.join(" ");
   },
 

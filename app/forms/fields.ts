@@ -10,7 +10,7 @@ export const REQUIRED = "This field is required.";
  * keeps the information separators U+001C-U+001F and NEL (U+0085), so a title of nothing else would
  * pass as not blank, and it removes a byte order mark (U+FEFF), which Python keeps.
  */
-const PY_SPACE = String.raw`[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]`;
+export const PY_SPACE = String.raw`[\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]`;
 const PY_STRIP = new RegExp(`^${PY_SPACE}+|${PY_SPACE}+$`, "g");
 
 /** Python's str.strip(), as Django applies it to form input. */

@@ -805,16 +805,29 @@ describe("bulk delete", () => {
 });
 
 describe("breadcrumbs", () => {
+  const words = Array.from({ length: 20 }, (_, i) => `w${i + 1}`);
+  const crumbsOf = async (id: number, page: string) => {
+    const res = await agent.get(`/admin/core/post/${id}/${page}/`).expect(200);
+    return /<nav class="breadcrumbs"[^>]*>([\s\S]*?)<\/nav>/.exec(res.text)![1]!;
+  };
+
   it("shorten a long title to its first 18 words, as Django's truncatewords:18", async () => {
-    const words = Array.from({ length: 20 }, (_, i) => `w${i + 1}`);
     const long = await h.db.prisma.post.create({ data: { title: words.join("  "), content: "x" } });
     const short = words.slice(0, 18).join(" ");
     for (const page of ["change", "delete", "history"]) {
-      const res = await agent.get(`/admin/core/post/${long.id}/${page}/`).expect(200);
-      const crumbs = /<nav class="breadcrumbs"[^>]*>([\s\S]*?)<\/nav>/.exec(res.text)![1]!;
+      const crumbs = await crumbsOf(long.id, page);
       expect(textOf(crumbs), page).toContain(`› ${short} …`);
       expect(crumbs, page).not.toContain("w19");
     }
+  });
+
+  it("count words between Python's whitespace, as truncatewords' str.split()", async () => {
+    // NEL and the information separators are whitespace to Python (not to JavaScript's \s); a byte
+    // order mark is not (it is to \s)
+    const nel = await h.db.prisma.post.create({ data: { title: words.join("\u0085\u001c"), content: "x" } });
+    const bom = await h.db.prisma.post.create({ data: { title: words.join("\ufeff"), content: "x" } });
+    expect(await crumbsOf(nel.id, "change")).toContain(`› ${words.slice(0, 18).join(" ")} …`);
+    expect(await crumbsOf(bom.id, "change")).toContain(`› ${words.join("\ufeff")}`);
   });
 });
 

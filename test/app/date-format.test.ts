@@ -10,6 +10,7 @@ describe("formatDateTime", () => {
     expect(at("2026-09-03T09:30:00Z")).toBe("Sept. 3, 2026, 9:30 a.m.");
     expect(at("2026-03-01T10:15:00Z")).toBe("March 1, 2026, 10:15 a.m.");
     expect(at("2026-07-04T23:59:59Z")).toBe("July 4, 2026, 11:59 p.m.");
+    expect(at("2026-05-05T00:01:00Z")).toBe("May 5, 2026, 12:01 a.m.");
   });
 
   it("leaves out zero minutes and names midnight and noon (P)", () => {
@@ -21,6 +22,15 @@ describe("formatDateTime", () => {
   });
 
   it("shows the time in UTC whatever the server's zone", () => {
-    expect(at("2026-12-31T23:00:00-05:00")).toBe("Jan. 1, 2027, 4 a.m.");
+    // Node reads TZ again when it is set: the process's zone, 14 hours ahead of UTC (a new day there)
+    const zone = process.env.TZ;
+    process.env.TZ = "Pacific/Kiritimati";
+    try {
+      expect(at("2026-12-31T23:00:00-05:00")).toBe("Jan. 1, 2027, 4 a.m.");
+      expect(at("2026-06-30T12:00:00Z")).toBe("June 30, 2026, noon");
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
   });
 });

@@ -105,10 +105,14 @@ describe("Post List (/)", () => {
 });
 
 describe("post page (/posts/:id)", () => {
-  it("shows the title and the whole content", async () => {
-    const post = await h.db.prisma.post.create({ data: { title: "Pooling", content: "Line one\nLine two" } });
+  it("shows the title, the date in Django's DATETIME_FORMAT and the whole content", async () => {
+    const createdAt = new Date("2026-09-03T00:00:00Z");
+    const post = await h.db.prisma.post.create({
+      data: { title: "Pooling", content: "Line one\nLine two", createdAt },
+    });
     const res = await request(h.app).get(`/posts/${post.id}`).expect(200);
     expect(res.text).toContain("<h1>Pooling</h1>");
+    expect(res.text).toContain('<time datetime="2026-09-03T00:00:00.000Z">Sept. 3, 2026, midnight</time>');
     expect(res.text).toContain("Line one\nLine two");
     expect(res.text).toContain('href="/"');
   });
