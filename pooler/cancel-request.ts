@@ -1,6 +1,6 @@
 // A CancelRequest on a connection of its own, as the protocol wants: to PostgreSQL for a server's
 // backend, or to a peer pooler for a key that is its own. Over TLS when the target says so: a
-// server's as its connections (a server may accept only TLS), never a peer's (peers.ts).
+// server's as its own connection (a server may accept only TLS), never a peer's (peers.ts).
 import net from "node:net";
 import type { ServerTls } from "./config/tls.ts";
 import { applyKeepalive, type Keepalive } from "./keepalive.ts";

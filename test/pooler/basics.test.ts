@@ -17,7 +17,7 @@ import { RawClient, type Reply } from "../support/protocol.ts";
 import { freePort } from "../support/ports.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
-import { relay } from "../support/relay.ts";
+import { openings, relay } from "../support/relay.ts";
 
 describe("transaction pooling", () => {
   let p: TestPooler;
@@ -175,6 +175,30 @@ describe("transaction pooling", () => {
       expect(await queriesHitAfterCancel(c, p.port)).toBe(0);
     } finally {
       await c.end();
+    }
+  });
+
+  it("under server_tls_sslmode=prefer, a server that refused TLS gets its cancel in plain text: no SSLRequest round trip first, as PgBouncer 1.18", async () => {
+    // PgBouncer 1.18 sends its CancelRequest in plain text whatever the mode; with 500 ms each way
+    // to PostgreSQL it canceled after 1006 ms, ours (an SSLRequest first) after 2017 ms
+    const to = new URL(inject("pgAppUrl"));
+    const proxy = await relay({ host: "127.0.0.1", port: 0 }, { host: to.hostname, port: Number(to.port) });
+    const opened = openings(proxy);
+    const { port } = proxy.address() as net.AddressInfo;
+    try {
+      const env = { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app` };
+      await withTestPooler(env, async (q) => {
+        const c = await connect(q.url());
+        try {
+          expect((await cancelledSleep(c, q.port)).err.code).toBe("57014");
+          // the server's login asked for TLS (prefer); its cancel did not
+          expect(opened).toEqual(["SSLRequest", "CancelRequest"]);
+        } finally {
+          await c.end();
+        }
+      });
+    } finally {
+      proxy.close();
     }
   });
 
