@@ -19,6 +19,14 @@ export interface CancelTarget {
   keepalive: Keepalive;
 }
 
+/** A client's CancelRequest held open until its cancel is done: SHOW CLIENTS lists it by its target. */
+export interface HeldCancel {
+  /** The pool whose server it cancels; null: it goes to a peer. */
+  readonly pool: { database: string; user: string } | null;
+  /** Queued for its turn (a peer's pool_size), not on its way yet. */
+  waiting: boolean;
+}
+
 export interface CancelCallbacks {
   /** The request has been written; the target closes the connection once it has acted. */
   sent?: () => void;

@@ -214,6 +214,30 @@ describe("transaction pooling", () => {
     });
   });
 
+  it("lists a held cancel request in SHOW CLIENTS as PgBouncer 1.18 does, not among SHOW LISTS' login_clients", async () => {
+    // PgBouncer 1.18, measured: a row after its pool's clients, user (nouser), the pool's database,
+    // state active_cancel_req; login_clients 0; SHOW SOCKETS leaves it out
+    await withHeldCancel(1000, async ({ admin, closed }) => {
+      const rows = async (what: string): Promise<Record<string, unknown>[]> =>
+        (await admin.query(`SHOW ${what}`)).rows;
+      const clients = (await rows("CLIENTS")).map((r) => [r.database, r.user, r.state, r.wait]);
+      expect(clients).toEqual([
+        // its query already canceled: only the close of the cancel's connection is held
+        ["app", "postgres", "idle", 0],
+        ["app", "(nouser)", "active_cancel_req", 0],
+        ["pgbouncer", "postgres", "idle", 0],
+      ]);
+      const lists = Object.fromEntries((await rows("LISTS")).map((r) => [r.list, r.items]));
+      expect(lists).toMatchObject({ used_clients: 3, login_clients: 0 });
+      const sockets = (await rows("SOCKETS")).filter((r) => r.type === "C");
+      expect(sockets.map((r) => [r.database, r.state])).toEqual([
+        ["app", "cl_active"],
+        ["pgbouncer", "cl_active"],
+      ]);
+      await closed;
+    });
+  });
+
   it("a held cancel request outlasts client_login_timeout, as PgBouncer 1.18's (closed at it, its late cancel would hit the next query)", async () => {
     // PgBouncer 1.18, measured: closed after 3004 ms (its cancel's time), client_login_timeout = 1
     await withHeldCancel(
