@@ -4,6 +4,7 @@
 import net from "node:net";
 import type { ServerTls } from "./config/tls.ts";
 import { applyKeepalive, type Keepalive } from "./keepalive.ts";
+import type { Pool } from "./pool.ts";
 import { cancelRequest } from "./protocol/messages.ts";
 import { connectTls } from "./tls.ts";
 import { serverEndpoint } from "./unix-socket.ts";
@@ -22,7 +23,7 @@ export interface CancelTarget {
 /** A client's CancelRequest held open until its cancel is done: SHOW CLIENTS lists it by its target. */
 export interface HeldCancel {
   /** The pool whose server it cancels; null: it goes to a peer. */
-  readonly pool: { database: string; user: string } | null;
+  readonly pool: Pool | null;
   /** Queued for its turn (a peer's pool_size), not on its way yet. */
   waiting: boolean;
 }

@@ -303,7 +303,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       pool.cancelFinished(server);
       done();
     });
-    return { pool: { database: pool.db.name, user: pool.user }, waiting: false };
+    return { pool, waiting: false };
   }
 
   /** A CancelRequest for `server`'s backend; `done` once PostgreSQL has closed its connection. */

@@ -233,6 +233,12 @@ function splitWait(ms: number): { s: number; us: number } {
 
 export function poolRows(pooler: Pooler): PoolRow[] {
   const now = clock.now();
+  // held until its own cancel connection is done, whether or not the server it cancels is still there
+  const cancels = new Map<Pool, number>();
+  for (const c of pooler.clients) {
+    const pool = c.heldCancel?.pool;
+    if (pool) cancels.set(pool, (cancels.get(pool) ?? 0) + 1);
+  }
   const rows: PoolRow[] = sortedPools(pooler).map((pool) => {
     const oldest = pool.waiting[0];
     const welcomeWaiting = pool.welcomeWaiting;
@@ -240,17 +246,16 @@ export function poolRows(pooler: Pooler): PoolRow[] {
     const wait = splitWait(
       Math.max(oldest ? pool.waitedMs(oldest) : 0, oldestLogin ? now - oldestLogin.waitStart : 0),
     );
-    // each client's CancelRequest holds its connection until its own cancel connection is done
-    const cancels = pool.allServers().reduce((n, s) => n + s.cancelsInFlight, 0);
+    const held = cancels.get(pool) ?? 0;
     return {
       database: pool.db.name,
       user: pool.user,
       cl_active: pool.activeClientCount,
       cl_waiting: pool.waiting.length + welcomeWaiting.length,
-      cl_active_cancel_req: cancels,
+      cl_active_cancel_req: held,
       cl_waiting_cancel_req: 0,
       sv_active: pool.active.size,
-      sv_active_cancel: cancels,
+      sv_active_cancel: held,
       sv_being_canceled: pool.beingCanceled.size,
       sv_idle: pool.idle.length,
       // PgBouncer's "used" servers await server_check_query; ours that are being reset or rolled
@@ -371,7 +376,7 @@ function heldRank(held: HeldCancel | null): number {
 /** The database and user of the pool a client is listed under: a held cancel request's target's. */
 function poolOf(c: ClientConnection): { database: string; user: string } {
   const held = c.heldCancel;
-  if (held !== null) return held.pool ?? { database: "", user: "" };
+  if (held !== null) return { database: held.pool?.db.name ?? "", user: held.pool?.user ?? "" };
   return { database: c.database, user: poolUser(c) };
 }
 
@@ -379,7 +384,7 @@ function clientRow(c: ClientConnection, now: number, listenPort: number): Socket
   const held = c.heldCancel;
   if (held !== null) {
     const state = held.waiting ? "waiting_cancel_req" : "active_cancel_req";
-    const database = held.pool?.database ?? "";
+    const database = held.pool?.db.name ?? "";
     return socketRow(c, { type: "C", user: "(nouser)", database, state }, c.unixSocket ? listenPort : null);
   }
   const waiting = c.waitStart > 0;

@@ -18,6 +18,7 @@ import { freePort } from "../support/ports.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { openings, relay } from "../support/relay.ts";
+import { waitFor } from "../support/wait.ts";
 
 describe("transaction pooling", () => {
   let p: TestPooler;
@@ -235,6 +236,25 @@ describe("transaction pooling", () => {
         ["pgbouncer", "cl_active"],
       ]);
       await closed;
+    });
+  });
+
+  it("SHOW POOLS counts a held cancel request until its connection closes, though the server it cancels is gone", async () => {
+    // as PgBouncer's, whose cancel request and its connection to PostgreSQL are objects of their own
+    await withHeldCancel(2000, async ({ admin, closed }) => {
+      const pool = async (): Promise<Record<string, unknown> | undefined> =>
+        (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
+      const [server] = (await admin.query("SHOW SERVERS")).rows;
+      const direct = await connect(inject("pgAppUrl"));
+      try {
+        await direct.query("SELECT pg_terminate_backend($1)", [server.remote_pid]);
+      } finally {
+        await direct.end();
+      }
+      await waitFor(async () => (await admin.query("SHOW SERVERS")).rows.length === 0, "the server to close");
+      expect(await pool()).toMatchObject({ cl_active_cancel_req: 1, sv_active_cancel: 1 });
+      await closed;
+      expect(await pool()).toMatchObject({ cl_active_cancel_req: 0, sv_active_cancel: 0 });
     });
   });
 
