@@ -1,9 +1,10 @@
 // A CancelRequest on a connection of its own, as the protocol wants: to PostgreSQL for a server's
 // backend, or to a peer pooler for a key that is its own. Over TLS when the target says so: a
-// server's as its connections (a server may accept only TLS), never a peer's (peers.ts).
+// server's as its own connection (a server may accept only TLS), never a peer's (peers.ts).
 import net from "node:net";
 import type { ServerTls } from "./config/tls.ts";
 import { applyKeepalive, type Keepalive } from "./keepalive.ts";
+import type { Pool } from "./pool.ts";
 import { cancelRequest } from "./protocol/messages.ts";
 import { connectTls } from "./tls.ts";
 import { serverEndpoint } from "./unix-socket.ts";
@@ -17,6 +18,14 @@ export interface CancelTarget {
   lookup: net.LookupFunction;
   /** As for server sockets: PgBouncer tunes every socket it opens alike. */
   keepalive: Keepalive;
+}
+
+/** A client's CancelRequest held open until its cancel is done: SHOW CLIENTS lists it by its target. */
+export interface HeldCancel {
+  /** The pool whose server it cancels; null: it goes to a peer. */
+  readonly pool: Pool | null;
+  /** Queued for its turn (a peer's pool_size), not on its way yet. */
+  waiting: boolean;
 }
 
 export interface CancelCallbacks {

@@ -3,6 +3,7 @@
 // the secret's lookup (auth_file, auth_query) and the password exchange. Then the client welcomes
 // itself (ClientConnection.welcome): what follows needs its pool.
 import type net from "node:net";
+import type { HeldCancel } from "./cancel-request.ts";
 import { ClientAuth, decideAuth, type AuthStep } from "./client-auth.ts";
 import type { ClientHost, ClientState } from "./client.ts";
 import type { ClientLimit } from "./client-limits.ts";
@@ -72,6 +73,8 @@ export class ClientLogin {
   private startupTaken = false;
   /** It was a CancelRequest: ClientConnection.holdsCancel. */
   holdsCancel = false;
+  /** Where that request is, while it is held (SHOW CLIENTS). */
+  heldCancel: HeldCancel | null = null;
   /** An SSLRequest or GSSENCRequest was answered: direct TLS may only open a connection. */
   private encryptionAnswered = false;
   /** A TLS handshake is under way on the socket: nothing may be written to it in plaintext. */
@@ -193,7 +196,9 @@ export class ClientLogin {
         // way would hit instead. Nothing more is read meanwhile (pgx sends a Terminate).
         this.startupTaken = this.holdsCancel = true;
         this.client.block(Block.Login);
-        this.host.cancel(packet.pid, packet.secret, () => this.client.close("cancel request"));
+        this.heldCancel = this.host.cancel(packet.pid, packet.secret, () =>
+          this.client.close("cancel request"),
+        );
         return;
       case "unsupported":
         return this.client.refuse(

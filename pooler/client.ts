@@ -8,6 +8,7 @@
 // each server; state that cannot be replayed (advisory locks, LISTEN, …) pins it to its server
 // while that state lives (session-state.ts).
 import type net from "node:net";
+import type { HeldCancel } from "./cancel-request.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import type { ClientTls } from "./config/tls.ts";
 import { now } from "./clock.ts";
@@ -81,8 +82,11 @@ export interface ClientHost {
   lookupSecret(user: string, db: DatabaseDef, gone: AbortSignal): Promise<UserSecret | undefined>;
   findDatabase(name: string): DatabaseDef | undefined;
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool;
-  /** A CancelRequest; `done` once it has reached PostgreSQL or a peer, or was dropped. */
-  cancel(pid: number, secret: number, done: () => void): void;
+  /**
+   * A CancelRequest; `done` once it has reached PostgreSQL or a peer, or was dropped. Null when
+   * it was dropped at once.
+   */
+  cancel(pid: number, secret: number, done: () => void): HeldCancel | null;
   clientClosed(client: ClientConnection): void;
   /** The admin console, for clients of the virtual `pgbouncer` database. */
   adminMessage(client: ClientConnection, type: number, msg: Buffer): void;
@@ -939,6 +943,11 @@ export class ClientConnection
    */
   get holdsCancel(): boolean {
     return this.login?.holdsCancel ?? false;
+  }
+
+  /** What a held CancelRequest is on its way to. */
+  get heldCancel(): HeldCancel | null {
+    return this.login?.heldCancel ?? null;
   }
 
   get loggingIn(): boolean {

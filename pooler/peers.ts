@@ -3,7 +3,7 @@
 // session is on. The key says whose it is (client-registry.ts); a key of another peer is forwarded
 // there with its time-to-live decremented, so that a misconfigured group cannot bounce it forever.
 import { CANCEL_TTL_MASK, peerOfCancelKey } from "./client-registry.ts";
-import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
+import { sendCancelRequest, type CancelTarget, type HeldCancel } from "./cancel-request.ts";
 import { now } from "./clock.ts";
 import type { PeerDef, PoolerConfig } from "./config/types.ts";
 import { keepaliveOf } from "./keepalive.ts";
@@ -33,7 +33,7 @@ export interface PeerPoolRow {
 }
 
 /** A request to forward; `done` closes the client's connection it came on. */
-interface Forward {
+interface Forward extends HeldCancel {
   pid: number;
   secret: number;
   /** clock.ts time it arrived: a cancel that lands much later would hit a later query. */
@@ -67,11 +67,12 @@ export class PeerForwarder {
    * Sends a foreign key's CancelRequest on to its peer, or drops it with the reason in the log;
    * `done` once the peer has closed the connection (it has acted), or the request is dropped.
    */
-  forward(pid: number, secret: number, done: () => void): void {
+  forward(pid: number, secret: number, done: () => void): HeldCancel | null {
     const peerId = peerOfCancelKey(pid);
-    const drop = (why: string): void => {
+    const drop = (why: string): null => {
       this.host.log.warn({ peer_id: peerId }, why);
       done();
+      return null;
     };
     if ((secret & CANCEL_TTL_MASK) === 0) {
       return drop("failed to forward cancel request because its TTL was exhausted");
@@ -80,13 +81,18 @@ export class PeerForwarder {
     if (peer === undefined) return drop("could not find peer to forward cancel request to");
     const cancels = this.cancelsOf(peer.id);
     // secret - 1 decrements the TTL bits alone: they are not 0
-    const key = { pid, secret: secret - 1, since: now(), done };
-    if (cancels.active < this.poolSize(peer)) return this.send(peer, cancels, key);
+    const key: Forward = { pid, secret: secret - 1, since: now(), done, pool: null, waiting: false };
+    if (cancels.active < this.poolSize(peer)) {
+      this.send(peer, cancels, key);
+      return key;
+    }
     // Each waiting request is a few bytes, but anyone can send them: no more than clients allowed.
     if (cancels.waiting.length >= this.host.config.maxClientConn) {
       return drop("too many cancel requests waiting for their peer, dropped");
     }
+    key.waiting = true;
     cancels.waiting.push(key);
+    return key;
   }
 
   rows(): PeerPoolRow[] {
@@ -130,6 +136,7 @@ export class PeerForwarder {
       lookup: dns.lookup,
       keepalive: keepaliveOf(config),
     };
+    key.waiting = false;
     cancels.connecting++;
     let sent = false;
     sendCancelRequest(target, key, cancelTimeoutMs - (now() - key.since), {

@@ -3,6 +3,7 @@
 import { SqlConsole, type AdminConsole } from "./admin/console.ts";
 import { AuthFileWatch } from "./auth-file-watch.ts";
 import { lookupByAuthQuery } from "./auth-query.ts";
+import type { HeldCancel } from "./cancel-request.ts";
 import type { ClientConnection, ClientHost } from "./client.ts";
 import { ADMIN_DB } from "./client-login.ts";
 import { ClientCounts, type ClientLimit } from "./client-limits.ts";
@@ -282,22 +283,27 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
    * PgBouncer since 1.18). Another peer's key goes to that peer; a console session's goes to the
    * console.
    */
-  cancel(pid: number, secret: number, done: () => void): void {
+  cancel(pid: number, secret: number, done: () => void): HeldCancel | null {
     if (this.peers.isForeign(pid)) return this.peers.forward(pid, secret, done);
     const client = this.clients.byCancelKey(pid, secret);
     if (client?.state === "admin") {
       this.admin?.cancel();
-      return done();
+      done();
+      return null;
     }
     const server = client?.server ?? null;
     const pool = client?.pool ?? null;
-    if (!client || !server || !pool || server.state === "closed") return done();
+    if (!client || !server || !pool || server.state === "closed") {
+      done();
+      return null;
+    }
     client.cancelsSent++;
     server.cancelsInFlight++;
     this.sendCancel(server, () => {
       pool.cancelFinished(server);
       done();
     });
+    return { pool, waiting: false };
   }
 
   /** A CancelRequest for `server`'s backend; `done` once PostgreSQL has closed its connection. */

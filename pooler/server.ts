@@ -3,6 +3,7 @@
 // whose replies nobody else sees.
 import net from "node:net";
 import { now } from "./clock.ts";
+import { tlsRequired } from "./config/index.ts";
 import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
 import { Block, Connection } from "./connection.ts";
 import { pinnedLookup } from "./dns-cache.ts";
@@ -34,7 +35,7 @@ import { ReadBuffer } from "./read-buffer.ts";
 import { serverEndpoint, socketErrorText } from "./unix-socket.ts";
 import { Expect, ReplyQueue } from "./replies.ts";
 import { classify, NO_BASELINE, type ServerBaseline } from "./session-state.ts";
-import { requestTls } from "./tls.ts";
+import { isTls, requestTls } from "./tls.ts";
 
 export type ServerState = "login" | "idle" | "active" | "used" | "closed";
 
@@ -530,7 +531,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
 
   /**
    * Asks PostgreSQL to cancel what this server's backend runs, on a connection of its own (over TLS
-   * too when the server connections use it: a server may accept only TLS); `done` once that
+   * too when this one uses it, or the mode requires it: a server may accept only TLS); `done` once that
    * connection has closed, or after `timeoutMs`.
    */
   sendCancel(timeoutMs: number, failed: (err: Error) => void, done: () => void): void {
@@ -539,11 +540,17 @@ export class ServerConnection extends Connection implements FrameVisitor {
     // servers (DNS round robin), and looking it up again gives the next one, which would ignore
     // a key it never gave out.
     const { remoteAddress, remoteFamily } = this.socket;
-    const target =
+    const lookup =
       remoteAddress === undefined
-        ? this.target
-        : { ...this.target, lookup: pinnedLookup(remoteAddress, remoteFamily === "IPv6" ? 6 : 4) };
-    sendCancelRequest(target, key, timeoutMs, { failed, done });
+        ? this.target.lookup
+        : pinnedLookup(remoteAddress, remoteFamily === "IPv6" ? 6 : 4);
+    // A server that refused TLS where the mode allows that gets its cancel in plain text, as
+    // PgBouncer sends every cancel: asking again would cost a round trip before the cancel leaves.
+    const plain = this.target.tls !== null && !tlsRequired(this.target.tls.mode) && !isTls(this.socket);
+    sendCancelRequest({ ...this.target, lookup, tls: plain ? null : this.target.tls }, key, timeoutMs, {
+      failed,
+      done,
+    });
   }
 
   // ---- the pooler's own queries ----

@@ -6,6 +6,7 @@
 // clients are the console sessions.
 import v8 from "node:v8";
 import { ADMIN_DB } from "../client-login.ts";
+import type { HeldCancel } from "../cancel-request.ts";
 import type { ClientConnection } from "../client.ts";
 import * as clock from "../clock.ts";
 import type { Connection } from "../connection.ts";
@@ -168,10 +169,12 @@ function serverCount(pooler: Pooler, of: (pool: Pool) => boolean): number {
 
 /**
  * Clients SHOW CLIENTS lists: logged in, or waiting in a pool to finish logging in (for its first
- * server, or for one to take its startup settings), which PgBouncer lists as waiting (CL_WAITING_LOGIN).
+ * server, or for one to take its startup settings), which PgBouncer lists as waiting (CL_WAITING_LOGIN),
+ * or holding a CancelRequest on its way (PgBouncer's CL_ACTIVE_CANCEL / CL_WAITING_CANCEL).
  */
 function listedClient(c: ClientConnection): boolean {
-  return c.state === "login" ? c.pool !== null && c.waitStart > 0 : c.state !== "closed";
+  if (c.state !== "login") return c.state !== "closed";
+  return (c.pool !== null && c.waitStart > 0) || c.heldCancel !== null;
 }
 
 function adminClients(pooler: Pooler): ClientConnection[] {
@@ -230,6 +233,12 @@ function splitWait(ms: number): { s: number; us: number } {
 
 export function poolRows(pooler: Pooler): PoolRow[] {
   const now = clock.now();
+  // held until its own cancel connection is done, whether or not the server it cancels is still there
+  const cancels = new Map<Pool, number>();
+  for (const c of pooler.clients) {
+    const pool = c.heldCancel?.pool;
+    if (pool) cancels.set(pool, (cancels.get(pool) ?? 0) + 1);
+  }
   const rows: PoolRow[] = sortedPools(pooler).map((pool) => {
     const oldest = pool.waiting[0];
     const welcomeWaiting = pool.welcomeWaiting;
@@ -237,17 +246,16 @@ export function poolRows(pooler: Pooler): PoolRow[] {
     const wait = splitWait(
       Math.max(oldest ? pool.waitedMs(oldest) : 0, oldestLogin ? now - oldestLogin.waitStart : 0),
     );
-    // each client's CancelRequest holds its connection until its own cancel connection is done
-    const cancels = pool.allServers().reduce((n, s) => n + s.cancelsInFlight, 0);
+    const held = cancels.get(pool) ?? 0;
     return {
       database: pool.db.name,
       user: pool.user,
       cl_active: pool.activeClientCount,
       cl_waiting: pool.waiting.length + welcomeWaiting.length,
-      cl_active_cancel_req: cancels,
+      cl_active_cancel_req: held,
       cl_waiting_cancel_req: 0,
       sv_active: pool.active.size,
-      sv_active_cancel: cancels,
+      sv_active_cancel: held,
       sv_being_canceled: pool.beingCanceled.size,
       sv_idle: pool.idle.length,
       // PgBouncer's "used" servers await server_check_query; ours that are being reset or rolled
@@ -342,18 +350,43 @@ function poolUser(c: ClientConnection): string {
 /**
  * Logged-in clients (console sessions too), by database, then user; in a pool the active ones
  * before the waiting ones, as PgBouncer walks a pool's active_client_list, then its waiting one,
- * which a client joins at the end when its wait begins.
+ * which a client joins at the end when its wait begins, then its held cancel requests, on their
+ * way before waiting; those for peers come last, as PgBouncer's peer pools.
  */
 function sortedClients(pooler: Pooler): ClientConnection[] {
   // waitStart is 0 for the active ones (their order stays), a time for the waiting ones
   return [...pooler.clients]
     .filter(listedClient)
-    .map((c) => ({ database: c.database, user: poolUser(c), client: c }))
-    .sort((a, b) => byDatabaseThenUser(a, b) || a.client.waitStart - b.client.waitStart)
+    .map((c) => ({ ...poolOf(c), client: c, held: c.heldCancel }))
+    .sort(
+      (a, b) =>
+        Number(a.held?.pool === null) - Number(b.held?.pool === null) ||
+        byDatabaseThenUser(a, b) ||
+        heldRank(a.held) - heldRank(b.held) ||
+        a.client.waitStart - b.client.waitStart,
+    )
     .map((entry) => entry.client);
 }
 
+/** A pool's clients, then its cancel requests on their way, then those waiting for their turn. */
+function heldRank(held: HeldCancel | null): number {
+  return held === null ? 0 : held.waiting ? 2 : 1;
+}
+
+/** The database and user of the pool a client is listed under: a held cancel request's target's. */
+function poolOf(c: ClientConnection): { database: string; user: string } {
+  const held = c.heldCancel;
+  if (held !== null) return { database: held.pool?.db.name ?? "", user: held.pool?.user ?? "" };
+  return { database: c.database, user: poolUser(c) };
+}
+
 function clientRow(c: ClientConnection, now: number, listenPort: number): SocketRow {
+  const held = c.heldCancel;
+  if (held !== null) {
+    const state = held.waiting ? "waiting_cancel_req" : "active_cancel_req";
+    const database = held.pool?.db.name ?? "";
+    return socketRow(c, { type: "C", user: "(nouser)", database, state }, c.unixSocket ? listenPort : null);
+  }
   const waiting = c.waitStart > 0;
   // queued: to the microsecond; else waiting for its server's parameter sync, in whole ms
   const wait = splitWait(waiting ? c.pool?.waitedMs(c) || now - c.waitStart : 0);
@@ -448,7 +481,9 @@ export function socketBufferRows(pooler: Pooler, busyOnly: boolean): SocketBuffe
   };
   // pool by pool, as PgBouncer: a pool's clients, then its servers (a stable sort keeps that order)
   const listed: { database: string; user: string; list: () => void }[] = [];
+  // as PgBouncer 1.18's, without the held cancel requests
   for (const c of sortedClients(pooler)) {
+    if (c.heldCancel !== null) continue;
     const list = (): void =>
       add(c, clientRow(c, now, pooler.port), c.waitStart > 0 ? "cl_waiting" : "cl_active");
     listed.push({ database: c.database, user: poolUser(c), list });

@@ -17,7 +17,8 @@ import { RawClient, type Reply } from "../support/protocol.ts";
 import { freePort } from "../support/ports.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
-import { relay } from "../support/relay.ts";
+import { openings, relay } from "../support/relay.ts";
+import { waitFor } from "../support/wait.ts";
 
 describe("transaction pooling", () => {
   let p: TestPooler;
@@ -178,6 +179,30 @@ describe("transaction pooling", () => {
     }
   });
 
+  it("under server_tls_sslmode=prefer, a server that refused TLS gets its cancel in plain text: no SSLRequest round trip first, as PgBouncer 1.18", async () => {
+    // PgBouncer 1.18 sends its CancelRequest in plain text whatever the mode; with 500 ms each way
+    // to PostgreSQL it canceled after 1006 ms, ours (an SSLRequest first) after 2017 ms
+    const to = new URL(inject("pgAppUrl"));
+    const proxy = await relay({ host: "127.0.0.1", port: 0 }, { host: to.hostname, port: Number(to.port) });
+    const opened = openings(proxy);
+    const { port } = proxy.address() as net.AddressInfo;
+    try {
+      const env = { DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app` };
+      await withTestPooler(env, async (q) => {
+        const c = await connect(q.url());
+        try {
+          expect((await cancelledSleep(c, q.port)).err.code).toBe("57014");
+          // the server's login asked for TLS (prefer); its cancel did not
+          expect(opened).toEqual(["SSLRequest", "CancelRequest"]);
+        } finally {
+          await c.end();
+        }
+      });
+    } finally {
+      proxy.close();
+    }
+  });
+
   it("keeps a cancel request's connection open while its cancel is on its way, counted in SHOW POOLS", async () => {
     await withHeldCancel(1000, async ({ q, closed, slept, admin }) => {
       const pool = (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
@@ -187,6 +212,49 @@ describe("transaction pooling", () => {
       expect(ms).toBeGreaterThanOrEqual(900);
       expect((await slept).code).toBe("57014");
       expect(q.pooler.clients.size).toBe(2);
+    });
+  });
+
+  it("lists a held cancel request in SHOW CLIENTS as PgBouncer 1.18 does, not among SHOW LISTS' login_clients", async () => {
+    // PgBouncer 1.18, measured: a row after its pool's clients, user (nouser), the pool's database,
+    // state active_cancel_req; login_clients 0; SHOW SOCKETS leaves it out
+    await withHeldCancel(1000, async ({ admin, closed }) => {
+      const rows = async (what: string): Promise<Record<string, unknown>[]> =>
+        (await admin.query(`SHOW ${what}`)).rows;
+      const clients = (await rows("CLIENTS")).map((r) => [r.database, r.user, r.state, r.wait]);
+      expect(clients).toEqual([
+        // its query already canceled: only the close of the cancel's connection is held
+        ["app", "postgres", "idle", 0],
+        ["app", "(nouser)", "active_cancel_req", 0],
+        ["pgbouncer", "postgres", "idle", 0],
+      ]);
+      const lists = Object.fromEntries((await rows("LISTS")).map((r) => [r.list, r.items]));
+      expect(lists).toMatchObject({ used_clients: 3, login_clients: 0 });
+      const sockets = (await rows("SOCKETS")).filter((r) => r.type === "C");
+      expect(sockets.map((r) => [r.database, r.state])).toEqual([
+        ["app", "cl_active"],
+        ["pgbouncer", "cl_active"],
+      ]);
+      await closed;
+    });
+  });
+
+  it("SHOW POOLS counts a held cancel request until its connection closes, though the server it cancels is gone", async () => {
+    // as PgBouncer's, whose cancel request and its connection to PostgreSQL are objects of their own
+    await withHeldCancel(2000, async ({ admin, closed }) => {
+      const pool = async (): Promise<Record<string, unknown> | undefined> =>
+        (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
+      const [server] = (await admin.query("SHOW SERVERS")).rows;
+      const direct = await connect(inject("pgAppUrl"));
+      try {
+        await direct.query("SELECT pg_terminate_backend($1)", [server.remote_pid]);
+      } finally {
+        await direct.end();
+      }
+      await waitFor(async () => (await admin.query("SHOW SERVERS")).rows.length === 0, "the server to close");
+      expect(await pool()).toMatchObject({ cl_active_cancel_req: 1, sv_active_cancel: 1 });
+      await closed;
+      expect(await pool()).toMatchObject({ cl_active_cancel_req: 0, sv_active_cancel: 0 });
     });
   });
 

@@ -216,6 +216,12 @@ describe("peering", () => {
     // at once; each cancel's connection stays open until its request is forwarded or dropped
     const closed = Promise.all(keys.map((k) => rawExchange(a.port, cancelRequest(k.pid, k.secret), 10_000)));
     await waitFor(() => stalled.length > first, "the first forward");
+    // listed as PgBouncer lists its peer pools' cancel requests: no user, the peer pool's empty name
+    const held = (await show(a, "CLIENTS")).filter((r) => r.user === "(nouser)");
+    expect(held.map((r) => [r.database, r.state])).toEqual([
+      ["", "active_cancel_req"],
+      ...Array(3).fill(["", "waiting_cancel_req"]),
+    ]);
     // the peer never closes: the first forward ends at cancel_wait_timeout (1 s), the others waited as long
     await closed;
     await new Promise((r) => setTimeout(r, 1500));

@@ -18,8 +18,9 @@ import { sendCancelRequest } from "../../pooler/cancel-request.ts";
 import { formatUserlistLine } from "../../pooler/config/index.ts";
 import { connectTls } from "../../pooler/tls.ts";
 import { makeCerts, type TestCerts } from "../support/certs.ts";
-import { cancelKeyOf, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { cancelKeyOf, cancelledSleep, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
+import { openings, relay } from "../support/relay.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -536,6 +537,32 @@ describe("server side TLS", () => {
           await admin.end();
         }
       });
+    }
+  });
+
+  it("a server whose connection uses TLS gets its cancel over TLS too, under prefer as under require", async () => {
+    const proxy = await relay({ host: "127.0.0.1", port: 0 }, { host: "127.0.0.1", port: server.port });
+    const opened = openings(proxy);
+    const { port } = proxy.address() as net.AddressInfo;
+    try {
+      for (const mode of ["prefer", "require"]) {
+        opened.length = 0;
+        const env = {
+          DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`,
+          SERVER_TLS_SSLMODE: mode,
+        };
+        await withTestPooler(env, async (p) => {
+          const c = await connect(p.url("postgres"));
+          try {
+            expect((await cancelledSleep(c, p.port)).err.code).toBe("57014");
+            expect(opened).toEqual(["SSLRequest", "SSLRequest"]);
+          } finally {
+            await c.end();
+          }
+        });
+      }
+    } finally {
+      proxy.close();
     }
   });
 

@@ -33,6 +33,25 @@ export function relay(
   return new Promise((resolve) => server.listen(at.port, at.host, () => resolve(server)));
 }
 
+const OPENING_CODES: Record<number, string> = {
+  80877103: "SSLRequest",
+  80877102: "CancelRequest",
+  80877104: "GSSENCRequest",
+  196608: "StartupMessage",
+};
+
+/** What each connection through `relay` opened with, in order of arrival: "SSLRequest", "CancelRequest", … */
+export function openings(relay: net.Server): string[] {
+  const seen: string[] = [];
+  relay.on("connection", (c: net.Socket) =>
+    c.once("data", (b: Buffer) => {
+      const code = b.length >= 8 ? b.readUInt32BE(4) : -1;
+      seen.push(OPENING_CODES[code] ?? b.toString("hex"));
+    }),
+  );
+  return seen;
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const [host, port, toHost, toPort] = process.argv.slice(2);
   await relay({ host: host!, port: Number(port) }, { host: toHost!, port: Number(toPort) });
