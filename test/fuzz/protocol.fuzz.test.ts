@@ -8,7 +8,7 @@ import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
 import type { FuzzLogins } from "./cases.ts";
 import { runFuzz, summary } from "./harness.ts";
-import { seedFrom } from "./rng.ts";
+import { envNumber, seedFrom } from "./rng.ts";
 
 const FIXED_SEED = 20261125;
 const seed = seedFrom(process.env.FUZZ_SEED, FIXED_SEED);
@@ -16,14 +16,6 @@ const seconds = envNumber("FUZZ_SECONDS", 12);
 const only = process.env.FUZZ_CASE ? envNumber("FUZZ_CASE", 0) : undefined;
 /** The longest timeout below (query_wait_timeout, query_timeout), a janitor tick, and room for a busy machine. */
 const CLOSE_WITHIN_MS = 3000 + 333 + 5000;
-
-function envNumber(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (!text) return fallback;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, not "${text}"`);
-  return n;
-}
 
 const SCRAM_ROLE = "pooler_fuzz_scram";
 const logins: FuzzLogins = {

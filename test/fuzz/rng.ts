@@ -66,3 +66,12 @@ export function seedFrom(value: string | undefined, fixed: number): number {
   }
   return n;
 }
+
+/** A whole number from the environment (FUZZ_SECONDS, FUZZ_CASE), or `fallback` when unset. */
+export function envNumber(name: string, fallback: number): number {
+  const text = process.env[name];
+  if (!text) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number, not "${text}"`);
+  return n;
+}

@@ -19,7 +19,7 @@ import {
 } from "../../pooler/protocol/messages.ts";
 import { connect } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
-import { RawClient, errorOfReply, type Reply } from "../support/protocol.ts";
+import { RawClient, visibleReply } from "../support/protocol.ts";
 
 /** 1200 columns with 60-character names: about 100 kB of RowDescription. */
 const WIDE_SELECT = `SELECT ${Array.from({ length: 1200 }, (_, i) => `${i} AS c${String(i).padStart(59, "x")}`).join(", ")}`;
@@ -239,12 +239,6 @@ const CONVERSATIONS: Record<string, Step[]> = {
   ],
 };
 
-/** What a client can see of a reply: everything (an error's fields compared one by one). */
-function visible(m: Reply): string {
-  if (m.type === "E" || m.type === "N") return `${m.type} ${JSON.stringify([...errorOfReply(m)])}`;
-  return `${m.type} ${m.body.toString("hex")}`;
-}
-
 async function converse(
   c: RawClient,
   steps: Step[],
@@ -256,7 +250,7 @@ async function converse(
     c.send(...step.send);
     const replies =
       step.messages !== undefined ? await c.take(step.messages) : await c.untilReady(step.ready ?? 1);
-    out.push(replies.map(visible));
+    out.push(replies.map(visibleReply));
   }
   return out;
 }
@@ -347,6 +341,35 @@ const EVICTING: Record<string, Step[]> = {
   ],
 };
 
+/**
+ * Found by the differential fuzzer (test/fuzz/prepared.fuzz.test.ts), not fixed yet: the pooler's
+ * Parse that prepares an evicted statement again is skipped behind an error, but what is routed
+ * behind the Sync was routed before that was known, as if the server had the statement. Remove
+ * `.fails` once they pass.
+ */
+const KNOWN_BUGS: Record<string, Step[]> = {
+  "a second Parse of a name, behind a Sync after an error that skipped the statement's Parse again, must get 42P05":
+    [
+      { send: [parse("a", "SELECT 1 AS one"), sync()] },
+      { send: [parse("b", "SELECT 2 AS two"), sync()] },
+      // through the pooler: ParseComplete, and the server's statement for "a" now holds SELECT 3
+      {
+        send: [parse("x", "SELEC 1"), describeMsg("S", "a"), sync(), parse("a", "SELECT 3 AS three"), sync()],
+        ready: 2,
+      },
+      { send: [bind("", "a"), execute(), sync()] },
+    ],
+  "a Bind behind a Sync after an error that skipped the statement's Parse again runs it": [
+    { send: [parse("a", "SELECT 1 AS one"), sync()] },
+    { send: [parse("b", "SELECT 2 AS two"), sync()] },
+    // through the pooler: 26000
+    {
+      send: [parse("x", "SELEC 1"), describeMsg("S", "a"), sync(), bind("", "a"), execute(), sync()],
+      ready: 2,
+    },
+  ],
+};
+
 describe("the same conversations directly and through a pooler with MAX_PREPARED_STATEMENTS=1", () => {
   let p: TestPooler;
   beforeAll(async () => {
@@ -354,8 +377,9 @@ describe("the same conversations directly and through a pooler with MAX_PREPARED
   });
   afterAll(() => p.stop());
 
-  it.each(Object.keys(EVICTING))("%s", async (name) => {
-    const steps = EVICTING[name]!;
+  const conversations = { ...EVICTING, ...KNOWN_BUGS };
+  const compare = async (name: string): Promise<void> => {
+    const steps = conversations[name]!;
     const direct = await RawClient.connect(inject("pgAppUrl"));
     const pooled = await RawClient.connect(p.url());
     try {
@@ -366,5 +390,7 @@ describe("the same conversations directly and through a pooler with MAX_PREPARED
       await direct.close();
       await pooled.close();
     }
-  });
+  };
+  it.each(Object.keys(EVICTING))("%s", compare);
+  it.fails.each(Object.keys(KNOWN_BUGS))("known bug: %s", compare);
 });

@@ -179,6 +179,12 @@ export function errorOfReply(m: Reply): Map<string, string> {
   return parseErrorFields(withHeader(m));
 }
 
+/** What a client can see of a reply, as readable text to compare: every byte (an error's fields one by one). */
+export function visibleReply(m: Reply): string {
+  if (m.type === "E" || m.type === "N") return `${m.type} ${JSON.stringify([...errorOfReply(m)])}`;
+  return `${m.type} ${JSON.stringify(m.body.toString("latin1"))}`;
+}
+
 function parameterStatusOf(body: Buffer): [string, string] {
   const [name = "", value = ""] = body.toString("utf8").split("\0");
   return [name, value];

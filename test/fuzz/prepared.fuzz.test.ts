@@ -1,0 +1,146 @@
+// Differential fuzzing of named prepared statements in transaction pooling: random conversations
+// (prepared-cases.ts) of a few clients, each run against PostgreSQL on a connection of its own and
+// through the pooler, all at once, on a pool of 1–2 servers with MAX_PREPARED_STATEMENTS 1–3 so that
+// statements are shared, evicted and prepared again. Every client must receive, message by message,
+// what PostgreSQL sent it directly (an error's source file, line and routine aside: in a failed
+// transaction the pooler's own Parse of an evicted statement fails in the client message's place,
+// with the same code and message). `npm run fuzz:prepared` runs it with a random seed (FUZZ_SEED,
+// FUZZ_SECONDS; FUZZ_ROUND replays one round, FUZZ_SEQUENTIAL=1 without concurrency). Not yet in
+// the normal suite: it still finds the known differences of differential.test.ts's "known bugs".
+import pg from "pg";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { startTestPooler, type TestPooler } from "../support/pooler.ts";
+import { RawClient, visibleReply, type Reply } from "../support/protocol.ts";
+import { COPY_TABLE, conversation, conversationCode, type FuzzStep } from "./prepared-cases.ts";
+import { Rng, envNumber, seedFrom } from "./rng.ts";
+
+const FIXED_SEED = 20260611;
+const seed = seedFrom(process.env.FUZZ_SEED, FIXED_SEED);
+const seconds = envNumber("FUZZ_SECONDS", 5);
+const only = process.env.FUZZ_ROUND ? envNumber("FUZZ_ROUND", 0) : undefined;
+/** FUZZ_SEQUENTIAL=1: through the pooler too, one client after another, for a replay that is the same every time. */
+const sequential = process.env.FUZZ_SEQUENTIAL === "1";
+
+interface Round {
+  poolSize: number;
+  maxPrepared: number;
+  clients: FuzzStep[][];
+}
+
+function makeRound(rng: Rng): Round {
+  return {
+    poolSize: rng.range(1, 2),
+    maxPrepared: rng.range(1, 3),
+    clients: Array.from({ length: rng.range(2, 4) }, () => conversation(rng, rng.range(2, 8))),
+  };
+}
+
+/** Where the error was raised in PostgreSQL's source: not the client's to compare. */
+const SOURCE_FIELDS = /,\["[FLR]","[^"]*"\]/g;
+
+function visible(m: Reply): string {
+  return visibleReply(m).replace(SOURCE_FIELDS, "");
+}
+
+/** What the client received at each step; a step that got no full answer ends it with the reason. */
+async function talk(url: string, steps: FuzzStep[], pause: () => Promise<void>): Promise<string[][]> {
+  const c = await RawClient.connect(url);
+  const out: string[][] = [];
+  try {
+    for (const step of steps) {
+      await pause();
+      c.send(...step.send.map((m) => m.bytes));
+      out.push((await c.untilReady(step.ready)).map(visible));
+    }
+  } catch (e) {
+    out.push([`(${(e as Error).message})`]);
+    c.destroy();
+    return out;
+  }
+  await c.close();
+  return out;
+}
+
+/** One pooler per configuration, kept across rounds: what earlier rounds left on its servers counts too. */
+const poolers = new Map<string, TestPooler>();
+
+async function poolerFor(r: Round): Promise<TestPooler> {
+  const key = `${r.poolSize}/${r.maxPrepared}`;
+  let p = poolers.get(key);
+  if (p === undefined) {
+    p = await startTestPooler({
+      DEFAULT_POOL_SIZE: String(r.poolSize),
+      MAX_PREPARED_STATEMENTS: String(r.maxPrepared),
+    });
+    poolers.set(key, p);
+  }
+  return p;
+}
+
+/** The first difference, described with everything needed to replay it by hand; null if none. */
+async function play(r: Round, rng: Rng): Promise<string | null> {
+  const direct = await Promise.all(r.clients.map((steps) => talk(inject("pgAppUrl"), steps, async () => {})));
+  const p = await poolerFor(r);
+  const pooled: string[][][] = [];
+  if (sequential) for (const steps of r.clients) pooled.push(await talk(p.url(), steps, async () => {}));
+  else {
+    const pauses = r.clients.map(() => rng.fork());
+    const talks = r.clients.map((steps, i) =>
+      talk(p.url(), steps, () => new Promise((resolve) => setTimeout(resolve, pauses[i]!.int(4)))),
+    );
+    pooled.push(...(await Promise.all(talks)));
+  }
+  for (const [i, expected] of direct.entries()) {
+    const got = pooled[i]!;
+    const at = expected.findIndex((replies, s) => JSON.stringify(replies) !== JSON.stringify(got[s]));
+    if (at === -1) continue;
+    const clients = r.clients.map((steps, j) => `client ${j}:\n${conversationCode(steps)}`).join("\n");
+    return [
+      `pool ${r.poolSize}, max_prepared_statements ${r.maxPrepared}${sequential ? ", sequential" : ""}; client ${i} differs at step ${at}`,
+      clients,
+      `directly:\n  ${expected[at]!.join("\n  ")}`,
+      `pooled:\n  ${(got[at] ?? ["(nothing)"]).join("\n  ")}`,
+    ].join("\n");
+  }
+  return null;
+}
+
+let setup: pg.Client;
+
+beforeAll(async () => {
+  setup = new pg.Client(inject("pgAppUrl"));
+  await setup.connect();
+  await setup.query(`CREATE TABLE IF NOT EXISTS ${COPY_TABLE} (n int)`);
+});
+
+afterAll(async () => {
+  for (const p of poolers.values()) await p.stop();
+  await setup.query(`DROP TABLE IF EXISTS ${COPY_TABLE}`);
+  await setup.end();
+});
+
+it.skipIf(process.env.FUZZ_SEED === undefined)(
+  "every client receives through the pooler exactly what PostgreSQL sends it directly",
+  async () => {
+    console.log(`fuzz:prepared: seed ${seed} (replay with FUZZ_SEED=${seed})`);
+    const rng = new Rng(seed);
+    const deadline = Date.now() + seconds * 1000;
+    const failures: string[] = [];
+    let rounds = 0;
+    for (let n = 0; only === undefined ? Date.now() < deadline : n <= only; n++) {
+      const roundRng = rng.fork();
+      if (only !== undefined && n !== only) continue;
+      const failure = await play(makeRound(roundRng), roundRng);
+      rounds++;
+      if (failure !== null) {
+        failures.push(`round ${n} (FUZZ_ROUND=${n}): ${failure}`);
+        console.log(failures.at(-1));
+        if (failures.length >= 5) break;
+      }
+    }
+    console.log(`fuzz:prepared: ${rounds} rounds, ${failures.length} with a difference`);
+    expect(failures).toEqual([]);
+    for (const p of poolers.values()) expect(p.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
+  },
+  seconds * 1000 + 60_000,
+);
