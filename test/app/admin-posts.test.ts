@@ -559,6 +559,11 @@ describe("changelist", () => {
     await agent.get("/admin/core/post/?p=3").expect(302).expect("Location", "/admin/core/post/?e=1");
     expect(rowTitles((await agent.get("/admin/core/post/?o=1&e=1").expect(200)).text)[0]).toBe("P000");
     expect(rowTitles((await agent.get("/admin/core/post/?o=1&p=x").expect(200)).text)[0]).toBe("P000");
+    // more digits than Python's int() reads (4,300) is a ValueError too, so page 1
+    const tooLong = "9".repeat(4301);
+    expect(rowTitles((await agent.get(`/admin/core/post/?o=1&p=${tooLong}`).expect(200)).text)[0]).toBe(
+      "P000",
+    );
     // p= as Python's int() reads it: " 2", "+2", "２" are page 2
     for (const p of ["+2", "%2B2", "%EF%BC%92", "0_2"]) {
       expect(rowTitles((await agent.get(`/admin/core/post/?o=1&p=${p}`).expect(200)).text)[0], p).toBe(
@@ -914,6 +919,9 @@ describe("history and recent actions (Django's LogEntry)", () => {
     expect(rowsOf((await history("?p=x")).text)[0]).toBe("Added.");
     expect(rowsOf((await history("?p=99")).text)[0]).toBe("Edit 200");
     expect(rowsOf((await history("?p=0")).text)[0]).toBe("Edit 200");
+    // more digits than int() reads (4,300): PageNotAnInteger, page 1; fewer: past the end
+    expect(rowsOf((await history(`?p=${"9".repeat(4301)}`)).text)[0]).toBe("Added.");
+    expect(rowsOf((await history(`?p=${"9".repeat(4300)}`)).text)[0]).toBe("Edit 200");
 
     await h.sql("DELETE FROM django_admin_log WHERE change_message LIKE 'Edit %'");
     const one = await history("");
