@@ -178,7 +178,9 @@ describe("login redirects", () => {
     }
     // Over https, only https: http would downgrade the connection (require_https=request.is_secure()).
     expect(safeNext("http://admin.example:8000/", { ...site, secure: true })).toBe("/admin/");
-    expect(safeNext("https://admin.example:8000/", { ...site, secure: true })).toBe("https://admin.example:8000/");
+    expect(safeNext("https://admin.example:8000/", { ...site, secure: true })).toBe(
+      "https://admin.example:8000/",
+    );
     // A Host header that is no plain host name vouches for nothing.
     for (const host of ["evil.example@admin.example", "admin.example/x", "", undefined]) {
       expect(safeNext(`http://${host}/`, { host: host as string, secure: false })).toBe("/admin/");
