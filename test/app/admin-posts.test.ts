@@ -490,6 +490,18 @@ describe("changelist", () => {
     }
   });
 
+  it("searches with text of any length, and shows an invalid search as Django's ChangeList: a message over the whole list", async () => {
+    await addPosts(["Pooling modes", "Django admin"]);
+    // Django's search field has no max_length: a pasted paragraph is searched, not refused
+    const long = `${"pooling ".repeat(300)}modes`;
+    const found = await agent.get(`/admin/core/post/?q=${encodeURIComponent(long)}`).expect(200);
+    expect(rowTitles(found.text)).toEqual(["Pooling modes"]);
+    // a NUL fails the search form: messages.error, and the query is ""
+    const nul = await agent.get("/admin/core/post/?q=pool%00").expect(200);
+    expect(textOf(nul.text)).toContain("Null characters are not allowed.");
+    expect(rowTitles(nul.text).sort()).toEqual(["Django admin", "Pooling modes"]);
+  });
+
   it("says 'N results (M total)' only when the search leaves posts out, as Django's show_result_count", async () => {
     await addPosts(["Pooling modes", "Pooling limits"]);
     const every = await agent.get("/admin/core/post/?q=pooling").expect(200);
