@@ -6,12 +6,23 @@ import { stripSpace } from "./forms/fields.ts";
 const PY_INT = /^[+-]?\p{Nd}+(?:_\p{Nd}+)*$/u;
 const DIGIT = /\p{Nd}/u;
 
+/**
+ * sys.int_info.default_max_str_digits: int() refuses more digits (leading zeros count) with a
+ * ValueError, so Django reads such a page number as not a number (the changelist's page 1).
+ */
+const MAX_STR_DIGITS = 4300;
+
 /** The number, or undefined where Python's int() raises ValueError. */
 export function pythonInt(text: string): number | undefined {
   const s = stripSpace(text);
   if (!PY_INT.test(s)) return undefined;
   let n = 0;
-  for (const ch of s) if (DIGIT.test(ch)) n = n * 10 + digitValue(ch);
+  let digits = 0;
+  for (const ch of s) {
+    if (!DIGIT.test(ch)) continue;
+    if (++digits > MAX_STR_DIGITS) return undefined;
+    n = n * 10 + digitValue(ch);
+  }
   return s.startsWith("-") ? -n : n;
 }
 

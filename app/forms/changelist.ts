@@ -33,7 +33,8 @@ export function formatOrdering(keys: SortKey[]): string {
   return keys.map((k) => `${k.descending ? "-" : ""}${k.column}`).join(".");
 }
 
-export const searchQuery = text({ required: false, max: 1000 });
+/** Django's ChangeListSearchForm: no max_length (the URL's length, 16 KB of headers in Node, bounds it). */
+export const searchQuery = text({ required: false });
 
 /**
  * Django's smart_split: words split on whitespace, except inside quotes, so `"100% sure"` is one

@@ -5,6 +5,7 @@
 import pg from "pg";
 import { readConsole } from "./console.ts";
 import { fetchWaitBuckets } from "./histogram.ts";
+import { djangoDateTime } from "../date-format.ts";
 import { columns, sampleOf, type DashboardData, type Reading, type Sample } from "./samples.ts";
 
 export interface PoolerMonitorOptions {
@@ -74,11 +75,13 @@ export class PoolerMonitor {
   }
 
   private view(): DashboardData {
+    const at = this.samples.at(-1)?.at;
     return {
       error: this.error,
       warning: this.warning,
       p99: this.metricsUrl !== undefined,
-      sampledAt: this.samples.at(-1)?.at ?? null,
+      sampledAt: at ?? null,
+      sampledAtText: at === undefined ? null : djangoDateTime(new Date(at)),
       intervalMs: this.intervalMs,
       windowMs: this.windowMs,
       ...columns(this.samples),

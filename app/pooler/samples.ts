@@ -59,6 +59,8 @@ export interface DashboardData {
   p99: boolean;
   /** the newest sample's time, ms since the epoch; null before the first one */
   sampledAt: number | null;
+  /** the same in Django's DATETIME_FORMAT and UTC, as every other date in the admin */
+  sampledAtText: string | null;
   intervalMs: number;
   windowMs: number;
   /** sample times in seconds since the epoch (uPlot's x values) */

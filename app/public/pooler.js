@@ -78,6 +78,7 @@ const CHART_HEIGHT = 180;
 
 function chartOptions(chart, width) {
   const scales = { x: { time: true } };
+  // UTC, as the sample time above and every date in the admin, not the browser's time zone.
   for (const s of chart.scales) scales[s.name] = { range: fromZero };
   return {
     title: chart.title,
@@ -86,6 +87,7 @@ function chartOptions(chart, width) {
     // The table above has the numbers; the legend only names the lines.
     legend: { live: false },
     scales,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
     axes: [
       // Whole seconds at the least: the samples are a second apart.
       { incrs: [1, 2, 5, 10, 15, 30, 60] },
@@ -189,7 +191,7 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   function describe(data) {
-    const at = data.sampledAt === null ? null : new Date(data.sampledAt).toLocaleTimeString();
+    const at = data.sampledAtText;
     if (data.error) return ["error", at ? `${data.error} The numbers below are from ${at}.` : data.error];
     const notes = [
       `Live: sampled at ${at}, every ${data.intervalMs / 1000} s; the charts show the last ${data.windowMs / 60_000} minutes.`,

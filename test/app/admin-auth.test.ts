@@ -207,6 +207,42 @@ describe("login", () => {
     expect(page.text).toContain('name="next" value="/admin/"');
   });
 
+  it("goes to an absolute next= on its own host after login, as Django's LoginView", async () => {
+    const user = await createUser(h);
+    const own = "http://admin.example:8000/admin/core/post/?q=x";
+    const page = await request(h.app)
+      .get(`/admin/login/?next=${encodeURIComponent(own)}`)
+      .set("Host", "admin.example:8000")
+      .expect(200);
+    expect(page.text).toContain(`name="next" value="${own.replace("&", "&amp;")}"`);
+    const login = async (host: string, next: string, app = h.app, headers: Record<string, string> = {}) => {
+      const agent = request.agent(app);
+      const form = await agent.get("/admin/login/").set("Host", host).set(headers).expect(200);
+      const res = await agent
+        .post("/admin/login/")
+        .set("Host", host)
+        .set(headers)
+        .type("form")
+        .send({ _csrf: csrfFrom(form.text), username: user.username, password: PASSWORD, next });
+      expect(res.status).toBe(302);
+      return res.headers.location;
+    };
+    expect(await login("admin.example:8000", own)).toBe(own);
+    // Another host, or the same one named by a client-sent X-Forwarded-Host no proxy vouches for.
+    expect(await login("other.example:8000", own)).toBe("/admin/");
+    expect(await login("other.example:8000", own, h.app, { "X-Forwarded-Host": "admin.example:8000" })).toBe(
+      "/admin/",
+    );
+    // Behind a trusted TLS proxy: its X-Forwarded-Host is the host, and only https goes (the cookies
+    // are not marked Secure here, as supertest would not send them back over plain HTTP).
+    const proxied = h.newApp({ trustProxy: 1 });
+    const headers = { "X-Forwarded-Proto": "https", "X-Forwarded-Host": "admin.example" };
+    expect(await login("app:8000", "https://admin.example/admin/", proxied, headers)).toBe(
+      "https://admin.example/admin/",
+    );
+    expect(await login("app:8000", "http://admin.example/admin/", proxied, headers)).toBe("/admin/");
+  });
+
   it("gives the session a new id at login (no session fixation)", async () => {
     // A visitor has no session before logging in: the only id an attacker could plant in a
     // victim's browser is one of a session of their own, which needs a login.
@@ -464,6 +500,19 @@ describe("logout", () => {
         .expect("Location", "/?page=2");
       await agent.get("/admin/").expect(302); // logged out
     }
+  });
+
+  it("goes to an absolute next= on its own host after logging out, as Django's LogoutView", async () => {
+    const user = await createUser(h);
+    const { agent, csrf } = await logIn(h.app, user.username);
+    await agent
+      .post("/admin/logout/")
+      .set("Host", "admin.example:8000")
+      .type("form")
+      .send({ _csrf: csrf, next: "http://admin.example:8000/?page=2" })
+      .expect(302)
+      .expect("Location", "http://admin.example:8000/?page=2");
+    await agent.get("/admin/").expect(302); // logged out
   });
 
   it("shows the logged-out page instead of going to an unsafe next= (another site)", async () => {

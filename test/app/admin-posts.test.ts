@@ -490,6 +490,18 @@ describe("changelist", () => {
     }
   });
 
+  it("searches with text of any length, and shows an invalid search as Django's ChangeList: a message over the whole list", async () => {
+    await addPosts(["Pooling modes", "Django admin"]);
+    // Django's search field has no max_length: a pasted paragraph is searched, not refused
+    const long = `${"pooling ".repeat(300)}modes`;
+    const found = await agent.get(`/admin/core/post/?q=${encodeURIComponent(long)}`).expect(200);
+    expect(rowTitles(found.text)).toEqual(["Pooling modes"]);
+    // a NUL fails the search form: messages.error, and the query is ""
+    const nul = await agent.get("/admin/core/post/?q=pool%00").expect(200);
+    expect(textOf(nul.text)).toContain("Null characters are not allowed.");
+    expect(rowTitles(nul.text).sort()).toEqual(["Django admin", "Pooling modes"]);
+  });
+
   it("says 'N results (M total)' only when the search leaves posts out, as Django's show_result_count", async () => {
     await addPosts(["Pooling modes", "Pooling limits"]);
     const every = await agent.get("/admin/core/post/?q=pooling").expect(200);
@@ -559,6 +571,11 @@ describe("changelist", () => {
     await agent.get("/admin/core/post/?p=3").expect(302).expect("Location", "/admin/core/post/?e=1");
     expect(rowTitles((await agent.get("/admin/core/post/?o=1&e=1").expect(200)).text)[0]).toBe("P000");
     expect(rowTitles((await agent.get("/admin/core/post/?o=1&p=x").expect(200)).text)[0]).toBe("P000");
+    // more digits than Python's int() reads (4,300) is a ValueError too, so page 1
+    const tooLong = "9".repeat(4301);
+    expect(rowTitles((await agent.get(`/admin/core/post/?o=1&p=${tooLong}`).expect(200)).text)[0]).toBe(
+      "P000",
+    );
     // p= as Python's int() reads it: " 2", "+2", "２" are page 2
     for (const p of ["+2", "%2B2", "%EF%BC%92", "0_2"]) {
       expect(rowTitles((await agent.get(`/admin/core/post/?o=1&p=${p}`).expect(200)).text)[0], p).toBe(
@@ -914,6 +931,9 @@ describe("history and recent actions (Django's LogEntry)", () => {
     expect(rowsOf((await history("?p=x")).text)[0]).toBe("Added.");
     expect(rowsOf((await history("?p=99")).text)[0]).toBe("Edit 200");
     expect(rowsOf((await history("?p=0")).text)[0]).toBe("Edit 200");
+    // more digits than int() reads (4,300): PageNotAnInteger, page 1; fewer: past the end
+    expect(rowsOf((await history(`?p=${"9".repeat(4301)}`)).text)[0]).toBe("Added.");
+    expect(rowsOf((await history(`?p=${"9".repeat(4300)}`)).text)[0]).toBe("Edit 200");
 
     await h.sql("DELETE FROM django_admin_log WHERE change_message LIKE 'Edit %'");
     const one = await history("");

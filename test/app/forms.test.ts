@@ -135,8 +135,10 @@ describe("createsuperuser fields", () => {
 });
 
 describe("login redirects", () => {
+  const site = { host: "admin.example:8000", secure: false };
+
   it("keeps local paths and refuses everything that could leave the site", () => {
-    expect(safeNext("/admin/core/post/?q=x")).toBe("/admin/core/post/?q=x");
+    expect(safeNext("/admin/core/post/?q=x", site)).toBe("/admin/core/post/?q=x");
     for (const bad of [
       "https://evil.example/",
       "//evil.example/",
@@ -147,7 +149,41 @@ describe("login redirects", () => {
       undefined,
       ["/admin/"],
     ]) {
-      expect(safeNext(bad)).toBe("/admin/");
+      expect(safeNext(bad, site)).toBe("/admin/");
+    }
+  });
+
+  it("keeps an absolute URL on the request's own host, as Django's url_has_allowed_host_and_scheme", () => {
+    for (const good of [
+      "http://admin.example:8000/admin/core/post/?q=x",
+      "https://admin.example:8000/",
+      "HTTP://admin.example:8000",
+      "http://admin.example:8000?p=2",
+    ]) {
+      expect(safeNext(good, site)).toBe(good);
+    }
+    for (const bad of [
+      "http://admin.example/", // another port is another site
+      "http://admin.example:8000.evil.example/",
+      "http://admin.example:8000@evil.example/",
+      "http://user@admin.example:8000/",
+      "http:///admin.example:8000/",
+      "ftp://admin.example:8000/",
+      "//admin.example:8000/",
+      "http://admin.example:8000\\@evil.example/",
+      "http://admin.example:8000/\t/x",
+      " http://admin.example:8000/",
+    ]) {
+      expect(safeNext(bad, site), bad).toBe("/admin/");
+    }
+    // Over https, only https: http would downgrade the connection (require_https=request.is_secure()).
+    expect(safeNext("http://admin.example:8000/", { ...site, secure: true })).toBe("/admin/");
+    expect(safeNext("https://admin.example:8000/", { ...site, secure: true })).toBe(
+      "https://admin.example:8000/",
+    );
+    // A Host header that is no plain host name vouches for nothing.
+    for (const host of ["evil.example@admin.example", "admin.example/x", "", undefined]) {
+      expect(safeNext(`http://${host}/`, { host: host as string, secure: false })).toBe("/admin/");
     }
   });
 

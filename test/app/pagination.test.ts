@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { elidedPageRange, paginate } from "../../app/pagination.ts";
+import { elidedPageRange, getPage, paginate } from "../../app/pagination.ts";
 import { pythonInt } from "../../app/python-int.ts";
 
 describe("paginate", () => {
@@ -44,6 +44,31 @@ describe("pythonInt", () => {
     for (const text of ["", " ", "two", "1.5", "1e3", "_1", "1_", "1__0", "+-1", "0x10", "1 2", "Ⅻ", "²"]) {
       expect(pythonInt(text), text).toBeUndefined();
     }
+  });
+
+  it("refuses more than 4,300 digits, as int() does (sys.int_info.default_max_str_digits)", () => {
+    // the digits count, leading zeros too; the sign, underscores and space around them do not
+    for (const text of ["1".repeat(4301), "0".repeat(4300) + "1", "２".repeat(4301)]) {
+      expect(pythonInt(text), `${text.length} characters`).toBeUndefined();
+    }
+    for (const text of [
+      "0".repeat(4299) + "1",
+      `-${"0".repeat(4300)}`,
+      `${"0_".repeat(4299)}1`,
+      ` ${"0".repeat(4300)} `,
+    ]) {
+      expect(pythonInt(text), `${text.length} characters`).not.toBeUndefined();
+    }
+  });
+});
+
+describe("getPage", () => {
+  it("is Django's Paginator.get_page: not an int is page 1, out of range the last page", () => {
+    expect(getPage(25, 10, "x").number).toBe(1);
+    expect(getPage(25, 10, "9").number).toBe(3);
+    expect(getPage(25, 10, "9".repeat(400)).number).toBe(3);
+    // int() raises ValueError (PageNotAnInteger) past 4,300 digits
+    expect(getPage(25, 10, "9".repeat(4301)).number).toBe(1);
   });
 });
 

@@ -4,10 +4,12 @@
 import path from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Browser, BrowserContext, Page } from "playwright-core";
+import type { Browser, BrowserContext, BrowserContextOptions, Page } from "playwright-core";
 import { startServer, type RunningServer } from "../../app/server.ts";
 import { appDatabase, type AppDatabase } from "../support/database.ts";
 import { createSchema } from "../app/support.ts";
+import { djangoDateTime } from "../../app/date-format.ts";
+import type { DashboardData } from "../../app/pooler/samples.ts";
 import { ARTIFACTS, createSuperuserByCommand, launchChromium, serverEnv, watchProblems } from "./support.ts";
 
 const USERNAME = "reader";
@@ -42,8 +44,9 @@ async function shot(page: Page, name: string): Promise<void> {
 async function inNewContext(
   failureShot: string,
   steps: (page: Page, context: BrowserContext) => Promise<void>,
+  options: BrowserContextOptions = {},
 ): Promise<void> {
-  const context = await browser.newContext();
+  const context = await browser.newContext(options);
   const page = await context.newPage();
   const problems = watchProblems(page);
   try {
@@ -361,5 +364,60 @@ describe("the admin's keyboard and look, as Django's", () => {
       expect(await colours(page.getByRole("button", { name: "Yes, I’m sure" }))).toBe(`${RED} on ${WHITE}`);
       expect(await colours(page.getByRole("link", { name: "No, take me back" }))).toBe(`${GREY} on ${WHITE}`);
     });
+  }, 120_000);
+
+  it("shows the pooler's sample times in UTC, as the rest of the admin, whatever the browser's time zone", async () => {
+    await inNewContext(
+      "failure-pooler-utc",
+      async (page) => {
+        // Keeps the charts pooler.js makes, to ask them how they write a time.
+        await page.addInitScript(() => {
+          const w = window as unknown as { uPlot?: unknown; plots: unknown[] };
+          w.plots = [];
+          let real: unknown;
+          Object.defineProperty(window, "uPlot", {
+            configurable: true,
+            get: () => real,
+            set: (value: object) => {
+              real = new Proxy(value, {
+                construct: (target, args) => {
+                  const plot = Reflect.construct(target as never, args) as object;
+                  w.plots.push(plot);
+                  return plot;
+                },
+              });
+            },
+          });
+        });
+        let latest: DashboardData | undefined;
+        page.on("response", (res) => {
+          if (res.url().endsWith("/admin/pooler/data.json")) void res.json().then((d) => (latest = d));
+        });
+        await page.goto(`${server.url}admin/pooler/`);
+        await submitLogin(page, undefined, "Pooler");
+        const status = page.locator("#pooler-status");
+        await expect
+          .poll(async () => {
+            const text = (await status.textContent()) ?? "";
+            return (
+              latest?.sampledAt && text.includes(`sampled at ${djangoDateTime(new Date(latest.sampledAt))},`)
+            );
+          })
+          .toBe(true);
+        // The charts' time axis too: Kolkata is 5:30 from UTC, so the hour and minute tell.
+        const at = new Date(latest!.sampledAt!);
+        const written = await page.evaluate((t) => {
+          const plots = (
+            window as unknown as {
+              plots: { series: { value: (u: unknown, v: number, s: number, i: number) => string }[] }[];
+            }
+          ).plots;
+          return plots.length ? plots[0]!.series[0]!.value(plots[0], t, 0, 0) : "no chart";
+        }, at.getTime() / 1000);
+        const hhmm = `${at.getUTCHours() % 12 || 12}:${String(at.getUTCMinutes()).padStart(2, "0")}`;
+        expect(written).toContain(hhmm);
+      },
+      { timezoneId: "Asia/Kolkata" },
+    );
   }, 120_000);
 });

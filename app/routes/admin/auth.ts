@@ -50,11 +50,11 @@ export function loginRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
 
   router.get("/login/", (req, res) => {
     if (isAdminUser(req.user)) return res.redirect(302, "/admin/");
-    renderLogin(res, safeNext(req.query.next));
+    renderLogin(res, safeNext(req.query.next, req));
   });
 
   router.post("/login/", loginRateLimit(), async (req: Request, res: Response) => {
-    const next = safeNext(req.body?.next);
+    const next = safeNext(req.body?.next, req);
     const form = parseForm(loginForm, req.body);
     if (!form.ok) {
       res.locals.loginFailed = true;
@@ -97,7 +97,7 @@ export function logoutRoutes({ auth }: AdminDeps): Router {
   router.post("/logout/", async (req, res) => {
     // LogoutView's RedirectURLMixin: the form's next, else the query's; one that could leave the
     // site is ignored and the page is shown.
-    const next = safeNext(req.body?.next ?? req.query.next, "");
+    const next = safeNext(req.body?.next ?? req.query.next, req, "");
     await auth.logOut(req, res);
     if (next) return res.redirect(302, next);
     res.locals.user = undefined;

@@ -120,8 +120,9 @@ export function changelistRoutes({ prisma }: AdminDeps): Router {
 
   router.get("/", async (req, res) => {
     const search = searchQuery.safeParse(req.query.q);
-    if (!search.success) throw badRequest(search.error.issues[0]?.message);
-    const q = search.data;
+    // Django's ChangeList: a search its form refuses (a NUL) is an error message over the whole list.
+    if (!search.success) messages.error(req, search.error.issues[0]!.message);
+    const q = search.success ? search.data : "";
     const keys = parseOrdering(req.query.o);
     const where = q ? searchWhere(q) : {};
     const [count, total] = await Promise.all([
