@@ -626,7 +626,7 @@ export function heldObjectsSql(kinds: ReadonlySet<HeldState>): string {
  */
 export function probeSql(hidden: Iterable<string>, baseline: ServerBaseline = NO_BASELINE): string {
   const parts = [
-    "SELECT name, setting FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session'",
+    "SELECT name, setting FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session' AND name OPERATOR(pg_catalog.<>) 'statement_timeout'",
   ];
   // role and session_authorization always: a DO block or a procedure may have changed them unseen
   for (const name of new Set(["role", "session_authorization", ...hidden]))
@@ -641,8 +641,21 @@ export function probeSql(hidden: Iterable<string>, baseline: ServerBaseline = NO
       `SELECT NULL, ${quoteLiteral(state)} WHERE EXISTS (SELECT FROM (${objects}) AS held(id)${others})`,
     );
   }
-  return parts.join(" UNION ALL ");
+  return PROBE_TIMEOUT_FLOOR + parts.join(" UNION ALL ");
 }
+
+/**
+ * The probe's catalog views take tens of milliseconds on a backend whose caches are cold (or wait
+ * for a lock), and a short statement_timeout (a client's SET, the role's) would cancel them: the
+ * client lost its connection for a setting only its own statements should feel. So the probe runs
+ * under at least a second, by SET LOCAL in the query string's implicit transaction (PostgreSQL
+ * arms the timeout again for each statement of a string), once a statement too cheap to time out
+ * has read the session's own value (the SET LOCAL shows as a session setting too). An unlimited
+ * or longer timeout stays as it is: a probe stuck behind a lock still ends.
+ */
+const PROBE_TIMEOUT_FLOOR =
+  "SELECT name, setting FROM pg_catalog.pg_show_all_settings() WHERE name OPERATOR(pg_catalog.=) 'statement_timeout' AND source OPERATOR(pg_catalog.=) 'session'; " +
+  "SELECT NULL, NULL WHERE pg_catalog.set_config('statement_timeout', (SELECT CASE WHEN setting::pg_catalog.int4 OPERATOR(pg_catalog.>) 0 AND setting::pg_catalog.int4 OPERATOR(pg_catalog.<) 1000 THEN '1000' ELSE setting END FROM pg_catalog.pg_show_all_settings() WHERE name OPERATOR(pg_catalog.=) 'statement_timeout'), true) IS NULL; ";
 
 /**
  * What connect_query left on a server (connect-query.ts): the state every client of that server

@@ -358,6 +358,26 @@ describe("session state in transaction pooling", () => {
     }
   });
 
+  it("a client's short statement_timeout does not cancel the pooler's look at its session", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (q) => {
+      const c = await connect(q.url());
+      const direct = await connect(inject("pgAppUrl"));
+      try {
+        await c.query("SELECT 1");
+        // the probe's views need pg_rewrite: it waits 300 ms, as it may take tens of milliseconds
+        // on a fresh backend anyway, past the client's 100
+        await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
+        await c.query("SET statement_timeout = '100ms'");
+        await new Promise((r) => setTimeout(r, 300));
+        await direct.query("COMMIT");
+        expect(await show(c, "statement_timeout")).toBe("100ms");
+        expect((await errorOf(c.query("SELECT pg_sleep(0.5)"))).code).toBe("57014");
+      } finally {
+        await c.end();
+        await direct.end();
+      }
+    }));
+
   it("accepts startup settings (options -c, statement_timeout, idle_in_transaction_session_timeout) per client", async () => {
     const a = await connect(p.url(), {
       options: "-c search_path=pg_catalog,public --work-mem=8MB",
