@@ -180,6 +180,14 @@ describe("npm start", () => {
     60_000,
   );
 
+  it("runs without the metrics port when METRICS_PORT=0, the pooler's own 'off'", async () => {
+    stack = startStack({ ...env, METRICS_PORT: "0" });
+    await waitForOutput(stack, STARTED);
+    expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+    const pooler = processes().find((p) => p.pid === poolerPid(stack!))!;
+    expect(fs.readFileSync(`/proc/${pooler.pid}/environ`, "utf8").split("\0")).toContain("METRICS_PORT=0");
+  }, 120_000);
+
   it("recovers after a hard kill: the pooler and the app stop by themselves, the next start takes over", async () => {
     stack = startStack(env);
     await waitForOutput(stack, STARTED);
