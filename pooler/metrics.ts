@@ -25,6 +25,15 @@ import type { Counters } from "./stats.ts";
 const NS = "pgbouncer";
 const METRICS_PATH = "/metrics";
 
+/**
+ * Connections the metrics port keeps at once (per listen address); more are closed as accepted. A
+ * scraper needs one: without a cap, idle connections to this port would take the descriptors the
+ * pooler needs for its clients and servers (PgBouncer's exporter is a process of its own).
+ */
+export const METRICS_MAX_CONNECTIONS = 16;
+/** A metrics connection silent this long is closed (keep-alive ones after Node's 5 s already). */
+export const IDLE_TIMEOUT_MS = 10_000;
+
 /** What one scrape reads, taken once so every metric of the scrape agrees. */
 interface Snapshot {
   databases: DatabaseRow[];
@@ -216,7 +225,17 @@ export class MetricsServer {
   /** On every listen_addr address, as the pooler's own port. */
   static async start(pooler: Pooler, listenAddr: string, port: number): Promise<MetricsServer> {
     const metrics = new MetricsServer(pooler);
-    const make = (): http.Server => http.createServer((req, res) => void metrics.handle(req, res));
+    const make = (): http.Server => {
+      const server = http.createServer(
+        // a request must arrive whole within Prometheus' default scrape timeout
+        { headersTimeout: IDLE_TIMEOUT_MS, requestTimeout: IDLE_TIMEOUT_MS },
+        (req, res) => void metrics.handle(req, res),
+      );
+      server.maxConnections = METRICS_MAX_CONNECTIONS;
+      // Node's request timeouts never close a connection that sends nothing at all: this does
+      server.timeout = IDLE_TIMEOUT_MS;
+      return server;
+    };
     metrics.servers = await bindAll(make, listenAddr, port);
     return metrics;
   }

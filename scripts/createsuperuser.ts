@@ -4,6 +4,12 @@ import { loadDatabaseConfig, ConfigError } from "../app/config.ts";
 import { connectDatabase } from "../app/db.ts";
 import { createSuperuser } from "../app/cli/createsuperuser.ts";
 
+// As Django's KeyboardInterrupt, wherever it comes (a prompt on a terminal has readline's own).
+process.once("SIGINT", () => {
+  process.stderr.write("\nOperation cancelled.\n");
+  process.exit(1);
+});
+
 try {
   const db = connectDatabase(loadDatabaseConfig());
   try {

@@ -18,11 +18,12 @@ const log = (line: string) => console.log(`[start] ${line}`);
 const logMigration = (line: string) => console.log(`[migrate] ${line}`);
 const supervisor = new Supervisor(log);
 
-function envPort(variable: string, fallback: number): number {
+/** `zeroIsOff`: 0 is allowed, for a port the service can do without (the pooler's METRICS_PORT). */
+function envPort(variable: string, fallback: number, { zeroIsOff = false } = {}): number {
   const raw = process.env[variable];
   if (raw === undefined || raw === "") return fallback;
   const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
+  if (!Number.isInteger(port) || port < (zeroIsOff ? 0 : 1) || port > 65535)
     throw new Error(`${variable}=${raw} is not a TCP port`);
   return port;
 }
@@ -74,14 +75,15 @@ async function runEverything(): Promise<void> {
     path.resolve(process.env.DATA_DIR ?? path.join(projectRoot, ".data")),
     "postgres",
   );
-  const metricsPort = envPort("METRICS_PORT", 9127);
+  const metricsPort = envPort("METRICS_PORT", 9127, { zeroIsOff: true });
   // Check everything before starting anything: a second `npm start` must not touch the first one's
   // PostgreSQL. A postmaster orphaned by a hard-killed run holds the port: startEmbeddedPostgres stops it.
   const holder = dataDirHolder(dataDir);
   if (holder.kind === "owned") throw new DataDirInUse(dataDir, holder.pid, holder.owner);
   await assertPortFree(ports.app, appHost, "PORT", "the app");
   await assertPortFree(ports.pooler, "127.0.0.1", "POOLER_PORT", "the pooler");
-  await assertPortFree(metricsPort, "127.0.0.1", "METRICS_PORT", "the pooler's metrics");
+  if (metricsPort !== 0)
+    await assertPortFree(metricsPort, "127.0.0.1", "METRICS_PORT", "the pooler's metrics");
   if (holder.kind === "none") await assertPortFree(ports.postgres, "127.0.0.1", "PGPORT", "PostgreSQL");
 
   log(`starting PostgreSQL 13 on 127.0.0.1:${ports.postgres} (data in ${dataDir})`);
@@ -119,7 +121,7 @@ async function runEverything(): Promise<void> {
 
   await startApp(ports.app, {
     DATABASE_URL: poolerUrl,
-    POOLER_METRICS_URL: `http://127.0.0.1:${metricsPort}/metrics`,
+    ...(metricsPort !== 0 && { POOLER_METRICS_URL: `http://127.0.0.1:${metricsPort}/metrics` }),
   });
   printBox([
     `try-ts-pooler: browser → app :${ports.app} → pooler :${ports.pooler} → PostgreSQL 13 :${ports.postgres}`,

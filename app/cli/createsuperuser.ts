@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { Prisma, type PrismaClient } from "../generated/prisma/client.ts";
 import { hashPassword, unusablePassword } from "../auth/passwords.ts";
 import { validatePassword } from "../auth/password-validation.ts";
-import { emailSchema, firstError, usernameSchema } from "../forms/superuser.ts";
+import { emailSchema, errorsOf, usernameSchema } from "../forms/superuser.ts";
 import { normalizeUsername, stripSpace } from "../forms/fields.ts";
 import { normalizeEmail } from "../forms/email.ts";
 import { scryptCostSchema } from "../config.ts";
@@ -124,12 +124,12 @@ async function usernameError(
   username: string,
   isTaken: (u: string) => Promise<boolean>,
 ): Promise<{ message: string; taken: boolean } | undefined> {
-  const invalid = firstError(usernameSchema.safeParse(username));
+  const invalid = errorsOf(usernameSchema.safeParse(username));
   if (invalid) return { message: invalid, taken: false };
   return (await isTaken(username)) ? { message: TAKEN, taken: true } : undefined;
 }
 
-/** Interactive mode prefixes field errors with "Error: "; the taken message already has it. */
+/** A typed username's field errors get "Error: " (get_input_data); the taken message has it already. */
 function interactiveMessage(problem: { message: string; taken: boolean }): string {
   return problem.taken ? problem.message : `Error: ${problem.message}`;
 }
@@ -149,10 +149,11 @@ async function fromArguments(
   // refuses a blank one too, although the prompts accept it (EmailField(blank=True)).
   const email = args.email || fromEnv(env, "EMAIL");
   if (!email) throw new CommandError("You must use --email with --noinput.");
-  const badEmail = firstError(emailSchema.safeParse(email));
+  const badEmail = errorsOf(emailSchema.safeParse(email));
   if (badEmail) throw new CommandError(badEmail);
-  // Django runs no password validators here: the operator chose the password on purpose.
-  return { username, email, password: fromEnv(env, "PASSWORD") || undefined };
+  // Django runs no password validators here: the operator chose the password on purpose. A variable
+  // that is set is the password, even empty (Django: `"DJANGO_SUPERUSER_PASSWORD" in os.environ`).
+  return { username, email, password: fromEnv(env, "PASSWORD") };
 }
 
 /** The OS login name, offered as the default when it is a valid username nobody has taken. */
@@ -178,7 +179,8 @@ async function interactively(
     if (username !== undefined) {
       const problem = await usernameError(username, isTaken);
       if (problem) {
-        complain(interactiveMessage(problem));
+        // as Django's _validate_username for --username: printed as it is, without "Error: "
+        complain(problem.message);
         username = undefined;
       }
     }
@@ -195,11 +197,12 @@ async function interactively(
 
     // As Django, an --email given with the prompts is checked, and a bad one stops the command.
     let email = args.email;
-    const badEmail = email === undefined ? undefined : firstError(emailSchema.safeParse(email));
+    const badEmail = email === undefined ? undefined : errorsOf(emailSchema.safeParse(email));
     if (badEmail) throw new CommandError(badEmail);
     while (email === undefined) {
-      const typed = (await prompter.ask("Email address: ")).trim();
-      const problem = firstError(emailSchema.safeParse(typed));
+      // as input() and the model field's clean(): the spaces typed are kept, and refused
+      const typed = await prompter.ask("Email address: ");
+      const problem = errorsOf(emailSchema.safeParse(typed));
       if (problem) complain(`Error: ${problem}`);
       else email = typed;
     }

@@ -104,9 +104,21 @@ function assertDataDirReachable(dataDir: string, who: RunAs): void {
   );
 }
 
+/**
+ * initdb works in a directory beside the data directory, renamed into place once the cluster is
+ * complete: a first start killed during initdb (a terminal's Ctrl-C reaches it too) leaves no
+ * half-made cluster that PostgreSQL would refuse to start from, only this directory, made anew.
+ */
 function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth: string): void {
-  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  if (who.uid !== undefined) fs.chownSync(dataDir, who.uid, who.gid!);
+  if (fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
+    throw new Error(
+      `${dataDir} holds files but no PostgreSQL cluster (no PG_VERSION): move it away, or give this run its own DATA_DIR=...`,
+    );
+  }
+  const work = `${dataDir}.initdb`;
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true, mode: 0o700 });
+  if (who.uid !== undefined) fs.chownSync(work, who.uid, who.gid!);
   const pwfile = path.join(os.tmpdir(), `pg13-pw-${process.pid}-${Date.now()}`);
   fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o644 });
   try {
@@ -114,7 +126,7 @@ function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth
       path.join(bin, "initdb"),
       [
         "-D",
-        dataDir,
+        work,
         `--auth=${auth}`,
         `--username=${USER}`,
         `--pwfile=${pwfile}`,
@@ -130,6 +142,7 @@ function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth
   } finally {
     fs.rmSync(pwfile, { force: true });
   }
+  fs.renameSync(work, dataDir); // rename(2) replaces an empty directory
 }
 
 /** Who holds a data directory, from its postmaster.pid. */

@@ -1,4 +1,6 @@
 // `npm run createsuperuser`, driven through its core function with in-memory streams.
+import { spawn } from "node:child_process";
+import net from "node:net";
 import os from "node:os";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -6,6 +8,7 @@ import { connectDatabase } from "../../app/db.ts";
 import { freePort } from "../support/ports.ts";
 import { createSuperuser } from "../../app/cli/createsuperuser.ts";
 import { verifyPassword } from "../../app/auth/passwords.ts";
+import { waitFor } from "../support/wait.ts";
 import { createHarness, createUser, fullwidth, TEST_SCRYPT_N, unique, type Harness } from "./support.ts";
 
 let h: Harness;
@@ -76,6 +79,17 @@ describe("--no-input", () => {
     expect(await verifyPassword("", user!.password, { N: TEST_SCRYPT_N })).toBe(false);
   });
 
+  it("sets an empty DJANGO_SUPERUSER_PASSWORD as the password, as Django (`in os.environ`), not an unusable one", async () => {
+    const username = unique("emptypw");
+    const result = await run(["--no-input", "--username", username, "--email", "a@example.com"], {
+      DJANGO_SUPERUSER_PASSWORD: "",
+    });
+    expect(result.code).toBe(0);
+    const user = await findUser(username);
+    expect(user!.password.startsWith("!")).toBe(false);
+    expect(await verifyPassword("", user!.password, { N: TEST_SCRYPT_N })).toBe(true);
+  });
+
   it("needs the email address, as Django's REQUIRED_FIELDS (`if not value`): missing or blank", async () => {
     for (const [argv, env] of [
       [[], {}],
@@ -109,6 +123,12 @@ describe("--no-input", () => {
       [
         ["--no-input", "--username", "two words"],
         "CommandError: Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.\n",
+      ],
+      [
+        // every message of the field's validators, joined as Django's "; ".join(e.messages)
+        ["--no-input", "--username", `${"a".repeat(150)}!`],
+        "CommandError: Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.; " +
+          "Ensure this value has at most 150 characters (it has 151).\n",
       ],
       [
         ["--no-input", "--username", taken.username],
@@ -225,6 +245,8 @@ describe("interactive", () => {
       "bad name!",
       username,
       "not-an-email",
+      // input() keeps the spaces, and the model field's clean() does not strip them
+      " retry@example.com",
       "",
       "violet-tugboat-91",
       "violet-tugboat-92",
@@ -239,6 +261,7 @@ describe("interactive", () => {
       "Error: That username is already taken.",
       "Error: Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.",
       "Error: Enter a valid email address.",
+      "Error: Enter a valid email address.",
       "Error: Your passwords didn't match.",
       "Error: Blank passwords aren't allowed.",
       "",
@@ -246,16 +269,40 @@ describe("interactive", () => {
     expect(await findUser(username)).toMatchObject({ email: "" });
   });
 
+  it("prints an invalid --username without 'Error: ', as Django's _validate_username, then asks", async () => {
+    const username = unique("argname");
+    const result = await run(["--username", "bad name!"], {}, [
+      username,
+      "",
+      "violet-tugboat-91",
+      "violet-tugboat-91",
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe(
+      "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.\n",
+    );
+    expect(await findUser(username)).not.toBeNull();
+  });
+
   it("checks an --email given with the prompts and stops at a bad one, as Django", async () => {
     const tooLong = `${"a".repeat(243)}@example.com`; // 255 characters: the column holds 254
-    for (const email of ["not-an-email", tooLong]) {
+    const cases = [
+      ["not-an-email", "Enter a valid email address."],
+      // EmailValidator accepts up to 320 characters; the model field's max_length is 254
+      [tooLong, "Ensure this value has at most 254 characters (it has 255)."],
+      [
+        `.${tooLong}`,
+        "Enter a valid email address.; Ensure this value has at most 254 characters (it has 256).",
+      ],
+    ];
+    for (const [email, message] of cases) {
       const username = unique("mail");
-      const result = await run(["--username", username, "--email", email], {}, [
+      const result = await run(["--username", username, "--email", email!], {}, [
         "violet-tugboat-91",
         "violet-tugboat-91",
       ]);
       expect(result.code).toBe(1);
-      expect(result.stderr).toBe("CommandError: Enter a valid email address.\n");
+      expect(result.stderr).toBe(`CommandError: ${message}\n`);
       expect(await findUser(username)).toBeNull();
     }
   });
@@ -347,6 +394,37 @@ describe("where it cannot run", () => {
       expect(text).toMatch(reason);
     } finally {
       await db.close();
+    }
+  });
+});
+
+describe("the program", () => {
+  it("stops with 'Operation cancelled.' and exit 1 on SIGINT outside a prompt, as Django's KeyboardInterrupt", async () => {
+    // a database that takes the connection and never answers: the command waits on it
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => sockets.push(s));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as net.AddressInfo;
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", "scripts/createsuperuser.ts", "--noinput", "--username", unique("sigint")],
+      {
+        env: { ...process.env, ...ENV, DATABASE_URL: `postgresql://u:p@127.0.0.1:${port}/app` },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      await waitFor(() => sockets.length > 0, "the command to reach the database", 15_000);
+      child.kill("SIGINT");
+      expect(await exited).toBe(1);
+      expect(stderr).toBe("\nOperation cancelled.\n");
+    } finally {
+      child.kill("SIGKILL");
+      for (const s of sockets) s.destroy();
+      silent.close();
     }
   });
 });

@@ -180,6 +180,41 @@ describe("npm start", () => {
     60_000,
   );
 
+  it("runs without the metrics port when METRICS_PORT=0, the pooler's own 'off'", async () => {
+    stack = startStack({ ...env, METRICS_PORT: "0" });
+    await waitForOutput(stack, STARTED);
+    expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+    const pooler = processes().find((p) => p.pid === poolerPid(stack!))!;
+    expect(fs.readFileSync(`/proc/${pooler.pid}/environ`, "utf8").split("\0")).toContain("METRICS_PORT=0");
+  }, 120_000);
+
+  it("starts over after a first start killed during initdb, instead of failing on a half-made cluster", async () => {
+    stack = startStack(env);
+    // initdb has written PG_VERSION (wherever it works) and is still going
+    const initdbRunning = () =>
+      processes().some((p) => p.args.includes("initdb") && p.args.includes(dataDir));
+    const versionWritten = () =>
+      fs.readdirSync(dataDir).some((d) => fs.existsSync(path.join(dataDir, d, "PG_VERSION")));
+    const deadline = Date.now() + 60_000;
+    while (!(initdbRunning() && versionWritten())) {
+      if (Date.now() > deadline) throw new Error(`initdb not seen at work:\n${stack.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // a terminal's Ctrl-C reaches the whole group, initdb too; SIGKILL leaves no chance to clean up
+    process.kill(-stack.proc.pid!, "SIGKILL");
+    await stack.exitCode;
+    await waitUntilGone(
+      "initdb",
+      processes()
+        .filter((p) => p.args.includes("initdb") && p.args.includes(dataDir))
+        .map((p) => p.pid),
+    );
+
+    stack = startStack(env);
+    await waitForOutput(stack, STARTED);
+    expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+  }, 150_000);
+
   it("recovers after a hard kill: the pooler and the app stop by themselves, the next start takes over", async () => {
     stack = startStack(env);
     await waitForOutput(stack, STARTED);

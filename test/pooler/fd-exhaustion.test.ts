@@ -3,6 +3,7 @@
 import fs from "node:fs";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { IDLE_TIMEOUT_MS, METRICS_MAX_CONNECTIONS } from "../../pooler/metrics.ts";
 import { connect } from "../support/clients.ts";
 import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
 import { freePort } from "../support/ports.ts";
@@ -11,6 +12,32 @@ import { waitFor } from "../support/wait.ts";
 /** Enough for Node and tsx to start (64 is not), few enough to fill in a moment. */
 const FD_LIMIT = 128;
 
+/** The pooler under FD_LIMIT, listening on `port`; `env` on top. */
+async function limitedPooler(port: number, env: Record<string, string> = {}): Promise<PoolerProcess> {
+  const pooler = spawnPooler(
+    [],
+    {
+      DATABASE_URL: inject("pgAppUrl"),
+      LISTEN_PORT: String(port),
+      POOL_MODE: "transaction",
+      // the descriptors run out first
+      MAX_CLIENT_CONN: String(FD_LIMIT * 2),
+      ...env,
+    },
+    ["prlimit", `--nofile=${FD_LIMIT}`, "--"],
+  );
+  await waitFor(() => pooler.output().includes('"listening"'), "the pooler to listen", 15_000);
+  return pooler;
+}
+
+/** An idle TCP connection to `port`, pushed on `held`. */
+function hold(held: net.Socket[], port: number): net.Socket {
+  const s = net.connect(port, "127.0.0.1");
+  s.on("error", () => undefined);
+  held.push(s);
+  return s;
+}
+
 describe("out of file descriptors", () => {
   let pooler: PoolerProcess;
   let port: number;
@@ -18,18 +45,7 @@ describe("out of file descriptors", () => {
 
   beforeAll(async () => {
     port = await freePort();
-    pooler = spawnPooler(
-      [],
-      {
-        DATABASE_URL: inject("pgAppUrl"),
-        LISTEN_PORT: String(port),
-        POOL_MODE: "transaction",
-        // the descriptors run out first
-        MAX_CLIENT_CONN: String(FD_LIMIT * 2),
-      },
-      ["prlimit", `--nofile=${FD_LIMIT}`, "--"],
-    );
-    await waitFor(() => pooler.output().includes('"listening"'), "the pooler to listen", 15_000);
+    pooler = await limitedPooler(port);
   });
 
   afterAll(() => {
@@ -44,18 +60,13 @@ describe("out of file descriptors", () => {
   it("a login whose server cannot be dialed (EMFILE) waits, and is served once descriptors are free again", async () => {
     // idle connections take every descriptor but one: the next client's own, none for its server.
     // Most at once, the last few one by one, so that none is refused for want of a descriptor.
-    const hold = (): void => {
-      const s = net.connect(port, "127.0.0.1");
-      s.on("error", () => undefined);
-      held.push(s);
-    };
     const bulk = FD_LIMIT - 8;
-    for (let n = bulk - openFds(); n > 0; n--) hold();
+    for (let n = bulk - openFds(); n > 0; n--) hold(held, port);
     // (a loaded machine: the whole suite at once took more than 5 s here)
     await waitFor(() => openFds() >= bulk, "the pooler to accept the idle connections", 15_000);
     while (openFds() < FD_LIMIT - 1) {
       const before = openFds();
-      hold();
+      hold(held, port);
       await waitFor(() => openFds() > before, "the pooler to accept an idle connection");
     }
     expect(openFds()).toBe(FD_LIMIT - 1);
@@ -75,4 +86,44 @@ describe("out of file descriptors", () => {
       await c.end();
     }
   });
+});
+
+describe("idle connections to the metrics port", () => {
+  let pooler: PoolerProcess;
+  let port: number;
+  let metricsPort: number;
+  const held: net.Socket[] = [];
+
+  beforeAll(async () => {
+    [port, metricsPort] = [await freePort(), await freePort()];
+    pooler = await limitedPooler(port, { METRICS_PORT: String(metricsPort) });
+  });
+
+  afterAll(() => {
+    for (const s of held) s.destroy();
+    pooler?.child.kill("SIGKILL");
+  });
+
+  it("are capped and time out: more than the pooler has descriptors for still leave clients able to log in", async () => {
+    let dropped = 0;
+    for (let n = 0; n < FD_LIMIT; n++) hold(held, metricsPort).on("close", () => dropped++);
+    // the extra ones are closed as soon as they are accepted
+    await waitFor(
+      () => dropped >= FD_LIMIT - METRICS_MAX_CONNECTIONS,
+      "the metrics port to drop the connections above its cap",
+      15_000,
+    );
+    const c = await connect(`postgresql://postgres:postgres@127.0.0.1:${port}/app`);
+    try {
+      expect((await c.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+    // and the ones it kept, silent, are closed after a while
+    await waitFor(
+      () => dropped === FD_LIMIT,
+      "the idle metrics connections to be closed",
+      IDLE_TIMEOUT_MS * 2,
+    );
+  }, 40_000);
 });

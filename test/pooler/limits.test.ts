@@ -14,7 +14,7 @@ import {
   startupMessage,
   sync,
 } from "../../pooler/protocol/messages.ts";
-import { cancelKeyOf, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
+import { cancelKeyOf, cancelledSleep, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient, errorOfReply } from "../support/protocol.ts";
@@ -55,8 +55,11 @@ describe("limits", () => {
     expect(ours.tooMany.message).toBe("no more connections allowed (max_client_conn)");
     // as in PgBouncer, the operator still gets into the console of a full pooler
     expect(ours.consoleWhenFull).toMatch(/^PgBouncer /);
+    // and a cancel request is still acted on: a client of a full pooler can stop its own query
+    expect(ours.cancelWhenFull).toBe("57014");
     expect(ours.servedAfter).toBe(MAX_CLIENTS);
     const theirs = hasPgBouncer() ? await pgbouncerExhaust() : null;
+    if (theirs) expect(theirs.cancelWhenFull).toBe(ours.cancelWhenFull);
     console.log(`exhaustion, ours: ${describeExhaust(ours)}`);
     console.log(
       theirs
@@ -748,6 +751,8 @@ interface Exhaustion {
   tooMany: Refusal;
   /** SHOW VERSION's answer on the console while max_client_conn is reached, or the refusal. */
   consoleWhenFull: string;
+  /** What a CancelRequest sent while max_client_conn is reached did to a running query (its SQLSTATE). */
+  cancelWhenFull: string;
   /** New clients served (one query each) once the load dropped. */
   servedAfter: number;
   recoveryMs: number;
@@ -760,6 +765,11 @@ async function exhaust(url: string): Promise<Exhaustion> {
   const others = await Promise.all(Array.from({ length: MAX_CLIENTS - 1 }, () => connect(url)));
   const tooMany = await refusal(connect(url));
   const consoleWhenFull = await showVersion(url);
+  // a cancel request comes on a connection of its own, beyond the limit too
+  const cancelWhenFull = await cancelledSleep(holder, Number(new URL(url).port)).then(
+    ({ err }) => err.code ?? err.message,
+    (err: Error) => err.message,
+  );
   const waitTimeout = await refusal(others[0]!.query("SELECT 1"));
   // the load drops: everyone leaves, then as many new clients as the limit allows come
   await holder.query("COMMIT");
@@ -779,6 +789,7 @@ async function exhaust(url: string): Promise<Exhaustion> {
   return {
     tooMany,
     consoleWhenFull,
+    cancelWhenFull,
     waitTimeout,
     servedAfter: served.filter((r) => r.status === "fulfilled").length,
     recoveryMs: Date.now() - started,
@@ -820,7 +831,7 @@ async function pgbouncerExhaust(): Promise<Exhaustion> {
 
 const describeExhaust = (r: Exhaustion): string =>
   `query_wait_timeout → ${describeRefusal(r.waitTimeout)}; over max_client_conn → ${describeRefusal(r.tooMany)}` +
-  ` (console: ${r.consoleWhenFull}); ` +
+  ` (console: ${r.consoleWhenFull}; a cancel: ${r.cancelWhenFull}); ` +
   `after the load dropped, ${r.servedAfter}/${MAX_CLIENTS} new clients served in ${seconds(r.recoveryMs)}`;
 
 interface BlackholeRun {
