@@ -236,6 +236,8 @@ export class ServerStatements {
     for (const s of this.lru.keys()) this.registry.drop(s);
     this.lru.clear();
     this.parsing.clear();
+    // the checks' statements went too (the pool's DISCARD ALL, or the server is gone)
+    this.checks = null;
   }
 }
 
@@ -489,6 +491,14 @@ function parseAgain(
   const done = (): void => alias.answered(name, s, r);
   r.replies.push(Expect.Parse, { undo, done, mapError: renameInError(checkName, name) });
   r.toServer(withStatementName(msg, span, alias.bytes));
+}
+
+/**
+ * A simple Query is about to go to the server: parse checks due for settling are closed in front of
+ * it, or a server that serves only simple queries from now on would keep them.
+ */
+export function settleBeforeQuery(r: StatementRoute): void {
+  if (r.server.checks !== null) settleChecks(r);
 }
 
 /**
