@@ -422,6 +422,12 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
     r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
     return;
   }
+  // Where a COPY may be starting, the pooler's Close in front (of this statement if the server
+  // may have it, of one evicted to make room) would be what breaks it off, and the client's Parse
+  // would then be done: it goes alone, as a check.
+  const closesFirst = r.server.state(s) === "maybe" || r.server.size >= Math.max(1, r.capacity);
+  if (closesFirst && r.replies.length > 0 && r.replies.copyMayStart())
+    return parseCheck(name, s, msg, span, forget, r);
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
   // behind a Sync goes under the statement's name (parseAgain).
   prepare(s, r, { ...unanswered(name, s, s.nameBytes, forget, r), mapError: renameInError(s.name, name) });

@@ -272,6 +272,16 @@ export class ReplyQueue {
     return ended ? "ended" : "running";
   }
 
+  /**
+   * A request still unanswered may be starting a COPY FROM STDIN that the client has not ended:
+   * the next message to reach the server breaks it off.
+   */
+  copyMayStart(): boolean {
+    if (this.copyEnded) return false;
+    for (let at = this.head; at < this.tail; at++) if (isRequest(this.kinds[at]!)) return true;
+    return false;
+  }
+
   /** A Sync is queued behind the head. */
   syncQueued(): boolean {
     for (let at = this.head + 1; at < this.tail; at++) if (this.kinds[at] === Expect.Sync) return true;

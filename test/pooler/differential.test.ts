@@ -369,15 +369,35 @@ const EVICTING: Record<string, Step[]> = {
   ],
 };
 
+/** Messages behind a request that may start a COPY FROM STDIN, in the same write: PostgreSQL fails the COPY on the client's. */
+const BEHIND_COPY: Record<string, Step[]> = {
+  // (was: the pooler's eviction Close broke the COPY, 0x43, and the Parse was then done)
+  "a Parse that evicts, in the same write as a Query starting a COPY, breaks the COPY and is not done": [
+    { send: [parse("a", "SELECT 1 AS one"), sync()] },
+    { send: [query("COPY pooler_diff_copy FROM STDIN"), parse("b", "SELECT 2 AS two"), sync()], ready: 2 },
+    { send: [bind("", "b"), execute(), sync()] },
+  ],
+  "a Parse of a statement the server may have (after DEALLOCATE ALL), in the same write as a Query starting a COPY":
+    [
+      { send: [parse("a", "SELECT 1 AS one"), sync(), query("DEALLOCATE ALL")], ready: 2 },
+      { send: [query("COPY pooler_diff_copy FROM STDIN"), parse("b", "SELECT 1 AS one"), sync()], ready: 2 },
+      { send: [bind("", "b"), execute(), sync()] },
+    ],
+};
+
 describe("the same conversations directly and through a pooler with MAX_PREPARED_STATEMENTS=1", () => {
   let p: TestPooler;
   beforeAll(async () => {
     p = await startTestPooler({ DEFAULT_POOL_SIZE: "2", MAX_PREPARED_STATEMENTS: "1" });
+    const setup = await connect(p.url());
+    await setup.query("CREATE TABLE IF NOT EXISTS pooler_diff_copy (n int)");
+    await setup.end();
   });
   afterAll(() => p.stop());
 
-  it.each(Object.keys(EVICTING))("%s", async (name) => {
-    const steps = EVICTING[name]!;
+  const conversations = { ...EVICTING, ...BEHIND_COPY };
+  const compare = async (name: string): Promise<void> => {
+    const steps = conversations[name]!;
     const direct = await RawClient.connect(inject("pgAppUrl"));
     const pooled = await RawClient.connect(p.url());
     try {
@@ -388,5 +408,7 @@ describe("the same conversations directly and through a pooler with MAX_PREPARED
       await direct.close();
       await pooled.close();
     }
-  });
+  };
+  it.each(Object.keys(EVICTING))("%s", compare);
+  it.each(Object.keys(BEHIND_COPY))("%s", compare);
 });
