@@ -385,6 +385,31 @@ const BEHIND_COPY: Record<string, Step[]> = {
     ],
 };
 
+/**
+ * Found by the differential fuzzer (test/fuzz/prepared.fuzz.test.ts), not fixed yet. Remove `.fails`
+ * once they pass.
+ */
+const KNOWN_BUGS: Record<string, Step[]> = {
+  // the Close, answered later, is skipped with the failed Parse: the name still exists
+  "a Parse of a name behind a Sync after an error that skipped the name's Close gets 42P05": [
+    { send: [parse("a", "SELECT 1 AS one"), sync()] },
+    {
+      send: [parse("x", "SELEC 1"), close("S", "a"), sync(), parse("a", "SELECT 2 AS two"), sync()],
+      ready: 2,
+    },
+  ],
+  // PostgreSQL describes a statement without result columns in a failed transaction; the pooler's
+  // Parse that prepares it again there is refused (25P02)
+  "a Describe of an evicted BEGIN in a failed transaction": [
+    { send: [parse("a", "BEGIN"), sync()] },
+    { send: [parse("b", "SELECT 2 AS two"), sync()] },
+    {
+      send: [query("BEGIN"), query("SELECT 1 / 0"), describeMsg("S", "a"), sync(), query("ROLLBACK")],
+      ready: 4,
+    },
+  ],
+};
+
 describe("the same conversations directly and through a pooler with MAX_PREPARED_STATEMENTS=1", () => {
   let p: TestPooler;
   beforeAll(async () => {
@@ -395,7 +420,7 @@ describe("the same conversations directly and through a pooler with MAX_PREPARED
   });
   afterAll(() => p.stop());
 
-  const conversations = { ...EVICTING, ...BEHIND_COPY };
+  const conversations = { ...EVICTING, ...BEHIND_COPY, ...KNOWN_BUGS };
   const compare = async (name: string): Promise<void> => {
     const steps = conversations[name]!;
     const direct = await RawClient.connect(inject("pgAppUrl"));
@@ -411,4 +436,5 @@ describe("the same conversations directly and through a pooler with MAX_PREPARED
   };
   it.each(Object.keys(EVICTING))("%s", compare);
   it.each(Object.keys(BEHIND_COPY))("%s", compare);
+  it.fails.each(Object.keys(KNOWN_BUGS))("known bug: %s", compare);
 });
