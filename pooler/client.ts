@@ -52,6 +52,7 @@ import {
   ClientStatements,
   ServerStatements,
   routeStatementMessage,
+  settleBeforeQuery,
   type StatementRoute,
 } from "./prepared.ts";
 import { Expect, type ExpectKind } from "./replies.ts";
@@ -679,6 +680,8 @@ export class ClientConnection
       if (type !== Msg.Parse || msg[5] === 0) this.noteEffect(effect);
       return routeStatementMessage(type, msg, this.statementRoute(this.server!, breaksCopy));
     }
+    if (type === Msg.Query && this.server!.statements?.checks != null)
+      settleBeforeQuery(this.statementRoute(this.server!, breaksCopy));
     this.noteEffect(type === Msg.Query ? effect : this.unroutedEffect(type, msg, effect));
     replies.push(EXPECT_OF[type]!);
     this.pass(msg);

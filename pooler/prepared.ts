@@ -151,6 +151,8 @@ export class ClientStatements {
  */
 export class ServerStatements {
   private readonly lru = new Map<Statement, "yes" | "maybe">();
+  /** The latest of the pooler's Parses of each statement still unanswered, if any. */
+  private readonly parsing = new Map<Statement, UnansweredParse>();
 
   constructor(private readonly registry: StatementRegistry) {}
 
@@ -160,6 +162,28 @@ export class ServerStatements {
 
   state(s: Statement): "yes" | "maybe" | "no" {
     return this.lru.get(s) ?? "no";
+  }
+
+  /**
+   * The pooler's Parse of `s` is unanswered and a Sync was sent behind it (`syncs` Syncs so far):
+   * an error before that Sync skips the Parse, not what is sent now, which cannot count on `s`.
+   */
+  unsettled(s: Statement, syncs: number): boolean {
+    return this.parsing.size > 0 && (this.parsing.get(s)?.syncs ?? syncs) !== syncs;
+  }
+
+  /** The pooler sends a Parse of `s` after `syncs` Syncs; until answered, it decides whether the server has `s`. */
+  parseSent(s: Statement, syncs: number): UnansweredParse {
+    const parse = new UnansweredParse(syncs);
+    this.parsing.set(s, parse);
+    return parse;
+  }
+
+  /** `parse` of `s` was answered (or skipped): whether it was the latest Parse of `s`, whose outcome counts. */
+  parseAnswered(s: Statement, parse: UnansweredParse): boolean {
+    if (this.parsing.get(s) !== parse) return false;
+    this.parsing.delete(s);
+    return true;
   }
 
   set(s: Statement, state: "yes" | "maybe" | "no"): void {
@@ -211,7 +235,14 @@ export class ServerStatements {
   clear(): void {
     for (const s of this.lru.keys()) this.registry.drop(s);
     this.lru.clear();
+    this.parsing.clear();
+    // the checks' statements went too (the pool's DISCARD ALL, or the server is gone)
+    this.checks = null;
   }
+}
+
+class UnansweredParse {
+  constructor(readonly syncs: number) {}
 }
 
 /** A name no server has: what the client names without having prepared it is sent as this. */
@@ -341,7 +372,8 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   }
   const check = r.server.checks?.aliases.get(name);
   if (type === Msg.Parse && check !== undefined) return parseAgain(name, msg, span, check, r);
-  // (an unanswered Parse under the statement's own name: routed as usual, prepared again if evicted)
+  // (an unanswered Parse of the name under the statement's own name: routed as usual, prepared
+  // again if evicted, not if only unsettled, as the name exists exactly when the statement does)
   if (check !== undefined && check.bytes !== s.nameBytes) {
     r.noteEffect(type === Msg.Bind ? s.effect : s.unrunEffect);
     r.replies.push(kind, { mapError: renameInError(check.bytes.toString("utf8"), name) });
@@ -350,7 +382,7 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   // Bind, Describe, or a second Parse of the name (PostgreSQL's own 42P05 about the statement)
   const rename = renameInError(s.name, name);
   r.noteEffect(type === Msg.Bind ? s.effect : s.unrunEffect);
-  ensurePrepared(s, rename, r);
+  ensurePrepared(s, rename, r, check !== undefined);
   r.replies.push(kind, { mapError: rename });
   r.toServer(withStatementName(msg, span, s.nameBytes));
 }
@@ -390,6 +422,12 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
     r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
     return;
   }
+  // Where a COPY may be starting, the pooler's Close in front (of this statement if the server
+  // may have it, of one evicted to make room) would be what breaks it off, and the client's Parse
+  // would then be done: it goes alone, as a check.
+  const closesFirst = r.server.state(s) === "maybe" || r.server.size >= Math.max(1, r.capacity);
+  if (closesFirst && r.replies.length > 0 && r.replies.copyMayStart())
+    return parseCheck(name, s, msg, span, forget, r);
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
   // behind a Sync goes under the statement's name (parseAgain).
   prepare(s, r, { ...unanswered(name, s, s.nameBytes, forget, r), mapError: renameInError(s.name, name) });
@@ -462,6 +500,14 @@ function parseAgain(
 }
 
 /**
+ * A simple Query is about to go to the server: parse checks due for settling are closed in front of
+ * it, or a server that serves only simple queries from now on would keep them.
+ */
+export function settleBeforeQuery(r: StatementRoute): void {
+  if (r.server.checks !== null) settleChecks(r);
+}
+
+/**
  * Once everything sent behind them is answered (or another client has the server), the checks'
  * statements are closed and their names are routed to the shared statement again. A Close the
  * server skips is tried again later.
@@ -479,8 +525,14 @@ function settleChecks(r: StatementRoute): void {
 }
 
 /** Makes sure the server has `s` before a message that uses it; the injected messages' replies are swallowed. */
-function ensurePrepared(s: Statement, rename: (error: Buffer) => Buffer, r: StatementRoute): void {
-  if (r.server.state(s) === "yes") r.server.set(s, "yes");
+function ensurePrepared(
+  s: Statement,
+  rename: (error: Buffer) => Buffer,
+  r: StatementRoute,
+  followsParse: boolean,
+): void {
+  if (r.server.state(s) === "yes" && (followsParse || !r.server.unsettled(s, r.replies.syncs)))
+    r.server.set(s, "yes");
   else prepare(s, r, { swallow: true, mapError: rename });
 }
 
@@ -490,7 +542,8 @@ function ensurePrepared(s: Statement, rename: (error: Buffer) => Buffer, r: Stat
  * Close, may still have it.
  */
 function prepare(s: Statement, r: StatementRoute, reply: Special): void {
-  const before = r.server.state(s);
+  // "yes" here: its Parse is unsettled, the server may or may not have it
+  const before = r.server.state(s) === "no" ? "no" : "maybe";
   if (before === "maybe") {
     r.replies.push(Expect.Close, { swallow: true });
     r.toServer(s.close);
@@ -504,10 +557,16 @@ function prepare(s: Statement, r: StatementRoute, reply: Special): void {
   }
   r.server.set(s, "yes");
   r.stats.serverParseCount++;
+  const sent = r.server.parseSent(s, r.replies.syncs);
   r.replies.push(Expect.Parse, {
     ...reply,
+    done: () => {
+      r.server.parseAnswered(s, sent);
+      reply.done?.();
+    },
     undo: () => {
-      r.server.set(s, before === "maybe" ? "maybe" : "no");
+      // a Parse of it sent since (behind a Sync) decides instead
+      if (r.server.parseAnswered(s, sent)) r.server.set(s, before);
       reply.undo?.();
     },
   });

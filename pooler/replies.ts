@@ -88,6 +88,8 @@ export class ReplyQueue {
   private mapErrorCount = 0;
   /** The server failed an extended-protocol message and no Sync has been sent since. */
   private skipping = false;
+  /** Syncs sent to the server so far: a message sent at an older count is not skipped with what is sent now. */
+  syncs = 0;
 
   /**
    * `skipped`: a Query or FunctionCall was skipped after an error (PostgreSQL skips them too until
@@ -117,6 +119,7 @@ export class ReplyQueue {
   push(kind: ExpectKind, special?: Special, toClient?: Emit): void {
     const afterCopyEnd = this.copyEnded;
     if (isRequest(kind)) this.copyEnded = false;
+    if (kind === Expect.Sync) this.syncs++;
     if (this.skipping) {
       if (kind !== Expect.Sync) {
         if (owesReady(kind)) this.skipped(true);
@@ -267,6 +270,16 @@ export class ReplyQueue {
     const ended = this.copyEnded;
     this.copyEnded = false;
     return ended ? "ended" : "running";
+  }
+
+  /**
+   * A request still unanswered may be starting a COPY FROM STDIN that the client has not ended:
+   * the next message to reach the server breaks it off.
+   */
+  copyMayStart(): boolean {
+    if (this.copyEnded) return false;
+    for (let at = this.head; at < this.tail; at++) if (isRequest(this.kinds[at]!)) return true;
+    return false;
   }
 
   /** A Sync is queued behind the head. */

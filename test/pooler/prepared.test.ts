@@ -561,6 +561,23 @@ describe("MAX_PREPARED_STATEMENTS", () => {
     });
   });
 
+  it("a parse check's statement is closed on a server that afterwards serves only simple queries", async () => {
+    const p = await startTestPooler({ DEFAULT_POOL_SIZE: "1" });
+    const b = await connect(p.url());
+    try {
+      await b.query({ name: "k", text: "SELECT 1 AS one" });
+      // behind an unanswered Query, a Parse of SQL the server has goes under a check's name
+      const a = await RawClient.connect(p.url());
+      await a.exchange([query("SELECT 2"), parse("mine", "SELECT 1 AS one"), sync()], 2);
+      await a.close();
+      const left = await b.query("SELECT name FROM pg_prepared_statements WHERE name LIKE 'POOLER_parse%'");
+      expect(left.rows).toEqual([]);
+    } finally {
+      await b.end();
+      await p.stop();
+    }
+  });
+
   it("0 turns the pooler's handling off: names go to the server unchanged, as PgBouncer 1.18", async () => {
     const p = await startTestPooler({ DEFAULT_POOL_SIZE: "1", MAX_PREPARED_STATEMENTS: "0" });
     const a = await connect(p.url());
