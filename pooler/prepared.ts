@@ -152,7 +152,9 @@ export class ClientStatements {
 export class ServerStatements {
   private readonly lru = new Map<Statement, "yes" | "maybe">();
   /** The latest of the pooler's Parses of each statement still unanswered, if any. */
-  private readonly parsing = new Map<Statement, UnansweredParse>();
+  private readonly parsing = new Map<Statement, Unanswered>();
+  /** The latest of the pooler's eviction Closes of each statement still unanswered, if any. */
+  private readonly evicting = new Map<Statement, Unanswered>();
 
   constructor(private readonly registry: StatementRegistry) {}
 
@@ -172,18 +174,43 @@ export class ServerStatements {
     return this.parsing.size > 0 && (this.parsing.get(s)?.syncs ?? syncs) !== syncs;
   }
 
+  /** The server has `s` whatever fails of what was sent to it so far. */
+  settled(s: Statement): boolean {
+    return this.lru.get(s) === "yes" && !this.parsing.has(s);
+  }
+
   /** The pooler sends a Parse of `s` after `syncs` Syncs; until answered, it decides whether the server has `s`. */
-  parseSent(s: Statement, syncs: number): UnansweredParse {
-    const parse = new UnansweredParse(syncs);
+  parseSent(s: Statement, syncs: number): Unanswered {
+    const parse = new Unanswered(syncs);
     this.parsing.set(s, parse);
     return parse;
   }
 
   /** `parse` of `s` was answered (or skipped): whether it was the latest Parse of `s`, whose outcome counts. */
-  parseAnswered(s: Statement, parse: UnansweredParse): boolean {
+  parseAnswered(s: Statement, parse: Unanswered): boolean {
     if (this.parsing.get(s) !== parse) return false;
     this.parsing.delete(s);
     return true;
+  }
+
+  /**
+   * Whether the server may have `s` for what is sent now: it is in the LRU, or its eviction Close
+   * is unanswered with a Sync sent behind it (an error before that Sync skips the Close).
+   */
+  mayHave(s: Statement, syncs: number): boolean {
+    return this.lru.has(s) || (this.evicting.size > 0 && (this.evicting.get(s)?.syncs ?? syncs) !== syncs);
+  }
+
+  /** The pooler sends a Close of `s` to evict it after `syncs` Syncs. */
+  evictSent(s: Statement, syncs: number): Unanswered {
+    const close = new Unanswered(syncs);
+    this.evicting.set(s, close);
+    return close;
+  }
+
+  /** `close` of `s` was answered (or skipped). */
+  evictAnswered(s: Statement, close: Unanswered): void {
+    if (this.evicting.get(s) === close) this.evicting.delete(s);
   }
 
   set(s: Statement, state: "yes" | "maybe" | "no"): void {
@@ -236,12 +263,14 @@ export class ServerStatements {
     for (const s of this.lru.keys()) this.registry.drop(s);
     this.lru.clear();
     this.parsing.clear();
+    this.evicting.clear();
     // the checks' statements went too (the pool's DISCARD ALL, or the server is gone)
     this.checks = null;
   }
 }
 
-class UnansweredParse {
+/** One of the pooler's Parses or Closes of a statement, sent after `syncs` Syncs and not answered yet. */
+class Unanswered {
   constructor(readonly syncs: number) {}
 }
 
@@ -272,11 +301,20 @@ class ParseChecks {
  * that one's statement, or nothing if all failed, whatever was assumed when each was routed.
  */
 class Alias {
-  /** The statement of the chain's Parse that succeeded, once it has. */
-  holder: Statement | undefined = undefined;
+  /** The statement of the chain's Parse that succeeded, once it has (the one `closing` closes, until that is done). */
+  holder: Statement | undefined;
   /** A Close of the client's name (or DEALLOCATE ALL) came behind the Parses: their outcomes no longer decide its meaning. */
   closed = false;
-  constructor(readonly bytes: Buffer) {}
+  /**
+   * `closing`: the chain starts with an unanswered Close of the name under this statement's own
+   * name (closeBehind), not with a Parse.
+   */
+  constructor(
+    readonly bytes: Buffer,
+    readonly closing?: Statement,
+  ) {
+    this.holder = closing;
+  }
 
   /** Whether the Parses' outcomes still decide what the client's name means. */
   decides(name: string, r: StatementRoute): boolean {
@@ -359,10 +397,19 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
             if (s !== undefined) restore(name, s, r);
           };
     if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);
+    if (s !== undefined && alias === undefined && r.server.settled(s)) return closeBehind(name, s, r);
     // Behind a request, which may start a COPY FROM STDIN: PostgreSQL must fail the COPY on it
     // (08P01), as directly; answered here, the COPY went on and the client's Sync was ignored.
     r.replies.push(kind, { undo });
     return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
+  }
+  const check = r.server.checks?.aliases.get(name);
+  if (s === undefined && check?.closing !== undefined && check.decides(name, r)) {
+    // the name's Close is unanswered: the statement's own name exists exactly while the name does
+    if (type === Msg.Parse) return parseAgain(name, msg, span, check, r);
+    r.noteEffect(type === Msg.Bind ? check.closing.effect : check.closing.unrunEffect);
+    r.replies.push(kind, { mapError: renameInError(check.closing.name, name) });
+    return r.toServer(withStatementName(msg, span, check.bytes));
   }
   if (type === Msg.Parse && s === undefined) return parseNew(name, msg, span, r);
   if (s === undefined) {
@@ -370,7 +417,6 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
     r.replies.push(kind, { mapError: renameInError(NO_SUCH_STATEMENT, name) });
     return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
   }
-  const check = r.server.checks?.aliases.get(name);
   if (type === Msg.Parse && check !== undefined) return parseAgain(name, msg, span, check, r);
   // (an unanswered Parse of the name under the statement's own name: routed as usual, prepared
   // again if evicted, not if only unsettled, as the name exists exactly when the statement does)
@@ -399,6 +445,27 @@ function passThrough(kind: ExpectKind, msg: Buffer, r: StatementRoute): void {
   r.toServer(msg);
 }
 
+/**
+ * A Close of the client's name behind messages not answered yet, which PostgreSQL skips if one of
+ * them fails: then the name still exists for what the client sends behind the next Sync (a Parse
+ * of it gets 42P05, a Bind runs it). So the statement's own name stands for the client's until the
+ * Close is answered: it is closed for real (the server may or may not have it afterwards), and the
+ * name's Parses, Binds and Describes go there meanwhile (a Parse, for 42P05 or to take the freed
+ * name, is then closed at settling). Only for a statement the server has whatever fails (settled):
+ * one evicted or prepared again since the last Sync may be gone exactly when the Close is skipped.
+ */
+function closeBehind(name: string, s: Statement, r: StatementRoute): void {
+  const alias = new Alias(s.nameBytes, s);
+  (r.server.checks ??= new ParseChecks(r.client)).aliases.set(name, alias);
+  r.server.set(s, "maybe");
+  r.replies.push(Expect.Close, {
+    done: () => (alias.holder = undefined),
+    // a Close of the name sent since decides instead
+    undo: () => void (alias.decides(name, r) && restore(name, s, r)),
+  });
+  r.toServer(s.close);
+}
+
 /** A Close the server skipped did not happen: the name is the client's again, unless it was reused since. */
 function restore(name: string, s: Statement, r: StatementRoute): void {
   if (r.client.get(name) === undefined) r.client.set(name, s);
@@ -425,7 +492,7 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   // Where a COPY may be starting, the pooler's Close in front (of this statement if the server
   // may have it, of one evicted to make room) would be what breaks it off, and the client's Parse
   // would then be done: it goes alone, as a check.
-  const closesFirst = r.server.state(s) === "maybe" || r.server.size >= Math.max(1, r.capacity);
+  const closesFirst = r.server.mayHave(s, r.replies.syncs) || r.server.size >= Math.max(1, r.capacity);
   if (closesFirst && r.replies.length > 0 && r.replies.copyMayStart())
     return parseCheck(name, s, msg, span, forget, r);
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
@@ -543,7 +610,7 @@ function ensurePrepared(
  */
 function prepare(s: Statement, r: StatementRoute, reply: Special): void {
   // "yes" here: its Parse is unsettled, the server may or may not have it
-  const before = r.server.state(s) === "no" ? "no" : "maybe";
+  const before = r.server.mayHave(s, r.replies.syncs) ? "maybe" : "no";
   if (before === "maybe") {
     r.replies.push(Expect.Close, { swallow: true });
     r.toServer(s.close);
@@ -575,7 +642,15 @@ function prepare(s: Statement, r: StatementRoute, reply: Special): void {
 
 function evict(victim: Statement, r: StatementRoute): void {
   r.server.set(victim, "no");
-  r.replies.push(Expect.Close, { swallow: true, undo: () => r.server.set(victim, "maybe") });
+  const sent = r.server.evictSent(victim, r.replies.syncs);
+  r.replies.push(Expect.Close, {
+    swallow: true,
+    done: () => r.server.evictAnswered(victim, sent),
+    undo: () => {
+      r.server.evictAnswered(victim, sent);
+      r.server.set(victim, "maybe");
+    },
+  });
   r.toServer(victim.close);
 }
 
