@@ -116,6 +116,14 @@ function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth
     );
   }
   const work = `${dataDir}.initdb`;
+  // Only a crashed run's leftover is removed: another run's first start may be at work there.
+  const busy = initdbAt(work);
+  if (busy !== undefined) {
+    if (isNode(busy.ppid)) throw new DataDirInUse(dataDir, busy.pid, busy.ppid);
+    throw new Error(
+      `initdb of a run killed during its first start (pid ${busy.pid}) is still working in ${work}: start again once it ends`,
+    );
+  }
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true, mode: 0o700 });
   if (who.uid !== undefined) fs.chownSync(work, who.uid, who.gid!);
@@ -175,12 +183,30 @@ export function dataDirHolder(dataDir: string): DataDirHolder {
     fs.rmSync(pidFile, { force: true });
     return { kind: "none" };
   }
+  const ppid = parentPid(pid);
+  return isNode(ppid) ? { kind: "owned", pid, owner: ppid } : { kind: "orphan", pid };
+}
+
+function parentPid(pid: number): number {
   // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces, so read after the last ")"
-  const ppid = Number(procText(pid, "stat")?.split(")").at(-1)?.trim().split(" ")[1]);
-  const ownerArgv0 = procText(ppid, "cmdline")?.split("\0")[0] ?? "";
-  return ppid > 1 && path.basename(ownerArgv0).startsWith("node")
-    ? { kind: "owned", pid, owner: ppid }
-    : { kind: "orphan", pid };
+  return Number(procText(pid, "stat")?.split(")").at(-1)?.trim().split(" ")[1]);
+}
+
+/** A live Node process: a run that still watches what it started. */
+function isNode(pid: number): boolean {
+  const argv0 = procText(pid, "cmdline")?.split("\0")[0] ?? "";
+  return pid > 1 && path.basename(argv0).startsWith("node");
+}
+
+/** An initdb working in `dir`, from /proc: it runs with cwd "/" and names the directory in its -D. */
+function initdbAt(dir: string): { pid: number; ppid: number } | undefined {
+  for (const entry of fs.readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    const argv = procText(pid, "cmdline")?.split("\0") ?? [];
+    if (path.basename(argv[0] ?? "") === "initdb" && argv.includes(dir)) return { pid, ppid: parentPid(pid) };
+  }
+  return undefined;
 }
 
 function sameFile(a: string, b: string): boolean {

@@ -74,6 +74,29 @@ async function waitUntilGone(what: string, pids: number[], timeoutMs = 15_000): 
   }
 }
 
+/** Until this stack's initdb has written PG_VERSION (wherever it works) and is still going. */
+async function waitForInitdb(stack: Stack, dataDir: string): Promise<void> {
+  const initdbRunning = () => processes().some((p) => p.args.includes("initdb") && p.args.includes(dataDir));
+  const versionWritten = () =>
+    fs.readdirSync(dataDir).some((d) => fs.existsSync(path.join(dataDir, d, "PG_VERSION")));
+  const deadline = Date.now() + 60_000;
+  while (!(initdbRunning() && versionWritten())) {
+    if (Date.now() > deadline) throw new Error(`initdb not seen at work:\n${stack.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** The same settings on other free ports: a second stack that clashes only on DATA_DIR. */
+async function otherPorts(env: NodeJS.ProcessEnv): Promise<NodeJS.ProcessEnv> {
+  const ports = await Promise.all([0, 1, 2, 3].map(() => freePort()));
+  return {
+    ...env,
+    ...Object.fromEntries(
+      ["PORT", "POOLER_PORT", "PGPORT", "METRICS_PORT"].map((k, i) => [k, String(ports[i])]),
+    ),
+  };
+}
+
 describe("npm start", () => {
   let dataDir: string;
   let env: NodeJS.ProcessEnv;
@@ -120,13 +143,7 @@ describe("npm start", () => {
   it("refuses a second start on the same DATA_DIR, leaving the first running; a hangup stops everything", async () => {
     stack = startStack(env);
     await waitForOutput(stack, STARTED);
-    const ports = await Promise.all([0, 1, 2, 3].map(() => freePort()));
-    const second = startStack({
-      ...env,
-      ...Object.fromEntries(
-        ["PORT", "POOLER_PORT", "PGPORT", "METRICS_PORT"].map((k, i) => [k, String(ports[i])]),
-      ),
-    });
+    const second = startStack(await otherPorts(env));
     expect(await second.exitCode).toBe(1);
     expect(second.output()).toMatch(/postgres is in use by PostgreSQL \(pid \d+\) of another run/);
     expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
@@ -190,16 +207,7 @@ describe("npm start", () => {
 
   it("starts over after a first start killed during initdb, instead of failing on a half-made cluster", async () => {
     stack = startStack(env);
-    // initdb has written PG_VERSION (wherever it works) and is still going
-    const initdbRunning = () =>
-      processes().some((p) => p.args.includes("initdb") && p.args.includes(dataDir));
-    const versionWritten = () =>
-      fs.readdirSync(dataDir).some((d) => fs.existsSync(path.join(dataDir, d, "PG_VERSION")));
-    const deadline = Date.now() + 60_000;
-    while (!(initdbRunning() && versionWritten())) {
-      if (Date.now() > deadline) throw new Error(`initdb not seen at work:\n${stack.output()}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitForInitdb(stack, dataDir);
     // a terminal's Ctrl-C reaches the whole group, initdb too; SIGKILL leaves no chance to clean up
     process.kill(-stack.proc.pid!, "SIGKILL");
     await stack.exitCode;
@@ -211,6 +219,26 @@ describe("npm start", () => {
     );
 
     stack = startStack(env);
+    await waitForOutput(stack, STARTED);
+    expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+  }, 150_000);
+
+  it("refuses a second start on the same DATA_DIR while the first's initdb runs, leaving it to finish", async () => {
+    stack = startStack(env);
+    await waitForInitdb(stack, dataDir);
+    const second = startStack(await otherPorts(env));
+    try {
+      // it used to remove the first's work under it and start a cluster of its own
+      const started = waitForOutput(second, STARTED).then(
+        () => "started",
+        () => "exited",
+      );
+      expect(await Promise.race([second.exitCode, started])).toBe(1);
+    } finally {
+      if (second.proc.exitCode === null) second.proc.kill("SIGINT");
+      await second.exitCode;
+    }
+    expect(second.output()).toMatch(/postgres is in use by PostgreSQL \(pid \d+\) of another run/);
     await waitForOutput(stack, STARTED);
     expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
   }, 150_000);
