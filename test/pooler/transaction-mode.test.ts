@@ -670,6 +670,9 @@ describe("a cancel request that hits the replay of the client's settings", () =>
       try {
         // an advisory lock keeps it on its server; RESET ALL takes its startup setting away there
         await a.query("SELECT pg_advisory_lock(42)");
+        // the pooler looks at the session once the client has its answer: done before pg_tablespace
+        // is locked, which that look may need on a fresh backend
+        await a.query("SELECT 1");
         await cancelBehindLock(p, a, "RESET ALL");
         expect((await a.query("SELECT current_setting('default_tablespace') AS ts")).rows).toEqual([
           { ts: "pg_default" },
@@ -690,6 +693,9 @@ describe("a cancel request that hits the replay of the client's settings", () =>
       const locker = await connect(pg.url("postgres"));
       try {
         await a.query("SELECT pg_advisory_lock(42)");
+        // the pooler looks at the session once the client has its answer: done before pg_tablespace
+        // is locked, which that look may need on a fresh backend
+        await a.query("SELECT 1");
         await locker.query("BEGIN; LOCK TABLE pg_catalog.pg_tablespace IN ACCESS EXCLUSIVE MODE");
         // the pooler's own queries after the RESET (the probe, the SET bringing the value back) wait
         const answer = errorOf(a.query("RESET default_tablespace").then(() => a.query("SELECT 1")));
