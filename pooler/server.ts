@@ -389,6 +389,9 @@ export class ServerConnection extends Connection implements FrameVisitor {
     if (this.state === "login") return this.loginMessage(type, msg);
     if (this.client !== null && this.internal === null) {
       this.observe(type, msg, 0, msg.length);
+      // a FATAL is the backend's last word, not an error of the head request's that the pooler
+      // words its own way (PIN_SESSION_STATE=off's refusal): the client gets it as sent
+      if (type === Msg.ErrorResponse && this.toldClientFatal) return this.pass(msg);
       // statement pooling's ReadyForQuery (see mayRewrite): held back when a transaction started
       const held = type === Msg.ReadyForQuery && this.refuseTransactionBlocks && this.txStatus !== "I";
       this.replies.reply(type, msg, held ? dropReply : this.pass);

@@ -532,6 +532,32 @@ describe("PIN_SESSION_STATE=off", () => {
       await a.end();
     }
   });
+
+  it("a backend terminated as a refused statement reaches it: the client gets PostgreSQL's FATAL, not the refusal", async () => {
+    const a = await connect(p.url());
+    a.on("error", () => {});
+    const direct = await connect(inject("pgAppUrl"));
+    let stopped = 0;
+    try {
+      await a.query("BEGIN");
+      stopped = await pid(a);
+      // stopped, the backend finds its SIGTERM and the pooler's failing query together: the FATAL goes first
+      process.kill(stopped, "SIGSTOP");
+      await direct.query("SELECT pg_terminate_backend($1)", [stopped]);
+      const refused = errorOf(a.query("LISTEN ch"));
+      await new Promise((r) => setTimeout(r, 100));
+      process.kill(stopped, "SIGCONT");
+      stopped = 0;
+      expect(await refused).toMatchObject({
+        code: "57P01",
+        message: "terminating connection due to administrator command",
+      });
+    } finally {
+      if (stopped) process.kill(stopped, "SIGCONT");
+      await a.end().catch(() => {});
+      await direct.end();
+    }
+  });
 });
 
 describe("a client that quits while the pooler inspects its session", () => {
