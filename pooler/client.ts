@@ -1074,7 +1074,7 @@ export class ClientConnection
     return this.ownParams?.get(name) ?? this.pool?.paramDefaults.get(name);
   }
 
-  onServerLost(server: ServerConnection, reason: string): void {
+  onServerLost(server: ServerConnection, reason: string, fatal: ServerError | null): void {
     this.server = null;
     if (this.state === "closed") return;
     this.recordUnfinished(server);
@@ -1084,6 +1084,8 @@ export class ClientConnection
       return this.pool!.enqueue(this, this.waitStart);
     }
     if (server.toldClientFatal) this.close(`server closed after a FATAL: ${reason}`);
+    // its backend went while the pooler asked it about the session: PostgreSQL's own words
+    else if (fatal !== null) this.endWith(fatal.raw, `server closed after a FATAL: ${fatal.message}`);
     else this.refuse(SqlState.ConnectionFailure, `server conn crashed? (${reason})`);
   }
 
@@ -1119,12 +1121,15 @@ export class ClientConnection
         `closing client: ${message}`,
       );
     }
+    this.endWith(errorResponse({ severity: "FATAL", code, message }), message, closeServer);
+  }
+
+  /** Closes the client after a last FATAL ErrorResponse (`fatal`, whole). */
+  private endWith(fatal: Buffer, reason: string, closeServer = false): void {
     // mid-handshake (client_login_timeout, say) a plaintext message would land in the TLS stream;
     // PostgreSQL writes nothing on a cancel request's connection, it closes it
-    if (this.socket.writable && !this.login?.handshaking && !this.holdsCancel) {
-      this.socket.end(errorResponse({ severity: "FATAL", code, message }));
-    }
-    this.close(message, closeServer);
+    if (this.socket.writable && !this.login?.handshaking && !this.holdsCancel) this.socket.end(fatal);
+    this.close(reason, closeServer);
   }
 
   close(reason: string, closeServer = false): void {

@@ -81,7 +81,11 @@ export interface ServerPeer extends Connection {
   onServerChunkDone(server: ServerConnection): void;
   /** The client changed a reported parameter (its own SET): it is now the client's wanted value. */
   onParameterStatus(name: string, value: string): void;
-  onServerLost(server: ServerConnection, reason: string): void;
+  /**
+   * The server is gone; `fatal`: the FATAL it sent (57P01 of a terminated backend) while the
+   * pooler's own query for this client ran, which the client has not seen.
+   */
+  onServerLost(server: ServerConnection, reason: string, fatal: ServerError | null): void;
   /** PostgreSQL ignored the Syncs behind a COPY's Execute, or skips to the next Sync: the client's batch is open again. */
   batchResumed(): void;
   /** Ends the client with a FATAL error (its server with it, unless between transactions). */
@@ -385,6 +389,9 @@ export class ServerConnection extends Connection implements FrameVisitor {
     if (this.state === "login") return this.loginMessage(type, msg);
     if (this.client !== null && this.internal === null) {
       this.observe(type, msg, 0, msg.length);
+      // a FATAL is the backend's last word, not an error of the head request's that the pooler
+      // words its own way (PIN_SESSION_STATE=off's refusal): the client gets it as sent
+      if (type === Msg.ErrorResponse && this.toldClientFatal) return this.pass(msg);
       // statement pooling's ReadyForQuery (see mayRewrite): held back when a transaction started
       const held = type === Msg.ReadyForQuery && this.refuseTransactionBlocks && this.txStatus !== "I";
       this.replies.reply(type, msg, held ? dropReply : this.pass);
@@ -635,18 +642,19 @@ export class ServerConnection extends Connection implements FrameVisitor {
       this.login = null;
     }
     const internal = this.internal;
+    // a FATAL the server sent before closing (57P01 of a terminated backend) says why: whoever
+    // waits for the query tells a lost server from one refusing logins by it (login-retry.ts)
+    const fatal = internal?.error?.fatal ? internal.error : null;
     if (internal) {
       this.internal = null;
-      // a FATAL the server sent before closing (57P01 of a terminated backend) says why: whoever
-      // waits for the query tells a lost server from one refusing logins by it (login-retry.ts)
-      internal.reject(internal.error?.fatal ? internal.error : new Error(reason));
+      internal.reject(fatal ?? new Error(reason));
       internal.settled?.();
     }
     this.statements?.clear();
     this.replies.clear();
     const client = this.client;
     this.client = null;
-    client?.onServerLost(this, reason);
+    client?.onServerLost(this, reason, fatal);
     this.onClosed(this);
   }
 }

@@ -378,6 +378,38 @@ describe("session state in transaction pooling", () => {
       }
     }));
 
+  it("a backend terminated while the pooler looks at its session: the client gets PostgreSQL's 57P01", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (q) => {
+      const c = await connect(q.url());
+      const errors: (Error & { code?: string })[] = [];
+      c.on("error", (err) => errors.push(err));
+      const direct = await connect(inject("pgAppUrl"));
+      try {
+        const backend = await pid(c);
+        // the probe after the SET waits for pg_rewrite, and is terminated there
+        await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
+        await c.query("SET application_name = 'probed'");
+        await waitFor(async () => {
+          // within its transaction, pg_stat_activity is read once unless told otherwise
+          await direct.query("SELECT pg_stat_clear_snapshot()");
+          const r = await direct.query(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
+            [backend],
+          );
+          return r.rowCount === 1;
+        }, "the probe to wait for the lock");
+        await direct.query("SELECT pg_terminate_backend($1)", [backend]);
+        await direct.query("COMMIT");
+        await waitFor(async () => errors.length > 0, "the client's error");
+        expect(errors[0]).toMatchObject({
+          code: "57P01",
+          message: "terminating connection due to administrator command",
+        });
+      } finally {
+        await c.end().catch(() => {});
+        await direct.end();
+      }
+    }));
   it("accepts startup settings (options -c, statement_timeout, idle_in_transaction_session_timeout) per client", async () => {
     const a = await connect(p.url(), {
       options: "-c search_path=pg_catalog,public --work-mem=8MB",
@@ -498,6 +530,32 @@ describe("PIN_SESSION_STATE=off", () => {
       expect((await a.query("SELECT 1 AS one")).rows[0].one).toBe(1);
     } finally {
       await a.end();
+    }
+  });
+
+  it("a backend terminated as a refused statement reaches it: the client gets PostgreSQL's FATAL, not the refusal", async () => {
+    const a = await connect(p.url());
+    a.on("error", () => {});
+    const direct = await connect(inject("pgAppUrl"));
+    let stopped = 0;
+    try {
+      await a.query("BEGIN");
+      stopped = await pid(a);
+      // stopped, the backend finds its SIGTERM and the pooler's failing query together: the FATAL goes first
+      process.kill(stopped, "SIGSTOP");
+      await direct.query("SELECT pg_terminate_backend($1)", [stopped]);
+      const refused = errorOf(a.query("LISTEN ch"));
+      await new Promise((r) => setTimeout(r, 100));
+      process.kill(stopped, "SIGCONT");
+      stopped = 0;
+      expect(await refused).toMatchObject({
+        code: "57P01",
+        message: "terminating connection due to administrator command",
+      });
+    } finally {
+      if (stopped) process.kill(stopped, "SIGCONT");
+      await a.end().catch(() => {});
+      await direct.end();
     }
   });
 });
