@@ -455,8 +455,11 @@ export class Pool {
 
   /** A cancel request for `server` is done: once none is left, a server that was free is free to share. */
   cancelFinished(server: ServerConnection): void {
-    if (--server.cancelsInFlight > 0 || !this.beingCanceled.delete(server)) return;
-    if (server.state !== "closed") this.makeIdle(server);
+    if (--server.cancelsInFlight > 0) return;
+    const then = server.afterCancels;
+    server.afterCancels = null;
+    then?.();
+    if (this.beingCanceled.delete(server) && server.state !== "closed") this.makeIdle(server);
   }
 
   /** The reserve pool opens once the oldest waiting client has waited reserve_pool_timeout. */
