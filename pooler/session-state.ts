@@ -626,7 +626,7 @@ export function heldObjectsSql(kinds: ReadonlySet<HeldState>): string {
  */
 export function probeSql(hidden: Iterable<string>, baseline: ServerBaseline = NO_BASELINE): string {
   const parts = [
-    "SELECT name, setting FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session' AND name OPERATOR(pg_catalog.<>) 'statement_timeout'",
+    "SELECT name, setting FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session' AND name OPERATOR(pg_catalog.<>) 'statement_timeout' AND name OPERATOR(pg_catalog.<>) 'lock_timeout'",
   ];
   // role and session_authorization always: a DO block or a procedure may have changed them unseen
   for (const name of new Set(["role", "session_authorization", ...hidden]))
@@ -641,21 +641,24 @@ export function probeSql(hidden: Iterable<string>, baseline: ServerBaseline = NO
       `SELECT NULL, ${quoteLiteral(state)} WHERE EXISTS (SELECT FROM (${objects}) AS held(id)${others})`,
     );
   }
-  return PROBE_TIMEOUT_FLOOR + parts.join(" UNION ALL ");
+  return PROBE_UNTIMED + parts.join(" UNION ALL ") + PROBE_OWN_TIMEOUTS;
 }
 
 /**
  * The probe's catalog views take tens of milliseconds on a backend whose caches are cold (or wait
- * for a lock), and a short statement_timeout (a client's SET, the role's) would cancel them: the
- * client lost its connection for a setting only its own statements should feel. So the probe runs
- * under at least a second, by SET LOCAL in the query string's implicit transaction (PostgreSQL
- * arms the timeout again for each statement of a string), once a statement too cheap to time out
- * has read the session's own value (the SET LOCAL shows as a session setting too). An unlimited
- * or longer timeout stays as it is: a probe stuck behind a lock still ends.
+ * for a lock: a VACUUM FULL of pg_proc, say), and a client's short statement_timeout or
+ * lock_timeout (its SET, its role's) would cancel them: the client lost its connection for a
+ * setting only its own statements should feel. So they run with neither, by SET LOCAL in the query
+ * string's implicit transaction (PostgreSQL arms the timeout again for each statement of a string,
+ * and a SET reads no catalog): query_wait_timeout, which the client waits under meanwhile, bounds
+ * the probe. The two show as session settings until the transaction ends, so they are read once
+ * it has, under the client's own values again: BEGIN turns the implicit block into one that COMMIT
+ * ends without a warning, and the read needs nothing the probe has not just brought into the
+ * caches. An error before it ends the implicit transaction as any would.
  */
-const PROBE_TIMEOUT_FLOOR =
-  "SELECT name, setting FROM pg_catalog.pg_show_all_settings() WHERE name OPERATOR(pg_catalog.=) 'statement_timeout' AND source OPERATOR(pg_catalog.=) 'session'; " +
-  "SELECT NULL, NULL WHERE pg_catalog.set_config('statement_timeout', (SELECT CASE WHEN setting::pg_catalog.int4 OPERATOR(pg_catalog.>) 0 AND setting::pg_catalog.int4 OPERATOR(pg_catalog.<) 1000 THEN '1000' ELSE setting END FROM pg_catalog.pg_show_all_settings() WHERE name OPERATOR(pg_catalog.=) 'statement_timeout'), true) IS NULL; ";
+const PROBE_UNTIMED = "SET LOCAL statement_timeout TO 0; SET LOCAL lock_timeout TO 0; ";
+const PROBE_OWN_TIMEOUTS =
+  "; BEGIN; COMMIT; SELECT name, setting FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session' AND (name OPERATOR(pg_catalog.=) 'statement_timeout' OR name OPERATOR(pg_catalog.=) 'lock_timeout')";
 
 /**
  * What connect_query left on a server (connect-query.ts): the state every client of that server
