@@ -20,6 +20,7 @@ import {
 import { REDACTED_PATHS } from "../../app/logger.ts";
 import { rejectPasswordInConstantTime, unusablePassword, verifyPassword } from "../../app/auth/passwords.ts";
 import { waitFor } from "../support/wait.ts";
+import { DJANGO_HOST, DJANGO_NEXT } from "./django-next.ts";
 
 const INVALID_LOGIN =
   "Please enter the correct username and password for a staff account. Note that both fields may be case-sensitive.";
@@ -241,6 +242,38 @@ describe("login", () => {
       "https://admin.example/admin/",
     );
     expect(await login("app:8000", "http://admin.example/admin/", proxied, headers)).toBe("/admin/");
+  });
+
+  it("follows next= after login where Django's LoginView does, with its Location", async () => {
+    const user = await createUser(h);
+    // Over https behind a trusted proxy, as in the test above.
+    const apps = { false: h.app, true: h.newApp({ trustProxy: 1 }) };
+    for (const [next, secure, location] of DJANGO_NEXT) {
+      const headers = { Host: DJANGO_HOST, ...(secure && { "X-Forwarded-Proto": "https" }) };
+      const agent = request.agent(apps[`${secure}`]);
+      const form = await agent.get("/admin/login/").set(headers).expect(200);
+      const res = await agent
+        .post("/admin/login/")
+        .set(headers)
+        .type("form")
+        .send({ _csrf: csrfFrom(form.text), username: user.username, password: PASSWORD, next });
+      expect([res.status, res.headers.location], JSON.stringify([next, secure])).toEqual([
+        302,
+        location ?? "/admin/",
+      ]);
+    }
+  });
+
+  it("takes next= from the query when the login form sends none, as Django's LoginView", async () => {
+    const user = await createUser(h);
+    const agent = request.agent(h.app);
+    const form = await agent.get("/admin/login/").expect(200);
+    await agent
+      .post("/admin/login/?next=%2Fadmin%2Fcore%2Fpost%2F")
+      .type("form")
+      .send({ _csrf: csrfFrom(form.text), username: user.username, password: PASSWORD })
+      .expect(302)
+      .expect("Location", "/admin/core/post/");
   });
 
   it("gives the session a new id at login (no session fixation)", async () => {
@@ -513,6 +546,21 @@ describe("logout", () => {
       .expect(302)
       .expect("Location", "http://admin.example:8000/?page=2");
     await agent.get("/admin/").expect(302); // logged out
+  });
+
+  it("follows next= after logging out where Django's LogoutView does, with its Location", async () => {
+    const user = await createUser(h);
+    for (const [next, , location] of DJANGO_NEXT.filter(([, secure]) => !secure)) {
+      const { agent, csrf } = await logIn(h.app, user.username);
+      const res = await agent
+        .post("/admin/logout/")
+        .set("Host", DJANGO_HOST)
+        .type("form")
+        .send({ _csrf: csrf, next });
+      expect([res.status, res.headers.location], JSON.stringify(next)).toEqual(
+        location === null ? [200, undefined] : [302, location],
+      );
+    }
   });
 
   it("shows the logged-out page instead of going to an unsafe next= (another site)", async () => {

@@ -4,7 +4,9 @@ import { postForm } from "../../app/forms/post.ts";
 import { loginForm, passwordChangeForm } from "../../app/forms/auth.ts";
 import { actionForm, formatOrdering, parseOrdering } from "../../app/forms/changelist.ts";
 import { emailSchema, usernameSchema } from "../../app/forms/superuser.ts";
-import { safeNext, loginUrl } from "../../app/auth/guard.ts";
+import { loginUrl } from "../../app/auth/guard.ts";
+import { safeNext } from "../../app/auth/next-url.ts";
+import { DJANGO_HOST, DJANGO_NEXT } from "./django-next.ts";
 import { ConfigError, loadConfig } from "../../app/config.ts";
 
 describe("post form", () => {
@@ -137,20 +139,13 @@ describe("createsuperuser fields", () => {
 describe("login redirects", () => {
   const site = { host: "admin.example:8000", secure: false };
 
-  it("keeps local paths and refuses everything that could leave the site", () => {
-    expect(safeNext("/admin/core/post/?q=x", site)).toBe("/admin/core/post/?q=x");
-    for (const bad of [
-      "https://evil.example/",
-      "//evil.example/",
-      "/\\evil.example",
-      "/\t/evil.example",
-      "javascript:alert(1)",
-      "admin/",
-      undefined,
-      ["/admin/"],
-    ]) {
-      expect(safeNext(bad, site)).toBe("/admin/");
+  it("keeps what Django's url_has_allowed_host_and_scheme allows, as given, and nothing else", () => {
+    for (const [next, secure, location] of DJANGO_NEXT) {
+      expect(safeNext(next, { host: DJANGO_HOST, secure }), JSON.stringify([next, secure])).toBe(
+        location === null ? "/admin/" : next,
+      );
     }
+    for (const bad of [undefined, ["/admin/"]]) expect(safeNext(bad, site)).toBe("/admin/");
   });
 
   it("keeps an absolute URL on the request's own host, as Django's url_has_allowed_host_and_scheme", () => {
@@ -169,10 +164,7 @@ describe("login redirects", () => {
       "http://user@admin.example:8000/",
       "http:///admin.example:8000/",
       "ftp://admin.example:8000/",
-      "//admin.example:8000/",
       "http://admin.example:8000\\@evil.example/",
-      "http://admin.example:8000/\t/x",
-      " http://admin.example:8000/",
     ]) {
       expect(safeNext(bad, site), bad).toBe("/admin/");
     }

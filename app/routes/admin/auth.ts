@@ -3,7 +3,8 @@ import type { Router, Request, Response } from "express";
 import { caseSensitiveRouter } from "../router.ts";
 import { rateLimit } from "express-rate-limit";
 import type { AdminDeps } from "./index.ts";
-import { isAdminUser, safeNext } from "../../auth/guard.ts";
+import { isAdminUser } from "../../auth/guard.ts";
+import { redirectToNext, safeNext } from "../../auth/next-url.ts";
 import {
   needsRehash,
   hashPassword,
@@ -54,7 +55,8 @@ export function loginRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
   });
 
   router.post("/login/", loginRateLimit(), async (req: Request, res: Response) => {
-    const next = safeNext(req.body?.next, req);
+    // LoginView's RedirectURLMixin: the form's next, else the query's.
+    const next = safeNext(req.body?.next ?? req.query.next, req);
     const form = parseForm(loginForm, req.body);
     if (!form.ok) {
       res.locals.loginFailed = true;
@@ -80,7 +82,7 @@ export function loginRoutes({ prisma, auth, scryptN }: AdminDeps): Router {
       },
     });
     await auth.logIn(req, user);
-    res.redirect(302, next);
+    redirectToNext(res, next);
   });
 
   // Logging in is open to anybody, so a method it does not take is answered here, before the
@@ -99,7 +101,7 @@ export function logoutRoutes({ auth }: AdminDeps): Router {
     // site is ignored and the page is shown.
     const next = safeNext(req.body?.next ?? req.query.next, req, "");
     await auth.logOut(req, res);
-    if (next) return res.redirect(302, next);
+    if (next) return redirectToNext(res, next);
     res.locals.user = undefined;
     res.render("admin/logged-out", { title: "Logged out" });
   });
