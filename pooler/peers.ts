@@ -81,7 +81,15 @@ export class PeerForwarder {
     if (peer === undefined) return drop("could not find peer to forward cancel request to");
     const cancels = this.cancelsOf(peer.id);
     // secret - 1 decrements the TTL bits alone: they are not 0
-    const key: Forward = { pid, secret: secret - 1, since: now(), done, pool: null, waiting: false };
+    const key: Forward = {
+      pid,
+      secret: secret - 1,
+      since: now(),
+      done,
+      pool: null,
+      connection: null,
+      waiting: false,
+    };
     if (cancels.active < this.poolSize(peer)) {
       this.send(peer, cancels, key);
       return key;
