@@ -103,6 +103,18 @@ export class PeerForwarder {
     return key;
   }
 
+  /**
+   * A request still waiting for its turn whose client has left goes no further: PgBouncer drops a
+   * waiting cancel request with its client.
+   */
+  withdraw(held: HeldCancel): void {
+    if (!held.waiting) return;
+    for (const cancels of this.byPeer.values()) {
+      const at = cancels.waiting.indexOf(held as Forward);
+      if (at >= 0) cancels.waiting.splice(at, 1);
+    }
+  }
+
   rows(): PeerPoolRow[] {
     return this.configuredPeers().map((peer) => {
       const c = this.byPeer.get(peer.id);
@@ -190,8 +202,9 @@ export class PeerForwarder {
   private dropExpired(waiting: Forward[]): number {
     const limit = now() - this.host.cancelTimeoutMs;
     let n = 0;
-    while (n < waiting.length && waiting[n]!.since <= limit) waiting[n++]!.done();
-    waiting.splice(0, n);
+    while (n < waiting.length && waiting[n]!.since <= limit) n++;
+    // out of the queue first: each done() closes a client, which would withdraw it
+    for (const dropped of waiting.splice(0, n)) dropped.done();
     return n;
   }
 }

@@ -324,6 +324,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   }
 
   clientClosed(client: ClientConnection): void {
+    const held = client.heldCancel;
+    if (held !== null) this.peers.withdraw(held);
     this.clients.delete(client);
   }
 
