@@ -3,6 +3,7 @@
 // server's as its own connection (a server may accept only TLS), never a peer's (peers.ts).
 import net from "node:net";
 import type { ServerTls } from "./config/tls.ts";
+import { Connection } from "./connection.ts";
 import { applyKeepalive, type Keepalive } from "./keepalive.ts";
 import type { Pool } from "./pool.ts";
 import { cancelRequest } from "./protocol/messages.ts";
@@ -20,10 +21,30 @@ export interface CancelTarget {
   keepalive: Keepalive;
 }
 
+/**
+ * A cancel request's own connection while it is open: PgBouncer's server in state active_cancel,
+ * which SHOW SERVERS lists and SHOW POOLS counts (sv_active_cancel) until the target closes it.
+ */
+export class CancelConnection extends Connection {
+  /** Where it goes (a Unix socket directory has no address of its own to show). */
+  constructor(
+    socket: net.Socket,
+    readonly target: { host: string; port: number },
+  ) {
+    super(socket);
+  }
+
+  get framing(): null {
+    return null;
+  }
+}
+
 /** A client's CancelRequest held open until its cancel is done: SHOW CLIENTS lists it by its target. */
 export interface HeldCancel {
   /** The pool whose server it cancels; null: it goes to a peer. */
   readonly pool: Pool | null;
+  /** Its connection to PostgreSQL (SHOW CLIENTS' link); null: none yet, or to a peer. */
+  readonly connection: CancelConnection | null;
   /** Queued for its turn (a peer's pool_size), not on its way yet. */
   waiting: boolean;
 }
@@ -41,11 +62,14 @@ export function sendCancelRequest(
   key: { pid: number; secret: number },
   timeoutMs: number,
   { sent, failed, done }: CancelCallbacks,
-): void {
+): CancelConnection {
   const sock = net.connect(serverEndpoint(target.host, target.port, target.lookup), () =>
     connectTls(sock, target.tls, target.host).then(
       (s) => {
-        if (s !== sock) s.on("error", failed);
+        if (s !== sock) {
+          s.on("error", failed);
+          conn.socket = s;
+        }
         // No FIN after it, as libpq: a pooler (ours) reads one as the client giving up, and would
         // close at once rather than once it has acted, which is what the close must say.
         s.write(cancelRequest(key.pid, key.secret));
@@ -58,8 +82,10 @@ export function sendCancelRequest(
       },
     ),
   );
+  const conn = new CancelConnection(sock, target);
   applyKeepalive(sock, target.keepalive);
   sock.on("error", failed);
   sock.setTimeout(timeoutMs, () => sock.destroy());
   sock.once("close", done);
+  return conn;
 }

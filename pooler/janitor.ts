@@ -127,7 +127,8 @@ export class Janitor {
    */
   private endForTimeout(client: ClientConnection, code: string, message: string): void {
     // the server is closed with the client then (a request under way): the cancel hits no one else
-    if (client.server !== null && client.queryStartedAt > 0) this.pooler.sendCancel(client.server);
+    if (client.server !== null && client.pool !== null && client.queryStartedAt > 0)
+      this.pooler.sendCancel(client.pool, client.server);
     client.refuse(code, message);
   }
 
@@ -157,7 +158,7 @@ export class Janitor {
     // cancel too: a closed socket alone leaves a slow statement running past the pool's size.
     for (const server of pool.used) {
       if (!over(now, server.usedSince, pool.settings.connectTimeout)) continue;
-      this.pooler.sendCancel(server);
+      this.pooler.sendCancel(pool, server);
       server.close(`no answer to the pooler's own query within server_connect_timeout`);
     }
     // SET default_pool_size (or RELOAD) made the pool smaller: the oldest idle servers above the

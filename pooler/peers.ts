@@ -81,7 +81,15 @@ export class PeerForwarder {
     if (peer === undefined) return drop("could not find peer to forward cancel request to");
     const cancels = this.cancelsOf(peer.id);
     // secret - 1 decrements the TTL bits alone: they are not 0
-    const key: Forward = { pid, secret: secret - 1, since: now(), done, pool: null, waiting: false };
+    const key: Forward = {
+      pid,
+      secret: secret - 1,
+      since: now(),
+      done,
+      pool: null,
+      connection: null,
+      waiting: false,
+    };
     if (cancels.active < this.poolSize(peer)) {
       this.send(peer, cancels, key);
       return key;
@@ -93,6 +101,18 @@ export class PeerForwarder {
     key.waiting = true;
     cancels.waiting.push(key);
     return key;
+  }
+
+  /**
+   * A request still waiting for its turn whose client has left goes no further: PgBouncer drops a
+   * waiting cancel request with its client.
+   */
+  withdraw(held: HeldCancel): void {
+    if (!held.waiting) return;
+    for (const cancels of this.byPeer.values()) {
+      const at = cancels.waiting.indexOf(held as Forward);
+      if (at >= 0) cancels.waiting.splice(at, 1);
+    }
   }
 
   rows(): PeerPoolRow[] {
@@ -182,8 +202,9 @@ export class PeerForwarder {
   private dropExpired(waiting: Forward[]): number {
     const limit = now() - this.host.cancelTimeoutMs;
     let n = 0;
-    while (n < waiting.length && waiting[n]!.since <= limit) waiting[n++]!.done();
-    waiting.splice(0, n);
+    while (n < waiting.length && waiting[n]!.since <= limit) n++;
+    // out of the queue first: each done() closes a client, which would withdraw it
+    for (const dropped of waiting.splice(0, n)) dropped.done();
     return n;
   }
 }

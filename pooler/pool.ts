@@ -2,6 +2,7 @@
 // servers, the FIFO queue of clients waiting for one, and the limits. This is the only place where
 // servers change state and move between lists.
 import type net from "node:net";
+import type { CancelConnection } from "./cancel-request.ts";
 import { now } from "./clock.ts";
 import type { DatabaseDef, PoolMode } from "./config/types.ts";
 import type { ServerTls } from "./config/tls.ts";
@@ -120,6 +121,8 @@ export class Pool {
   readonly used = new Set<ServerConnection>();
   /** Servers free again but with a cancel request still on its way to them (SHOW POOLS' sv_being_canceled). */
   readonly beingCanceled = new Set<ServerConnection>();
+  /** Cancel requests' own connections to this pool's PostgreSQL, open until it has acted (sv_active_cancel). */
+  readonly cancels = new Set<CancelConnection>();
   readonly login = new Set<ServerConnection>();
   /** Servers of `used` running server_check_query, each for a waiting client. */
   private checking = 0;

@@ -3,7 +3,7 @@
 import { SqlConsole, type AdminConsole } from "./admin/console.ts";
 import { AuthFileWatch } from "./auth-file-watch.ts";
 import { lookupByAuthQuery } from "./auth-query.ts";
-import type { HeldCancel } from "./cancel-request.ts";
+import type { CancelConnection, HeldCancel } from "./cancel-request.ts";
 import type { ClientConnection, ClientHost } from "./client.ts";
 import { ADMIN_DB } from "./client-login.ts";
 import { ClientCounts, type ClientLimit } from "./client-limits.ts";
@@ -299,23 +299,33 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     }
     client.cancelsSent++;
     server.cancelsInFlight++;
-    this.sendCancel(server, () => {
+    const connection = this.sendCancel(pool, server, () => {
       pool.cancelFinished(server);
       done();
     });
-    return { pool, waiting: false };
+    return { pool, connection, waiting: false };
   }
 
-  /** A CancelRequest for `server`'s backend; `done` once PostgreSQL has closed its connection. */
-  sendCancel(server: ServerConnection, done: () => void = () => undefined): void {
-    server.sendCancel(
+  /**
+   * A CancelRequest for `server`'s backend, its connection one of `pool`'s until PostgreSQL has
+   * closed it, whether or not a client still waits on it; `done` then.
+   */
+  sendCancel(pool: Pool, server: ServerConnection, done: () => void = () => undefined): CancelConnection {
+    const connection = server.sendCancel(
       this.cancelTimeoutMs,
       (err) => this.log.warn({ err: socketErrorText(err) }, "could not forward cancel request"),
-      done,
+      () => {
+        pool.cancels.delete(connection);
+        done();
+      },
     );
+    pool.cancels.add(connection);
+    return connection;
   }
 
   clientClosed(client: ClientConnection): void {
+    const held = client.heldCancel;
+    if (held !== null) this.peers.withdraw(held);
     this.clients.delete(client);
   }
 

@@ -4,7 +4,7 @@
 import net from "node:net";
 import { now } from "./clock.ts";
 import { tlsRequired } from "./config/index.ts";
-import { sendCancelRequest, type CancelTarget } from "./cancel-request.ts";
+import { sendCancelRequest, type CancelConnection, type CancelTarget } from "./cancel-request.ts";
 import { Block, Connection } from "./connection.ts";
 import { pinnedLookup } from "./dns-cache.ts";
 import { applyKeepalive } from "./keepalive.ts";
@@ -543,7 +543,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * too when this one uses it, or the mode requires it: a server may accept only TLS); `done` once that
    * connection has closed, or after `timeoutMs`.
    */
-  sendCancel(timeoutMs: number, failed: (err: Error) => void, done: () => void): void {
+  sendCancel(timeoutMs: number, failed: (err: Error) => void, done: () => void): CancelConnection {
     const key = { pid: this.backendPid, secret: this.backendSecret };
     // To the address this server is connected to: a host name may stand for several PostgreSQL
     // servers (DNS round robin), and looking it up again gives the next one, which would ignore
@@ -556,10 +556,15 @@ export class ServerConnection extends Connection implements FrameVisitor {
     // A server that refused TLS where the mode allows that gets its cancel in plain text, as
     // PgBouncer sends every cancel: asking again would cost a round trip before the cancel leaves.
     const plain = this.target.tls !== null && !tlsRequired(this.target.tls.mode) && !isTls(this.socket);
-    sendCancelRequest({ ...this.target, lookup, tls: plain ? null : this.target.tls }, key, timeoutMs, {
-      failed,
-      done,
-    });
+    return sendCancelRequest(
+      { ...this.target, lookup, tls: plain ? null : this.target.tls },
+      key,
+      timeoutMs,
+      {
+        failed,
+        done,
+      },
+    );
   }
 
   // ---- the pooler's own queries ----

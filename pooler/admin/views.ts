@@ -6,7 +6,7 @@
 // clients are the console sessions.
 import v8 from "node:v8";
 import { ADMIN_DB } from "../client-login.ts";
-import type { HeldCancel } from "../cancel-request.ts";
+import type { CancelConnection, HeldCancel } from "../cancel-request.ts";
 import type { ClientConnection } from "../client.ts";
 import * as clock from "../clock.ts";
 import type { Connection } from "../connection.ts";
@@ -255,7 +255,8 @@ export function poolRows(pooler: Pooler): PoolRow[] {
       cl_active_cancel_req: held,
       cl_waiting_cancel_req: 0,
       sv_active: pool.active.size,
-      sv_active_cancel: held,
+      // open until PostgreSQL closes it, whether or not its client is still there, as PgBouncer 1.18's
+      sv_active_cancel: pool.cancels.size,
       sv_being_canceled: pool.beingCanceled.size,
       sv_idle: pool.idle.length,
       // PgBouncer's "used" servers await server_check_query; ours that are being reset or rolled
@@ -385,7 +386,12 @@ function clientRow(c: ClientConnection, now: number, listenPort: number): Socket
   if (held !== null) {
     const state = held.waiting ? "waiting_cancel_req" : "active_cancel_req";
     const database = held.pool?.db.name ?? "";
-    return socketRow(c, { type: "C", user: "(nouser)", database, state }, c.unixSocket ? listenPort : null);
+    const row = socketRow(
+      c,
+      { type: "C", user: "(nouser)", database, state },
+      c.unixSocket ? listenPort : null,
+    );
+    return { ...row, link: held.connection ? ptr(held.connection) : "" };
   }
   const waiting = c.waitStart > 0;
   // queued: to the microsecond; else waiting for its server's parameter sync, in whole ms
@@ -418,26 +424,49 @@ const SERVER_STATE: Record<ServerState, string> = {
   closed: "closed",
 };
 
+/**
+ * Pool by pool in PgBouncer 1.18's order: its servers, then the cancel requests' own connections
+ * (active_cancel, linked to the client whose request it carries while that one waits), then the
+ * servers free but for a cancel on its way (being_canceled).
+ */
 export function serverRows(pooler: Pooler): SocketRow[] {
+  const heldBy = new Map<CancelConnection, ClientConnection>();
+  for (const c of pooler.clients) {
+    const connection = c.heldCancel?.connection;
+    if (connection) heldBy.set(connection, c);
+  }
   const rows: SocketRow[] = [];
   for (const pool of sortedPools(pooler)) {
-    for (const server of pool.allServers()) rows.push(serverRow(pool, server));
+    for (const server of pool.allServers())
+      if (!pool.beingCanceled.has(server)) rows.push(serverRow(pool, server, SERVER_STATE[server.state]));
+    for (const conn of pool.cancels) {
+      const client = heldBy.get(conn);
+      rows.push({ ...serverSocketRow(pool, conn, "active_cancel"), link: client ? ptr(client) : "" });
+    }
+    for (const server of pool.beingCanceled) rows.push(serverRow(pool, server, "being_canceled"));
   }
   return rows;
 }
 
-function serverRow(pool: Pool, server: ServerConnection): SocketRow {
-  const client = server.client as ClientConnection | null;
-  const { host, port } = server.target;
+/** A connection to `pool`'s PostgreSQL, at its target's address when a Unix socket has none. */
+function serverSocketRow(
+  pool: Pool,
+  conn: Connection & { target: { host: string; port: number } },
+  state: string,
+): SocketRow {
+  const { host, port } = conn.target;
   const row = socketRow(
-    server,
-    { type: "S", user: pool.user, database: pool.db.name, state: SERVER_STATE[server.state] },
+    conn,
+    { type: "S", user: pool.user, database: pool.db.name, state },
     isSocketDir(host) ? port : null,
   );
+  return { ...row, addr: row.addr || host, port: row.port || port };
+}
+
+function serverRow(pool: Pool, server: ServerConnection, state: string): SocketRow {
+  const client = server.client as ClientConnection | null;
   return {
-    ...row,
-    addr: row.addr || host,
-    port: row.port || port,
+    ...serverSocketRow(pool, server, state),
     close_needed: server.closeNeeded ? 1 : 0,
     link: client ? ptr(client) : "",
     remote_pid: server.backendPid,
@@ -490,7 +519,8 @@ export function socketBufferRows(pooler: Pooler, busyOnly: boolean): SocketBuffe
   }
   for (const pool of sortedPools(pooler)) {
     for (const server of pool.allServers()) {
-      const list = (): void => add(server, serverRow(pool, server), SERVER_LIST[server.state]);
+      const list = (): void =>
+        add(server, serverRow(pool, server, SERVER_STATE[server.state]), SERVER_LIST[server.state]);
       listed.push({ database: pool.db.name, user: pool.user, list });
     }
   }

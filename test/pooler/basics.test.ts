@@ -239,19 +239,63 @@ describe("transaction pooling", () => {
     });
   });
 
+  it("lists a cancel request's own connection to PostgreSQL in SHOW SERVERS as PgBouncer 1.18: active_cancel, linked to its client, before the server it cancels", async () => {
+    // PgBouncer 1.18, measured: its pool's user and database, the server's address, remote_pid 0,
+    // link the held request's ptr (whose own link is this row's), then the server being_canceled
+    await withHeldCancel(1000, async ({ admin, closed }) => {
+      const servers = (await admin.query("SHOW SERVERS")).rows;
+      const held = (await admin.query("SHOW CLIENTS")).rows.find((r) => r.state === "active_cancel_req");
+      expect(servers.map((r) => [r.type, r.user, r.database, r.state, r.remote_pid > 0])).toEqual([
+        ["S", "postgres", "app", "active_cancel", false],
+        ["S", "postgres", "app", "being_canceled", true],
+      ]);
+      const [cancel, canceled] = servers;
+      expect([cancel.addr, cancel.port, cancel.link]).toEqual([canceled.addr, canceled.port, held?.ptr]);
+      expect(held?.link).toBe(cancel.ptr);
+      await closed;
+      expect((await admin.query("SHOW SERVERS")).rows.map((r) => r.state)).toEqual(["idle"]);
+    });
+  });
+
+  it("a cancel request whose client hung up leaves SHOW CLIENTS and cl_active_cancel_req at once; its connection to PostgreSQL stays in SHOW SERVERS and sv_active_cancel until closed, as PgBouncer 1.18's", async () => {
+    // PgBouncer 1.18, measured the same; it also makes the server being canceled idle at the
+    // hang-up (ours waits for PostgreSQL to take the cancel, as for any cancel), and when the
+    // cancel's connection then closes it exits: "FATAL disconnect_client(): bad client state: 0"
+    await withHeldCancel(
+      1500,
+      async ({ admin }) => {
+        const rows = async (what: string): Promise<Record<string, unknown>[]> =>
+          (await admin.query(`SHOW ${what}`)).rows;
+        const pool = async (): Promise<Record<string, unknown> | undefined> =>
+          (await rows("POOLS")).find((r) => r.database === "app");
+        expect(await pool()).toMatchObject({ cl_active_cancel_req: 0, sv_active_cancel: 1 });
+        expect((await rows("CLIENTS")).map((r) => r.state)).toEqual(["idle", "idle"]);
+        expect((await rows("SERVERS")).map((r) => [r.state, r.link])).toEqual([
+          ["active_cancel", ""],
+          ["being_canceled", ""],
+        ]);
+        await waitFor(async () => (await pool())?.sv_active_cancel === 0, "the cancel's connection to close");
+        expect((await rows("SERVERS")).map((r) => r.state)).toEqual(["idle"]);
+      },
+      { hangUpMs: 100 },
+    );
+  });
+
   it("SHOW POOLS counts a held cancel request until its connection closes, though the server it cancels is gone", async () => {
     // as PgBouncer's, whose cancel request and its connection to PostgreSQL are objects of their own
     await withHeldCancel(2000, async ({ admin, closed }) => {
       const pool = async (): Promise<Record<string, unknown> | undefined> =>
         (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
-      const [server] = (await admin.query("SHOW SERVERS")).rows;
+      const states = async (): Promise<unknown[]> =>
+        (await admin.query("SHOW SERVERS")).rows.map((r) => r.state);
+      const server = (await admin.query("SHOW SERVERS")).rows.find((r) => r.state === "being_canceled");
       const direct = await connect(inject("pgAppUrl"));
       try {
         await direct.query("SELECT pg_terminate_backend($1)", [server.remote_pid]);
       } finally {
         await direct.end();
       }
-      await waitFor(async () => (await admin.query("SHOW SERVERS")).rows.length === 0, "the server to close");
+      await waitFor(async () => (await states()).join() === "active_cancel", "the server to close");
       expect(await pool()).toMatchObject({ cl_active_cancel_req: 1, sv_active_cancel: 1 });
       await closed;
       expect(await pool()).toMatchObject({ cl_active_cancel_req: 0, sv_active_cancel: 0 });
@@ -472,12 +516,13 @@ interface HeldCancel {
 /**
  * A pooler whose PostgreSQL answers each new connection `holdMs` late, its cancel connections' close
  * too: `fn` runs 300 ms after a client's CancelRequest for its running pg_sleep was sent, while the
- * pooler holds that request's connection. `clientLoginTimeout` (s) is SET once the client is in.
+ * pooler holds that request's connection. `clientLoginTimeout` (s) is SET once the client is in;
+ * `hangUpMs`: the request's client closes its connection that long after sending it.
  */
 async function withHeldCancel(
   holdMs: number,
   fn: (held: HeldCancel) => Promise<void>,
-  { clientLoginTimeout }: { clientLoginTimeout?: number } = {},
+  { clientLoginTimeout, hangUpMs = 15_000 }: { clientLoginTimeout?: number; hangUpMs?: number } = {},
 ): Promise<void> {
   const to = new URL(inject("pgAppUrl"));
   const slow = await relay(
@@ -501,7 +546,7 @@ async function withHeldCancel(
         const slept = errorOf(c.query("SELECT pg_sleep(10)"));
         await new Promise((r) => setTimeout(r, holdMs + 500));
         const started = Date.now();
-        const closed = rawExchange(q.port, cancelRequest(pid, secret), 15_000).then((b) => ({
+        const closed = rawExchange(q.port, cancelRequest(pid, secret), hangUpMs).then((b) => ({
           ms: Date.now() - started,
           bytes: b.length,
         }));

@@ -179,7 +179,11 @@ describe("peering", () => {
 
   it("forwards no more at once than the peer's pool_size, and the rest in turn", async () => {
     const keys = [0x100, 0x200, 0x300].map((n) => ({ ...keyFor(4), secret: n | CANCEL_TTL_MASK }));
-    for (const k of keys) await rawExchange(a.port, cancelRequest(k.pid, k.secret), 50);
+    // their clients stay: one that leaves takes its waiting request with it (next test)
+    for (const k of keys) {
+      void rawExchange(a.port, cancelRequest(k.pid, k.secret), 5000);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     await waitFor(() => stalled.length === 1 && stalled[0]!.bytes.length > 0, "the first forward");
     // with TCP keepalive, as PgBouncer tunes every socket it opens: once its request is
     // acknowledged (until then ss shows the retransmit timer), the kernel's timer is the keepalive one
@@ -207,6 +211,30 @@ describe("peering", () => {
       const row = (await show(a, "PEER_POOLS")).find((r) => r.peer_id === 4);
       return row?.cl_active_cancel_req === 0;
     }, "the last forward to time out");
+  });
+
+  it("forwards no waiting request whose client has left, as PgBouncer drops a waiting cancel request with its client", async () => {
+    const first = stalled.length;
+    const [kept, left, next] = [0x800, 0x900, 0xa00].map((n) => ({
+      ...keyFor(4),
+      secret: n | CANCEL_TTL_MASK,
+    }));
+    void rawExchange(a.port, cancelRequest(kept!.pid, kept!.secret), 5000);
+    await waitFor(() => stalled.length > first && stalled[first]!.bytes.length > 0, "the first forward");
+    // waiting for the first to be done: the second's client hangs up meanwhile
+    await rawExchange(a.port, cancelRequest(left!.pid, left!.secret), 100);
+    void rawExchange(a.port, cancelRequest(next!.pid, next!.secret), 5000);
+    await waitFor(async () => {
+      const row = (await show(a, "PEER_POOLS")).find((r) => r.peer_id === 4);
+      return row?.cl_waiting_cancel_req === 1;
+    }, "only the third waiting");
+    stalled[first]!.socket.destroy();
+    await waitFor(
+      () => stalled.length > first + 1 && stalled[first + 1]!.bytes.length > 0,
+      "the next forward",
+    );
+    expect(Buffer.concat(stalled[first + 1]!.bytes)).toEqual(cancelRequest(next!.pid, next!.secret - 1));
+    stalled[first + 1]!.socket.destroy();
   });
 
   it("drops a request that waited cancel_wait_timeout for its turn: late, it would hit a later query", async () => {
