@@ -4,6 +4,7 @@
 // histograms PgBouncer cannot give are added: how long clients wait for a server and how long
 // transactions take.
 import http from "node:http";
+import { setImmediate } from "node:timers/promises";
 import type net from "node:net";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { PGBOUNCER_VERSION } from "./version.ts";
@@ -193,6 +194,7 @@ function labelsOf<R>(row: R, names: readonly (keyof R & string)[]): Labels {
 export class MetricsServer {
   private readonly registry = new Registry();
   private current: Snapshot | null = null;
+  private rendering: Promise<string> | null = null;
   private readonly waitHistogram: Histogram<"database" | "user">;
   private readonly xactHistogram: Histogram<"database" | "user">;
 
@@ -280,14 +282,35 @@ export class MetricsServer {
       return;
     }
     try {
-      const body = await this.registry.metrics();
+      const body = await this.render();
       res.writeHead(200, { "Content-Type": this.registry.contentType }).end(body);
     } catch (err) {
       this.pooler.log.error({ err }, "metrics scrape failed");
       res.writeHead(500, { "Content-Type": "text/plain" }).end("metrics scrape failed\n");
-    } finally {
-      this.current = null;
     }
+  }
+
+  /** Scrapes that come while one is made get its body, read from the same snapshot. */
+  private render(): Promise<string> {
+    this.rendering ??= this.renderFamilies().finally(() => {
+      this.current = null;
+      this.rendering = null;
+    });
+    return this.rendering;
+  }
+
+  /**
+   * registry.metrics()'s text, one metric family at a time with the event loop let go between them:
+   * with thousands of pools a scrape is seconds of CPU, which registry.metrics() spends in one go
+   * while every client waits (5,000 pools: a SELECT 1 held up 2 s).
+   */
+  private async renderFamilies(): Promise<string> {
+    const families: string[] = [];
+    for (const { name } of this.registry.getMetricsAsArray()) {
+      families.push(await this.registry.getSingleMetricAsString(name));
+      await setImmediate();
+    }
+    return `${families.join("\n\n")}\n`;
   }
 
   private snapshot(): Snapshot {

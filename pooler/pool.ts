@@ -475,6 +475,16 @@ export class Pool {
     );
   }
 
+  /**
+   * Under max_db_connections or max_user_connections (per database and per user, so every pool of
+   * its database or user agrees). Without either, the default, no server of another pool matters
+   * here, and the registry's walks over every pool are skipped: with thousands of pools (a database
+   * per tenant) they made each server's launch and close cost as much as all the pools.
+   */
+  private get sharesLimits(): boolean {
+    return this.settings.maxDbConnections > 0 || this.settings.maxUserConnections > 0;
+  }
+
   /** `evict`: for clients waiting (not min_pool_size), a shared limit may evict another pool's idle server. */
   canLaunch(withReserve: boolean, evict = false): boolean {
     if (this.paused || Date.now() < this.loginRetry.retryAfter) return false;
@@ -491,6 +501,7 @@ export class Pool {
    * here is still no.
    */
   private sharedLimitsAllow(evict: boolean): boolean {
+    if (!this.sharesLimits) return true;
     const { maxDbConnections, maxUserConnections } = this.settings;
     const { db, user } = this.registry.serverCount(this.db.name, this.user);
     const dbFull = maxDbConnections > 0 && db >= maxDbConnections;
@@ -698,7 +709,7 @@ export class Pool {
       },
       "server closed",
     );
-    this.registry.serverSlotFreed(this.db.name, this.user);
+    if (this.sharesLimits) this.registry.serverSlotFreed(this.db.name, this.user);
     this.dispatch();
   }
 

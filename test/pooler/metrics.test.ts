@@ -213,6 +213,27 @@ describe("/metrics", () => {
     expect(waits.buckets.get("0.05")).toBeLessThan(waits.count);
   });
 
+  // With thousands of pools a scrape is seconds of CPU (5,000 pools: 2 s), which made in one go held
+  // up every client that long; the pooler runs in this process, so its event loop is this one
+  it("lets the event loop turn between metric families while it renders a scrape", async () => {
+    let turns = 0;
+    let scraping = true;
+    const turn = (): void => {
+      turns++;
+      if (scraping) setImmediate(turn);
+    };
+    setImmediate(turn);
+    const { families } = await scrape(metricsUrl).finally(() => (scraping = false));
+    expect(turns).toBeGreaterThanOrEqual(families.size);
+  });
+
+  it("gives scrapes that come together one body, read from one snapshot", async () => {
+    const [a, b] = await Promise.all([scrape(metricsUrl), scrape(metricsUrl)]);
+    // the process' CPU seconds differ between any two renderings
+    expect(a.text).toContain("process_cpu_user_seconds_total");
+    expect(b.text).toBe(a.text);
+  });
+
   it("serves nothing but /metrics", async () => {
     const res = await fetch(metricsUrl.replace("/metrics", "/"));
     expect(res.status).toBe(404);
