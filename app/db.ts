@@ -16,17 +16,32 @@ export interface Database {
 /** The session store runs one query per request at most; a couple of connections are plenty. */
 const SESSION_POOL_MAX = 2;
 
+/**
+ * How long a request waits for a connection of the app's pools (a free one, or a new one's login)
+ * before it is a 503: Prisma's own pool gave up after 10 s (pool_timeout, P2024), pg's waits
+ * forever, so a paused or frozen pooler would queue every request for as long as it lasts.
+ */
+export const CONNECTION_WAIT_MS = 10_000;
+
 export function connectDatabase(
   config: Pick<DatabaseConfig, "databaseUrl" | "databaseSchema" | "dbPoolMax">,
   onPoolError: (err: Error) => void = () => {},
 ): Database {
   const prisma = new PrismaClient({
     adapter: new PrismaPg(
-      { connectionString: config.databaseUrl, max: config.dbPoolMax },
+      {
+        connectionString: config.databaseUrl,
+        max: config.dbPoolMax,
+        connectionTimeoutMillis: CONNECTION_WAIT_MS,
+      },
       { schema: config.databaseSchema },
     ),
   });
-  const sessionPool = new pg.Pool({ connectionString: config.databaseUrl, max: SESSION_POOL_MAX });
+  const sessionPool = new pg.Pool({
+    connectionString: config.databaseUrl,
+    max: SESSION_POOL_MAX,
+    connectionTimeoutMillis: CONNECTION_WAIT_MS,
+  });
   // An idle connection dropped by the pooler or PostgreSQL must not crash the process.
   sessionPool.on("error", onPoolError);
   return {

@@ -56,6 +56,9 @@ export async function createSchema(directUrl: string): Promise<{ name: string; d
   };
 }
 
+/** DB_POOL_MAX of the harness's app. */
+export const HARNESS_POOL_MAX = 4;
+
 export interface Harness {
   app: Express;
   db: Database;
@@ -81,7 +84,11 @@ export interface HarnessOptions {
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
   const database = options.database ?? (await appDatabase());
   const schema = await createSchema(database.directUrl);
-  const db = connectDatabase({ databaseUrl: database.url, databaseSchema: schema.name, dbPoolMax: 4 });
+  const db = connectDatabase({
+    databaseUrl: database.url,
+    databaseSchema: schema.name,
+    dbPoolMax: HARNESS_POOL_MAX,
+  });
   const poolerMonitor = new PoolerMonitor(
     options.poolerMonitor ?? { adminUrl: poolerConsoleUrl(database.url) },
   );
