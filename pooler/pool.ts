@@ -188,12 +188,16 @@ export class Pool {
     return this.idle.length + this.active.size + this.used.size + this.login.size + this.beingCanceled.size;
   }
 
-  /** Nothing uses or waits for this pool: it can be dropped without anyone noticing but its stats. */
+  /**
+   * Nothing uses or waits for this pool: it can be dropped without anyone noticing but its stats. A
+   * cancel request's connection still open is one of its servers in SHOW SERVERS and POOLS.
+   */
   get unused(): boolean {
     return (
       this.clientCount === 0 &&
       this.waiting.length === 0 &&
       this.serverCount === 0 &&
+      this.cancels.size === 0 &&
       this.welcomeWaiters.length === 0 &&
       this.retryTimer === null
     );

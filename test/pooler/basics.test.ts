@@ -288,18 +288,31 @@ describe("transaction pooling", () => {
         (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
       const states = async (): Promise<unknown[]> =>
         (await admin.query("SHOW SERVERS")).rows.map((r) => r.state);
-      const server = (await admin.query("SHOW SERVERS")).rows.find((r) => r.state === "being_canceled");
-      const direct = await connect(inject("pgAppUrl"));
-      try {
-        await direct.query("SELECT pg_terminate_backend($1)", [server.remote_pid]);
-      } finally {
-        await direct.end();
-      }
+      await terminateBeingCanceled(admin);
       await waitFor(async () => (await states()).join() === "active_cancel", "the server to close");
       expect(await pool()).toMatchObject({ cl_active_cancel_req: 1, sv_active_cancel: 1 });
       await closed;
       expect(await pool()).toMatchObject({ cl_active_cancel_req: 0, sv_active_cancel: 0 });
     });
+  });
+
+  it("pool_idle_timeout does not free a pool whose cancel request's connection to PostgreSQL is still open: SHOW POOLS and SERVERS go on listing it", async () => {
+    // its clients gone and the server it cancels closed, the cancel's connection is all the pool has
+    await withHeldCancel(
+      4000,
+      async ({ client, admin, closed }) => {
+        await terminateBeingCanceled(admin);
+        const pool = async (): Promise<Record<string, unknown> | undefined> =>
+          (await admin.query("SHOW POOLS")).rows.find((r) => r.database === "app");
+        await client.end();
+        // past pool_idle_timeout (1 s) and a janitor's tick, the cancel still held (4 s)
+        await new Promise((r) => setTimeout(r, 2000));
+        expect(await pool()).toMatchObject({ sv_active_cancel: 1 });
+        expect((await admin.query("SHOW SERVERS")).rows.map((r) => r.state)).toEqual(["active_cancel"]);
+        await closed;
+      },
+      { hangUpMs: 100, set: { pool_idle_timeout: 1 } },
+    );
   });
 
   it("a held cancel request outlasts client_login_timeout, as PgBouncer 1.18's (closed at it, its late cancel would hit the next query)", async () => {
@@ -312,7 +325,7 @@ describe("transaction pooling", () => {
         expect(ms).toBeGreaterThanOrEqual(1900);
         expect((await slept).code).toBe("57014");
       },
-      { clientLoginTimeout: 1 },
+      { set: { client_login_timeout: 1 } },
     );
   });
 
@@ -506,6 +519,8 @@ const describeRaces = (r: Races): string => `A's queries canceled ${r.a}, B's ${
 
 interface HeldCancel {
   q: TestPooler;
+  /** The client whose query the request cancels. */
+  client: pg.Client;
   admin: pg.Client;
   /** When the cancel request's connection closed (ms after it was sent), and the bytes written on it. */
   closed: Promise<{ ms: number; bytes: number }>;
@@ -513,16 +528,27 @@ interface HeldCancel {
   slept: Promise<Error & { code?: string }>;
 }
 
+/** Ends the backend of the server SHOW SERVERS lists as being_canceled, from a connection of its own. */
+async function terminateBeingCanceled(admin: pg.Client): Promise<void> {
+  const server = (await admin.query("SHOW SERVERS")).rows.find((r) => r.state === "being_canceled");
+  const direct = await connect(inject("pgAppUrl"));
+  try {
+    await direct.query("SELECT pg_terminate_backend($1)", [server.remote_pid]);
+  } finally {
+    await direct.end();
+  }
+}
+
 /**
  * A pooler whose PostgreSQL answers each new connection `holdMs` late, its cancel connections' close
  * too: `fn` runs 300 ms after a client's CancelRequest for its running pg_sleep was sent, while the
- * pooler holds that request's connection. `clientLoginTimeout` (s) is SET once the client is in;
+ * pooler holds that request's connection. `set`: console SETs made once the client is in;
  * `hangUpMs`: the request's client closes its connection that long after sending it.
  */
 async function withHeldCancel(
   holdMs: number,
   fn: (held: HeldCancel) => Promise<void>,
-  { clientLoginTimeout, hangUpMs = 15_000 }: { clientLoginTimeout?: number; hangUpMs?: number } = {},
+  { set = {}, hangUpMs = 15_000 }: { set?: Record<string, number>; hangUpMs?: number } = {},
 ): Promise<void> {
   const to = new URL(inject("pgAppUrl"));
   const slow = await relay(
@@ -540,8 +566,7 @@ async function withHeldCancel(
       const [c, admin] = await Promise.all([connect(q.url()), connect(q.url("pgbouncer"))]);
       c.on("error", () => undefined);
       try {
-        if (clientLoginTimeout !== undefined)
-          await admin.query(`SET client_login_timeout = ${clientLoginTimeout}`);
+        for (const [name, value] of Object.entries(set)) await admin.query(`SET ${name} = ${value}`);
         const { pid, secret } = cancelKeyOf(c);
         const slept = errorOf(c.query("SELECT pg_sleep(10)"));
         await new Promise((r) => setTimeout(r, holdMs + 500));
@@ -551,7 +576,7 @@ async function withHeldCancel(
           bytes: b.length,
         }));
         await new Promise((r) => setTimeout(r, 300));
-        await fn({ q, admin, closed, slept });
+        await fn({ q, client: c, admin, closed, slept });
       } finally {
         await Promise.allSettled([c.end(), admin.end()]);
       }
