@@ -52,6 +52,8 @@ export interface FuzzCase {
 }
 
 const WAIT_MS = 5000;
+/** The content type of a TLS record carrying a handshake: a ClientHello's first byte. */
+const TLS_HANDSHAKE_RECORD = 0x16;
 
 export function makeCase(target: TargetName, rng: Rng, logins: FuzzLogins): FuzzCase {
   switch (target) {
@@ -154,6 +156,9 @@ function startupCase(rng: Rng, l: FuzzLogins): FuzzCase {
   if (rng.chance(0.15)) packet = mutateBytes(rng, packet);
   const trailing = rng.chance(0.15) ? rng.bytes(rng.range(1, 64)) : Buffer.alloc(0);
   if (framesTerminate(trailing)) mayCloseSilently = true;
+  // A first byte of 0x16 is a TLS handshake record (PostgreSQL 17's direct TLS), not a length: the
+  // TLS client it stands for could not read a plaintext ErrorResponse, so a close is the answer
+  if (sslRequests === 0 && packet[0] === TLS_HANDSHAKE_RECORD) mayCloseSilently = true;
   packet = Buffer.concat([packet, trailing]);
   const bytes = Buffer.concat([...prefix, packet]);
   return {

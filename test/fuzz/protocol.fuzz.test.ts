@@ -90,7 +90,8 @@ it(
     if (only !== undefined) for (const l of p.logs) console.log(JSON.stringify(l));
     expect(report.failures).toEqual([]);
     expect(report.healthyErrors).toEqual([]);
-    expect(report.healthyQueries).toBeGreaterThan(0);
+    // a replayed case is over before the healthy client's first query
+    if (only === undefined) expect(report.healthyQueries).toBeGreaterThan(0);
     // an internal failure is logged at level error (50) or above, never just a client's bad input
     expect(p.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
     // nothing left behind: every fuzz client is gone and no server is stuck with one
