@@ -404,7 +404,12 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
       s === undefined && alias === undefined
         ? undefined
         : (): void => {
-            if (alias !== undefined) alias.closed = false;
+            if (alias !== undefined) {
+              alias.closed = false;
+              // the name's Parses came before: it means what the first of them to succeed prepared
+              // (restored, a failed one's statement was prepared again for a Bind and failed there)
+              if (alias.decides(name, r)) return alias.answered(name, undefined, r);
+            }
             if (s !== undefined) restore(name, s, r);
           };
     if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);

@@ -441,6 +441,23 @@ const EVICTING: Record<string, Step[]> = {
         ready: 2,
       },
     ],
+  // (was: the skipped Close gave the name back the statement whose Parse had failed)
+  "a Parse behind a Sync after an error that skipped the Close of a name whose Parse failed": [
+    {
+      send: [
+        parse("a", "SELEC 1"),
+        sync(),
+        bind("", "nope"),
+        close("S", "a"),
+        sync(),
+        parse("a", "SELECT 1 AS one"),
+        bind("", "a"),
+        execute(),
+        sync(),
+      ],
+      ready: 3,
+    },
+  ],
   "a Bind behind a Sync after an error that skipped the name's own Parse gets 26000": [
     {
       send: [parse("x", "SELEC 1"), parse("a", "SELECT 5 AS five"), sync(), bind("", "a"), execute(), sync()],
