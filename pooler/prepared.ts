@@ -555,8 +555,12 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   // Where a COPY may be starting, the pooler's Close in front (of this statement if the server
   // may have it, of one evicted to make room) would be what breaks it off, and the client's Parse
   // would then be done: it goes alone, as a check.
-  const closesFirst = r.server.mayHave(s, r.replies.syncs) || r.server.size >= Math.max(1, r.capacity);
-  if (closesFirst && r.replies.length > 0 && r.replies.copyMayStart())
+  // Behind a message that may fail, a statement the server may have goes as a check too: should
+  // the error skip the Close in front and the Parse, the statement (left by a DEALLOCATE ALL that
+  // failed, an eviction skipped) would still be there under the name standing for the client's.
+  const mayHave = r.server.mayHave(s, r.replies.syncs);
+  const closesFirst = mayHave || r.server.size >= Math.max(1, r.capacity);
+  if (r.replies.length > 0 && (mayHave || (closesFirst && r.replies.copyMayStart())))
     return parseCheck(name, s, msg, span, forget, r);
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
   // behind a Sync goes under the statement's name (parseAgain).

@@ -464,6 +464,17 @@ const EVICTING: Record<string, Step[]> = {
       ready: 2,
     },
   ],
+  // (was: its Close and Parse under the statement's name skipped, the Describe found the statement
+  // the failed DEALLOCATE ALL had left there; found by the fuzzer)
+  "a Describe behind a Sync after an error that skipped the name's Parse of a statement the server may have":
+    [
+      { send: [parse("a", "SELECT 1 AS one"), sync()] },
+      { send: [query("BEGIN"), query("SELECT 1 / 0"), query("DEALLOCATE ALL"), query("ROLLBACK")], ready: 4 },
+      {
+        send: [bind("", "nope"), parse("b", "SELECT 1 AS one"), sync(), describeMsg("S", "b"), sync()],
+        ready: 2,
+      },
+    ],
   // (was: each eviction Close, dropped at once as PostgreSQL skips it, undid itself and left the
   // server full, evicting again until an array overflowed: the client was refused)
   "a Parse that would evict, sent after a Flush brought an error, is skipped": [
