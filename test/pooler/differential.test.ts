@@ -505,7 +505,40 @@ const BEHIND_COPY: Record<string, Step[]> = {
  * Found by the differential fuzzer (test/fuzz/prepared.fuzz.test.ts), not fixed yet. Remove `.fails`
  * once they pass.
  */
-const KNOWN_BUGS: Record<string, Step[]> = {};
+const KNOWN_BUGS: Record<string, Step[]> = {
+  // (FUZZ_SEED=1, round 285, only partly reduced: without its EXECUTE sq, the Close of b and the
+  // unnamed Parse it passes) a stays "SELECT 2 AS two" directly, its Describe failing for the
+  // transaction (25P02); through the pooler a is gone (26000)
+  "a Describe in a failed transaction of a name whose Close an error skipped, after a skipped second Parse of it":
+    [
+      {
+        send: [
+          query("EXECUTE sq"),
+          query("BEGIN"),
+          close("S", "b"),
+          parse("a", "SELECT 2 AS two"),
+          bind("p1", "b"),
+          describeMsg("S", "a"),
+          parse("a", "COMMIT"),
+          sync(),
+        ],
+        ready: 3,
+      },
+      {
+        send: [
+          sync(),
+          bind("", "c", ["1"]),
+          close("S", "a"),
+          bind("p1", "a", ["1", "2"]),
+          parse("a", "SELECT g FROM generate_series(1, 3) AS g"),
+          parse("", "SELECT 1 / 0 AS z"),
+          sync(),
+        ],
+        ready: 2,
+      },
+      { send: [sync(), describeMsg("S", "a"), sync()], ready: 2 },
+    ],
+};
 
 describe("the same conversations directly and through a pooler with MAX_PREPARED_STATEMENTS=1", () => {
   let p: TestPooler;
