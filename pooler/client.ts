@@ -51,6 +51,7 @@ import {
 import {
   ClientStatements,
   ServerStatements,
+  mustWait,
   routeStatementMessage,
   settleBeforeQuery,
   type StatementRoute,
@@ -191,8 +192,10 @@ export class ClientConnection
   private streamedQuery: StreamedQuery | null = null;
   /** Without statement routing: the effects of the client's statements that touch the session, by name. */
   private statementEffects: Map<string, SessionEffect> | null = null;
-  /** Bytes that arrived while the client had no server; sent once it gets one. */
+  /** Bytes that arrived while the client had no server, or kept while `stopped`; sent once it can go on. */
   private queued: Buffer[] = NO_CHUNKS;
+  /** Its input waits, from the first message in `queued`, for its server's answers (prepared.ts mustWait). */
+  stopped = false;
   /** Extended-protocol messages were sent since the last Sync: the server must stay linked. */
   private inBatch = false;
   private terminated = false;
@@ -286,6 +289,7 @@ export class ClientConnection
       case "login":
         return this.login!.read(chunk);
       case "active":
+        if (this.stopped) return this.keep(chunk);
         if (this.pool) this.pool.stats.bytesReceived += chunk.length;
         this.feed(chunk);
         return this.releaseIfOwedNothing();
@@ -528,25 +532,53 @@ export class ClientConnection
   private startForwarding(): void {
     if (this.state === "closed") return;
     this.state = "active";
+    this.feedQueued();
+  }
+
+  /** What waited for a server, or for its server's answers (stopped), is fed until it stops again. */
+  private feedQueued(): void {
+    this.stopped = false;
     const queued = this.queued;
     this.queued = NO_CHUNKS;
-    for (const chunk of queued) {
-      this.pool!.stats.bytesReceived += chunk.length;
-      this.feed(chunk);
+    for (let i = 0; i < queued.length; i++) {
+      this.pool!.stats.bytesReceived += queued[i]!.length;
+      this.feed(queued[i]!);
       if (this.state !== "active") return;
+      if (this.stopped) {
+        while (++i < queued.length) this.keep(queued[i]!);
+        return;
+      }
     }
     this.unblock(Block.Waiting);
   }
 
   private feed(chunk: Buffer): void {
+    let at: number;
     try {
-      this.scan(chunk, this);
+      at = this.scan(chunk, this);
     } catch (err) {
       this.outgoing = null;
       return this.refuse(SqlState.ProtocolViolation, (err as Error).message);
     }
+    if (this.stopped) {
+      // the held message and the rest of the chunk, counted when fed again
+      if (at < chunk.length) this.keep(chunk.subarray(at));
+      for (const kept of this.queued) this.pool!.stats.bytesReceived -= kept.length;
+      this.block(Block.Waiting);
+    }
     this.flushToServer();
     if (this.terminated) this.close("client close request");
+  }
+
+  /**
+   * The client's input stopped at a named-statement message that waits for `server`'s answers
+   * (prepared.ts mustWait): it goes on once they are in. (If the server goes back to the pool
+   * first, what was kept goes to the next one, as what arrives without a server.)
+   */
+  resumeIfAnswered(server: ServerConnection): void {
+    if (this.state !== "active" || this.server !== server || this.mustWait(this.queued[0]!)) return;
+    this.feedQueued();
+    this.releaseIfOwedNothing();
   }
 
   /**
@@ -575,7 +607,7 @@ export class ClientConnection
    * on a boundary. A scan that throws leaves it with the client, as broken as the stream.
    * Re-entrancy is safe: a client scanned while another one's scan runs finds no spare and makes one.
    */
-  private scan(chunk: Buffer, visitor: FrameVisitor): void {
+  private scan(chunk: Buffer, visitor: FrameVisitor): number {
     let scanner = this.scanner;
     if (scanner === null) {
       const { maxPacketSize, disablePqexec } = this.host.config;
@@ -587,10 +619,11 @@ export class ClientConnection
       spareScanner = null;
       this.scanner = scanner;
     }
-    scanner.feed(chunk, visitor);
-    if (!scanner.atBoundary) return;
+    const at = scanner.feed(chunk, visitor);
+    if (!scanner.atBoundary) return at;
     this.scanner = null;
     spareScanner = scanner;
+    return at;
   }
 
   private get atBoundary(): boolean {
@@ -626,7 +659,8 @@ export class ClientConnection
     }
     if (type !== Msg.Bind) return false;
     const portalEnd = prefix.indexOf(0, 5);
-    if (portalEnd < 0 || prefix.indexOf(0, portalEnd + 1) < 0) return false;
+    // (one that must wait is read whole, to be kept)
+    if (portalEnd < 0 || prefix.indexOf(0, portalEnd + 1) < 0 || this.mustWait(prefix)) return false;
     this.rewrite(type, prefix);
     return true;
   }
@@ -665,6 +699,11 @@ export class ClientConnection
       this.pool!.stats.bytesReceived -= msg.length;
       return;
     }
+    if (this.mustWait(msg)) {
+      this.stopped = true;
+      this.queued = [msg];
+      return;
+    }
     const breaksCopy = this.server!.copyIn && !this.server!.copyBroken;
     this.track(type);
     const replies = this.server!.replies;
@@ -685,6 +724,14 @@ export class ClientConnection
     this.noteEffect(type === Msg.Query ? effect : this.unroutedEffect(type, msg, effect));
     replies.push(EXPECT_OF[type]!);
     this.pass(msg);
+  }
+
+  /** Whether a client message must wait for its server's answers before it is routed (prepared.ts). */
+  private mustWait(msg: Buffer): boolean {
+    const type = msg[0]!;
+    if (type === Msg.Query || !this.routesStatements()) return false;
+    const server = this.server!;
+    return mustWait(type, msg, this.statementRoute(server, server.copyIn && !server.copyBroken));
   }
 
   /**

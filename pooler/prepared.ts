@@ -14,6 +14,9 @@
 //   server has, so PostgreSQL raises 26000 and aborts the transaction exactly as it would, and its
 //   message is given back the client's name; a second Parse of a name is let fail on the
 //   statement's own name (42P05). A failed or skipped Parse leaves no mapping behind.
+// - What the pooler cannot route without knowing whether PostgreSQL skipped an earlier message (a
+//   name's Close, behind a Sync, with nothing on the server to stand for the name) is not guessed:
+//   the client's input waits, unread, until the server has answered (mustWait).
 import crypto from "node:crypto";
 import type { SessionEffect } from "./session-state.ts";
 import { classifySql } from "./streamed-query.ts";
@@ -155,6 +158,8 @@ export class ServerStatements {
   private readonly parsing = new Map<Statement, Unanswered>();
   /** The latest of the pooler's eviction Closes of each statement still unanswered, if any. */
   private readonly evicting = new Map<Statement, Unanswered>();
+  /** Client names whose Close is unanswered with nothing here standing for them (closeUnknown). */
+  readonly closing = new Map<string, Unanswered>();
 
   constructor(private readonly registry: StatementRegistry) {}
 
@@ -264,6 +269,7 @@ export class ServerStatements {
     this.lru.clear();
     this.parsing.clear();
     this.evicting.clear();
+    this.closing.clear();
     // the checks' statements went too (the pool's DISCARD ALL, or the server is gone)
     this.checks = null;
   }
@@ -373,6 +379,11 @@ export interface StatementRoute {
  */
 export function routeStatementMessage(type: number, msg: Buffer, r: StatementRoute): void {
   const kind = EXPECT_OF[type]!;
+  // Skipped by PostgreSQL, it changes nothing: routed, the pooler's own messages for it would be
+  // undone as they are sent (an eviction's Close, undone, left the server full: evicting again
+  // without end). Reached by a message held for the server's answers (mustWait), or sent after a
+  // Flush brought the error.
+  if (r.replies.skipping) return passThrough(kind, msg, r);
   if (r.server.checks !== null) settleChecks(r);
   if ((type === Msg.Describe || type === Msg.Close) && target(msg) === "P") return passThrough(kind, msg, r);
   const span = statementNameSpan(type, msg);
@@ -393,11 +404,17 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
       s === undefined && alias === undefined
         ? undefined
         : (): void => {
-            if (alias !== undefined) alias.closed = false;
+            if (alias !== undefined) {
+              alias.closed = false;
+              // the name's Parses came before: it means what the first of them to succeed prepared
+              // (restored, a failed one's statement was prepared again for a Bind and failed there)
+              if (alias.decides(name, r)) return alias.answered(name, undefined, r);
+            }
             if (s !== undefined) restore(name, s, r);
           };
     if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);
     if (s !== undefined && alias === undefined && r.server.settled(s)) return closeBehind(name, s, r);
+    if (undo !== undefined) return closeUnknown(name, msg, span, undo, r);
     // Behind a request, which may start a COPY FROM STDIN: PostgreSQL must fail the COPY on it
     // (08P01), as directly; answered here, the COPY went on and the client's Sync was ignored.
     r.replies.push(kind, { undo });
@@ -466,6 +483,52 @@ function closeBehind(name: string, s: Statement, r: StatementRoute): void {
   r.toServer(s.close);
 }
 
+/**
+ * A Close of the client's name behind messages not answered yet that closeBehind cannot stand in
+ * for: the name's statement is not one the server has whatever fails (evicted, or prepared again,
+ * since the last Sync; or never prepared on this server), or the name's own Parse is unanswered.
+ * Should an error skip the Close, the name exists as before it, and nothing on the server can be
+ * made to stand for it now: only what was sent before the error is there. So the Close goes to the
+ * server as it is (under no server's name: it may break a COPY off, as directly), and what names
+ * the name behind the next Sync waits, unread, until the Close is answered or skipped (mustWait):
+ * then the pooler knows what the name means. (Routed at once, a Parse of it there took the name as
+ * free where PostgreSQL answered 42P05, a Bind got 26000 where it ran the statement.)
+ */
+function closeUnknown(
+  name: string,
+  msg: Buffer,
+  span: { start: number; end: number },
+  undo: () => void,
+  r: StatementRoute,
+): void {
+  const { server } = r;
+  const close = new Unanswered(r.replies.syncs);
+  server.closing.set(name, close);
+  const answered = (): void => void (server.closing.get(name) === close && server.closing.delete(name));
+  r.replies.push(Expect.Close, {
+    done: answered,
+    undo: () => {
+      undo();
+      answered();
+    },
+  });
+  r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
+}
+
+/**
+ * Whether a client's Parse, Bind, Describe or Close must wait, unread, for the server's answers:
+ * it names a name whose Close (closeUnknown) is unanswered with a Sync sent behind it, so the name
+ * exists exactly if an error skipped that Close, which the pooler cannot tell yet.
+ */
+export function mustWait(type: number, msg: Buffer, r: StatementRoute): boolean {
+  const { closing } = r.server;
+  if (closing.size === 0 || ((type === Msg.Describe || type === Msg.Close) && target(msg) === "P"))
+    return false;
+  const span = statementNameSpan(type, msg);
+  const close = closing.get(msg.toString("utf8", span.start, span.end));
+  return close !== undefined && close.syncs !== r.replies.syncs;
+}
+
 /** A Close the server skipped did not happen: the name is the client's again, unless it was reused since. */
 function restore(name: string, s: Statement, r: StatementRoute): void {
   if (r.client.get(name) === undefined) r.client.set(name, s);
@@ -492,8 +555,12 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   // Where a COPY may be starting, the pooler's Close in front (of this statement if the server
   // may have it, of one evicted to make room) would be what breaks it off, and the client's Parse
   // would then be done: it goes alone, as a check.
-  const closesFirst = r.server.mayHave(s, r.replies.syncs) || r.server.size >= Math.max(1, r.capacity);
-  if (closesFirst && r.replies.length > 0 && r.replies.copyMayStart())
+  // Behind a message that may fail, a statement the server may have goes as a check too: should
+  // the error skip the Close in front and the Parse, the statement (left by a DEALLOCATE ALL that
+  // failed, an eviction skipped) would still be there under the name standing for the client's.
+  const mayHave = r.server.mayHave(s, r.replies.syncs);
+  const closesFirst = mayHave || r.server.size >= Math.max(1, r.capacity);
+  if (r.replies.length > 0 && (mayHave || (closesFirst && r.replies.copyMayStart())))
     return parseCheck(name, s, msg, span, forget, r);
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
   // behind a Sync goes under the statement's name (parseAgain).

@@ -87,7 +87,7 @@ export class ReplyQueue {
   /** Entries whose error is rewritten: while there are any, errors are looked at. */
   private mapErrorCount = 0;
   /** The server failed an extended-protocol message and no Sync has been sent since. */
-  private skipping = false;
+  private skippingUntilSync = false;
   /** Syncs sent to the server so far: a message sent at an older count is not skipped with what is sent now. */
   syncs = 0;
 
@@ -100,6 +100,11 @@ export class ReplyQueue {
 
   get length(): number {
     return this.tail - this.head;
+  }
+
+  /** PostgreSQL skips what is sent now, up to the next Sync, without a reply: an error came, no Sync went since. */
+  get skipping(): boolean {
+    return this.skippingUntilSync;
   }
 
   /**
@@ -120,12 +125,12 @@ export class ReplyQueue {
     const afterCopyEnd = this.copyEnded;
     if (isRequest(kind)) this.copyEnded = false;
     if (kind === Expect.Sync) this.syncs++;
-    if (this.skipping) {
+    if (this.skippingUntilSync) {
       if (kind !== Expect.Sync) {
         if (owesReady(kind)) this.skipped(true);
         return special?.undo?.();
       }
-      this.skipping = false;
+      this.skippingUntilSync = false;
     }
     this.kinds[this.tail] = kind;
     this.afterCopyEnd[this.tail] = afterCopyEnd;
@@ -143,7 +148,7 @@ export class ReplyQueue {
    * ReadyForQuery messages due for requests sent untracked before it.
    */
   pushInSession(kind: ExpectKind, owed: number): void {
-    if (this.head === this.tail && !this.skipping) {
+    if (this.head === this.tail && !this.skippingUntilSync) {
       if (!isExtended(kind) && owed === 0) {
         if (isRequest(kind)) this.copyEnded = false;
         return;
@@ -198,7 +203,7 @@ export class ReplyQueue {
       if (owesReady(this.kinds[i]!)) this.skipped(untilSync);
     }
     for (let n = end - this.head; n > 0; n--) this.pop();
-    if (this.head === this.tail) this.skipping = true;
+    if (this.head === this.tail) this.skippingUntilSync = true;
   }
 
   private drain(emit: Emit): void {
@@ -324,7 +329,7 @@ export class ReplyQueue {
     this.emptied();
     this.specialCount = 0;
     this.mapErrorCount = 0;
-    this.skipping = false;
+    this.skippingUntilSync = false;
     this.copyEnded = false;
   }
 }

@@ -79,6 +79,9 @@ export class ServerError extends Error {
 /** The pooler's side of the link: a client that receives this server's replies. */
 export interface ServerPeer extends Connection {
   onServerChunkDone(server: ServerConnection): void;
+  /** Its input waits for this server's answers (prepared.ts mustWait): they may be in now. */
+  readonly stopped: boolean;
+  resumeIfAnswered(server: ServerConnection): void;
   /** The client changed a reported parameter (its own SET): it is now the client's wanted value. */
   onParameterStatus(name: string, value: string): void;
   /**
@@ -287,6 +290,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
       return;
     }
     if (this.sawReady && this.client && this.internal === null) this.client.onServerChunkDone(this);
+    if (this.client?.stopped === true && this.internal === null) this.client.resumeIfAnswered(this);
   }
 
   // ---- FrameVisitor: what the hot path reads of the server's replies ----

@@ -22,6 +22,11 @@ export interface FrameVisitor {
   mayRewrite(type: number): boolean;
   /** Passes on whatever should stand in the stream for `msg` (msg itself, something else, nothing). */
   rewrite(type: number, msg: Buffer): void;
+  /**
+   * Set by `rewrite` when it kept `msg` to be scanned again later: the scan stops right after it,
+   * at a boundary, and `feed` says where, so that the visitor keeps the rest of the chunk too.
+   */
+  readonly stopped?: boolean;
   /** Takes the next slice of the stream to pass on, in order. */
   pass(slice: Buffer): void;
   /** Whether a message of this type must be read whole; other big messages may stream through. */
@@ -91,9 +96,10 @@ export class FrameScanner {
 
   /**
    * Scans `chunk`, calling `visitor.message` for each complete message and `visitor.pass` with the
-   * slices to forward, in order. Throws ProtocolViolation on a nonsensical length.
+   * slices to forward, in order. Throws ProtocolViolation on a nonsensical length. Returns where in
+   * `chunk` it stopped: its length, unless the visitor `stopped`.
    */
-  feed(chunk: Buffer, visitor: FrameVisitor): void {
+  feed(chunk: Buffer, visitor: FrameVisitor): number {
     let pos = 0;
     const end = chunk.length;
 
@@ -108,10 +114,11 @@ export class FrameScanner {
       this.partial.push(Buffer.from(chunk.subarray(pos, pos + n)));
       this.partialLen += n;
       pos += n;
-      if (this.partialLen < this.partialTotal) return;
+      if (this.partialLen < this.partialTotal) return end;
       const msg = Buffer.concat(this.partial, this.partialTotal);
       this.partial = null;
       this.deliver(msg, visitor);
+      if (visitor.stopped === true) return pos;
     }
     if (this.headLen > 0) {
       const head = this.head!;
@@ -119,9 +126,10 @@ export class FrameScanner {
       chunk.copy(head, this.headLen, pos, pos + n);
       this.headLen += n;
       pos += n;
-      if (this.headLen < 5) return;
+      if (this.headLen < 5) return end;
       this.headLen = 0;
       pos = this.startStraddling(head, chunk, pos, visitor);
+      if (visitor.stopped === true) return pos;
     }
 
     // Complete messages inside this chunk: forwarded as one slice per run.
@@ -135,6 +143,7 @@ export class FrameScanner {
       if (visitor.mayRewrite(type)) {
         if (pos > runStart) visitor.pass(chunk.subarray(runStart, pos));
         visitor.rewrite(type, chunk.subarray(pos, msgEnd));
+        if (visitor.stopped === true) return msgEnd;
         runStart = msgEnd;
       } else {
         visitor.message(type, chunk, pos, msgEnd);
@@ -142,15 +151,16 @@ export class FrameScanner {
       pos = msgEnd;
     }
     if (pos > runStart) visitor.pass(runStart === 0 && pos === end ? chunk : chunk.subarray(runStart, pos));
-    if (pos === end) return;
+    if (pos === end) return end;
 
     if (end - pos < 5) {
       this.head ??= Buffer.allocUnsafe(5);
       chunk.copy(this.head, 0, pos, end);
       this.headLen = end - pos;
-      return;
+      return end;
     }
     this.startStraddling(chunk.subarray(pos, pos + 5), chunk, pos + 5, visitor);
+    return end;
   }
 
   /**

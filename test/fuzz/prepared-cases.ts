@@ -111,8 +111,9 @@ class Conversation {
     const send: FuzzMessage[] = [];
     // PostgreSQL reads a Query here: nothing unsynced before it
     let boundary = true;
-    // The unnamed statement is used only in the write that parsed it: it outlives the transaction,
-    // and so the link to a server, directly only (as with PgBouncer).
+    // The unnamed statement is used only in the write that parsed it, before the next Sync (behind
+    // it, an error may have skipped the Parse: the name means an older one): it outlives the
+    // transaction, and so the link to a server, directly only (as with PgBouncer).
     const names = [...NAMES];
     const items = rng.range(1, 8);
     for (let i = 0; i < items; i++) {
@@ -147,6 +148,7 @@ class Conversation {
         send.push(rng.chance(0.8) ? m.close("S", rng.pick(names)) : m.close("P", rng.pick(PORTALS)));
       } else {
         send.push(m.sync());
+        names.length = NAMES.length;
         boundary = true;
         continue;
       }

@@ -6,8 +6,8 @@
 // transaction the pooler's own Parse of an evicted statement fails in the client message's place,
 // with the same code and message), but for the one difference the README documents (sameSteps).
 // `npm run fuzz:prepared` runs it with a random seed (FUZZ_SEED, FUZZ_SECONDS; FUZZ_ROUND replays
-// one round, FUZZ_SEQUENTIAL=1 without concurrency). Not yet in the normal suite: the fixed seed
-// still finds differential.test.ts's "known bugs".
+// one round, FUZZ_SEQUENTIAL=1 without concurrency, FUZZ_ROUNDS caps the rounds). Without FUZZ_SEED,
+// as in the normal suite, the fixed seed's first SUITE_ROUNDS rounds, for at most 20 s.
 import pg from "pg";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
@@ -16,8 +16,16 @@ import { COPY_TABLE, conversation, conversationCode, type FuzzStep } from "./pre
 import { Rng, envNumber, seedFrom } from "./rng.ts";
 
 const FIXED_SEED = 20260611;
+/**
+ * The fixed seed's rounds checked clean (README), whatever the machine's speed: round 238 differs in
+ * some runs, and 682 makes PostgreSQL 13.23 crash (a backend's SIGSEGV restarts them all, and every
+ * other test file running meanwhile loses its connections).
+ */
+const SUITE_ROUNDS = 200;
+const inSuite = process.env.FUZZ_SEED === undefined;
 const seed = seedFrom(process.env.FUZZ_SEED, FIXED_SEED);
-const seconds = envNumber("FUZZ_SECONDS", 4);
+const seconds = envNumber("FUZZ_SECONDS", inSuite ? 20 : 4);
+const maxRounds = envNumber("FUZZ_ROUNDS", inSuite ? SUITE_ROUNDS : Number.MAX_SAFE_INTEGER);
 const only = process.env.FUZZ_ROUND ? envNumber("FUZZ_ROUND", 0) : undefined;
 /** FUZZ_SEQUENTIAL=1: through the pooler too, one client after another, for a replay that is the same every time. */
 const sequential = process.env.FUZZ_SEQUENTIAL === "1";
@@ -165,7 +173,7 @@ afterAll(async () => {
   await setup.end();
 });
 
-it.skipIf(process.env.FUZZ_SEED === undefined)(
+it(
   "every client receives through the pooler exactly what PostgreSQL sends it directly",
   async () => {
     console.log(`fuzz:prepared: seed ${seed} (replay with FUZZ_SEED=${seed})`);
@@ -173,7 +181,7 @@ it.skipIf(process.env.FUZZ_SEED === undefined)(
     const deadline = Date.now() + seconds * 1000;
     const failures: string[] = [];
     let rounds = 0;
-    for (let n = 0; only === undefined ? Date.now() < deadline : n <= only; n++) {
+    for (let n = 0; only === undefined ? Date.now() < deadline && n < maxRounds : n <= only; n++) {
       const roundRng = rng.fork();
       if (only !== undefined && n !== only) continue;
       const failure = await play(makeRound(roundRng), roundRng);
