@@ -161,13 +161,18 @@ function sortedPools(pooler: Pooler): Pool[] {
   );
 }
 
-/** Servers open per database and per user, in one walk: a walk per row was quadratic in pools. */
+/**
+ * Connections open to PostgreSQL per database and per user, in one walk: a walk per row was
+ * quadratic in pools. A cancel request's own connection counts, as in PgBouncer 1.18's
+ * current_connections and used_servers, though the pool limits leave it out.
+ */
 function serverCounts(pooler: Pooler): { byDatabase: Map<string, number>; byUser: Map<string, number> } {
   const byDatabase = new Map<string, number>();
   const byUser = new Map<string, number>();
   for (const pool of pooler.pools.values()) {
-    byDatabase.set(pool.db.name, (byDatabase.get(pool.db.name) ?? 0) + pool.serverCount);
-    byUser.set(pool.user, (byUser.get(pool.user) ?? 0) + pool.serverCount);
+    const open = pool.serverCount + pool.cancels.size;
+    byDatabase.set(pool.db.name, (byDatabase.get(pool.db.name) ?? 0) + open);
+    byUser.set(pool.user, (byUser.get(pool.user) ?? 0) + open);
   }
   return { byDatabase, byUser };
 }
@@ -491,7 +496,7 @@ const SERVER_LIST: Record<ServerState, string> = {
 };
 
 /**
- * SHOW SOCKETS: every client (logged in, then logging in) and server, with PgBouncer's buffer
+ * SHOW SOCKETS: every client (logged in, then logging in) and server in use, with PgBouncer's buffer
  * columns after SHOW CLIENTS' own; `busyOnly` (SHOW ACTIVE_SOCKETS) keeps those holding bytes.
  */
 export function socketBufferRows(pooler: Pooler, busyOnly: boolean): SocketBufferRow[] {
@@ -524,7 +529,9 @@ export function socketBufferRows(pooler: Pooler, busyOnly: boolean): SocketBuffe
     listed.push({ database: c.database, user: poolUser(c), list });
   }
   for (const pool of sortedPools(pooler)) {
+    // as PgBouncer 1.18's, without the servers being canceled (nor the cancels' own connections)
     for (const server of pool.allServers()) {
+      if (pool.beingCanceled.has(server)) continue;
       const list = (): void =>
         add(server, serverRow(pool, server, SERVER_STATE[server.state]), SERVER_LIST[server.state]);
       listed.push({ database: pool.db.name, user: pool.user, list });

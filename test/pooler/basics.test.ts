@@ -257,6 +257,39 @@ describe("transaction pooling", () => {
     });
   });
 
+  it("counts a cancel request's own connection to PostgreSQL among the database's and user's current_connections and SHOW LISTS' used_servers, as PgBouncer 1.18", async () => {
+    // PgBouncer 1.18, measured: app 2 (being_canceled and active_cancel), used_servers 2; its SHOW
+    // USERS has no current_connections, ours counts as its later versions' (with the database's)
+    const expected = { app: 2, used_servers: 2 };
+    await withHeldCancel(1000, async ({ admin, closed }) => {
+      expect(await serverTotals(admin)).toEqual(expected);
+      const users = (await admin.query("SHOW USERS")).rows;
+      expect(users.find((r) => r.name === "postgres")?.current_connections).toBe(2);
+      await closed;
+      expect(await serverTotals(admin)).toEqual({ app: 1, used_servers: 1 });
+    });
+    if (!hasPgBouncer()) return;
+    await withPgBouncerHeldCancel(1000, async ({ admin, closed }) => {
+      expect(await serverTotals(admin)).toEqual(expected);
+      await closed;
+    });
+  });
+
+  it("leaves a server being canceled and a cancel request's own connection out of SHOW SOCKETS, as PgBouncer 1.18", async () => {
+    const servers = async (admin: pg.Client): Promise<unknown[]> =>
+      (await admin.query("SHOW SOCKETS")).rows.filter((r) => r.type === "S").map((r) => r.state);
+    await withHeldCancel(1000, async ({ admin, closed }) => {
+      expect(await servers(admin)).toEqual([]);
+      await closed;
+      expect(await servers(admin)).toEqual(["sv_idle"]);
+    });
+    if (!hasPgBouncer()) return;
+    await withPgBouncerHeldCancel(1000, async ({ admin, closed }) => {
+      expect(await servers(admin)).toEqual([]);
+      await closed;
+    });
+  });
+
   it("a cancel request whose client hung up leaves SHOW CLIENTS and cl_active_cancel_req at once; its connection to PostgreSQL stays in SHOW SERVERS and sv_active_cancel until closed, as PgBouncer 1.18's", async () => {
     // PgBouncer 1.18, measured the same; it also makes the server being canceled idle at the
     // hang-up (ours waits for PostgreSQL to take the cancel, as for any cancel), and when the
@@ -528,6 +561,16 @@ interface HeldCancel {
   slept: Promise<Error & { code?: string }>;
 }
 
+/** SHOW DATABASES' current_connections of app and SHOW LISTS' used_servers. */
+async function serverTotals(admin: pg.Client): Promise<{ app: number; used_servers: number }> {
+  const databases = (await admin.query("SHOW DATABASES")).rows;
+  const lists = (await admin.query("SHOW LISTS")).rows;
+  return {
+    app: databases.find((r) => r.name === "app")?.current_connections,
+    used_servers: lists.find((r) => r.list === "used_servers")?.items,
+  };
+}
+
 /** Ends the backend of the server SHOW SERVERS lists as being_canceled, from a connection of its own. */
 async function terminateBeingCanceled(admin: pg.Client): Promise<void> {
   const server = (await admin.query("SHOW SERVERS")).rows.find((r) => r.state === "being_canceled");
@@ -548,40 +591,86 @@ async function terminateBeingCanceled(admin: pg.Client): Promise<void> {
 async function withHeldCancel(
   holdMs: number,
   fn: (held: HeldCancel) => Promise<void>,
-  { set = {}, hangUpMs = 15_000 }: { set?: Record<string, number>; hangUpMs?: number } = {},
+  options: HeldCancelOptions = {},
 ): Promise<void> {
+  await withSlowServer(holdMs, async (port) => {
+    const env = {
+      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
+      ADMIN_USERS: "postgres",
+    };
+    await withTestPooler(env, (q) =>
+      holdCancel(
+        (db) => q.url(db),
+        q.port,
+        holdMs,
+        (held) => fn({ q, ...held }),
+        options,
+      ),
+    );
+  });
+}
+
+/** As `withHeldCancel`, through PgBouncer 1.18 in transaction mode (our pooler's default). */
+async function withPgBouncerHeldCancel(
+  holdMs: number,
+  fn: (held: Omit<HeldCancel, "q">) => Promise<void>,
+): Promise<void> {
+  await withSlowServer(holdMs, async (port) => {
+    const b = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${port} dbname=app` },
+      { pool_mode: "transaction", admin_users: "postgres" },
+    );
+    try {
+      await holdCancel(b.url, b.port, holdMs, fn);
+    } finally {
+      await b.stop();
+    }
+  });
+}
+
+interface HeldCancelOptions {
+  set?: Record<string, number>;
+  hangUpMs?: number;
+}
+
+/** The app database behind a relay that holds each new connection's first answer `holdMs`. */
+async function withSlowServer(holdMs: number, fn: (port: number) => Promise<void>): Promise<void> {
   const to = new URL(inject("pgAppUrl"));
   const slow = await relay(
     { host: "127.0.0.1", port: 0 },
     { host: to.hostname, port: Number(to.port) },
     holdMs,
   );
-  const { port } = slow.address() as net.AddressInfo;
   try {
-    const env = {
-      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
-      ADMIN_USERS: "postgres",
-    };
-    await withTestPooler(env, async (q) => {
-      const [c, admin] = await Promise.all([connect(q.url()), connect(q.url("pgbouncer"))]);
-      c.on("error", () => undefined);
-      try {
-        for (const [name, value] of Object.entries(set)) await admin.query(`SET ${name} = ${value}`);
-        const { pid, secret } = cancelKeyOf(c);
-        const slept = errorOf(c.query("SELECT pg_sleep(10)"));
-        await new Promise((r) => setTimeout(r, holdMs + 500));
-        const started = Date.now();
-        const closed = rawExchange(q.port, cancelRequest(pid, secret), hangUpMs).then((b) => ({
-          ms: Date.now() - started,
-          bytes: b.length,
-        }));
-        await new Promise((r) => setTimeout(r, 300));
-        await fn({ q, client: c, admin, closed, slept });
-      } finally {
-        await Promise.allSettled([c.end(), admin.end()]);
-      }
-    });
+    await fn((slow.address() as net.AddressInfo).port);
   } finally {
     slow.close();
+  }
+}
+
+/** The held cancel of `withHeldCancel`, through the pooler at `url` and `port`. */
+async function holdCancel(
+  url: (db: string) => string,
+  port: number,
+  holdMs: number,
+  fn: (held: Omit<HeldCancel, "q">) => Promise<void>,
+  { set = {}, hangUpMs = 15_000 }: HeldCancelOptions = {},
+): Promise<void> {
+  const [c, admin] = await Promise.all([connect(url("app")), connect(url("pgbouncer"))]);
+  c.on("error", () => undefined);
+  try {
+    for (const [name, value] of Object.entries(set)) await admin.query(`SET ${name} = ${value}`);
+    const { pid, secret } = cancelKeyOf(c);
+    const slept = errorOf(c.query("SELECT pg_sleep(10)"));
+    await new Promise((r) => setTimeout(r, holdMs + 500));
+    const started = Date.now();
+    const closed = rawExchange(port, cancelRequest(pid, secret), hangUpMs).then((b) => ({
+      ms: Date.now() - started,
+      bytes: b.length,
+    }));
+    await new Promise((r) => setTimeout(r, 300));
+    await fn({ client: c, admin, closed, slept });
+  } finally {
+    await Promise.allSettled([c.end(), admin.end()]);
   }
 }
