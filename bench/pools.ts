@@ -15,6 +15,7 @@ import { createDatabase } from "../scripts/lib/migrations.ts";
 import { POOLER_NODE_FLAGS } from "../scripts/lib/pooler-node-flags.ts";
 import { answersSelect1 } from "../scripts/lib/wait.ts";
 import { freePort } from "../test/support/ports.ts";
+import { median } from "./results.ts";
 
 const { values: opts } = parseArgs({
   options: { pools: { type: "string", default: "1000,5000" }, scrapes: { type: "string", default: "3" } },
@@ -23,7 +24,6 @@ const counts = opts.pools.split(",").map(Number);
 if (counts.some((n) => !Number.isInteger(n) || n < 1))
   throw new Error(`--pools: expected counts, got ${opts.pools}`);
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = async (f: () => Promise<unknown>): Promise<number> => {
   const t = performance.now();
   await f();
