@@ -3,7 +3,13 @@
 // transaction (utime/stime from /proc/<pid>/stat), and its RSS growth per idle connection. Every Node
 // process runs with the pooler's flags (POOLER_NODE_FLAGS).
 //
-//   npx tsx bench/floor/measure.ts [--duration 10] [--reps 3] [--idle 5000] [--logins 10000] [--settle 3]
+//   npx tsx bench/floor/measure.ts [--duration 10] [--reps 3] [--clients 10] [--idle 5000] [--logins 10000]
+//                                  [--settle 3]
+//
+// Our pooler (dist/pooler/main.js: `npm run build` first; transaction pooling, pool 20 as PgBouncer's)
+// runs beside them, so the pipes' floor and what the pooler adds read from the same minutes.
+// `--clients 10,50` repeats the pgbench passes per client count: a pipe is 1:1, so at 50 clients it
+// keeps 50 backends busy where the poolers keep 20.
 //
 // `--idle` connections to each pipe are plain TCP connects forwarded to a sink in this process (5,000
 // PostgreSQL backends would not fit max_connections), so each costs the pipe two sockets. PgBouncer,
@@ -32,6 +38,7 @@ const { values: opts } = parseArgs({
     idle: { type: "string", default: "5000" },
     logins: { type: "string", default: "10000" },
     settle: { type: "string", default: "3" },
+    clients: { type: "string", default: "10" },
   },
 });
 const pipes = ["net-data", "net-onread", "raw-handles"] as const;
@@ -58,22 +65,39 @@ interface Row {
 async function startPipe(pipe: string, upstreamPort: number): Promise<Target> {
   const port = await freePort();
   const script = fileURLToPath(new URL(`${pipe}.ts`, import.meta.url));
-  const args = [...POOLER_NODE_FLAGS, "--import", "tsx", script, String(port), String(upstreamPort)];
+  return spawnReady(pipe, port, ["--import", "tsx", script, String(port), String(upstreamPort)]);
+}
+
+async function startOurs(upstreamPort: number): Promise<Target> {
+  const port = await freePort();
+  return spawnReady("ours", port, ["dist/pooler/main.js"], {
+    DATABASE_URL: `postgresql://postgres:postgres@${host}:${upstreamPort}/bench`,
+    LISTEN_PORT: String(port),
+    POOL_MODE: "transaction",
+    DEFAULT_POOL_SIZE: "20",
+    MAX_CLIENT_CONN: "20000",
+    AUTH_TYPE: "md5",
+    LOG_CONNECTIONS: "0",
+    LOG_DISCONNECTIONS: "0",
+    LOG_STATS: "0",
+  });
+}
+
+/** A Node process with the pooler's flags, ready once it first writes to stdout ("ready", "listening"). */
+async function spawnReady(name: string, port: number, args: string[], extraEnv = {}): Promise<Target> {
   // 10,000 idle clients need more file descriptors than the usual soft limit of 1,024
   const child = spawn(
     "bash",
-    ["-c", 'ulimit -n $(ulimit -Hn) && exec "$0" "$@"', process.execPath, ...args],
-    {
-      stdio: ["ignore", "pipe", "pipe"],
-    },
+    ["-c", 'ulimit -n $(ulimit -Hn) && exec "$0" "$@"', process.execPath, ...POOLER_NODE_FLAGS, ...args],
+    { env: { ...process.env, ...extraEnv }, stdio: ["ignore", "pipe", "pipe"] },
   );
   children.push(child);
-  child.stderr.on("data", (d: Buffer) => process.stderr.write(`[${pipe}] ${d}`));
+  child.stderr.on("data", (d: Buffer) => process.stderr.write(`[${name}] ${d}`));
   await new Promise((resolve, reject) => {
     child.stdout.once("data", resolve);
-    child.once("exit", () => reject(new Error(`${pipe} exited before listening`)));
+    child.once("exit", () => reject(new Error(`${name} exited before listening`)));
   });
-  return { name: pipe, port, pid: child.pid! };
+  return { name, port, pid: child.pid! };
 }
 
 function cpuTicks(pid: number): { user: number; sys: number } {
@@ -86,9 +110,9 @@ function rssKb(pid: number): number {
   return Number(/^VmRSS:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
 }
 
-async function pgbench(target: Target, row: Row): Promise<void> {
+async function pgbench(target: Target, clients: string, row: Row): Promise<void> {
   const before = target.pid ? cpuTicks(target.pid) : undefined;
-  const args = ["-h", host, "-p", String(target.port), "-S", "-M", "simple", "-c", "10", "-j", "2"];
+  const args = ["-h", host, "-p", String(target.port), "-S", "-M", "simple", "-c", clients, "-j", "2"];
   const { stdout } = await run("pgbench", [...args, "-T", opts.duration, "-n"], { env });
   const tps = Number(/^tps = ([\d.]+)/m.exec(stdout)![1]);
   const xacts = Number(/actually processed: (\d+)/.exec(stdout)![1]);
@@ -166,12 +190,20 @@ async function main(): Promise<void> {
     const targets: Target[] = [
       { name: "direct", port: pgPort },
       ...(await Promise.all(pipes.map((p) => startPipe(p, pgPort)))),
+      await startOurs(pgPort),
       { name: "pgbouncer", port: pgbPort, pid: pgbPid },
     ];
-    const rows = new Map(targets.map((t): [string, Row] => [t.name, { tps: [], userUs: [], sysUs: [] }]));
+    const rows = new Map<string, Row>();
+    const row = (name: string): Row => {
+      if (!rows.has(name)) rows.set(name, { tps: [], userUs: [], sysUs: [] });
+      return rows.get(name)!;
+    };
+    const clientCounts = opts.clients.split(",");
     for (let rep = 1; rep <= Number(opts.reps); rep++) {
-      console.log(`## pgbench -S -M simple -c 10 -j 2 -T ${opts.duration}, repetition ${rep}`);
-      for (const t of targets) await pgbench(t, rows.get(t.name)!);
+      for (const clients of clientCounts) {
+        console.log(`## pgbench -S -M simple -c ${clients} -j 2 -T ${opts.duration}, repetition ${rep}`);
+        for (const t of targets) await pgbench(t, clients, row(`${t.name} @${clients}`));
+      }
     }
 
     console.log(`## ${opts.idle} idle connections`);
@@ -179,26 +211,25 @@ async function main(): Promise<void> {
     const sinkPort = (sinkServer.address() as net.AddressInfo).port;
     for (const pipe of pipes) {
       const target = await startPipe(pipe, sinkPort);
-      rows.get(pipe)!.idleKb = await idlePipeKb(target, sink, Number(opts.idle));
+      row(pipe).idleKb = await idlePipeKb(target, sink, Number(opts.idle));
     }
-    rows.get("pgbouncer")!.idleKb = await idleLoginsKb("pgbouncer", pgbPort, `@${pgbDir}/pgbouncer.pid`);
+    row("pgbouncer").idleKb = await idleLoginsKb("pgbouncer", pgbPort, `@${pgbDir}/pgbouncer.pid`);
     const stub = await startPipe("login-stub", sinkPort);
-    rows.set("login-stub", {
-      tps: [],
-      userUs: [],
-      sysUs: [],
-      idleKb: await idleLoginsKb(stub.name, stub.port, String(stub.pid)),
-    });
+    row("login-stub").idleKb = await idleLoginsKb(stub.name, stub.port, String(stub.pid));
 
-    console.log(
-      "\n| pipe | TPS median | user µs/xact | sys µs/xact | total µs/xact | kB per idle connection (pipes: per pair) |",
-    );
-    console.log("|---|---:|---:|---:|---:|---:|");
+    console.log("\n| target @clients | TPS median | user µs/xact | sys µs/xact | total µs/xact |");
+    console.log("|---|---:|---:|---:|---:|");
     for (const [name, r] of rows) {
+      if (r.tps.length === 0) continue;
       const [user, sys] = [median(r.userUs), median(r.sysUs)];
-      const cells = [fmt(median(r.tps), 0), fmt(user), fmt(sys), fmt(user + sys), fmt(r.idleKb ?? NaN, 2)];
-      console.log(`| ${name} | ${cells.join(" | ")} |`);
+      console.log(
+        `| ${name} | ${[fmt(median(r.tps), 0), fmt(user), fmt(sys), fmt(user + sys)].join(" | ")} |`,
+      );
     }
+    console.log("\n| target | kB per idle connection (pipes: per pair of sockets) |");
+    console.log("|---|---:|");
+    for (const [name, r] of rows)
+      if (r.idleKb !== undefined) console.log(`| ${name} | ${fmt(r.idleKb, 2)} |`);
   } finally {
     sinkServer.close();
     await run(path.join(harness, "pgbouncer-ctl.sh"), ["stop"], { env: { ...env, PGB_DIR: pgbDir } }).catch(
