@@ -4,6 +4,13 @@ import { z } from "zod";
 
 const DEV_SESSION_SECRET = "dev-only-session-secret-do-not-use-in-production";
 
+/**
+ * Seconds a query of the app may wait for its answer before the request fails (503) and its
+ * connection is closed: a paused pooler or a held lock would otherwise hold the request for good.
+ * Above Prisma's interactive-transaction timeout (5 s), which decides for the admin's saves.
+ */
+export const DEFAULT_DB_QUERY_TIMEOUT = 30;
+
 /** OWASP's minimum scrypt cost; tests lower it through PASSWORD_SCRYPT_N to stay fast. */
 export const DEFAULT_SCRYPT_N = 2 ** 17;
 
@@ -36,6 +43,8 @@ const envSchema = z.object({
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case SQL identifier")
     .default("public"),
   DB_POOL_MAX: integer(1, 100).default(10),
+  // 0: no limit, as PgBouncer's query_timeout
+  DB_QUERY_TIMEOUT: integer(0, 86_400).default(DEFAULT_DB_QUERY_TIMEOUT),
   PORT: integer(0, 65535).default(8000),
   HOST: z.string().min(1).default("0.0.0.0"),
   SESSION_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
@@ -58,6 +67,8 @@ export interface AppConfig {
   databaseUrl: string;
   databaseSchema: string;
   dbPoolMax: number;
+  /** seconds, 0 for none */
+  dbQueryTimeout: number;
   port: number;
   host: string;
   sessionSecret: string;
@@ -84,18 +95,28 @@ function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.out
   return parsed.data;
 }
 
-export type DatabaseConfig = Pick<AppConfig, "databaseUrl" | "databaseSchema" | "dbPoolMax" | "scryptN">;
+export type DatabaseConfig = Pick<
+  AppConfig,
+  "databaseUrl" | "databaseSchema" | "dbPoolMax" | "dbQueryTimeout" | "scryptN"
+>;
 
 /** What command-line tools need: the database and the password cost, no web settings. */
 export function loadDatabaseConfig(env: NodeJS.ProcessEnv = process.env): DatabaseConfig {
   const e = parseEnv(
-    envSchema.pick({ DATABASE_URL: true, DATABASE_SCHEMA: true, DB_POOL_MAX: true, PASSWORD_SCRYPT_N: true }),
+    envSchema.pick({
+      DATABASE_URL: true,
+      DATABASE_SCHEMA: true,
+      DB_POOL_MAX: true,
+      DB_QUERY_TIMEOUT: true,
+      PASSWORD_SCRYPT_N: true,
+    }),
     env,
   );
   return {
     databaseUrl: e.DATABASE_URL,
     databaseSchema: e.DATABASE_SCHEMA,
     dbPoolMax: e.DB_POOL_MAX,
+    dbQueryTimeout: e.DB_QUERY_TIMEOUT,
     scryptN: e.PASSWORD_SCRYPT_N,
   };
 }

@@ -31,9 +31,12 @@ const ADAPTER_KINDS = new Set([
   "TooManyConnections",
 ]);
 
-/** node-postgres reports a connection that went away with a message and no code. */
+/**
+ * node-postgres reports a connection that went away with a message and no code, and so a query that
+ * had no answer within DB_QUERY_TIMEOUT (its connection is closed: the pooler or PostgreSQL drop it).
+ */
 const PG_MESSAGES =
-  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed)/;
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed|Query read timeout)/;
 
 function isOutage(err: Record<string, unknown>): boolean {
   const { code, kind, message } = err;

@@ -5,6 +5,7 @@ import os from "node:os";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { connectDatabase } from "../../app/db.ts";
+import { DEFAULT_DB_QUERY_TIMEOUT } from "../../app/config.ts";
 import { freePort } from "../support/ports.ts";
 import { createSuperuser } from "../../app/cli/createsuperuser.ts";
 import { verifyPassword } from "../../app/auth/passwords.ts";
@@ -371,7 +372,12 @@ describe("where it cannot run", () => {
   ])("says in one line that the database cannot be used: %s", async (_what, spoil, reason) => {
     const url = new URL(inject("pgAppUrl"));
     spoil(url, await freePort());
-    const db = connectDatabase({ databaseUrl: url.href, databaseSchema: "public", dbPoolMax: 1 });
+    const db = connectDatabase({
+      databaseUrl: url.href,
+      databaseSchema: "public",
+      dbPoolMax: 1,
+      dbQueryTimeout: DEFAULT_DB_QUERY_TIMEOUT,
+    });
     try {
       const stderr: string[] = [];
       const io = {

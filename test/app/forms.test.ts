@@ -193,6 +193,7 @@ describe("configuration", () => {
       port: 8000,
       host: "0.0.0.0",
       dbPoolMax: 10,
+      dbQueryTimeout: 30,
       scryptN: 2 ** 17,
       behindTls: false,
     });
@@ -217,6 +218,8 @@ describe("configuration", () => {
 
   it("explains bad values", () => {
     expect(() => loadConfig({ ...base, PORT: "eighty" }, () => {})).toThrow(/PORT: must be a whole number/);
+    expect(() => loadConfig({ ...base, DB_QUERY_TIMEOUT: "1.5" }, () => {})).toThrow(/DB_QUERY_TIMEOUT/);
+    expect(loadConfig({ ...base, DB_QUERY_TIMEOUT: "0" }, () => {}).dbQueryTimeout).toBe(0);
     expect(() => loadConfig({ ...base, PASSWORD_SCRYPT_N: "1000" }, () => {})).toThrow(/power of two/);
     expect(() => loadConfig({ ...base, BEHIND_TLS: "maybe" }, () => {})).toThrow(/BEHIND_TLS/);
     expect(() => loadConfig({ ...base, BEHIND_TLS: "true" }, () => {})).toThrow(

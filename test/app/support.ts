@@ -10,7 +10,7 @@ import { appDatabase, type AppDatabase } from "../support/database.ts";
 import { connectDatabase, type Database } from "../../app/db.ts";
 import { createSessionStore, type SessionStore } from "../../app/auth/session.ts";
 import { createApp, type AppSettings } from "../../app/app.ts";
-import { poolerConsoleUrl } from "../../app/config.ts";
+import { DEFAULT_DB_QUERY_TIMEOUT, poolerConsoleUrl } from "../../app/config.ts";
 import { PoolerMonitor, type PoolerMonitorOptions } from "../../app/pooler/monitor.ts";
 import { hashPassword } from "../../app/auth/passwords.ts";
 import type { User } from "../../app/generated/prisma/client.ts";
@@ -79,6 +79,8 @@ export interface HarnessOptions {
   poolerMonitor?: PoolerMonitorOptions;
   /** the database to use instead of the shared one, e.g. a private PostgreSQL the test restarts */
   database?: AppDatabase;
+  /** DB_QUERY_TIMEOUT of the harness's app (seconds); the app's default unless given */
+  dbQueryTimeout?: number;
 }
 
 export async function createHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -88,6 +90,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Harne
     databaseUrl: database.url,
     databaseSchema: schema.name,
     dbPoolMax: HARNESS_POOL_MAX,
+    dbQueryTimeout: options.dbQueryTimeout ?? DEFAULT_DB_QUERY_TIMEOUT,
   });
   const poolerMonitor = new PoolerMonitor(
     options.poolerMonitor ?? { adminUrl: poolerConsoleUrl(database.url) },

@@ -5,6 +5,7 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { connectDatabase } from "../../app/db.ts";
+import { DEFAULT_DB_QUERY_TIMEOUT } from "../../app/config.ts";
 import { createSuperuser } from "../../app/cli/createsuperuser.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -61,6 +62,7 @@ export async function createSuperuserByCommand(
     databaseUrl: env.DATABASE_URL,
     databaseSchema: env.DATABASE_SCHEMA,
     dbPoolMax: 1,
+    dbQueryTimeout: DEFAULT_DB_QUERY_TIMEOUT,
   });
   try {
     const io = {
