@@ -74,16 +74,29 @@ async function waitUntilGone(what: string, pids: number[], timeoutMs = 15_000): 
   }
 }
 
-/** Until this stack's initdb has written PG_VERSION (wherever it works) and is still going. */
-async function waitForInitdb(stack: Stack, dataDir: string): Promise<void> {
+/** Until this stack's initdb has written PG_VERSION (wherever it works), `also` holds, and it is still going. */
+async function waitForInitdb(stack: Stack, dataDir: string, also = () => true): Promise<void> {
   const initdbRunning = () => processes().some((p) => p.args.includes("initdb") && p.args.includes(dataDir));
   const versionWritten = () =>
     fs.readdirSync(dataDir).some((d) => fs.existsSync(path.join(dataDir, d, "PG_VERSION")));
   const deadline = Date.now() + 60_000;
-  while (!(initdbRunning() && versionWritten())) {
+  while (!(initdbRunning() && versionWritten() && also())) {
     if (Date.now() > deadline) throw new Error(`initdb not seen at work:\n${stack.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Kills a first start during initdb, as a closed terminal's SIGKILL would: nothing gets to clean up. */
+async function killDuringInitdb(stack: Stack, dataDir: string, also?: () => boolean): Promise<void> {
+  await waitForInitdb(stack, dataDir, also);
+  process.kill(-stack.proc.pid!, "SIGKILL");
+  await stack.exitCode;
+  await waitUntilGone(
+    "initdb",
+    processes()
+      .filter((p) => p.args.includes("initdb") && p.args.includes(dataDir))
+      .map((p) => p.pid),
+  );
 }
 
 /** The same settings on other free ports: a second stack that clashes only on DATA_DIR. */
@@ -207,20 +220,84 @@ describe("npm start", () => {
 
   it("starts over after a first start killed during initdb, instead of failing on a half-made cluster", async () => {
     stack = startStack(env);
-    await waitForInitdb(stack, dataDir);
-    // a terminal's Ctrl-C reaches the whole group, initdb too; SIGKILL leaves no chance to clean up
-    process.kill(-stack.proc.pid!, "SIGKILL");
-    await stack.exitCode;
-    await waitUntilGone(
-      "initdb",
-      processes()
-        .filter((p) => p.args.includes("initdb") && p.args.includes(dataDir))
-        .map((p) => p.pid),
-    );
+    await killDuringInitdb(stack, dataDir);
 
     stack = startStack(env);
     await waitForOutput(stack, STARTED);
     expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+  }, 150_000);
+
+  // A volume mounted at DATA_DIR/postgres (docker run -v pgdata:/app/.data/postgres): the directory
+  // is there, empty, and cannot be renamed over as initdb's work beside it used to be.
+  describe.skipIf(process.getuid?.() !== 0)("with DATA_DIR/postgres a mount point", () => {
+    let mount: string;
+
+    /** Mounts an empty tmpfs at DATA_DIR/postgres for `test`, unmounted once its stack has stopped. */
+    async function withMount(test: () => Promise<void>): Promise<void> {
+      mount = path.join(dataDir, "postgres");
+      fs.mkdirSync(mount);
+      execFileSync("mount", ["-t", "tmpfs", "tmpfs", mount]);
+      try {
+        await test();
+      } finally {
+        if (stack && stack.proc.exitCode === null) {
+          stack.proc.kill("SIGINT");
+          await stack.exitCode;
+        }
+        execFileSync("umount", [mount]);
+      }
+    }
+
+    it(
+      "makes the cluster in it, starting over after a first start killed during initdb",
+      () =>
+        withMount(async () => {
+          stack = startStack(env);
+          await killDuringInitdb(stack, dataDir);
+
+          stack = startStack(env);
+          await waitForOutput(stack, STARTED);
+          expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+          expect(fs.existsSync(path.join(mount, "PG_VERSION"))).toBe(true);
+          expect(fs.readdirSync(dataDir)).toEqual(["postgres"]);
+        }),
+      150_000,
+    );
+
+    it(
+      "refuses one holding something else, and leaves it as it is",
+      () =>
+        withMount(async () => {
+          fs.mkdirSync(path.join(mount, "lost+found"));
+          stack = startStack(env);
+          expect(await stack.exitCode).toBe(1);
+          expect(stack.output()).toContain(
+            `${mount} holds files but no PostgreSQL cluster (no PG_VERSION): move it away`,
+          );
+          expect(fs.readdirSync(mount)).toEqual(["lost+found"]);
+        }),
+      60_000,
+    );
+  });
+
+  it("says what to do with a cluster an older start's initdb left unfinished in place, and keeps it", async () => {
+    // Starts before this one ran initdb in DATA_DIR/postgres itself, as this one does in an empty
+    // directory there, without the marker beside it. Killed once template1 is made, before the
+    // other databases and the password, it left a cluster that PostgreSQL starts.
+    const cluster = path.join(dataDir, "postgres");
+    fs.mkdirSync(cluster);
+    stack = startStack(env);
+    const templateOnly = () => fs.existsSync(path.join(cluster, "base", "1", "PG_VERSION"));
+    await killDuringInitdb(stack, dataDir, templateOnly);
+    fs.rmSync(`${cluster}.initdb`, { recursive: true, force: true });
+    expect(fs.readdirSync(path.join(cluster, "base"))).toEqual(["1"]);
+
+    stack = startStack(env);
+    expect(await stack.exitCode).toBe(1);
+    expect(stack.output()).toContain(
+      `${cluster} holds a PostgreSQL cluster whose initdb never finished (base/ lacks the databases it makes): move it away`,
+    );
+    expect(fs.readdirSync(path.join(cluster, "base"))).toEqual(["1"]);
   }, 150_000);
 
   it("refuses a second start on the same DATA_DIR while the first's initdb runs, leaving it to finish", async () => {
