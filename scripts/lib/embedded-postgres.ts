@@ -330,9 +330,12 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     assertInitdbFinished(dataDir);
     takeOver(bin, who, dataDir);
   }
+  // A socket path longer than a sockaddr_un holds (107 bytes) stops postgres from starting: a data
+  // directory that deep gets no Unix socket, its clients connecting over TCP anyway.
+  const socketFits = Buffer.byteLength(path.join(dataDir, `.s.PGSQL.${opts.port}`)) <= 107;
   const settings: Record<string, string | number> = {
     listen_addresses: "127.0.0.1",
-    unix_socket_directories: dataDir,
+    unix_socket_directories: socketFits ? dataDir : "",
     ...opts.settings,
   };
   const args = ["-D", dataDir, "-p", String(opts.port)];

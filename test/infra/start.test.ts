@@ -210,6 +210,15 @@ describe("npm start", () => {
     60_000,
   );
 
+  it("serves from a DATA_DIR with spaces in it, deep enough that PostgreSQL's socket there would not fit", async () => {
+    const deep = path.join(dataDir, "my data", "d".repeat(100 - dataDir.length));
+    fs.mkdirSync(deep, { recursive: true, mode: 0o755 });
+    stack = startStack({ ...env, DATA_DIR: deep });
+    await waitForOutput(stack, STARTED);
+    expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+    expect(fs.existsSync(path.join(deep, "postgres", "PG_VERSION"))).toBe(true);
+  }, 120_000);
+
   it("runs without the metrics port when METRICS_PORT=0, the pooler's own 'off'", async () => {
     stack = startStack({ ...env, METRICS_PORT: "0" });
     await waitForOutput(stack, STARTED);
