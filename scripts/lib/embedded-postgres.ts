@@ -129,7 +129,9 @@ function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth
     );
   }
   fs.rmSync(work, { recursive: true, force: true });
-  fs.mkdirSync(work, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(path.dirname(work), { recursive: true });
+  // not recursive: on a read-only file system that says ENOENT, not EROFS
+  fs.mkdirSync(work, { mode: 0o700 });
   if (inPlace) {
     // its contents only: the directory itself may be a mount point
     for (const entry of fs.readdirSync(dataDir)) fs.rmSync(path.join(dataDir, entry), { recursive: true });

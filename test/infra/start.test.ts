@@ -236,16 +236,17 @@ describe("npm start", () => {
     expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
   }, 150_000);
 
-  // A volume mounted at DATA_DIR/postgres (docker run -v pgdata:/app/.data/postgres): the directory
-  // is there, empty, and cannot be renamed over as initdb's work beside it used to be.
-  describe.skipIf(process.getuid?.() !== 0)("with DATA_DIR/postgres a mount point", () => {
+  // tmpfs mounts (root only) stand for a read-only DATA_DIR and for a volume mounted at
+  // DATA_DIR/postgres (docker run -v pgdata:/app/.data/postgres): that directory is there, empty,
+  // and cannot be renamed over as initdb's work beside it used to be.
+  describe.skipIf(process.getuid?.() !== 0)("on mounted file systems", () => {
     let mount: string;
 
-    /** Mounts an empty tmpfs at DATA_DIR/postgres for `test`, unmounted once its stack has stopped. */
-    async function withMount(test: () => Promise<void>): Promise<void> {
-      mount = path.join(dataDir, "postgres");
+    /** Mounts an empty tmpfs at DATA_DIR/`at` for `test`, unmounted once its stack has stopped. */
+    async function withMount(test: () => Promise<void>, at = "postgres", options = "rw"): Promise<void> {
+      mount = path.join(dataDir, at);
       fs.mkdirSync(mount);
-      execFileSync("mount", ["-t", "tmpfs", "tmpfs", mount]);
+      execFileSync("mount", ["-t", "tmpfs", "-o", `${options},mode=755`, "tmpfs", mount]);
       try {
         await test();
       } finally {
@@ -258,7 +259,25 @@ describe("npm start", () => {
     }
 
     it(
-      "makes the cluster in it, starting over after a first start killed during initdb",
+      "says a read-only DATA_DIR is read-only",
+      () =>
+        withMount(
+          async () => {
+            stack = startStack({ ...env, DATA_DIR: mount });
+            expect(await stack.exitCode).toBe(1);
+            // it said ENOENT, no such file or directory, for the folder it was making
+            expect(stack.output()).toContain(
+              `EROFS: read-only file system, mkdir '${mount}/postgres.initdb'`,
+            );
+          },
+          "read-only",
+          "ro",
+        ),
+      60_000,
+    );
+
+    it(
+      "makes the cluster in an empty DATA_DIR/postgres, starting over after a first start killed during initdb",
       () =>
         withMount(async () => {
           stack = startStack(env);
@@ -274,7 +293,7 @@ describe("npm start", () => {
     );
 
     it(
-      "refuses one holding something else, and leaves it as it is",
+      "refuses a DATA_DIR/postgres holding something else, and leaves it as it is",
       () =>
         withMount(async () => {
           fs.mkdirSync(path.join(mount, "lost+found"));
