@@ -198,11 +198,9 @@ const INITDB_FILES = new Set([
  */
 function initdbUnfinished(dataDir: string): boolean {
   if (!fs.existsSync(`${dataDir}.initdb`)) return false;
-  try {
-    return fs.readdirSync(dataDir).every((entry) => INITDB_FILES.has(entry));
-  } catch {
-    return true; // no data directory yet: the work beside it was not renamed into place
-  }
+  // no data directory yet: the work beside it was not renamed into place
+  if (!fs.existsSync(dataDir)) return true;
+  return fs.readdirSync(dataDir).every((entry) => INITDB_FILES.has(entry));
 }
 
 /** Who holds a data directory, from its postmaster.pid. */

@@ -180,6 +180,8 @@ describe("npm start", () => {
     stack.proc.kill("SIGINT");
     expect(await stack.exitCode).toBe(0);
 
+    // initdb's marker beside it (say, of an earlier failed setup) never makes a started cluster look unfinished
+    fs.mkdirSync(path.join(dataDir, "postgres.initdb"));
     // a reboot reused the pid the file names, for a process that is not this directory's postmaster
     fs.writeFileSync(
       path.join(dataDir, "postgres", "postmaster.pid"),
