@@ -105,28 +105,39 @@ function assertDataDirReachable(dataDir: string, who: RunAs): void {
 }
 
 /**
- * initdb works in a directory beside the data directory, renamed into place once the cluster is
- * complete: a first start killed during initdb (a terminal's Ctrl-C reaches it too) leaves no
- * half-made cluster that PostgreSQL would refuse to start from, only this directory, made anew.
+ * initdb leaves a cluster in `dataDir` only once it is complete, so that a first start killed
+ * during initdb (a terminal's Ctrl-C reaches it too) leaves no half-made cluster that PostgreSQL
+ * would refuse, or worse start without its `postgres` database and password. Into a directory
+ * that does not exist yet it works beside it, in `<dataDir>.initdb`, renamed into place when
+ * complete. An empty directory that exists (a mount point, which cannot be renamed over) it fills
+ * in place, `<dataDir>.initdb` standing empty beside it until it is done (see initdbUnfinished).
  */
 function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth: string): void {
-  if (fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
-    throw new Error(
-      `${dataDir} holds files but no PostgreSQL cluster (no PG_VERSION): move it away, or give this run its own DATA_DIR=...`,
-    );
-  }
   const work = `${dataDir}.initdb`;
   // Only a crashed run's leftover is removed: another run's first start may be at work there.
-  const busy = initdbAt(work);
+  const busy = initdbAt([work, dataDir]);
   if (busy !== undefined) {
     if (isNode(busy.ppid)) throw new DataDirInUse(dataDir, busy.pid, busy.ppid);
     throw new Error(
       `initdb of a run killed during its first start (pid ${busy.pid}) is still working in ${work}: start again once it ends`,
     );
   }
+  const inPlace = fs.existsSync(dataDir);
+  if (inPlace && !initdbUnfinished(dataDir) && fs.readdirSync(dataDir).length > 0) {
+    throw new Error(
+      `${dataDir} holds files but no PostgreSQL cluster (no PG_VERSION): move it away, or give this run its own DATA_DIR=...`,
+    );
+  }
   fs.rmSync(work, { recursive: true, force: true });
-  fs.mkdirSync(work, { recursive: true, mode: 0o700 });
-  if (who.uid !== undefined) fs.chownSync(work, who.uid, who.gid!);
+  fs.mkdirSync(path.dirname(work), { recursive: true });
+  // not recursive: on a read-only file system that says ENOENT, not EROFS
+  fs.mkdirSync(work, { mode: 0o700 });
+  if (inPlace) {
+    // its contents only: the directory itself may be a mount point
+    for (const entry of fs.readdirSync(dataDir)) fs.rmSync(path.join(dataDir, entry), { recursive: true });
+  }
+  const target = inPlace ? dataDir : work;
+  if (who.uid !== undefined) fs.chownSync(target, who.uid, who.gid!);
   const pwfile = path.join(os.tmpdir(), `pg13-pw-${process.pid}-${Date.now()}`);
   fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o644 });
   try {
@@ -134,7 +145,7 @@ function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth
       path.join(bin, "initdb"),
       [
         "-D",
-        work,
+        target,
         `--auth=${auth}`,
         `--username=${USER}`,
         `--pwfile=${pwfile}`,
@@ -150,7 +161,46 @@ function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth
   } finally {
     fs.rmSync(pwfile, { force: true });
   }
-  fs.renameSync(work, dataDir); // rename(2) replaces an empty directory
+  if (inPlace) fs.rmdirSync(work);
+  else fs.renameSync(work, dataDir);
+}
+
+/** What initdb 13 writes in a data directory: postgres adds postmaster.opts on its first start. */
+const INITDB_FILES = new Set([
+  "PG_VERSION",
+  "base",
+  "global",
+  "pg_commit_ts",
+  "pg_dynshmem",
+  "pg_hba.conf",
+  "pg_ident.conf",
+  "pg_logical",
+  "pg_multixact",
+  "pg_notify",
+  "pg_replslot",
+  "pg_serial",
+  "pg_snapshots",
+  "pg_stat",
+  "pg_stat_tmp",
+  "pg_subtrans",
+  "pg_tblspc",
+  "pg_twophase",
+  "pg_wal",
+  "pg_xact",
+  "postgresql.auto.conf",
+  "postgresql.conf",
+]);
+
+/**
+ * A first start killed while initdb filled `dataDir` in place: `<dataDir>.initdb` is still there
+ * and `dataDir` holds nothing but initdb's files, never started, so no one's data. A data
+ * directory that has been started, or holds anything else, is never taken for one.
+ */
+function initdbUnfinished(dataDir: string): boolean {
+  if (!fs.existsSync(`${dataDir}.initdb`)) return false;
+  // no data directory yet: the work beside it was not renamed into place
+  if (!fs.existsSync(dataDir)) return true;
+  return fs.readdirSync(dataDir).every((entry) => INITDB_FILES.has(entry));
 }
 
 /** Who holds a data directory, from its postmaster.pid. */
@@ -198,13 +248,14 @@ function isNode(pid: number): boolean {
   return pid > 1 && path.basename(argv0).startsWith("node");
 }
 
-/** An initdb working in `dir`, from /proc: it runs with cwd "/" and names the directory in its -D. */
-function initdbAt(dir: string): { pid: number; ppid: number } | undefined {
+/** An initdb working in one of `dirs`, from /proc: it runs with cwd "/" and names the directory in its -D. */
+function initdbAt(dirs: string[]): { pid: number; ppid: number } | undefined {
   for (const entry of fs.readdirSync("/proc")) {
     const pid = Number(entry);
     if (!Number.isInteger(pid)) continue;
     const argv = procText(pid, "cmdline")?.split("\0") ?? [];
-    if (path.basename(argv[0] ?? "") === "initdb" && argv.includes(dir)) return { pid, ppid: parentPid(pid) };
+    if (path.basename(argv[0] ?? "") === "initdb" && dirs.some((dir) => argv.includes(dir)))
+      return { pid, ppid: parentPid(pid) };
   }
   return undefined;
 }
@@ -224,6 +275,26 @@ function procText(pid: number, file: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Earlier npm starts ran initdb in the data directory itself: one killed there left a cluster that
+ * PostgreSQL starts, without the password or the databases initdb's last steps make, so that every
+ * login fails. Its base/ holds fewer than the three databases initdb makes (template1, template0,
+ * postgres), so none of anyone's own: npm start adds "app" once the cluster answers.
+ */
+function assertInitdbFinished(dataDir: string): void {
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(path.join(dataDir, "base"));
+  } catch {
+    entries = [];
+  }
+  if (entries.filter((entry) => /^\d+$/.test(entry)).length >= 3) return;
+  throw new Error(
+    `${dataDir} holds a PostgreSQL cluster whose initdb never finished (base/ lacks the databases it makes): ` +
+      "move it away or remove it, and npm start makes one anew",
+  );
 }
 
 /** A postmaster still holds the directory: an orphan is stopped, another live run's is left alone. */
@@ -253,14 +324,18 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   const who = runAs();
   const bin = reachableBinDir(binDir(), who);
   assertDataDirReachable(dataDir, who);
-  if (!fs.existsSync(path.join(dataDir, "PG_VERSION"))) {
+  if (initdbUnfinished(dataDir) || !fs.existsSync(path.join(dataDir, "PG_VERSION"))) {
     initdb(bin, who, dataDir, password, opts.authMethod ?? "md5");
   } else {
+    assertInitdbFinished(dataDir);
     takeOver(bin, who, dataDir);
   }
+  // A socket path longer than a sockaddr_un holds (107 bytes) stops postgres from starting: a data
+  // directory that deep gets no Unix socket, its clients connecting over TCP anyway.
+  const socketFits = Buffer.byteLength(path.join(dataDir, `.s.PGSQL.${opts.port}`)) <= 107;
   const settings: Record<string, string | number> = {
     listen_addresses: "127.0.0.1",
-    unix_socket_directories: dataDir,
+    unix_socket_directories: socketFits ? dataDir : "",
     ...opts.settings,
   };
   const args = ["-D", dataDir, "-p", String(opts.port)];

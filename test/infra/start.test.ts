@@ -74,16 +74,29 @@ async function waitUntilGone(what: string, pids: number[], timeoutMs = 15_000): 
   }
 }
 
-/** Until this stack's initdb has written PG_VERSION (wherever it works) and is still going. */
-async function waitForInitdb(stack: Stack, dataDir: string): Promise<void> {
+/** Until this stack's initdb has written PG_VERSION (wherever it works), `also` holds, and it is still going. */
+async function waitForInitdb(stack: Stack, dataDir: string, also = () => true): Promise<void> {
   const initdbRunning = () => processes().some((p) => p.args.includes("initdb") && p.args.includes(dataDir));
   const versionWritten = () =>
     fs.readdirSync(dataDir).some((d) => fs.existsSync(path.join(dataDir, d, "PG_VERSION")));
   const deadline = Date.now() + 60_000;
-  while (!(initdbRunning() && versionWritten())) {
+  while (!(initdbRunning() && versionWritten() && also())) {
     if (Date.now() > deadline) throw new Error(`initdb not seen at work:\n${stack.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Kills a first start during initdb, as a closed terminal's SIGKILL would: nothing gets to clean up. */
+async function killDuringInitdb(stack: Stack, dataDir: string, also?: () => boolean): Promise<void> {
+  await waitForInitdb(stack, dataDir, also);
+  process.kill(-stack.proc.pid!, "SIGKILL");
+  await stack.exitCode;
+  await waitUntilGone(
+    "initdb",
+    processes()
+      .filter((p) => p.args.includes("initdb") && p.args.includes(dataDir))
+      .map((p) => p.pid),
+  );
 }
 
 /** The same settings on other free ports: a second stack that clashes only on DATA_DIR. */
@@ -167,6 +180,8 @@ describe("npm start", () => {
     stack.proc.kill("SIGINT");
     expect(await stack.exitCode).toBe(0);
 
+    // initdb's marker beside it (say, of an earlier failed setup) never makes a started cluster look unfinished
+    fs.mkdirSync(path.join(dataDir, "postgres.initdb"));
     // a reboot reused the pid the file names, for a process that is not this directory's postmaster
     fs.writeFileSync(
       path.join(dataDir, "postgres", "postmaster.pid"),
@@ -197,6 +212,15 @@ describe("npm start", () => {
     60_000,
   );
 
+  it("serves from a DATA_DIR with spaces in it, deep enough that PostgreSQL's socket there would not fit", async () => {
+    const deep = path.join(dataDir, "my data", "d".repeat(100 - dataDir.length));
+    fs.mkdirSync(deep, { recursive: true, mode: 0o755 });
+    stack = startStack({ ...env, DATA_DIR: deep });
+    await waitForOutput(stack, STARTED);
+    expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+    expect(fs.existsSync(path.join(deep, "postgres", "PG_VERSION"))).toBe(true);
+  }, 120_000);
+
   it("runs without the metrics port when METRICS_PORT=0, the pooler's own 'off'", async () => {
     stack = startStack({ ...env, METRICS_PORT: "0" });
     await waitForOutput(stack, STARTED);
@@ -207,20 +231,103 @@ describe("npm start", () => {
 
   it("starts over after a first start killed during initdb, instead of failing on a half-made cluster", async () => {
     stack = startStack(env);
-    await waitForInitdb(stack, dataDir);
-    // a terminal's Ctrl-C reaches the whole group, initdb too; SIGKILL leaves no chance to clean up
-    process.kill(-stack.proc.pid!, "SIGKILL");
-    await stack.exitCode;
-    await waitUntilGone(
-      "initdb",
-      processes()
-        .filter((p) => p.args.includes("initdb") && p.args.includes(dataDir))
-        .map((p) => p.pid),
-    );
+    await killDuringInitdb(stack, dataDir);
 
     stack = startStack(env);
     await waitForOutput(stack, STARTED);
     expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+  }, 150_000);
+
+  // tmpfs mounts (root only) stand for a read-only DATA_DIR and for a volume mounted at
+  // DATA_DIR/postgres (docker run -v pgdata:/app/.data/postgres): that directory is there, empty,
+  // and cannot be renamed over as initdb's work beside it used to be.
+  describe.skipIf(process.getuid?.() !== 0)("on mounted file systems", () => {
+    let mount: string;
+
+    /** Mounts an empty tmpfs at DATA_DIR/`at` for `test`, unmounted once its stack has stopped. */
+    async function withMount(test: () => Promise<void>, at = "postgres", options = "rw"): Promise<void> {
+      mount = path.join(dataDir, at);
+      fs.mkdirSync(mount);
+      execFileSync("mount", ["-t", "tmpfs", "-o", `${options},mode=755`, "tmpfs", mount]);
+      try {
+        await test();
+      } finally {
+        if (stack && stack.proc.exitCode === null) {
+          stack.proc.kill("SIGINT");
+          await stack.exitCode;
+        }
+        execFileSync("umount", [mount]);
+      }
+    }
+
+    it(
+      "says a read-only DATA_DIR is read-only",
+      () =>
+        withMount(
+          async () => {
+            stack = startStack({ ...env, DATA_DIR: mount });
+            expect(await stack.exitCode).toBe(1);
+            // it said ENOENT, no such file or directory, for the folder it was making
+            expect(stack.output()).toContain(
+              `EROFS: read-only file system, mkdir '${mount}/postgres.initdb'`,
+            );
+          },
+          "read-only",
+          "ro",
+        ),
+      60_000,
+    );
+
+    it(
+      "makes the cluster in an empty DATA_DIR/postgres, starting over after a first start killed during initdb",
+      () =>
+        withMount(async () => {
+          stack = startStack(env);
+          await killDuringInitdb(stack, dataDir);
+
+          stack = startStack(env);
+          await waitForOutput(stack, STARTED);
+          expect((await fetch(`http://127.0.0.1:${env.PORT}/`)).status).toBe(200);
+          expect(fs.existsSync(path.join(mount, "PG_VERSION"))).toBe(true);
+          expect(fs.readdirSync(dataDir)).toEqual(["postgres"]);
+        }),
+      150_000,
+    );
+
+    it(
+      "refuses a DATA_DIR/postgres holding something else, and leaves it as it is",
+      () =>
+        withMount(async () => {
+          fs.mkdirSync(path.join(mount, "lost+found"));
+          stack = startStack(env);
+          expect(await stack.exitCode).toBe(1);
+          expect(stack.output()).toContain(
+            `${mount} holds files but no PostgreSQL cluster (no PG_VERSION): move it away`,
+          );
+          expect(fs.readdirSync(mount)).toEqual(["lost+found"]);
+        }),
+      60_000,
+    );
+  });
+
+  it("says what to do with a cluster an older start's initdb left unfinished in place, and keeps it", async () => {
+    // Starts before this one ran initdb in DATA_DIR/postgres itself, as this one does in an empty
+    // directory there, without the marker beside it. Killed once template1 is made, before the
+    // other databases and the password, it left a cluster that PostgreSQL starts.
+    const cluster = path.join(dataDir, "postgres");
+    fs.mkdirSync(cluster);
+    stack = startStack(env);
+    const templateOnly = () => fs.existsSync(path.join(cluster, "base", "1", "PG_VERSION"));
+    await killDuringInitdb(stack, dataDir, templateOnly);
+    fs.rmSync(`${cluster}.initdb`, { recursive: true, force: true });
+    expect(fs.readdirSync(path.join(cluster, "base"))).toEqual(["1"]);
+
+    stack = startStack(env);
+    expect(await stack.exitCode).toBe(1);
+    expect(stack.output()).toContain(
+      `${cluster} holds a PostgreSQL cluster whose initdb never finished (base/ lacks the databases it makes): move it away`,
+    );
+    expect(fs.readdirSync(path.join(cluster, "base"))).toEqual(["1"]);
   }, 150_000);
 
   it("refuses a second start on the same DATA_DIR while the first's initdb runs, leaving it to finish", async () => {
