@@ -213,6 +213,61 @@ describe("pooler program", () => {
     expect(Date.now() - term).toBeLessThan(1_000);
   });
 
+  // PgBouncer 1.18's SIGINT waits in session pooling until its clients leave (measured: for ever),
+  // its SIGTERM cuts every client off; ours treats a session client as a transaction pooling one
+  it("SIGTERM in session pooling closes idle clients at once and one in a transaction at its end", async () => {
+    const { p, url } = await runTransactionPooler({ POOL_MODE: "session", SHUTDOWN_WAIT_MS: "20000" });
+    const idle = await Promise.all([1, 2, 3].map(() => connect(url("app"))));
+    const inTx = await connect(url("app"));
+    const told = [...idle, inTx].map(
+      (c) => new Promise<Error & { code?: string }>((resolve) => c.once("error", resolve)),
+    );
+    try {
+      for (const c of idle) await c.query("SELECT 1");
+      await inTx.query("BEGIN");
+      const term = Date.now();
+      p.child.kill("SIGTERM");
+      const idleTold = await Promise.all(told.slice(0, 3));
+      expect(idleTold.map((e) => e.code)).toEqual(["57P01", "57P01", "57P01"]);
+      expect(idleTold[0]!.message).toBe("pooler is shutting down");
+      expect(Date.now() - term).toBeLessThan(1_000);
+      expect((await inTx.query("SELECT 2 AS two")).rows[0].two).toBe(2);
+      await inTx.query("COMMIT");
+      const committed = Date.now();
+      expect((await told[3]!).code).toBe("57P01");
+      expect(await p.exited).toBe(0);
+      expect(Date.now() - committed).toBeLessThan(1_000);
+    } finally {
+      await Promise.allSettled([...idle, inTx].map((c) => c.end()));
+    }
+  });
+
+  it("SIGTERM in session pooling ends a client running transactions back to back between two of them", async () => {
+    const { p, url } = await runTransactionPooler({ POOL_MODE: "session", SHUTDOWN_WAIT_MS: "20000" });
+    const c = await connect(url("app"));
+    // the FATAL comes right behind COMMIT's ReadyForQuery: it fails the next BEGIN, or if that has not
+    // gone out yet, the client
+    const told = new Promise<Error & { code?: string }>((resolve) => c.once("error", resolve));
+    const statements = ["BEGIN", "SELECT 1", "COMMIT"];
+    let sent = 0;
+    const loop = (async () => {
+      for (;;) await c.query(statements[sent++ % statements.length]!);
+    })();
+    try {
+      await waitFor(() => sent > 30, "a few transactions");
+      const term = Date.now();
+      p.child.kill("SIGTERM");
+      const fatal = await errorOf(loop).then((err) => (err.code ? err : told));
+      expect(fatal.code).toBe("57P01");
+      // the statement refused was the next transaction's BEGIN: none was cut off in the middle
+      expect(statements[(sent - 1) % statements.length]).toBe("BEGIN");
+      expect(await p.exited).toBe(0);
+      expect(Date.now() - term).toBeLessThan(1_000);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  });
+
   // PgBouncer's "fast exit"; SIGQUIT's immediate shutdown must not wait out SHUTDOWN_WAIT_MS either
   it.each(["SIGTERM", "SIGQUIT"] as const)(
     "%s while a graceful shutdown waits for a transaction exits at once, as PgBouncer's",
