@@ -970,6 +970,8 @@ export class ClientConnection
       );
     }
     if (!this.pinned) return this.unlink(server);
+    // between transactions, as onServerChunkDone's: what it sent meanwhile would start the next one
+    if (this.host.waitsForServers) return this.refuse(SqlState.AdminShutdown, "pooler is shutting down");
     // Kept: bring back the startup (or connect_query) values a RESET took away before the client goes on.
     const sync = this.syncSql(server);
     if (sync === "") return this.startForwarding();

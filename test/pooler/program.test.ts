@@ -197,23 +197,26 @@ describe("pooler program", () => {
     expect(await p.exited).toBe(0);
   });
 
-  it("SIGTERM exits at once when no transaction runs, though an idle psql does not close its end", async () => {
-    const { p, url } = await runTransactionPooler();
-    // psql at its prompt reads nothing: it leaves the connection the pooler ends half-open
-    const psql = spawn("psql", [url("app")], { stdio: ["pipe", "pipe", "pipe"] });
-    children.push(psql);
-    let out = "";
-    psql.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    psql.stdin.write("SELECT 41 + 1 AS answer;\n");
-    await waitFor(() => out.includes("42"), "psql's answer");
-    const term = Date.now();
-    p.child.kill("SIGTERM");
-    expect(await p.exited).toBe(0);
-    // PgBouncer 1.18's SIGINT: 284 ms, its janitor's tick (measured)
-    expect(Date.now() - term).toBeLessThan(1_000);
-  });
+  it.each(["transaction", "session"])(
+    "SIGTERM in %s pooling exits at once when no transaction runs, though an idle psql does not close its end",
+    async (mode) => {
+      const { p, url } = await runTransactionPooler({ POOL_MODE: mode });
+      // psql at its prompt reads nothing: it leaves the connection the pooler ends half-open
+      const psql = spawn("psql", [url("app")], { stdio: ["pipe", "pipe", "pipe"] });
+      children.push(psql);
+      let out = "";
+      psql.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      psql.stdin.write("SELECT 41 + 1 AS answer;\n");
+      await waitFor(() => out.includes("42"), "psql's answer");
+      const term = Date.now();
+      p.child.kill("SIGTERM");
+      expect(await p.exited).toBe(0);
+      // PgBouncer 1.18's SIGINT: 284 ms in transaction pooling, its janitor's tick (measured)
+      expect(Date.now() - term).toBeLessThan(1_000);
+    },
+  );
 
-  // PgBouncer 1.18's SIGINT waits in session pooling until its clients leave (measured: for ever),
+  // PgBouncer 1.18's SIGINT waits in session pooling until its clients leave (measured: past 25 s),
   // its SIGTERM cuts every client off; ours treats a session client as a transaction pooling one
   it("SIGTERM in session pooling closes idle clients at once and one in a transaction at its end", async () => {
     const { p, url } = await runTransactionPooler({ POOL_MODE: "session", SHUTDOWN_WAIT_MS: "20000" });
@@ -242,31 +245,44 @@ describe("pooler program", () => {
     }
   });
 
-  it("SIGTERM in session pooling ends a client running transactions back to back between two of them", async () => {
-    const { p, url } = await runTransactionPooler({ POOL_MODE: "session", SHUTDOWN_WAIT_MS: "20000" });
-    const c = await connect(url("app"));
-    // the FATAL comes right behind COMMIT's ReadyForQuery: it fails the next BEGIN, or if that has not
-    // gone out yet, the client
-    const told = new Promise<Error & { code?: string }>((resolve) => c.once("error", resolve));
-    const statements = ["BEGIN", "SELECT 1", "COMMIT"];
-    let sent = 0;
-    const loop = (async () => {
-      for (;;) await c.query(statements[sent++ % statements.length]!);
-    })();
-    try {
-      await waitFor(() => sent > 30, "a few transactions");
-      const term = Date.now();
-      p.child.kill("SIGTERM");
-      const fatal = await errorOf(loop).then((err) => (err.code ? err : told));
-      expect(fatal.code).toBe("57P01");
-      // the statement refused was the next transaction's BEGIN: none was cut off in the middle
-      expect(statements[(sent - 1) % statements.length]).toBe("BEGIN");
-      expect(await p.exited).toBe(0);
-      expect(Date.now() - term).toBeLessThan(1_000);
-    } finally {
-      await c.end().catch(() => undefined);
-    }
-  });
+  // a client pinned to its server in transaction pooling (an advisory lock) keeps it as in session
+  // pooling; its SET makes the pooler ask the server about the session after each transaction
+  it.each([
+    ["session pooling", "session", [], ["BEGIN", "SELECT 1", "COMMIT"]],
+    [
+      "transaction pooling, pinned",
+      "transaction",
+      ["SELECT pg_advisory_lock(1)"],
+      ["BEGIN", "SET application_name = 'loop'", "COMMIT"],
+    ],
+  ])(
+    "SIGTERM in %s ends a client running transactions back to back between two of them",
+    async (_, mode, setup, statements) => {
+      const { p, url } = await runTransactionPooler({ POOL_MODE: mode, SHUTDOWN_WAIT_MS: "20000" });
+      const c = await connect(url("app"));
+      for (const sql of setup) await c.query(sql);
+      // the FATAL comes right behind COMMIT's ReadyForQuery: it fails the next BEGIN, or if that has not
+      // gone out yet, the client
+      const told = new Promise<Error & { code?: string }>((resolve) => c.once("error", resolve));
+      let sent = 0;
+      const loop = (async () => {
+        for (;;) await c.query(statements[sent++ % statements.length]!);
+      })();
+      try {
+        await waitFor(() => sent > 30, "a few transactions");
+        const term = Date.now();
+        p.child.kill("SIGTERM");
+        const fatal = await errorOf(loop).then((err) => (err.code ? err : told));
+        expect(fatal.code).toBe("57P01");
+        // the statement refused was the next transaction's BEGIN: none was cut off in the middle
+        expect(statements[(sent - 1) % statements.length]).toBe("BEGIN");
+        expect(await p.exited).toBe(0);
+        expect(Date.now() - term).toBeLessThan(1_000);
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    },
+  );
 
   // PgBouncer's "fast exit"; SIGQUIT's immediate shutdown must not wait out SHUTDOWN_WAIT_MS either
   it.each(["SIGTERM", "SIGQUIT"] as const)(
