@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { makeCerts } from "../support/certs.ts";
-import { connect, errorOf } from "../support/clients.ts";
+import { connect, errorOf, fatalDuring } from "../support/clients.ts";
 import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
 import { freePort } from "../support/ports.ts";
 import { waitFor as waitForWithin } from "../support/wait.ts";
@@ -261,19 +261,18 @@ describe("pooler program", () => {
       const { p, url } = await runTransactionPooler({ POOL_MODE: mode, SHUTDOWN_WAIT_MS: "20000" });
       const c = await connect(url("app"));
       for (const sql of setup) await c.query(sql);
-      // the FATAL comes right behind COMMIT's ReadyForQuery: it fails the next BEGIN, or if that has not
-      // gone out yet, the client
-      const told = new Promise<Error & { code?: string }>((resolve) => c.once("error", resolve));
       let sent = 0;
-      const loop = (async () => {
-        for (;;) await c.query(statements[sent++ % statements.length]!);
-      })();
+      const fatal = fatalDuring(
+        c,
+        (async () => {
+          for (;;) await c.query(statements[sent++ % statements.length]!);
+        })(),
+      );
       try {
         await waitFor(() => sent > 30, "a few transactions");
         const term = Date.now();
         p.child.kill("SIGTERM");
-        const fatal = await errorOf(loop).then((err) => (err.code ? err : told));
-        expect(fatal.code).toBe("57P01");
+        expect((await fatal).code).toBe("57P01");
         // the statement refused was the next transaction's BEGIN: none was cut off in the middle
         expect(statements[(sent - 1) % statements.length]).toBe("BEGIN");
         expect(await p.exited).toBe(0);
