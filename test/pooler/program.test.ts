@@ -8,6 +8,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { makeCerts } from "../support/certs.ts";
 import { connect, errorOf, fatalDuring } from "../support/clients.ts";
 import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
+import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { freePort } from "../support/ports.ts";
 import { waitFor as waitForWithin } from "../support/wait.ts";
 
@@ -282,6 +283,29 @@ describe("pooler program", () => {
       }
     },
   );
+
+  it("PgBouncer 1.18, for comparison: its SIGINT waits for an idle session client, its SIGTERM ends it without an ErrorResponse", async () => {
+    if (!hasPgBouncer()) return;
+    const b = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      { pool_mode: "session" },
+    );
+    const c = await connect(b.url("app"));
+    const told = new Promise<Error & { code?: string }>((resolve) => c.once("error", resolve));
+    try {
+      await c.query("SELECT 1");
+      b.signal("SIGINT");
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect((await c.query("SELECT 2 AS two")).rows[0].two).toBe(2);
+      b.signal("SIGTERM");
+      await b.exited;
+      const err = await told;
+      expect([err.code, err.message]).toEqual([undefined, "Connection terminated unexpectedly"]);
+    } finally {
+      await c.end().catch(() => undefined);
+      await b.stop();
+    }
+  });
 
   // PgBouncer's "fast exit"; SIGQUIT's immediate shutdown must not wait out SHUTDOWN_WAIT_MS either
   it.each(["SIGTERM", "SIGQUIT"] as const)(
