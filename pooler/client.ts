@@ -79,6 +79,8 @@ export interface ClientHost {
   readonly clientTls: ClientTls | null;
   readonly log: Logger;
   readonly shuttingDown: boolean;
+  /** A shutdown waits for transactions to end (not WAIT_FOR_CLIENTS): a client between two is closed. */
+  readonly waitsForServers: boolean;
   /** The port the pooler listens on (the Unix socket's too). */
   readonly port: number;
   lookupSecret(user: string, db: DatabaseDef, gone: AbortSignal): Promise<UserSecret | undefined>;
@@ -891,6 +893,24 @@ export class ClientConnection
     if (server.pendingReplies > 0) return;
     this.recordStats(server);
     this.unlinkIfDone(server);
+    // one keeping its server (session pooling, pinned) is not held back by the pause: left to the
+    // shutdown's next look, it would have started its next transaction, to be cut off in it
+    if (this.host.waitsForServers && this.idleOnServer) {
+      this.refuse(SqlState.AdminShutdown, "pooler is shutting down");
+    }
+  }
+
+  /** It keeps its server, where nothing runs: no request, no transaction, no pooler's own query. */
+  get idleOnServer(): boolean {
+    const server = this.server;
+    return (
+      this.state === "active" &&
+      server !== null &&
+      server.txStatus === "I" &&
+      server.pendingReplies === 0 &&
+      this.atBoundary &&
+      !this.inBatch
+    );
   }
 
   /**
@@ -950,6 +970,8 @@ export class ClientConnection
       );
     }
     if (!this.pinned) return this.unlink(server);
+    // between transactions, as onServerChunkDone's: what it sent meanwhile would start the next one
+    if (this.host.waitsForServers) return this.refuse(SqlState.AdminShutdown, "pooler is shutting down");
     // Kept: bring back the startup (or connect_query) values a RESET took away before the client goes on.
     const sync = this.syncSql(server);
     if (sync === "") return this.startForwarding();

@@ -73,7 +73,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   /** When a shutdown closes whatever is left. */
   private shutdownDeadline = Infinity;
   /** The shutdown waits for transactions, not for clients to leave (WAIT_FOR_CLIENTS). */
-  private waitsForServers = false;
+  waitsForServers = false;
   readonly startTime = Date.now();
   admin: AdminConsole | null = null;
   private metrics: MetricsServer | null = null;
@@ -629,15 +629,16 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   }
 
   /**
-   * Closes clients that hold no server; returns how many still do, or hold a cancel request on its
-   * way (it may cancel a query the shutdown waits for). Console sessions stay to the end, as in
-   * PgBouncer: an operator sees what the shutdown waits for.
+   * Closes clients between transactions, whether they hold no server or keep an idle one (session
+   * pooling, pinned); returns how many are in one still, or hold a cancel request on its way (it may
+   * cancel a query the shutdown waits for). Console sessions stay to the end, as in PgBouncer: an
+   * operator sees what the shutdown waits for.
    */
   private closeIdleClients(): number {
     let busy = 0;
     for (const client of [...this.clients]) {
       if (client.state === "admin") continue;
-      if (client.server === null && !client.holdsCancel) {
+      if ((client.server === null || client.idleOnServer) && !client.holdsCancel) {
         client.refuse(SqlState.AdminShutdown, "pooler is shutting down");
       } else busy++;
     }

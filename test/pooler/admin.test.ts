@@ -7,7 +7,15 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { loadConfig } from "../../pooler/config/index.ts";
-import { cancelKeyOf, connect, errorOf, pgbench, psql, rawExchange } from "../support/clients.ts";
+import {
+  cancelKeyOf,
+  connect,
+  errorOf,
+  fatalDuring,
+  pgbench,
+  psql,
+  rawExchange,
+} from "../support/clients.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
@@ -981,33 +989,38 @@ describe("SHUTDOWN", () => {
     await admin.end().catch(() => undefined);
   });
 
-  it("WAIT_FOR_SERVERS lets the running transaction finish and starts no other one", async () => {
-    const tp = await startTestPooler(baseEnv);
-    const client = await connect(tp.url());
-    const admin = await connect(consoleUrl(tp));
-    admin.on("error", () => undefined);
-    let shutdownSent = false;
-    let doneAfter = 0;
-    // a busy client: each query goes out as soon as the one before is answered
-    const refusal = errorOf(
-      (async () => {
-        for (;;) {
-          await client.query("SELECT pg_sleep(0.2)");
-          if (shutdownSent) doneAfter++;
-        }
-      })(),
-    );
-    client.on("error", () => undefined);
-    await sleep(300);
-    shutdownSent = true;
-    expect((await admin.query("SHUTDOWN WAIT_FOR_SERVERS")).command).toBe("SHUTDOWN");
-    expect(await stillPending(tp.pooler.stopped, 3000)).toBe(false);
-    const refused = await refusal;
-    expect([refused.code, refused.message]).toEqual(["57P01", "pooler is shutting down"]);
-    // the query running at SHUTDOWN finished; the next one was refused, not started
-    expect(doneAfter).toBe(1);
-    await admin.end().catch(() => undefined);
-  });
+  // a session client keeps its server between transactions: the pause that holds the others back does not
+  it.each(["transaction", "session"])(
+    "WAIT_FOR_SERVERS in %s pooling lets the running transaction finish and starts no other one",
+    async (mode) => {
+      const tp = await startTestPooler({ ...baseEnv, POOL_MODE: mode });
+      const client = await connect(tp.url());
+      const admin = await connect(consoleUrl(tp));
+      admin.on("error", () => undefined);
+      let shutdownSent = false;
+      let doneAfter = 0;
+      // a busy client: each query goes out as soon as the one before is answered
+      const refusal = fatalDuring(
+        client,
+        (async () => {
+          for (;;) {
+            await client.query("SELECT pg_sleep(0.2)");
+            if (shutdownSent) doneAfter++;
+          }
+        })(),
+      );
+      client.on("error", () => undefined);
+      await sleep(300);
+      shutdownSent = true;
+      expect((await admin.query("SHUTDOWN WAIT_FOR_SERVERS")).command).toBe("SHUTDOWN");
+      expect(await stillPending(tp.pooler.stopped, 3000)).toBe(false);
+      const refused = await refusal;
+      expect([refused.code, refused.message]).toEqual(["57P01", "pooler is shutting down"]);
+      // the query running at SHUTDOWN finished; the next one was refused, not started
+      expect(doneAfter).toBe(1);
+      await admin.end().catch(() => undefined);
+    },
+  );
 
   it("a console session stays open while a graceful shutdown waits for a transaction, as PgBouncer's SIGINT", async () => {
     const tp = await startTestPooler(baseEnv);

@@ -6,8 +6,9 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { makeCerts } from "../support/certs.ts";
-import { connect, errorOf } from "../support/clients.ts";
+import { connect, errorOf, fatalDuring } from "../support/clients.ts";
 import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
+import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { freePort } from "../support/ports.ts";
 import { waitFor as waitForWithin } from "../support/wait.ts";
 
@@ -197,20 +198,113 @@ describe("pooler program", () => {
     expect(await p.exited).toBe(0);
   });
 
-  it("SIGTERM exits at once when no transaction runs, though an idle psql does not close its end", async () => {
-    const { p, url } = await runTransactionPooler();
-    // psql at its prompt reads nothing: it leaves the connection the pooler ends half-open
-    const psql = spawn("psql", [url("app")], { stdio: ["pipe", "pipe", "pipe"] });
-    children.push(psql);
-    let out = "";
-    psql.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    psql.stdin.write("SELECT 41 + 1 AS answer;\n");
-    await waitFor(() => out.includes("42"), "psql's answer");
-    const term = Date.now();
-    p.child.kill("SIGTERM");
-    expect(await p.exited).toBe(0);
-    // PgBouncer 1.18's SIGINT: 284 ms, its janitor's tick (measured)
-    expect(Date.now() - term).toBeLessThan(1_000);
+  it.each(["transaction", "session"])(
+    "SIGTERM in %s pooling exits at once when no transaction runs, though an idle psql does not close its end",
+    async (mode) => {
+      const { p, url } = await runTransactionPooler({ POOL_MODE: mode });
+      // psql at its prompt reads nothing: it leaves the connection the pooler ends half-open
+      const psql = spawn("psql", [url("app")], { stdio: ["pipe", "pipe", "pipe"] });
+      children.push(psql);
+      let out = "";
+      psql.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      psql.stdin.write("SELECT 41 + 1 AS answer;\n");
+      await waitFor(() => out.includes("42"), "psql's answer");
+      const term = Date.now();
+      p.child.kill("SIGTERM");
+      expect(await p.exited).toBe(0);
+      // PgBouncer 1.18's SIGINT: 284 ms in transaction pooling, its janitor's tick (measured)
+      expect(Date.now() - term).toBeLessThan(1_000);
+    },
+  );
+
+  // PgBouncer 1.18's SIGINT waits in session pooling until its clients leave (measured: past 25 s),
+  // its SIGTERM cuts every client off; ours treats a session client as a transaction pooling one
+  it("SIGTERM in session pooling closes idle clients at once and one in a transaction at its end", async () => {
+    const { p, url } = await runTransactionPooler({ POOL_MODE: "session", SHUTDOWN_WAIT_MS: "20000" });
+    const idle = await Promise.all([1, 2, 3].map(() => connect(url("app"))));
+    const inTx = await connect(url("app"));
+    const told = [...idle, inTx].map(
+      (c) => new Promise<Error & { code?: string }>((resolve) => c.once("error", resolve)),
+    );
+    try {
+      for (const c of idle) await c.query("SELECT 1");
+      await inTx.query("BEGIN");
+      const term = Date.now();
+      p.child.kill("SIGTERM");
+      const idleTold = await Promise.all(told.slice(0, 3));
+      expect(idleTold.map((e) => e.code)).toEqual(["57P01", "57P01", "57P01"]);
+      expect(idleTold[0]!.message).toBe("pooler is shutting down");
+      expect(Date.now() - term).toBeLessThan(1_000);
+      expect((await inTx.query("SELECT 2 AS two")).rows[0].two).toBe(2);
+      await inTx.query("COMMIT");
+      const committed = Date.now();
+      expect((await told[3]!).code).toBe("57P01");
+      expect(await p.exited).toBe(0);
+      expect(Date.now() - committed).toBeLessThan(1_000);
+    } finally {
+      await Promise.allSettled([...idle, inTx].map((c) => c.end()));
+    }
+  });
+
+  // a client pinned to its server in transaction pooling (an advisory lock) keeps it as in session
+  // pooling; its SET makes the pooler ask the server about the session after each transaction
+  it.each([
+    ["session pooling", "session", [], ["BEGIN", "SELECT 1", "COMMIT"]],
+    [
+      "transaction pooling, pinned",
+      "transaction",
+      ["SELECT pg_advisory_lock(1)"],
+      ["BEGIN", "SET application_name = 'loop'", "COMMIT"],
+    ],
+  ])(
+    "SIGTERM in %s ends a client running transactions back to back between two of them",
+    async (_, mode, setup, statements) => {
+      const { p, url } = await runTransactionPooler({ POOL_MODE: mode, SHUTDOWN_WAIT_MS: "20000" });
+      const c = await connect(url("app"));
+      for (const sql of setup) await c.query(sql);
+      let sent = 0;
+      const fatal = fatalDuring(
+        c,
+        (async () => {
+          for (;;) await c.query(statements[sent++ % statements.length]!);
+        })(),
+      );
+      try {
+        await waitFor(() => sent > 30, "a few transactions");
+        const term = Date.now();
+        p.child.kill("SIGTERM");
+        expect((await fatal).code).toBe("57P01");
+        // the statement refused was the next transaction's BEGIN: none was cut off in the middle
+        expect(statements[(sent - 1) % statements.length]).toBe("BEGIN");
+        expect(await p.exited).toBe(0);
+        expect(Date.now() - term).toBeLessThan(1_000);
+      } finally {
+        await c.end().catch(() => undefined);
+      }
+    },
+  );
+
+  it("PgBouncer 1.18, for comparison: its SIGINT waits for an idle session client, its SIGTERM ends it without an ErrorResponse", async () => {
+    if (!hasPgBouncer()) return;
+    const b = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      { pool_mode: "session" },
+    );
+    const c = await connect(b.url("app"));
+    const told = new Promise<Error & { code?: string }>((resolve) => c.once("error", resolve));
+    try {
+      await c.query("SELECT 1");
+      b.signal("SIGINT");
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect((await c.query("SELECT 2 AS two")).rows[0].two).toBe(2);
+      b.signal("SIGTERM");
+      await b.exited;
+      const err = await told;
+      expect([err.code, err.message]).toEqual([undefined, "Connection terminated unexpectedly"]);
+    } finally {
+      await c.end().catch(() => undefined);
+      await b.stop();
+    }
   });
 
   // PgBouncer's "fast exit"; SIGQUIT's immediate shutdown must not wait out SHUTDOWN_WAIT_MS either

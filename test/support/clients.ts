@@ -36,6 +36,16 @@ export async function errorOf(p: Promise<unknown>): Promise<Error & { code?: str
   throw new Error("expected the operation to fail, but it succeeded");
 }
 
+/**
+ * The error the pooler ended `c` with while `work` (its queries) ran: a FATAL that came while a query
+ * waited fails that query; one that came between queries is the client's "error" event, and its
+ * next query fails for want of a connection. Call it before the FATAL can come.
+ */
+export function fatalDuring(c: pg.Client, work: Promise<unknown>): Promise<Error & { code?: string }> {
+  const told = new Promise<Error & { code?: string }>((resolve) => c.once("error", resolve));
+  return errorOf(work).then((err) => (err.code ? err : told));
+}
+
 export async function psql(url: string, sql: string): Promise<{ stdout: string; stderr: string }> {
   return run("psql", [url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], {
     env: { ...process.env, PGCONNECT_TIMEOUT: "10" },

@@ -18,6 +18,10 @@ export interface PgBouncer {
   port: number;
   /** postgresql://postgres:postgres@127.0.0.1:<port>/<db> */
   url(db: string): string;
+  /** Sends it a signal, to compare what it does with ours. */
+  signal(signal: NodeJS.Signals): void;
+  /** Settles once it has exited. */
+  exited: Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -81,6 +85,8 @@ export async function startPgBouncer(
   return {
     port,
     url: (db) => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}`,
+    signal: (signal) => void child.kill(signal),
+    exited,
     stop,
   };
 }
