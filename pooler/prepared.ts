@@ -535,6 +535,7 @@ function restore(name: string, s: Statement, r: StatementRoute): void {
 }
 
 function parseNew(name: string, msg: Buffer, span: { start: number; end: number }, r: StatementRoute): void {
+  const replaced = r.server.checks?.aliases.get(name);
   r.server.checks?.aliases.delete(name);
   const s = r.registry.intern(msg, span, r.searchPath());
   r.noteEffect(s.unrunEffect);
@@ -548,7 +549,7 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
     // once, gets PostgreSQL's own verdict without touching the statement the server keeps for
     // everyone. (Answered here, what is routed behind it would take the name as existing.)
     if (r.replies.length > 0 || r.mayBeInFailedTransaction())
-      return parseCheck(name, s, msg, span, forget, r);
+      return parseCheck(name, s, msg, span, forget, replaced, r);
     r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
     return;
   }
@@ -561,27 +562,37 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   const mayHave = r.server.mayHave(s, r.replies.syncs);
   const closesFirst = mayHave || r.server.size >= Math.max(1, r.capacity);
   if (r.replies.length > 0 && (mayHave || (closesFirst && r.replies.copyMayStart())))
-    return parseCheck(name, s, msg, span, forget, r);
+    return parseCheck(name, s, msg, span, forget, replaced, r);
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
   // behind a Sync goes under the statement's name (parseAgain).
-  prepare(s, r, { ...unanswered(name, s, s.nameBytes, forget, r), mapError: renameInError(s.name, name) });
+  prepare(s, r, {
+    ...unanswered(name, s, s.nameBytes, forget, replaced, r),
+    mapError: renameInError(s.name, name),
+  });
 }
 
 /**
  * Marks the client's name as standing for the server's statement `bytes` until its Parse (of `s`)
- * and those of the name sent behind it are answered; that Parse's undo and done.
+ * and those of the name sent behind it are answered; that Parse's undo and done. `replaced`: the
+ * name's earlier chain, which decides again if this Parse is skipped (so is the Close of the name
+ * before it, whose undo is next: the name then means what that chain left it).
  */
 function unanswered(
   name: string,
   s: Statement,
   bytes: Buffer,
   forget: () => void,
+  replaced: Alias | undefined,
   r: StatementRoute,
 ): Pick<Special, "undo" | "done"> {
   const alias = new Alias(bytes);
   (r.server.checks ??= new ParseChecks(r.client)).aliases.set(name, alias);
   return {
-    undo: () => (alias.decides(name, r) ? alias.answered(name, undefined, r) : forget()),
+    undo: () => {
+      if (!alias.decides(name, r)) return forget();
+      alias.answered(name, undefined, r);
+      if (replaced !== undefined) r.server.checks!.aliases.set(name, replaced);
+    },
     done: () => alias.answered(name, s, r),
   };
 }
@@ -592,11 +603,12 @@ function parseCheck(
   msg: Buffer,
   span: { start: number; end: number },
   forget: () => void,
+  replaced: Alias | undefined,
   r: StatementRoute,
 ): void {
   const check = r.server.checkName();
   const bytes = Buffer.from(check, "utf8");
-  const outcome = unanswered(name, s, bytes, forget, r);
+  const outcome = unanswered(name, s, bytes, forget, replaced, r);
   r.server.checks!.names.push(check);
   r.replies.push(Expect.Parse, { ...outcome, mapError: renameInError(check, name) });
   r.toServer(withStatementName(msg, span, bytes));
