@@ -398,7 +398,9 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   if (type === Msg.Close) {
     // the server keeps the statement for other clients; closing an unknown name is no error in PostgreSQL either
     if (s !== undefined) r.client.delete(name, s);
-    const alias = r.server.checks?.aliases.get(name);
+    // (one a Close before this one closed already stays closed should this one be skipped)
+    const found = r.server.checks?.aliases.get(name);
+    const alias = found?.closed === false ? found : undefined;
     if (alias !== undefined) alias.closed = true;
     const undo =
       s === undefined && alias === undefined
@@ -413,7 +415,7 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
             if (s !== undefined) restore(name, s, r);
           };
     if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);
-    if (s !== undefined && alias === undefined && r.server.settled(s)) return closeBehind(name, s, r);
+    if (s !== undefined && found === undefined && r.server.settled(s)) return closeBehind(name, s, r);
     if (undo !== undefined) return closeUnknown(name, msg, span, undo, r);
     // Behind a request, which may start a COPY FROM STDIN: PostgreSQL must fail the COPY on it
     // (08P01), as directly; answered here, the COPY went on and the client's Sync was ignored.
