@@ -116,6 +116,8 @@ export class StatementRegistry {
 /** One client's statement names. */
 export class ClientStatements {
   private readonly byName = new Map<string, Statement>();
+  /** How many times all its names were dropped (DEALLOCATE ALL): an undo from before must not bring one back. */
+  drops = 0;
 
   constructor(private readonly registry: StatementRegistry) {}
 
@@ -144,6 +146,7 @@ export class ClientStatements {
   clear(): void {
     for (const s of this.byName.values()) this.registry.drop(s);
     this.byName.clear();
+    this.drops++;
   }
 }
 
@@ -402,10 +405,13 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
     const found = r.server.checks?.aliases.get(name);
     const alias = found?.closed === false ? found : undefined;
     if (alias !== undefined) alias.closed = true;
+    const { drops } = r.client;
     const undo =
       s === undefined && alias === undefined
         ? undefined
         : (): void => {
+            // a DEALLOCATE ALL sent behind it dropped the name anyway
+            if (r.client.drops !== drops) return;
             if (alias !== undefined) {
               alias.closed = false;
               // the name's Parses came before: it means what the first of them to succeed prepared
