@@ -540,7 +540,14 @@ const EVICTING: Record<string, Step[]> = {
   // statement: a Parse of the name got 42P05; FUZZ_SEED=42 round 368)
   "a Parse after an error that skipped a second Close of a name whose first Close was done": [
     {
-      send: [parse("a", "SELECT 1 AS one"), sync(), close("S", "a"), bind("", "nope"), close("S", "a"), sync()],
+      send: [
+        parse("a", "SELECT 1 AS one"),
+        sync(),
+        close("S", "a"),
+        bind("", "nope"),
+        close("S", "a"),
+        sync(),
+      ],
       ready: 2,
     },
     { send: [parse("a", "SELECT 2 AS two"), sync()] },
@@ -575,8 +582,7 @@ const BEHIND_COPY: Record<string, Step[]> = {
  * Found by the differential fuzzer (test/fuzz/prepared.fuzz.test.ts), not fixed yet. Remove `.fails`
  * once they pass.
  */
-const KNOWN_BUGS: Record<string, Step[]> = {
-};
+const KNOWN_BUGS: Record<string, Step[]> = {};
 
 describe("the same conversations directly and through a pooler with MAX_PREPARED_STATEMENTS=1", () => {
   let p: TestPooler;
