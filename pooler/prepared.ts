@@ -116,6 +116,8 @@ export class StatementRegistry {
 /** One client's statement names. */
 export class ClientStatements {
   private readonly byName = new Map<string, Statement>();
+  /** How many times all its names were dropped (DEALLOCATE ALL): an undo from before must not bring one back. */
+  drops = 0;
 
   constructor(private readonly registry: StatementRegistry) {}
 
@@ -144,6 +146,7 @@ export class ClientStatements {
   clear(): void {
     for (const s of this.byName.values()) this.registry.drop(s);
     this.byName.clear();
+    this.drops++;
   }
 }
 
@@ -398,12 +401,17 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
   if (type === Msg.Close) {
     // the server keeps the statement for other clients; closing an unknown name is no error in PostgreSQL either
     if (s !== undefined) r.client.delete(name, s);
-    const alias = r.server.checks?.aliases.get(name);
+    // (one a Close before this one closed already stays closed should this one be skipped)
+    const found = r.server.checks?.aliases.get(name);
+    const alias = found?.closed === false ? found : undefined;
     if (alias !== undefined) alias.closed = true;
+    const { drops } = r.client;
     const undo =
       s === undefined && alias === undefined
         ? undefined
         : (): void => {
+            // a DEALLOCATE ALL sent behind it dropped the name anyway
+            if (r.client.drops !== drops) return;
             if (alias !== undefined) {
               alias.closed = false;
               // the name's Parses came before: it means what the first of them to succeed prepared
@@ -413,7 +421,7 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
             if (s !== undefined) restore(name, s, r);
           };
     if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);
-    if (s !== undefined && alias === undefined && r.server.settled(s)) return closeBehind(name, s, r);
+    if (s !== undefined && found === undefined && r.server.settled(s)) return closeBehind(name, s, r);
     if (undo !== undefined) return closeUnknown(name, msg, span, undo, r);
     // Behind a request, which may start a COPY FROM STDIN: PostgreSQL must fail the COPY on it
     // (08P01), as directly; answered here, the COPY went on and the client's Sync was ignored.
@@ -535,6 +543,7 @@ function restore(name: string, s: Statement, r: StatementRoute): void {
 }
 
 function parseNew(name: string, msg: Buffer, span: { start: number; end: number }, r: StatementRoute): void {
+  const replaced = r.server.checks?.aliases.get(name);
   r.server.checks?.aliases.delete(name);
   const s = r.registry.intern(msg, span, r.searchPath());
   r.noteEffect(s.unrunEffect);
@@ -548,7 +557,7 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
     // once, gets PostgreSQL's own verdict without touching the statement the server keeps for
     // everyone. (Answered here, what is routed behind it would take the name as existing.)
     if (r.replies.length > 0 || r.mayBeInFailedTransaction())
-      return parseCheck(name, s, msg, span, forget, r);
+      return parseCheck(name, s, msg, span, forget, replaced, r);
     r.replies.push(Expect.Parse, { synthetic: parseComplete(), undo: forget }, r.toClient);
     return;
   }
@@ -561,27 +570,37 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   const mayHave = r.server.mayHave(s, r.replies.syncs);
   const closesFirst = mayHave || r.server.size >= Math.max(1, r.capacity);
   if (r.replies.length > 0 && (mayHave || (closesFirst && r.replies.copyMayStart())))
-    return parseCheck(name, s, msg, span, forget, r);
+    return parseCheck(name, s, msg, span, forget, replaced, r);
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
   // behind a Sync goes under the statement's name (parseAgain).
-  prepare(s, r, { ...unanswered(name, s, s.nameBytes, forget, r), mapError: renameInError(s.name, name) });
+  prepare(s, r, {
+    ...unanswered(name, s, s.nameBytes, forget, replaced, r),
+    mapError: renameInError(s.name, name),
+  });
 }
 
 /**
  * Marks the client's name as standing for the server's statement `bytes` until its Parse (of `s`)
- * and those of the name sent behind it are answered; that Parse's undo and done.
+ * and those of the name sent behind it are answered; that Parse's undo and done. `replaced`: the
+ * name's earlier chain, which decides again if this Parse is skipped (so is the Close of the name
+ * before it, whose undo is next: the name then means what that chain left it).
  */
 function unanswered(
   name: string,
   s: Statement,
   bytes: Buffer,
   forget: () => void,
+  replaced: Alias | undefined,
   r: StatementRoute,
 ): Pick<Special, "undo" | "done"> {
   const alias = new Alias(bytes);
   (r.server.checks ??= new ParseChecks(r.client)).aliases.set(name, alias);
   return {
-    undo: () => (alias.decides(name, r) ? alias.answered(name, undefined, r) : forget()),
+    undo: () => {
+      if (!alias.decides(name, r)) return forget();
+      alias.answered(name, undefined, r);
+      if (replaced !== undefined) r.server.checks!.aliases.set(name, replaced);
+    },
     done: () => alias.answered(name, s, r),
   };
 }
@@ -592,11 +611,12 @@ function parseCheck(
   msg: Buffer,
   span: { start: number; end: number },
   forget: () => void,
+  replaced: Alias | undefined,
   r: StatementRoute,
 ): void {
   const check = r.server.checkName();
   const bytes = Buffer.from(check, "utf8");
-  const outcome = unanswered(name, s, bytes, forget, r);
+  const outcome = unanswered(name, s, bytes, forget, replaced, r);
   r.server.checks!.names.push(check);
   r.replies.push(Expect.Parse, { ...outcome, mapError: renameInError(check, name) });
   r.toServer(withStatementName(msg, span, bytes));
