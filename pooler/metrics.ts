@@ -4,6 +4,7 @@
 // histograms PgBouncer cannot give are added: how long clients wait for a server and how long
 // transactions take.
 import http from "node:http";
+import { Readable, pipeline } from "node:stream";
 import { setImmediate } from "node:timers/promises";
 import type net from "node:net";
 import { Registry, collectDefaultMetrics } from "prom-client";
@@ -41,6 +42,12 @@ export const IDLE_TIMEOUT_MS = 10_000;
  * in one go (as the exporter's are a console query each), with the event loop let go between them:
  * at 5,000 pools each is tens of ms.
  */
+/** A scrape's text in pieces, each small enough to encode without holding clients up. */
+interface Body {
+  pieces: string[];
+  bytes: number;
+}
+
 interface Snapshot {
   databases: DatabaseRow[];
   pools: PoolRow[];
@@ -198,7 +205,7 @@ function labelsOf<R>(row: R, names: readonly (keyof R & string)[]): Labels {
 export class MetricsServer {
   private readonly registry = new Registry();
   private current: Snapshot | null = null;
-  private rendering: Promise<string> | null = null;
+  private rendering: Promise<Body> | null = null;
   /** The exporter's families, then the histograms: each rendered a chunk of series at a time. */
   private readonly chunked: { render(): Promise<string> }[] = [];
   private readonly waitHistogram: ChunkedHistogram<"database" | "user">;
@@ -289,8 +296,12 @@ export class MetricsServer {
       return;
     }
     try {
-      const body = await this.render();
-      res.writeHead(200, { "Content-Type": this.registry.contentType }).end(body);
+      const { pieces, bytes } = await this.render();
+      res.writeHead(200, { "Content-Type": this.registry.contentType, "Content-Length": bytes });
+      if (req.method === "HEAD") res.end();
+      // a piece at a time as the socket takes them: 31 MB (5,000 pools) in one go is tens of ms of
+      // encoding. A scraper that goes away ends the stream: there is nothing to report.
+      else pipeline(Readable.from(pieces), res, () => undefined);
     } catch (err) {
       this.pooler.log.error({ err }, "metrics scrape failed");
       res.writeHead(500, { "Content-Type": "text/plain" }).end("metrics scrape failed\n");
@@ -298,7 +309,7 @@ export class MetricsServer {
   }
 
   /** Scrapes that come while one is made get its body, read from the same snapshot. */
-  private render(): Promise<string> {
+  private render(): Promise<Body> {
     this.rendering ??= this.renderFamilies().finally(() => {
       this.current = null;
       this.rendering = null;
@@ -313,15 +324,21 @@ export class MetricsServer {
    * (5,000 pools: a SELECT 1 held up 2 s). One scrape renders at a time (render()): the chunked
    * families' scratch metrics are not shared.
    */
-  private async renderFamilies(): Promise<string> {
-    const families: string[] = [];
+  private async renderFamilies(): Promise<Body> {
+    const body: Body = { pieces: [], bytes: 0 };
+    const add = (family: string): void => {
+      // registry.metrics() parts families with an empty line and ends with a newline
+      const piece = `${body.pieces.length === 0 ? "" : "\n"}${family}\n`;
+      body.pieces.push(piece);
+      body.bytes += Buffer.byteLength(piece);
+    };
     for (const { name } of this.registry.getMetricsAsArray()) {
-      families.push(await this.registry.getSingleMetricAsString(name));
+      add(await this.registry.getSingleMetricAsString(name));
       await setImmediate();
     }
     this.current = await this.readSnapshot();
-    for (const family of this.chunked) families.push(await family.render());
-    return `${families.join("\n\n")}\n`;
+    for (const family of this.chunked) add(await family.render());
+    return body;
   }
 
   private async readSnapshot(): Promise<Snapshot> {

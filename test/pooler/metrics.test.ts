@@ -75,6 +75,7 @@ async function scrape(url: string): Promise<{ text: string; families: Map<string
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
   const text = await res.text();
+  expect(Number(res.headers.get("content-length"))).toBe(Buffer.byteLength(text));
   return { text, families: new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f])) };
 }
 
@@ -236,6 +237,11 @@ describe("/metrics", () => {
     const post = await fetch(metricsUrl, { method: "POST" });
     expect([post.status, post.headers.get("allow")]).toEqual([405, "GET, HEAD"]);
     await post.text();
+    // HEAD: GET's head, without the body
+    const head = await fetch(metricsUrl, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers.get("content-length"))).toBeGreaterThan(1000);
+    expect(await head.text()).toBe("");
   });
 });
 
