@@ -276,6 +276,8 @@ export class MetricsServer {
     const labels = { database: pool.db.name, user: pool.user };
     this.waitHistogram.remove(labels);
     this.xactHistogram.remove(labels);
+    // anything it still observed would bring its series back, in a shard a new pool of its name may not use
+    pool.stats.observer = null;
   }
 
   async close(): Promise<void> {
