@@ -14,6 +14,7 @@ import { startEmbeddedPostgres } from "../scripts/lib/embedded-postgres.ts";
 import { createDatabase } from "../scripts/lib/migrations.ts";
 import { POOLER_NODE_FLAGS } from "../scripts/lib/pooler-node-flags.ts";
 import { answersSelect1 } from "../scripts/lib/wait.ts";
+import { makePools } from "../test/support/clients.ts";
 import { freePort } from "../test/support/ports.ts";
 import { median } from "./results.ts";
 
@@ -29,21 +30,6 @@ const ms = async (f: () => Promise<unknown>): Promise<number> => {
   await f();
   return performance.now() - t;
 };
-
-/** One login per database name, 50 at once; each is refused by PostgreSQL after making its pool. */
-async function makePools(port: number, from: number, to: number): Promise<void> {
-  let next = from;
-  const worker = async (): Promise<void> => {
-    while (next < to) {
-      const c = new pg.Client({ host: "127.0.0.1", port, user: "postgres", database: `tenant_${next++}` });
-      await c.connect().then(
-        () => c.end(),
-        () => undefined,
-      );
-    }
-  };
-  await Promise.all(Array.from({ length: 50 }, worker));
-}
 
 /** Runs SELECT 1 through the pooler until `stop` resolves; returns the longest round trip. */
 async function longestQuery(url: string, stop: Promise<unknown>): Promise<number> {

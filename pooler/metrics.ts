@@ -4,9 +4,11 @@
 // histograms PgBouncer cannot give are added: how long clients wait for a server and how long
 // transactions take.
 import http from "node:http";
+import { Readable, pipeline } from "node:stream";
 import { setImmediate } from "node:timers/promises";
 import type net from "node:net";
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Registry, collectDefaultMetrics } from "prom-client";
+import { ChunkedHistogram, SampledFamily, type Sample } from "./metric-chunks.ts";
 import { PGBOUNCER_VERSION } from "./version.ts";
 import {
   databaseRows,
@@ -35,7 +37,17 @@ export const METRICS_MAX_CONNECTIONS = 16;
 /** A metrics connection silent this long is closed (keep-alive ones after Node's 5 s already). */
 export const IDLE_TIMEOUT_MS = 10_000;
 
-/** What one scrape reads, taken once so every metric of the scrape agrees. */
+/**
+ * What one scrape reads, taken once so the families read from one view agree. Each view is taken
+ * in one go (as the exporter's are a console query each), with the event loop let go between them:
+ * at 5,000 pools each is tens of ms.
+ */
+/** A scrape's text in pieces, each small enough to encode without holding clients up. */
+interface Body {
+  pieces: string[];
+  bytes: number;
+}
+
 interface Snapshot {
   databases: DatabaseRow[];
   pools: PoolRow[];
@@ -44,7 +56,6 @@ interface Snapshot {
 }
 
 type Labels = Record<string, string>;
-type Sample = [Labels, number];
 
 const POOL_GAUGES: readonly [column: keyof PoolRow, metric: string, help: string][] = [
   [
@@ -194,9 +205,11 @@ function labelsOf<R>(row: R, names: readonly (keyof R & string)[]): Labels {
 export class MetricsServer {
   private readonly registry = new Registry();
   private current: Snapshot | null = null;
-  private rendering: Promise<string> | null = null;
-  private readonly waitHistogram: Histogram<"database" | "user">;
-  private readonly xactHistogram: Histogram<"database" | "user">;
+  private rendering: Promise<Body> | null = null;
+  /** The exporter's families, then the histograms: each rendered a chunk of series at a time. */
+  private readonly chunked: { render(): Promise<string> }[] = [];
+  private readonly waitHistogram: ChunkedHistogram<"database" | "user">;
+  private readonly xactHistogram: ChunkedHistogram<"database" | "user">;
 
   /** One per listen_addr address. */
   private servers: http.Server[] = [];
@@ -204,14 +217,20 @@ export class MetricsServer {
   private constructor(private readonly pooler: Pooler) {
     collectDefaultMetrics({ register: this.registry });
     this.defineExporterMetrics();
-    const histogram = (name: string, help: string, buckets: number[]): Histogram<"database" | "user"> =>
-      new Histogram({
+    const histogram = (
+      name: string,
+      help: string,
+      buckets: number[],
+    ): ChunkedHistogram<"database" | "user"> => {
+      const h = new ChunkedHistogram({
         name: `${NS}_pools_${name}`,
         help,
         buckets,
         labelNames: ["database", "user"],
-        registers: [this.registry],
       });
+      this.chunked.push(h);
+      return h;
+    };
     this.waitHistogram = histogram(
       "client_wait_seconds",
       "Time clients waited for a server connection, in seconds",
@@ -249,12 +268,7 @@ export class MetricsServer {
   /** Feeds the pool's waits and transactions into the histograms, from now on. */
   observe(pool: Pool): void {
     const labels = { database: pool.db.name, user: pool.user };
-    this.waitHistogram.zero(labels);
-    this.xactHistogram.zero(labels);
-    pool.stats.observer = {
-      wait: (seconds) => this.waitHistogram.observe(labels, seconds),
-      xact: (seconds) => this.xactHistogram.observe(labels, seconds),
-    };
+    pool.stats.observer = { wait: this.waitHistogram.track(labels), xact: this.xactHistogram.track(labels) };
   }
 
   /** A pool that is gone (a forgotten auto-database): its histograms go too. */
@@ -262,6 +276,8 @@ export class MetricsServer {
     const labels = { database: pool.db.name, user: pool.user };
     this.waitHistogram.remove(labels);
     this.xactHistogram.remove(labels);
+    // anything it still observed would bring its series back, in a shard a new pool of its name may not use
+    pool.stats.observer = null;
   }
 
   async close(): Promise<void> {
@@ -282,8 +298,12 @@ export class MetricsServer {
       return;
     }
     try {
-      const body = await this.render();
-      res.writeHead(200, { "Content-Type": this.registry.contentType }).end(body);
+      const { pieces, bytes } = await this.render();
+      res.writeHead(200, { "Content-Type": this.registry.contentType, "Content-Length": bytes });
+      if (req.method === "HEAD") res.end();
+      // a piece at a time as the socket takes them: 31 MB (5,000 pools) in one go is tens of ms of
+      // encoding. A scraper that goes away ends the stream: there is nothing to report.
+      else pipeline(Readable.from(pieces), res, () => undefined);
     } catch (err) {
       this.pooler.log.error({ err }, "metrics scrape failed");
       res.writeHead(500, { "Content-Type": "text/plain" }).end("metrics scrape failed\n");
@@ -291,7 +311,7 @@ export class MetricsServer {
   }
 
   /** Scrapes that come while one is made get its body, read from the same snapshot. */
-  private render(): Promise<string> {
+  private render(): Promise<Body> {
     this.rendering ??= this.renderFamilies().finally(() => {
       this.current = null;
       this.rendering = null;
@@ -300,26 +320,42 @@ export class MetricsServer {
   }
 
   /**
-   * registry.metrics()'s text, one metric family at a time with the event loop let go between them:
-   * with thousands of pools a scrape is seconds of CPU, which registry.metrics() spends in one go
-   * while every client waits (5,000 pools: a SELECT 1 held up 2 s).
+   * registry.metrics()'s text, one metric family at a time with the event loop let go between them,
+   * and the families with a series per pool or database a chunk at a time: with thousands of pools a
+   * scrape is seconds of CPU, which registry.metrics() spends in one go while every client waits
+   * (5,000 pools: a SELECT 1 held up 2 s). One scrape renders at a time (render()): the chunked
+   * families' scratch metrics are not shared.
    */
-  private async renderFamilies(): Promise<string> {
-    const families: string[] = [];
+  private async renderFamilies(): Promise<Body> {
+    const body: Body = { pieces: [], bytes: 0 };
+    const add = (family: string): void => {
+      // registry.metrics() parts families with an empty line and ends with a newline
+      const piece = `${body.pieces.length === 0 ? "" : "\n"}${family}\n`;
+      body.pieces.push(piece);
+      body.bytes += Buffer.byteLength(piece);
+    };
     for (const { name } of this.registry.getMetricsAsArray()) {
-      families.push(await this.registry.getSingleMetricAsString(name));
+      add(await this.registry.getSingleMetricAsString(name));
       await setImmediate();
     }
-    return `${families.join("\n\n")}\n`;
+    this.current = await this.readSnapshot();
+    for (const family of this.chunked) add(await family.render());
+    return body;
   }
 
+  private async readSnapshot(): Promise<Snapshot> {
+    const databases = databaseRows(this.pooler);
+    await setImmediate();
+    const pools = poolRows(this.pooler);
+    await setImmediate();
+    const stats = databaseStats(this.pooler);
+    await setImmediate();
+    return { databases, pools, stats, lists: listRows(this.pooler) };
+  }
+
+  /** The snapshot of the scrape being rendered; the families read it only while one is. */
   private snapshot(): Snapshot {
-    this.current ??= {
-      databases: databaseRows(this.pooler),
-      pools: poolRows(this.pooler),
-      stats: databaseStats(this.pooler),
-      lists: listRows(this.pooler),
-    };
+    if (!this.current) throw new Error("metrics read outside a scrape");
     return this.current;
   }
 
@@ -330,17 +366,7 @@ export class MetricsServer {
     labelNames: readonly string[],
     samples: (s: Snapshot) => Sample[],
   ): void {
-    const read = (): Snapshot => this.snapshot();
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const [labels, value] of samples(read())) this.set(labels, value);
-      },
-    });
+    this.chunked.push(new SampledFamily("gauge", { name, help, labelNames }, () => samples(this.snapshot())));
   }
 
   private defineExporterMetrics(): void {
@@ -385,19 +411,13 @@ export class MetricsServer {
       (s) => s.pools.map((r) => [labelsOf(r, poolLabels), r.maxwait + r.maxwait_us / 1e6]),
     );
 
-    const read = (): Snapshot => this.snapshot();
     for (const [counter, scale, metric, help] of STATS_COUNTERS) {
-      new Counter({
-        name: `${NS}_stats_totals_${metric}`,
-        help,
-        labelNames: ["database"],
-        registers: [this.registry],
-        collect() {
-          // Counters can only grow: the totals are re-read, so start from zero at every scrape.
-          this.reset();
-          for (const db of read().stats) this.inc({ database: db.database }, db.totals[counter] * scale);
-        },
-      });
+      const family = { name: `${NS}_stats_totals_${metric}`, help, labelNames: ["database"] };
+      this.chunked.push(
+        new SampledFamily("counter", family, () =>
+          this.snapshot().stats.map((db) => [{ database: db.database }, db.totals[counter] * scale]),
+        ),
+      );
     }
   }
 }

@@ -157,3 +157,27 @@ export async function queriesHitAfterCancel(c: pg.Client, port: number, rounds =
   }
   return hit;
 }
+
+/**
+ * Logins to databases tenant_<from> .. tenant_<to - 1>, 50 at once, through a pooler whose `*` entry
+ * makes a pool for each; PostgreSQL, which has none of them, refuses each login after that.
+ */
+export async function makePools(port: number, from: number, to: number, password?: string): Promise<void> {
+  let next = from;
+  const worker = async (): Promise<void> => {
+    while (next < to) {
+      const c = new pg.Client({
+        host: "127.0.0.1",
+        port,
+        user: "postgres",
+        password,
+        database: `tenant_${next++}`,
+      });
+      await c.connect().then(
+        () => c.end(),
+        () => undefined,
+      );
+    }
+  };
+  await Promise.all(Array.from({ length: 50 }, worker));
+}

@@ -12,3 +12,16 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Runs `f` while an immediate callback counts the event loop's turns; gives `f`'s result and the turns. */
+export async function watchTurns<T>(f: () => Promise<T>): Promise<{ result: T; turns: number }> {
+  let turns = 0;
+  let watching = true;
+  const turn = (): void => {
+    turns++;
+    if (watching) setImmediate(turn);
+  };
+  setImmediate(turn);
+  const result = await f().finally(() => (watching = false));
+  return { result, turns };
+}
