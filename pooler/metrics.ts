@@ -37,17 +37,17 @@ export const METRICS_MAX_CONNECTIONS = 16;
 /** A metrics connection silent this long is closed (keep-alive ones after Node's 5 s already). */
 export const IDLE_TIMEOUT_MS = 10_000;
 
-/**
- * What one scrape reads, taken once so the families read from one view agree. Each view is taken
- * in one go (as the exporter's are a console query each), with the event loop let go between them:
- * at 5,000 pools each is tens of ms.
- */
 /** A scrape's text in pieces, each small enough to encode without holding clients up. */
 interface Body {
   pieces: string[];
   bytes: number;
 }
 
+/**
+ * What one scrape reads, taken once so the families read from one view agree. Each view is taken
+ * in one go (as the exporter's are a console query each), with the event loop let go between them:
+ * at 5,000 pools each is tens of ms.
+ */
 interface Snapshot {
   databases: DatabaseRow[];
   pools: PoolRow[];
