@@ -51,6 +51,7 @@ import {
 import {
   ClientStatements,
   ServerStatements,
+  dropInQuery,
   mustWait,
   routeStatementMessage,
   settleBeforeQuery,
@@ -721,8 +722,12 @@ export class ClientConnection
     }
     if (type === Msg.Query && this.server!.statements?.checks != null)
       settleBeforeQuery(this.statementRoute(this.server!, breaksCopy));
+    const drop =
+      type === Msg.Query && effect.dropsStatements && this.route !== null
+        ? dropInQuery(this.statementRoute(this.server!, breaksCopy))
+        : undefined;
     this.noteEffect(type === Msg.Query ? effect : this.unroutedEffect(type, msg, effect));
-    replies.push(EXPECT_OF[type]!);
+    replies.push(EXPECT_OF[type]!, drop);
     this.pass(msg);
   }
 

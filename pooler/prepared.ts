@@ -145,7 +145,34 @@ export class ClientStatements {
     for (const s of this.byName.values()) this.registry.drop(s);
     this.byName.clear();
   }
+
+  /** A copy holding the same statements, for putting the names back (restore). */
+  copy(): ClientStatements {
+    const copy = new ClientStatements(this.registry);
+    for (const [name, s] of this.byName) copy.set(name, s);
+    return copy;
+  }
+
+  /** Puts back the names of `saved` that were not taken again since, and lets `saved` go. */
+  restore(saved: ClientStatements): void {
+    for (const [name, s] of saved.byName) if (!this.byName.has(name)) this.set(name, s);
+    saved.clear();
+  }
 }
+
+/**
+ * A client's DEALLOCATE ALL or DISCARD ALL in a Query, not answered yet: its names are dropped for
+ * what follows, but PostgreSQL drops them only if the statement runs (not in a failed transaction,
+ * not DISCARD ALL in a transaction block, not behind an error in its Query); what they were is kept
+ * until the Query's ReadyForQuery.
+ */
+class UnansweredDrop {
+  /** The server's CommandComplete said it ran. */
+  ran = false;
+  constructor(readonly saved: ClientStatements) {}
+}
+
+const DROP_TAGS = new Set(["DEALLOCATE ALL", "DISCARD ALL"]);
 
 /**
  * What one server has prepared, least recently used first. "maybe" marks statements whose fate the
@@ -160,6 +187,8 @@ export class ServerStatements {
   private readonly evicting = new Map<Statement, Unanswered>();
   /** Client names whose Close is unanswered with nothing here standing for them (closeUnknown). */
   readonly closing = new Map<string, Unanswered>();
+  /** The client's DEALLOCATE ALLs and DISCARD ALLs in Queries not answered yet, oldest first. */
+  readonly drops: UnansweredDrop[] = [];
 
   constructor(private readonly registry: StatementRegistry) {}
 
@@ -260,6 +289,22 @@ export class ServerStatements {
     for (const alias of this.checks.aliases.values()) alias.closed = true;
   }
 
+  /** Whether a client's DEALLOCATE ALL or DISCARD ALL is unanswered: whether its names exist is not known yet. */
+  get dropsUnanswered(): boolean {
+    return this.drops.length > 0;
+  }
+
+  /** The server completed a statement of the client's Query (`tag`): a DEALLOCATE ALL or DISCARD ALL ran. */
+  commandCompleted(tag: string): void {
+    if (!DROP_TAGS.has(tag)) return;
+    const drop = this.drops.find((d) => !d.ran);
+    if (drop === undefined) return;
+    drop.ran = true;
+    drop.saved.clear();
+    // what a later one kept was the names before this one, which are gone now
+    for (const later of this.drops) later.saved.clear();
+  }
+
   markAllUncertain(): void {
     for (const s of this.lru.keys()) this.lru.set(s, "maybe");
   }
@@ -270,6 +315,8 @@ export class ServerStatements {
     this.parsing.clear();
     this.evicting.clear();
     this.closing.clear();
+    for (const drop of this.drops) drop.saved.clear();
+    this.drops.length = 0;
     // the checks' statements went too (the pool's DISCARD ALL, or the server is gone)
     this.checks = null;
   }
@@ -518,15 +565,40 @@ function closeUnknown(
 /**
  * Whether a client's Parse, Bind, Describe or Close must wait, unread, for the server's answers:
  * it names a name whose Close (closeUnknown) is unanswered with a Sync sent behind it, so the name
- * exists exactly if an error skipped that Close, which the pooler cannot tell yet.
+ * exists exactly if an error skipped that Close, which the pooler cannot tell yet; or any name
+ * while a DEALLOCATE ALL or DISCARD ALL is unanswered (dropInQuery).
  */
 export function mustWait(type: number, msg: Buffer, r: StatementRoute): boolean {
   const { closing } = r.server;
-  if (closing.size === 0 || ((type === Msg.Describe || type === Msg.Close) && target(msg) === "P"))
+  if (
+    (closing.size === 0 && !r.server.dropsUnanswered) ||
+    ((type === Msg.Describe || type === Msg.Close) && target(msg) === "P")
+  )
     return false;
   const span = statementNameSpan(type, msg);
+  if (span.start === span.end) return false;
+  if (r.server.dropsUnanswered) return true;
   const close = closing.get(msg.toString("utf8", span.start, span.end));
   return close !== undefined && close.syncs !== r.replies.syncs;
+}
+
+/**
+ * A client Query with a DEALLOCATE ALL or DISCARD ALL goes to the server, before its names are
+ * dropped: the reply entry of the Query, which puts them back at its ReadyForQuery (or when an
+ * error before it skips it) unless the statement ran. Meanwhile what names a statement waits
+ * (mustWait), as whether the name exists is not known.
+ */
+export function dropInQuery(r: StatementRoute): Special {
+  const { server, client } = r;
+  const drop = new UnansweredDrop(client.copy());
+  server.drops.push(drop);
+  const answered = (): void => {
+    const at = server.drops.indexOf(drop);
+    if (at < 0) return; // the server's statements were cleared
+    server.drops.splice(at, 1);
+    if (!drop.ran) client.restore(drop.saved);
+  };
+  return { done: answered, undo: answered };
 }
 
 /** A Close the server skipped did not happen: the name is the client's again, unless it was reused since. */

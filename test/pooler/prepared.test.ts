@@ -464,6 +464,34 @@ describe("what follows a Parse that fails or breaks off a COPY, in the same writ
       later: [bind("", "s"), execute(), sync()],
       direct: /^1 Z E\(42P05 .*\) Z 3 Z E\(26000 .*\) Z$/,
     },
+    // PostgreSQL drops the names only when DEALLOCATE ALL or DISCARD ALL runs (not transactional:
+    // an error after it in the same Query does not bring them back)
+    ...(
+      [
+        [
+          "a DEALLOCATE ALL in a failed transaction (25P02)",
+          ["BEGIN; SELECT 1 / 0", "DEALLOCATE ALL", "ROLLBACK"],
+          true,
+        ],
+        ["a DISCARD ALL in a transaction block (25001)", ["BEGIN", "DISCARD ALL", "ROLLBACK"], true],
+        ["a DEALLOCATE ALL behind an error in its Query", ["SELECT 1 / 0; DEALLOCATE ALL"], true],
+        ["a DEALLOCATE ALL ahead of an error in its Query", ["DEALLOCATE ALL; SELECT 1 / 0"], false],
+        ["a DEALLOCATE ALL that runs", ["DEALLOCATE ALL"], false],
+      ] as const
+    ).map(([what, queries, kept]) => ({
+      name: `${what}: the name ${kept ? "still exists" : "is gone"} for a Bind sent behind it`,
+      sql: "SELECT 1 AS n",
+      send: [
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+        ...queries.map((q) => query(q)),
+        bind("", "s"),
+        execute(),
+        sync(),
+      ],
+      readyCount: queries.length + 2,
+      direct: kept ? /Z 2 D C Z$/ : /Z E\(26000 .*\) Z$/,
+    })),
   ];
   let p: TestPooler;
   beforeAll(async () => {
