@@ -161,15 +161,19 @@ export class ClientStatements {
 }
 
 /**
- * A client's DEALLOCATE ALL or DISCARD ALL in a Query, not answered yet: its names are dropped for
- * what follows, but PostgreSQL drops them only if the statement runs (not in a failed transaction,
- * not DISCARD ALL in a transaction block, not behind an error in its Query); what they were is kept
- * until the Query's ReadyForQuery.
+ * A client's DEALLOCATE ALL or DISCARD ALL, not answered yet: its names are dropped for what
+ * follows, but PostgreSQL drops them only if the statement runs (not in a failed transaction, not
+ * DISCARD ALL in a transaction block, not behind an error in its Query or batch); what they were is
+ * kept until the ReadyForQuery of its Query, or of the Sync ending its extended-protocol batch.
  */
 class UnansweredDrop {
   /** The server's CommandComplete said it ran. */
   ran = false;
-  constructor(readonly saved: ClientStatements) {}
+  /** `syncs`: the Syncs sent before its batch; null for a Query, which nothing the client sends behind shares. */
+  constructor(
+    readonly saved: ClientStatements,
+    readonly syncs: number | null,
+  ) {}
 }
 
 const DROP_TAGS = new Set(["DEALLOCATE ALL", "DISCARD ALL"]);
@@ -187,7 +191,7 @@ export class ServerStatements {
   private readonly evicting = new Map<Statement, Unanswered>();
   /** Client names whose Close is unanswered with nothing here standing for them (closeUnknown). */
   readonly closing = new Map<string, Unanswered>();
-  /** The client's DEALLOCATE ALLs and DISCARD ALLs in Queries not answered yet, oldest first. */
+  /** The client's DEALLOCATE ALLs and DISCARD ALLs not answered yet, oldest first (dropNames). */
   readonly drops: UnansweredDrop[] = [];
 
   constructor(private readonly registry: StatementRegistry) {}
@@ -292,6 +296,11 @@ export class ServerStatements {
   /** Whether a client's DEALLOCATE ALL or DISCARD ALL is unanswered: whether its names exist is not known yet. */
   get dropsUnanswered(): boolean {
     return this.drops.length > 0;
+  }
+
+  /** Whether what is sent now, after `syncs` Syncs, comes behind an unanswered drop's Query or batch. */
+  behindDrop(syncs: number): boolean {
+    return this.drops.some((d) => d.syncs !== syncs);
   }
 
   /** The server completed a statement of the client's Query (`tag`): a DEALLOCATE ALL or DISCARD ALL ran. */
@@ -566,7 +575,7 @@ function closeUnknown(
  * Whether a client's Parse, Bind, Describe or Close must wait, unread, for the server's answers:
  * it names a name whose Close (closeUnknown) is unanswered with a Sync sent behind it, so the name
  * exists exactly if an error skipped that Close, which the pooler cannot tell yet; or any name
- * while a DEALLOCATE ALL or DISCARD ALL is unanswered (dropInQuery).
+ * behind a DEALLOCATE ALL or DISCARD ALL not answered yet (dropNames).
  */
 export function mustWait(type: number, msg: Buffer, r: StatementRoute): boolean {
   const { closing } = r.server;
@@ -577,28 +586,38 @@ export function mustWait(type: number, msg: Buffer, r: StatementRoute): boolean 
     return false;
   const span = statementNameSpan(type, msg);
   if (span.start === span.end) return false;
-  if (r.server.dropsUnanswered) return true;
+  if (r.server.behindDrop(r.replies.syncs)) return true;
   const close = closing.get(msg.toString("utf8", span.start, span.end));
   return close !== undefined && close.syncs !== r.replies.syncs;
 }
 
 /**
- * A client Query with a DEALLOCATE ALL or DISCARD ALL goes to the server, before its names are
- * dropped: the reply entry of the Query, which puts them back at its ReadyForQuery (or when an
- * error before it skips it) unless the statement ran. Meanwhile what names a statement waits
- * (mustWait), as whether the name exists is not known.
+ * A client's DEALLOCATE ALL or DISCARD ALL goes to the server: its names are dropped now, for what
+ * follows in the same Query or batch (which PostgreSQL skips if it fails), and put back at the
+ * ReadyForQuery of the Query (`until` "query": the Query's reply entry, returned) or of the Sync
+ * ending the batch ("sync"), unless the server's CommandComplete said it ran. Meanwhile what names
+ * a statement behind them waits (mustWait), as whether the name exists is not known. ("now": a
+ * streamed Query's, whose entry was queued before its text was read: dropped, as if it ran.)
  */
-export function dropInQuery(r: StatementRoute): Special {
+export function dropNames(r: StatementRoute, until: "query" | "sync" | "now"): Special | undefined {
   const { server, client } = r;
-  const drop = new UnansweredDrop(client.copy());
-  server.drops.push(drop);
-  const answered = (): void => {
-    const at = server.drops.indexOf(drop);
-    if (at < 0) return; // the server's statements were cleared
-    server.drops.splice(at, 1);
-    if (!drop.ran) client.restore(drop.saved);
-  };
-  return { done: answered, undo: answered };
+  let answered: (() => void) | undefined;
+  if (until !== "now") {
+    const drop = new UnansweredDrop(client.copy(), until === "query" ? null : r.replies.syncs);
+    server.drops.push(drop);
+    answered = (): void => {
+      const at = server.drops.indexOf(drop);
+      if (at < 0) return; // the server's statements were cleared
+      server.drops.splice(at, 1);
+      if (!drop.ran) client.restore(drop.saved);
+    };
+  }
+  client.clear();
+  server.namesDropped(client);
+  if (answered === undefined) return undefined;
+  if (until === "query") return { done: answered, undo: answered };
+  r.replies.atNextSync(answered);
+  return undefined;
 }
 
 /** A Close the server skipped did not happen: the name is the client's again, unless it was reused since. */
