@@ -51,12 +51,13 @@ import {
 import {
   ClientStatements,
   ServerStatements,
+  dropNames,
   mustWait,
   routeStatementMessage,
   settleBeforeQuery,
   type StatementRoute,
 } from "./prepared.ts";
-import { Expect, type ExpectKind } from "./replies.ts";
+import { Expect, type ExpectKind, type Special } from "./replies.ts";
 import { StreamedQuery, classifySql } from "./streamed-query.ts";
 import { describeTls } from "./tls.ts";
 import { PGBOUNCER_VERSION } from "./version.ts";
@@ -674,7 +675,7 @@ export class ClientConnection
       sql.feed(last ? slice.subarray(0, slice.length - 1) : slice);
       if (last) {
         this.streamedQuery = null;
-        if (this.server !== null) this.noteEffect(sql.result());
+        if (this.server !== null) this.noteEffect(sql.result(), "now");
       }
     }
     this.pass(slice);
@@ -723,17 +724,34 @@ export class ClientConnection
     }
     if (type === Msg.Query && this.server!.statements?.checks != null)
       settleBeforeQuery(this.statementRoute(this.server!, breaksCopy));
-    this.noteEffect(type === Msg.Query ? effect : this.unroutedEffect(type, msg, effect));
-    replies.push(EXPECT_OF[type]!);
+    const drop = this.noteEffect(
+      type === Msg.Query ? effect : this.unroutedEffect(type, msg, effect),
+      type === Msg.Query ? "query" : "sync",
+    );
+    replies.push(EXPECT_OF[type]!, drop);
     this.pass(msg);
   }
 
   /** Whether a client message must wait for its server's answers before it is routed (prepared.ts). */
   private mustWait(msg: Buffer): boolean {
     const type = msg[0]!;
-    if (type === Msg.Query || !this.routesStatements()) return false;
+    if (type === Msg.Query) return this.route !== null && this.dropMustWait(msg);
+    if (!this.routesStatements()) return false;
     const server = this.server!;
     return mustWait(type, msg, this.statementRoute(server, server.copyIn && !server.copyBroken));
+  }
+
+  /**
+   * A Query with DEALLOCATE ALL or DISCARD ALL waits for the answers to what was sent before it,
+   * when they come without it (not in a COPY FROM STDIN, which it is to break off): the names it
+   * keeps in case it fails (prepared.ts dropNames) are then the names, not guesses that an error
+   * before it may undo.
+   */
+  private dropMustWait(msg: Buffer): boolean {
+    const server = this.server!;
+    return (
+      server.replies.endsRequest() && !server.copyIn && classifySql(msg, 5, msg.length - 1).dropsStatements
+    );
   }
 
   /**
@@ -806,20 +824,24 @@ export class ClientConnection
     }
   }
 
-  private noteEffect(effect: SessionEffect): void {
+  /**
+   * `dropsUntil`: when a DEALLOCATE ALL or DISCARD ALL in it is known to have run or not (a Query's
+   * reply entry is returned for it: prepared.ts dropNames).
+   */
+  private noteEffect(
+    effect: SessionEffect,
+    dropsUntil: "query" | "sync" | "now" = "sync",
+  ): Special | undefined {
     if (effect.setsSearchPathLocally) this.localSearchPath = true;
-    if (!effect.touches) return;
+    if (!effect.touches) return undefined;
     this.noteResets(effect);
     (this.session ??= new ClientSession()).note(effect);
-    if (effect.dropsStatements) {
-      // DEALLOCATE ALL / DISCARD ALL: the client's names are gone, and whatever the pooler had
-      // prepared on this server may be (the statement may still fail): Close before reusing any.
-      if (this.route !== null) {
-        this.route.client.clear();
-        this.server!.statements?.namesDropped(this.route.client);
-      }
-      this.server!.statements?.markAllUncertain();
-    }
+    if (!effect.dropsStatements) return undefined;
+    // DEALLOCATE ALL / DISCARD ALL: whatever the pooler had prepared on this server may be gone
+    // (the statement may still fail): Close before reusing any.
+    this.server!.statements?.markAllUncertain();
+    if (this.route === null) return undefined;
+    return dropNames(this.statementRoute(this.server!, this.route.breaksCopy), dropsUntil);
   }
 
   private pinRefusal(state: HeldState): Buffer {

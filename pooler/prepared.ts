@@ -148,7 +148,38 @@ export class ClientStatements {
     this.byName.clear();
     this.drops++;
   }
+
+  /** A copy holding the same statements, for putting the names back (restore). */
+  copy(): ClientStatements {
+    const copy = new ClientStatements(this.registry);
+    for (const [name, s] of this.byName) copy.set(name, s);
+    return copy;
+  }
+
+  /** Puts back the names of `saved` that were not taken again since, and lets `saved` go. */
+  restore(saved: ClientStatements): void {
+    for (const [name, s] of saved.byName) if (!this.byName.has(name)) this.set(name, s);
+    saved.clear();
+  }
 }
+
+/**
+ * A client's DEALLOCATE ALL or DISCARD ALL, not answered yet: its names are dropped for what
+ * follows, but PostgreSQL drops them only if the statement runs (not in a failed transaction, not
+ * DISCARD ALL in a transaction block, not behind an error in its Query or batch); what they were is
+ * kept until the ReadyForQuery of its Query, or of the Sync ending its extended-protocol batch.
+ */
+class UnansweredDrop {
+  /** The server's CommandComplete said it ran. */
+  ran = false;
+  /** `syncs`: the Syncs sent before its batch; null for a Query, which nothing the client sends behind shares. */
+  constructor(
+    readonly saved: ClientStatements,
+    readonly syncs: number | null,
+  ) {}
+}
+
+const DROP_TAGS = new Set(["DEALLOCATE ALL", "DISCARD ALL"]);
 
 /**
  * What one server has prepared, least recently used first. "maybe" marks statements whose fate the
@@ -163,6 +194,8 @@ export class ServerStatements {
   private readonly evicting = new Map<Statement, Unanswered>();
   /** Client names whose Close is unanswered with nothing here standing for them (closeUnknown). */
   readonly closing = new Map<string, Unanswered>();
+  /** The client's DEALLOCATE ALLs and DISCARD ALLs not answered yet, oldest first (dropNames). */
+  readonly drops: UnansweredDrop[] = [];
 
   constructor(private readonly registry: StatementRegistry) {}
 
@@ -263,6 +296,27 @@ export class ServerStatements {
     for (const alias of this.checks.aliases.values()) alias.closed = true;
   }
 
+  /** Whether a client's DEALLOCATE ALL or DISCARD ALL is unanswered: whether its names exist is not known yet. */
+  get dropsUnanswered(): boolean {
+    return this.drops.length > 0;
+  }
+
+  /** Whether what is sent now, after `syncs` Syncs, comes behind an unanswered drop's Query or batch. */
+  behindDrop(syncs: number): boolean {
+    return this.drops.some((d) => d.syncs !== syncs);
+  }
+
+  /** The server completed a statement of the client's Query (`tag`): a DEALLOCATE ALL or DISCARD ALL ran. */
+  commandCompleted(tag: string): void {
+    if (!DROP_TAGS.has(tag)) return;
+    const drop = this.drops.find((d) => !d.ran);
+    if (drop === undefined) return;
+    drop.ran = true;
+    drop.saved.clear();
+    // what a later one kept was the names before this one, which are gone now
+    for (const later of this.drops) later.saved.clear();
+  }
+
   markAllUncertain(): void {
     for (const s of this.lru.keys()) this.lru.set(s, "maybe");
   }
@@ -273,6 +327,8 @@ export class ServerStatements {
     this.parsing.clear();
     this.evicting.clear();
     this.closing.clear();
+    for (const drop of this.drops) drop.saved.clear();
+    this.drops.length = 0;
     // the checks' statements went too (the pool's DISCARD ALL, or the server is gone)
     this.checks = null;
   }
@@ -526,15 +582,50 @@ function closeUnknown(
 /**
  * Whether a client's Parse, Bind, Describe or Close must wait, unread, for the server's answers:
  * it names a name whose Close (closeUnknown) is unanswered with a Sync sent behind it, so the name
- * exists exactly if an error skipped that Close, which the pooler cannot tell yet.
+ * exists exactly if an error skipped that Close, which the pooler cannot tell yet; or any name
+ * behind a DEALLOCATE ALL or DISCARD ALL not answered yet (dropNames).
  */
 export function mustWait(type: number, msg: Buffer, r: StatementRoute): boolean {
   const { closing } = r.server;
-  if (closing.size === 0 || ((type === Msg.Describe || type === Msg.Close) && target(msg) === "P"))
+  if (
+    (closing.size === 0 && !r.server.dropsUnanswered) ||
+    ((type === Msg.Describe || type === Msg.Close) && target(msg) === "P")
+  )
     return false;
   const span = statementNameSpan(type, msg);
+  if (span.start === span.end) return false;
+  if (r.server.behindDrop(r.replies.syncs)) return true;
   const close = closing.get(msg.toString("utf8", span.start, span.end));
   return close !== undefined && close.syncs !== r.replies.syncs;
+}
+
+/**
+ * A client's DEALLOCATE ALL or DISCARD ALL goes to the server: its names are dropped now, for what
+ * follows in the same Query or batch (which PostgreSQL skips if it fails), and put back at the
+ * ReadyForQuery of the Query (`until` "query": the Query's reply entry, returned) or of the Sync
+ * ending the batch ("sync"), unless the server's CommandComplete said it ran. Meanwhile what names
+ * a statement behind them waits (mustWait), as whether the name exists is not known. ("now": a
+ * streamed Query's, whose entry was queued before its text was read: dropped, as if it ran.)
+ */
+export function dropNames(r: StatementRoute, until: "query" | "sync" | "now"): Special | undefined {
+  const { server, client } = r;
+  let answered: (() => void) | undefined;
+  if (until !== "now") {
+    const drop = new UnansweredDrop(client.copy(), until === "query" ? null : r.replies.syncs);
+    server.drops.push(drop);
+    answered = (): void => {
+      const at = server.drops.indexOf(drop);
+      if (at < 0) return; // the server's statements were cleared
+      server.drops.splice(at, 1);
+      if (!drop.ran) client.restore(drop.saved);
+    };
+  }
+  client.clear();
+  server.namesDropped(client);
+  if (answered === undefined) return undefined;
+  if (until === "query") return { done: answered, undo: answered };
+  r.replies.atNextSync(answered);
+  return undefined;
 }
 
 /** A Close the server skipped did not happen: the name is the client's again, unless it was reused since. */

@@ -160,6 +160,27 @@ describe("ReplyQueue", () => {
     expect(q.headIs(Expect.Sync)).toBe(true);
   });
 
+  it("what waits for the next Sync's answer has it at its ReadyForQuery, or when a COPY ignores that Sync", () => {
+    const q = new ReplyQueue();
+    const answered: string[] = [];
+    q.atNextSync(() => answered.push("first"));
+    q.push(Expect.Execute);
+    q.push(Expect.Sync);
+    q.atNextSync(() => answered.push("second"));
+    q.push(Expect.Sync);
+    q.relayed(Msg.CommandComplete);
+    q.relayed(Msg.ReadyForQuery);
+    expect(answered).toEqual(["first"]);
+    q.relayed(Msg.ReadyForQuery);
+    expect(answered).toEqual(["first", "second"]);
+
+    q.atNextSync(() => answered.push("ignored"));
+    q.push(Expect.Execute);
+    q.push(Expect.Sync);
+    expect(q.ignoreSyncs()).toBe(1);
+    expect(answered).toEqual(["first", "second", "ignored"]);
+  });
+
   it("a request pipelined behind a COPY's Syncs ends them: the Syncs behind it are its own", () => {
     const q = new ReplyQueue();
     q.push(Expect.Execute);

@@ -90,6 +90,8 @@ export class ReplyQueue {
   private skippingUntilSync = false;
   /** Syncs sent to the server so far: a message sent at an older count is not skipped with what is sent now. */
   syncs = 0;
+  /** Called once the next Sync is answered (or ignored by a COPY): what waits for its batch's outcome. */
+  private syncAnswered: (() => void)[] = [];
 
   /**
    * `skipped`: a Query or FunctionCall was skipped after an error (PostgreSQL skips them too until
@@ -124,7 +126,10 @@ export class ReplyQueue {
   push(kind: ExpectKind, special?: Special, toClient?: Emit): void {
     const afterCopyEnd = this.copyEnded;
     if (isRequest(kind)) this.copyEnded = false;
-    if (kind === Expect.Sync) this.syncs++;
+    if (kind === Expect.Sync) {
+      this.syncs++;
+      if (this.syncAnswered.length > 0) special = this.answersSync();
+    }
     if (this.skippingUntilSync) {
       if (kind !== Expect.Sync) {
         if (owesReady(kind)) this.skipped(true);
@@ -159,6 +164,19 @@ export class ReplyQueue {
       this.copyEnded = copyEnded;
     }
     this.push(kind);
+  }
+
+  /** `answered` is called when the next Sync sent is answered: its batch's outcome is known. */
+  atNextSync(answered: () => void): void {
+    this.syncAnswered.push(answered);
+  }
+
+  /** The entry of a Sync that calls what waited for it. */
+  private answersSync(): Special {
+    const waiting = this.syncAnswered;
+    this.syncAnswered = [];
+    const answered = (): void => waiting.forEach((f) => f());
+    return { done: answered, undo: answered };
   }
 
   /** The client sent a CopyDone or CopyFail: what it sends next is no longer COPY's to ignore. */
@@ -240,8 +258,8 @@ export class ReplyQueue {
   /**
    * The head, an Execute or a Query, started a COPY FROM STDIN: the Syncs queued right behind it,
    * sent before the client ended the COPY, are ignored by PostgreSQL (it reads only COPY messages
-   * now) and owe nothing; how many were taken out. Syncs are always plain entries (the client's
-   * own), so no special's count changes.
+   * now) and owe nothing; how many were taken out. A Sync's entry has no reply to rewrite (at most
+   * what waits for its answer: atNextSync), so no special's count changes.
    */
   ignoreSyncs(): number {
     if (this.head === this.tail) return 0;
@@ -250,6 +268,8 @@ export class ReplyQueue {
     let end = this.head + 1;
     while (end < this.tail && this.kinds[end] === Expect.Sync && !this.afterCopyEnd[end]) end++;
     const ignored = end - this.head - 1;
+    // what waited for an ignored Sync's answer has it: the batch before it is done
+    for (let at = this.head + 1; at < end; at++) this.specials[at]?.undo?.();
     this.remove(this.head + 1, ignored);
     return ignored;
   }
@@ -285,6 +305,16 @@ export class ReplyQueue {
     if (this.copyEnded) return false;
     for (let at = this.head; at < this.tail; at++) if (isRequest(this.kinds[at]!)) return true;
     return false;
+  }
+
+  /**
+   * Every message queued is answered without the client sending more (unless a request starts a
+   * COPY FROM STDIN): the last ends a request (Sync, Query, FunctionCall; PostgreSQL holds the
+   * replies to the others until a Sync or Flush).
+   */
+  endsRequest(): boolean {
+    const last = this.kinds[this.tail - 1];
+    return this.tail > this.head && (last === Expect.Sync || owesReady(last!));
   }
 
   /** A Sync is queued behind the head. */
@@ -331,5 +361,6 @@ export class ReplyQueue {
     this.mapErrorCount = 0;
     this.skippingUntilSync = false;
     this.copyEnded = false;
+    this.syncAnswered = [];
   }
 }

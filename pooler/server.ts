@@ -345,6 +345,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
       if (this.internal === null) this.client?.onParameterStatus(name, value);
     } else if (type === Msg.CopyInResponse) {
       this.enterCopyIn();
+    } else if (type === Msg.CommandComplete && this.statements?.dropsUnanswered === true) {
+      this.statements.commandCompleted(chunk.toString("latin1", start + 5, end - 1));
     } else if (type === Msg.ErrorResponse && isFatal(chunk.subarray(start, end))) {
       // The client has its FATAL (e.g. pg_terminate_backend): it must not get a second one from us.
       this.toldClientFatal = true;

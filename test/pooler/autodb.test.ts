@@ -4,6 +4,7 @@
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import { connect, errorOf } from "../support/clients.ts";
+import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { freePort } from "../support/ports.ts";
 import { waitFor } from "../support/wait.ts";
@@ -83,6 +84,61 @@ describe("autodb_idle_timeout", () => {
     expect((await again.query("SELECT current_database() AS db")).rows[0].db).toBe("postgres");
     await again.end();
     expect(await databases()).toEqual(expect.arrayContaining(["app", "postgres"]));
+  });
+});
+
+/**
+ * SHOW STATS_TOTALS' xact_count and query_count of auto-database `db` after 5 queries, once it is
+ * forgotten, and once one query made it up again.
+ */
+async function statsAcrossForgetting(url: (db: string) => string, db: string): Promise<string[][][]> {
+  const admin = await connect(url("pgbouncer"));
+  const counts = async (): Promise<string[][]> =>
+    (
+      await admin.query<{ database: string; xact_count: string; query_count: string }>("SHOW STATS_TOTALS")
+    ).rows
+      .filter((r) => r.database === db)
+      .map((r) => [r.xact_count, r.query_count]);
+  const queries = async (n: number): Promise<void> => {
+    const c = await connect(url(db));
+    for (let i = 0; i < n; i++) await c.query("SELECT 1");
+    await c.end();
+  };
+  try {
+    await queries(5);
+    const before = await counts();
+    // (PgBouncer 1.18 stops listing it in SHOW DATABASES once it has no servers, before it is forgotten)
+    await waitFor(
+      async () =>
+        !(await admin.query<{ database: string }>("SHOW POOLS")).rows.some((r) => r.database === db),
+      `${db} to be forgotten`,
+      10_000,
+    );
+    const after = await counts();
+    await queries(1);
+    return [before, after, await counts()];
+  } finally {
+    await admin.end();
+  }
+}
+
+describe("a forgotten auto-database's stats", () => {
+  const expected = [[["5", "5"]], [], [["1", "1"]]];
+
+  it("leave SHOW STATS_TOTALS with it; made up again, it counts from 0", async () => {
+    expect(await statsAcrossForgetting(tp.url, "template1")).toEqual(expected);
+  });
+
+  it.skipIf(!hasPgBouncer())("as in PgBouncer 1.18", async () => {
+    const b = await startPgBouncer(
+      { "*": `host=127.0.0.1 port=${inject("pgPort")}` },
+      { pool_mode: "transaction", admin_users: "postgres", autodb_idle_timeout: 1, server_idle_timeout: 1 },
+    );
+    try {
+      expect(await statsAcrossForgetting(b.url, "template1")).toEqual(expected);
+    } finally {
+      await b.stop();
+    }
   });
 });
 

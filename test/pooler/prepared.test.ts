@@ -250,6 +250,8 @@ describe("what follows a Parse that fails or breaks off a COPY, in the same writ
     query("ROLLBACK"),
     ...rest,
   ];
+  /** `sql` run with the extended protocol's unnamed statement. */
+  const unnamed = (sql: string): Buffer[] => [parse("", sql), bind("", ""), execute(), sync()];
   /** A Parse of s of each text, each behind its own Sync. */
   const parsesOfS = (...texts: string[]): Buffer[] => texts.flatMap((text) => [parse("s", text), sync()]);
   // `direct`: what PostgreSQL answers, to be sure each scenario is the case it names. `opening`
@@ -463,6 +465,73 @@ describe("what follows a Parse that fails or breaks off a COPY, in the same writ
       readyCount: 3,
       later: [bind("", "s"), execute(), sync()],
       direct: /^1 Z E\(42P05 .*\) Z 3 Z E\(26000 .*\) Z$/,
+    },
+    // PostgreSQL drops the names only when DEALLOCATE ALL or DISCARD ALL runs (not transactional:
+    // an error after it in the same Query does not bring them back); with the extended protocol, a
+    // Parse or Bind of it fails in a failed transaction (25P02), DISCARD ALL's Execute in a block
+    ...(
+      [
+        [
+          "a DEALLOCATE ALL in a failed transaction (25P02)",
+          ["BEGIN; SELECT 1 / 0", "DEALLOCATE ALL", "ROLLBACK"],
+          true,
+        ],
+        ["a DISCARD ALL in a transaction block (25001)", ["BEGIN", "DISCARD ALL", "ROLLBACK"], true],
+        ["a DEALLOCATE ALL behind an error in its Query", ["SELECT 1 / 0; DEALLOCATE ALL"], true],
+        ["a DEALLOCATE ALL ahead of an error in its Query", ["DEALLOCATE ALL; SELECT 1 / 0"], false],
+        ["a DEALLOCATE ALL that runs", ["DEALLOCATE ALL"], false],
+        [
+          "an unnamed Parse of DEALLOCATE ALL in a failed transaction (25P02)",
+          ["BEGIN; SELECT 1 / 0", unnamed("DEALLOCATE ALL"), "ROLLBACK"],
+          true,
+        ],
+        [
+          "a Bind of a DEALLOCATE ALL prepared before, in a failed transaction (25P02)",
+          [
+            [parse("d", "DEALLOCATE ALL"), sync()],
+            "BEGIN; SELECT 1 / 0",
+            [bind("", "d"), execute(), sync()],
+            "ROLLBACK",
+          ],
+          true,
+        ],
+        [
+          "an unnamed DISCARD ALL in a transaction block (25001)",
+          ["BEGIN", unnamed("DISCARD ALL"), "ROLLBACK"],
+          true,
+        ],
+        ["an unnamed DEALLOCATE ALL that runs", [unnamed("DEALLOCATE ALL")], false],
+      ] as const
+    ).map(([what, requests, kept]) => ({
+      name: `${what}: the name ${kept ? "still exists" : "is gone"} for a Bind sent behind it`,
+      sql: "SELECT 1 AS n",
+      send: [
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+        ...requests.flatMap((r) => (typeof r === "string" ? [query(r)] : r)),
+        bind("", "s"),
+        execute(),
+        sync(),
+      ],
+      readyCount: requests.length + 2,
+      direct: kept ? /Z 2 D C Z$/ : /Z E\(26000 .*\) Z$/,
+    })),
+    {
+      name: "a Parse skipped behind an error, then a DISCARD ALL that fails: the name does not exist",
+      sql: "SELECT 1 AS n",
+      send: [
+        bind("", "nothing"),
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+        query("BEGIN"),
+        query("DISCARD ALL"),
+        query("ROLLBACK"),
+        bind("", "s"),
+        execute(),
+        sync(),
+      ],
+      readyCount: 5,
+      direct: /E\(25001 .*\) Z C Z E\(26000 .*\) Z$/,
     },
   ];
   let p: TestPooler;
