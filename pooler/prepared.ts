@@ -116,8 +116,10 @@ export class StatementRegistry {
 /** One client's statement names. */
 export class ClientStatements {
   private readonly byName = new Map<string, Statement>();
-  /** How many times all its names were dropped (DEALLOCATE ALL): an undo from before must not bring one back. */
+  /** How many times all its names were dropped (DEALLOCATE ALL): an undo from before acts on the names before (namesAt). */
   drops = 0;
+  /** The drops counted from here on all failed (dropFailed): the names are what they were then. */
+  private kept = 0;
 
   constructor(private readonly registry: StatementRegistry) {}
 
@@ -146,7 +148,18 @@ export class ClientStatements {
   clear(): void {
     for (const s of this.byName.values()) this.registry.drop(s);
     this.byName.clear();
-    this.drops++;
+    this.kept = ++this.drops;
+  }
+
+  /** Whether the names are what they were after `drops` drops: every drop since failed. */
+  unchangedSince(drops: number): boolean {
+    return drops >= this.kept;
+  }
+
+  /** Its drop after `after` others failed: `saved`, the names before it, are put back. */
+  dropFailed(saved: ClientStatements, after: number): void {
+    this.restore(saved);
+    if (this.kept === after + 1) this.kept = after;
   }
 
   /** A copy holding the same statements, for putting the names back (restore). */
@@ -172,10 +185,14 @@ export class ClientStatements {
 class UnansweredDrop {
   /** The server's CommandComplete said it ran. */
   ran = false;
-  /** `syncs`: the Syncs sent before its batch; null for a Query, which nothing the client sends behind shares. */
+  /**
+   * `syncs`: the Syncs sent before its batch; null for a Query, which nothing the client sends behind
+   * shares. `after`: how many times the client's names were dropped before.
+   */
   constructor(
     readonly saved: ClientStatements,
     readonly syncs: number | null,
+    readonly after: number,
   ) {}
 }
 
@@ -313,8 +330,17 @@ export class ServerStatements {
     if (drop === undefined) return;
     drop.ran = true;
     drop.saved.clear();
-    // what a later one kept was the names before this one, which are gone now
-    for (const later of this.drops) later.saved.clear();
+  }
+
+  /**
+   * The client's names as they were when it had dropped them `drops` times, for an undo of what it
+   * sent then: the client's own, or the copy an unanswered DEALLOCATE ALL or DISCARD ALL sent since
+   * keeps for its failure; undefined once one sent since ran (the names are gone).
+   */
+  namesAt(client: ClientStatements, drops: number): ClientStatements | undefined {
+    if (client.unchangedSince(drops)) return client;
+    const drop = this.drops.find((d) => d.after === drops);
+    return drop === undefined || drop.ran ? undefined : drop.saved;
   }
 
   markAllUncertain(): void {
@@ -466,15 +492,19 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
       s === undefined && alias === undefined
         ? undefined
         : (): void => {
-            // a DEALLOCATE ALL sent behind it dropped the name anyway
-            if (r.client.drops !== drops) return;
+            const at = routeAt(drops, r);
+            if (at === undefined) return;
             if (alias !== undefined) {
               alias.closed = false;
               // the name's Parses came before: it means what the first of them to succeed prepared
               // (restored, a failed one's statement was prepared again for a Bind and failed there)
-              if (alias.decides(name, r)) return alias.answered(name, undefined, r);
+              const decides = alias.decides(name, at);
+              if (decides) alias.answered(name, undefined, at);
+              // (the client's names dropped since no longer follow its chain)
+              alias.closed = r.client.drops !== drops;
+              if (decides) return;
             }
-            if (s !== undefined) restore(name, s, r);
+            if (s !== undefined) restore(name, s, at);
           };
     if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);
     if (s !== undefined && found === undefined && r.server.settled(s)) return closeBehind(name, s, r);
@@ -539,10 +569,15 @@ function closeBehind(name: string, s: Statement, r: StatementRoute): void {
   const alias = new Alias(s.nameBytes, s);
   (r.server.checks ??= new ParseChecks(r.client)).aliases.set(name, alias);
   r.server.set(s, "maybe");
+  const { drops } = r.client;
   r.replies.push(Expect.Close, {
     done: () => (alias.holder = undefined),
-    // a Close of the name sent since decides instead
-    undo: () => void (alias.decides(name, r) && restore(name, s, r)),
+    // a Close of the name sent since decides instead, unless a DEALLOCATE ALL sent since closed the
+    // alias with every name (the name is back if that failed)
+    undo: () => {
+      const at = routeAt(drops, r);
+      if (at !== undefined && (r.client.drops !== drops || alias.decides(name, r))) restore(name, s, at);
+    },
   });
   r.toServer(s.close);
 }
@@ -611,13 +646,18 @@ export function dropNames(r: StatementRoute, until: "query" | "sync" | "now"): S
   const { server, client } = r;
   let answered: (() => void) | undefined;
   if (until !== "now") {
-    const drop = new UnansweredDrop(client.copy(), until === "query" ? null : r.replies.syncs);
+    const drop = new UnansweredDrop(client.copy(), until === "query" ? null : r.replies.syncs, client.drops);
     server.drops.push(drop);
     answered = (): void => {
       const at = server.drops.indexOf(drop);
       if (at < 0) return; // the server's statements were cleared
       server.drops.splice(at, 1);
-      if (!drop.ran) client.restore(drop.saved);
+      if (drop.ran) return;
+      // (into what a later one, not answered yet, keeps for its own failure; gone if that one ran)
+      const names = server.namesAt(client, drop.after + 1);
+      if (names === client) client.dropFailed(drop.saved, drop.after);
+      else if (names === undefined) drop.saved.clear();
+      else names.restore(drop.saved);
     };
   }
   client.clear();
@@ -626,6 +666,16 @@ export function dropNames(r: StatementRoute, until: "query" | "sync" | "now"): S
   if (until === "query") return { done: answered, undo: answered };
   r.replies.atNextSync(answered);
   return undefined;
+}
+
+/**
+ * The route an undo of what the client sent when it had dropped its names `drops` times acts on
+ * (ServerStatements.namesAt); undefined when they were dropped since for good.
+ */
+function routeAt(drops: number, r: StatementRoute): StatementRoute | undefined {
+  const names = r.server.namesAt(r.client, drops);
+  if (names === r.client) return r;
+  return names === undefined ? undefined : { ...r, client: names };
 }
 
 /** A Close the server skipped did not happen: the name is the client's again, unless it was reused since. */
@@ -639,7 +689,8 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   const s = r.registry.intern(msg, span, r.searchPath());
   r.noteEffect(s.unrunEffect);
   r.client.set(name, s);
-  const forget = (): void => r.client.delete(name, s);
+  const { drops } = r.client;
+  const forget = (): void => r.server.namesAt(r.client, drops)?.delete(name, s);
   if (r.server.state(s) === "yes") {
     r.server.set(s, "yes");
     // In a failed transaction PostgreSQL refuses a Parse (25P02) unless its statement ends the

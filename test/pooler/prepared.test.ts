@@ -533,6 +533,71 @@ describe("what follows a Parse that fails or breaks off a COPY, in the same writ
       readyCount: 5,
       direct: /E\(25001 .*\) Z C Z E\(26000 .*\) Z$/,
     },
+    {
+      name: "a Close and a DEALLOCATE ALL Query, both skipped behind a failed Parse of their batch: the name still exists",
+      sql: "SELECT 1 AS n",
+      send: [
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+        parse("bad", "SELEC 1"),
+        close("S", "s"),
+        query("DEALLOCATE ALL"),
+        sync(),
+      ],
+      readyCount: 2,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 Z E\(42601 .*\) Z 2 D C Z$/,
+    },
+    {
+      name: "a Close of a name whose Parse is unanswered and an unnamed DEALLOCATE ALL, both skipped behind a failed Parse: the name still exists",
+      sql: "SELECT 1 AS n",
+      send: [
+        parse("s", "SELECT 1 AS n"),
+        parse("bad", "SELEC 1"),
+        close("S", "s"),
+        ...unnamed("DEALLOCATE ALL"),
+      ],
+      readyCount: 1,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 E\(42601 .*\) Z 2 D C Z$/,
+    },
+    {
+      name: "a Parse of a new name and an unnamed DEALLOCATE ALL, both skipped behind a failed Parse: the name does not exist",
+      sql: "SELECT 1 AS n",
+      send: [parse("bad", "SELEC 1"), parse("s", "SELECT 1 AS n"), ...unnamed("DEALLOCATE ALL")],
+      readyCount: 1,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^E\(42601 .*\) Z E\(26000 .*\) Z$/,
+    },
+    {
+      name: "a DEALLOCATE ALL that runs, a Parse, then one skipped behind an error in the same batch: the Parse's name still exists",
+      // (another text: behind a DEALLOCATE ALL the client's search_path is unknown, its Parse not shared)
+      sql: "SELECT 2 AS n",
+      send: [
+        ...unnamed("DEALLOCATE ALL").slice(0, -1),
+        parse("s", "SELECT 1 AS n"),
+        ...unnamed("SELECT 1 / 0").slice(0, -1),
+        ...unnamed("DEALLOCATE ALL"),
+      ],
+      readyCount: 1,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /^1 2 C 1 1 E\(22012 .*\) Z 2 D C Z$/,
+    },
+    {
+      name: "a DEALLOCATE ALL that fails (25P02), then in the next batch a ROLLBACK and one that runs: the name is gone",
+      sql: "SELECT 1 AS n",
+      send: [
+        parse("s", "SELECT 1 AS n"),
+        sync(),
+        query("BEGIN; SELECT 1 / 0"),
+        ...unnamed("DEALLOCATE ALL"),
+        ...unnamed("ROLLBACK").slice(0, -1),
+        ...unnamed("DEALLOCATE ALL"),
+      ],
+      readyCount: 4,
+      later: [bind("", "s"), execute(), sync()],
+      direct: /Z E\(26000 .*\) Z$/,
+    },
   ];
   let p: TestPooler;
   beforeAll(async () => {
