@@ -357,6 +357,17 @@ class ParseChecks {
   readonly aliases = new Map<string, Alias>();
   readonly names: string[] = [];
   constructor(readonly owner: ClientStatements) {}
+
+  /** Takes `name` off the statements to close at settling: whether it was there. */
+  unclose(name: string): boolean {
+    let found = false;
+    for (let i = this.names.length - 1; i >= 0; i--)
+      if (this.names[i] === name) {
+        this.names.splice(i, 1);
+        found = true;
+      }
+    return found;
+  }
 }
 
 /**
@@ -736,7 +747,9 @@ function parseAgain(
   r.noteEffect(s.unrunEffect);
   r.client.set(name, s);
   const undo = (): void => {
-    if (shared) checks.names.splice(checks.names.lastIndexOf(checkName), 1);
+    // (gone if the statement was prepared again since, its Close in front taking the name's place: prepare)
+    const at = shared ? checks.names.lastIndexOf(checkName) : -1;
+    if (at >= 0) checks.names.splice(at, 1);
     alias.answered(name, undefined, r);
   };
   const done = (): void => alias.answered(name, s, r);
@@ -787,8 +800,11 @@ function ensurePrepared(
  * Close, may still have it.
  */
 function prepare(s: Statement, r: StatementRoute, reply: Special): void {
+  // A client's Parse sent under the statement's name (parseAgain) may hold it, to be closed at
+  // settling: the Close in front does that now, as the settling's would close what is prepared here.
+  const taken = r.server.checks?.unclose(s.name) ?? false;
   // "yes" here: its Parse is unsettled, the server may or may not have it
-  const before = r.server.mayHave(s, r.replies.syncs) ? "maybe" : "no";
+  const before = taken || r.server.mayHave(s, r.replies.syncs) ? "maybe" : "no";
   if (before === "maybe") {
     r.replies.push(Expect.Close, { swallow: true });
     r.toServer(s.close);

@@ -560,6 +560,28 @@ const EVICTING: Record<string, Step[]> = {
     },
     { send: [parse("a", "SELECT 2 AS two"), sync()] },
   ],
+  // (was: the second Parse of a, its first skipped, took the statement's own name and was to be
+  // closed at settling; b's Bind, behind it, prepared the statement there again, which the settling
+  // then closed: the server's list said it had it, and every later Bind of it got 26000;
+  // FUZZ_SEED=99 round 115 in full concurrent runs)
+  "a Bind of a name whose statement is prepared again under the name a skipped Parse's second Parse took": [
+    { send: [parse("b", "SELECT 1 AS one"), sync()] },
+    { send: [parse("c", "SELECT 3 AS three"), sync()] },
+    {
+      send: [
+        bind("", "nope"),
+        parse("a", "SELECT 1 AS one"),
+        sync(),
+        parse("a", "SELECT 2 AS two"),
+        bind("", "b"),
+        execute(),
+        sync(),
+      ],
+      ready: 2,
+    },
+    { send: [bind("", "b"), execute(), sync()] },
+    { send: [bind("", "a"), execute(), sync()] },
+  ],
 };
 
 /** Messages behind a request that may start a COPY FROM STDIN, in the same write: PostgreSQL fails the COPY on the client's. */
