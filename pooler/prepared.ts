@@ -485,7 +485,11 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
               // (restored, a failed one's statement was prepared again for a Bind and failed there)
               if (alias.decides(name, r)) return alias.answered(name, undefined, r);
             }
-            if (s !== undefined) restore(name, s, r);
+            if (s === undefined || r.client.get(name) !== undefined) return;
+            // a chain of Parses of the name sent behind it was skipped too: it no longer routes the name
+            const later = r.server.checks?.aliases.get(name);
+            if (later !== undefined && later !== found) r.server.checks!.aliases.delete(name);
+            restore(name, s, r);
           };
     if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);
     if (s !== undefined && found === undefined && r.server.settled(s)) return closeBehind(name, s, r);

@@ -582,6 +582,25 @@ const EVICTING: Record<string, Step[]> = {
     { send: [bind("", "b"), execute(), sync()] },
     { send: [bind("", "a"), execute(), sync()] },
   ],
+  // (was: the skipped Parse's unanswered chain still stood for the name once the Close's undo had
+  // given it back its statement, until the Sync was answered: the Bind went to the Parse's statement,
+  // never prepared; FUZZ_SEED=20260611 round 238, through the failed transaction's Parse)
+  "a Bind behind a Sync after an error that skipped the Close of an evicted name and a Parse of it": [
+    { send: [parse("a", "SELECT 1 AS one"), sync()] },
+    { send: [parse("b", "SELECT 2 AS two"), sync()] },
+    {
+      send: [
+        bind("", "nope"),
+        close("S", "a"),
+        parse("a", "SELECT 3 AS three"),
+        sync(),
+        bind("", "a"),
+        execute(),
+        sync(),
+      ],
+      ready: 2,
+    },
+  ],
 };
 
 /** Messages behind a request that may start a COPY FROM STDIN, in the same write: PostgreSQL fails the COPY on the client's. */
