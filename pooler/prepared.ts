@@ -290,6 +290,15 @@ export class ServerStatements {
     return `${PARSE_CHECK}_${this.nextCheck++}`;
   }
 
+  /**
+   * The client gave the server back, all answered: its checks are due for settling by the next to
+   * route here, itself too (its names may have changed on other servers since; the checks' aliases,
+   * still consulted behind a reply it is owed then, would route them as they were).
+   */
+  released(): void {
+    if (this.checks !== null) this.checks.owner = null;
+  }
+
   /** `owner`'s names were all dropped (DEALLOCATE ALL): its Parses still unanswered no longer decide them. */
   namesDropped(owner: ClientStatements): void {
     if (this.checks?.owner !== owner) return;
@@ -356,7 +365,8 @@ const PARSE_CHECK = "POOLER_parse_check";
 class ParseChecks {
   readonly aliases = new Map<string, Alias>();
   readonly names: string[] = [];
-  constructor(readonly owner: ClientStatements) {}
+  /** The client whose link to the server they belong to; null once it gave the server back. */
+  constructor(public owner: ClientStatements | null) {}
 
   /** Takes `name` off the statements to close at settling: whether it was there. */
   unclose(name: string): boolean {

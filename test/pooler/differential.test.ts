@@ -237,6 +237,15 @@ const CONVERSATIONS: Record<string, Step[]> = {
     },
     { send: [bind("", "s2"), execute(), sync()] },
   ],
+  // (was: the parse check left on a server by a Parse an error skipped still stood for the name when
+  // the client came back to that server, after preparing the name again on another, with a reply
+  // still owed: the Parse went under the check's name and succeeded; FUZZ_SEED=7 round 276)
+  "a Parse of a name on a server where an earlier transaction's Parse of it was skipped, behind a Sync": [
+    { send: [sync()] },
+    { send: [bind("", "nope"), parse("a", "SELECT 1 / $1::int AS q"), sync()] },
+    { send: [parse("a", "SELECT $1::int AS v"), sync()] },
+    { send: [sync(), parse("a", "SELECT 1 AS one"), sync()], ready: 2 },
+  ],
 };
 
 async function converse(
