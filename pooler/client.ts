@@ -1073,6 +1073,7 @@ export class ClientConnection
   /** The server goes back to the pool; what the client sent meanwhile waits for the next one. */
   private unlink(server: ServerConnection): void {
     this.server = null;
+    server.statements?.released();
     this.pool!.release(server, false);
     if (this.queued.length > 0) {
       this.state = "waiting";

@@ -307,6 +307,15 @@ export class ServerStatements {
     return `${PARSE_CHECK}_${this.nextCheck++}`;
   }
 
+  /**
+   * The client gave the server back, all answered: its checks are due for settling by the next to
+   * route here, itself too (its names may have changed on other servers since; the checks' aliases,
+   * still consulted behind a reply it is owed then, would route them as they were).
+   */
+  released(): void {
+    if (this.checks !== null) this.checks.owner = null;
+  }
+
   /** `owner`'s names were all dropped (DEALLOCATE ALL): its Parses still unanswered no longer decide them. */
   namesDropped(owner: ClientStatements): void {
     if (this.checks?.owner !== owner) return;
@@ -382,7 +391,19 @@ const PARSE_CHECK = "POOLER_parse_check";
 class ParseChecks {
   readonly aliases = new Map<string, Alias>();
   readonly names: string[] = [];
-  constructor(readonly owner: ClientStatements) {}
+  /** The client whose link to the server they belong to; null once it gave the server back. */
+  constructor(public owner: ClientStatements | null) {}
+
+  /** Takes `name` off the statements to close at settling: whether it was there. */
+  unclose(name: string): boolean {
+    let found = false;
+    for (let i = this.names.length - 1; i >= 0; i--)
+      if (this.names[i] === name) {
+        this.names.splice(i, 1);
+        found = true;
+      }
+    return found;
+  }
 }
 
 /**
@@ -504,7 +525,11 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
               alias.closed = r.client.drops !== drops;
               if (decides) return;
             }
-            if (s !== undefined) restore(name, s, at);
+            if (s === undefined || at.client.get(name) !== undefined) return;
+            // a chain of Parses of the name sent behind it was skipped too: it no longer routes the name
+            const later = r.server.checks?.aliases.get(name);
+            if (later !== undefined && later !== found) r.server.checks!.aliases.delete(name);
+            restore(name, s, at);
           };
     if (r.replies.length === 0) return r.replies.push(kind, { synthetic: closeComplete(), undo }, r.toClient);
     if (s !== undefined && found === undefined && r.server.settled(s)) return closeBehind(name, s, r);
@@ -787,7 +812,9 @@ function parseAgain(
   r.noteEffect(s.unrunEffect);
   r.client.set(name, s);
   const undo = (): void => {
-    if (shared) checks.names.splice(checks.names.lastIndexOf(checkName), 1);
+    // (gone if the statement was prepared again since, its Close in front taking the name's place: prepare)
+    const at = shared ? checks.names.lastIndexOf(checkName) : -1;
+    if (at >= 0) checks.names.splice(at, 1);
     alias.answered(name, undefined, r);
   };
   const done = (): void => alias.answered(name, s, r);
@@ -838,8 +865,11 @@ function ensurePrepared(
  * Close, may still have it.
  */
 function prepare(s: Statement, r: StatementRoute, reply: Special): void {
+  // A client's Parse sent under the statement's name (parseAgain) may hold it, to be closed at
+  // settling: the Close in front does that now, as the settling's would close what is prepared here.
+  const taken = r.server.checks?.unclose(s.name) ?? false;
   // "yes" here: its Parse is unsettled, the server may or may not have it
-  const before = r.server.mayHave(s, r.replies.syncs) ? "maybe" : "no";
+  const before = taken || r.server.mayHave(s, r.replies.syncs) ? "maybe" : "no";
   if (before === "maybe") {
     r.replies.push(Expect.Close, { swallow: true });
     r.toServer(s.close);

@@ -237,6 +237,15 @@ const CONVERSATIONS: Record<string, Step[]> = {
     },
     { send: [bind("", "s2"), execute(), sync()] },
   ],
+  // (was: the parse check left on a server by a Parse an error skipped still stood for the name when
+  // the client came back to that server, after preparing the name again on another, with a reply
+  // still owed: the Parse went under the check's name and succeeded; FUZZ_SEED=7 round 276)
+  "a Parse of a name on a server where an earlier transaction's Parse of it was skipped, behind a Sync": [
+    { send: [sync()] },
+    { send: [bind("", "nope"), parse("a", "SELECT 1 / $1::int AS q"), sync()] },
+    { send: [parse("a", "SELECT $1::int AS v"), sync()] },
+    { send: [sync(), parse("a", "SELECT 1 AS one"), sync()], ready: 2 },
+  ],
 };
 
 async function converse(
@@ -559,6 +568,47 @@ const EVICTING: Record<string, Step[]> = {
       ready: 2,
     },
     { send: [parse("a", "SELECT 2 AS two"), sync()] },
+  ],
+  // (was: the second Parse of a, its first skipped, took the statement's own name and was to be
+  // closed at settling; b's Bind, behind it, prepared the statement there again, which the settling
+  // then closed: the server's list said it had it, and every later Bind of it got 26000;
+  // FUZZ_SEED=99 round 115 in full concurrent runs)
+  "a Bind of a name whose statement is prepared again under the name a skipped Parse's second Parse took": [
+    { send: [parse("b", "SELECT 1 AS one"), sync()] },
+    { send: [parse("c", "SELECT 3 AS three"), sync()] },
+    {
+      send: [
+        bind("", "nope"),
+        parse("a", "SELECT 1 AS one"),
+        sync(),
+        parse("a", "SELECT 2 AS two"),
+        bind("", "b"),
+        execute(),
+        sync(),
+      ],
+      ready: 2,
+    },
+    { send: [bind("", "b"), execute(), sync()] },
+    { send: [bind("", "a"), execute(), sync()] },
+  ],
+  // (was: the skipped Parse's unanswered chain still stood for the name once the Close's undo had
+  // given it back its statement, until the Sync was answered: the Bind went to the Parse's statement,
+  // never prepared; FUZZ_SEED=20260611 round 238, through the failed transaction's Parse)
+  "a Bind behind a Sync after an error that skipped the Close of an evicted name and a Parse of it": [
+    { send: [parse("a", "SELECT 1 AS one"), sync()] },
+    { send: [parse("b", "SELECT 2 AS two"), sync()] },
+    {
+      send: [
+        bind("", "nope"),
+        close("S", "a"),
+        parse("a", "SELECT 3 AS three"),
+        sync(),
+        bind("", "a"),
+        execute(),
+        sync(),
+      ],
+      ready: 2,
+    },
   ],
 };
 
