@@ -49,14 +49,13 @@ import {
   withParam,
 } from "./params.ts";
 import {
-  ClientStatements,
-  ServerStatements,
   dropNames,
   mustWait,
   routeStatementMessage,
   settleBeforeQuery,
   type StatementRoute,
 } from "./prepared.ts";
+import { ClientStatements, ServerStatements } from "./statements.ts";
 import { Expect, type ExpectKind, type Special } from "./replies.ts";
 import { StreamedQuery, classifySql } from "./streamed-query.ts";
 import { describeTls } from "./tls.ts";

@@ -18,7 +18,7 @@ import {
   SessionAttrsMismatch,
 } from "./target-session.ts";
 import { trackedOnly, trackedParameter } from "./params.ts";
-import { StatementRegistry } from "./prepared.ts";
+import { StatementRegistry } from "./statements.ts";
 import { md5Secret } from "./protocol/auth/md5.ts";
 import { ServerConnection, ServerError, type ServerCredentials, type ServerTarget } from "./server.ts";
 import { PoolStats } from "./stats.ts";

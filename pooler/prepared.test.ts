@@ -10,13 +10,8 @@ import {
   parseErrorFields,
   statementNameSpan,
 } from "./protocol/messages.ts";
-import {
-  ClientStatements,
-  ServerStatements,
-  StatementRegistry,
-  routeStatementMessage,
-  type StatementRoute,
-} from "./prepared.ts";
+import { routeStatementMessage, type StatementRoute } from "./prepared.ts";
+import { ClientStatements, ServerStatements, StatementRegistry } from "./statements.ts";
 import { Expect, ReplyQueue } from "./replies.ts";
 
 const BIND_COMPLETE = Buffer.from([Msg.BindComplete, 0, 0, 0, 4]);

@@ -30,7 +30,7 @@ import {
 import { SqlState } from "./protocol/sqlstate.ts";
 import { isMd5Secret, md5Response } from "./protocol/auth/md5.ts";
 import { SASL_MECHANISM, ScramClientSession } from "./protocol/auth/scram.ts";
-import type { ServerStatements } from "./prepared.ts";
+import type { ServerStatements } from "./statements.ts";
 import { ReadBuffer } from "./read-buffer.ts";
 import { serverEndpoint, socketErrorText } from "./unix-socket.ts";
 import { Expect, ReplyQueue } from "./replies.ts";
