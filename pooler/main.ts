@@ -22,12 +22,39 @@ function shutdownWaitMs(): number {
   return ms;
 }
 
+/** Every signal main acts on; those in STOPS end the pooler. */
+const SIGNALS: NodeJS.Signals[] = ["SIGHUP", "SIGINT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGQUIT"];
+const STOPS = new Set<NodeJS.Signals>(["SIGINT", "SIGTERM", "SIGQUIT"]);
+
+/**
+ * Handlers for start-up (a slow auth_file, a listen_addr being resolved, the binds), installed
+ * first as PgBouncer installs its own before it listens: left to Node, a SIGHUP would end the
+ * process and a SIGTERM would leave the pidfile behind. A stop calls `stop` (no client to wait for
+ * yet); the others are held. Returns what removes them, giving the signals held, in order.
+ */
+function holdSignals(stop: () => void): () => NodeJS.Signals[] {
+  const held: NodeJS.Signals[] = [];
+  const hold = (signal: NodeJS.Signals): void => {
+    if (STOPS.has(signal)) stop();
+    else held.push(signal);
+  };
+  for (const signal of SIGNALS) process.on(signal, hold);
+  return () => {
+    for (const signal of SIGNALS) process.off(signal, hold);
+    return held;
+  };
+}
+
 export async function main(argv: string[]): Promise<Pooler> {
   const iniPath = argv[0];
   let loaded: LoadedConfig;
   let log: Logger;
   let waitMs: number;
   let removePidFile = (): void => undefined;
+  const started = holdSignals(() => {
+    removePidFile();
+    process.exit(0);
+  });
   const logs = new LogDestination();
   try {
     // TLS keys are read here (loaded.tls), while still root, as PgBouncer 1.18 does: a key may be
@@ -97,6 +124,8 @@ export async function main(argv: string[]): Promise<Pooler> {
   onSignal("SIGUSR1", () => pause(pooler, ""));
   onSignal("SIGUSR2", () => resume(pooler, ""));
   onSignal("SIGQUIT", stopWithin(0));
+  // a SIGHUP, SIGUSR1 or SIGUSR2 during start-up is acted on now: a reload, a pause
+  for (const signal of started()) process.emit(signal, signal);
   // however shutdown started (a signal or the console's SHUTDOWN), the process ends with it
   void pooler.stopped.then(() => {
     removePidFile();

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { makeCerts } from "../support/certs.ts";
+import { makeCerts, type TestCerts } from "../support/certs.ts";
 import { connect, errorOf, fatalDuring } from "../support/clients.ts";
 import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
@@ -38,6 +38,41 @@ async function runTransactionPooler(env: Record<string, string> = {}) {
   });
   await waitFor(() => p.output().includes('"listening"'), "the pooler to listen");
   return { p, url: (db: string) => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}` };
+}
+
+/**
+ * The pooler held in its start-up, as a slow secrets agent holds it: it reads its TLS key from a
+ * pipe (a FIFO), which `handKey` writes when the test chooses.
+ */
+async function heldAtStartup({ dir, serverKey, serverCert }: TestCerts) {
+  const fifo = path.join(dir, "server-key.fifo");
+  execFileSync("mkfifo", [fifo]);
+  const pidfile = path.join(dir, "pooler.pid");
+  const port = await freePort();
+  const p = runPooler([], {
+    DATABASE_URL: inject("pgAppUrl"),
+    LISTEN_PORT: String(port),
+    CLIENT_TLS_SSLMODE: "require",
+    CLIENT_TLS_KEY_FILE: fifo,
+    CLIENT_TLS_CERT_FILE: serverCert,
+    PIDFILE: pidfile,
+  });
+  // the open returns once the pooler has opened the pipe to read it: it is starting, the key to come
+  const writer = await fs.promises.open(fifo, "w");
+  const handKey = async (): Promise<void> => {
+    try {
+      await writer.writeFile(fs.readFileSync(serverKey));
+    } finally {
+      await writer.close();
+    }
+  };
+  return {
+    p,
+    fifo,
+    pidfile,
+    handKey,
+    url: (db: string) => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}`,
+  };
 }
 
 function writeIni(dir: string, port: number, maxClients: number, extra: string[] = []): string {
@@ -175,6 +210,55 @@ describe("pooler program", () => {
     p.child.kill("SIGTERM");
     expect(await p.exited).toBe(0);
     expect(fs.existsSync(pidfile)).toBe(false);
+  });
+
+  it.each(["SIGTERM", "SIGINT"] as const)(
+    "%s during start-up exits 0 and leaves no pidfile, as a shutdown once started",
+    async (signal) => {
+      const certs = makeCerts();
+      try {
+        const held = await heldAtStartup(certs);
+        held.p.child.kill(signal);
+        await held.handKey().catch(() => undefined); // a pooler the signal ended reads no more
+        expect(await held.p.exited).toBe(0);
+        expect(fs.existsSync(held.pidfile)).toBe(false);
+      } finally {
+        certs.remove();
+      }
+    },
+  );
+
+  it("SIGHUP during start-up does not end it: the reload follows once started", async () => {
+    const certs = makeCerts();
+    let reread: Promise<unknown> = Promise.resolve();
+    try {
+      const held = await heldAtStartup(certs);
+      held.p.child.kill("SIGHUP");
+      await held.handKey().catch(() => undefined);
+      // the reload reads the TLS key again: the pipe's second writer
+      reread = fs.promises.writeFile(held.fifo, fs.readFileSync(certs.serverKey));
+      const reloaded = () => held.p.output().includes('"msg":"configuration reloaded"');
+      await Promise.race([waitFor(reloaded, "the reload"), held.p.exited]);
+      expect(held.p.child.signalCode).toBeNull();
+      expect(reloaded()).toBe(true);
+      await waitFor(() => held.p.output().includes('"listening"'), "the pooler to listen");
+      const c = await connect(held.url("app"), { ssl: { rejectUnauthorized: false } });
+      try {
+        expect((await c.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+      } finally {
+        await c.end();
+      }
+      held.p.child.kill("SIGTERM");
+      expect(await held.p.exited).toBe(0);
+      expect(fs.existsSync(held.pidfile)).toBe(false);
+    } finally {
+      // a writer still waiting for a reader (the pooler died) would hold this process: let it through
+      fs.closeSync(
+        fs.openSync(path.join(certs.dir, "server-key.fifo"), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK),
+      );
+      await reread.catch(() => undefined);
+      certs.remove();
+    }
   });
 
   it("refuses to start with a logfile it cannot open", async () => {
