@@ -4,10 +4,10 @@
 // or $DATA_DIR/postgres), the migrations, our pooler in transaction mode, then the app. With DATABASE_URL
 // (your own pooler and database) it only applies the migrations, if POSTGRES_DATABASE_URL is set, and
 // runs the app. Ctrl-C stops the app, then the pooler, then PostgreSQL.
-import fs from "node:fs";
 import path from "node:path";
 import { deployMigrations } from "./lib/deploy.ts";
 import { DataDirInUse, dataDirHolder, startEmbeddedPostgres } from "./lib/embedded-postgres.ts";
+import { makeDir } from "./lib/make-dir.ts";
 import { createDatabase } from "./lib/migrations.ts";
 import { startNodeChild, Supervisor, type Child } from "./lib/processes.ts";
 import { errorMessage, projectRoot } from "./lib/project.ts";
@@ -87,7 +87,7 @@ async function runEverything(): Promise<void> {
   if (holder.kind === "none") await assertPortFree(ports.postgres, "127.0.0.1", "PGPORT", "PostgreSQL");
 
   log(`starting PostgreSQL 13 on 127.0.0.1:${ports.postgres} (data in ${dataDir})`);
-  fs.mkdirSync(path.dirname(dataDir), { recursive: true });
+  makeDir(path.dirname(dataDir));
   const postgres = await startEmbeddedPostgres({
     dataDir,
     port: ports.postgres,

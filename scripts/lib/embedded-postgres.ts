@@ -7,6 +7,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
+import { makeDir } from "./make-dir.ts";
 
 export interface EmbeddedPostgresOptions {
   dataDir: string;
@@ -129,7 +130,7 @@ function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth
     );
   }
   fs.rmSync(work, { recursive: true, force: true });
-  fs.mkdirSync(path.dirname(work), { recursive: true });
+  makeDir(path.dirname(work));
   // not recursive: on a read-only file system that says ENOENT, not EROFS
   fs.mkdirSync(work, { mode: 0o700 });
   if (inPlace) {

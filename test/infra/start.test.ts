@@ -279,6 +279,24 @@ describe("npm start", () => {
     );
 
     it(
+      "says a DATA_DIR it cannot make in a read-only folder cannot be made, and why",
+      () =>
+        withMount(
+          async () => {
+            stack = startStack({ ...env, DATA_DIR: path.join(mount, "data") });
+            expect(await stack.exitCode).toBe(1);
+            // Node's recursive mkdir said ENOENT, no such file or directory
+            expect(stack.output()).toContain(
+              `cannot make ${mount}/data: EROFS: read-only file system, mkdir '${mount}/data'`,
+            );
+          },
+          "read-only",
+          "ro",
+        ),
+      60_000,
+    );
+
+    it(
       "makes the cluster in an empty DATA_DIR/postgres, starting over after a first start killed during initdb",
       () =>
         withMount(async () => {
@@ -298,13 +316,13 @@ describe("npm start", () => {
       "refuses a DATA_DIR/postgres holding something else, and leaves it as it is",
       () =>
         withMount(async () => {
-          fs.mkdirSync(path.join(mount, "lost+found"));
+          fs.writeFileSync(path.join(mount, "notes.txt"), "");
           stack = startStack(env);
           expect(await stack.exitCode).toBe(1);
           expect(stack.output()).toContain(
             `${mount} holds files but no PostgreSQL cluster (no PG_VERSION): move it away`,
           );
-          expect(fs.readdirSync(mount)).toEqual(["lost+found"]);
+          expect(fs.readdirSync(mount)).toEqual(["notes.txt"]);
         }),
       60_000,
     );
