@@ -124,7 +124,15 @@ function initdb(bin: string, who: RunAs, dataDir: string, password: string, auth
     );
   }
   const inPlace = fs.existsSync(dataDir);
-  if (inPlace && !initdbUnfinished(dataDir) && fs.readdirSync(dataDir).length > 0) {
+  const entries = inPlace ? fs.readdirSync(dataDir) : [];
+  if (inPlace && !initdbUnfinished(dataDir) && entries.length > 0) {
+    // initdb's own refusal of a volume's root, in PostgreSQL's words: the cluster belongs one level below
+    if (entries.includes("lost+found")) {
+      throw new Error(
+        `${dataDir} holds lost+found, perhaps being a mount point: PostgreSQL advises against a mount point as the data directory ` +
+          `("Create a subdirectory under the mount point"): set DATA_DIR=${dataDir}, and the cluster is made in ${path.join(dataDir, "postgres")}`,
+      );
+    }
     throw new Error(
       `${dataDir} holds files but no PostgreSQL cluster (no PG_VERSION): move it away, or give this run its own DATA_DIR=...`,
     );

@@ -328,6 +328,18 @@ describe("npm start", () => {
     );
   });
 
+  it("says to use a subdirectory of a volume mounted at DATA_DIR/postgres (lost+found), as PostgreSQL advises, and leaves it", async () => {
+    const volume = path.join(dataDir, "postgres");
+    fs.mkdirSync(path.join(volume, "lost+found"), { recursive: true });
+    stack = startStack(env);
+    expect(await stack.exitCode).toBe(1);
+    expect(stack.output()).toContain(
+      `${volume} holds lost+found, perhaps being a mount point: PostgreSQL advises against a mount point as the data directory ` +
+        `("Create a subdirectory under the mount point"): set DATA_DIR=${volume}, and the cluster is made in ${volume}/postgres`,
+    );
+    expect(fs.readdirSync(volume)).toEqual(["lost+found"]);
+  }, 60_000);
+
   it("says what to do with a cluster an older start's initdb left unfinished in place, and keeps it", async () => {
     // Starts before this one ran initdb in DATA_DIR/postgres itself, as this one does in an empty
     // directory there, without the marker beside it. Killed once template1 is made, before the
