@@ -144,6 +144,7 @@ async function poolerFor(r: Round): Promise<TestPooler> {
 async function play(r: Round, rng: Rng): Promise<{ failure: string | null; accepted: number }> {
   const direct = await Promise.all(r.clients.map((steps) => talk(inject("pgAppUrl"), steps, async () => {})));
   const p = await poolerFor(r);
+  const logged = p.logs.length;
   const pooled: string[][][] = [];
   if (sequential) for (const steps of r.clients) pooled.push(await talk(p.url(), steps, async () => {}));
   else {
@@ -169,10 +170,18 @@ async function play(r: Round, rng: Rng): Promise<{ failure: string | null; accep
       clients,
       `directly:\n  ${expected[at]!.join("\n  ")}`,
       `pooled:\n  ${(got[at] ?? ["(nothing)"]).join("\n  ")}`,
+      // PostgreSQL 13.23 crashing on a sequence ("server conn crashed?", "in recovery mode") shows here
+      `the pooler's warnings this round:\n  ${warnings(p.logs.slice(logged)).join("\n  ") || "(none)"}`,
     ].join("\n");
     return { failure, accepted };
   }
   return { failure: null, accepted };
+}
+
+function warnings(logs: Record<string, unknown>[]): string[] {
+  return logs
+    .filter((l) => (l.level as number) >= 40)
+    .map((l) => (l.err === undefined ? String(l.msg) : `${String(l.msg)}: ${String(l.err)}`));
 }
 
 let setup: pg.Client;
