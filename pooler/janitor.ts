@@ -55,12 +55,10 @@ export class Janitor {
         if (over(now, client.connectTime, c.clientLoginTimeout))
           client.refuse(SqlState.ProtocolViolation, "client_login_timeout");
         // queued for a server to take its startup settings: a wait for a server as any (PgBouncer's CL_WAITING_LOGIN)
-        else if (over(now, client.waitStart, limits.queryWaitTimeout))
-          client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
+        else this.checkWait(client, now, limits);
         return;
       case "waiting":
-        if (over(now, client.waitStart, limits.queryWaitTimeout))
-          client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
+        this.checkWait(client, now, limits);
         return;
       case "active": {
         // Idle is counted from the last traffic: a transaction from the server's last message (as
@@ -96,6 +94,18 @@ export class Janitor {
       case "closed":
         return;
     }
+  }
+
+  /**
+   * A client waiting for a server. Queued in its pool, it is ended by query_timeout as well, as by
+   * PgBouncer: a query not yet sent to a server runs too long all the same. Waiting on a server it
+   * already has (its session probe, its settings' SET), only query_wait_timeout bounds the pooler's query.
+   */
+  private checkWait(client: ClientConnection, now: number, limits: ClientTimeouts): void {
+    if (client.server === null && over(now, client.waitStart, limits.queryTimeout))
+      client.refuse(SqlState.ProtocolViolation, "query_timeout");
+    else if (over(now, client.waitStart, limits.queryWaitTimeout))
+      client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
   }
 
   /** query_wait_notify: a logged-in client queued that long is told why it waits, once, as by PgBouncer. */

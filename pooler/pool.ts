@@ -469,11 +469,12 @@ export class Pool {
     if (this.beingCanceled.delete(server) && server.state !== "closed") this.makeIdle(server);
   }
 
-  /** The reserve pool opens once the oldest waiting client has waited reserve_pool_timeout. */
+  /** The reserve pool opens once the oldest waiting client has waited reserve_pool_timeout (0: never, as PgBouncer). */
   private reserveAllowed(): boolean {
     const first = this.waiting[0];
     return (
       this.settings.reserveSize > 0 &&
+      this.settings.reserveTimeout > 0 &&
       first !== undefined &&
       now() - first.waitStart >= this.settings.reserveTimeout
     );

@@ -1280,3 +1280,68 @@ describe("cancel_wait_timeout", () => {
       ),
     ));
 });
+
+describe("side by side with PgBouncer 1.18", () => {
+  /**
+   * `scenario` against ours (`env`) and against PgBouncer 1.18 (`ini`, with pool_mode transaction and
+   * admin_users postgres), both in front of the test PostgreSQL; theirs is null where it is not installed.
+   */
+  async function bothPoolers<T>(
+    env: Record<string, string>,
+    ini: Record<string, string | number>,
+    scenario: (url: (db: string) => string) => Promise<T>,
+  ): Promise<{ ours: T; theirs: T | null }> {
+    const ours = await withTestPooler({ ADMIN_USERS: "postgres", ...env }, ({ url }) => scenario(url));
+    if (!hasPgBouncer()) return { ours, theirs: null };
+    const b = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      { pool_mode: "transaction", admin_users: "postgres", ...ini },
+    );
+    try {
+      return { ours, theirs: await scenario(b.url) };
+    } finally {
+      await b.stop();
+    }
+  }
+
+  /** A client queued behind the pool's only server, held in a transaction: how its query ends. */
+  async function queuedQuery(url: (db: string) => string): Promise<Refusal | "served"> {
+    const holder = await connect(url("app"));
+    await holder.query("BEGIN");
+    const queued = await connect(url("app"));
+    queued.on("error", () => {});
+    try {
+      return await refusal(queued.query("SELECT 1")).catch(() => "served" as const);
+    } finally {
+      await holder.end();
+      await queued.end().catch(() => undefined);
+    }
+  }
+
+  it("query_timeout also ends a client still queued for a server (08P01 query_timeout)", async () => {
+    const { ours, theirs } = await bothPoolers(
+      { DEFAULT_POOL_SIZE: "1", QUERY_TIMEOUT: "0.5", QUERY_WAIT_TIMEOUT: "10" },
+      { default_pool_size: 1, query_timeout: 0.5, query_wait_timeout: 10 },
+      queuedQuery,
+    );
+    console.log(
+      `queued past query_timeout: ours ${JSON.stringify(ours)}, PgBouncer 1.18 ${JSON.stringify(theirs)}`,
+    );
+    expect(ours).toMatchObject({ code: "08P01", message: "query_timeout" });
+    expect((ours as Refusal).ms).toBeLessThan(2500);
+    if (theirs) expect(theirs).toMatchObject({ code: "08P01", message: "query_timeout" });
+  }, 30_000);
+
+  it("reserve_pool_timeout=0 disables the reserve pool, as PgBouncer", async () => {
+    const { ours, theirs } = await bothPoolers(
+      { DEFAULT_POOL_SIZE: "1", RESERVE_POOL_SIZE: "1", RESERVE_POOL_TIMEOUT: "0", QUERY_WAIT_TIMEOUT: "1" },
+      { default_pool_size: 1, reserve_pool_size: 1, reserve_pool_timeout: 0, query_wait_timeout: 1 },
+      queuedQuery,
+    );
+    console.log(
+      `reserve_pool_timeout=0: ours ${JSON.stringify(ours)}, PgBouncer 1.18 ${JSON.stringify(theirs)}`,
+    );
+    expect(ours).toMatchObject({ code: "08P01", message: "query_wait_timeout" });
+    if (theirs) expect(theirs).toMatchObject({ code: "08P01", message: "query_wait_timeout" });
+  }, 30_000);
+});
