@@ -503,10 +503,15 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const tlsChanged = tlsSettingsChanged(config, this.config);
     this.config = config;
     this.authFile.read(config);
+    const wasAuto = new Set(this.autoDatabases.keys());
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
     for (const [key, pool] of this.pools) {
-      const db = this.findDatabase(pool.db.name);
+      // a removed entry's clients are closed even when "*" would make its name up, as PgBouncer:
+      // moved, they would reach PostgreSQL's database of that name instead of the entry's
+      const name = pool.db.name;
+      const kept = wasAuto.has(name) || config.databases.has(name);
+      const db = kept ? this.findDatabase(name) : undefined;
       if (db === undefined) {
         this.dropPool(key, pool, "database removed");
         continue;

@@ -809,6 +809,74 @@ describe("admin console", () => {
   }, 60_000);
 });
 
+/** `*` for the test server, and `gone`: its database app. */
+function autodbEntries(): { gone: string; "*": string } {
+  const server = new URL(inject("pgAppUrl"));
+  const star = `host=${server.hostname} port=${server.port}`;
+  return { gone: `${star} dbname=app`, "*": star };
+}
+
+/**
+ * A client of `gone` (autodbEntries), then a RELOAD whose [databases] keep only `*`: whether the
+ * client is closed or still open, and what a new client of `gone` is told.
+ */
+async function removedUnderAutodb(
+  url: (db: string) => string,
+  setDatabases: (databases: Record<string, string>) => void,
+): Promise<{ client: string; fresh: string }> {
+  const reloader = await connect(url("pgbouncer"));
+  const gone = await connect(url("gone"));
+  const closed = new Promise<string>((resolve) => gone.once("end", () => resolve("closed")));
+  try {
+    await gone.query("SELECT 1");
+    setDatabases({ "*": autodbEntries()["*"] });
+    await reloader.query("RELOAD");
+    const client = await Promise.race([closed, sleep(2000).then(() => "open")]);
+    const fresh = await connect(url("gone")).then(
+      (c) => c.end().then(() => "logged in"),
+      (err: Error) => err.message,
+    );
+    return { client, fresh };
+  } finally {
+    await Promise.all([reloader.end(), gone.end().catch(() => undefined)]);
+  }
+}
+
+describe("RELOAD that removes an entry while `*` stays", () => {
+  // the new client of gone reaches PostgreSQL's own database gone, which does not exist
+  const expected = { client: "closed", fresh: 'database "gone" does not exist' };
+
+  it("closes the entry's clients rather than moving them to an auto-database of the same name", async () => {
+    const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
+    const setDatabases = (databases: Record<string, string>): void =>
+      fs.writeFileSync(
+        ini,
+        ["[databases]", ...Object.entries(databases).map(([k, v]) => `${k} = ${v}`), "[pgbouncer]"].join(
+          "\n",
+        ),
+      );
+    setDatabases(autodbEntries());
+    const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
+    try {
+      const seen = await removedUnderAutodb(p.url, setDatabases);
+      expect({ ...seen, fresh: seen.fresh.replace(/^server login failed: /, "").replace(/;.*/, "") }).toEqual(
+        expected,
+      );
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it.skipIf(!hasPgBouncer())("is what PgBouncer 1.18 does", async () => {
+    const b = await startPgBouncer(autodbEntries(), { admin_users: "postgres" });
+    try {
+      expect(await removedUnderAutodb(b.url, b.setDatabases)).toEqual(expected);
+    } finally {
+      await b.stop();
+    }
+  });
+});
+
 describe("SHOW POOLS while a client logs in", () => {
   it("counts a client queued for a server to take its startup settings as waiting, not against cl_active", async () => {
     const tp = await startTestPooler({ ...baseEnv, DEFAULT_POOL_SIZE: "1" });

@@ -18,6 +18,8 @@ export interface PgBouncer {
   port: number;
   /** postgresql://postgres:postgres@127.0.0.1:<port>/<db> */
   url(db: string): string;
+  /** Rewrites its [databases] (its settings kept), for a RELOAD or SIGHUP to read. */
+  setDatabases(databases: Record<string, string>): void;
   /** Sends it a signal, to compare what it does with ours. */
   signal(signal: NodeJS.Signals): void;
   /** Settles once it has exited. */
@@ -37,9 +39,8 @@ export async function startPgBouncer(
 ): Promise<PgBouncer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "try-ts-pooler-pgbouncer-"));
   const port = await freePort();
-  const ini = [
-    "[databases]",
-    ...Object.entries(databases).map(([name, conn]) => `${name} = ${conn}`),
+  const iniPath = path.join(dir, "pgbouncer.ini");
+  const pgbouncerSection = [
     "[pgbouncer]",
     ...Object.entries({
       listen_addr: "127.0.0.1",
@@ -50,15 +51,19 @@ export async function startPgBouncer(
       ignore_startup_parameters: "extra_float_digits",
       ...settings,
     }).map(([k, v]) => `${k} = ${v}`),
-  ].join("\n");
-  fs.writeFileSync(path.join(dir, "pgbouncer.ini"), `${ini}\n`);
+  ];
+  const setDatabases = (dbs: Record<string, string>): void => {
+    const lines = ["[databases]", ...Object.entries(dbs).map(([name, conn]) => `${name} = ${conn}`)];
+    fs.writeFileSync(iniPath, `${[...lines, ...pgbouncerSection].join("\n")}\n`);
+  };
+  setDatabases(databases);
   const userlist = Object.entries({ postgres: "postgres", ...users }).map(([u, pw]) => `"${u}" "${pw}"\n`);
   fs.writeFileSync(path.join(dir, "userlist.txt"), userlist.join(""));
   // PgBouncer refuses to run as root: as postgres, like the embedded server
   const who = runAs();
   if (who.uid !== undefined)
     for (const f of ["", "pgbouncer.ini", "userlist.txt"]) fs.chownSync(path.join(dir, f), who.uid, who.gid!);
-  const child = spawn(PGBOUNCER_BIN, [path.join(dir, "pgbouncer.ini")], {
+  const child = spawn(PGBOUNCER_BIN, [iniPath], {
     ...who,
     cwd: dir,
     stdio: ["ignore", "ignore", "pipe"],
@@ -85,6 +90,7 @@ export async function startPgBouncer(
   return {
     port,
     url: (db) => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}`,
+    setDatabases,
     signal: (signal) => void child.kill(signal),
     exited,
     stop,
