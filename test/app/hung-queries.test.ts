@@ -1,6 +1,7 @@
 // A query the app has sent is bounded too (DB_QUERY_TIMEOUT), not only the wait for a connection:
-// a pooler that holds it (PAUSE) or a lock PostgreSQL makes it wait on ends the request in a 503,
-// and the connection it was sent on is closed, never handed to another request still busy with it.
+// a pooler that holds it (PAUSE) or a lock PostgreSQL makes it wait on ends the request in a 503
+// that says the database took too long (not that it is down), within one timeout, and the connection
+// it was sent on is closed at once, never handed to another request still busy with it.
 // The app's connections to the pooler carry TCP keepalive, so one to a host that vanished without a
 // FIN is found dead.
 import pg from "pg";
