@@ -7,7 +7,8 @@ const DEV_SESSION_SECRET = "dev-only-session-secret-do-not-use-in-production";
 /**
  * Seconds a query of the app may wait for its answer before the request fails (503) and its
  * connection is closed: a paused pooler or a held lock would otherwise hold the request for good.
- * Above Prisma's interactive-transaction timeout (5 s), which decides for the admin's saves.
+ * Any value works with the admin's saves: below Prisma's interactive-transaction timeout (5 s) it
+ * is the one a save meets, and the save is rolled back and reported just the same.
  */
 export const DEFAULT_DB_QUERY_TIMEOUT = 30;
 

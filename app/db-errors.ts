@@ -69,6 +69,18 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return anyInChain(err, isOutage);
 }
 
+/** node-postgres's error for a query that had no answer within DB_QUERY_TIMEOUT. */
+const QUERY_TIMED_OUT = "Query read timeout";
+
+/**
+ * Whether `err`, or what it wraps, is a query that had no answer in time. The database may be up
+ * and busy (a held lock): "could not be reached" would be wrong, and a write sent on its own may
+ * still be applied once the lock goes.
+ */
+export function isQueryTimeout(err: unknown): boolean {
+  return anyInChain(err, (e) => e.message === QUERY_TIMED_OUT);
+}
+
 /**
  * The connection was lost while COMMIT was on its way: PostgreSQL may have committed or not, and
  * nobody can tell until it is back. Saying "not saved" could make the user save a post twice.
@@ -80,9 +92,10 @@ export class CommitOutcomeUnknown extends Error {
 }
 
 /**
- * The transaction outlived Prisma's interactive-transaction timeout (P2028), most often waiting for
- * rows another transaction holds. Prisma rolled it back, so nothing was saved; the database is up,
- * and "could not be reached" would send the user looking for an outage that is not there.
+ * The transaction outlived Prisma's interactive-transaction timeout (P2028), or one of its statements
+ * DB_QUERY_TIMEOUT, most often waiting for rows another transaction holds. Prisma rolled it back, or
+ * its connection was closed (db.ts), which rolls it back on the server, so nothing was saved; the
+ * database is up, and "could not be reached" would send the user looking for an outage that is not there.
  */
 export class TransactionTimedOut extends Error {
   constructor(cause: unknown) {
@@ -93,7 +106,10 @@ export class TransactionTimedOut extends Error {
 /** Prisma's code for a transaction that expired (or was already closed) when it was used. */
 const TRANSACTION_EXPIRED = "P2028";
 
-/** prisma.$transaction, with an outage during the COMMIT reported as CommitOutcomeUnknown. */
+/**
+ * prisma.$transaction, with an outage during the COMMIT reported as CommitOutcomeUnknown and a
+ * statement before it that timed out as TransactionTimedOut.
+ */
 export async function transaction<T>(
   prisma: PrismaClient,
   work: (tx: Prisma.TransactionClient) => Promise<T>,
@@ -106,7 +122,8 @@ export async function transaction<T>(
       return result;
     });
   } catch (err) {
-    if (anyInChain(err, (e) => e.code === TRANSACTION_EXPIRED)) throw new TransactionTimedOut(err);
+    if (anyInChain(err, (e) => e.code === TRANSACTION_EXPIRED) || (!committing && isQueryTimeout(err)))
+      throw new TransactionTimedOut(err);
     throw committing && isDatabaseUnavailable(err) ? new CommitOutcomeUnknown(err) : err;
   }
 }
@@ -119,7 +136,8 @@ export async function transaction<T>(
 const TRANSACTIONS_REFUSED = /transaction blocks not allowed in statement pooling mode/;
 
 /** Why a write did not (surely) happen for the database's sake rather than the request's. */
-export type SaveFailure = "unreachable" | "outcome unknown" | "timed out" | "transactions refused";
+export type SaveFailure =
+  "unreachable" | "outcome unknown" | "timed out" | "no answer" | "transactions refused";
 
 /** The SaveFailure `err` stands for; null when it is not one (a bug, bad data). */
 export function saveFailure(err: unknown): SaveFailure | null {
@@ -127,6 +145,7 @@ export function saveFailure(err: unknown): SaveFailure | null {
   if (err instanceof TransactionTimedOut) return "timed out";
   if (anyInChain(err, (e) => typeof e.message === "string" && TRANSACTIONS_REFUSED.test(e.message)))
     return "transactions refused";
+  if (isQueryTimeout(err)) return "no answer";
   return isDatabaseUnavailable(err) ? "unreachable" : null;
 }
 

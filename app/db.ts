@@ -5,6 +5,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaClient } from "./generated/prisma/client.ts";
 import type { DatabaseConfig } from "./config.ts";
+import { isQueryTimeout } from "./db-errors.ts";
 
 export interface Database {
   prisma: PrismaClient;
@@ -36,11 +37,31 @@ interface BusyClient {
 }
 
 /**
- * A pool whose queries fail after `queryTimeout` seconds. The connection a timed-out query was sent
- * on is still busy with it, and may later see it through (a lock released, RESUME): handed to
- * another request, it would run that request's statements inside whatever the abandoned one left
- * open, e.g. the transaction whose ROLLBACK timed out behind it. pg's own pool.query() then closes
- * it; for a client checked out (Prisma's transactions) the release closes it here.
+ * Closes a client as soon as one of its queries times out. Its connection is still busy with the
+ * query: the next statement (Prisma's ROLLBACK of the transaction the query was in) would queue
+ * behind it and wait out a second timeout. Closed, the server rolls that transaction back itself.
+ * pg's pool.query() (the session store's) closes it too, through its release with the error.
+ */
+function endOnTimeout(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  Object.assign(client, {
+    query(...args: unknown[]) {
+      const result = query(...args);
+      if (result instanceof Promise)
+        result.catch((err: unknown) => {
+          if (isQueryTimeout(err)) void client.end();
+        });
+      return result;
+    },
+  });
+}
+
+/**
+ * A pool whose queries fail after `queryTimeout` seconds, their connections closed (endOnTimeout).
+ * A client may also be released while still busy with a query that has not timed out: Prisma's
+ * own transaction timeout (5 s) gives up on a statement still waiting for a lock. Handed to another
+ * request, it would run that request's statements inside whatever the abandoned one left open, and
+ * see the abandoned statement through once the lock goes: the release closes it here.
  */
 function boundedPool(databaseUrl: string, max: number, queryTimeout: number): pg.Pool {
   const pool = new pg.Pool({
@@ -51,6 +72,7 @@ function boundedPool(databaseUrl: string, max: number, queryTimeout: number): pg
     keepAlive: true,
     keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
   });
+  pool.on("connect", endOnTimeout);
   pool.on("release", (err, client) => {
     // ended before the pool looks at it, so the pool drops it instead of keeping it idle
     if (!err && (client as unknown as BusyClient)._activeQuery) void client.end();

@@ -35,8 +35,16 @@ const UNCHANGED: Record<SaveFailure, string> = {
     "The database went away while your change was being saved: it may or may not have been made. Check before sending it again.",
   "timed out":
     "The change took too long (another change may have been holding the same rows), so nothing was saved or changed.",
+  // a write sent outside a transaction (a login's last_login) may be applied once the database gets to it
+  "no answer":
+    "The database took too long to answer, so what you sent may or may not have been saved. Check before sending it again.",
   "transactions refused":
     "The database's connection pooler refuses transactions (it runs in statement pooling mode), so nothing was saved or changed. The site's administrator must switch the pooler to transaction or session pooling.",
+};
+
+const WARNINGS: Partial<Record<SaveFailure, string>> = {
+  "timed out": "transaction timed out",
+  "no answer": "query timed out",
 };
 
 /** Form fields never sent back to the browser, as Django never re-displays a password. */
@@ -90,12 +98,14 @@ export function errorHandler(production: boolean) {
     const failure = status === 500 ? saveFailure(err) : null;
     if (failure !== null) {
       status = 503;
-      if (req.method === "GET" || req.method === "HEAD") detail = DETAILS[503];
-      else detail = UNCHANGED[failure];
+      if (req.method !== "GET" && req.method !== "HEAD") detail = UNCHANGED[failure];
+      else if (failure === "no answer")
+        detail = "The database took too long to answer. Please try again in a moment.";
+      else detail = DETAILS[503];
       if (needsAdministrator(failure)) req.log.error({ err }, "request failed: pooler misconfigured");
       else {
         res.set("Retry-After", RETRY_AFTER_SECONDS);
-        req.log.warn({ err }, failure === "timed out" ? "transaction timed out" : "database unavailable");
+        req.log.warn({ err }, WARNINGS[failure] ?? "database unavailable");
       }
     }
     if (status === 500) req.log.error({ err }, "request failed");
