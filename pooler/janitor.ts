@@ -61,6 +61,17 @@ export class Janitor {
       case "waiting":
         if (over(now, client.waitStart, limits.queryWaitTimeout))
           client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
+        // the probe is the pooler's own query: without query_wait_timeout, server_connect_timeout
+        // bounds it, as it does the others (a lock held on a catalog would hold the client for ever)
+        else if (
+          client.probing &&
+          limits.queryWaitTimeout === 0 &&
+          over(now, client.waitStart, client.pool!.settings.connectTimeout)
+        )
+          client.refuse(
+            SqlState.ConnectionFailure,
+            "could not inspect the session state: no answer within server_connect_timeout",
+          );
         return;
       case "active": {
         // Idle is counted from the last traffic: a transaction from the server's last message (as
