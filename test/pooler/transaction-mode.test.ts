@@ -606,7 +606,13 @@ describe("a cancel request while the pooler looks at the session", () => {
         await c.query("SET application_name = 'probed'");
         await lockWaitOf(direct, backend);
         const started = Date.now();
-        const answer = next === null ? null : c.query(next).then(() => null, (e: unknown) => e);
+        const answer =
+          next === null
+            ? null
+            : c.query(next).then(
+                () => null,
+                (e: unknown) => e,
+              );
         await new Promise((r) => setTimeout(r, 100));
         const { pid: key, secret } = cancelKeyOf(c);
         const cancel = rawExchange(p.port, cancelRequest(key, secret));
@@ -642,24 +648,27 @@ describe("a probe that gets no answer", () => {
   // query_wait_timeout bounds the client's wait for the probe; set to 0, server_connect_timeout does,
   // as it does the pooler's other own queries: a lock held on a catalog must not hold the client for ever
   it("ends the client after server_connect_timeout when query_wait_timeout is 0", () =>
-    withTestPooler({ DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "0", SERVER_CONNECT_TIMEOUT: "1" }, async (p) => {
-      const c = await connect(p.url());
-      c.on("error", () => undefined);
-      const direct = await connect(inject("pgAppUrl"));
-      try {
-        const backend = await pid(c);
-        await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
-        await c.query("SET application_name = 'probed'");
-        await lockWaitOf(direct, backend);
-        const answer = errorOf(c.query("SELECT 1")).then((e) => e.message);
-        const late = new Promise<string>((r) => setTimeout(() => r("still waiting after 4 s"), 4000));
-        expect(await Promise.race([answer, late])).toMatch(/could not inspect the session state/);
-      } finally {
-        await direct.query("ROLLBACK").catch(() => undefined);
-        await c.end().catch(() => undefined);
-        await direct.end();
-      }
-    }));
+    withTestPooler(
+      { DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "0", SERVER_CONNECT_TIMEOUT: "1" },
+      async (p) => {
+        const c = await connect(p.url());
+        c.on("error", () => undefined);
+        const direct = await connect(inject("pgAppUrl"));
+        try {
+          const backend = await pid(c);
+          await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
+          await c.query("SET application_name = 'probed'");
+          await lockWaitOf(direct, backend);
+          const answer = errorOf(c.query("SELECT 1")).then((e) => e.message);
+          const late = new Promise<string>((r) => setTimeout(() => r("still waiting after 4 s"), 4000));
+          expect(await Promise.race([answer, late])).toMatch(/could not inspect the session state/);
+        } finally {
+          await direct.query("ROLLBACK").catch(() => undefined);
+          await c.end().catch(() => undefined);
+          await direct.end();
+        }
+      },
+    ));
 });
 
 describe("a client that quits while the pooler inspects its session", () => {
