@@ -44,7 +44,7 @@ export interface HeldCancel {
   /** The pool whose server it cancels; null: it goes to a peer. */
   readonly pool: Pool | null;
   /** Its connection to PostgreSQL (SHOW CLIENTS' link); null: none yet, or to a peer. */
-  readonly connection: CancelConnection | null;
+  connection: CancelConnection | null;
   /** Queued for its turn (a peer's pool_size), not on its way yet. */
   waiting: boolean;
 }

@@ -177,6 +177,10 @@ export class ClientConnection
   /** Cancel requests of its key sent on to its server; those up to `cancelsSpent` explained a 57014. */
   cancelsSent = 0;
   private cancelsSpent = 0;
+  /** The probe is running for it: a cancel request then waits for the request it is meant for. */
+  probing = false;
+  /** A cancel request that came during the probe: sent once the client's next request starts on a server. */
+  private cancelLater: { send: () => void; drop: () => void } | null = null;
   waitStart = 0;
   /** The server assign() is setting the client's parameters on, before anything of the client's. */
   private syncingOn: ServerConnection | null = null;
@@ -897,6 +901,10 @@ export class ClientConnection
   }
 
   private requestStarts(server: ServerConnection): void {
+    const cancel = this.cancelLater;
+    this.cancelLater = null;
+    // connected and sent after this request's bytes, written in this same turn
+    cancel?.send();
     const now = performance.now();
     server.queryStart = now;
     if (server.txStatus === "I") server.xactStart = now;
@@ -964,15 +972,36 @@ export class ClientConnection
     this.state = "waiting";
     this.waitStart = now(); // under query_wait_timeout, as any wait for a server
     this.block(Block.Waiting);
+    this.probing = true;
     server.queryInternal(this.session!.probeSql(server.baseline)).then(
       (rows) => this.probed(server, rows),
-      (err: Error) =>
-        this.retriesOwnQuery(server, err, () => this.probe(server)) ||
-        this.refuse(SqlState.ConnectionFailure, `could not inspect the session state: ${err.message}`),
+      (err: Error) => {
+        this.probing = false;
+        return (
+          this.retriesOwnQuery(server, err, () => this.probe(server)) ||
+          this.refuse(SqlState.ConnectionFailure, `could not inspect the session state: ${err.message}`)
+        );
+      },
     );
   }
 
+  /** Bytes of the client's that the pooler has not sent on yet: a request of its under way. */
+  get sentMeanwhile(): boolean {
+    return this.queued.length > 0 || this.socket.readableLength > 0;
+  }
+
+  /**
+   * A cancel request that came while the probe ran, for the request the client sent meanwhile:
+   * `send` once that request starts on a server (the probe's query is the pooler's, which
+   * PostgreSQL would not have run), `drop` if the client goes first. One is enough for it.
+   */
+  cancelOnceSent(send: () => void, drop: () => void): void {
+    if (this.cancelLater !== null) return drop();
+    this.cancelLater = { send, drop };
+  }
+
   private probed(server: ServerConnection, rows: Row[]): void {
+    this.probing = false;
     if (this.state === "closed") return;
     this.waitStart = 0;
     const result = readProbe(rows, this.pool!.user, server.baseline);
@@ -1239,6 +1268,8 @@ export class ClientConnection
       else this.returnServer(server);
     }
     if (this.pinned) this.setHeld(NOTHING_HELD);
+    this.cancelLater?.drop();
+    this.cancelLater = null;
     this.route?.client.clear();
     if (wasLoggedIn && this.pool) this.pool.clientCount--;
     if (this.admitted) this.host.clientLeft(this.database, this.user);

@@ -99,13 +99,24 @@ export class Janitor {
   /**
    * A client waiting for a server. Queued in its pool, it is ended by query_timeout as well, as by
    * PgBouncer: a query not yet sent to a server runs too long all the same. Waiting on a server it
-   * already has (its session probe, its settings' SET), only query_wait_timeout bounds the pooler's query.
+   * already has (its session probe, its settings' SET), only query_wait_timeout bounds the pooler's query;
+   * without it, server_connect_timeout bounds the probe, as it does the pooler's other own queries (a
+   * lock held on a catalog would hold the client for ever).
    */
   private checkWait(client: ClientConnection, now: number, limits: ClientTimeouts): void {
     if (client.server === null && over(now, client.waitStart, limits.queryTimeout))
       client.refuse(SqlState.ProtocolViolation, "query_timeout");
     else if (over(now, client.waitStart, limits.queryWaitTimeout))
       client.refuse(SqlState.ProtocolViolation, "query_wait_timeout");
+    else if (
+      client.probing &&
+      limits.queryWaitTimeout === 0 &&
+      over(now, client.waitStart, client.pool!.settings.connectTimeout)
+    )
+      client.refuse(
+        SqlState.ConnectionFailure,
+        "could not inspect the session state: no answer within server_connect_timeout",
+      );
   }
 
   /** query_wait_notify: a logged-in client queued that long is told why it waits, once, as by PgBouncer. */

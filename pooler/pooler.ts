@@ -297,6 +297,19 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       done();
       return null;
     }
+    // PostgreSQL acts on a cancel only while a query of the client's runs: the probe's is not one
+    if (client.probing) {
+      if (!client.sentMeanwhile) {
+        done();
+        return null;
+      }
+      const held: HeldCancel = { pool, connection: null, waiting: true };
+      client.cancelOnceSent(() => {
+        held.connection = this.cancel(pid, secret, done)?.connection ?? null;
+        held.waiting = false;
+      }, done);
+      return held;
+    }
     client.cancelsSent++;
     server.cancelsInFlight++;
     const connection = this.sendCancel(pool, server, () => {

@@ -651,10 +651,11 @@ export function probeSql(hidden: Iterable<string>, baseline: ServerBaseline = NO
  * setting only its own statements should feel. So they run with neither, by SET LOCAL in the query
  * string's implicit transaction (PostgreSQL arms the timeout again for each statement of a string,
  * and a SET reads no catalog): query_wait_timeout, which the client waits under meanwhile, bounds
- * the probe. The two show as session settings until the transaction ends, so they are read once
- * it has, under the client's own values again: BEGIN turns the implicit block into one that COMMIT
- * ends without a warning, and the read needs nothing the probe has not just brought into the
- * caches. An error before it ends the implicit transaction as any would.
+ * the probe (server_connect_timeout where it is 0: janitor.ts). The two show as session settings
+ * until the transaction ends, so they are read once it has, under the client's own values again:
+ * BEGIN turns the implicit block into one that COMMIT ends without a warning, and the read needs
+ * nothing the probe has not just brought into the caches. An error before it ends the implicit
+ * transaction as any would.
  */
 const PROBE_UNTIMED = "SET LOCAL statement_timeout TO 0; SET LOCAL lock_timeout TO 0; ";
 const PROBE_OWN_TIMEOUTS =

@@ -51,6 +51,19 @@ async function lockHolders(key: number): Promise<number> {
   }
 }
 
+/** Until `backend` waits for a lock, seen on `direct` (inside a transaction of its own). */
+async function lockWaitOf(direct: pg.Client, backend: number): Promise<void> {
+  await waitFor(async () => {
+    // within its transaction, pg_stat_activity is read once unless told otherwise
+    await direct.query("SELECT pg_stat_clear_snapshot()");
+    const r = await direct.query(
+      "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
+      [backend],
+    );
+    return r.rowCount === 1;
+  }, "the probe to wait for the lock");
+}
+
 describe("session state in transaction pooling", () => {
   let p: TestPooler;
   beforeAll(async () => {
@@ -416,15 +429,7 @@ describe("session state in transaction pooling", () => {
         // the probe after the SET waits for pg_rewrite, and is terminated there
         await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
         await c.query("SET application_name = 'probed'");
-        await waitFor(async () => {
-          // within its transaction, pg_stat_activity is read once unless told otherwise
-          await direct.query("SELECT pg_stat_clear_snapshot()");
-          const r = await direct.query(
-            "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
-            [backend],
-          );
-          return r.rowCount === 1;
-        }, "the probe to wait for the lock");
+        await lockWaitOf(direct, backend);
         await direct.query("SELECT pg_terminate_backend($1)", [backend]);
         await direct.query("COMMIT");
         await waitFor(async () => errors.length > 0, "the client's error");
@@ -585,6 +590,85 @@ describe("PIN_SESSION_STATE=off", () => {
       await direct.end();
     }
   });
+});
+
+describe("a cancel request while the pooler looks at the session", () => {
+  // The probe after a SET waits for pg_rewrite. PostgreSQL acts on a cancel only while a query
+  // runs: one sent while the client's next query waits behind the probe is that query's, one sent
+  // with nothing of the client's pending is for nothing. Neither may land on the probe.
+  async function cancelDuringProbe(next: string | null): Promise<{ err: unknown; ms: number }> {
+    return withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (p) => {
+      const c = await connect(p.url());
+      const direct = await connect(inject("pgAppUrl"));
+      try {
+        const backend = await pid(c);
+        await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
+        await c.query("SET application_name = 'probed'");
+        await lockWaitOf(direct, backend);
+        const started = Date.now();
+        const answer =
+          next === null
+            ? null
+            : c.query(next).then(
+                () => null,
+                (e: unknown) => e,
+              );
+        await new Promise((r) => setTimeout(r, 100));
+        const { pid: key, secret } = cancelKeyOf(c);
+        const cancel = rawExchange(p.port, cancelRequest(key, secret));
+        await new Promise((r) => setTimeout(r, 200));
+        await direct.query("COMMIT");
+        await cancel;
+        const err = answer === null ? null : await answer;
+        const ms = Date.now() - started;
+        expect((await c.query("SELECT current_setting('application_name') AS v")).rows).toEqual([
+          { v: "probed" },
+        ]);
+        return { err, ms };
+      } finally {
+        await direct.query("ROLLBACK").catch(() => undefined);
+        await c.end().catch(() => undefined);
+        await direct.end();
+      }
+    });
+  }
+
+  it("cancels the client's query that waits behind the probe, not the probe", async () => {
+    const { err, ms } = await cancelDuringProbe("SELECT pg_sleep(5)");
+    expect(err).toMatchObject({ code: "57014", message: "canceling statement due to user request" });
+    expect(ms).toBeLessThan(4000);
+  });
+
+  it("with no query of the client's pending, cancels nothing: the client goes on", async () => {
+    expect((await cancelDuringProbe(null)).err).toBeNull();
+  });
+});
+
+describe("a probe that gets no answer", () => {
+  // query_wait_timeout bounds the client's wait for the probe; set to 0, server_connect_timeout does,
+  // as it does the pooler's other own queries: a lock held on a catalog must not hold the client for ever
+  it("ends the client after server_connect_timeout when query_wait_timeout is 0", () =>
+    withTestPooler(
+      { DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "0", SERVER_CONNECT_TIMEOUT: "1" },
+      async (p) => {
+        const c = await connect(p.url());
+        c.on("error", () => undefined);
+        const direct = await connect(inject("pgAppUrl"));
+        try {
+          const backend = await pid(c);
+          await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
+          await c.query("SET application_name = 'probed'");
+          await lockWaitOf(direct, backend);
+          const answer = errorOf(c.query("SELECT 1")).then((e) => e.message);
+          const late = new Promise<string>((r) => setTimeout(() => r("still waiting after 4 s"), 4000));
+          expect(await Promise.race([answer, late])).toMatch(/could not inspect the session state/);
+        } finally {
+          await direct.query("ROLLBACK").catch(() => undefined);
+          await c.end().catch(() => undefined);
+          await direct.end();
+        }
+      },
+    ));
 });
 
 describe("a client that quits while the pooler inspects its session", () => {
