@@ -143,7 +143,9 @@ export function routeStatementMessage(type: number, msg: Buffer, r: StatementRou
     r.replies.push(kind, { undo });
     return r.toServer(withStatementName(msg, span, NO_SUCH_BYTES));
   }
-  const check = r.server.checks?.aliases.get(name);
+  const found = r.server.checks?.aliases.get(name);
+  // (retaken: the name is what the client's messages made it, as far as they ran: prepare)
+  const check = found?.retaken === true ? undefined : found;
   if (s === undefined && check?.closing !== undefined && check.decides(name, r)) {
     // the name's Close is unanswered: the statement's own name exists exactly while the name does
     if (type === Msg.Parse) return parseAgain(name, msg, span, check, r);
@@ -199,16 +201,36 @@ function closeBehind(name: string, s: Statement, r: StatementRoute): void {
   (r.server.checks ??= new ParseChecks(r.client)).aliases.set(name, alias);
   r.server.set(s, "maybe");
   const { drops } = r.client;
+  const answered = pendingUntilAnswered(name, alias, r);
   r.replies.push(Expect.Close, {
-    done: () => (alias.holder = undefined),
+    done: () => {
+      alias.holder = undefined;
+      answered();
+    },
     // a Close of the name sent since decides instead, unless a DEALLOCATE ALL sent since closed the
     // alias with every name (the name is back if that failed)
     undo: () => {
       const at = routeAt(drops, r);
       if (at !== undefined && (r.client.drops !== drops || alias.decides(name, r))) restore(name, s, at);
+      answered();
     },
   });
   r.toServer(s.close);
+}
+
+/**
+ * Makes what is sent now the latest of the alias's chain; the returned function, called once it is
+ * answered or skipped, ends the wait its retaking (prepare) may have begun for the name.
+ */
+function pendingUntilAnswered(name: string, alias: Alias, r: StatementRoute): () => void {
+  const { server } = r;
+  const sent = new Unanswered(r.replies.syncs);
+  alias.pending = sent;
+  return () => {
+    if (alias.pending !== sent) return;
+    alias.pending = undefined;
+    if (server.closing.get(name) === sent) server.closing.delete(name);
+  };
 }
 
 /**
@@ -415,13 +437,18 @@ function parseAgain(
   const s = r.registry.intern(msg, span, r.searchPath());
   r.noteEffect(s.unrunEffect);
   r.client.set(name, s);
+  const answered = pendingUntilAnswered(name, alias, r);
   const undo = (): void => {
     // (gone if the statement was prepared again since, its Close in front taking the name's place: prepare)
     const at = shared ? checks.names.lastIndexOf(checkName) : -1;
     if (at >= 0) checks.names.splice(at, 1);
     alias.answered(name, undefined, r);
+    answered();
   };
-  const done = (): void => alias.answered(name, s, r);
+  const done = (): void => {
+    alias.answered(name, s, r);
+    answered();
+  };
   r.replies.push(Expect.Parse, { undo, done, mapError: renameInError(checkName, name) });
   r.toServer(withStatementName(msg, span, alias.bytes));
 }
@@ -472,6 +499,7 @@ function prepare(s: Statement, r: StatementRoute, reply: Special): void {
   // A client's Parse sent under the statement's name (parseAgain) may hold it, to be closed at
   // settling: the Close in front does that now, as the settling's would close what is prepared here.
   const taken = r.server.checks?.unclose(s.name) ?? false;
+  if (r.server.checks !== null) retake(s, r);
   // "yes" here: its Parse is unsettled, the server may or may not have it
   const before = taken || r.server.mayHave(s, r.replies.syncs) ? "maybe" : "no";
   if (before === "maybe") {
@@ -501,6 +529,21 @@ function prepare(s: Statement, r: StatementRoute, reply: Special): void {
     },
   });
   r.toServer(s.parse);
+}
+
+/**
+ * `s` is prepared again under its own name, which stood for a client name whose Close is
+ * unanswered (closeBehind) until that Close and the name's Parses behind it are answered: now the
+ * name exists there whatever became of them. Messages of the same batch route by the client's names
+ * (what they say if the Close ran; if it was skipped, so are they); behind a Sync, one naming the
+ * name waits for the chain's answers (mustWait), as after closeUnknown.
+ */
+function retake(s: Statement, r: StatementRoute): void {
+  for (const [name, alias] of r.server.checks!.aliases) {
+    if (alias.closing !== s || alias.retaken) continue;
+    alias.retaken = true;
+    if (alias.pending !== undefined) r.server.closing.set(name, alias.pending);
+  }
 }
 
 function evict(victim: Statement, r: StatementRoute): void {

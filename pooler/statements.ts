@@ -387,6 +387,13 @@ export class Alias {
   holder: Statement | undefined;
   /** A Close of the client's name (or DEALLOCATE ALL) came behind the Parses: their outcomes no longer decide its meaning. */
   closed = false;
+  /** The chain's latest message (its Close, a Parse) while unanswered: what the name waits for once `retaken`. */
+  pending: Unanswered | undefined;
+  /**
+   * The closed statement was prepared again under its own name (for another of its names): that
+   * name exists whatever becomes of the chain, so it no longer stands for the client's.
+   */
+  retaken = false;
   /**
    * `closing`: the chain starts with an unanswered Close of the name under this statement's own
    * name (closeBehind), not with a Parse.
