@@ -842,9 +842,36 @@ async function removedUnderAutodb(
   }
 }
 
+/**
+ * A client of `gone` held after its startup packet, before it answers the password request, while
+ * a RELOAD keeps only `*`: whether it is refused (and how) or logs in.
+ */
+async function removedMidLogin(
+  url: (db: string) => string,
+  setDatabases: (databases: Record<string, string>) => void,
+): Promise<string> {
+  const reloader = await connect(url("pgbouncer"));
+  try {
+    const reload = async (): Promise<void> => {
+      setDatabases({ "*": autodbEntries()["*"] });
+      await reloader.query("RELOAD");
+    };
+    const client = await RawClient.connect(url("gone"), {}, reload).catch((err: Error) => err);
+    if (client instanceof Error) return client.message;
+    await client.close();
+    return "logged in";
+  } finally {
+    await reloader.end();
+  }
+}
+
 describe("RELOAD that removes an entry while `*` stays", () => {
   // the new client of gone reaches PostgreSQL's own database gone, which does not exist
-  const expected = { client: "closed", fresh: 'database "gone" does not exist' };
+  const expected = {
+    client: "closed",
+    fresh: 'database "gone" does not exist',
+    midLogin: "login failed: database removed",
+  };
 
   it("closes the entry's clients rather than moving them to an auto-database of the same name", async () => {
     const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
@@ -859,9 +886,14 @@ describe("RELOAD that removes an entry while `*` stays", () => {
     const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
     try {
       const seen = await removedUnderAutodb(p.url, setDatabases);
-      expect({ ...seen, fresh: seen.fresh.replace(/^server login failed: /, "").replace(/;.*/, "") }).toEqual(
-        expected,
-      );
+      setDatabases(autodbEntries());
+      await psql(p.url("pgbouncer"), "RELOAD");
+      const midLogin = await removedMidLogin(p.url, setDatabases);
+      expect({
+        ...seen,
+        fresh: seen.fresh.replace(/^server login failed: /, "").replace(/;.*/, ""),
+        midLogin,
+      }).toEqual(expected);
     } finally {
       await p.stop();
     }
@@ -870,7 +902,15 @@ describe("RELOAD that removes an entry while `*` stays", () => {
   it.skipIf(!hasPgBouncer())("is what PgBouncer 1.18 does", async () => {
     const b = await startPgBouncer(autodbEntries(), { admin_users: "postgres" });
     try {
-      expect(await removedUnderAutodb(b.url, b.setDatabases)).toEqual(expected);
+      const seen = await removedUnderAutodb(b.url, b.setDatabases);
+      b.setDatabases(autodbEntries());
+      await psql(b.url("pgbouncer"), "RELOAD");
+      // but its client still logging in never hears back after its password (its pool freed under
+      // it, it is in no SHOW CLIENTS): ours is refused as the entry's other clients are
+      expect({ ...seen, midLogin: await removedMidLogin(b.url, b.setDatabases) }).toEqual({
+        ...expected,
+        midLogin: "no reply in time",
+      });
     } finally {
       await b.stop();
     }
