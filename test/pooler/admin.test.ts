@@ -1063,6 +1063,12 @@ describe("who may use the console", () => {
       expect(err.message, command).toBe("admin access needed");
       expect(err.code, command).toBe("08P01");
     }
+    // a command of the wrong form is invalid before it needs admin access (PgBouncer 1.18 measured)
+    for (const command of ["RELOAD app", "SHUTDOWN app", "KILL_CLIENT"]) {
+      expect((await errorOf(stats.query(command))).message, command).toBe(
+        `invalid command '${command}', use SHOW HELP;`,
+      );
+    }
     expect((await stats.query("SHOW CONFIG")).rows.find((r) => r.key === "default_pool_size")?.value).toBe(
       "20",
     );
