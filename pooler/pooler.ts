@@ -514,6 +514,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   reload(config: PoolerConfig, tls: TlsSetup = this.tlsFor(config)): void {
     this.tls = tls;
     const tlsChanged = tlsSettingsChanged(config, this.config);
+    const before = new Map([...this.autoDatabases, ...this.config.databases]);
     this.config = config;
     this.authFile.read(config);
     this.autoDatabases.clear();
@@ -526,6 +527,14 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       }
       const forced = forcedCredentials(db);
       pool.retarget(db, forced?.user === pool.user ? forced : null);
+    }
+    // a removed database's PAUSE, KILL and DISABLE go with it, as PgBouncer frees it: one of the same
+    // name made up from "*" (or added back) starts afresh, where it would wait for a RESUME forever
+    for (const flagged of [this.pausedDbs, this.disabledDbs]) {
+      for (const name of flagged) {
+        const db = before.get(name);
+        if (db !== undefined && this.currentDatabase(db) === undefined) flagged.delete(name);
+      }
     }
     this.settingsChanged(tlsChanged);
     for (const listener of this.reloadListeners) listener(config);

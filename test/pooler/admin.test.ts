@@ -865,12 +865,51 @@ async function removedMidLogin(
   }
 }
 
+/**
+ * `gone` (autodbEntries) disabled, then paused, each time removed by a RELOAD that keeps `*`: what
+ * a new client of `gone` meets then (a hang: it waits for a RESUME).
+ */
+async function flagsAfterRemoval(
+  url: (db: string) => string,
+  setDatabases: (databases: Record<string, string>) => void,
+): Promise<Record<string, string>> {
+  const admin = await connect(url("pgbouncer"));
+  const seen: Record<string, string> = {};
+  try {
+    for (const [flag, undo] of [
+      ["DISABLE gone", "ENABLE gone"],
+      ["PAUSE gone", "RESUME gone"],
+    ] as const) {
+      setDatabases(autodbEntries());
+      await admin.query("RELOAD");
+      await admin.query(flag);
+      setDatabases({ "*": autodbEntries()["*"] });
+      await admin.query("RELOAD");
+      const login = connect(url("gone")).then(
+        (c) => c.end().then(() => "logged in"),
+        (err: Error) => err.message.replace(/^server login failed: /, "").replace(/;.*/, ""),
+      );
+      seen[flag] = await Promise.race([login, sleep(2000).then(() => "hung")]);
+      await admin.query(undo).catch(() => undefined);
+      await login;
+    }
+    return seen;
+  } finally {
+    await admin.end();
+  }
+}
+
 describe("RELOAD that removes an entry while `*` stays", () => {
   // the new client of gone reaches PostgreSQL's own database gone, which does not exist
   const expected = {
     client: "closed",
     fresh: 'database "gone" does not exist',
     midLogin: "login failed: database removed",
+    // its DISABLE and PAUSE went with it: the made-up database of its name is neither
+    flags: {
+      "DISABLE gone": 'database "gone" does not exist',
+      "PAUSE gone": 'database "gone" does not exist',
+    },
   };
 
   it("closes the entry's clients rather than moving them to an auto-database of the same name", async () => {
@@ -889,10 +928,12 @@ describe("RELOAD that removes an entry while `*` stays", () => {
       setDatabases(autodbEntries());
       await psql(p.url("pgbouncer"), "RELOAD");
       const midLogin = await removedMidLogin(p.url, setDatabases);
+      const flags = await flagsAfterRemoval(p.url, setDatabases);
       expect({
         ...seen,
         fresh: seen.fresh.replace(/^server login failed: /, "").replace(/;.*/, ""),
         midLogin,
+        flags,
       }).toEqual(expected);
     } finally {
       await p.stop();
@@ -907,7 +948,9 @@ describe("RELOAD that removes an entry while `*` stays", () => {
       await psql(b.url("pgbouncer"), "RELOAD");
       // but its client still logging in never hears back after its password (its pool freed under
       // it, it is in no SHOW CLIENTS): ours is refused as the entry's other clients are
-      expect({ ...seen, midLogin: await removedMidLogin(b.url, b.setDatabases) }).toEqual({
+      const midLogin = await removedMidLogin(b.url, b.setDatabases);
+      const flags = await flagsAfterRemoval(b.url, b.setDatabases);
+      expect({ ...seen, midLogin, flags }).toEqual({
         ...expected,
         midLogin: "no reply in time",
       });
