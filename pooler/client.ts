@@ -85,6 +85,8 @@ export interface ClientHost {
   readonly port: number;
   lookupSecret(user: string, db: DatabaseDef, gone: AbortSignal): Promise<UserSecret | undefined>;
   findDatabase(name: string): DatabaseDef | undefined;
+  /** `found` (by findDatabase) as a RELOAD since may have changed it; undefined once it is gone. */
+  currentDatabase(found: DatabaseDef): DatabaseDef | undefined;
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool;
   /**
    * A CancelRequest; `done` once it has reached PostgreSQL or a peer, or was dropped. Null when
@@ -360,7 +362,7 @@ export class ClientConnection
   async welcome(found: DatabaseDef | undefined, credentials: ServerCredentials): Promise<void> {
     let serverParams: Map<string, string>;
     // RELOAD may have changed or removed the entry while the client was authenticating
-    const db = found && this.host.findDatabase(found.name);
+    const db = found && this.host.currentDatabase(found);
     if (found !== undefined && db === undefined) {
       return this.refuse(SqlState.AdminShutdown, "database removed");
     }

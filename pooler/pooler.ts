@@ -60,6 +60,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   );
   /** Databases made up for names matched by the "*" entry (PgBouncer's autodb). */
   private readonly autoDatabases = new Map<string, DatabaseDef>();
+  /** Every database findDatabase made up from "*", before a RELOAD as after. */
+  private readonly madeUp = new WeakSet<DatabaseDef>();
   /** Since when each auto-database has had no clients and no servers (ms). */
   private readonly autoDatabaseUnusedSince = new Map<string, number>();
   /** Since when each pool has been unused, for pool_idle_timeout. */
@@ -155,8 +157,19 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     if (!auto) {
       auto = { ...fallback, name, dbname: name };
       this.autoDatabases.set(name, auto);
+      this.madeUp.add(auto);
     }
     return auto;
+  }
+
+  /**
+   * The database in force for one found before a RELOAD, undefined when it is gone. A removed
+   * [databases] entry is gone even when "*" would make its name up, as in PgBouncer: its clients
+   * would reach PostgreSQL's database of that name instead of the entry's.
+   */
+  currentDatabase(found: DatabaseDef): DatabaseDef | undefined {
+    const kept = this.madeUp.has(found) || this.config.databases.has(found.name);
+    return kept ? this.findDatabase(found.name) : undefined;
   }
 
   /**
@@ -514,23 +527,27 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   reload(config: PoolerConfig, tls: TlsSetup = this.tlsFor(config)): void {
     this.tls = tls;
     const tlsChanged = tlsSettingsChanged(config, this.config);
+    const before = new Map([...this.autoDatabases, ...this.config.databases]);
     this.config = config;
     this.authFile.read(config);
-    const wasAuto = new Set(this.autoDatabases.keys());
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
     for (const [key, pool] of this.pools) {
-      // a removed entry's clients are closed even when "*" would make its name up, as PgBouncer:
-      // moved, they would reach PostgreSQL's database of that name instead of the entry's
-      const name = pool.db.name;
-      const kept = wasAuto.has(name) || config.databases.has(name);
-      const db = kept ? this.findDatabase(name) : undefined;
+      const db = this.currentDatabase(pool.db);
       if (db === undefined) {
         this.dropPool(key, pool, "database removed");
         continue;
       }
       const forced = forcedCredentials(db);
       pool.retarget(db, forced?.user === pool.user ? forced : null);
+    }
+    // a removed database's PAUSE, KILL and DISABLE go with it, as PgBouncer frees it: one of the same
+    // name made up from "*" (or added back) starts afresh, where it would wait for a RESUME forever
+    for (const flagged of [this.pausedDbs, this.disabledDbs]) {
+      for (const name of flagged) {
+        const db = before.get(name);
+        if (db !== undefined && this.currentDatabase(db) === undefined) flagged.delete(name);
+      }
     }
     this.settingsChanged(tlsChanged);
     for (const listener of this.reloadListeners) listener(config);

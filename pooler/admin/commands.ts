@@ -20,6 +20,8 @@ export interface CommandContext {
 
 interface CommandDef {
   adminOnly: boolean;
+  /** The argument's form, checked before who asks (so a stats user hears `invalid command` too, as in PgBouncer). */
+  accepts?: (arg: string) => boolean;
   /** Returns the reply's messages (ReadyForQuery is added by the console). */
   run(ctx: CommandContext, arg: string): Buffer[] | Promise<Buffer[]>;
 }
@@ -34,19 +36,15 @@ function show(ctx: CommandContext, arg: string): Buffer[] {
   return command(ctx.pooler);
 }
 
-/** An admin command whose reply is just its tag; `noArg` ones refuse an argument as PgBouncer does. */
+/** An admin command whose reply is just its tag. */
 function admin(
   run: (pooler: Pooler, arg: string) => string | Promise<string>,
-  opts: { noArg?: boolean } = {},
+  accepts?: (arg: string) => boolean,
 ): CommandDef {
-  return {
-    adminOnly: true,
-    run: async (ctx, arg) => {
-      if (opts.noArg === true && arg !== "") throw invalidCommand(ctx);
-      return [commandComplete(await run(ctx.pooler, arg))];
-    },
-  };
+  return { adminOnly: true, accepts, run: async (ctx, arg) => [commandComplete(await run(ctx.pooler, arg))] };
 }
+
+const noArg = (arg: string): boolean => arg === "";
 
 const COMMANDS: ReadonlyMap<string, CommandDef> = new Map<string, CommandDef>([
   ["show", { adminOnly: false, run: show }],
@@ -55,22 +53,13 @@ const COMMANDS: ReadonlyMap<string, CommandDef> = new Map<string, CommandDef>([
   ["pause", admin(control.pause)],
   ["resume", admin(control.resume)],
   ["kill", admin(control.kill)],
-  ["kill_client", admin(control.killClient)],
+  ["kill_client", admin(control.killClient, (arg) => arg !== "")],
   ["disable", admin(control.disable)],
   ["enable", admin(control.enable)],
   ["reconnect", admin(control.reconnect)],
   ["wait_close", admin(control.waitClose)],
-  ["reload", admin(control.reload, { noArg: true })],
-  [
-    "shutdown",
-    {
-      adminOnly: true,
-      run: (ctx, arg) => {
-        if (!control.isShutdownMode(arg)) throw invalidCommand(ctx);
-        return [commandComplete(control.shutdown(ctx.pooler, arg))];
-      },
-    },
-  ],
+  ["reload", admin(control.reload, noArg)],
+  ["shutdown", admin(control.shutdown, control.isShutdownMode)],
 ]);
 
 function requireAdmin(ctx: CommandContext): void {
@@ -107,7 +96,7 @@ export async function execute(ctx: CommandContext): Promise<Buffer[]> {
       return set(ctx, statement.key, statement.value);
     case "command": {
       const command = COMMANDS.get(statement.verb);
-      if (command === undefined) throw invalidCommand(ctx);
+      if (command === undefined || command.accepts?.(statement.arg) === false) throw invalidCommand(ctx);
       if (command.adminOnly) {
         requireAdmin(ctx);
         ctx.pooler.log.info(

@@ -842,9 +842,75 @@ async function removedUnderAutodb(
   }
 }
 
+/**
+ * A client of `gone` held after its startup packet, before it answers the password request, while
+ * a RELOAD keeps only `*`: whether it is refused (and how) or logs in.
+ */
+async function removedMidLogin(
+  url: (db: string) => string,
+  setDatabases: (databases: Record<string, string>) => void,
+): Promise<string> {
+  const reloader = await connect(url("pgbouncer"));
+  try {
+    const reload = async (): Promise<void> => {
+      setDatabases({ "*": autodbEntries()["*"] });
+      await reloader.query("RELOAD");
+    };
+    const client = await RawClient.connect(url("gone"), {}, reload).catch((err: Error) => err);
+    if (client instanceof Error) return client.message;
+    await client.close();
+    return "logged in";
+  } finally {
+    await reloader.end();
+  }
+}
+
+/**
+ * `gone` (autodbEntries) disabled, then paused, each time removed by a RELOAD that keeps `*`: what
+ * a new client of `gone` meets then (a hang: it waits for a RESUME).
+ */
+async function flagsAfterRemoval(
+  url: (db: string) => string,
+  setDatabases: (databases: Record<string, string>) => void,
+): Promise<Record<string, string>> {
+  const admin = await connect(url("pgbouncer"));
+  const seen: Record<string, string> = {};
+  try {
+    for (const [flag, undo] of [
+      ["DISABLE gone", "ENABLE gone"],
+      ["PAUSE gone", "RESUME gone"],
+    ] as const) {
+      setDatabases(autodbEntries());
+      await admin.query("RELOAD");
+      await admin.query(flag);
+      setDatabases({ "*": autodbEntries()["*"] });
+      await admin.query("RELOAD");
+      const login = connect(url("gone")).then(
+        (c) => c.end().then(() => "logged in"),
+        (err: Error) => err.message.replace(/^server login failed: /, "").replace(/;.*/, ""),
+      );
+      seen[flag] = await Promise.race([login, sleep(2000).then(() => "hung")]);
+      await admin.query(undo).catch(() => undefined);
+      await login;
+    }
+    return seen;
+  } finally {
+    await admin.end();
+  }
+}
+
 describe("RELOAD that removes an entry while `*` stays", () => {
   // the new client of gone reaches PostgreSQL's own database gone, which does not exist
-  const expected = { client: "closed", fresh: 'database "gone" does not exist' };
+  const expected = {
+    client: "closed",
+    fresh: 'database "gone" does not exist',
+    midLogin: "login failed: database removed",
+    // its DISABLE and PAUSE went with it: the made-up database of its name is neither
+    flags: {
+      "DISABLE gone": 'database "gone" does not exist',
+      "PAUSE gone": 'database "gone" does not exist',
+    },
+  };
 
   it("closes the entry's clients rather than moving them to an auto-database of the same name", async () => {
     const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
@@ -859,9 +925,16 @@ describe("RELOAD that removes an entry while `*` stays", () => {
     const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
     try {
       const seen = await removedUnderAutodb(p.url, setDatabases);
-      expect({ ...seen, fresh: seen.fresh.replace(/^server login failed: /, "").replace(/;.*/, "") }).toEqual(
-        expected,
-      );
+      setDatabases(autodbEntries());
+      await psql(p.url("pgbouncer"), "RELOAD");
+      const midLogin = await removedMidLogin(p.url, setDatabases);
+      const flags = await flagsAfterRemoval(p.url, setDatabases);
+      expect({
+        ...seen,
+        fresh: seen.fresh.replace(/^server login failed: /, "").replace(/;.*/, ""),
+        midLogin,
+        flags,
+      }).toEqual(expected);
     } finally {
       await p.stop();
     }
@@ -870,7 +943,17 @@ describe("RELOAD that removes an entry while `*` stays", () => {
   it.skipIf(!hasPgBouncer())("is what PgBouncer 1.18 does", async () => {
     const b = await startPgBouncer(autodbEntries(), { admin_users: "postgres" });
     try {
-      expect(await removedUnderAutodb(b.url, b.setDatabases)).toEqual(expected);
+      const seen = await removedUnderAutodb(b.url, b.setDatabases);
+      b.setDatabases(autodbEntries());
+      await psql(b.url("pgbouncer"), "RELOAD");
+      // but its client still logging in never hears back after its password (its pool freed under
+      // it, it is in no SHOW CLIENTS): ours is refused as the entry's other clients are
+      const midLogin = await removedMidLogin(b.url, b.setDatabases);
+      const flags = await flagsAfterRemoval(b.url, b.setDatabases);
+      expect({ ...seen, midLogin, flags }).toEqual({
+        ...expected,
+        midLogin: "no reply in time",
+      });
     } finally {
       await b.stop();
     }
@@ -1022,6 +1105,12 @@ describe("who may use the console", () => {
       const err = await errorOf(stats.query(command));
       expect(err.message, command).toBe("admin access needed");
       expect(err.code, command).toBe("08P01");
+    }
+    // a command of the wrong form is invalid before it needs admin access (PgBouncer 1.18 measured)
+    for (const command of ["RELOAD app", "SHUTDOWN app", "KILL_CLIENT"]) {
+      expect((await errorOf(stats.query(command))).message, command).toBe(
+        `invalid command '${command}', use SHOW HELP;`,
+      );
     }
     expect((await stats.query("SHOW CONFIG")).rows.find((r) => r.key === "default_pool_size")?.value).toBe(
       "20",

@@ -7,7 +7,9 @@ import { connect, errorOf } from "../support/clients.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { freePort } from "../support/ports.ts";
+import { RawClient } from "../support/protocol.ts";
 import { waitFor } from "../support/wait.ts";
+import { query } from "../../pooler/protocol/messages.ts";
 
 let tp: TestPooler;
 let admin: pg.Client;
@@ -197,5 +199,16 @@ describe("RELOAD", () => {
     } finally {
       await c.end();
     }
+  });
+
+  it("lets a client of a made-up database that was logging in meanwhile in", async () => {
+    const c = await RawClient.connect(tp.url("app"), {}, () => admin.query("RELOAD"));
+    expect((await c.exchange([query("SELECT current_database()")])).map((m) => m.type)).toEqual([
+      "T",
+      "D",
+      "C",
+      "Z",
+    ]);
+    await c.close();
   });
 });
