@@ -157,21 +157,11 @@ export class Janitor {
     const c = this.pooler.config;
     if (c.queryWaitNotify > 0 && !pool.paused) this.notifyQueued(pool, c.queryWaitNotify * 1000);
     if (c.serverFastClose) this.fastClose(pool);
-    // Lifetime closes are spread out, one per pool per tick, so a pool never reconnects all at once.
-    let lifetimeClosed = false;
     for (const server of [...pool.idle]) {
       // As PgBouncer (since 1.19), not below min_pool_size: those would only be opened again.
       const idleTooLong = c.serverIdleTimeout > 0 && now - server.lastActivity > c.serverIdleTimeout;
-      if (idleTooLong && pool.serverCount > pool.settings.minSize) {
-        server.close("server idle timeout");
-      } else if (
-        !lifetimeClosed &&
-        pool.settings.lifetime > 0 &&
-        now - server.connectTime > pool.settings.lifetime
-      ) {
-        server.close("server lifetime over");
-        lifetimeClosed = true;
-      }
+      if (idleTooLong && pool.serverCount > pool.settings.minSize) server.close("server idle timeout");
+      else if (pool.lifeOver(server, now)) pool.closeForLifetime(server);
     }
     // A server that does not answer the pooler's own query (a hung backend, a lost network) would
     // hold its slot until TCP gives up. PgBouncer closes a server its client left mid-transaction
@@ -190,8 +180,12 @@ export class Janitor {
       if (oldest === undefined) break;
       oldest.close("too many servers in the pool");
     }
+    // As PgBouncer, only for a pool in use (a client logged in or waiting) or a database with a
+    // forced user: a pool whose clients all left keeps the servers it has, but opens none to
+    // replace those lost (a PostgreSQL restart, server_lifetime), nor retries a failing login for no one.
     const missing = pool.settings.minSize - pool.serverCount;
-    for (let i = 0; i < missing && pool.canLaunch(false); i++) pool.launch(false);
+    const inUse = pool.clientCount > 0 || pool.wantsServer || Boolean(pool.db.user);
+    for (let i = 0; inUse && i < missing && pool.canLaunch(false); i++) pool.launch(false);
     if (pool.wantsServer) pool.dispatch();
   }
 }

@@ -160,6 +160,8 @@ export class Pool {
    */
   private readonly hostsMissed = new Map<string, "refused" | "failed">();
   private retryTimer: NodeJS.Timeout | null = null;
+  /** When a server last closed for server_lifetime (clock.ts ms), to space such closes out. */
+  private lastLifetimeClose = 0;
 
   /** Logged-in clients not waiting for a server: SHOW POOLS' cl_active. */
   get activeClientCount(): number {
@@ -360,10 +362,8 @@ export class Pool {
     this.active.delete(server);
     this.detach(server);
     if (server.state === "closed") return;
-    if (server.closeNeeded || now() - server.connectTime > this.settings.lifetime) {
-      server.close(server.closeNeeded ? "close needed" : "server_lifetime");
-      return;
-    }
+    if (server.closeNeeded) return server.close("close needed");
+    if (this.lifeOver(server)) return this.closeForLifetime(server);
     const query = this.settings.resetQuery;
     if (!(reset || this.settings.resetQueryAlways) || query === "") {
       this.makeIdle(server);
@@ -428,6 +428,22 @@ export class Pool {
     server.state = "used";
     server.usedSince = now();
     this.used.add(server);
+  }
+
+  /**
+   * server_lifetime is over for `server` and may end it now: as PgBouncer's life_over, the pool's
+   * lifetime closes are lifetime / pool_size apart, so servers opened together are not all replaced
+   * (reconnected) in the same moment. A lifetime of 0 is over at once: each server serves once.
+   */
+  lifeOver(server: ServerConnection, at = now()): boolean {
+    const { lifetime, size } = this.settings;
+    if (at - server.connectTime < lifetime) return false;
+    return at - this.lastLifetimeClose >= (size > 0 ? lifetime / size : 0);
+  }
+
+  closeForLifetime(server: ServerConnection): void {
+    this.lastLifetimeClose = now();
+    server.close("server lifetime over");
   }
 
   /** Ends the server's link with its client, flow control included. */

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   bind,
@@ -180,7 +181,7 @@ describe("server connections over time", () => {
   const servers = (p: TestPooler): number =>
     [...p.pooler.pools.values()].reduce((n, pool) => n + pool.serverCount, 0);
 
-  it("min_pool_size keeps servers open without clients; server_idle_timeout closes the rest", async () => {
+  it("min_pool_size keeps the servers it opened for a client once it left; server_idle_timeout closes the rest", async () => {
     await withTestPooler(
       {
         MIN_POOL_SIZE: "3",
@@ -190,11 +191,12 @@ describe("server connections over time", () => {
       async (p) => {
         const c = await connect(p.url());
         await c.query("SELECT 1");
-        await c.end();
         const idleIds = () =>
           [...p.pooler.pools.values()].flatMap((pool) => pool.idle.map((s) => s.id)).sort();
-        // idle, not only counted: under load the last ones may still be logging in
+        // opened while the pool has a client, as by PgBouncer; idle, not only counted: under load
+        // the last ones may still be logging in
         await waitFor(() => servers(p) === 3 && idleIds().length === 3, "min_pool_size servers");
+        await c.end();
         const kept = idleIds();
         // server_idle_timeout closes idle servers only above the minimum: these same three stay
         await new Promise((r) => setTimeout(r, 1200));
@@ -1317,6 +1319,130 @@ describe("side by side with PgBouncer 1.18", () => {
       await queued.end().catch(() => undefined);
     }
   }
+
+  /** The backends of database app, the caller's own excepted: what a pooler holds on PostgreSQL. */
+  async function backends(direct: pg.Client): Promise<number[]> {
+    const { rows } = await direct.query<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE datname = 'app' AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+    );
+    return rows.map((r) => r.pid);
+  }
+
+  /** Runs `fn` with a connection of its own straight to PostgreSQL, to watch the pooler's servers. */
+  async function watching<T>(fn: (direct: pg.Client) => Promise<T>): Promise<T> {
+    const direct = await connect(inject("pgAppUrl"));
+    try {
+      return await fn(direct);
+    } finally {
+      await direct.end();
+    }
+  }
+
+  /** The gaps (ms) between one time and the next. */
+  const gaps = (times: number[]): number[] => times.slice(1).map((t, i) => t - times[i]!);
+
+  it("server_lifetime closes a pool's idle servers lifetime / pool_size apart, not one a tick", async () => {
+    // three servers opened together, then left idle: when each of them closes
+    const closes = (url: (db: string) => string): Promise<number[]> =>
+      watching(async (direct) => {
+        const clients = await Promise.all([0, 1, 2].map(() => connect(url("app"))));
+        await Promise.all(clients.map((c) => c.query("SELECT pg_sleep(0.2)")));
+        const start = Date.now();
+        const times: number[] = [];
+        let alive = await backends(direct);
+        while (alive.length > 0 && Date.now() - start < 6000) {
+          await new Promise((r) => setTimeout(r, 50));
+          const now = await backends(direct);
+          for (const pid of alive) if (!now.includes(pid)) times.push(Date.now() - start);
+          alive = alive.filter((pid) => now.includes(pid));
+        }
+        await Promise.all(clients.map((c) => c.end()));
+        return times;
+      });
+    const { ours, theirs } = await bothPoolers(
+      { DEFAULT_POOL_SIZE: "3", SERVER_LIFETIME: "2.4" },
+      { default_pool_size: 3, server_lifetime: 2.4 },
+      closes,
+    );
+    console.log(`idle servers closed at server_lifetime, ms: ours ${ours}, PgBouncer 1.18 ${theirs}`);
+    // 2.4 s / 3 servers: 800 ms apart, give or take a janitor tick
+    expect(ours).toHaveLength(3);
+    for (const gap of gaps(ours)) expect(gap).toBeGreaterThan(600);
+    if (theirs) for (const gap of gaps(theirs)) expect(gap).toBeGreaterThan(600);
+  }, 40_000);
+
+  it("server_lifetime spaces the closes of servers released by their clients as well", async () => {
+    // four clients busy on four servers: when a server new to them first serves
+    const replaced = (url: (db: string) => string): Promise<number[]> =>
+      watching(async () => {
+        const clients = await Promise.all([0, 1, 2, 3].map(() => connect(url("app"))));
+        const start = Date.now();
+        const firstSeen = new Map<number, number>();
+        await Promise.all(
+          clients.map(async (c) => {
+            while (Date.now() - start < 3500) {
+              const { rows } = await c.query<{ pid: number }>(
+                "SELECT pg_backend_pid() AS pid, pg_sleep(0.02)",
+              );
+              if (!firstSeen.has(rows[0]!.pid)) firstSeen.set(rows[0]!.pid, Date.now() - start);
+            }
+          }),
+        );
+        await Promise.all(clients.map((c) => c.end()));
+        return [...firstSeen.values()].sort((a, b) => a - b).slice(4);
+      });
+    const { ours, theirs } = await bothPoolers(
+      { DEFAULT_POOL_SIZE: "4", SERVER_LIFETIME: "2" },
+      { default_pool_size: 4, server_lifetime: 2 },
+      replaced,
+    );
+    console.log(`servers replaced under load, ms: ours ${ours}, PgBouncer 1.18 ${theirs}`);
+    // 2 s / 4 servers: one replaced every 500 ms, not all four at once
+    expect(ours.length).toBeGreaterThanOrEqual(2);
+    for (const gap of gaps(ours)) expect(gap).toBeGreaterThan(350);
+    if (theirs) for (const gap of gaps(theirs)) expect(gap).toBeGreaterThan(350);
+  }, 40_000);
+
+  it("server_lifetime=0 uses a server once: one left idle since it was opened is closed too", async () => {
+    // a client logged in and idle: are the servers open a second later the ones open at first?
+    const kept = (url: (db: string) => string): Promise<number[]> =>
+      watching(async (direct) => {
+        const c = await connect(url("app"));
+        await waitFor(async () => (await backends(direct)).length > 0, "a server");
+        const first = await backends(direct);
+        await new Promise((r) => setTimeout(r, 1200));
+        const later = await backends(direct);
+        await c.end();
+        return first.filter((pid) => later.includes(pid));
+      });
+    const { ours, theirs } = await bothPoolers(
+      { SERVER_LIFETIME: "0", MIN_POOL_SIZE: "1" },
+      { server_lifetime: 0, min_pool_size: 1 },
+      kept,
+    );
+    console.log(`server_lifetime=0, servers kept idle: ours ${ours}, PgBouncer 1.18 ${theirs}`);
+    expect(ours).toEqual([]);
+    if (theirs) expect(theirs).toEqual([]);
+  }, 30_000);
+
+  it("min_pool_size opens no server for a pool without clients: servers lost meanwhile stay closed", async () => {
+    const afterLoss = (url: (db: string) => string): Promise<number> =>
+      watching(async (direct) => {
+        const c = await connect(url("app"));
+        await waitFor(async () => (await backends(direct)).length === 2, "min_pool_size servers");
+        await c.end();
+        // a PostgreSQL restart, as the pool sees it
+        await direct.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid()",
+        );
+        await new Promise((r) => setTimeout(r, 1200));
+        return (await backends(direct)).length;
+      });
+    const { ours, theirs } = await bothPoolers({ MIN_POOL_SIZE: "2" }, { min_pool_size: 2 }, afterLoss);
+    console.log(`min_pool_size, servers reopened with no clients: ours ${ours}, PgBouncer 1.18 ${theirs}`);
+    expect(ours).toBe(0);
+    if (theirs) expect(theirs).toBe(0);
+  }, 30_000);
 
   it("query_timeout also ends a client still queued for a server (08P01 query_timeout)", async () => {
     const { ours, theirs } = await bothPoolers(
