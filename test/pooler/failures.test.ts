@@ -276,15 +276,16 @@ describe("failures", () => {
   });
 
   it("a client asking for replication is refused, unless ignore_startup_parameters lists it: then it is let in as any other, as PgBouncer 1.18", async () => {
-    const replication = "database";
-    const refused = await errorOf(connect(p.url(), { replication }));
+    // node-postgres sends it as a startup parameter; its types do not list it
+    const replication = { replication: "database" } as Parameters<typeof connect>[1];
+    const refused = await errorOf(connect(p.url(), replication));
     expect([refused.code, refused.message]).toEqual([
       "0A000",
       "replication connections are not supported by the pooler",
     ]);
     const ignoring = { ignore_startup_parameters: "extra_float_digits,replication" };
     const asked = async (url: string): Promise<number> => {
-      const c = await connect(url, { replication });
+      const c = await connect(url, replication);
       try {
         return (await c.query("SELECT 1 AS one")).rows[0].one;
       } finally {
