@@ -1,5 +1,6 @@
 // Authenticating a client against the pooler's user list (auth_type trust, any, plain, md5,
 // scram-sha-256), and deriving how the pooler will in turn log in to the server for that user.
+import { isUtf8 } from "node:buffer";
 import crypto from "node:crypto";
 import { matchHba, type HbaConnection } from "./config/hba.ts";
 import type { AuthType, PoolerConfig, UserSecret } from "./config/types.ts";
@@ -168,7 +169,7 @@ export class ClientAuth {
         case "trust":
           return { kind: "fail", code: SqlState.ProtocolViolation, message: "unexpected password message" };
         case "plain":
-          return await this.checkPlain(r.cstring());
+          return await this.checkPlain(r.cstringBytes());
         case "md5":
           return this.checkMd5(r.cstring());
         case "scram":
@@ -179,9 +180,12 @@ export class ClientAuth {
     }
   }
 
-  private async checkPlain(given: string): Promise<AuthStep> {
+  private async checkPlain(bytes: Buffer): Promise<AuthStep> {
     const s = this.checked;
-    if (s === undefined || given === "") return failed(this.user);
+    // Decoded, each bad sequence of bytes that are not UTF-8 would read as U+FFFD, and passwords
+    // PostgreSQL and PgBouncer tell apart would compare equal: such a password matches no secret.
+    if (s === undefined || bytes.length === 0 || !isUtf8(bytes)) return failed(this.user);
+    const given = bytes.toString("utf8");
     const ok =
       s.kind === "plain"
         ? safeEqual(given, s.secret)

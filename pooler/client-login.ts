@@ -279,13 +279,14 @@ export class ClientLogin {
       return this.client.refuse(SqlState.ProtocolViolation, "username too long");
     this.client.user = user;
     this.client.database = params.get("database") || user;
-    if (params.has("replication")) {
+    const ignored = this.host.config.ignoreStartupParameters;
+    // listed there, it is dropped as any other: the client gets a normal connection, as in PgBouncer
+    if (params.has("replication") && !ignored.includes("replication")) {
       return this.client.refuse(
         SqlState.FeatureNotSupported,
         "replication connections are not supported by the pooler",
       );
     }
-    const ignored = this.host.config.ignoreStartupParameters;
     for (const [name, value] of params) {
       if (KNOWN_STARTUP.has(name) || ignored.includes(name)) continue;
       if (name === "options") {

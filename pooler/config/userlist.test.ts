@@ -1,3 +1,5 @@
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "./errors.ts";
@@ -39,6 +41,12 @@ describe("parseUserlist", () => {
     expect(broken).toThrow(ConfigError);
     expect(broken).toThrow(/^\/etc\/userlist\.txt:2: expected "username" "password"/);
     expect(broken).not.toThrow(/secretpw/);
+  });
+
+  it("refuses a line that is not UTF-8, whose bad bytes would all read as one character", () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "userlist-")), "userlist.txt");
+    fs.writeFileSync(file, Buffer.from('; caf\xe9\n"ok" "x"\n"latin" "pass\xe9"\n', "latin1"));
+    expect(() => readUserlist(file)).toThrow(new ConfigError(`${file}:3: not valid UTF-8`));
   });
 
   it("reads a file and reports a missing one", () => {

@@ -1,6 +1,7 @@
 // PgBouncer's auth_file (userlist.txt): `"username" "secret"` per line, `""` for a quote inside a field,
 // `;` comment lines. PgBouncer ignores whatever follows the second field (src/loader.c, load_auth_file).
 
+import { isUtf8 } from "node:buffer";
 import fs from "node:fs";
 import { ConfigError } from "./errors.ts";
 import type { UserSecret } from "./types.ts";
@@ -15,12 +16,22 @@ export function classifySecret(secret: string): UserSecret["kind"] {
   return "plain";
 }
 
-/** `file` only labels error messages. A user listed twice keeps the last line, as in PgBouncer. */
-export function parseUserlist(text: string, file: string): Map<string, UserSecret> {
+/**
+ * `file` only labels error messages. A user listed twice keeps the last line, as in PgBouncer.
+ * `notUtf8`: the numbers of the lines whose bytes were not UTF-8.
+ */
+export function parseUserlist(
+  text: string,
+  file: string,
+  notUtf8: ReadonlySet<number> = new Set(),
+): Map<string, UserSecret> {
   const users = new Map<string, UserSecret>();
   text.split("\n").forEach((rawLine, i) => {
     const line = rawLine.trim();
     if (line === "" || line.startsWith(";")) return;
+    // PgBouncer compares names and passwords byte for byte; decoded, every bad sequence reads as
+    // U+FFFD, and passwords that differ would compare equal
+    if (notUtf8.has(i + 1)) throw new ConfigError(`${file}:${i + 1}: not valid UTF-8`);
     const m = LINE.exec(line);
     if (m === null) {
       // The line is not echoed: it may hold a password.
@@ -36,15 +47,27 @@ export function parseUserlist(text: string, file: string): Map<string, UserSecre
 }
 
 export function readUserlist(path: string): Map<string, UserSecret> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(path, "utf8");
+    bytes = fs.readFileSync(path);
   } catch (err) {
     throw new ConfigError(
       `auth_file: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
     );
   }
-  return parseUserlist(text, path);
+  return parseUserlist(bytes.toString("utf8"), path, notUtf8Lines(bytes));
+}
+
+function notUtf8Lines(bytes: Buffer): Set<number> {
+  const lines = new Set<number>();
+  if (isUtf8(bytes)) return lines;
+  for (let start = 0, n = 1; start <= bytes.length; n++) {
+    const end = bytes.indexOf(0x0a, start);
+    if (!isUtf8(bytes.subarray(start, end < 0 ? bytes.length : end))) lines.add(n);
+    if (end < 0) break;
+    start = end + 1;
+  }
+  return lines;
 }
 
 export function formatUserlistLine(name: string, secret: string): string {

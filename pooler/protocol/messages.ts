@@ -425,11 +425,15 @@ export class BodyReader {
     this.pos = start;
   }
   cstring(): string {
+    return this.cstringBytes().toString("utf8");
+  }
+  /** A NUL-terminated string's bytes, not decoded. */
+  cstringBytes(): Buffer {
     const end = this.buf.indexOf(0, this.pos);
     if (end < 0) throw new RangeError("unterminated string in message");
-    const s = this.buf.toString("utf8", this.pos, end);
+    const b = this.buf.subarray(this.pos, end);
     this.pos = end + 1;
-    return s;
+    return b;
   }
   int32(): number {
     const v = this.buf.readInt32BE(this.pos);

@@ -22,7 +22,7 @@ import { connect, errorOf, psql, whoAmI } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { startFakePostgres } from "../support/fake-postgres.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
-import { errorOfReply, RawClient } from "../support/protocol.ts";
+import { errorOfReply, RawClient, withHeader } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole, slowScramSecret } from "../support/roles.ts";
 import { WireProbe } from "../support/wire-probe.ts";
 
@@ -153,6 +153,27 @@ describe("a malformed SASLInitialResponse", () => {
       },
     ));
 });
+
+it("a cleartext password that is not UTF-8 matches no secret: its bad bytes do not read as U+FFFD", () =>
+  // PostgreSQL and PgBouncer compare the bytes: "s3cret-pw\xe9" is not "s3cret-pw\ufffd"
+  withTestPooler(
+    { AUTH_TYPE: "plain", AUTH_FILE: userlist([[SCRAM_ROLE, `${PASSWORD}\ufffd`]]) },
+    async (p) => {
+      const probe = await WireProbe.open(p.port);
+      try {
+        probe.send(startupMessage({ user: SCRAM_ROLE, database: "app" }));
+        await probe.waitUntil((m) => m.length > 0, 5000);
+        probe.send(withHeader({ type: "p", body: Buffer.from(`${PASSWORD}\xe9\0`, "latin1") }));
+        const [, reply] = await probe.waitUntil((m) => m.length > 1, 5000);
+        expect(reply && [...errorOfReply(reply)].filter(([k]) => k === "C" || k === "M")).toEqual([
+          ["C", "28P01"],
+          ["M", `password authentication failed for user "${SCRAM_ROLE}"`],
+        ]);
+      } finally {
+        probe.destroy();
+      }
+    },
+  ));
 
 describe("a server that does not prove it holds the password is refused (SCRAM's server signature)", () => {
   it.each([

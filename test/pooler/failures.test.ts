@@ -17,6 +17,7 @@ import {
   sync,
 } from "../../pooler/protocol/messages.ts";
 import { connect, errorOf, rawExchange } from "../support/clients.ts";
+import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient, errorOfReply, type Reply } from "../support/protocol.ts";
 import { tcpSocket } from "../support/tcp-sockets.ts";
@@ -272,6 +273,38 @@ describe("failures", () => {
     const err = await errorOf(connect(p.url("nope_db")));
     // DATABASE_URL without a "*" entry: only its database exists behind the pooler
     expect(err.message).toMatch(/no such database: nope_db/);
+  });
+
+  it("a client asking for replication is refused, unless ignore_startup_parameters lists it: then it is let in as any other, as PgBouncer 1.18", async () => {
+    // node-postgres sends it as a startup parameter; its types do not list it
+    const replication = { replication: "database" } as Parameters<typeof connect>[1];
+    const refused = await errorOf(connect(p.url(), replication));
+    expect([refused.code, refused.message]).toEqual([
+      "0A000",
+      "replication connections are not supported by the pooler",
+    ]);
+    const ignoring = { ignore_startup_parameters: "extra_float_digits,replication" };
+    const asked = async (url: string): Promise<number> => {
+      const c = await connect(url, replication);
+      try {
+        return (await c.query("SELECT 1 AS one")).rows[0].one;
+      } finally {
+        await c.end();
+      }
+    };
+    const q = await startTestPooler({ IGNORE_STARTUP_PARAMETERS: ignoring.ignore_startup_parameters });
+    try {
+      expect(await asked(q.url())).toBe(1);
+    } finally {
+      await q.stop();
+    }
+    if (!hasPgBouncer()) return;
+    const b = await startPgBouncer({ app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` }, ignoring);
+    try {
+      expect(await asked(b.url("app"))).toBe(1);
+    } finally {
+      await b.stop();
+    }
   });
 
   it("refuses a wrong password with 28P01, as PostgreSQL", async () => {
