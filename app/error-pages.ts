@@ -4,7 +4,8 @@
 // development.
 import type { NextFunction, Request, Response } from "express";
 import { HttpError, notFound } from "./errors.ts";
-import { isCsrfError } from "./auth/csrf.ts";
+import { isCsrfError, sentByEndedLogin } from "./auth/csrf.ts";
+import { ADMIN_INDEX, LOGIN_URL, loginUrl } from "./auth/guard.ts";
 import { needsAdministrator, RETRY_AFTER_SECONDS, saveFailure, type SaveFailure } from "./db-errors.ts";
 import { bodyFields } from "./query-dict.ts";
 
@@ -59,6 +60,23 @@ function keptFields(req: Request): [string, string][] {
   return bodyFields(req).filter(([name]) => !SECRET_FIELD.test(name));
 }
 
+const LOGIN_ENDED =
+  "Your session has ended (you logged out, perhaps in another tab, or it expired), so nothing was saved or changed. Log in again, then send it again.";
+
+/**
+ * An admin form sent by a browser whose login has ended: its token, bound to that login, fails the
+ * check. Django's token outlives the login, so Django sends such a form to log in, and what was
+ * typed is lost; here the page says why and keeps it.
+ */
+function sentAfterLoginEnded(req: Request): boolean {
+  return (
+    req.method === "POST" &&
+    req.path.startsWith(ADMIN_INDEX) &&
+    req.path !== LOGIN_URL &&
+    sentByEndedLogin(req)
+  );
+}
+
 /** body-parser's error for a body over the app's limit, which it gives as `limit` (bytes). */
 function tooLargeBodyLimit(err: unknown): number | undefined {
   const { type, limit } = (err ?? {}) as { type?: unknown; limit?: unknown };
@@ -81,10 +99,12 @@ export function errorHandler(production: boolean) {
     if (res.headersSent) return next(err);
     let status = clientStatus(err) ?? 500;
     let detail = err instanceof HttpError && err.message ? err.message : DETAILS[status];
+    let loginEnded = false;
     if (isCsrfError(err)) {
       status = 403;
-      // Django's words; the usual cause is a form opened before the session expired.
-      detail = "CSRF verification failed. Request aborted.";
+      loginEnded = sentAfterLoginEnded(req);
+      // Django's words, for a token that was never this browser's
+      detail = loginEnded ? LOGIN_ENDED : "CSRF verification failed. Request aborted.";
     }
     const limit = tooLargeBodyLimit(err);
     if (limit !== undefined) {
@@ -118,6 +138,13 @@ export function errorHandler(production: boolean) {
       detail: detail ?? "",
       stack,
       resend: failure !== null ? { action: req.originalUrl, fields: keptFields(req) } : undefined,
+      // no form to send again: its token is of the ended login, so the text is offered to copy
+      loggedOut: loginEnded
+        ? {
+            login: loginUrl(req.originalUrl),
+            fields: keptFields(req).filter(([name]) => !name.startsWith("_")),
+          }
+        : undefined,
     });
   };
 }

@@ -55,14 +55,22 @@ export function createCsrfProtection(
     // logging out in another tab (or after the session expired) sends such a token and gets a CSRF
     // failure, where Django, whose token outlives the login, sends it to the index. Django still
     // refuses a POST with no cookie or no token at all, and so do we.
-    skipCsrfProtection: (req) =>
-      req.path === LOGOUT_URL &&
-      req.session?.userId === undefined &&
-      typeof req.cookies?.[CSRF_COOKIE] === "string" &&
-      Boolean(tokenFromRequest(req)),
+    skipCsrfProtection: (req) => req.path === LOGOUT_URL && sentByEndedLogin(req),
     getCsrfTokenFromRequest: tokenFromRequest,
   });
   return [cookieParser(), textCookiesOnly, doubleCsrfProtection];
+}
+
+/**
+ * A browser that is not logged in but sends a cookie and a token: one a login gave it, since ended
+ * (logged out in another tab, or the session expired), if it fails the check.
+ */
+export function sentByEndedLogin(req: Request): boolean {
+  return (
+    req.session?.userId === undefined &&
+    typeof req.cookies?.[CSRF_COOKIE] === "string" &&
+    Boolean(tokenFromRequest(req))
+  );
 }
 
 /** The token a request sends: the form's `_csrf` field, else the x-csrf-token header (scripts). */

@@ -12,9 +12,11 @@ export function canManagePosts(user: User | undefined): boolean {
   return isAdminUser(user) && user.isSuperuser;
 }
 
+export const LOGIN_URL = "/admin/login/";
+
 /** Django's redirect_to_login(): the path is percent-encoded, except its slashes. */
 export function loginUrl(next: string): string {
-  return `/admin/login/?next=${encodeURIComponent(next).replace(/%2F/gi, "/")}`;
+  return `${LOGIN_URL}?next=${encodeURIComponent(next).replace(/%2F/gi, "/")}`;
 }
 
 export const ADMIN_INDEX = "/admin/";
