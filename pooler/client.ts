@@ -179,9 +179,11 @@ export class ClientConnection
   /** Cancel requests of its key sent on to its server; those up to `cancelsSpent` explained a 57014. */
   cancelsSent = 0;
   private cancelsSpent = 0;
-  /** The probe is running for it: a cancel request then waits for the request it is meant for. */
+  /** The probe is running for it. */
   probing = false;
-  /** A cancel request that came during the probe: sent once the client's next request starts on a server. */
+  /** restore() is bringing back settings a RESET took away on the server it keeps. */
+  private restoring = false;
+  /** A cancel request that came during the pooler's own query: sent once the client's next request starts on a server. */
   private cancelLater: { send: () => void; drop: () => void } | null = null;
   waitStart = 0;
   /** The server assign() is setting the client's parameters on, before anything of the client's. */
@@ -300,6 +302,7 @@ export class ClientConnection
         if (this.stopped) return this.keep(chunk);
         if (this.pool) this.pool.stats.bytesReceived += chunk.length;
         this.feed(chunk);
+        this.dropCancelIfNothingSent();
         return this.releaseIfOwedNothing();
       case "idle":
         if (isTerminate(chunk)) return this.close("client close request");
@@ -558,6 +561,7 @@ export class ClientConnection
       }
     }
     this.unblock(Block.Waiting);
+    this.dropCancelIfNothingSent();
   }
 
   private feed(chunk: Buffer): void {
@@ -978,13 +982,20 @@ export class ClientConnection
     server.queryInternal(this.session!.probeSql(server.baseline)).then(
       (rows) => this.probed(server, rows),
       (err: Error) => {
+        // still the pooler's own query while it waits to run again: a cancel meanwhile is held
+        if (this.retriesOwnQuery(server, err, () => this.probe(server))) return;
         this.probing = false;
-        return (
-          this.retriesOwnQuery(server, err, () => this.probe(server)) ||
-          this.refuse(SqlState.ConnectionFailure, `could not inspect the session state: ${err.message}`)
-        );
+        this.refuse(SqlState.ConnectionFailure, `could not inspect the session state: ${err.message}`);
       },
     );
+  }
+
+  /**
+   * The pooler's own query for it runs on its server (the probe, the SET of its settings), which
+   * PostgreSQL would not have run: a cancel request then waits for the request it is meant for.
+   */
+  get runsOwnQuery(): boolean {
+    return this.probing || this.syncingOn !== null || this.restoring;
   }
 
   /** Bytes of the client's that the pooler has not sent on yet: a request of its under way. */
@@ -993,13 +1004,23 @@ export class ClientConnection
   }
 
   /**
-   * A cancel request that came while the probe ran, for the request the client sent meanwhile:
-   * `send` once that request starts on a server (the probe's query is the pooler's, which
-   * PostgreSQL would not have run), `drop` if the client goes first. One is enough for it.
+   * A cancel request that came while the pooler's own query ran, for the request the client sent
+   * meanwhile: `send` once that request starts on a server, `drop` if the client goes first or
+   * what it sent starts none. One is enough for it.
    */
   cancelOnceSent(send: () => void, drop: () => void): void {
     if (this.cancelLater !== null) return drop();
     this.cancelLater = { send, drop };
+  }
+
+  /**
+   * What a held cancel waited for is all read and started no request (part of a message):
+   * PostgreSQL ignores a cancel while it reads a command, so it cancels nothing.
+   */
+  private dropCancelIfNothingSent(): void {
+    if (this.cancelLater === null || this.sentMeanwhile) return;
+    this.cancelLater.drop();
+    this.cancelLater = null;
   }
 
   private probed(server: ServerConnection, rows: Row[]): void {
@@ -1031,22 +1052,28 @@ export class ClientConnection
   }
 
   private restore(server: ServerConnection, sql: string): void {
+    this.restoring = true;
     server.runInternal(sql).then(
       () => {
+        this.restoring = false;
         server.settings = syncedSettings(this.settings, server.baseline.settings);
         this.startForwarding();
       },
-      (err: Error) =>
-        this.retriesOwnQuery(server, err, () => this.restore(server, sql)) ||
-        this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`),
+      (err: Error) => {
+        // still the pooler's own query while it waits to run again: a cancel meanwhile is held
+        if (this.retriesOwnQuery(server, err, () => this.restore(server, sql))) return;
+        this.restoring = false;
+        this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`);
+      },
     );
   }
 
   /**
    * Whether the pooler's own query for this client on `server` (a settings sync, the session probe)
    * was canceled by the client's own cancel request, meant for its query that ended as it was sent
-   * or that waits behind this one (a lock wait, say): PostgreSQL would have kept the session, so the
-   * pooler runs its query again (`again`) rather than end the client. Not before the cancel is done:
+   * (one that comes while the pooler's query runs is held for the client's next: runsOwnQuery):
+   * PostgreSQL would have kept the session, so the pooler runs its query again (`again`) rather
+   * than end the client. Not before the cancel is done:
    * the postmaster signals the backend twice (its process, then its process group), and a query
    * sent meanwhile takes the second signal (1 run in 6 of a test lost its client so).
    */

@@ -310,8 +310,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       done();
       return null;
     }
-    // PostgreSQL acts on a cancel only while a query of the client's runs: the probe's is not one
-    if (client.probing) {
+    // PostgreSQL acts on a cancel only while a query of the client's runs: the pooler's own are not
+    if (client.runsOwnQuery) {
       if (!client.sentMeanwhile) {
         done();
         return null;

@@ -642,6 +642,39 @@ describe("a cancel request while the pooler looks at the session", () => {
   it("with no query of the client's pending, cancels nothing: the client goes on", async () => {
     expect((await cancelDuringProbe(null)).err).toBeNull();
   });
+
+  it("with only part of a message pending, cancels nothing: as PostgreSQL's, reading it; the query runs once whole", () =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (p) => {
+      const direct = await connect(inject("pgAppUrl"));
+      const c = await RawClient.connect(p.url());
+      try {
+        const [, row] = await c.exchange([query("SELECT pg_backend_pid()")]);
+        const backend = Number(row!.body.toString("utf8", 6));
+        await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
+        await c.exchange([query("SET application_name = 'probed'")]);
+        await lockWaitOf(direct, backend);
+        const sleep = query("SELECT pg_sleep(0.5)");
+        c.send(sleep.subarray(0, 10));
+        await new Promise((r) => setTimeout(r, 100));
+        let closed = false;
+        const cancel = rawExchange(p.port, cancelRequest(c.cancelKey.pid, c.cancelKey.secret)).then(
+          () => (closed = true),
+        );
+        await waitFor(
+          () => [...p.pooler.clients].some((client) => client.heldCancel?.waiting === true),
+          "the pooler to hold the cancel",
+        );
+        await direct.query("COMMIT");
+        await waitFor(() => closed, "the cancel request's connection to close", 1000);
+        const replies = await c.exchange([sleep.subarray(10)]);
+        expect(replies.map((r) => r.type).join("")).toBe("TDCZ");
+        await cancel;
+      } finally {
+        await direct.query("ROLLBACK").catch(() => undefined);
+        await c.close();
+        await direct.end();
+      }
+    }));
 });
 
 describe("a probe that gets no answer", () => {
@@ -773,11 +806,12 @@ describe("a client that leaves while its settings are being replayed", () => {
   });
 });
 
-describe("a cancel request that hits the replay of the client's settings", () => {
+describe("a cancel request while the pooler replays the client's settings", () => {
   // psql's Ctrl-C on a query that waits behind the SET bringing a server to the client's settings
   // (here a lock wait: a SET default_tablespace reads pg_tablespace, locked on a PostgreSQL of the
-  // test's own) cancels the SET. PostgreSQL would have kept the session; so does the pooler, which
-  // sets them again.
+  // test's own). PostgreSQL acts on a cancel only while a query of the client's runs: the SET is the
+  // pooler's, so the cancel waits for the client's query behind it, or cancels nothing when it sent
+  // none. The session keeps its settings either way.
   let pg: PrivatePostgres;
   beforeAll(async () => {
     pg = await startPrivatePostgres();
@@ -790,12 +824,25 @@ describe("a cancel request that hits the replay of the client's settings", () =>
     ADMIN_USERS: "postgres",
   });
 
-  /** Sends `sql` on `a` while pg_tablespace is locked, cancels `a` once the pooler's SET waits for the lock. */
-  async function cancelBehindLock(p: TestPooler, a: pg.Client, sql: string): Promise<unknown[]> {
+  /**
+   * Sends `sqls` on `a` while pg_tablespace is locked and cancels `a` once the pooler's SET waits
+   * for the lock; lets the lock go once the pooler has the cancel (held, or done with). Resolves to
+   * what the last of `sqls` got (its rows or its error), and how long after the lock went.
+   */
+  async function cancelBehindLock(
+    p: TestPooler,
+    a: pg.Client,
+    ...sqls: string[]
+  ): Promise<{ outcome: unknown; ms: number }> {
     const locker = await connect(pg.url("postgres"));
     try {
       await locker.query("BEGIN; LOCK TABLE pg_catalog.pg_tablespace IN ACCESS EXCLUSIVE MODE");
-      const answer = a.query(sql);
+      const answers = sqls.map((sql) =>
+        a.query(sql).then(
+          (r) => r.rows,
+          (e: unknown) => e,
+        ),
+      );
       await waitFor(async () => {
         // within its transaction, pg_stat_activity is read once unless told otherwise
         await locker.query("SELECT pg_stat_clear_snapshot()");
@@ -804,17 +851,29 @@ describe("a cancel request that hits the replay of the client's settings", () =>
         );
         return rows.length === 1;
       }, "the pooler's SET to wait for the lock");
+      // what the client sent behind the SET has reached the pooler before its cancel
+      await new Promise((r) => setTimeout(r, 100));
       const { pid: key, secret } = cancelKeyOf(a);
-      await rawExchange(p.port, cancelRequest(key, secret));
+      let closed = false;
+      const cancel = rawExchange(p.port, cancelRequest(key, secret)).then(() => (closed = true));
+      await waitFor(
+        () => closed || [...p.pooler.clients].some((c) => c.heldCancel?.waiting === true),
+        "the pooler to take the cancel",
+      );
+      const started = Date.now();
       await locker.query("COMMIT");
-      return (await answer).rows;
+      await cancel;
+      const outcome = await answers[answers.length - 1];
+      return { outcome, ms: Date.now() - started };
     } finally {
       await locker.query("ROLLBACK").catch(() => undefined);
       await locker.end();
     }
   }
 
-  it("on a new server: sets them again and keeps the client", () =>
+  const canceled = { code: "57014", message: "canceling statement due to user request" };
+
+  it("on a new server: cancels the client's query behind the SET, not the SET; the client keeps its settings", () =>
     withTestPooler(env(), async (p) => {
       const [a, admin] = await Promise.all([connect(p.url("postgres")), connect(p.url("pgbouncer"))]);
       try {
@@ -825,24 +884,47 @@ describe("a cancel request that hits the replay of the client's settings", () =>
           async () => (await admin.query("SHOW SERVERS")).rows.length === 0,
           "the server to close",
         );
-        const rows = await cancelBehindLock(p, a, "SELECT current_setting('default_tablespace') AS ts");
-        expect(rows).toEqual([{ ts: "pg_default" }]);
-        expect((await a.query("SELECT 1 AS one")).rows).toEqual([{ one: 1 }]);
+        const { outcome, ms } = await cancelBehindLock(p, a, "SELECT pg_sleep(5)");
+        expect(outcome).toMatchObject(canceled);
+        expect(ms).toBeLessThan(4000);
+        expect((await a.query("SELECT current_setting('default_tablespace') AS ts")).rows).toEqual([
+          { ts: "pg_default" },
+        ]);
       } finally {
         await Promise.all([a.end(), admin.end()]);
       }
     }));
 
-  it("after a RESET ALL of a client kept on its server: sets its startup settings again and keeps it", () =>
+  /** A client kept on its server (an advisory lock) with a startup setting, which RESET ALL takes away there. */
+  async function keptWithStartupSetting(p: TestPooler): Promise<pg.Client> {
+    const a = await connect(p.url("postgres"), { options: "-c default_tablespace=pg_default" });
+    await a.query("SELECT pg_advisory_lock(42)");
+    // the pooler looks at the session once the client has its answer: done before pg_tablespace
+    // is locked, which that look may need on a fresh backend
+    await a.query("SELECT 1");
+    return a;
+  }
+
+  it("after a RESET ALL of a client kept on its server, with nothing sent behind it: cancels nothing, sets its startup settings again", () =>
     withTestPooler(env(), async (p) => {
-      const a = await connect(p.url("postgres"), { options: "-c default_tablespace=pg_default" });
+      const a = await keptWithStartupSetting(p);
       try {
-        // an advisory lock keeps it on its server; RESET ALL takes its startup setting away there
-        await a.query("SELECT pg_advisory_lock(42)");
-        // the pooler looks at the session once the client has its answer: done before pg_tablespace
-        // is locked, which that look may need on a fresh backend
-        await a.query("SELECT 1");
-        await cancelBehindLock(p, a, "RESET ALL");
+        expect((await cancelBehindLock(p, a, "RESET ALL")).outcome).toEqual([]);
+        expect((await a.query("SELECT current_setting('default_tablespace') AS ts")).rows).toEqual([
+          { ts: "pg_default" },
+        ]);
+      } finally {
+        await a.end();
+      }
+    }));
+
+  it("after a RESET ALL of a client kept on its server: cancels the query sent behind it, sets its startup settings again", () =>
+    withTestPooler(env(), async (p) => {
+      const a = await keptWithStartupSetting(p);
+      try {
+        const { outcome, ms } = await cancelBehindLock(p, a, "RESET ALL", "SELECT pg_sleep(5)");
+        expect(outcome).toMatchObject(canceled);
+        expect(ms).toBeLessThan(4000);
         expect((await a.query("SELECT current_setting('default_tablespace') AS ts")).rows).toEqual([
           { ts: "pg_default" },
         ]);

@@ -28,6 +28,8 @@ export class RawClient {
   private closed = false;
   /** The ParameterStatus messages of the login, in order. */
   readonly parameters: [string, string][] = [];
+  /** The login's BackendKeyData: what a CancelRequest for this connection carries. */
+  cancelKey = { pid: 0, secret: 0 };
 
   private constructor(private readonly socket: net.Socket) {
     socket.on("data", (chunk: Buffer) => {
@@ -68,6 +70,7 @@ export class RawClient {
       if (m.type === "E") throw new Error(`login failed: ${parseErrorFields(withHeader(m)).get("M")}`);
       if (m.type === "Z") return c;
       if (m.type === "S") c.parameters.push(parameterStatusOf(m.body));
+      if (m.type === "K") c.cancelKey = { pid: m.body.readInt32BE(0), secret: m.body.readInt32BE(4) };
       if (m.type !== "R") continue;
       const code = m.body.readInt32BE(0);
       if (code !== Auth.Ok && code !== Auth.SASLContinue && code !== Auth.SASLFinal) await beforePassword?.();
