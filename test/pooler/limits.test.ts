@@ -1444,6 +1444,32 @@ describe("side by side with PgBouncer 1.18", () => {
     if (theirs) expect(theirs).toBe(0);
   }, 30_000);
 
+  it("min_pool_size opens one missing server per janitor tick, not all at once", async () => {
+    // a client logs in to a pool of min_pool_size 5: when each of its servers is first seen
+    const opened = (url: (db: string) => string): Promise<number[]> =>
+      watching(async (direct) => {
+        const c = await connect(url("app"));
+        const start = Date.now();
+        const firstSeen = new Map<number, number>();
+        while (firstSeen.size < 5 && Date.now() - start < 5000) {
+          for (const pid of await backends(direct)) if (!firstSeen.has(pid)) firstSeen.set(pid, Date.now() - start);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await c.end();
+        return [...firstSeen.values()].sort((a, b) => a - b);
+      });
+    const { ours, theirs } = await bothPoolers(
+      { MIN_POOL_SIZE: "5", DEFAULT_POOL_SIZE: "5" },
+      { min_pool_size: 5, default_pool_size: 5 },
+      opened,
+    );
+    console.log(`min_pool_size servers first seen, ms: ours ${ours}, PgBouncer 1.18 ${theirs}`);
+    // after the login's own server, one per 333 ms tick: no burst of connects to PostgreSQL
+    expect(ours).toHaveLength(5);
+    for (const gap of gaps(ours.slice(1))) expect(gap).toBeGreaterThan(200);
+    if (theirs) for (const gap of gaps(theirs.slice(1))) expect(gap).toBeGreaterThan(200);
+  }, 30_000);
+
   it("query_timeout also ends a client still queued for a server (08P01 query_timeout)", async () => {
     const { ours, theirs } = await bothPoolers(
       { DEFAULT_POOL_SIZE: "1", QUERY_TIMEOUT: "0.5", QUERY_WAIT_TIMEOUT: "10" },
