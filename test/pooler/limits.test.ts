@@ -1470,6 +1470,28 @@ describe("side by side with PgBouncer 1.18", () => {
     if (theirs) for (const gap of gaps(theirs.slice(1))) expect(gap).toBeGreaterThan(200);
   }, 30_000);
 
+  it("server_idle_timeout closes no server below min_pool_size, as PgBouncer 1.18", async () => {
+    // a client logged in and idle: are its pool's servers still the ones open at first?
+    const kept = (url: (db: string) => string): Promise<number> =>
+      watching(async (direct) => {
+        const c = await connect(url("app"));
+        await waitFor(async () => (await backends(direct)).length === 2, "min_pool_size servers");
+        const first = await backends(direct);
+        await new Promise((r) => setTimeout(r, 2500));
+        const later = await backends(direct);
+        await c.end();
+        return first.filter((pid) => later.includes(pid)).length;
+      });
+    const { ours, theirs } = await bothPoolers(
+      { MIN_POOL_SIZE: "2", SERVER_IDLE_TIMEOUT: "1" },
+      { min_pool_size: 2, server_idle_timeout: 1 },
+      kept,
+    );
+    console.log(`min_pool_size servers kept past server_idle_timeout: ours ${ours}, PgBouncer 1.18 ${theirs}`);
+    expect(ours).toBe(2);
+    if (theirs !== null) expect(theirs).toBe(2);
+  }, 30_000);
+
   it("query_timeout also ends a client still queued for a server (08P01 query_timeout)", async () => {
     const { ours, theirs } = await bothPoolers(
       { DEFAULT_POOL_SIZE: "1", QUERY_TIMEOUT: "0.5", QUERY_WAIT_TIMEOUT: "10" },
