@@ -1492,6 +1492,40 @@ describe("side by side with PgBouncer 1.18", () => {
     if (theirs !== null) expect(theirs).toBe(2);
   }, 30_000);
 
+  it("server_check_query: a server idle past server_check_delay is listed used, as PgBouncer 1.18; a failed check replaces it", async () => {
+    // SHOW POOLS' sv_idle / sv_used while a server idles past the delay, then the backend a client gets
+    const run = async (url: (db: string) => string) => {
+      const [c, admin] = await Promise.all([connect(url("app")), connect(url("pgbouncer"))]);
+      try {
+        const pid = async (): Promise<number> =>
+          (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+        const first = await pid();
+        const states = async (): Promise<string> => {
+          const { rows } = await admin.query("SHOW POOLS");
+          const pool = rows.find((r) => r.database === "app")!;
+          return `idle ${pool.sv_idle} used ${pool.sv_used}`;
+        };
+        const fresh = await states();
+        await new Promise((r) => setTimeout(r, 1000));
+        const later = await states();
+        const { rows } = await admin.query("SHOW SERVERS");
+        const second = await pid();
+        return { fresh, later, servers: rows.map((r) => r.state), replaced: second !== first };
+      } finally {
+        await Promise.all([c.end(), admin.end()]);
+      }
+    };
+    const { ours, theirs } = await bothPoolers(
+      { DEFAULT_POOL_SIZE: "1", SERVER_CHECK_DELAY: "0.3", SERVER_CHECK_QUERY: "SELECT 1/0" },
+      { default_pool_size: 1, server_check_delay: 0.3, server_check_query: "SELECT 1/0" },
+      run,
+    );
+    console.log(`server_check_query: ours ${JSON.stringify(ours)}, PgBouncer 1.18 ${JSON.stringify(theirs)}`);
+    expect(ours).toEqual({ fresh: "idle 1 used 0", later: "idle 0 used 1", servers: ["used"], replaced: true });
+    // on purpose (README): PgBouncer 1.18 hands on the server whose check failed
+    if (theirs) expect(theirs).toEqual({ ...ours, replaced: false });
+  }, 30_000);
+
   it("query_timeout also ends a client still queued for a server (08P01 query_timeout)", async () => {
     const { ours, theirs } = await bothPoolers(
       { DEFAULT_POOL_SIZE: "1", QUERY_TIMEOUT: "0.5", QUERY_WAIT_TIMEOUT: "10" },
