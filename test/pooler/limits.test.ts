@@ -1452,7 +1452,8 @@ describe("side by side with PgBouncer 1.18", () => {
         const start = Date.now();
         const firstSeen = new Map<number, number>();
         while (firstSeen.size < 5 && Date.now() - start < 5000) {
-          for (const pid of await backends(direct)) if (!firstSeen.has(pid)) firstSeen.set(pid, Date.now() - start);
+          for (const pid of await backends(direct))
+            if (!firstSeen.has(pid)) firstSeen.set(pid, Date.now() - start);
           await new Promise((r) => setTimeout(r, 20));
         }
         await c.end();
@@ -1487,7 +1488,9 @@ describe("side by side with PgBouncer 1.18", () => {
       { min_pool_size: 2, server_idle_timeout: 1 },
       kept,
     );
-    console.log(`min_pool_size servers kept past server_idle_timeout: ours ${ours}, PgBouncer 1.18 ${theirs}`);
+    console.log(
+      `min_pool_size servers kept past server_idle_timeout: ours ${ours}, PgBouncer 1.18 ${theirs}`,
+    );
     expect(ours).toBe(2);
     if (theirs !== null) expect(theirs).toBe(2);
   }, 30_000);
@@ -1521,9 +1524,80 @@ describe("side by side with PgBouncer 1.18", () => {
       run,
     );
     console.log(`server_check_query: ours ${JSON.stringify(ours)}, PgBouncer 1.18 ${JSON.stringify(theirs)}`);
-    expect(ours).toEqual({ fresh: "idle 1 used 0", later: "idle 0 used 1", servers: ["used"], replaced: true });
+    expect(ours).toEqual({
+      fresh: "idle 1 used 0",
+      later: "idle 0 used 1",
+      servers: ["used"],
+      replaced: true,
+    });
     // on purpose (README): PgBouncer 1.18 hands on the server whose check failed
     if (theirs) expect(theirs).toEqual({ ...ours, replaced: false });
+  }, 30_000);
+
+  it("the reserve pool stays within max_db_connections", async () => {
+    // one client holds the pool's only server; three more queue past reserve_pool_timeout
+    const peak = (url: (db: string) => string): Promise<number> =>
+      watching(async (direct) => {
+        const holder = await connect(url("app"));
+        await holder.query("BEGIN");
+        const queued = await Promise.all([0, 1, 2].map(() => connect(url("app"))));
+        const done = Promise.all(queued.map((c) => c.query("SELECT pg_sleep(0.3)")));
+        let most = 0;
+        const start = Date.now();
+        while (Date.now() - start < 2000) {
+          most = Math.max(most, (await backends(direct)).length);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await holder.end();
+        await done;
+        await Promise.all(queued.map((c) => c.end()));
+        return most;
+      });
+    const { ours, theirs } = await bothPoolers(
+      {
+        DEFAULT_POOL_SIZE: "1",
+        RESERVE_POOL_SIZE: "3",
+        RESERVE_POOL_TIMEOUT: "0.2",
+        MAX_DB_CONNECTIONS: "2",
+      },
+      { default_pool_size: 1, reserve_pool_size: 3, reserve_pool_timeout: 0.2, max_db_connections: 2 },
+      peak,
+    );
+    console.log(
+      `reserve pool under max_db_connections=2, peak servers: ours ${ours}, PgBouncer 1.18 ${theirs}`,
+    );
+    expect(ours).toBe(2);
+    if (theirs !== null) expect(theirs).toBe(2);
+  }, 30_000);
+
+  it("server_fast_close: what a session client sees after RECONNECT, in its transaction and after it", async () => {
+    const run = async (url: (db: string) => string) => {
+      const [a, admin] = await Promise.all([connect(url("app")), connect(url("pgbouncer"))]);
+      const closed = new Promise<Error & { code?: string }>((resolve) => a.once("error", resolve));
+      try {
+        await a.query("BEGIN");
+        await admin.query("RECONNECT");
+        await new Promise((r) => setTimeout(r, 700));
+        const inTx = await a.query("SELECT 1").then(
+          () => "served",
+          (e: Error & { code?: string }) => `${e.code} ${e.message}`,
+        );
+        await a.query("COMMIT").catch(() => undefined);
+        const err = await Promise.race([closed, new Promise<null>((r) => setTimeout(() => r(null), 1500))]);
+        return { inTx, after: err && `${err.code} ${err.message}` };
+      } finally {
+        await Promise.all([a.end().catch(() => undefined), admin.end()]);
+      }
+    };
+    const { ours, theirs } = await bothPoolers(
+      { POOL_MODE: "session", SERVER_FAST_CLOSE: "1" },
+      { pool_mode: "session", server_fast_close: 1 },
+      run,
+    );
+    console.log(`server_fast_close: ours ${JSON.stringify(ours)}, PgBouncer 1.18 ${JSON.stringify(theirs)}`);
+    expect(ours).toEqual({ inTx: "served", after: "57P01 database configuration changed" });
+    // PgBouncer's own SQLSTATE for all it sends is 08P01; ours says why (README)
+    if (theirs) expect(theirs).toEqual({ ...ours, after: "08P01 database configuration changed" });
   }, 30_000);
 
   it("query_timeout also ends a client still queued for a server (08P01 query_timeout)", async () => {
