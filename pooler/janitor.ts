@@ -158,7 +158,7 @@ export class Janitor {
     if (c.queryWaitNotify > 0 && !pool.paused) this.notifyQueued(pool, c.queryWaitNotify * 1000);
     if (c.serverFastClose) this.fastClose(pool);
     for (const server of [...pool.idle]) {
-      // As PgBouncer (since 1.19), not below min_pool_size: those would only be opened again.
+      // Not below min_pool_size, as PgBouncer (1.18 measured side by side): those would only be opened again.
       const idleTooLong = c.serverIdleTimeout > 0 && now - server.lastActivity > c.serverIdleTimeout;
       if (idleTooLong && pool.serverCount > pool.settings.minSize) server.close("server idle timeout");
       else if (pool.lifeOver(server, now)) pool.closeForLifetime(server);
@@ -183,9 +183,10 @@ export class Janitor {
     // As PgBouncer, only for a pool in use (a client logged in or waiting) or a database with a
     // forced user: a pool whose clients all left keeps the servers it has, but opens none to
     // replace those lost (a PostgreSQL restart, server_lifetime), nor retries a failing login for no one.
-    const missing = pool.settings.minSize - pool.serverCount;
+    // One server a tick, as PgBouncer: a burst of min_pool_size logins at once would hit PostgreSQL
+    // (and every pool's at once after it restarts).
     const inUse = pool.clientCount > 0 || pool.wantsServer || Boolean(pool.db.user);
-    for (let i = 0; inUse && i < missing && pool.canLaunch(false); i++) pool.launch(false);
+    if (inUse && pool.serverCount < pool.settings.minSize && pool.canLaunch(false)) pool.launch(false);
     if (pool.wantsServer) pool.dispatch();
   }
 }

@@ -794,8 +794,18 @@ export class Pool {
     for (const s of servers) s.close(reason);
   }
 
-  /** All servers, for the janitor and the admin console. */
+  /**
+   * An idle server its next client gets only after server_check_query: PgBouncer moves it to its
+   * "used" list once idle past server_check_delay, and SHOW SERVERS / POOLS show it there.
+   */
+  awaitsCheck(server: ServerConnection): boolean {
+    return server.state === "idle" && this.needsCheck(server);
+  }
+
+  /** All servers, for the janitor and the admin console: in PgBouncer's order, those awaiting a check after the idle. */
   allServers(): ServerConnection[] {
-    return [...this.active, ...this.idle, ...this.used, ...this.beingCanceled, ...this.login];
+    const due = this.idle.filter((s) => this.needsCheck(s));
+    const fresh = due.length === 0 ? this.idle : this.idle.filter((s) => !due.includes(s));
+    return [...this.active, ...fresh, ...due, ...this.used, ...this.beingCanceled, ...this.login];
   }
 }

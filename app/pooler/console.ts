@@ -80,7 +80,8 @@ export async function readConsole(client: pg.Client): Promise<ConsoleReading> {
           cl_active: num(p, "cl_active"),
           cl_waiting: num(p, "cl_waiting"),
           sv_active: num(p, "sv_active"),
-          sv_idle: num(p, "sv_idle"),
+          // "used": idle past server_check_delay, checked before the next client gets it (PgBouncer's list)
+          sv_idle: num(p, "sv_idle") + num(p, "sv_used"),
           maxwait_ms: num(p, "maxwait") * 1000 + num(p, "maxwait_us") / 1000,
           pool_size: userPoolSize.get(user) ?? (db ? num(db, "pool_size") : 0),
           max_connections: db ? num(db, "max_connections") : 0,

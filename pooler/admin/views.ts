@@ -258,6 +258,7 @@ export function poolRows(pooler: Pooler): PoolRow[] {
       Math.max(oldest ? pool.waitedMs(oldest) : 0, oldestLogin ? now - oldestLogin.waitStart : 0),
     );
     const held = cancels.get(pool) ?? 0;
+    const awaitingCheck = pool.idle.filter((s) => pool.awaitsCheck(s)).length;
     return {
       database: pool.db.name,
       user: pool.user,
@@ -269,10 +270,10 @@ export function poolRows(pooler: Pooler): PoolRow[] {
       // open until PostgreSQL closes it, whether or not its client is still there, as PgBouncer 1.18's
       sv_active_cancel: pool.cancels.size,
       sv_being_canceled: pool.beingCanceled.size,
-      sv_idle: pool.idle.length,
+      sv_idle: pool.idle.length - awaitingCheck,
       // PgBouncer's "used" servers await server_check_query; ours that are being reset or rolled
       // back are what it calls "tested".
-      sv_used: 0,
+      sv_used: awaitingCheck,
       sv_tested: pool.used.size,
       sv_login: pool.login.size,
       maxwait: wait.s,
@@ -449,7 +450,7 @@ export function serverRows(pooler: Pooler): SocketRow[] {
   const rows: SocketRow[] = [];
   for (const pool of sortedPools(pooler)) {
     for (const server of pool.allServers())
-      if (!pool.beingCanceled.has(server)) rows.push(serverRow(pool, server, SERVER_STATE[server.state]));
+      if (!pool.beingCanceled.has(server)) rows.push(serverRow(pool, server, serverState(pool, server)));
     for (const conn of pool.cancels) {
       const client = heldBy.get(conn);
       rows.push({ ...serverSocketRow(pool, conn, "active_cancel"), link: client ? ptr(client) : "" });
@@ -495,6 +496,11 @@ const SERVER_LIST: Record<ServerState, string> = {
   closed: "sv_closed",
 };
 
+/** SHOW SERVERS' state: PgBouncer's name, "used" for an idle server awaiting server_check_query. */
+function serverState(pool: Pool, server: ServerConnection): string {
+  return pool.awaitsCheck(server) ? "used" : SERVER_STATE[server.state];
+}
+
 /**
  * SHOW SOCKETS: every client (logged in, then logging in) and server in use, with PgBouncer's buffer
  * columns after SHOW CLIENTS' own; `busyOnly` (SHOW ACTIVE_SOCKETS) keeps those holding bytes.
@@ -533,7 +539,11 @@ export function socketBufferRows(pooler: Pooler, busyOnly: boolean): SocketBuffe
     for (const server of pool.allServers()) {
       if (pool.beingCanceled.has(server)) continue;
       const list = (): void =>
-        add(server, serverRow(pool, server, SERVER_STATE[server.state]), SERVER_LIST[server.state]);
+        add(
+          server,
+          serverRow(pool, server, serverState(pool, server)),
+          pool.awaitsCheck(server) ? "sv_used" : SERVER_LIST[server.state],
+        );
       listed.push({ database: pool.db.name, user: pool.user, list });
     }
   }

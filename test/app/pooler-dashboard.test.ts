@@ -7,6 +7,7 @@ import { MemoryStore } from "express-session";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../app/app.ts";
 import { loadConfig, poolerConsoleUrl } from "../../app/config.ts";
+import { readConsole } from "../../app/pooler/console.ts";
 import { PoolerMonitor } from "../../app/pooler/monitor.ts";
 import type { DashboardData, PoolView } from "../../app/pooler/samples.ts";
 import { connect } from "../support/clients.ts";
@@ -288,6 +289,24 @@ describe("PoolerMonitor", () => {
     } finally {
       await monitor.close();
       await session.end();
+    }
+  });
+});
+
+describe("readConsole", () => {
+  it("counts a server that awaits server_check_query (SHOW POOLS' sv_used) as idle: it is free for the next client", async () => {
+    const checked = await startTestPooler({ SERVER_CHECK_DELAY: "0.2" });
+    const [c, session] = await Promise.all([connect(checked.url("app")), connect(checked.url("pgbouncer"))]);
+    try {
+      await c.query("SELECT 1");
+      await new Promise((r) => setTimeout(r, 500));
+      const { rows } = await session.query("SHOW POOLS");
+      expect(rows.find((r) => r.database === "app")).toMatchObject({ sv_idle: 0, sv_used: 1 });
+      const { pools } = await readConsole(session);
+      expect(pools.find((p) => p.database === "app")).toMatchObject({ sv_active: 0, sv_idle: 1 });
+    } finally {
+      await Promise.all([c.end(), session.end()]);
+      await checked.stop();
     }
   });
 });

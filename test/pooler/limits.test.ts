@@ -1444,6 +1444,162 @@ describe("side by side with PgBouncer 1.18", () => {
     if (theirs) expect(theirs).toBe(0);
   }, 30_000);
 
+  it("min_pool_size opens one missing server per janitor tick, not all at once", async () => {
+    // a client logs in to a pool of min_pool_size 5: when each of its servers is first seen
+    const opened = (url: (db: string) => string): Promise<number[]> =>
+      watching(async (direct) => {
+        const c = await connect(url("app"));
+        const start = Date.now();
+        const firstSeen = new Map<number, number>();
+        while (firstSeen.size < 5 && Date.now() - start < 5000) {
+          for (const pid of await backends(direct))
+            if (!firstSeen.has(pid)) firstSeen.set(pid, Date.now() - start);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await c.end();
+        return [...firstSeen.values()].sort((a, b) => a - b);
+      });
+    const { ours, theirs } = await bothPoolers(
+      { MIN_POOL_SIZE: "5", DEFAULT_POOL_SIZE: "5" },
+      { min_pool_size: 5, default_pool_size: 5 },
+      opened,
+    );
+    console.log(`min_pool_size servers first seen, ms: ours ${ours}, PgBouncer 1.18 ${theirs}`);
+    // after the login's own server, one per 333 ms tick: no burst of connects to PostgreSQL
+    expect(ours).toHaveLength(5);
+    for (const gap of gaps(ours.slice(1))) expect(gap).toBeGreaterThan(200);
+    if (theirs) for (const gap of gaps(theirs.slice(1))) expect(gap).toBeGreaterThan(200);
+  }, 30_000);
+
+  it("server_idle_timeout closes no server below min_pool_size, as PgBouncer 1.18", async () => {
+    // a client logged in and idle: are its pool's servers still the ones open at first?
+    const kept = (url: (db: string) => string): Promise<number> =>
+      watching(async (direct) => {
+        const c = await connect(url("app"));
+        await waitFor(async () => (await backends(direct)).length === 2, "min_pool_size servers");
+        const first = await backends(direct);
+        await new Promise((r) => setTimeout(r, 2500));
+        const later = await backends(direct);
+        await c.end();
+        return first.filter((pid) => later.includes(pid)).length;
+      });
+    const { ours, theirs } = await bothPoolers(
+      { MIN_POOL_SIZE: "2", SERVER_IDLE_TIMEOUT: "1" },
+      { min_pool_size: 2, server_idle_timeout: 1 },
+      kept,
+    );
+    console.log(
+      `min_pool_size servers kept past server_idle_timeout: ours ${ours}, PgBouncer 1.18 ${theirs}`,
+    );
+    expect(ours).toBe(2);
+    if (theirs !== null) expect(theirs).toBe(2);
+  }, 30_000);
+
+  it("server_check_query: a server idle past server_check_delay is listed used, as PgBouncer 1.18; a failed check replaces it", async () => {
+    // SHOW POOLS' sv_idle / sv_used while a server idles past the delay, then the backend a client gets
+    const run = async (url: (db: string) => string) => {
+      const [c, admin] = await Promise.all([connect(url("app")), connect(url("pgbouncer"))]);
+      try {
+        const pid = async (): Promise<number> =>
+          (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+        const first = await pid();
+        const states = async (): Promise<string> => {
+          const { rows } = await admin.query("SHOW POOLS");
+          const pool = rows.find((r) => r.database === "app")!;
+          return `idle ${pool.sv_idle} used ${pool.sv_used}`;
+        };
+        const fresh = await states();
+        await new Promise((r) => setTimeout(r, 1000));
+        const later = await states();
+        const { rows } = await admin.query("SHOW SERVERS");
+        const second = await pid();
+        return { fresh, later, servers: rows.map((r) => r.state), replaced: second !== first };
+      } finally {
+        await Promise.all([c.end(), admin.end()]);
+      }
+    };
+    const { ours, theirs } = await bothPoolers(
+      { DEFAULT_POOL_SIZE: "1", SERVER_CHECK_DELAY: "0.3", SERVER_CHECK_QUERY: "SELECT 1/0" },
+      { default_pool_size: 1, server_check_delay: 0.3, server_check_query: "SELECT 1/0" },
+      run,
+    );
+    console.log(`server_check_query: ours ${JSON.stringify(ours)}, PgBouncer 1.18 ${JSON.stringify(theirs)}`);
+    expect(ours).toEqual({
+      fresh: "idle 1 used 0",
+      later: "idle 0 used 1",
+      servers: ["used"],
+      replaced: true,
+    });
+    // on purpose (README): PgBouncer 1.18 hands on the server whose check failed
+    if (theirs) expect(theirs).toEqual({ ...ours, replaced: false });
+  }, 30_000);
+
+  it("the reserve pool stays within max_db_connections", async () => {
+    // one client holds the pool's only server; three more queue past reserve_pool_timeout
+    const peak = (url: (db: string) => string): Promise<number> =>
+      watching(async (direct) => {
+        const holder = await connect(url("app"));
+        await holder.query("BEGIN");
+        const queued = await Promise.all([0, 1, 2].map(() => connect(url("app"))));
+        const done = Promise.all(queued.map((c) => c.query("SELECT pg_sleep(0.3)")));
+        let most = 0;
+        const start = Date.now();
+        while (Date.now() - start < 2000) {
+          most = Math.max(most, (await backends(direct)).length);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        await holder.end();
+        await done;
+        await Promise.all(queued.map((c) => c.end()));
+        return most;
+      });
+    const { ours, theirs } = await bothPoolers(
+      {
+        DEFAULT_POOL_SIZE: "1",
+        RESERVE_POOL_SIZE: "3",
+        RESERVE_POOL_TIMEOUT: "0.2",
+        MAX_DB_CONNECTIONS: "2",
+      },
+      { default_pool_size: 1, reserve_pool_size: 3, reserve_pool_timeout: 0.2, max_db_connections: 2 },
+      peak,
+    );
+    console.log(
+      `reserve pool under max_db_connections=2, peak servers: ours ${ours}, PgBouncer 1.18 ${theirs}`,
+    );
+    expect(ours).toBe(2);
+    if (theirs !== null) expect(theirs).toBe(2);
+  }, 30_000);
+
+  it("server_fast_close: what a session client sees after RECONNECT, in its transaction and after it", async () => {
+    const run = async (url: (db: string) => string) => {
+      const [a, admin] = await Promise.all([connect(url("app")), connect(url("pgbouncer"))]);
+      const closed = new Promise<Error & { code?: string }>((resolve) => a.once("error", resolve));
+      try {
+        await a.query("BEGIN");
+        await admin.query("RECONNECT");
+        await new Promise((r) => setTimeout(r, 700));
+        const inTx = await a.query("SELECT 1").then(
+          () => "served",
+          (e: Error & { code?: string }) => `${e.code} ${e.message}`,
+        );
+        await a.query("COMMIT").catch(() => undefined);
+        const err = await Promise.race([closed, new Promise<null>((r) => setTimeout(() => r(null), 1500))]);
+        return { inTx, after: err && `${err.code} ${err.message}` };
+      } finally {
+        await Promise.all([a.end().catch(() => undefined), admin.end()]);
+      }
+    };
+    const { ours, theirs } = await bothPoolers(
+      { POOL_MODE: "session", SERVER_FAST_CLOSE: "1" },
+      { pool_mode: "session", server_fast_close: 1 },
+      run,
+    );
+    console.log(`server_fast_close: ours ${JSON.stringify(ours)}, PgBouncer 1.18 ${JSON.stringify(theirs)}`);
+    expect(ours).toEqual({ inTx: "served", after: "57P01 database configuration changed" });
+    // PgBouncer's own SQLSTATE for all it sends is 08P01; ours says why (README)
+    if (theirs) expect(theirs).toEqual({ ...ours, after: "08P01 database configuration changed" });
+  }, 30_000);
+
   it("query_timeout also ends a client still queued for a server (08P01 query_timeout)", async () => {
     const { ours, theirs } = await bothPoolers(
       { DEFAULT_POOL_SIZE: "1", QUERY_TIMEOUT: "0.5", QUERY_WAIT_TIMEOUT: "10" },
