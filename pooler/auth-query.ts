@@ -19,7 +19,7 @@ export interface Dial {
   lookup: net.LookupFunction;
 }
 
-/** One lookup: `user`'s secret, asked as `authUser` of `db`'s servers, until `gone` aborts. */
+/** One lookup: `user`'s secret, asked as `authUser` of `db`'s servers (auth_dbname's entry), until `gone` aborts. */
 export interface AuthLookup {
   config: PoolerConfig;
   dial: Dial;
@@ -88,7 +88,7 @@ async function lookupOn(
     {
       ...dialTarget(host, config.unixSocketDir, dial.tls),
       port: db.port,
-      database: db.authDbname ?? config.authDbname ?? db.dbname ?? db.name,
+      database: db.dbname ?? db.name,
       credentials: {
         user: authUser,
         // a SCRAM secret cannot log in: only a client's own SCRAM exchange yields its keys

@@ -215,15 +215,19 @@ describe("auth_query", () => {
     );
   });
 
-  it("uses a database entry's own auth_user and auth_dbname (pgbouncer.ini)", async () => {
+  it("uses a database entry's own auth_user and auth_dbname, the [databases] entry the lookup runs in (pgbouncer.ini)", async () => {
     const server = new URL(inject("pgAppUrl"));
     const ini = path.join(path.dirname(userlist([])), "auth-user.ini");
+    const at = `host=${server.hostname} port=${server.port}`;
     fs.writeFileSync(
       ini,
       [
         "[databases]",
-        `viaini = host=${server.hostname} port=${server.port} dbname=app auth_user=postgres auth_dbname=postgres`,
-        `lookup_elsewhere = host=${server.hostname} port=${server.port} dbname=app auth_user=postgres auth_dbname=no_such_db`,
+        // as PgBouncer (1.19, which added auth_dbname): an entry's name, its dbname the one asked
+        `lookups = ${at} dbname=postgres`,
+        `viaini = ${at} dbname=app auth_user=postgres auth_dbname=lookups`,
+        // a PostgreSQL database that is no entry
+        `lookup_elsewhere = ${at} dbname=app auth_user=postgres auth_dbname=postgres`,
         "[pgbouncer]",
       ].join("\n"),
     );
@@ -234,10 +238,12 @@ describe("auth_query", () => {
     try {
       expect(await whoAmI(p.urlAs(SCRAM_ROLE, PASSWORD, "viaini"))).toBe(SCRAM_ROLE);
       expect((await errorOf(connect(p.urlAs(SCRAM_ROLE, "wrong", "viaini")))).code).toBe("28P01");
-      // auth_dbname is where the lookup runs: a database that does not exist fails it
-      expect((await errorOf(connect(p.urlAs(SCRAM_ROLE, PASSWORD, "lookup_elsewhere")))).message).toMatch(
-        /authentication lookup failed|no_such_db/,
+      // auth_dbname is where the lookup runs: a name that is no entry fails it
+      expect((await errorOf(connect(p.urlAs(SCRAM_ROLE, PASSWORD, "lookup_elsewhere")))).message).toBe(
+        "authentication lookup failed",
       );
+      const why = p.logs.filter((l) => l.msg === "auth_query failed").map((l) => l.err);
+      expect(why).toEqual(['auth_dbname "postgres" is not a [databases] entry']);
     } finally {
       await p.stop();
     }
