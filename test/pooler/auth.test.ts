@@ -13,12 +13,13 @@ import {
 import {
   Auth,
   authRequest,
+  parseErrorFields,
   passwordMessage,
   saslInitialResponse,
   saslResponse,
   startupMessage,
 } from "../../pooler/protocol/messages.ts";
-import { connect, errorOf, psql, whoAmI } from "../support/clients.ts";
+import { connect, errorOf, psql, rawExchange, whoAmI } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { startFakePostgres } from "../support/fake-postgres.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
@@ -174,6 +175,20 @@ it("a cleartext password that is not UTF-8 matches no secret: its bad bytes do n
       }
     },
   ));
+
+it("a user name that is not UTF-8 is no auth-file user: its bad bytes do not read as U+FFFD", () =>
+  // PostgreSQL and PgBouncer compare the bytes: "postgres\xe9" is neither "postgres\ufffd" nor "postgres\xe8"
+  withTestPooler({ AUTH_TYPE: "trust", AUTH_FILE: userlist([["postgres\ufffd", "pw"]]) }, async (p) => {
+    const params = Buffer.from("user\0postgres\xe9\0database\0app\0\0", "latin1");
+    const packet = Buffer.alloc(8);
+    packet.writeInt32BE(8 + params.length);
+    packet.writeInt32BE(3 << 16, 4); // protocol 3.0
+    const reply = await rawExchange(p.port, Buffer.concat([packet, params]));
+    expect(reply[0]).toBe(0x45); // ErrorResponse
+    const error = parseErrorFields(reply.subarray(0, 1 + reply.readInt32BE(1)));
+    // PgBouncer 1.18's words for a user it does not know
+    expect([error.get("C"), error.get("M")]).toEqual(["28000", '"trust" authentication failed']);
+  }));
 
 describe("a server that does not prove it holds the password is refused (SCRAM's server signature)", () => {
   it.each([
