@@ -1,6 +1,7 @@
 // Authentication on both sides: clients against the userlist (md5, scram-sha-256, plain, trust),
 // auth_query for users not in the file, and the pooler logging in to PostgreSQL with md5 or SCRAM.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { md5Response, md5Secret } from "../../pooler/protocol/auth/md5.ts";
@@ -22,6 +23,7 @@ import {
 import { connect, errorOf, psql, rawExchange, whoAmI } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { startFakePostgres } from "../support/fake-postgres.ts";
+import { startPrivatePostgres } from "../support/private-postgres.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { errorOfReply, RawClient, withHeader } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole, slowScramSecret } from "../support/roles.ts";
@@ -381,6 +383,49 @@ describe("AUTH_TYPE=trust", () => {
       await notFound(p, "nobody_here");
     });
   });
+});
+
+it("AUTH_TYPE=trust lets in a user auth_query finds with no password (NULL), as PgBouncer", async () => {
+  // a server that trusts the pooler, whose roles need no password: the usual setup for trust
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-trusting-"));
+  fs.chmodSync(dir, 0o755);
+  const hba = path.join(dir, "pg_hba.conf");
+  fs.writeFileSync(hba, "local all all trust\nhost all all 127.0.0.1/32 trust\n", { mode: 0o644 });
+  const pg = await startPrivatePostgres({ settings: { hba_file: hba } });
+  const role = "pooler_no_password_user";
+  const admin = await connect(pg.url());
+  await admin.query(`CREATE ROLE ${role} LOGIN`);
+  await admin.end();
+  const file = userlist([["postgres", "postgres"]]);
+  try {
+    const p = await startTestPooler({
+      DATABASE_URL: pg.url(),
+      AUTH_TYPE: "trust",
+      AUTH_FILE: file,
+      AUTH_USER: "postgres",
+    });
+    try {
+      expect(await whoAmI(p.urlAs(role, "", "postgres"))).toBe(role);
+      // still no one else: the lookup found no row
+      expect((await errorOf(connect(p.urlAs("nobody_here", "", "postgres")))).message).toBe(
+        '"trust" authentication failed',
+      );
+    } finally {
+      await p.stop();
+    }
+    if (hasPgBouncer()) {
+      const conn = `host=127.0.0.1 port=${pg.port} dbname=postgres`;
+      const b = await startPgBouncer({ postgres: conn }, { auth_type: "trust", auth_user: "postgres" });
+      try {
+        expect(await whoAmI(`postgresql://${role}@127.0.0.1:${b.port}/postgres`)).toBe(role);
+      } finally {
+        await b.stop();
+      }
+    }
+  } finally {
+    await pg.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /**
