@@ -19,7 +19,7 @@ export interface Dial {
   lookup: net.LookupFunction;
 }
 
-/** One lookup: `user`'s secret, asked as `authUser` of `db`'s servers, until `gone` aborts. */
+/** One lookup: `user`'s secret, asked as `authUser` of `db`'s servers (auth_dbname's entry), until `gone` aborts. */
 export interface AuthLookup {
   config: PoolerConfig;
   dial: Dial;
@@ -88,7 +88,7 @@ async function lookupOn(
     {
       ...dialTarget(host, config.unixSocketDir, dial.tls),
       port: db.port,
-      database: db.authDbname ?? config.authDbname ?? db.dbname ?? db.name,
+      database: db.dbname ?? db.name,
       credentials: {
         user: authUser,
         // a SCRAM secret cannot log in: only a client's own SCRAM exchange yields its keys
@@ -115,8 +115,11 @@ async function lookupOn(
     });
     // a parameter, not text pasted into the SQL: the user name is the client's to choose
     const rows = await server.queryInternal(config.authQuery, [user]);
-    const secret = rows[0]?.[1];
-    return secret ? { name: user, kind: classifySecret(secret), secret } : undefined;
+    if (rows[0] === undefined) return undefined;
+    // A row with no password (NULL: none set, or rolvaliduntil past) is a user all the same, as in
+    // PgBouncer: taken as an empty password, it matches none, and trust lets the user in.
+    const secret = rows[0][1] ?? "";
+    return { name: user, kind: classifySecret(secret), secret };
   } finally {
     gone.removeEventListener("abort", abandon);
     server.close("auth_query done");

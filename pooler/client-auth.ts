@@ -73,16 +73,19 @@ export function decideAuth(config: PoolerConfig, c: LoginFacts): AuthDecision {
   }
 }
 
+/** PgBouncer's words to the client whatever failed; what did goes to the log. */
+const CERT_FAILED = "certificate authentication failed";
+
 function certAuth(c: LoginFacts): AuthDecision {
-  if (!c.tls) return { kind: "refuse", message: "TLS connection required", why: "cert authentication" };
+  if (!c.tls) return { kind: "refuse", message: CERT_FAILED, why: "TLS connection required" };
   if (c.certUser === undefined) {
-    return { kind: "refuse", message: "TLS client certificate required", why: "cert authentication" };
+    return { kind: "refuse", message: CERT_FAILED, why: "TLS client certificate required" };
   }
   if (c.certUser !== c.user) {
     return {
       kind: "refuse",
-      message: "TLS certificate name mismatch",
-      why: `certificate CN ${JSON.stringify(c.certUser)}`,
+      message: CERT_FAILED,
+      why: `TLS certificate name mismatch: CN ${JSON.stringify(c.certUser)}`,
     };
   }
   return { kind: "run", authType: "cert" };
@@ -133,15 +136,12 @@ export class ClientAuth {
   start(): AuthStep {
     switch (this.method) {
       case "trust":
-        // As PgBouncer: trust still wants the user in auth_file or found by auth_query (a verified
-        // certificate, or auth_type any, does not), else any role the server trusts the pooler for
+        // As PgBouncer: trust and a verified certificate still want the user in auth_file or found
+        // by auth_query (auth_type any does not), else any role the server trusts the pooler for
         // would be open to everyone.
-        if (this.authType === "trust" && this.secret === undefined) {
-          return {
-            kind: "fail",
-            code: SqlState.InvalidAuthorization,
-            message: '"trust" authentication failed',
-          };
+        if (this.secret === undefined && this.authType !== "any") {
+          const message = this.authType === "cert" ? CERT_FAILED : '"trust" authentication failed';
+          return { kind: "fail", code: SqlState.InvalidAuthorization, message };
         }
         return { kind: "ok", credentials: this.credentials() };
       case "plain":

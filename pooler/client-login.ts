@@ -207,7 +207,7 @@ export class ClientLogin {
         );
       case "startup":
         this.startupTaken = true;
-        this.startup(packet.params).catch((err: Error) => this.failLogin(err));
+        this.startup(packet.params, packet.notUtf8).catch((err: Error) => this.failLogin(err));
         return;
     }
   }
@@ -258,7 +258,7 @@ export class ClientLogin {
     );
   }
 
-  private async startup(params: Map<string, string>): Promise<void> {
+  private async startup(params: Map<string, string>, notUtf8: Set<string>): Promise<void> {
     const refusal = this.refusal;
     const toConsole = (params.get("database") || params.get("user")) === ADMIN_DB;
     if (refusal && !(refusal.sparesConsole && toConsole))
@@ -347,7 +347,10 @@ export class ClientLogin {
     let secret: UserSecret | undefined;
     try {
       const gone = (this.lookup = new AbortController()).signal;
-      secret = db ? await this.host.lookupSecret(user, db, gone) : this.host.config.authUsers.get(user);
+      // Decoded, a name that is not UTF-8 would read as another (each bad sequence as U+FFFD, so
+      // "a\xe8" as "a\xe9"): PostgreSQL and PgBouncer compare the bytes, and know no such user.
+      if (!notUtf8.has("user"))
+        secret = db ? await this.host.lookupSecret(user, db, gone) : this.host.config.authUsers.get(user);
     } catch (err) {
       if (this.client.state === "closed") return; // the lookup was abandoned with it
       this.client.log.error(

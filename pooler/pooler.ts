@@ -224,8 +224,12 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const known = this.config.authUsers.get(user);
     const authUser = db.authUser ?? this.config.authUser;
     if (known || authUser === undefined) return known;
+    // as PgBouncer, auth_dbname names the [databases] entry whose server answers, not a database on db's
+    const authDbname = db.authDbname ?? this.config.authDbname;
+    const authDb = authDbname === undefined ? db : this.config.databases.get(authDbname);
+    if (authDb === undefined) throw new Error(`auth_dbname "${authDbname}" is not a [databases] entry`);
     const dial = { tls: this.tls.server, lookup: this.dns.lookup };
-    return lookupByAuthQuery({ config: this.config, dial, db, authUser, user, gone });
+    return lookupByAuthQuery({ config: this.config, dial, db: authDb, authUser, user, gone });
   }
 
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool {

@@ -27,7 +27,7 @@ export interface DatabaseDef {
   user?: string;
   password?: string;
   authUser?: string;
-  /** Database whose pool runs auth_query for this entry (`auth_dbname=`), overrides the global one. */
+  /** The [databases] entry whose server runs auth_query for this entry (`auth_dbname=`), overrides the global one. */
   authDbname?: string;
   poolSize?: number;
   minPoolSize?: number;

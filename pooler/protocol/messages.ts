@@ -1,5 +1,6 @@
 // Typed builders and parsers for the PostgreSQL v3 messages the pooler itself writes or reads.
 // Everything the pooler merely relays never passes through here.
+import { isUtf8 } from "node:buffer";
 
 /** Message type bytes, named as in PostgreSQL's protocol.h. */
 export const Msg = {
@@ -386,7 +387,8 @@ export function cancelRequest(pid: number, secret: number): Buffer {
 // ---- parsers ----
 
 export type StartupPacket =
-  | { kind: "startup"; params: Map<string, string> }
+  /** `notUtf8`: the parameters whose values are not UTF-8, decoded with U+FFFD for each bad sequence. */
+  | { kind: "startup"; params: Map<string, string>; notUtf8: Set<string> }
   | { kind: "ssl" }
   | { kind: "gssenc" }
   | { kind: "cancel"; pid: number; secret: number }
@@ -402,6 +404,7 @@ export function parseStartupPacket(packet: Buffer): StartupPacket {
   }
   if (code >> 16 !== 3) return { kind: "unsupported", version: code };
   const params = new Map<string, string>();
+  const notUtf8 = new Set<string>();
   let pos = 8;
   for (;;) {
     const keyEnd = packet.indexOf(0, pos);
@@ -409,10 +412,12 @@ export function parseStartupPacket(packet: Buffer): StartupPacket {
     if (keyEnd === pos) break; // the final empty name
     const valEnd = packet.indexOf(0, keyEnd + 1);
     if (valEnd < 0) throw new RangeError("unterminated startup parameter value");
-    params.set(packet.toString("utf8", pos, keyEnd), packet.toString("utf8", keyEnd + 1, valEnd));
+    const name = packet.toString("utf8", pos, keyEnd);
+    params.set(name, packet.toString("utf8", keyEnd + 1, valEnd));
+    if (!isUtf8(packet.subarray(keyEnd + 1, valEnd))) notUtf8.add(name);
     pos = valEnd + 1;
   }
-  return { kind: "startup", params };
+  return { kind: "startup", params, notUtf8 };
 }
 
 /** Reads NUL-terminated strings from a message body. */

@@ -1,6 +1,7 @@
 // Authentication on both sides: clients against the userlist (md5, scram-sha-256, plain, trust),
 // auth_query for users not in the file, and the pooler logging in to PostgreSQL with md5 or SCRAM.
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { md5Response, md5Secret } from "../../pooler/protocol/auth/md5.ts";
@@ -13,14 +14,16 @@ import {
 import {
   Auth,
   authRequest,
+  parseErrorFields,
   passwordMessage,
   saslInitialResponse,
   saslResponse,
   startupMessage,
 } from "../../pooler/protocol/messages.ts";
-import { connect, errorOf, psql, whoAmI } from "../support/clients.ts";
+import { connect, errorOf, psql, rawExchange, whoAmI } from "../support/clients.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { startFakePostgres } from "../support/fake-postgres.ts";
+import { startPrivatePostgres } from "../support/private-postgres.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { errorOfReply, RawClient, withHeader } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole, slowScramSecret } from "../support/roles.ts";
@@ -175,6 +178,20 @@ it("a cleartext password that is not UTF-8 matches no secret: its bad bytes do n
     },
   ));
 
+it("a user name that is not UTF-8 is no auth-file user: its bad bytes do not read as U+FFFD", () =>
+  // PostgreSQL and PgBouncer compare the bytes: "postgres\xe9" is neither "postgres\ufffd" nor "postgres\xe8"
+  withTestPooler({ AUTH_TYPE: "trust", AUTH_FILE: userlist([["postgres\ufffd", "pw"]]) }, async (p) => {
+    const params = Buffer.from("user\0postgres\xe9\0database\0app\0\0", "latin1");
+    const packet = Buffer.alloc(8);
+    packet.writeInt32BE(8 + params.length);
+    packet.writeInt32BE(3 << 16, 4); // protocol 3.0
+    const reply = await rawExchange(p.port, Buffer.concat([packet, params]));
+    expect(reply[0]).toBe(0x45); // ErrorResponse
+    const error = parseErrorFields(reply.subarray(0, 1 + reply.readInt32BE(1)));
+    // PgBouncer 1.18's words for a user it does not know
+    expect([error.get("C"), error.get("M")]).toEqual(["28000", '"trust" authentication failed']);
+  }));
+
 describe("a server that does not prove it holds the password is refused (SCRAM's server signature)", () => {
   it.each([
     [
@@ -215,15 +232,19 @@ describe("auth_query", () => {
     );
   });
 
-  it("uses a database entry's own auth_user and auth_dbname (pgbouncer.ini)", async () => {
+  it("uses a database entry's own auth_user and auth_dbname, the [databases] entry the lookup runs in (pgbouncer.ini)", async () => {
     const server = new URL(inject("pgAppUrl"));
     const ini = path.join(path.dirname(userlist([])), "auth-user.ini");
+    const at = `host=${server.hostname} port=${server.port}`;
     fs.writeFileSync(
       ini,
       [
         "[databases]",
-        `viaini = host=${server.hostname} port=${server.port} dbname=app auth_user=postgres auth_dbname=postgres`,
-        `lookup_elsewhere = host=${server.hostname} port=${server.port} dbname=app auth_user=postgres auth_dbname=no_such_db`,
+        // as PgBouncer (1.19, which added auth_dbname): an entry's name, its dbname the one asked
+        `lookups = ${at} dbname=postgres`,
+        `viaini = ${at} dbname=app auth_user=postgres auth_dbname=lookups`,
+        // a PostgreSQL database that is no entry
+        `lookup_elsewhere = ${at} dbname=app auth_user=postgres auth_dbname=postgres`,
         "[pgbouncer]",
       ].join("\n"),
     );
@@ -234,10 +255,12 @@ describe("auth_query", () => {
     try {
       expect(await whoAmI(p.urlAs(SCRAM_ROLE, PASSWORD, "viaini"))).toBe(SCRAM_ROLE);
       expect((await errorOf(connect(p.urlAs(SCRAM_ROLE, "wrong", "viaini")))).code).toBe("28P01");
-      // auth_dbname is where the lookup runs: a database that does not exist fails it
-      expect((await errorOf(connect(p.urlAs(SCRAM_ROLE, PASSWORD, "lookup_elsewhere")))).message).toMatch(
-        /authentication lookup failed|no_such_db/,
+      // auth_dbname is where the lookup runs: a name that is no entry fails it
+      expect((await errorOf(connect(p.urlAs(SCRAM_ROLE, PASSWORD, "lookup_elsewhere")))).message).toBe(
+        "authentication lookup failed",
       );
+      const why = p.logs.filter((l) => l.msg === "auth_query failed").map((l) => l.err);
+      expect(why).toEqual(['auth_dbname "postgres" is not a [databases] entry']);
     } finally {
       await p.stop();
     }
@@ -360,6 +383,49 @@ describe("AUTH_TYPE=trust", () => {
       await notFound(p, "nobody_here");
     });
   });
+});
+
+it("AUTH_TYPE=trust lets in a user auth_query finds with no password (NULL), as PgBouncer", async () => {
+  // a server that trusts the pooler, whose roles need no password: the usual setup for trust
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-trusting-"));
+  fs.chmodSync(dir, 0o755);
+  const hba = path.join(dir, "pg_hba.conf");
+  fs.writeFileSync(hba, "local all all trust\nhost all all 127.0.0.1/32 trust\n", { mode: 0o644 });
+  const pg = await startPrivatePostgres({ settings: { hba_file: hba } });
+  const role = "pooler_no_password_user";
+  const admin = await connect(pg.url());
+  await admin.query(`CREATE ROLE ${role} LOGIN`);
+  await admin.end();
+  const file = userlist([["postgres", "postgres"]]);
+  try {
+    const p = await startTestPooler({
+      DATABASE_URL: pg.url(),
+      AUTH_TYPE: "trust",
+      AUTH_FILE: file,
+      AUTH_USER: "postgres",
+    });
+    try {
+      expect(await whoAmI(p.urlAs(role, "", "postgres"))).toBe(role);
+      // still no one else: the lookup found no row
+      expect((await errorOf(connect(p.urlAs("nobody_here", "", "postgres")))).message).toBe(
+        '"trust" authentication failed',
+      );
+    } finally {
+      await p.stop();
+    }
+    if (hasPgBouncer()) {
+      const conn = `host=127.0.0.1 port=${pg.port} dbname=postgres`;
+      const b = await startPgBouncer({ postgres: conn }, { auth_type: "trust", auth_user: "postgres" });
+      try {
+        expect(await whoAmI(`postgresql://${role}@127.0.0.1:${b.port}/postgres`)).toBe(role);
+      } finally {
+        await b.stop();
+      }
+    }
+  } finally {
+    await pg.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /**

@@ -20,6 +20,7 @@ import { connectTls } from "../../pooler/tls.ts";
 import { makeCerts, type TestCerts } from "../support/certs.ts";
 import { cancelKeyOf, cancelledSleep, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
+import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { openings, relay } from "../support/relay.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { waitFor } from "../support/wait.ts";
@@ -173,6 +174,53 @@ describe("client side TLS", () => {
         await c.end();
       }
     }));
+
+  it.skipIf(!hasPgBouncer())(
+    "auth_type cert wants the user in the auth file too, and refuses in PgBouncer 1.18's words",
+    async () => {
+      // the client certificate says CN=postgres; the auth file lacks postgres, has report
+      const authFile = path.join(certs.dir, "cert-userlist.txt");
+      fs.writeFileSync(authFile, '"report" "report-pw"\n', { mode: 0o644 });
+      const settings = clientTls("verify-full");
+      const refusals = async (port: number): Promise<string[]> => {
+        const ssl = {
+          ca: fs.readFileSync(certs.caCert),
+          cert: fs.readFileSync(certs.clientCert),
+          key: fs.readFileSync(certs.clientKey),
+        };
+        const refusal = async (user: string): Promise<string> => {
+          const err = await errorOf(connect(`postgresql://${user}@localhost:${port}/app`, { ssl }));
+          return `${user}: ${err.code} ${err.message}`;
+        };
+        return [await refusal("postgres"), await refusal("report")];
+      };
+      // a DATABASE_URL without a login: its user would join the auth file's
+      const database = `postgresql://127.0.0.1:${inject("pgPort")}/app`;
+      const ours = await withTestPooler(
+        { ...settings, DATABASE_URL: database, AUTH_TYPE: "cert", AUTH_FILE: authFile },
+        (p) => refusals(p.port),
+      );
+      const theirs = await startPgBouncer(
+        { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+        {
+          ...Object.fromEntries(Object.entries(settings).map(([k, v]) => [k.toLowerCase(), v])),
+          auth_type: "cert",
+          auth_file: authFile,
+        },
+      );
+      try {
+        // PostgreSQL's SQLSTATE, where PgBouncer sends 08P01 for all of its own refusals
+        expect(ours).toEqual([
+          "postgres: 28000 certificate authentication failed",
+          "report: 28000 certificate authentication failed",
+        ]);
+        const words = (refusals: string[]): string[] => refusals.map((r) => r.replace(/ \w{5} /, " "));
+        expect(words(ours)).toEqual(words(await refusals(theirs.port)));
+      } finally {
+        await theirs.stop();
+      }
+    },
+  );
 
   it("a certificate's verdict holds for its handshake only: no renegotiation, no session to resume", () =>
     withTestPooler(clientTls("verify-full"), async (p) => {
