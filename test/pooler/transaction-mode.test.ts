@@ -596,7 +596,8 @@ describe("a cancel request while the pooler looks at the session", () => {
   // The probe after a SET waits for pg_rewrite. PostgreSQL acts on a cancel only while a query
   // runs: one sent while the client's next query waits behind the probe is that query's, one sent
   // with nothing of the client's pending is for nothing. Neither may land on the probe.
-  async function cancelDuringProbe(next: string | null): Promise<{ err: unknown; ms: number }> {
+  /** Sends `sqls` behind the probe and cancels meanwhile: what the last of them got (null: rows or none sent). */
+  async function cancelDuringProbe(...sqls: string[]): Promise<{ err: unknown; ms: number }> {
     return withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (p) => {
       const c = await connect(p.url());
       const direct = await connect(inject("pgAppUrl"));
@@ -606,20 +607,19 @@ describe("a cancel request while the pooler looks at the session", () => {
         await c.query("SET application_name = 'probed'");
         await lockWaitOf(direct, backend);
         const started = Date.now();
-        const answer =
-          next === null
-            ? null
-            : c.query(next).then(
-                () => null,
-                (e: unknown) => e,
-              );
+        const answers = sqls.map((sql) =>
+          c.query(sql).then(
+            () => null,
+            (e: unknown) => e,
+          ),
+        );
         await new Promise((r) => setTimeout(r, 100));
         const { pid: key, secret } = cancelKeyOf(c);
         const cancel = rawExchange(p.port, cancelRequest(key, secret));
         await new Promise((r) => setTimeout(r, 200));
         await direct.query("COMMIT");
         await cancel;
-        const err = answer === null ? null : await answer;
+        const err = (await Promise.all(answers)).at(-1) ?? null;
         const ms = Date.now() - started;
         expect((await c.query("SELECT current_setting('application_name') AS v")).rows).toEqual([
           { v: "probed" },
@@ -640,7 +640,14 @@ describe("a cancel request while the pooler looks at the session", () => {
   });
 
   it("with no query of the client's pending, cancels nothing: the client goes on", async () => {
-    expect((await cancelDuringProbe(null)).err).toBeNull();
+    expect((await cancelDuringProbe()).err).toBeNull();
+  });
+
+  it("held for a query that ends before it is sent, cancels nothing: not the client's next query", async () => {
+    // sent a moment after its query starts (PostgreSQL ignores one while it reads the command), by
+    // when that query has ended and the next one, sent on its answer, runs
+    const { err } = await cancelDuringProbe("SELECT 1", "SELECT pg_sleep(0.3)");
+    expect(err).toBeNull();
   });
 
   it("with only part of a message pending, cancels nothing: as PostgreSQL's, reading it; the query runs once whole", () =>
