@@ -1284,6 +1284,19 @@ describe("cancel_wait_timeout", () => {
 });
 
 describe("side by side with PgBouncer 1.18", () => {
+  // A database of its own: the tests count and terminate the poolers' backends on PostgreSQL, where
+  // other files' clients of app come and go at the same time.
+  const DB = `limits_side_${process.pid}`;
+  let admin: pg.Client;
+  beforeAll(async () => {
+    admin = await connect(inject("pgAdminUrl"));
+    await admin.query(`CREATE DATABASE ${DB}`);
+  });
+  afterAll(async () => {
+    await admin?.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+    await admin?.end();
+  });
+
   /**
    * `scenario` against ours (`env`) and against PgBouncer 1.18 (`ini`, with pool_mode transaction and
    * admin_users postgres), both in front of the test PostgreSQL; theirs is null where it is not installed.
@@ -1293,10 +1306,15 @@ describe("side by side with PgBouncer 1.18", () => {
     ini: Record<string, string | number>,
     scenario: (url: (db: string) => string) => Promise<T>,
   ): Promise<{ ours: T; theirs: T | null }> {
-    const ours = await withTestPooler({ ADMIN_USERS: "postgres", ...env }, ({ url }) => scenario(url));
+    const direct = new URL(inject("pgAdminUrl"));
+    direct.pathname = `/${DB}`;
+    const ours = await withTestPooler(
+      { ADMIN_USERS: "postgres", DATABASE_URL: direct.toString(), ...env },
+      ({ url }) => scenario(url),
+    );
     if (!hasPgBouncer()) return { ours, theirs: null };
     const b = await startPgBouncer(
-      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      { [DB]: `host=127.0.0.1 port=${inject("pgPort")} dbname=${DB}` },
       { pool_mode: "transaction", admin_users: "postgres", ...ini },
     );
     try {
@@ -1308,9 +1326,9 @@ describe("side by side with PgBouncer 1.18", () => {
 
   /** A client queued behind the pool's only server, held in a transaction: how its query ends. */
   async function queuedQuery(url: (db: string) => string): Promise<Refusal | "served"> {
-    const holder = await connect(url("app"));
+    const holder = await connect(url(DB));
     await holder.query("BEGIN");
-    const queued = await connect(url("app"));
+    const queued = await connect(url(DB));
     queued.on("error", () => {});
     try {
       return await refusal(queued.query("SELECT 1")).catch(() => "served" as const);
@@ -1320,10 +1338,10 @@ describe("side by side with PgBouncer 1.18", () => {
     }
   }
 
-  /** The backends of database app, the caller's own excepted: what a pooler holds on PostgreSQL. */
+  /** The backends of the test's database, the caller's own excepted: what a pooler holds on PostgreSQL. */
   async function backends(direct: pg.Client): Promise<number[]> {
     const { rows } = await direct.query<{ pid: number }>(
-      "SELECT pid FROM pg_stat_activity WHERE datname = 'app' AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+      `SELECT pid FROM pg_stat_activity WHERE datname = '${DB}' AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
     );
     return rows.map((r) => r.pid);
   }
@@ -1345,7 +1363,7 @@ describe("side by side with PgBouncer 1.18", () => {
     // three servers opened together, then left idle: when each of them closes
     const closes = (url: (db: string) => string): Promise<number[]> =>
       watching(async (direct) => {
-        const clients = await Promise.all([0, 1, 2].map(() => connect(url("app"))));
+        const clients = await Promise.all([0, 1, 2].map(() => connect(url(DB))));
         await Promise.all(clients.map((c) => c.query("SELECT pg_sleep(0.2)")));
         const start = Date.now();
         const times: number[] = [];
@@ -1375,7 +1393,7 @@ describe("side by side with PgBouncer 1.18", () => {
     // four clients busy on four servers: when a server new to them first serves
     const replaced = (url: (db: string) => string): Promise<number[]> =>
       watching(async () => {
-        const clients = await Promise.all([0, 1, 2, 3].map(() => connect(url("app"))));
+        const clients = await Promise.all([0, 1, 2, 3].map(() => connect(url(DB))));
         const start = Date.now();
         const firstSeen = new Map<number, number>();
         await Promise.all(
@@ -1407,7 +1425,7 @@ describe("side by side with PgBouncer 1.18", () => {
     // a client logged in and idle: are the servers open a second later the ones open at first?
     const kept = (url: (db: string) => string): Promise<number[]> =>
       watching(async (direct) => {
-        const c = await connect(url("app"));
+        const c = await connect(url(DB));
         await waitFor(async () => (await backends(direct)).length > 0, "a server");
         const first = await backends(direct);
         await new Promise((r) => setTimeout(r, 1200));
@@ -1428,12 +1446,12 @@ describe("side by side with PgBouncer 1.18", () => {
   it("min_pool_size opens no server for a pool without clients: servers lost meanwhile stay closed", async () => {
     const afterLoss = (url: (db: string) => string): Promise<number> =>
       watching(async (direct) => {
-        const c = await connect(url("app"));
+        const c = await connect(url(DB));
         await waitFor(async () => (await backends(direct)).length === 2, "min_pool_size servers");
         await c.end();
         // a PostgreSQL restart, as the pool sees it
         await direct.query(
-          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND pid <> pg_backend_pid()",
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${DB}' AND pid <> pg_backend_pid()`,
         );
         await new Promise((r) => setTimeout(r, 1200));
         return (await backends(direct)).length;
@@ -1448,7 +1466,7 @@ describe("side by side with PgBouncer 1.18", () => {
     // a client logs in to a pool of min_pool_size 5: when each of its servers is first seen
     const opened = (url: (db: string) => string): Promise<number[]> =>
       watching(async (direct) => {
-        const c = await connect(url("app"));
+        const c = await connect(url(DB));
         const start = Date.now();
         const firstSeen = new Map<number, number>();
         while (firstSeen.size < 5 && Date.now() - start < 5000) {
@@ -1475,7 +1493,7 @@ describe("side by side with PgBouncer 1.18", () => {
     // a client logged in and idle: are its pool's servers still the ones open at first?
     const kept = (url: (db: string) => string): Promise<number> =>
       watching(async (direct) => {
-        const c = await connect(url("app"));
+        const c = await connect(url(DB));
         await waitFor(async () => (await backends(direct)).length === 2, "min_pool_size servers");
         const first = await backends(direct);
         await new Promise((r) => setTimeout(r, 2500));
@@ -1498,14 +1516,14 @@ describe("side by side with PgBouncer 1.18", () => {
   it("server_check_query: a server idle past server_check_delay is listed used, as PgBouncer 1.18; a failed check replaces it", async () => {
     // SHOW POOLS' sv_idle / sv_used while a server idles past the delay, then the backend a client gets
     const run = async (url: (db: string) => string) => {
-      const [c, admin] = await Promise.all([connect(url("app")), connect(url("pgbouncer"))]);
+      const [c, admin] = await Promise.all([connect(url(DB)), connect(url("pgbouncer"))]);
       try {
         const pid = async (): Promise<number> =>
           (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
         const first = await pid();
         const states = async (): Promise<string> => {
           const { rows } = await admin.query("SHOW POOLS");
-          const pool = rows.find((r) => r.database === "app")!;
+          const pool = rows.find((r) => r.database === DB)!;
           return `idle ${pool.sv_idle} used ${pool.sv_used}`;
         };
         const fresh = await states();
@@ -1538,9 +1556,9 @@ describe("side by side with PgBouncer 1.18", () => {
     // one client holds the pool's only server; three more queue past reserve_pool_timeout
     const peak = (url: (db: string) => string): Promise<number> =>
       watching(async (direct) => {
-        const holder = await connect(url("app"));
+        const holder = await connect(url(DB));
         await holder.query("BEGIN");
-        const queued = await Promise.all([0, 1, 2].map(() => connect(url("app"))));
+        const queued = await Promise.all([0, 1, 2].map(() => connect(url(DB))));
         const done = Promise.all(queued.map((c) => c.query("SELECT pg_sleep(0.3)")));
         let most = 0;
         const start = Date.now();
@@ -1572,7 +1590,7 @@ describe("side by side with PgBouncer 1.18", () => {
 
   it("server_fast_close: what a session client sees after RECONNECT, in its transaction and after it", async () => {
     const run = async (url: (db: string) => string) => {
-      const [a, admin] = await Promise.all([connect(url("app")), connect(url("pgbouncer"))]);
+      const [a, admin] = await Promise.all([connect(url(DB)), connect(url("pgbouncer"))]);
       const closed = new Promise<Error & { code?: string }>((resolve) => a.once("error", resolve));
       try {
         await a.query("BEGIN");
