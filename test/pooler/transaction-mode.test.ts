@@ -285,6 +285,20 @@ describe("session state in transaction pooling", () => {
     });
   });
 
+  it("a superuser-only setting SET before a SET ROLE: the next client of that server is not refused, A keeps both", async () => {
+    await withTwoClients(p, async (a, b) => {
+      await a.query("SET log_min_duration_statement = 0; SET ROLE pg_monitor");
+      const serverOfA = await pid(a);
+      await b.query("BEGIN"); // takes the server a used last
+      expect(await pid(b)).toBe(serverOfA);
+      expect((await b.query("SELECT current_user AS u")).rows[0].u).toBe("postgres");
+      expect(await show(b, "log_min_duration_statement")).toBe("-1");
+      expect((await a.query("SELECT current_user AS u")).rows[0].u).toBe("pg_monitor");
+      expect(await show(a, "log_min_duration_statement")).toBe("0");
+      await b.query("COMMIT");
+    });
+  });
+
   it("an = of the client's own before pg_catalog does not blind the probe", async () => {
     const direct = await connect(inject("pgAppUrl"));
     try {
