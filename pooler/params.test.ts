@@ -50,6 +50,27 @@ describe("settingsSyncSql", () => {
     );
   });
 
+  it("changes the others under the session's own identity, then sets session_authorization and role", () => {
+    // the last client's role could lack the privilege for them (a superuser-only setting)
+    const current = new Map([
+      ["role", "reader"],
+      ["log_min_duration_statement", "0"],
+    ]);
+    expect(settingsSyncSql(new Map(), current, new Map())).toBe(
+      `RESET "role";RESET "log_min_duration_statement";`,
+    );
+    const own = new Map([
+      ["role", "reader"],
+      ["session_authorization", "app"],
+      ["log_min_duration_statement", "5"],
+    ]);
+    expect(settingsSyncSql(own, current, new Map())).toBe(
+      `RESET "role";SELECT pg_catalog.set_config(E'log_min_duration_statement', E'5', false), ` +
+        `pg_catalog.set_config(E'session_authorization', E'app', false), pg_catalog.set_config(E'role', E'reader', false);`,
+    );
+    expect(settingsSyncSql(own, own, new Map())).toBe("");
+  });
+
   it("is empty when the server already matches", () => {
     expect(settingsSyncSql(new Map([["a", "1"]]), new Map([["a", "1"]]), new Map())).toBe("");
   });
@@ -69,8 +90,9 @@ describe("settingsSyncSql", () => {
     );
     const synced = syncedSettings(own, baseline);
     expect(settingsSyncSql(own, synced, baseline)).toBe("");
+    // under the session's own identity, connect_query's role put back after
     expect(settingsSyncSql(new Map(), synced, baseline)).toBe(
-      "SELECT pg_catalog.set_config(E'work_mem', E'8192', false);",
+      `RESET "role";SELECT pg_catalog.set_config(E'work_mem', E'8192', false), pg_catalog.set_config(E'role', E'reader', false);`,
     );
   });
 });

@@ -94,8 +94,11 @@ export function isSettingName(name: string): boolean {
   return GUC_NAME.test(name) && !name.toLowerCase().startsWith("_pq_.");
 }
 
-/** Applied last: a role switched to first could lack the privilege for the other settings. */
-const IDENTITY = new Set(["role", "session_authorization"]);
+/**
+ * Set last (session_authorization before role, which it would undo), reset first: a role switched
+ * to, the client's or the last client's, could lack the privilege for the other settings.
+ */
+const IDENTITY = ["session_authorization", "role"];
 
 /**
  * SQL that makes a server's session settings (`current`) what a client wants, or "": its own
@@ -108,23 +111,34 @@ export function settingsSyncSql(
   current: ReadonlyMap<string, string>,
   baseline: ReadonlyMap<string, string>,
 ): string {
-  let sql = "";
+  const wanted = (name: string): string | undefined => own.get(name) ?? baseline.get(name);
+  let resets = "";
   for (const name of current.keys())
-    if (!own.has(name) && !baseline.has(name)) sql += `RESET ${quoteIdent(name)};`;
+    if (!IDENTITY.includes(name) && wanted(name) === undefined) resets += `RESET ${quoteIdent(name)};`;
   const sets: string[] = [];
-  const last: string[] = [];
   const want = (value: string, name: string): void => {
-    if (current.get(name) === value) return;
-    (IDENTITY.has(name) ? last : sets).push(
-      `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`,
-    );
+    if (!IDENTITY.includes(name) && current.get(name) !== value) sets.push(setConfigSql(name, value));
   };
   own.forEach(want);
   baseline.forEach((value, name) => {
     if (!own.has(name)) want(value, name);
   });
-  if (sets.length + last.length > 0) sql += `SELECT ${[...sets, ...last].join(", ")};`;
+  // the others change under the session's own identity: a superuser's SET of a superuser-only
+  // setting, then SET ROLE, left on the server would otherwise refuse every next client
+  const others = resets !== "" || sets.length > 0;
+  let sql = "";
+  for (const name of IDENTITY) {
+    const value = wanted(name);
+    if (current.has(name) && (others || value === undefined)) sql += `RESET ${quoteIdent(name)};`;
+    if (value !== undefined && (others || current.get(name) !== value)) sets.push(setConfigSql(name, value));
+  }
+  sql += resets;
+  if (sets.length > 0) sql += `SELECT ${sets.join(", ")};`;
   return sql;
+}
+
+function setConfigSql(name: string, value: string): string {
+  return `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`;
 }
 
 /** What a server's session settings are once settingsSyncSql(own, …, baseline) has run. */

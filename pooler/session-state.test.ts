@@ -151,6 +151,8 @@ describe("classify, against what a review tried (each let state leak to the next
     "SELECT 1 AS a INTO GLOBAL TEMPORARY t1",
     "CREATE FUNCTION pg_temp.f() RETURNS text LANGUAGE sql AS $$ SELECT 'x' $$",
     "CREATE DOMAIN pg_temp.d AS int",
+    "CREATE AGGREGATE pg_temp.total(int) (sfunc = int4pl, stype = int)",
+    "CREATE OPERATOR pg_temp.=== (function = int4eq, leftarg = int, rightarg = int)",
   ])("sees the temporary object %s creates", (sql) => {
     expect(classify(sql).creates).toBe("temporary table");
   });
@@ -178,6 +180,23 @@ describe("classify, against what a second review tried", () => {
       expect(classify(sql)).toMatchObject({ touches: false, setsSearchPathLocally: true });
     expect(classify("SET search_path = s1")).toMatchObject({ touches: true, setsSearchPathLocally: false });
     expect(classify("SET LOCAL search_path_x.y = 1").setsSearchPathLocally).toBe(false);
+  });
+
+  it("probes after a SET LOCAL search_path naming pg_temp: a plain CREATE TABLE in that transaction is temporary", () => {
+    for (const sql of [
+      "SET LOCAL search_path = pg_temp",
+      "SET LOCAL search_path TO 'pg_temp, public'",
+      'SET LOCAL SCHEMA "pg_temp"',
+    ])
+      expect(classify(sql)).toMatchObject({ touches: true, setsSearchPathLocally: true });
+  });
+
+  it("pins for a placeholder a SQL-level PREPARE's statement sets: it is set at each EXECUTE, unseen", () => {
+    expect(classify("PREPARE s AS SELECT set_config('app.x', 'v', false)")).toMatchObject({
+      creates: "PREPARE",
+      unnamedSetting: true,
+    });
+    expect(classify("SELECT set_config('app.x', 'v', false)").unnamedSetting).toBe(false);
   });
 
   it("reads EXPLAIN chains in one pass (one call per EXPLAIN was quadratic, and overflowed the stack)", () => {

@@ -463,7 +463,7 @@ class Found {
         this.touch();
         break;
     }
-    this.functionCalls(t);
+    this.functionCalls(t, w(0) === "prepare");
   }
 
   /** SET [SESSION] name {TO|=} …; SET LOCAL and the transaction-scoped forms change nothing after the transaction. */
@@ -474,7 +474,11 @@ class Found {
     if (keyword(1, "local")) {
       // SET LOCAL SCHEMA 'x' is PostgreSQL's other spelling of SET LOCAL search_path = 'x'
       const name = settingName(t, 2);
-      if (name === "search_path" || name === "schema") this.setsSearchPathLocally = true;
+      if (name !== "search_path" && name !== "schema") return;
+      this.setsSearchPathLocally = true;
+      // with pg_temp first, a plain CREATE TABLE until the transaction ends makes a temporary one,
+      // which outlives the SET: the probe must look
+      if (t.some((tok) => /pg_temp/i.test(tok.text))) this.touch();
       return;
     }
     if (keyword(1, "session")) {
@@ -488,8 +492,11 @@ class Found {
     else this.touch(name);
   }
 
-  /** Calls by name, as a word or a "quoted" identifier (which must then be spelt in lower case). */
-  private functionCalls(t: Token[]): void {
+  /**
+   * Calls by name, as a word or a "quoted" identifier (which must then be spelt in lower case).
+   * `later`: a PREPARE's statement, run at each EXECUTE, which the pooler does not look at.
+   */
+  private functionCalls(t: Token[], later: boolean): void {
     for (let i = 0; i + 1 < t.length; i++) {
       const tok = t[i]!;
       if (
@@ -502,10 +509,11 @@ class Found {
       else if (UNLOCKS.has(tok.text)) this.touch();
       else if (RUNS_SQL_TEXT.has(tok.text)) this.unnamed();
       else if (tok.text === "set_config") {
-        // only a plain literal is a name the probe can ask for: ('x'), 'a' || 'b', $1 are not
+        // only a plain literal is a name the probe can ask for: ('x'), 'a' || 'b', $1 are not; nor
+        // one set at an EXECUTE, after which the probe would ask for it only by chance
         const arg = t[i + 2];
         const after = t[i + 3];
-        if (arg?.kind === "string" && after?.kind === "symbol" && after.text === ",")
+        if (!later && arg?.kind === "string" && after?.kind === "symbol" && after.text === ",")
           this.touch(arg.text.toLowerCase());
         else this.unnamed();
       }
@@ -547,6 +555,8 @@ const BEFORE_NEW_NAME = new Set([
   "procedure",
   "type",
   "domain",
+  "aggregate",
+  "operator",
   "exists",
   "into",
 ]);
@@ -594,12 +604,14 @@ const HELD_OBJECTS: [HeldState, string][] = [
     "WITH HOLD cursor",
     `SELECT ${createdAs("name", "creation_time")} FROM pg_catalog.pg_cursors WHERE is_holdable`,
   ],
-  // any object in the temporary schema: tables, views, sequences (pg_class), functions, types, domains
+  // any object in the temporary schema: tables, views, sequences (pg_class), functions, aggregates,
+  // types, domains, operators
   [
     "temporary table",
     "SELECT pg_catalog.concat('c', oid) FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
       "UNION ALL SELECT pg_catalog.concat('p', oid) FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
-      "UNION ALL SELECT pg_catalog.concat('t', oid) FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()",
+      "UNION ALL SELECT pg_catalog.concat('t', oid) FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
+      "UNION ALL SELECT pg_catalog.concat('o', oid) FROM pg_catalog.pg_operator WHERE oprnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()",
   ],
   [
     "PREPARE",

@@ -285,6 +285,20 @@ describe("session state in transaction pooling", () => {
     });
   });
 
+  it("a superuser-only setting SET before a SET ROLE: the next client of that server is not refused, A keeps both", async () => {
+    await withTwoClients(p, async (a, b) => {
+      await a.query("SET log_min_duration_statement = 0; SET ROLE pg_monitor");
+      const serverOfA = await pid(a);
+      await b.query("BEGIN"); // takes the server a used last
+      expect(await pid(b)).toBe(serverOfA);
+      expect((await b.query("SELECT current_user AS u")).rows[0].u).toBe("postgres");
+      expect(await show(b, "log_min_duration_statement")).toBe("-1");
+      expect((await a.query("SELECT current_user AS u")).rows[0].u).toBe("pg_monitor");
+      expect(await show(a, "log_min_duration_statement")).toBe("0");
+      await b.query("COMMIT");
+    });
+  });
+
   it("an = of the client's own before pg_catalog does not blind the probe", async () => {
     const direct = await connect(inject("pgAppUrl"));
     try {
@@ -306,6 +320,50 @@ describe("session state in transaction pooling", () => {
       await direct.query("DROP SCHEMA IF EXISTS blind_ops CASCADE");
       await direct.end();
     }
+  });
+
+  /** Objects in the session's temporary schema (tables, functions and aggregates, operators). */
+  async function tempObjects(c: pg.Client): Promise<number> {
+    const { rows } = await c.query<{ n: number }>(
+      `SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema())
+        + (SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema())
+        + (SELECT count(*) FROM pg_operator WHERE oprnamespace = pg_my_temp_schema()) AS n`,
+    );
+    return Number(rows[0]!.n);
+  }
+
+  it.each([
+    [
+      "BEGIN; SET LOCAL search_path = pg_temp; CREATE TABLE made_local (x int); COMMIT",
+      "SELECT * FROM made_local",
+    ],
+    ["CREATE AGGREGATE pg_temp.total(int) (sfunc = int4pl, stype = int)", "SELECT pg_temp.total(1)"],
+    [
+      "CREATE OPERATOR pg_temp.=== (function = int4eq, leftarg = int, rightarg = int)",
+      "SELECT 1 OPERATOR(pg_temp.===) 1",
+    ],
+  ])("%s: pinned, the object stays its client's own", async (make, use) => {
+    await withTwoClients(p, async (a, b) => {
+      await a.query(make);
+      expect(await pinnedAfter(p, a)).toBe(1);
+      await b.query("BEGIN"); // the server a used last, were it free
+      expect(await tempObjects(b)).toBe(0);
+      await a.query(use);
+      await b.query("COMMIT");
+    });
+  });
+
+  it("a placeholder set by a SQL-level PREPARE's statement at each EXECUTE stays with its client", async () => {
+    await withTwoClients(p, async (a, b) => {
+      await a.query("PREPARE setter AS SELECT set_config('app.prepared', 'mine', false)");
+      await a.query("EXECUTE setter");
+      await a.query("DEALLOCATE setter");
+      await a.query("SELECT 1"); // once the pooler has looked at the session
+      await b.query("BEGIN"); // the server a used last, were it free
+      expect((await b.query("SELECT current_setting('app.prepared', true) AS v")).rows[0].v ?? "").toBe("");
+      expect((await a.query("SELECT current_setting('app.prepared', true) AS v")).rows[0].v).toBe("mine");
+      await b.query("COMMIT");
+    });
   });
 
   it("forgets a SET that was rolled back", async () => {
