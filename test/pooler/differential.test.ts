@@ -644,9 +644,9 @@ const CLOSED_TWIN_SETUP: Step = {
 /**
  * s2 parsed, then its statement evicted by another (MAX_PREPARED_STATEMENTS=1), so that a Parse of
  * s1 as the same text prepares it, but an error skips that; `between` behind the Sync, then a Bind of
- * s2 (which prepares the statement again) and one of s1.
+ * s2 (which prepares the statement again), `behind`, and a Bind of s1.
  */
-function skippedTwinParse(...between: Buffer[]): Step[] {
+function skippedTwinParse(between: Buffer[] = [], behind: Buffer[] = []): Step[] {
   return [
     { send: [parse("s2", "SELECT 1 AS one"), sync()] },
     { send: [parse("x", "SELECT 3 AS three"), sync()] },
@@ -658,6 +658,7 @@ function skippedTwinParse(...between: Buffer[]): Step[] {
         ...between,
         bind("", "s2"),
         execute(""),
+        ...behind,
         bind("", "s1"),
         execute(""),
         sync(),
@@ -755,8 +756,12 @@ const FRESH: Record<string, Step[]> = {
   // (was: s1's Parse went under the statement's own name, which s2's Bind prepared again: s1's Bind ran it)
   "a name's Parse skipped, another name of its text prepares it again behind a Sync: the name's Bind gets 26000":
     skippedTwinParse(),
-  "the same, the name parsed as another text behind the Sync: its Bind runs that text": skippedTwinParse(
+  "the same, the name parsed as another text behind the Sync: its Bind runs that text": skippedTwinParse([
     parse("s1", "SELECT 2 AS two"),
+  ]),
+  "the same, the name parsed a third time behind the other name's Bind: 42P05": skippedTwinParse(
+    [parse("s1", "SELECT 2 AS two")],
+    [parse("s1", "SELECT 4 AS four")],
   ),
 };
 
