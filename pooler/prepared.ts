@@ -365,7 +365,9 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   if (r.replies.length > 0 && (mayHave || (closesFirst && r.replies.copyMayStart())))
     return parseCheck(name, s, msg, span, forget, replaced, r);
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
-  // behind a Sync goes under the statement's name (parseAgain).
+  // behind a Sync goes under the statement's name (parseAgain). (Retaken first: the name's own
+  // chain, made next, is what this Parse starts.)
+  retake(s, r);
   prepare(s, r, {
     ...unanswered(name, s, s.nameBytes, forget, replaced, r),
     mapError: renameInError(s.name, name),
@@ -388,13 +390,18 @@ function unanswered(
 ): Pick<Special, "undo" | "done"> {
   const alias = new Alias(bytes);
   (r.server.checks ??= new ParseChecks(r.client)).aliases.set(name, alias);
+  const answered = pendingUntilAnswered(name, alias, r);
   return {
     undo: () => {
+      answered();
       if (!alias.decides(name, r)) return forget();
       alias.answered(name, undefined, r);
       if (replaced !== undefined) r.server.checks!.aliases.set(name, replaced);
     },
-    done: () => alias.answered(name, s, r),
+    done: () => {
+      alias.answered(name, s, r);
+      answered();
+    },
   };
 }
 
@@ -487,7 +494,10 @@ function ensurePrepared(
 ): void {
   if (r.server.state(s) === "yes" && (followsParse || !r.server.unsettled(s, r.replies.syncs)))
     r.server.set(s, "yes");
-  else prepare(s, r, { swallow: true, mapError: rename });
+  else {
+    retake(s, r);
+    prepare(s, r, { swallow: true, mapError: rename });
+  }
 }
 
 /**
@@ -499,7 +509,6 @@ function prepare(s: Statement, r: StatementRoute, reply: Special): void {
   // A client's Parse sent under the statement's name (parseAgain) may hold it, to be closed at
   // settling: the Close in front does that now, as the settling's would close what is prepared here.
   const taken = r.server.checks?.unclose(s.name) ?? false;
-  if (r.server.checks !== null) retake(s, r);
   // "yes" here: its Parse is unsettled, the server may or may not have it
   const before = taken || r.server.mayHave(s, r.replies.syncs) ? "maybe" : "no";
   if (before === "maybe") {
@@ -532,15 +541,17 @@ function prepare(s: Statement, r: StatementRoute, reply: Special): void {
 }
 
 /**
- * `s` is prepared again under its own name, which stood for a client name whose Close is
- * unanswered (closeBehind) until that Close and the name's Parses behind it are answered: now the
- * name exists there whatever became of them. Messages of the same batch route by the client's names
- * (what they say if the Close ran; if it was skipped, so are they); behind a Sync, one naming the
- * name waits for the chain's answers (mustWait), as after closeUnknown.
+ * `s` is about to be prepared again under its own name, which stands for a client name until the
+ * chain sent under it is answered: the name's unanswered Close (closeBehind), or its own Parse of
+ * `s` (parseNew), and the name's Parses behind them (parseAgain). Now the statement exists there
+ * whatever became of them. Messages of the same batch route by the client's names (what they say
+ * if the chain ran; if it was skipped, so are they); behind a Sync, one naming the name waits for
+ * the chain's answers (mustWait), as after closeUnknown.
  */
 function retake(s: Statement, r: StatementRoute): void {
-  for (const [name, alias] of r.server.checks!.aliases) {
-    if (alias.closing !== s || alias.retaken) continue;
+  if (r.server.checks === null) return;
+  for (const [name, alias] of r.server.checks.aliases) {
+    if (alias.bytes !== s.nameBytes || alias.retaken) continue;
     alias.retaken = true;
     if (alias.pending !== undefined) r.server.closing.set(name, alias.pending);
   }

@@ -390,8 +390,8 @@ export class Alias {
   /** The chain's latest message (its Close, a Parse) while unanswered: what the name waits for once `retaken`. */
   pending: Unanswered | undefined;
   /**
-   * The closed statement was prepared again under its own name (for another of its names): that
-   * name exists whatever becomes of the chain, so it no longer stands for the client's.
+   * The statement named `bytes` was prepared again under that name (for another of its names): it
+   * exists whatever becomes of the chain, so it no longer stands for the client's name.
    */
   retaken = false;
   /**

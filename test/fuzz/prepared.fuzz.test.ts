@@ -210,7 +210,12 @@ it(
     for (let n = 0; only === undefined ? Date.now() < deadline && n < maxRounds : n <= only; n++) {
       const roundRng = rng.fork();
       if (only !== undefined && n !== only) continue;
-      const { failure, accepted: acceptedNow } = await play(makeRound(roundRng), roundRng);
+      // (a lost connection, as when PostgreSQL 13.23 crashes, says in which round: it or the one before)
+      const { failure, accepted: acceptedNow } = await play(makeRound(roundRng), roundRng).catch(
+        (e: unknown) => {
+          throw new Error(`round ${n} (FUZZ_ROUND=${n}): ${(e as Error).message}`, { cause: e });
+        },
+      );
       rounds++;
       accepted += acceptedNow;
       if (failure !== null) {

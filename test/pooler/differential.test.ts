@@ -642,6 +642,33 @@ const CLOSED_TWIN_SETUP: Step = {
 };
 
 /**
+ * s2 parsed, then its statement evicted by another (MAX_PREPARED_STATEMENTS=1), so that a Parse of
+ * s1 as the same text prepares it, but an error skips that; `between` behind the Sync, then a Bind of
+ * s2 (which prepares the statement again), `behind`, and a Bind of s1.
+ */
+function skippedTwinParse(between: Buffer[] = [], behind: Buffer[] = []): Step[] {
+  return [
+    { send: [parse("s2", "SELECT 1 AS one"), sync()] },
+    { send: [parse("x", "SELECT 3 AS three"), sync()] },
+    {
+      send: [
+        bind("", "nope"),
+        parse("s1", "SELECT 1 AS one"),
+        sync(),
+        ...between,
+        bind("", "s2"),
+        execute(""),
+        ...behind,
+        bind("", "s1"),
+        execute(""),
+        sync(),
+      ],
+      ready: 2,
+    },
+  ];
+}
+
+/**
  * Conversations that need the servers as a new pooler has them (what earlier rows leave decides
  * whether they reach the case): each runs on a pooler of its own.
  */
@@ -693,6 +720,49 @@ const FRESH: Record<string, Step[]> = {
       ready: 3,
     },
   ],
+  "the same, a second Close of the closed name behind the Describe: the Bind gets 26000": [
+    CLOSED_TWIN_SETUP,
+    {
+      send: [
+        close("S", "s2"),
+        sync(),
+        describeMsg("S", "s1"),
+        close("S", "s2"),
+        bind("", "s2"),
+        execute(""),
+        sync(),
+      ],
+      ready: 2,
+    },
+  ],
+  "the same, an error skipping both Closes: the Bind behind them runs the first text": [
+    CLOSED_TWIN_SETUP,
+    {
+      send: [
+        bind("", "nope"),
+        close("S", "s2"),
+        sync(),
+        describeMsg("S", "s1"),
+        bind("", "nope"),
+        close("S", "s2"),
+        sync(),
+        bind("", "s2"),
+        execute(""),
+        sync(),
+      ],
+      ready: 3,
+    },
+  ],
+  // (was: s1's Parse went under the statement's own name, which s2's Bind prepared again: s1's Bind ran it)
+  "a name's Parse skipped, another name of its text prepares it again behind a Sync: the name's Bind gets 26000":
+    skippedTwinParse(),
+  "the same, the name parsed as another text behind the Sync: its Bind runs that text": skippedTwinParse([
+    parse("s1", "SELECT 2 AS two"),
+  ]),
+  "the same, the name parsed a third time behind the other name's Bind: 42P05": skippedTwinParse(
+    [parse("s1", "SELECT 2 AS two")],
+    [parse("s1", "SELECT 4 AS four")],
+  ),
 };
 
 describe("the same conversations directly and through a pooler with MAX_PREPARED_STATEMENTS=1", () => {
