@@ -108,6 +108,10 @@ const clientTls = (mode: string): Record<string, string> => ({
   CLIENT_TLS_CA_FILE: certs.caCert,
 });
 
+/** Our environment settings as PgBouncer's ini keys. */
+const iniKeys = (env: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(Object.entries(env).map(([k, v]) => [k.toLowerCase(), v]));
+
 /**
  * With the RSA key: DHE suites need one, and in TLS 1.2 a client's curves also limit the ECDSA
  * certificates it accepts (P-256 here), which would mix into the ECDHE curve tests.
@@ -203,7 +207,7 @@ describe("client side TLS", () => {
       const theirs = await startPgBouncer(
         { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
         {
-          ...Object.fromEntries(Object.entries(settings).map(([k, v]) => [k.toLowerCase(), v])),
+          ...iniKeys(settings),
           auth_type: "cert",
           auth_file: authFile,
         },
@@ -219,6 +223,36 @@ describe("client side TLS", () => {
       } finally {
         await theirs.stop();
       }
+    },
+  );
+
+  it.skipIf(!hasPgBouncer())(
+    "verify-ca: a valid client certificate naming no user (no CommonName) serves a password login, as in PgBouncer 1.18",
+    async () => {
+      const settings = clientTls("verify-ca");
+      const ssl = {
+        ca: fs.readFileSync(certs.caCert),
+        cert: fs.readFileSync(certs.anonymousClientCert),
+        key: fs.readFileSync(certs.anonymousClientKey),
+      };
+      const login = async (port: number): Promise<string> => {
+        const c = await connect(`postgresql://postgres:postgres@localhost:${port}/app`, { ssl });
+        try {
+          return (await c.query<{ u: string }>("SELECT current_user AS u")).rows[0]!.u;
+        } finally {
+          await c.end();
+        }
+      };
+      const theirs = await startPgBouncer(
+        { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+        iniKeys(settings),
+      );
+      try {
+        expect(await login(theirs.port)).toBe("postgres");
+      } finally {
+        await theirs.stop();
+      }
+      expect(await withTestPooler(settings, (p) => login(p.port))).toBe("postgres");
     },
   );
 
