@@ -21,6 +21,8 @@ import { makeCerts, type TestCerts } from "../support/certs.ts";
 import { cancelKeyOf, cancelledSleep, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
+import { freePort } from "../support/ports.ts";
+import { spawnPooler } from "../support/pooler-process.ts";
 import { openings, relay } from "../support/relay.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { waitFor } from "../support/wait.ts";
@@ -706,6 +708,30 @@ describe("server side TLS", () => {
       );
       expect(err.code).toBe("08006");
     });
+  });
+
+  it("verify-full without server_tls_ca_file trusts the system's CAs (OpenSSL's store, as PgBouncer), not only those bundled with Node", async () => {
+    const port = await freePort();
+    // the test CA as the system's only one: OpenSSL's default file, as libusual's default CA file
+    const pooler = spawnPooler([], {
+      DATABASE_URL: server.url(),
+      LISTEN_PORT: String(port),
+      SERVER_TLS_SSLMODE: "verify-full",
+      SSL_CERT_FILE: certs.caCert,
+      SSL_CERT_DIR: certs.dir,
+    });
+    try {
+      await waitFor(() => pooler.output().includes('"listening"'), "the pooler to listen", 15_000);
+      const c = await connect(`postgresql://postgres:postgres@127.0.0.1:${port}/postgres`);
+      try {
+        const { rows } = await c.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+        expect(rows).toEqual([{ ssl: true }]);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      pooler.child.kill("SIGKILL");
+    }
   });
 
   it("auth_query follows server_tls_sslmode, to a server that accepts only hostssl", async () => {
