@@ -231,11 +231,11 @@ export class ClientLogin {
         }
         this.client.useTlsSocket(secure);
         this.certUser = verifiedCertName(secure);
-        // below verify-ca a certificate is optional, but one sent must verify, as in PgBouncer
+        // below verify-ca a certificate is optional, but one sent must verify, as in PgBouncer; one
+        // naming no user (no CommonName) still serves any authentication but cert
         const presented = setup.requestCert && Object.keys(secure.getPeerCertificate()).length > 0;
-        const unverified = presented && !secure.authorized;
-        if (unverified || (setup.requireCert && this.certUser === undefined)) {
-          const why = unverified ? String(secure.authorizationError) : "no certificate";
+        if (presented ? !secure.authorized : setup.requireCert) {
+          const why = presented ? String(secure.authorizationError) : "no certificate";
           this.client.log.info(
             { client: this.client.id, addr: this.client.addr, why },
             "client certificate refused",

@@ -111,7 +111,7 @@ export function requestTls(
       }
       const secure = tls.connect({ socket, ...serverTlsOptions(setup, host) });
       const failed = (err: Error): void =>
-        reject(new Error(`TLS handshake with the server failed: ${err.message}`));
+        reject(new Error(`TLS handshake with the server failed: ${err.message.replace(NODE_CA_HINT, "")}`));
       secure.once("error", failed);
       secure.once("secureConnect", () => {
         secure.off("error", failed);
@@ -120,6 +120,9 @@ export function requestTls(
     });
   });
 }
+
+/** Node's advice on an unknown CA, which a pooler's operator or client cannot follow. */
+const NODE_CA_HINT = /; if the root CA is installed locally, try running Node\.js with --use-system-ca$/;
 
 /** What tls.connect needs to speak to PostgreSQL at `host` as server_tls_* say. */
 function serverTlsOptions(setup: ServerTls, host: string): tls.ConnectionOptions {

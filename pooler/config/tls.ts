@@ -294,22 +294,23 @@ function buildServerTls(c: PoolerConfig): ServerTls | null {
       "server_tls_key_file, server_tls_cert_file: a client certificate for the server needs both, or neither",
     );
   }
+  const verifyChain = verifiesPeer(c.serverTlsSslmode);
+  const options = contextOptions("server_tls", {
+    key: c.serverTlsKeyFile,
+    cert: c.serverTlsCertFile,
+    ca: c.serverTlsCaFile,
+    protocols: c.serverTlsProtocols,
+    ciphers: c.serverTlsCiphers,
+    tls13Ciphers: c.serverTls13Ciphers,
+  });
+  // Node's own default is the CA list bundled with it, where PgBouncer (OpenSSL's default file)
+  // trusts the system's: a private CA installed there would otherwise be refused
+  if (verifyChain && options.ca === undefined) options.ca = tls.getCACertificates("system");
   return {
     mode: c.serverTlsSslmode,
-    verifyChain: verifiesPeer(c.serverTlsSslmode),
+    verifyChain,
     verifyName: c.serverTlsSslmode === "verify-full",
-    context: usable("server_tls", () =>
-      tls.createSecureContext(
-        contextOptions("server_tls", {
-          key: c.serverTlsKeyFile,
-          cert: c.serverTlsCertFile,
-          ca: c.serverTlsCaFile,
-          protocols: c.serverTlsProtocols,
-          ciphers: c.serverTlsCiphers,
-          tls13Ciphers: c.serverTls13Ciphers,
-        }),
-      ),
-    ),
+    context: usable("server_tls", () => tls.createSecureContext(options)),
   };
 }
 

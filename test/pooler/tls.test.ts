@@ -21,6 +21,8 @@ import { makeCerts, type TestCerts } from "../support/certs.ts";
 import { cancelKeyOf, cancelledSleep, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
+import { freePort } from "../support/ports.ts";
+import { spawnPooler } from "../support/pooler-process.ts";
 import { openings, relay } from "../support/relay.ts";
 import { withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { waitFor } from "../support/wait.ts";
@@ -107,6 +109,10 @@ const clientTls = (mode: string): Record<string, string> => ({
   CLIENT_TLS_CERT_FILE: certs.serverCert,
   CLIENT_TLS_CA_FILE: certs.caCert,
 });
+
+/** Our environment settings as PgBouncer's ini keys. */
+const iniKeys = (env: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(Object.entries(env).map(([k, v]) => [k.toLowerCase(), v]));
 
 /**
  * With the RSA key: DHE suites need one, and in TLS 1.2 a client's curves also limit the ECDSA
@@ -203,7 +209,7 @@ describe("client side TLS", () => {
       const theirs = await startPgBouncer(
         { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
         {
-          ...Object.fromEntries(Object.entries(settings).map(([k, v]) => [k.toLowerCase(), v])),
+          ...iniKeys(settings),
           auth_type: "cert",
           auth_file: authFile,
         },
@@ -219,6 +225,36 @@ describe("client side TLS", () => {
       } finally {
         await theirs.stop();
       }
+    },
+  );
+
+  it.skipIf(!hasPgBouncer())(
+    "verify-ca: a valid client certificate naming no user (no CommonName) serves a password login, as in PgBouncer 1.18",
+    async () => {
+      const settings = clientTls("verify-ca");
+      const ssl = {
+        ca: fs.readFileSync(certs.caCert),
+        cert: fs.readFileSync(certs.anonymousClientCert),
+        key: fs.readFileSync(certs.anonymousClientKey),
+      };
+      const login = async (port: number): Promise<string> => {
+        const c = await connect(`postgresql://postgres:postgres@localhost:${port}/app`, { ssl });
+        try {
+          return (await c.query<{ u: string }>("SELECT current_user AS u")).rows[0]!.u;
+        } finally {
+          await c.end();
+        }
+      };
+      const theirs = await startPgBouncer(
+        { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+        iniKeys(settings),
+      );
+      try {
+        expect(await login(theirs.port)).toBe("postgres");
+      } finally {
+        await theirs.stop();
+      }
+      expect(await withTestPooler(settings, (p) => login(p.port))).toBe("postgres");
     },
   );
 
@@ -667,11 +703,35 @@ describe("server side TLS", () => {
     await withTestPooler(env(certs.otherCaCert), async (p) => {
       const err = await errorOf(connect(p.url("postgres")));
       console.log(`wrong server CA: ${err.message}`);
-      expect(err.message).toMatch(
-        /^server login failed: TLS handshake with the server failed: .*certificate/,
+      expect(err.message).toBe(
+        "server login failed: TLS handshake with the server failed: unable to verify the first certificate",
       );
       expect(err.code).toBe("08006");
     });
+  });
+
+  it("verify-full without server_tls_ca_file trusts the system's CAs (OpenSSL's store, as PgBouncer), not only those bundled with Node", async () => {
+    const port = await freePort();
+    // the test CA as the system's only one: OpenSSL's default file, as libusual's default CA file
+    const pooler = spawnPooler([], {
+      DATABASE_URL: server.url(),
+      LISTEN_PORT: String(port),
+      SERVER_TLS_SSLMODE: "verify-full",
+      SSL_CERT_FILE: certs.caCert,
+      SSL_CERT_DIR: certs.dir,
+    });
+    try {
+      await waitFor(() => pooler.output().includes('"listening"'), "the pooler to listen", 15_000);
+      const c = await connect(`postgresql://postgres:postgres@127.0.0.1:${port}/postgres`);
+      try {
+        const { rows } = await c.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+        expect(rows).toEqual([{ ssl: true }]);
+      } finally {
+        await c.end();
+      }
+    } finally {
+      pooler.child.kill("SIGKILL");
+    }
   });
 
   it("auth_query follows server_tls_sslmode, to a server that accepts only hostssl", async () => {

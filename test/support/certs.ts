@@ -1,5 +1,6 @@
 // Certificates for TLS tests, made with the openssl CLI in a temp dir: a CA, a server certificate
-// for localhost and 127.0.0.1 (an EC key, and an RSA one for DHE), a client certificate for the user `postgres`, and a second CA (the
+// for localhost and 127.0.0.1 (an EC key, and an RSA one for DHE), a client certificate for the user `postgres` (and one naming no
+// user: no CommonName), and a second CA (the
 // "wrong CA") that signed only a look-alike client certificate for `postgres`. Files are readable by the OS user PostgreSQL runs as, so a
 // private PostgreSQL can use the server pair too.
 import { execFileSync } from "node:child_process";
@@ -20,6 +21,9 @@ export interface TestCerts {
   rsaServerKey: string;
   clientCert: string;
   clientKey: string;
+  /** Signed by the CA, with no CommonName: valid, but naming no user. */
+  anonymousClientCert: string;
+  anonymousClientKey: string;
   /** CN=postgres too, but signed by the other CA. */
   otherClientCert: string;
   otherClientKey: string;
@@ -43,9 +47,9 @@ export function makeCerts(): TestCerts {
       "-subj", `/CN=${name}`, "-addext", "basicConstraints=critical,CA:TRUE",
       "-addext", "keyUsage=critical,keyCertSign,cRLSign",
     ); // prettier-ignore
-  const leaf = (name: string, cn: string, ext: string, signer = "ca", key = newKey): void => {
+  const leaf = (name: string, subject: string, ext: string, signer = "ca", key = newKey): void => {
     fs.writeFileSync(file(`${name}.ext`), `basicConstraints=CA:FALSE\n${ext}\n`);
-    openssl("req", ...key, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${cn}`);
+    openssl("req", ...key, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject);
     openssl(
       "x509", "-req", "-in", `${name}.csr`, "-CA", `${signer}.crt`, "-CAkey", `${signer}.key`, "-CAcreateserial",
       "-out", `${name}.crt`, "-days", "2", "-extfile", `${name}.ext`,
@@ -54,10 +58,11 @@ export function makeCerts(): TestCerts {
   ca("ca");
   ca("other-ca");
   const serverExt = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth";
-  leaf("server", "localhost", serverExt);
-  leaf("rsa-server", "localhost", serverExt, "ca", newRsaKey);
-  leaf("client", "postgres", "extendedKeyUsage=clientAuth");
-  leaf("other-client", "postgres", "extendedKeyUsage=clientAuth", "other-ca");
+  leaf("server", "/CN=localhost", serverExt);
+  leaf("rsa-server", "/CN=localhost", serverExt, "ca", newRsaKey);
+  leaf("client", "/CN=postgres", "extendedKeyUsage=clientAuth");
+  leaf("anonymous-client", "/O=try-ts-pooler", "extendedKeyUsage=clientAuth");
+  leaf("other-client", "/CN=postgres", "extendedKeyUsage=clientAuth", "other-ca");
   for (const name of fs.readdirSync(dir)) fs.chmodSync(file(name), name.endsWith(".key") ? 0o600 : 0o644);
   // PostgreSQL insists on a key file of its own user's with mode 0600
   const who = runAs();
@@ -72,6 +77,8 @@ export function makeCerts(): TestCerts {
     rsaServerKey: file("rsa-server.key"),
     clientCert: file("client.crt"),
     clientKey: file("client.key"),
+    anonymousClientCert: file("anonymous-client.crt"),
+    anonymousClientKey: file("anonymous-client.key"),
     otherClientCert: file("other-client.crt"),
     otherClientKey: file("other-client.key"),
     remove: () => fs.rmSync(dir, { recursive: true, force: true }),
