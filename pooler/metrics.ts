@@ -297,17 +297,22 @@ export class MetricsServer {
       res.writeHead(405, { "Content-Type": "text/plain", Allow: "GET, HEAD" }).end("method not allowed\n");
       return;
     }
+    let body: Body;
     try {
-      const { pieces, bytes } = await this.render();
-      res.writeHead(200, { "Content-Type": this.registry.contentType, "Content-Length": bytes });
-      if (req.method === "HEAD") res.end();
-      // a piece at a time as the socket takes them: 31 MB (5,000 pools) in one go is tens of ms of
-      // encoding. A scraper that goes away ends the stream: there is nothing to report.
-      else pipeline(Readable.from(pieces), res, () => undefined);
+      body = await this.render();
     } catch (err) {
       this.pooler.log.error({ err }, "metrics scrape failed");
       res.writeHead(500, { "Content-Type": "text/plain" }).end("metrics scrape failed\n");
+      return;
     }
+    // A scraper that went away while the body was made (its timeout shorter than the scrape) is owed
+    // nothing, and piping to its closed response would throw, an unhandled rejection that ends the pooler.
+    if (res.destroyed) return;
+    res.writeHead(200, { "Content-Type": this.registry.contentType, "Content-Length": body.bytes });
+    if (req.method === "HEAD") res.end();
+    // a piece at a time as the socket takes them: 31 MB (5,000 pools) in one go is tens of ms of
+    // encoding. A scraper that goes away meanwhile ends the stream: there is nothing to report.
+    else pipeline(Readable.from(body.pieces), res, () => undefined);
   }
 
   /** Scrapes that come while one is made get its body, read from the same snapshot. */

@@ -1,12 +1,13 @@
 // The Prometheus endpoint: a real scrape parsed with a Prometheus text parser, pgbouncer_exporter's
 // metric names and labels, values that agree with the console, and the two histograms.
+import { once } from "node:events";
 import net from "node:net";
 import parsePrometheusTextFormat, { type MetricFamily } from "parse-prometheus-text-format";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { LINES_PER_CHUNK } from "../../pooler/metric-chunks.ts";
 import { connect, makePools } from "../support/clients.ts";
-import { spawnPooler } from "../support/pooler-process.ts";
+import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { freePort } from "../support/ports.ts";
 import { waitFor, watchTurns } from "../support/wait.ts";
@@ -312,7 +313,10 @@ function rawRequest(port: number, target: string): Promise<string> {
 }
 
 describe("/metrics of a pooler process", () => {
-  it("answers a request target that is not a valid URL with 404, and goes on serving", async () => {
+  /** A pooler process with a metrics port, given to `fn` once it listens; killed after. */
+  async function withMetricsProcess(
+    fn: (metricsPort: number, p: PoolerProcess) => Promise<void>,
+  ): Promise<void> {
     const [port, metricsPort] = [await freePort(), await freePort()];
     const p = spawnPooler([], {
       DATABASE_URL: inject("pgAppUrl"),
@@ -321,12 +325,31 @@ describe("/metrics of a pooler process", () => {
     });
     try {
       await waitFor(() => p.output().includes('"listening"'), "the pooler to listen", 15_000);
+      await fn(metricsPort, p);
+    } finally {
+      p.child.kill("SIGKILL");
+    }
+  }
+
+  it("answers a request target that is not a valid URL with 404, and goes on serving", () =>
+    withMetricsProcess(async (metricsPort, p) => {
       // "//[" is a network-path reference with a broken host: new URL() throws on it
       expect(await rawRequest(metricsPort, "//[")).toBe("HTTP/1.1 404 Not Found");
       expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
       expect(p.child.exitCode).toBeNull();
-    } finally {
-      p.child.kill("SIGKILL");
-    }
-  });
+    }));
+
+  it("goes on serving after scrapers that went away before their scrape was rendered", () =>
+    withMetricsProcess(async (metricsPort, p) => {
+      // a scraper's timeout shorter than the scrape: it resets the connection while the body is made
+      for (let i = 0; i < 5; i++) {
+        const socket = net.connect(metricsPort, "127.0.0.1");
+        await once(socket, "connect");
+        socket.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", () => socket.resetAndDestroy());
+        await once(socket, "close");
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      expect(p.child.exitCode).toBeNull();
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
+    }));
 });
