@@ -78,8 +78,11 @@ export class ReplyQueue {
   private specials: (Special | undefined)[] = [];
   /** The client ended a COPY (CopyDone, CopyFail) between its request before this message and this message. */
   private afterCopyEnd: boolean[] = [];
-  /** The client ended a COPY since its latest request (Query, FunctionCall, Execute). */
-  private copyEnded = false;
+  /**
+   * CopyDone and CopyFail messages the client sent since its latest request (Query, FunctionCall,
+   * Execute): each ends one COPY it starts, and a Query of several statements may start several.
+   */
+  private copyEnds = 0;
   private head = 0;
   private tail = 0;
   /** Entries with a synthetic reply or swallowed replies: while there are any, every reply is looked at. */
@@ -124,8 +127,8 @@ export class ReplyQueue {
    * synthetic reply at the head of the queue goes out through `toClient` now.
    */
   push(kind: ExpectKind, special?: Special, toClient?: Emit): void {
-    const afterCopyEnd = this.copyEnded;
-    if (isRequest(kind)) this.copyEnded = false;
+    const afterCopyEnd = this.copyEnds > 0;
+    if (isRequest(kind)) this.copyEnds = 0;
     if (kind === Expect.Sync) {
       this.syncs++;
       if (this.syncAnswered.length > 0) special = this.answersSync();
@@ -155,13 +158,13 @@ export class ReplyQueue {
   pushInSession(kind: ExpectKind, owed: number): void {
     if (this.head === this.tail && !this.skippingUntilSync) {
       if (!isExtended(kind) && owed === 0) {
-        if (isRequest(kind)) this.copyEnded = false;
+        if (isRequest(kind)) this.copyEnds = 0;
         return;
       }
       // entries for requests sent before: a COPY they started and the client ended stays ended
-      const copyEnded = this.copyEnded;
+      const copyEnds = this.copyEnds;
       for (; owed > 0; owed--) this.push(Expect.Query);
-      this.copyEnded = copyEnded;
+      this.copyEnds = copyEnds;
     }
     this.push(kind);
   }
@@ -181,7 +184,7 @@ export class ReplyQueue {
 
   /** The client sent a CopyDone or CopyFail: what it sends next is no longer COPY's to ignore. */
   copyEndSent(): void {
-    this.copyEnded = true;
+    this.copyEnds++;
   }
 
   /** A message from the server that the caller forwards itself (mustSee said no): the bookkeeping. */
@@ -282,8 +285,8 @@ export class ReplyQueue {
   /**
    * The head started a COPY FROM STDIN (its CopyInResponse came), the Syncs PostgreSQL ignores
    * taken out: what the client sent behind it already decides the COPY's end. "ended": a CopyDone
-   * or CopyFail came first (with nothing queued behind the head, since its request: that one ends
-   * this COPY only, not the next one a Query of several starts). "broken": another message came
+   * or CopyFail came first (with nothing queued behind the head, one sent since its request and not
+   * taken by an earlier COPY of the same Query: each ends one). "broken": another message came
    * first, which PostgreSQL fails the COPY on (one the pooler answered itself never went). "running":
    * neither yet.
    */
@@ -292,9 +295,9 @@ export class ReplyQueue {
       if (this.afterCopyEnd[at]) return "ended";
       if (this.specials[at]?.synthetic === undefined) return "broken";
     }
-    const ended = this.copyEnded;
-    this.copyEnded = false;
-    return ended ? "ended" : "running";
+    if (this.copyEnds === 0) return "running";
+    this.copyEnds--;
+    return "ended";
   }
 
   /**
@@ -302,7 +305,7 @@ export class ReplyQueue {
    * the next message to reach the server breaks it off.
    */
   copyMayStart(): boolean {
-    if (this.copyEnded) return false;
+    if (this.copyEnds > 0) return false;
     for (let at = this.head; at < this.tail; at++) if (isRequest(this.kinds[at]!)) return true;
     return false;
   }
@@ -360,7 +363,7 @@ export class ReplyQueue {
     this.specialCount = 0;
     this.mapErrorCount = 0;
     this.skippingUntilSync = false;
-    this.copyEnded = false;
+    this.copyEnds = 0;
     this.syncAnswered = [];
   }
 }

@@ -554,6 +554,32 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
     }
   });
 
+  // (was: the first COPY's CopyInResponse took both CopyDones for its own, the second COPY counted
+  // as running, the Sync as ignored: the server went back owing -1, and then released its next
+  // client's server before the second of two pipelined Queries was answered)
+  it("a Query of two COPYs, both sent whole, then a Sync during the second: that Sync is owed", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      const copy = "COPY pooler_copy_slow FROM STDIN";
+      const row = copyData(Buffer.from("1\n"));
+      a.send(query(`${copy}; ${copy}`), row, copyDone(), row, copyDone());
+      expect(types(await untilCopyIn(a))).toBe("G");
+      expect(types(await untilCopyIn(a))).toBe("CG");
+      a.send(sync()); // PostgreSQL reads it once the second COPY, ended already, has run
+      expect(types(await a.untilReady(2))).toBe("CZZ");
+      expect(owed()).toEqual([0]);
+      const b = await RawClient.connect(p.url());
+      try {
+        const replies = await b.exchange([query("SELECT pg_sleep(0.2)"), query("SELECT 2 AS two")], 2);
+        expect(types(replies)).toBe("TDCZTDCZ");
+      } finally {
+        b.destroy();
+      }
+    } finally {
+      a.destroy();
+    }
+  });
+
   it("a client that leaves during a COPY FROM STDIN whose Sync came behind its Execute leaves no server in COPY to the next", async () => {
     const a = await RawClient.connect(p.url());
     a.send(parse("", "COPY pooler_copy_pipelined FROM STDIN"), bind("", ""), execute(), sync());
