@@ -76,8 +76,11 @@ export class ReplyQueue {
   // allocate nothing.
   private kinds: ExpectKind[] = [];
   private specials: (Special | undefined)[] = [];
-  /** The client ended a COPY (CopyDone, CopyFail) between its request before this message and this message. */
-  private afterCopyEnd: boolean[] = [];
+  /**
+   * COPYs the client ended (CopyDone, CopyFail) between its request before this message and this
+   * message, less those a COPY of that request started since took (copyFate).
+   */
+  private afterCopyEnd: number[] = [];
   /**
    * CopyDone and CopyFail messages the client sent since its latest request (Query, FunctionCall,
    * Execute): each ends one COPY it starts, and a Query of several statements may start several.
@@ -127,7 +130,7 @@ export class ReplyQueue {
    * synthetic reply at the head of the queue goes out through `toClient` now.
    */
   push(kind: ExpectKind, special?: Special, toClient?: Emit): void {
-    const afterCopyEnd = this.copyEnds > 0;
+    const afterCopyEnd = this.copyEnds;
     if (isRequest(kind)) this.copyEnds = 0;
     if (kind === Expect.Sync) {
       this.syncs++;
@@ -269,7 +272,7 @@ export class ReplyQueue {
     const kind = this.kinds[this.head];
     if (kind !== Expect.Execute && kind !== Expect.Query) return 0;
     let end = this.head + 1;
-    while (end < this.tail && this.kinds[end] === Expect.Sync && !this.afterCopyEnd[end]) end++;
+    while (end < this.tail && this.kinds[end] === Expect.Sync && this.afterCopyEnd[end] === 0) end++;
     const ignored = end - this.head - 1;
     // what waited for an ignored Sync's answer has it: the batch before it is done
     for (let at = this.head + 1; at < end; at++) this.specials[at]?.undo?.();
@@ -292,10 +295,23 @@ export class ReplyQueue {
    */
   copyFate(): "running" | "ended" | "broken" {
     for (let at = this.head + 1; at < this.tail; at++) {
-      if (this.afterCopyEnd[at]) return "ended";
+      if (this.afterCopyEnd[at]! > 0) return this.takeCopyEnd(at);
       if (this.specials[at]?.synthetic === undefined) return "broken";
     }
     if (this.copyEnds === 0) return "running";
+    this.copyEnds--;
+    return "ended";
+  }
+
+  /**
+   * The COPY the head started is the one the first end before the entry at `at` ended: what was
+   * sent behind that end, up to the client's next request, follows one end fewer.
+   */
+  private takeCopyEnd(at: number): "ended" {
+    for (; at < this.tail; at++) {
+      this.afterCopyEnd[at]!--;
+      if (isRequest(this.kinds[at]!)) return "ended";
+    }
     this.copyEnds--;
     return "ended";
   }

@@ -580,6 +580,20 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
     }
   });
 
+  it("a Query of two COPYs sent whole with a Sync behind each CopyDone: the first Sync, read during the second COPY, is ignored", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      const copy = "COPY pooler_copy_pipelined FROM STDIN";
+      const row = copyData(Buffer.from("1\n"));
+      a.send(query(`${copy}; ${copy}`), row, copyDone(), sync(), row, copyDone(), sync());
+      expect(types(await a.untilReady(2))).toBe("GCGCZZ");
+      expect(owed()).toEqual([0]);
+      await anotherClientIsServed(p.url());
+    } finally {
+      a.destroy();
+    }
+  });
+
   it("a client that leaves during a COPY FROM STDIN whose Sync came behind its Execute leaves no server in COPY to the next", async () => {
     const a = await RawClient.connect(p.url());
     a.send(parse("", "COPY pooler_copy_pipelined FROM STDIN"), bind("", ""), execute(), sync());
