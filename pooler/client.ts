@@ -793,11 +793,16 @@ export class ClientConnection
 
   message(type: number): void {
     const server = this.server!;
-    if (server.copyIn) {
+    if (type === Msg.CopyDone || type === Msg.CopyFail) {
+      // the end of the COPY running, or of one that a request sent before is to start (copyFate);
+      // after another message broke the COPY off, PostgreSQL ignores it, and the COPY ends with
+      // the server's error (ServerConnection.copyEnded)
+      if (!server.copyIn) server.replies.copyEndSent();
+      else if (!server.copyBroken) server.copyIn = false;
+    } else if (server.copyIn && !server.copyBroken && (type === Msg.Sync || type === Msg.Flush)) {
       // PostgreSQL ignores Sync and Flush during COPY FROM STDIN: no reply is owed for them (once
       // another message broke the COPY off, they are read as usual)
-      if ((type === Msg.Sync || type === Msg.Flush) && !server.copyBroken) return;
-      if (type === Msg.CopyDone || type === Msg.CopyFail) server.copyIn = false;
+      return;
     }
     const owedBefore = server.owedToClient;
     this.track(type);
@@ -822,10 +827,6 @@ export class ClientConnection
         return;
       case Msg.Execute:
         this.beginBatch();
-        return;
-      case Msg.CopyDone:
-      case Msg.CopyFail:
-        this.server!.replies.copyEndSent();
         return;
       case Msg.Parse:
       case Msg.Bind:

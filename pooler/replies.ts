@@ -76,10 +76,16 @@ export class ReplyQueue {
   // allocate nothing.
   private kinds: ExpectKind[] = [];
   private specials: (Special | undefined)[] = [];
-  /** The client ended a COPY (CopyDone, CopyFail) between its request before this message and this message. */
-  private afterCopyEnd: boolean[] = [];
-  /** The client ended a COPY since its latest request (Query, FunctionCall, Execute). */
-  private copyEnded = false;
+  /**
+   * COPYs the client ended (CopyDone, CopyFail) between its request before this message and this
+   * message, less those a COPY of that request started since took (copyFate).
+   */
+  private afterCopyEnd: number[] = [];
+  /**
+   * CopyDone and CopyFail messages the client sent since its latest request (Query, FunctionCall,
+   * Execute): each ends one COPY it starts, and a Query of several statements may start several.
+   */
+  private copyEnds = 0;
   private head = 0;
   private tail = 0;
   /** Entries with a synthetic reply or swallowed replies: while there are any, every reply is looked at. */
@@ -124,8 +130,8 @@ export class ReplyQueue {
    * synthetic reply at the head of the queue goes out through `toClient` now.
    */
   push(kind: ExpectKind, special?: Special, toClient?: Emit): void {
-    const afterCopyEnd = this.copyEnded;
-    if (isRequest(kind)) this.copyEnded = false;
+    const afterCopyEnd = this.copyEnds;
+    if (isRequest(kind)) this.copyEnds = 0;
     if (kind === Expect.Sync) {
       this.syncs++;
       if (this.syncAnswered.length > 0) special = this.answersSync();
@@ -155,13 +161,13 @@ export class ReplyQueue {
   pushInSession(kind: ExpectKind, owed: number): void {
     if (this.head === this.tail && !this.skippingUntilSync) {
       if (!isExtended(kind) && owed === 0) {
-        if (isRequest(kind)) this.copyEnded = false;
+        if (isRequest(kind)) this.copyEnds = 0;
         return;
       }
       // entries for requests sent before: a COPY they started and the client ended stays ended
-      const copyEnded = this.copyEnded;
+      const copyEnds = this.copyEnds;
       for (; owed > 0; owed--) this.push(Expect.Query);
-      this.copyEnded = copyEnded;
+      this.copyEnds = copyEnds;
     }
     this.push(kind);
   }
@@ -181,7 +187,7 @@ export class ReplyQueue {
 
   /** The client sent a CopyDone or CopyFail: what it sends next is no longer COPY's to ignore. */
   copyEndSent(): void {
-    this.copyEnded = true;
+    this.copyEnds++;
   }
 
   /** A message from the server that the caller forwards itself (mustSee said no): the bookkeeping. */
@@ -266,7 +272,7 @@ export class ReplyQueue {
     const kind = this.kinds[this.head];
     if (kind !== Expect.Execute && kind !== Expect.Query) return 0;
     let end = this.head + 1;
-    while (end < this.tail && this.kinds[end] === Expect.Sync && !this.afterCopyEnd[end]) end++;
+    while (end < this.tail && this.kinds[end] === Expect.Sync && this.afterCopyEnd[end] === 0) end++;
     const ignored = end - this.head - 1;
     // what waited for an ignored Sync's answer has it: the batch before it is done
     for (let at = this.head + 1; at < end; at++) this.specials[at]?.undo?.();
@@ -282,19 +288,32 @@ export class ReplyQueue {
   /**
    * The head started a COPY FROM STDIN (its CopyInResponse came), the Syncs PostgreSQL ignores
    * taken out: what the client sent behind it already decides the COPY's end. "ended": a CopyDone
-   * or CopyFail came first (with nothing queued behind the head, since its request: that one ends
-   * this COPY only, not the next one a Query of several starts). "broken": another message came
+   * or CopyFail came first (with nothing queued behind the head, one sent since its request and not
+   * taken by an earlier COPY of the same Query: each ends one). "broken": another message came
    * first, which PostgreSQL fails the COPY on (one the pooler answered itself never went). "running":
    * neither yet.
    */
   copyFate(): "running" | "ended" | "broken" {
     for (let at = this.head + 1; at < this.tail; at++) {
-      if (this.afterCopyEnd[at]) return "ended";
+      if (this.afterCopyEnd[at]! > 0) return this.takeCopyEnd(at);
       if (this.specials[at]?.synthetic === undefined) return "broken";
     }
-    const ended = this.copyEnded;
-    this.copyEnded = false;
-    return ended ? "ended" : "running";
+    if (this.copyEnds === 0) return "running";
+    this.copyEnds--;
+    return "ended";
+  }
+
+  /**
+   * The COPY the head started is the one the first end before the entry at `at` ended: what was
+   * sent behind that end, up to the client's next request, follows one end fewer.
+   */
+  private takeCopyEnd(at: number): "ended" {
+    for (; at < this.tail; at++) {
+      this.afterCopyEnd[at]!--;
+      if (isRequest(this.kinds[at]!)) return "ended";
+    }
+    this.copyEnds--;
+    return "ended";
   }
 
   /**
@@ -302,7 +321,7 @@ export class ReplyQueue {
    * the next message to reach the server breaks it off.
    */
   copyMayStart(): boolean {
-    if (this.copyEnded) return false;
+    if (this.copyEnds > 0) return false;
     for (let at = this.head; at < this.tail; at++) if (isRequest(this.kinds[at]!)) return true;
     return false;
   }
@@ -360,7 +379,7 @@ export class ReplyQueue {
     this.specialCount = 0;
     this.mapErrorCount = 0;
     this.skippingUntilSync = false;
-    this.copyEnded = false;
+    this.copyEnds = 0;
     this.syncAnswered = [];
   }
 }

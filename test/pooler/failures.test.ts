@@ -554,6 +554,64 @@ describe("pipelines whose messages PostgreSQL skips or ignores (transaction pool
     }
   });
 
+  // (was: the first COPY's CopyInResponse took both CopyDones for its own, the second COPY counted
+  // as running, the Sync as ignored: the server went back owing -1, and then released its next
+  // client's server before the second of two pipelined Queries was answered)
+  it("a Query of two COPYs, both sent whole, then a Sync during the second: that Sync is owed", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      const copy = "COPY pooler_copy_slow FROM STDIN";
+      const row = copyData(Buffer.from("1\n"));
+      a.send(query(`${copy}; ${copy}`), row, copyDone(), row, copyDone());
+      expect(types(await untilCopyIn(a))).toBe("G");
+      expect(types(await untilCopyIn(a))).toBe("CG");
+      a.send(sync()); // PostgreSQL reads it once the second COPY, ended already, has run
+      expect(types(await a.untilReady(2))).toBe("CZZ");
+      expect(owed()).toEqual([0]);
+      const b = await RawClient.connect(p.url());
+      try {
+        const replies = await b.exchange([query("SELECT pg_sleep(0.2)"), query("SELECT 2 AS two")], 2);
+        expect(types(replies)).toBe("TDCZTDCZ");
+      } finally {
+        b.destroy();
+      }
+    } finally {
+      a.destroy();
+    }
+  });
+
+  it("a Query of two COPYs sent whole with a Sync behind each CopyDone: the first Sync, read during the second COPY, is ignored", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      const copy = "COPY pooler_copy_pipelined FROM STDIN";
+      const row = copyData(Buffer.from("1\n"));
+      a.send(query(`${copy}; ${copy}`), row, copyDone(), sync(), row, copyDone(), sync());
+      expect(types(await a.untilReady(2))).toBe("GCGCZZ");
+      expect(owed()).toEqual([0]);
+      await anotherClientIsServed(p.url());
+    } finally {
+      a.destroy();
+    }
+  });
+
+  // (was: that CopyDone counted as ending a COPY yet to start too, so the Sync was taken as owed)
+  it("a Query of two COPYs, a Sync sent behind the first's CopyDone during it: read during the second COPY, it is ignored", async () => {
+    const a = await RawClient.connect(p.url());
+    try {
+      const copy = "COPY pooler_copy_pipelined FROM STDIN";
+      const row = copyData(Buffer.from("1\n"));
+      a.send(query(`${copy}; ${copy}`));
+      expect(types(await untilCopyIn(a))).toBe("G");
+      a.send(row, copyDone(), sync());
+      expect(types(await untilCopyIn(a))).toBe("CG");
+      expect(types(await a.exchange([row, copyDone()]))).toBe("CZ");
+      expect(owed()).toEqual([0]);
+      await anotherClientIsServed(p.url());
+    } finally {
+      a.destroy();
+    }
+  });
+
   it("a client that leaves during a COPY FROM STDIN whose Sync came behind its Execute leaves no server in COPY to the next", async () => {
     const a = await RawClient.connect(p.url());
     a.send(parse("", "COPY pooler_copy_pipelined FROM STDIN"), bind("", ""), execute(), sync());
@@ -662,15 +720,19 @@ describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFai
     );
   });
 
+  /** The Query that broke the COPY off was consumed by it (08P01): nothing stays owed, the server goes back. */
+  async function consumedByCopy(replies: Reply[], expected: string): Promise<void> {
+    expect(replies.map((m) => m.type).join("")).toBe(expected);
+    expect(errorOfReply(replies.find((m) => m.type === "E")!).get("C")).toBe("08P01");
+    expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
+    await anotherClientIsServed(p.url());
+  }
+
   it("a Query sent right behind the COPY's, before its CopyInResponse: the same", async () => {
     const a = await RawClient.connect(p.url());
     try {
       a.send(query(copySql), query("SELECT 1"));
-      const replies = await a.untilReady();
-      expect(replies.map((m) => m.type).join("")).toBe("GEZ");
-      expect(errorOfReply(replies[1]!).get("C")).toBe("08P01");
-      expect([...p.pooler.pools.values()][0]!.allServers().map((s) => s.pendingReplies)).toEqual([0]);
-      await anotherClientIsServed(p.url());
+      await consumedByCopy(await a.untilReady(), "GEZ");
     } finally {
       a.destroy();
     }
@@ -739,6 +801,18 @@ describe("COPY FROM STDIN broken off by the client: a Query (08P01) or a CopyFai
       expect(replies.map((m) => m.type).join("")).toBe("12DCZ");
     } finally {
       b.destroy();
+    }
+  });
+
+  // (was: the CopyDone or CopyFail behind it was taken for the COPY's end, so PostgreSQL's 08P01
+  // no longer said the Query was consumed: the server owed its client a reply for ever)
+  it("a Query breaking a COPY, then a CopyDone or CopyFail and a Sync in the same write: the Query is consumed", async () => {
+    for (const end of [copyDone(), copyFail("given up")]) {
+      const a = await RawClient.connect(p.url());
+      a.send(query(copySql));
+      await untilCopyIn(a);
+      a.send(query("SELECT 1"), copyData(Buffer.from("1\n")), end, sync()); // all but the Sync ignored
+      await consumedByCopy(await a.untilReady(2), "EZZ").finally(() => a.destroy());
     }
   });
 
