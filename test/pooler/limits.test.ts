@@ -18,6 +18,7 @@ import {
 import { cancelKeyOf, cancelledSleep, connect, errorOf, psql, rawExchange } from "../support/clients.ts";
 import { PGBOUNCER_BIN, hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
+import { ownDatabase } from "../support/own-database.ts";
 import { RawClient, errorOfReply } from "../support/protocol.ts";
 import { relay } from "../support/relay.ts";
 import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
@@ -1286,16 +1287,8 @@ describe("cancel_wait_timeout", () => {
 describe("side by side with PgBouncer 1.18", () => {
   // A database of its own: the tests count and terminate the poolers' backends on PostgreSQL, where
   // other files' clients of app come and go at the same time.
-  const DB = `limits_side_${process.pid}`;
-  let admin: pg.Client;
-  beforeAll(async () => {
-    admin = await connect(inject("pgAdminUrl"));
-    await admin.query(`CREATE DATABASE ${DB}`);
-  });
-  afterAll(async () => {
-    await admin?.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-    await admin?.end();
-  });
+  const own = ownDatabase("limits_side");
+  const DB = own.name;
 
   /**
    * `scenario` against ours (`env`) and against PgBouncer 1.18 (`ini`, with pool_mode transaction and
@@ -1306,10 +1299,8 @@ describe("side by side with PgBouncer 1.18", () => {
     ini: Record<string, string | number>,
     scenario: (url: (db: string) => string) => Promise<T>,
   ): Promise<{ ours: T; theirs: T | null }> {
-    const direct = new URL(inject("pgAdminUrl"));
-    direct.pathname = `/${DB}`;
     const ours = await withTestPooler(
-      { ADMIN_USERS: "postgres", DATABASE_URL: direct.toString(), ...env },
+      { ADMIN_USERS: "postgres", DATABASE_URL: own.url(), ...env },
       ({ url }) => scenario(url),
     );
     if (!hasPgBouncer()) return { ours, theirs: null };

@@ -4,6 +4,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { Pool } from "../../pooler/pool.ts";
 import { cancelKeyOf, connect, errorOf, rawExchange } from "../support/clients.ts";
+import { ownDatabase } from "../support/own-database.ts";
 import { pinnedAfter, startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
 import { RawClient } from "../support/protocol.ts";
@@ -50,6 +51,10 @@ async function lockHolders(key: number): Promise<number> {
     await c.end();
   }
 }
+
+// The tests that lock a catalog lock it in a database of their own: pg_rewrite (which every view
+// needs) or pg_proc locked in app holds up other files' new backends meanwhile (1.3 s seen).
+const locked = ownDatabase("catalog_locks");
 
 /** Until `backend` waits for a lock, seen on `direct` (inside a transaction of its own). */
 async function lockWaitOf(direct: pg.Client, backend: number): Promise<void> {
@@ -439,10 +444,10 @@ describe("session state in transaction pooling", () => {
     catalog: string,
     check: (c: pg.Client) => Promise<void>,
   ): Promise<void> =>
-    withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (q) => {
-      const c = await connect(q.url());
+    withTestPooler({ DATABASE_URL: locked.url(), DEFAULT_POOL_SIZE: "1" }, async (q) => {
+      const c = await connect(q.url(locked.name));
       c.on("error", () => undefined);
-      const direct = await connect(inject("pgAppUrl"));
+      const direct = await connect(locked.url());
       try {
         await c.query("SELECT 1");
         await direct.query(`BEGIN; LOCK TABLE pg_catalog.${catalog} IN ACCESS EXCLUSIVE MODE`);
@@ -477,11 +482,11 @@ describe("session state in transaction pooling", () => {
     }));
 
   it("a backend terminated while the pooler looks at its session: the client gets PostgreSQL's 57P01", () =>
-    withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (q) => {
-      const c = await connect(q.url());
+    withTestPooler({ DATABASE_URL: locked.url(), DEFAULT_POOL_SIZE: "1" }, async (q) => {
+      const c = await connect(q.url(locked.name));
       const errors: (Error & { code?: string })[] = [];
       c.on("error", (err) => errors.push(err));
-      const direct = await connect(inject("pgAppUrl"));
+      const direct = await connect(locked.url());
       try {
         const backend = await pid(c);
         // the probe after the SET waits for pg_rewrite, and is terminated there
@@ -656,9 +661,9 @@ describe("a cancel request while the pooler looks at the session", () => {
   // with nothing of the client's pending is for nothing. Neither may land on the probe.
   /** Sends `sqls` behind the probe and cancels meanwhile: what the last of them got (null: rows or none sent). */
   async function cancelDuringProbe(...sqls: string[]): Promise<{ err: unknown; ms: number }> {
-    return withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (p) => {
-      const c = await connect(p.url());
-      const direct = await connect(inject("pgAppUrl"));
+    return withTestPooler({ DATABASE_URL: locked.url(), DEFAULT_POOL_SIZE: "1" }, async (p) => {
+      const c = await connect(p.url(locked.name));
+      const direct = await connect(locked.url());
       try {
         const backend = await pid(c);
         await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
@@ -709,9 +714,9 @@ describe("a cancel request while the pooler looks at the session", () => {
   });
 
   it("with only part of a message pending, cancels nothing: as PostgreSQL's, reading it; the query runs once whole", () =>
-    withTestPooler({ DEFAULT_POOL_SIZE: "1" }, async (p) => {
-      const direct = await connect(inject("pgAppUrl"));
-      const c = await RawClient.connect(p.url());
+    withTestPooler({ DATABASE_URL: locked.url(), DEFAULT_POOL_SIZE: "1" }, async (p) => {
+      const direct = await connect(locked.url());
+      const c = await RawClient.connect(p.url(locked.name));
       try {
         const [, row] = await c.exchange([query("SELECT pg_backend_pid()")]);
         const backend = Number(row!.body.toString("utf8", 6));
@@ -747,11 +752,16 @@ describe("a probe that gets no answer", () => {
   // as it does the pooler's other own queries: a lock held on a catalog must not hold the client for ever
   it("ends the client after server_connect_timeout when query_wait_timeout is 0", () =>
     withTestPooler(
-      { DEFAULT_POOL_SIZE: "1", QUERY_WAIT_TIMEOUT: "0", SERVER_CONNECT_TIMEOUT: "1" },
+      {
+        DATABASE_URL: locked.url(),
+        DEFAULT_POOL_SIZE: "1",
+        QUERY_WAIT_TIMEOUT: "0",
+        SERVER_CONNECT_TIMEOUT: "1",
+      },
       async (p) => {
-        const c = await connect(p.url());
+        const c = await connect(p.url(locked.name));
         c.on("error", () => undefined);
-        const direct = await connect(inject("pgAppUrl"));
+        const direct = await connect(locked.url());
         try {
           const backend = await pid(c);
           await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
@@ -771,25 +781,16 @@ describe("a probe that gets no answer", () => {
 
 describe("a client that quits while the pooler inspects its session", () => {
   // A database of its own: the test holds a lock on its pg_class, which would stall others.
-  const db = `quit_probe_${process.pid}`;
+  const own = ownDatabase("quit_probe");
+  const db = own.name;
+  const directUrl = own.url;
   let p: TestPooler;
-  let admin: pg.Client;
   beforeAll(async () => {
-    admin = await connect(inject("pgAdminUrl"));
-    await admin.query(`CREATE DATABASE ${db}`);
     p = await startTestPooler({ DATABASE_URL: directUrl(), DEFAULT_POOL_SIZE: "1" });
   });
   afterAll(async () => {
     await p?.stop();
-    await admin?.query(`DROP DATABASE IF EXISTS ${db}`);
-    await admin?.end();
   });
-
-  function directUrl(): string {
-    const url = new URL(inject("pgAdminUrl"));
-    url.pathname = `/${db}`;
-    return url.toString();
-  }
 
   async function serverPid(): Promise<number> {
     const c = await connect(p.url(db));
