@@ -1,6 +1,7 @@
 // Authentication on both sides: clients against the userlist (md5, scram-sha-256, plain, trust),
 // auth_query for users not in the file, and the pooler logging in to PostgreSQL with md5 or SCRAM.
 import fs from "node:fs";
+import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -27,6 +28,7 @@ import { startPrivatePostgres } from "../support/private-postgres.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { errorOfReply, RawClient, startupOfBytes, withHeader } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole, slowScramSecret } from "../support/roles.ts";
+import { openings, relay } from "../support/relay.ts";
 import { WireProbe } from "../support/wire-probe.ts";
 
 const SCRAM_ROLE = "pooler_scram_user";
@@ -307,6 +309,32 @@ describe("auth_query", () => {
     } finally {
       await p.stop();
       await dropRole(inject("pgAppUrl"), authRole);
+    }
+  });
+
+  it("an auth_user whose password is wrong fails one login a server_login_retry, not one per client", async () => {
+    // PgBouncer 1.18, side by side (a relay counting logins): 4 clients, 1 login as auth_user; its
+    // first client waited, the others heard "server login has been failing, try again later
+    // (server_login_retry)". Ours refuses them all at once, each a failed lookup.
+    const to = new URL(inject("pgAppUrl"));
+    const proxy = await relay({ host: "127.0.0.1", port: 0 }, { host: to.hostname, port: Number(to.port) });
+    const opened = openings(proxy);
+    const { port } = proxy.address() as net.AddressInfo;
+    const env = {
+      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
+      AUTH_FILE: userlist([["postgres", "wrong"]]),
+      AUTH_USER: "postgres",
+    };
+    try {
+      await withTestPooler(env, async (p) => {
+        for (let i = 0; i < 4; i++) {
+          const err = await errorOf(connect(p.urlAs(MD5_ROLE, PASSWORD)));
+          expect([err.code, err.message]).toEqual(["08006", "authentication lookup failed"]);
+        }
+        expect(opened).toHaveLength(1); // connections to PostgreSQL
+      });
+    } finally {
+      proxy.close();
     }
   });
 
