@@ -9,7 +9,7 @@ import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { classifySecret } from "./config/userlist.ts";
 import { parseHostList } from "./host-list.ts";
 import { keepaliveOf } from "./keepalive.ts";
-import { LoginRetry, isRestarting } from "./login-retry.ts";
+import { isRestarting, type LoginRetry } from "./login-retry.ts";
 import { ServerConnection } from "./server.ts";
 import { dialTarget } from "./unix-socket.ts";
 
@@ -27,6 +27,8 @@ export interface AuthLookup {
   authUser: string;
   user: string;
   gone: AbortSignal;
+  /** authUser's logins to `db`, shared by its lookups as a pool's by its clients. */
+  retry: LoginRetry;
 }
 
 /**
@@ -35,20 +37,26 @@ export interface AuthLookup {
  * under the pools' login retry rules, within query_wait_timeout: in PgBouncer the lookup waits for
  * a pooled server of auth_user's, as a client waits for one, where a refusal at once would fail a
  * login that a moment later succeeds. Abandoned once `gone` aborts (the client that waits for it
- * left, or was ended at client_login_timeout): its query canceled, its connection closed.
+ * left, or was ended at client_login_timeout): its query canceled, its connection closed. After
+ * a login that failed for good (a wrong password), lookups fail at once for server_login_retry, as
+ * PgBouncer's pool of auth_user refuses: not one failed login at PostgreSQL per client.
  */
 export async function lookupByAuthQuery(lookup: AuthLookup): Promise<UserSecret | undefined> {
-  const { config, db, gone } = lookup;
+  const { config, db, gone, retry } = lookup;
   const waitLimit = db.queryWaitTimeout ?? config.queryWaitTimeout;
   const start = Date.now();
-  const retry = new LoginRetry();
   for (;;) {
+    if (!retry.clientsMayWait && Date.now() < retry.retryAfter) throw new Error(retry.refusal().message);
     const attemptStart = Date.now();
     try {
-      return await lookupOnHosts(lookup);
+      const secret = await lookupOnHosts(lookup);
+      retry.succeeded();
+      return secret;
     } catch (err) {
       if (!(err instanceof LoginFailed) || gone.aborted) throw err;
-      const wait = retry.failed(err, err.restarting, attemptStart, config.serverLoginRetry) ?? 0;
+      retry.failed(err, err.restarting, attemptStart, config.serverLoginRetry);
+      // a failure another lookup already reported (null from failed) waits as long as that one
+      const wait = Math.max(0, retry.retryAfter - Date.now());
       const late = waitLimit > 0 && Date.now() + wait - start > waitLimit;
       if (!retry.clientsMayWait || late) throw err;
       await sleep(wait, undefined, { signal: gone });

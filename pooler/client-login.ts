@@ -303,7 +303,9 @@ export class ClientLogin {
       } else if (!this.client.setAtStartup(name, value)) return;
     }
     const isAdmin = this.client.database === ADMIN_DB;
-    const db = isAdmin ? undefined : this.host.findDatabase(this.client.database);
+    // As a user name (below): decoded, "a\xe8" would be the entry or the "*" database "a\ufffd"
+    const lossy = notUtf8.has(params.get("database") ? "database" : "user");
+    const db = isAdmin || lossy ? undefined : this.host.findDatabase(this.client.database);
     // As PgBouncer (and PostgreSQL), a client hears that its database does not exist or is disabled
     // only once authenticated (handleAuthStep), so that no one without a password learns which names
     // exist. With no database, auth_query has none to ask: auth_file alone can let the user in.

@@ -24,6 +24,7 @@ import {
 import { Janitor } from "./janitor.ts";
 import { keepaliveOf } from "./keepalive.ts";
 import { listen, type Listener } from "./listener.ts";
+import { LoginRetry } from "./login-retry.ts";
 import { logLevel, type Logger } from "./log.ts";
 import { MetricsServer } from "./metrics.ts";
 import { Pool, forcedCredentials, type PoolRegistry, type PoolSettings } from "./pool.ts";
@@ -229,7 +230,19 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const authDb = authDbname === undefined ? db : this.config.databases.get(authDbname);
     if (authDb === undefined) throw new Error(`auth_dbname "${authDbname}" is not a [databases] entry`);
     const dial = { tls: this.tls.server, lookup: this.dns.lookup };
-    return lookupByAuthQuery({ config: this.config, dial, db: authDb, authUser, user, gone });
+    const retry = this.lookupRetry(authDb, authUser);
+    return lookupByAuthQuery({ config: this.config, dial, db: authDb, authUser, user, gone, retry });
+  }
+
+  /** auth_user's login record per database it looks up in: forgotten with the database (RELOAD, autodb_idle_timeout). */
+  private readonly lookupRetries = new WeakMap<DatabaseDef, Map<string, LoginRetry>>();
+
+  private lookupRetry(db: DatabaseDef, authUser: string): LoginRetry {
+    let byUser = this.lookupRetries.get(db);
+    if (byUser === undefined) this.lookupRetries.set(db, (byUser = new Map()));
+    let retry = byUser.get(authUser);
+    if (retry === undefined) byUser.set(authUser, (retry = new LoginRetry()));
+    return retry;
   }
 
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool {

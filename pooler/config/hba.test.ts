@@ -97,6 +97,19 @@ describe("auth_hba_file", () => {
     ]);
   });
 
+  it("reads the user column's sameuser and replication as keywords, as PgBouncer 1.18 (measured)", () => {
+    // PgBouncer 1.18: alice@alice asked for a password, alice@bob and sameuser@bob login rejected;
+    // the replication line skipped with a warning ("replication is not supported")
+    const warnings: string[] = [];
+    const text = "host all sameuser 127.0.0.1/32 md5\nhost all replication,bob 127.0.0.1/32 password\n";
+    const rules = parseHba(text, FILE, warnings);
+    expect(matchHba(rules, tcp({ user: "alice", database: "alice" }))?.where).toBe(`${FILE}:1`);
+    expect(matchHba(rules, tcp({ user: "alice", database: "bob" }))).toBe(undefined);
+    expect(matchHba(rules, tcp({ user: "sameuser", database: "bob" }))).toBe(undefined);
+    expect(matchHba(rules, tcp({ user: "replication", database: "x" }))).toBe(undefined);
+    expect(warnings).toEqual([`${FILE}:2: user replication: the pooler takes no replication connections`]);
+  });
+
   it("takes an IPv6 address with a written-out mask, as PostgreSQL and PgBouncer", () => {
     const text = [
       "host all all ::1 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff md5",

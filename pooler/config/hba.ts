@@ -1,6 +1,6 @@
 // auth_hba_file: PgBouncer's subset of pg_hba.conf, read when auth_type = hba. Record types local,
-// host, hostssl, hostnossl; databases all, sameuser, replication (matches nothing here), @file or a
-// comma list; users all, @file or a comma list; IPv4/IPv6 addresses as CIDR or address + mask, the
+// host, hostssl, hostnossl; databases and users all, sameuser, replication (matches nothing here),
+// @file or a comma list (PgBouncer reads both columns alike: a user sameuser is one named as the database); IPv4/IPv6 addresses as CIDR or address + mask, the
 // mask applied bit by bit as PostgreSQL and PgBouncer apply it (a bare address is refused, as PostgreSQL does); methods trust, reject, md5, password,
 // scram-sha-256, cert and peer. The first line that matches a connection decides, as in PostgreSQL.
 
@@ -15,7 +15,7 @@ const TYPES = ["local", "host", "hostssl", "hostnossl"] as const;
 type RecordType = (typeof TYPES)[number];
 type Family = "ipv4" | "ipv6";
 
-/** A database or user field: `all`, or names (plus, for databases, `sameuser`). */
+/** A database or user field: `all`, `sameuser` (the user's and database's names are one), or names. */
 interface NameSet {
   all: boolean;
   sameuser: boolean;
@@ -51,7 +51,7 @@ export function matchHba(rules: readonly HbaRule[], c: HbaConnection): HbaRule |
       (r.databases.all ||
         (r.databases.sameuser && c.database === c.user) ||
         r.databases.names.has(c.database)) &&
-      (r.users.all || r.users.names.has(c.user)) &&
+      (r.users.all || (r.users.sameuser && c.user === c.database) || r.users.names.has(c.user)) &&
       (r.addresses === null || addressMatches(r.addresses, c.address)),
   );
 }
@@ -170,8 +170,8 @@ function parseRule(fields: Token[][], place: Place): HbaRule {
       `${where}: record type: expected one of ${TYPES.join(", ")}, got ${JSON.stringify(type)}`,
     );
   }
-  const databases = nameSet(fields[1], "database", place, true);
-  const users = nameSet(fields[2], "user", place, false);
+  const databases = nameSet(fields[1], "database", place);
+  const users = nameSet(fields[2], "user", place);
   let next = 3;
   let addresses: HbaRule["addresses"] = null;
   if (type !== "local") {
@@ -196,24 +196,29 @@ function parseRule(fields: Token[][], place: Place): HbaRule {
   return { where, type, databases, users, addresses, method };
 }
 
-function nameSet(field: Token[] | undefined, what: string, place: Place, isDb: boolean): NameSet {
+/**
+ * The database and user columns take the same keywords, as PgBouncer 1.18 reads them (measured):
+ * a user column's sameuser matches a user named as the database, its replication nothing, where
+ * PostgreSQL would take either as a role's name.
+ */
+function nameSet(field: Token[] | undefined, what: string, place: Place): NameSet {
   if (field === undefined) throw new ConfigError(`${place.where}: missing ${what}`);
   const set = { all: false, sameuser: false, names: new Set<string>() };
-  addNames(set, field, what, place, isDb);
+  addNames(set, field, what, place);
   return set;
 }
 
-function addNames(set: NewNameSet, tokens: Token[], what: string, place: Place, isDb: boolean): void {
+function addNames(set: NewNameSet, tokens: Token[], what: string, place: Place): void {
   const { where } = place;
   for (const token of tokens) {
     if (!token.quoted && token.text === "all") set.all = true;
-    else if (!token.quoted && isDb && token.text === "sameuser") set.sameuser = true;
-    else if (!token.quoted && isDb && token.text === "replication") {
+    else if (!token.quoted && token.text === "sameuser") set.sameuser = true;
+    else if (!token.quoted && token.text === "replication") {
       // PostgreSQL's keyword for physical replication connections, which the pooler refuses: a
       // line of pg_hba.conf's defaults that can never match here (PgBouncer skips it too)
-      place.warnings.push(`${where}: database replication: the pooler takes no replication connections`);
+      place.warnings.push(`${where}: ${what} replication: the pooler takes no replication connections`);
     } else if (!token.quoted && token.text.startsWith("@")) {
-      includeNames(set, token.text, what, place, isDb);
+      includeNames(set, token.text, what, place);
     } else if (!token.quoted && /^(samerole|samegroup)$/.test(token.text)) {
       throw new ConfigError(`${where}: ${what} ${token.text} is not supported, as in PgBouncer`);
     } else if (!token.quoted && token.text.startsWith("+")) {
@@ -226,14 +231,14 @@ function addNames(set: NewNameSet, tokens: Token[], what: string, place: Place, 
  * @file: its words, quoted or not, on any line and separated by blanks or commas, as PostgreSQL
  * reads them; it may include others, relative to its own folder.
  */
-function includeNames(set: NewNameSet, ref: string, what: string, place: Place, isDb: boolean): void {
+function includeNames(set: NewNameSet, ref: string, what: string, place: Place): void {
   const file = path.resolve(place.dir, ref.slice(1));
   if (place.including.includes(file)) {
     throw new ConfigError(`${place.where}: ${what} ${ref} includes itself`);
   }
   const inner = { ...place, dir: path.dirname(file), including: [...place.including, file] };
   eachLine(readText(file, `${place.where}: ${what} ${ref}`), file, (fields, where) =>
-    addNames(set, fields.flat(), what, { ...inner, where }, isDb),
+    addNames(set, fields.flat(), what, { ...inner, where }),
   );
 }
 

@@ -1,3 +1,5 @@
+import net from "node:net";
+import tls from "node:tls";
 import { describe, expect, it } from "vitest";
 import { makeCerts } from "../../test/support/certs.ts";
 import { InvalidValue } from "./errors.ts";
@@ -100,6 +102,37 @@ describe("TLS files at load", () => {
         server: null,
       });
     } finally {
+      certs.remove();
+    }
+  });
+});
+
+describe("the client acceptor", () => {
+  it("leaves a handshake's time to client_login_timeout: no 120 s bound of Node's of its own", async () => {
+    const certs = makeCerts();
+    const { config } = loadConfig({
+      env: {
+        DATABASE_URL: "postgres://u:p@127.0.0.1:5432/db",
+        CLIENT_TLS_SSLMODE: "require",
+        CLIENT_TLS_KEY_FILE: certs.serverKey,
+        CLIENT_TLS_CERT_FILE: certs.serverCert,
+        CLIENT_LOGIN_TIMEOUT: "0",
+      },
+    });
+    const acceptor = buildTls(config).client!.acceptor;
+    // the handshake's keys are logged midway, on the socket whose timer would cut it
+    const midway: (number | undefined)[] = [];
+    acceptor.on("keylog", (_line: Buffer, s: tls.TLSSocket) => midway.push(s.timeout));
+    const server = net.createServer((socket) => acceptor.emit("connection", socket));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const client = tls.connect({ port, host: "127.0.0.1", rejectUnauthorized: false });
+      await new Promise((resolve) => client.once("secureConnect", resolve));
+      client.destroy();
+      expect(new Set(midway)).toEqual(new Set([undefined]));
+    } finally {
+      server.close();
       certs.remove();
     }
   });

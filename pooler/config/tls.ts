@@ -281,6 +281,9 @@ function buildClientTls(c: PoolerConfig): ClientTls | null {
         // a client that offers ALPN must offer PostgreSQL's (a direct TLS client must offer it at all)
         ALPNProtocols: [ALPN_POSTGRESQL],
         secureOptions: crypto.constants.SSL_OP_NO_RENEGOTIATION | crypto.constants.SSL_OP_NO_TICKET,
+        // client_login_timeout bounds the handshake (the janitor), as PgBouncer's; Node's own bound
+        // (120 s, also for 0) would cut one sooner when it is above 120 or 0. Below 1 Node sets none.
+        handshakeTimeout: -1,
       }),
     ),
   );

@@ -1,6 +1,7 @@
 // Authentication on both sides: clients against the userlist (md5, scram-sha-256, plain, trust),
 // auth_query for users not in the file, and the pooler logging in to PostgreSQL with md5 or SCRAM.
 import fs from "node:fs";
+import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -25,8 +26,9 @@ import { startTestPooler, withTestPooler, type TestPooler } from "../support/poo
 import { startFakePostgres } from "../support/fake-postgres.ts";
 import { startPrivatePostgres } from "../support/private-postgres.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
-import { errorOfReply, RawClient, withHeader } from "../support/protocol.ts";
+import { errorOfReply, RawClient, startupOfBytes, withHeader } from "../support/protocol.ts";
 import { UserlistDir, createLoginRole, dropRole, slowScramSecret } from "../support/roles.ts";
+import { openings, relay } from "../support/relay.ts";
 import { WireProbe } from "../support/wire-probe.ts";
 
 const SCRAM_ROLE = "pooler_scram_user";
@@ -181,16 +183,37 @@ it("a cleartext password that is not UTF-8 matches no secret: its bad bytes do n
 it("a user name that is not UTF-8 is no auth-file user: its bad bytes do not read as U+FFFD", () =>
   // PostgreSQL and PgBouncer compare the bytes: "postgres\xe9" is neither "postgres\ufffd" nor "postgres\xe8"
   withTestPooler({ AUTH_TYPE: "trust", AUTH_FILE: userlist([["postgres\ufffd", "pw"]]) }, async (p) => {
-    const params = Buffer.from("user\0postgres\xe9\0database\0app\0\0", "latin1");
-    const packet = Buffer.alloc(8);
-    packet.writeInt32BE(8 + params.length);
-    packet.writeInt32BE(3 << 16, 4); // protocol 3.0
-    const reply = await rawExchange(p.port, Buffer.concat([packet, params]));
+    const reply = await rawExchange(p.port, startupOfBytes({ user: "postgres\xe9", database: "app" }));
     expect(reply[0]).toBe(0x45); // ErrorResponse
     const error = parseErrorFields(reply.subarray(0, 1 + reply.readInt32BE(1)));
     // PgBouncer 1.18's words for a user it does not know
     expect([error.get("C"), error.get("M")]).toEqual(["28000", '"trust" authentication failed']);
   }));
+
+it("a database name that is not UTF-8 is no database: its bad bytes do not read as U+FFFD", async () => {
+  // Decoded, lossy\xe9 (and lossy\xe8) read as lossy\ufffd: "*" made that up and the client was let
+  // into PostgreSQL's database of that name. PgBouncer passes the bytes on, and PostgreSQL, which
+  // compares bytes, knows no such database: 3D000 either way.
+  const lossy = "pooler_lossy_\ufffd";
+  const admin = await connect(inject("pgAdminUrl"));
+  await admin.query(`CREATE DATABASE "${lossy}"`);
+  const server = new URL(inject("pgAppUrl"));
+  server.pathname = "";
+  try {
+    await withTestPooler({ AUTH_TYPE: "trust", DATABASE_URL: server.toString() }, async (p) => {
+      const reply = await rawExchange(
+        p.port,
+        startupOfBytes({ user: "postgres", database: "pooler_lossy_\xe9" }),
+      );
+      expect(reply[0]).toBe(0x45); // ErrorResponse, not AuthenticationOk
+      const error = parseErrorFields(reply.subarray(0, 1 + reply.readInt32BE(1)));
+      expect(error.get("C")).toBe("3D000");
+    });
+  } finally {
+    await admin.query(`DROP DATABASE "${lossy}" WITH (FORCE)`);
+    await admin.end();
+  }
+});
 
 describe("a server that does not prove it holds the password is refused (SCRAM's server signature)", () => {
   it.each([
@@ -286,6 +309,32 @@ describe("auth_query", () => {
     } finally {
       await p.stop();
       await dropRole(inject("pgAppUrl"), authRole);
+    }
+  });
+
+  it("an auth_user whose password is wrong fails one login a server_login_retry, not one per client", async () => {
+    // PgBouncer 1.18, side by side (a relay counting logins): 4 clients, 1 login as auth_user; its
+    // first client waited, the others heard "server login has been failing, try again later
+    // (server_login_retry)". Ours refuses them all at once, each a failed lookup.
+    const to = new URL(inject("pgAppUrl"));
+    const proxy = await relay({ host: "127.0.0.1", port: 0 }, { host: to.hostname, port: Number(to.port) });
+    const opened = openings(proxy);
+    const { port } = proxy.address() as net.AddressInfo;
+    const env = {
+      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
+      AUTH_FILE: userlist([["postgres", "wrong"]]),
+      AUTH_USER: "postgres",
+    };
+    try {
+      await withTestPooler(env, async (p) => {
+        for (let i = 0; i < 4; i++) {
+          const err = await errorOf(connect(p.urlAs(MD5_ROLE, PASSWORD)));
+          expect([err.code, err.message]).toEqual(["08006", "authentication lookup failed"]);
+        }
+        expect(opened).toHaveLength(1); // connections to PostgreSQL
+      });
+    } finally {
+      proxy.close();
     }
   });
 

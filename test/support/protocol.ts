@@ -168,6 +168,23 @@ export class RawClient {
   }
 }
 
+/**
+ * A protocol 3.0 startup packet whose parameters are given byte for byte (latin1: one char a byte),
+ * for names that are not UTF-8, which startupMessage cannot write.
+ */
+export function startupOfBytes(params: Record<string, string>): Buffer {
+  const body = Buffer.from(
+    `${Object.entries(params)
+      .map(([k, v]) => `${k}\0${v}\0`)
+      .join("")}\0`,
+    "latin1",
+  );
+  const header = Buffer.alloc(8);
+  header.writeInt32BE(8 + body.length);
+  header.writeInt32BE(3 << 16, 4); // protocol 3.0
+  return Buffer.concat([header, body]);
+}
+
 /** The message with its header again (for the parsers of messages.ts, which expect one). */
 export function withHeader(m: Reply): Buffer {
   const buf = Buffer.allocUnsafe(5 + m.body.length);
