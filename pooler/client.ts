@@ -495,7 +495,7 @@ export class ClientConnection
   private syncSql(server: ServerConnection): string {
     return (
       paramSyncSql(this.ownParams, this.pool!.paramDefaults, server.params) +
-      settingsSyncSql(this.settings, server.settings, server.baseline.settings)
+      settingsSyncSql(this.settings, server.settings, server.baseline.settings, server.loginSuperuser)
     );
   }
 

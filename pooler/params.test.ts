@@ -71,6 +71,27 @@ describe("settingsSyncSql", () => {
     expect(settingsSyncSql(own, own, new Map())).toBe("");
   });
 
+  it("with a login that is no superuser, resets under the server's role and sets under the client's", () => {
+    // only a SET ROLE to a superuser role can have set a superuser-only setting there
+    const current = new Map([
+      ["role", "admins"],
+      ["log_min_duration_statement", "0"],
+    ]);
+    expect(settingsSyncSql(new Map(), current, new Map(), false)).toBe(
+      `RESET "log_min_duration_statement";RESET "role";`,
+    );
+    const own = new Map([
+      ["log_min_duration_statement", "5"],
+      ["role", "admins"],
+    ]);
+    expect(settingsSyncSql(own, new Map(), new Map(), false)).toBe(
+      `SELECT pg_catalog.set_config(E'role', E'admins', false), pg_catalog.set_config(E'log_min_duration_statement', E'5', false);`,
+    );
+    expect(settingsSyncSql(own, current, new Map(), false)).toBe(
+      `SELECT pg_catalog.set_config(E'log_min_duration_statement', E'5', false);`,
+    );
+  });
+
   it("is empty when the server already matches", () => {
     expect(settingsSyncSql(new Map([["a", "1"]]), new Map([["a", "1"]]), new Map())).toBe("");
   });

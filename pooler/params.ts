@@ -94,10 +94,7 @@ export function isSettingName(name: string): boolean {
   return GUC_NAME.test(name) && !name.toLowerCase().startsWith("_pq_.");
 }
 
-/**
- * Set last (session_authorization before role, which it would undo), reset first: a role switched
- * to, the client's or the last client's, could lack the privilege for the other settings.
- */
+/** The session's identity: session_authorization before role, which it would undo. */
 const IDENTITY = ["session_authorization", "role"];
 
 /**
@@ -105,11 +102,18 @@ const IDENTITY = ["session_authorization", "role"];
  * (`own`) on top of what connect_query gave that server (`baseline`), which is every client's
  * starting point. RESET for what the server has beyond both, set_config for what differs. Three
  * maps walked rather than one merged: this runs at every link.
+ *
+ * A superuser-only setting changes only under a superuser identity. With a superuser login
+ * (`loginSuperuser`) the others change under it, the identity reset first and set again after:
+ * a superuser's SET of one, then SET ROLE, left on the server would otherwise refuse every next
+ * client. Otherwise only a SET ROLE to a superuser role could have set one: the server's are reset
+ * under its current role, the client's set under its own role, set first.
  */
 export function settingsSyncSql(
   own: ReadonlyMap<string, string>,
   current: ReadonlyMap<string, string>,
   baseline: ReadonlyMap<string, string>,
+  loginSuperuser = true,
 ): string {
   const wanted = (name: string): string | undefined => own.get(name) ?? baseline.get(name);
   let resets = "";
@@ -123,17 +127,18 @@ export function settingsSyncSql(
   baseline.forEach((value, name) => {
     if (!own.has(name)) want(value, name);
   });
-  // the others change under the session's own identity: a superuser's SET of a superuser-only
-  // setting, then SET ROLE, left on the server would otherwise refuse every next client
-  const others = resets !== "" || sets.length > 0;
-  let sql = "";
+  const again = loginSuperuser && (resets !== "" || sets.length > 0);
+  let identityResets = "";
+  const identitySets: string[] = [];
   for (const name of IDENTITY) {
     const value = wanted(name);
-    if (current.has(name) && (others || value === undefined)) sql += `RESET ${quoteIdent(name)};`;
-    if (value !== undefined && (others || current.get(name) !== value)) sets.push(setConfigSql(name, value));
+    if (current.has(name) && (again || value === undefined)) identityResets += `RESET ${quoteIdent(name)};`;
+    if (value !== undefined && (again || current.get(name) !== value))
+      identitySets.push(setConfigSql(name, value));
   }
-  sql += resets;
-  if (sets.length > 0) sql += `SELECT ${sets.join(", ")};`;
+  const all = loginSuperuser ? [...sets, ...identitySets] : [...identitySets, ...sets];
+  let sql = loginSuperuser ? identityResets + resets : resets + identityResets;
+  if (all.length > 0) sql += `SELECT ${all.join(", ")};`;
   return sql;
 }
 

@@ -146,6 +146,8 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * RESET what it did not set (params.ts settingsSyncSql).
    */
   settings = new Map<string, string>();
+  /** Whether the role it logged in as is a superuser (is_superuser at login): the settings sync's order. */
+  loginSuperuser = true;
   /** What connect_query left here: every linked client's starting point (connect-query.ts). */
   baseline: ServerBaseline = NO_BASELINE;
   // The linked client's current query and transaction, kept here rather than on the client: only a
@@ -453,6 +455,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
         case Msg.ParameterStatus: {
           const [name, value] = parseParameterStatus(msg);
           this.params.set(name, value);
+          if (name === "is_superuser") this.loginSuperuser = value === "on";
           return;
         }
         case Msg.BackendKeyData:

@@ -9,6 +9,7 @@ import { pinnedAfter, startTestPooler, withTestPooler, type TestPooler } from ".
 import { startPrivatePostgres, type PrivatePostgres } from "../support/private-postgres.ts";
 import { RawClient } from "../support/protocol.ts";
 import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
+import { UserlistDir, createLoginRole, dropRole } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
 
 async function pid(c: pg.Client): Promise<number> {
@@ -579,6 +580,66 @@ describe("session state in transaction pooling", () => {
       expect(await pinnedAfter(p, a)).toBe(0);
     } finally {
       await a.end();
+    }
+  });
+});
+
+describe("a login that is no superuser, under SET ROLE of a superuser role", () => {
+  const MEMBER = "pooler_su_member";
+  const SUPER = "pooler_su_role";
+  const PASSWORD = "member-pw";
+  let userlists: UserlistDir;
+  let p: TestPooler;
+  beforeAll(async () => {
+    await createLoginRole(inject("pgAppUrl"), MEMBER, PASSWORD, "md5");
+    await dropRole(inject("pgAppUrl"), SUPER);
+    const admin = await connect(inject("pgAppUrl"));
+    try {
+      await admin.query(`CREATE ROLE ${SUPER} SUPERUSER NOLOGIN; GRANT ${SUPER} TO ${MEMBER}`);
+    } finally {
+      await admin.end();
+    }
+    userlists = new UserlistDir();
+    p = await startTestPooler({
+      DEFAULT_POOL_SIZE: "1", // both clients share the one server
+      AUTH_TYPE: "md5",
+      AUTH_FILE: userlists.write([[MEMBER, PASSWORD]]),
+    });
+  });
+  afterAll(async () => {
+    await p.stop();
+    userlists.remove();
+    await dropRole(inject("pgAppUrl"), MEMBER);
+    await dropRole(inject("pgAppUrl"), SUPER);
+  });
+
+  const setUnderRole = `SET ROLE ${SUPER}; SET log_min_duration_statement = 0`;
+
+  it("a superuser-only setting SET after SET ROLE: kept as directly, the next client of its server not refused", async () => {
+    const url = new URL(inject("pgAppUrl"));
+    url.username = MEMBER;
+    url.password = PASSWORD;
+    const direct = await connect(url.href);
+    try {
+      await direct.query(setUnderRole); // PostgreSQL checks the privilege of the current role
+      expect(await show(direct, "log_min_duration_statement")).toBe("0");
+    } finally {
+      await direct.end();
+    }
+    const a = await connect(p.urlAs(MEMBER, PASSWORD));
+    const b = await connect(p.urlAs(MEMBER, PASSWORD));
+    try {
+      await a.query(setUnderRole);
+      await a.query("SELECT 1"); // once the pooler has looked at the session
+      await b.query("BEGIN"); // the one server: back to b's session
+      expect((await b.query("SELECT current_user AS u")).rows[0].u).toBe(MEMBER);
+      expect(await show(b, "log_min_duration_statement")).toBe("-1");
+      await b.query("COMMIT");
+      expect((await a.query("SELECT current_user AS u")).rows[0].u).toBe(SUPER);
+      expect(await show(a, "log_min_duration_statement")).toBe("0");
+    } finally {
+      await a.end();
+      await b.end();
     }
   });
 });
