@@ -153,6 +153,15 @@ describe("classify, against what a review tried (each let state leak to the next
     "CREATE DOMAIN pg_temp.d AS int",
     "CREATE AGGREGATE pg_temp.total(int) (sfunc = int4pl, stype = int)",
     "CREATE OPERATOR pg_temp.=== (function = int4eq, leftarg = int, rightarg = int)",
+    'CREATE COLLATION pg_temp.c FROM "C"',
+    "CREATE CONVERSION pg_temp.c FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8",
+    "CREATE TEXT SEARCH CONFIGURATION pg_temp.c (COPY = english)",
+    "CREATE TEXT SEARCH DICTIONARY pg_temp.d (TEMPLATE = simple)",
+    "CREATE TEXT SEARCH PARSER pg_temp.p (START = prsd_start, GETTOKEN = prsd_nexttoken, END = prsd_end, LEXTYPES = prsd_lextype)",
+    "CREATE TEXT SEARCH TEMPLATE pg_temp.t (LEXIZE = dsimple_lexize)",
+    "CREATE OPERATOR CLASS pg_temp.c FOR TYPE int USING hash AS OPERATOR 1 =",
+    "CREATE OPERATOR FAMILY pg_temp.f USING hash",
+    "CREATE STATISTICS pg_temp.s ON a, b FROM t",
   ])("sees the temporary object %s creates", (sql) => {
     expect(classify(sql).creates).toBe("temporary table");
   });

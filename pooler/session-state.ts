@@ -557,6 +557,16 @@ const BEFORE_NEW_NAME = new Set([
   "domain",
   "aggregate",
   "operator",
+  "collation",
+  "conversion",
+  // TEXT SEARCH CONFIGURATION, DICTIONARY, PARSER, TEMPLATE; OPERATOR CLASS, FAMILY
+  "configuration",
+  "dictionary",
+  "parser",
+  "template",
+  "class",
+  "family",
+  "statistics",
   "exists",
   "into",
 ]);
@@ -604,20 +614,39 @@ const HELD_OBJECTS: [HeldState, string][] = [
     "WITH HOLD cursor",
     `SELECT ${createdAs("name", "creation_time")} FROM pg_catalog.pg_cursors WHERE is_holdable`,
   ],
-  // any object in the temporary schema: tables, views, sequences (pg_class), functions, aggregates,
-  // types, domains, operators
-  [
-    "temporary table",
-    "SELECT pg_catalog.concat('c', oid) FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
-      "UNION ALL SELECT pg_catalog.concat('p', oid) FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
-      "UNION ALL SELECT pg_catalog.concat('t', oid) FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema() " +
-      "UNION ALL SELECT pg_catalog.concat('o', oid) FROM pg_catalog.pg_operator WHERE oprnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()",
-  ],
+  ["temporary table", inTempSchema()],
   [
     "PREPARE",
     `SELECT ${createdAs("name", "prepare_time")} FROM pg_catalog.pg_prepared_statements WHERE from_sql`,
   ],
 ];
+
+/**
+ * Any object in the temporary schema, from each catalog of objects a schema holds (tables, views and
+ * sequences are in pg_class; functions and aggregates in pg_proc), an oid tagged with its catalog.
+ */
+function inTempSchema(): string {
+  return [
+    ["c", "pg_class", "relnamespace"],
+    ["p", "pg_proc", "pronamespace"],
+    ["t", "pg_type", "typnamespace"],
+    ["o", "pg_operator", "oprnamespace"],
+    ["l", "pg_collation", "collnamespace"],
+    ["v", "pg_conversion", "connamespace"],
+    ["f", "pg_ts_config", "cfgnamespace"],
+    ["d", "pg_ts_dict", "dictnamespace"],
+    ["r", "pg_ts_parser", "prsnamespace"],
+    ["m", "pg_ts_template", "tmplnamespace"],
+    ["k", "pg_opclass", "opcnamespace"],
+    ["y", "pg_opfamily", "opfnamespace"],
+    ["s", "pg_statistic_ext", "stxnamespace"],
+  ]
+    .map(
+      ([tag, catalog, schema]) =>
+        `SELECT pg_catalog.concat('${tag}', oid) FROM pg_catalog.${catalog} WHERE ${schema} OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()`,
+    )
+    .join(" UNION ALL ");
+}
 
 function createdAs(name: string, time: string): string {
   return `pg_catalog.concat(pg_catalog.quote_ident(${name}), ' ', (pg_catalog.date_part('epoch', ${time}) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8)`;

@@ -328,13 +328,28 @@ describe("session state in transaction pooling", () => {
     }
   });
 
-  /** Objects in the session's temporary schema (tables, functions and aggregates, operators). */
+  /** Each catalog of objects a schema holds, with its schema column. */
+  const SCHEMA_OBJECTS = [
+    ["pg_class", "relnamespace"],
+    ["pg_proc", "pronamespace"],
+    ["pg_operator", "oprnamespace"],
+    ["pg_collation", "collnamespace"],
+    ["pg_conversion", "connamespace"],
+    ["pg_ts_config", "cfgnamespace"],
+    ["pg_ts_dict", "dictnamespace"],
+    ["pg_ts_parser", "prsnamespace"],
+    ["pg_ts_template", "tmplnamespace"],
+    ["pg_opclass", "opcnamespace"],
+    ["pg_opfamily", "opfnamespace"],
+    ["pg_statistic_ext", "stxnamespace"],
+  ];
+
+  /** Objects in the session's temporary schema, of every kind. */
   async function tempObjects(c: pg.Client): Promise<number> {
-    const { rows } = await c.query<{ n: number }>(
-      `SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema())
-        + (SELECT count(*) FROM pg_proc WHERE pronamespace = pg_my_temp_schema())
-        + (SELECT count(*) FROM pg_operator WHERE oprnamespace = pg_my_temp_schema()) AS n`,
+    const counts = SCHEMA_OBJECTS.map(
+      ([catalog, schema]) => `(SELECT count(*) FROM ${catalog} WHERE ${schema} = pg_my_temp_schema())`,
     );
+    const { rows } = await c.query<{ n: number }>(`SELECT ${counts.join(" + ")} AS n`);
     return Number(rows[0]!.n);
   }
 
@@ -347,6 +362,38 @@ describe("session state in transaction pooling", () => {
     [
       "CREATE OPERATOR pg_temp.=== (function = int4eq, leftarg = int, rightarg = int)",
       "SELECT 1 OPERATOR(pg_temp.===) 1",
+    ],
+    ["CREATE SEQUENCE pg_temp.counter", "SELECT nextval('pg_temp.counter')"],
+    ["CREATE VIEW pg_temp.one AS SELECT 1 AS x", "SELECT * FROM pg_temp.one"],
+    ['CREATE COLLATION pg_temp.c_copy FROM "C"', "SELECT 'a' COLLATE pg_temp.c_copy"],
+    [
+      "CREATE CONVERSION pg_temp.latin FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8",
+      "DROP CONVERSION pg_temp.latin",
+    ],
+    [
+      "CREATE TEXT SEARCH CONFIGURATION pg_temp.cfg (COPY = english)",
+      "SELECT to_tsvector('pg_temp.cfg', 'x')",
+    ],
+    [
+      "CREATE TEXT SEARCH DICTIONARY pg_temp.dict (TEMPLATE = simple)",
+      "SELECT ts_lexize('pg_temp.dict', 'x')",
+    ],
+    [
+      "CREATE TEXT SEARCH PARSER pg_temp.prs (START = prsd_start, GETTOKEN = prsd_nexttoken, END = prsd_end, LEXTYPES = prsd_lextype)",
+      "DROP TEXT SEARCH PARSER pg_temp.prs",
+    ],
+    [
+      "CREATE TEXT SEARCH TEMPLATE pg_temp.tmpl (LEXIZE = dsimple_lexize)",
+      "DROP TEXT SEARCH TEMPLATE pg_temp.tmpl",
+    ],
+    ["CREATE OPERATOR FAMILY pg_temp.fam USING hash", "DROP OPERATOR FAMILY pg_temp.fam USING hash"],
+    [
+      "CREATE OPERATOR CLASS pg_temp.cls FOR TYPE int USING hash AS OPERATOR 1 =, FUNCTION 1 hashint4(int)",
+      "DROP OPERATOR FAMILY pg_temp.cls USING hash",
+    ],
+    [
+      "CREATE TABLE IF NOT EXISTS stats_base (a int, b int); CREATE STATISTICS pg_temp.pair ON a, b FROM stats_base",
+      "DROP TABLE stats_base",
     ],
   ])("%s: pinned, the object stays its client's own", async (make, use) => {
     await withTwoClients(p, async (a, b) => {
