@@ -213,6 +213,9 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     for (const [key, pool] of this.pools) if (pool.db.name === name) this.forgetPool(key, pool);
     this.autoDatabases.delete(name);
     this.autoDatabaseUnusedSince.delete(name);
+    // its DISABLE goes with it, as PgBouncer 1.18 frees the database: made up again, it serves. (A
+    // PAUSEd one PgBouncer keeps, so its next client waits for a RESUME there too: the flag stays.)
+    this.disabledDbs.delete(name);
     this.log.info({ db: name }, "auto-database forgotten after autodb_idle_timeout unused");
   }
 

@@ -212,3 +212,58 @@ describe("RELOAD", () => {
     await c.close();
   });
 });
+
+/**
+ * What a client of auto-database `db` gets once the database, made up, then flagged by `command`
+ * (DISABLE), has been forgotten: its first query's answer, or its error.
+ */
+async function flagAcrossForgetting(
+  url: (db: string) => string,
+  db: string,
+  command: string,
+): Promise<string> {
+  const admin = await connect(url("pgbouncer"));
+  try {
+    const made = await connect(url(db));
+    await made.query("SELECT 1");
+    await made.end();
+    await admin.query(`${command} ${db}`);
+    await waitFor(
+      async () =>
+        !(await admin.query<{ database: string }>("SHOW POOLS")).rows.some((r) => r.database === db),
+      `${db} to be forgotten`,
+      10_000,
+    );
+  } finally {
+    await admin.end();
+  }
+  try {
+    const again = await connect(url(db), { query_timeout: 2000, connectionTimeoutMillis: 2000 });
+    try {
+      return String((await again.query("SELECT 1 AS one")).rows[0].one);
+    } finally {
+      await again.end();
+    }
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+// (a PAUSEd one is not forgotten by PgBouncer 1.18: its next client waits for a RESUME there too)
+describe("a forgotten auto-database's DISABLE", () => {
+  it("goes with it: made up again, it serves", async () => {
+    expect(await flagAcrossForgetting(tp.url, "template1", "DISABLE")).toBe("1");
+  });
+
+  it.skipIf(!hasPgBouncer())("as in PgBouncer 1.18", async () => {
+    const b = await startPgBouncer(
+      { "*": `host=127.0.0.1 port=${inject("pgPort")}` },
+      { pool_mode: "transaction", admin_users: "postgres", autodb_idle_timeout: 1, server_idle_timeout: 1 },
+    );
+    try {
+      expect(await flagAcrossForgetting(b.url, "template1", "DISABLE")).toBe("1");
+    } finally {
+      await b.stop();
+    }
+  });
+});
