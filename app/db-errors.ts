@@ -77,8 +77,22 @@ const QUERY_TIMED_OUT = "Query read timeout";
  * and busy (a held lock): "could not be reached" would be wrong, and a write sent on its own may
  * still be applied once the lock goes.
  */
-export function isQueryTimeout(err: unknown): boolean {
+function isQueryTimeout(err: unknown): boolean {
   return anyInChain(err, (e) => e.message === QUERY_TIMED_OUT);
+}
+
+/** What a statement is when it only reads: given no answer, nothing it sent can be applied later. */
+const READ_ONLY = /^\s*(SELECT|SHOW)\b/i;
+
+/**
+ * For db.ts, which sees the statement that `err` failed: whether it is a query timeout, marked when
+ * the statement only reads (a session lookup held by a paused pooler), so that the page need not
+ * say that what was sent may have been saved.
+ */
+export function noteQueryTimeout(err: unknown, statement: string): boolean {
+  if (!(err instanceof Error) || err.message !== QUERY_TIMED_OUT) return false;
+  if (READ_ONLY.test(statement)) Object.assign(err, { readOnly: true });
+  return true;
 }
 
 /**
@@ -137,7 +151,7 @@ const TRANSACTIONS_REFUSED = /transaction blocks not allowed in statement poolin
 
 /** Why a write did not (surely) happen for the database's sake rather than the request's. */
 export type SaveFailure =
-  "unreachable" | "outcome unknown" | "timed out" | "no answer" | "transactions refused";
+  "unreachable" | "outcome unknown" | "timed out" | "no answer" | "write unanswered" | "transactions refused";
 
 /** The SaveFailure `err` stands for; null when it is not one (a bug, bad data). */
 export function saveFailure(err: unknown): SaveFailure | null {
@@ -145,7 +159,10 @@ export function saveFailure(err: unknown): SaveFailure | null {
   if (err instanceof TransactionTimedOut) return "timed out";
   if (anyInChain(err, (e) => typeof e.message === "string" && TRANSACTIONS_REFUSED.test(e.message)))
     return "transactions refused";
-  if (isQueryTimeout(err)) return "no answer";
+  if (isQueryTimeout(err))
+    return anyInChain(err, (e) => e.message === QUERY_TIMED_OUT && e.readOnly === true)
+      ? "no answer"
+      : "write unanswered";
   return isDatabaseUnavailable(err) ? "unreachable" : null;
 }
 

@@ -5,7 +5,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaClient } from "./generated/prisma/client.ts";
 import type { DatabaseConfig } from "./config.ts";
-import { isQueryTimeout } from "./db-errors.ts";
+import { noteQueryTimeout } from "./db-errors.ts";
 
 export interface Database {
   prisma: PrismaClient;
@@ -41,15 +41,25 @@ interface BusyClient {
  * query: the next statement (Prisma's ROLLBACK of the transaction the query was in) would queue
  * behind it and wait out a second timeout. Closed, the server rolls that transaction back itself.
  * pg's pool.query() (the session store's) closes it too, through its release with the error.
+ * The timeout is marked when the statement only reads (noteQueryTimeout): then nothing was saved.
  */
 function endOnTimeout(client: pg.PoolClient): void {
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
   Object.assign(client, {
     query(...args: unknown[]) {
+      const config = args[0] as string | { text?: unknown };
+      const statement = String(typeof config === "string" ? config : config?.text);
+      const callback = args.at(-1);
+      // pool.query()'s (the session store's, Prisma's outside a transaction): the pool closes the client
+      if (typeof callback === "function")
+        args[args.length - 1] = (err: unknown, res: unknown) => {
+          noteQueryTimeout(err, statement);
+          return callback(err, res) as unknown;
+        };
       const result = query(...args);
       if (result instanceof Promise)
         result.catch((err: unknown) => {
-          if (isQueryTimeout(err)) void client.end();
+          if (noteQueryTimeout(err, statement)) void client.end();
         });
       return result;
     },

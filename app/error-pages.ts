@@ -36,8 +36,9 @@ const UNCHANGED: Record<SaveFailure, string> = {
     "The database went away while your change was being saved: it may or may not have been made. Check before sending it again.",
   "timed out":
     "The change took too long (another change may have been holding the same rows), so nothing was saved or changed.",
+  "no answer": "The database took too long to answer, so nothing was saved or changed.",
   // a write sent outside a transaction (a login's last_login) may be applied once the database gets to it
-  "no answer":
+  "write unanswered":
     "The database took too long to answer, so what you sent may or may not have been saved. Check before sending it again.",
   "transactions refused":
     "The database's connection pooler refuses transactions (it runs in statement pooling mode), so nothing was saved or changed. The site's administrator must switch the pooler to transaction or session pooling.",
@@ -46,6 +47,7 @@ const UNCHANGED: Record<SaveFailure, string> = {
 const WARNINGS: Partial<Record<SaveFailure, string>> = {
   "timed out": "transaction timed out",
   "no answer": "query timed out",
+  "write unanswered": "query timed out",
 };
 
 /** Form fields never sent back to the browser, as Django never re-displays a password. */
@@ -119,7 +121,7 @@ export function errorHandler(production: boolean) {
     if (failure !== null) {
       status = 503;
       if (req.method !== "GET" && req.method !== "HEAD") detail = UNCHANGED[failure];
-      else if (failure === "no answer")
+      else if (failure === "no answer" || failure === "write unanswered")
         detail = "The database took too long to answer. Please try again in a moment.";
       else detail = DETAILS[503];
       if (needsAdministrator(failure)) req.log.error({ err }, "request failed: pooler misconfigured");

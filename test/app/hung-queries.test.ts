@@ -110,6 +110,24 @@ describe("a query that gets no answer", () => {
     await agent.get("/admin/core/post/").expect(200);
   }, 30_000);
 
+  // Only its session lookup was sent: nothing of the form can be applied when the pooler resumes.
+  it("a form sent while the pooler is paused: 503 saying nothing was saved, the text kept", async () => {
+    const before = await h.db.prisma.post.count();
+    await whilePaused(async () => {
+      const res = await answerAtQueryTimeout(() =>
+        agent
+          .post("/admin/core/post/add/")
+          .type("form")
+          .send({ _csrf: csrf, title: "Sent while paused", content: "Body", _save: "Save" }),
+      );
+      const text = textOf(res.text);
+      expect(text).toContain("The database took too long to answer, so nothing was saved or changed.");
+      expect(text).not.toContain("may or may not");
+      expect(res.text).toContain("Sent while paused");
+    });
+    expect(await h.db.prisma.post.count()).toBe(before);
+  }, 30_000);
+
   it("a read waiting for a lock PostgreSQL holds: 503 at the query timeout, then served again", async () => {
     await whileLocked(() => answersAtQueryTimeout(() => request(h.app).get("/")));
     await request(h.app).get("/").expect(200);

@@ -48,9 +48,12 @@ const UNSAVED: Record<SaveFailure, string> = {
     "The database went away while this post was being saved: it may or may not have been saved. Your text is kept below: check the list of posts in a moment before saving again.",
   "timed out":
     "Saving took too long (another change may have been holding this post), so it was NOT saved. Your text is kept below: please save again in a moment.",
-  // only a read outside the save's transaction (the post being changed) meets it: the save itself is "timed out"
+  // a read outside the save's transaction (the post being changed): the save itself is "timed out"
   "no answer":
     "The database took too long to answer, so this post was NOT saved. Your text is kept below: please save again in a moment.",
+  // no lone write saves a post; said as for one all the same
+  "write unanswered":
+    "The database took too long to answer while this post was being saved: it may or may not have been saved. Your text is kept below: check the list of posts in a moment before saving again.",
   "transactions refused":
     "The database's connection pooler refuses transactions (it runs in statement pooling mode), so this post was NOT saved. Your text is kept below: the site's administrator must switch the pooler to transaction or session pooling.",
 };
