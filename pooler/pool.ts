@@ -370,30 +370,32 @@ export class Pool {
       return;
     }
     this.housekeep(server);
-    server.runInternal(query).then(
-      () => {
-        this.used.delete(server);
-        if (server.state === "closed") return;
-        if (server.txStatus === "I") return this.makeIdle(server);
-        // a reset query that opens a transaction would hand the next client a session inside it
-        this.log.warn(
-          { pool: this.name, query },
-          "server_reset_query left a transaction open: server closed",
-        );
-        server.close("server_reset_query left a transaction open");
-      },
-      (err: Error) => {
-        // Closed rather than handed on half reset (PgBouncer keeps it): a query that always fails
-        // then costs every session a server login, which the operator must hear of.
-        if (err instanceof ServerError && !err.fatal) {
+    this.cancelsDone(server)
+      .then(() => server.runInternal(query))
+      .then(
+        () => {
+          this.used.delete(server);
+          if (server.state === "closed") return;
+          if (server.txStatus === "I") return this.makeIdle(server);
+          // a reset query that opens a transaction would hand the next client a session inside it
           this.log.warn(
-            { pool: this.name, query, err: err.message },
-            "server_reset_query failed: server closed",
+            { pool: this.name, query },
+            "server_reset_query left a transaction open: server closed",
           );
-        }
-        server.close(`server_reset_query failed: ${err.message}`);
-      },
-    );
+          server.close("server_reset_query left a transaction open");
+        },
+        (err: Error) => {
+          // Closed rather than handed on half reset (PgBouncer keeps it): a query that always fails
+          // then costs every session a server login, which the operator must hear of.
+          if (err instanceof ServerError && !err.fatal) {
+            this.log.warn(
+              { pool: this.name, query, err: err.message },
+              "server_reset_query failed: server closed",
+            );
+          }
+          server.close(`server_reset_query failed: ${err.message}`);
+        },
+      );
   }
 
   /**
@@ -408,7 +410,10 @@ export class Pool {
     this.detach(server);
     this.housekeep(server);
     queries
-      .reduce((done, sql) => done.then(() => server.runInternal(sql)), server.ownQuerySettled())
+      .reduce(
+        (done, sql) => done.then(() => server.runInternal(sql)),
+        server.ownQuerySettled().then(() => this.cancelsDone(server)),
+      )
       .then(
         () => {
           this.used.delete(server);
@@ -418,6 +423,17 @@ export class Pool {
         },
         (err: Error) => server.close(`${queries.join("; ")} after the client left failed: ${err.message}`),
       );
+  }
+
+  /**
+   * Settles once no cancel request of its last client's is on its way to `server`: one PostgreSQL
+   * has not acted on yet would cancel the pooler's reset or cleanup query instead, and the server
+   * would be closed for it (PgBouncer 1.18 keeps it).
+   */
+  private cancelsDone(server: ServerConnection): Promise<void> {
+    if (server.cancelsInFlight === 0) return Promise.resolve();
+    // the client that left can no longer run its own query again (retriesOwnQuery)
+    return new Promise((resolve) => (server.afterCancels = resolve));
   }
 
   /**

@@ -1,10 +1,15 @@
-// Session pooling at its edges: pipelines PostgreSQL partly skips, a reset query that fails.
+// Session pooling at its edges: pipelines PostgreSQL partly skips, a reset query that fails or
+// that a cancel request on its way could hit.
+import type net from "node:net";
 import { describe, expect, inject, it } from "vitest";
-import { bind, flush, parse, query, sync } from "../../pooler/protocol/messages.ts";
-import { connect } from "../support/clients.ts";
+import type { Pool } from "../../pooler/pool.ts";
+import { bind, cancelRequest, flush, parse, query, sync } from "../../pooler/protocol/messages.ts";
+import { connect, rawExchange } from "../support/clients.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { withTestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
+import { relay } from "../support/relay.ts";
+import { waitFor } from "../support/wait.ts";
 
 const types = (replies: { type: string }[]): string => replies.map((m) => m.type).join("");
 
@@ -121,6 +126,76 @@ describe("session pooling: a server_reset_query that fails", () => {
         expect(warned[0]).toMatchObject({ level: 40, query: "BEGIN" });
       },
     ));
+});
+
+describe("session pooling: a cancel request still on its way when the client leaves", () => {
+  /**
+   * A, idle, sends its cancel request (held 300 ms on its way to PostgreSQL) and leaves while it is
+   * in flight; then B logs in. Whether B got A's server, once the 500-ms reset query has run.
+   */
+  const nextGetsSameServer = async (
+    url: string,
+    port: number,
+    inFlight: () => Promise<void>,
+  ): Promise<boolean> => {
+    const a = await RawClient.connect(url);
+    const pid = (await a.exchange([query("SELECT pg_backend_pid()")])).find((m) => m.type === "D")!.body;
+    const cancel = rawExchange(port, cancelRequest(a.cancelKey.pid, a.cancelKey.secret));
+    await inFlight();
+    await a.close();
+    await cancel;
+    await new Promise((r) => setTimeout(r, 800)); // the reset has run
+    const b = await RawClient.connect(url);
+    try {
+      return (await b.exchange([query("SELECT pg_backend_pid()")]))
+        .find((m) => m.type === "D")!
+        .body.equals(pid);
+    } finally {
+      b.destroy();
+    }
+  };
+  const RESET = "SELECT pg_sleep(0.5)";
+
+  it("does not cancel server_reset_query: the server is reset and kept, as by PgBouncer 1.18", async () => {
+    const to = new URL(inject("pgAppUrl"));
+    const proxy = await relay(
+      { host: "127.0.0.1", port: 0 },
+      { host: to.hostname, port: Number(to.port) },
+      0,
+      undefined,
+      300,
+    );
+    const { port } = proxy.address() as net.AddressInfo;
+    try {
+      const env = {
+        DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
+        POOL_MODE: "session",
+        DEFAULT_POOL_SIZE: "1",
+        SERVER_RESET_QUERY: RESET,
+      };
+      await withTestPooler(env, async (p) => {
+        const pool = (): Pool => [...p.pooler.pools.values()][0]!;
+        const forwarded = (): Promise<void> =>
+          waitFor(() => pool().allServers()[0]!.cancelsInFlight > 0, "the cancel forwarded");
+        // was: the cancel landed on the reset query, and the server was closed for it
+        expect(await nextGetsSameServer(p.url(), p.port, forwarded)).toBe(true);
+        expect(p.logs.filter((l) => l.msg === "server_reset_query failed: server closed")).toEqual([]);
+      });
+      if (!hasPgBouncer()) return;
+      const b = await startPgBouncer(
+        { app: `host=127.0.0.1 port=${port} dbname=app` },
+        { pool_mode: "session", default_pool_size: 1, server_reset_query: RESET },
+      );
+      try {
+        const sent = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+        expect(await nextGetsSameServer(b.url("app"), b.port, sent)).toBe(true);
+      } finally {
+        await b.stop();
+      }
+    } finally {
+      proxy.close();
+    }
+  });
 });
 
 describe("pool_mode switched online", () => {

@@ -13,19 +13,27 @@ export interface Endpoint {
 /**
  * `holdMs` holds the target's first answer that long: a server dialing through stays logging in.
  * While `hangUp()` says so, a connection is accepted and closed without a word, as by a backend
- * the postmaster had just forked when it went down (an immediate shutdown).
+ * the postmaster had just forked when it went down (an immediate shutdown). `cancelDelayMs` holds
+ * a CancelRequest that long before it goes on: a cancel still on its way to the backend.
  */
 export function relay(
   at: Endpoint,
   to: Endpoint,
   holdMs = 0,
   hangUp: () => boolean = () => false,
+  cancelDelayMs = 0,
 ): Promise<net.Server> {
   const server = net.createServer((c) => {
     // read what the dialer sent: unread bytes at close would make it a reset, not an end
     if (hangUp()) return void c.resume().end();
     const s = net.connect(to.port, to.host);
-    c.pipe(s);
+    if (cancelDelayMs > 0) {
+      c.once("data", (first: Buffer) => {
+        c.pause();
+        const late = openingOf(first) === "CancelRequest" ? cancelDelayMs : 0;
+        setTimeout(() => s.write(first, () => c.pipe(s)), late);
+      });
+    } else c.pipe(s);
     setTimeout(() => s.pipe(c), holdMs);
     c.on("error", () => s.destroy());
     s.on("error", () => c.destroy());
@@ -45,11 +53,15 @@ export function openings(relay: net.Server): string[] {
   const seen: string[] = [];
   relay.on("connection", (c: net.Socket) =>
     c.once("data", (b: Buffer) => {
-      const code = b.length >= 8 ? b.readUInt32BE(4) : -1;
-      seen.push(OPENING_CODES[code] ?? b.toString("hex"));
+      seen.push(openingOf(b));
     }),
   );
   return seen;
+}
+
+function openingOf(b: Buffer): string {
+  const code = b.length >= 8 ? b.readUInt32BE(4) : -1;
+  return OPENING_CODES[code] ?? b.toString("hex");
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
