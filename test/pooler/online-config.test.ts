@@ -1,8 +1,10 @@
 // Settings changed while the pooler runs, as PgBouncer 1.18 applies them: the console's SET, RELOAD,
 // and the auth file PgBouncer reads again on its own when it changes.
 import fs from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { connect, errorOf } from "../support/clients.ts";
+import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { UserlistDir } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
@@ -118,4 +120,38 @@ describe("auth_file", () => {
       await admin.end();
     }
   });
+});
+
+describe("a setting read at start only", () => {
+  it.skipIf(!hasPgBouncer())(
+    "SET is refused naming it, where PgBouncer 1.18 answers SET and keeps the running value",
+    () =>
+      withTestPooler({ ADMIN_USERS: "postgres" }, async (tp) => {
+        const server = new URL(inject("pgAppUrl"));
+        const bouncer = await startPgBouncer(
+          { app: `host=${server.hostname} port=${server.port} dbname=app` },
+          { admin_users: "postgres" },
+        );
+        const theirs = await connect(bouncer.url("pgbouncer"));
+        const ours = await connect(tp.url("pgbouncer"));
+        const listenPort = async (c: pg.Client): Promise<string> =>
+          (await c.query("SHOW CONFIG")).rows.find((r) => r.key === "listen_port").value;
+        try {
+          const theirPort = await listenPort(theirs);
+          expect((await theirs.query("SET listen_port = 7000")).command).toBe("SET");
+          expect(await listenPort(theirs)).toBe(theirPort);
+
+          const ourPort = await listenPort(ours);
+          const refused = await errorOf(ours.query("SET listen_port = 7000"));
+          expect([refused.code, refused.message]).toEqual([
+            "22023",
+            "listen_port: cannot be changed online, restart the pooler",
+          ]);
+          expect(await listenPort(ours)).toBe(ourPort);
+        } finally {
+          await Promise.all([theirs.end(), ours.end()]);
+          await bouncer.stop();
+        }
+      }),
+  );
 });
