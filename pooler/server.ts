@@ -2,7 +2,7 @@
 // its replies to the linked client, and the pooler's own queries (parameter sync, reset, rollback)
 // whose replies nobody else sees.
 import net from "node:net";
-import { now } from "./clock.ts";
+import { now, timerDelay } from "./clock.ts";
 import { tlsRequired } from "./config/index.ts";
 import { sendCancelRequest, type CancelConnection, type CancelTarget } from "./cancel-request.ts";
 import { Block, Connection } from "./connection.ts";
@@ -234,7 +234,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
       if (server.login === null && server.runsOwnQuery)
         server.sendCancel(target.connectTimeout, ignore, ignore);
       server.close(`server_connect_timeout (${target.connectTimeout / 1000} s)`);
-    }, target.connectTimeout);
+    }, timerDelay(target.connectTimeout));
     ready.finally(() => clearTimeout(timer)).catch(() => undefined);
     applyKeepalive(socket, target.keepalive);
     server.listen(socket);
