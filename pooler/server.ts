@@ -577,10 +577,13 @@ export class ServerConnection extends Connection implements FrameVisitor {
 
   /**
    * Runs SQL whose replies the pooler consumes (parameter sync, reset query, ROLLBACK). Rejects with
-   * the server's error, if any; the server is usable afterwards either way unless it closed.
+   * the server's error, if any; the server is usable afterwards either way unless it closed. Its
+   * callers go on with the server: one lost after the ReadyForQuery, in the same read (a message
+   * behind it refused), rejects too, or they would link it to a client or put it back in the pool.
    */
   runInternal(sql: string): Promise<void> {
     return this.queryInternal(sql).then(() => {
+      if (this.state === "closed") throw new Error(`server closed: ${this.closeReason}`);
       // The reset query (or the pooler's own DISCARD ALL) wiped what the pooler knows is here.
       const effect = classify(sql);
       if (effect.dropsStatements) this.statements?.clear();
