@@ -4,6 +4,7 @@
 // writes md5 hashes), or the database entry's password, over TLS as server_tls_sslmode says.
 import type net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { timerDelay } from "./clock.ts";
 import type { ServerTls } from "./config/tls.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { classifySecret } from "./config/userlist.ts";
@@ -59,7 +60,7 @@ export async function lookupByAuthQuery(lookup: AuthLookup): Promise<UserSecret 
       const wait = Math.max(0, retry.retryAfter - Date.now());
       const late = waitLimit > 0 && Date.now() + wait - start > waitLimit;
       if (!retry.clientsMayWait || late) throw err;
-      await sleep(wait, undefined, { signal: gone });
+      await sleep(timerDelay(wait), undefined, { signal: gone });
     }
   }
 }

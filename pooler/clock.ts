@@ -13,3 +13,14 @@ export function now(): number {
 export function wallClock(t: number): number {
   return performance.timeOrigin + t;
 }
+
+/** The longest delay Node's timers take (24.8 days): a longer one fires after 1 ms instead. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A configured duration as a timer can wait it: PgBouncer takes any, and past 24.8 days the bound
+ * is 24.8 days, as good as none, where Node would fire at once (a login cut after 1 ms).
+ */
+export function timerDelay(ms: number): number {
+  return Math.min(ms, MAX_TIMER_MS);
+}

@@ -3,7 +3,7 @@
 // servers change state and move between lists.
 import type net from "node:net";
 import type { CancelConnection } from "./cancel-request.ts";
-import { now } from "./clock.ts";
+import { now, timerDelay } from "./clock.ts";
 import type { DatabaseDef, PoolMode } from "./config/types.ts";
 import type { ServerTls } from "./config/tls.ts";
 import type { Logger } from "./log.ts";
@@ -705,7 +705,7 @@ export class Pool {
       const left = this.loginRetry.retryAfter - Date.now();
       if (left > 0) this.retryLater(left);
       else this.dispatch();
-    }, ms);
+    }, timerDelay(ms));
     this.retryTimer.unref();
   }
 

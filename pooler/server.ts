@@ -2,7 +2,7 @@
 // its replies to the linked client, and the pooler's own queries (parameter sync, reset, rollback)
 // whose replies nobody else sees.
 import net from "node:net";
-import { now } from "./clock.ts";
+import { now, timerDelay } from "./clock.ts";
 import { tlsRequired } from "./config/index.ts";
 import { sendCancelRequest, type CancelConnection, type CancelTarget } from "./cancel-request.ts";
 import { Block, Connection } from "./connection.ts";
@@ -236,7 +236,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
       if (server.login === null && server.runsOwnQuery)
         server.sendCancel(target.connectTimeout, ignore, ignore);
       server.close(`server_connect_timeout (${target.connectTimeout / 1000} s)`);
-    }, target.connectTimeout);
+    }, timerDelay(target.connectTimeout));
     ready.finally(() => clearTimeout(timer)).catch(() => undefined);
     applyKeepalive(socket, target.keepalive);
     server.listen(socket);
@@ -580,10 +580,13 @@ export class ServerConnection extends Connection implements FrameVisitor {
 
   /**
    * Runs SQL whose replies the pooler consumes (parameter sync, reset query, ROLLBACK). Rejects with
-   * the server's error, if any; the server is usable afterwards either way unless it closed.
+   * the server's error, if any; the server is usable afterwards either way unless it closed. Its
+   * callers go on with the server: one lost after the ReadyForQuery, in the same read (a message
+   * behind it refused), rejects too, or they would link it to a client or put it back in the pool.
    */
   runInternal(sql: string): Promise<void> {
     return this.queryInternal(sql).then(() => {
+      if (this.state === "closed") throw new Error(`server closed: ${this.closeReason}`);
       // The reset query (or the pooler's own DISCARD ALL) wiped what the pooler knows is here.
       const effect = classify(sql);
       if (effect.dropsStatements) this.statements?.clear();

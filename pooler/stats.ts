@@ -1,6 +1,7 @@
 // Per-pool counters with PgBouncer's meaning (SHOW STATS): totals since start, averages over the
 // last stats_period, and the periodic "stats:" log line (log_stats). Times are microseconds, as
 // PgBouncer prints them.
+import { timerDelay } from "./clock.ts";
 import type { Logger } from "./log.ts";
 
 /** What PgBouncer counts per pool (its PgStats). */
@@ -168,7 +169,7 @@ export class StatsPeriod {
     // 0 stops the clock (PgBouncer 1.18 then writes its line once, at start): a zero timeout
     // would tick on every turn of the event loop
     if (period <= 0 || this.stopped) return;
-    this.timer = setTimeout(() => this.tick(), period);
+    this.timer = setTimeout(() => this.tick(), timerDelay(period));
     this.timer.unref();
   }
 

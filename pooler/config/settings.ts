@@ -68,11 +68,14 @@ export function parseInteger(raw: string, min = 0, max = INT_MAX, read = decimal
 export function parseSeconds(raw: string): number {
   const v = raw.trim().replace(/^\+/, "");
   const hex = /^0x[0-9a-f]+$/i.test(v);
-  if (!hex && !/^(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v)) {
+  // PgBouncer keeps microseconds; rounding there also absorbs float noise (1.1 * 1000 = 1100.0000000000002).
+  const ms = Math.round((hex ? parseInt(v, 16) : Number(v)) * 1e6) / 1e3;
+  // Beyond a double (1e400) strtod fails with ERANGE, which PgBouncer refuses too: Infinity would
+  // reach the timers, and a socket's setTimeout throws on it.
+  if ((!hex && !/^(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v)) || !Number.isFinite(ms)) {
     throw new InvalidValue("a number of seconds >= 0, such as 5 or 0.5");
   }
-  // PgBouncer keeps microseconds; rounding there also absorbs float noise (1.1 * 1000 = 1100.0000000000002).
-  return Math.round((hex ? parseInt(v, 16) : Number(v)) * 1e6) / 1e3;
+  return ms;
 }
 
 export function parseBool(raw: string): boolean {
