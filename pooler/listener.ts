@@ -4,6 +4,7 @@ import net from "node:net";
 import { ClientConnection, type ClientHost } from "./client.ts";
 import type { ClientRegistry } from "./client-registry.ts";
 import { applyKeepalive, keepaliveOf } from "./keepalive.ts";
+import type { Logger } from "./log.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
 import { listenUnix, UnixBindError } from "./unix-socket.ts";
 
@@ -44,7 +45,7 @@ export async function listen(host: ClientHost, clients: ClientRegistry): Promise
   const servers =
     listenAddr.trim() === ""
       ? []
-      : await bindAll(() => make(), listenAddr, listenPort, {
+      : await bindAll(() => make(), listenAddr, listenPort, host.log, {
           backlog: listenBacklog,
           reusePort: soReuseport,
         });
@@ -58,6 +59,7 @@ export async function listen(host: ClientHost, clients: ClientRegistry): Promise
         group: host.config.unixSocketGroup,
         backlog: listenBacklog,
       });
+      keepAccepting(server, host.log);
       servers.push(server);
     } catch (err) {
       // as PgBouncer: a socket that cannot be bound is a warning while TCP listens
@@ -79,6 +81,15 @@ export async function listen(host: ClientHost, clients: ClientRegistry): Promise
 }
 
 /**
+ * What a listening server reports is an accept() that failed (EMFILE once libuv's spare descriptor
+ * is gone too, ENOBUFS, EPERM): logged as PgBouncer logs it, and the server goes on accepting,
+ * where an 'error' event with no listener would end the pooler.
+ */
+function keepAccepting(server: net.Server, log: Logger): void {
+  server.on("error", (err) => log.warn({ err: err.message }, "accept failed"));
+}
+
+/**
  * listen_addr as PgBouncer reads it: a comma-separated list of addresses or host names, `*` for
  * every address (Node's dual-stack `::`, or 0.0.0.0 without IPv6). Port 0 takes a free port for
  * the first address and the same one for the others.
@@ -97,6 +108,7 @@ export async function bindAll<S extends net.Server | http.Server>(
   make: () => S,
   listenAddr: string,
   port: number,
+  log: Logger,
   opts: Pick<net.ListenOptions, "backlog" | "reusePort"> = {},
 ): Promise<S[]> {
   const servers: S[] = [];
@@ -111,6 +123,7 @@ export async function bindAll<S extends net.Server | http.Server>(
         server.once("error", reject);
         server.listen({ host, port: boundPort, ipv6Only, ...opts }, () => {
           server.off("error", reject);
+          keepAccepting(server, log);
           resolve();
         });
       });

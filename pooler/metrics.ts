@@ -257,7 +257,7 @@ export class MetricsServer {
       server.timeout = IDLE_TIMEOUT_MS;
       return server;
     };
-    metrics.servers = await bindAll(make, listenAddr, port);
+    metrics.servers = await bindAll(make, listenAddr, port, pooler.log);
     return metrics;
   }
 

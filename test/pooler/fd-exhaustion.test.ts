@@ -2,10 +2,13 @@
 // descriptors taken by idle client connections.
 import fs from "node:fs";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { IDLE_TIMEOUT_MS, METRICS_MAX_CONNECTIONS } from "../../pooler/metrics.ts";
 import { connect } from "../support/clients.ts";
 import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
+import { startTestPooler } from "../support/pooler.ts";
 import { freePort } from "../support/ports.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -126,4 +129,30 @@ describe("idle connections to the metrics port", () => {
       IDLE_TIMEOUT_MS * 2,
     );
   }, 40_000);
+});
+
+describe("an error a listening socket reports (accept: EMFILE past libuv's spare descriptor, ENOBUFS)", () => {
+  it("is logged, and the pooler goes on accepting, as PgBouncer", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "accept-error-"));
+    const p = await startTestPooler({ METRICS_PORT: String(await freePort()), UNIX_SOCKET_DIR: dir });
+    try {
+      const { listener, metrics } = p.pooler as unknown as {
+        listener: { servers: net.Server[] };
+        metrics: { servers: net.Server[] };
+      };
+      const servers = [...listener.servers, ...metrics.servers];
+      // TCP, the Unix socket and the metrics port
+      expect(servers.length).toBeGreaterThanOrEqual(3);
+      // what libuv hands Node's onconnection, which emits it on the server
+      const acceptError = Object.assign(new Error("accept EMFILE"), { code: "EMFILE", syscall: "accept" });
+      for (const server of servers) server.emit("error", acceptError);
+      expect(p.logs.filter((l) => l.msg === "accept failed")).toHaveLength(servers.length);
+      const c = await connect(p.url());
+      expect((await c.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+      await c.end();
+    } finally {
+      await p.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
