@@ -11,6 +11,7 @@ import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import {
   applySetting,
   buildTls,
+  checkConfig,
   ConfigError,
   isTlsSetting,
   loadConfig,
@@ -458,11 +459,17 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     }
   }
 
-  /** Console SET: one setting changed online (throws ConfigError); pools take the new values. */
+  /**
+   * Console SET: one setting changed online (throws ConfigError); pools take the new values. The
+   * configuration it would make must pass RELOAD's checks, so that no SET locks clients out (an
+   * auth_type=cert without verified certificates, an hba one without its rules) until a RELOAD.
+   */
   set(key: string, value: string): ApplyResult {
-    // tried on a copy: a TLS setting whose files do not load leaves the running one untouched
+    // tried on a copy: a refused setting, or a TLS one whose files do not load, leaves the running one untouched
     const next = { ...this.config };
     const result = applySetting(next, key, value, { online: true });
+    const readHba = key === "auth_type" || key === "auth_hba_file";
+    for (const w of checkConfig(next, { readHba })) this.log.warn(w);
     // As PgBouncer 1.18, only a TLS setting's SET reads the files again (to the value in force too, a
     // way to take up a renewed certificate): a key handed over once through a pipe is not waited for.
     if (isTlsSetting(key)) this.tls = this.tlsFor(next);
