@@ -251,7 +251,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
 
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool {
     const serverUser = credentials.user;
-    const key = `${db.name}\u0000${serverUser}`;
+    const key = poolKey(db.name, serverUser);
     let pool = this.pools.get(key);
     if (pool) {
       pool.updateCredentials(credentials);
@@ -559,14 +559,26 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.authFile.read(config);
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
-    for (const [key, pool] of this.pools) {
+    for (const [key, pool] of [...this.pools]) {
       const db = this.currentDatabase(pool.db);
       if (db === undefined) {
         this.dropPool(key, pool, "database removed");
         continue;
       }
       const forced = forcedCredentials(db);
-      pool.retarget(db, forced?.user === pool.user ? forced : null);
+      // the pool of the entry's forced user= follows a new one, as PgBouncer renames its forced
+      // user: its clients' next servers log in as the entry now says, not as the user it dropped
+      const follows =
+        forced !== null &&
+        forced.user !== pool.user &&
+        pool.db.user === pool.user &&
+        !this.pools.has(poolKey(db.name, forced.user));
+      if (follows) this.forgetPool(key, pool);
+      pool.retarget(db, forced?.user === pool.user || follows ? forced : null);
+      if (follows) {
+        this.pools.set(poolKey(db.name, pool.user), pool);
+        this.metrics?.observe(pool);
+      }
     }
     // a removed database's PAUSE, KILL and DISABLE go with it, as PgBouncer frees it: one of the same
     // name made up from "*" (or added back) starts afresh, where it would wait for a RESUME forever
@@ -712,6 +724,11 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
  * A [databases] or [users] limit or timeout overrides the global one when above 0, as in PgBouncer
  * (so a user's 0 cannot turn a global timeout off).
  */
+/** The pools map's key: a database and its servers' login. */
+function poolKey(database: string, serverUser: string): string {
+  return `${database}\u0000${serverUser}`;
+}
+
 function ownOrGlobal(own: number | undefined, global: number): number {
   return own !== undefined && own > 0 ? own : global;
 }
