@@ -900,10 +900,27 @@ async function flagsAfterRemoval(
   }
 }
 
+/** A pgbouncer.ini of `databases` only, and how to rewrite them for a RELOAD (as PgBouncer's setDatabases). */
+function iniOf(databases: Record<string, string>): {
+  ini: string;
+  setDatabases: (databases: Record<string, string>) => void;
+} {
+  const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
+  const setDatabases = (dbs: Record<string, string>): void =>
+    fs.writeFileSync(
+      ini,
+      ["[databases]", ...Object.entries(dbs).map(([k, v]) => `${k} = ${v}`), "[pgbouncer]"].join("\n"),
+    );
+  setDatabases(databases);
+  return { ini, setDatabases };
+}
+
 /** `forced` with a forced login to app, as in a [databases] line. */
 function forcedEntry(user: string, password: string): { forced: string } {
   const server = new URL(inject("pgAppUrl"));
-  return { forced: `host=${server.hostname} port=${server.port} dbname=app user=${user} password=${password}` };
+  return {
+    forced: `host=${server.hostname} port=${server.port} dbname=app user=${user} password=${password}`,
+  };
 }
 
 /**
@@ -952,15 +969,7 @@ describe("RELOAD that changes an entry's forced user=", () => {
   });
 
   it("moves the entry's pool and its connected clients to the new login", async () => {
-    const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
-    const setDatabases = (databases: Record<string, string>): void =>
-      fs.writeFileSync(
-        ini,
-        ["[databases]", ...Object.entries(databases).map(([k, v]) => `${k} = ${v}`), "[pgbouncer]"].join(
-          "\n",
-        ),
-      );
-    setDatabases(forcedEntry("reload_alice", "alice-pw"));
+    const { ini, setDatabases } = iniOf(forcedEntry("reload_alice", "alice-pw"));
     const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
     try {
       expect(await forcedUserChanged(p.url, setDatabases)).toEqual(expected);
@@ -996,15 +1005,7 @@ describe("RELOAD that removes an entry while `*` stays", () => {
   };
 
   it("closes the entry's clients rather than moving them to an auto-database of the same name", async () => {
-    const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
-    const setDatabases = (databases: Record<string, string>): void =>
-      fs.writeFileSync(
-        ini,
-        ["[databases]", ...Object.entries(databases).map(([k, v]) => `${k} = ${v}`), "[pgbouncer]"].join(
-          "\n",
-        ),
-      );
-    setDatabases(autodbEntries());
+    const { ini, setDatabases } = iniOf(autodbEntries());
     const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
     try {
       const seen = await removedUnderAutodb(p.url, setDatabases);
