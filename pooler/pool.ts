@@ -173,7 +173,8 @@ export class Pool {
   constructor(
     /** Replaced by RELOAD when the [databases] entry changed (retarget). */
     public db: DatabaseDef,
-    readonly user: string,
+    /** The servers' login: RELOAD gives it the entry's new forced user= (retarget). */
+    public user: string,
     private credentials: ServerCredentials,
     public settings: PoolSettings,
     private readonly registry: PoolRegistry,
@@ -772,7 +773,10 @@ export class Pool {
       db.connectQuery !== this.db.connectQuery || db.targetSessionAttrs !== this.db.targetSessionAttrs;
     if (setUpAnew) this.hostsMissed.clear();
     this.db = db;
-    if (credentials !== null) this.credentials = credentials;
+    if (credentials !== null) {
+      this.credentials = credentials;
+      this.user = credentials.user;
+    }
     if (moved || relogin || setUpAnew) this.reconnect();
   }
 

@@ -11,6 +11,7 @@ import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import {
   applySetting,
   buildTls,
+  checkConfig,
   ConfigError,
   isTlsSetting,
   loadConfig,
@@ -250,7 +251,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
 
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool {
     const serverUser = credentials.user;
-    const key = `${db.name}\u0000${serverUser}`;
+    const key = poolKey(db.name, serverUser);
     let pool = this.pools.get(key);
     if (pool) {
       pool.updateCredentials(credentials);
@@ -458,11 +459,17 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     }
   }
 
-  /** Console SET: one setting changed online (throws ConfigError); pools take the new values. */
+  /**
+   * Console SET: one setting changed online (throws ConfigError); pools take the new values. The
+   * configuration it would make must pass RELOAD's checks, so that no SET locks clients out (an
+   * auth_type=cert without verified certificates, an hba one without its rules) until a RELOAD.
+   */
   set(key: string, value: string): ApplyResult {
-    // tried on a copy: a TLS setting whose files do not load leaves the running one untouched
+    // tried on a copy: a refused setting, or a TLS one whose files do not load, leaves the running one untouched
     const next = { ...this.config };
     const result = applySetting(next, key, value, { online: true });
+    const readHba = key === "auth_type" || key === "auth_hba_file";
+    for (const w of checkConfig(next, { readHba })) this.log.warn(w);
     // As PgBouncer 1.18, only a TLS setting's SET reads the files again (to the value in force too, a
     // way to take up a renewed certificate): a key handed over once through a pipe is not waited for.
     if (isTlsSetting(key)) this.tls = this.tlsFor(next);
@@ -552,14 +559,26 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.authFile.read(config);
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
-    for (const [key, pool] of this.pools) {
+    for (const [key, pool] of [...this.pools]) {
       const db = this.currentDatabase(pool.db);
       if (db === undefined) {
         this.dropPool(key, pool, "database removed");
         continue;
       }
       const forced = forcedCredentials(db);
-      pool.retarget(db, forced?.user === pool.user ? forced : null);
+      // the pool of the entry's forced user= follows a new one, as PgBouncer renames its forced
+      // user: its clients' next servers log in as the entry now says, not as the user it dropped
+      const follows =
+        forced !== null &&
+        forced.user !== pool.user &&
+        pool.db.user === pool.user &&
+        !this.pools.has(poolKey(db.name, forced.user));
+      if (follows) this.forgetPool(key, pool);
+      pool.retarget(db, forced?.user === pool.user || follows ? forced : null);
+      if (follows) {
+        this.pools.set(poolKey(db.name, pool.user), pool);
+        this.metrics?.observe(pool);
+      }
     }
     // a removed database's PAUSE, KILL and DISABLE go with it, as PgBouncer frees it: one of the same
     // name made up from "*" (or added back) starts afresh, where it would wait for a RESUME forever
@@ -705,6 +724,11 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
  * A [databases] or [users] limit or timeout overrides the global one when above 0, as in PgBouncer
  * (so a user's 0 cannot turn a global timeout off).
  */
+/** The pools map's key: a database and its servers' login. */
+function poolKey(database: string, serverUser: string): string {
+  return `${database}\u0000${serverUser}`;
+}
+
 function ownOrGlobal(own: number | undefined, global: number): number {
   return own !== undefined && own > 0 ? own : global;
 }

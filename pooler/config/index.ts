@@ -60,16 +60,8 @@ export function loadConfig({ env, iniPath, running }: LoadConfigOptions): Loaded
     ...(envDb.login ? { envLogin: envDb.login } : {}),
   };
   config.authUsers = readAuthUsers(config);
-  if (config.authType === "hba") {
-    if (config.authHbaFile === undefined) {
-      throw new ConfigError(
-        "auth_type: hba needs auth_hba_file (AUTH_HBA_FILE), PostgreSQL's pg_hba.conf format",
-      );
-    }
-    config.hbaRules = readHbaFile(config.authHbaFile, warnings);
-  }
   if (running !== undefined) warnings.push(...keepRestartOnly(config, running));
-  validate(config);
+  warnings.push(...checkConfig(config, { readHba: true }));
   // missing or unusable key, certificate or CA files stop the start, or a reload that names other
   // ones; files named as before are read again by the reload itself (Pooler.tlsFor), which keeps
   // the contexts in force if they cannot be
@@ -101,6 +93,26 @@ function keepRestartOnly(config: PoolerConfig, running: PoolerConfig): string[] 
     warnings.push(`${s.key}: changed to ${JSON.stringify(s.show(config))}, which takes effect at a restart`);
     (config as unknown as Record<string, unknown>)[s.field] = running[s.field];
   }
+  return warnings;
+}
+
+/**
+ * The checks across settings that start, RELOAD and the console's SET all make, on the whole
+ * configuration they would put in force; throws ConfigError. `readHba`: auth_hba_file's rules are
+ * read into it (auth_type=hba), as the configuration in force must have them. Returns the file's
+ * warnings.
+ */
+export function checkConfig(config: PoolerConfig, { readHba }: { readHba: boolean }): string[] {
+  const warnings: string[] = [];
+  if (config.authType === "hba") {
+    if (config.authHbaFile === undefined) {
+      throw new ConfigError(
+        "auth_type: hba needs auth_hba_file (AUTH_HBA_FILE), PostgreSQL's pg_hba.conf format",
+      );
+    }
+    if (readHba) config.hbaRules = readHbaFile(config.authHbaFile, warnings);
+  }
+  validate(config);
   return warnings;
 }
 

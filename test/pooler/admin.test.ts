@@ -19,6 +19,7 @@ import {
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
+import { createLoginRole } from "../support/roles.ts";
 import { waitFor } from "../support/wait.ts";
 import { cancelRequest, query } from "../../pooler/protocol/messages.ts";
 
@@ -899,6 +900,97 @@ async function flagsAfterRemoval(
   }
 }
 
+/** A pgbouncer.ini of `databases` only, and how to rewrite them for a RELOAD (as PgBouncer's setDatabases). */
+function iniOf(databases: Record<string, string>): {
+  ini: string;
+  setDatabases: (databases: Record<string, string>) => void;
+} {
+  const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
+  const setDatabases = (dbs: Record<string, string>): void =>
+    fs.writeFileSync(
+      ini,
+      ["[databases]", ...Object.entries(dbs).map(([k, v]) => `${k} = ${v}`), "[pgbouncer]"].join("\n"),
+    );
+  setDatabases(databases);
+  return { ini, setDatabases };
+}
+
+/** `forced` with a forced login to app, as in a [databases] line. */
+function forcedEntry(user: string, password: string): { forced: string } {
+  const server = new URL(inject("pgAppUrl"));
+  return {
+    forced: `host=${server.hostname} port=${server.port} dbname=app user=${user} password=${password}`,
+  };
+}
+
+/**
+ * Clients of `forced` (forcedEntry as reload_alice), one between transactions and one inside one,
+ * then a RELOAD that forces reload_bob: whom each runs as next, and a new client, and the servers' users.
+ */
+async function forcedUserChanged(
+  url: (db: string) => string,
+  setDatabases: (dbs: Record<string, string>) => void,
+): Promise<Record<string, unknown>> {
+  const who = async (c: pg.Client): Promise<string> => (await c.query("SELECT current_user AS u")).rows[0].u;
+  const between = await connect(url("forced"));
+  const inTx = await connect(url("forced"));
+  const admin = await connect(url("pgbouncer"));
+  try {
+    await inTx.query("BEGIN");
+    const before = [await who(between), await who(inTx)];
+    setDatabases(forcedEntry("reload_bob", "bob-pw"));
+    await admin.query("RELOAD");
+    const seen = { before, between: await who(between), inTx: await who(inTx) };
+    await inTx.query("COMMIT");
+    const fresh = await connect(url("forced"));
+    const after = { afterCommit: await who(inTx), fresh: await who(fresh) };
+    await fresh.end();
+    const servers = (await show(admin, "SERVERS")).filter((r) => r.database === "forced");
+    return { ...seen, ...after, serverUsers: [...new Set(servers.map((r) => r.user))] };
+  } finally {
+    await Promise.all([between.end(), inTx.end(), admin.end()]);
+  }
+}
+
+describe("RELOAD that changes an entry's forced user=", () => {
+  const expected = {
+    before: ["reload_alice", "reload_alice"],
+    between: "reload_bob",
+    // its server logged in as reload_alice serves on to its transaction's end, and is closed then
+    inTx: "reload_alice",
+    afterCommit: "reload_bob",
+    fresh: "reload_bob",
+    serverUsers: ["reload_bob"],
+  };
+
+  beforeAll(async () => {
+    await createLoginRole(inject("pgAppUrl"), "reload_alice", "alice-pw", "md5");
+    await createLoginRole(inject("pgAppUrl"), "reload_bob", "bob-pw", "md5");
+  });
+
+  it("moves the entry's pool and its connected clients to the new login", async () => {
+    const { ini, setDatabases } = iniOf(forcedEntry("reload_alice", "alice-pw"));
+    const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
+    try {
+      expect(await forcedUserChanged(p.url, setDatabases)).toEqual(expected);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it.skipIf(!hasPgBouncer())("is what PgBouncer 1.18 does", async () => {
+    const b = await startPgBouncer(forcedEntry("reload_alice", "alice-pw"), {
+      admin_users: "postgres",
+      pool_mode: "transaction",
+    });
+    try {
+      expect(await forcedUserChanged(b.url, b.setDatabases)).toEqual(expected);
+    } finally {
+      await b.stop();
+    }
+  });
+});
+
 describe("RELOAD that removes an entry while `*` stays", () => {
   // the new client of gone reaches PostgreSQL's own database gone, which does not exist
   const expected = {
@@ -913,15 +1005,7 @@ describe("RELOAD that removes an entry while `*` stays", () => {
   };
 
   it("closes the entry's clients rather than moving them to an auto-database of the same name", async () => {
-    const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
-    const setDatabases = (databases: Record<string, string>): void =>
-      fs.writeFileSync(
-        ini,
-        ["[databases]", ...Object.entries(databases).map(([k, v]) => `${k} = ${v}`), "[pgbouncer]"].join(
-          "\n",
-        ),
-      );
-    setDatabases(autodbEntries());
+    const { ini, setDatabases } = iniOf(autodbEntries());
     const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
     try {
       const seen = await removedUnderAutodb(p.url, setDatabases);

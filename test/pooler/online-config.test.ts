@@ -1,8 +1,11 @@
 // Settings changed while the pooler runs, as PgBouncer 1.18 applies them: the console's SET, RELOAD,
 // and the auth file PgBouncer reads again on its own when it changes.
 import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { loadConfig } from "../../pooler/config/index.ts";
 import { connect, errorOf } from "../support/clients.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
@@ -153,5 +156,103 @@ describe("a setting read at start only", () => {
           await bouncer.stop();
         }
       }),
+  );
+});
+
+/** `key`'s value in SHOW CONFIG, through the console session `c`. */
+async function configValue(c: pg.Client, key: string): Promise<string | null> {
+  return (await c.query("SHOW CONFIG")).rows.find((r) => r.key === key).value;
+}
+
+describe("a SET the whole configuration refuses", () => {
+  it("is refused with RELOAD's message, the running configuration untouched: min_pool_size above default_pool_size, auth_type=cert without verified certificates", () =>
+    withTestPooler({ ADMIN_USERS: "postgres", DEFAULT_POOL_SIZE: "5", MIN_POOL_SIZE: "2" }, async (tp) => {
+      const admin = await connect(tp.url("pgbouncer"));
+      const env = { DATABASE_URL: inject("pgAppUrl"), LISTEN_PORT: "0", ADMIN_USERS: "postgres" };
+      /** The message RELOAD fails with when the files say what `extra` says. */
+      const reloadRefusal = async (extra: Record<string, string>): Promise<string> => {
+        tp.pooler.configLoader = (running) => loadConfig({ env: { ...env, ...extra }, running });
+        return (await errorOf(admin.query("RELOAD"))).message.replace(/^RELOAD failed: /, "");
+      };
+      try {
+        for (const [key, value, extra] of [
+          ["min_pool_size", "6", { DEFAULT_POOL_SIZE: "5", MIN_POOL_SIZE: "6" }],
+          ["default_pool_size", "1", { DEFAULT_POOL_SIZE: "1", MIN_POOL_SIZE: "2" }],
+          ["auth_type", "cert", { DEFAULT_POOL_SIZE: "5", AUTH_TYPE: "cert" }],
+        ] as const) {
+          const before = await configValue(admin, key);
+          const refused = await errorOf(admin.query(`SET ${key} = ${value}`));
+          expect([refused.code, refused.message]).toEqual(["22023", await reloadRefusal(extra)]);
+          expect(await configValue(admin, key)).toBe(before);
+        }
+        expect(tp.pooler.config.authType).toBe("md5");
+        // the console's admins still log in, as every client does
+        const again = await connect(tp.url("pgbouncer"));
+        await again.end();
+        expect((await admin.query("SET min_pool_size = 5")).command).toBe("SET");
+      } finally {
+        await admin.end();
+      }
+    }));
+});
+
+describe("SET auth_type = hba, SET auth_hba_file", () => {
+  it.skipIf(!hasPgBouncer())(
+    "read the file's rules at once, where PgBouncer 1.18 rejects every login until a RELOAD (which puts its files' values back)",
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pooler-set-hba-"));
+      fs.chmodSync(dir, 0o755);
+      const hba = (name: string, method: string): string => {
+        const file = path.join(dir, name);
+        fs.writeFileSync(file, `host all all 127.0.0.1/32 ${method}\n`);
+        return file;
+      };
+      const trust = hba("trust.conf", "trust");
+      const md5 = hba("md5.conf", "md5");
+      const server = new URL(inject("pgAppUrl"));
+      const bouncer = await startPgBouncer(
+        { app: `host=${server.hostname} port=${server.port} dbname=app` },
+        { admin_users: "postgres", auth_hba_file: trust },
+      );
+      const tp = await startTestPooler({ ADMIN_USERS: "postgres", AUTH_HBA_FILE: trust });
+      const theirs = await connect(bouncer.url("pgbouncer"));
+      const ours = await connect(tp.url("pgbouncer"));
+      const wrongPassword = (url: string): string => url.replace("postgres:postgres@", "postgres:wrong@");
+      const login = (url: string): Promise<string> =>
+        connect(url).then(
+          (c) => c.end().then(() => "in"),
+          (err: Error) => err.message,
+        );
+      try {
+        await theirs.query("SET auth_type = hba");
+        expect(await login(bouncer.url("app"))).toBe("login rejected");
+
+        await ours.query("SET auth_type = hba");
+        expect(await login(wrongPassword(tp.url()))).toBe("in");
+        await ours.query(`SET auth_hba_file = '${md5}'`);
+        expect(await login(wrongPassword(tp.url()))).toMatch(/password authentication failed/);
+        expect(await login(tp.url())).toBe("in");
+
+        const missing = path.join(dir, "missing.conf");
+        const refused = await errorOf(ours.query(`SET auth_hba_file = '${missing}'`));
+        expect([refused.code, refused.message]).toEqual(["22023", expect.stringContaining(missing)]);
+        expect(await configValue(ours, "auth_hba_file")).toBe(md5);
+        await ours.query("SET auth_type = md5");
+        const unset = await errorOf(
+          (async () => {
+            await ours.query("SET auth_hba_file = ''");
+            await ours.query("SET auth_type = hba");
+          })(),
+        );
+        expect(unset.message).toBe(
+          "auth_type: hba needs auth_hba_file (AUTH_HBA_FILE), PostgreSQL's pg_hba.conf format",
+        );
+        expect(await login(tp.url())).toBe("in");
+      } finally {
+        await Promise.all([theirs.end(), ours.end()]);
+        await Promise.all([bouncer.stop(), tp.stop()]);
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
   );
 });
