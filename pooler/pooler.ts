@@ -720,15 +720,15 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   }
 }
 
-/**
- * A [databases] or [users] limit or timeout overrides the global one when above 0, as in PgBouncer
- * (so a user's 0 cannot turn a global timeout off).
- */
 /** The pools map's key: a database and its servers' login. */
 function poolKey(database: string, serverUser: string): string {
   return `${database}\u0000${serverUser}`;
 }
 
+/**
+ * A [databases] or [users] limit or timeout overrides the global one when above 0, as in PgBouncer
+ * (so a user's 0 cannot turn a global timeout off).
+ */
 function ownOrGlobal(own: number | undefined, global: number): number {
   return own !== undefined && own > 0 ? own : global;
 }
