@@ -107,6 +107,8 @@ describe("auth_hba_file", () => {
     expect(matchHba(rules, tcp({ user: "alice", database: "bob" }))).toBe(undefined);
     expect(matchHba(rules, tcp({ user: "sameuser", database: "bob" }))).toBe(undefined);
     expect(matchHba(rules, tcp({ user: "replication", database: "x" }))).toBe(undefined);
+    // the whole line, bob too: PgBouncer 1.18 never reads it
+    expect(matchHba(rules, tcp({ user: "bob", database: "x" }))).toBe(undefined);
     expect(warnings).toEqual([`${FILE}:2: user replication: the pooler takes no replication connections`]);
   });
 

@@ -21,7 +21,9 @@ interface NameSet {
   sameuser: boolean;
   names: ReadonlySet<string>;
 }
-type NewNameSet = NameSet & { names: Set<string> };
+type NewNameSet = NameSet & { names: Set<string>; replication: boolean };
+
+const NO_ONE: NameSet = { all: false, sameuser: false, names: new Set() };
 
 export interface HbaRule {
   /** file:line, for logs */
@@ -198,14 +200,15 @@ function parseRule(fields: Token[][], place: Place): HbaRule {
 
 /**
  * The database and user columns take the same keywords, as PgBouncer 1.18 reads them (measured):
- * a user column's sameuser matches a user named as the database, its replication nothing, where
- * PostgreSQL would take either as a role's name.
+ * a user column's sameuser matches a user named as the database, where PostgreSQL would take it as
+ * a role's name; its replication makes the line match no one, whatever else the column lists, as
+ * PgBouncer skips such a line (its other users let in by it would be let in by no PgBouncer).
  */
 function nameSet(field: Token[] | undefined, what: string, place: Place): NameSet {
   if (field === undefined) throw new ConfigError(`${place.where}: missing ${what}`);
-  const set = { all: false, sameuser: false, names: new Set<string>() };
+  const set = { all: false, sameuser: false, names: new Set<string>(), replication: false };
   addNames(set, field, what, place);
-  return set;
+  return set.replication && what === "user" ? NO_ONE : set;
 }
 
 function addNames(set: NewNameSet, tokens: Token[], what: string, place: Place): void {
@@ -216,6 +219,7 @@ function addNames(set: NewNameSet, tokens: Token[], what: string, place: Place):
     else if (!token.quoted && token.text === "replication") {
       // PostgreSQL's keyword for physical replication connections, which the pooler refuses: a
       // line of pg_hba.conf's defaults that can never match here (PgBouncer skips it too)
+      set.replication = true;
       place.warnings.push(`${where}: ${what} replication: the pooler takes no replication connections`);
     } else if (!token.quoted && token.text.startsWith("@")) {
       includeNames(set, token.text, what, place);
