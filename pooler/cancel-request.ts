@@ -2,6 +2,7 @@
 // backend, or to a peer pooler for a key that is its own. Over TLS when the target says so: a
 // server's as its own connection (a server may accept only TLS), never a peer's (peers.ts).
 import net from "node:net";
+import { timerDelay } from "./clock.ts";
 import type { ServerTls } from "./config/tls.ts";
 import { Connection } from "./connection.ts";
 import { applyKeepalive, type Keepalive } from "./keepalive.ts";
@@ -85,7 +86,7 @@ export function sendCancelRequest(
   const conn = new CancelConnection(sock, target);
   applyKeepalive(sock, target.keepalive);
   sock.on("error", failed);
-  sock.setTimeout(timeoutMs, () => sock.destroy());
+  sock.setTimeout(timerDelay(timeoutMs), () => sock.destroy());
   sock.once("close", done);
   return conn;
 }
