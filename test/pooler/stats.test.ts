@@ -144,6 +144,20 @@ describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])(
       expect([mine.query_count, pgbouncer.query_count]).toEqual([3, 1]);
       expect({ ...mine, query_count: 0 }).toEqual({ ...pgbouncer, query_count: 0 });
     });
+
+    // last: it leaves the server's application_name set, which PgBouncer would set back for the next client
+    it("does not count the reply to the SET that gives a server the client's parameters, where PgBouncer 1.18 does (README)", async () => {
+      const named = async (url: string): Promise<void> => {
+        const c = await RawClient.connect(url, { application_name: "aaa" });
+        await c.exchange([query("SELECT 1")]);
+        await c.close();
+      };
+      const mine = await added(ours.url, named);
+      const pgbouncer = await added(theirs.url, named);
+      // CommandComplete SET, ParameterStatus application_name=aaa, ReadyForQuery
+      const setReply = 9 + 26 + 6;
+      expect({ ...mine, bytes_sent: mine.bytes_sent! + setReply }).toEqual(pgbouncer);
+    });
   },
 );
 
