@@ -261,8 +261,11 @@ export class Pool {
   enqueue(client: PoolClient, since = now()): void {
     client.waitStart = since;
     this.waiting.push(client);
-    this.waitingSince.push(performance.now());
-    this.dispatch();
+    const at = performance.now();
+    this.waitingSince.push(at);
+    // one handed an idle server here and now waited 0, as PgBouncer counts it (its clock stands
+    // still within an event-loop turn): else wait_time would grow with no client ever waiting
+    this.dispatch(at);
   }
 
   /**
@@ -291,8 +294,11 @@ export class Pool {
     return i < 0 ? 0 : performance.now() - this.waitingSince[i]!;
   }
 
-  /** Links waiting clients to idle servers, and opens servers while the limits allow. */
-  dispatch(): void {
+  /**
+   * Links waiting clients to idle servers, and opens servers while the limits allow. `at`: when the
+   * waits of the clients linked now end (performance.now()).
+   */
+  dispatch(at = performance.now()): void {
     if (this.welcomeWaiters.length > 0) this.launchWelcome();
     if (this.paused) return;
     while (this.waiting.length > 0) {
@@ -308,7 +314,7 @@ export class Pool {
         continue;
       }
       const client = this.waiting.shift()!;
-      this.stats.recordAssignment(performance.now() - this.waitingSince.shift()!);
+      this.stats.recordAssignment(at - this.waitingSince.shift()!);
       // waitStart stays: the client waits until assign() has the server carry its parameters
       server.state = "active";
       this.active.add(server);
