@@ -779,10 +779,12 @@ export class Pool {
       db.connectQuery !== this.db.connectQuery || db.targetSessionAttrs !== this.db.targetSessionAttrs;
     if (setUpAnew) this.hostsMissed.clear();
     this.db = db;
-    if (credentials !== null) {
-      this.credentials = credentials;
+    if (credentials !== null && credentials.user !== this.user) {
+      // the first server's session_authorization, is_superuser … were the old login's: the next one tells
+      this.welcome = null;
       this.user = credentials.user;
     }
+    if (credentials !== null) this.credentials = credentials;
     if (moved || relogin || setUpAnew) this.reconnect();
   }
 

@@ -251,7 +251,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
 
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool {
     const serverUser = credentials.user;
-    const key = poolKey(db.name, serverUser);
+    const key = poolKey(db.name, db.user === serverUser ? null : serverUser);
     let pool = this.pools.get(key);
     if (pool) {
       pool.updateCredentials(credentials);
@@ -568,17 +568,11 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       const forced = forcedCredentials(db);
       // the pool of the entry's forced user= follows a new one, as PgBouncer renames its forced
       // user: its clients' next servers log in as the entry now says, not as the user it dropped
-      const follows =
-        forced !== null &&
-        forced.user !== pool.user &&
-        pool.db.user === pool.user &&
-        !this.pools.has(poolKey(db.name, forced.user));
-      if (follows) this.forgetPool(key, pool);
+      // (a pool of that user's own logins stays beside it, as PgBouncer's two)
+      const follows = forced !== null && forced.user !== pool.user && key === poolKey(db.name, null);
+      if (follows) this.metrics?.forget(pool);
       pool.retarget(db, forced?.user === pool.user || follows ? forced : null);
-      if (follows) {
-        this.pools.set(poolKey(db.name, pool.user), pool);
-        this.metrics?.observe(pool);
-      }
+      if (follows) this.metrics?.observe(pool);
     }
     // a removed database's PAUSE, KILL and DISABLE go with it, as PgBouncer frees it: one of the same
     // name made up from "*" (or added back) starts afresh, where it would wait for a RESUME forever
@@ -720,9 +714,12 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   }
 }
 
-/** The pools map's key: a database and its servers' login. */
-function poolKey(database: string, serverUser: string): string {
-  return `${database}\u0000${serverUser}`;
+/**
+ * The pools map's key: a database and its servers' login, null for the entry's forced user=, whose
+ * pool keeps its key when RELOAD names another (PgBouncer's forced user is one of its own, renamed).
+ */
+function poolKey(database: string, serverUser: string | null): string {
+  return serverUser === null ? `${database}\u0001` : `${database}\u0000${serverUser}`;
 }
 
 /**

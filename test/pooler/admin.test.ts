@@ -915,12 +915,20 @@ function iniOf(databases: Record<string, string>): {
   return { ini, setDatabases };
 }
 
+/** `forced` to app, as in a [databases] line, with no forced login. */
+function unforcedEntry(): { forced: string } {
+  const server = new URL(inject("pgAppUrl"));
+  return { forced: `host=${server.hostname} port=${server.port} dbname=app` };
+}
+
 /** `forced` with a forced login to app, as in a [databases] line. */
 function forcedEntry(user: string, password: string): { forced: string } {
-  const server = new URL(inject("pgAppUrl"));
-  return {
-    forced: `host=${server.hostname} port=${server.port} dbname=app user=${user} password=${password}`,
-  };
+  return { forced: `${unforcedEntry().forced} user=${user} password=${password}` };
+}
+
+/** The role `c` runs its queries as. */
+async function currentUser(c: pg.Client): Promise<string> {
+  return (await c.query("SELECT current_user AS u")).rows[0].u;
 }
 
 /**
@@ -931,7 +939,7 @@ async function forcedUserChanged(
   url: (db: string) => string,
   setDatabases: (dbs: Record<string, string>) => void,
 ): Promise<Record<string, unknown>> {
-  const who = async (c: pg.Client): Promise<string> => (await c.query("SELECT current_user AS u")).rows[0].u;
+  const who = currentUser;
   const between = await connect(url("forced"));
   const inTx = await connect(url("forced"));
   const admin = await connect(url("pgbouncer"));
@@ -954,13 +962,25 @@ async function forcedUserChanged(
 
 describe("RELOAD that changes an entry's forced user=", () => {
   const expected = {
-    before: ["reload_alice", "reload_alice"],
-    between: "reload_bob",
-    // its server logged in as reload_alice serves on to its transaction's end, and is closed then
-    inTx: "reload_alice",
-    afterCommit: "reload_bob",
-    fresh: "reload_bob",
-    serverUsers: ["reload_bob"],
+    transaction: {
+      before: ["reload_alice", "reload_alice"],
+      between: "reload_bob",
+      // its server logged in as reload_alice serves on to its transaction's end, and is closed then
+      inTx: "reload_alice",
+      afterCommit: "reload_bob",
+      fresh: "reload_bob",
+      serverUsers: ["reload_bob"],
+    },
+    // a client keeps the server it has, so its login, until it leaves; new ones run as reload_bob
+    session: {
+      before: ["reload_alice", "reload_alice"],
+      between: "reload_alice",
+      inTx: "reload_alice",
+      afterCommit: "reload_alice",
+      fresh: "reload_bob",
+      // SHOW SERVERS names the pool's user, renamed, though the old servers logged in as reload_alice
+      serverUsers: ["reload_bob"],
+    },
   };
 
   beforeAll(async () => {
@@ -968,23 +988,86 @@ describe("RELOAD that changes an entry's forced user=", () => {
     await createLoginRole(inject("pgAppUrl"), "reload_bob", "bob-pw", "md5");
   });
 
-  it("moves the entry's pool and its connected clients to the new login", async () => {
-    const { ini, setDatabases } = iniOf(forcedEntry("reload_alice", "alice-pw"));
+  describe.each(["transaction", "session"] as const)("in %s pooling", (mode) => {
+    it("moves the entry's pool and its connected clients to the new login", async () => {
+      const { ini, setDatabases } = iniOf(forcedEntry("reload_alice", "alice-pw"));
+      const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "", POOL_MODE: mode }, ini);
+      try {
+        expect(await forcedUserChanged(p.url, setDatabases)).toEqual(expected[mode]);
+      } finally {
+        await p.stop();
+      }
+    });
+
+    it.skipIf(!hasPgBouncer())("is what PgBouncer 1.18 does", async () => {
+      const b = await startPgBouncer(forcedEntry("reload_alice", "alice-pw"), {
+        admin_users: "postgres",
+        pool_mode: mode,
+      });
+      try {
+        expect(await forcedUserChanged(b.url, b.setDatabases)).toEqual(expected[mode]);
+      } finally {
+        await b.stop();
+      }
+    });
+  });
+});
+
+/**
+ * A client of `forced` (unforcedEntry) as postgres, then a RELOAD forcing reload_alice and a client of
+ * hers, then one forcing postgres, whose pool is there already: whom each runs as, and what a new
+ * client is told of its login.
+ */
+async function forcedUserTaken(
+  url: (db: string) => string,
+  setDatabases: (dbs: Record<string, string>) => void,
+): Promise<Record<string, unknown>> {
+  const unforced = await connect(url("forced"));
+  const admin = await connect(url("pgbouncer"));
+  let alice: pg.Client | undefined;
+  try {
+    setDatabases(forcedEntry("reload_alice", "alice-pw"));
+    await admin.query("RELOAD");
+    alice = await connect(url("forced"));
+    const before = [await currentUser(unforced), await currentUser(alice)];
+    setDatabases(forcedEntry("postgres", "postgres"));
+    await admin.query("RELOAD");
+    const after = [await currentUser(unforced), await currentUser(alice)];
+    const fresh = await RawClient.connect(url("forced"));
+    await fresh.close();
+    const told = fresh.parameters.filter(([name]) =>
+      ["session_authorization", "is_superuser"].includes(name),
+    );
+    return { before, after, told: Object.fromEntries(told) };
+  } finally {
+    await Promise.all([unforced.end(), admin.end(), alice?.end()]);
+  }
+}
+
+describe("RELOAD that forces a user whose pool of the entry is there already", () => {
+  const expected = {
+    before: ["postgres", "reload_alice"],
+    // the client logged in before anyone was forced keeps its pool; reload_alice's is renamed
+    after: ["postgres", "postgres"],
+    told: { session_authorization: "postgres", is_superuser: "on" },
+  };
+
+  beforeAll(() => createLoginRole(inject("pgAppUrl"), "reload_alice", "alice-pw", "md5"));
+
+  it("moves the entry's forced pool to the new login all the same", async () => {
+    const { ini, setDatabases } = iniOf(unforcedEntry());
     const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
     try {
-      expect(await forcedUserChanged(p.url, setDatabases)).toEqual(expected);
+      expect(await forcedUserTaken(p.url, setDatabases)).toEqual(expected);
     } finally {
       await p.stop();
     }
   });
 
   it.skipIf(!hasPgBouncer())("is what PgBouncer 1.18 does", async () => {
-    const b = await startPgBouncer(forcedEntry("reload_alice", "alice-pw"), {
-      admin_users: "postgres",
-      pool_mode: "transaction",
-    });
+    const b = await startPgBouncer(unforcedEntry(), { admin_users: "postgres", pool_mode: "transaction" });
     try {
-      expect(await forcedUserChanged(b.url, b.setDatabases)).toEqual(expected);
+      expect(await forcedUserTaken(b.url, b.setDatabases)).toEqual(expected);
     } finally {
       await b.stop();
     }
