@@ -10,7 +10,7 @@ import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import { classifySecret } from "./config/userlist.ts";
 import { parseHostList } from "./host-list.ts";
 import { keepaliveOf } from "./keepalive.ts";
-import { isRestarting, type LoginRetry } from "./login-retry.ts";
+import { isRestarting, LoginRetry } from "./login-retry.ts";
 import { ServerConnection } from "./server.ts";
 import { dialTarget } from "./unix-socket.ts";
 
@@ -28,8 +28,14 @@ export interface AuthLookup {
   authUser: string;
   user: string;
   gone: AbortSignal;
-  /** authUser's logins to `db`, shared by its lookups as a pool's by its clients. */
-  retry: LoginRetry;
+  logins: LookupLogins;
+}
+
+/** authUser's logins to one database, shared by its lookups as a pool's by its clients. */
+export class LookupLogins {
+  readonly retry = new LoginRetry();
+  /** The login in flight that lookups arriving meanwhile wait for: true once it got in. */
+  pending: Promise<boolean> | null = null;
 }
 
 /**
@@ -40,36 +46,64 @@ export interface AuthLookup {
  * login that a moment later succeeds. Abandoned once `gone` aborts (the client that waits for it
  * left, or was ended at client_login_timeout): its query canceled, its connection closed. After
  * a login that failed for good (a wrong password), lookups fail at once for server_login_retry, as
- * PgBouncer's pool of auth_user refuses: not one failed login at PostgreSQL per client.
+ * PgBouncer's pool of auth_user refuses: not one failed login at PostgreSQL per client. Lookups
+ * arriving while another logs in wait for its outcome, so a burst of them costs one failed login.
  */
 export async function lookupByAuthQuery(lookup: AuthLookup): Promise<UserSecret | undefined> {
-  const { config, db, gone, retry } = lookup;
+  const { config, db, gone, logins } = lookup;
+  const { retry } = logins;
   const waitLimit = db.queryWaitTimeout ?? config.queryWaitTimeout;
   const start = Date.now();
   for (;;) {
+    // the login in flight got in: so may this one, at once, not one after the other
+    const followed = logins.pending !== null && (await unlessGone(logins.pending, gone));
     if (!retry.clientsMayWait && Date.now() < retry.retryAfter) throw new Error(retry.refusal().message);
+    // a restarting server is probed again at retryAfter (a failure another lookup reported too)
+    const wait = Math.max(0, retry.retryAfter - Date.now());
+    if (wait > 0) {
+      if (waitLimit > 0 && Date.now() + wait - start > waitLimit)
+        throw retry.error ?? new Error("server login failed");
+      await sleep(timerDelay(wait), undefined, { signal: gone });
+      continue;
+    }
+    if (!followed && logins.pending !== null) continue;
+    let settle = (_gotIn: boolean): void => undefined;
+    const lead = followed ? null : new Promise<boolean>((resolve) => (settle = resolve));
+    if (lead) logins.pending = lead;
     const attemptStart = Date.now();
     try {
-      const secret = await lookupOnHosts(lookup);
-      retry.succeeded();
-      return secret;
+      return await lookupOnHosts(lookup, () => {
+        retry.succeeded();
+        settle(true);
+      });
     } catch (err) {
       if (!(err instanceof LoginFailed) || gone.aborted) throw err;
       retry.failed(err, err.restarting, attemptStart, config.serverLoginRetry);
-      // a failure another lookup already reported (null from failed) waits as long as that one
-      const wait = Math.max(0, retry.retryAfter - Date.now());
-      const late = waitLimit > 0 && Date.now() + wait - start > waitLimit;
-      if (!retry.clientsMayWait || late) throw err;
-      await sleep(timerDelay(wait), undefined, { signal: gone });
+      if (!retry.clientsMayWait) throw err;
+    } finally {
+      // the lookups waiting look at the record again: refused, or one of them tries next
+      settle(false);
+      if (logins.pending === lead) logins.pending = null;
     }
   }
 }
 
-async function lookupOnHosts(lookup: AuthLookup): Promise<UserSecret | undefined> {
+/** `promise`'s outcome, unless `gone` aborts first (rejects as an aborted timer does). */
+function unlessGone<T>(promise: Promise<T>, gone: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const abort = (): void => reject(gone.reason);
+    if (gone.aborted) return abort();
+    gone.addEventListener("abort", abort, { once: true });
+    promise.then(resolve, reject).finally(() => gone.removeEventListener("abort", abort));
+  });
+}
+
+/** `loggedIn` is called once auth_user is in, before the query. */
+async function lookupOnHosts(lookup: AuthLookup, loggedIn: () => void): Promise<UserSecret | undefined> {
   const hosts = parseHostList(lookup.db.host);
   for (let i = 0; ; i++) {
     try {
-      return await lookupOn(hosts[i]!, lookup);
+      return await lookupOn(hosts[i]!, lookup, loggedIn);
     } catch (err) {
       if (i === hosts.length - 1 || !(err instanceof LoginFailed) || lookup.gone.aborted) throw err;
     }
@@ -91,6 +125,7 @@ class LoginFailed extends Error {
 async function lookupOn(
   host: string,
   { config, dial, db, authUser, user, gone }: AuthLookup,
+  loggedIn: () => void,
 ): Promise<UserSecret | undefined> {
   const fileSecret = config.authUsers.get(authUser);
   const { server, ready } = ServerConnection.connect(
@@ -122,6 +157,7 @@ async function lookupOn(
     await ready.catch((err: Error) => {
       throw new LoginFailed(err.message, isRestarting(err, server));
     });
+    loggedIn();
     // a parameter, not text pasted into the SQL: the user name is the client's to choose
     const rows = await server.queryInternal(config.authQuery, [user]);
     if (rows[0] === undefined) return undefined;

@@ -2,7 +2,7 @@
 // and pools ask of the whole (limits across pools, auth lookups, cancel routing, reload, shutdown).
 import { SqlConsole, type AdminConsole } from "./admin/console.ts";
 import { AuthFileWatch } from "./auth-file-watch.ts";
-import { lookupByAuthQuery } from "./auth-query.ts";
+import { lookupByAuthQuery, LookupLogins } from "./auth-query.ts";
 import type { CancelConnection, HeldCancel } from "./cancel-request.ts";
 import type { ClientConnection, ClientHost } from "./client.ts";
 import { ADMIN_DB } from "./client-login.ts";
@@ -25,7 +25,6 @@ import {
 import { Janitor } from "./janitor.ts";
 import { keepaliveOf } from "./keepalive.ts";
 import { listen, type Listener } from "./listener.ts";
-import { LoginRetry } from "./login-retry.ts";
 import { logLevel, type Logger } from "./log.ts";
 import { MetricsServer } from "./metrics.ts";
 import { Pool, forcedCredentials, type PoolRegistry, type PoolSettings } from "./pool.ts";
@@ -234,19 +233,19 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const authDb = authDbname === undefined ? db : this.config.databases.get(authDbname);
     if (authDb === undefined) throw new Error(`auth_dbname "${authDbname}" is not a [databases] entry`);
     const dial = { tls: this.tls.server, lookup: this.dns.lookup };
-    const retry = this.lookupRetry(authDb, authUser);
-    return lookupByAuthQuery({ config: this.config, dial, db: authDb, authUser, user, gone, retry });
+    const logins = this.lookupLogins(authDb, authUser);
+    return lookupByAuthQuery({ config: this.config, dial, db: authDb, authUser, user, gone, logins });
   }
 
-  /** auth_user's login record per database it looks up in: forgotten with the database (RELOAD, autodb_idle_timeout). */
-  private readonly lookupRetries = new WeakMap<DatabaseDef, Map<string, LoginRetry>>();
+  /** auth_user's logins per database it looks up in: forgotten with the database (RELOAD, autodb_idle_timeout). */
+  private readonly lookupLoginsOf = new WeakMap<DatabaseDef, Map<string, LookupLogins>>();
 
-  private lookupRetry(db: DatabaseDef, authUser: string): LoginRetry {
-    let byUser = this.lookupRetries.get(db);
-    if (byUser === undefined) this.lookupRetries.set(db, (byUser = new Map()));
-    let retry = byUser.get(authUser);
-    if (retry === undefined) byUser.set(authUser, (retry = new LoginRetry()));
-    return retry;
+  private lookupLogins(db: DatabaseDef, authUser: string): LookupLogins {
+    let byUser = this.lookupLoginsOf.get(db);
+    if (byUser === undefined) this.lookupLoginsOf.set(db, (byUser = new Map()));
+    let logins = byUser.get(authUser);
+    if (logins === undefined) byUser.set(authUser, (logins = new LookupLogins()));
+    return logins;
   }
 
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool {

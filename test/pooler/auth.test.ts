@@ -4,7 +4,7 @@ import fs from "node:fs";
 import type net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { md5Response, md5Secret } from "../../pooler/protocol/auth/md5.ts";
 import {
   SASL_MECHANISM,
@@ -312,31 +312,83 @@ describe("auth_query", () => {
     }
   });
 
-  it("an auth_user whose password is wrong fails one login a server_login_retry, not one per client", async () => {
-    // PgBouncer 1.18, side by side (a relay counting logins): 4 clients, 1 login as auth_user; its
-    // first client waited, the others heard "server login has been failing, try again later
-    // (server_login_retry)". Ours refuses them all at once, each a failed lookup.
+  /**
+   * Runs `fn` on a pooler whose "burst" entry looks users up as postgres, with `authPassword` from
+   * the auth file, in the "lookups" entry: through a relay whose `opened` lists the lookups' logins,
+   * holding PostgreSQL's first answer `holdMs`.
+   */
+  async function withRelayedLookups(
+    authPassword: string,
+    fn: (p: TestPooler, opened: string[], proxy: net.Server) => Promise<void>,
+    { holdMs = 0, env = {} }: { holdMs?: number; env?: Record<string, string> } = {},
+  ): Promise<void> {
     const to = new URL(inject("pgAppUrl"));
-    const proxy = await relay({ host: "127.0.0.1", port: 0 }, { host: to.hostname, port: Number(to.port) });
-    const opened = openings(proxy);
+    const at = { host: "127.0.0.1", port: 0 };
+    const proxy = await relay(at, { host: to.hostname, port: Number(to.port) }, holdMs);
     const { port } = proxy.address() as net.AddressInfo;
-    const env = {
-      DATABASE_URL: `postgresql://postgres:postgres@127.0.0.1:${port}/app`,
-      AUTH_FILE: userlist([["postgres", "wrong"]]),
-      AUTH_USER: "postgres",
-    };
+    const ini = path.join(path.dirname(userlist([])), "relayed-lookups.ini");
+    fs.writeFileSync(
+      ini,
+      [
+        "[databases]",
+        `lookups = host=127.0.0.1 port=${port} dbname=app`,
+        `burst = host=${to.hostname} port=${to.port} dbname=app auth_user=postgres auth_dbname=lookups`,
+        "[pgbouncer]",
+      ].join("\n"),
+    );
+    const p = await startTestPooler({ AUTH_FILE: userlist([["postgres", authPassword]]), ...env }, ini);
     try {
-      await withTestPooler(env, async (p) => {
-        for (let i = 0; i < 4; i++) {
-          const err = await errorOf(connect(p.urlAs(MD5_ROLE, PASSWORD)));
-          expect([err.code, err.message]).toEqual(["08006", "authentication lookup failed"]);
-        }
-        expect(opened).toHaveLength(1); // connections to PostgreSQL
-      });
+      await fn(p, openings(proxy), proxy);
     } finally {
+      await p.stop();
       proxy.close();
     }
-  });
+  }
+
+  const connectionsOf = (proxy: net.Server): Promise<number> =>
+    new Promise((resolve, reject) => proxy.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+
+  const burst = (p: TestPooler, password: string): Promise<PromiseSettledResult<string>[]> =>
+    Promise.allSettled(Array.from({ length: 8 }, () => whoAmI(p.urlAs(MD5_ROLE, password, "burst"))));
+
+  it("an auth_user whose password is wrong fails one login a server_login_retry, not one per client", () =>
+    // PgBouncer 1.18, side by side (a relay counting logins): 4 clients at once, 1 login as
+    // auth_user; its first client waited, the others heard "server login has been failing, try
+    // again later (server_login_retry)". Ours refuses them all, each a failed lookup.
+    withRelayedLookups("wrong", async (p, opened) => {
+      const failed = await burst(p, PASSWORD);
+      failed.push(...(await burst(p, PASSWORD)));
+      for (const r of failed) {
+        const err = (r as PromiseRejectedResult).reason as Error & { code?: string };
+        expect([err.code, err.message]).toEqual(["08006", "authentication lookup failed"]);
+      }
+      expect(opened).toHaveLength(1); // logins at PostgreSQL
+    }));
+
+  it("lookups arriving together log in one after the other's login, each on its own connection, closed after", () =>
+    withRelayedLookups("postgres", async (p, opened, proxy) => {
+      // one client alone: one login, no wait for any other
+      expect(await whoAmI(p.urlAs(MD5_ROLE, PASSWORD, "burst"))).toBe(MD5_ROLE);
+      expect(opened).toHaveLength(1);
+      const logins = await burst(p, PASSWORD);
+      expect(logins.map((r) => (r as PromiseFulfilledResult<string>).value)).toEqual(Array(8).fill(MD5_ROLE));
+      expect(opened).toHaveLength(9);
+      await vi.waitFor(async () => expect(await connectionsOf(proxy)).toBe(0));
+    }));
+
+  it("lookups waiting for another's login are still ended at client_login_timeout", () =>
+    withRelayedLookups(
+      "postgres",
+      async (p, opened) => {
+        const started = Date.now();
+        for (const r of await burst(p, PASSWORD)) {
+          expect(((r as PromiseRejectedResult).reason as Error).message).toBe("client_login_timeout");
+        }
+        expect(Date.now() - started).toBeLessThan(2000);
+        expect(opened).toHaveLength(1);
+      },
+      { holdMs: 3000, env: { CLIENT_LOGIN_TIMEOUT: "0.5" } },
+    ));
 
   it("asks at every login: a changed password takes effect at once", async () => {
     const role = "pooler_auth_query_user";
