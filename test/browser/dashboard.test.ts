@@ -16,7 +16,14 @@ import { createSchema } from "../app/support.ts";
 import { connect } from "../support/clients.ts";
 import { freePort } from "../support/ports.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
-import { ARTIFACTS, createSuperuserByCommand, launchChromium, serverEnv, watchProblems } from "./support.ts";
+import {
+  ARTIFACTS,
+  createSuperuserByCommand,
+  launchChromium,
+  logInOnPage,
+  serverEnv,
+  watchProblems,
+} from "./support.ts";
 
 const POOL_SIZE = 20;
 const MAX_DB_CONNECTIONS = 30;
@@ -174,10 +181,7 @@ it("shows 500 clients on 20 servers live, with the numbers of SHOW POOLS", async
   let clients: pg.Client[] = [];
   try {
     await page.goto(`${server.url}admin/pooler/`);
-    await page.getByLabel("Username").fill(USERNAME);
-    await page.getByLabel("Password").fill(PASSWORD);
-    await page.getByRole("button", { name: "Log in" }).click();
-    await page.getByRole("heading", { name: "Pooler" }).waitFor();
+    await logInOnPage(page, USERNAME, PASSWORD, "Pooler");
 
     // Under load: all 500 clients of the second database are in, on 20 open servers, most of them
     // queued, with waits measured; the app's pool is busy too. Then enough history for the charts.

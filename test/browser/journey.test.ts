@@ -10,7 +10,14 @@ import { appDatabase, type AppDatabase } from "../support/database.ts";
 import { createSchema } from "../app/support.ts";
 import { djangoDateTime } from "../../app/date-format.ts";
 import type { DashboardData } from "../../app/pooler/samples.ts";
-import { ARTIFACTS, createSuperuserByCommand, launchChromium, serverEnv, watchProblems } from "./support.ts";
+import {
+  ARTIFACTS,
+  createSuperuserByCommand,
+  launchChromium,
+  logInOnPage,
+  serverEnv,
+  watchProblems,
+} from "./support.ts";
 
 const USERNAME = "reader";
 const PASSWORD = "violet-tugboat-91";
@@ -62,11 +69,7 @@ async function inNewContext(
 
 /** Fills in the login form shown and sends it (the screenshot, if named, of the filled form). */
 async function submitLogin(page: Page, filledShot?: string, landing = "Site administration"): Promise<void> {
-  await page.getByLabel("Username").fill(USERNAME);
-  await page.getByLabel("Password").fill(PASSWORD);
-  if (filledShot) await shot(page, filledShot);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.getByRole("heading", { name: landing }).waitFor();
+  await logInOnPage(page, USERNAME, PASSWORD, landing, filledShot ? () => shot(page, filledShot) : undefined);
 }
 
 it("log in, add a post, read it on /, edit it, delete it, log out", async () => {

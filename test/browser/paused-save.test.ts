@@ -8,7 +8,7 @@ import { startServer, type RunningServer } from "../../app/server.ts";
 import { createSchema } from "../app/support.ts";
 import { connect } from "../support/clients.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
-import { ARTIFACTS, createSuperuserByCommand, launchChromium, serverEnv } from "./support.ts";
+import { ARTIFACTS, createSuperuserByCommand, launchChromium, logInOnPage, serverEnv } from "./support.ts";
 
 const USERNAME = "pauser";
 const PASSWORD = "copper-kettle-17";
@@ -51,10 +51,7 @@ it("a post added while the pooler is paused: a 503 keeping the text, saved once 
   const page = await context.newPage();
   try {
     await page.goto(`${server.url}admin/login/`);
-    await page.getByLabel("Username").fill(USERNAME);
-    await page.getByLabel("Password").fill(PASSWORD);
-    await page.getByRole("button", { name: "Log in" }).click();
-    await page.getByRole("heading", { name: "Site administration" }).waitFor();
+    await logInOnPage(page, USERNAME, PASSWORD, "Site administration");
     await page.goto(`${server.url}admin/core/post/add/`);
     await page.getByLabel("Title").fill("Typed while paused");
     await page.getByLabel("Content").fill("A long text\nof two lines.");

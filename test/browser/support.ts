@@ -1,5 +1,6 @@
 // What the browser tests share: headless Debian Chromium, the real server's environment, the first
-// superuser made by the createsuperuser command (as in the tutorial), and a watch for page errors.
+// superuser made by the createsuperuser command (as in the tutorial), its login form filled in, and a
+// watch for page errors.
 import fs from "node:fs";
 import path from "node:path";
 import { PassThrough } from "node:stream";
@@ -97,4 +98,22 @@ export function watchProblems(page: Page): string[] {
     if (response.status() >= 400) problems.push(`${response.status()} ${response.url()}`);
   });
   return problems;
+}
+
+/**
+ * Fills in the login form `page` shows and sends it, then waits for the page it lands on (its
+ * heading); `filled` runs once the form is filled in (a screenshot of it).
+ */
+export async function logInOnPage(
+  page: Page,
+  username: string,
+  password: string,
+  landing: string,
+  filled?: () => Promise<void>,
+): Promise<void> {
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await filled?.();
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("heading", { name: landing }).waitFor();
 }
