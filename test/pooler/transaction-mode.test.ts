@@ -16,6 +16,17 @@ async function pid(c: pg.Client): Promise<number> {
   return (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
 }
 
+/**
+ * B opens a transaction on the server A used last (the pool hands out the most recently used first)
+ * and keeps it, so A's next statement runs on another server; that server of A's, by its pid.
+ */
+async function bTakesServerOfA(a: pg.Client, b: pg.Client): Promise<number> {
+  const serverOfA = await pid(a);
+  await b.query("BEGIN");
+  expect(await pid(b)).toBe(serverOfA);
+  return serverOfA;
+}
+
 async function show(c: pg.Client, name: string): Promise<string> {
   return Object.values((await c.query(`SHOW ${name}`)).rows[0] as Record<string, string>)[0]!;
 }
@@ -80,10 +91,7 @@ describe("session state in transaction pooling", () => {
   it("SET by A: B sees its own value, A keeps its own on whatever server it gets next", async () => {
     await withTwoClients(p, async (a, b) => {
       await a.query("SET statement_timeout = '1234ms'");
-      const serverOfA = await pid(a);
-      // B takes the server A just used (the pool hands out the most recently used first) and keeps it
-      await b.query("BEGIN");
-      expect(await pid(b)).toBe(serverOfA);
+      const serverOfA = await bTakesServerOfA(a, b);
       expect(await show(b, "statement_timeout")).toBe("0");
       // so A now runs on the other server, where its SET is replayed
       expect(await pid(a)).not.toBe(serverOfA);
@@ -235,9 +243,7 @@ describe("session state in transaction pooling", () => {
   it("a set_config of a name spelt U&'…' is read: the role stays with its client", async () => {
     await withTwoClients(p, async (a, b) => {
       await a.query(String.raw`SELECT set_config(U&'r\006fle', 'pg_monitor', false)`);
-      const serverOfA = await pid(a);
-      await b.query("BEGIN"); // takes the server a used last
-      expect(await pid(b)).toBe(serverOfA);
+      await bTakesServerOfA(a, b);
       expect((await b.query("SELECT current_user AS u")).rows[0].u).toBe("postgres");
       expect((await a.query("SELECT current_user AS u")).rows[0].u).toBe("pg_monitor");
       await b.query("COMMIT");
@@ -266,9 +272,7 @@ describe("session state in transaction pooling", () => {
         });
         await a.query(setter("one"));
         await a.query(setter("two")); // Bind and Execute only: no Parse to classify
-        const serverOfA = await pid(a);
-        await b.query("BEGIN");
-        expect(await pid(b)).toBe(serverOfA);
+        await bTakesServerOfA(a, b);
         // a runs on the other server now, where its setting is replayed: the value it set last
         expect((await a.query("SELECT current_setting('app.x') AS v")).rows[0].v).toBe("two");
         expect((await b.query("SELECT current_setting('app.x', true) AS v")).rows[0].v ?? "").toBe("");
@@ -282,9 +286,7 @@ describe("session state in transaction pooling", () => {
   it("a SET ROLE inside a DO block stays with its client (the probe always asks for the role)", async () => {
     await withTwoClients(p, async (a, b) => {
       await a.query("DO $$BEGIN SET ROLE pg_monitor; END$$");
-      const serverOfA = await pid(a);
-      await b.query("BEGIN"); // takes the server a used last
-      expect(await pid(b)).toBe(serverOfA);
+      await bTakesServerOfA(a, b);
       expect((await b.query("SELECT current_user AS u")).rows[0].u).toBe("postgres");
       await b.query("COMMIT");
       expect((await a.query("SELECT current_user AS u")).rows[0].u).toBe("pg_monitor");
@@ -294,9 +296,7 @@ describe("session state in transaction pooling", () => {
   it("a superuser-only setting SET before a SET ROLE: the next client of that server is not refused, A keeps both", async () => {
     await withTwoClients(p, async (a, b) => {
       await a.query("SET log_min_duration_statement = 0; SET ROLE pg_monitor");
-      const serverOfA = await pid(a);
-      await b.query("BEGIN"); // takes the server a used last
-      expect(await pid(b)).toBe(serverOfA);
+      await bTakesServerOfA(a, b);
       expect((await b.query("SELECT current_user AS u")).rows[0].u).toBe("postgres");
       expect(await show(b, "log_min_duration_statement")).toBe("-1");
       expect((await a.query("SELECT current_user AS u")).rows[0].u).toBe("pg_monitor");
@@ -315,9 +315,7 @@ describe("session state in transaction pooling", () => {
           CREATE OPERATOR blind_ops.= (leftarg = text, rightarg = text, function = blind_ops.nope);
           SET search_path = blind_ops, pg_catalog, public;
           SET statement_timeout = '1234ms'`);
-        const serverOfA = await pid(a);
-        await b.query("BEGIN");
-        expect(await pid(b)).toBe(serverOfA);
+        await bTakesServerOfA(a, b);
         expect(await show(b, "statement_timeout")).toBe("0");
         await b.query("COMMIT");
         expect(await show(a, "statement_timeout")).toBe("1234ms");
