@@ -81,6 +81,32 @@ async function lockWaitOf(direct: pg.Client, backend: number): Promise<void> {
   }, "the probe to wait for the lock");
 }
 
+/**
+ * A pooler of one server in front of `locked` (`env` on top) and a client `c` whose SET's probe
+ * waits for pg_rewrite, held by `direct` (in a transaction `fn` may end); let go after `fn`.
+ */
+async function behindTheProbe<T>(
+  env: Record<string, string>,
+  fn: (c: pg.Client, direct: pg.Client, p: TestPooler, backend: number) => Promise<T>,
+): Promise<T> {
+  return withTestPooler({ DATABASE_URL: locked.url(), DEFAULT_POOL_SIZE: "1", ...env }, async (p) => {
+    const c = await connect(p.url(locked.name));
+    c.on("error", () => undefined);
+    const direct = await connect(locked.url());
+    try {
+      const backend = await pid(c);
+      await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
+      await c.query("SET application_name = 'probed'");
+      await lockWaitOf(direct, backend);
+      return await fn(c, direct, p, backend);
+    } finally {
+      await direct.query("ROLLBACK").catch(() => undefined);
+      await c.end().catch(() => undefined);
+      await direct.end();
+    }
+  });
+}
+
 describe("session state in transaction pooling", () => {
   let p: TestPooler;
   beforeAll(async () => {
@@ -528,28 +554,17 @@ describe("session state in transaction pooling", () => {
     }));
 
   it("a backend terminated while the pooler looks at its session: the client gets PostgreSQL's 57P01", () =>
-    withTestPooler({ DATABASE_URL: locked.url(), DEFAULT_POOL_SIZE: "1" }, async (q) => {
-      const c = await connect(q.url(locked.name));
+    behindTheProbe({}, async (c, direct, _p, backend) => {
       const errors: (Error & { code?: string })[] = [];
       c.on("error", (err) => errors.push(err));
-      const direct = await connect(locked.url());
-      try {
-        const backend = await pid(c);
-        // the probe after the SET waits for pg_rewrite, and is terminated there
-        await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
-        await c.query("SET application_name = 'probed'");
-        await lockWaitOf(direct, backend);
-        await direct.query("SELECT pg_terminate_backend($1)", [backend]);
-        await direct.query("COMMIT");
-        await waitFor(async () => errors.length > 0, "the client's error");
-        expect(errors[0]).toMatchObject({
-          code: "57P01",
-          message: "terminating connection due to administrator command",
-        });
-      } finally {
-        await c.end().catch(() => {});
-        await direct.end();
-      }
+      // the probe is terminated where it waits
+      await direct.query("SELECT pg_terminate_backend($1)", [backend]);
+      await direct.query("COMMIT");
+      await waitFor(async () => errors.length > 0, "the client's error");
+      expect(errors[0]).toMatchObject({
+        code: "57P01",
+        message: "terminating connection due to administrator command",
+      });
     }));
   it("accepts startup settings (options -c, statement_timeout, idle_in_transaction_session_timeout) per client", async () => {
     const a = await connect(p.url(), {
@@ -767,38 +782,26 @@ describe("a cancel request while the pooler looks at the session", () => {
   // with nothing of the client's pending is for nothing. Neither may land on the probe.
   /** Sends `sqls` behind the probe and cancels meanwhile: what the last of them got (null: rows or none sent). */
   async function cancelDuringProbe(...sqls: string[]): Promise<{ err: unknown; ms: number }> {
-    return withTestPooler({ DATABASE_URL: locked.url(), DEFAULT_POOL_SIZE: "1" }, async (p) => {
-      const c = await connect(p.url(locked.name));
-      const direct = await connect(locked.url());
-      try {
-        const backend = await pid(c);
-        await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
-        await c.query("SET application_name = 'probed'");
-        await lockWaitOf(direct, backend);
-        const started = Date.now();
-        const answers = sqls.map((sql) =>
-          c.query(sql).then(
-            () => null,
-            (e: unknown) => e,
-          ),
-        );
-        await new Promise((r) => setTimeout(r, 100));
-        const { pid: key, secret } = cancelKeyOf(c);
-        const cancel = rawExchange(p.port, cancelRequest(key, secret));
-        await new Promise((r) => setTimeout(r, 200));
-        await direct.query("COMMIT");
-        await cancel;
-        const err = (await Promise.all(answers)).at(-1) ?? null;
-        const ms = Date.now() - started;
-        expect((await c.query("SELECT current_setting('application_name') AS v")).rows).toEqual([
-          { v: "probed" },
-        ]);
-        return { err, ms };
-      } finally {
-        await direct.query("ROLLBACK").catch(() => undefined);
-        await c.end().catch(() => undefined);
-        await direct.end();
-      }
+    return behindTheProbe({}, async (c, direct, p) => {
+      const started = Date.now();
+      const answers = sqls.map((sql) =>
+        c.query(sql).then(
+          () => null,
+          (e: unknown) => e,
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      const { pid: key, secret } = cancelKeyOf(c);
+      const cancel = rawExchange(p.port, cancelRequest(key, secret));
+      await new Promise((r) => setTimeout(r, 200));
+      await direct.query("COMMIT");
+      await cancel;
+      const err = (await Promise.all(answers)).at(-1) ?? null;
+      const ms = Date.now() - started;
+      expect((await c.query("SELECT current_setting('application_name') AS v")).rows).toEqual([
+        { v: "probed" },
+      ]);
+      return { err, ms };
     });
   }
 
@@ -857,32 +860,11 @@ describe("a probe that gets no answer", () => {
   // query_wait_timeout bounds the client's wait for the probe; set to 0, server_connect_timeout does,
   // as it does the pooler's other own queries: a lock held on a catalog must not hold the client for ever
   it("ends the client after server_connect_timeout when query_wait_timeout is 0", () =>
-    withTestPooler(
-      {
-        DATABASE_URL: locked.url(),
-        DEFAULT_POOL_SIZE: "1",
-        QUERY_WAIT_TIMEOUT: "0",
-        SERVER_CONNECT_TIMEOUT: "1",
-      },
-      async (p) => {
-        const c = await connect(p.url(locked.name));
-        c.on("error", () => undefined);
-        const direct = await connect(locked.url());
-        try {
-          const backend = await pid(c);
-          await direct.query("BEGIN; LOCK TABLE pg_catalog.pg_rewrite IN ACCESS EXCLUSIVE MODE");
-          await c.query("SET application_name = 'probed'");
-          await lockWaitOf(direct, backend);
-          const answer = errorOf(c.query("SELECT 1")).then((e) => e.message);
-          const late = new Promise<string>((r) => setTimeout(() => r("still waiting after 4 s"), 4000));
-          expect(await Promise.race([answer, late])).toMatch(/could not inspect the session state/);
-        } finally {
-          await direct.query("ROLLBACK").catch(() => undefined);
-          await c.end().catch(() => undefined);
-          await direct.end();
-        }
-      },
-    ));
+    behindTheProbe({ QUERY_WAIT_TIMEOUT: "0", SERVER_CONNECT_TIMEOUT: "1" }, async (c) => {
+      const answer = errorOf(c.query("SELECT 1")).then((e) => e.message);
+      const late = new Promise<string>((r) => setTimeout(() => r("still waiting after 4 s"), 4000));
+      expect(await Promise.race([answer, late])).toMatch(/could not inspect the session state/);
+    }));
 });
 
 describe("a client that quits while the pooler inspects its session", () => {
