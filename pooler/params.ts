@@ -115,6 +115,8 @@ export function settingsSyncSql(
   baseline: ReadonlyMap<string, string>,
   loginSuperuser = true,
 ): string {
+  // the common case at every link, a client and a server with no settings: nothing to build
+  if (own.size === 0 && current.size === 0 && baseline.size === 0) return "";
   const wanted = (name: string): string | undefined => own.get(name) ?? baseline.get(name);
   let resets = "";
   for (const name of current.keys())

@@ -832,8 +832,9 @@ export class Pool {
 
   /** All servers, for the janitor and the admin console: in PgBouncer's order, those awaiting a check after the idle. */
   allServers(): ServerConnection[] {
-    const due = this.idle.filter((s) => this.needsCheck(s));
-    const fresh = due.length === 0 ? this.idle : this.idle.filter((s) => !due.includes(s));
+    const fresh: ServerConnection[] = [];
+    const due: ServerConnection[] = [];
+    for (const s of this.idle) (this.needsCheck(s) ? due : fresh).push(s);
     return [...this.active, ...fresh, ...due, ...this.used, ...this.beingCanceled, ...this.login];
   }
 }

@@ -558,7 +558,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.authFile.read(config);
     this.autoDatabases.clear();
     this.autoDatabaseUnusedSince.clear();
-    for (const [key, pool] of [...this.pools]) {
+    for (const [key, pool] of this.pools) {
       const db = this.currentDatabase(pool.db);
       if (db === undefined) {
         this.dropPool(key, pool, "database removed");
