@@ -16,6 +16,7 @@ import {
   psql,
   rawExchange,
 } from "../support/clients.ts";
+import { forcedEntry, iniOf, unforcedEntry } from "../support/databases-ini.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
@@ -898,32 +899,6 @@ async function flagsAfterRemoval(
   } finally {
     await admin.end();
   }
-}
-
-/** A pgbouncer.ini of `databases` only, and how to rewrite them for a RELOAD (as PgBouncer's setDatabases). */
-function iniOf(databases: Record<string, string>): {
-  ini: string;
-  setDatabases: (databases: Record<string, string>) => void;
-} {
-  const ini = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pooler-reload-")), "pgbouncer.ini");
-  const setDatabases = (dbs: Record<string, string>): void =>
-    fs.writeFileSync(
-      ini,
-      ["[databases]", ...Object.entries(dbs).map(([k, v]) => `${k} = ${v}`), "[pgbouncer]"].join("\n"),
-    );
-  setDatabases(databases);
-  return { ini, setDatabases };
-}
-
-/** `forced` to app, as in a [databases] line, with no forced login. */
-function unforcedEntry(): { forced: string } {
-  const server = new URL(inject("pgAppUrl"));
-  return { forced: `host=${server.hostname} port=${server.port} dbname=app` };
-}
-
-/** `forced` with a forced login to app, as in a [databases] line. */
-function forcedEntry(user: string, password: string): { forced: string } {
-  return { forced: `${unforcedEntry().forced} user=${user} password=${password}` };
 }
 
 /** The role `c` runs its queries as. */
