@@ -25,7 +25,7 @@ function histograms(): {
   chunked: ChunkedHistogram<"database" | "user">;
   plain: () => Promise<string>;
   track: (labels: { database: string; user: string }) => (value: number) => void;
-  remove: (labels: { database: string; user: string }) => void;
+  release: (labels: { database: string; user: string }) => void;
 } {
   const chunked = new ChunkedHistogram(config);
   const registry = new Registry();
@@ -41,8 +41,8 @@ function histograms(): {
         histogram.observe(labels, value);
       };
     },
-    remove(labels) {
-      chunked.remove(labels);
+    release(labels) {
+      chunked.release(labels);
       histogram.remove(labels);
     },
   };
@@ -57,7 +57,7 @@ describe("ChunkedHistogram", () => {
       for (let k = 0; k < i % 4; k++) observe((i * (k + 1)) / 1000);
     }
     // series gone from the first chunk and the last
-    for (const i of [0, 5, n - 1]) h.remove(tenant(i));
+    for (const i of [0, 5, n - 1]) h.release(tenant(i));
 
     const { result, turns } = await watchTurns(() => h.chunked.render());
     expect(result).toBe(await h.plain());
@@ -69,14 +69,28 @@ describe("ChunkedHistogram", () => {
     expect(await h.chunked.render()).toBe(await h.plain());
 
     for (let i = 0; i < SERIES_PER_CHUNK * 2; i++) h.track(tenant(i))(0.5);
-    for (let i = 0; i < SERIES_PER_CHUNK; i++) h.remove(tenant(i));
+    for (let i = 0; i < SERIES_PER_CHUNK; i++) h.release(tenant(i));
     for (let i = SERIES_PER_CHUNK * 2; i < SERIES_PER_CHUNK * 3; i++) h.track(tenant(i))(0.05);
-    // a series tracked again starts at zero
-    h.track(tenant(SERIES_PER_CHUNK * 2));
 
     // the new series fill the first chunk: the order of the series differs, not the lines
     const lines = (text: string): string[] => text.split("\n").sort();
     expect(lines(await h.chunked.render())).toEqual(lines(await h.plain()));
+  });
+
+  it("keeps a series two holders track, its counts and all, until both have let it go", async () => {
+    const h = histograms();
+    h.track(tenant(1))(0.5);
+    // a second pool of the same database and user: its observations add to the first one's
+    const second = h.chunked.track(tenant(1));
+    second(0.05);
+    h.chunked.release(tenant(1));
+    const registry = new Registry();
+    const both = new Histogram({ ...config, registers: [registry] });
+    for (const value of [0.5, 0.05]) both.observe(tenant(1), value);
+    expect(await h.chunked.render()).toBe(await registry.getSingleMetricAsString(config.name));
+
+    h.release(tenant(1));
+    expect(await h.chunked.render()).toBe(await h.plain());
   });
 });
 

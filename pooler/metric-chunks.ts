@@ -35,10 +35,16 @@ interface Shard {
   size: number;
 }
 
+/** A series and how many track it: two pools of one database and user share their labels. */
+interface Series {
+  shard: Shard;
+  holders: number;
+}
+
 /** A Histogram whose series (one per pool) live in shards of a chunk's worth each. */
 export class ChunkedHistogram<L extends string> {
   private readonly shards: Shard[] = [];
-  private readonly shardOf = new Map<string, Shard>();
+  private readonly series = new Map<string, Series>();
   private readonly seriesPerShard: number;
 
   constructor(private readonly config: { name: string; help: string; buckets: number[]; labelNames: L[] }) {
@@ -46,28 +52,34 @@ export class ChunkedHistogram<L extends string> {
     this.seriesPerShard = Math.max(1, Math.floor(LINES_PER_CHUNK / (config.buckets.length + 3)));
   }
 
-  /** Starts the series at zero (again, if it was there); returns what observes into it. */
+  /**
+   * One more holder of the series, which starts at zero if it is new (one held already keeps its
+   * counts: they are the other holder's too); returns what observes into it.
+   */
   track(labels: Record<L, string>): (value: number) => void {
     const key = this.keyOf(labels);
-    let shard = this.shardOf.get(key);
-    if (!shard) {
+    let series = this.series.get(key);
+    if (!series) {
       // a series that left made room: refilling it keeps the shards few under autodb churn
-      shard = this.shards.find((s) => s.size < this.seriesPerShard) ?? this.addShard();
+      const shard = this.shards.find((s) => s.size < this.seriesPerShard) ?? this.addShard();
       shard.size++;
-      this.shardOf.set(key, shard);
+      shard.histogram.zero(labels);
+      series = { shard, holders: 0 };
+      this.series.set(key, series);
     }
-    const { histogram } = shard;
-    histogram.zero(labels);
+    series.holders++;
+    const { histogram } = series.shard;
     return (value) => histogram.observe(labels, value);
   }
 
-  remove(labels: Record<L, string>): void {
+  /** One holder of the series fewer: it goes with the last. */
+  release(labels: Record<L, string>): void {
     const key = this.keyOf(labels);
-    const shard = this.shardOf.get(key);
-    if (!shard) return;
-    shard.histogram.remove(labels);
-    shard.size--;
-    this.shardOf.delete(key);
+    const series = this.series.get(key);
+    if (!series || --series.holders > 0) return;
+    series.shard.histogram.remove(labels);
+    series.shard.size--;
+    this.series.delete(key);
   }
 
   /** The family's text, as Registry#getSingleMetricAsString gives it for one Histogram. */

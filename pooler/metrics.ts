@@ -50,7 +50,8 @@ interface Body {
  */
 interface Snapshot {
   databases: DatabaseRow[];
-  pools: PoolRow[];
+  /** SHOW POOLS' rows, those of one database and user together: one series is theirs. */
+  pools: PoolRow[][];
   stats: DatabaseStats[];
   lists: ListRow[];
 }
@@ -197,6 +198,24 @@ const LIST_GAUGES: ReadonlyMap<string, [metric: string, help: string]> = new Map
 const WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 const XACT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+const POOL_LABELS = ["database", "user"] as const;
+
+/**
+ * SHOW POOLS' rows by the exporter's labels. Two pools share a database and user once a RELOAD
+ * renames the entry's forced user to one whose own pool of the entry is there (PgBouncer 1.18 lists
+ * both as well): their series is both of them, not whichever row came last.
+ */
+function bySeries(rows: PoolRow[]): PoolRow[][] {
+  const series = new Map<string, PoolRow[]>();
+  for (const row of rows) {
+    const key = `${row.database}\u0000${row.user}`;
+    const same = series.get(key);
+    if (same) same.push(row);
+    else series.set(key, [row]);
+  }
+  return [...series.values()];
+}
+
 /** Label values as the exporter makes them: NULL becomes "". */
 function labelsOf<R>(row: R, names: readonly (keyof R & string)[]): Labels {
   return Object.fromEntries(names.map((n) => [n, row[n] === null ? "" : String(row[n])]));
@@ -271,11 +290,14 @@ export class MetricsServer {
     pool.stats.observer = { wait: this.waitHistogram.track(labels), xact: this.xactHistogram.track(labels) };
   }
 
-  /** A pool that is gone (a forgotten auto-database): its histograms go too. */
+  /**
+   * A pool that is gone (a forgotten auto-database) or renamed: its histograms go too, unless another
+   * pool of its database and user feeds them still.
+   */
   forget(pool: Pool): void {
     const labels = { database: pool.db.name, user: pool.user };
-    this.waitHistogram.remove(labels);
-    this.xactHistogram.remove(labels);
+    this.waitHistogram.release(labels);
+    this.xactHistogram.release(labels);
     // anything it still observed would bring its series back, in a shard a new pool of its name may not use
     pool.stats.observer = null;
   }
@@ -351,7 +373,7 @@ export class MetricsServer {
   private async readSnapshot(): Promise<Snapshot> {
     const databases = databaseRows(this.pooler);
     await setImmediate();
-    const pools = poolRows(this.pooler);
+    const pools = bySeries(poolRows(this.pooler));
     await setImmediate();
     const stats = databaseStats(this.pooler);
     await setImmediate();
@@ -403,17 +425,16 @@ export class MetricsServer {
       );
     }
 
-    const poolLabels = ["database", "user"] as const;
-    for (const [column, metric, help] of POOL_GAUGES) {
-      this.gauge(`${NS}_pools_${metric}`, help, poolLabels, (s) =>
-        s.pools.map((r) => [labelsOf(r, poolLabels), Number(r[column])]),
+    // the connections of pools that share a series add up; their oldest waiting client is the older one
+    const poolGauge = (metric: string, help: string, value: (rows: PoolRow[]) => number): void =>
+      this.gauge(`${NS}_pools_${metric}`, help, POOL_LABELS, (s) =>
+        s.pools.map((rows) => [labelsOf(rows[0]!, POOL_LABELS), value(rows)]),
       );
+    for (const [column, metric, help] of POOL_GAUGES) {
+      poolGauge(metric, help, (rows) => rows.reduce((sum, r) => sum + Number(r[column]), 0));
     }
-    this.gauge(
-      `${NS}_pools_client_maxwait_seconds`,
-      "Age of oldest unserved client connection, shown as second",
-      poolLabels,
-      (s) => s.pools.map((r) => [labelsOf(r, poolLabels), r.maxwait + r.maxwait_us / 1e6]),
+    poolGauge("client_maxwait_seconds", "Age of oldest unserved client connection, shown as second", (rows) =>
+      Math.max(...rows.map((r) => r.maxwait + r.maxwait_us / 1e6)),
     );
 
     for (const [counter, scale, metric, help] of STATS_COUNTERS) {

@@ -990,8 +990,8 @@ describe("RELOAD that changes an entry's forced user=", () => {
 
 /**
  * A client of `forced` (unforcedEntry) as postgres, then a RELOAD forcing reload_alice and a client of
- * hers, then one forcing postgres, whose pool is there already: whom each runs as, and what a new
- * client is told of its login.
+ * hers, then one forcing postgres, whose pool is there already: whom each runs as, SHOW POOLS' rows of
+ * `forced` (user, cl_active), and what a new client is told of its login.
  */
 async function forcedUserTaken(
   url: (db: string) => string,
@@ -1008,12 +1008,15 @@ async function forcedUserTaken(
     setDatabases(forcedEntry("postgres", "postgres"));
     await admin.query("RELOAD");
     const after = [await currentUser(unforced), await currentUser(alice)];
+    const pools = (await admin.query("SHOW POOLS")).rows
+      .filter((r) => r.database === "forced")
+      .map((r) => [r.user, r.cl_active]);
     const fresh = await RawClient.connect(url("forced"));
     await fresh.close();
     const told = fresh.parameters.filter(([name]) =>
       ["session_authorization", "is_superuser"].includes(name),
     );
-    return { before, after, told: Object.fromEntries(told) };
+    return { before, after, pools, told: Object.fromEntries(told) };
   } finally {
     await Promise.all([unforced.end(), admin.end(), alice?.end()]);
   }
@@ -1024,6 +1027,11 @@ describe("RELOAD that forces a user whose pool of the entry is there already", (
     before: ["postgres", "reload_alice"],
     // the client logged in before anyone was forced keeps its pool; reload_alice's is renamed
     after: ["postgres", "postgres"],
+    // two pools of forced and postgres: PgBouncer's forced user is an object of its own, renamed
+    pools: [
+      ["postgres", 1],
+      ["postgres", 1],
+    ],
     told: { session_authorization: "postgres", is_superuser: "on" },
   };
 

@@ -7,9 +7,11 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { LINES_PER_CHUNK } from "../../pooler/metric-chunks.ts";
 import { connect, makePools } from "../support/clients.ts";
+import { forcedEntry, iniOf, unforcedEntry } from "../support/databases-ini.ts";
 import { spawnPooler, type PoolerProcess } from "../support/pooler-process.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { freePort } from "../support/ports.ts";
+import { createLoginRole, UserlistDir } from "../support/roles.ts";
 import { waitFor, watchTurns } from "../support/wait.ts";
 
 /** pgbouncer_exporter's metrics (collector.go), with their type and labels. */
@@ -277,6 +279,89 @@ describe("/metrics with thousands of pools", () => {
       await tp.stop();
     }
   }, 60_000);
+});
+
+/** Series (a name and its labels) a scrape gives more than once: a valid exposition has none. */
+function repeatedSeries(text: string): string[] {
+  const seen = new Set<string>();
+  const repeated: string[] = [];
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const series = line.slice(0, line.lastIndexOf(" "));
+    if (seen.has(series)) repeated.push(series);
+    seen.add(series);
+  }
+  return repeated;
+}
+
+// A RELOAD forcing a user whose own pool of the entry is there already renames the entry's forced pool
+// to that user, as PgBouncer 1.18 renames its forced user: two pools of one database and user, which
+// SHOW POOLS lists as two rows (as PgBouncer's) but the exporter's labels cannot tell apart.
+describe("/metrics of two pools of one database and user", () => {
+  const XACTS = "pgbouncer_pools_transaction_duration_seconds";
+  const userlists = new UserlistDir();
+
+  beforeAll(() => createLoginRole(inject("pgAppUrl"), "metrics_alice", "alice-pw", "md5"));
+  afterAll(() => userlists.remove());
+
+  it("gives them one series, both pools' sum, which stays while either pool lives", async () => {
+    const { ini, setDatabases } = iniOf(unforcedEntry());
+    const port = await freePort();
+    const env = {
+      DATABASE_URL: "",
+      AUTH_FILE: userlists.write([["postgres", "postgres"]]),
+      ADMIN_USERS: "postgres",
+      METRICS_PORT: String(port),
+      POOL_IDLE_TIMEOUT: "1",
+    };
+    const tp = await startTestPooler(env, ini);
+    const metricsUrl = `http://127.0.0.1:${port}/metrics`;
+    const labels = { database: "forced", user: "postgres" };
+    const admin = await connect(tp.url("pgbouncer"));
+    const forcedPools = async (): Promise<{ cl_active: number }[]> =>
+      (await admin.query("SHOW POOLS")).rows.filter((r) => r.database === "forced");
+    // postgres' own pool, while the entry forces no one
+    const own = await connect(tp.url("forced"));
+    const others: pg.Client[] = [];
+    try {
+      await own.query("SELECT 1");
+      setDatabases(forcedEntry("metrics_alice", "alice-pw"));
+      await admin.query("RELOAD");
+      others.push(await connect(tp.url("forced")));
+      await others[0]!.query("SELECT 1");
+      const asAlice = { database: "forced", user: "metrics_alice" };
+      const aliceXacts = histogram((await scrape(metricsUrl)).text, XACTS, asAlice).count;
+      setDatabases(forcedEntry("postgres", "postgres"));
+      await admin.query("RELOAD");
+      others.push(await connect(tp.url("forced")));
+      await others[1]!.query("SELECT 1");
+
+      const totals = (await admin.query("SHOW STATS_TOTALS")).rows.find((r) => r.database === "forced");
+      expect((await forcedPools()).map((r) => r.cl_active).sort()).toEqual([1, 2]);
+      const both = await scrape(metricsUrl);
+      expect(repeatedSeries(both.text)).toEqual([]);
+      expect(sample(both.families, "pgbouncer_pools_client_active_connections", labels)).toBe(3);
+      // the renamed pool's transactions as metrics_alice stay in that name's series, gone with it
+      expect(
+        rawSamples(both.text, `${XACTS}_count`).filter((s) => s.labels.user === "metrics_alice"),
+      ).toEqual([]);
+      const xacts = histogram(both.text, XACTS, labels).count;
+      expect(xacts).toBe(Number(totals.xact_count) - aliceXacts);
+
+      // postgres' own pool, its client gone and its server closed, is freed after pool_idle_timeout
+      await own.end();
+      await admin.query("RECONNECT forced");
+      await waitFor(async () => (await forcedPools()).length === 1, "postgres' own pool to be freed");
+      const one = await scrape(metricsUrl);
+      expect(sample(one.families, "pgbouncer_pools_client_active_connections", labels)).toBe(2);
+      expect(histogram(one.text, XACTS, labels).count).toBe(xacts);
+      await others[1]!.query("SELECT 1");
+      expect(histogram((await scrape(metricsUrl)).text, XACTS, labels).count).toBe(xacts + 1);
+    } finally {
+      await Promise.all([own, admin, ...others].map((c) => c.end().catch(() => undefined)));
+      await tp.stop();
+    }
+  });
 });
 
 describe("/metrics lifecycle", () => {
