@@ -320,10 +320,12 @@ export class Pool {
       this.active.add(server);
       client.assign(server);
     }
-    // a server being checked, as one logging in, is on its way to a waiting client
-    while (
-      this.waiting.length > this.login.size + this.checking &&
-      this.canLaunch(this.reserveAllowed(), true)
+    // a server being checked, as one logging in, is on its way to a waiting client: the first
+    // clients are theirs, and a new server is for the next one
+    for (
+      let next = this.waiting[this.login.size + this.checking];
+      next !== undefined && this.canLaunch(this.reserveAllowed(next), true);
+      next = this.waiting[this.login.size + this.checking]
     ) {
       this.launch(false);
     }
@@ -508,15 +510,14 @@ export class Pool {
     if (this.beingCanceled.delete(server) && server.state !== "closed") this.makeIdle(server);
   }
 
-  /** The reserve pool opens once the oldest waiting client has waited reserve_pool_timeout (0: never, as PgBouncer). */
-  private reserveAllowed(): boolean {
-    const first = this.waiting[0];
-    return (
-      this.settings.reserveSize > 0 &&
-      this.settings.reserveTimeout > 0 &&
-      first !== undefined &&
-      now() - first.waitStart >= this.settings.reserveTimeout
-    );
+  /**
+   * A reserve server is opened for `client` once it has itself waited reserve_pool_timeout (0: never),
+   * as PgBouncer 1.18 measured: its one login at a time goes to the oldest waiting client, so the
+   * reserve serves those past the timeout and no client that came after them.
+   */
+  private reserveAllowed(client: PoolClient): boolean {
+    const { reserveSize, reserveTimeout } = this.settings;
+    return reserveSize > 0 && reserveTimeout > 0 && now() - client.waitStart >= reserveTimeout;
   }
 
   /**

@@ -1579,6 +1579,106 @@ describe("side by side with PgBouncer 1.18", () => {
     if (theirs !== null) expect(theirs).toBe(2);
   }, 30_000);
 
+  it("the reserve pool opens a server only for a client that has itself waited reserve_pool_timeout", async () => {
+    // the pool's only server held; A queues, B and C a second after it: servers open while only A has
+    // waited the second, and once B and C have too
+    const opened = (url: (db: string) => string): Promise<{ aloneLate: number; all: number }> =>
+      watching(async (direct) => {
+        const holder = await connect(url(DB));
+        await holder.query("BEGIN");
+        const [a, b, c] = await Promise.all([0, 1, 2].map(() => connect(url(DB))));
+        const hold = "BEGIN; SELECT pg_sleep(2); COMMIT";
+        const served = [a!.query(hold)];
+        await new Promise((r) => setTimeout(r, 1000));
+        served.push(b!.query(hold), c!.query(hold));
+        // past A's second by more than a janitor tick, well short of B's and C's
+        await new Promise((r) => setTimeout(r, 600));
+        const aloneLate = (await backends(direct)).length;
+        await waitFor(async () => (await backends(direct)).length === 4, "servers for B and C");
+        const all = (await backends(direct)).length;
+        await holder.end();
+        await Promise.all(served);
+        await Promise.all([a, b, c].map((x) => x!.end()));
+        return { aloneLate, all };
+      });
+    const { ours, theirs } = await bothPoolers(
+      { DEFAULT_POOL_SIZE: "1", RESERVE_POOL_SIZE: "3", RESERVE_POOL_TIMEOUT: "1" },
+      { default_pool_size: 1, reserve_pool_size: 3, reserve_pool_timeout: 1 },
+      opened,
+    );
+    console.log(
+      `reserve pool, servers with only A past reserve_pool_timeout, then all: ours ${JSON.stringify(ours)}, PgBouncer 1.18 ${JSON.stringify(theirs)}`,
+    );
+    // the held one and A's: none yet for B and C, who have waited 0.6 s
+    expect(ours).toEqual({ aloneLate: 2, all: 4 });
+    if (theirs) expect(theirs).toEqual(ours);
+  }, 30_000);
+
+  it("a burst of clients on an empty pool: ours logs its servers in side by side, PgBouncer 1.18 one at a time (README)", async () => {
+    // 50 clients at once on a pool of 20: the most servers SHOW POOLS saw logging in together
+    const burst = (url: (db: string) => string) =>
+      watching(async (direct) => {
+        const admin = await connect(url("pgbouncer"));
+        let mostLoggingIn = 0;
+        let sampling = true;
+        const sampler = (async () => {
+          while (sampling) {
+            const { rows } = await admin.query("SHOW POOLS");
+            mostLoggingIn = Math.max(
+              mostLoggingIn,
+              Number(rows.find((r) => r.database === DB)?.sv_login ?? 0),
+            );
+          }
+        })();
+        const clients = await Promise.all(Array.from({ length: 50 }, () => connect(url(DB))));
+        await Promise.all(clients.map((c) => c.query("SELECT pg_sleep(0.3)")));
+        sampling = false;
+        await sampler;
+        // the servers after the first (whose login the clients' logins waited for): over how long they started
+        const { rows } = await direct.query<{ servers: number; spread_ms: number }>(
+          `SELECT count(*)::int + 1 AS servers, extract(epoch FROM max(started) - min(started)) * 1000 AS spread_ms
+           FROM (SELECT backend_start AS started FROM pg_stat_activity WHERE datname = '${DB}'
+                 AND backend_type = 'client backend' AND pid <> pg_backend_pid() ORDER BY 1 OFFSET 1) AS s`,
+        );
+        await Promise.all([...clients, admin].map((c) => c.end()));
+        return { mostLoggingIn, servers: rows[0]!.servers, spreadMs: Math.round(rows[0]!.spread_ms) };
+      });
+    const { ours, theirs } = await bothPoolers({ DEFAULT_POOL_SIZE: "20" }, { default_pool_size: 20 }, burst);
+    console.log(
+      `50 clients on an empty pool of 20, logins in flight at most and servers' starts: ours ${JSON.stringify(ours)}, PgBouncer 1.18 ${JSON.stringify(theirs)}`,
+    );
+    expect(ours.servers).toBe(20);
+    expect(ours.mostLoggingIn).toBeGreaterThan(1);
+    if (theirs) expect({ ...theirs, spreadMs: 0 }).toEqual({ servers: 20, mostLoggingIn: 1, spreadMs: 0 });
+  }, 30_000);
+
+  it("pool_size=0: ours has no limit and opens min_pool_size; PgBouncer 1.18 closes its first server and serves no one (README)", async () => {
+    // one client logged in, then a second later: the servers open, and what its query gets
+    const run = (url: (db: string) => string) =>
+      watching(async (direct) => {
+        const c = await connect(url(DB));
+        await new Promise((r) => setTimeout(r, 1200));
+        const servers = (await backends(direct)).length;
+        const query = await c.query("SELECT 1").then(
+          () => "served",
+          (e: Error & { code?: string }) => `${e.code} ${e.message}`,
+        );
+        await c.end().catch(() => undefined);
+        return { servers, query };
+      });
+    const { ours, theirs } = await bothPoolers(
+      { DEFAULT_POOL_SIZE: "0", MIN_POOL_SIZE: "2", QUERY_WAIT_TIMEOUT: "1" },
+      { default_pool_size: 0, min_pool_size: 2, query_wait_timeout: 1 },
+      run,
+    );
+    console.log(
+      `pool_size=0, min_pool_size=2: ours ${JSON.stringify(ours)}, PgBouncer 1.18 ${JSON.stringify(theirs)}`,
+    );
+    expect(ours).toEqual({ servers: 2, query: "served" });
+    // its janitor closes the first server as "too many servers in the pool", and none may open
+    if (theirs) expect(theirs).toEqual({ servers: 0, query: "08P01 query_wait_timeout" });
+  }, 30_000);
+
   it("server_fast_close: what a session client sees after RECONNECT, in its transaction and after it", async () => {
     const run = async (url: (db: string) => string) => {
       const [a, admin] = await Promise.all([connect(url(DB)), connect(url("pgbouncer"))]);

@@ -1,5 +1,6 @@
 // SHOW STATS_TOTALS against PgBouncer 1.18's: the same client traffic through both poolers must add
 // the same transactions, queries and bytes (times differ with the machine and are not compared).
+import type net from "node:net";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { bind, close, execute, parse, query, sync } from "../../pooler/protocol/messages.ts";
@@ -7,6 +8,7 @@ import { connect } from "../support/clients.ts";
 import { hasPgBouncer, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
+import { relay } from "../support/relay.ts";
 import { waitFor } from "../support/wait.ts";
 
 const COUNTED = ["xact_count", "query_count", "bytes_received", "bytes_sent"] as const;
@@ -202,6 +204,43 @@ describe.skipIf(!hasPgBouncer())("a client waiting to log in for its pool's firs
     } finally {
       await ours.stop();
       await theirs.stop();
+    }
+  });
+
+  it("waits while that server logs in, and the wait counts in wait_time, as PgBouncer 1.18", async () => {
+    // every server's login held 400 ms on its way to PostgreSQL
+    const slow = await relay(
+      { host: "127.0.0.1", port: 0 },
+      { host: "127.0.0.1", port: inject("pgPort") },
+      400,
+    );
+    const server = new URL(inject("pgAppUrl"));
+    server.port = String((slow.address() as net.AddressInfo).port);
+    const ours = await startTestPooler({ ADMIN_USERS: "postgres", DATABASE_URL: server.toString() });
+    const theirs = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${server.port} dbname=app` },
+      { admin_users: "postgres" },
+    );
+    const firstClient = async (url: string): Promise<void> => {
+      const c = await connect(url);
+      // the server it logged in for is idle: no second wait
+      await c.query("SELECT 1");
+      await c.end();
+    };
+    try {
+      const mine = (await added(ours.url, firstClient, ["wait_time"])).wait_time!;
+      const pgbouncer = (await added(theirs.url, firstClient, ["wait_time"])).wait_time!;
+      console.log(
+        `wait_time of a client whose pool's first login took 400 ms, us: ours ${mine}, PgBouncer 1.18 ${pgbouncer}`,
+      );
+      for (const us of [mine, pgbouncer]) {
+        expect(us).toBeGreaterThanOrEqual(390_000);
+        expect(us).toBeLessThan(1_000_000);
+      }
+    } finally {
+      await ours.stop();
+      await theirs.stop();
+      slow.close();
     }
   });
 });
