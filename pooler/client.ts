@@ -12,6 +12,7 @@ import type { HeldCancel } from "./cancel-request.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import type { ClientTls } from "./config/tls.ts";
 import { now } from "./clock.ts";
+import { HeldClientCancel } from "./client-held-cancel.ts";
 import { ClientLogin, type LoginClient } from "./client-login.ts";
 import type { ClientLimit } from "./client-limits.ts";
 import { Block, Connection } from "./connection.ts";
@@ -131,12 +132,6 @@ let spareScanner: FrameScanner | null = null;
 /** No chunks kept for a server; never pushed to (keep() replaces it). */
 const NO_CHUNKS: Buffer[] = [];
 
-/**
- * How long after its request starts a held cancel is sent (cancelOnceRunning): time for the backend
- * to read the command, on a loaded machine too (2 ms was enough in 8 runs of the tests under load).
- */
-const HELD_CANCEL_DELAY_MS = 20;
-
 /** Slices of one client chunk up to this many bytes in all are joined into one buffer (flushToServer). */
 const JOIN_LIMIT = 16 * 1024;
 
@@ -190,7 +185,7 @@ export class ClientConnection
   /** restore() is bringing back settings a RESET took away on the server it keeps. */
   private restoring = false;
   /** A cancel request that came during the pooler's own query: sent once the client's next request starts on a server. */
-  private cancelLater: { send: () => void; drop: () => void } | null = null;
+  private cancelLater: HeldClientCancel | null = null;
   waitStart = 0;
   /** The server assign() is setting the client's parameters on, before anything of the client's. */
   private syncingOn: ServerConnection | null = null;
@@ -917,23 +912,10 @@ export class ClientConnection
     const now = performance.now();
     server.queryStart = now;
     if (server.txStatus === "I") server.xactStart = now;
-    if (this.cancelLater !== null) this.cancelOnceRunning(server, now);
-  }
-
-  /**
-   * The request a held cancel waited for has just been written to `server`: PostgreSQL ignores a
-   * cancel that reaches the backend while it still reads the command (postgres.c: DoingCommandRead),
-   * which one sent at once did in 1 run in 3 of a test under load. It goes HELD_CANCEL_DELAY_MS
-   * later, if that request still runs there; one that has ended by then takes it with it, as a
-   * cancel that came late.
-   */
-  private cancelOnceRunning(server: ServerConnection, startedAt: number): void {
-    const cancel = this.cancelLater!;
-    this.cancelLater = null;
-    setTimeout(() => {
-      if (this.server === server && this.queryStartedAt === startedAt) cancel.send();
-      else cancel.drop();
-    }, HELD_CANCEL_DELAY_MS);
+    if (this.cancelLater !== null) {
+      this.cancelLater.sendOnceRunning(this, server, now);
+      this.cancelLater = null;
+    }
   }
 
   /**
@@ -1025,12 +1007,12 @@ export class ClientConnection
 
   /**
    * A cancel request that came while the pooler's own query ran, for the request the client sent
-   * meanwhile: `send` once that request starts on a server, `drop` if the client goes first or
-   * what it sent starts none. One is enough for it.
+   * meanwhile (client-held-cancel.ts): `send` once that request starts on a server, `drop` if the
+   * client goes first or what it sent starts none. One is enough for it.
    */
   cancelOnceSent(send: () => void, drop: () => void): void {
     if (this.cancelLater !== null) return drop();
-    this.cancelLater = { send, drop };
+    this.cancelLater = new HeldClientCancel(send, drop);
   }
 
   /**
