@@ -14,6 +14,7 @@ import type { ClientTls } from "./config/tls.ts";
 import { now } from "./clock.ts";
 import { HeldClientCancel } from "./client-held-cancel.ts";
 import { ClientLogin, type LoginClient } from "./client-login.ts";
+import { OwnQueries, type OwnQueryClient } from "./client-own-queries.ts";
 import type { ClientLimit } from "./client-limits.ts";
 import { Block, Connection } from "./connection.ts";
 import { lingeringClose } from "./linger.ts";
@@ -33,19 +34,12 @@ import {
   statementNameSpan,
 } from "./protocol/messages.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
-import {
-  ServerError,
-  type Row,
-  type ServerConnection,
-  type ServerCredentials,
-  type ServerPeer,
-} from "./server.ts";
+import type { Row, ServerConnection, ServerCredentials, ServerError, ServerPeer } from "./server.ts";
 import {
   isSettingName,
   paramSyncSql,
   settingsSyncSql,
   shared,
-  syncedSettings,
   trackedParameter,
   withParam,
 } from "./params.ts";
@@ -157,7 +151,7 @@ const FAILING_PARSE = parse("POOLER_refused", "(");
 
 export class ClientConnection
   extends Connection
-  implements PoolClient, ServerPeer, FrameVisitor, LoginClient
+  implements PoolClient, ServerPeer, FrameVisitor, LoginClient, OwnQueryClient
 {
   state: ClientState = "login";
   user = "";
@@ -177,18 +171,13 @@ export class ClientConnection
   /** The cancel key, given by the ClientRegistry when the connection is accepted. */
   cancelPid = 0;
   cancelSecret = 0;
-  /** Cancel requests of its key sent on to its server; those up to `cancelsSpent` explained a 57014. */
+  /** Cancel requests of its key sent on to its server (OwnQueries: did one of them end its query?). */
   cancelsSent = 0;
-  private cancelsSpent = 0;
-  /** The probe is running for it. */
-  probing = false;
-  /** restore() is bringing back settings a RESET took away on the server it keeps. */
-  private restoring = false;
+  /** The pooler's own queries for it (client-own-queries.ts): made for its first. */
+  private ownQueries: OwnQueries | null = null;
   /** A cancel request that came during the pooler's own query: sent once the client's next request starts on a server. */
   private cancelLater: HeldClientCancel | null = null;
   waitStart = 0;
-  /** The server assign() is setting the client's parameters on, before anything of the client's. */
-  private syncingOn: ServerConnection | null = null;
   adminRole: "admin" | "stats" | null = null;
   /** Counted against max_db_client_connections / max_user_client_connections (ClientHost.admitClient). */
   private admitted = false;
@@ -222,7 +211,7 @@ export class ClientConnection
    * Settings and state of the session the client would have on a server of its own; null until
    * the client gives a setting or runs a statement that touches the session.
    */
-  private session: ClientSession | null = null;
+  session: ClientSession | null = null;
   /**
    * How named statements are routed, the client's own among them (transaction/statement pooling
    * with max_prepared_statements); made on first use.
@@ -458,29 +447,11 @@ export class ClientConnection
     }
     // The client still waits (for the SET): query_wait_timeout, counted from its wait's start, covers
     // this too, so neither a server that stops answering nor servers that keep dying here hold it forever.
-    this.syncingOn = server;
-    this.sync(server, sync);
+    this.ownQueriesOf().sync(server, sync);
   }
 
-  private sync(server: ServerConnection, sql: string): void {
-    server.runInternal(sql).then(
-      () => {
-        this.syncingOn = null;
-        this.waitStart = 0;
-        server.settings = syncedSettings(this.settings, server.baseline.settings);
-        this.linked();
-      },
-      (err: Error) => {
-        // lost: onServerLost queued the client again
-        if (this.syncingOn !== server) return;
-        // (a client logging in has no cancel key yet)
-        if (this.login === null && this.retriesOwnQuery(server, err, () => this.sync(server, sql))) return;
-        this.syncingOn = null;
-        if (err instanceof ServerError) this.refuse(err.code, err.message);
-        else
-          this.refuse(SqlState.ConnectionFailure, `could not set parameters on the server: ${err.message}`);
-      },
-    );
+  private ownQueriesOf(): OwnQueries {
+    return (this.ownQueries ??= new OwnQueries(this));
   }
 
   /**
@@ -494,7 +465,7 @@ export class ClientConnection
     );
   }
 
-  private linked(): void {
+  linked(): void {
     if (this.state === "closed") return;
     const welcome = this.login?.pendingWelcome;
     if (welcome == null) return this.startForwarding();
@@ -541,7 +512,7 @@ export class ClientConnection
     else this.queued.push(chunk);
   }
 
-  private startForwarding(): void {
+  startForwarding(): void {
     if (this.state === "closed") return;
     this.state = "active";
     this.feedQueued();
@@ -968,28 +939,8 @@ export class ClientConnection
       return;
     }
     this.localSearchPath = false;
-    if (this.session?.touched) return this.probe(server);
+    if (this.session?.touched) return this.ownQueriesOf().probe(server);
     if (!this.pinned) this.unlink(server);
-  }
-
-  /**
-   * The transaction may have changed the session: ask the server what it holds now (one internal
-   * query; see session-state.ts) before deciding. The client's next messages wait meanwhile.
-   */
-  private probe(server: ServerConnection): void {
-    this.state = "waiting";
-    this.waitStart = now(); // under query_wait_timeout, as any wait for a server
-    this.block(Block.Waiting);
-    this.probing = true;
-    server.queryInternal(this.session!.probeSql(server.baseline)).then(
-      (rows) => this.probed(server, rows),
-      (err: Error) => {
-        // still the pooler's own query while it waits to run again: a cancel meanwhile is held
-        if (this.retriesOwnQuery(server, err, () => this.probe(server))) return;
-        this.probing = false;
-        this.refuse(SqlState.ConnectionFailure, `could not inspect the session state: ${err.message}`);
-      },
-    );
   }
 
   /**
@@ -997,7 +948,12 @@ export class ClientConnection
    * PostgreSQL would not have run: a cancel request then waits for the request it is meant for.
    */
   get runsOwnQuery(): boolean {
-    return this.probing || this.syncingOn !== null || this.restoring;
+    return this.ownQueries?.running ?? false;
+  }
+
+  /** The session probe runs for it. */
+  get probing(): boolean {
+    return this.ownQueries?.probing ?? false;
   }
 
   /** Bytes of the client's that the pooler has not sent on yet: a request of its under way. */
@@ -1025,8 +981,8 @@ export class ClientConnection
     this.cancelLater = null;
   }
 
-  private probed(server: ServerConnection, rows: Row[]): void {
-    this.probing = false;
+  /** What the probe found on `server`: the client keeps it (pinned) or gives it back. */
+  probed(server: ServerConnection, rows: Row[]): void {
     if (this.state === "closed") return;
     this.waitStart = 0;
     const result = readProbe(rows, this.pool!.user, server.baseline);
@@ -1050,46 +1006,7 @@ export class ClientConnection
     // Kept: bring back the startup (or connect_query) values a RESET took away before the client goes on.
     const sync = this.syncSql(server);
     if (sync === "") return this.startForwarding();
-    this.restore(server, sync);
-  }
-
-  private restore(server: ServerConnection, sql: string): void {
-    this.restoring = true;
-    server.runInternal(sql).then(
-      () => {
-        this.restoring = false;
-        server.settings = syncedSettings(this.settings, server.baseline.settings);
-        this.startForwarding();
-      },
-      (err: Error) => {
-        // still the pooler's own query while it waits to run again: a cancel meanwhile is held
-        if (this.retriesOwnQuery(server, err, () => this.restore(server, sql))) return;
-        this.restoring = false;
-        this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`);
-      },
-    );
-  }
-
-  /**
-   * Whether the pooler's own query for this client on `server` (a settings sync, the session probe)
-   * was canceled by the client's own cancel request, meant for its query that ended as it was sent
-   * (one that comes while the pooler's query runs is held for the client's next: runsOwnQuery):
-   * PostgreSQL would have kept the session, so the pooler runs its query again (`again`) rather
-   * than end the client. Not before the cancel is done:
-   * the postmaster signals the backend twice (its process, then its process group), and a query
-   * sent meanwhile takes the second signal (1 run in 6 of a test lost its client so).
-   */
-  private retriesOwnQuery(server: ServerConnection, err: Error, again: () => void): boolean {
-    if (!(err instanceof ServerError && err.code === SqlState.QueryCanceled && this.server === server)) {
-      return false;
-    }
-    // statement_timeout cancels with 57014 too: without a cancel request of the client's to blame,
-    // running the query again would time out again (a lock wait) for ever, past the client's limit
-    if (this.cancelsSpent === this.cancelsSent) return false;
-    this.cancelsSpent = this.cancelsSent;
-    if (server.cancelsInFlight === 0) again();
-    else server.afterCancels = () => this.server === server && this.state !== "closed" && again();
-    return true;
+    this.ownQueries!.restore(server, sync);
   }
 
   /**
@@ -1214,7 +1131,7 @@ export class ClientConnection
   }
 
   /** The session settings to replay on each server (see `session`). */
-  private get settings(): ReadonlyMap<string, string> {
+  get settings(): ReadonlyMap<string, string> {
     return this.session?.settings ?? NO_SETTINGS;
   }
 
@@ -1232,8 +1149,8 @@ export class ClientConnection
     if (this.state === "closed") return;
     this.recordUnfinished(server);
     // nothing of the client's reached it: another server will do, as if it had died idle in the pool
-    if (this.syncingOn === server) {
-      this.syncingOn = null;
+    if (this.ownQueries?.syncingOn === server) {
+      this.ownQueries.syncingOn = null;
       return this.pool!.enqueue(this, this.waitStart);
     }
     if (server.toldClientFatal) this.close(`server closed after a FATAL: ${reason}`);
