@@ -899,7 +899,7 @@ export class ClientConnection
     // client would lose it without a word (toldClientFatal).
     if (server.toldClientFatal) return server.close("server sent FATAL");
     if (server.pendingReplies > 0) return;
-    this.recordStats(server);
+    this.pool!.stats.recordRequestEnded(server);
     this.unlinkIfDone(server);
     // one keeping its server (session pooling, pinned) is not held back by the pause: left to the
     // shutdown's next look, it would have started its next transaction, to be cut off in it
@@ -1060,28 +1060,6 @@ export class ClientConnection
     }
   }
 
-  private recordStats(server: ServerConnection): void {
-    const stats = this.pool!.stats;
-    const now = performance.now();
-    stats.queryCount += server.queriesInFlight;
-    stats.queryTimeUs += Math.round((now - server.queryStart) * 1000);
-    server.queriesInFlight = 0;
-    if (server.txStatus === "I") stats.recordXact(Math.round((now - server.xactStart) * 1000));
-  }
-
-  /**
-   * The client left, or its server went away, with a request or a transaction unfinished: PgBouncer
-   * counts a query and its transaction as they start (their times as they end), so they count,
-   * without a time.
-   */
-  private recordUnfinished(server: ServerConnection): void {
-    const queries = server.queriesInFlight + (this.inBatch ? 1 : 0);
-    server.queriesInFlight = 0;
-    const stats = this.pool!.stats;
-    stats.queryCount += queries;
-    if (queries > 0 || server.txStatus !== "I") stats.xactCount++;
-  }
-
   /** What the server sends this client counts as sent (SHOW STATS total_sent). */
   override write(buf: Buffer, source?: Connection): void {
     if (source !== undefined && this.pool) this.pool.stats.bytesSent += buf.length;
@@ -1147,7 +1125,7 @@ export class ClientConnection
   onServerLost(server: ServerConnection, reason: string, fatal: ServerError | null): void {
     this.server = null;
     if (this.state === "closed") return;
-    this.recordUnfinished(server);
+    this.pool!.stats.recordUnfinished(server, this.inBatch);
     // nothing of the client's reached it: another server will do, as if it had died idle in the pool
     if (this.ownQueries?.syncingOn === server) {
       this.ownQueries.syncingOn = null;
@@ -1211,7 +1189,7 @@ export class ClientConnection
     const server = this.server;
     this.server = null;
     if (server) {
-      this.recordUnfinished(server);
+      this.pool!.stats.recordUnfinished(server, this.inBatch);
       if (closeServer) this.dropServer(server, reason);
       else this.returnServer(server);
     }
