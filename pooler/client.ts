@@ -8,6 +8,7 @@
 // each server; state that cannot be replayed (advisory locks, LISTEN, …) pins it to its server
 // while that state lives (session-state.ts).
 import type net from "node:net";
+import { AdminVisitor, adminWelcomeParams } from "./admin/console-client.ts";
 import type { HeldCancel } from "./cancel-request.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import type { ClientTls } from "./config/tls.ts";
@@ -54,7 +55,6 @@ import { ClientStatements, ServerStatements } from "./statements.ts";
 import { Expect, type ExpectKind, type Special } from "./replies.ts";
 import { StreamedQuery, classifySql } from "./streamed-query.ts";
 import { describeTls } from "./tls.ts";
-import { PGBOUNCER_VERSION } from "./version.ts";
 import {
   ClientSession,
   HELD_STATE_NAMES,
@@ -1253,32 +1253,6 @@ function parseEffect(type: number, msg: Buffer): SessionEffect {
   return classifySql(msg, nameEnd + 1, msg.indexOf(0, nameEnd + 1));
 }
 
-/** Every message of an admin client goes to the console (which speaks the simple protocol only). */
-class AdminVisitor implements FrameVisitor {
-  constructor(
-    private readonly client: ClientConnection,
-    private readonly host: ClientHost,
-  ) {}
-  mustInspect(): boolean {
-    return true;
-  }
-  mayRewrite(): boolean {
-    return true;
-  }
-  message(): void {}
-  // never called: every message is inspected
-  streams(): void {}
-  streamBody(): void {}
-  rewritesPrefix(): boolean {
-    return false;
-  }
-  pass(): void {} // every message is rewritten: nothing passes
-  rewrite(type: number, msg: Buffer): void {
-    if (type === Msg.Terminate) this.client.close("client close request");
-    else this.host.adminMessage(this.client, type, msg);
-  }
-}
-
 /** A NoticeResponse of the pooler's own, as PgBouncer words them (NOTICE, 00000). */
 function poolerNotice(message: string): Buffer {
   return noticeResponse({ severity: "NOTICE", code: SqlState.SuccessfulCompletion, message });
@@ -1286,20 +1260,4 @@ function poolerNotice(message: string): Buffer {
 
 function isTerminate(chunk: Buffer): boolean {
   return chunk.length === 5 && chunk[0] === Msg.Terminate;
-}
-
-/** What the admin console presents itself as: PgBouncer 1.18's own list (admin.c), measured on it. */
-function adminWelcomeParams(): Map<string, string> {
-  return new Map([
-    ["server_version", `${PGBOUNCER_VERSION}/bouncer`],
-    ["client_encoding", "UTF8"],
-    ["server_encoding", "UTF8"],
-    // as the console's SHOW datestyle and SHOW timezone answer (FAKE_PARAMS)
-    ["DateStyle", "ISO"],
-    ["TimeZone", "GMT"],
-    ["standard_conforming_strings", "on"],
-    ["is_superuser", "on"],
-    ["integer_datetimes", "on"],
-    ["application_name", ""],
-  ]);
 }
