@@ -14,6 +14,7 @@ import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import type { ClientTls } from "./config/tls.ts";
 import { now } from "./clock.ts";
 import { HeldClientCancel } from "./client-held-cancel.ts";
+import { dropServer, returnServer } from "./client-exit.ts";
 import { ClientLogin, type LoginClient } from "./client-login.ts";
 import { OwnQueries, type OwnQueryClient } from "./client-own-queries.ts";
 import type { ClientLimit } from "./client-limits.ts";
@@ -1190,8 +1191,13 @@ export class ClientConnection
     this.server = null;
     if (server) {
       this.pool!.stats.recordUnfinished(server, this.inBatch);
-      if (closeServer) this.dropServer(server, reason);
-      else this.returnServer(server);
+      if (closeServer) dropServer(this.pool!, server, reason);
+      else
+        returnServer(this.pool!, server, {
+          pooled: this.pooled,
+          midRequest: !this.atBoundary || this.inBatch,
+          sessionState: this.pinned || this.session?.touched === true,
+        });
     }
     if (this.pinned) this.setHeld(NOTHING_HELD);
     this.cancelLater?.drop();
@@ -1205,44 +1211,6 @@ export class ClientConnection
     if ((wasLoggedIn || this.user !== "") && this.host.config.logDisconnections) {
       this.log.info({ client: this.id, user: this.user, db: this.database, reason }, "closing");
     }
-  }
-
-  private dropServer(server: ServerConnection, reason: string): void {
-    server.close(reason);
-    this.pool!.release(server, false);
-  }
-
-  /**
-   * The client left while holding a server. The server is reused only if it is between messages:
-   * idle ones are reset, open transactions rolled back first; a server that still owes replies or
-   * holds half a message is closed rather than handed to someone else mid-pipeline. One busy with
-   * the pooler's own query for the client (a session probe, a settings sync; the client was ended
-   * by a timeout or KILL_CLIENT meanwhile) is cleaned once that has ended.
-   */
-  private returnServer(server: ServerConnection): void {
-    const pool = this.pool!;
-    if (server.state !== "active") return;
-    if (server.owedToClient > 0 || !this.atBoundary || this.inBatch)
-      return this.dropServer(server, "client disconnect while server was not ready");
-    // Session state the client may have left (advisory locks, LISTEN, temp tables, …, or not
-    // probed yet) must not reach the next client, whatever server_reset_query says; nor what the
-    // pooler's own query for it was setting up as it left (a settings sync, whose outcome nobody
-    // records now: the next client's sync would start from a stale picture of the server).
-    const cleanup = server.txStatus === "I" ? [] : ["ROLLBACK"];
-    if ((this.pooled && (this.pinned || this.session?.touched)) || server.runsOwnQuery) {
-      // DISCARD ALL would also drop what connect_query made there (its PREPARE, temporary tables),
-      // which the next clients use, and which the sync cannot replay: a new server runs it again.
-      if (server.baseline.held.size > 0)
-        return this.dropServer(
-          server,
-          "client left session state on a server holding connect_query's objects",
-        );
-      cleanup.push("DISCARD ALL");
-    }
-    // server_reset_query is session pooling's (or server_reset_query_always's), as in PgBouncer
-    const reset = !this.pooled && !cleanup.includes("DISCARD ALL");
-    if (cleanup.length === 0) pool.release(server, reset);
-    else pool.cleanAndRelease(server, cleanup, reset);
   }
 }
 
