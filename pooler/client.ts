@@ -6,7 +6,9 @@
 // (see README "What works in transaction mode"): named prepared statements are renamed and prepared
 // on whichever server it gets (prepared.ts); settings it SETs or gives at startup are replayed on
 // each server; state that cannot be replayed (advisory locks, LISTEN, …) pins it to its server
-// while that state lives (session-state.ts).
+// while that state lives (session-state.ts). Its cold paths have modules of their own: the pooler's
+// own queries for it (client-own-queries.ts), a cancel request held meanwhile (client-held-cancel.ts),
+// the server it leaves behind (client-exit.ts), a console client's messages (admin/console-client.ts).
 import type net from "node:net";
 import { AdminVisitor, adminWelcomeParams } from "./admin/console-client.ts";
 import type { HeldCancel } from "./cancel-request.ts";
