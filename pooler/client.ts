@@ -6,13 +6,19 @@
 // (see README "What works in transaction mode"): named prepared statements are renamed and prepared
 // on whichever server it gets (prepared.ts); settings it SETs or gives at startup are replayed on
 // each server; state that cannot be replayed (advisory locks, LISTEN, …) pins it to its server
-// while that state lives (session-state.ts).
+// while that state lives (session-state.ts). Its cold paths have modules of their own: the pooler's
+// own queries for it (client-own-queries.ts), a cancel request held meanwhile (client-held-cancel.ts),
+// the server it leaves behind (client-exit.ts), a console client's messages (admin/console-client.ts).
 import type net from "node:net";
+import { AdminVisitor, adminWelcomeParams } from "./admin/console-client.ts";
 import type { HeldCancel } from "./cancel-request.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
 import type { ClientTls } from "./config/tls.ts";
 import { now } from "./clock.ts";
+import { HeldClientCancel } from "./client-held-cancel.ts";
+import { dropServer, returnServer } from "./client-exit.ts";
 import { ClientLogin, type LoginClient } from "./client-login.ts";
+import { OwnQueries, type OwnQueryClient } from "./client-own-queries.ts";
 import type { ClientLimit } from "./client-limits.ts";
 import { Block, Connection } from "./connection.ts";
 import { lingeringClose } from "./linger.ts";
@@ -32,19 +38,12 @@ import {
   statementNameSpan,
 } from "./protocol/messages.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
-import {
-  ServerError,
-  type Row,
-  type ServerConnection,
-  type ServerCredentials,
-  type ServerPeer,
-} from "./server.ts";
+import type { Row, ServerConnection, ServerCredentials, ServerError, ServerPeer } from "./server.ts";
 import {
   isSettingName,
   paramSyncSql,
   settingsSyncSql,
   shared,
-  syncedSettings,
   trackedParameter,
   withParam,
 } from "./params.ts";
@@ -59,7 +58,6 @@ import { ClientStatements, ServerStatements } from "./statements.ts";
 import { Expect, type ExpectKind, type Special } from "./replies.ts";
 import { StreamedQuery, classifySql } from "./streamed-query.ts";
 import { describeTls } from "./tls.ts";
-import { PGBOUNCER_VERSION } from "./version.ts";
 import {
   ClientSession,
   HELD_STATE_NAMES,
@@ -131,12 +129,6 @@ let spareScanner: FrameScanner | null = null;
 /** No chunks kept for a server; never pushed to (keep() replaces it). */
 const NO_CHUNKS: Buffer[] = [];
 
-/**
- * How long after its request starts a held cancel is sent (cancelOnceRunning): time for the backend
- * to read the command, on a loaded machine too (2 ms was enough in 8 runs of the tests under load).
- */
-const HELD_CANCEL_DELAY_MS = 20;
-
 /** Slices of one client chunk up to this many bytes in all are joined into one buffer (flushToServer). */
 const JOIN_LIMIT = 16 * 1024;
 
@@ -162,7 +154,7 @@ const FAILING_PARSE = parse("POOLER_refused", "(");
 
 export class ClientConnection
   extends Connection
-  implements PoolClient, ServerPeer, FrameVisitor, LoginClient
+  implements PoolClient, ServerPeer, FrameVisitor, LoginClient, OwnQueryClient
 {
   state: ClientState = "login";
   user = "";
@@ -182,18 +174,13 @@ export class ClientConnection
   /** The cancel key, given by the ClientRegistry when the connection is accepted. */
   cancelPid = 0;
   cancelSecret = 0;
-  /** Cancel requests of its key sent on to its server; those up to `cancelsSpent` explained a 57014. */
+  /** Cancel requests of its key sent on to its server (OwnQueries: did one of them end its query?). */
   cancelsSent = 0;
-  private cancelsSpent = 0;
-  /** The probe is running for it. */
-  probing = false;
-  /** restore() is bringing back settings a RESET took away on the server it keeps. */
-  private restoring = false;
+  /** The pooler's own queries for it (client-own-queries.ts): made for its first. */
+  private ownQueries: OwnQueries | null = null;
   /** A cancel request that came during the pooler's own query: sent once the client's next request starts on a server. */
-  private cancelLater: { send: () => void; drop: () => void } | null = null;
+  private cancelLater: HeldClientCancel | null = null;
   waitStart = 0;
-  /** The server assign() is setting the client's parameters on, before anything of the client's. */
-  private syncingOn: ServerConnection | null = null;
   adminRole: "admin" | "stats" | null = null;
   /** Counted against max_db_client_connections / max_user_client_connections (ClientHost.admitClient). */
   private admitted = false;
@@ -227,7 +214,7 @@ export class ClientConnection
    * Settings and state of the session the client would have on a server of its own; null until
    * the client gives a setting or runs a statement that touches the session.
    */
-  private session: ClientSession | null = null;
+  session: ClientSession | null = null;
   /**
    * How named statements are routed, the client's own among them (transaction/statement pooling
    * with max_prepared_statements); made on first use.
@@ -463,29 +450,11 @@ export class ClientConnection
     }
     // The client still waits (for the SET): query_wait_timeout, counted from its wait's start, covers
     // this too, so neither a server that stops answering nor servers that keep dying here hold it forever.
-    this.syncingOn = server;
-    this.sync(server, sync);
+    this.ownQueriesOf().sync(server, sync);
   }
 
-  private sync(server: ServerConnection, sql: string): void {
-    server.runInternal(sql).then(
-      () => {
-        this.syncingOn = null;
-        this.waitStart = 0;
-        server.settings = syncedSettings(this.settings, server.baseline.settings);
-        this.linked();
-      },
-      (err: Error) => {
-        // lost: onServerLost queued the client again
-        if (this.syncingOn !== server) return;
-        // (a client logging in has no cancel key yet)
-        if (this.login === null && this.retriesOwnQuery(server, err, () => this.sync(server, sql))) return;
-        this.syncingOn = null;
-        if (err instanceof ServerError) this.refuse(err.code, err.message);
-        else
-          this.refuse(SqlState.ConnectionFailure, `could not set parameters on the server: ${err.message}`);
-      },
-    );
+  private ownQueriesOf(): OwnQueries {
+    return (this.ownQueries ??= new OwnQueries(this));
   }
 
   /**
@@ -499,7 +468,7 @@ export class ClientConnection
     );
   }
 
-  private linked(): void {
+  linked(): void {
     if (this.state === "closed") return;
     const welcome = this.login?.pendingWelcome;
     if (welcome == null) return this.startForwarding();
@@ -546,7 +515,7 @@ export class ClientConnection
     else this.queued.push(chunk);
   }
 
-  private startForwarding(): void {
+  startForwarding(): void {
     if (this.state === "closed") return;
     this.state = "active";
     this.feedQueued();
@@ -917,23 +886,10 @@ export class ClientConnection
     const now = performance.now();
     server.queryStart = now;
     if (server.txStatus === "I") server.xactStart = now;
-    if (this.cancelLater !== null) this.cancelOnceRunning(server, now);
-  }
-
-  /**
-   * The request a held cancel waited for has just been written to `server`: PostgreSQL ignores a
-   * cancel that reaches the backend while it still reads the command (postgres.c: DoingCommandRead),
-   * which one sent at once did in 1 run in 3 of a test under load. It goes HELD_CANCEL_DELAY_MS
-   * later, if that request still runs there; one that has ended by then takes it with it, as a
-   * cancel that came late.
-   */
-  private cancelOnceRunning(server: ServerConnection, startedAt: number): void {
-    const cancel = this.cancelLater!;
-    this.cancelLater = null;
-    setTimeout(() => {
-      if (this.server === server && this.queryStartedAt === startedAt) cancel.send();
-      else cancel.drop();
-    }, HELD_CANCEL_DELAY_MS);
+    if (this.cancelLater !== null) {
+      this.cancelLater.sendOnceRunning(this, server, now);
+      this.cancelLater = null;
+    }
   }
 
   /**
@@ -946,7 +902,7 @@ export class ClientConnection
     // client would lose it without a word (toldClientFatal).
     if (server.toldClientFatal) return server.close("server sent FATAL");
     if (server.pendingReplies > 0) return;
-    this.recordStats(server);
+    this.pool!.stats.recordRequestEnded(server);
     this.unlinkIfDone(server);
     // one keeping its server (session pooling, pinned) is not held back by the pause: left to the
     // shutdown's next look, it would have started its next transaction, to be cut off in it
@@ -986,28 +942,8 @@ export class ClientConnection
       return;
     }
     this.localSearchPath = false;
-    if (this.session?.touched) return this.probe(server);
+    if (this.session?.touched) return this.ownQueriesOf().probe(server);
     if (!this.pinned) this.unlink(server);
-  }
-
-  /**
-   * The transaction may have changed the session: ask the server what it holds now (one internal
-   * query; see session-state.ts) before deciding. The client's next messages wait meanwhile.
-   */
-  private probe(server: ServerConnection): void {
-    this.state = "waiting";
-    this.waitStart = now(); // under query_wait_timeout, as any wait for a server
-    this.block(Block.Waiting);
-    this.probing = true;
-    server.queryInternal(this.session!.probeSql(server.baseline)).then(
-      (rows) => this.probed(server, rows),
-      (err: Error) => {
-        // still the pooler's own query while it waits to run again: a cancel meanwhile is held
-        if (this.retriesOwnQuery(server, err, () => this.probe(server))) return;
-        this.probing = false;
-        this.refuse(SqlState.ConnectionFailure, `could not inspect the session state: ${err.message}`);
-      },
-    );
   }
 
   /**
@@ -1015,7 +951,12 @@ export class ClientConnection
    * PostgreSQL would not have run: a cancel request then waits for the request it is meant for.
    */
   get runsOwnQuery(): boolean {
-    return this.probing || this.syncingOn !== null || this.restoring;
+    return this.ownQueries?.running ?? false;
+  }
+
+  /** The session probe runs for it. */
+  get probing(): boolean {
+    return this.ownQueries?.probing ?? false;
   }
 
   /** Bytes of the client's that the pooler has not sent on yet: a request of its under way. */
@@ -1025,12 +966,12 @@ export class ClientConnection
 
   /**
    * A cancel request that came while the pooler's own query ran, for the request the client sent
-   * meanwhile: `send` once that request starts on a server, `drop` if the client goes first or
-   * what it sent starts none. One is enough for it.
+   * meanwhile (client-held-cancel.ts): `send` once that request starts on a server, `drop` if the
+   * client goes first or what it sent starts none. One is enough for it.
    */
   cancelOnceSent(send: () => void, drop: () => void): void {
     if (this.cancelLater !== null) return drop();
-    this.cancelLater = { send, drop };
+    this.cancelLater = new HeldClientCancel(send, drop);
   }
 
   /**
@@ -1043,8 +984,8 @@ export class ClientConnection
     this.cancelLater = null;
   }
 
-  private probed(server: ServerConnection, rows: Row[]): void {
-    this.probing = false;
+  /** What the probe found on `server`: the client keeps it (pinned) or gives it back. */
+  probed(server: ServerConnection, rows: Row[]): void {
     if (this.state === "closed") return;
     this.waitStart = 0;
     const result = readProbe(rows, this.pool!.user, server.baseline);
@@ -1068,46 +1009,7 @@ export class ClientConnection
     // Kept: bring back the startup (or connect_query) values a RESET took away before the client goes on.
     const sync = this.syncSql(server);
     if (sync === "") return this.startForwarding();
-    this.restore(server, sync);
-  }
-
-  private restore(server: ServerConnection, sql: string): void {
-    this.restoring = true;
-    server.runInternal(sql).then(
-      () => {
-        this.restoring = false;
-        server.settings = syncedSettings(this.settings, server.baseline.settings);
-        this.startForwarding();
-      },
-      (err: Error) => {
-        // still the pooler's own query while it waits to run again: a cancel meanwhile is held
-        if (this.retriesOwnQuery(server, err, () => this.restore(server, sql))) return;
-        this.restoring = false;
-        this.refuse(SqlState.ConnectionFailure, `could not restore settings: ${err.message}`);
-      },
-    );
-  }
-
-  /**
-   * Whether the pooler's own query for this client on `server` (a settings sync, the session probe)
-   * was canceled by the client's own cancel request, meant for its query that ended as it was sent
-   * (one that comes while the pooler's query runs is held for the client's next: runsOwnQuery):
-   * PostgreSQL would have kept the session, so the pooler runs its query again (`again`) rather
-   * than end the client. Not before the cancel is done:
-   * the postmaster signals the backend twice (its process, then its process group), and a query
-   * sent meanwhile takes the second signal (1 run in 6 of a test lost its client so).
-   */
-  private retriesOwnQuery(server: ServerConnection, err: Error, again: () => void): boolean {
-    if (!(err instanceof ServerError && err.code === SqlState.QueryCanceled && this.server === server)) {
-      return false;
-    }
-    // statement_timeout cancels with 57014 too: without a cancel request of the client's to blame,
-    // running the query again would time out again (a lock wait) for ever, past the client's limit
-    if (this.cancelsSpent === this.cancelsSent) return false;
-    this.cancelsSpent = this.cancelsSent;
-    if (server.cancelsInFlight === 0) again();
-    else server.afterCancels = () => this.server === server && this.state !== "closed" && again();
-    return true;
+    this.ownQueries!.restore(server, sync);
   }
 
   /**
@@ -1161,28 +1063,6 @@ export class ClientConnection
     }
   }
 
-  private recordStats(server: ServerConnection): void {
-    const stats = this.pool!.stats;
-    const now = performance.now();
-    stats.queryCount += server.queriesInFlight;
-    stats.queryTimeUs += Math.round((now - server.queryStart) * 1000);
-    server.queriesInFlight = 0;
-    if (server.txStatus === "I") stats.recordXact(Math.round((now - server.xactStart) * 1000));
-  }
-
-  /**
-   * The client left, or its server went away, with a request or a transaction unfinished: PgBouncer
-   * counts a query and its transaction as they start (their times as they end), so they count,
-   * without a time.
-   */
-  private recordUnfinished(server: ServerConnection): void {
-    const queries = server.queriesInFlight + (this.inBatch ? 1 : 0);
-    server.queriesInFlight = 0;
-    const stats = this.pool!.stats;
-    stats.queryCount += queries;
-    if (queries > 0 || server.txStatus !== "I") stats.xactCount++;
-  }
-
   /** What the server sends this client counts as sent (SHOW STATS total_sent). */
   override write(buf: Buffer, source?: Connection): void {
     if (source !== undefined && this.pool) this.pool.stats.bytesSent += buf.length;
@@ -1232,7 +1112,7 @@ export class ClientConnection
   }
 
   /** The session settings to replay on each server (see `session`). */
-  private get settings(): ReadonlyMap<string, string> {
+  get settings(): ReadonlyMap<string, string> {
     return this.session?.settings ?? NO_SETTINGS;
   }
 
@@ -1248,10 +1128,10 @@ export class ClientConnection
   onServerLost(server: ServerConnection, reason: string, fatal: ServerError | null): void {
     this.server = null;
     if (this.state === "closed") return;
-    this.recordUnfinished(server);
+    this.pool!.stats.recordUnfinished(server, this.inBatch);
     // nothing of the client's reached it: another server will do, as if it had died idle in the pool
-    if (this.syncingOn === server) {
-      this.syncingOn = null;
+    if (this.ownQueries?.syncingOn === server) {
+      this.ownQueries.syncingOn = null;
       return this.pool!.enqueue(this, this.waitStart);
     }
     if (server.toldClientFatal) this.close(`server closed after a FATAL: ${reason}`);
@@ -1312,9 +1192,14 @@ export class ClientConnection
     const server = this.server;
     this.server = null;
     if (server) {
-      this.recordUnfinished(server);
-      if (closeServer) this.dropServer(server, reason);
-      else this.returnServer(server);
+      this.pool!.stats.recordUnfinished(server, this.inBatch);
+      if (closeServer) dropServer(this.pool!, server, reason);
+      else
+        returnServer(this.pool!, server, {
+          pooled: this.pooled,
+          midRequest: !this.atBoundary || this.inBatch,
+          sessionState: this.pinned || this.session?.touched === true,
+        });
     }
     if (this.pinned) this.setHeld(NOTHING_HELD);
     this.cancelLater?.drop();
@@ -1329,44 +1214,6 @@ export class ClientConnection
       this.log.info({ client: this.id, user: this.user, db: this.database, reason }, "closing");
     }
   }
-
-  private dropServer(server: ServerConnection, reason: string): void {
-    server.close(reason);
-    this.pool!.release(server, false);
-  }
-
-  /**
-   * The client left while holding a server. The server is reused only if it is between messages:
-   * idle ones are reset, open transactions rolled back first; a server that still owes replies or
-   * holds half a message is closed rather than handed to someone else mid-pipeline. One busy with
-   * the pooler's own query for the client (a session probe, a settings sync; the client was ended
-   * by a timeout or KILL_CLIENT meanwhile) is cleaned once that has ended.
-   */
-  private returnServer(server: ServerConnection): void {
-    const pool = this.pool!;
-    if (server.state !== "active") return;
-    if (server.owedToClient > 0 || !this.atBoundary || this.inBatch)
-      return this.dropServer(server, "client disconnect while server was not ready");
-    // Session state the client may have left (advisory locks, LISTEN, temp tables, …, or not
-    // probed yet) must not reach the next client, whatever server_reset_query says; nor what the
-    // pooler's own query for it was setting up as it left (a settings sync, whose outcome nobody
-    // records now: the next client's sync would start from a stale picture of the server).
-    const cleanup = server.txStatus === "I" ? [] : ["ROLLBACK"];
-    if ((this.pooled && (this.pinned || this.session?.touched)) || server.runsOwnQuery) {
-      // DISCARD ALL would also drop what connect_query made there (its PREPARE, temporary tables),
-      // which the next clients use, and which the sync cannot replay: a new server runs it again.
-      if (server.baseline.held.size > 0)
-        return this.dropServer(
-          server,
-          "client left session state on a server holding connect_query's objects",
-        );
-      cleanup.push("DISCARD ALL");
-    }
-    // server_reset_query is session pooling's (or server_reset_query_always's), as in PgBouncer
-    const reset = !this.pooled && !cleanup.includes("DISCARD ALL");
-    if (cleanup.length === 0) pool.release(server, reset);
-    else pool.cleanAndRelease(server, cleanup, reset);
-  }
 }
 
 /** The session effect of a Parse's SQL (Bind, Describe and Close carry none of their own). */
@@ -1376,32 +1223,6 @@ function parseEffect(type: number, msg: Buffer): SessionEffect {
   return classifySql(msg, nameEnd + 1, msg.indexOf(0, nameEnd + 1));
 }
 
-/** Every message of an admin client goes to the console (which speaks the simple protocol only). */
-class AdminVisitor implements FrameVisitor {
-  constructor(
-    private readonly client: ClientConnection,
-    private readonly host: ClientHost,
-  ) {}
-  mustInspect(): boolean {
-    return true;
-  }
-  mayRewrite(): boolean {
-    return true;
-  }
-  message(): void {}
-  // never called: every message is inspected
-  streams(): void {}
-  streamBody(): void {}
-  rewritesPrefix(): boolean {
-    return false;
-  }
-  pass(): void {} // every message is rewritten: nothing passes
-  rewrite(type: number, msg: Buffer): void {
-    if (type === Msg.Terminate) this.client.close("client close request");
-    else this.host.adminMessage(this.client, type, msg);
-  }
-}
-
 /** A NoticeResponse of the pooler's own, as PgBouncer words them (NOTICE, 00000). */
 function poolerNotice(message: string): Buffer {
   return noticeResponse({ severity: "NOTICE", code: SqlState.SuccessfulCompletion, message });
@@ -1409,20 +1230,4 @@ function poolerNotice(message: string): Buffer {
 
 function isTerminate(chunk: Buffer): boolean {
   return chunk.length === 5 && chunk[0] === Msg.Terminate;
-}
-
-/** What the admin console presents itself as: PgBouncer 1.18's own list (admin.c), measured on it. */
-function adminWelcomeParams(): Map<string, string> {
-  return new Map([
-    ["server_version", `${PGBOUNCER_VERSION}/bouncer`],
-    ["client_encoding", "UTF8"],
-    ["server_encoding", "UTF8"],
-    // as the console's SHOW datestyle and SHOW timezone answer (FAKE_PARAMS)
-    ["DateStyle", "ISO"],
-    ["TimeZone", "GMT"],
-    ["standard_conforming_strings", "on"],
-    ["is_superuser", "on"],
-    ["integer_datetimes", "on"],
-    ["application_name", ""],
-  ]);
 }

@@ -441,7 +441,7 @@ export class Pool {
    */
   private cancelsDone(server: ServerConnection): Promise<void> {
     if (server.cancelsInFlight === 0) return Promise.resolve();
-    // the client that left can no longer run its own query again (retriesOwnQuery)
+    // the client that left can no longer run its own query again (OwnQueries.retries)
     return new Promise((resolve) => (server.afterCancels = resolve));
   }
 

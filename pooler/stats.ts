@@ -84,6 +84,16 @@ export function averages(current: Counters, older: Counters, elapsedUs: number):
   return avg;
 }
 
+/** What a server keeps of the requests it runs for its client (ServerConnection). */
+export interface ServerRequests {
+  /** Queries sent and not counted yet. */
+  queriesInFlight: number;
+  /** When its current request and transaction started (performance.now() ms). */
+  readonly queryStart: number;
+  readonly xactStart: number;
+  readonly txStatus: string;
+}
+
 /** Sees every wait and transaction as it is counted (the /metrics histograms), in seconds. */
 export interface StatsObserver {
   wait(seconds: number): void;
@@ -123,7 +133,28 @@ export class PoolStats implements Counters {
     this.observer?.wait(waitMs / 1000);
   }
 
-  recordXact(durationUs: number): void {
+  /** `server`'s request has ended (ReadyForQuery, nothing owed), and its transaction with it if it is idle. */
+  recordRequestEnded(server: ServerRequests): void {
+    const now = performance.now();
+    this.queryCount += server.queriesInFlight;
+    this.queryTimeUs += Math.round((now - server.queryStart) * 1000);
+    server.queriesInFlight = 0;
+    if (server.txStatus === "I") this.recordXact(Math.round((now - server.xactStart) * 1000));
+  }
+
+  /**
+   * The client left, or its server went away, with a request or a transaction unfinished (`inBatch`:
+   * an extended-protocol batch without its Sync): PgBouncer counts a query and its transaction as
+   * they start (their times as they end), so they count, without a time.
+   */
+  recordUnfinished(server: ServerRequests, inBatch: boolean): void {
+    const queries = server.queriesInFlight + (inBatch ? 1 : 0);
+    server.queriesInFlight = 0;
+    this.queryCount += queries;
+    if (queries > 0 || server.txStatus !== "I") this.xactCount++;
+  }
+
+  private recordXact(durationUs: number): void {
     this.xactCount++;
     this.xactTimeUs += durationUs;
     this.observer?.xact(durationUs / 1e6);
