@@ -759,11 +759,13 @@ export class Pool {
   }
 
   /**
-   * RELOAD changed the [databases] entry: new servers are opened as it now says; those open to
-   * another place (host, port, database name), as another login, set up by another connect_query or
-   * checked against another target_session_attrs are replaced (PgBouncer closes a pool's servers when the entry's connection string changes).
+   * RELOAD changed the [databases] entry: new servers are opened as it now says. As PgBouncer
+   * 1.18's tag_database_dirty, every pool of the entry replaces its servers when the entry's place
+   * (host, port, database name), forced user= (`forcedUserLost` too) or connect_query changed (and
+   * target_session_attrs, which 1.18 has not), whatever login the pool's own; not for a password or
+   * pool size alone: its servers are logged in already.
    */
-  retarget(db: DatabaseDef, credentials: ServerCredentials | null): void {
+  retarget(db: DatabaseDef, credentials: ServerCredentials | null, forcedUserLost: boolean): void {
     const moved =
       db.host !== this.db.host ||
       db.port !== this.db.port ||
@@ -772,13 +774,11 @@ export class Pool {
       this.hosts = new HostList(db.host, db.loadBalanceHosts);
       this.hostsMissed.clear();
     }
-    const relogin =
-      credentials !== null &&
-      (credentials.user !== this.credentials.user || credentials.password !== this.credentials.password);
     // a server that matched the old target_session_attrs may not match the new one
     const setUpAnew =
       db.connectQuery !== this.db.connectQuery || db.targetSessionAttrs !== this.db.targetSessionAttrs;
     if (setUpAnew) this.hostsMissed.clear();
+    const changed = moved || setUpAnew || forcedUserLost || (db.user ?? "") !== (this.db.user ?? "");
     this.db = db;
     if (credentials !== null && credentials.user !== this.user) {
       // the first server's session_authorization, is_superuser … were the old login's: the next one tells
@@ -786,7 +786,7 @@ export class Pool {
       this.user = credentials.user;
     }
     if (credentials !== null) this.credentials = credentials;
-    if (moved || relogin || setUpAnew) this.reconnect();
+    if (changed) this.reconnect();
   }
 
   /** Closes every idle server now and marks the others to close when they would be idle (RECONNECT). */

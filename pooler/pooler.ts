@@ -63,6 +63,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   private readonly autoDatabases = new Map<string, DatabaseDef>();
   /** Every database findDatabase made up from "*", before a RELOAD as after. */
   private readonly madeUp = new WeakSet<DatabaseDef>();
+  /** Entries RELOAD gave back the forced user= their file no longer names (keepForcedUsers). */
+  private readonly keptForcedUsers = new WeakSet<DatabaseDef>();
   /** Since when each auto-database has had no clients and no servers (ms). */
   private readonly autoDatabaseUnusedSince = new Map<string, number>();
   /** Since when each pool has been unused, for pool_idle_timeout. */
@@ -546,14 +548,15 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
 
   /**
    * SIGHUP / RELOAD: new settings apply to every pool. A pool whose [databases] entry changed
-   * opens its next servers as the entry now says, and replaces the ones open elsewhere or as
-   * another login; a pool whose entry is gone loses its clients and servers, as in PgBouncer.
+   * opens its next servers as the entry now says, and replaces those it has when the change asks for
+   * it (Pool.retarget); a pool whose entry is gone loses its clients and servers, as in PgBouncer.
    * `tls`: the contexts loading already built from `config`'s files, not read a second time.
    */
   reload(config: PoolerConfig, tls: TlsSetup = this.tlsFor(config)): void {
     this.tls = tls;
     const tlsChanged = tlsSettingsChanged(config, this.config);
     const before = new Map([...this.autoDatabases, ...this.config.databases]);
+    const lostForcedUser = this.keepForcedUsers(config);
     this.config = config;
     this.authFile.read(config);
     this.autoDatabases.clear();
@@ -570,7 +573,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
       // (a pool of that user's own logins stays beside it, as PgBouncer's two)
       const follows = forced !== null && forced.user !== pool.user && key === poolKey(db.name, null);
       if (follows) this.metrics?.forget(pool);
-      pool.retarget(db, forced?.user === pool.user || follows ? forced : null);
+      pool.retarget(db, forced?.user === pool.user || follows ? forced : null, lostForcedUser.has(db.name));
       if (follows) this.metrics?.observe(pool);
     }
     // a removed database's PAUSE, KILL and DISABLE go with it, as PgBouncer frees it: one of the same
@@ -584,6 +587,27 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     this.settingsChanged(tlsChanged);
     for (const listener of this.reloadListeners) listener(config);
     this.log.info("configuration reloaded");
+  }
+
+  /**
+   * An entry whose user= is gone keeps its forced login, as PgBouncer 1.18 does ("losing forced user
+   * not supported, keeping old setting", its SHOW DATABASES' force_user kept): its clients run as
+   * that user until a restart, none as itself beside them. Returns the entries that lost it at this
+   * RELOAD, whose servers are replaced as for a changed entry: once, where PgBouncer replaces them at
+   * every RELOAD while the file lacks user=.
+   */
+  private keepForcedUsers(next: PoolerConfig): Set<string> {
+    const lost = new Set<string>();
+    for (const [name, db] of next.databases) {
+      const old = this.config.databases.get(name);
+      if (db.user || !old?.user) continue;
+      const kept = { ...db, user: old.user, password: old.password };
+      next.databases.set(name, kept);
+      this.keptForcedUsers.add(kept);
+      if (!this.keptForcedUsers.has(old)) lost.add(name);
+      this.log.warn({ database: name }, "losing forced user not supported, keeping old setting");
+    }
+    return lost;
   }
 
   /**

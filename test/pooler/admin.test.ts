@@ -1057,6 +1057,176 @@ describe("RELOAD that forces a user whose pool of the entry is there already", (
   });
 });
 
+/** PgBouncer 1.18's warning when a RELOAD drops an entry's user= (its loader.c). */
+const FORCED_USER_KEPT = "losing forced user not supported, keeping old setting";
+
+/** Long enough for PgBouncer's janitor (every third of a second) to close servers marked to close. */
+const JANITOR_MS = 600;
+
+/** SHOW POOLS' sv_idle of `forced` and `user`, once the janitor has had its turn. */
+async function idleServersOf(admin: pg.Client, user: string): Promise<number> {
+  await sleep(JANITOR_MS);
+  return Number(
+    (await show(admin, "POOLS")).find((r) => r.database === "forced" && r.user === user)?.sv_idle,
+  );
+}
+
+/**
+ * Clients of `forced` (forcedEntry as reload_alice), one idle and one inside a transaction, then a
+ * RELOAD whose entry names no user=, then another, the file unchanged: whom each runs as, the
+ * warnings, SHOW DATABASES' force_user, and the idle servers left once the first RELOAD's
+ * transaction ended and after the second RELOAD (0: replaced).
+ */
+async function forcedUserRemoved(
+  url: (db: string) => string,
+  setDatabases: (dbs: Record<string, string>) => void,
+  warnings: () => number,
+): Promise<Record<string, unknown>> {
+  const between = await connect(url("forced"));
+  const inTx = await connect(url("forced"));
+  const admin = await connect(url("pgbouncer"));
+  let fresh: pg.Client | undefined;
+  try {
+    await inTx.query("BEGIN");
+    await between.query("SELECT 1");
+    setDatabases(unforcedEntry());
+    await admin.query("RELOAD");
+    const inTxUser = await currentUser(inTx);
+    await inTx.query("COMMIT");
+    const idleAfterCommit = await idleServersOf(admin, "reload_alice");
+    fresh = await connect(url("forced"));
+    const users = [inTxUser, await currentUser(between), await currentUser(fresh)];
+    const forceUser = (await row(admin, "DATABASES", "name", "forced")).force_user;
+    await admin.query("RELOAD");
+    return {
+      users,
+      forceUser,
+      idleAfterCommit,
+      idleAfterSecondReload: await idleServersOf(admin, "reload_alice"),
+      warnings: warnings(),
+    };
+  } finally {
+    await Promise.all([between.end(), inTx.end(), admin.end(), fresh?.end()]);
+  }
+}
+
+describe("RELOAD that removes an entry's forced user=", () => {
+  const expected = {
+    // the forced user is kept: its clients, and new ones, run as it still, none as themselves
+    users: ["reload_alice", "reload_alice", "reload_alice"],
+    forceUser: "reload_alice",
+    // but the entry changed: its servers are replaced, the idle one and the busy one once free
+    idleAfterCommit: 0,
+    // the file unchanged, the second RELOAD keeps the server opened since (PgBouncer's replaces it again)
+    idleAfterSecondReload: 1,
+    warnings: 2,
+  };
+
+  beforeAll(() => createLoginRole(inject("pgAppUrl"), "reload_alice", "alice-pw", "md5"));
+
+  it("keeps it, with PgBouncer's warning, and replaces the entry's servers once", async () => {
+    const { ini, setDatabases } = iniOf(forcedEntry("reload_alice", "alice-pw"));
+    const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
+    try {
+      const warnings = (): number => p.logs.filter((l) => l.msg === FORCED_USER_KEPT).length;
+      expect(await forcedUserRemoved(p.url, setDatabases, warnings)).toEqual(expected);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it.skipIf(!hasPgBouncer())("is what PgBouncer 1.18 does, but for the second RELOAD", async () => {
+    const b = await startPgBouncer(forcedEntry("reload_alice", "alice-pw"), {
+      admin_users: "postgres",
+      pool_mode: "transaction",
+    });
+    try {
+      const warnings = (): number => b.log().split(`WARNING ${FORCED_USER_KEPT}`).length - 1;
+      expect(await forcedUserRemoved(b.url, b.setDatabases, warnings)).toEqual({
+        ...expected,
+        idleAfterSecondReload: 0,
+      });
+    } finally {
+      await b.stop();
+    }
+  });
+});
+
+/**
+ * The idle servers of the pool `between` and `inTx` (clients of `forced`) use once a RELOAD to
+ * `entry` happened during inTx's transaction and it has ended: 2 if the RELOAD kept them, 0 if it
+ * replaced them.
+ */
+async function idleAfterReload(
+  admin: pg.Client,
+  clients: { between: pg.Client; inTx: pg.Client },
+  reload: () => void,
+): Promise<number> {
+  await clients.inTx.query("BEGIN");
+  await clients.between.query("SELECT 1");
+  const user = await currentUser(clients.inTx);
+  reload();
+  await admin.query("RELOAD");
+  await clients.inTx.query("COMMIT");
+  return idleServersOf(admin, user);
+}
+
+/**
+ * RELOADs of `forced` (unforcedEntry) with clients of it: a pool_size, then a forced user=, beside
+ * the pool of postgres's own logins, then (its clients now reload_alice's) a password alone, one
+ * PostgreSQL does not take: how many idle servers each left its clients' pool.
+ */
+async function serversKeptByReload(
+  url: (db: string) => string,
+  setDatabases: (dbs: Record<string, string>) => void,
+): Promise<Record<string, number>> {
+  const admin = await connect(url("pgbouncer"));
+  const own = { between: await connect(url("forced")), inTx: await connect(url("forced")) };
+  let forced: { between: pg.Client; inTx: pg.Client } | undefined;
+  const alice = forcedEntry("reload_alice", "alice-pw");
+  try {
+    const poolSize = await idleAfterReload(admin, own, () =>
+      setDatabases({ forced: `${unforcedEntry().forced} pool_size=7` }),
+    );
+    const forcedUser = await idleAfterReload(admin, own, () => setDatabases(alice));
+    forced = { between: await connect(url("forced")), inTx: await connect(url("forced")) };
+    const password = await idleAfterReload(admin, forced, () =>
+      setDatabases({ forced: alice.forced.replace("alice-pw", "not-alice-pw") }),
+    );
+    return { poolSize, forcedUser, password };
+  } finally {
+    const clients = [own, forced].flatMap((c) => (c ? [c.between, c.inTx] : []));
+    await Promise.all([admin.end(), ...clients.map((c) => c.end())]);
+  }
+}
+
+describe("RELOAD that changes an entry", () => {
+  // a forced user= replaces every pool's servers, the pool of another login's too; a password or a
+  // pool size alone none: its servers are logged in already
+  const expected = { poolSize: 2, forcedUser: 0, password: 2 };
+
+  beforeAll(() => createLoginRole(inject("pgAppUrl"), "reload_alice", "alice-pw", "md5"));
+
+  it("replaces the servers of every pool of it when a forced user= comes, not for a password", async () => {
+    const { ini, setDatabases } = iniOf(unforcedEntry());
+    const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
+    try {
+      expect(await serversKeptByReload(p.url, setDatabases)).toEqual(expected);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it.skipIf(!hasPgBouncer())("is what PgBouncer 1.18 does", async () => {
+    const b = await startPgBouncer(unforcedEntry(), { admin_users: "postgres", pool_mode: "transaction" });
+    try {
+      expect(await serversKeptByReload(b.url, b.setDatabases)).toEqual(expected);
+    } finally {
+      await b.stop();
+    }
+  });
+});
+
 describe("RELOAD that removes an entry while `*` stays", () => {
   // the new client of gone reaches PostgreSQL's own database gone, which does not exist
   const expected = {

@@ -20,6 +20,8 @@ export interface PgBouncer {
   url(db: string): string;
   /** Rewrites its [databases] (its settings kept), for a RELOAD or SIGHUP to read. */
   setDatabases(databases: Record<string, string>): void;
+  /** The end of what it logged (its last 4 kB). */
+  log(): string;
   /** Sends it a signal, to compare what it does with ours. */
   signal(signal: NodeJS.Signals): void;
   /** Settles once it has exited. */
@@ -91,6 +93,7 @@ export async function startPgBouncer(
     port,
     url: (db) => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}`,
     setDatabases,
+    log: () => log,
     signal: (signal) => void child.kill(signal),
     exited,
     stop,
