@@ -207,7 +207,7 @@ export class ClientLogin {
         );
       case "startup":
         this.startupTaken = true;
-        this.startup(packet.params, packet.notUtf8).catch((err: Error) => this.failLogin(err));
+        this.startup(packet.params, packet.notUtf8, packet.raw).catch((err: Error) => this.failLogin(err));
         return;
     }
   }
@@ -258,7 +258,12 @@ export class ClientLogin {
     );
   }
 
-  private async startup(params: Map<string, string>, notUtf8: Set<string>): Promise<void> {
+  /** `raw`: the values byte for byte, as settings reach PostgreSQL (messages.ts parseStartupPacket). */
+  private async startup(
+    params: Map<string, string>,
+    notUtf8: Set<string>,
+    raw: Map<string, string>,
+  ): Promise<void> {
     const refusal = this.refusal;
     const toConsole = (params.get("database") || params.get("user")) === ADMIN_DB;
     if (refusal && !(refusal.sparesConsole && toConsole))
@@ -287,7 +292,7 @@ export class ClientLogin {
         "replication connections are not supported by the pooler",
       );
     }
-    for (const [name, value] of params) {
+    for (const [name, value] of raw) {
       if (KNOWN_STARTUP.has(name) || ignored.includes(name)) continue;
       if (name === "options") {
         let options: [string, string][];

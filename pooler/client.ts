@@ -43,6 +43,7 @@ import {
   isSettingName,
   paramSyncSql,
   settingsSyncSql,
+  startupParamValue,
   shared,
   trackedParameter,
   withParam,
@@ -345,7 +346,7 @@ export class ClientConnection
    */
   setAtStartup(name: string, value: string): boolean {
     const tracked = trackedParameter(name, this.host.config.trackExtraParameters);
-    if (tracked) this.setParam(tracked, value);
+    if (tracked) this.setParam(tracked, startupParamValue(tracked, value));
     else if (isSettingName(name))
       (this.session ??= new ClientSession()).setAtStartup(name.toLowerCase(), value);
     else {

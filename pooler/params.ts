@@ -22,6 +22,15 @@ export function trackedParameter(name: string, extra: readonly string[]): string
   return extra.find((e) => e.toLowerCase() === lower) ?? null;
 }
 
+/**
+ * A startup value of a tracked parameter as the server keeps it. PostgreSQL (13: check_application_name)
+ * makes application_name printable ASCII, each other byte a "?": done here, since its bytes reach the
+ * server by SQL, where a UTF8 database would refuse one that is not UTF-8 (raw-text.ts).
+ */
+export function startupParamValue(name: string, value: string): string {
+  return name === "application_name" ? value.replace(/[^\x20-\x7e]/g, "?") : value;
+}
+
 // Clients of one application choose the same few values (application_name, client_encoding), so
 // each set of them is kept once and shared, immutable: thousands of idle clients holding a map each
 // add up. Bounded, since the values come from clients (application_name_add_host makes each unique).

@@ -12,6 +12,7 @@
 //   PREPARE). Asking, rather than counting lock/unlock calls or tracking SET values, is exact
 //   whatever happened in between: rolled-back SETs, pg_try_advisory_lock returning false,
 //   unlocks of locks never taken, ON COMMIT DROP, RESET ALL, errors mid-transaction.
+import { fromEscaped, rawText } from "./protocol/raw-text.ts";
 import { quoteLiteral } from "./sql.ts";
 
 /** Session state the pooler cannot recreate on another server: while it lives, the client keeps its server. */
@@ -667,11 +668,13 @@ export function heldObjectsSql(kinds: ReadonlySet<HeldState>): string {
  */
 export function probeSql(hidden: Iterable<string>, baseline: ServerBaseline = NO_BASELINE): string {
   const parts = [
-    "SELECT name, setting FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session' AND name OPERATOR(pg_catalog.<>) 'statement_timeout' AND name OPERATOR(pg_catalog.<>) 'lock_timeout'",
+    `SELECT name, ${rawSetting("setting")} FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session' AND name OPERATOR(pg_catalog.<>) 'statement_timeout' AND name OPERATOR(pg_catalog.<>) 'lock_timeout'`,
   ];
   // role and session_authorization always: a DO block or a procedure may have changed them unseen
   for (const name of new Set(["role", "session_authorization", ...hidden]))
-    parts.push(`SELECT ${quoteLiteral(name)}, pg_catalog.current_setting(${quoteLiteral(name)}, true)`);
+    parts.push(
+      `SELECT ${quoteLiteral(name)}, ${rawSetting(`pg_catalog.current_setting(${quoteLiteral(name)}, true)`)}`,
+    );
   for (const [state, objects] of HELD_OBJECTS) {
     const own = baseline.held.get(state);
     const others =
@@ -683,6 +686,16 @@ export function probeSql(hidden: Iterable<string>, baseline: ServerBaseline = NO
     );
   }
   return PROBE_UNTIMED + parts.join(" UNION ALL ") + PROBE_OWN_TIMEOUTS;
+}
+
+/**
+ * A setting's bytes in the server's encoding, ASCII spelling the others (raw-text.ts fromEscaped):
+ * read as text, they would come converted to the session's client_encoding, and a value the client
+ * gave at startup may not even be valid there (PostgreSQL keeps those bytes unchecked); replayed,
+ * it must be the same bytes, whatever client_encoding the server has by then.
+ */
+function rawSetting(text: string): string {
+  return `pg_catalog.encode(pg_catalog.decode(pg_catalog.replace(${text}, E'\\\\', E'\\\\\\\\'), 'escape'), 'escape')`;
 }
 
 /**
@@ -759,8 +772,9 @@ function readRows(rows: readonly (string | null)[][], sessionUser: string): Prob
       held.push(value as HeldState);
     } else if (value !== null && value !== undefined) {
       const lower = name.toLowerCase();
-      if (isHidden(lower) && value === freshValue(lower, sessionUser)) continue;
-      settings.set(lower, value);
+      const raw = fromEscaped(value);
+      if (isHidden(lower) && raw === freshValue(lower, sessionUser)) continue;
+      settings.set(lower, raw);
     }
   }
   return { settings, held };
@@ -768,7 +782,8 @@ function readRows(rows: readonly (string | null)[][], sessionUser: string): Prob
 
 function freshValue(hidden: string, sessionUser: string): string {
   if (hidden === "role") return "none";
-  if (hidden === "session_authorization") return sessionUser;
+  // as the probe reads it: the name's bytes, raw where not ASCII
+  if (hidden === "session_authorization") return rawText(Buffer.from(sessionUser, "utf8"));
   return "";
 }
 

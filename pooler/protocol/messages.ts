@@ -1,6 +1,7 @@
 // Typed builders and parsers for the PostgreSQL v3 messages the pooler itself writes or reads.
 // Everything the pooler merely relays never passes through here.
-import { isUtf8 } from "node:buffer";
+import { isAscii, isUtf8 } from "node:buffer";
+import { bytesOf, hasRawBytes, rawText } from "./raw-text.ts";
 
 /** Message type bytes, named as in PostgreSQL's protocol.h. */
 export const Msg = {
@@ -105,6 +106,9 @@ export function authenticationSASL(mechanisms: string[]): Buffer {
 
 // A dozen of these go to every client at login: written in place, not assembled from pieces.
 export function parameterStatus(name: string, value: string): Buffer {
+  // a startup value held raw is told back as the bytes the client sent, as PostgreSQL does
+  if (hasRawBytes(value))
+    return withBody(Msg.ParameterStatus, Buffer.concat([cstrings(name), bytesOf(value), Buffer.alloc(1)]));
   const length = Buffer.byteLength(name, "utf8") + Buffer.byteLength(value, "utf8") + 2;
   return build(Msg.ParameterStatus, length, (buf, at) =>
     writeCString(buf, value, writeCString(buf, name, at)),
@@ -387,8 +391,12 @@ export function cancelRequest(pid: number, secret: number): Buffer {
 // ---- parsers ----
 
 export type StartupPacket =
-  /** `notUtf8`: the parameters whose values are not UTF-8, decoded with U+FFFD for each bad sequence. */
-  | { kind: "startup"; params: Map<string, string>; notUtf8: Set<string> }
+  /**
+   * `params` decoded as UTF-8 (names, user and database); `notUtf8`: those whose values are not
+   * UTF-8, decoded with U+FFFD for each bad sequence; `raw`: the values as the server takes them,
+   * byte for byte (raw-text.ts), for settings.
+   */
+  | { kind: "startup"; params: Map<string, string>; notUtf8: Set<string>; raw: Map<string, string> }
   | { kind: "ssl" }
   | { kind: "gssenc" }
   | { kind: "cancel"; pid: number; secret: number }
@@ -405,6 +413,7 @@ export function parseStartupPacket(packet: Buffer): StartupPacket {
   if (code >> 16 !== 3) return { kind: "unsupported", version: code };
   const params = new Map<string, string>();
   const notUtf8 = new Set<string>();
+  const raw = new Map<string, string>();
   let pos = 8;
   for (;;) {
     const keyEnd = packet.indexOf(0, pos);
@@ -413,11 +422,14 @@ export function parseStartupPacket(packet: Buffer): StartupPacket {
     const valEnd = packet.indexOf(0, keyEnd + 1);
     if (valEnd < 0) throw new RangeError("unterminated startup parameter value");
     const name = packet.toString("utf8", pos, keyEnd);
-    params.set(name, packet.toString("utf8", keyEnd + 1, valEnd));
-    if (!isUtf8(packet.subarray(keyEnd + 1, valEnd))) notUtf8.add(name);
+    const bytes = packet.subarray(keyEnd + 1, valEnd);
+    const value = bytes.toString("utf8");
+    params.set(name, value);
+    if (!isUtf8(bytes)) notUtf8.add(name);
+    raw.set(name, isAscii(bytes) ? value : rawText(bytes));
     pos = valEnd + 1;
   }
-  return { kind: "startup", params, notUtf8 };
+  return { kind: "startup", params, notUtf8, raw };
 }
 
 /** Reads NUL-terminated strings from a message body. */

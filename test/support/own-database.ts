@@ -11,13 +11,19 @@ export interface OwnDatabase {
   url(): string;
 }
 
-/** Created before the block's tests, dropped after them (its connections ended). */
-export function ownDatabase(prefix: string): OwnDatabase {
+/**
+ * Created before the block's tests, dropped after them (its connections ended). `encoding`: a
+ * server encoding other than the cluster's UTF8 (C locale, as any encoding allows).
+ */
+export function ownDatabase(prefix: string, encoding?: string): OwnDatabase {
   const name = `${prefix}_${process.pid}`;
   let admin: pg.Client | undefined;
   beforeAll(async () => {
     admin = await connect(inject("pgAdminUrl"));
-    await admin.query(`CREATE DATABASE ${name}`);
+    const withEncoding = encoding
+      ? ` TEMPLATE template0 ENCODING '${encoding}' LC_COLLATE 'C' LC_CTYPE 'C'`
+      : "";
+    await admin.query(`CREATE DATABASE ${name}${withEncoding}`);
   });
   afterAll(async () => {
     await admin?.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

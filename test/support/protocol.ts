@@ -51,11 +51,13 @@ export class RawClient {
   /**
    * Connects and logs in; the login's own messages (ParameterStatus, BackendKeyData, …) are consumed.
    * `beforePassword` runs when the pooler has asked for the password, before it is sent.
+   * `packet` writes the startup packet (startupOfBytes for values that are not UTF-8).
    */
   static async connect(
     url: string,
     params: Record<string, string> = {},
     beforePassword?: () => Promise<unknown>,
+    packet: (params: Record<string, string>) => Buffer = startupMessage,
   ): Promise<RawClient> {
     const u = new URL(url);
     const user = decodeURIComponent(u.username);
@@ -63,7 +65,7 @@ export class RawClient {
     const socket = net.connect({ host: u.hostname, port: Number(u.port) });
     await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
     const c = new RawClient(socket);
-    c.send(startupMessage({ user, database: u.pathname.slice(1), ...params }));
+    c.send(packet({ user, database: u.pathname.slice(1), ...params }));
     let scram: ScramClientSession | null = null;
     for (;;) {
       const m = await c.next();
