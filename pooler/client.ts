@@ -888,12 +888,18 @@ export class ClientConnection
     return this.queryStartedAt === 0 && this.atBoundary;
   }
 
+  /** A Query, FunctionCall or Sync goes to the server: a query, counted as it starts (as PgBouncer's). */
   private startQuery(): void {
     const server = this.server!;
     // a batch's Sync: the request started with the batch
     if (server.pendingReplies === 0 && !this.inBatch) this.requestStarts(server);
     server.pendingReplies++;
-    server.queriesInFlight++;
+    this.pool!.stats.queryCount++;
+  }
+
+  /** PostgreSQL will not answer `count` Syncs or Queries counted as they went (ServerPeer). */
+  queriesSkipped(count: number): void {
+    this.pool!.stats.queryCount -= count;
   }
 
   /** The first message of an extended-protocol batch: timeouts count from here, as PgBouncer's. */
@@ -916,7 +922,10 @@ export class ClientConnection
   private requestStarts(server: ServerConnection): void {
     const now = performance.now();
     server.queryStart = now;
-    if (server.txStatus === "I") server.xactStart = now;
+    if (server.txStatus === "I") {
+      server.xactStart = now;
+      this.pool!.stats.xactCount++;
+    }
     if (this.cancelLater !== null) this.cancelOnceRunning(server, now);
   }
 
@@ -1161,26 +1170,20 @@ export class ClientConnection
     }
   }
 
+  /** Queries and transactions are counted as they start, their times as they end. */
   private recordStats(server: ServerConnection): void {
     const stats = this.pool!.stats;
     const now = performance.now();
-    stats.queryCount += server.queriesInFlight;
     stats.queryTimeUs += Math.round((now - server.queryStart) * 1000);
-    server.queriesInFlight = 0;
-    if (server.txStatus === "I") stats.recordXact(Math.round((now - server.xactStart) * 1000));
+    if (server.txStatus === "I") stats.recordXactTime(Math.round((now - server.xactStart) * 1000));
   }
 
   /**
-   * The client left, or its server went away, with a request or a transaction unfinished: PgBouncer
-   * counts a query and its transaction as they start (their times as they end), so they count,
-   * without a time.
+   * The client left, or its server went away, mid-request: a batch not yet ended by a Sync is a
+   * query too, as PgBouncer counts one from its first message; nothing of it has a time.
    */
-  private recordUnfinished(server: ServerConnection): void {
-    const queries = server.queriesInFlight + (this.inBatch ? 1 : 0);
-    server.queriesInFlight = 0;
-    const stats = this.pool!.stats;
-    stats.queryCount += queries;
-    if (queries > 0 || server.txStatus !== "I") stats.xactCount++;
+  private recordUnfinished(): void {
+    if (this.inBatch) this.pool!.stats.queryCount++;
   }
 
   /** What the server sends this client counts as sent (SHOW STATS total_sent). */
@@ -1248,7 +1251,7 @@ export class ClientConnection
   onServerLost(server: ServerConnection, reason: string, fatal: ServerError | null): void {
     this.server = null;
     if (this.state === "closed") return;
-    this.recordUnfinished(server);
+    this.recordUnfinished();
     // nothing of the client's reached it: another server will do, as if it had died idle in the pool
     if (this.syncingOn === server) {
       this.syncingOn = null;
@@ -1312,7 +1315,7 @@ export class ClientConnection
     const server = this.server;
     this.server = null;
     if (server) {
-      this.recordUnfinished(server);
+      this.recordUnfinished();
       if (closeServer) this.dropServer(server, reason);
       else this.returnServer(server);
     }

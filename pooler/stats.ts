@@ -123,8 +123,8 @@ export class PoolStats implements Counters {
     this.observer?.wait(waitMs / 1000);
   }
 
-  recordXact(durationUs: number): void {
-    this.xactCount++;
+  /** A transaction ended after `durationUs`; it was counted as it started, as PgBouncer counts it. */
+  recordXactTime(durationUs: number): void {
     this.xactTimeUs += durationUs;
     this.observer?.xact(durationUs / 1e6);
   }

@@ -134,6 +134,32 @@ describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])(
       expect([await waited(ours.url), await waited(theirs.url)]).toEqual([0, 0]);
     });
 
+    // A transaction held open shows in the counts before its COMMIT, a long query before its end
+    it("counts a transaction and a query as they start, as PgBouncer 1.18", async () => {
+      const underWay = async (url: (db: string) => string): Promise<Counted> => {
+        const admin = await connect(url("pgbouncer"));
+        const inTx = await RawClient.connect(url("app"));
+        const running = await RawClient.connect(url("app"));
+        try {
+          const columns = ["xact_count", "query_count"];
+          const before = await counted(admin, columns);
+          await inTx.exchange([query("BEGIN")]);
+          await inTx.exchange([query("SELECT 1")]);
+          running.send(query("SELECT pg_sleep(0.6)"));
+          await sleep(300);
+          const during = await counted(admin, columns);
+          await running.untilReady();
+          await inTx.exchange([query("COMMIT")]);
+          return Object.fromEntries(columns.map((k) => [k, during[k]! - before[k]!]));
+        } finally {
+          await Promise.all([inTx.close(), running.close(), admin.end()]);
+        }
+      };
+      const mine = await underWay(ours.url);
+      expect(mine).toEqual({ xact_count: 2, query_count: 3 });
+      expect(mine).toEqual(await underWay(theirs.url));
+    });
+
     it("counts pipelined queries one each, where PgBouncer 1.18 counts one per run of them (README)", async () => {
       const pipeline = async (url: string): Promise<void> => {
         const c = await RawClient.connect(url);
