@@ -189,6 +189,43 @@ describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])(
   },
 );
 
+describe.skipIf(!hasPgBouncer())("SHOW STATS_TOTALS with server_check_query at every reuse", () => {
+  it("does not count the check's reply, where PgBouncer 1.18 does (README)", async () => {
+    const check = { query: "select 1", delay: "0" };
+    const ours = await startTestPooler({
+      ADMIN_USERS: "postgres",
+      SERVER_CHECK_QUERY: check.query,
+      SERVER_CHECK_DELAY: check.delay,
+    });
+    const theirs = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      {
+        pool_mode: "transaction",
+        admin_users: "postgres",
+        server_check_query: check.query,
+        server_check_delay: check.delay,
+      },
+    );
+    const reused = async (url: string): Promise<void> => {
+      const c = await RawClient.connect(url);
+      await c.exchange([query("SELECT 1")]);
+      await c.close();
+    };
+    try {
+      // the pool's server exists, idle: the scenario's query reuses it, checked first
+      for (const url of [ours.url("app"), theirs.url("app")]) await reused(url);
+      const mine = await added(ours.url, reused);
+      const pgbouncer = await added(theirs.url, reused);
+      // RowDescription ?column?, DataRow 1, CommandComplete SELECT 1, ReadyForQuery
+      const checkReply = 34 + 12 + 14 + 6;
+      expect({ ...mine, bytes_sent: mine.bytes_sent! + checkReply }).toEqual(pgbouncer);
+    } finally {
+      await ours.stop();
+      await theirs.stop();
+    }
+  });
+});
+
 describe.skipIf(!hasPgBouncer())("a client waiting to log in for its pool's first server", () => {
   /** What the console says of the app pool's clients while one waits, its first server held back by PAUSE. */
   async function whileWaiting(url: (db: string) => string): Promise<Record<string, unknown>> {
