@@ -858,12 +858,18 @@ export class ClientConnection
     return this.queryStartedAt === 0 && this.atBoundary;
   }
 
+  /** A Query, FunctionCall or Sync goes to the server: a query, counted as it starts (as PgBouncer's). */
   private startQuery(): void {
     const server = this.server!;
     // a batch's Sync: the request started with the batch
     if (server.pendingReplies === 0 && !this.inBatch) this.requestStarts(server);
     server.pendingReplies++;
-    server.queriesInFlight++;
+    this.pool!.stats.queryCount++;
+  }
+
+  /** PostgreSQL will not answer `count` Syncs or Queries counted as they went (ServerPeer). */
+  queriesSkipped(count: number): void {
+    this.pool!.stats.queryCount -= count;
   }
 
   /** The first message of an extended-protocol batch: timeouts count from here, as PgBouncer's. */
@@ -886,7 +892,10 @@ export class ClientConnection
   private requestStarts(server: ServerConnection): void {
     const now = performance.now();
     server.queryStart = now;
-    if (server.txStatus === "I") server.xactStart = now;
+    if (server.txStatus === "I") {
+      server.xactStart = now;
+      this.pool!.stats.xactCount++;
+    }
     if (this.cancelLater !== null) {
       this.cancelLater.sendOnceRunning(this, server, now);
       this.cancelLater = null;
@@ -1129,7 +1138,7 @@ export class ClientConnection
   onServerLost(server: ServerConnection, reason: string, fatal: ServerError | null): void {
     this.server = null;
     if (this.state === "closed") return;
-    this.pool!.stats.recordUnfinished(server, this.inBatch);
+    this.pool!.stats.recordUnfinished(this.inBatch);
     // nothing of the client's reached it: another server will do, as if it had died idle in the pool
     if (this.ownQueries?.syncingOn === server) {
       this.ownQueries.syncingOn = null;
@@ -1193,7 +1202,7 @@ export class ClientConnection
     const server = this.server;
     this.server = null;
     if (server) {
-      this.pool!.stats.recordUnfinished(server, this.inBatch);
+      this.pool!.stats.recordUnfinished(this.inBatch);
       if (closeServer) dropServer(this.pool!, server, reason);
       else
         returnServer(this.pool!, server, {

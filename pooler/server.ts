@@ -91,6 +91,8 @@ export interface ServerPeer extends Connection {
   onServerLost(server: ServerConnection, reason: string, fatal: ServerError | null): void;
   /** PostgreSQL ignored the Syncs behind a COPY's Execute, or skips to the next Sync: the client's batch is open again. */
   batchResumed(): void;
+  /** PostgreSQL will not answer `count` of the Syncs and Queries the client sent: they are no queries. */
+  queriesSkipped(count: number): void;
   /** Ends the client with a FATAL error (its server with it, unless between transactions). */
   refuse(code: string, message: string): void;
   /** Nothing of a request is under way: no reply owed, no batch or message half sent. */
@@ -134,7 +136,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
   /** What this server owes the linked client, in order (in session pooling: around extended-protocol messages only). */
   readonly replies = new ReplyQueue((untilSync) => {
     this.pendingReplies--;
-    this.queriesInFlight--;
+    this.client?.queriesSkipped(1);
     // the Query ended the client's batch, but PostgreSQL's goes on to the next Sync: not between requests
     if (untilSync) this.client?.batchResumed();
   });
@@ -159,8 +161,6 @@ export class ServerConnection extends Connection implements FrameVisitor {
   queryStart = 0;
   /** When the current transaction started (performance.now() ms). */
   xactStart = 0;
-  /** Client queries answered since the last ReadyForQuery counted in the pool's stats. */
-  queriesInFlight = 0;
   /** A COPY FROM STDIN runs: PostgreSQL ignores the client's Sync and Flush until it ends. */
   copyIn = false;
   /**
@@ -386,7 +386,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
     this.copyIn = fate !== "ended";
     this.copyBroken = fate === "broken";
     this.pendingReplies -= ignored;
-    this.queriesInFlight -= ignored;
+    this.client?.queriesSkipped(ignored);
     if (ignored > 0 && byExecute && !this.replies.syncQueued()) this.client?.batchResumed();
   }
 

@@ -86,8 +86,6 @@ export function averages(current: Counters, older: Counters, elapsedUs: number):
 
 /** What a server keeps of the requests it runs for its client (ServerConnection). */
 export interface ServerRequests {
-  /** Queries sent and not counted yet. */
-  queriesInFlight: number;
   /** When its current request and transaction started (performance.now() ms). */
   readonly queryStart: number;
   readonly xactStart: number;
@@ -136,26 +134,20 @@ export class PoolStats implements Counters {
   /** `server`'s request has ended (ReadyForQuery, nothing owed), and its transaction with it if it is idle. */
   recordRequestEnded(server: ServerRequests): void {
     const now = performance.now();
-    this.queryCount += server.queriesInFlight;
     this.queryTimeUs += Math.round((now - server.queryStart) * 1000);
-    server.queriesInFlight = 0;
-    if (server.txStatus === "I") this.recordXact(Math.round((now - server.xactStart) * 1000));
+    if (server.txStatus === "I") this.recordXactTime(Math.round((now - server.xactStart) * 1000));
   }
 
   /**
-   * The client left, or its server went away, with a request or a transaction unfinished (`inBatch`:
-   * an extended-protocol batch without its Sync): PgBouncer counts a query and its transaction as
-   * they start (their times as they end), so they count, without a time.
+   * The client left, or its server went away, mid-request: a batch not yet ended by a Sync
+   * (`inBatch`) is a query too, as PgBouncer counts one from its first message; nothing of it has a time.
    */
-  recordUnfinished(server: ServerRequests, inBatch: boolean): void {
-    const queries = server.queriesInFlight + (inBatch ? 1 : 0);
-    server.queriesInFlight = 0;
-    this.queryCount += queries;
-    if (queries > 0 || server.txStatus !== "I") this.xactCount++;
+  recordUnfinished(inBatch: boolean): void {
+    if (inBatch) this.queryCount++;
   }
 
-  private recordXact(durationUs: number): void {
-    this.xactCount++;
+  /** A transaction ended after `durationUs`; it was counted as it started, as PgBouncer counts it. */
+  private recordXactTime(durationUs: number): void {
     this.xactTimeUs += durationUs;
     this.observer?.xact(durationUs / 1e6);
   }

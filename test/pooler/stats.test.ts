@@ -134,6 +134,32 @@ describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])(
       expect([await waited(ours.url), await waited(theirs.url)]).toEqual([0, 0]);
     });
 
+    // A transaction held open shows in the counts before its COMMIT, a long query before its end
+    it("counts a transaction and a query as they start, as PgBouncer 1.18", async () => {
+      const underWay = async (url: (db: string) => string): Promise<Counted> => {
+        const admin = await connect(url("pgbouncer"));
+        const inTx = await RawClient.connect(url("app"));
+        const running = await RawClient.connect(url("app"));
+        try {
+          const columns = ["xact_count", "query_count"];
+          const before = await counted(admin, columns);
+          await inTx.exchange([query("BEGIN")]);
+          await inTx.exchange([query("SELECT 1")]);
+          running.send(query("SELECT pg_sleep(0.6)"));
+          await sleep(300);
+          const during = await counted(admin, columns);
+          await running.untilReady();
+          await inTx.exchange([query("COMMIT")]);
+          return Object.fromEntries(columns.map((k) => [k, during[k]! - before[k]!]));
+        } finally {
+          await Promise.all([inTx.close(), running.close(), admin.end()]);
+        }
+      };
+      const mine = await underWay(ours.url);
+      expect(mine).toEqual({ xact_count: 2, query_count: 3 });
+      expect(mine).toEqual(await underWay(theirs.url));
+    });
+
     it("counts pipelined queries one each, where PgBouncer 1.18 counts one per run of them (README)", async () => {
       const pipeline = async (url: string): Promise<void> => {
         const c = await RawClient.connect(url);
@@ -162,6 +188,43 @@ describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])(
     });
   },
 );
+
+describe.skipIf(!hasPgBouncer())("SHOW STATS_TOTALS with server_check_query at every reuse", () => {
+  it("does not count the check's reply, where PgBouncer 1.18 does (README)", async () => {
+    const check = { query: "select 1", delay: "0" };
+    const ours = await startTestPooler({
+      ADMIN_USERS: "postgres",
+      SERVER_CHECK_QUERY: check.query,
+      SERVER_CHECK_DELAY: check.delay,
+    });
+    const theirs = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      {
+        pool_mode: "transaction",
+        admin_users: "postgres",
+        server_check_query: check.query,
+        server_check_delay: check.delay,
+      },
+    );
+    const reused = async (url: string): Promise<void> => {
+      const c = await RawClient.connect(url);
+      await c.exchange([query("SELECT 1")]);
+      await c.close();
+    };
+    try {
+      // the pool's server exists, idle: the scenario's query reuses it, checked first
+      for (const url of [ours.url("app"), theirs.url("app")]) await reused(url);
+      const mine = await added(ours.url, reused);
+      const pgbouncer = await added(theirs.url, reused);
+      // RowDescription ?column?, DataRow 1, CommandComplete SELECT 1, ReadyForQuery
+      const checkReply = 34 + 12 + 14 + 6;
+      expect({ ...mine, bytes_sent: mine.bytes_sent! + checkReply }).toEqual(pgbouncer);
+    } finally {
+      await ours.stop();
+      await theirs.stop();
+    }
+  });
+});
 
 describe.skipIf(!hasPgBouncer())("a client waiting to log in for its pool's first server", () => {
   /** What the console says of the app pool's clients while one waits, its first server held back by PAUSE. */
