@@ -13,8 +13,9 @@
 //
 // `--idle` connections to each pipe are plain TCP connects forwarded to a sink in this process (5,000
 // PostgreSQL backends would not fit max_connections), so each costs the pipe two sockets. PgBouncer,
-// and login-stub.ts (one net.Socket per client, logged in, nothing else), get `--logins` clients from
-// the shared harness's idle-conns.mjs: per client, what issue 6's idle-memory target counts. `--settle`:
+// login-stub.ts (one net.Socket per client, logged in, nothing else) and raw-login-stub.ts (the same
+// on raw TCP handles) get `--logins` clients from the shared harness's idle-conns.mjs: per client,
+// what issue 6's idle-memory target counts. `--settle`:
 // seconds idle-conns waits before reading RSS (60 lets V8's memory reducer return what the burst of
 // logins grew, as `npm run bench` reads it the second time).
 import { execFile, spawn, type ChildProcess } from "node:child_process";
@@ -42,6 +43,7 @@ const { values: opts } = parseArgs({
   },
 });
 const pipes = ["net-data", "net-onread", "raw-handles"] as const;
+const stubs = ["login-stub", "raw-login-stub"] as const;
 const harness = path.resolve(process.env.BENCH_HARNESS ?? "../shared/bench");
 const env = { ...process.env, PGPASSWORD: "postgres", PGUSER: "postgres", PGDATABASE: "bench" };
 const clockTicks = Number((await run("getconf", ["CLK_TCK"])).stdout);
@@ -62,10 +64,12 @@ interface Row {
   idleKb?: number;
 }
 
-async function startPipe(pipe: string, upstreamPort: number): Promise<Target> {
+/** A floor script of this directory, `SCRIPT.ts LISTEN_PORT [UPSTREAM_PORT]`, on a free port. */
+async function startScript(name: string, upstreamPort?: number): Promise<Target> {
   const port = await freePort();
-  const script = fileURLToPath(new URL(`${pipe}.ts`, import.meta.url));
-  return spawnReady(pipe, port, ["--import", "tsx", script, String(port), String(upstreamPort)]);
+  const script = fileURLToPath(new URL(`${name}.ts`, import.meta.url));
+  const ports = [port, ...(upstreamPort === undefined ? [] : [upstreamPort])].map(String);
+  return spawnReady(name, port, ["--import", "tsx", script, ...ports]);
 }
 
 async function startOurs(upstreamPort: number): Promise<Target> {
@@ -197,7 +201,7 @@ async function main(): Promise<void> {
     const pgbPid = Number(fs.readFileSync(path.join(pgbDir, "pgbouncer.pid"), "utf8"));
     const targets: Target[] = [
       { name: "direct", port: pgPort },
-      ...(await Promise.all(pipes.map((p) => startPipe(p, pgPort)))),
+      ...(await Promise.all(pipes.map((p) => startScript(p, pgPort)))),
       await startOurs(pgPort),
       { name: "pgbouncer", port: pgbPort, pid: pgbPid },
     ];
@@ -218,12 +222,14 @@ async function main(): Promise<void> {
     await new Promise<void>((r) => sinkServer.listen(0, host, 4096, r));
     const sinkPort = (sinkServer.address() as net.AddressInfo).port;
     for (const pipe of pipes) {
-      const target = await startPipe(pipe, sinkPort);
+      const target = await startScript(pipe, sinkPort);
       row(pipe).idleKb = await idlePipeKb(target, sink, Number(opts.idle));
     }
     row("pgbouncer").idleKb = await idleLoginsKb("pgbouncer", pgbPort, `@${pgbDir}/pgbouncer.pid`);
-    const stub = await startPipe("login-stub", sinkPort);
-    row("login-stub").idleKb = await idleLoginsKb(stub.name, stub.port, String(stub.pid));
+    for (const name of stubs) {
+      const stub = await startScript(name);
+      row(name).idleKb = await idleLoginsKb(name, stub.port, String(stub.pid));
+    }
 
     console.log("\n| target @clients | TPS median | user µs/xact | sys µs/xact | total µs/xact |");
     console.log("|---|---:|---:|---:|---:|");

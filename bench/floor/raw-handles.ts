@@ -2,46 +2,20 @@
 // process.binding (DEP0111): onconnection, readStart/onread, writeBuffer, close. No streams at all.
 // Backpressure: while a write is still queued in libuv (async), the source stops reading.
 import { host, pipeArgs, ready } from "./pipe-args.ts";
+import {
+  TCP,
+  TCPConnectWrap,
+  WriteWrap,
+  constants,
+  kArrayBufferOffset,
+  kLastWriteWasAsync,
+  kReadBytesOrError,
+  listenRaw,
+  streamBaseState,
+  type TcpHandle,
+} from "./tcp-wrap.ts";
 
-interface WriteReq {
-  handle?: TcpHandle;
-  oncomplete?: (status: number) => void;
-}
-interface TcpHandle {
-  bind(address: string, port: number): number;
-  listen(backlog: number): number;
-  connect(req: object, address: string, port: number): number;
-  setNoDelay(on: boolean): number;
-  readStart(): number;
-  readStop(): number;
-  writeBuffer(req: WriteReq, data: Uint8Array): number;
-  close(): void;
-  onconnection: (status: number, handle?: TcpHandle) => void;
-  onread: (arrayBuffer?: ArrayBuffer) => void;
-}
-interface TcpWrap {
-  TCP: new (type: number) => TcpHandle;
-  TCPConnectWrap: new () => { oncomplete?: (status: number) => void };
-  constants: { SOCKET: number; SERVER: number };
-}
-interface StreamWrap {
-  WriteWrap: new () => WriteReq;
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-  kArrayBufferOffset: number;
-  kLastWriteWasAsync: number;
-}
-
-const binding = (process as unknown as { binding(name: string): unknown }).binding;
-const { TCP, TCPConnectWrap, constants } = binding("tcp_wrap") as TcpWrap;
-const { WriteWrap, streamBaseState, kReadBytesOrError, kArrayBufferOffset, kLastWriteWasAsync } = binding(
-  "stream_wrap",
-) as StreamWrap;
 const { listenPort, upstreamPort } = pipeArgs();
-
-function check(what: string, err: number): void {
-  if (err) throw new Error(`${what} failed: libuv error ${err}`);
-}
 
 function forward(from: TcpHandle, to: TcpHandle, isClosed: () => boolean, close: () => void): void {
   let queued = 0;
@@ -50,7 +24,6 @@ function forward(from: TcpHandle, to: TcpHandle, isClosed: () => boolean, close:
     else if (--queued === 0 && !isClosed()) from.readStart();
   };
   from.onread = (arrayBuffer) => {
-    // nread and the data's offset come through the shared state array, not as arguments
     const nread = streamBaseState[kReadBytesOrError]!;
     if (nread <= 0) {
       if (nread < 0) close(); // UV_EOF or an error: either way the pair is done
@@ -67,9 +40,7 @@ function forward(from: TcpHandle, to: TcpHandle, isClosed: () => boolean, close:
   };
 }
 
-const server = new TCP(constants.SERVER);
-server.onconnection = (status, client) => {
-  if (status < 0 || !client) return;
+listenRaw(listenPort, (client) => {
   const upstream = new TCP(constants.SOCKET);
   let closed = false;
   const isClosed = (): boolean => closed;
@@ -87,9 +58,6 @@ server.onconnection = (status, client) => {
     forward(upstream, client, isClosed, close);
     if (client.readStart() || upstream.readStart()) close();
   };
-  client.setNoDelay(true);
   if (upstream.connect(connect, host, upstreamPort)) close();
-};
-check("bind", server.bind(host, listenPort));
-check("listen", server.listen(511));
+});
 ready();
