@@ -39,6 +39,7 @@ export interface FuzzStep {
 
 const NAMES = ["s1", "s1", "s2", "s2", "s3"];
 const PORTALS = ["", "", "p1"];
+const NAMED_PORTALS = PORTALS.filter((p) => p !== "");
 const TEXTS = [
   "SELECT 1 AS one",
   "SELECT 1 AS one",
@@ -115,6 +116,13 @@ class Conversation {
     // it, an error may have skipped the Parse: the name means an older one): it outlives the
     // transaction, and so the link to a server, directly only (as with PgBouncer).
     const names = [...NAMES];
+    // The unnamed portal is executed only in the write that bound it, after its Bind (behind a
+    // failed Bind the rest up to the Sync is skipped). Elsewhere it may be the portal of a simple
+    // Query that failed while running in a transaction block, which PostgreSQL 13.23 keeps, its
+    // statements in freed memory, until the transaction ends: Query BEGIN, Query EXECUTE sq (no
+    // such statement), Query SELECT 1 AS one (refused), Execute of the unnamed portal is a SIGSEGV
+    // of the backend, sent directly as well (README).
+    let executable = NAMED_PORTALS;
     const items = rng.range(1, 8);
     for (let i = 0; i < items; i++) {
       if (boundary && rng.chance(0.3)) {
@@ -139,9 +147,10 @@ class Conversation {
         const portal = rng.pick(PORTALS);
         const name = rng.pick(names);
         if (this.copyNames.has(name)) this.copyPortals.add(portal);
+        if (portal === "") executable = PORTALS;
         send.push(m.bind(portal, name, rng.pick(PARAMS)));
       } else if (roll < 63) {
-        const portal = rng.pick(PORTALS);
+        const portal = rng.pick(executable);
         send.push(m.execute(portal, rng.chance(0.2) ? 1 : 0));
         if (this.copyPortals.has(portal)) this.endCopy(send);
       } else if (roll < 73) {
@@ -151,6 +160,7 @@ class Conversation {
       } else {
         send.push(m.sync());
         names.length = NAMES.length;
+        executable = NAMED_PORTALS;
         boundary = true;
         continue;
       }
