@@ -34,8 +34,8 @@ export interface AuthLookup {
 /** authUser's logins to one database, shared by its lookups as a pool's by its clients. */
 export class LookupLogins {
   readonly retry = new LoginRetry();
-  /** The login in flight that lookups arriving meanwhile wait for: true once it got in. */
-  pending: Promise<boolean> | null = null;
+  /** The login in flight, settled once it got in or failed: lookups arriving meanwhile wait for it. */
+  pending: Promise<void> | null = null;
 }
 
 /**
@@ -47,7 +47,9 @@ export class LookupLogins {
  * left, or was ended at client_login_timeout): its query canceled, its connection closed. After
  * a login that failed for good (a wrong password), lookups fail at once for server_login_retry, as
  * PgBouncer's pool of auth_user refuses: not one failed login at PostgreSQL per client. Lookups
- * arriving while another logs in wait for its outcome, so a burst of them costs one failed login.
+ * log in one at a time, each once the one before got in (their queries run side by side), as
+ * PgBouncer 1.18 opens auth_user's servers: a burst of them costs one failed login, also when
+ * auth_user's password changes after a login got in.
  */
 export async function lookupByAuthQuery(lookup: AuthLookup): Promise<UserSecret | undefined> {
   const { config, db, gone, logins } = lookup;
@@ -55,8 +57,10 @@ export async function lookupByAuthQuery(lookup: AuthLookup): Promise<UserSecret 
   const waitLimit = db.queryWaitTimeout ?? config.queryWaitTimeout;
   const start = Date.now();
   for (;;) {
-    // the login in flight got in: so may this one, at once, not one after the other
-    const followed = logins.pending !== null && (await unlessGone(logins.pending, gone));
+    if (logins.pending !== null) {
+      await unlessGone(logins.pending, gone);
+      continue;
+    }
     if (!retry.clientsMayWait && Date.now() < retry.retryAfter) throw new Error(retry.refusal().message);
     // a restarting server is probed again at retryAfter (a failure another lookup reported too)
     const wait = Math.max(0, retry.retryAfter - Date.now());
@@ -66,24 +70,26 @@ export async function lookupByAuthQuery(lookup: AuthLookup): Promise<UserSecret 
       await sleep(timerDelay(wait), undefined, { signal: gone });
       continue;
     }
-    if (!followed && logins.pending !== null) continue;
-    let settle = (_gotIn: boolean): void => undefined;
-    const lead = followed ? null : new Promise<boolean>((resolve) => (settle = resolve));
-    if (lead) logins.pending = lead;
+    let settle = (): void => undefined;
+    const login = new Promise<void>((resolve) => (settle = resolve));
+    logins.pending = login;
+    // the lookups waiting look at the record again: refused, or one of them logs in next
+    const settled = (): void => {
+      if (logins.pending === login) logins.pending = null;
+      settle();
+    };
     const attemptStart = Date.now();
     try {
       return await lookupOnHosts(lookup, () => {
         retry.succeeded();
-        settle(true);
+        settled();
       });
     } catch (err) {
       if (!(err instanceof LoginFailed) || gone.aborted) throw err;
       retry.failed(err, err.restarting, attemptStart, config.serverLoginRetry);
       if (!retry.clientsMayWait) throw err;
     } finally {
-      // the lookups waiting look at the record again: refused, or one of them tries next
-      settle(false);
-      if (logins.pending === lead) logins.pending = null;
+      settled();
     }
   }
 }

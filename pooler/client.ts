@@ -465,7 +465,13 @@ export class ClientConnection
   private syncSql(server: ServerConnection): string {
     return (
       paramSyncSql(this.ownParams, this.pool!.paramDefaults, server.params) +
-      settingsSyncSql(this.settings, server.settings, server.baseline.settings, server.loginSuperuser)
+      settingsSyncSql(
+        this.settings,
+        server.settings,
+        server.baseline.settings,
+        server.loginSuperuser,
+        server.params.get("is_superuser") === "on",
+      )
     );
   }
 

@@ -71,24 +71,36 @@ describe("settingsSyncSql", () => {
     expect(settingsSyncSql(own, own, new Map())).toBe("");
   });
 
-  it("with a login that is no superuser, resets under the server's role and sets under the client's", () => {
+  it("with a login that is no superuser, changes settings under the server's role if a superuser's, else the client's", () => {
     // only a SET ROLE to a superuser role can have set a superuser-only setting there
     const current = new Map([
       ["role", "admins"],
       ["log_min_duration_statement", "0"],
     ]);
-    expect(settingsSyncSql(new Map(), current, new Map(), false)).toBe(
+    expect(settingsSyncSql(new Map(), current, new Map(), false, true)).toBe(
       `RESET "log_min_duration_statement";RESET "role";`,
     );
     const own = new Map([
       ["log_min_duration_statement", "5"],
       ["role", "admins"],
     ]);
-    expect(settingsSyncSql(own, new Map(), new Map(), false)).toBe(
-      `SELECT pg_catalog.set_config(E'role', E'admins', false), pg_catalog.set_config(E'log_min_duration_statement', E'5', false);`,
+    expect(settingsSyncSql(own, new Map(), new Map(), false, false)).toBe(
+      `SELECT pg_catalog.set_config(E'role', E'admins', false);SELECT pg_catalog.set_config(E'log_min_duration_statement', E'5', false);`,
     );
-    expect(settingsSyncSql(own, current, new Map(), false)).toBe(
+    expect(settingsSyncSql(own, current, new Map(), false, true)).toBe(
       `SELECT pg_catalog.set_config(E'log_min_duration_statement', E'5', false);`,
+    );
+    // connect_query's superuser role (the baseline) left for one that is none after such a setting
+    const baseline = new Map([["role", "admins"]]);
+    const left = new Map([
+      ["role", "readers"],
+      ["log_min_duration_statement", "0"],
+    ]);
+    expect(settingsSyncSql(new Map(), left, baseline, false, false)).toBe(
+      `SELECT pg_catalog.set_config(E'role', E'admins', false);RESET "log_min_duration_statement";`,
+    );
+    expect(settingsSyncSql(left, baseline, baseline, false, true)).toBe(
+      `SELECT pg_catalog.set_config(E'log_min_duration_statement', E'0', false), pg_catalog.set_config(E'role', E'readers', false);`,
     );
   });
 

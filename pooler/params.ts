@@ -115,14 +115,17 @@ const IDENTITY = ["session_authorization", "role"];
  * A superuser-only setting changes only under a superuser identity. With a superuser login
  * (`loginSuperuser`) the others change under it, the identity reset first and set again after:
  * a superuser's SET of one, then SET ROLE, left on the server would otherwise refuse every next
- * client. Otherwise only a SET ROLE to a superuser role could have set one: the server's are reset
- * under its current role, the client's set under its own role, set first.
+ * client. Otherwise only a SET ROLE to a superuser role (a client's, connect_query's) could have set
+ * one, possibly followed by a SET ROLE to a role that is none or a RESET ROLE: they change under the
+ * server's current role when that is a superuser (`superuserNow`, its is_superuser), the identity
+ * set after; else under the identity the client wants, set first.
  */
 export function settingsSyncSql(
   own: ReadonlyMap<string, string>,
   current: ReadonlyMap<string, string>,
   baseline: ReadonlyMap<string, string>,
   loginSuperuser = true,
+  superuserNow = loginSuperuser,
 ): string {
   // the common case at every link, a client and a server with no settings: nothing to build
   if (own.size === 0 && current.size === 0 && baseline.size === 0) return "";
@@ -147,10 +150,13 @@ export function settingsSyncSql(
     if (value !== undefined && (again || current.get(name) !== value))
       identitySets.push(setConfigSql(name, value));
   }
-  const all = loginSuperuser ? [...sets, ...identitySets] : [...identitySets, ...sets];
-  let sql = loginSuperuser ? identityResets + resets : resets + identityResets;
-  if (all.length > 0) sql += `SELECT ${all.join(", ")};`;
-  return sql;
+  if (loginSuperuser) return identityResets + resets + selectSql([...sets, ...identitySets]);
+  if (superuserNow) return resets + identityResets + selectSql([...sets, ...identitySets]);
+  return identityResets + selectSql(identitySets) + resets + selectSql(sets);
+}
+
+function selectSql(calls: readonly string[]): string {
+  return calls.length > 0 ? `SELECT ${calls.join(", ")};` : "";
 }
 
 function setConfigSql(name: string, value: string): string {

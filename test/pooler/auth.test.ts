@@ -313,14 +313,18 @@ describe("auth_query", () => {
   });
 
   /**
-   * Runs `fn` on a pooler whose "burst" entry looks users up as postgres, with `authPassword` from
-   * the auth file, in the "lookups" entry: through a relay whose `opened` lists the lookups' logins,
-   * holding PostgreSQL's first answer `holdMs`.
+   * Runs `fn` on a pooler whose "burst" entry looks users up as `authUser` (postgres), with
+   * `authPassword` from the auth file, in the "lookups" entry: through a relay whose `opened` lists
+   * the lookups' logins, holding PostgreSQL's first answer `holdMs`.
    */
   async function withRelayedLookups(
     authPassword: string,
     fn: (p: TestPooler, opened: string[], proxy: net.Server) => Promise<void>,
-    { holdMs = 0, env = {} }: { holdMs?: number; env?: Record<string, string> } = {},
+    {
+      holdMs = 0,
+      env = {},
+      authUser = "postgres",
+    }: { holdMs?: number; env?: Record<string, string>; authUser?: string } = {},
   ): Promise<void> {
     const to = new URL(inject("pgAppUrl"));
     const at = { host: "127.0.0.1", port: 0 };
@@ -332,11 +336,11 @@ describe("auth_query", () => {
       [
         "[databases]",
         `lookups = host=127.0.0.1 port=${port} dbname=app`,
-        `burst = host=${to.hostname} port=${to.port} dbname=app auth_user=postgres auth_dbname=lookups`,
+        `burst = host=${to.hostname} port=${to.port} dbname=app auth_user=${authUser} auth_dbname=lookups`,
         "[pgbouncer]",
       ].join("\n"),
     );
-    const p = await startTestPooler({ AUTH_FILE: userlist([["postgres", authPassword]]), ...env }, ini);
+    const p = await startTestPooler({ AUTH_FILE: userlist([[authUser, authPassword]]), ...env }, ini);
     try {
       await fn(p, openings(proxy), proxy);
     } finally {
@@ -375,6 +379,43 @@ describe("auth_query", () => {
       expect(opened).toHaveLength(9);
       await vi.waitFor(async () => expect(await connectionsOf(proxy)).toBe(0));
     }));
+
+  it("auth_user's password changed while a lookup runs: the lookups behind it cost one failed login, not one each", async () => {
+    // PgBouncer 1.18 side by side (a 0.5 s auth_query, ALTER ROLE while the first runs, 8 clients):
+    // 1 failed login as auth_user (the one server it opened beside the busy one), and the 8 clients
+    // in, one after the other on the server still logged in. Ours logged in for each of the 8 at
+    // once behind a login that had got in: 8 failed logins; now one at a time, the first failure on
+    // record refuses the rest. (A RELOADed auth file with auth_user's line changed: 1 either way.)
+    const authRole = "pooler_changed_auth_user";
+    const marker = `aq_changed_${process.pid}`;
+    await createLoginRole(inject("pgAppUrl"), authRole, "auth-pw", "md5");
+    const admin = await connect(inject("pgAppUrl"));
+    try {
+      await admin.query(`ALTER ROLE ${authRole} SUPERUSER`); // the auth_query reads pg_shadow
+      const env = {
+        AUTH_QUERY: `SELECT usename, passwd FROM pg_shadow WHERE usename=$1 AND pg_sleep(0.5) IS NOT NULL AND '${marker}' <> ''`,
+      };
+      await withRelayedLookups(
+        "auth-pw",
+        async (p, opened) => {
+          const first = whoAmI(p.urlAs(MD5_ROLE, PASSWORD, "burst"));
+          const running = `SELECT FROM pg_stat_activity WHERE query LIKE '%${marker}%' AND pid <> pg_backend_pid()`;
+          await vi.waitFor(async () => expect((await admin.query(running)).rowCount).toBe(1));
+          await admin.query(`ALTER ROLE ${authRole} PASSWORD 'changed-pw'`);
+          for (const r of await burst(p, PASSWORD)) {
+            const err = (r as PromiseRejectedResult).reason as Error & { code?: string };
+            expect([err.code, err.message]).toEqual(["08006", "authentication lookup failed"]);
+          }
+          expect(await first).toBe(MD5_ROLE);
+          expect(opened).toHaveLength(2); // logins at PostgreSQL: the first's, and one that failed
+        },
+        { authUser: authRole, env },
+      );
+    } finally {
+      await admin.end();
+      await dropRole(inject("pgAppUrl"), authRole);
+    }
+  });
 
   it("lookups waiting for another's login are still ended at client_login_timeout", () =>
     withRelayedLookups(

@@ -8,7 +8,7 @@ import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { connect } from "../support/clients.ts";
 import { pinnedAfter, startTestPooler, type TestPooler } from "../support/pooler.ts";
-import { UserlistDir } from "../support/roles.ts";
+import { createLoginRole, dropRole, UserlistDir } from "../support/roles.ts";
 
 const SEARCH_PATH = "cq_app, public";
 const SETUP = `SET search_path = ${SEARCH_PATH}; SET statement_timeout = 4321; SET TimeZone = ''Asia/Tokyo''`;
@@ -260,4 +260,112 @@ describe("connect_query in session pooling", () => {
         await b.end();
       }
     }));
+});
+
+describe("connect_query SET ROLE under a login that is no superuser, in transaction pooling", () => {
+  const MEMBER = "cq_role_member";
+  const SUPER = "cq_role_super";
+  const PLAIN = "cq_role_plain";
+  const PASSWORD = "cq-member-pw";
+  beforeAll(async () => {
+    await createLoginRole(inject("pgAppUrl"), MEMBER, PASSWORD, "md5");
+    const admin = await connect(inject("pgAppUrl"));
+    try {
+      await admin.query(`DROP ROLE IF EXISTS ${SUPER}; DROP ROLE IF EXISTS ${PLAIN}`);
+      await admin.query(`CREATE ROLE ${SUPER} SUPERUSER NOLOGIN; CREATE ROLE ${PLAIN} NOLOGIN`);
+      await admin.query(`GRANT ${SUPER}, ${PLAIN} TO ${MEMBER}`);
+    } finally {
+      await admin.end();
+    }
+  });
+  afterAll(async () => {
+    for (const role of [MEMBER, SUPER, PLAIN]) await dropRole(inject("pgAppUrl"), role);
+  });
+
+  /** What a client sees of its identity and settings, or the code of the error it gets instead. */
+  async function seen(c: pg.Client): Promise<string> {
+    const sql =
+      "SELECT current_user, current_setting('log_min_duration_statement') AS log_min, current_setting('work_mem') AS work_mem";
+    return outcome(c.query(sql).then((r) => Object.values(r.rows[0] as object).join(" ")));
+  }
+
+  async function outcome(result: Promise<string>): Promise<string> {
+    try {
+      return await result;
+    } catch (err) {
+      return `error ${(err as { code?: string }).code}`;
+    }
+  }
+
+  /**
+   * Runs `steps` (client index, SQL) on two clients of one server (pool_size 1, so every step and
+   * every look moves a client onto the server the other left) and on two direct sessions that
+   * start where connect_query leaves a server (`role` at startup: what RESET ROLE comes back to);
+   * after each step both clients look: they must see what the direct sessions see.
+   */
+  function sameAsDirect(role: string, steps: [0 | 1, string][]): Promise<void> {
+    return withConnectQuery(
+      `SET ROLE ${role}`,
+      {
+        POOL_MODE: "transaction",
+        DEFAULT_POOL_SIZE: "1",
+        AUTH_TYPE: "md5",
+        AUTH_FILE: userlists.write([[MEMBER, PASSWORD]]),
+      },
+      async (p) => {
+        const url = new URL(inject("pgAppUrl"));
+        url.username = MEMBER;
+        url.password = PASSWORD;
+        const direct = [await connect(url.href, { options: `-c role=${role}` })];
+        direct.push(await connect(url.href, { options: `-c role=${role}` }));
+        const pooled = [await connect(p.urlAs(MEMBER, PASSWORD)), await connect(p.urlAs(MEMBER, PASSWORD))];
+        try {
+          const transcript = async (clients: pg.Client[]): Promise<string[]> => [
+            `0: ${await seen(clients[0]!)}`,
+            `1: ${await seen(clients[1]!)}`,
+          ];
+          for (const [i, sql] of steps) {
+            const want = [
+              `${i} ${sql}: ${await outcome(direct[i]!.query(sql).then(() => "ok"))}`,
+              ...(await transcript(direct)),
+            ];
+            const got = [`${i} ${sql}: ${await outcome(pooled[i]!.query(sql).then(() => "ok"))}`];
+            // the other client first: the server it gets is the one this step left
+            const [first, second] = i === 0 ? [1, 0] : [0, 1];
+            const looks = { [first]: await seen(pooled[first]!), [second]: await seen(pooled[second]!) };
+            got.push(`0: ${looks[0]}`, `1: ${looks[1]}`);
+            expect(got).toEqual(want);
+          }
+        } finally {
+          for (const c of [...direct, ...pooled]) await c.end();
+        }
+      },
+    );
+  }
+
+  it("to a superuser role: a superuser-only setting, then SET ROLE to a role that is none", () =>
+    sameAsDirect(SUPER, [
+      [0, "SET log_min_duration_statement = 0; SET ROLE " + PLAIN],
+      [1, "SET work_mem = '2MB'"],
+      [0, "RESET log_min_duration_statement"],
+      [0, "SET ROLE " + SUPER],
+      [0, "RESET log_min_duration_statement"],
+    ]));
+
+  it("to a superuser role: a superuser-only setting, then RESET ROLE (back to connect_query's role)", () =>
+    sameAsDirect(SUPER, [
+      [0, "SET log_min_duration_statement = 0"],
+      [0, "RESET ROLE"],
+      [1, "SET log_min_duration_statement = 5; SET work_mem = '3MB'"],
+      [1, "RESET ALL"],
+    ]));
+
+  it("to a role that is none: SET ROLE to a superuser role, its setting, and back", () =>
+    sameAsDirect(PLAIN, [
+      [0, "SET log_min_duration_statement = 0"],
+      [0, `SET ROLE ${SUPER}; SET log_min_duration_statement = 0; SET work_mem = '2MB'`],
+      [1, "SET work_mem = '3MB'"],
+      [0, "RESET log_min_duration_statement; RESET ROLE"],
+      [1, `SET ROLE ${SUPER}`],
+    ]));
 });
