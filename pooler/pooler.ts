@@ -42,6 +42,9 @@ import { socketErrorText } from "./unix-socket.ts";
  */
 const CANCEL_TIMEOUT_MS = 15_000;
 
+/** PgBouncer 1.18's warning for a forced user= a RELOAD drops (loader.c). */
+const FORCED_USER_KEPT = "losing forced user not supported, keeping old setting";
+
 /** SHUTDOWN WAIT_FOR_SERVERS (and signals) or WAIT_FOR_CLIENTS. */
 export type ShutdownWait = "servers" | "clients";
 
@@ -65,6 +68,8 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   private readonly madeUp = new WeakSet<DatabaseDef>();
   /** Entries RELOAD gave back the forced user= their file no longer names (keepForcedUsers). */
   private readonly keptForcedUsers = new WeakSet<DatabaseDef>();
+  /** Auto-databases made while "*" forced a user it no longer does: the old ones, by name (keepForcedUsers). */
+  private autoForcedUsers = new Map<string, DatabaseDef>();
   /** Since when each auto-database has had no clients and no servers (ms). */
   private readonly autoDatabaseUnusedSince = new Map<string, number>();
   /** Since when each pool has been unused, for pool_idle_timeout. */
@@ -158,7 +163,12 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     if (!fallback || Buffer.byteLength(name) >= MAX_DBNAME) return undefined;
     let auto = this.autoDatabases.get(name);
     if (!auto) {
+      const kept = this.autoForcedUsers.get(name);
       auto = { ...fallback, name, dbname: name };
+      if (kept) {
+        auto = { ...auto, user: kept.user, password: kept.password };
+        this.keptForcedUsers.add(auto);
+      }
       this.autoDatabases.set(name, auto);
       this.madeUp.add(auto);
     }
@@ -214,6 +224,7 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
   private forgetAutoDatabase(name: string): void {
     for (const [key, pool] of this.pools) if (pool.db.name === name) this.forgetPool(key, pool);
     this.autoDatabases.delete(name);
+    this.autoForcedUsers.delete(name);
     this.autoDatabaseUnusedSince.delete(name);
     // its DISABLE goes with it, as PgBouncer 1.18 frees the database: made up again, it serves. (A
     // PAUSEd one PgBouncer keeps, so its next client waits for a RESUME there too: the flag stays.)
@@ -600,14 +611,37 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const lost = new Set<string>();
     for (const [name, db] of next.databases) {
       const old = this.config.databases.get(name);
-      if (db.user || !old?.user) continue;
+      // "*" is no database of its own (PgBouncer's autodb_connstr): those it made keep it, below
+      if (name === "*" || db.user || !old?.user) continue;
       const kept = { ...db, user: old.user, password: old.password };
       next.databases.set(name, kept);
       this.keptForcedUsers.add(kept);
       if (!this.keptForcedUsers.has(old)) lost.add(name);
-      this.log.warn({ database: name }, "losing forced user not supported, keeping old setting");
+      this.log.warn({ database: name }, FORCED_USER_KEPT);
     }
+    this.keepAutoForcedUsers(next, lost);
     return lost;
+  }
+
+  /**
+   * A "*" that no longer forces a user leaves it to the auto-databases made up under it, as PgBouncer
+   * 1.18 makes each from "*"'s connection string and keeps their forced user when it changes: a
+   * database made up since logs in as its clients, where "*" kept as an entry would force it on
+   * them. Its warning comes once for each, as PgBouncer's (at a RELOAD that changes "*").
+   */
+  private keepAutoForcedUsers(next: PoolerConfig, lost: Set<string>): void {
+    const kept = new Map<string, DatabaseDef>();
+    const fallback = next.databases.get("*");
+    if (fallback !== undefined && !fallback.user) {
+      for (const [name, auto] of this.autoDatabases) {
+        if (!auto.user || next.databases.has(name)) continue;
+        kept.set(name, auto);
+        if (this.keptForcedUsers.has(auto)) continue;
+        lost.add(name);
+        this.log.warn({ database: name }, FORCED_USER_KEPT);
+      }
+    }
+    this.autoForcedUsers = kept;
   }
 
   /**

@@ -181,7 +181,7 @@ export class ServerConnection extends Connection implements FrameVisitor {
    * to another client, whose query the late cancel would hit.
    */
   cancelsInFlight = 0;
-  /** Runs once none is left: the client's own query, retried after its cancel hit it (client.ts). */
+  /** Runs once none is left: the client's own query, retried after its cancel hit it (client-own-queries.ts). */
   afterCancels: (() => void) | null = null;
 
   private readonly scanner: FrameScanner;

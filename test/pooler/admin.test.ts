@@ -15,8 +15,9 @@ import {
   pgbench,
   psql,
   rawExchange,
+  whoAmI,
 } from "../support/clients.ts";
-import { forcedEntry, iniOf, unforcedEntry } from "../support/databases-ini.ts";
+import { autodbEntry, forcedEntry, iniOf, unforcedEntry } from "../support/databases-ini.ts";
 import { hasPgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, withTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
@@ -1063,11 +1064,11 @@ const FORCED_USER_KEPT = "losing forced user not supported, keeping old setting"
 /** Long enough for PgBouncer's janitor (every third of a second) to close servers marked to close. */
 const JANITOR_MS = 600;
 
-/** SHOW POOLS' sv_idle of `forced` and `user`, once the janitor has had its turn. */
-async function idleServersOf(admin: pg.Client, user: string): Promise<number> {
+/** SHOW POOLS' sv_idle of `database` and `user`, once the janitor has had its turn. */
+async function idleServersOf(admin: pg.Client, user: string, database = "forced"): Promise<number> {
   await sleep(JANITOR_MS);
   return Number(
-    (await show(admin, "POOLS")).find((r) => r.database === "forced" && r.user === user)?.sv_idle,
+    (await show(admin, "POOLS")).find((r) => r.database === database && r.user === user)?.sv_idle,
   );
 }
 
@@ -1146,6 +1147,70 @@ describe("RELOAD that removes an entry's forced user=", () => {
         ...expected,
         idleAfterSecondReload: 0,
       });
+    } finally {
+      await b.stop();
+    }
+  });
+});
+
+/**
+ * A client of app, made up from "*" (autodbEntry forcing reload_alice), then a RELOAD whose "*" names
+ * no user=, then another, the file unchanged: whom the first client, a new one of app, one of the
+ * postgres database (made up after the RELOAD) and, after the second RELOAD, new ones of both run
+ * as; app's idle servers once the janitor has had its turn (0: replaced); the warnings.
+ */
+async function autodbForcedUserRemoved(
+  url: (db: string) => string,
+  setDatabases: (dbs: Record<string, string>) => void,
+  warnings: () => number,
+): Promise<Record<string, unknown>> {
+  const admin = await connect(url("pgbouncer"));
+  const held = await connect(url("app"));
+  try {
+    await held.query("SELECT 1");
+    setDatabases(autodbEntry());
+    await admin.query("RELOAD");
+    const idleAfterReload = await idleServersOf(admin, "reload_alice", "app");
+    const users = [await currentUser(held), await whoAmI(url("app")), await whoAmI(url("postgres"))];
+    await admin.query("RELOAD");
+    const afterSecondReload = [await whoAmI(url("app")), await whoAmI(url("postgres"))];
+    return { users, idleAfterReload, afterSecondReload, warnings: warnings() };
+  } finally {
+    await Promise.all([held.end(), admin.end()]);
+  }
+}
+
+describe('RELOAD that removes the forced user= of "*"', () => {
+  const expected = {
+    // PgBouncer's "*" is a connection string each database was made up from: those made up already
+    // keep the forced user, a database made up since logs in as its client
+    users: ["reload_alice", "reload_alice", "postgres"],
+    // the entry app was made from changed: its servers are replaced
+    idleAfterReload: 0,
+    afterSecondReload: ["reload_alice", "postgres"],
+    // one for app; none for "*", which is no database
+    warnings: 1,
+  };
+  const alice = " user=reload_alice password=alice-pw";
+
+  beforeAll(() => createLoginRole(inject("pgAppUrl"), "reload_alice", "alice-pw", "md5"));
+
+  it("keeps it for the databases made up already, not for those made up since", async () => {
+    const { ini, setDatabases } = iniOf(autodbEntry(alice));
+    const p = await startTestPooler({ ...baseEnv, DATABASE_URL: "" }, ini);
+    try {
+      const warnings = (): number => p.logs.filter((l) => l.msg === FORCED_USER_KEPT).length;
+      expect(await autodbForcedUserRemoved(p.url, setDatabases, warnings)).toEqual(expected);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it.skipIf(!hasPgBouncer())("is what PgBouncer 1.18 does", async () => {
+    const b = await startPgBouncer(autodbEntry(alice), { admin_users: "postgres", pool_mode: "transaction" });
+    try {
+      const warnings = (): number => b.log().split(`WARNING ${FORCED_USER_KEPT}`).length - 1;
+      expect(await autodbForcedUserRemoved(b.url, b.setDatabases, warnings)).toEqual(expected);
     } finally {
       await b.stop();
     }

@@ -20,10 +20,20 @@ export function iniOf(databases: Record<string, string>): {
   return { ini, setDatabases };
 }
 
+/** The test PostgreSQL, as in a [databases] line. */
+function testServer(): string {
+  const server = new URL(inject("pgAppUrl"));
+  return `host=${server.hostname} port=${server.port}`;
+}
+
 /** `forced` to app, as in a [databases] line, with no forced login. */
 export function unforcedEntry(): { forced: string } {
-  const server = new URL(inject("pgAppUrl"));
-  return { forced: `host=${server.hostname} port=${server.port} dbname=app` };
+  return { forced: `${testServer()} dbname=app` };
+}
+
+/** "*" to the test PostgreSQL, with `login` (" user=… password=…") forced if given. */
+export function autodbEntry(login = ""): { "*": string } {
+  return { "*": `${testServer()}${login}` };
 }
 
 /** `forced` with a forced login to app, as in a [databases] line. */
