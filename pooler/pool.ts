@@ -144,6 +144,12 @@ export class Pool {
    */
   pinnedClients = 0;
   paused = false;
+  /**
+   * Servers log in one at a time, each once the one before got in, as PgBouncer 1.18 opens them:
+   * auth_user's pool, whose lookups arrive in bursts (a login storm), so that a password changed
+   * meanwhile costs one failed login, not one per lookup queued.
+   */
+  oneLoginAtATime = false;
   /** The parameters a client sees at login, learnt from the first server (server_version, …). */
   private welcome: Map<string, string> | null = null;
   /** The tracked ones among them: what a client that did not choose a value of its own gets. */
@@ -533,7 +539,7 @@ export class Pool {
   /** `evict`: for clients waiting (not min_pool_size), a shared limit may evict another pool's idle server. */
   canLaunch(withReserve: boolean, evict = false): boolean {
     if (this.paused || Date.now() < this.loginRetry.retryAfter) return false;
-    if (this.loginRetry.cautious && this.login.size > 0) return false;
+    if ((this.loginRetry.cautious || this.oneLoginAtATime) && this.login.size > 0) return false;
     const limit = this.settings.size + (withReserve ? this.settings.reserveSize : 0);
     if (this.settings.size > 0 && this.serverCount >= limit) return false;
     return this.sharedLimitsAllow(evict);

@@ -2,7 +2,7 @@
 // and pools ask of the whole (limits across pools, auth lookups, cancel routing, reload, shutdown).
 import { SqlConsole, type AdminConsole } from "./admin/console.ts";
 import { AuthFileWatch } from "./auth-file-watch.ts";
-import { lookupByAuthQuery, LookupLogins } from "./auth-query.ts";
+import { authUserCredentials, lookupByAuthQuery } from "./auth-query.ts";
 import type { CancelConnection, HeldCancel } from "./cancel-request.ts";
 import type { ClientConnection, ClientHost } from "./client.ts";
 import { ADMIN_DB } from "./client-login.ts";
@@ -245,20 +245,18 @@ export class Pooler implements ClientHost, PoolRegistry, PeerHost {
     const authDbname = db.authDbname ?? this.config.authDbname;
     const authDb = authDbname === undefined ? db : this.config.databases.get(authDbname);
     if (authDb === undefined) throw new Error(`auth_dbname "${authDbname}" is not a [databases] entry`);
-    const dial = { tls: this.tls.server, lookup: this.dns.lookup };
-    const logins = this.lookupLogins(authDb, authUser);
-    return lookupByAuthQuery({ config: this.config, dial, db: authDb, authUser, user, gone, logins });
-  }
-
-  /** auth_user's logins per database it looks up in: forgotten with the database (RELOAD, autodb_idle_timeout). */
-  private readonly lookupLoginsOf = new WeakMap<DatabaseDef, Map<string, LookupLogins>>();
-
-  private lookupLogins(db: DatabaseDef, authUser: string): LookupLogins {
-    let byUser = this.lookupLoginsOf.get(db);
-    if (byUser === undefined) this.lookupLoginsOf.set(db, (byUser = new Map()));
-    let logins = byUser.get(authUser);
-    if (logins === undefined) byUser.set(authUser, (logins = new LookupLogins()));
-    return logins;
+    const pool = this.poolFor(authDb, authUser, authUserCredentials(this.config, authDb, authUser));
+    return lookupByAuthQuery({
+      pool,
+      sql: this.config.authQuery,
+      user,
+      waitLimit: pool.settings.queryWaitTimeout,
+      gone,
+      cancel: (server) => {
+        server.cancelsInFlight++;
+        this.sendCancel(pool, server, () => pool.cancelFinished(server));
+      },
+    });
   }
 
   poolFor(db: DatabaseDef, user: string, credentials: ServerCredentials): Pool {

@@ -29,9 +29,11 @@ afterAll(async () => {
 const ROLE = "pooler_aq_slow_user";
 const MARKER = `aq_sleep_${process.pid}`;
 const AUTH_QUERY = `SELECT usename, passwd FROM pg_shadow WHERE usename=$1 AND pg_sleep(60) IS NOT NULL AND '${MARKER}' <> ''`;
+/** The backends that ran the lookup: idle once it ended, as a pooled server of auth_user's. */
 const BACKENDS = `SELECT pid FROM pg_stat_activity WHERE query LIKE '%${MARKER}%' AND pid <> pg_backend_pid()`;
+const RUNNING = `${BACKENDS} AND state = 'active'`;
 
-const lookups = async (): Promise<number> => (await direct.query(BACKENDS)).rowCount ?? 0;
+const lookups = async (): Promise<number> => (await direct.query(RUNNING)).rowCount ?? 0;
 
 /**
  * Starts a lookup for ROLE, and once its client is gone (`leave`), how many backends still run it
@@ -54,7 +56,7 @@ async function lookupsLeftBehind(port: number, leave: "timeout" | "client leaves
     );
     return await lookups();
   } finally {
-    await direct.query(`SELECT pg_terminate_backend(pid) FROM (${BACKENDS}) b`);
+    await direct.query(`SELECT pg_terminate_backend(pid) FROM (${RUNNING}) b`);
     await waitFor(async () => (await lookups()) === 0, "the lookups to be terminated");
   }
 }
@@ -85,3 +87,25 @@ describe.each(["timeout", "client leaves"] as const)("an auth_query that does no
     }
   });
 });
+
+it("a lookup abandoned mid-query leaves its server clean: the next lookup reuses it once the cancel landed", () =>
+  // Released at once, the server would still run the canceled query: the next lookup on it failed
+  // ("internal query already running"); before lookups were pooled, each had a server of its own.
+  withTestPooler(
+    { AUTH_FILE: userlists.write([["postgres", "postgres"]]), AUTH_USER: "postgres", AUTH_QUERY },
+    async (p) => {
+      const probe = await WireProbe.open(p.port);
+      probe.send(startupMessage({ user: ROLE, database: "app" }));
+      await waitFor(async () => (await lookups()) === 1, "the auth_query to run");
+      const [ran] = (await direct.query(BACKENDS)).rows as { pid: number }[];
+      probe.destroy();
+      // a user PostgreSQL does not know: its lookup finds no row without sleeping
+      const err = await errorOf(connect(`postgresql://no_such_user:pw@127.0.0.1:${p.port}/app`));
+      expect([err.code, err.message]).toEqual([
+        "28P01",
+        'password authentication failed for user "no_such_user"',
+      ]);
+      expect((await direct.query(BACKENDS)).rows).toEqual([ran]);
+      expect(await lookups()).toBe(0);
+    },
+  ));

@@ -777,7 +777,8 @@ describe("server side TLS", () => {
       }
 
       const refusals: [Record<string, string>, RegExp][] = [
-        [env("disable"), /^no pg_hba\.conf entry for host .*, SSL off$/],
+        // what a client waiting in any pool is told: the lookup waits in auth_user's
+        [env("disable"), /^server login failed: no pg_hba\.conf entry for host .*, SSL off;/],
         [env("verify-full", certs.otherCaCert), /certificate/],
       ];
       for (const [settings, reason] of refusals) {
