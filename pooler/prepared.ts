@@ -359,10 +359,10 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   // would then be done: it goes alone, as a check.
   // Behind a message that may fail, a statement the server may have goes as a check too: should
   // the error skip the Close in front and the Parse, the statement (left by a DEALLOCATE ALL that
-  // failed, an eviction skipped) would still be there under the name standing for the client's.
-  const mayHave = r.server.mayHave(s, r.replies.syncs);
-  const closesFirst = mayHave || r.server.size >= Math.max(1, r.capacity);
-  if (r.replies.length > 0 && (mayHave || (closesFirst && r.replies.copyMayStart())))
+  // failed, an eviction skipped, in this batch too) would still be there under the name standing
+  // for the client's.
+  const closesFirst = r.server.mayHave(s, r.replies.syncs) || r.server.size >= Math.max(1, r.capacity);
+  if (r.replies.length > 0 && (r.server.mayRemain(s) || (closesFirst && r.replies.copyMayStart())))
     return parseCheck(name, s, msg, span, forget, replaced, r);
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
   // behind a Sync goes under the statement's name (parseAgain). (Retaken first: the name's own

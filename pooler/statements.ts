@@ -236,6 +236,14 @@ export class ServerStatements {
     return this.lru.has(s) || (this.closes.size > 0 && (this.closes.get(s.name)?.syncs ?? syncs) !== syncs);
   }
 
+  /**
+   * Whether the server may have `s` should an error skip what is sent now: it is in the LRU, or a
+   * Close of its name is unanswered (one sent since the last Sync is skipped with it).
+   */
+  mayRemain(s: Statement): boolean {
+    return this.lru.has(s) || this.closes.has(s.name);
+  }
+
   /** The pooler sends a Close of the statement `name` after `syncs` Syncs. */
   closeSent(name: string, syncs: number): Unanswered {
     const close = new Unanswered(syncs);

@@ -763,6 +763,25 @@ const FRESH: Record<string, Step[]> = {
     [parse("s1", "SELECT 2 AS two")],
     [parse("s1", "SELECT 4 AS four")],
   ),
+  // (was: b's Parse went under the statement's own name, which the skipped eviction left on the
+  // server: the Bind behind the Sync ran it; fuzz:prepared seed 2464553564 round 917)
+  "a name's Parse of a statement evicted earlier in its batch, both skipped by an error: a Bind behind the Sync gets 26000":
+    [
+      { send: [parse("a", "SELECT 1 AS one"), sync()] },
+      { send: [parse("b", "SELECT 2 AS two"), sync()] },
+      {
+        send: [
+          bind("", "nope"),
+          parse("a2", "SELECT 1 AS one"),
+          parse("b2", "SELECT 2 AS two"),
+          sync(),
+          bind("", "b2"),
+          execute(""),
+          sync(),
+        ],
+        ready: 2,
+      },
+    ],
 };
 
 describe("the same conversations directly and through a pooler with MAX_PREPARED_STATEMENTS=1", () => {
