@@ -359,10 +359,10 @@ function parseNew(name: string, msg: Buffer, span: { start: number; end: number 
   // would then be done: it goes alone, as a check.
   // Behind a message that may fail, a statement the server may have goes as a check too: should
   // the error skip the Close in front and the Parse, the statement (left by a DEALLOCATE ALL that
-  // failed, an eviction skipped) would still be there under the name standing for the client's.
-  const mayHave = r.server.mayHave(s, r.replies.syncs);
-  const closesFirst = mayHave || r.server.size >= Math.max(1, r.capacity);
-  if (r.replies.length > 0 && (mayHave || (closesFirst && r.replies.copyMayStart())))
+  // failed, an eviction skipped, in this batch too) would still be there under the name standing
+  // for the client's.
+  const closesFirst = r.server.mayHave(s, r.replies.syncs) || r.server.size >= Math.max(1, r.capacity);
+  if (r.replies.length > 0 && (r.server.mayRemain(s) || (closesFirst && r.replies.copyMayStart())))
     return parseCheck(name, s, msg, span, forget, replaced, r);
   // Until answered, the name exists exactly when the statement does here: a Parse of it again
   // behind a Sync goes under the statement's name (parseAgain). (Retaken first: the name's own
@@ -471,18 +471,19 @@ export function settleBeforeQuery(r: StatementRoute): void {
 /**
  * Once everything sent behind them is answered (or another client has the server), the checks'
  * statements are closed and their names are routed to the shared statement again. A Close the
- * server skips is tried again later.
+ * server skips is tried again later; until it is answered, a shared statement's name it closes may
+ * still be taken behind the next Sync (mayHave): prepared again there, it is closed first.
  */
 function settleChecks(r: StatementRoute): void {
   const { server, client } = r;
   const checks = server.checks!;
   if (checks.owner === client && r.replies.length > 0) return;
   server.checks = null;
-  for (const check of checks.names) {
-    const retry = (): void => void (server.checks ??= new ParseChecks(client)).names.push(check);
-    r.replies.push(Expect.Close, { swallow: true, undo: retry });
-    r.toServer(close("S", check));
-  }
+  for (const check of checks.names)
+    closeName(check, close("S", check), r, (latest) => {
+      // (not if the name was closed again since: in front of its statement prepared again, prepare)
+      if (latest) (server.checks ??= new ParseChecks(client)).names.push(check);
+    });
 }
 
 /** Makes sure the server has `s` before a message that uses it; the injected messages' replies are swallowed. */
@@ -511,10 +512,8 @@ function prepare(s: Statement, r: StatementRoute, reply: Special): void {
   const taken = r.server.checks?.unclose(s.name) ?? false;
   // "yes" here: its Parse is unsettled, the server may or may not have it
   const before = taken || r.server.mayHave(s, r.replies.syncs) ? "maybe" : "no";
-  if (before === "maybe") {
-    r.replies.push(Expect.Close, { swallow: true });
-    r.toServer(s.close);
-  } else {
+  if (before === "maybe") closeName(s.name, s.close, r);
+  else {
     while (r.server.size >= Math.max(1, r.capacity)) {
       const victim = r.server.evictable();
       // every statement there still needed as it is: beyond the limit for a while
@@ -559,16 +558,28 @@ function retake(s: Statement, r: StatementRoute): void {
 
 function evict(victim: Statement, r: StatementRoute): void {
   r.server.set(victim, "no");
-  const sent = r.server.evictSent(victim, r.replies.syncs);
+  closeName(victim.name, victim.close, r, () => r.server.set(victim, "maybe"));
+}
+
+/**
+ * Sends the pooler's Close of a statement name on the server (`close`), its reply swallowed. Until
+ * it is answered, what goes behind a Sync cannot count on the name being free (mayHave). `skipped`
+ * runs if the server skips it, told whether it was still the name's latest Close.
+ */
+function closeName(
+  name: string,
+  close: Buffer,
+  r: StatementRoute,
+  skipped?: (latest: boolean) => void,
+): void {
+  const { server } = r;
+  const sent = server.closeSent(name, r.replies.syncs);
   r.replies.push(Expect.Close, {
     swallow: true,
-    done: () => r.server.evictAnswered(victim, sent),
-    undo: () => {
-      r.server.evictAnswered(victim, sent);
-      r.server.set(victim, "maybe");
-    },
+    done: () => void server.closeAnswered(name, sent),
+    undo: () => skipped?.(server.closeAnswered(name, sent)),
   });
-  r.toServer(victim.close);
+  r.toServer(close);
 }
 
 /** PostgreSQL's error about the pooler's name of a statement, in the client's name. */

@@ -181,8 +181,11 @@ export class ServerStatements {
   private readonly lru = new Map<Statement, "yes" | "maybe">();
   /** The latest of the pooler's Parses of each statement still unanswered, if any. */
   private readonly parsing = new Map<Statement, Unanswered>();
-  /** The latest of the pooler's eviction Closes of each statement still unanswered, if any. */
-  private readonly evicting = new Map<Statement, Unanswered>();
+  /**
+   * The latest of the pooler's Closes of each name still unanswered, if any: a statement's eviction,
+   * or a parse check's settling (a client's Parse sent under a statement's name may hold that name).
+   */
+  private readonly closes = new Map<string, Unanswered>();
   /** Client names whose Close is unanswered with nothing here standing for them (closeUnknown). */
   readonly closing = new Map<string, Unanswered>();
   /** The client's DEALLOCATE ALLs and DISCARD ALLs not answered yet, oldest first (dropNames). */
@@ -226,23 +229,33 @@ export class ServerStatements {
   }
 
   /**
-   * Whether the server may have `s` for what is sent now: it is in the LRU, or its eviction Close
+   * Whether the server may have `s` for what is sent now: it is in the LRU, or a Close of its name
    * is unanswered with a Sync sent behind it (an error before that Sync skips the Close).
    */
   mayHave(s: Statement, syncs: number): boolean {
-    return this.lru.has(s) || (this.evicting.size > 0 && (this.evicting.get(s)?.syncs ?? syncs) !== syncs);
+    return this.lru.has(s) || (this.closes.size > 0 && (this.closes.get(s.name)?.syncs ?? syncs) !== syncs);
   }
 
-  /** The pooler sends a Close of `s` to evict it after `syncs` Syncs. */
-  evictSent(s: Statement, syncs: number): Unanswered {
+  /**
+   * Whether the server may have `s` should an error skip what is sent now: it is in the LRU, or a
+   * Close of its name is unanswered (one sent since the last Sync is skipped with it).
+   */
+  mayRemain(s: Statement): boolean {
+    return this.lru.has(s) || this.closes.has(s.name);
+  }
+
+  /** The pooler sends a Close of the statement `name` after `syncs` Syncs. */
+  closeSent(name: string, syncs: number): Unanswered {
     const close = new Unanswered(syncs);
-    this.evicting.set(s, close);
+    this.closes.set(name, close);
     return close;
   }
 
-  /** `close` of `s` was answered (or skipped). */
-  evictAnswered(s: Statement, close: Unanswered): void {
-    if (this.evicting.get(s) === close) this.evicting.delete(s);
+  /** `close` of `name` was answered (or skipped): whether it was the latest Close of `name`. */
+  closeAnswered(name: string, close: Unanswered): boolean {
+    if (this.closes.get(name) !== close) return false;
+    this.closes.delete(name);
+    return true;
   }
 
   set(s: Statement, state: "yes" | "maybe" | "no"): void {
@@ -334,7 +347,7 @@ export class ServerStatements {
     for (const s of this.lru.keys()) this.registry.drop(s);
     this.lru.clear();
     this.parsing.clear();
-    this.evicting.clear();
+    this.closes.clear();
     this.closing.clear();
     for (const drop of this.drops) drop.saved.clear();
     this.drops.length = 0;

@@ -763,6 +763,25 @@ const FRESH: Record<string, Step[]> = {
     [parse("s1", "SELECT 2 AS two")],
     [parse("s1", "SELECT 4 AS four")],
   ),
+  // (was: b's Parse went under the statement's own name, which the skipped eviction left on the
+  // server: the Bind behind the Sync ran it; fuzz:prepared seed 2464553564 round 917)
+  "a name's Parse of a statement evicted earlier in its batch, both skipped by an error: a Bind behind the Sync gets 26000":
+    [
+      { send: [parse("a", "SELECT 1 AS one"), sync()] },
+      { send: [parse("b", "SELECT 2 AS two"), sync()] },
+      {
+        send: [
+          bind("", "nope"),
+          parse("a2", "SELECT 1 AS one"),
+          parse("b2", "SELECT 2 AS two"),
+          sync(),
+          bind("", "b2"),
+          execute(""),
+          sync(),
+        ],
+        ready: 2,
+      },
+    ],
 };
 
 describe("the same conversations directly and through a pooler with MAX_PREPARED_STATEMENTS=1", () => {
@@ -793,5 +812,78 @@ describe("the same conversations directly and through a pooler with MAX_PREPARED
   it.each(Object.keys(BEHIND_COPY))("%s", (name) => compare(name));
   it.each(Object.keys(FRESH))("%s", (name) =>
     withTestPooler({ DEFAULT_POOL_SIZE: "2", MAX_PREPARED_STATEMENTS: "1" }, (own) => compare(name, own)),
+  );
+});
+
+/** A step of one of two clients, which share the pooler's one server (their names do not). */
+type SharedStep = Step & { client: 0 | 1 };
+
+/**
+ * The first client's s2, its statement evicted; the second client's Parse of that text skipped by an
+ * error, and its Parse of the name behind the Sync, sent under the statement's name, succeeds and
+ * holds that name for a Close at settling; the first client's failing Execute, the settling Close
+ * behind it (in front of a Describe), a Sync, `behind`; then `after`.
+ */
+function skippedSettlingClose(behind: Buffer[], after: SharedStep[]): SharedStep[] {
+  return [
+    { client: 0, send: [parse("s2", "SELECT 1 AS one"), sync()] },
+    { client: 0, send: [parse("x", "SELECT 3 AS three"), sync()] },
+    {
+      client: 1,
+      send: [
+        bind("", "nope"),
+        parse("s1", "SELECT 1 AS one"),
+        sync(),
+        parse("s1", "SELECT 2 AS two"),
+        sync(),
+      ],
+      ready: 2,
+    },
+    { client: 0, send: [execute("p1"), describeMsg("S", "nope"), sync(), ...behind, sync()], ready: 2 },
+    ...after,
+  ];
+}
+
+/**
+ * Conversations of two clients taking turns on a pooler of their own with one server and room for
+ * one statement, each compared with what PostgreSQL answers it on a connection of its own.
+ */
+const SHARED: Record<string, SharedStep[]> = {
+  // (was: the Bind's statement was prepared again under the name the skipped Close left taken:
+  // 42P05, where the Bind runs; fuzz:prepared seed 2464553564 round 591)
+  "a Close settling another client's Parse skipped by an error: a Bind behind the Sync still runs":
+    skippedSettlingClose(
+      [bind("", "s2"), execute("")],
+      [{ client: 1, send: [bind("", "s1"), execute(""), sync()] }],
+    ),
+  // (was: the skipped Close was tried again once the other client settled, closing the statement
+  // prepared again since: 26000 for the Bind)
+  "the same, the Close not tried again after the statement was prepared behind it: a later Bind runs":
+    skippedSettlingClose(
+      [bind("", "s2"), execute("")],
+      [
+        { client: 1, send: [describeMsg("S", "nope"), sync()] },
+        { client: 0, send: [bind("", "s2"), execute(""), sync()] },
+      ],
+    ),
+};
+
+describe("two clients on one server, each compared with PostgreSQL directly", () => {
+  async function talk(url: string, steps: SharedStep[]): Promise<string[][][]> {
+    const clients = await Promise.all([RawClient.connect(url), RawClient.connect(url)]);
+    const out: string[][][] = [[], []];
+    try {
+      for (const step of steps)
+        out[step.client]!.push(...(await converse(clients[step.client]!, [step], async () => undefined)));
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+    return out;
+  }
+  it.each(Object.keys(SHARED))("%s", (name) =>
+    withTestPooler({ DEFAULT_POOL_SIZE: "1", MAX_PREPARED_STATEMENTS: "1" }, async (p) => {
+      const steps = SHARED[name]!;
+      expect(await talk(p.url(), steps)).toEqual(await talk(inject("pgAppUrl"), steps));
+    }),
   );
 });
