@@ -85,7 +85,9 @@ it(
     });
     console.log(summary(report));
     for (const f of report.failures.slice(0, 20)) {
-      console.log(`  case ${f.caseNo} (${f.target}): ${f.problem}; sent ${f.label}; got ${f.got}`);
+      console.log(
+        `  case ${f.caseNo} (${f.target}, FUZZ_SEED=${seed} FUZZ_CASE=${f.caseNo}): ${f.problem}; sent ${f.label}; got ${f.got}`,
+      );
     }
     if (only !== undefined) for (const l of p.logs) console.log(JSON.stringify(l));
     expect(report.failures).toEqual([]);
