@@ -26,7 +26,7 @@ export interface CancelTarget {
  * A cancel request's own connection while it is open: PgBouncer's server in state active_cancel,
  * which SHOW SERVERS lists and SHOW POOLS counts (sv_active_cancel) until the target closes it.
  */
-export class CancelConnection extends Connection {
+export class CancelConnection extends Connection<net.Socket> {
   /** Where it goes (a Unix socket directory has no address of its own to show). */
   constructor(
     socket: net.Socket,

@@ -7,6 +7,7 @@ import type { HeldCancel } from "./cancel-request.ts";
 import { ClientAuth, decideAuth, type AuthStep } from "./client-auth.ts";
 import type { ClientHost, ClientState } from "./client.ts";
 import type { ClientLimit } from "./client-limits.ts";
+import type { ClientSocket } from "./client-socket.ts";
 import type { DatabaseDef, UserSecret } from "./config/types.ts";
 import { ALPN_POSTGRESQL, tlsRequired, type ClientTls } from "./config/tls.ts";
 import { Block } from "./connection.ts";
@@ -37,7 +38,7 @@ export interface LoginClient {
   readonly host: ClientHost;
   /** Came through unix_socket_dir: no TLS is offered or required there, as in PgBouncer. */
   readonly unixSocket: boolean;
-  readonly socket: net.Socket;
+  readonly socket: ClientSocket;
   readonly addr: string;
   readonly state: ClientState;
   readonly log: Logger;
@@ -54,8 +55,8 @@ export interface LoginClient {
   setAtStartup(name: string, value: string): boolean;
   /** Counts the client against its database's and user's limits: the limit it would exceed instead. */
   admit(db: DatabaseDef | undefined): ClientLimit | null;
-  /** The TLS handshake reads the socket now. */
-  stopReadingForTls(): void;
+  /** The TLS handshake reads the socket now: the net.Socket it runs on. */
+  stopReadingForTls(): net.Socket;
   /** The handshake is done: the client reads and writes `secure` from now on. */
   useTlsSocket(secure: net.Socket): void;
   /** Authenticated: the client gets its pool and is welcomed (or refused). */
@@ -214,9 +215,9 @@ export class ClientLogin {
 
   /** `hello`: the start of a direct TLS handshake, already read; null after an SSLRequest. */
   private startTls(setup: ClientTls, hello: Buffer | null): void {
-    this.client.stopReadingForTls();
+    const socket = this.client.stopReadingForTls();
     this.handshaking = true;
-    acceptTls(this.client.socket, setup, hello).then(
+    acceptTls(socket, setup, hello).then(
       (secure) => {
         if (this.client.state === "closed") return void secure.destroy();
         this.handshaking = false;

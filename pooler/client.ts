@@ -19,6 +19,7 @@ import { HeldClientCancel } from "./client-held-cancel.ts";
 import { dropServer, returnServer } from "./client-exit.ts";
 import { ClientLogin, type LoginClient } from "./client-login.ts";
 import { OwnQueries, type OwnQueryClient } from "./client-own-queries.ts";
+import { RawSocket, type ClientSocket, type SocketOwner } from "./client-socket.ts";
 import type { ClientLimit } from "./client-limits.ts";
 import { Block, Connection } from "./connection.ts";
 import { lingeringClose } from "./linger.ts";
@@ -123,7 +124,8 @@ const pqexecRefusal = (type: number): string =>
   type === Msg.Query ? "PQexec disallowed" : unsupportedType(type);
 
 const OWNER = Symbol("client");
-type ClientSocket = net.Socket & { [OWNER]: ClientConnection };
+/** A TLS client's socket, once its handshake is done (RawSocket gives its owner the same calls). */
+type OwnedSocket = net.Socket & { [OWNER]: SocketOwner };
 const NOTHING_HELD: readonly HeldState[] = [];
 /** The scanner of the client scanned last, if its chunk ended on a boundary (ClientConnection.scan). */
 let spareScanner: FrameScanner | null = null;
@@ -154,8 +156,8 @@ const FAILING_QUERY = query("(");
 const FAILING_PARSE = parse("POOLER_refused", "(");
 
 export class ClientConnection
-  extends Connection
-  implements PoolClient, ServerPeer, FrameVisitor, LoginClient, OwnQueryClient
+  extends Connection<ClientSocket>
+  implements PoolClient, ServerPeer, FrameVisitor, LoginClient, OwnQueryClient, SocketOwner
 {
   state: ClientState = "login";
   user = "";
@@ -227,7 +229,7 @@ export class ClientConnection
   private held: readonly HeldState[] = NOTHING_HELD;
 
   constructor(
-    socket: net.Socket,
+    socket: ClientSocket,
     readonly host: ClientHost,
     /** Came through unix_socket_dir: no TLS is offered or required there, as in PgBouncer. */
     readonly unixSocket: boolean,
@@ -242,24 +244,34 @@ export class ClientConnection
     return this.unixSocket ? "unix" : (this.socket.remoteAddress ?? "");
   }
 
-  // Every client socket shares these listeners (a closure each would weigh on every idle client).
-  private listen(socket: net.Socket): void {
-    (socket as ClientSocket)[OWNER] = this;
-    socket.on("data", ClientConnection.onSocketData);
+  /** `data`: false while a TLS handshake reads the socket. */
+  private listen(socket: ClientSocket, data = true): void {
+    if (socket instanceof RawSocket) return socket.start(this);
+    // Every TLS socket shares these listeners (a closure each would weigh on every idle client).
+    (socket as OwnedSocket)[OWNER] = this;
+    if (data) socket.on("data", ClientConnection.onSocketData);
     socket.on("error", ClientConnection.onSocketError);
     socket.on("close", ClientConnection.onSocketClose);
   }
 
-  private static onSocketData(this: ClientSocket, chunk: Buffer): void {
-    this[OWNER].onDataSafely(chunk);
+  private static onSocketData(this: OwnedSocket, chunk: Buffer): void {
+    this[OWNER].socketData(chunk);
   }
 
-  private static onSocketError(this: ClientSocket, err: Error): void {
-    this[OWNER].close(`client socket error: ${err.message}`);
+  private static onSocketError(this: OwnedSocket, err: Error): void {
+    this[OWNER].socketError(err);
   }
 
-  private static onSocketClose(this: ClientSocket): void {
-    this[OWNER].close("client unexpected eof");
+  private static onSocketClose(this: OwnedSocket): void {
+    this[OWNER].socketClosed();
+  }
+
+  socketError(err: Error): void {
+    this.close(`client socket error: ${err.message}`);
+  }
+
+  socketClosed(): void {
+    this.close("client unexpected eof");
   }
 
   get log(): Logger {
@@ -274,7 +286,7 @@ export class ClientConnection
    * Whatever a client sends, a parse error (a missing NUL, a short field) must cost that client its
    * connection, never the pooler its process: it is answered as the protocol violation it is.
    */
-  private onDataSafely(chunk: Buffer): void {
+  socketData(chunk: Buffer): void {
     try {
       this.onData(chunk);
     } catch (err) {
@@ -330,8 +342,11 @@ export class ClientConnection
     return limit;
   }
 
-  stopReadingForTls(): void {
-    this.socket.off("data", ClientConnection.onSocketData);
+  stopReadingForTls(): net.Socket {
+    if (!(this.socket instanceof RawSocket)) return this.socket.off("data", ClientConnection.onSocketData);
+    const socket = (this.socket = this.socket.toNetSocket());
+    this.listen(socket, false);
+    return socket;
   }
 
   useTlsSocket(secure: net.Socket): void {

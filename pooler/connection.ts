@@ -3,7 +3,27 @@
 // writes that respect the destination's backpressure.
 import { now } from "./clock.ts";
 import type { FrameScanner } from "./protocol/framing.ts";
-import type net from "node:net";
+
+/** What a connection uses of its socket: a net.Socket's, or a client's RawSocket (client-socket.ts). */
+export interface ConnSocket {
+  readonly destroyed: boolean;
+  readonly writable: boolean;
+  readonly writableLength: number;
+  readonly readableLength: number;
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+  write(data: Buffer | string): boolean;
+  once(event: "drain" | "close", listener: () => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  end(): unknown;
+  end(data: Buffer): unknown;
+  destroy(): unknown;
+  setNoDelay(on: boolean): unknown;
+  setKeepAlive(on: boolean, idleMs: number, intervalMs: number, count: number): unknown;
+}
 
 /** Reasons a connection's reading is paused; it resumes only when none is left. */
 export const Block = {
@@ -21,7 +41,7 @@ export const Block = {
 
 let nextId = 1;
 
-export abstract class Connection {
+export abstract class Connection<S extends ConnSocket = ConnSocket> {
   readonly id = nextId++;
   /** clock.ts time, as every timestamp of a connection. */
   readonly connectTime = now();
@@ -29,8 +49,11 @@ export abstract class Connection {
   lastActivity = now();
   private blocked = 0;
 
-  /** Replaced once, by its TLS wrapper, when TLS starts during login (tls.ts). */
-  constructor(public socket: net.Socket) {}
+  /**
+   * Replaced when TLS starts during login: a client's RawSocket by a net.Socket over its handle,
+   * then by the TLS socket over that (tls.ts).
+   */
+  constructor(public socket: S) {}
 
   /** What reads this connection's messages: null while it holds no half-received message. */
   abstract get framing(): FrameScanner | null;

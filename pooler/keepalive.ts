@@ -1,7 +1,7 @@
 // TCP keepalive on client and server sockets, as PgBouncer's tune_socket sets it: SO_KEEPALIVE with
 // tcp_keepalive, then tcp_keepidle, tcp_keepintvl and tcp_keepcnt where set (0: the system's).
 import { readFileSync } from "node:fs";
-import type net from "node:net";
+import type { ConnSocket } from "./connection.ts";
 import type { PoolerConfig } from "./config/types.ts";
 
 /** Whole seconds and a probe count, as the kernel takes them. */
@@ -61,6 +61,6 @@ export function keepaliveOf(c: KeepaliveSettings): Keepalive {
 }
 
 /** Without tcp_keepalive the socket is left as it is, as PgBouncer leaves it. */
-export function applyKeepalive(socket: net.Socket, k: Keepalive): void {
+export function applyKeepalive(socket: Pick<ConnSocket, "setKeepAlive">, k: Keepalive): void {
   if (k.enable) socket.setKeepAlive(true, k.idle * 1000, k.interval * 1000, k.count);
 }

@@ -6,11 +6,11 @@
 // refused in the middle of sending (an oversize packet, a pipeline) is exactly that case. So our
 // side ends first, then what the client still sends is read and dropped until it closes too, for
 // at most LINGER_MS.
-import type net from "node:net";
+import type { ConnSocket } from "./connection.ts";
 
 const LINGER_MS = 2000;
 
-export function lingeringClose(socket: net.Socket): void {
+export function lingeringClose(socket: Pick<ConnSocket, "end" | "resume" | "destroy" | "once">): void {
   socket.end();
   socket.resume(); // whatever it still sends reaches the 'data' listeners of a closed connection
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);

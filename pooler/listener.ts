@@ -3,9 +3,11 @@ import type http from "node:http";
 import net from "node:net";
 import { ClientConnection, type ClientHost } from "./client.ts";
 import type { ClientRegistry } from "./client-registry.ts";
+import { RawSocket } from "./client-socket.ts";
 import { applyKeepalive, keepaliveOf } from "./keepalive.ts";
 import type { Logger } from "./log.ts";
 import { SqlState } from "./protocol/sqlstate.ts";
+import { acceptHandles } from "./stream-handle.ts";
 import { listenUnix, UnixBindError } from "./unix-socket.ts";
 
 export interface Listener {
@@ -25,23 +27,30 @@ export interface Listener {
 /** On every listen_addr address and, with unix_socket_dir, on its Unix socket too (same port). */
 export async function listen(host: ClientHost, clients: ClientRegistry): Promise<Listener> {
   const { listenAddr, listenPort, unixSocketDir, listenBacklog, soReuseport } = host.config;
-  const make = (unixSocket = false): net.Server =>
-    net.createServer({ noDelay: true }, (socket) => {
-      // per socket, not as the server's options: RELOAD and SET apply to the next client
-      applyKeepalive(socket, keepaliveOf(host.config));
-      const client = new ClientConnection(socket, host, unixSocket);
-      clients.add(client);
-      // Refused after the startup packet has been read, so libpq shows the message instead of a reset.
-      if (host.shuttingDown) {
-        client.refuseAfterStartup(SqlState.CannotConnectNow, "pooler is shutting down");
-      } else if (clients.size > host.config.maxClientConn) {
-        client.refuseAfterStartup(
-          SqlState.TooManyConnections,
-          "no more connections allowed (max_client_conn)",
-          true,
-        );
-      }
-    });
+  const accept = (socket: RawSocket, unixSocket: boolean): void => {
+    // per socket, not as the server's options: RELOAD and SET apply to the next client
+    applyKeepalive(socket, keepaliveOf(host.config));
+    const client = new ClientConnection(socket, host, unixSocket);
+    clients.add(client);
+    // Refused after the startup packet has been read, so libpq shows the message instead of a reset.
+    if (host.shuttingDown) {
+      client.refuseAfterStartup(SqlState.CannotConnectNow, "pooler is shutting down");
+    } else if (clients.size > host.config.maxClientConn) {
+      client.refuseAfterStartup(
+        SqlState.TooManyConnections,
+        "no more connections allowed (max_client_conn)",
+        true,
+      );
+    }
+  };
+  // net.Server binds and listens; what it accepts is never wrapped in a net.Socket (client-socket.ts)
+  const make = (unixSocket = false): net.Server => {
+    const server = net.createServer();
+    server.once("listening", () =>
+      acceptHandles<RawSocket>(server, (handle) => accept(new RawSocket(handle), unixSocket)),
+    );
+    return server;
+  };
   const servers =
     listenAddr.trim() === ""
       ? []

@@ -111,7 +111,7 @@ interface Internal {
   settled: (() => void) | null;
 }
 
-export class ServerConnection extends Connection implements FrameVisitor {
+export class ServerConnection extends Connection<net.Socket> implements FrameVisitor {
   state: ServerState = "login";
   /** When the pool last set it to run the pooler's own queries (state "used"). */
   usedSince = 0;

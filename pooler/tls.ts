@@ -136,7 +136,7 @@ function serverTlsOptions(setup: ServerTls, host: string): tls.ConnectionOptions
   };
 }
 
-export function isTls(socket: net.Socket): socket is tls.TLSSocket {
+export function isTls(socket: object): socket is tls.TLSSocket {
   return socket instanceof tls.TLSSocket;
 }
 
@@ -156,7 +156,7 @@ export function verifiedCertName(socket: tls.TLSSocket): string | undefined {
  * "TLSv1.3/TLS_AES_256_GCM_SHA384/ECDH=X25519"; empty without TLS. Node tells the key exchange
  * group only on the client end of a session, so clients' rows show protocol/cipher.
  */
-export function describeTls(socket: net.Socket): string {
+export function describeTls(socket: object): string {
   if (!isTls(socket)) return "";
   // null, despite its typing, once destroy() has dropped the TLS state (before 'close')
   const cipher = socket.getCipher() as tls.CipherNameAndProtocol | null;
