@@ -7,8 +7,9 @@
 // with the same code and message), but for the one difference the README documents (differingStep),
 // after which that client's later steps are not compared: they may differ as a consequence.
 // `npm run fuzz:prepared` runs it with a random seed (FUZZ_SEED, FUZZ_SECONDS; FUZZ_ROUND replays
-// one round, FUZZ_SEQUENTIAL=1 without concurrency, FUZZ_ROUNDS caps the rounds). Without FUZZ_SEED,
-// as in the normal suite, the fixed seed's first SUITE_ROUNDS rounds, for at most 20 s.
+// one round, FUZZ_SEQUENTIAL=1 without concurrency, FUZZ_ROUNDS caps the rounds; FUZZ_CONFIG,
+// FUZZ_UNTIL and FUZZ_TRIALS replay a failure with what earlier rounds left, below). Without
+// FUZZ_SEED, as in the normal suite, the fixed seed's first SUITE_ROUNDS rounds, for at most 20 s.
 import type pg from "pg";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
@@ -27,16 +28,48 @@ const FIXED_SEED = 20260611;
 const SUITE_ROUNDS = 200;
 const inSuite = process.env.FUZZ_SEED === undefined;
 const seed = seedFrom(process.env.FUZZ_SEED, FIXED_SEED);
-const seconds = envNumber("FUZZ_SECONDS", inSuite ? 20 : 4);
+const only = optionalNumber("FUZZ_ROUND");
+/**
+ * FUZZ_UNTIL=<k>: the rounds up to k, then stop. A divergence that needs what earlier rounds left on
+ * the servers (most do) replays this way, not with FUZZ_ROUND; with FUZZ_CONFIG, only its own rounds.
+ */
+const until = optionalNumber("FUZZ_UNTIL");
+/** Per trial; a replay up to a round runs until it unless stopped by hand. */
+const seconds = envNumber("FUZZ_SECONDS", inSuite ? 20 : until === undefined ? 4 : 600);
 const maxRounds = envNumber("FUZZ_ROUNDS", inSuite ? SUITE_ROUNDS : Number.MAX_SAFE_INTEGER);
-const only = process.env.FUZZ_ROUND ? envNumber("FUZZ_ROUND", 0) : undefined;
+/**
+ * FUZZ_CONFIG=<pool>/<max_prepared_statements>: only that configuration's rounds. Each has a pooler
+ * of its own, so its servers go through the same rounds as in the full run, in a fraction of the time.
+ */
+const config = process.env.FUZZ_CONFIG || undefined;
+if (config !== undefined && !/^\d+\/\d+$/.test(config))
+  throw new Error(
+    `FUZZ_CONFIG must be <pool>/<max_prepared_statements>, as a failure prints it, not "${config}"`,
+  );
+/** FUZZ_TRIALS=<n>: the run n times, each on new poolers, as a concurrent divergence may need a few. */
+const trials = envNumber("FUZZ_TRIALS", 1);
 /** FUZZ_SEQUENTIAL=1: through the pooler too, one client after another, for a replay that is the same every time. */
 const sequential = process.env.FUZZ_SEQUENTIAL === "1";
+
+function optionalNumber(name: string): number | undefined {
+  return process.env[name] ? envNumber(name, 0) : undefined;
+}
 
 interface Round {
   poolSize: number;
   maxPrepared: number;
   clients: FuzzStep[][];
+}
+
+const configOf = (r: Round): string => `${r.poolSize}/${r.maxPrepared}`;
+
+/** What replays round n of this run: the seed, the round's configuration and the round. */
+function replayHint(n: number, r: Round): string {
+  const alone = sequential ? " FUZZ_SEQUENTIAL=1" : "";
+  return (
+    `seed ${seed} round ${n}, pool ${r.poolSize}, max_prepared_statements ${r.maxPrepared}: replay with ` +
+    `FUZZ_SEED=${seed} FUZZ_CONFIG=${configOf(r)} FUZZ_UNTIL=${n} FUZZ_TRIALS=4${alone} (alone: FUZZ_ROUND=${n})`
+  );
 }
 
 function makeRound(rng: Rng): Round {
@@ -127,7 +160,7 @@ async function talk(url: string, steps: FuzzStep[], pause: () => Promise<void>):
 const poolers = new Map<string, TestPooler>();
 
 async function poolerFor(r: Round): Promise<TestPooler> {
-  const key = `${r.poolSize}/${r.maxPrepared}`;
+  const key = configOf(r);
   let p = poolers.get(key);
   if (p === undefined) {
     p = await startTestPooler({
@@ -168,7 +201,7 @@ async function play(r: Round, rng: Rng): Promise<{ failure: string | null; accep
     const { at } = differs;
     const clients = r.clients.map((steps, j) => `client ${j}:\n${conversationCode(steps)}`).join("\n");
     const failure = [
-      `pool ${r.poolSize}, max_prepared_statements ${r.maxPrepared}${sequential ? ", sequential" : ""}; client ${i} differs at step ${at}`,
+      `client ${i} differs at step ${at}${sequential ? " (sequential)" : ""}`,
       clients,
       `directly:\n  ${expected[at]!.join("\n  ")}`,
       `pooled:\n  ${(got[at] ?? ["(nothing)"]).join("\n  ")}`,
@@ -212,48 +245,78 @@ beforeAll(async () => {
   await watcher.query(`CREATE TABLE IF NOT EXISTS ${COPY_TABLE} (n int)`);
 });
 
-afterAll(async () => {
+/** Stops the poolers, for the next trial to start on new servers; their fatal logs, if any. */
+async function stopPoolers(): Promise<Record<string, unknown>[]> {
+  const fatal = [...poolers.values()].flatMap((p) => p.logs.filter((l) => (l.level as number) >= 50));
   for (const p of poolers.values()) await p.stop();
+  poolers.clear();
+  return fatal;
+}
+
+afterAll(async () => {
+  await stopPoolers();
   await watcher.end();
   // on a connection of its own: a crash has ended the watcher's
   const c = await connect(inject("pgAppUrl"));
   await c.query(`DROP TABLE IF EXISTS ${COPY_TABLE}`).finally(() => c.end());
 });
 
+/** One run of the seed's rounds: those played (of FUZZ_CONFIG's configuration only, if set), and the differences. */
+async function trial(): Promise<{ rounds: number; accepted: number; failures: string[]; last: number }> {
+  const rng = new Rng(seed);
+  const deadline = Date.now() + seconds * 1000;
+  const last = only ?? until ?? Number.MAX_SAFE_INTEGER;
+  const failures: string[] = [];
+  let rounds = 0;
+  let accepted = 0;
+  let reached = -1;
+  for (let n = 0; n <= last && (only !== undefined || (Date.now() < deadline && n < maxRounds)); n++) {
+    reached = n;
+    const roundRng = rng.fork();
+    const round = makeRound(roundRng);
+    if ((only !== undefined && n !== only) || (config !== undefined && configOf(round) !== config)) continue;
+    // (a lost connection, as when PostgreSQL 13.23 crashes, says in which round: it or the one before)
+    const { failure, accepted: acceptedNow } = await play(round, roundRng).catch(async (e: unknown) => {
+      throw new Error(`${replayHint(n, round)}\n${(e as Error).message}${await crashNote()}`, { cause: e });
+    });
+    rounds++;
+    accepted += acceptedNow;
+    if (failure !== null) {
+      failures.push(`${replayHint(n, round)}\n${failure}${await crashNote()}`);
+      console.log(failures.at(-1));
+      // after a crash every round fails while PostgreSQL recovers, telling nothing more
+      if (failures.length >= 5 || crash !== undefined) break;
+    }
+  }
+  return { rounds, accepted, failures, last: reached };
+}
+
 it(
   "every client receives through the pooler exactly what PostgreSQL sends it directly",
   async () => {
-    console.log(`fuzz:prepared: seed ${seed} (replay with FUZZ_SEED=${seed})`);
-    const rng = new Rng(seed);
-    const deadline = Date.now() + seconds * 1000;
+    const replaying = [config && `FUZZ_CONFIG=${config}`, until !== undefined && `FUZZ_UNTIL=${until}`]
+      .filter(Boolean)
+      .join(" ");
+    console.log(`fuzz:prepared: seed ${seed} (replay with FUZZ_SEED=${seed}${replaying && ` ${replaying}`})`);
     const failures: string[] = [];
-    let rounds = 0;
-    let accepted = 0;
-    for (let n = 0; only === undefined ? Date.now() < deadline && n < maxRounds : n <= only; n++) {
-      const roundRng = rng.fork();
-      if (only !== undefined && n !== only) continue;
-      // (a lost connection, as when PostgreSQL 13.23 crashes, says in which round: it or the one before)
-      const { failure, accepted: acceptedNow } = await play(makeRound(roundRng), roundRng).catch(
-        async (e: unknown) => {
-          throw new Error(`round ${n} (FUZZ_ROUND=${n}): ${(e as Error).message}${await crashNote()}`, {
-            cause: e,
-          });
-        },
+    const fatal: Record<string, unknown>[] = [];
+    let failed = 0;
+    for (let t = 1; t <= trials; t++) {
+      const run = await trial();
+      console.log(
+        `fuzz:prepared: ${trials > 1 ? `trial ${t} of ${trials}: ` : ""}${run.rounds} rounds played (0 to ${run.last}), ` +
+          `${run.failures.length} with a difference; ${run.accepted} clients compared up to the accepted 25P02 only`,
       );
-      rounds++;
-      accepted += acceptedNow;
-      if (failure !== null) {
-        failures.push(`round ${n} (FUZZ_ROUND=${n}): ${failure}${await crashNote()}`);
-        console.log(failures.at(-1));
-        // after a crash every round fails while PostgreSQL recovers, telling nothing more
-        if (failures.length >= 5 || crash !== undefined) break;
-      }
+      if (until !== undefined && run.last < until && crash === undefined)
+        console.log(`fuzz:prepared: stopped before round ${until} by FUZZ_SECONDS=${seconds}`);
+      fatal.push(...(await stopPoolers()));
+      failures.push(...run.failures);
+      if (run.failures.length > 0) failed++;
+      if (crash !== undefined) break;
     }
-    console.log(
-      `fuzz:prepared: ${rounds} rounds, ${failures.length} with a difference; ${accepted} clients compared up to the accepted 25P02 only`,
-    );
+    if (trials > 1) console.log(`fuzz:prepared: a difference in ${failed} of ${trials} trials`);
     expect(failures).toEqual([]);
-    for (const p of poolers.values()) expect(p.logs.filter((l) => (l.level as number) >= 50)).toEqual([]);
+    expect(fatal).toEqual([]);
   },
-  seconds * 1000 + 60_000,
+  (seconds + 60) * trials * 1000,
 );
