@@ -46,8 +46,15 @@ interface Received {
 }
 
 /**
+ * A slow reader also stops reading this long after its first bytes, as a client busy elsewhere: the
+ * sender must then wait for it however fast it produces (a COPY on a slow machine makes less than
+ * READ_PER_TICK a tick, and PostgreSQL was then never seen waiting).
+ */
+const STALL_MS = 1000;
+
+/**
  * Reads the replies to what was just sent, up to ReadyForQuery, at most `perTick` bytes every
- * READ_TICK_MS.
+ * READ_TICK_MS (a finite rate: stalling STALL_MS after the first bytes).
  */
 function readReplies(sock: net.Socket, perTick = READ_PER_TICK): Promise<Received> {
   return new Promise((resolve) => {
@@ -55,11 +62,16 @@ function readReplies(sock: net.Socket, perTick = READ_PER_TICK): Promise<Receive
     let bytes = 0;
     let inTick = 0;
     let tail = Buffer.alloc(0);
+    let stalledUntil = 0;
     const timer = setInterval(() => {
       inTick = 0;
-      sock.resume();
+      if (Date.now() >= stalledUntil) sock.resume();
     }, READ_TICK_MS);
     sock.on("data", (d: Buffer) => {
+      if (bytes === 0 && Number.isFinite(perTick)) {
+        stalledUntil = Date.now() + STALL_MS;
+        sock.pause();
+      }
       hash.update(d);
       bytes += d.length;
       inTick += d.length;
