@@ -123,7 +123,10 @@ export class PoolerMonitor {
       const [pools, waits] = await Promise.all([readConsole(client), this.readWaits()]);
       const reading: Reading = { at: Date.now(), console: pools, waits };
       this.samples.push(sampleOf(reading, this.previous));
-      this.previous = reading;
+      // A metrics read that failed (a scrape slower than timeoutMs under load) keeps the last
+      // histograms: the next one's p99 spans both intervals, where alternate failures left none.
+      this.previous =
+        reading.waits === null && this.previous ? { ...reading, waits: this.previous.waits } : reading;
       this.error = null;
       const oldest = reading.at - this.windowMs;
       while (this.samples[0]!.at < oldest) this.samples.shift();
