@@ -50,7 +50,7 @@ interface Received {
  * sender must then wait for it however fast it produces (a COPY on a slow machine makes less than
  * READ_PER_TICK a tick, and PostgreSQL was then never seen waiting).
  */
-const STALL_MS = 1000;
+const STALL_MS = 3000;
 
 /**
  * Reads the replies to what was just sent, up to ReadyForQuery, at most `perTick` bytes every
