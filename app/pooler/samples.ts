@@ -53,7 +53,7 @@ export interface PoolView {
 export interface DashboardData {
   /** the console could not be read at the last attempt (the numbers shown are older) */
   error: string | null;
-  /** the metrics endpoint could not be read: no p99 */
+  /** the metrics endpoint could not be read, with no histograms kept or several times in a row: no p99 */
   warning: string | null;
   /** whether a metrics endpoint is configured, i.e. whether p99 can be shown at all */
   p99: boolean;

@@ -1,6 +1,8 @@
 // /admin/pooler/ with supertest: who may see it, what data.json holds, and that its numbers are
 // the pooler's own. The dashboard watches a pooler of this file's own, whose only clients are the
 // ones the test opens, so the numbers hold still while they are compared with SHOW POOLS.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import type pg from "pg";
 import request from "supertest";
 import { MemoryStore } from "express-session";
@@ -19,6 +21,7 @@ const POOL_SIZE = 3;
 const MAX_DB_CONNECTIONS = 5;
 
 let watched: TestPooler;
+let metricsUrl: string;
 let h: Harness;
 let admin: pg.Client;
 let agent: Agent;
@@ -26,6 +29,7 @@ const opened: pg.Client[] = [];
 
 beforeAll(async () => {
   const metricsPort = await freePort();
+  metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   watched = await startTestPooler({
     DEFAULT_POOL_SIZE: String(POOL_SIZE),
     MAX_DB_CONNECTIONS: String(MAX_DB_CONNECTIONS),
@@ -34,7 +38,7 @@ beforeAll(async () => {
   h = await createHarness({
     poolerMonitor: {
       adminUrl: watched.url("pgbouncer"),
-      metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+      metricsUrl,
     },
   });
   admin = await connect(watched.url("pgbouncer"));
@@ -291,6 +295,60 @@ describe("PoolerMonitor", () => {
       await session.end();
     }
   });
+});
+
+describe("a metrics endpoint that fails now and then", () => {
+  /** One scrape for every entry: "ok" passes the pooler's metrics on, "fail" answers 503. */
+  const SCRAPES = ["fail", "ok", "fail", "fail", "ok", "fail", "fail", "fail"] as const;
+
+  it("keeps the last histograms, so the p99 spans the failed reads, and warns only with none kept or three failures in a row", async () => {
+    let scrapes = 0;
+    // The warning as each scrape begins: what the page showed after the read before it.
+    const warnings: (string | null)[] = [];
+    const proxy = http.createServer((_req, res) => {
+      const turn = SCRAPES[scrapes++] ?? "fail";
+      void (async () => {
+        if (scrapes > 1) warnings.push((await monitor.watch()).warning);
+        // Between the last good scrape and the next one, a client waits for a server.
+        if (scrapes === 3) await queueOneClient();
+        if (turn === "fail") return res.writeHead(503).end();
+        const upstream = await fetch(metricsUrl);
+        res.writeHead(upstream.status, { "Content-Type": "text/plain" }).end(await upstream.text());
+      })().catch((err: unknown) => res.destroy(err as Error));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const monitor = new PoolerMonitor({
+      adminUrl: watched.url("pgbouncer"),
+      metricsUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/metrics`,
+      intervalMs: 100,
+    });
+    try {
+      const first = await monitor.watch();
+      // Nothing kept yet: the first failure is a warning at once.
+      expect(first.warning).toMatch(/^The pooler's metrics could not be read, so there is no p99 wait: /);
+      await expect.poll(() => warnings.length, { timeout: 10_000 }).toBeGreaterThanOrEqual(SCRAPES.length);
+      const w = warnings.slice(0, SCRAPES.length).map((text) => (text === null ? "-" : "warning"));
+      expect(w).toEqual(["warning", "-", "-", "-", "-", "-", "-", "warning"]);
+      // The wait happened while two reads failed; the good read after them still has its p99.
+      const p99 = appPool(await monitor.watch()).series.p99_wait_ms.filter((v) => v !== null);
+      expect(p99).toHaveLength(1);
+      expect(p99[0]).toBeGreaterThan(0);
+    } finally {
+      await monitor.close();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
+  });
+
+  /** A client queued behind the pool's servers, each held in a transaction, until they commit. */
+  async function queueOneClient(): Promise<void> {
+    const holders = await Promise.all(Array.from({ length: POOL_SIZE }, client));
+    await Promise.all(holders.map((c) => c.query("BEGIN; SELECT 1")));
+    const waiter = await client();
+    const answered = waiter.query("SELECT 1");
+    await expect.poll(async () => (await showPool()).cl_waiting, { timeout: 5000 }).toBe(1);
+    await Promise.all(holders.map((c) => c.query("COMMIT")));
+    await answered;
+  }
 });
 
 describe("readConsole", () => {
