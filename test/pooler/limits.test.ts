@@ -1406,10 +1406,12 @@ describe("side by side with PgBouncer 1.18", () => {
       replaced,
     );
     console.log(`servers replaced under load, ms: ours ${ours}, PgBouncer 1.18 ${theirs}`);
-    // 2 s / 4 servers: one replaced every 500 ms, not all four at once
+    // 2 s / 4 servers: one replaced every 500 ms, not all four at once (those would be a query's
+    // 20 ms apart). A new server is seen at its first query, late by up to a loop of a loaded client:
+    // 349 ms apart in a run of the whole suite beside other work.
     expect(ours.length).toBeGreaterThanOrEqual(2);
-    for (const gap of gaps(ours)) expect(gap).toBeGreaterThan(350);
-    if (theirs) for (const gap of gaps(theirs)) expect(gap).toBeGreaterThan(350);
+    for (const gap of gaps(ours)) expect(gap).toBeGreaterThan(250);
+    if (theirs) for (const gap of gaps(theirs)) expect(gap).toBeGreaterThan(250);
   }, 40_000);
 
   it("server_lifetime=0 uses a server once: one left idle since it was opened is closed too", async () => {
