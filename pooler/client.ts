@@ -10,6 +10,7 @@
 // own queries for it (client-own-queries.ts), a cancel request held meanwhile (client-held-cancel.ts),
 // the server it leaves behind (client-exit.ts), a console client's messages (admin/console-client.ts).
 import type net from "node:net";
+import { unmappedAddress } from "./address.ts";
 import { AdminVisitor, adminWelcomeParams } from "./admin/console-client.ts";
 import type { HeldCancel } from "./cancel-request.ts";
 import type { DatabaseDef, PoolerConfig, UserSecret } from "./config/types.ts";
@@ -241,7 +242,7 @@ export class ClientConnection
 
   /** The peer's address as PgBouncer prints it: "unix" for a Unix-socket client. */
   get addr(): string {
-    return this.unixSocket ? "unix" : (this.socket.remoteAddress ?? "");
+    return this.unixSocket ? "unix" : unmappedAddress(this.socket.remoteAddress ?? "");
   }
 
   /** `data`: false while a TLS handshake reads the socket. */

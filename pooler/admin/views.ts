@@ -5,6 +5,7 @@
 // The console itself appears as PgBouncer's does: a virtual database and pool "pgbouncer" whose
 // clients are the console sessions.
 import v8 from "node:v8";
+import { unmappedAddress } from "../address.ts";
 import { ADMIN_DB } from "../client-login.ts";
 import type { CancelConnection, HeldCancel } from "../cancel-request.ts";
 import type { ClientConnection } from "../client.ts";
@@ -330,9 +331,9 @@ function socketRow(
   return {
     ...fields,
     replication: "none",
-    addr: unixPort === null ? (s.remoteAddress ?? "") : "unix",
+    addr: unixPort === null ? unmappedAddress(s.remoteAddress ?? "") : "unix",
     port: unixPort ?? s.remotePort ?? 0,
-    local_addr: unixPort === null ? (s.localAddress ?? "") : "unix",
+    local_addr: unixPort === null ? unmappedAddress(s.localAddress ?? "") : "unix",
     local_port: unixPort ?? s.localPort ?? 0,
     connect_time: timestamp(clock.wallClock(conn.connectTime)),
     request_time: timestamp(clock.wallClock(conn.lastActivity)),

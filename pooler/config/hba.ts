@@ -7,6 +7,7 @@
 import fs from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { unmappedAddress } from "../address.ts";
 import { ConfigError } from "./errors.ts";
 
 export type HbaMethod = "trust" | "reject" | "md5" | "password" | "scram-sha-256" | "cert" | "peer";
@@ -71,11 +72,9 @@ function typeMatches(type: RecordType, c: HbaConnection): boolean {
  */
 function addressMatches(rule: NonNullable<HbaRule["addresses"]>, address: string | undefined): boolean {
   if (address === undefined) return false;
-  const v4 =
-    /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1] ?? (net.isIPv4(address) ? address : undefined);
-  if (v4 === undefined ? rule.family !== "ipv6" || !net.isIPv6(address) : rule.family !== "ipv4")
-    return false;
-  const bytes = addressBytes(v4 ?? address, rule.family);
+  const plain = unmappedAddress(address);
+  if (familyOf(plain) !== rule.family) return false;
+  const bytes = addressBytes(plain, rule.family);
   return rule.mask.every((m, i) => (bytes[i]! & m) === rule.base[i]);
 }
 
@@ -252,7 +251,7 @@ function addressList(
   where: string,
 ): NonNullable<HbaRule["addresses"]> {
   const [ip = "", bits, extra] = address.split("/");
-  const family = net.isIPv4(ip) ? "ipv4" : net.isIPv6(ip) ? "ipv6" : null;
+  const family = familyOf(ip);
   const max = family === "ipv4" ? 32 : 128;
   // a bare address is no single host: PostgreSQL refuses it and PgBouncer skips the line
   let maskBytes: Buffer | undefined;
@@ -290,6 +289,10 @@ function prefixMask(prefix: number, length: number): Buffer {
 }
 
 /** A valid address's bytes in network order: 4 of IPv4, 16 of IPv6 (a zone, fe80::1%eth0, left out). */
+function familyOf(address: string): Family | null {
+  return net.isIPv4(address) ? "ipv4" : net.isIPv6(address) ? "ipv6" : null;
+}
+
 function addressBytes(address: string, family: Family): Buffer {
   if (family === "ipv4") return Buffer.from(address.split(".").map(Number));
   const bytes = Buffer.alloc(16);

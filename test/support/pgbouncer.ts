@@ -16,6 +16,8 @@ export const hasPgBouncer = (): boolean => fs.existsSync(PGBOUNCER_BIN);
 
 export interface PgBouncer {
   port: number;
+  /** Its process, to look at its sockets. */
+  pid: number;
   /** postgresql://postgres:postgres@127.0.0.1:<port>/<db> */
   url(db: string): string;
   /** Rewrites its [databases] (its settings kept), for a RELOAD or SIGHUP to read. */
@@ -91,6 +93,7 @@ export async function startPgBouncer(
   }
   return {
     port,
+    pid: child.pid!,
     url: (db) => `postgresql://postgres:postgres@127.0.0.1:${port}/${db}`,
     setDatabases,
     log: () => log,
