@@ -288,11 +288,11 @@ function prefixMask(prefix: number, length: number): Buffer {
   return bytes;
 }
 
-/** A valid address's bytes in network order: 4 of IPv4, 16 of IPv6 (a zone, fe80::1%eth0, left out). */
 function familyOf(address: string): Family | null {
   return net.isIPv4(address) ? "ipv4" : net.isIPv6(address) ? "ipv6" : null;
 }
 
+/** A valid address's bytes in network order: 4 of IPv4, 16 of IPv6 (a zone, fe80::1%eth0, left out). */
 function addressBytes(address: string, family: Family): Buffer {
   if (family === "ipv4") return Buffer.from(address.split(".").map(Number));
   const bytes = Buffer.alloc(16);
