@@ -485,7 +485,7 @@ export class ClientConnection
         server.settings,
         server.baseline.settings,
         server.loginSuperuser,
-        server.params.get("is_superuser") === "on",
+        server.params,
       )
     );
   }
