@@ -486,7 +486,7 @@ export class ClientConnection
         server.settings,
         server.baseline.settings,
         server.loginSuperuser,
-        server.params.get("is_superuser") === "on",
+        server.params,
       )
     );
   }
@@ -880,13 +880,17 @@ export class ClientConnection
     return this.queryStartedAt === 0 && this.atBoundary;
   }
 
-  /** A Query, FunctionCall or Sync goes to the server: a query, counted as it starts (as PgBouncer's). */
+  /**
+   * A Query, FunctionCall or Sync goes to the server: a query, counted as it starts (as PgBouncer's).
+   * One that ends a batch stands for it: the batch started, and was counted, at its first message.
+   */
   private startQuery(): void {
     const server = this.server!;
-    // a batch's Sync: the request started with the batch
-    if (server.pendingReplies === 0 && !this.inBatch) this.requestStarts(server);
+    if (!this.inBatch) {
+      if (server.pendingReplies === 0) this.requestStarts(server);
+      this.pool!.stats.queryCount++;
+    }
     server.pendingReplies++;
-    this.pool!.stats.queryCount++;
   }
 
   /** PostgreSQL will not answer `count` Syncs or Queries counted as they went (ServerPeer). */
@@ -894,10 +898,14 @@ export class ClientConnection
     this.pool!.stats.queryCount -= count;
   }
 
-  /** The first message of an extended-protocol batch: timeouts count from here, as PgBouncer's. */
+  /**
+   * The first message of an extended-protocol batch: timeouts count from here, and so does SHOW
+   * STATS' query count (PgBouncer 1.18 counts a query at its first message, Sync or not yet).
+   */
   private beginBatch(): void {
     if (this.inBatch) return;
     this.inBatch = true;
+    this.pool!.stats.queryCount++;
     const server = this.server!;
     if (server.pendingReplies === 0) this.requestStarts(server);
   }
@@ -908,7 +916,10 @@ export class ClientConnection
    * next Sync, and until then the server is not between requests.
    */
   batchResumed(): void {
+    if (this.inBatch) return;
     this.inBatch = true;
+    // the Sync or Query that ended it, which stood for it in the query count, was taken back (queriesSkipped)
+    this.pool!.stats.queryCount++;
   }
 
   private requestStarts(server: ServerConnection): void {
@@ -1160,7 +1171,6 @@ export class ClientConnection
   onServerLost(server: ServerConnection, reason: string, fatal: ServerError | null): void {
     this.server = null;
     if (this.state === "closed") return;
-    this.pool!.stats.recordUnfinished(this.inBatch);
     // nothing of the client's reached it: another server will do, as if it had died idle in the pool
     if (this.ownQueries?.syncingOn === server) {
       this.ownQueries.syncingOn = null;
@@ -1224,7 +1234,6 @@ export class ClientConnection
     const server = this.server;
     this.server = null;
     if (server) {
-      this.pool!.stats.recordUnfinished(this.inBatch);
       if (closeServer) dropServer(this.pool!, server, reason);
       else
         returnServer(this.pool!, server, {

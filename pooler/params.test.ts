@@ -34,6 +34,9 @@ describe("parseStartupOptions", () => {
 });
 
 describe("settingsSyncSql", () => {
+  // the server's ParameterStatus values when its current role is a superuser
+  const SUPERUSER_NOW = new Map([["is_superuser", "on"]]);
+
   it("resets what only the server has and sets what differs, role last", () => {
     const wanted = new Map([
       ["role", "reader"],
@@ -77,17 +80,17 @@ describe("settingsSyncSql", () => {
       ["role", "admins"],
       ["log_min_duration_statement", "0"],
     ]);
-    expect(settingsSyncSql(new Map(), current, new Map(), false, true)).toBe(
+    expect(settingsSyncSql(new Map(), current, new Map(), false, SUPERUSER_NOW)).toBe(
       `RESET "log_min_duration_statement";RESET "role";`,
     );
     const own = new Map([
       ["log_min_duration_statement", "5"],
       ["role", "admins"],
     ]);
-    expect(settingsSyncSql(own, new Map(), new Map(), false, false)).toBe(
+    expect(settingsSyncSql(own, new Map(), new Map(), false, new Map())).toBe(
       `SELECT pg_catalog.set_config(E'role', E'admins', false);SELECT pg_catalog.set_config(E'log_min_duration_statement', E'5', false);`,
     );
-    expect(settingsSyncSql(own, current, new Map(), false, true)).toBe(
+    expect(settingsSyncSql(own, current, new Map(), false, SUPERUSER_NOW)).toBe(
       `SELECT pg_catalog.set_config(E'log_min_duration_statement', E'5', false);`,
     );
     // connect_query's superuser role (the baseline) left for one that is none after such a setting
@@ -96,10 +99,10 @@ describe("settingsSyncSql", () => {
       ["role", "readers"],
       ["log_min_duration_statement", "0"],
     ]);
-    expect(settingsSyncSql(new Map(), left, baseline, false, false)).toBe(
+    expect(settingsSyncSql(new Map(), left, baseline, false, new Map())).toBe(
       `SELECT pg_catalog.set_config(E'role', E'admins', false);RESET "log_min_duration_statement";`,
     );
-    expect(settingsSyncSql(left, baseline, baseline, false, true)).toBe(
+    expect(settingsSyncSql(left, baseline, baseline, false, SUPERUSER_NOW)).toBe(
       `SELECT pg_catalog.set_config(E'log_min_duration_statement', E'0', false), pg_catalog.set_config(E'role', E'readers', false);`,
     );
   });

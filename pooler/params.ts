@@ -117,7 +117,7 @@ const IDENTITY = ["session_authorization", "role"];
  * a superuser's SET of one, then SET ROLE, left on the server would otherwise refuse every next
  * client. Otherwise only a SET ROLE to a superuser role (a client's, connect_query's) could have set
  * one, possibly followed by a SET ROLE to a role that is none or a RESET ROLE: they change under the
- * server's current role when that is a superuser (`superuserNow`, its is_superuser), the identity
+ * server's current role when that is a superuser (is_superuser in its `serverParams`), the identity
  * set after; else under the identity the client wants, set first.
  */
 export function settingsSyncSql(
@@ -125,7 +125,7 @@ export function settingsSyncSql(
   current: ReadonlyMap<string, string>,
   baseline: ReadonlyMap<string, string>,
   loginSuperuser = true,
-  superuserNow = loginSuperuser,
+  serverParams?: ReadonlyMap<string, string>,
 ): string {
   // the common case at every link, a client and a server with no settings: nothing to build
   if (own.size === 0 && current.size === 0 && baseline.size === 0) return "";
@@ -151,7 +151,9 @@ export function settingsSyncSql(
       identitySets.push(setConfigSql(name, value));
   }
   if (loginSuperuser) return identityResets + resets + selectSql([...sets, ...identitySets]);
-  if (superuserNow) return resets + identityResets + selectSql([...sets, ...identitySets]);
+  // looked up here, past the early return, not by the caller: no Map lookup at a link with nothing to sync
+  if (serverParams?.get("is_superuser") === "on")
+    return resets + identityResets + selectSql([...sets, ...identitySets]);
   return identityResets + selectSql(identitySets) + resets + selectSql(sets);
 }
 

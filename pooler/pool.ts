@@ -263,12 +263,26 @@ export class Pool {
     return this.waiting.length > 0 || this.welcomeWaiters.length > 0;
   }
 
-  /** A client wants a server (since `since`: one it had died before it was of use): queue it and hand out what is available. */
-  enqueue(client: PoolClient, since = now()): void {
-    client.waitStart = since;
-    this.waiting.push(client);
+  /**
+   * A client wants a server: queue it and hand out what is available. `since`: it has waited since
+   * then already, and the server it got died before it was of use; it takes its place among the
+   * clients by how long they have waited, ahead of those that came after it (else a fresh client
+   * would be served first, and would stop dispatch from opening the reserve server it is owed).
+   */
+  enqueue(client: PoolClient, since?: number): void {
     const at = performance.now();
-    this.waitingSince.push(at);
+    if (since === undefined) {
+      client.waitStart = now();
+      this.waiting.push(client);
+      this.waitingSince.push(at);
+    } else {
+      client.waitStart = since;
+      let i = this.waiting.findIndex((other) => other.waitStart > since);
+      if (i < 0) i = this.waiting.length;
+      this.waiting.splice(i, 0, client);
+      // its wait counted in the stats from here: the first was counted when it got that server
+      this.waitingSince.splice(i, 0, at);
+    }
     // one handed an idle server here and now waited 0, as PgBouncer counts it (its clock stands
     // still within an event-loop turn): else wait_time would grow with no client ever waiting
     this.dispatch(at);
@@ -289,9 +303,12 @@ export class Pool {
     client.waitStart = 0;
   }
 
-  /** The clients queued since before `time` (a performance.now() reading), oldest first. */
+  /**
+   * The clients queued since before `time` (a performance.now() reading). All are looked at: one
+   * queued again (enqueue's `since`) stands ahead of clients queued before it.
+   */
   *queuedBefore(time: number): Generator<PoolClient> {
-    for (let i = 0; i < this.waiting.length && this.waitingSince[i]! < time; i++) yield this.waiting[i]!;
+    for (let i = 0; i < this.waiting.length; i++) if (this.waitingSince[i]! < time) yield this.waiting[i]!;
   }
 
   /** How long `client` has been queued here, in ms with a fraction; 0 when it is not queued. */

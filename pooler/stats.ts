@@ -138,14 +138,6 @@ export class PoolStats implements Counters {
     if (server.txStatus === "I") this.recordXactTime(Math.round((now - server.xactStart) * 1000));
   }
 
-  /**
-   * The client left, or its server went away, mid-request: a batch not yet ended by a Sync
-   * (`inBatch`) is a query too, as PgBouncer counts one from its first message; nothing of it has a time.
-   */
-  recordUnfinished(inBatch: boolean): void {
-    if (inBatch) this.queryCount++;
-  }
-
   /** A transaction ended after `durationUs`; it was counted as it started, as PgBouncer counts it. */
   private recordXactTime(durationUs: number): void {
     this.xactTimeUs += durationUs;

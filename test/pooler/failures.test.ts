@@ -154,6 +154,65 @@ describe("failures", () => {
     }
   }, 20_000);
 
+  it("a client whose server dies while its parameters are set is served before a client that came after it; PgBouncer 1.18 ends it", async () => {
+    // pool of one: the client B is handed the idle server, whose SET of B's application_name hangs
+    // (the backend stopped, terminated meanwhile); C queues behind. Once the server dies, who of B
+    // and C gets the next server first?
+    async function serverLostAtLink(url: string): Promise<{ b: string; c: string; first: string }> {
+      const a = await connect(url, { application_name: "a" });
+      const pid: number = (await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+      await a.end();
+      const direct = await connect(inject("pgAppUrl"));
+      const b = await connect(url, { application_name: "b" });
+      const c = await connect(url, { application_name: "b" });
+      for (const client of [b, c]) client.on("error", () => undefined);
+      process.kill(pid, "SIGSTOP");
+      let stopped = true;
+      try {
+        await direct.query("SELECT pg_terminate_backend($1)", [pid]);
+        const at = (client: typeof b): Promise<string> =>
+          client.query("SELECT clock_timestamp()::text AS t").then(
+            (r) => r.rows[0].t as string,
+            (err: Error) => `error: ${err.message}`,
+          );
+        const bAt = at(b);
+        await new Promise((r) => setTimeout(r, 300));
+        const cAt = at(c);
+        await new Promise((r) => setTimeout(r, 300));
+        process.kill(pid, "SIGCONT");
+        stopped = false;
+        const [bGot, cGot] = await Promise.all([bAt, cAt]);
+        return { b: bGot, c: cGot, first: bGot < cGot ? "b" : "c" };
+      } finally {
+        if (stopped) process.kill(pid, "SIGCONT");
+        await Promise.all([b, c, direct].map((client) => client.end().catch(() => undefined)));
+      }
+    }
+    const q = await startTestPooler({ DEFAULT_POOL_SIZE: "1" });
+    try {
+      const ours = await serverLostAtLink(q.url());
+      // nothing of B's reached the server: B keeps its place in the queue, ahead of C
+      expect(ours.b).not.toMatch(/^error/);
+      expect(ours.c).not.toMatch(/^error/);
+      expect(ours.first).toBe("b");
+    } finally {
+      await q.stop();
+    }
+    if (!hasPgBouncer()) return;
+    const theirs = await startPgBouncer(
+      { app: `host=127.0.0.1 port=${inject("pgPort")} dbname=app` },
+      { default_pool_size: 1, pool_mode: "transaction" },
+    );
+    try {
+      const got = await serverLostAtLink(theirs.url("app"));
+      console.log(`PgBouncer 1.18, server lost while it sets B's parameters: B ${got.b}; C ${got.c}`);
+      expect(got.b).toMatch(/^error/);
+      expect(got.c).not.toMatch(/^error/);
+    } finally {
+      await theirs.stop();
+    }
+  }, 30_000);
+
   it("a slow reset past server_connect_timeout is canceled on the backend, not left running past the pool's size", async () => {
     const q = await startTestPooler({
       DEFAULT_POOL_SIZE: "1",

@@ -3,7 +3,7 @@
 import type net from "node:net";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { bind, close, execute, parse, query, sync } from "../../pooler/protocol/messages.ts";
+import { bind, close, execute, flush, parse, query, sync } from "../../pooler/protocol/messages.ts";
 import { connect } from "../support/clients.ts";
 import { hasPgBouncer, startPgBouncer, type PgBouncer } from "../support/pgbouncer.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
@@ -169,6 +169,33 @@ describe.skipIf(!hasPgBouncer()).each(["session", "transaction"])(
       const mine = await underWay(ours.url);
       expect(mine).toEqual({ xact_count: 2, query_count: 3 });
       expect(mine).toEqual(await underWay(theirs.url));
+    });
+
+    // A client that sends an extended-protocol query with a Flush and reads its rows before its Sync
+    it("counts a batch not yet ended by a Sync as it starts, as PgBouncer 1.18", async () => {
+      const flushed = async (url: (db: string) => string): Promise<Counted[]> => {
+        const admin = await connect(url("pgbouncer"));
+        const c = await RawClient.connect(url("app"));
+        try {
+          const columns = ["xact_count", "query_count"];
+          const before = await counted(admin, columns);
+          c.send(parse("", "SELECT 1"), bind("", ""), execute(), flush());
+          // ParseComplete, BindComplete, DataRow, CommandComplete: the query has run
+          await c.take(4);
+          const during = await counted(admin, columns);
+          await c.exchange([sync()]);
+          const after = await counted(admin, columns);
+          return [during, after].map((at) =>
+            Object.fromEntries(columns.map((k) => [k, at[k]! - before[k]!])),
+          );
+        } finally {
+          await Promise.all([c.close(), admin.end()]);
+        }
+      };
+      const mine = await flushed(ours.url);
+      const counts = { xact_count: 1, query_count: 1 };
+      expect(mine).toEqual([counts, counts]);
+      expect(mine).toEqual(await flushed(theirs.url));
     });
 
     it("counts pipelined queries one each, where PgBouncer 1.18 counts one per run of them (README)", async () => {
