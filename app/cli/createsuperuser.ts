@@ -33,6 +33,8 @@ interface Answers {
 class CommandError extends Error {}
 
 const TAKEN = "Error: That username is already taken.";
+/** Django's answer to `--username ""`, with the prompts or without */
+const BLANK_ARGUMENT = "Username cannot be blank.";
 
 function fromEnv(env: NodeJS.ProcessEnv, field: string): string | undefined {
   return env[`SUPERUSER_${field}`] ?? env[`DJANGO_SUPERUSER_${field}`];
@@ -69,7 +71,7 @@ export async function createSuperuser(
     const isTaken = async (username: string) => (await prisma.user.count({ where: { username } })) > 0;
     const answers = noInput
       ? await fromArguments(args, env, isTaken)
-      : await interactively(args, io, isTaken, complain);
+      : await interactively(args, env, io, isTaken, complain);
     await prisma.user.create({
       data: {
         username: answers.username,
@@ -141,7 +143,7 @@ async function fromArguments(
 ): Promise<Answers> {
   const given = args.username ?? fromEnv(env, "USERNAME");
   if (given === undefined) throw new CommandError("You must use --username with --noinput.");
-  if (given === "") throw new CommandError("Username cannot be blank.");
+  if (given === "") throw new CommandError(BLANK_ARGUMENT);
   const username = normalizeUsername(given);
   const problem = await usernameError(username, isTaken);
   if (problem) throw new CommandError(problem.message);
@@ -156,23 +158,42 @@ async function fromArguments(
   return { username, email, password: fromEnv(env, "PASSWORD") };
 }
 
-/** The OS login name, offered as the default when it is a valid username nobody has taken. */
-async function defaultUsername(isTaken: (u: string) => Promise<boolean>): Promise<string | undefined> {
-  let name: string;
+/** Python's getpass.getuser(): the first of these variables that is set and not empty, else the OS account. */
+function systemUsername(env: NodeJS.ProcessEnv): string | undefined {
+  const fromVariable = ["LOGNAME", "USER", "LNAME", "USERNAME"].map((name) => env[name]).find(Boolean);
+  if (fromVariable) return fromVariable;
   try {
-    name = normalizeUsername(os.userInfo().username);
+    return os.userInfo().username;
   } catch {
     return undefined; // no passwd entry for this uid (some containers)
   }
-  return (await usernameError(name, isTaken)) === undefined ? name : undefined;
+}
+
+/**
+ * Django's get_default_username: the login name in ASCII (accents dropped by NFKD), without spaces,
+ * in lower case ("Zoë Smith" offers "zoesmith"), if that is a valid username nobody has taken.
+ */
+async function defaultUsername(
+  env: NodeJS.ProcessEnv,
+  isTaken: (u: string) => Promise<boolean>,
+): Promise<string | undefined> {
+  const name = (systemUsername(env) ?? "")
+    .normalize("NFKD")
+    .replace(/[^\p{ASCII}]/gu, "")
+    .replaceAll(" ", "")
+    .toLowerCase();
+  return name !== "" && (await usernameError(name, isTaken)) === undefined ? name : undefined;
 }
 
 async function interactively(
   args: { username?: string; email?: string },
+  env: NodeJS.ProcessEnv,
   io: CliIO,
   isTaken: (u: string) => Promise<boolean>,
   complain: (line: string) => void,
 ): Promise<Answers> {
+  // Django stops at a blank --username; one that is invalid otherwise is reported, then asked for
+  if (args.username === "") throw new CommandError(BLANK_ARGUMENT);
   const prompter = new Prompter(io.stdin, io.stdout);
   try {
     let username = args.username === undefined ? undefined : normalizeUsername(args.username);
@@ -184,7 +205,7 @@ async function interactively(
         username = undefined;
       }
     }
-    const fallback = username === undefined ? await defaultUsername(isTaken) : undefined;
+    const fallback = username === undefined ? await defaultUsername(env, isTaken) : undefined;
     while (username === undefined) {
       const typed = await prompter.ask(
         fallback ? `Username (leave blank to use '${fallback}'): ` : "Username: ",

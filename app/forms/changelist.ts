@@ -2,6 +2,7 @@
 // refused with a 400, never passed on to the database.
 import { z } from "zod";
 import { field, parseId, text } from "./fields.ts";
+import { pythonInt } from "../python-int.ts";
 
 /** list_display of our ModelAdmin; index 0 is Django's action checkbox, as in its `o=` numbers. */
 export const SORTABLE_COLUMNS = {
@@ -16,15 +17,20 @@ export interface SortKey {
   descending: boolean;
 }
 
-/** Django's `o=` value, e.g. "-2.1": dot-separated column numbers, "-" for descending. */
+/**
+ * Django's `o=` value, e.g. "-2.1": dot-separated column numbers, "-" for descending. As its
+ * get_ordering, each part is split at its last "-" (rpartition) and the rest read with int(), so
+ * "01" is column 1 and "x-1" is column 1 descending; a part that names no sortable column is skipped.
+ */
 export function parseOrdering(raw: unknown): SortKey[] {
   if (typeof raw !== "string") return [];
   const keys: SortKey[] = [];
   for (const part of raw.split(".")) {
-    const match = /^(-?)(\d)$/.exec(part);
-    const column = Number(match?.[2]);
-    if (!match || !(column in SORTABLE_COLUMNS) || keys.some((k) => k.column === column)) continue;
-    keys.push({ column: column as SortColumn, descending: match[1] === "-" });
+    const dash = part.lastIndexOf("-");
+    const column = pythonInt(part.slice(dash + 1));
+    if (column === undefined || !(column in SORTABLE_COLUMNS) || keys.some((k) => k.column === column))
+      continue;
+    keys.push({ column: column as SortColumn, descending: dash >= 0 });
   }
   return keys;
 }

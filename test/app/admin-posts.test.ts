@@ -541,6 +541,18 @@ describe("changelist", () => {
     await agent.get("/admin/core/post/?o=banana").expect(200); // ignored, as Django does
   });
 
+  it("reads each o= column as Django's get_ordering: int() of what follows the last '-'", async () => {
+    await addPosts(["b", "c", "a"]);
+    const titles = async (o: string) =>
+      rowTitles((await agent.get(`/admin/core/post/?o=${encodeURIComponent(o)}`).expect(200)).text);
+    for (const o of ["01", "+1", " 1 ", "１", "0.1", "7.1"])
+      expect(await titles(o), o).toEqual(["a", "b", "c"]);
+    for (const o of ["-01", "x-1", "--1"]) expect(await titles(o), o).toEqual(["c", "b", "a"]);
+    const html = (await agent.get("/admin/core/post/?o=-01").expect(200)).text;
+    expect(html).toContain('aria-sort="descending"');
+    expect(html).toContain('href="?o=1"'); // the header's links write it as Django's do
+  });
+
   it("offers Django's sort options on each sorted header: make primary (reversed), toggle in place, remove", async () => {
     await addPosts(["Only"]);
     const html = (await agent.get("/admin/core/post/?o=2.1").expect(200)).text;

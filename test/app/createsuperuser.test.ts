@@ -238,6 +238,37 @@ describe("interactive", () => {
     expect(again.stdout).toMatch(/^Username: /);
   });
 
+  it("offers the login name as Django's get_default_username: LOGNAME, USER, LNAME, USERNAME first, in ASCII lowercase", async () => {
+    const result = await run([], { LOGNAME: "", USER: "Zoë Ŝmith", USERNAME: "other" }, [
+      "",
+      "",
+      "violet-tugboat-91",
+      "violet-tugboat-91",
+    ]);
+    expect(result.stdout).toMatch(/^Username \(leave blank to use 'zoesmith'\): /);
+    expect(result.code).toBe(0);
+    expect(await findUser("zoesmith")).not.toBeNull();
+    // a name that is no valid username even so is not offered
+    const invalid = await run([], { LOGNAME: "o'brien" }, [
+      unique("typed"),
+      "",
+      "violet-tugboat-91",
+      "violet-tugboat-91",
+    ]);
+    expect(invalid.stdout).toMatch(/^Username: /);
+  });
+
+  it("stops at a blank --username with Django's CommandError, before any prompt", async () => {
+    const result = await run(["--username", ""], {}, [
+      "never-read",
+      "",
+      "violet-tugboat-91",
+      "violet-tugboat-91",
+    ]);
+    expect(result).toEqual({ code: 1, stdout: "", stderr: "CommandError: Username cannot be blank.\n" });
+    expect(await findUser("never-read")).toBeNull();
+  });
+
   it("repeats questions after errors: taken username, bad email, mismatch, blank password", async () => {
     const taken = await createUser(h);
     const username = unique("retry");
