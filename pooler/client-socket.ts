@@ -6,9 +6,9 @@
 // after the call that caused them.
 // Events go to one owner's methods, not to listeners, so no socket holds a closure of its own.
 import type net from "node:net";
+import { owned, readIntoShared, takeRead } from "./client-reads.ts";
 import {
   errnoError,
-  readChunk,
   readLength,
   shutdown,
   socketOver,
@@ -23,6 +23,10 @@ export type ClientSocket = RawSocket | net.Socket;
 
 /** What a socket tells its connection. */
 export interface SocketOwner {
+  /**
+   * Valid until it returns when it is a view of the buffer all clients read into (client-reads.ts):
+   * what is kept is copied (owned), a slice whose write stays queued is lent.
+   */
   socketData(chunk: Buffer): void;
   /** The 'close' follows. */
   socketError(err: Error): void;
@@ -63,6 +67,7 @@ export class RawSocket {
   constructor(private readonly handle: Handle) {
     handle.owner = this;
     handle.onread = onRead;
+    readIntoShared(handle);
   }
 
   /** Starts reading for `owner`, as an accepted net.Socket starts at once. */
@@ -199,13 +204,13 @@ export class RawSocket {
 
   // ---- from libuv ----
 
-  read(arrayBuffer: ArrayBuffer | undefined): void {
+  read(): void {
     const nread = readLength();
     if (nread > 0) {
+      const chunk = takeRead(nread);
       if (this.destroyed || this.owner === null) return;
-      const chunk = readChunk(arrayBuffer!, nread);
       if (this.held === null && (this.state & State.Paused) === 0) return this.owner.socketData(chunk);
-      (this.held ??= []).push(chunk);
+      (this.held ??= []).push(owned(chunk));
       if (this.readableLength >= HIGH_WATER_MARK) this.stopReading();
       return;
     }
@@ -308,8 +313,10 @@ function writeAfterEnd(state: number): Error {
 }
 
 // Shared by every socket: the handle or request they are called on leads to it.
-function onRead(this: Handle, arrayBuffer?: ArrayBuffer): void {
-  this.owner?.read(arrayBuffer);
+function onRead(this: Handle): void {
+  if (this.owner !== null) this.owner.read();
+  // an ownerless handle's bytes are dropped, but they landed in the shared buffer all the same
+  else if (readLength() > 0) takeRead(readLength());
 }
 
 function onWritten(this: WriteRequest<RawSocket>, status: number): void {

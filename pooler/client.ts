@@ -20,6 +20,7 @@ import { HeldClientCancel } from "./client-held-cancel.ts";
 import { dropServer, returnServer } from "./client-exit.ts";
 import { ClientLogin, type LoginClient } from "./client-login.ts";
 import { OwnQueries, type OwnQueryClient } from "./client-own-queries.ts";
+import { isShared, lend, owned } from "./client-reads.ts";
 import { RawSocket, type ClientSocket, type SocketOwner } from "./client-socket.ts";
 import type { ClientLimit } from "./client-limits.ts";
 import { Block, Connection } from "./connection.ts";
@@ -293,6 +294,8 @@ export class ClientConnection
     } catch (err) {
       this.malformed(err as Error);
     }
+    // a chunk kept for a server is usually fed to one before this returns: copied only if not
+    if (this.queued !== NO_CHUNKS) this.queued = this.queued.map(owned);
   }
 
   malformed(err: Error): void {
@@ -304,7 +307,8 @@ export class ClientConnection
     this.lastActivity = now();
     switch (this.state) {
       case "login":
-        return this.login!.read(chunk);
+        // what the login keeps is kept whole (a password message among it): a copy, once per client
+        return this.login!.read(owned(chunk));
       case "active":
         if (this.stopped) return this.keep(chunk);
         if (this.pool) this.pool.stats.bytesReceived += chunk.length;
@@ -324,7 +328,7 @@ export class ClientConnection
         this.keep(chunk);
         return;
       case "admin":
-        return this.feedAdmin(chunk);
+        return this.feedAdmin(owned(chunk));
       case "closed":
         return;
     }
@@ -601,15 +605,17 @@ export class ClientConnection
     const server = this.server;
     if (server === null || out === null) return;
     this.outgoing = null;
-    if (!Array.isArray(out)) return server.forward(out, this);
+    if (!Array.isArray(out)) {
+      server.forward(out, this);
+      return lendIfQueued(server, out);
+    }
     let total = 0;
     for (const slice of out) total += slice.length;
-    if (total <= JOIN_LIMIT) server.forward(Buffer.concat(out, total), this);
-    else {
-      server.socket.cork();
-      for (const slice of out) server.forward(slice, this);
-      server.socket.uncork();
-    }
+    if (total <= JOIN_LIMIT) return server.forward(Buffer.concat(out, total), this);
+    server.socket.cork();
+    for (const slice of out) server.forward(slice, this);
+    server.socket.uncork();
+    lendIfQueued(server, out);
   }
 
   /**
@@ -1262,6 +1268,12 @@ function parseEffect(type: number, msg: Buffer): SessionEffect {
   if (type !== Msg.Parse) return NO_EFFECT;
   const nameEnd = msg.indexOf(0, 5);
   return classifySql(msg, nameEnd + 1, msg.indexOf(0, nameEnd + 1));
+}
+
+/** Slices of the read all clients share, written to `server` and queued there, must outlive the read. */
+function lendIfQueued(server: ServerConnection, sent: Buffer | Buffer[]): void {
+  if (server.socket.writableLength === 0) return;
+  if (Array.isArray(sent) ? sent.some(isShared) : isShared(sent)) lend(server.socket);
 }
 
 /** A NoticeResponse of the pooler's own, as PgBouncer words them (NOTICE, 00000). */

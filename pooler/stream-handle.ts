@@ -9,7 +9,15 @@
 // Node 24's lib/net.js and lib/internal/stream_base_commons.js do; client-socket.ts builds the
 // client's socket on them. What a Node upgrade could break: process.binding's names and its
 // allowlist, the streamBaseState slots, the callbacks' `this`, net.Server's `_handle` and its
-// `onconnection(err, clientHandle)`, net.Socket's `handle` option.
+// `onconnection(err, clientHandle)`, net.Socket's `handle` option, useUserBuffer's listener (below).
+//
+// Reads go to a buffer of the caller's (useUserBuffer, what net's `onread` option uses): libuv reads
+// into it and `onread` gets no ArrayBuffer, only nread. The handle's stream listener
+// (CustomBufferJSListener in src/stream_base.cc) keeps the buffer's bare address, not the Buffer: the
+// caller keeps it alive. A Uint8Array returned by `onread` becomes that handle's buffer for its next
+// read; no other handle's changes. useUserBuffer pushes a listener over Node's own for good: a
+// net.Socket later made over the handle (socketOver) would read through it, where a TLS socket over
+// it does not (its own listener goes on top).
 import net from "node:net";
 import util from "node:util";
 
@@ -30,8 +38,10 @@ export interface WriteRequest<O> extends Request<O> {
 export interface StreamHandle<O> {
   /** What the handle's callbacks, called with the handle as `this`, are for. */
   owner: O | null;
-  /** nread comes through readLength(), not as an argument. */
-  onread: (this: StreamHandle<O>, arrayBuffer?: ArrayBuffer) => void;
+  /** nread comes through readLength(), the bytes in the buffer given to useUserBuffer. */
+  onread: (this: StreamHandle<O>) => void;
+  /** Every read of this handle lands at the start of `buf` from now on. */
+  useUserBuffer(buf: Uint8Array): void;
   readonly bytesRead: number;
   readStart(): number;
   readStop(): number;
@@ -52,30 +62,19 @@ interface StreamWrap {
   ShutdownWrap: new () => Request<unknown>;
   streamBaseState: Int32Array;
   kReadBytesOrError: number;
-  kArrayBufferOffset: number;
   kLastWriteWasAsync: number;
 }
 
 const binding = (process as unknown as { binding(name: string): unknown }).binding;
-const {
-  WriteWrap,
-  ShutdownWrap,
-  streamBaseState,
-  kReadBytesOrError,
-  kArrayBufferOffset,
-  kLastWriteWasAsync,
-} = binding("stream_wrap") as StreamWrap;
+const { WriteWrap, ShutdownWrap, streamBaseState, kReadBytesOrError, kLastWriteWasAsync } = binding(
+  "stream_wrap",
+) as StreamWrap;
 export const UV_EOF = (binding("uv") as { UV_EOF: number }).UV_EOF;
 const UV_ENOTCONN = (binding("uv") as { UV_ENOTCONN: number }).UV_ENOTCONN;
 
 /** The read just reported to `onread`: bytes read (> 0), 0, UV_EOF or another libuv error. */
 export function readLength(): number {
   return streamBaseState[kReadBytesOrError]!;
-}
-
-/** The bytes of that read: a view of the ArrayBuffer Node allocated for it alone. */
-export function readChunk(arrayBuffer: ArrayBuffer, nread: number): Buffer {
-  return Buffer.from(arrayBuffer, streamBaseState[kArrayBufferOffset], nread);
 }
 
 /** Writes `data`: 0 when written at once, 1 when queued (then `oncomplete` follows), or a libuv error. */
@@ -132,7 +131,10 @@ interface ServerHandle<O> {
   onconnection: (err: number, handle?: StreamHandle<O>) => void;
 }
 
-/** A net.Socket over `handle`, which must not be reading; it starts reading as an accepted one does. */
+/**
+ * A net.Socket over `handle`, which must not be reading; it starts reading as an accepted one does.
+ * For a TLS socket made over it at once: read through a user buffer, net.Socket would lose the bytes.
+ */
 export function socketOver<O>(handle: StreamHandle<O>): net.Socket {
   handle.owner = null;
   const opts = { handle, readable: true, writable: true };
