@@ -648,6 +648,19 @@ async function withSlowServer(holdMs: number, fn: (port: number) => Promise<void
   }
 }
 
+/** Resolves once PostgreSQL runs `sql`, read from a connection of its own. */
+async function untilRunning(sql: string, ms: number): Promise<void> {
+  const direct = await connect(inject("pgAppUrl"));
+  try {
+    const running = async (): Promise<boolean> =>
+      (await direct.query("SELECT FROM pg_stat_activity WHERE query = $1 AND state = 'active'", [sql]))
+        .rowCount === 1;
+    await waitFor(running, "the query to run", ms);
+  } finally {
+    await direct.end();
+  }
+}
+
 /** The held cancel of `withHeldCancel`, through the pooler at `url` and `port`. */
 async function holdCancel(
   url: (db: string) => string,
@@ -661,8 +674,11 @@ async function holdCancel(
   try {
     for (const [name, value] of Object.entries(set)) await admin.query(`SET ${name} = ${value}`);
     const { pid, secret } = cancelKeyOf(c);
-    const slept = errorOf(c.query("SELECT pg_sleep(10)"));
-    await new Promise((r) => setTimeout(r, holdMs + 500));
+    // tagged: the cancel is sent once PostgreSQL runs this very query (a server to open for it first
+    // takes holdMs), whatever other files run on the shared server
+    const sql = `SELECT pg_sleep(10) /* held cancel ${pid} */`;
+    const slept = errorOf(c.query(sql));
+    await untilRunning(sql, holdMs + 5000);
     const started = Date.now();
     const closed = rawExchange(port, cancelRequest(pid, secret), hangUpMs).then((b) => ({
       ms: Date.now() - started,
