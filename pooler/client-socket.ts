@@ -6,7 +6,7 @@
 // after the call that caused them.
 // Events go to one owner's methods, not to listeners, so no socket holds a closure of its own.
 import type net from "node:net";
-import { owned, readIntoShared, takeRead } from "./client-reads.ts";
+import { nextBuffer, owned, readIntoShared, takeRead } from "./client-reads.ts";
 import {
   errnoError,
   readLength,
@@ -207,7 +207,7 @@ export class RawSocket {
   read(): void {
     const nread = readLength();
     if (nread > 0) {
-      const chunk = takeRead(nread);
+      const chunk = takeRead(this.handle, nread);
       if (this.destroyed || this.owner === null) return;
       if (this.held === null && (this.state & State.Paused) === 0) return this.owner.socketData(chunk);
       (this.held ??= []).push(owned(chunk));
@@ -313,10 +313,11 @@ function writeAfterEnd(state: number): Error {
 }
 
 // Shared by every socket: the handle or request they are called on leads to it.
-function onRead(this: Handle): void {
+function onRead(this: Handle): Uint8Array | undefined {
   if (this.owner !== null) this.owner.read();
   // an ownerless handle's bytes are dropped, but they landed in the shared buffer all the same
-  else if (readLength() > 0) takeRead(readLength());
+  else if (readLength() > 0) takeRead(this, readLength());
+  return nextBuffer(this);
 }
 
 function onWritten(this: WriteRequest<RawSocket>, status: number): void {

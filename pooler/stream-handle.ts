@@ -38,8 +38,11 @@ export interface WriteRequest<O> extends Request<O> {
 export interface StreamHandle<O> {
   /** What the handle's callbacks, called with the handle as `this`, are for. */
   owner: O | null;
-  /** nread comes through readLength(), the bytes in the buffer given to useUserBuffer. */
-  onread: (this: StreamHandle<O>) => void;
+  /**
+   * nread comes through readLength(), the bytes in the buffer given to useUserBuffer; a buffer
+   * returned is where the next read goes.
+   */
+  onread: (this: StreamHandle<O>) => Uint8Array | undefined;
   /** Every read of this handle lands at the start of `buf` from now on. */
   useUserBuffer(buf: Uint8Array): void;
   readonly bytesRead: number;

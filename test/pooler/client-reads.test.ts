@@ -6,11 +6,13 @@
 import crypto from "node:crypto";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readsCopied } from "../../pooler/client-reads.ts";
 import { bind, copyData, copyDone, execute, parse, query, sync } from "../../pooler/protocol/messages.ts";
 import { connect } from "../support/clients.ts";
 import { ownDatabase } from "../support/own-database.ts";
 import { startTestPooler, type TestPooler } from "../support/pooler.ts";
 import { RawClient } from "../support/protocol.ts";
+import { waitFor } from "../support/wait.ts";
 
 const CLIENTS = 6;
 const ROWS = 8000;
@@ -95,6 +97,37 @@ describe("one read buffer for all clients", () => {
       }),
     );
     for (const r of results) expect(r.got).toBe(r.want);
+  }, 60_000);
+
+  // A backend waiting on a lock reads nothing: the pooler's write of the Query pipelined behind it
+  // stays queued for as long as the lock is held (a client idle in its transaction: for ever).
+  it("a write stuck behind a lock: other clients' reads are copied only until the buffer is retired", async () => {
+    const holder = await connect(db.url());
+    const stuck = await RawClient.connect(pooler.url(db.name));
+    const other = await RawClient.connect(pooler.url(db.name));
+    try {
+      await holder.query("CREATE TABLE locked (x int)");
+      await holder.query("BEGIN; LOCK TABLE locked");
+      // more than the kernel's socket buffers on both sides of the pooler take
+      const text = crypto.randomBytes(16 << 20).toString("hex");
+      stuck.send(query("SELECT count(*) FROM locked"), query(`SELECT md5('${text}')`));
+      await waitFor(() => readsCopied(), "a write to the locked server to stay queued", 20_000);
+      for (let i = 0; i < 600; i++) {
+        const sent = crypto.randomBytes(100).toString("hex");
+        const row = (await other.exchange([query(`SELECT md5('${sent}')`)])).find((m) => m.type === "D")!;
+        expect(row.body.toString("utf8", 6)).toBe(md5(sent));
+      }
+      // still stuck, and the reads no longer pay for it
+      expect(
+        (await holder.query("SELECT count(*)::int AS n FROM pg_locks WHERE NOT granted")).rows[0].n,
+      ).toBe(1);
+      expect(readsCopied()).toBe(false);
+      await holder.query("COMMIT");
+      const rows = (await stuck.untilReady(2)).filter((m) => m.type === "D");
+      expect(rows.at(-1)!.body.toString("utf8", 6)).toBe(md5(text));
+    } finally {
+      await Promise.all([stuck.close(), other.close(), holder.end()]);
+    }
   }, 60_000);
 
   it("queries that wait for a server, each kept while other clients read", async () => {

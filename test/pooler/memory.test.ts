@@ -6,13 +6,15 @@
 //
 // The bound, 128 MiB over the RSS of the idle, warmed-up pooler, for every case in turn: what the
 // pooler itself holds in flight is small (per direction one read chunk of at most 64 kB, the
-// sockets' stream buffers and the kernel's), but every chunk read is a new Buffer, garbage as soon
-// as it is forwarded. Node 24's V8 frees those only in a full collection, which it starts once
-// about 64 MiB of such external memory has been allocated since the last, and reads go on while it
-// marks and sweeps: 10-93 MiB here for 200 MiB (Node 20 also scavenged under external-memory
-// pressure, 18-42 MiB), and the same whatever the size (a bare Node pipe: 84-112 MiB from 100 MiB
-// to 3.2 GiB). A pooler that buffered what it cannot pass on would grow by the payload, 200 MiB
-// and more.
+// sockets' stream buffers and the kernel's). Clients read into buffers the pooler reuses
+// (client-reads.ts, read-buffer.ts), but a read is still a new Buffer wherever a queued write keeps
+// the buffer (a copy), and in what Node allocates for its own streams (TLS): garbage as soon as it
+// is forwarded. Node 24's V8 frees those only in a full collection, which it starts once about 64
+// MiB of such external memory has been allocated since the last, and reads go on while it marks
+// and sweeps: 10-93 MiB here for 200 MiB when every client read was a new Buffer (Node 20 also
+// scavenged under external-memory pressure, 18-42 MiB), and the same whatever the size (a bare Node
+// pipe: 84-112 MiB from 100 MiB to 3.2 GiB); 8-19 MiB with the shared client buffer. A pooler that
+// buffered what it cannot pass on would grow by the payload, 200 MiB and more.
 import crypto from "node:crypto";
 import type net from "node:net";
 import type pg from "pg";
