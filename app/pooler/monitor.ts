@@ -23,8 +23,8 @@ export interface PoolerMonitorOptions {
 }
 
 /**
- * Failed metrics reads in a row that show no warning while earlier histograms are kept: under load
- * a scrape can outlast timeoutMs now and then, and the next read's p99 spans the gap, so the page
+ * Failed metrics reads in a row that show no warning while earlier histograms are kept: a scrape
+ * that fails now and then (a timeout on a busy machine) costs nothing, as the next read's p99 spans the gap, so the page
  * has lost nothing. More in a row, or a failure with nothing kept, and the p99 is really gone.
  */
 const TOLERATED_METRICS_FAILURES = 2;
@@ -132,7 +132,7 @@ export class PoolerMonitor {
       const [pools, waits] = await Promise.all([readConsole(client), this.readWaits()]);
       const reading: Reading = { at: Date.now(), console: pools, waits };
       this.samples.push(sampleOf(reading, this.previous));
-      // A metrics read that failed (a scrape slower than timeoutMs under load) keeps the last
+      // A metrics read that failed (its timeout, an error) keeps the last
       // histograms: the next one's p99 spans both intervals, where alternate failures left none.
       this.previous =
         reading.waits === null && this.previous ? { ...reading, waits: this.previous.waits } : reading;
