@@ -24,8 +24,8 @@ export interface PoolerMonitorOptions {
 
 /**
  * Failed metrics reads in a row that show no warning while earlier histograms are kept: a scrape
- * that fails now and then (a timeout on a busy machine) costs nothing, as the next read's p99 spans the gap, so the page
- * has lost nothing. More in a row, or a failure with nothing kept, and the p99 is really gone.
+ * that fails now and then (a timeout on a busy machine) costs nothing, as the next read's p99
+ * spans the gap. More in a row, or a failure with nothing kept, and the p99 is really gone.
  */
 const TOLERATED_METRICS_FAILURES = 2;
 
