@@ -133,6 +133,11 @@ export class Pool {
    * timeouts): the stats and SHOW POOLS / CLIENTS give waits in microseconds, as PgBouncer.
    */
   private readonly waitingSince: number[] = [];
+  /**
+   * Clients queued again (enqueue's `since`), and when their wait counts in the stats from: what
+   * they waited before was counted when they got the server that died. Empty but in that rare case.
+   */
+  private readonly requeuedAt = new Map<PoolClient, number>();
   /** Logged-in clients of this pool (any state): counted, not listed, as nothing walks them. */
   clientCount = 0;
   readonly stats = new PoolStats();
@@ -280,8 +285,9 @@ export class Pool {
       let i = this.waiting.findIndex((other) => other.waitStart > since);
       if (i < 0) i = this.waiting.length;
       this.waiting.splice(i, 0, client);
-      // its wait counted in the stats from here: the first was counted when it got that server
-      this.waitingSince.splice(i, 0, at);
+      // SHOW POOLS / CLIENTS give its whole wait (to the ms: waitStart is whole), the stats the rest
+      this.waitingSince.splice(i, 0, Math.min(since, at));
+      this.requeuedAt.set(client, at);
     }
     // one handed an idle server here and now waited 0, as PgBouncer counts it (its clock stands
     // still within an event-loop turn): else wait_time would grow with no client ever waiting
@@ -300,12 +306,14 @@ export class Pool {
       this.waiting.splice(i, 1);
       this.waitingSince.splice(i, 1);
     }
+    this.requeuedAt.delete(client);
     client.waitStart = 0;
   }
 
   /**
-   * The clients queued since before `time` (a performance.now() reading). All are looked at: one
-   * queued again (enqueue's `since`) stands ahead of clients queued before it.
+   * The clients queued since before `time` (a performance.now() reading). All are looked at: a
+   * client queued again takes its place by its whole-ms waitStart, so the starts are in order only
+   * to the millisecond.
    */
   *queuedBefore(time: number): Generator<PoolClient> {
     for (let i = 0; i < this.waiting.length; i++) if (this.waitingSince[i]! < time) yield this.waiting[i]!;
@@ -315,6 +323,14 @@ export class Pool {
   waitedMs(client: PoolClient): number {
     const i = this.waiting.indexOf(client);
     return i < 0 ? 0 : performance.now() - this.waitingSince[i]!;
+  }
+
+  /** When the wait of `client`, leaving the queue, counts in the stats from. */
+  private countedFrom(client: PoolClient, since: number): number {
+    const from = this.requeuedAt.get(client);
+    if (from === undefined) return since;
+    this.requeuedAt.delete(client);
+    return from;
   }
 
   /**
@@ -337,7 +353,10 @@ export class Pool {
         continue;
       }
       const client = this.waiting.shift()!;
-      this.stats.recordAssignment(at - this.waitingSince.shift()!);
+      const since = this.waitingSince.shift()!;
+      this.stats.recordAssignment(
+        at - (this.requeuedAt.size === 0 ? since : this.countedFrom(client, since)),
+      );
       // waitStart stays: the client waits until assign() has the server carry its parameters
       server.state = "active";
       this.active.add(server);
@@ -753,6 +772,7 @@ export class Pool {
     if (this.waiting.length === 0 || !this.hopeless()) return;
     const { code, message } = this.loginRetry.refusal();
     this.waitingSince.length = 0;
+    this.requeuedAt.clear();
     for (const client of this.waiting.splice(0)) {
       client.waitStart = 0;
       client.refuse(code, `server login failed: ${message}`);

@@ -1,7 +1,8 @@
 // The changelist's query string and its action form. Unknown or malformed values are ignored or
 // refused with a 400, never passed on to the database.
 import { z } from "zod";
-import { field, parseId, text } from "./fields.ts";
+import { field, text } from "./fields.ts";
+import { parseId } from "./ids.ts";
 import { pythonInt } from "../python-int.ts";
 
 /** list_display of our ModelAdmin; index 0 is Django's action checkbox, as in its `o=` numbers. */

@@ -69,15 +69,6 @@ export function text({ max, required = true, strip = true, normalize }: TextOpti
   });
 }
 
-const MAX_INT4 = 2 ** 31 - 1;
-
-/** A database id from a URL or a form: a positive int4, or undefined for anything else. */
-export function parseId(raw: unknown): number | undefined {
-  if (typeof raw !== "string" || !/^[1-9]\d{0,9}$/.test(raw)) return undefined;
-  const id = Number(raw);
-  return id <= MAX_INT4 ? id : undefined;
-}
-
 export type FieldErrors = Record<string, string[]>;
 
 export type FormResult<T> =

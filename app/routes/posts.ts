@@ -3,7 +3,7 @@ import type { Router } from "express";
 import { caseSensitiveRouter } from "./router.ts";
 import type { PrismaClient } from "../generated/prisma/client.ts";
 import { paginate, elidedPageRange } from "../pagination.ts";
-import { parseId } from "../forms/fields.ts";
+import { parseId } from "../forms/ids.ts";
 import { notFound } from "../errors.ts";
 import { pythonInt } from "../python-int.ts";
 
@@ -38,7 +38,8 @@ export function postsRouter(prisma: PrismaClient): Router {
   });
 
   router.get("/posts/:id", async (req, res) => {
-    const id = parseId(req.params.id);
+    // Django's <int:pk> takes ASCII digits only (leading zeros too), then int()
+    const id = /^[0-9]+$/.test(req.params.id) ? parseId(req.params.id) : undefined;
     const post = id === undefined ? null : await prisma.post.findUnique({ where: { id } });
     if (!post) throw notFound("No post found matching the query.");
     res.render("posts/detail", { title: post.title, post });

@@ -308,6 +308,18 @@ describe("change", () => {
     await agent.get("/admin/core/post/7/").expect(302).expect("Location", "/admin/core/post/7/change/");
   });
 
+  it("reads the URL's id as Django's get_object does (Python's int(): 01, +1, fullwidth digits)", async () => {
+    const saved = await h.db.prisma.post.create({ data: { title: "Read by int()", content: "x" } });
+    const fullwidth = String(saved.id).replace(/\d/g, (d) => String.fromCharCode(0xff10 + Number(d)));
+    for (const id of [`0${saved.id}`, `+${saved.id}`, fullwidth]) {
+      const path = `/admin/core/post/${encodeURIComponent(id)}`;
+      const change = await agent.get(`${path}/change/`).expect(200);
+      expect(change.text).toContain('value="Read by int()"');
+      await agent.get(`${path}/history/`).expect(200);
+      await agent.get(`${path}/delete/`).expect(200);
+    }
+  });
+
   it("sends a tampered or unknown id to the admin index with Django's warning", async () => {
     for (const id of ["999999", "abc", "0", "1;DROP TABLE core_post", "99999999999"]) {
       const path = `/admin/core/post/${encodeURIComponent(id)}`;

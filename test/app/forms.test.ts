@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseForm, parseId, REQUIRED } from "../../app/forms/fields.ts";
+import { parseForm, REQUIRED } from "../../app/forms/fields.ts";
+import { parseId } from "../../app/forms/ids.ts";
 import { postForm } from "../../app/forms/post.ts";
 import { loginForm, passwordChangeForm } from "../../app/forms/auth.ts";
 import { actionForm, formatOrdering, parseOrdering } from "../../app/forms/changelist.ts";
@@ -78,9 +79,19 @@ describe("login and password change forms", () => {
 });
 
 describe("ids, ordering and actions", () => {
-  it("accepts only positive int4 ids", () => {
+  it("reads ids as Django's admin does (Python's int()), positive int4 only", () => {
     expect(parseId("42")).toBe(42);
-    for (const bad of ["0", "-1", "1.5", "1e3", " 1", "abc", "2147483648", "99999999999", "", undefined]) {
+    for (const [given, id] of [
+      ["01", 1],
+      ["+1", 1],
+      [" 1 ", 1],
+      ["１２", 12],
+      ["1_0", 10],
+      ["2147483647", 2147483647],
+    ] as const) {
+      expect(parseId(given)).toBe(id);
+    }
+    for (const bad of ["0", "-1", "1.5", "1e3", "1__0", "abc", "2147483648", "99999999999", "", undefined]) {
       expect(parseId(bad)).toBeUndefined();
     }
   });

@@ -118,10 +118,28 @@ describe("post page (/posts/:id)", () => {
   });
 
   it("answers 404 for ids that do not exist or are not ids", async () => {
-    for (const id of ["999999", "0", "abc", "1e3", "-5", "2147483648", "%00"]) {
+    const post = await h.db.prisma.post.create({ data: { title: "Only ASCII digits", content: "x" } });
+    // Django's <int:pk> is [0-9]+: a sign, a space or other digits do not match the URL at all
+    for (const id of [
+      "999999",
+      "0",
+      "abc",
+      "1e3",
+      "-5",
+      "2147483648",
+      "%00",
+      `%2B${post.id}`,
+      `%20${post.id}`,
+    ]) {
       const res = await request(h.app).get(`/posts/${id}`).expect(404);
       expect(res.text).toContain("Not Found");
     }
+  });
+
+  it("reads leading zeros as Django's <int:pk> does: /posts/01 is post 1", async () => {
+    const post = await h.db.prisma.post.create({ data: { title: "Zero-padded", content: "x" } });
+    const res = await request(h.app).get(`/posts/000${post.id}`).expect(200);
+    expect(res.text).toContain("Zero-padded");
   });
 });
 

@@ -213,6 +213,45 @@ describe("failures", () => {
     }
   }, 30_000);
 
+  it("a client queued again after its server died at the link shows its whole wait in SHOW POOLS and SHOW CLIENTS", async () => {
+    // As above, B's server dies while its application_name is set; the pool is paused meanwhile,
+    // so B stays queued again and the console can be asked how long it has waited.
+    const q = await startTestPooler({ DEFAULT_POOL_SIZE: "1" });
+    const admin = await connect(q.url("pgbouncer"));
+    const direct = await connect(inject("pgAppUrl"));
+    const a = await connect(q.url(), { application_name: "a" });
+    const pid: number = (await a.query("SELECT pg_backend_pid() AS pid")).rows[0].pid;
+    await a.end();
+    const b = await connect(q.url(), { application_name: "b" });
+    b.on("error", () => undefined);
+    process.kill(pid, "SIGSTOP");
+    let stopped = true;
+    try {
+      await direct.query("SELECT pg_terminate_backend($1)", [pid]);
+      const asked = Date.now();
+      const bDone = b.query("SELECT 1 AS one");
+      await new Promise((r) => setTimeout(r, 400));
+      const paused = admin.query("PAUSE app");
+      await new Promise((r) => setTimeout(r, 100));
+      process.kill(pid, "SIGCONT");
+      stopped = false;
+      await paused;
+      const floor = (Date.now() - asked - 50) * 1000;
+      const pool = (await admin.query("SHOW POOLS")).rows.find((row) => row.database === "app");
+      expect(pool.cl_waiting).toBe(1);
+      expect(Number(pool.maxwait) * 1e6 + Number(pool.maxwait_us)).toBeGreaterThan(floor);
+      const client = (await admin.query("SHOW CLIENTS")).rows.find((row) => row.application_name === "b");
+      expect(client.state).toBe("waiting");
+      expect(Number(client.wait) * 1e6 + Number(client.wait_us)).toBeGreaterThan(floor);
+      await admin.query("RESUME app");
+      expect((await bDone).rows).toEqual([{ one: 1 }]);
+    } finally {
+      if (stopped) process.kill(pid, "SIGCONT");
+      await Promise.all([b, direct, admin].map((client) => client.end().catch(() => undefined)));
+      await q.stop();
+    }
+  }, 20_000);
+
   it("a slow reset past server_connect_timeout is canceled on the backend, not left running past the pool's size", async () => {
     const q = await startTestPooler({
       DEFAULT_POOL_SIZE: "1",

@@ -2,7 +2,7 @@
 // The model admin is Django's default one, except that a post shows as its title rather than
 // "Post object (1)".
 import type { Post, PrismaClient } from "../../generated/prisma/client.ts";
-import { parseId } from "../../forms/fields.ts";
+import { parseId } from "../../forms/ids.ts";
 import { MissingObject } from "../../errors.ts";
 
 export const BASE = "/admin/core/post/";

@@ -12,7 +12,8 @@ import { caseSensitiveRouter } from "../router.ts";
 import type { AdminDeps } from "./index.ts";
 import { Prisma, type Post, type User } from "../../generated/prisma/client.ts";
 import { postForm, type PostInput } from "../../forms/post.ts";
-import { addError, NON_FIELD, parseForm, parseId, type FieldErrors } from "../../forms/fields.ts";
+import { addError, NON_FIELD, parseForm, type FieldErrors } from "../../forms/fields.ts";
+import { parseId } from "../../forms/ids.ts";
 import { messages } from "../../messages.ts";
 import { MissingObject } from "../../errors.ts";
 import {
