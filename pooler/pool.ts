@@ -327,6 +327,7 @@ export class Pool {
 
   /** When the wait of `client`, leaving the queue, counts in the stats from. */
   private countedFrom(client: PoolClient, since: number): number {
+    if (this.requeuedAt.size === 0) return since;
     const from = this.requeuedAt.get(client);
     if (from === undefined) return since;
     this.requeuedAt.delete(client);
@@ -354,9 +355,7 @@ export class Pool {
       }
       const client = this.waiting.shift()!;
       const since = this.waitingSince.shift()!;
-      this.stats.recordAssignment(
-        at - (this.requeuedAt.size === 0 ? since : this.countedFrom(client, since)),
-      );
+      this.stats.recordAssignment(at - this.countedFrom(client, since));
       // waitStart stays: the client waits until assign() has the server carry its parameters
       server.state = "active";
       this.active.add(server);

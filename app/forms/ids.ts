@@ -3,9 +3,9 @@ import { pythonInt } from "../python-int.ts";
 const MAX_INT4 = 2 ** 31 - 1;
 
 /**
- * A post's id from a URL, as Django's admin reads one (get_object: the pk field's to_python, which is
- * Python's int(), so `01`, `+1` and `１` name post 1), or undefined for text that names none: not an
- * int, or outside the positive int4 range the table's ids have.
+ * A post's id from a URL or the changelist's action form, as Django reads one (get_object and
+ * pk__in: the pk field's int(), so `01`, `+1` and `１` name post 1), or undefined for text that names
+ * none: not an int, or outside the positive int4 range the table's ids have.
  */
 export function parseId(raw: unknown): number | undefined {
   const id = typeof raw === "string" ? pythonInt(raw) : undefined;
